@@ -1,0 +1,39 @@
+# fleetstream make targets. `make test` is the README's test command and what CI runs.
+GO       ?= go
+PKGS     ?= ./...
+FUZZTIME ?= 15s
+
+.PHONY: test test-go lint fuzz bench services-up services-down demo
+
+# test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
+# -race and a short fuzz run with integration tests required (a skip fails), and stops the
+# services afterwards even when a test fails.
+test:
+	./testenv/with-services.sh $(MAKE) --no-print-directory test-go
+
+test-go: lint
+	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 75m $(PKGS)
+	$(MAKE) --no-print-directory fuzz
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$t $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$t || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS) | tee .bench/new.txt
+
+services-up:
+	./testenv/services.sh up
+
+services-down:
+	./testenv/services.sh down

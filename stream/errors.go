@@ -1,0 +1,57 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrInvalidOption is wrapped by every construction error: a bad option, a window length or
+	// slide that is not a multiple of the batch interval, mismatched slides, and so on.
+	ErrInvalidOption = errors.New("stream: invalid option")
+	// ErrInputEnded is returned by Input.Push after the input was closed.
+	ErrInputEnded = errors.New("stream: input ended")
+	// ErrRunning is returned when Run or Step is called on a pipeline that is already running.
+	ErrRunning = errors.New("stream: pipeline already running")
+	// ErrNoSource is returned by Run when no source was attached with From.
+	ErrNoSource = errors.New("stream: pipeline has no source")
+)
+
+// PermanentError marks an output error that retrying cannot fix. The pipeline stops with it
+// instead of retrying.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so that the pipeline does not retry it. A nil err stays nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err or an error it wraps was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// OutputError reports the outputs of a batch that failed. The batch is not acknowledged.
+type OutputError struct {
+	Batch int64
+	// Errs holds one error per failed output, in output order.
+	Errs []error
+}
+
+func (e *OutputError) Error() string {
+	return fmt.Sprintf("stream: batch %d: %d output(s) failed: %v", e.Batch, len(e.Errs), errors.Join(e.Errs...))
+}
+
+// Unwrap returns the output errors, so errors.Is and errors.As see each of them.
+func (e *OutputError) Unwrap() []error { return e.Errs }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}

@@ -1,0 +1,247 @@
+package stream
+
+import (
+	"context"
+	"slices"
+)
+
+// node is one operator of the graph, processed partition by partition in creation order,
+// which is a topological order since a stream can only be built from existing streams.
+type node interface {
+	process(pc *PartitionContext)
+	retained(part int32) (int64, bool)
+	drop(part int32)
+	stateSize() int
+}
+
+// output is an output operation: it collects a batch partition by partition and then writes it.
+type output interface {
+	collect(pc *PartitionContext)
+	flush(ctx context.Context, info BatchInfo) error
+	reset()
+	close(ctx context.Context) error
+}
+
+// Stream is a DStream: a sequence of micro-batches of T. Streams are built from a source with
+// From and from other streams with the operators; they do nothing until the pipeline runs.
+type Stream[T any] struct {
+	p     *Pipeline
+	name  string
+	every int64 // the operator runs on batches that are multiples of every
+	slide int64 // the stream has data on batches that are multiples of slide
+	cur   []Elem[T]
+	fn    func(pc *PartitionContext, out []Elem[T]) []Elem[T]
+	state stateful
+}
+
+// stateful is the state side of an operator.
+type stateful interface {
+	retained(part int32) (int64, bool)
+	drop(part int32)
+	stateSize() int
+}
+
+func (s *Stream[T]) process(pc *PartitionContext) {
+	s.cur = s.cur[:0]
+	if pc.Batch%s.every != 0 {
+		return
+	}
+	s.cur = s.fn(pc, s.cur)
+}
+
+func (s *Stream[T]) retained(part int32) (int64, bool) {
+	if s.state == nil {
+		return 0, false
+	}
+	return s.state.retained(part)
+}
+
+func (s *Stream[T]) drop(part int32) {
+	if s.state != nil {
+		s.state.drop(part)
+	}
+}
+
+func (s *Stream[T]) stateSize() int {
+	if s.state == nil {
+		return 0
+	}
+	return s.state.stateSize()
+}
+
+// Pipeline returns the pipeline the stream belongs to.
+func (s *Stream[T]) Pipeline() *Pipeline { return s.p }
+
+// Name returns the operator's name, for logs and errors.
+func (s *Stream[T]) Name() string { return s.name }
+
+// SlideBatches returns after how many batches the stream has data: 1 for most streams, the
+// window's slide in batches for windowed ones.
+func (s *Stream[T]) SlideBatches() int64 { return s.slide }
+
+func register[T any](p *Pipeline, s *Stream[T]) *Stream[T] {
+	p.nodes = append(p.nodes, s)
+	return s
+}
+
+// derive adds a stateless or stateful operator reading parent. The operator runs whenever the
+// parent has data and keeps the parent's slide.
+func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionContext, in []Elem[In], out []Elem[Out]) []Elem[Out]) *Stream[Out] {
+	s := &Stream[Out]{p: parent.p, name: name, every: parent.slide, slide: parent.slide}
+	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] { return fn(pc, parent.cur, out) }
+	return register(parent.p, s)
+}
+
+// Operator is a custom per-partition operator, the extension point that package window uses
+// for event-time windows. The pipeline calls Process once per batch for every live partition,
+// in increasing partition order, with that partition's input (possibly empty, so that
+// watermark-driven output can fire). State must be kept per partition.
+type Operator[In, Out any] interface {
+	// Process appends the outputs for this partition and batch to out and returns it. It must
+	// not keep in or out past the call.
+	Process(pc *PartitionContext, in []Elem[In], out []Elem[Out]) []Elem[Out]
+	// Retained returns the oldest source offset that the partition's open state still needs,
+	// and false if it holds nothing. Commits never pass it.
+	Retained(partition int32) (offset int64, ok bool)
+	// Drop discards a partition's state: the partition was revoked.
+	Drop(partition int32)
+	// StateSize returns the number of entries held, for stats.
+	StateSize() int
+}
+
+type opState[In, Out any] struct{ op Operator[In, Out] }
+
+func (o opState[In, Out]) retained(part int32) (int64, bool) { return o.op.Retained(part) }
+func (o opState[In, Out]) drop(part int32)                   { o.op.Drop(part) }
+func (o opState[In, Out]) stateSize() int                    { return o.op.StateSize() }
+
+// Apply adds a custom Operator to the graph.
+func Apply[In, Out any](s *Stream[In], name string, op Operator[In, Out]) *Stream[Out] {
+	out := derive(s, name, op.Process)
+	out.state = opState[In, Out]{op}
+	return out
+}
+
+// sourceNode is the untyped face of the typed source stream.
+type sourceNode interface {
+	run(ctx context.Context) error
+	close()
+	take(batchTime int64) taken
+	control() ([]int32, []revocation)
+	release()
+	commit(ctx context.Context, pos []Position) error
+	stats() (SourceStats, bool)
+}
+
+type partTaken struct {
+	part      int32
+	maxEvent  int64
+	maxOffset int64
+}
+
+type taken struct {
+	parts    []partTaken
+	records  int
+	bytes    int64
+	assigned []int32
+	revoked  []revocation
+	closed   bool
+}
+
+type source[T any] struct {
+	src    Source[T]
+	in     *Input[T]
+	head   *Stream[T]
+	recs   []Record[T]
+	byPart map[int32][]Elem[T]
+	parts  []partTaken
+}
+
+// From attaches a source to the pipeline and returns its stream. A pipeline has one source;
+// a source may read many partitions (and topics).
+func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
+	s := &Stream[T]{p: p, name: "source", every: 1, slide: 1}
+	if p.src != nil {
+		p.fail(invalid("From: the pipeline already has a source"))
+		return register(p, s)
+	}
+	sn := &source[T]{
+		src:    src,
+		in:     newInput[T](p.cfg.maxRecords, p.cfg.maxBytes),
+		head:   s,
+		byPart: make(map[int32][]Elem[T]),
+	}
+	s.fn = func(pc *PartitionContext, out []Elem[T]) []Elem[T] {
+		return append(out, sn.byPart[pc.Partition]...)
+	}
+	p.src = sn
+	if b, ok := src.(Binder[T]); ok {
+		b.Bind(sn.in)
+	}
+	return register(p, s)
+}
+
+func (s *source[T]) run(ctx context.Context) error { return s.src.Run(ctx, s.in) }
+func (s *source[T]) close()                        { s.in.Close() }
+
+func (s *source[T]) commit(ctx context.Context, pos []Position) error {
+	return s.src.Commit(ctx, pos)
+}
+
+func (s *source[T]) stats() (SourceStats, bool) {
+	if st, ok := s.src.(interface{ Stats() SourceStats }); ok {
+		return st.Stats(), true
+	}
+	return SourceStats{}, false
+}
+
+func (s *source[T]) control() ([]int32, []revocation) {
+	s.in.mu.Lock()
+	defer s.in.mu.Unlock()
+	a, r := s.in.assigned, s.in.revoked
+	s.in.assigned, s.in.revoked = nil, nil
+	return a, r
+}
+
+func (s *source[T]) take(batchTime int64) taken {
+	var t taken
+	s.recs, t.bytes, t.assigned, t.revoked, t.closed = s.in.take(s.recs[:0])
+	// closed is only final once the buffer was empty when taken, so records pushed
+	// before Close are all processed first.
+	if t.closed && len(s.recs) > 0 {
+		t.closed = false
+	}
+	t.records = len(s.recs)
+	s.parts = s.parts[:0]
+	idx := -1
+	for i := range s.recs {
+		r := &s.recs[i]
+		ts := batchTime
+		if !r.EventTime.IsZero() {
+			ts = r.EventTime.UnixNano()
+		}
+		if idx < 0 || s.parts[idx].part != r.Partition {
+			idx = slices.IndexFunc(s.parts, func(pt partTaken) bool { return pt.part == r.Partition })
+			if idx < 0 {
+				s.parts = append(s.parts, partTaken{part: r.Partition, maxEvent: NoWatermark, maxOffset: -1})
+				idx = len(s.parts) - 1
+			}
+		}
+		pt := &s.parts[idx]
+		pt.maxEvent = max(pt.maxEvent, ts)
+		pt.maxOffset = max(pt.maxOffset, r.Offset)
+		s.byPart[r.Partition] = append(s.byPart[r.Partition], Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
+	}
+	t.parts = s.parts
+	return t
+}
+
+// release empties the per-partition buckets after the batch ran, keeping their capacity.
+func (s *source[T]) release() {
+	for k, v := range s.byPart {
+		clear(v)
+		s.byPart[k] = v[:0]
+	}
+	clear(s.recs)
+	s.recs = s.recs[:0]
+}

@@ -1,0 +1,103 @@
+package stream
+
+// Map returns a stream of f applied to every value.
+func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
+	return derive(s, "map", func(_ *PartitionContext, in []Elem[T], out []Elem[U]) []Elem[U] {
+		for i := range in {
+			e := &in[i]
+			out = append(out, Elem[U]{Value: f(e.Value), Time: e.Time, Offset: e.Offset})
+		}
+		return out
+	})
+}
+
+// Filter returns a stream of the values for which keep returns true.
+func (s *Stream[T]) Filter(keep func(T) bool) *Stream[T] {
+	return derive(s, "filter", func(_ *PartitionContext, in []Elem[T], out []Elem[T]) []Elem[T] {
+		for i := range in {
+			if keep(in[i].Value) {
+				out = append(out, in[i])
+			}
+		}
+		return out
+	})
+}
+
+// FlatMap returns a stream of every value that f yields for every input value; f calls emit
+// zero or more times.
+func FlatMap[T, U any](s *Stream[T], f func(v T, emit func(U))) *Stream[U] {
+	return derive(s, "flatMap", func(_ *PartitionContext, in []Elem[T], out []Elem[U]) []Elem[U] {
+		for i := range in {
+			e := in[i]
+			f(e.Value, func(u U) { out = append(out, Elem[U]{Value: u, Time: e.Time, Offset: e.Offset}) })
+		}
+		return out
+	})
+}
+
+// Transform applies f to each partition's values of a batch as a whole, like Spark's
+// transform and mapPartitions. The outputs take the newest event time and the oldest offset
+// of the inputs. f must not keep in.
+func Transform[T, U any](s *Stream[T], f func(pc *PartitionContext, in []T) []U) *Stream[U] {
+	var vals []T
+	return derive(s, "transform", func(pc *PartitionContext, in []Elem[T], out []Elem[U]) []Elem[U] {
+		vals = vals[:0]
+		ts, off := span(in, pc)
+		for i := range in {
+			vals = append(vals, in[i].Value)
+		}
+		for _, u := range f(pc, vals) {
+			out = append(out, Elem[U]{Value: u, Time: ts, Offset: off})
+		}
+		clear(vals)
+		return out
+	})
+}
+
+// span returns the newest event time and oldest offset of in (batch time and -1 when empty).
+func span[T any](in []Elem[T], pc *PartitionContext) (ts, off int64) {
+	if len(in) == 0 {
+		return pc.BatchTime.UnixNano(), -1
+	}
+	ts, off = in[0].Time, in[0].Offset
+	for i := 1; i < len(in); i++ {
+		ts = max(ts, in[i].Time)
+		off = min(off, in[i].Offset)
+	}
+	return ts, off
+}
+
+// Union returns a stream of the values of s followed by those of others, batch by batch.
+// Every stream must belong to the same pipeline and have the same slide.
+func (s *Stream[T]) Union(others ...*Stream[T]) *Stream[T] {
+	for _, o := range others {
+		if o.p != s.p {
+			s.p.fail(invalid("Union: streams of different pipelines"))
+		} else if o.slide != s.slide {
+			s.p.fail(invalid("Union: slides differ (%d and %d batches)", s.slide, o.slide))
+		}
+	}
+	return derive(s, "union", func(_ *PartitionContext, in []Elem[T], out []Elem[T]) []Elem[T] {
+		out = append(out, in...)
+		for _, o := range others {
+			out = append(out, o.cur...)
+		}
+		return out
+	})
+}
+
+// KeyBy pairs every value with the key that f computes.
+func KeyBy[K comparable, T any](s *Stream[T], f func(T) K) *Stream[Pair[K, T]] {
+	return derive(s, "keyBy", func(_ *PartitionContext, in []Elem[T], out []Elem[Pair[K, T]]) []Elem[Pair[K, T]] {
+		for i := range in {
+			e := &in[i]
+			out = append(out, Elem[Pair[K, T]]{Value: Pair[K, T]{Key: f(e.Value), Value: e.Value}, Time: e.Time, Offset: e.Offset})
+		}
+		return out
+	})
+}
+
+// MapValues applies f to the value of every pair, keeping the key.
+func MapValues[K comparable, V, W any](s *Stream[Pair[K, V]], f func(V) W) *Stream[Pair[K, W]] {
+	return Map(s, func(p Pair[K, V]) Pair[K, W] { return Pair[K, W]{Key: p.Key, Value: f(p.Value)} })
+}

@@ -1,0 +1,131 @@
+package stream
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Option configures a Pipeline.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	name        string
+	logger      *slog.Logger
+	clock       Clock
+	maxRecords  int
+	maxBytes    int64
+	outOfOrder  time.Duration
+	idleTimeout time.Duration
+	retry       RetryPolicy
+	statsHook   func(BatchStats)
+	errs        []error
+}
+
+// RetryPolicy says how the run loop retries a batch whose outputs failed: exponential backoff
+// from Initial to Max with full jitter. MaxAttempts 0 retries forever, so an outage blocks the
+// pipeline instead of losing data; a positive value makes Run return the error after that
+// many failed attempts of the same batch.
+type RetryPolicy struct {
+	Initial, Max time.Duration
+	MaxAttempts  int
+}
+
+func defaultConfig() config {
+	return config{
+		name:        "fleetstream",
+		logger:      slog.New(slog.DiscardHandler),
+		clock:       SystemClock,
+		maxRecords:  100_000,
+		maxBytes:    64 << 20,
+		idleTimeout: time.Minute,
+		retry:       RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+	}
+}
+
+// WithName names the pipeline. Sinks use the name in deterministic document ids.
+func WithName(name string) Option {
+	return optionFunc(func(c *config) {
+		if name == "" {
+			c.errs = append(c.errs, invalid("WithName: empty name"))
+		}
+		c.name = name
+	})
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// WithClock sets the processing-time clock (default SystemClock).
+func WithClock(clk Clock) Option {
+	return optionFunc(func(c *config) {
+		if clk == nil {
+			c.errs = append(c.errs, invalid("WithClock: nil clock"))
+			return
+		}
+		c.clock = clk
+	})
+}
+
+// WithBuffer bounds the source buffer to records and bytes (bytes 0: no byte bound). The
+// defaults are 100,000 records and 64 MiB.
+func WithBuffer(records int, bytes int64) Option {
+	return optionFunc(func(c *config) {
+		if records <= 0 || bytes < 0 {
+			c.errs = append(c.errs, invalid("WithBuffer(%d, %d): records must be > 0 and bytes >= 0", records, bytes))
+			return
+		}
+		c.maxRecords, c.maxBytes = records, bytes
+	})
+}
+
+// WithMaxOutOfOrderness sets how far behind the newest event time of a partition an event
+// may arrive and still count as on time: a partition's watermark is its maximum event time
+// minus d. Default 0.
+func WithMaxOutOfOrderness(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.errs = append(c.errs, invalid("WithMaxOutOfOrderness(%v): negative", d))
+			return
+		}
+		c.outOfOrder = d
+	})
+}
+
+// WithIdleTimeout sets after how long without records (processing time) a partition stops
+// holding back the pipeline watermark. Default one minute; 0 disables idleness.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.errs = append(c.errs, invalid("WithIdleTimeout(%v): negative", d))
+			return
+		}
+		c.idleTimeout = d
+	})
+}
+
+// WithRetry sets the retry policy for failed outputs.
+func WithRetry(p RetryPolicy) Option {
+	return optionFunc(func(c *config) {
+		if p.Initial <= 0 || p.Max < p.Initial || p.MaxAttempts < 0 {
+			c.errs = append(c.errs, invalid("WithRetry(%+v): need 0 < Initial <= Max and MaxAttempts >= 0", p))
+			return
+		}
+		c.retry = p
+	})
+}
+
+// WithStatsHook registers a function called from the run loop after every batch with its
+// stats. It must not block.
+func WithStatsHook(f func(BatchStats)) Option {
+	return optionFunc(func(c *config) { c.statsHook = f })
+}

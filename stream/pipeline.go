@@ -1,0 +1,488 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Watermark values at the ends of time, in Unix nanoseconds.
+const (
+	// NoWatermark is the watermark before any event was seen.
+	NoWatermark int64 = math.MinInt64
+	// EndOfTime is the watermark once the input ended: every window closes.
+	EndOfTime int64 = math.MaxInt64
+)
+
+// Pipeline owns a graph of streams and runs it in micro-batches, like Spark's
+// StreamingContext. Build the graph with From, the operators and the outputs, then call Run.
+// A Pipeline runs once.
+type Pipeline struct {
+	cfg      config
+	interval time.Duration
+	errs     []error
+	nodes    []node
+	outputs  []output
+	src      sourceNode
+	running  atomic.Bool
+
+	// run state, owned by the goroutine in Run or Step.
+	batch    int64
+	parts    map[int32]*partState
+	live     []int32
+	wm       int64
+	pending  *pendingBatch
+	finished bool
+
+	statsMu sync.Mutex
+	stats   BatchStats
+}
+
+type partState struct {
+	maxEvent  int64
+	next      int64 // next offset after the newest record seen (acknowledged or pending)
+	committed int64 // last offset handed to Source.Commit, -1 before any
+	lastSeen  time.Time
+}
+
+type pendingBatch struct {
+	info     BatchInfo
+	next     map[int32]int64
+	done     []bool
+	attempts int
+	end      bool
+	started  time.Time
+	procTime time.Duration
+	records  int
+	bytes    int64
+}
+
+// PartitionContext is what an operator sees while it processes one partition of a batch.
+type PartitionContext struct {
+	Partition int32
+	// Batch is the batch number, from 1.
+	Batch int64
+	// BatchTime is the processing time the batch was scheduled for.
+	BatchTime time.Time
+	// Watermark is the pipeline watermark in Unix nanoseconds: the minimum over partitions
+	// that are not idle of their newest event time minus the maximum out-of-orderness.
+	// NoWatermark before any event; EndOfTime once the input has ended.
+	Watermark int64
+	// MaxOutOfOrderness is the pipeline's configured bound (WithMaxOutOfOrderness).
+	MaxOutOfOrderness time.Duration
+	// EndOfInput is true in the last batch, after the input ended.
+	EndOfInput bool
+}
+
+// BatchInfo describes a batch to output functions.
+type BatchInfo struct {
+	// Pipeline is the pipeline's name (WithName).
+	Pipeline string
+	// Batch is the batch number, from 1.
+	Batch int64
+	// Time is the processing time the batch was scheduled for.
+	Time time.Time
+	// Watermark is the pipeline watermark after this batch's records (Unix nanoseconds).
+	Watermark int64
+	// Final is true for the last batch, after the input ended.
+	Final bool
+}
+
+// BatchStats is the snapshot taken after each acknowledged batch.
+type BatchStats struct {
+	Batch           int64
+	Time            time.Time
+	InputRecords    int
+	InputBytes      int64
+	SchedulingDelay time.Duration
+	ProcessingTime  time.Duration // transforms, excluding outputs
+	OutputTime      time.Duration // outputs, including retries
+	Attempts        int           // output attempts of this batch (1 when nothing failed)
+	Watermark       time.Time     // zero before any event
+	RetainedState   int           // entries held by stateful operators
+	Partitions      int
+	Committed       []Position // what was handed to Source.Commit after this batch
+	Source          SourceStats
+}
+
+// New builds an empty pipeline with the given batch interval.
+func New(interval time.Duration, opts ...Option) (*Pipeline, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if interval <= 0 {
+		cfg.errs = append(cfg.errs, invalid("batch interval %v: must be positive", interval))
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		cfg:      cfg,
+		interval: interval,
+		parts:    make(map[int32]*partState),
+		wm:       NoWatermark,
+	}, nil
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.cfg.name }
+
+// Interval returns the batch interval.
+func (p *Pipeline) Interval() time.Duration { return p.interval }
+
+// Logger returns the pipeline's logger, for operators and connectors.
+func (p *Pipeline) Logger() *slog.Logger { return p.cfg.logger }
+
+// Clock returns the pipeline's clock.
+func (p *Pipeline) Clock() Clock { return p.cfg.clock }
+
+// Err returns the construction errors recorded so far (a window that is not a multiple of the
+// batch interval, a second source, ...), joined, or nil. Run and Step return them too.
+func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
+
+func (p *Pipeline) fail(err error) { p.errs = append(p.errs, err) }
+
+// Stats returns the stats of the last acknowledged batch. Safe for concurrent use.
+func (p *Pipeline) Stats() BatchStats {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	return p.stats
+}
+
+// Run runs the pipeline: it starts the source, then every batch interval takes what the
+// source buffered, runs the graph, runs the outputs (retrying failed ones under the retry
+// policy), and commits what was acknowledged. Run returns nil when the input ended and every
+// window closed, ctx.Err() when ctx ended (after the batch in flight was written and
+// committed), or the first unrecoverable error.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if p.src == nil {
+		return ErrNoSource
+	}
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	srcCtx, cancel := context.WithCancel(ctx)
+	srcDone := make(chan error, 1)
+	go func() {
+		err := p.src.run(srcCtx)
+		p.src.close()
+		srcDone <- err
+	}()
+	stop := func() error {
+		cancel()
+		err := <-srcDone
+		return errors.Join(err, p.closeOutputs(context.WithoutCancel(ctx)))
+	}
+	clk := p.cfg.clock
+	next := clk.Now().Add(p.interval)
+	var srcErr error
+	for {
+		if wait := next.Sub(clk.Now()); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return errors.Join(ctx.Err(), stop())
+			case err := <-srcDone:
+				srcDone <- err // keep it for stop
+				if err != nil && !errors.Is(err, context.Canceled) {
+					srcErr = err
+				}
+				<-clk.After(wait)
+			case <-clk.After(wait):
+			}
+		}
+		if srcErr != nil {
+			cancel()
+			return errors.Join(fmt.Errorf("stream: source: %w", srcErr), p.closeOutputs(context.WithoutCancel(ctx)))
+		}
+		scheduled := next
+		done, err := p.step(context.WithoutCancel(ctx), scheduled)
+		for err != nil {
+			if IsPermanent(err) {
+				p.cfg.logger.Error("stream: permanent output error", "err", err)
+				return errors.Join(err, stop())
+			}
+			attempts := p.pending.attempts
+			if p.cfg.retry.MaxAttempts > 0 && attempts >= p.cfg.retry.MaxAttempts {
+				return errors.Join(err, stop())
+			}
+			d := backoff(p.cfg.retry, attempts)
+			p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", p.pending.info.Batch, "attempt", attempts, "backoff", d, "err", err)
+			select {
+			case <-ctx.Done():
+				return errors.Join(ctx.Err(), stop())
+			case <-clk.After(d):
+			}
+			done, err = p.step(context.WithoutCancel(ctx), scheduled)
+		}
+		if done {
+			return stop()
+		}
+		next = next.Add(p.interval)
+		if now := clk.Now(); next.Before(now) {
+			next = now
+		}
+	}
+}
+
+// backoff returns the wait before retry attempt n (n >= 1): exponential with full jitter.
+func backoff(r RetryPolicy, n int) time.Duration {
+	d := r.Initial
+	for i := 1; i < n && d < r.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.Max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Step runs one batch synchronously at the clock's current time, without starting the
+// source: it is the building block of Run, exported for harnesses (package streamtest) that
+// push records through a Binder source. If the previous Step's outputs failed, Step retries
+// that batch's failed outputs instead of taking a new batch. done is true once the input
+// ended and the final batch was acknowledged.
+func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
+	if err := p.Err(); err != nil {
+		return false, err
+	}
+	if p.src == nil {
+		return false, ErrNoSource
+	}
+	return p.step(ctx, p.cfg.clock.Now())
+}
+
+func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) {
+	if p.finished {
+		return true, nil
+	}
+	if p.pending == nil {
+		p.startBatch(scheduled)
+	} else {
+		p.handleControl()
+	}
+	b := p.pending
+	b.attempts++
+	outStart := p.cfg.clock.Now()
+	var errs []error
+	for i, o := range p.outputs {
+		if b.done[i] {
+			continue
+		}
+		if err := o.flush(ctx, b.info); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		b.done[i] = true
+	}
+	if len(errs) > 0 {
+		return false, &OutputError{Batch: b.info.Batch, Errs: errs}
+	}
+	outTime := p.cfg.clock.Now().Sub(outStart)
+	committed := p.ack(ctx, b)
+	for _, o := range p.outputs {
+		o.reset()
+	}
+	st := BatchStats{
+		Batch:           b.info.Batch,
+		Time:            b.info.Time,
+		InputRecords:    b.records,
+		InputBytes:      b.bytes,
+		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
+		ProcessingTime:  b.procTime,
+		OutputTime:      outTime,
+		Attempts:        b.attempts,
+		Partitions:      len(p.live),
+		Committed:       committed,
+	}
+	if p.wm != NoWatermark && p.wm != EndOfTime {
+		st.Watermark = time.Unix(0, p.wm).UTC()
+	}
+	for _, n := range p.nodes {
+		st.RetainedState += n.stateSize()
+	}
+	if s, ok := p.src.stats(); ok {
+		st.Source = s
+	}
+	p.statsMu.Lock()
+	p.stats = st
+	p.statsMu.Unlock()
+	if p.cfg.statsHook != nil {
+		p.cfg.statsHook(st)
+	}
+	p.pending = nil
+	if b.end {
+		p.finished = true
+	}
+	return b.end, nil
+}
+
+// handleControl applies partition assignments and revocations that arrived from the source.
+func (p *Pipeline) handleControl() {
+	assigned, revoked := p.src.control()
+	p.applyControl(assigned, revoked)
+}
+
+func (p *Pipeline) applyControl(assigned []int32, revoked []revocation) {
+	now := p.cfg.clock.Now()
+	for _, r := range revoked {
+		for _, part := range r.parts {
+			if _, ok := p.parts[part]; !ok {
+				continue
+			}
+			delete(p.parts, part)
+			p.live = slices.DeleteFunc(p.live, func(x int32) bool { return x == part })
+			for _, n := range p.nodes {
+				n.drop(part)
+			}
+			if p.pending != nil {
+				delete(p.pending.next, part)
+			}
+			p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part)
+		}
+		close(r.done)
+	}
+	for _, part := range assigned {
+		p.partition(part, now)
+	}
+}
+
+func (p *Pipeline) partition(part int32, now time.Time) *partState {
+	ps, ok := p.parts[part]
+	if !ok {
+		ps = &partState{maxEvent: NoWatermark, next: -1, committed: -1, lastSeen: now}
+		p.parts[part] = ps
+		i, _ := slices.BinarySearch(p.live, part)
+		p.live = slices.Insert(p.live, i, part)
+	}
+	return ps
+}
+
+func (p *Pipeline) startBatch(scheduled time.Time) {
+	clk := p.cfg.clock
+	started := clk.Now()
+	p.batch++
+	in := p.src.take(scheduled.UnixNano())
+	p.applyControl(in.assigned, in.revoked)
+	next := make(map[int32]int64, len(in.parts))
+	for _, st := range in.parts {
+		ps := p.partition(st.part, started)
+		ps.lastSeen = started
+		ps.maxEvent = max(ps.maxEvent, st.maxEvent)
+		if st.maxOffset+1 > ps.next {
+			ps.next = st.maxOffset + 1
+		}
+		next[st.part] = ps.next
+	}
+	end := in.closed
+	p.wm = max(p.wm, p.watermark(started, end))
+	pc := PartitionContext{
+		Batch:             p.batch,
+		BatchTime:         scheduled,
+		Watermark:         p.wm,
+		MaxOutOfOrderness: p.cfg.outOfOrder,
+		EndOfInput:        end,
+	}
+	for _, part := range p.live {
+		pc.Partition = part
+		for _, n := range p.nodes {
+			n.process(&pc)
+		}
+		for _, o := range p.outputs {
+			o.collect(&pc)
+		}
+	}
+	p.src.release()
+	p.pending = &pendingBatch{
+		info: BatchInfo{
+			Pipeline:  p.cfg.name,
+			Batch:     p.batch,
+			Time:      scheduled,
+			Watermark: p.wm,
+			Final:     end,
+		},
+		next:     next,
+		done:     make([]bool, len(p.outputs)),
+		end:      end,
+		started:  started,
+		procTime: clk.Now().Sub(started),
+		records:  in.records,
+		bytes:    in.bytes,
+	}
+}
+
+func (p *Pipeline) watermark(now time.Time, end bool) int64 {
+	if end {
+		return EndOfTime
+	}
+	wm, maxWM, active := int64(math.MaxInt64), NoWatermark, false
+	for _, part := range p.live {
+		ps := p.parts[part]
+		w := NoWatermark
+		if ps.maxEvent != NoWatermark {
+			w = ps.maxEvent - int64(p.cfg.outOfOrder)
+		}
+		maxWM = max(maxWM, w)
+		if p.cfg.idleTimeout > 0 && now.Sub(ps.lastSeen) >= p.cfg.idleTimeout {
+			continue
+		}
+		active = true
+		wm = min(wm, w)
+	}
+	if !active {
+		// Every partition is idle: nothing holds time back, so take the furthest.
+		return maxWM
+	}
+	return wm
+}
+
+// ack commits, for every partition of the batch, the next offset after its records, held back
+// by the oldest offset that any operator's open state still needs.
+func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
+	var pos []Position
+	for _, part := range p.live {
+		ps := p.parts[part]
+		if ps.next < 0 {
+			continue
+		}
+		off := ps.next
+		for _, n := range p.nodes {
+			if r, ok := n.retained(part); ok && r < off {
+				off = r
+			}
+		}
+		if off > ps.committed {
+			pos = append(pos, Position{Partition: part, Offset: off})
+		}
+	}
+	if len(pos) == 0 {
+		return nil
+	}
+	if err := p.src.commit(ctx, pos); err != nil {
+		// The records are written; a later batch commits again from the same positions.
+		p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "err", err)
+		return nil
+	}
+	for _, x := range pos {
+		p.parts[x.Partition].committed = x.Offset
+	}
+	return pos
+}
+
+func (p *Pipeline) closeOutputs(ctx context.Context) error {
+	var errs []error
+	for _, o := range p.outputs {
+		if err := o.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,81 @@
+package stream
+
+import "context"
+
+// Sink is an output that writes batches somewhere: OpenSearch, Kafka, a file. Write is called
+// once per batch from the run loop with every value the batch produced (all partitions), and
+// must return only once the values are durably written, or an error. Write is retried with the
+// same values while it returns an error not marked Permanent, so it must be idempotent (write
+// with deterministic ids). Write may not keep batch after it returns.
+type Sink[T any] interface {
+	Write(ctx context.Context, batch []T) error
+}
+
+// Closer is implemented by sinks that hold resources; the pipeline calls Close once when Run
+// returns.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc[T any] func(ctx context.Context, batch []T) error
+
+// Write calls f.
+func (f SinkFunc[T]) Write(ctx context.Context, batch []T) error { return f(ctx, batch) }
+
+type forEach[T any] struct {
+	s     *Stream[T]
+	fn    func(ctx context.Context, info BatchInfo, batch []T) error
+	vals  []T
+	valid bool
+	sink  any
+}
+
+// ForEachBatch is the output operation: fn is called once per batch in which the stream has
+// data (every batch, or every slide for windowed streams), with the values of all partitions,
+// even when there are none. The batch is acknowledged only after every output returned nil;
+// a failed output is retried under the pipeline's retry policy with the same values, and the
+// outputs that already succeeded are not called again. fn must not keep batch.
+func ForEachBatch[T any](s *Stream[T], fn func(ctx context.Context, info BatchInfo, batch []T) error) {
+	s.p.outputs = append(s.p.outputs, &forEach[T]{s: s, fn: fn})
+}
+
+// To writes the stream to a sink (an output operation, like ForEachBatch). If the sink
+// implements Closer, the pipeline closes it when Run returns.
+func To[T any](s *Stream[T], sink Sink[T]) {
+	s.p.outputs = append(s.p.outputs, &forEach[T]{
+		s:    s,
+		fn:   func(ctx context.Context, _ BatchInfo, batch []T) error { return sink.Write(ctx, batch) },
+		sink: sink,
+	})
+}
+
+func (f *forEach[T]) collect(pc *PartitionContext) {
+	if pc.Batch%f.s.slide != 0 {
+		return
+	}
+	f.valid = true
+	for i := range f.s.cur {
+		f.vals = append(f.vals, f.s.cur[i].Value)
+	}
+}
+
+func (f *forEach[T]) flush(ctx context.Context, info BatchInfo) error {
+	if !f.valid && info.Batch%f.s.slide != 0 {
+		return nil
+	}
+	return f.fn(ctx, info, f.vals)
+}
+
+func (f *forEach[T]) reset() {
+	clear(f.vals)
+	f.vals = f.vals[:0]
+	f.valid = false
+}
+
+func (f *forEach[T]) close(ctx context.Context) error {
+	if c, ok := f.sink.(Closer); ok {
+		return c.Close(ctx)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package stream
+
+import (
+	"context"
+	"slices"
+	"sync"
+)
+
+// Source feeds a pipeline. The pipeline calls Run once, in a goroutine of its own, when the
+// pipeline runs; Run pushes records into in and returns nil when the input has ended (a
+// bounded source), or ctx.Err() when ctx ends. Any other error stops the pipeline.
+//
+// Commit is called from the pipeline's run loop after a batch was acknowledged, with, for each
+// partition that moved, the next offset that may be committed: every record before it was
+// processed and written by every output, and no open state still needs it. Commit is never
+// called concurrently with itself.
+type Source[T any] interface {
+	Run(ctx context.Context, in *Input[T]) error
+	Commit(ctx context.Context, offsets []Position) error
+}
+
+// Binder is implemented by sources that push records from outside Source.Run, such as the
+// queues of package streamtest. From calls Bind once with the source's input.
+type Binder[T any] interface {
+	Bind(in *Input[T])
+}
+
+// SourceStats is what a source may report about itself; sources that implement
+// interface{ Stats() SourceStats } have it copied into every BatchStats.
+type SourceStats struct {
+	// Records and Bytes count what the source consumed since it started.
+	Records, Bytes int64
+	// Lag is the number of records behind the end of each partition (high-water mark minus
+	// committed offset), by a source-defined partition name such as "topic/3".
+	Lag map[string]int64
+}
+
+// Input is the bounded buffer between a source and the pipeline. The pipeline drains it once
+// per batch. A source must respect its bounds: Push blocks while the buffer is full, TryPush
+// refuses, and Full and Space let a source pause fetching (Kafka Pause/Resume) instead of
+// blocking.
+//
+// All methods are safe for concurrent use.
+type Input[T any] struct {
+	maxRecords int
+	maxBytes   int64
+
+	mu       sync.Mutex
+	buf      []Record[T]
+	bytes    int64
+	closed   bool
+	space    chan struct{} // closed and replaced when space frees up
+	revoked  []revocation
+	assigned []int32
+}
+
+type revocation struct {
+	parts []int32
+	done  chan struct{}
+}
+
+func newInput[T any](maxRecords int, maxBytes int64) *Input[T] {
+	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, space: make(chan struct{})}
+}
+
+// fullLocked reports whether the buffer is at a bound. A single record larger than the byte
+// bound is still accepted into an empty buffer, so a big record cannot wedge the pipeline.
+func (in *Input[T]) fullLocked() bool {
+	if len(in.buf) == 0 {
+		return false
+	}
+	return len(in.buf) >= in.maxRecords || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
+}
+
+// Full reports whether the buffer holds its maximum of records or bytes.
+func (in *Input[T]) Full() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.fullLocked()
+}
+
+// Space returns a channel that is closed once the pipeline drains the buffer. Take it before
+// checking Full to avoid missing a wake-up.
+func (in *Input[T]) Space() <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.space
+}
+
+// TryPush adds r unless the buffer is full or closed, and reports whether it did.
+func (in *Input[T]) TryPush(r Record[T]) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed || in.fullLocked() {
+		return false
+	}
+	in.buf = append(in.buf, r)
+	in.bytes += int64(r.Size)
+	return true
+}
+
+// Push adds r, waiting while the buffer is full. It returns ctx.Err() if ctx ends first and
+// ErrInputEnded if the input was closed.
+func (in *Input[T]) Push(ctx context.Context, r Record[T]) error {
+	for {
+		in.mu.Lock()
+		if in.closed {
+			in.mu.Unlock()
+			return ErrInputEnded
+		}
+		if !in.fullLocked() {
+			in.buf = append(in.buf, r)
+			in.bytes += int64(r.Size)
+			in.mu.Unlock()
+			return nil
+		}
+		space := in.space
+		in.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close ends the input: the pipeline processes what is buffered, advances the watermark to
+// the end of time so that every window closes, commits, and Run returns nil. Returning nil
+// from Source.Run closes the input too.
+func (in *Input[T]) Close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.closed = true
+}
+
+// Assign tells the pipeline that the source now owns these partitions. It is optional:
+// partitions are also registered by their first record. Assigned partitions without records
+// take part in the watermark (until idle), so a slow partition holds windows open.
+func (in *Input[T]) Assign(parts ...int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.assigned = append(in.assigned, parts...)
+}
+
+// Revoke tells the pipeline that the source lost these partitions (a rebalance). Buffered
+// records of theirs are discarded and, before the next batch, their state is dropped: the
+// new owner rebuilds it by replaying from the committed offset. The returned channel is
+// closed once that happened; the batch in flight, if any, finishes first, so its commit
+// reaches the source before the channel closes.
+func (in *Input[T]) Revoke(parts ...int32) <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buf = slices.DeleteFunc(in.buf, func(r Record[T]) bool {
+		if slices.Contains(parts, r.Partition) {
+			in.bytes -= int64(r.Size)
+			return true
+		}
+		return false
+	})
+	done := make(chan struct{})
+	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done})
+	in.signalLocked()
+	return done
+}
+
+func (in *Input[T]) signalLocked() {
+	close(in.space)
+	in.space = make(chan struct{})
+}
+
+// take moves the buffered records into dst and returns them with the control messages that
+// arrived since the last call and whether the input is closed.
+func (in *Input[T]) take(dst []Record[T]) (recs []Record[T], bytes int64, assigned []int32, revoked []revocation, closed bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	dst = append(dst, in.buf...)
+	clear(in.buf)
+	in.buf = in.buf[:0]
+	bytes = in.bytes
+	in.bytes = 0
+	assigned, in.assigned = in.assigned, nil
+	revoked, in.revoked = in.revoked, nil
+	closed = in.closed
+	in.signalLocked()
+	return dst, bytes, assigned, revoked, closed
+}
