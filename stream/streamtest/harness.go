@@ -1,0 +1,301 @@
+package streamtest
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Epoch is the manual clock's start in every Harness: 2026-01-01T00:00:00Z.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Harness runs a pipeline batch by batch, offline and synchronously, with a manual clock:
+// queue input batches, step, and read what every output collected per batch.
+type Harness struct {
+	tb    testing.TB
+	P     *stream.Pipeline
+	Clock *Clock
+	// queues move their next batch into the input before each step.
+	queues []interface{ feed() }
+	done   bool
+}
+
+// New returns a harness around a new pipeline with the given batch interval. The options are
+// passed to stream.New after a WithClock of the harness's manual clock.
+func New(tb testing.TB, interval time.Duration, opts ...stream.Option) *Harness {
+	tb.Helper()
+	clk := NewClock(Epoch)
+	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk)}, opts...)...)
+	if err != nil {
+		tb.Fatalf("streamtest: %v", err)
+	}
+	return &Harness{tb: tb, P: p, Clock: clk}
+}
+
+// TryStep advances the clock by one batch interval, feeds every queue's next batch and runs one
+// batch. It returns the pipeline's error, for tests of failing outputs; a failed batch is
+// retried by the next TryStep (without a new batch being fed).
+func (h *Harness) TryStep() (done bool, err error) {
+	if err := h.P.Err(); err != nil {
+		return false, err
+	}
+	if h.done {
+		return true, nil
+	}
+	h.Clock.Advance(h.P.Interval())
+	for _, q := range h.queues {
+		q.feed()
+	}
+	done, err = h.P.Step(context.Background())
+	h.done = done
+	return done, err
+}
+
+// Step is TryStep that fails the test on an error.
+func (h *Harness) Step() bool {
+	h.tb.Helper()
+	done, err := h.TryStep()
+	if err != nil {
+		h.tb.Fatalf("streamtest: step: %v", err)
+	}
+	return done
+}
+
+// Run runs n batches (fewer if the input ends).
+func (h *Harness) Run(n int) {
+	h.tb.Helper()
+	for range n {
+		if h.Step() {
+			return
+		}
+	}
+}
+
+// RunUntilDone runs batches until the input ended and the final batch ran; the queues must
+// have been ended (Queue.End). It fails the test after 1,000,000 batches.
+func (h *Harness) RunUntilDone() {
+	h.tb.Helper()
+	for range 1_000_000 {
+		if h.Step() {
+			return
+		}
+	}
+	h.tb.Fatalf("streamtest: input did not end; call Queue.End")
+}
+
+// Queue is a source fed from queued batches, like Spark's queueStream: each Add queues one
+// batch, which the harness moves into the pipeline on a later step. It records every commit.
+type Queue[T any] struct {
+	mu      sync.Mutex
+	in      *stream.Input[T]
+	batches [][]stream.Record[T]
+	ended   bool
+	next    map[int32]int64
+	commits [][]stream.Position
+	commit  map[int32]int64
+	// CommitErr, if set, is returned by Commit (the commit is not recorded).
+	CommitErr error
+}
+
+var _ stream.Source[int] = (*Queue[int])(nil)
+
+// NewQueue attaches a new queue to the harness's pipeline as its source.
+func NewQueue[T any](h *Harness) (*Queue[T], *stream.Stream[T]) {
+	q := &Queue[T]{next: make(map[int32]int64), commit: make(map[int32]int64)}
+	s := stream.From[T](h.P, q)
+	h.queues = append(h.queues, q)
+	return q, s
+}
+
+// Bind implements stream.Binder.
+func (q *Queue[T]) Bind(in *stream.Input[T]) { q.in = in }
+
+// Run implements stream.Source for pipelines run with Pipeline.Run instead of the harness: it
+// pushes everything queued, then ends the input if End was called, else waits for ctx.
+func (q *Queue[T]) Run(ctx context.Context, in *stream.Input[T]) error {
+	for {
+		q.mu.Lock()
+		if len(q.batches) == 0 {
+			ended := q.ended
+			q.mu.Unlock()
+			if ended {
+				return nil
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		b := q.batches[0]
+		q.batches = q.batches[1:]
+		q.mu.Unlock()
+		for _, r := range b {
+			if err := in.Push(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Commit implements stream.Source and records the positions.
+func (q *Queue[T]) Commit(_ context.Context, pos []stream.Position) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.CommitErr != nil {
+		return q.CommitErr
+	}
+	q.commits = append(q.commits, slices.Clone(pos))
+	for _, p := range pos {
+		q.commit[p.Partition] = p.Offset
+	}
+	return nil
+}
+
+// Add queues one batch of records. Records without an offset (0 everywhere) get consecutive
+// offsets per partition, starting from the partition's last offset + 1.
+func (q *Queue[T]) Add(recs ...stream.Record[T]) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := make([]stream.Record[T], len(recs))
+	copy(b, recs)
+	auto := true
+	for _, r := range recs {
+		if r.Offset != 0 {
+			auto = false
+		}
+	}
+	for i := range b {
+		if auto {
+			b[i].Offset = q.next[b[i].Partition]
+		}
+		q.next[b[i].Partition] = max(q.next[b[i].Partition], b[i].Offset+1)
+	}
+	q.batches = append(q.batches, b)
+}
+
+// AddValues queues one batch of values on partition 0, with processing-time event times.
+func (q *Queue[T]) AddValues(vals ...T) {
+	recs := make([]stream.Record[T], len(vals))
+	for i, v := range vals {
+		recs[i] = stream.Record[T]{Value: v}
+	}
+	q.Add(recs...)
+}
+
+// AddEmpty queues n empty batches.
+func (q *Queue[T]) AddEmpty(n int) {
+	for range n {
+		q.Add()
+	}
+}
+
+// End ends the input once the queued batches are consumed.
+func (q *Queue[T]) End() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ended = true
+}
+
+// Commits returns every commit the pipeline made, in order.
+func (q *Queue[T]) Commits() [][]stream.Position {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.commits)
+}
+
+// Committed returns the last committed offset of a partition, and -1 if none.
+func (q *Queue[T]) Committed(part int32) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if off, ok := q.commit[part]; ok {
+		return off
+	}
+	return -1
+}
+
+func (q *Queue[T]) feed() {
+	if q.in == nil {
+		return
+	}
+	q.mu.Lock()
+	var b []stream.Record[T]
+	if len(q.batches) > 0 {
+		b = q.batches[0]
+		q.batches = q.batches[1:]
+	}
+	ended := q.ended && len(q.batches) == 0
+	q.mu.Unlock()
+	for _, r := range b {
+		if err := q.in.Push(context.Background(), r); err != nil {
+			panic("streamtest: queue push: " + err.Error())
+		}
+	}
+	if ended {
+		q.in.Close()
+	}
+}
+
+// Collector gathers what a stream produced, batch by batch.
+type Collector[T any] struct {
+	mu      sync.Mutex
+	batches [][]T
+	infos   []stream.BatchInfo
+	// Fail, if set, is called before each batch is collected; a non-nil error fails the
+	// output (the batch is then not acknowledged and is retried).
+	Fail func(info stream.BatchInfo) error
+}
+
+// Collect adds an output to s that records every batch it outputs.
+func Collect[T any](s *stream.Stream[T]) *Collector[T] {
+	c := &Collector[T]{}
+	stream.ForEachBatch(s, func(_ context.Context, info stream.BatchInfo, batch []T) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.Fail != nil {
+			if err := c.Fail(info); err != nil {
+				return err
+			}
+		}
+		c.batches = append(c.batches, slices.Clone(batch))
+		c.infos = append(c.infos, info)
+		return nil
+	})
+	return c
+}
+
+// Batches returns the values of every batch the output was called for, in order.
+func (c *Collector[T]) Batches() [][]T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.batches)
+}
+
+// Infos returns the BatchInfo of every collected batch.
+func (c *Collector[T]) Infos() []stream.BatchInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.infos)
+}
+
+// All returns every value collected, in order.
+func (c *Collector[T]) All() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var all []T
+	for _, b := range c.batches {
+		all = append(all, b...)
+	}
+	return all
+}
+
+// Last returns the values of the last collected batch.
+func (c *Collector[T]) Last() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.batches) == 0 {
+		return nil
+	}
+	return slices.Clone(c.batches[len(c.batches)-1])
+}
