@@ -1,0 +1,79 @@
+package telemetry_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/fleetstream/fleetstream/telemetry"
+)
+
+var sinkEvent telemetry.Event
+
+func BenchmarkDecode(b *testing.B) {
+	data := []byte(sample)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := telemetry.Decode(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkEvent = e
+	}
+}
+
+func BenchmarkDecoderInterned(b *testing.B) {
+	data := []byte(sample)
+	var d telemetry.Decoder
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := d.Decode(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkEvent = e
+	}
+}
+
+// BenchmarkDecodeEncodingJSON is the baseline: encoding/json decoding the
+// same bytes into the plain struct a user would write.
+func BenchmarkDecodeEncodingJSON(b *testing.B) {
+	data := []byte(sample)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var p plainEvent
+		if err := json.Unmarshal(data, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	e := sampleEvent()
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = telemetry.Append(buf[:0], e)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkMarshalEncodingJSON(b *testing.B) {
+	e, err := telemetry.Decode([]byte(sample))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = e
+	var p plainEvent
+	if err := json.Unmarshal([]byte(sample), &p); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(&p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
