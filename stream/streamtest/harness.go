@@ -258,7 +258,7 @@ func Collect[T any](s *stream.Stream[T]) *Collector[T] {
 				return err
 			}
 		}
-		c.batches = append(c.batches, slices.Clone(batch))
+		c.batches = append(c.batches, append(make([]T, 0, len(batch)), batch...))
 		c.infos = append(c.infos, info)
 		return nil
 	})

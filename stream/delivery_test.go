@@ -1,0 +1,240 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+)
+
+var errDown = errors.New("sink down")
+
+func TestFailedOutputIsNotAcknowledgedAndRetried(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int](h)
+	good := streamtest.Collect(src)
+	flaky := streamtest.Collect(stream.Map(src, func(v int) int { return v * 10 }))
+	failures := 2
+	flaky.Fail = func(stream.BatchInfo) error {
+		if failures > 0 {
+			failures--
+			return errDown
+		}
+		return nil
+	}
+	q.AddValues(1, 2)
+	q.AddValues(3)
+
+	_, err := h.TryStep()
+	require.ErrorIs(t, err, errDown)
+	var oe *stream.OutputError
+	require.ErrorAs(t, err, &oe)
+	require.Equal(t, int64(1), oe.Batch)
+	require.Equal(t, int64(-1), q.Committed(0), "a failed batch is not acknowledged")
+	require.Len(t, good.Batches(), 1)
+
+	_, err = h.TryStep() // retries batch 1's failed output only
+	require.ErrorIs(t, err, errDown)
+	_, err = h.TryStep()
+	require.NoError(t, err)
+	require.Equal(t, [][]int{{10, 20}}, flaky.Batches())
+	require.Equal(t, [][]int{{1, 2}}, good.Batches(), "outputs that succeeded are not called again")
+	require.Equal(t, int64(2), q.Committed(0))
+	require.Equal(t, 3, h.P.Stats().Attempts)
+
+	h.Step() // batch 2 was queued behind the failed batch, not lost
+	require.Equal(t, [][]int{{10, 20}, {30}}, flaky.Batches())
+	require.Equal(t, int64(3), q.Committed(0))
+}
+
+func TestPermanentErrorStopsRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1, 2, 3}, wait: true}
+		s := stream.From(p, stream.Source[int](src))
+		perm := stream.Permanent(errors.New("mapping rejected"))
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return perm })
+		err = p.Run(t.Context())
+		require.True(t, stream.IsPermanent(err))
+		require.Empty(t, src.commits.Load())
+	})
+}
+
+// sliceSource pushes its records on partition 0, then ends the input (or waits for ctx).
+type sliceSource struct {
+	recs    []int
+	wait    bool
+	commits atomic.Pointer[[]stream.Position]
+}
+
+func (s *sliceSource) Run(ctx context.Context, in *stream.Input[int]) error {
+	for i, v := range s.recs {
+		if err := in.Push(ctx, stream.Record[int]{Value: v, Offset: int64(i), Size: 8}); err != nil {
+			return err
+		}
+	}
+	if s.wait {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (s *sliceSource) Commit(_ context.Context, pos []stream.Position) error {
+	s.commits.Store(&pos)
+	return nil
+}
+
+func TestRunEndsWithInputAndRetriesWithBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithRetry(stream.RetryPolicy{Initial: time.Second, Max: 4 * time.Second}))
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1, 2, 3}}
+		s := stream.From(p, stream.Source[int](src))
+		fails := 3
+		var got []int
+		stream.ForEachBatch(s, func(_ context.Context, _ stream.BatchInfo, b []int) error {
+			if len(b) > 0 && fails > 0 {
+				fails--
+				return errDown
+			}
+			got = append(got, b...)
+			return nil
+		})
+		start := time.Now()
+		require.NoError(t, p.Run(t.Context()))
+		require.Equal(t, []int{1, 2, 3}, got)
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
+		require.GreaterOrEqual(t, time.Since(start), 1*time.Second+(500+1000+2000)*time.Millisecond, "three backoffs with jitter of at least half")
+	})
+}
+
+func TestRunStopsOnCancelAfterBatchInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1, 2}, wait: true}
+		s := stream.From(p, stream.Source[int](src))
+		ctx, cancel := context.WithCancel(t.Context())
+		var got []int
+		stream.ForEachBatch(s, func(wctx context.Context, _ stream.BatchInfo, b []int) error {
+			got = append(got, b...)
+			cancel() // shutdown arrives while this batch is being written
+			return wctx.Err()
+		})
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		require.Equal(t, []int{1, 2}, got)
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 2}}, *src.commits.Load(), "the batch in flight was finished and committed")
+	})
+}
+
+func TestBackpressure(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	var in *stream.Input[int]
+	src := binder(func(i *stream.Input[int]) { in = i })
+	p, err := stream.New(time.Second, stream.WithClock(h.Clock), stream.WithBuffer(3, 100))
+	require.NoError(t, err)
+	s := stream.From(p, stream.Source[int](src))
+	c := streamtest.Collect(s)
+	for i := range 3 {
+		require.True(t, in.TryPush(stream.Record[int]{Value: i, Offset: int64(i), Size: 10}))
+	}
+	require.True(t, in.Full())
+	require.False(t, in.TryPush(stream.Record[int]{Value: 3, Offset: 3}), "a full buffer refuses")
+	space := in.Space()
+	pushed := make(chan error)
+	go func() { pushed <- in.Push(context.Background(), stream.Record[int]{Value: 3, Offset: 3, Size: 10}) }()
+	select {
+	case <-space:
+		t.Fatal("space signalled before the pipeline drained the buffer")
+	default:
+	}
+	_, err = p.Step(t.Context())
+	require.NoError(t, err)
+	<-space
+	require.NoError(t, <-pushed)
+	_, err = p.Step(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, [][]int{{0, 1, 2}, {3}}, c.Batches())
+
+	// The byte bound: two records of 60 bytes exceed 100.
+	require.True(t, in.TryPush(stream.Record[int]{Value: 4, Offset: 4, Size: 60}))
+	require.True(t, in.TryPush(stream.Record[int]{Value: 5, Offset: 5, Size: 60}))
+	require.False(t, in.TryPush(stream.Record[int]{Value: 6, Offset: 6, Size: 1}))
+}
+
+type binder func(*stream.Input[int])
+
+func (b binder) Bind(in *stream.Input[int])                        { b(in) }
+func (binder) Run(ctx context.Context, _ *stream.Input[int]) error { <-ctx.Done(); return ctx.Err() }
+func (binder) Commit(context.Context, []stream.Position) error     { return nil }
+
+func TestCommitsHeldByWindowState(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int](h)
+	streamtest.Collect(stream.Window(src, 3*time.Second, time.Second))
+	streamtest.Collect(src)
+	q.AddValues(1, 2) // offsets 0,1 (batch 1)
+	q.AddValues(3)    // offset 2 (batch 2)
+	q.AddValues()     // batch 3
+	q.AddValues()     // batch 4: batch 1 leaves the window
+	q.AddValues()     // batch 5: batch 2 leaves
+	var got []int64
+	for range 5 {
+		h.Step()
+		got = append(got, q.Committed(0))
+	}
+	require.Equal(t, []int64{0, 0, 0, 2, 3}, got)
+}
+
+func TestRevokeDropsState(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	var in *stream.Input[kv]
+	s := stream.From(h.P, stream.Source[kv](kvBinder{&in}))
+	counts := streamtest.Collect(stream.UpdateStateByKey(s, func(_ string, vs []int, n int, _ bool) (int, bool) { return n + len(vs), true }))
+	in.Assign(0, 1)
+	require.True(t, in.TryPush(stream.Record[kv]{Value: kv{"a", 1}, Partition: 0}))
+	require.True(t, in.TryPush(stream.Record[kv]{Value: kv{"b", 1}, Partition: 1}))
+	h.Step()
+	require.True(t, in.TryPush(stream.Record[kv]{Value: kv{"b", 1}, Partition: 1, Offset: 1}))
+	done := in.Revoke(1)
+	h.Step()
+	<-done
+	require.Equal(t, [][]kv{pairs("a", 1, "b", 1), pairs("a", 1)}, counts.Batches(), "partition 1's state and buffered records were dropped")
+	require.Equal(t, 1, h.P.Stats().Partitions)
+}
+
+type kvBinder struct{ in **stream.Input[kv] }
+
+func (b kvBinder) Bind(in *stream.Input[kv])                        { *b.in = in }
+func (kvBinder) Run(ctx context.Context, _ *stream.Input[kv]) error { <-ctx.Done(); return ctx.Err() }
+func (kvBinder) Commit(context.Context, []stream.Position) error    { return nil }
+
+func TestWatermarkIdleAndEnd(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(2*time.Second), stream.WithIdleTimeout(3*time.Second))
+	q, src := streamtest.NewQueue[int](h)
+	c := streamtest.Collect(src)
+	at := func(sec int) time.Time { return streamtest.Epoch.Add(time.Duration(sec) * time.Second) }
+	q.Add(stream.Record[int]{Value: 1, Partition: 0, EventTime: at(10)}, stream.Record[int]{Value: 2, Partition: 1, EventTime: at(20)})
+	q.Add(stream.Record[int]{Value: 3, Partition: 1, EventTime: at(30), Offset: 1})
+	q.Add(stream.Record[int]{Value: 4, Partition: 1, EventTime: at(40), Offset: 2})
+	q.Add(stream.Record[int]{Value: 5, Partition: 1, EventTime: at(50), Offset: 3})
+	q.End()
+	h.RunUntilDone()
+	var wms []int64
+	for _, i := range c.Infos() {
+		wms = append(wms, i.Watermark)
+	}
+	sec := func(s int) int64 { return at(s).UnixNano() }
+	// Partition 0 holds the watermark at 10-2 s until it has been idle for 3 s (batch 4).
+	require.Equal(t, []int64{sec(8), sec(8), sec(8), sec(48), stream.EndOfTime}, wms)
+	require.True(t, c.Infos()[4].Final)
+}

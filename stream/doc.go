@@ -1,0 +1,64 @@
+// Package stream is the DStream core of fleetstream: a Pipeline runs a graph of typed
+// streams in micro-batches, with Spark Streaming's operators and Kafka-grade delivery.
+//
+// # Model
+//
+// A Pipeline (Spark's StreamingContext) has one Source and a batch interval. Every interval
+// the run loop takes what the source buffered, runs the graph, calls the outputs, and when
+// they all succeeded acknowledges the batch. A Stream[T] is a DStream: a sequence of batches
+// of T. Operators that change the element type are generic functions (Map, FlatMap, KeyBy,
+// ReduceByKey, ...); those that keep it are methods (Filter, Union). Nothing runs before
+// Pipeline.Run, and no goroutine starts before it.
+//
+// Operators work partition by partition: each batch is split by source partition, and state
+// that lives across batches (windows, UpdateStateByKey, MapWithState, event-time windows of
+// package window) is kept per partition, like Kafka Streams tasks. A key's results are whole
+// when the key is co-partitioned with the Kafka message key; otherwise they are per-partition
+// partial results.
+//
+// # Processing-time windows
+//
+// Window, ReduceByWindow, CountByWindow, ReduceByKeyAndWindow (with ReduceByKeyAndWindowInv
+// for the incremental form with an inverse function and a filter), CountByValueAndWindow and
+// GroupByKeyAndWindow follow Spark DStream semantics batch by batch: the length and slide
+// must be multiples of the batch interval (else a construction error, see Pipeline.Err); a
+// windowed stream has data only every slide; until a full length has passed a window holds
+// the batches there are; with an inverse function a key whose values all left the window is
+// still emitted, with the value the inverse leaves, unless the filter removes it.
+// Event-time windows are in package window.
+//
+// # Delivery
+//
+// A batch is acknowledged only after every output of the batch succeeded. An output that
+// fails is retried under the RetryPolicy (exponential backoff with jitter, forever by
+// default), with the same values, and outputs that already succeeded are not called again;
+// an error wrapped with Permanent stops the pipeline instead. After the acknowledgement the
+// pipeline calls Source.Commit with, per partition, the next offset after the batch's
+// records, held back by the oldest offset that any operator's retained state still needs
+// (every Elem carries the oldest offset it derives from). So after a crash, replay from the
+// committed offsets rebuilds all open state: ingestion is at-least-once, and sinks that write
+// with deterministic ids make results effectively exactly-once.
+//
+// # Backpressure
+//
+// One batch is processed at a time. The source writes into a bounded Input (WithBuffer:
+// records and bytes); Push blocks and TryPush refuses while it is full, so memory stays
+// bounded whatever the input rate. Connectors pause fetching instead of blocking.
+//
+// # Watermarks
+//
+// A partition's watermark is the newest event time seen in it minus WithMaxOutOfOrderness.
+// The pipeline watermark, handed to operators in PartitionContext and never moving back, is
+// the minimum over partitions that received records within WithIdleTimeout (or the maximum,
+// when all are idle). When the input ends it becomes EndOfTime and every window closes.
+//
+// # Stats and logging
+//
+// After every batch a BatchStats snapshot (records, bytes, scheduling delay, processing and
+// output time, watermark, retained state, commits, source lag) is available from Stats and a
+// WithStatsHook function. Logs go to the WithLogger *slog.Logger, which discards by default.
+//
+// # Testing
+//
+// Package streamtest runs pipelines offline, batch by batch, with a manual clock.
+package stream
