@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"slices"
 )
 
 // node is one operator of the graph, processed partition by partition in creation order,
@@ -137,6 +136,7 @@ type partTaken struct {
 	part      int32
 	maxEvent  int64
 	maxOffset int64
+	bucket    int
 }
 
 type taken struct {
@@ -149,12 +149,13 @@ type taken struct {
 }
 
 type source[T any] struct {
-	src    Source[T]
-	in     *Input[T]
-	head   *Stream[T]
-	recs   []Record[T]
-	byPart map[int32][]Elem[T]
-	parts  []partTaken
+	src     Source[T]
+	in      *Input[T]
+	head    *Stream[T]
+	recs    []Record[T]
+	bucket  map[int32]int // partition -> index in buckets
+	buckets [][]Elem[T]
+	parts   []partTaken
 }
 
 // From attaches a source to the pipeline and returns its stream. A pipeline has one source;
@@ -169,10 +170,15 @@ func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
 		src:    src,
 		in:     newInput[T](p.cfg.maxRecords, p.cfg.maxBytes),
 		head:   s,
-		byPart: make(map[int32][]Elem[T]),
+		bucket: make(map[int32]int),
 	}
-	s.fn = func(pc *PartitionContext, out []Elem[T]) []Elem[T] {
-		return append(out, sn.byPart[pc.Partition]...)
+	// The source stream's batch is the partition's bucket itself, not a copy; out is never
+	// appended to, so the aliasing is safe.
+	s.fn = func(pc *PartitionContext, _ []Elem[T]) []Elem[T] {
+		if i, ok := sn.bucket[pc.Partition]; ok {
+			return sn.buckets[i]
+		}
+		return nil
 	}
 	p.src = sn
 	if b, ok := src.(Binder[T]); ok {
@@ -213,34 +219,51 @@ func (s *source[T]) take(batchTime int64) taken {
 	}
 	t.records = len(s.recs)
 	s.parts = s.parts[:0]
-	idx := -1
+	idx, last := -1, int32(0)
 	for i := range s.recs {
 		r := &s.recs[i]
 		ts := batchTime
 		if !r.EventTime.IsZero() {
 			ts = r.EventTime.UnixNano()
 		}
-		if idx < 0 || s.parts[idx].part != r.Partition {
-			idx = slices.IndexFunc(s.parts, func(pt partTaken) bool { return pt.part == r.Partition })
-			if idx < 0 {
-				s.parts = append(s.parts, partTaken{part: r.Partition, maxEvent: NoWatermark, maxOffset: -1})
-				idx = len(s.parts) - 1
-			}
+		if idx < 0 || last != r.Partition {
+			idx = s.slot(r.Partition)
+			last = r.Partition
 		}
 		pt := &s.parts[idx]
 		pt.maxEvent = max(pt.maxEvent, ts)
 		pt.maxOffset = max(pt.maxOffset, r.Offset)
-		s.byPart[r.Partition] = append(s.byPart[r.Partition], Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
+		b := &s.buckets[pt.bucket]
+		*b = append(*b, Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
 	}
 	t.parts = s.parts
 	return t
 }
 
+// slot returns the index in s.parts of the partition's entry for this batch, adding it (and
+// its bucket, the first time the partition is seen) if needed.
+func (s *source[T]) slot(part int32) int {
+	for i := range s.parts {
+		if s.parts[i].part == part {
+			return i
+		}
+	}
+	b, ok := s.bucket[part]
+	if !ok {
+		b = len(s.buckets)
+		s.bucket[part] = b
+		s.buckets = append(s.buckets, nil)
+	}
+	s.parts = append(s.parts, partTaken{part: part, maxEvent: NoWatermark, maxOffset: -1, bucket: b})
+	return len(s.parts) - 1
+}
+
 // release empties the per-partition buckets after the batch ran, keeping their capacity.
 func (s *source[T]) release() {
-	for k, v := range s.byPart {
-		clear(v)
-		s.byPart[k] = v[:0]
+	for _, pt := range s.parts {
+		b := s.buckets[pt.bucket]
+		clear(b)
+		s.buckets[pt.bucket] = b[:0]
 	}
 	clear(s.recs)
 	s.recs = s.recs[:0]

@@ -99,6 +99,24 @@ func (in *Input[T]) TryPush(r Record[T]) bool {
 	return true
 }
 
+// TryPushBatch adds records from the front of recs while the buffer has room and returns how
+// many it added. It takes the lock once, so it is the fast path for sources that fetch in
+// batches.
+func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return 0
+	}
+	n := 0
+	for n < len(recs) && !in.fullLocked() {
+		in.buf = append(in.buf, recs[n])
+		in.bytes += int64(recs[n].Size)
+		n++
+	}
+	return n
+}
+
 // Push adds r, waiting while the buffer is full. It returns ctx.Err() if ctx ends first and
 // ErrInputEnded if the input was closed.
 func (in *Input[T]) Push(ctx context.Context, r Record[T]) error {
@@ -173,9 +191,8 @@ func (in *Input[T]) signalLocked() {
 func (in *Input[T]) take(dst []Record[T]) (recs []Record[T], bytes int64, assigned []int32, revoked []revocation, closed bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	dst = append(dst, in.buf...)
-	clear(in.buf)
-	in.buf = in.buf[:0]
+	// Swap buffers: the source fills the old batch's memory while the pipeline runs.
+	dst, in.buf = in.buf, dst[:0]
 	bytes = in.bytes
 	in.bytes = 0
 	assigned, in.assigned = in.assigned, nil

@@ -2,6 +2,7 @@ package streamtest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -25,15 +26,30 @@ type Harness struct {
 }
 
 // New returns a harness around a new pipeline with the given batch interval. The options are
-// passed to stream.New after a WithClock of the harness's manual clock.
+// passed to stream.New after a WithClock of the harness's manual clock. Failures fail tb; tb
+// may be nil (in Example functions), and failures then panic.
 func New(tb testing.TB, interval time.Duration, opts ...stream.Option) *Harness {
-	tb.Helper()
 	clk := NewClock(Epoch)
 	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk)}, opts...)...)
+	h := &Harness{tb: tb, P: p, Clock: clk}
 	if err != nil {
-		tb.Fatalf("streamtest: %v", err)
+		h.fatalf("streamtest: %v", err)
 	}
-	return &Harness{tb: tb, P: p, Clock: clk}
+	return h
+}
+
+func (h *Harness) fatalf(format string, args ...any) {
+	if h.tb == nil {
+		panic(fmt.Sprintf(format, args...))
+	}
+	h.helper()
+	h.tb.Fatalf(format, args...)
+}
+
+func (h *Harness) helper() {
+	if h.tb != nil {
+		h.tb.Helper()
+	}
 }
 
 // TryStep advances the clock by one batch interval, feeds every queue's next batch and runs one
@@ -57,17 +73,17 @@ func (h *Harness) TryStep() (done bool, err error) {
 
 // Step is TryStep that fails the test on an error.
 func (h *Harness) Step() bool {
-	h.tb.Helper()
+	h.helper()
 	done, err := h.TryStep()
 	if err != nil {
-		h.tb.Fatalf("streamtest: step: %v", err)
+		h.fatalf("streamtest: step: %v", err)
 	}
 	return done
 }
 
 // Run runs n batches (fewer if the input ends).
 func (h *Harness) Run(n int) {
-	h.tb.Helper()
+	h.helper()
 	for range n {
 		if h.Step() {
 			return
@@ -78,13 +94,13 @@ func (h *Harness) Run(n int) {
 // RunUntilDone runs batches until the input ended and the final batch ran; the queues must
 // have been ended (Queue.End). It fails the test after 1,000,000 batches.
 func (h *Harness) RunUntilDone() {
-	h.tb.Helper()
+	h.helper()
 	for range 1_000_000 {
 		if h.Step() {
 			return
 		}
 	}
-	h.tb.Fatalf("streamtest: input did not end; call Queue.End")
+	h.fatalf("streamtest: input did not end; call Queue.End")
 }
 
 // Queue is a source fed from queued batches, like Spark's queueStream: each Add queues one
