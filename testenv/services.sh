@@ -278,11 +278,13 @@ is_ready() { "${1}_ready"; }
 
 # start_one SVC: start the service unless it runs, then wait until it is ready.
 start_one() {
-	local svc=$1 t0 d pid deadline
+	local svc=$1 t0 d pid deadline what="ready"
 	t0=$(now_ms)
 	d="$(dir_of "$svc")"
 	build "$svc"
-	if ! running "$svc"; then
+	if running "$svc"; then
+		what="already running, ready"
+	else
 		check_ports_free "$svc"
 		mkdir -p "$d/logs"
 		"${svc}_launch"
@@ -304,7 +306,7 @@ start_one() {
 		fi
 		sleep 0.5
 	done
-	log "$svc: ready on 127.0.0.1:$(main_port "$svc") in $(since "$t0") (pid $pid, rss $(rss_mb "$pid") MiB)"
+	log "$svc: $what on 127.0.0.1:$(main_port "$svc") in $(since "$t0") (pid $pid, rss $(rss_mb "$pid") MiB)"
 }
 
 rss_mb() { echo $(($(ps -o rss= -p "$1" 2>/dev/null || echo 0) / 1024)); }
