@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
 )
 
 // Watermark values at the ends of time, in Unix nanoseconds.
@@ -216,7 +217,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if p.cfg.retry.MaxAttempts > 0 && attempts >= p.cfg.retry.MaxAttempts {
 				return errors.Join(err, stop())
 			}
-			d := backoff(p.cfg.retry, attempts)
+			d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempts)
 			p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", p.pending.info.Batch, "attempt", attempts, "backoff", d, "err", err)
 			select {
 			case <-ctx.Done():
@@ -233,16 +234,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			next = now
 		}
 	}
-}
-
-// backoff returns the wait before retry attempt n (n >= 1): exponential with full jitter.
-func backoff(r RetryPolicy, n int) time.Duration {
-	d := r.Initial
-	for i := 1; i < n && d < r.Max; i++ {
-		d *= 2
-	}
-	d = min(d, r.Max)
-	return d/2 + rand.N(d/2+1)
 }
 
 // Step runs one batch synchronously at the clock's current time, without starting the
