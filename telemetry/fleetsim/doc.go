@@ -1,0 +1,3 @@
+// Package fleetsim generates cab telemetry for tests, examples and
+// benchmarks.
+package fleetsim
