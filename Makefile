@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 15s
 
-.PHONY: test test-go lint fuzz bench services-up services-down demo
+.PHONY: test test-go lint fuzz bench services-up services-down demo dashboards
 
 # test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
@@ -37,3 +37,12 @@ services-up:
 
 services-down:
 	./testenv/services.sh down
+
+DASHBOARDS_URL ?= http://localhost:5601
+
+# dashboards imports the saved objects (index patterns, visualizations, dashboard) into an
+# OpenSearch Dashboards, such as the one docker-compose.yml starts.
+dashboards:
+	curl -fsS -X POST "$(DASHBOARDS_URL)/api/saved_objects/_import?overwrite=true" \
+	  -H 'osd-xsrf: true' --form file=@dashboards/fleetstream.ndjson
+	@echo
