@@ -1,0 +1,372 @@
+package opensearch
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	osgo "github.com/opensearch-project/opensearch-go/v4"
+	"github.com/opensearch-project/opensearch-go/v4/opensearchapi"
+	"github.com/opensearch-project/opensearch-go/v4/signer"
+	"github.com/opensearch-project/opensearch-go/v4/signer/awsv2"
+)
+
+var (
+	// ErrInvalidConfig is wrapped by every construction error of NewClient, NewSink and
+	// EnsureTemplates options; the message names the setting.
+	ErrInvalidConfig = errors.New("opensearch: invalid config")
+	// ErrClosed is returned by Write after Close.
+	ErrClosed = errors.New("opensearch: sink closed")
+)
+
+func invalid(setting, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, setting, fmt.Sprintf(format, args...))
+}
+
+// Config says how to reach an OpenSearch cluster. The zero value is not valid: at least one
+// address is required.
+type Config struct {
+	// Addresses are the base URLs of the nodes, e.g. "https://search-x.eu-west-1.es.amazonaws.com".
+	// Credentials in a URL ("https://user:pass@host:9200") are taken out of it and used as
+	// basic auth; they never appear in logs or errors.
+	Addresses []string
+	// Username and Password enable HTTP basic auth. Use them over TLS only.
+	Username string
+	Password string
+	// CACertFile and CACertPEM add certificate authorities (PEM) that the server certificate
+	// may chain to, instead of the system roots.
+	CACertFile string
+	CACertPEM  []byte
+	// InsecureSkipVerify disables server certificate verification. Discouraged: it exposes
+	// the credentials to anyone on the path. Tests and local clusters only.
+	InsecureSkipVerify bool
+	// AWS signs every request with AWS Signature V4 for Amazon OpenSearch Service or
+	// OpenSearch Serverless. It excludes basic auth.
+	AWS *AWSAuth
+	// RequestTimeout bounds one HTTP request attempt. Default one minute.
+	RequestTimeout time.Duration
+	// Transport replaces the HTTP transport (a proxy, a test server). The TLS settings above
+	// apply only when it is nil or an *http.Transport.
+	Transport http.RoundTripper
+	// Logger receives the client's and its sinks' logs; the default discards.
+	Logger *slog.Logger
+}
+
+// AWSAuth configures SigV4 request signing.
+type AWSAuth struct {
+	// Region is the cluster's AWS region, e.g. "eu-west-1". Required unless Config sets it.
+	Region string
+	// Service is "es" for Amazon OpenSearch Service (the default) or "aoss" for OpenSearch
+	// Serverless.
+	Service string
+	// Config supplies the credentials. Nil loads the default chain (environment, shared
+	// config files, web identity, ECS/EC2 roles) with config.LoadDefaultConfig.
+	Config *aws.Config
+}
+
+// AWS service names for AWSAuth.Service.
+const (
+	ServiceManaged    = "es"
+	ServiceServerless = "aoss"
+)
+
+// Client is a connection to an OpenSearch cluster, shared by sinks and template installation.
+// It is safe for concurrent use.
+type Client struct {
+	api     *opensearchapi.Client
+	logger  *slog.Logger
+	timeout time.Duration
+	hosts   []string // redacted, for logs
+}
+
+// NewClient validates cfg and builds a client. It does not contact the cluster. An invalid
+// cfg returns an error wrapping ErrInvalidConfig that names the setting.
+func NewClient(ctx context.Context, cfg Config) (*Client, error) {
+	oc := osgo.Config{
+		Username:           cfg.Username,
+		Password:           cfg.Password,
+		InsecureSkipVerify: cfg.InsecureSkipVerify,
+		Transport:          cfg.Transport,
+		// Retries live in the sink, where they know about items, budgets and ctx.
+		DisableRetry: true,
+	}
+	if len(cfg.Addresses) == 0 {
+		return nil, invalid("Addresses", "at least one address is required")
+	}
+	hosts := make([]string, 0, len(cfg.Addresses))
+	for i, a := range cfg.Addresses {
+		u, user, pass, err := parseAddress(a)
+		if err != nil {
+			return nil, invalid(fmt.Sprintf("Addresses[%d]", i), "%v", err)
+		}
+		if user != "" || pass != "" {
+			if (oc.Username != "" && oc.Username != user) || (oc.Password != "" && oc.Password != pass) {
+				return nil, invalid(fmt.Sprintf("Addresses[%d]", i), "credentials in the URL differ from Username/Password or another address")
+			}
+			oc.Username, oc.Password = user, pass
+		}
+		oc.Addresses = append(oc.Addresses, u.String())
+		hosts = append(hosts, u.Host)
+	}
+	if oc.Password != "" && oc.Username == "" {
+		return nil, invalid("Username", "a password needs a username")
+	}
+	if oc.Username != "" && oc.Password == "" {
+		return nil, invalid("Password", "basic auth needs a password")
+	}
+	if cfg.CACertFile != "" && len(cfg.CACertPEM) > 0 {
+		return nil, invalid("CACertFile", "set CACertFile or CACertPEM, not both")
+	}
+	ca := cfg.CACertPEM
+	if cfg.CACertFile != "" {
+		b, err := os.ReadFile(cfg.CACertFile)
+		if err != nil {
+			return nil, invalid("CACertFile", "%v", err)
+		}
+		ca = b
+	}
+	if len(ca) > 0 {
+		if cfg.InsecureSkipVerify {
+			return nil, invalid("InsecureSkipVerify", "conflicts with a CA certificate")
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(ca) {
+			return nil, invalid("CACert", "no PEM certificate found")
+		}
+		oc.CACert = ca
+	}
+	if cfg.Transport != nil && (len(ca) > 0 || cfg.InsecureSkipVerify) {
+		if _, ok := cfg.Transport.(*http.Transport); !ok {
+			return nil, invalid("Transport", "TLS settings need an *http.Transport")
+		}
+	}
+	if cfg.RequestTimeout < 0 {
+		return nil, invalid("RequestTimeout", "negative")
+	}
+	timeout := cfg.RequestTimeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	if cfg.AWS != nil {
+		if oc.Username != "" {
+			return nil, invalid("AWS", "SigV4 excludes basic auth")
+		}
+		s, err := awsSigner(ctx, cfg.AWS)
+		if err != nil {
+			return nil, err
+		}
+		oc.Signer = s
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	api, err := opensearchapi.NewClient(opensearchapi.Config{Client: oc})
+	if err != nil {
+		// The library's message may quote an address; keep it out.
+		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
+	}
+	return &Client{api: api, logger: logger, timeout: timeout, hosts: hosts}, nil
+}
+
+func awsSigner(ctx context.Context, a *AWSAuth) (signer.Signer, error) {
+	service := a.Service
+	switch service {
+	case "":
+		service = ServiceManaged
+	case ServiceManaged, ServiceServerless:
+	default:
+		return nil, invalid("AWS.Service", "%q: want %q or %q", a.Service, ServiceManaged, ServiceServerless)
+	}
+	var cfg aws.Config
+	if a.Config != nil {
+		cfg = a.Config.Copy()
+	} else {
+		var opts []func(*awsconfig.LoadOptions) error
+		if a.Region != "" {
+			opts = append(opts, awsconfig.WithRegion(a.Region))
+		}
+		c, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, invalid("AWS.Config", "load default AWS config: %v", err)
+		}
+		cfg = c
+	}
+	if a.Region != "" {
+		cfg.Region = a.Region
+	}
+	if cfg.Region == "" {
+		return nil, invalid("AWS.Region", "required")
+	}
+	if cfg.Credentials == nil {
+		return nil, invalid("AWS.Config", "no credentials provider")
+	}
+	s, err := awsv2.NewSignerWithService(cfg, service)
+	if err != nil {
+		return nil, invalid("AWS", "%v", err)
+	}
+	return s, nil
+}
+
+// parseAddress parses a node URL and takes its credentials out. Errors never quote the
+// input, which may hold a password.
+func parseAddress(a string) (u *url.URL, user, pass string, err error) {
+	a = strings.TrimSpace(a)
+	if a == "" {
+		return nil, "", "", errors.New("empty")
+	}
+	u, perr := url.Parse(strings.TrimRight(a, "/"))
+	if perr != nil {
+		return nil, "", "", fmt.Errorf("not a URL: %s", stripUserinfo(a))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, "", "", fmt.Errorf("%s: scheme must be http or https", u.Redacted())
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, "", "", fmt.Errorf("%s: no host", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, "", "", fmt.Errorf("%s: no query or fragment allowed", u.Redacted())
+	}
+	if u.User != nil {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+		u.User = nil
+	}
+	return u, user, pass, nil
+}
+
+// stripUserinfo removes anything between "//" and the last "@" of the authority, for error
+// messages about unparseable addresses.
+func stripUserinfo(s string) string {
+	i := strings.Index(s, "//")
+	if i < 0 {
+		if j := strings.LastIndex(s, "@"); j >= 0 {
+			return "***@" + s[j+1:]
+		}
+		return s
+	}
+	rest := s[i+2:]
+	end := strings.IndexAny(rest, "/?#")
+	auth := rest
+	if end >= 0 {
+		auth = rest[:end]
+	}
+	if j := strings.LastIndex(auth, "@"); j >= 0 {
+		return s[:i+2] + "***@" + rest[j+1:]
+	}
+	return s
+}
+
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "***")
+}
+
+// API returns the underlying opensearch-go client, for requests this package does not wrap.
+func (c *Client) API() *opensearchapi.Client { return c.api }
+
+// Close releases the client's idle connections and background work.
+func (c *Client) Close() error { return c.api.Client.Close() }
+
+// do sends one request attempt, bounded by the client's request timeout, and appends the
+// response body to dst. A ctx that ended is reported as ctx.Err(), unwrapped.
+func (c *Client) do(ctx context.Context, method, path, query string, body []byte, dst []byte) (status int, resp []byte, err error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := path
+	if query != "" {
+		u += "?" + query
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(actx, method, u, rd)
+	if err != nil {
+		return 0, dst, fmt.Errorf("opensearch: %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		if strings.HasSuffix(path, "/_bulk") {
+			req.Header.Set("Content-Type", "application/x-ndjson")
+		} else {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	res, err := c.api.Client.Stream(req)
+	if err == nil {
+		defer res.Body.Close()
+		status = res.StatusCode
+		dst, err = appendBody(dst, res.Body)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, dst, ctx.Err()
+		}
+		return status, dst, &TransportError{Op: method + " " + path, Err: err}
+	}
+	return status, dst, nil
+}
+
+func appendBody(dst []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// TransportError is a request that got no complete response: connection refused or reset, a
+// timeout. The sink retries it.
+type TransportError struct {
+	Op  string
+	Err error
+}
+
+func (e *TransportError) Error() string { return "opensearch: " + e.Op + ": " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// HTTPError is a response with an error status for a whole request.
+type HTTPError struct {
+	Op     string
+	Status int
+	// Body is the start of the response body.
+	Body string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("opensearch: %s: status %d: %s", e.Op, e.Status, e.Body)
+}
+
+// Temporary reports whether retrying may help: 408, 429 and 5xx.
+func (e *HTTPError) Temporary() bool { return retryableStatus(e.Status) }
+
+func retryableStatus(s int) bool { return s == 408 || s == 429 || s >= 500 }
+
+func httpError(op string, status int, body []byte) *HTTPError {
+	const max = 512
+	if len(body) > max {
+		body = body[:max]
+	}
+	return &HTTPError{Op: op, Status: status, Body: string(body)}
+}

@@ -1,0 +1,464 @@
+package opensearch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Doc is one document: where it goes and its JSON body.
+type Doc struct {
+	// Index is an index, alias or data stream name.
+	Index string
+	// ID is the document ID. Empty lets OpenSearch generate one, which makes replays
+	// duplicate the document: use deterministic IDs (WindowID) for results.
+	ID string
+	// Body is the JSON object, on one line or not.
+	Body []byte
+}
+
+// Mapping says how a value becomes a document: either Doc, or Index with optional ID and Body.
+type Mapping[T any] struct {
+	// Doc returns the whole document. An error dead-letters the value.
+	Doc func(v T) (Doc, error)
+
+	// Index names the value's index (FixedIndex, DailyIndex, or your own).
+	Index func(v T) string
+	// ID returns the document ID (see Doc.ID); nil lets OpenSearch generate IDs.
+	ID func(v T) string
+	// Body appends the JSON object to dst and returns the extended slice. It runs on the
+	// sink's reused buffers, so an appender that allocates nothing makes the sink allocate
+	// almost nothing per document. Nil uses encoding/json.
+	Body func(dst []byte, v T) ([]byte, error)
+}
+
+// Op types for WithOpType.
+const (
+	// OpIndex creates or replaces the document with the same ID (the default): replays
+	// overwrite.
+	OpIndex = "index"
+	// OpCreate creates the document and refuses an existing ID (409, counted as Existed, not
+	// an error). Data streams accept only create.
+	OpCreate = "create"
+)
+
+// SinkOption configures a Sink.
+type SinkOption interface{ apply(*sinkConfig) }
+
+type sinkOptionFunc func(*sinkConfig)
+
+func (f sinkOptionFunc) apply(c *sinkConfig) { f(c) }
+
+// Backoff is the retry policy of bulk requests and failed items: exponential from Initial to
+// Max with jitter. MaxAttempts 0 retries forever, so an outage blocks Write instead of losing
+// data; a positive value makes Write fail (not permanently: the pipeline retries the batch)
+// after that many attempts of the same documents.
+type Backoff struct {
+	Initial, Max time.Duration
+	MaxAttempts  int
+}
+
+type sinkConfig struct {
+	flushBytes  int
+	maxInFlight int64
+	concurrency int
+	backoff     Backoff
+	deadLetter  DeadLetter
+	op          string
+	hook        func(BulkResult)
+	logger      *slog.Logger
+	errs        []error
+}
+
+// WithFlushBytes sets the size at which a bulk request is sent (default 5 MiB). A batch is
+// split into requests of about this size; the rest is sent at the end of the batch.
+func WithFlushBytes(n int) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if n <= 0 {
+			c.errs = append(c.errs, invalid("WithFlushBytes", "%d: must be positive", n))
+		}
+		c.flushBytes = n
+	})
+}
+
+// WithMaxInFlightBytes bounds the bytes of bulk bodies held by requests in flight or waiting
+// for a retry (default four times the flush size). Encoding waits when it is reached. A single
+// request larger than the bound still goes alone.
+func WithMaxInFlightBytes(n int64) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if n <= 0 {
+			c.errs = append(c.errs, invalid("WithMaxInFlightBytes", "%d: must be positive", n))
+		}
+		c.maxInFlight = n
+	})
+}
+
+// WithConcurrency bounds the concurrent bulk requests of the sink (default 4).
+func WithConcurrency(n int) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if n <= 0 {
+			c.errs = append(c.errs, invalid("WithConcurrency", "%d: must be positive", n))
+		}
+		c.concurrency = n
+	})
+}
+
+// WithBackoff sets the retry policy (default 100ms to 10s, unlimited attempts).
+func WithBackoff(b Backoff) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if b.Initial <= 0 || b.Max < b.Initial || b.MaxAttempts < 0 {
+			c.errs = append(c.errs, invalid("WithBackoff", "%+v: need 0 < Initial <= Max and MaxAttempts >= 0", b))
+		}
+		c.backoff = b
+	})
+}
+
+// WithDeadLetter sets where rejected documents go. Without one, a rejected document makes
+// Write fail with a permanent *RejectedError, which stops the pipeline: nothing is dropped
+// silently. DiscardDeadLetters opts out explicitly.
+func WithDeadLetter(d DeadLetter) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if d == nil {
+			c.errs = append(c.errs, invalid("WithDeadLetter", "nil"))
+		}
+		c.deadLetter = d
+	})
+}
+
+// WithOpType sets the bulk action: OpIndex (default) or OpCreate.
+func WithOpType(op string) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if op != OpIndex && op != OpCreate {
+			c.errs = append(c.errs, invalid("WithOpType", "%q: want %q or %q", op, OpIndex, OpCreate))
+		}
+		c.op = op
+	})
+}
+
+// WithDataStream writes to data streams: the same as WithOpType(OpCreate). Documents need an
+// @timestamp field.
+func WithDataStream() SinkOption { return WithOpType(OpCreate) }
+
+// WithBulkHook registers a function called after every bulk request attempt, from the
+// goroutine that sent it. It must be quick and safe for concurrent use.
+func WithBulkHook(f func(BulkResult)) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) { c.hook = f })
+}
+
+// WithLogger sets the sink's logger (default: the client's).
+func WithLogger(l *slog.Logger) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// Sink writes batches to OpenSearch with the bulk API. It implements stream.Sink[T] and
+// stream.Closer. Write may be called concurrently; the byte and concurrency bounds are shared.
+type Sink[T any] struct {
+	c      *Client
+	m      Mapping[T]
+	cfg    sinkConfig
+	query  string
+	action []byte // `{"index":{` or `{"create":{`
+	inFl   *budget
+	slots  chan struct{}
+	stats  statsBox
+	closed atomic.Bool
+	chunks sync.Pool
+}
+
+var (
+	_ stream.Sink[int] = (*Sink[int])(nil)
+	_ stream.Closer    = (*Sink[int])(nil)
+)
+
+// filterPath keeps of a bulk response only what the sink reads; items stay in request order.
+const filterPath = "errors,items.*.status,items.*.result,items.*.error"
+
+// NewSink returns a sink that writes values of T to the cluster of c as documents described
+// by m. It validates m and opts and returns an error wrapping ErrInvalidConfig.
+func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], error) {
+	if c == nil {
+		return nil, invalid("NewSink", "nil client")
+	}
+	cfg := sinkConfig{
+		flushBytes:  5 << 20,
+		concurrency: 4,
+		backoff:     Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+		op:          OpIndex,
+		logger:      c.logger,
+	}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	switch {
+	case m.Doc != nil && (m.Index != nil || m.ID != nil || m.Body != nil):
+		cfg.errs = append(cfg.errs, invalid("Mapping", "set Doc, or Index with ID and Body, not both"))
+	case m.Doc == nil && m.Index == nil:
+		cfg.errs = append(cfg.errs, invalid("Mapping.Index", "required (or set Mapping.Doc)"))
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	if cfg.maxInFlight == 0 {
+		cfg.maxInFlight = 4 * int64(cfg.flushBytes)
+	}
+	s := &Sink[T]{
+		c:      c,
+		m:      m,
+		cfg:    cfg,
+		query:  "filter_path=" + filterPath,
+		action: []byte(`{"` + cfg.op + `":{`),
+		inFl:   newBudget(cfg.maxInFlight),
+		slots:  make(chan struct{}, cfg.concurrency),
+	}
+	return s, nil
+}
+
+// Stats returns a snapshot of the sink's counters.
+func (s *Sink[T]) Stats() Stats { return s.stats.snapshot() }
+
+// Close marks the sink closed; later Writes fail with ErrClosed. It does not close the
+// Client or the dead-letter output, which may be shared.
+func (s *Sink[T]) Close(context.Context) error {
+	s.closed.Store(true)
+	return nil
+}
+
+// RejectedError is returned (marked stream.Permanent) by Write when documents were rejected
+// and no dead-letter output is configured.
+type RejectedError struct{ Docs []Rejected }
+
+func (e *RejectedError) Error() string {
+	r := e.Docs[0]
+	return fmt.Sprintf("opensearch: %d document(s) rejected and no dead-letter output; first: index %q id %q: %s: %s",
+		len(e.Docs), r.Index, r.ID, r.Type, r.Reason)
+}
+
+// Write indexes batch and returns once every document is indexed or dead-lettered. Bulk
+// requests that fail with a transport error, a timeout, 408, 429 or 5xx are retried whole;
+// items that fail with 429 or 5xx inside a response are retried alone; both with backoff,
+// until ctx ends (Write then returns ctx.Err()) or the Backoff's MaxAttempts. Items rejected
+// with another status go to the dead-letter output. A request refused as a whole with a 4xx
+// (bad credentials, a body too large) fails Write with a permanent error.
+func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	w := writeState{}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	dispatch := func(ch *chunk) bool {
+		n := int64(len(ch.buf))
+		if err := s.inFl.acquire(wctx, n); err != nil {
+			s.putChunk(ch)
+			return false
+		}
+		select {
+		case s.slots <- struct{}{}:
+		case <-wctx.Done():
+			s.inFl.release(n)
+			s.putChunk(ch)
+			return false
+		}
+		wg.Go(func() {
+			defer func() {
+				<-s.slots
+				s.inFl.release(n)
+				s.putChunk(ch)
+			}()
+			rej, err := s.send(wctx, ch)
+			w.add(rej, err)
+			if err != nil {
+				cancel(err)
+			}
+		})
+		return true
+	}
+	ch := s.getChunk()
+	ok := true
+	for i := range batch {
+		if err := s.appendDoc(ch, batch[i]); err != nil {
+			w.add([]Rejected{*err}, nil)
+			continue
+		}
+		if len(ch.buf) >= s.cfg.flushBytes {
+			if ok = dispatch(ch); !ok {
+				ch = nil
+				break
+			}
+			ch = s.getChunk()
+		}
+	}
+	if ch != nil {
+		if len(ch.items) > 0 {
+			dispatch(ch)
+		} else {
+			s.putChunk(ch)
+		}
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.rejected) == 0 {
+		return nil
+	}
+	if s.cfg.deadLetter == nil {
+		return stream.Permanent(&RejectedError{Docs: w.rejected})
+	}
+	if err := s.cfg.deadLetter.WriteDeadLetters(ctx, w.rejected); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("opensearch: dead-letter output: %w", err)
+	}
+	s.stats.deadLettered(len(w.rejected))
+	s.cfg.logger.Warn("opensearch: documents dead-lettered", "count", len(w.rejected),
+		"first_type", w.rejected[0].Type, "first_reason", w.rejected[0].Reason)
+	return nil
+}
+
+type writeState struct {
+	mu       sync.Mutex
+	rejected []Rejected
+	err      error
+}
+
+func (w *writeState) add(rej []Rejected, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rejected = append(w.rejected, rej...)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// send writes one chunk, retrying the request and then its failed items, and returns the
+// items rejected permanently.
+func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]Rejected, error) {
+	body := ch.buf
+	pending := ch.items
+	var retryBody []byte
+	var retryItems []item
+	var rejected []Rejected
+	resp := getRespBuf()
+	defer func() { putRespBuf(resp) }()
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		status, out, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0])
+		*resp = out
+		r := BulkResult{Docs: len(pending), Bytes: len(body), Attempt: attempt, Status: status, Latency: time.Since(start)}
+		var lastErr error
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return rejected, ctx.Err()
+		case err != nil:
+			lastErr = err
+		case status != 200:
+			e := httpError("bulk", status, out)
+			if !e.Temporary() {
+				r.Err = e
+				s.report(&r, false)
+				return rejected, stream.Permanent(e)
+			}
+			lastErr = e
+		}
+		if lastErr != nil {
+			r.Err = lastErr
+			s.report(&r, true)
+			s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "attempt", attempt, "docs", len(pending), "err", lastErr)
+		} else {
+			retryItems = retryItems[:0]
+			var perr error
+			retryItems, rejected, perr = s.results(out, ch, pending, &r, retryItems, rejected)
+			if perr != nil {
+				// A 200 we cannot read: treat it like a failed request; IDs make it safe.
+				lastErr = perr
+				r.Err = perr
+				s.report(&r, true)
+			} else {
+				s.report(&r, false)
+				if len(retryItems) == 0 {
+					return rejected, nil
+				}
+				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily", len(retryItems))
+				pending = append(pending[:0:0], retryItems...)
+				retryBody = retryBody[:0]
+				for _, it := range pending {
+					retryBody = append(retryBody, ch.buf[it.start:it.end]...)
+				}
+				body = retryBody
+			}
+		}
+		if s.cfg.backoff.MaxAttempts > 0 && attempt >= s.cfg.backoff.MaxAttempts {
+			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt, lastErr)
+		}
+		t := time.NewTimer(backoff.Delay(s.cfg.backoff.Initial, s.cfg.backoff.Max, attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rejected, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Sink[T]) report(r *BulkResult, requestRetry bool) {
+	s.stats.record(r, requestRetry)
+	if s.cfg.hook != nil {
+		s.cfg.hook(*r)
+	}
+}
+
+// budget bounds the bytes in flight.
+type budget struct {
+	mu   sync.Mutex
+	max  int64
+	used int64
+	free chan struct{} // closed and replaced on release
+}
+
+func newBudget(max int64) *budget { return &budget{max: max, free: make(chan struct{})} }
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		free := b.free
+		b.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.free)
+	b.free = make(chan struct{})
+	b.mu.Unlock()
+}

@@ -1,0 +1,116 @@
+package opensearch
+
+import (
+	"sync"
+	"time"
+)
+
+// LatencyBounds are the upper bounds of the latency histogram's buckets; Latency.Buckets has
+// one more bucket for what is slower than the last bound.
+var LatencyBounds = [...]time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+}
+
+// Latency summarises the duration of bulk requests (one attempt each, failed ones included).
+type Latency struct {
+	Count           int64
+	Last, Mean, Max time.Duration
+	// Buckets[i] counts requests that took at most LatencyBounds[i] (and more than the bound
+	// before); the last bucket counts the slower ones.
+	Buckets [len(LatencyBounds) + 1]int64
+	total   time.Duration
+}
+
+func (l *Latency) add(d time.Duration) {
+	l.Count++
+	l.Last = d
+	l.total += d
+	l.Mean = l.total / time.Duration(l.Count)
+	l.Max = max(l.Max, d)
+	i := 0
+	for i < len(LatencyBounds) && d > LatencyBounds[i] {
+		i++
+	}
+	l.Buckets[i]++
+}
+
+// Stats counts what a sink did since it was created. Document counts are per item of a bulk
+// response, so a document retried twice and then indexed counts once in Indexed, twice in
+// Failed and twice in Retried.
+type Stats struct {
+	// Indexed counts documents created (result "created").
+	Indexed int64
+	// Updated counts documents that replaced one with the same ID (result "updated"): replays.
+	Updated int64
+	// Existed counts documents written with op_type create (data streams) whose ID existed
+	// already (409): replays too; the stored document was kept.
+	Existed int64
+	// Failed counts item failures: temporary ones (429, 5xx, retried) and permanent ones
+	// (dead-lettered).
+	Failed int64
+	// Retried counts documents sent again, in whole-request or item retries.
+	Retried int64
+	// RequestRetries counts bulk requests sent again after a transport error, a timeout or a
+	// 408/429/5xx status.
+	RequestRetries int64
+	// DeadLettered counts documents handed to the dead-letter output (rejected by OpenSearch,
+	// or that could not be encoded).
+	DeadLettered int64
+	// Requests counts bulk request attempts; Bytes the request bytes they sent.
+	Requests int64
+	Bytes    int64
+	// Latency is the bulk request latency.
+	Latency Latency
+}
+
+// BulkResult describes one bulk request attempt, for WithBulkHook.
+type BulkResult struct {
+	Docs    int
+	Bytes   int
+	Attempt int // 1 for the first attempt of these documents
+	Status  int // HTTP status; 0 when no response came
+	Latency time.Duration
+	// Err is the request's error: a transport error or an error status. Nil when a
+	// response with per-item results came back.
+	Err error
+	// Per-item outcomes of a response.
+	Created, Updated, Existed, Retry, Rejected int
+}
+
+type statsBox struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+func (b *statsBox) snapshot() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.s
+}
+
+func (b *statsBox) record(r *BulkResult, requestRetry bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := &b.s
+	s.Requests++
+	s.Bytes += int64(r.Bytes)
+	s.Latency.add(r.Latency)
+	s.Indexed += int64(r.Created)
+	s.Updated += int64(r.Updated)
+	s.Existed += int64(r.Existed)
+	s.Failed += int64(r.Retry + r.Rejected)
+	if r.Attempt > 1 {
+		s.Retried += int64(r.Docs)
+	}
+	if requestRetry {
+		s.RequestRetries++
+	}
+}
+
+func (b *statsBox) deadLettered(n int) {
+	b.mu.Lock()
+	b.s.DeadLettered += int64(n)
+	b.mu.Unlock()
+}

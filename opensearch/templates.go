@@ -1,0 +1,216 @@
+package opensearch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+)
+
+// Index templates installed by EnsureTemplates, and the index patterns they match.
+const (
+	TemplateCabStats     = "fleetstream-cab-stats"
+	PatternCabStats      = "cab-stats-*"
+	TemplateZoneDemand   = "fleetstream-zone-demand"
+	PatternZoneDemand    = "zone-demand-*"
+	TemplateCabAlerts    = "fleetstream-cab-alerts"
+	PatternCabAlerts     = "cab-alerts-*"
+	TemplateCabTelemetry = "fleetstream-cab-telemetry"
+	PatternCabTelemetry  = "cab-telemetry-*"
+)
+
+// templatePriority lets the SDK's templates win over broad catch-all templates.
+const templatePriority = 200
+
+// templateVersion is bumped whenever a mapping changes.
+const templateVersion = 1
+
+// Template is a composable index template.
+type Template struct {
+	Name    string
+	Pattern string
+	// Body is the JSON for PUT _index_template/<Name>.
+	Body []byte
+}
+
+// TemplateOption configures the templates.
+type TemplateOption interface{ apply(*templateConfig) }
+
+type templateOptionFunc func(*templateConfig)
+
+func (f templateOptionFunc) apply(c *templateConfig) { f(c) }
+
+type templateConfig struct {
+	replicas    int
+	shards      int
+	refresh     string
+	telemetry   bool
+	dataStreams bool
+	errs        []error
+}
+
+// WithReplicas sets number_of_replicas (default 1; use 0 on a single node, or the indexes
+// stay yellow).
+func WithReplicas(n int) TemplateOption {
+	return templateOptionFunc(func(c *templateConfig) {
+		if n < 0 {
+			c.errs = append(c.errs, invalid("WithReplicas", "%d: negative", n))
+		}
+		c.replicas = n
+	})
+}
+
+// WithShards sets number_of_shards (default 1: window results are small).
+func WithShards(n int) TemplateOption {
+	return templateOptionFunc(func(c *templateConfig) {
+		if n <= 0 {
+			c.errs = append(c.errs, invalid("WithShards", "%d: must be positive", n))
+		}
+		c.shards = n
+	})
+}
+
+// WithRefreshInterval sets index.refresh_interval, e.g. "5s" (default: the cluster's).
+func WithRefreshInterval(d string) TemplateOption {
+	return templateOptionFunc(func(c *templateConfig) { c.refresh = d })
+}
+
+// WithRawTelemetry adds the template of the raw telemetry indexes (cab-telemetry-*).
+func WithRawTelemetry() TemplateOption {
+	return templateOptionFunc(func(c *templateConfig) { c.telemetry = true })
+}
+
+// WithAppendOnlyDataStreams makes cab-alerts-* and cab-telemetry-* data streams (write them
+// with WithDataStream). Window results stay plain indexes, since replays overwrite them.
+func WithAppendOnlyDataStreams() TemplateOption {
+	return templateOptionFunc(func(c *templateConfig) { c.dataStreams = true })
+}
+
+type obj = map[string]any
+
+var (
+	keyword  = obj{"type": "keyword"}
+	date     = obj{"type": "date"}
+	long     = obj{"type": "long"}
+	integer  = obj{"type": "integer"}
+	double   = obj{"type": "double"}
+	float    = obj{"type": "float"}
+	geoPoint = obj{"type": "geo_point"}
+)
+
+func cabStatsFields() obj {
+	return obj{
+		"cab_id": keyword, "window_start": date, "window_end": date, "@timestamp": date,
+		"events": long, "distance_km": double, "avg_speed_kmh": double, "max_speed_kmh": double,
+		"last_location": geoPoint, "last_status": keyword,
+	}
+}
+
+func zoneDemandFields() obj {
+	return obj{
+		"zone": keyword, "partition": integer, "window_start": date, "window_end": date,
+		"@timestamp": date, "events": long, "cabs": long, "pickups": long,
+		"avg_speed_kmh": double, "location": geoPoint,
+	}
+}
+
+func cabAlertsFields() obj {
+	return obj{
+		"alert_id": keyword, "type": keyword, "cab_id": keyword, "@timestamp": date,
+		"location": geoPoint,
+		"details": obj{"type": "object", "dynamic": true, "properties": obj{
+			"severity": keyword, "value": double,
+		}},
+	}
+}
+
+func cabTelemetryFields() obj {
+	return obj{
+		"cab_id": keyword, "trip_id": keyword, "ts": date, "@timestamp": date,
+		"location": geoPoint, "lat": double, "lon": double,
+		"speed_kmh": float, "heading_deg": float, "status": keyword,
+		"engine_temp_c": float, "fuel_pct": float, "battery_v": float, "odometer_km": double,
+	}
+}
+
+// Templates returns the composable index templates of every index the SDK writes.
+func Templates(opts ...TemplateOption) ([]Template, error) {
+	cfg := templateConfig{replicas: 1, shards: 1}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if len(cfg.errs) > 0 {
+		return nil, cfg.errs[0]
+	}
+	type spec struct {
+		name, pattern string
+		fields        obj
+		dataStream    bool
+	}
+	specs := []spec{
+		{TemplateCabStats, PatternCabStats, cabStatsFields(), false},
+		{TemplateZoneDemand, PatternZoneDemand, zoneDemandFields(), false},
+		{TemplateCabAlerts, PatternCabAlerts, cabAlertsFields(), cfg.dataStreams},
+	}
+	if cfg.telemetry {
+		specs = append(specs, spec{TemplateCabTelemetry, PatternCabTelemetry, cabTelemetryFields(), cfg.dataStreams})
+	}
+	out := make([]Template, 0, len(specs))
+	for _, sp := range specs {
+		settings := obj{"number_of_shards": cfg.shards, "number_of_replicas": cfg.replicas}
+		if cfg.refresh != "" {
+			settings["refresh_interval"] = cfg.refresh
+		}
+		body := obj{
+			"index_patterns": []string{sp.pattern},
+			"priority":       templatePriority,
+			"version":        templateVersion,
+			"_meta":          obj{"managed_by": "fleetstream"},
+			"template": obj{
+				"settings": obj{"index": settings},
+				"mappings": obj{
+					// Unknown string fields become keywords, not analysed text.
+					"dynamic_templates": []obj{{"strings_as_keywords": obj{
+						"match_mapping_type": "string",
+						"mapping":            keyword,
+					}}},
+					"properties": sp.fields,
+				},
+			},
+		}
+		if sp.dataStream {
+			body["data_stream"] = obj{}
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("opensearch: template %s: %w", sp.name, err)
+		}
+		out = append(out, Template{Name: sp.name, Pattern: sp.pattern, Body: b})
+	}
+	return out, nil
+}
+
+// EnsureTemplates installs the SDK's index templates (Templates(opts...)). It is idempotent:
+// each PUT replaces the template with the same content, so every instance of a pipeline may
+// call it at start. Existing indexes keep their mappings; new indexes get the templates.
+func (c *Client) EnsureTemplates(ctx context.Context, opts ...TemplateOption) error {
+	ts, err := Templates(opts...)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		path := "/_index_template/" + url.PathEscape(t.Name)
+		status, resp, err := c.do(ctx, "PUT", path, "", t.Body, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if status != 200 {
+			return httpError("put index template "+t.Name, status, resp)
+		}
+		c.logger.Info("opensearch: index template installed", "template", t.Name, "pattern", t.Pattern)
+	}
+	return nil
+}
