@@ -57,7 +57,7 @@ func TestGeohashKnownValues(t *testing.T) {
 		want string
 	}{
 		{telemetry.Point{Lat: 57.64911, Lon: 10.40744}, 11, "u4pruydqqvj"}, // geohash.org's example
-		{telemetry.Point{Lat: 42.6, Lon: -5.6}, 5, "ezs42"},                  // Wikipedia's example
+		{telemetry.Point{Lat: 42.6, Lon: -5.6}, 5, "ezs42"},                // Wikipedia's example
 		{telemetry.Point{Lat: 0, Lon: 0}, 1, "s"},
 		{telemetry.Point{Lat: -90, Lon: -180}, 12, "000000000000"},
 		{telemetry.Point{Lat: 90, Lon: 180}, 12, "zzzzzzzzzzzz"},
