@@ -287,6 +287,7 @@ start_one() {
 	else
 		check_ports_free "$svc"
 		mkdir -p "$d/logs"
+		echo "===== testenv: $svc starting $(date -u +%FT%TZ) =====" >>"$d/logs/$svc.out"
 		"${svc}_launch"
 		log "$svc: starting (pid $(cat "$d/pid"), logs in $d/logs)"
 	fi

@@ -11,6 +11,7 @@ if [ $# -eq 0 ]; then
 	exit 2
 fi
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	if [ "${FLEETSTREAM_TESTENV_KEEP:-}" = 1 ]; then
 		echo "with-services: leaving the services running (FLEETSTREAM_TESTENV_KEEP=1)" >&2
