@@ -1,0 +1,164 @@
+package kafka
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Message is a Kafka record as a codec sees it, and as a Producer writes it.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	// Timestamp is the record's Kafka timestamp (create or log-append time).
+	Timestamp time.Time
+	Headers   []Header
+}
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Header returns the value of the first header named key.
+func (m *Message) Header(key string) ([]byte, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// Codec decodes Kafka messages into the values of a pipeline.
+//
+// Decode returns the value and its event time; the zero time means "use the message's Kafka
+// timestamp". An error sends the message to the dead-letter output: return one for input that
+// cannot be decoded and for input that fails validation. Decode is called from one goroutine
+// per partition, so it must be safe for concurrent use; it must not keep msg or its byte
+// slices past the call unless it copies them.
+type Codec[T any] interface {
+	Decode(msg *Message) (T, time.Time, error)
+}
+
+// CodecFunc adapts a function to a Codec.
+type CodecFunc[T any] func(msg *Message) (T, time.Time, error)
+
+// Decode calls f.
+func (f CodecFunc[T]) Decode(msg *Message) (T, time.Time, error) { return f(msg) }
+
+// EventTimer is implemented by values that carry their event time. The JSON codec uses it.
+type EventTimer interface {
+	EventTime() time.Time
+}
+
+// JSON returns a codec that unmarshals the message value with encoding/json. The event time
+// is v.EventTime() when T (or *T) implements EventTimer, else the Kafka timestamp. If T (or
+// *T) has a method Validate() error, a validation failure is a decode error too.
+func JSON[T any]() Codec[T] {
+	return CodecFunc[T](func(msg *Message) (T, time.Time, error) {
+		var v T
+		if err := json.Unmarshal(msg.Value, &v); err != nil {
+			return v, time.Time{}, fmt.Errorf("kafka: json: %w", err)
+		}
+		if val, ok := any(&v).(interface{ Validate() error }); ok {
+			if err := val.Validate(); err != nil {
+				return v, time.Time{}, err
+			}
+		}
+		var ts time.Time
+		if et, ok := any(&v).(EventTimer); ok {
+			ts = et.EventTime()
+		}
+		return v, ts, nil
+	})
+}
+
+// Raw returns a codec that passes messages through unchanged, with the Kafka timestamp as the
+// event time. Its values share the fetched bytes, which the client never reuses.
+func Raw() Codec[Message] {
+	return CodecFunc[Message](func(msg *Message) (Message, time.Time, error) {
+		m := *msg
+		m.Headers = slices.Clone(msg.Headers)
+		return m, time.Time{}, nil
+	})
+}
+
+// Meta is a record's Kafka metadata.
+type Meta struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Timestamp time.Time
+	Headers   []Header
+}
+
+// Record is a decoded value with the metadata of the Kafka record it came from. Use it with
+// WithMeta when transforms need the topic, key, offset or headers.
+type Record[T any] struct {
+	Meta
+	Value T
+}
+
+// WithMeta wraps a codec so that each value carries its record's metadata.
+func WithMeta[T any](c Codec[T]) Codec[Record[T]] {
+	return CodecFunc[Record[T]](func(msg *Message) (Record[T], time.Time, error) {
+		v, ts, err := c.Decode(msg)
+		if err != nil {
+			return Record[T]{}, ts, err
+		}
+		return Record[T]{
+			Meta: Meta{
+				Topic:     msg.Topic,
+				Partition: msg.Partition,
+				Offset:    msg.Offset,
+				Key:       msg.Key,
+				Timestamp: msg.Timestamp,
+				Headers:   slices.Clone(msg.Headers),
+			},
+			Value: v,
+		}, ts, nil
+	})
+}
+
+// fromSarama fills m from a consumed record, reusing m's header slice.
+func (m *Message) fromSarama(cm *sarama.ConsumerMessage) {
+	m.Topic, m.Partition, m.Offset = cm.Topic, cm.Partition, cm.Offset
+	m.Key, m.Value, m.Timestamp = cm.Key, cm.Value, cm.Timestamp
+	clear(m.Headers)
+	m.Headers = m.Headers[:0]
+	for _, h := range cm.Headers {
+		if h != nil {
+			m.Headers = append(m.Headers, Header{Key: string(h.Key), Value: h.Value})
+		}
+	}
+}
+
+// toSarama builds a producer record; an empty topic means defTopic.
+func (m *Message) toSarama(defTopic string) *sarama.ProducerMessage {
+	pm := &sarama.ProducerMessage{Topic: m.Topic, Timestamp: m.Timestamp}
+	if pm.Topic == "" {
+		pm.Topic = defTopic
+	}
+	if m.Key != nil {
+		pm.Key = sarama.ByteEncoder(m.Key)
+	}
+	if m.Value != nil {
+		pm.Value = sarama.ByteEncoder(m.Value)
+	}
+	if len(m.Headers) > 0 {
+		pm.Headers = make([]sarama.RecordHeader, len(m.Headers))
+		for i, h := range m.Headers {
+			pm.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	return pm
+}

@@ -1,0 +1,256 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("kafka: producer closed")
+
+// Encoder turns a value into the message a Producer writes. A message with an empty Topic
+// goes to the producer's topic; Partition and Offset are ignored (records are partitioned
+// by a hash of the key, like Kafka's Java client, so keep keys stable).
+type Encoder[T any] interface {
+	Encode(v T) (Message, error)
+}
+
+// EncoderFunc adapts a function to an Encoder.
+type EncoderFunc[T any] func(v T) (Message, error)
+
+// Encode calls f.
+func (f EncoderFunc[T]) Encode(v T) (Message, error) { return f(v) }
+
+// KeyValue builds an Encoder from a key function and a value encoder.
+func KeyValue[T any](key func(T) []byte, value func(T) ([]byte, error)) Encoder[T] {
+	return EncoderFunc[T](func(v T) (Message, error) {
+		b, err := value(v)
+		if err != nil {
+			return Message{}, err
+		}
+		var k []byte
+		if key != nil {
+			k = key(v)
+		}
+		return Message{Key: k, Value: b}, nil
+	})
+}
+
+// JSONValue encodes values with encoding/json and keys them with key (nil: no key).
+func JSONValue[T any](key func(T) []byte) Encoder[T] {
+	return KeyValue(key, func(v T) ([]byte, error) { return json.Marshal(v) })
+}
+
+// Producer is a stream.Sink that writes values to a Kafka topic with an idempotent producer
+// (acks from all in-sync replicas, one request in flight per broker, so a retry inside the
+// client neither duplicates nor reorders). Write returns only once the broker acknowledged
+// every message of the batch.
+//
+// Kafka appends: when the pipeline replays a batch after a failure, its messages are written
+// again. Consumers should treat the key as the identity (last one wins, as in a compacted
+// topic).
+//
+// The client connects on the first Write; Close closes it. A Producer is safe for concurrent
+// use.
+type Producer[T any] struct {
+	cfg   Config
+	topic string
+	enc   Encoder[T]
+	o     producerOptions
+
+	mu     sync.Mutex
+	client sarama.Client
+	sp     sarama.SyncProducer
+	closed bool
+
+	sent atomic.Int64
+}
+
+var _ stream.Sink[int] = (*Producer[int])(nil)
+var _ stream.Closer = (*Producer[int])(nil)
+
+// NewProducer returns a Producer writing to topic. Only Config's connection settings
+// (brokers, client id, version, TLS, SASL) are used.
+func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...ProducerOption) (*Producer[T], error) {
+	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
+	for _, opt := range opts {
+		opt.applyProducer(&o)
+	}
+	var errs []error
+	if err := cfg.validate(roleProducer); err != nil {
+		errs = append(errs, err)
+	}
+	if topic == "" {
+		errs = append(errs, invalid("topic", "empty"))
+	}
+	if enc == nil {
+		errs = append(errs, invalid("encoder", "nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg.Brokers = append([]string(nil), cfg.Brokers...)
+	return &Producer[T]{cfg: cfg, topic: topic, enc: enc, o: o}, nil
+}
+
+// Topic returns the producer's default topic.
+func (p *Producer[T]) Topic() string { return p.topic }
+
+// Sent returns how many messages the broker acknowledged.
+func (p *Producer[T]) Sent() int64 { return p.sent.Load() }
+
+func (p *Producer[T]) connect() (sarama.SyncProducer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if p.sp != nil {
+		return p.sp, nil
+	}
+	sc, err := p.cfg.sarama(roleProducer)
+	if err != nil {
+		return nil, err
+	}
+	if p.o.tune != nil {
+		p.o.tune(sc)
+	}
+	client, err := sarama.NewClient(p.cfg.Brokers, sc)
+	if err != nil {
+		return nil, connectError(&p.cfg, err)
+	}
+	sp, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("kafka: producer: %w", err)
+	}
+	p.client, p.sp = client, sp
+	return sp, nil
+}
+
+// Write sends batch and waits until the broker acknowledged every message. An encoding
+// error, a message too large, or an authorization failure is permanent
+// (stream.IsPermanent); anything else is retried by the pipeline.
+func (p *Producer[T]) Write(ctx context.Context, batch []T) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	msgs := make([]*sarama.ProducerMessage, len(batch))
+	for i, v := range batch {
+		m, err := p.enc.Encode(v)
+		if err != nil {
+			return stream.Permanent(fmt.Errorf("kafka: encode: %w", err))
+		}
+		msgs[i] = m.toSarama(p.topic)
+	}
+	return p.send(ctx, msgs)
+}
+
+func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) error {
+	sp, err := p.connect()
+	if err != nil {
+		return err
+	}
+	// SendMessages has no context; it is bounded by the producer's own timeouts and retries.
+	done := make(chan error, 1)
+	go func() { done <- sp.SendMessages(msgs) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The send goes on and its outcome is unknown: the pipeline will write the batch again.
+		return ctx.Err()
+	}
+	if err == nil {
+		p.sent.Add(int64(len(msgs)))
+		return nil
+	}
+	var perrs sarama.ProducerErrors
+	if errors.As(err, &perrs) {
+		p.sent.Add(int64(len(msgs) - len(perrs)))
+		first := perrs[0].Err
+		err = fmt.Errorf("kafka: produce: %d of %d messages failed, first: %w", len(perrs), len(msgs), first)
+		if permanentProduceError(first) {
+			return stream.Permanent(err)
+		}
+		return err
+	}
+	return fmt.Errorf("kafka: produce: %w", err)
+}
+
+func permanentProduceError(err error) bool {
+	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessage) ||
+		errors.Is(err, sarama.ErrTopicAuthorizationFailed) || errors.Is(err, sarama.ErrClusterAuthorizationFailed) ||
+		errors.Is(err, sarama.ErrInvalidTopic)
+}
+
+// Close flushes and closes the client. Later Writes return ErrClosed.
+func (p *Producer[T]) Close(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	if p.sp == nil {
+		return nil
+	}
+	err := p.sp.Close()
+	if cerr := p.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: producer close: %w", err)
+	}
+	return nil
+}
+
+// connectError describes a failure to reach the cluster. It names the brokers and the SASL
+// mechanism and user, never the password.
+func connectError(c *Config, err error) error {
+	what := fmt.Sprintf("kafka: connect to %v", c.Brokers)
+	if c.SASL.Mechanism != SASLNone {
+		what += fmt.Sprintf(" (SASL %s", c.SASL.Mechanism)
+		if c.SASL.User != "" {
+			what += fmt.Sprintf(" as %q", c.SASL.User)
+		}
+		what += ")"
+	}
+	if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
+		return fmt.Errorf("%s: authentication failed, check the user and password: %w", what, redact(c, err))
+	}
+	return fmt.Errorf("%s: %w", what, redact(c, err))
+}
+
+// redact guards against a broker or library echoing a secret back in an error.
+func redact(c *Config, err error) error {
+	if c.SASL.Password == "" || err == nil {
+		return err
+	}
+	if msg := err.Error(); strings.Contains(msg, c.SASL.Password) {
+		return &redactedError{msg: strings.ReplaceAll(msg, c.SASL.Password, redacted), err: err}
+	}
+	return err
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+// Is matches what the original error matches, without handing out its text via Unwrap.
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }

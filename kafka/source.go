@@ -1,0 +1,712 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Partition ids: the pipeline's partition id of (topic i of Config.Topics, partition p) is
+// i<<16 | p, so a single-topic source uses Kafka's partition numbers unchanged and ids are the
+// same on every instance and across restarts.
+const (
+	partitionBits = 16
+	maxTopics     = 1<<(31-partitionBits) - 1
+)
+
+// ErrRunTwice is returned by Run when the Source already ran.
+var ErrRunTwice = errors.New("kafka: Source.Run called twice")
+
+// Source consumes Kafka topics as a member of a consumer group and feeds a pipeline. It is a
+// stream.Source: see the package documentation for delivery, rebalancing, backpressure and
+// dead letters. A Source runs once.
+type Source[T any] struct {
+	cfg    Config
+	codec  Codec[T]
+	o      sourceOptions
+	log    *slog.Logger
+	topics map[string]int
+	ran    atomic.Bool
+
+	records, bytes, deadLettered atomic.Int64
+
+	mu       sync.Mutex
+	owned    map[int32]*partition
+	ends     map[int32]int64 // bounded mode: end offset by partition id
+	finished map[int32]bool  // bounded mode: partitions read to their end
+	ended    bool            // bounded mode: the input was closed
+	progress chan struct{}   // bounded mode: a partition finished
+}
+
+var (
+	_ stream.Source[int]                      = (*Source[int])(nil)
+	_ interface{ Stats() stream.SourceStats } = (*Source[int])(nil)
+	_ sarama.ConsumerGroupHandler             = (*handler[int])(nil)
+)
+
+// partition is the state of one claimed partition.
+type partition struct {
+	topic string
+	part  int32
+	id    int32
+	sess  sarama.ConsumerGroupSession
+	claim sarama.ConsumerGroupClaim
+	end   int64 // bounded mode: stop before this offset; -1 unbounded
+
+	// pushedNext is the offset after the last record pushed into the input. Owned by the
+	// claim's goroutine.
+	pushedNext int64
+
+	mu sync.Mutex
+	// committed is the offset last marked for commit (or where the claim started).
+	committed int64
+	// A run of dead-lettered offsets right after pushedNext: the pipeline never sees them, so
+	// a commit of runStart (everything pushed is done) may go on to runEnd.
+	runActive        bool
+	runStart, runEnd int64
+}
+
+// NewSource returns a Source that decodes with codec. cfg must name brokers, a group and
+// topics. Nothing connects before Run.
+func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source[T], error) {
+	o := sourceOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
+	for _, opt := range opts {
+		opt.applySource(&o)
+	}
+	errs := o.errs
+	if err := cfg.validate(roleConsumer); err != nil {
+		errs = append(errs, err)
+	}
+	if codec == nil {
+		errs = append(errs, invalid("codec", "nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg.Brokers = slices.Clone(cfg.Brokers)
+	cfg.Topics = slices.Clone(cfg.Topics)
+	s := &Source[T]{
+		cfg:      cfg,
+		codec:    codec,
+		o:        o,
+		log:      o.logger.With("component", "kafka.Source", "group", cfg.Group),
+		topics:   make(map[string]int, len(cfg.Topics)),
+		owned:    make(map[int32]*partition),
+		ends:     make(map[int32]int64),
+		finished: make(map[int32]bool),
+		progress: make(chan struct{}, 1),
+	}
+	for i, t := range cfg.Topics {
+		s.topics[t] = i
+	}
+	return s, nil
+}
+
+// PartitionID returns the pipeline partition id of a Kafka topic-partition, or -1 for a
+// topic the Source does not read.
+func (s *Source[T]) PartitionID(topic string, partition int32) int32 {
+	i, ok := s.topics[topic]
+	if !ok || partition < 0 || partition >= 1<<partitionBits {
+		return -1
+	}
+	return int32(i)<<partitionBits | partition
+}
+
+// TopicPartition is the inverse of PartitionID.
+func (s *Source[T]) TopicPartition(id int32) (topic string, partition int32) {
+	i := int(id >> partitionBits)
+	if id < 0 || i >= len(s.cfg.Topics) {
+		return "", -1
+	}
+	return s.cfg.Topics[i], id & (1<<partitionBits - 1)
+}
+
+// DeadLettered returns how many records went to the dead-letter output.
+func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
+
+// Stats reports the records and bytes consumed and, for every partition this instance owns,
+// its lag: the high-water mark minus the committed offset, by "topic/partition".
+func (s *Source[T]) Stats() stream.SourceStats {
+	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Lag = make(map[string]int64, len(s.owned))
+	for _, p := range s.owned {
+		hwm := p.claim.HighWaterMarkOffset()
+		p.mu.Lock()
+		c := p.committed
+		p.mu.Unlock()
+		if c < 0 || hwm < c {
+			c = hwm // nothing committed yet and nothing known: no lag to report
+		}
+		st.Lag[p.topic+"/"+strconv.Itoa(int(p.part))] = hwm - c
+	}
+	return st
+}
+
+// Run joins the consumer group and feeds in until ctx ends, or, in bounded mode, until every
+// partition was read to its end offset and the pipeline committed the final batch. It
+// returns an error if the cluster cannot be reached or authentication fails at start; once
+// running, it rides out broker outages and rebalances.
+func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
+	sc, err := s.cfg.sarama(roleConsumer)
+	if err != nil {
+		return err
+	}
+	if s.o.tune != nil {
+		s.o.tune(sc)
+	}
+	client, err := sarama.NewClient(s.cfg.Brokers, sc)
+	if err != nil {
+		return connectError(&s.cfg, err)
+	}
+	defer func() { _ = client.Close() }()
+
+	dlq := s.o.dlqWriter
+	if dlq == nil {
+		def := s.o.dlqTopic
+		if def == "" {
+			def = s.cfg.Topics[0] + ".dlq"
+		}
+		p, err := NewProducer(s.cfg, def, EncoderFunc[Message](identity), WithLogger(s.o.logger), WithSaramaConfig(s.o.tune))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = p.Close(context.WithoutCancel(ctx)) }()
+		dlq = &topicDeadLetters{topic: s.o.dlqTopic, p: p}
+	}
+
+	if s.o.bounded {
+		if err := s.loadEnds(client); err != nil {
+			return err
+		}
+	}
+	group, err := sarama.NewConsumerGroupFromClient(s.cfg.Group, client)
+	if err != nil {
+		return fmt.Errorf("kafka: consumer group %q: %w", s.cfg.Group, err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer func() { _ = group.Close() }() // leaves the group and flushes commits; before wg.Wait
+	wg.Go(func() {
+		for err := range group.Errors() {
+			s.log.Warn("kafka: consumer group error", "err", redact(&s.cfg, err))
+		}
+	})
+	if s.o.bounded {
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Go(func() { s.monitorBounded(mctx, client, in) })
+	}
+
+	h := &handler[T]{
+		s:          s,
+		in:         in,
+		runCtx:     ctx,
+		dlq:        dlq,
+		revokeWait: s.cfg.rebalance().Timeout * 4 / 5,
+		hold:       4 * sc.ChannelBufferSize,
+	}
+	wait := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		err := group.Consume(ctx, s.cfg.Topics, h)
+		if ctx.Err() != nil {
+			break
+		}
+		if err == nil {
+			wait = 250 * time.Millisecond
+			continue
+		}
+		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			return fmt.Errorf("kafka: consume: %w", err)
+		}
+		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
+			return connectError(&s.cfg, err)
+		}
+		s.log.Warn("kafka: consume failed, retrying", "err", redact(&s.cfg, err), "backoff", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		return nil
+	}
+	return ctx.Err()
+}
+
+// Commit marks the acknowledged positions for commit and commits them synchronously through
+// the consumer group session. Positions of partitions this instance no longer owns are
+// ignored: their new owner commits them.
+func (s *Source[T]) Commit(_ context.Context, pos []stream.Position) error {
+	var sessions []sarama.ConsumerGroupSession
+	s.mu.Lock()
+	for _, x := range pos {
+		p := s.owned[x.Partition]
+		if p == nil {
+			continue
+		}
+		if p.mark(x.Offset) && !slices.Contains(sessions, p.sess) {
+			sessions = append(sessions, p.sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		// Errors reach the group's error channel (logged); the offsets stay marked and the
+		// next commit sends them again.
+		sess.Commit()
+	}
+	return nil
+}
+
+// mark records off (the pipeline's next offset) for commit, extended over a run of
+// dead-lettered offsets that follows it. It reports whether anything was marked.
+func (p *partition) mark(off int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.runActive && off == p.runStart {
+		off = p.runEnd
+	}
+	if off <= p.committed {
+		return false
+	}
+	p.committed = off
+	p.sess.MarkOffset(p.topic, p.part, off, "")
+	return true
+}
+
+// loadEnds reads the end offset of every partition at start (bounded mode).
+func (s *Source[T]) loadEnds(client sarama.Client) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ti, topic := range s.cfg.Topics {
+		parts, err := client.Partitions(topic)
+		if err != nil {
+			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
+		}
+		for _, part := range parts {
+			newest, err := client.GetOffset(topic, part, sarama.OffsetNewest)
+			if err != nil {
+				return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, part, err)
+			}
+			oldest, err := client.GetOffset(topic, part, sarama.OffsetOldest)
+			if err != nil {
+				return fmt.Errorf("kafka: start offset of %s/%d: %w", topic, part, err)
+			}
+			id := int32(ti)<<partitionBits | part
+			s.ends[id] = newest
+			if newest <= oldest {
+				s.finished[id] = true
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Source[T]) finish(id int32) {
+	s.mu.Lock()
+	if _, ok := s.ends[id]; ok {
+		s.finished[id] = true
+	}
+	s.mu.Unlock()
+	select {
+	case s.progress <- struct{}{}:
+	default:
+	}
+}
+
+// monitorBounded closes the input once every partition was read to its end offset, by this
+// instance or (per the group's committed offsets) by another member.
+func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in *stream.Input[T]) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		var open map[string][]int32
+		for id := range s.ends {
+			if s.finished[id] {
+				continue
+			}
+			if _, mine := s.owned[id]; mine {
+				open = nil
+				break
+			}
+			if open == nil {
+				open = make(map[string][]int32)
+			}
+			t, p := s.TopicPartition(id)
+			open[t] = append(open[t], p)
+		}
+		done := len(s.finished) == len(s.ends)
+		if done {
+			s.ended = true
+		}
+		s.mu.Unlock()
+		if done {
+			s.log.Info("kafka: bounded input read to its end offsets")
+			in.Close()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.progress:
+			continue
+		case <-tick.C:
+		}
+		if open != nil {
+			// Partitions only other members own: done once the group committed their end.
+			committed, err := groupOffsets(client, s.cfg.Group, open)
+			if err != nil {
+				s.log.Debug("kafka: fetching group offsets", "err", err)
+				continue
+			}
+			s.mu.Lock()
+			for id, off := range committed {
+				if off >= s.ends[s.PartitionID(id.topic, id.part)] {
+					s.finished[s.PartitionID(id.topic, id.part)] = true
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+type topicPart struct {
+	topic string
+	part  int32
+}
+
+// groupOffsets fetches a group's committed offsets.
+func groupOffsets(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]int64, error) {
+	coord, err := client.Coordinator(group)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := coord.FetchOffset(sarama.NewOffsetFetchRequest(client.Config().Version, group, parts))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[topicPart]int64)
+	for t, ps := range parts {
+		for _, p := range ps {
+			if b := resp.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
+				out[topicPart{t, p}] = b.Offset
+			}
+		}
+	}
+	return out, nil
+}
+
+// handler runs the claims of consumer group sessions.
+type handler[T any] struct {
+	s          *Source[T]
+	in         *stream.Input[T]
+	runCtx     context.Context
+	dlq        DeadLetterWriter
+	revokeWait time.Duration
+	hold       int
+}
+
+func (h *handler[T]) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *handler[T]) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim feeds one partition into the input until the claim is revoked or the session
+// ends, then hands the partition back (see release).
+func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	s := h.s
+	p := s.own(sess, claim)
+	if p == nil {
+		return nil
+	}
+	c := &claimLoop[T]{h: h, p: p, sess: sess}
+	defer h.release(p)
+	h.in.Assign(p.id)
+	if p.end >= 0 && (p.pushedNext >= p.end || s.isFinished(p.id)) {
+		c.finished = true
+		s.finish(p.id)
+	}
+	pauser, _ := claim.(interface {
+		Pause()
+		Resume()
+	})
+	paused := false
+	msgs := claim.Messages()
+	sessDone := sess.Context().Done()
+	for {
+		space := h.in.Space()
+		blocked := !c.flush()
+		if wantPause := blocked || c.finished; wantPause != paused && pauser != nil {
+			if wantPause {
+				pauser.Pause()
+			} else {
+				pauser.Resume()
+			}
+			paused = wantPause
+		}
+		var recv <-chan *sarama.ConsumerMessage
+		if len(c.queue)+len(c.skips) < h.hold {
+			recv = msgs
+		}
+		var wait <-chan struct{}
+		if blocked {
+			wait = space
+		}
+		select {
+		case m, ok := <-recv:
+			if !ok {
+				return nil
+			}
+			if !c.receive(m) {
+				return nil
+			}
+			// Take what is already fetched without going round the loop for each record.
+			for more := true; more && len(c.queue) < h.hold; {
+				select {
+				case m, ok := <-msgs:
+					if !ok {
+						return nil
+					}
+					if !c.receive(m) {
+						return nil
+					}
+				default:
+					more = false
+				}
+			}
+		case <-wait:
+		case <-sessDone:
+			return nil
+		}
+	}
+}
+
+// own registers a claimed partition.
+func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) *partition {
+	id := s.PartitionID(claim.Topic(), claim.Partition())
+	if id < 0 {
+		s.log.Error("kafka: claim of an unknown topic-partition", "topic", claim.Topic(), "partition", claim.Partition())
+		return nil
+	}
+	start := claim.InitialOffset()
+	if start < 0 {
+		start = -1 // resolved from the first record
+	}
+	p := &partition{
+		topic: claim.Topic(), part: claim.Partition(), id: id,
+		sess: sess, claim: claim, end: -1,
+		pushedNext: start, committed: start,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.o.bounded {
+		end, ok := s.ends[id]
+		if !ok {
+			end = 0 // a partition created after the start is not part of the backfill
+		}
+		p.end = end
+	}
+	s.owned[id] = p
+	s.log.Debug("kafka: partition assigned", "topic", p.topic, "partition", p.part, "offset", start)
+	return p
+}
+
+func (s *Source[T]) isFinished(id int32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.finished[id]
+}
+
+// release hands a partition back after its claim ended: it tells the pipeline (which drops
+// the partition's buffered records and state once the batch in flight was acknowledged and
+// committed), waits for that within the rebalance timeout, commits, and forgets the partition.
+func (h *handler[T]) release(p *partition) {
+	s := h.s
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if h.runCtx.Err() == nil && !ended {
+		done := h.in.Revoke(p.id)
+		t := time.NewTimer(h.revokeWait)
+		select {
+		case <-done:
+		case <-t.C:
+			s.log.Warn("kafka: pipeline did not release a revoked partition in time; its last batch will be replayed by the next owner",
+				"topic", p.topic, "partition", p.part)
+		case <-h.runCtx.Done():
+		}
+		t.Stop()
+	}
+	s.mu.Lock()
+	if s.owned[p.id] == p {
+		delete(s.owned, p.id)
+	}
+	s.mu.Unlock()
+	p.sess.Commit()
+	s.log.Debug("kafka: partition released", "topic", p.topic, "partition", p.part)
+}
+
+// claimLoop is the per-claim state owned by its goroutine.
+type claimLoop[T any] struct {
+	h        *handler[T]
+	p        *partition
+	sess     sarama.ConsumerGroupSession
+	msg      Message
+	queue    []stream.Record[T] // decoded, not yet in the input
+	skips    []int64            // dead-lettered offsets among or after queue, ascending
+	finished bool
+}
+
+// receive decodes one fetched record into the queue, or dead-letters it. It returns false
+// if the session ended while the dead-letter write was being retried.
+func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) bool {
+	p, s := c.p, c.h.s
+	if p.end >= 0 && m.Offset >= p.end {
+		return true // past the backfill's end
+	}
+	if p.pushedNext < 0 {
+		// No committed offset: start counting from the first record.
+		p.pushedNext = m.Offset
+		p.mu.Lock()
+		p.committed = m.Offset
+		p.mu.Unlock()
+	}
+	size := len(m.Key) + len(m.Value)
+	s.records.Add(1)
+	s.bytes.Add(int64(size))
+	c.msg.fromSarama(m)
+	v, ts, err := s.codec.Decode(&c.msg)
+	if err != nil {
+		if !c.deadLetter(err) {
+			return false
+		}
+		c.skips = append(c.skips, m.Offset)
+		return true
+	}
+	if ts.IsZero() {
+		ts = m.Timestamp
+	}
+	c.queue = append(c.queue, stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+	return true
+}
+
+// deadLetter writes the current message to the dead-letter output, retrying until it is
+// stored or the session ends.
+func (c *claimLoop[T]) deadLetter(cause error) bool {
+	s := c.h.s
+	ctx := c.sess.Context()
+	wait := 100 * time.Millisecond
+	for {
+		err := c.h.dlq.WriteDeadLetter(ctx, &c.msg, cause)
+		if err == nil {
+			s.deadLettered.Add(1)
+			s.log.Warn("kafka: record dead-lettered", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", cause)
+			return true
+		}
+		s.log.Error("kafka: dead-letter write failed, retrying", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// flush moves queued records into the input and settles dead-lettered offsets, in offset
+// order. It returns false if the input is full.
+func (c *claimLoop[T]) flush() bool {
+	for len(c.queue) > 0 || len(c.skips) > 0 {
+		lim := len(c.queue)
+		if len(c.skips) > 0 {
+			lim, _ = slices.BinarySearchFunc(c.queue, c.skips[0], func(r stream.Record[T], off int64) int {
+				return cmpInt64(r.Offset, off)
+			})
+		}
+		if lim > 0 {
+			n := c.h.in.TryPushBatch(c.queue[:lim])
+			if n > 0 {
+				c.pushed(c.queue[n-1].Offset + 1)
+				clear(c.queue[:n])
+				c.queue = c.queue[n:]
+				if len(c.queue) == 0 {
+					c.queue = c.queue[:0:0]
+				}
+			}
+			if n < lim {
+				return false
+			}
+		}
+		if len(c.skips) > 0 {
+			c.skipped(c.skips[0])
+			c.skips = c.skips[1:]
+		}
+	}
+	return true
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (c *claimLoop[T]) pushed(next int64) {
+	p := c.p
+	p.pushedNext = next
+	if p.runActive { // only this goroutine writes runActive
+		p.mu.Lock()
+		p.runActive = false
+		p.mu.Unlock()
+	}
+	c.checkEnd(next)
+}
+
+// skipped settles a dead-lettered offset: it joins the run after the last pushed record, and
+// if the pipeline already committed everything pushed, the run is committed right away.
+func (c *claimLoop[T]) skipped(off int64) {
+	p := c.p
+	p.mu.Lock()
+	if !p.runActive {
+		p.runActive, p.runStart = true, p.pushedNext
+	}
+	p.runEnd = off + 1
+	direct := p.committed >= p.runStart && p.runEnd > p.committed
+	if direct {
+		p.committed = p.runEnd
+		p.sess.MarkOffset(p.topic, p.part, p.runEnd, "")
+	}
+	p.mu.Unlock()
+	if direct {
+		p.sess.Commit()
+	}
+	c.checkEnd(off + 1)
+}
+
+func (c *claimLoop[T]) checkEnd(next int64) {
+	if p := c.p; p.end >= 0 && !c.finished && next >= p.end {
+		c.finished = true
+		c.h.s.finish(p.id)
+	}
+}
