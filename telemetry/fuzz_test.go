@@ -1,8 +1,10 @@
 package telemetry_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -27,8 +29,15 @@ func FuzzDecode(f *testing.F) {
 			var de *telemetry.DecodeError
 			require.ErrorAs(t, err, &de)
 			require.True(t, errors.Is(err, telemetry.ErrMalformed) != errors.Is(err, telemetry.ErrInvalid))
+			// Differential check: what we call malformed, encoding/json
+			// must reject too (it skips UTF-8 checks and nests deeper).
+			if errors.Is(err, telemetry.ErrMalformed) && de.Reason != "nesting too deep" && de.Reason != "not a JSON object" &&
+				utf8.Valid(data) {
+				require.False(t, json.Valid(data), "valid JSON rejected: %v", err)
+			}
 			return
 		}
+		require.True(t, json.Valid(data), "accepted invalid JSON")
 		require.NoError(t, e.Validate())
 		enc := telemetry.Append(nil, e)
 		back, err := telemetry.Decode(enc)

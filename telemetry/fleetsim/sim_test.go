@@ -234,9 +234,8 @@ func TestAppendNextAndAll(t *testing.T) {
 
 // fakeClock advances only when the pacer sleeps.
 type fakeClock struct {
-	now    time.Time
-	slept  []time.Duration
-	cancel bool
+	now   time.Time
+	slept []time.Duration
 }
 
 func (c *fakeClock) Now() time.Time { return c.now }
