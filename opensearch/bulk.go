@@ -65,7 +65,6 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T) *Rejected {
 		}
 	}
 	fail := func(reason string) *Rejected {
-		ch.buf = ch.buf[:start]
 		var doc []byte
 		if body != nil {
 			doc = bytes.Clone(body)
@@ -91,30 +90,33 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T) *Rejected {
 	case s.m.Doc != nil:
 		b = append(b, body...)
 	case s.m.Body != nil:
-		b, err = s.m.Body(b, v)
+		var out []byte
+		if out, err = s.m.Body(b, v); err == nil {
+			b = out
+		}
 	default:
 		var j []byte
-		j, err = json.Marshal(v)
-		b = append(b, j...)
+		if j, err = json.Marshal(v); err == nil {
+			b = append(b, j...)
+		}
 	}
-	ch.buf = b
+	// ch.buf keeps its length until the item is complete, so failures leave it unchanged;
+	// b may have grown into a new array, which ch.buf then adopts.
+	ch.buf = b[:start]
 	if err != nil {
 		return fail(err.Error())
 	}
-	if body == nil {
-		body = b[doc:]
-	}
-	if i := bytes.IndexByte(b[doc:], '\n'); i >= 0 {
+	if bytes.IndexByte(b[doc:], '\n') >= 0 {
 		// NDJSON needs the document on one line.
 		var c bytes.Buffer
 		if err := json.Compact(&c, b[doc:]); err != nil {
-			body = bytes.Clone(b[doc:])
+			body = b[doc:]
 			return fail("invalid JSON: " + err.Error())
 		}
 		b = append(b[:doc], c.Bytes()...)
 	}
 	if len(b) == doc || b[doc] != '{' {
-		body = bytes.Clone(b[doc:])
+		body = b[doc:]
 		return fail("document is not a JSON object")
 	}
 	b = append(b, '\n')

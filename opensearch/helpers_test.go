@@ -197,3 +197,23 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// ids returns the _id of every document of pattern (at most 10,000).
+func (n *node) ids(t testing.TB, pattern string) []string {
+	t.Helper()
+	n.must(t, "POST", "/"+pattern+"/_refresh?allow_no_indices=true", "")
+	var r struct {
+		Hits struct {
+			Hits []struct {
+				ID string `json:"_id"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	b := n.must(t, "GET", "/"+pattern+"/_search?allow_no_indices=true&size=10000&_source=false", "")
+	require.NoError(t, json.Unmarshal(b, &r))
+	out := make([]string, 0, len(r.Hits.Hits))
+	for _, h := range r.Hits.Hits {
+		out = append(out, h.ID)
+	}
+	return out
+}

@@ -1,6 +1,11 @@
 package opensearch_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,5 +60,91 @@ func TestSinkPipelineExactlyOnce(t *testing.T) {
 			index := prefix + "-" + v.WindowStart.Format("2006.01.02")
 			require.Equal(t, 2, n.version(t, index, statsID(v)), "doc %d", i)
 		}
+	})
+}
+
+func TestSinkConformance(t *testing.T) {
+	n := newNode(t)
+	prefixes := map[stream.Sink[cabStats]]string{}
+	streamtest.RunSinkConformance(t, streamtest.SinkSuite[cabStats]{
+		New: func(t *testing.T) stream.Sink[cabStats] {
+			p := n.newPrefix(t)
+			s, err := opensearch.NewSink(n.client, statsMapping(p))
+			require.NoError(t, err)
+			prefixes[s] = p
+			return s
+		},
+		Value: func(i int) cabStats { return stats(i, 1)[0] },
+		ID:    statsID,
+		Stored: func(t *testing.T, s stream.Sink[cabStats]) []string {
+			return n.ids(t, prefixes[s]+"-*")
+		},
+	})
+}
+
+func TestSinkDeadLetters(t *testing.T) {
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	vals := stats(0, 1000)
+	bad := map[string]bool{}
+	for i := range vals {
+		if i%10 == 3 {
+			vals[i].Bad = true
+			bad[statsID(vals[i])] = true
+		}
+	}
+	var got []opensearch.Rejected
+	dl := opensearch.DeadLetterFunc(func(_ context.Context, docs []opensearch.Rejected) error {
+		got = append(got, docs...)
+		return nil
+	})
+	file := filepath.Join(t.TempDir(), "dead.jsonl")
+	jl, err := opensearch.OpenJSONLinesFile(file)
+	require.NoError(t, err)
+	defer jl.Close()
+	both := opensearch.DeadLetterFunc(func(ctx context.Context, docs []opensearch.Rejected) error {
+		if err := dl(ctx, docs); err != nil {
+			return err
+		}
+		return jl.WriteDeadLetters(ctx, docs)
+	})
+	sink, err := opensearch.NewSink(n.client, statsMapping(prefix), opensearch.WithDeadLetter(both), opensearch.WithFlushBytes(64<<10))
+	require.NoError(t, err)
+	require.NoError(t, sink.Write(t.Context(), vals))
+
+	require.Equal(t, 900, n.count(t, prefix+"-*"))
+	require.Len(t, got, 100)
+	for _, r := range got {
+		require.True(t, bad[r.ID], r.ID)
+		require.Equal(t, 400, r.Status)
+		require.Equal(t, "mapper_parsing_exception", r.Type)
+		require.Contains(t, r.Reason, "distance_km")
+		require.Contains(t, string(r.Doc), `"distance_km":"not a number"`)
+	}
+	st := sink.Stats()
+	require.Equal(t, int64(100), st.DeadLettered)
+	require.Equal(t, int64(900), st.Indexed)
+
+	lines, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.Equal(t, 100, bytes.Count(lines, []byte("\n")))
+	var first struct {
+		ID     string          `json:"id"`
+		Reason string          `json:"reason"`
+		Doc    json.RawMessage `json:"doc"`
+	}
+	require.NoError(t, json.Unmarshal(lines[:bytes.IndexByte(lines, '\n')], &first))
+	require.True(t, bad[first.ID])
+	require.Contains(t, string(first.Doc), "not a number")
+
+	t.Run("WithoutDeadLetterFailsPermanently", func(t *testing.T) {
+		sink, err := opensearch.NewSink(n.client, statsMapping(prefix))
+		require.NoError(t, err)
+		err = sink.Write(t.Context(), vals[:20])
+		require.Error(t, err)
+		require.True(t, stream.IsPermanent(err))
+		var re *opensearch.RejectedError
+		require.ErrorAs(t, err, &re)
+		require.Len(t, re.Docs, 2)
 	})
 }

@@ -1,0 +1,368 @@
+package opensearch_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// fakeNode is an offline bulk endpoint. Its handle function decides each item's status
+// from the action's _id and the attempt number of that _id.
+type fakeNode struct {
+	mu       sync.Mutex
+	attempts map[string]int
+	stored   map[string][]byte
+	// status returns the whole request's status (200 to read items).
+	status func(req int) int
+	// item returns an item's status.
+	item func(id string, attempt int) int
+	// block, if set, is waited for by every request.
+	block    chan struct{}
+	reqs     atomic.Int64
+	inFlight atomic.Int64
+	maxIn    atomic.Int64
+	query    atomic.Value
+}
+
+func newFake() *fakeNode {
+	return &fakeNode{attempts: map[string]int{}, stored: map[string][]byte{},
+		status: func(int) int { return 200 }, item: func(string, int) int { return 0 }}
+}
+
+func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/_bulk" {
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte(`{}`))
+		return
+	}
+	in := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		m := f.maxIn.Load()
+		if in <= m || f.maxIn.CompareAndSwap(m, in) {
+			break
+		}
+	}
+	f.query.Store(r.URL.RawQuery)
+	n := int(f.reqs.Add(1))
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if s := f.status(n); s != 200 {
+		http.Error(w, `{"error":{"type":"injected"}}`, s)
+		return
+	}
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(nil, 64<<20)
+	var items []string
+	errs := false
+	for sc.Scan() {
+		var action map[string]struct {
+			ID string `json:"_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &action); err != nil {
+			http.Error(w, "bad action: "+err.Error(), 400)
+			return
+		}
+		if !sc.Scan() {
+			http.Error(w, "missing doc", 400)
+			return
+		}
+		var op, id string
+		for k, v := range action {
+			op, id = k, v.ID
+		}
+		f.mu.Lock()
+		f.attempts[id]++
+		st := f.item(id, f.attempts[id])
+		var it string
+		switch {
+		case st == 0 || st == 200 || st == 201:
+			_, existed := f.stored[id]
+			f.stored[id] = bytes.Clone(sc.Bytes())
+			switch {
+			case existed && op == "create":
+				errs = true
+				it = `{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}`
+			case existed:
+				it = `{"status":200,"result":"updated"}`
+			default:
+				it = `{"status":201,"result":"created"}`
+			}
+		default:
+			errs = true
+			it = fmt.Sprintf(`{"status":%d,"error":{"type":"injected_%d","reason":"injected for %s","caused_by":{"type":"cause","reason":"because"}}}`, st, st, id)
+		}
+		f.mu.Unlock()
+		items = append(items, `{"`+op+`":`+it+`}`)
+	}
+	fmt.Fprintf(w, `{"errors":%t,"items":[%s]}`, errs, strings.Join(items, ","))
+}
+
+type rec struct {
+	ID  string `json:"id"`
+	N   int    `json:"n"`
+	Pad string `json:"pad,omitempty"`
+}
+
+func recs(n int) []rec {
+	out := make([]rec, n)
+	for i := range out {
+		out[i] = rec{ID: fmt.Sprintf("r%05d", i), N: i}
+	}
+	return out
+}
+
+var recMapping = opensearch.Mapping[rec]{
+	Index: opensearch.FixedIndex[rec]("recs"),
+	ID:    func(r rec) string { return r.ID },
+}
+
+func fakeSink(t *testing.T, f *fakeNode, opts ...opensearch.SinkOption) (*opensearch.Sink[rec], *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	opts = append([]opensearch.SinkOption{
+		opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}),
+	}, opts...)
+	s, err := opensearch.NewSink(c, recMapping, opts...)
+	require.NoError(t, err)
+	return s, srv
+}
+
+func TestSinkItemRetries(t *testing.T) {
+	f := newFake()
+	f.item = func(id string, attempt int) int {
+		if attempt == 1 && id[len(id)-1] == '7' {
+			return 429
+		}
+		if attempt <= 2 && id[len(id)-1] == '3' {
+			return 503
+		}
+		return 0
+	}
+	s, _ := fakeSink(t, f, opensearch.WithFlushBytes(4<<10))
+	require.NoError(t, s.Write(t.Context(), recs(1000)))
+	require.Len(t, f.stored, 1000)
+	st := s.Stats()
+	require.Equal(t, int64(1000), st.Indexed)
+	require.Equal(t, int64(100+200), st.Failed)
+	require.Equal(t, int64(100+200), st.Retried)
+	require.Zero(t, st.RequestRetries)
+	require.Contains(t, f.query.Load(), "filter_path=")
+
+	// A replay updates.
+	require.NoError(t, s.Write(t.Context(), recs(1000)))
+	require.Equal(t, int64(1000), s.Stats().Updated)
+}
+
+func TestSinkRequestRetries(t *testing.T) {
+	f := newFake()
+	f.status = func(n int) int {
+		switch n {
+		case 1:
+			return 503
+		case 2:
+			return 429
+		case 3:
+			return 502
+		}
+		return 200
+	}
+	s, _ := fakeSink(t, f)
+	require.NoError(t, s.Write(t.Context(), recs(10)))
+	require.Len(t, f.stored, 10)
+	st := s.Stats()
+	require.Equal(t, int64(3), st.RequestRetries)
+	require.Equal(t, int64(30), st.Retried)
+	require.Equal(t, int64(4), st.Requests)
+	require.Equal(t, int64(4), st.Latency.Count)
+}
+
+func TestSinkPermanentRequestError(t *testing.T) {
+	f := newFake()
+	f.status = func(int) int { return 403 }
+	s, _ := fakeSink(t, f)
+	err := s.Write(t.Context(), recs(10))
+	require.True(t, stream.IsPermanent(err))
+	var he *opensearch.HTTPError
+	require.ErrorAs(t, err, &he)
+	require.Equal(t, 403, he.Status)
+}
+
+func TestSinkMaxAttempts(t *testing.T) {
+	f := newFake()
+	f.status = func(int) int { return 503 }
+	s, _ := fakeSink(t, f, opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+	err := s.Write(t.Context(), recs(10))
+	require.Error(t, err)
+	require.False(t, stream.IsPermanent(err))
+	require.Equal(t, int64(3), f.reqs.Load())
+}
+
+func TestSinkStopsWhenCtxEnds(t *testing.T) {
+	f := newFake()
+	f.status = func(int) int { return 503 }
+	s, _ := fakeSink(t, f, opensearch.WithBackoff(opensearch.Backoff{Initial: time.Hour, Max: time.Hour}))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- s.Write(ctx, recs(10)) }()
+	waitFor(t, 10*time.Second, "first attempt", func() bool { return s.Stats().RequestRetries > 0 })
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, context.Canceled, err) // unwrapped
+	case <-time.After(10 * time.Second):
+		t.Fatal("Write did not return after ctx ended")
+	}
+}
+
+func TestSinkDeadLettersAndEncodeErrors(t *testing.T) {
+	f := newFake()
+	f.item = func(id string, _ int) int {
+		if strings.HasSuffix(id, "5") {
+			return 400
+		}
+		return 0
+	}
+	var got []opensearch.Rejected
+	s, _ := fakeSink(t, f, opensearch.WithDeadLetter(opensearch.DeadLetterFunc(func(_ context.Context, d []opensearch.Rejected) error {
+		got = append(got, d...)
+		return nil
+	})))
+	require.NoError(t, s.Write(t.Context(), recs(100)))
+	require.Len(t, got, 10)
+	require.Equal(t, "injected_400", got[0].Type)
+	require.Equal(t, "injected for r00005 (caused by cause: because)", got[0].Reason)
+	require.JSONEq(t, `{"id":"r00005","n":5}`, string(got[0].Doc))
+	require.Equal(t, int64(10), s.Stats().DeadLettered)
+
+	// A dead-letter output that fails fails the Write (not permanently).
+	s2, _ := fakeSink(t, f, opensearch.WithDeadLetter(opensearch.DeadLetterFunc(func(context.Context, []opensearch.Rejected) error {
+		return errors.New("disk full")
+	})))
+	err := s2.Write(t.Context(), recs(10))
+	require.ErrorContains(t, err, "disk full")
+	require.False(t, stream.IsPermanent(err))
+}
+
+func TestSinkEncoding(t *testing.T) {
+	f := newFake()
+	var got []opensearch.Rejected
+	c := newFakeClient(t, f)
+	s, err := opensearch.NewSink(c, opensearch.Mapping[rec]{
+		Index: func(r rec) string {
+			if r.N == 3 {
+				return ""
+			}
+			return "recs"
+		},
+		ID: func(r rec) string { return r.ID + "\"quoted\"" },
+		Body: func(b []byte, r rec) ([]byte, error) {
+			switch r.N {
+			case 1:
+				return nil, errors.New("cannot encode")
+			case 2:
+				return append(b, "{\n  \"pretty\": true\n}"...), nil
+			case 4:
+				return append(b, `[1,2]`...), nil
+			}
+			return append(b, `{"n":1}`...), nil
+		},
+	}, opensearch.WithDeadLetter(opensearch.DeadLetterFunc(func(_ context.Context, d []opensearch.Rejected) error {
+		got = append(got, d...)
+		return nil
+	})))
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), recs(6)))
+	require.Len(t, f.stored, 3)
+	require.Equal(t, `{"pretty":true}`, string(f.stored[`r00002"quoted"`]))
+	require.Len(t, got, 3)
+	reasons := []string{got[0].Reason, got[1].Reason, got[2].Reason}
+	require.Equal(t, []string{"cannot encode", "empty index name", "document is not a JSON object"}, reasons)
+	require.Equal(t, "encode_error", got[0].Type)
+}
+
+func TestSinkDocMapping(t *testing.T) {
+	f := newFake()
+	c := newFakeClient(t, f)
+	s, err := opensearch.NewSink(c, opensearch.Mapping[rec]{
+		Doc: func(r rec) (opensearch.Doc, error) {
+			return opensearch.Doc{Index: "x", ID: r.ID, Body: []byte(`{"a":1}`)}, nil
+		},
+	}, opensearch.WithDataStream())
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), recs(5)))
+	require.NoError(t, s.Write(t.Context(), recs(5)))
+	st := s.Stats()
+	require.Equal(t, int64(5), st.Indexed)
+	require.Equal(t, int64(5), st.Existed)
+	require.Zero(t, st.DeadLettered)
+}
+
+func TestSinkBounds(t *testing.T) {
+	f := newFake()
+	f.block = make(chan struct{})
+	s, _ := fakeSink(t, f, opensearch.WithFlushBytes(1<<10), opensearch.WithConcurrency(3),
+		opensearch.WithMaxInFlightBytes(100<<10))
+	done := make(chan error)
+	go func() { done <- s.Write(t.Context(), recs(2000)) }()
+	waitFor(t, 10*time.Second, "3 requests in flight", func() bool { return f.inFlight.Load() == 3 })
+	close(f.block)
+	require.NoError(t, <-done)
+	require.Equal(t, int64(3), f.maxIn.Load())
+	require.Len(t, f.stored, 2000)
+
+	// The byte bound: with room for one request, requests go one at a time.
+	f2 := newFake()
+	s2, _ := fakeSink(t, f2, opensearch.WithFlushBytes(1<<10), opensearch.WithConcurrency(8),
+		opensearch.WithMaxInFlightBytes(1<<10))
+	require.NoError(t, s2.Write(t.Context(), recs(2000)))
+	require.Equal(t, int64(1), f2.maxIn.Load())
+}
+
+func TestSinkClosed(t *testing.T) {
+	s, _ := fakeSink(t, newFake())
+	require.NoError(t, s.Close(t.Context()))
+	require.ErrorIs(t, s.Write(t.Context(), recs(1)), opensearch.ErrClosed)
+}
+
+func TestSinkHook(t *testing.T) {
+	f := newFake()
+	var n atomic.Int64
+	s, _ := fakeSink(t, f, opensearch.WithBulkHook(func(r opensearch.BulkResult) { n.Add(int64(r.Created)) }))
+	require.NoError(t, s.Write(t.Context(), recs(50)))
+	require.Equal(t, int64(50), n.Load())
+}
+
+func newFakeClient(t *testing.T, f *fakeNode) *opensearch.Client {
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
