@@ -11,8 +11,11 @@ FUZZTIME ?= 15s
 test:
 	./testenv/with-services.sh $(MAKE) --no-print-directory test-go
 
+# Fault tests (TestFault*) stop and restart the shared services, so they run after the main
+# run, one package at a time.
 test-go: lint
-	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 75m $(PKGS)
+	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault' $(PKGS)
+	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(PKGS)
 	$(MAKE) --no-print-directory fuzz
 
 lint:

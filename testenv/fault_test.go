@@ -3,7 +3,6 @@ package testenv_test
 import (
 	"context"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,25 +15,8 @@ import (
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
-// The restart tests take a service away from every test running at the same time (other
-// packages' test binaries included), so they run only when asked:
-//
-//	FLEETSTREAM_FAULT_TESTS=1 go test -run Restart ./testenv/
-//
-// Otherwise they pass without doing anything (not a skip: make test treats skips as failures).
-func faultTests(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv("FLEETSTREAM_FAULT_TESTS") != "1" {
-		t.Log("stops a shared service: set FLEETSTREAM_FAULT_TESTS=1 to run")
-		return false
-	}
-	return true
-}
-
-func TestRestartOpenSearchKeepsData(t *testing.T) {
-	if !faultTests(t) {
-		return
-	}
+func TestFaultRestartOpenSearchKeepsData(t *testing.T) {
+	testenv.FaultTest(t)
 	url := testenv.OpenSearchURL(t)
 	client, err := opensearchapi.NewClient(opensearchapi.Config{Client: opensearch.Config{
 		Addresses: []string{url}, DisableRetry: true,
@@ -61,10 +43,8 @@ func TestRestartOpenSearchKeepsData(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestRestartKafkaKeepsData(t *testing.T) {
-	if !faultTests(t) {
-		return
-	}
+func TestFaultRestartKafkaKeepsData(t *testing.T) {
+	testenv.FaultTest(t)
 	brokers := testenv.KafkaBrokers(t)
 	topic := testenv.UniqueName(t, "restart")
 	cfg := saramaConfig()

@@ -209,3 +209,25 @@ func UniqueName(t testing.TB, prefix string) string {
 	}
 	return fmt.Sprintf("%s-%s-%d", strings.TrimRight(p, "-_"), hex.EncodeToString(buf[:]), nameCounter.Add(1))
 }
+
+// FaultTest marks a test that stops or restarts a shared service. Such tests take the service
+// away from every test running at the same time, other packages' included, so they are named
+// TestFault... and run in a step of their own, one package at a time:
+//
+//	FLEETSTREAM_FAULT_TESTS=1 go test -p 1 -run '^TestFault' ./...
+//
+// which `make test` does after the main run (which skips them with -skip '^TestFault').
+// Without FLEETSTREAM_FAULT_TESTS=1 the test is skipped, or fails when Required.
+func FaultTest(t testing.TB) {
+	t.Helper()
+	if !strings.HasPrefix(t.Name(), "TestFault") {
+		t.Fatalf("testenv: %s stops shared services: name it TestFault...", t.Name())
+	}
+	if os.Getenv("FLEETSTREAM_FAULT_TESTS") == "1" {
+		return
+	}
+	if Required() {
+		t.Fatalf("testenv: %s is a fault test; it runs in the fault step (FLEETSTREAM_FAULT_TESTS=1, see make test), not here", t.Name())
+	}
+	t.Skip("testenv: fault test stops shared services; run with FLEETSTREAM_FAULT_TESTS=1 go test -p 1 -run '^TestFault' ./...")
+}
