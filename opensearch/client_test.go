@@ -1,0 +1,164 @@
+package opensearch_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+)
+
+func TestNewClientInvalidConfig(t *testing.T) {
+	badPEM := filepath.Join(t.TempDir(), "not-a-ca.pem")
+	require.NoError(t, os.WriteFile(badPEM, []byte("nothing here"), 0o600))
+	awsCfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+	for _, tc := range []struct {
+		name    string
+		cfg     opensearch.Config
+		setting string
+	}{
+		{"NoAddress", opensearch.Config{}, "Addresses"},
+		{"BadScheme", opensearch.Config{Addresses: []string{"ftp://h:9200"}}, "Addresses[0]"},
+		{"NoHost", opensearch.Config{Addresses: []string{"http://"}}, "Addresses[0]"},
+		{"Unparseable", opensearch.Config{Addresses: []string{"http://u:pw@[::1"}}, "Addresses[0]"},
+		{"PasswordOnly", opensearch.Config{Addresses: []string{"http://h"}, Password: "x"}, "Username"},
+		{"UserOnly", opensearch.Config{Addresses: []string{"http://h"}, Username: "x"}, "Password"},
+		{"ConflictingCreds", opensearch.Config{Addresses: []string{"http://a:b@h"}, Username: "c", Password: "d"}, "Addresses[0]"},
+		{"MissingCAFile", opensearch.Config{Addresses: []string{"https://h"}, CACertFile: "/nonexistent/ca.pem"}, "CACertFile"},
+		{"BadCA", opensearch.Config{Addresses: []string{"https://h"}, CACertFile: badPEM}, "CACert"},
+		{"CAAndInsecure", opensearch.Config{Addresses: []string{"https://h"}, CACertPEM: testCA, InsecureSkipVerify: true}, "InsecureSkipVerify"},
+		{"NegativeTimeout", opensearch.Config{Addresses: []string{"http://h"}, RequestTimeout: -time.Second}, "RequestTimeout"},
+		{"AWSAndBasic", opensearch.Config{Addresses: []string{"https://h"}, Username: "u", Password: "p", AWS: &opensearch.AWSAuth{Config: &awsCfg}}, "AWS"},
+		{"AWSBadService", opensearch.Config{Addresses: []string{"https://h"}, AWS: &opensearch.AWSAuth{Config: &awsCfg, Service: "s3"}}, "AWS.Service"},
+		{"AWSNoRegion", opensearch.Config{Addresses: []string{"https://h"}, AWS: &opensearch.AWSAuth{Config: &aws.Config{Credentials: awsCfg.Credentials}}}, "AWS.Region"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := opensearch.NewClient(t.Context(), tc.cfg)
+			require.ErrorIs(t, err, opensearch.ErrInvalidConfig)
+			require.Contains(t, err.Error(), tc.setting+":")
+			require.NotContains(t, err.Error(), "pw")
+		})
+	}
+}
+
+func TestNewClientValidConfigs(t *testing.T) {
+	awsCfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+	for name, cfg := range map[string]opensearch.Config{
+		"Plain":      {Addresses: []string{"http://127.0.0.1:9200/"}},
+		"Basic":      {Addresses: []string{"https://h:9200", "https://h2:9200"}, Username: "u", Password: "p", CACertPEM: testCA},
+		"URLCreds":   {Addresses: []string{"https://u:p@h:9200"}, InsecureSkipVerify: true},
+		"Managed":    {Addresses: []string{"https://search-x.eu-west-1.es.amazonaws.com"}, AWS: &opensearch.AWSAuth{Config: &awsCfg}},
+		"Serverless": {Addresses: []string{"https://x.eu-west-1.aoss.amazonaws.com"}, AWS: &opensearch.AWSAuth{Config: &awsCfg, Service: opensearch.ServiceServerless, Region: "us-east-1"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := opensearch.NewClient(t.Context(), cfg)
+			require.NoError(t, err)
+			require.NotNil(t, c.API())
+			require.NoError(t, c.Close())
+		})
+	}
+}
+
+// Credentials in an address never show in errors: nothing listens on port 1.
+func TestCredentialsNotInErrors(t *testing.T) {
+	const secret = "s3cr3t-pa55"
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://admin:" + secret + "@127.0.0.1:1"}})
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := opensearch.NewSink(c, recMapping, opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+	require.NoError(t, err)
+	err = s.Write(t.Context(), recs(3))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), secret)
+	require.NotContains(t, err.Error(), "admin")
+
+	err = c.EnsureTemplates(t.Context())
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), secret)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.ErrorIs(t, c.EnsureTemplates(ctx), context.Canceled)
+}
+
+// SigV4: requests reach the server signed for the configured service, without basic auth.
+func TestSigV4Signs(t *testing.T) {
+	f := newFake()
+	var auth, date string
+	srv := httptestServer(t, func(h map[string][]string) {
+		auth = first(h["Authorization"])
+		date = first(h["X-Amz-Date"])
+	}, f)
+	awsCfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "SECRETKEY", "")}
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv}, AWS: &opensearch.AWSAuth{Config: &awsCfg, Service: opensearch.ServiceServerless}})
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := opensearch.NewSink(c, recMapping)
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), recs(2)))
+	require.Contains(t, auth, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+	require.Contains(t, auth, "/eu-west-1/aoss/aws4_request")
+	require.NotEmpty(t, date)
+	require.NotContains(t, auth, "SECRETKEY")
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// testCA returns a fresh self-signed CA certificate in PEM (only parsed, never used for a
+// connection).
+var testCA = func() []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fleet-test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}()
+
+// httptestServer serves f and shows each request's headers to see first.
+func httptestServer(t *testing.T, see func(map[string][]string), f http.Handler) string {
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_bulk" {
+			mu.Lock()
+			see(r.Header)
+			mu.Unlock()
+		}
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
