@@ -1,0 +1,85 @@
+package opensearch_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// outage is how long OpenSearch stays down. A real stop of the node; shorter than the 30 s of
+// a typical restart so the suite stays quick, long enough for several backoff rounds.
+const outage = 15 * time.Second
+
+// TestSinkOutage_StopsOpenSearch stops the shared OpenSearch node for a while: tests of other
+// packages that run at the same time see it go away.
+func TestSinkOutage_StopsOpenSearch(t *testing.T) {
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	sink, err := opensearch.NewSink(n.client, statsMapping(prefix),
+		opensearch.WithBackoff(opensearch.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}))
+	require.NoError(t, err)
+
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[cabStats](h)
+	stream.To(src, sink)
+	const per = 10_000
+	vals := stats(0, 3*per)
+	for i := 0; i < len(vals); i += per {
+		q.AddValues(vals[i : i+per]...)
+	}
+	q.End()
+
+	h.Step()
+	require.Equal(t, int64(per), q.Committed(0))
+
+	testenv.StopService(t, "opensearch")
+	down := true
+	t.Cleanup(func() {
+		if down {
+			testenv.StartService(t, "opensearch")
+		}
+	})
+	stopped := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.TryStep()
+		done <- err
+	}()
+	waitFor(t, time.Minute, "the sink to retry", func() bool { return sink.Stats().RequestRetries > 0 })
+	// Keep the node down for the outage, checking all along that the batch is neither
+	// acknowledged nor given up.
+	waitFor(t, 2*outage, "the outage to last", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("the batch finished while OpenSearch was down: %v", err)
+		default:
+		}
+		require.Equal(t, int64(per), q.Committed(0), "committed while OpenSearch was down")
+		return time.Since(stopped) >= outage
+	})
+	retries := sink.Stats().RequestRetries
+	require.GreaterOrEqual(t, retries, int64(3))
+
+	testenv.StartService(t, "opensearch")
+	down = false
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the pipeline did not resume after OpenSearch came back")
+	}
+	require.Equal(t, int64(2*per), q.Committed(0))
+	h.RunUntilDone()
+	require.Equal(t, int64(3*per), q.Committed(0))
+
+	require.Equal(t, 3*per, n.count(t, prefix+"-*"))
+	st := sink.Stats()
+	require.Equal(t, int64(3*per), st.Indexed+st.Updated)
+	t.Logf("down %v, request retries while down %d; stats %+v", time.Since(stopped).Round(time.Second), retries, st)
+}
