@@ -1,7 +1,9 @@
 package telemetry
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -271,6 +273,9 @@ func (p *parser) field(id fieldID, e *Event) error {
 				ts = appendUnescaped(tb[:0], raw)
 			}
 			t, reason := parseTime(ts)
+			if reason == "" && t.IsZero() {
+				reason = "0001-01-01T00:00:00Z is the zero time, read as unset"
+			}
 			if reason != "" {
 				return invalid(id, reason, start)
 			}
@@ -401,7 +406,18 @@ func (p *parser) scanString() (esc bool, err error) {
 	data := p.data
 	i := p.i + 1
 	for {
-		// Fast path over plain ASCII.
+		// Fast path over plain ASCII, eight bytes at a time: flag bytes
+		// below 0x20, quotes, backslashes and non-ASCII. The lowest flag
+		// of each test is exact, which is all the byte loop below needs.
+		for i+8 <= len(data) {
+			v := binary.LittleEndian.Uint64(data[i:])
+			m := (v-swarLo*0x20)&^v | hasZero(v^(swarLo*'"')) | hasZero(v^(swarLo*'\\')) | v
+			if m &= swarHi; m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
 		for i < len(data) {
 			c := data[i]
 			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
@@ -455,6 +471,14 @@ func (p *parser) scanString() (esc bool, err error) {
 		}
 	}
 }
+
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// hasZero flags the zero bytes of v (exactly for the lowest one).
+func hasZero(v uint64) uint64 { return (v - swarLo) &^ v & swarHi }
 
 func unhex(c byte) int {
 	switch {
@@ -624,17 +648,6 @@ func (p *parser) number() (v float64, rangeErr bool, err error) {
 	var mant uint64
 	nd, exp := 0, 0
 	inexact := false
-	digit := func(d byte) {
-		if mant == 0 && d == 0 {
-			return
-		}
-		if nd < 19 {
-			mant = mant*10 + uint64(d)
-			nd++
-		} else {
-			inexact = true
-		}
-	}
 	if i >= len(data) {
 		p.i = i
 		return 0, false, p.eof()
@@ -644,10 +657,13 @@ func (p *parser) number() (v float64, rangeErr bool, err error) {
 		i++
 	case c >= '1' && c <= '9':
 		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			if nd >= 19 {
+			if nd < 19 {
+				mant = mant*10 + uint64(data[i]-'0')
+				nd++
+			} else {
 				exp++
+				inexact = true
 			}
-			digit(data[i] - '0')
 			i++
 		}
 	default:
@@ -661,10 +677,16 @@ func (p *parser) number() (v float64, rangeErr bool, err error) {
 			return 0, false, p.malformed("invalid number")
 		}
 		for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-			if nd < 19 {
+			switch d := data[i] - '0'; {
+			case mant == 0 && d == 0:
+				exp-- // leading zero
+			case nd < 19:
+				mant = mant*10 + uint64(d)
+				nd++
 				exp--
+			default:
+				inexact = true
 			}
-			digit(data[i] - '0')
 			i++
 		}
 	}

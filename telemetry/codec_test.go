@@ -190,6 +190,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"ts empty fraction", `{"cab_id":"C","ts":"2026-02-03T10:00:00.Z"}`, "ts", "not an RFC 3339 timestamp", telemetry.ErrInvalid},
 		{"ts bad offset", `{"cab_id":"C","ts":"2026-02-03T10:00:00+0100"}`, "ts", "not an RFC 3339 timestamp", telemetry.ErrInvalid},
 		{"ts before year 0 in UTC", `{"cab_id":"C","ts":"0000-01-01T00:00:00+01:00"}`, "ts", "timestamp outside years 0000..9999 in UTC", telemetry.ErrInvalid},
+		{"zero time", `{"cab_id":"C","ts":"0001-01-01T00:00:00Z"}`, "ts", "0001-01-01T00:00:00Z is the zero time, read as unset", telemetry.ErrInvalid},
 		{"ts as number", `{"cab_id":"C","ts":1764064800}`, "ts", "expected a string, got a number", telemetry.ErrInvalid},
 		{"latitude out of range", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":90.0001,"lon":2}`, "lat", "latitude out of range [-90, 90]", telemetry.ErrInvalid},
 		{"longitude out of range", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":9,"lon":-180.5}`, "lon", "longitude out of range [-180, 180]", telemetry.ErrInvalid},
