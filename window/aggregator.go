@@ -1,0 +1,173 @@
+package window
+
+import (
+	"cmp"
+	"math"
+)
+
+// Aggregator folds the values of a key's window into an accumulator A and turns it into a
+// result R. A should be a small value type: it is stored inline per key and window, so adding
+// a record allocates nothing.
+//
+// Add and Merge may modify their first argument (when A holds pointers) and return it; Merge
+// must not modify its second argument, which may be shared. Merge must be associative and
+// agree with Add (merging two accumulators equals adding both sets of values to one): sliding
+// windows merge per-pane accumulators and sessions merge when a record bridges them.
+type Aggregator[V, A, R any] interface {
+	// Zero returns an empty accumulator.
+	Zero() A
+	// Add folds v into acc.
+	Add(acc A, v V) A
+	// Merge folds b into a.
+	Merge(a, b A) A
+	// Result returns the result of acc.
+	Result(acc A) R
+}
+
+// Number is the constraint of the numeric aggregators.
+type Number interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 |
+		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr |
+		~float32 | ~float64
+}
+
+// CountAgg counts values. See Count.
+type CountAgg[V any] struct{}
+
+// Count returns an aggregator that counts the records of a window.
+func Count[V any]() CountAgg[V] { return CountAgg[V]{} }
+
+func (CountAgg[V]) Zero() int64                { return 0 }
+func (CountAgg[V]) Add(acc int64, _ V) int64   { return acc + 1 }
+func (CountAgg[V]) Merge(a, b int64) int64     { return a + b }
+func (CountAgg[V]) Result(acc int64) int64     { return acc }
+
+// SumAgg sums values. See Sum.
+type SumAgg[V Number] struct{}
+
+// Sum returns an aggregator that sums the values of a window.
+func Sum[V Number]() SumAgg[V] { return SumAgg[V]{} }
+
+func (SumAgg[V]) Zero() V          { return 0 }
+func (SumAgg[V]) Add(acc, v V) V   { return acc + v }
+func (SumAgg[V]) Merge(a, b V) V   { return a + b }
+func (SumAgg[V]) Result(acc V) V   { return acc }
+
+// Extreme is the accumulator of Min and Max: the extreme value so far, if any.
+type Extreme[V cmp.Ordered] struct {
+	Value V
+	Set   bool
+}
+
+// MinAgg keeps the smallest value. See Min.
+type MinAgg[V cmp.Ordered] struct{}
+
+// Min returns an aggregator of the smallest value of a window.
+func Min[V cmp.Ordered]() MinAgg[V] { return MinAgg[V]{} }
+
+func (MinAgg[V]) Zero() Extreme[V] { return Extreme[V]{} }
+func (MinAgg[V]) Add(acc Extreme[V], v V) Extreme[V] {
+	if !acc.Set || v < acc.Value {
+		return Extreme[V]{Value: v, Set: true}
+	}
+	return acc
+}
+func (m MinAgg[V]) Merge(a, b Extreme[V]) Extreme[V] {
+	if !b.Set {
+		return a
+	}
+	return m.Add(a, b.Value)
+}
+func (MinAgg[V]) Result(acc Extreme[V]) V { return acc.Value }
+
+// MaxAgg keeps the largest value. See Max.
+type MaxAgg[V cmp.Ordered] struct{}
+
+// Max returns an aggregator of the largest value of a window.
+func Max[V cmp.Ordered]() MaxAgg[V] { return MaxAgg[V]{} }
+
+func (MaxAgg[V]) Zero() Extreme[V] { return Extreme[V]{} }
+func (MaxAgg[V]) Add(acc Extreme[V], v V) Extreme[V] {
+	if !acc.Set || v > acc.Value {
+		return Extreme[V]{Value: v, Set: true}
+	}
+	return acc
+}
+func (m MaxAgg[V]) Merge(a, b Extreme[V]) Extreme[V] {
+	if !b.Set {
+		return a
+	}
+	return m.Add(a, b.Value)
+}
+func (MaxAgg[V]) Result(acc Extreme[V]) V { return acc.Value }
+
+// MeanState is the accumulator of Mean.
+type MeanState struct {
+	Sum   float64
+	Count int64
+}
+
+// MeanAgg averages values. See Mean.
+type MeanAgg[V Number] struct{}
+
+// Mean returns an aggregator of the arithmetic mean of a window's values (NaN if empty).
+func Mean[V Number]() MeanAgg[V] { return MeanAgg[V]{} }
+
+func (MeanAgg[V]) Zero() MeanState { return MeanState{} }
+func (MeanAgg[V]) Add(acc MeanState, v V) MeanState {
+	return MeanState{Sum: acc.Sum + float64(v), Count: acc.Count + 1}
+}
+func (MeanAgg[V]) Merge(a, b MeanState) MeanState {
+	return MeanState{Sum: a.Sum + b.Sum, Count: a.Count + b.Count}
+}
+func (MeanAgg[V]) Result(acc MeanState) float64 {
+	if acc.Count == 0 {
+		return math.NaN()
+	}
+	return acc.Sum / float64(acc.Count)
+}
+
+// Summary is count, sum, min and max of a window's values; the result of Stats.
+type Summary struct {
+	Count    int64
+	Sum      float64
+	Min, Max float64
+}
+
+// Mean returns Sum/Count, or NaN for an empty summary.
+func (s Summary) Mean() float64 {
+	if s.Count == 0 {
+		return math.NaN()
+	}
+	return s.Sum / float64(s.Count)
+}
+
+// StatsAgg computes a Summary. See Stats.
+type StatsAgg[V Number] struct{}
+
+// Stats returns an aggregator of count, sum, min and max (and so the mean) in one pass,
+// with a 32-byte accumulator.
+func Stats[V Number]() StatsAgg[V] { return StatsAgg[V]{} }
+
+func (StatsAgg[V]) Zero() Summary { return Summary{} }
+func (StatsAgg[V]) Add(acc Summary, v V) Summary {
+	f := float64(v)
+	if acc.Count == 0 {
+		return Summary{Count: 1, Sum: f, Min: f, Max: f}
+	}
+	acc.Count++
+	acc.Sum += f
+	acc.Min = min(acc.Min, f)
+	acc.Max = max(acc.Max, f)
+	return acc
+}
+func (StatsAgg[V]) Merge(a, b Summary) Summary {
+	switch {
+	case b.Count == 0:
+		return a
+	case a.Count == 0:
+		return b
+	}
+	return Summary{Count: a.Count + b.Count, Sum: a.Sum + b.Sum, Min: min(a.Min, b.Min), Max: max(a.Max, b.Max)}
+}
+func (StatsAgg[V]) Result(acc Summary) Summary { return acc }

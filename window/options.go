@@ -1,0 +1,75 @@
+package window
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidOption is wrapped by every construction error of Aggregate: a bad assigner,
+// option or aggregator parameter.
+var ErrInvalidOption = errors.New("window: invalid option")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// Emission says when results are emitted.
+type Emission uint8
+
+const (
+	// OnClose emits one final result per key and window, when the watermark passes the
+	// window's end plus the grace period. It is the default.
+	OnClose Emission = iota
+	// EveryBatch also emits, after every batch, a partial result (Final false) for every key
+	// and open window that changed in the batch.
+	EveryBatch
+)
+
+// Option configures Aggregate.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	name  string
+	grace time.Duration
+	emit  Emission
+	errs  []error
+}
+
+// Grace sets the allowed lateness: a window stays open for d after the watermark passed its
+// end, so records up to d later than the out-of-orderness bound still count. Default 0.
+func Grace(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.errs = append(c.errs, invalid("Grace(%v): negative", d))
+			return
+		}
+		c.grace = d
+	})
+}
+
+// Emit sets the emission mode (default OnClose).
+func Emit(e Emission) Option {
+	return optionFunc(func(c *config) {
+		if e != OnClose && e != EveryBatch {
+			c.errs = append(c.errs, invalid("Emit(%d): unknown mode", e))
+			return
+		}
+		c.emit = e
+	})
+}
+
+// Name names the operator in the pipeline (default "window").
+func Name(name string) Option {
+	return optionFunc(func(c *config) {
+		if name == "" {
+			c.errs = append(c.errs, invalid("Name: empty name"))
+			return
+		}
+		c.name = name
+	})
+}

@@ -1,0 +1,195 @@
+package window
+
+import (
+	"math"
+	"slices"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+type session[A any] struct {
+	start, last int64 // first and last event time; the window is [start, last+gap)
+	acc         A
+	minOff      int64
+	changed     bool
+}
+
+type sessKey[K comparable, A any] struct {
+	key K
+	ss  []session[A] // disjoint, by start
+	// firedEnd is the end of the key's last emitted session: a record before it would
+	// reopen an emitted session, so it is late.
+	firedEnd int64
+}
+
+type sessions[T any, K comparable, V, A, R any] struct {
+	op *operator[T, K, V, A, R]
+	partClock
+	gap     int64
+	idx     map[K]int32
+	keys    []*sessKey[K, A]
+	scratch []sessRef
+}
+
+type sessRef struct {
+	end, start int64
+	key, i     int
+}
+
+func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+	op := w.op
+	agg := op.agg
+	every := op.cfg.emit == EveryBatch
+	gap := w.gap
+	for i := range in {
+		e := &in[i]
+		t := e.Time
+		wm := w.observe(t)
+		w.started = true
+		if t+gap+w.grace <= wm {
+			o = op.appendLate(o, e, w.part, t, t+gap)
+			continue
+		}
+		k := op.key(e.Value)
+		x, ok := w.idx[k]
+		if !ok {
+			x = int32(len(w.keys))
+			w.idx[k] = x
+			w.keys = append(w.keys, &sessKey[K, A]{key: k, firedEnd: math.MinInt64})
+		}
+		sk := w.keys[x]
+		if t < sk.firedEnd {
+			o = op.appendLate(o, e, w.part, t, t+gap)
+			continue
+		}
+		// the first session overlapping [t, t+gap)
+		f := -1
+		for j := range sk.ss {
+			s := &sk.ss[j]
+			if s.start < t+gap && t < s.last+gap {
+				f = j
+				break
+			}
+			if s.start >= t+gap {
+				break
+			}
+		}
+		v := op.value(e.Value)
+		if f < 0 {
+			pos := 0
+			for pos < len(sk.ss) && sk.ss[pos].start < t {
+				pos++
+			}
+			sk.ss = slices.Insert(sk.ss, pos, session[A]{start: t, last: t, acc: agg.Add(agg.Zero(), v), minOff: e.Offset, changed: every})
+			continue
+		}
+		s := &sk.ss[f]
+		s.acc = agg.Add(s.acc, v)
+		s.start, s.last, s.minOff, s.changed = min(s.start, t), max(s.last, t), min(s.minOff, e.Offset), every
+		// t may bridge s and the sessions after it
+		m := f + 1
+		for m < len(sk.ss) && sk.ss[m].start < s.last+gap {
+			n := &sk.ss[m]
+			s.acc = agg.Merge(s.acc, n.acc)
+			s.last, s.minOff = max(s.last, n.last), min(s.minOff, n.minOff)
+			m++
+		}
+		if m > f+1 {
+			sk.ss = slices.Delete(sk.ss, f+1, m)
+		}
+	}
+	w.fwm = max(w.fwm, pc.Watermark)
+	o = w.emit(o, true)
+	if every {
+		o = w.emit(o, false)
+	}
+	w.prune()
+	return o
+}
+
+// emit emits the sessions that close (final) or that changed (partial), by end and then key
+// order, and removes the closed ones.
+func (w *sessions[T, K, V, A, R]) emit(o out[K, R, T], final bool) out[K, R, T] {
+	w.scratch = w.scratch[:0]
+	for ki, sk := range w.keys {
+		for i := range sk.ss {
+			s := &sk.ss[i]
+			closed := s.last+w.gap+w.grace <= w.fwm
+			if (final && closed) || (!final && s.changed) {
+				w.scratch = append(w.scratch, sessRef{end: s.last + w.gap, start: s.start, key: ki, i: i})
+			}
+			if !final {
+				s.changed = false
+			}
+		}
+	}
+	if len(w.scratch) == 0 {
+		return o
+	}
+	slices.SortFunc(w.scratch, func(a, b sessRef) int {
+		if c := cmpInt(a.end, b.end); c != 0 {
+			return c
+		}
+		if a.key != b.key {
+			return a.key - b.key
+		}
+		return cmpInt(a.start, b.start)
+	})
+	for _, r := range w.scratch {
+		sk := w.keys[r.key]
+		s := &sk.ss[r.i]
+		o = w.op.appendResult(o, w.part, sk.key, s.acc, s.start, r.end, final, s.minOff)
+	}
+	if final {
+		for _, r := range w.scratch {
+			sk := w.keys[r.key]
+			sk.firedEnd = max(sk.firedEnd, r.end)
+		}
+		for _, sk := range w.keys {
+			sk.ss = slices.DeleteFunc(sk.ss, func(s session[A]) bool { return s.last+w.gap+w.grace <= w.fwm })
+		}
+	}
+	return o
+}
+
+// prune drops the keys with no session whose emitted sessions no record can reach anymore.
+func (w *sessions[T, K, V, A, R]) prune() {
+	n := 0
+	for _, sk := range w.keys {
+		if len(sk.ss) > 0 || sk.firedEnd+w.gap+w.grace > w.fwm {
+			w.keys[n] = sk
+			n++
+			continue
+		}
+		delete(w.idx, sk.key)
+	}
+	if n == len(w.keys) {
+		return
+	}
+	clear(w.keys[n:])
+	w.keys = w.keys[:n]
+	for i, sk := range w.keys {
+		w.idx[sk.key] = int32(i)
+	}
+}
+
+// retained is the oldest record of any open session. Sessions have no common boundaries, so
+// a replay rebuilds every open session exactly but may re-emit, from its later records only,
+// a session that closed while spanning the committed offset (see the package documentation).
+func (w *sessions[T, K, V, A, R]) retained() (int64, bool) {
+	lo, ok := int64(math.MaxInt64), false
+	for _, sk := range w.keys {
+		for i := range sk.ss {
+			lo, ok = min(lo, sk.ss[i].minOff), true
+		}
+	}
+	return lo, ok
+}
+
+func (w *sessions[T, K, V, A, R]) entries() int {
+	n := 0
+	for _, sk := range w.keys {
+		n += len(sk.ss)
+	}
+	return n
+}

@@ -1,0 +1,406 @@
+package window
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Sliding windows are computed from panes of width g = gcd(size, slide): a record updates
+// one pane of its key, and a window is the merge of its size/g panes. Each key keeps its
+// panes in a ring and merges them with the two-stacks scheme: panes enter the back stack
+// (folded into one accumulator) once the window that first needs them fires, and when the
+// front stack runs empty the back is flipped into suffix merges. Emitting a window then
+// costs O(1) merges per key amortised, whatever size/slide is.
+
+const noPane = math.MinInt64
+
+type paneInfo struct{ idx, minOff int64 }
+
+type series[K comparable, A any] struct {
+	key  K
+	ids  []int64 // pane index held by each ring slot (or, in the front stack, the suffix start)
+	vals []A     // raw pane accumulators, or suffix merges in the front stack [lo, b)
+	mask int64
+	// the two stacks hold panes [lo, hi]: front [lo, b) as suffix merges, back [b, hi]
+	// folded into back.
+	lo, b, hi int64
+	back      A
+	backN     int32
+	newest    int64 // newest pane with data
+	// EveryBatch: panes changed in this batch.
+	changed    bool
+	chLo, chHi int64
+}
+
+type sliding[T any, K comparable, V, A, R any] struct {
+	op *operator[T, K, V, A, R]
+	partClock
+	g, size, slide, n int64
+	ringCap           int
+	idx               map[K]int32
+	keys              []*series[K, A]
+	pool              []*series[K, A]
+	panes             []paneInfo // live panes by index: panes of windows not fired yet
+	cur               int        // index in panes of the last pane used
+	firstStart        int64      // first window start at or after the floor
+	nextEnd           int64      // end of the next window to fire
+	minNeeded         int64      // first pane of that window
+	newest            paneInfo   // newest pane ever, the replay position once none is live
+	hasNewest         bool
+	parts             []partial[A]
+}
+
+type partial[A any] struct {
+	end int64
+	key int
+	acc A
+}
+
+func newSliding[T any, K comparable, V, A, R any](op *operator[T, K, V, A, R], c partClock) *sliding[T, K, V, A, R] {
+	size, slide := int64(op.asg.size), int64(op.asg.slide)
+	g := gcd(size, slide)
+	n := size / g
+	lag := (c.ooo+c.grace)/g + 2
+	return &sliding[T, K, V, A, R]{
+		op: op, partClock: c, g: g, size: size, slide: slide, n: n,
+		ringCap: 1 << bits.Len64(uint64(n+lag-1)),
+		idx:     make(map[K]int32),
+		cur:     -1,
+	}
+}
+
+func ceilMul(t, m int64) int64 { return -floorMul(-t, m) }
+
+func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+	op := w.op
+	agg := op.agg
+	every := op.cfg.emit == EveryBatch
+	for i := range in {
+		e := &in[i]
+		t := e.Time
+		wm := w.observe(t)
+		if !w.started {
+			w.started = true
+			w.floor = floorMul(t, w.g)
+			w.firstStart = ceilMul(w.floor+w.size, w.slide) - w.size
+			w.setNextEnd(w.firstStart + w.size)
+		}
+		e1 := floorMul(t, w.slide) + w.slide // end of the earliest window holding t
+		if t < w.firstStart || max(e1, w.firstStart+w.size)+w.grace <= wm {
+			o = op.appendLate(o, e, w.part, e1-w.size, e1)
+			continue
+		}
+		j := floorDiv(t, w.g)
+		w.touch(j, e.Offset)
+		k := op.key(e.Value)
+		var s *series[K, A]
+		if x, ok := w.idx[k]; ok {
+			s = w.keys[x]
+		} else {
+			s = w.newSeries(k)
+		}
+		slot := j & s.mask
+		if s.ids[slot] != j {
+			if j-w.minNeeded > s.mask {
+				w.grow(s, j)
+				slot = j & s.mask
+			}
+			s.ids[slot] = j
+			s.vals[slot] = agg.Zero()
+		}
+		s.vals[slot] = agg.Add(s.vals[slot], op.value(e.Value))
+		s.newest = max(s.newest, j)
+		if every {
+			if !s.changed {
+				s.changed, s.chLo, s.chHi = true, j, j
+			} else {
+				s.chLo, s.chHi = min(s.chLo, j), max(s.chHi, j)
+			}
+		}
+	}
+	w.fwm = max(w.fwm, pc.Watermark)
+	if !w.started {
+		return o
+	}
+	for w.nextEnd+w.grace <= w.fwm {
+		if len(w.panes) == 0 {
+			if w.fwm != stream.EndOfTime {
+				w.setNextEnd(max(w.nextEnd, floorMul(w.fwm-w.grace, w.slide)+w.slide))
+			}
+			break
+		}
+		if first := w.panes[0].idx * w.g; first >= w.nextEnd {
+			// no data in this window: jump to the first window holding the oldest live pane
+			w.setNextEnd(floorMul(first, w.slide) + w.slide)
+			continue
+		}
+		o = w.fire(o, w.nextEnd)
+		w.setNextEnd(w.nextEnd + w.slide)
+	}
+	if every {
+		o = w.partials(o)
+	}
+	w.prune()
+	return o
+}
+
+func (w *sliding[T, K, V, A, R]) setNextEnd(e int64) {
+	w.nextEnd = e
+	w.minNeeded = floorDiv(e-w.size, w.g)
+	n := 0
+	for n < len(w.panes) && w.panes[n].idx < w.minNeeded {
+		n++
+	}
+	if n > 0 {
+		w.panes = append(w.panes[:0], w.panes[n:]...)
+		w.cur = -1
+	}
+}
+
+// touch notes that pane j holds a record at offset off.
+func (w *sliding[T, K, V, A, R]) touch(j, off int64) {
+	if w.cur >= 0 && w.panes[w.cur].idx == j {
+		w.panes[w.cur].minOff = min(w.panes[w.cur].minOff, off)
+		return
+	}
+	i, found := slices.BinarySearchFunc(w.panes, j, func(p paneInfo, j int64) int { return cmpInt(p.idx, j) })
+	if !found {
+		w.panes = slices.Insert(w.panes, i, paneInfo{idx: j, minOff: off})
+		if !w.hasNewest || j > w.newest.idx {
+			w.newest, w.hasNewest = paneInfo{idx: j, minOff: off}, true
+		}
+	}
+	w.panes[i].minOff = min(w.panes[i].minOff, off)
+	w.cur = i
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (w *sliding[T, K, V, A, R]) newSeries(k K) *series[K, A] {
+	var s *series[K, A]
+	if n := len(w.pool); n > 0 {
+		s, w.pool = w.pool[n-1], w.pool[:n-1]
+	} else {
+		s = &series[K, A]{ids: make([]int64, w.ringCap), vals: make([]A, w.ringCap), mask: int64(w.ringCap - 1)}
+		for i := range s.ids {
+			s.ids[i] = noPane
+		}
+	}
+	s.key = k
+	s.lo, s.b, s.hi = w.minNeeded, w.minNeeded, w.minNeeded-1
+	s.back, s.backN, s.newest = w.op.agg.Zero(), 0, noPane
+	w.idx[k] = int32(len(w.keys))
+	w.keys = append(w.keys, s)
+	return s
+}
+
+// grow doubles s's ring until pane j fits beside every pane still needed.
+func (w *sliding[T, K, V, A, R]) grow(s *series[K, A], j int64) {
+	c := int64(len(s.ids))
+	for j-w.minNeeded >= c {
+		c *= 2
+	}
+	ids, vals := make([]int64, c), make([]A, c)
+	for i := range ids {
+		ids[i] = noPane
+	}
+	for i, id := range s.ids {
+		if id != noPane && id >= w.minNeeded {
+			ids[id&(c-1)], vals[id&(c-1)] = id, s.vals[i]
+		}
+	}
+	s.ids, s.vals, s.mask = ids, vals, c-1
+}
+
+// fire emits the window ending at e for every key with data in it.
+func (w *sliding[T, K, V, A, R]) fire(o out[K, R, T], e int64) out[K, R, T] {
+	agg := w.op.agg
+	z := floorDiv(e, w.g) - 1
+	a := z - w.n + 1
+	minOff := int64(math.MaxInt64)
+	for _, p := range w.panes {
+		if p.idx > z {
+			break
+		}
+		minOff = min(minOff, p.minOff)
+	}
+	for _, s := range w.keys {
+		if s.newest < a {
+			continue
+		}
+		if s.hi < a-1 {
+			s.lo, s.b, s.hi = a, a, a-1
+			s.back, s.backN = agg.Zero(), 0
+		}
+		for j := s.hi + 1; j <= z; j++ {
+			if slot := j & s.mask; s.ids[slot] == j {
+				s.back = agg.Merge(s.back, s.vals[slot])
+				s.backN++
+			}
+		}
+		s.hi = max(s.hi, z)
+		s.lo = max(s.lo, a)
+		if s.lo >= s.b {
+			w.flip(s)
+		}
+		front := s.lo < s.b && s.ids[s.lo&s.mask] == s.lo
+		if !front && s.backN == 0 {
+			continue
+		}
+		acc := agg.Zero()
+		if front {
+			acc = agg.Merge(acc, s.vals[s.lo&s.mask])
+		}
+		if s.backN > 0 {
+			acc = agg.Merge(acc, s.back)
+		}
+		o = w.op.appendResult(o, w.part, s.key, acc, e-w.size, e, true, minOff)
+	}
+	return o
+}
+
+// flip turns the back stack [lo, hi] into suffix merges: slot j then holds the merge of
+// panes j..hi, for every j whose suffix has data.
+func (w *sliding[T, K, V, A, R]) flip(s *series[K, A]) {
+	agg := w.op.agg
+	var acc A
+	has := false
+	for j := s.hi; j >= s.lo; j-- {
+		slot := j & s.mask
+		switch {
+		case s.ids[slot] == j:
+			if has {
+				s.vals[slot] = agg.Merge(s.vals[slot], acc)
+			}
+			acc, has = s.vals[slot], true
+		case has:
+			s.ids[slot], s.vals[slot] = j, acc
+		}
+	}
+	s.b = s.hi + 1
+	s.back, s.backN = agg.Zero(), 0
+}
+
+// partials emits, for every key changed in the batch, the open windows that hold a changed
+// pane, by window end and then key order. It merges panes directly: O((size/g)) per window.
+func (w *sliding[T, K, V, A, R]) partials(o out[K, R, T]) out[K, R, T] {
+	agg := w.op.agg
+	w.parts = w.parts[:0]
+	for ki, s := range w.keys {
+		if !s.changed {
+			continue
+		}
+		s.changed = false
+		first := max(w.nextEnd, floorMul(s.chLo*w.g, w.slide)+w.slide)
+		for e := first; e <= s.chHi*w.g+w.size; e += w.slide {
+			z := floorDiv(e, w.g) - 1
+			a := z - w.n + 1
+			acc, any := agg.Zero(), false
+			j := a
+			if a <= s.b {
+				if slot := a & s.mask; a < s.b && s.ids[slot] == a {
+					acc, any = agg.Merge(acc, s.vals[slot]), true
+				}
+				j = s.b
+				if s.backN > 0 {
+					acc, any = agg.Merge(acc, s.back), true
+					j = s.hi + 1
+				}
+			}
+			for ; j <= z; j++ {
+				if slot := j & s.mask; s.ids[slot] == j {
+					acc, any = agg.Merge(acc, s.vals[slot]), true
+				}
+			}
+			if any {
+				w.parts = append(w.parts, partial[A]{end: e, key: ki, acc: acc})
+			}
+		}
+	}
+	slices.SortStableFunc(w.parts, func(x, y partial[A]) int { return cmpInt(x.end, y.end) })
+	for _, p := range w.parts {
+		s := w.keys[p.key]
+		o = w.op.appendResult(o, w.part, s.key, p.acc, p.end-w.size, p.end, false, w.paneMin(p.end))
+	}
+	clear(w.parts)
+	return o
+}
+
+func (w *sliding[T, K, V, A, R]) paneMin(e int64) int64 {
+	z := floorDiv(e, w.g) - 1
+	a := z - w.n + 1
+	m := int64(math.MaxInt64)
+	for _, p := range w.panes {
+		if p.idx >= a && p.idx <= z {
+			m = min(m, p.minOff)
+		}
+	}
+	return m
+}
+
+// prune drops the keys without data in any window still to fire.
+func (w *sliding[T, K, V, A, R]) prune() {
+	n := 0
+	for _, s := range w.keys {
+		if s.newest >= w.minNeeded {
+			w.keys[n] = s
+			n++
+			continue
+		}
+		delete(w.idx, s.key)
+		var zk K
+		s.key = zk
+		for i := range s.ids {
+			s.ids[i] = noPane
+		}
+		clear(s.vals)
+		s.back = w.op.agg.Zero()
+		if len(w.pool) < 1024 {
+			w.pool = append(w.pool, s)
+		}
+	}
+	if n == len(w.keys) {
+		return
+	}
+	clear(w.keys[n:])
+	w.keys = w.keys[:n]
+	for i, s := range w.keys {
+		w.idx[s.key] = int32(i)
+	}
+}
+
+// retained: replay starts at the first record of the oldest live pane, provided no newer
+// pane holds an older record and every window starting before that pane was emitted.
+func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
+	if len(w.panes) == 0 {
+		if !w.hasNewest {
+			return 0, false
+		}
+		return w.commit(w.newest.minOff, true, 0)
+	}
+	p0 := w.panes[0]
+	lo, valid := p0.minOff, true
+	for _, p := range w.panes[1:] {
+		if p.minOff < lo {
+			lo, valid = p.minOff, false
+		}
+	}
+	fs := ceilMul(p0.idx*w.g+w.size, w.slide) - w.size // the replay's first window start
+	if prev := fs - w.slide; prev >= w.firstStart && prev+w.size+w.grace > w.fwm {
+		valid = false
+	}
+	return w.commit(p0.minOff, valid, lo)
+}
+
+func (w *sliding[T, K, V, A, R]) entries() int { return len(w.keys) }

@@ -1,0 +1,175 @@
+package window
+
+import (
+	"slices"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// bucket is one tumbling window of a partition: every key's accumulator inline, in order of
+// first appearance.
+type bucket[K comparable, A any] struct {
+	start  int64
+	minOff int64
+	idx    map[K]int32
+	keys   []K
+	vals   []A
+	// EveryBatch: the batch that last changed each key, and the keys changed in this batch.
+	stamp   []int64
+	changed []int32
+}
+
+func (b *bucket[K, A]) reset() {
+	clear(b.idx)
+	clear(b.keys)
+	clear(b.vals)
+	b.keys, b.vals, b.stamp, b.changed = b.keys[:0], b.vals[:0], b.stamp[:0], b.changed[:0]
+}
+
+type tumbling[T any, K comparable, V, A, R any] struct {
+	op *operator[T, K, V, A, R]
+	partClock
+	size int64
+	open []*bucket[K, A] // by start
+	free []*bucket[K, A]
+	cur  *bucket[K, A]
+	// the newest window ever opened, the replay position once no window is open.
+	newestStart, newestOff int64
+	hasNewest              bool
+}
+
+const maxFree = 4
+
+func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+	op := w.op
+	agg := op.agg
+	every := op.cfg.emit == EveryBatch
+	size, grace := w.size, w.grace
+	for i := range in {
+		e := &in[i]
+		wm := w.observe(e.Time)
+		start := floorMul(e.Time, size)
+		if !w.started {
+			w.started, w.floor = true, start
+		}
+		if start < w.floor || start+size+grace <= wm {
+			o = op.appendLate(o, e, w.part, start, start+size)
+			continue
+		}
+		b := w.cur
+		if b == nil || b.start != start {
+			b = w.bucket(start, e.Offset)
+			w.cur = b
+		}
+		b.minOff = min(b.minOff, e.Offset)
+		k := op.key(e.Value)
+		j, ok := b.idx[k]
+		if !ok {
+			j = int32(len(b.keys))
+			b.idx[k] = j
+			b.keys = append(b.keys, k)
+			b.vals = append(b.vals, agg.Zero())
+			if every {
+				b.stamp = append(b.stamp, 0)
+			}
+		}
+		b.vals[j] = agg.Add(b.vals[j], op.value(e.Value))
+		if every && b.stamp[j] != pc.Batch {
+			b.stamp[j] = pc.Batch
+			b.changed = append(b.changed, j)
+		}
+	}
+	w.fwm = max(w.fwm, pc.Watermark)
+	n := 0
+	for _, b := range w.open {
+		if b.start+size+grace > w.fwm {
+			break
+		}
+		for j, k := range b.keys {
+			o = op.appendResult(o, w.part, k, b.vals[j], b.start, b.start+size, true, b.minOff)
+		}
+		w.recycle(b)
+		n++
+	}
+	if n > 0 {
+		w.open = append(w.open[:0], w.open[n:]...)
+		clear(w.open[len(w.open):cap(w.open)])
+	}
+	if every {
+		for _, b := range w.open {
+			slices.Sort(b.changed)
+			for _, j := range b.changed {
+				o = op.appendResult(o, w.part, b.keys[j], b.vals[j], b.start, b.start+size, false, b.minOff)
+			}
+			b.changed = b.changed[:0]
+		}
+	}
+	return o
+}
+
+
+// bucket returns the open window starting at start, opening it if needed.
+func (w *tumbling[T, K, V, A, R]) bucket(start, off int64) *bucket[K, A] {
+	i := len(w.open)
+	for i > 0 && w.open[i-1].start >= start {
+		if w.open[i-1].start == start {
+			return w.open[i-1]
+		}
+		i--
+	}
+	var b *bucket[K, A]
+	if n := len(w.free); n > 0 {
+		b, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		b = &bucket[K, A]{idx: make(map[K]int32)}
+	}
+	b.start, b.minOff = start, off
+	w.open = slices.Insert(w.open, i, b)
+	if !w.hasNewest || start > w.newestStart {
+		w.newestStart, w.newestOff, w.hasNewest = start, off, true
+	}
+	return b
+}
+
+func (w *tumbling[T, K, V, A, R]) recycle(b *bucket[K, A]) {
+	if w.cur == b {
+		w.cur = nil
+	}
+	b.reset()
+	if len(w.free) < maxFree {
+		w.free = append(w.free, b)
+	}
+}
+
+// retained: replay must start at the first record of the oldest open window, provided no
+// newer window holds an older record and every earlier window was emitted; the replay's
+// floor then suppresses exactly the windows that were already emitted. Otherwise the last
+// such position stands.
+func (w *tumbling[T, K, V, A, R]) retained() (int64, bool) {
+	if len(w.open) == 0 {
+		if !w.hasNewest {
+			return 0, false
+		}
+		return w.commit(w.newestOff, true, 0)
+	}
+	b0 := w.open[0]
+	lo := b0.minOff
+	valid := true
+	for _, b := range w.open[1:] {
+		if b.minOff < lo {
+			lo, valid = b.minOff, false
+		}
+	}
+	if b0.start > w.floor && b0.start+w.grace > w.fwm {
+		valid = false
+	}
+	return w.commit(b0.minOff, valid, lo)
+}
+
+func (w *tumbling[T, K, V, A, R]) entries() int {
+	n := 0
+	for _, b := range w.open {
+		n += len(b.keys)
+	}
+	return n
+}

@@ -1,0 +1,245 @@
+package window
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Result is the aggregate of one key over one window.
+type Result[K comparable, R any] struct {
+	Key K
+	// Start and End bound the window: [Start, End). For sessions, End is the last record's
+	// event time plus the gap.
+	Start, End time.Time
+	Value      R
+	// Final is true for the one result emitted when the window closes, false for the partial
+	// results of EveryBatch.
+	Final bool
+	// Partition is the source partition the window's state belongs to (see "Delivery and
+	// replay" in the package documentation).
+	Partition int32
+}
+
+// Late is a record that arrived after the window it belongs to had closed (its end plus the
+// grace period was behind the partition's watermark) or had already been emitted.
+type Late[T any] struct {
+	Value     T
+	EventTime time.Time
+	Partition int32
+	Offset    int64
+	// Start and End bound the earliest window the record belonged to.
+	Start, End time.Time
+}
+
+// Windowed is the output of Aggregate: a stream of results and a side stream of late records.
+type Windowed[K comparable, R, T any] struct {
+	results *stream.Stream[Result[K, R]]
+	late    *stream.Stream[Late[T]]
+	lateN   *atomic.Int64
+}
+
+// Results returns the stream of window results, in order of window end and then of each
+// key's first record in the window.
+func (w *Windowed[K, R, T]) Results() *stream.Stream[Result[K, R]] { return w.results }
+
+// Late returns the side stream of late records.
+func (w *Windowed[K, R, T]) Late() *stream.Stream[Late[T]] { return w.late }
+
+// LateCount returns the number of late records so far. Safe for concurrent use.
+func (w *Windowed[K, R, T]) LateCount() int64 { return w.lateN.Load() }
+
+// Aggregate groups the records of s by key and by the event-time windows of the assigner,
+// folds value(record) into each key's window with agg, and emits a Result when the window
+// closes (and, with EveryBatch, partial results as it fills). Records that arrive too late
+// for their window go to the Late stream. State is kept per source partition.
+//
+// A bad assigner, option or aggregator parameter returns an error wrapping ErrInvalidOption.
+func Aggregate[T any, K comparable, V, A, R any](s *stream.Stream[T], key func(T) K, value func(T) V, assigner Assigner, agg Aggregator[V, A, R], opts ...Option) (*Windowed[K, R, T], error) {
+	cfg := config{name: "window"}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	errs := cfg.errs
+	if err := assigner.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if key == nil || value == nil || agg == nil {
+		errs = append(errs, invalid("nil key, value or aggregator"))
+	}
+	if v, ok := agg.(interface{ validate() error }); ok {
+		if err := v.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	op := &operator[T, K, V, A, R]{
+		cfg:   cfg,
+		asg:   assigner,
+		key:   key,
+		value: value,
+		agg:   agg,
+		parts: make(map[int32]engine[T, K, V, A, R]),
+	}
+	mixed := stream.Apply(s, cfg.name, stream.Operator[T, emitted[K, R, T]](op))
+	res := stream.Map(mixed.Filter(func(e emitted[K, R, T]) bool { return !e.isLate }), func(e emitted[K, R, T]) Result[K, R] { return e.res })
+	late := stream.Map(mixed.Filter(func(e emitted[K, R, T]) bool { return e.isLate }), func(e emitted[K, R, T]) Late[T] { return e.late })
+	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN}, nil
+}
+
+// emitted is the operator's output: a result or a late record, split into two streams.
+type emitted[K comparable, R, T any] struct {
+	res    Result[K, R]
+	late   Late[T]
+	isLate bool
+}
+
+type out[K comparable, R, T any] = []stream.Elem[emitted[K, R, T]]
+
+// engine is one partition's window state.
+type engine[T any, K comparable, V, A, R any] interface {
+	process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T]
+	// retained returns the offset replay must start from to rebuild the partition's state.
+	retained() (int64, bool)
+	entries() int
+}
+
+type operator[T any, K comparable, V, A, R any] struct {
+	cfg   config
+	asg   Assigner
+	key   func(T) K
+	value func(T) V
+	agg   Aggregator[V, A, R]
+	parts map[int32]engine[T, K, V, A, R]
+	lateN atomic.Int64
+}
+
+var _ stream.Operator[int, emitted[int, int64, int]] = (*operator[int, int, int, int64, int64])(nil)
+
+func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+	eng, ok := op.parts[pc.Partition]
+	if !ok {
+		if len(in) == 0 {
+			return o
+		}
+		eng = op.newEngine(pc)
+		op.parts[pc.Partition] = eng
+	}
+	return eng.process(pc, in, o)
+}
+
+func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine[T, K, V, A, R] {
+	c := partClock{
+		part:  pc.Partition,
+		ooo:   int64(pc.MaxOutOfOrderness),
+		grace: int64(op.cfg.grace),
+		maxT:  stream.NoWatermark,
+		pwm:   stream.NoWatermark,
+		fwm:   stream.NoWatermark,
+	}
+	switch op.asg.kind {
+	case kindTumbling:
+		return &tumbling[T, K, V, A, R]{op: op, partClock: c, size: int64(op.asg.size)}
+	case kindSliding:
+		return newSliding(op, c)
+	default:
+		return &sessions[T, K, V, A, R]{op: op, partClock: c, gap: int64(op.asg.gap), idx: make(map[K]int32)}
+	}
+}
+
+func (op *operator[T, K, V, A, R]) Retained(part int32) (int64, bool) {
+	if eng, ok := op.parts[part]; ok {
+		return eng.retained()
+	}
+	return 0, false
+}
+
+func (op *operator[T, K, V, A, R]) Drop(part int32) { delete(op.parts, part) }
+
+func (op *operator[T, K, V, A, R]) StateSize() int {
+	n := 0
+	for _, eng := range op.parts {
+		n += eng.entries()
+	}
+	return n
+}
+
+func (op *operator[T, K, V, A, R]) appendLate(o out[K, R, T], e *stream.Elem[T], part int32, start, end int64) out[K, R, T] {
+	op.lateN.Add(1)
+	return append(o, stream.Elem[emitted[K, R, T]]{
+		Value: emitted[K, R, T]{isLate: true, late: Late[T]{
+			Value:     e.Value,
+			EventTime: e.EventTime(),
+			Partition: part,
+			Offset:    e.Offset,
+			Start:     utc(start),
+			End:       utc(end),
+		}},
+		Time:   e.Time,
+		Offset: e.Offset,
+	})
+}
+
+func (op *operator[T, K, V, A, R]) appendResult(o out[K, R, T], part int32, k K, acc A, start, end int64, final bool, minOff int64) out[K, R, T] {
+	return append(o, stream.Elem[emitted[K, R, T]]{
+		Value: emitted[K, R, T]{res: Result[K, R]{
+			Key:       k,
+			Start:     utc(start),
+			End:       utc(end),
+			Value:     op.agg.Result(acc),
+			Final:     final,
+			Partition: part,
+		}},
+		Time:   end - 1,
+		Offset: minOff,
+	})
+}
+
+func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// partClock is a partition's event-time bookkeeping, shared by the engines.
+type partClock struct {
+	part  int32
+	ooo   int64
+	grace int64
+	// maxT is the newest event time seen in the partition, pwm = maxT - ooo its watermark.
+	maxT, pwm int64
+	// fwm is the pipeline watermark at the last firing; windows behind it were emitted.
+	fwm int64
+	// floor is the start of the first pane seen: earlier windows are never emitted, so that a
+	// replay from a committed offset (whose first record sets the floor) gives the same
+	// results as the run that committed it.
+	floor   int64
+	started bool
+	cut     int64
+	hasCut  bool
+}
+
+// observe records event time t and returns the watermark that decides lateness: the
+// partition's own, or the last pipeline watermark that fired windows if that is ahead (an
+// idle partition).
+func (c *partClock) observe(t int64) int64 {
+	if t > c.maxT {
+		c.maxT = t
+		c.pwm = t - c.ooo
+	}
+	return max(c.pwm, c.fwm)
+}
+
+// commit returns the replay position: a newly valid candidate if ok, else the previous one.
+func (c *partClock) commit(off int64, ok bool, fallback int64) (int64, bool) {
+	if ok {
+		if !c.hasCut || off > c.cut {
+			c.cut, c.hasCut = off, true
+		}
+		return c.cut, true
+	}
+	if c.hasCut {
+		return c.cut, true
+	}
+	return fallback, true
+}
