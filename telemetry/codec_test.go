@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"math"
@@ -368,3 +369,10 @@ func TestDecodeErrorUnwrap(t *testing.T) {
 	require.True(t, errors.Is(err, telemetry.ErrInvalid))
 	require.False(t, errors.Is(err, telemetry.ErrMalformed))
 }
+
+var (
+	_ json.Marshaler           = telemetry.Event{}
+	_ json.Unmarshaler         = (*telemetry.Event)(nil)
+	_ encoding.TextMarshaler   = telemetry.StatusHired
+	_ encoding.TextUnmarshaler = (*telemetry.Status)(nil)
+)

@@ -174,3 +174,19 @@ func BenchmarkPolygonContains(b *testing.B) {
 		}
 	}
 }
+
+func FuzzDecodeGeohash(f *testing.F) {
+	for _, s := range []string{"u4pruydqqvj", "ezs42", "EZS42", "", "a", "zzzzzzzzzzzzz", "0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, hash string) {
+		c, err := telemetry.DecodeGeohash(hash)
+		if err != nil {
+			require.ErrorIs(t, err, telemetry.ErrInvalidGeohash)
+			return
+		}
+		require.Less(t, c.Min.Lat, c.Max.Lat)
+		require.Less(t, c.Min.Lon, c.Max.Lon)
+		require.Equal(t, strings.ToLower(hash), telemetry.EncodeGeohash(c.Center(), len(hash)))
+	})
+}

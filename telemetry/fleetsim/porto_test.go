@@ -179,3 +179,24 @@ func BenchmarkLoadPorto(b *testing.B) {
 		}
 	}
 }
+
+func FuzzReadPorto(f *testing.F) {
+	const header = `"TRIP_ID","TAXI_ID","TIMESTAMP","MISSING_DATA","POLYLINE"` + "\n"
+	f.Add(header + `"t2","2","1000","False","[[-8.6,41.1],[-8.6,41.1],[-8.5,41.2]]"` + "\n" + `"t1","1","990","True","[[-8.61,41.15]]"` + "\n")
+	f.Add(header + `"t","3","1000","False","[]"` + "\n")
+	f.Add(header + `"t","3","-5","False","[[1,2,3]]"` + "\n")
+	f.Fuzz(func(t *testing.T, csv string) {
+		events, st, err := fleetsim.ReadPorto(strings.NewReader(csv), fleetsim.PortoOptions{})
+		if err != nil {
+			require.ErrorIs(t, err, fleetsim.ErrPortoFormat)
+			return
+		}
+		require.Len(t, events, st.Points)
+		for i, e := range events {
+			require.NoError(t, e.Validate())
+			if i > 0 {
+				require.False(t, e.Time.Before(events[i-1].Time))
+			}
+		}
+	})
+}

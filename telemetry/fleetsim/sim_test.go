@@ -232,6 +232,8 @@ func TestAppendNextAndAll(t *testing.T) {
 	require.Equal(t, 1000, n)
 }
 
+var _ fleetsim.Clock = (*fakeClock)(nil)
+
 // fakeClock advances only when the pacer sleeps.
 type fakeClock struct {
 	now   time.Time
