@@ -88,9 +88,9 @@ func WithFlushBytes(n int) SinkOption {
 	})
 }
 
-// WithMaxInFlightBytes bounds the bytes of bulk bodies held by requests in flight or waiting
-// for a retry (default four times the flush size). Encoding waits when it is reached. A single
-// request larger than the bound still goes alone.
+// WithMaxInFlightBytes bounds the bytes of bulk bodies held by requests in flight, waiting for
+// a retry or waiting for a free connection (default: (concurrency+1) × 1.125 × flush size).
+// Encoding waits when it is reached. A single request larger than the bound still goes alone.
 func WithMaxInFlightBytes(n int64) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
 		if n <= 0 {
@@ -210,7 +210,9 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		return nil, err
 	}
 	if cfg.maxInFlight == 0 {
-		cfg.maxInFlight = 4 * int64(cfg.flushBytes)
+		// Room for every concurrent request plus one encoded ahead; a request slightly
+		// exceeds the flush size by its last document.
+		cfg.maxInFlight = int64(cfg.concurrency+1) * int64(cfg.flushBytes+cfg.flushBytes/8)
 	}
 	s := &Sink[T]{
 		c:      c,
@@ -267,19 +269,20 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 			s.putChunk(ch)
 			return false
 		}
-		select {
-		case s.slots <- struct{}{}:
-		case <-wctx.Done():
-			s.inFl.release(n)
-			s.putChunk(ch)
-			return false
-		}
+		// The request waits for a slot in its own goroutine, so that the next one is encoded
+		// meanwhile; the byte budget bounds how far encoding runs ahead.
 		wg.Go(func() {
 			defer func() {
-				<-s.slots
 				s.inFl.release(n)
 				s.putChunk(ch)
 			}()
+			select {
+			case s.slots <- struct{}{}:
+			case <-wctx.Done():
+				w.add(nil, wctx.Err())
+				return
+			}
+			defer func() { <-s.slots }()
 			rej, err := s.send(wctx, ch)
 			w.add(rej, err)
 			if err != nil {
