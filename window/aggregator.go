@@ -37,10 +37,10 @@ type CountAgg[V any] struct{}
 // Count returns an aggregator that counts the records of a window.
 func Count[V any]() CountAgg[V] { return CountAgg[V]{} }
 
-func (CountAgg[V]) Zero() int64                { return 0 }
-func (CountAgg[V]) Add(acc int64, _ V) int64   { return acc + 1 }
-func (CountAgg[V]) Merge(a, b int64) int64     { return a + b }
-func (CountAgg[V]) Result(acc int64) int64     { return acc }
+func (CountAgg[V]) Zero() int64              { return 0 }
+func (CountAgg[V]) Add(acc int64, _ V) int64 { return acc + 1 }
+func (CountAgg[V]) Merge(a, b int64) int64   { return a + b }
+func (CountAgg[V]) Result(acc int64) int64   { return acc }
 
 // SumAgg sums values. See Sum.
 type SumAgg[V Number] struct{}
@@ -48,10 +48,10 @@ type SumAgg[V Number] struct{}
 // Sum returns an aggregator that sums the values of a window.
 func Sum[V Number]() SumAgg[V] { return SumAgg[V]{} }
 
-func (SumAgg[V]) Zero() V          { return 0 }
-func (SumAgg[V]) Add(acc, v V) V   { return acc + v }
-func (SumAgg[V]) Merge(a, b V) V   { return a + b }
-func (SumAgg[V]) Result(acc V) V   { return acc }
+func (SumAgg[V]) Zero() V        { return 0 }
+func (SumAgg[V]) Add(acc, v V) V { return acc + v }
+func (SumAgg[V]) Merge(a, b V) V { return a + b }
+func (SumAgg[V]) Result(acc V) V { return acc }
 
 // Extreme is the accumulator of Min and Max: the extreme value so far, if any.
 type Extreme[V cmp.Ordered] struct {

@@ -62,17 +62,24 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			o = op.appendLate(o, e, w.part, t, t+gap)
 			continue
 		}
-		// the first session overlapping [t, t+gap)
-		f := -1
+		// the first session overlapping [t, t+gap); joining a session that the partition's
+		// watermark has closed would change a result that is (or may be) emitted: late.
+		f, sealed := -1, false
 		for j := range sk.ss {
 			s := &sk.ss[j]
-			if s.start < t+gap && t < s.last+gap {
-				f = j
-				break
-			}
 			if s.start >= t+gap {
 				break
 			}
+			if t < s.last+gap {
+				if f < 0 {
+					f = j
+				}
+				sealed = sealed || s.last+gap+w.grace <= wm
+			}
+		}
+		if sealed {
+			o = op.appendLate(o, e, w.part, t, t+gap)
+			continue
 		}
 		v := op.value(e.Value)
 		if f < 0 {

@@ -107,7 +107,6 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	return o
 }
 
-
 // bucket returns the open window starting at start, opening it if needed.
 func (w *tumbling[T, K, V, A, R]) bucket(start, off int64) *bucket[K, A] {
 	i := len(w.open)
