@@ -168,7 +168,7 @@ type bulkResponse struct {
 }
 
 var (
-	errorsFalse   = []byte(`"errors":false`)
+	errorsFalse   = []byte(`{"errors":false,"items":[`)
 	resultCreated = []byte(`"result":"created"`)
 	resultUpdated = []byte(`"result":"updated"`)
 )
@@ -178,7 +178,7 @@ var (
 func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []Rejected) ([]item, []Rejected, error) {
 	// Fast path: without errors the filtered response holds only statuses and fixed result
 	// words, so counting them is exact and needs no decoding.
-	if bytes.Contains(resp, errorsFalse) {
+	if bytes.HasPrefix(resp, errorsFalse) && bytes.HasSuffix(resp, []byte("]}")) {
 		created := bytes.Count(resp, resultCreated)
 		updated := bytes.Count(resp, resultUpdated)
 		if created+updated == len(pending) {
