@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -425,7 +426,21 @@ type handler[T any] struct {
 	hold       int
 }
 
-func (h *handler[T]) Setup(sarama.ConsumerGroupSession) error   { return nil }
+// Setup registers every claimed partition with the pipeline before any of them pushes a
+// record, so that none can advance the watermark past another's backlog.
+func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
+	var ids []int32
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			if id := h.s.PartitionID(topic, p); id >= 0 {
+				ids = append(ids, id)
+			}
+		}
+	}
+	h.in.Assign(ids...)
+	return nil
+}
+
 func (h *handler[T]) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim feeds one partition into the input until the claim is revoked or the session
@@ -641,6 +656,9 @@ func (c *claimLoop[T]) flush() bool {
 			})
 		}
 		if lim > 0 {
+			// Push in small chunks and let the other partitions' goroutines in between, so
+			// that one partition cannot fill the input alone and stall the watermark.
+			lim = min(lim, pushChunk)
 			n := c.h.in.TryPushBatch(c.queue[:lim])
 			if n > 0 {
 				c.pushed(c.queue[n-1].Offset + 1)
@@ -654,13 +672,19 @@ func (c *claimLoop[T]) flush() bool {
 				return false
 			}
 		}
-		if len(c.skips) > 0 {
+		if len(c.skips) > 0 && (len(c.queue) == 0 || c.queue[0].Offset > c.skips[0]) {
 			c.skipped(c.skips[0])
 			c.skips = c.skips[1:]
+		}
+		if lim == pushChunk {
+			runtime.Gosched()
 		}
 	}
 	return true
 }
+
+// pushChunk is the most records a partition moves into the input at once.
+const pushChunk = 128
 
 func cmpInt64(a, b int64) int {
 	switch {
