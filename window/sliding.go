@@ -84,12 +84,13 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		wm := w.observe(t)
 		if !w.started {
 			w.started = true
+			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact
 			w.floor = floorMul(t, w.g)
 			w.firstStart = ceilMul(w.floor+w.size, w.slide) - w.size
 			w.setNextEnd(w.firstStart + w.size)
 		}
 		e1 := floorMul(t, w.slide) + w.slide // end of the earliest window holding t
-		if t < w.firstStart || max(e1, w.firstStart+w.size)+w.grace <= wm {
+		if t < w.firstStart || e1+w.grace <= wm {
 			o = op.appendLate(o, e, w.part, e1-w.size, e1)
 			continue
 		}

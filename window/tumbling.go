@@ -51,6 +51,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		start := floorMul(e.Time, size)
 		if !w.started {
 			w.started, w.floor = true, start
+			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact
 		}
 		if start < w.floor || start+size+grace <= wm {
 			o = op.appendLate(o, e, w.part, start, start+size)

@@ -1,0 +1,330 @@
+package window_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// wkey identifies a result: partition, key and window (Unix nanoseconds).
+type wkey struct {
+	part       int32
+	key        string
+	start, end int64
+}
+
+type spec struct {
+	asg                     window.Assigner
+	size, slide, gap, grace int64
+	ooo                     int64
+}
+
+var stats = window.Stats[float64]()
+
+// gen makes an out-of-order stream over parts partitions with explicit offsets: event time
+// advances by up to step per record and each record lags its partition by up to jitter.
+func gen(r *rand.Rand, parts, n int, step, jitter time.Duration) []stream.Record[ev] {
+	keys := []string{"a", "b", "c", "d", "e"}
+	now := make([]int64, parts)
+	next := make([]int64, parts)
+	recs := make([]stream.Record[ev], 0, n)
+	for i := range n {
+		p := int32(i % parts)
+		if i >= parts {
+			p = int32(r.IntN(parts))
+		}
+		now[p] += r.Int64N(int64(step))
+		t := now[p]
+		if r.IntN(3) == 0 {
+			t -= r.Int64N(int64(jitter))
+		}
+		recs = append(recs, stream.Record[ev]{
+			Value:     ev{Key: keys[r.IntN(len(keys))], V: float64(r.IntN(100))},
+			Partition: p,
+			Offset:    next[p],
+			EventTime: t0.Add(time.Duration(t)),
+		})
+		next[p]++
+	}
+	return recs
+}
+
+func floorMul(t, m int64) int64 {
+	r := t % m
+	if r < 0 {
+		r += m
+	}
+	return t - r
+}
+
+// brute computes the expected final results by definition: per partition, a record is late
+// if its (earliest emitted) window's end plus grace is at or behind the partition's max event
+// time so far minus the out-of-orderness, or precedes the partition's first window; every
+// other record is added to each of its windows.
+func brute(sp spec, recs []stream.Record[ev]) (map[wkey]window.Summary, int) {
+	res := map[wkey]window.Summary{}
+	late := 0
+	type pstate struct {
+		maxT, floor int64
+		started     bool
+		sess        map[string][]*[3]int64 // start, last, index into sums
+	}
+	parts := map[int32]*pstate{}
+	type sessAcc struct {
+		part       int32
+		key        string
+		start, end int64
+		acc        window.Summary
+		dead       bool
+	}
+	var sessions []*sessAcc
+	open := map[int32]map[string][]*sessAcc{}
+	for _, r := range recs {
+		ps := parts[r.Partition]
+		if ps == nil {
+			ps = &pstate{maxT: -1 << 62}
+			parts[r.Partition] = ps
+			open[r.Partition] = map[string][]*sessAcc{}
+		}
+		t := r.EventTime.UnixNano()
+		ps.maxT = max(ps.maxT, t)
+		E := ps.maxT - sp.ooo
+		switch {
+		case sp.gap > 0:
+			ss := open[r.Partition][r.Value.Key]
+			if t+sp.gap+sp.grace <= E {
+				late++
+				continue
+			}
+			var hit []*sessAcc
+			sealed := false
+			for _, s := range ss {
+				if s.start < t+sp.gap && t < s.end {
+					hit = append(hit, s)
+					sealed = sealed || s.end+sp.grace <= E
+				}
+			}
+			if sealed {
+				late++
+				continue
+			}
+			n := &sessAcc{part: r.Partition, key: r.Value.Key, start: t, end: t + sp.gap, acc: stats.Add(stats.Zero(), r.Value.V)}
+			for _, h := range hit {
+				n.start, n.end = min(n.start, h.start), max(n.end, h.end)
+				n.acc = stats.Merge(n.acc, h.acc)
+				h.dead = true
+			}
+			ss = slices.DeleteFunc(ss, func(s *sessAcc) bool { return s.dead })
+			open[r.Partition][r.Value.Key] = append(ss, n)
+			sessions = append(sessions, n)
+		default:
+			g := gcd(sp.size, sp.slide)
+			if !ps.started {
+				ps.started = true
+				ps.floor = floorMul(t, g)
+			}
+			firstStart := floorMul(ps.floor+sp.size+sp.slide-1, sp.slide) - sp.size
+			e1 := floorMul(t, sp.slide) + sp.slide
+			if t < firstStart || e1+sp.grace <= E {
+				late++
+				continue
+			}
+			for e := e1; e-sp.size <= t; e += sp.slide {
+				if e-sp.size < firstStart {
+					continue
+				}
+				k := wkey{r.Partition, r.Value.Key, e - sp.size, e}
+				acc, ok := res[k]
+				if !ok {
+					acc = stats.Zero()
+				}
+				res[k] = stats.Add(acc, r.Value.V)
+			}
+		}
+	}
+	for _, s := range sessions {
+		if !s.dead {
+			res[wkey{s.part, s.key, s.start, s.end}] = s.acc
+		}
+	}
+	return res, late
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// run feeds recs in batches of the given sizes (cycled) and returns the final results by
+// window, failing on a window emitted twice, plus the late count and the queue.
+func run(t *testing.T, sp spec, recs []stream.Record[ev], sizes []int, maxBatches int) (map[wkey]window.Summary, int64, *streamtest.Queue[ev]) {
+	t.Helper()
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Duration(sp.ooo)), stream.WithIdleTimeout(0))
+	q, s := streamtest.NewQueue[ev](h)
+	w, err := window.Aggregate(s, evKey, evVal, sp.asg, stats, window.Grace(time.Duration(sp.grace)))
+	require.NoError(t, err)
+	c := streamtest.Collect(w.Results())
+	batches := 0
+	for i, b := 0, 0; i < len(recs) && batches < maxBatches; b++ {
+		n := min(sizes[b%len(sizes)], len(recs)-i)
+		q.Add(recs[i : i+n]...)
+		i += n
+		batches++
+	}
+	if batches < maxBatches {
+		q.End()
+		h.RunUntilDone()
+	} else {
+		h.Run(batches)
+	}
+	got := map[wkey]window.Summary{}
+	for _, b := range c.Batches() {
+		// each partition's results come in order of window end
+		last := map[int32]time.Time{}
+		for _, r := range b {
+			require.False(t, r.End.Before(last[r.Partition]), "results by window end")
+			last[r.Partition] = r.End
+		}
+		for _, r := range b {
+			require.True(t, r.Final)
+			k := wkey{r.Partition, r.Key, r.Start.UnixNano(), r.End.UnixNano()}
+			_, dup := got[k]
+			require.False(t, dup, "window emitted twice: %+v", k)
+			got[k] = r.Value
+		}
+	}
+	return got, w.LateCount(), q
+}
+
+var specs = []struct {
+	name string
+	sp   spec
+}{
+	{"tumbling", spec{asg: window.Tumbling(10 * time.Second), size: int64(10 * time.Second), slide: int64(10 * time.Second), ooo: int64(3 * time.Second)}},
+	{"tumbling-grace", spec{asg: window.Tumbling(10 * time.Second), size: int64(10 * time.Second), slide: int64(10 * time.Second), ooo: int64(2 * time.Second), grace: int64(2 * time.Second)}},
+	{"sliding", spec{asg: window.Sliding(10*time.Second, 2*time.Second), size: int64(10 * time.Second), slide: int64(2 * time.Second), ooo: int64(3 * time.Second)}},
+	{"sliding-gcd", spec{asg: window.Sliding(9*time.Second, 6*time.Second), size: int64(9 * time.Second), slide: int64(6 * time.Second), ooo: int64(2 * time.Second), grace: int64(time.Second)}},
+	{"session", spec{asg: window.Session(4 * time.Second), gap: int64(4 * time.Second), ooo: int64(3 * time.Second), grace: int64(time.Second)}},
+}
+
+func checkRandom(t *testing.T, sp spec, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	parts := 1 + r.IntN(2)
+	recs := gen(r, parts, 50+r.IntN(300), 2*time.Second, 8*time.Second)
+	want, wantLate := brute(sp, recs)
+	sizes := []int{1 + r.IntN(20), 1 + r.IntN(5), 1 + r.IntN(40)}
+	// gen starts with one record per partition: the first batch must hold them all, as if
+	// the source had assigned every partition up front (see TestCrashReplay).
+	sizes[0] = max(sizes[0], parts)
+	got, late, _ := run(t, sp, recs, sizes, 1<<30)
+	require.Empty(t, diff(want, got), "seed %d", seed)
+	require.Equal(t, int64(wantLate), late, "seed %d", seed)
+}
+
+func TestRandomStreamsMatchBruteForce(t *testing.T) {
+	for _, tc := range specs {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := range uint64(150) {
+				checkRandom(t, tc.sp, seed)
+			}
+		})
+	}
+}
+
+func FuzzTumblingMatchesBruteForce(f *testing.F) {
+	for _, s := range []uint64{1, 2, 3, 42} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) { checkRandom(t, specs[0].sp, seed) })
+}
+
+// TestCrashReplay stops a run after some batches, restarts a new pipeline from the committed
+// offsets with different batch boundaries, and checks that the final results of both runs
+// together are exactly those of an uninterrupted run.
+func TestCrashReplay(t *testing.T) {
+	for _, tc := range specs[:4] {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := range uint64(60) {
+				r := rand.New(rand.NewPCG(seed, 99))
+				recs := gen(r, 2, 400, time.Second, 6*time.Second)
+				want, _, _ := run(t, tc.sp, recs, []int{7}, 1<<30)
+
+				k := 5 + r.IntN(40)
+				first, _, q := run(t, tc.sp, recs, []int{9, 3}, k)
+				committed := map[int32]int64{0: q.Committed(0), 1: q.Committed(1)}
+				var rest []stream.Record[ev]
+				for _, rec := range recs {
+					if c := committed[rec.Partition]; c >= 0 && rec.Offset < c {
+						continue
+					}
+					rest = append(rest, rec)
+				}
+				// A Kafka source assigns every partition before the first batch; with a queue, the
+				// first batch must hold a record of each, or the first partition alone would set
+				// the (monotone) pipeline watermark.
+				rest = firstOfEachFirst(rest)
+				second, _, _ := run(t, tc.sp, rest, []int{5, 11, 2}, 1<<30)
+
+				union := map[wkey]window.Summary{}
+				for k, v := range first {
+					union[k] = v
+				}
+				for k, v := range second {
+					if old, ok := union[k]; ok {
+						require.Equal(t, old, v, "seed %d: replay changed %+v", seed, k)
+					}
+					union[k] = v
+				}
+				require.Empty(t, diff(want, union), "seed %d, crash after %d batches, committed %v", seed, k, committed)
+			}
+		})
+	}
+}
+
+// diff lists the windows whose results differ, with times relative to t0 in seconds.
+func diff(want, got map[wkey]window.Summary) []string {
+	var out []string
+	rel := func(k wkey) string {
+		return fmt.Sprintf("p%d %s [%g, %g)", k.part, k.key, float64(k.start-t0.UnixNano())/1e9, float64(k.end-t0.UnixNano())/1e9)
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			out = append(out, "missing "+rel(k)+fmt.Sprintf(" %+v", w))
+		} else if g != w {
+			out = append(out, "differs "+rel(k)+fmt.Sprintf(" want %+v got %+v", w, g))
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			out = append(out, "extra "+rel(k)+fmt.Sprintf(" %+v", g))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// firstOfEachFirst moves the first record of every partition to the front, keeping each
+// partition's order.
+func firstOfEachFirst(recs []stream.Record[ev]) []stream.Record[ev] {
+	seen := map[int32]bool{}
+	var head, tail []stream.Record[ev]
+	for _, r := range recs {
+		if !seen[r.Partition] {
+			seen[r.Partition] = true
+			head = append(head, r)
+			continue
+		}
+		tail = append(tail, r)
+	}
+	return append(head, tail...)
+}
