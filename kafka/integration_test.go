@@ -250,7 +250,7 @@ func TestSourceDeadLetters(t *testing.T) {
 	})
 	src, err := kafka.NewSource(consumerConfig(brokers, group, topic), codec, kafka.WithBounded())
 	require.NoError(t, err)
-	p, err := stream.New(50*time.Millisecond)
+	p, err := stream.New(50 * time.Millisecond)
 	require.NoError(t, err)
 	var got atomic.Int64
 	stream.To(stream.From(p, src), stream.SinkFunc[telemetry.Event](func(_ context.Context, b []telemetry.Event) error {

@@ -191,7 +191,8 @@ func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) 
 }
 
 func permanentProduceError(err error) bool {
-	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessage) ||
+	var ce sarama.ConfigurationError // e.g. a message over Producer.MaxMessageBytes
+	return errors.As(err, &ce) || errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessage) ||
 		errors.Is(err, sarama.ErrTopicAuthorizationFailed) || errors.Is(err, sarama.ErrClusterAuthorizationFailed) ||
 		errors.Is(err, sarama.ErrInvalidTopic)
 }

@@ -1,0 +1,90 @@
+package kafka_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+)
+
+func TestJSONCodec(t *testing.T) {
+	c := kafka.JSON[event]()
+	ts := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	v, et, err := c.Decode(&kafka.Message{Value: []byte(`{"id":7,"key":"cab-07","ts":"2026-11-25T10:00:00Z","v":3}`)})
+	require.NoError(t, err)
+	require.Equal(t, event{ID: 7, Key: "cab-07", TS: ts, V: 3}, v)
+	require.True(t, et.Equal(ts), "event time from EventTimer")
+
+	_, _, err = c.Decode(&kafka.Message{Value: []byte(`{"id":7`)})
+	require.ErrorContains(t, err, "kafka: json:")
+	_, _, err = c.Decode(&kafka.Message{Value: []byte(`{"id":7}`)})
+	require.ErrorContains(t, err, "empty key", "Validate is applied")
+}
+
+func TestWithMetaAndRaw(t *testing.T) {
+	ts := time.Unix(1700000000, 0)
+	msg := &kafka.Message{
+		Topic: "t", Partition: 3, Offset: 42, Key: []byte("k"), Timestamp: ts,
+		Value:   []byte(`{"id":1,"key":"cab-01","ts":"2026-11-25T10:00:00Z"}`),
+		Headers: []kafka.Header{{Key: "h", Value: []byte("v")}},
+	}
+	r, _, err := kafka.WithMeta(kafka.JSON[event]()).Decode(msg)
+	require.NoError(t, err)
+	require.Equal(t, "t", r.Topic)
+	require.Equal(t, int32(3), r.Partition)
+	require.Equal(t, int64(42), r.Offset)
+	require.Equal(t, []byte("k"), r.Key)
+	require.Equal(t, ts, r.Timestamp)
+	require.Equal(t, 1, r.Value.ID)
+	msg.Headers[0].Value = []byte("changed")
+	require.Equal(t, []byte("v"), r.Headers[0].Value, "headers are copied")
+
+	m, et, err := kafka.Raw().Decode(msg)
+	require.NoError(t, err)
+	require.True(t, et.IsZero(), "Raw leaves the event time to the Kafka timestamp")
+	require.Equal(t, msg.Value, m.Value)
+	v, ok := m.Header("h")
+	require.True(t, ok)
+	require.Equal(t, "changed", string(v))
+}
+
+func TestDeadLetterMessage(t *testing.T) {
+	msg := &kafka.Message{Topic: "cabs", Partition: 2, Offset: 99, Key: []byte("k"), Value: []byte("garbage"),
+		Headers: []kafka.Header{{Key: "trace", Value: []byte("x")}}}
+	dl := kafka.DeadLetterMessage("cabs.dlq", msg, errBad)
+	require.Equal(t, "cabs.dlq", dl.Topic)
+	require.Equal(t, msg.Value, dl.Value)
+	require.Equal(t, msg.Key, dl.Key)
+	for k, want := range map[string]string{
+		"trace": "x", kafka.HeaderSourceTopic: "cabs", kafka.HeaderSourcePartition: "2",
+		kafka.HeaderSourceOffset: "99", kafka.HeaderError: "bad record",
+	} {
+		v, ok := dl.Header(k)
+		require.True(t, ok, k)
+		require.Equal(t, want, string(v), k)
+	}
+	require.Len(t, msg.Headers, 1, "the original message is not changed")
+}
+
+type constErr string
+
+func (e constErr) Error() string { return string(e) }
+
+const errBad = constErr("bad record")
+
+func FuzzJSONCodec(f *testing.F) {
+	f.Add([]byte(`{"id":1,"key":"cab-01","ts":"2026-11-25T10:00:00Z","v":3}`))
+	f.Add([]byte(`not json`))
+	f.Add([]byte(`{"key":""}`))
+	f.Add([]byte{})
+	c := kafka.WithMeta(kafka.JSON[event]())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg := &kafka.Message{Topic: "t", Value: b}
+		r, _, err := c.Decode(msg)
+		if err == nil && r.Value.Key == "" {
+			t.Fatalf("decoded an invalid event: %+v", r.Value)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package kafka_test
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+)
+
+const secret = "s3cr3t-Pa55word"
+
+func validConfig() kafka.Config {
+	return kafka.Config{Brokers: []string{"b-1.example:9096"}, Group: "g", Topics: []string{"t"}}
+}
+
+func TestConfigInvalid(t *testing.T) {
+	codec := kafka.JSON[event]()
+	tests := []struct {
+		name    string
+		mod     func(*kafka.Config)
+		setting string
+	}{
+		{"no brokers", func(c *kafka.Config) { c.Brokers = nil }, "Brokers"},
+		{"broker without port", func(c *kafka.Config) { c.Brokers = []string{"localhost"} }, "Brokers"},
+		{"no group", func(c *kafka.Config) { c.Group = "" }, "Group"},
+		{"no topics", func(c *kafka.Config) { c.Topics = nil }, "Topics"},
+		{"duplicate topic", func(c *kafka.Config) { c.Topics = []string{"a", "a"} }, "Topics"},
+		{"bad version", func(c *kafka.Config) { c.Version = "latest" }, "Version"},
+		{"bad offset", func(c *kafka.Config) { c.InitialOffset = "middle" }, "InitialOffset"},
+		{"bad strategy", func(c *kafka.Config) { c.Rebalance.Strategy = "fastest" }, "Rebalance.Strategy"},
+		{"heartbeat too slow", func(c *kafka.Config) { c.Rebalance.HeartbeatInterval = 5 * time.Second }, "Rebalance.HeartbeatInterval"},
+		{"scram without password", func(c *kafka.Config) { c.SASL = kafka.SASL{Mechanism: kafka.SASLSCRAMSHA512, User: "u"} }, "SASL.Password"},
+		{"plain without user", func(c *kafka.Config) { c.SASL = kafka.SASL{Mechanism: kafka.SASLPlain, Password: secret} }, "SASL.User"},
+		{"password without mechanism", func(c *kafka.Config) { c.SASL = kafka.SASL{User: "u", Password: secret} }, "SASL.Mechanism"},
+		{"unknown mechanism", func(c *kafka.Config) { c.SASL = kafka.SASL{Mechanism: "GSSAPI", User: "u", Password: secret} }, "SASL.Mechanism"},
+		{"iam without region", func(c *kafka.Config) {
+			c.SASL = kafka.SASL{Mechanism: kafka.SASLAWSMSKIAM}
+			c.TLS.Enable = true
+		}, "SASL.AWSRegion"},
+		{"iam without tls", func(c *kafka.Config) { c.SASL = kafka.SASL{Mechanism: kafka.SASLAWSMSKIAM, AWSRegion: "eu-west-1"} }, "TLS.Enable"},
+		{"cert without key", func(c *kafka.Config) { c.TLS.CertFile = "client.pem" }, "TLS.CertFile/TLS.KeyFile"},
+		{"missing CA file", func(c *kafka.Config) { c.TLS.CAFile = "/nonexistent/ca.pem" }, "TLS.CAFile"},
+		{"CA not PEM", func(c *kafka.Config) { c.TLS.CAPEM = []byte("nope") }, "TLS.CAFile/TLS.CAPEM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := validConfig()
+			tt.mod(&cfg)
+			_, err := kafka.NewSource(cfg, codec)
+			require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+			require.Contains(t, err.Error(), tt.setting+":")
+			require.NotContains(t, err.Error(), secret)
+		})
+	}
+}
+
+func TestConfigValid(t *testing.T) {
+	for _, sasl := range []kafka.SASL{
+		{},
+		{Mechanism: kafka.SASLPlain, User: "u", Password: secret},
+		{Mechanism: kafka.SASLSCRAMSHA256, User: "u", Password: secret},
+		{Mechanism: kafka.SASLSCRAMSHA512, User: "u", Password: secret},
+		{Mechanism: kafka.SASLAWSMSKIAM, AWSRegion: "eu-west-1", AWSRoleARN: "arn:aws:iam::1:role/r"},
+	} {
+		cfg := validConfig()
+		cfg.SASL = sasl
+		cfg.TLS.Enable = sasl.Mechanism != kafka.SASLNone
+		_, err := kafka.NewSource(cfg, kafka.JSON[event]())
+		require.NoError(t, err, "%s", sasl.Mechanism)
+		_, err = kafka.NewProducer[event](kafka.Config{Brokers: cfg.Brokers, SASL: sasl, TLS: cfg.TLS}, "t", kafka.JSONValue[event](nil))
+		require.NoError(t, err, "%s", sasl.Mechanism)
+	}
+}
+
+func TestProducerInvalid(t *testing.T) {
+	_, err := kafka.NewProducer[event](kafka.Config{}, "", nil)
+	require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+	for _, s := range []string{"Brokers:", "topic:", "encoder:"} {
+		require.Contains(t, err.Error(), s)
+	}
+}
+
+func TestConfigRedactsSecrets(t *testing.T) {
+	cfg := validConfig()
+	cfg.SASL = kafka.SASL{Mechanism: kafka.SASLSCRAMSHA512, User: "fleet", Password: secret}
+	cfg.TLS = kafka.TLS{CertPEM: []byte("cert"), KeyPEM: []byte("-----BEGIN PRIVATE KEY----- " + secret)}
+	for _, s := range []string{
+		cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg),
+		fmt.Sprintf("%v %+v %#v", cfg.SASL, cfg.SASL, cfg.SASL), fmt.Sprintf("%v %#v", cfg.TLS, cfg.TLS),
+	} {
+		require.NotContains(t, s, secret)
+		require.NotContains(t, s, "PRIVATE KEY")
+	}
+	require.Contains(t, cfg.String(), "fleet")
+	require.Contains(t, cfg.String(), "[redacted]")
+
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("config", "cfg", cfg, "sasl", cfg.SASL)
+	log.Info("config", "cfg", &cfg)
+	require.NotContains(t, buf.String(), secret)
+	require.True(t, strings.Contains(buf.String(), "SCRAM-SHA-512"), buf.String())
+}

@@ -1,0 +1,103 @@
+package kafka_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+var _ stream.Sink[event] = (*kafka.Producer[event])(nil)
+
+// readKeys returns the distinct keys of a topic: Kafka appends, so the identity of a record is
+// its key (what a compacted topic, or a consumer keeping the last value per key, sees).
+func readKeys(t *testing.T, brokers []string, topic string) []string {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	require.NoError(t, err)
+	defer consumer.Close()
+	parts, err := client.Partitions(topic)
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, p := range parts {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		require.NoError(t, err)
+		if end == 0 {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		require.NoError(t, err)
+		for {
+			select {
+			case m := <-pc.Messages():
+				seen[string(m.Key)] = true
+				if m.Offset+1 < end {
+					continue
+				}
+			case <-time.After(waitFor):
+				t.Fatalf("reading %s/%d timed out", topic, p)
+			}
+			break
+		}
+		require.NoError(t, pc.Close())
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func TestProducerConformance(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topics := map[stream.Sink[event]]string{}
+	streamtest.RunSinkConformance(t, streamtest.SinkSuite[event]{
+		New: func(t *testing.T) stream.Sink[event] {
+			topic := newTopic(t, brokers, "conf", 3)
+			p, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, topic, kafka.JSONValue(func(e event) []byte { return []byte(strconv.Itoa(e.ID)) }))
+			require.NoError(t, err)
+			topics[p] = topic
+			return p
+		},
+		Value:  mkEvent,
+		ID:     func(e event) string { return strconv.Itoa(e.ID) },
+		Stored: func(t *testing.T, s stream.Sink[event]) []string { return readKeys(t, brokers, topics[s]) },
+		N:      500,
+	})
+}
+
+func TestProducerPermanentErrors(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := newTopic(t, brokers, "perm", 1)
+	enc := kafka.EncoderFunc[int](func(v int) (kafka.Message, error) {
+		if v < 0 {
+			return kafka.Message{}, errBad
+		}
+		return kafka.Message{Value: make([]byte, v)}, nil
+	})
+	p, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, topic, enc)
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	err = p.Write(t.Context(), []int{-1})
+	require.True(t, stream.IsPermanent(err), "encoding errors are permanent: %v", err)
+	err = p.Write(t.Context(), []int{8 << 20})
+	require.Error(t, err)
+	require.True(t, stream.IsPermanent(err), "a message the broker can never take is permanent: %v", err)
+	require.NoError(t, p.Write(t.Context(), []int{10, 20}))
+	require.Equal(t, int64(2), p.Sent())
+	require.NoError(t, p.Close(t.Context()))
+	require.ErrorIs(t, p.Write(t.Context(), []int{1}), kafka.ErrClosed)
+}
