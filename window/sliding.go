@@ -19,17 +19,21 @@ const noPane = math.MinInt64
 
 type paneInfo struct{ idx, minOff int64 }
 
+// slot is one pane accumulator of a key's ring: raw in the back stack and beyond, a suffix
+// merge in the front stack.
+type slot[A any] struct {
+	id  int64 // the pane index held, or noPane
+	acc A
+}
+
+// series is a key's two-stacks bookkeeping; its panes live in the slab (see sliding.ring).
 type series[K comparable, A any] struct {
-	key  K
-	ids  []int64 // pane index held by each ring slot (or, in the front stack, the suffix start)
-	vals []A     // raw pane accumulators, or suffix merges in the front stack [lo, b)
-	mask int64
+	key K
 	// the two stacks hold panes [lo, hi]: front [lo, b) as suffix merges, back [b, hi]
 	// folded into back.
 	lo, b, hi int64
 	back      A
 	backN     int32
-	newest    int64 // newest pane with data
 	// EveryBatch: panes changed in this batch.
 	changed    bool
 	chLo, chHi int64
@@ -39,23 +43,29 @@ type sliding[T any, K comparable, V, A, R any] struct {
 	op *operator[T, K, V, A, R]
 	partClock
 	g, size, slide, n int64
-	ringCap           int
-	idx               map[K]int32
-	keys              []*series[K, A]
-	pool              []*series[K, A]
-	panes             []paneInfo // live panes by index: panes of windows not fired yet
-	cur               int        // index in panes of the last pane used
-	firstStart        int64      // first window start at or after the floor
-	nextEnd           int64      // end of the next window to fire
-	minNeeded         int64      // first pane of that window
-	newest            paneInfo   // newest pane ever, the replay position once none is live
-	hasNewest         bool
-	parts             []partial[A]
+	idx               map[K]int32 // key -> key number x
+	meta              []series[K, A]
+	newest            []int64 // by x: newest pane with data
+	// slab holds every key's ring of ringCap panes, pane-major: key x's slot for pane j is
+	// slab[(j&mask)*kcap+x], so the keys of the current pane share cache lines.
+	slab          []slot[A]
+	ringCap, mask int64
+	kcap          int64
+	order         []int32 // key numbers in order of first appearance
+	freeX         []int32
+	panes         []paneInfo // live panes by index: panes of windows not fired yet
+	cur           int        // index in panes of the last pane used
+	firstStart    int64      // first window start at or after the floor
+	nextEnd       int64      // end of the next window to fire
+	minNeeded     int64      // first pane of that window
+	newestPane    paneInfo   // newest pane ever, the replay position once none is live
+	hasNewest     bool
+	parts         []partial[A]
 }
 
 type partial[A any] struct {
 	end int64
-	key int
+	x   int32
 	acc A
 }
 
@@ -64,15 +74,20 @@ func newSliding[T any, K comparable, V, A, R any](op *operator[T, K, V, A, R], c
 	g := gcd(size, slide)
 	n := size / g
 	lag := (c.ooo+c.grace)/g + 2
+	ringCap := int64(1) << bits.Len64(uint64(n+lag-1))
 	return &sliding[T, K, V, A, R]{
 		op: op, partClock: c, g: g, size: size, slide: slide, n: n,
-		ringCap: 1 << bits.Len64(uint64(n+lag-1)),
-		idx:     make(map[K]int32),
-		cur:     -1,
+		ringCap: ringCap, mask: ringCap - 1,
+		idx: make(map[K]int32),
+		cur: -1,
 	}
 }
 
 func ceilMul(t, m int64) int64 { return -floorMul(-t, m) }
+
+func (w *sliding[T, K, V, A, R]) at(x int32, j int64) *slot[A] {
+	return &w.slab[(j&w.mask)*w.kcap+int64(x)]
+}
 
 func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
 	op := w.op
@@ -97,24 +112,23 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		j := floorDiv(t, w.g)
 		w.touch(j, e.Offset)
 		k := op.key(e.Value)
-		var s *series[K, A]
-		if x, ok := w.idx[k]; ok {
-			s = w.keys[x]
-		} else {
-			s = w.newSeries(k)
+		x, ok := w.idx[k]
+		if !ok {
+			x = w.newSeries(k)
 		}
-		slot := j & s.mask
-		if s.ids[slot] != j {
-			if j-w.minNeeded > s.mask {
-				w.grow(s, j)
-				slot = j & s.mask
-			}
-			s.ids[slot] = j
-			s.vals[slot] = agg.Zero()
+		if j-w.minNeeded > w.mask {
+			w.grow(j)
 		}
-		s.vals[slot] = agg.Add(s.vals[slot], op.value(e.Value))
-		s.newest = max(s.newest, j)
+		sl := &w.slab[(j&w.mask)*w.kcap+int64(x)]
+		if sl.id != j {
+			sl.id, sl.acc = j, agg.Zero()
+		}
+		sl.acc = agg.Add(sl.acc, op.value(e.Value))
+		if j > w.newest[x] {
+			w.newest[x] = j
+		}
 		if every {
+			s := &w.meta[x]
 			if !s.changed {
 				s.changed, s.chLo, s.chHi = true, j, j
 			} else {
@@ -170,8 +184,8 @@ func (w *sliding[T, K, V, A, R]) touch(j, off int64) {
 	i, found := slices.BinarySearchFunc(w.panes, j, func(p paneInfo, j int64) int { return cmpInt(p.idx, j) })
 	if !found {
 		w.panes = slices.Insert(w.panes, i, paneInfo{idx: j, minOff: off})
-		if !w.hasNewest || j > w.newest.idx {
-			w.newest, w.hasNewest = paneInfo{idx: j, minOff: off}, true
+		if !w.hasNewest || j > w.newestPane.idx {
+			w.newestPane, w.hasNewest = paneInfo{idx: j, minOff: off}, true
 		}
 	}
 	w.panes[i].minOff = min(w.panes[i].minOff, off)
@@ -188,40 +202,48 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-func (w *sliding[T, K, V, A, R]) newSeries(k K) *series[K, A] {
-	var s *series[K, A]
-	if n := len(w.pool); n > 0 {
-		s, w.pool = w.pool[n-1], w.pool[:n-1]
+func (w *sliding[T, K, V, A, R]) newSeries(k K) int32 {
+	var x int32
+	if n := len(w.freeX); n > 0 {
+		x, w.freeX = w.freeX[n-1], w.freeX[:n-1]
 	} else {
-		s = &series[K, A]{ids: make([]int64, w.ringCap), vals: make([]A, w.ringCap), mask: int64(w.ringCap - 1)}
-		for i := range s.ids {
-			s.ids[i] = noPane
+		x = int32(len(w.meta))
+		w.meta = append(w.meta, series[K, A]{})
+		w.newest = append(w.newest, noPane)
+		if int64(x) >= w.kcap {
+			w.resize(w.ringCap, max(64, 2*w.kcap))
 		}
 	}
-	s.key = k
-	s.lo, s.b, s.hi = w.minNeeded, w.minNeeded, w.minNeeded-1
-	s.back, s.backN, s.newest = w.op.agg.Zero(), 0, noPane
-	w.idx[k] = int32(len(w.keys))
-	w.keys = append(w.keys, s)
-	return s
+	w.meta[x] = series[K, A]{key: k, lo: w.minNeeded, b: w.minNeeded, hi: w.minNeeded - 1, back: w.op.agg.Zero()}
+	w.newest[x] = noPane
+	w.idx[k] = x
+	w.order = append(w.order, x)
+	return x
 }
 
-// grow doubles s's ring until pane j fits beside every pane still needed.
-func (w *sliding[T, K, V, A, R]) grow(s *series[K, A], j int64) {
-	c := int64(len(s.ids))
+// grow doubles the rings until pane j fits beside every pane still needed.
+func (w *sliding[T, K, V, A, R]) grow(j int64) {
+	c := w.ringCap
 	for j-w.minNeeded >= c {
 		c *= 2
 	}
-	ids, vals := make([]int64, c), make([]A, c)
-	for i := range ids {
-		ids[i] = noPane
+	w.resize(c, w.kcap)
+}
+
+// resize reallocates the slab for rings of c panes and kcap keys, keeping the panes still
+// needed.
+func (w *sliding[T, K, V, A, R]) resize(c, kcap int64) {
+	slab := make([]slot[A], c*kcap)
+	for i := range slab {
+		slab[i].id = noPane
 	}
-	for i, id := range s.ids {
-		if id != noPane && id >= w.minNeeded {
-			ids[id&(c-1)], vals[id&(c-1)] = id, s.vals[i]
+	for i, sl := range w.slab {
+		if sl.id != noPane && sl.id >= w.minNeeded {
+			x := int64(i) % w.kcap
+			slab[(sl.id&(c-1))*kcap+x] = sl
 		}
 	}
-	s.ids, s.vals, s.mask = ids, vals, c-1
+	w.slab, w.ringCap, w.mask, w.kcap = slab, c, c-1, kcap
 }
 
 // fire emits the window ending at e for every key with data in it.
@@ -236,32 +258,33 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R, T], e int64) out[K, R, T] {
 		}
 		minOff = min(minOff, p.minOff)
 	}
-	for _, s := range w.keys {
-		if s.newest < a {
+	for _, x := range w.order {
+		if w.newest[x] < a {
 			continue
 		}
+		s := &w.meta[x]
 		if s.hi < a-1 {
 			s.lo, s.b, s.hi = a, a, a-1
 			s.back, s.backN = agg.Zero(), 0
 		}
 		for j := s.hi + 1; j <= z; j++ {
-			if slot := j & s.mask; s.ids[slot] == j {
-				s.back = agg.Merge(s.back, s.vals[slot])
+			if sl := w.at(x, j); sl.id == j {
+				s.back = agg.Merge(s.back, sl.acc)
 				s.backN++
 			}
 		}
 		s.hi = max(s.hi, z)
 		s.lo = max(s.lo, a)
 		if s.lo >= s.b {
-			w.flip(s)
+			w.flip(x, s)
 		}
-		front := s.lo < s.b && s.ids[s.lo&s.mask] == s.lo
+		front := s.lo < s.b && w.at(x, s.lo).id == s.lo
 		if !front && s.backN == 0 {
 			continue
 		}
 		acc := agg.Zero()
 		if front {
-			acc = agg.Merge(acc, s.vals[s.lo&s.mask])
+			acc = agg.Merge(acc, w.at(x, s.lo).acc)
 		}
 		if s.backN > 0 {
 			acc = agg.Merge(acc, s.back)
@@ -273,20 +296,20 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R, T], e int64) out[K, R, T] {
 
 // flip turns the back stack [lo, hi] into suffix merges: slot j then holds the merge of
 // panes j..hi, for every j whose suffix has data.
-func (w *sliding[T, K, V, A, R]) flip(s *series[K, A]) {
+func (w *sliding[T, K, V, A, R]) flip(x int32, s *series[K, A]) {
 	agg := w.op.agg
 	var acc A
 	has := false
 	for j := s.hi; j >= s.lo; j-- {
-		slot := j & s.mask
+		sl := w.at(x, j)
 		switch {
-		case s.ids[slot] == j:
+		case sl.id == j:
 			if has {
-				s.vals[slot] = agg.Merge(s.vals[slot], acc)
+				sl.acc = agg.Merge(sl.acc, acc)
 			}
-			acc, has = s.vals[slot], true
+			acc, has = sl.acc, true
 		case has:
-			s.ids[slot], s.vals[slot] = j, acc
+			sl.id, sl.acc = j, acc
 		}
 	}
 	s.b = s.hi + 1
@@ -294,11 +317,12 @@ func (w *sliding[T, K, V, A, R]) flip(s *series[K, A]) {
 }
 
 // partials emits, for every key changed in the batch, the open windows that hold a changed
-// pane, by window end and then key order. It merges panes directly: O((size/g)) per window.
+// pane, by window end and then key order. It merges panes directly: O(size/g) per window.
 func (w *sliding[T, K, V, A, R]) partials(o out[K, R, T]) out[K, R, T] {
 	agg := w.op.agg
 	w.parts = w.parts[:0]
-	for ki, s := range w.keys {
+	for _, x := range w.order {
+		s := &w.meta[x]
 		if !s.changed {
 			continue
 		}
@@ -310,8 +334,8 @@ func (w *sliding[T, K, V, A, R]) partials(o out[K, R, T]) out[K, R, T] {
 			acc, any := agg.Zero(), false
 			j := a
 			if a <= s.b {
-				if slot := a & s.mask; a < s.b && s.ids[slot] == a {
-					acc, any = agg.Merge(acc, s.vals[slot]), true
+				if sl := w.at(x, a); a < s.b && sl.id == a {
+					acc, any = agg.Merge(acc, sl.acc), true
 				}
 				j = s.b
 				if s.backN > 0 {
@@ -320,19 +344,18 @@ func (w *sliding[T, K, V, A, R]) partials(o out[K, R, T]) out[K, R, T] {
 				}
 			}
 			for ; j <= z; j++ {
-				if slot := j & s.mask; s.ids[slot] == j {
-					acc, any = agg.Merge(acc, s.vals[slot]), true
+				if sl := w.at(x, j); sl.id == j {
+					acc, any = agg.Merge(acc, sl.acc), true
 				}
 			}
 			if any {
-				w.parts = append(w.parts, partial[A]{end: e, key: ki, acc: acc})
+				w.parts = append(w.parts, partial[A]{end: e, x: x, acc: acc})
 			}
 		}
 	}
-	slices.SortStableFunc(w.parts, func(x, y partial[A]) int { return cmpInt(x.end, y.end) })
+	slices.SortStableFunc(w.parts, func(p, q partial[A]) int { return cmpInt(p.end, q.end) })
 	for _, p := range w.parts {
-		s := w.keys[p.key]
-		o = w.op.appendResult(o, w.part, s.key, p.acc, p.end-w.size, p.end, false, w.paneMin(p.end))
+		o = w.op.appendResult(o, w.part, w.meta[p.x].key, p.acc, p.end-w.size, p.end, false, w.paneMin(p.end))
 	}
 	clear(w.parts)
 	return o
@@ -353,32 +376,20 @@ func (w *sliding[T, K, V, A, R]) paneMin(e int64) int64 {
 // prune drops the keys without data in any window still to fire.
 func (w *sliding[T, K, V, A, R]) prune() {
 	n := 0
-	for _, s := range w.keys {
-		if s.newest >= w.minNeeded {
-			w.keys[n] = s
+	for _, x := range w.order {
+		if w.newest[x] >= w.minNeeded {
+			w.order[n] = x
 			n++
 			continue
 		}
-		delete(w.idx, s.key)
-		var zk K
-		s.key = zk
-		for i := range s.ids {
-			s.ids[i] = noPane
+		delete(w.idx, w.meta[x].key)
+		w.meta[x] = series[K, A]{}
+		for r := range w.ringCap {
+			w.slab[r*w.kcap+int64(x)] = slot[A]{id: noPane}
 		}
-		clear(s.vals)
-		s.back = w.op.agg.Zero()
-		if len(w.pool) < 1024 {
-			w.pool = append(w.pool, s)
-		}
+		w.freeX = append(w.freeX, x)
 	}
-	if n == len(w.keys) {
-		return
-	}
-	clear(w.keys[n:])
-	w.keys = w.keys[:n]
-	for i, s := range w.keys {
-		w.idx[s.key] = int32(i)
-	}
+	w.order = w.order[:n]
 }
 
 // retained: replay starts at the first record of the oldest live pane, provided no newer
@@ -388,7 +399,7 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 		if !w.hasNewest {
 			return 0, false
 		}
-		return w.commit(w.newest.minOff, true, 0)
+		return w.commit(w.newestPane.minOff, true, 0)
 	}
 	p0 := w.panes[0]
 	lo, valid := p0.minOff, true
@@ -404,4 +415,4 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 	return w.commit(p0.minOff, valid, lo)
 }
 
-func (w *sliding[T, K, V, A, R]) entries() int { return len(w.keys) }
+func (w *sliding[T, K, V, A, R]) entries() int { return len(w.order) }
