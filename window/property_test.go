@@ -32,7 +32,10 @@ var stats = window.Stats[float64]()
 // gen makes an out-of-order stream over parts partitions with explicit offsets: event time
 // advances by up to step per record and each record lags its partition by up to jitter.
 func gen(r *rand.Rand, parts, n int, step, jitter time.Duration) []stream.Record[ev] {
-	keys := []string{"a", "b", "c", "d", "e"}
+	return genKeys(r, []string{"a", "b", "c", "d", "e"}, parts, n, step, jitter)
+}
+
+func genKeys(r *rand.Rand, keys []string, parts, n int, step, jitter time.Duration) []stream.Record[ev] {
 	now := make([]int64, parts)
 	next := make([]int64, parts)
 	recs := make([]stream.Record[ev], 0, n)
@@ -236,6 +239,37 @@ func TestRandomStreamsMatchBruteForce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := range uint64(150) {
 				checkRandom(t, tc.sp, seed)
+			}
+		})
+	}
+}
+
+// TestManyKeysAndSlowPartition exercises state growth: hundreds of keys, and a partition
+// whose event time lags far behind, holding the pipeline watermark (and open panes) back.
+func TestManyKeysAndSlowPartition(t *testing.T) {
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%03d", i)
+	}
+	for _, tc := range specs {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := range uint64(5) {
+				r := rand.New(rand.NewPCG(seed, 5))
+				fast := genKeys(r, keys, 1, 3000, 500*time.Millisecond, 4*time.Second)
+				slow := genKeys(r, keys[:3], 1, 300, 50*time.Millisecond, time.Second)
+				var recs []stream.Record[ev]
+				for i, rec := range fast {
+					recs = append(recs, rec)
+					if i%10 == 0 {
+						s := slow[i/10]
+						s.Partition = 1
+						recs = append(recs, s)
+					}
+				}
+				want, wantLate := brute(tc.sp, recs)
+				got, late, _ := run(t, tc.sp, recs, []int{2, 37, 400}, 1<<30)
+				require.Empty(t, diff(want, got), "seed %d", seed)
+				require.Equal(t, int64(wantLate), late)
 			}
 		})
 	}
