@@ -170,11 +170,11 @@ func gcd(a, b int64) int64 {
 
 // run feeds recs in batches of the given sizes (cycled) and returns the final results by
 // window, failing on a window emitted twice, plus the late count and the queue.
-func run(t *testing.T, sp spec, recs []stream.Record[ev], sizes []int, maxBatches int) (map[wkey]window.Summary, int64, *streamtest.Queue[ev]) {
+func run(t *testing.T, sp spec, recs []stream.Record[ev], sizes []int, maxBatches int, opts ...window.Option) (map[wkey]window.Summary, int64, *streamtest.Queue[ev]) {
 	t.Helper()
 	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Duration(sp.ooo)), stream.WithIdleTimeout(0))
 	q, s := streamtest.NewQueue[ev](h)
-	w, err := window.Aggregate(s, evKey, evVal, sp.asg, stats, window.Grace(time.Duration(sp.grace)))
+	w, err := window.Aggregate(s, evKey, evVal, sp.asg, stats, append(opts, window.Grace(time.Duration(sp.grace)))...)
 	require.NoError(t, err)
 	c := streamtest.Collect(w.Results())
 	batches := 0
@@ -190,7 +190,7 @@ func run(t *testing.T, sp spec, recs []stream.Record[ev], sizes []int, maxBatche
 	} else {
 		h.Run(batches)
 	}
-	got := map[wkey]window.Summary{}
+	got, partial := map[wkey]window.Summary{}, map[wkey]window.Summary{}
 	for _, b := range c.Batches() {
 		// each partition's results come in order of window end
 		last := map[int32]time.Time{}
@@ -199,10 +199,16 @@ func run(t *testing.T, sp spec, recs []stream.Record[ev], sizes []int, maxBatche
 			last[r.Partition] = r.End
 		}
 		for _, r := range b {
-			require.True(t, r.Final)
 			k := wkey{r.Partition, r.Key, r.Start.UnixNano(), r.End.UnixNano()}
 			_, dup := got[k]
-			require.False(t, dup, "window emitted twice: %+v", k)
+			require.False(t, dup, "window emitted after its final result: %+v", k)
+			if !r.Final {
+				// a partial result (EveryBatch) only grows towards the final one
+				require.LessOrEqual(t, partial[k].Count, r.Value.Count)
+				partial[k] = r.Value
+				continue
+			}
+			require.LessOrEqual(t, partial[k].Count, r.Value.Count)
 			got[k] = r.Value
 		}
 	}
@@ -229,7 +235,11 @@ func checkRandom(t *testing.T, sp spec, seed uint64) {
 	// gen starts with one record per partition: the first batch must hold them all, as if
 	// the source had assigned every partition up front (see TestCrashReplay).
 	sizes[0] = max(sizes[0], parts)
-	got, late, _ := run(t, sp, recs, sizes, 1<<30)
+	var opts []window.Option
+	if seed%2 == 1 {
+		opts = append(opts, window.Emit(window.EveryBatch))
+	}
+	got, late, _ := run(t, sp, recs, sizes, 1<<30, opts...)
 	require.Empty(t, diff(want, got), "seed %d", seed)
 	require.Equal(t, int64(wantLate), late, "seed %d", seed)
 }
