@@ -1,0 +1,115 @@
+// Package window computes event-time windows over the streams of package stream: Tumbling,
+// Sliding and Session windows, keyed aggregation with an Aggregator, watermarks with bounded
+// out-of-orderness, allowed lateness (grace), and a side stream of late records, which are
+// counted and never silently dropped.
+//
+//	stats, err := window.Aggregate(events,
+//		func(e Event) string { return e.CabID },
+//		func(e Event) float64 { return e.SpeedKmh },
+//		window.Tumbling(time.Minute), window.Stats[float64](),
+//		window.Grace(30*time.Second))
+//	if err != nil {
+//		return err // wraps window.ErrInvalidOption
+//	}
+//	stream.To(stats.Results(), sink)     // one Result per cab and minute
+//	stream.To(stats.Late(), deadLetters) // records that came too late
+//
+// # Assigners
+//
+// Tumbling(size) gives the windows [k*size, (k+1)*size), aligned to the Unix epoch.
+// Sliding(size, slide) gives windows of length size starting every slide (aligned so that
+// start+size is a multiple of slide); a record belongs to about size/slide of them.
+// Session(gap) gives per-key sessions that grow while records of the key arrive less than gap
+// apart in event time; a session is [first record, last record + gap), and a record that
+// falls between two sessions merges them.
+//
+// # Aggregators
+//
+// An Aggregator folds values into an accumulator (Zero, Add), merges accumulators (Merge:
+// sliding panes and merging sessions need it) and turns one into a result. Count, Sum, Min,
+// Max, Mean, Stats (count, sum, min, max and mean in one 32-byte accumulator) and Quantile (a
+// Sketch with 1% relative error, for p95 and the like) are ready. Accumulators are stored
+// inline per key and window, so keep them small value types.
+//
+// # Watermarks and lateness
+//
+// The pipeline computes a watermark per batch (stream.WithMaxOutOfOrderness,
+// stream.WithIdleTimeout): per source partition, the newest event time minus the bound; the
+// minimum over partitions that are not idle; the end of time once the input ended. A window
+// fires (emits its final result) when that pipeline watermark reaches its end plus the grace
+// period. End of input therefore closes every window.
+//
+// Lateness is decided record by record from the partition's own watermark: the newest event
+// time seen so far in the record's partition minus the bound. A record is late when its window
+// ends, plus the grace period, at or before that watermark; for Sliding, when the earliest
+// window it belongs to does (it then counts for none of them); for Session, when its own
+// [t, t+gap) does or when it would join such a closed session. Because the pipeline watermark
+// never passes a busy partition's own, a window never fires before its partition has closed
+// it, and which records a window holds depends only on the order of the partition's records,
+// not on how they were cut into batches. (The pipeline watermark is computed from the source
+// records: if an operator before the window drops a partition's newest records or moves event
+// times forward, windows may fire before the partition's own watermark closes them, and that
+// guarantee weakens to "per batch".)
+//
+// Idle partitions stop holding the pipeline watermark back, so the windows of the others fire;
+// an idle partition's own open windows fire too, and its records that arrive later for them are
+// late. Idleness is measured in processing time, so results that involve idle partitions are
+// not reproducible by a replay. Likewise a source should assign its partitions up front
+// (stream.Input.Assign, as the Kafka source does): a partition whose first records arrive after
+// the others moved the watermark on finds its first windows already closed.
+//
+// # Emission
+//
+// With OnClose (the default) each key and window gets one Result with Final set, when the
+// window fires. With EveryBatch every key and open window that changed in a batch also gets a
+// partial Result (Final false) at the end of that batch. Each partition emits in order of
+// window end, then of the keys' first records in the window. A Result's element carries the
+// window's last instant as event time and the oldest source offset of the window.
+//
+// # Delivery and replay
+//
+// State is kept per source partition (design point 4) and dropped when the partition is
+// revoked; keys should be co-partitioned with the Kafka message key (cab id) for whole-key
+// results, otherwise Result.Partition tells the partial results apart.
+//
+// Nothing is checkpointed: after a crash or a rebalance, replaying from the committed offset
+// rebuilds the state, and the final results of the two runs together equal those of a run
+// without the crash (TestCrashReplay proves it for Tumbling and Sliding). For that the
+// operator holds commits back (stream.Operator.Retained) to the first record of the oldest
+// open window (for Sliding, the oldest live pane), and advances that position only when no
+// newer window holds an older record and every earlier window has fired; a record held there
+// also starts the partition's newest event time afresh, so a replay judges lateness the same
+// way. The first record a partition sees sets its floor: earlier windows are never emitted
+// and records for them are late. A replay starts exactly at such a window boundary, so it
+// does not emit a window of which it saw only the tail; a fresh start behaves the same way,
+// so for Sliding the windows that start before a partition's first pane are not emitted.
+// Windows that a replay emits again carry the same values, and sinks overwrite them by their
+// deterministic ids (pipeline, key, window start and end).
+//
+// Late records are at least once: a replay reports again those after the committed offset.
+// Sessions have no common boundary to commit at: a replay rebuilds every session that was
+// open, but a session that had closed while spanning the committed offset is emitted again
+// from its later records only (with a later start). Exact session replay needs the partition's
+// watermark stored with the commit, which package stream does not offer yet.
+//
+// # Performance
+//
+// Tumbling keeps, per partition and open window, a map from key to an index into a slice of
+// inline accumulators; closed windows' maps are cleared and reused, so a record costs one map
+// lookup and one Add and allocates nothing. Sliding keeps panes of gcd(size, slide): a record
+// updates one pane of its key, in a pane-major slab so that the current pane of every key
+// shares cache lines; windows are merged from panes with two stacks (suffix merges flipped
+// from a running back merge), O(1) merges per key and window amortised, whatever size/slide
+// is. EveryBatch partials of sliding windows merge panes directly, O(size/gcd) per window.
+//
+// Measured through a whole pipeline (source input included, about 40 ns of it) with 10,000
+// keys and batches of 10,000 records on a 2-core Xeon: tumbling with Stats about 75 ns per
+// record, sliding 10 minutes every 10 seconds about 100 ns (1.3 times tumbling), no
+// allocation per record; open tumbling state about 90 bytes per key (string key, Stats). See
+// bench_test.go.
+//
+// # Concurrency
+//
+// Aggregate builds the operator; the pipeline runs it from its own goroutine, one partition
+// at a time. LateCount is safe for concurrent use.
+package window
