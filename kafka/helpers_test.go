@@ -96,6 +96,21 @@ func createTopic(t testing.TB, brokers []string, topic string, parts int32) {
 	t.Helper()
 	admin := newAdmin(t, brokers)
 	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false))
+	// Wait until every partition has a leader that answers, so tests start on a ready topic.
+	client, err := sarama.NewClient(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer client.Close()
+	require.Eventually(t, func() bool {
+		if client.RefreshMetadata(topic) != nil {
+			return false
+		}
+		for p := range parts {
+			if _, err := client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+				return false
+			}
+		}
+		return true
+	}, waitFor, 50*time.Millisecond, "topic %s never became ready", topic)
 	t.Cleanup(func() {
 		if a, err := sarama.NewClusterAdmin(brokers, saramaConfig()); err == nil {
 			_ = a.DeleteTopic(topic)
