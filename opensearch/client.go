@@ -171,6 +171,14 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if oc.Username != "" {
+		for _, a := range oc.Addresses {
+			if strings.HasPrefix(a, "http://") {
+				logger.Warn("opensearch: basic auth over plain HTTP sends the password in clear text", "address", a)
+				break
+			}
+		}
+	}
 	api, err := opensearchapi.NewClient(opensearchapi.Config{Client: oc})
 	if err != nil {
 		// The library's message may quote an address; keep it out.

@@ -14,6 +14,7 @@ import (
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/testenv"
 )
 
 const total = 100_000
@@ -147,4 +148,32 @@ func TestSinkDeadLetters(t *testing.T) {
 		require.ErrorAs(t, err, &re)
 		require.Len(t, re.Docs, 2)
 	})
+}
+
+// A data stream accepts only create: a replay conflicts on every ID, and the sink counts the
+// conflicts as existing documents, not errors.
+func TestSinkDataStream(t *testing.T) {
+	n := newNode(t)
+	name := testenv.UniqueName(t, "fleet-ds")
+	n.must(t, "PUT", "/_index_template/"+name, `{"index_patterns":["`+name+`*"],"priority":500,"data_stream":{},
+		"template":{"settings":{"number_of_replicas":0},"mappings":{"properties":{"@timestamp":{"type":"date"},"cab_id":{"type":"keyword"}}}}}`)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = n.call(ctx, "DELETE", "/_data_stream/"+name, "")
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	vals := stats(0, 2000)
+	sink, err := opensearch.NewSink(n.client, opensearch.Mapping[cabStats]{
+		Index: opensearch.FixedIndex[cabStats](name),
+		ID:    statsID,
+		Body:  appendCabStats,
+	}, opensearch.WithDataStream())
+	require.NoError(t, err)
+	require.NoError(t, sink.Write(t.Context(), vals))
+	require.NoError(t, sink.Write(t.Context(), vals))
+	require.Equal(t, 2000, n.count(t, name))
+	st := sink.Stats()
+	require.Equal(t, int64(2000), st.Indexed)
+	require.Equal(t, int64(2000), st.Existed)
+	require.Zero(t, st.DeadLettered)
 }

@@ -20,14 +20,12 @@ type Latency struct {
 	// Buckets[i] counts requests that took at most LatencyBounds[i] (and more than the bound
 	// before); the last bucket counts the slower ones.
 	Buckets [len(LatencyBounds) + 1]int64
-	total   time.Duration
 }
 
-func (l *Latency) add(d time.Duration) {
+func (l *Latency) add(d, total time.Duration) {
 	l.Count++
 	l.Last = d
-	l.total += d
-	l.Mean = l.total / time.Duration(l.Count)
+	l.Mean = total / time.Duration(l.Count)
 	l.Max = max(l.Max, d)
 	i := 0
 	for i < len(LatencyBounds) && d > LatencyBounds[i] {
@@ -80,8 +78,9 @@ type BulkResult struct {
 }
 
 type statsBox struct {
-	mu sync.Mutex
-	s  Stats
+	mu    sync.Mutex
+	s     Stats
+	total time.Duration // sum of latencies, for the mean
 }
 
 func (b *statsBox) snapshot() Stats {
@@ -96,7 +95,8 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 	s := &b.s
 	s.Requests++
 	s.Bytes += int64(r.Bytes)
-	s.Latency.add(r.Latency)
+	b.total += r.Latency
+	s.Latency.add(r.Latency, b.total)
 	s.Indexed += int64(r.Created)
 	s.Updated += int64(r.Updated)
 	s.Existed += int64(r.Existed)
