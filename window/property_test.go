@@ -78,7 +78,6 @@ func brute(sp spec, recs []stream.Record[ev]) (map[wkey]window.Summary, int) {
 	type pstate struct {
 		maxT, floor int64
 		started     bool
-		sess        map[string][]*[3]int64 // start, last, index into sums
 	}
 	parts := map[int32]*pstate{}
 	type sessAcc struct {
