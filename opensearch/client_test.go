@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,4 +162,48 @@ func httptestServer(t *testing.T, see func(map[string][]string), f http.Handler)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TLS with a CA certificate and basic auth from the URL, against a TLS test server.
+func TestTLSAndBasicAuth(t *testing.T) {
+	f := newFake()
+	var user, pass string
+	var ok bool
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_bulk" {
+			user, pass, ok = r.BasicAuth()
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	addr := strings.Replace(srv.URL, "https://", "https://fleet:pa55@", 1)
+	once := opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 1})
+
+	for name, tc := range map[string]struct {
+		cfg  opensearch.Config
+		fail bool
+	}{
+		"CA":       {cfg: opensearch.Config{Addresses: []string{addr}, CACertPEM: ca}},
+		"Insecure": {cfg: opensearch.Config{Addresses: []string{addr}, InsecureSkipVerify: true}},
+		"NoCA":     {cfg: opensearch.Config{Addresses: []string{addr}}, fail: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := opensearch.NewClient(t.Context(), tc.cfg)
+			require.NoError(t, err)
+			defer c.Close()
+			s, err := opensearch.NewSink(c, recMapping, once)
+			require.NoError(t, err)
+			err = s.Write(t.Context(), recs(3))
+			if tc.fail {
+				require.ErrorContains(t, err, "certificate")
+				require.NotContains(t, err.Error(), "pa55")
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.Equal(t, "fleet", user)
+			require.Equal(t, "pa55", pass)
+		})
+	}
 }
