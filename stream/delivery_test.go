@@ -238,3 +238,35 @@ func TestWatermarkIdleAndEnd(t *testing.T) {
 	require.Equal(t, []int64{sec(8), sec(8), sec(8), sec(48), stream.EndOfTime}, wms)
 	require.True(t, c.Infos()[4].Final)
 }
+
+func TestPartitionWatermark(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(3*time.Second))
+	q, src := streamtest.NewQueue[int](h)
+	type seen struct {
+		Part     int32
+		WM       int64
+		Pipeline int64
+		Idle     bool
+	}
+	var got []seen
+	stream.Transform(src, func(pc *stream.PartitionContext, _ []int) []int {
+		got = append(got, seen{pc.Partition, pc.PartitionWatermark, pc.Watermark, pc.Idle})
+		return nil
+	})
+	at := func(sec int) time.Time { return streamtest.Epoch.Add(time.Duration(sec) * time.Second) }
+	sec := func(s int) int64 { return at(s).UnixNano() }
+	q.Add(stream.Record[int]{Partition: 0, EventTime: at(100)}, stream.Record[int]{Partition: 1, EventTime: at(200)})
+	q.Add(stream.Record[int]{Partition: 1, EventTime: at(300), Offset: 1})
+	q.AddEmpty(2)
+	// Partition 0 was idle, then comes back with old data: its windows must fire on its own
+	// watermark, not on the pipeline's.
+	q.Add(stream.Record[int]{Partition: 0, EventTime: at(110), Offset: 1})
+	h.Run(5)
+	require.Equal(t, []seen{
+		{0, sec(100), sec(100), false}, {1, sec(200), sec(100), false},
+		{0, sec(100), sec(100), false}, {1, sec(300), sec(100), false},
+		{0, sec(100), sec(100), false}, {1, sec(300), sec(100), false},
+		{0, sec(300), sec(300), true}, {1, sec(300), sec(300), false},
+		{0, sec(110), sec(300), false}, {1, sec(300), sec(300), true},
+	}, got)
+}

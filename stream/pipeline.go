@@ -74,8 +74,20 @@ type PartitionContext struct {
 	BatchTime time.Time
 	// Watermark is the pipeline watermark in Unix nanoseconds: the minimum over partitions
 	// that are not idle of their newest event time minus the maximum out-of-orderness.
-	// NoWatermark before any event; EndOfTime once the input has ended.
+	// NoWatermark before any event; EndOfTime once the input has ended. It includes this
+	// batch's records. It never moves back.
 	Watermark int64
+	// PartitionWatermark is the watermark that state of this partition should fire on: the
+	// partition's own watermark (its newest event time so far minus MaxOutOfOrderness) while
+	// the partition is active, and the pipeline Watermark when it is higher and the
+	// partition is idle. Firing per-partition state on it makes results depend only on the
+	// partition's record order (so a replay gives the same windows), keeps an idle partition
+	// from stalling its windows, and keeps a partition that was just assigned and is
+	// replaying behind the others from closing its windows early. EndOfTime once the input
+	// has ended.
+	PartitionWatermark int64
+	// Idle reports whether the partition is idle (no records within WithIdleTimeout).
+	Idle bool
 	// MaxOutOfOrderness is the pipeline's configured bound (WithMaxOutOfOrderness).
 	MaxOutOfOrderness time.Duration
 	// EndOfInput is true in the last batch, after the input ended.
@@ -384,6 +396,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	}
 	for _, part := range p.live {
 		pc.Partition = part
+		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(p.parts[part], started, end)
 		for _, n := range p.nodes {
 			n.process(&pc)
 		}
@@ -410,6 +423,30 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	}
 }
 
+// own returns a partition's own watermark.
+func (p *Pipeline) own(ps *partState) int64 {
+	if ps.maxEvent == NoWatermark {
+		return NoWatermark
+	}
+	return ps.maxEvent - int64(p.cfg.outOfOrder)
+}
+
+func (p *Pipeline) idle(ps *partState, now time.Time) bool {
+	return p.cfg.idleTimeout > 0 && now.Sub(ps.lastSeen) >= p.cfg.idleTimeout
+}
+
+func (p *Pipeline) partitionWatermark(ps *partState, now time.Time, end bool) (int64, bool) {
+	idle := p.idle(ps, now)
+	if end {
+		return EndOfTime, idle
+	}
+	w := p.own(ps)
+	if idle {
+		w = max(w, p.wm)
+	}
+	return w, idle
+}
+
 func (p *Pipeline) watermark(now time.Time, end bool) int64 {
 	if end {
 		return EndOfTime
@@ -417,12 +454,9 @@ func (p *Pipeline) watermark(now time.Time, end bool) int64 {
 	wm, maxWM, active := int64(math.MaxInt64), NoWatermark, false
 	for _, part := range p.live {
 		ps := p.parts[part]
-		w := NoWatermark
-		if ps.maxEvent != NoWatermark {
-			w = ps.maxEvent - int64(p.cfg.outOfOrder)
-		}
+		w := p.own(ps)
 		maxWM = max(maxWM, w)
-		if p.cfg.idleTimeout > 0 && now.Sub(ps.lastSeen) >= p.cfg.idleTimeout {
+		if p.idle(ps, now) {
 			continue
 		}
 		active = true

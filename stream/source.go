@@ -30,6 +30,8 @@ type Binder[T any] interface {
 type SourceStats struct {
 	// Records and Bytes count what the source consumed since it started.
 	Records, Bytes int64
+	// DeadLetters counts the records the source sent to its dead-letter output.
+	DeadLetters int64
 	// Lag is the number of records behind the end of each partition (high-water mark minus
 	// committed offset), by a source-defined partition name such as "topic/3".
 	Lag map[string]int64
