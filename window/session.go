@@ -36,7 +36,7 @@ type sessRef struct {
 	key, i     int
 }
 
-func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
@@ -116,7 +116,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 
 // emit emits the sessions that close (final) or that changed (partial), by end and then key
 // order, and removes the closed ones.
-func (w *sessions[T, K, V, A, R]) emit(o out[K, R, T], final bool) out[K, R, T] {
+func (w *sessions[T, K, V, A, R]) emit(o out[K, R], final bool) out[K, R] {
 	w.scratch = w.scratch[:0]
 	for ki, sk := range w.keys {
 		for i := range sk.ss {

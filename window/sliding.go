@@ -61,6 +61,8 @@ type sliding[T any, K comparable, V, A, R any] struct {
 	newestPane    paneInfo   // newest pane ever, the replay position once none is live
 	hasNewest     bool
 	parts         []partial[A]
+	// the last pane used: its index and start, and the end of its earliest window
+	cJ, cLo, cE1 int64
 }
 
 type partial[A any] struct {
@@ -80,6 +82,7 @@ func newSliding[T any, K comparable, V, A, R any](op *operator[T, K, V, A, R], c
 		ringCap: ringCap, mask: ringCap - 1,
 		idx: make(map[K]int32),
 		cur: -1,
+		cLo: math.MaxInt64 - g, // no pane yet
 	}
 }
 
@@ -89,7 +92,7 @@ func (w *sliding[T, K, V, A, R]) at(x int32, j int64) *slot[A] {
 	return &w.slab[(j&w.mask)*w.kcap+int64(x)]
 }
 
-func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
@@ -104,12 +107,16 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			w.firstStart = ceilMul(w.floor+w.size, w.slide) - w.size
 			w.setNextEnd(w.firstStart + w.size)
 		}
-		e1 := floorMul(t, w.slide) + w.slide // end of the earliest window holding t
+		if t < w.cLo || t >= w.cLo+w.g { // most records fall in the last pane used
+			w.cJ = floorDiv(t, w.g)
+			w.cLo = w.cJ * w.g
+			w.cE1 = floorMul(t, w.slide) + w.slide
+		}
+		j, e1 := w.cJ, w.cE1 // the pane, and the end of the earliest window holding t
 		if t < w.firstStart || e1+w.grace <= wm {
 			o = op.appendLate(o, e, w.part, e1-w.size, e1)
 			continue
 		}
-		j := floorDiv(t, w.g)
 		w.touch(j, e.Offset)
 		k := op.key(e.Value)
 		x, ok := w.idx[k]
@@ -247,7 +254,7 @@ func (w *sliding[T, K, V, A, R]) resize(c, kcap int64) {
 }
 
 // fire emits the window ending at e for every key with data in it.
-func (w *sliding[T, K, V, A, R]) fire(o out[K, R, T], e int64) out[K, R, T] {
+func (w *sliding[T, K, V, A, R]) fire(o out[K, R], e int64) out[K, R] {
 	agg := w.op.agg
 	z := floorDiv(e, w.g) - 1
 	a := z - w.n + 1
@@ -318,7 +325,7 @@ func (w *sliding[T, K, V, A, R]) flip(x int32, s *series[K, A]) {
 
 // partials emits, for every key changed in the batch, the open windows that hold a changed
 // pane, by window end and then key order. It merges panes directly: O(size/g) per window.
-func (w *sliding[T, K, V, A, R]) partials(o out[K, R, T]) out[K, R, T] {
+func (w *sliding[T, K, V, A, R]) partials(o out[K, R]) out[K, R] {
 	agg := w.op.agg
 	w.parts = w.parts[:0]
 	for _, x := range w.order {

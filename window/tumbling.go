@@ -40,7 +40,7 @@ type tumbling[T any, K comparable, V, A, R any] struct {
 
 const maxFree = 4
 
-func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
@@ -48,7 +48,12 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	for i := range in {
 		e := &in[i]
 		wm := w.observe(e.Time)
-		start := floorMul(e.Time, size)
+		var start int64
+		if b := w.cur; b != nil && e.Time >= b.start && e.Time-b.start < size {
+			start = b.start // most records fall in the last window used: skip the division
+		} else {
+			start = floorMul(e.Time, size)
+		}
 		if !w.started {
 			w.started, w.floor = true, start
 			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact

@@ -85,24 +85,38 @@ func Aggregate[T any, K comparable, V, A, R any](s *stream.Stream[T], key func(T
 		agg:   agg,
 		parts: make(map[int32]engine[T, K, V, A, R]),
 	}
-	mixed := stream.Apply(s, cfg.name, stream.Operator[T, emitted[K, R, T]](op))
-	res := stream.Map(mixed.Filter(func(e emitted[K, R, T]) bool { return !e.isLate }), func(e emitted[K, R, T]) Result[K, R] { return e.res })
-	late := stream.Map(mixed.Filter(func(e emitted[K, R, T]) bool { return e.isLate }), func(e emitted[K, R, T]) Late[T] { return e.late })
+	res := stream.Apply(s, cfg.name, stream.Operator[T, Result[K, R]](op))
+	late := stream.Apply(res, cfg.name+".late", stream.Operator[Result[K, R], Late[T]](&lateDrain[T, K, V, A, R]{op: op}))
 	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN}, nil
 }
 
-// emitted is the operator's output: a result or a late record, split into two streams.
-type emitted[K comparable, R, T any] struct {
-	res    Result[K, R]
-	late   Late[T]
-	isLate bool
+// lateDrain emits the late records that the window operator set aside while processing the
+// same partition: the pipeline runs a partition through every node in creation order, so it
+// runs right after the operator. Keeping late records out of the operator's output keeps
+// results free of a union type.
+type lateDrain[T any, K comparable, V, A, R any] struct {
+	op *operator[T, K, V, A, R]
 }
 
-type out[K comparable, R, T any] = []stream.Elem[emitted[K, R, T]]
+func (d *lateDrain[T, K, V, A, R]) Process(pc *stream.PartitionContext, _ []stream.Elem[Result[K, R]], o []stream.Elem[Late[T]]) []stream.Elem[Late[T]] {
+	op := d.op
+	if op.latePart == pc.Partition && op.lateBatch == pc.Batch {
+		o = append(o, op.late...)
+	}
+	clear(op.late)
+	op.late = op.late[:0]
+	return o
+}
+
+func (d *lateDrain[T, K, V, A, R]) Retained(int32) (int64, bool) { return 0, false }
+func (d *lateDrain[T, K, V, A, R]) Drop(int32)                   {}
+func (d *lateDrain[T, K, V, A, R]) StateSize() int               { return 0 }
+
+type out[K comparable, R any] = []stream.Elem[Result[K, R]]
 
 // engine is one partition's window state.
 type engine[T any, K comparable, V, A, R any] interface {
-	process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T]
+	process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R]
 	// retained returns the offset replay must start from to rebuild the partition's state.
 	retained() (int64, bool)
 	entries() int
@@ -116,11 +130,20 @@ type operator[T any, K comparable, V, A, R any] struct {
 	agg   Aggregator[V, A, R]
 	parts map[int32]engine[T, K, V, A, R]
 	lateN atomic.Int64
+	// late records of the partition being processed, for lateDrain
+	late      []stream.Elem[Late[T]]
+	latePart  int32
+	lateBatch int64
 }
 
-var _ stream.Operator[int, emitted[int, int64, int]] = (*operator[int, int, int, int64, int64])(nil)
+var (
+	_ stream.Operator[int, Result[int, int64]]       = (*operator[int, int, int, int64, int64])(nil)
+	_ stream.Operator[Result[int, int64], Late[int]] = (*lateDrain[int, int, int, int64, int64])(nil)
+)
 
-func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R, T]) out[K, R, T] {
+func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
+	clear(op.late)
+	op.late, op.latePart, op.lateBatch = op.late[:0], pc.Partition, pc.Batch
 	eng, ok := op.parts[pc.Partition]
 	if !ok {
 		if len(in) == 0 {
@@ -168,32 +191,33 @@ func (op *operator[T, K, V, A, R]) StateSize() int {
 	return n
 }
 
-func (op *operator[T, K, V, A, R]) appendLate(o out[K, R, T], e *stream.Elem[T], part int32, start, end int64) out[K, R, T] {
+func (op *operator[T, K, V, A, R]) appendLate(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
 	op.lateN.Add(1)
-	return append(o, stream.Elem[emitted[K, R, T]]{
-		Value: emitted[K, R, T]{isLate: true, late: Late[T]{
+	op.late = append(op.late, stream.Elem[Late[T]]{
+		Value: Late[T]{
 			Value:     e.Value,
 			EventTime: e.EventTime(),
 			Partition: part,
 			Offset:    e.Offset,
 			Start:     utc(start),
 			End:       utc(end),
-		}},
+		},
 		Time:   e.Time,
 		Offset: e.Offset,
 	})
+	return o
 }
 
-func (op *operator[T, K, V, A, R]) appendResult(o out[K, R, T], part int32, k K, acc A, start, end int64, final bool, minOff int64) out[K, R, T] {
-	return append(o, stream.Elem[emitted[K, R, T]]{
-		Value: emitted[K, R, T]{res: Result[K, R]{
+func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, acc A, start, end int64, final bool, minOff int64) out[K, R] {
+	return append(o, stream.Elem[Result[K, R]]{
+		Value: Result[K, R]{
 			Key:       k,
 			Start:     utc(start),
 			End:       utc(end),
 			Value:     op.agg.Result(acc),
 			Final:     final,
 			Partition: part,
-		}},
+		},
 		Time:   end - 1,
 		Offset: minOff,
 	})
