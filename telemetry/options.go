@@ -1,0 +1,239 @@
+package telemetry
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// ErrInvalidOption is wrapped by every construction error of the transforms
+// ([CabStatsStream], [NewCabStatsAgg], [Track], [ZoneDemandStream]): an option
+// out of range, a bad geofence.
+var ErrInvalidOption = errors.New("telemetry: invalid option")
+
+// Option configures the ready-made transforms. Every transform accepts every
+// option and uses those that concern it.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Defaults of the transform options.
+const (
+	DefaultSpeedLimitKmh    = 120.0
+	DefaultSpeedingFor      = 10 * time.Second
+	DefaultJumpSpeedKmh     = 250.0
+	DefaultHarshBraking     = 4.0 // m/s²
+	DefaultIdleAfter        = 5 * time.Minute
+	DefaultSilentAfter      = 2 * time.Minute
+	DefaultGeohashPrecision = 6
+	// MaxGeofences bounds the number of geofences of a tracker.
+	MaxGeofences = 64
+)
+
+// Thresholds of the idle detector: a cab is stationary when it reports a speed
+// below idleSpeedKmh or, without a speed reading, moved less than idleMoveKm
+// since its previous event.
+const (
+	idleSpeedKmh = 1.0
+	idleMoveKm   = 0.025
+)
+
+type config struct {
+	speedLimit  float64
+	speedingFor time.Duration
+	jumpKmh     float64
+	braking     float64
+	idleAfter   time.Duration
+	silentAfter time.Duration
+	fences      []Geofence
+	precision   int
+	winOpts     []window.Option
+	errs        []error
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		speedLimit:  DefaultSpeedLimitKmh,
+		speedingFor: DefaultSpeedingFor,
+		jumpKmh:     DefaultJumpSpeedKmh,
+		braking:     DefaultHarshBraking,
+		idleAfter:   DefaultIdleAfter,
+		silentAfter: DefaultSilentAfter,
+		precision:   DefaultGeohashPrecision,
+	}
+	for _, o := range opts {
+		if o == nil {
+			c.errs = append(c.errs, invalidOption("nil option"))
+			continue
+		}
+		o.apply(&c)
+	}
+	return c, errors.Join(c.errs...)
+}
+
+func invalidOption(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
+}
+
+func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
+
+// SpeedLimit sets the speeding alert: a cab reporting more than kmh for at least
+// d of event time (default 120 km/h for 10 s). kmh must be positive and d not
+// negative; d 0 alerts on the first reading above the limit.
+func SpeedLimit(kmh float64, d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if !positive(kmh) || d < 0 {
+			c.errs = append(c.errs, invalidOption("SpeedLimit(%g, %v): want a positive limit and a duration >= 0", kmh, d))
+			return
+		}
+		c.speedLimit, c.speedingFor = kmh, d
+	})
+}
+
+// JumpSpeedKmh sets the implied speed above which a position is a GPS jump
+// (default 250 km/h): such a point is left out of distances, geofences and
+// idle detection, and the next point is measured from the last good one.
+func JumpSpeedKmh(kmh float64) Option {
+	return optionFunc(func(c *config) {
+		if !positive(kmh) {
+			c.errs = append(c.errs, invalidOption("JumpSpeedKmh(%g): want a positive speed", kmh))
+			return
+		}
+		c.jumpKmh = kmh
+	})
+}
+
+// HarshBraking sets the deceleration between two consecutive speed readings
+// of a cab, in m/s², above which a harsh-braking alert fires (default 4).
+func HarshBraking(mps2 float64) Option {
+	return optionFunc(func(c *config) {
+		if !positive(mps2) {
+			c.errs = append(c.errs, invalidOption("HarshBraking(%g): want a positive deceleration", mps2))
+			return
+		}
+		c.braking = mps2
+	})
+}
+
+// IdleAfter sets how long a hired cab may stand still (in event time) before a
+// long-idle alert fires (default 5 minutes).
+func IdleAfter(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.errs = append(c.errs, invalidOption("IdleAfter(%v): want a positive duration", d))
+			return
+		}
+		c.idleAfter = d
+	})
+}
+
+// SilentAfter sets how long of event time a cab may send nothing before a
+// device-silent alert fires and the tracker forgets the cab (default 2
+// minutes).
+func SilentAfter(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.errs = append(c.errs, invalidOption("SilentAfter(%v): want a positive duration", d))
+			return
+		}
+		c.silentAfter = d
+	})
+}
+
+// Geofence is a named area; the tracker alerts when a cab enters or leaves it.
+type Geofence struct {
+	Name string
+	Area Polygon
+}
+
+// Geofences sets the geofences of the tracker (at most [MaxGeofences]), each
+// with a unique non-empty name and at least three vertices. Several calls add
+// up.
+func Geofences(fences ...Geofence) Option {
+	return optionFunc(func(c *config) {
+		for _, f := range fences {
+			if f.Name == "" || len(f.Area) < 3 {
+				c.errs = append(c.errs, invalidOption("geofence %q: want a name and at least 3 vertices", f.Name))
+				return
+			}
+			for _, g := range c.fences {
+				if g.Name == f.Name {
+					c.errs = append(c.errs, invalidOption("geofence %q defined twice", f.Name))
+					return
+				}
+			}
+			c.fences = append(c.fences, f)
+		}
+		if len(c.fences) > MaxGeofences {
+			c.errs = append(c.errs, invalidOption("%d geofences, at most %d", len(c.fences), MaxGeofences))
+		}
+	})
+}
+
+// GeohashPrecision sets the length of the geohash cells of zone demand
+// (default 6: cells of about 1.2 × 0.6 km).
+func GeohashPrecision(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 || n > MaxGeohashPrecision {
+			c.errs = append(c.errs, invalidOption("GeohashPrecision(%d): want 1..%d", n, MaxGeohashPrecision))
+			return
+		}
+		c.precision = n
+	})
+}
+
+// WindowOptions passes options (window.Grace, window.Emit, window.Name) to
+// the window operator of [CabStatsStream] and [ZoneDemandStream].
+func WindowOptions(opts ...window.Option) Option {
+	return optionFunc(func(c *config) { c.winOpts = append(c.winOpts, opts...) })
+}
+
+// Location is a geo_point as OpenSearch takes it: {"lat":..,"lon":..}.
+type Location struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+func appendLocation(dst []byte, l Location) []byte {
+	dst = append(dst, `{"lat":`...)
+	dst = appendFloat(dst, l.Lat)
+	dst = append(dst, `,"lon":`...)
+	dst = appendFloat(dst, l.Lon)
+	return append(dst, '}')
+}
+
+func appendTimeField(dst []byte, name string, t time.Time) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, '"')
+	dst = appendTime(dst, t.UTC())
+	return append(dst, '"')
+}
+
+// windowID is the document ID scheme of opensearch.WindowID (which telemetry
+// must not import): the hex of the first 128 bits of SHA-256 over the
+// length-prefixed pipeline name and key and the window bounds in UTC
+// nanoseconds. A test keeps the two in step.
+func windowID(pipeline, key string, start, end time.Time) string {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(pipeline)))
+	h.Write(n[:])
+	h.Write([]byte(pipeline))
+	binary.BigEndian.PutUint64(n[:], uint64(len(key)))
+	h.Write(n[:])
+	h.Write([]byte(key))
+	binary.BigEndian.PutUint64(n[:], uint64(start.UnixNano()))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(end.UnixNano()))
+	h.Write(n[:])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
