@@ -138,7 +138,7 @@ func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
 // Stats reports the records and bytes consumed and, for every partition this instance owns,
 // its lag: the high-water mark minus the committed offset, by "topic/partition".
 func (s *Source[T]) Stats() stream.SourceStats {
-	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load()}
+	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load(), DeadLetters: s.deadLettered.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Lag = make(map[string]int64, len(s.owned))

@@ -1,0 +1,64 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// EnsureTopic creates topic with the given number of partitions and replication factor if it
+// does not exist yet; an existing topic is left as it is (its partition count is returned).
+// Only Config's connection settings are used.
+func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int32, replication int16) (int32, error) {
+	if topic == "" {
+		return 0, invalid("topic", "empty")
+	}
+	if partitions <= 0 || replication <= 0 {
+		return 0, invalid("partitions", "need partitions > 0 and replication > 0, got %d and %d", partitions, replication)
+	}
+	if err := cfg.validate(roleProducer); err != nil {
+		return 0, err
+	}
+	sc, err := cfg.sarama(roleProducer)
+	if err != nil {
+		return 0, err
+	}
+	type result struct {
+		n   int32
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := ensureTopic(&cfg, sc, topic, partitions, replication)
+		done <- result{n, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case r := <-done:
+		return r.n, r.err
+	}
+}
+
+func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32, replication int16) (int32, error) {
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
+	if err != nil {
+		return 0, connectError(cfg, err)
+	}
+	defer admin.Close()
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication}, false)
+	var te *sarama.TopicError
+	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
+		return 0, fmt.Errorf("kafka: create topic %q: %w", topic, redact(cfg, err))
+	}
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: describe topic %q: %w", topic, redact(cfg, err))
+	}
+	if len(md) != 1 || md[0].Err != sarama.ErrNoError {
+		return 0, fmt.Errorf("kafka: describe topic %q: %v", topic, md)
+	}
+	return int32(len(md[0].Partitions)), nil
+}
