@@ -47,23 +47,41 @@ func putRespBuf(b *[]byte) {
 	respBufs.Put(b)
 }
 
-// appendDoc encodes v as an action line and a document line at the end of ch. On failure ch
-// is unchanged and the returned Rejected says why.
-func (s *Sink[T]) appendDoc(ch *chunk, v T) *Rejected {
-	start := len(ch.buf)
-	var index, id string
-	var body []byte
-	var err error
+// meta is what the first pass of Write learns about a value: where it goes, and for a Doc
+// mapping the whole document.
+type meta struct {
+	index, id string
+	body      []byte
+	err       error
+}
+
+type docKey struct{ index, id string }
+
+// scratch is Write's per-call working memory, pooled.
+type scratch struct {
+	metas []meta
+	last  map[docKey]int
+}
+
+var scratches sync.Pool
+
+func (s *Sink[T]) meta(v T) meta {
 	if s.m.Doc != nil {
-		var d Doc
-		d, err = s.m.Doc(v)
-		index, id, body = d.Index, d.ID, d.Body
-	} else {
-		index = s.m.Index(v)
-		if s.m.ID != nil {
-			id = s.m.ID(v)
-		}
+		d, err := s.m.Doc(v)
+		return meta{index: d.Index, id: d.ID, body: d.Body, err: err}
 	}
+	m := meta{index: s.m.Index(v)}
+	if s.m.ID != nil {
+		m.id = s.m.ID(v)
+	}
+	return m
+}
+
+// appendDoc encodes v, described by mt, as an action line and a document line at the end of
+// ch. On failure ch is unchanged and the returned Rejected says why.
+func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *Rejected {
+	start := len(ch.buf)
+	index, id, body, err := mt.index, mt.id, mt.body, mt.err
 	fail := func(reason string) *Rejected {
 		var doc []byte
 		if body != nil {

@@ -16,6 +16,10 @@
 // overwrites its earlier copy (result "updated", counted in Stats.Updated) instead of adding a
 // second one. Ingestion is at least once; the indexes hold each result exactly once.
 //
+// Within one batch, values with the same index and ID collapse to the last one (counted in
+// Stats.Superseded), as if written in order: concurrent requests and item retries could
+// otherwise let an older value win.
+//
 // Data streams only accept the create action (WithDataStream); a replayed document then
 // fails with 409, which the sink counts in Stats.Existed and treats as success.
 //

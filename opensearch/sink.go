@@ -20,7 +20,8 @@ type Doc struct {
 	// ID is the document ID. Empty lets OpenSearch generate one, which makes replays
 	// duplicate the document: use deterministic IDs (WindowID) for results.
 	ID string
-	// Body is the JSON object, on one line or not.
+	// Body is the JSON object, on one line or not. It must stay valid until Write returns:
+	// do not reuse one buffer for every Doc.
 	Body []byte
 }
 
@@ -291,20 +292,49 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		})
 		return true
 	}
-	ch := s.getChunk()
-	ok := true
+	// First pass: where every value goes. When an ID occurs more than once in the batch only
+	// its last value is written, as if the batch were written in order; sending both would
+	// let concurrent requests and item retries reorder them.
+	sc, _ := scratches.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{last: make(map[docKey]int)}
+	}
+	defer func() {
+		clear(sc.metas)
+		sc.metas = sc.metas[:0]
+		clear(sc.last)
+		scratches.Put(sc)
+	}()
+	withID := 0
 	for i := range batch {
-		if err := s.appendDoc(ch, batch[i]); err != nil {
+		mt := s.meta(batch[i])
+		sc.metas = append(sc.metas, mt)
+		if mt.id != "" && mt.err == nil {
+			withID++
+			sc.last[docKey{mt.index, mt.id}] = i
+		}
+	}
+	dups := withID - len(sc.last)
+	ch := s.getChunk()
+	for i := range batch {
+		mt := &sc.metas[i]
+		if dups > 0 && mt.id != "" && mt.err == nil && sc.last[docKey{mt.index, mt.id}] != i {
+			continue
+		}
+		if err := s.appendDoc(ch, batch[i], mt); err != nil {
 			w.add([]Rejected{*err}, nil)
 			continue
 		}
 		if len(ch.buf) >= s.cfg.flushBytes {
-			if ok = dispatch(ch); !ok {
+			if !dispatch(ch) {
 				ch = nil
 				break
 			}
 			ch = s.getChunk()
 		}
+	}
+	if dups > 0 {
+		s.stats.superseded(dups)
 	}
 	if ch != nil {
 		if len(ch.items) > 0 {

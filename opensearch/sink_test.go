@@ -366,3 +366,27 @@ func newFakeClient(t *testing.T, f *fakeNode) *opensearch.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// Values with the same ID in one batch: only the last is written, whatever the retries.
+func TestSinkDuplicateIDsInBatch(t *testing.T) {
+	f := newFake()
+	f.item = func(id string, attempt int) int {
+		if attempt == 1 {
+			return 429
+		}
+		return 0
+	}
+	s, _ := fakeSink(t, f, opensearch.WithFlushBytes(64))
+	batch := recs(10)
+	for i := range batch {
+		batch[i].ID = fmt.Sprintf("r%d", i%3)
+	}
+	require.NoError(t, s.Write(t.Context(), batch))
+	require.Len(t, f.stored, 3)
+	require.JSONEq(t, `{"id":"r0","n":9}`, string(f.stored["r0"]))
+	require.JSONEq(t, `{"id":"r1","n":7}`, string(f.stored["r1"]))
+	require.JSONEq(t, `{"id":"r2","n":8}`, string(f.stored["r2"]))
+	st := s.Stats()
+	require.Equal(t, int64(7), st.Superseded)
+	require.Equal(t, int64(3), st.Indexed)
+}

@@ -56,6 +56,9 @@ type Stats struct {
 	// DeadLettered counts documents handed to the dead-letter output (rejected by OpenSearch,
 	// or that could not be encoded).
 	DeadLettered int64
+	// Superseded counts documents not sent because a later value in the same batch had the
+	// same index and ID (the last one is written).
+	Superseded int64
 	// Requests counts bulk request attempts; Bytes the request bytes they sent.
 	Requests int64
 	Bytes    int64
@@ -112,5 +115,11 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 func (b *statsBox) deadLettered(n int) {
 	b.mu.Lock()
 	b.s.DeadLettered += int64(n)
+	b.mu.Unlock()
+}
+
+func (b *statsBox) superseded(n int) {
+	b.mu.Lock()
+	b.s.Superseded += int64(n)
 	b.mu.Unlock()
 }
