@@ -1,0 +1,95 @@
+// Package cli holds the command-line flags that the example programs share: how to reach
+// Kafka (or Amazon MSK) and OpenSearch (or Amazon OpenSearch Service). Defaults come from the
+// testenv variables (FLEETSTREAM_KAFKA_BROKERS, FLEETSTREAM_OPENSEARCH_URL), so the examples
+// run against `make services-up` without flags. Secrets may come from the environment
+// (FLEETSTREAM_KAFKA_PASSWORD, FLEETSTREAM_OPENSEARCH_PASSWORD) to keep them off the
+// command line.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/opensearch"
+)
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// Kafka holds the Kafka connection flags.
+type Kafka struct {
+	brokers, sasl, user, password, ca, region string
+	tls                                       bool
+}
+
+// KafkaFlags registers the Kafka connection flags on fs.
+func KafkaFlags(fs *flag.FlagSet) *Kafka {
+	k := &Kafka{}
+	fs.StringVar(&k.brokers, "brokers", env("FLEETSTREAM_KAFKA_BROKERS", "127.0.0.1:19092"), "Kafka bootstrap brokers, comma-separated")
+	fs.BoolVar(&k.tls, "kafka-tls", false, "connect to Kafka over TLS (Amazon MSK: ports 9094, 9096, 9098)")
+	fs.StringVar(&k.ca, "kafka-ca", "", "PEM file of the CA that signed the brokers' certificates (default: system roots)")
+	fs.StringVar(&k.sasl, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM")
+	fs.StringVar(&k.user, "kafka-user", env("FLEETSTREAM_KAFKA_USER", ""), "SASL user")
+	fs.StringVar(&k.password, "kafka-password", "", "SASL password (or FLEETSTREAM_KAFKA_PASSWORD)")
+	fs.StringVar(&k.region, "aws-region", env("AWS_REGION", ""), "AWS region, for MSK IAM and OpenSearch SigV4")
+	return k
+}
+
+// Config returns the Kafka config the flags describe.
+func (k *Kafka) Config() kafka.Config {
+	cfg := kafka.Config{Brokers: strings.Split(k.brokers, ",")}
+	if k.tls || k.ca != "" {
+		cfg.TLS = kafka.TLS{Enable: true, CAFile: k.ca}
+	}
+	if k.sasl != "" {
+		pw := k.password
+		if pw == "" {
+			pw = os.Getenv("FLEETSTREAM_KAFKA_PASSWORD")
+		}
+		cfg.SASL = kafka.SASL{Mechanism: kafka.Mechanism(strings.ToUpper(k.sasl)), User: k.user, Password: pw, AWSRegion: k.region}
+	}
+	return cfg
+}
+
+// OpenSearch holds the OpenSearch connection flags.
+type OpenSearch struct {
+	url, user, password, ca, sigv4 string
+	region                         *string
+}
+
+// OpenSearchFlags registers the OpenSearch connection flags on fs; k supplies -aws-region.
+func OpenSearchFlags(fs *flag.FlagSet, k *Kafka) *OpenSearch {
+	o := &OpenSearch{region: &k.region}
+	fs.StringVar(&o.url, "opensearch", env("FLEETSTREAM_OPENSEARCH_URL", "http://127.0.0.1:19200"), "OpenSearch URL(s), comma-separated")
+	fs.StringVar(&o.user, "opensearch-user", env("FLEETSTREAM_OPENSEARCH_USER", ""), "OpenSearch basic-auth user")
+	fs.StringVar(&o.password, "opensearch-password", "", "OpenSearch password (or FLEETSTREAM_OPENSEARCH_PASSWORD)")
+	fs.StringVar(&o.ca, "opensearch-ca", "", "PEM file of the CA that signed OpenSearch's certificate")
+	fs.StringVar(&o.sigv4, "opensearch-sigv4", "", `sign requests with AWS SigV4 for this service: "es" (OpenSearch Service) or "aoss" (Serverless)`)
+	return o
+}
+
+// Config returns the OpenSearch config the flags describe.
+func (o *OpenSearch) Config() (opensearch.Config, error) {
+	cfg := opensearch.Config{Addresses: strings.Split(o.url, ","), Username: o.user, CACertFile: o.ca}
+	if o.user != "" {
+		cfg.Password = o.password
+		if cfg.Password == "" {
+			cfg.Password = os.Getenv("FLEETSTREAM_OPENSEARCH_PASSWORD")
+		}
+	}
+	switch o.sigv4 {
+	case "":
+	case "es", "aoss":
+		cfg.AWS = &opensearch.AWSAuth{Region: *o.region, Service: o.sigv4}
+	default:
+		return cfg, fmt.Errorf("-opensearch-sigv4 %q: want es or aoss", o.sigv4)
+	}
+	return cfg, nil
+}

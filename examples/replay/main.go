@@ -1,0 +1,222 @@
+// Command replay produces cab telemetry to Kafka, keyed by cab_id: the real Porto taxi sample
+// (../shared/data/porto/train.1k.csv), a simulated fleet, or both, as fast as possible, at a
+// rate, or at the data's own pace sped up by a factor. It creates the topic if it is missing.
+//
+//	go run ./examples/replay -source porto,sim -sim-events 500000
+//
+// The Porto events keep their 2013 times unless -shift moves the first one to now; simulated
+// events start after the last Porto event, so that in every partition time moves forward.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fleetstream/fleetstream/examples/internal/cli"
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
+)
+
+type options struct {
+	topic      string
+	partitions int
+	sources    string
+	porto      string
+	shift      bool
+	speedup    float64
+	rate       float64
+	simEvents  int
+	simCabs    int
+	seed       uint64
+	faults     bool
+	batch      int
+	quiet      bool
+}
+
+func main() {
+	fs := flag.NewFlagSet("replay", flag.ExitOnError)
+	kf := cli.KafkaFlags(fs)
+	var o options
+	fs.StringVar(&o.topic, "topic", "cab-telemetry", "Kafka topic to produce to")
+	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the topic, if it has to be created")
+	fs.StringVar(&o.sources, "source", "porto", "what to replay: porto, sim, or porto,sim")
+	fs.StringVar(&o.porto, "porto", "../shared/data/porto/train.1k.csv", "the Porto sample (CSV)")
+	fs.BoolVar(&o.shift, "shift", false, "shift Porto event times so the first event is now")
+	fs.Float64Var(&o.speedup, "speedup", 0, "replay Porto at its own pace divided by this factor (implies -shift); 0: as fast as possible")
+	fs.Float64Var(&o.rate, "rate", 0, "events per second; 0: as fast as possible")
+	fs.IntVar(&o.simEvents, "sim-events", 500_000, "number of simulated events")
+	fs.IntVar(&o.simCabs, "sim-cabs", 200, "simulated fleet size")
+	fs.Uint64Var(&o.seed, "seed", 1, "simulator seed")
+	fs.BoolVar(&o.faults, "faults", true, "inject faults into the simulated fleet (speeding, harsh braking, GPS jumps, out-of-order, duplicates, malformed)")
+	fs.IntVar(&o.batch, "batch", 2000, "messages per produce request batch")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	_ = fs.Parse(os.Args[1:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, kf.Config(), o, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "replay:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error {
+	var msgs []fleetsim.Message
+	var lastEvent time.Time
+	for _, src := range strings.Split(o.sources, ",") {
+		switch strings.TrimSpace(src) {
+		case "porto":
+			opts := fleetsim.PortoOptions{}
+			if o.shift || o.speedup > 0 {
+				opts.Start = time.Now().UTC()
+				opts.Speedup = o.speedup
+			}
+			events, st, err := fleetsim.LoadPorto(o.porto, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "porto: %d events from %d cabs (%d trips, %d empty)\n", len(events), st.TaxisWithPoints, st.Trips, st.EmptyTrips)
+			for m := range fleetsim.Replay(events) {
+				msgs = append(msgs, m)
+			}
+			if len(events) > 0 {
+				lastEvent = events[len(events)-1].Time
+			}
+		case "sim":
+			cfg := fleetsim.Config{Seed: o.seed, Cabs: o.simCabs}
+			if !lastEvent.IsZero() {
+				cfg.StartTime = lastEvent.Add(time.Minute).Truncate(time.Minute)
+			}
+			if o.faults {
+				cfg.Faults = fleetsim.Faults{Speeding: 0.002, HarshBraking: 0.002, GPSJump: 0.001, OutOfOrder: 0.01, Duplicate: 0.002, Malformed: 0.0005}
+			}
+			sim, err := fleetsim.New(cfg)
+			if err != nil {
+				return err
+			}
+			for range o.simEvents {
+				msgs = append(msgs, sim.Next())
+			}
+			fmt.Fprintf(out, "sim: %d events from %d cabs, seed %d\n", o.simEvents, o.simCabs, o.seed)
+		default:
+			return fmt.Errorf("-source %q: want porto, sim or porto,sim", src)
+		}
+	}
+
+	n, err := kafka.EnsureTopic(ctx, cfg, o.topic, int32(o.partitions), 1)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "topic %s: %d partitions\n", o.topic, n)
+	prod, err := kafka.NewProducer(cfg, o.topic, kafka.KeyValue(
+		func(m fleetsim.Message) []byte { return []byte(m.Key) },
+		func(m fleetsim.Message) ([]byte, error) { return m.Value, nil },
+	))
+	if err != nil {
+		return err
+	}
+	defer prod.Close(context.WithoutCancel(ctx))
+
+	var pacer *fleetsim.Pacer
+	if o.rate > 0 {
+		if pacer, err = fleetsim.NewPacer(o.rate, nil); err != nil {
+			return err
+		}
+	}
+	bar := newProgress(out, len(msgs), o.quiet)
+	start := time.Now()
+	for chunk := range slices.Chunk(msgs, max(o.batch, 1)) {
+		if o.speedup > 0 {
+			// Wait until the chunk's first event is due at the sped-up pace.
+			if d := time.Until(chunk[0].Event.Time); d > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(d):
+				}
+			}
+		}
+		if pacer != nil {
+			for range chunk {
+				if err := pacer.Wait(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		if err := prod.Write(ctx, chunk); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("produce: %w", err)
+		}
+		bar.add(len(chunk))
+	}
+	bar.done()
+	el := time.Since(start)
+	fmt.Fprintf(out, "produced %d messages to %s in %v (%.0f msg/s)\n", len(msgs), o.topic, el.Round(time.Millisecond), float64(len(msgs))/el.Seconds())
+	return nil
+}
+
+// progress draws a progress bar on a terminal, or a line every few seconds elsewhere.
+type progress struct {
+	w          io.Writer
+	total, n   int
+	tty, quiet bool
+	start      time.Time
+	last       time.Time
+}
+
+func newProgress(w io.Writer, total int, quiet bool) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			tty = st.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return &progress{w: w, total: total, tty: tty, quiet: quiet, start: time.Now()}
+}
+
+func (p *progress) add(n int) {
+	p.n += n
+	every := 3 * time.Second
+	if p.tty {
+		every = 200 * time.Millisecond
+	}
+	if p.quiet || time.Since(p.last) < every {
+		return
+	}
+	p.last = time.Now()
+	p.draw()
+}
+
+func (p *progress) draw() {
+	const width = 30
+	frac := float64(p.n) / float64(max(p.total, 1))
+	fill := int(frac * width)
+	rate := float64(p.n) / time.Since(p.start).Seconds()
+	line := fmt.Sprintf("[%s%s] %3.0f%% %d/%d messages %.0f msg/s", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), frac*100, p.n, p.total, rate)
+	if p.tty {
+		fmt.Fprint(p.w, "\r"+line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) done() {
+	if p.quiet {
+		return
+	}
+	p.draw()
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
