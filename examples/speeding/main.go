@@ -1,0 +1,60 @@
+// Command speeding is a small complete pipeline: cab telemetry from Kafka, events above a
+// speed limit, each cab's top speed per event-time minute to OpenSearch (deterministic ids).
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fleetstream/fleetstream/examples/internal/cli"
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+func main() {
+	kf := cli.KafkaFlags(flag.CommandLine)
+	of := cli.OpenSearchFlags(flag.CommandLine, kf)
+	limit := flag.Float64("limit", 120, "speed limit, km/h")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	p, err := stream.New(time.Second, stream.WithName("speeding"), stream.WithMaxOutOfOrderness(10*time.Second))
+	check(err)
+	kcfg := kf.Config()
+	kcfg.Group, kcfg.Topics = "speeding", []string{"cab-telemetry"}
+	src, err := kafka.NewSource(kcfg, kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
+		e, err := telemetry.Decode(m.Value)
+		return e, e.Time, err // bad records go to cab-telemetry.dlq
+	}))
+	check(err)
+	fast := stream.From(p, src).Filter(func(e telemetry.Event) bool { return e.SpeedKmh > *limit })
+	w, err := window.Aggregate(fast, func(e telemetry.Event) string { return e.CabID },
+		func(e telemetry.Event) float64 { return e.SpeedKmh }, window.Tumbling(time.Minute), window.Max[float64]())
+	check(err)
+	ocfg, err := of.Config()
+	check(err)
+	client, err := opensearch.NewClient(ctx, ocfg)
+	check(err)
+	sink, err := opensearch.NewSink(client, opensearch.Mapping[window.Result[string, float64]]{
+		Index: opensearch.DailyIndex("speeding", func(r window.Result[string, float64]) time.Time { return r.Start }),
+		ID: func(r window.Result[string, float64]) string {
+			return opensearch.WindowID("speeding", r.Key, r.Start, r.End)
+		},
+	})
+	check(err)
+	stream.To(w.Results(), sink)
+	log.Printf("speeding: run ended: %v", p.Run(ctx))
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
