@@ -1,5 +1,4 @@
-// Command speeding is a small complete pipeline: cab telemetry from Kafka, events above a
-// speed limit, each cab's top speed per event-time minute to OpenSearch (deterministic ids).
+// Command speeding writes each cab's top speed above a limit per event-time minute to OpenSearch.
 package main
 
 import (
