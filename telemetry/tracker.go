@@ -1,0 +1,427 @@
+package telemetry
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Tracked is an event annotated by the cab tracker.
+type Tracked struct {
+	Event
+	// Pickup: the cab's previous event said available and this one hired.
+	Pickup bool
+	// Jump: the position is a GPS jump (see [JumpSpeedKmh]).
+	Jump bool
+	// Duplicate: an exact copy (same ts, lat and lon) of the cab's latest
+	// event.
+	Duplicate bool
+	// OutOfOrder: older than the cab's latest event (or as old, at another
+	// position). The sequential detectors leave such events out.
+	OutOfOrder bool
+}
+
+// Tracker is the output of [Track]: the annotated events and the alerts.
+type Tracker struct {
+	events *stream.Stream[Tracked]
+	alerts *stream.Stream[Alert]
+}
+
+// Events returns every input event, annotated, in arrival order.
+func (t *Tracker) Events() *stream.Stream[Tracked] { return t.events }
+
+// Alerts returns the alerts.
+func (t *Tracker) Alerts() *stream.Stream[Alert] { return t.alerts }
+
+// Track follows every cab through its events and raises alerts: speeding,
+// harsh braking, long idle, geofence enter and exit, and device silent (see
+// "Cab tracker" in the package documentation). It uses [SpeedLimit],
+// [HarshBraking], [IdleAfter], [SilentAfter], [Geofences] and [JumpSpeedKmh];
+// errors wrap [ErrInvalidOption].
+func Track(s *stream.Stream[Event], opts ...Option) (*Tracker, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	op := &tracker{cfg: c, parts: make(map[int32]*trackPart)}
+	for _, f := range c.fences {
+		op.fences = append(op.fences, fence{name: f.Name, area: f.Area, box: f.Area.Bounds()})
+	}
+	mixed := stream.Apply(s, "cab-tracker", stream.Operator[Event, trackOut](op))
+	return &Tracker{
+		events: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert == nil }), func(o trackOut) Tracked { return o.Tracked }),
+		alerts: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert != nil }), func(o trackOut) Alert { return *o.alert }),
+	}, nil
+}
+
+// trackOut is the operator's output: an annotated event or an alert.
+type trackOut struct {
+	Tracked
+	alert *Alert
+}
+
+type fence struct {
+	name string
+	area Polygon
+	box  Cell
+}
+
+func (f *fence) contains(p Point) bool { return f.box.Contains(p) && f.area.Contains(p) }
+
+// episode is a speeding or idle stretch. A stretch can fire only when the
+// tracker saw it start (the cab's previous event was out of it); one that was
+// already under way at the cab's first event, or that fired, is "unknown":
+// it never fires and ends like any other. So a replay that starts inside a
+// stretch cannot fire it again under another start time.
+type episode uint8
+
+const (
+	epOff episode = iota
+	epOn
+	epUnknown
+)
+
+// cabState is one cab's tracker state. Offsets are source offsets in the
+// partition; the oldest of those the state still needs bounds commits.
+type cabState struct {
+	lastT    int64 // event time of the latest accepted event
+	lastPos  Point
+	lastOff  int64
+	lastSpd  float64 // < 0: no reading
+	lastStat Status
+
+	path             pathState
+	goodPos          Point // the latest good position
+	goodOff, jumpOff int64
+	fences           uint64 // bit i: inside fence i
+
+	speeding        episode
+	spStart, spPred int64 // start time; offset of the event before it
+	spOffOff        int64 // the latest event not above the limit
+	spMax           float64
+	idle            episode
+	idStart, idPred int64
+	idOffOff        int64 // the latest event that was not idle
+}
+
+// anchor returns the oldest offset the state depends on: the latest event,
+// the path's reference points and the event before an open stretch.
+func (c *cabState) anchor() int64 {
+	a := min(c.lastOff, c.goodOff)
+	if c.path.lastJump {
+		a = min(a, c.jumpOff)
+	}
+	if c.speeding == epOn {
+		a = min(a, c.spPred)
+	} else if c.speeding == epOff {
+		a = min(a, c.spOffOff)
+	}
+	if c.idle == epOn {
+		a = min(a, c.idPred)
+	} else if c.idle == epOff {
+		a = min(a, c.idOffOff)
+	}
+	return a
+}
+
+// hold says that commits must not land in (lo, hi]: a replay starting there
+// would take the event at hi for a cab's first, and annotate it differently.
+type hold struct{ lo, hi int64 }
+
+type trackPart struct {
+	cabs  map[string]*cabState
+	holds []hold // by hi
+	// nextExpiry is a lower bound of the earliest lastT + silentAfter.
+	nextExpiry int64
+}
+
+type tracker struct {
+	cfg    config
+	fences []fence
+	parts  map[int32]*trackPart
+	fired  []silentCab // scratch for device-silent alerts
+}
+
+type silentCab struct {
+	alert Alert
+	off   int64
+}
+
+var _ stream.Operator[Event, trackOut] = (*tracker)(nil)
+
+func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+	tp := tr.parts[pc.Partition]
+	if tp == nil {
+		if len(in) == 0 {
+			return out
+		}
+		tp = &trackPart{cabs: make(map[string]*cabState), nextExpiry: math.MaxInt64}
+		tr.parts[pc.Partition] = tp
+	}
+	for i := range in {
+		out = tr.event(tp, &in[i], out)
+	}
+	if pc.EndOfInput {
+		// The input is over, not the cabs: no device-silent alerts.
+		delete(tr.parts, pc.Partition)
+		return out
+	}
+	return tr.expire(tp, pc.Watermark, out)
+}
+
+func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+	e := &el.Value
+	t := e.Time.UnixNano()
+	pos := e.Point()
+	spd := -1.0
+	if e.Has&HasSpeed != 0 {
+		spd = e.SpeedKmh
+	}
+	o := trackOut{Tracked: Tracked{Event: *e}}
+	c := tp.cabs[e.CabID]
+	if c == nil {
+		c = tr.seed(el, t, spd)
+		tp.cabs[e.CabID] = c
+		tp.nextExpiry = min(tp.nextExpiry, t+int64(tr.cfg.silentAfter))
+		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+	}
+	switch {
+	case t == c.lastT && pos == c.lastPos:
+		o.Duplicate = true
+	case t <= c.lastT:
+		o.OutOfOrder = true
+	}
+	if o.Duplicate || o.OutOfOrder {
+		// Replayed from here, the event would be the cab's first and look new.
+		tp.holds = append(tp.holds, hold{c.lastOff, el.Offset})
+		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+	}
+	cfg := &tr.cfg
+	pathAnchor := c.goodOff
+	if c.path.lastJump {
+		pathAnchor = min(pathAnchor, c.jumpOff)
+	}
+	prevGood := c.goodPos
+	seg := c.path.step(t, pos)
+	o.Jump = seg.jump
+	o.Pickup = c.lastStat == StatusAvailable && e.Status == StatusHired
+	if o.Jump {
+		tp.holds = append(tp.holds, hold{pathAnchor, el.Offset})
+	} else if o.Pickup {
+		tp.holds = append(tp.holds, hold{c.lastOff, el.Offset})
+	}
+	out = append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+	emit := func(a Alert) {
+		a.CabID = e.CabID
+		a.ID = AlertID(e.CabID, a.Type, a.Details.Fence, a.Time)
+		out = append(out, stream.Elem[trackOut]{Value: trackOut{alert: &a}, Time: el.Time, Offset: el.Offset})
+	}
+	here := Location{Lat: e.Lat, Lon: e.Lon}
+
+	// Harsh braking: between two consecutive readings.
+	if spd >= 0 && c.lastSpd >= 0 {
+		dt := t - c.lastT
+		if decel := (c.lastSpd - spd) / 3.6 / seconds(dt); decel > cfg.braking {
+			sev := SeverityMedium
+			if decel >= 2*cfg.braking {
+				sev = SeverityHigh
+			}
+			emit(Alert{Type: AlertHarshBraking, Time: time.Unix(0, c.lastT).UTC(), Location: here, Severity: sev,
+				Details: AlertDetails{Value: decel, Limit: cfg.braking, DurationS: seconds(dt)}})
+		}
+	}
+
+	// Speeding: readings above the limit for at least speedingFor.
+	switch {
+	case spd > cfg.speedLimit:
+		if c.speeding == epOff {
+			c.speeding, c.spStart, c.spPred, c.spMax = epOn, t, c.spOffOff, spd
+		}
+		if c.speeding == epOn {
+			c.spMax = max(c.spMax, spd)
+			if d := t - c.spStart; d >= int64(cfg.speedingFor) {
+				sev := SeverityMedium
+				if c.spMax >= 1.25*cfg.speedLimit {
+					sev = SeverityHigh
+				}
+				emit(Alert{Type: AlertSpeeding, Time: time.Unix(0, c.spStart).UTC(), Location: here, Severity: sev,
+					Details: AlertDetails{Value: c.spMax, Limit: cfg.speedLimit, DurationS: seconds(d)}})
+				c.speeding = epUnknown // fired: nothing more to fire, nothing to hold
+			}
+		}
+	default:
+		c.speeding, c.spOffOff = epOff, el.Offset
+	}
+
+	// Long idle: hired and standing still. A jump without a speed reading
+	// says nothing about standing still and leaves the stretch as it is.
+	if !(o.Jump && spd < 0) {
+		still, byMove := false, false
+		if spd >= 0 {
+			still = spd < idleSpeedKmh
+		} else {
+			still, byMove = Haversine(prevGood, pos) <= idleMoveKm, true
+		}
+		if e.Status == StatusHired && still {
+			if byMove {
+				// Seen as the cab's first event, this one would not be idle.
+				tp.holds = append(tp.holds, hold{min(c.lastOff, pathAnchor), el.Offset})
+			}
+			if c.idle == epOff {
+				c.idle, c.idStart, c.idPred = epOn, t, c.idOffOff
+			}
+			if c.idle == epOn {
+				if d := t - c.idStart; d >= int64(cfg.idleAfter) {
+					emit(Alert{Type: AlertLongIdle, Time: time.Unix(0, c.idStart).UTC(), Location: here, Severity: SeverityLow,
+						Details: AlertDetails{Value: seconds(d), Limit: seconds(int64(cfg.idleAfter)), DurationS: seconds(d)}})
+					c.idle = epUnknown
+				}
+			}
+		} else {
+			c.idle, c.idOffOff = epOff, el.Offset
+		}
+	}
+
+	// Geofences: transitions between good positions.
+	if !o.Jump && len(tr.fences) > 0 {
+		in := tr.inside(pos)
+		for i := range tr.fences {
+			bit := uint64(1) << i
+			if (in^c.fences)&bit == 0 {
+				continue
+			}
+			typ := AlertGeofenceExit
+			if in&bit != 0 {
+				typ = AlertGeofenceEnter
+			}
+			emit(Alert{Type: typ, Time: e.Time.UTC(), Location: here, Severity: SeverityInfo,
+				Details: AlertDetails{Fence: tr.fences[i].name}})
+		}
+		c.fences = in
+	}
+
+	if o.Jump {
+		c.jumpOff = el.Offset
+	} else {
+		c.goodOff, c.goodPos = el.Offset, pos
+	}
+	c.lastT, c.lastPos, c.lastOff, c.lastSpd, c.lastStat = t, pos, el.Offset, spd, e.Status
+	return out
+}
+
+// seed starts the state of a cab from its first event, which starts no
+// stretch, crosses no fence and picks nobody up.
+func (tr *tracker) seed(el *stream.Elem[Event], t int64, spd float64) *cabState {
+	e := &el.Value
+	pos := e.Point()
+	c := &cabState{
+		lastT: t, lastPos: pos, lastOff: el.Offset, lastSpd: spd, lastStat: e.Status,
+		goodOff: el.Offset, goodPos: pos,
+		spOffOff: el.Offset, idOffOff: el.Offset,
+	}
+	c.path.jumpKmh = tr.cfg.jumpKmh
+	c.path.step(t, pos)
+	if spd > tr.cfg.speedLimit {
+		c.speeding = epUnknown
+	}
+	if e.Status == StatusHired && spd >= 0 && spd < idleSpeedKmh {
+		c.idle = epUnknown
+	}
+	if len(tr.fences) > 0 {
+		c.fences = tr.inside(pos)
+	}
+	return c
+}
+
+func (tr *tracker) inside(p Point) uint64 {
+	var in uint64
+	for i := range tr.fences {
+		if tr.fences[i].contains(p) {
+			in |= 1 << i
+		}
+	}
+	return in
+}
+
+// expire fires device-silent for every cab whose latest event is more than
+// silentAfter behind the watermark, and forgets it.
+func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+	if wm == stream.NoWatermark || wm <= tp.nextExpiry {
+		return out
+	}
+	silent := int64(tr.cfg.silentAfter)
+	next := int64(math.MaxInt64)
+	fired := tr.fired[:0]
+	for id, c := range tp.cabs {
+		deadline := c.lastT + silent
+		if wm > deadline {
+			start := time.Unix(0, c.lastT).UTC()
+			fired = append(fired, silentCab{Alert{
+				ID: AlertID(id, AlertDeviceSilent, "", start), Type: AlertDeviceSilent, CabID: id,
+				Time: start, Location: Location{Lat: c.lastPos.Lat, Lon: c.lastPos.Lon},
+				Severity: SeverityMedium, Details: AlertDetails{Limit: seconds(silent), DurationS: seconds(silent)},
+			}, c.lastOff})
+			delete(tp.cabs, id)
+			continue
+		}
+		next = min(next, deadline)
+	}
+	tp.nextExpiry = next
+	slices.SortFunc(fired, func(a, b silentCab) int {
+		return cmp.Or(a.alert.Time.Compare(b.alert.Time), cmp.Compare(a.alert.CabID, b.alert.CabID))
+	})
+	for i := range fired {
+		a := fired[i].alert
+		out = append(out, stream.Elem[trackOut]{Value: trackOut{alert: &a}, Time: a.Time.UnixNano() + silent, Offset: fired[i].off})
+	}
+	clear(fired)
+	tr.fired = fired[:0]
+	return out
+}
+
+// Retained returns the oldest offset any cab's state depends on, moved back
+// out of every hold it falls in.
+func (tr *tracker) Retained(part int32) (int64, bool) {
+	tp := tr.parts[part]
+	if tp == nil {
+		return 0, false
+	}
+	m := int64(math.MaxInt64)
+	for _, c := range tp.cabs {
+		m = min(m, c.anchor())
+	}
+	// Holds are sorted by hi; walking back, each one that m falls in moves m
+	// to its lo, which may fall in an older one.
+	for i := len(tp.holds) - 1; i >= 0; i-- {
+		h := tp.holds[i]
+		if h.hi < m {
+			break
+		}
+		if h.lo < m {
+			m = h.lo
+		}
+	}
+	// Holds entirely before m can never matter again: m only moves forward.
+	k := 0
+	for k < len(tp.holds) && tp.holds[k].hi < m {
+		k++
+	}
+	tp.holds = append(tp.holds[:0], tp.holds[k:]...)
+	if m == math.MaxInt64 {
+		return 0, false
+	}
+	return m, true
+}
+
+func (tr *tracker) Drop(part int32) { delete(tr.parts, part) }
+
+func (tr *tracker) StateSize() int {
+	n := 0
+	for _, tp := range tr.parts {
+		n += len(tp.cabs)
+	}
+	return n
+}
