@@ -33,30 +33,22 @@
 //
 // # Watermarks and lateness
 //
-// The pipeline computes a watermark per batch (stream.WithMaxOutOfOrderness,
-// stream.WithIdleTimeout): per source partition, the newest event time minus the bound; the
-// minimum over partitions that are not idle; the end of time once the input ended. A window
-// fires (emits its final result) when that pipeline watermark reaches its end plus the grace
-// period. End of input therefore closes every window.
+// Every source partition has a watermark: its newest event time minus the bound set with
+// stream.WithMaxOutOfOrderness. Since state is kept per partition, a partition's windows fire
+// (emit their final results) when its own watermark reaches their end plus the grace period;
+// once the partition is idle (stream.WithIdleTimeout) they fire on the pipeline watermark
+// instead, so an idle partition does not keep its windows open (see
+// stream.PartitionContext.PartitionWatermark). End of input closes every window.
 //
-// Lateness is decided record by record from the partition's own watermark: the newest event
-// time seen so far in the record's partition minus the bound. A record is late when its window
-// ends, plus the grace period, at or before that watermark; for Sliding, when the earliest
-// window it belongs to does (it then counts for none of them); for Session, when its own
-// [t, t+gap) does or when it would join such a closed session. Because the pipeline watermark
-// never passes a busy partition's own, a window never fires before its partition has closed
-// it, and which records a window holds depends only on the order of the partition's records,
-// not on how they were cut into batches. (The pipeline watermark is computed from the source
-// records: if an operator before the window drops a partition's newest records or moves event
-// times forward, windows may fire before the partition's own watermark closes them, and that
-// guarantee weakens to "per batch".)
-//
-// Idle partitions stop holding the pipeline watermark back, so the windows of the others fire;
-// an idle partition's own open windows fire too, and its records that arrive later for them are
-// late. Idleness is measured in processing time, so results that involve idle partitions are
-// not reproducible by a replay. Likewise a source should assign its partitions up front
-// (stream.Input.Assign, as the Kafka source does): a partition whose first records arrive after
-// the others moved the watermark on finds its first windows already closed.
+// Lateness is decided record by record from the same partition watermark, as it stands when
+// the record arrives. A record is late when its window ends, plus the grace period, at or
+// before it; for Sliding, when the earliest window it belongs to does (it then counts for none
+// of them); for Session, when its own [t, t+gap) does or when it would join such a closed
+// session; and when its window was already emitted (after the partition had been idle). Which
+// records a window holds therefore depends only on the order of the partition's records, not
+// on how they were cut into batches, nor on the other partitions. Idleness is measured in
+// processing time, so results that involve idle partitions are the exception: a replay may not
+// reproduce them.
 //
 // # Emission
 //

@@ -105,7 +105,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			sk.ss = slices.Delete(sk.ss, f+1, m)
 		}
 	}
-	w.fwm = max(w.fwm, pc.Watermark)
+	w.fwm = max(w.fwm, w.fireMark(pc))
 	o = w.emit(o, true)
 	if every {
 		o = w.emit(o, false)

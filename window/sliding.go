@@ -143,7 +143,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			}
 		}
 	}
-	w.fwm = max(w.fwm, pc.Watermark)
+	w.fwm = max(w.fwm, w.fireMark(pc))
 	if !w.started {
 		return o
 	}

@@ -85,7 +85,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			b.changed = append(b.changed, j)
 		}
 	}
-	w.fwm = max(w.fwm, pc.Watermark)
+	w.fwm = max(w.fwm, w.fireMark(pc))
 	n := 0
 	for _, b := range w.open {
 		if b.start+size+grace > w.fwm {

@@ -232,7 +232,7 @@ type partClock struct {
 	grace int64
 	// maxT is the newest event time seen in the partition, pwm = maxT - ooo its watermark.
 	maxT, pwm int64
-	// fwm is the pipeline watermark at the last firing; windows behind it were emitted.
+	// fwm is the watermark of the last firing (fireMark); windows behind it were emitted.
 	fwm int64
 	// floor is the start of the first pane seen: earlier windows are never emitted, so that a
 	// replay from a committed offset (whose first record sets the floor) gives the same
@@ -244,14 +244,24 @@ type partClock struct {
 }
 
 // observe records event time t and returns the watermark that decides lateness: the
-// partition's own, or the last pipeline watermark that fired windows if that is ahead (an
-// idle partition).
+// partition's own, or the watermark of the last firing if that is ahead (an idle partition).
 func (c *partClock) observe(t int64) int64 {
 	if t > c.maxT {
 		c.maxT = t
 		c.pwm = t - c.ooo
 	}
 	return max(c.pwm, c.fwm)
+}
+
+// fireMark is the watermark the partition's windows fire on: the partition's own, as the
+// pipeline sees it and as this operator sees it (the lower, in case an operator upstream
+// dropped records), so that a window never fires before the partition has closed it; or,
+// once the partition is idle, the pipeline's (stream.PartitionContext.PartitionWatermark).
+func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
+	if pc.Idle || pc.PartitionWatermark == stream.EndOfTime {
+		return pc.PartitionWatermark
+	}
+	return min(pc.PartitionWatermark, c.pwm)
 }
 
 // commit returns the replay position: a newly valid candidate if ok, else the previous one.
