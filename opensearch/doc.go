@@ -40,7 +40,10 @@
 // Backoff.Initial and Backoff.Max. Attempts are unlimited by default: an outage blocks Write,
 // and so the pipeline, instead of losing data; when ctx ends Write returns ctx.Err(). With
 // Backoff.MaxAttempts set, Write fails after that many attempts with a retryable error and
-// the pipeline's own retry policy takes over. A request refused as a whole with another 4xx
+// the pipeline's own retry policy takes over. The pipeline writes the batch in flight with a
+// context that shutdown does not cancel, so during an outage Run returns only once the batch
+// is written; set MaxAttempts to bound that wait: Write then fails, and the pipeline's retry
+// loop, which watches ctx, stops without acknowledging the batch. A request refused as a whole with another 4xx
 // (401, 403, 413) fails Write with an error marked stream.Permanent.
 //
 // # Dead letters
