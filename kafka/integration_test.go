@@ -344,9 +344,10 @@ func TestSourceSCRAM(t *testing.T) {
 	})
 }
 
-// TestSourceBrokerRestartDisruptive stops and restarts the shared Kafka broker: it disturbs
-// every test that uses Kafka at the same time.
-func TestSourceBrokerRestartDisruptive(t *testing.T) {
+// TestFaultSourceBrokerRestart stops and restarts the shared Kafka broker, so it runs in the
+// fault step of make test (see testenv.FaultTest).
+func TestFaultSourceBrokerRestart(t *testing.T) {
+	testenv.FaultTest(t)
 	brokers := testenv.KafkaBrokers(t)
 	const half, parts = 20_000, 6
 	topic := newTopic(t, brokers, "restart", parts)
