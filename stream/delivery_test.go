@@ -270,3 +270,22 @@ func TestPartitionWatermark(t *testing.T) {
 		{0, sec(110), sec(300), false}, {1, sec(300), sec(300), true},
 	}, got)
 }
+
+func TestShutdownGraceCancelsStuckOutput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithShutdownGrace(5*time.Second))
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1}, wait: true}
+		s := stream.From(p, stream.Source[int](src))
+		ctx, cancel := context.WithCancel(t.Context())
+		stream.ForEachBatch(s, func(wctx context.Context, _ stream.BatchInfo, b []int) error {
+			cancel()
+			<-wctx.Done() // a sink stuck on an outage
+			return wctx.Err()
+		})
+		start := time.Now()
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		require.Equal(t, 5*time.Second, time.Since(start)-time.Second, "the output got the grace after the first batch")
+		require.Nil(t, src.commits.Load(), "the cancelled batch was not acknowledged")
+	})
+}

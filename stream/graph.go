@@ -95,6 +95,11 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 // for event-time windows. The pipeline calls Process once per batch for every live partition,
 // in increasing partition order, with that partition's input (possibly empty, so that
 // watermark-driven output can fire). State must be kept per partition.
+//
+// Ordering guarantee: within a batch, the pipeline runs one partition through every operator
+// of the graph, in the order the operators were created, before the next partition. So an
+// operator created after another sees, in the same call for the same partition, what the
+// earlier one produced (a side output read through a second operator is consistent).
 type Operator[In, Out any] interface {
 	// Process appends the outputs for this partition and batch to out and returns it. It must
 	// not keep in or out past the call.

@@ -13,16 +13,17 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	name        string
-	logger      *slog.Logger
-	clock       Clock
-	maxRecords  int
-	maxBytes    int64
-	outOfOrder  time.Duration
-	idleTimeout time.Duration
-	retry       RetryPolicy
-	statsHook   func(BatchStats)
-	errs        []error
+	name          string
+	logger        *slog.Logger
+	clock         Clock
+	maxRecords    int
+	maxBytes      int64
+	outOfOrder    time.Duration
+	idleTimeout   time.Duration
+	retry         RetryPolicy
+	statsHook     func(BatchStats)
+	shutdownGrace time.Duration
+	errs          []error
 }
 
 // RetryPolicy says how the run loop retries a batch whose outputs failed: exponential backoff
@@ -36,13 +37,14 @@ type RetryPolicy struct {
 
 func defaultConfig() config {
 	return config{
-		name:        "fleetstream",
-		logger:      slog.New(slog.DiscardHandler),
-		clock:       SystemClock,
-		maxRecords:  100_000,
-		maxBytes:    64 << 20,
-		idleTimeout: time.Minute,
-		retry:       RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+		name:          "fleetstream",
+		logger:        slog.New(slog.DiscardHandler),
+		clock:         SystemClock,
+		maxRecords:    100_000,
+		maxBytes:      64 << 20,
+		idleTimeout:   time.Minute,
+		retry:         RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+		shutdownGrace: 30 * time.Second,
 	}
 }
 
@@ -128,4 +130,17 @@ func WithRetry(p RetryPolicy) Option {
 // stats. It must not block.
 func WithStatsHook(f func(BatchStats)) Option {
 	return optionFunc(func(c *config) { c.statsHook = f })
+}
+
+// WithShutdownGrace bounds how long the batch in flight may still take to write once Run's
+// context ended (SIGTERM): the outputs' context is cancelled after d, the batch is then not
+// acknowledged, and its records are replayed by the next run. Default 30 s.
+func WithShutdownGrace(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.errs = append(c.errs, invalid("WithShutdownGrace(%v): negative", d))
+			return
+		}
+		c.shutdownGrace = d
+	})
 }

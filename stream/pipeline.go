@@ -163,6 +163,14 @@ func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
 
 func (p *Pipeline) fail(err error) { p.errs = append(p.errs, err) }
 
+// Fail records a construction error, for operators built outside this package (package
+// window uses it): Err, Run and Step return it.
+func (p *Pipeline) Fail(err error) {
+	if err != nil {
+		p.fail(err)
+	}
+}
+
 // Stats returns the stats of the last acknowledged batch. Safe for concurrent use.
 func (p *Pipeline) Stats() BatchStats {
 	p.statsMu.Lock()
@@ -219,25 +227,30 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("stream: source: %w", srcErr), p.closeOutputs(context.WithoutCancel(ctx)))
 		}
 		scheduled := next
-		done, err := p.step(context.WithoutCancel(ctx), scheduled)
+		outCtx, release := p.outputContext(ctx)
+		done, err := p.step(outCtx, scheduled)
 		for err != nil {
 			if IsPermanent(err) {
 				p.cfg.logger.Error("stream: permanent output error", "err", err)
+				release()
 				return errors.Join(err, stop())
 			}
 			attempts := p.pending.attempts
 			if p.cfg.retry.MaxAttempts > 0 && attempts >= p.cfg.retry.MaxAttempts {
+				release()
 				return errors.Join(err, stop())
 			}
 			d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempts)
 			p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", p.pending.info.Batch, "attempt", attempts, "backoff", d, "err", err)
 			select {
 			case <-ctx.Done():
+				release()
 				return errors.Join(ctx.Err(), stop())
 			case <-clk.After(d):
 			}
-			done, err = p.step(context.WithoutCancel(ctx), scheduled)
+			done, err = p.step(outCtx, scheduled)
 		}
+		release()
 		if done {
 			return stop()
 		}
@@ -245,6 +258,28 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if now := clk.Now(); next.Before(now) {
 			next = now
 		}
+	}
+}
+
+// outputContext returns the context outputs run with: it is not cancelled with ctx, so the
+// batch in flight is finished on shutdown, but once ctx ends the outputs get at most the
+// shutdown grace (WithShutdownGrace) before it is cancelled too. release must be called when
+// the batch is done.
+func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	finished := make(chan struct{})
+	stopWatch := context.AfterFunc(ctx, func() {
+		select {
+		case <-p.cfg.clock.After(p.cfg.shutdownGrace):
+			p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+			cancel()
+		case <-finished:
+		}
+	})
+	return out, func() {
+		stopWatch()
+		close(finished)
+		cancel()
 	}
 }
 
