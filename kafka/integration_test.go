@@ -69,6 +69,21 @@ func TestSourceBoundedEndsAtStartOffsets(t *testing.T) {
 	requireCommittedAtEnd(t, brokers, group, topic, parts)
 }
 
+func TestSourceEndWhenCaughtUp(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	const parts = 3
+	topic := newTopic(t, brokers, "caughtup", parts)
+	produceEvents(t, brokers, topic, parts, 0, 4000)
+	group := testenv.UniqueName(t, "g-caughtup")
+	ids, res := newIDSet(), newResults()
+	r := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic),
+		opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(500 * time.Millisecond)}, ids: ids, results: res})
+	require.NoError(t, r.wait(t), "the run ends by itself once caught up")
+	require.Equal(t, 4000, ids.distinct())
+	require.Equal(t, expectedResults(4000), res.snapshot(), "ending the input closes every window")
+	requireCommittedAtEnd(t, brokers, group, topic, parts)
+}
+
 // crashable drops commits once crashed: what a killed process would have committed.
 type crashable struct {
 	*kafka.Source[event]

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"time"
+
 	"log/slog"
 
 	"github.com/IBM/sarama"
@@ -26,6 +28,7 @@ type common struct {
 type sourceOptions struct {
 	common
 	bounded   bool
+	caughtUp  time.Duration
 	dlqTopic  string
 	dlqWriter DeadLetterWriter
 	errs      []error
@@ -64,6 +67,19 @@ func WithSaramaConfig(f func(*sarama.Config)) Option {
 // end its input, so the pipeline closes every window, commits and returns: a backfill.
 func WithBounded() SourceOption {
 	return sourceOpt(func(o *sourceOptions) { o.bounded = true })
+}
+
+// WithEndWhenCaughtUp ends the input once every partition the Source owns has been read to
+// its high-water mark and no new record arrived for idle: the pipeline closes every window,
+// commits and Run returns nil. It suits jobs that drain a topic and exit (the fleet demo).
+func WithEndWhenCaughtUp(idle time.Duration) SourceOption {
+	return sourceOpt(func(o *sourceOptions) {
+		if idle <= 0 {
+			o.errs = append(o.errs, invalid("WithEndWhenCaughtUp", "idle %v must be positive", idle))
+			return
+		}
+		o.caughtUp = idle
+	})
 }
 
 // WithDeadLetterTopic sends undecodable records to topic instead of "<source topic>.dlq".

@@ -67,6 +67,9 @@ type partition struct {
 	// pushedNext is the offset after the last record pushed into the input. Owned by the
 	// claim's goroutine.
 	pushedNext int64
+	// read is the offset after the last record pushed into the input or dead-lettered, for
+	// the caught-up monitor (WithEndWhenCaughtUp).
+	read atomic.Int64
 
 	mu sync.Mutex
 	// committed is the offset last marked for commit (or where the claim started).
@@ -211,6 +214,12 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		mctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		wg.Go(func() { s.monitorBounded(mctx, client, in) })
+	}
+
+	if s.o.caughtUp > 0 {
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Go(func() { s.monitorCaughtUp(mctx, in, s.o.caughtUp) })
 	}
 
 	h := &handler[T]{
@@ -386,6 +395,43 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 				}
 			}
 			s.mu.Unlock()
+		}
+	}
+}
+
+// monitorCaughtUp closes the input once every partition this instance owns has been read to
+// its high-water mark and stayed so for idle (WithEndWhenCaughtUp).
+func (s *Source[T]) monitorCaughtUp(ctx context.Context, in *stream.Input[T], idle time.Duration) {
+	tick := time.NewTicker(min(idle/4, time.Second))
+	defer tick.Stop()
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		caught := len(s.owned) > 0
+		for _, p := range s.owned {
+			if p.read.Load() < p.claim.HighWaterMarkOffset() {
+				caught = false
+				break
+			}
+		}
+		if caught && !since.IsZero() && time.Since(since) >= idle {
+			s.ended = true
+			s.mu.Unlock()
+			s.log.Info("kafka: every partition caught up; ending the input", "idle", idle)
+			in.Close()
+			return
+		}
+		s.mu.Unlock()
+		switch {
+		case !caught:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
 		}
 	}
 }
@@ -699,6 +745,7 @@ func cmpInt64(a, b int64) int {
 func (c *claimLoop[T]) pushed(next int64) {
 	p := c.p
 	p.pushedNext = next
+	p.read.Store(next)
 	if p.runActive { // only this goroutine writes runActive
 		p.mu.Lock()
 		p.runActive = false
@@ -711,6 +758,7 @@ func (c *claimLoop[T]) pushed(next int64) {
 // if the pipeline already committed everything pushed, the run is committed right away.
 func (c *claimLoop[T]) skipped(off int64) {
 	p := c.p
+	p.read.Store(off + 1)
 	p.mu.Lock()
 	if !p.runActive {
 		p.runActive, p.runStart = true, p.pushedNext
