@@ -1,0 +1,94 @@
+// Command fleetpipeline is fleetstream's bundled fleet job, the Spark Streaming job it
+// replaces: it reads cab telemetry JSON from a Kafka topic (bad records go to <topic>.dlq) and
+// writes to OpenSearch
+//
+//   - per-cab stats for tumbling event-time windows (default 1 minute) to cab-stats-YYYY.MM.DD,
+//   - zone demand per geohash-6 cell for 5-minute windows to zone-demand-YYYY.MM.DD,
+//   - alerts (speeding, harsh braking, long idle, geofence, device silent) to
+//     cab-alerts-YYYY.MM.DD and to the Kafka topic cab-alerts,
+//
+// with deterministic document ids, so a restart or a rebalance replays without duplicating.
+// Without flags it uses the testenv services (make services-up). It prints a status line
+// every few seconds and stops gracefully on SIGINT or SIGTERM; with -exit-when-idle it ends
+// by itself once the topic is drained.
+//
+//	go run ./examples/fleetpipeline -exit-when-idle 5s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fleetstream/fleetstream/examples/internal/cli"
+)
+
+func main() {
+	fs := flag.NewFlagSet("fleetpipeline", flag.ExitOnError)
+	cfg := registerFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, cfg, os.Stderr)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
+		os.Exit(1)
+	}
+}
+
+// config is everything the flags set.
+type config struct {
+	kafka       *cli.Kafka
+	opensearch  *cli.OpenSearch
+	topic       string
+	group       string
+	name        string
+	alertsTopic string
+	statsWindow time.Duration
+	zoneWindow  time.Duration
+	lateness    time.Duration
+	outOfOrder  time.Duration
+	batch       time.Duration
+	exitIdle    time.Duration
+	statusEvery time.Duration
+	replicas    int
+	indexTag    string
+	verbose     bool
+}
+
+func registerFlags(fs *flag.FlagSet) *config {
+	c := &config{}
+	c.kafka = cli.KafkaFlags(fs)
+	c.opensearch = cli.OpenSearchFlags(fs, c.kafka)
+	fs.StringVar(&c.topic, "topic", "cab-telemetry", "Kafka topic of cab telemetry (JSON, keyed by cab_id)")
+	fs.StringVar(&c.group, "group", "fleetpipeline", "Kafka consumer group")
+	fs.StringVar(&c.name, "name", "fleetpipeline", "pipeline name, part of every document id")
+	fs.StringVar(&c.alertsTopic, "alerts-topic", "cab-alerts", "Kafka topic alerts are also written to (empty: none)")
+	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
+	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")
+	fs.DurationVar(&c.lateness, "lateness", 30*time.Second, "allowed lateness (grace) after a window's end")
+	fs.DurationVar(&c.outOfOrder, "out-of-order", 30*time.Second, "maximum out-of-orderness of events within a partition")
+	fs.DurationVar(&c.batch, "batch", time.Second, "batch interval")
+	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition has been caught up this long, close all windows, commit and exit 0 (0: run until stopped)")
+	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line")
+	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
+	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
+	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
+	return c
+}
+
+func logger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+type (
+	cabResult  = window.Result[string, telemetry.CabStats]
+	zoneResult = window.Result[string, telemetry.ZoneDemand]
+)
+
+// counters are what the status line shows.
+type counters struct {
+	windows, alerts atomic.Int64
+	last            atomic.Pointer[stream.BatchStats]
+	mu              sync.Mutex
+	latency         []time.Duration // window close (batch) to cab stats acknowledged
+}
+
+func run(ctx context.Context, c *config, w io.Writer) error {
+	log := logger(w, c.verbose)
+	kcfg := c.kafka.Config()
+	kcfg.Group, kcfg.Topics = c.group, []string{c.topic}
+	ocfg, err := c.opensearch.Config()
+	if err != nil {
+		return err
+	}
+	ocfg.Logger = log
+
+	var cnt counters
+	p, err := stream.New(c.batch,
+		stream.WithName(c.name),
+		stream.WithLogger(log),
+		stream.WithMaxOutOfOrderness(c.outOfOrder),
+		stream.WithStatsHook(func(s stream.BatchStats) { cnt.last.Store(&s) }),
+	)
+	if err != nil {
+		return err
+	}
+	srcOpts := []kafka.SourceOption{kafka.WithLogger(log)}
+	if c.exitIdle > 0 {
+		srcOpts = append(srcOpts, kafka.WithEndWhenCaughtUp(c.exitIdle))
+	}
+	codec := kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
+		e, err := telemetry.Decode(m.Value)
+		return e, e.Time, err
+	})
+	src, err := kafka.NewSource(kcfg, codec, srcOpts...)
+	if err != nil {
+		return err
+	}
+	events := stream.From(p, src)
+
+	grace := telemetry.WindowOptions(window.Grace(c.lateness))
+	tracker, err := telemetry.Track(events)
+	if err != nil {
+		return err
+	}
+	cabs, err := telemetry.CabStatsStream(events, window.Tumbling(c.statsWindow), grace)
+	if err != nil {
+		return err
+	}
+	zones, err := telemetry.ZoneDemandStream(tracker.Events(), window.Tumbling(c.zoneWindow), grace)
+	if err != nil {
+		return err
+	}
+
+	client, err := opensearch.NewClient(ctx, ocfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := client.EnsureTemplates(ctx, opensearch.WithReplicas(c.replicas)); err != nil {
+		return fmt.Errorf("index templates: %w", err)
+	}
+	if c.alertsTopic != "" {
+		if _, err := kafka.EnsureTopic(ctx, kcfg, c.alertsTopic, 6, 1); err != nil {
+			return err
+		}
+	}
+	// Documents OpenSearch rejects for good go to the telemetry dead-letter topic, as JSON.
+	dlq, err := kafka.NewProducer(kcfg, c.topic+".dlq", kafka.KeyValue(
+		func(r opensearch.Rejected) []byte { return []byte(r.ID) },
+		func(r opensearch.Rejected) ([]byte, error) { return json.Marshal(rejected(r)) },
+	), kafka.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer dlq.Close(context.WithoutCancel(ctx))
+	deadLetters := opensearch.WithDeadLetter(opensearch.DeadLetterFunc(dlq.Write))
+
+	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[cabResult]{
+		Index: opensearch.DailyIndex(c.index("cab-stats"), func(r cabResult) time.Time { return r.Start }),
+		ID:    func(r cabResult) string { return telemetry.CabStatsDoc(r).DocID(c.name) },
+		Body:  func(dst []byte, r cabResult) ([]byte, error) { return telemetry.CabStatsDoc(r).AppendJSON(dst), nil },
+	}, deadLetters, opensearch.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	zoneSink, err := opensearch.NewSink(client, opensearch.Mapping[zoneResult]{
+		Index: opensearch.DailyIndex(c.index("zone-demand"), func(r zoneResult) time.Time { return r.Start }),
+		ID:    func(r zoneResult) string { return telemetry.ZoneDemandDoc(r).DocID(c.name) },
+		Body:  func(dst []byte, r zoneResult) ([]byte, error) { return telemetry.ZoneDemandDoc(r).AppendJSON(dst), nil },
+	}, deadLetters, opensearch.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	alertSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.Alert]{
+		Index: opensearch.DailyIndex(c.index("cab-alerts"), func(a telemetry.Alert) time.Time { return a.Time }),
+		ID:    func(a telemetry.Alert) string { return a.ID },
+		Body:  func(dst []byte, a telemetry.Alert) ([]byte, error) { return a.AppendJSON(dst), nil },
+	}, deadLetters, opensearch.WithLogger(log))
+	if err != nil {
+		return err
+	}
+
+	final := func(r cabResult) bool { return r.Final }
+	cabDocs := cabs.Results().Filter(final)
+	stream.ForEachBatch(cabDocs, func(ctx context.Context, info stream.BatchInfo, batch []cabResult) error {
+		if err := cabSink.Write(ctx, batch); err != nil {
+			return err
+		}
+		cnt.windows.Add(int64(len(batch)))
+		if len(batch) > 0 {
+			cnt.mu.Lock()
+			cnt.latency = append(cnt.latency, time.Since(info.Time))
+			cnt.mu.Unlock()
+		}
+		return nil
+	})
+	zoneDocs := zones.Results().Filter(func(r zoneResult) bool { return r.Final })
+	stream.To(zoneDocs, zoneSink)
+	stream.ForEachBatch(zoneDocs, func(_ context.Context, _ stream.BatchInfo, b []zoneResult) error {
+		cnt.windows.Add(int64(len(b)))
+		return nil
+	})
+	alerts := tracker.Alerts()
+	stream.To(alerts, alertSink)
+	if c.alertsTopic != "" {
+		prod, err := kafka.NewProducer(kcfg, c.alertsTopic, kafka.KeyValue(
+			func(a telemetry.Alert) []byte { return []byte(a.CabID) },
+			func(a telemetry.Alert) ([]byte, error) { return a.AppendJSON(nil), nil },
+		), kafka.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		stream.To(alerts, prod) // the pipeline closes it
+	}
+	stream.ForEachBatch(alerts, func(_ context.Context, _ stream.BatchInfo, b []telemetry.Alert) error {
+		cnt.alerts.Add(int64(len(b)))
+		return nil
+	})
+
+	statusCtx, stopStatus := context.WithCancel(ctx)
+	defer stopStatus()
+	go status(statusCtx, w, c.statusEvery, &cnt)
+
+	start := time.Now()
+	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)
+	err = p.Run(ctx)
+	stopStatus()
+	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink, cabs.LateCount())
+	if errors.Is(err, context.Canceled) {
+		log.Info("fleetpipeline: stopped")
+		return nil
+	}
+	return err
+}
+
+// index returns the name prefix of one of the pipeline's indexes.
+func (c *config) index(base string) string {
+	if c.indexTag == "" {
+		return base
+	}
+	return base + "-" + c.indexTag
+}
+
+// rejectedDoc is the dead-letter record of a document OpenSearch refused.
+type rejectedDoc struct {
+	Index  string          `json:"index"`
+	ID     string          `json:"id"`
+	Status int             `json:"status"`
+	Type   string          `json:"type"`
+	Reason string          `json:"reason"`
+	Doc    json.RawMessage `json:"doc,omitempty"`
+}
+
+func rejected(r opensearch.Rejected) rejectedDoc {
+	d := rejectedDoc{Index: r.Index, ID: r.ID, Status: r.Status, Type: r.Type, Reason: r.Reason}
+	if json.Valid(r.Doc) {
+		d.Doc = r.Doc
+	}
+	return d
+}
+
+func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastRecords int64
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s := cnt.last.Load()
+			if s == nil {
+				fmt.Fprintln(w, "fleetpipeline: waiting for the first batch")
+				continue
+			}
+			rate := float64(s.Source.Records-lastRecords) / now.Sub(lastAt).Seconds()
+			lastRecords, lastAt = s.Source.Records, now
+			var lag int64
+			for _, l := range s.Source.Lag {
+				lag += l
+			}
+			wm := "-"
+			if !s.Watermark.IsZero() {
+				wm = s.Watermark.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d\n",
+				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters)
+		}
+	}
+}
+
+func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats },
+	cab *opensearch.Sink[cabResult], zone *opensearch.Sink[zoneResult], alert *opensearch.Sink[telemetry.Alert], late int64) {
+	s := src.Stats()
+	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events\n",
+		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, late)
+	for _, x := range []struct {
+		name string
+		st   opensearch.Stats
+	}{{"cab-stats", cab.Stats()}, {"zone-demand", zone.Stats()}, {"cab-alerts", alert.Stats()}} {
+		fmt.Fprintf(w, "fleetpipeline: %-11s created %d, updated %d, dead-lettered %d, bulk retries %d\n",
+			x.name, x.st.Indexed, x.st.Updated, x.st.DeadLettered, x.st.RequestRetries)
+	}
+	cnt.mu.Lock()
+	lat := slices.Clone(cnt.latency)
+	cnt.mu.Unlock()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		fmt.Fprintf(w, "fleetpipeline: window close to cab stats acknowledged: median %v, p99 %v (%d batches)\n",
+			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), len(lat))
+	}
+}
