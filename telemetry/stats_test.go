@@ -80,7 +80,7 @@ func TestCabStatsHandComputed(t *testing.T) {
 	require.Equal(t, 40.0, a.MaxSpeedKmh)
 	require.EqualValues(t, 4, a.SpeedSamples)
 	require.Equal(t, telemetry.Location{Lat: 41.153, Lon: lon0}, a.LastLocation) // e3, the latest
-	require.Equal(t, hired, a.LastStatus)                                          // e3 has none: e2's
+	require.Equal(t, hired, a.LastStatus)                                        // e3 has none: e2's
 
 	b := docs[1]
 	require.Equal(t, "B", b.CabID)

@@ -1,0 +1,375 @@
+package telemetry_test
+
+import (
+	"hash/fnv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+type trackRun struct {
+	h      *streamtest.Harness
+	q      *streamtest.Queue[telemetry.Event]
+	alerts *streamtest.Collector[telemetry.Alert]
+	events *streamtest.Collector[telemetry.Tracked]
+}
+
+func newTrackRun(t *testing.T, opts ...telemetry.Option) *trackRun {
+	t.Helper()
+	h := streamtest.New(t, time.Second)
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s, opts...)
+	require.NoError(t, err)
+	return &trackRun{h: h, q: q, alerts: streamtest.Collect(tr.Alerts()), events: streamtest.Collect(tr.Events())}
+}
+
+// oneByOne queues every event as a batch of its own.
+func (r *trackRun) oneByOne(es ...telemetry.Event) {
+	for _, e := range es {
+		r.q.Add(rec(e))
+	}
+}
+
+func at(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
+
+func TestTrackSpeedingAndHarshBraking(t *testing.T) {
+	r := newTrackRun(t, telemetry.SpeedLimit(100, 10*time.Second), telemetry.HarshBraking(4))
+	speeds := []struct{ sec, kmh float64 }{
+		{0, 80}, {5, 110}, {10, 120}, {15, 115}, {20, 90}, {25, 130}, {30, 95}, {32, 40},
+	}
+	for i, s := range speeds {
+		r.oneByOne(ev("A", s.sec, 41.15+0.0005*float64(i), s.kmh, hired))
+	}
+	r.q.End()
+	r.h.RunUntilDone()
+	al := r.alerts.All()
+	require.Len(t, al, 2)
+
+	// 110, 120, 115 from 5 s to 15 s: 10 s above 100 km/h.
+	sp := al[0]
+	require.Equal(t, telemetry.AlertSpeeding, sp.Type)
+	require.Equal(t, "A/speeding/2026-11-25T10:00:05Z", sp.ID)
+	require.Equal(t, at(5), sp.Time)
+	require.Equal(t, telemetry.AlertDetails{Value: 120, Limit: 100, DurationS: 10}, sp.Details)
+	require.Equal(t, telemetry.SeverityMedium, sp.Severity)
+	require.Equal(t, telemetry.Location{Lat: 41.15 + 0.0005*3, Lon: lon0}, sp.Location)
+	// 130 at 25 s lasted 5 s: no alert. 95 -> 40 km/h in 2 s is 7.64 m/s².
+	hb := al[1]
+	require.Equal(t, telemetry.AlertHarshBraking, hb.Type)
+	require.Equal(t, at(30), hb.Time)
+	require.InDelta(t, 55/3.6/2, hb.Details.Value, 1e-12)
+	require.Equal(t, 4.0, hb.Details.Limit)
+	require.Equal(t, 2.0, hb.Details.DurationS)
+
+	// Commits (recorded when they move) hold back to the event before an
+	// open speeding stretch: offsets 0..7, one batch each; the stretch from
+	// offset 1 (before it: 0) fires at offset 3, the one from offset 5
+	// (before it: 4) ends at offset 6; the end of input commits 8.
+	var committed []int64
+	for _, c := range r.q.Commits() {
+		committed = append(committed, c[0].Offset)
+	}
+	require.Equal(t, []int64{0, 3, 4, 6, 7, 8}, committed)
+}
+
+func TestTrackIdlePickupSilent(t *testing.T) {
+	r := newTrackRun(t, telemetry.IdleAfter(time.Minute), telemetry.SilentAfter(time.Minute))
+	r.oneByOne(
+		ev("C", 0, 41.0, 10, avail), // then silent
+		ev("B", 0, 41.2, 30, avail),
+		ev("B", 15, 41.2, 0, hired), // pickup; idle from here
+		ev("B", 30, 41.2, 0, hired),
+		ev("B", 45, 41.2, -1, hired), // no reading, did not move: still idle
+		ev("B", 60, 41.2, 0.5, hired),
+		ev("B", 75, 41.2, 0, hired), // idle for 60 s: alert
+		ev("B", 90, 41.2, 0, hired), // no second alert
+		ev("B", 105, 41.21, 20, hired),
+	)
+	r.q.End()
+	r.h.RunUntilDone()
+
+	var pickups []time.Time
+	for _, e := range r.events.All() {
+		if e.Pickup {
+			pickups = append(pickups, e.Time)
+		}
+	}
+	require.Equal(t, []time.Time{at(15)}, pickups)
+
+	// Both alerts come with the 7th batch (B's 75 s event): B has stood
+	// still for 60 s, and the watermark (75 s) passed C's deadline (its last
+	// event at 0 + 60 s; at 60 s it had only reached it). The input ends
+	// with B's state alive: no device-silent for B.
+	batches := r.alerts.Batches()
+	require.Len(t, batches[6], 2)
+	require.Len(t, r.alerts.All(), 2)
+	require.Equal(t, telemetry.Alert{
+		ID: "B/long_idle/2026-11-25T10:00:15Z", Type: telemetry.AlertLongIdle, CabID: "B", Time: at(15),
+		Location: telemetry.Location{Lat: 41.2, Lon: lon0}, Severity: telemetry.SeverityLow,
+		Details: telemetry.AlertDetails{Value: 60, Limit: 60, DurationS: 60},
+	}, batches[6][0])
+	require.Equal(t, telemetry.Alert{
+		ID: "C/device_silent/2026-11-25T10:00:00Z", Type: telemetry.AlertDeviceSilent, CabID: "C", Time: t0,
+		Location: telemetry.Location{Lat: 41.0, Lon: lon0}, Severity: telemetry.SeverityMedium,
+		Details: telemetry.AlertDetails{Limit: 60, DurationS: 60},
+	}, batches[6][1])
+}
+
+func TestTrackGeofencesAndAnnotations(t *testing.T) {
+	station := telemetry.Geofence{Name: "station", Area: square(41.3, -8.615, 0.01)}
+	r := newTrackRun(t, telemetry.Geofences(station))
+	r.oneByOne(
+		ev("D", 0, 41.2995, 30, avail),
+		ev("D", 15, 41.3005, 30, avail), // enters
+		ev("D", 30, 41.3500, 30, avail), // GPS jump out of the fence: no exit
+		ev("D", 45, 41.3095, 30, avail), // 0.009° in 30 s from the last good point
+		ev("D", 45, 41.3095, 30, avail), // duplicate
+		ev("D", 40, 41.3050, 30, avail), // out of order: no alert, no exit
+		ev("D", 60, 41.3105, 30, avail), // leaves
+	)
+	r.q.End()
+	r.h.RunUntilDone()
+	al := r.alerts.All()
+	require.Len(t, al, 2)
+	require.Equal(t, telemetry.AlertGeofenceEnter, al[0].Type)
+	require.Equal(t, "D/geofence_enter/station/2026-11-25T10:00:15Z", al[0].ID)
+	require.Equal(t, "station", al[0].Details.Fence)
+	require.Equal(t, telemetry.AlertGeofenceExit, al[1].Type)
+	require.Equal(t, at(60), al[1].Time)
+
+	type flags struct{ jump, dup, ooo bool }
+	var got []flags
+	for _, e := range r.events.All() {
+		got = append(got, flags{e.Jump, e.Duplicate, e.OutOfOrder})
+	}
+	require.Equal(t, []flags{{}, {}, {jump: true}, {}, {dup: true}, {ooo: true}, {}}, got)
+}
+
+func TestAlertDocument(t *testing.T) {
+	a := telemetry.Alert{
+		ID: "D/geofence_enter/station/2026-11-25T10:00:15Z", Type: telemetry.AlertGeofenceEnter, CabID: "D",
+		Time: at(15), Location: telemetry.Location{Lat: 41.3005, Lon: lon0}, Severity: telemetry.SeverityInfo,
+		Details: telemetry.AlertDetails{Fence: "station"},
+	}
+	require.JSONEq(t, `{"alert_id":"D/geofence_enter/station/2026-11-25T10:00:15Z","type":"geofence_enter",
+		"cab_id":"D","@timestamp":"2026-11-25T10:00:15Z","location":{"lat":41.3005,"lon":-8.61},
+		"severity":"info","details":{"fence":"station"}}`, string(a.AppendJSON(nil)))
+	a.Details = telemetry.AlertDetails{Value: 120.5, Limit: 100, DurationS: 10}
+	require.JSONEq(t, `{"value":120.5,"limit":100,"duration_s":10}`,
+		string(a.AppendJSON(nil))[len(`{"alert_id":"D/geofence_enter/station/2026-11-25T10:00:15Z","type":"geofence_enter","cab_id":"D","@timestamp":"2026-11-25T10:00:15Z","location":{"lat":41.3005,"lon":-8.61},"severity":"info","details":`):len(a.AppendJSON(nil))-1])
+}
+
+// replayInput is a faulty fleet stream split into partitions by cab, as a
+// Kafka producer keyed by cab would, in batches of arrival order.
+type replayInput struct {
+	batches [][]stream.Record[telemetry.Event]
+}
+
+func newReplayInput(t *testing.T) replayInput {
+	t.Helper()
+	sim, err := fleetsim.New(fleetsim.Config{Seed: 11, Cabs: 12, Interval: time.Second,
+		StartTime: t0, Faults: fleetsim.Faults{
+			Speeding: 0.02, HarshBraking: 0.03, GPSJump: 0.01, OutOfOrder: 0.02,
+			MaxDelay: 3 * time.Second, Duplicate: 0.02,
+		}})
+	require.NoError(t, err)
+	const parts = 3
+	var next [parts]int64
+	var in replayInput
+	var cur []stream.Record[telemetry.Event]
+	n := 0
+	for m := range sim.All() {
+		if n == 3000 {
+			break
+		}
+		n++
+		e := m.Event
+		// CAB-0003 goes silent half way; CAB-0004 stands still, hired.
+		if e.CabID == sim.CabIDs()[3] && n > 1500 {
+			continue
+		}
+		if e.CabID == sim.CabIDs()[4] {
+			e.Lat, e.Lon, e.Status, e.SpeedKmh, e.Has = 41.15, -8.61, hired, 0, telemetry.HasSpeed
+		}
+		h := fnv.New32a()
+		h.Write([]byte(e.CabID))
+		p := int32(h.Sum32() % parts)
+		cur = append(cur, stream.Record[telemetry.Event]{Value: e, Partition: p, Offset: next[p], EventTime: e.Time})
+		next[p]++
+		if len(cur) == 60 {
+			in.batches = append(in.batches, cur)
+			cur = nil
+		}
+	}
+	in.batches = append(in.batches, cur)
+	return in
+}
+
+type replayOut struct {
+	alerts map[string]telemetry.Alert
+	zones  map[string]telemetry.ZoneDemand
+	stats  map[string]telemetry.CabStats
+}
+
+func newReplayOut() *replayOut {
+	return &replayOut{alerts: map[string]telemetry.Alert{}, zones: map[string]telemetry.ZoneDemand{}, stats: map[string]telemetry.CabStats{}}
+}
+
+// merge writes what h's outputs wrote, overwriting by document ID.
+func (o *replayOut) merge(h *replayHarness) {
+	if h.alerts != nil {
+		for _, a := range h.alerts.All() {
+			o.alerts[a.ID] = a
+		}
+	}
+	if h.zones != nil {
+		for _, r := range h.zones.All() {
+			z := telemetry.ZoneDemandDoc(r)
+			o.zones[z.DocID("replay")] = z
+		}
+	}
+	if h.stats != nil {
+		for _, r := range h.stats.All() {
+			s := telemetry.CabStatsDoc(r)
+			o.stats[s.DocID("replay")] = s
+		}
+	}
+}
+
+type replayHarness struct {
+	h      *streamtest.Harness
+	q      *streamtest.Queue[telemetry.Event]
+	alerts *streamtest.Collector[telemetry.Alert]
+	zones  *streamtest.Collector[window.Result[string, telemetry.ZoneDemand]]
+	stats  *streamtest.Collector[window.Result[string, telemetry.CabStats]]
+}
+
+// Pipelines under test.
+const (
+	withTracker = iota // tracker, zone demand on its events, cab stats
+	zonesOnly
+	statsOnly
+)
+
+// newReplayHarness builds the pipeline under test.
+func newReplayHarness(t *testing.T, mode int) *replayHarness {
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(5*time.Second))
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	rh := &replayHarness{h: h, q: q}
+	tracked := stream.Map(s, func(e telemetry.Event) telemetry.Tracked { return telemetry.Tracked{Event: e} })
+	if mode == withTracker {
+		tr, err := telemetry.Track(s,
+			telemetry.SpeedLimit(100, 3*time.Second), telemetry.IdleAfter(20*time.Second), telemetry.SilentAfter(10*time.Second),
+			telemetry.Geofences(telemetry.Geofence{Name: "centre", Area: square(41.13, -8.63, 0.03)},
+				telemetry.Geofence{Name: "west", Area: square(41.18, -8.66, 0.02)}))
+		require.NoError(t, err)
+		rh.alerts = streamtest.Collect(tr.Alerts())
+		tracked = tr.Events()
+	}
+	if mode != statsOnly {
+		zones, err := telemetry.ZoneDemandStream(tracked, window.Tumbling(30*time.Second))
+		require.NoError(t, err)
+		rh.zones = streamtest.Collect(zones.Results())
+	}
+	if mode != zonesOnly {
+		stats, err := telemetry.CabStatsStream(s, window.Sliding(time.Minute, 20*time.Second))
+		require.NoError(t, err)
+		rh.stats = streamtest.Collect(stats.Results())
+	}
+	return rh
+}
+
+// crashAndReplay runs the first k batches, "crashes", and runs a new
+// pipeline on what is left from the committed offsets, batch boundaries kept.
+func crashAndReplay(t *testing.T, in replayInput, k int, mode int) *replayOut {
+	got := newReplayOut()
+	first := newReplayHarness(t, mode)
+	for _, b := range in.batches[:k] {
+		first.q.Add(b...)
+	}
+	first.h.Run(k)
+	got.merge(first)
+	from := map[int32]int64{}
+	for p := int32(0); p < 3; p++ {
+		from[p] = max(first.q.Committed(p), 0)
+	}
+	second := newReplayHarness(t, mode)
+	for _, b := range in.batches {
+		var rest []stream.Record[telemetry.Event]
+		for _, r := range b {
+			if r.Offset >= from[r.Partition] {
+				rest = append(rest, r)
+			}
+		}
+		if len(rest) > 0 {
+			second.q.Add(rest...)
+		}
+	}
+	second.q.End()
+	second.h.RunUntilDone()
+	got.merge(second)
+	return got
+}
+
+func uninterrupted(t *testing.T, in replayInput, mode int) (*replayOut, int) {
+	full := newReplayOut()
+	h := newReplayHarness(t, mode)
+	for _, b := range in.batches {
+		h.q.Add(b...)
+	}
+	h.q.End()
+	h.h.RunUntilDone()
+	full.merge(h)
+	n := 0
+	if h.alerts != nil {
+		n = len(h.alerts.All())
+	}
+	return full, n
+}
+
+// TestTrackReplayDeterminism crashes a pipeline after k batches, restarts a
+// new one from the committed offsets, and checks that the alerts both wrote,
+// replayed ones overwriting by ID, are those of one uninterrupted run. The
+// commits are the minimum over the tracker and two windows, so the tracker
+// is also replayed from further back than it needed.
+func TestTrackReplayDeterminism(t *testing.T) {
+	in := newReplayInput(t)
+	full, n := uninterrupted(t, in, withTracker)
+	types := map[telemetry.AlertType]int{}
+	for _, a := range full.alerts {
+		types[a.Type]++
+	}
+	for _, typ := range []telemetry.AlertType{telemetry.AlertSpeeding, telemetry.AlertHarshBraking, telemetry.AlertLongIdle,
+		telemetry.AlertGeofenceEnter, telemetry.AlertGeofenceExit, telemetry.AlertDeviceSilent} {
+		require.Positive(t, types[typ], typ)
+	}
+	require.Equal(t, n, len(full.alerts), "alert IDs are unique")
+	for k := 1; k < len(in.batches); k++ {
+		got := crashAndReplay(t, in, k, withTracker)
+		require.Equal(t, full.alerts, got.alerts, "crash after %d batches", k)
+	}
+}
+
+// TestWindowsReplayDeterminism is the same for zone demand and cab stats
+// documents, each in a pipeline where its window alone decides the commits
+// (see the package doc's note on replays that start before a window's own
+// replay position).
+func TestWindowsReplayDeterminism(t *testing.T) {
+	in := newReplayInput(t)
+	for _, mode := range []int{zonesOnly, statsOnly} {
+		full, _ := uninterrupted(t, in, mode)
+		require.NotEmpty(t, len(full.zones)+len(full.stats))
+		for k := 1; k < len(in.batches); k++ {
+			got := crashAndReplay(t, in, k, mode)
+			require.Equal(t, full.stats, got.stats, "crash after %d batches", k)
+			require.Equal(t, full.zones, got.zones, "crash after %d batches", k)
+		}
+	}
+}
