@@ -136,6 +136,8 @@ type trackPart struct {
 	holds []hold // by hi
 	// nextExpiry is a lower bound of the earliest lastT + silentAfter.
 	nextExpiry int64
+	// maxT is the newest event time of the partition, in record order.
+	maxT int64
 }
 
 type tracker struct {
@@ -158,18 +160,28 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 		if len(in) == 0 {
 			return out
 		}
-		tp = &trackPart{cabs: make(map[string]*cabState), nextExpiry: math.MaxInt64}
+		tp = &trackPart{cabs: make(map[string]*cabState), nextExpiry: math.MaxInt64, maxT: math.MinInt64}
 		tr.parts[pc.Partition] = tp
 	}
+	ooo := int64(pc.MaxOutOfOrderness)
 	for i := range in {
 		out = tr.event(tp, &in[i], out)
+		// The partition's watermark, record by record, so that device-silent
+		// alerts do not depend on how records fall into batches.
+		if t := in[i].Time; t > tp.maxT {
+			tp.maxT = t
+			if t-ooo > tp.nextExpiry {
+				out = tr.expire(tp, t-ooo, out)
+			}
+		}
 	}
 	if pc.EndOfInput {
 		// The input is over, not the cabs: no device-silent alerts.
 		delete(tr.parts, pc.Partition)
 		return out
 	}
-	return tr.expire(tp, pc.Watermark, out)
+	// An idle partition moves on with the pipeline.
+	return tr.expire(tp, pc.PartitionWatermark, out)
 }
 
 func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {

@@ -373,3 +373,33 @@ func TestWindowsReplayDeterminism(t *testing.T) {
 		}
 	}
 }
+
+// Device-silent alerts follow the partition's records, not the batches: the
+// same records in one batch or one by one give the same alerts.
+func TestTrackSilentIndependentOfBatches(t *testing.T) {
+	es := []telemetry.Event{
+		ev("C", 0, 41.0, 10, avail),
+		ev("B", 0, 41.2, 30, avail),
+		ev("B", 61, 41.2, 30, avail), // C silent from here
+		ev("C", 62, 41.0, 10, avail), // back: a new start
+		ev("B", 130, 41.2, 30, avail),
+	}
+	var runs [][]telemetry.Alert
+	for _, oneBatch := range []bool{false, true} {
+		r := newTrackRun(t, telemetry.SilentAfter(time.Minute))
+		if oneBatch {
+			r.q.Add(recs(es...)...)
+		} else {
+			r.oneByOne(es...)
+		}
+		r.q.End()
+		r.h.RunUntilDone()
+		runs = append(runs, r.alerts.All())
+	}
+	require.Equal(t, runs[0], runs[1])
+	var ids []string
+	for _, a := range runs[0] {
+		ids = append(ids, a.ID)
+	}
+	require.Equal(t, []string{"C/device_silent/2026-11-25T10:00:00Z", "C/device_silent/2026-11-25T10:01:02Z"}, ids)
+}
