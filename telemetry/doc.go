@@ -56,8 +56,87 @@
 // [Polygon] tests geofence membership. All are pure functions, safe for
 // concurrent use.
 //
+// # Transforms
+//
+// Ready-made transforms turn a stream of events into the documents of the
+// cab-stats, zone-demand and cab-alerts indexes, each in one line:
+//
+//	stats, err := telemetry.CabStatsStream(events, window.Tumbling(time.Minute))
+//	tr, err := telemetry.Track(events, telemetry.Geofences(fences...))
+//	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(5*time.Minute))
+//
+// [CabStatsStream] aggregates per cab and event-time window of any kind
+// ([CabStatsAgg] is the window.Aggregator behind it): events (exact
+// duplicates, same cab, ts, lat and lon, count once), the distance along the
+// points in time order, average and maximum speed (from speed_kmh, or from
+// distance and time where an event has none), the latest location and
+// status. A point whose implied speed from the last good point exceeds
+// [JumpSpeedKmh] is a GPS jump: it is left out and the next point is
+// measured from the last good one; two jumps in a row that agree with each
+// other show that the last good point was the outlier, and the path goes on
+// from them. The accumulator keeps the window's points (40 bytes each) and
+// sorts them when the window closes, so arrival order never matters and
+// sliding and session windows merge exactly.
+//
+// [ZoneDemandStream] counts per geohash cell ([GeohashPrecision]) and window
+// the events, distinct cabs, pickups (a cab going from available to hired,
+// as the tracker sees it) and average speed, leaving out duplicates and GPS
+// jumps. Zones are not the Kafka key, so results are per source partition,
+// and their document IDs include it ([ZoneDemand.DocID]).
+//
+// [CabStatsDoc] and [ZoneDemandDoc] turn window results into documents;
+// AppendJSON writes them without reflection, with the fields of their JSON
+// tags; DocID gives the ID opensearch.WindowID would.
+//
+// # Cab tracker
+//
+// [Track] runs one operator, keyed by cab with state per source partition,
+// that reads each partition's events in arrival order and emits annotated
+// events ([Tracked]: pickup, GPS jump, duplicate, out of order) and
+// [Alert] values:
+//
+//   - speeding: readings above [SpeedLimit] for at least its duration; an
+//     event without a reading ends the stretch;
+//   - harsh braking: a deceleration above [HarshBraking] between two
+//     consecutive readings;
+//   - long idle: hired and standing still (a reading below 1 km/h, or without
+//     one, less than 25 m from the last good position) for [IdleAfter];
+//   - geofence enter and exit: a good position on the other side of a
+//     [Geofences] polygon from the cab's last good position;
+//   - device silent: the partition's watermark passed the cab's latest event
+//     time plus [SilentAfter]. The cab's state is then dropped. The
+//     watermark is followed record by record (and on idle partitions, batch
+//     by batch), so the alert does not depend on batching. At the end of the
+//     input the state is dropped without alerts.
+//
+// Duplicates and events older than the cab's latest event are annotated and
+// left out of every detector. A cab's first event starts no stretch, crosses
+// no fence and picks nobody up: stretches fire only when the tracker saw
+// them begin, once each, and an alert's ID is its cab, type, fence and start
+// time ([AlertID]).
+//
+// # Replay
+//
+// The tracker holds commits back (stream.Operator.Retained) to the oldest
+// event any cab's state depends on: its latest event, its last good position
+// (and a pending jump), and the event before an open speeding or idle
+// stretch (or the latest event that was not part of one). It also keeps the
+// commit out of the few places where a replay would see a cab's first event
+// differently from the original run (a duplicate, an out-of-order event, a
+// jump, a pickup, idleness judged from the previous position), moving it
+// back to the event those depended on. So a replay from the committed offset,
+// even one that starts further back because another operator held the
+// commit, rebuilds every cab's state before its next unacknowledged event
+// and fires the same alerts with the same IDs; alerts already written may be
+// written again, and overwrite their copies.
+//
+// Event-time windows (package window) replay exactly from their own commit
+// position; when another stateful operator in the same pipeline holds the
+// commit further back, a window that was already emitted can be rebuilt
+// from part of its records and emitted again.
+//
 // # Concurrency
 //
 // Functions and Event methods are safe for concurrent use. A [Decoder] is
-// not; use one per goroutine.
+// not; use one per goroutine. Transforms run in the pipeline's run loop.
 package telemetry
