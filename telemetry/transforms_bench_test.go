@@ -38,35 +38,7 @@ func BenchmarkCabStats(b *testing.B) {
 		}
 		return nil
 	})
-	ids := make([]string, cabs)
-	for i := range ids {
-		ids[i] = "CAB-" + strconv.Itoa(i)
-	}
-	recs := make([]stream.Record[telemetry.Event], cabs)
-	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	for i := range recs {
-		e := telemetry.Event{
-			CabID: ids[i], Lat: 41.10 + float64(i%100)*0.001, Lon: -8.65 + float64(i/100)*0.001,
-			Status: telemetry.StatusHired, SpeedKmh: 30 + float64(i%20), Has: telemetry.HasSpeed,
-		}
-		if i%3 == 0 {
-			e.Has = 0 // derive the speed from the path
-		}
-		recs[i] = stream.Record[telemetry.Event]{Value: e, Partition: int32(i % 6)}
-	}
-	// fill moves every cab 15 s and about 110 m on; it costs a few ns per event.
-	var off int64
-	fill := func(batch int) {
-		t0 := base.Add(time.Duration(batch) * 15 * time.Second)
-		for i := range recs {
-			r := &recs[i]
-			r.EventTime = t0.Add(time.Duration(i) * time.Millisecond)
-			r.Value.Time = r.EventTime
-			r.Value.Lat += 0.001
-			r.Offset = off
-			off++
-		}
-	}
+	recs, fill := benchInput(cabs)
 	ctx := context.Background()
 	batch := 0
 	b.ReportAllocs()
@@ -85,6 +57,82 @@ func BenchmarkCabStats(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	if b.N > 8 && docs == 0 {
 		b.Fatal("no window closed")
+	}
+}
+
+// BenchmarkTrackAndZones measures the cab tracker (no geofences) and zone
+// demand behind it over the same 10,000 cabs, per event.
+func BenchmarkTrackAndZones(b *testing.B) {
+	const cabs = 10_000
+	clk := streamtest.NewClock(streamtest.Epoch)
+	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithBuffer(cabs, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var in *stream.Input[telemetry.Event]
+	src := stream.From(p, stream.Source[telemetry.Event](binder{&in}))
+	tr, err := telemetry.Track(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(time.Minute))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var docs int
+	stream.ForEachBatch(zones.Results(), func(_ context.Context, _ stream.BatchInfo, rs []window.Result[string, telemetry.ZoneDemand]) error {
+		docs += len(rs)
+		return nil
+	})
+	stream.ForEachBatch(tr.Alerts(), func(context.Context, stream.BatchInfo, []telemetry.Alert) error { return nil })
+	recs, fill := benchInput(cabs)
+	ctx := context.Background()
+	batch := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		fill(batch)
+		batch++
+		if in.TryPushBatch(recs) != cabs {
+			b.Fatal("buffer full")
+		}
+		clk.Advance(time.Second)
+		if _, err := p.Step(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*cabs), "ns/event")
+	b.ReportMetric(0, "ns/op")
+	if b.N > 8 && docs == 0 {
+		b.Fatal("no window closed")
+	}
+}
+
+// benchInput returns one record per cab and a function that moves every cab
+// 15 s and about 110 m on for batch n (a few ns per event).
+func benchInput(cabs int) ([]stream.Record[telemetry.Event], func(n int)) {
+	recs := make([]stream.Record[telemetry.Event], cabs)
+	for i := range recs {
+		e := telemetry.Event{
+			CabID: "CAB-" + strconv.Itoa(i), Lat: 41.10 + float64(i%100)*0.001, Lon: -8.65 + float64(i/100)*0.001,
+			Status: telemetry.StatusHired, SpeedKmh: 30 + float64(i%20), Has: telemetry.HasSpeed,
+		}
+		if i%3 == 0 {
+			e.Has = 0 // derive the speed from the path
+		}
+		recs[i] = stream.Record[telemetry.Event]{Value: e, Partition: int32(i % 6)}
+	}
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var off int64
+	return recs, func(n int) {
+		t0 := base.Add(time.Duration(n) * 15 * time.Second)
+		for i := range recs {
+			r := &recs[i]
+			r.EventTime = t0.Add(time.Duration(i) * time.Millisecond)
+			r.Value.Time = r.EventTime
+			r.Value.Lat += 0.001
+			r.Offset = off
+			off++
+		}
 	}
 }
 
