@@ -100,7 +100,7 @@ type CabStatsAcc struct {
 // CabStatsAgg is the window.Aggregator behind [CabStatsStream]. It keeps every
 // point of a key's window (40 bytes each) and computes the figures when the
 // window closes, so events may arrive in any order and windows of any kind
-// merge exactly.
+// merge exactly. The zero value uses the default [JumpSpeedKmh].
 type CabStatsAgg struct {
 	jumpKmh float64
 }
@@ -196,6 +196,9 @@ func (a CabStatsAgg) Result(acc CabStatsAcc) CabStats {
 		speedSum float64
 	)
 	path.jumpKmh = a.jumpKmh
+	if path.jumpKmh == 0 { // the zero CabStatsAgg
+		path.jumpKmh = DefaultJumpSpeedKmh
+	}
 	for i := range pts {
 		p := &pts[i]
 		if i > 0 {
