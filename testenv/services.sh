@@ -213,9 +213,13 @@ kafka_ready() {
 	local logs
 	logs="$(dir_of kafka)/logs"
 	port_open "$KAFKA_PORT" && port_open "$KAFKA_SCRAM_PORT" || return 1
-	# server.log is appended across restarts: look only at what this start wrote
-	tail -c +"$(($(cat "$logs/.offset" 2>/dev/null || echo 0) + 1))" "$logs/server.log" 2>/dev/null |
-		grep -q 'Kafka Server started' || return 1
+	# Right after a launch, wait for the startup line too. server.log is appended across
+	# restarts, so look only at what this start wrote. A broker that was already running may
+	# have rolled its log since, so this check is for fresh starts only.
+	if [ "${KAFKA_FRESH:-0}" = 1 ]; then
+		tail -c +"$(($(cat "$logs/.offset" 2>/dev/null || echo 0) + 1))" "$logs/server.log" 2>/dev/null |
+			grep -q 'Kafka Server started' || return 1
+	fi
 	timeout 30 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$HERE/kafka/tools-log4j2.xml" \
 		-cp "$(lib_dir kafka)/*" org.apache.kafka.tools.TopicCommand \
 		--bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1 9>&-
@@ -282,9 +286,11 @@ start_one() {
 	t0=$(now_ms)
 	d="$(dir_of "$svc")"
 	build "$svc"
+	local fresh=0
 	if running "$svc"; then
 		what="already running, ready"
 	else
+		fresh=1
 		check_ports_free "$svc"
 		mkdir -p "$d/logs"
 		echo "===== testenv: $svc starting $(date -u +%FT%TZ) =====" >>"$d/logs/$svc.out"
@@ -297,12 +303,13 @@ start_one() {
 			show_log_tail "$svc"
 			die "$svc: the process exited during startup"
 		fi
-		if is_ready "$svc"; then
+		if KAFKA_FRESH=$fresh is_ready "$svc"; then
 			break
 		fi
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			show_log_tail "$svc"
-			stop_one "$svc" || true
+			# Stop only what this call started: a service that was running before stays.
+			if [ "$fresh" = 1 ]; then stop_one "$svc" || true; fi
 			die "$svc: not ready after ${READY_TIMEOUT}s (FLEETSTREAM_TESTENV_TIMEOUT)"
 		fi
 		sleep 0.5
