@@ -35,13 +35,17 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS) | tee .bench/new.txt
 
+# demo runs the main job end to end: services, Porto + simulated replay, fleet pipeline, summary.
+demo:
+	./examples/demo.sh
+
 services-up:
 	./testenv/services.sh up
 
 services-down:
 	./testenv/services.sh down
 
-DASHBOARDS_URL ?= http://localhost:5601
+DASHBOARDS_URL ?= http://127.0.0.1:15601
 
 # dashboards imports the saved objects (index patterns, visualizations, dashboard) into an
 # OpenSearch Dashboards, such as the one docker-compose.yml starts.

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// The Porto sample, as the issue states it.
+const (
+	portoPoints = 47304
+	portoCabs   = 308
+)
+
+// portoFixture is one pipeline run over the whole Porto sample, shared by the end-to-end and
+// the dashboards tests (whichever comes first runs it).
+var portoFixture struct {
+	mu   sync.Mutex
+	done bool
+	ok   bool
+	run  pipelineRun
+	out  string
+}
+
+func portoRun(t *testing.T) (pipelineRun, string) {
+	t.Helper()
+	f := &portoFixture
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		require.True(t, f.ok, "the shared Porto pipeline run failed in another test")
+		return f.run, f.out
+	}
+	f.done = true
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-porto")
+	r := newRun(t, s, topic, "e2e-porto")
+	t0 := time.Now()
+	replay(t, s, topic, "-source", "porto")
+	t1 := time.Now()
+	out := start(t, "fleetpipeline", pipelineBin, r.args(s)...).succeed(t, 2*time.Minute)
+	t.Logf("Porto: replay %v, fleetpipeline %v", t1.Sub(t0).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+	f.run, f.out, f.ok = r, out, true
+	return r, out
+}
+
+// cabWindow is a cab and the start of a stats window (Unix seconds).
+type cabWindow struct {
+	cab   string
+	start int64
+}
+
+// portoCounts computes, from the CSV alone, the events per cab and one-minute window:
+// point i of a trip is at TIMESTAMP + 15 s × i, the cab is "PORTO-" + TAXI_ID, and exact
+// duplicates (same cab, time and position) count once.
+func portoCounts(t *testing.T, path string) (counts map[cabWindow]int64, points, duplicates int) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	r := csv.NewReader(f)
+	header, err := r.Read()
+	require.NoError(t, err)
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	for _, c := range []string{"TAXI_ID", "TIMESTAMP", "POLYLINE"} {
+		require.Contains(t, col, c)
+	}
+	type point struct {
+		cab      string
+		ts       int64
+		lat, lon float64
+	}
+	seen := map[point]bool{}
+	counts = map[cabWindow]int64{}
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		ts, err := strconv.ParseInt(rec[col["TIMESTAMP"]], 10, 64)
+		require.NoError(t, err)
+		var poly [][2]float64 // [lon, lat]
+		require.NoError(t, json.Unmarshal([]byte(rec[col["POLYLINE"]]), &poly))
+		cab := "PORTO-" + rec[col["TAXI_ID"]]
+		for i, p := range poly {
+			points++
+			pt := point{cab, ts + 15*int64(i), p[1], p[0]}
+			if seen[pt] {
+				duplicates++
+				continue
+			}
+			seen[pt] = true
+			counts[cabWindow{cab, pt.ts - pt.ts%60}]++
+		}
+	}
+	return counts, points, duplicates
+}
+
+// cabStatsDoc is the part of a cab-stats document the tests look at.
+type cabStatsDoc struct {
+	CabID       string    `json:"cab_id"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	Events      int64     `json:"events"`
+}
+
+func TestPortoEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	r, out := portoRun(t)
+
+	records, deadLetters, late := summary(t, out)
+	require.EqualValues(t, portoPoints, records, "records consumed")
+	require.Zero(t, deadLetters, "dead letters")
+	require.Zero(t, late, "late events")
+
+	want, points, dups := portoCounts(t, portoCSV(t))
+	require.Equal(t, portoPoints, points, "points in the CSV")
+	t.Logf("Porto sample: %d points, %d exact duplicates, %d (cab, minute) windows", points, dups, len(want))
+	cabs := map[string]bool{}
+	var wantSum int64
+	for k, n := range want {
+		cabs[k.cab] = true
+		wantSum += n
+	}
+	require.Len(t, cabs, portoCabs)
+
+	c := newOS(t, s)
+	docs := c.docs(r.index("cab-stats"))
+	ids := byID(t, docs)
+	require.Len(t, ids, len(docs))
+	got := map[cabWindow]int64{}
+	var sum int64
+	for _, d := range docs {
+		var cs cabStatsDoc
+		require.NoError(t, json.Unmarshal(d.Source, &cs), "document %s", d.ID)
+		require.Equal(t, time.Minute, cs.WindowEnd.Sub(cs.WindowStart), "document %s", d.ID)
+		k := cabWindow{cs.CabID, cs.WindowStart.Unix()}
+		require.NotContains(t, got, k, "two documents for cab %s, window %v", cs.CabID, cs.WindowStart)
+		got[k] = cs.Events
+		sum += cs.Events
+	}
+	require.EqualValues(t, portoPoints-dups, sum, "sum of events over cab-stats")
+	require.Equal(t, want, got, "events per (cab, minute)")
+	require.EqualValues(t, portoPoints-dups, int64(c.sum(r.index("cab-stats"), "events")), "sum aggregation of events")
+	require.EqualValues(t, len(want), c.count(r.index("cab-stats")), "_count of cab-stats")
+}
+
+var windowsRE = regexp.MustCompile(`total (\d+) .* windows (\d+)`)
+
+// progress returns the records and windows of the process's last status line.
+func progress(p *proc) (records, windows int64) {
+	m := windowsRE.FindAllStringSubmatch(p.out.String(), -1)
+	if len(m) == 0 {
+		return 0, 0
+	}
+	records, _ = strconv.ParseInt(m[len(m)-1][1], 10, 64)
+	windows, _ = strconv.ParseInt(m[len(m)-1][2], 10, 64)
+	return records, windows
+}
+
+// sources decodes every document of pattern, by id.
+func sources(t *testing.T, c *osClient, pattern string) map[string]map[string]any {
+	t.Helper()
+	m := map[string]map[string]any{}
+	for id, d := range byID(t, c.docs(pattern)) {
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(d.Source, &v))
+		m[id] = v
+	}
+	return m
+}
+
+// TestCrashRestartSameResults kills the pipeline with SIGKILL twice (while the topic is still
+// being written, then while it catches up after a restart), restarts it with the same group
+// until it is idle, and compares every document with those of an uninterrupted run.
+func TestCrashRestartSameResults(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-crash")
+	// newRun creates the topic, so the pipeline can start while replay is still producing.
+	crashed := newRun(t, s, topic, "e2e-crash")
+	clean := newRun(t, s, topic, "e2e-clean")
+	clean.name = crashed.name // the same document ids
+
+	const total = portoPoints + 200_000
+	prod := start(t, "replay", replayBin, "-brokers", s.brokers, "-topic", topic, "-porto", portoCSV(t), "-quiet",
+		"-source", "porto,sim", "-sim-events", "200000", "-rate", "60000")
+	args := crashed.args(s, "-stats-window", "1m")
+	t0 := time.Now()
+
+	// Crash 1: while replay is producing, once some windows were written.
+	p1 := start(t, "fleetpipeline (crash 1)", pipelineBin, args...)
+	waitFor(t, time.Minute, 10*time.Millisecond, "the first window documents", func() bool {
+		require.False(t, p1.exited(), "fleetpipeline (crash 1) ended early")
+		_, w := progress(p1)
+		return w > 0
+	})
+	rec1, win1 := progress(p1)
+	require.False(t, prod.exited(), "replay ended before the first crash: not midway")
+	p1.kill(t)
+	t.Logf("crash 1 after %d records and %d windows (%v)", rec1, win1, time.Since(t0).Round(time.Millisecond))
+	prod.succeed(t, time.Minute)
+
+	// Crash 2: while the restarted pipeline catches up.
+	p2 := start(t, "fleetpipeline (crash 2)", pipelineBin, args...)
+	waitFor(t, time.Minute, 10*time.Millisecond, "window documents after the restart", func() bool {
+		require.False(t, p2.exited(), "fleetpipeline (crash 2) ended early")
+		_, w := progress(p2)
+		return w > 0
+	})
+	rec2, win2 := progress(p2)
+	p2.kill(t)
+	t.Logf("crash 2 after %d records and %d windows", rec2, win2)
+
+	// The last restart runs until idle, next to an uninterrupted run with its own group.
+	p3 := start(t, "fleetpipeline (restart)", pipelineBin, args...)
+	ref := start(t, "fleetpipeline (uninterrupted)", pipelineBin, clean.args(s, "-stats-window", "1m")...)
+	out3 := p3.succeed(t, 2*time.Minute)
+	outRef := ref.succeed(t, 2*time.Minute)
+	t.Logf("crash test took %v", time.Since(t0).Round(time.Millisecond))
+
+	recRef, dlRef, lateRef := summary(t, outRef)
+	require.EqualValues(t, total, recRef, "records of the uninterrupted run")
+	require.Positive(t, dlRef, "the simulated fleet sends malformed records")
+	_, _, late3 := summary(t, out3)
+	t.Logf("late events: uninterrupted %d, after restart %d", lateRef, late3)
+
+	c := newOS(t, s)
+	for _, base := range []string{"cab-stats", "zone-demand", "cab-alerts"} {
+		want := sources(t, c, clean.index(base))
+		got := sources(t, c, crashed.index(base))
+		require.NotEmpty(t, want, base)
+		t.Logf("%s: %d documents", base, len(want))
+		var missing, extra, differ []string
+		for id, w := range want {
+			g, ok := got[id]
+			switch {
+			case !ok:
+				missing = append(missing, id)
+			case fmt.Sprint(g) != fmt.Sprint(w):
+				differ = append(differ, id)
+			}
+		}
+		for id := range got {
+			if _, ok := want[id]; !ok {
+				extra = append(extra, id)
+			}
+		}
+		if len(missing)+len(extra)+len(differ) > 0 {
+			ex := func(ids []string) string {
+				if len(ids) == 0 {
+					return ""
+				}
+				return fmt.Sprintf("e.g. %s: uninterrupted %v, crashed %v", ids[0], want[ids[0]], got[ids[0]])
+			}
+			t.Errorf("%s after crashes differs from the uninterrupted run: %d missing (%s), %d extra (%s), %d different (%s)",
+				base, len(missing), ex(missing), len(extra), ex(extra), len(differ), ex(differ))
+		}
+	}
+}
+
+// TestBadMessagesDeadLettered produces malformed records among valid ones: each one lands in
+// <topic>.dlq with the source headers, and none is counted in the stats.
+func TestBadMessagesDeadLettered(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-bad")
+	r := newRun(t, s, topic, "e2e-bad")
+	brokers := testenv.KafkaBrokers(t)
+
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	prod, err := sarama.NewSyncProducer(brokers, cfg)
+	require.NoError(t, err)
+	defer prod.Close()
+
+	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	valid := func(cab string, i int) []byte {
+		return fmt.Appendf(nil, `{"cab_id":%q,"ts":%q,"lat":%.5f,"lon":%.5f,"speed_kmh":30,"status":"hired"}`,
+			cab, base.Add(time.Duration(i)*10*time.Second).Format(time.RFC3339), 41.15+float64(i)*0.0005, -8.61)
+	}
+	ts := base.Add(5 * time.Second).Format(time.RFC3339)
+	type bad struct {
+		key, value string
+		partition  int32
+		offset     int64
+	}
+	bads := []*bad{
+		{key: "CAB-B1", value: `this is not JSON`},
+		{key: "CAB-B2", value: fmt.Sprintf(`{"cab_id":"CAB-B2","ts":%q,"lat":123.4,"lon":-8.61}`, ts)},
+		{key: "", value: fmt.Sprintf(`{"ts":%q,"lat":41.15,"lon":-8.61}`, ts)},
+		{key: "CAB-B1", value: `{"cab_id":"CAB-B1","ts":"yesterday","lat":41.15,"lon":-8.61}`},
+	}
+	cabs := []string{"CAB-B1", "CAB-B2", "CAB-B3"}
+	const perCab = 30 // 5 minutes at 10 s: 5 one-minute windows per cab
+	validCount, sentBad := 0, 0
+	for i := range perCab {
+		for _, cab := range cabs {
+			_, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(cab), Value: sarama.ByteEncoder(valid(cab, i))})
+			require.NoError(t, err)
+			validCount++
+		}
+		if i%7 == 3 && i/7 < len(bads) { // the bad ones in between
+			b := bads[i/7]
+			msg := &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(b.value)}
+			if b.key != "" {
+				msg.Key = sarama.StringEncoder(b.key)
+			}
+			b.partition, b.offset, err = prod.SendMessage(msg)
+			require.NoError(t, err)
+			sentBad++
+		}
+	}
+	require.Equal(t, len(bads), sentBad, "bad records produced")
+
+	out := start(t, "fleetpipeline", pipelineBin, r.args(s)...).succeed(t, 2*time.Minute)
+	records, deadLetters, _ := summary(t, out)
+	require.EqualValues(t, validCount+len(bads), records, "records consumed")
+	require.EqualValues(t, len(bads), deadLetters, "dead letters")
+
+	// The dead-letter topic holds exactly the bad records, with their origin.
+	dlq := readTopic(t, brokers, topic+".dlq", len(bads), 30*time.Second)
+	require.Len(t, dlq, len(bads))
+	for _, b := range bads {
+		var m *sarama.ConsumerMessage
+		for _, d := range dlq {
+			if string(d.Value) == b.value {
+				m = d
+			}
+		}
+		require.NotNil(t, m, "dead letter of %q", b.value)
+		h := map[string]string{}
+		for _, rh := range m.Headers {
+			h[string(rh.Key)] = string(rh.Value)
+		}
+		require.Equal(t, b.key, string(m.Key), "key of %q", b.value)
+		require.Equal(t, topic, h[kafka.HeaderSourceTopic], "headers of %q", b.value)
+		require.Equal(t, strconv.Itoa(int(b.partition)), h[kafka.HeaderSourcePartition], "headers of %q", b.value)
+		require.Equal(t, strconv.FormatInt(b.offset, 10), h[kafka.HeaderSourceOffset], "headers of %q", b.value)
+		require.NotEmpty(t, h[kafka.HeaderError], "headers of %q", b.value)
+		t.Logf("dead letter %q: %s", b.value, h[kafka.HeaderError])
+	}
+
+	c := newOS(t, s)
+	pattern := r.index("cab-stats")
+	c.refresh(pattern)
+	require.EqualValues(t, validCount, int64(c.sum(pattern, "events")), "sum of events == valid events")
+	docs := c.docs(pattern)
+	byID(t, docs)
+	perCabEvents := map[string]int64{}
+	for _, d := range docs {
+		var cs cabStatsDoc
+		require.NoError(t, json.Unmarshal(d.Source, &cs))
+		perCabEvents[cs.CabID] += cs.Events
+	}
+	require.Equal(t, map[string]int64{"CAB-B1": perCab, "CAB-B2": perCab, "CAB-B3": perCab}, perCabEvents)
+}
+
+// readTopic reads every partition of topic from the start until it has want messages, then
+// checks that the high-water marks add up to exactly want.
+func readTopic(t *testing.T, brokers []string, topic string, want int, timeout time.Duration) []*sarama.ConsumerMessage {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	require.NoError(t, err)
+	defer client.Close()
+	var parts []int32
+	waitFor(t, timeout, 50*time.Millisecond, "topic "+topic, func() bool {
+		_ = client.RefreshMetadata(topic)
+		parts, err = client.Partitions(topic)
+		return err == nil && len(parts) > 0
+	})
+	var hwm int64
+	for _, p := range parts {
+		n, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		require.NoError(t, err)
+		o, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		require.NoError(t, err)
+		hwm += n - o
+	}
+	require.EqualValues(t, want, hwm, "messages in %s", topic)
+	cons, err := sarama.NewConsumerFromClient(client)
+	require.NoError(t, err)
+	defer cons.Close()
+	msgs := make(chan *sarama.ConsumerMessage, want)
+	for _, p := range parts {
+		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+		require.NoError(t, err)
+		defer pc.AsyncClose()
+		go func() {
+			for m := range pc.Messages() {
+				select {
+				case msgs <- m:
+				default:
+				}
+			}
+		}()
+	}
+	var out []*sarama.ConsumerMessage
+	deadline := time.After(timeout)
+	for len(out) < want {
+		select {
+		case m := <-msgs:
+			out = append(out, m)
+		case <-deadline:
+			t.Fatalf("read %d of %d messages from %s", len(out), want, topic)
+		}
+	}
+	return out
+}
