@@ -220,9 +220,12 @@ func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Ele
 	seg := c.path.step(t, pos)
 	o.Jump = seg.jump
 	o.Pickup = c.lastStat == StatusAvailable && e.Status == StatusHired
-	if o.Jump {
+	switch {
+	case o.Jump && o.Pickup:
+		tp.holds = append(tp.holds, hold{min(pathAnchor, c.lastOff), el.Offset})
+	case o.Jump:
 		tp.holds = append(tp.holds, hold{pathAnchor, el.Offset})
-	} else if o.Pickup {
+	case o.Pickup:
 		tp.holds = append(tp.holds, hold{c.lastOff, el.Offset})
 	}
 	out = append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})

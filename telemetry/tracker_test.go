@@ -256,6 +256,7 @@ const (
 	withTracker = iota // tracker, zone demand on its events, cab stats
 	zonesOnly
 	statsOnly
+	trackerOnly // the tracker alone decides the commits
 )
 
 // newReplayHarness builds the pipeline under test.
@@ -264,7 +265,7 @@ func newReplayHarness(t *testing.T, mode int) *replayHarness {
 	q, s := streamtest.NewQueue[telemetry.Event](h)
 	rh := &replayHarness{h: h, q: q}
 	tracked := stream.Map(s, func(e telemetry.Event) telemetry.Tracked { return telemetry.Tracked{Event: e} })
-	if mode == withTracker {
+	if mode == withTracker || mode == trackerOnly {
 		tr, err := telemetry.Track(s,
 			telemetry.SpeedLimit(100, 3*time.Second), telemetry.IdleAfter(20*time.Second), telemetry.SilentAfter(10*time.Second),
 			telemetry.Geofences(telemetry.Geofence{Name: "centre", Area: square(41.13, -8.63, 0.03)},
@@ -272,6 +273,9 @@ func newReplayHarness(t *testing.T, mode int) *replayHarness {
 		require.NoError(t, err)
 		rh.alerts = streamtest.Collect(tr.Alerts())
 		tracked = tr.Events()
+	}
+	if mode == trackerOnly {
+		return rh
 	}
 	if mode != statsOnly {
 		zones, err := telemetry.ZoneDemandStream(tracked, window.Tumbling(30*time.Second))
@@ -340,8 +344,14 @@ func uninterrupted(t *testing.T, in replayInput, mode int) (*replayOut, int) {
 // commits are the minimum over the tracker and two windows, so the tracker
 // is also replayed from further back than it needed.
 func TestTrackReplayDeterminism(t *testing.T) {
+	for _, mode := range []int{withTracker, trackerOnly} {
+		testTrackReplay(t, mode)
+	}
+}
+
+func testTrackReplay(t *testing.T, mode int) {
 	in := newReplayInput(t)
-	full, n := uninterrupted(t, in, withTracker)
+	full, n := uninterrupted(t, in, mode)
 	types := map[telemetry.AlertType]int{}
 	for _, a := range full.alerts {
 		types[a.Type]++
@@ -352,8 +362,8 @@ func TestTrackReplayDeterminism(t *testing.T) {
 	}
 	require.Equal(t, n, len(full.alerts), "alert IDs are unique")
 	for k := 1; k < len(in.batches); k++ {
-		got := crashAndReplay(t, in, k, withTracker)
-		require.Equal(t, full.alerts, got.alerts, "crash after %d batches", k)
+		got := crashAndReplay(t, in, k, mode)
+		require.Equal(t, full.alerts, got.alerts, "mode %d: crash after %d batches", mode, k)
 	}
 }
 
@@ -402,4 +412,49 @@ func TestTrackSilentIndependentOfBatches(t *testing.T) {
 		ids = append(ids, a.ID)
 	}
 	require.Equal(t, []string{"C/device_silent/2026-11-25T10:00:00Z", "C/device_silent/2026-11-25T10:01:02Z"}, ids)
+}
+
+// A cab's commit position can be held by another cab. Here B's open
+// speeding stretch holds the commit at its event before (offset 2), which
+// falls between A's last good point (1) and A's GPS jump (3): replayed from
+// 2, the jump would be A's first event and taken for good, and A's return to
+// the road would look like leaving the fence around the jump. The tracker
+// moves the commit back to 1.
+func TestTrackCommitNotInsideAJump(t *testing.T) {
+	es := []telemetry.Event{
+		ev("A", 0, 41.000, 30, hired),   // 0
+		ev("A", 15, 41.001, 30, hired),  // 1
+		ev("B", 15, 41.200, 60, hired),  // 2
+		ev("A", 30, 41.500, 30, hired),  // 3: jump into the fence
+		ev("B", 30, 41.201, 130, hired), // 4: speeding from here
+		ev("A", 45, 41.002, 30, hired),  // 5
+		ev("A", 60, 41.003, 30, hired),  // 6
+		ev("B", 45, 41.202, 130, hired), // 7
+		ev("A", 75, 41.004, 30, hired),  // 8
+	}
+	opts := []telemetry.Option{telemetry.SpeedLimit(100, time.Hour),
+		telemetry.Geofences(telemetry.Geofence{Name: "far", Area: square(41.45, -8.65, 0.1)})}
+
+	full := newTrackRun(t, opts...)
+	full.oneByOne(es...)
+	full.q.End()
+	full.h.RunUntilDone()
+	require.Empty(t, full.alerts.All())
+
+	first := newTrackRun(t, opts...)
+	first.oneByOne(es[:6]...)
+	first.h.Run(6)
+	from := first.q.Committed(0)
+	second := newTrackRun(t, opts...)
+	for i := from; i < int64(len(es)); i++ {
+		r := rec(es[i])
+		r.Offset = i
+		second.q.Add(r)
+	}
+	second.q.End()
+	second.h.RunUntilDone()
+	require.Empty(t, second.alerts.All())
+	// The replay annotates every event as the first run did.
+	require.Equal(t, full.events.All()[from:], second.events.All())
+	require.EqualValues(t, 1, from)
 }
