@@ -25,6 +25,7 @@ type output interface {
 // From and from other streams with the operators; they do nothing until the pipeline runs.
 type Stream[T any] struct {
 	p     *Pipeline
+	idx   int // index in p.nodes: the operator's id in commit checkpoints
 	name  string
 	every int64 // the operator runs on batches that are multiples of every
 	slide int64 // the stream has data on batches that are multiples of slide
@@ -79,6 +80,7 @@ func (s *Stream[T]) Name() string { return s.name }
 func (s *Stream[T]) SlideBatches() int64 { return s.slide }
 
 func register[T any](p *Pipeline, s *Stream[T]) *Stream[T] {
+	s.idx = len(p.nodes)
 	p.nodes = append(p.nodes, s)
 	return s
 }
@@ -87,7 +89,25 @@ func register[T any](p *Pipeline, s *Stream[T]) *Stream[T] {
 // parent has data and keeps the parent's slide.
 func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionContext, in []Elem[In], out []Elem[Out]) []Elem[Out]) *Stream[Out] {
 	s := &Stream[Out]{p: parent.p, name: name, every: parent.slide, slide: parent.slide}
-	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] { return fn(pc, parent.cur, out) }
+	var kept []Elem[In]
+	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] {
+		in := parent.cur
+		if s.state != nil && pc.skip != nil {
+			// Replay after a resume: leave out what this operator had already accounted for.
+			if from, ok := pc.skip[s.idx]; ok {
+				kept = kept[:0]
+				for i := range in {
+					if in[i].Offset >= from {
+						kept = append(kept, in[i])
+					}
+				}
+				in = kept
+			}
+		}
+		out = fn(pc, in, out)
+		clear(kept)
+		return out
+	}
 	return register(parent.p, s)
 }
 
@@ -131,7 +151,7 @@ type sourceNode interface {
 	run(ctx context.Context) error
 	close()
 	take(batchTime int64) taken
-	control() ([]int32, []revocation)
+	control() ([]Position, []revocation)
 	release()
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
@@ -148,7 +168,7 @@ type taken struct {
 	parts    []partTaken
 	records  int
 	bytes    int64
-	assigned []int32
+	assigned []Position
 	revoked  []revocation
 	closed   bool
 }
@@ -206,7 +226,7 @@ func (s *source[T]) stats() (SourceStats, bool) {
 	return SourceStats{}, false
 }
 
-func (s *source[T]) control() ([]int32, []revocation) {
+func (s *source[T]) control() ([]Position, []revocation) {
 	s.in.mu.Lock()
 	defer s.in.mu.Unlock()
 	a, r := s.in.assigned, s.in.revoked

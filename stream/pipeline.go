@@ -42,11 +42,18 @@ type Pipeline struct {
 	pending  *pendingBatch
 	finished bool
 
+	held     []heldAt
+	stateful []int // indexes of the operators that keep state
+
 	statsMu sync.Mutex
 	stats   BatchStats
 }
 
 type partState struct {
+	// skip maps an operator (index in nodes) to the offset its replay starts at, after a
+	// Resume (see Input.Resume); nil once every operator is past it.
+	skip      map[int]int64
+	meta      string // the checkpoint last committed
 	maxEvent  int64
 	next      int64 // next offset after the newest record seen (acknowledged or pending)
 	committed int64 // last offset handed to Source.Commit, -1 before any
@@ -92,6 +99,8 @@ type PartitionContext struct {
 	MaxOutOfOrderness time.Duration
 	// EndOfInput is true in the last batch, after the input ended.
 	EndOfInput bool
+
+	skip map[int]int64
 }
 
 // BatchInfo describes a batch to output functions.
@@ -369,7 +378,7 @@ func (p *Pipeline) handleControl() {
 	p.applyControl(assigned, revoked)
 }
 
-func (p *Pipeline) applyControl(assigned []int32, revoked []revocation) {
+func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 	now := p.cfg.clock.Now()
 	for _, r := range revoked {
 		for _, part := range r.parts {
@@ -388,8 +397,21 @@ func (p *Pipeline) applyControl(assigned []int32, revoked []revocation) {
 		}
 		close(r.done)
 	}
-	for _, part := range assigned {
-		p.partition(part, now)
+	for _, pos := range assigned {
+		ps := p.partition(pos.Partition, now)
+		if pos.Meta == "" {
+			continue
+		}
+		skip, err := decodeCheckpoint(pos.Meta, pos.Offset, len(p.nodes))
+		if err != nil {
+			p.cfg.logger.Warn("stream: ignoring the committed checkpoint; replay may re-emit partial windows", "partition", pos.Partition, "err", err)
+			continue
+		}
+		ps.skip, ps.meta = skip, pos.Meta
+		if pos.Offset > ps.committed {
+			ps.committed = pos.Offset
+		}
+		p.cfg.logger.Info("stream: partition resumed from checkpoint", "partition", pos.Partition, "offset", pos.Offset, "operators", len(skip))
 	}
 }
 
@@ -431,7 +453,9 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	}
 	for _, part := range p.live {
 		pc.Partition = part
-		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(p.parts[part], started, end)
+		ps := p.parts[part]
+		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, end)
+		pc.skip = ps.skip
 		for _, n := range p.nodes {
 			n.process(&pc)
 		}
@@ -513,14 +537,23 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		if ps.next < 0 {
 			continue
 		}
-		off := ps.next
-		for _, n := range p.nodes {
-			if r, ok := n.retained(part); ok && r < off {
-				off = r
-			}
+		if ps.skip != nil && maxSkip(ps.skip) <= ps.next {
+			ps.skip = nil // every operator is past its replay start
 		}
-		if off > ps.committed {
-			pos = append(pos, Position{Partition: part, Offset: off})
+		off := ps.next
+		held := p.held[:0]
+		for i, n := range p.nodes {
+			r, ok := n.retained(part)
+			if !ok {
+				continue
+			}
+			held = append(held, heldAt{i, r})
+			off = min(off, r)
+		}
+		p.held = held
+		meta := encodeCheckpoint(off, ps.next, held, ps.skip, p.statefulIdx(), len(p.nodes))
+		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
+			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
 		}
 	}
 	if len(pos) == 0 {
@@ -532,7 +565,8 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		return nil
 	}
 	for _, x := range pos {
-		p.parts[x.Partition].committed = x.Offset
+		ps := p.parts[x.Partition]
+		ps.committed, ps.meta = x.Offset, x.Meta
 	}
 	return pos
 }

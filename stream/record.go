@@ -8,6 +8,11 @@ import "time"
 type Position struct {
 	Partition int32
 	Offset    int64
+	// Meta is the pipeline's replay checkpoint for the partition: Source.Commit receives it
+	// with each position, the source stores it with the offset (Kafka commit metadata), and
+	// hands it back with Input.Resume when the partition is assigned again. Sources treat it
+	// as opaque.
+	Meta string
 }
 
 // Record is what a Source hands to the pipeline: a value with its position and event time.

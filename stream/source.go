@@ -53,7 +53,7 @@ type Input[T any] struct {
 	closed   bool
 	space    chan struct{} // closed and replaced when space frees up
 	revoked  []revocation
-	assigned []int32
+	assigned []Position
 }
 
 type revocation struct {
@@ -159,7 +159,21 @@ func (in *Input[T]) Close() {
 func (in *Input[T]) Assign(parts ...int32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.assigned = append(in.assigned, parts...)
+	for _, p := range parts {
+		in.assigned = append(in.assigned, Position{Partition: p, Offset: -1})
+	}
+}
+
+// Resume is Assign for partitions that resume from a committed position: pos carries the
+// committed offset and the Meta the pipeline committed with it. The pipeline then replays
+// exactly: each stateful operator skips the replayed records it had already accounted for
+// before the commit (records older than its own retained offset), so a window that was
+// emitted is not emitted again from a part of its records when another operator held the
+// commit further back.
+func (in *Input[T]) Resume(pos ...Position) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.assigned = append(in.assigned, pos...)
 }
 
 // Revoke tells the pipeline that the source lost these partitions (a rebalance). Buffered
@@ -190,7 +204,7 @@ func (in *Input[T]) signalLocked() {
 
 // take moves the buffered records into dst and returns them with the control messages that
 // arrived since the last call and whether the input is closed.
-func (in *Input[T]) take(dst []Record[T]) (recs []Record[T], bytes int64, assigned []int32, revoked []revocation, closed bool) {
+func (in *Input[T]) take(dst []Record[T]) (recs []Record[T], bytes int64, assigned []Position, revoked []revocation, closed bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	// Swap buffers: the source fills the old batch's memory while the pipeline runs.

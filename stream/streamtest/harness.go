@@ -112,7 +112,7 @@ type Queue[T any] struct {
 	ended   bool
 	next    map[int32]int64
 	commits [][]stream.Position
-	commit  map[int32]int64
+	commit  map[int32]stream.Position
 	// CommitErr, if set, is returned by Commit (the commit is not recorded).
 	CommitErr error
 }
@@ -121,7 +121,7 @@ var _ stream.Source[int] = (*Queue[int])(nil)
 
 // NewQueue attaches a new queue to the harness's pipeline as its source.
 func NewQueue[T any](h *Harness) (*Queue[T], *stream.Stream[T]) {
-	q := &Queue[T]{next: make(map[int32]int64), commit: make(map[int32]int64)}
+	q := &Queue[T]{next: make(map[int32]int64), commit: make(map[int32]stream.Position)}
 	s := stream.From[T](h.P, q)
 	h.queues = append(h.queues, q)
 	return q, s
@@ -164,7 +164,7 @@ func (q *Queue[T]) Commit(_ context.Context, pos []stream.Position) error {
 	}
 	q.commits = append(q.commits, slices.Clone(pos))
 	for _, p := range pos {
-		q.commit[p.Partition] = p.Offset
+		q.commit[p.Partition] = p
 	}
 	return nil
 }
@@ -225,11 +225,25 @@ func (q *Queue[T]) Commits() [][]stream.Position {
 func (q *Queue[T]) Committed(part int32) int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if off, ok := q.commit[part]; ok {
-		return off
+	if p, ok := q.commit[part]; ok {
+		return p.Offset
 	}
 	return -1
 }
+
+// CommittedPosition returns the last committed position of a partition, with the pipeline's
+// checkpoint (Meta), and false if none.
+func (q *Queue[T]) CommittedPosition(part int32) (stream.Position, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p, ok := q.commit[part]
+	return p, ok
+}
+
+// Resume tells the pipeline that partitions resume from committed positions (with their
+// checkpoints), as a Kafka source does after a restart. Queue the replayed records with Add
+// (with their original offsets) after calling it.
+func (q *Queue[T]) Resume(pos ...stream.Position) { q.in.Resume(pos...) }
 
 func (q *Queue[T]) feed() {
 	if q.in == nil {
