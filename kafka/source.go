@@ -72,8 +72,10 @@ type partition struct {
 	read atomic.Int64
 
 	mu sync.Mutex
-	// committed is the offset last marked for commit (or where the claim started).
+	// committed is the offset last marked for commit (or where the claim started), and meta
+	// the pipeline checkpoint marked with it (stream.Position.Meta).
 	committed int64
+	meta      string
 	// A run of dead-lettered offsets right after pushedNext: the pipeline never sees them, so
 	// a commit of runStart (everything pushed is done) may go on to runEnd.
 	runActive        bool
@@ -224,6 +226,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 
 	h := &handler[T]{
 		s:          s,
+		client:     client,
 		in:         in,
 		runCtx:     ctx,
 		dlq:        dlq,
@@ -273,7 +276,7 @@ func (s *Source[T]) Commit(_ context.Context, pos []stream.Position) error {
 		if p == nil {
 			continue
 		}
-		if p.mark(x.Offset) && !slices.Contains(sessions, p.sess) {
+		if p.mark(x.Offset, x.Meta) && !slices.Contains(sessions, p.sess) {
 			sessions = append(sessions, p.sess)
 		}
 	}
@@ -286,19 +289,27 @@ func (s *Source[T]) Commit(_ context.Context, pos []stream.Position) error {
 	return nil
 }
 
-// mark records off (the pipeline's next offset) for commit, extended over a run of
-// dead-lettered offsets that follows it. It reports whether anything was marked.
-func (p *partition) mark(off int64) bool {
+// mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit,
+// the offset extended over a run of dead-lettered offsets that follows it. A new checkpoint
+// at the same offset is marked too: it moves an operator's replay start. It reports whether
+// anything was marked.
+func (p *partition) mark(off int64, meta string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.runActive && off == p.runStart {
 		off = p.runEnd
 	}
-	if off <= p.committed {
+	switch {
+	case off > p.committed:
+		p.sess.MarkOffset(p.topic, p.part, off, meta)
+	case off == p.committed && meta != p.meta:
+		// sarama's MarkOffset ignores an offset it has; ResetOffset takes the same offset
+		// with new metadata.
+		p.sess.ResetOffset(p.topic, p.part, off, meta)
+	default:
 		return false
 	}
-	p.committed = off
-	p.sess.MarkOffset(p.topic, p.part, off, "")
+	p.committed, p.meta = off, meta
 	return true
 }
 
@@ -443,6 +454,19 @@ type topicPart struct {
 
 // groupOffsets fetches a group's committed offsets.
 func groupOffsets(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]int64, error) {
+	blocks, err := groupCommits(client, group, parts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[topicPart]int64, len(blocks))
+	for tp, b := range blocks {
+		out[tp] = b.Offset
+	}
+	return out, nil
+}
+
+// groupCommits fetches a group's committed offsets with their metadata.
+func groupCommits(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]stream.Position, error) {
 	coord, err := client.Coordinator(group)
 	if err != nil {
 		return nil, err
@@ -451,11 +475,11 @@ func groupOffsets(client sarama.Client, group string, parts map[string][]int32) 
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[topicPart]int64)
+	out := make(map[topicPart]stream.Position)
 	for t, ps := range parts {
 		for _, p := range ps {
 			if b := resp.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
-				out[topicPart{t, p}] = b.Offset
+				out[topicPart{t, p}] = stream.Position{Partition: p, Offset: b.Offset, Meta: b.Metadata}
 			}
 		}
 	}
@@ -465,6 +489,7 @@ func groupOffsets(client sarama.Client, group string, parts map[string][]int32) 
 // handler runs the claims of consumer group sessions.
 type handler[T any] struct {
 	s          *Source[T]
+	client     sarama.Client
 	in         *stream.Input[T]
 	runCtx     context.Context
 	dlq        DeadLetterWriter
@@ -474,15 +499,31 @@ type handler[T any] struct {
 
 // Setup registers every claimed partition with the pipeline before any of them pushes a
 // record, so that none can advance the watermark past another's backlog.
+//
+// Partitions with a committed offset resume with the pipeline checkpoint committed with it
+// (stream.Input.Resume), so that every operator replays from its own start.
 func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
+	commits, err := groupCommits(h.client, h.s.cfg.Group, sess.Claims())
+	if err != nil {
+		// Without the checkpoints the replay is still at-least-once, only less exact.
+		h.s.log.Warn("kafka: fetching committed checkpoints failed", "err", redact(&h.s.cfg, err))
+	}
 	var ids []int32
+	var resume []stream.Position
 	for topic, parts := range sess.Claims() {
 		for _, p := range parts {
-			if id := h.s.PartitionID(topic, p); id >= 0 {
-				ids = append(ids, id)
+			id := h.s.PartitionID(topic, p)
+			if id < 0 {
+				continue
 			}
+			if c, ok := commits[topicPart{topic, p}]; ok && c.Meta != "" {
+				resume = append(resume, stream.Position{Partition: id, Offset: c.Offset, Meta: c.Meta})
+				continue
+			}
+			ids = append(ids, id)
 		}
 	}
+	h.in.Resume(resume...)
 	h.in.Assign(ids...)
 	return nil
 }
@@ -767,7 +808,7 @@ func (c *claimLoop[T]) skipped(off int64) {
 	direct := p.committed >= p.runStart && p.runEnd > p.committed
 	if direct {
 		p.committed = p.runEnd
-		p.sess.MarkOffset(p.topic, p.part, p.runEnd, "")
+		p.sess.MarkOffset(p.topic, p.part, p.runEnd, p.meta)
 	}
 	p.mu.Unlock()
 	if direct {

@@ -13,9 +13,10 @@ import (
 // or the next offset if it holds nothing). On resume, each operator skips the replayed
 // records before its own start: it had accounted for them before the commit.
 //
-// Format: "fs1/<number of operators>/<idx>+<delta>,<idx>+<delta>,...", where delta is the
-// operator's start minus the committed offset; operators whose start is the committed offset
-// are left out, and so is the whole checkpoint when no operator needs one. The operator count
+// Format: "fs1/<number of operators>/<idx>@<offset>,<idx>@<offset>,...", the start offset of
+// each operator (absolute, so a source may commit a little further, past dead-lettered
+// records, with the same checkpoint); operators whose start is the committed offset are left
+// out, and so is the whole checkpoint when no operator needs one. The operator count
 // guards against a checkpoint written by a different graph.
 
 type heldAt struct {
@@ -67,8 +68,8 @@ func encodeCheckpoint(committed, next int64, held []heldAt, skip map[int]int64, 
 		}
 		first = false
 		b.WriteString(strconv.Itoa(idx))
-		b.WriteByte('+')
-		b.WriteString(strconv.FormatInt(start-committed, 10))
+		b.WriteByte('@')
+		b.WriteString(strconv.FormatInt(start, 10))
 	}
 	if first {
 		return "" // every operator starts at the committed offset: nothing to skip
@@ -96,13 +97,13 @@ func decodeCheckpoint(meta string, committed int64, nodes int) (map[int]int64, e
 		return skip, nil
 	}
 	for _, item := range strings.Split(list, ",") {
-		i, d, ok := strings.Cut(item, "+")
+		i, o, ok := strings.Cut(item, "@")
 		idx, err1 := strconv.Atoi(i)
-		delta, err2 := strconv.ParseInt(d, 10, 64)
-		if !ok || err1 != nil || err2 != nil || idx < 0 || idx >= nodes || delta < 0 {
+		off, err2 := strconv.ParseInt(o, 10, 64)
+		if !ok || err1 != nil || err2 != nil || idx < 0 || idx >= nodes || off < 0 {
 			return nil, fmt.Errorf("stream: checkpoint %q: bad entry %q", meta, item)
 		}
-		skip[idx] = committed + delta
+		skip[idx] = off
 	}
 	return skip, nil
 }

@@ -106,7 +106,7 @@ func TestResumeFromCheckpointReplaysExactly(t *testing.T) {
 
 func TestCheckpointFromAnotherGraphIsIgnored(t *testing.T) {
 	h, q, sums := build(t)
-	q.Resume(stream.Position{Partition: 0, Offset: 2, Meta: "fs1/99/3+6"})
+	q.Resume(stream.Position{Partition: 0, Offset: 2, Meta: "fs1/99/3@8"})
 	q.Add(recs(2, 6)...)
 	q.End()
 	h.RunUntilDone()
