@@ -31,6 +31,11 @@
 // record's Kafka timestamp. WithMeta wraps a codec so values carry the topic, partition,
 // offset, key, timestamp and headers (Record[T]).
 //
+// The positions the pipeline commits carry its replay checkpoint (stream.Position.Meta),
+// which the Source stores as the Kafka offset metadata and hands back to the pipeline when it
+// claims the partition again (stream.Input.Resume), so that each operator replays from its
+// own start.
+//
 // # Rebalancing
 //
 // The default strategy is cooperative-sticky (Config.Rebalance.Strategy): on a rebalance only

@@ -39,6 +39,14 @@
 // committed offsets rebuilds all open state: ingestion is at-least-once, and sinks that write
 // with deterministic ids make results effectively exactly-once.
 //
+// Operators retain different amounts of input (a tracker keeps each cab's last event, a
+// window its open windows), and the commit is the oldest offset any of them needs. So that a
+// replay does not rebuild an already emitted window from part of its records, each commit
+// carries a small checkpoint (Position.Meta, stored by the Kafka source as offset metadata)
+// with every stateful operator's own replay start; a source that resumes a partition hands
+// it back (Input.Resume) and each operator skips the replayed records it had already
+// accounted for.
+//
 // # Backpressure
 //
 // One batch is processed at a time. The source writes into a bounded Input (WithBuffer:
