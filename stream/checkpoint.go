@@ -45,8 +45,13 @@ func hasState(n node) bool {
 func (s *Stream[T]) hasState() bool { return s.state != nil }
 
 func encodeCheckpoint(committed, next int64, held []heldAt, skip map[int]int64, stateful []int, nodes int) string {
+	if len(stateful) == 0 {
+		return ""
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "fs1/%d/", nodes)
+	b.WriteString("fs1/")
+	b.WriteString(strconv.Itoa(nodes))
+	b.WriteByte('/')
 	first := true
 	for _, idx := range stateful {
 		// Holding nothing, an operator starts after everything acknowledged, or where its

@@ -1,11 +1,15 @@
 package stream
 
+import "slices"
+
 // Map returns a stream of f applied to every value.
 func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
 	return derive(s, "map", func(_ *PartitionContext, in []Elem[T], out []Elem[U]) []Elem[U] {
+		n := len(out)
+		out = slices.Grow(out, len(in))[:n+len(in)]
 		for i := range in {
-			e := &in[i]
-			out = append(out, Elem[U]{Value: f(e.Value), Time: e.Time, Offset: e.Offset})
+			e, d := &in[i], &out[n+i]
+			d.Value, d.Time, d.Offset = f(e.Value), e.Time, e.Offset
 		}
 		return out
 	})
@@ -89,9 +93,11 @@ func (s *Stream[T]) Union(others ...*Stream[T]) *Stream[T] {
 // KeyBy pairs every value with the key that f computes.
 func KeyBy[K comparable, T any](s *Stream[T], f func(T) K) *Stream[Pair[K, T]] {
 	return derive(s, "keyBy", func(_ *PartitionContext, in []Elem[T], out []Elem[Pair[K, T]]) []Elem[Pair[K, T]] {
+		n := len(out)
+		out = slices.Grow(out, len(in))[:n+len(in)]
 		for i := range in {
-			e := &in[i]
-			out = append(out, Elem[Pair[K, T]]{Value: Pair[K, T]{Key: f(e.Value), Value: e.Value}, Time: e.Time, Offset: e.Offset})
+			e, d := &in[i], &out[n+i]
+			d.Value.Key, d.Value.Value, d.Time, d.Offset = f(e.Value), e.Value, e.Time, e.Offset
 		}
 		return out
 	})
