@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,29 +207,36 @@ func TestCrashRestartSameResults(t *testing.T) {
 	args := crashed.args(s, "-stats-window", "1m")
 	t0 := time.Now()
 
-	// Crash 1: while replay is producing, once some windows were written.
+	// Crash 1: while replay is producing, after a batch with window documents was
+	// acknowledged and committed.
 	p1 := start(t, "fleetpipeline (crash 1)", pipelineBin, args...)
-	waitFor(t, time.Minute, 10*time.Millisecond, "the first window documents", func() bool {
+	waitFor(t, time.Minute, 10*time.Millisecond, "a completed batch with window documents", func() bool {
 		require.False(t, p1.exited(), "fleetpipeline (crash 1) ended early")
-		_, w := progress(p1)
-		return w > 0
+		r, w := progress(p1)
+		return r > 0 && w > 0
 	})
-	rec1, win1 := progress(p1)
 	require.False(t, prod.exited(), "replay ended before the first crash: not midway")
 	p1.kill(t)
-	t.Logf("crash 1 after %d records and %d windows (%v)", rec1, win1, time.Since(t0).Round(time.Millisecond))
+	rec1, win1 := progress(p1)
+	committed := committedOffsets(t, s, topic, crashed.group)
+	t.Logf("crash 1 after %d records and %d windows (%v); %d offsets committed", rec1, win1, time.Since(t0).Round(time.Millisecond), committed)
+	require.Positive(t, committed, "offsets committed before crash 1")
+	require.Less(t, committed, int64(total), "offsets committed before crash 1")
 	prod.succeed(t, time.Minute)
 
-	// Crash 2: while the restarted pipeline catches up.
+	// Crash 2: while the restarted pipeline catches up, once it wrote window documents but
+	// before its first batch is acknowledged.
 	p2 := start(t, "fleetpipeline (crash 2)", pipelineBin, args...)
-	waitFor(t, time.Minute, 10*time.Millisecond, "window documents after the restart", func() bool {
+	waitFor(t, time.Minute, time.Millisecond, "window documents after the restart", func() bool {
 		require.False(t, p2.exited(), "fleetpipeline (crash 2) ended early")
 		_, w := progress(p2)
 		return w > 0
 	})
-	rec2, win2 := progress(p2)
 	p2.kill(t)
-	t.Logf("crash 2 after %d records and %d windows", rec2, win2)
+	rec2, win2 := progress(p2)
+	committed2 := committedOffsets(t, s, topic, crashed.group)
+	t.Logf("crash 2 after %d records and %d windows; %d offsets committed", rec2, win2, committed2)
+	require.Less(t, committed2, int64(total), "offsets committed before crash 2")
 
 	// The last restart runs until idle, next to an uninterrupted run with its own group.
 	p3 := start(t, "fleetpipeline (restart)", pipelineBin, args...)
@@ -271,8 +279,11 @@ func TestCrashRestartSameResults(t *testing.T) {
 				}
 				return fmt.Sprintf("e.g. %s: uninterrupted %v, crashed %v", ids[0], want[ids[0]], got[ids[0]])
 			}
-			t.Errorf("%s after crashes differs from the uninterrupted run: %d missing (%s), %d extra (%s), %d different (%s)",
-				base, len(missing), ex(missing), len(extra), ex(extra), len(differ), ex(differ))
+			t.Errorf("%s after crashes (topic %s, group %s) differs from the uninterrupted run: %d missing (%s), %d extra (%s), %d different (%s)",
+				base, topic, crashed.group, len(missing), ex(missing), len(extra), ex(extra), len(differ), ex(differ))
+			for _, id := range differ[:min(len(differ), 5)] {
+				t.Logf("%s %s:\n\tuninterrupted %v\n\tcrashed       %v", base, id, want[id], got[id])
+			}
 		}
 	}
 }
@@ -374,6 +385,28 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 		perCabEvents[cs.CabID] += cs.Events
 	}
 	require.Equal(t, map[string]int64{"CAB-B1": perCab, "CAB-B2": perCab, "CAB-B3": perCab}, perCabEvents)
+}
+
+// committedOffsets returns the sum of the group's committed offsets over topic's partitions,
+// and logs them.
+func committedOffsets(t *testing.T, s services, topic, group string) int64 {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(strings.Split(s.brokers, ","), sarama.NewConfig())
+	require.NoError(t, err)
+	defer admin.Close()
+	parts := map[string][]int32{topic: {0, 1, 2, 3, 4, 5}}
+	resp, err := admin.ListConsumerGroupOffsets(group, parts)
+	require.NoError(t, err)
+	var sum int64
+	per := make([]int64, 6)
+	for p, b := range resp.Blocks[topic] {
+		per[p] = b.Offset
+		if b.Offset > 0 {
+			sum += b.Offset
+		}
+	}
+	t.Logf("group %s: committed offsets of %s by partition: %v", group, topic, per)
+	return sum
 }
 
 // readTopic reads every partition of topic from the start until it has want messages, then
