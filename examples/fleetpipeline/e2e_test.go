@@ -399,13 +399,14 @@ func committedOffsets(t *testing.T, s services, topic, group string) int64 {
 	require.NoError(t, err)
 	var sum int64
 	per := make([]int64, 6)
+	meta := make([]string, 6)
 	for p, b := range resp.Blocks[topic] {
-		per[p] = b.Offset
+		per[p], meta[p] = b.Offset, b.Metadata
 		if b.Offset > 0 {
 			sum += b.Offset
 		}
 	}
-	t.Logf("group %s: committed offsets of %s by partition: %v", group, topic, per)
+	t.Logf("group %s: committed offsets of %s by partition: %v, metadata %q", group, topic, per, meta)
 	return sum
 }
 
