@@ -376,6 +376,9 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 	pattern := r.index("cab-stats")
 	c.refresh(pattern)
 	require.EqualValues(t, validCount, int64(c.sum(pattern, "events")), "sum of events == valid events")
+	zones := r.index("zone-demand")
+	c.refresh(zones)
+	require.EqualValues(t, validCount, int64(c.sum(zones, "events")), "zone demand: sum of events == valid events (no jumps here)")
 	docs := c.docs(pattern)
 	byID(t, docs)
 	perCabEvents := map[string]int64{}
