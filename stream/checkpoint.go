@@ -113,6 +113,54 @@ func decodeCheckpoint(meta string, committed int64, nodes int) (map[int]int64, e
 	return skip, nil
 }
 
+// effectiveSkip turns the operators' own replay starts into the offsets their inputs are cut
+// at: a stateful operator must still see (and so still process) what any stateful operator
+// downstream of it needs, or that one would be starved of its input.
+func (p *Pipeline) effectiveSkip(own map[int]int64, committed int64) map[int]int64 {
+	const none = int64(1<<63 - 1)
+	n := len(p.nodes)
+	need := make([]int64, n)
+	down := make([]int64, n)
+	for i := range down {
+		down[i] = none
+	}
+	children := make([][]int, n)
+	for i, nd := range p.nodes {
+		for _, par := range parentsOf(nd) {
+			children[par] = append(children[par], i)
+		}
+	}
+	eff := make(map[int]int64)
+	for j := n - 1; j >= 0; j-- {
+		for _, c := range children[j] {
+			down[j] = min(down[j], need[c])
+		}
+		if !hasState(p.nodes[j]) {
+			need[j] = down[j]
+			continue
+		}
+		start, ok := own[j]
+		if !ok {
+			start = committed
+		}
+		start = min(start, down[j])
+		need[j] = start
+		if start > committed {
+			eff[j] = start
+		}
+	}
+	return eff
+}
+
+func parentsOf(n node) []int {
+	if s, ok := n.(interface{ parentIdx() []int }); ok {
+		return s.parentIdx()
+	}
+	return nil
+}
+
+func (s *Stream[T]) parentIdx() []int { return s.parents }
+
 func maxSkip(skip map[int]int64) int64 {
 	m := int64(-1)
 	for _, off := range skip {

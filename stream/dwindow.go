@@ -115,7 +115,7 @@ func (w *windowState[T]) stateSize() int {
 // are. Windows are per partition.
 func Window[T any](s *Stream[T], length, slide time.Duration) *Stream[T] {
 	lb, sb := windowBatches(s, "Window", length, slide)
-	out := &Stream[T]{p: s.p, name: "window", every: s.slide, slide: max(sb, 1)}
+	out := &Stream[T]{p: s.p, name: "window", every: s.slide, slide: max(sb, 1), parents: []int{s.idx}}
 	st := &windowState[T]{p: newPartitioned(func() *ring[Elem[T]] { return new(ring[Elem[T]]) }), length: lb}
 	out.state = st
 	out.fn = func(pc *PartitionContext, dst []Elem[T]) []Elem[T] {

@@ -26,7 +26,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], reduce,
 		s.p.fail(invalid("ReduceByKeyAndWindowInv: nil inverse function"))
 	}
 	perBatch := ReduceByKey(s, reduce)
-	out := &Stream[Pair[K, V]]{p: s.p, name: "reduceByKeyAndWindowInv", every: perBatch.slide, slide: max(sb, 1)}
+	out := &Stream[Pair[K, V]]{p: s.p, name: "reduceByKeyAndWindowInv", every: perBatch.slide, slide: max(sb, 1), parents: []int{perBatch.idx}}
 	parts := newPartitioned(func() *invState[K, V] {
 		return &invState[K, V]{prev: newGroups[K, V](), next: newGroups[K, V](), old: newGroups[K, V]()}
 	})

@@ -24,14 +24,15 @@ type output interface {
 // Stream is a DStream: a sequence of micro-batches of T. Streams are built from a source with
 // From and from other streams with the operators; they do nothing until the pipeline runs.
 type Stream[T any] struct {
-	p     *Pipeline
-	idx   int // index in p.nodes: the operator's id in commit checkpoints
-	name  string
-	every int64 // the operator runs on batches that are multiples of every
-	slide int64 // the stream has data on batches that are multiples of slide
-	cur   []Elem[T]
-	fn    func(pc *PartitionContext, out []Elem[T]) []Elem[T]
-	state stateful
+	p       *Pipeline
+	idx     int   // index in p.nodes: the operator's id in commit checkpoints
+	parents []int // indexes of the streams it reads
+	name    string
+	every   int64 // the operator runs on batches that are multiples of every
+	slide   int64 // the stream has data on batches that are multiples of slide
+	cur     []Elem[T]
+	fn      func(pc *PartitionContext, out []Elem[T]) []Elem[T]
+	state   stateful
 }
 
 // stateful is the state side of an operator.
@@ -88,7 +89,7 @@ func register[T any](p *Pipeline, s *Stream[T]) *Stream[T] {
 // derive adds a stateless or stateful operator reading parent. The operator runs whenever the
 // parent has data and keeps the parent's slide.
 func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionContext, in []Elem[In], out []Elem[Out]) []Elem[Out]) *Stream[Out] {
-	s := &Stream[Out]{p: parent.p, name: name, every: parent.slide, slide: parent.slide}
+	s := &Stream[Out]{p: parent.p, name: name, every: parent.slide, slide: parent.slide, parents: []int{parent.idx}}
 	var kept []Elem[In]
 	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] {
 		in := parent.cur

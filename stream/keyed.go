@@ -101,7 +101,7 @@ func join[K comparable, V, W any](left *Stream[Pair[K, V]], right *Stream[Pair[K
 		left.p.fail(invalid("Join: slides differ (%d and %d batches)", left.slide, right.slide))
 	}
 	rg := newGroups[K, []Elem[W]]()
-	return derive(left, "join", func(_ *PartitionContext, in []Elem[Pair[K, V]], out []Elem[Pair[K, Joined[V, W]]]) []Elem[Pair[K, Joined[V, W]]] {
+	j := derive(left, "join", func(_ *PartitionContext, in []Elem[Pair[K, V]], out []Elem[Pair[K, Joined[V, W]]]) []Elem[Pair[K, Joined[V, W]]] {
 		rg.reset()
 		for i := range right.cur {
 			e := right.cur[i]
@@ -127,4 +127,6 @@ func join[K comparable, V, W any](left *Stream[Pair[K, V]], right *Stream[Pair[K
 		}
 		return out
 	})
+	j.parents = append(j.parents, right.idx)
+	return j
 }

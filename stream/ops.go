@@ -81,13 +81,17 @@ func (s *Stream[T]) Union(others ...*Stream[T]) *Stream[T] {
 			s.p.fail(invalid("Union: slides differ (%d and %d batches)", s.slide, o.slide))
 		}
 	}
-	return derive(s, "union", func(_ *PartitionContext, in []Elem[T], out []Elem[T]) []Elem[T] {
+	u := derive(s, "union", func(_ *PartitionContext, in []Elem[T], out []Elem[T]) []Elem[T] {
 		out = append(out, in...)
 		for _, o := range others {
 			out = append(out, o.cur...)
 		}
 		return out
 	})
+	for _, o := range others {
+		u.parents = append(u.parents, o.idx)
+	}
+	return u
 }
 
 // KeyBy pairs every value with the key that f computes.

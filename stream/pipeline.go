@@ -53,7 +53,8 @@ type partState struct {
 	// skip maps an operator (index in nodes) to the offset its replay starts at, after a
 	// Resume (see Input.Resume); nil once every operator is past it.
 	skip      map[int]int64
-	meta      string // the checkpoint last committed
+	eff       map[int]int64 // where each operator's input is cut during the replay (effectiveSkip)
+	meta      string        // the checkpoint last committed
 	maxEvent  int64
 	next      int64 // next offset after the newest record seen (acknowledged or pending)
 	committed int64 // last offset handed to Source.Commit, -1 before any
@@ -408,6 +409,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			continue
 		}
 		ps.skip, ps.meta = skip, pos.Meta
+		ps.eff = p.effectiveSkip(skip, pos.Offset)
 		if pos.Offset > ps.committed {
 			ps.committed = pos.Offset
 		}
@@ -455,7 +457,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		pc.Partition = part
 		ps := p.parts[part]
 		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, end)
-		pc.skip = ps.skip
+		pc.skip = ps.eff
 		for _, n := range p.nodes {
 			n.process(&pc)
 		}
@@ -538,7 +540,7 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 			continue
 		}
 		if ps.skip != nil && maxSkip(ps.skip) <= ps.next {
-			ps.skip = nil // every operator is past its replay start
+			ps.skip, ps.eff = nil, nil // every operator is past its replay start
 		}
 		off := ps.next
 		held := p.held[:0]
