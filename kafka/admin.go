@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
 )
 
 // EnsureTopic creates topic with the given number of partitions and replication factor if it
@@ -53,12 +56,25 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
 		return 0, fmt.Errorf("kafka: create topic %q: %w", topic, redact(cfg, err))
 	}
-	md, err := admin.DescribeTopics([]string{topic})
-	if err != nil {
-		return 0, fmt.Errorf("kafka: describe topic %q: %w", topic, redact(cfg, err))
+	// Right after a creation the metadata may not list the topic yet: ask a few times.
+	var last error
+	for attempt := range 10 {
+		if attempt > 0 {
+			time.Sleep(backoff.Delay(50*time.Millisecond, time.Second, attempt))
+		}
+		md, err := admin.DescribeTopics([]string{topic})
+		switch {
+		case err != nil:
+			last = redact(cfg, err)
+		case len(md) != 1:
+			last = fmt.Errorf("%d topics in the answer", len(md))
+		case md[0].Err != sarama.ErrNoError:
+			last = md[0].Err
+		case len(md[0].Partitions) == 0:
+			last = errors.New("no partitions yet")
+		default:
+			return int32(len(md[0].Partitions)), nil
+		}
 	}
-	if len(md) != 1 || md[0].Err != sarama.ErrNoError {
-		return 0, fmt.Errorf("kafka: describe topic %q: %v", topic, md)
-	}
-	return int32(len(md[0].Partitions)), nil
+	return 0, fmt.Errorf("kafka: describe topic %q: %w", topic, last)
 }

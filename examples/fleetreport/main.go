@@ -52,7 +52,7 @@ func report(ctx context.Context, cfg opensearch.Config, tag string, w io.Writer)
 	}
 	defer c.Close()
 	api := c.API()
-	if _, err := api.Indices.Refresh(ctx, &opensearchapi.IndicesRefreshReq{Params: opensearchapi.IndicesRefreshParams{AllowNoIndices: opensearchapi.ToPointer(true), IgnoreUnavailable: opensearchapi.ToPointer(true)}, Index: []string{pattern("cab-stats", tag), pattern("zone-demand", tag), pattern("cab-alerts", tag)}}); err != nil {
+	if _, err := api.Indices.Refresh(ctx, &opensearchapi.IndicesRefreshReq{Params: opensearchapi.IndicesRefreshParams{AllowNoIndices: yes(), IgnoreUnavailable: yes()}, Index: []string{pattern("cab-stats", tag), pattern("zone-demand", tag), pattern("cab-alerts", tag)}}); err != nil {
 		return fmt.Errorf("refresh: %w", err)
 	}
 	fmt.Fprintln(w, "== fleetstream demo summary ==")
@@ -106,11 +106,13 @@ func report(ctx context.Context, cfg opensearch.Config, tag string, w io.Writer)
 	return nil
 }
 
+func yes() *bool { t := true; return &t }
+
 func search(ctx context.Context, api *opensearchapi.Client, index, body string, into any) error {
 	resp, err := api.Search(ctx, &opensearchapi.SearchReq{
 		Indices: []string{index},
 		Body:    strings.NewReader(body),
-		Params:  opensearchapi.SearchParams{IgnoreUnavailable: opensearchapi.ToPointer(true), AllowNoIndices: opensearchapi.ToPointer(true)},
+		Params:  opensearchapi.SearchParams{IgnoreUnavailable: yes(), AllowNoIndices: yes()},
 	})
 	if err != nil {
 		return fmt.Errorf("search %s: %w", index, err)
