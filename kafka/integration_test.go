@@ -84,6 +84,28 @@ func TestSourceEndWhenCaughtUp(t *testing.T) {
 	requireCommittedAtEnd(t, brokers, group, topic, parts)
 }
 
+// TestSourceEndWhenCaughtUpWaitsForTrickle keeps producing small batches more often than the
+// idle time while the pipeline keeps up with them: the input must not end until they stop.
+func TestSourceEndWhenCaughtUpWaitsForTrickle(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	const parts, batches, per = 3, 12, 50
+	topic := newTopic(t, brokers, "trickle", parts)
+	group := testenv.UniqueName(t, "g-trickle")
+	ids := newIDSet()
+	r := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic),
+		opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(time.Second)}, ids: ids})
+	// The producer's pace is the scenario under test (arrivals 250 ms apart, for 3 s), not a
+	// synchronisation.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for b := range batches {
+		<-tick.C
+		produceEvents(t, brokers, topic, parts, b*per, (b+1)*per)
+	}
+	require.NoError(t, r.wait(t))
+	require.Equal(t, batches*per, ids.distinct(), "the input ended only after the trickle stopped")
+}
+
 // crashable drops commits once crashed: what a killed process would have committed.
 type crashable struct {
 	*kafka.Source[event]

@@ -416,6 +416,7 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, in *stream.Input[T], id
 	tick := time.NewTicker(min(idle/4, time.Second))
 	defer tick.Stop()
 	var since time.Time
+	var lastRead int64 = -1
 	for {
 		select {
 		case <-ctx.Done():
@@ -424,11 +425,17 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, in *stream.Input[T], id
 		}
 		s.mu.Lock()
 		caught := len(s.owned) > 0
+		var read int64
 		for _, p := range s.owned {
-			if p.read.Load() < p.claim.HighWaterMarkOffset() {
+			r := p.read.Load()
+			read += r
+			if r < p.claim.HighWaterMarkOffset() {
 				caught = false
-				break
 			}
+		}
+		if read != lastRead {
+			// New records since the last look: not idle, however fast they were read.
+			caught, lastRead = false, read
 		}
 		if caught && !since.IsZero() && time.Since(since) >= idle {
 			s.ended = true
