@@ -4,13 +4,18 @@
 # a summary read back from OpenSearch. The services stay up afterwards so you can look at
 # the data; `make services-down` stops them.
 #
-# Environment: DEMO_TOPIC (cab-telemetry), DEMO_GROUP (fleetpipeline), DEMO_SIM_EVENTS
-# (500000), DEMO_INDEX_TAG (none).
+# Environment: DEMO_TOPIC (cab-telemetry-demo-<time>), DEMO_GROUP (fleetpipeline-demo-<time>),
+# DEMO_SIM_EVENTS (500000), DEMO_INDEX_TAG (none). Documents have the same ids in every run
+# (pipeline name, key, window), so a second run updates them instead of adding more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-topic=${DEMO_TOPIC:-cab-telemetry}
-group=${DEMO_GROUP:-fleetpipeline}
+# Each run replays the same event times (Porto 2013, then the simulated fleet), so it gets a
+# topic and group of its own: appending old event times behind newer ones in one topic would
+# make them late, as it would in production.
+run=$(date +%Y%m%d-%H%M%S)
+topic=${DEMO_TOPIC:-cab-telemetry-demo-$run}
+group=${DEMO_GROUP:-fleetpipeline-demo-$run}
 sim=${DEMO_SIM_EVENTS:-500000}
 tag=()
 if [ -n "${DEMO_INDEX_TAG:-}" ]; then tag=(-index-tag "$DEMO_INDEX_TAG"); fi

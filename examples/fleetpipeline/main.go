@@ -77,7 +77,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.lateness, "lateness", 30*time.Second, "allowed lateness (grace) after a window's end")
 	fs.DurationVar(&c.outOfOrder, "out-of-order", 30*time.Second, "maximum out-of-orderness of events within a partition")
 	fs.DurationVar(&c.batch, "batch", time.Second, "batch interval")
-	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition has been caught up this long, close all windows, commit and exit 0 (0: run until stopped)")
+	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition has been caught up this long, close all windows, commit and exit 0 (0: run until stopped); the commit stays at the first record of each partition's newest window, so a later run that receives more of that window's records completes it")
 	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line")
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
