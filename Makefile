@@ -32,8 +32,13 @@ fuzz:
 	  done; \
 	done
 
+# bench runs every benchmark six times into .bench/new.txt and summarises it with benchstat;
+# compare two runs with `go tool benchstat .bench/old.txt .bench/new.txt`. The Kafka and
+# OpenSearch benchmarks need the services (make services-up; . testenv/env.sh).
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=6 $(PKGS) | tee .bench/new.txt
+	@mkdir -p .bench
+	$(GO) test -run='^$$' -bench=. -benchmem -count=6 -timeout 60m $(PKGS) | tee .bench/new.txt
+	$(GO) tool benchstat .bench/new.txt
 
 # demo runs the main job end to end: services, Porto + simulated replay, fleet pipeline, summary.
 demo:
