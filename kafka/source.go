@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -746,7 +747,7 @@ func (c *claimLoop[T]) flush() bool {
 		lim := len(c.queue)
 		if len(c.skips) > 0 {
 			lim, _ = slices.BinarySearchFunc(c.queue, c.skips[0], func(r stream.Record[T], off int64) int {
-				return cmpInt64(r.Offset, off)
+				return cmp.Compare(r.Offset, off)
 			})
 		}
 		if lim > 0 {
@@ -779,16 +780,6 @@ func (c *claimLoop[T]) flush() bool {
 
 // pushChunk is the most records a partition moves into the input at once.
 const pushChunk = 128
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 func (c *claimLoop[T]) pushed(next int64) {
 	p := c.p

@@ -1,11 +1,10 @@
 package opensearch
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"sync/atomic"
 	"time"
+
+	"github.com/fleetstream/fleetstream/internal/docid"
 )
 
 // WindowID returns the deterministic document ID of a window result: the hex of the first 128
@@ -20,21 +19,7 @@ func WindowID(pipeline, key string, start, end time.Time) string {
 
 // AppendWindowID appends WindowID(pipeline, key, start, end) to dst.
 func AppendWindowID(dst []byte, pipeline, key string, start, end time.Time) []byte {
-	h := sha256.New()
-	var n [8]byte
-	// Length prefixes keep ("a|b", "c") and ("a", "b|c") apart.
-	binary.BigEndian.PutUint64(n[:], uint64(len(pipeline)))
-	h.Write(n[:])
-	h.Write([]byte(pipeline))
-	binary.BigEndian.PutUint64(n[:], uint64(len(key)))
-	h.Write(n[:])
-	h.Write([]byte(key))
-	binary.BigEndian.PutUint64(n[:], uint64(start.UnixNano()))
-	h.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(end.UnixNano()))
-	h.Write(n[:])
-	var sum [sha256.Size]byte
-	return hex.AppendEncode(dst, h.Sum(sum[:0])[:16])
+	return docid.AppendWindow(dst, pipeline, key, start, end)
 }
 
 // FixedIndex returns an index function that always names index (an index, an alias or a data

@@ -1,14 +1,12 @@
 package telemetry
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/fleetstream/fleetstream/internal/docid"
 	"github.com/fleetstream/fleetstream/window"
 )
 
@@ -222,18 +220,5 @@ func appendTimeField(dst []byte, name string, t time.Time) []byte {
 // length-prefixed pipeline name and key and the window bounds in UTC
 // nanoseconds. A test keeps the two in step.
 func windowID(pipeline, key string, start, end time.Time) string {
-	h := sha256.New()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(pipeline)))
-	h.Write(n[:])
-	h.Write([]byte(pipeline))
-	binary.BigEndian.PutUint64(n[:], uint64(len(key)))
-	h.Write(n[:])
-	h.Write([]byte(key))
-	binary.BigEndian.PutUint64(n[:], uint64(start.UnixNano()))
-	h.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(end.UnixNano()))
-	h.Write(n[:])
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	return string(docid.AppendWindow(nil, pipeline, key, start, end))
 }

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -134,13 +135,13 @@ func (w *sessions[T, K, V, A, R]) emit(o out[K, R], final bool) out[K, R] {
 		return o
 	}
 	slices.SortFunc(w.scratch, func(a, b sessRef) int {
-		if c := cmpInt(a.end, b.end); c != 0 {
+		if c := cmp.Compare(a.end, b.end); c != 0 {
 			return c
 		}
 		if a.key != b.key {
 			return a.key - b.key
 		}
-		return cmpInt(a.start, b.start)
+		return cmp.Compare(a.start, b.start)
 	})
 	for _, r := range w.scratch {
 		sk := w.keys[r.key]

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -188,7 +189,7 @@ func (w *sliding[T, K, V, A, R]) touch(j, off int64) {
 		w.panes[w.cur].minOff = min(w.panes[w.cur].minOff, off)
 		return
 	}
-	i, found := slices.BinarySearchFunc(w.panes, j, func(p paneInfo, j int64) int { return cmpInt(p.idx, j) })
+	i, found := slices.BinarySearchFunc(w.panes, j, func(p paneInfo, j int64) int { return cmp.Compare(p.idx, j) })
 	if !found {
 		w.panes = slices.Insert(w.panes, i, paneInfo{idx: j, minOff: off})
 		if !w.hasNewest || j > w.newestPane.idx {
@@ -197,16 +198,6 @@ func (w *sliding[T, K, V, A, R]) touch(j, off int64) {
 	}
 	w.panes[i].minOff = min(w.panes[i].minOff, off)
 	w.cur = i
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (w *sliding[T, K, V, A, R]) newSeries(k K) int32 {
@@ -360,7 +351,7 @@ func (w *sliding[T, K, V, A, R]) partials(o out[K, R]) out[K, R] {
 			}
 		}
 	}
-	slices.SortStableFunc(w.parts, func(p, q partial[A]) int { return cmpInt(p.end, q.end) })
+	slices.SortStableFunc(w.parts, func(p, q partial[A]) int { return cmp.Compare(p.end, q.end) })
 	for _, p := range w.parts {
 		o = w.op.appendResult(o, w.part, w.meta[p.x].key, p.acc, p.end-w.size, p.end, false, w.paneMin(p.end))
 	}
