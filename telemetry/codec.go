@@ -118,6 +118,20 @@ func (p *parser) ws() {
 
 func (p *parser) eof() error { return p.malformed("unexpected end of input") }
 
+// colon consumes the ':' after an object key and the whitespace around it.
+func (p *parser) colon() error {
+	p.ws()
+	if p.i >= len(p.data) {
+		return p.eof()
+	}
+	if p.data[p.i] != ':' {
+		return p.malformed("expected ':' after field name")
+	}
+	p.i++
+	p.ws()
+	return nil
+}
+
 func decode(data []byte, e *Event, d *Decoder) error {
 	p := parser{data: data}
 	var seen uint32
@@ -154,15 +168,9 @@ func decode(data []byte, e *Event, d *Decoder) error {
 			} else {
 				id = lookupField(key)
 			}
-			p.ws()
-			if p.i >= len(data) {
-				return p.eof()
+			if err := p.colon(); err != nil {
+				return err
 			}
-			if data[p.i] != ':' {
-				return p.malformed("expected ':' after field name")
-			}
-			p.i++
-			p.ws()
 			if p.i >= len(data) {
 				return p.eof()
 			}
@@ -576,15 +584,9 @@ func (p *parser) skip(depth int) error {
 				if _, err := p.scanString(); err != nil {
 					return err
 				}
-				p.ws()
-				if p.i >= len(data) {
-					return p.eof()
+				if err := p.colon(); err != nil {
+					return err
 				}
-				if data[p.i] != ':' {
-					return p.malformed("expected ':' after field name")
-				}
-				p.i++
-				p.ws()
 			}
 			if err := p.skip(depth + 1); err != nil {
 				return err
