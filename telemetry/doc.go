@@ -131,9 +131,11 @@
 // written again, and overwrite their copies.
 //
 // Event-time windows (package window) replay exactly from their own commit
-// position; when another stateful operator in the same pipeline holds the
-// commit further back, a window that was already emitted can be rebuilt
-// from part of its records and emitted again.
+// position. When the tracker holds the commit further back, the pipeline's
+// replay checkpoint (stream.Position.Meta, stored by the Kafka source with the
+// offset) lets each window skip the replayed records it had already
+// accounted for, so an emitted window is not rebuilt from part of its records
+// (the fleet pipeline's SIGKILL test proves it end to end).
 //
 // # Concurrency
 //

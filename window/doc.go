@@ -64,7 +64,7 @@
 // revoked; keys should be co-partitioned with the Kafka message key (cab id) for whole-key
 // results, otherwise Result.Partition tells the partial results apart.
 //
-// Nothing is checkpointed: after a crash or a rebalance, replaying from the committed offset
+// No state is checkpointed: after a crash or a rebalance, replaying from the committed offset
 // rebuilds the state, and the final results of the two runs together equal those of a run
 // without the crash (TestCrashReplay proves it for Tumbling and Sliding). For that the
 // operator holds commits back (stream.Operator.Retained) to the first record of the oldest
@@ -76,13 +76,16 @@
 // does not emit a window of which it saw only the tail; a fresh start behaves the same way,
 // so for Sliding the windows that start before a partition's first pane are not emitted.
 // Windows that a replay emits again carry the same values, and sinks overwrite them by their
-// deterministic ids (pipeline, key, window start and end).
+// deterministic ids (pipeline, key, window start and end). When another operator of the
+// pipeline holds the commit further back than the window, the pipeline's replay checkpoint
+// (see "Delivery" in package stream) makes the window skip the replayed records before its
+// own position, so the replay still starts, for this operator, at its own boundary.
 //
 // Late records are at least once: a replay reports again those after the committed offset.
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again
 // from its later records only (with a later start). Exact session replay needs the partition's
-// watermark stored with the commit, which package stream does not offer yet.
+// watermark stored with the commit; the stream checkpoint carries offsets only, for now.
 //
 // # Performance
 //
