@@ -180,8 +180,12 @@ kafka_format() {
 	d="$(dir_of kafka)"
 	lib="$(lib_dir kafka)"
 	[ -f "$d/data/meta.properties" ] && return 0
-	# a cluster id is 16 random bytes in URL-safe base64 without padding
-	id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+	# a cluster id is 16 random bytes in URL-safe base64 without padding; one that starts with
+	# '-' would read as an option to the storage tool (1 in 64), so draw again (as Kafka does)
+	id=-
+	while [ "${id#-}" != "$id" ]; do
+		id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+	done
 	if ! "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka/tools-log4j2.xml" -cp "$lib/*" \
 		kafka.tools.StorageTool format --cluster-id "$id" --config "$d/server.properties" \
 		--add-scram "$SCRAM_MECHANISM=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" \
