@@ -4,6 +4,8 @@
 //
 //	go run ./examples/replay -source porto,sim -sim-events 500000
 //
+// -skip and -limit produce a part of the same sequence, so a replay can be split in two.
+//
 // The Porto events keep their 2013 times unless -shift moves the first one to now; simulated
 // events start after the last Porto event, so that in every partition time moves forward.
 package main
@@ -40,6 +42,8 @@ type options struct {
 	faults     bool
 	batch      int
 	quiet      bool
+	skip       int
+	limit      int
 }
 
 func main() {
@@ -59,6 +63,8 @@ func main() {
 	fs.BoolVar(&o.faults, "faults", true, "inject faults into the simulated fleet (speeding, harsh braking, GPS jumps, out-of-order, duplicates, malformed)")
 	fs.IntVar(&o.batch, "batch", 2000, "messages per produce request batch")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.IntVar(&o.skip, "skip", 0, "leave out the first N messages of the replay (to resume or split one)")
+	fs.IntVar(&o.limit, "limit", 0, "produce at most N messages after -skip; 0: all")
 	_ = fs.Parse(os.Args[1:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -110,6 +116,14 @@ func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error 
 		default:
 			return fmt.Errorf("-source %q: want porto, sim or porto,sim", src)
 		}
+	}
+
+	if o.skip < 0 || o.limit < 0 {
+		return fmt.Errorf("-skip %d, -limit %d: want counts of at least 0", o.skip, o.limit)
+	}
+	msgs = msgs[min(o.skip, len(msgs)):]
+	if o.limit > 0 && o.limit < len(msgs) {
+		msgs = msgs[:o.limit]
 	}
 
 	n, err := kafka.EnsureTopic(ctx, cfg, o.topic, int32(o.partitions), 1)
