@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "filling $TOPIC (1,000,000 records, 6 partitions)..." >&2
-go test -count=1 -run '^TestFillBenchTopic$' ./kafka/ >/dev/null
+go test -count=1 -tags benchfill -run '^TestFillBenchTopic$' ./kafka/ >/dev/null
 
 echo "fleetstream (BenchmarkSource)..." >&2
 GO_OUT="$(go test -count=1 -run '^$' -bench '^BenchmarkSource$' -benchtime 1x ./kafka/ | grep '^BenchmarkSource')"

@@ -19,7 +19,7 @@ import (
 )
 
 // The consume benchmark reads benchRecords records of about benchSize bytes from a
-// benchParts-partition topic. kafka/bench.sh fills a topic once (TestFillBenchTopic), runs
+// benchParts-partition topic. kafka/bench.sh fills a topic once (TestFillBenchTopic, in benchfill_test.go), runs
 // BenchmarkSource and Kafka's ConsumerPerformance on it, and compares them.
 const (
 	benchRecords = 1_000_000
@@ -40,21 +40,6 @@ func fillBenchTopic(tb testing.TB, brokers []string, topic string) {
 	tb.Helper()
 	createTopic(tb, brokers, topic, benchParts)
 	produceBench(tb, brokers, topic)
-}
-
-// TestFillBenchTopic fills $FLEETSTREAM_BENCH_TOPIC for kafka/bench.sh; it skips otherwise.
-// The topic is kept: bench.sh deletes it.
-func TestFillBenchTopic(t *testing.T) {
-	topic := os.Getenv(envBenchTop)
-	if topic == "" {
-		t.Skip(envBenchTop + " is unset (kafka/bench.sh sets it)")
-	}
-	brokers := testenv.KafkaBrokers(t)
-	admin, err := sarama.NewClusterAdmin(brokers, saramaConfig())
-	require.NoError(t, err)
-	defer admin.Close()
-	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: benchParts, ReplicationFactor: 1}, false))
-	produceBench(t, brokers, topic)
 }
 
 func produceBench(tb testing.TB, brokers []string, topic string) {
