@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"reflect"
 )
 
 // node is one operator of the graph, processed partition by partition in creation order,
@@ -182,6 +183,13 @@ type source[T any] struct {
 	bucket  map[int32]int // partition -> index in buckets
 	buckets [][]Elem[T]
 	parts   []partTaken
+	// slots[p] is 1 + the index in parts of partition p in this batch, 0 if p has no records
+	// yet, for p < maxDirectSlots (Kafka partition numbers are small); records of
+	// interleaved partitions find their bucket without a search.
+	slots []int32
+	// scrub is whether T holds pointers: then release clears the batch's memory so that
+	// it does not keep the values' referents alive until the next batch overwrites it.
+	scrub bool
 }
 
 // From attaches a source to the pipeline and returns its stream. A pipeline has one source;
@@ -197,6 +205,7 @@ func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
 		in:     newInput[T](p.cfg.maxRecords, p.cfg.maxBytes),
 		head:   s,
 		bucket: make(map[int32]int),
+		scrub:  hasPointers(reflect.TypeFor[T]()),
 	}
 	// The source stream's batch is the partition's bucket itself, not a copy; out is never
 	// appended to, so the aliasing is safe.
@@ -244,6 +253,11 @@ func (s *source[T]) take(batchTime int64) taken {
 		t.closed = false
 	}
 	t.records = len(s.recs)
+	for _, pt := range s.parts {
+		if pt.part >= 0 && int(pt.part) < len(s.slots) {
+			s.slots[pt.part] = 0
+		}
+	}
 	s.parts = s.parts[:0]
 	idx, last := -1, int32(0)
 	for i := range s.recs {
@@ -269,10 +283,23 @@ func (s *source[T]) take(batchTime int64) taken {
 // slot returns the index in s.parts of the partition's entry for this batch, adding it (and
 // its bucket, the first time the partition is seen) if needed.
 func (s *source[T]) slot(part int32) int {
-	for i := range s.parts {
-		if s.parts[i].part == part {
-			return i
+	direct := part >= 0 && part < maxDirectSlots
+	if direct {
+		if int(part) >= len(s.slots) {
+			s.slots = append(s.slots, make([]int32, int(part)+1-len(s.slots))...)
 		}
+		if j := s.slots[part]; j > 0 {
+			return int(j - 1)
+		}
+	} else {
+		for i := range s.parts {
+			if s.parts[i].part == part {
+				return i
+			}
+		}
+	}
+	if direct {
+		s.slots[part] = int32(len(s.parts) + 1)
 	}
 	b, ok := s.bucket[part]
 	if !ok {
@@ -288,9 +315,37 @@ func (s *source[T]) slot(part int32) int {
 func (s *source[T]) release() {
 	for _, pt := range s.parts {
 		b := s.buckets[pt.bucket]
-		clear(b)
+		if s.scrub {
+			clear(b)
+		}
 		s.buckets[pt.bucket] = b[:0]
 	}
-	clear(s.recs)
+	if s.scrub {
+		clear(s.recs)
+	}
 	s.recs = s.recs[:0]
+}
+
+// maxDirectSlots bounds the partition numbers that source.slots indexes directly.
+const maxDirectSlots = 4096
+
+// hasPointers reports whether values of t can refer to other memory. Record's time.Time
+// refers only to a time zone, so the check is on the record's value type.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.Map, reflect.Chan,
+		reflect.Func, reflect.Interface, reflect.String:
+		return true
+	default:
+		return false
+	}
 }

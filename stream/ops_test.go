@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,40 @@ func TestConstructionErrors(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
 	_, err = stream.New(time.Second, stream.WithBuffer(0, 0))
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
+}
+
+// TestPartitionsInterleaved splits batches whose records alternate between partitions, with
+// partition numbers below and above the engine's direct index and negative ones, and checks
+// that every partition sees exactly its own records in order, batch after batch.
+func TestPartitionsInterleaved(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, s := streamtest.NewQueue[int](h)
+	out := streamtest.Collect(stream.Transform(s, func(pc *stream.PartitionContext, vs []int) []string {
+		return []string{fmt.Sprint(pc.Partition, vs)}
+	}))
+	parts := []int32{0, 5000, 3, -1, 70000, 3}
+	for batch := range 3 {
+		var recs []stream.Record[int]
+		for i := range 12 {
+			p := parts[(i+batch)%len(parts)]
+			recs = append(recs, stream.Record[int]{Value: batch*100 + i, Partition: p, Offset: int64(batch*100 + i)})
+		}
+		q.Add(recs...)
+		if batch == 1 {
+			q.AddEmpty(1) // a batch without records between two with them
+		}
+	}
+	q.End()
+	h.RunUntilDone()
+	want := [][]string{
+		{"0 [0 6]", "5000 [1 7]", "3 [2 5 8 11]", "-1 [3 9]", "70000 [4 10]"},
+		{"5000 [100 106]", "3 [101 104 107 110]", "-1 [102 108]", "70000 [103 109]", "0 [105 111]"},
+		{"0 []", "5000 []", "3 []", "-1 []", "70000 []"}, // every known partition runs
+		{"3 [200 203 206 209]", "-1 [201 207]", "70000 [202 208]", "0 [204 210]", "5000 [205 211]"},
+	}
+	got := out.Batches()
+	require.GreaterOrEqual(t, len(got), len(want))
+	for i, w := range want {
+		require.ElementsMatch(t, w, got[i], "batch %d", i+1)
+	}
 }

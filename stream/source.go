@@ -110,12 +110,18 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 	if in.closed {
 		return 0
 	}
-	n := 0
-	for n < len(recs) && !in.fullLocked() {
-		in.buf = append(in.buf, recs[n])
-		in.bytes += int64(recs[n].Size)
+	// Count what fits (the bounds of fullLocked, checked before each record), then copy it
+	// in one append.
+	n, bytes := 0, in.bytes
+	for n < len(recs) {
+		if held := len(in.buf) + n; held > 0 && (held >= in.maxRecords || (in.maxBytes > 0 && bytes >= in.maxBytes)) {
+			break
+		}
+		bytes += int64(recs[n].Size)
 		n++
 	}
+	in.buf = append(in.buf, recs[:n]...)
+	in.bytes = bytes
 	return n
 }
 
