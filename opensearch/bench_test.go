@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -22,12 +23,22 @@ const (
 	benchFlush   = 2 << 20
 )
 
+// warmUp runs once per test binary, before the first measured variant, so that neither pays
+// for the node's warm-up (JIT, first index creation).
+var warmUp sync.Once
+
 // BenchmarkBulk compares the sink with opensearch-go's BulkIndexer against the real node.
 // Each iteration indexes benchDocs new documents. Run with -benchtime=1x -count=6 and
 // compare docs/s with benchstat.
 func BenchmarkBulk(b *testing.B) {
 	n := newNode(b)
 	vals := stats(0, benchDocs)
+	warmUp.Do(func() {
+		sink, err := opensearch.NewSink(n.client, statsMapping(n.newPrefix(b)),
+			opensearch.WithConcurrency(benchWorkers), opensearch.WithFlushBytes(benchFlush))
+		require.NoError(b, err)
+		require.NoError(b, sink.Write(b.Context(), vals))
+	})
 	var size int
 	for _, v := range vals[:1000] {
 		d, _ := appendCabStats(nil, v)
