@@ -75,7 +75,8 @@
 // retried until it succeeds or the partition is given up. Dead-lettered offsets are then
 // committed like any other: a commit that reaches the record before them extends over them,
 // and if everything before them is already committed they are committed at once. They are
-// counted (Source.DeadLettered).
+// counted (Source.DeadLettered) and logged at Warn: the first ten one by one, then at most
+// one line every ten seconds that also says how many were not logged since the last one.
 //
 // # Auth/MSK
 //

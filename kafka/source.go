@@ -15,6 +15,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/fleetstream/fleetstream/internal/lograte"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -41,6 +42,9 @@ type Source[T any] struct {
 	ran    atomic.Bool
 
 	records, bytes, deadLettered atomic.Int64
+	// dlqLog lets the first dead letters be logged one by one, then one line per interval
+	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).
+	dlqLog *lograte.Limiter
 
 	mu       sync.Mutex
 	owned    map[int32]*partition
@@ -112,6 +116,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		ends:     make(map[int32]int64),
 		finished: make(map[int32]bool),
 		progress: make(chan struct{}, 1),
+		dlqLog:   lograte.New(10, 10*time.Second),
 	}
 	for i, t := range cfg.Topics {
 		s.topics[t] = i
@@ -727,7 +732,10 @@ func (c *claimLoop[T]) deadLetter(cause error) bool {
 		err := c.h.dlq.WriteDeadLetter(ctx, &c.msg, cause)
 		if err == nil {
 			s.deadLettered.Add(1)
-			s.log.Warn("kafka: record dead-lettered", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", cause)
+			if ok, left := s.dlqLog.Allow(time.Now()); ok {
+				s.log.Warn("kafka: record dead-lettered", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", cause,
+					"not_logged_since_last", left, "dead_letters", s.deadLettered.Load())
+			}
 			return true
 		}
 		s.log.Error("kafka: dead-letter write failed, retrying", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", err)
