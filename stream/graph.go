@@ -164,6 +164,8 @@ type partTaken struct {
 	maxEvent  int64
 	maxOffset int64
 	bucket    int
+	untimed   int   // records without an event time
+	bytes     int64 // their sizes, for Input's byte bound
 }
 
 type taken struct {
@@ -176,20 +178,10 @@ type taken struct {
 }
 
 type source[T any] struct {
-	src     Source[T]
-	in      *Input[T]
-	head    *Stream[T]
-	recs    []Record[T]
-	bucket  map[int32]int // partition -> index in buckets
-	buckets [][]Elem[T]
-	parts   []partTaken
-	// slots[p] is 1 + the index in parts of partition p in this batch, 0 if p has no records
-	// yet, for p < maxDirectSlots (Kafka partition numbers are small); records of
-	// interleaved partitions find their bucket without a search.
-	slots []int32
-	// scrub is whether T holds pointers: then release clears the batch's memory so that
-	// it does not keep the values' referents alive until the next batch overwrites it.
-	scrub bool
+	src  Source[T]
+	in   *Input[T]
+	head *Stream[T]
+	cur  *split[T] // the batch being processed; between batches, the empty spare
 }
 
 // From attaches a source to the pipeline and returns its stream. A pipeline has one source;
@@ -201,17 +193,16 @@ func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
 		return register(p, s)
 	}
 	sn := &source[T]{
-		src:    src,
-		in:     newInput[T](p.cfg.maxRecords, p.cfg.maxBytes),
-		head:   s,
-		bucket: make(map[int32]int),
-		scrub:  hasPointers(reflect.TypeFor[T]()),
+		src:  src,
+		in:   newInput[T](p.cfg.maxRecords, p.cfg.maxBytes),
+		head: s,
+		cur:  newSplit[T](),
 	}
 	// The source stream's batch is the partition's bucket itself, not a copy; out is never
 	// appended to, so the aliasing is safe.
 	s.fn = func(pc *PartitionContext, _ []Elem[T]) []Elem[T] {
-		if i, ok := sn.bucket[pc.Partition]; ok {
-			return sn.buckets[i]
+		if i, ok := sn.cur.bucket[pc.Partition]; ok {
+			return sn.cur.buckets[i]
 		}
 		return nil
 	}
@@ -246,88 +237,20 @@ func (s *source[T]) control() ([]Position, []revocation) {
 
 func (s *source[T]) take(batchTime int64) taken {
 	var t taken
-	s.recs, t.bytes, t.assigned, t.revoked, t.closed = s.in.take(s.recs[:0])
+	s.cur, t.assigned, t.revoked, t.closed = s.in.take(s.cur)
 	// closed is only final once the buffer was empty when taken, so records pushed
 	// before Close are all processed first.
-	if t.closed && len(s.recs) > 0 {
+	if t.closed && s.cur.records > 0 {
 		t.closed = false
 	}
-	t.records = len(s.recs)
-	for _, pt := range s.parts {
-		if pt.part >= 0 && int(pt.part) < len(s.slots) {
-			s.slots[pt.part] = 0
-		}
-	}
-	s.parts = s.parts[:0]
-	idx, last := -1, int32(0)
-	for i := range s.recs {
-		r := &s.recs[i]
-		ts := batchTime
-		if !r.EventTime.IsZero() {
-			ts = r.EventTime.UnixNano()
-		}
-		if idx < 0 || last != r.Partition {
-			idx = s.slot(r.Partition)
-			last = r.Partition
-		}
-		pt := &s.parts[idx]
-		pt.maxEvent = max(pt.maxEvent, ts)
-		pt.maxOffset = max(pt.maxOffset, r.Offset)
-		b := &s.buckets[pt.bucket]
-		*b = append(*b, Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
-	}
-	t.parts = s.parts
+	s.cur.stamp(batchTime)
+	t.records, t.bytes, t.parts = s.cur.records, s.cur.bytes, s.cur.parts
 	return t
 }
 
-// slot returns the index in s.parts of the partition's entry for this batch, adding it (and
-// its bucket, the first time the partition is seen) if needed.
-func (s *source[T]) slot(part int32) int {
-	direct := part >= 0 && part < maxDirectSlots
-	if direct {
-		if int(part) >= len(s.slots) {
-			s.slots = append(s.slots, make([]int32, int(part)+1-len(s.slots))...)
-		}
-		if j := s.slots[part]; j > 0 {
-			return int(j - 1)
-		}
-	} else {
-		for i := range s.parts {
-			if s.parts[i].part == part {
-				return i
-			}
-		}
-	}
-	if direct {
-		s.slots[part] = int32(len(s.parts) + 1)
-	}
-	b, ok := s.bucket[part]
-	if !ok {
-		b = len(s.buckets)
-		s.bucket[part] = b
-		s.buckets = append(s.buckets, nil)
-	}
-	s.parts = append(s.parts, partTaken{part: part, maxEvent: NoWatermark, maxOffset: -1, bucket: b})
-	return len(s.parts) - 1
-}
-
-// release empties the per-partition buckets after the batch ran, keeping their capacity.
-func (s *source[T]) release() {
-	for _, pt := range s.parts {
-		b := s.buckets[pt.bucket]
-		if s.scrub {
-			clear(b)
-		}
-		s.buckets[pt.bucket] = b[:0]
-	}
-	if s.scrub {
-		clear(s.recs)
-	}
-	s.recs = s.recs[:0]
-}
-
-// maxDirectSlots bounds the partition numbers that source.slots indexes directly.
-const maxDirectSlots = 4096
+// release empties the batch's split after it ran, keeping its memory for the batch after
+// next.
+func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
 
 // hasPointers reports whether values of t can refer to other memory. Record's time.Time
 // refers only to a time zone, so the check is on the record's value type.

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"sync"
 )
@@ -48,8 +49,8 @@ type Input[T any] struct {
 	maxBytes   int64
 
 	mu       sync.Mutex
-	buf      []Record[T]
-	bytes    int64
+	buf      *split[T] // filled by the source, swapped with the pipeline's at each batch
+	scrub    bool      // T holds pointers: clear discarded elements
 	closed   bool
 	space    chan struct{} // closed and replaced when space frees up
 	revoked  []revocation
@@ -62,16 +63,17 @@ type revocation struct {
 }
 
 func newInput[T any](maxRecords int, maxBytes int64) *Input[T] {
-	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, space: make(chan struct{})}
+	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, space: make(chan struct{}),
+		buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
 }
 
 // fullLocked reports whether the buffer is at a bound. A single record larger than the byte
 // bound is still accepted into an empty buffer, so a big record cannot wedge the pipeline.
 func (in *Input[T]) fullLocked() bool {
-	if len(in.buf) == 0 {
+	if in.buf.records == 0 {
 		return false
 	}
-	return len(in.buf) >= in.maxRecords || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
+	return in.buf.records >= in.maxRecords || (in.maxBytes > 0 && in.buf.bytes >= in.maxBytes)
 }
 
 // Full reports whether the buffer holds its maximum of records or bytes.
@@ -96,8 +98,7 @@ func (in *Input[T]) TryPush(r Record[T]) bool {
 	if in.closed || in.fullLocked() {
 		return false
 	}
-	in.buf = append(in.buf, r)
-	in.bytes += int64(r.Size)
+	in.buf.add(&r)
 	return true
 }
 
@@ -110,18 +111,11 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 	if in.closed {
 		return 0
 	}
-	// Count what fits (the bounds of fullLocked, checked before each record), then copy it
-	// in one append.
-	n, bytes := 0, in.bytes
-	for n < len(recs) {
-		if held := len(in.buf) + n; held > 0 && (held >= in.maxRecords || (in.maxBytes > 0 && bytes >= in.maxBytes)) {
-			break
-		}
-		bytes += int64(recs[n].Size)
+	n := 0
+	for n < len(recs) && !in.fullLocked() {
+		in.buf.add(&recs[n])
 		n++
 	}
-	in.buf = append(in.buf, recs[:n]...)
-	in.bytes = bytes
 	return n
 }
 
@@ -135,8 +129,7 @@ func (in *Input[T]) Push(ctx context.Context, r Record[T]) error {
 			return ErrInputEnded
 		}
 		if !in.fullLocked() {
-			in.buf = append(in.buf, r)
-			in.bytes += int64(r.Size)
+			in.buf.add(&r)
 			in.mu.Unlock()
 			return nil
 		}
@@ -190,13 +183,7 @@ func (in *Input[T]) Resume(pos ...Position) {
 func (in *Input[T]) Revoke(parts ...int32) <-chan struct{} {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.buf = slices.DeleteFunc(in.buf, func(r Record[T]) bool {
-		if slices.Contains(parts, r.Partition) {
-			in.bytes -= int64(r.Size)
-			return true
-		}
-		return false
-	})
+	in.buf.drop(parts, in.scrub)
 	done := make(chan struct{})
 	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done})
 	in.signalLocked()
@@ -208,18 +195,16 @@ func (in *Input[T]) signalLocked() {
 	in.space = make(chan struct{})
 }
 
-// take moves the buffered records into dst and returns them with the control messages that
-// arrived since the last call and whether the input is closed.
-func (in *Input[T]) take(dst []Record[T]) (recs []Record[T], bytes int64, assigned []Position, revoked []revocation, closed bool) {
+// take swaps the buffered records with dst, an empty split, and returns them with the control
+// messages that arrived since the last call and whether the input is closed.
+func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, revoked []revocation, closed bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	// Swap buffers: the source fills the old batch's memory while the pipeline runs.
-	dst, in.buf = in.buf, dst[:0]
-	bytes = in.bytes
-	in.bytes = 0
+	recs, in.buf = in.buf, dst
 	assigned, in.assigned = in.assigned, nil
 	revoked, in.revoked = in.revoked, nil
 	closed = in.closed
 	in.signalLocked()
-	return dst, bytes, assigned, revoked, closed
+	return recs, assigned, revoked, closed
 }

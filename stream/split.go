@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"math"
+	"slices"
+)
+
+// untimed marks an Elem whose record had no event time: it takes the batch time when the
+// pipeline takes the batch.
+const untimed = math.MinInt64
+
+// maxDirectSlots bounds the partition numbers that split.slots indexes directly.
+const maxDirectSlots = 4096
+
+// split holds buffered records split by partition, in the form the pipeline processes them.
+// The source side fills one split (under Input's lock) while the pipeline runs a batch from
+// the other, so the per-record work of splitting is done by the source's goroutines, not by
+// the run loop.
+type split[T any] struct {
+	parts   []partTaken   // partitions with records, in the order of their first record
+	buckets [][]Elem[T]   // by partTaken.bucket, kept across batches for their capacity
+	bucket  map[int32]int // partition -> index in buckets
+	// slots[p] is 1 + the index in parts of partition p, 0 if p has no records yet, for
+	// 0 <= p < maxDirectSlots (Kafka partition numbers are small): records of interleaved
+	// partitions find their bucket without a search.
+	slots   []int32
+	last    int // index in parts of the last record's partition, -1 if none
+	records int
+	bytes   int64
+}
+
+func newSplit[T any]() *split[T] {
+	return &split[T]{bucket: make(map[int32]int), last: -1}
+}
+
+// add appends r to its partition's bucket.
+func (b *split[T]) add(r *Record[T]) {
+	ts := int64(untimed)
+	if !r.EventTime.IsZero() {
+		ts = r.EventTime.UnixNano()
+	}
+	i := b.last
+	if i < 0 || b.parts[i].part != r.Partition {
+		i = b.slot(r.Partition)
+		b.last = i
+	}
+	pt := &b.parts[i]
+	if ts == untimed {
+		pt.untimed++
+	} else {
+		pt.maxEvent = max(pt.maxEvent, ts)
+	}
+	pt.maxOffset = max(pt.maxOffset, r.Offset)
+	pt.bytes += int64(r.Size)
+	bk := &b.buckets[pt.bucket]
+	*bk = append(*bk, Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
+	b.records++
+	b.bytes += int64(r.Size)
+}
+
+// slot returns the index in parts of the partition's entry, adding it (and its bucket, the
+// first time the partition is seen) if needed.
+func (b *split[T]) slot(part int32) int {
+	direct := part >= 0 && part < maxDirectSlots
+	if direct {
+		if int(part) >= len(b.slots) {
+			b.slots = append(b.slots, make([]int32, int(part)+1-len(b.slots))...)
+		}
+		if j := b.slots[part]; j > 0 {
+			return int(j - 1)
+		}
+		b.slots[part] = int32(len(b.parts) + 1)
+	} else {
+		for i := range b.parts {
+			if b.parts[i].part == part {
+				return i
+			}
+		}
+	}
+	bk, ok := b.bucket[part]
+	if !ok {
+		bk = len(b.buckets)
+		b.bucket[part] = bk
+		b.buckets = append(b.buckets, nil)
+	}
+	b.parts = append(b.parts, partTaken{part: part, maxEvent: NoWatermark, maxOffset: -1, bucket: bk})
+	return len(b.parts) - 1
+}
+
+// stamp gives untimed elements the batch time.
+func (b *split[T]) stamp(batchTime int64) {
+	for i := range b.parts {
+		pt := &b.parts[i]
+		if pt.untimed == 0 {
+			continue
+		}
+		pt.maxEvent = max(pt.maxEvent, batchTime)
+		for j, e := range b.buckets[pt.bucket] {
+			if e.Time == untimed {
+				b.buckets[pt.bucket][j].Time = batchTime
+			}
+		}
+	}
+}
+
+// drop discards the records of parts.
+func (b *split[T]) drop(parts []int32, scrub bool) {
+	kept := b.parts[:0]
+	for _, pt := range b.parts {
+		if slices.Contains(parts, pt.part) {
+			b.records -= len(b.buckets[pt.bucket])
+			b.bytes -= pt.bytes
+			b.empty(pt.bucket, scrub)
+		} else {
+			kept = append(kept, pt)
+		}
+	}
+	b.parts = kept
+	clear(b.slots)
+	for i, pt := range b.parts {
+		if pt.part >= 0 && int(pt.part) < len(b.slots) {
+			b.slots[pt.part] = int32(i + 1)
+		}
+	}
+	b.last = -1
+}
+
+// reset empties the split, keeping its memory. scrub clears the elements too, for types that
+// hold pointers, so that they do not keep the values' referents alive.
+func (b *split[T]) reset(scrub bool) {
+	for _, pt := range b.parts {
+		if pt.part >= 0 && int(pt.part) < len(b.slots) {
+			b.slots[pt.part] = 0
+		}
+		b.empty(pt.bucket, scrub)
+	}
+	b.parts = b.parts[:0]
+	b.last = -1
+	b.records, b.bytes = 0, 0
+}
+
+func (b *split[T]) empty(bucket int, scrub bool) {
+	if scrub {
+		clear(b.buckets[bucket])
+	}
+	b.buckets[bucket] = b.buckets[bucket][:0]
+}
