@@ -51,7 +51,9 @@
 //
 // One batch is processed at a time. The source writes into a bounded Input (WithBuffer:
 // records and bytes); Push blocks and TryPush refuses while it is full, so memory stays
-// bounded whatever the input rate. Connectors pause fetching instead of blocking.
+// bounded whatever the input rate. Connectors pause fetching instead of blocking. Records
+// are split by partition as they are pushed, on the source's goroutines, into one of two
+// buffers that the run loop swaps at each batch: the run loop does not copy records.
 //
 // # Watermarks
 //
