@@ -1,0 +1,134 @@
+package stream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+)
+
+// The tests of the source buffer (Input) reuse benchEvent and evBinder of bench_test.go.
+
+// TestTryPushBatchBounds checks the bulk push against the buffer's record and byte bounds:
+// records are taken while the buffer is under both bounds, and one record larger than the
+// byte bound still enters an empty buffer.
+func TestTryPushBatchBounds(t *testing.T) {
+	sized := func(sizes ...int) []stream.Record[benchEvent] {
+		recs := make([]stream.Record[benchEvent], len(sizes))
+		for i, s := range sizes {
+			recs[i] = stream.Record[benchEvent]{Value: benchEvent{Cab: i}, Offset: int64(i), Size: s}
+		}
+		return recs
+	}
+	for _, tc := range []struct {
+		name     string
+		records  int
+		bytes    int64
+		pushes   [][]stream.Record[benchEvent]
+		accepted []int
+	}{
+		{"record bound", 5, 0, [][]stream.Record[benchEvent]{sized(1, 1, 1), sized(1, 1, 1), sized(1)}, []int{3, 2, 0}},
+		{"byte bound", 100, 100, [][]stream.Record[benchEvent]{sized(60), sized(30, 20, 10), sized(1)}, []int{1, 2, 0}},
+		{"big record into an empty buffer", 100, 100, [][]stream.Record[benchEvent]{sized(500, 1), sized(1)}, []int{1, 0}},
+		{"empty push", 5, 10, [][]stream.Record[benchEvent]{nil, sized(3)}, []int{0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := stream.New(time.Second, stream.WithBuffer(tc.records, tc.bytes))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in *stream.Input[benchEvent]
+			stream.From(p, stream.Source[benchEvent](evBinder{&in}))
+			for i, recs := range tc.pushes {
+				if got := in.TryPushBatch(recs); got != tc.accepted[i] {
+					t.Fatalf("push %d: accepted %d of %d records, want %d", i+1, got, len(recs), tc.accepted[i])
+				}
+			}
+			last := len(tc.pushes) - 1
+			if full := tc.accepted[last] < len(tc.pushes[last]); in.Full() != full {
+				t.Fatalf("Full() = %v after the last push, want %v", in.Full(), full)
+			}
+		})
+	}
+}
+
+// elemProbe is an Operator that records every element it sees, with its event time.
+type elemProbe struct{ seen []stream.Elem[benchEvent] }
+
+func (o *elemProbe) Process(_ *stream.PartitionContext, in []stream.Elem[benchEvent], out []stream.Elem[benchEvent]) []stream.Elem[benchEvent] {
+	o.seen = append(o.seen, in...)
+	return out
+}
+func (*elemProbe) Retained(int32) (int64, bool) { return 0, false }
+func (*elemProbe) Drop(int32)                   {}
+func (*elemProbe) StateSize() int               { return 0 }
+
+// TestInputRevokeAndBatchTime buffers records of interleaved partitions, revokes one while
+// they wait: its records leave the buffer and free their bytes; the others reach the
+// pipeline, and those without an event time get the batch's time.
+func TestInputRevokeAndBatchTime(t *testing.T) {
+	clk := streamtest.NewClock(streamtest.Epoch)
+	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithBuffer(100, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in *stream.Input[benchEvent]
+	probe := &elemProbe{}
+	stream.ForEachBatch(stream.Apply(stream.From(p, stream.Source[benchEvent](evBinder{&in})), "probe",
+		stream.Operator[benchEvent, benchEvent](probe)), func(context.Context, stream.BatchInfo, []benchEvent) error { return nil })
+
+	timed := streamtest.Epoch.Add(-time.Minute)
+	var recs []stream.Record[benchEvent]
+	for i, part := range []int32{0, 3, 0, 3, 5} {
+		r := stream.Record[benchEvent]{Value: benchEvent{Cab: i}, Partition: part, Offset: int64(i), Size: 100}
+		if i%2 == 0 {
+			r.EventTime = timed
+		}
+		recs = append(recs, r)
+	}
+	if n := in.TryPushBatch(recs); n != 5 {
+		t.Fatalf("accepted %d of 5", n)
+	}
+	in.Revoke(3)
+	// 300 bytes left of 1000: seven more records of 100 bytes fit, the eighth does not.
+	more := make([]stream.Record[benchEvent], 8)
+	for i := range more {
+		more[i] = stream.Record[benchEvent]{Value: benchEvent{Cab: 10 + i}, Partition: 5, Offset: int64(10 + i), Size: 100, EventTime: timed}
+	}
+	if n := in.TryPushBatch(more); n != 7 {
+		t.Fatalf("after the revocation, accepted %d of 8 records, want 7", n)
+	}
+	clk.Advance(time.Second)
+	if _, err := p.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]int64{}
+	for _, e := range probe.seen {
+		got[e.Value.Cab] = e.Time
+	}
+	want := map[int]int64{0: timed.UnixNano(), 2: timed.UnixNano(), 4: timed.UnixNano()}
+	for i := range 7 {
+		want[10+i] = timed.UnixNano()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("the pipeline saw %v, want the cabs of %v (none of revoked partition 3)", got, want)
+	}
+	for cab, ts := range want {
+		if got[cab] != ts {
+			t.Errorf("cab %d: event time %d, want %d", cab, got[cab], ts)
+		}
+	}
+
+	// A record without an event time takes the time of the batch that takes it.
+	in.TryPushBatch([]stream.Record[benchEvent]{{Value: benchEvent{Cab: 99}, Partition: 7, Offset: 1}})
+	clk.Advance(time.Second)
+	if _, err := p.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last := probe.seen[len(probe.seen)-1]
+	if last.Value.Cab != 99 || last.Time != clk.Now().UnixNano() {
+		t.Fatalf("untimed record: got cab %d at %d, want cab 99 at the batch time %d", last.Value.Cab, last.Time, clk.Now().UnixNano())
+	}
+}
