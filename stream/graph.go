@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"reflect"
 )
 
 // node is one operator of the graph, processed partition by partition in creation order,
@@ -251,24 +250,3 @@ func (s *source[T]) take(batchTime int64) taken {
 // release empties the batch's split after it ran, keeping its memory for the batch after
 // next.
 func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
-
-// hasPointers reports whether values of t can refer to other memory. Record's time.Time
-// refers only to a time zone, so the check is on the record's value type.
-func hasPointers(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Array:
-		return t.Len() > 0 && hasPointers(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if hasPointers(t.Field(i).Type) {
-				return true
-			}
-		}
-		return false
-	case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.Map, reflect.Chan,
-		reflect.Func, reflect.Interface, reflect.String:
-		return true
-	default:
-		return false
-	}
-}

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"math"
+	"reflect"
 	"slices"
 )
 
@@ -144,4 +145,25 @@ func (b *split[T]) empty(bucket int, scrub bool) {
 		clear(b.buckets[bucket])
 	}
 	b.buckets[bucket] = b.buckets[bucket][:0]
+}
+
+// hasPointers reports whether values of t can refer to other memory, so that a split holding
+// them must be cleared to let those referents go.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.Map, reflect.Chan,
+		reflect.Func, reflect.Interface, reflect.String:
+		return true
+	default:
+		return false
+	}
 }
