@@ -16,6 +16,11 @@
 // when the key is co-partitioned with the Kafka message key; otherwise they are per-partition
 // partial results.
 //
+// Chains of elementwise operators (Map, Filter, KeyBy, MapValues) are fused: when such an
+// operator's only reader is another elementwise operator or an output, it builds no batch of
+// its own, and the chain runs as one pass over the last batch that is materialized, element by
+// element. An operator read by several readers is still computed once per element.
+//
 // # Processing-time windows
 //
 // Window, ReduceByWindow, CountByWindow, ReduceByKeyAndWindow (with ReduceByKeyAndWindowInv
@@ -54,6 +59,7 @@
 // bounded whatever the input rate. Connectors pause fetching instead of blocking. Records
 // are split by partition as they are pushed, on the source's goroutines, into one of two
 // buffers that the run loop swaps at each batch: the run loop does not copy records.
+// TryPushBatch splits a run of records of one partition in one step.
 //
 // # Watermarks
 //

@@ -11,10 +11,19 @@ type node interface {
 	retained(part int32) (int64, bool)
 	drop(part int32)
 	stateSize() int
+	// inputs returns the indexes of the streams the operator reads.
+	inputs() []int
+	// elementwise reports whether the operator can run fused into its reader (see fuse).
+	elementwise() bool
+	// plan tells the operator whether it runs fused into its only reader or materializes its
+	// batch; the pipeline calls it before a batch whenever the graph changed.
+	plan(fused bool)
 }
 
 // output is an output operation: it collects a batch partition by partition and then writes it.
 type output interface {
+	input() int
+	plan(fused bool)
 	collect(pc *PartitionContext)
 	flush(ctx context.Context, info BatchInfo) error
 	reset()
@@ -33,6 +42,63 @@ type Stream[T any] struct {
 	cur     []Elem[T]
 	fn      func(pc *PartitionContext, out []Elem[T]) []Elem[T]
 	state   stateful
+
+	// through is set for elementwise operators (Map, Filter, KeyBy and what is built on them):
+	// it returns a loop over the parent's batch that applies the operator to each element and
+	// passes the results to emit.
+	through func(emit emitter[T]) func(pc *PartitionContext)
+	// fused is set when the operator is not materialized: its only reader runs it through feed.
+	fused bool
+}
+
+// emitter receives the elements of a fused chain one by one.
+type emitter[T any] func(v T, time, offset int64)
+
+// feed returns a loop that passes each element of s's batch in the current partition to emit:
+// the elements of s.cur if s is materialized, else those s computes through its fused chain
+// from the nearest materialized ancestor.
+func (s *Stream[T]) feed(emit emitter[T]) func(pc *PartitionContext) {
+	if s.fused {
+		return s.through(emit)
+	}
+	return func(*PartitionContext) {
+		for i := range s.cur {
+			e := &s.cur[i]
+			emit(e.Value, e.Time, e.Offset)
+		}
+	}
+}
+
+// elementwise adds a stateless operator that maps each element to zero or one element. stage
+// turns the emitter of the operator's results into the emitter of its inputs. Chains of such
+// operators run fused: one loop over the nearest materialized batch, with no intermediate
+// batches (see Pipeline.fuse).
+func elementwise[In, Out any](parent *Stream[In], name string, stage func(emit emitter[Out]) emitter[In]) *Stream[Out] {
+	s := &Stream[Out]{p: parent.p, name: name, every: parent.slide, slide: parent.slide, parents: []int{parent.idx}}
+	s.through = func(emit emitter[Out]) func(pc *PartitionContext) { return parent.feed(stage(emit)) }
+	return register(parent.p, s)
+}
+
+func (s *Stream[T]) inputs() []int     { return s.parents }
+func (s *Stream[T]) elementwise() bool { return s.through != nil }
+
+func (s *Stream[T]) plan(fused bool) {
+	s.fused = fused
+	if s.through == nil {
+		return
+	}
+	if fused {
+		s.fn = nil
+		return
+	}
+	run := s.through(func(v T, t, off int64) {
+		s.cur = append(s.cur, Elem[T]{Value: v, Time: t, Offset: off})
+	})
+	s.fn = func(pc *PartitionContext, out []Elem[T]) []Elem[T] {
+		s.cur = out
+		run(pc)
+		return s.cur
+	}
 }
 
 // stateful is the state side of an operator.
@@ -44,7 +110,7 @@ type stateful interface {
 
 func (s *Stream[T]) process(pc *PartitionContext) {
 	s.cur = s.cur[:0]
-	if pc.Batch%s.every != 0 {
+	if s.fused || pc.Batch%s.every != 0 {
 		return
 	}
 	s.cur = s.fn(pc, s.cur)

@@ -45,6 +45,11 @@ type Pipeline struct {
 	held     []heldAt
 	stateful []int // indexes of the operators that keep state
 
+	// the plan of the graph (see fuse): the operators that run in their own pass, and the
+	// graph's size when it was made.
+	active  []node
+	planned [2]int
+
 	statsMu sync.Mutex
 	stats   BatchStats
 }
@@ -431,6 +436,9 @@ func (p *Pipeline) partition(part int32, now time.Time) *partState {
 func (p *Pipeline) startBatch(scheduled time.Time) {
 	clk := p.cfg.clock
 	started := clk.Now()
+	if p.planned != [2]int{len(p.nodes), len(p.outputs)} {
+		p.fuse()
+	}
 	p.batch++
 	in := p.src.take(scheduled.UnixNano())
 	p.applyControl(in.assigned, in.revoked)
@@ -458,7 +466,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		ps := p.parts[part]
 		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, end)
 		pc.skip = ps.eff
-		for _, n := range p.nodes {
+		for _, n := range p.active {
 			n.process(&pc)
 		}
 		for _, o := range p.outputs {
@@ -482,6 +490,41 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		records:  in.records,
 		bytes:    in.bytes,
 	}
+}
+
+// fuse plans the graph: an elementwise operator (Map, Filter, KeyBy...) whose only reader is
+// another elementwise operator or an output runs fused into that reader, so that a chain of
+// them is one loop over the last materialized batch, with no batch in between. Operators read
+// by several readers, by stateful operators or by nothing are materialized as before, so a
+// user function is never applied twice to the same element.
+func (p *Pipeline) fuse() {
+	readers := make([]int, len(p.nodes))
+	elemReader := make([]bool, len(p.nodes))
+	note := func(idx int, elem bool) {
+		readers[idx]++
+		elemReader[idx] = elem
+	}
+	for _, n := range p.nodes {
+		for _, idx := range n.inputs() {
+			note(idx, n.elementwise())
+		}
+	}
+	for _, o := range p.outputs {
+		note(o.input(), true)
+	}
+	fused := make([]bool, len(p.nodes))
+	p.active = p.active[:0]
+	for i, n := range p.nodes {
+		fused[i] = n.elementwise() && readers[i] == 1 && elemReader[i]
+		n.plan(fused[i])
+		if !fused[i] {
+			p.active = append(p.active, n)
+		}
+	}
+	for _, o := range p.outputs {
+		o.plan(fused[o.input()])
+	}
+	p.planned = [2]int{len(p.nodes), len(p.outputs)}
 }
 
 // own returns a partition's own watermark.

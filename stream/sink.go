@@ -1,6 +1,9 @@
 package stream
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // Sink is an output that writes batches somewhere: OpenSearch, Kafka, a file. Write is called
 // once per batch from the run loop with every value the batch produced (all partitions), and
@@ -28,6 +31,7 @@ type forEach[T any] struct {
 	fn    func(ctx context.Context, info BatchInfo, batch []T) error
 	vals  []T
 	valid bool
+	run   func(pc *PartitionContext) // set when the stream runs fused into this output
 	sink  any
 }
 
@@ -50,13 +54,28 @@ func To[T any](s *Stream[T], sink Sink[T]) {
 	})
 }
 
+func (f *forEach[T]) input() int { return f.s.idx }
+
+func (f *forEach[T]) plan(fused bool) {
+	f.run = nil
+	if fused {
+		f.run = f.s.through(func(v T, _, _ int64) { f.vals = append(f.vals, v) })
+	}
+}
+
 func (f *forEach[T]) collect(pc *PartitionContext) {
 	if pc.Batch%f.s.slide != 0 {
 		return
 	}
 	f.valid = true
+	if f.run != nil {
+		f.run(pc)
+		return
+	}
+	n := len(f.vals)
+	f.vals = slices.Grow(f.vals, len(f.s.cur))[:n+len(f.s.cur)]
 	for i := range f.s.cur {
-		f.vals = append(f.vals, f.s.cur[i].Value)
+		f.vals[n+i] = f.s.cur[i].Value
 	}
 }
 

@@ -111,11 +111,14 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 	if in.closed {
 		return 0
 	}
-	n := 0
-	for n < len(recs) && !in.fullLocked() {
-		in.buf.add(&recs[n])
+	// The records that fit: the same test as fullLocked, record by record.
+	n, records, bytes := 0, in.buf.records, in.buf.bytes
+	for n < len(recs) && (records == 0 || records < in.maxRecords && (in.maxBytes <= 0 || bytes < in.maxBytes)) {
+		records++
+		bytes += int64(recs[n].Size)
 		n++
 	}
+	in.buf.addAll(recs[:n])
 	return n
 }
 

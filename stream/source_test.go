@@ -2,8 +2,11 @@ package stream_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
@@ -130,5 +133,57 @@ func TestInputRevokeAndBatchTime(t *testing.T) {
 	last := probe.seen[len(probe.seen)-1]
 	if last.Value.Cab != 99 || last.Time != clk.Now().UnixNano() {
 		t.Fatalf("untimed record: got cab %d at %d, want cab 99 at the batch time %d", last.Value.Cab, last.Time, clk.Now().UnixNano())
+	}
+}
+
+// Records pushed in bulk in runs of one partition (as the Kafka source pushes a fetch), mixed
+// with single records, land in their partitions in order, with their event times and offsets;
+// records without an event time take the batch time.
+func TestPushRuns(t *testing.T) {
+	clk := streamtest.NewClock(streamtest.Epoch)
+	p, err := stream.New(time.Second, stream.WithClock(clk))
+	require.NoError(t, err)
+	var in *stream.Input[benchEvent]
+	src := stream.From(p, stream.Source[benchEvent](evBinder{&in}))
+	rec := &elems[benchEvent]{}
+	var byPart []string
+	stream.ForEachBatch(stream.Transform(stream.Apply(src, "record", stream.Operator[benchEvent, benchEvent](rec)),
+		func(pc *stream.PartitionContext, vs []benchEvent) []string {
+			cabs := make([]int, len(vs))
+			for i, v := range vs {
+				cabs[i] = v.Cab
+			}
+			return []string{fmt.Sprint(pc.Partition, cabs)}
+		}), func(_ context.Context, _ stream.BatchInfo, vs []string) error {
+		byPart = append(byPart, vs...)
+		return nil
+	})
+	at := func(sec int) time.Time { return streamtest.Epoch.Add(time.Duration(sec) * time.Second) }
+	parts := []int32{0, 0, 0, 1, 1, 0, 2, 2, 2, 2, 1, 9000, 9000}
+	var recs []stream.Record[benchEvent]
+	for i, part := range parts {
+		r := stream.Record[benchEvent]{Value: benchEvent{Cab: i}, Partition: part, Offset: int64(100 + i)}
+		if i%4 != 3 {
+			r.EventTime = at(i)
+		}
+		recs = append(recs, r)
+	}
+	require.Equal(t, len(recs), in.TryPushBatch(recs))
+	clk.Advance(time.Second)
+	_, err = p.Step(context.Background())
+	require.NoError(t, err)
+
+	require.ElementsMatch(t, []string{"0 [0 1 2 5]", "1 [3 4 10]", "2 [6 7 8 9]", "9000 [11 12]"}, byPart)
+	// The watermark is the slowest partition's newest event time: partition 0's, record 5.
+	require.Equal(t, at(5), p.Stats().Watermark)
+	require.Len(t, rec.seen, len(parts))
+	for _, e := range rec.seen {
+		i := e.Value.Cab
+		want := at(i).UnixNano()
+		if i%4 == 3 {
+			want = at(1).UnixNano() // the batch time
+		}
+		require.Equal(t, want, e.Time, "record %d", i)
+		require.Equal(t, int64(100+i), e.Offset, "record %d", i)
 	}
 }

@@ -34,7 +34,7 @@ func newSplit[T any]() *split[T] {
 	return &split[T]{bucket: make(map[int32]int), last: -1}
 }
 
-// add appends r to its partition's bucket.
+// add appends one record to its partition's bucket.
 func (b *split[T]) add(r *Record[T]) {
 	ts := int64(untimed)
 	if !r.EventTime.IsZero() {
@@ -57,6 +57,55 @@ func (b *split[T]) add(r *Record[T]) {
 	*bk = append(*bk, Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
 	b.records++
 	b.bytes += int64(r.Size)
+}
+
+// addAll appends recs to their partitions' buckets, a run of records of one partition at a
+// time (a Kafka source pushes a fetch of one partition at once).
+func (b *split[T]) addAll(recs []Record[T]) {
+	for len(recs) > 0 {
+		part, j := recs[0].Partition, 1
+		for j < len(recs) && recs[j].Partition == part {
+			j++
+		}
+		if j == 1 {
+			b.add(&recs[0]) // interleaved partitions: no run to share the work over
+		} else {
+			b.addRun(recs[:j])
+		}
+		recs = recs[j:]
+	}
+}
+
+// addRun appends records of one partition to its bucket.
+func (b *split[T]) addRun(run []Record[T]) {
+	i := b.last
+	if i < 0 || b.parts[i].part != run[0].Partition {
+		i = b.slot(run[0].Partition)
+		b.last = i
+	}
+	pt := &b.parts[i]
+	bk := b.buckets[pt.bucket]
+	n := len(bk)
+	bk = slices.Grow(bk, len(run))[:n+len(run)]
+	maxEvent, maxOffset, notTimed, bytes := pt.maxEvent, pt.maxOffset, 0, int64(0)
+	for k := range run {
+		r, d := &run[k], &bk[n+k]
+		ts := int64(untimed)
+		if !r.EventTime.IsZero() {
+			ts = r.EventTime.UnixNano()
+			maxEvent = max(maxEvent, ts)
+		} else {
+			notTimed++
+		}
+		maxOffset = max(maxOffset, r.Offset)
+		bytes += int64(r.Size)
+		d.Value, d.Time, d.Offset = r.Value, ts, r.Offset
+	}
+	b.buckets[pt.bucket] = bk
+	pt.maxEvent, pt.maxOffset, pt.untimed = maxEvent, maxOffset, pt.untimed+notTimed
+	pt.bytes += bytes
+	b.records += len(run)
+	b.bytes += bytes
 }
 
 // slot returns the index in parts of the partition's entry, adding it (and its bucket, the
