@@ -89,3 +89,33 @@ func TestReaderAddedAfterStart(t *testing.T) {
 	require.Equal(t, [][]string{{"a!", "b!"}, {"c!"}}, first.Batches())
 	require.Equal(t, [][]int{{2}}, second.Batches())
 }
+
+// A fused chain carries a batch through its operators in chunks: batches longer than a chunk,
+// with pointer-holding values, give the same results as the operators applied one by one.
+func TestFusedChainLongBatches(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int](h)
+	words := stream.Map(src, strconv.Itoa)
+	long := words.Filter(func(w string) bool { return len(w) > 1 && w[len(w)-1] != '7' })
+	keyed := streamtest.Collect(stream.KeyBy(long, func(w string) byte { return w[0] }))
+	var want [][]stream.Pair[byte, string]
+	for batch, n := range []int{1000, 3, 0, 2049} {
+		var recs []stream.Record[int]
+		var exp []stream.Pair[byte, string]
+		for i := range n {
+			v := batch*10_000 + i
+			recs = append(recs, stream.Record[int]{Value: v, Partition: int32(i % 3)})
+			if w := strconv.Itoa(v); len(w) > 1 && w[len(w)-1] != '7' {
+				exp = append(exp, stream.Pair[byte, string]{Key: w[0], Value: w})
+			}
+		}
+		q.Add(recs...)
+		want = append(want, exp)
+	}
+	h.Run(len(want))
+	got := keyed.Batches()
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.ElementsMatch(t, want[i], got[i], "batch %d", i+1)
+	}
+}

@@ -1,20 +1,29 @@
 package stream
 
+import "slices"
+
 // Map returns a stream of f applied to every value.
 func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
-	return elementwise(s, "map", func(emit emitter[U]) emitter[T] {
-		return func(v T, t, off int64) { emit(f(v), t, off) }
+	return elementwise(s, "map", func(in []Elem[T], out []Elem[U]) []Elem[U] {
+		n := len(out)
+		out = slices.Grow(out, len(in))[:n+len(in)]
+		for i := range in {
+			e, d := &in[i], &out[n+i]
+			d.Value, d.Time, d.Offset = f(e.Value), e.Time, e.Offset
+		}
+		return out
 	})
 }
 
 // Filter returns a stream of the values for which keep returns true.
 func (s *Stream[T]) Filter(keep func(T) bool) *Stream[T] {
-	return elementwise(s, "filter", func(emit emitter[T]) emitter[T] {
-		return func(v T, t, off int64) {
-			if keep(v) {
-				emit(v, t, off)
+	return elementwise(s, "filter", func(in []Elem[T], out []Elem[T]) []Elem[T] {
+		for i := range in {
+			if keep(in[i].Value) {
+				out = append(out, in[i])
 			}
 		}
+		return out
 	})
 }
 
@@ -87,8 +96,14 @@ func (s *Stream[T]) Union(others ...*Stream[T]) *Stream[T] {
 
 // KeyBy pairs every value with the key that f computes.
 func KeyBy[K comparable, T any](s *Stream[T], f func(T) K) *Stream[Pair[K, T]] {
-	return elementwise(s, "keyBy", func(emit emitter[Pair[K, T]]) emitter[T] {
-		return func(v T, t, off int64) { emit(Pair[K, T]{Key: f(v), Value: v}, t, off) }
+	return elementwise(s, "keyBy", func(in []Elem[T], out []Elem[Pair[K, T]]) []Elem[Pair[K, T]] {
+		n := len(out)
+		out = slices.Grow(out, len(in))[:n+len(in)]
+		for i := range in {
+			e, d := &in[i], &out[n+i]
+			d.Value.Key, d.Value.Value, d.Time, d.Offset = f(e.Value), e.Value, e.Time, e.Offset
+		}
+		return out
 	})
 }
 

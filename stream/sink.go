@@ -59,7 +59,7 @@ func (f *forEach[T]) input() int { return f.s.idx }
 func (f *forEach[T]) plan(fused bool) {
 	f.run = nil
 	if fused {
-		f.run = f.s.through(func(v T, _, _ int64) { f.vals = append(f.vals, v) })
+		f.run = f.s.through(f.add)
 	}
 }
 
@@ -72,10 +72,14 @@ func (f *forEach[T]) collect(pc *PartitionContext) {
 		f.run(pc)
 		return
 	}
+	f.add(f.s.cur)
+}
+
+func (f *forEach[T]) add(es []Elem[T]) {
 	n := len(f.vals)
-	f.vals = slices.Grow(f.vals, len(f.s.cur))[:n+len(f.s.cur)]
-	for i := range f.s.cur {
-		f.vals[n+i] = f.s.cur[i].Value
+	f.vals = slices.Grow(f.vals, len(es))[:n+len(es)]
+	for i := range es {
+		f.vals[n+i] = es[i].Value
 	}
 }
 

@@ -113,8 +113,13 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 	}
 	// The records that fit: the same test as fullLocked, record by record.
 	n, records, bytes := 0, in.buf.records, in.buf.bytes
-	for n < len(recs) && (records == 0 || records < in.maxRecords && (in.maxBytes <= 0 || bytes < in.maxBytes)) {
-		records++
+	if in.maxBytes <= 0 {
+		n = min(len(recs), max(in.maxRecords-records, 0))
+		if records == 0 {
+			n = max(n, min(len(recs), 1))
+		}
+	}
+	for n < len(recs) && (records+n == 0 || records+n < in.maxRecords && (in.maxBytes <= 0 || bytes < in.maxBytes)) {
 		bytes += int64(recs[n].Size)
 		n++
 	}

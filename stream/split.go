@@ -63,33 +63,30 @@ func (b *split[T]) add(r *Record[T]) {
 // time (a Kafka source pushes a fetch of one partition at once).
 func (b *split[T]) addAll(recs []Record[T]) {
 	for len(recs) > 0 {
-		part, j := recs[0].Partition, 1
-		for j < len(recs) && recs[j].Partition == part {
-			j++
-		}
-		if j == 1 {
+		if len(recs) == 1 || recs[1].Partition != recs[0].Partition {
 			b.add(&recs[0]) // interleaved partitions: no run to share the work over
+			recs = recs[1:]
 		} else {
-			b.addRun(recs[:j])
+			recs = recs[b.addRun(recs):]
 		}
-		recs = recs[j:]
 	}
 }
 
-// addRun appends records of one partition to its bucket.
-func (b *split[T]) addRun(run []Record[T]) {
+// addRun appends the leading run of records of one partition to its bucket and returns how
+// many records it took.
+func (b *split[T]) addRun(recs []Record[T]) int {
+	part := recs[0].Partition
 	i := b.last
-	if i < 0 || b.parts[i].part != run[0].Partition {
-		i = b.slot(run[0].Partition)
+	if i < 0 || b.parts[i].part != part {
+		i = b.slot(part)
 		b.last = i
 	}
 	pt := &b.parts[i]
 	bk := b.buckets[pt.bucket]
-	n := len(bk)
-	bk = slices.Grow(bk, len(run))[:n+len(run)]
 	maxEvent, maxOffset, notTimed, bytes := pt.maxEvent, pt.maxOffset, 0, int64(0)
-	for k := range run {
-		r, d := &run[k], &bk[n+k]
+	k := 0
+	for ; k < len(recs) && recs[k].Partition == part; k++ {
+		r := &recs[k]
 		ts := int64(untimed)
 		if !r.EventTime.IsZero() {
 			ts = r.EventTime.UnixNano()
@@ -99,13 +96,14 @@ func (b *split[T]) addRun(run []Record[T]) {
 		}
 		maxOffset = max(maxOffset, r.Offset)
 		bytes += int64(r.Size)
-		d.Value, d.Time, d.Offset = r.Value, ts, r.Offset
+		bk = append(bk, Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset})
 	}
 	b.buckets[pt.bucket] = bk
 	pt.maxEvent, pt.maxOffset, pt.untimed = maxEvent, maxOffset, pt.untimed+notTimed
 	pt.bytes += bytes
-	b.records += len(run)
+	b.records += k
 	b.bytes += bytes
+	return k
 }
 
 // slot returns the index in parts of the partition's entry, adding it (and its bucket, the
