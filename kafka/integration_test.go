@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,21 +107,42 @@ func TestSourceEndWhenCaughtUpWaitsForTrickle(t *testing.T) {
 	require.Equal(t, batches*per, ids.distinct(), "the input ended only after the trickle stopped")
 }
 
-// crashable drops commits once crashed: what a killed process would have committed.
+// crashable drops commits once crashed: what a killed process would have committed. Until
+// then it counts the partitions that had a commit past their first record.
 type crashable struct {
 	*kafka.Source[event]
 	crashed *atomic.Bool
+	mu      *sync.Mutex
+	past    map[int32]bool
 }
 
 func (c crashable) Commit(ctx context.Context, pos []stream.Position) error {
 	if c.crashed.Load() {
 		return nil
 	}
-	return c.Source.Commit(ctx, pos)
+	if err := c.Source.Commit(ctx, pos); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range pos {
+		if p.Offset > 0 {
+			c.past[p.Partition] = true
+		}
+	}
+	return nil
 }
 
-// TestSourceCrashReplay simulates a crash: after a number of batches an output marks the
-// process dead and cancels the pipeline. From then on no output records anything and no
+func (c crashable) committedParts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.past)
+}
+
+// TestSourceCrashReplay simulates a crash: after a number of batches, once every partition
+// had a commit (commits wait for the event-time windows to close, so how many batches that
+// takes depends on how records fall into batches), an output marks the process dead and
+// cancels the pipeline. From then on no output records anything and no
 // commit reaches Kafka (the Source is wrapped), so Kafka holds exactly what a killed process
 // would have committed. The consumer still leaves the group cleanly on the way out, which
 // only spares the next instance the session timeout.
@@ -135,11 +157,15 @@ func TestSourceCrashReplay(t *testing.T) {
 	dead := new(atomic.Bool)
 	var batches atomic.Int64
 	crash := make(chan struct{})
+	var c crashable
 	r1 := startPipeline(t, pipelineSpec{
 		cfg: consumerConfig(brokers, group, topic), ids: ids, results: res, dead: dead, buffer: 2000,
-		wrap: func(s *kafka.Source[event]) source { return crashable{s, dead} },
+		wrap: func(s *kafka.Source[event]) source {
+			c = crashable{s, dead, new(sync.Mutex), map[int32]bool{}}
+			return c
+		},
 		onBatch: func(ctx context.Context, batch []event) error {
-			if len(batch) > 0 && batches.Add(1) == 8 {
+			if len(batch) > 0 && batches.Add(1) >= 8 && c.committedParts() == parts && !dead.Load() {
 				dead.Store(true)
 				close(crash)
 			}
