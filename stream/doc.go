@@ -59,7 +59,8 @@
 // bounded whatever the input rate. Connectors pause fetching instead of blocking. Records
 // are split by partition as they are pushed, on the source's goroutines, into one of two
 // buffers that the run loop swaps at each batch: the run loop does not copy records.
-// TryPushBatch splits a run of records of one partition in one step.
+// TryPushBatch splits a run of records of one partition in one step, and records of
+// alternating partitions by a counting pass and a scatter.
 //
 // # Watermarks
 //

@@ -187,3 +187,82 @@ func TestPushRuns(t *testing.T) {
 		require.Equal(t, int64(100+i), e.Offset, "record %d", i)
 	}
 }
+
+// Blocks of records whose partitions alternate record by record (split by a counting pass and
+// a scatter), longer than one block and mixed with runs, land in their partitions in order
+// with their event times, offsets and sizes, as the same records pushed one by one do.
+func TestPushInterleaved(t *testing.T) {
+	parts := []int32{0, 1, 2, -1, 9000, 3}
+	var recs []stream.Record[benchEvent]
+	for i := range 1500 {
+		part := parts[i%len(parts)]
+		if i >= 1200 && i < 1300 {
+			part = 2 // a run in between
+		}
+		r := stream.Record[benchEvent]{Value: benchEvent{Cab: i}, Partition: part, Offset: int64(i), Size: 1 + i%7}
+		if part != 3 || i%5 != 0 { // some records of partition 3 have no event time
+			r.EventTime = streamtest.Epoch.Add(time.Duration(i*(1+(int(part)+3)%3)) * time.Millisecond)
+		}
+		recs = append(recs, r)
+	}
+	type result struct {
+		byPart    map[int32][]stream.Elem[benchEvent]
+		watermark time.Time
+		records   int
+		bytes     int64
+		committed map[int32]int64
+	}
+	run := func(push func(in *stream.Input[benchEvent])) result {
+		clk := streamtest.NewClock(streamtest.Epoch)
+		p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithBuffer(len(recs), 0))
+		require.NoError(t, err)
+		var in *stream.Input[benchEvent]
+		src := stream.From(p, stream.Source[benchEvent](evBinder{&in}))
+		res := result{byPart: map[int32][]stream.Elem[benchEvent]{}}
+		stream.Apply(src, "record", stream.Operator[benchEvent, benchEvent](&perPart{res.byPart}))
+		push(in)
+		clk.Advance(time.Second)
+		_, err = p.Step(context.Background())
+		require.NoError(t, err)
+		st := p.Stats()
+		res.watermark, res.records, res.bytes = st.Watermark, st.InputRecords, st.InputBytes
+		res.committed = map[int32]int64{}
+		for _, pos := range st.Committed {
+			res.committed[pos.Partition] = pos.Offset
+		}
+		return res
+	}
+	bulk := run(func(in *stream.Input[benchEvent]) { require.Equal(t, len(recs), in.TryPushBatch(recs)) })
+	single := run(func(in *stream.Input[benchEvent]) {
+		for _, r := range recs {
+			require.True(t, in.TryPush(r))
+		}
+	})
+	require.Equal(t, single, bulk)
+	// The slowest partitions are 0 and 9000 (1 ms per record); 0's newest record is 1494.
+	require.Equal(t, streamtest.Epoch.Add(1494*time.Millisecond), bulk.watermark)
+	require.Len(t, bulk.byPart, len(parts))
+	require.Equal(t, len(recs), bulk.records)
+	for part, es := range bulk.byPart {
+		require.Equal(t, es[len(es)-1].Offset+1, bulk.committed[part], "partition %d is committed past its last record", part)
+		for j, e := range es {
+			require.Equal(t, part, recs[e.Offset].Partition)
+			if j > 0 {
+				require.Less(t, es[j-1].Offset, e.Offset, "partition %d keeps push order", part)
+			}
+		}
+	}
+}
+
+// perPart records every element it sees by partition.
+type perPart struct {
+	m map[int32][]stream.Elem[benchEvent]
+}
+
+func (o *perPart) Process(pc *stream.PartitionContext, in []stream.Elem[benchEvent], out []stream.Elem[benchEvent]) []stream.Elem[benchEvent] {
+	o.m[pc.Partition] = append(o.m[pc.Partition], in...)
+	return out
+}
+func (*perPart) Retained(int32) (int64, bool) { return 0, false }
+func (*perPart) Drop(int32)                   {}
+func (*perPart) StateSize() int               { return 0 }

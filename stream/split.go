@@ -28,7 +28,23 @@ type split[T any] struct {
 	last    int // index in parts of the last record's partition, -1 if none
 	records int
 	bytes   int64
+
+	// scratch of scatter
+	idx   []int32
+	fills []fill[T]
 }
+
+// fill is one partition's share of a block that scatter copies.
+type fill[T any] struct {
+	dst                 []Elem[T] // the bucket's new tail
+	n                   int
+	maxEvent, maxOffset int64
+	untimed             int
+	bytes               int64
+}
+
+// scatterBlock is how many records of interleaved partitions scatter takes at a time.
+const scatterBlock = 512
 
 func newSplit[T any]() *split[T] {
 	return &split[T]{bucket: make(map[int32]int), last: -1}
@@ -63,13 +79,81 @@ func (b *split[T]) add(r *Record[T]) {
 // time (a Kafka source pushes a fetch of one partition at once).
 func (b *split[T]) addAll(recs []Record[T]) {
 	for len(recs) > 0 {
-		if len(recs) == 1 || recs[1].Partition != recs[0].Partition {
-			b.add(&recs[0]) // interleaved partitions: no run to share the work over
+		switch {
+		case len(recs) >= 16 && recs[1].Partition != recs[0].Partition:
+			n := min(len(recs), scatterBlock)
+			b.scatter(recs[:n]) // interleaved partitions
+			recs = recs[n:]
+		case len(recs) == 1 || recs[1].Partition != recs[0].Partition:
+			b.add(&recs[0])
 			recs = recs[1:]
-		} else {
+		default:
 			recs = recs[b.addRun(recs):]
 		}
 	}
+}
+
+// scatter appends records of interleaved partitions: a first pass finds each record's
+// partition and counts them, each bucket then grows once, and a second pass copies every
+// record into place.
+func (b *split[T]) scatter(recs []Record[T]) {
+	idx := b.idx[:0]
+	for k := range recs {
+		p := recs[k].Partition
+		var i int
+		if p >= 0 && int(p) < len(b.slots) && b.slots[p] > 0 {
+			i = int(b.slots[p]) - 1
+		} else {
+			i = b.slot(p)
+		}
+		idx = append(idx, int32(i))
+	}
+	fills := append(b.fills[:0], make([]fill[T], len(b.parts))...)
+	for _, i := range idx {
+		fills[i].n++
+	}
+	for i := range fills {
+		f := &fills[i]
+		if f.n == 0 {
+			continue
+		}
+		pt := &b.parts[i]
+		bk := b.buckets[pt.bucket]
+		l := len(bk)
+		bk = slices.Grow(bk, f.n)[:l+f.n]
+		b.buckets[pt.bucket] = bk
+		f.dst, f.n = bk[l:], 0
+		f.maxEvent, f.maxOffset = pt.maxEvent, pt.maxOffset
+	}
+	for k := range recs {
+		r, f := &recs[k], &fills[idx[k]]
+		ts := int64(untimed)
+		if !r.EventTime.IsZero() {
+			ts = r.EventTime.UnixNano()
+			f.maxEvent = max(f.maxEvent, ts)
+		} else {
+			f.untimed++
+		}
+		f.maxOffset = max(f.maxOffset, r.Offset)
+		f.bytes += int64(r.Size)
+		f.dst[f.n] = Elem[T]{Value: r.Value, Time: ts, Offset: r.Offset}
+		f.n++
+	}
+	for i := range fills {
+		f := &fills[i]
+		if f.n == 0 {
+			continue
+		}
+		pt := &b.parts[i]
+		pt.maxEvent, pt.maxOffset = f.maxEvent, f.maxOffset
+		pt.untimed += f.untimed
+		pt.bytes += f.bytes
+		b.bytes += f.bytes
+	}
+	b.records += len(recs)
+	b.last = int(idx[len(idx)-1])
+	clear(fills) // the tails must not outlive the call
+	b.idx, b.fills = idx, fills[:0]
 }
 
 // addRun appends the leading run of records of one partition to its bucket and returns how
