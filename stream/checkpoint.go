@@ -10,7 +10,8 @@ import (
 // crash or a rebalance is exact even when operators retain different amounts of input. The
 // committed offset is the oldest offset any operator still needs; the checkpoint records,
 // for every stateful operator, the offset its own replay must start at (its retained offset,
-// or the next offset if it holds nothing). On resume, each operator skips the replayed
+// or the next offset if it holds nothing, moved back for the stateful operators that read
+// its output: see lineage.go). On resume, each operator skips the replayed
 // records before its own start: it had accounted for them before the commit.
 //
 // Format: "fs1/<number of operators>/<idx>@<offset>,<idx>@<offset>,...", the start offset of
@@ -24,19 +25,6 @@ type heldAt struct {
 	off  int64
 }
 
-// statefulIdx returns the indexes of the operators that keep state.
-func (p *Pipeline) statefulIdx() []int {
-	if p.stateful == nil {
-		p.stateful = []int{}
-		for i, n := range p.nodes {
-			if hasState(n) {
-				p.stateful = append(p.stateful, i)
-			}
-		}
-	}
-	return p.stateful
-}
-
 func hasState(n node) bool {
 	s, ok := n.(interface{ hasState() bool })
 	return ok && s.hasState()
@@ -44,42 +32,26 @@ func hasState(n node) bool {
 
 func (s *Stream[T]) hasState() bool { return s.state != nil }
 
-func encodeCheckpoint(committed, next int64, held []heldAt, skip map[int]int64, stateful []int, nodes int) string {
-	if len(stateful) == 0 {
-		return ""
-	}
+// encodeCheckpoint writes the replay start of every stateful operator (starts, by position in
+// stateful) that differs from the committed offset.
+func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int) string {
 	var b strings.Builder
-	b.WriteString("fs1/")
-	b.WriteString(strconv.Itoa(nodes))
-	b.WriteByte('/')
-	first := true
-	for _, idx := range stateful {
-		// Holding nothing, an operator starts after everything acknowledged, or where its
-		// current replay starts if it has not got there yet.
-		start := next
-		if s, ok := skip[idx]; ok {
-			start = max(start, s)
-		}
-		for _, h := range held {
-			if h.node == idx {
-				start = h.off
-			}
-		}
-		if start == committed {
+	for k, idx := range stateful {
+		if starts[k] == committed {
 			continue
 		}
-		if !first {
+		if b.Len() == 0 {
+			b.WriteString("fs1/")
+			b.WriteString(strconv.Itoa(nodes))
+			b.WriteByte('/')
+		} else {
 			b.WriteByte(',')
 		}
-		first = false
 		b.WriteString(strconv.Itoa(idx))
 		b.WriteByte('@')
-		b.WriteString(strconv.FormatInt(start, 10))
+		b.WriteString(strconv.FormatInt(starts[k], 10))
 	}
-	if first {
-		return "" // every operator starts at the committed offset: nothing to skip
-	}
-	return b.String()
+	return b.String() // empty when every operator starts at the committed offset
 }
 
 func decodeCheckpoint(meta string, committed int64, nodes int) (map[int]int64, error) {

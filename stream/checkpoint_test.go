@@ -141,8 +141,8 @@ func TestResumeDoesNotStarveDownstreamState(t *testing.T) {
 	h.Run(2)
 	require.Equal(t, []int64{0 + 1 + 2 + 3}, sums.All())
 	pos, _ := q.CommittedPosition(0)
-	require.Equal(t, int64(4), pos.Offset, "the open group holds the commit at its first record")
-	require.NotEmpty(t, pos.Meta, "latest's own start (5) is later")
+	require.Equal(t, int64(2), pos.Offset, "the open group needs latest's output from 4 on: latest starts where it could after the batch before 4")
+	require.Equal(t, "fs1/3/2@4", pos.Meta, "the group sums start at their open group")
 
 	// latest would skip offset 4 on its own, but the group sums after it need it.
 	h2, q2, sums2 := build()
@@ -151,4 +151,99 @@ func TestResumeDoesNotStarveDownstreamState(t *testing.T) {
 	q2.End()
 	h2.RunUntilDone()
 	require.Equal(t, []int64{4 + 5 + 6 + 7, 8 + 9}, sums2.All())
+}
+
+// delta outputs each value minus the partition's previous one (0 before the first): its
+// output for a record depends on the record before, like a tracker that compares an event
+// with the cab's previous one. It holds the commit at the newest record.
+type delta struct {
+	prev, off int64
+	seen      bool
+}
+
+func (d *delta) Process(_ *stream.PartitionContext, in []stream.Elem[int64], out []stream.Elem[int64]) []stream.Elem[int64] {
+	for _, e := range in {
+		out = append(out, stream.Elem[int64]{Value: e.Value - d.prev, Offset: e.Offset})
+		d.prev, d.off, d.seen = e.Value, e.Offset, true
+	}
+	return out
+}
+func (d *delta) Retained(int32) (int64, bool) { return d.off, d.seen }
+func (d *delta) Drop(int32)                   {}
+func (d *delta) StateSize() int               { return 1 }
+
+// A stateful operator that reads another one's output replays from its own start; the one it
+// reads must then start early enough that its output from there on is what it was.
+func TestResumeReplaysUpstreamStateExactly(t *testing.T) {
+	build := func() (*streamtest.Harness, *streamtest.Queue[int64], *streamtest.Collector[int64]) {
+		h := streamtest.New(t, time.Second)
+		q, src := streamtest.NewQueue[int64](h)
+		deltas := stream.Apply(src, "delta", stream.Operator[int64, int64](&delta{}))
+		sums := stream.Apply(deltas, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}}))
+		return h, q, streamtest.Collect(sums)
+	}
+	squares := func(from, to int64) []stream.Record[int64] {
+		r := recs(from, to)
+		for i := range r {
+			r[i].Value *= r[i].Value
+		}
+		return r
+	}
+	// Deltas of the squares 0, 1, 4, 9, ... are 0, 1, 3, 5, 7, ...: groups of four sum to 9,
+	// 40 and (the last two) 32.
+	h, q, sums := build()
+	q.Add(squares(0, 3)...)
+	q.Add(squares(3, 6)...)
+	h.Run(2)
+	require.Equal(t, []int64{9}, sums.All())
+	pos, _ := q.CommittedPosition(0)
+	require.Equal(t, int64(2), pos.Offset, "delta must see 3 again to compute 4's delta: it starts where it could after the first batch")
+	require.Equal(t, "fs1/3/2@4", pos.Meta, "the group sums start at their open group")
+
+	// A second run crashes too, after two batches of the replay: its checkpoint moves on from
+	// the starts it resumed with, as the first run's did.
+	h2, q2, sums2 := build()
+	q2.Resume(pos)
+	q2.Add(squares(2, 5)...)
+	q2.Add(squares(5, 9)...)
+	h2.Run(2)
+	require.Equal(t, []int64{40}, sums2.All(), "delta replayed cold from 4 would give 16 for 4 and a group of 49")
+	pos2, _ := q2.CommittedPosition(0)
+	require.Equal(t, stream.Position{Partition: 0, Offset: 4, Meta: "fs1/3/2@8"}, pos2)
+
+	h3, q3, sums3 := build()
+	q3.Resume(pos2)
+	q3.Add(squares(4, 10)...)
+	q3.End()
+	h3.RunUntilDone()
+	require.Equal(t, []int64{32}, sums3.All())
+}
+
+// markedDelta is delta that knows where a replay must start: its output for a record depends
+// on the record before only.
+type markedDelta struct{ delta }
+
+func (d *markedDelta) ReplayStart(_ int32, from int64) (start, at int64, ok bool) {
+	return max(from-1, 0), from, d.seen
+}
+
+func TestReplayStarterCommitsWithinABatch(t *testing.T) {
+	build := func(op stream.Operator[int64, int64]) (*streamtest.Harness, *streamtest.Queue[int64]) {
+		h := streamtest.New(t, time.Second)
+		q, src := streamtest.NewQueue[int64](h)
+		deltas := stream.Apply(src, "delta", op)
+		stream.Apply(deltas, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}}))
+		return h, q
+	}
+	h, q := build(&delta{})
+	q.Add(recs(0, 6)...)
+	h.Run(1)
+	pos, _ := q.CommittedPosition(0)
+	require.Equal(t, int64(0), pos.Offset, "after one batch, delta is only known to start exactly at the batch's start")
+
+	h, q = build(&markedDelta{})
+	q.Add(recs(0, 6)...)
+	h.Run(1)
+	pos, _ = q.CommittedPosition(0)
+	require.Equal(t, stream.Position{Partition: 0, Offset: 3, Meta: "fs1/3/2@4"}, pos, "delta says 3 suffices for the open group at 4")
 }

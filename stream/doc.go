@@ -52,6 +52,14 @@
 // it back (Input.Resume) and each operator skips the replayed records it had already
 // accounted for.
 //
+// When a stateful operator reads another one's output (windows over a tracker's annotated
+// events), the reader's start can be older than the upstream operator's own, and the upstream
+// operator started cold there would annotate the first records it sees differently (an event
+// taken for its cab's first). So the pipeline remembers, per partition, the starts such an
+// operator had after recent batches, and starts it where it could start after the last batch
+// that ended before its readers' starts: its output from there on is what it was. The commit
+// moves back with it.
+//
 // # Backpressure
 //
 // One batch is processed at a time. The source writes into a bounded Input (WithBuffer:

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"math"
 	"reflect"
 )
 
@@ -10,6 +11,7 @@ import (
 type node interface {
 	process(pc *PartitionContext)
 	retained(part int32) (int64, bool)
+	replayStart(part int32, from int64) (start, at int64, ok bool)
 	drop(part int32)
 	stateSize() int
 	// inputs returns the indexes of the streams the operator reads.
@@ -141,6 +143,17 @@ func (s *Stream[T]) retained(part int32) (int64, bool) {
 	return s.state.retained(part)
 }
 
+// replayStart asks the operator where a replay must start for its output from offset from
+// on to be what it was (see ReplayStarter).
+func (s *Stream[T]) replayStart(part int32, from int64) (start, at int64, ok bool) {
+	if rs, ok := s.state.(interface {
+		replayStart(int32, int64) (int64, int64, bool)
+	}); ok {
+		return rs.replayStart(part, from)
+	}
+	return 0, 0, false
+}
+
 func (s *Stream[T]) drop(part int32) {
 	if s.state != nil {
 		s.state.drop(part)
@@ -210,7 +223,10 @@ type Operator[In, Out any] interface {
 	// not keep in or out past the call.
 	Process(pc *PartitionContext, in []Elem[In], out []Elem[Out]) []Elem[Out]
 	// Retained returns the oldest source offset that the partition's open state still needs,
-	// and false if it holds nothing. Commits never pass it.
+	// and false if it holds nothing. Commits never pass it. A replay that starts the operator
+	// from an offset it returned after some batch must give the same output for every record
+	// after that batch; output for the records before may differ, and only reaches the
+	// pipeline's outputs (a stateful reader skips it).
 	Retained(partition int32) (offset int64, ok bool)
 	// Drop discards a partition's state: the partition was revoked.
 	Drop(partition int32)
@@ -218,7 +234,29 @@ type Operator[In, Out any] interface {
 	StateSize() int
 }
 
+// ReplayStarter is an optional interface of an Operator whose output for a record depends on
+// the records before it (a tracker that compares each event with the cab's previous one).
+// When a stateful operator reads its output and replays from an older offset than its own
+// start, the pipeline must start it early enough that its output from there on is what it
+// was. Without ReplayStarter the pipeline only knows where the operator could start at the
+// end of each past batch, so commits lag by up to a batch, a long one while catching up.
+type ReplayStarter interface {
+	// ReplayStart returns an offset a replay of the partition can start the operator at for
+	// its output for every record from offset from on to be what it was, and the offset at
+	// which it was recorded (at most from: the operator's state before that record decided
+	// it). ok is false if it kept no such offset. Offsets before from that it kept can be
+	// forgotten: from does not move back.
+	ReplayStart(partition int32, from int64) (start, at int64, ok bool)
+}
+
 type opState[In, Out any] struct{ op Operator[In, Out] }
+
+func (o opState[In, Out]) replayStart(part int32, from int64) (int64, int64, bool) {
+	if rs, ok := o.op.(ReplayStarter); ok {
+		return rs.ReplayStart(part, from)
+	}
+	return 0, 0, false
+}
 
 func (o opState[In, Out]) retained(part int32) (int64, bool) { return o.op.Retained(part) }
 func (o opState[In, Out]) drop(part int32)                   { o.op.Drop(part) }
@@ -238,6 +276,8 @@ type sourceNode interface {
 	take(batchTime int64) taken
 	control() ([]Position, []revocation)
 	release()
+	// minOffset returns the lowest offset in a bucket of the batch being processed.
+	minOffset(bucket int) int64
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
 }
@@ -329,6 +369,14 @@ func (s *source[T]) take(batchTime int64) taken {
 	s.cur.stamp(batchTime)
 	t.records, t.bytes, t.parts = s.cur.records, s.cur.bytes, s.cur.parts
 	return t
+}
+
+func (s *source[T]) minOffset(bucket int) int64 {
+	m := int64(math.MaxInt64)
+	for i := range s.cur.buckets[bucket] {
+		m = min(m, s.cur.buckets[bucket][i].Offset)
+	}
+	return m
 }
 
 // release empties the batch's split after it ran, keeping its memory for the batch after

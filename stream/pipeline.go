@@ -42,8 +42,9 @@ type Pipeline struct {
 	pending  *pendingBatch
 	finished bool
 
-	held     []heldAt
-	stateful []int // indexes of the operators that keep state
+	held   []heldAt
+	lin    *lineage // the stateful operators and their readers (see replayStarts)
+	starts []int64  // scratch for replayStarts
 
 	// the plan of the graph (see fuse): the operators that run in their own pass, and the
 	// graph's size when it was made.
@@ -57,9 +58,14 @@ type Pipeline struct {
 type partState struct {
 	// skip maps an operator (index in nodes) to the offset its replay starts at, after a
 	// Resume (see Input.Resume); nil once every operator is past it.
-	skip      map[int]int64
-	eff       map[int]int64 // where each operator's input is cut during the replay (effectiveSkip)
-	meta      string        // the checkpoint last committed
+	skip map[int]int64
+	eff  map[int]int64 // where each operator's input is cut during the replay (effectiveSkip)
+	meta string        // the checkpoint last committed
+	// hist keeps, by position in lineage.stateful, the past replay starts of operators that
+	// stateful operators read (see replayStarts).
+	hist      [][]startAt
+	trust     []int64 // by the same position: the offset from which this run's starts are exact
+	base      int64   // the offset the partition started at in this run, -1 until known
 	maxEvent  int64
 	next      int64 // next offset after the newest record seen (acknowledged or pending)
 	committed int64 // last offset handed to Source.Commit, -1 before any
@@ -405,6 +411,9 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 	}
 	for _, pos := range assigned {
 		ps := p.partition(pos.Partition, now)
+		if pos.Offset >= 0 {
+			ps.base = pos.Offset
+		}
 		if pos.Meta == "" {
 			continue
 		}
@@ -425,7 +434,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 func (p *Pipeline) partition(part int32, now time.Time) *partState {
 	ps, ok := p.parts[part]
 	if !ok {
-		ps = &partState{maxEvent: NoWatermark, next: -1, committed: -1, lastSeen: now}
+		ps = &partState{maxEvent: NoWatermark, base: -1, next: -1, committed: -1, lastSeen: now}
 		p.parts[part] = ps
 		i, _ := slices.BinarySearch(p.live, part)
 		p.live = slices.Insert(p.live, i, part)
@@ -447,6 +456,9 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		ps := p.partition(st.part, started)
 		ps.lastSeen = started
 		ps.maxEvent = max(ps.maxEvent, st.maxEvent)
+		if ps.base < 0 {
+			ps.base = p.src.minOffset(st.bucket)
+		}
 		if st.maxOffset+1 > ps.next {
 			ps.next = st.maxOffset + 1
 		}
@@ -582,21 +594,23 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		if ps.next < 0 {
 			continue
 		}
+		held := p.held[:0]
+		for i, n := range p.nodes {
+			if r, ok := n.retained(part); ok {
+				held = append(held, heldAt{i, r})
+			}
+		}
+		p.held = held
+		lin := p.lineage()
+		starts := p.replayStarts(lin, part, ps, held)
 		if ps.skip != nil && maxSkip(ps.skip) <= ps.next {
 			ps.skip, ps.eff = nil, nil // every operator is past its replay start
 		}
 		off := ps.next
-		held := p.held[:0]
-		for i, n := range p.nodes {
-			r, ok := n.retained(part)
-			if !ok {
-				continue
-			}
-			held = append(held, heldAt{i, r})
-			off = min(off, r)
+		for _, s := range starts {
+			off = min(off, s)
 		}
-		p.held = held
-		meta := encodeCheckpoint(off, ps.next, held, ps.skip, p.statefulIdx(), len(p.nodes))
+		meta := encodeCheckpoint(off, lin.stateful, starts, len(p.nodes))
 		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
 			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
 		}

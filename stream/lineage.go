@@ -1,0 +1,185 @@
+package stream
+
+import "math"
+
+// Replay starts of chained stateful operators.
+//
+// A stateful operator's output for a record may depend on records before it: a tracker that
+// compares each event with the cab's previous one marks it as a duplicate or a GPS jump. A
+// cold start at an offset the operator's Retained returned after some batch reproduces its
+// output exactly for every record after that batch; for the records between that offset and
+// the batch's end it may differ (an event is seen as its cab's first). A stateful operator
+// that reads such output replays from its own start, which can be older than the upstream
+// one's current start. Starting the upstream operator there cold would feed it outputs that
+// differ from the original run's. So the pipeline keeps, per partition, the starts that each
+// stateful operator with stateful readers had after past batches, and starts it where it could
+// start after the last batch that ended before its readers' starts. Starts are kept only until
+// no reader can need them.
+
+// startAt says that after the batch that ended with every record before next processed, a
+// cold start at start reproduced the operator's output for every record from next on.
+type startAt struct{ next, start int64 }
+
+// lineage is the graph's stateful operators and which of them read which.
+type lineage struct {
+	nodes    int     // len(p.nodes) it was computed for
+	stateful []int   // node indexes of the stateful operators
+	readers  [][]int // by position in stateful: the positions of the stateful operators that read its output through stateless ones
+	tracked  []bool  // by position: it has readers, so its past starts are kept
+}
+
+func (p *Pipeline) lineage() *lineage {
+	if p.lin != nil && p.lin.nodes == len(p.nodes) {
+		return p.lin
+	}
+	l := &lineage{nodes: len(p.nodes)}
+	pos := make([]int, len(p.nodes))
+	// feeds[i]: the stateful operators whose output reaches node i's output through stateless
+	// operators only (i itself if it is stateful).
+	feeds := make([][]int, len(p.nodes))
+	for i, n := range p.nodes {
+		var in []int
+		for _, par := range n.inputs() {
+			for _, f := range feeds[par] {
+				if !contains(in, f) {
+					in = append(in, f)
+				}
+			}
+		}
+		if !hasState(n) {
+			feeds[i] = in
+			continue
+		}
+		pos[i] = len(l.stateful)
+		l.stateful = append(l.stateful, i)
+		l.readers = append(l.readers, nil)
+		for _, f := range in {
+			l.readers[pos[f]] = append(l.readers[pos[f]], pos[i])
+		}
+		feeds[i] = []int{i}
+	}
+	l.tracked = make([]bool, len(l.stateful))
+	for k, r := range l.readers {
+		l.tracked[k] = len(r) > 0
+	}
+	p.lin = l
+	return l
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// replayStarts returns, by position in l.stateful, where each stateful operator of the
+// partition must replay from after this batch, given the offsets their open state retains.
+// It records the starts of operators with readers and forgets those no reader can need.
+func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []heldAt) []int64 {
+	n := len(l.stateful)
+	if len(ps.hist) != n {
+		p.startLineage(l, ps)
+	}
+	starts := p.starts[:0]
+	for _, idx := range l.stateful {
+		// Holding nothing, an operator starts after everything acknowledged, or where its
+		// current replay starts if it has not got there yet.
+		s := ps.next
+		if v, ok := ps.skip[idx]; ok {
+			s = max(s, v)
+		}
+		starts = append(starts, s)
+	}
+	for _, h := range held {
+		for k, idx := range l.stateful {
+			if idx == h.node {
+				starts[k] = h.off
+			}
+		}
+	}
+	for k := range starts {
+		h := ps.hist[k]
+		if l.tracked[k] && ps.next >= ps.trust[k] && h[len(h)-1].start != starts[k] {
+			ps.hist[k] = append(h, startAt{ps.next, starts[k]})
+		}
+	}
+	// Readers come after what they read: from the last operator back, each one's start is
+	// final before the operators it reads are moved back to it.
+	for k := n - 1; k >= 0; k-- {
+		if !l.tracked[k] {
+			continue
+		}
+		need := int64(math.MaxInt64)
+		for _, r := range l.readers[k] {
+			need = min(need, starts[r])
+		}
+		s := startFor(ps.hist[k], need)
+		if rs, at, ok := p.nodes[l.stateful[k]].replayStart(part, need); ok && at >= ps.trust[k] {
+			s = max(s, rs) // both are valid starts: the later one replays less
+		}
+		starts[k] = min(starts[k], s)
+		// A reader's start can move back (when a new window holds an older record), but a
+		// checkpoint is only committed when no start is behind the committed offset: what
+		// the committed offset needs is all that must be kept.
+		if ps.committed >= 0 {
+			ps.hist[k] = forget(ps.hist[k], ps.committed)
+		}
+	}
+	p.starts = starts
+	return starts
+}
+
+// startLineage starts the partition's record of past starts, at its first acknowledged batch
+// in this run. Operators start where the run started them: at their checkpointed start after
+// a resume, else at the partition's first record. After a resume, an operator's output is
+// what the run that committed the checkpoint made only from its readers' checkpointed starts
+// on (what came before them was replayed from an older start only to rebuild state), so
+// starts are trusted only from there.
+func (p *Pipeline) startLineage(l *lineage, ps *partState) {
+	n := len(l.stateful)
+	ps.hist, ps.trust = make([][]startAt, n), make([]int64, n)
+	start := func(k int) int64 {
+		if s, ok := ps.skip[l.stateful[k]]; ok {
+			return s
+		}
+		return ps.base
+	}
+	for k := range l.stateful {
+		if !l.tracked[k] {
+			continue
+		}
+		ps.hist[k] = append(ps.hist[k], startAt{math.MinInt64, start(k)})
+		ps.trust[k] = ps.base
+		if ps.skip != nil {
+			ps.trust[k] = math.MaxInt64
+			for _, r := range l.readers[k] {
+				ps.trust[k] = min(ps.trust[k], start(r))
+			}
+		}
+	}
+}
+
+// startFor returns the start recorded after the last batch that ended at or before off.
+func startFor(h []startAt, off int64) int64 {
+	i := len(h) - 1
+	for i > 0 && h[i].next > off {
+		i--
+	}
+	return h[i].start
+}
+
+// forget drops the starts older than the one a reader starting at off would need.
+func forget(h []startAt, off int64) []startAt {
+	i := len(h) - 1
+	for i > 0 && h[i].next > off {
+		i--
+	}
+	if i == 0 {
+		return h
+	}
+	n := copy(h, h[i:])
+	return h[:n]
+}
