@@ -21,7 +21,7 @@ type Harness struct {
 	P     *stream.Pipeline
 	Clock *Clock
 	// queues move their next batch into the input before each step.
-	queues []interface{ feed() }
+	queues []interface{ feed() error }
 	done   bool
 }
 
@@ -64,7 +64,10 @@ func (h *Harness) TryStep() (done bool, err error) {
 	}
 	h.Clock.Advance(h.P.Interval())
 	for _, q := range h.queues {
-		q.feed()
+		if err := q.feed(); err != nil {
+			h.fatalf("%v", err)
+			return false, err
+		}
 	}
 	done, err = h.P.Step(context.Background())
 	h.done = done
@@ -245,9 +248,9 @@ func (q *Queue[T]) CommittedPosition(part int32) (stream.Position, bool) {
 // (with their original offsets) after calling it.
 func (q *Queue[T]) Resume(pos ...stream.Position) { q.in.Resume(pos...) }
 
-func (q *Queue[T]) feed() {
+func (q *Queue[T]) feed() error {
 	if q.in == nil {
-		return
+		return nil
 	}
 	q.mu.Lock()
 	var b []stream.Record[T]
@@ -257,14 +260,15 @@ func (q *Queue[T]) feed() {
 	}
 	ended := q.ended && len(q.batches) == 0
 	q.mu.Unlock()
-	for _, r := range b {
-		if err := q.in.Push(context.Background(), r); err != nil {
-			panic("streamtest: queue push: " + err.Error())
-		}
+	// The harness runs the pipeline on this goroutine, so a batch that does not fit in the
+	// source buffer would block for ever: it is an error instead.
+	if n := q.in.TryPushBatch(b); n < len(b) {
+		return fmt.Errorf("streamtest: a queued batch of %d records does not fit in the pipeline's source buffer (%d fitted); queue smaller batches or raise stream.WithBuffer", len(b), n)
 	}
 	if ended {
 		q.in.Close()
 	}
+	return nil
 }
 
 // Collector gathers what a stream produced, batch by batch.
