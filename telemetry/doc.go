@@ -134,8 +134,12 @@
 // position. When the tracker holds the commit further back, the pipeline's
 // replay checkpoint (stream.Position.Meta, stored by the Kafka source with the
 // offset) lets each window skip the replayed records it had already
-// accounted for, so an emitted window is not rebuilt from part of its records
-// (the fleet pipeline's SIGKILL test proves it end to end).
+// accounted for, so an emitted window is not rebuilt from part of its records.
+// When a window over the tracker's events (zone demand) starts further back
+// than the tracker's own position, the pipeline starts the tracker where it
+// could start after the batch before the window's position, so the events
+// the window replays are annotated as they were (the fleet pipeline's offline
+// crash test and its SIGKILL test prove it end to end).
 //
 // # Concurrency
 //

@@ -138,7 +138,17 @@ type trackPart struct {
 	nextExpiry int64
 	// maxT is the newest event time of the partition, in record order.
 	maxT int64
+	// marks are where a replay could start for the output from a record on
+	// to be what it was, taken every markEvery records (see ReplayStart).
+	marks     []mark
+	sinceMark int
 }
+
+// mark says that a replay from start gives the output from the record at at
+// on: the retained offset before that record.
+type mark struct{ at, start int64 }
+
+const markEvery = 1024
 
 type tracker struct {
 	cfg    config
@@ -152,7 +162,10 @@ type silentCab struct {
 	off   int64
 }
 
-var _ stream.Operator[Event, trackOut] = (*tracker)(nil)
+var (
+	_ stream.Operator[Event, trackOut] = (*tracker)(nil)
+	_ stream.ReplayStarter             = (*tracker)(nil)
+)
 
 func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
 	tp := tr.parts[pc.Partition]
@@ -165,6 +178,14 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 	}
 	ooo := int64(pc.MaxOutOfOrderness)
 	for i := range in {
+		if tp.sinceMark++; tp.sinceMark >= markEvery {
+			tp.sinceMark = 0
+			start, ok := tp.retained()
+			if !ok {
+				start = in[i].Offset // no state: the record itself is a fresh start
+			}
+			tp.marks = append(tp.marks, mark{in[i].Offset, start})
+		}
 		out = tr.event(tp, &in[i], out)
 		// The partition's watermark, record by record, so that device-silent
 		// alerts do not depend on how records fall into batches.
@@ -404,6 +425,10 @@ func (tr *tracker) Retained(part int32) (int64, bool) {
 	if tp == nil {
 		return 0, false
 	}
+	return tp.retained()
+}
+
+func (tp *trackPart) retained() (int64, bool) {
 	m := int64(math.MaxInt64)
 	for _, c := range tp.cabs {
 		m = min(m, c.anchor())
@@ -429,6 +454,26 @@ func (tr *tracker) Retained(part int32) (int64, bool) {
 		return 0, false
 	}
 	return m, true
+}
+
+// ReplayStart implements stream.ReplayStarter from the marks Process left
+// every markEvery records: zone demand counts the tracker's events from its
+// own, older, replay position.
+func (tr *tracker) ReplayStart(part int32, from int64) (start, at int64, ok bool) {
+	tp := tr.parts[part]
+	if tp == nil {
+		return 0, 0, false
+	}
+	i := len(tp.marks) - 1
+	for i >= 0 && tp.marks[i].at > from {
+		i--
+	}
+	if i < 0 {
+		return 0, 0, false
+	}
+	m := tp.marks[i]
+	tp.marks = append(tp.marks[:0], tp.marks[i:]...)
+	return m.start, m.at, true
 }
 
 func (tr *tracker) Drop(part int32) { delete(tr.parts, part) }
