@@ -217,10 +217,15 @@ func TestCrashRestartSameResults(t *testing.T) {
 
 	// Crash 1: midway, after a batch with window documents was acknowledged and committed.
 	p1 := start(t, "fleetpipeline (crash 1)", pipelineBin, args...)
-	waitFor(t, time.Minute, 10*time.Millisecond, "a completed batch with window documents", func() bool {
+	// The window count moves when a batch's outputs ran, before its commit: wait for the
+	// commit itself.
+	waitFor(t, time.Minute, 50*time.Millisecond, "a committed batch with window documents", func() bool {
 		require.False(t, p1.exited(), "fleetpipeline (crash 1) ended early")
-		r, w := progress(p1)
-		return r > 0 && w > 0
+		if r, w := progress(p1); r == 0 || w == 0 {
+			return false
+		}
+		_, _, sum := groupOffsets(t, s, topic, crashed.group)
+		return sum > 0
 	})
 	p1.kill(t)
 	rec1, win1 := progress(p1)
@@ -400,23 +405,29 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 // and logs them.
 func committedOffsets(t *testing.T, s services, topic, group string) int64 {
 	t.Helper()
+	per, meta, sum := groupOffsets(t, s, topic, group)
+	t.Logf("group %s: committed offsets of %s by partition: %v, metadata %q", group, topic, per, meta)
+	return sum
+}
+
+// groupOffsets returns the group's committed offsets and checkpoints over topic's partitions,
+// and their sum.
+func groupOffsets(t *testing.T, s services, topic, group string) (per []int64, meta []string, sum int64) {
+	t.Helper()
 	admin, err := sarama.NewClusterAdmin(strings.Split(s.brokers, ","), sarama.NewConfig())
 	require.NoError(t, err)
 	defer admin.Close()
 	parts := map[string][]int32{topic: {0, 1, 2, 3, 4, 5}}
 	resp, err := admin.ListConsumerGroupOffsets(group, parts)
 	require.NoError(t, err)
-	var sum int64
-	per := make([]int64, 6)
-	meta := make([]string, 6)
+	per, meta = make([]int64, 6), make([]string, 6)
 	for p, b := range resp.Blocks[topic] {
 		per[p], meta[p] = b.Offset, b.Metadata
 		if b.Offset > 0 {
 			sum += b.Offset
 		}
 	}
-	t.Logf("group %s: committed offsets of %s by partition: %v, metadata %q", group, topic, per, meta)
-	return sum
+	return per, meta, sum
 }
 
 // readTopic reads every partition of topic from the start until it has want messages, then

@@ -42,12 +42,10 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	ocfg.Logger = log
 
 	var cnt counters
-	p, err := stream.New(c.batch,
-		stream.WithName(c.name),
+	p, err := stream.New(c.batch, append(c.pipelineOptions(),
 		stream.WithLogger(log),
-		stream.WithMaxOutOfOrderness(c.outOfOrder),
 		stream.WithStatsHook(func(s stream.BatchStats) { cnt.last.Store(&s) }),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -63,18 +61,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	events := stream.From(p, src)
-
-	grace := telemetry.WindowOptions(window.Grace(c.lateness))
-	tracker, err := telemetry.Track(events)
-	if err != nil {
-		return err
-	}
-	cabs, err := telemetry.CabStatsStream(events, window.Tumbling(c.statsWindow), grace)
-	if err != nil {
-		return err
-	}
-	zones, err := telemetry.ZoneDemandStream(tracker.Events(), window.Tumbling(c.zoneWindow), grace)
+	g, err := c.transforms(stream.From(p, src))
 	if err != nil {
 		return err
 	}
@@ -128,9 +115,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return err
 	}
 
-	final := func(r cabResult) bool { return r.Final }
-	cabDocs := cabs.Results().Filter(final)
-	stream.ForEachBatch(cabDocs, func(ctx context.Context, info stream.BatchInfo, batch []cabResult) error {
+	stream.ForEachBatch(g.cabDocs, func(ctx context.Context, info stream.BatchInfo, batch []cabResult) error {
 		if err := cabSink.Write(ctx, batch); err != nil {
 			return err
 		}
@@ -142,14 +127,12 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		return nil
 	})
-	zoneDocs := zones.Results().Filter(func(r zoneResult) bool { return r.Final })
-	stream.To(zoneDocs, zoneSink)
-	stream.ForEachBatch(zoneDocs, func(_ context.Context, _ stream.BatchInfo, b []zoneResult) error {
+	stream.To(g.zoneDocs, zoneSink)
+	stream.ForEachBatch(g.zoneDocs, func(_ context.Context, _ stream.BatchInfo, b []zoneResult) error {
 		cnt.windows.Add(int64(len(b)))
 		return nil
 	})
-	alerts := tracker.Alerts()
-	stream.To(alerts, alertSink)
+	stream.To(g.alerts, alertSink)
 	if c.alertsTopic != "" {
 		prod, err := kafka.NewProducer(kcfg, c.alertsTopic, kafka.KeyValue(
 			func(a telemetry.Alert) []byte { return []byte(a.CabID) },
@@ -158,9 +141,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		stream.To(alerts, prod) // the pipeline closes it
+		stream.To(g.alerts, prod) // the pipeline closes it
 	}
-	stream.ForEachBatch(alerts, func(_ context.Context, _ stream.BatchInfo, b []telemetry.Alert) error {
+	stream.ForEachBatch(g.alerts, func(_ context.Context, _ stream.BatchInfo, b []telemetry.Alert) error {
 		cnt.alerts.Add(int64(len(b)))
 		return nil
 	})
@@ -173,12 +156,51 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)
 	err = p.Run(ctx)
 	stopStatus()
-	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink, cabs.LateCount())
+	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink, g.cabs.LateCount())
 	if errors.Is(err, context.Canceled) {
 		log.Info("fleetpipeline: stopped")
 		return nil
 	}
 	return err
+}
+
+// pipelineOptions are the options of the pipeline that come from the flags.
+func (c *config) pipelineOptions() []stream.Option {
+	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder)}
+}
+
+// graph is what the pipeline computes from the telemetry, before the outputs: run writes it
+// to OpenSearch and Kafka, and the offline tests drive the same graph through streamtest.
+type graph struct {
+	cabs     *window.Windowed[string, telemetry.CabStats, telemetry.Event]
+	zones    *window.Windowed[string, telemetry.ZoneDemand, telemetry.Tracked]
+	cabDocs  *stream.Stream[cabResult]  // final cab stats
+	zoneDocs *stream.Stream[zoneResult] // final zone demand
+	alerts   *stream.Stream[telemetry.Alert]
+}
+
+// transforms builds the graph on the stream of decoded events.
+func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, error) {
+	grace := telemetry.WindowOptions(window.Grace(c.lateness))
+	tracker, err := telemetry.Track(events)
+	if err != nil {
+		return nil, err
+	}
+	cabs, err := telemetry.CabStatsStream(events, window.Tumbling(c.statsWindow), grace)
+	if err != nil {
+		return nil, err
+	}
+	zones, err := telemetry.ZoneDemandStream(tracker.Events(), window.Tumbling(c.zoneWindow), grace)
+	if err != nil {
+		return nil, err
+	}
+	return &graph{
+		cabs:     cabs,
+		zones:    zones,
+		cabDocs:  cabs.Results().Filter(func(r cabResult) bool { return r.Final }),
+		zoneDocs: zones.Results().Filter(func(r zoneResult) bool { return r.Final }),
+		alerts:   tracker.Alerts(),
+	}, nil
 }
 
 // index returns the name prefix of one of the pipeline's indexes.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fleetstream/fleetstream/examples/internal/cli"
+	"github.com/fleetstream/fleetstream/examples/internal/feed"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
 )
@@ -31,15 +32,8 @@ import (
 type options struct {
 	topic      string
 	partitions int
-	sources    string
-	porto      string
-	shift      bool
-	speedup    float64
+	feed       feed.Options
 	rate       float64
-	simEvents  int
-	simCabs    int
-	seed       uint64
-	faults     bool
 	batch      int
 	quiet      bool
 	skip       int
@@ -52,15 +46,15 @@ func main() {
 	var o options
 	fs.StringVar(&o.topic, "topic", "cab-telemetry", "Kafka topic to produce to")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the topic, if it has to be created")
-	fs.StringVar(&o.sources, "source", "porto", "what to replay: porto, sim, or porto,sim")
-	fs.StringVar(&o.porto, "porto", "../shared/data/porto/train.1k.csv", "the Porto sample (CSV)")
-	fs.BoolVar(&o.shift, "shift", false, "shift Porto event times so the first event is now")
-	fs.Float64Var(&o.speedup, "speedup", 0, "replay Porto at its own pace divided by this factor (implies -shift); 0: as fast as possible")
+	fs.StringVar(&o.feed.Sources, "source", "porto", "what to replay: porto, sim, or porto,sim")
+	fs.StringVar(&o.feed.Porto, "porto", "../shared/data/porto/train.1k.csv", "the Porto sample (CSV)")
+	fs.BoolVar(&o.feed.Shift, "shift", false, "shift Porto event times so the first event is now")
+	fs.Float64Var(&o.feed.Speedup, "speedup", 0, "replay Porto at its own pace divided by this factor (implies -shift); 0: as fast as possible")
 	fs.Float64Var(&o.rate, "rate", 0, "events per second; 0: as fast as possible")
-	fs.IntVar(&o.simEvents, "sim-events", 500_000, "number of simulated events")
-	fs.IntVar(&o.simCabs, "sim-cabs", 200, "simulated fleet size")
-	fs.Uint64Var(&o.seed, "seed", 1, "simulator seed")
-	fs.BoolVar(&o.faults, "faults", true, "inject faults into the simulated fleet (speeding, harsh braking, GPS jumps, out-of-order, duplicates, malformed)")
+	fs.IntVar(&o.feed.SimEvents, "sim-events", 500_000, "number of simulated events")
+	fs.IntVar(&o.feed.SimCabs, "sim-cabs", 200, "simulated fleet size")
+	fs.Uint64Var(&o.feed.Seed, "seed", 1, "simulator seed")
+	fs.BoolVar(&o.feed.Faults, "faults", true, "inject faults into the simulated fleet (speeding, harsh braking, GPS jumps, out-of-order, duplicates, malformed)")
 	fs.IntVar(&o.batch, "batch", 2000, "messages per produce request batch")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.IntVar(&o.skip, "skip", 0, "leave out the first N messages of the replay (to resume or split one)")
@@ -76,48 +70,10 @@ func main() {
 }
 
 func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error {
-	var msgs []fleetsim.Message
-	var lastEvent time.Time
-	for _, src := range strings.Split(o.sources, ",") {
-		switch strings.TrimSpace(src) {
-		case "porto":
-			opts := fleetsim.PortoOptions{}
-			if o.shift || o.speedup > 0 {
-				opts.Start = time.Now().UTC()
-				opts.Speedup = o.speedup
-			}
-			events, st, err := fleetsim.LoadPorto(o.porto, opts)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "porto: %d events from %d cabs (%d trips, %d empty)\n", len(events), st.TaxisWithPoints, st.Trips, st.EmptyTrips)
-			for m := range fleetsim.Replay(events) {
-				msgs = append(msgs, m)
-			}
-			if len(events) > 0 {
-				lastEvent = events[len(events)-1].Time
-			}
-		case "sim":
-			cfg := fleetsim.Config{Seed: o.seed, Cabs: o.simCabs}
-			if !lastEvent.IsZero() {
-				cfg.StartTime = lastEvent.Add(time.Minute).Truncate(time.Minute)
-			}
-			if o.faults {
-				cfg.Faults = fleetsim.Faults{Speeding: 0.002, HarshBraking: 0.002, GPSJump: 0.001, OutOfOrder: 0.01, Duplicate: 0.002, Malformed: 0.0005}
-			}
-			sim, err := fleetsim.New(cfg)
-			if err != nil {
-				return err
-			}
-			for range o.simEvents {
-				msgs = append(msgs, sim.Next())
-			}
-			fmt.Fprintf(out, "sim: %d events from %d cabs, seed %d\n", o.simEvents, o.simCabs, o.seed)
-		default:
-			return fmt.Errorf("-source %q: want porto, sim or porto,sim", src)
-		}
+	msgs, err := feed.Messages(o.feed, out)
+	if err != nil {
+		return err
 	}
-
 	if o.skip < 0 || o.limit < 0 {
 		return fmt.Errorf("-skip %d, -limit %d: want counts of at least 0", o.skip, o.limit)
 	}
@@ -149,7 +105,7 @@ func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error 
 	bar := newProgress(out, len(msgs), o.quiet)
 	start := time.Now()
 	for chunk := range slices.Chunk(msgs, max(o.batch, 1)) {
-		if o.speedup > 0 {
+		if o.feed.Speedup > 0 {
 			// Wait until the chunk's first event is due at the sped-up pace.
 			if d := time.Until(chunk[0].Event.Time); d > 0 {
 				select {

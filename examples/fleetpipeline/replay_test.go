@@ -1,0 +1,184 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/examples/internal/feed"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/telemetry"
+)
+
+const replayParts = 6
+
+// topicRecords is the e2e tests' topic, offline: the replay's messages split into partitions
+// by the producer's partitioner, with their offsets, and the ones that do not decode left out
+// (the Kafka source dead-letters them).
+func topicRecords(t *testing.T, o feed.Options) []stream.Record[telemetry.Event] {
+	t.Helper()
+	msgs, err := feed.Messages(o, io.Discard)
+	require.NoError(t, err)
+	part := sarama.NewHashPartitioner("")
+	var next [replayParts]int64
+	recs := make([]stream.Record[telemetry.Event], 0, len(msgs))
+	for _, m := range msgs {
+		p, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(m.Key)}, replayParts)
+		require.NoError(t, err)
+		off := next[p]
+		next[p]++
+		e, err := telemetry.Decode(m.Value)
+		if err != nil {
+			continue
+		}
+		recs = append(recs, stream.Record[telemetry.Event]{Value: e, Partition: p, Offset: off, EventTime: e.Time})
+	}
+	return recs
+}
+
+func testConfig(t *testing.T, args ...string) *config {
+	t.Helper()
+	fs := flag.NewFlagSet("fleetpipeline", flag.ContinueOnError)
+	c := registerFlags(fs)
+	require.NoError(t, fs.Parse(args))
+	return c
+}
+
+// offlineRun is the pipeline's graph in a streamtest harness.
+type offlineRun struct {
+	h      *streamtest.Harness
+	q      *streamtest.Queue[telemetry.Event]
+	cabs   *streamtest.Collector[cabResult]
+	zones  *streamtest.Collector[zoneResult]
+	alerts *streamtest.Collector[telemetry.Alert]
+}
+
+func newOfflineRun(t *testing.T, c *config) *offlineRun {
+	h := streamtest.New(t, c.batch, c.pipelineOptions()...)
+	q, events := streamtest.NewQueue[telemetry.Event](h)
+	g, err := c.transforms(events)
+	require.NoError(t, err)
+	return &offlineRun{h: h, q: q,
+		cabs: streamtest.Collect(g.cabDocs), zones: streamtest.Collect(g.zoneDocs), alerts: streamtest.Collect(g.alerts)}
+}
+
+// docs are the documents the outputs wrote, by index and id; a later write overwrites.
+type docs map[string]map[string]string
+
+func (d docs) add(c *config, r *offlineRun) {
+	put := func(index, id string, body []byte) {
+		if d[index] == nil {
+			d[index] = map[string]string{}
+		}
+		d[index][id] = string(body)
+	}
+	for _, x := range r.cabs.All() {
+		doc := telemetry.CabStatsDoc(x)
+		put("cab-stats", doc.DocID(c.name), doc.AppendJSON(nil))
+	}
+	for _, x := range r.zones.All() {
+		doc := telemetry.ZoneDemandDoc(x)
+		put("zone-demand", doc.DocID(c.name), doc.AppendJSON(nil))
+	}
+	for _, a := range r.alerts.All() {
+		put("cab-alerts", a.ID, a.AppendJSON(nil))
+	}
+}
+
+// run feeds the batches to r from the committed positions pos (all of them if pos is nil),
+// then runs n batches, or to the end of the input if n < 0.
+func (r *offlineRun) run(batches [][]stream.Record[telemetry.Event], pos []stream.Position, n int) {
+	from := map[int32]int64{}
+	r.q.Resume(pos...)
+	for _, p := range pos {
+		from[p.Partition] = p.Offset
+	}
+	for _, b := range batches {
+		var rest []stream.Record[telemetry.Event]
+		for _, rec := range b {
+			if rec.Offset >= from[rec.Partition] {
+				rest = append(rest, rec)
+			}
+		}
+		if len(rest) > 0 {
+			r.q.Add(rest...)
+		}
+	}
+	if n < 0 {
+		r.q.End()
+		r.h.RunUntilDone()
+		return
+	}
+	r.h.Run(n)
+}
+
+// committed returns the run's committed positions.
+func (r *offlineRun) committed() []stream.Position {
+	var pos []stream.Position
+	for p := range int32(replayParts) {
+		if cp, ok := r.q.CommittedPosition(p); ok {
+			pos = append(pos, cp)
+		}
+	}
+	return pos
+}
+
+// TestCrashReplayOffline is TestCrashRestartSameResults without Kafka and OpenSearch, over
+// many more crash points: the replay's records go through the pipeline's graph in batches of
+// arrival order; the pipeline "crashes" after k batches (and again after k2 batches of the
+// restart) and restarts from its committed positions and checkpoints. Every document the runs
+// wrote, later writes overwriting by id, must be those of an uninterrupted run.
+func TestCrashReplayOffline(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t, "-stats-window", "1m")
+	recs := topicRecords(t, feed.Options{Sources: "porto,sim", Porto: portoCSV(t), SimEvents: 100_000, SimCabs: 200, Seed: 1, Faults: true})
+	// Batches of uneven sizes, as a time-driven batch interval makes them.
+	var batches [][]stream.Record[telemetry.Event]
+	for i, n := 0, 0; i < len(recs); n++ {
+		size := 2000 + 1500*(n%5)
+		batches = append(batches, recs[i:min(i+size, len(recs))])
+		i += size
+	}
+	full := newOfflineRun(t, c)
+	full.run(batches, nil, -1)
+	want := docs{}
+	want.add(c, full)
+	require.NotEmpty(t, want["cab-alerts"])
+
+	crashes := [][2]int{{2, 0}, {len(batches) / 2, 0}, {len(batches) * 2 / 3, 0}, {len(batches) - 2, 0}, {3, 4}, {len(batches) / 3, 3}, {len(batches) / 2, 1}}
+	for k := 5; k < len(batches); k += 7 {
+		crashes = append(crashes, [2]int{k, 0})
+	}
+	for _, crash := range crashes {
+		got := docs{}
+		first := newOfflineRun(t, c)
+		first.run(batches[:crash[0]], nil, crash[0])
+		got.add(c, first)
+		pos := first.committed()
+		if crash[1] > 0 {
+			second := newOfflineRun(t, c)
+			second.run(batches, pos, crash[1])
+			got.add(c, second)
+			pos = second.committed()
+		}
+		last := newOfflineRun(t, c)
+		last.run(batches, pos, -1)
+		got.add(c, last)
+		for index, w := range want {
+			diff := 0
+			for id, doc := range w {
+				if got[index][id] != doc {
+					if diff++; diff <= 3 {
+						t.Errorf("crash after %d (then %d) batches: %s %s:\n want %s\n got  %s", crash[0], crash[1], index, id, doc, got[index][id])
+					}
+				}
+			}
+			require.Zero(t, diff, "crash after %d (then %d) batches: %s documents that differ", crash[0], crash[1], index)
+			require.Len(t, got[index], len(w), "crash after %d (then %d) batches: %s documents", crash[0], crash[1], index)
+		}
+	}
+}
