@@ -148,7 +148,10 @@ type trackPart struct {
 // on: the retained offset before that record.
 type mark struct{ at, start int64 }
 
-const markEvery = 1024
+const (
+	markEvery = 1024
+	maxMarks  = 1024 // a million records of a partition
+)
 
 type tracker struct {
 	cfg    config
@@ -183,6 +186,11 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			start, ok := tp.retained()
 			if !ok {
 				start = in[i].Offset // no state: the record itself is a fresh start
+			}
+			if len(tp.marks) == maxMarks {
+				// Nobody asked (no stateful reader), or not for long: forget the older
+				// half. A reader that needs them gets the pipeline's coarser starts.
+				tp.marks = append(tp.marks[:0], tp.marks[maxMarks/2:]...)
 			}
 			tp.marks = append(tp.marks, mark{in[i].Offset, start})
 		}
