@@ -1,6 +1,9 @@
 package stream
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Replay starts of chained stateful operators.
 //
@@ -24,16 +27,15 @@ type startAt struct{ next, start int64 }
 type lineage struct {
 	nodes    int     // len(p.nodes) it was computed for
 	stateful []int   // node indexes of the stateful operators
-	readers  [][]int // by position in stateful: the positions of the stateful operators that read its output through stateless ones
-	tracked  []bool  // by position: it has readers, so its past starts are kept
+	readers  [][]int // by position in stateful: the positions of the stateful operators that read its output through stateless ones (its past starts are kept if any)
+	pos      []int   // by node index: the position in stateful of a stateful node
 }
 
 func (p *Pipeline) lineage() *lineage {
 	if p.lin != nil && p.lin.nodes == len(p.nodes) {
 		return p.lin
 	}
-	l := &lineage{nodes: len(p.nodes)}
-	pos := make([]int, len(p.nodes))
+	l := &lineage{nodes: len(p.nodes), pos: make([]int, len(p.nodes))}
 	// feeds[i]: the stateful operators whose output reaches node i's output through stateless
 	// operators only (i itself if it is stateful).
 	feeds := make([][]int, len(p.nodes))
@@ -41,7 +43,7 @@ func (p *Pipeline) lineage() *lineage {
 		var in []int
 		for _, par := range n.inputs() {
 			for _, f := range feeds[par] {
-				if !contains(in, f) {
+				if !slices.Contains(in, f) {
 					in = append(in, f)
 				}
 			}
@@ -50,29 +52,16 @@ func (p *Pipeline) lineage() *lineage {
 			feeds[i] = in
 			continue
 		}
-		pos[i] = len(l.stateful)
+		l.pos[i] = len(l.stateful)
 		l.stateful = append(l.stateful, i)
 		l.readers = append(l.readers, nil)
 		for _, f := range in {
-			l.readers[pos[f]] = append(l.readers[pos[f]], pos[i])
+			l.readers[l.pos[f]] = append(l.readers[l.pos[f]], l.pos[i])
 		}
 		feeds[i] = []int{i}
 	}
-	l.tracked = make([]bool, len(l.stateful))
-	for k, r := range l.readers {
-		l.tracked[k] = len(r) > 0
-	}
 	p.lin = l
 	return l
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // replayStarts returns, by position in l.stateful, where each stateful operator of the
@@ -94,22 +83,18 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 		starts = append(starts, s)
 	}
 	for _, h := range held {
-		for k, idx := range l.stateful {
-			if idx == h.node {
-				starts[k] = h.off
-			}
-		}
+		starts[l.pos[h.node]] = h.off
 	}
 	for k := range starts {
 		h := ps.hist[k]
-		if l.tracked[k] && ps.next >= ps.trust[k] && h[len(h)-1].start != starts[k] {
+		if len(l.readers[k]) > 0 && ps.next >= ps.trust[k] && h[len(h)-1].start != starts[k] {
 			ps.hist[k] = append(h, startAt{ps.next, starts[k]})
 		}
 	}
 	// Readers come after what they read: from the last operator back, each one's start is
 	// final before the operators it reads are moved back to it.
 	for k := n - 1; k >= 0; k-- {
-		if !l.tracked[k] {
+		if len(l.readers[k]) == 0 {
 			continue
 		}
 		need := int64(math.MaxInt64)
@@ -148,7 +133,7 @@ func (p *Pipeline) startLineage(l *lineage, ps *partState) {
 		return ps.base
 	}
 	for k := range l.stateful {
-		if !l.tracked[k] {
+		if len(l.readers[k]) == 0 {
 			continue
 		}
 		ps.hist[k] = append(ps.hist[k], startAt{math.MinInt64, start(k)})
@@ -163,23 +148,20 @@ func (p *Pipeline) startLineage(l *lineage, ps *partState) {
 }
 
 // startFor returns the start recorded after the last batch that ended at or before off.
-func startFor(h []startAt, off int64) int64 {
-	i := len(h) - 1
-	for i > 0 && h[i].next > off {
-		i--
-	}
-	return h[i].start
-}
+func startFor(h []startAt, off int64) int64 { return h[lastAt(h, off)].start }
 
 // forget drops the starts older than the one a reader starting at off would need.
 func forget(h []startAt, off int64) []startAt {
+	n := copy(h, h[lastAt(h, off):])
+	return h[:n]
+}
+
+// lastAt returns the index of the last start recorded at or before off (the first one, the
+// run's own start, if none).
+func lastAt(h []startAt, off int64) int {
 	i := len(h) - 1
 	for i > 0 && h[i].next > off {
 		i--
 	}
-	if i == 0 {
-		return h
-	}
-	n := copy(h, h[i:])
-	return h[:n]
+	return i
 }
