@@ -317,7 +317,7 @@ func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
 	}
 	sn := &source[T]{
 		src:  src,
-		in:   newInput[T](p.cfg.maxRecords, p.cfg.maxBytes),
+		in:   newInput[T](p.cfg.maxRecords, p.cfg.maxBytes, p.cfg.clock, p.cfg.maxFuture),
 		head: s,
 		cur:  newSplit[T](),
 	}

@@ -20,6 +20,7 @@ type config struct {
 	maxBytes      int64
 	outOfOrder    time.Duration
 	idleTimeout   time.Duration
+	maxFuture     time.Duration
 	retry         RetryPolicy
 	statsHook     func(BatchStats)
 	shutdownGrace time.Duration
@@ -43,6 +44,7 @@ func defaultConfig() config {
 		maxRecords:    100_000,
 		maxBytes:      64 << 20,
 		idleTimeout:   time.Minute,
+		maxFuture:     time.Hour,
 		retry:         RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
 		shutdownGrace: 30 * time.Second,
 	}
@@ -142,5 +144,20 @@ func WithShutdownGrace(d time.Duration) Option {
 			return
 		}
 		c.shutdownGrace = d
+	})
+}
+
+// WithMaxFutureEventTime bounds how far ahead of the pipeline's clock (WithClock) an event
+// time may be. Sources refuse records beyond it (Input.CheckEventTime) and send them to their
+// dead-letter output, and no record moves a watermark past the clock plus d. Default one hour,
+// like Kafka's message.timestamp.after.max.ms; 0 disables the bound (a replay of data stamped
+// in the future of its clock).
+func WithMaxFutureEventTime(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.errs = append(c.errs, invalid("WithMaxFutureEventTime(%v): negative", d))
+			return
+		}
+		c.maxFuture = d
 	})
 }

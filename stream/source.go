@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Source feeds a pipeline. The pipeline calls Run once, in a goroutine of its own, when the
@@ -47,6 +48,8 @@ type SourceStats struct {
 type Input[T any] struct {
 	maxRecords int
 	maxBytes   int64
+	clock      Clock
+	maxFuture  time.Duration
 
 	mu       sync.Mutex
 	buf      *split[T] // filled by the source, swapped with the pipeline's at each batch
@@ -62,8 +65,8 @@ type revocation struct {
 	done  chan struct{}
 }
 
-func newInput[T any](maxRecords int, maxBytes int64) *Input[T] {
-	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, space: make(chan struct{}),
+func newInput[T any](maxRecords int, maxBytes int64, clock Clock, maxFuture time.Duration) *Input[T] {
+	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}),
 		buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
 }
 
@@ -74,6 +77,17 @@ func (in *Input[T]) fullLocked() bool {
 		return false
 	}
 	return in.buf.records >= in.maxRecords || (in.maxBytes > 0 && in.buf.bytes >= in.maxBytes)
+}
+
+// CheckEventTime reports whether t can be a record's event time, with an error wrapping
+// ErrEventTime when it cannot: t is outside the range that time.Time.UnixNano represents, or
+// further ahead of the pipeline's clock than WithMaxFutureEventTime allows (default one hour,
+// like Kafka's message.timestamp.after.max.ms). A source calls it before pushing a record
+// and sends a record it refuses to its dead-letter output (ReasonEventTime): a bad device
+// clock must never move a watermark, or every later record of the partition would be late.
+// The zero time (processing time) is always valid. Safe for concurrent use.
+func (in *Input[T]) CheckEventTime(t time.Time) error {
+	return checkEventTime(t, in.clock.Now(), in.maxFuture)
 }
 
 // Full reports whether the buffer holds its maximum of records or bytes.
