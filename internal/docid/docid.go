@@ -1,6 +1,22 @@
-// Package docid holds the deterministic document id scheme of window results, shared by the
-// opensearch sink (opensearch.WindowID) and the telemetry documents, which may not import
-// each other.
+// Package docid holds the document id schemes shared by the opensearch sink
+// (opensearch.WindowID, and the bound on every id it sends) and the telemetry documents,
+// which may not import each other.
+//
+// # Ids of window results
+//
+// AppendWindow gives a window result a fixed-length id (32 hex digits) from the pipeline
+// name, the key and the window bounds, so a replayed result overwrites its earlier copy.
+//
+// # Long ids
+//
+// OpenSearch refuses a document id longer than MaxBytes (512 bytes) and, in a bulk request,
+// refuses the whole request for it. Bound replaces such an id by a stable one that fits: the
+// first PrefixBytes bytes of the id (cut back to a UTF-8 character boundary), then "~sha256:"
+// and the 64 hex digits of the SHA-256 of the whole id. The replacement depends on the id
+// only, so a replay of the same document overwrites it; two ids that differ anywhere get
+// different replacements (barring a SHA-256 collision); the readable prefix keeps the
+// replacement searchable by its start (a cab id, a pipeline name). Ids that fit are kept as
+// they are.
 package docid
 
 import (
@@ -8,11 +24,39 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"time"
+	"unicode/utf8"
 )
+
+// MaxBytes is the longest document id OpenSearch accepts, in bytes.
+const MaxBytes = 512
+
+// PrefixBytes is the most bytes of a long id that Bound keeps as its readable prefix.
+const PrefixBytes = 400
+
+// hashMark separates the kept prefix of a long id from its digest.
+const hashMark = "~sha256:"
+
+// Bound returns id when it is at most MaxBytes long, otherwise its stable replacement (see
+// the package doc): at most PrefixBytes + 8 + 64 = 472 bytes.
+func Bound(id string) string {
+	if len(id) <= MaxBytes {
+		return id
+	}
+	n := PrefixBytes
+	for n > 0 && !utf8.RuneStart(id[n]) {
+		n--
+	}
+	sum := sha256.Sum256([]byte(id))
+	b := make([]byte, 0, n+len(hashMark)+2*sha256.Size)
+	b = append(b, id[:n]...)
+	b = append(b, hashMark...)
+	return string(hex.AppendEncode(b, sum[:]))
+}
 
 // AppendWindow appends the id of a window result to dst: the hex of the first 128 bits of
 // SHA-256 over the length-prefixed pipeline name and key and the window bounds in Unix
-// nanoseconds. Length prefixes keep ("a|b", "c") and ("a", "b|c") apart.
+// nanoseconds. Length prefixes keep ("a|b", "c") and ("a", "b|c") apart. The id is 32 bytes
+// whatever the key's length, so it never needs Bound.
 func AppendWindow(dst []byte, pipeline, key string, start, end time.Time) []byte {
 	h := sha256.New()
 	var n [8]byte
