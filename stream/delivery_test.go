@@ -64,9 +64,67 @@ func TestPermanentErrorStopsRun(t *testing.T) {
 		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return perm })
 		err = p.Run(t.Context())
 		require.True(t, stream.IsPermanent(err))
+		// The source stops with context.Canceled because Run cancelled it; that must not make
+		// the failure look like a requested stop (issue 11: the example exited 0).
+		require.NotErrorIs(t, err, context.Canceled)
 		require.Empty(t, src.commits.Load())
 	})
 }
+
+// TestRunReturnsCtxErrItself: a requested stop returns ctx.Err() itself, so that a program can
+// tell it from a failure with ==; a stop while outputs were failing says so.
+func TestRunReturnsCtxErrItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1}, wait: true}
+		s := stream.From(p, stream.Source[int](src))
+		ctx, cancel := context.WithCancel(t.Context())
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return nil })
+		go func() {
+			time.Sleep(3 * time.Second) // fake time inside the bubble: three batches
+			cancel()
+		}()
+		err = p.Run(ctx)
+		require.True(t, err == context.Canceled, "got %v", err) //nolint:errorlint // the point is identity
+	})
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1}, wait: true}
+		s := stream.From(p, stream.Source[int](src))
+		ctx, cancel := context.WithCancel(t.Context())
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error {
+			cancel()
+			return errDown // an outage: retried until the stop
+		})
+		err = p.Run(ctx)
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorIs(t, err, errDown)
+		require.False(t, err == context.Canceled, "a stop with a batch unwritten is not a clean stop") //nolint:errorlint
+		require.Nil(t, src.commits.Load())
+	})
+}
+
+// TestSourceErrorStopsRun: a source that fails (a deleted topic, a dead-letter output that
+// cannot be written) stops the pipeline with its error.
+func TestSourceErrorStopsRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		boom := errors.New("topic deleted")
+		s := stream.From(p, stream.Source[int](failingSource{boom}))
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return nil })
+		err = p.Run(t.Context())
+		require.ErrorIs(t, err, boom)
+		require.NotErrorIs(t, err, context.Canceled)
+	})
+}
+
+type failingSource struct{ err error }
+
+func (f failingSource) Run(context.Context, *stream.Input[int]) error { return f.err }
+func (failingSource) Commit(context.Context, []stream.Position) error { return nil }
 
 // sliceSource pushes its records on partition 0, then ends the input (or waits for ctx).
 type sliceSource struct {

@@ -74,8 +74,24 @@
 //
 // A partition's watermark is the newest event time seen in it minus WithMaxOutOfOrderness.
 // The pipeline watermark, handed to operators in PartitionContext and never moving back, is
-// the minimum over partitions that received records within WithIdleTimeout (or the maximum,
-// when all are idle). When the input ends it becomes EndOfTime and every window closes.
+// the minimum over partitions that received records within WithIdleTimeout. When every
+// partition is idle it is the minimum of all partitions' own watermarks: the slowest
+// partition's, never the furthest. When the input ends it becomes EndOfTime and every window
+// closes. Invariants (TestWatermark... in watermark_test.go):
+//
+//   - An idle partition never pulls the pipeline watermark ahead of a partition that is
+//     active, nor, when all are idle, ahead of any partition's own watermark; so a partition
+//     that becomes active again after an all-idle pause never finds its records behind the
+//     pipeline watermark unless they are behind its own watermark too (they would be late in
+//     that partition alone as well).
+//   - A partition that was idle while others were active fires its windows at the active
+//     partitions' watermark (that is what idleness is for); records it brings back from
+//     behind that watermark are late and go to the operators' late side streams, never lost.
+//   - No record moves a watermark further than the pipeline clock plus
+//     WithMaxFutureEventTime (default one hour): one bad device clock cannot make every later
+//     record of its partition late. Sources refuse such records (Input.CheckEventTime) and
+//     send them to their dead-letter output; the pipeline also caps a partition's watermark
+//     at that bound for sources that do not.
 //
 // # Stats and logging
 //

@@ -109,10 +109,24 @@ type PartitionContext struct {
 	Idle bool
 	// MaxOutOfOrderness is the pipeline's configured bound (WithMaxOutOfOrderness).
 	MaxOutOfOrderness time.Duration
+	// ceiling is the furthest event time that may move a watermark in this batch (see
+	// CapEventTime); 0 means no bound.
+	ceiling int64
 	// EndOfInput is true in the last batch, after the input ended.
 	EndOfInput bool
 
 	skip map[int]int64
+}
+
+// CapEventTime returns t (Unix nanoseconds), but no further than the batch's start on the
+// pipeline clock plus WithMaxFutureEventTime: operators that keep event-time marks of their
+// own (watermarks, timers) observe record times through it, so that a record with a bad
+// clock cannot make the partition's later records late. Without a bound it returns t.
+func (pc *PartitionContext) CapEventTime(t int64) int64 {
+	if pc.ceiling != 0 {
+		return min(t, pc.ceiling)
+	}
+	return t
 }
 
 // BatchInfo describes a batch to output functions.
@@ -224,7 +238,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	stop := func() error {
 		cancel()
 		err := <-srcDone
+		if errors.Is(err, context.Canceled) && srcCtx.Err() != nil {
+			err = nil // the source stopped because we cancelled it
+		}
 		return errors.Join(err, p.closeOutputs(context.WithoutCancel(ctx)))
+	}
+	// ended returns ctx.Err() itself when the context ended and stopping went well, so that
+	// callers can tell a requested stop (err == context.Canceled) from a failure.
+	ended := func() error {
+		if err := stop(); err != nil {
+			return errors.Join(ctx.Err(), err)
+		}
+		return ctx.Err()
 	}
 	clk := p.cfg.clock
 	next := clk.Now().Add(p.interval)
@@ -233,7 +258,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if wait := next.Sub(clk.Now()); wait > 0 {
 			select {
 			case <-ctx.Done():
-				return errors.Join(ctx.Err(), stop())
+				return ended()
 			case err := <-srcDone:
 				srcDone <- err // keep it for stop
 				if err != nil && !errors.Is(err, context.Canceled) {
@@ -266,7 +291,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				release()
-				return errors.Join(ctx.Err(), stop())
+				if err := stop(); err != nil {
+					return errors.Join(ctx.Err(), err)
+				}
+				// Stopped while the batch's outputs were failing: the batch is not
+				// acknowledged and replays on the next run; say why it did not finish.
+				return fmt.Errorf("%w (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, err)
 			case <-clk.After(d):
 			}
 			done, err = p.step(outCtx, scheduled)
@@ -452,10 +482,16 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	in := p.src.take(scheduled.UnixNano())
 	p.applyControl(in.assigned, in.revoked)
 	next := make(map[int32]int64, len(in.parts))
+	// No record moves a watermark past the clock plus the future bound, even from a source
+	// that does not check event times (Input.CheckEventTime).
+	ceiling := int64(math.MaxInt64)
+	if p.cfg.maxFuture > 0 {
+		ceiling = started.Add(p.cfg.maxFuture).UnixNano()
+	}
 	for _, st := range in.parts {
 		ps := p.partition(st.part, started)
 		ps.lastSeen = started
-		ps.maxEvent = max(ps.maxEvent, st.maxEvent)
+		ps.maxEvent = max(ps.maxEvent, min(st.maxEvent, ceiling))
 		if ps.base < 0 {
 			ps.base = p.src.minOffset(st.bucket)
 		}
@@ -471,6 +507,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		BatchTime:         scheduled,
 		Watermark:         p.wm,
 		MaxOutOfOrderness: p.cfg.outOfOrder,
+		ceiling:           ceiling,
 		EndOfInput:        end,
 	}
 	for _, part := range p.live {
@@ -567,11 +604,19 @@ func (p *Pipeline) watermark(now time.Time, end bool) int64 {
 	if end {
 		return EndOfTime
 	}
-	wm, maxWM, active := int64(math.MaxInt64), NoWatermark, false
+	wm, minAll, active := int64(math.MaxInt64), int64(math.MaxInt64), false
 	for _, part := range p.live {
 		ps := p.parts[part]
 		w := p.own(ps)
-		maxWM = max(maxWM, w)
+		if w == NoWatermark {
+			// A partition with no event yet holds nothing back while idle (it may never
+			// get one), but an active one holds time until its first event.
+			if !p.idle(ps, now) {
+				return NoWatermark
+			}
+			continue
+		}
+		minAll = min(minAll, w)
 		if p.idle(ps, now) {
 			continue
 		}
@@ -579,8 +624,14 @@ func (p *Pipeline) watermark(now time.Time, end bool) int64 {
 		wm = min(wm, w)
 	}
 	if !active {
-		// Every partition is idle: nothing holds time back, so take the furthest.
-		return maxWM
+		// Every partition is idle: take the slowest partition's own watermark, never the
+		// furthest. Each partition has then reached it, so no partition that becomes active
+		// again finds its next records behind the pipeline watermark unless they are behind
+		// its own watermark too (see "Watermarks" in the package documentation).
+		if minAll == math.MaxInt64 {
+			return NoWatermark
+		}
+		return minAll
 	}
 	return wm
 }

@@ -45,7 +45,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	for i := range in {
 		e := &in[i]
 		t := e.Time
-		wm := w.observe(t)
+		wm := w.observe(pc.CapEventTime(t))
 		w.started = true
 		if t+gap+w.grace <= wm {
 			o = op.appendLate(o, e, w.part, t, t+gap)

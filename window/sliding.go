@@ -100,7 +100,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	for i := range in {
 		e := &in[i]
 		t := e.Time
-		wm := w.observe(t)
+		wm := w.observe(pc.CapEventTime(t))
 		if !w.started {
 			w.started = true
 			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact

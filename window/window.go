@@ -245,6 +245,8 @@ type partClock struct {
 
 // observe records event time t and returns the watermark that decides lateness: the
 // partition's own, or the watermark of the last firing if that is ahead (an idle partition).
+// Callers cap t with stream.PartitionContext.CapEventTime, so that a record with a bad clock
+// cannot make the partition's later records late.
 func (c *partClock) observe(t int64) int64 {
 	if t > c.maxT {
 		c.maxT = t

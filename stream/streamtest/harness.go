@@ -26,11 +26,13 @@ type Harness struct {
 }
 
 // New returns a harness around a new pipeline with the given batch interval. The options are
-// passed to stream.New after a WithClock of the harness's manual clock. Failures fail tb; tb
+// passed to stream.New after a WithClock of the harness's manual clock and
+// WithMaxFutureEventTime(0): offline data is rarely stamped near the manual clock, so the
+// harness does not bound event times unless a test asks for it. Failures fail tb; tb
 // may be nil (in Example functions), and failures then panic.
 func New(tb testing.TB, interval time.Duration, opts ...stream.Option) *Harness {
 	clk := NewClock(Epoch)
-	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk)}, opts...)...)
+	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk), stream.WithMaxFutureEventTime(0)}, opts...)...)
 	h := &Harness{tb: tb, P: p, Clock: clk}
 	if err != nil {
 		h.fatalf("streamtest: %v", err)

@@ -1,0 +1,208 @@
+package stream_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// TestWatermarkAllIdleTakesSlowest is the defect of issue 11: two partitions pause for longer
+// than the idle timeout; the pipeline watermark must not jump to the furthest partition, or
+// the other one loses the records it brings when it returns.
+func TestWatermarkAllIdleTakesSlowest(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(3*time.Second))
+	q, src := streamtest.NewQueue[int](h)
+	at := func(min int) time.Time { return streamtest.Epoch.Add(time.Duration(min) * time.Minute) }
+	counts, err := window.Aggregate(src, func(int) int { return 0 }, func(v int) int { return v },
+		window.Tumbling(time.Minute), window.Count[int]())
+	require.NoError(t, err)
+	res := streamtest.Collect(counts.Results())
+	late := streamtest.Collect(counts.Late())
+
+	// Partition 0 is at minute 10, partition 1 at minute 50; then both go quiet.
+	q.Add(stream.Record[int]{Partition: 0, EventTime: at(10)}, stream.Record[int]{Partition: 1, EventTime: at(50)})
+	q.AddEmpty(5)
+	// Partition 0 comes back, in order after its own records.
+	q.Add(stream.Record[int]{Partition: 0, Offset: 1, EventTime: at(11)}, stream.Record[int]{Partition: 0, Offset: 2, EventTime: at(12)})
+	q.End()
+	h.RunUntilDone()
+
+	require.Empty(t, late.All(), "a partition that returns after an all-idle pause lost records")
+	var total int64
+	for _, r := range res.All() {
+		total += r.Value
+	}
+	require.Equal(t, int64(4), total)
+	for _, i := range res.Infos() {
+		if i.Batch < 7 { // before partition 0 returns at batch 7
+			require.LessOrEqual(t, i.Watermark, at(10).UnixNano(), "batch %d: the watermark passed the slowest partition", i.Batch)
+		}
+	}
+}
+
+// TestWatermarkFutureEventCapped: a source that does not check event times pushes a record
+// stamped in 2099; it must not move the watermark past the clock + WithMaxFutureEventTime
+// (sources that check, like the Kafka source, dead-letter it instead), and nothing is lost.
+func TestWatermarkFutureEventCapped(t *testing.T) {
+	h := streamtest.New(t, time.Minute, stream.WithMaxFutureEventTime(time.Hour))
+	q, src := streamtest.NewQueue[int](h)
+	counts, err := window.Aggregate(src, func(int) int { return 0 }, func(v int) int { return v },
+		window.Tumbling(time.Minute), window.Count[int]())
+	require.NoError(t, err)
+	res := streamtest.Collect(counts.Results())
+	late := streamtest.Collect(counts.Late())
+	now := streamtest.Epoch
+	q.Add(stream.Record[int]{Offset: 0, EventTime: now})
+	q.Add(stream.Record[int]{Offset: 1, EventTime: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)})
+	q.AddEmpty(100)
+	// 100 minutes later, a record 90 minutes after the first: 2099 would have made it late.
+	q.Add(stream.Record[int]{Offset: 2, EventTime: now.Add(90 * time.Minute)})
+	h.Run(103)
+	for _, i := range res.Infos() {
+		require.LessOrEqual(t, i.Watermark, i.Time.Add(time.Hour).UnixNano(), "batch %d", i.Batch)
+	}
+	require.Empty(t, late.All(), "a good record after a bad clock was counted late")
+	q.End()
+	h.RunUntilDone()
+	var total int64
+	for _, r := range res.All() {
+		total += r.Value
+	}
+	require.Equal(t, int64(3), total)
+}
+
+func TestCheckEventTime(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithMaxFutureEventTime(time.Hour))
+	var in *stream.Input[int]
+	stream.From(h.P, stream.Source[int](binder(func(i *stream.Input[int]) { in = i })))
+	require.NotNil(t, in)
+	now := h.Clock.Now()
+	for _, tc := range []struct {
+		name string
+		t    time.Time
+		ok   bool
+	}{
+		{"zero means processing time", time.Time{}, true},
+		{"now", now, true},
+		{"an hour ahead", now.Add(time.Hour), true},
+		{"past", time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{"just over the bound", now.Add(time.Hour + time.Millisecond), false},
+		{"2099", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"year 1000", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"year 9999", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		err := in.CheckEventTime(tc.t)
+		if tc.ok {
+			require.NoError(t, err, tc.name)
+		} else {
+			require.ErrorIs(t, err, stream.ErrEventTime, tc.name)
+		}
+	}
+	h.Clock.Advance(2 * time.Hour) // the pipeline's clock, not the wall clock
+	require.NoError(t, in.CheckEventTime(now.Add(2*time.Hour)))
+}
+
+// TestWatermarkProperties runs random inputs (partitions, event times, pauses) and checks the
+// watermark invariants of the package documentation against a brute-force model of each
+// partition: its newest event time and when it last had records.
+func TestWatermarkProperties(t *testing.T) {
+	const (
+		idle = 3 * time.Second
+		ooo  = 2 * time.Second
+	)
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		h := streamtest.New(t, time.Second, stream.WithIdleTimeout(idle), stream.WithMaxOutOfOrderness(ooo))
+		q, src := streamtest.NewQueue[int](h)
+		var got []wmSeen
+		stream.Transform(src, func(pc *stream.PartitionContext, vals []int) []int {
+			got = append(got, wmSeen{pc.Partition, pc.Batch, pc.Watermark, pc.PartitionWatermark, pc.Idle, len(vals) > 0})
+			return nil
+		})
+		parts := 1 + rng.IntN(4)
+		maxEvent := make([]int64, parts)
+		for i := range maxEvent {
+			maxEvent[i] = math.MinInt64
+		}
+		offsets := make([]int64, parts)
+		lastSeen := make([]int, parts) // batch
+		batches := 20 + rng.IntN(30)
+		type model struct{ ownMin, activeMin int64 }
+		want := make([]model, 0, batches)
+		for b := 1; b <= batches; b++ {
+			var recs []stream.Record[int]
+			for p := range parts {
+				if rng.IntN(3) == 0 { // a pause
+					continue
+				}
+				n := 1 + rng.IntN(3)
+				for range n {
+					ev := streamtest.Epoch.Add(time.Duration(rng.IntN(600)) * time.Second)
+					recs = append(recs, stream.Record[int]{Partition: int32(p), Offset: offsets[p], EventTime: ev})
+					offsets[p]++
+					maxEvent[p] = max(maxEvent[p], ev.UnixNano())
+				}
+				lastSeen[p] = b
+			}
+			q.Add(recs...)
+			m := model{math.MaxInt64, math.MaxInt64}
+			for p := range parts {
+				if maxEvent[p] == math.MinInt64 {
+					continue
+				}
+				own := maxEvent[p] - int64(ooo)
+				m.ownMin = min(m.ownMin, own)
+				if time.Duration(b-lastSeen[p])*time.Second < idle {
+					m.activeMin = min(m.activeMin, own)
+				}
+			}
+			want = append(want, m)
+		}
+		h.Run(batches)
+		prev := stream.NoWatermark
+		for _, s := range got {
+			m := want[s.batch-1]
+			if s.wm == stream.NoWatermark {
+				continue
+			}
+			require.GreaterOrEqual(t, s.wm, prev, "seed %d batch %d: the watermark moved back", seed, s.batch)
+			prev = s.wm
+			if m.activeMin != math.MaxInt64 {
+				// Never ahead of an active partition (unless it was already there before).
+				require.True(t, s.wm <= m.activeMin || s.wm == wmBefore(got, s.batch), "seed %d batch %d: watermark %d ahead of active partitions (%d)", seed, s.batch, s.wm, m.activeMin)
+			} else {
+				require.True(t, s.wm <= m.ownMin || s.wm == wmBefore(got, s.batch), "seed %d batch %d: all idle, watermark %d ahead of the slowest partition (%d)", seed, s.batch, s.wm, m.ownMin)
+			}
+			if !s.idle {
+				require.LessOrEqual(t, s.own, maxEvent[s.part]-int64(ooo), "seed %d: an active partition fires beyond its own watermark", seed)
+			}
+		}
+	}
+}
+
+// wmBefore returns the watermark of the last batch before b (it never moves back, so a
+// batch may keep it even when the model's minimum dropped, e.g. a new partition appeared).
+func wmBefore(got []wmSeen, b int64) int64 {
+	w := stream.NoWatermark
+	for _, s := range got {
+		if s.batch < b {
+			w = s.wm
+		}
+	}
+	return w
+}
+
+// wmSeen is what an operator saw of one partition in one batch.
+type wmSeen struct {
+	part             int32
+	batch            int64
+	wm, own          int64
+	idle, hasRecords bool
+}
