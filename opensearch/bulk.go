@@ -2,10 +2,18 @@ package opensearch
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // chunk is one bulk request body under construction or in flight: NDJSON pairs of action and
@@ -78,22 +86,15 @@ func (s *Sink[T]) meta(v T) meta {
 }
 
 // appendDoc encodes v, described by mt, as an action line and a document line at the end of
-// ch. On failure ch is unchanged and the returned Rejected says why.
-func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *Rejected {
+// ch. On failure ch is unchanged and the returned dead letter says why and carries the
+// document, or a best-effort rendering of v when there is none.
+func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *stream.DeadLetter {
 	start := len(ch.buf)
-	index, id, body, err := mt.index, mt.id, mt.body, mt.err
-	fail := func(reason string) *Rejected {
-		var doc []byte
-		if body != nil {
-			doc = bytes.Clone(body)
-		}
-		return &Rejected{Index: index, ID: id, Doc: doc, Type: "encode_error", Reason: reason}
-	}
-	if err != nil {
-		return fail(err.Error())
-	}
-	if index == "" {
-		return fail("empty index name")
+	index, id := mt.index, mt.id
+	if mt.err != nil {
+		dl := encodeLetter(index, id, nil, mt.err.Error())
+		s.render(&dl, v, mt.body)
+		return &dl
 	}
 	b := append(ch.buf, s.action...)
 	b = append(b, `"_index":`...)
@@ -104,9 +105,10 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *Rejected {
 	}
 	b = append(b, "}}\n"...)
 	doc := len(b)
+	var err error
 	switch {
 	case s.m.Doc != nil:
-		b = append(b, body...)
+		b = append(b, mt.body...)
 	case s.m.Body != nil:
 		var out []byte
 		if out, err = s.m.Body(b, v); err == nil {
@@ -121,27 +123,147 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *Rejected {
 	// ch.buf keeps its length until the item is complete, so failures leave it unchanged;
 	// b may have grown into a new array, which ch.buf then adopts.
 	ch.buf = b[:start]
+	fail := func(msg string, body []byte) *stream.DeadLetter {
+		dl := encodeLetter(index, id, bytes.Clone(body), msg)
+		if body == nil {
+			s.render(&dl, v, nil)
+		}
+		return &dl
+	}
 	if err != nil {
-		return fail(err.Error())
+		return fail(err.Error(), nil)
+	}
+	// Never send OpenSearch what is not JSON: a non-finite number written by an appender
+	// (+Inf, NaN) or any other syntax error is an encode error here, with the bytes kept.
+	if !json.Valid(b[doc:]) {
+		var e error
+		var c bytes.Buffer
+		if e = json.Compact(&c, b[doc:]); e == nil {
+			e = errors.New("not JSON")
+		}
+		return fail("invalid JSON: "+e.Error(), b[doc:])
+	}
+	if len(b) == doc || b[doc] != '{' {
+		return fail("document is not a JSON object", b[doc:])
+	}
+	if index == "" {
+		return fail("empty index name", b[doc:])
 	}
 	if bytes.IndexByte(b[doc:], '\n') >= 0 {
 		// NDJSON needs the document on one line.
 		var c bytes.Buffer
-		if err := json.Compact(&c, b[doc:]); err != nil {
-			body = b[doc:]
-			return fail("invalid JSON: " + err.Error())
-		}
+		_ = json.Compact(&c, b[doc:]) // valid, checked above
 		b = append(b[:doc], c.Bytes()...)
-	}
-	if len(b) == doc || b[doc] != '{' {
-		body = b[doc:]
-		return fail("document is not a JSON object")
 	}
 	b = append(b, '\n')
 	ch.buf = b
 	ch.items = append(ch.items, item{index: index, id: id, start: start, doc: doc, end: len(b)})
 	return nil
 }
+
+// render sets dl.Value to the best rendering of v the sink can make when v has no valid
+// document: body when there is one, else the Mapping's encoding, else JSON with non-finite
+// numbers written as strings ("+Inf", "NaN"), else fmt's %+v; dl.Err says which when it is
+// not the document itself.
+func (s *Sink[T]) render(dl *stream.DeadLetter, v T, body []byte) {
+	if body != nil {
+		dl.Value = bytes.Clone(body)
+		return
+	}
+	if s.m.Body != nil {
+		if out, err := s.m.Body(nil, v); err == nil && len(out) > 0 {
+			dl.Value = out
+			return
+		}
+	}
+	if out, err := json.Marshal(v); err == nil {
+		dl.Value = out
+		dl.Err += " (value: the value as encoding/json writes it)"
+		return
+	}
+	if out, err := json.Marshal(lenientJSON(reflect.ValueOf(&v).Elem(), 0)); err == nil {
+		dl.Value = out
+		dl.Err += " (value: the value as JSON with non-finite numbers as strings)"
+		return
+	}
+	dl.Value = fmt.Appendf(nil, "%+v", v)
+	dl.Err += " (value: the value as Go's %+v prints it, not JSON)"
+}
+
+// lenientJSON converts v to a tree that encoding/json can always write: as encoding/json
+// would see v, except that non-finite floats become strings and values it cannot write
+// (channels, functions) become their %v text. It follows exported struct fields and their
+// json tags' names, and stops at depth 32.
+func lenientJSON(v reflect.Value, depth int) any {
+	if depth > 32 {
+		return fmt.Sprintf("%v", v)
+	}
+	if !v.IsValid() {
+		return nil
+	}
+	if v.Type().Implements(marshalerType) || v.Type().Implements(textMarshalerType) {
+		if out, err := json.Marshal(v.Interface()); err == nil {
+			return json.RawMessage(out)
+		}
+	}
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		f := v.Float()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return strconv.FormatFloat(f, 'g', -1, 64)
+		}
+		return f
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return lenientJSON(v.Elem(), depth+1)
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			return v.Bytes()
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = lenientJSON(v.Index(i), depth+1)
+		}
+		return out
+	case reflect.Map:
+		out := make(map[string]any, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			out[fmt.Sprint(it.Key().Interface())] = lenientJSON(it.Value(), depth+1)
+		}
+		return out
+	case reflect.Struct:
+		out := make(map[string]any, v.NumField())
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name := f.Name
+			if tag, ok := f.Tag.Lookup("json"); ok {
+				n, _, _ := strings.Cut(tag, ",")
+				if n == "-" {
+					continue
+				}
+				if n != "" {
+					name = n
+				}
+			}
+			out[name] = lenientJSON(v.Field(i), depth+1)
+		}
+		return out
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return fmt.Sprintf("%v", v)
+	}
+	return v.Interface()
+}
+
+var (
+	marshalerType     = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
 
 // appendJSONString appends s as a JSON string; index names and IDs rarely need escaping.
 func appendJSONString(b []byte, s string) []byte {
@@ -180,6 +302,32 @@ func (e *itemError) String() string {
 	return s
 }
 
+// blockType is the error type of a write refused by an index or cluster block.
+const blockType = "cluster_block_exception"
+
+// requestError reads the error type and reason of a request refused whole:
+// {"error":{"type":…,"reason":…},"status":400}, or an error given as a plain string.
+func requestError(body []byte) (typ, reason string) {
+	var r struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &r) == nil && len(r.Error) > 0 {
+		var e itemError
+		if json.Unmarshal(r.Error, &e) == nil && e.Type != "" {
+			return e.Type, e.String()
+		}
+		var s string
+		if json.Unmarshal(r.Error, &s) == nil {
+			return "", s
+		}
+	}
+	const max = 512
+	if len(body) > max {
+		body = body[:max]
+	}
+	return "", string(body)
+}
+
 type bulkResponse struct {
 	Errors bool                  `json:"errors"`
 	Items  []map[string]bulkItem `json:"items"`
@@ -192,8 +340,9 @@ var (
 )
 
 // results reads a 200 bulk response for the pending items of ch: it counts outcomes into r,
-// appends items to retry (429, 5xx) to retry and permanently failed ones to rejected.
-func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []Rejected) ([]item, []Rejected, error) {
+// appends items to retry (429, 5xx, write blocks) to retry and permanently failed ones to
+// rejected.
+func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []stream.DeadLetter) ([]item, []stream.DeadLetter, error) {
 	// Fast path: without errors the filtered response holds only statuses and fixed result
 	// words, so counting them is exact and needs no decoding.
 	if bytes.HasPrefix(resp, errorsFalse) && bytes.HasSuffix(resp, []byte("]}")) {
@@ -225,17 +374,26 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			}
 		case it.Status == 409 && s.cfg.op == OpCreate:
 			r.Existed++
+		case it.Error != nil && it.Error.Type == blockType:
+			// index.blocks.write, read_only, or the flood-stage read_only_allow_delete
+			// block (403 or 429): lifted by an operator or once disk is freed.
+			r.Retry++
+			r.Blocked++
+			if r.Blocked == 1 {
+				s.logBlocked(pending[i].index, it.Error.String())
+			}
+			retry = append(retry, pending[i])
 		case it.Status == 429 || it.Status >= 500:
 			r.Retry++
 			retry = append(retry, pending[i])
 		default:
 			r.Rejected++
 			p := pending[i]
-			rj := Rejected{Index: p.index, ID: p.id, Doc: bytes.Clone(ch.buf[p.doc : p.end-1]), Status: it.Status}
+			var typ, reason string
 			if it.Error != nil {
-				rj.Type, rj.Reason = it.Error.Type, it.Error.String()
+				typ, reason = it.Error.Type, it.Error.String()
 			}
-			rejected = append(rejected, rj)
+			rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, typ, reason))
 		}
 	}
 	return retry, rejected, nil

@@ -366,8 +366,15 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("opensearch: %s: status %d: %s", e.Op, e.Status, e.Body)
 }
 
-// Temporary reports whether retrying may help: 408, 429 and 5xx.
-func (e *HTTPError) Temporary() bool { return retryableStatus(e.Status) }
+// Temporary reports whether retrying may help: 408, 429, 5xx and write blocks (Blocked).
+func (e *HTTPError) Temporary() bool { return retryableStatus(e.Status) || e.Blocked() }
+
+// Blocked reports whether the request was refused by an index or cluster block
+// (cluster_block_exception: index.blocks.write, the flood-stage read_only_allow_delete
+// block), which an operator or freed disk space lifts: the sink retries it.
+func (e *HTTPError) Blocked() bool {
+	return (e.Status == 403 || e.Status == 429) && strings.Contains(e.Body, blockType)
+}
 
 func retryableStatus(s int) bool { return s == 408 || s == 429 || s >= 500 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 func TestNewClientInvalidConfig(t *testing.T) {
@@ -82,7 +83,7 @@ func TestCredentialsNotInErrors(t *testing.T) {
 	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://admin:" + secret + "@127.0.0.1:1"}})
 	require.NoError(t, err)
 	defer c.Close()
-	s, err := opensearch.NewSink(c, recMapping, opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+	s, err := opensearch.NewSink(c, recMapping, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
 	require.NoError(t, err)
 	err = s.Write(t.Context(), recs(3))
 	require.Error(t, err)
@@ -178,7 +179,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	defer srv.Close()
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	addr := strings.Replace(srv.URL, "https://", "https://fleet:pa55@", 1)
-	once := opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 1})
+	once := opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 1})
 
 	for name, tc := range map[string]struct {
 		cfg  opensearch.Config

@@ -8,51 +8,46 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
-// Rejected is a document that will never be indexed as it is: OpenSearch refused it with a
-// permanent item error (a mapping error, another 4xx), or the mapping function failed.
-type Rejected struct {
-	Index string
-	ID    string
-	// Doc is the JSON document as it was sent; nil when encoding failed.
-	Doc []byte
-	// Status is the item's HTTP status; 0 when encoding failed.
-	Status int
-	// Type is OpenSearch's error type (e.g. "mapper_parsing_exception"), or "encode_error".
-	Type string
-	// Reason is the error's reason, with the cause when there is one.
-	Reason string
+// Dead letters of the sink are stream.DeadLetter values. A document OpenSearch refused for
+// good has Reason stream.ReasonRejected, Err "<error type>: <reason>" as OpenSearch gave them
+// (e.g. "mapper_parsing_exception: failed to parse field [distance_km] ..."), Status the
+// item's (or, for a document isolated from a request refused whole, the request's) HTTP
+// status, Index, ID (as sent, see docid bounds in the package doc) and Value the document's
+// JSON. A value that could not be made into a valid document has Reason stream.ReasonEncode,
+// Status 0, and Value a best-effort rendering of it (see the package doc, # Dead letters).
+// Topic is empty and Offset -1: a document is not one source record.
+
+func rejectedLetter(index, id string, doc []byte, status int, typ, reason string) stream.DeadLetter {
+	msg := reason
+	if typ != "" {
+		msg = typ + ": " + reason
+	}
+	return stream.DeadLetter{Reason: stream.ReasonRejected, Err: msg, Offset: -1, Index: index, ID: id, Status: status, Value: doc}
 }
 
-// DeadLetter receives rejected documents. The sink calls WriteDeadLetters at most once per
-// Write, after the batch's other documents were indexed and before Write returns; an error
-// fails that Write (the pipeline retries the batch, and the documents are written again with
-// the same IDs). Implementations must be safe for concurrent use when one DeadLetter serves
-// several sinks, and must not keep the slice after returning.
-//
-// The kafka package adapts its producer to this interface.
-type DeadLetter interface {
-	WriteDeadLetters(ctx context.Context, docs []Rejected) error
+func encodeLetter(index, id string, doc []byte, msg string) stream.DeadLetter {
+	return stream.DeadLetter{Reason: stream.ReasonEncode, Err: msg, Offset: -1, Index: index, ID: id, Value: doc}
 }
 
-// DeadLetterFunc adapts a function to DeadLetter.
-type DeadLetterFunc func(ctx context.Context, docs []Rejected) error
+// DiscardDeadLetters drops dead letters; they are still counted in Stats.DeadLettered. Use it
+// only where losing them is acceptable.
+var DiscardDeadLetters stream.DeadLetterSink = stream.DeadLetterFunc(func(context.Context, []stream.DeadLetter) error { return nil })
 
-// WriteDeadLetters calls f.
-func (f DeadLetterFunc) WriteDeadLetters(ctx context.Context, docs []Rejected) error {
-	return f(ctx, docs)
-}
-
-// DiscardDeadLetters drops rejected documents; they are still counted in Stats.DeadLettered.
-// Use it only where losing them is acceptable.
-var DiscardDeadLetters DeadLetter = DeadLetterFunc(func(context.Context, []Rejected) error { return nil })
-
-// JSONLines writes rejected documents as JSON lines:
+// JSONLines is a dead-letter output (a stream.DeadLetterSink) that writes one JSON object per
+// dead letter and line:
 //
-//	{"time":"…","index":"…","id":"…","status":400,"type":"mapper_parsing_exception","reason":"…","doc":{…}}
+//	{"time":"…","reason":"rejected","err":"mapper_parsing_exception: …","index":"…","id":"…","status":400,"value":{…}}
 //
-// doc is the document itself when it is valid JSON, otherwise a string.
+// time is when the line was written. Fields that are empty are left out; topic, partition
+// and offset appear together when the dead letter has a topic. key and value hold the bytes
+// as JSON when they are valid JSON, otherwise key_text/value_text hold them as a string when
+// they are valid UTF-8, otherwise key_base64/value_base64 as base64. Header values follow the
+// same rule (value, value_text or value_base64).
 type JSONLines struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -61,8 +56,10 @@ type JSONLines struct {
 	now func() time.Time
 }
 
-// NewJSONLines returns a DeadLetter that writes to w. Each WriteDeadLetters call does one
-// Write on w.
+var _ stream.DeadLetterSink = (*JSONLines)(nil)
+
+// NewJSONLines returns a dead-letter output that writes to w. Each Write call does one Write
+// on w.
 func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: w, now: time.Now} }
 
 // OpenJSONLinesFile opens (creating or appending to) a JSON-lines dead-letter file. Close it
@@ -81,10 +78,12 @@ type JSONLinesFile struct {
 	f *os.File
 }
 
-// WriteDeadLetters appends docs to the file and syncs it, so an acknowledged batch's dead
+var _ stream.DeadLetterSink = (*JSONLinesFile)(nil)
+
+// Write appends the dead letters to the file and syncs it, so an acknowledged batch's dead
 // letters survive a crash.
-func (f *JSONLinesFile) WriteDeadLetters(ctx context.Context, docs []Rejected) error {
-	if err := f.JSONLines.WriteDeadLetters(ctx, docs); err != nil {
+func (f *JSONLinesFile) Write(ctx context.Context, letters []stream.DeadLetter) error {
+	if err := f.JSONLines.Write(ctx, letters); err != nil {
 		return err
 	}
 	if err := f.f.Sync(); err != nil {
@@ -97,18 +96,49 @@ func (f *JSONLinesFile) WriteDeadLetters(ctx context.Context, docs []Rejected) e
 func (f *JSONLinesFile) Close() error { return f.f.Close() }
 
 type deadLetterLine struct {
-	Time   time.Time `json:"time"`
-	Index  string    `json:"index,omitempty"`
-	ID     string    `json:"id,omitempty"`
-	Status int       `json:"status,omitempty"`
-	Type   string    `json:"type,omitempty"`
-	Reason string    `json:"reason"`
-	Doc    any       `json:"doc,omitempty"`
+	Time        time.Time       `json:"time"`
+	Reason      string          `json:"reason"`
+	Err         string          `json:"err,omitempty"`
+	Topic       string          `json:"topic,omitempty"`
+	Partition   *int32          `json:"partition,omitempty"`
+	Offset      *int64          `json:"offset,omitempty"`
+	Timestamp   *time.Time      `json:"timestamp,omitempty"`
+	Index       string          `json:"index,omitempty"`
+	ID          string          `json:"id,omitempty"`
+	Status      int             `json:"status,omitempty"`
+	Key         json.RawMessage `json:"key,omitempty"`
+	KeyText     *string         `json:"key_text,omitempty"`
+	KeyBase64   []byte          `json:"key_base64,omitempty"`
+	Value       json.RawMessage `json:"value,omitempty"`
+	ValueText   *string         `json:"value_text,omitempty"`
+	ValueBase64 []byte          `json:"value_base64,omitempty"`
+	Headers     []headerLine    `json:"headers,omitempty"`
 }
 
-// WriteDeadLetters writes one line per document.
-func (j *JSONLines) WriteDeadLetters(ctx context.Context, docs []Rejected) error {
-	if len(docs) == 0 {
+type headerLine struct {
+	Key         string          `json:"key"`
+	Value       json.RawMessage `json:"value,omitempty"`
+	ValueText   *string         `json:"value_text,omitempty"`
+	ValueBase64 []byte          `json:"value_base64,omitempty"`
+}
+
+// bytesField sets raw, text or b64 to b, as the JSONLines doc says.
+func bytesField(b []byte, raw *json.RawMessage, text **string, b64 *[]byte) {
+	switch {
+	case len(b) == 0:
+	case json.Valid(b):
+		*raw = json.RawMessage(b)
+	case utf8.Valid(b):
+		s := string(b)
+		*text = &s
+	default:
+		*b64 = b
+	}
+}
+
+// Write writes one line per dead letter.
+func (j *JSONLines) Write(ctx context.Context, letters []stream.DeadLetter) error {
+	if len(letters) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -118,14 +148,22 @@ func (j *JSONLines) WriteDeadLetters(ctx context.Context, docs []Rejected) error
 	defer j.mu.Unlock()
 	j.buf = j.buf[:0]
 	now := j.now().UTC()
-	for _, d := range docs {
-		l := deadLetterLine{Time: now, Index: d.Index, ID: d.ID, Status: d.Status, Type: d.Type, Reason: d.Reason}
-		switch {
-		case d.Doc == nil:
-		case json.Valid(d.Doc):
-			l.Doc = json.RawMessage(d.Doc)
-		default:
-			l.Doc = string(d.Doc)
+	for i := range letters {
+		d := &letters[i]
+		l := deadLetterLine{Time: now, Reason: d.Reason, Err: d.Err, Topic: d.Topic, Index: d.Index, ID: d.ID, Status: d.Status}
+		if d.Topic != "" {
+			l.Partition, l.Offset = &d.Partition, &d.Offset
+		}
+		if !d.Timestamp.IsZero() {
+			ts := d.Timestamp.UTC()
+			l.Timestamp = &ts
+		}
+		bytesField(d.Key, &l.Key, &l.KeyText, &l.KeyBase64)
+		bytesField(d.Value, &l.Value, &l.ValueText, &l.ValueBase64)
+		for _, h := range d.Headers {
+			hl := headerLine{Key: h.Key}
+			bytesField(h.Value, &hl.Value, &hl.ValueText, &hl.ValueBase64)
+			l.Headers = append(l.Headers, hl)
 		}
 		b, err := json.Marshal(l)
 		if err != nil {

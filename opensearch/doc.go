@@ -34,27 +34,60 @@
 // # Retries
 //
 // A bulk request is sent again whole after a transport error (connection refused or reset),
-// a timeout (Config.RequestTimeout per attempt) or a 408, 429 or 5xx status. Inside a
-// successful response, items that failed with 429 or 5xx are sent again in a new, smaller
-// request that holds only them. Both wait with exponential backoff and jitter between
-// Backoff.Initial and Backoff.Max. Attempts are unlimited by default: an outage blocks Write,
-// and so the pipeline, instead of losing data; when ctx ends Write returns ctx.Err(). With
-// Backoff.MaxAttempts set, Write fails after that many attempts with a retryable error and
-// the pipeline's own retry policy takes over. The pipeline writes the batch in flight with a
-// context that shutdown does not cancel, so during an outage Run returns only once the batch
-// is written; set MaxAttempts to bound that wait: Write then fails, and the pipeline's retry
-// loop, which watches ctx, stops without acknowledging the batch. A request refused as a whole with another 4xx
-// (401, 403, 413) fails Write with an error marked stream.Permanent.
+// a timeout (Config.RequestTimeout per attempt), a 408, 429 or 5xx status, or a write block.
+// Inside a successful response, items that failed with 429, 5xx or a write block are sent
+// again in a new, smaller request that holds only them. Both wait with exponential backoff
+// and jitter under a stream.RetryPolicy, the same type as the pipeline's: DefaultRetry (100ms
+// to 10s, 10 attempts of the same documents) or WithRetry's. When MaxAttempts is reached,
+// Write fails with a retryable error and the pipeline's retry policy takes over: it writes
+// the batch again (IDs make that safe) or, when ctx ends, stops without acknowledging it, so
+// an outage is bounded by the policies given, never by an inner infinite loop. MaxAttempts 0
+// retries within Write until ctx ends; Write then returns ctx.Err(), unwrapped.
+//
+// A write block (error type cluster_block_exception: index.blocks.write, index.blocks.read_only,
+// or the flood-stage read_only_allow_delete block that OpenSearch sets when a disk fills up,
+// with status 403 or 429) is temporary: an operator or freed disk space lifts it. It is
+// retried like a 429, logged (a few lines per 30 s at most) and counted in Stats.Blocked.
+//
+// A request refused whole with 400 (a validation error that names one document) or 413 (too
+// large) does not stop the pipeline: the sink splits it in halves, and halves again, until
+// the documents OpenSearch refuses are alone in their request; those go to the dead-letter
+// output with the status, type and reason of the refusal, and the rest is written (counted in
+// Stats.Split). A request refused whole with another 4xx (401, or a 403 that is not a block:
+// bad credentials or permissions) fails Write with an error marked stream.Permanent.
+//
+// # Document IDs
+//
+// OpenSearch refuses IDs longer than 512 bytes. The sink replaces any longer ID, whatever
+// built it (WindowID is always 32 bytes; a Mapping.ID or Doc.ID may hold an unbounded key) by
+// a stable one: its first 400 bytes (cut at a character boundary), "~sha256:" and the hex
+// SHA-256 of the whole ID. The same ID always gives the same replacement, so a replay
+// overwrites; such documents are counted in Stats.LongIDs and logged (rate limited). Dead
+// letters carry the ID as sent.
 //
 // # Dead letters
 //
-// Items rejected permanently (a mapping error such as a string in a numeric or geo_point
-// field, any other 4xx item error) and values the Mapping cannot encode are collected as
-// Rejected, with the index, ID, document, status and reason, and handed once per Write to the
-// DeadLetter of WithDeadLetter: a DeadLetterFunc, a JSON-lines writer (NewJSONLines,
-// OpenJSONLinesFile) or the kafka package's producer. They are counted in Stats.DeadLettered.
-// Without a dead-letter output such a Write fails with a permanent *RejectedError: nothing is
-// dropped silently (DiscardDeadLetters opts in to dropping).
+// The dead-letter output (WithDeadLetter) is a stream.DeadLetterSink, the one dead-letter
+// contract of fleetstream: a stream.DeadLetterFunc, a JSON-lines file (NewJSONLines,
+// OpenJSONLinesFile) or the kafka package's dead-letter producer. The sink sends it, once per
+// Write and before Write returns, the documents that will never be indexed as they are:
+//
+//   - documents OpenSearch rejected permanently (a mapping error such as a string in a
+//     numeric or geo_point field, any other 4xx item error, a document isolated from a
+//     request refused whole), with Reason stream.ReasonRejected, Err "<type>: <reason>" as
+//     OpenSearch gave them, Status, Index, ID and Value the document's JSON;
+//   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
+//     Mapping failed, the index name is empty, or the document is not a JSON object. The sink
+//     never sends OpenSearch invalid JSON: a document that is not valid JSON (+Inf or NaN
+//     written by an appender, which JSON cannot represent) is an encode error. Value always
+//     carries the document: the bytes produced when there are some, otherwise the value as
+//     encoding/json writes it, otherwise as JSON with non-finite numbers written as strings
+//     ("+Inf", "NaN"), otherwise as fmt's %+v; Err then says which rendering Value holds.
+//
+// They are counted in Stats.DeadLettered. An error of the dead-letter output fails the Write
+// (retryably: the batch is written again with the same IDs). Without a dead-letter output
+// such a Write fails with a permanent *RejectedError: nothing is dropped silently
+// (DiscardDeadLetters opts in to dropping).
 //
 // # Index templates
 //
@@ -77,6 +110,7 @@
 //
 // Sink.Stats returns counters since the sink was created: documents created (Indexed),
 // replaced (Updated), existing (Existed), failed item attempts (Failed), documents sent again
-// (Retried), request retries, dead letters, requests, bytes, and the bulk latency (last,
-// mean, max and a histogram over LatencyBounds). WithBulkHook sees every request attempt.
+// (Retried), request retries, write blocks (Blocked), split requests (Split), long IDs
+// replaced (LongIDs), dead letters, requests, bytes, and the bulk latency (last, mean, max
+// and a histogram over LatencyBounds). WithBulkHook sees every request attempt.
 package opensearch

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // faultProxy stands in front of the real node and breaks bulk requests in three ways:
@@ -162,7 +163,7 @@ func TestSinkFaultInjection(t *testing.T) {
 	const docs = 20_000
 	sink, err := opensearch.NewSink(c, statsMapping(prefix),
 		opensearch.WithFlushBytes(128<<10),
-		opensearch.WithBackoff(opensearch.Backoff{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}))
+		opensearch.WithRetry(stream.RetryPolicy{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond}))
 	require.NoError(t, err)
 	runPipeline(t, sink, stats(0, docs))
 

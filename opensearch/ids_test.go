@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 func TestWindowID(t *testing.T) {
@@ -115,7 +116,7 @@ func TestNewSinkInvalid(t *testing.T) {
 		"FlushBytes":  {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithFlushBytes(0)}},
 		"InFlight":    {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithMaxInFlightBytes(-1)}},
 		"Concurrency": {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithConcurrency(0)}},
-		"Backoff":     {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithBackoff(opensearch.Backoff{Initial: time.Second, Max: time.Millisecond})}},
+		"Retry":       {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithRetry(stream.RetryPolicy{Initial: time.Second, Max: time.Millisecond})}},
 		"OpType":      {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithOpType("upsert")}},
 		"DeadLetter":  {m: recMapping, opts: []opensearch.SinkOption{opensearch.WithDeadLetter(nil)}},
 	} {

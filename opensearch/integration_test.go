@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,8 +95,8 @@ func TestSinkDeadLetters(t *testing.T) {
 			bad[statsID(vals[i])] = true
 		}
 	}
-	var got []opensearch.Rejected
-	dl := opensearch.DeadLetterFunc(func(_ context.Context, docs []opensearch.Rejected) error {
+	var got []stream.DeadLetter
+	dl := stream.DeadLetterFunc(func(_ context.Context, docs []stream.DeadLetter) error {
 		got = append(got, docs...)
 		return nil
 	})
@@ -103,11 +104,11 @@ func TestSinkDeadLetters(t *testing.T) {
 	jl, err := opensearch.OpenJSONLinesFile(file)
 	require.NoError(t, err)
 	defer jl.Close()
-	both := opensearch.DeadLetterFunc(func(ctx context.Context, docs []opensearch.Rejected) error {
+	both := stream.DeadLetterFunc(func(ctx context.Context, docs []stream.DeadLetter) error {
 		if err := dl(ctx, docs); err != nil {
 			return err
 		}
-		return jl.WriteDeadLetters(ctx, docs)
+		return jl.Write(ctx, docs)
 	})
 	sink, err := opensearch.NewSink(n.client, statsMapping(prefix), opensearch.WithDeadLetter(both), opensearch.WithFlushBytes(64<<10))
 	require.NoError(t, err)
@@ -118,9 +119,10 @@ func TestSinkDeadLetters(t *testing.T) {
 	for _, r := range got {
 		require.True(t, bad[r.ID], r.ID)
 		require.Equal(t, 400, r.Status)
-		require.Equal(t, "mapper_parsing_exception", r.Type)
-		require.Contains(t, r.Reason, "distance_km")
-		require.Contains(t, string(r.Doc), `"distance_km":"not a number"`)
+		require.Equal(t, stream.ReasonRejected, r.Reason)
+		require.True(t, strings.HasPrefix(r.Err, "mapper_parsing_exception: "), r.Err)
+		require.Contains(t, r.Err, "distance_km")
+		require.Contains(t, string(r.Value), `"distance_km":"not a number"`)
 	}
 	st := sink.Stats()
 	require.Equal(t, int64(100), st.DeadLettered)
@@ -132,11 +134,16 @@ func TestSinkDeadLetters(t *testing.T) {
 	var first struct {
 		ID     string          `json:"id"`
 		Reason string          `json:"reason"`
-		Doc    json.RawMessage `json:"doc"`
+		Err    string          `json:"err"`
+		Status int             `json:"status"`
+		Value  json.RawMessage `json:"value"`
 	}
 	require.NoError(t, json.Unmarshal(lines[:bytes.IndexByte(lines, '\n')], &first))
 	require.True(t, bad[first.ID])
-	require.Contains(t, string(first.Doc), "not a number")
+	require.Equal(t, stream.ReasonRejected, first.Reason)
+	require.Equal(t, 400, first.Status)
+	require.Contains(t, first.Err, "mapper_parsing_exception")
+	require.Contains(t, string(first.Value), "not a number")
 
 	t.Run("WithoutDeadLetterFailsPermanently", func(t *testing.T) {
 		sink, err := opensearch.NewSink(n.client, statsMapping(prefix))

@@ -22,7 +22,7 @@ func TestFaultSinkOutage(t *testing.T) {
 	n := newNode(t)
 	prefix := n.newPrefix(t)
 	sink, err := opensearch.NewSink(n.client, statsMapping(prefix),
-		opensearch.WithBackoff(opensearch.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}))
+		opensearch.WithRetry(stream.RetryPolicy{Initial: 50 * time.Millisecond, Max: time.Second}))
 	require.NoError(t, err)
 
 	h := streamtest.New(t, time.Second)

@@ -1,15 +1,19 @@
 package opensearch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fleetstream/fleetstream/internal/backoff"
+	"github.com/fleetstream/fleetstream/internal/docid"
+	"github.com/fleetstream/fleetstream/internal/lograte"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -57,21 +61,17 @@ type sinkOptionFunc func(*sinkConfig)
 
 func (f sinkOptionFunc) apply(c *sinkConfig) { f(c) }
 
-// Backoff is the retry policy of bulk requests and failed items: exponential from Initial to
-// Max with jitter. MaxAttempts 0 retries forever, so an outage blocks Write instead of losing
-// data; a positive value makes Write fail (not permanently: the pipeline retries the batch)
-// after that many attempts of the same documents.
-type Backoff struct {
-	Initial, Max time.Duration
-	MaxAttempts  int
-}
+// DefaultRetry is the sink's retry policy unless WithRetry sets one: exponential backoff
+// from 100ms to 10s, at most 10 attempts of the same documents (about 40 s), after which
+// Write fails with a retryable error and the pipeline's own retry policy takes over.
+var DefaultRetry = stream.RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second, MaxAttempts: 10}
 
 type sinkConfig struct {
 	flushBytes  int
 	maxInFlight int64
 	concurrency int
-	backoff     Backoff
-	deadLetter  DeadLetter
+	retry       stream.RetryPolicy
+	deadLetter  stream.DeadLetterSink
 	op          string
 	hook        func(BulkResult)
 	logger      *slog.Logger
@@ -111,20 +111,23 @@ func WithConcurrency(n int) SinkOption {
 	})
 }
 
-// WithBackoff sets the retry policy (default 100ms to 10s, unlimited attempts).
-func WithBackoff(b Backoff) SinkOption {
+// WithRetry sets the retry policy of bulk requests and failed items (default DefaultRetry):
+// the same stream.RetryPolicy as the pipeline's. MaxAttempts bounds the attempts of the same
+// documents within one Write; 0 retries until ctx ends, so an outage blocks Write.
+func WithRetry(p stream.RetryPolicy) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
-		if b.Initial <= 0 || b.Max < b.Initial || b.MaxAttempts < 0 {
-			c.errs = append(c.errs, invalid("WithBackoff", "%+v: need 0 < Initial <= Max and MaxAttempts >= 0", b))
+		if p.Initial <= 0 || p.Max < p.Initial || p.MaxAttempts < 0 {
+			c.errs = append(c.errs, invalid("WithRetry", "%+v: need 0 < Initial <= Max and MaxAttempts >= 0", p))
 		}
-		c.backoff = b
+		c.retry = p
 	})
 }
 
-// WithDeadLetter sets where rejected documents go. Without one, a rejected document makes
-// Write fail with a permanent *RejectedError, which stops the pipeline: nothing is dropped
-// silently. DiscardDeadLetters opts out explicitly.
-func WithDeadLetter(d DeadLetter) SinkOption {
+// WithDeadLetter sets where rejected documents go: any stream.DeadLetterSink (a
+// stream.DeadLetterFunc, a JSONLines file, the kafka package's dead-letter producer). Without
+// one, a rejected document makes Write fail with a permanent *RejectedError, which stops the
+// pipeline: nothing is dropped silently. DiscardDeadLetters opts out explicitly.
+func WithDeadLetter(d stream.DeadLetterSink) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
 		if d == nil {
 			c.errs = append(c.errs, invalid("WithDeadLetter", "nil"))
@@ -165,16 +168,19 @@ func WithLogger(l *slog.Logger) SinkOption {
 // Sink writes batches to OpenSearch with the bulk API. It implements stream.Sink[T] and
 // stream.Closer. Write may be called concurrently; the byte and concurrency bounds are shared.
 type Sink[T any] struct {
-	c      *Client
-	m      Mapping[T]
-	cfg    sinkConfig
-	query  string
-	action []byte // `{"index":{` or `{"create":{`
-	inFl   *budget
-	slots  chan struct{}
-	stats  statsBox
-	closed atomic.Bool
-	chunks sync.Pool
+	c        *Client
+	m        Mapping[T]
+	cfg      sinkConfig
+	query    string
+	action   []byte // `{"index":{` or `{"create":{`
+	inFl     *budget
+	slots    chan struct{}
+	stats    statsBox
+	closed   atomic.Bool
+	chunks   sync.Pool
+	blockLog *lograte.Limiter
+	splitLog *lograte.Limiter
+	longLog  *lograte.Limiter
 }
 
 var (
@@ -194,7 +200,7 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 	cfg := sinkConfig{
 		flushBytes:  5 << 20,
 		concurrency: 4,
-		backoff:     Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
+		retry:       DefaultRetry,
 		op:          OpIndex,
 		logger:      c.logger,
 	}
@@ -216,13 +222,16 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		cfg.maxInFlight = int64(cfg.concurrency+1) * int64(cfg.flushBytes+cfg.flushBytes/8)
 	}
 	s := &Sink[T]{
-		c:      c,
-		m:      m,
-		cfg:    cfg,
-		query:  "filter_path=" + filterPath,
-		action: []byte(`{"` + cfg.op + `":{`),
-		inFl:   newBudget(cfg.maxInFlight),
-		slots:  make(chan struct{}, cfg.concurrency),
+		c:        c,
+		m:        m,
+		cfg:      cfg,
+		query:    "filter_path=" + filterPath,
+		action:   []byte(`{"` + cfg.op + `":{`),
+		inFl:     newBudget(cfg.maxInFlight),
+		slots:    make(chan struct{}, cfg.concurrency),
+		blockLog: lograte.New(3, 30*time.Second),
+		splitLog: lograte.New(3, 30*time.Second),
+		longLog:  lograte.New(3, time.Minute),
 	}
 	return s, nil
 }
@@ -238,21 +247,23 @@ func (s *Sink[T]) Close(context.Context) error {
 }
 
 // RejectedError is returned (marked stream.Permanent) by Write when documents were rejected
-// and no dead-letter output is configured.
-type RejectedError struct{ Docs []Rejected }
+// and no dead-letter output is configured. Docs are the dead letters that had nowhere to go.
+type RejectedError struct{ Docs []stream.DeadLetter }
 
 func (e *RejectedError) Error() string {
 	r := e.Docs[0]
 	return fmt.Sprintf("opensearch: %d document(s) rejected and no dead-letter output; first: index %q id %q: %s: %s",
-		len(e.Docs), r.Index, r.ID, r.Type, r.Reason)
+		len(e.Docs), r.Index, r.ID, r.Reason, r.Err)
 }
 
 // Write indexes batch and returns once every document is indexed or dead-lettered. Bulk
-// requests that fail with a transport error, a timeout, 408, 429 or 5xx are retried whole;
-// items that fail with 429 or 5xx inside a response are retried alone; both with backoff,
-// until ctx ends (Write then returns ctx.Err()) or the Backoff's MaxAttempts. Items rejected
-// with another status go to the dead-letter output. A request refused as a whole with a 4xx
-// (bad credentials, a body too large) fails Write with a permanent error.
+// requests that fail with a transport error, a timeout, 408, 429, 5xx or a write block are
+// retried whole; items that fail with 429, 5xx or a write block inside a response are
+// retried alone; both with backoff, until ctx ends (Write then returns ctx.Err()) or the
+// retry policy's MaxAttempts. Items rejected with another status go to the dead-letter
+// output. A request refused whole with 400 or 413 is split in halves until the documents
+// OpenSearch refuses are isolated; they go to the dead-letter output. A request refused
+// whole with another 4xx (bad credentials) fails Write with a permanent error.
 func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -305,14 +316,25 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		clear(sc.last)
 		scratches.Put(sc)
 	}()
-	withID := 0
+	withID, long := 0, 0
 	for i := range batch {
 		mt := s.meta(batch[i])
+		if len(mt.id) > docid.MaxBytes {
+			long++
+			if ok, n := s.longLog.Allow(time.Now()); ok {
+				s.cfg.logger.Warn("opensearch: document id longer than 512 bytes replaced by a stable hash",
+					"index", mt.index, "id_prefix", mt.id[:64], "id_bytes", len(mt.id), "suppressed", n)
+			}
+			mt.id = docid.Bound(mt.id)
+		}
 		sc.metas = append(sc.metas, mt)
 		if mt.id != "" && mt.err == nil {
 			withID++
 			sc.last[docKey{mt.index, mt.id}] = i
 		}
+	}
+	if long > 0 {
+		s.stats.longIDs(long)
 	}
 	dups := withID - len(sc.last)
 	ch := s.getChunk()
@@ -321,8 +343,8 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		if dups > 0 && mt.id != "" && mt.err == nil && sc.last[docKey{mt.index, mt.id}] != i {
 			continue
 		}
-		if err := s.appendDoc(ch, batch[i], mt); err != nil {
-			w.add([]Rejected{*err}, nil)
+		if dl := s.appendDoc(ch, batch[i], mt); dl != nil {
+			w.add([]stream.DeadLetter{*dl}, nil)
 			continue
 		}
 		if len(ch.buf) >= s.cfg.flushBytes {
@@ -356,7 +378,7 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 	if s.cfg.deadLetter == nil {
 		return stream.Permanent(&RejectedError{Docs: w.rejected})
 	}
-	if err := s.cfg.deadLetter.WriteDeadLetters(ctx, w.rejected); err != nil {
+	if err := s.cfg.deadLetter.Write(ctx, w.rejected); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -364,17 +386,17 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 	}
 	s.stats.deadLettered(len(w.rejected))
 	s.cfg.logger.Warn("opensearch: documents dead-lettered", "count", len(w.rejected),
-		"first_type", w.rejected[0].Type, "first_reason", w.rejected[0].Reason)
+		"first_reason", w.rejected[0].Reason, "first_err", w.rejected[0].Err)
 	return nil
 }
 
 type writeState struct {
 	mu       sync.Mutex
-	rejected []Rejected
+	rejected []stream.DeadLetter
 	err      error
 }
 
-func (w *writeState) add(rej []Rejected, err error) {
+func (w *writeState) add(rej []stream.DeadLetter, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.rejected = append(w.rejected, rej...)
@@ -383,16 +405,39 @@ func (w *writeState) add(rej []Rejected, err error) {
 	}
 }
 
-// send writes one chunk, retrying the request and then its failed items, and returns the
-// items rejected permanently.
-func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]Rejected, error) {
-	body := ch.buf
-	pending := ch.items
-	var retryBody []byte
-	var retryItems []item
-	var rejected []Rejected
+// send writes one chunk, retrying the request and then its failed items, splitting it when
+// OpenSearch refuses it whole, and returns the items rejected permanently.
+func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]stream.DeadLetter, error) {
 	resp := getRespBuf()
 	defer func() { putRespBuf(resp) }()
+	return s.sendItems(ctx, ch, ch.items, nil, resp)
+}
+
+// bodyOf returns the request body of items of ch: a slice of ch.buf when they are
+// contiguous in it, otherwise a copy appended to dst.
+func bodyOf(ch *chunk, items []item, dst []byte) []byte {
+	contiguous := true
+	for i := 1; i < len(items) && contiguous; i++ {
+		contiguous = items[i].start == items[i-1].end
+	}
+	if contiguous {
+		return ch.buf[items[0].start:items[len(items)-1].end]
+	}
+	for _, it := range items {
+		dst = append(dst, ch.buf[it.start:it.end]...)
+	}
+	return dst
+}
+
+// splitStatus reports whether a request refused whole with status may hold documents that
+// OpenSearch accepts: a validation error (400) names one bad document, and a body too large
+// (413) fits once split.
+func splitStatus(status int) bool { return status == 400 || status == 413 }
+
+func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, rejected []stream.DeadLetter, resp *[]byte) ([]stream.DeadLetter, error) {
+	body := bodyOf(ch, pending, nil)
+	var retryBody []byte
+	var retryItems []item
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		status, out, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0])
@@ -406,12 +451,39 @@ func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]Rejected, error) {
 			lastErr = err
 		case status != 200:
 			e := httpError("bulk", status, out)
-			if !e.Temporary() {
+			switch {
+			case e.Blocked():
+				r.Blocked = len(pending)
+				s.logBlocked(pending[0].index, e.Body)
+				lastErr = e
+			case e.Temporary():
+				lastErr = e
+			case splitStatus(status):
+				r.Err = e
+				s.report(&r, false)
+				typ, reason := requestError(out)
+				if len(pending) == 1 {
+					p := pending[0]
+					return append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), status, typ, reason)), nil
+				}
+				s.stats.split()
+				if ok, n := s.splitLog.Allow(time.Now()); ok {
+					s.cfg.logger.Warn("opensearch: bulk request refused whole, splitting it to isolate the refused documents",
+						"status", status, "docs", len(pending), "type", typ, "reason", reason, "suppressed", n)
+				}
+				mid := len(pending) / 2
+				halves := [2][]item{slices.Clone(pending[:mid]), slices.Clone(pending[mid:])}
+				for _, half := range halves {
+					if rejected, err = s.sendItems(ctx, ch, half, rejected, resp); err != nil {
+						return rejected, err
+					}
+				}
+				return rejected, nil
+			default:
 				r.Err = e
 				s.report(&r, false)
 				return rejected, stream.Permanent(e)
 			}
-			lastErr = e
 		}
 		if lastErr != nil {
 			r.Err = lastErr
@@ -433,23 +505,28 @@ func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]Rejected, error) {
 				}
 				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily", len(retryItems))
 				pending = append(pending[:0:0], retryItems...)
-				retryBody = retryBody[:0]
-				for _, it := range pending {
-					retryBody = append(retryBody, ch.buf[it.start:it.end]...)
-				}
+				retryBody = bodyOf(ch, pending, retryBody[:0])
 				body = retryBody
 			}
 		}
-		if s.cfg.backoff.MaxAttempts > 0 && attempt >= s.cfg.backoff.MaxAttempts {
+		if s.cfg.retry.MaxAttempts > 0 && attempt >= s.cfg.retry.MaxAttempts {
 			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt, lastErr)
 		}
-		t := time.NewTimer(backoff.Delay(s.cfg.backoff.Initial, s.cfg.backoff.Max, attempt))
+		t := time.NewTimer(backoff.Delay(s.cfg.retry.Initial, s.cfg.retry.Max, attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return rejected, ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// logBlocked logs a write block, at most a few lines per 30 s.
+func (s *Sink[T]) logBlocked(index, reason string) {
+	if ok, n := s.blockLog.Allow(time.Now()); ok {
+		s.cfg.logger.Warn("opensearch: index write blocked (cluster_block_exception), retrying until the block is lifted",
+			"index", index, "reason", reason, "suppressed", n)
 	}
 }
 

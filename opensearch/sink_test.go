@@ -145,7 +145,7 @@ func fakeSink(t *testing.T, f *fakeNode, opts ...opensearch.SinkOption) (*opense
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	opts = append([]opensearch.SinkOption{
-		opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}),
+		opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: 5 * time.Millisecond}),
 	}, opts...)
 	s, err := opensearch.NewSink(c, recMapping, opts...)
 	require.NoError(t, err)
@@ -215,7 +215,7 @@ func TestSinkPermanentRequestError(t *testing.T) {
 func TestSinkMaxAttempts(t *testing.T) {
 	f := newFake()
 	f.status = func(int) int { return 503 }
-	s, _ := fakeSink(t, f, opensearch.WithBackoff(opensearch.Backoff{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+	s, _ := fakeSink(t, f, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
 	err := s.Write(t.Context(), recs(10))
 	require.Error(t, err)
 	require.False(t, stream.IsPermanent(err))
@@ -225,7 +225,7 @@ func TestSinkMaxAttempts(t *testing.T) {
 func TestSinkStopsWhenCtxEnds(t *testing.T) {
 	f := newFake()
 	f.status = func(int) int { return 503 }
-	s, _ := fakeSink(t, f, opensearch.WithBackoff(opensearch.Backoff{Initial: time.Hour, Max: time.Hour}))
+	s, _ := fakeSink(t, f, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Hour, Max: time.Hour}))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- s.Write(ctx, recs(10)) }()
@@ -248,20 +248,24 @@ func TestSinkDeadLettersAndEncodeErrors(t *testing.T) {
 		}
 		return 0
 	}
-	var got []opensearch.Rejected
-	s, _ := fakeSink(t, f, opensearch.WithDeadLetter(opensearch.DeadLetterFunc(func(_ context.Context, d []opensearch.Rejected) error {
+	var got []stream.DeadLetter
+	s, _ := fakeSink(t, f, opensearch.WithDeadLetter(stream.DeadLetterFunc(func(_ context.Context, d []stream.DeadLetter) error {
 		got = append(got, d...)
 		return nil
 	})))
 	require.NoError(t, s.Write(t.Context(), recs(100)))
 	require.Len(t, got, 10)
-	require.Equal(t, "injected_400", got[0].Type)
-	require.Equal(t, "injected for r00005 (caused by cause: because)", got[0].Reason)
-	require.JSONEq(t, `{"id":"r00005","n":5}`, string(got[0].Doc))
+	require.Equal(t, stream.ReasonRejected, got[0].Reason)
+	require.Equal(t, "injected_400: injected for r00005 (caused by cause: because)", got[0].Err)
+	require.Equal(t, 400, got[0].Status)
+	require.Equal(t, "recs", got[0].Index)
+	require.Equal(t, "r00005", got[0].ID)
+	require.Equal(t, int64(-1), got[0].Offset)
+	require.JSONEq(t, `{"id":"r00005","n":5}`, string(got[0].Value))
 	require.Equal(t, int64(10), s.Stats().DeadLettered)
 
 	// A dead-letter output that fails fails the Write (not permanently).
-	s2, _ := fakeSink(t, f, opensearch.WithDeadLetter(opensearch.DeadLetterFunc(func(context.Context, []opensearch.Rejected) error {
+	s2, _ := fakeSink(t, f, opensearch.WithDeadLetter(stream.DeadLetterFunc(func(context.Context, []stream.DeadLetter) error {
 		return errors.New("disk full")
 	})))
 	err := s2.Write(t.Context(), recs(10))
@@ -271,7 +275,7 @@ func TestSinkDeadLettersAndEncodeErrors(t *testing.T) {
 
 func TestSinkEncoding(t *testing.T) {
 	f := newFake()
-	var got []opensearch.Rejected
+	var got []stream.DeadLetter
 	c := newFakeClient(t, f)
 	s, err := opensearch.NewSink(c, opensearch.Mapping[rec]{
 		Index: func(r rec) string {
@@ -292,7 +296,7 @@ func TestSinkEncoding(t *testing.T) {
 			}
 			return append(b, `{"n":1}`...), nil
 		},
-	}, opensearch.WithDeadLetter(opensearch.DeadLetterFunc(func(_ context.Context, d []opensearch.Rejected) error {
+	}, opensearch.WithDeadLetter(stream.DeadLetterFunc(func(_ context.Context, d []stream.DeadLetter) error {
 		got = append(got, d...)
 		return nil
 	})))
@@ -301,9 +305,19 @@ func TestSinkEncoding(t *testing.T) {
 	require.Len(t, f.stored, 3)
 	require.Equal(t, `{"pretty":true}`, string(f.stored[`r00002"quoted"`]))
 	require.Len(t, got, 3)
-	reasons := []string{got[0].Reason, got[1].Reason, got[2].Reason}
-	require.Equal(t, []string{"cannot encode", "empty index name", "document is not a JSON object"}, reasons)
-	require.Equal(t, "encode_error", got[0].Type)
+	errs := []string{got[0].Err, got[1].Err, got[2].Err}
+	require.Equal(t, []string{
+		"cannot encode (value: the value as encoding/json writes it)",
+		"empty index name",
+		"document is not a JSON object",
+	}, errs)
+	for _, d := range got {
+		require.Equal(t, stream.ReasonEncode, d.Reason)
+		require.NotEmpty(t, d.Value, "a dead letter always carries the document")
+	}
+	require.JSONEq(t, `{"id":"r00001","n":1}`, string(got[0].Value))
+	require.JSONEq(t, `{"n":1}`, string(got[1].Value))
+	require.Equal(t, `[1,2]`, string(got[2].Value))
 }
 
 func TestSinkDocMapping(t *testing.T) {

@@ -53,6 +53,17 @@ type Stats struct {
 	// RequestRetries counts bulk requests sent again after a transport error, a timeout or a
 	// 408/429/5xx status.
 	RequestRetries int64
+	// Blocked counts item attempts (and, for a request refused whole, its documents)
+	// refused by an index or cluster write block (cluster_block_exception: index.blocks.write,
+	// the flood-stage read_only_allow_delete block). They are retried like 429s, and counted
+	// in Failed (items) or RequestRetries (whole requests) too.
+	Blocked int64
+	// Split counts bulk requests refused whole (400, 413) that the sink split in halves to
+	// isolate the documents OpenSearch refuses.
+	Split int64
+	// LongIDs counts documents whose ID was longer than 512 bytes and was replaced by its
+	// stable bound (see the package doc).
+	LongIDs int64
 	// DeadLettered counts documents handed to the dead-letter output (rejected by OpenSearch,
 	// or that could not be encoded).
 	DeadLettered int64
@@ -78,6 +89,8 @@ type BulkResult struct {
 	Err error
 	// Per-item outcomes of a response.
 	Created, Updated, Existed, Retry, Rejected int
+	// Blocked counts the documents refused by a write block (items, or the whole request's).
+	Blocked int
 }
 
 type statsBox struct {
@@ -107,6 +120,7 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 	if r.Attempt > 1 {
 		s.Retried += int64(r.Docs)
 	}
+	s.Blocked += int64(r.Blocked)
 	if requestRetry {
 		s.RequestRetries++
 	}
@@ -121,5 +135,17 @@ func (b *statsBox) deadLettered(n int) {
 func (b *statsBox) superseded(n int) {
 	b.mu.Lock()
 	b.s.Superseded += int64(n)
+	b.mu.Unlock()
+}
+
+func (b *statsBox) split() {
+	b.mu.Lock()
+	b.s.Split++
+	b.mu.Unlock()
+}
+
+func (b *statsBox) longIDs(n int) {
+	b.mu.Lock()
+	b.s.LongIDs += int64(n)
 	b.mu.Unlock()
 }
