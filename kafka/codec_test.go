@@ -1,12 +1,14 @@
 package kafka_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 func TestJSONCodec(t *testing.T) {
@@ -52,20 +54,46 @@ func TestWithMetaAndRaw(t *testing.T) {
 
 func TestDeadLetterMessage(t *testing.T) {
 	msg := &kafka.Message{Topic: "cabs", Partition: 2, Offset: 99, Key: []byte("k"), Value: []byte("garbage"),
-		Headers: []kafka.Header{{Key: "trace", Value: []byte("x")}}}
-	dl := kafka.DeadLetterMessage("cabs.dlq", msg, errBad)
-	require.Equal(t, "cabs.dlq", dl.Topic)
-	require.Equal(t, msg.Value, dl.Value)
-	require.Equal(t, msg.Key, dl.Key)
+		Timestamp: time.UnixMilli(1_700_000_000_123), Headers: []kafka.Header{{Key: "trace", Value: []byte("x")}}}
+	dl := kafka.DeadLetterOf(msg, stream.ReasonDecode, errBad)
+	msg.Headers[0].Value = []byte("changed")
+	require.Equal(t, "x", string(dl.Headers[0].Value), "the dead letter has its own headers")
+	m := kafka.DeadLetterMessage("cabs.dlq", &dl)
+	require.Equal(t, "cabs.dlq", m.Topic)
+	require.Equal(t, msg.Value, m.Value)
+	require.Equal(t, msg.Key, m.Key)
+	require.True(t, m.Timestamp.Equal(msg.Timestamp))
 	for k, want := range map[string]string{
 		"trace": "x", kafka.HeaderSourceTopic: "cabs", kafka.HeaderSourcePartition: "2",
-		kafka.HeaderSourceOffset: "99", kafka.HeaderError: "bad record",
+		kafka.HeaderSourceOffset: "99", kafka.HeaderError: "bad record", kafka.HeaderReason: stream.ReasonDecode,
+		kafka.HeaderSourceTimestamp: "1700000000123",
 	} {
-		v, ok := dl.Header(k)
+		v, ok := m.Header(k)
 		require.True(t, ok, k)
 		require.Equal(t, want, string(v), k)
 	}
-	require.Len(t, msg.Headers, 1, "the original message is not changed")
+	_, truncated := m.Header(kafka.HeaderTruncated)
+	require.False(t, truncated)
+	require.Len(t, dl.Headers, 1, "the dead letter is not changed")
+
+	// A future timestamp (a bad clock) would be refused by the broker: the write time is used.
+	dl.Timestamp = time.Now().Add(100 * 365 * 24 * time.Hour)
+	m = kafka.DeadLetterMessage("cabs.dlq", &dl)
+	require.False(t, m.Timestamp.After(time.Now()))
+	v, _ := m.Header(kafka.HeaderSourceTimestamp)
+	require.Equal(t, strconv.FormatInt(dl.Timestamp.UnixMilli(), 10), string(v))
+
+	// A rejected document names its index, id and status.
+	doc := stream.DeadLetter{Reason: stream.ReasonRejected, Err: "mapper_parsing_exception", Offset: -1, Value: []byte(`{}`),
+		Index: "cab-stats-2026.11.25", ID: "abc", Status: 400}
+	m = kafka.DeadLetterMessage("dlq", &doc)
+	for k, want := range map[string]string{kafka.HeaderIndex: doc.Index, kafka.HeaderDocID: "abc", kafka.HeaderStatus: "400", kafka.HeaderReason: stream.ReasonRejected} {
+		v, ok := m.Header(k)
+		require.True(t, ok, k)
+		require.Equal(t, want, string(v), k)
+	}
+	_, ok := m.Header(kafka.HeaderSourceOffset)
+	require.False(t, ok, "no offset header without an offset")
 }
 
 type constErr string

@@ -2,53 +2,471 @@ package kafka
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
-// Dead-letter headers: a dead-lettered record keeps its key, value, timestamp and headers and
-// gains these, naming where it came from and why it was rejected.
+// Dead-letter headers: a dead letter written to Kafka keeps the original record's key, value
+// and headers and gains these, naming where it came from and why it was rejected.
 const (
 	HeaderSourceTopic     = "x-fleetstream-source-topic"
 	HeaderSourcePartition = "x-fleetstream-source-partition"
 	HeaderSourceOffset    = "x-fleetstream-source-offset"
+	// HeaderSourceTimestamp is the original record's timestamp in Unix milliseconds (absent
+	// when it had none). The dead letter's own Kafka timestamp is the original one unless that
+	// lies in the future (a bad clock), which the broker may refuse; then it is the write time.
+	HeaderSourceTimestamp = "x-fleetstream-source-timestamp"
 	HeaderError           = "x-fleetstream-error"
+	// HeaderReason is stream.DeadLetter.Reason, e.g. stream.ReasonDecode.
+	HeaderReason = "x-fleetstream-reason"
+	// HeaderIndex, HeaderDocID and HeaderStatus name a document a sink's store rejected.
+	HeaderIndex  = "x-fleetstream-index"
+	HeaderDocID  = "x-fleetstream-id"
+	HeaderStatus = "x-fleetstream-status"
+	// HeaderTruncated is set on a dead letter that did not fit the topic's max.message.bytes.
+	// Its value lists what was cut, comma-separated: "value" (the value was truncated),
+	// "headers" (the original record's headers were left out), "key" (the key was
+	// truncated), "error" (the error text was truncated). The original is still in its source
+	// topic at the source partition and offset.
+	HeaderTruncated = "x-fleetstream-truncated"
+	// HeaderOriginalSize is the original value's size in bytes, set with HeaderTruncated.
+	HeaderOriginalSize = "x-fleetstream-original-size"
+	// HeaderValueSHA256 is the hex SHA-256 of the original value, set with HeaderTruncated.
+	HeaderValueSHA256 = "x-fleetstream-value-sha256"
 )
 
-// DeadLetterWriter receives the records a Source could not decode. WriteDeadLetter must
-// return only once the record is durably stored: the Source commits past the record after
-// that. It is called from the partitions' goroutines, so it must be safe for concurrent use,
-// and it must not keep msg.
-type DeadLetterWriter interface {
-	WriteDeadLetter(ctx context.Context, msg *Message, cause error) error
-}
-
-// DeadLetterMessage returns the message a dead-letter topic receives for msg: the original
-// key, value, timestamp and headers plus the x-fleetstream-* headers.
-func DeadLetterMessage(topic string, msg *Message, cause error) Message {
-	h := slices.Grow(slices.Clone(msg.Headers), 4)
-	h = append(h,
-		Header{Key: HeaderSourceTopic, Value: []byte(msg.Topic)},
-		Header{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(msg.Partition), 10)},
-		Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, msg.Offset, 10)},
-		Header{Key: HeaderError, Value: []byte(cause.Error())},
-	)
-	return Message{Topic: topic, Key: msg.Key, Value: msg.Value, Timestamp: msg.Timestamp, Headers: h}
-}
-
-// topicDeadLetters writes dead letters to a Kafka topic: a fixed one, or "<topic>.dlq".
-type topicDeadLetters struct {
-	topic string // "" means per source topic
-	p     *Producer[Message]
-}
-
-func (d *topicDeadLetters) WriteDeadLetter(ctx context.Context, msg *Message, cause error) error {
-	topic := d.topic
-	if topic == "" {
-		topic = msg.Topic + ".dlq"
+// DeadLetterOf returns the dead letter of a Kafka record rejected for reason (one of the
+// stream.Reason... constants) with cause: its origin, key, value, timestamp and a copy of its
+// headers. Key and value are not copied.
+func DeadLetterOf(msg *Message, reason string, cause error) stream.DeadLetter {
+	dl := stream.DeadLetter{
+		Reason: reason, Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
+		Key: msg.Key, Value: msg.Value, Timestamp: msg.Timestamp,
 	}
-	m := DeadLetterMessage(topic, msg, cause)
-	return d.p.Write(ctx, []Message{m})
+	if cause != nil {
+		dl.Err = cause.Error()
+	}
+	if len(msg.Headers) > 0 {
+		dl.Headers = append([]Header(nil), msg.Headers...)
+	}
+	return dl
+}
+
+// DeadLetterMessage returns the message a dead-letter topic receives for dl, in full: the
+// original key, value and headers plus the x-fleetstream-* headers. DeadLetterSink writes
+// this message, or, when it does not fit the topic, a truncated one.
+func DeadLetterMessage(topic string, dl *stream.DeadLetter) Message {
+	m := Message{Topic: topic, Partition: -1, Offset: -1, Key: dl.Key, Value: dl.Value, Timestamp: dl.Timestamp}
+	if now := time.Now(); dl.Timestamp.After(now) {
+		m.Timestamp = now
+	}
+	m.Headers = make([]Header, 0, len(dl.Headers)+9)
+	m.Headers = append(m.Headers, dl.Headers...)
+	return withDeadLetterHeaders(m, dl, dl.Err)
+}
+
+func withDeadLetterHeaders(m Message, dl *stream.DeadLetter, errText string) Message {
+	h := m.Headers
+	if dl.Topic != "" {
+		h = append(h, Header{Key: HeaderSourceTopic, Value: []byte(dl.Topic)})
+	}
+	if dl.Topic != "" || dl.Offset >= 0 {
+		h = append(h, Header{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(dl.Partition), 10)})
+	}
+	if dl.Offset >= 0 {
+		h = append(h, Header{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, dl.Offset, 10)})
+	}
+	if !dl.Timestamp.IsZero() {
+		h = append(h, Header{Key: HeaderSourceTimestamp, Value: strconv.AppendInt(nil, dl.Timestamp.UnixMilli(), 10)})
+	}
+	h = append(h, Header{Key: HeaderError, Value: []byte(errText)}, Header{Key: HeaderReason, Value: []byte(dl.Reason)})
+	if dl.Index != "" {
+		h = append(h, Header{Key: HeaderIndex, Value: []byte(dl.Index)})
+	}
+	if dl.ID != "" {
+		h = append(h, Header{Key: HeaderDocID, Value: []byte(dl.ID)})
+	}
+	if dl.Status != 0 {
+		h = append(h, Header{Key: HeaderStatus, Value: strconv.AppendInt(nil, int64(dl.Status), 10)})
+	}
+	m.Headers = h
+	return m
+}
+
+// Sizes of Kafka's record format (magic 2) as sarama counts them, so that a dead letter that
+// fits by this count is never refused by sarama's Producer.MaxMessageBytes check nor by the
+// broker's max.message.bytes.
+const (
+	batchOverhead     = 61 // a record batch's header
+	recordOverhead    = 36 // a record's length, attributes, deltas and the key, value and header-count varints
+	headerOverhead    = 10 // a header's key and value length varints
+	sizeSlack         = 64
+	maxErrorTruncated = 4 << 10 // error text kept when a dead letter must shrink
+	// defaultMaxMessageBytes is used when the limits cannot be read: a little below Kafka's
+	// default message.max.bytes (1 MiB + 12).
+	defaultMaxMessageBytes = 1_000_000
+)
+
+// messageSize is the bytes m takes in a record batch of its own, as sarama counts them.
+func messageSize(m *Message) int {
+	n := batchOverhead + recordOverhead + len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += headerOverhead + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// fitDeadLetter returns the message for dl on topic, cut down to at most limit bytes (as
+// messageSize counts) when the full one is larger: the x-fleetstream-* headers are kept (the
+// error text at most 4 KiB), HeaderTruncated, HeaderOriginalSize and HeaderValueSHA256 are
+// added, the original headers are left out if they and the key do not fit, and the key, then the
+// value, is cut to what is left.
+func fitDeadLetter(topic string, dl *stream.DeadLetter, limit int) Message {
+	m := DeadLetterMessage(topic, dl)
+	if messageSize(&m) <= limit {
+		return m
+	}
+	var cut []string
+	errText := dl.Err
+	if len(errText) > maxErrorTruncated {
+		errText = strings.ToValidUTF8(errText[:maxErrorTruncated], "")
+		cut = append(cut, "error")
+	}
+	sum := sha256.Sum256(dl.Value)
+	extra := func(cut []string) []Header {
+		return []Header{
+			{Key: HeaderTruncated, Value: []byte(strings.Join(cut, ","))},
+			{Key: HeaderOriginalSize, Value: strconv.AppendInt(nil, int64(len(dl.Value)), 10)},
+			{Key: HeaderValueSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
+		}
+	}
+	build := func(orig []Header, key []byte, cut []string) Message {
+		t := Message{Topic: topic, Partition: -1, Offset: -1, Key: key, Timestamp: m.Timestamp}
+		t.Headers = append(append(make([]Header, 0, len(orig)+12), orig...), extra(cut)...)
+		return withDeadLetterHeaders(t, dl, errText)
+	}
+	// The longest list of cuts, so that the room left for the value is never overestimated.
+	worst := append(append([]string(nil), cut...), "value", "headers", "key")
+	fixed := build(nil, nil, worst)
+	room := limit - messageSize(&fixed)
+	orig, key := dl.Headers, dl.Key
+	for _, h := range orig {
+		room -= headerOverhead + len(h.Key) + len(h.Value)
+	}
+	room -= len(key)
+	if room < 0 {
+		for _, h := range orig {
+			room += headerOverhead + len(h.Key) + len(h.Value)
+		}
+		if len(orig) > 0 {
+			orig = nil
+			cut = append(cut, "headers")
+		}
+	}
+	if room < 0 {
+		keep := max(len(key)+room, 0)
+		room += len(key) - keep
+		key = key[:keep]
+		cut = append(cut, "key")
+	}
+	value := dl.Value[:max(min(room, len(dl.Value)), 0)]
+	cut = append(cut, "value")
+	out := build(orig, key, cut)
+	out.Value = value
+	return out
+}
+
+// DeadLetterSink is a stream.DeadLetterSink that writes dead letters to a Kafka topic with an
+// idempotent producer (see DeadLetterMessage for the message and its headers).
+//
+// A dead letter must always be writable: before its first write the sink reads the topic's
+// max.message.bytes (or, for a topic that does not exist yet, the broker's
+// message.max.bytes) with DescribeConfigs and sizes its producer to it; if the limits cannot
+// be read it assumes 1,000,000 bytes and logs a warning. A dead letter larger than the limit
+// is written cut down to fit, marked with HeaderTruncated, HeaderOriginalSize and
+// HeaderValueSHA256, its x-fleetstream-* headers intact (see fitDeadLetter's rules in
+// HeaderTruncated). Errors follow the Producer's: encoding, size and authorization errors
+// are permanent (stream.IsPermanent), others are retried by the caller.
+//
+// Limit: in per-source mode (topic ""), the producer is sized to the smallest limit among the
+// broker's and the topics it knew when it connected; a dead-letter topic created later with
+// a max.message.bytes below the broker's still receives dead letters that fit its own limit
+// one by one, but the producer may batch several into a request that the topic refuses (a
+// permanent error).
+type DeadLetterSink struct {
+	topic string // "" means per source topic: "<topic>.dlq"
+	cfg   Config
+	log   *slog.Logger
+	p     *Producer[Message]
+
+	mu       sync.Mutex
+	limits   map[string]int // max.message.bytes by topic
+	broker   int            // the broker's message.max.bytes; 0 until read
+	maxBytes int            // the producer's Producer.MaxMessageBytes, fixed at its first write
+	written  int64
+	cut      int64
+}
+
+var (
+	_ stream.DeadLetterSink = (*DeadLetterSink)(nil)
+	_ stream.Closer         = (*DeadLetterSink)(nil)
+)
+
+// NewDeadLetterSink returns a DeadLetterSink writing to topic, or, when topic is "", to
+// "<source topic>.dlq" of each dead letter (then a dead letter without a Topic is a
+// permanent error). Only Config's connection settings are used; nothing connects before the
+// first Write. Close it when done (stream.To does).
+func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadLetterSink, error) {
+	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
+	for _, opt := range opts {
+		opt.applyProducer(&o)
+	}
+	d := &DeadLetterSink{topic: topic, cfg: cfg, log: o.logger.With("component", "kafka.DeadLetterSink"), limits: make(map[string]int)}
+	user := o.tune
+	tune := func(sc *sarama.Config) {
+		if user != nil {
+			user(sc)
+		}
+		d.mu.Lock()
+		d.maxBytes = d.producerLimitLocked()
+		sc.Producer.MaxMessageBytes = d.maxBytes
+		d.mu.Unlock()
+		sc.Producer.Flush.Bytes = min(sc.Producer.Flush.Bytes, sc.Producer.MaxMessageBytes)
+	}
+	def := topic
+	if def == "" {
+		def = "dead-letters" // never used: every message names its topic
+	}
+	p, err := NewProducer(cfg, def, EncoderFunc[Message](identity), WithLogger(o.logger), WithSaramaConfig(tune))
+	if err != nil {
+		return nil, err
+	}
+	d.p = p
+	return d, nil
 }
 
 func identity(m Message) (Message, error) { return m, nil }
+
+// Topic returns the fixed dead-letter topic, or "" in per-source mode.
+func (d *DeadLetterSink) Topic() string { return d.topic }
+
+// Written returns how many dead letters the broker acknowledged; Truncated how many of them
+// were cut down to fit.
+func (d *DeadLetterSink) Written() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.written
+}
+
+// Truncated returns how many acknowledged dead letters were cut down to fit their topic.
+func (d *DeadLetterSink) Truncated() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cut
+}
+
+// producerLimitLocked is the smallest limit known, for the producer's MaxMessageBytes.
+func (d *DeadLetterSink) producerLimitLocked() int {
+	n := d.broker
+	for _, l := range d.limits {
+		if n == 0 || l < n {
+			n = l
+		}
+	}
+	if n <= 0 {
+		n = defaultMaxMessageBytes
+	}
+	// sarama refuses a MaxMessageBytes of MaxRequestSize or more.
+	return min(n, int(sarama.MaxRequestSize)-(64<<10))
+}
+
+// destination returns the topic of dl.
+func (d *DeadLetterSink) destination(dl *stream.DeadLetter) (string, error) {
+	if d.topic != "" {
+		return d.topic, nil
+	}
+	if dl.Topic == "" {
+		return "", stream.Permanent(fmt.Errorf("kafka: dead letter (%s: %s) has no source topic and the sink has no fixed topic", dl.Reason, dl.Err))
+	}
+	return dl.Topic + ".dlq", nil
+}
+
+// Prepare reads the max.message.bytes of the given topics (the sink's fixed topic, or, in
+// per-source mode, the dead-letter topics it will write to) and of the broker, so that the
+// producer is sized to them. Write calls it for topics it has not seen; calling it before
+// the first Write with every topic makes the producer's size account for all of them. A
+// limit that cannot be read is not an error: the default is used, with a warning.
+func (d *DeadLetterSink) Prepare(ctx context.Context, topics ...string) error {
+	if d.topic != "" {
+		topics = []string{d.topic}
+	}
+	d.mu.Lock()
+	var todo []string
+	for _, t := range topics {
+		if _, ok := d.limits[t]; !ok && !slices.Contains(todo, t) {
+			todo = append(todo, t)
+		}
+	}
+	needBroker := d.broker == 0
+	d.mu.Unlock()
+	if len(todo) == 0 && !needBroker {
+		return nil
+	}
+	type result struct {
+		broker int
+		topics map[string]int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, ts, err := describeLimits(&d.cfg, todo)
+		done <- result{b, ts, err}
+	}()
+	var r result
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case r = <-done:
+	}
+	if r.err != nil {
+		d.log.Warn("kafka: could not read max.message.bytes; dead letters are sized to the default",
+			"topics", todo, "default", defaultMaxMessageBytes, "err", redact(&d.cfg, r.err))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r.broker > 0 {
+		d.broker = r.broker
+	} else if d.broker == 0 {
+		d.broker = defaultMaxMessageBytes
+	}
+	for _, t := range todo {
+		l, ok := r.topics[t]
+		if !ok {
+			l = d.broker // not created yet: it will get the broker's default
+		}
+		d.limits[t] = l
+	}
+	return nil
+}
+
+// describeLimits reads the broker's message.max.bytes and the max.message.bytes of the
+// topics that exist.
+func describeLimits(cfg *Config, topics []string) (int, map[string]int, error) {
+	sc, err := cfg.sarama(roleProducer)
+	if err != nil {
+		return 0, nil, err
+	}
+	sc.Metadata.AllowAutoTopicCreation = false
+	sc.Metadata.Retry.Max = 2
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
+	if err != nil {
+		return 0, nil, connectError(cfg, err)
+	}
+	defer admin.Close()
+	brokers, controller, err := admin.DescribeCluster()
+	if err != nil {
+		return 0, nil, err
+	}
+	id := controller
+	if id < 0 && len(brokers) > 0 {
+		id = brokers[0].ID()
+	}
+	res := make([]*sarama.ConfigResource, 0, len(topics)+1)
+	if id >= 0 {
+		res = append(res, &sarama.ConfigResource{Type: sarama.BrokerResource, Name: strconv.Itoa(int(id)), ConfigNames: []string{"message.max.bytes"}})
+	}
+	for _, t := range topics {
+		res = append(res, &sarama.ConfigResource{Type: sarama.TopicResource, Name: t, ConfigNames: []string{"max.message.bytes"}})
+	}
+	results, err := admin.DescribeConfigs(res, sarama.DescribeConfigsOptions{})
+	if err != nil {
+		return 0, nil, err
+	}
+	var errs []error
+	broker := 0
+	out := make(map[string]int, len(topics))
+	for _, r := range results {
+		switch {
+		case r.ErrorCode == sarama.ErrUnknownTopicOrPartition:
+			// Not created yet.
+		case r.ErrorCode != sarama.ErrNoError:
+			errs = append(errs, fmt.Errorf("%s: %w", r.Name, &sarama.DescribeConfigError{Err: r.ErrorCode, ErrMsg: r.ErrorMsg}))
+		case r.Type == sarama.BrokerResource:
+			broker = configInt(r.Configs, "message.max.bytes")
+		case r.Type == sarama.TopicResource:
+			if n := configInt(r.Configs, "max.message.bytes"); n > 0 {
+				out[r.Name] = n
+			}
+		}
+	}
+	return broker, out, errors.Join(errs...)
+}
+
+func configInt(entries []sarama.ConfigEntry, name string) int {
+	for _, e := range entries {
+		if e.Name == name {
+			if n, err := strconv.Atoi(e.Value); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// Write writes batch and returns once the broker acknowledged every dead letter. Dead
+// letters larger than their topic's limit are written truncated (see DeadLetterSink).
+func (d *DeadLetterSink) Write(ctx context.Context, batch []stream.DeadLetter) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	msgs := make([]Message, len(batch))
+	topics := make([]string, len(batch))
+	for i := range batch {
+		t, err := d.destination(&batch[i])
+		if err != nil {
+			return err
+		}
+		topics[i] = t
+	}
+	if err := d.Prepare(ctx, topics...); err != nil {
+		return err
+	}
+	var cut int64
+	d.mu.Lock()
+	for i := range batch {
+		limit := d.limits[topics[i]]
+		if d.maxBytes > 0 {
+			limit = min(limit, d.maxBytes)
+		} else {
+			limit = min(limit, d.producerLimitLocked())
+		}
+		msgs[i] = fitDeadLetter(topics[i], &batch[i], limit-sizeSlack)
+		if _, ok := msgs[i].Header(HeaderTruncated); ok {
+			cut++
+		}
+	}
+	d.mu.Unlock()
+	if err := d.p.Write(ctx, msgs); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.written += int64(len(msgs))
+	d.cut += cut
+	d.mu.Unlock()
+	return nil
+}
+
+// Close flushes and closes the producer.
+func (d *DeadLetterSink) Close(ctx context.Context) error { return d.p.Close(ctx) }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // Message is a Kafka record as a codec sees it, and as a Producer writes it.
@@ -21,11 +23,8 @@ type Message struct {
 	Headers   []Header
 }
 
-// Header is a Kafka record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+// Header is a Kafka record header: the SDK's one header type, stream.Header.
+type Header = stream.Header
 
 // Header returns the value of the first header named key.
 func (m *Message) Header(key string) ([]byte, bool) {
@@ -47,6 +46,17 @@ func (m *Message) Header(key string) ([]byte, bool) {
 type Codec[T any] interface {
 	Decode(msg *Message) (T, time.Time, error)
 }
+
+// InvalidError marks a Decode error as a validation failure: the record decoded but is not
+// acceptable. The Source dead-letters it with the reason stream.ReasonInvalid; any other
+// Decode error gets stream.ReasonDecode. JSON wraps the errors of Validate in it. Its text is
+// the wrapped error's.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the validation error.
+func (e *InvalidError) Unwrap() error { return e.Err }
 
 // CodecFunc adapts a function to a Codec.
 type CodecFunc[T any] func(msg *Message) (T, time.Time, error)
@@ -70,7 +80,7 @@ func JSON[T any]() Codec[T] {
 		}
 		if val, ok := any(&v).(interface{ Validate() error }); ok {
 			if err := val.Validate(); err != nil {
-				return v, time.Time{}, err
+				return v, time.Time{}, &InvalidError{Err: err}
 			}
 		}
 		var ts time.Time

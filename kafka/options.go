@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // SourceOption configures a Source.
@@ -27,11 +29,11 @@ type common struct {
 
 type sourceOptions struct {
 	common
-	bounded   bool
-	caughtUp  time.Duration
-	dlqTopic  string
-	dlqWriter DeadLetterWriter
-	errs      []error
+	bounded  bool
+	caughtUp time.Duration
+	dlqTopic string
+	dlqSink  stream.DeadLetterSink
+	errs     []error
 }
 
 type producerOptions struct {
@@ -82,7 +84,8 @@ func WithEndWhenCaughtUp(idle time.Duration) SourceOption {
 	})
 }
 
-// WithDeadLetterTopic sends undecodable records to topic instead of "<source topic>.dlq".
+// WithDeadLetterTopic sends the records the Source rejects to topic instead of
+// "<source topic>.dlq".
 func WithDeadLetterTopic(topic string) SourceOption {
 	return sourceOpt(func(o *sourceOptions) {
 		if topic == "" {
@@ -92,12 +95,16 @@ func WithDeadLetterTopic(topic string) SourceOption {
 	})
 }
 
-// WithDeadLetters sends undecodable records to w instead of a Kafka topic.
-func WithDeadLetters(w DeadLetterWriter) SourceOption {
+// WithDeadLetters sends the records the Source rejects to sink instead of a Kafka topic: a
+// DeadLetterSink shared with other parts of the pipeline, a stream.DeadLetterFunc, a file.
+// The Source writes one dead letter (or the few of one fetch) per call and moves past them
+// only once Write returned nil; errors not marked stream.Permanent are retried with backoff,
+// a permanent one stops the Source (Run returns it). The Source does not close sink.
+func WithDeadLetters(sink stream.DeadLetterSink) SourceOption {
 	return sourceOpt(func(o *sourceOptions) {
-		if w == nil {
-			o.errs = append(o.errs, invalid("WithDeadLetters", "nil writer"))
+		if sink == nil {
+			o.errs = append(o.errs, invalid("WithDeadLetters", "nil sink"))
 		}
-		o.dlqWriter = w
+		o.dlqSink = sink
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/fleetstream/fleetstream/internal/backoff"
 	"github.com/fleetstream/fleetstream/internal/lograte"
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -45,6 +47,10 @@ type Source[T any] struct {
 	// dlqLog lets the first dead letters be logged one by one, then one line per interval
 	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).
 	dlqLog *lograte.Limiter
+
+	// cancel stops Run with a cause; fatal is the error that stopped it (see fail).
+	cancel context.CancelCauseFunc
+	fatal  atomic.Pointer[error]
 
 	mu       sync.Mutex
 	owned    map[int32]*partition
@@ -143,6 +149,14 @@ func (s *Source[T]) TopicPartition(id int32) (topic string, partition int32) {
 	return s.cfg.Topics[i], id & (1<<partitionBits - 1)
 }
 
+// Origin maps the pipeline's partition id back to the Kafka topic and partition it stands
+// for, so that records dead-lettered further down a pipeline (late records, say) can name
+// their real origin. ok is false for an id that no topic of the Source maps to.
+func (s *Source[T]) Origin(part int32) (topic string, partition int32, ok bool) {
+	topic, partition = s.TopicPartition(part)
+	return topic, partition, topic != ""
+}
+
 // DeadLettered returns how many records went to the dead-letter output.
 func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
 
@@ -168,8 +182,10 @@ func (s *Source[T]) Stats() stream.SourceStats {
 
 // Run joins the consumer group and feeds in until ctx ends, or, in bounded mode, until every
 // partition was read to its end offset and the pipeline committed the final batch. It
-// returns an error if the cluster cannot be reached or authentication fails at start; once
-// running, it rides out broker outages and rebalances.
+// returns an error before anything is consumed if the cluster cannot be reached,
+// authentication fails or a source topic does not exist; once running, it rides out broker
+// outages and rebalances, and stops with an error only when a source topic is deleted or the
+// dead-letter output fails for good.
 func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return ErrRunTwice
@@ -181,24 +197,41 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if s.o.tune != nil {
 		s.o.tune(sc)
 	}
+	// Consumers never create topics: a metadata request for a missing topic must fail, not
+	// make the broker create an empty one that nobody produces to.
+	sc.Metadata.AllowAutoTopicCreation = false
+	if sc.Net.TLS.Enable && sc.Net.TLS.Config != nil && sc.Net.TLS.Config.InsecureSkipVerify {
+		s.log.Warn("kafka: TLS certificate verification is OFF (TLS.InsecureSkipVerify): the brokers are not authenticated; use it only in tests")
+	}
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
 		return connectError(&s.cfg, err)
 	}
 	defer func() { _ = client.Close() }()
+	if err := s.checkTopics(ctx, client); err != nil {
+		return err
+	}
 
-	dlq := s.o.dlqWriter
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s.cancel = cancel
+
+	dlq := s.o.dlqSink
 	if dlq == nil {
-		def := s.o.dlqTopic
-		if def == "" {
-			def = s.cfg.Topics[0] + ".dlq"
-		}
-		p, err := NewProducer(s.cfg, def, EncoderFunc[Message](identity), WithLogger(s.o.logger), WithSaramaConfig(s.o.tune))
+		d, err := NewDeadLetterSink(s.cfg, s.o.dlqTopic, WithLogger(s.o.logger), WithSaramaConfig(s.o.tune))
 		if err != nil {
 			return err
 		}
-		defer func() { _ = p.Close(context.WithoutCancel(ctx)) }()
-		dlq = &topicDeadLetters{topic: s.o.dlqTopic, p: p}
+		defer func() { _ = d.Close(context.WithoutCancel(ctx)) }()
+		topics := make([]string, len(s.cfg.Topics))
+		for i, t := range s.cfg.Topics {
+			topics[i] = t + ".dlq"
+		}
+		// Size the producer to the dead-letter topics (or the broker) before anything runs.
+		if err := d.Prepare(ctx, topics...); err != nil {
+			return err
+		}
+		dlq = d
 	}
 
 	if s.o.bounded {
@@ -213,40 +246,38 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer func() { _ = group.Close() }() // leaves the group and flushes commits; before wg.Wait
+	defer cancel(nil)                    // stops the monitors; before wg.Wait
 	wg.Go(func() {
 		for err := range group.Errors() {
 			s.log.Warn("kafka: consumer group error", "err", redact(&s.cfg, err))
 		}
 	})
+	wg.Go(func() { s.monitorTopics(runCtx, client) })
 	if s.o.bounded {
-		mctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		wg.Go(func() { s.monitorBounded(mctx, client, in) })
+		wg.Go(func() { s.monitorBounded(runCtx, client, in) })
 	}
-
 	if s.o.caughtUp > 0 {
-		mctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		wg.Go(func() { s.monitorCaughtUp(mctx, in, s.o.caughtUp) })
+		wg.Go(func() { s.monitorCaughtUp(runCtx, client, in, s.o.caughtUp) })
 	}
 
 	h := &handler[T]{
 		s:          s,
 		client:     client,
 		in:         in,
-		runCtx:     ctx,
+		runCtx:     runCtx,
 		dlq:        dlq,
 		revokeWait: s.cfg.rebalance().Timeout * 4 / 5,
 		hold:       4 * sc.ChannelBufferSize,
+		holdBytes:  holdBytes(sc),
 	}
-	wait := 250 * time.Millisecond
-	for ctx.Err() == nil {
-		err := group.Consume(ctx, s.cfg.Topics, h)
-		if ctx.Err() != nil {
+	attempt := 0
+	for runCtx.Err() == nil {
+		err := group.Consume(runCtx, s.cfg.Topics, h)
+		if runCtx.Err() != nil {
 			break
 		}
 		if err == nil {
-			wait = 250 * time.Millisecond
+			attempt = 0
 			continue
 		}
 		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -255,12 +286,18 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			return connectError(&s.cfg, err)
 		}
+		attempt++
+		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
 		s.log.Warn("kafka: consume failed, retrying", "err", redact(&s.cfg, err), "backoff", wait)
+		t := time.NewTimer(wait)
 		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-runCtx.Done():
+		case <-t.C:
 		}
-		wait = min(2*wait, 5*time.Second)
+		t.Stop()
+	}
+	if err := s.fatal.Load(); err != nil {
+		return *err
 	}
 	s.mu.Lock()
 	ended := s.ended
@@ -269,6 +306,66 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		return nil
 	}
 	return ctx.Err()
+}
+
+// fail stops Run with err (the first one wins).
+func (s *Source[T]) fail(err error) {
+	if s.fatal.CompareAndSwap(nil, &err) {
+		s.log.Error("kafka: source stopped", "err", err)
+		s.cancel(err)
+	}
+}
+
+// errTopicMissing is wrapped by the errors of a missing or deleted source topic.
+var errTopicMissing = sarama.ErrUnknownTopicOrPartition
+
+// checkTopics fails unless every source topic exists, confirmed by the broker.
+func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error {
+	done := make(chan error, 1)
+	go func() {
+		for _, t := range s.cfg.Topics {
+			if err := client.RefreshMetadata(t); err != nil {
+				if errors.Is(err, errTopicMissing) {
+					done <- fmt.Errorf("kafka: source topic %q does not exist (a Source never creates topics; create it first, e.g. with kafka.EnsureTopic): %w", t, err)
+				} else {
+					done <- fmt.Errorf("kafka: metadata of source topic %q: %w", t, redact(&s.cfg, err))
+				}
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		return err
+	}
+}
+
+// topicCheckEvery is how often a running Source asks the broker whether its topics still
+// exist.
+const topicCheckEvery = 5 * time.Second
+
+// monitorTopics stops the Source when the broker says a source topic no longer exists. A
+// broker that cannot be reached says nothing: outages are ridden out.
+func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
+	t := time.NewTicker(topicCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, topic := range s.cfg.Topics {
+			err := client.RefreshMetadata(topic)
+			if errors.Is(err, errTopicMissing) && ctx.Err() == nil {
+				s.fail(fmt.Errorf("kafka: source topic %q was deleted while the Source ran: %w", topic, err))
+				return
+			}
+		}
+	}
 }
 
 // Commit marks the acknowledged positions for commit and commits them synchronously through
@@ -417,8 +514,10 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 }
 
 // monitorCaughtUp closes the input once every partition this instance owns has been read to
-// its high-water mark and stayed so for idle (WithEndWhenCaughtUp).
-func (s *Source[T]) monitorCaughtUp(ctx context.Context, in *stream.Input[T], idle time.Duration) {
+// its high-water mark and stayed so for idle (WithEndWhenCaughtUp). The high-water marks are
+// the broker's, fetched after the last record was read: during a broker outage the marks
+// the consumer last saw are stale, and nothing counts as caught up until the broker answers.
+func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T], idle time.Duration) {
 	tick := time.NewTicker(min(idle/4, time.Second))
 	defer tick.Stop()
 	var since time.Time
@@ -432,32 +531,72 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, in *stream.Input[T], id
 		s.mu.Lock()
 		caught := len(s.owned) > 0
 		var read int64
+		owned := make([]*partition, 0, len(s.owned))
 		for _, p := range s.owned {
+			owned = append(owned, p)
 			r := p.read.Load()
 			read += r
-			if r < p.claim.HighWaterMarkOffset() {
+			if r >= 0 && r < p.claim.HighWaterMarkOffset() {
 				caught = false
 			}
 		}
+		s.mu.Unlock()
 		if read != lastRead {
 			// New records since the last look: not idle, however fast they were read.
 			caught, lastRead = false, read
 		}
-		if caught && !since.IsZero() && time.Since(since) >= idle {
-			s.ended = true
+		if caught {
+			// The consumer's marks say caught up; confirm with marks fetched now.
+			caught = s.confirmCaughtUp(client, owned)
+		}
+		if !caught {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+			continue
+		}
+		if time.Since(since) < idle {
+			continue
+		}
+		s.mu.Lock()
+		if s.fatal.Load() != nil || ctx.Err() != nil {
 			s.mu.Unlock()
-			s.log.Info("kafka: every partition caught up; ending the input", "idle", idle)
-			in.Close()
 			return
 		}
+		s.ended = true
 		s.mu.Unlock()
-		switch {
-		case !caught:
-			since = time.Time{}
-		case since.IsZero():
-			since = time.Now()
+		s.log.Info("kafka: every partition caught up (confirmed by the broker); ending the input", "idle", idle)
+		in.Close()
+		return
+	}
+}
+
+// confirmCaughtUp fetches the high-water mark of every partition from its leader and reports
+// whether each was read to it. Any failure (a broker outage) means not caught up.
+func (s *Source[T]) confirmCaughtUp(client sarama.Client, parts []*partition) bool {
+	for _, p := range parts {
+		r := p.read.Load()
+		if r < 0 {
+			// Nothing read yet from a partition without a committed offset: caught up if
+			// it holds no records.
+			oldest, err := client.GetOffset(p.topic, p.part, sarama.OffsetOldest)
+			if err != nil {
+				return false
+			}
+			r = oldest
+		}
+		hwm, err := client.GetOffset(p.topic, p.part, sarama.OffsetNewest)
+		if err != nil {
+			s.log.Debug("kafka: high-water mark not confirmed", "topic", p.topic, "partition", p.part, "err", redact(&s.cfg, err))
+			return false
+		}
+		if r < hwm {
+			return false
 		}
 	}
+	return true
 }
 
 type topicPart struct {
@@ -505,9 +644,10 @@ type handler[T any] struct {
 	client     sarama.Client
 	in         *stream.Input[T]
 	runCtx     context.Context
-	dlq        DeadLetterWriter
+	dlq        stream.DeadLetterSink
 	revokeWait time.Duration
-	hold       int
+	hold       int   // most records a claim holds fetched but not pushed
+	holdBytes  int64 // most bytes of such records
 }
 
 // Setup registers every claimed partition with the pipeline before any of them pushes a
@@ -565,6 +705,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	paused := false
 	msgs := claim.Messages()
 	sessDone := sess.Context().Done()
+	defer c.stopRetry()
 	for {
 		space := h.in.Space()
 		blocked := !c.flush()
@@ -577,34 +718,42 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			paused = wantPause
 		}
 		var recv <-chan *sarama.ConsumerMessage
-		if len(c.queue)+len(c.skips) < h.hold {
+		if c.room() {
 			recv = msgs
 		}
 		var wait <-chan struct{}
 		if blocked {
 			wait = space
 		}
+		var retry <-chan time.Time
+		if c.retry != nil {
+			retry = c.retry.C
+		}
 		select {
 		case m, ok := <-recv:
 			if !ok {
 				return nil
 			}
-			if !c.receive(m) {
-				return nil
-			}
+			c.receive(m)
 			// Take what is already fetched without going round the loop for each record.
-			for more := true; more && len(c.queue) < h.hold; {
+			for more := true; more && c.room(); {
 				select {
 				case m, ok := <-msgs:
 					if !ok {
 						return nil
 					}
-					if !c.receive(m) {
-						return nil
-					}
+					c.receive(m)
 				default:
 					more = false
 				}
+			}
+			if c.retry == nil && !c.writeDeadLetters() {
+				return nil
+			}
+		case <-retry:
+			c.retry = nil
+			if !c.writeDeadLetters() {
+				return nil
 			}
 		case <-wait:
 		case <-sessDone:
@@ -638,6 +787,7 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 		}
 		p.end = end
 	}
+	p.read.Store(start)
 	s.owned[id] = p
 	s.log.Debug("kafka: partition assigned", "topic", p.topic, "partition", p.part, "offset", start)
 	return p
@@ -678,6 +828,11 @@ func (h *handler[T]) release(p *partition) {
 	s.log.Debug("kafka: partition released", "topic", p.topic, "partition", p.part)
 }
 
+// holdBytes is the most bytes of fetched records a claim holds before it pushes them.
+func holdBytes(sc *sarama.Config) int64 {
+	return max(2*int64(sc.Consumer.Fetch.Default), 4<<20)
+}
+
 // claimLoop is the per-claim state owned by its goroutine.
 type claimLoop[T any] struct {
 	h        *handler[T]
@@ -685,16 +840,25 @@ type claimLoop[T any] struct {
 	sess     sarama.ConsumerGroupSession
 	msg      Message
 	queue    []stream.Record[T] // decoded, not yet in the input
+	queued   int64              // bytes of queue and pending
 	skips    []int64            // dead-lettered offsets among or after queue, ascending
+	pending  []stream.DeadLetter
+	retry    *time.Timer // set while a failed dead-letter write waits to be retried
+	attempt  int         // failed attempts of the pending dead letters
 	finished bool
 }
 
-// receive decodes one fetched record into the queue, or dead-letters it. It returns false
-// if the session ended while the dead-letter write was being retried.
-func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) bool {
+// room reports whether the claim may take more fetched records.
+func (c *claimLoop[T]) room() bool {
+	return len(c.queue)+len(c.skips)+len(c.pending) < c.h.hold && c.queued < c.h.holdBytes
+}
+
+// receive decodes one fetched record into the queue, or, if it cannot be decoded or its event
+// time is unusable (stream.Input.CheckEventTime), into the pending dead letters.
+func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	p, s := c.p, c.h.s
 	if p.end >= 0 && m.Offset >= p.end {
-		return true // past the backfill's end
+		return // past the backfill's end
 	}
 	if p.pushedNext < 0 {
 		// No committed offset: start counting from the first record.
@@ -706,58 +870,96 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) bool {
 	size := len(m.Key) + len(m.Value)
 	s.records.Add(1)
 	s.bytes.Add(int64(size))
+	c.queued += int64(size)
 	c.msg.fromSarama(m)
 	v, ts, err := s.codec.Decode(&c.msg)
 	if err != nil {
-		if !c.deadLetter(err) {
-			return false
+		reason := stream.ReasonDecode
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			reason = stream.ReasonInvalid
 		}
-		c.skips = append(c.skips, m.Offset)
-		return true
+		c.pending = append(c.pending, DeadLetterOf(&c.msg, reason, err))
+		return
 	}
 	if ts.IsZero() {
 		ts = m.Timestamp
 	}
+	if err := c.h.in.CheckEventTime(ts); err != nil {
+		// A bad clock must never reach a watermark.
+		c.pending = append(c.pending, DeadLetterOf(&c.msg, stream.ReasonEventTime, err))
+		return
+	}
 	c.queue = append(c.queue, stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+}
+
+// writeDeadLetters writes the pending dead letters. On success their offsets join skips; a
+// failure that is not permanent is retried after a backoff (c.retry), while the records
+// before them are still pushed. It returns false if the claim must end: the session ended,
+// or the dead-letter output failed for good, which stops the Source.
+func (c *claimLoop[T]) writeDeadLetters() bool {
+	if len(c.pending) == 0 {
+		return true
+	}
+	s := c.h.s
+	ctx := c.sess.Context()
+	err := c.h.dlq.Write(ctx, c.pending)
+	if err == nil {
+		for i := range c.pending {
+			dl := &c.pending[i]
+			c.skips = append(c.skips, dl.Offset)
+			c.queued -= int64(len(dl.Key) + len(dl.Value))
+			n := s.deadLettered.Add(1)
+			if ok, left := s.dlqLog.Allow(time.Now()); ok {
+				s.log.Warn("kafka: record dead-lettered", "topic", dl.Topic, "partition", dl.Partition, "offset", dl.Offset,
+					"reason", dl.Reason, "err", dl.Err, "not_logged_since_last", left, "dead_letters", n)
+			}
+		}
+		clear(c.pending)
+		c.pending = c.pending[:0]
+		c.attempt = 0
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	first := &c.pending[0]
+	if stream.IsPermanent(err) {
+		s.fail(fmt.Errorf("kafka: dead-letter output cannot store the record at %s/%d offset %d (%s): %w",
+			first.Topic, first.Partition, first.Offset, first.Reason, err))
+		return false
+	}
+	c.attempt++
+	wait := backoff.Delay(100*time.Millisecond, 5*time.Second, c.attempt)
+	s.log.Error("kafka: dead-letter write failed, retrying", "topic", first.Topic, "partition", first.Partition, "offset", first.Offset,
+		"dead_letters", len(c.pending), "attempt", c.attempt, "backoff", wait, "err", redact(&s.cfg, err))
+	c.retry = time.NewTimer(wait)
 	return true
 }
 
-// deadLetter writes the current message to the dead-letter output, retrying until it is
-// stored or the session ends.
-func (c *claimLoop[T]) deadLetter(cause error) bool {
-	s := c.h.s
-	ctx := c.sess.Context()
-	wait := 100 * time.Millisecond
-	for {
-		err := c.h.dlq.WriteDeadLetter(ctx, &c.msg, cause)
-		if err == nil {
-			s.deadLettered.Add(1)
-			if ok, left := s.dlqLog.Allow(time.Now()); ok {
-				s.log.Warn("kafka: record dead-lettered", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", cause,
-					"not_logged_since_last", left, "dead_letters", s.deadLettered.Load())
-			}
-			return true
-		}
-		s.log.Error("kafka: dead-letter write failed, retrying", "topic", c.msg.Topic, "partition", c.msg.Partition, "offset", c.msg.Offset, "err", err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
+func (c *claimLoop[T]) stopRetry() {
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
 	}
 }
 
 // flush moves queued records into the input and settles dead-lettered offsets, in offset
-// order. It returns false if the input is full.
+// order, up to the first pending (not yet written) dead letter. It returns false if the
+// input is full.
 func (c *claimLoop[T]) flush() bool {
-	for len(c.queue) > 0 || len(c.skips) > 0 {
-		lim := len(c.queue)
+	stop := int64(math.MaxInt64)
+	if len(c.pending) > 0 {
+		stop = c.pending[0].Offset
+	}
+	for len(c.queue) > 0 && c.queue[0].Offset < stop || len(c.skips) > 0 && c.skips[0] < stop {
+		bound := stop
 		if len(c.skips) > 0 {
-			lim, _ = slices.BinarySearchFunc(c.queue, c.skips[0], func(r stream.Record[T], off int64) int {
-				return cmp.Compare(r.Offset, off)
-			})
+			bound = min(bound, c.skips[0])
 		}
+		lim, _ := slices.BinarySearchFunc(c.queue, bound, func(r stream.Record[T], off int64) int {
+			return cmp.Compare(r.Offset, off)
+		})
 		if lim > 0 {
 			// Push in small chunks and let the other partitions' goroutines in between, so
 			// that one partition cannot fill the input alone and stall the watermark.
@@ -765,6 +967,9 @@ func (c *claimLoop[T]) flush() bool {
 			n := c.h.in.TryPushBatch(c.queue[:lim])
 			if n > 0 {
 				c.pushed(c.queue[n-1].Offset + 1)
+				for i := range n {
+					c.queued -= int64(c.queue[i].Size)
+				}
 				clear(c.queue[:n])
 				c.queue = c.queue[n:]
 				if len(c.queue) == 0 {
@@ -775,7 +980,7 @@ func (c *claimLoop[T]) flush() bool {
 				return false
 			}
 		}
-		if len(c.skips) > 0 && (len(c.queue) == 0 || c.queue[0].Offset > c.skips[0]) {
+		if len(c.skips) > 0 && c.skips[0] < stop && (len(c.queue) == 0 || c.queue[0].Offset > c.skips[0]) {
 			c.skipped(c.skips[0])
 			c.skips = c.skips[1:]
 		}

@@ -1,0 +1,76 @@
+package kafka
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+func header(t *testing.T, m *Message, key string) string {
+	t.Helper()
+	v, ok := m.Header(key)
+	require.True(t, ok, "header %s missing", key)
+	return string(v)
+}
+
+// TestFitDeadLetter checks that a dead letter too large for its topic is cut to the limit as
+// sarama counts it, keeps its origin headers, and says what was cut, with the original size and
+// hash.
+func TestFitDeadLetter(t *testing.T) {
+	value := bytes.Repeat([]byte("v"), 1<<20+100)
+	sum := sha256.Sum256(value)
+	base := stream.DeadLetter{Reason: stream.ReasonDecode, Err: "kafka: json: bad", Topic: "cabs", Partition: 3, Offset: 41,
+		Key: []byte("CAB-1"), Value: value, Headers: []stream.Header{{Key: "trace", Value: []byte("t-1")}}}
+	const limit = 1_000_000
+
+	for _, tc := range []struct {
+		name string
+		edit func(*stream.DeadLetter)
+		cut  string
+	}{
+		{"value", func(*stream.DeadLetter) {}, "value"},
+		{"long error", func(d *stream.DeadLetter) { d.Err = strings.Repeat("é", 5000) }, "error,value"},
+		{"huge headers", func(d *stream.DeadLetter) {
+			d.Headers = []stream.Header{{Key: "big", Value: bytes.Repeat([]byte("h"), 2*limit)}}
+		}, "headers,value"},
+		{"huge key", func(d *stream.DeadLetter) { d.Key = bytes.Repeat([]byte("k"), 2*limit) }, "headers,key,value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dl := base
+			tc.edit(&dl)
+			m := fitDeadLetter("cabs.dlq", &dl, limit)
+			require.LessOrEqual(t, messageSize(&m), limit)
+			require.Greater(t, messageSize(&m), limit-200, "the room is used")
+			require.Equal(t, tc.cut, header(t, &m, HeaderTruncated))
+			require.Equal(t, strconv.Itoa(len(value)), header(t, &m, HeaderOriginalSize))
+			require.Equal(t, hex.EncodeToString(sum[:]), header(t, &m, HeaderValueSHA256))
+			require.Equal(t, "cabs", header(t, &m, HeaderSourceTopic))
+			require.Equal(t, "3", header(t, &m, HeaderSourcePartition))
+			require.Equal(t, "41", header(t, &m, HeaderSourceOffset))
+			require.Equal(t, stream.ReasonDecode, header(t, &m, HeaderReason))
+			require.True(t, bytes.HasPrefix(value, m.Value), "the value is a prefix of the original")
+			require.True(t, bytes.HasPrefix(dl.Key, m.Key), "the key is a prefix of the original")
+			require.True(t, strings.HasPrefix(dl.Err, header(t, &m, HeaderError)))
+			if !strings.Contains(tc.cut, "headers") {
+				require.Equal(t, "t-1", header(t, &m, "trace"))
+			}
+			// sarama's own count of the message (its MaxMessageBytes check) agrees.
+			pm := m.toSarama("")
+			require.LessOrEqual(t, pm.ByteSize(2)+batchOverhead, limit)
+		})
+	}
+
+	small := base
+	small.Value = []byte("short")
+	m := fitDeadLetter("cabs.dlq", &small, limit)
+	_, cut := m.Header(HeaderTruncated)
+	require.False(t, cut, "a dead letter that fits is not cut")
+	require.Equal(t, "short", string(m.Value))
+}
