@@ -49,7 +49,8 @@ type Config struct {
 	CACertFile string
 	CACertPEM  []byte
 	// InsecureSkipVerify disables server certificate verification. Discouraged: it exposes
-	// the credentials to anyone on the path. Tests and local clusters only.
+	// the credentials to anyone on the path. Tests and local clusters only; NewClient logs a
+	// warning when it is set.
 	InsecureSkipVerify bool
 	// AWS signs every request with AWS Signature V4 for Amazon OpenSearch Service or
 	// OpenSearch Serverless. It excludes basic auth.
@@ -171,6 +172,10 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.InsecureSkipVerify {
+		logger.Warn("opensearch: TLS certificate verification is OFF (InsecureSkipVerify): anyone on the path can read the credentials and the data; use a CA certificate instead",
+			"addresses", strings.Join(hosts, ","))
+	}
 	if oc.Username != "" {
 		for _, a := range oc.Addresses {
 			if strings.HasPrefix(a, "http://") {
@@ -185,6 +190,48 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
 	return &Client{api: api, logger: logger, timeout: timeout, hosts: hosts}, nil
+}
+
+// String describes the client by its nodes' hosts, never its credentials.
+func (c *Client) String() string { return "opensearch.Client(" + strings.Join(c.hosts, ",") + ")" }
+
+// String describes the config with URL credentials and the password replaced by "***", so
+// that printing or logging a Config (%v, %+v) never shows them.
+func (c Config) String() string {
+	addrs := make([]string, len(c.Addresses))
+	for i, a := range c.Addresses {
+		addrs[i] = RedactURL(a)
+	}
+	pass := ""
+	if c.Password != "" {
+		pass = "***"
+	}
+	aws := ""
+	if c.AWS != nil {
+		aws = fmt.Sprintf(" aws=%s/%s", c.AWS.Region, c.AWS.Service)
+	}
+	return fmt.Sprintf("opensearch.Config{addresses=%s username=%q password=%q ca=%t insecure_skip_verify=%t%s timeout=%v}",
+		strings.Join(addrs, ","), c.Username, pass, c.CACertFile != "" || len(c.CACertPEM) > 0, c.InsecureSkipVerify, aws, c.RequestTimeout)
+}
+
+// GoString is String, for %#v.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue makes slog log a Config as its String, without credentials.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// RedactURL returns s with the userinfo of a URL (user:password@) replaced by "***@", for
+// logs, errors, flag defaults and status pages. It also handles comma-separated lists of
+// URLs and strings that do not parse as URLs; anything else is returned as it is.
+func RedactURL(s string) string {
+	if strings.Contains(s, ",") {
+		parts := strings.Split(s, ",")
+		for i, p := range parts {
+			parts[i] = RedactURL(p)
+		}
+		return strings.Join(parts, ",")
+	}
+	return stripUserinfo(s)
 }
 
 func awsSigner(ctx context.Context, a *AWSAuth) (signer.Signer, error) {
@@ -254,8 +301,9 @@ func parseAddress(a string) (u *url.URL, user, pass string, err error) {
 	return u, user, pass, nil
 }
 
-// stripUserinfo removes anything between "//" and the last "@" of the authority, for error
-// messages about unparseable addresses.
+// stripUserinfo replaces anything between "//" and the last "@" before the query by "***".
+// It errs on the side of hiding: a password with a raw "/" or "@" is still hidden (a path
+// holding "@" is hidden too).
 func stripUserinfo(s string) string {
 	i := strings.Index(s, "//")
 	if i < 0 {
@@ -265,7 +313,7 @@ func stripUserinfo(s string) string {
 		return s
 	}
 	rest := s[i+2:]
-	end := strings.IndexAny(rest, "/?#")
+	end := strings.IndexAny(rest, "?#")
 	auth := rest
 	if end >= 0 {
 		auth = rest[:end]

@@ -1,0 +1,5 @@
+package opensearch
+
+// DisableIDBound makes s send document ids as they are, however long, so that a test can
+// show what OpenSearch does with an id over 512 bytes (it refuses the whole bulk request).
+func DisableIDBound[T any](s *Sink[T]) { s.noIDBound = true }
