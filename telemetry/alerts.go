@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -77,8 +78,20 @@ func AlertID(cab string, typ AlertType, fence string, start time.Time) string {
 }
 
 // AppendJSON appends the document of a to dst, with the fields and meaning
-// of its JSON tags.
-func (a Alert) AppendJSON(dst []byte) []byte {
+// of its JSON tags. A figure that is NaN or infinite, or a time outside years
+// 0000..9999, has no JSON encoding: the error wraps [ErrEncode] and dst is
+// returned as it was.
+func (a Alert) AppendJSON(dst []byte) ([]byte, error) {
+	var c encCheck
+	c.time("@timestamp", a.Time)
+	c.num("location.lat", a.Location.Lat)
+	c.num("location.lon", a.Location.Lon)
+	c.num("details.value", a.Details.Value)
+	c.num("details.limit", a.Details.Limit)
+	c.num("details.duration_s", a.Details.DurationS)
+	if c.err != nil {
+		return dst, fmt.Errorf("alert %q: %w", a.ID, c.err)
+	}
 	dst = append(dst, `{"alert_id":`...)
 	dst = appendString(dst, a.ID)
 	dst = append(dst, `,"type":`...)
@@ -115,7 +128,7 @@ func (a Alert) AppendJSON(dst []byte) []byte {
 		field(`"fence":`)
 		dst = appendString(dst, d.Fence)
 	}
-	return append(dst, '}', '}')
+	return append(dst, '}', '}'), nil
 }
 
 func seconds(d int64) float64 { return float64(d) / float64(time.Second) }

@@ -55,7 +55,10 @@ func BenchmarkAppend(b *testing.B) {
 	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = telemetry.Append(buf[:0], e)
+		var err error
+		if buf, err = telemetry.Append(buf[:0], e); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.SetBytes(int64(len(buf)))
 }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
 	"strconv"
@@ -44,7 +45,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	return Append(make([]byte, 0, 256), e), nil
+	return appendEvent(make([]byte, 0, 256), e), nil
 }
 
 // Decoder decodes events like [Decode] but interns cab_id and trip_id, so
@@ -262,8 +263,13 @@ func (p *parser) field(id fieldID, e *Event) error {
 		case fCabID, fTripID:
 			sp := span{start: start + 1, end: p.i - 1, esc: esc}
 			var s string
+			n := len(raw)
 			if esc {
 				s = string(appendUnescaped(nil, raw))
+				n = len(s)
+			}
+			if n > MaxIDLen {
+				return invalid(id, idTooLong, start)
 			}
 			if id == fCabID {
 				if sp.start == sp.end || (esc && s == "") {
@@ -281,9 +287,6 @@ func (p *parser) field(id fieldID, e *Event) error {
 				ts = appendUnescaped(tb[:0], raw)
 			}
 			t, reason := parseTime(ts)
-			if reason == "" && t.IsZero() {
-				reason = "0001-01-01T00:00:00Z is the zero time, read as unset"
-			}
 			if reason != "" {
 				return invalid(id, reason, start)
 			}
@@ -808,16 +811,20 @@ func parseTime(b []byte) (time.Time, string) {
 		return time.Time{}, bad
 	}
 	unix := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec-off)
-	if unix < minUnix || unix > maxUnix {
-		return time.Time{}, "timestamp outside years 0000..9999 in UTC"
+	if unix < minUnix || unix == minUnix && nsec < minUnixNsec ||
+		unix > maxUnix || unix == maxUnix && nsec > maxUnixNsec {
+		return time.Time{}, timeRangeReason
 	}
 	return time.Unix(unix, int64(nsec)).UTC(), ""
 }
 
-// Unix seconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+// The range of event times (minTime, maxTime) in Unix seconds and
+// nanoseconds: math.MinInt64+1 and math.MaxInt64-1 nanoseconds.
 const (
-	minUnix = -62167219200
-	maxUnix = 253402300799
+	minUnix     = -9223372037
+	minUnixNsec = 145224193
+	maxUnix     = 9223372036
+	maxUnixNsec = 854775806
 )
 
 func daysIn(year, month int) int {
@@ -879,9 +886,59 @@ func civilFromDays(z int64) (y, m, d int) {
 // Append appends the JSON encoding of e to dst and returns the extended
 // slice. Fields come in schema order, absent optional fields are omitted and
 // ts is written in RFC 3339 with nanoseconds, in UTC. Append does not
-// validate e; an event that fails [Event.Validate] may produce output that
-// [Decode] rejects. Append does not allocate when dst has room.
-func Append(dst []byte, e Event) []byte {
+// validate e (a simulator may write events that [Decode] rejects), but it
+// never writes invalid JSON: a number that is NaN or infinite, or a time
+// outside years 0000..9999, is an error wrapping [ErrEncode], and dst is then
+// returned as it was. Append does not allocate when dst has room.
+func Append(dst []byte, e Event) ([]byte, error) {
+	var c encCheck
+	c.time("ts", e.Time)
+	c.num("lat", e.Lat)
+	c.num("lon", e.Lon)
+	if e.Has&(HasSpeed|HasHeading|HasEngineTemp|HasFuel|HasBattery|HasOdometer) != 0 {
+		c.opt(e.Has, HasSpeed, "speed_kmh", e.SpeedKmh)
+		c.opt(e.Has, HasHeading, "heading_deg", e.HeadingDeg)
+		c.opt(e.Has, HasEngineTemp, "engine_temp_c", e.EngineTempC)
+		c.opt(e.Has, HasFuel, "fuel_pct", e.FuelPct)
+		c.opt(e.Has, HasBattery, "battery_v", e.BatteryV)
+		c.opt(e.Has, HasOdometer, "odometer_km", e.OdometerKm)
+	}
+	if c.err != nil {
+		return dst, c.err
+	}
+	return appendEvent(dst, e), nil
+}
+
+// encCheck finds the first value an encoder cannot write as JSON.
+type encCheck struct{ err error }
+
+func (c *encCheck) num(name string, v float64) {
+	if c.err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+		c.err = fmt.Errorf("%w: %s is %v, not a finite number", ErrEncode, name, v)
+	}
+}
+
+func (c *encCheck) opt(has, bit Field, name string, v float64) {
+	if has&bit != 0 {
+		c.num(name, v)
+	}
+}
+
+// time checks that t has a four-digit year in UTC, as RFC 3339 requires.
+func (c *encCheck) time(name string, t time.Time) {
+	if u := t.Unix(); c.err == nil && (u < minEncUnix || u > maxEncUnix) {
+		c.err = fmt.Errorf("%w: %s %v is outside years 0000..9999", ErrEncode, name, t.UTC())
+	}
+}
+
+// Unix seconds of 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the times
+// RFC 3339 can write.
+const (
+	minEncUnix = -62167219200
+	maxEncUnix = 253402300799
+)
+
+func appendEvent(dst []byte, e Event) []byte {
 	dst = append(dst, `{"cab_id":`...)
 	dst = appendString(dst, e.CabID)
 	if e.Has&HasTripID != 0 {

@@ -70,9 +70,9 @@ func TestAppendRoundTrip(t *testing.T) {
 		},
 		{
 			name: "escapes and odd numbers",
-			e: telemetry.Event{CabID: "a\"b\\c\n\x01é€😀", Time: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
-				Lat: 1e-7, Lon: 179.99999999999997, OdometerKm: 1e300, Has: telemetry.HasOdometer},
-			want: `{"cab_id":"a\"b\\c\n\u0001é€😀","ts":"0000-01-01T00:00:00Z","lat":1e-07,"lon":179.99999999999997,"odometer_km":1e+300}`,
+			e: telemetry.Event{CabID: "a\"b\\c\n\x01é€😀", Time: time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC),
+				Lat: 1e-7, Lon: 179.99999999999997, OdometerKm: 1e8, EngineTempC: -1e-20, Has: telemetry.HasOdometer | telemetry.HasEngineTemp},
+			want: `{"cab_id":"a\"b\\c\n\u0001é€😀","ts":"1678-01-01T00:00:00Z","lat":1e-07,"lon":179.99999999999997,"engine_temp_c":-1e-20,"odometer_km":100000000}`,
 		},
 		{
 			name: "non-UTC time is written in UTC",
@@ -83,7 +83,8 @@ func TestAppendRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.NoError(t, tt.e.Validate())
-			got := telemetry.Append(nil, tt.e)
+			got, err := telemetry.Append(nil, tt.e)
+			require.NoError(t, err)
 			require.Equal(t, tt.want, string(got))
 			require.True(t, json.Valid(got))
 			back, err := telemetry.Decode(got)
@@ -121,11 +122,22 @@ func TestDecodeAccepts(t *testing.T) {
 			telemetry.Event{CabID: "C", Time: base.Add(500 * time.Millisecond), Lat: 1, Lon: 2}},
 		{"long fraction truncated", `{"cab_id":"C","ts":"2026-11-25T10:00:00.1234567891234z","lat":1,"lon":2}`,
 			telemetry.Event{CabID: "C", Time: base.Add(123456789), Lat: 1, Lon: 2}},
-		{"numbers", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":-0.0,"lon":1.8E2,"speed_kmh":12345678901234567890123,"odometer_km":0.000000000000000000000000001}`,
-			telemetry.Event{CabID: "C", Time: base, Lat: 0, Lon: 180, SpeedKmh: 1.2345678901234568e22, OdometerKm: 1e-27,
+		{"numbers", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":-0.0,"lon":1.8E2,"odometer_km":12345678901234567890123e-15,"speed_kmh":0.000000000000000000000000001}`,
+			telemetry.Event{CabID: "C", Time: base, Lat: 0, Lon: 180, OdometerKm: 12345678.901234567890123, SpeedKmh: 1e-27,
 				Has: telemetry.HasSpeed | telemetry.HasOdometer}},
-		{"boundaries", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":90,"lon":-180,"heading_deg":360,"fuel_pct":100}`,
-			telemetry.Event{CabID: "C", Time: base, Lat: 90, Lon: -180, HeadingDeg: 360, FuelPct: 100, Has: telemetry.HasHeading | telemetry.HasFuel}},
+		{"boundaries", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":90,"lon":-180,"heading_deg":360,"fuel_pct":100,` +
+			`"speed_kmh":1000,"engine_temp_c":-100,"battery_v":1500,"odometer_km":1e8}`,
+			telemetry.Event{CabID: "C", Time: base, Lat: 90, Lon: -180, HeadingDeg: 360, FuelPct: 100,
+				SpeedKmh: 1000, EngineTempC: -100, BatteryV: 1500, OdometerKm: 1e8,
+				Has: telemetry.HasHeading | telemetry.HasFuel | telemetry.HasSpeed | telemetry.HasEngineTemp | telemetry.HasBattery | telemetry.HasOdometer}},
+		{"lower boundaries", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":-90,"lon":180,"heading_deg":0,"fuel_pct":0,` +
+			`"speed_kmh":0,"engine_temp_c":400,"battery_v":0,"odometer_km":0}`,
+			telemetry.Event{CabID: "C", Time: base, Lat: -90, Lon: 180, EngineTempC: 400,
+				Has: telemetry.HasHeading | telemetry.HasFuel | telemetry.HasSpeed | telemetry.HasEngineTemp | telemetry.HasBattery | telemetry.HasOdometer}},
+		{"IDs of 256 bytes", `{"cab_id":"` + strings.Repeat("c", 256) + `","trip_id":"` + strings.Repeat("é", 128) + `","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`,
+			telemetry.Event{CabID: strings.Repeat("c", 256), TripID: strings.Repeat("é", 128), Time: base, Lat: 1, Lon: 2, Has: telemetry.HasTripID}},
+		{"escaped ID of 256 bytes, longer in the input", `{"cab_id":"` + strings.Repeat(`\u0063`, 256) + `","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`,
+			telemetry.Event{CabID: strings.Repeat("c", 256), Time: base, Lat: 1, Lon: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,8 +202,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"ts hour 24", `{"cab_id":"C","ts":"2026-02-03T24:00:00Z"}`, "ts", "not an RFC 3339 timestamp", telemetry.ErrInvalid},
 		{"ts empty fraction", `{"cab_id":"C","ts":"2026-02-03T10:00:00.Z"}`, "ts", "not an RFC 3339 timestamp", telemetry.ErrInvalid},
 		{"ts bad offset", `{"cab_id":"C","ts":"2026-02-03T10:00:00+0100"}`, "ts", "not an RFC 3339 timestamp", telemetry.ErrInvalid},
-		{"ts before year 0 in UTC", `{"cab_id":"C","ts":"0000-01-01T00:00:00+01:00"}`, "ts", "timestamp outside years 0000..9999 in UTC", telemetry.ErrInvalid},
-		{"zero time", `{"cab_id":"C","ts":"0001-01-01T00:00:00Z"}`, "ts", "0001-01-01T00:00:00Z is the zero time, read as unset", telemetry.ErrInvalid},
+		{"ts before year 0 in UTC", `{"cab_id":"C","ts":"0000-01-01T00:00:00+01:00"}`, "ts", timeRange, telemetry.ErrInvalid},
+		{"zero time", `{"cab_id":"C","ts":"0001-01-01T00:00:00Z"}`, "ts", timeRange, telemetry.ErrInvalid},
 		{"ts as number", `{"cab_id":"C","ts":1764064800}`, "ts", "expected a string, got a number", telemetry.ErrInvalid},
 		{"latitude out of range", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":90.0001,"lon":2}`, "lat", "latitude out of range [-90, 90]", telemetry.ErrInvalid},
 		{"longitude out of range", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":9,"lon":-180.5}`, "lon", "longitude out of range [-180, 180]", telemetry.ErrInvalid},
@@ -200,11 +212,23 @@ func TestDecodeErrors(t *testing.T) {
 		{"speed as bool", `{` + ok + `,"speed_kmh":true}`, "speed_kmh", "expected a number, got a boolean", telemetry.ErrInvalid},
 		{"speed as object", `{` + ok + `,"speed_kmh":{}}`, "speed_kmh", "expected a number, got an object", telemetry.ErrInvalid},
 		{"speed as array", `{` + ok + `,"speed_kmh":[]}`, "speed_kmh", "expected a number, got an array", telemetry.ErrInvalid},
-		{"negative speed", `{` + ok + `,"speed_kmh":-1}`, "speed_kmh", "negative speed", telemetry.ErrInvalid},
+		{"negative speed", `{` + ok + `,"speed_kmh":-1}`, "speed_kmh", "speed out of range [0, 1000]", telemetry.ErrInvalid},
+		{"absurd speed", `{` + ok + `,"speed_kmh":1.5e308}`, "speed_kmh", "speed out of range [0, 1000]", telemetry.ErrInvalid},
+		{"speed just above the limit", `{` + ok + `,"speed_kmh":1000.0000001}`, "speed_kmh", "speed out of range [0, 1000]", telemetry.ErrInvalid},
+		{"engine too cold", `{` + ok + `,"engine_temp_c":-100.5}`, "engine_temp_c", "engine temperature out of range [-100, 400]", telemetry.ErrInvalid},
+		{"engine too hot", `{` + ok + `,"engine_temp_c":1e300}`, "engine_temp_c", "engine temperature out of range [-100, 400]", telemetry.ErrInvalid},
+		{"battery too high", `{` + ok + `,"battery_v":1500.5}`, "battery_v", "battery voltage out of range [0, 1500]", telemetry.ErrInvalid},
+		{"odometer too high", `{` + ok + `,"odometer_km":1.5e308}`, "odometer_km", "odometer out of range [0, 1e8]", telemetry.ErrInvalid},
+		{"negative heading", `{` + ok + `,"heading_deg":-0.5}`, "heading_deg", "heading out of range [0, 360]", telemetry.ErrInvalid},
+		{"negative fuel", `{` + ok + `,"fuel_pct":-1e-9}`, "fuel_pct", "fuel out of range [0, 100]", telemetry.ErrInvalid},
+		{"cab_id of 257 bytes", `{"cab_id":"` + strings.Repeat("c", 257) + `"}`, "cab_id", idTooLong, telemetry.ErrInvalid},
+		{"cab_id of 600 bytes", `{"cab_id":"` + strings.Repeat("c", 600) + `"}`, "cab_id", idTooLong, telemetry.ErrInvalid},
+		{"escaped cab_id of 257 bytes", `{"cab_id":"` + strings.Repeat(`\u00e9`, 128) + `\n"}`, "cab_id", idTooLong, telemetry.ErrInvalid},
+		{"trip_id of 257 bytes", `{"cab_id":"C","trip_id":"` + strings.Repeat("t", 257) + `"}`, "trip_id", idTooLong, telemetry.ErrInvalid},
 		{"heading out of range", `{` + ok + `,"heading_deg":361}`, "heading_deg", "heading out of range [0, 360]", telemetry.ErrInvalid},
 		{"fuel out of range", `{` + ok + `,"fuel_pct":101}`, "fuel_pct", "fuel out of range [0, 100]", telemetry.ErrInvalid},
-		{"negative battery", `{` + ok + `,"battery_v":-12}`, "battery_v", "negative battery voltage", telemetry.ErrInvalid},
-		{"negative odometer", `{` + ok + `,"odometer_km":-1}`, "odometer_km", "negative odometer", telemetry.ErrInvalid},
+		{"negative battery", `{` + ok + `,"battery_v":-12}`, "battery_v", "battery voltage out of range [0, 1500]", telemetry.ErrInvalid},
+		{"negative odometer", `{` + ok + `,"odometer_km":-1}`, "odometer_km", "odometer out of range [0, 1e8]", telemetry.ErrInvalid},
 		{"number overflow", `{` + ok + `,"engine_temp_c":1e400}`, "engine_temp_c", "number out of range", telemetry.ErrInvalid},
 		{"unknown status", `{` + ok + `,"status":"parked"}`, "status", "unknown status", telemetry.ErrInvalid},
 		{"status unknown is not a status", `{` + ok + `,"status":"unknown"}`, "status", "unknown status", telemetry.ErrInvalid},
@@ -253,6 +277,17 @@ func TestValidate(t *testing.T) {
 		{"bad UTF-8 trip ignored when absent", func(e *telemetry.Event) { e.TripID, e.Has = "\xff", 0 }, ""},
 		{"no time", func(e *telemetry.Event) { e.Time = time.Time{} }, "ts"},
 		{"year 10000", func(e *telemetry.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "ts"},
+		{"year 1000", func(e *telemetry.Event) { e.Time = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC) }, "ts"},
+		{"year 9999", func(e *telemetry.Event) { e.Time = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }, "ts"},
+		{"first representable time", func(e *telemetry.Event) { e.Time = time.Unix(0, math.MinInt64+1) }, ""},
+		{"last representable time", func(e *telemetry.Event) { e.Time = time.Unix(0, math.MaxInt64-1) }, ""},
+		{"no watermark time", func(e *telemetry.Event) { e.Time = time.Unix(0, math.MinInt64) }, "ts"},
+		{"end of time", func(e *telemetry.Event) { e.Time = time.Unix(0, math.MaxInt64) }, "ts"},
+		{"cab of 256 bytes", func(e *telemetry.Event) { e.CabID = strings.Repeat("c", 256) }, ""},
+		{"cab of 257 bytes", func(e *telemetry.Event) { e.CabID = strings.Repeat("c", 257) }, "cab_id"},
+		{"trip of 257 bytes", func(e *telemetry.Event) { e.TripID = strings.Repeat("t", 257) }, "trip_id"},
+		{"absurd speed", func(e *telemetry.Event) { e.SpeedKmh = 1.5e308 }, "speed_kmh"},
+		{"infinite odometer", func(e *telemetry.Event) { e.OdometerKm = math.Inf(1) }, "odometer_km"},
 		{"NaN lat", func(e *telemetry.Event) { e.Lat = math.NaN() }, "lat"},
 		{"lat", func(e *telemetry.Event) { e.Lat = -91 }, "lat"},
 		{"lon", func(e *telemetry.Event) { e.Lon = math.Inf(1) }, "lon"},
@@ -261,6 +296,9 @@ func TestValidate(t *testing.T) {
 		{"speed ignored when absent", func(e *telemetry.Event) { e.SpeedKmh, e.Has = -1, 0 }, ""},
 		{"heading", func(e *telemetry.Event) { e.HeadingDeg = 400 }, "heading_deg"},
 		{"engine temp", func(e *telemetry.Event) { e.EngineTempC = math.NaN() }, "engine_temp_c"},
+		{"engine temp too high", func(e *telemetry.Event) { e.EngineTempC = 401 }, "engine_temp_c"},
+		{"battery too high", func(e *telemetry.Event) { e.BatteryV = 1501 }, "battery_v"},
+		{"odometer too high", func(e *telemetry.Event) { e.OdometerKm = 1e8 + 1 }, "odometer_km"},
 		{"fuel", func(e *telemetry.Event) { e.FuelPct = -3 }, "fuel_pct"},
 		{"battery", func(e *telemetry.Event) { e.BatteryV = -3 }, "battery_v"},
 		{"odometer", func(e *telemetry.Event) { e.OdometerKm = -3 }, "odometer_km"},
@@ -376,3 +414,96 @@ var (
 	_ encoding.TextMarshaler   = telemetry.StatusHired
 	_ encoding.TextUnmarshaler = (*telemetry.Status)(nil)
 )
+
+// Reasons of the range errors, as Decode words them.
+const (
+	timeRange = "timestamp outside 1677-09-21T00:12:43Z..2262-04-11T23:47:16Z (the range of time.Time.UnixNano)"
+	idTooLong = "longer than 256 bytes (MaxIDLen)"
+)
+
+// TestDecodeEventTimeRange: event times that time.Time.UnixNano cannot
+// represent (it wraps around: year 1000 reads as 2169, 9999 as 1816) are a
+// field error, never a wrong time; the edges of the range decode to times
+// that survive UnixNano.
+func TestDecodeEventTimeRange(t *testing.T) {
+	tests := []struct {
+		ts string
+		ok bool
+	}{
+		{"1000-01-01T00:00:00Z", false},
+		{"9999-12-31T23:59:59Z", false},
+		{"1677-09-21T00:12:43.145224192Z", false}, // math.MinInt64 ns: "no watermark"
+		{"1677-09-21T00:12:43.145224193Z", true},
+		{"1677-09-21T01:12:43.145224193+01:00", true},
+		{"1677-09-21T00:12:43.145224193+00:01", false},
+		{"1677-09-20T23:59:59Z", false},
+		{"2262-04-11T23:47:16.854775806Z", true},
+		{"2262-04-11T23:47:16.854775807Z", false}, // math.MaxInt64 ns: "end of time"
+		{"2262-04-11T22:47:16.854775806-01:00", true},
+		{"2262-04-12T00:00:00Z", false},
+		{"2262-04-12T00:00:00+23:59", true},
+		{"1970-01-01T00:00:00Z", true},
+		{"2099-06-01T00:00:00Z", true}, // far future but representable: the pipeline's bound decides
+	}
+	for _, tt := range tests {
+		t.Run(tt.ts, func(t *testing.T) {
+			e, err := telemetry.Decode([]byte(`{"cab_id":"C","ts":"` + tt.ts + `","lat":1,"lon":2}`))
+			if !tt.ok {
+				require.ErrorIs(t, err, telemetry.ErrInvalid)
+				var de *telemetry.DecodeError
+				require.ErrorAs(t, err, &de)
+				require.Equal(t, "ts", de.Field)
+				require.Equal(t, timeRange, de.Reason)
+				return
+			}
+			require.NoError(t, err)
+			want, err := time.Parse(time.RFC3339Nano, tt.ts)
+			require.NoError(t, err)
+			require.True(t, want.Equal(e.Time), "%v != %v", want, e.Time)
+			require.True(t, time.Unix(0, e.Time.UnixNano()).Equal(e.Time), "UnixNano wrapped %v", e.Time)
+			require.NoError(t, e.Validate())
+		})
+	}
+}
+
+// TestAppendRefusesUnencodable: Append never writes invalid JSON; it returns
+// an error wrapping ErrEncode and leaves dst as it was.
+func TestAppendRefusesUnencodable(t *testing.T) {
+	ok := sampleEvent()
+	tests := []struct {
+		name  string
+		edit  func(*telemetry.Event)
+		field string // in the error; "" for no error
+	}{
+		{"valid", func(*telemetry.Event) {}, ""},
+		{"out of range but finite is written", func(e *telemetry.Event) { e.Lat, e.SpeedKmh = 91, 1.5e308 }, ""},
+		{"NaN lat", func(e *telemetry.Event) { e.Lat = math.NaN() }, "lat"},
+		{"infinite lon", func(e *telemetry.Event) { e.Lon = math.Inf(-1) }, "lon"},
+		{"infinite speed", func(e *telemetry.Event) { e.SpeedKmh = math.Inf(1) }, "speed_kmh"},
+		{"NaN speed absent", func(e *telemetry.Event) { e.SpeedKmh, e.Has = math.NaN(), 0 }, ""},
+		{"NaN heading", func(e *telemetry.Event) { e.HeadingDeg = math.NaN() }, "heading_deg"},
+		{"NaN engine", func(e *telemetry.Event) { e.EngineTempC = math.NaN() }, "engine_temp_c"},
+		{"NaN fuel", func(e *telemetry.Event) { e.FuelPct = math.NaN() }, "fuel_pct"},
+		{"NaN battery", func(e *telemetry.Event) { e.BatteryV = math.NaN() }, "battery_v"},
+		{"NaN odometer", func(e *telemetry.Event) { e.OdometerKm = math.NaN() }, "odometer_km"},
+		{"year 10000", func(e *telemetry.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "ts"},
+		{"year -1", func(e *telemetry.Event) { e.Time = time.Date(-1, 12, 31, 0, 0, 0, 0, time.UTC) }, "ts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ok
+			tt.edit(&e)
+			got, err := telemetry.Append([]byte("prefix"), e)
+			if tt.field == "" {
+				require.NoError(t, err)
+				require.True(t, json.Valid(got[len("prefix"):]), "%s", got)
+				return
+			}
+			require.ErrorIs(t, err, telemetry.ErrEncode)
+			require.ErrorContains(t, err, tt.field)
+			require.Equal(t, "prefix", string(got))
+			_, err = json.Marshal(e)
+			require.Error(t, err)
+		})
+	}
+}

@@ -28,9 +28,23 @@
 //
 // Decoding is strict: input must be exactly one JSON object, optionally
 // surrounded by whitespace, in valid UTF-8; numbers must follow the JSON
-// grammar; optional fields are range-checked too (speed, odometer and
-// battery non-negative, heading in [0, 360], fuel in [0, 100]); a known
-// field may appear only once.
+// grammar; a known field may appear only once. Values are bounded, so that
+// nothing absurd reaches keys, watermarks, sums or documents:
+//
+//   - cab_id and trip_id: at most [MaxIDLen] (256) bytes after unescaping;
+//   - ts: a time that time.Time.UnixNano represents, from
+//     1677-09-21T00:12:43.145224193Z to 2262-04-11T23:47:16.854775806Z
+//     (outside it UnixNano wraps around, and year 1000 would read as 2169).
+//     How far ahead of the wall clock an event may be is the pipeline's
+//     concern (stream.WithMaxFutureEventTime), not the codec's;
+//   - lat in [-90, 90], lon in [-180, 180], heading_deg in [0, 360],
+//     fuel_pct in [0, 100], speed_kmh in [0, [MaxSpeedKmh]] (1000),
+//     engine_temp_c in [[MinEngineTempC], [MaxEngineTempC]] (-100 to 400),
+//     battery_v in [0, [MaxBatteryV]] (1500), odometer_km in
+//     [0, [MaxOdometerKm]] (1e8). NaN and infinities never pass.
+//
+// A value outside its bounds is a field error ([ErrInvalid]), which a
+// pipeline sends to its dead letters with the record, like any other.
 //
 // # Encoding
 //
@@ -40,6 +54,11 @@
 // Everything [Decode] accepts re-encodes and decodes to an equal Event.
 // [Event.MarshalJSON] and [Event.UnmarshalJSON] plug the codec into
 // encoding/json.
+//
+// No encoder writes invalid JSON: [Append] and the AppendJSON methods of the
+// documents return an error wrapping [ErrEncode] for a number that is NaN or
+// infinite or a time outside years 0000..9999, and leave dst as it was, so
+// the caller can dead-letter the value it could not write.
 //
 // # Errors
 //

@@ -9,6 +9,36 @@ import (
 	"unicode/utf8"
 )
 
+// Limits of the event schema. Decode and Validate reject values outside them
+// with a field error ([ErrInvalid]). The physical limits are generous: they
+// pass every reading a working device sends and stop the absurd ones (a
+// speed of 1.5e308 km/h) before sums and averages overflow.
+const (
+	// MaxIDLen bounds cab_id and trip_id, in bytes (after unescaping): IDs
+	// become Kafka keys and parts of document IDs, and must not grow without
+	// bound.
+	MaxIDLen = 256
+	// MaxSpeedKmh bounds speed_kmh: [0, MaxSpeedKmh].
+	MaxSpeedKmh = 1000.0
+	// MinEngineTempC and MaxEngineTempC bound engine_temp_c.
+	MinEngineTempC = -100.0
+	MaxEngineTempC = 400.0
+	// MaxBatteryV bounds battery_v: [0, MaxBatteryV] (electric drive packs
+	// run at up to about 900 V).
+	MaxBatteryV = 1500.0
+	// MaxOdometerKm bounds odometer_km: [0, MaxOdometerKm].
+	MaxOdometerKm = 1e8
+)
+
+// Event times are those that [time.Time.UnixNano] represents, as pipelines
+// need: from 1677-09-21T00:12:43.145224193Z to 2262-04-11T23:47:16.854775806Z
+// (the two extreme nanoseconds are the pipeline's "no watermark" and "end of
+// time"). Outside it, UnixNano wraps around: year 1000 would read as 2169.
+var (
+	minTime = time.Unix(0, math.MinInt64+1).UTC()
+	maxTime = time.Unix(0, math.MaxInt64-1).UTC()
+)
+
 // Sentinel errors. Every error returned by [Decode], [Event.UnmarshalJSON] and
 // [Event.Validate] is a [*DecodeError] that wraps exactly one of them.
 var (
@@ -19,6 +49,10 @@ var (
 	// a missing required field, a value of the wrong JSON type, a value out
 	// of range, an unknown status or a duplicated field.
 	ErrInvalid = errors.New("telemetry: invalid event")
+	// ErrEncode reports a value that has no JSON encoding: a number that is
+	// NaN or infinite, a time outside years 0000..9999. It is wrapped by the
+	// errors of [Append] and of the documents' AppendJSON methods.
+	ErrEncode = errors.New("telemetry: cannot encode")
 )
 
 // DecodeError describes why an event was rejected.
@@ -141,19 +175,19 @@ const (
 // Events produced by [Decode] hold Time in UTC without a monotonic reading,
 // so two decodings of the same bytes compare equal with ==.
 type Event struct {
-	CabID  string    // "cab_id", required, non-empty
-	TripID string    // "trip_id", optional (HasTripID)
-	Time   time.Time // "ts", required, RFC 3339
+	CabID  string    // "cab_id", required, non-empty, at most MaxIDLen bytes
+	TripID string    // "trip_id", optional (HasTripID), at most MaxIDLen bytes
+	Time   time.Time // "ts", required, RFC 3339, years 1678..2262 (see Decode)
 	Lat    float64   // "lat", required, degrees in [-90, 90]
 	Lon    float64   // "lon", required, degrees in [-180, 180]
 	Status Status    // "status", optional (absent when StatusUnknown)
 
-	SpeedKmh    float64 // "speed_kmh", optional (HasSpeed), >= 0
+	SpeedKmh    float64 // "speed_kmh", optional (HasSpeed), in [0, MaxSpeedKmh]
 	HeadingDeg  float64 // "heading_deg", optional (HasHeading), in [0, 360]
-	EngineTempC float64 // "engine_temp_c", optional (HasEngineTemp)
+	EngineTempC float64 // "engine_temp_c", optional (HasEngineTemp), in [MinEngineTempC, MaxEngineTempC]
 	FuelPct     float64 // "fuel_pct", optional (HasFuel), in [0, 100]
-	BatteryV    float64 // "battery_v", optional (HasBattery), >= 0
-	OdometerKm  float64 // "odometer_km", optional (HasOdometer), >= 0
+	BatteryV    float64 // "battery_v", optional (HasBattery), in [0, MaxBatteryV]
+	OdometerKm  float64 // "odometer_km", optional (HasOdometer), in [0, MaxOdometerKm]
 
 	Has Field // optional fields present
 }
@@ -181,8 +215,8 @@ func (e Event) Validate() error {
 	if e.Time.IsZero() {
 		return fail("ts", "missing")
 	}
-	if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
-		return fail("ts", "year outside 0000..9999")
+	if e.Time.Before(minTime) || e.Time.After(maxTime) {
+		return fail("ts", timeRangeReason)
 	}
 	if r := checkFloat(fLat, e.Lat); r != "" {
 		return fail("lat", r)
@@ -217,11 +251,20 @@ func (e Event) Validate() error {
 }
 
 func checkString(s string) string {
+	if len(s) > MaxIDLen {
+		return idTooLong
+	}
 	if !utf8.ValidString(s) {
 		return "invalid UTF-8"
 	}
 	return ""
 }
+
+// Reasons shared by Decode and Validate.
+const (
+	idTooLong       = "longer than 256 bytes (MaxIDLen)"
+	timeRangeReason = "timestamp outside 1677-09-21T00:12:43Z..2262-04-11T23:47:16Z (the range of time.Time.UnixNano)"
+)
 
 // fieldID identifies a schema field; it indexes fieldNames.
 type fieldID uint8
@@ -263,8 +306,8 @@ func checkFloat(f fieldID, v float64) string {
 			return "longitude out of range [-180, 180]"
 		}
 	case fSpeed:
-		if v < 0 {
-			return "negative speed"
+		if v < 0 || v > MaxSpeedKmh {
+			return "speed out of range [0, 1000]"
 		}
 	case fHeading:
 		if v < 0 || v > 360 {
@@ -274,13 +317,17 @@ func checkFloat(f fieldID, v float64) string {
 		if v < 0 || v > 100 {
 			return "fuel out of range [0, 100]"
 		}
+	case fEngineTemp:
+		if v < MinEngineTempC || v > MaxEngineTempC {
+			return "engine temperature out of range [-100, 400]"
+		}
 	case fBattery:
-		if v < 0 {
-			return "negative battery voltage"
+		if v < 0 || v > MaxBatteryV {
+			return "battery voltage out of range [0, 1500]"
 		}
 	case fOdometer:
-		if v < 0 {
-			return "negative odometer"
+		if v < 0 || v > MaxOdometerKm {
+			return "odometer out of range [0, 1e8]"
 		}
 	}
 	return ""

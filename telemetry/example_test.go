@@ -52,7 +52,10 @@ func ExampleAppend() {
 		Has:      telemetry.HasSpeed,
 	}
 	buf := make([]byte, 0, 256) // reuse across events: no allocation
-	buf = telemetry.Append(buf, e)
+	buf, err := telemetry.Append(buf, e)
+	if err != nil {
+		panic(err)
+	}
 	fmt.Println(string(buf))
 	// Output:
 	// {"cab_id":"CAB-7","ts":"2026-11-25T10:00:00.5Z","lat":41.15,"lon":-8.61,"speed_kmh":38.5,"status":"hired"}

@@ -38,7 +38,11 @@ func ExampleCabStatsStream() {
 	q.End()
 	h.RunUntilDone()
 	for _, d := range out.All() {
-		fmt.Println(string(d.AppendJSON(nil)))
+		doc, err := d.AppendJSON(nil)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(doc))
 	}
 	// Output:
 	// {"cab_id":"CAB-7","window_start":"2026-11-25T10:00:00Z","window_end":"2026-11-25T10:01:00Z","@timestamp":"2026-11-25T10:00:00Z","events":4,"distance_km":0.3335852407006113,"avg_speed_kmh":27,"max_speed_kmh":27,"last_location":{"lat":41.153,"lon":-8.61},"last_status":"hired"}
@@ -61,7 +65,11 @@ func ExampleTrack() {
 	q.End()
 	h.RunUntilDone()
 	for _, a := range alerts.All() {
-		fmt.Println(string(a.AppendJSON(nil)))
+		doc, err := a.AppendJSON(nil)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(doc))
 	}
 	// Output:
 	// {"alert_id":"CAB-7/speeding/2026-11-25T10:00:15Z","type":"speeding","cab_id":"CAB-7","@timestamp":"2026-11-25T10:00:15Z","location":{"lat":41.153,"lon":-8.61},"severity":"medium","details":{"value":120,"limit":100,"duration_s":30}}
@@ -88,7 +96,11 @@ func ExampleZoneDemandStream() {
 	q.End()
 	h.RunUntilDone()
 	for _, z := range out.All() {
-		fmt.Println(string(z.AppendJSON(nil)))
+		doc, err := z.AppendJSON(nil)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(doc))
 		fmt.Println("id key:", z.DocKey())
 	}
 	// Output:

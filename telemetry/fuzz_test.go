@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -16,8 +17,10 @@ func FuzzDecode(f *testing.F) {
 		sample,
 		`{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`,
 		`{"cab_id":"C\u00e9\ud83d\ude00","trip_id":"","ts":"2026-11-25t11:30:00.5+01:30","lat":-0.0,"lon":1.8E2,"status":"offline"}`,
-		`{"x":{"a":[1,{"b":null}],"c":"}"},"cab_id":"C","ts":"0000-01-01T00:00:00Z","lat":90,"lon":-180,"speed_kmh":1e300}`,
-		`{"cab_id":"C","ts":"9999-12-31T23:59:59.999999999Z","lat":1e-30,"lon":2,"fuel_pct":null}`,
+		`{"x":{"a":[1,{"b":null}],"c":"}"},"cab_id":"C","ts":"1677-09-21T00:12:43.145224193Z","lat":90,"lon":-180,"speed_kmh":1e3}`,
+		`{"cab_id":"C","ts":"2262-04-11T23:47:16.854775806Z","lat":1e-30,"lon":2,"fuel_pct":null,"odometer_km":1e8}`,
+		`{"cab_id":"C","ts":"0000-01-01T00:00:00Z","lat":90,"lon":-180,"speed_kmh":1e300}`,
+		`{"cab_id":"C","ts":"9999-12-31T23:59:59.999999999Z","lat":1,"lon":2,"engine_temp_c":-1e300}`,
 		`{"cab_id":"C","lat":[1,}`,
 		`{}`, ``, `null`, `[]`, `{"cab_id":"C"}x`,
 	} {
@@ -39,11 +42,17 @@ func FuzzDecode(f *testing.F) {
 		}
 		require.True(t, json.Valid(data), "accepted invalid JSON")
 		require.NoError(t, e.Validate())
-		enc := telemetry.Append(nil, e)
+		require.True(t, time.Unix(0, e.Time.UnixNano()).Equal(e.Time), "event time %v does not survive UnixNano", e.Time)
+		require.LessOrEqual(t, len(e.CabID), telemetry.MaxIDLen)
+		require.LessOrEqual(t, len(e.TripID), telemetry.MaxIDLen)
+		enc, err := telemetry.Append(nil, e)
+		require.NoError(t, err)
 		back, err := telemetry.Decode(enc)
 		require.NoError(t, err, "re-decoding %s", enc)
 		require.Equal(t, e, back)
-		require.Equal(t, string(enc), string(telemetry.Append(nil, back)))
+		again, err := telemetry.Append(nil, back)
+		require.NoError(t, err)
+		require.Equal(t, string(enc), string(again))
 
 		var d telemetry.Decoder
 		interned, err := d.Decode(data)

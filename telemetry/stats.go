@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -56,7 +57,21 @@ func (s CabStats) DocID(pipeline string) string {
 
 // AppendJSON appends the document of s to dst: the fields of the JSON tags,
 // with the same meaning as encoding/json would give them, without reflection.
-func (s CabStats) AppendJSON(dst []byte) []byte {
+// A figure that is NaN or infinite, or a time outside years 0000..9999, has no
+// JSON encoding: the error wraps [ErrEncode] and dst is returned as it was.
+func (s CabStats) AppendJSON(dst []byte) ([]byte, error) {
+	var c encCheck
+	c.time("window_start", s.WindowStart)
+	c.time("window_end", s.WindowEnd)
+	c.time("@timestamp", s.Timestamp)
+	c.num("distance_km", s.DistanceKm)
+	c.num("avg_speed_kmh", s.AvgSpeedKmh)
+	c.num("max_speed_kmh", s.MaxSpeedKmh)
+	c.num("last_location.lat", s.LastLocation.Lat)
+	c.num("last_location.lon", s.LastLocation.Lon)
+	if c.err != nil {
+		return dst, fmt.Errorf("cab stats of %q: %w", s.CabID, c.err)
+	}
 	dst = append(dst, `{"cab_id":`...)
 	dst = appendString(dst, s.CabID)
 	dst = appendTimeField(dst, `,"window_start":`, s.WindowStart)
@@ -77,7 +92,7 @@ func (s CabStats) AppendJSON(dst []byte) []byte {
 		dst = append(dst, s.LastStatus.String()...)
 		dst = append(dst, '"')
 	}
-	return append(dst, '}')
+	return append(dst, '}'), nil
 }
 
 // statPoint is what cab stats keep of an event: 40 bytes.

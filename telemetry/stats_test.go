@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -244,7 +245,9 @@ func TestCabStatsDocument(t *testing.T) {
 		LastLocation: telemetry.Location{Lat: 41.153, Lon: -8.61}, LastStatus: hired,
 	}
 	var got, want map[string]any
-	require.NoError(t, json.Unmarshal(s.AppendJSON(nil), &got))
+	doc, err := s.AppendJSON(nil)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(doc, &got))
 	std, err := json.Marshal(s)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(std, &want))
@@ -254,7 +257,9 @@ func TestCabStatsDocument(t *testing.T) {
 	require.Equal(t, "hired", got["last_status"])
 
 	s.LastStatus = none
-	require.NotContains(t, string(s.AppendJSON(nil)), "last_status")
+	doc, err = s.AppendJSON(nil)
+	require.NoError(t, err)
+	require.NotContains(t, string(doc), "last_status")
 	require.Equal(t, opensearch.WindowID("p1", s.CabID, s.WindowStart, s.WindowEnd), s.DocID("p1"))
 }
 
@@ -289,4 +294,63 @@ func TestOptionsValidation(t *testing.T) {
 // square returns a square fence with its south-west corner at lat, lon.
 func square(lat, lon, side float64) telemetry.Polygon {
 	return telemetry.Polygon{{Lat: lat, Lon: lon}, {Lat: lat + side, Lon: lon}, {Lat: lat + side, Lon: lon + side}, {Lat: lat, Lon: lon + side}}
+}
+
+// TestDocumentsRefuseUnencodable: every document encoder returns an error
+// wrapping ErrEncode for a NaN or infinite figure or an unwritable time,
+// leaves dst as it was, and writes valid JSON otherwise.
+func TestDocumentsRefuseUnencodable(t *testing.T) {
+	stats := telemetry.CabStats{CabID: "C", WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0, Events: 2}
+	zone := telemetry.ZoneDemand{Zone: "ez3fh", WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0, Events: 2}
+	alert := telemetry.Alert{ID: "a", Type: telemetry.AlertSpeeding, CabID: "C", Time: t0, Severity: telemetry.SeverityHigh}
+	type encoder = func(dst []byte) ([]byte, error)
+	cab := func(edit func(*telemetry.CabStats)) encoder {
+		s := stats
+		edit(&s)
+		return s.AppendJSON
+	}
+	zd := func(edit func(*telemetry.ZoneDemand)) encoder {
+		z := zone
+		edit(&z)
+		return z.AppendJSON
+	}
+	al := func(edit func(*telemetry.Alert)) encoder {
+		a := alert
+		edit(&a)
+		return a.AppendJSON
+	}
+	tests := []struct {
+		name    string
+		enc     encoder
+		wantErr bool
+	}{
+		{"cab stats", stats.AppendJSON, false},
+		{"zone demand", zone.AppendJSON, false},
+		{"alert", alert.AppendJSON, false},
+		{"cab stats avg +Inf", cab(func(s *telemetry.CabStats) { s.AvgSpeedKmh = math.Inf(1) }), true},
+		{"cab stats max NaN", cab(func(s *telemetry.CabStats) { s.MaxSpeedKmh = math.NaN() }), true},
+		{"cab stats distance -Inf", cab(func(s *telemetry.CabStats) { s.DistanceKm = math.Inf(-1) }), true},
+		{"cab stats location NaN", cab(func(s *telemetry.CabStats) { s.LastLocation.Lon = math.NaN() }), true},
+		{"cab stats year 10000", cab(func(s *telemetry.CabStats) { s.WindowEnd = s.WindowEnd.AddDate(8000, 0, 0) }), true},
+		{"cab stats huge but finite", cab(func(s *telemetry.CabStats) { s.AvgSpeedKmh = math.MaxFloat64 }), false},
+		{"zone demand avg +Inf", zd(func(z *telemetry.ZoneDemand) { z.AvgSpeedKmh = math.Inf(1) }), true},
+		{"zone demand location NaN", zd(func(z *telemetry.ZoneDemand) { z.Location.Lat = math.NaN() }), true},
+		{"zone demand year -5", zd(func(z *telemetry.ZoneDemand) { z.Timestamp = time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC) }), true},
+		{"alert value +Inf", al(func(a *telemetry.Alert) { a.Details.Value = math.Inf(1) }), true},
+		{"alert limit NaN", al(func(a *telemetry.Alert) { a.Details.Limit = math.NaN() }), true},
+		{"alert duration -Inf", al(func(a *telemetry.Alert) { a.Details.DurationS = math.Inf(-1) }), true},
+		{"alert location NaN", al(func(a *telemetry.Alert) { a.Location.Lat = math.NaN() }), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.enc([]byte("prefix"))
+			if !tt.wantErr {
+				require.NoError(t, err)
+				require.True(t, json.Valid(got[len("prefix"):]), "%s", got)
+				return
+			}
+			require.ErrorIs(t, err, telemetry.ErrEncode)
+			require.Equal(t, "prefix", string(got))
+		})
+	}
 }

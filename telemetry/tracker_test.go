@@ -153,6 +153,11 @@ func TestTrackGeofencesAndAnnotations(t *testing.T) {
 }
 
 func TestAlertDocument(t *testing.T) {
+	mustJSON := func(doc []byte, err error) []byte {
+		t.Helper()
+		require.NoError(t, err)
+		return doc
+	}
 	a := telemetry.Alert{
 		ID: "D/geofence_enter/station/2026-11-25T10:00:15Z", Type: telemetry.AlertGeofenceEnter, CabID: "D",
 		Time: at(15), Location: telemetry.Location{Lat: 41.3005, Lon: lon0}, Severity: telemetry.SeverityInfo,
@@ -160,10 +165,11 @@ func TestAlertDocument(t *testing.T) {
 	}
 	require.JSONEq(t, `{"alert_id":"D/geofence_enter/station/2026-11-25T10:00:15Z","type":"geofence_enter",
 		"cab_id":"D","@timestamp":"2026-11-25T10:00:15Z","location":{"lat":41.3005,"lon":-8.61},
-		"severity":"info","details":{"fence":"station"}}`, string(a.AppendJSON(nil)))
+		"severity":"info","details":{"fence":"station"}}`, string(mustJSON(a.AppendJSON(nil))))
 	a.Details = telemetry.AlertDetails{Value: 120.5, Limit: 100, DurationS: 10}
+	doc := mustJSON(a.AppendJSON(nil))
 	require.JSONEq(t, `{"value":120.5,"limit":100,"duration_s":10}`,
-		string(a.AppendJSON(nil))[len(`{"alert_id":"D/geofence_enter/station/2026-11-25T10:00:15Z","type":"geofence_enter","cab_id":"D","@timestamp":"2026-11-25T10:00:15Z","location":{"lat":41.3005,"lon":-8.61},"severity":"info","details":`):len(a.AppendJSON(nil))-1])
+		string(doc)[len(`{"alert_id":"D/geofence_enter/station/2026-11-25T10:00:15Z","type":"geofence_enter","cab_id":"D","@timestamp":"2026-11-25T10:00:15Z","location":{"lat":41.3005,"lon":-8.61},"severity":"info","details":`):len(doc)-1])
 }
 
 // replayInput is a faulty fleet stream split into partitions by cab, as a

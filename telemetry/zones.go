@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -59,8 +60,20 @@ func (z ZoneDemand) DocID(pipeline string) string {
 }
 
 // AppendJSON appends the document of z to dst, with the fields and meaning of
-// its JSON tags.
-func (z ZoneDemand) AppendJSON(dst []byte) []byte {
+// its JSON tags. A figure that is NaN or infinite, or a time outside years
+// 0000..9999, has no JSON encoding: the error wraps [ErrEncode] and dst is
+// returned as it was.
+func (z ZoneDemand) AppendJSON(dst []byte) ([]byte, error) {
+	var c encCheck
+	c.time("window_start", z.WindowStart)
+	c.time("window_end", z.WindowEnd)
+	c.time("@timestamp", z.Timestamp)
+	c.num("avg_speed_kmh", z.AvgSpeedKmh)
+	c.num("location.lat", z.Location.Lat)
+	c.num("location.lon", z.Location.Lon)
+	if c.err != nil {
+		return dst, fmt.Errorf("zone demand of %q: %w", z.Zone, c.err)
+	}
 	dst = append(dst, `{"zone":`...)
 	dst = appendString(dst, z.Zone)
 	dst = append(dst, `,"partition":`...)
@@ -78,7 +91,7 @@ func (z ZoneDemand) AppendJSON(dst []byte) []byte {
 	dst = appendFloat(dst, z.AvgSpeedKmh)
 	dst = append(dst, `,"location":`...)
 	dst = appendLocation(dst, z.Location)
-	return append(dst, '}')
+	return append(dst, '}'), nil
 }
 
 // ZoneAcc is the accumulator of [ZoneDemandAgg].

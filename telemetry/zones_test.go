@@ -67,7 +67,9 @@ func TestZoneDemandHandComputed(t *testing.T) {
 	require.NotEqual(t, docs[0].DocID("p"), docs[1].DocID("p"))
 
 	var got, want map[string]any
-	require.NoError(t, json.Unmarshal(docs[0].AppendJSON(nil), &got))
+	doc, err := docs[0].AppendJSON(nil)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(doc, &got))
 	std, err := json.Marshal(docs[0])
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(std, &want))

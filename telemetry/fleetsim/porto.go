@@ -236,12 +236,19 @@ func ReadPorto(r io.Reader, opts PortoOptions) ([]telemetry.Event, PortoStats, e
 }
 
 // Replay returns messages for events, in order, shaped like [Sim.Next]
-// messages (key = cab ID, value = JSON).
+// messages (key = cab ID, value = JSON). An event without a JSON encoding (a
+// NaN or infinite figure, a time outside years 0000..9999; never one of
+// [LoadPorto]) comes out Malformed, its value the encoding error's text, so a
+// pipeline dead-letters it rather than losing it.
 func Replay(events []telemetry.Event) iter.Seq[Message] {
 	return func(yield func(Message) bool) {
 		for _, e := range events {
-			v := telemetry.Append(make([]byte, 0, 192), e)
-			if !yield(Message{Key: e.CabID, Value: v, Event: e}) {
+			v, ok := appendEvent(make([]byte, 0, 192), e)
+			m := Message{Key: e.CabID, Value: v, Event: e}
+			if !ok {
+				m.Malformed, m.Faults = true, FaultMalformed
+			}
+			if !yield(m) {
 				return
 			}
 		}

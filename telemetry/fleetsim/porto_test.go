@@ -1,6 +1,7 @@
 package fleetsim_test
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,6 +141,33 @@ func TestReadPortoQuirks(t *testing.T) {
 		msgs++
 	}
 	require.Equal(t, len(events), msgs)
+}
+
+// TestReplayUnencodable: an event without a JSON encoding comes out as a
+// malformed message (the encoding error as its value), between the others,
+// so a pipeline dead-letters it instead of losing it.
+func TestReplayUnencodable(t *testing.T) {
+	good := telemetry.Event{CabID: "C", Time: time.Unix(1000, 0).UTC(), Lat: 41.1, Lon: -8.6}
+	bad := good
+	bad.SpeedKmh, bad.Has = math.NaN(), telemetry.HasSpeed
+	var got []fleetsim.Message
+	for m := range fleetsim.Replay([]telemetry.Event{good, bad, good}) {
+		got = append(got, m)
+	}
+	require.Len(t, got, 3)
+	for i, m := range got {
+		_, err := telemetry.Decode(m.Value)
+		if i != 1 {
+			require.NoError(t, err)
+			require.False(t, m.Malformed)
+			continue
+		}
+		require.ErrorIs(t, err, telemetry.ErrMalformed)
+		require.True(t, m.Malformed)
+		require.Equal(t, fleetsim.FaultMalformed, m.Faults)
+		require.Contains(t, string(m.Value), "speed_kmh")
+		require.Equal(t, "C", m.Key)
+	}
 }
 
 func TestReadPortoErrors(t *testing.T) {

@@ -341,10 +341,26 @@ func (s *Sim) finish(dst []byte, start int, m Message) ([]byte, Message) {
 		s.stats.Malformed++
 		dst = s.corrupt(dst, m.Event, m.Faults&FaultDuplicate != 0)
 	} else {
-		dst = telemetry.Append(dst, m.Event)
+		var ok bool
+		if dst, ok = appendEvent(dst, m.Event); !ok {
+			s.stats.Malformed++
+			m.Malformed, m.Faults = true, m.Faults|FaultMalformed
+		}
 	}
 	m.Value = dst[start:]
 	return dst, m
+}
+
+// appendEvent appends the JSON of e and true or, for an event that has no
+// JSON encoding (a NaN or infinite figure, a time outside years 0000..9999),
+// the encoding error's text and false: undecodable bytes that a pipeline
+// dead-letters, so the event is never silently dropped.
+func appendEvent(dst []byte, e telemetry.Event) ([]byte, bool) {
+	out, err := telemetry.Append(dst, e)
+	if err != nil {
+		return append(dst, err.Error()...), false
+	}
+	return out, true
 }
 
 // corrupt appends undecodable bytes derived from e. A duplicate repeats the
@@ -354,7 +370,7 @@ func (s *Sim) corrupt(dst []byte, e telemetry.Event, again bool) []byte {
 		return append(dst, s.corruptB...)
 	}
 	start := len(dst)
-	dst = telemetry.Append(dst, e)
+	dst, _ = appendEvent(dst, e)
 	switch s.rng.IntN(5) {
 	case 0: // truncated: no proper prefix of an object is valid JSON
 		dst = dst[:start+1+s.rng.IntN(len(dst)-start-1)]
@@ -363,7 +379,7 @@ func (s *Sim) corrupt(dst []byte, e telemetry.Event, again bool) []byte {
 	case 2: // latitude out of range
 		ev := e
 		ev.Lat = 91 + s.rng.Float64()*100
-		dst = telemetry.Append(dst[:start], ev)
+		dst, _ = appendEvent(dst[:start], ev)
 	case 3: // wrong type: lon as a string
 		dst = append(dst[:start], `{"cab_id":`...)
 		dst = strconv.AppendQuote(dst, e.CabID)
@@ -377,7 +393,7 @@ func (s *Sim) corrupt(dst []byte, e telemetry.Event, again bool) []byte {
 	default: // missing cab_id
 		ev := e
 		ev.CabID = ""
-		dst = telemetry.Append(dst[:start], ev)
+		dst, _ = appendEvent(dst[:start], ev)
 	}
 	s.corruptB = append(s.corruptB[:0], dst[start:]...)
 	return dst
