@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/testenv"
 )
 
 func TestNewClientInvalidConfig(t *testing.T) {
@@ -207,4 +209,88 @@ func TestTLSAndBasicAuth(t *testing.T) {
 			require.Equal(t, "pa55", pass)
 		})
 	}
+}
+
+// Defect 8: credentials never show in logs, errors or a printed Config, and turning TLS
+// verification off is logged as a warning.
+func TestCredentialsRedacted(t *testing.T) {
+	const secret = "s3cr3t/pa55@word"
+	t.Run("Config", func(t *testing.T) {
+		cfg := opensearch.Config{
+			Addresses: []string{"https://fleet:" + secret + "@search.example.com:9200", "https://h2:9200"},
+			Username:  "fleet",
+			Password:  secret,
+		}
+		for _, s := range []string{cfg.String(), fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%v", &cfg)} {
+			require.NotContains(t, s, "s3cr3t")
+			require.NotContains(t, s, "pa55")
+			require.Contains(t, s, "search.example.com:9200")
+		}
+		logs := &logBuffer{}
+		logs.logger().Info("config", "opensearch", cfg)
+		require.NotContains(t, logs.String(), "s3cr3t")
+		require.Contains(t, logs.String(), "***@search.example.com")
+	})
+	t.Run("RedactURL", func(t *testing.T) {
+		for in, want := range map[string]string{
+			"https://u:p@h:9200":                    "https://***@h:9200",
+			"https://u:" + secret + "@h:9200/x?y=1": "https://***@h:9200/x?y=1",
+			"https://h:9200":                        "https://h:9200",
+			"http://a:b@h1,http://c:d@h2":           "http://***@h1,http://***@h2",
+			"u:p@h:9200":                            "***@h:9200",
+			"":                                      "",
+		} {
+			require.Equal(t, want, opensearch.RedactURL(in), in)
+		}
+	})
+	t.Run("InsecureSkipVerifyWarns", func(t *testing.T) {
+		logs := &logBuffer{}
+		c, err := opensearch.NewClient(t.Context(), opensearch.Config{
+			Addresses: []string{"https://fleet:s3cr3t@h:9200"}, InsecureSkipVerify: true, Logger: logs.logger(),
+		})
+		require.NoError(t, err)
+		defer c.Close()
+		require.Contains(t, logs.String(), "level=WARN")
+		require.Contains(t, logs.String(), "InsecureSkipVerify")
+		require.NotContains(t, logs.String(), "s3cr3t")
+		require.NotContains(t, c.String(), "s3cr3t")
+
+		quiet := &logBuffer{}
+		c2, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"https://h:9200"}, CACertPEM: testCA, Logger: quiet.logger()})
+		require.NoError(t, err)
+		defer c2.Close()
+		require.NotContains(t, quiet.String(), "InsecureSkipVerify")
+	})
+}
+
+// Defect 8 against the real node: a client whose URL holds credentials writes, logs and
+// fails (a node that is not there) without ever showing them.
+func TestCredentialsRedactedRealNode(t *testing.T) {
+	const secret = "n0de-s3cr3t"
+	u := testenv.OpenSearchURL(t)
+	logs := &logBuffer{}
+	withCreds := strings.Replace(u, "://", "://fleet:"+secret+"@", 1)
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{withCreds}, Logger: logs.logger()})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)))
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	s, err := opensearch.NewSink(c, statsMapping(prefix))
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), stats(0, 10)))
+	require.Equal(t, 10, n.count(t, prefix+"-*"))
+	require.Contains(t, logs.String(), "plain HTTP") // basic auth over http is warned about
+
+	// The same credentials on a port where nothing listens: errors and logs stay clean.
+	dead, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://fleet:" + secret + "@127.0.0.1:1"}, Logger: logs.logger()})
+	require.NoError(t, err)
+	defer dead.Close()
+	ds, err := opensearch.NewSink(dead, statsMapping(prefix), opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+	require.NoError(t, err)
+	err = ds.Write(t.Context(), stats(0, 3))
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), secret)
+	require.NotContains(t, logs.String(), secret)
+	require.Contains(t, logs.String(), "retrying")
 }
