@@ -2,6 +2,8 @@ package stream
 
 import (
 	"fmt"
+	"hash/fnv"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -14,11 +16,19 @@ import (
 // its output: see lineage.go). On resume, each operator skips the replayed
 // records before its own start: it had accounted for them before the commit.
 //
-// Format: "fs1/<number of operators>/<idx>@<offset>,<idx>@<offset>,...", the start offset of
-// each operator (absolute, so a source may commit a little further, past dead-lettered
-// records, with the same checkpoint); operators whose start is the committed offset are left
-// out, and so is the whole checkpoint when no operator needs one. The operator count
-// guards against a checkpoint written by a different graph.
+// Format: "fs2/<number of operators>/<graph fingerprint>/<idx>@<offset>,<idx>@<offset>,...",
+// the start offset of each operator (absolute, so a source may commit a little further, past
+// dead-lettered records, with the same checkpoint); operators whose start is the committed
+// offset are left out, and so is the whole checkpoint when no operator needs one. The
+// fingerprint is a hash of every operator's name, element type, inputs and state type, in
+// graph order (see Pipeline.fingerprint): a checkpoint written by another graph (a new
+// release whose stateful operators are ordered differently, renamed, retyped) is refused,
+// never applied to the wrong operators. A refused checkpoint is logged, and every stateful
+// operator of the partition starts cold from the committed offset: the replay rebuilds its
+// state from there, which is at-least-once for windows that were open across the commit
+// (their partial results may be emitted again, and are then overwritten by the final ones,
+// since document ids are deterministic). Checkpoints of the earlier format "fs1/" (no
+// fingerprint) are refused the same way.
 
 type heldAt struct {
 	node int
@@ -34,15 +44,17 @@ func (s *Stream[T]) hasState() bool { return s.state != nil }
 
 // encodeCheckpoint writes the replay start of every stateful operator (starts, by position in
 // stateful) that differs from the committed offset.
-func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int) string {
+func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int, fp string) string {
 	var b strings.Builder
 	for k, idx := range stateful {
 		if starts[k] == committed {
 			continue
 		}
 		if b.Len() == 0 {
-			b.WriteString("fs1/")
+			b.WriteString("fs2/")
 			b.WriteString(strconv.Itoa(nodes))
+			b.WriteByte('/')
+			b.WriteString(fp)
 			b.WriteByte('/')
 		} else {
 			b.WriteByte(',')
@@ -54,17 +66,21 @@ func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int
 	return b.String() // empty when every operator starts at the committed offset
 }
 
-func decodeCheckpoint(meta string, committed int64, nodes int) (map[int]int64, error) {
-	rest, ok := strings.CutPrefix(meta, "fs1/")
+func decodeCheckpoint(meta string, committed int64, nodes int, fp string) (map[int]int64, error) {
+	if strings.HasPrefix(meta, "fs1/") {
+		return nil, fmt.Errorf("stream: checkpoint %q: written by an earlier release, without a graph fingerprint", meta)
+	}
+	rest, ok := strings.CutPrefix(meta, "fs2/")
 	if !ok {
 		return nil, fmt.Errorf("stream: checkpoint %q: unknown format", meta)
 	}
-	count, list, ok := strings.Cut(rest, "/")
-	if !ok {
+	count, rest, ok1 := strings.Cut(rest, "/")
+	gotFP, list, ok2 := strings.Cut(rest, "/")
+	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("stream: checkpoint %q: malformed", meta)
 	}
-	if n, err := strconv.Atoi(count); err != nil || n != nodes {
-		return nil, fmt.Errorf("stream: checkpoint %q: written by a graph of %s operators, this one has %d", meta, count, nodes)
+	if n, err := strconv.Atoi(count); err != nil || n != nodes || gotFP != fp {
+		return nil, fmt.Errorf("stream: checkpoint %q: written by another graph (%s operators, fingerprint %s; this one has %d, %s)", meta, count, gotFP, nodes, fp)
 	}
 	if committed < 0 {
 		return nil, fmt.Errorf("stream: checkpoint %q without a committed offset", meta)
@@ -139,4 +155,27 @@ func maxSkip(skip map[int]int64) int64 {
 		m = max(m, off)
 	}
 	return m
+}
+
+// fingerprint identifies the graph's shape for checkpoints: a hash of each operator's name,
+// element type, inputs and state type, in graph order.
+func (p *Pipeline) fingerprint() string {
+	if p.fp != "" && p.fpNodes == len(p.nodes) {
+		return p.fp
+	}
+	h := fnv.New64a()
+	for i, n := range p.nodes {
+		fmt.Fprintf(h, "%d|%s\n", i, n.describe())
+	}
+	p.fp, p.fpNodes = strconv.FormatUint(h.Sum64(), 36), len(p.nodes)
+	return p.fp
+}
+
+// describe names the operator for the graph fingerprint.
+func (s *Stream[T]) describe() string {
+	state := ""
+	if s.state != nil {
+		state = fmt.Sprintf("%T", s.state)
+	}
+	return fmt.Sprintf("%s|%s|%v|%s", s.name, reflect.TypeFor[T](), s.parents, state)
 }

@@ -14,6 +14,8 @@ type node interface {
 	replayStart(part int32, from int64) (start, at int64, ok bool)
 	drop(part int32)
 	stateSize() int
+	// describe names the operator for the graph fingerprint of checkpoints.
+	describe() string
 	// inputs returns the indexes of the streams the operator reads.
 	inputs() []int
 	// elementwise reports whether the operator can run fused into its reader (see fuse).

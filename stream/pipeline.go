@@ -50,6 +50,9 @@ type Pipeline struct {
 	// graph's size when it was made.
 	active  []node
 	planned [2]int
+	// fp is the graph fingerprint of checkpoints, computed for fpNodes operators.
+	fp      string
+	fpNodes int
 
 	statsMu sync.Mutex
 	stats   BatchStats
@@ -232,7 +235,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	srcDone := make(chan error, 1)
 	go func() {
 		err := p.src.run(srcCtx)
-		p.src.close()
+		if err == nil {
+			// Only a source that returns nil ends the input (a bounded source): one that was
+			// stopped must not make the pipeline close every window as if input had ended.
+			p.src.close()
+		}
 		srcDone <- err
 	}()
 	stop := func() error {
@@ -261,8 +268,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				return ended()
 			case err := <-srcDone:
 				srcDone <- err // keep it for stop
-				if err != nil && !errors.Is(err, context.Canceled) {
+				if ctx.Err() != nil {
+					return ended() // the source saw the cancellation first
+				}
+				if err != nil {
 					srcErr = err
+					break
 				}
 				<-clk.After(wait)
 			case <-clk.After(wait):
@@ -447,9 +458,9 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 		if pos.Meta == "" {
 			continue
 		}
-		skip, err := decodeCheckpoint(pos.Meta, pos.Offset, len(p.nodes))
+		skip, err := decodeCheckpoint(pos.Meta, pos.Offset, len(p.nodes), p.fingerprint())
 		if err != nil {
-			p.cfg.logger.Warn("stream: ignoring the committed checkpoint; replay may re-emit partial windows", "partition", pos.Partition, "err", err)
+			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, "offset", pos.Offset, "err", err)
 			continue
 		}
 		ps.skip, ps.meta = skip, pos.Meta
@@ -661,7 +672,7 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		for _, s := range starts {
 			off = min(off, s)
 		}
-		meta := encodeCheckpoint(off, lin.stateful, starts, len(p.nodes))
+		meta := encodeCheckpoint(off, lin.stateful, starts, len(p.nodes), p.fingerprint())
 		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
 			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
 		}
