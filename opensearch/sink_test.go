@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +32,13 @@ type fakeNode struct {
 	status func(req int) int
 	// item returns an item's status.
 	item func(id string, attempt int) int
+	// itemBody, if set, replaces item: an item's status and error object.
+	itemBody func(id string, attempt int) (int, string)
+	// errBody is the body of a request refused whole (status != 200).
+	errBody string
+	// maxDocs, if set, refuses with 413 requests of more documents, or of a document longer
+	// than 64 bytes.
+	maxDocs int
 	// block, if set, is waited for by every request.
 	block    chan struct{}
 	reqs     atomic.Int64
@@ -68,8 +76,25 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s := f.status(n); s != 200 {
-		http.Error(w, `{"error":{"type":"injected"}}`, s)
+		body := f.errBody
+		if body == "" {
+			body = `{"error":{"type":"injected"}}`
+		}
+		http.Error(w, body, s)
 		return
+	}
+	if f.maxDocs > 0 {
+		b, _ := io.ReadAll(r.Body)
+		lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+		tooLarge := len(lines)/2 > f.maxDocs
+		for i := 1; i < len(lines); i += 2 {
+			tooLarge = tooLarge || len(lines[i]) > 64
+		}
+		if tooLarge {
+			http.Error(w, `{"error":{"type":"too_large","reason":"request too large"},"status":413}`, 413)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	sc := bufio.NewScanner(r.Body)
 	sc.Buffer(nil, 64<<20)
@@ -94,6 +119,10 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.attempts[id]++
 		st := f.item(id, f.attempts[id])
+		var errObj string
+		if f.itemBody != nil {
+			st, errObj = f.itemBody(id, f.attempts[id])
+		}
 		var it string
 		switch {
 		case st == 0 || st == 200 || st == 201:
@@ -108,6 +137,9 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			default:
 				it = `{"status":201,"result":"created"}`
 			}
+		case errObj != "":
+			errs = true
+			it = fmt.Sprintf(`{"status":%d,"error":%s}`, st, errObj)
 		default:
 			errs = true
 			it = fmt.Sprintf(`{"status":%d,"error":{"type":"injected_%d","reason":"injected for %s","caused_by":{"type":"cause","reason":"because"}}}`, st, st, id)
@@ -403,4 +435,83 @@ func TestSinkDuplicateIDsInBatch(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, int64(7), st.Superseded)
 	require.Equal(t, int64(3), st.Indexed)
+}
+
+// Write blocks, in items (403 and the flood-stage 429) and for a whole request (403), are
+// retried and counted, never dead-lettered.
+func TestSinkBlocksAreTemporary(t *testing.T) {
+	f := newFake()
+	blockedItem := `{"type":"cluster_block_exception","reason":"index [recs] blocked by: [FORBIDDEN/8/index write (api)];"}`
+	f.status = func(n int) int {
+		if n == 1 {
+			return 403
+		}
+		return 200
+	}
+	var mu sync.Mutex
+	f.itemBody = func(id string, attempt int) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case attempt == 1 && strings.HasSuffix(id, "1"):
+			return 403, blockedItem
+		case attempt <= 2 && strings.HasSuffix(id, "2"):
+			return 429, `{"type":"cluster_block_exception","reason":"index [recs] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"}`
+		}
+		return 0, ""
+	}
+	f.errBody = `{"error":{"type":"cluster_block_exception","reason":"blocked by: [FORBIDDEN/8/index write (api)];"},"status":403}`
+	dl := &collector{}
+	s, _ := fakeSink(t, f, opensearch.WithDeadLetter(dl))
+	require.NoError(t, s.Write(t.Context(), recs(100)))
+	require.Len(t, f.stored, 100)
+	require.Empty(t, dl.letters())
+	st := s.Stats()
+	require.Equal(t, int64(1), st.RequestRetries)
+	require.Equal(t, int64(100+10+20), st.Blocked) // the whole request, then items
+	require.Zero(t, st.DeadLettered)
+}
+
+// A request refused whole with 413 is split until its parts fit; a single document that
+// does not fit is dead-lettered. Another 4xx (401) is permanent.
+func TestSinkSplitsOn413(t *testing.T) {
+	f := newFake()
+	f.maxDocs = 8
+	dl := &collector{}
+	s, _ := fakeSink(t, f, opensearch.WithDeadLetter(dl))
+	batch := recs(100)
+	batch[37].Pad = strings.Repeat("x", 100) // too large alone
+	require.NoError(t, s.Write(t.Context(), batch))
+	require.Len(t, f.stored, 99)
+	got := dl.letters()
+	require.Len(t, got, 1)
+	require.Equal(t, "r00037", got[0].ID)
+	require.Equal(t, 413, got[0].Status)
+	require.Equal(t, stream.ReasonRejected, got[0].Reason)
+	require.Contains(t, got[0].Err, "too_large")
+	require.Contains(t, string(got[0].Value), "xxxx")
+	require.Positive(t, s.Stats().Split)
+
+	f2 := newFake()
+	f2.status = func(int) int { return 401 }
+	s2, _ := fakeSink(t, f2, opensearch.WithDeadLetter(dl))
+	err := s2.Write(t.Context(), recs(10))
+	require.True(t, stream.IsPermanent(err))
+}
+
+// The default policy bounds an outage inside Write: after DefaultRetry.MaxAttempts attempts
+// Write fails retryably and the pipeline's policy takes over.
+func TestSinkDefaultRetryIsBounded(t *testing.T) {
+	require.Positive(t, opensearch.DefaultRetry.MaxAttempts)
+	f := newFake()
+	f.status = func(int) int { return 503 }
+	c := newFakeClient(t, f)
+	p := opensearch.DefaultRetry
+	p.Initial, p.Max = time.Millisecond, time.Millisecond // the default's count, quickly
+	s, err := opensearch.NewSink(c, recMapping, opensearch.WithRetry(p))
+	require.NoError(t, err)
+	err = s.Write(t.Context(), recs(5))
+	require.Error(t, err)
+	require.False(t, stream.IsPermanent(err))
+	require.Equal(t, int64(opensearch.DefaultRetry.MaxAttempts), f.reqs.Load())
 }
