@@ -186,6 +186,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("group", c.Group),
 		slog.Any("topics", c.Topics),
 		slog.Bool("tls", c.TLS.enabled()),
+		slog.Bool("tls_verify", c.TLS.enabled() && !c.TLS.InsecureSkipVerify),
 		slog.Any("sasl", c.SASL),
 	)
 }

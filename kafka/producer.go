@@ -125,6 +125,7 @@ func (p *Producer[T]) connect() (sarama.SyncProducer, error) {
 	if p.o.tune != nil {
 		p.o.tune(sc)
 	}
+	warnInsecure(p.o.logger, sc)
 	client, err := sarama.NewClient(p.cfg.Brokers, sc)
 	if err != nil {
 		return nil, connectError(&p.cfg, err)
@@ -216,6 +217,13 @@ func (p *Producer[T]) Close(ctx context.Context) error {
 		return fmt.Errorf("kafka: producer close: %w", err)
 	}
 	return nil
+}
+
+// warnInsecure logs a warning when sc turns TLS certificate verification off.
+func warnInsecure(log *slog.Logger, sc *sarama.Config) {
+	if sc.Net.TLS.Enable && sc.Net.TLS.Config != nil && sc.Net.TLS.Config.InsecureSkipVerify {
+		log.Warn("kafka: TLS certificate verification is OFF (TLS.InsecureSkipVerify): the brokers are not authenticated; use it only in tests")
+	}
 }
 
 // connectError describes a failure to reach the cluster. It names the brokers and the SASL

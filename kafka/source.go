@@ -200,9 +200,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	// Consumers never create topics: a metadata request for a missing topic must fail, not
 	// make the broker create an empty one that nobody produces to.
 	sc.Metadata.AllowAutoTopicCreation = false
-	if sc.Net.TLS.Enable && sc.Net.TLS.Config != nil && sc.Net.TLS.Config.InsecureSkipVerify {
-		s.log.Warn("kafka: TLS certificate verification is OFF (TLS.InsecureSkipVerify): the brokers are not authenticated; use it only in tests")
-	}
+	warnInsecure(s.log, sc)
 	client, err := sarama.NewClient(s.cfg.Brokers, sc)
 	if err != nil {
 		return connectError(&s.cfg, err)
