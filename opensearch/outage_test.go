@@ -1,6 +1,7 @@
 package opensearch_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,13 +17,15 @@ import (
 const outage = 30 * time.Second
 
 // TestFaultSinkOutage stops the shared OpenSearch node for a while, so it runs in the fault
-// step of make test (see testenv.FaultTest).
+// step of make test (see testenv.FaultTest). The sink's retries are bounded (a few attempts
+// per Write), so the outage is bounded by the pipeline's policy: each failed Write fails the
+// batch retryably, the pipeline writes it again, and nothing is acknowledged or lost.
 func TestFaultSinkOutage(t *testing.T) {
 	testenv.FaultTest(t)
 	n := newNode(t)
 	prefix := n.newPrefix(t)
 	sink, err := opensearch.NewSink(n.client, statsMapping(prefix),
-		opensearch.WithRetry(stream.RetryPolicy{Initial: 50 * time.Millisecond, Max: time.Second}))
+		opensearch.WithRetry(stream.RetryPolicy{Initial: 50 * time.Millisecond, Max: time.Second, MaxAttempts: 4}))
 	require.NoError(t, err)
 
 	h := streamtest.New(t, time.Second)
@@ -47,9 +50,17 @@ func TestFaultSinkOutage(t *testing.T) {
 	})
 	stopped := time.Now()
 	done := make(chan error, 1)
+	var failedWrites atomic.Int64
 	go func() {
-		_, err := h.TryStep()
-		done <- err
+		// The pipeline's retry loop, as Run does it: a failed batch is written again.
+		for {
+			_, err := h.TryStep()
+			if err == nil || stream.IsPermanent(err) {
+				done <- err
+				return
+			}
+			failedWrites.Add(1)
+		}
 	}()
 	waitFor(t, time.Minute, "the sink to retry", func() bool { return sink.Stats().RequestRetries > 0 })
 	// Keep the node down for the outage, checking all along that the batch is neither
@@ -65,6 +76,7 @@ func TestFaultSinkOutage(t *testing.T) {
 	})
 	retries := sink.Stats().RequestRetries
 	require.GreaterOrEqual(t, retries, int64(3))
+	require.Positive(t, failedWrites.Load(), "Write gave up under its policy and the pipeline retried the batch")
 
 	testenv.StartService(t, "opensearch")
 	down = false
@@ -81,5 +93,5 @@ func TestFaultSinkOutage(t *testing.T) {
 	require.Equal(t, 3*per, n.count(t, prefix+"-*"))
 	st := sink.Stats()
 	require.Equal(t, int64(3*per), st.Indexed+st.Updated)
-	t.Logf("down %v, request retries while down %d; stats %+v", time.Since(stopped).Round(time.Second), retries, st)
+	t.Logf("down %v, request retries while down %d, batch attempts failed %d; stats %+v", time.Since(stopped).Round(time.Second), retries, failedWrites.Load(), st)
 }
