@@ -153,14 +153,22 @@ type BatchStats struct {
 	InputRecords    int
 	InputBytes      int64
 	SchedulingDelay time.Duration
-	ProcessingTime  time.Duration // transforms, excluding outputs
-	OutputTime      time.Duration // outputs, including retries
-	Attempts        int           // output attempts of this batch (1 when nothing failed)
-	Watermark       time.Time     // zero before any event
-	RetainedState   int           // entries held by stateful operators
+	ProcessingTime  time.Duration   // transforms, excluding outputs
+	OutputTime      time.Duration   // outputs, including retries
+	Attempts        int             // output attempts of this batch (1 when nothing failed)
+	Watermark       time.Time       // zero before any event
+	RetainedState   int             // entries held by stateful operators
+	State           []OperatorState // entries held by each stateful operator, in graph order
 	Partitions      int
 	Committed       []Position // what was handed to Source.Commit after this batch
 	Source          SourceStats
+}
+
+// OperatorState is the size of one stateful operator's state: entries as the operator counts
+// them (keys, keys in open windows, series, sessions, cabs).
+type OperatorState struct {
+	Operator string
+	Entries  int
 }
 
 // New builds an empty pipeline with the given batch interval.
@@ -407,7 +415,11 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		st.Watermark = time.Unix(0, p.wm).UTC()
 	}
 	for _, n := range p.nodes {
-		st.RetainedState += n.stateSize()
+		size := n.stateSize()
+		st.RetainedState += size
+		if hasState(n) {
+			st.State = append(st.State, OperatorState{Operator: n.(interface{ Name() string }).Name(), Entries: size})
+		}
 	}
 	if s, ok := p.src.stats(); ok {
 		st.Source = s

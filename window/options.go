@@ -37,7 +37,9 @@ type config struct {
 	name  string
 	grace time.Duration
 	emit  Emission
-	errs  []error
+	// maxKeys bounds the entries of open state (WithMaxKeys); 0: no bound.
+	maxKeys int
+	errs    []error
 }
 
 // Grace sets the allowed lateness: a window stays open for d after the watermark passed its
@@ -71,5 +73,23 @@ func Name(name string) Option {
 			return
 		}
 		c.name = name
+	})
+}
+
+// WithMaxKeys bounds the state the operator holds: at most n entries of open state over all
+// its partitions, an entry being a key in an open window (tumbling), a key's series (sliding)
+// or a key with sessions (session windows), as StateSize counts them. A record that would
+// open a new entry past the bound is not aggregated: it goes to the Late side stream with
+// Reason stream.ReasonKeyLimit (counted by KeyLimitCount, a warning is logged once), so a
+// flood of distinct keys (a device that sends random ids) cannot exhaust memory and loses
+// nothing. Records of keys that already hold state are aggregated as usual. 0 (the default)
+// means no bound.
+func WithMaxKeys(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 0 {
+			c.errs = append(c.errs, invalid("WithMaxKeys(%d): negative", n))
+			return
+		}
+		c.maxKeys = n
 	})
 }

@@ -53,6 +53,10 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		}
 		k := op.key(e.Value)
 		x, ok := w.idx[k]
+		if !ok && op.cfg.maxKeys > 0 && !op.admit(pc) {
+			o = op.appendRefused(o, e, w.part, t, t+gap)
+			continue
+		}
 		if !ok {
 			x = int32(len(w.keys))
 			w.idx[k] = x

@@ -118,9 +118,13 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			o = op.appendLate(o, e, w.part, e1-w.size, e1)
 			continue
 		}
-		w.touch(j, e.Offset)
 		k := op.key(e.Value)
 		x, ok := w.idx[k]
+		if !ok && op.cfg.maxKeys > 0 && !op.admit(pc) {
+			o = op.appendRefused(o, e, w.part, e1-w.size, e1)
+			continue
+		}
+		w.touch(j, e.Offset)
 		if !ok {
 			x = w.newSeries(k)
 		}

@@ -62,14 +62,25 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			o = op.appendLate(o, e, w.part, start, start+size)
 			continue
 		}
+		k := op.key(e.Value)
 		b := w.cur
 		if b == nil || b.start != start {
-			b = w.bucket(start, e.Offset)
-			w.cur = b
+			b = w.lookup(start)
 		}
+		var j int32
+		ok := false
+		if b != nil {
+			j, ok = b.idx[k]
+		}
+		if !ok && op.cfg.maxKeys > 0 && !op.admit(pc) {
+			o = op.appendRefused(o, e, w.part, start, start+size)
+			continue
+		}
+		if b == nil {
+			b = w.bucket(start, e.Offset)
+		}
+		w.cur = b
 		b.minOff = min(b.minOff, e.Offset)
-		k := op.key(e.Value)
-		j, ok := b.idx[k]
 		if !ok {
 			j = int32(len(b.keys))
 			b.idx[k] = j
@@ -111,6 +122,16 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		}
 	}
 	return o
+}
+
+// lookup returns the open window starting at start, or nil.
+func (w *tumbling[T, K, V, A, R]) lookup(start int64) *bucket[K, A] {
+	for i := len(w.open) - 1; i >= 0 && w.open[i].start >= start; i-- {
+		if w.open[i].start == start {
+			return w.open[i]
+		}
+	}
+	return nil
 }
 
 // bucket returns the open window starting at start, opening it if needed.

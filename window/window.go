@@ -2,6 +2,7 @@ package window
 
 import (
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,9 @@ type Result[K comparable, R any] struct {
 }
 
 // Late is a record that arrived after the window it belongs to had closed (its end plus the
-// grace period was behind the partition's watermark) or had already been emitted.
+// grace period was behind the partition's watermark) or had already been emitted, or a
+// record refused by the key limit (WithMaxKeys); Reason tells which. The side stream of Late
+// records is where nothing is lost: route it to a dead-letter output.
 type Late[T any] struct {
 	Value     T
 	EventTime time.Time
@@ -32,6 +35,9 @@ type Late[T any] struct {
 	Offset    int64
 	// Start and End bound the earliest window the record belonged to.
 	Start, End time.Time
+	// Reason is stream.ReasonLate for a record that came too late, or stream.ReasonKeyLimit
+	// for a record refused because it would have opened state past WithMaxKeys.
+	Reason string
 }
 
 // Windowed is the output of Aggregate: a stream of results and a side stream of late records.
@@ -39,6 +45,7 @@ type Windowed[K comparable, R, T any] struct {
 	results *stream.Stream[Result[K, R]]
 	late    *stream.Stream[Late[T]]
 	lateN   *atomic.Int64
+	limitN  *atomic.Int64
 }
 
 // Results returns the stream of window results, in order of window end and then of each
@@ -50,6 +57,10 @@ func (w *Windowed[K, R, T]) Late() *stream.Stream[Late[T]] { return w.late }
 
 // LateCount returns the number of late records so far. Safe for concurrent use.
 func (w *Windowed[K, R, T]) LateCount() int64 { return w.lateN.Load() }
+
+// KeyLimitCount returns the number of records refused by the key limit (WithMaxKeys) so far.
+// Safe for concurrent use.
+func (w *Windowed[K, R, T]) KeyLimitCount() int64 { return w.limitN.Load() }
 
 // Aggregate groups the records of s by key and by the event-time windows of the assigner,
 // folds value(record) into each key's window with agg, and emits a Result when the window
@@ -87,7 +98,8 @@ func Aggregate[T any, K comparable, V, A, R any](s *stream.Stream[T], key func(T
 	}
 	res := stream.Apply(s, cfg.name, stream.Operator[T, Result[K, R]](op))
 	late := stream.Apply(res, cfg.name+".late", stream.Operator[Result[K, R], Late[T]](&lateDrain[T, K, V, A, R]{op: op}))
-	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN}, nil
+	op.log = s.Pipeline().Logger()
+	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN, limitN: &op.limitN}, nil
 }
 
 // lateDrain emits the late records that the window operator set aside while processing the
@@ -130,6 +142,13 @@ type operator[T any, K comparable, V, A, R any] struct {
 	agg   Aggregator[V, A, R]
 	parts map[int32]engine[T, K, V, A, R]
 	lateN atomic.Int64
+	// The key limit (WithMaxKeys): held counts the entries of open state, recounted at the
+	// first partition of each batch and raised by every entry opened since.
+	limitN    atomic.Int64
+	held      int
+	heldBatch int64
+	log       *slog.Logger
+	warned    bool
 	// late records of the partition being processed, for lateDrain
 	late      []stream.Elem[Late[T]]
 	latePart  int32
@@ -191,6 +210,37 @@ func (op *operator[T, K, V, A, R]) StateSize() int {
 	return n
 }
 
+// admit reports whether a record may open a new entry of state (a key in a window, a series,
+// a session key) under the key limit. Engines call it where they would open one; a refused
+// record goes to the Late stream with stream.ReasonKeyLimit.
+func (op *operator[T, K, V, A, R]) admit(pc *stream.PartitionContext) bool {
+	max := op.cfg.maxKeys
+	if max <= 0 {
+		return true
+	}
+	if op.heldBatch != pc.Batch {
+		op.held, op.heldBatch = op.StateSize(), pc.Batch
+	}
+	if op.held >= max {
+		if !op.warned {
+			op.warned = true
+			op.log.Warn("window: key limit reached; records of new keys go to the late side stream (reason key_limit) until state frees up",
+				"operator", op.cfg.name, "max_keys", max)
+		}
+		return false
+	}
+	op.held++
+	return true
+}
+
+func (op *operator[T, K, V, A, R]) appendRefused(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
+	op.limitN.Add(1)
+	o = op.appendLate(o, e, part, start, end)
+	op.lateN.Add(-1)
+	op.late[len(op.late)-1].Value.Reason = stream.ReasonKeyLimit
+	return o
+}
+
 func (op *operator[T, K, V, A, R]) appendLate(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
 	op.lateN.Add(1)
 	op.late = append(op.late, stream.Elem[Late[T]]{
@@ -201,6 +251,7 @@ func (op *operator[T, K, V, A, R]) appendLate(o out[K, R], e *stream.Elem[T], pa
 			Offset:    e.Offset,
 			Start:     utc(start),
 			End:       utc(end),
+			Reason:    stream.ReasonLate,
 		},
 		Time:   e.Time,
 		Offset: e.Offset,
