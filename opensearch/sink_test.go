@@ -91,7 +91,7 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tooLarge = tooLarge || len(lines[i]) > 64
 		}
 		if tooLarge {
-			http.Error(w, `{"error":{"type":"too_large","reason":"request too large"},"status":413}`, 413)
+			http.Error(w, `{"error":{"type":"too_large","reason":"request too large"},"status":413}`, http.StatusRequestEntityTooLarge)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
