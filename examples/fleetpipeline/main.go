@@ -17,7 +17,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,7 +37,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, cfg, os.Stderr)
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM) and any failure as is
 		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
 		os.Exit(1)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ type (
 // counters are what the status line shows.
 type counters struct {
 	windows, alerts atomic.Int64
+	late            atomic.Int64 // late or key-limited records written to the dead letters
 	last            atomic.Pointer[stream.BatchStats]
 	mu              sync.Mutex
 	latency         []time.Duration // window close (batch) to cab stats acknowledged
@@ -55,6 +55,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	}
 	codec := kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
 		e, err := telemetry.Decode(m.Value)
+		if errors.Is(err, telemetry.ErrInvalid) {
+			err = &kafka.InvalidError{Err: err} // dead-lettered with reason "invalid", not "decode"
+		}
 		return e, e.Time, err
 	})
 	src, err := kafka.NewSource(kcfg, codec, srcOpts...)
@@ -79,21 +82,29 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return err
 		}
 	}
-	// Documents OpenSearch rejects for good go to the telemetry dead-letter topic, as JSON.
-	dlq, err := kafka.NewProducer(kcfg, c.topic+".dlq", kafka.KeyValue(
-		func(r opensearch.Rejected) []byte { return []byte(r.ID) },
-		func(r opensearch.Rejected) ([]byte, error) { return json.Marshal(rejected(r)) },
-	), kafka.WithLogger(log))
+	// One dead-letter output for everything that did not make it: records the source cannot
+	// decode or accept (the source writes those itself), late records, records refused by a
+	// key limit, and documents OpenSearch refuses for good. Each carries its reason.
+	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
 	if err != nil {
 		return err
 	}
 	defer dlq.Close(context.WithoutCancel(ctx))
-	deadLetters := opensearch.WithDeadLetter(opensearch.DeadLetterFunc(dlq.Write))
+	deadLetters := opensearch.WithDeadLetter(dlq)
+	lateLetters := stream.DeadLetterFunc(func(ctx context.Context, b []stream.DeadLetter) error {
+		if err := dlq.Write(ctx, b); err != nil {
+			return err
+		}
+		cnt.late.Add(int64(len(b)))
+		return nil
+	})
+	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", src.Origin, func(t telemetry.Event) telemetry.Event { return t }), lateLetters)
+	stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", src.Origin, func(t telemetry.Tracked) telemetry.Event { return t.Event }), lateLetters)
 
 	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[cabResult]{
 		Index: opensearch.DailyIndex(c.index("cab-stats"), func(r cabResult) time.Time { return r.Start }),
 		ID:    func(r cabResult) string { return telemetry.CabStatsDoc(r).DocID(c.name) },
-		Body:  func(dst []byte, r cabResult) ([]byte, error) { return telemetry.CabStatsDoc(r).AppendJSON(dst), nil },
+		Body:  func(dst []byte, r cabResult) ([]byte, error) { return telemetry.CabStatsDoc(r).AppendJSON(dst) },
 	}, deadLetters, opensearch.WithLogger(log))
 	if err != nil {
 		return err
@@ -101,7 +112,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	zoneSink, err := opensearch.NewSink(client, opensearch.Mapping[zoneResult]{
 		Index: opensearch.DailyIndex(c.index("zone-demand"), func(r zoneResult) time.Time { return r.Start }),
 		ID:    func(r zoneResult) string { return telemetry.ZoneDemandDoc(r).DocID(c.name) },
-		Body:  func(dst []byte, r zoneResult) ([]byte, error) { return telemetry.ZoneDemandDoc(r).AppendJSON(dst), nil },
+		Body:  func(dst []byte, r zoneResult) ([]byte, error) { return telemetry.ZoneDemandDoc(r).AppendJSON(dst) },
 	}, deadLetters, opensearch.WithLogger(log))
 	if err != nil {
 		return err
@@ -109,7 +120,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	alertSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.Alert]{
 		Index: opensearch.DailyIndex(c.index("cab-alerts"), func(a telemetry.Alert) time.Time { return a.Time }),
 		ID:    func(a telemetry.Alert) string { return a.ID },
-		Body:  func(dst []byte, a telemetry.Alert) ([]byte, error) { return a.AppendJSON(dst), nil },
+		Body:  func(dst []byte, a telemetry.Alert) ([]byte, error) { return a.AppendJSON(dst) },
 	}, deadLetters, opensearch.WithLogger(log))
 	if err != nil {
 		return err
@@ -136,7 +147,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if c.alertsTopic != "" {
 		prod, err := kafka.NewProducer(kcfg, c.alertsTopic, kafka.KeyValue(
 			func(a telemetry.Alert) []byte { return []byte(a.CabID) },
-			func(a telemetry.Alert) ([]byte, error) { return a.AppendJSON(nil), nil },
+			func(a telemetry.Alert) ([]byte, error) { return a.AppendJSON(nil) },
 		), kafka.WithLogger(log))
 		if err != nil {
 			return err
@@ -156,8 +167,8 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)
 	err = p.Run(ctx)
 	stopStatus()
-	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink, g.cabs.LateCount())
-	if errors.Is(err, context.Canceled) {
+	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink)
+	if err != nil && err == ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
 		log.Info("fleetpipeline: stopped")
 		return nil
 	}
@@ -211,22 +222,30 @@ func (c *config) index(base string) string {
 	return base + "-" + c.indexTag
 }
 
-// rejectedDoc is the dead-letter record of a document OpenSearch refused.
-type rejectedDoc struct {
-	Index  string          `json:"index"`
-	ID     string          `json:"id"`
-	Status int             `json:"status"`
-	Type   string          `json:"type"`
-	Reason string          `json:"reason"`
-	Doc    json.RawMessage `json:"doc,omitempty"`
-}
-
-func rejected(r opensearch.Rejected) rejectedDoc {
-	d := rejectedDoc{Index: r.Index, ID: r.ID, Status: r.Status, Type: r.Type, Reason: r.Reason}
-	if json.Valid(r.Doc) {
-		d.Doc = r.Doc
-	}
-	return d
+// lateDeadLetters turns a window's late side stream into dead letters that name the record's
+// Kafka origin and why it did not count: late for its window, or refused by a key limit.
+func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string,
+	origin func(int32) (string, int32, bool), event func(T) telemetry.Event) *stream.Stream[stream.DeadLetter] {
+	return stream.Map(late, func(l window.Late[T]) stream.DeadLetter {
+		e := event(l.Value)
+		dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: []byte(e.CabID), Partition: l.Partition}
+		if topic, part, ok := origin(l.Partition); ok {
+			dl.Topic, dl.Partition = topic, part
+		}
+		switch l.Reason {
+		case stream.ReasonKeyLimit:
+			dl.Err = fmt.Sprintf("%s: key limit reached, event at %s not aggregated", operator, l.EventTime.Format(time.RFC3339Nano))
+		default:
+			dl.Err = fmt.Sprintf("%s: event at %s arrived after its window %s-%s had closed",
+				operator, l.EventTime.Format(time.RFC3339Nano), l.Start.Format(time.RFC3339), l.End.Format(time.RFC3339))
+		}
+		v, err := telemetry.Append(nil, e)
+		if err != nil { // decoded events are valid, so this does not happen; keep the error
+			dl.Err += "; encoding the event: " + err.Error()
+		}
+		dl.Value = v
+		return dl
+	})
 }
 
 func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
@@ -257,17 +276,17 @@ func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters
 			if !s.Watermark.IsZero() {
 				wm = s.Watermark.Format(time.RFC3339)
 			}
-			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d\n",
-				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters)
+			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d  late %d\n",
+				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters, cnt.late.Load())
 		}
 	}
 }
 
 func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats },
-	cab *opensearch.Sink[cabResult], zone *opensearch.Sink[zoneResult], alert *opensearch.Sink[telemetry.Alert], late int64) {
+	cab *opensearch.Sink[cabResult], zone *opensearch.Sink[zoneResult], alert *opensearch.Sink[telemetry.Alert]) {
 	s := src.Stats()
-	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events\n",
-		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, late)
+	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events (in the dead letters too)\n",
+		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load())
 	for _, x := range []struct {
 		name string
 		st   opensearch.Stats

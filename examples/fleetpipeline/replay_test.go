@@ -69,8 +69,10 @@ func newOfflineRun(t *testing.T, c *config) *offlineRun {
 // docs are the documents the outputs wrote, by index and id; a later write overwrites.
 type docs map[string]map[string]string
 
-func (d docs) add(c *config, r *offlineRun) {
-	put := func(index, id string, body []byte) {
+func (d docs) add(t testing.TB, c *config, r *offlineRun) {
+	put := func(index, id string, body []byte, err error) {
+		t.Helper()
+		require.NoError(t, err, "encoding %s %s", index, id)
 		if d[index] == nil {
 			d[index] = map[string]string{}
 		}
@@ -78,14 +80,17 @@ func (d docs) add(c *config, r *offlineRun) {
 	}
 	for _, x := range r.cabs.All() {
 		doc := telemetry.CabStatsDoc(x)
-		put("cab-stats", doc.DocID(c.name), doc.AppendJSON(nil))
+		body, err := doc.AppendJSON(nil)
+		put("cab-stats", doc.DocID(c.name), body, err)
 	}
 	for _, x := range r.zones.All() {
 		doc := telemetry.ZoneDemandDoc(x)
-		put("zone-demand", doc.DocID(c.name), doc.AppendJSON(nil))
+		body, err := doc.AppendJSON(nil)
+		put("zone-demand", doc.DocID(c.name), body, err)
 	}
 	for _, a := range r.alerts.All() {
-		put("cab-alerts", a.ID, a.AppendJSON(nil))
+		body, err := a.AppendJSON(nil)
+		put("cab-alerts", a.ID, body, err)
 	}
 }
 
@@ -146,7 +151,7 @@ func TestCrashReplayOffline(t *testing.T) {
 	full := newOfflineRun(t, c)
 	full.run(batches, nil, -1)
 	want := docs{}
-	want.add(c, full)
+	want.add(t, c, full)
 	require.NotEmpty(t, want["cab-alerts"])
 
 	crashes := [][2]int{{2, 0}, {len(batches) / 2, 0}, {len(batches) * 2 / 3, 0}, {len(batches) - 2, 0}, {3, 4}, {len(batches) / 3, 3}, {len(batches) / 2, 1}}
@@ -157,17 +162,17 @@ func TestCrashReplayOffline(t *testing.T) {
 		got := docs{}
 		first := newOfflineRun(t, c)
 		first.run(batches[:crash[0]], nil, crash[0])
-		got.add(c, first)
+		got.add(t, c, first)
 		pos := first.committed()
 		if crash[1] > 0 {
 			second := newOfflineRun(t, c)
 			second.run(batches, pos, crash[1])
-			got.add(c, second)
+			got.add(t, c, second)
 			pos = second.committed()
 		}
 		last := newOfflineRun(t, c)
 		last.run(batches, pos, -1)
-		got.add(c, last)
+		got.add(t, c, last)
 		for index, w := range want {
 			diff := 0
 			for id, doc := range w {

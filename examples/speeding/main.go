@@ -49,7 +49,9 @@ func main() {
 	})
 	check(err)
 	stream.To(w.Results(), sink)
-	log.Printf("speeding: run ended: %v", p.Run(ctx))
+	if err := p.Run(ctx); err != ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
+		log.Fatalf("speeding: %v", err) // a failure exits non-zero
+	}
 }
 
 func check(err error) {

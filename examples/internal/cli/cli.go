@@ -7,8 +7,10 @@
 package cli
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -62,13 +64,21 @@ func (k *Kafka) Config() kafka.Config {
 type OpenSearch struct {
 	url, user, password, ca, sigv4 string
 	region                         *string
+	// envPassword is the password of a FLEETSTREAM_OPENSEARCH_URL with credentials: kept out
+	// of the flag's default, which -h prints.
+	envPassword string
 }
 
 // OpenSearchFlags registers the OpenSearch connection flags on fs; k supplies -aws-region.
+// Credentials in a URL (https://user:password@host, from FLEETSTREAM_OPENSEARCH_URL or
+// -opensearch) are taken out of it into basic auth, so that no URL the programs print or log
+// (-h, the startup line, errors) carries them.
 func OpenSearchFlags(fs *flag.FlagSet, k *Kafka) *OpenSearch {
 	o := &OpenSearch{region: &k.region}
-	fs.StringVar(&o.url, "opensearch", env("FLEETSTREAM_OPENSEARCH_URL", "http://127.0.0.1:19200"), "OpenSearch URL(s), comma-separated")
-	fs.StringVar(&o.user, "opensearch-user", env("FLEETSTREAM_OPENSEARCH_USER", ""), "OpenSearch basic-auth user")
+	envURL, envUser, envPassword := splitUserinfo(env("FLEETSTREAM_OPENSEARCH_URL", "http://127.0.0.1:19200"))
+	o.envPassword = envPassword
+	fs.StringVar(&o.url, "opensearch", envURL, "OpenSearch URL(s), comma-separated")
+	fs.StringVar(&o.user, "opensearch-user", env("FLEETSTREAM_OPENSEARCH_USER", envUser), "OpenSearch basic-auth user")
 	fs.StringVar(&o.password, "opensearch-password", "", "OpenSearch password (or FLEETSTREAM_OPENSEARCH_PASSWORD)")
 	fs.StringVar(&o.ca, "opensearch-ca", "", "PEM file of the CA that signed OpenSearch's certificate")
 	fs.StringVar(&o.sigv4, "opensearch-sigv4", "", `sign requests with AWS SigV4 for this service: "es" (OpenSearch Service) or "aoss" (Serverless)`)
@@ -77,12 +87,20 @@ func OpenSearchFlags(fs *flag.FlagSet, k *Kafka) *OpenSearch {
 
 // Config returns the OpenSearch config the flags describe.
 func (o *OpenSearch) Config() (opensearch.Config, error) {
-	cfg := opensearch.Config{Addresses: strings.Split(o.url, ","), Username: o.user, CACertFile: o.ca}
-	if o.user != "" {
-		cfg.Password = o.password
-		if cfg.Password == "" {
-			cfg.Password = os.Getenv("FLEETSTREAM_OPENSEARCH_PASSWORD")
+	cfg := opensearch.Config{Username: o.user, CACertFile: o.ca}
+	var urlPassword string
+	for _, a := range strings.Split(o.url, ",") {
+		clean, user, pw := splitUserinfo(a)
+		cfg.Addresses = append(cfg.Addresses, clean)
+		if user != "" && cfg.Username == "" {
+			cfg.Username = user
 		}
+		if pw != "" {
+			urlPassword = pw
+		}
+	}
+	if cfg.Username != "" {
+		cfg.Password = cmp.Or(o.password, urlPassword, os.Getenv("FLEETSTREAM_OPENSEARCH_PASSWORD"), o.envPassword)
 	}
 	switch o.sigv4 {
 	case "":
@@ -92,4 +110,26 @@ func (o *OpenSearch) Config() (opensearch.Config, error) {
 		return cfg, fmt.Errorf("-opensearch-sigv4 %q: want es or aoss", o.sigv4)
 	}
 	return cfg, nil
+}
+
+// splitUserinfo returns raw without the user and password it may carry, and them. A string
+// that is not a URL with userinfo is returned as it is.
+func splitUserinfo(raw string) (clean, user, password string) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.User == nil {
+		return raw, "", ""
+	}
+	user = u.User.Username()
+	password, _ = u.User.Password()
+	u.User = nil
+	return u.String(), user, password
+}
+
+// Redact returns raw with any password in its URL userinfo replaced by "xxxxx", for logs.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestBadClockAndAbsurdValuesLoseNothing is issue 11's defects 1, 2 and 5 end to end, on the
+// real services: among 2,400 good events of three cabs, a cab sends one event stamped 2099
+// (before its event #800), one stamped in year 9999, one with a 600-character cab id, one
+// with speed 1.5e308, and, later, one an hour older than its window (late). Before the fix
+// the 2099 event made every later event of its partition late (120 of 200 windows missing).
+// Now: every good event is counted in cab stats and zone demand, nothing counts late but the
+// late one, each bad or late record is in the dead-letter topic with its reason, no cab is
+// reported silent, and the job exits 0.
+func TestBadClockAndAbsurdValuesLoseNothing(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-clock")
+	r := newRun(t, s, topic, "e2e-clock")
+	brokers := testenv.KafkaBrokers(t)
+
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	prod, err := sarama.NewSyncProducer(brokers, cfg)
+	require.NoError(t, err)
+	defer prod.Close()
+
+	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
+	event := func(cab string, ts time.Time, speed string) string {
+		return fmt.Sprintf(`{"cab_id":%q,"ts":%q,"lat":41.15,"lon":-8.61,"speed_kmh":%s,"status":"hired"}`,
+			cab, ts.Format(time.RFC3339Nano), speed)
+	}
+	var msgs []*sarama.ProducerMessage
+	send := func(cab, value string) {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(cab), Value: sarama.StringEncoder(value)})
+	}
+	cabs := []string{"CAB-R1", "CAB-R2", "CAB-R3"}
+	bad := map[string]string{ // value -> the reason its dead letter must carry
+		event("CAB-R1", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), "30"): stream.ReasonEventTime,
+		event("CAB-R2", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), "30"): "",
+		event(strings.Repeat("C", 600), base, "30"):                        stream.ReasonInvalid,
+		event("CAB-R3", base.Add(time.Minute), "1.5e308"):                  stream.ReasonInvalid,
+	}
+	good := 0
+	for i := range 800 {
+		ts := base.Add(time.Duration(i) * 10 * time.Second)
+		if i == 266 { // before event #800 of the 2,400
+			for v := range bad {
+				var d struct {
+					CabID string `json:"cab_id"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(v), &d))
+				send(d.CabID, v)
+			}
+		}
+		for _, cab := range cabs {
+			send(cab, event(cab, ts, "42"))
+			good++
+		}
+	}
+	lateValue := event("CAB-R1", base.Add(-time.Hour), "42") // an hour behind its partition
+	send("CAB-R1", lateValue)
+	require.NoError(t, prod.SendMessages(msgs))
+
+	out := start(t, "fleetpipeline", pipelineBin, r.args(s)...).succeed(t, 2*time.Minute)
+	records, deadLetters, late := summary(t, out)
+	require.EqualValues(t, len(msgs), records, "records consumed")
+	require.EqualValues(t, len(bad), deadLetters, "records dead-lettered by the source")
+	require.Positive(t, late, "the late record is counted")
+
+	c := newOS(t, s)
+	stats := r.index("cab-stats")
+	c.refresh(stats)
+	require.EqualValues(t, good, int64(c.sum(stats, "events")), "every good event is in the cab stats")
+	require.EqualValues(t, len(cabs)*((799*10)/60+1), c.count(stats), "every cab-minute window is there")
+	zones := r.index("zone-demand")
+	c.refresh(zones)
+	require.EqualValues(t, good, int64(c.sum(zones, "events")), "every good event is in the zone demand")
+	alerts := r.index("cab-alerts")
+	c.refresh(alerts)
+	silent := c.search(alerts, map[string]any{"size": 0, "track_total_hits": true,
+		"query": map[string]any{"term": map[string]any{"type": "device_silent"}}})
+	require.EqualValues(t, 0, silent["hits"].(map[string]any)["total"].(map[string]any)["value"], "no cab was reported silent")
+
+	// The dead-letter topic holds the bad records and the late one, each with its reason.
+	dlq := readTopic(t, brokers, topic+".dlq", int(deadLetters+late), 30*time.Second)
+	reasons := map[string][]string{}
+	for _, m := range dlq {
+		h := map[string]string{}
+		for _, rh := range m.Headers {
+			h[string(rh.Key)] = string(rh.Value)
+		}
+		require.Equal(t, topic, h[kafka.HeaderSourceTopic], "dead letter %q names its source", m.Value)
+		require.NotEmpty(t, h[kafka.HeaderSourceOffset])
+		require.NotEmpty(t, h[kafka.HeaderError])
+		reasons[string(m.Value)] = append(reasons[string(m.Value)], h[kafka.HeaderReason])
+		t.Logf("dead letter (%s): %.120s", h[kafka.HeaderReason], h[kafka.HeaderError])
+	}
+	for v, reason := range bad {
+		require.Len(t, reasons[v], 1, "dead letters of %.80s", v)
+		if reason != "" {
+			require.Equal(t, reason, reasons[v][0], "reason of %.80s", v)
+		}
+	}
+	var lateReasons []string
+	for v, rs := range reasons {
+		var d struct {
+			CabID string    `json:"cab_id"`
+			TS    time.Time `json:"ts"`
+		}
+		if json.Unmarshal([]byte(v), &d) == nil && d.CabID == "CAB-R1" && d.TS.Equal(base.Add(-time.Hour)) {
+			lateReasons = append(lateReasons, rs...)
+		}
+	}
+	require.NotEmpty(t, lateReasons, "the late record is in the dead letters (%s)", lateValue)
+	for _, rs := range lateReasons {
+		require.Equal(t, stream.ReasonLate, rs)
+	}
+}
