@@ -275,8 +275,12 @@ type segment struct {
 
 func (s segment) kmh() float64 { return s.km / (float64(s.dt) / float64(time.Hour)) }
 
-func (ps *pathState) plausible(km float64, dt int64) bool {
-	return dt > 0 && km/(float64(dt)/float64(time.Hour)) <= ps.jumpKmh
+func (ps *pathState) plausible(km float64, dt int64) bool { return plausibleMove(ps.jumpKmh, km, dt) }
+
+// plausibleMove reports whether moving km in dt nanoseconds is possible at up
+// to jumpKmh.
+func plausibleMove(jumpKmh, km float64, dt int64) bool {
+	return dt > 0 && km/(float64(dt)/float64(time.Hour)) <= jumpKmh
 }
 
 func (ps *pathState) step(t int64, pos Point) segment {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -84,36 +85,87 @@ const (
 	epUnknown
 )
 
-// cabState is one cab's tracker state. Offsets are source offsets in the
-// partition; the oldest of those the state still needs bounds commits.
+// cabState is one cab's tracker state: 128 bytes, the most a tracker holds
+// per cab (a cab in the middle of a GPS jump holds 48 more). Offsets are
+// source offsets in the partition; the oldest of those the state still needs
+// bounds commits.
+//
+// The path follows pathState's rules with less memory: the latest accepted
+// event is the path's good point, or, after a GPS jump, the pending jump,
+// and then good keeps the last good point.
 type cabState struct {
-	lastT    int64 // event time of the latest accepted event
-	lastPos  Point
-	lastOff  int64
-	lastSpd  float64 // < 0: no reading
-	lastStat Status
+	last    pathPoint // position of the latest accepted event
+	lastT   int64     // its event time
+	lastOff int64     // its offset
+	lastSpd float64   // its speed; < 0: no reading
+	good    *goodPoint
+	fences  uint64 // bit i: inside fence i
 
-	path             pathState
-	goodPos          Point // the latest good position
-	goodOff, jumpOff int64
-	fences           uint64 // bit i: inside fence i
-
-	speeding        episode
 	spStart, spPred int64 // start time; offset of the event before it
 	spOffOff        int64 // the latest event not above the limit
 	spMax           float64
-	idle            episode
 	idStart, idPred int64
 	idOffOff        int64 // the latest event that was not idle
+
+	lastStat       Status
+	speeding, idle episode
+}
+
+// The per-cab cost that the package documents: cabState must fit in 128 bytes.
+var _ [128 - unsafe.Sizeof(cabState{})]struct{}
+
+// goodPoint is the last good point of a cab whose latest event was a GPS
+// jump.
+type goodPoint struct {
+	p      pathPoint
+	t, off int64
+}
+
+// goodPos returns the latest good position.
+func (c *cabState) goodPos() Point {
+	if c.good != nil {
+		return Point{Lat: c.good.p.lat, Lon: c.good.p.lon}
+	}
+	return Point{Lat: c.last.lat, Lon: c.last.lon}
+}
+
+// pathAnchor returns the oldest offset the path depends on: the last good
+// point and a pending jump.
+func (c *cabState) pathAnchor() int64 {
+	if c.good != nil {
+		return min(c.good.off, c.lastOff)
+	}
+	return c.lastOff
+}
+
+// step moves the cab's path to p at t, with pathState's rules, and reports
+// whether p is a GPS jump. It leaves the latest event (c.last...) to the
+// caller.
+func (c *cabState) step(jumpKmh float64, t int64, p pathPoint) (jump bool) {
+	g, gT := c.last, c.lastT
+	if c.good != nil {
+		g, gT = c.good.p, c.good.t
+	}
+	if plausibleMove(jumpKmh, distance(g, p), t-gT) {
+		c.good = nil
+		return false
+	}
+	if c.good != nil {
+		// Two jumps in a row that agree: the last good point was the outlier.
+		if plausibleMove(jumpKmh, distance(c.last, p), t-c.lastT) {
+			c.good = nil
+			return false
+		}
+		return true // a new pending jump; the good point stays
+	}
+	c.good = &goodPoint{p: c.last, t: c.lastT, off: c.lastOff}
+	return true
 }
 
 // anchor returns the oldest offset the state depends on: the latest event,
 // the path's reference points and the event before an open stretch.
 func (c *cabState) anchor() int64 {
-	a := min(c.lastOff, c.goodOff)
-	if c.path.lastJump {
-		a = min(a, c.jumpOff)
-	}
+	a := c.pathAnchor()
 	if c.speeding == epOn {
 		a = min(a, c.spPred)
 	} else if c.speeding == epOff {
@@ -230,7 +282,7 @@ func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Ele
 		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
 	}
 	switch {
-	case t == c.lastT && pos == c.lastPos:
+	case t == c.lastT && pos.Lat == c.last.lat && pos.Lon == c.last.lon:
 		o.Duplicate = true
 	case t <= c.lastT:
 		o.OutOfOrder = true
@@ -241,13 +293,9 @@ func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Ele
 		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
 	}
 	cfg := &tr.cfg
-	pathAnchor := c.goodOff
-	if c.path.lastJump {
-		pathAnchor = min(pathAnchor, c.jumpOff)
-	}
-	prevGood := c.goodPos
-	seg := c.path.step(t, pos)
-	o.Jump = seg.jump
+	pathAnchor := c.pathAnchor()
+	prevGood := c.goodPos()
+	o.Jump = c.step(cfg.jumpKmh, t, newPathPoint(pos))
 	o.Pickup = c.lastStat == StatusAvailable && e.Status == StatusHired
 	switch {
 	case o.Jump && o.Pickup:
@@ -347,12 +395,7 @@ func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Ele
 		c.fences = in
 	}
 
-	if o.Jump {
-		c.jumpOff = el.Offset
-	} else {
-		c.goodOff, c.goodPos = el.Offset, pos
-	}
-	c.lastT, c.lastPos, c.lastOff, c.lastSpd, c.lastStat = t, pos, el.Offset, spd, e.Status
+	c.last, c.lastT, c.lastOff, c.lastSpd, c.lastStat = newPathPoint(pos), t, el.Offset, spd, e.Status
 	return out
 }
 
@@ -362,12 +405,9 @@ func (tr *tracker) seed(el *stream.Elem[Event], t int64, spd float64) *cabState 
 	e := &el.Value
 	pos := e.Point()
 	c := &cabState{
-		lastT: t, lastPos: pos, lastOff: el.Offset, lastSpd: spd, lastStat: e.Status,
-		goodOff: el.Offset, goodPos: pos,
+		last: newPathPoint(pos), lastT: t, lastOff: el.Offset, lastSpd: spd, lastStat: e.Status,
 		spOffOff: el.Offset, idOffOff: el.Offset,
 	}
-	c.path.jumpKmh = tr.cfg.jumpKmh
-	c.path.step(t, pos)
 	if spd > tr.cfg.speedLimit {
 		c.speeding = epUnknown
 	}
@@ -405,7 +445,7 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 			start := time.Unix(0, c.lastT).UTC()
 			fired = append(fired, silentCab{Alert{
 				ID: AlertID(id, AlertDeviceSilent, "", start), Type: AlertDeviceSilent, CabID: id,
-				Time: start, Location: Location{Lat: c.lastPos.Lat, Lon: c.lastPos.Lon},
+				Time: start, Location: Location{Lat: c.last.lat, Lon: c.last.lon},
 				Severity: SeverityMedium, Details: AlertDetails{Limit: seconds(silent), DurationS: seconds(silent)},
 			}, c.lastOff})
 			delete(tp.cabs, id)
