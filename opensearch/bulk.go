@@ -135,11 +135,11 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *stream.DeadLetter {
 	}
 	// Never send OpenSearch what is not JSON: a non-finite number written by an appender
 	// (+Inf, NaN) or any other syntax error is an encode error here, with the bytes kept.
-	if !json.Valid(b[doc:]) {
+	if !validJSON(b[doc:]) {
 		var e error
 		var c bytes.Buffer
 		if e = json.Compact(&c, b[doc:]); e == nil {
-			e = errors.New("not JSON")
+			e = errors.New("not JSON of valid UTF-8")
 		}
 		return fail("invalid JSON: "+e.Error(), b[doc:])
 	}

@@ -1,7 +1,9 @@
 package opensearch
 
 import (
+	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzBulkResponse feeds arbitrary bulk responses to the parser: it must not panic, and when
@@ -32,6 +34,50 @@ func FuzzBulkResponse(f *testing.F) {
 		}
 		if len(retry) != r.Retry || len(rejected) != r.Rejected {
 			t.Fatalf("retry %d/%d rejected %d/%d", len(retry), r.Retry, len(rejected), r.Rejected)
+		}
+	})
+}
+
+// FuzzValidJSON holds the sink's JSON check to encoding/json: the same answer for every input
+// of valid UTF-8 (the sink also refuses invalid UTF-8, which encoding/json lets through).
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, `{"a":+Inf}`, `{"a":NaN}`, `{"a":-Inf}`, `{"a":1e400}`, `[1,2.5,-0,0.1e-3,true,false,null]`,
+		` {"a":{"b":["c\"\\\/\b\f\n\r\t\u00e9"]}} `, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":"\x"}`,
+		`{"a":"\u12"}`, `{"a":1,}`, `{,}`, `{"a" 1}`, `[`, `"é"`, "{\"a\":\"\x01\"}", `{} {}`, ``, `tru`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := validJSON(b)
+		if !utf8.Valid(b) {
+			if got && !json.Valid(b) {
+				t.Fatalf("validJSON accepts what encoding/json refuses: %q", b)
+			}
+			return
+		}
+		if want := json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	doc := []byte(`{"cab_id":"CAB-0042","window_start":"2026-11-25T10:00:00Z","window_end":"2026-11-25T10:01:00Z","@timestamp":"2026-11-25T10:00:00Z","events":42,"distance_km":1.23,"avg_speed_kmh":42.5,"max_speed_kmh":77.25,"last_location":{"lat":41.157,"lon":-8.629},"last_status":"hired","pipeline":"cab-stats","window":"1m","final":true}`)
+	b.Run("validJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !validJSON(doc) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !json.Valid(doc) {
+				b.Fatal("invalid")
+			}
 		}
 	})
 }
