@@ -116,10 +116,17 @@ type Rebalance struct {
 	Timeout time.Duration
 }
 
-// Fetch tunes how much a consumer asks for at once.
+// Fetch tunes how much a consumer asks for at once. The sizes count bytes as stored, so
+// compressed: a fetch of compressed records takes about the compression ratio times as much
+// memory once decompressed (lz4 or zstd JSON: 4 to 10 times). The defaults keep a Source's
+// memory to tens of MiB whatever the ratio (see the package documentation, Memory).
 type Fetch struct {
-	// MaxBytes is the most bytes fetched per partition and request. Default 4 MiB.
+	// MaxBytes is the most bytes fetched per partition and request. Default 512 KiB. A record
+	// batch larger than this is still fetched whole (the broker always returns at least one).
 	MaxBytes int32
+	// RequestMaxBytes is the most bytes one fetch request returns over all its partitions
+	// (Kafka's fetch.max.bytes). Default 2 MiB.
+	RequestMaxBytes int32
 	// MaxWait is how long the broker may wait to fill MinBytes. Default 250ms.
 	MaxWait time.Duration
 }
@@ -288,6 +295,9 @@ func (c *Config) validate(r role) error {
 		if c.Fetch.MaxBytes < 0 {
 			bad("Fetch.MaxBytes", "%d: negative", c.Fetch.MaxBytes)
 		}
+		if c.Fetch.RequestMaxBytes < 0 {
+			bad("Fetch.RequestMaxBytes", "%d: negative", c.Fetch.RequestMaxBytes)
+		}
 		if c.Fetch.MaxWait < 0 {
 			bad("Fetch.MaxWait", "%v: negative", c.Fetch.MaxWait)
 		}
@@ -437,13 +447,19 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 		sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy(rb.Strategy)}
 		sc.Consumer.Fetch.Default = c.Fetch.MaxBytes
 		if sc.Consumer.Fetch.Default == 0 {
-			sc.Consumer.Fetch.Default = 4 << 20
+			sc.Consumer.Fetch.Default = defaultFetchBytes
+		}
+		sc.Consumer.Fetch.MaxBytes = c.Fetch.RequestMaxBytes
+		if sc.Consumer.Fetch.MaxBytes == 0 {
+			sc.Consumer.Fetch.MaxBytes = max(defaultRequestBytes, sc.Consumer.Fetch.Default)
 		}
 		sc.Consumer.MaxWaitTime = c.Fetch.MaxWait
 		if sc.Consumer.MaxWaitTime == 0 {
 			sc.Consumer.MaxWaitTime = 250 * time.Millisecond
 		}
-		sc.ChannelBufferSize = 1024
+		// Fetched records wait in a channel per partition, each pinning the decompressed
+		// batch it came from: keep it short.
+		sc.ChannelBufferSize = channelBuffer
 	case roleProducer:
 		sc.Producer.Idempotent = true
 		sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -458,6 +474,13 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 	}
 	return sc, nil
 }
+
+// Defaults of the consumer's memory budget (see the package documentation, Memory).
+const (
+	defaultFetchBytes   = 512 << 10
+	defaultRequestBytes = 2 << 20
+	channelBuffer       = 128
+)
 
 func strategy(name string) sarama.BalanceStrategy {
 	switch name {

@@ -29,7 +29,25 @@
 //
 // A Codec decodes each record and returns its event time; the zero time selects the
 // record's Kafka timestamp. WithMeta wraps a codec so values carry the topic, partition,
-// offset, key, timestamp and headers (Record[T]).
+// offset, key, timestamp and headers (Record[T]). Source.Origin maps a partition id back to
+// its topic and Kafka partition, for dead letters made further down the pipeline.
+//
+// # Event time
+//
+// Every event time, from the payload or the Kafka timestamp, is checked with
+// stream.Input.CheckEventTime before the record enters the pipeline: a time outside what
+// time.Time.UnixNano represents (about years 1678 to 2262), or further ahead of the
+// pipeline's clock than stream.WithMaxFutureEventTime allows (default one hour), sends the
+// record to the dead letters with the reason stream.ReasonEventTime. Such a record never
+// moves a watermark, so a bad device clock cannot make the later records of its partition
+// late.
+//
+// # Topics
+//
+// A Source never creates topics (sarama's Metadata.AllowAutoTopicCreation is off for its
+// client). Run fails before anything is consumed when a source topic does not exist, and a
+// running Source asks the broker every five seconds whether its topics still exist: a topic
+// deleted while running stops it with an error (Run returns it) instead of a silent wait.
 //
 // The positions the pipeline commits carry its replay checkpoint (stream.Position.Meta),
 // which the Source stores as the Kafka offset metadata and hands back to the pipeline when it
@@ -54,8 +72,33 @@
 // partition (sarama Pause: no more fetches for it), keeps at most 4x the channel buffer of
 // already-fetched records, and waits for the pipeline to drain the input, still watching
 // for the end of the session; then it resumes. It never blocks in the input, so a
-// rebalance is never held up by a slow pipeline for longer than one batch. Memory is bounded
-// by the input's bounds plus, per partition, one fetch (Config.Fetch.MaxBytes) and that hold.
+// rebalance is never held up by a slow pipeline for longer than one batch.
+//
+// # Memory
+//
+// What a Source holds, with the defaults, for P partitions it owns:
+//
+//   - fetch: one fetch request per broker returns at most Config.Fetch.RequestMaxBytes
+//     (2 MiB) over its partitions, at most Config.Fetch.MaxBytes (512 KiB) of each, counted
+//     as stored, so compressed; decompressed, a response takes the compression ratio times
+//     that (lz4 JSON telemetry: about 5x, so about 10 MiB per broker);
+//   - channel: up to 128 fetched records per partition wait in sarama's channel, and each
+//     keeps the decompressed batch it came from alive (at most one response's batches);
+//   - hold: each partition's goroutine keeps at most 512 fetched records, or 4 MiB of keys
+//     and values (2x Fetch.MaxBytes if larger), that the input had no room for;
+//   - buffer: the pipeline's input (stream.WithBuffer: 100,000 records or 64 MiB by
+//     default), plus the batch being processed;
+//   - state: whatever open windows and other operators retain (the pipeline's, not the
+//     Source's).
+//
+// The Source's own share (fetch + channel + hold) is thus about 10 MiB per broker plus at
+// most 4 MiB per partition, whatever the backlog, and grows with the compression ratio only
+// within one response. Measured: examples/fleetpipeline catching up a backlog of 3 M
+// lz4-compressed events on 6 partitions peaks at about 250 MiB RSS (it was 690 MiB with
+// 4 MiB per-partition fetches, no request bound and 1,024-record channels). Raise
+// Fetch.MaxBytes and RequestMaxBytes for throughput over long round trips, lower them for
+// memory; a Go memory limit (GOMEMLIMIT) bounds the heap's slack too.
+// uncompressed topics, lower them for memory.
 //
 // # Bounded mode
 //
@@ -67,16 +110,36 @@
 //
 // # Dead letters
 //
-// A record whose Decode fails (not decodable, or invalid) never stops the pipeline and is
-// never lost: before any later record of its partition enters the pipeline, it is written to
-// the dead-letter output, by default the topic "<source topic>.dlq" (WithDeadLetterTopic,
-// WithDeadLetters), with its original key, value, timestamp and headers plus
-// x-fleetstream-source-topic, -source-partition, -source-offset and -error. The write is
-// retried until it succeeds or the partition is given up. Dead-lettered offsets are then
+// A record whose Decode fails (not decodable: stream.ReasonDecode; invalid, an
+// InvalidError: stream.ReasonInvalid) or whose event time is unusable
+// (stream.ReasonEventTime) never stops the pipeline and is never lost: before any later
+// record of its partition enters the pipeline, it is written to the dead-letter output as a
+// stream.DeadLetter. The output is a stream.DeadLetterSink: by default a DeadLetterSink
+// writing to the topic "<source topic>.dlq" (WithDeadLetterTopic names another), or any sink
+// (WithDeadLetters), such as one DeadLetterSink that the pipeline's late records and a
+// search sink's rejected documents share. In a topic, a dead letter keeps its original key,
+// value and headers plus x-fleetstream-source-topic, -source-partition, -source-offset,
+// -source-timestamp, -error and -reason. A DeadLetterSink is sized to the topic's
+// max.message.bytes, read at start; a dead letter that does not fit is written truncated
+// (x-fleetstream-truncated, -original-size, -value-sha256; the original stays in its
+// source topic), so a dead letter is always writable.
+//
+// Records before a dead letter are still pushed while it is being written. A failed write
+// is retried with exponential backoff and jitter until it succeeds or the partition is
+// given up; a permanent error (stream.IsPermanent: the topic refuses the producer, say)
+// stops the Source, and Run returns it: the pipeline stops with an error rather than skip a
+// record it could not store. Dead-lettered offsets are then
 // committed like any other: a commit that reaches the record before them extends over them,
 // and if everything before them is already committed they are committed at once. They are
 // counted (Source.DeadLettered) and logged at Warn: the first ten one by one, then at most
 // one line every ten seconds that also says how many were not logged since the last one.
+//
+// # Caught up
+//
+// WithEndWhenCaughtUp ends the input once every owned partition was read to its high-water
+// mark for the idle time. The high-water marks are fetched from the partition leaders after
+// the last record was read; while the broker cannot be reached nothing counts as caught up,
+// so an outage never ends a job early.
 //
 // # Auth/MSK
 //
@@ -86,7 +149,8 @@
 // with the default AWS credential chain, a profile or an assumed role, and refreshed before
 // they expire). Invalid settings fail at construction with an error wrapping
 // ErrInvalidConfig that names the setting. Credentials are never logged or put in an error:
-// Config, SASL and TLS redact them in String, GoString and LogValue.
+// Config, SASL and TLS redact them in String, GoString and LogValue. TLS.InsecureSkipVerify
+// (tests only) is logged as a warning whenever a client connects with it.
 //
 // # Stats
 //

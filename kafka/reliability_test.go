@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -388,3 +389,67 @@ func TestSourceWarnsInsecureTLS(t *testing.T) {
 }
 
 func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// TestSourceMemoryCompressedBacklog is issue 11, defect 9: what a Source holds while the
+// pipeline cannot take more must not grow with the compression ratio of the backlog. With
+// 4 MiB (compressed) fetches per partition, a blocked lz4 backlog of ~250-byte JSON records
+// held about 20 MiB per partition once decompressed; with the default bounds the whole
+// Source holds a few MiB per partition.
+func TestSourceMemoryCompressedBacklog(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	const parts, n = 3, 300_000
+	topic := newTopic(t, brokers, "lz4backlog", parts)
+	pc := saramaConfig()
+	pc.Producer.Compression = sarama.CompressionLZ4
+	prod, err := sarama.NewSyncProducer(brokers, pc)
+	require.NoError(t, err)
+	batch := make([]*sarama.ProducerMessage, 0, 10_000)
+	for i := range n {
+		e := mkEvent(i)
+		v := `{"id":` + strconv.Itoa(i) + `,"key":"` + e.Key + `","ts":"` + e.TS.Format(time.RFC3339Nano) + `","v":` + strconv.Itoa(e.V) +
+			`,"trip_id":"T-` + strconv.Itoa(i/500) + `","lat":41.` + strconv.Itoa(150000+i%9973) + `,"lon":-8.` + strconv.Itoa(610000+i%7919) +
+			`,"speed_kmh":` + strconv.Itoa(i%97) + `.5,"heading_deg":` + strconv.Itoa(i%360) + `,"status":"hired","engine_temp_c":90.` + strconv.Itoa(i%10) +
+			`,"fuel_pct":55.` + strconv.Itoa(i%100) + `,"battery_v":12.6,"odometer_km":` + strconv.Itoa(100000+i) + `.7}`
+		batch = append(batch, &sarama.ProducerMessage{Topic: topic, Partition: partitionOf(e.Key, parts), Key: sarama.StringEncoder(e.Key), Value: sarama.StringEncoder(v)})
+		if len(batch) == cap(batch) || i == n-1 {
+			require.NoError(t, prod.SendMessages(batch))
+			batch = batch[:0]
+		}
+	}
+	require.NoError(t, prod.Close())
+
+	var ms runtime.MemStats
+	heap := func() int64 {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := heap()
+	gate := make(chan struct{})
+	ids := newIDSet()
+	r := startPipeline(t, pipelineSpec{
+		cfg: consumerConfig(brokers, testenv.UniqueName(t, "g-lz4backlog"), topic), ids: ids, buffer: 1000,
+		onBatch: func(ctx context.Context, _ []event) error {
+			select {
+			case <-gate:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	})
+	// Wait until the Source stopped taking records: the input is full and every partition
+	// paused with its fetched records held.
+	last := int64(-1)
+	require.Eventually(t, func() bool {
+		st := r.src.Stats()
+		still := st.Records > 0 && st.Records == last
+		last = st.Records
+		return still
+	}, waitFor, 500*time.Millisecond)
+	held := heap() - base
+	t.Logf("held while blocked: %.1f MiB (%d records fetched of %d)", float64(held)/(1<<20), last, n)
+	require.Less(t, held, int64(24<<20), "the Source holds more than its memory budget")
+	close(gate)
+	require.Eventually(t, func() bool { return ids.distinct() == n }, waitFor, 20*time.Millisecond, "missing e.g. %v", ids.missing(n))
+}
