@@ -134,6 +134,25 @@
 // them begin, once each, and an alert's ID is its cab, type, fence and start
 // time ([AlertID]).
 //
+// # Memory and limits
+//
+// The tracker holds one entry per cab it follows (at most 128 bytes, plus the
+// cab's ID and a map entry; 48 bytes more while a GPS jump is pending) until
+// the cab falls silent. Its StateSize, which the pipeline reports in
+// stream.BatchStats, and [Tracker.Cabs] give the number of cabs held.
+// [MaxCabs] bounds it: past the bound, events of new cabs go to
+// [Tracker.DeadLetters] with Reason stream.ReasonKeyLimit (connect it to the
+// pipeline's dead-letter output, so nothing is lost), and a warning is
+// logged, at most once a minute. Window state is bounded by
+// window.WithMaxKeys, passed with [WindowOptions]. BenchmarkStatePerKey
+// measures the whole fleet job's heap per idle cab.
+//
+// Event times reach the tracker's watermark through
+// stream.PartitionContext.CapEventTime: an event stamped far ahead of the
+// pipeline clock (which sources dead-letter anyway) moves it no further than
+// the pipeline's future bound (stream.WithMaxFutureEventTime), not decades
+// ahead, where every other cab would look silent.
+//
 // # Replay
 //
 // The tracker holds commits back (stream.Operator.Retained) to the oldest

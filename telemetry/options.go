@@ -53,6 +53,7 @@ type config struct {
 	silentAfter time.Duration
 	fences      []Geofence
 	precision   int
+	maxCabs     int
 	winOpts     []window.Option
 	errs        []error
 }
@@ -143,6 +144,30 @@ func SilentAfter(d time.Duration) Option {
 			return
 		}
 		c.silentAfter = d
+	})
+}
+
+// MaxCabs bounds the cabs the tracker holds, over all its partitions: once it
+// holds n, the events of a cab it does not hold go to [Tracker.DeadLetters]
+// with Reason stream.ReasonKeyLimit instead of being tracked (counted by
+// [Tracker.KeyLimitCount], with a warning logged at most once a minute), until
+// cabs fall silent ([SilentAfter]) and free their place. Events of cabs it
+// holds are tracked as usual. A cab costs the tracker at most 128 bytes plus
+// its ID and a map entry. Connect DeadLetters to the pipeline's dead-letter
+// output so that nothing is lost. 0, the default, means no bound; n must not
+// be negative.
+//
+// Which cabs are refused depends on which cabs were held when their events
+// came, so a replay from an older position may track an event that the
+// original run dead-lettered, or the reverse: each event is tracked or
+// dead-lettered, never lost.
+func MaxCabs(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 0 {
+			c.errs = append(c.errs, invalidOption("MaxCabs(%d): want a limit >= 0", n))
+			return
+		}
+		c.maxCabs = n
 	})
 }
 

@@ -2,11 +2,15 @@ package telemetry
 
 import (
 	"cmp"
+	"log/slog"
 	"math"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
+	"github.com/fleetstream/fleetstream/internal/lograte"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -25,17 +29,37 @@ type Tracked struct {
 	OutOfOrder bool
 }
 
-// Tracker is the output of [Track]: the annotated events and the alerts.
+// Tracker is the output of [Track]: the annotated events, the alerts and the
+// dead letters of cabs past the key limit.
 type Tracker struct {
 	events *stream.Stream[Tracked]
 	alerts *stream.Stream[Alert]
+	dead   *stream.Stream[stream.DeadLetter]
+	op     *tracker
 }
 
-// Events returns every input event, annotated, in arrival order.
+// Events returns every input event, annotated, in arrival order, but for the
+// events [Tracker.DeadLetters] takes.
 func (t *Tracker) Events() *stream.Stream[Tracked] { return t.events }
 
 // Alerts returns the alerts.
 func (t *Tracker) Alerts() *stream.Stream[Alert] { return t.alerts }
+
+// DeadLetters returns the events the tracker did not follow because their
+// cab was new and the tracker held [MaxCabs] cabs already: each with Reason
+// stream.ReasonKeyLimit, the event's JSON as Value, its cab as Key, the
+// pipeline partition and the offset of the record. Topic is empty (the
+// tracker does not know the source; kafka.Source.Origin maps the partition
+// to a topic and Kafka partition). The stream is empty without MaxCabs.
+func (t *Tracker) DeadLetters() *stream.Stream[stream.DeadLetter] { return t.dead }
+
+// Cabs returns the number of cabs the tracker holds, over all partitions, as
+// of the last batch. Safe for concurrent use.
+func (t *Tracker) Cabs() int64 { return t.op.cabsHeld.Load() }
+
+// KeyLimitCount returns the number of events sent to [Tracker.DeadLetters]
+// so far. Safe for concurrent use.
+func (t *Tracker) KeyLimitCount() int64 { return t.op.limited.Load() }
 
 // Track follows every cab through its events and raises alerts: speeding,
 // harsh braking, long idle, geofence enter and exit, and device silent (see
@@ -47,21 +71,27 @@ func Track(s *stream.Stream[Event], opts ...Option) (*Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	op := &tracker{cfg: c, parts: make(map[int32]*trackPart)}
+	p := s.Pipeline()
+	op := &tracker{cfg: c, parts: make(map[int32]*trackPart), log: p.Logger(), clock: p.Clock(),
+		warn: lograte.New(1, time.Minute)}
 	for _, f := range c.fences {
 		op.fences = append(op.fences, fence{name: f.Name, area: f.Area, box: f.Area.Bounds()})
 	}
 	mixed := stream.Apply(s, "cab-tracker", stream.Operator[Event, trackOut](op))
 	return &Tracker{
-		events: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert == nil }), func(o trackOut) Tracked { return o.Tracked }),
+		events: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert == nil && o.dead == nil }), func(o trackOut) Tracked { return o.Tracked }),
 		alerts: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert != nil }), func(o trackOut) Alert { return *o.alert }),
+		dead:   stream.Map(mixed.Filter(func(o trackOut) bool { return o.dead != nil }), func(o trackOut) stream.DeadLetter { return *o.dead }),
+		op:     op,
 	}, nil
 }
 
-// trackOut is the operator's output: an annotated event or an alert.
+// trackOut is the operator's output: an annotated event, an alert or a dead
+// letter.
 type trackOut struct {
 	Tracked
 	alert *Alert
+	dead  *stream.DeadLetter
 }
 
 type fence struct {
@@ -210,6 +240,13 @@ type tracker struct {
 	fences []fence
 	parts  map[int32]*trackPart
 	fired  []silentCab // scratch for device-silent alerts
+
+	cabs     int // cabs held over all partitions
+	cabsHeld atomic.Int64
+	limited  atomic.Int64
+	log      *slog.Logger
+	clock    stream.Clock
+	warn     *lograte.Limiter
 }
 
 type silentCab struct {
@@ -246,10 +283,13 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			}
 			tp.marks = append(tp.marks, mark{in[i].Offset, start})
 		}
-		out = tr.event(tp, &in[i], out)
+		out = tr.event(pc, tp, &in[i], out)
 		// The partition's watermark, record by record, so that device-silent
-		// alerts do not depend on how records fall into batches.
-		if t := in[i].Time; t > tp.maxT {
+		// alerts do not depend on how records fall into batches. A record
+		// stamped further ahead of the pipeline clock than the pipeline allows
+		// (a bad device clock) moves it no further than that bound, so it cannot
+		// make every other cab look silent.
+		if t := pc.CapEventTime(in[i].Time); t > tp.maxT {
 			tp.maxT = t
 			if t-ooo > tp.nextExpiry {
 				out = tr.expire(tp, t-ooo, out)
@@ -258,14 +298,16 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 	}
 	if pc.EndOfInput {
 		// The input is over, not the cabs: no device-silent alerts.
-		delete(tr.parts, pc.Partition)
+		tr.Drop(pc.Partition)
 		return out
 	}
 	// An idle partition moves on with the pipeline.
-	return tr.expire(tp, pc.PartitionWatermark, out)
+	out = tr.expire(tp, pc.PartitionWatermark, out)
+	tr.cabsHeld.Store(int64(tr.cabs))
+	return out
 }
 
-func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
 	e := &el.Value
 	t := e.Time.UnixNano()
 	pos := e.Point()
@@ -276,8 +318,12 @@ func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Ele
 	o := trackOut{Tracked: Tracked{Event: *e}}
 	c := tp.cabs[e.CabID]
 	if c == nil {
+		if tr.cfg.maxCabs > 0 && tr.cabs >= tr.cfg.maxCabs {
+			return tr.refuse(pc, el, out)
+		}
 		c = tr.seed(el, t, spd)
 		tp.cabs[e.CabID] = c
+		tr.cabs++
 		tp.nextExpiry = min(tp.nextExpiry, t+int64(tr.cfg.silentAfter))
 		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
 	}
@@ -399,6 +445,30 @@ func (tr *tracker) event(tp *trackPart, el *stream.Elem[Event], out []stream.Ele
 	return out
 }
 
+// refuse sends the event of a new cab past MaxCabs to the dead letters, and
+// logs a warning, at most one a minute.
+func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+	e := &el.Value
+	tr.limited.Add(1)
+	dl := &stream.DeadLetter{
+		Reason:    stream.ReasonKeyLimit,
+		Err:       "telemetry: cab tracker holds " + strconv.Itoa(tr.cabs) + " cabs (MaxCabs): event of a new cab not tracked",
+		Partition: pc.Partition,
+		Offset:    el.Offset,
+		Key:       []byte(e.CabID),
+	}
+	v, err := Append(nil, *e)
+	if err != nil { // decoded events always encode; keep the reason if not
+		dl.Err += "; " + err.Error()
+	}
+	dl.Value = v
+	if ok, suppressed := tr.warn.Allow(tr.clock.Now()); ok {
+		tr.log.Warn("telemetry: cab tracker at its key limit; events of new cabs go to the dead letters (reason key_limit) until cabs fall silent",
+			"max_cabs", tr.cfg.maxCabs, "partition", pc.Partition, "suppressed", suppressed)
+	}
+	return append(out, stream.Elem[trackOut]{Value: trackOut{dead: dl}, Time: el.Time, Offset: el.Offset})
+}
+
 // seed starts the state of a cab from its first event, which starts no
 // stretch, crosses no fence and picks nobody up.
 func (tr *tracker) seed(el *stream.Elem[Event], t int64, spd float64) *cabState {
@@ -449,6 +519,7 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 				Severity: SeverityMedium, Details: AlertDetails{Limit: seconds(silent), DurationS: seconds(silent)},
 			}, c.lastOff})
 			delete(tp.cabs, id)
+			tr.cabs--
 			continue
 		}
 		next = min(next, deadline)
@@ -524,12 +595,13 @@ func (tr *tracker) ReplayStart(part int32, from int64) (start, at int64, ok bool
 	return m.start, m.at, true
 }
 
-func (tr *tracker) Drop(part int32) { delete(tr.parts, part) }
-
-func (tr *tracker) StateSize() int {
-	n := 0
-	for _, tp := range tr.parts {
-		n += len(tp.cabs)
+func (tr *tracker) Drop(part int32) {
+	if tp := tr.parts[part]; tp != nil {
+		tr.cabs -= len(tp.cabs)
+		tr.cabsHeld.Store(int64(tr.cabs))
+		delete(tr.parts, part)
 	}
-	return n
 }
+
+// StateSize returns the number of cabs held, over all partitions.
+func (tr *tracker) StateSize() int { return tr.cabs }

@@ -1,0 +1,124 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/telemetry"
+)
+
+// TestTrackMaxCabs: past MaxCabs, the events of new cabs are not tracked but
+// go to the dead letters with reason key_limit, their JSON and origin; events
+// of held cabs are tracked as usual; a cab that falls silent frees its place;
+// every event is either tracked or dead-lettered; one warning is logged.
+func TestTrackMaxCabs(t *testing.T) {
+	var logs bytes.Buffer
+	h := streamtest.New(t, time.Second, stream.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s, telemetry.MaxCabs(2), telemetry.SilentAfter(time.Minute))
+	require.NoError(t, err)
+	events, alerts, dead := streamtest.Collect(tr.Events()), streamtest.Collect(tr.Alerts()), streamtest.Collect(tr.DeadLetters())
+
+	in := []telemetry.Event{
+		ev("A", 0, 41.0, 10, avail),
+		ev("B", 0, 41.2, 10, avail),
+		ev("C", 5, 41.4, 10, avail), // a third cab: refused
+		ev("A", 10, 41.0001, 10, avail),
+		ev("C", 15, 41.4001, 10, avail), // still refused
+		ev("B", 20, 41.2001, 10, avail),
+		ev("A", 90, 41.001, 10, avail),   // B falls silent (watermark 90 > 20 + 60) after this event
+		ev("C", 100, 41.4002, 10, avail), // tracked: B's place is free
+	}
+	for _, e := range in {
+		q.Add(rec(e))
+	}
+	h.Run(len(in))
+	require.EqualValues(t, 2, tr.Cabs(), "A and C")
+	q.End()
+	h.RunUntilDone()
+
+	var tracked []string
+	for _, e := range events.All() {
+		tracked = append(tracked, e.CabID+"@"+e.Time.Sub(t0).String())
+	}
+	require.Equal(t, []string{"A@0s", "B@0s", "A@10s", "B@20s", "A@1m30s", "C@1m40s"}, tracked)
+
+	dls := dead.All()
+	require.Len(t, dls, 2)
+	for i, off := range []int64{2, 4} {
+		dl := dls[i]
+		require.Equal(t, stream.ReasonKeyLimit, dl.Reason)
+		require.Equal(t, "C", string(dl.Key))
+		require.Equal(t, int32(0), dl.Partition)
+		require.Equal(t, off, dl.Offset)
+		require.Contains(t, dl.Err, "MaxCabs")
+		e, err := telemetry.Decode(dl.Value)
+		require.NoError(t, err)
+		require.Equal(t, in[off], e)
+	}
+	require.EqualValues(t, 2, tr.KeyLimitCount())
+	require.Equal(t, len(in), len(events.All())+len(dls), "every event tracked or dead-lettered")
+
+	// B's device-silent alert; C's refused events started nothing.
+	require.Len(t, alerts.All(), 1)
+	require.Equal(t, telemetry.AlertDeviceSilent, alerts.All()[0].Type)
+	require.Equal(t, "B", alerts.All()[0].CabID)
+
+	require.Equal(t, 1, strings.Count(logs.String(), "key limit"), logs.String())
+	require.Contains(t, logs.String(), "max_cabs=2")
+	require.EqualValues(t, 0, tr.Cabs(), "the end of input drops every cab")
+}
+
+// TestTrackWithoutLimit: without MaxCabs nothing is refused, and the
+// tracker's state size counts the cabs it holds.
+func TestTrackWithoutLimit(t *testing.T) {
+	var state []int
+	h := streamtest.New(t, time.Second, stream.WithStatsHook(func(st stream.BatchStats) { state = append(state, st.RetainedState) }))
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s)
+	require.NoError(t, err)
+	dead := streamtest.Collect(tr.DeadLetters())
+	var rs []stream.Record[telemetry.Event]
+	for i := range 50 {
+		rs = append(rs, rec(ev(string(rune('A'+i%26))+string(rune('a'+i/26)), float64(i), 41, 10, avail)))
+	}
+	q.Add(rs...)
+	h.Run(1)
+	require.EqualValues(t, 50, tr.Cabs())
+	require.Equal(t, []int{50}, state)
+	require.Empty(t, dead.All())
+	require.Zero(t, tr.KeyLimitCount())
+}
+
+func TestMaxCabsOption(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	_, s := streamtest.NewQueue[telemetry.Event](h)
+	_, err := telemetry.Track(s, telemetry.MaxCabs(-1))
+	require.ErrorIs(t, err, telemetry.ErrInvalidOption)
+	_, err = telemetry.Track(s, telemetry.MaxCabs(0))
+	require.NoError(t, err)
+}
+
+// TestTrackBadClockBounded: an event stamped decades ahead moves the
+// tracker's watermark no further than the pipeline's future bound, so cabs
+// that keep reporting are not declared silent.
+func TestTrackBadClockBounded(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithMaxFutureEventTime(time.Hour))
+	h.Clock.Set(t0)
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s, telemetry.SilentAfter(2*time.Hour))
+	require.NoError(t, err)
+	alerts := streamtest.Collect(tr.Alerts())
+	bad := ev("X", 0, 41.5, 10, avail)
+	bad.Time = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	q.Add(rec(ev("A", 0, 41.0, 10, avail)), rec(bad), rec(ev("A", 15, 41.0001, 10, avail)))
+	h.Run(3)
+	require.Empty(t, alerts.All(), "the bad clock made cabs silent")
+}
