@@ -221,7 +221,8 @@ type trackPart struct {
 	// maxT is the newest event time of the partition, in record order.
 	maxT int64
 	// marks are where a replay could start for the output from a record on
-	// to be what it was, taken every markEvery records (see ReplayStart).
+	// to be what it was, taken every markEvery records, or every len(cabs)
+	// records when the partition holds more cabs (see ReplayStart).
 	marks     []mark
 	sinceMark int
 }
@@ -270,7 +271,10 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 	}
 	ooo := int64(pc.MaxOutOfOrderness)
 	for i := range in {
-		if tp.sinceMark++; tp.sinceMark >= markEvery {
+		// A mark costs a pass over the partition's cabs: with many cabs, marks
+		// thin out so that the cost per record stays constant (a reader then
+		// gets coarser starts, replaying more, never wrong ones).
+		if tp.sinceMark++; tp.sinceMark >= max(markEvery, len(tp.cabs)) {
 			tp.sinceMark = 0
 			start, ok := tp.retained()
 			if !ok {

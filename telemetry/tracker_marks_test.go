@@ -49,3 +49,33 @@ func TestTrackerReplayMarks(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, at-cabs, start)
 }
+
+// With more cabs than markEvery, marks come every len(cabs) records, so that
+// taking them (a pass over the cabs) costs a constant per record; they stay
+// exact.
+func TestTrackerReplayMarksThinOut(t *testing.T) {
+	c, err := newConfig(nil)
+	require.NoError(t, err)
+	tr := &tracker{cfg: c, parts: map[int32]*trackPart{}}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	const cabs, n = 5000, 40_000
+	in := make([]stream.Elem[Event], 0, n)
+	for off := int64(0); off < n; off++ {
+		at := t0.Add(time.Duration(off) * time.Millisecond)
+		e := Event{CabID: fmt.Sprintf("CAB-%d", off%cabs), Time: at, Lat: 41.15 + float64(off)*1e-7, Lon: -8.61}
+		in = append(in, stream.Elem[Event]{Value: e, Time: at.UnixNano(), Offset: off})
+	}
+	pc := &stream.PartitionContext{Partition: 0, PartitionWatermark: stream.NoWatermark, MaxOutOfOrderness: time.Second}
+	tr.Process(pc, in, nil)
+	marks := tr.parts[0].marks
+	// The first after markEvery records, then every 5000 (the cabs held).
+	require.Len(t, marks, 1+(n-markEvery)/cabs)
+	require.Equal(t, int64(markEvery-1), marks[0].at)
+	for i := 1; i < len(marks); i++ {
+		require.Equal(t, int64(cabs), marks[i].at-marks[i-1].at)
+		require.Equal(t, marks[i].at-cabs, marks[i].start)
+	}
+	start, at, ok := tr.ReplayStart(0, n)
+	require.True(t, ok)
+	require.Equal(t, at-cabs, start, "every cab's latest event is among the cabs records before the mark")
+}
