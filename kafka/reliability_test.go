@@ -310,7 +310,21 @@ func TestFaultSourceCaughtUpDuringOutage(t *testing.T) {
 	// are what the caught-up check sees.
 	cfg.Rebalance = kafka.Rebalance{SessionTimeout: 45 * time.Second, HeartbeatInterval: 3 * time.Second, Timeout: 30 * time.Second}
 	ids := newIDSet()
-	r := startPipeline(t, pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(3 * time.Second)}, ids: ids})
+	// The output is held during the outage, as a sink retrying its own writes would be: the
+	// batch in flight keeps the partitions claimed (their release waits for it), so the
+	// caught-up check sees the stale marks for the whole outage.
+	var gate atomic.Pointer[chan struct{}]
+	hold := func(ctx context.Context, _ []event) error {
+		if g := gate.Load(); g != nil {
+			select {
+			case <-*g:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	r := startPipeline(t, pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(3 * time.Second)}, ids: ids, onBatch: hold})
 
 	// A producer that keeps writing through the outage; acked counts the ids the broker
 	// acknowledged (a failed send is retried with the same id, so ids are contiguous).
@@ -346,6 +360,8 @@ func TestFaultSourceCaughtUpDuringOutage(t *testing.T) {
 		}
 	}()
 	require.Eventually(t, func() bool { return ids.distinct() >= 2000 }, waitFor, 10*time.Millisecond)
+	held := make(chan struct{})
+	gate.Store(&held)
 	testenv.StopService(t, "kafka")
 	before := acked.Load()
 	// The outage lasts until the start below; the old check ended the input within seconds.
@@ -360,6 +376,7 @@ func TestFaultSourceCaughtUpDuringOutage(t *testing.T) {
 		t.Fatalf("the pipeline ended during the outage (%v) with %d of %d records", err, ids.distinct(), before)
 	default:
 	}
+	close(held)
 	require.Eventually(t, func() bool { return acked.Load() >= before+1000 }, waitFor, 10*time.Millisecond, "the producer never resumed")
 	close(stop)
 	<-produced
