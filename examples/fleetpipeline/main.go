@@ -60,6 +60,7 @@ type config struct {
 	statusEvery time.Duration
 	replicas    int
 	indexTag    string
+	maxCabs     int
 	verbose     bool
 }
 
@@ -80,6 +81,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line")
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
+	fs.IntVar(&c.maxCabs, "max-cabs", 100_000, "most cabs the alert tracker holds (each window operator holds 4x as many keys in open windows); past it, new cabs' events go to the dead-letter topic with reason key_limit (0: no limit)")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
 	return c
 }

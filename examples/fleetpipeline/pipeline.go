@@ -25,7 +25,8 @@ type (
 // counters are what the status line shows.
 type counters struct {
 	windows, alerts atomic.Int64
-	late            atomic.Int64 // late or key-limited records written to the dead letters
+	late            atomic.Int64 // late records written to the dead letters
+	refused         atomic.Int64 // records past a key limit written to the dead letters
 	last            atomic.Pointer[stream.BatchStats]
 	mu              sync.Mutex
 	latency         []time.Duration // window close (batch) to cab stats acknowledged
@@ -95,11 +96,23 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		if err := dlq.Write(ctx, b); err != nil {
 			return err
 		}
-		cnt.late.Add(int64(len(b)))
+		for _, dl := range b {
+			if dl.Reason == stream.ReasonLate {
+				cnt.late.Add(1)
+			} else {
+				cnt.refused.Add(1)
+			}
+		}
 		return nil
 	})
 	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", src.Origin, func(t telemetry.Event) telemetry.Event { return t }), lateLetters)
 	stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", src.Origin, func(t telemetry.Tracked) telemetry.Event { return t.Event }), lateLetters)
+	stream.To(stream.Map(g.refused, func(dl stream.DeadLetter) stream.DeadLetter {
+		if topic, part, ok := src.Origin(dl.Partition); ok {
+			dl.Topic, dl.Partition = topic, part
+		}
+		return dl
+	}), lateLetters)
 
 	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[cabResult]{
 		Index: opensearch.DailyIndex(c.index("cab-stats"), func(r cabResult) time.Time { return r.Start }),
@@ -188,12 +201,13 @@ type graph struct {
 	cabDocs  *stream.Stream[cabResult]  // final cab stats
 	zoneDocs *stream.Stream[zoneResult] // final zone demand
 	alerts   *stream.Stream[telemetry.Alert]
+	refused  *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
 }
 
 // transforms builds the graph on the stream of decoded events.
 func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, error) {
-	grace := telemetry.WindowOptions(window.Grace(c.lateness))
-	tracker, err := telemetry.Track(events)
+	grace := telemetry.WindowOptions(window.Grace(c.lateness), window.WithMaxKeys(c.maxKeys()))
+	tracker, err := telemetry.Track(events, telemetry.MaxCabs(c.maxCabs))
 	if err != nil {
 		return nil, err
 	}
@@ -211,8 +225,13 @@ func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, err
 		cabDocs:  cabs.Results().Filter(func(r cabResult) bool { return r.Final }),
 		zoneDocs: zones.Results().Filter(func(r zoneResult) bool { return r.Final }),
 		alerts:   tracker.Alerts(),
+		refused:  tracker.DeadLetters(),
 	}, nil
 }
+
+// maxKeys bounds each window operator's open state: a cab (or zone) in up to four open
+// windows per cab the tracker may hold (a window, the next, and those kept by the grace).
+func (c *config) maxKeys() int { return 4 * c.maxCabs }
 
 // index returns the name prefix of one of the pipeline's indexes.
 func (c *config) index(base string) string {
@@ -276,8 +295,8 @@ func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters
 			if !s.Watermark.IsZero() {
 				wm = s.Watermark.Format(time.RFC3339)
 			}
-			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d  late %d\n",
-				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters, cnt.late.Load())
+			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d  late %d  key limit %d\n",
+				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters, cnt.late.Load(), cnt.refused.Load())
 		}
 	}
 }
@@ -285,8 +304,8 @@ func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters
 func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats },
 	cab *opensearch.Sink[cabResult], zone *opensearch.Sink[zoneResult], alert *opensearch.Sink[telemetry.Alert]) {
 	s := src.Stats()
-	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events (in the dead letters too)\n",
-		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load())
+	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
+		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
 	for _, x := range []struct {
 		name string
 		st   opensearch.Stats

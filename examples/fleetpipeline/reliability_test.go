@@ -130,3 +130,72 @@ func TestBadClockAndAbsurdValuesLoseNothing(t *testing.T) {
 		require.Equal(t, stream.ReasonLate, rs)
 	}
 }
+
+// TestKeyLimitLosesNothing is issue 11's defect 10 end to end: with -max-cabs 2 and three
+// cabs, the alert tracker holds two; the third cab's events go to the dead-letter topic with
+// reason key_limit, so zone demand (which reads the tracker) plus those dead letters account
+// for every event, and so do cab stats plus their own key-limit dead letters.
+func TestKeyLimitLosesNothing(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-keys")
+	r := newRun(t, s, topic, "e2e-keys")
+	brokers := testenv.KafkaBrokers(t)
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	prod, err := sarama.NewSyncProducer(brokers, cfg)
+	require.NoError(t, err)
+	defer prod.Close()
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
+	var msgs []*sarama.ProducerMessage
+	for i := range 60 {
+		for _, cab := range []string{"CAB-K1", "CAB-K2", "CAB-K3"} {
+			v := fmt.Sprintf(`{"cab_id":%q,"ts":%q,"lat":41.15,"lon":-8.61,"speed_kmh":40,"status":"hired"}`,
+				cab, base.Add(time.Duration(i)*10*time.Second).Format(time.RFC3339))
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(cab), Value: sarama.StringEncoder(v)})
+		}
+	}
+	require.NoError(t, prod.SendMessages(msgs))
+
+	out := start(t, "fleetpipeline", pipelineBin, r.args(s, "-max-cabs", "2")...).succeed(t, 2*time.Minute)
+	records, deadLetters, late := summary(t, out)
+	require.EqualValues(t, len(msgs), records)
+	require.Zero(t, deadLetters)
+	require.Zero(t, late)
+
+	c := newOS(t, s)
+	zones, stats := r.index("zone-demand"), r.index("cab-stats")
+	c.refresh(zones)
+	c.refresh(stats)
+	zoneEvents, statEvents := int64(c.sum(zones, "events")), int64(c.sum(stats, "events"))
+
+	var refusedByTracker, refusedByStats int64
+	want := 0
+	if n := len(msgs) - int(zoneEvents); n > 0 {
+		want += n
+	}
+	if n := len(msgs) - int(statEvents); n > 0 {
+		want += n
+	}
+	require.Positive(t, want, "the third cab was refused somewhere")
+	for _, m := range readTopic(t, brokers, topic+".dlq", want, 30*time.Second) {
+		h := map[string]string{}
+		for _, rh := range m.Headers {
+			h[string(rh.Key)] = string(rh.Value)
+		}
+		require.Equal(t, stream.ReasonKeyLimit, h[kafka.HeaderReason])
+		require.Equal(t, topic, h[kafka.HeaderSourceTopic])
+		switch {
+		case strings.HasPrefix(h[kafka.HeaderError], "telemetry: cab tracker"):
+			refusedByTracker++
+		case strings.HasPrefix(h[kafka.HeaderError], "cab-stats: key limit"):
+			refusedByStats++
+		default:
+			t.Fatalf("unexpected key-limit dead letter: %s", h[kafka.HeaderError])
+		}
+	}
+	require.EqualValues(t, 60, refusedByTracker, "one cab's events past the tracker's limit")
+	require.EqualValues(t, len(msgs), zoneEvents+refusedByTracker, "zone demand + dead letters = every event")
+	require.EqualValues(t, len(msgs), statEvents+refusedByStats, "cab stats + dead letters = every event")
+}
