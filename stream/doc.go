@@ -60,6 +60,27 @@
 // that ended before its readers' starts: its output from there on is what it was. The commit
 // moves back with it.
 //
+// A checkpoint names the graph it was written by (a fingerprint of every operator's name,
+// element type, inputs and state type). One written by another graph, such as a new release
+// with its stateful operators in another order, is refused with a warning, and the
+// partition's stateful operators start cold from the committed offset, as without a
+// checkpoint (TestCheckpointOfReorderedGraphIsRefused, FuzzDecodeCheckpoint).
+//
+// # Dead letters
+//
+// Nothing is dropped silently: what cannot be used goes to a dead-letter output, one type
+// for the whole SDK (DeadLetter: origin, key, value, headers, reason, error) through a
+// DeadLetterSink, a Sink[DeadLetter]. Sources send the records they cannot decode or accept,
+// including event times that Input.CheckEventTime refuses (ReasonEventTime); event-time
+// operators put late records and records past a key limit on a side stream that a job
+// routes to one (ReasonLate, ReasonKeyLimit); sinks send what their store refuses for good
+// (ReasonRejected, ReasonEncode). A dead-letter output that fails is retried like any output,
+// and one that fails permanently stops the pipeline.
+//
+// Run returns ctx.Err() itself (err == context.Canceled) only when the context ended and
+// the stop went cleanly: the batch in flight was written and committed. Any failure is
+// returned as such, never joined with a cancellation that would make it look like a stop.
+//
 // # Backpressure
 //
 // One batch is processed at a time. The source writes into a bounded Input (WithBuffer:
