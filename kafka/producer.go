@@ -191,11 +191,23 @@ func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) 
 	return fmt.Errorf("kafka: produce: %w", err)
 }
 
+// permanentProduceError reports whether the broker or the client will refuse a message
+// however often it is sent: retrying it would only stall the caller.
 func permanentProduceError(err error) bool {
 	var ce sarama.ConfigurationError // e.g. a message over Producer.MaxMessageBytes
-	return errors.As(err, &ce) || errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessage) ||
-		errors.Is(err, sarama.ErrTopicAuthorizationFailed) || errors.Is(err, sarama.ErrClusterAuthorizationFailed) ||
-		errors.Is(err, sarama.ErrInvalidTopic)
+	if errors.As(err, &ce) {
+		return true
+	}
+	for _, k := range []sarama.KError{
+		sarama.ErrMessageSizeTooLarge, sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidRecord,
+		sarama.ErrInvalidTimestamp, sarama.ErrPolicyViolation, sarama.ErrUnsupportedForMessageFormat,
+		sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed, sarama.ErrInvalidTopic,
+	} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // Close flushes and closes the client. Later Writes return ErrClosed.

@@ -470,3 +470,48 @@ func TestSourceMemoryCompressedBacklog(t *testing.T) {
 	close(gate)
 	require.Eventually(t, func() bool { return ids.distinct() == n }, waitFor, 20*time.Millisecond, "missing e.g. %v", ids.missing(n))
 }
+
+// TestDeadLetterSinkTopicLimit: a DeadLetterSink reads its topic's max.message.bytes (here
+// 64 KiB, far below the broker's 1 MiB) and writes a dead letter that does not fit truncated
+// to it, and one that fits unchanged. Late records and rejected documents of other parts of
+// a pipeline go through the same sink.
+func TestDeadLetterSinkTopicLimit(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	const limit = 64 << 10
+	topic := createTopicWith(t, brokers, "dlq-small", map[string]string{"max.message.bytes": strconv.Itoa(limit)})
+	sink, err := kafka.NewDeadLetterSink(kafka.Config{Brokers: brokers}, topic)
+	require.NoError(t, err)
+	defer sink.Close(context.Background())
+	big := bytes.Repeat([]byte("b"), 200<<10)
+	batch := []stream.DeadLetter{
+		{Reason: stream.ReasonLate, Err: "window closed", Topic: "cabs", Partition: 4, Offset: 77, Key: []byte("CAB-1"), Value: big},
+		{Reason: stream.ReasonRejected, Err: "mapper_parsing_exception", Offset: -1, Value: []byte(`{"a":1}`), Index: "cab-stats", ID: "x", Status: 400},
+	}
+	require.NoError(t, sink.Write(t.Context(), batch))
+	require.Equal(t, int64(2), sink.Written())
+	require.Equal(t, int64(1), sink.Truncated())
+
+	got := deadLetters(t, brokers, topic, 2)
+	h := headers(got[0])
+	require.Equal(t, "value", h[kafka.HeaderTruncated])
+	require.Equal(t, strconv.Itoa(len(big)), h[kafka.HeaderOriginalSize])
+	require.Equal(t, "cabs", h[kafka.HeaderSourceTopic])
+	require.Equal(t, "77", h[kafka.HeaderSourceOffset])
+	require.Equal(t, stream.ReasonLate, h[kafka.HeaderReason])
+	require.Less(t, len(got[0].Value), limit)
+	require.Greater(t, len(got[0].Value), limit/2)
+	require.True(t, bytes.HasPrefix(big, got[0].Value))
+	h = headers(got[1])
+	require.NotContains(t, h, kafka.HeaderTruncated)
+	require.Equal(t, `{"a":1}`, string(got[1].Value))
+	require.Equal(t, "cab-stats", h[kafka.HeaderIndex])
+	require.Equal(t, "400", h[kafka.HeaderStatus])
+
+	// Per source topic: a dead letter must name its topic.
+	per, err := kafka.NewDeadLetterSink(kafka.Config{Brokers: brokers}, "")
+	require.NoError(t, err)
+	defer per.Close(context.Background())
+	err = per.Write(t.Context(), batch[1:])
+	require.True(t, stream.IsPermanent(err), "%v", err)
+	require.Contains(t, err.Error(), "no source topic")
+}

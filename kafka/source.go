@@ -308,6 +308,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 
 // fail stops Run with err (the first one wins).
 func (s *Source[T]) fail(err error) {
+	err = redact(&s.cfg, err)
 	if s.fatal.CompareAndSwap(nil, &err) {
 		s.log.Error("kafka: source stopped", "err", err)
 		s.cancel(err)
