@@ -131,7 +131,7 @@ func (s *Stream[T]) plan(fused bool) {
 }
 
 func (s *Stream[T]) process(pc *PartitionContext) {
-	s.cur = s.cur[:0]
+	s.cur = reuse(s.cur)
 	if s.fused || pc.Batch%s.every != 0 {
 		return
 	}
@@ -384,3 +384,16 @@ func (s *source[T]) minOffset(bucket int) int64 {
 // release empties the batch's split after it ran, keeping its memory for the batch after
 // next.
 func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
+
+// bigBuffer is the capacity from which a reused buffer is given back once a batch used less
+// than a quarter of it: one catch-up batch of a million results must not pin their memory
+// (and, through the stale elements, the keys they point to) for the rest of the run.
+const bigBuffer = 1 << 16
+
+// reuse returns b emptied for reuse, or nil when it is big and was mostly unused.
+func reuse[T any](b []T) []T {
+	if cap(b) > bigBuffer && len(b) < cap(b)/4 {
+		return nil
+	}
+	return b[:0]
+}

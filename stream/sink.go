@@ -92,7 +92,7 @@ func (f *forEach[T]) flush(ctx context.Context, info BatchInfo) error {
 
 func (f *forEach[T]) reset() {
 	clear(f.vals)
-	f.vals = f.vals[:0]
+	f.vals = reuse(f.vals)
 	f.valid = false
 }
 

@@ -40,6 +40,9 @@ type tumbling[T any, K comparable, V, A, R any] struct {
 
 const maxFree = 4
 
+// maxFreeKeys is the most keys a closed bucket may have held to be kept for reuse.
+const maxFreeKeys = 4096
+
 func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
 	op := w.op
 	agg := op.agg
@@ -160,6 +163,9 @@ func (w *tumbling[T, K, V, A, R]) bucket(start, off int64) *bucket[K, A] {
 func (w *tumbling[T, K, V, A, R]) recycle(b *bucket[K, A]) {
 	if w.cur == b {
 		w.cur = nil
+	}
+	if len(b.keys) > maxFreeKeys {
+		return // its map never shrinks: let a bucket of a burst of keys go
 	}
 	b.reset()
 	if len(w.free) < maxFree {
