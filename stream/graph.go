@@ -1,8 +1,10 @@
+// The graph: Stream, how operators are registered, derived and fused, and the Operator
+// extension point.
+
 package stream
 
 import (
 	"context"
-	"math"
 	"reflect"
 )
 
@@ -270,120 +272,6 @@ func Apply[In, Out any](s *Stream[In], name string, op Operator[In, Out]) *Strea
 	out.state = opState[In, Out]{op}
 	return out
 }
-
-// sourceNode is the untyped face of the typed source stream.
-type sourceNode interface {
-	run(ctx context.Context) error
-	close()
-	take(batchTime int64) taken
-	control() ([]Position, []revocation)
-	release()
-	// minOffset returns the lowest offset in a bucket of the batch being processed.
-	minOffset(bucket int) int64
-	commit(ctx context.Context, pos []Position) error
-	stats() (SourceStats, bool)
-}
-
-type partTaken struct {
-	part      int32
-	maxEvent  int64
-	maxOffset int64
-	bucket    int
-	untimed   int   // records without an event time
-	bytes     int64 // their sizes, for Input's byte bound
-}
-
-type taken struct {
-	parts    []partTaken
-	records  int
-	bytes    int64
-	assigned []Position
-	revoked  []revocation
-	closed   bool
-}
-
-type source[T any] struct {
-	src  Source[T]
-	in   *Input[T]
-	head *Stream[T]
-	cur  *split[T] // the batch being processed; between batches, the empty spare
-}
-
-// From attaches a source to the pipeline and returns its stream. A pipeline has one source;
-// a source may read many partitions (and topics).
-func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
-	s := &Stream[T]{p: p, name: "source", every: 1, slide: 1}
-	if p.src != nil {
-		p.fail(invalid("From: the pipeline already has a source"))
-		return register(p, s)
-	}
-	sn := &source[T]{
-		src:  src,
-		in:   newInput[T](p.cfg.maxRecords, p.cfg.maxBytes, p.cfg.clock, p.cfg.maxFuture),
-		head: s,
-		cur:  newSplit[T](),
-	}
-	// The source stream's batch is the partition's bucket itself, not a copy; out is never
-	// appended to, so the aliasing is safe.
-	s.fn = func(pc *PartitionContext, _ []Elem[T]) []Elem[T] {
-		if i, ok := sn.cur.bucket[pc.Partition]; ok {
-			return sn.cur.buckets[i]
-		}
-		return nil
-	}
-	p.src = sn
-	if b, ok := src.(Binder[T]); ok {
-		b.Bind(sn.in)
-	}
-	return register(p, s)
-}
-
-func (s *source[T]) run(ctx context.Context) error { return s.src.Run(ctx, s.in) }
-func (s *source[T]) close()                        { s.in.Close() }
-
-func (s *source[T]) commit(ctx context.Context, pos []Position) error {
-	return s.src.Commit(ctx, pos)
-}
-
-func (s *source[T]) stats() (SourceStats, bool) {
-	if st, ok := s.src.(interface{ Stats() SourceStats }); ok {
-		return st.Stats(), true
-	}
-	return SourceStats{}, false
-}
-
-func (s *source[T]) control() ([]Position, []revocation) {
-	s.in.mu.Lock()
-	defer s.in.mu.Unlock()
-	a, r := s.in.assigned, s.in.revoked
-	s.in.assigned, s.in.revoked = nil, nil
-	return a, r
-}
-
-func (s *source[T]) take(batchTime int64) taken {
-	var t taken
-	s.cur, t.assigned, t.revoked, t.closed = s.in.take(s.cur)
-	// closed is only final once the buffer was empty when taken, so records pushed
-	// before Close are all processed first.
-	if t.closed && s.cur.records > 0 {
-		t.closed = false
-	}
-	s.cur.stamp(batchTime)
-	t.records, t.bytes, t.parts = s.cur.records, s.cur.bytes, s.cur.parts
-	return t
-}
-
-func (s *source[T]) minOffset(bucket int) int64 {
-	m := int64(math.MaxInt64)
-	for i := range s.cur.buckets[bucket] {
-		m = min(m, s.cur.buckets[bucket][i].Offset)
-	}
-	return m
-}
-
-// release empties the batch's split after it ran, keeping its memory for the batch after
-// next.
-func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
 
 // bigBuffer is the capacity from which a reused buffer is given back once a batch used less
 // than a quarter of it: one catch-up batch of a million results must not pin their memory

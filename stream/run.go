@@ -1,0 +1,457 @@
+// The run loop: Run and Step, a batch from the source's buffer through the graph to the
+// outputs, retries, acknowledgement and commits, partition assignment and revocation.
+
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
+)
+
+type pendingBatch struct {
+	info     BatchInfo
+	next     map[int32]int64
+	done     []bool
+	attempts int
+	end      bool
+	started  time.Time
+	procTime time.Duration
+	records  int
+	bytes    int64
+}
+
+// Run runs the pipeline: it starts the source, then every batch interval takes what the
+// source buffered, runs the graph, runs the outputs (retrying failed ones under the retry
+// policy), and commits what was acknowledged. Run returns nil when the input ended and every
+// window closed, ctx.Err() when ctx ended (after the batch in flight was written and
+// committed), or the first unrecoverable error.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if p.src == nil {
+		return ErrNoSource
+	}
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	srcCtx, cancel := context.WithCancel(ctx)
+	srcDone := make(chan error, 1)
+	go func() {
+		err := p.src.run(srcCtx)
+		if err == nil {
+			// Only a source that returns nil ends the input (a bounded source): one that was
+			// stopped must not make the pipeline close every window as if input had ended.
+			p.src.close()
+		}
+		srcDone <- err
+	}()
+	stop := func() error {
+		cancel()
+		err := <-srcDone
+		if errors.Is(err, context.Canceled) && srcCtx.Err() != nil {
+			err = nil // the source stopped because we cancelled it
+		}
+		return errors.Join(err, p.closeOutputs(context.WithoutCancel(ctx)))
+	}
+	// ended returns ctx.Err() itself when the context ended and stopping went well, so that
+	// callers can tell a requested stop (err == context.Canceled) from a failure.
+	ended := func() error {
+		if err := stop(); err != nil {
+			return errors.Join(ctx.Err(), err)
+		}
+		return ctx.Err()
+	}
+	clk := p.cfg.clock
+	next := clk.Now().Add(p.interval)
+	var srcErr error
+	for {
+		if wait := next.Sub(clk.Now()); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ended()
+			case err := <-srcDone:
+				srcDone <- err // keep it for stop
+				if ctx.Err() != nil {
+					return ended() // the source saw the cancellation first
+				}
+				if err != nil {
+					srcErr = err
+					break
+				}
+				<-clk.After(wait)
+			case <-clk.After(wait):
+			}
+		}
+		if srcErr != nil {
+			cancel()
+			return errors.Join(fmt.Errorf("stream: source: %w", srcErr), p.closeOutputs(context.WithoutCancel(ctx)))
+		}
+		scheduled := next
+		outCtx, release := p.outputContext(ctx)
+		done, err := p.step(outCtx, scheduled)
+		for err != nil {
+			if IsPermanent(err) {
+				p.cfg.logger.Error("stream: permanent output error", "err", err)
+				release()
+				return errors.Join(err, stop())
+			}
+			attempts := p.pending.attempts
+			if p.cfg.retry.MaxAttempts > 0 && attempts >= p.cfg.retry.MaxAttempts {
+				release()
+				return errors.Join(err, stop())
+			}
+			d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempts)
+			p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", p.pending.info.Batch, "attempt", attempts, "backoff", d, "err", err)
+			select {
+			case <-ctx.Done():
+				release()
+				if err := stop(); err != nil {
+					return errors.Join(ctx.Err(), err)
+				}
+				// Stopped while the batch's outputs were failing: the batch is not
+				// acknowledged and replays on the next run; say why it did not finish.
+				return fmt.Errorf("%w (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, err)
+			case <-clk.After(d):
+			}
+			done, err = p.step(outCtx, scheduled)
+		}
+		release()
+		if done {
+			return stop()
+		}
+		next = next.Add(p.interval)
+		if now := clk.Now(); next.Before(now) {
+			next = now
+		}
+	}
+}
+
+// outputContext returns the context outputs run with: it is not cancelled with ctx, so the
+// batch in flight is finished on shutdown, but once ctx ends the outputs get at most the
+// shutdown grace (WithShutdownGrace) before it is cancelled too. release must be called when
+// the batch is done.
+func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	finished := make(chan struct{})
+	stopWatch := context.AfterFunc(ctx, func() {
+		select {
+		case <-p.cfg.clock.After(p.cfg.shutdownGrace):
+			p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+			cancel()
+		case <-finished:
+		}
+	})
+	return out, func() {
+		stopWatch()
+		close(finished)
+		cancel()
+	}
+}
+
+// Step runs one batch synchronously at the clock's current time, without starting the
+// source: it is the building block of Run, exported for harnesses (package streamtest) that
+// push records through a Binder source. If the previous Step's outputs failed, Step retries
+// that batch's failed outputs instead of taking a new batch. done is true once the input
+// ended and the final batch was acknowledged.
+func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
+	if err := p.Err(); err != nil {
+		return false, err
+	}
+	if p.src == nil {
+		return false, ErrNoSource
+	}
+	return p.step(ctx, p.cfg.clock.Now())
+}
+
+func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) {
+	if p.finished {
+		return true, nil
+	}
+	if p.pending == nil {
+		p.startBatch(scheduled)
+	} else {
+		p.handleControl()
+	}
+	b := p.pending
+	b.attempts++
+	outStart := p.cfg.clock.Now()
+	var errs []error
+	for i, o := range p.outputs {
+		if b.done[i] {
+			continue
+		}
+		if err := o.flush(ctx, b.info); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		b.done[i] = true
+	}
+	if len(errs) > 0 {
+		return false, &OutputError{Batch: b.info.Batch, Errs: errs}
+	}
+	outTime := p.cfg.clock.Now().Sub(outStart)
+	committed := p.ack(ctx, b)
+	for _, o := range p.outputs {
+		o.reset()
+	}
+	st := BatchStats{
+		Batch:           b.info.Batch,
+		Time:            b.info.Time,
+		InputRecords:    b.records,
+		InputBytes:      b.bytes,
+		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
+		ProcessingTime:  b.procTime,
+		OutputTime:      outTime,
+		Attempts:        b.attempts,
+		Partitions:      len(p.live),
+		Committed:       committed,
+	}
+	if p.wm != NoWatermark && p.wm != EndOfTime {
+		st.Watermark = time.Unix(0, p.wm).UTC()
+	}
+	for _, n := range p.nodes {
+		size := n.stateSize()
+		st.RetainedState += size
+		if hasState(n) {
+			st.State = append(st.State, OperatorState{Operator: n.(interface{ Name() string }).Name(), Entries: size})
+		}
+	}
+	if s, ok := p.src.stats(); ok {
+		st.Source = s
+	}
+	p.statsMu.Lock()
+	p.stats = st
+	p.statsMu.Unlock()
+	if p.cfg.statsHook != nil {
+		p.cfg.statsHook(st)
+	}
+	p.pending = nil
+	if b.end {
+		p.finished = true
+	}
+	return b.end, nil
+}
+
+// handleControl applies partition assignments and revocations that arrived from the source.
+func (p *Pipeline) handleControl() {
+	assigned, revoked := p.src.control()
+	p.applyControl(assigned, revoked)
+}
+
+func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
+	now := p.cfg.clock.Now()
+	for _, r := range revoked {
+		for _, part := range r.parts {
+			if _, ok := p.parts[part]; !ok {
+				continue
+			}
+			delete(p.parts, part)
+			p.live = slices.DeleteFunc(p.live, func(x int32) bool { return x == part })
+			for _, n := range p.nodes {
+				n.drop(part)
+			}
+			if p.pending != nil {
+				delete(p.pending.next, part)
+			}
+			p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part)
+		}
+		close(r.done)
+	}
+	for _, pos := range assigned {
+		ps := p.partition(pos.Partition, now)
+		if pos.Offset >= 0 {
+			ps.base = pos.Offset
+		}
+		if pos.Meta == "" {
+			continue
+		}
+		skip, err := decodeCheckpoint(pos.Meta, pos.Offset, len(p.nodes), p.fingerprint())
+		if err != nil {
+			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+			continue
+		}
+		ps.skip, ps.meta = skip, pos.Meta
+		ps.eff = p.effectiveSkip(skip, pos.Offset)
+		if pos.Offset > ps.committed {
+			ps.committed = pos.Offset
+		}
+		p.cfg.logger.Info("stream: partition resumed from checkpoint", "partition", pos.Partition, "offset", pos.Offset, "operators", len(skip))
+	}
+}
+
+func (p *Pipeline) partition(part int32, now time.Time) *partState {
+	ps, ok := p.parts[part]
+	if !ok {
+		ps = &partState{maxEvent: NoWatermark, base: -1, next: -1, committed: -1, lastSeen: now}
+		p.parts[part] = ps
+		i, _ := slices.BinarySearch(p.live, part)
+		p.live = slices.Insert(p.live, i, part)
+	}
+	return ps
+}
+
+func (p *Pipeline) startBatch(scheduled time.Time) {
+	clk := p.cfg.clock
+	started := clk.Now()
+	if p.planned != [2]int{len(p.nodes), len(p.outputs)} {
+		p.fuse()
+	}
+	p.batch++
+	in := p.src.take(scheduled.UnixNano())
+	p.applyControl(in.assigned, in.revoked)
+	next := make(map[int32]int64, len(in.parts))
+	// No record moves a watermark past the clock plus the future bound, even from a source
+	// that does not check event times (Input.CheckEventTime).
+	ceiling := int64(math.MaxInt64)
+	if p.cfg.maxFuture > 0 {
+		ceiling = started.Add(p.cfg.maxFuture).UnixNano()
+	}
+	for _, st := range in.parts {
+		ps := p.partition(st.part, started)
+		ps.lastSeen = started
+		ps.maxEvent = max(ps.maxEvent, min(st.maxEvent, ceiling))
+		if ps.base < 0 {
+			ps.base = p.src.minOffset(st.bucket)
+		}
+		if st.maxOffset+1 > ps.next {
+			ps.next = st.maxOffset + 1
+		}
+		next[st.part] = ps.next
+	}
+	end := in.closed
+	p.wm = max(p.wm, p.watermark(started, end))
+	pc := PartitionContext{
+		Batch:             p.batch,
+		BatchTime:         scheduled,
+		Watermark:         p.wm,
+		MaxOutOfOrderness: p.cfg.outOfOrder,
+		ceiling:           ceiling,
+		EndOfInput:        end,
+	}
+	for _, part := range p.live {
+		pc.Partition = part
+		ps := p.parts[part]
+		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, end)
+		pc.skip = ps.eff
+		for _, n := range p.active {
+			n.process(&pc)
+		}
+		for _, o := range p.outputs {
+			o.collect(&pc)
+		}
+	}
+	p.src.release()
+	p.pending = &pendingBatch{
+		info: BatchInfo{
+			Pipeline:  p.cfg.name,
+			Batch:     p.batch,
+			Time:      scheduled,
+			Watermark: p.wm,
+			Final:     end,
+		},
+		next:     next,
+		done:     make([]bool, len(p.outputs)),
+		end:      end,
+		started:  started,
+		procTime: clk.Now().Sub(started),
+		records:  in.records,
+		bytes:    in.bytes,
+	}
+}
+
+// fuse plans the graph: an elementwise operator (Map, Filter, KeyBy...) whose only reader is
+// another elementwise operator or an output runs fused into that reader, so that a chain of
+// them is one loop over the last materialized batch, with no batch in between. Operators read
+// by several readers, by stateful operators or by nothing are materialized as before, so a
+// user function is never applied twice to the same element.
+func (p *Pipeline) fuse() {
+	readers := make([]int, len(p.nodes))
+	elemReader := make([]bool, len(p.nodes))
+	note := func(idx int, elem bool) {
+		readers[idx]++
+		elemReader[idx] = elem
+	}
+	for _, n := range p.nodes {
+		for _, idx := range n.inputs() {
+			note(idx, n.elementwise())
+		}
+	}
+	for _, o := range p.outputs {
+		note(o.input(), true)
+	}
+	fused := make([]bool, len(p.nodes))
+	p.active = p.active[:0]
+	for i, n := range p.nodes {
+		fused[i] = n.elementwise() && readers[i] == 1 && elemReader[i]
+		n.plan(fused[i])
+		if !fused[i] {
+			p.active = append(p.active, n)
+		}
+	}
+	for _, o := range p.outputs {
+		o.plan(fused[o.input()])
+	}
+	p.planned = [2]int{len(p.nodes), len(p.outputs)}
+}
+
+// ack commits, for every partition of the batch, the next offset after its records, held back
+// by the oldest offset that any operator's open state still needs.
+func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
+	var pos []Position
+	for _, part := range p.live {
+		ps := p.parts[part]
+		if ps.next < 0 {
+			continue
+		}
+		held := p.held[:0]
+		for i, n := range p.nodes {
+			if r, ok := n.retained(part); ok {
+				held = append(held, heldAt{i, r})
+			}
+		}
+		p.held = held
+		lin := p.lineage()
+		starts := p.replayStarts(lin, part, ps, held)
+		if ps.skip != nil && maxSkip(ps.skip) <= ps.next {
+			ps.skip, ps.eff = nil, nil // every operator is past its replay start
+		}
+		off := ps.next
+		for _, s := range starts {
+			off = min(off, s)
+		}
+		meta := encodeCheckpoint(off, lin.stateful, starts, len(p.nodes), p.fingerprint())
+		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
+			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
+		}
+	}
+	if len(pos) == 0 {
+		return nil
+	}
+	if err := p.src.commit(ctx, pos); err != nil {
+		// The records are written; a later batch commits again from the same positions.
+		p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "err", err)
+		return nil
+	}
+	for _, x := range pos {
+		ps := p.parts[x.Partition]
+		ps.committed, ps.meta = x.Offset, x.Meta
+	}
+	return pos
+}
+
+func (p *Pipeline) closeOutputs(ctx context.Context) error {
+	var errs []error
+	for _, o := range p.outputs {
+		if err := o.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
