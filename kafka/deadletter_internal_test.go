@@ -74,3 +74,31 @@ func TestFitDeadLetter(t *testing.T) {
 	require.False(t, cut, "a dead letter that fits is not cut")
 	require.Equal(t, "short", string(m.Value))
 }
+
+// FuzzFitDeadLetter: whatever the sizes of key, value, headers and error, a dead letter cut to
+// a limit that can hold its x-fleetstream-* headers fits it, and what it keeps is a prefix of
+// the original.
+func FuzzFitDeadLetter(f *testing.F) {
+	f.Add(uint32(10), uint32(100), uint32(5), uint32(20), uint32(1_000_000))
+	f.Add(uint32(1<<20), uint32(2<<20), uint32(3<<20), uint32(10_000), uint32(1_048_588))
+	f.Add(uint32(0), uint32(1<<20+1), uint32(0), uint32(0), uint32(4096))
+	f.Fuzz(func(t *testing.T, keyLen, valueLen, headerLen, errLen, limit uint32) {
+		const most = 4 << 20
+		keyLen, valueLen, headerLen, errLen = keyLen%most, valueLen%most, headerLen%most, errLen%(64<<10)
+		limit = 8192 + limit%(8<<20) // room for the fixed headers and a 4 KiB error
+		dl := stream.DeadLetter{Reason: stream.ReasonDecode, Err: strings.Repeat("e", int(errLen)), Topic: "t", Partition: 1, Offset: 2,
+			Key: bytes.Repeat([]byte("k"), int(keyLen)), Value: bytes.Repeat([]byte("v"), int(valueLen))}
+		if headerLen > 0 {
+			dl.Headers = []stream.Header{{Key: "h", Value: bytes.Repeat([]byte("h"), int(headerLen))}}
+		}
+		m := fitDeadLetter("t.dlq", &dl, int(limit))
+		require.LessOrEqual(t, messageSize(&m), int(limit))
+		require.True(t, bytes.HasPrefix(dl.Value, m.Value))
+		require.True(t, bytes.HasPrefix(dl.Key, m.Key))
+		require.Equal(t, "2", header(t, &m, HeaderSourceOffset))
+		if _, cut := m.Header(HeaderTruncated); !cut {
+			require.Equal(t, len(dl.Value), len(m.Value))
+			require.Equal(t, dl.Err, header(t, &m, HeaderError))
+		}
+	})
+}
