@@ -213,7 +213,7 @@ func GeohashPrecision(n int) Option {
 	})
 }
 
-// WindowOptions passes options (window.Grace, window.Emit, window.Name) to
+// WindowOptions passes options (window.WithGrace, window.WithEmit, window.WithName) to
 // the window operator of [CabStatsStream] and [ZoneDemandStream].
 func WindowOptions(opts ...window.Option) Option {
 	return optionFunc(func(c *config) { c.winOpts = append(c.winOpts, opts...) })

@@ -45,7 +45,7 @@ func BenchmarkStatePerKey(b *testing.B) {
 		}
 		var in *stream.Input[telemetry.Event]
 		events := stream.From(p, stream.Source[telemetry.Event](binder{&in}))
-		grace := telemetry.WindowOptions(window.Grace(30 * time.Second))
+		grace := telemetry.WindowOptions(window.WithGrace(30 * time.Second))
 		tr, err := telemetry.Track(events, telemetry.SilentAfter(time.Hour))
 		if err != nil {
 			b.Fatal(err)

@@ -144,7 +144,7 @@ func CabStatsStream(s *stream.Stream[Event], assigner window.Assigner, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	wopts := append([]window.Option{window.Name("cab-stats")}, c.winOpts...)
+	wopts := append([]window.Option{window.WithName("cab-stats")}, c.winOpts...)
 	return window.Aggregate(s, cabKey, identity, assigner, window.Aggregator[Event, CabStatsAcc, CabStats](CabStatsAgg{jumpKmh: c.jumpKmh}), wopts...)
 }
 

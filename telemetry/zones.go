@@ -190,7 +190,7 @@ func ZoneDemandStream(s *stream.Stream[Tracked], assigner window.Assigner, opts 
 		return nil, err
 	}
 	clean := s.Filter(func(t Tracked) bool { return !t.Duplicate && !t.Jump })
-	wopts := append([]window.Option{window.Name("zone-demand")}, c.winOpts...)
+	wopts := append([]window.Option{window.WithName("zone-demand")}, c.winOpts...)
 	return window.Aggregate(clean, zoneKey(c.precision), identity, assigner,
 		window.Aggregator[Tracked, ZoneAcc, ZoneDemand](ZoneDemandAgg{}), wopts...)
 }

@@ -7,7 +7,7 @@
 //		func(e Event) string { return e.CabID },
 //		func(e Event) float64 { return e.SpeedKmh },
 //		window.Tumbling(time.Minute), window.Stats[float64](),
-//		window.Grace(30*time.Second))
+//		window.WithGrace(30*time.Second))
 //	if err != nil {
 //		return err // wraps window.ErrInvalidOption
 //	}

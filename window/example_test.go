@@ -97,7 +97,7 @@ func ExampleAggregate_sliding() {
 		func(p ping) string { return p.Cab },
 		func(p ping) float64 { return p.Speed },
 		window.Sliding(10*time.Minute, 5*time.Minute), window.Mean[float64](),
-		window.Emit(window.EveryBatch))
+		window.WithEmit(window.EveryBatch))
 	if err != nil {
 		panic(err)
 	}

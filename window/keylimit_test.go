@@ -88,7 +88,7 @@ func TestMaxKeysNegative(t *testing.T) {
 func TestStateInStats(t *testing.T) {
 	h := streamtest.New(t, time.Second)
 	q, src := streamtest.NewQueue[ev](h)
-	_, err := window.Aggregate(src, evKey, evVal, window.Tumbling(time.Minute), window.Count[float64](), window.Name("per-key"))
+	_, err := window.Aggregate(src, evKey, evVal, window.Tumbling(time.Minute), window.Count[float64](), window.WithName("per-key"))
 	require.NoError(t, err)
 	q.Add(at(0, "a", 0, 1), at(0, "b", time.Second, 1), at(1, "a", 0, 1))
 	h.Step()

@@ -42,34 +42,34 @@ type config struct {
 	errs    []error
 }
 
-// Grace sets the allowed lateness: a window stays open for d after the watermark passed its
+// WithGrace sets the allowed lateness: a window stays open for d after the watermark passed its
 // end, so records up to d later than the out-of-orderness bound still count. Default 0.
-func Grace(d time.Duration) Option {
+func WithGrace(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {
-			c.errs = append(c.errs, invalid("Grace(%v): negative", d))
+			c.errs = append(c.errs, invalid("WithGrace(%v): negative", d))
 			return
 		}
 		c.grace = d
 	})
 }
 
-// Emit sets the emission mode (default OnClose).
-func Emit(e Emission) Option {
+// WithEmit sets the emission mode (default OnClose).
+func WithEmit(e Emission) Option {
 	return optionFunc(func(c *config) {
 		if e != OnClose && e != EveryBatch {
-			c.errs = append(c.errs, invalid("Emit(%d): unknown mode", e))
+			c.errs = append(c.errs, invalid("WithEmit(%d): unknown mode", e))
 			return
 		}
 		c.emit = e
 	})
 }
 
-// Name names the operator in the pipeline (default "window").
-func Name(name string) Option {
+// WithName names the operator in the pipeline (default "window").
+func WithName(name string) Option {
 	return optionFunc(func(c *config) {
 		if name == "" {
-			c.errs = append(c.errs, invalid("Name: empty name"))
+			c.errs = append(c.errs, invalid("WithName: empty name"))
 			return
 		}
 		c.name = name

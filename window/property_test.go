@@ -173,7 +173,7 @@ func run(t *testing.T, sp spec, recs []stream.Record[ev], sizes []int, maxBatche
 	t.Helper()
 	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Duration(sp.ooo)), stream.WithIdleTimeout(0))
 	q, s := streamtest.NewQueue[ev](h)
-	w, err := window.Aggregate(s, evKey, evVal, sp.asg, stats, append(opts, window.Grace(time.Duration(sp.grace)))...)
+	w, err := window.Aggregate(s, evKey, evVal, sp.asg, stats, append(opts, window.WithGrace(time.Duration(sp.grace)))...)
 	require.NoError(t, err)
 	c := streamtest.Collect(w.Results())
 	batches := 0
@@ -233,7 +233,7 @@ func checkRandom(t *testing.T, sp spec, seed uint64) {
 	sizes := []int{1 + r.IntN(20), 1 + r.IntN(5), 1 + r.IntN(40)}
 	var opts []window.Option
 	if seed%2 == 1 {
-		opts = append(opts, window.Emit(window.EveryBatch))
+		opts = append(opts, window.WithEmit(window.EveryBatch))
 	}
 	got, late, _ := run(t, sp, recs, sizes, 1<<30, opts...)
 	require.Empty(t, diff(want, got), "seed %d", seed)

@@ -79,7 +79,7 @@ func TestTumblingOutOfOrderAndLate(t *testing.T) {
 func TestTumblingGrace(t *testing.T) {
 	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(10*time.Second), stream.WithIdleTimeout(0))
 	q, s := streamtest.NewQueue[ev](h)
-	w, err := window.Aggregate(s, evKey, evVal, window.Tumbling(time.Minute), window.Sum[float64](), window.Grace(30*time.Second))
+	w, err := window.Aggregate(s, evKey, evVal, window.Tumbling(time.Minute), window.Sum[float64](), window.WithGrace(30*time.Second))
 	require.NoError(t, err)
 	res := streamtest.Collect(w.Results())
 
@@ -201,7 +201,7 @@ func TestEndOfInputClosesEverything(t *testing.T) {
 func TestEveryBatch(t *testing.T) {
 	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
 	q, s := streamtest.NewQueue[ev](h)
-	w, err := window.Aggregate(s, evKey, evVal, window.Tumbling(time.Minute), window.Count[float64](), window.Emit(window.EveryBatch))
+	w, err := window.Aggregate(s, evKey, evVal, window.Tumbling(time.Minute), window.Count[float64](), window.WithEmit(window.EveryBatch))
 	require.NoError(t, err)
 	res := streamtest.Collect(w.Results())
 
@@ -224,9 +224,9 @@ func TestEveryBatch(t *testing.T) {
 func TestEveryBatchSlidingAndSession(t *testing.T) {
 	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Hour))
 	q, s := streamtest.NewQueue[ev](h)
-	sl, err := window.Aggregate(s, evKey, evVal, window.Sliding(2*time.Minute, time.Minute), window.Sum[float64](), window.Emit(window.EveryBatch))
+	sl, err := window.Aggregate(s, evKey, evVal, window.Sliding(2*time.Minute, time.Minute), window.Sum[float64](), window.WithEmit(window.EveryBatch))
 	require.NoError(t, err)
-	se, err := window.Aggregate(s, evKey, evVal, window.Session(time.Minute), window.Sum[float64](), window.Emit(window.EveryBatch))
+	se, err := window.Aggregate(s, evKey, evVal, window.Session(time.Minute), window.Sum[float64](), window.WithEmit(window.EveryBatch))
 	require.NoError(t, err)
 	slr, ser := streamtest.Collect(sl.Results()), streamtest.Collect(se.Results())
 
@@ -295,9 +295,9 @@ func TestInvalidOptions(t *testing.T) {
 		"tumbling 0":     {asg: window.Tumbling(0)},
 		"slide > size":   {asg: window.Sliding(time.Second, time.Minute)},
 		"session 0":      {asg: window.Session(0)},
-		"negative grace": {asg: window.Tumbling(time.Minute), opts: []window.Option{window.Grace(-1)}},
-		"empty name":     {asg: window.Tumbling(time.Minute), opts: []window.Option{window.Name("")}},
-		"bad emission":   {asg: window.Tumbling(time.Minute), opts: []window.Option{window.Emit(7)}},
+		"negative grace": {asg: window.Tumbling(time.Minute), opts: []window.Option{window.WithGrace(-1)}},
+		"empty name":     {asg: window.Tumbling(time.Minute), opts: []window.Option{window.WithName("")}},
+		"bad emission":   {asg: window.Tumbling(time.Minute), opts: []window.Option{window.WithEmit(7)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := window.Aggregate(s, evKey, evVal, tc.asg, window.Count[float64](), tc.opts...)

@@ -206,7 +206,7 @@ type graph struct {
 
 // transforms builds the graph on the stream of decoded events.
 func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, error) {
-	grace := telemetry.WindowOptions(window.Grace(c.lateness), window.WithMaxKeys(c.maxKeys()))
+	grace := telemetry.WindowOptions(window.WithGrace(c.lateness), window.WithMaxKeys(c.maxKeys()))
 	tracker, err := telemetry.Track(events, telemetry.MaxCabs(c.maxCabs))
 	if err != nil {
 		return nil, err
