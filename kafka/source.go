@@ -221,15 +221,17 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 			return err
 		}
 		defer func() { _ = d.Close(context.WithoutCancel(ctx)) }()
+		dlq = d
+	}
+	if d, ok := dlq.(*DeadLetterSink); ok {
+		// Size the producer to the dead-letter topics (or the broker) before anything runs.
 		topics := make([]string, len(s.cfg.Topics))
 		for i, t := range s.cfg.Topics {
 			topics[i] = t + ".dlq"
 		}
-		// Size the producer to the dead-letter topics (or the broker) before anything runs.
 		if err := d.Prepare(ctx, topics...); err != nil {
 			return err
 		}
-		dlq = d
 	}
 
 	if s.o.bounded {
