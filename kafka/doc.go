@@ -47,7 +47,8 @@
 // A Source never creates topics (sarama's Metadata.AllowAutoTopicCreation is off for its
 // client). Run fails before anything is consumed when a source topic does not exist, and a
 // running Source asks the broker every five seconds whether its topics still exist: a topic
-// deleted while running stops it with an error (Run returns it) instead of a silent wait.
+// the broker reports missing at two checks in a row (so within about 10 to 15 seconds of its
+// deletion) stops it with an error (Run returns it) instead of a silent wait.
 //
 // The positions the pipeline commits carry its replay checkpoint (stream.Position.Meta),
 // which the Source stores as the Kafka offset metadata and hands back to the pipeline when it

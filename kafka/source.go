@@ -348,11 +348,13 @@ func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error
 // exist.
 const topicCheckEvery = 5 * time.Second
 
-// monitorTopics stops the Source when the broker says a source topic no longer exists. A
-// broker that cannot be reached says nothing: outages are ridden out.
+// monitorTopics stops the Source when the broker says, at two checks in a row, that a source
+// topic no longer exists (one answer could be a broker still loading its metadata after a
+// restart). A broker that cannot be reached says nothing: outages are ridden out.
 func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 	t := time.NewTicker(topicCheckEvery)
 	defer t.Stop()
+	missing := make(map[string]bool)
 	for {
 		select {
 		case <-ctx.Done():
@@ -361,10 +363,12 @@ func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 		}
 		for _, topic := range s.cfg.Topics {
 			err := client.RefreshMetadata(topic)
-			if errors.Is(err, errTopicMissing) && ctx.Err() == nil {
+			gone := errors.Is(err, errTopicMissing)
+			if gone && missing[topic] && ctx.Err() == nil {
 				s.fail(fmt.Errorf("kafka: source topic %q was deleted while the Source ran: %w", topic, err))
 				return
 			}
+			missing[topic] = gone
 		}
 	}
 }
