@@ -289,7 +289,7 @@ func TestWatermarkIdleAndEnd(t *testing.T) {
 	h.RunUntilDone()
 	var wms []int64
 	for _, i := range c.Infos() {
-		wms = append(wms, i.Watermark)
+		wms = append(wms, i.Watermark.UnixNano())
 	}
 	sec := func(s int) int64 { return at(s).UnixNano() }
 	// Partition 0 holds the watermark at 10-2 s until it has been idle for 3 s (batch 4).
@@ -345,5 +345,43 @@ func TestShutdownGraceCancelsStuckOutput(t *testing.T) {
 		require.ErrorIs(t, p.Run(ctx), context.Canceled)
 		require.Equal(t, 5*time.Second, time.Since(start)-time.Second, "the output got the grace after the first batch")
 		require.Nil(t, src.commits.Load(), "the cancelled batch was not acknowledged")
+	})
+}
+
+// TestRunErrors: distinct faults have distinct errors: a graph that cannot run (ErrGraph), a
+// Run or Step while running (ErrRunning), a second Run (ErrRunTwice).
+func TestRunErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		s := stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true}))
+		stream.From(p, stream.Source[int](&sliceSource{}))
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return nil })
+		require.ErrorIs(t, p.Run(t.Context()), stream.ErrGraph)
+		require.NotErrorIs(t, p.Err(), stream.ErrInvalidOption, "a graph error is not an option error")
+	})
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		s := stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true}))
+		ctx, cancel := context.WithCancel(t.Context())
+		running := make(chan struct{})
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error {
+			select {
+			case <-running:
+			default:
+				close(running)
+			}
+			return nil
+		})
+		done := make(chan error)
+		go func() { done <- p.Run(ctx) }()
+		<-running
+		require.ErrorIs(t, p.Run(ctx), stream.ErrRunning)
+		_, err = p.Step(ctx)
+		require.ErrorIs(t, err, stream.ErrRunning)
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		require.ErrorIs(t, p.Run(t.Context()), stream.ErrRunTwice)
 	})
 }

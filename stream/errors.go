@@ -6,13 +6,22 @@ import (
 )
 
 var (
-	// ErrInvalidOption is wrapped by every construction error: a bad option, a window length or
-	// slide that is not a multiple of the batch interval, mismatched slides, and so on.
+	// ErrInvalidOption is wrapped by the construction errors of a bad option or parameter: a
+	// negative duration, a window length or slide that is not a multiple of the batch
+	// interval, a nil function. New returns it at once; operators record it on the pipeline,
+	// and Err, Run and Step return it.
 	ErrInvalidOption = errors.New("stream: invalid option")
+	// ErrGraph is wrapped by the construction errors of a graph that cannot run: a second
+	// source, streams of different pipelines or of different slides joined or united.
+	// Operators record it on the pipeline, and Err, Run and Step return it.
+	ErrGraph = errors.New("stream: invalid graph")
 	// ErrInputEnded is returned by Input.Push after the input was closed.
 	ErrInputEnded = errors.New("stream: input ended")
-	// ErrRunning is returned when Run or Step is called on a pipeline that is already running.
+	// ErrRunning is returned when Run or Step is called on a pipeline that is running.
 	ErrRunning = errors.New("stream: pipeline already running")
+	// ErrRunTwice is returned when Run is called on a pipeline whose Run has returned: a
+	// pipeline runs once (build a new one to run again; it resumes from the commits).
+	ErrRunTwice = errors.New("stream: pipeline already ran")
 	// ErrNoSource is returned by Run when no source was attached with From.
 	ErrNoSource = errors.New("stream: pipeline has no source")
 )
@@ -51,6 +60,10 @@ func (e *OutputError) Error() string {
 
 // Unwrap returns the output errors, so errors.Is and errors.As see each of them.
 func (e *OutputError) Unwrap() []error { return e.Errs }
+
+func graphError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrGraph}, args...)...)
+}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)

@@ -177,10 +177,6 @@ func (s *Stream[T]) Pipeline() *Pipeline { return s.p }
 // Name returns the operator's name, for logs and errors.
 func (s *Stream[T]) Name() string { return s.name }
 
-// SlideBatches returns after how many batches the stream has data: 1 for most streams, the
-// window's slide in batches for windowed ones.
-func (s *Stream[T]) SlideBatches() int64 { return s.slide }
-
 func register[T any](p *Pipeline, s *Stream[T]) *Stream[T] {
 	s.idx = len(p.nodes)
 	p.nodes = append(p.nodes, s)

@@ -96,9 +96,9 @@ func LeftJoin[K comparable, V, W any](left *Stream[Pair[K, V]], right *Stream[Pa
 
 func join[K comparable, V, W any](left *Stream[Pair[K, V]], right *Stream[Pair[K, W]], outer bool) *Stream[Pair[K, Joined[V, W]]] {
 	if left.p != right.p {
-		left.p.fail(invalid("Join: streams of different pipelines"))
+		left.p.fail(graphError("Join: streams of different pipelines"))
 	} else if left.slide != right.slide {
-		left.p.fail(invalid("Join: slides differ (%d and %d batches)", left.slide, right.slide))
+		left.p.fail(graphError("Join: slides differ (%d and %d batches)", left.slide, right.slide))
 	}
 	rg := newGroups[K, []Elem[W]]()
 	j := derive(left, "join", func(_ *PartitionContext, in []Elem[Pair[K, V]], out []Elem[Pair[K, Joined[V, W]]]) []Elem[Pair[K, Joined[V, W]]] {

@@ -76,9 +76,9 @@ func span[T any](in []Elem[T], pc *PartitionContext) (ts, off int64) {
 func (s *Stream[T]) Union(others ...*Stream[T]) *Stream[T] {
 	for _, o := range others {
 		if o.p != s.p {
-			s.p.fail(invalid("Union: streams of different pipelines"))
+			s.p.fail(graphError("Union: streams of different pipelines"))
 		} else if o.slide != s.slide {
-			s.p.fail(invalid("Union: slides differ (%d and %d batches)", s.slide, o.slide))
+			s.p.fail(graphError("Union: slides differ (%d and %d batches)", s.slide, o.slide))
 		}
 	}
 	u := derive(s, "union", func(_ *PartitionContext, in []Elem[T], out []Elem[T]) []Elem[T] {

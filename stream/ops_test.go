@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"testing"
@@ -208,27 +209,29 @@ func TestConstructionErrors(t *testing.T) {
 		name  string
 		build func(*stream.Stream[int])
 		want  string
+		kind  error // ErrInvalidOption unless set
 	}{
-		{"length not multiple", func(s *stream.Stream[int]) { stream.Window(s, 1500*time.Millisecond, time.Second) }, "multiples of the batch interval"},
-		{"slide not multiple", func(s *stream.Stream[int]) { stream.CountByWindow(s, 2*time.Second, 500*time.Millisecond) }, "multiples of the batch interval"},
-		{"zero length", func(s *stream.Stream[int]) { stream.Window(s, 0, time.Second) }, "must be positive"},
+		{"length not multiple", func(s *stream.Stream[int]) { stream.Window(s, 1500*time.Millisecond, time.Second) }, "multiples of the batch interval", nil},
+		{"slide not multiple", func(s *stream.Stream[int]) { stream.CountByWindow(s, 2*time.Second, 500*time.Millisecond) }, "multiples of the batch interval", nil},
+		{"zero length", func(s *stream.Stream[int]) { stream.Window(s, 0, time.Second) }, "must be positive", nil},
 		{"window of window", func(s *stream.Stream[int]) {
 			stream.Window(stream.Window(s, 4*time.Second, 2*time.Second), 3*time.Second, 3*time.Second)
-		}, "parent stream's slide"},
-		{"union of slides", func(s *stream.Stream[int]) { s.Union(stream.Window(s, 2*time.Second, 2*time.Second)) }, "slides differ"},
+		}, "parent stream's slide", nil},
+		{"union of slides", func(s *stream.Stream[int]) { s.Union(stream.Window(s, 2*time.Second, 2*time.Second)) }, "slides differ", stream.ErrGraph},
 		{"inverse slide > length", func(s *stream.Stream[int]) {
 			stream.ReduceByKeyAndWindowInv(stream.KeyBy(s, func(int) int { return 0 }), func(a, b int) int { return a + b }, func(a, b int) int { return a - b }, nil, time.Second, 2*time.Second)
-		}, "slide longer"},
+		}, "slide longer", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := streamtest.New(t, time.Second)
 			_, src := streamtest.NewQueue[int](h)
 			tc.build(src)
+			kind := cmp.Or(tc.kind, stream.ErrInvalidOption)
 			err := h.P.Err()
-			require.ErrorIs(t, err, stream.ErrInvalidOption)
+			require.ErrorIs(t, err, kind)
 			require.ErrorContains(t, err, tc.want)
 			_, err = h.TryStep()
-			require.ErrorIs(t, err, stream.ErrInvalidOption, "Step refuses a pipeline with construction errors")
+			require.ErrorIs(t, err, kind, "Step refuses a pipeline with construction errors")
 		})
 	}
 	_, err := stream.New(0)

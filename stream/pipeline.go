@@ -30,6 +30,7 @@ type Pipeline struct {
 	outputs  []output
 	src      sourceNode
 	running  atomic.Bool
+	ran      atomic.Bool // Run returned
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64
@@ -125,8 +126,9 @@ type BatchInfo struct {
 	Batch int64
 	// Time is the processing time the batch was scheduled for.
 	Time time.Time
-	// Watermark is the pipeline watermark after this batch's records (Unix nanoseconds).
-	Watermark int64
+	// Watermark is the pipeline watermark after this batch's records: the zero time before
+	// any event, WatermarkTime(EndOfTime) in the final batch.
+	Watermark time.Time
 	// Final is true for the last batch, after the input ended.
 	Final bool
 }
@@ -141,7 +143,7 @@ type BatchStats struct {
 	ProcessingTime  time.Duration   // transforms, excluding outputs
 	OutputTime      time.Duration   // outputs, including retries
 	Attempts        int             // output attempts of this batch (1 when nothing failed)
-	Watermark       time.Time       // zero before any event
+	Watermark       time.Time       // as BatchInfo.Watermark
 	RetainedState   int             // entries held by stateful operators
 	State           []OperatorState // entries held by each stateful operator, in graph order
 	Partitions      int
@@ -194,17 +196,18 @@ func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
 
 func (p *Pipeline) fail(err error) { p.errs = append(p.errs, err) }
 
-// Fail records a construction error, for operators built outside this package (package
-// window uses it): Err, Run and Step return it.
-func (p *Pipeline) Fail(err error) {
-	if err != nil {
-		p.fail(err)
-	}
-}
-
 // Stats returns the stats of the last acknowledged batch. Safe for concurrent use.
 func (p *Pipeline) Stats() BatchStats {
 	p.statsMu.Lock()
 	defer p.statsMu.Unlock()
 	return p.stats
+}
+
+// WatermarkTime turns a watermark in Unix nanoseconds (PartitionContext) into the time
+// BatchInfo and BatchStats show: the zero time for NoWatermark, the year 2262 for EndOfTime.
+func WatermarkTime(ns int64) time.Time {
+	if ns == NoWatermark {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
 }

@@ -38,9 +38,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if p.src == nil {
 		return ErrNoSource
 	}
+	if p.ran.Load() {
+		return ErrRunTwice
+	}
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
+	defer func() {
+		p.ran.Store(true)
+		p.running.Store(false)
+	}()
 	srcCtx, cancel := context.WithCancel(ctx)
 	srcDone := make(chan error, 1)
 	go func() {
@@ -167,6 +174,9 @@ func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 	if p.src == nil {
 		return false, ErrNoSource
 	}
+	if p.running.Load() {
+		return false, ErrRunning
+	}
 	return p.step(ctx, p.cfg.clock.Now())
 }
 
@@ -213,9 +223,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		Partitions:      len(p.live),
 		Committed:       committed,
 	}
-	if p.wm != NoWatermark && p.wm != EndOfTime {
-		st.Watermark = time.Unix(0, p.wm).UTC()
-	}
+	st.Watermark = b.info.Watermark
 	for _, n := range p.nodes {
 		size := n.stateSize()
 		st.RetainedState += size
@@ -353,7 +361,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 			Pipeline:  p.cfg.name,
 			Batch:     p.batch,
 			Time:      scheduled,
-			Watermark: p.wm,
+			Watermark: WatermarkTime(p.wm),
 			Final:     end,
 		},
 		next:     next,

@@ -278,7 +278,7 @@ type source[T any] struct {
 func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
 	s := &Stream[T]{p: p, name: "source", every: 1, slide: 1}
 	if p.src != nil {
-		p.fail(invalid("From: the pipeline already has a source"))
+		p.fail(graphError("From: the pipeline already has a source (one source per pipeline for now)"))
 		return register(p, s)
 	}
 	sn := &source[T]{
