@@ -51,9 +51,9 @@ type Alert struct {
 //   - harsh_braking: Value is the deceleration (m/s²), Limit the threshold,
 //     DurationS the time between the two readings.
 //   - long_idle: Value and DurationS are how long the cab had stood still
-//     (s), Limit is IdleAfter (s).
+//     (s), Limit is WithIdleAfter (s).
 //   - geofence_enter, geofence_exit: Fence names the geofence.
-//   - device_silent: DurationS and Limit are SilentAfter (s).
+//   - device_silent: DurationS and Limit are WithSilentAfter (s).
 type AlertDetails struct {
 	Value     float64 `json:"value,omitempty"`
 	Limit     float64 `json:"limit,omitempty"`

@@ -81,7 +81,7 @@
 // cab-stats, zone-demand and cab-alerts indexes, each in one line:
 //
 //	stats, err := telemetry.CabStatsStream(events, window.Tumbling(time.Minute))
-//	tr, err := telemetry.Track(events, telemetry.Geofences(fences...))
+//	tr, err := telemetry.Track(events, telemetry.WithGeofences(fences...))
 //	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(5*time.Minute))
 //
 // [CabStatsStream] aggregates per cab and event-time window of any kind
@@ -90,14 +90,14 @@
 // points in time order, average and maximum speed (from speed_kmh, or from
 // distance and time where an event has none), the latest location and
 // status. A point whose implied speed from the last good point exceeds
-// [JumpSpeedKmh] is a GPS jump: it is left out and the next point is
+// [WithJumpSpeedKmh] is a GPS jump: it is left out and the next point is
 // measured from the last good one; two jumps in a row that agree with each
 // other show that the last good point was the outlier, and the path goes on
 // from them. The accumulator keeps the window's points (40 bytes each) and
 // sorts them when the window closes, so arrival order never matters and
 // sliding and session windows merge exactly.
 //
-// [ZoneDemandStream] counts per geohash cell ([GeohashPrecision]) and window
+// [ZoneDemandStream] counts per geohash cell ([WithGeohashPrecision]) and window
 // the events, distinct cabs, pickups (a cab going from available to hired,
 // as the tracker sees it) and average speed, leaving out duplicates and GPS
 // jumps. Zones are not the Kafka key, so results are per source partition,
@@ -107,6 +107,26 @@
 // AppendJSON writes them without reflection, with the fields of their JSON
 // tags; DocID gives the ID opensearch.WindowID would.
 //
+// # Options
+//
+// Each transform takes its own option type, so an option that does not
+// concern a transform does not compile with it:
+//
+//   - [Track] takes a [TrackOption]: [WithSpeedLimit], [WithHarshBraking],
+//     [WithIdleAfter], [WithSilentAfter], [WithMaxCabs], [WithGeofences],
+//     [WithJumpSpeedKmh].
+//   - [CabStatsStream] takes a [CabStatsOption]: [WithJumpSpeedKmh],
+//     [WithWindowOptions].
+//   - [NewCabStatsAgg] takes a [CabStatsAggOption]: [WithJumpSpeedKmh].
+//   - [ZoneDemandStream] takes a [ZoneDemandOption]: [WithGeohashPrecision],
+//     [WithWindowOptions].
+//
+// An option that concerns several transforms returns a concrete type that is
+// an option of each ([JumpSpeedOption], [WindowingOption]), so one value can
+// be passed to all of them.
+// Options are checked when the transform is built; a bad one makes it return
+// an error wrapping [ErrInvalidOption].
+//
 // # Cab tracker
 //
 // [Track] runs one operator, keyed by cab with state per source partition,
@@ -114,16 +134,16 @@
 // events ([Tracked]: pickup, GPS jump, duplicate, out of order) and
 // [Alert] values:
 //
-//   - speeding: readings above [SpeedLimit] for at least its duration; an
+//   - speeding: readings above [WithSpeedLimit] for at least its duration; an
 //     event without a reading ends the stretch;
-//   - harsh braking: a deceleration above [HarshBraking] between two
+//   - harsh braking: a deceleration above [WithHarshBraking] between two
 //     consecutive readings;
 //   - long idle: hired and standing still (a reading below 1 km/h, or without
-//     one, less than 25 m from the last good position) for [IdleAfter];
+//     one, less than 25 m from the last good position) for [WithIdleAfter];
 //   - geofence enter and exit: a good position on the other side of a
-//     [Geofences] polygon from the cab's last good position;
+//     [WithGeofences] polygon from the cab's last good position;
 //   - device silent: the partition's watermark passed the cab's latest event
-//     time plus [SilentAfter]. The cab's state is then dropped. The
+//     time plus [WithSilentAfter]. The cab's state is then dropped. The
 //     watermark is followed record by record (and on idle partitions, batch
 //     by batch), so the alert does not depend on batching. At the end of the
 //     input the state is dropped without alerts.
@@ -140,11 +160,11 @@
 // cab's ID and a map entry; 48 bytes more while a GPS jump is pending) until
 // the cab falls silent. Its StateSize, which the pipeline reports in
 // stream.BatchStats, and [Tracker.Cabs] give the number of cabs held.
-// [MaxCabs] bounds it: past the bound, events of new cabs go to
+// [WithMaxCabs] bounds it: past the bound, events of new cabs go to
 // [Tracker.DeadLetters] with Reason stream.ReasonKeyLimit (connect it to the
 // pipeline's dead-letter output, so nothing is lost), and a warning is
 // logged, at most once a minute. Window state is bounded by
-// window.WithMaxKeys, passed with [WindowOptions]. BenchmarkStatePerKey
+// window.WithMaxKeys, passed with [WithWindowOptions]. BenchmarkStatePerKey
 // measures the whole fleet job's heap per idle cab.
 //
 // Event times reach the tracker's watermark through

@@ -53,7 +53,7 @@ func ExampleTrack() {
 	h := streamtest.New(nil, time.Second)
 	q, events := streamtest.NewQueue[telemetry.Event](h)
 
-	tr, err := telemetry.Track(events, telemetry.SpeedLimit(100, 30*time.Second), telemetry.SilentAfter(time.Minute))
+	tr, err := telemetry.Track(events, telemetry.WithSpeedLimit(100, 30*time.Second), telemetry.WithSilentAfter(time.Minute))
 	if err != nil {
 		panic(err)
 	}
@@ -84,7 +84,7 @@ func ExampleZoneDemandStream() {
 	if err != nil {
 		panic(err)
 	}
-	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(5*time.Minute), telemetry.GeohashPrecision(5))
+	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(5*time.Minute), telemetry.WithGeohashPrecision(5))
 	if err != nil {
 		panic(err)
 	}

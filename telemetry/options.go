@@ -15,13 +15,61 @@ import (
 // out of range, a bad geofence.
 var ErrInvalidOption = errors.New("telemetry: invalid option")
 
-// Option configures the ready-made transforms. Every transform accepts every
-// option and uses those that concern it.
-type Option interface{ apply(*config) }
+// TrackOption configures [Track].
+type TrackOption interface{ applyTrack(*config) }
 
-type optionFunc func(*config)
+// CabStatsOption configures [CabStatsStream].
+type CabStatsOption interface{ applyCabStats(*config) }
 
-func (f optionFunc) apply(c *config) { f(c) }
+// CabStatsAggOption configures [NewCabStatsAgg].
+type CabStatsAggOption interface{ applyCabStatsAgg(*config) }
+
+// ZoneDemandOption configures [ZoneDemandStream].
+type ZoneDemandOption interface{ applyZoneDemand(*config) }
+
+type trackOption func(*config)
+
+func (f trackOption) applyTrack(c *config) { f(c) }
+
+type zoneDemandOption func(*config)
+
+func (f zoneDemandOption) applyZoneDemand(c *config) { f(c) }
+
+// JumpSpeedOption is the option [WithJumpSpeedKmh] returns: a [TrackOption],
+// a [CabStatsOption] and a [CabStatsAggOption].
+type JumpSpeedOption struct{ kmh float64 }
+
+var (
+	_ TrackOption       = JumpSpeedOption{}
+	_ CabStatsOption    = JumpSpeedOption{}
+	_ CabStatsAggOption = JumpSpeedOption{}
+)
+
+func (o JumpSpeedOption) applyTrack(c *config)       { o.apply(c) }
+func (o JumpSpeedOption) applyCabStats(c *config)    { o.apply(c) }
+func (o JumpSpeedOption) applyCabStatsAgg(c *config) { o.apply(c) }
+
+func (o JumpSpeedOption) apply(c *config) {
+	if !positive(o.kmh) {
+		c.errs = append(c.errs, invalidOption("WithJumpSpeedKmh(%g): want a positive speed", o.kmh))
+		return
+	}
+	c.jumpKmh = o.kmh
+}
+
+// WindowingOption is the option [WithWindowOptions] returns: a
+// [CabStatsOption] and a [ZoneDemandOption].
+type WindowingOption struct{ opts []window.Option }
+
+var (
+	_ CabStatsOption   = WindowingOption{}
+	_ ZoneDemandOption = WindowingOption{}
+)
+
+func (o WindowingOption) applyCabStats(c *config)   { o.apply(c) }
+func (o WindowingOption) applyZoneDemand(c *config) { o.apply(c) }
+
+func (o WindowingOption) apply(c *config) { c.winOpts = append(c.winOpts, o.opts...) }
 
 // Defaults of the transform options.
 const (
@@ -58,7 +106,8 @@ type config struct {
 	errs        []error
 }
 
-func newConfig(opts []Option) (config, error) {
+// newConfig applies opts, each through apply, over the defaults.
+func newConfig[O any](opts []O, apply func(O, *config)) (config, error) {
 	c := config{
 		speedLimit:  DefaultSpeedLimitKmh,
 		speedingFor: DefaultSpeedingFor,
@@ -69,11 +118,11 @@ func newConfig(opts []Option) (config, error) {
 		precision:   DefaultGeohashPrecision,
 	}
 	for _, o := range opts {
-		if o == nil {
+		if any(o) == nil {
 			c.errs = append(c.errs, invalidOption("nil option"))
 			continue
 		}
-		o.apply(&c)
+		apply(o, &c)
 	}
 	return c, errors.Join(c.errs...)
 }
@@ -84,74 +133,68 @@ func invalidOption(format string, args ...any) error {
 
 func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) }
 
-// SpeedLimit sets the speeding alert: a cab reporting more than kmh for at least
+// WithSpeedLimit sets the speeding alert: a cab reporting more than kmh for at least
 // d of event time (default 120 km/h for 10 s). kmh must be positive and d not
 // negative; d 0 alerts on the first reading above the limit.
-func SpeedLimit(kmh float64, d time.Duration) Option {
-	return optionFunc(func(c *config) {
+func WithSpeedLimit(kmh float64, d time.Duration) TrackOption {
+	return trackOption(func(c *config) {
 		if !positive(kmh) || d < 0 {
-			c.errs = append(c.errs, invalidOption("SpeedLimit(%g, %v): want a positive limit and a duration >= 0", kmh, d))
+			c.errs = append(c.errs, invalidOption("WithSpeedLimit(%g, %v): want a positive limit and a duration >= 0", kmh, d))
 			return
 		}
 		c.speedLimit, c.speedingFor = kmh, d
 	})
 }
 
-// JumpSpeedKmh sets the implied speed above which a position is a GPS jump
-// (default 250 km/h): such a point is left out of distances, geofences and
-// idle detection, and the next point is measured from the last good one.
-func JumpSpeedKmh(kmh float64) Option {
-	return optionFunc(func(c *config) {
-		if !positive(kmh) {
-			c.errs = append(c.errs, invalidOption("JumpSpeedKmh(%g): want a positive speed", kmh))
-			return
-		}
-		c.jumpKmh = kmh
-	})
-}
+// WithJumpSpeedKmh sets the implied speed above which a position is a GPS
+// jump (default 250 km/h): such a point is left out of distances, geofences
+// and idle detection, and the next point is measured from the last good one.
+// It applies to [Track], [CabStatsStream] and [NewCabStatsAgg]; pass the same
+// value to each so that they agree on which points are jumps.
+func WithJumpSpeedKmh(kmh float64) JumpSpeedOption { return JumpSpeedOption{kmh: kmh} }
 
-// HarshBraking sets the deceleration between two consecutive speed readings
+// WithHarshBraking sets the deceleration between two consecutive speed readings
 // of a cab, in m/s², above which a harsh-braking alert fires (default 4).
-func HarshBraking(mps2 float64) Option {
-	return optionFunc(func(c *config) {
+func WithHarshBraking(mps2 float64) TrackOption {
+	return trackOption(func(c *config) {
 		if !positive(mps2) {
-			c.errs = append(c.errs, invalidOption("HarshBraking(%g): want a positive deceleration", mps2))
+			c.errs = append(c.errs, invalidOption("WithHarshBraking(%g): want a positive deceleration", mps2))
 			return
 		}
 		c.braking = mps2
 	})
 }
 
-// IdleAfter sets how long a hired cab may stand still (in event time) before a
+// WithIdleAfter sets how long a hired cab may stand still (in event time) before a
 // long-idle alert fires (default 5 minutes).
-func IdleAfter(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+func WithIdleAfter(d time.Duration) TrackOption {
+	return trackOption(func(c *config) {
 		if d <= 0 {
-			c.errs = append(c.errs, invalidOption("IdleAfter(%v): want a positive duration", d))
+			c.errs = append(c.errs, invalidOption("WithIdleAfter(%v): want a positive duration", d))
 			return
 		}
 		c.idleAfter = d
 	})
 }
 
-// SilentAfter sets how long of event time a cab may send nothing before a
+// WithSilentAfter sets how long of event time a cab may send nothing before a
 // device-silent alert fires and the tracker forgets the cab (default 2
 // minutes).
-func SilentAfter(d time.Duration) Option {
-	return optionFunc(func(c *config) {
+func WithSilentAfter(d time.Duration) TrackOption {
+	return trackOption(func(c *config) {
 		if d <= 0 {
-			c.errs = append(c.errs, invalidOption("SilentAfter(%v): want a positive duration", d))
+			c.errs = append(c.errs, invalidOption("WithSilentAfter(%v): want a positive duration", d))
 			return
 		}
 		c.silentAfter = d
 	})
 }
 
-// MaxCabs bounds the cabs the tracker holds, over all its partitions: once it
+// WithMaxCabs bounds the cabs the tracker holds, over all its partitions: once it
 // holds n, the events of a cab it does not hold go to [Tracker.DeadLetters]
 // with Reason stream.ReasonKeyLimit instead of being tracked (counted by
 // [Tracker.KeyLimitCount], with a warning logged at most once a minute), until
-// cabs fall silent ([SilentAfter]) and free their place. Events of cabs it
+// cabs fall silent ([WithSilentAfter]) and free their place. Events of cabs it
 // holds are tracked as usual. A cab costs the tracker at most 128 bytes plus
 // its ID and a map entry. Connect DeadLetters to the pipeline's dead-letter
 // output so that nothing is lost. 0, the default, means no bound; n must not
@@ -161,10 +204,10 @@ func SilentAfter(d time.Duration) Option {
 // came, so a replay from an older position may track an event that the
 // original run dead-lettered, or the reverse: each event is tracked or
 // dead-lettered, never lost.
-func MaxCabs(n int) Option {
-	return optionFunc(func(c *config) {
+func WithMaxCabs(n int) TrackOption {
+	return trackOption(func(c *config) {
 		if n < 0 {
-			c.errs = append(c.errs, invalidOption("MaxCabs(%d): want a limit >= 0", n))
+			c.errs = append(c.errs, invalidOption("WithMaxCabs(%d): want a limit >= 0", n))
 			return
 		}
 		c.maxCabs = n
@@ -177,11 +220,11 @@ type Geofence struct {
 	Area Polygon
 }
 
-// Geofences sets the geofences of the tracker (at most [MaxGeofences]), each
+// WithGeofences sets the geofences of the tracker (at most [MaxGeofences]), each
 // with a unique non-empty name and at least three vertices. Several calls add
 // up.
-func Geofences(fences ...Geofence) Option {
-	return optionFunc(func(c *config) {
+func WithGeofences(fences ...Geofence) TrackOption {
+	return trackOption(func(c *config) {
 		for _, f := range fences {
 			if f.Name == "" || len(f.Area) < 3 {
 				c.errs = append(c.errs, invalidOption("geofence %q: want a name and at least 3 vertices", f.Name))
@@ -201,22 +244,23 @@ func Geofences(fences ...Geofence) Option {
 	})
 }
 
-// GeohashPrecision sets the length of the geohash cells of zone demand
+// WithGeohashPrecision sets the length of the geohash cells of zone demand
 // (default 6: cells of about 1.2 × 0.6 km).
-func GeohashPrecision(n int) Option {
-	return optionFunc(func(c *config) {
+func WithGeohashPrecision(n int) ZoneDemandOption {
+	return zoneDemandOption(func(c *config) {
 		if n < 1 || n > MaxGeohashPrecision {
-			c.errs = append(c.errs, invalidOption("GeohashPrecision(%d): want 1..%d", n, MaxGeohashPrecision))
+			c.errs = append(c.errs, invalidOption("WithGeohashPrecision(%d): want 1..%d", n, MaxGeohashPrecision))
 			return
 		}
 		c.precision = n
 	})
 }
 
-// WindowOptions passes options (window.WithGrace, window.WithEmit, window.WithName) to
-// the window operator of [CabStatsStream] and [ZoneDemandStream].
-func WindowOptions(opts ...window.Option) Option {
-	return optionFunc(func(c *config) { c.winOpts = append(c.winOpts, opts...) })
+// WithWindowOptions passes options (window.WithGrace, window.WithEmit,
+// window.WithName, window.WithMaxKeys) to the window operator of
+// [CabStatsStream] and [ZoneDemandStream]. Several calls add up.
+func WithWindowOptions(opts ...window.Option) WindowingOption {
+	return WindowingOption{opts: opts}
 }
 
 // Location is a geo_point as OpenSearch takes it: {"lat":..,"lon":..}.

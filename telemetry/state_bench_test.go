@@ -17,7 +17,7 @@ import (
 // idle cab: the graph of examples/fleetpipeline (tracker, one-minute cab stats,
 // five-minute zone demand, 30 s grace and out-of-orderness) reads one event
 // from each of 1,000,000 distinct cabs, then one later event per partition
-// closes every window. The tracker keeps each cab (SilentAfter is one hour here,
+// closes every window. The tracker keeps each cab (WithSilentAfter is one hour here,
 // so that no device-silent alert forgets them) and no window is open: what
 // the heap holds beyond the empty pipeline, after GC, divided by the number of
 // cabs, is the per-key cost (bytes/key; runtime.ReadMemStats HeapAlloc).
@@ -45,8 +45,8 @@ func BenchmarkStatePerKey(b *testing.B) {
 		}
 		var in *stream.Input[telemetry.Event]
 		events := stream.From(p, stream.Source[telemetry.Event](binder{&in}))
-		grace := telemetry.WindowOptions(window.WithGrace(30 * time.Second))
-		tr, err := telemetry.Track(events, telemetry.SilentAfter(time.Hour))
+		grace := telemetry.WithWindowOptions(window.WithGrace(30 * time.Second))
+		tr, err := telemetry.Track(events, telemetry.WithSilentAfter(time.Hour))
 		if err != nil {
 			b.Fatal(err)
 		}

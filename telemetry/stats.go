@@ -115,16 +115,16 @@ type CabStatsAcc struct {
 // CabStatsAgg is the window.Aggregator behind [CabStatsStream]. It keeps every
 // point of a key's window (40 bytes each) and computes the figures when the
 // window closes, so events may arrive in any order and windows of any kind
-// merge exactly. The zero value uses the default [JumpSpeedKmh].
+// merge exactly. The zero value uses the default [WithJumpSpeedKmh].
 type CabStatsAgg struct {
 	jumpKmh float64
 }
 
 var _ window.Aggregator[Event, CabStatsAcc, CabStats] = CabStatsAgg{}
 
-// NewCabStatsAgg returns the cab stats aggregator. It uses [JumpSpeedKmh].
-func NewCabStatsAgg(opts ...Option) (CabStatsAgg, error) {
-	c, err := newConfig(opts)
+// NewCabStatsAgg returns the cab stats aggregator. It uses [WithJumpSpeedKmh].
+func NewCabStatsAgg(opts ...CabStatsAggOption) (CabStatsAgg, error) {
+	c, err := newConfig(opts, CabStatsAggOption.applyCabStatsAgg)
 	if err != nil {
 		return CabStatsAgg{}, err
 	}
@@ -137,10 +137,10 @@ func NewCabStatsAgg(opts ...Option) (CabStatsAgg, error) {
 //	stats, err := telemetry.CabStatsStream(events, window.Tumbling(time.Minute))
 //	docs := stream.Map(stats.Results(), telemetry.CabStatsDoc)
 //
-// It uses [JumpSpeedKmh] and [WindowOptions]; errors wrap [ErrInvalidOption]
+// It uses [WithJumpSpeedKmh] and [WithWindowOptions]; errors wrap [ErrInvalidOption]
 // or window.ErrInvalidOption.
-func CabStatsStream(s *stream.Stream[Event], assigner window.Assigner, opts ...Option) (*window.Windowed[string, CabStats, Event], error) {
-	c, err := newConfig(opts)
+func CabStatsStream(s *stream.Stream[Event], assigner window.Assigner, opts ...CabStatsOption) (*window.Windowed[string, CabStats, Event], error) {
+	c, err := newConfig(opts, CabStatsOption.applyCabStats)
 	if err != nil {
 		return nil, err
 	}

@@ -18,12 +18,12 @@ import (
 	"github.com/fleetstream/fleetstream/window"
 )
 
-func runCabStats(t *testing.T, asg window.Assigner, batches [][]telemetry.Event, opts ...telemetry.Option) ([]telemetry.CabStats, []window.Late[telemetry.Event]) {
+func runCabStats(t *testing.T, asg window.Assigner, batches [][]telemetry.Event, opts ...telemetry.CabStatsOption) ([]telemetry.CabStats, []window.Late[telemetry.Event]) {
 	t.Helper()
 	return runCabStatsWith(t, nil, asg, batches, opts...)
 }
 
-func runCabStatsWith(t *testing.T, popts []stream.Option, asg window.Assigner, batches [][]telemetry.Event, opts ...telemetry.Option) ([]telemetry.CabStats, []window.Late[telemetry.Event]) {
+func runCabStatsWith(t *testing.T, popts []stream.Option, asg window.Assigner, batches [][]telemetry.Event, opts ...telemetry.CabStatsOption) ([]telemetry.CabStats, []window.Late[telemetry.Event]) {
 	t.Helper()
 	h := streamtest.New(t, time.Second, popts...)
 	q, s := streamtest.NewQueue[telemetry.Event](h)
@@ -109,7 +109,7 @@ func TestCabStatsJumpLimitAndReanchor(t *testing.T) {
 	require.EqualValues(t, 1, docs[0].Jumps)
 	require.InDelta(t, 0.011*kmPerDeg, docs[0].DistanceKm, 1e-9) // 41.10 -> 41.111 in 30 s
 
-	docs, _ = runCabStats(t, window.Tumbling(time.Minute), [][]telemetry.Event{pts}, telemetry.JumpSpeedKmh(300))
+	docs, _ = runCabStats(t, window.Tumbling(time.Minute), [][]telemetry.Event{pts}, telemetry.WithJumpSpeedKmh(300))
 	require.Zero(t, docs[0].Jumps)
 	require.InDelta(t, 0.011*kmPerDeg, docs[0].DistanceKm, 1e-9)
 	require.InDelta(t, 0.01*kmPerDeg/(15.0/3600), docs[0].MaxSpeedKmh, 1e-9)
@@ -263,31 +263,44 @@ func TestCabStatsDocument(t *testing.T) {
 	require.Equal(t, opensearch.WindowID("p1", s.CabID, s.WindowStart, s.WindowEnd), s.DocID("p1"))
 }
 
+// TestOptionsValidation: a bad option makes the transform it belongs to return
+// an error wrapping ErrInvalidOption. An option that does not belong to a
+// transform does not compile with it.
 func TestOptionsValidation(t *testing.T) {
-	bad := []telemetry.Option{
-		telemetry.SpeedLimit(0, time.Second),
-		telemetry.SpeedLimit(100, -time.Second),
-		telemetry.JumpSpeedKmh(-1),
-		telemetry.HarshBraking(0),
-		telemetry.IdleAfter(0),
-		telemetry.SilentAfter(-time.Second),
-		telemetry.GeohashPrecision(13),
-		telemetry.Geofences(telemetry.Geofence{Name: "x", Area: telemetry.Polygon{{Lat: 1, Lon: 1}}}),
-		telemetry.Geofences(telemetry.Geofence{Area: square(0, 0, 1)}),
-		telemetry.Geofences(telemetry.Geofence{Name: "a", Area: square(0, 0, 1)}, telemetry.Geofence{Name: "a", Area: square(0, 0, 1)}),
+	badJump := telemetry.WithJumpSpeedKmh(-1)
+	badTrack := []telemetry.TrackOption{
+		telemetry.WithSpeedLimit(0, time.Second),
+		telemetry.WithSpeedLimit(100, -time.Second),
+		badJump,
+		telemetry.WithHarshBraking(0),
+		telemetry.WithIdleAfter(0),
+		telemetry.WithSilentAfter(-time.Second),
+		telemetry.WithGeofences(telemetry.Geofence{Name: "x", Area: telemetry.Polygon{{Lat: 1, Lon: 1}}}),
+		telemetry.WithGeofences(telemetry.Geofence{Area: square(0, 0, 1)}),
+		telemetry.WithGeofences(telemetry.Geofence{Name: "a", Area: square(0, 0, 1)}, telemetry.Geofence{Name: "a", Area: square(0, 0, 1)}),
 		nil,
 	}
 	h := streamtest.New(t, time.Second)
 	_, s := streamtest.NewQueue[telemetry.Event](h)
-	for i, o := range bad {
+	for i, o := range badTrack {
+		_, err := telemetry.Track(s, o)
+		require.ErrorIs(t, err, telemetry.ErrInvalidOption, i)
+	}
+	for i, o := range []telemetry.CabStatsOption{badJump, nil} {
 		_, err := telemetry.CabStatsStream(s, window.Tumbling(time.Minute), o)
 		require.ErrorIs(t, err, telemetry.ErrInvalidOption, i)
-		_, err = telemetry.Track(s, o)
-		require.ErrorIs(t, err, telemetry.ErrInvalidOption, i)
-		_, err = telemetry.NewCabStatsAgg(o)
+	}
+	for i, o := range []telemetry.CabStatsAggOption{badJump, nil} {
+		_, err := telemetry.NewCabStatsAgg(o)
 		require.True(t, errors.Is(err, telemetry.ErrInvalidOption), i)
 	}
-	_, err := telemetry.CabStatsStream(s, window.Tumbling(0))
+	tr, err := telemetry.Track(s)
+	require.NoError(t, err)
+	for i, o := range []telemetry.ZoneDemandOption{telemetry.WithGeohashPrecision(0), telemetry.WithGeohashPrecision(13), nil} {
+		_, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(time.Minute), o)
+		require.ErrorIs(t, err, telemetry.ErrInvalidOption, i)
+	}
+	_, err = telemetry.CabStatsStream(s, window.Tumbling(0))
 	require.ErrorIs(t, err, window.ErrInvalidOption)
 }
 

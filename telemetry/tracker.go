@@ -19,7 +19,7 @@ type Tracked struct {
 	Event
 	// Pickup: the cab's previous event said available and this one hired.
 	Pickup bool
-	// Jump: the position is a GPS jump (see [JumpSpeedKmh]).
+	// Jump: the position is a GPS jump (see [WithJumpSpeedKmh]).
 	Jump bool
 	// Duplicate: an exact copy (same ts, lat and lon) of the cab's latest
 	// event.
@@ -46,11 +46,11 @@ func (t *Tracker) Events() *stream.Stream[Tracked] { return t.events }
 func (t *Tracker) Alerts() *stream.Stream[Alert] { return t.alerts }
 
 // DeadLetters returns the events the tracker did not follow because their
-// cab was new and the tracker held [MaxCabs] cabs already: each with Reason
+// cab was new and the tracker held [WithMaxCabs] cabs already: each with Reason
 // stream.ReasonKeyLimit, the event's JSON as Value, its cab as Key, the
 // pipeline partition and the offset of the record. Topic is empty (the
 // tracker does not know the source; kafka.Source.Origin maps the partition
-// to a topic and Kafka partition). The stream is empty without MaxCabs.
+// to a topic and Kafka partition). The stream is empty without WithMaxCabs.
 func (t *Tracker) DeadLetters() *stream.Stream[stream.DeadLetter] { return t.dead }
 
 // Cabs returns the number of cabs the tracker holds, over all partitions, as
@@ -63,11 +63,11 @@ func (t *Tracker) KeyLimitCount() int64 { return t.op.limited.Load() }
 
 // Track follows every cab through its events and raises alerts: speeding,
 // harsh braking, long idle, geofence enter and exit, and device silent (see
-// "Cab tracker" in the package documentation). It uses [SpeedLimit],
-// [HarshBraking], [IdleAfter], [SilentAfter], [Geofences] and [JumpSpeedKmh];
+// "Cab tracker" in the package documentation). It uses [WithSpeedLimit],
+// [WithHarshBraking], [WithIdleAfter], [WithSilentAfter], [WithGeofences] and [WithJumpSpeedKmh];
 // errors wrap [ErrInvalidOption].
-func Track(s *stream.Stream[Event], opts ...Option) (*Tracker, error) {
-	c, err := newConfig(opts)
+func Track(s *stream.Stream[Event], opts ...TrackOption) (*Tracker, error) {
+	c, err := newConfig(opts, TrackOption.applyTrack)
 	if err != nil {
 		return nil, err
 	}
@@ -449,14 +449,14 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	return out
 }
 
-// refuse sends the event of a new cab past MaxCabs to the dead letters, and
+// refuse sends the event of a new cab past WithMaxCabs to the dead letters, and
 // logs a warning, at most one a minute.
 func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
 	e := &el.Value
 	tr.limited.Add(1)
 	dl := &stream.DeadLetter{
 		Reason:    stream.ReasonKeyLimit,
-		Err:       "telemetry: cab tracker holds " + strconv.Itoa(tr.cabs) + " cabs (MaxCabs): event of a new cab not tracked",
+		Err:       "telemetry: cab tracker holds " + strconv.Itoa(tr.cabs) + " cabs (WithMaxCabs): event of a new cab not tracked",
 		Partition: pc.Partition,
 		Offset:    el.Offset,
 		Key:       []byte(e.CabID),

@@ -14,7 +14,7 @@ import (
 	"github.com/fleetstream/fleetstream/telemetry"
 )
 
-// TestTrackMaxCabs: past MaxCabs, the events of new cabs are not tracked but
+// TestTrackMaxCabs: past WithMaxCabs, the events of new cabs are not tracked but
 // go to the dead letters with reason key_limit, their JSON and origin; events
 // of held cabs are tracked as usual; a cab that falls silent frees its place;
 // every event is either tracked or dead-lettered; one warning is logged.
@@ -22,7 +22,7 @@ func TestTrackMaxCabs(t *testing.T) {
 	var logs bytes.Buffer
 	h := streamtest.New(t, time.Second, stream.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	q, s := streamtest.NewQueue[telemetry.Event](h)
-	tr, err := telemetry.Track(s, telemetry.MaxCabs(2), telemetry.SilentAfter(time.Minute))
+	tr, err := telemetry.Track(s, telemetry.WithMaxCabs(2), telemetry.WithSilentAfter(time.Minute))
 	require.NoError(t, err)
 	events, alerts, dead := streamtest.Collect(tr.Events()), streamtest.Collect(tr.Alerts()), streamtest.Collect(tr.DeadLetters())
 
@@ -76,7 +76,7 @@ func TestTrackMaxCabs(t *testing.T) {
 	require.EqualValues(t, 0, tr.Cabs(), "the end of input drops every cab")
 }
 
-// TestTrackWithoutLimit: without MaxCabs nothing is refused, and the
+// TestTrackWithoutLimit: without WithMaxCabs nothing is refused, and the
 // tracker's state size counts the cabs it holds.
 func TestTrackWithoutLimit(t *testing.T) {
 	var state []int
@@ -100,9 +100,9 @@ func TestTrackWithoutLimit(t *testing.T) {
 func TestMaxCabsOption(t *testing.T) {
 	h := streamtest.New(t, time.Second)
 	_, s := streamtest.NewQueue[telemetry.Event](h)
-	_, err := telemetry.Track(s, telemetry.MaxCabs(-1))
+	_, err := telemetry.Track(s, telemetry.WithMaxCabs(-1))
 	require.ErrorIs(t, err, telemetry.ErrInvalidOption)
-	_, err = telemetry.Track(s, telemetry.MaxCabs(0))
+	_, err = telemetry.Track(s, telemetry.WithMaxCabs(0))
 	require.NoError(t, err)
 }
 
@@ -113,7 +113,7 @@ func TestTrackBadClockBounded(t *testing.T) {
 	h := streamtest.New(t, time.Second, stream.WithMaxFutureEventTime(time.Hour))
 	h.Clock.Set(t0)
 	q, s := streamtest.NewQueue[telemetry.Event](h)
-	tr, err := telemetry.Track(s, telemetry.SilentAfter(2*time.Hour))
+	tr, err := telemetry.Track(s, telemetry.WithSilentAfter(2*time.Hour))
 	require.NoError(t, err)
 	alerts := streamtest.Collect(tr.Alerts())
 	bad := ev("X", 0, 41.5, 10, avail)

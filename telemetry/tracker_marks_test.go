@@ -13,7 +13,7 @@ import (
 // The tracker's replay marks: where a replay can start for its output from a record on, taken
 // every markEvery records and bounded when nobody asks for them.
 func TestTrackerReplayMarks(t *testing.T) {
-	c, err := newConfig(nil)
+	c, err := newConfig(nil, TrackOption.applyTrack)
 	require.NoError(t, err)
 	tr := &tracker{cfg: c, parts: map[int32]*trackPart{}}
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -54,7 +54,7 @@ func TestTrackerReplayMarks(t *testing.T) {
 // taking them (a pass over the cabs) costs a constant per record; they stay
 // exact.
 func TestTrackerReplayMarksThinOut(t *testing.T) {
-	c, err := newConfig(nil)
+	c, err := newConfig(nil, TrackOption.applyTrack)
 	require.NoError(t, err)
 	tr := &tracker{cfg: c, parts: map[int32]*trackPart{}}
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)

@@ -21,7 +21,7 @@ type trackRun struct {
 	events *streamtest.Collector[telemetry.Tracked]
 }
 
-func newTrackRun(t *testing.T, opts ...telemetry.Option) *trackRun {
+func newTrackRun(t *testing.T, opts ...telemetry.TrackOption) *trackRun {
 	t.Helper()
 	h := streamtest.New(t, time.Second)
 	q, s := streamtest.NewQueue[telemetry.Event](h)
@@ -40,7 +40,7 @@ func (r *trackRun) oneByOne(es ...telemetry.Event) {
 func at(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
 
 func TestTrackSpeedingAndHarshBraking(t *testing.T) {
-	r := newTrackRun(t, telemetry.SpeedLimit(100, 10*time.Second), telemetry.HarshBraking(4))
+	r := newTrackRun(t, telemetry.WithSpeedLimit(100, 10*time.Second), telemetry.WithHarshBraking(4))
 	speeds := []struct{ sec, kmh float64 }{
 		{0, 80}, {5, 110}, {10, 120}, {15, 115}, {20, 90}, {25, 130}, {30, 95}, {32, 40},
 	}
@@ -80,7 +80,7 @@ func TestTrackSpeedingAndHarshBraking(t *testing.T) {
 }
 
 func TestTrackIdlePickupSilent(t *testing.T) {
-	r := newTrackRun(t, telemetry.IdleAfter(time.Minute), telemetry.SilentAfter(time.Minute))
+	r := newTrackRun(t, telemetry.WithIdleAfter(time.Minute), telemetry.WithSilentAfter(time.Minute))
 	r.oneByOne(
 		ev("C", 0, 41.0, 10, avail), // then silent
 		ev("B", 0, 41.2, 30, avail),
@@ -124,7 +124,7 @@ func TestTrackIdlePickupSilent(t *testing.T) {
 
 func TestTrackGeofencesAndAnnotations(t *testing.T) {
 	station := telemetry.Geofence{Name: "station", Area: square(41.3, -8.615, 0.01)}
-	r := newTrackRun(t, telemetry.Geofences(station))
+	r := newTrackRun(t, telemetry.WithGeofences(station))
 	r.oneByOne(
 		ev("D", 0, 41.2995, 30, avail),
 		ev("D", 15, 41.3005, 30, avail), // enters
@@ -273,8 +273,8 @@ func newReplayHarness(t *testing.T, mode int) *replayHarness {
 	tracked := stream.Map(s, func(e telemetry.Event) telemetry.Tracked { return telemetry.Tracked{Event: e} })
 	if mode == withTracker || mode == trackerOnly {
 		tr, err := telemetry.Track(s,
-			telemetry.SpeedLimit(100, 3*time.Second), telemetry.IdleAfter(20*time.Second), telemetry.SilentAfter(10*time.Second),
-			telemetry.Geofences(telemetry.Geofence{Name: "centre", Area: square(41.13, -8.63, 0.03)},
+			telemetry.WithSpeedLimit(100, 3*time.Second), telemetry.WithIdleAfter(20*time.Second), telemetry.WithSilentAfter(10*time.Second),
+			telemetry.WithGeofences(telemetry.Geofence{Name: "centre", Area: square(41.13, -8.63, 0.03)},
 				telemetry.Geofence{Name: "west", Area: square(41.18, -8.66, 0.02)}))
 		require.NoError(t, err)
 		rh.alerts = streamtest.Collect(tr.Alerts())
@@ -402,7 +402,7 @@ func TestTrackSilentIndependentOfBatches(t *testing.T) {
 	}
 	var runs [][]telemetry.Alert
 	for _, oneBatch := range []bool{false, true} {
-		r := newTrackRun(t, telemetry.SilentAfter(time.Minute))
+		r := newTrackRun(t, telemetry.WithSilentAfter(time.Minute))
 		if oneBatch {
 			r.q.Add(recs(es...)...)
 		} else {
@@ -438,8 +438,8 @@ func TestTrackCommitNotInsideAJump(t *testing.T) {
 		ev("B", 45, 41.202, 130, hired), // 7
 		ev("A", 75, 41.004, 30, hired),  // 8
 	}
-	opts := []telemetry.Option{telemetry.SpeedLimit(100, time.Hour),
-		telemetry.Geofences(telemetry.Geofence{Name: "far", Area: square(41.45, -8.65, 0.1)})}
+	opts := []telemetry.TrackOption{telemetry.WithSpeedLimit(100, time.Hour),
+		telemetry.WithGeofences(telemetry.Geofence{Name: "far", Area: square(41.45, -8.65, 0.1)})}
 
 	full := newTrackRun(t, opts...)
 	full.oneByOne(es...)

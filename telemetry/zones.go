@@ -174,7 +174,7 @@ func (ZoneDemandAgg) Result(acc ZoneAcc) ZoneDemand {
 }
 
 // ZoneDemandStream aggregates tracked events into [ZoneDemand] per geohash
-// cell ([GeohashPrecision], default 6) and window of the assigner, leaving
+// cell ([WithGeohashPrecision], default 6) and window of the assigner, leaving
 // out duplicates and GPS jumps:
 //
 //	tr, err := telemetry.Track(events)
@@ -182,10 +182,10 @@ func (ZoneDemandAgg) Result(acc ZoneAcc) ZoneDemand {
 //	docs := stream.Map(zones.Results(), telemetry.ZoneDemandDoc)
 //
 // Results are per source partition (see [ZoneDemand]). It uses
-// [GeohashPrecision] and [WindowOptions]; errors wrap [ErrInvalidOption] or
+// [WithGeohashPrecision] and [WithWindowOptions]; errors wrap [ErrInvalidOption] or
 // window.ErrInvalidOption.
-func ZoneDemandStream(s *stream.Stream[Tracked], assigner window.Assigner, opts ...Option) (*window.Windowed[string, ZoneDemand, Tracked], error) {
-	c, err := newConfig(opts)
+func ZoneDemandStream(s *stream.Stream[Tracked], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, Tracked], error) {
+	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
 	if err != nil {
 		return nil, err
 	}

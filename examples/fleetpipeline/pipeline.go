@@ -206,8 +206,8 @@ type graph struct {
 
 // transforms builds the graph on the stream of decoded events.
 func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, error) {
-	grace := telemetry.WindowOptions(window.WithGrace(c.lateness), window.WithMaxKeys(c.maxKeys()))
-	tracker, err := telemetry.Track(events, telemetry.MaxCabs(c.maxCabs))
+	grace := telemetry.WithWindowOptions(window.WithGrace(c.lateness), window.WithMaxKeys(c.maxKeys()))
+	tracker, err := telemetry.Track(events, telemetry.WithMaxCabs(c.maxCabs))
 	if err != nil {
 		return nil, err
 	}
