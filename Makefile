@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 15s
 
-.PHONY: test test-go lint fuzz bench services-up services-down demo dashboards
+.PHONY: test test-go check lint fuzz bench services-up services-down demo dashboards
 
 # test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
@@ -17,6 +17,12 @@ test-go: lint
 	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault' $(PKGS)
 	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(PKGS)
 	$(MAKE) --no-print-directory fuzz
+
+# check is the edit-test loop: lint and every test that needs no service (integration tests
+# skip without the services' addresses), without -race. `make test` is the full suite.
+check: lint
+	env -u FLEETSTREAM_KAFKA_BROKERS -u FLEETSTREAM_OPENSEARCH_URL -u FLEETSTREAM_REQUIRE_SERVICES \
+	  $(GO) test -count=1 -skip '^TestFault' $(PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go')); \
