@@ -123,4 +123,28 @@
 // # Testing
 //
 // Package streamtest runs pipelines offline, batch by batch, with a manual clock.
+//
+// # Writing pipelines
+//
+// What a pipeline author needs: New and its options (WithName, WithMaxOutOfOrderness,
+// WithIdleTimeout, WithMaxFutureEventTime, WithBuffer, WithRetry, ...), From with a
+// connector's source, the operators (Map, Filter, KeyBy, ReduceByKey, Window, ...), the
+// output operations To and ForEachBatch with a Sink, Pipeline.Run, and Stats or
+// WithStatsHook to watch it. Errors: ErrInvalidOption and ErrGraph (construction),
+// ErrRunning, ErrRunTwice and ErrNoSource (Run), OutputError and Permanent (outputs).
+//
+// # Writing sources and operators
+//
+// The extension points, for connectors and operator packages (package window, the kafka
+// source, the telemetry tracker), apart from the API above:
+//
+//   - Source, with Binder for sources fed from outside Run: a source pushes Records into its
+//     Input (Push, TryPush, TryPushBatch, with Full and Space for pausing), checks event
+//     times with Input.CheckEventTime, reports partitions with Assign, Resume and Revoke,
+//     and receives commits (Position, with the checkpoint in Meta).
+//   - Operator, applied with Apply: Process sees each partition's batch as Elem values (a
+//     value, its event time and the oldest offset it derives from) with a
+//     PartitionContext (partition, batch, watermarks, CapEventTime); Retained, Drop and
+//     StateSize describe its state; ReplayStarter gives finer replay starts.
+//   - Sink and Closer for outputs; DeadLetter and DeadLetterSink for dead-letter outputs.
 package stream
