@@ -409,12 +409,12 @@ func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w,
 
 // TestSourceMemoryCompressedBacklog is issue 11, defect 9: what a Source holds while the
 // pipeline cannot take more must not grow with the compression ratio of the backlog. With
-// 4 MiB (compressed) fetches per partition, a blocked lz4 backlog of ~250-byte JSON records
-// held about 20 MiB per partition once decompressed; with the default bounds the whole
-// Source holds a few MiB per partition.
+// 4 MiB (compressed) fetches per partition and 1,024-record channels, a blocked lz4 backlog of
+// ~330-byte JSON records on 3 partitions held 72 MiB once decompressed; with the default
+// bounds the whole Source holds about 12 MiB.
 func TestSourceMemoryCompressedBacklog(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	const parts, n = 3, 300_000
+	const parts, n = 3, 150_000
 	topic := newTopic(t, brokers, "lz4backlog", parts)
 	pc := saramaConfig()
 	pc.Producer.Compression = sarama.CompressionLZ4
