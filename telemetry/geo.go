@@ -22,6 +22,13 @@ type Point struct {
 
 func (p Point) String() string { return fmt.Sprintf("(%g, %g)", p.Lat, p.Lon) }
 
+// Location is a geo_point as OpenSearch takes it: {"lat":..,"lon":..}, the
+// position field of the documents ([CabStats], [ZoneDemand], [Alert]).
+type Location struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
 const degToRad = math.Pi / 180
 
 // Haversine returns the great-circle distance between a and b in kilometres,

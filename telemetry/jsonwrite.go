@@ -6,6 +6,7 @@ package telemetry
 import (
 	"math"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -103,4 +104,22 @@ func appendDecimal(dst []byte, n int64, k int) []byte {
 		}
 	}
 	return append(dst, buf[i:]...)
+}
+
+// appendLocation appends l as a geo_point object.
+func appendLocation(dst []byte, l Location) []byte {
+	dst = append(dst, `{"lat":`...)
+	dst = appendFloat(dst, l.Lat)
+	dst = append(dst, `,"lon":`...)
+	dst = appendFloat(dst, l.Lon)
+	return append(dst, '}')
+}
+
+// appendTimeField appends name, which holds the separator and key, and t in
+// UTC as an RFC 3339 string.
+func appendTimeField(dst []byte, name string, t time.Time) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, '"')
+	dst = appendTime(dst, t.UTC())
+	return append(dst, '"')
 }

@@ -6,7 +6,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/fleetstream/fleetstream/internal/docid"
 	"github.com/fleetstream/fleetstream/window"
 )
 
@@ -261,33 +260,4 @@ func WithGeohashPrecision(n int) ZoneDemandOption {
 // [CabStatsStream] and [ZoneDemandStream]. Several calls add up.
 func WithWindowOptions(opts ...window.Option) WindowingOption {
 	return WindowingOption{opts: opts}
-}
-
-// Location is a geo_point as OpenSearch takes it: {"lat":..,"lon":..}.
-type Location struct {
-	Lat float64 `json:"lat"`
-	Lon float64 `json:"lon"`
-}
-
-func appendLocation(dst []byte, l Location) []byte {
-	dst = append(dst, `{"lat":`...)
-	dst = appendFloat(dst, l.Lat)
-	dst = append(dst, `,"lon":`...)
-	dst = appendFloat(dst, l.Lon)
-	return append(dst, '}')
-}
-
-func appendTimeField(dst []byte, name string, t time.Time) []byte {
-	dst = append(dst, name...)
-	dst = append(dst, '"')
-	dst = appendTime(dst, t.UTC())
-	return append(dst, '"')
-}
-
-// windowID is the document ID scheme of opensearch.WindowID (which telemetry
-// must not import): the hex of the first 128 bits of SHA-256 over the
-// length-prefixed pipeline name and key and the window bounds in UTC
-// nanoseconds. A test keeps the two in step.
-func windowID(pipeline, key string, start, end time.Time) string {
-	return string(docid.AppendWindow(nil, pipeline, key, start, end))
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fleetstream/fleetstream/internal/docid"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/window"
 )
@@ -52,7 +53,8 @@ func CabStatsDoc(r window.Result[string, CabStats]) CabStats {
 // opensearch.WindowID(pipeline, s.CabID, s.WindowStart, s.WindowEnd), so a
 // replayed window overwrites its first copy.
 func (s CabStats) DocID(pipeline string) string {
-	return windowID(pipeline, s.CabID, s.WindowStart, s.WindowEnd)
+	var buf [32]byte
+	return string(docid.AppendWindow(buf[:0], pipeline, s.CabID, s.WindowStart, s.WindowEnd))
 }
 
 // AppendJSON appends the document of s to dst: the fields of the JSON tags,

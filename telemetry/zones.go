@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleetstream/fleetstream/internal/docid"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/window"
 )
@@ -56,7 +57,8 @@ func (z ZoneDemand) DocKey() string {
 // DocID returns the deterministic document ID of z in a pipeline: the same as
 // opensearch.WindowID(pipeline, z.DocKey(), z.WindowStart, z.WindowEnd).
 func (z ZoneDemand) DocID(pipeline string) string {
-	return windowID(pipeline, z.DocKey(), z.WindowStart, z.WindowEnd)
+	var buf [32]byte
+	return string(docid.AppendWindow(buf[:0], pipeline, z.DocKey(), z.WindowStart, z.WindowEnd))
 }
 
 // AppendJSON appends the document of z to dst, with the fields and meaning of

@@ -1,6 +1,13 @@
-// Package docid holds the document id schemes shared by the opensearch sink
-// (opensearch.WindowID, and the bound on every id it sends) and the telemetry documents,
-// which may not import each other.
+// Package docid is the one home of the document id schemes of fleetstream:
+// the id of a window result, which opensearch.WindowID gives and the DocID
+// methods of the telemetry documents give too, and the bound on every id the
+// opensearch sink sends.
+//
+// The scheme lives here, once, rather than in opensearch or telemetry: the
+// telemetry domain may not import a connector (it would pull the OpenSearch
+// client into every transform), and a connector does not import one domain.
+// Both import this package, so the two can never compute an id differently;
+// telemetry's tests check that they agree.
 //
 // # Ids of window results
 //
