@@ -51,6 +51,7 @@ func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int
 			continue
 		}
 		if b.Len() == 0 {
+			b.Grow(len(fp) + 16*(len(stateful)-k) + 8)
 			b.WriteString("fs2/")
 			b.WriteString(strconv.Itoa(nodes))
 			b.WriteByte('/')

@@ -224,6 +224,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		Committed:       committed,
 	}
 	st.Watermark = b.info.Watermark
+	st.State = make([]OperatorState, 0, p.statefulNodes())
 	for _, n := range p.nodes {
 		size := n.stateSize()
 		st.RetainedState += size
@@ -462,4 +463,15 @@ func (p *Pipeline) closeOutputs(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// statefulNodes returns how many operators hold state.
+func (p *Pipeline) statefulNodes() int {
+	n := 0
+	for _, nd := range p.nodes {
+		if hasState(nd) {
+			n++
+		}
+	}
+	return n
 }

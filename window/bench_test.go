@@ -54,7 +54,7 @@ type feeder struct {
 
 func newFeeder(tb testing.TB, asg window.Assigner, keys, batch int, gap time.Duration) *feeder {
 	clk := streamtest.NewClock(streamtest.Epoch)
-	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithIdleTimeout(0), stream.WithBuffer(2*batch, 0))
+	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithIdleTimeout(0), stream.WithBuffer(2*batch, 0))
 	require.NoError(tb, err)
 	f := &feeder{p: p, src: &pushSource[cab]{}, clk: clk, ids: cabIDs(keys), recs: make([]stream.Record[cab], batch), ev: t0, gap: gap}
 	s := stream.From[cab](p, f.src)
@@ -123,7 +123,7 @@ func BenchmarkSession(b *testing.B) { benchWindows(b, window.Session(30*time.Sec
 func BenchmarkPipelineBaseline(b *testing.B) {
 	const batch = 10_000
 	clk := streamtest.NewClock(streamtest.Epoch)
-	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithIdleTimeout(0), stream.WithBuffer(2*batch, 0))
+	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithIdleTimeout(0), stream.WithBuffer(2*batch, 0))
 	require.NoError(b, err)
 	f := &feeder{p: p, src: &pushSource[cab]{}, clk: clk, ids: cabIDs(batch), recs: make([]stream.Record[cab], batch), ev: t0, gap: 100 * time.Microsecond}
 	s := stream.From[cab](p, f.src)
@@ -147,7 +147,7 @@ func openStateBytes(tb testing.TB) float64 {
 	const keys = 100_000
 	measure := func(withWindow bool) uint64 {
 		clk := streamtest.NewClock(streamtest.Epoch)
-		p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithIdleTimeout(0), stream.WithBuffer(keys, 0))
+		p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithIdleTimeout(0), stream.WithBuffer(keys, 0))
 		require.NoError(tb, err)
 		src := &pushSource[cab]{}
 		s := stream.From[cab](p, src)

@@ -33,6 +33,8 @@ type tumbling[T any, K comparable, V, A, R any] struct {
 	open []*bucket[K, A] // by start
 	free []*bucket[K, A]
 	cur  *bucket[K, A]
+	// typicalKeys is a moving average of the keys closed buckets held (see recycle).
+	typicalKeys int
 	// the newest window ever opened, the replay position once no window is open.
 	newestStart, newestOff int64
 	hasNewest              bool
@@ -40,7 +42,8 @@ type tumbling[T any, K comparable, V, A, R any] struct {
 
 const maxFree = 4
 
-// maxFreeKeys is the most keys a closed bucket may have held to be kept for reuse.
+// maxFreeKeys is the most keys a closed bucket may hold to be kept for reuse whatever the
+// windows before it held (see recycle).
 const maxFreeKeys = 4096
 
 func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
@@ -164,8 +167,14 @@ func (w *tumbling[T, K, V, A, R]) recycle(b *bucket[K, A]) {
 	if w.cur == b {
 		w.cur = nil
 	}
-	if len(b.keys) > maxFreeKeys {
-		return // its map never shrinks: let a bucket of a burst of keys go
+	// A bucket's map never shrinks: a bucket that held a burst of keys, far more than the
+	// windows before it, is let go rather than kept to pin that memory; buckets of the
+	// usual size are reused, so a steady load allocates no new maps.
+	n := len(b.keys)
+	burst := n > maxFreeKeys && n > 4*w.typicalKeys
+	w.typicalKeys = (3*w.typicalKeys + n) / 4
+	if burst {
+		return
 	}
 	b.reset()
 	if len(w.free) < maxFree {
