@@ -50,7 +50,16 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srcOpts := []kafka.SourceOption{kafka.WithLogger(log)}
+	// One dead-letter output for everything that did not make it: records the source cannot
+	// decode or accept, late records, records refused by a key limit, and documents
+	// OpenSearch refuses for good. Each carries its reason. One producer, sized to the
+	// topic's max.message.bytes at start.
+	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer dlq.Close(context.WithoutCancel(ctx))
+	srcOpts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
 	if c.exitIdle > 0 {
 		srcOpts = append(srcOpts, kafka.WithEndWhenCaughtUp(c.exitIdle))
 	}
@@ -83,14 +92,6 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return err
 		}
 	}
-	// One dead-letter output for everything that did not make it: records the source cannot
-	// decode or accept (the source writes those itself), late records, records refused by a
-	// key limit, and documents OpenSearch refuses for good. Each carries its reason.
-	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	defer dlq.Close(context.WithoutCancel(ctx))
 	deadLetters := opensearch.WithDeadLetter(dlq)
 	lateLetters := stream.DeadLetterFunc(func(ctx context.Context, b []stream.DeadLetter) error {
 		if err := dlq.Write(ctx, b); err != nil {
