@@ -1,3 +1,6 @@
+// Administration through the cluster: EnsureTopic, and the committed offsets and checkpoints
+// of a consumer group.
+
 package kafka
 
 import (
@@ -9,6 +12,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/fleetstream/fleetstream/internal/backoff"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // EnsureTopic creates topic with the given number of partitions and replication factor if it
@@ -77,4 +81,43 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 		}
 	}
 	return 0, fmt.Errorf("kafka: describe topic %q: %w", topic, last)
+}
+
+type topicPart struct {
+	topic string
+	part  int32
+}
+
+// groupOffsets fetches a group's committed offsets.
+func groupOffsets(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]int64, error) {
+	blocks, err := groupCommits(client, group, parts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[topicPart]int64, len(blocks))
+	for tp, b := range blocks {
+		out[tp] = b.Offset
+	}
+	return out, nil
+}
+
+// groupCommits fetches a group's committed offsets with their metadata.
+func groupCommits(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]stream.Position, error) {
+	coord, err := client.Coordinator(group)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := coord.FetchOffset(sarama.NewOffsetFetchRequest(client.Config().Version, group, parts))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[topicPart]stream.Position)
+	for t, ps := range parts {
+		for _, p := range ps {
+			if b := resp.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
+				out[topicPart{t, p}] = stream.Position{Partition: p, Offset: b.Offset, Meta: b.Metadata}
+			}
+		}
+	}
+	return out, nil
 }

@@ -1,3 +1,6 @@
+// SASL for the sarama config: SCRAM conversations and the AWS MSK IAM token provider.
+// Credentials never reach a log or an error text.
+
 package kafka
 
 import (

@@ -1,3 +1,7 @@
+// Config, the connection and consumer group settings shared by Source, Producer and
+// DeadLetterSink, with its validation, its redacted String and its translation into a
+// sarama config.
+
 package kafka
 
 import (

@@ -1,3 +1,6 @@
+// Dead letters in Kafka: the headers that name a record's origin and error, fitting a dead
+// letter to the topic's size limit, and DeadLetterSink.
+
 package kafka
 
 import (

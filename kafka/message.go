@@ -1,3 +1,6 @@
+// Message, the Kafka record a Codec decodes and a Producer writes; the codecs (JSON, Raw)
+// and WithMeta, which keeps a record's metadata with its value.
+
 package kafka
 
 import (

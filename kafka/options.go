@@ -1,3 +1,5 @@
+// Options of Source, Producer and DeadLetterSink.
+
 package kafka
 
 import (

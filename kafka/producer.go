@@ -1,3 +1,6 @@
+// Producer, a stream.Sink that writes to a topic with an idempotent producer; its encoders,
+// and the classification and redaction of client errors.
+
 package kafka
 
 import (

@@ -1,0 +1,204 @@
+// How a Source ends its input: bounded mode (WithBounded) reads to the end offsets present at
+// start, in this instance or another member of the group; WithEndWhenCaughtUp ends once every
+// owned partition stayed read to its high-water mark, confirmed by the broker.
+
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// loadEnds reads the end offset of every partition at start (bounded mode).
+func (s *Source[T]) loadEnds(client sarama.Client) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ti, topic := range s.cfg.Topics {
+		parts, err := client.Partitions(topic)
+		if err != nil {
+			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
+		}
+		for _, part := range parts {
+			newest, err := client.GetOffset(topic, part, sarama.OffsetNewest)
+			if err != nil {
+				return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, part, err)
+			}
+			oldest, err := client.GetOffset(topic, part, sarama.OffsetOldest)
+			if err != nil {
+				return fmt.Errorf("kafka: start offset of %s/%d: %w", topic, part, err)
+			}
+			id := int32(ti)<<partitionBits | part
+			s.ends[id] = newest
+			if newest <= oldest {
+				s.finished[id] = true
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Source[T]) finish(id int32) {
+	s.mu.Lock()
+	if _, ok := s.ends[id]; ok {
+		s.finished[id] = true
+	}
+	s.mu.Unlock()
+	select {
+	case s.progress <- struct{}{}:
+	default:
+	}
+}
+
+// monitorBounded closes the input once every partition was read to its end offset, by this
+// instance or (per the group's committed offsets) by another member.
+func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in *stream.Input[T]) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		var open map[string][]int32
+		for id := range s.ends {
+			if s.finished[id] {
+				continue
+			}
+			if _, mine := s.owned[id]; mine {
+				open = nil
+				break
+			}
+			if open == nil {
+				open = make(map[string][]int32)
+			}
+			t, p := s.TopicPartition(id)
+			open[t] = append(open[t], p)
+		}
+		done := len(s.finished) == len(s.ends)
+		if done {
+			s.ended = true
+		}
+		s.mu.Unlock()
+		if done {
+			s.log.Info("kafka: bounded input read to its end offsets")
+			in.Close()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.progress:
+			continue
+		case <-tick.C:
+		}
+		if open != nil {
+			// Partitions only other members own: done once the group committed their end.
+			committed, err := groupOffsets(client, s.cfg.Group, open)
+			if err != nil {
+				s.log.Debug("kafka: fetching group offsets", "err", err)
+				continue
+			}
+			s.mu.Lock()
+			for id, off := range committed {
+				if off >= s.ends[s.PartitionID(id.topic, id.part)] {
+					s.finished[s.PartitionID(id.topic, id.part)] = true
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// monitorCaughtUp closes the input once every partition this instance owns has been read to
+// its high-water mark and stayed so for idle (WithEndWhenCaughtUp). The high-water marks are
+// the broker's, fetched after the last record was read: during a broker outage the marks
+// the consumer last saw are stale, and nothing counts as caught up until the broker answers.
+func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T], idle time.Duration) {
+	tick := time.NewTicker(min(idle/4, time.Second))
+	defer tick.Stop()
+	var since time.Time
+	var lastRead int64 = -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		caught := len(s.owned) > 0
+		var read int64
+		owned := make([]*partition, 0, len(s.owned))
+		for _, p := range s.owned {
+			owned = append(owned, p)
+			r := p.read.Load()
+			read += r
+			if r >= 0 && r < p.claim.HighWaterMarkOffset() {
+				caught = false
+			}
+		}
+		s.mu.Unlock()
+		if read != lastRead {
+			// New records since the last look: not idle, however fast they were read.
+			caught, lastRead = false, read
+		}
+		if caught {
+			// The consumer's marks say caught up; confirm with marks fetched now.
+			caught = s.confirmCaughtUp(client, owned)
+		}
+		if !caught {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+			continue
+		}
+		if time.Since(since) < idle {
+			continue
+		}
+		s.mu.Lock()
+		if s.fatal.Load() != nil || ctx.Err() != nil {
+			s.mu.Unlock()
+			return
+		}
+		s.ended = true
+		s.mu.Unlock()
+		s.log.Info("kafka: every partition caught up (confirmed by the broker); ending the input", "idle", idle)
+		in.Close()
+		return
+	}
+}
+
+// confirmCaughtUp fetches the high-water mark of every partition from its leader and reports
+// whether each was read to it. Any failure (a broker outage) means not caught up.
+func (s *Source[T]) confirmCaughtUp(client sarama.Client, parts []*partition) bool {
+	for _, p := range parts {
+		r := p.read.Load()
+		if r < 0 {
+			// Nothing read yet from a partition without a committed offset: caught up if
+			// it holds no records.
+			oldest, err := client.GetOffset(p.topic, p.part, sarama.OffsetOldest)
+			if err != nil {
+				return false
+			}
+			r = oldest
+		}
+		hwm, err := client.GetOffset(p.topic, p.part, sarama.OffsetNewest)
+		if err != nil {
+			s.log.Debug("kafka: high-water mark not confirmed", "topic", p.topic, "partition", p.part, "err", redact(&s.cfg, err))
+			return false
+		}
+		if r < hwm {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Source[T]) isFinished(id int32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.finished[id]
+}

@@ -1,0 +1,465 @@
+// The consumer group handler and the claim loop: one goroutine per claimed partition decodes
+// fetched records, dead-letters what cannot be used, and pushes the rest into the pipeline's
+// input in offset order; a revoked partition is handed back to the pipeline before it goes.
+
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// handler runs the claims of consumer group sessions.
+type handler[T any] struct {
+	s          *Source[T]
+	client     sarama.Client
+	in         *stream.Input[T]
+	runCtx     context.Context
+	dlq        stream.DeadLetterSink
+	revokeWait time.Duration
+	hold       int   // most records a claim holds fetched but not pushed
+	holdBytes  int64 // most bytes of such records
+}
+
+// Setup registers every claimed partition with the pipeline before any of them pushes a
+// record, so that none can advance the watermark past another's backlog.
+//
+// Partitions with a committed offset resume with the pipeline checkpoint committed with it
+// (stream.Input.Resume), so that every operator replays from its own start.
+func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
+	commits, err := groupCommits(h.client, h.s.cfg.Group, sess.Claims())
+	if err != nil {
+		// Without the checkpoints the replay is still at-least-once, only less exact.
+		h.s.log.Warn("kafka: fetching committed checkpoints failed", "err", redact(&h.s.cfg, err))
+	}
+	var ids []int32
+	var resume []stream.Position
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			id := h.s.PartitionID(topic, p)
+			if id < 0 {
+				continue
+			}
+			if c, ok := commits[topicPart{topic, p}]; ok && c.Meta != "" {
+				resume = append(resume, stream.Position{Partition: id, Offset: c.Offset, Meta: c.Meta})
+				continue
+			}
+			ids = append(ids, id)
+		}
+	}
+	h.in.Resume(resume...)
+	h.in.Assign(ids...)
+	return nil
+}
+
+func (h *handler[T]) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim feeds one partition into the input until the claim is revoked or the session
+// ends, then hands the partition back (see release).
+func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	s := h.s
+	p := s.own(sess, claim)
+	if p == nil {
+		return nil
+	}
+	c := &claimLoop[T]{h: h, p: p, sess: sess}
+	defer h.release(p)
+	h.in.Assign(p.id)
+	if p.end >= 0 && (p.pushedNext >= p.end || s.isFinished(p.id)) {
+		c.finished = true
+		s.finish(p.id)
+	}
+	pauser, _ := claim.(interface {
+		Pause()
+		Resume()
+	})
+	paused := false
+	msgs := claim.Messages()
+	sessDone := sess.Context().Done()
+	defer c.stopRetry()
+	for {
+		space := h.in.Space()
+		blocked := !c.flush()
+		if wantPause := blocked || c.finished; wantPause != paused && pauser != nil {
+			if wantPause {
+				pauser.Pause()
+			} else {
+				pauser.Resume()
+			}
+			paused = wantPause
+		}
+		var recv <-chan *sarama.ConsumerMessage
+		if c.room() {
+			recv = msgs
+		}
+		var wait <-chan struct{}
+		if blocked {
+			wait = space
+		}
+		var retry <-chan time.Time
+		if c.retry != nil {
+			retry = c.retry.C
+		}
+		select {
+		case m, ok := <-recv:
+			if !ok {
+				return nil
+			}
+			c.receive(m)
+			// Take what is already fetched without going round the loop for each record.
+			for more := true; more && c.room(); {
+				select {
+				case m, ok := <-msgs:
+					if !ok {
+						return nil
+					}
+					c.receive(m)
+				default:
+					more = false
+				}
+			}
+			if c.retry == nil && !c.writeDeadLetters() {
+				return nil
+			}
+		case <-retry:
+			c.retry = nil
+			if !c.writeDeadLetters() {
+				return nil
+			}
+		case <-wait:
+		case <-sessDone:
+			return nil
+		}
+	}
+}
+
+// own registers a claimed partition.
+func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) *partition {
+	id := s.PartitionID(claim.Topic(), claim.Partition())
+	if id < 0 {
+		s.log.Error("kafka: claim of an unknown topic-partition", "topic", claim.Topic(), "partition", claim.Partition())
+		return nil
+	}
+	start := claim.InitialOffset()
+	if start < 0 {
+		start = -1 // resolved from the first record
+	}
+	p := &partition{
+		topic: claim.Topic(), part: claim.Partition(), id: id,
+		sess: sess, claim: claim, end: -1,
+		pushedNext: start, committed: start,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.o.bounded {
+		end, ok := s.ends[id]
+		if !ok {
+			end = 0 // a partition created after the start is not part of the backfill
+		}
+		p.end = end
+	}
+	p.read.Store(start)
+	s.owned[id] = p
+	s.log.Debug("kafka: partition assigned", "topic", p.topic, "partition", p.part, "offset", start)
+	return p
+}
+
+// release hands a partition back after its claim ended: it tells the pipeline (which drops
+// the partition's buffered records and state once the batch in flight was acknowledged and
+// committed), waits for that within the rebalance timeout, commits, and forgets the partition.
+func (h *handler[T]) release(p *partition) {
+	s := h.s
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if h.runCtx.Err() == nil && !ended {
+		done := h.in.Revoke(p.id)
+		t := time.NewTimer(h.revokeWait)
+		select {
+		case <-done:
+		case <-t.C:
+			s.log.Warn("kafka: pipeline did not release a revoked partition in time; its last batch will be replayed by the next owner",
+				"topic", p.topic, "partition", p.part)
+		case <-h.runCtx.Done():
+		}
+		t.Stop()
+	}
+	s.mu.Lock()
+	if s.owned[p.id] == p {
+		delete(s.owned, p.id)
+	}
+	s.mu.Unlock()
+	p.sess.Commit()
+	s.log.Debug("kafka: partition released", "topic", p.topic, "partition", p.part)
+}
+
+// holdBytes is the most bytes of fetched records a claim holds before it pushes them.
+func holdBytes(sc *sarama.Config) int64 {
+	return max(2*int64(sc.Consumer.Fetch.Default), 4<<20)
+}
+
+// partition is the state of one claimed partition.
+type partition struct {
+	topic string
+	part  int32
+	id    int32
+	sess  sarama.ConsumerGroupSession
+	claim sarama.ConsumerGroupClaim
+	end   int64 // bounded mode: stop before this offset; -1 unbounded
+
+	// pushedNext is the offset after the last record pushed into the input. Owned by the
+	// claim's goroutine.
+	pushedNext int64
+	// read is the offset after the last record pushed into the input or dead-lettered, for
+	// the caught-up monitor (WithEndWhenCaughtUp).
+	read atomic.Int64
+
+	mu sync.Mutex
+	// committed is the offset last marked for commit (or where the claim started), and meta
+	// the pipeline checkpoint marked with it (stream.Position.Meta).
+	committed int64
+	meta      string
+	// A run of dead-lettered offsets right after pushedNext: the pipeline never sees them, so
+	// a commit of runStart (everything pushed is done) may go on to runEnd.
+	runActive        bool
+	runStart, runEnd int64
+}
+
+// mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit,
+// the offset extended over a run of dead-lettered offsets that follows it. A new checkpoint
+// at the same offset is marked too: it moves an operator's replay start. It reports whether
+// anything was marked.
+func (p *partition) mark(off int64, meta string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.runActive && off == p.runStart {
+		off = p.runEnd
+	}
+	switch {
+	case off > p.committed:
+		p.sess.MarkOffset(p.topic, p.part, off, meta)
+	case off == p.committed && meta != p.meta:
+		// sarama's MarkOffset ignores an offset it has; ResetOffset takes the same offset
+		// with new metadata.
+		p.sess.ResetOffset(p.topic, p.part, off, meta)
+	default:
+		return false
+	}
+	p.committed, p.meta = off, meta
+	return true
+}
+
+// claimLoop is the per-claim state owned by its goroutine.
+type claimLoop[T any] struct {
+	h        *handler[T]
+	p        *partition
+	sess     sarama.ConsumerGroupSession
+	msg      Message
+	queue    []stream.Record[T] // decoded, not yet in the input
+	queued   int64              // bytes of queue and pending
+	skips    []int64            // dead-lettered offsets among or after queue, ascending
+	pending  []stream.DeadLetter
+	retry    *time.Timer // set while a failed dead-letter write waits to be retried
+	attempt  int         // failed attempts of the pending dead letters
+	finished bool
+}
+
+// room reports whether the claim may take more fetched records.
+func (c *claimLoop[T]) room() bool {
+	return len(c.queue)+len(c.skips)+len(c.pending) < c.h.hold && c.queued < c.h.holdBytes
+}
+
+// receive decodes one fetched record into the queue, or, if it cannot be decoded or its event
+// time is unusable (stream.Input.CheckEventTime), into the pending dead letters.
+func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
+	p, s := c.p, c.h.s
+	if p.end >= 0 && m.Offset >= p.end {
+		return // past the backfill's end
+	}
+	if p.pushedNext < 0 {
+		// No committed offset: start counting from the first record.
+		p.pushedNext = m.Offset
+		p.mu.Lock()
+		p.committed = m.Offset
+		p.mu.Unlock()
+	}
+	size := len(m.Key) + len(m.Value)
+	s.records.Add(1)
+	s.bytes.Add(int64(size))
+	c.queued += int64(size)
+	c.msg.fromSarama(m)
+	v, ts, err := s.codec.Decode(&c.msg)
+	if err != nil {
+		reason := stream.ReasonDecode
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			reason = stream.ReasonInvalid
+		}
+		c.pending = append(c.pending, DeadLetterOf(&c.msg, reason, err))
+		return
+	}
+	if ts.IsZero() {
+		ts = m.Timestamp
+	}
+	if err := c.h.in.CheckEventTime(ts); err != nil {
+		// A bad clock must never reach a watermark.
+		c.pending = append(c.pending, DeadLetterOf(&c.msg, stream.ReasonEventTime, err))
+		return
+	}
+	c.queue = append(c.queue, stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+}
+
+// writeDeadLetters writes the pending dead letters. On success their offsets join skips; a
+// failure that is not permanent is retried after a backoff (c.retry), while the records
+// before them are still pushed. It returns false if the claim must end: the session ended,
+// or the dead-letter output failed for good, which stops the Source.
+func (c *claimLoop[T]) writeDeadLetters() bool {
+	if len(c.pending) == 0 {
+		return true
+	}
+	s := c.h.s
+	ctx := c.sess.Context()
+	err := c.h.dlq.Write(ctx, c.pending)
+	if err == nil {
+		for i := range c.pending {
+			dl := &c.pending[i]
+			c.skips = append(c.skips, dl.Offset)
+			c.queued -= int64(len(dl.Key) + len(dl.Value))
+			n := s.deadLettered.Add(1)
+			if ok, left := s.dlqLog.Allow(time.Now()); ok {
+				s.log.Warn("kafka: record dead-lettered", "topic", dl.Topic, "partition", dl.Partition, "offset", dl.Offset,
+					"reason", dl.Reason, "err", dl.Err, "not_logged_since_last", left, "dead_letters", n)
+			}
+		}
+		clear(c.pending)
+		c.pending = c.pending[:0]
+		c.attempt = 0
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	first := &c.pending[0]
+	if stream.IsPermanent(err) {
+		s.fail(fmt.Errorf("kafka: dead-letter output cannot store the record at %s/%d offset %d (%s): %w",
+			first.Topic, first.Partition, first.Offset, first.Reason, err))
+		return false
+	}
+	c.attempt++
+	wait := backoff.Delay(100*time.Millisecond, 5*time.Second, c.attempt)
+	s.log.Error("kafka: dead-letter write failed, retrying", "topic", first.Topic, "partition", first.Partition, "offset", first.Offset,
+		"dead_letters", len(c.pending), "attempt", c.attempt, "backoff", wait, "err", redact(&s.cfg, err))
+	c.retry = time.NewTimer(wait)
+	return true
+}
+
+func (c *claimLoop[T]) stopRetry() {
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
+}
+
+// flush moves queued records into the input and settles dead-lettered offsets, in offset
+// order, up to the first pending (not yet written) dead letter. It returns false if the
+// input is full.
+func (c *claimLoop[T]) flush() bool {
+	stop := int64(math.MaxInt64)
+	if len(c.pending) > 0 {
+		stop = c.pending[0].Offset
+	}
+	for len(c.queue) > 0 && c.queue[0].Offset < stop || len(c.skips) > 0 && c.skips[0] < stop {
+		bound := stop
+		if len(c.skips) > 0 {
+			bound = min(bound, c.skips[0])
+		}
+		lim, _ := slices.BinarySearchFunc(c.queue, bound, func(r stream.Record[T], off int64) int {
+			return cmp.Compare(r.Offset, off)
+		})
+		if lim > 0 {
+			// Push in small chunks and let the other partitions' goroutines in between, so
+			// that one partition cannot fill the input alone and stall the watermark.
+			lim = min(lim, pushChunk)
+			n := c.h.in.TryPushBatch(c.queue[:lim])
+			if n > 0 {
+				c.pushed(c.queue[n-1].Offset + 1)
+				for i := range n {
+					c.queued -= int64(c.queue[i].Size)
+				}
+				clear(c.queue[:n])
+				c.queue = c.queue[n:]
+				if len(c.queue) == 0 {
+					c.queue = c.queue[:0:0]
+				}
+			}
+			if n < lim {
+				return false
+			}
+		}
+		if len(c.skips) > 0 && c.skips[0] < stop && (len(c.queue) == 0 || c.queue[0].Offset > c.skips[0]) {
+			c.skipped(c.skips[0])
+			c.skips = c.skips[1:]
+		}
+		if lim == pushChunk {
+			runtime.Gosched()
+		}
+	}
+	return true
+}
+
+// pushChunk is the most records a partition moves into the input at once.
+const pushChunk = 128
+
+func (c *claimLoop[T]) pushed(next int64) {
+	p := c.p
+	p.pushedNext = next
+	p.read.Store(next)
+	if p.runActive { // only this goroutine writes runActive
+		p.mu.Lock()
+		p.runActive = false
+		p.mu.Unlock()
+	}
+	c.checkEnd(next)
+}
+
+// skipped settles a dead-lettered offset: it joins the run after the last pushed record, and
+// if the pipeline already committed everything pushed, the run is committed right away.
+func (c *claimLoop[T]) skipped(off int64) {
+	p := c.p
+	p.read.Store(off + 1)
+	p.mu.Lock()
+	if !p.runActive {
+		p.runActive, p.runStart = true, p.pushedNext
+	}
+	p.runEnd = off + 1
+	direct := p.committed >= p.runStart && p.runEnd > p.committed
+	if direct {
+		p.committed = p.runEnd
+		p.sess.MarkOffset(p.topic, p.part, p.runEnd, p.meta)
+	}
+	p.mu.Unlock()
+	if direct {
+		p.sess.Commit()
+	}
+	c.checkEnd(off + 1)
+}
+
+func (c *claimLoop[T]) checkEnd(next int64) {
+	if p := c.p; p.end >= 0 && !c.finished && next >= p.end {
+		c.finished = true
+		c.h.s.finish(p.id)
+	}
+}
