@@ -15,9 +15,10 @@ import (
 // ErrInvalidConfig is wrapped by the errors of [New] for a bad [Config].
 var ErrInvalidConfig = errors.New("fleetsim: invalid config")
 
-// Porto is the default area of the simulation: central Porto, Portugal,
-// where the real sample read by [ReadPorto] was recorded.
-var Porto = telemetry.Cell{
+// DefaultBounds is the area cabs move in when Config.Bounds is zero: a cell
+// over central Porto, Portugal, where the real sample read by [ReadPorto] was
+// recorded.
+var DefaultBounds = telemetry.Cell{
 	Min: telemetry.Point{Lat: 41.10, Lon: -8.70},
 	Max: telemetry.Point{Lat: 41.20, Lon: -8.55},
 }
@@ -27,13 +28,14 @@ var Porto = telemetry.Cell{
 var DefaultStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Config describes a simulation. The zero value is valid: 100 cabs in
-// [Porto], one event per cab per second from [DefaultStart], no faults.
+// [DefaultBounds] (central Porto), one event per cab per second from
+// [DefaultStart], no faults.
 type Config struct {
 	// Seed selects the run; equal configs produce identical streams.
 	Seed uint64
 	// Cabs is the fleet size; 0 means 100.
 	Cabs int
-	// Bounds is the area cabs move in; the zero Cell means [Porto].
+	// Bounds is the area cabs move in; the zero Cell means [DefaultBounds].
 	Bounds telemetry.Cell
 	// StartTime is the event time of the first event; zero means
 	// [DefaultStart].
@@ -156,7 +158,7 @@ func New(cfg Config) (*Sim, error) {
 		cfg.Cabs = 100
 	}
 	if cfg.Bounds == (telemetry.Cell{}) {
-		cfg.Bounds = Porto
+		cfg.Bounds = DefaultBounds
 	}
 	if cfg.StartTime.IsZero() {
 		cfg.StartTime = DefaultStart
@@ -430,42 +432,70 @@ const (
 	harshDecelMS = 4.0
 )
 
-// step advances the next cab by one tick and returns its event.
+// step advances the next cab by one tick and returns its event. The random
+// draws happen in a fixed order, the order of the steps below, so a seed
+// always gives the same stream.
 func (s *Sim) step() (telemetry.Event, Fault) {
 	n := s.seq
 	s.seq++
-	i := int(n % int64(len(s.cabs)))
-	c := &s.cabs[i]
-	r := s.rng
-	f := s.cfg.Faults
-	dt := s.dt
+	c := &s.cabs[int(n%int64(len(s.cabs)))]
+
+	s.changeStatus(c)
+	s.chooseTarget(c)
+	s.injectDrivingFaults(c)
+	prev := c.accelerate(s.dt)
+	s.move(c, prev)
+	s.consume(c)
+
 	var faults Fault
-
-	// Status changes.
-	c.stateLeft--
-	if c.stateLeft <= 0 {
-		switch c.status {
-		case telemetry.StatusAvailable:
-			switch {
-			case c.parking && c.speed == 0:
-				c.parking = false
-				c.status = telemetry.StatusOffline
-				c.stateLeft = 1 + s.ticks((10+r.Float64()*50)*60)
-			case c.parking || r.Float64() < 0.1:
-				// Stop first; go offline once stationary.
-				c.parking = true
-				c.speeding, c.target, c.segLeft, c.stateLeft = 0, 0, math.MaxInt, 1
-			default:
-				s.startTrip(c)
-			}
-		default: // hired or offline
-			c.status = telemetry.StatusAvailable
-			c.stateLeft = 1 + s.ticks((1+r.Float64()*9)*60)
-			c.segLeft = 0
-		}
+	if c.speed > speedingKmh {
+		faults |= FaultSpeeding
 	}
+	if (prev-c.speed)/3.6/s.dt > harshDecelMS {
+		faults |= FaultHarshBraking
+	}
+	e := s.event(c, n)
+	if s.gpsJump(c, &e) {
+		faults |= FaultGPSJump
+	}
+	return e, faults
+}
 
-	// Target speed.
+// changeStatus moves c to its next status when the current one has run its
+// course: available cabs start a trip or, now and then, park and go offline;
+// hired and offline cabs become available.
+func (s *Sim) changeStatus(c *cab) {
+	r := s.rng
+	c.stateLeft--
+	if c.stateLeft > 0 {
+		return
+	}
+	switch c.status {
+	case telemetry.StatusAvailable:
+		switch {
+		case c.parking && c.speed == 0:
+			c.parking = false
+			c.status = telemetry.StatusOffline
+			c.stateLeft = 1 + s.ticks((10+r.Float64()*50)*60)
+		case c.parking || r.Float64() < 0.1:
+			// Stop first; go offline once stationary.
+			c.parking = true
+			c.speeding, c.target, c.segLeft, c.stateLeft = 0, 0, math.MaxInt, 1
+		default:
+			s.startTrip(c)
+		}
+	default: // hired or offline
+		c.status = telemetry.StatusAvailable
+		c.stateLeft = 1 + s.ticks((1+r.Float64()*9)*60)
+		c.segLeft = 0
+	}
+}
+
+// chooseTarget picks c's next target speed when its segment ends (or its
+// speeding stretch does): a stop, or a cruising speed that depends on the
+// status.
+func (s *Sim) chooseTarget(c *cab) {
+	r := s.rng
 	c.segLeft--
 	if c.speeding > 0 {
 		c.speeding--
@@ -473,35 +503,46 @@ func (s *Sim) step() (telemetry.Event, Fault) {
 			c.segLeft = 0
 		}
 	}
-	if c.speeding == 0 && c.segLeft <= 0 {
-		c.segLeft = 1 + s.ticks(5+r.Float64()*40)
-		switch {
-		case c.status == telemetry.StatusOffline:
-			c.target = 0
-		case c.status == telemetry.StatusHired && r.Float64() < 0.15,
-			c.status == telemetry.StatusAvailable && r.Float64() < 0.35:
-			c.target = 0 // traffic light, rank, pick-up
-		case c.status == telemetry.StatusHired:
-			c.target = 20 + r.Float64()*55
-		default:
-			c.target = 10 + r.Float64()*30
-		}
+	if c.speeding != 0 || c.segLeft > 0 {
+		return
 	}
+	c.segLeft = 1 + s.ticks(5+r.Float64()*40)
+	switch {
+	case c.status == telemetry.StatusOffline:
+		c.target = 0
+	case c.status == telemetry.StatusHired && r.Float64() < 0.15,
+		c.status == telemetry.StatusAvailable && r.Float64() < 0.35:
+		c.target = 0 // traffic light, rank, pick-up
+	case c.status == telemetry.StatusHired:
+		c.target = 20 + r.Float64()*55
+	default:
+		c.target = 10 + r.Float64()*30
+	}
+}
+
+// injectDrivingFaults starts, with the configured probabilities, a speeding
+// stretch or a harsh braking.
+func (s *Sim) injectDrivingFaults(c *cab) {
+	r := s.rng
+	f := s.cfg.Faults
 	if f.Speeding > 0 && c.status != telemetry.StatusOffline && !c.parking && c.speed > 20 && c.speeding == 0 &&
 		c.braking == 0 && r.Float64() < f.Speeding {
 		c.speeding = 1 + s.ticks(10+r.Float64()*30)
 		c.target = 125 + r.Float64()*25
 	}
-	if f.HarshBraking > 0 && !c.parking && c.speed > 40 && c.braking == 0 && c.speed/3.6/dt > harshDecelMS+0.5 &&
+	if f.HarshBraking > 0 && !c.parking && c.speed > 40 && c.braking == 0 && c.speed/3.6/s.dt > harshDecelMS+0.5 &&
 		r.Float64() < f.HarshBraking {
 		c.braking = 5 + r.Float64()*3
 		c.speeding = 0
 		c.target = r.Float64() * 15
 		c.segLeft = 1 + s.ticks(5)
 	}
+}
 
-	// Speed.
-	prev := c.speed
+// accelerate moves c's speed towards its target over dt seconds, braking
+// harder during a harsh braking, and returns the speed before.
+func (c *cab) accelerate(dt float64) (prev float64) {
+	prev = c.speed
 	switch {
 	case c.braking > 0:
 		c.speed = math.Max(c.target, c.speed-c.braking*3.6*dt)
@@ -514,34 +555,47 @@ func (s *Sim) step() (telemetry.Event, Fault) {
 		c.speed = math.Max(c.target, c.speed-maxDecel*3.6*dt)
 	}
 	c.speed = round(c.speed, 10)
+	return prev
+}
 
-	// Position: a random walk of the heading, turns at junctions, and a
-	// bounce off the area's edges.
-	distKm := (prev + c.speed) / 2 * dt / 3600
-	if distKm > 0 {
-		c.heading += (r.Float64() - 0.5) * 20
-		if r.Float64() < 0.03 {
-			c.heading += float64(90 * (1 + 2*r.IntN(2))) // left or right
-		}
-		c.heading = math.Mod(c.heading+360, 360)
-		sin, cos := math.Sincos(c.heading * math.Pi / 180)
-		c.pos.Lat += distKm * cos / kmPerDegLat
-		c.pos.Lon += distKm * sin / (kmPerDegLat * math.Cos(c.pos.Lat*math.Pi/180))
-		b := s.cfg.Bounds
-		if c.pos.Lat < b.Min.Lat || c.pos.Lat > b.Max.Lat {
-			c.heading = math.Mod(540-c.heading, 360)
-			c.pos.Lat = math.Min(math.Max(c.pos.Lat, b.Min.Lat), b.Max.Lat)
-		}
-		if c.pos.Lon < b.Min.Lon || c.pos.Lon > b.Max.Lon {
-			c.heading = 360 - c.heading
-			if c.heading >= 360 {
-				c.heading -= 360
-			}
-			c.pos.Lon = math.Min(math.Max(c.pos.Lon, b.Min.Lon), b.Max.Lon)
-		}
-		c.odometer += distKm
-		c.fuel -= distKm * 0.08
+// move advances c's position by the distance driven at the mean of prev and
+// its speed: a random walk of the heading, turns at junctions, and a bounce
+// off the area's edges. The odometer and the fuel follow the distance.
+func (s *Sim) move(c *cab, prev float64) {
+	r := s.rng
+	distKm := (prev + c.speed) / 2 * s.dt / 3600
+	if !(distKm > 0) {
+		return
 	}
+	c.heading += (r.Float64() - 0.5) * 20
+	if r.Float64() < 0.03 {
+		c.heading += float64(90 * (1 + 2*r.IntN(2))) // left or right
+	}
+	c.heading = math.Mod(c.heading+360, 360)
+	sin, cos := math.Sincos(c.heading * math.Pi / 180)
+	c.pos.Lat += distKm * cos / kmPerDegLat
+	c.pos.Lon += distKm * sin / (kmPerDegLat * math.Cos(c.pos.Lat*math.Pi/180))
+	b := s.cfg.Bounds
+	if c.pos.Lat < b.Min.Lat || c.pos.Lat > b.Max.Lat {
+		c.heading = math.Mod(540-c.heading, 360)
+		c.pos.Lat = math.Min(math.Max(c.pos.Lat, b.Min.Lat), b.Max.Lat)
+	}
+	if c.pos.Lon < b.Min.Lon || c.pos.Lon > b.Max.Lon {
+		c.heading = 360 - c.heading
+		if c.heading >= 360 {
+			c.heading -= 360
+		}
+		c.pos.Lon = math.Min(math.Max(c.pos.Lon, b.Min.Lon), b.Max.Lon)
+	}
+	c.odometer += distKm
+	c.fuel -= distKm * 0.08
+}
+
+// consume refuels an available cab running low and moves the engine
+// temperature towards 90 °C when running, 20 °C when offline.
+func (s *Sim) consume(c *cab) {
+	r := s.rng
+	dt := s.dt
 	if c.fuel < 8 && c.status == telemetry.StatusAvailable {
 		c.fuel = 95 + r.Float64()*5 // refuelled
 	}
@@ -551,14 +605,12 @@ func (s *Sim) step() (telemetry.Event, Fault) {
 	} else {
 		c.engine += (90-c.engine)*0.01*dt + (r.Float64()-0.5)*0.2
 	}
+}
 
-	if c.speed > speedingKmh {
-		faults |= FaultSpeeding
-	}
-	if (prev-c.speed)/3.6/dt > harshDecelMS {
-		faults |= FaultHarshBraking
-	}
-
+// event returns the n-th event of the simulation, c's readings: every field
+// present but the trip ID, which only hired cabs have.
+func (s *Sim) event(c *cab, n int64) telemetry.Event {
+	r := s.rng
 	e := telemetry.Event{
 		CabID:       c.id,
 		Time:        s.cfg.StartTime.Add(time.Duration(n * int64(s.cfg.Interval) / int64(len(s.cabs)))),
@@ -585,14 +637,22 @@ func (s *Sim) step() (telemetry.Event, Fault) {
 		e.TripID = c.tripID
 		e.Has |= telemetry.HasTripID
 	}
-	if f.GPSJump > 0 && r.Float64() < f.GPSJump {
-		faults |= FaultGPSJump
-		d := 2 + r.Float64()*18
-		sin, cos := math.Sincos(r.Float64() * 2 * math.Pi)
-		e.Lat = round(math.Min(math.Max(c.pos.Lat+d*cos/kmPerDegLat, -90), 90), 1e6)
-		e.Lon = round(math.Min(math.Max(c.pos.Lon+d*sin/(kmPerDegLat*math.Cos(c.pos.Lat*math.Pi/180)), -180), 180), 1e6)
+	return e
+}
+
+// gpsJump, with the configured probability, moves e's position 2 to 20 km
+// away from c's true one (c keeps its position) and reports whether it did.
+func (s *Sim) gpsJump(c *cab, e *telemetry.Event) bool {
+	r := s.rng
+	f := s.cfg.Faults
+	if !(f.GPSJump > 0 && r.Float64() < f.GPSJump) {
+		return false
 	}
-	return e, faults
+	d := 2 + r.Float64()*18
+	sin, cos := math.Sincos(r.Float64() * 2 * math.Pi)
+	e.Lat = round(math.Min(math.Max(c.pos.Lat+d*cos/kmPerDegLat, -90), 90), 1e6)
+	e.Lon = round(math.Min(math.Max(c.pos.Lon+d*sin/(kmPerDegLat*math.Cos(c.pos.Lat*math.Pi/180)), -180), 180), 1e6)
+	return true
 }
 
 // round rounds v to 1/scale so that the JSON form is short and decodes to

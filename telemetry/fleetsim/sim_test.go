@@ -42,7 +42,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.NoError(t, err)
 	cfg := s.Config()
 	require.Equal(t, 100, cfg.Cabs)
-	require.Equal(t, fleetsim.Porto, cfg.Bounds)
+	require.Equal(t, fleetsim.DefaultBounds, cfg.Bounds)
 	require.Equal(t, time.Second, cfg.Interval)
 	require.Equal(t, fleetsim.DefaultStart, cfg.StartTime)
 	require.Len(t, s.CabIDs(), 100)
@@ -89,7 +89,7 @@ func TestCleanStream(t *testing.T) {
 		}
 		require.False(t, e.Time.Before(prevTime), "event time goes back")
 		prevTime = e.Time
-		require.True(t, fleetsim.Porto.Contains(e.Point()), "%v outside Porto", e.Point())
+		require.True(t, fleetsim.DefaultBounds.Contains(e.Point()), "%v outside the default bounds", e.Point())
 		require.GreaterOrEqual(t, e.SpeedKmh, 0.0)
 		require.LessOrEqual(t, e.SpeedKmh, 80.0)
 		statuses[e.Status]++
