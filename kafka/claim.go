@@ -78,7 +78,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	c := &claimLoop[T]{h: h, p: p, sess: sess}
 	defer h.release(p)
 	h.in.Assign(p.id)
-	if p.end >= 0 && (p.pushedNext >= p.end || s.isFinished(p.id)) {
+	if p.end >= 0 && (p.marks.pushedNext >= p.end || s.isFinished(p.id)) {
 		c.finished = true
 		s.finish(p.id)
 	}
@@ -160,7 +160,7 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	p := &partition{
 		topic: claim.Topic(), part: claim.Partition(), id: id,
 		sess: sess, claim: claim, end: -1,
-		pushedNext: start, committed: start,
+		marks: newMarks(start),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -220,45 +220,34 @@ type partition struct {
 	claim sarama.ConsumerGroupClaim
 	end   int64 // bounded mode: stop before this offset; -1 unbounded
 
-	// pushedNext is the offset after the last record pushed into the input. Owned by the
-	// claim's goroutine.
-	pushedNext int64
 	// read is the offset after the last record pushed into the input or dead-lettered, for
 	// the caught-up monitor (WithEndWhenCaughtUp).
 	read atomic.Int64
 
 	mu sync.Mutex
-	// committed is the offset last marked for commit (or where the claim started), and meta
-	// the pipeline checkpoint marked with it (stream.Position.Meta).
-	committed int64
-	meta      string
-	// A run of dead-lettered offsets right after pushedNext: the pipeline never sees them, so
-	// a commit of runStart (everything pushed is done) may go on to runEnd.
-	runActive        bool
-	runStart, runEnd int64
+	// marks is written under mu, by the claim's goroutine and by mark (Source.Commit). Only
+	// the claim's goroutine writes marks.pushedNext, so it reads that field without mu.
+	marks marks
 }
 
-// mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit,
-// the offset extended over a run of dead-lettered offsets that follows it. A new checkpoint
-// at the same offset is marked too: it moves an operator's replay start. It reports whether
-// anything was marked.
+// mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit
+// (see marks.mark). It reports whether anything was marked.
 func (p *partition) mark(off int64, meta string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.runActive && off == p.runStart {
-		off = p.runEnd
-	}
-	switch {
-	case off > p.committed:
-		p.sess.MarkOffset(p.topic, p.part, off, meta)
-	case off == p.committed && meta != p.meta:
-		// sarama's MarkOffset ignores an offset it has; ResetOffset takes the same offset
-		// with new metadata.
-		p.sess.ResetOffset(p.topic, p.part, off, meta)
+	return p.apply(p.marks.mark(off, meta))
+}
+
+// apply makes the session call op asks for, with p.mu held. It reports whether there was one.
+func (p *partition) apply(op markOp) bool {
+	switch op {
+	case markAdvance:
+		p.sess.MarkOffset(p.topic, p.part, p.marks.committed, p.marks.meta)
+	case markReset:
+		p.sess.ResetOffset(p.topic, p.part, p.marks.committed, p.marks.meta)
 	default:
 		return false
 	}
-	p.committed, p.meta = off, meta
 	return true
 }
 
@@ -289,11 +278,10 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	if p.end >= 0 && m.Offset >= p.end {
 		return // past the backfill's end
 	}
-	if p.pushedNext < 0 {
+	if p.marks.pushedNext < 0 {
 		// No committed offset: start counting from the first record.
-		p.pushedNext = m.Offset
 		p.mu.Lock()
-		p.committed = m.Offset
+		p.marks.begin(m.Offset)
 		p.mu.Unlock()
 	}
 	size := len(m.Key) + len(m.Value)
@@ -425,13 +413,10 @@ const pushChunk = 128
 
 func (c *claimLoop[T]) pushed(next int64) {
 	p := c.p
-	p.pushedNext = next
 	p.read.Store(next)
-	if p.runActive { // only this goroutine writes runActive
-		p.mu.Lock()
-		p.runActive = false
-		p.mu.Unlock()
-	}
+	p.mu.Lock()
+	p.marks.pushed(next)
+	p.mu.Unlock()
 	c.checkEnd(next)
 }
 
@@ -441,15 +426,7 @@ func (c *claimLoop[T]) skipped(off int64) {
 	p := c.p
 	p.read.Store(off + 1)
 	p.mu.Lock()
-	if !p.runActive {
-		p.runActive, p.runStart = true, p.pushedNext
-	}
-	p.runEnd = off + 1
-	direct := p.committed >= p.runStart && p.runEnd > p.committed
-	if direct {
-		p.committed = p.runEnd
-		p.sess.MarkOffset(p.topic, p.part, p.runEnd, p.meta)
-	}
+	direct := p.apply(p.marks.skipped(off))
 	p.mu.Unlock()
 	if direct {
 		p.sess.Commit()

@@ -144,7 +144,7 @@ func (s *Source[T]) Stats() stream.SourceStats {
 	for _, p := range s.owned {
 		hwm := p.claim.HighWaterMarkOffset()
 		p.mu.Lock()
-		c := p.committed
+		c := p.marks.committed
 		p.mu.Unlock()
 		if c < 0 || hwm < c {
 			c = hwm // nothing committed yet and nothing known: no lag to report

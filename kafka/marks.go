@@ -1,0 +1,90 @@
+// The commit bookkeeping of a claimed partition: how far the claim pushed, what was marked
+// for commit with which checkpoint, and the run of dead-lettered offsets that a commit may
+// extend over. A plain type, so that it is tested without Kafka (marks_internal_test.go).
+
+package kafka
+
+// markOp is what a change of marks asks of the consumer group session.
+type markOp int
+
+const (
+	// markNone: nothing to mark.
+	markNone markOp = iota
+	// markAdvance: MarkOffset(committed, meta), a higher offset.
+	markAdvance
+	// markReset: ResetOffset(committed, meta), the same offset with a new checkpoint
+	// (sarama's MarkOffset ignores an offset it has).
+	markReset
+)
+
+// marks is the commit bookkeeping of one claimed partition. It is not safe for concurrent
+// use: partition.mu guards it, and the session calls its results ask for are made under the
+// same lock, so that they reach sarama in the order they were decided.
+type marks struct {
+	// pushedNext is the offset after the last record pushed into the input; -1 until the
+	// first record, for a partition without a committed offset.
+	pushedNext int64
+	// committed is the offset last marked for commit (or where the claim started), and meta
+	// the pipeline checkpoint marked with it (stream.Position.Meta).
+	committed int64
+	meta      string
+	// A run of dead-lettered offsets right after pushedNext: the pipeline never sees them, so
+	// a commit of runStart (everything pushed is done) may go on to runEnd.
+	runActive        bool
+	runStart, runEnd int64
+}
+
+// newMarks returns the marks of a claim that starts at offset start; -1 means unknown, to be
+// resolved from the first record (begin).
+func newMarks(start int64) marks {
+	return marks{pushedNext: start, committed: start}
+}
+
+// begin resolves an unknown start to off, the first record's offset.
+func (m *marks) begin(off int64) {
+	if m.pushedNext < 0 {
+		m.pushedNext, m.committed = off, off
+	}
+}
+
+// pushed records that the records before next are in the input; it ends a dead-letter run.
+func (m *marks) pushed(next int64) {
+	m.pushedNext = next
+	m.runActive = false
+}
+
+// skipped records that off was dead-lettered: it joins the run after the last pushed record.
+// If the pipeline already committed everything pushed, the run is committed right away:
+// markAdvance, with the checkpoint committed last.
+func (m *marks) skipped(off int64) markOp {
+	if !m.runActive {
+		m.runActive, m.runStart = true, m.pushedNext
+	}
+	m.runEnd = off + 1
+	if m.committed >= m.runStart && m.runEnd > m.committed {
+		m.committed = m.runEnd
+		return markAdvance
+	}
+	return markNone
+}
+
+// mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit,
+// the offset extended over a run of dead-lettered offsets that follows it. A new checkpoint
+// at the same offset is marked too: it moves an operator's replay start. An offset below the
+// committed one (an acknowledgement overtaken by a dead-letter run) marks nothing.
+func (m *marks) mark(off int64, meta string) markOp {
+	if m.runActive && off == m.runStart {
+		off = m.runEnd
+	}
+	var op markOp
+	switch {
+	case off > m.committed:
+		op = markAdvance
+	case off == m.committed && meta != m.meta:
+		op = markReset
+	default:
+		return markNone
+	}
+	m.committed, m.meta = off, meta
+	return op
+}
