@@ -1,3 +1,6 @@
+// The alerts the cab tracker raises: their types and severities, their IDs
+// (AlertID) and their cab-alerts document.
+
 package telemetry
 
 import (

@@ -1,3 +1,5 @@
+// Benchmarks of the codec against encoding/json.
+
 package telemetry_test
 
 import (

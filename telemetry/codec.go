@@ -1,3 +1,7 @@
+// The event's JSON codec: Decode, Decoder (interning IDs), Append and the
+// encoding/json hooks, with the field-by-field reading of the schema. The
+// JSON syntax is in jsonscan.go, timestamps in rfc3339.go.
+
 package telemetry
 
 import (

@@ -1,3 +1,6 @@
+// Tests of the codec: decoding, its errors and bounds, round trips, and
+// agreement with encoding/json.
+
 package telemetry_test
 
 import (

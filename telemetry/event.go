@@ -1,3 +1,6 @@
+// The event: its schema (Event, Status, Field), its limits and validation,
+// and the errors of decoding (DecodeError, ErrMalformed, ErrInvalid).
+
 package telemetry
 
 import (

@@ -1,3 +1,5 @@
+// Runnable examples of the codec and the geographic helpers.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,5 @@
+// Runnable examples of the ready-made transforms.
+
 package telemetry_test
 
 import (

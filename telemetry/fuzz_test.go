@@ -1,3 +1,5 @@
+// Fuzzing of the decoder against re-encoding and encoding/json.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,6 @@
+// Geography: points and the documents' Location, great-circle distance and
+// bearing, geohash cells, and polygons for geofences.
+
 package telemetry
 
 import (

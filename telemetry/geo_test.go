@@ -1,3 +1,5 @@
+// Tests, benchmarks and fuzzing of the geographic helpers.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,6 @@
+// The options of the ready-made transforms, one option type per transform,
+// their defaults and their validation (ErrInvalidOption).
+
 package telemetry
 
 import (

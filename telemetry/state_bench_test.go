@@ -1,3 +1,5 @@
+// BenchmarkStatePerKey: the fleet job's heap per idle cab.
+
 package telemetry_test
 
 import (

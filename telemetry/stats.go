@@ -1,3 +1,7 @@
+// Cab stats: the per-cab window figures (CabStats), their aggregator
+// (CabStatsAgg), the one-line transform CabStatsStream and the cab-stats
+// document.
+
 package telemetry
 
 import (

@@ -1,3 +1,6 @@
+// Tests of cab stats, their document, the options' validation and the
+// documents' refusal of unencodable values.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,7 @@
+// The cab tracker (Track): the operator that follows each cab through its
+// events, annotates them (Tracked), raises alerts, bounds the cabs it holds
+// and holds commits back to what a replay needs.
+
 package telemetry
 
 import (

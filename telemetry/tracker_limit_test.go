@@ -1,3 +1,6 @@
+// Tests of the tracker's bound on cabs (WithMaxCabs) and of an event
+// stamped decades ahead.
+
 package telemetry_test
 
 import (

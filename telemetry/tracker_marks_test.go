@@ -1,3 +1,5 @@
+// Tests of the tracker's replay marks (internal).
+
 package telemetry
 
 import (

@@ -1,3 +1,6 @@
+// Tests of the cab tracker: each alert, the annotations, and replay after a
+// crash giving the same alerts and windows as an uninterrupted run.
+
 package telemetry_test
 
 import (

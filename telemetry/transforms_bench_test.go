@@ -1,3 +1,5 @@
+// Benchmarks of the ready-made transforms in a pipeline.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,5 @@
+// Helpers the transform tests share: events and records.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,7 @@
+// Zone demand: the per-geohash-cell window figures (ZoneDemand), their
+// aggregator (ZoneDemandAgg), the one-line transform ZoneDemandStream and the
+// zone-demand document.
+
 package telemetry
 
 import (

@@ -1,3 +1,5 @@
+// Tests of zone demand and its document.
+
 package telemetry_test
 
 import (

@@ -1,3 +1,5 @@
+// Tests of the document id schemes.
+
 package docid_test
 
 import (

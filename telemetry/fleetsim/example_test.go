@@ -1,3 +1,5 @@
+// Runnable examples of the simulator and the Porto reader.
+
 package fleetsim_test
 
 import (

@@ -1,3 +1,6 @@
+// Pacing: a Pacer that spaces calls evenly at a target rate, over an
+// injectable Clock.
+
 package fleetsim
 
 import (

@@ -1,3 +1,6 @@
+// The Porto replay: reading the ECML/PKDD 2015 Porto taxi sample into
+// events (LoadPorto, ReadPorto) and replaying them as messages (Replay).
+
 package fleetsim
 
 import (

@@ -1,3 +1,5 @@
+// Tests, benchmark and fuzzing of the Porto reader and replay.
+
 package fleetsim_test
 
 import (

@@ -1,3 +1,6 @@
+// The simulator: its Config and Faults, the Sim that generates a
+// deterministic stream of messages, and each cab's tick (Sim.step).
+
 package fleetsim
 
 import (

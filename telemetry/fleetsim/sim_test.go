@@ -1,3 +1,5 @@
+// Tests and benchmarks of the simulator and the pacer.
+
 package fleetsim_test
 
 import (
