@@ -32,7 +32,8 @@ func TestWithMetaAndRaw(t *testing.T) {
 		Value:   []byte(`{"id":1,"key":"cab-01","ts":"2026-11-25T10:00:00Z"}`),
 		Headers: []kafka.Header{{Key: "h", Value: []byte("v")}},
 	}
-	r, _, err := kafka.WithMeta(kafka.JSON[event]()).Decode(msg)
+	var c kafka.Codec[kafka.Envelope[event]] = kafka.WithMeta(kafka.JSON[event]())
+	r, _, err := c.Decode(msg)
 	require.NoError(t, err)
 	require.Equal(t, "t", r.Topic)
 	require.Equal(t, int32(3), r.Partition)

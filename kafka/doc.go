@@ -29,8 +29,8 @@
 //
 // A Codec decodes each record and returns its event time; the zero time selects the
 // record's Kafka timestamp. WithMeta wraps a codec so values carry the topic, partition,
-// offset, key, timestamp and headers (Record[T]). Source.Origin maps a partition id back to
-// its topic and Kafka partition, for dead letters made further down the pipeline.
+// offset, key, timestamp and headers (Envelope[T]). Source.Origin maps a partition id back
+// to its topic and Kafka partition, for dead letters made further down the pipeline.
 //
 // # Event time
 //

@@ -114,21 +114,22 @@ type Meta struct {
 	Headers   []Header
 }
 
-// Record is a decoded value with the metadata of the Kafka record it came from. Use it with
-// WithMeta when transforms need the topic, key, offset or headers.
-type Record[T any] struct {
+// Envelope is a decoded value with the metadata of the Kafka record it came from. Use it with
+// WithMeta when transforms need the topic, key, offset or headers. (A stream.Record is
+// something else: the pipeline's unit of input, which a Source makes of every value.)
+type Envelope[T any] struct {
 	Meta
 	Value T
 }
 
 // WithMeta wraps a codec so that each value carries its record's metadata.
-func WithMeta[T any](c Codec[T]) Codec[Record[T]] {
-	return CodecFunc[Record[T]](func(msg *Message) (Record[T], time.Time, error) {
+func WithMeta[T any](c Codec[T]) Codec[Envelope[T]] {
+	return CodecFunc[Envelope[T]](func(msg *Message) (Envelope[T], time.Time, error) {
 		v, ts, err := c.Decode(msg)
 		if err != nil {
-			return Record[T]{}, ts, err
+			return Envelope[T]{}, ts, err
 		}
-		return Record[T]{
+		return Envelope[T]{
 			Meta: Meta{
 				Topic:     msg.Topic,
 				Partition: msg.Partition,
