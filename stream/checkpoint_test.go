@@ -82,7 +82,7 @@ func TestResumeFromCheckpointReplaysExactly(t *testing.T) {
 	q.Add(recs(3, 6)...)
 	q.Add(recs(6, 8)...)
 	h.Run(3)
-	require.Equal(t, []int64{0 + 1 + 2 + 3, 4 + 5 + 6 + 7}, sums.All())
+	require.Equal(t, []int64{0 + 1 + 2 + 3, 4 + 5 + 6 + 7}, sums.Slice())
 	pos, ok := q.CommittedPosition(0)
 	require.True(t, ok)
 	require.Equal(t, int64(2), pos.Offset, "UpdateStateByKey holds the commit at its key's first record")
@@ -95,7 +95,7 @@ func TestResumeFromCheckpointReplaysExactly(t *testing.T) {
 	q2.Add(recs(2, 10)...)
 	q2.End()
 	h2.RunUntilDone()
-	require.Equal(t, []int64{8 + 9}, sums2.All())
+	require.Equal(t, []int64{8 + 9}, sums2.Slice())
 
 	// Without the checkpoint the same replay re-emits a partial first group: the bug the
 	// checkpoint fixes.
@@ -104,7 +104,7 @@ func TestResumeFromCheckpointReplaysExactly(t *testing.T) {
 	q3.Add(recs(2, 10)...)
 	q3.End()
 	h3.RunUntilDone()
-	require.Equal(t, []int64{2 + 3, 4 + 5 + 6 + 7, 8 + 9}, sums3.All())
+	require.Equal(t, []int64{2 + 3, 4 + 5 + 6 + 7, 8 + 9}, sums3.Slice())
 }
 
 func TestCheckpointFromAnotherGraphIsIgnored(t *testing.T) {
@@ -113,7 +113,7 @@ func TestCheckpointFromAnotherGraphIsIgnored(t *testing.T) {
 	q.Add(recs(2, 6)...)
 	q.End()
 	h.RunUntilDone()
-	require.Equal(t, []int64{2 + 3, 4 + 5}, sums.All(), "an unusable checkpoint replays everything (at-least-once)")
+	require.Equal(t, []int64{2 + 3, 4 + 5}, sums.Slice(), "an unusable checkpoint replays everything (at-least-once)")
 }
 
 // latest passes every element through and keeps the latest one: it holds the commit at the
@@ -142,7 +142,7 @@ func TestResumeDoesNotStarveDownstreamState(t *testing.T) {
 	q.Add(recs(0, 3)...)
 	q.Add(recs(3, 6)...)
 	h.Run(2)
-	require.Equal(t, []int64{0 + 1 + 2 + 3}, sums.All())
+	require.Equal(t, []int64{0 + 1 + 2 + 3}, sums.Slice())
 	pos, _ := q.CommittedPosition(0)
 	require.Equal(t, int64(2), pos.Offset, "the open group needs latest's output from 4 on: latest starts where it could after the batch before 4")
 	require.Equal(t, "3/2@4", entries(pos.Meta), "the group sums start at their open group")
@@ -153,7 +153,7 @@ func TestResumeDoesNotStarveDownstreamState(t *testing.T) {
 	q2.Add(recs(4, 10)...)
 	q2.End()
 	h2.RunUntilDone()
-	require.Equal(t, []int64{4 + 5 + 6 + 7, 8 + 9}, sums2.All())
+	require.Equal(t, []int64{4 + 5 + 6 + 7, 8 + 9}, sums2.Slice())
 }
 
 // delta outputs each value minus the partition's previous one (0 before the first): its
@@ -198,7 +198,7 @@ func TestResumeReplaysUpstreamStateExactly(t *testing.T) {
 	q.Add(squares(0, 3)...)
 	q.Add(squares(3, 6)...)
 	h.Run(2)
-	require.Equal(t, []int64{9}, sums.All())
+	require.Equal(t, []int64{9}, sums.Slice())
 	pos, _ := q.CommittedPosition(0)
 	require.Equal(t, int64(2), pos.Offset, "delta must see 3 again to compute 4's delta: it starts where it could after the first batch")
 	require.Equal(t, "3/2@4", entries(pos.Meta), "the group sums start at their open group")
@@ -210,7 +210,7 @@ func TestResumeReplaysUpstreamStateExactly(t *testing.T) {
 	q2.Add(squares(2, 5)...)
 	q2.Add(squares(5, 9)...)
 	h2.Run(2)
-	require.Equal(t, []int64{40}, sums2.All(), "delta replayed cold from 4 would give 16 for 4 and a group of 49")
+	require.Equal(t, []int64{40}, sums2.Slice(), "delta replayed cold from 4 would give 16 for 4 and a group of 49")
 	pos2, _ := q2.CommittedPosition(0)
 	require.Equal(t, int64(4), pos2.Offset)
 	require.Equal(t, "3/2@8", entries(pos2.Meta))
@@ -220,7 +220,7 @@ func TestResumeReplaysUpstreamStateExactly(t *testing.T) {
 	q3.Add(squares(4, 10)...)
 	q3.End()
 	h3.RunUntilDone()
-	require.Equal(t, []int64{32}, sums3.All())
+	require.Equal(t, []int64{32}, sums3.Slice())
 }
 
 // markedDelta is delta that knows where a replay must start: its output for a record depends
@@ -286,7 +286,7 @@ func TestCheckpointOfReorderedGraphIsRefused(t *testing.T) {
 		q.Add(recs(pos.Offset, 10)...)
 		q.End()
 		h.RunUntilDone()
-		return s.All(), c.Batches(), buf.String()
+		return s.Slice(), c.Batches(), buf.String()
 	}
 	sums, counts, logs := reordered(pos.Meta)
 	coldSums, coldCounts, _ := reordered("")

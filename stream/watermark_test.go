@@ -34,9 +34,9 @@ func TestWatermarkAllIdleTakesSlowest(t *testing.T) {
 	q.End()
 	h.RunUntilDone()
 
-	require.Empty(t, late.All(), "a partition that returns after an all-idle pause lost records")
+	require.Empty(t, late.Slice(), "a partition that returns after an all-idle pause lost records")
 	var total int64
-	for _, r := range res.All() {
+	for _, r := range res.Slice() {
 		total += r.Value
 	}
 	require.Equal(t, int64(4), total)
@@ -68,11 +68,11 @@ func TestWatermarkFutureEventCapped(t *testing.T) {
 	for _, i := range res.Infos() {
 		require.LessOrEqual(t, i.Watermark.UnixNano(), i.Time.Add(time.Hour).UnixNano(), "batch %d", i.Batch)
 	}
-	require.Empty(t, late.All(), "a good record after a bad clock was counted late")
+	require.Empty(t, late.Slice(), "a good record after a bad clock was counted late")
 	q.End()
 	h.RunUntilDone()
 	var total int64
-	for _, r := range res.All() {
+	for _, r := range res.Slice() {
 		total += r.Value
 	}
 	require.Equal(t, int64(3), total)

@@ -39,7 +39,7 @@ func ExampleCabStatsStream() {
 	q.Add(porto("CAB-7", 5, 27, telemetry.StatusHired)...)
 	q.End()
 	h.RunUntilDone()
-	for _, d := range out.All() {
+	for _, d := range out.Slice() {
 		doc, err := d.AppendJSON(nil)
 		if err != nil {
 			panic(err)
@@ -66,7 +66,7 @@ func ExampleTrack() {
 	q.Add(porto("CAB-8", 12, 30, telemetry.StatusAvailable)[10:]...) // CAB-7 silent by 150 s
 	q.End()
 	h.RunUntilDone()
-	for _, a := range alerts.All() {
+	for _, a := range alerts.Slice() {
 		doc, err := a.AppendJSON(nil)
 		if err != nil {
 			panic(err)
@@ -97,7 +97,7 @@ func ExampleZoneDemandStream() {
 	q.Add(porto("CAB-8", 3, 40, telemetry.StatusHired)...)
 	q.End()
 	h.RunUntilDone()
-	for _, z := range out.All() {
+	for _, z := range out.Slice() {
 		doc, err := z.AppendJSON(nil)
 		if err != nil {
 			panic(err)

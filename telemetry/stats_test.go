@@ -40,11 +40,11 @@ func runCabStatsWith(t *testing.T, popts []stream.Option, asg window.Assigner, b
 	q.End()
 	h.RunUntilDone()
 	var docs []telemetry.CabStats
-	for _, r := range res.All() {
+	for _, r := range res.Slice() {
 		require.True(t, r.Final)
 		docs = append(docs, telemetry.CabStatsDoc(r))
 	}
-	return docs, late.All()
+	return docs, late.Slice()
 }
 
 func TestCabStatsHandComputed(t *testing.T) {

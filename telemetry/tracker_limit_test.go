@@ -48,12 +48,12 @@ func TestTrackMaxCabs(t *testing.T) {
 	h.RunUntilDone()
 
 	var tracked []string
-	for _, e := range events.All() {
+	for _, e := range events.Slice() {
 		tracked = append(tracked, e.CabID+"@"+e.Time.Sub(t0).String())
 	}
 	require.Equal(t, []string{"A@0s", "B@0s", "A@10s", "B@20s", "A@1m30s", "C@1m40s"}, tracked)
 
-	dls := dead.All()
+	dls := dead.Slice()
 	require.Len(t, dls, 2)
 	for i, off := range []int64{2, 4} {
 		dl := dls[i]
@@ -67,12 +67,12 @@ func TestTrackMaxCabs(t *testing.T) {
 		require.Equal(t, in[off], e)
 	}
 	require.EqualValues(t, 2, tr.KeyLimitCount())
-	require.Equal(t, len(in), len(events.All())+len(dls), "every event tracked or dead-lettered")
+	require.Equal(t, len(in), len(events.Slice())+len(dls), "every event tracked or dead-lettered")
 
 	// B's device-silent alert; C's refused events started nothing.
-	require.Len(t, alerts.All(), 1)
-	require.Equal(t, telemetry.AlertDeviceSilent, alerts.All()[0].Type)
-	require.Equal(t, "B", alerts.All()[0].CabID)
+	require.Len(t, alerts.Slice(), 1)
+	require.Equal(t, telemetry.AlertDeviceSilent, alerts.Slice()[0].Type)
+	require.Equal(t, "B", alerts.Slice()[0].CabID)
 
 	require.Equal(t, 1, strings.Count(logs.String(), "key limit"), logs.String())
 	require.Contains(t, logs.String(), "max_cabs=2")
@@ -96,7 +96,7 @@ func TestTrackWithoutLimit(t *testing.T) {
 	h.Run(1)
 	require.EqualValues(t, 50, tr.Cabs())
 	require.Equal(t, []int{50}, state)
-	require.Empty(t, dead.All())
+	require.Empty(t, dead.Slice())
 	require.Zero(t, tr.KeyLimitCount())
 }
 
@@ -123,5 +123,5 @@ func TestTrackBadClockBounded(t *testing.T) {
 	bad.Time = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 	q.Add(rec(ev("A", 0, 41.0, 10, avail)), rec(bad), rec(ev("A", 15, 41.0001, 10, avail)))
 	h.Run(3)
-	require.Empty(t, alerts.All(), "the bad clock made cabs silent")
+	require.Empty(t, alerts.Slice(), "the bad clock made cabs silent")
 }

@@ -52,7 +52,7 @@ func TestTrackSpeedingAndHarshBraking(t *testing.T) {
 	}
 	r.q.End()
 	r.h.RunUntilDone()
-	al := r.alerts.All()
+	al := r.alerts.Slice()
 	require.Len(t, al, 2)
 
 	// 110, 120, 115 from 5 s to 15 s: 10 s above 100 km/h.
@@ -99,7 +99,7 @@ func TestTrackIdlePickupSilent(t *testing.T) {
 	r.h.RunUntilDone()
 
 	var pickups []time.Time
-	for _, e := range r.events.All() {
+	for _, e := range r.events.Slice() {
 		if e.Pickup {
 			pickups = append(pickups, e.Time)
 		}
@@ -112,7 +112,7 @@ func TestTrackIdlePickupSilent(t *testing.T) {
 	// with B's state alive: no device-silent for B.
 	batches := r.alerts.Batches()
 	require.Len(t, batches[6], 2)
-	require.Len(t, r.alerts.All(), 2)
+	require.Len(t, r.alerts.Slice(), 2)
 	require.Equal(t, telemetry.Alert{
 		ID: "B/long_idle/2026-11-25T10:00:15Z", Type: telemetry.AlertLongIdle, CabID: "B", Time: at(15),
 		Location: telemetry.Location{Lat: 41.2, Lon: lon0}, Severity: telemetry.SeverityLow,
@@ -139,7 +139,7 @@ func TestTrackGeofencesAndAnnotations(t *testing.T) {
 	)
 	r.q.End()
 	r.h.RunUntilDone()
-	al := r.alerts.All()
+	al := r.alerts.Slice()
 	require.Len(t, al, 2)
 	require.Equal(t, telemetry.AlertGeofenceEnter, al[0].Type)
 	require.Equal(t, "D/geofence_enter/station/2026-11-25T10:00:15Z", al[0].ID)
@@ -149,7 +149,7 @@ func TestTrackGeofencesAndAnnotations(t *testing.T) {
 
 	type flags struct{ jump, dup, ooo bool }
 	var got []flags
-	for _, e := range r.events.All() {
+	for _, e := range r.events.Slice() {
 		got = append(got, flags{e.Jump, e.Duplicate, e.OutOfOrder})
 	}
 	require.Equal(t, []flags{{}, {}, {jump: true}, {}, {dup: true}, {ooo: true}, {}}, got)
@@ -234,18 +234,18 @@ func newReplayOut() *replayOut {
 // merge writes what h's outputs wrote, overwriting by document ID.
 func (o *replayOut) merge(h *replayHarness) {
 	if h.alerts != nil {
-		for _, a := range h.alerts.All() {
+		for _, a := range h.alerts.Slice() {
 			o.alerts[a.ID] = a
 		}
 	}
 	if h.zones != nil {
-		for _, r := range h.zones.All() {
+		for _, r := range h.zones.Slice() {
 			z := telemetry.ZoneDemandDoc(r)
 			o.zones[z.DocID("replay")] = z
 		}
 	}
 	if h.stats != nil {
-		for _, r := range h.stats.All() {
+		for _, r := range h.stats.Slice() {
 			s := telemetry.CabStatsDoc(r)
 			o.stats[s.DocID("replay")] = s
 		}
@@ -342,7 +342,7 @@ func uninterrupted(t *testing.T, in replayInput, mode int) (*replayOut, int) {
 	full.merge(h)
 	n := 0
 	if h.alerts != nil {
-		n = len(h.alerts.All())
+		n = len(h.alerts.Slice())
 	}
 	return full, n
 }
@@ -413,7 +413,7 @@ func TestTrackSilentIndependentOfBatches(t *testing.T) {
 		}
 		r.q.End()
 		r.h.RunUntilDone()
-		runs = append(runs, r.alerts.All())
+		runs = append(runs, r.alerts.Slice())
 	}
 	require.Equal(t, runs[0], runs[1])
 	var ids []string
@@ -448,7 +448,7 @@ func TestTrackCommitNotInsideAJump(t *testing.T) {
 	full.oneByOne(es...)
 	full.q.End()
 	full.h.RunUntilDone()
-	require.Empty(t, full.alerts.All())
+	require.Empty(t, full.alerts.Slice())
 
 	first := newTrackRun(t, opts...)
 	first.oneByOne(es[:6]...)
@@ -462,8 +462,8 @@ func TestTrackCommitNotInsideAJump(t *testing.T) {
 	}
 	second.q.End()
 	second.h.RunUntilDone()
-	require.Empty(t, second.alerts.All())
+	require.Empty(t, second.alerts.Slice())
 	// The replay annotates every event as the first run did.
-	require.Equal(t, full.events.All()[from:], second.events.All())
+	require.Equal(t, full.events.Slice()[from:], second.events.Slice())
 	require.EqualValues(t, 1, from)
 }

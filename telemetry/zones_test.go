@@ -53,7 +53,7 @@ func TestZoneDemandHandComputed(t *testing.T) {
 	require.NoError(t, err)
 	centre := telemetry.Location(cell.Center())
 	var docs []telemetry.ZoneDemand
-	for _, r := range res.All() {
+	for _, r := range res.Slice() {
 		docs = append(docs, telemetry.ZoneDemandDoc(r))
 	}
 	require.Equal(t, []telemetry.ZoneDemand{{

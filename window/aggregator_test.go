@@ -103,7 +103,7 @@ func TestQuantileInPipeline(t *testing.T) {
 	}
 	q.End()
 	h.RunUntilDone()
-	got := rowsOf(res.All(), func(v float64) float64 { return v })
+	got := rowsOf(res.Slice(), func(v float64) float64 { return v })
 	require.Len(t, got, 2)
 	require.Equal(t, time.Duration(0), got[0].Start)
 	require.InEpsilon(t, 95, got[0].Value, window.SketchAccuracy) // 1..100

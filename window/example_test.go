@@ -44,10 +44,10 @@ func ExampleAggregate_tumbling() {
 	q.End()
 	h.RunUntilDone()
 
-	for _, r := range results.All() {
+	for _, r := range results.Slice() {
 		fmt.Printf("%s %s-%s %d\n", r.Key, r.Start.Format("15:04"), r.End.Format("15:04"), r.Value)
 	}
-	for _, l := range late.All() {
+	for _, l := range late.Slice() {
 		fmt.Printf("late: %s at %s\n", l.Value.Cab, l.EventTime.Format(time.TimeOnly))
 	}
 	fmt.Println("late count:", perMinute.LateCount())
@@ -79,7 +79,7 @@ func ExampleAggregate_session() {
 	q.End()
 	h.RunUntilDone()
 
-	for _, r := range results.All() {
+	for _, r := range results.Slice() {
 		fmt.Printf("%s %s-%s pings=%d mean=%.0f max=%.0f\n", r.Key, r.Start.Format("15:04"), r.End.Format("15:04"),
 			r.Value.Count, r.Value.Mean(), r.Value.Max)
 	}

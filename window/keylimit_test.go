@@ -41,7 +41,7 @@ func TestMaxKeys(t *testing.T) {
 			require.Equal(t, int64(2), w.KeyLimitCount())
 			require.Zero(t, w.LateCount())
 			var refused []string
-			for _, l := range late.All() {
+			for _, l := range late.Slice() {
 				require.Equal(t, stream.ReasonKeyLimit, l.Reason)
 				refused = append(refused, l.Value.Key)
 			}
@@ -59,7 +59,7 @@ func TestMaxKeys(t *testing.T) {
 			h.RunUntilDone()
 			counts := map[string]int64{}
 			var total int64
-			for _, x := range res.All() {
+			for _, x := range res.Slice() {
 				if x.Final {
 					counts[x.Key] += x.Value
 					total += x.Value
@@ -71,7 +71,7 @@ func TestMaxKeys(t *testing.T) {
 			require.Equal(t, int64(2), counts["a"])
 			require.Equal(t, int64(2), counts["b"])
 			if tc.name != "sliding" { // a sliding window counts a record in every window holding it
-				require.Equal(t, int64(8), total+int64(len(late.All())), "every record is counted or on the side stream")
+				require.Equal(t, int64(8), total+int64(len(late.Slice())), "every record is counted or on the side stream")
 			}
 		})
 	}

@@ -63,9 +63,9 @@ func TestTumblingOutOfOrderAndLate(t *testing.T) {
 	require.Equal(t, []row{
 		{Key: "a", Start: 0, End: time.Minute, Value: 2, Final: true},
 		{Key: "a", Start: time.Minute, End: 2 * time.Minute, Value: 2, Final: true},
-	}, rowsOf(res.All(), i64))
-	require.Len(t, late.All(), 1)
-	l := late.All()[0]
+	}, rowsOf(res.Slice(), i64))
+	require.Len(t, late.Slice(), 1)
+	l := late.Slice()[0]
 	require.Equal(t, ev{"a", 1}, l.Value)
 	require.Equal(t, t0.Add(sec(59)), l.EventTime)
 	require.Equal(t, t0, l.Start)
@@ -89,15 +89,15 @@ func TestTumblingGrace(t *testing.T) {
 	q.Add(at(0, "a", sec(30), 4))                          // now beyond the grace
 	q.End()
 	h.Run(2)
-	require.Empty(t, res.All())
+	require.Empty(t, res.Slice())
 	h.Step()
-	require.Equal(t, []row{{Key: "a", Start: 0, End: time.Minute, Value: 3, Final: true}}, rowsOf(res.All(), func(v float64) float64 { return v }))
+	require.Equal(t, []row{{Key: "a", Start: 0, End: time.Minute, Value: 3, Final: true}}, rowsOf(res.Slice(), func(v float64) float64 { return v }))
 	h.RunUntilDone()
 	require.Equal(t, int64(1), w.LateCount())
 	require.Equal(t, []row{
 		{Key: "a", Start: 0, End: time.Minute, Value: 3, Final: true},
 		{Key: "a", Start: time.Minute, End: 2 * time.Minute, Value: 30, Final: true},
-	}, rowsOf(res.All(), func(v float64) float64 { return v }))
+	}, rowsOf(res.Slice(), func(v float64) float64 { return v }))
 }
 
 func TestSessionMergeAndSplit(t *testing.T) {
@@ -117,7 +117,7 @@ func TestSessionMergeAndSplit(t *testing.T) {
 		{Key: "b", Start: 0, End: sec(10), Value: 1, Final: true},
 		{Key: "a", Start: 0, End: sec(28), Value: 4, Final: true},
 		{Key: "b", Start: sec(25), End: sec(35), Value: 1, Final: true},
-	}, rowsOf(res.All(), i64))
+	}, rowsOf(res.Slice(), i64))
 }
 
 func TestSessionLateJoin(t *testing.T) {
@@ -135,8 +135,8 @@ func TestSessionLateJoin(t *testing.T) {
 	require.Equal(t, []row{
 		{Key: "a", Start: 0, End: sec(15), Value: 2, Final: true},
 		{Key: "b", Start: sec(16), End: sec(26), Value: 1, Final: true},
-	}, rowsOf(res.All(), i64))
-	require.Len(t, late.All(), 1)
+	}, rowsOf(res.Slice(), i64))
+	require.Len(t, late.Slice(), 1)
 	require.Equal(t, int64(1), w.LateCount())
 }
 
@@ -152,7 +152,7 @@ func TestIdlePartitionDoesNotStall(t *testing.T) {
 	h.Run(2)
 	require.Equal(t, []row{
 		{Key: "a", Start: 0, End: time.Minute, Value: 1, Final: true, Part: 0},
-	}, rowsOf(res.All(), i64), "each partition's windows fire on its own watermark; partition 1 is at 0:20")
+	}, rowsOf(res.Slice(), i64), "each partition's windows fire on its own watermark; partition 1 is at 0:20")
 	for range 4 {
 		q.Add(at(0, "a", sec(71), 1))
 	}
@@ -160,7 +160,7 @@ func TestIdlePartitionDoesNotStall(t *testing.T) {
 	require.Equal(t, []row{
 		{Key: "a", Start: 0, End: time.Minute, Value: 1, Final: true, Part: 0},
 		{Key: "b", Start: 0, End: time.Minute, Value: 1, Final: true, Part: 1},
-	}, rowsOf(res.All(), i64), "once partition 1 is idle, the pipeline watermark closes its window")
+	}, rowsOf(res.Slice(), i64), "once partition 1 is idle, the pipeline watermark closes its window")
 	q.Add(at(1, "b", sec(30), 1)) // partition 1 wakes up with a record for the emitted window
 	h.Step()
 	require.Equal(t, int64(1), w.LateCount())
@@ -186,11 +186,11 @@ func TestEndOfInputClosesEverything(t *testing.T) {
 			res := streamtest.Collect(w.Results())
 			q.Add(at(0, "a", sec(1), 1), at(0, "b", sec(2), 1), at(1, "c", sec(3), 1))
 			h.Run(3)
-			require.Empty(t, res.All())
+			require.Empty(t, res.Slice())
 			q.End()
 			h.RunUntilDone()
-			require.Len(t, res.All(), tc.want)
-			for _, r := range res.All() {
+			require.Len(t, res.Slice(), tc.want)
+			for _, r := range res.Slice() {
 				require.True(t, r.Final)
 				require.Equal(t, int64(1), r.Value)
 			}

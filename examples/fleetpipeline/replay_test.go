@@ -78,17 +78,17 @@ func (d docs) add(t testing.TB, c *config, r *offlineRun) {
 		}
 		d[index][id] = string(body)
 	}
-	for _, x := range r.cabs.All() {
+	for _, x := range r.cabs.Slice() {
 		doc := telemetry.CabStatsDoc(x)
 		body, err := doc.AppendJSON(nil)
 		put("cab-stats", doc.DocID(c.name), body, err)
 	}
-	for _, x := range r.zones.All() {
+	for _, x := range r.zones.Slice() {
 		doc := telemetry.ZoneDemandDoc(x)
 		body, err := doc.AppendJSON(nil)
 		put("zone-demand", doc.DocID(c.name), body, err)
 	}
-	for _, a := range r.alerts.All() {
+	for _, a := range r.alerts.Slice() {
 		body, err := a.AppendJSON(nil)
 		put("cab-alerts", a.ID, body, err)
 	}

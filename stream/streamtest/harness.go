@@ -3,6 +3,7 @@ package streamtest
 import (
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"testing"
@@ -315,8 +316,14 @@ func (c *Collector[T]) Infos() []stream.BatchInfo {
 	return slices.Clone(c.infos)
 }
 
-// All returns every value collected, in order.
-func (c *Collector[T]) All() []T {
+// All returns an iterator over every value collected so far, in order, as the standard
+// library's All methods do.
+func (c *Collector[T]) All() iter.Seq[T] {
+	return slices.Values(c.Slice())
+}
+
+// Slice returns every value collected, in order, in a new slice.
+func (c *Collector[T]) Slice() []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var all []T
