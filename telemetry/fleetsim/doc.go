@@ -35,7 +35,7 @@
 //
 // # Errors and concurrency
 //
-// Bad configuration is reported by errors wrapping [ErrInvalidConfig]; bad
+// Bad configuration is reported by errors wrapping [ErrInvalidOption]; bad
 // input data by errors wrapping [ErrPortoFormat]. A Sim and a Pacer are not
 // safe for concurrent use.
 package fleetsim

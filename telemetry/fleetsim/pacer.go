@@ -49,7 +49,7 @@ type Pacer struct {
 // the system clock.
 func NewPacer(perSecond float64, clock Clock) (*Pacer, error) {
 	if !(perSecond > 0) || math.IsInf(perSecond, 0) {
-		return nil, fmt.Errorf("%w: pacer rate %v must be positive and finite", ErrInvalidConfig, perSecond)
+		return nil, fmt.Errorf("%w: pacer rate %v must be positive and finite", ErrInvalidOption, perSecond)
 	}
 	if clock == nil {
 		clock = systemClock{}

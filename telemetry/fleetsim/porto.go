@@ -82,7 +82,7 @@ func LoadPorto(path string, opts PortoOptions) ([]telemetry.Event, PortoStats, e
 func ReadPorto(r io.Reader, opts PortoOptions) ([]telemetry.Event, PortoStats, error) {
 	var st PortoStats
 	if opts.Speedup < 0 || math.IsNaN(opts.Speedup) || math.IsInf(opts.Speedup, 0) {
-		return nil, st, fmt.Errorf("%w: Speedup %v must be positive", ErrInvalidConfig, opts.Speedup)
+		return nil, st, fmt.Errorf("%w: Speedup %v must be positive", ErrInvalidOption, opts.Speedup)
 	}
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true

@@ -195,7 +195,7 @@ func TestReadPortoErrors(t *testing.T) {
 		})
 	}
 	_, _, err := fleetsim.ReadPorto(strings.NewReader(header), fleetsim.PortoOptions{Speedup: -2})
-	require.ErrorIs(t, err, fleetsim.ErrInvalidConfig)
+	require.ErrorIs(t, err, fleetsim.ErrInvalidOption)
 	_, _, err = fleetsim.LoadPorto(filepath.Join(t.TempDir(), "nope.csv"), fleetsim.PortoOptions{})
 	require.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/fleetstream/fleetstream/telemetry"
 )
 
-// ErrInvalidConfig is wrapped by the errors of [New] for a bad [Config].
-var ErrInvalidConfig = errors.New("fleetsim: invalid config")
+// ErrInvalidOption is wrapped by the errors of [New] for a bad [Config].
+var ErrInvalidOption = errors.New("fleetsim: invalid option")
 
 // DefaultBounds is the area cabs move in when Config.Bounds is zero: a cell
 // over central Porto, Portugal, where the real sample read by [ReadPorto] was
@@ -211,7 +211,7 @@ func New(cfg Config) (*Sim, error) {
 
 func (cfg Config) validate() error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 	}
 	if cfg.Cabs < 0 || cfg.Cabs > 1_000_000 {
 		return bad("Cabs %d outside 0..1000000", cfg.Cabs)

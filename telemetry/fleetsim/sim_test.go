@@ -36,7 +36,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := fleetsim.New(tt.cfg)
-			require.ErrorIs(t, err, fleetsim.ErrInvalidConfig)
+			require.ErrorIs(t, err, fleetsim.ErrInvalidOption)
 			require.Contains(t, err.Error(), "fleetsim: ")
 		})
 	}
@@ -276,7 +276,7 @@ func TestPacer(t *testing.T) {
 
 	for _, rate := range []float64{0, -1, math.NaN(), math.Inf(1)} {
 		_, err := fleetsim.NewPacer(rate, nil)
-		require.ErrorIs(t, err, fleetsim.ErrInvalidConfig)
+		require.ErrorIs(t, err, fleetsim.ErrInvalidOption)
 	}
 }
 
