@@ -19,5 +19,5 @@ func TestEnsureTopic(t *testing.T) {
 	require.NoError(t, err, "an existing topic is fine")
 	require.Equal(t, int32(6), n, "and keeps its partitions")
 	_, err = kafka.EnsureTopic(t.Context(), cfg, topic, 0, 1)
-	require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
 }

@@ -18,12 +18,12 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// ErrInvalidConfig is wrapped by every error that a constructor returns for a bad Config or
+// ErrInvalidOption is wrapped by every error that a constructor returns for a bad Config or
 // option. The message names the setting and says what is wrong with it.
-var ErrInvalidConfig = errors.New("kafka: invalid config")
+var ErrInvalidOption = errors.New("kafka: invalid option")
 
 func invalid(setting, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, setting, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, setting, fmt.Sprintf(format, args...))
 }
 
 // Offset says where a consumer group starts reading a partition it has no committed offset
@@ -241,7 +241,7 @@ const (
 	roleProducer
 )
 
-// validate checks c for a role. Every problem is reported, each wrapping ErrInvalidConfig.
+// validate checks c for a role. Every problem is reported, each wrapping ErrInvalidOption.
 func (c *Config) validate(r role) error {
 	var errs []error
 	bad := func(setting, format string, args ...any) { errs = append(errs, invalid(setting, format, args...)) }

@@ -53,7 +53,7 @@ func TestConfigInvalid(t *testing.T) {
 			cfg := validConfig()
 			tt.mod(&cfg)
 			_, err := kafka.NewSource(cfg, codec)
-			require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption)
 			require.Contains(t, err.Error(), tt.setting+":")
 			require.NotContains(t, err.Error(), secret)
 		})
@@ -80,7 +80,7 @@ func TestConfigValid(t *testing.T) {
 
 func TestProducerInvalid(t *testing.T) {
 	_, err := kafka.NewProducer[event](kafka.Config{}, "", nil)
-	require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
 	for _, s := range []string{"Brokers:", "topic:", "encoder:"} {
 		require.Contains(t, err.Error(), s)
 	}

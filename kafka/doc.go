@@ -149,7 +149,7 @@
 // MSK IAM (SASLAWSMSKIAM: OAUTHBEARER with tokens from aws-msk-iam-sasl-signer-go, signed
 // with the default AWS credential chain, a profile or an assumed role, and refreshed before
 // they expire). Invalid settings fail at construction with an error wrapping
-// ErrInvalidConfig that names the setting. Credentials are never logged or put in an error:
+// ErrInvalidOption that names the setting. Credentials are never logged or put in an error:
 // Config, SASL and TLS redact them in String, GoString and LogValue. TLS.InsecureSkipVerify
 // (tests only) is logged as a warning whenever a client connects with it.
 //

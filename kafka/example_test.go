@@ -46,8 +46,8 @@ func ExampleNewSource() {
 }
 
 // Invalid settings fail at construction and name the setting.
-func ExampleErrInvalidConfig() {
+func ExampleErrInvalidOption() {
 	_, err := kafka.NewSource(kafka.Config{Brokers: []string{"localhost:9092"}, Topics: []string{"t"}}, kafka.JSON[map[string]any]())
 	fmt.Println(err)
-	// Output: kafka: invalid config: Group: empty: a Source needs a consumer group
+	// Output: kafka: invalid option: Group: empty: a Source needs a consumer group
 }

@@ -23,15 +23,15 @@ import (
 )
 
 var (
-	// ErrInvalidConfig is wrapped by every construction error of NewClient, NewSink and
+	// ErrInvalidOption is wrapped by every construction error of NewClient, NewSink and
 	// EnsureTemplates options; the message names the setting.
-	ErrInvalidConfig = errors.New("opensearch: invalid config")
+	ErrInvalidOption = errors.New("opensearch: invalid option")
 	// ErrClosed is returned by Write after Close.
 	ErrClosed = errors.New("opensearch: sink closed")
 )
 
 func invalid(setting, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, setting, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, setting, fmt.Sprintf(format, args...))
 }
 
 // Config says how to reach an OpenSearch cluster. The zero value is not valid: at least one
@@ -92,7 +92,7 @@ type Client struct {
 }
 
 // NewClient validates cfg and builds a client. It does not contact the cluster. An invalid
-// cfg returns an error wrapping ErrInvalidConfig that names the setting.
+// cfg returns an error wrapping ErrInvalidOption that names the setting.
 func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	oc := osgo.Config{
 		Username:           cfg.Username,

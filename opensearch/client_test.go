@@ -54,7 +54,7 @@ func TestNewClientInvalidConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := opensearch.NewClient(t.Context(), tc.cfg)
-			require.ErrorIs(t, err, opensearch.ErrInvalidConfig)
+			require.ErrorIs(t, err, opensearch.ErrInvalidOption)
 			require.Contains(t, err.Error(), tc.setting+":")
 			require.NotContains(t, err.Error(), "pw")
 		})

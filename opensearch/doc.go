@@ -104,7 +104,7 @@
 // requests are signed with SigV4 through opensearch-go's signer, with credentials from the
 // given aws.Config or the default chain. Credentials never appear in logs or errors. An
 // invalid Config, Mapping or option fails construction with an error wrapping
-// ErrInvalidConfig that names the setting.
+// ErrInvalidOption that names the setting.
 //
 // # Stats
 //

@@ -102,7 +102,7 @@ func TestTemplates(t *testing.T) {
 		}
 	}
 	_, err = opensearch.Templates(opensearch.WithShards(0))
-	require.ErrorIs(t, err, opensearch.ErrInvalidConfig)
+	require.ErrorIs(t, err, opensearch.ErrInvalidOption)
 }
 
 func TestNewSinkInvalid(t *testing.T) {
@@ -122,7 +122,7 @@ func TestNewSinkInvalid(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := opensearch.NewSink(c, tc.m, tc.opts...)
-			require.ErrorIs(t, err, opensearch.ErrInvalidConfig)
+			require.ErrorIs(t, err, opensearch.ErrInvalidOption)
 		})
 	}
 }

@@ -195,7 +195,7 @@ var (
 const filterPath = "errors,items.*.status,items.*.result,items.*.error"
 
 // NewSink returns a sink that writes values of T to the cluster of c as documents described
-// by m. It validates m and opts and returns an error wrapping ErrInvalidConfig.
+// by m. It validates m and opts and returns an error wrapping ErrInvalidOption.
 func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], error) {
 	if c == nil {
 		return nil, invalid("NewSink", "nil client")
