@@ -1,3 +1,6 @@
+// Bulk requests: encoding documents into NDJSON chunks, rendering values that cannot be
+// encoded, and reading bulk responses and request errors.
+
 package opensearch
 
 import (

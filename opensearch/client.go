@@ -1,3 +1,6 @@
+// The connection: Config, AWSAuth, Client and NewClient, credential redaction, one request
+// attempt, and TransportError and HTTPError.
+
 package opensearch
 
 import (

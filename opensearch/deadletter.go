@@ -1,3 +1,6 @@
+// Dead letters of the sink: the rejected and encode letters, DiscardDeadLetters, and the
+// JSON-lines dead-letter outputs JSONLines and JSONLinesFile.
+
 package opensearch
 
 import (

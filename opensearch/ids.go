@@ -1,3 +1,5 @@
+// Document IDs and index names: WindowID and AppendWindowID, FixedIndex and DailyIndex.
+
 package opensearch
 
 import (

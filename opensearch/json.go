@@ -1,3 +1,5 @@
+// validJSON, the sink's fast check that a document is valid JSON before it is sent.
+
 package opensearch
 
 import "unicode/utf8"

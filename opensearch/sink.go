@@ -1,3 +1,6 @@
+// The bulk sink: Doc, Mapping, the sink options, Sink with NewSink, Write and Close, sending
+// with retries and splits, RejectedError, and the in-flight byte budget.
+
 package opensearch
 
 import (

@@ -1,3 +1,6 @@
+// Sink statistics: Stats, Latency with LatencyBounds, BulkResult for WithBulkHook, and the
+// counters behind them.
+
 package opensearch
 
 import (

@@ -1,3 +1,6 @@
+// Index templates: Template, the template options, Templates and Client.EnsureTemplates for
+// cab-stats-*, zone-demand-*, cab-alerts-* and cab-telemetry-*.
+
 package opensearch
 
 import (

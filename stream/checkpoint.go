@@ -1,3 +1,6 @@
+// Replay checkpoints: the encoding and decoding of each stateful operator's replay start in a
+// commit's Position.Meta, the graph fingerprint that guards them, and the skips they give.
+
 package stream
 
 import (

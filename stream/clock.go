@@ -1,3 +1,5 @@
+// The processing-time clock: the Clock interface and SystemClock, the wall clock.
+
 package stream
 
 import "time"

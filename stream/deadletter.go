@@ -1,3 +1,6 @@
+// Dead letters: the DeadLetter type every dead-letter output takes, Header, the Reason
+// constants, DeadLetterSink and DeadLetterFunc, and the event-time check (ErrEventTime).
+
 package stream
 
 import (

@@ -1,3 +1,6 @@
+// Processing-time windows, batch by batch like Spark's DStreams: Window, ReduceByWindow,
+// CountByWindow, ReduceByKeyAndWindow, CountByValueAndWindow, GroupByKeyAndWindow.
+
 package stream
 
 import "time"

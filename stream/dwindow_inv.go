@@ -1,3 +1,6 @@
+// ReduceByKeyAndWindowInv: processing-time keyed windows computed incrementally with an
+// inverse function and a filter, and their per-partition state.
+
 package stream
 
 import "time"

@@ -1,3 +1,6 @@
+// Errors: the sentinel errors of construction and Run, Permanent and PermanentError for
+// outputs that must not be retried, and OutputError for a batch's failed outputs.
+
 package stream
 
 import (

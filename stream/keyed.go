@@ -1,3 +1,6 @@
+// Per-batch keyed operators: ReduceByKey, GroupByKey, CountByValue, Join and LeftJoin, and
+// the groups that gather values by key in order of first appearance.
+
 package stream
 
 // groups gathers values by key in order of first appearance, reusing its memory between

@@ -1,3 +1,6 @@
+// Replay starts of chained stateful operators: the record, per partition, of the starts an
+// operator with stateful readers had after past batches, and where it replays from.
+
 package stream
 
 import (

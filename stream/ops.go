@@ -1,3 +1,6 @@
+// Elementwise and per-batch operators: Map, Filter, FlatMap, Transform, Union, KeyBy and
+// MapValues.
+
 package stream
 
 import "slices"

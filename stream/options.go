@@ -1,3 +1,5 @@
+// Pipeline options: Option, RetryPolicy, the defaults, and the With... functions New takes.
+
 package stream
 
 import (

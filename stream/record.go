@@ -1,3 +1,6 @@
+// The element types: Position in a partitioned source, Record from a source, Elem inside a
+// batch, Pair and KV for keyed streams, and Joined for joins.
+
 package stream
 
 import "time"

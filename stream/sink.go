@@ -1,3 +1,6 @@
+// Outputs: the Sink and Closer contracts, SinkFunc, and the output operations ForEachBatch
+// and To.
+
 package stream
 
 import (

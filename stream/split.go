@@ -1,3 +1,6 @@
+// The split: a source's buffered records split by partition as they are pushed, the form in
+// which the run loop takes a batch.
+
 package stream
 
 import (

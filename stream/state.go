@@ -1,3 +1,6 @@
+// Keyed state across batches: UpdateStateByKey, MapWithState and its State, and the
+// per-partition keyed state that holds commits back to its oldest record.
+
 package stream
 
 import (

@@ -1,3 +1,7 @@
+// The test helpers: service addresses from env.sh (KafkaBrokers, OpenSearchURL, KafkaSCRAM),
+// which skip or fail the test when unset; StopService and StartService; RepoRoot, UniqueName
+// and FaultTest.
+
 package testenv
 
 import (

@@ -1,3 +1,6 @@
+// Aggregators: the Aggregator interface and the ready ones, Count, Sum, Min, Max, Mean and
+// Stats (a Summary).
+
 package window
 
 import (

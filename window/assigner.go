@@ -1,3 +1,6 @@
+// Assigners: Tumbling, Sliding and Session, what each validates, and the epoch-aligned
+// arithmetic they share.
+
 package window
 
 import (

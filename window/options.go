@@ -1,3 +1,6 @@
+// Options of Aggregate: ErrInvalidOption, Emission (OnClose, EveryBatch), WithGrace,
+// WithEmit, WithName and WithMaxKeys.
+
 package window
 
 import (

@@ -1,3 +1,6 @@
+// Session windows: per-key sessions that grow and merge as records arrive, their emission,
+// pruning and replay position.
+
 package window
 
 import (

@@ -1,3 +1,6 @@
+// Sketch, a DDSketch-style quantile sketch with 1% relative error, and the Quantile
+// aggregator built on it.
+
 package window
 
 import (

@@ -1,3 +1,6 @@
+// Sliding windows: per-key panes of gcd(size, slide) merged with two stacks, firing, partial
+// results, pruning and replay position.
+
 package window
 
 import (

@@ -1,3 +1,6 @@
+// Tumbling windows: one bucket of inline accumulators per open window, reused when closed,
+// firing and replay position.
+
 package window
 
 import (

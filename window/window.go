@@ -1,3 +1,6 @@
+// Aggregate and its output: Result, Late, Windowed, the window operator that runs an engine
+// per partition, the key limit, and each partition's event-time clock.
+
 package window
 
 import (

@@ -1,3 +1,7 @@
+// The job itself: run wires the Kafka source, the telemetry graph (transforms), the
+// OpenSearch and Kafka outputs and dead letters, and runs the pipeline, printing a status
+// line and a summary.
+
 package main
 
 import (

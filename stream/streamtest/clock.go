@@ -1,3 +1,5 @@
+// Clock: the manual stream.Clock of the harness, moved by Advance and Set.
+
 package streamtest
 
 import (

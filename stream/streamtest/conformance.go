@@ -1,3 +1,6 @@
+// The sink conformance suite: SinkSuite, SinkFeatures and RunSinkConformance, the contract
+// every fleetstream sink keeps.
+
 package streamtest
 
 import (

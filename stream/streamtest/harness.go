@@ -1,3 +1,6 @@
+// The Harness that runs a pipeline batch by batch offline, the Queue source it feeds from,
+// and the Collector of what outputs produced.
+
 package streamtest
 
 import (
