@@ -1,9 +1,12 @@
-// Watermarks: each partition's own, the pipeline's over active and idle partitions, and what
-// a partition's state fires on (see "Watermarks" in the package documentation).
+// Watermarks: each partition's own, the pipeline's over active and idle partitions, what a
+// partition's state fires on (see "Watermarks" in the package documentation), and the
+// event-time check that keeps bad clocks away from them (ErrEventTime).
 
 package stream
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -66,4 +69,30 @@ func (p *Pipeline) watermark(now time.Time, end bool) int64 {
 		return minAll
 	}
 	return wm
+}
+
+// ErrEventTime is wrapped by the errors of Input.CheckEventTime.
+var ErrEventTime = errors.New("stream: unusable event time")
+
+// Event times that UnixNano can represent: about years 1678 to 2262.
+var (
+	minEventTime = time.Unix(0, math.MinInt64+1)
+	maxEventTime = time.Unix(0, math.MaxInt64-1)
+)
+
+// checkEventTime reports why t cannot be an event time: it is outside what UnixNano
+// represents, or later than now + maxFuture (maxFuture 0: no bound). The zero time is valid:
+// it means processing time.
+func checkEventTime(t, now time.Time, maxFuture time.Duration) error {
+	if t.IsZero() {
+		return nil
+	}
+	if t.Before(minEventTime) || t.After(maxEventTime) {
+		return fmt.Errorf("%w: %s is outside the representable range (years 1678-2262)", ErrEventTime, t.UTC().Format(time.RFC3339Nano))
+	}
+	if maxFuture > 0 && t.After(now.Add(maxFuture)) {
+		return fmt.Errorf("%w: %s is %v ahead of the pipeline clock (%s), more than the allowed %v",
+			ErrEventTime, t.UTC().Format(time.RFC3339Nano), t.Sub(now).Round(time.Second), now.UTC().Format(time.RFC3339), maxFuture)
+	}
+	return nil
 }
