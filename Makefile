@@ -19,10 +19,10 @@ test-go: lint
 	$(MAKE) --no-print-directory fuzz
 
 # check is the edit-test loop: lint and every test that needs no service (integration tests
-# skip without the services' addresses), without -race. `make test` is the full suite.
+# skip without the services' addresses), without -race, with -short (fewer crash points). `make test` is the full suite.
 check: lint
 	env -u FLEETSTREAM_KAFKA_BROKERS -u FLEETSTREAM_OPENSEARCH_URL -u FLEETSTREAM_REQUIRE_SERVICES \
-	  $(GO) test -count=1 -skip '^TestFault' $(PKGS)
+	  $(GO) test -short -count=1 -skip '^TestFault' $(PKGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go')); \
