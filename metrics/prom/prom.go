@@ -1,0 +1,374 @@
+// Metrics, the collector fed by the pipeline's stats hook, and its options.
+
+package prom
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "fleetstream"
+
+// ErrInvalidOption is wrapped by the errors of New for an invalid argument or option.
+var ErrInvalidOption = errors.New("prom: invalid option")
+
+// ErrDuplicateSink is wrapped by the error of AddSink for a sink name already added.
+var ErrDuplicateSink = errors.New("prom: duplicate sink")
+
+// DefaultStaleAfter is how long /healthz waits for the next batch's stats by default.
+const DefaultStaleAfter = 2 * time.Minute
+
+// DefaultBuckets are the upper bounds, in seconds, of the batch duration histograms: 1 ms to
+// 5 min, for batch intervals from sub-second to a minute and outputs that retry.
+var DefaultBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// Clock is the time source of the health checks and of the scrape-time gauges.
+// stream.Clock and streamtest's manual clock satisfy it.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Option configures New.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	clock      Clock
+	staleAfter time.Duration
+	buckets    []float64
+	gatherer   prometheus.Gatherer
+	errs       []error
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// WithClock sets the clock of the health checks and of the event-time lag; default the
+// system clock. Give it the pipeline's clock when the pipeline runs on a fake one.
+func WithClock(c Clock) Option {
+	return optionFunc(func(cfg *config) {
+		if c == nil {
+			cfg.errs = append(cfg.errs, invalid("WithClock(nil)"))
+			return
+		}
+		cfg.clock = c
+	})
+}
+
+// WithStaleAfter sets how long after the last batch's stats (or after New, before the first
+// batch) /healthz and /readyz still answer 200. Default DefaultStaleAfter. Choose it well above
+// the batch interval plus the longest batch, retries included.
+func WithStaleAfter(d time.Duration) Option {
+	return optionFunc(func(cfg *config) {
+		if d <= 0 {
+			cfg.errs = append(cfg.errs, invalid("WithStaleAfter(%v): must be positive", d))
+			return
+		}
+		cfg.staleAfter = d
+	})
+}
+
+// WithBuckets sets the upper bounds, in seconds, of the batch duration histograms; default
+// DefaultBuckets.
+func WithBuckets(b ...float64) Option {
+	return optionFunc(func(cfg *config) {
+		for i := 1; i < len(b); i++ {
+			if b[i] <= b[i-1] {
+				cfg.errs = append(cfg.errs, invalid("WithBuckets(%v): bounds must increase", b))
+				return
+			}
+		}
+		if len(b) == 0 {
+			cfg.errs = append(cfg.errs, invalid("WithBuckets(): no bounds"))
+			return
+		}
+		cfg.buckets = b
+	})
+}
+
+// WithGatherer sets what Handler serves at /metrics. By default it is the Registerer given to
+// New when that is also a prometheus.Gatherer (a *prometheus.Registry is); a wrapped
+// Registerer (prometheus.WrapRegistererWith) needs this option for /metrics to be served.
+func WithGatherer(g prometheus.Gatherer) Option {
+	return optionFunc(func(cfg *config) { cfg.gatherer = g })
+}
+
+// Metrics turns the pipeline's BatchStats into Prometheus metrics and serves health checks.
+// Feed it with stream.WithStatsHook(m.Observe). All methods are safe for concurrent use.
+type Metrics struct {
+	cfg     config
+	created time.Time
+
+	recordsIn   prometheus.Counter
+	bytesIn     prometheus.Counter
+	batches     prometheus.Counter
+	attempts    prometheus.Counter
+	retries     prometheus.Counter
+	deadLetters prometheus.Counter
+	processing  prometheus.Histogram
+	output      prometheus.Histogram
+	delay       prometheus.Histogram
+	partitions  prometheus.Gauge
+	lastBatch   prometheus.Gauge
+	state       *prometheus.GaugeVec
+	commitLag   *prometheus.GaugeVec
+
+	mu        sync.Mutex
+	seen      bool      // a batch's stats arrived
+	lastAt    time.Time // when, by the clock
+	last      int64     // its batch number
+	watermark time.Time
+	prevDead  int64
+	lagGauges map[string]prometheus.Gauge // by partition, of the last batch
+	lagSeen   map[string]bool             // scratch: partitions of this batch
+	opSums    map[string]int              // scratch: entries by operator name
+	opGauges  map[string]prometheus.Gauge // by operator, of the last batch
+	sinks     map[string]func() SinkStats
+	sinkNames []string // in order of AddSink
+}
+
+// New registers the metrics of the pipeline named pipeline with reg, each with a constant
+// label pipeline=<name>, and returns the collector to hand to stream.WithStatsHook. The same
+// reg may hold the metrics of several pipelines of different names.
+func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, error) {
+	cfg := config{clock: systemClock{}, staleAfter: DefaultStaleAfter, buckets: DefaultBuckets}
+	if reg == nil {
+		cfg.errs = append(cfg.errs, invalid("nil Registerer"))
+	}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	if cfg.gatherer == nil {
+		cfg.gatherer, _ = reg.(prometheus.Gatherer)
+	}
+	cl := prometheus.Labels{"pipeline": pipeline}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: cl})
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: cl})
+	}
+	hist := func(name, help string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: cl, Buckets: cfg.buckets})
+	}
+	m := &Metrics{
+		cfg:         cfg,
+		created:     cfg.clock.Now(),
+		recordsIn:   counter("input_records_total", "Records of acknowledged batches."),
+		bytesIn:     counter("input_bytes_total", "Bytes of the records of acknowledged batches."),
+		batches:     counter("batches_total", "Acknowledged batches."),
+		attempts:    counter("output_attempts_total", "Output attempts of acknowledged batches (one per batch when nothing failed)."),
+		retries:     counter("output_retries_total", "Output attempts after the first of acknowledged batches."),
+		deadLetters: counter("source_dead_letters_total", "Records the source sent to its dead-letter output (undecodable or invalid)."),
+		processing:  hist("batch_processing_seconds", "Time a batch spent in transforms, excluding outputs."),
+		output:      hist("batch_output_seconds", "Time a batch spent in output operations, retries included."),
+		delay:       hist("batch_scheduling_delay_seconds", "Time from a batch's scheduled time to the start of its processing."),
+		partitions:  gauge("partitions", "Source partitions the pipeline holds."),
+		lastBatch:   gauge("last_batch_timestamp_seconds", "When the last batch was acknowledged, by the collector's clock, in seconds since the epoch."),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "state_entries",
+			Help: "Entries held by a stateful operator (keys, keys in open windows, sessions).", ConstLabels: cl}, []string{"operator"}),
+		commitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "source_commit_lag_records",
+			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
+			ConstLabels: cl}, []string{"partition"}),
+		lagGauges: make(map[string]prometheus.Gauge),
+		lagSeen:   make(map[string]bool),
+		opSums:    make(map[string]int),
+		opGauges:  make(map[string]prometheus.Gauge),
+		sinks:     make(map[string]func() SinkStats),
+	}
+	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters,
+		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.commitLag,
+		&scrapeCollector{m: m, descs: newScrapeDescs(cl)}}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("prom: register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Observe records one batch's stats. Pass it to stream.WithStatsHook; it runs once per batch,
+// never per record, and does not block beyond a short mutex.
+//
+// SourceStats.DeadLetters is cumulative since the source started; the counter adds its
+// increase. When it goes down (a new source, after a restart of Run), the source restarted
+// from zero, so the new value is all increase: the counter never goes backwards, as
+// Prometheus's own counter-reset handling assumes.
+func (m *Metrics) Observe(st stream.BatchStats) {
+	m.recordsIn.Add(float64(st.InputRecords))
+	m.bytesIn.Add(float64(st.InputBytes))
+	m.batches.Inc()
+	m.attempts.Add(float64(st.Attempts))
+	if st.Attempts > 1 {
+		m.retries.Add(float64(st.Attempts - 1))
+	}
+	m.processing.Observe(st.ProcessingTime.Seconds())
+	m.output.Observe(st.OutputTime.Seconds())
+	m.delay.Observe(st.SchedulingDelay.Seconds())
+	m.partitions.Set(float64(st.Partitions))
+
+	now := m.cfg.clock.Now()
+	m.lastBatch.Set(float64(now.UnixNano()) / 1e9)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen, m.lastAt, m.last, m.watermark = true, now, st.Batch, st.Watermark
+
+	d := st.Source.DeadLetters
+	if d >= m.prevDead {
+		m.deadLetters.Add(float64(d - m.prevDead))
+	} else {
+		m.deadLetters.Add(float64(d))
+	}
+	m.prevDead = d
+
+	// Operators: sum entries by name (names need not be unique) and drop operators that left.
+	clear(m.opSums)
+	for _, o := range st.State {
+		m.opSums[o.Operator] += o.Entries
+	}
+	for name, n := range m.opSums {
+		g, ok := m.opGauges[name]
+		if !ok {
+			g = m.state.WithLabelValues(name)
+			m.opGauges[name] = g
+		}
+		g.Set(float64(n))
+	}
+	for name := range m.opGauges {
+		if _, ok := m.opSums[name]; !ok {
+			m.state.DeleteLabelValues(name)
+			delete(m.opGauges, name)
+		}
+	}
+
+	// Commit lag by partition; a partition that is no longer reported (revoked) is removed.
+	clear(m.lagSeen)
+	for part, lag := range st.Source.Lag {
+		g, ok := m.lagGauges[part]
+		if !ok {
+			g = m.commitLag.WithLabelValues(part)
+			m.lagGauges[part] = g
+		}
+		g.Set(float64(lag))
+		m.lagSeen[part] = true
+	}
+	for part := range m.lagGauges {
+		if !m.lagSeen[part] {
+			m.commitLag.DeleteLabelValues(part)
+			delete(m.lagGauges, part)
+		}
+	}
+}
+
+// health reports whether batches keep arriving, and why not.
+func (m *Metrics) health() (ok bool, ready bool, msg string) {
+	now := m.cfg.clock.Now()
+	m.mu.Lock()
+	seen, lastAt, last := m.seen, m.lastAt, m.last
+	m.mu.Unlock()
+	if !seen {
+		if age := now.Sub(m.created); age > m.cfg.staleAfter {
+			return false, false, fmt.Sprintf("no batch acknowledged in the %v since start (stale after %v)", age.Round(time.Millisecond), m.cfg.staleAfter)
+		}
+		return true, false, "no batch acknowledged yet"
+	}
+	if age := now.Sub(lastAt); age > m.cfg.staleAfter {
+		return false, false, fmt.Sprintf("last batch %d acknowledged %v ago (stale after %v)", last, age.Round(time.Millisecond), m.cfg.staleAfter)
+	}
+	return true, true, fmt.Sprintf("ok: batch %d acknowledged %v ago", last, now.Sub(lastAt).Round(time.Millisecond))
+}
+
+// scrapeCollector computes the values that depend on the time of the scrape, and reads the
+// sinks' stats.
+type scrapeCollector struct {
+	m     *Metrics
+	descs scrapeDescs
+}
+
+type scrapeDescs struct {
+	watermark, eventLag                               *prometheus.Desc
+	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
+	requests, reqBytes, latency                       *prometheus.Desc
+}
+
+func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, cl)
+	}
+	return scrapeDescs{
+		watermark: d("watermark_seconds", "Pipeline watermark after the last batch, in seconds since the epoch; absent before the first event."),
+		eventLag:  d("event_time_lag_seconds", "Now minus the pipeline watermark at scrape time, at least 0; absent before the first event."),
+		docs:      d("sink_documents_total", "Documents a sink finished with, by result: created, updated, existed (replays), dead_lettered.", "sink", "result"),
+		failed:    d("sink_item_failures_total", "Per-item failures of bulk responses, temporary (retried) and permanent.", "sink"),
+		retried:   d("sink_documents_retried_total", "Documents a sink sent again.", "sink"),
+		reqRetries: d("sink_request_retries_total",
+			"Bulk requests sent again after a transport error, a timeout or a 408/429/5xx status.", "sink"),
+		blocked:  d("sink_blocked_total", "Item attempts refused by a write block (flood stage, index.blocks.write); retried.", "sink"),
+		split:    d("sink_split_requests_total", "Bulk requests refused whole and split to isolate bad documents.", "sink"),
+		requests: d("sink_requests_total", "Bulk request attempts.", "sink"),
+		reqBytes: d("sink_request_bytes_total", "Bytes of bulk request attempts.", "sink"),
+		latency:  d("sink_request_duration_seconds", "Duration of bulk request attempts.", "sink"),
+	}
+}
+
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := c.descs
+	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.docs, d.failed, d.retried, d.reqRetries,
+		d.blocked, d.split, d.requests, d.reqBytes, d.latency} {
+		ch <- x
+	}
+}
+
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	m, d := c.m, c.descs
+	now := m.cfg.clock.Now()
+	m.mu.Lock()
+	wm := m.watermark
+	sinks := maps.Clone(m.sinks)
+	names := append([]string(nil), m.sinkNames...)
+	m.mu.Unlock()
+	if !wm.IsZero() {
+		ch <- prometheus.MustNewConstMetric(d.watermark, prometheus.GaugeValue, float64(wm.Unix())+float64(wm.Nanosecond())/1e9)
+		ch <- prometheus.MustNewConstMetric(d.eventLag, prometheus.GaugeValue, max(0, now.Sub(wm).Seconds()))
+	}
+	for _, name := range names {
+		s := sinks[name]()
+		counter := func(desc *prometheus.Desc, v int64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), append([]string{name}, labels...)...)
+		}
+		counter(d.docs, s.Indexed, "created")
+		counter(d.docs, s.Updated, "updated")
+		counter(d.docs, s.Existed, "existed")
+		counter(d.docs, s.DeadLettered, "dead_lettered")
+		counter(d.failed, s.Failed)
+		counter(d.retried, s.Retried)
+		counter(d.reqRetries, s.RequestRetries)
+		counter(d.blocked, s.Blocked)
+		counter(d.split, s.Split)
+		counter(d.requests, s.Requests)
+		counter(d.reqBytes, s.Bytes)
+		if h, ok := s.Latency.histogram(); ok {
+			ch <- prometheus.MustNewConstHistogram(d.latency, h.count, h.sum, h.buckets, name)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+// SinkStats and AddSink: sinks' own counters, read at scrape time.
+
+package prom
+
+import (
+	"fmt"
+	"time"
+)
+
+// SinkStats is what a sink counted since it was created, as cumulative counts. It mirrors
+// opensearch.Stats field by field, so a caller fills it from (*opensearch.Sink).Stats without
+// this package importing opensearch; zero fields are exported as zero.
+type SinkStats struct {
+	// Indexed, Updated, Existed and DeadLettered count documents by outcome: created, replaced
+	// (a replay), already present (create op_type, a replay), handed to the dead-letter output.
+	Indexed, Updated, Existed, DeadLettered int64
+	// Failed counts per-item failures, temporary and permanent; Retried documents sent again.
+	Failed, Retried int64
+	// RequestRetries counts whole bulk requests sent again; Blocked item attempts refused by a
+	// write block; Split requests refused whole and split.
+	RequestRetries, Blocked, Split int64
+	// Requests and Bytes count bulk request attempts and their bytes.
+	Requests, Bytes int64
+	// Latency is the request latency histogram; exported when Bounds is set.
+	Latency Latency
+}
+
+// Latency is a latency histogram as a sink keeps it (opensearch.Latency with
+// opensearch.LatencyBounds): Buckets[i] counts requests that took at most Bounds[i] and more
+// than the bound before, and the last bucket, one more than Bounds, the slower ones.
+type Latency struct {
+	Bounds  []time.Duration
+	Buckets []int64
+	// Sum is the total duration of the requests (opensearch: Mean times Count).
+	Sum time.Duration
+}
+
+type constHistogram struct {
+	count   uint64
+	sum     float64
+	buckets map[float64]uint64 // cumulative, by upper bound in seconds
+}
+
+func (l Latency) histogram() (constHistogram, bool) {
+	if len(l.Bounds) == 0 || len(l.Buckets) != len(l.Bounds)+1 {
+		return constHistogram{}, false
+	}
+	h := constHistogram{sum: l.Sum.Seconds(), buckets: make(map[float64]uint64, len(l.Bounds))}
+	var cum uint64
+	for i, b := range l.Bounds {
+		cum += uint64(max(0, l.Buckets[i]))
+		h.buckets[b.Seconds()] = cum
+	}
+	h.count = cum + uint64(max(0, l.Buckets[len(l.Bounds)]))
+	return h, true
+}
+
+// AddSink exports the stats of one sink under the label sink=<name>. stats is called at every
+// scrape, from the scraping goroutine, so it must be safe for concurrent use and fast (a
+// snapshot under a mutex, as opensearch.Sink.Stats is). The values must be cumulative; they
+// are exported as counters as they are.
+func (m *Metrics) AddSink(name string, stats func() SinkStats) error {
+	if stats == nil {
+		return fmt.Errorf("prom: AddSink(%q): nil stats func", name)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.sinks[name]; ok {
+		return fmt.Errorf("%w: %q", ErrDuplicateSink, name)
+	}
+	m.sinks[name] = stats
+	m.sinkNames = append(m.sinkNames, name)
+	return nil
+}
