@@ -171,7 +171,8 @@ func TestRunEndsWithInputAndRetriesWithBackoff(t *testing.T) {
 		require.NoError(t, p.Run(t.Context()))
 		require.Equal(t, []int{1, 2, 3}, got)
 		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
-		require.GreaterOrEqual(t, time.Since(start), 1*time.Second+(500+1000+2000)*time.Millisecond, "three backoffs with jitter of at least half")
+		// An ended input's batch starts at once (no tick to wait for), then three backoffs.
+		require.GreaterOrEqual(t, time.Since(start), (500+1000+2000)*time.Millisecond, "three backoffs with jitter of at least half")
 	})
 }
 
@@ -383,5 +384,38 @@ func TestRunErrors(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 		require.ErrorIs(t, p.Run(t.Context()), stream.ErrRunTwice)
+	})
+}
+
+// TestBacklogRunsBackToBack: while the source holds a batch worth of records, the next batch
+// starts at once instead of at the tick (issue 15), and every batch keeps the buffer bound.
+func TestBacklogRunsBackToBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
+		require.NoError(t, err)
+		recs := make([]int, 95)
+		src := &sliceSource{recs: recs, wait: true}
+		s := stream.From(p, stream.Source[int](src))
+		ctx, cancel := context.WithCancel(t.Context())
+		var sizes []int
+		total := 0
+		start := time.Now()
+		var drained time.Duration
+		stream.ForEachBatch(s, func(_ context.Context, _ stream.BatchInfo, b []int) error {
+			sizes = append(sizes, len(b))
+			if total += len(b); total == len(recs) {
+				drained = time.Since(start)
+				cancel()
+			}
+			return nil
+		})
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		require.Equal(t, len(recs), total)
+		for _, n := range sizes {
+			require.LessOrEqual(t, n, 10, "a batch above the buffer bound")
+		}
+		// Nine full batches back to back, then the last five records at the next tick.
+		require.Equal(t, []int{10, 10, 10, 10, 10, 10, 10, 10, 10, 5}, sizes)
+		require.Equal(t, time.Second, drained, "the backlog waited for the clock")
 	})
 }

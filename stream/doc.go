@@ -85,7 +85,12 @@
 //
 // One batch is processed at a time. The source writes into a bounded Input (WithBuffer:
 // records and bytes); Push blocks and TryPush refuses while it is full, so memory stays
-// bounded whatever the input rate. Connectors pause fetching instead of blocking. Records
+// bounded whatever the input rate. A batch starts every interval, and at once when the
+// buffer already holds a batch worth of records (a bound reached) or the input ended: while
+// catching up a backlog, batches run back to back at the speed of the CPU, each within the
+// buffer's bounds (TestBacklogRunsBackToBack). Batch times are the processing times the
+// batches started at; processing-time windows count batches, so their results do not
+// change. Connectors pause fetching instead of blocking. Records
 // are split by partition as they are pushed, on the source's goroutines, into one of two
 // buffers that the run loop swaps at each batch: the run loop does not copy records.
 // TryPushBatch splits a run of records of one partition in one step, and records of

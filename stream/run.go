@@ -83,6 +83,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return ended()
+			case <-p.src.filled():
+				// A batch worth of records is waiting (a backlog): start it now rather than
+				// at the tick, so catching up runs at the speed of the CPU, not of the clock.
+				next = clk.Now()
 			case err := <-srcDone:
 				srcDone <- err // keep it for stop
 				if ctx.Err() != nil {
@@ -92,8 +96,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 					srcErr = err
 					break
 				}
-				<-clk.After(wait)
+				next = clk.Now() // the input ended: its last batch starts at once
 			case <-clk.After(wait):
+			}
+		} else {
+			select { // back to back: still honour a stop between batches
+			case <-ctx.Done():
+				return ended()
+			default:
 			}
 		}
 		if srcErr != nil {

@@ -60,6 +60,7 @@ type Input[T any] struct {
 	scrub    bool      // T holds pointers: clear discarded elements
 	closed   bool
 	space    chan struct{} // closed and replaced when space frees up
+	full     chan struct{} // closed when the buffer reaches a bound or the input is closed; replaced at each take
 	revoked  []revocation
 	assigned []Position
 }
@@ -70,7 +71,7 @@ type revocation struct {
 }
 
 func newInput[T any](maxRecords int, maxBytes int64, clock Clock, maxFuture time.Duration) *Input[T] {
-	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}),
+	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}), full: make(chan struct{}),
 		buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
 }
 
@@ -117,6 +118,7 @@ func (in *Input[T]) TryPush(r Record[T]) bool {
 		return false
 	}
 	in.buf.add(&r)
+	in.noteFullLocked()
 	return true
 }
 
@@ -142,6 +144,7 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 		n++
 	}
 	in.buf.addAll(recs[:n])
+	in.noteFullLocked()
 	return n
 }
 
@@ -156,6 +159,7 @@ func (in *Input[T]) Push(ctx context.Context, r Record[T]) error {
 		}
 		if !in.fullLocked() {
 			in.buf.add(&r)
+			in.noteFullLocked()
 			in.mu.Unlock()
 			return nil
 		}
@@ -176,6 +180,7 @@ func (in *Input[T]) Close() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.closed = true
+	in.signalFullLocked()
 }
 
 // Assign tells the pipeline that the source now owns these partitions. It is optional:
@@ -221,6 +226,30 @@ func (in *Input[T]) signalLocked() {
 	in.space = make(chan struct{})
 }
 
+// noteFullLocked tells the run loop, once per batch, that the buffer holds a batch worth of
+// records: it starts the next batch at once instead of waiting for the tick.
+func (in *Input[T]) noteFullLocked() {
+	if in.fullLocked() {
+		in.signalFullLocked()
+	}
+}
+
+func (in *Input[T]) signalFullLocked() {
+	select {
+	case <-in.full:
+	default:
+		close(in.full)
+	}
+}
+
+// filled returns a channel that is closed once the buffer holds a batch worth of records
+// (a bound reached) or the input was closed.
+func (in *Input[T]) filled() <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.full
+}
+
 // take swaps the buffered records with dst, an empty split, and returns them with the control
 // messages that arrived since the last call and whether the input is closed.
 func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, revoked []revocation, closed bool) {
@@ -232,6 +261,9 @@ func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, re
 	revoked, in.revoked = in.revoked, nil
 	closed = in.closed
 	in.signalLocked()
+	if !closed {
+		in.full = make(chan struct{})
+	}
 	return recs, assigned, revoked, closed
 }
 
@@ -246,6 +278,8 @@ type sourceNode interface {
 	minOffset(bucket int) int64
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
+	// filled is closed once the source's buffer holds a batch worth of records.
+	filled() <-chan struct{}
 }
 
 type partTaken struct {
@@ -349,3 +383,5 @@ func (s *source[T]) minOffset(bucket int) int64 {
 // release empties the batch's split after it ran, keeping its memory for the batch after
 // next.
 func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
+
+func (s *source[T]) filled() <-chan struct{} { return s.in.filled() }
