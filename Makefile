@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 15s
 
-.PHONY: test test-go check lint fuzz bench services-up services-down demo dashboards
+.PHONY: test test-go check lint fuzz bench bench-nexmark services-up services-down demo dashboards
 
 # test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
@@ -45,6 +45,11 @@ bench:
 	@mkdir -p .bench
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 -timeout 60m $(PKGS) | tee .bench/new.txt
 	$(GO) tool benchstat .bench/new.txt
+
+# bench-nexmark runs the Nexmark queries q0, q1, q2, q5, q7 and q11 in memory (no services)
+# and prints each one's events/s per core beside Flink 1.13's; NEXMARK_FLAGS="-events 10000000".
+bench-nexmark:
+	$(GO) run ./bench/nexmark/cmd/nexmark $(NEXMARK_FLAGS)
 
 # demo runs the main job end to end: services, Porto + simulated replay, fleet pipeline, summary.
 demo:
