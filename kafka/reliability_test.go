@@ -324,7 +324,12 @@ func TestFaultSourceCaughtUpDuringOutage(t *testing.T) {
 		}
 		return nil
 	}
-	r := startPipeline(t, pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(3 * time.Second)}, ids: ids, onBatch: hold})
+	// Idle for 8 s before ending: once Kafka is back, the broker truly confirms "caught up"
+	// until the producer reconnects and writes again, which took more than 3 s in a CI run
+	// (the pipeline then ended correctly, before the producer's next records). The old check,
+	// which ended the input on stale marks during the outage, still fails the test: whenever
+	// the input ends early, records the broker acknowledged after it are missing at the end.
+	r := startPipeline(t, pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(8 * time.Second)}, ids: ids, onBatch: hold})
 
 	// A producer that keeps writing through the outage; acked counts the ids the broker
 	// acknowledged (a failed send is retried with the same id, so ids are contiguous).
