@@ -210,6 +210,7 @@ func (r pipelineRun) args(s services, extra ...string) []string {
 		"-topic", r.topic, "-group", r.group, "-name", r.name, "-index-tag", r.tag,
 		"-alerts-topic", r.alerts,
 		"-batch", "200ms", "-exit-when-idle", "2s", "-status-every", "100ms",
+		"-http", "127.0.0.1:0", // tests run pipelines side by side: any free port
 	}, extra...)
 }
 

@@ -61,6 +61,7 @@ type config struct {
 	replicas    int
 	indexTag    string
 	maxCabs     int
+	httpAddr    string
 	verbose     bool
 }
 
@@ -82,6 +83,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
 	fs.IntVar(&c.maxCabs, "max-cabs", 100_000, "most cabs the alert tracker holds (each window operator holds 4x as many keys in open windows); past it, new cabs' events go to the dead-letter topic with reason key_limit (0: no limit)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the Prometheus /metrics, /healthz and /readyz endpoints (empty: none)")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
 	return c
 }

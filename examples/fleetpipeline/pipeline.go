@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/metrics/prom"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/telemetry"
@@ -47,9 +48,20 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	ocfg.Logger = log
 
 	var cnt counters
+	var metrics *prom.Metrics
+	if c.httpAddr != "" {
+		if metrics, err = newMetrics(c.name); err != nil {
+			return err
+		}
+	}
 	p, err := stream.New(c.batch, append(c.pipelineOptions(),
 		stream.WithLogger(log),
-		stream.WithStatsHook(func(s stream.BatchStats) { cnt.last.Store(&s) }),
+		stream.WithStatsHook(func(s stream.BatchStats) {
+			cnt.last.Store(&s)
+			if metrics != nil {
+				metrics.Observe(s)
+			}
+		}),
 	)...)
 	if err != nil {
 		return err
@@ -176,6 +188,21 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		cnt.alerts.Add(int64(len(b)))
 		return nil
 	})
+
+	if metrics != nil {
+		for name, stats := range map[string]func() prom.SinkStats{
+			"cab-stats": sinkStats(cabSink), "zone-demand": sinkStats(zoneSink), "cab-alerts": sinkStats(alertSink),
+		} {
+			if err := metrics.AddSink(name, stats); err != nil {
+				return err
+			}
+		}
+		stopMetrics, err := serveMetrics(ctx, c.httpAddr, metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	statusCtx, stopStatus := context.WithCancel(ctx)
 	defer stopStatus()

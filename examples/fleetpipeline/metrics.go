@@ -1,0 +1,62 @@
+// The fleet job's operator endpoints: Prometheus metrics, /healthz and /readyz (metrics/prom)
+// on the -http address, fed by the pipeline's stats hook and the OpenSearch sinks' stats.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetstream/fleetstream/metrics/prom"
+	"github.com/fleetstream/fleetstream/opensearch"
+)
+
+// serveMetrics listens on addr and serves m's endpoints until ctx ends. It fails at once when
+// the address cannot be listened on: an operator who asked for metrics must not go without.
+func serveMetrics(ctx context.Context, addr string, m *prom.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-http %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("fleetpipeline: metrics server", "err", err)
+		}
+	}()
+	log.Info("fleetpipeline: metrics and health", "metrics", "http://"+ln.Addr().String()+"/metrics",
+		"healthz", "http://"+ln.Addr().String()+"/healthz", "readyz", "http://"+ln.Addr().String()+"/readyz")
+	return func() {
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}, nil
+}
+
+// newMetrics returns the pipeline's metrics on a registry of their own.
+func newMetrics(name string) (*prom.Metrics, error) {
+	return prom.New(prometheus.NewRegistry(), name)
+}
+
+// sinkStats adapts an OpenSearch sink's stats to the metrics adapter's.
+func sinkStats[T any](s *opensearch.Sink[T]) func() prom.SinkStats {
+	return func() prom.SinkStats {
+		st := s.Stats()
+		out := prom.SinkStats{
+			Indexed: st.Indexed, Updated: st.Updated, Existed: st.Existed, DeadLettered: st.DeadLettered,
+			Failed: st.Failed, Retried: st.Retried, RequestRetries: st.RequestRetries, Blocked: st.Blocked,
+			Split: st.Split, Requests: st.Requests, Bytes: st.Bytes,
+		}
+		out.Latency.Bounds = opensearch.LatencyBounds[:]
+		out.Latency.Buckets = st.Latency.Buckets[:]
+		out.Latency.Sum = st.Latency.Mean * time.Duration(st.Latency.Count)
+		return out
+	}
+}

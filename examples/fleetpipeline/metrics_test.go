@@ -1,0 +1,93 @@
+// The fleet job's operator endpoints against the real services: /metrics parses as the
+// Prometheus text format and counts what the job consumed; /healthz and /readyz answer.
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+var metricsURL = regexp.MustCompile(`metrics=(http://[0-9.:]+/metrics)`)
+
+func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-metrics")
+	r := newRun(t, s, topic, "e2e-metrics")
+	brokers := testenv.KafkaBrokers(t)
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	prod, err := sarama.NewSyncProducer(brokers, cfg)
+	require.NoError(t, err)
+	defer prod.Close()
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
+	var msgs []*sarama.ProducerMessage
+	for i := range 300 {
+		cab := fmt.Sprintf("CAB-M%d", i%5)
+		v := fmt.Sprintf(`{"cab_id":%q,"ts":%q,"lat":41.15,"lon":-8.61,"speed_kmh":40,"status":"hired"}`,
+			cab, base.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(cab), Value: sarama.StringEncoder(v)})
+	}
+	msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("CAB-M0"), Value: sarama.StringEncoder("not json")})
+	require.NoError(t, prod.SendMessages(msgs))
+
+	// A long idle wait keeps the job up while the test scrapes it (the last flag wins).
+	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-exit-when-idle", "8s")...)
+	var url string
+	waitFor(t, time.Minute, 50*time.Millisecond, "the metrics address in the log", func() bool {
+		m := metricsURL.FindStringSubmatch(p.out.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil || p.exited()
+	})
+	require.NotEmpty(t, url, "no metrics address logged")
+	get := func(path string) (int, string) {
+		resp, err := http.Get(url[:len(url)-len("/metrics")] + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	value := func(body, name string) float64 {
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+		require.NoError(t, err, "the /metrics body parses as the Prometheus text format")
+		f, ok := families[name]
+		if !ok {
+			return -1
+		}
+		m := f.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	// The pipeline's input is what the source pushed: every message but the dead-lettered one.
+	waitFor(t, time.Minute, 100*time.Millisecond, "every record counted in /metrics", func() bool {
+		code, body := get("/metrics")
+		return code == http.StatusOK && value(body, "fleetstream_input_records_total") == float64(len(msgs)-1)
+	})
+	_, body := get("/metrics")
+	require.EqualValues(t, 1, value(body, "fleetstream_source_dead_letters_total"))
+	require.Positive(t, value(body, "fleetstream_batches_total"))
+	code, text := get("/healthz")
+	require.Equal(t, http.StatusOK, code, text)
+	code, text = get("/readyz")
+	require.Equal(t, http.StatusOK, code, text)
+	p.succeed(t, time.Minute)
+}
