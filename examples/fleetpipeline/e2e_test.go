@@ -308,13 +308,8 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 	r := newRun(t, s, topic, "e2e-bad")
 	brokers := testenv.KafkaBrokers(t)
 
-	cfg := sarama.NewConfig()
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
-	prod, err := sarama.NewSyncProducer(brokers, cfg)
-	require.NoError(t, err)
-	defer prod.Close()
+	prod := syncProducer(t, brokers)
+	var err error
 
 	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	valid := func(cab string, i int) []byte {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
@@ -402,4 +403,18 @@ func waitFor(t testing.TB, timeout, interval time.Duration, what string, cond fu
 		}
 		time.Sleep(interval) // polling interval, bounded by the deadline
 	}
+}
+
+// syncProducer returns a producer that waits for every replica and partitions by key hash,
+// as the telemetry producers the job expects do. It is closed when the test ends.
+func syncProducer(t testing.TB, brokers []string) sarama.SyncProducer {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	prod, err := sarama.NewSyncProducer(brokers, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = prod.Close() })
+	return prod
 }

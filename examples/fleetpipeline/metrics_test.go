@@ -28,11 +28,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	topic := testenv.UniqueName(t, "e2e-metrics")
 	r := newRun(t, s, topic, "e2e-metrics")
 	brokers := testenv.KafkaBrokers(t)
-	cfg := sarama.NewConfig()
-	cfg.Producer.Return.Successes = true
-	prod, err := sarama.NewSyncProducer(brokers, cfg)
-	require.NoError(t, err)
-	defer prod.Close()
+	prod := syncProducer(t, brokers)
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 	var msgs []*sarama.ProducerMessage
 	for i := range 300 {

@@ -30,13 +30,7 @@ func TestBadClockAndAbsurdValuesLoseNothing(t *testing.T) {
 	r := newRun(t, s, topic, "e2e-clock")
 	brokers := testenv.KafkaBrokers(t)
 
-	cfg := sarama.NewConfig()
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
-	prod, err := sarama.NewSyncProducer(brokers, cfg)
-	require.NoError(t, err)
-	defer prod.Close()
+	prod := syncProducer(t, brokers)
 
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
 	event := func(cab string, ts time.Time, speed string) string {
@@ -141,12 +135,7 @@ func TestKeyLimitLosesNothing(t *testing.T) {
 	topic := testenv.UniqueName(t, "e2e-keys")
 	r := newRun(t, s, topic, "e2e-keys")
 	brokers := testenv.KafkaBrokers(t)
-	cfg := sarama.NewConfig()
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
-	prod, err := sarama.NewSyncProducer(brokers, cfg)
-	require.NoError(t, err)
-	defer prod.Close()
+	prod := syncProducer(t, brokers)
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
 	var msgs []*sarama.ProducerMessage
 	for i := range 60 {
