@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 15s
 
-.PHONY: test test-go check lint fuzz bench bench-nexmark services-up services-down demo dashboards
+.PHONY: test test-go check lint fuzz bench bench-nexmark bench-e2e services-up services-down demo dashboards
 
 # test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
@@ -50,6 +50,12 @@ bench:
 # and prints each one's events/s per core beside Flink 1.13's; NEXMARK_FLAGS="-events 10000000".
 bench-nexmark:
 	$(GO) run ./bench/nexmark/cmd/nexmark $(NEXMARK_FLAGS)
+
+# bench-e2e measures fleetpipeline against the real services (testenv): drain throughput,
+# CPU-s per million events and peak RSS on the `make demo` data, and window close -> cab stats
+# acknowledged p50/p99 following a producer; knobs BENCH_SIM_EVENTS, BENCH_RATES (bench/e2e.sh).
+bench-e2e:
+	./bench/e2e.sh
 
 # demo runs the main job end to end: services, Porto + simulated replay, fleet pipeline, summary.
 demo:

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# make bench-e2e: end-to-end benchmark of examples/fleetpipeline against the real Kafka and
+# OpenSearch of testenv. It starts the services, produces the `make demo` data once (the Porto
+# sample + BENCH_SIM_EVENTS simulated events) to a fresh topic and measures
+#
+#  1. drain: fleetpipeline reads the whole topic and exits 2 s after it caught up
+#     (-exit-when-idle); events/s, CPU-seconds (user+sys of the fleetpipeline process) per
+#     million events, peak RSS;
+#  2. follow: for each rate of BENCH_RATES, fleetpipeline runs on an empty fresh topic while
+#     `replay -source sim -rate R` produces about BENCH_FOLLOW_SECONDS worth of events; the
+#     pipeline's own "window close to cab stats acknowledged: median, p99" line gives the
+#     latency from a window's closing batch to its cab-stats documents acknowledged.
+#
+# How the drain time is measured: fleetpipeline's summary counts from before it connects,
+# and includes the consumer group join and the idle wait. Its stderr (run with -v and a
+# status line every 100 ms) is time-stamped line by line as it arrives, and
+#   drain = (summary printed) - (first partition assigned) - (idle gap)
+# where the idle gap is the part of the -exit-when-idle wait during which every consumed
+# record had already been processed (the first status line whose total equals the final
+# count, to 100 ms). The time after the input ends, when the remaining windows close and
+# their documents are written, counts: the drain ends at the last document acknowledged.
+#
+# CPU and peak RSS come from /usr/bin/time -v (GNU time); without it, from polling
+# /proc/<pid>/stat and VmHWM in /proc/<pid>/status every 100 ms (CPU of the last 100 ms lost).
+#
+# Environment: BENCH_SIM_EVENTS (500000), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
+# (10), BENCH_IDLE (2s: -exit-when-idle of the drain), BENCH_FOLLOW_IDLE (10s: of the follow
+# runs; long enough for replay to generate its events), BENCH_DIR (.bench/e2e-<time>: logs),
+# FLEETSTREAM_TESTENV_KEEP=1 (leave the services running), and testenv's FLEETSTREAM_*_PORT.
+# The last line is
+#   bench-e2e: drain N events/s, C CPU-s per million events, peak RSS M MiB, p99 L ms at R/s
+# with R the highest rate of BENCH_RATES (100000 by default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run=$(date +%Y%m%d-%H%M%S)
+sim=${BENCH_SIM_EVENTS:-500000}
+read -r -a rates <<<"${BENCH_RATES:-20000 100000}"
+follow_s=${BENCH_FOLLOW_SECONDS:-10}
+idle=${BENCH_IDLE:-2s}
+follow_idle=${BENCH_FOLLOW_IDLE:-10s}
+dir=${BENCH_DIR:-.bench/e2e-$run}
+mkdir -p "$dir"
+
+log() { echo "bench-e2e: $*" >&2; }
+die() { log "$*"; exit 1; }
+seconds() { # a Go duration of seconds or milliseconds (2s, 1.5s, 500ms) in seconds
+	awk -v d="$1" 'BEGIN { if (d ~ /ms$/) print substr(d, 1, length(d) - 2) / 1000; else if (d ~ /s$/) print substr(d, 1, length(d) - 1) + 0; else exit 1 }'
+}
+idle_s=$(seconds "$idle") || die "BENCH_IDLE=$idle: want e.g. 2s or 500ms"
+
+# ---------------------------------------------------------------------------------------------
+# services and cleanup
+
+started=0
+children=()
+killtree() { # the process and its descendants (fleetpipeline runs under /usr/bin/time)
+	local c
+	for c in $(pgrep -P "$1" 2>/dev/null); do killtree "$c"; done
+	kill -TERM "$1" 2>/dev/null || true
+}
+cleanup() {
+	local p
+	for p in "${children[@]}"; do killtree "$p"; done
+	if [ "$started" = 1 ] && [ "${FLEETSTREAM_TESTENV_KEEP:-}" != 1 ]; then
+		log "stopping the services (FLEETSTREAM_TESTENV_KEEP=1 keeps them)"
+		./testenv/services.sh down >/dev/null 2>&1 || true
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! ./testenv/services.sh status >/dev/null 2>&1; then started=1; fi
+log "starting Kafka and OpenSearch (testenv)"
+eval "$(./testenv/services.sh up 2>"$dir/services.log")" || { cat "$dir/services.log" >&2; die "testenv failed"; }
+brokers=$FLEETSTREAM_KAFKA_BROKERS
+osurl=$FLEETSTREAM_OPENSEARCH_URL
+log "Kafka $brokers, OpenSearch $osurl, logs in $dir"
+
+mkdir -p bin
+go build -o bin/ ./examples/replay ./examples/fleetpipeline
+
+# ---------------------------------------------------------------------------------------------
+# measuring one fleetpipeline run
+
+# stamp prefixes each line of its input with the time it arrived (seconds since the epoch).
+stamp() {
+	local l
+	while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done
+}
+
+# measured OUT CMD... runs CMD, writing "user_s sys_s maxrss_kib" to OUT; CMD's stderr stays.
+if [ -x /usr/bin/time ] && /usr/bin/time -v -o /dev/null true 2>/dev/null; then
+	measured() {
+		local out=$1 rc=0
+		shift
+		/usr/bin/time -v -o "$out.time" "$@" || rc=$?
+		awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } /Maximum resident/ { m = $2 }
+			END { print u, s, m }' "$out.time" >"$out"
+		return "$rc"
+	}
+else
+	measured() {
+		local out=$1 pid hz u=0 s=0 m=0 st rc=0
+		shift
+		hz=$(getconf CLK_TCK)
+		"$@" &
+		pid=$!
+		while kill -0 "$pid" 2>/dev/null; do
+			if st=$(cat "/proc/$pid/stat" 2>/dev/null); then
+				read -r u s <<<"$(echo "${st##*) }" | awk '{ print $12, $13 }')"
+				m=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo "$m")
+			fi
+			sleep 0.1
+		done
+		wait "$pid" || rc=$?
+		echo "$((u / hz)).$(printf '%02d' $((u % hz * 100 / hz))) $((s / hz)).$(printf '%02d' $((s % hz * 100 / hz))) $m" >"$out"
+		return "$rc"
+	}
+fi
+
+# pipeline TAG IDLE LOG: fleetpipeline on topic bench-TAG, stderr time-stamped into LOG,
+# resources into LOG.res.
+pipeline() {
+	local tag=$1 idle=$2 out=$3
+	measured "$out.res" bin/fleetpipeline -brokers "$brokers" -opensearch "$osurl" \
+		-topic "bench-$tag" -group "bench-$tag" -index-tag "b$tag" -http '' \
+		-exit-when-idle "$idle" -status-every 100ms -v 2>&1 | stamp >"$out"
+}
+
+consumed() { sed -n 's/.*fleetpipeline: consumed \([0-9]*\) records.*/\1/p' "$1"; }
+
+# latency LOG prints "p50_ms p99_ms batches" from the summary (Go durations: 850µs, 77ms, 1.2s).
+latency() {
+	awk 'function ms(d) {
+			if (d ~ /ms$/) return substr(d, 1, length(d) - 2) + 0
+			if (d ~ /(µs|us)$/) { sub(/(µs|us)$/, "", d); return d / 1000 }
+			if (d ~ /ns$/) return substr(d, 1, length(d) - 2) / 1e6
+			if (d ~ /m[0-9.]+s$/) { split(d, a, "m"); return (a[1] * 60 + substr(a[2], 1, length(a[2]) - 1)) * 1000 }
+			if (d ~ /s$/) return substr(d, 1, length(d) - 1) * 1000
+			return d + 0
+		}
+		/window close to cab stats acknowledged/ {
+			for (i = 1; i <= NF; i++) { if ($i == "median") m = $(i + 1); if ($i == "p99") p = $(i + 1) }
+			sub(/,$/, "", m); n = $(NF - 1); sub(/^\(/, "", n)
+			printf "%.1f %.1f %d\n", ms(m), ms(p), n; found = 1
+		}
+		END { if (!found) print "- - 0" }' "$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. drain
+
+topic=bench-drain-$run
+log "producing the demo data (Porto + $sim simulated events) to $topic"
+bin/replay -brokers "$brokers" -topic "$topic" -source porto,sim -sim-events "$sim" -quiet 2>&1 | tail -n 1 >&2
+log "draining $topic"
+pipeline "drain-$run" "$idle" "$dir/drain.log" || { tail -n 20 "$dir/drain.log" >&2; die "fleetpipeline failed on the drain"; }
+n=$(consumed "$dir/drain.log")
+[ -n "$n" ] && [ "$n" -gt 0 ] || die "the drain consumed nothing (see $dir/drain.log)"
+read -r d_s d_rate <<<"$(awk -v n="$n" -v idle="$idle_s" '
+	/kafka: partition assigned/ && !t0 { t0 = $1 }
+	/fleetpipeline: running/ && !run { run = $1 }
+	/ending the input/ && !tin { tin = $1 }
+	/ rec\/s  total / && !tdone { for (i = 1; i <= NF; i++) if ($i == "total" && $(i + 1) == n) tdone = $1 }
+	/fleetpipeline: consumed/ { tend = $1 }
+	END {
+		if (!t0) t0 = run
+		gap = 0
+		if (tin && tdone && tdone < tin) { from = tin - idle; if (tdone > from) from = tdone; gap = tin - from }
+		d = tend - t0 - gap
+		printf "%.2f %.0f\n", d, n / d
+	}' "$dir/drain.log")"
+read -r d_u d_sys d_kib <"$dir/drain.log.res"
+d_cpu=$(awk -v u="$d_u" -v s="$d_sys" 'BEGIN { printf "%.2f", u + s }')
+d_cpum=$(awk -v c="$d_cpu" -v n="$n" 'BEGIN { printf "%.1f", c / n * 1e6 }')
+d_rss=$((d_kib / 1024))
+
+# ---------------------------------------------------------------------------------------------
+# 2. following a producer
+
+rows=()
+last_p99=- last_rate=-
+for r in "${rates[@]}"; do
+	tag=follow$r-$run
+	events=$((r * follow_s))
+	log "following a producer at $r events/s ($events events)"
+	bin/replay -brokers "$brokers" -topic "bench-$tag" -source sim -sim-events 1 -skip 1 -quiet >/dev/null 2>&1 # the empty topic
+	pipeline "$tag" "$follow_idle" "$dir/$tag.log" &
+	children+=("$!")
+	for _ in $(seq 600); do
+		grep -q 'kafka: partition assigned' "$dir/$tag.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q 'kafka: partition assigned' "$dir/$tag.log" || die "fleetpipeline got no partition in 60 s (see $dir/$tag.log)"
+	bin/replay -brokers "$brokers" -topic "bench-$tag" -source sim -sim-events "$events" -rate "$r" -quiet 2>&1 | tail -n 1 >&2
+	wait "${children[-1]}" || { tail -n 20 "$dir/$tag.log" >&2; die "fleetpipeline failed following $r events/s"; }
+	unset 'children[-1]'
+	read -r p50 p99 batches <<<"$(latency "$dir/$tag.log")"
+	read -r u s kib <"$dir/$tag.log.res"
+	fn=$(consumed "$dir/$tag.log")
+	cpum=$(awk -v u="$u" -v s="$s" -v n="$fn" 'BEGIN { if (n > 0) printf "%.1f", (u + s) / n * 1e6; else print "-" }')
+	rows+=("$(printf '| follow %s/s | %s | %s ms | %s ms (%s batches) | %s | %d |' "$r" "$fn" "$p50" "$p99" "$batches" "$cpum" $((kib / 1024)))")
+	last_p99=$p99 last_rate=$r
+done
+
+# ---------------------------------------------------------------------------------------------
+# report (the services are stopped first, so that the summary line is the last one printed)
+
+cleanup
+started=0 children=()
+
+echo
+echo "fleetpipeline end to end, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo
+echo "| run | events | throughput / p50 | p99 | CPU-s per million events | peak RSS MiB |"
+echo "|---|---|---|---|---|---|"
+printf '| drain (Porto + %s sim) | %s in %s s | %s events/s | - | %s (%s CPU-s) | %d |\n' "$sim" "$n" "$d_s" "$d_rate" "$d_cpum" "$d_cpu" "$d_rss"
+for row in "${rows[@]}"; do echo "$row"; done
+echo
+p99i=$(awk -v p="$last_p99" 'BEGIN { if (p == "-") print "-"; else if (p == int(p)) printf "%d", p; else printf "%.1f", p }')
+echo "bench-e2e: drain $d_rate events/s, $d_cpum CPU-s per million events, peak RSS $d_rss MiB, p99 $p99i ms at $last_rate/s"
