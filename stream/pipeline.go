@@ -31,6 +31,7 @@ type Pipeline struct {
 	src      sourceNode
 	running  atomic.Bool
 	ran      atomic.Bool // Run returned
+	backlog  bool        // the last batch took a full buffer
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64

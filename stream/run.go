@@ -146,6 +146,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		next = next.Add(p.interval)
 		if now := clk.Now(); next.Before(now) {
 			next = now
+		} else if p.backlog {
+			// Catching up: the source is refilling the buffer while this batch ran. Start the
+			// next batch as soon as the buffer is full again (filled), and at the latest after
+			// a tenth of the interval with what it holds then, so that a source slower than a
+			// full buffer per batch does not make every batch wait for the tick.
+			if soon := now.Add(p.interval / 10); soon.Before(next) {
+				next = soon
+			}
 		}
 	}
 }
@@ -383,6 +391,8 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		records:  in.records,
 		bytes:    in.bytes,
 	}
+	// A batch that took a full buffer means a backlog: the next one need not wait for the tick.
+	p.backlog = in.records >= p.cfg.maxRecords || (p.cfg.maxBytes > 0 && in.bytes >= p.cfg.maxBytes)
 }
 
 // fuse plans the graph: an elementwise operator (Map, Filter, KeyBy...) whose only reader is
