@@ -1,0 +1,199 @@
+// Sending a Write's bulk requests: retries under the policy, splitting a request refused
+// whole, write blocks, the in-flight byte budget and the per-request reporting.
+
+package opensearch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+type writeState struct {
+	mu       sync.Mutex
+	rejected []stream.DeadLetter
+	err      error
+}
+
+func (w *writeState) add(rej []stream.DeadLetter, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rejected = append(w.rejected, rej...)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// send writes one chunk, retrying the request and then its failed items, splitting it when
+// OpenSearch refuses it whole, and returns the items rejected permanently.
+func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]stream.DeadLetter, error) {
+	resp := getRespBuf()
+	defer func() { putRespBuf(resp) }()
+	return s.sendItems(ctx, ch, ch.items, nil, resp)
+}
+
+// bodyOf returns the request body of items of ch: a slice of ch.buf when they are
+// contiguous in it, otherwise a copy appended to dst.
+func bodyOf(ch *chunk, items []item, dst []byte) []byte {
+	contiguous := true
+	for i := 1; i < len(items) && contiguous; i++ {
+		contiguous = items[i].start == items[i-1].end
+	}
+	if contiguous {
+		return ch.buf[items[0].start:items[len(items)-1].end]
+	}
+	for _, it := range items {
+		dst = append(dst, ch.buf[it.start:it.end]...)
+	}
+	return dst
+}
+
+// splitStatus reports whether a request refused whole with status may hold documents that
+// OpenSearch accepts: a validation error (400) names one bad document, and a body too large
+// (413) fits once split.
+func splitStatus(status int) bool { return status == 400 || status == 413 }
+
+func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, rejected []stream.DeadLetter, resp *[]byte) ([]stream.DeadLetter, error) {
+	body := bodyOf(ch, pending, nil)
+	var retryBody []byte
+	var retryItems []item
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		status, out, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0])
+		*resp = out
+		r := BulkResult{Docs: len(pending), Bytes: len(body), Attempt: attempt, Status: status, Latency: time.Since(start)}
+		var lastErr error
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return rejected, ctx.Err()
+		case err != nil:
+			lastErr = err
+		case status != 200:
+			e := httpError("bulk", status, out)
+			switch {
+			case e.Blocked():
+				r.Blocked = len(pending)
+				s.logBlocked(pending[0].index, e.Body)
+				lastErr = e
+			case e.Temporary():
+				lastErr = e
+			case splitStatus(status):
+				r.Err = e
+				s.report(&r, false)
+				typ, reason := requestError(out)
+				if len(pending) == 1 {
+					p := pending[0]
+					return append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), status, typ, reason)), nil
+				}
+				s.stats.split()
+				if ok, n := s.splitLog.Allow(time.Now()); ok {
+					s.cfg.logger.Warn("opensearch: bulk request refused whole, splitting it to isolate the refused documents",
+						"status", status, "docs", len(pending), "type", typ, "reason", reason, "suppressed", n)
+				}
+				mid := len(pending) / 2
+				halves := [2][]item{slices.Clone(pending[:mid]), slices.Clone(pending[mid:])}
+				for _, half := range halves {
+					if rejected, err = s.sendItems(ctx, ch, half, rejected, resp); err != nil {
+						return rejected, err
+					}
+				}
+				return rejected, nil
+			default:
+				r.Err = e
+				s.report(&r, false)
+				return rejected, stream.Permanent(e)
+			}
+		}
+		if lastErr != nil {
+			r.Err = lastErr
+			s.report(&r, true)
+			s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "attempt", attempt, "docs", len(pending), "err", lastErr)
+		} else {
+			retryItems = retryItems[:0]
+			var perr error
+			retryItems, rejected, perr = s.results(out, ch, pending, &r, retryItems, rejected)
+			if perr != nil {
+				// A 200 we cannot read: treat it like a failed request; IDs make it safe.
+				lastErr = perr
+				r.Err = perr
+				s.report(&r, true)
+			} else {
+				s.report(&r, false)
+				if len(retryItems) == 0 {
+					return rejected, nil
+				}
+				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily", len(retryItems))
+				pending = append(pending[:0:0], retryItems...)
+				retryBody = bodyOf(ch, pending, retryBody[:0])
+				body = retryBody
+			}
+		}
+		if s.cfg.retry.MaxAttempts > 0 && attempt >= s.cfg.retry.MaxAttempts {
+			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt, lastErr)
+		}
+		t := time.NewTimer(backoff.Delay(s.cfg.retry.Initial, s.cfg.retry.Max, attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return rejected, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// logBlocked logs a write block, at most a few lines per 30 s.
+func (s *Sink[T]) logBlocked(index, reason string) {
+	if ok, n := s.blockLog.Allow(time.Now()); ok {
+		s.cfg.logger.Warn("opensearch: index write blocked (cluster_block_exception), retrying until the block is lifted",
+			"index", index, "reason", reason, "suppressed", n)
+	}
+}
+
+func (s *Sink[T]) report(r *BulkResult, requestRetry bool) {
+	s.stats.record(r, requestRetry)
+	if s.cfg.hook != nil {
+		s.cfg.hook(*r)
+	}
+}
+
+// budget bounds the bytes in flight.
+type budget struct {
+	mu   sync.Mutex
+	max  int64
+	used int64
+	free chan struct{} // closed and replaced on release
+}
+
+func newBudget(max int64) *budget { return &budget{max: max, free: make(chan struct{})} }
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		free := b.free
+		b.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.free)
+	b.free = make(chan struct{})
+	b.mu.Unlock()
+}
