@@ -4,6 +4,7 @@
 package opensearch
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -78,6 +79,19 @@ type Stats struct {
 	Bytes    int64
 	// Latency is the bulk request latency.
 	Latency Latency
+
+	// FailingSince is when the sink's current run of failed bulk request attempts began (a
+	// transport error, a timeout, a 408/429/5xx status or a write block, or items of a
+	// response that must be retried); zero while the last attempt succeeded. It is the
+	// outage a status page shows: "unreachable since 10:42:13".
+	FailingSince time.Time
+	// FailedAttempts counts the failed attempts since FailingSince, and LastError is the
+	// error of the last one; 0 and "" while the last attempt succeeded.
+	FailedAttempts int64
+	LastError      string
+	// LastAttempt is when the last bulk request attempt ended, failed or not: a sink that
+	// keeps retrying is still being driven.
+	LastAttempt time.Time
 }
 
 // BulkResult describes one bulk request attempt, for WithBulkHook.
@@ -126,6 +140,25 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 	s.Blocked += int64(r.Blocked)
 	if requestRetry {
 		s.RequestRetries++
+	}
+	now := time.Now()
+	s.LastAttempt = now
+	switch {
+	case requestRetry || r.Retry > 0:
+		if s.FailingSince.IsZero() {
+			s.FailingSince = now.Add(-r.Latency)
+		}
+		s.FailedAttempts++
+		switch {
+		case r.Err != nil:
+			s.LastError = r.Err.Error()
+		case r.Blocked > 0:
+			s.LastError = fmt.Sprintf("%d of %d document(s) refused by a write block", r.Blocked, r.Docs)
+		default:
+			s.LastError = fmt.Sprintf("%d of %d document(s) failed temporarily", r.Retry, r.Docs)
+		}
+	default: // a response came back and nothing is retried
+		s.FailingSince, s.FailedAttempts, s.LastError = time.Time{}, 0, ""
 	}
 }
 

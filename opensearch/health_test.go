@@ -1,0 +1,65 @@
+package opensearch_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// TestSinkFailingState: Stats says since when the sink's requests fail, how many attempts
+// failed and why, and clears it all once a request succeeds.
+func TestSinkFailingState(t *testing.T) {
+	f := newFake()
+	var failing atomic.Bool
+	failing.Store(true)
+	f.status = func(int) int {
+		if failing.Load() {
+			return 503
+		}
+		return 200
+	}
+	s, _ := fakeSink(t, f, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+	require.Zero(t, s.Stats().FailingSince, "a new sink is not failing")
+
+	before := time.Now()
+	require.Error(t, s.Write(t.Context(), recs(10)))
+	st := s.Stats()
+	require.False(t, st.FailingSince.IsZero(), "failing after three 503s")
+	require.False(t, st.FailingSince.Before(before.Add(-time.Second)))
+	require.Equal(t, int64(3), st.FailedAttempts)
+	require.Contains(t, st.LastError, "503")
+	require.False(t, st.LastAttempt.Before(st.FailingSince))
+	since := st.FailingSince
+
+	// A second failed Write (the pipeline's retry) continues the same outage.
+	require.Error(t, s.Write(t.Context(), recs(10)))
+	st = s.Stats()
+	require.Equal(t, since, st.FailingSince, "the outage keeps its start")
+	require.Equal(t, int64(6), st.FailedAttempts)
+
+	failing.Store(false)
+	require.NoError(t, s.Write(t.Context(), recs(10)))
+	st = s.Stats()
+	require.Zero(t, st.FailingSince)
+	require.Zero(t, st.FailedAttempts)
+	require.Empty(t, st.LastError)
+	require.False(t, st.LastAttempt.IsZero())
+}
+
+// TestSinkFailingOnItemRetries: items that must be retried inside a 200 response (429, a
+// write block) make the sink failing too, with a message that says so.
+func TestSinkFailingOnItemRetries(t *testing.T) {
+	f := newFake()
+	f.item = func(string, int) int { return 429 }
+	s, _ := fakeSink(t, f, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+	require.Error(t, s.Write(t.Context(), recs(4)))
+	st := s.Stats()
+	require.False(t, st.FailingSince.IsZero())
+	require.Equal(t, int64(2), st.FailedAttempts)
+	require.Equal(t, "4 of 4 document(s) failed temporarily", st.LastError)
+}
