@@ -1,5 +1,5 @@
 // Package prom exports a pipeline's stats as Prometheus metrics, through the official client
-// library, and serves /metrics, /healthz and /readyz. The core (package stream) does not
+// library, and serves /metrics, /healthz, /readyz and a live status page. The core (package stream) does not
 // import Prometheus: it hands a stream.BatchStats to a stats hook after every acknowledged
 // batch, and Metrics.Observe is that hook.
 //
@@ -41,6 +41,12 @@
 //	sink_split_requests_total{sink}             counter    requests refused whole and split
 //	sink_requests_total, sink_request_bytes_total{sink}   counter
 //	sink_request_duration_seconds{sink}         histogram  when SinkStats.Latency has bounds
+//	sink_failing{sink}                          gauge      1 while the sink's requests fail
+//	sink_failing_since_seconds{sink}            gauge      when its outage began (absent when not failing)
+//	sink_failed_attempts{sink}                  gauge      failed requests of the current outage
+//
+// and output_retry_attempt (gauge), the attempt of the batch whose outputs ObserveRetry
+// reported failing, 0 when none is.
 //
 // The commit lag is not the read lag: open windows hold the commit back by design (replay
 // rebuilds their state), so a pipeline that keeps up shows a commit lag as large as the
@@ -56,11 +62,26 @@
 //
 // # Health
 //
-// /healthz answers 200 while batches are acknowledged: the last stats (or, before the first
-// batch, New) are no older than WithStaleAfter; else 503 with the reason. /readyz answers 503
-// until the first batch was acknowledged, and whenever /healthz fails. Stats arrive only after
-// an acknowledged batch, so an output that keeps failing (OpenSearch down, a batch retrying)
-// turns both 503 once the staleness passes. Time comes from WithClock, so tests need no sleeps.
+// /healthz answers 200 while the run loop turns: the last batch's stats (or, before the first
+// batch, New) are no older than WithStaleAfter, or, during an outage, an output retry was
+// reported (ObserveRetry) or a sink attempted a request (SinkStats.LastAttempt) within it;
+// else 503 with the reason. /readyz answers 503 until the first batch was acknowledged,
+// whenever /healthz fails, while a sink is failing (SinkStats.FailingSince) or a batch's
+// outputs are retried, and, with WithMaxEventTimeLag, while the event-time lag is above it (a
+// long catch-up); the body names every reason. Time comes from WithClock, so tests need no
+// sleeps.
+//
+// # Status page
+//
+// Handler serves a live status page at / (one embedded HTML file with inline script and
+// styles, no external assets, so it works air-gapped) that polls /status.json (Status) every
+// second: input and process rates, batch duration and scheduling delay charts over the last
+// HistorySize batches, the partition table (committed offset, end offset, commit lag),
+// event-time lag and watermark, state per operator, each sink's counters and health, dead
+// letters by where and why, and a banner while an output fails ("OpenSearch unreachable
+// since 10:42:13 (...), batch 38 retrying, attempt 12"). Figures the pipeline does not report
+// yet (read offset and read lag, records held back, watermark and idleness per partition,
+// late records by reason) are listed on the page as such.
 //
 // # Cost and concurrency
 //

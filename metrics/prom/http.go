@@ -3,18 +3,29 @@
 package prom
 
 import (
+	"embed"
+	"encoding/json"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+//go:embed static
+var static embed.FS
+
 // Handler returns an http.Handler serving
 //
+//   - /: the live status page, one HTML file with its script and styles inline (no external
+//     assets: it works air-gapped), which polls /status.json every second;
+//   - /status.json: the Status document;
 //   - /metrics: the gatherer's metrics in the Prometheus formats (promhttp), when New found
 //     a gatherer (see WithGatherer); otherwise 404;
-//   - /healthz: 200 while batches keep being acknowledged, that is while the last batch's
-//     stats (or, before the first batch, New) are no older than WithStaleAfter; else 503;
-//   - /readyz: 503 until the first batch was acknowledged and whenever /healthz fails; else 200.
+//   - /healthz: 200 while the run loop turns: the last batch's stats (or, before the first
+//     batch, New) are no older than WithStaleAfter, or an output retry was reported
+//     (ObserveRetry) or a sink attempted a request within it; else 503;
+//   - /readyz: 503 until the first batch was acknowledged, whenever /healthz fails, while a
+//     sink is failing or a batch's outputs are retried (an outage), and while the event-time
+//     lag is above WithMaxEventTimeLag (a long catch-up); else 200.
 //
 // Bodies are one line of plain text that says why. Nothing is served until the caller mounts
 // the handler on a server of its own (net/http, on a loopback address by preference).
@@ -23,12 +34,21 @@ func (m *Metrics) Handler() http.Handler {
 	if m.cfg.gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(m.cfg.gatherer, promhttp.HandlerOpts{}))
 	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFileFS(w, r, static, "static/index.html")
+	})
+	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(m.Status())
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, _, msg := m.health()
+		ok, msg, _, _ := m.health()
 		reply(w, ok, msg)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		_, ready, msg := m.health()
+		_, _, ready, msg := m.health()
 		reply(w, ready, msg)
 	})
 	return mux

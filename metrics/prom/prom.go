@@ -48,11 +48,13 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	clock      Clock
-	staleAfter time.Duration
-	buckets    []float64
-	gatherer   prometheus.Gatherer
-	errs       []error
+	clock         Clock
+	staleAfter    time.Duration
+	maxLag        time.Duration
+	buckets       []float64
+	gatherer      prometheus.Gatherer
+	partitionName func(int32) string
+	errs          []error
 }
 
 func invalid(format string, args ...any) error {
@@ -84,6 +86,27 @@ func WithStaleAfter(d time.Duration) Option {
 	})
 }
 
+// WithMaxEventTimeLag makes /readyz answer 503 while the event-time lag (now minus the
+// pipeline watermark) is above d: a long catch-up, when the results lag behind real time.
+// Default 0: off, for pipelines that replay old data on purpose. Set it above the windows'
+// length plus grace, which the watermark lags by design.
+func WithMaxEventTimeLag(d time.Duration) Option {
+	return optionFunc(func(cfg *config) {
+		if d < 0 {
+			cfg.errs = append(cfg.errs, invalid("WithMaxEventTimeLag(%v): negative", d))
+			return
+		}
+		cfg.maxLag = d
+	})
+}
+
+// WithPartitionName names the pipeline's partition ids (stream.Position.Partition) in the
+// status page's partition table, e.g. a kafka.Source's TopicPartition formatted "topic/3".
+// By default ids are named after the source's lag names when they all share one topic.
+func WithPartitionName(f func(id int32) string) Option {
+	return optionFunc(func(cfg *config) { cfg.partitionName = f })
+}
+
 // WithBuckets sets the upper bounds, in seconds, of the batch duration histograms; default
 // DefaultBuckets.
 func WithBuckets(b ...float64) Option {
@@ -113,21 +136,23 @@ func WithGatherer(g prometheus.Gatherer) Option {
 // Feed it with stream.WithStatsHook(m.Observe). All methods are safe for concurrent use.
 type Metrics struct {
 	cfg     config
+	name    string
 	created time.Time
 
-	recordsIn   prometheus.Counter
-	bytesIn     prometheus.Counter
-	batches     prometheus.Counter
-	attempts    prometheus.Counter
-	retries     prometheus.Counter
-	deadLetters prometheus.Counter
-	processing  prometheus.Histogram
-	output      prometheus.Histogram
-	delay       prometheus.Histogram
-	partitions  prometheus.Gauge
-	lastBatch   prometheus.Gauge
-	state       *prometheus.GaugeVec
-	commitLag   *prometheus.GaugeVec
+	recordsIn    prometheus.Counter
+	bytesIn      prometheus.Counter
+	batches      prometheus.Counter
+	attempts     prometheus.Counter
+	retries      prometheus.Counter
+	deadLetters  prometheus.Counter
+	processing   prometheus.Histogram
+	output       prometheus.Histogram
+	delay        prometheus.Histogram
+	partitions   prometheus.Gauge
+	lastBatch    prometheus.Gauge
+	state        *prometheus.GaugeVec
+	commitLag    *prometheus.GaugeVec
+	retryAttempt prometheus.Gauge
 
 	mu        sync.Mutex
 	seen      bool      // a batch's stats arrived
@@ -141,6 +166,21 @@ type Metrics struct {
 	opGauges  map[string]prometheus.Gauge // by operator, of the last batch
 	sinks     map[string]func() SinkStats
 	sinkNames []string // in order of AddSink
+
+	// The status page's state, kept by Observe without allocating once partitions and
+	// operators are known.
+	hist struct {
+		buf     [HistorySize]sample
+		head, n int
+	}
+	retry      retryState
+	partsNow   int
+	records    int64
+	bytesTotal int64
+	batchCount int64
+	committed  map[int32]int64  // last committed offset by partition id
+	lagVals    map[string]int64 // commit lag by partition name, of the last batch
+	stateNow   []operatorDoc    // of the last batch, in graph order
 }
 
 // New registers the metrics of the pipeline named pipeline with reg, each with a constant
@@ -172,6 +212,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 	}
 	m := &Metrics{
 		cfg:         cfg,
+		name:        pipeline,
 		created:     cfg.clock.Now(),
 		recordsIn:   counter("input_records_total", "Records of acknowledged batches."),
 		bytesIn:     counter("input_bytes_total", "Bytes of the records of acknowledged batches."),
@@ -189,14 +230,17 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		commitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "source_commit_lag_records",
 			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
 			ConstLabels: cl}, []string{"partition"}),
-		lagGauges: make(map[string]prometheus.Gauge),
-		lagSeen:   make(map[string]bool),
-		opSums:    make(map[string]int),
-		opGauges:  make(map[string]prometheus.Gauge),
-		sinks:     make(map[string]func() SinkStats),
+		retryAttempt: gauge("output_retry_attempt", "Attempt number of the batch whose outputs are being retried; 0 when none is."),
+		committed:    make(map[int32]int64),
+		lagVals:      make(map[string]int64),
+		lagGauges:    make(map[string]prometheus.Gauge),
+		lagSeen:      make(map[string]bool),
+		opSums:       make(map[string]int),
+		opGauges:     make(map[string]prometheus.Gauge),
+		sinks:        make(map[string]func() SinkStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters,
-		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.commitLag,
+		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.commitLag, m.retryAttempt,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl)}}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -232,6 +276,24 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seen, m.lastAt, m.last, m.watermark = true, now, st.Batch, st.Watermark
+	if !m.retry.since.IsZero() && st.Batch >= m.retry.batch {
+		m.retry = retryState{}
+		m.retryAttempt.Set(0)
+	}
+	m.partsNow = st.Partitions
+	m.records += int64(st.InputRecords)
+	m.bytesTotal += st.InputBytes
+	m.batchCount++
+	m.record(sample{at: now, batch: st.Batch, records: st.InputRecords, bytes: st.InputBytes,
+		processing: st.ProcessingTime, output: st.OutputTime, delay: st.SchedulingDelay, attempts: st.Attempts,
+		watermark: st.Watermark, recordsTotal: m.records, batchesTotal: m.batchCount})
+	for _, p := range st.Committed {
+		m.committed[p.Partition] = p.Offset
+	}
+	m.stateNow = m.stateNow[:0]
+	for _, o := range st.State {
+		m.stateNow = append(m.stateNow, operatorDoc{Operator: o.Operator, Entries: o.Entries})
+	}
 
 	d := st.Source.DeadLetters
 	if d >= m.prevDead {
@@ -271,31 +333,26 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 		}
 		g.Set(float64(lag))
 		m.lagSeen[part] = true
+		m.lagVals[part] = lag
 	}
 	for part := range m.lagGauges {
 		if !m.lagSeen[part] {
 			m.commitLag.DeleteLabelValues(part)
 			delete(m.lagGauges, part)
+			delete(m.lagVals, part)
 		}
 	}
 }
 
-// health reports whether batches keep arriving, and why not.
-func (m *Metrics) health() (ok bool, ready bool, msg string) {
-	now := m.cfg.clock.Now()
-	m.mu.Lock()
-	seen, lastAt, last := m.seen, m.lastAt, m.last
-	m.mu.Unlock()
-	if !seen {
-		if age := now.Sub(m.created); age > m.cfg.staleAfter {
-			return false, false, fmt.Sprintf("no batch acknowledged in the %v since start (stale after %v)", age.Round(time.Millisecond), m.cfg.staleAfter)
-		}
-		return true, false, "no batch acknowledged yet"
+// health reports whether the run loop turns and whether the pipeline is ready, each with
+// the reason /healthz and /readyz answer.
+func (m *Metrics) health() (alive bool, aliveMsg string, ready bool, readyMsg string) {
+	v, _, _ := m.snapshot(false)
+	h := m.check(m.cfg.clock.Now(), v)
+	if h.ready {
+		return h.alive, h.aliveMsg, true, h.aliveMsg
 	}
-	if age := now.Sub(lastAt); age > m.cfg.staleAfter {
-		return false, false, fmt.Sprintf("last batch %d acknowledged %v ago (stale after %v)", last, age.Round(time.Millisecond), m.cfg.staleAfter)
-	}
-	return true, true, fmt.Sprintf("ok: batch %d acknowledged %v ago", last, now.Sub(lastAt).Round(time.Millisecond))
+	return h.alive, h.aliveMsg, false, h.notMsg
 }
 
 // scrapeCollector computes the values that depend on the time of the scrape, and reads the
@@ -309,6 +366,7 @@ type scrapeDescs struct {
 	watermark, eventLag                               *prometheus.Desc
 	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
 	requests, reqBytes, latency                       *prometheus.Desc
+	failing, failingSince, failedAttempts             *prometheus.Desc
 }
 
 func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
@@ -328,13 +386,17 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 		requests: d("sink_requests_total", "Bulk request attempts.", "sink"),
 		reqBytes: d("sink_request_bytes_total", "Bytes of bulk request attempts.", "sink"),
 		latency:  d("sink_request_duration_seconds", "Duration of bulk request attempts.", "sink"),
+		failing:  d("sink_failing", "1 while the sink's requests fail (its outage), else 0.", "sink"),
+		failingSince: d("sink_failing_since_seconds",
+			"When the sink's current outage began, in seconds since the epoch; absent while it is not failing.", "sink"),
+		failedAttempts: d("sink_failed_attempts", "Failed request attempts of the sink's current outage; 0 while it is not failing.", "sink"),
 	}
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.docs, d.failed, d.retried, d.reqRetries,
-		d.blocked, d.split, d.requests, d.reqBytes, d.latency} {
+		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts} {
 		ch <- x
 	}
 }
@@ -367,6 +429,14 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.split, s.Split)
 		counter(d.requests, s.Requests)
 		counter(d.reqBytes, s.Bytes)
+		failing := 0.0
+		if !s.FailingSince.IsZero() {
+			failing = 1
+			ch <- prometheus.MustNewConstMetric(d.failingSince, prometheus.GaugeValue,
+				float64(s.FailingSince.UnixNano())/1e9, name)
+		}
+		ch <- prometheus.MustNewConstMetric(d.failing, prometheus.GaugeValue, failing, name)
+		ch <- prometheus.MustNewConstMetric(d.failedAttempts, prometheus.GaugeValue, float64(s.FailedAttempts), name)
 		if h, ok := s.Latency.histogram(); ok {
 			ch <- prometheus.MustNewConstHistogram(d.latency, h.count, h.sum, h.buckets, name)
 		}

@@ -23,6 +23,17 @@ type SinkStats struct {
 	Requests, Bytes int64
 	// Latency is the request latency histogram; exported when Bounds is set.
 	Latency Latency
+
+	// System names what the sink writes to in the failure banner, e.g. "OpenSearch".
+	System string
+	// FailingSince is when the sink's current outage began (its requests fail); zero while
+	// it is not failing. FailedAttempts counts the failed attempts since, LastError is the
+	// last one's error, and LastAttempt is when the last request ended, failed or not (a
+	// sink retrying shows that the run loop turns). opensearch.Stats has the same fields.
+	FailingSince   time.Time
+	FailedAttempts int64
+	LastError      string
+	LastAttempt    time.Time
 }
 
 // Latency is a latency histogram as a sink keeps it (opensearch.Latency with

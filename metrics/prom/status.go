@@ -1,0 +1,508 @@
+// The live status: a short history of batches, the partitions' offsets and lags, the
+// output retry in progress, health and readiness with their reasons, and the JSON document
+// the status page polls.
+
+package prom
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HistorySize is how many batches the status page's charts show.
+const HistorySize = 300
+
+// sample is one acknowledged batch, as the charts draw it.
+type sample struct {
+	at                         time.Time // acknowledged, by the clock
+	batch                      int64
+	records                    int
+	bytes                      int64
+	processing, output, delay  time.Duration
+	attempts                   int
+	watermark                  time.Time
+	hasPrev                    bool
+	sincePrev                  time.Duration // since the previous batch was acknowledged
+	recordsTotal, batchesTotal int64
+}
+
+// retryState is the output retry the run loop is in, as ObserveRetry reported it.
+type retryState struct {
+	batch   int64
+	attempt int
+	err     string
+	since   time.Time // the batch's first failed attempt
+	at      time.Time // the last report
+}
+
+// ObserveRetry records that the outputs of batch failed on attempt and are retried. The
+// status page shows it ("batch 38 retrying, attempt 12"), /readyz answers 503 while it lasts
+// and /healthz stays 200, since the run loop is turning. The next Observe of this batch or a
+// later one ends it. Call it from a retry hook or, until the core has one, from wherever the
+// retry is seen (fleetpipeline reads the run loop's retry log record).
+func (m *Metrics) ObserveRetry(batch int64, attempt int, err error) {
+	now := m.cfg.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen && batch <= m.last {
+		return // reported late: the batch was acknowledged meanwhile
+	}
+	m.retryAttempt.Set(float64(attempt))
+	if m.retry.batch != batch || m.retry.since.IsZero() {
+		m.retry = retryState{batch: batch, since: now}
+	}
+	m.retry.attempt, m.retry.at = attempt, now
+	if err != nil {
+		m.retry.err = err.Error()
+	}
+}
+
+// record keeps a batch in the history; m.mu is held. It does not allocate.
+func (m *Metrics) record(s sample) {
+	if m.hist.n > 0 {
+		prev := m.hist.buf[(m.hist.head+HistorySize-1)%HistorySize]
+		s.hasPrev, s.sincePrev = true, s.at.Sub(prev.at)
+	}
+	m.hist.buf[m.hist.head] = s
+	m.hist.head = (m.hist.head + 1) % HistorySize
+	m.hist.n = min(m.hist.n+1, HistorySize)
+}
+
+// history returns the samples, oldest first; m.mu is held.
+func (m *Metrics) history() []sample {
+	out := make([]sample, 0, m.hist.n)
+	for i := range m.hist.n {
+		out = append(out, m.hist.buf[(m.hist.head+HistorySize-m.hist.n+i)%HistorySize])
+	}
+	return out
+}
+
+// sinkFailure is a failing sink, for health and the banner.
+type sinkFailure struct {
+	name string
+	s    SinkStats
+}
+
+// health is what /healthz and /readyz answer, and why.
+type health struct {
+	alive, ready     bool
+	aliveMsg, notMsg string
+}
+
+// check evaluates health and readiness at now from a consistent view.
+func (m *Metrics) check(now time.Time, v view) health {
+	stale := m.cfg.staleAfter
+	var h health
+	// Alive: batches are acknowledged, or the run loop is retrying a batch's outputs (the
+	// retry was reported, or a sink attempted a request, within the staleness).
+	turning := func() (time.Time, string) {
+		last, what := time.Time{}, ""
+		if !v.retry.at.IsZero() {
+			last, what = v.retry.at, fmt.Sprintf("batch %d retrying (attempt %d)", v.retry.batch, v.retry.attempt)
+		}
+		for _, f := range v.failing {
+			if f.s.LastAttempt.After(last) {
+				last, what = f.s.LastAttempt, fmt.Sprintf("sink %s retrying (%d failed attempts)", f.name, f.s.FailedAttempts)
+			}
+		}
+		return last, what
+	}
+	lastTurn, turnWhat := turning()
+	switch {
+	case !v.seen && now.Sub(m.created) <= stale:
+		h.alive, h.aliveMsg = true, "starting: no batch acknowledged yet"
+	case v.seen && now.Sub(v.lastAt) <= stale:
+		h.alive, h.aliveMsg = true, fmt.Sprintf("ok: batch %d acknowledged %v ago", v.last, now.Sub(v.lastAt).Round(time.Millisecond))
+	case !lastTurn.IsZero() && now.Sub(lastTurn) <= stale:
+		h.alive, h.aliveMsg = true, fmt.Sprintf("ok: run loop turning, %s, last %v ago", turnWhat, now.Sub(lastTurn).Round(time.Millisecond))
+	case !v.seen:
+		age := now.Sub(m.created)
+		h.aliveMsg = fmt.Sprintf("no batch acknowledged in the %v since start (stale after %v)", age.Round(time.Millisecond), stale)
+	default:
+		h.aliveMsg = fmt.Sprintf("last batch %d acknowledged %v ago (stale after %v)", v.last, now.Sub(v.lastAt).Round(time.Millisecond), stale)
+	}
+
+	// Ready: alive, a batch acknowledged, no output failing or retrying, not catching up.
+	var why []string
+	if !h.alive {
+		why = append(why, h.aliveMsg)
+	} else if !v.seen {
+		why = append(why, "no batch acknowledged yet")
+	}
+	for _, f := range v.failing {
+		why = append(why, fmt.Sprintf("sink %s failing since %s (%d failed attempts): %s",
+			f.name, f.s.FailingSince.Format(time.RFC3339), f.s.FailedAttempts, f.s.LastError))
+	}
+	if !v.retry.since.IsZero() {
+		why = append(why, fmt.Sprintf("batch %d outputs failing since %s, retrying (attempt %d): %s",
+			v.retry.batch, v.retry.since.Format(time.RFC3339), v.retry.attempt, v.retry.err))
+	}
+	if lag, ok := eventLag(now, v.watermark); ok && m.cfg.maxLag > 0 && lag > m.cfg.maxLag {
+		why = append(why, fmt.Sprintf("catching up: event-time lag %v is above %v", lag.Round(time.Second), m.cfg.maxLag))
+	}
+	if len(why) == 0 {
+		h.ready = true
+		return h
+	}
+	h.notMsg = "not ready: " + strings.Join(why, "; ")
+	return h
+}
+
+// eventLag is now minus the watermark, at least 0; false before the first event.
+func eventLag(now, wm time.Time) (time.Duration, bool) {
+	if wm.IsZero() {
+		return 0, false
+	}
+	return max(0, now.Sub(wm)), true
+}
+
+// view is a consistent copy of what health and the status need.
+type view struct {
+	seen      bool
+	lastAt    time.Time
+	last      int64
+	watermark time.Time
+	retry     retryState
+	failing   []sinkFailure
+	sinks     []sinkFailure // every sink, in order of AddSink
+}
+
+// snapshot copies the state under the mutex and reads the sinks' stats outside it.
+func (m *Metrics) snapshot(withHistory bool) (view, []sample, statusCopy) {
+	m.mu.Lock()
+	v := view{seen: m.seen, lastAt: m.lastAt, last: m.last, watermark: m.watermark, retry: m.retry}
+	names := slices.Clone(m.sinkNames)
+	fns := make([]func() SinkStats, len(names))
+	for i, n := range names {
+		fns[i] = m.sinks[n]
+	}
+	var hist []sample
+	if withHistory {
+		hist = m.history()
+	}
+	c := statusCopy{
+		partitions: m.partsNow, records: m.records, bytes: m.bytesTotal, batches: m.batchCount,
+		sourceDead: m.prevDead, committed: make(map[int32]int64, len(m.committed)), lag: make(map[string]int64, len(m.lagVals)),
+		state: slices.Clone(m.stateNow),
+	}
+	for k, o := range m.committed {
+		c.committed[k] = o
+	}
+	for k, l := range m.lagVals {
+		c.lag[k] = l
+	}
+	m.mu.Unlock()
+	for i, n := range names {
+		s := fns[i]()
+		v.sinks = append(v.sinks, sinkFailure{name: n, s: s})
+		if !s.FailingSince.IsZero() {
+			v.failing = append(v.failing, sinkFailure{name: n, s: s})
+		}
+	}
+	return v, hist, c
+}
+
+// statusCopy is the rest of the state the status document shows.
+type statusCopy struct {
+	partitions              int
+	records, bytes, batches int64
+	sourceDead              int64
+	committed               map[int32]int64
+	lag                     map[string]int64
+	state                   []operatorDoc
+}
+
+// Status is the document /status.json serves and the status page draws. Times are RFC 3339;
+// durations are in milliseconds; a figure the pipeline does not report is absent (null).
+type Status struct {
+	Pipeline  string    `json:"pipeline"`
+	Now       time.Time `json:"now"`
+	Started   time.Time `json:"started"`
+	Healthy   bool      `json:"healthy"`
+	Health    string    `json:"health"`
+	Ready     bool      `json:"ready"`
+	Readiness string    `json:"readiness"`
+	// Banner is set while an output is failing: what fails, since when, and the batch retrying.
+	Banner string `json:"banner,omitempty"`
+
+	Batches        int64      `json:"batches"`
+	LastBatch      int64      `json:"last_batch"`
+	LastBatchAt    *time.Time `json:"last_batch_at,omitempty"`
+	Records        int64      `json:"records"`
+	Bytes          int64      `json:"bytes"`
+	InputRate      float64    `json:"input_rate"`   // records/s over the recent batches
+	ProcessRate    float64    `json:"process_rate"` // records per second of processing time
+	Watermark      *time.Time `json:"watermark,omitempty"`
+	EventTimeLagMs *float64   `json:"event_time_lag_ms,omitempty"`
+	Partitions     int        `json:"partitions"`
+	Retry          *RetryDoc  `json:"retry,omitempty"`
+
+	History     []BatchDoc     `json:"history"`
+	PartitionTb []PartitionDoc `json:"partition_table"`
+	Operators   []operatorDoc  `json:"operators"`
+	Sinks       []SinkDoc      `json:"sinks"`
+	DeadLetters []CountDoc     `json:"dead_letters"`
+	// Unavailable names the figures the page leaves empty because the pipeline does not
+	// report them (yet).
+	Unavailable []string `json:"unavailable"`
+}
+
+// RetryDoc is the output retry in progress.
+type RetryDoc struct {
+	Batch   int64     `json:"batch"`
+	Attempt int       `json:"attempt"`
+	Since   time.Time `json:"since"`
+	Error   string    `json:"error"`
+}
+
+// BatchDoc is one batch of the history.
+type BatchDoc struct {
+	At           time.Time `json:"at"`
+	Batch        int64     `json:"batch"`
+	Records      int       `json:"records"`
+	InputRate    *float64  `json:"input_rate,omitempty"` // records / time since the previous batch
+	ProcessRate  *float64  `json:"process_rate,omitempty"`
+	ProcessingMs float64   `json:"processing_ms"`
+	OutputMs     float64   `json:"output_ms"`
+	DurationMs   float64   `json:"duration_ms"` // processing + output
+	DelayMs      float64   `json:"delay_ms"`    // scheduling delay
+	Attempts     int       `json:"attempts"`
+}
+
+// PartitionDoc is a row of the partition table. Committed is the next offset to read after a
+// restart; End the high-water mark (committed + commit lag).
+type PartitionDoc struct {
+	Name      string `json:"name"`
+	Committed *int64 `json:"committed,omitempty"`
+	End       *int64 `json:"end,omitempty"`
+	CommitLag *int64 `json:"commit_lag,omitempty"`
+}
+
+type operatorDoc struct {
+	Operator string `json:"operator"`
+	Entries  int    `json:"entries"`
+}
+
+// SinkDoc is a sink's health and counters.
+type SinkDoc struct {
+	Name           string     `json:"name"`
+	System         string     `json:"system,omitempty"`
+	Failing        bool       `json:"failing"`
+	FailingSince   *time.Time `json:"failing_since,omitempty"`
+	FailedAttempts int64      `json:"failed_attempts"`
+	LastError      string     `json:"last_error,omitempty"`
+	Indexed        int64      `json:"indexed"`
+	Updated        int64      `json:"updated"`
+	Existed        int64      `json:"existed"`
+	DeadLettered   int64      `json:"dead_lettered"`
+	Retried        int64      `json:"retried"`
+	RequestRetries int64      `json:"request_retries"`
+	Blocked        int64      `json:"blocked"`
+	Requests       int64      `json:"requests"`
+}
+
+// CountDoc is a count of dead letters or late records by where and why.
+type CountDoc struct {
+	Where  string `json:"where"`
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
+// rateWindow is how many recent batches the headline rates average over.
+const rateWindow = 10
+
+// Status returns the pipeline's live status, as /status.json serves it.
+func (m *Metrics) Status() Status {
+	now := m.cfg.clock.Now()
+	v, hist, c := m.snapshot(true)
+	h := m.check(now, v)
+	st := Status{
+		Pipeline: m.name, Now: now, Started: m.created,
+		Healthy: h.alive, Health: h.aliveMsg, Ready: h.ready, Readiness: "ready",
+		Batches: c.batches, LastBatch: v.last, Records: c.records, Bytes: c.bytes, Partitions: c.partitions,
+		Operators: c.state, History: make([]BatchDoc, 0, len(hist)),
+		Unavailable: []string{
+			"offset read, read lag and records held back per partition",
+			"watermark and idleness per partition",
+			"open windows and bytes of state per operator",
+			"late and key_limit records by reason",
+		},
+	}
+	if !h.ready {
+		st.Readiness = h.notMsg
+	}
+	if v.seen {
+		at := v.lastAt
+		st.LastBatchAt = &at
+	}
+	if !v.watermark.IsZero() {
+		wm := v.watermark
+		st.Watermark = &wm
+		lag, _ := eventLag(now, wm)
+		ms := float64(lag) / float64(time.Millisecond)
+		st.EventTimeLagMs = &ms
+	}
+	if !v.retry.since.IsZero() {
+		st.Retry = &RetryDoc{Batch: v.retry.batch, Attempt: v.retry.attempt, Since: v.retry.since, Error: v.retry.err}
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	var inRecs, procRecs int
+	var inTime, procTime time.Duration
+	for i, s := range hist {
+		d := BatchDoc{At: s.at, Batch: s.batch, Records: s.records, ProcessingMs: ms(s.processing), OutputMs: ms(s.output),
+			DurationMs: ms(s.processing + s.output), DelayMs: ms(s.delay), Attempts: s.attempts}
+		if s.hasPrev && s.sincePrev > 0 {
+			r := float64(s.records) / s.sincePrev.Seconds()
+			d.InputRate = &r
+		}
+		if s.processing > 0 {
+			r := float64(s.records) / s.processing.Seconds()
+			d.ProcessRate = &r
+		}
+		st.History = append(st.History, d)
+		if i >= len(hist)-rateWindow {
+			if s.hasPrev {
+				inRecs += s.records
+				inTime += s.sincePrev
+			}
+			procRecs += s.records
+			procTime += s.processing
+		}
+	}
+	if inTime > 0 {
+		st.InputRate = float64(inRecs) / inTime.Seconds()
+	}
+	if procTime > 0 {
+		st.ProcessRate = float64(procRecs) / procTime.Seconds()
+	}
+	st.PartitionTb = partitionTable(c.committed, c.lag, m.cfg.partitionName)
+	st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: "decode, invalid, event_time", Count: c.sourceDead})
+	for _, s := range v.sinks {
+		d := SinkDoc{Name: s.name, System: s.s.System, FailedAttempts: s.s.FailedAttempts, LastError: s.s.LastError,
+			Indexed: s.s.Indexed, Updated: s.s.Updated, Existed: s.s.Existed, DeadLettered: s.s.DeadLettered,
+			Retried: s.s.Retried, RequestRetries: s.s.RequestRetries, Blocked: s.s.Blocked, Requests: s.s.Requests}
+		if !s.s.FailingSince.IsZero() {
+			since := s.s.FailingSince
+			d.Failing, d.FailingSince = true, &since
+		}
+		st.Sinks = append(st.Sinks, d)
+		st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "sink " + s.name, Reason: "rejected", Count: s.s.DeadLettered})
+	}
+	st.Banner = banner(v)
+	return st
+}
+
+// banner says what fails, since when, and which batch is retrying; "" when nothing fails.
+func banner(v view) string {
+	var parts []string
+	if len(v.failing) > 0 {
+		first := v.failing[0]
+		for _, f := range v.failing[1:] {
+			if f.s.FailingSince.Before(first.s.FailingSince) {
+				first = f
+			}
+		}
+		system := first.s.System
+		if system == "" {
+			system = "output " + first.name
+		}
+		verb := "failing"
+		if unreachable(first.s.LastError) {
+			verb = "unreachable"
+		}
+		names := make([]string, 0, len(v.failing))
+		var attempts int64
+		for _, f := range v.failing {
+			names = append(names, f.name)
+			attempts += f.s.FailedAttempts
+		}
+		parts = append(parts, fmt.Sprintf("%s %s since %s (sinks %s: %d failed requests; last error: %s)",
+			system, verb, first.s.FailingSince.Local().Format(time.TimeOnly), strings.Join(names, ", "), attempts, first.s.LastError))
+	}
+	if !v.retry.since.IsZero() {
+		parts = append(parts, fmt.Sprintf("batch %d retrying, attempt %d", v.retry.batch, v.retry.attempt))
+	} else if len(v.failing) > 0 {
+		parts = append(parts, fmt.Sprintf("batch %d retrying", v.last+1))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// unreachable tells a connection failure from an error answer.
+func unreachable(err string) bool {
+	for _, s := range []string{"connection refused", "no such host", "timeout", "deadline exceeded", "EOF", "connection reset", "unreachable"} {
+		if strings.Contains(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// partitionTable joins the committed offsets (by partition id) and the lags (by name).
+func partitionTable(committed map[int32]int64, lag map[string]int64, name func(int32) string) []PartitionDoc {
+	if name == nil {
+		name = defaultPartitionName(lag)
+	}
+	rows := make(map[string]*PartitionDoc)
+	row := func(n string) *PartitionDoc {
+		r, ok := rows[n]
+		if !ok {
+			r = &PartitionDoc{Name: n}
+			rows[n] = r
+		}
+		return r
+	}
+	for n, l := range lag {
+		l := l
+		row(n).CommitLag = &l
+	}
+	for id, off := range committed {
+		off := off
+		r := row(name(id))
+		r.Committed = &off
+		if r.CommitLag != nil {
+			end := off + *r.CommitLag
+			r.End = &end
+		}
+	}
+	out := make([]PartitionDoc, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b PartitionDoc) int { return comparePartitions(a.Name, b.Name) })
+	return out
+}
+
+// defaultPartitionName names partition ids as the lags name their partitions when they all
+// belong to one topic ("topic/3"; a single-topic Kafka source's ids are its partitions), and
+// "partition 3" otherwise.
+func defaultPartitionName(lag map[string]int64) func(int32) string {
+	topic := ""
+	for n := range lag {
+		i := strings.LastIndexByte(n, '/')
+		if i < 0 || (topic != "" && n[:i] != topic) {
+			topic = ""
+			break
+		}
+		topic = n[:i]
+	}
+	if topic == "" {
+		return func(id int32) string { return "partition " + strconv.Itoa(int(id)) }
+	}
+	return func(id int32) string { return topic + "/" + strconv.Itoa(int(id)) }
+}
+
+// comparePartitions orders "t/2" before "t/10".
+func comparePartitions(a, b string) int {
+	ia, ib := strings.LastIndexAny(a, "/ "), strings.LastIndexAny(b, "/ ")
+	if ia >= 0 && ib >= 0 && a[:ia] == b[:ib] {
+		na, ea := strconv.Atoi(a[ia+1:])
+		nb, eb := strconv.Atoi(b[ib+1:])
+		if ea == nil && eb == nil {
+			return na - nb
+		}
+	}
+	return strings.Compare(a, b)
+}
