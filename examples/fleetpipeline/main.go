@@ -83,7 +83,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
 	fs.IntVar(&c.maxCabs, "max-cabs", 100_000, "most cabs the alert tracker holds (each window operator holds 4x as many keys in open windows); past it, new cabs' events go to the dead-letter topic with reason key_limit (0: no limit)")
-	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the Prometheus /metrics, /healthz and /readyz endpoints (empty: none)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the live status page (/), Prometheus /metrics, /healthz and /readyz (empty: none)")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
 	return c
 }
@@ -93,5 +93,5 @@ func logger(w io.Writer, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(newRetryTap(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
 }
