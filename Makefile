@@ -13,8 +13,10 @@ FUZZMINIMIZE ?= 2s
 
 # test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
-# services afterwards even when a test fails.
+# services afterwards even when a test fails. The status page's browser test needs Chromium:
+# testenv/chromium.sh installs Debian's package when none is on the PATH.
 test:
+	./testenv/chromium.sh >/dev/null
 	./testenv/with-services.sh $(MAKE) --no-print-directory test-go
 
 # Fault tests (TestFault*) stop and restart the shared services, so they run after the main
