@@ -47,14 +47,27 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	var ids []int32
 	var resume []stream.Position
+	eos := h.s.eos.Load()
 	for topic, parts := range sess.Claims() {
 		for _, p := range parts {
 			id := h.s.PartitionID(topic, p)
 			if id < 0 {
 				continue
 			}
-			if c, ok := commits[topicPart{topic, p}]; ok && c.Meta != "" {
-				resume = append(resume, stream.Position{Partition: id, Offset: c.Offset, Meta: c.Meta})
+			c, ok := commits[topicPart{topic, p}]
+			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
+			// where committed output made from the partition's replay may start.
+			meta, bound := splitBound(c.Meta)
+			if eos != nil {
+				h.s.mu.Lock()
+				h.s.bases[id] = bound
+				h.s.mu.Unlock()
+				if bound != nil {
+					eos.resume(bound)
+				}
+			}
+			if ok && meta != "" {
+				resume = append(resume, stream.Position{Partition: id, Offset: c.Offset, Meta: meta})
 				continue
 			}
 			ids = append(ids, id)
@@ -161,9 +174,11 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 		topic: claim.Topic(), part: claim.Partition(), id: id,
 		sess: sess, claim: claim, end: -1,
 		marks: newMarks(start),
+		eos:   s.eos.Load(), txnOff: start,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	p.base = s.bases[id]
 	if s.o.bounded {
 		end, ok := s.ends[id]
 		if !ok {
@@ -197,12 +212,22 @@ func (h *handler[T]) release(p *partition) {
 		}
 		t.Stop()
 	}
+	if p.eos != nil && h.runCtx.Err() == nil && !ended {
+		if n := p.eos.pendingCount(); n > 0 {
+			// Output that no commit covered yet may come from this partition, which its next
+			// owner replays: committing it later would duplicate it. Restart from the
+			// committed checkpoints instead.
+			s.fail(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n))
+		}
+	}
 	s.mu.Lock()
 	if s.owned[p.id] == p {
 		delete(s.owned, p.id)
 	}
 	s.mu.Unlock()
-	p.sess.Commit()
+	if p.eos == nil {
+		p.sess.Commit()
+	}
 	s.log.Debug("kafka: partition released", "topic", p.topic, "partition", p.part)
 }
 
@@ -228,6 +253,13 @@ type partition struct {
 	// marks is written under mu, by the claim's goroutine and by mark (Source.Commit). Only
 	// the claim's goroutine writes marks.pushedNext, so it reads that field without mu.
 	marks marks
+
+	// Exactly once (eos non-nil): offsets are committed only in the Source's transaction.
+	eos     *txn
+	txnOff  int64      // the offset the last transaction committed (or the claim's start)
+	txnMeta string     // the checkpoint it committed
+	base    outputs    // the read-back bound of the claim's checkpoint
+	hist    []pushMark // where committed output ended when records were pushed
 }
 
 // mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit
@@ -240,6 +272,9 @@ func (p *partition) mark(off int64, meta string) bool {
 
 // apply makes the session call op asks for, with p.mu held. It reports whether there was one.
 func (p *partition) apply(op markOp) bool {
+	if p.eos != nil {
+		return false // committed with the next transaction (Source.commitTxn)
+	}
 	switch op {
 	case markAdvance:
 		p.sess.MarkOffset(p.topic, p.part, p.marks.committed, p.marks.meta)
@@ -383,7 +418,7 @@ func (c *claimLoop[T]) flush() bool {
 			lim = min(lim, pushChunk)
 			n := c.h.in.TryPushBatch(c.queue[:lim])
 			if n > 0 {
-				c.pushed(c.queue[n-1].Offset + 1)
+				c.pushed(c.queue[0].Offset, c.queue[n-1].Offset+1)
 				for i := range n {
 					c.queued -= int64(c.queue[i].Size)
 				}
@@ -411,10 +446,13 @@ func (c *claimLoop[T]) flush() bool {
 // pushChunk is the most records a partition moves into the input at once.
 const pushChunk = 128
 
-func (c *claimLoop[T]) pushed(next int64) {
+func (c *claimLoop[T]) pushed(from, next int64) {
 	p := c.p
 	p.read.Store(next)
 	p.mu.Lock()
+	if p.eos != nil {
+		p.notePush(p.eos, from)
+	}
 	p.marks.pushed(next)
 	p.mu.Unlock()
 	c.checkEnd(next)

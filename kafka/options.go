@@ -36,10 +36,16 @@ type sourceOptions struct {
 	dlqTopic string
 	dlqSink  stream.DeadLetterSink
 	errs     []error
+	// readCommitted reads with isolation level read_committed; txnID names the exactly-once
+	// producer of the Source's transaction.
+	readCommitted bool
+	txnID         string
 }
 
 type producerOptions struct {
 	common
+	eos  Transactional
+	errs []error
 }
 
 type commonOpt func(*common)
@@ -50,6 +56,48 @@ func (f commonOpt) applyProducer(o *producerOptions) { f(&o.common) }
 type sourceOpt func(*sourceOptions)
 
 func (f sourceOpt) applySource(o *sourceOptions) { f(o) }
+
+type producerOpt func(*producerOptions)
+
+func (f producerOpt) applyProducer(o *producerOptions) { f(o) }
+
+// WithReadCommitted makes the Source read with isolation level read_committed: only
+// messages of committed transactions, never those of aborted or open ones. Use it for any
+// topic written transactionally (a Producer with WithExactlyOnce); the default,
+// read_uncommitted, also sees the messages of transactions that were aborted.
+func WithReadCommitted() SourceOption {
+	return sourceOpt(func(o *sourceOptions) { o.readCommitted = true })
+}
+
+// WithTransactionalID names the transactional producer of the Source's exactly-once
+// transaction (WithExactlyOnce). Every instance of a pipeline needs its own id, and the
+// same one across its restarts: a restart then fences its killed predecessor at once, and
+// read_committed consumers do not wait for the broker to time its open transaction out (30
+// s). The default is "fleetstream-<group>-<hostname>-<client id>", right for one instance
+// per host (or per StatefulSet pod); set it when several instances share a host name.
+func WithTransactionalID(id string) SourceOption {
+	return sourceOpt(func(o *sourceOptions) {
+		if id == "" {
+			o.errs = append(o.errs, invalid("WithTransactionalID", "empty id"))
+		}
+		o.txnID = id
+	})
+}
+
+// WithExactlyOnce binds the Producer to src, the Source of the same pipeline: the messages
+// of a batch are produced, and the batch's offsets and checkpoint committed, in one Kafka
+// transaction when the pipeline commits, and what a replay emits again is not written
+// twice. Consumers of the topic must read with read_committed. See "Exactly once" in the
+// package documentation. Bind before the pipeline runs; several Producers may bind to one
+// Source, and their messages share its transaction.
+func WithExactlyOnce(src Transactional) ProducerOption {
+	return producerOpt(func(o *producerOptions) {
+		if src == nil {
+			o.errs = append(o.errs, invalid("WithExactlyOnce", "nil source"))
+		}
+		o.eos = src
+	})
+}
 
 // WithLogger sets the logger. The default discards. Nothing secret is ever logged.
 func WithLogger(l *slog.Logger) Option {

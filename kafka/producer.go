@@ -71,6 +71,9 @@ type Producer[T any] struct {
 	enc   Encoder[T]
 	o     producerOptions
 
+	// txn is the Source transaction the Producer writes in (WithExactlyOnce), or nil.
+	txn *txn
+
 	mu     sync.Mutex
 	client sarama.Client
 	sp     sarama.SyncProducer
@@ -89,7 +92,7 @@ func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...Produc
 	for _, opt := range opts {
 		opt.applyProducer(&o)
 	}
-	var errs []error
+	errs := o.errs
 	if err := cfg.validate(roleProducer); err != nil {
 		errs = append(errs, err)
 	}
@@ -103,7 +106,12 @@ func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...Produc
 		return nil, err
 	}
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
-	return &Producer[T]{cfg: cfg, topic: topic, enc: enc, o: o}, nil
+	p := &Producer[T]{cfg: cfg, topic: topic, enc: enc, o: o}
+	if o.eos != nil {
+		p.txn = o.eos.transaction()
+		p.txn.bind(topic)
+	}
+	return p, nil
 }
 
 // Topic returns the producer's default topic.
@@ -151,6 +159,9 @@ func (p *Producer[T]) Write(ctx context.Context, batch []T) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if p.txn != nil {
+		return p.writeTxn(ctx, batch)
 	}
 	msgs := make([]*sarama.ProducerMessage, len(batch))
 	for i, v := range batch {
@@ -213,7 +224,36 @@ func permanentProduceError(err error) bool {
 	return false
 }
 
-// Close flushes and closes the client. Later Writes return ErrClosed.
+// writeTxn hands the batch to the Source's transaction: it is produced when the pipeline
+// commits the batch.
+func (p *Producer[T]) writeTxn(ctx context.Context, batch []T) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	msgs := make([]Message, len(batch))
+	for i, v := range batch {
+		m, err := p.enc.Encode(v)
+		if err != nil {
+			return stream.Permanent(fmt.Errorf("kafka: encode: %w", err))
+		}
+		if m.Topic == "" {
+			m.Topic = p.topic
+		}
+		if m.Topic != p.topic {
+			return stream.Permanent(fmt.Errorf("kafka: exactly-once producer of %q: message for topic %q (an exactly-once Producer writes only to its own topic)", p.topic, m.Topic))
+		}
+		m.Partition, m.Offset = 0, 0
+		msgs[i] = m
+	}
+	return p.txn.add(ctx, msgs, &p.sent)
+}
+
+// Close flushes and closes the client. Later Writes return ErrClosed. An exactly-once
+// Producer drops the messages that no commit covered yet (a restart makes them again); the
+// last one bound to a Source closes its transactional producer.
 func (p *Producer[T]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -221,6 +261,9 @@ func (p *Producer[T]) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	if p.txn != nil {
+		return p.txn.close()
+	}
 	if p.sp == nil {
 		return nil
 	}

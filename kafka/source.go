@@ -53,12 +53,18 @@ type Source[T any] struct {
 	cancel context.CancelCauseFunc
 	fatal  atomic.Pointer[error]
 
+	// eos is the exactly-once transaction, made when a Producer binds to the Source
+	// (WithExactlyOnce), before Run.
+	eos     atomic.Pointer[txn]
+	eosOnce sync.Once
+
 	mu       sync.Mutex
 	owned    map[int32]*partition
-	ends     map[int32]int64 // bounded mode: end offset by partition id
-	finished map[int32]bool  // bounded mode: partitions read to their end
-	ended    bool            // bounded mode: the input was closed
-	progress chan struct{}   // bounded mode: a partition finished
+	bases    map[int32]outputs // exactly once: the read-back bound of each claim's checkpoint
+	ends     map[int32]int64   // bounded mode: end offset by partition id
+	finished map[int32]bool    // bounded mode: partitions read to their end
+	ended    bool              // bounded mode: the input was closed
+	progress chan struct{}     // bounded mode: a partition finished
 }
 
 var (
@@ -95,6 +101,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		owned:    make(map[int32]*partition),
 		ends:     make(map[int32]int64),
 		finished: make(map[int32]bool),
+		bases:    make(map[int32]outputs),
 		progress: make(chan struct{}, 1),
 		dlqLog:   lograte.New(10, 10*time.Second),
 	}
@@ -167,6 +174,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	sc, err := s.cfg.sarama(roleConsumer)
 	if err != nil {
 		return err
+	}
+	if s.o.readCommitted {
+		sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	}
 	if s.o.tune != nil {
 		s.o.tune(sc)
@@ -349,8 +359,13 @@ func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 
 // Commit marks the acknowledged positions for commit and commits them synchronously through
 // the consumer group session. Positions of partitions this instance no longer owns are
-// ignored: their new owner commits them.
-func (s *Source[T]) Commit(_ context.Context, pos []stream.Position) error {
+// ignored: their new owner commits them. With a Producer bound to the Source
+// (WithExactlyOnce), the positions and the batch's messages are committed in one
+// transaction instead (see "Exactly once" in the package documentation).
+func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
+	if t := s.eos.Load(); t != nil {
+		return s.commitTxn(ctx, t, pos)
+	}
 	var sessions []sarama.ConsumerGroupSession
 	s.mu.Lock()
 	for _, x := range pos {

@@ -1,0 +1,122 @@
+// The Source's side of exactly once: the transaction a Producer binds to, the commit of a
+// batch's offsets in it, and the read-back bound that each committed checkpoint carries.
+
+package kafka
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+var _ Transactional = (*Source[int])(nil)
+
+// transaction returns the Source's transaction, made on first use (WithExactlyOnce).
+func (s *Source[T]) transaction() *txn {
+	s.eosOnce.Do(func() {
+		id := s.o.txnID
+		if id == "" {
+			id = defaultTransactionalID(&s.cfg)
+		}
+		s.eos.Store(newTxn(s.cfg, id, s.log, s.o.tune))
+	})
+	return s.eos.Load()
+}
+
+// TransactionalID returns the transactional id of the Source's exactly-once producer, or ""
+// when no Producer is bound to the Source.
+func (s *Source[T]) TransactionalID() string {
+	if t := s.eos.Load(); t != nil {
+		return t.id
+	}
+	return ""
+}
+
+// Duplicates returns how many messages the bound Producers did not write again because
+// committed output already held them: what a replay emitted a second time.
+func (s *Source[T]) Duplicates() int64 {
+	if t := s.eos.Load(); t != nil {
+		return t.dropped.Load()
+	}
+	return 0
+}
+
+// commitTxn commits the acknowledged positions, and those that dead-lettered runs moved,
+// with the pending messages in one transaction. The marks move at once; what the last
+// transaction committed moves only when it succeeds, so a failed commit is sent again with
+// the next one.
+func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position) error {
+	s.mu.Lock()
+	for _, x := range pos {
+		if p := s.owned[x.Partition]; p != nil {
+			p.mark(x.Offset, x.Meta)
+		}
+	}
+	var offs []txnOffset
+	var parts []*partition
+	first := t.first.Load()
+	for _, p := range s.owned {
+		p.mu.Lock()
+		if c := p.marks.committed; c >= 0 && (c != p.txnOff || p.marks.meta != p.txnMeta) {
+			b := p.boundFor(c, first)
+			offs = append(offs, txnOffset{sess: p.sess, topic: p.topic, part: p.part, off: c, meta: encodeBound(p.marks.meta, b)})
+			parts = append(parts, p)
+		}
+		p.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if err := t.commit(ctx, offs); err != nil {
+		if ctx.Err() == nil && t.err != nil {
+			s.fail(err)
+		}
+		return fmt.Errorf("kafka: commit: %w", err)
+	}
+	for i, p := range parts {
+		p.mu.Lock()
+		p.txnOff, p.txnMeta = offs[i].off, p.marks.meta
+		if offs[i].off != p.marks.committed {
+			p.txnMeta = "" // marked further meanwhile: send it again
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// pushMark says that records from off on were pushed when committed output ended at out.
+type pushMark struct {
+	off int64
+	out *outputs
+}
+
+// notePush records, for exactly once, where committed output ended when the records from
+// off on were pushed: nothing made from them can lie before. p.mu is held.
+func (p *partition) notePush(t *txn, off int64) {
+	snap := t.snap.Load()
+	if snap == nil || len(p.hist) > 0 && p.hist[len(p.hist)-1].out == snap {
+		return
+	}
+	p.hist = append(p.hist, pushMark{off, snap})
+}
+
+// boundFor returns where a read-back must start for the output made from the records from
+// off on: the end of committed output when the first of them was pushed; for records pushed
+// before any mark, the bound of the claim's checkpoint, or else where output ended when the
+// producer connected (nothing made from this partition was committed before). p.mu is held.
+func (p *partition) boundFor(off int64, connected *outputs) outputs {
+	i := len(p.hist) - 1
+	for i >= 0 && p.hist[i].off > off {
+		i--
+	}
+	if i >= 0 {
+		p.hist = p.hist[i:]
+		return *p.hist[0].out
+	}
+	if p.base != nil {
+		return p.base
+	}
+	if connected != nil {
+		return *connected
+	}
+	return nil
+}

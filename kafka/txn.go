@@ -1,0 +1,600 @@
+// The exactly-once transaction of a Source: the messages that bound Producers wrote during
+// a batch are produced, and the batch's offsets (with the pipeline's checkpoint) committed,
+// in one Kafka transaction when the pipeline commits; and the read-back of committed output
+// that drops what a replay emits again. See "Exactly once" in the package documentation.
+
+package kafka
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// ErrTransaction is wrapped by the errors that stop an exactly-once pipeline because its
+// transaction cannot go on (the producer was fenced, the group moved on, a revocation found
+// output that no commit covered). A restart replays from the committed checkpoints, which is
+// exact.
+var ErrTransaction = errors.New("kafka: exactly-once transaction failed")
+
+// Transactional is implemented by Source: WithExactlyOnce binds a Producer to the Source's
+// commit transaction.
+type Transactional interface {
+	transaction() *txn
+}
+
+// txnTimeout is the broker's limit on one transaction. A transaction lives only while the
+// Source commits (produce, add offsets, commit), so a short limit only bounds how long a
+// transaction of a killed process can hold back read_committed consumers.
+const txnTimeout = 30 * time.Second
+
+// eosMarker separates the pipeline's checkpoint from the Source's own part in the offset
+// metadata it commits: where a read-back of the output topics must start.
+const eosMarker = "~eos~"
+
+// outputs is where committed output ended, by output topic-partition: an immutable
+// snapshot once published.
+type outputs map[topicPart]int64
+
+// txn is a Source's transactional producer and its bookkeeping. Its methods are called from
+// the pipeline's run loop (Producer.Write, Source.Commit, Close) and, for the snapshot and the
+// read-back bounds, from the claims.
+type txn struct {
+	cfg   Config
+	group string
+	id    string
+	log   *slog.Logger
+	tune  func(*sarama.Config)
+
+	// snap is the end of committed output as of the last transaction (or the connection):
+	// any output made from a record pushed after it was published lies after it.
+	snap atomic.Pointer[outputs]
+	// first is the snapshot made when the producer connected.
+	first atomic.Pointer[outputs]
+
+	mu      sync.Mutex
+	client  sarama.Client
+	prod    sarama.SyncProducer
+	topics  []string
+	users   int
+	pending []pendingMsg
+	bounds  outputs        // read-back still to do: from these offsets
+	seen    map[digest]int // committed output that a replay may emit again
+	err     error          // fatal: every later call returns it
+	closed  bool
+
+	dropped atomic.Int64
+}
+
+type pendingMsg struct {
+	m    Message
+	sent *atomic.Int64
+}
+
+type digest [16]byte
+
+// txnOffset is one partition's offset, checkpoint and read-back bound for a transaction.
+type txnOffset struct {
+	sess  sarama.ConsumerGroupSession
+	topic string
+	part  int32
+	off   int64
+	meta  string // stored metadata: the pipeline's checkpoint and the bound
+}
+
+func newTxn(cfg Config, id string, log *slog.Logger, tune func(*sarama.Config)) *txn {
+	return &txn{cfg: cfg, group: cfg.Group, id: id, log: log, tune: tune, bounds: outputs{}, seen: map[digest]int{}}
+}
+
+// defaultTransactionalID is stable across restarts of an instance on one host, so that a
+// restart fences its killed predecessor's open transaction at once.
+func defaultTransactionalID(cfg *Config) string {
+	host, _ := os.Hostname()
+	client := cfg.ClientID
+	if client == "" {
+		client = "fleetstream"
+	}
+	return "fleetstream-" + cfg.Group + "-" + host + "-" + client
+}
+
+// bind registers a Producer writing to topic.
+func (t *txn) bind(topic string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !slices.Contains(t.topics, topic) {
+		t.topics = append(t.topics, topic)
+	}
+	t.users++
+}
+
+// connect starts the transactional producer (which aborts a transaction that a killed
+// predecessor with the same id left open) and publishes the first snapshot. t.mu is held.
+func (t *txn) connect(ctx context.Context) error {
+	if t.closed {
+		return ErrClosed
+	}
+	if t.prod != nil {
+		return nil
+	}
+	sc, err := t.cfg.sarama(roleProducer)
+	if err != nil {
+		return err
+	}
+	if t.tune != nil {
+		t.tune(sc)
+	}
+	sc.Producer.Transaction.ID = t.id
+	sc.Producer.Transaction.Timeout = txnTimeout
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	warnInsecure(t.log, sc)
+	type result struct {
+		c   sarama.Client
+		p   sarama.SyncProducer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := sarama.NewClient(t.cfg.Brokers, sc)
+		if err != nil {
+			done <- result{err: connectError(&t.cfg, err)}
+			return
+		}
+		p, err := sarama.NewSyncProducerFromClient(c)
+		if err != nil {
+			_ = c.Close()
+			done <- result{err: fmt.Errorf("kafka: transactional producer %q: %w", t.id, err)}
+			return
+		}
+		done <- result{c: c, p: p}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		go func() { // do not leak the client once it is made
+			if r := <-done; r.err == nil {
+				_ = r.p.Close()
+				_ = r.c.Close()
+			}
+		}()
+		return ctx.Err()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	ends := outputs{}
+	for _, topic := range t.topics {
+		parts, err := r.c.Partitions(topic)
+		if err != nil {
+			_ = r.p.Close()
+			_ = r.c.Close()
+			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
+		}
+		for _, p := range parts {
+			hwm, err := r.c.GetOffset(topic, p, sarama.OffsetNewest)
+			if err != nil {
+				_ = r.p.Close()
+				_ = r.c.Close()
+				return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, p, err)
+			}
+			ends[topicPart{topic, p}] = hwm
+		}
+	}
+	t.client, t.prod = r.c, r.p
+	t.snap.Store(&ends)
+	t.first.Store(&ends)
+	return nil
+}
+
+// ready connects and does the read-back that newly claimed partitions asked for. t.mu is held.
+func (t *txn) ready(ctx context.Context) error {
+	if t.err != nil {
+		return t.err
+	}
+	if err := t.connect(ctx); err != nil {
+		return err
+	}
+	if len(t.bounds) == 0 {
+		return nil
+	}
+	n, err := t.readBack(ctx, t.bounds)
+	if err != nil {
+		return fmt.Errorf("kafka: exactly-once read-back of committed output: %w", err)
+	}
+	t.log.Info("kafka: exactly-once read-back of committed output", "messages", n, "from", fmt.Sprint(t.bounds))
+	t.bounds = outputs{}
+	return nil
+}
+
+// resume asks for a read-back of committed output from the bound stored with a claimed
+// partition's checkpoint, before the next output is written.
+func (t *txn) resume(b outputs) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tp, off := range b {
+		if cur, ok := t.bounds[tp]; !ok || off < cur {
+			t.bounds[tp] = off
+		}
+	}
+}
+
+// add takes a Producer's messages into the transaction of the next commit, dropping those
+// that committed output already holds (a replay emitting again what it emitted before).
+func (t *txn) add(ctx context.Context, msgs []Message, sent *atomic.Int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.ready(ctx); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if len(t.seen) > 0 {
+			d := digestOf(m.Topic, m.Key, m.Value, m.Headers)
+			if n := t.seen[d]; n > 0 {
+				if n == 1 {
+					delete(t.seen, d)
+				} else {
+					t.seen[d] = n - 1
+				}
+				t.dropped.Add(1)
+				continue
+			}
+		}
+		t.pending = append(t.pending, pendingMsg{m: m, sent: sent})
+	}
+	return nil
+}
+
+// pendingCount returns how many messages wait for a commit.
+func (t *txn) pendingCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+// commit produces the pending messages and commits offs in one transaction. On an error the
+// transaction is aborted and the messages stay pending for the next commit; an error that
+// leaves the producer unusable (fenced, a stale group generation) is returned wrapping
+// ErrTransaction and kept.
+func (t *txn) commit(ctx context.Context, offs []txnOffset) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.err
+	}
+	if len(offs) == 0 && len(t.pending) == 0 {
+		return nil
+	}
+	if err := t.ready(ctx); err != nil {
+		return err
+	}
+	msgs := make([]*sarama.ProducerMessage, len(t.pending))
+	for i := range t.pending {
+		msgs[i] = t.pending[i].m.toSarama("")
+	}
+	done := make(chan error, 1)
+	go func() { done <- t.run(msgs, offs) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The transaction goes on and its outcome is unknown: nothing later may commit
+		// before it ended, so the producer is given up and the pipeline stops.
+		t.err = fmt.Errorf("%w: stopped while committing: %w", ErrTransaction, ctx.Err())
+		return ctx.Err()
+	}
+	if err != nil {
+		return t.failed(err)
+	}
+	ends := maps0(t.snap.Load())
+	for i, m := range msgs {
+		tp := topicPart{m.Topic, m.Partition}
+		if m.Offset+1 > ends[tp] {
+			ends[tp] = m.Offset + 1
+		}
+		t.pending[i].sent.Add(1)
+	}
+	t.snap.Store(&ends)
+	clear(t.pending)
+	t.pending = t.pending[:0]
+	return nil
+}
+
+func maps0(o *outputs) outputs {
+	out := outputs{}
+	if o != nil {
+		for k, v := range *o {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// run is one transaction.
+func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
+	if err := t.prod.BeginTxn(); err != nil {
+		return err
+	}
+	if len(msgs) > 0 {
+		if err := t.prod.SendMessages(msgs); err != nil {
+			var perrs sarama.ProducerErrors
+			if errors.As(err, &perrs) {
+				return fmt.Errorf("kafka: produce: %d of %d messages failed, first: %w", len(perrs), len(msgs), perrs[0].Err)
+			}
+			return fmt.Errorf("kafka: produce: %w", err)
+		}
+	}
+	// One set of offsets per group session: the coordinator checks each against its
+	// generation, which fences a member that a rebalance left behind (KIP-447).
+	bySess := map[sarama.ConsumerGroupSession]map[string][]*sarama.PartitionOffsetMetadata{}
+	var order []sarama.ConsumerGroupSession
+	for _, o := range offs {
+		m := bySess[o.sess]
+		if m == nil {
+			m = map[string][]*sarama.PartitionOffsetMetadata{}
+			bySess[o.sess] = m
+			order = append(order, o.sess)
+		}
+		meta := o.meta
+		m[o.topic] = append(m[o.topic], &sarama.PartitionOffsetMetadata{Partition: o.part, Offset: o.off, Metadata: &meta, LeaderEpoch: -1})
+	}
+	for _, sess := range order {
+		gm := &sarama.ConsumerGroupMetadata{GroupID: t.group, GenerationID: sess.GenerationID(), MemberID: sess.MemberID()}
+		if err := t.prod.AddOffsetsToTxnWithGroupMetadata(bySess[sess], gm); err != nil {
+			return fmt.Errorf("kafka: add offsets to transaction: %w", err)
+		}
+	}
+	if err := t.prod.CommitTxn(); err != nil {
+		return fmt.Errorf("kafka: commit transaction: %w", err)
+	}
+	return nil
+}
+
+// failed aborts the transaction after err. A fatal state, or a fencing error, is kept.
+func (t *txn) failed(err error) error {
+	err = redact(&t.cfg, err)
+	fatal := t.prod.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0
+	for _, k := range []sarama.KError{sarama.ErrProducerFenced, sarama.ErrIllegalGeneration, sarama.ErrUnknownMemberId,
+		sarama.ErrFencedInstancedId, sarama.ErrInvalidProducerEpoch, sarama.ErrTransactionalIDAuthorizationFailed} {
+		if errors.Is(err, k) {
+			fatal = true
+		}
+	}
+	if !fatal && t.prod.TxnStatus()&(sarama.ProducerTxnFlagInTransaction|sarama.ProducerTxnFlagAbortableError) != 0 {
+		if aerr := t.prod.AbortTxn(); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("kafka: abort transaction: %w", aerr))
+			fatal = true
+		}
+	}
+	if fatal {
+		t.err = fmt.Errorf("%w: %w", ErrTransaction, err)
+		return t.err
+	}
+	return err
+}
+
+// close drops a Producer's use; the last one closes the producer. Messages that wait for a
+// commit are dropped: no checkpoint covers them, so a restart makes them again.
+func (t *txn) close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.users--; t.users > 0 || t.closed {
+		return nil
+	}
+	t.closed = true
+	if n := len(t.pending); n > 0 {
+		t.log.Info("kafka: exactly-once: output that no commit covers is dropped; a restart makes it again", "messages", n)
+	}
+	t.pending = nil
+	if t.prod == nil {
+		return nil
+	}
+	err := t.prod.Close()
+	if cerr := t.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: transactional producer close: %w", err)
+	}
+	return nil
+}
+
+// digestOf identifies an output message by content.
+func digestOf(topic string, key, value []byte, headers []Header) digest {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(topic))
+	field(key)
+	field(value)
+	for _, hd := range headers {
+		field([]byte(hd.Key))
+		field(hd.Value)
+	}
+	var d digest
+	copy(d[:], h.Sum(nil))
+	return d
+}
+
+// encodeBound appends a read-back bound to the pipeline's checkpoint.
+func encodeBound(meta string, b outputs) string {
+	if len(b) == 0 {
+		return meta
+	}
+	keys := make([]topicPart, 0, len(b))
+	for k := range b {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y topicPart) int {
+		if c := strings.Compare(x.topic, y.topic); c != 0 {
+			return c
+		}
+		return int(x.part - y.part)
+	})
+	var s strings.Builder
+	s.WriteString(meta)
+	s.WriteString(eosMarker)
+	for i, k := range keys {
+		if i > 0 {
+			s.WriteByte(',')
+		}
+		fmt.Fprintf(&s, "%s/%d=%d", k.topic, k.part, b[k])
+	}
+	return s.String()
+}
+
+// splitBound splits stored offset metadata into the pipeline's checkpoint and the read-back
+// bound. Metadata without a bound is all checkpoint.
+func splitBound(stored string) (meta string, b outputs) {
+	i := strings.LastIndex(stored, eosMarker)
+	if i < 0 {
+		return stored, nil
+	}
+	meta, rest := stored[:i], stored[i+len(eosMarker):]
+	b = outputs{}
+	for _, f := range strings.Split(rest, ",") {
+		tp, off, ok1 := strings.Cut(f, "=")
+		topic, part, ok2 := cutLast(tp, "/")
+		o, err1 := strconv.ParseInt(off, 10, 64)
+		p, err2 := strconv.ParseInt(part, 10, 32)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil {
+			return stored, nil // not ours
+		}
+		b[topicPart{topic, int32(p)}] = o
+	}
+	return meta, b
+}
+
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+// readBack reads the committed output from each bound to the partition's last stable
+// offset and remembers every message's digest. It returns how many messages it read.
+func (t *txn) readBack(ctx context.Context, bounds outputs) (int, error) {
+	n := 0
+	for tp, from := range bounds {
+		if !slices.Contains(t.topics, tp.topic) {
+			continue
+		}
+		read, err := t.readPartition(ctx, tp, from)
+		if err != nil {
+			return n, err
+		}
+		n += read
+	}
+	return n, nil
+}
+
+// readPartition fetches tp from from to its last stable offset with isolation
+// read_committed, skipping control batches and aborted transactions as a consumer does.
+func (t *txn) readPartition(ctx context.Context, tp topicPart, from int64) (int, error) {
+	broker, err := t.client.Leader(tp.topic, tp.part)
+	if err != nil {
+		return 0, err
+	}
+	ver := t.client.Config().Version
+	lreq := sarama.NewOffsetRequest(ver)
+	lreq.IsolationLevel = sarama.ReadCommitted
+	lreq.AddBlock(tp.topic, tp.part, sarama.OffsetNewest, 1)
+	lresp, err := broker.GetAvailableOffsets(lreq)
+	if err != nil {
+		return 0, err
+	}
+	lb := lresp.GetBlock(tp.topic, tp.part)
+	if lb == nil || !errors.Is(lb.Err, sarama.ErrNoError) || len(lb.Offsets) != 1 {
+		return 0, fmt.Errorf("last stable offset of %s/%d: %v", tp.topic, tp.part, lb)
+	}
+	end := lb.Offsets[0]
+	n := 0
+	next := from
+	aborted := map[int64]bool{}
+	for next < end {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 100, MinBytes: 1, MaxBytes: 8 << 20, Isolation: sarama.ReadCommitted}
+		req.AddBlock(tp.topic, tp.part, next, 4<<20, -1)
+		resp, err := broker.Fetch(req)
+		if err != nil {
+			return n, err
+		}
+		b := resp.GetBlock(tp.topic, tp.part)
+		if b == nil {
+			return n, fmt.Errorf("fetch %s/%d: no block", tp.topic, tp.part)
+		}
+		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) && next < b.LogStartOffset {
+			next = b.LogStartOffset // retention removed the start: nothing older can be replayed either
+			continue
+		}
+		if !errors.Is(b.Err, sarama.ErrNoError) {
+			return n, fmt.Errorf("fetch %s/%d at %d: %w", tp.topic, tp.part, next, b.Err)
+		}
+		abortedTxns := slices.Clone(b.AbortedTransactions)
+		slices.SortFunc(abortedTxns, func(x, y *sarama.AbortedTransaction) int { return int(x.FirstOffset - y.FirstOffset) })
+		moved := false
+		for _, rs := range b.RecordsSet {
+			rb := rs.RecordBatch
+			if rb == nil || rb.PartialTrailingRecord {
+				continue
+			}
+			last := rb.FirstOffset + int64(rb.LastOffsetDelta)
+			if last < next {
+				continue
+			}
+			for len(abortedTxns) > 0 && abortedTxns[0].FirstOffset <= last {
+				aborted[abortedTxns[0].ProducerID] = true
+				abortedTxns = abortedTxns[1:]
+			}
+			moved = true
+			switch {
+			case rb.Control:
+				// A transaction marker: key is version (int16) and type (int16), 0 = abort.
+				if len(rb.Records) > 0 && len(rb.Records[0].Key) >= 4 && binary.BigEndian.Uint16(rb.Records[0].Key[2:4]) == 0 {
+					delete(aborted, rb.ProducerID)
+				}
+			case rb.IsTransactional && aborted[rb.ProducerID]:
+			default:
+				for _, r := range rb.Records {
+					off := rb.FirstOffset + r.OffsetDelta
+					if off < next || off >= end {
+						continue
+					}
+					hs := make([]Header, len(r.Headers))
+					for i, h := range r.Headers {
+						hs[i] = Header{Key: string(h.Key), Value: h.Value}
+					}
+					t.seen[digestOf(tp.topic, r.Key, r.Value, hs)]++
+					n++
+				}
+			}
+			next = last + 1
+		}
+		if !moved {
+			return n, fmt.Errorf("fetch %s/%d at %d: no progress before the last stable offset %d", tp.topic, tp.part, next, end)
+		}
+	}
+	return n, nil
+}
