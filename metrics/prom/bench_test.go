@@ -39,8 +39,9 @@ func BenchmarkObserve(b *testing.B) {
 	}
 }
 
-// BenchmarkPipeline is the A/B: one offline batch of 10,000 records through Map -> Filter,
-// without and with the metrics hook. The difference is the per-batch cost of Observe.
+// BenchmarkPipeline is the A/B of issue 14: one offline batch of 10,000 records through
+// Map -> Filter -> KeyBy, without and with the metrics hook. The difference is the cost of
+// Observe, once per batch; compare with `go tool benchstat -col /metrics`.
 func BenchmarkPipeline(b *testing.B) {
 	vals := make([]int, 10_000)
 	for i := range vals {
@@ -48,19 +49,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	for _, withMetrics := range []bool{false, true} {
 		b.Run(fmt.Sprintf("metrics=%v", withMetrics), func(b *testing.B) {
-			var opts []stream.Option
-			if withMetrics {
-				m, err := prom.New(prometheus.NewRegistry(), "bench")
-				if err != nil {
-					b.Fatal(err)
-				}
-				opts = append(opts, stream.WithStatsHook(m.Observe))
-			}
-			h := streamtest.New(b, time.Second, opts...)
-			q, src := streamtest.NewQueue[int](h)
-			n := 0
-			even := stream.Map(src, func(v int) int { return v * 3 }).Filter(func(v int) bool { return v%2 == 0 })
-			stream.ForEachBatch(even, func(_ context.Context, _ stream.BatchInfo, vs []int) error { n += len(vs); return nil })
+			h, q := mapFilterKeyBy(b, withMetrics)
 			b.ReportAllocs()
 			for b.Loop() {
 				q.AddValues(vals...)
@@ -68,5 +57,64 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(vals)), "ns/record")
 		})
+	}
+}
+
+// mapFilterKeyBy builds the benchmark's pipeline on an offline harness, with or without
+// the metrics hook, and returns the harness and its input queue.
+func mapFilterKeyBy(tb testing.TB, withMetrics bool) (*streamtest.Harness, *streamtest.Queue[int]) {
+	var opts []stream.Option
+	if withMetrics {
+		m, err := prom.New(prometheus.NewRegistry(), "bench")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		opts = append(opts, stream.WithStatsHook(m.Observe))
+	}
+	h := streamtest.New(tb, time.Second, opts...)
+	q, src := streamtest.NewQueue[int](h)
+	n := 0
+	even := stream.Map(src, func(v int) int { return v * 3 }).Filter(func(v int) bool { return v%2 == 0 })
+	keyed := stream.KeyBy(even, func(v int) int { return v % 64 })
+	stream.ForEachBatch(keyed, func(_ context.Context, _ stream.BatchInfo, vs []stream.Pair[int, int]) error {
+		n += len(vs)
+		return nil
+	})
+	return h, q
+}
+
+// TestMetricsAllocateNothingPerRecord: the hook adds no allocation to a batch, whatever its
+// size, and Observe allocates nothing once the partitions and operators are known.
+func TestMetricsAllocateNothingPerRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures allocations over a few hundred batches")
+	}
+	perBatch := func(withMetrics bool, records int) float64 {
+		vals := make([]int, records)
+		h, q := mapFilterKeyBy(t, withMetrics)
+		return testing.AllocsPerRun(50, func() {
+			q.AddValues(vals...)
+			h.Step()
+		})
+	}
+	for _, n := range []int{100, 10_000} {
+		without, with := perBatch(false, n), perBatch(true, n)
+		t.Logf("%d records a batch: %.1f allocations a batch without metrics, %.1f with", n, without, with)
+		if with > without {
+			t.Errorf("%d records a batch: %.1f allocations a batch with the metrics hook, %.1f without", n, with, without)
+		}
+	}
+
+	m, err := prom.New(prometheus.NewRegistry(), "allocs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stream.BatchStats{InputRecords: 1000, Partitions: 2, Watermark: time.Now(),
+		State:     []stream.OperatorState{{Operator: "a", Entries: 1}},
+		Committed: []stream.Position{{Partition: 0, Offset: 5}, {Partition: 1, Offset: 7}},
+		Source:    stream.SourceStats{Lag: map[string]int64{"t/0": 1, "t/1": 2}}}
+	m.Observe(st)
+	if a := testing.AllocsPerRun(100, func() { st.Batch++; m.Observe(st) }); a != 0 {
+		t.Errorf("Observe: %.1f allocations a batch, want 0", a)
 	}
 }
