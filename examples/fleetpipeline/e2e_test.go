@@ -262,6 +262,8 @@ func TestCrashRestartSameResults(t *testing.T) {
 	_, _, late3 := summary(t, out3)
 	t.Logf("late events: uninterrupted %d, after restart %d", lateRef, late3)
 
+	requireAlertsExactlyOnce(t, strings.Split(s.brokers, ","), crashed.alerts, clean.alerts)
+
 	c := newOS(t, s)
 	for _, base := range []string{"cab-stats", "zone-demand", "cab-alerts"} {
 		want := sources(t, c, clean.index(base))

@@ -178,7 +178,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		prod, err := kafka.NewProducer(kcfg, c.alertsTopic, kafka.KeyValue(
 			func(a telemetry.Alert) []byte { return []byte(a.CabID) },
 			func(a telemetry.Alert) ([]byte, error) { return a.AppendJSON(nil) },
-		), kafka.WithLogger(log))
+			// Exactly once for read_committed consumers: the alerts of a batch are committed
+			// with its offsets in one transaction (kafka package doc, "Exactly once").
+		), kafka.WithLogger(log), kafka.WithExactlyOnce(src))
 		if err != nil {
 			return err
 		}
