@@ -356,7 +356,10 @@ func TestRunErrors(t *testing.T) {
 		p, err := stream.New(time.Second)
 		require.NoError(t, err)
 		s := stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true}))
-		stream.From(p, stream.Source[int](&sliceSource{}))
+		keyed := stream.Map(s, func(v int) stream.Pair[int, int] { return stream.KV(v, v) })
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[int, int]](2))
+		stream.Repartition(keyed, "first", ex)
+		stream.Repartition(keyed, "second", ex) // one exchange for two repartitions
 		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return nil })
 		require.ErrorIs(t, p.Run(t.Context()), stream.ErrGraph)
 		require.NotErrorIs(t, p.Err(), stream.ErrInvalidOption, "a graph error is not an option error")

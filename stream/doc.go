@@ -66,6 +66,63 @@
 // partition's stateful operators start cold from the committed offset, as without a
 // checkpoint (TestCheckpointOfReorderedGraphIsRefused, FuzzDecodeCheckpoint).
 //
+// # Repartition
+//
+// A pipeline may have several sources (From once per source); their partitions are told apart
+// by pipeline partition ids (PartitionSource). State stays scoped to a partition, so a result
+// per key is whole only when all records of the key are in one partition. Repartition routes
+// a keyed stream through an Exchange (a Kafka topic, kafka.NewExchange; an in-memory log,
+// streamtest.NewExchange) so that they are: each record goes to partition HashKey(key) % n
+// of the exchange, which the pipeline reads back as a further source. The upstream stream must
+// come from sources through stateless operators; stateful operators go after the repartition.
+//
+// Exactly once. Upstream records are numbered by (upstream partition, source offset, rank
+// among the values of that offset): a replay of the upstream partition from any committed
+// offset produces the same values with the same numbers, in the same order. The exchange
+// keeps the order of what is sent to one partition, so in every downstream partition the
+// numbers of one upstream partition rise, fall back where a replay or a retried send starts
+// again, and rise past the old highest. A downstream record is kept only when its number is
+// above the highest seen so far from its upstream partition; everything else is a copy of a
+// record already read. That decision depends only on the records before it in the partition,
+// so it is the same in every run that reads the partition from the same position with the
+// same state; the state (the highest number per upstream partition, and the marks below) as
+// of the committed position travels in the commit checkpoint (Position.Meta, after "|"),
+// computed exactly for that position from the records read since the previous commit. Hence
+// after a crash or rebalance anywhere (upstream before or after the send, between the send and
+// the commit, downstream, during a replay) every upstream record is kept exactly once
+// downstream, and the downstream operators replay exactly as for any source (see Delivery).
+//
+// Watermarks. After each batch, every upstream partition whose own watermark, idle state or
+// end changed sends a mark with it to every downstream partition, after its values. A
+// downstream partition's watermark is the minimum over its upstream partitions that are not
+// idle and have not ended (the slowest idle one if all are idle), NoWatermark until every
+// upstream partition has been heard from (sources that implement PartitionCounter say how
+// many there are), EndOfTime once every one ended; PartitionContext.Merged tells operators
+// so. A value that was on time in its upstream partition is never late downstream: the marks
+// before it in the downstream partition are at most its upstream partition's watermark when
+// it was sent, which was at most its time, and the window operators judge lateness on the
+// watermark they last fired on. So catching up a backlog through a repartition, with
+// partitions minutes apart in event time, loses nothing to lateness. A partition's first
+// batch of a run fires on the marks as of where it starts, which a window takes as its floor:
+// the windows closed before were emitted by the run that committed. A window that fires
+// holds commits back to its oldest record until the commit passes the firing, because a
+// repartitioned partition interleaves records of different ages.
+//
+// Proven by TestRepartitionReduceByKey (one result per key per batch, global totals),
+// TestRepartitionWindowProperty (random partitioning and out-of-order input with partitions
+// minutes apart against a brute-force global computation, no late record) and
+// TestRepartitionCrashSweep (a crash at every batch, before and after the send was
+// acknowledged, and a second crash during the replay, against the same brute force).
+//
+// Limits: a value that was late in its upstream partition may be counted or reported late
+// downstream depending on batch boundaries, and after a restart a record read between the
+// commit and the firing of its (already emitted) window is reported late again; results stay
+// exact. Sliding windows after a repartition still take the first record's pane as their
+// floor (tumbling and session windows do not). The marks checkpoint grows with the number of
+// upstream partitions (about 40 bytes each; Kafka's default offset metadata limit is 4 KiB).
+// A bounded run ends the repartition's input when every upstream source ended and every
+// downstream partition received its last mark, which one instance owning every partition sees.
+//
 // # Dead letters
 //
 // Nothing is dropped silently: what cannot be used goes to a dead-letter output, one type

@@ -28,7 +28,9 @@ type Pipeline struct {
 	errs     []error
 	nodes    []node
 	outputs  []output
-	src      sourceNode
+	srcs     []sourceNode
+	wake     chan struct{} // a source's buffer filled up (see Input.signalFullLocked)
+	shuffles []shuffleNode // the repartitions (see Repartition)
 	running  atomic.Bool
 	ran      atomic.Bool // Run returned
 	backlog  bool        // the last batch took a full buffer
@@ -72,6 +74,12 @@ type partState struct {
 	next      int64 // next offset after the newest record seen (acknowledged or pending)
 	committed int64 // last offset handed to Source.Commit, -1 before any
 	lastSeen  time.Time
+	ended     bool // the partition's input ended (its source's, or every upstream one's)
+	// marked is set for the downstream partitions of a repartition: their watermark, idle
+	// state and end come from the marks of the upstream partitions (see Repartition).
+	marked            bool
+	markWM            int64
+	markIdle, markEnd bool
 }
 
 // PartitionContext is what an operator sees while it processes one partition of a batch.
@@ -102,8 +110,15 @@ type PartitionContext struct {
 	// ceiling is the furthest event time that may move a watermark in this batch (see
 	// CapEventTime); 0 means no bound.
 	ceiling int64
-	// EndOfInput is true in the last batch, after the input ended.
+	// EndOfInput is true once the partition's input ended (its source's; for a repartition,
+	// every upstream partition's); the pipeline's last batch has it on every partition.
 	EndOfInput bool
+	// Merged is true for the partitions of a repartition (Repartition): they interleave the
+	// records of several upstream partitions, so their event times are not in the order of
+	// one producer, and PartitionWatermark comes from the upstream partitions' marks.
+	// Operators must judge lateness and fire on PartitionWatermark there, not on a watermark
+	// of their own derived from the records they see.
+	Merged bool
 
 	skip map[int]int64
 }
@@ -150,6 +165,9 @@ type BatchStats struct {
 	Partitions      int
 	Committed       []Position // what was handed to Source.Commit after this batch
 	Source          SourceStats
+	// Duplicates counts the replayed records that the repartitions' downstream partitions
+	// dropped since the pipeline started (see Repartition).
+	Duplicates int64
 }
 
 // OperatorState is the size of one stateful operator's state: entries as the operator counts
@@ -176,6 +194,7 @@ func New(interval time.Duration, opts ...Option) (*Pipeline, error) {
 		interval: interval,
 		parts:    make(map[int32]*partState),
 		wm:       NoWatermark,
+		wake:     make(chan struct{}, 1),
 	}, nil
 }
 

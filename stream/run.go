@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetstream/fleetstream/internal/backoff"
@@ -35,7 +37,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
-	if p.src == nil {
+	if len(p.srcs) == 0 {
 		return ErrNoSource
 	}
 	if p.ran.Load() {
@@ -48,24 +50,41 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.ran.Store(true)
 		p.running.Store(false)
 	}()
+	if err := p.openShuffles(ctx); err != nil {
+		return err
+	}
 	srcCtx, cancel := context.WithCancel(ctx)
-	srcDone := make(chan error, 1)
-	go func() {
-		err := p.src.run(srcCtx)
-		if err == nil {
-			// Only a source that returns nil ends the input (a bounded source): one that was
-			// stopped must not make the pipeline close every window as if input had ended.
-			p.src.close()
-		}
-		srcDone <- err
-	}()
-	stop := func() error {
-		cancel()
-		err := <-srcDone
+	srcDone := make(chan error, len(p.srcs))
+	for _, sn := range p.srcs {
+		go func() {
+			err := sn.run(srcCtx)
+			if err == nil {
+				// Only a source that returns nil ends its input (a bounded source): one that
+				// was stopped must not make the pipeline close every window as if input had
+				// ended.
+				sn.close()
+			}
+			srcDone <- err
+		}()
+	}
+	running := len(p.srcs)
+	var srcErrs []error
+	// returned notes a source's Run result.
+	returned := func(err error) {
+		running--
 		if errors.Is(err, context.Canceled) && srcCtx.Err() != nil {
 			err = nil // the source stopped because we cancelled it
 		}
-		return errors.Join(err, p.closeOutputs(context.WithoutCancel(ctx)))
+		if err != nil {
+			srcErrs = append(srcErrs, fmt.Errorf("stream: source: %w", err))
+		}
+	}
+	stop := func() error {
+		cancel()
+		for running > 0 {
+			returned(<-srcDone)
+		}
+		return errors.Join(append(srcErrs, p.closeOutputs(context.WithoutCancel(ctx)))...)
 	}
 	// ended returns ctx.Err() itself when the context ended and stopping went well, so that
 	// callers can tell a requested stop (err == context.Canceled) from a failure.
@@ -77,27 +96,36 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	clk := p.cfg.clock
 	next := clk.Now().Add(p.interval)
-	var srcErr error
 	for {
 		if wait := next.Sub(clk.Now()); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return ended()
-			case <-p.src.filled():
-				// A batch worth of records is waiting (a backlog): start it now rather than
-				// at the tick, so catching up runs at the speed of the CPU, not of the clock.
-				next = clk.Now()
-			case err := <-srcDone:
-				srcDone <- err // keep it for stop
-				if ctx.Err() != nil {
-					return ended() // the source saw the cancellation first
+			tick := clk.After(wait)
+		waiting:
+			for {
+				select {
+				case <-ctx.Done():
+					return ended()
+				case <-p.wake:
+					if p.filled() {
+						// A batch worth of records is waiting (a backlog): start it now rather
+						// than at the tick, so catching up runs at the speed of the CPU, not
+						// of the clock.
+						next = clk.Now()
+						break waiting
+					}
+				case err := <-srcDone:
+					if ctx.Err() != nil {
+						srcDone <- err // keep it for stop
+						return ended() // the source saw the cancellation first
+					}
+					returned(err)
+					if len(srcErrs) > 0 {
+						return stop()
+					}
+					next = clk.Now() // an input ended: its last batch starts at once
+					break waiting
+				case <-tick:
+					break waiting
 				}
-				if err != nil {
-					srcErr = err
-					break
-				}
-				next = clk.Now() // the input ended: its last batch starts at once
-			case <-clk.After(wait):
 			}
 		} else {
 			select { // back to back: still honour a stop between batches
@@ -105,10 +133,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				return ended()
 			default:
 			}
-		}
-		if srcErr != nil {
-			cancel()
-			return errors.Join(fmt.Errorf("stream: source: %w", srcErr), p.closeOutputs(context.WithoutCancel(ctx)))
 		}
 		scheduled := next
 		outCtx, release := p.outputContext(ctx)
@@ -189,7 +213,7 @@ func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 	if err := p.Err(); err != nil {
 		return false, err
 	}
-	if p.src == nil {
+	if len(p.srcs) == 0 {
 		return false, ErrNoSource
 	}
 	if p.running.Load() {
@@ -203,6 +227,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		return true, nil
 	}
 	if p.pending == nil {
+		if err := p.openShuffles(ctx); err != nil {
+			return false, Permanent(err)
+		}
 		p.startBatch(scheduled)
 	} else {
 		p.handleControl()
@@ -229,6 +256,11 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	for _, o := range p.outputs {
 		o.reset()
 	}
+	var dups int64
+	for _, sh := range p.shuffles {
+		sh.finish(p)
+		dups += sh.duplicates()
+	}
 	st := BatchStats{
 		Batch:           b.info.Batch,
 		Time:            b.info.Time,
@@ -240,6 +272,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		Attempts:        b.attempts,
 		Partitions:      len(p.live),
 		Committed:       committed,
+		Duplicates:      dups,
 	}
 	st.Watermark = b.info.Watermark
 	st.State = make([]OperatorState, 0, p.statefulNodes())
@@ -250,9 +283,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 			st.State = append(st.State, OperatorState{Operator: n.(interface{ Name() string }).Name(), Entries: size})
 		}
 	}
-	if s, ok := p.src.stats(); ok {
-		st.Source = s
-	}
+	st.Source = p.sourceStats()
 	p.statsMu.Lock()
 	p.stats = st
 	p.statsMu.Unlock()
@@ -268,8 +299,55 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 
 // handleControl applies partition assignments and revocations that arrived from the source.
 func (p *Pipeline) handleControl() {
-	assigned, revoked := p.src.control()
-	p.applyControl(assigned, revoked)
+	for _, sn := range p.srcs {
+		assigned, revoked := sn.control()
+		p.applyControl(assigned, revoked)
+	}
+}
+
+// markSep separates the operators' checkpoint from a repartition partition's marks in
+// Position.Meta.
+const markSep = "|"
+
+// shuffleOf returns the repartition whose downstream partition part is, or nil.
+func (p *Pipeline) shuffleOf(part int32) shuffleNode {
+	for _, sh := range p.shuffles {
+		if sh.owns(part) {
+			return sh
+		}
+	}
+	return nil
+}
+
+// filled reports whether a source's buffer holds a batch worth of records or its input ended.
+func (p *Pipeline) filled() bool {
+	for _, sn := range p.srcs {
+		select {
+		case <-sn.filled():
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// sourceStats merges the stats of the sources that report them.
+func (p *Pipeline) sourceStats() SourceStats {
+	var st SourceStats
+	for _, sn := range p.srcs {
+		s, ok := sn.stats()
+		if !ok {
+			continue
+		}
+		st.Records += s.Records
+		st.Bytes += s.Bytes
+		st.DeadLetters += s.DeadLetters
+		if len(s.Lag) > 0 && st.Lag == nil {
+			st.Lag = make(map[string]int64, len(s.Lag))
+		}
+		maps.Copy(st.Lag, s.Lag)
+	}
+	return st
 }
 
 func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
@@ -284,6 +362,9 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			for _, n := range p.nodes {
 				n.drop(part)
 			}
+			if sh := p.shuffleOf(part); sh != nil {
+				sh.drop(part)
+			}
 			if p.pending != nil {
 				delete(p.pending.next, part)
 			}
@@ -296,10 +377,19 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 		if pos.Offset >= 0 {
 			ps.base = pos.Offset
 		}
-		if pos.Meta == "" {
+		meta, marks, hasMarks := strings.Cut(pos.Meta, markSep)
+		if sh := p.shuffleOf(pos.Partition); sh != nil && hasMarks && pos.Offset >= 0 {
+			if err := sh.restore(pos.Partition, pos.Offset, marks); err != nil {
+				p.cfg.logger.Warn("stream: ignoring the committed repartition marks: records replayed from upstream may be counted twice", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+			}
+		}
+		if meta == "" {
+			if hasMarks && pos.Offset > ps.committed {
+				ps.committed, ps.meta = pos.Offset, pos.Meta
+			}
 			continue
 		}
-		skip, err := decodeCheckpoint(pos.Meta, pos.Offset, len(p.nodes), p.fingerprint())
+		skip, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
 		if err != nil {
 			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, "offset", pos.Offset, "err", err)
 			continue
@@ -331,28 +421,46 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		p.fuse()
 	}
 	p.batch++
-	in := p.src.take(scheduled.UnixNano())
-	p.applyControl(in.assigned, in.revoked)
-	next := make(map[int32]int64, len(in.parts))
 	// No record moves a watermark past the clock plus the future bound, even from a source
 	// that does not check event times (Input.CheckEventTime).
 	ceiling := int64(math.MaxInt64)
 	if p.cfg.maxFuture > 0 {
 		ceiling = started.Add(p.cfg.maxFuture).UnixNano()
 	}
-	for _, st := range in.parts {
-		ps := p.partition(st.part, started)
-		ps.lastSeen = started
-		ps.maxEvent = max(ps.maxEvent, min(st.maxEvent, ceiling))
-		if ps.base < 0 {
-			ps.base = p.src.minOffset(st.bucket)
+	next := make(map[int32]int64)
+	var records int
+	var bytes int64
+	end, backlog := true, false
+	for _, sn := range p.srcs {
+		in := sn.take(scheduled.UnixNano())
+		p.applyControl(in.assigned, in.revoked)
+		records += in.records
+		bytes += in.bytes
+		// A batch that took a full buffer means a backlog: the next one need not wait for
+		// the tick.
+		backlog = backlog || in.records >= p.cfg.maxRecords || (p.cfg.maxBytes > 0 && in.bytes >= p.cfg.maxBytes)
+		for _, st := range in.parts {
+			ps := p.partition(st.part, started)
+			ps.lastSeen = started
+			ps.maxEvent = max(ps.maxEvent, min(st.maxEvent, ceiling))
+			if ps.base < 0 {
+				ps.base = sn.minOffset(st.bucket)
+			}
+			if st.maxOffset+1 > ps.next {
+				ps.next = st.maxOffset + 1
+			}
+			next[st.part] = ps.next
 		}
-		if st.maxOffset+1 > ps.next {
-			ps.next = st.maxOffset + 1
-		}
-		next[st.part] = ps.next
+		end = end && sn.ended()
 	}
-	end := in.closed
+	for _, part := range p.live {
+		ps := p.parts[part]
+		si, _ := p.sourceOf(part)
+		ps.ended = p.srcs[si].ended()
+	}
+	for _, sh := range p.shuffles {
+		sh.arrived(p)
+	}
 	p.wm = max(p.wm, p.watermark(started, end))
 	pc := PartitionContext{
 		Batch:             p.batch,
@@ -365,7 +473,9 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	for _, part := range p.live {
 		pc.Partition = part
 		ps := p.parts[part]
-		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, end)
+		pc.EndOfInput = end || ps.ended || ps.marked && ps.markEnd
+		pc.Merged = ps.marked
+		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, pc.EndOfInput)
 		pc.skip = ps.eff
 		for _, n := range p.active {
 			n.process(&pc)
@@ -374,7 +484,9 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 			o.collect(&pc)
 		}
 	}
-	p.src.release()
+	for _, sn := range p.srcs {
+		sn.release()
+	}
 	p.pending = &pendingBatch{
 		info: BatchInfo{
 			Pipeline:  p.cfg.name,
@@ -388,11 +500,10 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		end:      end,
 		started:  started,
 		procTime: clk.Now().Sub(started),
-		records:  in.records,
-		bytes:    in.bytes,
+		records:  records,
+		bytes:    bytes,
 	}
-	// A batch that took a full buffer means a backlog: the next one need not wait for the tick.
-	p.backlog = in.records >= p.cfg.maxRecords || (p.cfg.maxBytes > 0 && in.bytes >= p.cfg.maxBytes)
+	p.backlog = backlog
 }
 
 // fuse plans the graph: an elementwise operator (Map, Filter, KeyBy...) whose only reader is
@@ -455,7 +566,15 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		for _, s := range starts {
 			off = min(off, s)
 		}
+		var marks string
+		if sh := p.shuffleOf(part); sh != nil {
+			// A repartition's partition commits where its marks are known, with them.
+			off, marks = sh.checkpoint(part, off)
+		}
 		meta := encodeCheckpoint(off, lin.stateful, starts, len(p.nodes), p.fingerprint())
+		if marks != "" {
+			meta += markSep + marks
+		}
 		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
 			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
 		}
@@ -463,16 +582,33 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 	if len(pos) == 0 {
 		return nil
 	}
-	if err := p.src.commit(ctx, pos); err != nil {
-		// The records are written; a later batch commits again from the same positions.
-		p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "err", err)
-		return nil
+	// Each source commits its own partitions; a failed commit leaves its partitions'
+	// positions as they were, and a later batch commits again from them.
+	var done []Position
+	for si, sn := range p.srcs {
+		var mine []Position
+		for _, x := range pos {
+			if s, _ := p.sourceOf(x.Partition); s == si {
+				mine = append(mine, x)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		if err := sn.commit(ctx, mine); err != nil {
+			p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "source", si, "err", err)
+			continue
+		}
+		done = append(done, mine...)
 	}
-	for _, x := range pos {
+	for _, x := range done {
 		ps := p.parts[x.Partition]
 		ps.committed, ps.meta = x.Offset, x.Meta
 	}
-	return pos
+	if len(done) == 0 {
+		return nil
+	}
+	return done
 }
 
 func (p *Pipeline) closeOutputs(ctx context.Context) error {

@@ -63,6 +63,7 @@ type Input[T any] struct {
 	full     chan struct{} // closed when the buffer reaches a bound or the input is closed; replaced at each take
 	revoked  []revocation
 	assigned []Position
+	wake     chan struct{} // the pipeline's: a buffer of any source filled up
 }
 
 type revocation struct {
@@ -183,6 +184,12 @@ func (in *Input[T]) Close() {
 	in.signalFullLocked()
 }
 
+func (in *Input[T]) isClosed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.closed
+}
+
 // Assign tells the pipeline that the source now owns these partitions. It is optional:
 // partitions are also registered by their first record. Assigned partitions without records
 // take part in the watermark (until idle), so a slow partition holds windows open.
@@ -239,6 +246,12 @@ func (in *Input[T]) signalFullLocked() {
 	case <-in.full:
 	default:
 		close(in.full)
+		if in.wake != nil {
+			select {
+			case in.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -267,19 +280,41 @@ func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, re
 	return recs, assigned, revoked, closed
 }
 
-// sourceNode is the untyped face of the typed source stream.
+// sourceNode is the untyped face of a typed source stream.
 type sourceNode interface {
+	// index is the source's position in the pipeline (see globalPart).
+	index() int
 	run(ctx context.Context) error
 	close()
+	// take returns the buffered batch with pipeline partition ids (globalPart).
 	take(batchTime int64) taken
 	control() ([]Position, []revocation)
 	release()
 	// minOffset returns the lowest offset in a bucket of the batch being processed.
 	minOffset(bucket int) int64
+	// commit hands positions with pipeline partition ids to the source, with its own ids.
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
 	// filled is closed once the source's buffer holds a batch worth of records.
 	filled() <-chan struct{}
+	// ended reports whether the source's input ended and everything it held was taken.
+	ended() bool
+}
+
+// Partition ids of a pipeline with several sources: a source's own partition id (Kafka packs
+// the topic into it) in the low sourceShift bits, the source's position in the pipeline
+// (the order of From calls) above. The first source's ids are its own, unchanged.
+const sourceShift = 26
+
+func globalPart(src int, local int32) int32 { return int32(src)<<sourceShift | local }
+
+// PartitionSource splits a pipeline partition id (PartitionContext.Partition, a window
+// result's Partition) into the position of its source among the pipeline's From calls, from
+// 0, and the partition id the source itself uses (for a Kafka source, the id its
+// TopicPartition and Origin take). A source's own ids must be below 1<<26 when the pipeline
+// has several sources.
+func PartitionSource(part int32) (source int, partition int32) {
+	return int(part >> sourceShift), part & (1<<sourceShift - 1)
 }
 
 type partTaken struct {
@@ -301,47 +336,99 @@ type taken struct {
 }
 
 type source[T any] struct {
+	idx  int // position among the pipeline's sources
+	done bool
 	src  Source[T]
 	in   *Input[T]
 	head *Stream[T]
 	cur  *split[T] // the batch being processed; between batches, the empty spare
 }
 
-// From attaches a source to the pipeline and returns its stream. A pipeline has one source;
-// a source may read many partitions (and topics).
+// From attaches a source to the pipeline and returns its stream. A pipeline may have several
+// sources (topics of different types, a repartition): each has its own buffer, partitions,
+// offsets and checkpoints, and its partitions are told apart by their pipeline partition ids
+// (PartitionSource). A source may read many partitions (and topics).
 func From[T any](p *Pipeline, src Source[T]) *Stream[T] {
 	s := &Stream[T]{p: p, name: "source", every: 1, slide: 1}
-	if p.src != nil {
-		p.fail(graphError("From: the pipeline already has a source (one source per pipeline for now)"))
-		return register(p, s)
-	}
-	sn := &source[T]{
-		src:  src,
-		in:   newInput[T](p.cfg.maxRecords, p.cfg.maxBytes, p.cfg.clock, p.cfg.maxFuture),
-		head: s,
-		cur:  newSplit[T](),
-	}
-	// The source stream's batch is the partition's bucket itself, not a copy; out is never
-	// appended to, so the aliasing is safe.
-	s.fn = func(pc *PartitionContext, _ []Elem[T]) []Elem[T] {
-		if i, ok := sn.cur.bucket[pc.Partition]; ok {
-			return sn.cur.buckets[i]
-		}
-		return nil
-	}
-	p.src = sn
+	sn := newSource(p, src, s)
 	if b, ok := src.(Binder[T]); ok {
 		b.Bind(sn.in)
 	}
 	return register(p, s)
 }
 
+// newSource adds a source node to p whose records head's operator reads.
+func newSource[T any](p *Pipeline, src Source[T], head *Stream[T]) *source[T] {
+	sn := &source[T]{
+		idx:  len(p.srcs),
+		src:  src,
+		in:   newInput[T](p.cfg.maxRecords, p.cfg.maxBytes, p.cfg.clock, p.cfg.maxFuture),
+		head: head,
+		cur:  newSplit[T](),
+	}
+	sn.in.wake = p.wake
+	if len(p.srcs) == 1<<(31-sourceShift) {
+		p.fail(graphError("From: at most %d sources per pipeline", 1<<(31-sourceShift)))
+	}
+	// The source stream's batch is the partition's bucket itself, not a copy; out is never
+	// appended to, so the aliasing is safe.
+	head.fn = func(pc *PartitionContext, _ []Elem[T]) []Elem[T] {
+		if si, local := p.sourceOf(pc.Partition); si == sn.idx {
+			if i, ok := sn.cur.bucket[local]; ok {
+				return sn.cur.buckets[i]
+			}
+		}
+		return nil
+	}
+	p.srcs = append(p.srcs, sn)
+	return sn
+}
+
+func (s *source[T]) index() int { return s.idx }
+
+// sourceOf is PartitionSource for the pipeline: with one source, every id is its own (any
+// int32, negative ones included).
+func (p *Pipeline) sourceOf(part int32) (int, int32) {
+	if len(p.srcs) <= 1 {
+		return 0, part
+	}
+	return PartitionSource(part)
+}
+
+func (s *source[T]) ended() bool { return s.done }
+
 func (s *source[T]) run(ctx context.Context) error { return s.src.Run(ctx, s.in) }
 
 func (s *source[T]) close() { s.in.Close() }
 
 func (s *source[T]) commit(ctx context.Context, pos []Position) error {
-	return s.src.Commit(ctx, pos)
+	if s.idx == 0 {
+		return s.src.Commit(ctx, pos) // the first source's ids are its own
+	}
+	local := make([]Position, len(pos))
+	for i, x := range pos {
+		local[i] = x
+		_, local[i].Partition = PartitionSource(x.Partition)
+	}
+	return s.src.Commit(ctx, local)
+}
+
+// globalControl turns the partition ids of control messages into pipeline ids.
+func (s *source[T]) globalControl(assigned []Position, revoked []revocation) ([]Position, []revocation) {
+	if s.idx == 0 {
+		return assigned, revoked
+	}
+	for i := range assigned {
+		assigned[i].Partition = globalPart(s.idx, assigned[i].Partition)
+	}
+	for i, r := range revoked {
+		parts := make([]int32, len(r.parts))
+		for j, x := range r.parts {
+			parts[j] = globalPart(s.idx, x)
+		}
+		revoked[i] = revocation{parts: parts, done: r.done}
+	}
+	return assigned, revoked
 }
 
 func (s *source[T]) stats() (SourceStats, bool) {
@@ -356,7 +443,7 @@ func (s *source[T]) control() ([]Position, []revocation) {
 	defer s.in.mu.Unlock()
 	a, r := s.in.assigned, s.in.revoked
 	s.in.assigned, s.in.revoked = nil, nil
-	return a, r
+	return s.globalControl(a, r)
 }
 
 func (s *source[T]) take(batchTime int64) taken {
@@ -369,6 +456,16 @@ func (s *source[T]) take(batchTime int64) taken {
 	}
 	s.cur.stamp(batchTime)
 	t.records, t.bytes, t.parts = s.cur.records, s.cur.bytes, s.cur.parts
+	t.assigned, t.revoked = s.globalControl(t.assigned, t.revoked)
+	if s.idx != 0 {
+		t.parts = slices.Clone(t.parts)
+		for i := range t.parts {
+			t.parts[i].part = globalPart(s.idx, t.parts[i].part)
+		}
+	}
+	if t.closed {
+		s.done = true
+	}
 	return t
 }
 

@@ -13,6 +13,9 @@ import (
 
 // own returns a partition's own watermark.
 func (p *Pipeline) own(ps *partState) int64 {
+	if ps.marked {
+		return ps.markWM
+	}
 	if ps.maxEvent == NoWatermark {
 		return NoWatermark
 	}
@@ -20,13 +23,21 @@ func (p *Pipeline) own(ps *partState) int64 {
 }
 
 func (p *Pipeline) idle(ps *partState, now time.Time) bool {
+	if ps.marked {
+		return ps.markIdle
+	}
 	return p.cfg.idleTimeout > 0 && now.Sub(ps.lastSeen) >= p.cfg.idleTimeout
 }
 
 func (p *Pipeline) partitionWatermark(ps *partState, now time.Time, end bool) (int64, bool) {
 	idle := p.idle(ps, now)
-	if end {
+	if end || ps.marked && ps.markEnd {
 		return EndOfTime, idle
+	}
+	if ps.marked {
+		// The upstream partitions' own watermarks, idle ones already left out upstream: never
+		// the pipeline's, which may be ahead of an upstream partition of another instance.
+		return ps.markWM, idle
 	}
 	w := p.own(ps)
 	if idle {
@@ -42,6 +53,9 @@ func (p *Pipeline) watermark(now time.Time, end bool) int64 {
 	wm, minAll, active := int64(math.MaxInt64), int64(math.MaxInt64), false
 	for _, part := range p.live {
 		ps := p.parts[part]
+		if ps.ended || ps.marked && ps.markEnd {
+			continue // its input ended: it holds nothing back
+		}
 		w := p.own(ps)
 		if w == NoWatermark {
 			// A partition with no event yet holds nothing back while idle (it may never

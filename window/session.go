@@ -41,6 +41,7 @@ type sessRef struct {
 }
 
 func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
+	w.merged = pc.Merged
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch

@@ -97,6 +97,7 @@ func (w *sliding[T, K, V, A, R]) at(x int32, j int64) *slot[A] {
 }
 
 func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
+	w.merged = pc.Merged
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch

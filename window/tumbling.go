@@ -4,6 +4,7 @@
 package window
 
 import (
+	"math"
 	"slices"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -50,6 +51,7 @@ const maxFree = 4
 const maxFreeKeys = 4096
 
 func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
+	w.merged = pc.Merged
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
@@ -66,6 +68,9 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		if !w.started {
 			w.started, w.floor = true, start
 			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact
+			if w.merged {
+				w.floor = math.MinInt64 // the starting watermark is the floor (newEngine)
+			}
 		}
 		if start < w.floor || start+size+grace <= wm {
 			o = op.appendLate(o, e, w.part, start, start+size)

@@ -6,6 +6,7 @@ package window
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -152,6 +153,8 @@ type operator[T any, K comparable, V, A, R any] struct {
 	heldBatch int64
 	log       *slog.Logger
 	warned    bool
+	// merged holds the firings of repartitioned partitions (see Process)
+	merged map[int32]*firedHolds
 	// late records of the partition being processed, for lateDrain
 	late      []stream.Elem[Late[T]]
 	latePart  int32
@@ -168,13 +171,68 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 	op.late, op.latePart, op.lateBatch = op.late[:0], pc.Partition, pc.Batch
 	eng, ok := op.parts[pc.Partition]
 	if !ok {
-		if len(in) == 0 {
+		if len(in) == 0 && !pc.Merged {
 			return o
 		}
+		// A repartition's partition gets its engine in its first batch, records or not, so
+		// that the engine starts at the watermark the partition starts at.
 		eng = op.newEngine(pc)
 		op.parts[pc.Partition] = eng
 	}
-	return eng.process(pc, in, o)
+	if !pc.Merged {
+		return eng.process(pc, in, o)
+	}
+	// A repartition's partition interleaves upstream partitions, so a window that fires may
+	// hold records older than the oldest open window's: remember, batch by batch, the oldest
+	// record any window that fired in it could hold (the hold before the batch) and where the
+	// batch ended; Retained keeps a replay from starting after such a record when it would
+	// replay the firing.
+	h := op.merged[pc.Partition]
+	if h == nil {
+		h = &firedHolds{}
+		if op.merged == nil {
+			op.merged = map[int32]*firedHolds{}
+		}
+		op.merged[pc.Partition] = h
+	}
+	before, ok := eng.retained()
+	o = eng.process(pc, in, o)
+	for i := range in {
+		h.pos = max(h.pos, in[i].Offset)
+	}
+	if ok {
+		if n := len(h.fired); n > 0 && h.fired[n-1].hold == before {
+			h.fired[n-1].pos = h.pos
+		} else {
+			h.fired = append(h.fired, firedAt{pos: h.pos, hold: before})
+		}
+	}
+	return o
+}
+
+// firedHolds is a merged partition's record of firings (see Process).
+type firedHolds struct {
+	pos   int64 // the newest offset seen
+	fired []firedAt
+}
+
+// firedAt says that windows that fired in the batch that ended at offset pos held no record
+// before hold.
+type firedAt struct{ pos, hold int64 }
+
+// hold lowers a replay start r until no firing after r had records before it, and forgets
+// the firings before the result (starts only move forward).
+func (h *firedHolds) hold(r int64) int64 {
+	for changed := true; changed; {
+		changed = false
+		for _, f := range h.fired {
+			if f.pos >= r && f.hold < r {
+				r, changed = f.hold, true
+			}
+		}
+	}
+	h.fired = slices.DeleteFunc(h.fired, func(f firedAt) bool { return f.pos < r })
+	return r
 }
 
 func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine[T, K, V, A, R] {
@@ -185,6 +243,11 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 		maxT:  stream.NoWatermark,
 		pwm:   stream.NoWatermark,
 		fwm:   stream.NoWatermark,
+	}
+	if pc.Merged {
+		// The windows that closed on the watermark the partition starts at were emitted
+		// before (a resume) or never existed (a fresh start): their records are late.
+		c.fwm, c.merged = pc.PartitionWatermark, true
 	}
 	switch op.asg.kind {
 	case kindTumbling:
@@ -198,12 +261,19 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 
 func (op *operator[T, K, V, A, R]) Retained(part int32) (int64, bool) {
 	if eng, ok := op.parts[part]; ok {
-		return eng.retained()
+		r, ok := eng.retained()
+		if h := op.merged[part]; h != nil && ok {
+			r = h.hold(r)
+		}
+		return r, ok
 	}
 	return 0, false
 }
 
-func (op *operator[T, K, V, A, R]) Drop(part int32) { delete(op.parts, part) }
+func (op *operator[T, K, V, A, R]) Drop(part int32) {
+	delete(op.parts, part)
+	delete(op.merged, part)
+}
 
 func (op *operator[T, K, V, A, R]) StateSize() int {
 	n := 0
@@ -295,6 +365,10 @@ type partClock struct {
 	started bool
 	cut     int64
 	hasCut  bool
+	// merged is set while processing a repartition's partition (stream.PartitionContext.Merged):
+	// its records interleave several upstream partitions, so lateness and firing follow the
+	// watermark the pipeline derives from the upstream marks, not the records seen.
+	merged bool
 }
 
 // observe records event time t and returns the watermark that decides lateness: the
@@ -302,6 +376,11 @@ type partClock struct {
 // Callers cap t with stream.PartitionContext.CapEventTime, so that a record with a bad clock
 // cannot make the partition's later records late.
 func (c *partClock) observe(t int64) int64 {
+	if c.merged {
+		// A record is late only behind the watermark the windows last fired on, which came
+		// from marks that preceded it: a record on time in its upstream partition never is.
+		return c.fwm
+	}
 	if t > c.maxT {
 		c.maxT = t
 		c.pwm = t - c.ooo
@@ -314,7 +393,7 @@ func (c *partClock) observe(t int64) int64 {
 // dropped records), so that a window never fires before the partition has closed it; or,
 // once the partition is idle, the pipeline's (stream.PartitionContext.PartitionWatermark).
 func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
-	if pc.Idle || pc.PartitionWatermark == stream.EndOfTime {
+	if pc.Merged || pc.Idle || pc.PartitionWatermark == stream.EndOfTime {
 		return pc.PartitionWatermark
 	}
 	return min(pc.PartitionWatermark, c.pwm)

@@ -124,6 +124,25 @@ type Queue[T any] struct {
 	commit  map[int32]stream.Position
 	// CommitErr, if set, is returned by Commit (the commit is not recorded).
 	CommitErr error
+	parts     int  // SetPartitions
+	assigned  bool // the partitions were assigned
+}
+
+// SetPartitions says the queue has partitions 0..n-1, as a Kafka topic does: they are
+// assigned to the pipeline on the first step (partitions without records yet hold the
+// watermark back), and PartitionCount reports n to repartitions.
+func (q *Queue[T]) SetPartitions(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.parts = n
+}
+
+// PartitionCount implements stream.PartitionCounter: the count given to SetPartitions, 0 if
+// none.
+func (q *Queue[T]) PartitionCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.parts
 }
 
 var _ stream.Source[int] = (*Queue[int])(nil)
@@ -265,7 +284,14 @@ func (q *Queue[T]) feed() error {
 		q.batches = q.batches[1:]
 	}
 	ended := q.ended && len(q.batches) == 0
+	assign := 0
+	if !q.assigned {
+		q.assigned, assign = true, q.parts
+	}
 	q.mu.Unlock()
+	for p := range int32(assign) {
+		q.in.Assign(p)
+	}
 	// The harness runs the pipeline on this goroutine, so a batch that does not fit in the
 	// source buffer would block for ever: it is an error instead.
 	if n := q.in.TryPushBatch(b); n < len(b) {

@@ -1,0 +1,728 @@
+// Repartition: the Exchange contract a transport (a Kafka topic) implements, the upstream
+// output that sends a stream's records to the partition of their key with sequence numbers
+// and watermark marks, and the downstream side that drops replayed duplicates, merges the
+// marks into the partition's watermark and keeps its marks in the commit checkpoints. The
+// argument that this is exactly-once is in the package documentation ("Repartition").
+
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Shuffled is one record on a repartition's transport: a value on its way to a downstream
+// partition, or a watermark mark (Mark true) that an upstream partition sends to every
+// downstream partition. Transports carry every field as they are and keep the order of the
+// records sent to one partition.
+type Shuffled[T any] struct {
+	Value T
+	// Partition is the downstream partition, in [0, partitions).
+	Partition int32
+	// From is the upstream partition (a pipeline partition id, see PartitionSource).
+	From int32
+	// Seq and Sub number the upstream records: the source offset the value was derived from,
+	// and its rank among the values derived from the same offset. A mark carries the next
+	// offset of its upstream partition in Seq.
+	Seq int64
+	Sub int32
+	// Time is the value's event time in Unix nanoseconds.
+	Time int64
+	// Mark is set on a watermark mark: Watermark is the upstream partition's own watermark
+	// (NoWatermark before its first event), Idle and End its state, and Upstreams the number
+	// of partitions of the upstream source (0 if the source does not say).
+	Mark      bool
+	Idle      bool
+	End       bool
+	Watermark int64
+	Upstreams int32
+}
+
+// Exchange is the transport of a repartition, such as a Kafka topic (kafka.NewExchange) or
+// an in-memory log (streamtest.NewExchange). The pipeline sends records with Send and reads
+// them back as a source: Run pushes the records of the partitions this instance owns, with
+// their transport offsets, in order, like any Source, and Commit receives the downstream
+// positions with their checkpoints (Meta must be stored and handed back with Resume).
+type Exchange[T any] interface {
+	Source[Shuffled[T]]
+	// Open prepares the transport (creates or checks its topic) and returns its number of
+	// partitions. The pipeline calls it once, before the first Send.
+	Open(ctx context.Context) (partitions int, err error)
+	// Send writes recs, each to its Partition, keeping their order within a partition, and
+	// returns once they are durable. A failed Send is retried with the same records; records
+	// written twice are dropped downstream.
+	Send(ctx context.Context, recs []Shuffled[T]) error
+}
+
+// PartitionCounter is implemented by sources that know how many partitions they read in all
+// (Kafka: across their topics). A repartition sends the count with its marks so that the
+// downstream watermark waits for every upstream partition, including those of other
+// instances that have not sent anything yet.
+type PartitionCounter interface {
+	PartitionCount() int
+}
+
+// shuffleNode is the pipeline's untyped view of a repartition.
+type shuffleNode interface {
+	open(ctx context.Context) error
+	// arrived handles the downstream records of the batch just taken: duplicates and marks
+	// are removed, marks set the partitions' watermarks.
+	arrived(p *Pipeline)
+	// owns reports whether a pipeline partition is one of the repartition's downstream ones.
+	owns(part int32) bool
+	// checkpoint returns where a downstream partition may commit at or before off, and the
+	// marks as of that position.
+	checkpoint(part int32, off int64) (int64, string)
+	restore(part int32, offset int64, marks string) error
+	drop(part int32)
+	// finish closes the downstream input once every upstream input ended and every
+	// downstream partition received its last mark.
+	finish(p *Pipeline)
+	duplicates() int64
+}
+
+// HashKey returns the deterministic hash a repartition routes a key with: FNV-1a of the
+// key's bytes for strings, of its decimal form for integers, of fmt's %v form otherwise
+// (slower; use string or integer keys on hot paths). It is the same in every process and
+// release, so instances of a pipeline agree on where each key goes.
+func HashKey[K comparable](k K) uint64 {
+	h := fnv.New64a()
+	var buf [24]byte
+	switch v := any(k).(type) {
+	case string:
+		return fnvString(v)
+	case int:
+		h.Write(strconv.AppendInt(buf[:0], int64(v), 10))
+	case int32:
+		h.Write(strconv.AppendInt(buf[:0], int64(v), 10))
+	case int64:
+		h.Write(strconv.AppendInt(buf[:0], v, 10))
+	case uint32:
+		h.Write(strconv.AppendUint(buf[:0], uint64(v), 10))
+	case uint64:
+		h.Write(strconv.AppendUint(buf[:0], v, 10))
+	default:
+		fmt.Fprintf(h, "%v", k)
+	}
+	return h.Sum64()
+}
+
+func fnvString(s string) uint64 {
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= prime64
+	}
+	return h
+}
+
+// Repartition routes a keyed stream through an Exchange so that all records of a key meet in
+// one downstream partition, whichever source partition they came from, like Kafka Streams'
+// repartition topics and Flink's keyBy. The returned stream reads the exchange as a further
+// source of the pipeline: its partitions are the exchange's, its watermark is the minimum of
+// the watermarks of the upstream partitions (carried through the exchange as marks), and each
+// upstream record reaches it exactly once after any crash or replay (see "Repartition" in the
+// package documentation). Stateful operators after it give one result per key for the whole
+// input.
+//
+// s must be derived from sources through stateless operators (Map, Filter, FlatMap, KeyBy,
+// Union...) of the batch interval: records are numbered by their source offsets, so the
+// stateful operators go after the repartition. name names the exchange (Kafka:
+// <pipeline>-<name>-repartition). An exchange serves one repartition.
+func Repartition[K comparable, V any](s *Stream[Pair[K, V]], name string, ex Exchange[Pair[K, V]]) *Stream[Pair[K, V]] {
+	return RepartitionBy(s, name, ex, func(v Pair[K, V]) uint64 { return HashKey(v.Key) })
+}
+
+// RepartitionBy is Repartition for any element type, routing each element by hash (the
+// element goes to partition hash % partitions). hash must be deterministic across processes.
+func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
+	p := s.p
+	stub := func() *Stream[T] {
+		return register(p, &Stream[T]{p: p, name: "repartition:" + name, every: 1, slide: 1,
+			fn: func(*PartitionContext, []Elem[T]) []Elem[T] { return nil }})
+	}
+	if ex == nil || hash == nil || name == "" {
+		p.fail(invalid("Repartition %q: needs a name, an exchange and a hash", name))
+		return stub()
+	}
+	for _, sh := range p.shuffles {
+		if sh.(interface{ exchange() any }).exchange() == any(ex) {
+			p.fail(graphError("Repartition %q: the exchange already serves another repartition (a cycle or a shared topic)", name))
+			return stub()
+		}
+	}
+	ups, err := upstreamSources(p, s.idx)
+	if err != nil {
+		p.fail(graphError("Repartition %q: %v", name, err))
+		return stub()
+	}
+	raw := register(p, &Stream[Shuffled[T]]{p: p, name: "repartition-in:" + name, every: 1, slide: 1})
+	out := elementwise(raw, "repartition:"+name, func(in []Elem[Shuffled[T]], out []Elem[T]) []Elem[T] {
+		for i := range in {
+			out = append(out, Elem[T]{Value: in[i].Value.Value, Time: in[i].Time, Offset: in[i].Offset})
+		}
+		return out
+	})
+	sh := &shuffle[T]{name: name, ex: ex, hash: hash, ups: ups, in: s, parts: map[int32]*downPart{}, sent: map[int32]sentMark{}}
+	sh.src = newSource[Shuffled[T]](p, ex, raw)
+	if b, ok := ex.(Binder[Shuffled[T]]); ok {
+		b.Bind(sh.src.in)
+	}
+	p.shuffles = append(p.shuffles, sh)
+	p.outputs = append(p.outputs, sh)
+	return out
+}
+
+// upstreamSources returns the sources a stream derives from, or an error if a stateful or
+// windowed operator lies between them.
+func upstreamSources(p *Pipeline, idx int) ([]int, error) {
+	var srcs []int
+	seen := map[int]bool{}
+	var walk func(i int) error
+	walk = func(i int) error {
+		if seen[i] {
+			return nil
+		}
+		seen[i] = true
+		n := p.nodes[i]
+		if hasState(n) {
+			return fmt.Errorf("it reads the stateful operator %q: repartition before stateful operators", n.(interface{ Name() string }).Name())
+		}
+		if sl, ok := n.(interface{ slideOf() int64 }); ok && sl.slideOf() != 1 {
+			return fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
+		}
+		if len(n.inputs()) == 0 {
+			for _, sn := range p.srcs {
+				if head, ok := sn.(interface{ headIdx() int }); ok && head.headIdx() == i {
+					srcs = append(srcs, sn.index())
+				}
+			}
+			return nil
+		}
+		for _, par := range n.inputs() {
+			if err := walk(par); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(idx); err != nil {
+		return nil, err
+	}
+	if len(srcs) == 0 {
+		return nil, errors.New("it reads no source")
+	}
+	slices.Sort(srcs)
+	return srcs, nil
+}
+
+func (s *Stream[T]) slideOf() int64 { return s.slide }
+func (s *source[T]) headIdx() int   { return s.head.idx }
+
+type sentMark struct {
+	wm        int64
+	idle, end bool
+}
+
+// shuffle is a repartition: the output that sends upstream records and marks, and the
+// bookkeeping of its downstream partitions.
+type shuffle[T any] struct {
+	name   string
+	ex     Exchange[T]
+	hash   func(T) uint64
+	ups    []int // the upstream sources
+	in     *Stream[T]
+	src    *source[Shuffled[T]]
+	n      int // downstream partitions, once open
+	opened bool
+
+	// upstream side, per batch
+	run  func(pc *PartitionContext)
+	part []Elem[T] // the partition's elements, while collecting
+	out  []Shuffled[T]
+	sent map[int32]sentMark // the last mark sent per upstream partition
+
+	// downstream side
+	parts map[int32]*downPart
+}
+
+// downPart is a downstream partition's view of its upstream partitions: the state as of
+// the position it may next commit at (base), the records read since, and the state after them
+// (cur). The checkpoint of a commit at any position is base moved forward through the records
+// before it, so it is exact wherever the operators hold the commit.
+type downPart struct {
+	cur, base marks
+	basePos   int64     // the position base is as of, -1 before the first record
+	hist      []histRec // the records at or after basePos, in order
+	started   bool      // the partition took part in a batch of this run
+	dups      int64
+}
+
+// marks is what the upstream records read so far say: per upstream partition its highest
+// sequence number and its last mark, and per upstream source its partition count.
+type marks struct {
+	up     map[int32]*upMark
+	expect map[int]int32
+}
+
+type upMark struct {
+	seq       int64 // the highest Seq, Sub seen (duplicates are at or below it)
+	sub       int32
+	has       bool
+	markSeq   int64 // Seq of the newest mark applied
+	wm        int64
+	idle, end bool
+	marked    bool
+}
+
+// histRec is a record's part in marks: its position and its Shuffled fields but the value.
+type histRec struct {
+	pos       int64
+	from      int32
+	sub       int32
+	seq       int64
+	wm        int64
+	upstreams int32
+	mark      bool
+	idle, end bool
+}
+
+func newMarks() marks { return marks{up: map[int32]*upMark{}, expect: map[int]int32{}} }
+
+func (m marks) clone() marks {
+	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect))}
+	for k, v := range m.up {
+		x := *v
+		c.up[k] = &x
+	}
+	for k, v := range m.expect {
+		c.expect[k] = v
+	}
+	return c
+}
+
+// apply moves m past one record and reports whether the record is a value to keep (not a
+// mark, not a duplicate).
+func (m marks) apply(r *histRec) bool {
+	u := m.up[r.from]
+	if u == nil {
+		u = &upMark{wm: NoWatermark, markSeq: -1}
+		m.up[r.from] = u
+	}
+	if r.mark {
+		if r.seq >= u.markSeq {
+			u.markSeq, u.idle, u.marked = r.seq, r.idle, true
+			u.wm = max(u.wm, r.wm)
+			u.end = u.end || r.end
+		}
+		if r.upstreams > 0 {
+			si, _ := PartitionSource(r.from)
+			m.expect[si] = max(m.expect[si], r.upstreams)
+		}
+		return false
+	}
+	if u.has && (r.seq < u.seq || r.seq == u.seq && r.sub <= u.sub) {
+		return false
+	}
+	u.seq, u.sub, u.has = r.seq, r.sub, true
+	return true
+}
+
+func (sh *shuffle[T]) exchange() any { return sh.ex }
+
+func (sh *shuffle[T]) open(ctx context.Context) error {
+	if sh.opened {
+		return nil
+	}
+	n, err := sh.ex.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("stream: repartition %q: %w", sh.name, err)
+	}
+	if n <= 0 || n >= 1<<sourceShift {
+		return fmt.Errorf("stream: repartition %q: the exchange has %d partitions", sh.name, n)
+	}
+	sh.n, sh.opened = n, true
+	return nil
+}
+
+// openShuffles opens every repartition's exchange.
+func (p *Pipeline) openShuffles(ctx context.Context) error {
+	for _, sh := range p.shuffles {
+		if err := sh.open(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- upstream: an output of the pipeline ---
+
+func (sh *shuffle[T]) input() int { return sh.in.idx }
+
+func (sh *shuffle[T]) plan(fused bool) {
+	sh.run = nil
+	if fused {
+		sh.run = sh.in.through(sh.add)
+	}
+}
+
+func (sh *shuffle[T]) add(es []Elem[T]) { sh.part = append(sh.part, es...) }
+
+func (sh *shuffle[T]) collect(pc *PartitionContext) {
+	si, _ := sh.in.p.sourceOf(pc.Partition)
+	if !slices.Contains(sh.ups, si) {
+		return
+	}
+	sh.part = sh.part[:0]
+	if sh.run != nil {
+		sh.run(pc)
+	} else {
+		sh.add(sh.in.cur)
+	}
+	// Number the values by source offset: in offset order (a Union may interleave them), the
+	// values of one offset by rank. A replay produces the same numbers.
+	es := sh.part
+	if !slices.IsSortedFunc(es, cmpOffset[T]) {
+		slices.SortStableFunc(es, cmpOffset[T])
+	}
+	var sub int32
+	for i := range es {
+		if i > 0 && es[i].Offset == es[i-1].Offset {
+			sub++
+		} else {
+			sub = 0
+		}
+		sh.out = append(sh.out, Shuffled[T]{
+			Value:     es[i].Value,
+			Partition: int32(sh.hash(es[i].Value) % uint64(sh.n)),
+			From:      pc.Partition,
+			Seq:       es[i].Offset,
+			Sub:       sub,
+			Time:      es[i].Time,
+		})
+	}
+	clear(sh.part)
+	// A mark to every downstream partition when the upstream partition's watermark or state
+	// changed: after the values, so a downstream partition sees them before the mark that
+	// may close their windows.
+	p := sh.in.p
+	ps := p.parts[pc.Partition]
+	m := sentMark{wm: p.own(ps), idle: pc.Idle, end: pc.EndOfInput}
+	if m.end {
+		m.wm = EndOfTime
+	}
+	if old, ok := sh.sent[pc.Partition]; ok && old == m {
+		return
+	}
+	sh.sent[pc.Partition] = m
+	count := int32(0)
+	if c, ok := p.srcs[si].(interface{ partitionCount() int }); ok {
+		count = int32(c.partitionCount())
+	}
+	next := ps.next
+	if next < 0 {
+		// No record of the partition in this run (it resumed at its end): the position it
+		// resumed from, so that the mark is not taken for a replayed one.
+		next = max(ps.base, ps.committed)
+	}
+	for d := range int32(sh.n) {
+		sh.out = append(sh.out, Shuffled[T]{Partition: d, From: pc.Partition, Seq: next, Mark: true,
+			Idle: m.idle, End: m.end, Watermark: m.wm, Upstreams: count})
+	}
+}
+
+func cmpOffset[T any](a, b Elem[T]) int {
+	switch {
+	case a.Offset < b.Offset:
+		return -1
+	case a.Offset > b.Offset:
+		return 1
+	}
+	return 0
+}
+
+func (s *source[T]) partitionCount() int {
+	if c, ok := s.src.(PartitionCounter); ok {
+		return c.PartitionCount()
+	}
+	return 0
+}
+
+func (sh *shuffle[T]) flush(ctx context.Context, _ BatchInfo) error {
+	if len(sh.out) == 0 {
+		return nil
+	}
+	return sh.ex.Send(ctx, sh.out)
+}
+
+func (sh *shuffle[T]) reset() {
+	clear(sh.out)
+	sh.out = reuse(sh.out)
+}
+
+func (sh *shuffle[T]) close(ctx context.Context) error {
+	if c, ok := sh.ex.(Closer); ok {
+		return c.Close(ctx)
+	}
+	return nil
+}
+
+// --- downstream: dedup, marks, checkpoints ---
+
+func (sh *shuffle[T]) owns(part int32) bool {
+	si, _ := PartitionSource(part)
+	return si == sh.src.idx
+}
+
+func (sh *shuffle[T]) down(part int32) *downPart {
+	d, ok := sh.parts[part]
+	if !ok {
+		d = &downPart{cur: newMarks(), base: newMarks(), basePos: -1}
+		sh.parts[part] = d
+	}
+	return d
+}
+
+func (sh *shuffle[T]) arrived(p *Pipeline) {
+	// Every downstream partition of this instance is merged from its first batch on, with
+	// NoWatermark until marks arrive.
+	for _, part := range p.live {
+		if sh.owns(part) {
+			sh.down(part)
+		}
+	}
+	// A partition's first batch in this run fires on the marks as of where it starts (none on
+	// a fresh start, the checkpoint's on a resume): a window operator takes that as its floor
+	// (what was emitted before), so this batch's own marks only count from the next batch.
+	for part, d := range sh.parts {
+		if ps, ok := p.parts[part]; ok && !d.started {
+			ps.marked = true
+			ps.markWM, ps.markIdle, ps.markEnd = d.cur.watermark(sh.ups)
+		}
+	}
+	cur := sh.src.cur
+	for i := range cur.parts {
+		pt := &cur.parts[i]
+		part := globalPart(sh.src.idx, pt.part)
+		d := sh.down(part)
+		b := cur.buckets[pt.bucket]
+		if d.basePos < 0 && len(b) > 0 {
+			d.basePos = b[0].Offset
+		}
+		kept := b[:0]
+		for j := range b {
+			r := &b[j].Value
+			h := histRec{pos: b[j].Offset, from: r.From, sub: r.Sub, seq: r.Seq, wm: r.Watermark, upstreams: r.Upstreams,
+				mark: r.Mark, idle: r.Idle, end: r.End}
+			d.hist = append(d.hist, h)
+			if d.cur.apply(&h) {
+				kept = append(kept, b[j])
+			} else if !r.Mark {
+				d.dups++
+			}
+		}
+		clear(b[len(kept):])
+		cur.buckets[pt.bucket] = kept
+	}
+	for part, d := range sh.parts {
+		ps, ok := p.parts[part]
+		if !ok {
+			continue
+		}
+		if !d.started {
+			d.started = true
+			continue
+		}
+		ps.marked = true
+		ps.markWM, ps.markIdle, ps.markEnd = d.cur.watermark(sh.ups)
+	}
+}
+
+// watermark returns a downstream partition's watermark from its upstream marks: the minimum
+// over the upstream partitions that are not idle and have not ended (over the idle ones if
+// all are idle, the slowest), NoWatermark while an upstream source has not been heard from in
+// full, EndOfTime once every upstream partition ended.
+func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
+	seen := map[int]int32{}
+	for from, m := range d.up {
+		if m.marked {
+			si, _ := PartitionSource(from)
+			seen[si]++
+		}
+	}
+	for _, si := range ups {
+		if seen[si] == 0 || seen[si] < d.expect[si] {
+			return NoWatermark, false, false
+		}
+	}
+	active, idleMin, any := int64(math.MaxInt64), int64(math.MaxInt64), false
+	end = true
+	for _, m := range d.up {
+		if !m.marked || m.end {
+			continue
+		}
+		end = false
+		if m.idle {
+			idleMin = min(idleMin, m.wm)
+			continue
+		}
+		any = true
+		active = min(active, m.wm)
+	}
+	switch {
+	case end:
+		return EndOfTime, false, true
+	case any:
+		return active, false, false
+	default:
+		return idleMin, true, false
+	}
+}
+
+// encode writes the marks: "x1;" then per upstream partition
+// "from,seq,sub,markSeq,wm,flags;" and per upstream source "e,source,count;", numbers in
+// base 36, in a stable order.
+func (d marks) encode() string {
+	froms := make([]int32, 0, len(d.up))
+	for f := range d.up {
+		froms = append(froms, f)
+	}
+	slices.Sort(froms)
+	b := make([]byte, 0, 8+40*len(froms))
+	b = append(b, "x1;"...)
+	for _, f := range froms {
+		m := d.up[f]
+		flags := 0
+		for i, on := range []bool{m.has, m.marked, m.idle, m.end} {
+			if on {
+				flags |= 1 << i
+			}
+		}
+		b = strconv.AppendInt(b, int64(f), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.seq, 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(m.sub), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.markSeq, 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.wm, 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(flags), 36)
+		b = append(b, ';')
+	}
+	srcs := make([]int, 0, len(d.expect))
+	for s := range d.expect {
+		srcs = append(srcs, s)
+	}
+	slices.Sort(srcs)
+	for _, s := range srcs {
+		b = append(b, 'e', ',')
+		b = strconv.AppendInt(b, int64(s), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(d.expect[s]), 36)
+		b = append(b, ';')
+	}
+	return string(b)
+}
+
+func decodeMarks(s string) (marks, error) {
+	rest, ok := strings.CutPrefix(s, "x1;")
+	if !ok {
+		return marks{}, fmt.Errorf("stream: repartition marks %q: unknown format", s)
+	}
+	d := newMarks()
+	for item := range strings.SplitSeq(rest, ";") {
+		if item == "" {
+			continue
+		}
+		f := strings.Split(item, ",")
+		nums := make([]int64, 0, len(f))
+		for _, x := range f {
+			if x == "e" {
+				continue
+			}
+			v, err := strconv.ParseInt(x, 36, 64)
+			if err != nil {
+				return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
+			}
+			nums = append(nums, v)
+		}
+		switch {
+		case f[0] == "e" && len(nums) == 2:
+			d.expect[int(nums[0])] = int32(nums[1])
+		case f[0] != "e" && len(nums) == 6:
+			flags := nums[5]
+			d.up[int32(nums[0])] = &upMark{seq: nums[1], sub: int32(nums[2]), markSeq: nums[3], wm: nums[4],
+				has: flags&1 != 0, marked: flags&2 != 0, idle: flags&4 != 0, end: flags&8 != 0}
+		default:
+			return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
+		}
+	}
+	return d, nil
+}
+
+// checkpoint returns off and the marks as of off: base moved through the records before it,
+// which are then forgotten.
+func (sh *shuffle[T]) checkpoint(part int32, off int64) (int64, string) {
+	d := sh.parts[part]
+	if d == nil || d.basePos < 0 {
+		return off, ""
+	}
+	i := 0
+	for i < len(d.hist) && d.hist[i].pos < off {
+		d.base.apply(&d.hist[i])
+		i++
+	}
+	d.hist = slices.Delete(d.hist, 0, i)
+	d.basePos = max(d.basePos, off)
+	return off, d.base.encode()
+}
+
+func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
+	m, err := decodeMarks(enc)
+	if err != nil {
+		return err
+	}
+	sh.parts[part] = &downPart{cur: m, base: m.clone(), basePos: offset}
+	return nil
+}
+
+func (sh *shuffle[T]) drop(part int32) { delete(sh.parts, part) }
+
+func (sh *shuffle[T]) finish(p *Pipeline) {
+	if sh.src.in.isClosed() {
+		return
+	}
+	for _, si := range sh.ups {
+		if !p.srcs[si].ended() {
+			return
+		}
+	}
+	if len(sh.parts) < sh.n {
+		return // a partition has not been heard from: in one instance, they all get marks
+	}
+	for part := range sh.parts {
+		ps, ok := p.parts[part]
+		if !ok || !ps.markEnd {
+			return
+		}
+	}
+	sh.src.in.Close()
+}
+
+// duplicates returns how many replayed records the downstream partitions dropped.
+func (sh *shuffle[T]) duplicates() int64 {
+	var n int64
+	for _, d := range sh.parts {
+		n += d.dups
+	}
+	return n
+}

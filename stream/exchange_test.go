@@ -1,0 +1,284 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// The repartition's invariants (package documentation, "Repartition"), proven offline with the
+// in-memory exchange against brute-force global computations:
+//
+//   - one result per key: after a repartition, ReduceByKey and CountByValue give, batch by
+//     batch, one result per key, and over the run the global totals (TestRepartitionReduceByKey);
+//   - watermarks travel with the records: an event-time window after a repartition of
+//     partitions whose event times are minutes apart (one catching up) loses no on-time record
+//     and equals the global brute force (TestRepartitionWindowProperty, random inputs);
+//   - exactly once: a crash at every batch, before or after the exchange's send was
+//     acknowledged, and a second crash during the replay, give the documents of an
+//     uninterrupted run (TestRepartitionCrashSweep).
+
+func TestRepartitionReduceByKey(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[string](h)
+	log := streamtest.NewExchangeLog[stream.Pair[string, int]](3)
+	_, shuffled := streamtest.NewRepartition(h, stream.Map(src, func(w string) stream.Pair[string, int] { return stream.KV(w, 1) }), "words", log)
+	sums := streamtest.Collect(stream.ReduceByKey(shuffled, func(a, b int) int { return a + b }))
+	counts := streamtest.Collect(stream.CountByValue(stream.Map(shuffled, func(p stream.Pair[string, int]) string { return p.Key })))
+
+	// "a" on partitions 0 and 1 in one batch: Spark's reduceByKey gives (a,2), not (a,1) twice.
+	q.Add(stream.Record[string]{Value: "a", Partition: 0}, stream.Record[string]{Value: "a", Partition: 1}, stream.Record[string]{Value: "b", Partition: 1})
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string]int{"a": 2, "b": 1}
+	offs := map[int32]int64{0: 1, 1: 2}
+	for range 20 {
+		var recs []stream.Record[string]
+		for range rng.IntN(40) {
+			w := string(rune('a' + rng.IntN(6)))
+			p := int32(rng.IntN(4))
+			recs = append(recs, stream.Record[string]{Value: w, Partition: p, Offset: offs[p]})
+			offs[p]++
+			want[w]++
+		}
+		q.Add(recs...)
+	}
+	q.End()
+	h.RunUntilDone()
+
+	got := map[string]int{}
+	for _, b := range sums.Batches() {
+		seen := map[string]bool{}
+		for _, kv := range b {
+			require.False(t, seen[kv.Key], "key %q twice in one batch: %v", kv.Key, b)
+			seen[kv.Key] = true
+			got[kv.Key] += kv.Value
+		}
+	}
+	require.Equal(t, want, got)
+	require.Contains(t, sums.Batches()[1], stream.KV("a", 2), "the first batch's a's meet in one partition")
+	gotCounts := map[string]int64{}
+	for kv := range counts.All() {
+		gotCounts[kv.Key] += kv.Value
+	}
+	for k, v := range want {
+		require.Equal(t, int64(v), gotCounts[k], "CountByValue of %q", k)
+	}
+}
+
+// shuffleInput draws records on several partitions whose event times start minutes apart
+// (one partition far behind, as when it catches up), each partition in event-time order
+// within the out-of-orderness bound, cut into batches of random sizes.
+func shuffleInput(rng *rand.Rand, ooo time.Duration) (batches [][]stream.Record[keyed], parts int, oracle map[string]int64) {
+	parts = 2 + rng.IntN(3)
+	n := 150 + rng.IntN(300)
+	keys := []string{"a", "b", "c", "d", "e", "f"}[:2+rng.IntN(5)]
+	t := make([]time.Time, parts)
+	maxT := make([]time.Time, parts)
+	off := make([]int64, parts)
+	for p := range parts {
+		t[p] = streamtest.Epoch.Add(time.Duration(rng.IntN(600)) * time.Second)
+		maxT[p] = t[p]
+	}
+	oracle = map[string]int64{}
+	var all []stream.Record[keyed]
+	for range n {
+		p := rng.IntN(parts)
+		t[p] = t[p].Add(time.Duration(rng.IntN(4000)) * time.Millisecond)
+		et := t[p]
+		if rng.IntN(4) == 0 { // out of order, but not behind the partition's watermark
+			et = et.Add(-time.Duration(rng.Int64N(int64(ooo))))
+			if et.Before(maxT[p].Add(-ooo)) {
+				et = maxT[p].Add(-ooo)
+			}
+		}
+		if et.After(maxT[p]) {
+			maxT[p] = et
+		}
+		k := keys[rng.IntN(len(keys))]
+		v := 1 + rng.Int64N(100)
+		all = append(all, stream.Record[keyed]{Value: keyed{k, v}, Partition: int32(p), Offset: off[p], EventTime: et})
+		off[p]++
+		oracle[fmt.Sprintf("%s/%d", k, et.Truncate(10*time.Second).Unix())] += v
+	}
+	for len(all) > 0 {
+		m := min(len(all), 1+rng.IntN(40))
+		batches = append(batches, all[:m])
+		all = all[m:]
+	}
+	return batches, parts, oracle
+}
+
+// shuffleRun is one run (one process) of source -> KeyBy -> Repartition -> window sum.
+type shuffleRun struct {
+	h     *streamtest.Harness
+	q     *streamtest.Queue[keyed]
+	ex    *streamtest.Exchange[stream.Pair[string, int64]]
+	docs  *streamtest.Collector[window.Result[string, int64]]
+	late  *streamtest.Collector[window.Late[stream.Pair[string, int64]]]
+	crash int // the batch whose last output fails (after the exchange's send), 0 for none
+}
+
+func newShuffleRun(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], parts int, ooo time.Duration) *shuffleRun {
+	r := &shuffleRun{h: streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(ooo))}
+	var src *stream.Stream[keyed]
+	r.q, src = streamtest.NewQueue[keyed](r.h)
+	r.q.SetPartitions(parts)
+	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
+	var shuffled *stream.Stream[stream.Pair[string, int64]]
+	r.ex, shuffled = streamtest.NewRepartition(r.h, pairs, "keys", log)
+	sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
+		func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(10*time.Second), window.Sum[int64]())
+	require.NoError(t, err)
+	r.docs = streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
+	r.late = streamtest.Collect(sums.Late())
+	stream.ForEachBatch(sums.Results(), func(_ context.Context, info stream.BatchInfo, _ []window.Result[string, int64]) error {
+		if int(info.Batch) == r.crash {
+			return errors.New("crash")
+		}
+		return nil
+	})
+	return r
+}
+
+// feed queues the input from the committed positions on and runs n batches (to the end if
+// n < 0); a run with a crash batch stops there.
+func (r *shuffleRun) feed(batches [][]stream.Record[keyed], pos []stream.Position, n int) {
+	r.q.Resume(pos...)
+	from := map[int32]int64{}
+	for _, p := range pos {
+		from[p.Partition] = p.Offset
+	}
+	for _, b := range batches {
+		var rest []stream.Record[keyed]
+		for _, rec := range b {
+			if rec.Offset >= from[rec.Partition] {
+				rest = append(rest, rec)
+			}
+		}
+		if len(rest) > 0 {
+			r.q.Add(rest...)
+		}
+	}
+	if n < 0 {
+		r.q.End()
+		r.h.RunUntilDone()
+		return
+	}
+	for range n {
+		if _, err := r.h.TryStep(); err != nil {
+			return // crashed: the batch was sent to the exchange but not acknowledged
+		}
+	}
+}
+
+func (r *shuffleRun) committed() []stream.Position {
+	var pos []stream.Position
+	for p := range int32(8) {
+		if cp, ok := r.q.CommittedPosition(p); ok {
+			pos = append(pos, cp)
+		}
+	}
+	return pos
+}
+
+func (r *shuffleRun) written(docs map[string]int64) {
+	for _, d := range r.docs.Slice() {
+		docs[fmt.Sprintf("%s/%d", d.Key, d.Start.Unix())] = d.Value
+	}
+}
+
+func TestRepartitionWindowProperty(t *testing.T) {
+	seeds := uint64(40)
+	if testing.Short() {
+		seeds = 10
+	}
+	for seed := range seeds {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		ooo := time.Duration(1+rng.IntN(5)) * time.Second
+		batches, up, oracle := shuffleInput(rng, ooo)
+		parts := 1 + rng.IntN(4)
+		run := newShuffleRun(t, streamtest.NewExchangeLog[stream.Pair[string, int64]](parts), up, ooo)
+		run.feed(batches, nil, -1)
+		require.Empty(t, run.late.Slice(), "seed %d: no on-time record may be late after the repartition", seed)
+		got := map[string]int64{}
+		seen := map[string]bool{}
+		for _, d := range run.docs.Slice() {
+			id := fmt.Sprintf("%s/%d", d.Key, d.Start.Unix())
+			require.False(t, seen[id], "seed %d: window %s emitted twice (split over partitions)", seed, id)
+			seen[id] = true
+			got[id] = d.Value
+		}
+		require.Equal(t, oracle, got, "seed %d", seed)
+	}
+}
+
+func TestRepartitionCrashSweep(t *testing.T) {
+	seeds := uint64(8)
+	if testing.Short() {
+		seeds = 2
+	}
+	for seed := range seeds {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		ooo := 2 * time.Second
+		batches, up, oracle := shuffleInput(rng, ooo)
+		parts := 1 + rng.IntN(3)
+		newLog := func() *streamtest.ExchangeLog[stream.Pair[string, int64]] {
+			return streamtest.NewExchangeLog[stream.Pair[string, int64]](parts)
+		}
+		full := newShuffleRun(t, newLog(), up, ooo)
+		full.feed(batches, nil, -1)
+		want := map[string]int64{}
+		full.written(want)
+		require.Equal(t, oracle, want, "seed %d: an uninterrupted run differs from the oracle", seed)
+
+		for crash := 1; crash <= len(batches)+3; crash++ {
+			log := newLog()
+			got := map[string]int64{}
+			first := newShuffleRun(t, log, up, ooo)
+			if crash%2 == 0 {
+				first.crash = crash // the send went through, the batch was not acknowledged
+				first.feed(batches, nil, crash)
+			} else {
+				first.feed(batches, nil, crash) // stopped after an acknowledged batch
+			}
+			first.written(got)
+			pos := first.committed()
+
+			second := newShuffleRun(t, log, up, ooo)
+			if crash%3 == 0 { // a second crash during the replay
+				second.crash = 1 + rng.IntN(3)
+				second.feed(batches, pos, 4)
+				second.written(got)
+				pos = second.committed()
+				second = newShuffleRun(t, log, up, ooo)
+			}
+			second.feed(batches, pos, -1)
+			second.written(got)
+			require.Empty(t, second.late.Slice(), "seed %d crash %d: late records after the replay", seed, crash)
+			if !maps.Equal(want, got) {
+				ids := slices.Sorted(maps.Keys(want))
+				for _, id := range ids {
+					if got[id] != want[id] {
+						t.Fatalf("seed %d, crash at batch %d of %d: document %s = %d, want %d (committed %v)", seed, crash, len(batches), id, got[id], want[id], pos)
+					}
+				}
+				for id, v := range got {
+					if _, ok := want[id]; !ok {
+						t.Fatalf("seed %d, crash at batch %d: extra document %s = %d", seed, crash, id, v)
+					}
+				}
+			}
+		}
+	}
+}

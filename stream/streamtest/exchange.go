@@ -1,0 +1,177 @@
+// The in-memory exchange: a repartition's transport for offline tests, a log that outlives
+// the pipelines that write and read it, as a Kafka topic outlives a crashed process.
+
+package streamtest
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// ExchangeLog is the durable side of an in-memory exchange: per partition, every record sent
+// (duplicates included, as a transport that retries or a replaying upstream writes them) and
+// the last committed position. Share one log between the runs of a crash test.
+type ExchangeLog[T any] struct {
+	mu      sync.Mutex
+	parts   [][]stream.Shuffled[T]
+	commit  map[int32]stream.Position
+	changed chan struct{} // closed and replaced on every Send
+}
+
+// NewExchangeLog returns an empty log with the given number of partitions.
+func NewExchangeLog[T any](partitions int) *ExchangeLog[T] {
+	return &ExchangeLog[T]{parts: make([][]stream.Shuffled[T], partitions), commit: map[int32]stream.Position{},
+		changed: make(chan struct{})}
+}
+
+// Len returns the number of records in a partition.
+func (l *ExchangeLog[T]) Len(part int32) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.parts[part])
+}
+
+// Records returns a copy of a partition's records.
+func (l *ExchangeLog[T]) Records(part int32) []stream.Shuffled[T] {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.parts[part])
+}
+
+// Committed returns the committed positions, with the pipeline's checkpoints, by partition.
+func (l *ExchangeLog[T]) Committed() []stream.Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var pos []stream.Position
+	for p := range int32(len(l.parts)) {
+		if c, ok := l.commit[p]; ok {
+			pos = append(pos, c)
+		}
+	}
+	return pos
+}
+
+// Exchange is a stream.Exchange over an ExchangeLog for one pipeline. In a Harness, each step
+// moves what the log holds beyond the read positions into the pipeline (what fits in its
+// buffer), as a Kafka consumer fetches; with Pipeline.Run, Run does the same as records
+// arrive. On its first step it resumes every partition from the log's committed position, as
+// a restarted Kafka consumer does.
+type Exchange[T any] struct {
+	log     *ExchangeLog[T]
+	in      *stream.Input[stream.Shuffled[T]]
+	read    []int64
+	started bool
+	// SendErr, if set, makes Send fail (after writing the first SendPartial records).
+	SendErr     error
+	SendPartial int
+}
+
+var _ stream.Exchange[int] = (*Exchange[int])(nil)
+
+// NewExchange returns an exchange over log; pass it to stream.Repartition and feed the
+// harness with Harness.AddExchange (NewRepartition does both).
+func NewExchange[T any](log *ExchangeLog[T]) *Exchange[T] {
+	return &Exchange[T]{log: log, read: make([]int64, len(log.parts))}
+}
+
+// NewRepartition repartitions s through an in-memory exchange over log, fed by h.
+func NewRepartition[K comparable, V any](h *Harness, s *stream.Stream[stream.Pair[K, V]], name string, log *ExchangeLog[stream.Pair[K, V]]) (*Exchange[stream.Pair[K, V]], *stream.Stream[stream.Pair[K, V]]) {
+	ex := NewExchange(log)
+	out := stream.Repartition(s, name, ex)
+	h.queues = append(h.queues, ex)
+	return ex, out
+}
+
+// Bind implements stream.Binder.
+func (e *Exchange[T]) Bind(in *stream.Input[stream.Shuffled[T]]) { e.in = in }
+
+// Open implements stream.Exchange.
+func (e *Exchange[T]) Open(context.Context) (int, error) { return len(e.log.parts), nil }
+
+// Send implements stream.Exchange: it appends recs to their partitions.
+func (e *Exchange[T]) Send(_ context.Context, recs []stream.Shuffled[T]) error {
+	l := e.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(recs)
+	if e.SendErr != nil {
+		n = min(n, e.SendPartial)
+	}
+	for _, r := range recs[:n] {
+		l.parts[r.Partition] = append(l.parts[r.Partition], r)
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return e.SendErr
+}
+
+// Commit implements stream.Source.
+func (e *Exchange[T]) Commit(_ context.Context, pos []stream.Position) error {
+	l := e.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range pos {
+		l.commit[p.Partition] = p
+	}
+	return nil
+}
+
+// Run implements stream.Source for pipelines run with Pipeline.Run.
+func (e *Exchange[T]) Run(ctx context.Context, in *stream.Input[stream.Shuffled[T]]) error {
+	e.in = in
+	for {
+		e.log.mu.Lock()
+		changed := e.log.changed
+		e.log.mu.Unlock()
+		space := in.Space()
+		if err := e.feed(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-space:
+		}
+	}
+}
+
+func (e *Exchange[T]) feed() error {
+	if e.in == nil {
+		return nil
+	}
+	l := e.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !e.started {
+		e.started = true
+		for p := range int32(len(l.parts)) {
+			if c, ok := l.commit[p]; ok {
+				e.read[p] = c.Offset
+				e.in.Resume(c)
+			} else {
+				e.in.Assign(p)
+			}
+		}
+	}
+	var recs []stream.Record[stream.Shuffled[T]]
+	for p, log := range l.parts {
+		for off := e.read[p]; off < int64(len(log)); off++ {
+			r := log[off]
+			rec := stream.Record[stream.Shuffled[T]]{Value: r, Partition: int32(p), Offset: off, Size: 16}
+			if !r.Mark {
+				rec.EventTime = time.Unix(0, r.Time)
+			}
+			recs = append(recs, rec)
+		}
+	}
+	n := e.in.TryPushBatch(recs)
+	for _, r := range recs[:n] {
+		e.read[r.Partition] = r.Offset + 1
+	}
+	return nil
+}
