@@ -132,9 +132,12 @@ func fnvString(s string) uint64 {
 // package documentation). Stateful operators after it give one result per key for the whole
 // input.
 //
-// s must be derived from sources through stateless operators (Map, Filter, FlatMap, KeyBy,
-// Union...) of the batch interval: records are numbered by their source offsets, so the
-// stateful operators go after the repartition. name names the exchange (Kafka:
+// Records are numbered by their source offsets, so s must emit, per source partition, its
+// elements in source-offset order across batches: streams derived from sources through
+// stateless operators of the batch interval (Map, Filter, FlatMap, KeyBy, Union) and stateful
+// operators that emit each record once with its own offset (a tracker) do; window results do
+// not (a construction error for DStream windows, a permanent error when it happens for others)
+// and go after the repartition. name names the exchange (Kafka:
 // <pipeline>-<name>-repartition). An exchange serves one repartition.
 func Repartition[K comparable, V any](s *Stream[Pair[K, V]], name string, ex Exchange[Pair[K, V]]) *Stream[Pair[K, V]] {
 	return RepartitionBy(s, name, ex, func(v Pair[K, V]) uint64 { return HashKey(v.Key) })
@@ -170,7 +173,7 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 		}
 		return out
 	})
-	sh := &shuffle[T]{name: name, ex: ex, hash: hash, ups: ups, in: s, parts: map[int32]*downPart{}, sent: map[int32]sentMark{}}
+	sh := &shuffle[T]{name: name, ex: ex, hash: hash, ups: ups, in: s, parts: map[int32]*downPart{}, sent: map[int32]sentMark{}, last: map[int32]int64{}}
 	sh.src = newSource[Shuffled[T]](p, ex, raw)
 	if b, ok := ex.(Binder[Shuffled[T]]); ok {
 		b.Bind(sh.src.in)
@@ -180,8 +183,10 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 	return out
 }
 
-// upstreamSources returns the sources a stream derives from, or an error if a stateful or
-// windowed operator lies between them.
+// upstreamSources returns the sources a stream derives from, or an error if a windowed
+// stream lies between them. Stateful operators may (a tracker that emits each record once,
+// in order, with its own offset); one whose output goes back in source order (window results
+// carry their oldest record's offset) is caught when it happens (shuffle.collect).
 func upstreamSources(p *Pipeline, idx int) ([]int, error) {
 	var srcs []int
 	seen := map[int]bool{}
@@ -192,9 +197,6 @@ func upstreamSources(p *Pipeline, idx int) ([]int, error) {
 		}
 		seen[i] = true
 		n := p.nodes[i]
-		if hasState(n) {
-			return fmt.Errorf("it reads the stateful operator %q: repartition before stateful operators", n.(interface{ Name() string }).Name())
-		}
 		if sl, ok := n.(interface{ slideOf() int64 }); ok && sl.slideOf() != 1 {
 			return fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
 		}
@@ -248,6 +250,8 @@ type shuffle[T any] struct {
 	part []Elem[T] // the partition's elements, while collecting
 	out  []Shuffled[T]
 	sent map[int32]sentMark // the last mark sent per upstream partition
+	last map[int32]int64    // the newest offset sent per upstream partition
+	fail error              // records out of source order (see collect)
 
 	// downstream side
 	parts map[int32]*downPart
@@ -349,6 +353,7 @@ func (sh *shuffle[T]) open(ctx context.Context) error {
 		return fmt.Errorf("stream: repartition %q: the exchange has %d partitions", sh.name, n)
 	}
 	sh.n, sh.opened = n, true
+	sh.src.parts = n
 	return nil
 }
 
@@ -391,6 +396,13 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 	es := sh.part
 	if !slices.IsSortedFunc(es, cmpOffset[T]) {
 		slices.SortStableFunc(es, cmpOffset[T])
+	}
+	if len(es) > 0 {
+		if last, ok := sh.last[pc.Partition]; ok && es[0].Offset < last {
+			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent offset %d of partition %d after offset %d: its operators emit records out of source order (window results?); repartition before them",
+				sh.name, es[0].Offset, pc.Partition, last)
+		}
+		sh.last[pc.Partition] = es[len(es)-1].Offset
 	}
 	var sub int32
 	for i := range es {
@@ -449,6 +461,9 @@ func cmpOffset[T any](a, b Elem[T]) int {
 }
 
 func (s *source[T]) partitionCount() int {
+	if s.parts > 0 {
+		return s.parts // a repartition's source: the exchange's partitions
+	}
 	if c, ok := s.src.(PartitionCounter); ok {
 		return c.PartitionCount()
 	}
@@ -456,6 +471,9 @@ func (s *source[T]) partitionCount() int {
 }
 
 func (sh *shuffle[T]) flush(ctx context.Context, _ BatchInfo) error {
+	if sh.fail != nil {
+		return Permanent(sh.fail)
+	}
 	if len(sh.out) == 0 {
 		return nil
 	}

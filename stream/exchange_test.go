@@ -80,6 +80,13 @@ func TestRepartitionReduceByKey(t *testing.T) {
 // (one partition far behind, as when it catches up), each partition in event-time order
 // within the out-of-orderness bound, cut into batches of random sizes.
 func shuffleInput(rng *rand.Rand, ooo time.Duration) (batches [][]stream.Record[keyed], parts int, oracle map[string]int64) {
+	batches, parts, oracle, _ = shuffleInputDeltas(rng, ooo)
+	return batches, parts, oracle
+}
+
+// shuffleInputDeltas is shuffleInput with a second oracle: the sums of lastOfKey's deltas
+// (each value minus the previous value of its key in its partition).
+func shuffleInputDeltas(rng *rand.Rand, ooo time.Duration) (batches [][]stream.Record[keyed], parts int, oracle, deltas map[string]int64) {
 	parts = 2 + rng.IntN(3)
 	n := 150 + rng.IntN(300)
 	keys := []string{"a", "b", "c", "d", "e", "f"}[:2+rng.IntN(5)]
@@ -90,7 +97,11 @@ func shuffleInput(rng *rand.Rand, ooo time.Duration) (batches [][]stream.Record[
 		t[p] = streamtest.Epoch.Add(time.Duration(rng.IntN(600)) * time.Second)
 		maxT[p] = t[p]
 	}
-	oracle = map[string]int64{}
+	oracle, deltas = map[string]int64{}, map[string]int64{}
+	last := make([]map[string]int64, parts)
+	for p := range parts {
+		last[p] = map[string]int64{}
+	}
 	var all []stream.Record[keyed]
 	for range n {
 		p := rng.IntN(parts)
@@ -109,14 +120,17 @@ func shuffleInput(rng *rand.Rand, ooo time.Duration) (batches [][]stream.Record[
 		v := 1 + rng.Int64N(100)
 		all = append(all, stream.Record[keyed]{Value: keyed{k, v}, Partition: int32(p), Offset: off[p], EventTime: et})
 		off[p]++
-		oracle[fmt.Sprintf("%s/%d", k, et.Truncate(10*time.Second).Unix())] += v
+		id := fmt.Sprintf("%s/%d", k, et.Truncate(10*time.Second).Unix())
+		oracle[id] += v
+		deltas[id] += v - last[p][k]
+		last[p][k] = v
 	}
 	for len(all) > 0 {
 		m := min(len(all), 1+rng.IntN(40))
 		batches = append(batches, all[:m])
 		all = all[m:]
 	}
-	return batches, parts, oracle
+	return batches, parts, oracle, deltas
 }
 
 // shuffleRun is one run (one process) of source -> KeyBy -> Repartition -> window sum.
@@ -130,11 +144,22 @@ type shuffleRun struct {
 }
 
 func newShuffleRun(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], parts int, ooo time.Duration) *shuffleRun {
+	return newShuffleRunOf(t, log, parts, ooo, false)
+}
+
+// newShuffleRunOf builds the graph; with tracked, a stateful operator that emits each record
+// once with its own offset (lastOfKey, like the fleet job's tracker) comes before the
+// repartition, which then sums its deltas.
+func newShuffleRunOf(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], parts int, ooo time.Duration, tracked bool) *shuffleRun {
 	r := &shuffleRun{h: streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(ooo))}
 	var src *stream.Stream[keyed]
 	r.q, src = streamtest.NewQueue[keyed](r.h)
 	r.q.SetPartitions(parts)
 	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
+	if tracked {
+		d := stream.Apply(src, "lastOfKey", stream.Operator[keyed, keyDelta](&lastOfKey{parts: map[int32]map[string][2]int64{}}))
+		pairs = stream.Map(d, func(k keyDelta) stream.Pair[string, int64] { return stream.KV(k.Key, k.Delta) })
+	}
 	var shuffled *stream.Stream[stream.Pair[string, int64]]
 	r.ex, shuffled = streamtest.NewRepartition(r.h, pairs, "keys", log)
 	sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
@@ -231,8 +256,17 @@ func TestRepartitionCrashSweep(t *testing.T) {
 	for seed := range seeds {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		ooo := 2 * time.Second
-		batches, up, oracle := shuffleInput(rng, ooo)
+		batches, up, oracle, deltas := shuffleInputDeltas(rng, ooo)
 		parts := 1 + rng.IntN(3)
+		// Odd seeds put a stateful operator before the repartition (the fleet job's tracker
+		// before zone demand).
+		tracked := seed%2 == 1
+		if tracked {
+			oracle = deltas
+		}
+		newShuffleRun := func(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], up int, ooo time.Duration) *shuffleRun {
+			return newShuffleRunOf(t, log, up, ooo, tracked)
+		}
 		newLog := func() *streamtest.ExchangeLog[stream.Pair[string, int64]] {
 			return streamtest.NewExchangeLog[stream.Pair[string, int64]](parts)
 		}
@@ -281,4 +315,38 @@ func TestRepartitionCrashSweep(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRepartitionOutOfOrderFails: window results carry their oldest record's offset, so a
+// repartition after a window would number them out of order: a permanent error that names the
+// fix, never a silent loss.
+func TestRepartitionOutOfOrderFails(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(20*time.Second))
+	q, src := streamtest.NewQueue[keyed](h)
+	counts, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64](),
+		window.WithEmit(window.EveryBatch))
+	require.NoError(t, err)
+	pairs := stream.Map(counts.Results(), func(r window.Result[string, int64]) stream.Pair[string, int64] { return stream.KV(r.Key, r.Value) })
+	streamtest.NewRepartition(h, pairs, "after-window", streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
+	// Partial results carry their window's oldest offset: [0s, 10s) updated in the third
+	// batch goes back to offset 0 after [10s, 20s)'s offset 1.
+	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
+	q.Add(stream.Record[keyed]{Value: keyed{"x", 1}, Offset: 0, EventTime: at(1)})
+	q.Add(stream.Record[keyed]{Value: keyed{"b", 1}, Offset: 1, EventTime: at(15)})
+	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 2, EventTime: at(5)})
+	q.End()
+	var stepErr error
+	for range 20 {
+		done, err := h.TryStep()
+		if err != nil {
+			stepErr = err
+			break
+		}
+		if done {
+			break
+		}
+	}
+	require.Error(t, stepErr)
+	require.True(t, stream.IsPermanent(stepErr))
+	require.ErrorContains(t, stepErr, "repartition before them")
 }

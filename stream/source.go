@@ -336,12 +336,13 @@ type taken struct {
 }
 
 type source[T any] struct {
-	idx  int // position among the pipeline's sources
-	done bool
-	src  Source[T]
-	in   *Input[T]
-	head *Stream[T]
-	cur  *split[T] // the batch being processed; between batches, the empty spare
+	idx   int // position among the pipeline's sources
+	done  bool
+	parts int // for a repartition's source, the exchange's partition count
+	src   Source[T]
+	in    *Input[T]
+	head  *Stream[T]
+	cur   *split[T] // the batch being processed; between batches, the empty spare
 }
 
 // From attaches a source to the pipeline and returns its stream. A pipeline may have several
