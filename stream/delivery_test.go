@@ -424,3 +424,49 @@ func TestBacklogRunsBackToBack(t *testing.T) {
 		require.Equal(t, 100*time.Millisecond, drained, "the backlog waited for the clock")
 	})
 }
+
+// TestRetryHookAndPartitionStats: while a batch's outputs fail, every attempt reaches the
+// retry hook and Retrying (with the time the outage began), and the stats of the batch
+// finally written say where each partition is read and committed (issue 14).
+func TestRetryHookAndPartitionStats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var infos []stream.RetryInfo
+		var p *stream.Pipeline
+		var during []bool
+		p, err := stream.New(time.Second, stream.WithRetry(stream.RetryPolicy{Initial: time.Second, Max: 2 * time.Second}),
+			stream.WithRetryHook(func(ri stream.RetryInfo) {
+				infos = append(infos, ri)
+				_, ok := p.Retrying()
+				during = append(during, ok)
+			}))
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1, 2, 3}}
+		s := stream.From(p, stream.Source[int](src))
+		fails := 3
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error {
+			if fails > 0 {
+				fails--
+				return errors.New("opensearch unreachable")
+			}
+			return nil
+		})
+		require.NoError(t, p.Run(t.Context()))
+		require.Len(t, infos, 3)
+		for i, ri := range infos {
+			require.Equal(t, i+1, ri.Attempt)
+			require.Equal(t, infos[0].Batch, ri.Batch)
+			require.Equal(t, infos[0].Since, ri.Since, "the outage began at the first failure")
+			require.ErrorContains(t, ri.Err, "opensearch unreachable")
+		}
+		require.Equal(t, []bool{true, true, true}, during)
+		_, retrying := p.Retrying()
+		require.False(t, retrying, "the batch was written")
+		st := p.Stats()
+		require.Len(t, st.PartitionStats, 1)
+		ps := st.PartitionStats[0]
+		require.Equal(t, int64(3), ps.Next)
+		require.Equal(t, int64(3), ps.Committed)
+		require.Zero(t, ps.HeldBack())
+		require.True(t, ps.Ended)
+	})
+}

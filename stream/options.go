@@ -25,6 +25,7 @@ type config struct {
 	maxFuture     time.Duration
 	retry         RetryPolicy
 	statsHook     func(BatchStats)
+	retryHook     func(RetryInfo)
 	shutdownGrace time.Duration
 	errs          []error
 }
@@ -134,6 +135,13 @@ func WithRetry(p RetryPolicy) Option {
 // stats. It must not block.
 func WithStatsHook(f func(BatchStats)) Option {
 	return optionFunc(func(c *config) { c.statsHook = f })
+}
+
+// WithRetryHook sets a function called from the run loop after each failed attempt of a
+// batch's outputs, before the backoff: metrics and status pages see an outage while it
+// lasts, not only once the batch is acknowledged. Pipeline.Retrying returns the same.
+func WithRetryHook(f func(RetryInfo)) Option {
+	return optionFunc(func(c *config) { c.retryHook = f })
 }
 
 // WithShutdownGrace bounds how long the batch in flight may still take to write once Run's

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fleetstream/fleetstream/internal/lograte"
 )
 
 // Watermark values at the ends of time, in Unix nanoseconds.
@@ -55,8 +57,10 @@ type Pipeline struct {
 	fp      string
 	fpNodes int
 
-	statsMu sync.Mutex
-	stats   BatchStats
+	statsMu  sync.Mutex
+	stats    BatchStats
+	retrying *RetryInfo // the batch being retried, nil when none
+	retryLog *lograte.Limiter
 }
 
 type partState struct {
@@ -164,10 +168,43 @@ type BatchStats struct {
 	State           []OperatorState // entries held by each stateful operator, in graph order
 	Partitions      int
 	Committed       []Position // what was handed to Source.Commit after this batch
-	Source          SourceStats
+	// PartitionStats has every live partition's position and watermark, by partition id.
+	PartitionStats []PartitionStats
+	Source         SourceStats
 	// Duplicates counts the replayed records that the repartitions' downstream partitions
 	// dropped since the pipeline started (see Repartition).
 	Duplicates int64
+}
+
+// PartitionStats is one partition's position and event time after a batch.
+type PartitionStats struct {
+	Partition int32 // pipeline partition id (PartitionSource)
+	// Next is the offset after the newest record read (acknowledged or in this batch), -1
+	// before any; Committed the last committed offset, -1 before any. Next - Committed is
+	// the number of offsets held back by open state (or not committed yet): a consumer
+	// group's lag counts them although the pipeline has read them.
+	Next, Committed int64
+	// Watermark is the partition's own watermark (the zero time before its first event).
+	Watermark time.Time
+	Idle      bool
+	Ended     bool // the partition's input ended
+}
+
+// HeldBack returns the offsets read but not committed (Next - Committed), 0 if unknown.
+func (s PartitionStats) HeldBack() int64 {
+	if s.Next < 0 || s.Committed < 0 || s.Next < s.Committed {
+		return 0
+	}
+	return s.Next - s.Committed
+}
+
+// RetryInfo describes a failed attempt of a batch's outputs (WithRetryHook).
+type RetryInfo struct {
+	Batch   int64
+	Attempt int       // attempts so far, from 1
+	Since   time.Time // when the batch's first attempt failed
+	Backoff time.Duration
+	Err     error
 }
 
 // OperatorState is the size of one stateful operator's state: entries as the operator counts
@@ -195,6 +232,7 @@ func New(interval time.Duration, opts ...Option) (*Pipeline, error) {
 		parts:    make(map[int32]*partState),
 		wm:       NoWatermark,
 		wake:     make(chan struct{}, 1),
+		retryLog: lograte.New(5, time.Minute),
 	}, nil
 }
 
@@ -221,6 +259,17 @@ func (p *Pipeline) Stats() BatchStats {
 	p.statsMu.Lock()
 	defer p.statsMu.Unlock()
 	return p.stats
+}
+
+// Retrying returns the failed attempt of the batch being retried, and false when no batch is
+// failing. Safe for concurrent use.
+func (p *Pipeline) Retrying() (RetryInfo, bool) {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	if p.retrying == nil {
+		return RetryInfo{}, false
+	}
+	return *p.retrying, true
 }
 
 // WatermarkTime turns a watermark in Unix nanoseconds (PartitionContext) into the time

@@ -149,7 +149,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				return errors.Join(err, stop())
 			}
 			d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempts)
-			p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", p.pending.info.Batch, "attempt", attempts, "backoff", d, "err", err)
+			p.noteRetry(attempts, d, err)
 			select {
 			case <-ctx.Done():
 				release()
@@ -273,6 +273,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		Partitions:      len(p.live),
 		Committed:       committed,
 		Duplicates:      dups,
+		PartitionStats:  p.partitionStats(),
 	}
 	st.Watermark = b.info.Watermark
 	st.State = make([]OperatorState, 0, p.statefulNodes())
@@ -286,7 +287,12 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	st.Source = p.sourceStats()
 	p.statsMu.Lock()
 	p.stats = st
+	recovered := p.retrying
+	p.retrying = nil
 	p.statsMu.Unlock()
+	if recovered != nil {
+		p.cfg.logger.Info("stream: batch written after retries", "batch", st.Batch, "attempts", st.Attempts, "outage", p.cfg.clock.Now().Sub(recovered.Since).Round(time.Millisecond))
+	}
 	if p.cfg.statsHook != nil {
 		p.cfg.statsHook(st)
 	}
@@ -303,6 +309,38 @@ func (p *Pipeline) handleControl() {
 		assigned, revoked := sn.control()
 		p.applyControl(assigned, revoked)
 	}
+}
+
+// noteRetry publishes a failed attempt (Retrying, WithRetryHook) and logs it: the first
+// attempts each, then at most one line a minute with the count of the ones left out.
+func (p *Pipeline) noteRetry(attempts int, d time.Duration, err error) {
+	now := p.cfg.clock.Now()
+	p.statsMu.Lock()
+	info := RetryInfo{Batch: p.pending.info.Batch, Attempt: attempts, Since: now, Backoff: d, Err: err}
+	if p.retrying != nil && p.retrying.Batch == info.Batch {
+		info.Since = p.retrying.Since
+	}
+	p.retrying = &info
+	p.statsMu.Unlock()
+	if ok, suppressed := p.retryLog.Allow(now); ok {
+		p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", info.Batch, "attempt", attempts, "backoff", d,
+			"failing_for", now.Sub(info.Since).Round(time.Millisecond), "suppressed", suppressed, "err", err)
+	}
+	if p.cfg.retryHook != nil {
+		p.cfg.retryHook(info)
+	}
+}
+
+// partitionStats returns every live partition's position and watermark.
+func (p *Pipeline) partitionStats() []PartitionStats {
+	now := p.cfg.clock.Now()
+	out := make([]PartitionStats, 0, len(p.live))
+	for _, part := range p.live {
+		ps := p.parts[part]
+		out = append(out, PartitionStats{Partition: part, Next: ps.next, Committed: ps.committed,
+			Watermark: WatermarkTime(p.own(ps)), Idle: p.idle(ps, now), Ended: ps.ended || ps.marked && ps.markEnd})
+	}
+	return out
 }
 
 // markSep separates the operators' checkpoint from a repartition partition's marks in
