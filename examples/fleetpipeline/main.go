@@ -93,5 +93,5 @@ func logger(w io.Writer, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(newRetryTap(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

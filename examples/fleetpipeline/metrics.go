@@ -11,21 +11,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetstream/fleetstream/metrics/prom"
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // serveMetrics listens on addr and serves m's endpoints until ctx ends. It fails at once when
 // the address cannot be listened on: an operator who asked for metrics must not go without.
 func serveMetrics(ctx context.Context, addr string, m *prom.Metrics, log *slog.Logger) (stop func(), err error) {
-	if tap, ok := log.Handler().(*retryTap); ok {
-		tap.state.observe.Store(m)
-	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("-http %s: %w", addr, err)
@@ -69,66 +66,13 @@ func sinkStats[T any](s *opensearch.Sink[T]) func() prom.SinkStats {
 	}
 }
 
-// retryMessage is the message of the run loop's log record for a batch whose outputs failed
-// and are retried (stream.Pipeline.Run), with the attributes batch, attempt and err.
-const retryMessage = "stream: batch outputs failed, retrying"
-
-// retryTap is the job's log handler: it passes every record on, and hands the run loop's
-// retry records to the metrics (prom.Metrics.ObserveRetry), so that the status page and
-// /readyz show an output retry in progress ("batch 38 retrying, attempt 12") while no batch
-// is acknowledged. The core has no retry hook yet; this reads the one place it reports a retry.
-type retryTap struct {
-	slog.Handler
-	state *tapState
-}
-
-type tapState struct {
-	observe atomic.Pointer[prom.Metrics] // set once the metrics serve
-}
-
-func newRetryTap(h slog.Handler) *retryTap { return &retryTap{Handler: h, state: &tapState{}} }
-
-func (t *retryTap) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == retryMessage {
-		if m := t.state.observe.Load(); m != nil {
-			var batch, attempt int64
-			var err error
-			r.Attrs(func(a slog.Attr) bool {
-				v := a.Value.Resolve()
-				switch a.Key {
-				case "batch":
-					batch = attrInt(v)
-				case "attempt":
-					attempt = attrInt(v)
-				case "err":
-					if e, ok := v.Any().(error); ok {
-						err = e
-					} else {
-						err = errors.New(v.String())
-					}
-				}
-				return true
-			})
-			m.ObserveRetry(batch, int(attempt), err)
+// retryHook hands each failed attempt of a batch's outputs to m (none if m is nil), so that
+// the status page and /readyz show an output retry in progress ("batch 38 retrying, attempt
+// 12") while no batch is acknowledged.
+func retryHook(m *prom.Metrics) stream.Option {
+	return stream.WithRetryHook(func(ri stream.RetryInfo) {
+		if m != nil {
+			m.ObserveRetry(ri.Batch, ri.Attempt, ri.Err)
 		}
-	}
-	return t.Handler.Handle(ctx, r)
-}
-
-func attrInt(v slog.Value) int64 {
-	switch v.Kind() {
-	case slog.KindInt64:
-		return v.Int64()
-	case slog.KindUint64:
-		return int64(v.Uint64())
-	}
-	return 0
-}
-
-func (t *retryTap) WithAttrs(as []slog.Attr) slog.Handler {
-	return &retryTap{Handler: t.Handler.WithAttrs(as), state: t.state}
-}
-
-func (t *retryTap) WithGroup(name string) slog.Handler {
-	return &retryTap{Handler: t.Handler.WithGroup(name), state: t.state}
+	})
 }

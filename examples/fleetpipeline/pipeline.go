@@ -62,6 +62,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 				metrics.Observe(s)
 			}
 		}),
+		retryHook(metrics),
 	)...)
 	if err != nil {
 		return err

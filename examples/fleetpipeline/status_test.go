@@ -34,16 +34,13 @@ func (s oneShot) Run(ctx context.Context, in *stream.Input[int]) error {
 
 func (oneShot) Commit(context.Context, []stream.Position) error { return nil }
 
-func TestRetryTapFeedsStatus(t *testing.T) {
+// TestRetryHookFeedsStatus: the job's retry hook shows an output retry in progress on the
+// status page and /readyz while no batch is acknowledged.
+func TestRetryHookFeedsStatus(t *testing.T) {
 	m, err := prom.New(prometheus.NewRegistry(), "tap")
 	require.NoError(t, err)
 	log := logger(io.Discard, false)
-	// serveMetrics connects the tap to the metrics; here on a free loopback port.
-	stop, err := serveMetrics(t.Context(), "127.0.0.1:0", m, log)
-	require.NoError(t, err)
-	defer stop()
-
-	p, err := stream.New(time.Second, stream.WithName("tap"), stream.WithLogger(log),
+	p, err := stream.New(time.Second, stream.WithName("tap"), stream.WithLogger(log), retryHook(m),
 		stream.WithStatsHook(m.Observe), stream.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: 2 * time.Millisecond}))
 	require.NoError(t, err)
 	calls := 0
