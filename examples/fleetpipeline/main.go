@@ -57,6 +57,9 @@ type config struct {
 	outOfOrder  time.Duration
 	batch       time.Duration
 	exitIdle    time.Duration
+	bounded     bool
+	zoneDemand  bool
+	alerts      bool
 	statusEvery time.Duration
 	replicas    int
 	indexTag    string
@@ -79,6 +82,9 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.outOfOrder, "out-of-order", 30*time.Second, "maximum out-of-orderness of events within a partition")
 	fs.DurationVar(&c.batch, "batch", time.Second, "batch interval")
 	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition has been caught up this long, close all windows, commit and exit 0 (0: run until stopped); the commit stays at the first record of each partition's newest window, so a later run that receives more of that window's records completes it")
+	fs.BoolVar(&c.bounded, "bounded", false, "read each partition up to the end offset it had at start, then close all windows, commit and exit 0 (a backfill); see also -exit-when-idle")
+	fs.BoolVar(&c.zoneDemand, "zone-demand", true, "compute zone demand (-zone-demand=false: off)")
+	fs.BoolVar(&c.alerts, "alerts", true, "detect alerts and write them to OpenSearch and -alerts-topic (-alerts=false: off)")
 	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line")
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)

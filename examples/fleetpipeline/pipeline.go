@@ -80,6 +80,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if c.exitIdle > 0 {
 		srcOpts = append(srcOpts, kafka.WithEndWhenCaughtUp(c.exitIdle))
 	}
+	if c.bounded {
+		srcOpts = append(srcOpts, kafka.WithBounded())
+	}
 	codec := kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
 		e, err := telemetry.Decode(m.Value)
 		if errors.Is(err, telemetry.ErrInvalid) {
@@ -104,7 +107,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err := client.EnsureTemplates(ctx, opensearch.WithReplicas(c.replicas)); err != nil {
 		return fmt.Errorf("index templates: %w", err)
 	}
-	if c.alertsTopic != "" {
+	if c.alerts && c.alertsTopic != "" {
 		if _, err := kafka.EnsureTopic(ctx, kcfg, c.alertsTopic, 6, 1); err != nil {
 			return err
 		}
@@ -124,7 +127,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return nil
 	})
 	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", src.Origin, func(t telemetry.Event) telemetry.Event { return t }), lateLetters)
-	stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", src.Origin, func(t telemetry.Tracked) telemetry.Event { return t.Event }), lateLetters)
+	if g.zones != nil {
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", src.Origin, func(t telemetry.Tracked) telemetry.Event { return t.Event }), lateLetters)
+	}
 	stream.To(stream.Map(g.refused, func(dl stream.DeadLetter) stream.DeadLetter {
 		if topic, part, ok := src.Origin(dl.Partition); ok {
 			dl.Topic, dl.Partition = topic, part
@@ -169,13 +174,17 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		return nil
 	})
-	stream.To(g.zoneDocs, zoneSink)
-	stream.ForEachBatch(g.zoneDocs, func(_ context.Context, _ stream.BatchInfo, b []zoneResult) error {
-		cnt.windows.Add(int64(len(b)))
-		return nil
-	})
-	stream.To(g.alerts, alertSink)
-	if c.alertsTopic != "" {
+	if g.zoneDocs != nil {
+		stream.To(g.zoneDocs, zoneSink)
+		stream.ForEachBatch(g.zoneDocs, func(_ context.Context, _ stream.BatchInfo, b []zoneResult) error {
+			cnt.windows.Add(int64(len(b)))
+			return nil
+		})
+	}
+	if c.alerts {
+		stream.To(g.alerts, alertSink)
+	}
+	if c.alerts && c.alertsTopic != "" {
 		prod, err := kafka.NewProducer(kcfg, c.alertsTopic, kafka.KeyValue(
 			func(a telemetry.Alert) []byte { return []byte(a.CabID) },
 			func(a telemetry.Alert) ([]byte, error) { return a.AppendJSON(nil) },
@@ -187,10 +196,12 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		stream.To(g.alerts, prod) // the pipeline closes it
 	}
-	stream.ForEachBatch(g.alerts, func(_ context.Context, _ stream.BatchInfo, b []telemetry.Alert) error {
-		cnt.alerts.Add(int64(len(b)))
-		return nil
-	})
+	if c.alerts {
+		stream.ForEachBatch(g.alerts, func(_ context.Context, _ stream.BatchInfo, b []telemetry.Alert) error {
+			cnt.alerts.Add(int64(len(b)))
+			return nil
+		})
+	}
 
 	if metrics != nil {
 		for name, stats := range map[string]func() prom.SinkStats{
@@ -232,9 +243,9 @@ func (c *config) pipelineOptions() []stream.Option {
 // to OpenSearch and Kafka, and the offline tests drive the same graph through streamtest.
 type graph struct {
 	cabs     *window.Windowed[string, telemetry.CabStats, telemetry.Event]
-	zones    *window.Windowed[string, telemetry.ZoneDemand, telemetry.Tracked]
-	cabDocs  *stream.Stream[cabResult]  // final cab stats
-	zoneDocs *stream.Stream[zoneResult] // final zone demand
+	zones    *window.Windowed[string, telemetry.ZoneDemand, telemetry.Tracked] // nil with -zone-demand=false
+	cabDocs  *stream.Stream[cabResult]                                         // final cab stats
+	zoneDocs *stream.Stream[zoneResult]                                        // final zone demand, nil with -zone-demand=false
 	alerts   *stream.Stream[telemetry.Alert]
 	refused  *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
 }
@@ -250,18 +261,19 @@ func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, err
 	if err != nil {
 		return nil, err
 	}
-	zones, err := telemetry.ZoneDemandStream(tracker.Events(), window.Tumbling(c.zoneWindow), grace)
-	if err != nil {
-		return nil, err
+	g := &graph{
+		cabs:    cabs,
+		cabDocs: cabs.Results().Filter(func(r cabResult) bool { return r.Final }),
+		alerts:  tracker.Alerts(),
+		refused: tracker.DeadLetters(),
 	}
-	return &graph{
-		cabs:     cabs,
-		zones:    zones,
-		cabDocs:  cabs.Results().Filter(func(r cabResult) bool { return r.Final }),
-		zoneDocs: zones.Results().Filter(func(r zoneResult) bool { return r.Final }),
-		alerts:   tracker.Alerts(),
-		refused:  tracker.DeadLetters(),
-	}, nil
+	if c.zoneDemand {
+		if g.zones, err = telemetry.ZoneDemandStream(tracker.Events(), window.Tumbling(c.zoneWindow), grace); err != nil {
+			return nil, err
+		}
+		g.zoneDocs = g.zones.Results().Filter(func(r zoneResult) bool { return r.Final })
+	}
+	return g, nil
 }
 
 // maxKeys bounds each window operator's open state: a cab (or zone) in up to four open
