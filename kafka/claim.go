@@ -299,6 +299,7 @@ type claimLoop[T any] struct {
 	retry    *time.Timer // set while a failed dead-letter write waits to be retried
 	attempt  int         // failed attempts of the pending dead letters
 	finished bool
+	corrupt  bool // a repartition record could not be decoded: take nothing after it
 }
 
 // room reports whether the claim may take more fetched records.
@@ -310,8 +311,8 @@ func (c *claimLoop[T]) room() bool {
 // time is unusable (stream.Input.CheckEventTime), into the pending dead letters.
 func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	p, s := c.p, c.h.s
-	if p.end >= 0 && m.Offset >= p.end {
-		return // past the backfill's end
+	if p.end >= 0 && m.Offset >= p.end || c.corrupt {
+		return // past the backfill's end, or after a corrupt repartition record
 	}
 	if p.marks.pushedNext < 0 {
 		// No committed offset: start counting from the first record.
@@ -325,6 +326,18 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	c.queued += int64(size)
 	c.msg.fromSarama(m)
 	v, ts, err := s.codec.Decode(&c.msg)
+	if s.o.exchange {
+		// A repartition topic holds only what an Exchange wrote: a record it cannot decode is
+		// corruption or a codec that changed under a running topic. Dead-lettering it would
+		// silently lose a record the exactly-once count includes, so the Source stops.
+		if err != nil {
+			c.corrupt = true
+			s.fail(fmt.Errorf("%w: %s/%d offset %d: %w", ErrCorruptRepartition, m.Topic, m.Partition, m.Offset, err))
+			return
+		}
+		c.queue = append(c.queue, stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+		return
+	}
 	if err != nil {
 		reason := stream.ReasonDecode
 		var inv *InvalidError

@@ -18,10 +18,11 @@ type SourceOption interface{ applySource(*sourceOptions) }
 // ProducerOption configures a Producer.
 type ProducerOption interface{ applyProducer(*producerOptions) }
 
-// Option configures a Source or a Producer.
+// Option configures a Source, a Producer or an Exchange.
 type Option interface {
 	SourceOption
 	ProducerOption
+	ExchangeOption
 }
 
 type common struct {
@@ -40,6 +41,10 @@ type sourceOptions struct {
 	// producer of the Source's transaction.
 	readCommitted bool
 	txnID         string
+	// exchange makes the Source read a repartition topic (Exchange): a record that cannot be
+	// decoded stops it instead of going to a dead-letter output, event times are the
+	// decoded ones as they are (zero for marks), and no dead-letter output is made.
+	exchange bool
 }
 
 type producerOptions struct {

@@ -43,6 +43,8 @@ type Source[T any] struct {
 	log    *slog.Logger
 	topics map[string]int
 	ran    atomic.Bool
+	// partitions is the number of partitions of the Source's topics, once Run looked them up.
+	partitions atomic.Int64
 
 	records, bytes, deadLettered atomic.Int64
 	// dlqLog lets the first dead letters be logged one by one, then one line per interval
@@ -199,7 +201,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	s.cancel = cancel
 
 	dlq := s.o.dlqSink
-	if dlq == nil {
+	if dlq == nil && !s.o.exchange {
 		d, err := NewDeadLetterSink(s.cfg, s.o.dlqTopic, WithLogger(s.o.logger), WithSaramaConfig(s.o.tune))
 		if err != nil {
 			return err
@@ -292,6 +294,13 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	return ctx.Err()
 }
 
+// PartitionCount returns the number of partitions of the Source's topics, summed over its
+// topics, as the brokers reported them when Run started (0 before). It implements
+// stream.PartitionCounter: a repartition sends it with its watermark marks, so that a
+// downstream partition waits for every upstream partition, including those that other
+// instances of the pipeline own.
+func (s *Source[T]) PartitionCount() int { return int(s.partitions.Load()) }
+
 // fail stops Run with err (the first one wins).
 func (s *Source[T]) fail(err error) {
 	err = redact(&s.cfg, err)
@@ -308,8 +317,15 @@ var errTopicMissing = sarama.ErrUnknownTopicOrPartition
 func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error {
 	done := make(chan error, 1)
 	go func() {
+		var total int64
 		for _, t := range s.cfg.Topics {
-			if err := client.RefreshMetadata(t); err != nil {
+			err := client.RefreshMetadata(t)
+			if err == nil {
+				var parts []int32
+				parts, err = client.Partitions(t)
+				total += int64(len(parts))
+			}
+			if err != nil {
 				if errors.Is(err, errTopicMissing) {
 					done <- fmt.Errorf("kafka: source topic %q does not exist (a Source never creates topics; create it first, e.g. with kafka.EnsureTopic): %w", t, err)
 				} else {
@@ -318,6 +334,7 @@ func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error
 				return
 			}
 		}
+		s.partitions.Store(total)
 		done <- nil
 	}()
 	select {

@@ -1,0 +1,636 @@
+// Exchange, the Kafka transport of a repartition (stream.Repartition): a topic of the
+// pipeline that the upstream side produces to with an idempotent producer, partition by
+// partition, and that the downstream side consumes as a further member of the pipeline's
+// consumer group, with the Source's claim loop. The record format is at the end of the file.
+
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// ErrCorruptRepartition is wrapped by the error that stops an Exchange's consumer when a
+// record of its topic cannot be decoded. A repartition topic holds only what an Exchange
+// wrote; such a record is a bug, corruption, or a codec changed under a topic that still
+// holds records of the old one. It cannot go to a dead-letter output: the downstream results
+// would silently miss a record that the exactly-once count includes.
+var ErrCorruptRepartition = errors.New("kafka: corrupt repartition record")
+
+// ErrPartitionMismatch is wrapped by the error of Exchange.Open when the repartition topic
+// exists with another partition count than the exchange wants.
+var ErrPartitionMismatch = errors.New("kafka: repartition topic partition count mismatch")
+
+// ExchangeOption configures an Exchange. WithLogger and WithSaramaConfig are ExchangeOptions
+// too.
+type ExchangeOption interface{ applyExchange(*exchangeOptions) }
+
+type exchangeOptions struct {
+	common
+	partitions  int32
+	replication int16
+	topics      []string // of WithPartitionsOf
+	errs        []error
+}
+
+type exchangeOpt func(*exchangeOptions)
+
+func (f exchangeOpt) applyExchange(o *exchangeOptions) { f(o) }
+func (f commonOpt) applyExchange(o *exchangeOptions)   { f(&o.common) }
+
+// WithPartitions sets the number of partitions of the repartition topic. Default: the
+// largest partition count among the topics of WithPartitionsOf, or else of Config.Topics
+// (as Kafka Streams sizes its repartition topics).
+func WithPartitions(n int) ExchangeOption {
+	return exchangeOpt(func(o *exchangeOptions) {
+		if n <= 0 || n > 1<<partitionBits {
+			o.errs = append(o.errs, invalid("WithPartitions", "%d: want 1 to %d", n, 1<<partitionBits))
+		}
+		o.partitions = int32(n)
+	})
+}
+
+// WithPartitionsOf sizes the repartition topic like the topics src reads: the largest
+// partition count among them, looked up when the exchange opens.
+func WithPartitionsOf[V any](src *Source[V]) ExchangeOption {
+	return exchangeOpt(func(o *exchangeOptions) {
+		if src == nil {
+			o.errs = append(o.errs, invalid("WithPartitionsOf", "nil source"))
+			return
+		}
+		o.topics = slices.Clone(src.cfg.Topics)
+	})
+}
+
+// WithReplication sets the replication factor the repartition topic is created with.
+// Default: 3, or the number of brokers if fewer.
+func WithReplication(n int) ExchangeOption {
+	return exchangeOpt(func(o *exchangeOptions) {
+		if n <= 0 || n > math.MaxInt16 {
+			o.errs = append(o.errs, invalid("WithReplication", "%d: must be positive", n))
+		}
+		o.replication = int16(n)
+	})
+}
+
+// Exchange is the Kafka transport of a repartition: a stream.Exchange over the topic
+// "<pipeline>-<name>-repartition". Pass it to stream.Repartition (or RepartitionBy).
+//
+// Send produces each record to the partition the pipeline chose, with an idempotent
+// producer (acks from all in-sync replicas, one request in flight per broker, retries that
+// neither reorder nor drop), and returns once every record is acknowledged. The downstream
+// side (Run, Commit) is a Source of the topic in the pipeline's consumer group: a further
+// member of the same group as the pipeline's Source, with the same rebalancing,
+// backpressure and commits, the pipeline's checkpoint (with the repartition's dedup and
+// watermark state) stored as the offset metadata. It always starts a partition without a
+// committed offset at its oldest record, whatever Config.InitialOffset says.
+//
+// The Exchange only carries records: numbering, deduplication and watermarks are the
+// pipeline's (see "Repartition" in package stream). A record of the topic that cannot be
+// decoded stops the pipeline with ErrCorruptRepartition (never a dead letter). Close
+// releases the producer; the consumer's client is released when Run returns.
+type Exchange[T any] struct {
+	cfg   Config
+	topic string
+	codec stream.Codec[T]
+	o     exchangeOptions
+	src   *Source[stream.Shuffled[T]]
+	log   *slog.Logger
+
+	mu     sync.Mutex // guards the producer's lifecycle
+	client sarama.Client
+	ap     sarama.AsyncProducer
+	parts  int
+	closed bool
+	maxMsg int
+
+	// Send's state, reused across calls unless a call was abandoned (see Send).
+	sendMu sync.Mutex
+	gen    uint64
+	stale  int // results still due from abandoned calls
+	buf    []byte
+	msgs   []sarama.ProducerMessage
+	vals   []byteRef
+	refs   []sendRef
+
+	sent, sentBytes atomic.Int64
+}
+
+var (
+	_ stream.Exchange[int]                    = (*Exchange[int])(nil)
+	_ stream.Closer                           = (*Exchange[int])(nil)
+	_ stream.PartitionCounter                 = (*Source[int])(nil)
+	_ interface{ Stats() stream.SourceStats } = (*Exchange[int])(nil)
+)
+
+// NewExchange returns the exchange of repartition name of pipeline, whose values codec
+// encodes. cfg is the Config of the pipeline's Source: its brokers and security settings,
+// its Group (the exchange's consumer joins it) and, for the default partition count, its
+// Topics. Nothing connects before Open.
+func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T], opts ...ExchangeOption) (*Exchange[T], error) {
+	o := exchangeOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
+	for _, opt := range opts {
+		opt.applyExchange(&o)
+	}
+	errs := o.errs
+	topic := pipeline + "-" + name + "-repartition"
+	switch {
+	case pipeline == "" || name == "":
+		errs = append(errs, invalid("pipeline/name", "both are required (the topic is <pipeline>-<name>-repartition)"))
+	case len(topic) > 249 || !legalTopic(topic):
+		errs = append(errs, invalid("pipeline/name", "%q is not a legal Kafka topic name (at most 249 of a-z A-Z 0-9 . _ -)", topic))
+	}
+	if codec == nil {
+		errs = append(errs, invalid("codec", "nil"))
+	}
+	if o.partitions == 0 && len(o.topics) == 0 && len(cfg.Topics) == 0 {
+		errs = append(errs, invalid("WithPartitions", "no partition count: set WithPartitions, WithPartitionsOf or Config.Topics"))
+	}
+	if len(o.topics) == 0 {
+		o.topics = slices.Clone(cfg.Topics)
+	}
+	scfg := cfg
+	scfg.Brokers = slices.Clone(cfg.Brokers)
+	scfg.Topics = []string{topic}
+	scfg.InitialOffset = OffsetOldest // records sent before the first commit must be read
+	src, err := NewSource(scfg, shuffleCodec[T]{codec}, sourceOpt(func(so *sourceOptions) {
+		so.common = o.common
+		so.exchange = true
+	}))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Exchange[T]{cfg: scfg, topic: topic, codec: codec, o: o, src: src,
+		log: o.logger.With("component", "kafka.Exchange", "topic", topic)}, nil
+}
+
+func legalTopic(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Topic returns the repartition topic.
+func (e *Exchange[T]) Topic() string { return e.topic }
+
+// Sent returns how many records the broker acknowledged, and their bytes (values, as
+// stored before compression).
+func (e *Exchange[T]) Sent() (records, bytes int64) { return e.sent.Load(), e.sentBytes.Load() }
+
+// Stats reports the consumer side's records, bytes and lag (stream.SourceStats).
+func (e *Exchange[T]) Stats() stream.SourceStats { return e.src.Stats() }
+
+// Open implements stream.Exchange: it connects the producer, creates the topic if it does
+// not exist (with the configured partition count and replication factor) and returns its
+// partition count. An existing topic with another partition count is an error wrapping
+// ErrPartitionMismatch: the pipeline's keys would move to other partitions, away from the
+// state and dedup marks of their old ones.
+func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	if e.parts > 0 {
+		return e.parts, nil
+	}
+	sc, err := e.cfg.sarama(roleProducer)
+	if err != nil {
+		return 0, err
+	}
+	if e.o.tune != nil {
+		e.o.tune(sc)
+	}
+	sc.Producer.Partitioner = sarama.NewManualPartitioner
+	// A record that failed for good while a later one of its partition got through would
+	// break the partition's order, on which the pipeline's dedup relies: retry transient
+	// errors until they pass (Send's context bounds the wait), and refuse oversized records
+	// before anything is sent (see Send).
+	sc.Producer.Retry.Max = math.MaxInt32
+	sc.Producer.Retry.Backoff = 0
+	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		return min(100*time.Millisecond<<min(retries, 6), 5*time.Second)
+	}
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Metadata.AllowAutoTopicCreation = false
+	warnInsecure(e.log, sc)
+
+	type result struct {
+		client sarama.Client
+		n      int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := sarama.NewClient(e.cfg.Brokers, sc)
+		if err != nil {
+			done <- result{err: connectError(&e.cfg, err)}
+			return
+		}
+		n, err := e.ensure(ctx, c, sc)
+		done <- result{c, n, err}
+	}()
+	var r result
+	select {
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.client != nil {
+				_ = r.client.Close()
+			}
+		}()
+		return 0, ctx.Err()
+	case r = <-done:
+	}
+	client := r.client
+	if r.err != nil {
+		if client != nil {
+			_ = client.Close()
+		}
+		return 0, r.err
+	}
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return 0, fmt.Errorf("kafka: exchange producer: %w", err)
+	}
+	e.client, e.ap, e.parts, e.maxMsg = client, ap, r.n, sc.Producer.MaxMessageBytes
+	e.log.Debug("kafka: exchange open", "partitions", r.n)
+	return r.n, nil
+}
+
+// ensure works out the partition count and replication factor and makes sure the topic
+// exists with that count.
+func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sarama.Config) (int, error) {
+	want := e.o.partitions
+	if want == 0 {
+		for _, t := range e.o.topics {
+			if err := client.RefreshMetadata(t); err != nil {
+				return 0, fmt.Errorf("kafka: exchange %q: partitions of source topic %q: %w", e.topic, t, redact(&e.cfg, err))
+			}
+			ps, err := client.Partitions(t)
+			if err != nil {
+				return 0, fmt.Errorf("kafka: exchange %q: partitions of source topic %q: %w", e.topic, t, redact(&e.cfg, err))
+			}
+			want = max(want, int32(len(ps)))
+		}
+	}
+	if want <= 0 {
+		return 0, fmt.Errorf("kafka: exchange %q: the source topics have no partitions", e.topic)
+	}
+	repl := e.o.replication
+	if repl == 0 {
+		repl = int16(min(3, len(client.Brokers())))
+		repl = max(repl, 1)
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	got, err := ensureTopic(&e.cfg, sc, e.topic, want, repl)
+	if err != nil {
+		return 0, err
+	}
+	if got != want {
+		how := "WithPartitions"
+		if e.o.partitions == 0 {
+			how = "the source topics' partition count (the default)"
+		}
+		return 0, fmt.Errorf("%w: topic %q has %d partitions, the exchange wants %d (from %s): keep %d with kafka.WithPartitions(%d), "+
+			"or stop every instance and let the pipeline drain before deleting the topic, since a record still in it is lost with it",
+			ErrPartitionMismatch, e.topic, got, want, how, got, got)
+	}
+	if err := client.RefreshMetadata(e.topic); err != nil {
+		return 0, fmt.Errorf("kafka: exchange %q: metadata: %w", e.topic, redact(&e.cfg, err))
+	}
+	return int(got), nil
+}
+
+// byteRef is a message value; pointers into a slice of them make the values of a Send
+// without an allocation per record.
+type byteRef struct{ b []byte }
+
+func (r *byteRef) Encode() ([]byte, error) { return r.b, nil }
+func (r *byteRef) Length() int             { return len(r.b) }
+
+// sendRef is a message's Metadata: which Send call and which record it is.
+type sendRef struct {
+	gen uint64
+	idx int
+}
+
+// Send implements stream.Exchange: it produces every record to its partition, value = the
+// record's header and, for values, the codec's bytes, and returns once the broker
+// acknowledged all of them. Records of one partition are written in the order of recs.
+// A value the codec cannot encode, or a record larger than the producer's
+// MaxMessageBytes, is a permanent error, reported before anything is sent. If ctx ends
+// first, Send returns ctx.Err() and the records may still be written; the pipeline sends
+// them again and the copies are dropped downstream.
+func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	ap, closed, n, maxMsg := e.ap, e.closed, e.parts, e.maxMsg
+	e.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if ap == nil {
+		return fmt.Errorf("kafka: exchange %q: Send before Open", e.topic)
+	}
+	e.sendMu.Lock()
+	defer e.sendMu.Unlock()
+
+	// Encode everything into one buffer first: a bad value fails the call before a record
+	// is sent, so no partition gets a later record without an earlier one.
+	buf := e.buf[:0]
+	ends := e.refs[:0] // idx: the end of each record in buf
+	for i := range recs {
+		r := &recs[i]
+		if r.Partition < 0 || int(r.Partition) >= n {
+			return stream.Permanent(fmt.Errorf("kafka: exchange %q: record for partition %d of %d", e.topic, r.Partition, n))
+		}
+		start := len(buf)
+		buf = appendShuffled(buf, r)
+		if !r.Mark {
+			var err error
+			buf, err = e.codec.Append(buf, r.Value)
+			if err != nil {
+				e.buf = buf[:0]
+				return stream.Permanent(fmt.Errorf("kafka: exchange %q: encode: %w", e.topic, err))
+			}
+		}
+		if size := len(buf) - start + batchOverhead + recordOverhead + sizeSlack; size > maxMsg {
+			e.buf = buf[:0]
+			return stream.Permanent(fmt.Errorf("kafka: exchange %q: a record of %d bytes exceeds the producer's MaxMessageBytes (%d)", e.topic, size, maxMsg))
+		}
+		ends = append(ends, sendRef{idx: len(buf)})
+	}
+	e.gen++
+	gen := e.gen
+	msgs := slices.Grow(e.msgs[:0], len(recs))[:len(recs)]
+	vals := slices.Grow(e.vals[:0], len(recs))[:len(recs)]
+	start := 0
+	for i := range recs {
+		end := ends[i].idx
+		vals[i] = byteRef{buf[start:end:end]}
+		ends[i] = sendRef{gen: gen, idx: i}
+		msgs[i] = sarama.ProducerMessage{Topic: e.topic, Partition: recs[i].Partition, Value: &vals[i], Metadata: &ends[i]}
+		start = end
+	}
+	e.buf, e.refs, e.msgs, e.vals = buf, ends, msgs, vals
+
+	input, successes, errs := ap.Input(), ap.Successes(), ap.Errors()
+	next, acked, failed := 0, 0, 0
+	var first error
+	firstFail := make(map[int32]int) // by partition, the first failed record
+	var broken error
+	result := func(m *sarama.ProducerMessage, err error) {
+		ref, _ := m.Metadata.(*sendRef)
+		if ref == nil || ref.gen != gen {
+			e.stale--
+			return
+		}
+		if err != nil {
+			failed++
+			if first == nil {
+				first = err
+			}
+			if f, ok := firstFail[m.Partition]; !ok || ref.idx < f {
+				firstFail[m.Partition] = ref.idx
+			}
+			return
+		}
+		acked++
+		if f, ok := firstFail[m.Partition]; ok && ref.idx > f && broken == nil {
+			broken = fmt.Errorf("kafka: exchange %q: partition %d: record %d was written after record %d failed", e.topic, m.Partition, ref.idx, f)
+		}
+	}
+	for acked+failed < len(msgs) {
+		var in chan<- *sarama.ProducerMessage
+		var m *sarama.ProducerMessage
+		if next < len(msgs) {
+			in, m = input, &msgs[next]
+		}
+		select {
+		case in <- m:
+			next++
+		case s := <-successes:
+			result(s, nil)
+		case pe := <-errs:
+			result(pe.Msg, pe.Err)
+		case <-ctx.Done():
+			// The records handed over may still be written: their results arrive during later
+			// calls, which must not take them for their own, nor reuse their memory.
+			e.stale += next - acked - failed
+			e.buf, e.refs, e.msgs, e.vals = nil, nil, nil, nil
+			return ctx.Err()
+		}
+	}
+	var bytes int64
+	for i := range vals {
+		bytes += int64(len(vals[i].b))
+	}
+	clear(msgs) // drop sarama's references into the records
+	if first == nil {
+		e.sent.Add(int64(len(msgs)))
+		e.sentBytes.Add(bytes)
+		return nil
+	}
+	err := fmt.Errorf("kafka: exchange %q: produce: %d of %d records failed, first: %w", e.topic, failed, len(msgs), redact(&e.cfg, first))
+	if broken != nil {
+		// The order the pipeline's dedup relies on is broken; a retry could lose records.
+		e.log.Error("kafka: exchange: a partition's order is broken", "err", broken)
+		return stream.Permanent(errors.Join(broken, err))
+	}
+	if permanentProduceError(first) {
+		return stream.Permanent(err)
+	}
+	return err
+}
+
+// Run implements stream.Source: it consumes the topic as a member of the pipeline's consumer
+// group until ctx ends (see Source.Run). When the pipeline closes the input (every upstream
+// partition ended), Run goes on until the pipeline stops it.
+func (e *Exchange[T]) Run(ctx context.Context, in *stream.Input[stream.Shuffled[T]]) error {
+	return e.src.Run(ctx, in)
+}
+
+// Commit implements stream.Source: the positions and their checkpoints (which hold the
+// repartition's dedup and watermark state) are committed as the group's offsets and offset
+// metadata (see Source.Commit).
+func (e *Exchange[T]) Commit(ctx context.Context, pos []stream.Position) error {
+	return e.src.Commit(ctx, pos)
+}
+
+// Close implements stream.Closer: it waits for records in flight (abandoned Sends), then
+// closes the producer and its client. Later Sends return ErrClosed.
+func (e *Exchange[T]) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	ap, client := e.ap, e.client
+	e.mu.Unlock()
+	if ap == nil {
+		return nil
+	}
+	e.sendMu.Lock()
+	defer e.sendMu.Unlock()
+	ap.AsyncClose()
+	gen := e.gen
+	done := make(chan []error, 1)
+	go func() {
+		var errs []error
+		s, f := ap.Successes(), ap.Errors()
+		for s != nil || f != nil {
+			select {
+			case _, ok := <-s:
+				if !ok {
+					s = nil
+				}
+			case pe, ok := <-f:
+				if !ok {
+					f = nil
+				} else if pe.Msg != nil {
+					if ref, _ := pe.Msg.Metadata.(*sendRef); ref == nil || ref.gen == gen {
+						errs = append(errs, pe.Err)
+					}
+				}
+			}
+		}
+		done <- errs
+	}()
+	var errs []error
+	select {
+	case errs = <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	if err := client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("kafka: exchange close: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// The record format of a repartition topic: no key, no headers; the value is
+//
+//	flags byte: format version (1) << 4 | mark 1 | idle 2 | end 4
+//	From, Seq as zigzag varints
+//	a value: Sub, Time as zigzag varints, then the codec's bytes
+//	a mark:  Watermark, Upstreams as zigzag varints
+//
+// about 15 bytes of header for a value (Time takes 9).
+const (
+	formatV1  = 1 << 4
+	flagMark  = 1
+	flagIdle  = 2
+	flagEnd   = 4
+	flagsMask = 0x0f
+)
+
+func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
+	flags := byte(formatV1)
+	if r.Mark {
+		flags |= flagMark
+	}
+	if r.Idle {
+		flags |= flagIdle
+	}
+	if r.End {
+		flags |= flagEnd
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, int64(r.From))
+	b = binary.AppendVarint(b, r.Seq)
+	if r.Mark {
+		b = binary.AppendVarint(b, r.Watermark)
+		return binary.AppendVarint(b, int64(r.Upstreams))
+	}
+	b = binary.AppendVarint(b, int64(r.Sub))
+	return binary.AppendVarint(b, r.Time)
+}
+
+var errShortRecord = errors.New("header cut short")
+
+// decodeShuffled reads a record's header into r and returns the value's bytes.
+func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errShortRecord
+	}
+	flags := b[0]
+	if flags&^flagsMask != formatV1 || flags&^(formatV1|flagMark|flagIdle|flagEnd) != 0 {
+		return nil, fmt.Errorf("unknown record format %#x", flags)
+	}
+	b = b[1:]
+	var nums [4]int64
+	for i := range nums {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errShortRecord
+		}
+		nums[i], b = v, b[n:]
+	}
+	if nums[0] < 0 || nums[0] > math.MaxInt32 {
+		return nil, fmt.Errorf("upstream partition %d out of range", nums[0])
+	}
+	r.From, r.Seq = int32(nums[0]), nums[1]
+	r.Mark, r.Idle, r.End = flags&flagMark != 0, flags&flagIdle != 0, flags&flagEnd != 0
+	if r.Mark {
+		if len(b) != 0 {
+			return nil, fmt.Errorf("%d bytes after a mark", len(b))
+		}
+		if nums[3] < 0 || nums[3] > math.MaxInt32 {
+			return nil, fmt.Errorf("upstream count %d out of range", nums[3])
+		}
+		r.Watermark, r.Upstreams = nums[2], int32(nums[3])
+		return nil, nil
+	}
+	if nums[2] < 0 || nums[2] > math.MaxInt32 {
+		return nil, fmt.Errorf("rank %d out of range", nums[2])
+	}
+	r.Sub, r.Time = int32(nums[2]), nums[3]
+	return b, nil
+}
+
+// shuffleCodec decodes the repartition topic's records for the exchange's Source.
+type shuffleCodec[T any] struct{ c stream.Codec[T] }
+
+func (s shuffleCodec[T]) Decode(msg *Message) (stream.Shuffled[T], time.Time, error) {
+	var r stream.Shuffled[T]
+	r.Partition = msg.Partition
+	val, err := decodeShuffled(msg.Value, &r)
+	if err != nil {
+		return r, time.Time{}, err
+	}
+	if r.Mark {
+		return r, time.Time{}, nil
+	}
+	if r.Value, err = s.c.Decode(val); err != nil {
+		return r, time.Time{}, fmt.Errorf("value: %w", err)
+	}
+	return r, time.Unix(0, r.Time), nil
+}
