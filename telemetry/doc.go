@@ -129,8 +129,19 @@
 // [ZoneDemandStream] counts per geohash cell ([WithGeohashPrecision]) and window
 // the events, distinct cabs, pickups (a cab going from available to hired,
 // as the tracker sees it) and average speed, leaving out duplicates and GPS
-// jumps. Zones are not the Kafka key, so results are per source partition,
-// and their document IDs include it ([ZoneDemand.DocID]).
+// jumps. Zones are not the Kafka key, so a zone's events are spread over
+// the partitions, and window state is per partition: a pipeline reading
+// several partitions repartitions by zone first, to get one document per
+// zone and window ([ZoneDemand.DocID] is made of the zone and the window
+// only):
+//
+//	keyed, err := telemetry.KeyByZone(tr.Events(), 0) // geohash-6 cells
+//	byZone := stream.Repartition(keyed, "zones", exchange)
+//	zones, err := telemetry.ZoneDemandByZone(byZone, window.Tumbling(5*time.Minute))
+//
+// [ZoneOf] is the key function both use. The documents keep speed_samples
+// and speed_sum_kmh next to avg_speed_kmh, so an average over zones or
+// windows is exact: sum(speed_sum_kmh) / sum(speed_samples).
 //
 // [CabStatsDoc] and [ZoneDemandDoc] turn window results into documents;
 // AppendJSON writes them without reflection, with the fields of their JSON

@@ -106,6 +106,47 @@ func ExampleZoneDemandStream() {
 		fmt.Println("id key:", z.DocKey())
 	}
 	// Output:
-	// {"zone":"ez3fh","partition":0,"window_start":"2026-11-25T10:00:00Z","window_end":"2026-11-25T10:05:00Z","@timestamp":"2026-11-25T10:00:00Z","events":7,"cabs":2,"pickups":1,"avg_speed_kmh":22.857142857142858,"location":{"lat":41.15478515625,"lon":-8.59130859375}}
-	// id key: ez3fh/0
+	// {"zone":"ez3fh","window_start":"2026-11-25T10:00:00Z","window_end":"2026-11-25T10:05:00Z","@timestamp":"2026-11-25T10:00:00Z","events":7,"cabs":2,"pickups":1,"avg_speed_kmh":22.857142857142858,"speed_samples":7,"speed_sum_kmh":160,"location":{"lat":41.15478515625,"lon":-8.59130859375}}
+	// id key: ez3fh
+}
+
+// Zone demand over two partitions keyed by cab: a repartition by zone makes
+// one document per zone and window. A Kafka job passes kafka's exchange
+// with stream.PairCodec(stream.StringCodec{}, telemetry.TrackedCodec{}).
+func ExampleKeyByZone() {
+	h := streamtest.New(nil, time.Second)
+	q, events := streamtest.NewQueue[telemetry.Event](h)
+
+	tr, err := telemetry.Track(events)
+	if err != nil {
+		panic(err)
+	}
+	keyed, err := telemetry.KeyByZone(tr.Events(), 5)
+	if err != nil {
+		panic(err)
+	}
+	_, byZone := streamtest.NewRepartition(h, keyed, "zones", streamtest.NewExchangeLog[stream.Pair[string, telemetry.Tracked]](2))
+	zones, err := telemetry.ZoneDemandByZone(byZone, window.Tumbling(5*time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	out := streamtest.Collect(stream.Map(zones.Results(), telemetry.ZoneDemandDoc))
+
+	onPartition := func(p int32, rs []stream.Record[telemetry.Event]) []stream.Record[telemetry.Event] {
+		for i := range rs {
+			rs[i].Partition = p
+		}
+		return rs
+	}
+	q.Add(onPartition(0, porto("CAB-7", 2, 0, telemetry.StatusAvailable))...)
+	q.Add(onPartition(0, porto("CAB-7", 4, 20, telemetry.StatusHired)[2:])...) // a pickup at 30 s
+	q.Add(onPartition(1, porto("CAB-8", 3, 40, telemetry.StatusHired))...)
+	q.End()
+	h.RunUntilDone()
+	for _, z := range out.Slice() {
+		fmt.Printf("%s %s: %d events, %d cabs, %d pickups, %.1f km/h over %d readings\n",
+			z.DocKey(), z.WindowStart.Format(time.TimeOnly), z.Events, z.Cabs, z.Pickups, z.AvgSpeedKmh, z.SpeedSamples)
+	}
+	// Output:
+	// ez3fh 10:00:00: 7 events, 2 cabs, 1 pickups, 22.9 km/h over 7 readings
 }

@@ -103,9 +103,11 @@ type config struct {
 	silentAfter time.Duration
 	fences      []Geofence
 	precision   int
-	maxCabs     int
-	winOpts     []window.Option
-	errs        []error
+	// precisionSet: WithGeohashPrecision was passed.
+	precisionSet bool
+	maxCabs      int
+	winOpts      []window.Option
+	errs         []error
 }
 
 // newConfig applies opts, each through apply, over the defaults.
@@ -254,7 +256,7 @@ func WithGeohashPrecision(n int) ZoneDemandOption {
 			c.errs = append(c.errs, invalidOption("WithGeohashPrecision(%d): want 1..%d", n, MaxGeohashPrecision))
 			return
 		}
-		c.precision = n
+		c.precision, c.precisionSet = n, true
 	})
 }
 

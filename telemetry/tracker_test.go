@@ -5,6 +5,7 @@ package telemetry_test
 
 import (
 	"hash/fnv"
+	"strconv"
 	"testing"
 	"time"
 
@@ -240,8 +241,10 @@ func (o *replayOut) merge(h *replayHarness) {
 	}
 	if h.zones != nil {
 		for _, r := range h.zones.Slice() {
+			// Without a repartition, partitions emit partials of a zone
+			// under one document ID: keep them apart by partition.
 			z := telemetry.ZoneDemandDoc(r)
-			o.zones[z.DocID("replay")] = z
+			o.zones[z.DocID("replay")+"/"+strconv.Itoa(int(r.Partition))] = z
 		}
 	}
 	if h.stats != nil {

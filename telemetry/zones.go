@@ -6,7 +6,6 @@ package telemetry
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/fleetstream/fleetstream/internal/docid"
@@ -15,16 +14,19 @@ import (
 )
 
 // ZoneDemand is the activity in one geohash cell over one event-time window,
-// shaped as a document of the zone-demand index.
+// shaped as a document of the zone-demand index: one document per zone and
+// window for the whole input, its ID made of the zone and the window alone
+// ([ZoneDemand.DocID]).
 //
-// Zones are not the Kafka key (cabs are), so each source partition counts
-// the events it holds: a ZoneDemand is a per-partition partial, and its
-// document ID includes the partition (see [ZoneDemand.DocID]). Dashboards sum
-// events and pickups over partitions; distinct cabs add up too, since the
-// producer keys by cab and a cab lives in one partition.
+// Zones are not the Kafka key (cabs are), so a zone's events are spread over
+// the source partitions: the figures are whole only when the stream was
+// repartitioned by zone first ([KeyByZone], stream.Repartition,
+// [ZoneDemandByZone]). Without that, each partition emits a partial of the
+// same zone and window under the same document ID, and the last one written
+// wins. SpeedSamples and SpeedSumKmh make averages over documents exact:
+// sum(speed_sum_kmh) / sum(speed_samples), never an average of averages.
 type ZoneDemand struct {
 	Zone        string    `json:"zone"`
-	Partition   int32     `json:"partition"`
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
 	Timestamp   time.Time `json:"@timestamp"` // the window start
@@ -34,18 +36,22 @@ type ZoneDemand struct {
 	Cabs int64 `json:"cabs"`
 	// Pickups counts events where a cab went from available to hired.
 	Pickups int64 `json:"pickups"`
-	// AvgSpeedKmh averages the speed readings; 0 without any (SpeedSamples 0).
+	// AvgSpeedKmh averages the speed readings: SpeedSumKmh / SpeedSamples,
+	// 0 without any.
 	AvgSpeedKmh float64 `json:"avg_speed_kmh"`
+	// SpeedSamples counts the events with a speed reading (HasSpeed).
+	SpeedSamples int64 `json:"speed_samples"`
+	// SpeedSumKmh is the sum of those readings.
+	SpeedSumKmh float64 `json:"speed_sum_kmh"`
 	// Location is the centre of the cell.
-	Location     Location `json:"location"`
-	SpeedSamples int64    `json:"-"`
+	Location Location `json:"location"`
 }
 
 // ZoneDemandDoc returns the document of a window result: r.Value with the
-// zone, partition, window bounds, @timestamp and cell centre filled in.
+// zone, window bounds, @timestamp and cell centre filled in.
 func ZoneDemandDoc(r window.Result[string, ZoneDemand]) ZoneDemand {
 	z := r.Value
-	z.Zone, z.Partition, z.WindowStart, z.WindowEnd, z.Timestamp = r.Key, r.Partition, r.Start, r.End, r.Start
+	z.Zone, z.WindowStart, z.WindowEnd, z.Timestamp = r.Key, r.Start, r.End, r.Start
 	if c, err := DecodeGeohash(r.Key); err == nil {
 		p := c.Center()
 		z.Location = Location(p)
@@ -53,10 +59,11 @@ func ZoneDemandDoc(r window.Result[string, ZoneDemand]) ZoneDemand {
 	return z
 }
 
-// DocKey returns the key the document ID is made of: zone/partition.
-func (z ZoneDemand) DocKey() string {
-	return z.Zone + "/" + strconv.FormatInt(int64(z.Partition), 10)
-}
+// DocKey returns the key the document ID is made of: the zone. It does not
+// depend on the partition that computed the document, so a repartitioned
+// pipeline writes one document per zone and window whichever instance and
+// partition own the zone.
+func (z ZoneDemand) DocKey() string { return z.Zone }
 
 // DocID returns the deterministic document ID of z in a pipeline: the same as
 // opensearch.WindowID(pipeline, z.DocKey(), z.WindowStart, z.WindowEnd).
@@ -75,6 +82,7 @@ func (z ZoneDemand) AppendJSON(dst []byte) ([]byte, error) {
 	c.time("window_end", z.WindowEnd)
 	c.time("@timestamp", z.Timestamp)
 	c.num("avg_speed_kmh", z.AvgSpeedKmh)
+	c.num("speed_sum_kmh", z.SpeedSumKmh)
 	c.num("location.lat", z.Location.Lat)
 	c.num("location.lon", z.Location.Lon)
 	if c.err != nil {
@@ -82,8 +90,6 @@ func (z ZoneDemand) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, `{"zone":`...)
 	dst = appendString(dst, z.Zone)
-	dst = append(dst, `,"partition":`...)
-	dst = appendDecimal(dst, int64(z.Partition), 0)
 	dst = appendTimeField(dst, `,"window_start":`, z.WindowStart)
 	dst = appendTimeField(dst, `,"window_end":`, z.WindowEnd)
 	dst = appendTimeField(dst, `,"@timestamp":`, z.Timestamp)
@@ -95,6 +101,10 @@ func (z ZoneDemand) AppendJSON(dst []byte) ([]byte, error) {
 	dst = appendDecimal(dst, z.Pickups, 0)
 	dst = append(dst, `,"avg_speed_kmh":`...)
 	dst = appendFloat(dst, z.AvgSpeedKmh)
+	dst = append(dst, `,"speed_samples":`...)
+	dst = appendDecimal(dst, z.SpeedSamples, 0)
+	dst = append(dst, `,"speed_sum_kmh":`...)
+	dst = appendFloat(dst, z.SpeedSumKmh)
 	dst = append(dst, `,"location":`...)
 	dst = appendLocation(dst, z.Location)
 	return append(dst, '}'), nil
@@ -172,7 +182,8 @@ func (ZoneDemandAgg) Merge(a, b ZoneAcc) ZoneAcc {
 }
 
 func (ZoneDemandAgg) Result(acc ZoneAcc) ZoneDemand {
-	z := ZoneDemand{Events: acc.events, Pickups: acc.pickups, SpeedSamples: acc.speeds, Cabs: int64(len(acc.cabs) + len(acc.cabSet))}
+	z := ZoneDemand{Events: acc.events, Pickups: acc.pickups, SpeedSamples: acc.speeds, SpeedSumKmh: acc.speedSum,
+		Cabs: int64(len(acc.cabs) + len(acc.cabSet))}
 	if acc.speeds > 0 {
 		z.AvgSpeedKmh = acc.speedSum / float64(acc.speeds)
 	}
@@ -187,24 +198,88 @@ func (ZoneDemandAgg) Result(acc ZoneAcc) ZoneDemand {
 //	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(5*time.Minute))
 //	docs := stream.Map(zones.Results(), telemetry.ZoneDemandDoc)
 //
-// Results are per source partition (see [ZoneDemand]). It uses
-// [WithGeohashPrecision] and [WithWindowOptions]; errors wrap [ErrInvalidOption] or
-// window.ErrInvalidOption.
+// Its state is per partition, so its results are whole only when every
+// event of a zone is in one partition: one source partition, or a stream
+// repartitioned by zone. On a stream keyed by cab (the Kafka input), route
+// the events through a repartition first: [KeyByZone], stream.Repartition
+// with [TrackedCodec], then [ZoneDemandByZone]. ZoneDemandStream over
+// stream.Map(repartitioned, pair.Value) gives the same results, since it
+// keys by the same function ([ZoneOf]) as KeyByZone, at the cost of
+// computing each geohash again.
+//
+// It uses [WithGeohashPrecision] and [WithWindowOptions]; errors wrap
+// [ErrInvalidOption] or window.ErrInvalidOption.
 func ZoneDemandStream(s *stream.Stream[Tracked], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, Tracked], error) {
 	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
 	if err != nil {
 		return nil, err
 	}
-	clean := s.Filter(func(t Tracked) bool { return !t.Duplicate && !t.Jump })
+	clean := s.Filter(countsForZones)
 	wopts := append([]window.Option{window.WithName("zone-demand")}, c.winOpts...)
-	return window.Aggregate(clean, zoneKey(c.precision), identity, assigner,
+	return window.Aggregate(clean, ZoneOf(c.precision), identity, assigner,
 		window.Aggregator[Tracked, ZoneAcc, ZoneDemand](ZoneDemandAgg{}), wopts...)
 }
 
-// zoneKey returns the key function: the geohash of the position, interned so
-// that a steady stream allocates no strings. The pipeline calls it from its
-// run loop only.
-func zoneKey(precision int) func(Tracked) string {
+// KeyByZone prepares tracked events for a repartition by zone: it leaves out
+// duplicates and GPS jumps (zone demand does not count them, so they need
+// not travel) and keys the others by [ZoneOf](precision). precision 0 means
+// [DefaultGeohashPrecision]; others outside 1..[MaxGeohashPrecision] are an
+// error wrapping [ErrInvalidOption]. The fleet job's zone demand:
+//
+//	keyed, err := telemetry.KeyByZone(tr.Events(), 0)
+//	byZone := stream.Repartition(keyed, "zones", exchange) // codec: stream.PairCodec(stream.StringCodec{}, telemetry.TrackedCodec{})
+//	zones, err := telemetry.ZoneDemandByZone(byZone, window.Tumbling(5*time.Minute))
+//
+// The tracker emits each event once with its own offset, so its events may
+// be repartitioned (see stream.Repartition).
+func KeyByZone(s *stream.Stream[Tracked], precision int) (*stream.Stream[stream.Pair[string, Tracked]], error) {
+	if precision == 0 {
+		precision = DefaultGeohashPrecision
+	}
+	if precision < 1 || precision > MaxGeohashPrecision {
+		return nil, invalidOption("KeyByZone: precision %d, want 1..%d", precision, MaxGeohashPrecision)
+	}
+	return stream.KeyBy(s.Filter(countsForZones), ZoneOf(precision)), nil
+}
+
+// ZoneDemandByZone is [ZoneDemandStream] over a stream keyed by zone, such
+// as [KeyByZone]'s after a stream.Repartition: the keys are the zones (the
+// geohash is not computed again) and every event of a zone is in one
+// partition, so each zone and window gets one result for the whole input.
+// Duplicates and GPS jumps are left out here too. Late events come out of
+// the window's Late stream as pairs. It takes [WithWindowOptions];
+// [WithGeohashPrecision] is an error (the keys fix the cells: pass the
+// precision to KeyByZone). Errors wrap [ErrInvalidOption] or
+// window.ErrInvalidOption.
+func ZoneDemandByZone(s *stream.Stream[stream.Pair[string, Tracked]], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, stream.Pair[string, Tracked]], error) {
+	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
+	if err != nil {
+		return nil, err
+	}
+	if c.precisionSet {
+		return nil, invalidOption("ZoneDemandByZone: WithGeohashPrecision does not apply, the stream's keys are the zones (pass the precision to KeyByZone)")
+	}
+	clean := s.Filter(func(p stream.Pair[string, Tracked]) bool { return countsForZones(p.Value) })
+	wopts := append([]window.Option{window.WithName("zone-demand")}, c.winOpts...)
+	return window.Aggregate(clean, func(p stream.Pair[string, Tracked]) string { return p.Key },
+		func(p stream.Pair[string, Tracked]) Tracked { return p.Value }, assigner,
+		window.Aggregator[Tracked, ZoneAcc, ZoneDemand](ZoneDemandAgg{}), wopts...)
+}
+
+// countsForZones reports whether zone demand counts t: not a duplicate, not
+// a GPS jump.
+func countsForZones(t Tracked) bool { return !t.Duplicate && !t.Jump }
+
+// ZoneOf returns the zone key function of zone demand: the geohash of the
+// event's position at precision (1..[MaxGeohashPrecision]; it panics
+// otherwise, like [AppendGeohash]), the same cell as [EncodeGeohash]. Names
+// are interned, so a steady stream allocates no strings. The function is
+// not safe for concurrent use (pipelines call key functions from their run
+// loop); call ZoneOf once per goroutine.
+func ZoneOf(precision int) func(Tracked) string {
+	if precision < 1 || precision > MaxGeohashPrecision {
+		panic(fmt.Sprintf("telemetry: ZoneOf: geohash precision %d outside 1..%d", precision, MaxGeohashPrecision))
+	}
 	names := make(map[string]string)
 	var buf [MaxGeohashPrecision]byte
 	return func(t Tracked) string {

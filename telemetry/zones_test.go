@@ -16,15 +16,8 @@ import (
 	"github.com/fleetstream/fleetstream/window"
 )
 
-func TestZoneDemandHandComputed(t *testing.T) {
-	h := streamtest.New(t, time.Second)
-	q, s := streamtest.NewQueue[telemetry.Event](h)
-	tr, err := telemetry.Track(s)
-	require.NoError(t, err)
-	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(time.Minute))
-	require.NoError(t, err)
-	res := streamtest.Collect(zones.Results())
-
+// zoneInput queues the hand-computed input: one cell, two partitions.
+func zoneInput(q *streamtest.Queue[telemetry.Event]) {
 	x := 41.1579 // every event but the jump is in x's cell
 	on := func(p int32, e telemetry.Event) stream.Record[telemetry.Event] {
 		r := rec(e)
@@ -46,37 +39,135 @@ func TestZoneDemandHandComputed(t *testing.T) {
 		on(0, ev("Q", 25, x+1, 20, hired)), // GPS jump: left out
 	)
 	q.End()
+}
+
+// TestZoneDemandPerPartition: without a repartition, each partition emits
+// its partial of the zone, and the partials share one document ID (the
+// reason the fleet job repartitions by zone).
+func TestZoneDemandPerPartition(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s)
+	require.NoError(t, err)
+	zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(time.Minute))
+	require.NoError(t, err)
+	res := streamtest.Collect(zones.Results())
+	zoneInput(q)
 	h.RunUntilDone()
 
-	zone := telemetry.EncodeGeohash(telemetry.Point{Lat: x, Lon: lon0}, 6)
-	cell, err := telemetry.DecodeGeohash(zone)
-	require.NoError(t, err)
-	centre := telemetry.Location(cell.Center())
+	zone, centre := zoneCell(t)
 	var docs []telemetry.ZoneDemand
+	var parts []int32
 	for _, r := range res.Slice() {
 		docs = append(docs, telemetry.ZoneDemandDoc(r))
+		parts = append(parts, r.Partition)
 	}
+	require.Equal(t, []int32{0, 1}, parts)
 	require.Equal(t, []telemetry.ZoneDemand{{
-		Zone: zone, Partition: 0, WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0,
-		Events: 4, Cabs: 2, Pickups: 1, AvgSpeedKmh: (10 + 20 + 0) / 3.0, SpeedSamples: 3, Location: centre,
+		Zone: zone, WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0,
+		Events: 4, Cabs: 2, Pickups: 1, AvgSpeedKmh: (10 + 20 + 0) / 3.0, SpeedSamples: 3, SpeedSumKmh: 30, Location: centre,
 	}, {
-		Zone: zone, Partition: 1, WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0,
-		Events: 2, Cabs: 1, Pickups: 1, AvgSpeedKmh: 30, SpeedSamples: 1, Location: centre,
+		Zone: zone, WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0,
+		Events: 2, Cabs: 1, Pickups: 1, AvgSpeedKmh: 30, SpeedSamples: 1, SpeedSumKmh: 30, Location: centre,
 	}}, docs)
+	require.Equal(t, docs[0].DocID("p"), docs[1].DocID("p"))
+}
 
-	// Partials of one zone from two partitions get two IDs.
-	require.Equal(t, opensearch.WindowID("p", zone+"/0", t0, t0.Add(time.Minute)), docs[0].DocID("p"))
-	require.NotEqual(t, docs[0].DocID("p"), docs[1].DocID("p"))
+// TestZoneDemandRepartitioned: KeyByZone, a repartition (through the binary
+// codec, as the Kafka exchange carries it) and ZoneDemandByZone give one
+// document per zone and window with the global figures; ZoneDemandStream
+// over the repartitioned values gives the same.
+func TestZoneDemandRepartitioned(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s)
+	require.NoError(t, err)
+	keyed, err := telemetry.KeyByZone(tr.Events(), 0)
+	require.NoError(t, err)
+	log := streamtest.NewExchangeLog[stream.Pair[string, telemetry.Tracked]](3)
+	_, shuffled := streamtest.NewRepartition(h, keyed, "zones", log)
+	codec := stream.PairCodec[string, telemetry.Tracked](stream.StringCodec{}, telemetry.TrackedCodec{})
+	var buf []byte
+	decoded := stream.Map(shuffled, func(p stream.Pair[string, telemetry.Tracked]) stream.Pair[string, telemetry.Tracked] {
+		var err error
+		buf, err = codec.Append(buf[:0], p)
+		require.NoError(t, err)
+		back, err := codec.Decode(buf)
+		require.NoError(t, err)
+		return back
+	})
+	byZone, err := telemetry.ZoneDemandByZone(decoded, window.Tumbling(time.Minute))
+	require.NoError(t, err)
+	again, err := telemetry.ZoneDemandStream(stream.Map(decoded, func(p stream.Pair[string, telemetry.Tracked]) telemetry.Tracked { return p.Value }),
+		window.Tumbling(time.Minute), telemetry.WithWindowOptions(window.WithName("zone-demand-again")))
+	require.NoError(t, err)
+	res, res2 := streamtest.Collect(byZone.Results()), streamtest.Collect(again.Results())
+	zoneInput(q)
+	h.RunUntilDone()
 
-	var got, want map[string]any
-	doc, err := docs[0].AppendJSON(nil)
+	zone, centre := zoneCell(t)
+	want := telemetry.ZoneDemand{
+		Zone: zone, WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0,
+		Events: 6, Cabs: 3, Pickups: 2, AvgSpeedKmh: (10 + 20 + 0 + 30) / 4.0, SpeedSamples: 4, SpeedSumKmh: 60, Location: centre,
+	}
+	for _, rs := range [][]window.Result[string, telemetry.ZoneDemand]{res.Slice(), res2.Slice()} {
+		require.Len(t, rs, 1)
+		require.True(t, rs[0].Final)
+		require.Equal(t, want, telemetry.ZoneDemandDoc(rs[0]))
+	}
+	// Duplicates and jumps do not travel: 6 events sent, not 8.
+	sent := 0
+	for p := range int32(3) {
+		for _, r := range log.Records(p) {
+			if !r.Mark {
+				sent++
+			}
+		}
+	}
+	require.Equal(t, 6, sent)
+
+	doc := telemetry.ZoneDemandDoc(res.Slice()[0])
+	require.Equal(t, zone, doc.DocKey())
+	require.Equal(t, opensearch.WindowID("p", zone, t0, t0.Add(time.Minute)), doc.DocID("p"))
+	var got, std map[string]any
+	b, err := doc.AppendJSON(nil)
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(doc, &got))
-	std, err := json.Marshal(docs[0])
+	require.NoError(t, json.Unmarshal(b, &got))
+	sb, err := json.Marshal(doc)
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(std, &want))
-	require.Equal(t, want, got)
-	require.Equal(t, float64(0), got["partition"])
+	require.NoError(t, json.Unmarshal(sb, &std))
+	require.Equal(t, std, got)
+	require.NotContains(t, got, "partition")
+	require.Equal(t, float64(4), got["speed_samples"])
+	require.Equal(t, float64(60), got["speed_sum_kmh"])
+}
+
+func TestZoneDemandOptions(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	_, s := streamtest.NewQueue[telemetry.Event](h)
+	tr, err := telemetry.Track(s)
+	require.NoError(t, err)
+	for _, p := range []int{-1, 13} {
+		_, err := telemetry.KeyByZone(tr.Events(), p)
+		require.ErrorIs(t, err, telemetry.ErrInvalidOption)
+	}
+	keyed, err := telemetry.KeyByZone(tr.Events(), 5)
+	require.NoError(t, err)
+	_, err = telemetry.ZoneDemandByZone(keyed, window.Tumbling(time.Minute), telemetry.WithGeohashPrecision(5))
+	require.ErrorIs(t, err, telemetry.ErrInvalidOption)
+	require.Panics(t, func() { telemetry.ZoneOf(0) })
+
+	zoneOf := telemetry.ZoneOf(7)
+	p := telemetry.Tracked{Event: ev("P", 0, 41.1579, -1, none)}
+	require.Equal(t, telemetry.EncodeGeohash(p.Point(), 7), zoneOf(p))
+	require.Zero(t, testing.AllocsPerRun(100, func() { _ = zoneOf(p) }))
+}
+
+func zoneCell(t *testing.T) (string, telemetry.Location) {
+	zone := telemetry.EncodeGeohash(telemetry.Point{Lat: 41.1579, Lon: lon0}, 6)
+	cell, err := telemetry.DecodeGeohash(zone)
+	require.NoError(t, err)
+	return zone, telemetry.Location(cell.Center())
 }
 
 func TestZoneDemandManyCabsAndMerge(t *testing.T) {
