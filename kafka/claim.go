@@ -41,6 +41,11 @@ type handler[T any] struct {
 // (stream.Input.Resume), so that every operator replays from its own start.
 func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	commits, err := groupCommits(h.client, h.s.cfg.Group, sess.Claims())
+	if err != nil && h.s.o.exchange {
+		// A repartition's checkpoints hold its dedup state: without them the replay would
+		// count records twice. Fail the session; Run joins again after a backoff.
+		return fmt.Errorf("kafka: fetching the repartition's committed checkpoints: %w", redact(&h.s.cfg, err))
+	}
 	if err != nil {
 		// Without the checkpoints the replay is still at-least-once, only less exact.
 		h.s.log.Warn("kafka: fetching committed checkpoints failed", "err", redact(&h.s.cfg, err))

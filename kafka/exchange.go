@@ -222,9 +222,9 @@ func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
 	sc.Producer.Partitioner = sarama.NewManualPartitioner
 	// A record that failed for good while a later one of its partition got through would
 	// break the partition's order, on which the pipeline's dedup relies: retry transient
-	// errors until they pass (Send's context bounds the wait), and refuse oversized records
-	// before anything is sent (see Send).
-	sc.Producer.Retry.Max = math.MaxInt32
+	// errors for more than an hour (sarama sizes a table per partition by the maximum), and
+	// refuse oversized records before anything is sent (see Send).
+	sc.Producer.Retry.Max = exchangeRetries
 	sc.Producer.Retry.Backoff = 0
 	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
 		return min(100*time.Millisecond<<min(retries, 6), 5*time.Second)
@@ -322,6 +322,10 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	}
 	return int(got), nil
 }
+
+// exchangeRetries is how often the exchange's producer retries a record: with backoffs
+// growing to 5s, for over an hour.
+const exchangeRetries = 1000
 
 // byteRef is a message value; pointers into a slice of them make the values of a Send
 // without an allocation per record.
