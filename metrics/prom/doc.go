@@ -29,7 +29,19 @@
 //	event_time_lag_seconds                      gauge      now minus watermark at scrape time, >= 0
 //	state_entries{operator}                     gauge      entries held by a stateful operator
 //	source_dead_letters_total                   counter    records the source dead-lettered
+//	repartition_duplicates_total                counter    replayed records the repartitions dropped
+//
+// per source partition, labelled partition with the status page's names (WithPartitionName),
+// removed when the partition leaves (revoked); a figure not known yet is absent:
+//
+//	source_read_offset{partition}               gauge      offset after the newest record read
+//	source_committed_offset{partition}          gauge      offset a restart resumes from
 //	source_commit_lag_records{partition}        gauge      high-water mark minus committed offset
+//	source_held_back_records{partition}         gauge      read but not committed (open state needs them)
+//	source_read_lag_records{partition}          gauge      commit lag minus held back: not read yet
+//	partition_watermark_seconds{partition}      gauge      the partition's own watermark
+//	partition_event_time_lag_seconds{partition} gauge      now minus that watermark at scrape time, >= 0
+//	partition_idle{partition}                   gauge      1 while the partition is idle
 //
 // and per sink added with AddSink, read at scrape time:
 //
@@ -50,12 +62,17 @@
 //
 // The commit lag is not the read lag: open windows hold the commit back by design (replay
 // rebuilds their state), so a pipeline that keeps up shows a commit lag as large as the
-// records its open windows still need. Alert on event_time_lag_seconds for "behind".
+// records its open windows still need, which source_held_back_records shows. The read lag is
+// the commit lag (the source's, SourceStats.Lag, high-water mark minus committed) minus the
+// held back records (stream.PartitionStats), at least 0: 0 when the pipeline keeps up. It
+// is known for the partitions whose commit lag the source reports under the same name.
+// Alert on source_read_lag_records or event_time_lag_seconds for "behind", not on the
+// consumer group's lag.
 //
 // # Cumulative values
 //
 // BatchStats carries per-batch values (records, durations, attempts), which are added, and the
-// source's cumulative ones (SourceStats.DeadLetters), of which the increase is added. A
+// cumulative ones (SourceStats.DeadLetters, Duplicates), of which the increase is added. A
 // cumulative value that goes down means its source restarted from zero; the new value is then
 // counted whole, so counters never go backwards. Gauges for partitions and operators that no
 // longer appear in a batch's stats are removed.
@@ -76,12 +93,12 @@
 // Handler serves a live status page at / (one embedded HTML file with inline script and
 // styles, no external assets, so it works air-gapped) that polls /status.json (Status) every
 // second: input and process rates, batch duration and scheduling delay charts over the last
-// HistorySize batches, the partition table (committed offset, end offset, commit lag),
-// event-time lag and watermark, state per operator, each sink's counters and health, dead
-// letters by where and why, and a banner while an output fails ("OpenSearch unreachable
-// since 10:42:13 (...), batch 38 retrying, attempt 12"). Figures the pipeline does not report
-// yet (read offset and read lag, records held back, watermark and idleness per partition,
-// late records by reason) are listed on the page as such.
+// HistorySize batches, the partition table (offset read, committed, end, read lag, commit
+// lag, held back, watermark, event-time lag, idle), event-time lag and watermark, state per
+// operator, each sink's counters and health, dead letters by where and why, and a banner
+// while an output fails ("OpenSearch unreachable since 10:42:13 (...), batch 38 retrying,
+// attempt 12"). Figures the pipeline does not report yet (open windows and bytes of state per
+// operator, late records by reason) are listed on the page as such.
 //
 // # Cost and concurrency
 //

@@ -101,8 +101,11 @@ func WithMaxEventTimeLag(d time.Duration) Option {
 }
 
 // WithPartitionName names the pipeline's partition ids (stream.Position.Partition) in the
-// status page's partition table, e.g. a kafka.Source's TopicPartition formatted "topic/3".
-// By default ids are named after the source's lag names when they all share one topic.
+// status page's partition table and in the partition label of the per-partition metrics,
+// e.g. a kafka.Source's TopicPartition formatted "topic/3". Name them as the source names its
+// lags (SourceStats.Lag) for the read lag to be known. By default the first source's ids are
+// named after the lag names when they all share one topic, and other sources' ids (a
+// repartition's) "source 1 partition 3".
 func WithPartitionName(f func(id int32) string) Option {
 	return optionFunc(func(cfg *config) { cfg.partitionName = f })
 }
@@ -145,6 +148,7 @@ type Metrics struct {
 	attempts     prometheus.Counter
 	retries      prometheus.Counter
 	deadLetters  prometheus.Counter
+	duplicates   prometheus.Counter
 	processing   prometheus.Histogram
 	output       prometheus.Histogram
 	delay        prometheus.Histogram
@@ -160,6 +164,7 @@ type Metrics struct {
 	last      int64     // its batch number
 	watermark time.Time
 	prevDead  int64
+	prevDups  int64
 	lagGauges map[string]prometheus.Gauge // by partition, of the last batch
 	lagSeen   map[string]bool             // scratch: partitions of this batch
 	opSums    map[string]int              // scratch: entries by operator name
@@ -178,9 +183,11 @@ type Metrics struct {
 	records    int64
 	bytesTotal int64
 	batchCount int64
-	committed  map[int32]int64  // last committed offset by partition id
-	lagVals    map[string]int64 // commit lag by partition name, of the last batch
-	stateNow   []operatorDoc    // of the last batch, in graph order
+	committed  map[int32]int64         // last committed offset by partition id
+	parts      []stream.PartitionStats // of the last batch, when the pipeline reports them
+	live       map[int32]bool          // scratch: partition ids of this batch
+	lagVals    map[string]int64        // commit lag by partition name, of the last batch
+	stateNow   []operatorDoc           // of the last batch, in graph order
 }
 
 // New registers the metrics of the pipeline named pipeline with reg, each with a constant
@@ -220,6 +227,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		attempts:    counter("output_attempts_total", "Output attempts of acknowledged batches (one per batch when nothing failed)."),
 		retries:     counter("output_retries_total", "Output attempts after the first of acknowledged batches."),
 		deadLetters: counter("source_dead_letters_total", "Records the source sent to its dead-letter output (undecodable or invalid)."),
+		duplicates:  counter("repartition_duplicates_total", "Replayed records the repartitions dropped as already seen (after a crash or rebalance)."),
 		processing:  hist("batch_processing_seconds", "Time a batch spent in transforms, excluding outputs."),
 		output:      hist("batch_output_seconds", "Time a batch spent in output operations, retries included."),
 		delay:       hist("batch_scheduling_delay_seconds", "Time from a batch's scheduled time to the start of its processing."),
@@ -232,6 +240,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 			ConstLabels: cl}, []string{"partition"}),
 		retryAttempt: gauge("output_retry_attempt", "Attempt number of the batch whose outputs are being retried; 0 when none is."),
 		committed:    make(map[int32]int64),
+		live:         make(map[int32]bool),
 		lagVals:      make(map[string]int64),
 		lagGauges:    make(map[string]prometheus.Gauge),
 		lagSeen:      make(map[string]bool),
@@ -239,7 +248,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		opGauges:     make(map[string]prometheus.Gauge),
 		sinks:        make(map[string]func() SinkStats),
 	}
-	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters,
+	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
 		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.commitLag, m.retryAttempt,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl)}}
 	for _, c := range cs {
@@ -290,6 +299,23 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	for _, p := range st.Committed {
 		m.committed[p.Partition] = p.Offset
 	}
+	// The live partitions' positions; when the pipeline reports them, the committed offsets
+	// of partitions that left (revoked) are dropped with them.
+	m.parts = append(m.parts[:0], st.PartitionStats...)
+	if st.PartitionStats != nil {
+		clear(m.live)
+		for _, p := range st.PartitionStats {
+			m.live[p.Partition] = true
+			if p.Committed >= 0 {
+				m.committed[p.Partition] = p.Committed
+			}
+		}
+		for id := range m.committed {
+			if !m.live[id] {
+				delete(m.committed, id)
+			}
+		}
+	}
 	m.stateNow = m.stateNow[:0]
 	for _, o := range st.State {
 		m.stateNow = append(m.stateNow, operatorDoc{Operator: o.Operator, Entries: o.Entries})
@@ -302,6 +328,13 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 		m.deadLetters.Add(float64(d))
 	}
 	m.prevDead = d
+	// Duplicates is cumulative since the pipeline started, like DeadLetters.
+	if st.Duplicates >= m.prevDups {
+		m.duplicates.Add(float64(st.Duplicates - m.prevDups))
+	} else {
+		m.duplicates.Add(float64(st.Duplicates))
+	}
+	m.prevDups = st.Duplicates
 
 	// Operators: sum entries by name (names need not be unique) and drop operators that left.
 	clear(m.opSums)
@@ -344,11 +377,16 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	}
 }
 
+// seconds is t in seconds since the epoch, also for times whose UnixNano overflows (the
+// watermark at the end of input).
+func seconds(t time.Time) float64 { return float64(t.Unix()) + float64(t.Nanosecond())/1e9 }
+
 // health reports whether the run loop turns and whether the pipeline is ready, each with
 // the reason /healthz and /readyz answer.
 func (m *Metrics) health() (alive bool, aliveMsg string, ready bool, readyMsg string) {
-	v, _, _ := m.snapshot(false)
-	h := m.check(m.cfg.clock.Now(), v)
+	now := m.cfg.clock.Now()
+	v, _, _ := m.snapshot(now, false)
+	h := m.check(now, v)
 	if h.ready {
 		return h.alive, h.aliveMsg, true, h.aliveMsg
 	}
@@ -364,6 +402,8 @@ type scrapeCollector struct {
 
 type scrapeDescs struct {
 	watermark, eventLag                               *prometheus.Desc
+	readOffset, committedOffset, readLag, heldBack    *prometheus.Desc
+	partWatermark, partEventLag, partIdle             *prometheus.Desc
 	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
 	requests, reqBytes, latency                       *prometheus.Desc
 	failing, failingSince, failedAttempts             *prometheus.Desc
@@ -376,9 +416,23 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 	return scrapeDescs{
 		watermark: d("watermark_seconds", "Pipeline watermark after the last batch, in seconds since the epoch; absent before the first event."),
 		eventLag:  d("event_time_lag_seconds", "Now minus the pipeline watermark at scrape time, at least 0; absent before the first event."),
-		docs:      d("sink_documents_total", "Documents a sink finished with, by result: created, updated, existed (replays), dead_lettered.", "sink", "result"),
-		failed:    d("sink_item_failures_total", "Per-item failures of bulk responses, temporary (retried) and permanent.", "sink"),
-		retried:   d("sink_documents_retried_total", "Documents a sink sent again.", "sink"),
+		readOffset: d("source_read_offset",
+			"Offset after the newest record the pipeline read from a source partition; absent before the first record.", "partition"),
+		committedOffset: d("source_committed_offset",
+			"Offset a source partition resumes from after a restart (the last committed); absent before the first commit.", "partition"),
+		readLag: d("source_read_lag_records",
+			"High-water mark minus the read offset of a source partition (commit lag minus held back): 0 when the pipeline keeps up.", "partition"),
+		heldBack: d("source_held_back_records",
+			"Records of a source partition read but not committed, because open state (windows) still needs them on a replay.", "partition"),
+		partWatermark: d("partition_watermark_seconds",
+			"A partition's own watermark, in seconds since the epoch; absent before its first event.", "partition"),
+		partEventLag: d("partition_event_time_lag_seconds",
+			"Now minus a partition's own watermark at scrape time, at least 0; absent before its first event.", "partition"),
+		partIdle: d("partition_idle",
+			"1 while a partition is idle: no record for the idle timeout, its watermark left out of the pipeline's; else 0.", "partition"),
+		docs:    d("sink_documents_total", "Documents a sink finished with, by result: created, updated, existed (replays), dead_lettered.", "sink", "result"),
+		failed:  d("sink_item_failures_total", "Per-item failures of bulk responses, temporary (retried) and permanent.", "sink"),
+		retried: d("sink_documents_retried_total", "Documents a sink sent again.", "sink"),
 		reqRetries: d("sink_request_retries_total",
 			"Bulk requests sent again after a transport error, a timeout or a 408/429/5xx status.", "sink"),
 		blocked:  d("sink_blocked_total", "Item attempts refused by a write block (flood stage, index.blocks.write); retried.", "sink"),
@@ -395,7 +449,8 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
-	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.docs, d.failed, d.retried, d.reqRetries,
+	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack,
+		d.partWatermark, d.partEventLag, d.partIdle, d.docs, d.failed, d.retried, d.reqRetries,
 		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts} {
 		ch <- x
 	}
@@ -408,10 +463,41 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	wm := m.watermark
 	sinks := maps.Clone(m.sinks)
 	names := append([]string(nil), m.sinkNames...)
+	rows := m.partitionTable(now)
 	m.mu.Unlock()
 	if !wm.IsZero() {
-		ch <- prometheus.MustNewConstMetric(d.watermark, prometheus.GaugeValue, float64(wm.Unix())+float64(wm.Nanosecond())/1e9)
+		ch <- prometheus.MustNewConstMetric(d.watermark, prometheus.GaugeValue, seconds(wm))
 		ch <- prometheus.MustNewConstMetric(d.eventLag, prometheus.GaugeValue, max(0, now.Sub(wm).Seconds()))
+	}
+	// Per partition, from the status page's table, so that both show the same figures. The
+	// commit lag is the GaugeVec set by Observe.
+	for _, r := range rows {
+		gauge := func(desc *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, r.Name)
+		}
+		if r.Read != nil {
+			gauge(d.readOffset, float64(*r.Read))
+		}
+		if r.Committed != nil {
+			gauge(d.committedOffset, float64(*r.Committed))
+		}
+		if r.ReadLag != nil {
+			gauge(d.readLag, float64(*r.ReadLag))
+		}
+		if r.HeldBack != nil {
+			gauge(d.heldBack, float64(*r.HeldBack))
+		}
+		if r.Watermark != nil {
+			gauge(d.partWatermark, seconds(*r.Watermark))
+			gauge(d.partEventLag, *r.EventTimeLagMs/1e3)
+		}
+		if r.Idle != nil {
+			idle := 0.0
+			if *r.Idle {
+				idle = 1
+			}
+			gauge(d.partIdle, idle)
+		}
 	}
 	for _, name := range names {
 		s := sinks[name]()

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetstream/fleetstream/metrics/prom"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/window"
 )
 
 // fakeClock is a settable clock, safe for the handler's goroutines.
@@ -366,4 +367,165 @@ func TestPipelineOffline(t *testing.T) {
 	require.Equal(t, float64(streamtest.Epoch.Unix()), mustValue(t, mfs, "fleetstream_last_batch_timestamp_seconds"))
 	code, _ := get(t, srv, "/readyz")
 	require.Equal(t, http.StatusOK, code)
+}
+
+// Per-partition figures: read offset, held back, read lag = commit lag - held back (0 once
+// caught up), each partition's watermark, event-time lag and idleness, and the repartition
+// duplicates counter; a revoked partition's series all go.
+func TestPartitionMetrics(t *testing.T) {
+	m, clk, srv := newMetrics(t)
+	m.Observe(stream.BatchStats{
+		Batch: 1, Partitions: 3, Duplicates: 4,
+		PartitionStats: []stream.PartitionStats{
+			{Partition: 0, Next: 1000, Committed: 600, Watermark: t0.Add(-30 * time.Second)},
+			{Partition: 1, Next: 50, Committed: 50, Watermark: t0.Add(-2 * time.Minute), Idle: true},
+			{Partition: 2, Next: -1, Committed: -1}, // nothing read yet
+		},
+		Source: stream.SourceStats{Lag: map[string]int64{"telemetry/0": 900, "telemetry/1": 0, "telemetry/2": 0}},
+	})
+	clk.Advance(10 * time.Second)
+	mfs := scrape(t, srv)
+	part := func(name, p string) float64 { return mustValue(t, mfs, name, "partition", p) }
+	absent := func(name, p string) {
+		t.Helper()
+		_, ok := value(mfs, name, "partition", p)
+		require.False(t, ok, "%s{partition=%q} exported", name, p)
+	}
+	require.Equal(t, 1000.0, part("fleetstream_source_read_offset", "telemetry/0"))
+	require.Equal(t, 600.0, part("fleetstream_source_committed_offset", "telemetry/0"))
+	require.Equal(t, 400.0, part("fleetstream_source_held_back_records", "telemetry/0"))
+	require.Equal(t, 900.0, part("fleetstream_source_commit_lag_records", "telemetry/0"))
+	require.Equal(t, 500.0, part("fleetstream_source_read_lag_records", "telemetry/0"), "commit lag 900 - held back 400")
+	require.Equal(t, float64(t0.Unix()-30), part("fleetstream_partition_watermark_seconds", "telemetry/0"))
+	require.Equal(t, 40.0, part("fleetstream_partition_event_time_lag_seconds", "telemetry/0"), "taken at scrape time")
+	require.Equal(t, 0.0, part("fleetstream_partition_idle", "telemetry/0"))
+
+	require.Equal(t, 0.0, part("fleetstream_source_read_lag_records", "telemetry/1"))
+	require.Equal(t, 0.0, part("fleetstream_source_held_back_records", "telemetry/1"))
+	require.Equal(t, 130.0, part("fleetstream_partition_event_time_lag_seconds", "telemetry/1"))
+	require.Equal(t, 1.0, part("fleetstream_partition_idle", "telemetry/1"))
+
+	// Nothing read or committed on partition 2: no offsets, no held back, no read lag, no
+	// watermark; its idleness and commit lag are known.
+	for _, name := range []string{"fleetstream_source_read_offset", "fleetstream_source_committed_offset",
+		"fleetstream_source_held_back_records", "fleetstream_source_read_lag_records",
+		"fleetstream_partition_watermark_seconds", "fleetstream_partition_event_time_lag_seconds"} {
+		absent(name, "telemetry/2")
+	}
+	require.Equal(t, 0.0, part("fleetstream_partition_idle", "telemetry/2"))
+	require.Equal(t, 4.0, mustValue(t, mfs, "fleetstream_repartition_duplicates_total"))
+
+	// Caught up: the high-water mark of partition 0 is 1500 and everything is read; the
+	// windows still hold 400 records back, so the commit lag stays 400 and the read lag is 0.
+	m.Observe(stream.BatchStats{
+		Batch: 2, Partitions: 3, Duplicates: 10,
+		PartitionStats: []stream.PartitionStats{
+			{Partition: 0, Next: 1500, Committed: 1100, Watermark: t0},
+			{Partition: 1, Next: 50, Committed: 50, Watermark: t0.Add(-2 * time.Minute), Idle: true},
+			{Partition: 2, Next: 7, Committed: 0, Watermark: t0},
+		},
+		Source: stream.SourceStats{Lag: map[string]int64{"telemetry/0": 400, "telemetry/1": 0, "telemetry/2": 7}},
+	})
+	mfs = scrape(t, srv)
+	require.Equal(t, 400.0, part("fleetstream_source_commit_lag_records", "telemetry/0"))
+	require.Equal(t, 400.0, part("fleetstream_source_held_back_records", "telemetry/0"))
+	require.Equal(t, 0.0, part("fleetstream_source_read_lag_records", "telemetry/0"))
+	require.Equal(t, 0.0, part("fleetstream_source_read_lag_records", "telemetry/2"))
+	require.Equal(t, 7.0, part("fleetstream_source_held_back_records", "telemetry/2"))
+	require.Equal(t, 10.0, part("fleetstream_partition_event_time_lag_seconds", "telemetry/0"))
+	require.Equal(t, 10.0, mustValue(t, mfs, "fleetstream_repartition_duplicates_total"))
+
+	// Partition 1 revoked: every series of it goes. The duplicate count went down, so the
+	// pipeline restarted from zero: its 3 are all new.
+	m.Observe(stream.BatchStats{
+		Batch: 3, Partitions: 2, Duplicates: 3,
+		PartitionStats: []stream.PartitionStats{
+			{Partition: 0, Next: 1500, Committed: 1500, Watermark: t0},
+			{Partition: 2, Next: 7, Committed: 7, Watermark: t0},
+		},
+		Committed: []stream.Position{{Partition: 0, Offset: 1500}, {Partition: 2, Offset: 7}},
+		Source:    stream.SourceStats{Lag: map[string]int64{"telemetry/0": 0, "telemetry/2": 0}},
+	})
+	mfs = scrape(t, srv)
+	for name, mf := range mfs {
+		for _, x := range mf.GetMetric() {
+			for _, l := range x.GetLabel() {
+				require.False(t, l.GetName() == "partition" && l.GetValue() == "telemetry/1", "%s still exports the revoked partition", name)
+			}
+		}
+	}
+	require.Equal(t, 0.0, part("fleetstream_source_held_back_records", "telemetry/0"))
+	require.Equal(t, 0.0, part("fleetstream_source_read_lag_records", "telemetry/0"))
+	require.Equal(t, 13.0, mustValue(t, mfs, "fleetstream_repartition_duplicates_total"))
+	st := status(t, srv)
+	require.Len(t, st.PartitionTb, 2)
+	require.Equal(t, "telemetry/2", st.PartitionTb[1].Name)
+	require.EqualValues(t, 3, st.Duplicates)
+}
+
+// Partitions of further sources (a repartition's exchange) are not named after the first
+// source's topic.
+func TestPartitionNamesOfFurtherSources(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	down := int32(1<<26 | 3) // source 1 (the exchange), partition 3
+	if src, p := stream.PartitionSource(down); src != 1 || p != 3 {
+		t.Fatalf("PartitionSource(%d) = %d, %d", down, src, p)
+	}
+	m.Observe(stream.BatchStats{
+		Batch: 1, Partitions: 2,
+		PartitionStats: []stream.PartitionStats{{Partition: 0, Next: 5, Committed: 5}, {Partition: down, Next: 9, Committed: 4}},
+		Source:         stream.SourceStats{Lag: map[string]int64{"telemetry/0": 2}},
+	})
+	mfs := scrape(t, srv)
+	require.Equal(t, 2.0, mustValue(t, mfs, "fleetstream_source_read_lag_records", "partition", "telemetry/0"))
+	require.Equal(t, 5.0, mustValue(t, mfs, "fleetstream_source_held_back_records", "partition", "source 1 partition 3"))
+}
+
+// A real pipeline, offline, with an event-time window that holds commits back: the read
+// offset is what was queued, held back is the read offset minus the committed one while the
+// window is open, and it shrinks when the window fires.
+func TestPartitionStatsOffline(t *testing.T) {
+	clk := &fakeClock{now: streamtest.Epoch}
+	m, err := prom.New(prometheus.NewRegistry(), "offline", prom.WithClock(clk))
+	require.NoError(t, err)
+	h := streamtest.New(t, time.Second, stream.WithStatsHook(m.Observe))
+	q, src := streamtest.NewQueue[int](h)
+	sums, err := window.Aggregate(src, func(int) string { return "k" }, func(v int) int64 { return int64(v) },
+		window.Tumbling(time.Minute), window.Sum[int64]())
+	require.NoError(t, err)
+	out := streamtest.Collect(sums.Results())
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+
+	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
+	recs := make([]stream.Record[int], 10)
+	for i := range recs {
+		recs[i] = stream.Record[int]{Value: i, EventTime: at(i)}
+	}
+	q.Add(recs...) // one batch
+	h.Step()
+	mfs := scrape(t, srv)
+	read := mustValue(t, mfs, "fleetstream_source_read_offset", "partition", "partition 0")
+	held := mustValue(t, mfs, "fleetstream_source_held_back_records", "partition", "partition 0")
+	committed := mustValue(t, mfs, "fleetstream_source_committed_offset", "partition", "partition 0")
+	require.Equal(t, 10.0, read)
+	require.Equal(t, 10.0, held, "the open window needs every record on a replay")
+	require.Equal(t, read-committed, held)
+	require.Equal(t, float64(at(9).Unix()), mustValue(t, mfs, "fleetstream_partition_watermark_seconds", "partition", "partition 0"))
+	require.Empty(t, out.Slice())
+
+	// A record a minute later closes the first window: only it is held back now.
+	q.Add(stream.Record[int]{Value: 100, EventTime: at(70)})
+	h.Step()
+	require.Len(t, out.Slice(), 1)
+	mfs = scrape(t, srv)
+	require.Equal(t, 11.0, mustValue(t, mfs, "fleetstream_source_read_offset", "partition", "partition 0"))
+	require.Equal(t, 1.0, mustValue(t, mfs, "fleetstream_source_held_back_records", "partition", "partition 0"))
+	st := status(t, srv)
+	require.Len(t, st.PartitionTb, 1)
+	require.Equal(t, int64(11), *st.PartitionTb[0].Read)
+	require.Equal(t, int64(10), *st.PartitionTb[0].Committed)
+	require.Equal(t, int64(1), *st.PartitionTb[0].HeldBack)
+	require.False(t, *st.PartitionTb[0].Idle)
+	require.Nil(t, st.PartitionTb[0].ReadLag, "the queue reports no lag")
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // HistorySize is how many batches the status page's charts show.
@@ -170,8 +172,9 @@ type view struct {
 	sinks     []sinkFailure // every sink, in order of AddSink
 }
 
-// snapshot copies the state under the mutex and reads the sinks' stats outside it.
-func (m *Metrics) snapshot(withHistory bool) (view, []sample, statusCopy) {
+// snapshot copies the state under the mutex and reads the sinks' stats outside it; full adds
+// the history and the partition table at now.
+func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy) {
 	m.mu.Lock()
 	v := view{seen: m.seen, lastAt: m.lastAt, last: m.last, watermark: m.watermark, retry: m.retry}
 	names := slices.Clone(m.sinkNames)
@@ -180,19 +183,13 @@ func (m *Metrics) snapshot(withHistory bool) (view, []sample, statusCopy) {
 		fns[i] = m.sinks[n]
 	}
 	var hist []sample
-	if withHistory {
-		hist = m.history()
-	}
 	c := statusCopy{
 		partitions: m.partsNow, records: m.records, bytes: m.bytesTotal, batches: m.batchCount,
-		sourceDead: m.prevDead, committed: make(map[int32]int64, len(m.committed)), lag: make(map[string]int64, len(m.lagVals)),
-		state: slices.Clone(m.stateNow),
+		sourceDead: m.prevDead, duplicates: m.prevDups, state: slices.Clone(m.stateNow),
 	}
-	for k, o := range m.committed {
-		c.committed[k] = o
-	}
-	for k, l := range m.lagVals {
-		c.lag[k] = l
+	if full {
+		hist = m.history()
+		c.rows = m.partitionTable(now)
 	}
 	m.mu.Unlock()
 	for i, n := range names {
@@ -209,9 +206,8 @@ func (m *Metrics) snapshot(withHistory bool) (view, []sample, statusCopy) {
 type statusCopy struct {
 	partitions              int
 	records, bytes, batches int64
-	sourceDead              int64
-	committed               map[int32]int64
-	lag                     map[string]int64
+	sourceDead, duplicates  int64
+	rows                    []PartitionDoc
 	state                   []operatorDoc
 }
 
@@ -238,7 +234,10 @@ type Status struct {
 	Watermark      *time.Time `json:"watermark,omitempty"`
 	EventTimeLagMs *float64   `json:"event_time_lag_ms,omitempty"`
 	Partitions     int        `json:"partitions"`
-	Retry          *RetryDoc  `json:"retry,omitempty"`
+	// Duplicates counts the replayed records the repartitions dropped since the pipeline
+	// started.
+	Duplicates int64     `json:"duplicates"`
+	Retry      *RetryDoc `json:"retry,omitempty"`
 
 	History     []BatchDoc     `json:"history"`
 	PartitionTb []PartitionDoc `json:"partition_table"`
@@ -272,13 +271,25 @@ type BatchDoc struct {
 	Attempts     int       `json:"attempts"`
 }
 
-// PartitionDoc is a row of the partition table. Committed is the next offset to read after a
-// restart; End the high-water mark (committed + commit lag).
+// PartitionDoc is a row of the partition table; a figure that is not known is absent. Read is
+// the offset after the newest record read; Committed the next offset to read after a restart;
+// End the high-water mark (committed + commit lag). The commit lag is made of the records
+// held back (read, not committed: open state needs them on a replay) and the read lag (not
+// read yet), which is 0 when the pipeline keeps up.
 type PartitionDoc struct {
 	Name      string `json:"name"`
+	Read      *int64 `json:"read,omitempty"`
 	Committed *int64 `json:"committed,omitempty"`
 	End       *int64 `json:"end,omitempty"`
+	ReadLag   *int64 `json:"read_lag,omitempty"`
 	CommitLag *int64 `json:"commit_lag,omitempty"`
+	HeldBack  *int64 `json:"held_back,omitempty"`
+	// Watermark is the partition's own; EventTimeLagMs now minus it, at least 0.
+	Watermark      *time.Time `json:"watermark,omitempty"`
+	EventTimeLagMs *float64   `json:"event_time_lag_ms,omitempty"`
+	// Idle is absent for a partition the pipeline does not report (only the source's lag).
+	Idle  *bool `json:"idle,omitempty"`
+	Ended bool  `json:"ended,omitempty"`
 }
 
 type operatorDoc struct {
@@ -317,16 +328,15 @@ const rateWindow = 10
 // Status returns the pipeline's live status, as /status.json serves it.
 func (m *Metrics) Status() Status {
 	now := m.cfg.clock.Now()
-	v, hist, c := m.snapshot(true)
+	v, hist, c := m.snapshot(now, true)
 	h := m.check(now, v)
 	st := Status{
 		Pipeline: m.name, Now: now, Started: m.created,
 		Healthy: h.alive, Health: h.aliveMsg, Ready: h.ready, Readiness: "ready",
 		Batches: c.batches, LastBatch: v.last, Records: c.records, Bytes: c.bytes, Partitions: c.partitions,
 		Operators: c.state, History: make([]BatchDoc, 0, len(hist)),
+		Duplicates: c.duplicates,
 		Unavailable: []string{
-			"offset read, read lag and records held back per partition",
-			"watermark and idleness per partition",
 			"open windows and bytes of state per operator",
 			"late and key_limit records by reason",
 		},
@@ -378,7 +388,7 @@ func (m *Metrics) Status() Status {
 	if procTime > 0 {
 		st.ProcessRate = float64(procRecs) / procTime.Seconds()
 	}
-	st.PartitionTb = partitionTable(c.committed, c.lag, m.cfg.partitionName)
+	st.PartitionTb = c.rows
 	st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: "decode, invalid, event_time", Count: c.sourceDead})
 	for _, s := range v.sinks {
 		d := SinkDoc{Name: s.name, System: s.s.System, FailedAttempts: s.s.FailedAttempts, LastError: s.s.LastError,
@@ -440,10 +450,12 @@ func unreachable(err string) bool {
 	return false
 }
 
-// partitionTable joins the committed offsets (by partition id) and the lags (by name).
-func partitionTable(committed map[int32]int64, lag map[string]int64, name func(int32) string) []PartitionDoc {
+// partitionTable joins the live partitions' positions and the committed offsets (by
+// partition id) with the source's commit lags (by name), sorted by name; m.mu is held.
+func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
+	name := m.cfg.partitionName
 	if name == nil {
-		name = defaultPartitionName(lag)
+		name = defaultPartitionName(m.lagVals)
 	}
 	rows := make(map[string]*PartitionDoc)
 	row := func(n string) *PartitionDoc {
@@ -454,30 +466,54 @@ func partitionTable(committed map[int32]int64, lag map[string]int64, name func(i
 		}
 		return r
 	}
-	for n, l := range lag {
-		l := l
+	for n, l := range m.lagVals {
 		row(n).CommitLag = &l
 	}
-	for id, off := range committed {
-		off := off
-		r := row(name(id))
-		r.Committed = &off
-		if r.CommitLag != nil {
-			end := off + *r.CommitLag
-			r.End = &end
+	for id, off := range m.committed {
+		row(name(id)).Committed = &off
+	}
+	for _, p := range m.parts {
+		r := row(name(p.Partition))
+		idle := p.Idle
+		r.Idle, r.Ended = &idle, p.Ended
+		if p.Next >= 0 {
+			next := p.Next
+			r.Read = &next
+			if p.Committed >= 0 {
+				held := p.HeldBack()
+				r.HeldBack = &held
+			}
+		}
+		if !p.Watermark.IsZero() {
+			wm := p.Watermark
+			lag, _ := eventLag(now, wm)
+			ms := float64(lag) / float64(time.Millisecond)
+			r.Watermark, r.EventTimeLagMs = &wm, &ms
 		}
 	}
 	out := make([]PartitionDoc, 0, len(rows))
 	for _, r := range rows {
+		if r.Committed != nil && r.CommitLag != nil {
+			end := *r.Committed + *r.CommitLag
+			r.End = &end
+		}
+		// The commit lag counts the held-back records, which the pipeline has read. The
+		// source's lag and the pipeline's positions are taken at slightly different moments
+		// (the high-water mark of the last fetch), hence the bound at 0.
+		if r.CommitLag != nil && r.HeldBack != nil {
+			read := max(0, *r.CommitLag-*r.HeldBack)
+			r.ReadLag = &read
+		}
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b PartitionDoc) int { return comparePartitions(a.Name, b.Name) })
 	return out
 }
 
-// defaultPartitionName names partition ids as the lags name their partitions when they all
-// belong to one topic ("topic/3"; a single-topic Kafka source's ids are its partitions), and
-// "partition 3" otherwise.
+// defaultPartitionName names the first source's partition ids as the lags name their
+// partitions when they all belong to one topic ("topic/3"; a single-topic Kafka source's ids
+// are its partitions), and "partition 3" otherwise. The ids of further sources (another From,
+// a repartition's exchange) are named "source 1 partition 3", never after the first's topic.
 func defaultPartitionName(lag map[string]int64) func(int32) string {
 	topic := ""
 	for n := range lag {
@@ -488,10 +524,16 @@ func defaultPartitionName(lag map[string]int64) func(int32) string {
 		}
 		topic = n[:i]
 	}
-	if topic == "" {
-		return func(id int32) string { return "partition " + strconv.Itoa(int(id)) }
+	return func(id int32) string {
+		src, part := stream.PartitionSource(id)
+		switch {
+		case src > 0:
+			return "source " + strconv.Itoa(src) + " partition " + strconv.Itoa(int(part))
+		case topic == "":
+			return "partition " + strconv.Itoa(int(id))
+		}
+		return topic + "/" + strconv.Itoa(int(id))
 	}
-	return func(id int32) string { return topic + "/" + strconv.Itoa(int(id)) }
 }
 
 // comparePartitions orders "t/2" before "t/10".

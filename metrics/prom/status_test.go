@@ -35,7 +35,12 @@ func TestStatusDocument(t *testing.T) {
 			Attempts: 1, Watermark: wm,
 			State:     []stream.OperatorState{{Operator: "cab-stats", Entries: 7}},
 			Committed: []stream.Position{{Partition: 0, Offset: int64(40 * (i + 1))}, {Partition: 1, Offset: 10}},
-			Source:    stream.SourceStats{DeadLetters: 2, Lag: map[string]int64{"cabs/0": 5, "cabs/1": 0}},
+			PartitionStats: []stream.PartitionStats{
+				{Partition: 0, Next: int64(40*(i+1) + 3), Committed: int64(40 * (i + 1)), Watermark: wm},
+				{Partition: 1, Next: 10, Committed: 10, Watermark: wm.Add(-time.Minute), Idle: true},
+			},
+			Duplicates: int64(i),
+			Source:     stream.SourceStats{DeadLetters: 2, Lag: map[string]int64{"cabs/0": 5, "cabs/1": 0}},
 		})
 	}
 	st := status(t, srv)
@@ -55,17 +60,32 @@ func TestStatusDocument(t *testing.T) {
 	require.InDelta(t, (200+300)/2.0, st.InputRate, 1e-9)
 	require.InDelta(t, 600/0.15, st.ProcessRate, 1e-6)
 	require.InDelta(t, float64(93*time.Second/time.Millisecond), *st.EventTimeLagMs, 1e-6)
+	// Partition 0: 123 read, 120 committed, end 125: 3 held back, 2 not read yet.
+	wm1 := wm.Add(-time.Minute)
 	require.Equal(t, []prom.PartitionDoc{
-		{Name: "cabs/0", Committed: ptr(int64(120)), End: ptr(int64(125)), CommitLag: ptr(int64(5))},
-		{Name: "cabs/1", Committed: ptr(int64(10)), End: ptr(int64(10)), CommitLag: ptr(int64(0))},
+		{Name: "cabs/0", Read: ptr(int64(123)), Committed: ptr(int64(120)), End: ptr(int64(125)),
+			ReadLag: ptr(int64(2)), CommitLag: ptr(int64(5)), HeldBack: ptr(int64(3)),
+			Watermark: &wm, EventTimeLagMs: ptr(93_000.0), Idle: ptr(false)},
+		{Name: "cabs/1", Read: ptr(int64(10)), Committed: ptr(int64(10)), End: ptr(int64(10)),
+			ReadLag: ptr(int64(0)), CommitLag: ptr(int64(0)), HeldBack: ptr(int64(0)),
+			Watermark: &wm1, EventTimeLagMs: ptr(153_000.0), Idle: ptr(true)},
 	}, st.PartitionTb)
+	for _, r := range st.PartitionTb {
+		require.Equal(t, *r.CommitLag, *r.ReadLag+*r.HeldBack, r.Name)
+		require.Equal(t, *r.End, *r.Read+*r.ReadLag, r.Name)
+	}
+	require.EqualValues(t, 2, st.Duplicates)
 	require.Equal(t, "source", st.DeadLetters[0].Where)
 	require.EqualValues(t, 2, st.DeadLetters[0].Count)
-	require.NotEmpty(t, st.Unavailable)
+	// What the pipeline reports now is no longer listed as missing; what it does not is.
+	require.Equal(t, []string{"open windows and bytes of state per operator", "late and key_limit records by reason"}, st.Unavailable)
 
 	code, body := get(t, srv, "/")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `id="partitions"`)
+	for _, col := range []string{"read", "committed", "end", "read-lag", "commit-lag", "held-back", "watermark", "event-lag", "idle"} {
+		require.Contains(t, body, `col(tr, "`+col+`"`, "the page renders the %s column", col)
+	}
 	// Nothing is loaded from elsewhere (air-gapped): no src, href, import or url() that
 	// names a scheme or a host.
 	require.NotRegexp(t, `(?i)(src|href)\s*=\s*["']?([a-z]+:)?//|@import|url\(`, body)
