@@ -65,7 +65,10 @@
 // records its open windows still need, which source_held_back_records shows. The read lag is
 // the commit lag (the source's, SourceStats.Lag, high-water mark minus committed) minus the
 // held back records (stream.PartitionStats), at least 0: 0 when the pipeline keeps up. It
-// is known for the partitions whose commit lag the source reports under the same name.
+// is known for the partitions whose commit lag the source reports under the same name. The
+// read offset is the pipeline's (stream.PartitionStats.Next): it does not count records the
+// source dead-lettered after the last record it handed over, so those show as read lag
+// until a later record is read or the commit passes them.
 // Alert on source_read_lag_records or event_time_lag_seconds for "behind", not on the
 // consumer group's lag.
 //
