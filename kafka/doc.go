@@ -171,6 +171,26 @@
 // permanent (stream.IsPermanent). The dead-letter producer (DeadLetterSink) is always this
 // at-least-once kind: a replay may write a dead letter twice, with the same source headers.
 //
+// # Repartition
+//
+// NewExchange is the Kafka transport of stream.Repartition: the topic
+// "<pipeline>-<name>-repartition", created when the pipeline starts with the partition count
+// of the source topics (WithPartitions, WithPartitionsOf) and a replication factor of
+// min(3, brokers) (WithReplication); an existing topic with another count is refused
+// (ErrPartitionMismatch), since keys would move away from their state. The upstream side
+// produces each record to the partition the pipeline chose with an idempotent producer that
+// keeps each partition's order; the downstream side consumes the topic as a further member of
+// the pipeline's consumer group (the Source's Config and group), with the Source's claims,
+// backpressure and commits, and stores the repartition's dedup and watermark state in the
+// offset metadata. Numbering, deduplication and watermarks are the pipeline's: see
+// "Repartition" in package stream for why every record counts exactly once downstream.
+//
+// A record is a 15-byte header (varints) and the codec's bytes, about 25 bytes for a pair of
+// a short string and a small integer. A record of the topic that cannot be decoded stops the
+// pipeline with ErrCorruptRepartition rather than going to a dead-letter output, which would
+// silently lose a counted record; so does a checkpoint that cannot be fetched, until the
+// group session is joined again. Change a repartition's codec only with its topic drained.
+//
 // # Exactly once
 //
 // WithExactlyOnce(src) binds a Producer to the Source of its pipeline: a consumer reading the
