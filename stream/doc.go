@@ -98,26 +98,29 @@
 // idle and have not ended (the slowest idle one if all are idle), NoWatermark until every
 // upstream partition has been heard from (sources that implement PartitionCounter say how
 // many there are), EndOfTime once every one ended; PartitionContext.Merged tells operators
-// so. A value that was on time in its upstream partition is never late downstream: the marks
-// before it in the downstream partition are at most its upstream partition's watermark when
-// it was sent, which was at most its time, and the window operators judge lateness on the
-// watermark they last fired on. So catching up a backlog through a repartition, with
-// partitions minutes apart in event time, loses nothing to lateness. A partition's first
-// batch of a run fires on the marks as of where it starts, which a window takes as its floor:
-// the windows closed before were emitted by the run that committed. A window that fires
-// holds commits back to its oldest record until the commit passes the firing, because a
-// repartitioned partition interleaves records of different ages.
+// so. Operators judge a record of such a partition against PartitionContext.WatermarkAt: the
+// watermark from the marks before the record in the partition, which depends only on the
+// partition's record order, so a replay judges every record as the first run did. A value
+// that was on time in its upstream partition is never late downstream: the marks before it
+// are at most its upstream partition's watermark when it was sent, which was at most its
+// time. So catching up a backlog through a repartition, with partitions minutes apart in
+// event time, loses nothing to lateness. Windows fire at the end of a batch on the marks read
+// so far; a window's records are exactly those not late by WatermarkAt. A partition's first
+// batch of a run fires on the marks as of where it starts, which a window takes as its floor
+// (the windows closed before were emitted by the run that committed), and a window that
+// fires holds commits back to its oldest record until the commit passes the firing, because
+// a repartitioned partition interleaves records of different ages.
 //
 // Proven by TestRepartitionReduceByKey (one result per key per batch, global totals),
 // TestRepartitionWindowProperty (random partitioning and out-of-order input with partitions
 // minutes apart against a brute-force global computation, no late record) and
 // TestRepartitionCrashSweep (a crash at every batch, before and after the send was
-// acknowledged, and a second crash during the replay, against the same brute force).
+// acknowledged, and a second crash during the replay, against the same brute force; with a
+// stateful operator before the repartition; with records late in their own partitions, whose
+// documents and late records must be the uninterrupted run's).
 //
-// Limits: a value that was late in its upstream partition may be counted or reported late
-// downstream depending on batch boundaries, and after a restart a record read between the
-// commit and the firing of its (already emitted) window is reported late again; results stay
-// exact. Sliding windows after a repartition still take the first record's pane as their
+// Limits: a late record may be reported late again by a replay (at least once, like every
+// dead letter). Sliding windows after a repartition still take the first record's pane as their
 // floor (tumbling and session windows do not). The marks checkpoint grows with the number of
 // upstream partitions (about 40 bytes each; Kafka's default offset metadata limit is 4 KiB).
 // A bounded run ends the repartition's input when every upstream source ended and every

@@ -79,6 +79,9 @@ type shuffleNode interface {
 	// checkpoint returns where a downstream partition may commit at or before off, and the
 	// marks as of that position.
 	checkpoint(part int32, off int64) (int64, string)
+	// marks returns a downstream partition's watermark before this batch's marks and the
+	// points where they moved it.
+	marks(part int32) (int64, []markPoint)
 	restore(part int32, offset int64, marks string) error
 	drop(part int32)
 	// finish closes the downstream input once every upstream input ended and every
@@ -267,6 +270,9 @@ type downPart struct {
 	hist      []histRec // the records at or after basePos, in order
 	started   bool      // the partition took part in a batch of this run
 	dups      int64
+	// the watermark before this batch's marks and where each of its marks moved it
+	startMark int64
+	points    []markPoint
 }
 
 // marks is what the upstream records read so far say: per upstream partition its highest
@@ -516,6 +522,14 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 			sh.down(part)
 		}
 	}
+	// The watermark of each partition before this batch's marks (see WatermarkAt).
+	for _, d := range sh.parts {
+		d.points = d.points[:0]
+		d.startMark, _, _ = d.cur.watermark(sh.ups)
+		if d.cur.ended(sh.ups) {
+			d.startMark = EndOfTime
+		}
+	}
 	// A partition's first batch in this run fires on the marks as of where it starts (none on
 	// a fresh start, the checkpoint's on a resume): a window operator takes that as its floor
 	// (what was emitted before), so this batch's own marks only count from the next batch.
@@ -535,6 +549,7 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 			d.basePos = b[0].Offset
 		}
 		kept := b[:0]
+		wm := d.startMark
 		for j := range b {
 			r := &b[j].Value
 			h := histRec{pos: b[j].Offset, from: r.From, sub: r.Sub, seq: r.Seq, wm: r.Watermark, upstreams: r.Upstreams,
@@ -544,6 +559,12 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 				kept = append(kept, b[j])
 			} else if !r.Mark {
 				d.dups++
+			} else if w, _, end := d.cur.watermark(sh.ups); w != wm && !(end && wm == EndOfTime) {
+				if end {
+					w = EndOfTime
+				}
+				wm = w
+				d.points = append(d.points, markPoint{from: h.pos + 1, wm: w})
 			}
 		}
 		clear(b[len(kept):])
@@ -602,6 +623,12 @@ func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 	default:
 		return idleMin, true, false
 	}
+}
+
+// ended reports whether every upstream partition ended.
+func (d marks) ended(ups []int) bool {
+	_, _, end := d.watermark(ups)
+	return end
 }
 
 // encode writes the marks: "x1;" then per upstream partition
@@ -714,6 +741,14 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 }
 
 func (sh *shuffle[T]) drop(part int32) { delete(sh.parts, part) }
+
+func (sh *shuffle[T]) marks(part int32) (int64, []markPoint) {
+	d := sh.parts[part]
+	if d == nil {
+		return NoWatermark, nil
+	}
+	return d.startMark, d.points
+}
 
 func (sh *shuffle[T]) finish(p *Pipeline) {
 	if sh.src.in.isClosed() {

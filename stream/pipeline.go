@@ -125,6 +125,31 @@ type PartitionContext struct {
 	Merged bool
 
 	skip map[int]int64
+	// marks are, for a Merged partition, the watermarks from the marks read in this batch:
+	// from offset from on, the partition's watermark is wm (see WatermarkAt).
+	marks []markPoint
+	// startMark is a Merged partition's watermark before this batch's marks.
+	startMark int64
+}
+
+type markPoint struct{ from, wm int64 }
+
+// WatermarkAt returns, for a Merged partition, its watermark as of the record at offset: from
+// the marks before that record in the partition, so that it depends only on the partition's
+// record order, not on where batches begin and end. A record behind it was late in its
+// upstream partition too. For other partitions it returns PartitionWatermark.
+func (pc *PartitionContext) WatermarkAt(offset int64) int64 {
+	if !pc.Merged {
+		return pc.PartitionWatermark
+	}
+	wm := pc.startMark
+	for _, m := range pc.marks {
+		if m.from > offset {
+			break
+		}
+		wm = m.wm
+	}
+	return wm
 }
 
 // CapEventTime returns t (Unix nanoseconds), but no further than the batch's start on the

@@ -513,6 +513,12 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		ps := p.parts[part]
 		pc.EndOfInput = end || ps.ended || ps.marked && ps.markEnd
 		pc.Merged = ps.marked
+		pc.startMark, pc.marks = pc.PartitionWatermark, nil
+		if ps.marked {
+			if sh := p.shuffleOf(part); sh != nil {
+				pc.startMark, pc.marks = sh.marks(part)
+			}
+		}
 		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, pc.EndOfInput)
 		pc.skip = ps.eff
 		for _, n := range p.active {

@@ -49,7 +49,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	for i := range in {
 		e := &in[i]
 		t := e.Time
-		wm := w.observe(pc.CapEventTime(t))
+		wm := w.observeAt(pc, pc.CapEventTime(t), e.Offset)
 		w.started = true
 		if t+gap+w.grace <= wm {
 			o = op.appendLate(o, e, w.part, t, t+gap)

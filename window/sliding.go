@@ -104,7 +104,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	for i := range in {
 		e := &in[i]
 		t := e.Time
-		wm := w.observe(pc.CapEventTime(t))
+		wm := w.observeAt(pc, pc.CapEventTime(t), e.Offset)
 		if !w.started {
 			w.started = true
 			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact

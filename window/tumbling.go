@@ -58,7 +58,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	size, grace := w.size, w.grace
 	for i := range in {
 		e := &in[i]
-		wm := w.observe(pc.CapEventTime(e.Time))
+		wm := w.observeAt(pc, pc.CapEventTime(e.Time), e.Offset)
 		var start int64
 		if b := w.cur; b != nil && e.Time >= b.start && e.Time-b.start < size {
 			start = b.start // most records fall in the last window used: skip the division

@@ -388,6 +388,17 @@ func (c *partClock) observe(t int64) int64 {
 	return max(c.pwm, c.fwm)
 }
 
+// observeAt is observe for the record at offset off: in a repartition's partition the
+// watermark as of the record's position (stream.PartitionContext.WatermarkAt), so that
+// whether a record is late depends only on the partition's record order, never on batch
+// boundaries: a replay judges it the same way.
+func (c *partClock) observeAt(pc *stream.PartitionContext, t, off int64) int64 {
+	if c.merged {
+		return max(c.fwm, pc.WatermarkAt(off))
+	}
+	return c.observe(t)
+}
+
 // fireMark is the watermark the partition's windows fire on: the partition's own, as the
 // pipeline sees it and as this operator sees it (the lower, in case an operator upstream
 // dropped records), so that a window never fires before the partition has closed it; or,
