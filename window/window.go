@@ -196,6 +196,10 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		op.merged[pc.Partition] = h
 	}
 	before, ok := eng.retained()
+	if !ok && len(in) > 0 {
+		// Nothing was held before the batch: a window that fires in it opened in it.
+		before, ok = in[0].Offset, true
+	}
 	o = eng.process(pc, in, o)
 	for i := range in {
 		h.pos = max(h.pos, in[i].Offset)
