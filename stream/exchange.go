@@ -178,6 +178,7 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 	})
 	sh := &shuffle[T]{name: name, ex: ex, hash: hash, ups: ups, in: s, parts: map[int32]*downPart{}, sent: map[int32]sentMark{}, last: map[int32]int64{}}
 	sh.src = newSource[Shuffled[T]](p, ex, raw)
+	sh.src.inner = true
 	if b, ok := ex.(Binder[Shuffled[T]]); ok {
 		b.Bind(sh.src.in)
 	}

@@ -30,7 +30,11 @@ import (
 //     uninterrupted run (TestRepartitionCrashSweep).
 
 func TestRepartitionReduceByKey(t *testing.T) {
-	h := streamtest.New(t, time.Second)
+	var inRecs, shuffledRecs int
+	h := streamtest.New(t, time.Second, stream.WithStatsHook(func(st stream.BatchStats) {
+		inRecs += st.InputRecords
+		shuffledRecs += st.ShuffledRecords
+	}))
 	q, src := streamtest.NewQueue[string](h)
 	log := streamtest.NewExchangeLog[stream.Pair[string, int]](3)
 	_, shuffled := streamtest.NewRepartition(h, stream.Map(src, func(w string) stream.Pair[string, int] { return stream.KV(w, 1) }), "words", log)
@@ -67,6 +71,12 @@ func TestRepartitionReduceByKey(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 	require.Contains(t, sums.Batches()[1], stream.KV("a", 2), "the first batch's a's meet in one partition")
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	require.Equal(t, total, inRecs, "the input counts the sources' records only")
+	require.Greater(t, shuffledRecs, total, "the repartition's records (values and marks) are counted apart")
 	gotCounts := map[string]int64{}
 	for kv := range counts.All() {
 		gotCounts[kv.Key] += kv.Value

@@ -182,8 +182,9 @@ type BatchInfo struct {
 type BatchStats struct {
 	Batch           int64
 	Time            time.Time
-	InputRecords    int
+	InputRecords    int // records of the pipeline's sources (not of its repartitions)
 	InputBytes      int64
+	ShuffledRecords int // records read back from repartitions (values, marks, duplicates)
 	SchedulingDelay time.Duration
 	ProcessingTime  time.Duration   // transforms, excluding outputs
 	OutputTime      time.Duration   // outputs, including retries

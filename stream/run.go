@@ -26,6 +26,7 @@ type pendingBatch struct {
 	procTime time.Duration
 	records  int
 	bytes    int64
+	shuffled int
 }
 
 // Run runs the pipeline: it starts the source, then every batch interval takes what the
@@ -265,6 +266,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		Batch:           b.info.Batch,
 		Time:            b.info.Time,
 		InputRecords:    b.records,
+		ShuffledRecords: b.shuffled,
 		InputBytes:      b.bytes,
 		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
 		ProcessingTime:  b.procTime,
@@ -377,6 +379,13 @@ func (p *Pipeline) sourceStats() SourceStats {
 		if !ok {
 			continue
 		}
+		if sn.internal() { // a repartition's topic: its lag, not the pipeline's input
+			if len(s.Lag) > 0 && st.Lag == nil {
+				st.Lag = make(map[string]int64, len(s.Lag))
+			}
+			maps.Copy(st.Lag, s.Lag)
+			continue
+		}
 		st.Records += s.Records
 		st.Bytes += s.Bytes
 		st.DeadLetters += s.DeadLetters
@@ -466,14 +475,18 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		ceiling = started.Add(p.cfg.maxFuture).UnixNano()
 	}
 	next := make(map[int32]int64)
-	var records int
+	var records, shuffled int
 	var bytes int64
 	end, backlog := true, false
 	for _, sn := range p.srcs {
 		in := sn.take(scheduled.UnixNano())
 		p.applyControl(in.assigned, in.revoked)
-		records += in.records
-		bytes += in.bytes
+		if sn.internal() {
+			shuffled += in.records
+		} else {
+			records += in.records
+			bytes += in.bytes
+		}
 		// A batch that took a full buffer means a backlog: the next one need not wait for
 		// the tick.
 		backlog = backlog || in.records >= p.cfg.maxRecords || (p.cfg.maxBytes > 0 && in.bytes >= p.cfg.maxBytes)
@@ -546,6 +559,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		procTime: clk.Now().Sub(started),
 		records:  records,
 		bytes:    bytes,
+		shuffled: shuffled,
 	}
 	p.backlog = backlog
 }

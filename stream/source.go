@@ -299,6 +299,8 @@ type sourceNode interface {
 	filled() <-chan struct{}
 	// ended reports whether the source's input ended and everything it held was taken.
 	ended() bool
+	// internal reports whether the source is a repartition's (see BatchStats.ShuffledRecords).
+	internal() bool
 }
 
 // Partition ids of a pipeline with several sources: a source's own partition id (Kafka packs
@@ -338,7 +340,8 @@ type taken struct {
 type source[T any] struct {
 	idx   int // position among the pipeline's sources
 	done  bool
-	parts int // for a repartition's source, the exchange's partition count
+	parts int  // for a repartition's source, the exchange's partition count
+	inner bool // a repartition's source: its records are not the pipeline's input
 	src   Source[T]
 	in    *Input[T]
 	head  *Stream[T]
@@ -397,6 +400,8 @@ func (p *Pipeline) sourceOf(part int32) (int, int32) {
 }
 
 func (s *source[T]) ended() bool { return s.done }
+
+func (s *source[T]) internal() bool { return s.inner }
 
 func (s *source[T]) run(ctx context.Context) error { return s.src.Run(ctx, s.in) }
 
