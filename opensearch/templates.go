@@ -111,9 +111,9 @@ func cabStatsFields() obj {
 
 func zoneDemandFields() obj {
 	return obj{
-		"zone": keyword, "partition": integer, "window_start": date, "window_end": date,
+		"zone": keyword, "window_start": date, "window_end": date,
 		"@timestamp": date, "events": long, "cabs": long, "pickups": long,
-		"avg_speed_kmh": double, "location": geoPoint,
+		"avg_speed_kmh": double, "speed_samples": long, "speed_sum_kmh": double, "location": geoPoint,
 	}
 }
 

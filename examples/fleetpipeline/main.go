@@ -60,6 +60,7 @@ type config struct {
 	bounded     bool
 	zoneDemand  bool
 	alerts      bool
+	rekeyByCab  bool
 	statusEvery time.Duration
 	replicas    int
 	indexTag    string
@@ -84,6 +85,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition has been caught up this long, close all windows, commit and exit 0 (0: run until stopped); the commit stays at the first record of each partition's newest window, so a later run that receives more of that window's records completes it")
 	fs.BoolVar(&c.bounded, "bounded", false, "read each partition up to the end offset it had at start, then close all windows, commit and exit 0 (a backfill); see also -exit-when-idle")
 	fs.BoolVar(&c.zoneDemand, "zone-demand", true, "compute zone demand (-zone-demand=false: off)")
+	fs.BoolVar(&c.rekeyByCab, "rekey-by-cab", false, "repartition the input by cab_id (through the topic <name>-cabs-repartition) before the tracker and the cab stats: needed when the producer does not key messages by cab_id (round-robin IoT hubs); costs a produce and a consume per event")
 	fs.BoolVar(&c.alerts, "alerts", true, "detect alerts and write them to OpenSearch and -alerts-topic (-alerts=false: off)")
 	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line")
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")

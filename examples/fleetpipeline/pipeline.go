@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -94,7 +95,33 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := c.transforms(stream.From(p, src))
+	// Zone demand goes through a repartition by zone (one document per zone and window over
+	// every partition), and with -rekey-by-cab the input through one by cab: topics
+	// <name>-zones-repartition and <name>-cabs-repartition, in the job's consumer group.
+	zoneEx, err := kafka.NewExchange[zoneShuffled](kcfg, c.name, "zones",
+		stream.PairCodec[string, telemetry.Tracked](stream.StringCodec{}, telemetry.TrackedCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	sh := shuffles{
+		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
+			return stream.Repartition(s, "zones", zoneEx)
+		},
+		zoneOrigin: exchangeOrigin(zoneEx.Topic()),
+		cabOrigin:  src.Origin,
+	}
+	if c.rekeyByCab {
+		cabEx, err := kafka.NewExchange[cabShuffled](kcfg, c.name, "cabs",
+			stream.PairCodec[string, telemetry.Event](stream.StringCodec{}, telemetry.EventCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		sh.byCab = func(s *stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] {
+			return stream.Repartition(s, "cabs", cabEx)
+		}
+		sh.cabOrigin = exchangeOrigin(cabEx.Topic())
+	}
+	g, err := c.transforms(stream.From(p, src), sh, log)
 	if err != nil {
 		return err
 	}
@@ -126,12 +153,12 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		return nil
 	})
-	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", src.Origin, func(t telemetry.Event) telemetry.Event { return t }), lateLetters)
+	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, func(t telemetry.Event) telemetry.Event { return t }), lateLetters)
 	if g.zones != nil {
-		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", src.Origin, func(t telemetry.Tracked) telemetry.Event { return t.Event }), lateLetters)
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, func(t zoneShuffled) telemetry.Event { return t.Value.Event }), lateLetters)
 	}
 	stream.To(stream.Map(g.refused, func(dl stream.DeadLetter) stream.DeadLetter {
-		if topic, part, ok := src.Origin(dl.Partition); ok {
+		if topic, part, ok := sh.cabOrigin(dl.Partition); ok {
 			dl.Topic, dl.Partition = topic, part
 		}
 		return dl
@@ -227,6 +254,12 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	err = p.Run(ctx)
 	stopStatus()
 	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink)
+	var dups int64
+	if last := cnt.last.Load(); last != nil {
+		dups = last.Duplicates
+	}
+	fmt.Fprintf(w, "fleetpipeline: repartitions dropped %d replayed records; %d cabs seen on several partitions%s\n",
+		dups, g.split.Split(), map[bool]string{true: " (produce keyed by cab_id or run with -rekey-by-cab)", false: ""}[g.split.Split() > 0])
 	if err != nil && err == ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
 		log.Info("fleetpipeline: stopped")
 		return nil
@@ -243,37 +276,110 @@ func (c *config) pipelineOptions() []stream.Option {
 // to OpenSearch and Kafka, and the offline tests drive the same graph through streamtest.
 type graph struct {
 	cabs     *window.Windowed[string, telemetry.CabStats, telemetry.Event]
-	zones    *window.Windowed[string, telemetry.ZoneDemand, telemetry.Tracked] // nil with -zone-demand=false
-	cabDocs  *stream.Stream[cabResult]                                         // final cab stats
-	zoneDocs *stream.Stream[zoneResult]                                        // final zone demand, nil with -zone-demand=false
+	zones    *window.Windowed[string, telemetry.ZoneDemand, zoneShuffled] // nil with -zone-demand=false
+	cabDocs  *stream.Stream[cabResult]                                    // final cab stats
+	zoneDocs *stream.Stream[zoneResult]                                   // final zone demand, nil with -zone-demand=false
 	alerts   *stream.Stream[telemetry.Alert]
 	refused  *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
+	split    *splitCabs                        // cabs seen on several partitions (without -rekey-by-cab)
+}
+
+type (
+	zoneShuffled = stream.Pair[string, telemetry.Tracked]
+	cabShuffled  = stream.Pair[string, telemetry.Event]
+)
+
+// shuffles are the graph's repartitions: Kafka topics in run, in-memory logs offline.
+type shuffles struct {
+	byZone func(*stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled]
+	byCab  func(*stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] // nil without -rekey-by-cab
+	// zoneOrigin and cabOrigin name the Kafka topic and partition of a pipeline partition
+	// of the zone demand's and of the cab stats' input, for dead letters.
+	zoneOrigin, cabOrigin func(int32) (string, int32, bool)
+}
+
+// exchangeOrigin names a repartition's partitions by its topic.
+func exchangeOrigin(topic string) func(int32) (string, int32, bool) {
+	return func(part int32) (string, int32, bool) {
+		_, local := stream.PartitionSource(part)
+		return topic, local, true
+	}
 }
 
 // transforms builds the graph on the stream of decoded events.
-func (c *config) transforms(events *stream.Stream[telemetry.Event]) (*graph, error) {
+func (c *config) transforms(events *stream.Stream[telemetry.Event], sh shuffles, log *slog.Logger) (*graph, error) {
 	grace := telemetry.WithWindowOptions(window.WithGrace(c.lateness), window.WithMaxKeys(c.maxKeys()))
+	g := &graph{}
+	if c.rekeyByCab {
+		keyed := stream.Map(events, func(e telemetry.Event) cabShuffled { return stream.KV(e.CabID, e) })
+		events = stream.Map(sh.byCab(keyed), func(p cabShuffled) telemetry.Event { return p.Value })
+	} else {
+		// A side branch that only looks: events go on unchanged (with their offsets).
+		g.split = newSplitCabs(c.maxCabs, log)
+		stream.Transform(events, g.split.check)
+	}
 	tracker, err := telemetry.Track(events, telemetry.WithMaxCabs(c.maxCabs))
 	if err != nil {
 		return nil, err
 	}
-	cabs, err := telemetry.CabStatsStream(events, window.Tumbling(c.statsWindow), grace)
-	if err != nil {
+	if g.cabs, err = telemetry.CabStatsStream(events, window.Tumbling(c.statsWindow), grace); err != nil {
 		return nil, err
 	}
-	g := &graph{
-		cabs:    cabs,
-		cabDocs: cabs.Results().Filter(func(r cabResult) bool { return r.Final }),
-		alerts:  tracker.Alerts(),
-		refused: tracker.DeadLetters(),
-	}
+	g.cabDocs = g.cabs.Results().Filter(func(r cabResult) bool { return r.Final })
+	g.alerts, g.refused = tracker.Alerts(), tracker.DeadLetters()
 	if c.zoneDemand {
-		if g.zones, err = telemetry.ZoneDemandStream(tracker.Events(), window.Tumbling(c.zoneWindow), grace); err != nil {
+		keyed, err := telemetry.KeyByZone(tracker.Events(), 0)
+		if err != nil {
+			return nil, err
+		}
+		if g.zones, err = telemetry.ZoneDemandByZone(sh.byZone(keyed), window.Tumbling(c.zoneWindow), grace); err != nil {
 			return nil, err
 		}
 		g.zoneDocs = g.zones.Results().Filter(func(r zoneResult) bool { return r.Final })
 	}
 	return g, nil
+}
+
+// splitCabs notices a cab whose events come from several partitions: the cab's tracker state
+// and windows are per partition, so its results would be split and overwrite each other. It
+// counts such cabs and warns once per cab with the fix (-rekey-by-cab).
+type splitCabs struct {
+	max   int
+	home  map[string]int32
+	count atomic.Int64
+	log   *slog.Logger
+}
+
+func newSplitCabs(max int, log *slog.Logger) *splitCabs {
+	return &splitCabs{max: max, home: make(map[string]int32), log: log}
+}
+
+func (s *splitCabs) check(pc *stream.PartitionContext, es []telemetry.Event) []struct{} {
+	for i := range es {
+		home, ok := s.home[es[i].CabID]
+		switch {
+		case !ok:
+			if s.max <= 0 || len(s.home) < s.max {
+				s.home[es[i].CabID] = pc.Partition
+			}
+		case home != pc.Partition && home >= 0:
+			s.home[es[i].CabID] = -1 // warned
+			s.count.Add(1)
+			if s.log != nil {
+				s.log.Warn("fleetpipeline: a cab's events arrive on several partitions, so its stats and alerts are split per partition and overwrite each other; produce with key cab_id or run with -rekey-by-cab",
+					"cab", es[i].CabID, "partitions", []int32{home, pc.Partition})
+			}
+		}
+	}
+	return nil
+}
+
+// Split returns how many cabs were seen on several partitions.
+func (s *splitCabs) Split() int64 {
+	if s == nil {
+		return 0
+	}
+	return s.count.Load()
 }
 
 // maxKeys bounds each window operator's open state: a cab (or zone) in up to four open

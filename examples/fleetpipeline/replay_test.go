@@ -12,6 +12,7 @@ import (
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/window"
 )
 
 const replayParts = 6
@@ -55,15 +56,41 @@ type offlineRun struct {
 	cabs   *streamtest.Collector[cabResult]
 	zones  *streamtest.Collector[zoneResult]
 	alerts *streamtest.Collector[telemetry.Alert]
+	late   *streamtest.Collector[window.Late[zoneShuffled]]
+	split  *splitCabs
 }
 
-func newOfflineRun(t *testing.T, c *config) *offlineRun {
+// offlineLogs are the in-memory repartition topics of offline runs: they outlive a crashed
+// run, as Kafka topics do.
+type offlineLogs struct {
+	zones *streamtest.ExchangeLog[zoneShuffled]
+	cabs  *streamtest.ExchangeLog[cabShuffled]
+}
+
+func newOfflineLogs() *offlineLogs {
+	return &offlineLogs{zones: streamtest.NewExchangeLog[zoneShuffled](replayParts), cabs: streamtest.NewExchangeLog[cabShuffled](replayParts)}
+}
+
+func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 	h := streamtest.New(t, c.batch, c.pipelineOptions()...)
 	q, events := streamtest.NewQueue[telemetry.Event](h)
-	g, err := c.transforms(events)
+	q.SetPartitions(replayParts)
+	origin := func(part int32) (string, int32, bool) { return "", part, false }
+	g, err := c.transforms(events, shuffles{
+		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
+			_, out := streamtest.NewRepartition(h, s, "zones", logs.zones)
+			return out
+		},
+		byCab: func(s *stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] {
+			_, out := streamtest.NewRepartition(h, s, "cabs", logs.cabs)
+			return out
+		},
+		zoneOrigin: origin, cabOrigin: origin,
+	}, nil)
 	require.NoError(t, err)
 	return &offlineRun{h: h, q: q,
-		cabs: streamtest.Collect(g.cabDocs), zones: streamtest.Collect(g.zoneDocs), alerts: streamtest.Collect(g.alerts)}
+		cabs: streamtest.Collect(g.cabDocs), zones: streamtest.Collect(g.zoneDocs), alerts: streamtest.Collect(g.alerts),
+		late: streamtest.Collect(g.zones.Late()), split: g.split}
 }
 
 // docs are the documents the outputs wrote, by index and id; a later write overwrites.
@@ -141,14 +168,26 @@ func TestCrashReplayOffline(t *testing.T) {
 	t.Parallel()
 	c := testConfig(t, "-stats-window", "1m")
 	recs := topicRecords(t, feed.Options{Sources: "porto,sim", Porto: portoCSV(t), SimEvents: 100_000, SimCabs: 200, Seed: 1, Faults: true})
-	// Batches of uneven sizes, as a time-driven batch interval makes them.
+	crashSweep(t, c, cut(recs))
+}
+
+// cut cuts records into batches of uneven sizes, as a time-driven batch interval makes them.
+func cut(recs []stream.Record[telemetry.Event]) [][]stream.Record[telemetry.Event] {
 	var batches [][]stream.Record[telemetry.Event]
 	for i, n := 0, 0; i < len(recs); n++ {
 		size := 2000 + 1500*(n%5)
 		batches = append(batches, recs[i:min(i+size, len(recs))])
 		i += size
 	}
-	full := newOfflineRun(t, c)
+	return batches
+}
+
+// crashSweep runs the graph uninterrupted, then crashed at several points and resumed from
+// the committed positions (the repartitions' in-memory topics outlive each crash, as Kafka's
+// do), and requires the documents of the uninterrupted run. It returns that run.
+func crashSweep(t *testing.T, c *config, batches [][]stream.Record[telemetry.Event]) *offlineRun {
+	t.Helper()
+	full := newOfflineRun(t, c, newOfflineLogs())
 	full.run(batches, nil, -1)
 	want := docs{}
 	want.add(t, c, full)
@@ -162,17 +201,18 @@ func TestCrashReplayOffline(t *testing.T) {
 	}
 	for _, crash := range crashes {
 		got := docs{}
-		first := newOfflineRun(t, c)
+		logs := newOfflineLogs()
+		first := newOfflineRun(t, c, logs)
 		first.run(batches[:crash[0]], nil, crash[0])
 		got.add(t, c, first)
 		pos := first.committed()
 		if crash[1] > 0 {
-			second := newOfflineRun(t, c)
+			second := newOfflineRun(t, c, logs)
 			second.run(batches, pos, crash[1])
 			got.add(t, c, second)
 			pos = second.committed()
 		}
-		last := newOfflineRun(t, c)
+		last := newOfflineRun(t, c, logs)
 		last.run(batches, pos, -1)
 		got.add(t, c, last)
 		for index, w := range want {
@@ -188,4 +228,62 @@ func TestCrashReplayOffline(t *testing.T) {
 			require.Len(t, got[index], len(w), "crash after %d (then %d) batches: %s documents", crash[0], crash[1], index)
 		}
 	}
+	return full
+}
+
+// unkeyed spreads records over the partitions round-robin, as an IoT hub that does not key
+// messages by cab does.
+func unkeyed(recs []stream.Record[telemetry.Event]) []stream.Record[telemetry.Event] {
+	var next [replayParts]int64
+	out := make([]stream.Record[telemetry.Event], len(recs))
+	for i, r := range recs {
+		p := int32(i % replayParts)
+		r.Partition, r.Offset = p, next[p]
+		next[p]++
+		out[i] = r
+	}
+	return out
+}
+
+// TestRekeyByCabOffline: the Porto + simulator input produced without keys (round-robin over
+// the partitions) through -rekey-by-cab gives the cab stats of the input keyed by cab, also
+// after crashes at many points (two repartitions in the graph: by cab, then by zone); without
+// the flag the split cabs are counted (and warned about) instead of silently overwriting.
+func TestRekeyByCabOffline(t *testing.T) {
+	t.Parallel()
+	recs := topicRecords(t, feed.Options{Sources: "porto,sim", Porto: portoCSV(t), SimEvents: 50_000, SimCabs: 200, Seed: 2})
+	keyed := newOfflineRun(t, testConfig(t, "-stats-window", "1m"), newOfflineLogs())
+	keyed.run(cut(recs), nil, -1)
+	require.Zero(t, keyed.split.Split(), "keyed by cab: no cab on two partitions")
+
+	c := testConfig(t, "-stats-window", "1m", "-rekey-by-cab")
+	rekeyed := crashSweep(t, c, cut(unkeyed(recs)))
+	want, got := docs{}, docs{}
+	want.add(t, c, keyed)
+	got.add(t, c, rekeyed)
+	require.NotEmpty(t, want["cab-stats"])
+	require.Equal(t, want["cab-stats"], got["cab-stats"], "cab stats of the unkeyed input through -rekey-by-cab")
+
+	split := newOfflineRun(t, testConfig(t, "-stats-window", "1m"), newOfflineLogs())
+	split.run(cut(unkeyed(recs)), nil, -1)
+	require.EqualValues(t, splitCabCount(unkeyed(recs)), split.split.Split(), "every cab on several partitions is counted once")
+	require.Positive(t, split.split.Split())
+}
+
+// splitCabCount returns the number of cabs with events on more than one partition.
+func splitCabCount(recs []stream.Record[telemetry.Event]) int {
+	parts := map[string]map[int32]bool{}
+	for _, r := range recs {
+		if parts[r.Value.CabID] == nil {
+			parts[r.Value.CabID] = map[int32]bool{}
+		}
+		parts[r.Value.CabID][r.Partition] = true
+	}
+	n := 0
+	for _, ps := range parts {
+		if len(ps) > 1 {
+			n++
+		}
+	}
+	return n
 }

@@ -81,7 +81,7 @@ func report(ctx context.Context, cfg opensearch.Config, tag string, w io.Writer)
 	sections := []struct {
 		title, index, query, unit string
 	}{
-		{"five busiest zones (events, all partitions):", "zone-demand",
+		{"five busiest zones (events):", "zone-demand",
 			`{"size":0,"aggs":{"top":{"terms":{"field":"zone","size":5,"order":{"v":"desc"}},"aggs":{"v":{"sum":{"field":"events"}}}}}}`, "events"},
 		{"alerts by type:", "cab-alerts", `{"size":0,"aggs":{"top":{"terms":{"field":"type","size":10}}}}`, ""},
 		{"five fastest cabs (max speed over all windows):", "cab-stats",

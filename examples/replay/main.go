@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/fleetstream/fleetstream/examples/internal/cli"
 	"github.com/fleetstream/fleetstream/examples/internal/feed"
 	"github.com/fleetstream/fleetstream/kafka"
@@ -38,6 +39,7 @@ type options struct {
 	quiet      bool
 	skip       int
 	limit      int
+	unkeyed    bool
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	fs.BoolVar(&o.feed.Faults, "faults", true, "inject faults into the simulated fleet (speeding, harsh braking, GPS jumps, out-of-order, duplicates, malformed)")
 	fs.IntVar(&o.batch, "batch", 2000, "messages per produce request batch")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&o.unkeyed, "unkeyed", false, "produce without keys, round-robin over the partitions (as an IoT hub that does not key by cab_id); fleetpipeline then needs -rekey-by-cab")
 	fs.IntVar(&o.skip, "skip", 0, "leave out the first N messages of the replay (to resume or split one)")
 	fs.IntVar(&o.limit, "limit", 0, "produce at most N messages after -skip; 0: all")
 	_ = fs.Parse(os.Args[1:])
@@ -87,10 +90,15 @@ func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(out, "topic %s: %d partitions\n", o.topic, n)
-	prod, err := kafka.NewProducer(cfg, o.topic, kafka.KeyValue(
-		func(m fleetsim.Message) []byte { return []byte(m.Key) },
+	key := func(m fleetsim.Message) []byte { return []byte(m.Key) }
+	var popts []kafka.ProducerOption
+	if o.unkeyed {
+		key = func(fleetsim.Message) []byte { return nil }
+		popts = append(popts, kafka.WithSaramaConfig(func(sc *sarama.Config) { sc.Producer.Partitioner = sarama.NewRoundRobinPartitioner }))
+	}
+	prod, err := kafka.NewProducer(cfg, o.topic, kafka.KeyValue(key,
 		func(m fleetsim.Message) ([]byte, error) { return m.Value, nil },
-	))
+	), popts...)
 	if err != nil {
 		return err
 	}
