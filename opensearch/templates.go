@@ -95,7 +95,6 @@ var (
 	keyword  = obj{"type": "keyword"}
 	date     = obj{"type": "date"}
 	long     = obj{"type": "long"}
-	integer  = obj{"type": "integer"}
 	double   = obj{"type": "double"}
 	float    = obj{"type": "float"}
 	geoPoint = obj{"type": "geo_point"}
