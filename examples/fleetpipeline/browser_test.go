@@ -227,15 +227,28 @@ func TestFaultStatusPage(t *testing.T) {
 	pg.waitJS("3 dead letters", `document.getElementById('dead-letters').textContent === '3'`, 30*time.Second)
 	pg.waitJS("the ready badge", `document.getElementById('ready').textContent === 'ready'`, 30*time.Second)
 	require.Equal(t, "alive", pg.text(`document.getElementById('health').textContent`))
-	require.Equal(t, "6", pg.text(`document.getElementById('partitions-count').textContent`))
+	// Six partitions of the topic and six of the zone demand's repartition topic.
+	require.Equal(t, "12", pg.text(`document.getElementById('partitions-count').textContent`))
 	require.Empty(t, pg.text(`document.getElementById('banner').textContent`))
 	require.Positive(t, pg.number("batches"))
 
-	// Partition table: six partitions of the topic; committed plus commit lag is each
-	// partition's end offset in Kafka, once the windows' commits have moved.
-	pg.waitJS("six partitions", `document.querySelectorAll('#partitions tbody tr').length === 6`, 30*time.Second)
+	// Partition table: six partitions of the topic (named topic/partition) and six of the
+	// zone demand's repartition topic; committed plus commit lag is each input partition's
+	// end offset in Kafka, once the windows' commits have moved.
+	pg.waitJS("twelve partitions", `document.querySelectorAll('#partitions tbody tr').length === 12`, 30*time.Second)
+	repartition := r.name + "-zones-repartition/"
+	sourceRows := func() []partitionRow {
+		var rows []partitionRow
+		for _, row := range pg.partitions() {
+			if !strings.HasPrefix(row.Name, repartition) {
+				rows = append(rows, row)
+			}
+		}
+		require.Len(t, rows, 6, "the input topic's partitions")
+		return rows
+	}
 	waitFor(t, time.Minute, 200*time.Millisecond, "the end offsets of Kafka in the partition table", func() bool {
-		rows := pg.partitions()
+		rows := sourceRows()
 		ok := len(rows) == len(ends)
 		for _, row := range rows {
 			want, known := ends[row.Name]
@@ -246,7 +259,7 @@ func TestFaultStatusPage(t *testing.T) {
 		}
 		return ok
 	})
-	for _, row := range pg.partitions() {
+	for _, row := range sourceRows() {
 		c, err1 := strconv.ParseInt(strings.ReplaceAll(row.Committed, ",", ""), 10, 64)
 		l, err2 := strconv.ParseInt(strings.ReplaceAll(row.CommitLag, ",", ""), 10, 64)
 		if ends[row.Name] == 0 {

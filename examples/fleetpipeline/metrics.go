@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,9 +46,43 @@ func serveMetrics(ctx context.Context, addr string, m *prom.Metrics, log *slog.L
 	}, nil
 }
 
-// newMetrics returns the pipeline's metrics on a registry of their own.
-func newMetrics(name string) (*prom.Metrics, error) {
-	return prom.New(prometheus.NewRegistry(), name)
+// newMetrics returns the pipeline's metrics on a registry of their own; names gives the
+// partitions' names ("topic/3"), once the sources exist.
+func newMetrics(name string, names *partitionNames) (*prom.Metrics, error) {
+	return prom.New(prometheus.NewRegistry(), name, prom.WithPartitionName(names.name))
+}
+
+// partitionNames names the pipeline's partitions by Kafka topic and partition: the input
+// topic's (source 0) and the repartition topics' (the further sources, in the order the
+// graph created them).
+type partitionNames struct {
+	input  atomic.Pointer[func(int32) (string, int32)]
+	mu     sync.Mutex
+	topics []string // the repartition topics, by source index - 1
+}
+
+// repartition notes the topic of the next repartition the graph creates.
+func (n *partitionNames) repartition(topic string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.topics = append(n.topics, topic)
+}
+
+func (n *partitionNames) name(id int32) string {
+	si, local := stream.PartitionSource(id)
+	if si == 0 {
+		if f := n.input.Load(); f != nil {
+			topic, p := (*f)(local)
+			return topic + "/" + strconv.Itoa(int(p))
+		}
+	} else {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if si-1 < len(n.topics) {
+			return n.topics[si-1] + "/" + strconv.Itoa(int(local))
+		}
+	}
+	return "source " + strconv.Itoa(si) + " partition " + strconv.Itoa(int(local))
 }
 
 // sinkStats adapts an OpenSearch sink's stats to the metrics adapter's.

@@ -50,8 +50,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 
 	var cnt counters
 	var metrics *prom.Metrics
+	names := &partitionNames{}
 	if c.httpAddr != "" {
-		if metrics, err = newMetrics(c.name); err != nil {
+		if metrics, err = newMetrics(c.name, names); err != nil {
 			return err
 		}
 	}
@@ -103,8 +104,11 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	input := src.TopicPartition
+	names.input.Store(&input)
 	sh := shuffles{
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
+			names.repartition(zoneEx.Topic())
 			return stream.Repartition(s, "zones", zoneEx)
 		},
 		zoneOrigin: exchangeOrigin(zoneEx.Topic()),
@@ -117,6 +121,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return err
 		}
 		sh.byCab = func(s *stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] {
+			names.repartition(cabEx.Topic())
 			return stream.Repartition(s, "cabs", cabEx)
 		}
 		sh.cabOrigin = exchangeOrigin(cabEx.Topic())
