@@ -124,8 +124,7 @@
 // floor (tumbling and session windows do not). The marks checkpoint grows with the number of
 // upstream partitions (about 40 bytes each; Kafka's default offset metadata limit is 4 KiB).
 // A bounded run ends the repartition's input when every upstream source ended and every
-// downstream partition the instance owns received the end of every upstream partition
-// (whichever instance read it), so each instance of a scaled-out pipeline ends by itself.
+// downstream partition received its last mark, which one instance owning every partition sees.
 //
 // # Dead letters
 //
