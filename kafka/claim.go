@@ -32,6 +32,12 @@ type handler[T any] struct {
 	revokeWait time.Duration
 	hold       int   // most records a claim holds fetched but not pushed
 	holdBytes  int64 // most bytes of such records
+
+	// registered are the partitions whose committed checkpoints were handed to the
+	// pipeline. With the cooperative protocol Setup runs only on a member's first join:
+	// partitions a later rebalance adds reach ConsumeClaim alone (see claimed).
+	mu         sync.Mutex
+	registered map[int32]bool
 }
 
 // Setup registers every claimed partition with the pipeline before any of them pushes a
@@ -50,15 +56,28 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 		// Without the checkpoints the replay is still at-least-once, only less exact.
 		h.s.log.Warn("kafka: fetching committed checkpoints failed", "err", redact(&h.s.cfg, err))
 	}
+	h.mu.Lock()
+	h.registered = make(map[int32]bool)
+	h.mu.Unlock()
+	h.register(sess.Claims(), commits)
+	return nil
+}
+
+// register hands the claimed partitions to the pipeline: those with a committed checkpoint
+// resume from it (stream.Input.Resume), the others are assigned.
+func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]stream.Position) {
 	var ids []int32
 	var resume []stream.Position
 	eos := h.s.eos.Load()
-	for topic, parts := range sess.Claims() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for topic, parts := range claims {
 		for _, p := range parts {
 			id := h.s.PartitionID(topic, p)
 			if id < 0 {
 				continue
 			}
+			h.registered[id] = true
 			c, ok := commits[topicPart{topic, p}]
 			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
 			// where committed output made from the partition's replay may start.
@@ -80,7 +99,44 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	h.in.Resume(resume...)
 	h.in.Assign(ids...)
-	return nil
+}
+
+// claimed registers a partition that a cooperative rebalance added after Setup, with its
+// committed checkpoint, as Setup does for the first assignment: without it the pipeline's
+// operators would start cold at the committed offset, and a window open there would be
+// emitted again from part of its records (a repartition would also lose its dedup marks).
+// A repartition's partition waits until its checkpoint can be fetched; it reports false if
+// the session ended first.
+func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, part int32) bool {
+	id := h.s.PartitionID(topic, part)
+	h.mu.Lock()
+	done := id < 0 || h.registered[id]
+	h.mu.Unlock()
+	if done {
+		return true
+	}
+	claims := map[string][]int32{topic: {part}}
+	for attempt := 1; ; attempt++ {
+		commits, err := groupCommits(h.client, h.s.cfg.Group, claims)
+		if err == nil {
+			h.register(claims, commits)
+			return true
+		}
+		if !h.s.o.exchange {
+			h.s.log.Warn("kafka: fetching committed checkpoints failed", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err))
+			h.register(claims, nil)
+			return true
+		}
+		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
+		h.s.log.Warn("kafka: fetching the repartition's committed checkpoint failed, retrying", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err), "backoff", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-sess.Context().Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 func (h *handler[T]) Cleanup(sarama.ConsumerGroupSession) error { return nil }
@@ -89,6 +145,9 @@ func (h *handler[T]) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 // ends, then hands the partition back (see release).
 func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	s := h.s
+	if !h.claimed(sess, claim.Topic(), claim.Partition()) {
+		return nil
+	}
 	p := s.own(sess, claim)
 	if p == nil {
 		return nil
@@ -230,6 +289,9 @@ func (h *handler[T]) release(p *partition) {
 		delete(s.owned, p.id)
 	}
 	s.mu.Unlock()
+	h.mu.Lock()
+	delete(h.registered, p.id) // if it comes back, from the checkpoint its next owner commits
+	h.mu.Unlock()
 	if p.eos == nil {
 		p.sess.Commit()
 	}
