@@ -86,8 +86,8 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 				h.s.mu.Lock()
 				h.s.bases[id] = bound
 				h.s.mu.Unlock()
-				if bound != nil {
-					eos.resume(bound)
+				if bound.out != nil {
+					eos.resume(bound.out)
 				}
 			}
 			if ok && meta != "" {
@@ -242,7 +242,10 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p.base = s.bases[id]
+	p.replayTo = -1
+	if b, ok := s.bases[id]; ok {
+		p.base, p.replayTo = b.out, b.pushed
+	}
 	if s.o.bounded {
 		end, ok := s.ends[id]
 		if !ok {
@@ -322,11 +325,12 @@ type partition struct {
 	marks marks
 
 	// Exactly once (eos non-nil): offsets are committed only in the Source's transaction.
-	eos     *txn
-	txnOff  int64      // the offset the last transaction committed (or the claim's start)
-	txnMeta string     // the checkpoint it committed
-	base    outputs    // the read-back bound of the claim's checkpoint
-	hist    []pushMark // where committed output ended when records were pushed
+	eos      *txn
+	txnOff   int64      // the offset the last transaction committed (or the claim's start)
+	txnMeta  string     // the checkpoint it committed
+	base     outputs    // the read-back bound of the claim's checkpoint
+	replayTo int64      // and its pushed end: records before it may have committed output
+	hist     []pushMark // where committed output ended when records were pushed
 }
 
 // mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit
@@ -496,9 +500,18 @@ func (c *claimLoop[T]) flush() bool {
 			// Push in small chunks and let the other partitions' goroutines in between, so
 			// that one partition cannot fill the input alone and stall the watermark.
 			lim = min(lim, pushChunk)
+			// Exactly once: where committed output ends before the push. Loaded after,
+			// it could already include output made from these records.
+			var snap *outputs
+			if c.p.eos != nil {
+				snap = c.p.eos.snap.Load()
+			}
 			n := c.h.in.TryPushBatch(c.queue[:lim])
+			if testHookPushed != nil {
+				testHookPushed()
+			}
 			if n > 0 {
-				c.pushed(c.queue[0].Offset, c.queue[n-1].Offset+1)
+				c.pushed(c.queue[0].Offset, c.queue[n-1].Offset+1, snap)
 				for i := range n {
 					c.queued -= int64(c.queue[i].Size)
 				}
@@ -523,15 +536,21 @@ func (c *claimLoop[T]) flush() bool {
 	return true
 }
 
+// testHookPushed, when set by a test, runs right after records were pushed: where the
+// pipeline may already have processed them and committed their output.
+var testHookPushed func()
+
 // pushChunk is the most records a partition moves into the input at once.
 const pushChunk = 128
 
-func (c *claimLoop[T]) pushed(from, next int64) {
+// pushed notes that the records from..next-1 were pushed when committed output ended at
+// snap (nil without exactly once).
+func (c *claimLoop[T]) pushed(from, next int64, snap *outputs) {
 	p := c.p
 	p.read.Store(next)
 	p.mu.Lock()
-	if p.eos != nil {
-		p.notePush(p.eos, from)
+	if snap != nil {
+		p.notePush(snap, from)
 	}
 	p.marks.pushed(next)
 	p.mu.Unlock()

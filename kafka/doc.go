@@ -226,7 +226,12 @@
 // byte for byte the same as its first copy, all of them in committed transactions. So every
 // commit also stores in the offset metadata, after the pipeline's checkpoint, where the
 // committed output of the producer's topics ended when the first record after the committed
-// offset was pushed into the pipeline: nothing made from the replay can lie before. A Source
+// offset was pushed into the pipeline (the snapshot is taken before the push: the pipeline
+// may commit the record's output before the push is noted), and the offset after the last
+// record pushed so far by this or any earlier owner. For a record that an earlier owner
+// pushed too, the bound is the one of the claim's checkpoint: that owner's output made from
+// it lies after that bound, however late the record is pushed again. So nothing made from
+// the replay can lie before the bound. A Source
 // that claims a partition reads the output topics from there to their last stable offset with
 // read_committed, before the next output is written, and a bound Producer drops a message
 // identical (topic, key, value and headers) to a committed one it has not yet matched. Outputs

@@ -62,11 +62,11 @@ type Source[T any] struct {
 
 	mu       sync.Mutex
 	owned    map[int32]*partition
-	bases    map[int32]outputs // exactly once: the read-back bound of each claim's checkpoint
-	ends     map[int32]int64   // bounded mode: end offset by partition id
-	finished map[int32]bool    // bounded mode: partitions read to their end
-	ended    bool              // bounded mode: the input was closed
-	progress chan struct{}     // bounded mode: a partition finished
+	bases    map[int32]readBound // exactly once: the read-back bound of each claim's checkpoint
+	ends     map[int32]int64     // bounded mode: end offset by partition id
+	finished map[int32]bool      // bounded mode: partitions read to their end
+	ended    bool                // bounded mode: the input was closed
+	progress chan struct{}       // bounded mode: a partition finished
 }
 
 var (
@@ -103,7 +103,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		owned:    make(map[int32]*partition),
 		ends:     make(map[int32]int64),
 		finished: make(map[int32]bool),
-		bases:    make(map[int32]outputs),
+		bases:    make(map[int32]readBound),
 		progress: make(chan struct{}, 1),
 		dlqLog:   lograte.New(10, 10*time.Second),
 	}

@@ -53,20 +53,25 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 			p.mark(x.Offset, x.Meta)
 		}
 	}
+	s.mu.Unlock()
 	var offs []txnOffset
 	var parts []*partition
-	first := t.first.Load()
-	for _, p := range s.owned {
-		p.mu.Lock()
-		if c := p.marks.committed; c >= 0 && (c != p.txnOff || p.marks.meta != p.txnMeta) {
-			b := p.boundFor(c, first)
-			offs = append(offs, txnOffset{sess: p.sess, topic: p.topic, part: p.part, off: c, meta: encodeBound(p.marks.meta, b)})
-			parts = append(parts, p)
+	err := t.commit(ctx, func() []txnOffset {
+		first := t.first.Load()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.owned {
+			p.mu.Lock()
+			if c := p.marks.committed; c >= 0 && (c != p.txnOff || p.marks.meta != p.txnMeta) {
+				b := readBound{out: p.boundFor(c, first), pushed: max(p.replayTo, p.marks.pushedNext)}
+				offs = append(offs, txnOffset{sess: p.sess, topic: p.topic, part: p.part, off: c, meta: encodeBound(p.marks.meta, b)})
+				parts = append(parts, p)
+			}
+			p.mu.Unlock()
 		}
-		p.mu.Unlock()
-	}
-	s.mu.Unlock()
-	if err := t.commit(ctx, offs); err != nil {
+		return offs
+	})
+	if err != nil {
 		if ctx.Err() == nil && t.err != nil {
 			s.fail(err)
 		}
@@ -90,20 +95,27 @@ type pushMark struct {
 }
 
 // notePush records, for exactly once, where committed output ended when the records from
-// off on were pushed: nothing made from them can lie before. p.mu is held.
-func (p *partition) notePush(t *txn, off int64) {
-	snap := t.snap.Load()
-	if snap == nil || len(p.hist) > 0 && p.hist[len(p.hist)-1].out == snap {
+// off on were pushed: nothing made from them can lie before. snap must be loaded before the
+// push: the pipeline may process the records and commit their output before this runs.
+// p.mu is held.
+func (p *partition) notePush(snap *outputs, off int64) {
+	if len(p.hist) > 0 && p.hist[len(p.hist)-1].out == snap {
 		return
 	}
 	p.hist = append(p.hist, pushMark{off, snap})
 }
 
 // boundFor returns where a read-back must start for the output made from the records from
-// off on: the end of committed output when the first of them was pushed; for records pushed
-// before any mark, the bound of the claim's checkpoint, or else where output ended when the
-// producer connected (nothing made from this partition was committed before). p.mu is held.
+// off on. Records before replayTo were pushed by an earlier owner too, which may have
+// committed output made from them: for them it is the bound of the claim's checkpoint, which
+// precedes all of that output. For the others, the end of committed output when the first of
+// them was pushed; for records pushed before any mark, the bound of the claim's checkpoint,
+// or else where output ended when the producer connected (nothing made from this partition
+// was committed before). p.mu is held.
 func (p *partition) boundFor(off int64, connected *outputs) outputs {
+	if p.base != nil && off < p.replayTo {
+		return p.base
+	}
 	i := len(p.hist) - 1
 	for i >= 0 && p.hist[i].off > off {
 		i--

@@ -266,21 +266,24 @@ func (t *txn) pendingCount() int {
 	return len(t.pending)
 }
 
-// commit produces the pending messages and commits offs in one transaction. On an error the
-// transaction is aborted and the messages stay pending for the next commit; an error that
-// leaves the producer unusable (fenced, a stale group generation) is returned wrapping
-// ErrTransaction and kept.
-func (t *txn) commit(ctx context.Context, offs []txnOffset) error {
+// commit produces the pending messages and commits the offsets that build returns in one
+// transaction. build runs with the transaction's lock held, after the producer connected:
+// every pending message was added before it, so it was made from records pushed before it
+// ran. On an error the transaction is aborted and the messages stay pending for the next
+// commit; an error that leaves the producer unusable (fenced, a stale group generation) is
+// returned wrapping ErrTransaction and kept.
+func (t *txn) commit(ctx context.Context, build func() []txnOffset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
 		return t.err
 	}
-	if len(offs) == 0 && len(t.pending) == 0 {
-		return nil
-	}
 	if err := t.ready(ctx); err != nil {
 		return err
+	}
+	offs := build()
+	if len(offs) == 0 && len(t.pending) == 0 {
+		return nil
 	}
 	msgs := make([]*sarama.ProducerMessage, len(t.pending))
 	for i := range t.pending {
@@ -434,13 +437,24 @@ func digestOf(topic string, key, value []byte, headers []Header) digest {
 	return d
 }
 
-// encodeBound appends a read-back bound to the pipeline's checkpoint.
-func encodeBound(meta string, b outputs) string {
-	if len(b) == 0 {
+// readBound is what a committed checkpoint stores for exactly once: where a read-back of
+// committed output must start (out) for the output that the replay from the committed
+// offset makes again, and the offset after the last record that any owner of the partition
+// had pushed when it committed (pushed; -1 unknown): output made from records before it may
+// be in committed output already, from records after it not.
+type readBound struct {
+	out    outputs
+	pushed int64
+}
+
+// encodeBound appends a read-back bound to the pipeline's checkpoint:
+// meta~eos~PUSHED;topic/part=off,...
+func encodeBound(meta string, b readBound) string {
+	if len(b.out) == 0 {
 		return meta
 	}
-	keys := make([]topicPart, 0, len(b))
-	for k := range b {
+	keys := make([]topicPart, 0, len(b.out))
+	for k := range b.out {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(x, y topicPart) int {
@@ -452,33 +466,45 @@ func encodeBound(meta string, b outputs) string {
 	var s strings.Builder
 	s.WriteString(meta)
 	s.WriteString(eosMarker)
+	if b.pushed >= 0 {
+		fmt.Fprintf(&s, "%d;", b.pushed)
+	}
 	for i, k := range keys {
 		if i > 0 {
 			s.WriteByte(',')
 		}
-		fmt.Fprintf(&s, "%s/%d=%d", k.topic, k.part, b[k])
+		fmt.Fprintf(&s, "%s/%d=%d", k.topic, k.part, b.out[k])
 	}
 	return s.String()
 }
 
 // splitBound splits stored offset metadata into the pipeline's checkpoint and the read-back
-// bound. Metadata without a bound is all checkpoint.
-func splitBound(stored string) (meta string, b outputs) {
+// bound. Metadata without a bound is all checkpoint; a bound without the pushed end (as
+// stored before it was added) has pushed -1.
+func splitBound(stored string) (meta string, b readBound) {
+	b.pushed = -1
 	i := strings.LastIndex(stored, eosMarker)
 	if i < 0 {
-		return stored, nil
+		return stored, b
 	}
 	meta, rest := stored[:i], stored[i+len(eosMarker):]
-	b = outputs{}
+	if n, list, ok := strings.Cut(rest, ";"); ok {
+		v, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || v < 0 {
+			return stored, readBound{pushed: -1} // not ours
+		}
+		b.pushed, rest = v, list
+	}
+	b.out = outputs{}
 	for _, f := range strings.Split(rest, ",") {
 		tp, off, ok1 := strings.Cut(f, "=")
 		topic, part, ok2 := cutLast(tp, "/")
 		o, err1 := strconv.ParseInt(off, 10, 64)
 		p, err2 := strconv.ParseInt(part, 10, 32)
 		if !ok1 || !ok2 || err1 != nil || err2 != nil {
-			return stored, nil // not ours
+			return stored, readBound{pushed: -1} // not ours
 		}
-		b[topicPart{topic, int32(p)}] = o
+		b.out[topicPart{topic, int32(p)}] = o
 	}
 	return meta, b
 }
