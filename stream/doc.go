@@ -124,7 +124,8 @@
 // floor (tumbling and session windows do not). The marks checkpoint grows with the number of
 // upstream partitions (about 40 bytes each; Kafka's default offset metadata limit is 4 KiB).
 // A bounded run ends the repartition's input when every upstream source ended and every
-// downstream partition received its last mark, which one instance owning every partition sees.
+// downstream partition the instance owns received the end of every upstream partition
+// (whichever instance read it), so each instance of a scaled-out pipeline ends by itself.
 //
 // # Dead letters
 //

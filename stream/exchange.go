@@ -760,14 +760,23 @@ func (sh *shuffle[T]) finish(p *Pipeline) {
 			return
 		}
 	}
-	if len(sh.parts) < sh.n {
-		return // a partition has not been heard from: in one instance, they all get marks
-	}
-	for part := range sh.parts {
-		ps, ok := p.parts[part]
-		if !ok || !ps.markEnd {
+	// The downstream partitions this instance owns; other instances of the pipeline in the
+	// consumer group own the rest and end them. A partition's end mark needs the end of
+	// every upstream partition, whichever instance read it, so it is a statement about the
+	// whole pipeline. Before the exchange's consumer was assigned a partition there is
+	// nothing to judge by.
+	owned := 0
+	for _, part := range p.live {
+		if !sh.owns(part) {
+			continue
+		}
+		owned++
+		if ps := p.parts[part]; !ps.marked || !ps.markEnd {
 			return
 		}
+	}
+	if owned == 0 {
+		return
 	}
 	sh.src.in.Close()
 }
