@@ -83,6 +83,7 @@ type shuffleNode interface {
 	// points where they moved it.
 	marks(part int32) (int64, []markPoint)
 	restore(part int32, offset int64, marks string) error
+	// drop forgets a revoked partition, downstream or upstream.
 	drop(part int32)
 	// finish closes the downstream input once every upstream input ended and every
 	// downstream partition received its last mark.
@@ -741,7 +742,15 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 	return nil
 }
 
-func (sh *shuffle[T]) drop(part int32) { delete(sh.parts, part) }
+// drop forgets a revoked partition: as a downstream partition its marks, as an upstream one
+// what was sent from it. A partition that comes back resumes from its committed checkpoint,
+// whose replay sends earlier offsets again (the downstream drops them as duplicates), which
+// must not count as records out of source order.
+func (sh *shuffle[T]) drop(part int32) {
+	delete(sh.parts, part)
+	delete(sh.last, part)
+	delete(sh.sent, part)
+}
 
 func (sh *shuffle[T]) marks(part int32) (int64, []markPoint) {
 	d := sh.parts[part]

@@ -409,7 +409,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			for _, n := range p.nodes {
 				n.drop(part)
 			}
-			if sh := p.shuffleOf(part); sh != nil {
+			for _, sh := range p.shuffles {
 				sh.drop(part)
 			}
 			if p.pending != nil {

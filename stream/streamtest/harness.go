@@ -273,6 +273,11 @@ func (q *Queue[T]) CommittedPosition(part int32) (stream.Position, bool) {
 // (with their original offsets) after calling it.
 func (q *Queue[T]) Resume(pos ...stream.Position) { q.in.Resume(pos...) }
 
+// Revoke takes partitions away from the pipeline, as a consumer group rebalance does
+// (stream.Input.Revoke): the returned channel is closed once the pipeline dropped them, after
+// a step.
+func (q *Queue[T]) Revoke(parts ...int32) <-chan struct{} { return q.in.Revoke(parts...) }
+
 func (q *Queue[T]) feed() error {
 	if q.in == nil {
 		return nil
