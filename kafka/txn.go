@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // ErrTransaction is wrapped by the errors that stop an exactly-once pipeline because its
@@ -61,7 +63,7 @@ type txn struct {
 	// snap is the end of committed output as of the last transaction (or the connection):
 	// any output made from a record pushed after it was published lies after it.
 	snap atomic.Pointer[outputs]
-	// first is the snapshot made when the producer connected.
+	// first is the snapshot made when the producer first connected.
 	first atomic.Pointer[outputs]
 
 	mu      sync.Mutex
@@ -197,7 +199,8 @@ func (t *txn) connect(ctx context.Context) error {
 	}
 	t.client, t.prod = r.c, r.p
 	t.snap.Store(&ends)
-	t.first.Store(&ends)
+	// The first connection's: output made by this Source before a reset lies after it.
+	t.first.CompareAndSwap(nil, &ends)
 	return nil
 }
 
@@ -297,7 +300,7 @@ func (t *txn) commit(ctx context.Context, build func() []txnOffset) error {
 	case <-ctx.Done():
 		// The transaction goes on and its outcome is unknown: nothing later may commit
 		// before it ended, so the producer is given up and the pipeline stops.
-		t.err = fmt.Errorf("%w: stopped while committing: %w", ErrTransaction, ctx.Err())
+		t.err = stream.Permanent(fmt.Errorf("%w: stopped while committing: %w", ErrTransaction, ctx.Err()))
 		return ctx.Err()
 	}
 	if err != nil {
@@ -367,27 +370,55 @@ func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
 	return nil
 }
 
-// failed aborts the transaction after err. A fatal state, or a fencing error, is kept.
+// failed aborts the transaction after err. A fencing error, or a fatal state after any
+// other, is kept, as a permanent error: the pipeline stops (a restart replays from the
+// committed checkpoints, which is exact) instead of retrying a producer that cannot go on.
+//
+// A group generation that moved on (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS: a rebalance
+// began while the offsets went in) is not kept: the messages stay pending and the next commit
+// sends them with the offsets of the partitions still owned, under the new generation. If the
+// producer cannot abort, it is replaced (the new one fences the old and aborts its
+// transaction). A partition that the rebalance revokes while messages are pending stops the
+// Source (see release), since they may have been made from its records.
 func (t *txn) failed(err error) error {
 	err = redact(&t.cfg, err)
-	fatal := t.prod.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0
-	for _, k := range []sarama.KError{sarama.ErrProducerFenced, sarama.ErrIllegalGeneration, sarama.ErrUnknownMemberId,
+	status := t.prod.TxnStatus()
+	fatal := status&sarama.ProducerTxnFlagFatalError != 0
+	moved := errors.Is(err, sarama.ErrIllegalGeneration) || errors.Is(err, sarama.ErrRebalanceInProgress)
+	for _, k := range []sarama.KError{sarama.ErrProducerFenced, sarama.ErrUnknownMemberId,
 		sarama.ErrFencedInstancedId, sarama.ErrInvalidProducerEpoch, sarama.ErrTransactionalIDAuthorizationFailed} {
 		if errors.Is(err, k) {
-			fatal = true
+			fatal, moved = true, false
 		}
 	}
-	if !fatal && t.prod.TxnStatus()&(sarama.ProducerTxnFlagInTransaction|sarama.ProducerTxnFlagAbortableError) != 0 {
+	if !fatal && status&(sarama.ProducerTxnFlagInTransaction|sarama.ProducerTxnFlagAbortableError) != 0 {
 		if aerr := t.prod.AbortTxn(); aerr != nil {
 			err = errors.Join(err, fmt.Errorf("kafka: abort transaction: %w", aerr))
 			fatal = true
 		}
 	}
+	if fatal && moved {
+		t.log.Warn("kafka: exactly-once: the group generation moved on during a commit; replacing the transactional producer", "err", err)
+		t.reset()
+		return err
+	}
 	if fatal {
-		t.err = fmt.Errorf("%w: %w", ErrTransaction, err)
+		t.err = stream.Permanent(fmt.Errorf("%w: %w", ErrTransaction, err))
 		return t.err
 	}
 	return err
+}
+
+// reset closes the producer; the next commit connects a new one with the same id. t.mu is
+// held.
+func (t *txn) reset() {
+	if t.prod != nil {
+		_ = t.prod.Close()
+	}
+	if t.client != nil {
+		_ = t.client.Close()
+	}
+	t.prod, t.client = nil, nil
 }
 
 // close drops a Producer's use; the last one closes the producer. Messages that wait for a
