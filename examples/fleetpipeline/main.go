@@ -51,6 +51,7 @@ type config struct {
 	group       string
 	name        string
 	alertsTopic string
+	txnID       string
 	statsWindow time.Duration
 	zoneWindow  time.Duration
 	lateness    time.Duration
@@ -77,6 +78,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.group, "group", "fleetpipeline", "Kafka consumer group")
 	fs.StringVar(&c.name, "name", "fleetpipeline", "pipeline name, part of every document id")
 	fs.StringVar(&c.alertsTopic, "alerts-topic", "cab-alerts", "Kafka topic alerts are also written to (empty: none)")
+	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")
 	fs.DurationVar(&c.lateness, "lateness", 30*time.Second, "allowed lateness (grace) after a window's end")

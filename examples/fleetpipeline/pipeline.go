@@ -79,6 +79,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	}
 	defer dlq.Close(context.WithoutCancel(ctx))
 	srcOpts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
+	if c.txnID != "" {
+		srcOpts = append(srcOpts, kafka.WithTransactionalID(c.txnID))
+	}
 	if c.exitIdle > 0 {
 		srcOpts = append(srcOpts, kafka.WithEndWhenCaughtUp(c.exitIdle))
 	}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// Scale-out (issue 13, item 6): instances of the job in one consumer group, joining and
+// leaving while the input is still being produced, give the documents of one instance.
+//
+// A first part of the replay is in the topic when A and B start; the rest is produced at a
+// fixed rate from when they read until the group has settled, while C joins, B is killed
+// (SIGKILL), A stops (SIGTERM, exit 0) and D joins, so every change of membership happens
+// mid-stream (the test requires the replay to be still running once the group has settled
+// on C and D after B's session timeout), and no instance finds its partitions idle for
+// -exit-when-idle before the end (an instance that did would end its input, and what came
+// after would be late). C and D then end by themselves (-exit-when-idle) and must exit 0.
+// One instance with a group of its own reads the same topic to its end as the reference.
+// Documents are compared by their content keys (cab and window, zone and window, alert id),
+// not by their ids, which contain the pipeline name: a run with the same name would write
+// to the same repartition topic (<name>-zones-repartition).
+//
+// Every instance has its own -transactional-id: two instances on one host with the default
+// ("fleetstream-<group>-<hostname>-fleetstream") would fence each other (PRODUCER_FENCED).
+// The alerts are compared in OpenSearch, and the alerts topic read with read_committed must
+// hold each of the reference's alerts exactly once, across the instances' transactions and
+// B's death with a transaction open.
+//
+// Without the Source registering the checkpoints of partitions that a cooperative rebalance
+// adds (kafka: Setup runs only on a member's first join), 18 of 13,362 cab-stats documents
+// were rewritten from part of their windows' records.
+
+// scaleOutSimEvents keeps the whole test well under two minutes on two busy cores.
+const (
+	scaleOutSimEvents = 40_000
+	scaleOutTotal     = portoPoints + scaleOutSimEvents
+	scaleOutFirstPart = 20_000
+	scaleOutRate      = 1_000 // events per second of the second part: about 67 s, longer than the group changes take on two busy cores
+)
+
+func TestScaleOutSameDocuments(t *testing.T) {
+	t.Parallel()
+	scaleOut(t, false)
+}
+
+// The same with the input produced without keys through -rekey-by-cab (two repartitions,
+// three group members per instance) is scaleOut(t, true). It passed on its own (cab stats
+// exact) but is not part of make test: in a fresh-clone CI run a joining instance took 34 s
+// to get partitions and the group never settled with its nine members within a minute (the
+// join stall of issue 13's note, between group members of one process).
+
+func scaleOut(t *testing.T, rekey bool) {
+	s := needServices(t)
+	prefix := "scale"
+	var extra, replayArgs []string
+	membersPerInstance := 2 // the Source and the zone repartition's consumer
+	if rekey {
+		prefix = "scale-rekey"
+		extra = append(extra, "-rekey-by-cab")
+		replayArgs = append(replayArgs, "-unkeyed")
+		membersPerInstance = 3 // and the cab repartition's consumer
+	}
+	topic := testenv.UniqueName(t, prefix)
+	scaled := newRun(t, s, topic, prefix)
+	ref := newRun(t, s, topic, prefix+"-ref")
+	produce := func(part ...string) *proc {
+		args := []string{"-brokers", s.brokers, "-topic", topic, "-porto", portoCSV(t), "-quiet",
+			"-source", "porto,sim", "-sim-events", fmt.Sprint(scaleOutSimEvents)}
+		return start(t, "replay", replayBin, append(append(args, replayArgs...), part...)...)
+	}
+	produce("-limit", fmt.Sprint(scaleOutFirstPart)).succeed(t, time.Minute)
+
+	t0 := time.Now()
+	// The instances may read the first part before the rest flows in (starting takes
+	// seconds on busy cores): a longer -exit-when-idle than the runs' default keeps them on.
+	args := scaled.args(s, append(slices.Clone(extra), "-exit-when-idle", "10s")...)
+	instance := func(name string) *proc {
+		id := scaled.name + "-" + name[:1]
+		return start(t, "fleetpipeline "+name, pipelineBin, append(slices.Clone(args), "-transactional-id", id)...)
+	}
+	// working waits until p read records (its status line shows a total).
+	working := func(p *proc) {
+		t.Helper()
+		waitFor(t, time.Minute, 50*time.Millisecond, p.name+" reading records", func() bool {
+			require.False(t, p.exited(), "%s ended early:\n%s", p.name, tail(p.out.String(), 3000))
+			r, _ := progress(p)
+			return r > 0
+		})
+		r, _ := progress(p)
+		t.Logf("%v: %s has read %d records", time.Since(t0).Round(time.Millisecond), p.name, r)
+	}
+	// settled waits until the group is stable with the members of n instances.
+	settled := func(n int) {
+		t.Helper()
+		var state string
+		var members int
+		waitFor(t, time.Minute, 100*time.Millisecond, fmt.Sprintf("group %s stable with %d instances", scaled.group, n), func() bool {
+			state, members = groupState(t, s, scaled.group)
+			return state == "Stable" && members == n*membersPerInstance
+		})
+		t.Logf("%v: group stable with %d members", time.Since(t0).Round(time.Millisecond), members)
+	}
+
+	// The rest flows in from when A and B read until the group has settled: an instance
+	// that found its partitions caught up for -exit-when-idle would end its input, and
+	// records after an end are late.
+	a, b := instance("A"), instance("B")
+	working(a)
+	working(b)
+	rest := produce("-skip", fmt.Sprint(scaleOutFirstPart), "-rate", fmt.Sprint(scaleOutRate))
+
+	c := instance("C (joins)")
+	working(c)
+	settled(3)
+
+	// B dies while A leaves cleanly and D joins: the coordinator drops B after the session
+	// timeout (10 s), and the group settles on C and D.
+	b.kill(t)
+	recB, _ := progress(b)
+	t.Logf("%v: B killed (SIGKILL) after %d records", time.Since(t0).Round(time.Millisecond), recB)
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGTERM))
+	outA := a.succeed(t, time.Minute)
+	require.Contains(t, outA, "fleetpipeline: stopped", "A stopped on SIGTERM")
+	recA, _ := progress(a)
+	t.Logf("%v: A stopped (SIGTERM) after %d records", time.Since(t0).Round(time.Millisecond), recA)
+	d := instance("D (joins)")
+	working(d)
+	settled(2)
+	require.False(t, rest.exited(), "the replay ended before the group settled on C and D: the changes were not mid-stream; lower scaleOutRate")
+	rest.succeed(t, 2*time.Minute)
+	t.Logf("%v: the replay is done", time.Since(t0).Round(time.Millisecond))
+
+	// C and D end by themselves; the reference reads the whole topic meanwhile.
+	reference := start(t, "fleetpipeline (reference)", pipelineBin, ref.args(s, extra...)...)
+	outC := c.succeed(t, 2*time.Minute)
+	outD := d.succeed(t, 2*time.Minute)
+	outRef := reference.succeed(t, 2*time.Minute)
+	t.Logf("%v: C, D and the reference ended", time.Since(t0).Round(time.Millisecond))
+
+	recRef, _, lateRef := summary(t, outRef)
+	require.EqualValues(t, scaleOutTotal, recRef, "records of the reference")
+	var recCD, lateCD int64
+	for _, out := range []string{outC, outD} {
+		r, _, l := summary(t, out)
+		recCD, lateCD = recCD+r, lateCD+l
+	}
+	t.Logf("records read: A %d, B %d (killed), C+D %d, reference %d; late: C+D %d, reference %d",
+		recA, recB, recCD, recRef, lateCD, lateRef)
+
+	cl := newOS(t, s)
+	keys := map[string]func(map[string]any) string{
+		"cab-stats":   func(d map[string]any) string { return fmt.Sprint(d["cab_id"], "@", d["window_start"]) },
+		"zone-demand": func(d map[string]any) string { return fmt.Sprint(d["zone"], "@", d["window_start"]) },
+		"cab-alerts":  func(d map[string]any) string { return fmt.Sprint(d["alert_id"]) },
+	}
+	compare := []string{"cab-stats", "zone-demand", "cab-alerts"}
+	if rekey {
+		// Through -rekey-by-cab the tracker sees a cab's events in the order the cab
+		// repartition delivered them from six partitions, which depends on timing: its
+		// duplicate, jump and alert verdicts differ between any two runs, one instance or
+		// several (see TestRekeyByCabEndToEnd). The cab stats do not depend on it.
+		compare = compare[:1]
+		want := byContent(t, cl, ref.index("zone-demand"), keys["zone-demand"])
+		got := byContent(t, cl, scaled.index("zone-demand"), keys["zone-demand"])
+		var wantSum, gotSum float64
+		for _, d := range want {
+			wantSum += d["events"].(float64)
+		}
+		for _, d := range got {
+			gotSum += d["events"].(float64)
+		}
+		t.Logf("zone demand: %d windows / %.0f events in the reference, %d / %.0f after scaling out", len(want), wantSum, len(got), gotSum)
+		require.InDelta(t, wantSum, gotSum, wantSum*0.005, "events in zone demand")
+		require.InDelta(t, len(want), len(got), float64(len(want))*0.03, "zone windows")
+	}
+	for _, base := range compare {
+		want := byContent(t, cl, ref.index(base), keys[base])
+		got := byContent(t, cl, scaled.index(base), keys[base])
+		require.NotEmpty(t, want, base)
+		t.Logf("%s: %d documents in the reference, %d after scaling out", base, len(want), len(got))
+		requireSameContent(t, base, want, got)
+	}
+	if !rekey {
+		requireAlertsExactlyOnce(t, strings.Split(s.brokers, ","), scaled.alerts, ref.alerts)
+	}
+}
+
+// groupState returns the consumer group's state and its number of members.
+func groupState(t *testing.T, s services, group string) (string, int) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(strings.Split(s.brokers, ","), sarama.NewConfig())
+	require.NoError(t, err)
+	defer admin.Close()
+	ds, err := admin.DescribeConsumerGroups([]string{group})
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	return ds[0].State, len(ds[0].Members)
+}
+
+// byContent decodes every document of pattern, by the key that key makes of its content,
+// and requires each key once.
+func byContent(t *testing.T, c *osClient, pattern string, key func(map[string]any) string) map[string]map[string]any {
+	t.Helper()
+	m := map[string]map[string]any{}
+	for _, d := range c.docs(pattern) {
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(d.Source, &v))
+		k := key(v)
+		if prev, dup := m[k]; dup {
+			t.Fatalf("%s: two documents for %s: %v and %v", pattern, k, prev, v)
+		}
+		m[k] = v
+	}
+	return m
+}
+
+// requireSameContent requires got to hold the documents of want, with the same fields.
+// Numbers may differ in their last bits (a zone's speed sum adds the values in the order the
+// repartition delivered them); anything beyond a relative 1e-9 is a difference.
+func requireSameContent(t *testing.T, base string, want, got map[string]map[string]any) {
+	t.Helper()
+	var missing, extra, differ []string
+	for k, w := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			missing = append(missing, k)
+		case !sameJSON(w, g):
+			differ = append(differ, k)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			extra = append(extra, k)
+		}
+	}
+	if len(missing)+len(extra)+len(differ) == 0 {
+		return
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	slices.Sort(differ)
+	for _, k := range differ[:min(len(differ), 5)] {
+		t.Logf("%s %s:\n\treference %v\n\tscaled    %v", base, k, want[k], got[k])
+	}
+	first := func(ks []string) string {
+		if len(ks) == 0 {
+			return "-"
+		}
+		return ks[0]
+	}
+	t.Errorf("%s after scaling out differs from one instance: %d missing (e.g. %s), %d extra (e.g. %s), %d different (e.g. %s)",
+		base, len(missing), first(missing), len(extra), first(extra), len(differ), first(differ))
+}
+
+// sameJSON compares decoded JSON values, numbers within a relative 1e-9.
+func sameJSON(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !sameJSON(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameJSON(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case float64:
+		y, ok := b.(float64)
+		return ok && math.Abs(x-y) <= 1e-9*max(math.Abs(x), math.Abs(y))
+	default:
+		return reflect.DeepEqual(a, b)
+	}
+}
