@@ -211,6 +211,7 @@
 //   - Operator, applied with Apply: Process sees each partition's batch as Elem values (a
 //     value, its event time and the oldest offset it derives from) with a
 //     PartitionContext (partition, batch, watermarks, CapEventTime); Retained, Drop and
-//     StateSize describe its state; ReplayStarter gives finer replay starts.
+//     StateSize describe its state; ReplayStarter gives finer replay starts; StateReporter
+//     adds open windows, bytes and set-aside records to BatchStats.State.
 //   - Sink and Closer for outputs; DeadLetter and DeadLetterSink for dead-letter outputs.
 package stream

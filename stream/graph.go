@@ -16,6 +16,8 @@ type node interface {
 	replayStart(part int32, from int64) (start, at int64, ok bool)
 	drop(part int32)
 	stateSize() int
+	// reportState fills in the operator's details (StateReporter), if it has any.
+	reportState(st *OperatorState)
 	// describe names the operator for the graph fingerprint of checkpoints.
 	describe() string
 	// inputs returns the indexes of the streams the operator reads.
@@ -171,6 +173,13 @@ func (s *Stream[T]) stateSize() int {
 	return s.state.stateSize()
 }
 
+// reportState lets the operator fill in st (see StateReporter).
+func (s *Stream[T]) reportState(st *OperatorState) {
+	if r, ok := s.state.(interface{ reportState(*OperatorState) }); ok {
+		r.reportState(st)
+	}
+}
+
 // Pipeline returns the pipeline the stream belongs to.
 func (s *Stream[T]) Pipeline() *Pipeline { return s.p }
 
@@ -261,6 +270,13 @@ func (o opState[In, Out]) replayStart(part int32, from int64) (int64, int64, boo
 func (o opState[In, Out]) retained(part int32) (int64, bool) { return o.op.Retained(part) }
 func (o opState[In, Out]) drop(part int32)                   { o.op.Drop(part) }
 func (o opState[In, Out]) stateSize() int                    { return o.op.StateSize() }
+
+func (o opState[In, Out]) reportState(st *OperatorState) {
+	if r, ok := o.op.(StateReporter); ok {
+		st.Reported = true
+		r.ReportState(st)
+	}
+}
 
 // Apply adds a custom Operator to the graph.
 func Apply[In, Out any](s *Stream[In], name string, op Operator[In, Out]) *Stream[Out] {

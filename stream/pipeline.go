@@ -191,7 +191,7 @@ type BatchStats struct {
 	Attempts        int             // output attempts of this batch (1 when nothing failed)
 	Watermark       time.Time       // as BatchInfo.Watermark
 	RetainedState   int             // entries held by stateful operators
-	State           []OperatorState // entries held by each stateful operator, in graph order
+	State           []OperatorState // the state of each stateful operator, in graph order
 	Partitions      int
 	Committed       []Position // what was handed to Source.Commit after this batch
 	// PartitionStats has every live partition's position and watermark, by partition id.
@@ -234,10 +234,35 @@ type RetryInfo struct {
 }
 
 // OperatorState is the size of one stateful operator's state: entries as the operator counts
-// them (keys, keys in open windows, series, sessions, cabs).
+// them (keys, keys in open windows, series, sessions, cabs), and, for an operator that
+// implements StateReporter, its open windows, an estimate of its bytes and the records it
+// set aside by reason.
 type OperatorState struct {
 	Operator string
 	Entries  int
+	// Reported is true when the operator implements StateReporter: the fields below are what
+	// it reported. Otherwise they are zero and unknown.
+	Reported bool
+	// OpenWindows counts the event-time windows that hold data and were not emitted yet,
+	// once per partition whatever the keys in them (a session is one window of its key); 0
+	// for an operator without windows.
+	OpenWindows int
+	// Bytes estimates the memory the state holds, as the operator documents it.
+	Bytes int64
+	// Late and KeyLimit count the records the operator set aside since it was created instead
+	// of taking them into its state: too late for their window (ReasonLate), or refused by
+	// its key limit (ReasonKeyLimit). They go to the operator's late or dead-letter stream.
+	Late, KeyLimit int64
+}
+
+// StateReporter is an optional interface of an Operator that tells more about its state than
+// StateSize. The pipeline calls ReportState after every acknowledged batch, right after
+// StateSize and on the same goroutine as Process, for BatchStats.State.
+type StateReporter interface {
+	// ReportState sets st's OpenWindows, Bytes, Late and KeyLimit; the pipeline set the
+	// other fields. It runs once per batch, so it must be cheap: a running count, or a pass
+	// over the operator's windows, not over every record it holds.
+	ReportState(st *OperatorState)
 }
 
 // New builds an empty pipeline with the given batch interval.

@@ -284,6 +284,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		st.RetainedState += size
 		if hasState(n) {
 			st.State = append(st.State, OperatorState{Operator: n.(interface{ Name() string }).Name(), Entries: size})
+			n.reportState(&st.State[len(st.State)-1])
 		}
 	}
 	st.Source = p.sourceStats()

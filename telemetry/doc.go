@@ -199,7 +199,9 @@
 // The tracker holds one entry per cab it follows (at most 128 bytes, plus the
 // cab's ID and a map entry; 48 bytes more while a GPS jump is pending) until
 // the cab falls silent. Its StateSize, which the pipeline reports in
-// stream.BatchStats, and [Tracker.Cabs] give the number of cabs held.
+// stream.BatchStats, and [Tracker.Cabs] give the number of cabs held; it
+// also reports (stream.StateReporter) an estimate of its bytes from that
+// count, without walking the cabs, and the events refused by the key limit.
 // [WithMaxCabs] bounds it: past the bound, events of new cabs go to
 // [Tracker.DeadLetters] with Reason stream.ReasonKeyLimit (connect it to the
 // pipeline's dead-letter output, so nothing is lost), and a warning is

@@ -225,6 +225,8 @@ type trackPart struct {
 	// records when the partition holds more cabs (see ReplayStart).
 	marks     []mark
 	sinceMark int
+	// idBytes is the sum of the held cabs' ID lengths, for ReportState.
+	idBytes int64
 }
 
 const (
@@ -254,6 +256,7 @@ type silentCab struct {
 var (
 	_ stream.Operator[Event, trackOut] = (*tracker)(nil)
 	_ stream.ReplayStarter             = (*tracker)(nil)
+	_ stream.StateReporter             = (*tracker)(nil)
 )
 
 func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
@@ -323,6 +326,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 		}
 		c = tr.seed(el, t, spd)
 		tp.cabs[e.CabID] = c
+		tp.idBytes += int64(len(e.CabID))
 		tr.cabs++
 		tp.nextExpiry = min(tp.nextExpiry, t+int64(tr.cfg.silentAfter))
 		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
@@ -519,6 +523,7 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 				Severity: SeverityMedium, Details: AlertDetails{Limit: seconds(silent), DurationS: seconds(silent)},
 			}, c.lastOff})
 			delete(tp.cabs, id)
+			tp.idBytes -= int64(len(id))
 			tr.cabs--
 			continue
 		}

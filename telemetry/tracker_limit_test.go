@@ -125,3 +125,35 @@ func TestTrackBadClockBounded(t *testing.T) {
 	h.Run(3)
 	require.Empty(t, alerts.Slice(), "the bad clock made cabs silent")
 }
+
+// TestTrackReportState: the tracker reports in the pipeline's stats the events
+// refused by the key limit and a byte estimate that follows the cabs held: at
+// least their 128-byte states, and less once a cab falls silent.
+func TestTrackReportState(t *testing.T) {
+	var got []stream.OperatorState
+	h := streamtest.New(t, time.Second, stream.WithStatsHook(func(st stream.BatchStats) {
+		for _, o := range st.State {
+			if o.Operator == "cab-tracker" {
+				got = append(got, o)
+			}
+		}
+	}))
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	_, err := telemetry.Track(s, telemetry.WithMaxCabs(2), telemetry.WithSilentAfter(time.Minute))
+	require.NoError(t, err)
+	q.Add(rec(ev("A", 0, 41.0, 10, avail)), rec(ev("B", 0, 41.2, 10, avail)), rec(ev("C", 5, 41.4, 10, avail)))
+	h.Run(1)
+	q.Add(rec(ev("A", 90, 41.001, 10, avail))) // B falls silent
+	h.Run(1)
+	require.Len(t, got, 2)
+	for _, o := range got {
+		require.True(t, o.Reported)
+		require.Zero(t, o.OpenWindows)
+		require.Zero(t, o.Late)
+		require.EqualValues(t, 1, o.KeyLimit, "C refused")
+	}
+	require.Equal(t, 2, got[0].Entries)
+	require.Equal(t, 1, got[1].Entries)
+	require.GreaterOrEqual(t, got[0].Bytes, int64(2*128))
+	require.Less(t, got[1].Bytes, got[0].Bytes, "B's state is gone")
+}

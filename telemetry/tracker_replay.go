@@ -1,9 +1,15 @@
 // The tracker's replay bookkeeping: what it retains per partition (holds), the marks where a
-// replay could start (stream.ReplayStarter), dropping a revoked partition, and its size.
+// replay could start (stream.ReplayStarter), dropping a revoked partition, and its size
+// (stream.StateReporter).
 
 package telemetry
 
-import "math"
+import (
+	"math"
+	"unsafe"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
 
 // hold says that commits must not land in (lo, hi]: a replay starting there
 // would take the event at hi for a cab's first, and annotate it differently.
@@ -81,3 +87,19 @@ func (tr *tracker) Drop(part int32) {
 
 // StateSize returns the number of cabs held, over all partitions.
 func (tr *tracker) StateSize() int { return tr.cabs }
+
+// ReportState implements stream.StateReporter: no windows, the events of new cabs refused by
+// WithMaxCabs (KeyLimit), and the bytes held, estimated without walking the cabs: per cab
+// its 128-byte state, its map entry (a string header and a pointer, a control byte, at 7/8
+// load) and its ID's bytes (a running sum), plus the partitions' holds and marks by
+// capacity. The 48 bytes of a pending GPS jump are not counted.
+func (tr *tracker) ReportState(st *stream.OperatorState) {
+	const perCab = int64(unsafe.Sizeof(cabState{})) + (int64(unsafe.Sizeof(""))+int64(unsafe.Sizeof(&cabState{}))+1)*8/7
+	n := int64(unsafe.Sizeof(*tr)) + int64(tr.cabs)*perCab + int64(cap(tr.fired))*int64(unsafe.Sizeof(silentCab{}))
+	for _, tp := range tr.parts {
+		n += int64(unsafe.Sizeof(*tp)) + tp.idBytes +
+			int64(cap(tp.holds))*int64(unsafe.Sizeof(hold{})) + int64(cap(tp.marks))*int64(unsafe.Sizeof(mark{}))
+	}
+	st.Bytes = n
+	st.KeyLimit = tr.limited.Load()
+}

@@ -105,8 +105,23 @@
 // size/gcd(size, slide) plus the out-of-orderness in panes, each an accumulator and 8 bytes.
 // See bench_test.go.
 //
+// # Stats
+//
+// The operator implements stream.StateReporter, so every stream.BatchStats reports, besides
+// its entries (StateSize: keys in open windows, sliding series, sessions), the windows open
+// (the windows of a partition that hold data and were not emitted: tumbling buckets, sliding
+// windows from the next to fire to the last one holding a live pane, sessions), the records
+// set aside since it was created, by reason (Late: stream.ReasonLate; KeyLimit:
+// stream.ReasonKeyLimit, as LateCount and KeyLimitCount), and an estimate of its bytes. The
+// estimate counts the operator's own structures: slices by capacity, buckets kept for reuse,
+// the sliding slab of rings, and maps at their entries' key and value sizes plus a control
+// byte, at 7/8 load. Keys and accumulators count at their shallow size (unsafe.Sizeof): what
+// they point to (a string key's bytes, a Quantile sketch's bins) is not counted. Reporting
+// costs a pass over each partition's windows, over its keys for sessions (as StateSize
+// does), once per batch; nothing per record.
+//
 // # Concurrency
 //
 // Aggregate builds the operator; the pipeline runs it from its own goroutine, one partition
-// at a time. LateCount is safe for concurrent use.
+// at a time. LateCount and KeyLimitCount are safe for concurrent use.
 package window

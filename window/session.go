@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -208,4 +209,18 @@ func (w *sessions[T, K, V, A, R]) entries() int {
 		n += len(sk.ss)
 	}
 	return n
+}
+
+// usage: every session is an open window; bytes count the keys' sessions by capacity and
+// the key map. Like entries, it passes over the keys.
+func (w *sessions[T, K, V, A, R]) usage() (int, int64) {
+	var k K
+	open := 0
+	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.keys))*int64(unsafe.Sizeof(&sessKey[K, A]{})) +
+		int64(cap(w.scratch))*int64(unsafe.Sizeof(sessRef{})) + mapBytes(len(w.idx), unsafe.Sizeof(k), 4)
+	for _, sk := range w.keys {
+		open += len(sk.ss)
+		n += int64(unsafe.Sizeof(*sk)) + int64(cap(sk.ss))*int64(unsafe.Sizeof(session[A]{}))
+	}
+	return open, n
 }

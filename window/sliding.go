@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -422,3 +423,35 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 }
 
 func (w *sliding[T, K, V, A, R]) entries() int { return len(w.order) }
+
+// usage: the open windows are those still to fire that hold a live pane; bytes count the
+// slab of rings, the keys' bookkeeping and the key map.
+func (w *sliding[T, K, V, A, R]) usage() (int, int64) {
+	var k K
+	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.slab))*int64(unsafe.Sizeof(slot[A]{})) +
+		int64(cap(w.meta))*int64(unsafe.Sizeof(series[K, A]{})) + int64(cap(w.newest))*8 +
+		int64(cap(w.order)+cap(w.freeX))*4 + int64(cap(w.panes))*int64(unsafe.Sizeof(paneInfo{})) +
+		int64(cap(w.parts))*int64(unsafe.Sizeof(partial[A]{})) + mapBytes(len(w.idx), unsafe.Sizeof(k), 4)
+	return w.openWindows(), n
+}
+
+// openWindows counts the windows ending at nextEnd or later that hold a live pane. Pane j
+// is in the windows that start at a multiple of slide in (j*g - size, j*g]; the panes are in
+// order, so the ends they cover are merged in one pass.
+func (w *sliding[T, K, V, A, R]) openWindows() int {
+	if !w.started {
+		return 0
+	}
+	n, next := 0, w.nextEnd // next: the lowest end not counted yet
+	for _, p := range w.panes {
+		t := p.idx * w.g
+		lo := max(floorMul(t-w.size, w.slide)+w.slide+w.size, next)
+		lo = ceilMul(lo-w.size, w.slide) + w.size // a window's end
+		hi := floorMul(t, w.slide) + w.size
+		if lo <= hi {
+			n += int((hi-lo)/w.slide) + 1
+			next = hi + w.slide
+		}
+	}
+	return n
+}

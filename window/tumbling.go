@@ -6,6 +6,7 @@ package window
 import (
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -221,4 +222,24 @@ func (w *tumbling[T, K, V, A, R]) entries() int {
 		n += len(b.keys)
 	}
 	return n
+}
+
+// usage: the open buckets are the open windows; bytes count every bucket, open or kept for
+// reuse, by the capacity of its slices and the entries its map was sized for.
+func (w *tumbling[T, K, V, A, R]) usage() (int, int64) {
+	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.open)+cap(w.free))*int64(unsafe.Sizeof(w.cur))
+	for _, b := range w.open {
+		n += b.bytes()
+	}
+	for _, b := range w.free {
+		n += b.bytes()
+	}
+	return len(w.open), n
+}
+
+func (b *bucket[K, A]) bytes() int64 {
+	var k K
+	var a A
+	return int64(unsafe.Sizeof(*b)) + int64(cap(b.keys))*int64(unsafe.Sizeof(k)) + int64(cap(b.vals))*int64(unsafe.Sizeof(a)) +
+		int64(cap(b.stamp))*8 + int64(cap(b.changed))*4 + mapBytes(cap(b.keys), unsafe.Sizeof(k), 4)
 }

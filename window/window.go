@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -136,6 +137,8 @@ type engine[T any, K comparable, V, A, R any] interface {
 	// retained returns the offset replay must start from to rebuild the partition's state.
 	retained() (int64, bool)
 	entries() int
+	// usage returns the windows open and an estimate of the bytes held (see ReportState).
+	usage() (windows int, bytes int64)
 }
 
 type operator[T any, K comparable, V, A, R any] struct {
@@ -163,6 +166,7 @@ type operator[T any, K comparable, V, A, R any] struct {
 
 var (
 	_ stream.Operator[int, Result[int, int64]]       = (*operator[int, int, int, int64, int64])(nil)
+	_ stream.StateReporter                           = (*operator[int, int, int, int64, int64])(nil)
 	_ stream.Operator[Result[int, int64], Late[int]] = (*lateDrain[int, int, int, int64, int64])(nil)
 )
 
@@ -286,6 +290,29 @@ func (op *operator[T, K, V, A, R]) StateSize() int {
 	}
 	return n
 }
+
+// ReportState reports the windows open in every partition, an estimate of the bytes they hold
+// and the records set aside so far (see "Stats" in the package documentation). Its cost is a
+// pass over each partition's windows (sessions: over its keys, as StateSize), not over the
+// records.
+func (op *operator[T, K, V, A, R]) ReportState(st *stream.OperatorState) {
+	bytes := int64(unsafe.Sizeof(*op)) + int64(cap(op.late))*int64(unsafe.Sizeof(stream.Elem[Late[T]]{}))
+	for _, eng := range op.parts {
+		w, b := eng.usage()
+		st.OpenWindows += w
+		bytes += b
+	}
+	for _, h := range op.merged {
+		bytes += int64(unsafe.Sizeof(*h)) + int64(cap(h.fired))*int64(unsafe.Sizeof(firedAt{}))
+	}
+	st.Bytes = bytes
+	st.Late, st.KeyLimit = op.lateN.Load(), op.limitN.Load()
+}
+
+// mapBytes estimates the bytes of a map of n entries of key and value sizes k and v: Go's
+// maps keep each entry's key and value and a control byte in a slot, and are at most 7/8
+// full. What keys and values point to (a string's bytes) is not counted.
+func mapBytes(n int, k, v uintptr) int64 { return int64(n) * int64(k+v+1) * 8 / 7 }
 
 // admit reports whether a record may open a new entry of state (a key in a window, a series,
 // a session key) under the key limit. Engines call it where they would open one; a refused
