@@ -157,8 +157,10 @@
 // # Stats
 //
 // Source implements Stats() stream.SourceStats, which the pipeline copies into every
-// BatchStats: records and bytes consumed, and the lag of every partition this instance
-// owns (high-water mark minus committed offset, keyed "topic/partition").
+// BatchStats: records and bytes consumed, and for every partition this instance owns, keyed
+// "topic/partition", its lag (high-water mark minus committed offset), its read offset (after
+// the last record pushed into the pipeline or dead-lettered; dead letters after the last
+// pushed record are read, so they are not read lag) and its high-water mark.
 // Source.DeadLettered counts dead letters; Producer.Sent counts acknowledged messages.
 //
 // # Producer

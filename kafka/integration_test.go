@@ -428,3 +428,63 @@ func TestFaultSourceBrokerRestart(t *testing.T) {
 		"missing after the restart, e.g. %v", ids.missing(2*half))
 	requireCommittedAtEnd(t, brokers, group, topic, parts)
 }
+
+// TestSourceReadCountsDeadLettersAtEnd: the source reports, per partition, its read offset
+// and end (SourceStats.Read and End). Undecodable records at a partition's end are read
+// (dead-lettered), so the read offset reaches the end although the pipeline's own read
+// position (PartitionStats.Next) stops before them: the read lag is 0, not the dead letters.
+func TestSourceReadCountsDeadLettersAtEnd(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	const parts, valid, poison = 2, 5, 3
+	topic := newTopic(t, brokers, "readend", parts)
+	createTopic(t, brokers, topic+".dlq", 1)
+	var msgs []*sarama.ProducerMessage
+	for p := range int32(parts) {
+		for i := range valid + poison {
+			v := `{"cab_id":"CAB-1","ts":"2026-11-25T10:00:0` + strconv.Itoa(i) + `Z","lat":41.15,"lon":-8.62}`
+			if i >= valid {
+				v = `not json`
+			}
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.StringEncoder(v)})
+		}
+	}
+	produce(t, brokers, msgs)
+
+	codec := kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
+		e, err := telemetry.Decode(m.Value)
+		return e, e.Time, err
+	})
+	src, err := kafka.NewSource(consumerConfig(brokers, testenv.UniqueName(t, "g-readend"), topic), codec)
+	require.NoError(t, err)
+	p, err := stream.New(50 * time.Millisecond)
+	require.NoError(t, err)
+	stream.To(stream.From(p, src), stream.SinkFunc[telemetry.Event](func(context.Context, []telemetry.Event) error { return nil }))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	}()
+
+	const end = valid + poison
+	require.Eventually(t, func() bool {
+		st := p.Stats()
+		if len(st.Source.Read) != parts || len(st.PartitionStats) != parts {
+			return false
+		}
+		for _, ps := range st.PartitionStats {
+			if ps.Next != valid {
+				return false
+			}
+		}
+		for part := range parts {
+			name := topic + "/" + strconv.Itoa(part)
+			if st.Source.Read[name] != end || st.Source.End[name] != end {
+				return false
+			}
+		}
+		return true
+	}, waitFor, 20*time.Millisecond, "every partition read to its end, %d, the pipeline to %d: %+v", end, valid, p.Stats())
+	require.Equal(t, int64(parts*poison), src.DeadLettered())
+}

@@ -144,12 +144,16 @@ func (s *Source[T]) Origin(part int32) (topic string, partition int32, ok bool) 
 func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
 
 // Stats reports the records and bytes consumed and, for every partition this instance owns,
-// its lag: the high-water mark minus the committed offset, by "topic/partition".
+// by "topic/partition": its lag (the high-water mark minus the committed offset), the offset
+// after the last record read (pushed into the pipeline's input or dead-lettered) and the
+// high-water mark.
 func (s *Source[T]) Stats() stream.SourceStats {
 	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load(), DeadLetters: s.deadLettered.Load()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Lag = make(map[string]int64, len(s.owned))
+	st.Read = make(map[string]int64, len(s.owned))
+	st.End = make(map[string]int64, len(s.owned))
 	for _, p := range s.owned {
 		hwm := p.claim.HighWaterMarkOffset()
 		p.mu.Lock()
@@ -158,7 +162,10 @@ func (s *Source[T]) Stats() stream.SourceStats {
 		if c < 0 || hwm < c {
 			c = hwm // nothing committed yet and nothing known: no lag to report
 		}
-		st.Lag[p.topic+"/"+strconv.Itoa(int(p.part))] = hwm - c
+		name := p.topic + "/" + strconv.Itoa(int(p.part))
+		st.Lag[name] = hwm - c
+		st.Read[name] = p.read.Load()
+		st.End[name] = hwm
 	}
 	return st
 }

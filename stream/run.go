@@ -380,22 +380,27 @@ func (p *Pipeline) sourceStats() SourceStats {
 		if !ok {
 			continue
 		}
-		if sn.internal() { // a repartition's topic: its lag, not the pipeline's input
-			if len(s.Lag) > 0 && st.Lag == nil {
-				st.Lag = make(map[string]int64, len(s.Lag))
-			}
-			maps.Copy(st.Lag, s.Lag)
+		// A repartition's topic gives its positions, not the pipeline's input counts.
+		st.Lag = mergeNamed(st.Lag, s.Lag)
+		st.Read = mergeNamed(st.Read, s.Read)
+		st.End = mergeNamed(st.End, s.End)
+		if sn.internal() {
 			continue
 		}
 		st.Records += s.Records
 		st.Bytes += s.Bytes
 		st.DeadLetters += s.DeadLetters
-		if len(s.Lag) > 0 && st.Lag == nil {
-			st.Lag = make(map[string]int64, len(s.Lag))
-		}
-		maps.Copy(st.Lag, s.Lag)
 	}
 	return st
+}
+
+// mergeNamed adds the per-partition values of src to dst, made when needed.
+func mergeNamed(dst, src map[string]int64) map[string]int64 {
+	if len(src) > 0 && dst == nil {
+		dst = make(map[string]int64, len(src))
+	}
+	maps.Copy(dst, src)
+	return dst
 }
 
 func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {

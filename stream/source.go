@@ -41,6 +41,14 @@ type SourceStats struct {
 	// Lag is the number of records behind the end of each partition (high-water mark minus
 	// committed offset), by a source-defined partition name such as "topic/3".
 	Lag map[string]int64
+	// Read is, by the names of Lag, the offset after the last record the source read from
+	// each partition: pushed into the Input, or sent to the dead-letter output. It can be
+	// ahead of PartitionStats.Next, which only counts what reached the pipeline, by the
+	// records in the Input and the dead letters after the last record pushed. End is each
+	// partition's end (high-water mark) as the source last saw it, so that End - Read is the
+	// read lag even where the source committed past the pipeline (dead letters). A source
+	// may report neither.
+	Read, End map[string]int64
 }
 
 // Input is the bounded buffer between a source and the pipeline. The pipeline drains it once
