@@ -20,16 +20,20 @@ func BenchmarkObserve(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	lag := make(map[string]int64)
+	lag, read, end := make(map[string]int64), make(map[string]int64), make(map[string]int64)
 	for i := range 12 {
-		lag[fmt.Sprintf("telemetry/%d", i)] = int64(i * 100)
+		n := fmt.Sprintf("telemetry/%d", i)
+		lag[n], read[n], end[n] = int64(i*100), int64(i*1000), int64(i*1000)
 	}
 	st := stream.BatchStats{
 		InputRecords: 100_000, InputBytes: 20_000_000, Attempts: 1, Partitions: 12,
 		ProcessingTime: 40 * time.Millisecond, OutputTime: 200 * time.Millisecond, SchedulingDelay: time.Millisecond,
 		Watermark: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
-		State:     []stream.OperatorState{{Operator: "cab-stats", Entries: 5000}, {Operator: "zones", Entries: 300}, {Operator: "alerts", Entries: 5000}},
-		Source:    stream.SourceStats{Records: 100_000, Bytes: 20_000_000, Lag: lag},
+		State: []stream.OperatorState{
+			{Operator: "cab-stats", Entries: 5000, Reported: true, OpenWindows: 24, Bytes: 500_000, Late: 3},
+			{Operator: "zones", Entries: 300, Reported: true, OpenWindows: 24, Bytes: 40_000},
+			{Operator: "alerts", Entries: 5000, Reported: true, Bytes: 800_000, KeyLimit: 1}},
+		Source: stream.SourceStats{Records: 100_000, Bytes: 20_000_000, Lag: lag, Read: read, End: end},
 	}
 	for i := range 12 {
 		st.PartitionStats = append(st.PartitionStats, stream.PartitionStats{Partition: int32(i),
@@ -114,13 +118,21 @@ func TestMetricsAllocateNothingPerRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := stream.BatchStats{InputRecords: 1000, Partitions: 2, Watermark: time.Now(),
-		State:     []stream.OperatorState{{Operator: "a", Entries: 1}},
+		State: []stream.OperatorState{{Operator: "a", Entries: 1},
+			{Operator: "w", Entries: 2, Reported: true, OpenWindows: 1, Bytes: 100}},
 		Committed: []stream.Position{{Partition: 0, Offset: 5}, {Partition: 1, Offset: 7}},
 		PartitionStats: []stream.PartitionStats{{Partition: 0, Next: 6, Committed: 5, Watermark: time.Now()},
 			{Partition: 1, Next: 9, Committed: 7, Idle: true}},
-		Source: stream.SourceStats{Lag: map[string]int64{"t/0": 1, "t/1": 2}}}
+		Source: stream.SourceStats{Lag: map[string]int64{"t/0": 1, "t/1": 2},
+			Read: map[string]int64{"t/0": 6, "t/1": 9}, End: map[string]int64{"t/0": 6, "t/1": 9}}}
 	m.Observe(st)
-	if a := testing.AllocsPerRun(100, func() { st.Batch++; st.Duplicates++; m.Observe(st) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() {
+		st.Batch++
+		st.Duplicates++
+		st.State[1].Late++
+		st.State[1].KeyLimit++
+		m.Observe(st)
+	}); a != 0 {
 		t.Errorf("Observe: %.1f allocations a batch, want 0", a)
 	}
 }

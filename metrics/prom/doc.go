@@ -28,17 +28,24 @@
 //	watermark_seconds                           gauge      pipeline watermark (absent before any event)
 //	event_time_lag_seconds                      gauge      now minus watermark at scrape time, >= 0
 //	state_entries{operator}                     gauge      entries held by a stateful operator
+//	state_open_windows{operator}                gauge      windows holding data, not emitted yet (*)
+//	state_bytes{operator}                       gauge      estimated bytes of the operator's state (*)
+//	operator_rejected_records_total{operator,reason} counter  records set aside: late, key_limit (*)
 //	source_dead_letters_total                   counter    records the source dead-lettered
 //	repartition_duplicates_total                counter    replayed records the repartitions dropped
+//
+// (*) for operators that implement stream.StateReporter (package window's Aggregate, the
+// telemetry cab tracker); the estimate of bytes is the operator's, as its package documents.
+// Operators of the same name are summed.
 //
 // per source partition, labelled partition with the status page's names (WithPartitionName),
 // removed when the partition leaves (revoked); a figure not known yet is absent:
 //
-//	source_read_offset{partition}               gauge      offset after the newest record read
+//	source_read_offset{partition}               gauge      offset after the newest record read (or dead-lettered)
 //	source_committed_offset{partition}          gauge      offset a restart resumes from
 //	source_commit_lag_records{partition}        gauge      high-water mark minus committed offset
 //	source_held_back_records{partition}         gauge      read but not committed (open state needs them)
-//	source_read_lag_records{partition}          gauge      commit lag minus held back: not read yet
+//	source_read_lag_records{partition}          gauge      high-water mark minus read offset: not read yet
 //	partition_watermark_seconds{partition}      gauge      the partition's own watermark
 //	partition_event_time_lag_seconds{partition} gauge      now minus that watermark at scrape time, >= 0
 //	partition_idle{partition}                   gauge      1 while the partition is idle
@@ -63,12 +70,14 @@
 // The commit lag is not the read lag: open windows hold the commit back by design (replay
 // rebuilds their state), so a pipeline that keeps up shows a commit lag as large as the
 // records its open windows still need, which source_held_back_records shows. The read lag is
-// the commit lag (the source's, SourceStats.Lag, high-water mark minus committed) minus the
-// held back records (stream.PartitionStats), at least 0: 0 when the pipeline keeps up. It
-// is known for the partitions whose commit lag the source reports under the same name. The
-// read offset is the pipeline's (stream.PartitionStats.Next): it does not count records the
-// source dead-lettered after the last record it handed over, so those show as read lag
-// until a later record is read or the commit passes them.
+// the high-water mark minus the read offset, at least 0: 0 when the pipeline keeps up; the
+// commit lag (the source's, SourceStats.Lag, high-water mark minus committed) is the read lag
+// plus the held back records. The read offset is the later of the pipeline's
+// (stream.PartitionStats.Next) and the source's own (SourceStats.Read: a kafka.Source counts
+// the records it pushed into the pipeline's input and those it dead-lettered, so dead letters
+// at a partition's end are read, not read lag); the high-water mark is the source's
+// (SourceStats.End), else committed plus commit lag. The read lag is known for the
+// partitions whose commit lag the source reports under the same name.
 // Alert on source_read_lag_records or event_time_lag_seconds for "behind", not on the
 // consumer group's lag.
 //
@@ -98,10 +107,11 @@
 // second: input and process rates, batch duration and scheduling delay charts over the last
 // HistorySize batches, the partition table (offset read, committed, end, read lag, commit
 // lag, held back, watermark, event-time lag, idle), event-time lag and watermark, state per
-// operator, each sink's counters and health, dead letters by where and why, and a banner
-// while an output fails ("OpenSearch unreachable since 10:42:13 (...), batch 38 retrying,
-// attempt 12"). Figures the pipeline does not report yet (open windows and bytes of state per
-// operator, late records by reason) are listed on the page as such.
+// operator (entries, open windows, estimated bytes, late and key-limit records), each sink's
+// counters and health, dead letters and late records by where and why, and a banner while an
+// output fails ("OpenSearch unreachable since 10:42:13 (...), batch 38 retrying, attempt
+// 12"). A figure an operator does not report reads "–"; Status.Unavailable names figures the
+// pipeline does not report at all (none today).
 //
 // # Cost and concurrency
 //

@@ -155,6 +155,9 @@ type Metrics struct {
 	partitions   prometheus.Gauge
 	lastBatch    prometheus.Gauge
 	state        *prometheus.GaugeVec
+	openWindows  *prometheus.GaugeVec
+	stateBytes   *prometheus.GaugeVec
+	rejected     *prometheus.CounterVec
 	commitLag    *prometheus.GaugeVec
 	retryAttempt prometheus.Gauge
 
@@ -167,8 +170,8 @@ type Metrics struct {
 	prevDups  int64
 	lagGauges map[string]prometheus.Gauge // by partition, of the last batch
 	lagSeen   map[string]bool             // scratch: partitions of this batch
-	opSums    map[string]int              // scratch: entries by operator name
-	opGauges  map[string]prometheus.Gauge // by operator, of the last batch
+	opSums    map[string]opSum            // scratch: state by operator name
+	opGauges  map[string]*opMetrics       // by operator, of the last batch
 	sinks     map[string]func() SinkStats
 	sinkNames []string // in order of AddSink
 
@@ -187,7 +190,24 @@ type Metrics struct {
 	parts      []stream.PartitionStats // of the last batch, when the pipeline reports them
 	live       map[int32]bool          // scratch: partition ids of this batch
 	lagVals    map[string]int64        // commit lag by partition name, of the last batch
-	stateNow   []operatorDoc           // of the last batch, in graph order
+	readVals   map[string]int64        // the source's read offset by partition name (SourceStats.Read)
+	endVals    map[string]int64        // the source's high-water mark by partition name (SourceStats.End)
+	stateNow   []stream.OperatorState  // of the last batch, in graph order
+}
+
+// opSum is the state of the operators of one name in a batch (names need not be unique).
+type opSum struct {
+	entries, windows     int
+	bytes, late, limited int64
+	reported             bool
+}
+
+// opMetrics are an operator name's series.
+type opMetrics struct {
+	entries, windows, bytes prometheus.Gauge
+	late, limited           prometheus.Counter
+	reported                bool  // the windows and bytes gauges exist
+	prevLate, prevLimited   int64 // the cumulative counts of the last batch
 }
 
 // New registers the metrics of the pipeline named pipeline with reg, each with a constant
@@ -235,6 +255,15 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		lastBatch:   gauge("last_batch_timestamp_seconds", "When the last batch was acknowledged, by the collector's clock, in seconds since the epoch."),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "state_entries",
 			Help: "Entries held by a stateful operator (keys, keys in open windows, sessions).", ConstLabels: cl}, []string{"operator"}),
+		openWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "state_open_windows",
+			Help:        "Event-time windows of an operator that hold data and were not emitted yet, counted once per partition (a session is one window).",
+			ConstLabels: cl}, []string{"operator"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "state_bytes",
+			Help:        "Estimated bytes of an operator's state, as the operator estimates them (see its package documentation).",
+			ConstLabels: cl}, []string{"operator"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "operator_rejected_records_total",
+			Help:        "Records an operator did not take into its state and sent to its late or dead-letter stream instead, by reason: late, key_limit.",
+			ConstLabels: cl}, []string{"operator", "reason"}),
 		commitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "source_commit_lag_records",
 			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
 			ConstLabels: cl}, []string{"partition"}),
@@ -242,14 +271,17 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		committed:    make(map[int32]int64),
 		live:         make(map[int32]bool),
 		lagVals:      make(map[string]int64),
+		readVals:     make(map[string]int64),
+		endVals:      make(map[string]int64),
 		lagGauges:    make(map[string]prometheus.Gauge),
 		lagSeen:      make(map[string]bool),
-		opSums:       make(map[string]int),
-		opGauges:     make(map[string]prometheus.Gauge),
+		opSums:       make(map[string]opSum),
+		opGauges:     make(map[string]*opMetrics),
 		sinks:        make(map[string]func() SinkStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
-		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.commitLag, m.retryAttempt,
+		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected,
+		m.commitLag, m.retryAttempt,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl)}}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -316,45 +348,15 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 			}
 		}
 	}
-	m.stateNow = m.stateNow[:0]
-	for _, o := range st.State {
-		m.stateNow = append(m.stateNow, operatorDoc{Operator: o.Operator, Entries: o.Entries})
-	}
+	m.stateNow = append(m.stateNow[:0], st.State...)
 
-	d := st.Source.DeadLetters
-	if d >= m.prevDead {
-		m.deadLetters.Add(float64(d - m.prevDead))
-	} else {
-		m.deadLetters.Add(float64(d))
-	}
-	m.prevDead = d
+	m.deadLetters.Add(float64(increase(st.Source.DeadLetters, m.prevDead)))
+	m.prevDead = st.Source.DeadLetters
 	// Duplicates is cumulative since the pipeline started, like DeadLetters.
-	if st.Duplicates >= m.prevDups {
-		m.duplicates.Add(float64(st.Duplicates - m.prevDups))
-	} else {
-		m.duplicates.Add(float64(st.Duplicates))
-	}
+	m.duplicates.Add(float64(increase(st.Duplicates, m.prevDups)))
 	m.prevDups = st.Duplicates
 
-	// Operators: sum entries by name (names need not be unique) and drop operators that left.
-	clear(m.opSums)
-	for _, o := range st.State {
-		m.opSums[o.Operator] += o.Entries
-	}
-	for name, n := range m.opSums {
-		g, ok := m.opGauges[name]
-		if !ok {
-			g = m.state.WithLabelValues(name)
-			m.opGauges[name] = g
-		}
-		g.Set(float64(n))
-	}
-	for name := range m.opGauges {
-		if _, ok := m.opSums[name]; !ok {
-			m.state.DeleteLabelValues(name)
-			delete(m.opGauges, name)
-		}
-	}
+	m.observeOperators(st.State)
 
 	// Commit lag by partition; a partition that is no longer reported (revoked) is removed.
 	clear(m.lagSeen)
@@ -375,6 +377,83 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 			delete(m.lagVals, part)
 		}
 	}
+	// The source's own read offsets and ends, of the partitions it reports now.
+	keepNamed(m.readVals, st.Source.Read)
+	keepNamed(m.endVals, st.Source.End)
+}
+
+// keepNamed makes dst a copy of src without allocating once its names are known.
+func keepNamed(dst, src map[string]int64) {
+	for n := range dst {
+		if _, ok := src[n]; !ok {
+			delete(dst, n)
+		}
+	}
+	for n, v := range src {
+		dst[n] = v
+	}
+}
+
+// observeOperators sets the operators' series: the state summed by name (names need not be
+// unique), the windows and bytes of operators that report them, and the increase of their
+// cumulative set-aside counts. The series of operators that left are deleted; m.mu is held.
+func (m *Metrics) observeOperators(state []stream.OperatorState) {
+	clear(m.opSums)
+	for _, o := range state {
+		s := m.opSums[o.Operator]
+		s.entries += o.Entries
+		if o.Reported {
+			s.reported = true
+			s.windows += o.OpenWindows
+			s.bytes += o.Bytes
+			s.late += o.Late
+			s.limited += o.KeyLimit
+		}
+		m.opSums[o.Operator] = s
+	}
+	for name, s := range m.opSums {
+		g, ok := m.opGauges[name]
+		if !ok {
+			g = &opMetrics{entries: m.state.WithLabelValues(name)}
+			m.opGauges[name] = g
+		}
+		g.entries.Set(float64(s.entries))
+		if !s.reported {
+			continue
+		}
+		if !g.reported {
+			g.reported = true
+			g.windows, g.bytes = m.openWindows.WithLabelValues(name), m.stateBytes.WithLabelValues(name)
+			g.late = m.rejected.WithLabelValues(name, stream.ReasonLate)
+			g.limited = m.rejected.WithLabelValues(name, stream.ReasonKeyLimit)
+		}
+		g.windows.Set(float64(s.windows))
+		g.bytes.Set(float64(s.bytes))
+		g.late.Add(float64(increase(s.late, g.prevLate)))
+		g.limited.Add(float64(increase(s.limited, g.prevLimited)))
+		g.prevLate, g.prevLimited = s.late, s.limited
+	}
+	for name, g := range m.opGauges {
+		if _, ok := m.opSums[name]; !ok {
+			m.state.DeleteLabelValues(name)
+			if g.reported {
+				m.openWindows.DeleteLabelValues(name)
+				m.stateBytes.DeleteLabelValues(name)
+				m.rejected.DeleteLabelValues(name, stream.ReasonLate)
+				m.rejected.DeleteLabelValues(name, stream.ReasonKeyLimit)
+			}
+			delete(m.opGauges, name)
+		}
+	}
+}
+
+// increase is what a cumulative count added since prev: all of it when it went down (it
+// restarted from zero), so that counters never go backwards.
+func increase(now, prev int64) int64 {
+	if now >= prev {
+		return now - prev
+	}
+	return now
 }
 
 // seconds is t in seconds since the epoch, also for times whose UnixNano overflows (the
@@ -417,13 +496,13 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 		watermark: d("watermark_seconds", "Pipeline watermark after the last batch, in seconds since the epoch; absent before the first event."),
 		eventLag:  d("event_time_lag_seconds", "Now minus the pipeline watermark at scrape time, at least 0; absent before the first event."),
 		readOffset: d("source_read_offset",
-			"Offset after the newest record the pipeline read from a source partition; absent before the first record.", "partition"),
+			"Offset after the newest record read from a source partition, by the pipeline or by the source (dead letters count as read); absent before the first record.", "partition"),
 		committedOffset: d("source_committed_offset",
 			"Offset a source partition resumes from after a restart (the last committed); absent before the first commit.", "partition"),
 		readLag: d("source_read_lag_records",
 			"High-water mark minus the read offset of a source partition (commit lag minus held back): 0 when the pipeline keeps up.", "partition"),
 		heldBack: d("source_held_back_records",
-			"Records of a source partition read but not committed, because open state (windows) still needs them on a replay.", "partition"),
+			"Offsets of a source partition read but not committed, because open state (windows) still needs them on a replay.", "partition"),
 		partWatermark: d("partition_watermark_seconds",
 			"A partition's own watermark, in seconds since the epoch; absent before its first event.", "partition"),
 		partEventLag: d("partition_event_time_lag_seconds",

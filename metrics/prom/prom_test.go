@@ -529,3 +529,118 @@ func TestPartitionStatsOffline(t *testing.T) {
 	require.False(t, *st.PartitionTb[0].Idle)
 	require.Nil(t, st.PartitionTb[0].ReadLag, "the queue reports no lag")
 }
+
+// TestOperatorMetrics: the windows, bytes and set-aside records of the operators that report
+// them (stream.StateReporter), summed by name; cumulative counts become counters that never go
+// backwards; an operator that reports nothing has only its entries; an operator that left
+// has no series.
+func TestOperatorMetrics(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	m.Observe(stream.BatchStats{Batch: 1, State: []stream.OperatorState{
+		{Operator: "cab-stats", Entries: 10, Reported: true, OpenWindows: 2, Bytes: 1000, Late: 3, KeyLimit: 1},
+		{Operator: "cab-stats", Entries: 5, Reported: true, OpenWindows: 1, Bytes: 500, Late: 2},
+		{Operator: "cab-tracker", Entries: 7, Reported: true, Bytes: 900, KeyLimit: 4},
+		{Operator: "dedup", Entries: 3},
+	}})
+	mfs := scrape(t, srv)
+	op := func(name, operator string) float64 { return mustValue(t, mfs, name, "operator", operator) }
+	rejected := func(operator, reason string) float64 {
+		return mustValue(t, mfs, "fleetstream_operator_rejected_records_total", "operator", operator, "reason", reason)
+	}
+	require.Equal(t, 15.0, op("fleetstream_state_entries", "cab-stats"))
+	require.Equal(t, 3.0, op("fleetstream_state_open_windows", "cab-stats"))
+	require.Equal(t, 1500.0, op("fleetstream_state_bytes", "cab-stats"))
+	require.Equal(t, 5.0, rejected("cab-stats", "late"))
+	require.Equal(t, 1.0, rejected("cab-stats", "key_limit"))
+	require.Equal(t, 0.0, op("fleetstream_state_open_windows", "cab-tracker"))
+	require.Equal(t, 900.0, op("fleetstream_state_bytes", "cab-tracker"))
+	require.Equal(t, 4.0, rejected("cab-tracker", "key_limit"))
+	require.Equal(t, 3.0, op("fleetstream_state_entries", "dedup"))
+	for _, name := range []string{"fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total"} {
+		_, ok := value(mfs, name, "operator", "dedup")
+		require.False(t, ok, "%s exported for an operator that does not report it", name)
+	}
+
+	// The tracker restarted (its counts went down: all increase); dedup left.
+	m.Observe(stream.BatchStats{Batch: 2, State: []stream.OperatorState{
+		{Operator: "cab-stats", Entries: 1, Reported: true, OpenWindows: 1, Bytes: 100, Late: 6, KeyLimit: 1},
+		{Operator: "cab-stats", Entries: 1, Reported: true, Bytes: 100, Late: 2},
+		{Operator: "cab-tracker", Entries: 1, Reported: true, Bytes: 200, KeyLimit: 2},
+	}})
+	mfs = scrape(t, srv)
+	require.Equal(t, 1.0, op("fleetstream_state_open_windows", "cab-stats"))
+	require.Equal(t, 200.0, op("fleetstream_state_bytes", "cab-stats"))
+	require.Equal(t, 8.0, rejected("cab-stats", "late"))
+	require.Equal(t, 1.0, rejected("cab-stats", "key_limit"))
+	require.Equal(t, 6.0, rejected("cab-tracker", "key_limit"), "4, then 2 from a restarted tracker")
+	_, ok := value(mfs, "fleetstream_state_entries", "operator", "dedup")
+	require.False(t, ok, "operator that left still exported")
+
+	m.Observe(stream.BatchStats{Batch: 3})
+	mfs = scrape(t, srv)
+	for _, name := range []string{"fleetstream_state_entries", "fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total"} {
+		_, ok := value(mfs, name, "operator", "cab-stats")
+		require.False(t, ok, "%s still exported for an operator that left", name)
+	}
+}
+
+// TestReadLagOfDeadLettersAtEnd is issue 14's read lag with dead letters: a Kafka source
+// dead-lettered the last 3 offsets of partition 0 (97..99 of end 100), after the last record
+// it pushed (the pipeline read up to 97). The source reports its own read offset and end
+// (SourceStats.Read, End), so the partition is read to its end: read lag 0.
+func TestReadLagOfDeadLettersAtEnd(t *testing.T) {
+	row := func(t *testing.T, st prom.Status, name string) prom.PartitionDoc {
+		t.Helper()
+		for _, r := range st.PartitionTb {
+			if r.Name == name {
+				return r
+			}
+		}
+		t.Fatalf("no row %s in %+v", name, st.PartitionTb)
+		return prom.PartitionDoc{}
+	}
+	tests := []struct {
+		name                            string
+		committed, srcCommitted         int64 // the pipeline's, and the source's (its lag)
+		read, end                       map[string]int64
+		wantRead, wantReadLag, wantHeld int64
+	}{
+		// Open windows hold the commit at 60: the dead letters are read and held back with
+		// the records before them.
+		{"held back by open state", 60, 60, map[string]int64{"cabs/0": 100}, map[string]int64{"cabs/0": 100}, 100, 0, 40},
+		// Nothing held: the source committed the dead letters itself, past the pipeline's 97.
+		{"committed by the source", 97, 100, map[string]int64{"cabs/0": 100}, map[string]int64{"cabs/0": 100}, 100, 0, 0},
+		// Behind: 20 more records arrived; the read lag counts them, not the dead letters.
+		{"behind", 97, 100, map[string]int64{"cabs/0": 100}, map[string]int64{"cabs/0": 120}, 100, 20, 0},
+		// A source that reports its read offset but not its end: end = committed + lag.
+		{"read without end", 60, 60, map[string]int64{"cabs/0": 100}, nil, 100, 0, 40},
+		// A source that reports neither: the pipeline's read offset, as before.
+		{"pipeline only", 60, 60, nil, nil, 97, 3, 37},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _, srv := newMetrics(t)
+			end := int64(100)
+			if e, ok := tt.end["cabs/0"]; ok {
+				end = e
+			}
+			m.Observe(stream.BatchStats{
+				Batch: 1, Partitions: 1,
+				PartitionStats: []stream.PartitionStats{{Partition: 0, Next: 97, Committed: tt.committed, Watermark: t0}},
+				Source: stream.SourceStats{DeadLetters: 3, Lag: map[string]int64{"cabs/0": end - tt.srcCommitted},
+					Read: tt.read, End: tt.end},
+			})
+			r := row(t, status(t, srv), "cabs/0")
+			require.Equal(t, tt.wantRead, *r.Read)
+			require.Equal(t, tt.wantReadLag, *r.ReadLag)
+			require.Equal(t, tt.wantHeld, *r.HeldBack)
+			require.Equal(t, *r.CommitLag, *r.ReadLag+*r.HeldBack, "commit lag = read lag + held back")
+			require.Equal(t, *r.End, *r.Read+*r.ReadLag)
+			mfs := scrape(t, srv)
+			part := func(name string) float64 { return mustValue(t, mfs, name, "partition", "cabs/0") }
+			require.Equal(t, float64(tt.wantRead), part("fleetstream_source_read_offset"))
+			require.Equal(t, float64(tt.wantReadLag), part("fleetstream_source_read_lag_records"))
+			require.Equal(t, float64(tt.wantHeld), part("fleetstream_source_held_back_records"))
+		})
+	}
+}

@@ -208,7 +208,7 @@ type statusCopy struct {
 	records, bytes, batches int64
 	sourceDead, duplicates  int64
 	rows                    []PartitionDoc
-	state                   []operatorDoc
+	state                   []stream.OperatorState
 }
 
 // Status is the document /status.json serves and the status page draws. Times are RFC 3339;
@@ -241,7 +241,7 @@ type Status struct {
 
 	History     []BatchDoc     `json:"history"`
 	PartitionTb []PartitionDoc `json:"partition_table"`
-	Operators   []operatorDoc  `json:"operators"`
+	Operators   []OperatorDoc  `json:"operators"`
 	Sinks       []SinkDoc      `json:"sinks"`
 	DeadLetters []CountDoc     `json:"dead_letters"`
 	// Unavailable names the figures the page leaves empty because the pipeline does not
@@ -272,10 +272,12 @@ type BatchDoc struct {
 }
 
 // PartitionDoc is a row of the partition table; a figure that is not known is absent. Read is
-// the offset after the newest record read; Committed the next offset to read after a restart;
-// End the high-water mark (committed + commit lag). The commit lag is made of the records
-// held back (read, not committed: open state needs them on a replay) and the read lag (not
-// read yet), which is 0 when the pipeline keeps up.
+// the offset after the newest record read (by the pipeline, or by the source when it reports
+// SourceStats.Read: records in its input and dead letters count as read); Committed the next
+// offset to read after a restart; End the high-water mark (SourceStats.End, else committed +
+// commit lag). The commit lag is made of the records held back (read, not committed: open
+// state needs them on a replay) and the read lag (End - Read, not read yet), which is 0 when
+// the pipeline keeps up.
 type PartitionDoc struct {
 	Name      string `json:"name"`
 	Read      *int64 `json:"read,omitempty"`
@@ -292,9 +294,15 @@ type PartitionDoc struct {
 	Ended bool  `json:"ended,omitempty"`
 }
 
-type operatorDoc struct {
-	Operator string `json:"operator"`
-	Entries  int    `json:"entries"`
+// OperatorDoc is a stateful operator's state, from stream.OperatorState. The figures after
+// Entries are absent for an operator that does not report them (stream.StateReporter).
+type OperatorDoc struct {
+	Operator    string `json:"operator"`
+	Entries     int    `json:"entries"`
+	OpenWindows *int   `json:"open_windows,omitempty"`
+	Bytes       *int64 `json:"bytes,omitempty"`
+	Late        *int64 `json:"late,omitempty"`
+	KeyLimit    *int64 `json:"key_limit,omitempty"`
 }
 
 // SinkDoc is a sink's health and counters.
@@ -334,12 +342,8 @@ func (m *Metrics) Status() Status {
 		Pipeline: m.name, Now: now, Started: m.created,
 		Healthy: h.alive, Health: h.aliveMsg, Ready: h.ready, Readiness: "ready",
 		Batches: c.batches, LastBatch: v.last, Records: c.records, Bytes: c.bytes, Partitions: c.partitions,
-		Operators: c.state, History: make([]BatchDoc, 0, len(hist)),
-		Duplicates: c.duplicates,
-		Unavailable: []string{
-			"open windows and bytes of state per operator",
-			"late and key_limit records by reason",
-		},
+		History:    make([]BatchDoc, 0, len(hist)),
+		Duplicates: c.duplicates, Unavailable: []string{},
 	}
 	if !h.ready {
 		st.Readiness = h.notMsg
@@ -390,6 +394,17 @@ func (m *Metrics) Status() Status {
 	}
 	st.PartitionTb = c.rows
 	st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: "decode, invalid, event_time", Count: c.sourceDead})
+	for _, o := range c.state {
+		d := OperatorDoc{Operator: o.Operator, Entries: o.Entries}
+		if o.Reported {
+			w, b, l, k := o.OpenWindows, o.Bytes, o.Late, o.KeyLimit
+			d.OpenWindows, d.Bytes, d.Late, d.KeyLimit = &w, &b, &l, &k
+			st.DeadLetters = append(st.DeadLetters,
+				CountDoc{Where: "operator " + o.Operator, Reason: stream.ReasonLate, Count: l},
+				CountDoc{Where: "operator " + o.Operator, Reason: stream.ReasonKeyLimit, Count: k})
+		}
+		st.Operators = append(st.Operators, d)
+	}
 	for _, s := range v.sinks {
 		d := SinkDoc{Name: s.name, System: s.s.System, FailedAttempts: s.s.FailedAttempts, LastError: s.s.LastError,
 			Indexed: s.s.Indexed, Updated: s.s.Updated, Existed: s.s.Existed, DeadLettered: s.s.DeadLettered,
@@ -479,10 +494,6 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 		if p.Next >= 0 {
 			next := p.Next
 			r.Read = &next
-			if p.Committed >= 0 {
-				held := p.HeldBack()
-				r.HeldBack = &held
-			}
 		}
 		if !p.Watermark.IsZero() {
 			wm := p.Watermark
@@ -491,18 +502,38 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 			r.Watermark, r.EventTimeLagMs = &wm, &ms
 		}
 	}
+	// The source's own read offsets: ahead of the pipeline's by the records in its input and
+	// the offsets it dead-lettered after the last record it pushed, which are read too.
+	for n, off := range m.readVals {
+		if r, ok := rows[n]; ok && (r.Read == nil || off > *r.Read) {
+			r.Read = &off
+		}
+	}
 	out := make([]PartitionDoc, 0, len(rows))
 	for _, r := range rows {
-		if r.Committed != nil && r.CommitLag != nil {
+		if end, ok := m.endVals[r.Name]; ok {
+			r.End = &end
+		} else if r.Committed != nil && r.CommitLag != nil {
 			end := *r.Committed + *r.CommitLag
 			r.End = &end
 		}
-		// The commit lag counts the held-back records, which the pipeline has read. The
-		// source's lag and the pipeline's positions are taken at slightly different moments
-		// (the high-water mark of the last fetch), hence the bound at 0.
-		if r.CommitLag != nil && r.HeldBack != nil {
-			read := max(0, *r.CommitLag-*r.HeldBack)
-			r.ReadLag = &read
+		// commit lag = read lag + held back (read, not committed). The source's lag and the
+		// pipeline's positions are taken at slightly different moments (the high-water mark
+		// of the last fetch), hence the bounds at 0.
+		_, srcEnd := m.endVals[r.Name]
+		switch {
+		case r.Read == nil:
+		case srcEnd && r.CommitLag != nil:
+			read := max(0, *r.End-*r.Read)
+			held := max(0, *r.CommitLag-read)
+			r.ReadLag, r.HeldBack = &read, &held
+		case r.Committed != nil:
+			held := max(0, *r.Read-*r.Committed)
+			r.HeldBack = &held
+			if r.CommitLag != nil {
+				read := max(0, *r.CommitLag-held)
+				r.ReadLag = &read
+			}
 		}
 		out = append(out, *r)
 	}

@@ -33,7 +33,10 @@ func TestStatusDocument(t *testing.T) {
 			Batch: int64(i + 1), InputRecords: 100 * (i + 1), InputBytes: 1000, Partitions: 2,
 			ProcessingTime: 50 * time.Millisecond, OutputTime: 150 * time.Millisecond, SchedulingDelay: 5 * time.Millisecond,
 			Attempts: 1, Watermark: wm,
-			State:     []stream.OperatorState{{Operator: "cab-stats", Entries: 7}},
+			State: []stream.OperatorState{
+				{Operator: "cab-stats", Entries: 7, Reported: true, OpenWindows: 2, Bytes: 4096, Late: int64(i), KeyLimit: 1},
+				{Operator: "dedup", Entries: 3},
+			},
 			Committed: []stream.Position{{Partition: 0, Offset: int64(40 * (i + 1))}, {Partition: 1, Offset: 10}},
 			PartitionStats: []stream.PartitionStats{
 				{Partition: 0, Next: int64(40*(i+1) + 3), Committed: int64(40 * (i + 1)), Watermark: wm},
@@ -77,14 +80,28 @@ func TestStatusDocument(t *testing.T) {
 	require.EqualValues(t, 2, st.Duplicates)
 	require.Equal(t, "source", st.DeadLetters[0].Where)
 	require.EqualValues(t, 2, st.DeadLetters[0].Count)
-	// What the pipeline reports now is no longer listed as missing; what it does not is.
-	require.Equal(t, []string{"open windows and bytes of state per operator", "late and key_limit records by reason"}, st.Unavailable)
+	// The operators' state as of the last batch; an operator that reports no details
+	// (stream.StateReporter) has none, and no rows of set-aside records.
+	require.Equal(t, []prom.OperatorDoc{
+		{Operator: "cab-stats", Entries: 7, OpenWindows: ptr(2), Bytes: ptr(int64(4096)), Late: ptr(int64(2)), KeyLimit: ptr(int64(1))},
+		{Operator: "dedup", Entries: 3},
+	}, st.Operators)
+	require.Equal(t, []prom.CountDoc{
+		{Where: "source", Reason: "decode, invalid, event_time", Count: 2},
+		{Where: "operator cab-stats", Reason: "late", Count: 2},
+		{Where: "operator cab-stats", Reason: "key_limit", Count: 1},
+	}, st.DeadLetters)
+	// Every figure of the page is reported now.
+	require.Empty(t, st.Unavailable)
 
 	code, body := get(t, srv, "/")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `id="partitions"`)
 	for _, col := range []string{"read", "committed", "end", "read-lag", "commit-lag", "held-back", "watermark", "event-lag", "idle"} {
 		require.Contains(t, body, `col(tr, "`+col+`"`, "the page renders the %s column", col)
+	}
+	for _, col := range []string{"entries", "open-windows", "bytes", "late", "key-limit"} {
+		require.Contains(t, body, `col(tr, "`+col+`"`, "the page renders the operators' %s column", col)
 	}
 	// Nothing is loaded from elsewhere (air-gapped): no src, href, import or url() that
 	// names a scheme or a host.
