@@ -3,6 +3,7 @@ package prom_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/fleetstream/fleetstream/metrics/prom"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/window"
 )
 
 // BenchmarkObserve measures the hook once per batch: a batch of 12 partitions and 3 stateful
@@ -136,3 +139,90 @@ func TestMetricsAllocateNothingPerRecord(t *testing.T) {
 		t.Errorf("Observe: %.1f allocations a batch, want 0", a)
 	}
 }
+
+// BenchmarkCabStats is the A/B of issue 14 for the cab-stats per-event cost: telemetry's
+// BenchmarkCabStats graph (10,000 cabs over 6 partitions, a one-minute tumbling window, one
+// event per cab a batch, 15 s of event time apart, documents built from the results),
+// without and with the metrics hook. Run the two interleaved and compare with
+// `go tool benchstat -col /metrics`.
+func BenchmarkCabStats(b *testing.B) {
+	for _, withMetrics := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", withMetrics), func(b *testing.B) {
+			const cabs = 10_000
+			base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+			clk := streamtest.NewClock(base) // the pipeline clock follows event time
+			opts := []stream.Option{stream.WithClock(clk), stream.WithBuffer(cabs, 0)}
+			if withMetrics {
+				m, err := prom.New(prometheus.NewRegistry(), "bench", prom.WithClock(clk))
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts = append(opts, stream.WithStatsHook(m.Observe))
+			}
+			p, err := stream.New(time.Second, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var in *stream.Input[telemetry.Event]
+			src := stream.From(p, stream.Source[telemetry.Event](binder{&in}))
+			stats, err := telemetry.CabStatsStream(src, window.Tumbling(time.Minute))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var docs int64
+			stream.ForEachBatch(stats.Results(), func(_ context.Context, _ stream.BatchInfo, rs []window.Result[string, telemetry.CabStats]) error {
+				for _, r := range rs {
+					docs += telemetry.CabStatsDoc(r).Events
+				}
+				return nil
+			})
+			recs := make([]stream.Record[telemetry.Event], cabs)
+			for i := range recs {
+				recs[i] = stream.Record[telemetry.Event]{Partition: int32(i % 6), Value: telemetry.Event{
+					CabID: "CAB-" + strconv.Itoa(i), Lat: 41.10 + float64(i%100)*0.001, Lon: -8.65 + float64(i/100)*0.001,
+					Status: telemetry.StatusHired, SpeedKmh: 30 + float64(i%20), Has: telemetry.HasSpeed,
+				}}
+			}
+			var off int64
+			batch := 0
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				t0 := base.Add(time.Duration(batch) * 15 * time.Second)
+				batch++
+				for i := range recs {
+					r := &recs[i]
+					r.EventTime = t0.Add(time.Duration(i) * time.Millisecond)
+					r.Value.Time = r.EventTime
+					r.Value.Lat += 0.001
+					r.Offset = off
+					off++
+				}
+				if in.TryPushBatch(recs) != cabs {
+					b.Fatal("buffer full")
+				}
+				clk.Advance(15 * time.Second)
+				if _, err := p.Step(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*cabs), "ns/event")
+			b.ReportMetric(0, "ns/op")
+			if b.N > 8 && docs == 0 {
+				b.Fatal("no window closed")
+			}
+		})
+	}
+}
+
+// binder is a source fed from the benchmark through its Input.
+type binder struct {
+	in **stream.Input[telemetry.Event]
+}
+
+func (e binder) Bind(in *stream.Input[telemetry.Event]) { *e.in = in }
+func (binder) Run(ctx context.Context, _ *stream.Input[telemetry.Event]) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (binder) Commit(context.Context, []stream.Position) error { return nil }
