@@ -63,3 +63,21 @@ func TestSinkFailingOnItemRetries(t *testing.T) {
 	require.Equal(t, int64(2), st.FailedAttempts)
 	require.Equal(t, "4 of 4 document(s) failed temporarily", st.LastError)
 }
+
+// TestSinkInFlightBytes: while a bulk request is in flight (seen from the server handling
+// it), Stats counts its body in InFlightBytes; once Write returns, nothing is held.
+func TestSinkInFlightBytes(t *testing.T) {
+	f := newFake()
+	var s *opensearch.Sink[rec]
+	var seen atomic.Int64
+	f.status = func(int) int {
+		seen.Store(s.Stats().InFlightBytes)
+		return 200
+	}
+	s, _ = fakeSink(t, f)
+	require.NoError(t, s.Write(t.Context(), recs(50)))
+	st := s.Stats()
+	require.Positive(t, seen.Load(), "the request's body while it was in flight")
+	require.LessOrEqual(t, seen.Load(), st.Bytes, "at most the bytes sent")
+	require.Zero(t, st.InFlightBytes, "nothing held after Write")
+}

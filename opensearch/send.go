@@ -190,6 +190,13 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	}
 }
 
+// inUse returns the bytes held now.
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n

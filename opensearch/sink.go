@@ -240,7 +240,11 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 }
 
 // Stats returns a snapshot of the sink's counters.
-func (s *Sink[T]) Stats() Stats { return s.stats.snapshot() }
+func (s *Sink[T]) Stats() Stats {
+	st := s.stats.snapshot()
+	st.InFlightBytes = s.inFl.inUse()
+	return st
+}
 
 // Close marks the sink closed; later Writes fail with ErrClosed. It does not close the
 // Client or the dead-letter output, which may be shared.

@@ -92,6 +92,9 @@ type Stats struct {
 	// LastAttempt is when the last bulk request attempt ended, failed or not: a sink that
 	// keeps retrying is still being driven.
 	LastAttempt time.Time
+	// InFlightBytes is the bytes of bulk bodies held now by requests in flight or waiting
+	// for a retry (bounded by WithMaxInFlightBytes): what an outage holds in memory.
+	InFlightBytes int64
 }
 
 // BulkResult describes one bulk request attempt, for WithBulkHook.

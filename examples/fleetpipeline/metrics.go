@@ -94,7 +94,7 @@ func sinkStats[T any](s *opensearch.Sink[T]) func() prom.SinkStats {
 			FailingSince: st.FailingSince, FailedAttempts: st.FailedAttempts, LastError: st.LastError, LastAttempt: st.LastAttempt,
 			Indexed: st.Indexed, Updated: st.Updated, Existed: st.Existed, DeadLettered: st.DeadLettered,
 			Failed: st.Failed, Retried: st.Retried, RequestRetries: st.RequestRetries, Blocked: st.Blocked,
-			Split: st.Split, Requests: st.Requests, Bytes: st.Bytes,
+			Split: st.Split, Requests: st.Requests, Bytes: st.Bytes, InFlightBytes: st.InFlightBytes,
 		}
 		out.Latency.Bounds = opensearch.LatencyBounds[:]
 		out.Latency.Buckets = st.Latency.Buckets[:]

@@ -63,6 +63,7 @@
 //	sink_failing{sink}                          gauge      1 while the sink's requests fail
 //	sink_failing_since_seconds{sink}            gauge      when its outage began (absent when not failing)
 //	sink_failed_attempts{sink}                  gauge      failed requests of the current outage
+//	sink_in_flight_bytes{sink}                  gauge      bytes of requests in flight or waiting for a retry
 //
 // and output_retry_attempt (gauge), the attempt of the batch whose outputs ObserveRetry
 // reported failing, 0 when none is.

@@ -485,7 +485,7 @@ type scrapeDescs struct {
 	partWatermark, partEventLag, partIdle             *prometheus.Desc
 	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
 	requests, reqBytes, latency                       *prometheus.Desc
-	failing, failingSince, failedAttempts             *prometheus.Desc
+	failing, failingSince, failedAttempts, inFlight   *prometheus.Desc
 }
 
 func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
@@ -523,6 +523,7 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 		failingSince: d("sink_failing_since_seconds",
 			"When the sink's current outage began, in seconds since the epoch; absent while it is not failing.", "sink"),
 		failedAttempts: d("sink_failed_attempts", "Failed request attempts of the sink's current outage; 0 while it is not failing.", "sink"),
+		inFlight:       d("sink_in_flight_bytes", "Bytes of bulk requests in flight or waiting for a retry.", "sink"),
 	}
 }
 
@@ -530,7 +531,7 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack,
 		d.partWatermark, d.partEventLag, d.partIdle, d.docs, d.failed, d.retried, d.reqRetries,
-		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts} {
+		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight} {
 		ch <- x
 	}
 }
@@ -602,6 +603,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(d.failing, prometheus.GaugeValue, failing, name)
 		ch <- prometheus.MustNewConstMetric(d.failedAttempts, prometheus.GaugeValue, float64(s.FailedAttempts), name)
+		ch <- prometheus.MustNewConstMetric(d.inFlight, prometheus.GaugeValue, float64(s.InFlightBytes), name)
 		if h, ok := s.Latency.histogram(); ok {
 			ch <- prometheus.MustNewConstHistogram(d.latency, h.count, h.sum, h.buckets, name)
 		}

@@ -211,7 +211,7 @@ func TestSinks(t *testing.T) {
 	m, _, srv := newMetrics(t)
 	var mu sync.Mutex
 	s := prom.SinkStats{Indexed: 90, Updated: 7, Existed: 1, DeadLettered: 2, Failed: 5, Retried: 4,
-		RequestRetries: 3, Blocked: 6, Split: 1, Requests: 12, Bytes: 4096,
+		RequestRetries: 3, Blocked: 6, Split: 1, Requests: 12, Bytes: 4096, InFlightBytes: 2048,
 		Latency: prom.Latency{
 			Bounds:  []time.Duration{10 * time.Millisecond, 100 * time.Millisecond},
 			Buckets: []int64{8, 3, 1},
@@ -236,6 +236,7 @@ func TestSinks(t *testing.T) {
 	require.Equal(t, 1.0, sink("fleetstream_sink_split_requests_total"))
 	require.Equal(t, 12.0, sink("fleetstream_sink_requests_total"))
 	require.Equal(t, 4096.0, sink("fleetstream_sink_request_bytes_total"))
+	require.Equal(t, 2048.0, sink("fleetstream_sink_in_flight_bytes"))
 	require.Equal(t, 1.0, mustValue(t, mfs, "fleetstream_sink_documents_total", "sink", "alerts", "result", "created"))
 
 	var h *dto.Histogram

@@ -23,6 +23,8 @@ type SinkStats struct {
 	Requests, Bytes int64
 	// Latency is the request latency histogram; exported when Bounds is set.
 	Latency Latency
+	// InFlightBytes is the bytes of requests in flight or waiting for a retry now.
+	InFlightBytes int64
 
 	// System names what the sink writes to in the failure banner, e.g. "OpenSearch".
 	System string

@@ -321,6 +321,7 @@ type SinkDoc struct {
 	RequestRetries int64      `json:"request_retries"`
 	Blocked        int64      `json:"blocked"`
 	Requests       int64      `json:"requests"`
+	InFlightBytes  int64      `json:"in_flight_bytes"`
 }
 
 // CountDoc is a count of dead letters or late records by where and why.
@@ -408,7 +409,8 @@ func (m *Metrics) Status() Status {
 	for _, s := range v.sinks {
 		d := SinkDoc{Name: s.name, System: s.s.System, FailedAttempts: s.s.FailedAttempts, LastError: s.s.LastError,
 			Indexed: s.s.Indexed, Updated: s.s.Updated, Existed: s.s.Existed, DeadLettered: s.s.DeadLettered,
-			Retried: s.s.Retried, RequestRetries: s.s.RequestRetries, Blocked: s.s.Blocked, Requests: s.s.Requests}
+			Retried: s.s.Retried, RequestRetries: s.s.RequestRetries, Blocked: s.s.Blocked, Requests: s.s.Requests,
+			InFlightBytes: s.s.InFlightBytes}
 		if !s.s.FailingSince.IsZero() {
 			since := s.s.FailingSince
 			d.Failing, d.FailingSince = true, &since
