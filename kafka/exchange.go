@@ -198,6 +198,16 @@ func (e *Exchange[T]) Sent() (records, bytes int64) { return e.sent.Load(), e.se
 // Stats reports the consumer side's records, bytes and lag (stream.SourceStats).
 func (e *Exchange[T]) Stats() stream.SourceStats { return e.src.Stats() }
 
+var _ Transactional = (*Exchange[int])(nil)
+
+// transaction makes the Exchange a Transactional: a Producer whose output is made from the
+// repartition's records (downstream of stream.Repartition) binds to it with
+// WithExactlyOnce(exchange), so that its messages are committed with the repartition
+// topic's offsets, and its replay is what the read-back covers. Binding such a Producer to
+// the pipeline's input Source instead would commit the output with offsets it does not
+// depend on: a crash between the two commits loses or repeats messages.
+func (e *Exchange[T]) transaction() *txn { return e.src.transaction() }
+
 // Open implements stream.Exchange: it connects the producer, creates the topic if it does
 // not exist (with the configured partition count and replication factor) and returns its
 // partition count. An existing topic with another partition count is an error wrapping

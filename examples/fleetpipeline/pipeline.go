@@ -117,6 +117,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		zoneOrigin: exchangeOrigin(zoneEx.Topic()),
 		cabOrigin:  src.Origin,
 	}
+	// The alerts topic's exactly-once producer commits with the source its alerts are made
+	// from: the input, or with -rekey-by-cab the cab repartition.
+	var alertsFrom kafka.Transactional = src
 	if c.rekeyByCab {
 		cabEx, err := kafka.NewExchange[cabShuffled](kcfg, c.name, "cabs",
 			stream.PairCodec[string, telemetry.Event](stream.StringCodec{}, telemetry.EventCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
@@ -128,6 +131,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return stream.Repartition(s, "cabs", cabEx)
 		}
 		sh.cabOrigin = exchangeOrigin(cabEx.Topic())
+		alertsFrom = cabEx
 	}
 	g, err := c.transforms(stream.From(p, src), sh, log)
 	if err != nil {
@@ -225,7 +229,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			func(a telemetry.Alert) ([]byte, error) { return a.AppendJSON(nil) },
 			// Exactly once for read_committed consumers: the alerts of a batch are committed
 			// with its offsets in one transaction (kafka package doc, "Exactly once").
-		), kafka.WithLogger(log), kafka.WithExactlyOnce(src))
+		), kafka.WithLogger(log), kafka.WithExactlyOnce(alertsFrom))
 		if err != nil {
 			return err
 		}

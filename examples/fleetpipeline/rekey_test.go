@@ -2,6 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +90,75 @@ func TestRekeyByCabEndToEnd(t *testing.T) {
 	out = start(t, "fleetpipeline", pipelineBin, r2.args(s)...).succeed(t, 3*time.Minute)
 	require.Regexp(t, `[1-9]\d* cabs seen on several partitions \(produce keyed by cab_id or run with -rekey-by-cab\)`, out)
 	require.Contains(t, out, "run with -rekey-by-cab", "the warning names the fix")
+}
+
+// TestRekeyByCabAlertsExactlyOnce: with -rekey-by-cab the alerts come from the cab
+// repartition's records, so the alerts topic's exactly-once producer is bound to that
+// repartition's source: its replay after a crash is what emits alerts again. The unkeyed
+// Porto + simulator input runs through two SIGKILLs (after committed batches with alerts) and
+// a last run to the end; the alerts topic, read with read_committed, then holds each alert of
+// the run's OpenSearch index exactly once (the tracker's verdicts depend on the arrival order
+// through the repartition, so they are compared with this run's own documents, not with a
+// keyed run's).
+func TestRekeyByCabAlertsExactlyOnce(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "rekey-eos")
+	r := newRun(t, s, topic, "rekey-eos")
+	start(t, "replay", replayBin, "-brokers", s.brokers, "-topic", topic, "-porto", portoCSV(t), "-quiet",
+		"-source", "porto,sim", "-sim-events", "60000", "-unkeyed").succeed(t, time.Minute)
+	args := r.args(s, "-rekey-by-cab")
+	for i := range 2 {
+		p := start(t, fmt.Sprintf("fleetpipeline (crash %d)", i+1), pipelineBin, args...)
+		committed := committedOffsets(t, s, topic, r.group)
+		waitFor(t, 2*time.Minute, 50*time.Millisecond, "a committed batch with alerts", func() bool {
+			require.False(t, p.exited(), "fleetpipeline ended before the crash:\n%s", tail(p.out.String(), 3000))
+			if !strings.Contains(p.out.String(), "alerts ") || alertsSeen(p) == 0 {
+				return false
+			}
+			_, _, sum := groupOffsets(t, s, topic, r.group)
+			return sum > committed
+		})
+		p.kill(t)
+		t.Logf("crash %d after %d alerts", i+1, alertsSeen(p))
+	}
+	start(t, "fleetpipeline (last)", pipelineBin, args...).succeed(t, 3*time.Minute)
+
+	c := newOS(t, s)
+	want := map[string]bool{}
+	for _, d := range c.docs(r.index("cab-alerts")) {
+		want[d.ID] = true
+	}
+	require.NotEmpty(t, want)
+	got := committedAlerts(t, strings.Split(s.brokers, ","), r.alerts)
+	var twice, missing, extra []string
+	for id, n := range got {
+		if n > 1 {
+			twice = append(twice, id)
+		}
+		if !want[id] {
+			extra = append(extra, id)
+		}
+	}
+	for id := range want {
+		if got[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	t.Logf("alerts: %d in OpenSearch, %d distinct in the topic", len(want), len(got))
+	require.Empty(t, twice, "alerts read more than once with read_committed")
+	require.Empty(t, missing, "alerts in OpenSearch but not in the topic")
+	require.Empty(t, extra, "alerts in the topic but not in OpenSearch")
+}
+
+var alertsRE = regexp.MustCompile(`alerts (\d+)`)
+
+// alertsSeen returns the alerts count of the process's last status line.
+func alertsSeen(p *proc) int64 {
+	m := alertsRE.FindAllStringSubmatch(p.out.String(), -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(m[len(m)-1][1], 10, 64)
+	return n
 }
