@@ -198,7 +198,9 @@
 // WithExactlyOnce(src) binds a Producer to the Source of its pipeline: a consumer reading the
 // topic with read_committed (WithReadCommitted, or isolation.level=read_committed) sees each
 // message exactly once after any crash or restart, as with Kafka Streams' exactly_once_v2.
-// Two mechanisms make it so.
+// Bind it to the source its output is made from: after a stream.Repartition, to the
+// Exchange (an Exchange is Transactional), so that the messages commit with the repartition
+// topic's offsets. Two mechanisms make it so.
 //
 // Transactions. Write only encodes the batch and hands it to the Source's transaction. When
 // the pipeline commits the batch (Source.Commit, after every output succeeded), the Source
