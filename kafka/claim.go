@@ -267,11 +267,13 @@ func (h *handler[T]) release(p *partition) {
 	s.mu.Lock()
 	ended := s.ended
 	s.mu.Unlock()
+	dropped := false // the pipeline dropped the partition: nothing more comes from its records
 	if h.runCtx.Err() == nil && !ended {
 		done := h.in.Revoke(p.id)
 		t := time.NewTimer(h.revokeWait)
 		select {
 		case <-done:
+			dropped = true
 		case <-t.C:
 			s.log.Warn("kafka: pipeline did not release a revoked partition in time; its last batch will be replayed by the next owner",
 				"topic", p.topic, "partition", p.part)
@@ -282,9 +284,21 @@ func (h *handler[T]) release(p *partition) {
 	if p.eos != nil && h.runCtx.Err() == nil && !ended {
 		if n := p.eos.pendingCount(); n > 0 {
 			// Output that no commit covered yet may come from this partition, which its next
-			// owner replays: committing it later would duplicate it. Restart from the
-			// committed checkpoints instead.
-			s.fail(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n))
+			// owner replays: committing it later would duplicate it. A commit refused by the
+			// rebalance's new generation leaves such output (see txn.failed). Once the pipeline
+			// dropped the partition, all of its output is pending or committed, and its
+			// acknowledged positions are marked: commit them together now, with the current
+			// generation, before the partition is handed over. Otherwise (or if that fails),
+			// restart from the committed checkpoints.
+			var err error
+			if dropped {
+				err = s.commitTxn(h.runCtx, p.eos, nil)
+			}
+			if !dropped || err != nil {
+				s.fail(errors.Join(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n), err))
+			} else {
+				s.log.Info("kafka: exactly-once: committed the output pending at a revocation", "topic", p.topic, "partition", p.part, "messages", n)
+			}
 		}
 	}
 	s.mu.Lock()
