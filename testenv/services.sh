@@ -154,6 +154,12 @@ inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=$SCRAM_MECHANISM
 listener.name.scram.sasl.enabled.mechanisms=$SCRAM_MECHANISM
 listener.name.scram.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# ACLs are enforced (tests deny the SCRAM user on their own resources), yet every resource
+# without ACLs stays open to everyone; the PLAINTEXT and CONTROLLER listeners' principal,
+# ANONYMOUS, is a super user, so the broker, the controller and plain clients keep full rights
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=true
+super.users=User:ANONYMOUS
 log.dirs=$d/data
 num.partitions=1
 default.replication.factor=1
