@@ -154,6 +154,14 @@
 // Config, SASL and TLS redact them in String, GoString and LogValue. TLS.InsecureSkipVerify
 // (tests only) is logged as a warning whenever a client connects with it.
 //
+// Permissions: a request that the brokers' ACLs refuse fails with an error wrapping
+// ErrNotAuthorized and the broker's error (sarama.ErrTopicAuthorizationFailed,
+// ErrGroupAuthorizationFailed, ErrTransactionalIDAuthorizationFailed,
+// ErrClusterAuthorizationFailed) that names the resource, the principal and the operation to
+// grant. Source.Run checks its topics, its group and (exactly once) its transactional id
+// before it consumes anything, and stops if a fetch or a commit is refused later; a Producer's
+// refused write is permanent (stream.IsPermanent). None is retried: no retry gets past an ACL.
+//
 // # Stats
 //
 // Source implements Stats() stream.SourceStats, which the pipeline copies into every

@@ -144,6 +144,9 @@ func (p *Producer[T]) connect() (sarama.SyncProducer, error) {
 	sp, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		_ = client.Close()
+		if isNotAuthorized(err) { // e.g. IdempotentWrite on the cluster, on older brokers
+			return nil, stream.Permanent(p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true}))
+		}
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
 	p.client, p.sp = client, sp
@@ -196,11 +199,17 @@ func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) 
 	if errors.As(err, &perrs) {
 		p.sent.Add(int64(len(msgs) - len(perrs)))
 		first := perrs[0].Err
+		if perrs[0].Msg != nil {
+			first = p.cfg.notAuthorized(first, access{topics: []string{perrs[0].Msg.Topic}, write: true})
+		}
 		err = fmt.Errorf("kafka: produce: %d of %d messages failed, first: %w", len(perrs), len(msgs), first)
 		if permanentProduceError(first) {
 			return stream.Permanent(err)
 		}
 		return err
+	}
+	if isNotAuthorized(err) {
+		return stream.Permanent(fmt.Errorf("kafka: produce: %w", p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true})))
 	}
 	return fmt.Errorf("kafka: produce: %w", err)
 }

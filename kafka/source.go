@@ -173,9 +173,10 @@ func (s *Source[T]) Stats() stream.SourceStats {
 // Run joins the consumer group and feeds in until ctx ends, or, in bounded mode, until every
 // partition was read to its end offset and the pipeline committed the final batch. It
 // returns an error before anything is consumed if the cluster cannot be reached,
-// authentication fails or a source topic does not exist; once running, it rides out broker
-// outages and rebalances, and stops with an error only when a source topic is deleted or the
-// dead-letter output fails for good.
+// authentication fails, a source topic does not exist, or the ACLs deny the topics, the group
+// or the transactional id (ErrNotAuthorized); once running, it rides out broker outages and
+// rebalances, and stops with an error only when a source topic is deleted, the ACLs refuse a
+// fetch or a commit, or the dead-letter output fails for good.
 func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return ErrRunTwice
@@ -201,6 +202,14 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	defer func() { _ = client.Close() }()
 	if err := s.checkTopics(ctx, client); err != nil {
 		return err
+	}
+	if err := s.checkGroup(ctx, client); err != nil {
+		return err
+	}
+	if t := s.eos.Load(); t != nil {
+		if err := s.checkTransactionalID(ctx, client, t.id); err != nil {
+			return err
+		}
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -242,6 +251,15 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	defer cancel(nil)                    // stops the monitors; before wg.Wait
 	wg.Go(func() {
 		for err := range group.Errors() {
+			if isNotAuthorized(err) {
+				// A fetch or a commit refused by the ACLs: no retry will be let through.
+				a := access{topics: s.cfg.Topics, group: s.cfg.Group}
+				if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && ce.Topic != "" {
+					a.topics = []string{ce.Topic}
+				}
+				s.fail(s.cfg.notAuthorized(err, a))
+				continue
+			}
 			s.log.Warn("kafka: consumer group error", "err", redact(&s.cfg, err))
 		}
 	})
@@ -278,6 +296,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			return connectError(&s.cfg, err)
+		}
+		if isNotAuthorized(err) {
+			return s.cfg.notAuthorized(err, access{topics: s.cfg.Topics, group: s.cfg.Group})
 		}
 		attempt++
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
@@ -335,6 +356,8 @@ func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error
 			if err != nil {
 				if errors.Is(err, errTopicMissing) {
 					done <- fmt.Errorf("kafka: source topic %q does not exist (a Source never creates topics; create it first, e.g. with kafka.EnsureTopic): %w", t, err)
+				} else if isNotAuthorized(err) {
+					done <- s.cfg.notAuthorized(err, access{topics: []string{t}})
 				} else {
 					done <- fmt.Errorf("kafka: metadata of source topic %q: %w", t, redact(&s.cfg, err))
 				}
@@ -350,6 +373,43 @@ func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error
 	case err := <-done:
 		return err
 	}
+}
+
+// checkGroup fails when the ACLs deny the Source its consumer group (finding the group's
+// coordinator needs Describe on it). Joining the group would fail on it too, but only after
+// sarama's retries of both, tens of seconds. Other errors are left to the group's join, which
+// rides out outages.
+func (s *Source[T]) checkGroup(ctx context.Context, client sarama.Client) error {
+	return s.checkAccess(ctx, func() error {
+		_, err := client.Coordinator(s.cfg.Group)
+		return err
+	}, access{group: s.cfg.Group})
+}
+
+// checkAccess runs find and returns its error if the ACLs refused it (described with a),
+// nil otherwise.
+func (s *Source[T]) checkAccess(ctx context.Context, find func() error, a access) error {
+	done := make(chan error, 1)
+	go func() { done <- find() }()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		if isNotAuthorized(err) {
+			return s.cfg.notAuthorized(err, a)
+		}
+		return nil
+	}
+}
+
+// checkTransactionalID fails when the ACLs deny the Source's exactly-once producer its
+// transactional id (finding its coordinator needs Describe on it), so that this shows at
+// start rather than at the first batch. Other errors are left to the producer's connection.
+func (s *Source[T]) checkTransactionalID(ctx context.Context, client sarama.Client, id string) error {
+	return s.checkAccess(ctx, func() error {
+		_, err := client.TransactionCoordinator(id)
+		return err
+	}, access{txnID: id})
 }
 
 // topicCheckEvery is how often a running Source asks the broker whether its topics still

@@ -149,6 +149,7 @@ func (t *txn) connect(ctx context.Context) error {
 		p   sarama.SyncProducer
 		err error
 	}
+	denied := access{topics: slices.Clone(t.topics), group: t.group, txnID: t.id, write: true}
 	done := make(chan result, 1)
 	go func() {
 		c, err := sarama.NewClient(t.cfg.Brokers, sc)
@@ -159,6 +160,9 @@ func (t *txn) connect(ctx context.Context) error {
 		p, err := sarama.NewSyncProducerFromClient(c)
 		if err != nil {
 			_ = c.Close()
+			if isNotAuthorized(err) {
+				err = t.cfg.notAuthorized(err, denied)
+			}
 			done <- result{err: fmt.Errorf("kafka: transactional producer %q: %w", t.id, err)}
 			return
 		}
@@ -177,6 +181,11 @@ func (t *txn) connect(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if r.err != nil {
+		if errors.Is(r.err, ErrNotAuthorized) {
+			// Kept: no retry gets past the ACLs, and the pipeline stops on it.
+			t.err = stream.Permanent(r.err)
+			return t.err
+		}
 		return r.err
 	}
 	ends := outputs{}
@@ -333,13 +342,14 @@ func maps0(o *outputs) outputs {
 // run is one transaction.
 func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
 	if err := t.prod.BeginTxn(); err != nil {
-		return err
+		return t.cfg.notAuthorized(err, access{txnID: t.id})
 	}
 	if len(msgs) > 0 {
 		if err := t.prod.SendMessages(msgs); err != nil {
 			var perrs sarama.ProducerErrors
 			if errors.As(err, &perrs) {
-				return fmt.Errorf("kafka: produce: %d of %d messages failed, first: %w", len(perrs), len(msgs), perrs[0].Err)
+				first := t.cfg.notAuthorized(perrs[0].Err, access{topics: []string{perrs[0].Msg.Topic}, txnID: t.id, write: true})
+				return fmt.Errorf("kafka: produce: %d of %d messages failed, first: %w", len(perrs), len(msgs), first)
 			}
 			return fmt.Errorf("kafka: produce: %w", err)
 		}
@@ -361,11 +371,11 @@ func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
 	for _, sess := range order {
 		gm := &sarama.ConsumerGroupMetadata{GroupID: t.group, GenerationID: sess.GenerationID(), MemberID: sess.MemberID()}
 		if err := t.prod.AddOffsetsToTxnWithGroupMetadata(bySess[sess], gm); err != nil {
-			return fmt.Errorf("kafka: add offsets to transaction: %w", err)
+			return fmt.Errorf("kafka: add offsets to transaction: %w", t.cfg.notAuthorized(err, access{group: t.group, txnID: t.id}))
 		}
 	}
 	if err := t.prod.CommitTxn(); err != nil {
-		return fmt.Errorf("kafka: commit transaction: %w", err)
+		return fmt.Errorf("kafka: commit transaction: %w", t.cfg.notAuthorized(err, access{txnID: t.id}))
 	}
 	return nil
 }
@@ -385,6 +395,9 @@ func (t *txn) failed(err error) error {
 	status := t.prod.TxnStatus()
 	fatal := status&sarama.ProducerTxnFlagFatalError != 0
 	moved := errors.Is(err, sarama.ErrIllegalGeneration) || errors.Is(err, sarama.ErrRebalanceInProgress)
+	if errors.Is(err, ErrNotAuthorized) { // no retry gets past the ACLs
+		fatal, moved = true, false
+	}
 	for _, k := range []sarama.KError{sarama.ErrProducerFenced, sarama.ErrUnknownMemberId,
 		sarama.ErrFencedInstancedId, sarama.ErrInvalidProducerEpoch, sarama.ErrTransactionalIDAuthorizationFailed} {
 		if errors.Is(err, k) {
