@@ -40,12 +40,14 @@ func acls(t *testing.T, plain []string, principal string, typ sarama.AclResource
 			t.Errorf("remove ACLs of %s: %v", name, err)
 		}
 	})
+	var list []*sarama.Acl
 	for _, op := range allow {
-		require.NoError(t, admin.CreateACL(res, sarama.Acl{Principal: principal, Host: "*", Operation: op, PermissionType: sarama.AclPermissionAllow}))
+		list = append(list, &sarama.Acl{Principal: principal, Host: "*", Operation: op, PermissionType: sarama.AclPermissionAllow})
 	}
 	for _, op := range deny {
-		require.NoError(t, admin.CreateACL(res, sarama.Acl{Principal: principal, Host: "*", Operation: op, PermissionType: sarama.AclPermissionDeny}))
+		list = append(list, &sarama.Acl{Principal: principal, Host: "*", Operation: op, PermissionType: sarama.AclPermissionDeny})
 	}
+	require.NoError(t, admin.CreateACLs([]*sarama.ResourceAcls{{Resource: res, Acls: list}}))
 	// The controller applies ACLs through the metadata log; DescribeAcls is answered from the
 	// broker's authorizer, so once it lists them all, requests are checked against them.
 	require.Eventually(t, func() bool {
