@@ -17,12 +17,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -36,7 +38,11 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, cfg, os.Stderr)
+	stopProfiles, err := startProfiles(cfg.cpuProfile, cfg.memProfile)
+	if err == nil {
+		err = run(ctx, cfg, os.Stderr)
+		err = errors.Join(err, stopProfiles())
+	}
 	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM) and any failure as is
 		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
 		os.Exit(1)
@@ -68,6 +74,8 @@ type config struct {
 	maxCabs     int
 	httpAddr    string
 	verbose     bool
+	cpuProfile  string
+	memProfile  string
 }
 
 func registerFlags(fs *flag.FlagSet) *config {
@@ -95,7 +103,39 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.maxCabs, "max-cabs", 100_000, "most cabs the alert tracker holds (each window operator holds 4x as many keys in open windows); past it, new cabs' events go to the dead-letter topic with reason key_limit (0: no limit)")
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the live status page (/), Prometheus /metrics, /healthz and /readyz (empty: none)")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to this file when the run ends (go tool pprof -sample_index=alloc_space)")
 	return c
+}
+
+// startProfiles starts the CPU profile and returns the function that stops it and writes
+// the allocation profile; empty paths are off.
+func startProfiles(cpu, mem string) (stop func() error, err error) {
+	var cf *os.File
+	if cpu != "" {
+		if cf, err = os.Create(cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cf); err != nil {
+			cf.Close()
+			return nil, err
+		}
+	}
+	return func() error {
+		var errs []error
+		if cf != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, cf.Close())
+		}
+		if mem != "" {
+			f, err := os.Create(mem)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			errs = append(errs, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+		}
+		return errors.Join(errs...)
+	}, nil
 }
 
 func logger(w io.Writer, verbose bool) *slog.Logger {
