@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetstream/fleetstream/internal/backoff"
@@ -223,6 +224,35 @@ func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 	return p.step(ctx, p.cfg.clock.Now())
 }
 
+// flushOutputs writes the batch to every output not done yet and returns their errors. A
+// repartition's send runs alongside the other outputs: it waits for the broker's acks, the
+// others for their sinks, and neither depends on the other (the batch is acknowledged only
+// once all of them succeeded, as before). The other outputs keep their order, one at a time.
+func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
+	errs := make([]error, len(p.outputs))
+	var wg sync.WaitGroup
+	for i, o := range p.outputs {
+		if _, ok := o.(shuffleNode); ok && !b.done[i] {
+			wg.Go(func() { errs[i] = o.flush(ctx, b.info) })
+		}
+	}
+	for i, o := range p.outputs {
+		if _, ok := o.(shuffleNode); !ok && !b.done[i] {
+			errs[i] = o.flush(ctx, b.info)
+		}
+	}
+	wg.Wait()
+	failed := errs[:0]
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		} else {
+			b.done[i] = true
+		}
+	}
+	return failed
+}
+
 func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) {
 	if p.finished {
 		return true, nil
@@ -238,17 +268,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	b := p.pending
 	b.attempts++
 	outStart := p.cfg.clock.Now()
-	var errs []error
-	for i, o := range p.outputs {
-		if b.done[i] {
-			continue
-		}
-		if err := o.flush(ctx, b.info); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		b.done[i] = true
-	}
+	errs := p.flushOutputs(ctx, b)
 	if len(errs) > 0 {
 		return false, &OutputError{Batch: b.info.Batch, Errs: errs}
 	}
