@@ -591,15 +591,16 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 // all are idle, the slowest), NoWatermark while an upstream source has not been heard from in
 // full, EndOfTime once every upstream partition ended.
 func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
-	seen := map[int]int32{}
-	for from, m := range d.up {
-		if m.marked {
-			si, _ := PartitionSource(from)
-			seen[si]++
-		}
-	}
+	// Called after every mark and for every partition each batch: count without a map (a
+	// repartition has one or a few upstream sources).
 	for _, si := range ups {
-		if seen[si] == 0 || seen[si] < d.expect[si] {
+		var seen int32
+		for from, m := range d.up {
+			if s, _ := PartitionSource(from); m.marked && s == si {
+				seen++
+			}
+		}
+		if seen == 0 || seen < d.expect[si] {
 			return NoWatermark, false, false
 		}
 	}
