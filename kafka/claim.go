@@ -378,6 +378,7 @@ type claimLoop[T any] struct {
 	sess     sarama.ConsumerGroupSession
 	msg      Message
 	queue    []stream.Record[T] // decoded, not yet in the input
+	qarr     []stream.Record[T] // the array queue lies in, from its start (see flush)
 	queued   int64              // bytes of queue and pending
 	skips    []int64            // dead-lettered offsets among or after queue, ascending
 	pending  []stream.DeadLetter
@@ -420,7 +421,7 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 			s.fail(fmt.Errorf("%w: %s/%d offset %d: %w", ErrCorruptRepartition, m.Topic, m.Partition, m.Offset, err))
 			return
 		}
-		c.queue = append(c.queue, stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+		c.enqueue(stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
 		return
 	}
 	if err != nil {
@@ -440,7 +441,15 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		c.pending = append(c.pending, DeadLetterOf(&c.msg, stream.ReasonEventTime, err))
 		return
 	}
-	c.queue = append(c.queue, stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+	c.enqueue(stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+}
+
+func (c *claimLoop[T]) enqueue(r stream.Record[T]) {
+	full := len(c.queue) == cap(c.queue)
+	c.queue = append(c.queue, r)
+	if full { // a new array
+		c.qarr = c.queue[:0]
+	}
 }
 
 // writeDeadLetters writes the pending dead letters. On success their offsets join skips; a
@@ -532,7 +541,9 @@ func (c *claimLoop[T]) flush() bool {
 				clear(c.queue[:n])
 				c.queue = c.queue[n:]
 				if len(c.queue) == 0 {
-					c.queue = c.queue[:0:0]
+					// Start again at the front of the array: fetched records arrive all the
+					// time, and a new array per refill was the claim's largest allocation.
+					c.queue = c.qarr[:0]
 				}
 			}
 			if n < lim {
