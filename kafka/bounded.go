@@ -7,6 +7,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -112,7 +113,8 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 }
 
 // monitorCaughtUp closes the input once every partition this instance owns has been read to
-// its high-water mark and stayed so for idle (WithEndWhenCaughtUp). The high-water marks are
+// its high-water mark, and no partition of the Source's topics (owned by any instance) got a
+// record, for idle (WithEndWhenCaughtUp). The high-water marks are
 // the broker's, fetched after the last record was read: during a broker outage the marks
 // the consumer last saw are stale, and nothing counts as caught up until the broker answers.
 func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T], idle time.Duration) {
@@ -120,6 +122,7 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 	defer tick.Stop()
 	var since time.Time
 	var lastRead int64 = -1
+	var lastEnds map[topicPart]int64 // every partition's high-water mark at the last look
 	for {
 		select {
 		case <-ctx.Done():
@@ -147,6 +150,17 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 			// The consumer's marks say caught up; confirm with marks fetched now.
 			caught = s.confirmCaughtUp(client, owned)
 		}
+		if caught {
+			// And the topics as a whole are idle: with several instances in the group, this
+			// one's partitions may get nothing for a while as others still receive records;
+			// ending here would end its partitions for good (a repartition's end marks), and
+			// what reached them later, read by the instance that takes them over, would be
+			// late.
+			ends, ok := s.topicEnds(client)
+			if !ok || !maps.Equal(ends, lastEnds) {
+				caught, lastEnds = false, ends
+			}
+		}
 		if !caught {
 			since = time.Time{}
 			continue
@@ -169,6 +183,26 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 		in.Close()
 		return
 	}
+}
+
+// topicEnds fetches the high-water mark of every partition of the Source's topics, owned or
+// not; ok is false if any fetch failed.
+func (s *Source[T]) topicEnds(client sarama.Client) (ends map[topicPart]int64, ok bool) {
+	ends = make(map[topicPart]int64)
+	for topic := range s.topics {
+		parts, err := client.Partitions(topic)
+		if err != nil {
+			return nil, false
+		}
+		for _, p := range parts {
+			hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+			if err != nil {
+				return nil, false
+			}
+			ends[topicPart{topic, p}] = hwm
+		}
+	}
+	return ends, true
 }
 
 // confirmCaughtUp fetches the high-water mark of every partition from its leader and reports

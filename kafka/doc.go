@@ -139,7 +139,10 @@
 // # Caught up
 //
 // WithEndWhenCaughtUp ends the input once every owned partition was read to its high-water
-// mark for the idle time. The high-water marks are fetched from the partition leaders after
+// mark, and no partition of the topics got a record, for the idle time. The whole topics
+// count, not only the owned partitions: with several instances, one whose partitions got
+// nothing for a while as others still received records would otherwise end its partitions
+// for good (a repartition's end marks), and records that reached them later would be late. The high-water marks are fetched from the partition leaders after
 // the last record was read; while the broker cannot be reached nothing counts as caught up,
 // so an outage never ends a job early.
 //

@@ -515,6 +515,17 @@ func (r *running) wait(t testing.TB) error {
 
 func (r *running) owned() int { return len(r.src.Stats().Lag) }
 
+// ended reports whether Run has returned, without waiting.
+func (r *running) ended() bool {
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
 func consumerConfig(brokers []string, group string, topics ...string) kafka.Config {
 	return kafka.Config{
 		Brokers: brokers, Group: group, Topics: topics, ClientID: "fleetstream-kafka-test",

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -487,4 +488,37 @@ func TestSourceReadCountsDeadLettersAtEnd(t *testing.T) {
 		return true
 	}, waitFor, 20*time.Millisecond, "every partition read to its end, %d, the pipeline to %d: %+v", end, valid, p.Stats())
 	require.Equal(t, int64(parts*poison), src.DeadLettered())
+}
+
+// TestSourceEndWhenCaughtUpWaitsForOtherPartitions: two Sources of one group share a topic
+// of two partitions; records keep arriving in one partition only, more often than the idle
+// time. The Source that owns the idle partition must not end while the other partition still
+// receives records (its partitions would be ended for good, and what reached them after a
+// rebalance would be late); both end once the records stop.
+func TestSourceEndWhenCaughtUpWaitsForOtherPartitions(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	const parts = 2
+	topic := newTopic(t, brokers, "caughtup-group", parts)
+	group := testenv.UniqueName(t, "g-caughtup-group")
+	idsA, idsB := newIDSet(), newIDSet()
+	idle := kafka.WithEndWhenCaughtUp(time.Second)
+	a := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic), opts: []kafka.SourceOption{idle}, ids: idsA})
+	b := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic), opts: []kafka.SourceOption{idle}, ids: idsB})
+	require.Eventually(t, func() bool { return a.owned() == 1 && b.owned() == 1 }, waitFor, 20*time.Millisecond,
+		"each Source owns one partition")
+	// The producer's pace is the scenario (a record in partition 1 every 250 ms for 4 s, four
+	// times the idle time), not a synchronisation.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 16 {
+		<-tick.C
+		e := mkEvent(1000 + i)
+		v, err := json.Marshal(e)
+		require.NoError(t, err)
+		produce(t, brokers, []*sarama.ProducerMessage{{Topic: topic, Partition: 1, Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(v)}})
+		require.False(t, a.ended() || b.ended(), "a Source ended while partition 1 still received records (after %d)", i)
+	}
+	require.NoError(t, a.wait(t))
+	require.NoError(t, b.wait(t))
+	require.Equal(t, 16, idsA.distinct()+idsB.distinct(), "every record read once")
 }

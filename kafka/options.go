@@ -127,7 +127,8 @@ func WithBounded() SourceOption {
 }
 
 // WithEndWhenCaughtUp ends the input once every partition the Source owns has been read to
-// its high-water mark and no new record arrived for idle: the pipeline closes every window,
+// its high-water mark and no new record arrived in any partition of its topics (owned by
+// this instance or another of the group) for idle: the pipeline closes every window,
 // commits and Run returns nil. It suits jobs that drain a topic and exit (the fleet demo).
 // The high-water marks are fetched from the brokers after the last record was read, so a
 // broker outage, when the marks the consumer last saw are stale, never counts as caught up.
