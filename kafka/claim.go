@@ -469,6 +469,7 @@ func (c *claimLoop[T]) writeDeadLetters() bool {
 			c.skips = append(c.skips, dl.Offset)
 			c.queued -= int64(len(dl.Key) + len(dl.Value))
 			n := s.deadLettered.Add(1)
+			s.countDeadLetter(dl.Reason)
 			if ok, left := s.dlqLog.Allow(time.Now()); ok {
 				s.log.Warn("kafka: record dead-lettered", "topic", dl.Topic, "partition", dl.Partition, "offset", dl.Offset,
 					"reason", dl.Reason, "err", dl.Err, "not_logged_since_last", left, "dead_letters", n)

@@ -335,6 +335,7 @@ func TestSourceDeadLetters(t *testing.T) {
 	pc, err := consumer.ConsumePartition(topic+".dlq", 0, sarama.OffsetOldest)
 	require.NoError(t, err)
 	defer pc.Close()
+	reasons := map[string]int64{}
 	for range len(wantBad) {
 		select {
 		case m := <-pc.Messages():
@@ -342,6 +343,7 @@ func TestSourceDeadLetters(t *testing.T) {
 			for _, x := range m.Headers {
 				h[string(x.Key)] = string(x.Value)
 			}
+			reasons[h[kafka.HeaderReason]]++
 			require.Equal(t, topic, h[kafka.HeaderSourceTopic])
 			where := h[kafka.HeaderSourcePartition] + "/" + h[kafka.HeaderSourceOffset]
 			want, ok := wantBad[where]
@@ -356,6 +358,9 @@ func TestSourceDeadLetters(t *testing.T) {
 		}
 	}
 	require.Empty(t, wantBad)
+	// The source counts them by reason as the dead-letter topic's headers say.
+	require.Len(t, reasons, 2, "decode and invalid: %v", reasons)
+	require.Equal(t, reasons, src.Stats().DeadLettersByReason)
 }
 
 func TestSourceSCRAM(t *testing.T) {

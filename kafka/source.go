@@ -47,6 +47,7 @@ type Source[T any] struct {
 	partitions atomic.Int64
 
 	records, bytes, deadLettered atomic.Int64
+	deadByReason                 sync.Map // reason -> *atomic.Int64
 	// dlqLog lets the first dead letters be logged one by one, then one line per interval
 	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).
 	dlqLog *lograte.Limiter
@@ -143,12 +144,28 @@ func (s *Source[T]) Origin(part int32) (topic string, partition int32, ok bool) 
 // DeadLettered returns how many records went to the dead-letter output.
 func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
 
+// countDeadLetter counts a dead letter by its reason.
+func (s *Source[T]) countDeadLetter(reason string) {
+	c, ok := s.deadByReason.Load(reason)
+	if !ok {
+		c, _ = s.deadByReason.LoadOrStore(reason, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(1)
+}
+
 // Stats reports the records and bytes consumed and, for every partition this instance owns,
 // by "topic/partition": its lag (the high-water mark minus the committed offset), the offset
 // after the last record read (pushed into the pipeline's input or dead-lettered) and the
 // high-water mark.
 func (s *Source[T]) Stats() stream.SourceStats {
 	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load(), DeadLetters: s.deadLettered.Load()}
+	s.deadByReason.Range(func(k, v any) bool {
+		if st.DeadLettersByReason == nil {
+			st.DeadLettersByReason = make(map[string]int64)
+		}
+		st.DeadLettersByReason[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.Lag = make(map[string]int64, len(s.owned))

@@ -410,6 +410,12 @@ func (p *Pipeline) sourceStats() SourceStats {
 		st.Records += s.Records
 		st.Bytes += s.Bytes
 		st.DeadLetters += s.DeadLetters
+		for r, n := range s.DeadLettersByReason {
+			if st.DeadLettersByReason == nil {
+				st.DeadLettersByReason = make(map[string]int64, len(s.DeadLettersByReason))
+			}
+			st.DeadLettersByReason[r] += n // summed over the sources
+		}
 	}
 	return st
 }

@@ -36,8 +36,11 @@ type Binder[T any] interface {
 type SourceStats struct {
 	// Records and Bytes count what the source consumed since it started.
 	Records, Bytes int64
-	// DeadLetters counts the records the source sent to its dead-letter output.
-	DeadLetters int64
+	// DeadLetters counts the records the source sent to its dead-letter output, and
+	// DeadLettersByReason splits them by DeadLetter.Reason (ReasonDecode, ReasonInvalid,
+	// ReasonEventTime, ...); nil from a source that does not split them.
+	DeadLetters         int64
+	DeadLettersByReason map[string]int64
 	// Lag is the number of records behind the end of each partition (high-water mark minus
 	// committed offset), by a source-defined partition name such as "topic/3".
 	Lag map[string]int64

@@ -32,6 +32,7 @@
 //	state_bytes{operator}                       gauge      estimated bytes of the operator's state (*)
 //	operator_rejected_records_total{operator,reason} counter  records set aside: late, key_limit (*)
 //	source_dead_letters_total                   counter    records the source dead-lettered
+//	source_dead_letters_by_reason_total{reason} counter    the same by reason: decode, invalid, event_time
 //	repartition_duplicates_total                counter    replayed records the repartitions dropped
 //
 // (*) for operators that implement stream.StateReporter (package window's Aggregate, the

@@ -158,6 +158,7 @@ type Metrics struct {
 	openWindows  *prometheus.GaugeVec
 	stateBytes   *prometheus.GaugeVec
 	rejected     *prometheus.CounterVec
+	deadReasons  *prometheus.CounterVec
 	commitLag    *prometheus.GaugeVec
 	retryAttempt prometheus.Gauge
 
@@ -168,12 +169,14 @@ type Metrics struct {
 	watermark time.Time
 	prevDead  int64
 	prevDups  int64
-	lagGauges map[string]prometheus.Gauge // by partition, of the last batch
-	lagSeen   map[string]bool             // scratch: partitions of this batch
-	opSums    map[string]opSum            // scratch: state by operator name
-	opGauges  map[string]*opMetrics       // by operator, of the last batch
-	sinks     map[string]func() SinkStats
-	sinkNames []string // in order of AddSink
+	// prevDeadBy is the source's cumulative dead letters by reason at the last batch.
+	prevDeadBy map[string]int64
+	lagGauges  map[string]prometheus.Gauge // by partition, of the last batch
+	lagSeen    map[string]bool             // scratch: partitions of this batch
+	opSums     map[string]opSum            // scratch: state by operator name
+	opGauges   map[string]*opMetrics       // by operator, of the last batch
+	sinks      map[string]func() SinkStats
+	sinkNames  []string // in order of AddSink
 
 	// The status page's state, kept by Observe without allocating once partitions and
 	// operators are known.
@@ -264,6 +267,9 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "operator_rejected_records_total",
 			Help:        "Records an operator did not take into its state and sent to its late or dead-letter stream instead, by reason: late, key_limit.",
 			ConstLabels: cl}, []string{"operator", "reason"}),
+		deadReasons: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "source_dead_letters_by_reason_total",
+			Help:        "source_dead_letters_total by reason: decode, invalid, event_time (from sources that split them).",
+			ConstLabels: cl}, []string{"reason"}),
 		commitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "source_commit_lag_records",
 			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
 			ConstLabels: cl}, []string{"partition"}),
@@ -276,11 +282,12 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		lagGauges:    make(map[string]prometheus.Gauge),
 		lagSeen:      make(map[string]bool),
 		opSums:       make(map[string]opSum),
+		prevDeadBy:   make(map[string]int64),
 		opGauges:     make(map[string]*opMetrics),
 		sinks:        make(map[string]func() SinkStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
-		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected,
+		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.deadReasons,
 		m.commitLag, m.retryAttempt,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl)}}
 	for _, c := range cs {
@@ -352,6 +359,12 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 
 	m.deadLetters.Add(float64(increase(st.Source.DeadLetters, m.prevDead)))
 	m.prevDead = st.Source.DeadLetters
+	for r, n := range st.Source.DeadLettersByReason {
+		if d := increase(n, m.prevDeadBy[r]); d > 0 || !m.hasReason(r) {
+			m.deadReasons.WithLabelValues(r).Add(float64(d))
+		}
+		m.prevDeadBy[r] = n
+	}
 	// Duplicates is cumulative since the pipeline started, like DeadLetters.
 	m.duplicates.Add(float64(increase(st.Duplicates, m.prevDups)))
 	m.prevDups = st.Duplicates
@@ -445,6 +458,12 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 			delete(m.opGauges, name)
 		}
 	}
+}
+
+// hasReason reports whether the source's dead letters of reason have a series; m.mu is held.
+func (m *Metrics) hasReason(r string) bool {
+	_, ok := m.prevDeadBy[r]
+	return ok
 }
 
 // increase is what a cumulative count added since prev: all of it when it went down (it

@@ -1,6 +1,7 @@
 package prom_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -644,4 +645,35 @@ func TestReadLagOfDeadLettersAtEnd(t *testing.T) {
 			require.Equal(t, float64(tt.wantHeld), part("fleetstream_source_held_back_records"))
 		})
 	}
+}
+
+// TestSourceDeadLettersByReason: the source's cumulative dead letters by reason become one
+// counter per reason that only goes up, and the status page lists them by reason (what the
+// source did not split, under "other").
+func TestSourceDeadLettersByReason(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	for i, src := range []stream.SourceStats{
+		{DeadLetters: 5, DeadLettersByReason: map[string]int64{stream.ReasonDecode: 3, stream.ReasonInvalid: 2}},
+		{DeadLetters: 7, DeadLettersByReason: map[string]int64{stream.ReasonDecode: 4, stream.ReasonInvalid: 2, stream.ReasonEventTime: 1}},
+	} {
+		m.Observe(stream.BatchStats{Batch: int64(i + 1), Source: src})
+	}
+	mfs := scrape(t, srv)
+	reason := func(r string) float64 {
+		return mustValue(t, mfs, "fleetstream_source_dead_letters_by_reason_total", "reason", r)
+	}
+	require.Equal(t, 4.0, reason(stream.ReasonDecode))
+	require.Equal(t, 2.0, reason(stream.ReasonInvalid))
+	require.Equal(t, 1.0, reason(stream.ReasonEventTime))
+	require.Equal(t, 7.0, mustValue(t, mfs, "fleetstream_source_dead_letters_total"))
+
+	m.Observe(stream.BatchStats{Batch: 3, Source: stream.SourceStats{DeadLetters: 9,
+		DeadLettersByReason: map[string]int64{stream.ReasonDecode: 4, stream.ReasonInvalid: 2, stream.ReasonEventTime: 1}}})
+	var rows []string
+	for _, d := range m.Status().DeadLetters {
+		if d.Where == "source" {
+			rows = append(rows, fmt.Sprintf("%s=%d", d.Reason, d.Count))
+		}
+	}
+	require.Equal(t, []string{"decode=4", "event_time=1", "invalid=2", "other=2"}, rows)
 }

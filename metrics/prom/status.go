@@ -6,6 +6,7 @@ package prom
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,6 +187,7 @@ func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy
 	c := statusCopy{
 		partitions: m.partsNow, records: m.records, bytes: m.bytesTotal, batches: m.batchCount,
 		sourceDead: m.prevDead, duplicates: m.prevDups, state: slices.Clone(m.stateNow),
+		sourceDeadBy: maps.Clone(m.prevDeadBy),
 	}
 	if full {
 		hist = m.history()
@@ -207,6 +209,7 @@ type statusCopy struct {
 	partitions              int
 	records, bytes, batches int64
 	sourceDead, duplicates  int64
+	sourceDeadBy            map[string]int64
 	rows                    []PartitionDoc
 	state                   []stream.OperatorState
 }
@@ -394,7 +397,20 @@ func (m *Metrics) Status() Status {
 		st.ProcessRate = float64(procRecs) / procTime.Seconds()
 	}
 	st.PartitionTb = c.rows
-	st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: "decode, invalid, event_time", Count: c.sourceDead})
+	// The source's dead letters by reason when it splits them (any rest under "other"),
+	// else one row.
+	if len(c.sourceDeadBy) == 0 {
+		st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: "decode, invalid, event_time", Count: c.sourceDead})
+	} else {
+		rest := c.sourceDead
+		for _, r := range slices.Sorted(maps.Keys(c.sourceDeadBy)) {
+			st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: r, Count: c.sourceDeadBy[r]})
+			rest -= c.sourceDeadBy[r]
+		}
+		if rest > 0 {
+			st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "source", Reason: "other", Count: rest})
+		}
+	}
 	for _, o := range c.state {
 		d := OperatorDoc{Operator: o.Operator, Entries: o.Entries}
 		if o.Reported {
