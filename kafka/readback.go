@@ -1,0 +1,227 @@
+// The read-back of exactly once: what a replay may emit again is read back from committed
+// output, from the bound each committed checkpoint stores, and recognised by its digest. See
+// "Exactly once" in the package documentation.
+
+package kafka
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/IBM/sarama"
+)
+
+// digestOf identifies an output message by content.
+func digestOf(topic string, key, value []byte, headers []Header) digest {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(topic))
+	field(key)
+	field(value)
+	for _, hd := range headers {
+		field([]byte(hd.Key))
+		field(hd.Value)
+	}
+	var d digest
+	copy(d[:], h.Sum(nil))
+	return d
+}
+
+// readBound is what a committed checkpoint stores for exactly once: where a read-back of
+// committed output must start (out) for the output that the replay from the committed
+// offset makes again, and the offset after the last record that any owner of the partition
+// had pushed when it committed (pushed; -1 unknown): output made from records before it may
+// be in committed output already, from records after it not.
+type readBound struct {
+	out    outputs
+	pushed int64
+}
+
+// encodeBound appends a read-back bound to the pipeline's checkpoint:
+// meta~eos~PUSHED;topic/part=off,...
+func encodeBound(meta string, b readBound) string {
+	if len(b.out) == 0 {
+		return meta
+	}
+	keys := make([]topicPart, 0, len(b.out))
+	for k := range b.out {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y topicPart) int {
+		if c := strings.Compare(x.topic, y.topic); c != 0 {
+			return c
+		}
+		return int(x.part - y.part)
+	})
+	var s strings.Builder
+	s.WriteString(meta)
+	s.WriteString(eosMarker)
+	if b.pushed >= 0 {
+		fmt.Fprintf(&s, "%d;", b.pushed)
+	}
+	for i, k := range keys {
+		if i > 0 {
+			s.WriteByte(',')
+		}
+		fmt.Fprintf(&s, "%s/%d=%d", k.topic, k.part, b.out[k])
+	}
+	return s.String()
+}
+
+// splitBound splits stored offset metadata into the pipeline's checkpoint and the read-back
+// bound. Metadata without a bound is all checkpoint; a bound without the pushed end (as
+// stored before it was added) has pushed -1.
+func splitBound(stored string) (meta string, b readBound) {
+	b.pushed = -1
+	i := strings.LastIndex(stored, eosMarker)
+	if i < 0 {
+		return stored, b
+	}
+	meta, rest := stored[:i], stored[i+len(eosMarker):]
+	if n, list, ok := strings.Cut(rest, ";"); ok {
+		v, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || v < 0 {
+			return stored, readBound{pushed: -1} // not ours
+		}
+		b.pushed, rest = v, list
+	}
+	b.out = outputs{}
+	for _, f := range strings.Split(rest, ",") {
+		tp, off, ok1 := strings.Cut(f, "=")
+		topic, part, ok2 := cutLast(tp, "/")
+		o, err1 := strconv.ParseInt(off, 10, 64)
+		p, err2 := strconv.ParseInt(part, 10, 32)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil {
+			return stored, readBound{pushed: -1} // not ours
+		}
+		b.out[topicPart{topic, int32(p)}] = o
+	}
+	return meta, b
+}
+
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+// readBack reads the committed output from each bound to the partition's last stable
+// offset and remembers every message's digest. It returns how many messages it read.
+func (t *txn) readBack(ctx context.Context, bounds outputs) (int, error) {
+	n := 0
+	for tp, from := range bounds {
+		if !slices.Contains(t.topics, tp.topic) {
+			continue
+		}
+		read, err := t.readPartition(ctx, tp, from)
+		if err != nil {
+			return n, err
+		}
+		n += read
+	}
+	return n, nil
+}
+
+// readPartition fetches tp from from to its last stable offset with isolation
+// read_committed, skipping control batches and aborted transactions as a consumer does.
+func (t *txn) readPartition(ctx context.Context, tp topicPart, from int64) (int, error) {
+	broker, err := t.client.Leader(tp.topic, tp.part)
+	if err != nil {
+		return 0, err
+	}
+	ver := t.client.Config().Version
+	lreq := sarama.NewOffsetRequest(ver)
+	lreq.IsolationLevel = sarama.ReadCommitted
+	lreq.AddBlock(tp.topic, tp.part, sarama.OffsetNewest, 1)
+	lresp, err := broker.GetAvailableOffsets(lreq)
+	if err != nil {
+		return 0, err
+	}
+	lb := lresp.GetBlock(tp.topic, tp.part)
+	if lb == nil || !errors.Is(lb.Err, sarama.ErrNoError) || len(lb.Offsets) != 1 {
+		return 0, fmt.Errorf("last stable offset of %s/%d: %v", tp.topic, tp.part, lb)
+	}
+	end := lb.Offsets[0]
+	n := 0
+	next := from
+	aborted := map[int64]bool{}
+	for next < end {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 100, MinBytes: 1, MaxBytes: 8 << 20, Isolation: sarama.ReadCommitted}
+		req.AddBlock(tp.topic, tp.part, next, 4<<20, -1)
+		resp, err := broker.Fetch(req)
+		if err != nil {
+			return n, err
+		}
+		b := resp.GetBlock(tp.topic, tp.part)
+		if b == nil {
+			return n, fmt.Errorf("fetch %s/%d: no block", tp.topic, tp.part)
+		}
+		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) && next < b.LogStartOffset {
+			next = b.LogStartOffset // retention removed the start: nothing older can be replayed either
+			continue
+		}
+		if !errors.Is(b.Err, sarama.ErrNoError) {
+			return n, fmt.Errorf("fetch %s/%d at %d: %w", tp.topic, tp.part, next, b.Err)
+		}
+		abortedTxns := slices.Clone(b.AbortedTransactions)
+		slices.SortFunc(abortedTxns, func(x, y *sarama.AbortedTransaction) int { return int(x.FirstOffset - y.FirstOffset) })
+		moved := false
+		for _, rs := range b.RecordsSet {
+			rb := rs.RecordBatch
+			if rb == nil || rb.PartialTrailingRecord {
+				continue
+			}
+			last := rb.FirstOffset + int64(rb.LastOffsetDelta)
+			if last < next {
+				continue
+			}
+			for len(abortedTxns) > 0 && abortedTxns[0].FirstOffset <= last {
+				aborted[abortedTxns[0].ProducerID] = true
+				abortedTxns = abortedTxns[1:]
+			}
+			moved = true
+			switch {
+			case rb.Control:
+				// A transaction marker: key is version (int16) and type (int16), 0 = abort.
+				if len(rb.Records) > 0 && len(rb.Records[0].Key) >= 4 && binary.BigEndian.Uint16(rb.Records[0].Key[2:4]) == 0 {
+					delete(aborted, rb.ProducerID)
+				}
+			case rb.IsTransactional && aborted[rb.ProducerID]:
+			default:
+				for _, r := range rb.Records {
+					off := rb.FirstOffset + r.OffsetDelta
+					if off < next || off >= end {
+						continue
+					}
+					hs := make([]Header, len(r.Headers))
+					for i, h := range r.Headers {
+						hs[i] = Header{Key: string(h.Key), Value: h.Value}
+					}
+					t.seen[digestOf(tp.topic, r.Key, r.Value, hs)]++
+					n++
+				}
+			}
+			next = last + 1
+		}
+		if !moved {
+			return n, fmt.Errorf("fetch %s/%d at %d: no progress before the last stable offset %d", tp.topic, tp.part, next, end)
+		}
+	}
+	return n, nil
+}
