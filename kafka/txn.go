@@ -1,7 +1,8 @@
 // The exactly-once transaction of a Source: the messages that bound Producers wrote during
 // a batch are produced, and the batch's offsets (with the pipeline's checkpoint) committed,
-// in one Kafka transaction when the pipeline commits; and the read-back of committed output
-// that drops what a replay emits again. See "Exactly once" in the package documentation.
+// in one Kafka transaction when the pipeline commits (the read-back of committed output that
+// drops what a replay emits again is in readback.go). See "Exactly once" in the package
+// documentation.
 
 package kafka
 
