@@ -11,10 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // Shuffled is one record on a repartition's transport: a value on its way to a downstream
@@ -277,76 +275,6 @@ type downPart struct {
 	points    []markPoint
 }
 
-// marks is what the upstream records read so far say: per upstream partition its highest
-// sequence number and its last mark, and per upstream source its partition count.
-type marks struct {
-	up     map[int32]*upMark
-	expect map[int]int32
-}
-
-type upMark struct {
-	seq       int64 // the highest Seq, Sub seen (duplicates are at or below it)
-	sub       int32
-	has       bool
-	markSeq   int64 // Seq of the newest mark applied
-	wm        int64
-	idle, end bool
-	marked    bool
-}
-
-// histRec is a record's part in marks: its position and its Shuffled fields but the value.
-type histRec struct {
-	pos       int64
-	from      int32
-	sub       int32
-	seq       int64
-	wm        int64
-	upstreams int32
-	mark      bool
-	idle, end bool
-}
-
-func newMarks() marks { return marks{up: map[int32]*upMark{}, expect: map[int]int32{}} }
-
-func (m marks) clone() marks {
-	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect))}
-	for k, v := range m.up {
-		x := *v
-		c.up[k] = &x
-	}
-	for k, v := range m.expect {
-		c.expect[k] = v
-	}
-	return c
-}
-
-// apply moves m past one record and reports whether the record is a value to keep (not a
-// mark, not a duplicate).
-func (m marks) apply(r *histRec) bool {
-	u := m.up[r.from]
-	if u == nil {
-		u = &upMark{wm: NoWatermark, markSeq: -1}
-		m.up[r.from] = u
-	}
-	if r.mark {
-		if r.seq >= u.markSeq {
-			u.markSeq, u.idle, u.marked = r.seq, r.idle, true
-			u.wm = max(u.wm, r.wm)
-			u.end = u.end || r.end
-		}
-		if r.upstreams > 0 {
-			si, _ := PartitionSource(r.from)
-			m.expect[si] = max(m.expect[si], r.upstreams)
-		}
-		return false
-	}
-	if u.has && (r.seq < u.seq || r.seq == u.seq && r.sub <= u.sub) {
-		return false
-	}
-	u.seq, u.sub, u.has = r.seq, r.sub, true
-	return true
-}
-
 func (sh *shuffle[T]) exchange() any { return sh.ex }
 
 func (sh *shuffle[T]) open(ctx context.Context) error {
@@ -584,137 +512,6 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 		ps.marked = true
 		ps.markWM, ps.markIdle, ps.markEnd = d.cur.watermark(sh.ups)
 	}
-}
-
-// watermark returns a downstream partition's watermark from its upstream marks: the minimum
-// over the upstream partitions that are not idle and have not ended (over the idle ones if
-// all are idle, the slowest), NoWatermark while an upstream source has not been heard from in
-// full, EndOfTime once every upstream partition ended.
-func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
-	// Called after every mark and for every partition each batch: count without a map (a
-	// repartition has one or a few upstream sources).
-	for _, si := range ups {
-		var seen int32
-		for from, m := range d.up {
-			if s, _ := PartitionSource(from); m.marked && s == si {
-				seen++
-			}
-		}
-		if seen == 0 || seen < d.expect[si] {
-			return NoWatermark, false, false
-		}
-	}
-	active, idleMin, any := int64(math.MaxInt64), int64(math.MaxInt64), false
-	end = true
-	for _, m := range d.up {
-		if !m.marked || m.end {
-			continue
-		}
-		end = false
-		if m.idle {
-			idleMin = min(idleMin, m.wm)
-			continue
-		}
-		any = true
-		active = min(active, m.wm)
-	}
-	switch {
-	case end:
-		return EndOfTime, false, true
-	case any:
-		return active, false, false
-	default:
-		return idleMin, true, false
-	}
-}
-
-// ended reports whether every upstream partition ended.
-func (d marks) ended(ups []int) bool {
-	_, _, end := d.watermark(ups)
-	return end
-}
-
-// encode writes the marks: "x1;" then per upstream partition
-// "from,seq,sub,markSeq,wm,flags;" and per upstream source "e,source,count;", numbers in
-// base 36, in a stable order.
-func (d marks) encode() string {
-	froms := make([]int32, 0, len(d.up))
-	for f := range d.up {
-		froms = append(froms, f)
-	}
-	slices.Sort(froms)
-	b := make([]byte, 0, 8+40*len(froms))
-	b = append(b, "x1;"...)
-	for _, f := range froms {
-		m := d.up[f]
-		flags := 0
-		for i, on := range []bool{m.has, m.marked, m.idle, m.end} {
-			if on {
-				flags |= 1 << i
-			}
-		}
-		b = strconv.AppendInt(b, int64(f), 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.seq, 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(m.sub), 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.markSeq, 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.wm, 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(flags), 36)
-		b = append(b, ';')
-	}
-	srcs := make([]int, 0, len(d.expect))
-	for s := range d.expect {
-		srcs = append(srcs, s)
-	}
-	slices.Sort(srcs)
-	for _, s := range srcs {
-		b = append(b, 'e', ',')
-		b = strconv.AppendInt(b, int64(s), 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(d.expect[s]), 36)
-		b = append(b, ';')
-	}
-	return string(b)
-}
-
-func decodeMarks(s string) (marks, error) {
-	rest, ok := strings.CutPrefix(s, "x1;")
-	if !ok {
-		return marks{}, fmt.Errorf("stream: repartition marks %q: unknown format", s)
-	}
-	d := newMarks()
-	for item := range strings.SplitSeq(rest, ";") {
-		if item == "" {
-			continue
-		}
-		f := strings.Split(item, ",")
-		nums := make([]int64, 0, len(f))
-		for _, x := range f {
-			if x == "e" {
-				continue
-			}
-			v, err := strconv.ParseInt(x, 36, 64)
-			if err != nil {
-				return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
-			}
-			nums = append(nums, v)
-		}
-		switch {
-		case f[0] == "e" && len(nums) == 2:
-			d.expect[int(nums[0])] = int32(nums[1])
-		case f[0] != "e" && len(nums) == 6:
-			flags := nums[5]
-			d.up[int32(nums[0])] = &upMark{seq: nums[1], sub: int32(nums[2]), markSeq: nums[3], wm: nums[4],
-				has: flags&1 != 0, marked: flags&2 != 0, idle: flags&4 != 0, end: flags&8 != 0}
-		default:
-			return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
-		}
-	}
-	return d, nil
 }
 
 // checkpoint returns off and the marks as of off: base moved through the records before it,
