@@ -215,6 +215,14 @@
 // the pipeline's future bound (stream.WithMaxFutureEventTime), not decades
 // ahead, where every other cab would look silent.
 //
+// Downstream of a repartition (stream.PartitionContext.Merged, as in
+// fleetpipeline -rekey-by-cab), a partition interleaves upstream partitions
+// that are at different event times, so the newest time seen is no
+// watermark: there the tracker fires device-silent on the upstream marks as
+// of each record (stream.PartitionContext.WatermarkAt), which depend on the
+// partition's record order only. The alerts are then the same however a
+// replay falls into batches (TestTrackRepartitionedSilence).
+//
 // # Replay
 //
 // The tracker holds commits back (stream.Operator.Retained) to the oldest

@@ -286,6 +286,19 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			}
 			tp.marks = append(tp.marks, mark{in[i].Offset, start})
 		}
+		if pc.Merged {
+			// A repartition's partition interleaves several upstream partitions,
+			// each at its own event time: its watermark is the upstream marks'
+			// as of this record's position (not the newest time seen, which a
+			// partition far ahead would set and make the others' cabs look
+			// silent), so the alerts depend on the record order only, not on
+			// where batches end.
+			if wm := pc.WatermarkAt(in[i].Offset); wm > tp.nextExpiry {
+				out = tr.expire(tp, wm, out)
+			}
+			out = tr.event(pc, tp, &in[i], out)
+			continue
+		}
 		out = tr.event(pc, tp, &in[i], out)
 		// The partition's watermark, record by record, so that device-silent
 		// alerts do not depend on how records fall into batches. A record
