@@ -60,6 +60,9 @@ var (
 
 // DecodeError describes why an event was rejected.
 type DecodeError struct {
+	// Record is what was decoded: "" for an event, "request" for a ride
+	// request ([DecodeRequest]).
+	Record string
 	// Field is the JSON name of the offending field ("lat", "ts", ...), or
 	// "" when the problem is not tied to one field (syntax errors).
 	Field string
@@ -73,9 +76,13 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	kind := "invalid event"
+	what := e.Record
+	if what == "" {
+		what = "event"
+	}
+	kind := "invalid " + what
 	if e.Err == ErrMalformed {
-		kind = "malformed event"
+		kind = "malformed " + what
 	}
 	var b []byte
 	b = append(b, "telemetry: "...)
