@@ -5,6 +5,8 @@
 //	go run ./examples/replay -source porto,sim -sim-events 500000
 //
 // -skip and -limit produce a part of the same sequence, so a replay can be split in two.
+// -requests-topic also produces the booking app's ride requests of the produced trips
+// (fleetsim.Requests).
 //
 // The Porto events keep their 2013 times unless -shift moves the first one to now; simulated
 // events start after the last Porto event, so that in every partition time moves forward.
@@ -27,6 +29,7 @@ import (
 	"github.com/fleetstream/fleetstream/examples/internal/cli"
 	"github.com/fleetstream/fleetstream/examples/internal/feed"
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/telemetry"
 	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
 )
 
@@ -40,6 +43,7 @@ type options struct {
 	skip       int
 	limit      int
 	unkeyed    bool
+	requests   string
 }
 
 func main() {
@@ -60,6 +64,7 @@ func main() {
 	fs.IntVar(&o.batch, "batch", 2000, "messages per produce request batch")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.unkeyed, "unkeyed", false, "produce without keys, round-robin over the partitions (as an IoT hub that does not key by cab_id); fleetpipeline then needs -rekey-by-cab")
+	fs.StringVar(&o.requests, "requests-topic", "", "also produce the booking app's ride requests derived from the produced trips (fleetsim.Requests) to this topic, keyed by request ID; empty: none")
 	fs.IntVar(&o.skip, "skip", 0, "leave out the first N messages of the replay (to resume or split one)")
 	fs.IntVar(&o.limit, "limit", 0, "produce at most N messages after -skip; 0: all")
 	_ = fs.Parse(os.Args[1:])
@@ -141,6 +146,38 @@ func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error 
 	bar.done()
 	el := time.Since(start)
 	fmt.Fprintf(out, "produced %d messages to %s in %v (%.0f msg/s)\n", len(msgs), o.topic, el.Round(time.Millisecond), float64(len(msgs))/el.Seconds())
+	if o.requests != "" {
+		return produceRequests(ctx, cfg, o, msgs, out)
+	}
+	return nil
+}
+
+// produceRequests produces the ride requests of the trips in msgs to o.requests.
+func produceRequests(ctx context.Context, cfg kafka.Config, o options, msgs []fleetsim.Message, out io.Writer) error {
+	evs := make([]telemetry.Event, 0, len(msgs))
+	for _, m := range msgs {
+		if !m.Malformed {
+			evs = append(evs, m.Event)
+		}
+	}
+	reqs := fleetsim.Requests(evs)
+	if _, err := kafka.EnsureTopic(ctx, cfg, o.requests, int32(o.partitions), 1); err != nil {
+		return err
+	}
+	prod, err := kafka.NewProducer(cfg, o.requests, kafka.KeyValue(
+		func(r telemetry.Request) []byte { return []byte(r.RequestID) },
+		func(r telemetry.Request) ([]byte, error) { return telemetry.AppendRequest(nil, r) },
+	))
+	if err != nil {
+		return err
+	}
+	defer prod.Close(context.WithoutCancel(ctx))
+	for chunk := range slices.Chunk(reqs, max(o.batch, 1)) {
+		if err := prod.Write(ctx, chunk); err != nil {
+			return fmt.Errorf("produce requests: %w", err)
+		}
+	}
+	fmt.Fprintf(out, "produced %d ride requests to %s\n", len(reqs), o.requests)
 	return nil
 }
 
