@@ -90,7 +90,12 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 					eos.resume(bound.out)
 				}
 			}
-			if ok && meta != "" {
+			// A committed offset without a checkpoint (no stateful operator reads the
+			// partition before a repartition) still tells the pipeline where the partition
+			// resumes: a repartition's marks from it are numbered from there, after the ones
+			// an earlier run sent (an Assign would number them from nothing, and the
+			// downstream would take the partition's end mark for a replayed one).
+			if ok && c.Offset >= 0 {
 				resume = append(resume, stream.Position{Partition: id, Offset: c.Offset, Meta: meta})
 				continue
 			}
