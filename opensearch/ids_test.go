@@ -55,10 +55,11 @@ func TestDailyIndex(t *testing.T) {
 func TestTemplates(t *testing.T) {
 	ts, err := opensearch.Templates(opensearch.WithReplicas(0), opensearch.WithRawTelemetry(), opensearch.WithAppendOnlyDataStreams())
 	require.NoError(t, err)
-	require.Len(t, ts, 4)
+	require.Len(t, ts, 5)
 	want := map[string]string{
 		opensearch.TemplateCabStats:     opensearch.PatternCabStats,
 		opensearch.TemplateZoneDemand:   opensearch.PatternZoneDemand,
+		opensearch.TemplateZoneSupply:   opensearch.PatternZoneSupply,
 		opensearch.TemplateCabAlerts:    opensearch.PatternCabAlerts,
 		opensearch.TemplateCabTelemetry: opensearch.PatternCabTelemetry,
 	}
@@ -94,6 +95,10 @@ func TestTemplates(t *testing.T) {
 		case opensearch.TemplateZoneDemand:
 			require.Equal(t, "geo_point", props["location"].Type)
 			require.Equal(t, "keyword", props["zone"].Type)
+		case opensearch.TemplateZoneSupply:
+			require.Equal(t, "geo_point", props["location"].Type)
+			require.Equal(t, "double", props["supply_demand_ratio"].Type)
+			require.Equal(t, "long", props["available_cabs"].Type)
 		case opensearch.TemplateCabAlerts:
 			require.Equal(t, "object", props["details"].Type)
 			require.NotNil(t, body.DataStream)

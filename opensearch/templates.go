@@ -1,5 +1,5 @@
 // Index templates: Template, the template options, Templates and Client.EnsureTemplates for
-// cab-stats-*, zone-demand-*, cab-alerts-* and cab-telemetry-*.
+// cab-stats-*, zone-demand-*, zone-supply-*, cab-alerts-* and cab-telemetry-*.
 
 package opensearch
 
@@ -16,6 +16,8 @@ const (
 	PatternCabStats      = "cab-stats-*"
 	TemplateZoneDemand   = "fleetstream-zone-demand"
 	PatternZoneDemand    = "zone-demand-*"
+	TemplateZoneSupply   = "fleetstream-zone-supply"
+	PatternZoneSupply    = "zone-supply-*"
 	TemplateCabAlerts    = "fleetstream-cab-alerts"
 	PatternCabAlerts     = "cab-alerts-*"
 	TemplateCabTelemetry = "fleetstream-cab-telemetry"
@@ -116,6 +118,14 @@ func zoneDemandFields() obj {
 	}
 }
 
+func zoneSupplyFields() obj {
+	return obj{
+		"zone": keyword, "window_start": date, "window_end": date, "@timestamp": date,
+		"requests": long, "cancelled": long, "available_cabs": long, "supply_demand_ratio": double,
+		"location": geoPoint,
+	}
+}
+
 func cabAlertsFields() obj {
 	return obj{
 		"alert_id": keyword, "type": keyword, "cab_id": keyword, "@timestamp": date,
@@ -152,6 +162,7 @@ func Templates(opts ...TemplateOption) ([]Template, error) {
 	specs := []spec{
 		{TemplateCabStats, PatternCabStats, cabStatsFields(), false},
 		{TemplateZoneDemand, PatternZoneDemand, zoneDemandFields(), false},
+		{TemplateZoneSupply, PatternZoneSupply, zoneSupplyFields(), false},
 		{TemplateCabAlerts, PatternCabAlerts, cabAlertsFields(), cfg.dataStreams},
 	}
 	if cfg.telemetry {

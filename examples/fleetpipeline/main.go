@@ -4,6 +4,8 @@
 //
 //   - per-cab stats for tumbling event-time windows (default 1 minute) to cab-stats-YYYY.MM.DD,
 //   - zone demand per geohash-6 cell for 5-minute windows to zone-demand-YYYY.MM.DD,
+//   - with -requests-topic, supply and demand per cell (ride requests made and cancelled,
+//     available cabs, their ratio) for the same windows to zone-supply-YYYY.MM.DD,
 //   - alerts (speeding, harsh braking, long idle, geofence, device silent) to
 //     cab-alerts-YYYY.MM.DD and to the Kafka topic cab-alerts,
 //
@@ -57,6 +59,7 @@ type config struct {
 	group       string
 	name        string
 	alertsTopic string
+	requests    string
 	txnID       string
 	statsWindow time.Duration
 	zoneWindow  time.Duration
@@ -86,6 +89,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.group, "group", "fleetpipeline", "Kafka consumer group")
 	fs.StringVar(&c.name, "name", "fleetpipeline", "pipeline name, part of every document id")
 	fs.StringVar(&c.alertsTopic, "alerts-topic", "cab-alerts", "Kafka topic alerts are also written to (empty: none)")
+	fs.StringVar(&c.requests, "requests-topic", "", "Kafka topic of the booking app's ride requests (JSON, keyed by request_id; replay -requests-topic writes them): adds supply and demand per zone and -zone-window to zone-supply-YYYY.MM.DD, through the topic <name>-supply-repartition (empty: none)")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")

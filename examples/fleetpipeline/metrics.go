@@ -58,10 +58,11 @@ func newMetrics(name string, names *partitionNames) (*prom.Metrics, error) {
 type partitionNames struct {
 	input  atomic.Pointer[func(int32) (string, int32)]
 	mu     sync.Mutex
-	topics []string // the repartition topics, by source index - 1
+	topics []string // the topics of the further sources (inputs and repartitions), by source index - 1
 }
 
-// repartition notes the topic of the next repartition the graph creates.
+// repartition notes the topic of the next source the graph creates: a repartition, or a
+// further input.
 func (n *partitionNames) repartition(topic string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +25,9 @@ import (
 )
 
 type (
-	cabResult  = window.Result[string, telemetry.CabStats]
-	zoneResult = window.Result[string, telemetry.ZoneDemand]
+	cabResult    = window.Result[string, telemetry.CabStats]
+	zoneResult   = window.Result[string, telemetry.ZoneDemand]
+	supplyResult = window.Result[string, telemetry.ZoneSupply]
 )
 
 // counters are what the status line shows.
@@ -109,6 +111,33 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	}
 	input := src.TopicPartition
 	names.input.Store(&input)
+	events := stream.From(p, src)
+	// With -requests-topic, a second input: the booking app's ride requests, in the same
+	// consumer group (their own offsets and checkpoints).
+	var requests *stream.Stream[telemetry.Request]
+	if c.requests != "" {
+		rcfg := kcfg
+		rcfg.Topics = []string{c.requests}
+		ropts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
+		if c.exitIdle > 0 {
+			ropts = append(ropts, kafka.WithEndWhenCaughtUp(c.exitIdle))
+		}
+		if c.bounded {
+			ropts = append(ropts, kafka.WithBounded())
+		}
+		reqSrc, err := kafka.NewSource(rcfg, kafka.CodecFunc[telemetry.Request](func(m *kafka.Message) (telemetry.Request, time.Time, error) {
+			r, err := telemetry.DecodeRequest(m.Value)
+			if errors.Is(err, telemetry.ErrInvalid) {
+				err = &kafka.InvalidError{Err: err}
+			}
+			return r, r.Time, err
+		}), ropts...)
+		if err != nil {
+			return err
+		}
+		names.repartition(c.requests)
+		requests = stream.From(p, reqSrc)
+	}
 	sh := shuffles{
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
 			names.repartition(zoneEx.Topic())
@@ -133,7 +162,19 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		sh.cabOrigin = exchangeOrigin(cabEx.Topic())
 		alertsFrom = cabEx
 	}
-	g, err := c.transforms(stream.From(p, src), sh, log)
+	if requests != nil {
+		supplyEx, err := kafka.NewExchange[supplyShuffled](kcfg, c.name, "supply",
+			stream.PairCodec[string, telemetry.SupplyObs](stream.StringCodec{}, stream.JSONCodec[telemetry.SupplyObs]()), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		sh.bySupply = func(s *stream.Stream[supplyShuffled]) *stream.Stream[supplyShuffled] {
+			names.repartition(supplyEx.Topic())
+			return stream.Repartition(s, "supply", supplyEx)
+		}
+		sh.supplyOrigin = exchangeOrigin(supplyEx.Topic())
+	}
+	g, err := c.transforms(events, requests, sh, log)
 	if err != nil {
 		return err
 	}
@@ -165,9 +206,15 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		return nil
 	})
-	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, func(t telemetry.Event) telemetry.Event { return t }), lateLetters)
+	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters)
 	if g.zones != nil {
-		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, func(t zoneShuffled) telemetry.Event { return t.Value.Event }), lateLetters)
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, func(t zoneShuffled) ([]byte, []byte, error) { return eventRecord(t.Value.Event) }), lateLetters)
+	}
+	if g.supply != nil {
+		stream.To(lateDeadLetters(g.supply.Late(), "zone-supply", sh.supplyOrigin, func(t supplyShuffled) ([]byte, []byte, error) {
+			v, err := json.Marshal(t.Value)
+			return []byte(t.Key), v, err
+		}), lateLetters)
 	}
 	stream.To(stream.Map(g.refused, func(dl stream.DeadLetter) stream.DeadLetter {
 		if topic, part, ok := sh.cabOrigin(dl.Partition); ok {
@@ -188,6 +235,14 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		Index: opensearch.DailyIndex(c.index("zone-demand"), func(r zoneResult) time.Time { return r.Start }),
 		ID:    func(r zoneResult) string { return telemetry.ZoneDemandDoc(r).DocID(c.name) },
 		Body:  func(dst []byte, r zoneResult) ([]byte, error) { return telemetry.ZoneDemandDoc(r).AppendJSON(dst) },
+	}, deadLetters, opensearch.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	supplySink, err := opensearch.NewSink(client, opensearch.Mapping[supplyResult]{
+		Index: opensearch.DailyIndex(c.index("zone-supply"), func(r supplyResult) time.Time { return r.Start }),
+		ID:    func(r supplyResult) string { return telemetry.ZoneSupplyDoc(r).DocID(c.name) },
+		Body:  func(dst []byte, r supplyResult) ([]byte, error) { return telemetry.ZoneSupplyDoc(r).AppendJSON(dst) },
 	}, deadLetters, opensearch.WithLogger(log))
 	if err != nil {
 		return err
@@ -220,6 +275,13 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return nil
 		})
 	}
+	if g.supplyDocs != nil {
+		stream.To(g.supplyDocs, supplySink)
+		stream.ForEachBatch(g.supplyDocs, func(_ context.Context, _ stream.BatchInfo, b []supplyResult) error {
+			cnt.windows.Add(int64(len(b)))
+			return nil
+		})
+	}
 	if c.alerts {
 		stream.To(g.alerts, alertSink)
 	}
@@ -245,7 +307,11 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if metrics != nil {
 		for name, stats := range map[string]func() prom.SinkStats{
 			"cab-stats": sinkStats(cabSink), "zone-demand": sinkStats(zoneSink), "cab-alerts": sinkStats(alertSink),
+			"zone-supply": sinkStats(supplySink),
 		} {
+			if name == "zone-supply" && g.supplyDocs == nil {
+				continue
+			}
 			if err := metrics.AddSink(name, stats); err != nil {
 				return err
 			}
@@ -265,7 +331,11 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)
 	err = p.Run(ctx)
 	stopStatus()
-	printSummary(w, time.Since(start), &cnt, src, cabSink, zoneSink, alertSink)
+	sinks := []namedSink{{"cab-stats", cabSink.Stats}, {"zone-demand", zoneSink.Stats}, {"cab-alerts", alertSink.Stats}}
+	if g.supplyDocs != nil {
+		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats})
+	}
+	printSummary(w, time.Since(start), &cnt, src, sinks)
 	var dups int64
 	if last := cnt.last.Load(); last != nil {
 		dups = last.Duplicates
@@ -294,17 +364,24 @@ type graph struct {
 	alerts   *stream.Stream[telemetry.Alert]
 	refused  *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
 	split    *splitCabs                        // cabs seen on several partitions (without -rekey-by-cab)
+	// supply and supplyDocs are the zone supply and its final results; nil without requests.
+	supply     *window.Windowed[string, telemetry.ZoneSupply, supplyShuffled]
+	supplyDocs *stream.Stream[supplyResult]
 }
 
 type (
-	zoneShuffled = stream.Pair[string, telemetry.Tracked]
-	cabShuffled  = stream.Pair[string, telemetry.Event]
+	zoneShuffled   = stream.Pair[string, telemetry.Tracked]
+	cabShuffled    = stream.Pair[string, telemetry.Event]
+	supplyShuffled = stream.Pair[string, telemetry.SupplyObs]
 )
 
 // shuffles are the graph's repartitions: Kafka topics in run, in-memory logs offline.
 type shuffles struct {
 	byZone func(*stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled]
 	byCab  func(*stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] // nil without -rekey-by-cab
+	// bySupply routes the supply observations by zone; nil without -requests-topic.
+	bySupply     func(*stream.Stream[supplyShuffled]) *stream.Stream[supplyShuffled]
+	supplyOrigin func(int32) (string, int32, bool)
 	// zoneOrigin and cabOrigin name the Kafka topic and partition of a pipeline partition
 	// of the zone demand's and of the cab stats' input, for dead letters.
 	zoneOrigin, cabOrigin func(int32) (string, int32, bool)
@@ -318,8 +395,9 @@ func exchangeOrigin(topic string) func(int32) (string, int32, bool) {
 	}
 }
 
-// transforms builds the graph on the stream of decoded events.
-func (c *config) transforms(events *stream.Stream[telemetry.Event], sh shuffles, log *slog.Logger) (*graph, error) {
+// transforms builds the graph on the stream of decoded events and, if not nil, of ride
+// requests.
+func (c *config) transforms(events *stream.Stream[telemetry.Event], requests *stream.Stream[telemetry.Request], sh shuffles, log *slog.Logger) (*graph, error) {
 	grace := telemetry.WithWindowOptions(window.WithGrace(c.lateness), window.WithMaxKeys(c.maxKeys()))
 	g := &graph{}
 	if c.rekeyByCab {
@@ -348,6 +426,21 @@ func (c *config) transforms(events *stream.Stream[telemetry.Event], sh shuffles,
 			return nil, err
 		}
 		g.zoneDocs = g.zones.Results().Filter(func(r zoneResult) bool { return r.Final })
+	}
+	if requests != nil {
+		// Available cabs and ride requests meet by zone.
+		cabs, err := telemetry.SupplyFromCabs(tracker.Events(), 0, c.zoneWindow)
+		if err != nil {
+			return nil, err
+		}
+		made, err := telemetry.SupplyFromRequests(requests, 0)
+		if err != nil {
+			return nil, err
+		}
+		if g.supply, err = telemetry.ZoneSupplyByZone(sh.bySupply(cabs.Union(made)), window.Tumbling(c.zoneWindow), grace); err != nil {
+			return nil, err
+		}
+		g.supplyDocs = g.supply.Results().Filter(func(r supplyResult) bool { return r.Final })
 	}
 	return g, nil
 }
@@ -409,10 +502,10 @@ func (c *config) index(base string) string {
 // lateDeadLetters turns a window's late side stream into dead letters that name the record's
 // Kafka origin and why it did not count: late for its window, or refused by a key limit.
 func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string,
-	origin func(int32) (string, int32, bool), event func(T) telemetry.Event) *stream.Stream[stream.DeadLetter] {
+	origin func(int32) (string, int32, bool), record func(T) (key, value []byte, err error)) *stream.Stream[stream.DeadLetter] {
 	return stream.Map(late, func(l window.Late[T]) stream.DeadLetter {
-		e := event(l.Value)
-		dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: []byte(e.CabID), Partition: l.Partition}
+		k, v, err := record(l.Value)
+		dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: k, Value: v, Partition: l.Partition}
 		if topic, part, ok := origin(l.Partition); ok {
 			dl.Topic, dl.Partition = topic, part
 		}
@@ -423,13 +516,17 @@ func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string
 			dl.Err = fmt.Sprintf("%s: event at %s arrived after its window %s-%s had closed",
 				operator, l.EventTime.Format(time.RFC3339Nano), l.Start.Format(time.RFC3339), l.End.Format(time.RFC3339))
 		}
-		v, err := telemetry.Append(nil, e)
-		if err != nil { // decoded events are valid, so this does not happen; keep the error
-			dl.Err += "; encoding the event: " + err.Error()
+		if err != nil { // decoded records are valid, so this does not happen; keep the error
+			dl.Err += "; encoding the record: " + err.Error()
 		}
-		dl.Value = v
 		return dl
 	})
+}
+
+// eventRecord is the dead letter's key and value of an event: its cab and JSON.
+func eventRecord(e telemetry.Event) ([]byte, []byte, error) {
+	v, err := telemetry.Append(nil, e)
+	return []byte(e.CabID), v, err
 }
 
 func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
@@ -466,15 +563,21 @@ func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters
 	}
 }
 
-func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats },
-	cab *opensearch.Sink[cabResult], zone *opensearch.Sink[zoneResult], alert *opensearch.Sink[telemetry.Alert]) {
+// namedSink is an OpenSearch sink's stats under the name the summary gives it.
+type namedSink struct {
+	name  string
+	stats func() opensearch.Stats
+}
+
+func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats }, sinks []namedSink) {
 	s := src.Stats()
 	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
 		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
-	for _, x := range []struct {
-		name string
-		st   opensearch.Stats
-	}{{"cab-stats", cab.Stats()}, {"zone-demand", zone.Stats()}, {"cab-alerts", alert.Stats()}} {
+	for _, sk := range sinks {
+		x := struct {
+			name string
+			st   opensearch.Stats
+		}{sk.name, sk.stats()}
 		fmt.Fprintf(w, "fleetpipeline: %-11s created %d, updated %d, dead-lettered %d, bulk retries %d, documents retried %d (write blocks %d), split requests %d, long ids bounded %d\n",
 			x.name, x.st.Indexed, x.st.Updated, x.st.DeadLettered, x.st.RequestRetries, x.st.Retried, x.st.Blocked, x.st.Split, x.st.LongIDs)
 	}

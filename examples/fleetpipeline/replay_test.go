@@ -76,7 +76,7 @@ func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 	q, events := streamtest.NewQueue[telemetry.Event](h)
 	q.SetPartitions(replayParts)
 	origin := func(part int32) (string, int32, bool) { return "", part, false }
-	g, err := c.transforms(events, shuffles{
+	g, err := c.transforms(events, nil, shuffles{
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
 			_, out := streamtest.NewRepartition(h, s, "zones", logs.zones)
 			return out

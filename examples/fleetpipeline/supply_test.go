@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/examples/internal/feed"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestZoneSupplyAfterCrash: the replay writes telemetry (Porto and simulated cabs, no faults)
+// and the ride requests of its trips to a second topic; fleetpipeline -requests-topic reads
+// both, is killed (SIGKILL) once every request is committed, and a second run finishes.
+// The zone-supply documents then equal an independent count over the replay's own events
+// and requests: per geohash-6 cell and 5-minute window, the requests made and cancelled, the
+// distinct cabs seen available, and their ratio; one document per zone and window.
+func TestZoneSupplyAfterCrash(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "supply")
+	requests := testenv.UniqueName(t, "supply-requests")
+	r := newRun(t, s, topic, "supply")
+	ensureTopic(t, s, requests)
+	o := feed.Options{Sources: "porto,sim", Porto: portoCSV(t), SimEvents: 60_000, SimCabs: 200, Seed: 1}
+	start(t, "replay", replayBin, "-brokers", s.brokers, "-topic", topic, "-porto", o.Porto, "-quiet",
+		"-source", o.Sources, "-sim-events", fmt.Sprint(o.SimEvents), "-sim-cabs", fmt.Sprint(o.SimCabs),
+		"-seed", fmt.Sprint(o.Seed), "-faults=false", "-requests-topic", requests).succeed(t, time.Minute)
+
+	// The independent count's inputs: the replay's messages and their requests.
+	msgs, err := feed.Messages(o, io.Discard)
+	require.NoError(t, err)
+	evs := make([]telemetry.Event, 0, len(msgs))
+	for _, m := range msgs {
+		evs = append(evs, m.Event)
+	}
+	reqs := fleetsim.Requests(evs)
+
+	// The crash comes once every request is committed, so the second run has none to read
+	// (its request partitions resume at their end, yet must end the repartition).
+	args := r.args(s, "-requests-topic", requests)
+	p := start(t, "fleetpipeline (crash)", pipelineBin, append(args, "-exit-when-idle", "0")...)
+	waitFor(t, 2*time.Minute, 50*time.Millisecond, "every request committed", func() bool {
+		require.False(t, p.exited(), "fleetpipeline ended before the crash:\n%s", tail(p.out.String(), 3000))
+		_, _, sum := groupOffsets(t, s, requests, r.group)
+		return sum == int64(len(reqs))
+	})
+	p.kill(t)
+	out := start(t, "fleetpipeline (last)", pipelineBin, args...).succeed(t, 3*time.Minute)
+	require.Contains(t, out, "zone-supply created")
+
+	// The independent count.
+	const win = 5 * time.Minute
+	type counts struct{ made, cancelled, cabs map[string]bool }
+	want := map[string]*counts{}
+	get := func(p telemetry.Point, at time.Time) *counts {
+		z := telemetry.ZoneSupply{Zone: telemetry.EncodeGeohash(p, telemetry.DefaultGeohashPrecision),
+			WindowStart: at.Truncate(win), WindowEnd: at.Truncate(win).Add(win)}
+		id := z.DocID(r.name)
+		if want[id] == nil {
+			want[id] = &counts{map[string]bool{}, map[string]bool{}, map[string]bool{}}
+		}
+		return want[id]
+	}
+	for _, e := range evs {
+		if e.Status == telemetry.StatusAvailable {
+			get(e.Point(), e.Time).cabs[e.CabID] = true
+		}
+	}
+	for _, q := range reqs {
+		switch q.Status {
+		case telemetry.RequestRequested:
+			get(q.Point(), q.Time).made[q.RequestID] = true
+		case telemetry.RequestCancelled:
+			get(q.Point(), q.Time).cancelled[q.RequestID] = true
+		}
+	}
+
+	got := byID(t, newOS(t, s).docs(r.index("zone-supply")))
+	require.Len(t, got, len(want), "zone-supply documents")
+	withRequests := 0
+	for id, w := range want {
+		d, ok := got[id]
+		require.True(t, ok, "no document %s", id)
+		var z telemetry.ZoneSupply
+		require.NoError(t, json.Unmarshal(d.Source, &z))
+		require.Equal(t, []int64{int64(len(w.made)), int64(len(w.cancelled)), int64(len(w.cabs))},
+			[]int64{z.Requests, z.Cancelled, z.AvailableCabs}, "%s: %s", id, d.Source)
+		if len(w.made) > 0 {
+			withRequests++
+			require.NotNil(t, z.SupplyDemandRatio, id)
+			require.InDelta(t, float64(len(w.cabs))/float64(len(w.made)), *z.SupplyDemandRatio, 1e-9, id)
+		} else {
+			require.Nil(t, z.SupplyDemandRatio, id)
+		}
+	}
+	require.Positive(t, withRequests)
+	t.Logf("%d zone-supply documents, %d with requests, %d requests", len(got), withRequests, len(reqs))
+}
