@@ -189,11 +189,14 @@ func decodeMarks(s string) (marks, error) {
 			continue
 		}
 		f := strings.Split(item, ",")
+		// "e,source,count" is a source's partition count; an upstream partition's entry has
+		// six numbers, any of which may be "e" (14 in base 36), the first one too.
+		expect := f[0] == "e" && len(f) == 3
+		if expect {
+			f = f[1:]
+		}
 		nums := make([]int64, 0, len(f))
 		for _, x := range f {
-			if x == "e" {
-				continue
-			}
 			v, err := strconv.ParseInt(x, 36, 64)
 			if err != nil {
 				return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
@@ -201,9 +204,9 @@ func decodeMarks(s string) (marks, error) {
 			nums = append(nums, v)
 		}
 		switch {
-		case f[0] == "e" && len(nums) == 2:
+		case expect && len(nums) == 2:
 			d.expect[int(nums[0])] = int32(nums[1])
-		case f[0] != "e" && len(nums) == 6:
+		case !expect && len(nums) == 6:
 			flags := nums[5]
 			d.up[int32(nums[0])] = &upMark{seq: nums[1], sub: int32(nums[2]), markSeq: nums[3], wm: nums[4],
 				has: flags&1 != 0, marked: flags&2 != 0, idle: flags&4 != 0, end: flags&8 != 0}
