@@ -1,0 +1,98 @@
+// Package join joins two keyed streams in event time: Interval, a record of the left input
+// with the records of the right input of the same key within bounds around its time (Flink's
+// interval join, Spark's stream-stream join with a time range), and Window, the records of
+// both inputs of the same key in the same tumbling window (Kafka Streams' windowed
+// KStream-KStream join). Both are inner joins by default, left-outer with
+// WithKind(LeftOuter).
+//
+//	orders := stream.Map(ordersIn, func(o Order) stream.Pair[string, Order] { return stream.KV(o.ID, o) })
+//	payments := stream.Map(paymentsIn, func(p Payment) stream.Pair[string, Payment] { return stream.KV(p.OrderID, p) })
+//	// ex: a kafka.NewExchange[stream.Pair[string, join.Side[Order, Payment]]] with a JSON codec
+//	paid, err := join.Interval(orders, payments, ex, 0, 15*time.Minute,
+//		join.WithKind(join.LeftOuter), join.WithName("order-payment"))
+//	if err != nil {
+//		return err // wraps join.ErrInvalidOption
+//	}
+//	stream.To(paid.Joined(), sink)      // a row per order and payment, and per unpaid order
+//	stream.To(paid.Late(), deadLetters) // records that came too late to be joined
+//
+// # Co-partitioning
+//
+// The two inputs may come from different sources (topics) with different partition counts,
+// keyed by anything. Interval and Window map each input to a tagged union, Side[A, B], unite
+// them (stream.Stream.Union: a union of streams of several sources is allowed, each element
+// keeping its own partition and offset) and route the union through ONE repartition
+// (stream.Repartition over the Exchange passed in, partition stream.HashKey(key) % n). So all
+// records of a key, from both inputs, meet in one partition of the repartition, and the
+// partition's watermark is the minimum over every upstream partition of both inputs (the
+// repartition's marks). The join operator runs on those partitions. CoPartition and Tag are
+// the two steps on their own; IntervalOn and WindowOn take the co-partitioned stream.
+//
+// # Watermark
+//
+// The join judges everything on its watermark E: for each record, the highest of the
+// partition's watermark at the record's position (stream.PartitionContext.WatermarkAt) and
+// the watermarks it judged on before; at the end of a batch, the watermark after the batch's
+// last mark (EndOfTime at the end of input). It never uses the newest event time it has seen.
+// Since the repartition's watermark at a position depends only on the partition's record
+// order, so does everything below: output does not depend on how batches cut the partition.
+//
+// # Invariants
+//
+//  1. Interval(lower, upper): a left record at ta and a right record at tb of the same key
+//     match when ta-lower <= tb <= ta+upper (inclusive); Window(size): when floor(ta/size) ==
+//     floor(tb/size). Bounds are non-negative and the size positive, else ErrInvalidOption.
+//  2. A record is late when its time is behind E at its position (Interval: t < E; Window:
+//     its window's end <= E). A late record goes to the Late side stream (Reason
+//     stream.ReasonLate, counted by LateCount), is never joined and never dropped silently. A
+//     record that was on time in its upstream partition is never late (the repartition's
+//     marks before it are at most its upstream watermark), unless E was raised past it by a
+//     watermark that later moved back (see Limits).
+//  3. Every pair of records that are not late and match is emitted exactly once, in the batch
+//     in which the second of them arrives (Joined.Matched true), never a pair that does not
+//     match. Joined.Time, the row's event time, is max(ta, tb); the element's offset is the
+//     older record's position.
+//  4. LeftOuter: every left record that is not late and has no partner is emitted exactly
+//     once with Matched false, when E passes ta+upper (Interval) or its window's end
+//     (Window): no partner can come any more. Joined.Time is then ta.
+//  5. State is bounded by the watermark: a left record is dropped once E > ta+upper, a right
+//     record once E > tb+lower (no left record that is not late can match it any more); a
+//     window's records once E >= its end. At the end of input the state is empty.
+//
+// # Replay
+//
+// No state is checkpointed: Retained (stream.Operator) returns the position of the oldest
+// record held, moved back, in a LeftOuter join, to a partner of each left record that only
+// matched records before it (so a replay from there sees that the record matched, and does
+// not emit it as unmatched). A replay of the partition from scratch, or from the position
+// Retained returned after any batch (the committed checkpoint), rebuilds the same state and
+// gives the same rows for every record after that batch; rows for the records before it are
+// pairs already emitted (sinks overwrite them by deterministic ids), never a wrong unmatched
+// row. Late records may be reported again by a replay (at least once, like every dead letter).
+// Proven by TestOracle (rows against a brute force, both joins, both kinds), TestReplayBatchSizes
+// (a repartition log replayed in batches of 1, 7 and 500 records) and TestCrashSweep (a
+// crash at every batch, and a second one during the replay).
+//
+// # Outside a repartition
+//
+// IntervalOn and WindowOn also accept the Tag of two streams whose partitions already hold
+// every record of a key (two event types of one topic keyed by the join key). There
+// stream.PartitionContext.WatermarkAt is the partition's watermark as of the whole batch, so
+// which records are late may depend on batch boundaries.
+//
+// # Limits
+//
+// The repartition's watermark moves back when an idle upstream partition becomes active
+// behind the others. E does not: records between the two are late, and a replay that starts
+// while the watermark is below E (whose E starts at the lower watermark) may join records the
+// first run reported late. Without idleness (no upstream partition idle for
+// stream.WithIdleTimeout) the watermark never moves back. A Window join keeps a window's
+// records until it closes; an Interval join, per key, the records of the last lower+upper of
+// event time plus the watermark's lag. Right-outer and full-outer joins are not provided.
+//
+// # Stats
+//
+// StateSize counts the records held. ReportState (stream.StateReporter) adds the open
+// windows (Window), an estimate of the bytes held (records inline, indexes, bookkeeping; not
+// what values point to) and the late records so far.
+package join

@@ -1,0 +1,131 @@
+// The Window engine: per tumbling window, per key, the left and the right records held; a
+// window's state is dropped when the watermark reaches its end.
+
+package join
+
+import (
+	"container/heap"
+	"unsafe"
+)
+
+type windowEngine[K comparable, A, B any] struct {
+	size   int64
+	wins   map[int64]*win[K, A, B]
+	starts startHeap // the starts of the open windows
+	nA, nB int
+	cells  int
+}
+
+type win[K comparable, A, B any] struct {
+	cells map[K]*cell[A, B]
+	keys  []K // in order of their first record, so a close emits in a replayable order
+}
+
+type cell[A, B any] struct {
+	as []rec[A]
+	bs []rec[B]
+}
+
+type startHeap []int64
+
+func (h startHeap) Len() int           { return len(h) }
+func (h startHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h startHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *startHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *startHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func newWindowEngine[K comparable, A, B any](size int64) *windowEngine[K, A, B] {
+	return &windowEngine[K, A, B]{size: size, wins: map[int64]*win[K, A, B]{}}
+}
+
+// floorMul rounds t down to a multiple of m (m > 0), also for negative t.
+func floorMul(t, m int64) int64 {
+	r := t % m
+	if r < 0 {
+		r += m
+	}
+	return t - r
+}
+
+// late: the record's window has closed (the watermark reached its end).
+func (e *windowEngine[K, A, B]) late(t, wm int64) bool {
+	return addSat(floorMul(t, e.size), e.size) <= wm
+}
+
+func (e *windowEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, pos int64) {
+	start := floorMul(t, e.size)
+	end := addSat(start, e.size)
+	w := e.wins[start]
+	if w == nil {
+		w = &win[K, A, B]{cells: map[K]*cell[A, B]{}}
+		e.wins[start] = w
+		heap.Push(&e.starts, start)
+	}
+	c := w.cells[key]
+	if c == nil {
+		c = &cell[A, B]{}
+		w.cells[key] = c
+		w.keys = append(w.keys, key)
+		e.cells++
+	}
+	if !v.IsRight {
+		r := rec[A]{t: t, pos: pos, v: v.Left}
+		lp := int64(-1)
+		for i := range c.bs {
+			p.pair(key, &r, &c.bs[i], start, end)
+			r.matched = true
+			lp = max(lp, c.bs[i].pos)
+		}
+		if r.matched {
+			r.hold = p.holdLeft(pos, lp)
+		}
+		r.seq = p.keep(pos)
+		c.as = append(c.as, r)
+		e.nA++
+		return
+	}
+	r := rec[B]{t: t, pos: pos, v: v.Right}
+	for i := range c.as {
+		p.pair(key, &c.as[i], &r, start, end)
+		p.matchedLater(&c.as[i])
+	}
+	r.seq = p.keep(pos)
+	c.bs = append(c.bs, r)
+	e.nB++
+}
+
+// expire closes the windows whose end the watermark reached, in order of start.
+func (e *windowEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
+	for len(e.starts) > 0 && addSat(e.starts[0], e.size) <= wm {
+		start := heap.Pop(&e.starts).(int64)
+		w := e.wins[start]
+		delete(e.wins, start)
+		for _, k := range w.keys {
+			c := w.cells[k]
+			for i := range c.as {
+				p.unmatched(k, &c.as[i], start, addSat(start, e.size))
+				p.dead(c.as[i].seq)
+			}
+			for i := range c.bs {
+				p.dead(c.bs[i].seq)
+			}
+			e.nA -= len(c.as)
+			e.nB -= len(c.bs)
+		}
+		e.cells -= len(w.keys)
+	}
+}
+
+func (e *windowEngine[K, A, B]) usage() (int, int64) {
+	var k K
+	b := int64(e.nA)*int64(unsafe.Sizeof(rec[A]{})) + int64(e.nB)*int64(unsafe.Sizeof(rec[B]{}))
+	// a cell: its map slot (key and pointer), its cell and its key in the window's order
+	b += int64(e.cells) * (int64(unsafe.Sizeof(k)+8+1)*8/7 + int64(unsafe.Sizeof(cell[A, B]{})+unsafe.Sizeof(k)))
+	b += int64(len(e.wins)) * int64(unsafe.Sizeof(win[K, A, B]{})+8+8+8)
+	return len(e.wins), b
+}
