@@ -76,9 +76,11 @@
 // # Outside a repartition
 //
 // IntervalOn and WindowOn also accept the Tag of two streams whose partitions already hold
-// every record of a key (two event types of one topic keyed by the join key). There
-// stream.PartitionContext.WatermarkAt is the partition's watermark as of the whole batch, so
-// which records are late may depend on batch boundaries.
+// every record of a key (two event types of one topic keyed by the join key). There the
+// watermark at a record is the partition's newest event time so far minus
+// stream.WithMaxOutOfOrderness (as package window's), and the partition's watermark at the end
+// of each batch (the pipeline's once the partition is idle). A replay from a committed
+// offset starts that newest time afresh, so which records are late may differ after a crash.
 //
 // # Limits
 //

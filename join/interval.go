@@ -4,7 +4,6 @@
 package join
 
 import (
-	"container/heap"
 	"math"
 	"slices"
 	"unsafe"
@@ -33,17 +32,44 @@ type expEntry[K comparable, A, B any] struct {
 	right bool
 }
 
+// expHeap is a min-heap by at, typed so that pushing and popping allocate nothing.
 type expHeap[K comparable, A, B any] []expEntry[K, A, B]
 
-func (h expHeap[K, A, B]) Len() int           { return len(h) }
-func (h expHeap[K, A, B]) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h expHeap[K, A, B]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expHeap[K, A, B]) Push(x any)        { *h = append(*h, x.(expEntry[K, A, B])) }
-func (h *expHeap[K, A, B]) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = expEntry[K, A, B]{}
-	*h = old[:len(old)-1]
+func (h *expHeap[K, A, B]) push(x expEntry[K, A, B]) {
+	*h = append(*h, x)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p].at <= s[i].at {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *expHeap[K, A, B]) pop() expEntry[K, A, B] {
+	s := *h
+	x := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = expEntry[K, A, B]{}
+	s = s[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && s[l].at < s[m].at {
+			m = l
+		}
+		if r := l + 1; r < n && s[r].at < s[m].at {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
 	return x
 }
 
@@ -139,7 +165,7 @@ func (e *intervalEngine[K, A, B]) queue(k *ikey[K, A, B], right bool, at int64) 
 	}
 	if at < k.queued[s] {
 		k.queued[s] = at
-		heap.Push(&e.exp, expEntry[K, A, B]{at: at, k: k, right: right})
+		e.exp.push(expEntry[K, A, B]{at: at, k: k, right: right})
 	}
 }
 
@@ -147,7 +173,7 @@ func (e *intervalEngine[K, A, B]) queue(k *ikey[K, A, B], right bool, at int64) 
 // record that is not late can match them any more.
 func (e *intervalEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
 	for len(e.exp) > 0 && e.exp[0].at < wm {
-		x := heap.Pop(&e.exp).(expEntry[K, A, B])
+		x := e.exp.pop()
 		k := x.k
 		s := 0
 		if x.right {
@@ -185,12 +211,18 @@ func (e *intervalEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
 }
 
 // trim drops the records of rs (sorted by time) with t+d < wm, calling each on them first,
-// and returns the rest and how many it dropped.
+// and returns the rest and how many it dropped. A short rest moves to the front, so that the
+// key's slice keeps its capacity and appending to it allocates nothing.
 func trim[V any](rs []rec[V], d, wm int64, each func(*rec[V])) ([]rec[V], int) {
 	n := 0
 	for n < len(rs) && addSat(rs[n].t, d) < wm {
 		each(&rs[n])
 		n++
+	}
+	if rest := len(rs) - n; rest <= n || rest <= 32 {
+		copy(rs, rs[n:])
+		clear(rs[rest:])
+		return rs[:rest], n
 	}
 	clear(rs[:n])
 	return rs[n:], n

@@ -325,3 +325,27 @@ func TestConstructionErrors(t *testing.T) {
 	require.NoError(t, h.P.Err())
 	require.False(t, errors.Is(nil, join.ErrInvalidOption))
 }
+
+// TestOutsideRepartition: IntervalOn over one source partition that already holds both
+// inputs: the watermark runs with the records (newest time so far minus the
+// out-of-orderness), so records in order within one batch are never late, whatever time the
+// batch spans, and a record behind the newest time by more than the bound is.
+func TestOutsideRepartition(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(2*time.Second))
+	q, s := streamtest.NewQueue[shuffled](h)
+	out, err := join.IntervalOn(s, time.Second, time.Second)
+	require.NoError(t, err)
+	rows := streamtest.Collect(out.Joined())
+	late := streamtest.Collect(out.Late())
+	at := func(sec int64) time.Time { return time.Unix(1_700_000_000+sec, 0) }
+	rec := func(right bool, id int, sec int64) stream.Record[shuffled] {
+		return stream.Record[shuffled]{Value: stream.KV("k", join.Side[int, int]{Left: id, Right: id, IsRight: right}), EventTime: at(sec)}
+	}
+	// one batch over 60 s of event time, in order, then a record 5 s behind
+	q.Add(rec(false, 1, 0), rec(true, 1, 1), rec(false, 2, 30), rec(true, 2, 29), rec(false, 3, 60), rec(true, 3, 55))
+	q.End()
+	h.RunUntilDone()
+	require.Equal(t, map[string]int{"k/1/1": 1, "k/2/2": 1}, rowCounts(rows.Slice()))
+	require.Equal(t, map[string]bool{"R3": true}, lateSet(late.Slice()))
+	require.Zero(t, h.P.Stats().RetainedState)
+}

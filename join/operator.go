@@ -114,7 +114,12 @@ func (op *operator[K, A, B]) Process(pc *stream.PartitionContext, recs []in[K, A
 	}
 	for i := range recs {
 		e := &recs[i]
-		p.advance(pc.WatermarkAt(e.Offset))
+		if pc.Merged {
+			p.advance(pc.WatermarkAt(e.Offset))
+		} else {
+			// One producer's partition: its watermark runs with the records, as a window's.
+			p.advance(addSat(pc.CapEventTime(e.Time), -int64(pc.MaxOutOfOrderness)))
+		}
 		if p.eng.late(e.Time, p.wm) {
 			op.lateN.Add(1)
 			op.late = append(op.late, stream.Elem[Late[K, A, B]]{Value: Late[K, A, B]{
