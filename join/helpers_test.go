@@ -31,8 +31,9 @@ type upRec struct {
 	part  int32 // upstream partition of its side
 	batch int   // queue batch
 	// maxBefore is the newest event time in the record's upstream partition in earlier
-	// batches (math.MinInt64 if none): its upstream watermark bound.
-	maxBefore int64
+	// batches: its upstream watermark bound when each queue batch is a pipeline batch.
+	// maxPrior is the newest before it in the partition: the bound for any batching.
+	maxBefore, maxPrior int64
 }
 
 // input is a generated run: per queue batch, the records of each side.
@@ -74,7 +75,7 @@ func genInput(rng *rand.Rand, keys, lateRate int) *input {
 						t = base - in.ooo - 1 - rng.Int64N(15)
 					}
 					id++
-					r := upRec{right: right, id: id, key: fmt.Sprintf("k%d", rng.IntN(keys)), t: t, part: p, batch: b, maxBefore: maxT}
+					r := upRec{right: right, id: id, key: fmt.Sprintf("k%d", rng.IntN(keys)), t: t, part: p, batch: b, maxBefore: maxT, maxPrior: newest}
 					in.recs[recID(right, id)] = r
 					out[b] = append(out[b], stream.Record[kv]{Value: stream.KV(r.key, id), Partition: p, Offset: off,
 						EventTime: time.Unix(t, 0)})
@@ -272,7 +273,9 @@ func oracle(in *input, sp spec, late map[string]bool) map[string]int {
 // (the join's watermark at a record is at most its upstream partition's watermark when it
 // was sent: the newest time of the earlier batches minus the out-of-orderness), and that the
 // late records carry their own times and the late reason.
-func checkLate(t *testing.T, in *input, sp spec, ls []join.Late[string, int, int]) {
+// With anyBatching, batches were not the queue's, and the bound is the newest time before
+// the record in its partition.
+func checkLate(t *testing.T, in *input, sp spec, ls []join.Late[string, int, int], anyBatching bool) {
 	t.Helper()
 	for _, l := range ls {
 		r, ok := in.recs[lateID(l)]
@@ -284,7 +287,11 @@ func checkLate(t *testing.T, in *input, sp spec, ls []join.Late[string, int, int
 		if sp.window {
 			bound = floorMul(r.t, sp.size) + sp.size - 1
 		}
-		require.Less(t, bound, r.maxBefore-in.ooo, "%s (t=%d) was reported late but was on time in its upstream partition", lateID(l), r.t)
-		require.LessOrEqual(t, l.Watermark.Unix(), r.maxBefore-in.ooo)
+		up := r.maxBefore
+		if anyBatching {
+			up = r.maxPrior
+		}
+		require.Less(t, bound, up-in.ooo, "%s (t=%d) was reported late but was on time in its upstream partition", lateID(l), r.t)
+		require.LessOrEqual(t, l.Watermark.Unix(), up-in.ooo)
 	}
 }

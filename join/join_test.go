@@ -39,7 +39,7 @@ func TestOracle(t *testing.T) {
 		r := newRun(t, streamtest.NewExchangeLog[shuffled](1+rng.IntN(3)), in, sp)
 		r.feed(in, nil, nil, -1)
 		late := r.late.Slice()
-		checkLate(t, in, sp, late)
+		checkLate(t, in, sp, late, false)
 		if lateRate == 0 {
 			require.Empty(t, late, "seed %d %v: no on-time record may be late after the repartition", seed, sp)
 		}
@@ -348,4 +348,48 @@ func TestOutsideRepartition(t *testing.T) {
 	require.Equal(t, map[string]int{"k/1/1": 1, "k/2/2": 1}, rowCounts(rows.Slice()))
 	require.Equal(t, map[string]bool{"R3": true}, lateSet(late.Slice()))
 	require.Zero(t, h.P.Stats().RetainedState)
+}
+
+// TestRunOracle: Interval and Window themselves (CoPartition over the exchange passed in),
+// run by Pipeline.Run over two bounded sources with batches cut by the clock, give the
+// brute-force rows.
+func TestRunOracle(t *testing.T) {
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 23))
+		in := genInput(rng, 3, 5)
+		sp := randSpec(rng)
+		flat := func(batches [][]stream.Record[kv]) []stream.Record[kv] {
+			var all []stream.Record[kv]
+			for _, b := range batches {
+				all = append(all, b...)
+			}
+			return all
+		}
+		p, err := stream.New(time.Millisecond, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Duration(in.ooo)*time.Second),
+			stream.WithBuffer(1+rng.IntN(50), 0))
+		require.NoError(t, err)
+		a := stream.From[kv](p, &sliceSource[kv]{recs: flat(in.left), parts: 3})
+		b := stream.From[kv](p, &sliceSource[kv]{recs: flat(in.right), parts: 2})
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[shuffled](1 + rng.IntN(3)))
+		var out *join.Output[string, int, int]
+		if sp.window {
+			out, err = join.Window(a, b, ex, time.Duration(sp.size)*time.Second, join.WithKind(sp.kind))
+		} else {
+			out, err = join.Interval(a, b, ex, time.Duration(sp.lower)*time.Second, time.Duration(sp.upper)*time.Second, join.WithKind(sp.kind))
+		}
+		require.NoError(t, err)
+		var rows []join.Joined[string, int, int]
+		var late []join.Late[string, int, int]
+		stream.ForEachBatch(out.Joined(), func(_ context.Context, _ stream.BatchInfo, b []join.Joined[string, int, int]) error {
+			rows = append(rows, b...)
+			return nil
+		})
+		stream.ForEachBatch(out.Late(), func(_ context.Context, _ stream.BatchInfo, b []join.Late[string, int, int]) error {
+			late = append(late, b...)
+			return nil
+		})
+		require.NoError(t, p.Run(t.Context()))
+		checkLate(t, in, sp, late, true)
+		require.Equal(t, oracle(in, sp, lateSet(late)), rowCounts(rows), "seed %d %v", seed, sp)
+	}
 }
