@@ -132,7 +132,9 @@ func TestCrashSweep(t *testing.T) {
 		}
 		in := genInput(rng, 2+rng.IntN(3), lateRate)
 		sp := randSpec(rng)
-		if seed%2 == 0 {
+		// every kind of join, with and without late input
+		sp.window, sp.kind = seed%2 == 1, join.Inner
+		if seed/2%2 == 0 {
 			sp.kind = join.LeftOuter
 		}
 		parts := 1 + rng.IntN(3)
