@@ -69,6 +69,9 @@
 // gives the same rows for every record after that batch; rows for the records before it are
 // pairs already emitted (sinks overwrite them by deterministic ids), never a wrong unmatched
 // row. Late records may be reported again by a replay (at least once, like every dead letter).
+// A replay from before every position the join returned (a refused checkpoint, with which the
+// pipeline starts every operator at the committed offset) may emit a left record as
+// unmatched whose partners all came before that offset.
 // Proven by TestOracle (rows against a brute force, both joins, both kinds), TestReplayBatchSizes
 // (a repartition log replayed in batches of 1, 7 and 500 records) and TestCrashSweep (a
 // crash at every batch, and a second one during the replay).
@@ -87,7 +90,10 @@
 // The repartition's watermark moves back when an idle upstream partition becomes active
 // behind the others. E does not: records between the two are late, and a replay that starts
 // while the watermark is below E (whose E starts at the lower watermark) may join records the
-// first run reported late. Without idleness (no upstream partition idle for
+// first run reported late. While the watermark is below E, E also depends on the watermarks
+// at the ends of batches (the operator sees the watermark at records and after a batch's last
+// mark, not at every mark), so which records are late may depend on batch boundaries there.
+// Without idleness (no upstream partition idle for
 // stream.WithIdleTimeout) the watermark never moves back. A Window join keeps a window's
 // records until it closes; an Interval join, per key, the records of the last lower+upper of
 // event time plus the watermark's lag. Right-outer and full-outer joins are not provided.
