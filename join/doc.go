@@ -53,11 +53,14 @@
 //     match. Joined.Time, the row's event time, is max(ta, tb); the element's offset is the
 //     older record's position.
 //  4. LeftOuter: every left record that is not late and has no partner is emitted exactly
-//     once with Matched false, when E passes ta+upper (Interval) or its window's end
-//     (Window): no partner can come any more. Joined.Time is then ta.
-//  5. State is bounded by the watermark: a left record is dropped once E > ta+upper, a right
-//     record once E > tb+lower (no left record that is not late can match it any more); a
-//     window's records once E >= its end. At the end of input the state is empty.
+//     once with Matched false, when no partner can come any more: Window, when E reaches
+//     its window's end; Interval, once E > ta+upper, when E passes the end of the expiry
+//     bucket of ta+upper (buckets of (lower+upper)/8, at least 1 ms and at most 1 s).
+//     Joined.Time is then ta.
+//  5. State is bounded by the watermark: a left record can match nothing once E > ta+upper, a
+//     right record once E > tb+lower (no record that is not late is within their bounds);
+//     they are dropped when E passes the end of that expiry's bucket. A window's records are
+//     dropped when E reaches its end. At the end of input the state is empty.
 //
 // # Replay
 //
@@ -97,6 +100,18 @@
 // stream.WithIdleTimeout) the watermark never moves back. A Window join keeps a window's
 // records until it closes; an Interval join, per key, the records of the last lower+upper of
 // event time plus the watermark's lag. Right-outer and full-outer joins are not provided.
+//
+// # Performance
+//
+// Interval keeps, per key, the left and the right records inline in two slices sorted by
+// event time (a record usually goes at the end: near order costs nothing), finds partners by
+// a search of the other slice, and drops expired records by buckets of expiry time (a map of
+// bucket to keys and a heap of bucket numbers), so a record costs a map lookup, a search
+// and an append, and allocates nothing in steady state. Measured through a whole pipeline
+// (source input included, about 70 ns of it) with 10,000 keys, batches of 10,000 records, a
+// row per record and 32,500 records held, on a busy 2-core machine: about 550 ns per record.
+// Open state takes about 110 bytes per record (string key, int values; ReportState estimates
+// 85). See bench_test.go.
 //
 // # Stats
 //

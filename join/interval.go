@@ -1,5 +1,5 @@
 // The Interval engine: per key, the left and the right records held, each sorted by event
-// time, and a heap of the keys by the time their oldest record expires.
+// time, and the keys by the bucket of time in which their oldest record expires.
 
 package join
 
@@ -12,8 +12,13 @@ import (
 type intervalEngine[K comparable, A, B any] struct {
 	lower, upper int64
 	keys         map[K]*ikey[K, A, B]
-	exp          expHeap[K, A, B]
-	nA, nB       int
+	// due holds the keys by the bucket (expiry / width) of their first expiring record;
+	// buckets is a min-heap of the bucket numbers in due.
+	width   int64
+	due     map[int64][]*ikey[K, A, B]
+	buckets minHeap
+	spare   [][]*ikey[K, A, B] // emptied bucket lists, for reuse
+	nA, nB  int
 }
 
 // ikey is one key's records. as and bs are sorted by event time (stable in arrival order),
@@ -22,25 +27,28 @@ type ikey[K comparable, A, B any] struct {
 	key K
 	as  []rec[A]
 	bs  []rec[B]
-	// queued is the expiry of the side's live entry in the heap, MaxInt64 if none.
-	queued [2]int64
+	// queued is the bucket the key is due in, MaxInt64 if none; entries of the key in later
+	// buckets are stale.
+	queued int64
 }
 
-type expEntry[K comparable, A, B any] struct {
-	at    int64 // the side's first record expires once the watermark is past at
-	k     *ikey[K, A, B]
-	right bool
+// expiryWidth returns the width of the expiry buckets: an eighth of the interval, between a
+// millisecond and a second. Records are dropped (and unmatched left records emitted) once the
+// watermark passes the end of their expiry's bucket, so at most that much after their expiry.
+func expiryWidth(lower, upper int64) int64 {
+	const ms, s = int64(1e6), int64(1e9)
+	return min(max(addSat(lower, upper)/8, ms), s)
 }
 
-// expHeap is a min-heap by at, typed so that pushing and popping allocate nothing.
-type expHeap[K comparable, A, B any] []expEntry[K, A, B]
+// minHeap is a min-heap of int64, typed so that pushing and popping allocate nothing.
+type minHeap []int64
 
-func (h *expHeap[K, A, B]) push(x expEntry[K, A, B]) {
+func (h *minHeap) push(x int64) {
 	*h = append(*h, x)
 	s := *h
 	for i := len(s) - 1; i > 0; {
 		p := (i - 1) / 2
-		if s[p].at <= s[i].at {
+		if s[p] <= s[i] {
 			break
 		}
 		s[p], s[i] = s[i], s[p]
@@ -48,19 +56,18 @@ func (h *expHeap[K, A, B]) push(x expEntry[K, A, B]) {
 	}
 }
 
-func (h *expHeap[K, A, B]) pop() expEntry[K, A, B] {
+func (h *minHeap) pop() int64 {
 	s := *h
 	x := s[0]
 	n := len(s) - 1
 	s[0] = s[n]
-	s[n] = expEntry[K, A, B]{}
 	s = s[:n]
 	for i := 0; ; {
 		l, m := 2*i+1, i
-		if l < n && s[l].at < s[m].at {
+		if l < n && s[l] < s[m] {
 			m = l
 		}
-		if r := l + 1; r < n && s[r].at < s[m].at {
+		if r := l + 1; r < n && s[r] < s[m] {
 			m = r
 		}
 		if m == i {
@@ -74,7 +81,8 @@ func (h *expHeap[K, A, B]) pop() expEntry[K, A, B] {
 }
 
 func newIntervalEngine[K comparable, A, B any](lower, upper int64) *intervalEngine[K, A, B] {
-	return &intervalEngine[K, A, B]{lower: lower, upper: upper, keys: map[K]*ikey[K, A, B]{}}
+	return &intervalEngine[K, A, B]{lower: lower, upper: upper, keys: map[K]*ikey[K, A, B]{},
+		width: expiryWidth(lower, upper), due: map[int64][]*ikey[K, A, B]{}}
 }
 
 // late: a record behind the watermark may have partners that were already dropped (a left
@@ -103,6 +111,13 @@ func insertAt[V any](rs []rec[V], t int64) int {
 
 // firstFrom returns the index of the first record at or after time t.
 func firstFrom[V any](rs []rec[V], t int64) int {
+	if len(rs) <= 8 {
+		i := 0
+		for i < len(rs) && rs[i].t < t {
+			i++
+		}
+		return i
+	}
 	i, _ := slices.BinarySearchFunc(rs, t, func(r rec[V], t int64) int {
 		if r.t < t {
 			return -1
@@ -115,7 +130,7 @@ func firstFrom[V any](rs []rec[V], t int64) int {
 func (e *intervalEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, pos int64) {
 	k := e.keys[key]
 	if k == nil {
-		k = &ikey[K, A, B]{key: key, queued: [2]int64{math.MaxInt64, math.MaxInt64}}
+		k = &ikey[K, A, B]{key: key, queued: math.MaxInt64}
 		e.keys[key] = k
 	}
 	if !v.IsRight {
@@ -136,7 +151,7 @@ func (e *intervalEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t,
 		k.as = slices.Insert(k.as, i, r)
 		e.nA++
 		if i == 0 {
-			e.queue(k, false, addSat(t, e.upper))
+			e.queue(k, addSat(t, e.upper))
 		}
 		return
 	}
@@ -152,62 +167,72 @@ func (e *intervalEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t,
 	k.bs = slices.Insert(k.bs, i, r)
 	e.nB++
 	if i == 0 {
-		e.queue(k, true, addSat(t, e.lower))
+		e.queue(k, addSat(t, e.lower))
 	}
 }
 
-// queue puts a side of a key in the heap at its first record's expiry, if that is earlier than
-// where it is queued. A later entry of the side becomes stale and is skipped when popped.
-func (e *intervalEngine[K, A, B]) queue(k *ikey[K, A, B], right bool, at int64) {
-	s := 0
-	if right {
-		s = 1
+// queue makes the key due in the bucket of expiry at, if that is earlier than where it is due.
+func (e *intervalEngine[K, A, B]) queue(k *ikey[K, A, B], at int64) {
+	b := floorDiv(at, e.width)
+	if b >= k.queued {
+		return
 	}
-	if at < k.queued[s] {
-		k.queued[s] = at
-		e.exp.push(expEntry[K, A, B]{at: at, k: k, right: right})
+	k.queued = b
+	l, ok := e.due[b]
+	if !ok {
+		e.buckets.push(b)
+		if n := len(e.spare); n > 0 {
+			l, e.spare = e.spare[n-1], e.spare[:n-1]
+		}
 	}
+	e.due[b] = append(l, k)
 }
 
-// expire drops left records with ta+upper < wm and right records with tb+lower < wm: no
-// record that is not late can match them any more.
+// expire drops left records with ta+upper < wm and right records with tb+lower < wm, the keys
+// of every bucket that ended at or before wm. Records expired but not dropped yet (in the
+// bucket that wm is in) cannot match anything: a record that is not late is at or after wm,
+// beyond their bounds.
 func (e *intervalEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
-	for len(e.exp) > 0 && e.exp[0].at < wm {
-		x := e.exp.pop()
-		k := x.k
-		s := 0
-		if x.right {
-			s = 1
-		}
-		if k.queued[s] != x.at {
-			continue // stale
-		}
-		k.queued[s] = math.MaxInt64
-		if !x.right {
+	for len(e.buckets) > 0 && addSat(e.buckets[0], 1) <= floorDiv(wm, e.width) {
+		b := e.buckets.pop()
+		l := e.due[b]
+		delete(e.due, b)
+		for i, k := range l {
+			l[i] = nil
+			if k.queued != b {
+				continue // stale
+			}
+			k.queued = math.MaxInt64
 			var n int
 			k.as, n = trim(k.as, e.upper, wm, func(r *rec[A]) {
 				p.unmatched(k.key, r, 0, 0)
 				p.dead(r.seq)
 			})
 			e.nA -= n
-			if len(k.as) > 0 {
-				e.queue(k, false, addSat(k.as[0].t, e.upper))
-			}
-		} else {
-			var n int
 			k.bs, n = trim(k.bs, e.lower, wm, func(r *rec[B]) { p.dead(r.seq) })
 			e.nB -= n
-			if len(k.bs) > 0 {
-				e.queue(k, true, addSat(k.bs[0].t, e.lower))
+			switch {
+			case len(k.as) > 0 && len(k.bs) > 0:
+				e.queue(k, min(addSat(k.as[0].t, e.upper), addSat(k.bs[0].t, e.lower)))
+			case len(k.as) > 0:
+				e.queue(k, addSat(k.as[0].t, e.upper))
+			case len(k.bs) > 0:
+				e.queue(k, addSat(k.bs[0].t, e.lower))
+			default:
+				delete(e.keys, k.key)
 			}
 		}
-		if len(k.as) == 0 && len(k.bs) == 0 {
-			delete(e.keys, k.key)
-		}
+		e.spare = append(e.spare, l[:0])
 	}
-	if len(e.keys) == 0 && cap(e.exp) > 1024 {
-		e.exp = nil // give back a catch-up's heap
+}
+
+// floorDiv is t/m rounded towards minus infinity (m > 0).
+func floorDiv(t, m int64) int64 {
+	q := t / m
+	if t%m < 0 {
+		q--
 	}
+	return q
 }
 
 // trim drops the records of rs (sorted by time) with t+d < wm, calling each on them first,
@@ -233,6 +258,7 @@ func (e *intervalEngine[K, A, B]) usage() (int, int64) {
 	b := int64(e.nA)*int64(unsafe.Sizeof(rec[A]{})) + int64(e.nB)*int64(unsafe.Sizeof(rec[B]{}))
 	// a key: its map slot (key and pointer) and its ikey
 	b += int64(len(e.keys)) * (int64(unsafe.Sizeof(k)+8+1)*8/7 + int64(unsafe.Sizeof(ikey[K, A, B]{})))
-	b += int64(cap(e.exp)) * int64(unsafe.Sizeof(expEntry[K, A, B]{}))
+	b += int64(e.nA+e.nB) * 8 // a key's entry in its bucket, at most one per record
+	b += int64(len(e.due)) * (8 + 24 + 1) * 8 / 7
 	return 0, b
 }

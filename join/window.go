@@ -3,15 +3,12 @@
 
 package join
 
-import (
-	"container/heap"
-	"unsafe"
-)
+import "unsafe"
 
 type windowEngine[K comparable, A, B any] struct {
 	size   int64
 	wins   map[int64]*win[K, A, B]
-	starts startHeap // the starts of the open windows
+	starts minHeap // the starts of the open windows
 	nA, nB int
 	cells  int
 }
@@ -24,19 +21,6 @@ type win[K comparable, A, B any] struct {
 type cell[A, B any] struct {
 	as []rec[A]
 	bs []rec[B]
-}
-
-type startHeap []int64
-
-func (h startHeap) Len() int           { return len(h) }
-func (h startHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h startHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *startHeap) Push(x any)        { *h = append(*h, x.(int64)) }
-func (h *startHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
 
 func newWindowEngine[K comparable, A, B any](size int64) *windowEngine[K, A, B] {
@@ -64,7 +48,7 @@ func (e *windowEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, p
 	if w == nil {
 		w = &win[K, A, B]{cells: map[K]*cell[A, B]{}}
 		e.wins[start] = w
-		heap.Push(&e.starts, start)
+		e.starts.push(start)
 	}
 	c := w.cells[key]
 	if c == nil {
@@ -102,7 +86,7 @@ func (e *windowEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, p
 // expire closes the windows whose end the watermark reached, in order of start.
 func (e *windowEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
 	for len(e.starts) > 0 && addSat(e.starts[0], e.size) <= wm {
-		start := heap.Pop(&e.starts).(int64)
+		start := e.starts.pop()
 		w := e.wins[start]
 		delete(e.wins, start)
 		for _, k := range w.keys {
