@@ -51,6 +51,12 @@ type joinFeeder struct {
 // second before and after it (one row per record), and about 40,000 records are held (the
 // bounds plus the 2 s out-of-orderness plus a batch).
 func newJoinFeeder(tb testing.TB, keys, batch int, gap time.Duration, with bool) *joinFeeder {
+	return newFeederOf(tb, keys, batch, gap, with, func(s *stream.Stream[shuffled]) (*join.Output[string, int, int], error) {
+		return join.IntervalOn(s, time.Second, time.Second)
+	})
+}
+
+func newFeederOf(tb testing.TB, keys, batch int, gap time.Duration, with bool, mk func(*stream.Stream[shuffled]) (*join.Output[string, int, int], error)) *joinFeeder {
 	clk := streamtest.NewClock(streamtest.Epoch)
 	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithIdleTimeout(0),
 		stream.WithBuffer(2*batch, 0), stream.WithMaxOutOfOrderness(2*time.Second))
@@ -61,7 +67,7 @@ func newJoinFeeder(tb testing.TB, keys, batch int, gap time.Duration, with bool)
 		stream.ForEachBatch(s.Filter(func(shuffled) bool { return false }), func(context.Context, stream.BatchInfo, []shuffled) error { return nil })
 		return f
 	}
-	f.out, err = join.IntervalOn(s, time.Second, time.Second)
+	f.out, err = mk(s)
 	require.NoError(tb, err)
 	stream.ForEachBatch(f.out.Joined(), func(_ context.Context, _ stream.BatchInfo, b []join.Joined[string, int, int]) error {
 		f.rows += len(b)
@@ -96,8 +102,19 @@ func (f *joinFeeder) step(tb testing.TB) {
 // records per batch, one row per record. BenchmarkIntervalBaseline is the pipeline without
 // the join. state-bytes/record is the join's own estimate (ReportState) per record held.
 func BenchmarkInterval(b *testing.B) {
-	const keys, batch = 10_000, 10_000
-	f := newJoinFeeder(b, keys, batch, 100*time.Microsecond, true)
+	benchJoin(b, newJoinFeeder(b, 10_000, 10_000, 100*time.Microsecond, true))
+}
+
+// BenchmarkWindow is BenchmarkInterval for Window(2s): each key's left and right record of a
+// window match (half a row per record), and about 30,000 records are held.
+func BenchmarkWindow(b *testing.B) {
+	benchJoin(b, newFeederOf(b, 10_000, 10_000, 100*time.Microsecond, true, func(s *stream.Stream[shuffled]) (*join.Output[string, int, int], error) {
+		return join.WindowOn(s, 2*time.Second)
+	}))
+}
+
+func benchJoin(b *testing.B, f *joinFeeder) {
+	const batch = 10_000
 	for range 20 {
 		f.step(b)
 	}

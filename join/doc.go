@@ -33,9 +33,10 @@
 // The join judges everything on its watermark E: for each record, the highest of the
 // partition's watermark at the record's position (stream.PartitionContext.WatermarkAt) and
 // the watermarks it judged on before; at the end of a batch, the watermark after the batch's
-// last mark (EndOfTime at the end of input). It never uses the newest event time it has seen.
-// Since the repartition's watermark at a position depends only on the partition's record
-// order, so does everything below: output does not depend on how batches cut the partition.
+// last mark (EndOfTime at the end of input). In a repartition's partition it never uses the
+// newest event time it has seen. Since the repartition's watermark at a position depends only
+// on the partition's record order, so does everything below: output does not depend on how
+// batches cut the partition (as long as the watermark does not move back, see Limits).
 //
 // # Invariants
 //
@@ -110,8 +111,19 @@
 // and an append, and allocates nothing in steady state. Measured through a whole pipeline
 // (source input included, about 70 ns of it) with 10,000 keys, batches of 10,000 records, a
 // row per record and 32,500 records held, on a busy 2-core machine: about 550 ns per record.
+// Window keeps, per open window, a map from key to a cell of two slices; a closed window's
+// map and cells are reused by the next one: about 300 ns per record, no allocation.
 // Open state takes about 110 bytes per record (string key, int values; ReportState estimates
 // 85). See bench_test.go.
+//
+// # Errors and concurrency
+//
+// Interval, Window, IntervalOn and WindowOn return an error wrapping ErrInvalidOption for a
+// negative bound, a size that is not positive, a nil stream or exchange, inputs of different
+// pipelines or a bad option, and then add nothing to the pipeline; a graph error of the
+// repartition itself (a shared exchange) is recorded on the pipeline (stream.Pipeline.Err).
+// The operator runs on the pipeline's goroutine, one partition at a time; Output.LateCount is
+// safe for concurrent use.
 //
 // # Stats
 //

@@ -8,19 +8,23 @@ import "unsafe"
 type windowEngine[K comparable, A, B any] struct {
 	size   int64
 	wins   map[int64]*win[K, A, B]
-	starts minHeap // the starts of the open windows
+	starts minHeap         // the starts of the open windows
+	spare  []*win[K, A, B] // closed windows, whose map and slices are reused
 	nA, nB int
 	cells  int
 }
 
+// win is one window's records: a cell per key, in order of the key's first record, so that a
+// close emits in a replayable order.
 type win[K comparable, A, B any] struct {
-	cells map[K]*cell[A, B]
-	keys  []K // in order of their first record, so a close emits in a replayable order
+	idx   map[K]int32
+	cells []cell[K, A, B]
 }
 
-type cell[A, B any] struct {
-	as []rec[A]
-	bs []rec[B]
+type cell[K comparable, A, B any] struct {
+	key K
+	as  []rec[A]
+	bs  []rec[B]
 }
 
 func newWindowEngine[K comparable, A, B any](size int64) *windowEngine[K, A, B] {
@@ -46,17 +50,28 @@ func (e *windowEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, p
 	end := addSat(start, e.size)
 	w := e.wins[start]
 	if w == nil {
-		w = &win[K, A, B]{cells: map[K]*cell[A, B]{}}
+		if n := len(e.spare); n > 0 {
+			w, e.spare = e.spare[n-1], e.spare[:n-1]
+		} else {
+			w = &win[K, A, B]{idx: map[K]int32{}}
+		}
 		e.wins[start] = w
 		e.starts.push(start)
 	}
-	c := w.cells[key]
-	if c == nil {
-		c = &cell[A, B]{}
-		w.cells[key] = c
-		w.keys = append(w.keys, key)
+	i, ok := w.idx[key]
+	if !ok {
+		// reuse a closed window's cell and its slices' capacity
+		i = int32(len(w.cells))
+		if len(w.cells) < cap(w.cells) {
+			w.cells = w.cells[:i+1]
+		} else {
+			w.cells = append(w.cells, cell[K, A, B]{})
+		}
+		w.cells[i].key = key
+		w.idx[key] = i
 		e.cells++
 	}
+	c := &w.cells[i]
 	if !v.IsRight {
 		r := rec[A]{t: t, pos: pos, v: v.Left}
 		lp := int64(-1)
@@ -89,10 +104,10 @@ func (e *windowEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
 		start := e.starts.pop()
 		w := e.wins[start]
 		delete(e.wins, start)
-		for _, k := range w.keys {
-			c := w.cells[k]
+		for i := range w.cells {
+			c := &w.cells[i]
 			for i := range c.as {
-				p.unmatched(k, &c.as[i], start, addSat(start, e.size))
+				p.unmatched(c.key, &c.as[i], start, addSat(start, e.size))
 				p.dead(c.as[i].seq)
 			}
 			for i := range c.bs {
@@ -100,8 +115,17 @@ func (e *windowEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
 			}
 			e.nA -= len(c.as)
 			e.nB -= len(c.bs)
+			var zero K
+			clear(c.as)
+			clear(c.bs)
+			c.key, c.as, c.bs = zero, c.as[:0], c.bs[:0]
 		}
-		e.cells -= len(w.keys)
+		e.cells -= len(w.cells)
+		clear(w.idx)
+		w.cells = w.cells[:0]
+		if len(e.spare) < 4 {
+			e.spare = append(e.spare, w)
+		}
 	}
 }
 
@@ -109,7 +133,7 @@ func (e *windowEngine[K, A, B]) usage() (int, int64) {
 	var k K
 	b := int64(e.nA)*int64(unsafe.Sizeof(rec[A]{})) + int64(e.nB)*int64(unsafe.Sizeof(rec[B]{}))
 	// a cell: its map slot (key and pointer), its cell and its key in the window's order
-	b += int64(e.cells) * (int64(unsafe.Sizeof(k)+8+1)*8/7 + int64(unsafe.Sizeof(cell[A, B]{})+unsafe.Sizeof(k)))
+	b += int64(e.cells) * (int64(unsafe.Sizeof(k)+4+1)*8/7 + int64(unsafe.Sizeof(cell[K, A, B]{})))
 	b += int64(len(e.wins)) * int64(unsafe.Sizeof(win[K, A, B]{})+8+8+8)
 	return len(e.wins), b
 }
