@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -160,7 +159,6 @@ func TestCrashSweep(t *testing.T) {
 			first.feed(in, nil, nil, crash)
 			collect(first)
 			posA, posB := committed(first.qa, 3), committed(first.qb, 2)
-			require.False(t, marksBug(log))
 
 			second := newRun(t, log, in, sp)
 			if crash%3 == 0 {
@@ -169,7 +167,6 @@ func TestCrashSweep(t *testing.T) {
 				collect(second)
 				// Kafka keeps the commits of the first run where the second made none.
 				posA, posB = keep(posA, committed(second.qa, 3)), keep(posB, committed(second.qb, 2))
-				require.False(t, marksBug(log))
 				second = newRun(t, log, in, sp)
 			}
 			second.feed(in, posA, posB, -1)
@@ -189,29 +186,6 @@ func keep(prev, next []stream.Position) []stream.Position {
 		}
 	}
 	return out
-}
-
-// marksBug reports whether a committed checkpoint of the log has repartition marks that
-// package stream cannot decode back: its decodeMarks skips every field that reads "e" (the
-// tag of a source-count entry) wherever it is, so an upstream partition's entry with a number
-// that is 14 in base 36 (an offset, a mark's offset, flags) is refused on resume, and the
-// partition restarts its duplicate filter and watermark empty: replayed upstream records are
-// then counted twice. Not the join's to fix: genInput numbers upstream offsets from 1000, so
-// that no number of a checkpoint is a single base-36 digit, and the sweep checks that.
-func marksBug(log *streamtest.ExchangeLog[shuffled]) bool {
-	for _, c := range log.Committed() {
-		_, marks, ok := strings.Cut(c.Meta, "|")
-		if !ok {
-			continue
-		}
-		for item := range strings.SplitSeq(marks, ";") {
-			f := strings.Split(item, ",")
-			if len(f) > 1 && slices.Contains(f[1:], "e") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func set(m map[string]int) map[string]bool {
