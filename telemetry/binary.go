@@ -34,7 +34,8 @@ const (
 	flagJump
 	flagDuplicate
 	flagOutOfOrder
-	knownFlags = flagPickup | flagJump | flagDuplicate | flagOutOfOrder
+	flagTripStart
+	knownFlags = flagPickup | flagJump | flagDuplicate | flagOutOfOrder | flagTripStart
 )
 
 // EventCodec is the binary stream.Codec of [Event], for repartition topics
@@ -101,6 +102,9 @@ func (TrackedCodec) Append(dst []byte, t Tracked) ([]byte, error) {
 	if t.OutOfOrder {
 		f |= flagOutOfOrder
 	}
+	if t.TripStart {
+		f |= flagTripStart
+	}
 	return appendBody(append(dst, formatTracked1, f), &t.Event), nil
 }
 
@@ -123,6 +127,7 @@ func (TrackedCodec) Decode(b []byte) (Tracked, error) {
 	}
 	t.Pickup, t.Jump = f&flagPickup != 0, f&flagJump != 0
 	t.Duplicate, t.OutOfOrder = f&flagDuplicate != 0, f&flagOutOfOrder != 0
+	t.TripStart = f&flagTripStart != 0
 	return t, nil
 }
 

@@ -68,7 +68,7 @@ func simEvents(tb testing.TB, n int) []telemetry.Event {
 func tracked(es []telemetry.Event) []telemetry.Tracked {
 	out := make([]telemetry.Tracked, len(es))
 	for i, e := range es {
-		out[i] = telemetry.Tracked{Event: e, Pickup: i&1 != 0, Jump: i&2 != 0, Duplicate: i&4 != 0, OutOfOrder: i&8 != 0}
+		out[i] = telemetry.Tracked{Event: e, Pickup: i&1 != 0, Jump: i&2 != 0, Duplicate: i&4 != 0, OutOfOrder: i&8 != 0, TripStart: i&16 != 0}
 	}
 	return out
 }
@@ -174,7 +174,7 @@ func TestBinaryCodecErrors(t *testing.T) {
 		{"trailing byte", append(append([]byte(nil), good...), 0), append(append([]byte(nil), goodT...), 0), telemetry.ErrMalformed, "binary: 1 bytes left over"},
 		{"unknown Has bit", edit(good, func(b []byte) []byte { b[1] |= 0x80; return append(b[:2], append([]byte{0x01}, b[2:]...)...) }), nil, telemetry.ErrMalformed, "binary: unknown bits 0x80 in Has"},
 		{"non-canonical varint", edit(good, func(b []byte) []byte { b[3] |= 0x80; return append(b[:4], append([]byte{0x00}, b[4:]...)...) }), nil, telemetry.ErrMalformed, "binary: non-canonical varint in cab_id length"},
-		{"unknown tracker flag", nil, edit(goodT, func(b []byte) []byte { b[1] |= 0x10; return b }), telemetry.ErrMalformed, "binary: unknown tracker flags 0x10"},
+		{"unknown tracker flag", nil, edit(goodT, func(b []byte) []byte { b[1] |= 0x20; return b }), telemetry.ErrMalformed, "binary: unknown tracker flags 0x20"},
 		{"cab_id too long", edit(good, func(b []byte) []byte { b[3] = 0x81; b[4] = 0x02; return b }), nil, telemetry.ErrInvalid, "longer than 256 bytes (MaxIDLen)"},
 		{"latitude out of range", edit(good, func(b []byte) []byte {
 			copy(b[25:], []byte{0, 0, 0, 0, 0, 0, 0x59, 0x40}) // 100.0

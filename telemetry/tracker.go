@@ -23,6 +23,12 @@ type Tracked struct {
 	Event
 	// Pickup: the cab's previous event said available and this one hired.
 	Pickup bool
+	// TripStart: this event is hired with a trip ID and the cab's previous
+	// event was not of that trip: the trip's first event, its pickup (data
+	// without an available status, such as the Porto sample, has no Pickup).
+	// Never on a cab's first event, which the tracker cannot tell from the
+	// middle of a trip (so a replay gives the same flags).
+	TripStart bool
 	// Jump: the position is a GPS jump (see [WithJumpSpeedKmh]).
 	Jump bool
 	// Duplicate: an exact copy (same ts, lat and lon) of the cab's latest
@@ -143,6 +149,7 @@ type cabState struct {
 
 	lastStat       Status
 	speeding, idle episode
+	trip           uint32 // tripHash of the latest accepted event
 }
 
 // The per-cab cost that the package documents: cabState must fit in 128 bytes.
@@ -360,12 +367,15 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	prevGood := c.goodPos()
 	o.Jump = c.step(cfg.jumpKmh, t, newPathPoint(pos))
 	o.Pickup = c.lastStat == StatusAvailable && e.Status == StatusHired
+	trip := tripHash(e)
+	o.TripStart = trip != 0 && trip != c.trip
+	starts := o.Pickup || o.TripStart // decided by the event before
 	switch {
-	case o.Jump && o.Pickup:
+	case o.Jump && starts:
 		tp.holds = append(tp.holds, hold{min(pathAnchor, c.lastOff), el.Offset})
 	case o.Jump:
 		tp.holds = append(tp.holds, hold{pathAnchor, el.Offset})
-	case o.Pickup:
+	case starts:
 		tp.holds = append(tp.holds, hold{c.lastOff, el.Offset})
 	}
 	out = append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
@@ -458,8 +468,22 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 		c.fences = in
 	}
 
-	c.last, c.lastT, c.lastOff, c.lastSpd, c.lastStat = newPathPoint(pos), t, el.Offset, spd, e.Status
+	c.last, c.lastT, c.lastOff, c.lastSpd, c.lastStat, c.trip = newPathPoint(pos), t, el.Offset, spd, e.Status, trip
 	return out
+}
+
+// tripHash identifies the trip of a hired event with a trip ID (FNV-1a, 32
+// bits, never 0), and is 0 for other events.
+func tripHash(e *Event) uint32 {
+	if e.Status != StatusHired || e.Has&HasTripID == 0 || e.TripID == "" {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(e.TripID); i++ {
+		h ^= uint32(e.TripID[i])
+		h *= 16777619
+	}
+	return max(h, 1)
 }
 
 // refuse sends the event of a new cab past WithMaxCabs to the dead letters, and
@@ -493,7 +517,7 @@ func (tr *tracker) seed(el *stream.Elem[Event], t int64, spd float64) *cabState 
 	pos := e.Point()
 	c := &cabState{
 		last: newPathPoint(pos), lastT: t, lastOff: el.Offset, lastSpd: spd, lastStat: e.Status,
-		spOffOff: el.Offset, idOffOff: el.Offset,
+		spOffOff: el.Offset, idOffOff: el.Offset, trip: tripHash(e),
 	}
 	if spd > tr.cfg.speedLimit {
 		c.speeding = epUnknown

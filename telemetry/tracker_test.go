@@ -223,13 +223,14 @@ func newReplayInput(t *testing.T) replayInput {
 }
 
 type replayOut struct {
+	starts map[string]bool // cab@time of the events flagged TripStart
 	alerts map[string]telemetry.Alert
 	zones  map[string]telemetry.ZoneDemand
 	stats  map[string]telemetry.CabStats
 }
 
 func newReplayOut() *replayOut {
-	return &replayOut{alerts: map[string]telemetry.Alert{}, zones: map[string]telemetry.ZoneDemand{}, stats: map[string]telemetry.CabStats{}}
+	return &replayOut{starts: map[string]bool{}, alerts: map[string]telemetry.Alert{}, zones: map[string]telemetry.ZoneDemand{}, stats: map[string]telemetry.CabStats{}}
 }
 
 // merge writes what h's outputs wrote, overwriting by document ID.
@@ -237,6 +238,11 @@ func (o *replayOut) merge(h *replayHarness) {
 	if h.alerts != nil {
 		for _, a := range h.alerts.Slice() {
 			o.alerts[a.ID] = a
+		}
+	}
+	if h.starts != nil {
+		for _, e := range h.starts.Slice() {
+			o.starts[e.CabID+"@"+e.Time.String()] = true
 		}
 	}
 	if h.zones != nil {
@@ -259,6 +265,7 @@ type replayHarness struct {
 	h      *streamtest.Harness
 	q      *streamtest.Queue[telemetry.Event]
 	alerts *streamtest.Collector[telemetry.Alert]
+	starts *streamtest.Collector[telemetry.Tracked]
 	zones  *streamtest.Collector[window.Result[string, telemetry.ZoneDemand]]
 	stats  *streamtest.Collector[window.Result[string, telemetry.CabStats]]
 }
@@ -284,6 +291,7 @@ func newReplayHarness(t *testing.T, mode int) *replayHarness {
 				telemetry.Geofence{Name: "west", Area: square(41.18, -8.66, 0.02)}))
 		require.NoError(t, err)
 		rh.alerts = streamtest.Collect(tr.Alerts())
+		rh.starts = streamtest.Collect(tr.Events().Filter(func(e telemetry.Tracked) bool { return e.TripStart }))
 		tracked = tr.Events()
 	}
 	if mode == trackerOnly {
@@ -373,9 +381,11 @@ func testTrackReplay(t *testing.T, mode int) {
 		require.Positive(t, types[typ], typ)
 	}
 	require.Equal(t, n, len(full.alerts), "alert IDs are unique")
+	require.NotEmpty(t, full.starts)
 	for k := 1; k < len(in.batches); k++ {
 		got := crashAndReplay(t, in, k, mode)
 		require.Equal(t, full.alerts, got.alerts, "mode %d: crash after %d batches", mode, k)
+		require.Equal(t, full.starts, got.starts, "mode %d: crash after %d batches: trip starts", mode, k)
 	}
 }
 
@@ -469,4 +479,41 @@ func TestTrackCommitNotInsideAJump(t *testing.T) {
 	// The replay annotates every event as the first run did.
 	require.Equal(t, full.events.Slice()[from:], second.events.Slice())
 	require.EqualValues(t, 1, from)
+}
+
+// TestTrackTripStart: TripStart marks the first event of each trip (status hired, a new trip
+// ID), with or without an available status before it, never a cab's first event, a
+// duplicate, an out-of-order event or an event without a trip.
+func TestTrackTripStart(t *testing.T) {
+	r := newTrackRun(t)
+	trip := func(e telemetry.Event, id string) telemetry.Event {
+		if id != "" {
+			e.TripID, e.Has = id, e.Has|telemetry.HasTripID
+		}
+		return e
+	}
+	in := []telemetry.Event{
+		trip(ev("A", 0, 41.15, 20, hired), "T1"),   // the cab's first event: unknown
+		trip(ev("A", 15, 41.1501, 20, hired), "T1"), // same trip
+		ev("A", 30, 41.1502, 20, avail),
+		trip(ev("A", 45, 41.1503, 20, hired), "T2"), // start (and a Pickup)
+		trip(ev("A", 45, 41.1503, 20, hired), "T2"), // duplicate
+		trip(ev("A", 60, 41.1504, 20, hired), "T3"), // start, hired all along (Porto)
+		trip(ev("A", 55, 41.1505, 20, hired), "T4"), // out of order
+		ev("A", 75, 41.1506, 20, hired),             // hired without a trip ID
+		trip(ev("A", 90, 41.1507, 20, hired), "T3"), // T3 again after an event without trip
+	}
+	for _, e := range in {
+		r.q.Add(rec(e))
+	}
+	r.q.End()
+	r.h.RunUntilDone()
+	var starts []bool
+	var pickups []bool
+	for _, e := range r.events.Slice() {
+		starts = append(starts, e.TripStart)
+		pickups = append(pickups, e.Pickup)
+	}
+	require.Equal(t, []bool{false, false, false, true, false, true, false, false, true}, starts)
+	require.Equal(t, []bool{false, false, false, true, false, false, false, false, false}, pickups)
 }
