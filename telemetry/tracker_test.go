@@ -493,7 +493,7 @@ func TestTrackTripStart(t *testing.T) {
 		return e
 	}
 	in := []telemetry.Event{
-		trip(ev("A", 0, 41.15, 20, hired), "T1"),   // the cab's first event: unknown
+		trip(ev("A", 0, 41.15, 20, hired), "T1"),    // the cab's first event: unknown
 		trip(ev("A", 15, 41.1501, 20, hired), "T1"), // same trip
 		ev("A", 30, 41.1502, 20, avail),
 		trip(ev("A", 45, 41.1503, 20, hired), "T2"), // start (and a Pickup)
