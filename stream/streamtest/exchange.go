@@ -78,6 +78,14 @@ func NewExchange[T any](log *ExchangeLog[T]) *Exchange[T] {
 	return &Exchange[T]{log: log, read: make([]int64, len(log.parts))}
 }
 
+// AddExchange makes h feed e on every step, as NewRepartition does for its exchange: for a
+// graph that calls stream.Repartition (or RepartitionBy) itself, or a library that does (such
+// as join.Interval), with e as the exchange.
+func (h *Harness) AddExchange(e Fed) { h.queues = append(h.queues, e) }
+
+// Fed is what a Harness feeds on each step: an Exchange (see Harness.AddExchange).
+type Fed interface{ feed() error }
+
 // NewRepartition repartitions s through an in-memory exchange over log, fed by h.
 func NewRepartition[K comparable, V any](h *Harness, s *stream.Stream[stream.Pair[K, V]], name string, log *ExchangeLog[stream.Pair[K, V]]) (*Exchange[stream.Pair[K, V]], *stream.Stream[stream.Pair[K, V]]) {
 	ex := NewExchange(log)
