@@ -92,9 +92,9 @@
 // # Index templates
 //
 // Client.EnsureTemplates installs composable index templates (PUT _index_template) for
-// cab-stats-*, zone-demand-*, zone-supply-*, cab-alerts-* and, with WithRawTelemetry, cab-telemetry-*:
-// geo_point locations, date times, keyword IDs, typed numbers, and unknown strings as
-// keywords. It is idempotent; call it at start. WithReplicas(0) suits a single node.
+// cab-stats-*, zone-demand-*, zone-supply-*, ride-pickups-*, cab-alerts-* and, with
+// WithRawTelemetry, cab-telemetry-*: geo_point locations, date times, keyword IDs, typed
+// numbers, and unknown strings as keywords. It is idempotent; call it at start. WithReplicas(0) suits a single node.
 //
 // # Auth
 //

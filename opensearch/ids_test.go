@@ -55,11 +55,12 @@ func TestDailyIndex(t *testing.T) {
 func TestTemplates(t *testing.T) {
 	ts, err := opensearch.Templates(opensearch.WithReplicas(0), opensearch.WithRawTelemetry(), opensearch.WithAppendOnlyDataStreams())
 	require.NoError(t, err)
-	require.Len(t, ts, 5)
+	require.Len(t, ts, 6)
 	want := map[string]string{
 		opensearch.TemplateCabStats:     opensearch.PatternCabStats,
 		opensearch.TemplateZoneDemand:   opensearch.PatternZoneDemand,
 		opensearch.TemplateZoneSupply:   opensearch.PatternZoneSupply,
+		opensearch.TemplateRidePickups:  opensearch.PatternRidePickups,
 		opensearch.TemplateCabAlerts:    opensearch.PatternCabAlerts,
 		opensearch.TemplateCabTelemetry: opensearch.PatternCabTelemetry,
 	}
@@ -99,6 +100,9 @@ func TestTemplates(t *testing.T) {
 			require.Equal(t, "geo_point", props["location"].Type)
 			require.Equal(t, "double", props["supply_demand_ratio"].Type)
 			require.Equal(t, "long", props["available_cabs"].Type)
+		case opensearch.TemplateRidePickups:
+			require.Equal(t, "double", props["wait_s"].Type)
+			require.Equal(t, "keyword", props["request_id"].Type)
 		case opensearch.TemplateCabAlerts:
 			require.Equal(t, "object", props["details"].Type)
 			require.NotNil(t, body.DataStream)

@@ -1,5 +1,5 @@
 // Index templates: Template, the template options, Templates and Client.EnsureTemplates for
-// cab-stats-*, zone-demand-*, zone-supply-*, cab-alerts-* and cab-telemetry-*.
+// cab-stats-*, zone-demand-*, zone-supply-*, ride-pickups-*, cab-alerts-* and cab-telemetry-*.
 
 package opensearch
 
@@ -18,6 +18,8 @@ const (
 	PatternZoneDemand    = "zone-demand-*"
 	TemplateZoneSupply   = "fleetstream-zone-supply"
 	PatternZoneSupply    = "zone-supply-*"
+	TemplateRidePickups  = "fleetstream-ride-pickups"
+	PatternRidePickups   = "ride-pickups-*"
 	TemplateCabAlerts    = "fleetstream-cab-alerts"
 	PatternCabAlerts     = "cab-alerts-*"
 	TemplateCabTelemetry = "fleetstream-cab-telemetry"
@@ -126,6 +128,13 @@ func zoneSupplyFields() obj {
 	}
 }
 
+func ridePickupsFields() obj {
+	return obj{
+		"request_id": keyword, "cab_id": keyword, "trip_id": keyword, "@timestamp": date,
+		"assigned_at": date, "pickup_at": date, "wait_s": double, "distance_m": double, "location": geoPoint,
+	}
+}
+
 func cabAlertsFields() obj {
 	return obj{
 		"alert_id": keyword, "type": keyword, "cab_id": keyword, "@timestamp": date,
@@ -163,6 +172,7 @@ func Templates(opts ...TemplateOption) ([]Template, error) {
 		{TemplateCabStats, PatternCabStats, cabStatsFields(), false},
 		{TemplateZoneDemand, PatternZoneDemand, zoneDemandFields(), false},
 		{TemplateZoneSupply, PatternZoneSupply, zoneSupplyFields(), false},
+		{TemplateRidePickups, PatternRidePickups, ridePickupsFields(), false},
 		{TemplateCabAlerts, PatternCabAlerts, cabAlertsFields(), cfg.dataStreams},
 	}
 	if cfg.telemetry {

@@ -83,14 +83,17 @@ const MaxPickupDistanceM = 250.0
 // of its cab in [t, t+within] at most [MaxPickupDistanceM] from the requested place
 // (join.Interval through ex, a repartition by cab, so requests and telemetry may come from
 // different topics). It returns the join's output (for its Late stream) and the matched
-// pickups. A cab's trip that starts elsewhere within the bound is not the request's; should
-// two trip starts qualify, both rows come out under the request's ID, the later one last.
-// Errors wrap join.ErrInvalidOption. TestTimeToPickup checks the rows against an independent
+// pickups: a trip start that the tracker takes for a GPS jump counts too (a cab often moves
+// unrecorded between trips; a true jump lands far from the requested place); for each request, the first of its cab's trip starts that qualifies (a trip that
+// starts elsewhere is not the request's). The join emits a request's rows in its cab's order,
+// and holds the commits back to the request while it can still match, so a replay emits them
+// again in the same order and the first one is the same; the choice remembers the last
+// 100,000 matched requests per partition. Errors wrap join.ErrInvalidOption. TestTimeToPickup checks the rows against an independent
 // computation on simulated data.
 func TimeToPickup(requests *stream.Stream[Request], tracked *stream.Stream[Tracked], ex stream.Exchange[PickupSide], within time.Duration, opts ...join.Option) (*join.Output[string, Request, PickupPoint], *stream.Stream[RidePickup], error) {
 	assigned := stream.Map(requests.Filter(func(r Request) bool { return r.Status == RequestAssigned }),
 		func(r Request) stream.Pair[string, Request] { return stream.KV(r.CabID, r) })
-	starts := stream.Map(tracked.Filter(func(t Tracked) bool { return t.TripStart && !t.Jump }),
+	starts := stream.Map(tracked.Filter(func(t Tracked) bool { return t.TripStart }),
 		func(t Tracked) stream.Pair[string, PickupPoint] {
 			return stream.KV(t.CabID, PickupPoint{CabID: t.CabID, TripID: t.TripID, Lat: t.Lat, Lon: t.Lon})
 		})
@@ -98,15 +101,56 @@ func TimeToPickup(requests *stream.Stream[Request], tracked *stream.Stream[Track
 	if err != nil {
 		return nil, nil, err
 	}
-	rows := stream.Map(out.Joined(), func(j join.Joined[string, Request, PickupPoint]) RidePickup {
+	near := func(j join.Joined[string, Request, PickupPoint]) float64 {
+		return Haversine(j.Left.Point(), Point{Lat: j.Right.Lat, Lon: j.Right.Lon}) * 1000
+	}
+	first := newFirstRows(pickupMemory)
+	rows := stream.Map(out.Joined().Filter(func(j join.Joined[string, Request, PickupPoint]) bool {
+		return j.Matched && near(j) <= MaxPickupDistanceM && first.first(j.Partition, j.Left.RequestID)
+	}), func(j join.Joined[string, Request, PickupPoint]) RidePickup {
 		at := Point{Lat: j.Right.Lat, Lon: j.Right.Lon}
 		return RidePickup{
 			RequestID: j.Left.RequestID, CabID: j.Key, TripID: j.Right.TripID,
 			AssignedAt: j.LeftTime, PickupAt: j.RightTime, Timestamp: j.RightTime,
 			WaitS:     j.RightTime.Sub(j.LeftTime).Seconds(),
-			DistanceM: Haversine(j.Left.Point(), at) * 1000,
+			DistanceM: near(j),
 			Location:  Location(at),
 		}
-	}).Filter(func(p RidePickup) bool { return p.DistanceM <= MaxPickupDistanceM })
+	})
 	return out, rows, nil
+}
+
+// pickupMemory is how many matched requests per partition TimeToPickup remembers.
+const pickupMemory = 100_000
+
+// firstRows lets the first row of each request through, per join partition (a request's rows
+// all come from the partition of its cab), remembering the last n requests of each.
+type firstRows struct {
+	n     int
+	parts map[int32]*seenFIFO
+}
+
+type seenFIFO struct {
+	seen  map[string]struct{}
+	order []string
+}
+
+func newFirstRows(n int) *firstRows { return &firstRows{n: n, parts: map[int32]*seenFIFO{}} }
+
+func (f *firstRows) first(part int32, id string) bool {
+	p := f.parts[part]
+	if p == nil {
+		p = &seenFIFO{seen: map[string]struct{}{}}
+		f.parts[part] = p
+	}
+	if _, ok := p.seen[id]; ok {
+		return false
+	}
+	if len(p.order) >= f.n {
+		delete(p.seen, p.order[0])
+		p.order = p.order[1:]
+	}
+	p.seen[id] = struct{}{}
+	p.order = append(p.order, id)
+	return true
 }

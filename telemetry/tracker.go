@@ -27,7 +27,10 @@ type Tracked struct {
 	// event was not of that trip: the trip's first event, its pickup (data
 	// without an available status, such as the Porto sample, has no Pickup).
 	// Never on a cab's first event, which the tracker cannot tell from the
-	// middle of a trip (so a replay gives the same flags).
+	// middle of a trip (so a replay gives the same flags), nor on the first
+	// event after a cab fell silent and was forgotten (device silent): data
+	// with only the trips' points, such as the Porto sample, has TripStart on
+	// the trips that follow another within WithSilentAfter only.
 	TripStart bool
 	// Jump: the position is a GPS jump (see [WithJumpSpeedKmh]).
 	Jump bool

@@ -5,7 +5,9 @@
 //   - per-cab stats for tumbling event-time windows (default 1 minute) to cab-stats-YYYY.MM.DD,
 //   - zone demand per geohash-6 cell for 5-minute windows to zone-demand-YYYY.MM.DD,
 //   - with -requests-topic, supply and demand per cell (ride requests made and cancelled,
-//     available cabs, their ratio) for the same windows to zone-supply-YYYY.MM.DD,
+//     available cabs, their ratio) for the same windows to zone-supply-YYYY.MM.DD, and each
+//     assigned request's time to pickup (an event-time join with its cab's trip start) to
+//     ride-pickups-YYYY.MM.DD,
 //   - alerts (speeding, harsh braking, long idle, geofence, device silent) to
 //     cab-alerts-YYYY.MM.DD and to the Kafka topic cab-alerts,
 //
@@ -53,32 +55,33 @@ func main() {
 
 // config is everything the flags set.
 type config struct {
-	kafka       *cli.Kafka
-	opensearch  *cli.OpenSearch
-	topic       string
-	group       string
-	name        string
-	alertsTopic string
-	requests    string
-	txnID       string
-	statsWindow time.Duration
-	zoneWindow  time.Duration
-	lateness    time.Duration
-	outOfOrder  time.Duration
-	batch       time.Duration
-	exitIdle    time.Duration
-	bounded     bool
-	zoneDemand  bool
-	alerts      bool
-	rekeyByCab  bool
-	statusEvery time.Duration
-	replicas    int
-	indexTag    string
-	maxCabs     int
-	httpAddr    string
-	verbose     bool
-	cpuProfile  string
-	memProfile  string
+	kafka        *cli.Kafka
+	opensearch   *cli.OpenSearch
+	topic        string
+	group        string
+	name         string
+	alertsTopic  string
+	requests     string
+	txnID        string
+	statsWindow  time.Duration
+	zoneWindow   time.Duration
+	pickupWithin time.Duration
+	lateness     time.Duration
+	outOfOrder   time.Duration
+	batch        time.Duration
+	exitIdle     time.Duration
+	bounded      bool
+	zoneDemand   bool
+	alerts       bool
+	rekeyByCab   bool
+	statusEvery  time.Duration
+	replicas     int
+	indexTag     string
+	maxCabs      int
+	httpAddr     string
+	verbose      bool
+	cpuProfile   string
+	memProfile   string
 }
 
 func registerFlags(fs *flag.FlagSet) *config {
@@ -89,7 +92,8 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.group, "group", "fleetpipeline", "Kafka consumer group")
 	fs.StringVar(&c.name, "name", "fleetpipeline", "pipeline name, part of every document id")
 	fs.StringVar(&c.alertsTopic, "alerts-topic", "cab-alerts", "Kafka topic alerts are also written to (empty: none)")
-	fs.StringVar(&c.requests, "requests-topic", "", "Kafka topic of the booking app's ride requests (JSON, keyed by request_id; replay -requests-topic writes them): adds supply and demand per zone and -zone-window to zone-supply-YYYY.MM.DD, through the topic <name>-supply-repartition (empty: none)")
+	fs.StringVar(&c.requests, "requests-topic", "", "Kafka topic of the booking app's ride requests (JSON, keyed by request_id; replay -requests-topic writes them): adds supply and demand per zone and -zone-window to zone-supply-YYYY.MM.DD and the time to pickup to ride-pickups-YYYY.MM.DD, through the topics <name>-supply-repartition and <name>-pickups-repartition (empty: none)")
+	fs.DurationVar(&c.pickupWithin, "pickup-within", 15*time.Minute, "with -requests-topic: how long after its assignment a request's cab may pick up to count as its pickup (ride-pickups-YYYY.MM.DD)")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/metrics/prom"
 	"github.com/fleetstream/fleetstream/opensearch"
@@ -173,6 +174,17 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return stream.Repartition(s, "supply", supplyEx)
 		}
 		sh.supplyOrigin = exchangeOrigin(supplyEx.Topic())
+		pickupEx, err := kafka.NewExchange[telemetry.PickupSide](kcfg, c.name, "pickups",
+			stream.PairCodec[string, join.Side[telemetry.Request, telemetry.PickupPoint]](stream.StringCodec{},
+				stream.JSONCodec[join.Side[telemetry.Request, telemetry.PickupPoint]]()), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		sh.pickups = func() stream.Exchange[telemetry.PickupSide] {
+			names.repartition(pickupEx.Topic())
+			return pickupEx
+		}
+		sh.pickupOrigin = exchangeOrigin(pickupEx.Topic())
 	}
 	g, err := c.transforms(events, requests, sh, log)
 	if err != nil {
@@ -209,6 +221,21 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters)
 	if g.zones != nil {
 		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, func(t zoneShuffled) ([]byte, []byte, error) { return eventRecord(t.Value.Event) }), lateLetters)
+	}
+	if g.pickupsLate != nil {
+		stream.To(stream.Map(g.pickupsLate, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {
+			dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: []byte(l.Key), Partition: l.Partition,
+				Err: fmt.Sprintf("pickups: record at %s arrived after the join's watermark %s", l.EventTime.Format(time.RFC3339Nano), l.Watermark.Format(time.RFC3339Nano))}
+			if topic, part, ok := sh.pickupOrigin(l.Partition); ok {
+				dl.Topic, dl.Partition = topic, part
+			}
+			v, err := json.Marshal(l.Side)
+			if err != nil {
+				dl.Err += "; encoding the record: " + err.Error()
+			}
+			dl.Value = v
+			return dl
+		}), lateLetters)
 	}
 	if g.supply != nil {
 		stream.To(lateDeadLetters(g.supply.Late(), "zone-supply", sh.supplyOrigin, func(t supplyShuffled) ([]byte, []byte, error) {
@@ -247,6 +274,14 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pickupSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.RidePickup]{
+		Index: opensearch.DailyIndex(c.index("ride-pickups"), func(p telemetry.RidePickup) time.Time { return p.PickupAt }),
+		ID:    func(p telemetry.RidePickup) string { return p.RequestID },
+		Body:  func(dst []byte, p telemetry.RidePickup) ([]byte, error) { return p.AppendJSON(dst) },
+	}, deadLetters, opensearch.WithLogger(log))
+	if err != nil {
+		return err
+	}
 	alertSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.Alert]{
 		Index: opensearch.DailyIndex(c.index("cab-alerts"), func(a telemetry.Alert) time.Time { return a.Time }),
 		ID:    func(a telemetry.Alert) string { return a.ID },
@@ -274,6 +309,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			cnt.windows.Add(int64(len(b)))
 			return nil
 		})
+	}
+	if g.pickups != nil {
+		stream.To(g.pickups, pickupSink)
 	}
 	if g.supplyDocs != nil {
 		stream.To(g.supplyDocs, supplySink)
@@ -307,9 +345,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if metrics != nil {
 		for name, stats := range map[string]func() prom.SinkStats{
 			"cab-stats": sinkStats(cabSink), "zone-demand": sinkStats(zoneSink), "cab-alerts": sinkStats(alertSink),
-			"zone-supply": sinkStats(supplySink),
+			"zone-supply": sinkStats(supplySink), "ride-pickups": sinkStats(pickupSink),
 		} {
-			if name == "zone-supply" && g.supplyDocs == nil {
+			if (name == "zone-supply" || name == "ride-pickups") && g.supplyDocs == nil {
 				continue
 			}
 			if err := metrics.AddSink(name, stats); err != nil {
@@ -333,7 +371,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	stopStatus()
 	sinks := []namedSink{{"cab-stats", cabSink.Stats}, {"zone-demand", zoneSink.Stats}, {"cab-alerts", alertSink.Stats}}
 	if g.supplyDocs != nil {
-		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats})
+		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
 	}
 	printSummary(w, time.Since(start), &cnt, src, sinks)
 	var dups int64
@@ -367,6 +405,9 @@ type graph struct {
 	// supply and supplyDocs are the zone supply and its final results; nil without requests.
 	supply     *window.Windowed[string, telemetry.ZoneSupply, supplyShuffled]
 	supplyDocs *stream.Stream[supplyResult]
+	// pickups are the requests matched with their cab's pickup; nil without requests.
+	pickups     *stream.Stream[telemetry.RidePickup]
+	pickupsLate *stream.Stream[join.Late[string, telemetry.Request, telemetry.PickupPoint]]
 }
 
 type (
@@ -382,6 +423,9 @@ type shuffles struct {
 	// bySupply routes the supply observations by zone; nil without -requests-topic.
 	bySupply     func(*stream.Stream[supplyShuffled]) *stream.Stream[supplyShuffled]
 	supplyOrigin func(int32) (string, int32, bool)
+	// pickups is the exchange of the time-to-pickup join (by cab); nil without -requests-topic.
+	pickups      func() stream.Exchange[telemetry.PickupSide]
+	pickupOrigin func(int32) (string, int32, bool)
 	// zoneOrigin and cabOrigin name the Kafka topic and partition of a pipeline partition
 	// of the zone demand's and of the cab stats' input, for dead letters.
 	zoneOrigin, cabOrigin func(int32) (string, int32, bool)
@@ -441,6 +485,12 @@ func (c *config) transforms(events *stream.Stream[telemetry.Event], requests *st
 			return nil, err
 		}
 		g.supplyDocs = g.supply.Results().Filter(func(r supplyResult) bool { return r.Final })
+		// Time to pickup: each assigned request with its cab's trip start.
+		out, rows, err := telemetry.TimeToPickup(requests, tracker.Events(), sh.pickups(), c.pickupWithin)
+		if err != nil {
+			return nil, err
+		}
+		g.pickups, g.pickupsLate = rows, out.Late()
 	}
 	return g, nil
 }

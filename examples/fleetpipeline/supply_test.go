@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // both, is killed (SIGKILL) once every request is committed, and a second run finishes.
 // The zone-supply documents then equal an independent count over the replay's own events
 // and requests: per geohash-6 cell and 5-minute window, the requests made and cancelled, the
-// distinct cabs seen available, and their ratio; one document per zone and window.
+// distinct cabs seen available, and their ratio; one document per zone and window. And the
+// ride-pickups documents give each assigned request's time to pickup, as the independent
+// computation does.
 func TestZoneSupplyAfterCrash(t *testing.T) {
 	t.Parallel()
 	s := needServices(t)
@@ -102,4 +105,65 @@ func TestZoneSupplyAfterCrash(t *testing.T) {
 	}
 	require.Positive(t, withRequests)
 	t.Logf("%d zone-supply documents, %d with requests, %d requests", len(got), withRequests, len(reqs))
+
+	// Time to pickup: each assigned request with its trip's pickup (the trip's first event, at
+	// the requested place), but for trips that begin with their cab's first event, which the
+	// tracker cannot tell from the middle of a trip.
+	first := map[string]time.Time{}
+	for _, e := range evs {
+		if f, ok := first[e.CabID]; !ok || e.Time.Before(f) {
+			first[e.CabID] = e.Time
+		}
+	}
+	type cabAt struct {
+		cab string
+		at  telemetry.Point
+	}
+	pickupAt := map[cabAt][]fleetsim.Pickup{}
+	for _, pk := range fleetsim.Pickups(evs) {
+		k := cabAt{pk.CabID, pk.At}
+		pickupAt[k] = append(pickupAt[k], pk)
+	}
+	wantWait := map[string]float64{}
+	for _, q := range reqs {
+		if q.Status != telemetry.RequestAssigned {
+			continue
+		}
+		for _, pk := range pickupAt[cabAt{q.CabID, q.Point()}] {
+			if d := pk.Time.Sub(q.Time); d >= 0 && d < 5*time.Minute && !pk.Time.Equal(first[pk.CabID]) {
+				wantWait[q.RequestID] = d.Seconds()
+			}
+		}
+	}
+	// The simulated cabs report all along, one trip at a time: their documents are exactly
+	// those. The Porto sample has only the trips' points: a taxi is silent between trips, the
+	// tracker forgets it (device silent), and its next trip starts with what is again its
+	// first event, which no TripStart marks (nor do overlapping trips make sense of it); so
+	// the Porto documents are only checked for sense, and are fewer.
+	gotWait := map[string]float64{}
+	portoWant, portoGot := 0, 0
+	for id, d := range byID(t, newOS(t, s).docs(r.index("ride-pickups"))) {
+		var p telemetry.RidePickup
+		require.NoError(t, json.Unmarshal(d.Source, &p))
+		require.Equal(t, id, p.RequestID)
+		require.LessOrEqual(t, p.DistanceM, telemetry.MaxPickupDistanceM, id)
+		require.True(t, p.WaitS >= 0 && p.WaitS <= (15*time.Minute).Seconds(), "%s: wait %v s", id, p.WaitS)
+		if strings.HasPrefix(p.CabID, "PORTO-") {
+			portoGot++
+			continue
+		}
+		require.Zero(t, p.DistanceM, id)
+		gotWait[id] = p.WaitS
+	}
+	for _, q := range reqs {
+		if _, ok := wantWait[q.RequestID]; ok && q.Status == telemetry.RequestAssigned && strings.HasPrefix(q.CabID, "PORTO-") {
+			portoWant++
+			delete(wantWait, q.RequestID)
+		}
+	}
+	require.NotEmpty(t, wantWait)
+	require.Equal(t, wantWait, gotWait, "time to pickup by request of the simulated cabs")
+	require.Positive(t, portoGot)
+	require.LessOrEqual(t, portoGot, portoWant, "Porto requests with a pickup")
+	t.Logf("ride-pickups documents: %d of simulated cabs, %d of Porto taxis (%d expected)", len(gotWait), portoGot, portoWant)
 }
