@@ -29,12 +29,12 @@ echo "   Kafka $FLEETSTREAM_KAFKA_BROKERS, OpenSearch $FLEETSTREAM_OPENSEARCH_UR
 mkdir -p bin
 go build -o bin/ ./examples/replay ./examples/fleetpipeline ./examples/fleetreport
 
-echo "== 2/4 replaying the Porto sample and $sim simulated events into $topic"
-bin/replay -topic "$topic" -source porto,sim -sim-events "$sim"
+echo "== 2/4 replaying the Porto sample and $sim simulated events into $topic, ride requests into $topic-requests"
+bin/replay -topic "$topic" -source porto,sim -sim-events "$sim" -requests-topic "$topic-requests"
 
 echo "== 3/4 running the fleet pipeline until the topic is drained"
 start=$(date +%s%3N)
-bin/fleetpipeline -topic "$topic" -group "$group" -exit-when-idle 5s "${tag[@]}"
+bin/fleetpipeline -topic "$topic" -requests-topic "$topic-requests" -group "$group" -exit-when-idle 5s "${tag[@]}"
 ms=$(($(date +%s%3N) - start))
 echo "   pipeline finished in $((ms / 1000)).$(((ms % 1000) / 100)) s"
 
@@ -48,6 +48,9 @@ Look at the data:
   curl -s '$u/_cat/indices/cab-*,zone-*?v'
   curl -s '$u/cab-stats-*/_search?size=3&sort=max_speed_kmh:desc&pretty'
   curl -s '$u/cab-alerts-*/_search?q=type:speeding&size=3&pretty'
+  curl -s '$u/zone-supply-*/_search?size=3&sort=requests:desc&pretty'
+  curl -s '$u/ride-pickups-*/_search?size=0&pretty' -H 'Content-Type: application/json' \\
+       -d '{"aggs":{"wait":{"percentiles":{"field":"wait_s"}}}}'
   curl -s '$u/zone-demand-*/_search?size=0&pretty' -H 'Content-Type: application/json' \\
        -d '{"aggs":{"grid":{"geohash_grid":{"field":"location","precision":5}}}}'
 Dashboards: with Docker, 'make services-down && docker compose up -d --wait' gives Kafka and
