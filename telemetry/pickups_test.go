@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 	"github.com/fleetstream/fleetstream/telemetry"
 	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
@@ -73,25 +72,7 @@ func TestTimeToPickup(t *testing.T) {
 	require.NoError(t, err)
 	got, late := streamtest.Collect(rows), streamtest.Collect(out.Late())
 
-	cabPart := map[string]int32{}
-	for i, id := range sim.CabIDs() {
-		cabPart[id] = int32(i % 3)
-	}
-	ei, ri := 0, 0
-	for until := evs[0].Time.Add(time.Minute); ei < len(evs) || ri < len(reqs); until = until.Add(time.Minute) {
-		var be []stream.Record[telemetry.Event]
-		for ; ei < len(evs) && evs[ei].Time.Before(until); ei++ {
-			be = append(be, stream.Record[telemetry.Event]{Value: evs[ei], Partition: cabPart[evs[ei].CabID], EventTime: evs[ei].Time})
-		}
-		var br []stream.Record[telemetry.Request]
-		for ; ri < len(reqs) && reqs[ri].Time.Before(until); ri++ {
-			br = append(br, stream.Record[telemetry.Request]{Value: reqs[ri], Partition: int32(len(reqs[ri].RequestID) % 2), EventTime: reqs[ri].Time})
-		}
-		qe.Add(be...)
-		qr.Add(br...)
-	}
-	qe.End()
-	qr.End()
+	feedBoth(sim, qe, qr, evs, reqs)
 	h.RunUntilDone()
 
 	require.Empty(t, late.Slice())

@@ -48,26 +48,7 @@ func TestZoneSupplyRepartitioned(t *testing.T) {
 	require.NoError(t, err)
 	res, late := streamtest.Collect(supply.Results()), streamtest.Collect(supply.Late())
 
-	// Feed both in time order, a minute of event time per batch.
-	cabPart := map[string]int32{}
-	for i, id := range sim.CabIDs() {
-		cabPart[id] = int32(i % 3)
-	}
-	ei, ri := 0, 0
-	for until := evs[0].Time.Add(time.Minute); ei < len(evs) || ri < len(reqs); until = until.Add(time.Minute) {
-		var be []stream.Record[telemetry.Event]
-		for ; ei < len(evs) && evs[ei].Time.Before(until); ei++ {
-			be = append(be, stream.Record[telemetry.Event]{Value: evs[ei], Partition: cabPart[evs[ei].CabID], EventTime: evs[ei].Time})
-		}
-		var br []stream.Record[telemetry.Request]
-		for ; ri < len(reqs) && reqs[ri].Time.Before(until); ri++ {
-			br = append(br, stream.Record[telemetry.Request]{Value: reqs[ri], Partition: int32(len(reqs[ri].RequestID) % 2), EventTime: reqs[ri].Time})
-		}
-		qe.Add(be...)
-		qr.Add(br...)
-	}
-	qe.End()
-	qr.End()
+	feedBoth(sim, qe, qr, evs, reqs)
 	h.RunUntilDone()
 	require.Empty(t, late.Slice())
 
@@ -146,4 +127,28 @@ func TestZoneSupplyRepartitioned(t *testing.T) {
 	}
 	require.Less(t, sent, available/10, "available events %d, records sent %d", available, sent)
 	t.Logf("%d zone windows, %d with requests, %d requests", len(got), withRatio, len(reqs))
+}
+
+// feedBoth queues the simulated events (partition by cab, 3 partitions) and the requests
+// (2 partitions) in time order, a minute of event time per batch, and ends both queues.
+func feedBoth(sim *fleetsim.Sim, qe *streamtest.Queue[telemetry.Event], qr *streamtest.Queue[telemetry.Request], evs []telemetry.Event, reqs []telemetry.Request) {
+	cabPart := map[string]int32{}
+	for i, id := range sim.CabIDs() {
+		cabPart[id] = int32(i % 3)
+	}
+	ei, ri := 0, 0
+	for until := evs[0].Time.Add(time.Minute); ei < len(evs) || ri < len(reqs); until = until.Add(time.Minute) {
+		var be []stream.Record[telemetry.Event]
+		for ; ei < len(evs) && evs[ei].Time.Before(until); ei++ {
+			be = append(be, stream.Record[telemetry.Event]{Value: evs[ei], Partition: cabPart[evs[ei].CabID], EventTime: evs[ei].Time})
+		}
+		var br []stream.Record[telemetry.Request]
+		for ; ri < len(reqs) && reqs[ri].Time.Before(until); ri++ {
+			br = append(br, stream.Record[telemetry.Request]{Value: reqs[ri], Partition: int32(len(reqs[ri].RequestID) % 2), EventTime: reqs[ri].Time})
+		}
+		qe.Add(be...)
+		qr.Add(br...)
+	}
+	qe.End()
+	qr.End()
 }
