@@ -109,6 +109,7 @@ func cabStatsFields() obj {
 		"cab_id": keyword, "window_start": date, "window_end": date, "@timestamp": date,
 		"events": long, "distance_km": double, "avg_speed_kmh": double, "max_speed_kmh": double,
 		"last_location": geoPoint, "last_status": keyword,
+		"fleet": keyword, "vehicle_type": keyword, "driver_id": keyword,
 	}
 }
 

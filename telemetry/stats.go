@@ -43,6 +43,11 @@ type CabStats struct {
 	// points left out as GPS jumps. Neither is part of the document.
 	SpeedSamples int64 `json:"-"`
 	Jumps        int64 `json:"-"`
+	// Fleet, VehicleType and DriverID come from the fleet registry
+	// ([CabStats.Register]); each is left out of the document when empty.
+	Fleet       string `json:"fleet,omitempty"`
+	VehicleType string `json:"vehicle_type,omitempty"`
+	DriverID    string `json:"driver_id,omitempty"`
 }
 
 // CabStatsDoc returns the document of a window result: r.Value with the cab,
@@ -97,6 +102,12 @@ func (s CabStats) AppendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, `,"last_status":"`...)
 		dst = append(dst, s.LastStatus.String()...)
 		dst = append(dst, '"')
+	}
+	for _, f := range [...]struct{ name, v string }{{`,"fleet":`, s.Fleet}, {`,"vehicle_type":`, s.VehicleType}, {`,"driver_id":`, s.DriverID}} {
+		if f.v != "" {
+			dst = append(dst, f.name...)
+			dst = appendString(dst, f.v)
+		}
 	}
 	return append(dst, '}'), nil
 }
