@@ -19,6 +19,12 @@ import (
 // does not exist yet; an existing topic is left as it is (its partition count is returned).
 // Only Config's connection settings are used.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int32, replication int16) (int32, error) {
+	return ensure(ctx, cfg, topic, partitions, replication, nil, nil)
+}
+
+// ensure is EnsureTopic with topic configs for a creation and a check of the topic after.
+func ensure(ctx context.Context, cfg Config, topic string, partitions int32, replication int16,
+	configs map[string]*string, check func(*Config, *sarama.Config) error) (int32, error) {
 	if topic == "" {
 		return 0, invalid("topic", "empty")
 	}
@@ -38,7 +44,10 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int32
 	}
 	done := make(chan result, 1)
 	go func() {
-		n, err := ensureTopic(&cfg, sc, topic, partitions, replication)
+		n, err := ensureTopic(&cfg, sc, topic, partitions, replication, configs)
+		if err == nil && check != nil {
+			err = check(&cfg, sc)
+		}
 		done <- result{n, err}
 	}()
 	select {
@@ -49,13 +58,15 @@ func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int32
 	}
 }
 
-func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32, replication int16) (int32, error) {
+// ensureTopic creates topic with the given settings (configs: topic configs such as
+// cleanup.policy, nil for the broker's defaults) unless it exists.
+func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32, replication int16, configs map[string]*string) (int32, error) {
 	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
 	if err != nil {
 		return 0, connectError(cfg, err)
 	}
 	defer admin.Close()
-	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication}, false)
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication, ConfigEntries: configs}, false)
 	var te *sarama.TopicError
 	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
 		return 0, fmt.Errorf("kafka: create topic %q: %w", topic, redact(cfg, err))

@@ -146,6 +146,43 @@
 // the last record was read; while the broker cannot be reached nothing counts as caught up,
 // so an outage never ends a job early.
 //
+// # Tables
+//
+// Table[K, V] is a key-value table of a compacted topic, replicated whole in every instance
+// (Kafka Streams' GlobalKTable): it reads every partition itself with a plain consumer, from
+// the oldest offset, outside any consumer group, and commits nothing. Each record is a
+// version of its key, valid from its record timestamp (CreateTime as the producer set it);
+// a tombstone (nil value) deletes the key from its timestamp on. Lookup(key, at) returns the
+// version valid at event time at, the one with the latest timestamp at or before at, so an
+// enrichment (package join, Enrich) joins each event with the value as of the event (Flink's
+// event-time temporal join); Latest returns the version with the newest timestamp.
+//
+// Load reads each partition up to the end offset it had when Load started, then returns;
+// records written since keep being applied in the background until Close. So after Load, a
+// lookup sees at least every record written before Load started. Load fails at once if the
+// topic does not exist (ErrTopicNotFound: a Table never creates it; EnsureCompactedTopic
+// does, with cleanup.policy=compact, and refuses an existing topic that is not compacted,
+// ErrNotCompacted); a topic that is not compacted only gets a warning from Load. A record
+// that decode refuses is skipped, counted (TableStats.DecodeErrors) and logged at Warn, never
+// dropped silently. Consumer errors (an outage) are retried by sarama, counted and logged.
+//
+// Versions: a key keeps at most WithVersions (default 8) versions, tombstones included; one
+// more drops its oldest. A version with the timestamp of one held replaces it; one older than
+// all of a full key's versions is ignored. A key whose retained versions are all tombstones
+// is forgotten. A lookup before the key's oldest retained version returns nothing, or that
+// version with WithOldestFallback. Compaction keeps only the last record of each key in the
+// log, so after a restart (a new Load) a key's history may start later than before: lookups
+// are deterministic only while the versions they fall on are retained (see join.Enrich).
+// Timestamps should grow with offsets per key (one producer per key): Latest is the newest
+// by timestamp, which compaction's survivor (the last by offset) is only then. A record
+// without a timestamp is valid from the beginning of time.
+//
+// Limits: the whole table lives in memory (each version: its timestamp, a flag and V, plus
+// the map's key). A partition whose last records before the end offset are transaction
+// markers (a topic written transactionally, read_uncommitted here) never counts as loaded:
+// Load then waits until ctx ends; write tables without transactions. Lookup and Latest
+// take a read lock and are safe for concurrent use with the updates.
+//
 // # Auth/MSK
 //
 // Config covers self-managed Kafka and Amazon MSK: TLS with the system roots or a CA, mutual

@@ -18,11 +18,12 @@ type SourceOption interface{ applySource(*sourceOptions) }
 // ProducerOption configures a Producer.
 type ProducerOption interface{ applyProducer(*producerOptions) }
 
-// Option configures a Source, a Producer or an Exchange.
+// Option configures a Source, a Producer, an Exchange or a Table.
 type Option interface {
 	SourceOption
 	ProducerOption
 	ExchangeOption
+	TableOption
 }
 
 type common struct {

@@ -1,0 +1,497 @@
+// Table: a versioned, fully replicated table of a compacted topic (Kafka Streams'
+// GlobalKTable with a versioned store; the build side of Flink's temporal join), its options
+// and stats.
+
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/internal/lograte"
+)
+
+// ErrTopicNotFound is wrapped by the error of Table.Load when the table's topic does not
+// exist. A Table never creates its topic: create it with EnsureCompactedTopic.
+var ErrTopicNotFound = errors.New("kafka: topic not found")
+
+// ErrLoadTwice is returned by Table.Load when the Table was already loaded (or closed).
+var ErrLoadTwice = errors.New("kafka: Table.Load called twice")
+
+// DefaultTableVersions is how many versions a Table keeps per key unless WithVersions says
+// otherwise.
+const DefaultTableVersions = 8
+
+// TableOption configures a Table. WithLogger and WithSaramaConfig are TableOptions too.
+type TableOption interface{ applyTable(*tableOptions) }
+
+type tableOptions struct {
+	common
+	versions int
+	fallback bool
+	errs     []error
+}
+
+type tableOpt func(*tableOptions)
+
+func (f tableOpt) applyTable(o *tableOptions)  { f(o) }
+func (f commonOpt) applyTable(o *tableOptions) { f(&o.common) }
+
+// WithVersions sets how many versions (values and tombstones) a Table keeps per key; the
+// oldest is dropped when a key gets one more. Default DefaultTableVersions; 1 keeps only the
+// latest, which makes Lookup answer by the latest version's time alone.
+func WithVersions(n int) TableOption {
+	return tableOpt(func(o *tableOptions) {
+		if n < 1 {
+			o.errs = append(o.errs, invalid("WithVersions", "%d: must be at least 1", n))
+			return
+		}
+		o.versions = n
+	})
+}
+
+// WithOldestFallback makes Lookup answer a time before a key's oldest retained version with
+// that version (unless it is a tombstone) instead of nothing. Use it when the versions'
+// timestamps say when a value was written rather than when it became true, for example when
+// a backfill replays events older than a compacted topic's surviving records.
+func WithOldestFallback() TableOption {
+	return tableOpt(func(o *tableOptions) { o.fallback = true })
+}
+
+// Table is a key-value table read from a compacted Kafka topic, replicated whole in every
+// instance: it reads every partition of the topic itself with a plain consumer (no consumer
+// group, no commits), like Kafka Streams' GlobalKTable. Each record is a version of its
+// key, valid from the record's timestamp; a record with a nil value (a tombstone) deletes the
+// key from its timestamp on. Lookup answers as of an event time, Latest with the newest
+// version. See "Tables" in the package documentation for the semantics and limits.
+//
+// Load reads the topic up to the end offsets it had when Load started, then the Table
+// follows the topic in the background until Close. Lookup, Latest and Stats are safe for
+// concurrent use, also while the Table loads and follows.
+type Table[K comparable, V any] struct {
+	cfg    Config
+	topic  string
+	decode func(key, value []byte) (K, V, error)
+	o      tableOptions
+	log    *slog.Logger
+
+	mu   sync.RWMutex
+	rows map[K][]version[V] // each sorted by from, at most o.versions
+	live int                // keys whose newest version is a value
+	held int                // versions held
+
+	records, updates, tombstones, decodeErrors, errs atomic.Int64
+	loaded                                           atomic.Bool
+	started                                          atomic.Bool
+	errLog                                           *lograte.Limiter
+
+	// set by Load
+	client   sarama.Client
+	consumer sarama.Consumer
+	parts    []*tablePart                 // Load's and Close's
+	shown    atomic.Pointer[[]*tablePart] // parts, for Stats
+	wg       sync.WaitGroup
+	close    sync.Once
+}
+
+// version is one record of a key: its value from its timestamp on (or its deletion).
+type version[V any] struct {
+	from    int64 // Unix ns
+	deleted bool
+	v       V
+}
+
+// tablePart is one partition being read.
+type tablePart struct {
+	id   int32
+	end  int64        // end offset when Load started
+	next atomic.Int64 // offset after the last record read
+	pc   sarama.PartitionConsumer
+}
+
+// TableStats is a snapshot of a Table.
+type TableStats struct {
+	// Keys is the number of keys whose latest version is a value (Latest finds them).
+	Keys int
+	// Versions is the number of versions held over all keys, tombstones included.
+	Versions int
+	// Records counts the records read; Updates those with a value, Tombstones those without.
+	Records, Updates, Tombstones int64
+	// DecodeErrors counts the records the decode function refused: they are skipped, and
+	// logged at Warn (the first ten one by one, then one line every ten seconds).
+	DecodeErrors int64
+	// Errors counts the consumer's errors (broker outages are retried by the consumer).
+	Errors int64
+	// Loaded is true once Load returned nil.
+	Loaded bool
+	// Lag is, summed over the partitions, the high-water mark minus the next offset to read.
+	Lag int64
+}
+
+// NewTable returns a Table of topic that decodes each record with decode. decode gets the
+// record's key and value; for a tombstone value is nil and only the key it returns is used
+// (V may be the zero value). Only cfg's connection and Fetch settings are used (Group and
+// Topics are ignored). Nothing connects before Load.
+func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, value []byte) (K, V, error), opts ...TableOption) (*Table[K, V], error) {
+	o := tableOptions{common: common{logger: slog.New(slog.DiscardHandler)}, versions: DefaultTableVersions}
+	for _, opt := range opts {
+		if opt == nil {
+			o.errs = append(o.errs, invalid("option", "nil"))
+			continue
+		}
+		opt.applyTable(&o)
+	}
+	errs := o.errs
+	if topic == "" {
+		errs = append(errs, invalid("topic", "empty"))
+	}
+	if decode == nil {
+		errs = append(errs, invalid("decode", "nil"))
+	}
+	if err := cfg.validate(roleProducer); err != nil { // the connection settings
+		errs = append(errs, err)
+	}
+	if cfg.Fetch.MaxBytes < 0 || cfg.Fetch.RequestMaxBytes < 0 || cfg.Fetch.MaxWait < 0 {
+		errs = append(errs, invalid("Fetch", "negative setting in %+v", cfg.Fetch))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg.Brokers = slices.Clone(cfg.Brokers)
+	return &Table[K, V]{
+		cfg:    cfg,
+		topic:  topic,
+		decode: decode,
+		o:      o,
+		log:    o.logger.With("component", "kafka.Table", "topic", topic),
+		rows:   make(map[K][]version[V]),
+		errLog: lograte.New(10, 10*time.Second),
+	}, nil
+}
+
+// Topic returns the table's topic.
+func (t *Table[K, V]) Topic() string { return t.topic }
+
+// Lookup returns the value of key as of event time at: the version with the latest
+// timestamp at or before at. It returns false when that version is a tombstone, when the key
+// has no version, and when at is before the key's oldest retained version (unless
+// WithOldestFallback).
+func (t *Table[K, V]) Lookup(key K, at time.Time) (V, bool) {
+	return t.LookupNano(key, at.UnixNano())
+}
+
+// LookupNano is Lookup with the time in Unix nanoseconds (stream.Elem.Time).
+func (t *Table[K, V]) LookupNano(key K, at int64) (V, bool) {
+	t.mu.RLock()
+	vs := t.rows[key]
+	i := len(vs) - 1
+	for i >= 0 && vs[i].from > at {
+		i--
+	}
+	if i < 0 && t.o.fallback && len(vs) > 0 {
+		i = 0
+	}
+	if i < 0 || vs[i].deleted {
+		t.mu.RUnlock()
+		var zero V
+		return zero, false
+	}
+	v := vs[i].v
+	t.mu.RUnlock()
+	return v, true
+}
+
+// Latest returns the newest version of key (the one with the latest timestamp), false if the
+// key is unknown or its newest version is a tombstone.
+func (t *Table[K, V]) Latest(key K) (V, bool) { return t.LookupNano(key, math.MaxInt64) }
+
+// Len returns the number of keys Latest finds.
+func (t *Table[K, V]) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.live
+}
+
+// Stats returns a snapshot of the table's size and counters.
+func (t *Table[K, V]) Stats() TableStats {
+	t.mu.RLock()
+	st := TableStats{Keys: t.live, Versions: t.held}
+	t.mu.RUnlock()
+	st.Records, st.Updates, st.Tombstones = t.records.Load(), t.updates.Load(), t.tombstones.Load()
+	st.DecodeErrors, st.Errors, st.Loaded = t.decodeErrors.Load(), t.errs.Load(), t.loaded.Load()
+	if parts := t.shown.Load(); parts != nil {
+		for _, p := range *parts {
+			st.Lag += max(0, p.pc.HighWaterMarkOffset()-p.next.Load())
+		}
+	}
+	return st
+}
+
+// apply adds a record's version.
+func (t *Table[K, V]) apply(m *sarama.ConsumerMessage) {
+	t.records.Add(1)
+	key, v, err := t.decode(m.Key, m.Value)
+	if err != nil {
+		t.decodeErrors.Add(1)
+		if ok, left := t.errLog.Allow(time.Now()); ok {
+			t.log.Warn("kafka: table record not decodable, skipped", "partition", m.Partition, "offset", m.Offset,
+				"err", err, "not_logged_since_last", left)
+		}
+		return
+	}
+	from := int64(math.MinInt64) // no timestamp: valid from the beginning
+	if !m.Timestamp.IsZero() && m.Timestamp.UnixMilli() >= 0 {
+		from = m.Timestamp.UnixNano()
+	}
+	tomb := m.Value == nil
+	if tomb {
+		t.tombstones.Add(1)
+	} else {
+		t.updates.Add(1)
+	}
+	t.mu.Lock()
+	t.put(key, version[V]{from: from, deleted: tomb, v: v})
+	t.mu.Unlock()
+}
+
+// put inserts ver among key's versions in timestamp order (a version with the timestamp of
+// one held replaces it), drops the oldest beyond the limit, and forgets the key once only
+// tombstones are left. t.mu is held.
+func (t *Table[K, V]) put(key K, ver version[V]) {
+	vs := t.rows[key]
+	wasLive := len(vs) > 0 && !vs[len(vs)-1].deleted
+	i := len(vs)
+	for i > 0 && vs[i-1].from > ver.from {
+		i--
+	}
+	switch {
+	case i > 0 && vs[i-1].from == ver.from:
+		vs[i-1] = ver
+	case len(vs) == t.o.versions && i == 0:
+		return // older than every version kept, and no room: it would be dropped at once
+	default:
+		vs = slices.Insert(vs, i, ver)
+		t.held++
+		if len(vs) > t.o.versions {
+			copy(vs, vs[1:])
+			clear(vs[len(vs)-1:])
+			vs = vs[:len(vs)-1]
+			t.held--
+		}
+	}
+	if !slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }) {
+		t.held -= len(vs)
+		delete(t.rows, key)
+		vs = nil
+	} else {
+		t.rows[key] = vs
+	}
+	isLive := len(vs) > 0 && !vs[len(vs)-1].deleted
+	switch {
+	case isLive && !wasLive:
+		t.live++
+	case wasLive && !isLive:
+		t.live--
+	}
+}
+
+// Load connects, reads every partition of the topic up to the end offsets it had when Load
+// started, and returns once they are all read; the Table then keeps following the topic in
+// the background until Close. It fails if the topic does not exist (ErrTopicNotFound), the
+// cluster cannot be reached or the ACLs refuse the topic (ErrNotAuthorized). When ctx ends
+// before the table is loaded, Load closes the Table and returns ctx's error. A Table loads
+// once.
+func (t *Table[K, V]) Load(ctx context.Context) error {
+	if !t.started.CompareAndSwap(false, true) {
+		return ErrLoadTwice
+	}
+	done := make(chan error, 1)
+	go func() { done <- t.connect() }()
+	select {
+	case <-ctx.Done():
+		go func() { <-done; t.Close() }()
+		return ctx.Err()
+	case err := <-done:
+		if err != nil {
+			t.Close()
+			return err
+		}
+	}
+	loaded := make(chan struct{})
+	var pending atomic.Int64
+	pending.Store(int64(len(t.parts)))
+	finish := func() {
+		if pending.Add(-1) == 0 {
+			close(loaded)
+		}
+	}
+	for _, p := range t.parts {
+		if p.next.Load() >= p.end {
+			finish()
+		}
+		t.wg.Go(func() { t.follow(p, finish) })
+	}
+	if len(t.parts) == 0 {
+		close(loaded)
+	}
+	select {
+	case <-ctx.Done():
+		t.Close()
+		return ctx.Err()
+	case <-loaded:
+	}
+	t.loaded.Store(true)
+	st := t.Stats()
+	t.log.Info("kafka: table loaded", "keys", st.Keys, "records", st.Records, "decode_errors", st.DecodeErrors)
+	return nil
+}
+
+// connect makes the client, checks the topic, reads the end offsets and starts a partition
+// consumer per partition from its oldest offset.
+func (t *Table[K, V]) connect() error {
+	sc, err := t.cfg.sarama(roleProducer)
+	if err != nil {
+		return err
+	}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Default = cmp.Or(t.cfg.Fetch.MaxBytes, defaultFetchBytes)
+	sc.Consumer.Fetch.MaxBytes = cmp.Or(t.cfg.Fetch.RequestMaxBytes, max(defaultRequestBytes, sc.Consumer.Fetch.Default))
+	sc.Consumer.MaxWaitTime = cmp.Or(t.cfg.Fetch.MaxWait, 250*time.Millisecond)
+	sc.ChannelBufferSize = channelBuffer
+	sc.Metadata.AllowAutoTopicCreation = false
+	if t.o.tune != nil {
+		t.o.tune(sc)
+	}
+	warnInsecure(t.log, sc)
+	client, err := sarama.NewClient(t.cfg.Brokers, sc)
+	if err != nil {
+		return connectError(&t.cfg, err)
+	}
+	t.client = client
+	if err := client.RefreshMetadata(t.topic); err != nil {
+		switch {
+		case errors.Is(err, errTopicMissing):
+			return fmt.Errorf("%w: table topic %q does not exist (a Table never creates its topic; create it with kafka.EnsureCompactedTopic): %w",
+				ErrTopicNotFound, t.topic, err)
+		case isNotAuthorized(err):
+			return t.cfg.notAuthorized(err, access{topics: []string{t.topic}})
+		}
+		return fmt.Errorf("kafka: metadata of table topic %q: %w", t.topic, redact(&t.cfg, err))
+	}
+	t.checkCompacted(sc)
+	ids, err := client.Partitions(t.topic)
+	if err != nil {
+		return fmt.Errorf("kafka: partitions of table topic %q: %w", t.topic, redact(&t.cfg, err))
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("kafka: table consumer: %w", err)
+	}
+	t.consumer = consumer
+	for _, id := range ids {
+		end, err := client.GetOffset(t.topic, id, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("kafka: end offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+		}
+		oldest, err := client.GetOffset(t.topic, id, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("kafka: start offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+		}
+		p := &tablePart{id: id, end: end}
+		p.next.Store(oldest)
+		pc, err := consumer.ConsumePartition(t.topic, id, oldest)
+		if err != nil {
+			return fmt.Errorf("kafka: consume %s/%d: %w", t.topic, id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
+		}
+		p.pc = pc
+		t.parts = append(t.parts, p)
+	}
+	parts := t.parts
+	t.shown.Store(&parts)
+	return nil
+}
+
+// checkCompacted warns when the topic's cleanup policy is not compact: the Table still
+// works, but keys whose records the retention deletes are lost at the next Load.
+func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
+	policy, err := cleanupPolicy(&t.cfg, sc, t.topic)
+	if err != nil {
+		t.log.Debug("kafka: cannot read the table topic's cleanup.policy", "err", redact(&t.cfg, err))
+		return
+	}
+	if !strings.Contains(policy, "compact") {
+		t.log.Warn("kafka: table topic is not compacted: keys whose records expire are lost at the next load",
+			"cleanup.policy", policy)
+	}
+}
+
+// follow applies a partition's records until Close, and calls loaded once the records before
+// the partition's end offset at start were applied.
+func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
+	done := p.next.Load() >= p.end
+	msgs, errs := p.pc.Messages(), p.pc.Errors()
+	for msgs != nil || errs != nil {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				continue
+			}
+			t.apply(m)
+			p.next.Store(m.Offset + 1)
+			if !done && m.Offset+1 >= p.end {
+				done = true
+				loaded()
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			t.errs.Add(1)
+			if ok, left := t.errLog.Allow(time.Now()); ok {
+				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
+			}
+		}
+	}
+}
+
+// Close stops following the topic and releases the connections. The table keeps its
+// contents: Lookup and Latest still answer, with what was read until then. Close is
+// idempotent.
+func (t *Table[K, V]) Close() error {
+	var err error
+	t.close.Do(func() {
+		t.started.Store(true) // a closed Table never loads
+		for _, p := range t.parts {
+			if p.pc != nil {
+				p.pc.AsyncClose() // closes Messages and Errors, which ends follow
+			}
+		}
+		t.wg.Wait()
+		if t.consumer != nil {
+			err = errors.Join(err, t.consumer.Close())
+		}
+		if t.client != nil {
+			if cerr := t.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+				err = errors.Join(err, cerr)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: table close: %w", err)
+	}
+	return nil
+}
