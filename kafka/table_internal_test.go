@@ -1,0 +1,193 @@
+package kafka
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+)
+
+func newTestTable(t testing.TB, opts ...TableOption) *Table[string, string] {
+	t.Helper()
+	tab, err := NewTable(Config{Brokers: []string{"127.0.0.1:1"}}, "t", func(k, v []byte) (string, string, error) {
+		if string(v) == "bad" {
+			return "", "", fmt.Errorf("bad value")
+		}
+		return string(k), string(v), nil
+	}, opts...)
+	require.NoError(t, err)
+	return tab
+}
+
+var t0 = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func sec(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+// rec is a record of key k with value v ("" a tombstone) at second s.
+func rec(k, v string, s int) *sarama.ConsumerMessage {
+	m := &sarama.ConsumerMessage{Key: []byte(k), Timestamp: sec(s)}
+	if v != "" {
+		m.Value = []byte(v)
+	}
+	return m
+}
+
+func TestTableVersions(t *testing.T) {
+	type look struct {
+		at   int
+		want string // "" none
+	}
+	for name, c := range map[string]struct {
+		opts     []TableOption
+		recs     []*sarama.ConsumerMessage
+		looks    []look
+		latest   string
+		keys     int
+		versions int
+	}{
+		"in order": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "b", 10)},
+			looks: []look{{-1, ""}, {0, "a"}, {9, "a"}, {10, "b"}, {1000, "b"}}, latest: "b", keys: 1, versions: 2,
+		},
+		"out of order goes into history": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "b", 10), rec("k", "a", 0)},
+			looks: []look{{0, "a"}, {10, "b"}}, latest: "b", keys: 1, versions: 2,
+		},
+		"same timestamp replaces": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 5), rec("k", "b", 5)},
+			looks: []look{{5, "b"}}, latest: "b", keys: 1, versions: 1,
+		},
+		"tombstone ends validity": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10)},
+			looks: []look{{5, "a"}, {10, ""}, {20, ""}}, latest: "", keys: 0, versions: 2,
+		},
+		"tombstone then value": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10), rec("k", "c", 20)},
+			looks: []look{{5, "a"}, {15, ""}, {20, "c"}}, latest: "c", keys: 1, versions: 3,
+		},
+		"lone tombstone is not kept": {
+			recs: []*sarama.ConsumerMessage{rec("k", "", 10)}, looks: []look{{20, ""}}, keys: 0, versions: 0,
+		},
+		"only tombstones left: forgotten": {
+			opts:  []TableOption{WithVersions(1)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10)},
+			looks: []look{{5, ""}, {20, ""}}, keys: 0, versions: 0,
+		},
+		"version limit drops the oldest": {
+			opts:  []TableOption{WithVersions(2)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "b", 10), rec("k", "c", 20)},
+			looks: []look{{5, ""}, {10, "b"}, {20, "c"}}, latest: "c", keys: 1, versions: 2,
+		},
+		"older than a full history is ignored": {
+			opts:  []TableOption{WithVersions(2)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "b", 10), rec("k", "c", 20), rec("k", "a", 0)},
+			looks: []look{{5, ""}, {10, "b"}}, latest: "c", keys: 1, versions: 2,
+		},
+		"fallback to the oldest": {
+			opts:  []TableOption{WithVersions(2), WithOldestFallback()},
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "b", 10), rec("k", "c", 20)},
+			looks: []look{{-100, "b"}, {5, "b"}, {20, "c"}}, latest: "c", keys: 1, versions: 2,
+		},
+		"fallback never revives a tombstone": {
+			opts:  []TableOption{WithVersions(2), WithOldestFallback()},
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10), rec("k", "c", 20)},
+			looks: []look{{5, ""}, {20, "c"}}, latest: "c", keys: 1, versions: 2,
+		},
+		"no timestamp: valid from the start": {
+			recs:  []*sarama.ConsumerMessage{{Key: []byte("k"), Value: []byte("a")}},
+			looks: []look{{-1e6, "a"}}, latest: "a", keys: 1, versions: 1,
+		},
+		"undecodable is skipped": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "bad", 10)},
+			looks: []look{{20, "a"}}, latest: "a", keys: 1, versions: 1,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tab := newTestTable(t, c.opts...)
+			for _, m := range c.recs {
+				tab.apply(m)
+			}
+			for _, l := range c.looks {
+				v, ok := tab.Lookup("k", sec(l.at))
+				require.Equal(t, l.want != "", ok, "at %d", l.at)
+				require.Equal(t, l.want, v, "at %d", l.at)
+			}
+			v, ok := tab.Latest("k")
+			require.Equal(t, c.latest != "", ok)
+			require.Equal(t, c.latest, v)
+			st := tab.Stats()
+			require.Equal(t, c.keys, st.Keys)
+			require.Equal(t, c.versions, st.Versions)
+			require.EqualValues(t, len(c.recs), st.Records)
+			require.Equal(t, st.Records, st.Updates+st.Tombstones+st.DecodeErrors)
+		})
+	}
+}
+
+// TestTableConcurrent runs lookups while updates are applied (for -race).
+func TestTableConcurrent(t *testing.T) {
+	tab := newTestTable(t, WithVersions(3))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 5000 {
+			tab.apply(rec(fmt.Sprint(i%50), fmt.Sprint(i), i))
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			require.Equal(t, 50, tab.Len())
+			require.Equal(t, 150, tab.Stats().Versions)
+			v, ok := tab.Latest("7")
+			require.True(t, ok)
+			require.Equal(t, "4957", v)
+			return
+		default:
+			tab.Lookup("7", sec(100))
+			tab.Stats()
+		}
+	}
+}
+
+// filledTable holds n keys with 4 versions each, a minute apart.
+func filledTable(b *testing.B, n int) (*Table[string, string], []string) {
+	tab := newTestTable(b)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("cab-%06d", i)
+		for v := range 4 {
+			tab.apply(rec(keys[i], fmt.Sprintf("driver-%d", v), v*60))
+		}
+	}
+	require.Equal(b, n, tab.Len())
+	return tab, keys
+}
+
+func BenchmarkTableLookup(b *testing.B) {
+	tab, keys := filledTable(b, 100_000)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		// the key of a pseudo-random record, at a time between its versions
+		k := keys[(i*7919)%len(keys)]
+		if _, ok := tab.LookupNano(k, sec(90+i%120).UnixNano()); !ok {
+			b.Fatal("missing")
+		}
+		i++
+	}
+}
+
+func BenchmarkTableLookupParallel(b *testing.B) {
+	tab, keys := filledTable(b, 100_000)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			tab.LookupNano(keys[(i*7919)%len(keys)], sec(90+i%120).UnixNano())
+			i++
+		}
+	})
+}
