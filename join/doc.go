@@ -3,7 +3,8 @@
 // interval join, Spark's stream-stream join with a time range), and Window, the records of
 // both inputs of the same key in the same tumbling window (Kafka Streams' windowed
 // KStream-KStream join). Both are inner joins by default, left-outer with
-// WithKind(LeftOuter).
+// WithKind(LeftOuter). Enrich joins a stream with a table as of each record's event time (see
+// "Stream-table join").
 //
 //	orders := stream.Map(ordersIn, func(o Order) stream.Pair[string, Order] { return stream.KV(o.ID, o) })
 //	payments := stream.Map(paymentsIn, func(p Payment) stream.Pair[string, Payment] { return stream.KV(p.OrderID, p) })
@@ -116,11 +117,44 @@
 // Open state takes about 110 bytes per record (string key, int values; ReportState estimates
 // 85). See bench_test.go.
 //
+// # Stream-table join
+//
+// Enrich(s, table, key, merge) emits merge(record, value, found) for every record of s, with
+// value the table's value for key(record) as of the record's event time
+// (Table.Lookup(key, Elem time)): Flink's event-time temporal join, Kafka Streams'
+// KStream-GlobalKTable join with a versioned table. kafka.Table is such a table: every
+// instance holds all of it (read from a compacted topic), so Enrich needs no repartition and
+// runs where the records are, on any partitioning. Left join by default (found false, value
+// the zero value, when the table has no value then: a key unknown, deleted by a tombstone, or
+// a time before its first version); WithKind(Inner) emits only the records that found one.
+// The output element keeps the record's event time and offset.
+//
+// Enrich keeps no state and holds no commit back: a record's row depends only on the record
+// and the table's answer for it. So a replay gives the same rows as long as the table still
+// holds the versions the lookups fall on. It does not when a version valid at a record's time
+// arrived in the table after the record was first joined (the table lags the stream, or an
+// update was written late with an earlier timestamp), or when versions the first run used are
+// gone: dropped by the table's version limit (kafka.WithVersions), or by compaction before a
+// restart reloaded the table (compaction keeps only each key's last record, so a lookup
+// before that record's timestamp then finds nothing, or that record with
+// kafka.WithOldestFallback). Enrich does not wait for the table to catch up with a record's
+// event time (Flink's temporal join waits for the table side's watermark): it answers with
+// what the table holds when the batch is processed, as of the record's time. Load the table
+// (kafka.Table.Load) before the pipeline runs.
+//
+// Cost: a lookup per record (kafka.Table: a map access under a read lock, then a scan of at
+// most WithVersions versions) and the merge; nothing is allocated by the operator. Measured
+// (BenchmarkEnrich, 10,000 keys of 4 versions each, random keys, on a busy 2-core machine):
+// about 500 ns per record through the whole pipeline, against about 70 ns without Enrich;
+// most of it is the table's memory access for random keys (BenchmarkTableLookup in package
+// kafka: about 1 us per lookup in a table of 100,000 keys on the same busy machine).
+//
 // # Errors and concurrency
 //
 // Interval, Window, IntervalOn and WindowOn return an error wrapping ErrInvalidOption for a
 // negative bound, a size that is not positive, a nil stream or exchange, inputs of different
-// pipelines or a bad option, and then add nothing to the pipeline; a graph error of the
+// pipelines or a bad option, and then add nothing to the pipeline (Enrich: a nil stream,
+// table, key or merge function, or a bad option); a graph error of the
 // repartition itself (a shared exchange) is recorded on the pipeline (stream.Pipeline.Err).
 // The operator runs on the pipeline's goroutine, one partition at a time; Output.LateCount is
 // safe for concurrent use.

@@ -48,6 +48,8 @@ type config struct {
 	name string
 	kind Kind
 	errs []error
+	// named and kindSet say that WithName and WithKind were given (Enrich's defaults differ).
+	named, kindSet bool
 }
 
 // WithKind sets the kind of join (default Inner).
@@ -57,7 +59,7 @@ func WithKind(k Kind) Option {
 			c.errs = append(c.errs, invalid("WithKind(%d): unknown kind", k))
 			return
 		}
-		c.kind = k
+		c.kind, c.kindSet = k, true
 	})
 }
 
@@ -70,7 +72,7 @@ func WithName(name string) Option {
 			c.errs = append(c.errs, invalid("WithName: empty name"))
 			return
 		}
-		c.name = name
+		c.name, c.named = name, true
 	})
 }
 
