@@ -177,7 +177,8 @@
 // by timestamp, which compaction's survivor (the last by offset) is only then. A record
 // without a timestamp is valid from the beginning of time.
 //
-// Limits: the whole table lives in memory (each version: its timestamp, a flag and V, plus
+// Limits: partitions added to the topic after Load started are not read. The whole table
+// lives in memory (each version: its timestamp, a flag and V, plus
 // the map's key). A partition whose last records before the end offset are transaction
 // markers (a topic written transactionally, read_uncommitted here) never counts as loaded:
 // Load then waits until ctx ends; write tables without transactions. Lookup and Latest

@@ -411,7 +411,10 @@ func (t *Table[K, V]) connect() error {
 		}
 		p := &tablePart{id: id, end: end}
 		p.next.Store(oldest)
-		pc, err := consumer.ConsumePartition(t.topic, id, oldest)
+		// From the oldest offset at the time the consumer starts: the log's start may have
+		// moved since (delete-records, compact,delete), and an offset out of range would stop
+		// the partition consumer.
+		pc, err := consumer.ConsumePartition(t.topic, id, sarama.OffsetOldest)
 		if err != nil {
 			return fmt.Errorf("kafka: consume %s/%d: %w", t.topic, id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
 		}

@@ -10,9 +10,14 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
 	"github.com/fleetstream/fleetstream/testenv"
 )
+
+var _ join.Table[string, driver] = (*kafka.Table[string, driver])(nil)
 
 // driver is the test table's value: the driver of a cab.
 type driver struct {
@@ -205,4 +210,42 @@ func TestNewTableInvalid(t *testing.T) {
 			require.ErrorIs(t, err, kafka.ErrInvalidOption)
 		})
 	}
+}
+
+// TestTableEnrich joins a stream with a table loaded from Kafka, as of each record's time.
+func TestTableEnrich(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := newCompactedTopic(t, brokers, "table-enrich", 2)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	produceTable(t, brokers, topic,
+		tableRec{"cab-1", `{"name":"ana"}`, at(0), 0},
+		tableRec{"cab-1", `{"name":"bob"}`, at(10), 0},
+		tableRec{"cab-2", `{"name":"dan"}`, at(0), 1},
+		tableRec{"cab-2", "", at(10), 1},
+	)
+	tab := loadTable(t, brokers, topic)
+
+	h := streamtest.New(t, time.Second, stream.WithMaxFutureEventTime(0))
+	q, cabs := streamtest.NewQueue[string](h)
+	out, err := join.Enrich(cabs, tab, func(cab string) string { return cab },
+		func(cab string, d driver, ok bool) string {
+			if !ok {
+				return cab + ":-"
+			}
+			return cab + ":" + d.Name
+		})
+	require.NoError(t, err)
+	got := streamtest.Collect(out)
+	var recs []stream.Record[string]
+	for _, r := range []struct {
+		cab string
+		s   int
+	}{{"cab-1", -1}, {"cab-1", 5}, {"cab-1", 10}, {"cab-2", 5}, {"cab-2", 15}, {"cab-3", 5}} {
+		recs = append(recs, stream.Record[string]{Value: r.cab, EventTime: at(r.s)})
+	}
+	q.Add(recs...)
+	q.End()
+	h.RunUntilDone()
+	require.Equal(t, []string{"cab-1:-", "cab-1:ana", "cab-1:bob", "cab-2:dan", "cab-2:-", "cab-3:-"}, got.Slice())
 }
