@@ -177,12 +177,15 @@
 // by timestamp, which compaction's survivor (the last by offset) is only then. A record
 // without a timestamp is valid from the beginning of time.
 //
+// The Table reads with read_committed: records of aborted transactions are never applied.
+// A partition whose last records before the end offset are transaction markers or aborted
+// records (which the consumer never delivers) counts as loaded once a fetch shows that
+// nothing else is left before it; a transaction still open at the end offset holds Load
+// until it ends (at most the producer's transaction timeout).
+//
 // Limits: partitions added to the topic after Load started are not read. The whole table
-// lives in memory (each version: its timestamp, a flag and V, plus
-// the map's key). A partition whose last records before the end offset are transaction
-// markers (a topic written transactionally, read_uncommitted here) never counts as loaded:
-// Load then waits until ctx ends; write tables without transactions. Lookup and Latest
-// take a read lock and are safe for concurrent use with the updates.
+// lives in memory (each version: its timestamp, a flag and V, plus the map's key). Lookup and
+// Latest take a read lock and are safe for concurrent use with the updates.
 //
 // # Auth/MSK
 //

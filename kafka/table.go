@@ -365,6 +365,7 @@ func (t *Table[K, V]) connect() error {
 		return err
 	}
 	sc.Consumer.Return.Errors = true
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Fetch.Default = cmp.Or(t.cfg.Fetch.MaxBytes, defaultFetchBytes)
 	sc.Consumer.Fetch.MaxBytes = cmp.Or(t.cfg.Fetch.RequestMaxBytes, max(defaultRequestBytes, sc.Consumer.Fetch.Default))
@@ -445,6 +446,16 @@ func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
 func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
 	done := p.next.Load() >= p.end
 	msgs, errs := p.pc.Messages(), p.pc.Errors()
+	// Until the partition is loaded, a tick without a record probes whether only
+	// transaction markers or aborted records are left before the end offset: the consumer
+	// never delivers those, so no record would ever reach it.
+	probe := time.NewTicker(probeEvery)
+	defer probe.Stop()
+	ticks := probe.C
+	if done {
+		ticks = nil
+	}
+	got := false
 	for msgs != nil || errs != nil {
 		select {
 		case m, ok := <-msgs:
@@ -452,10 +463,12 @@ func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
 				msgs = nil
 				continue
 			}
+			got = true
 			t.apply(m)
 			p.next.Store(m.Offset + 1)
 			if !done && m.Offset+1 >= p.end {
-				done = true
+				done, ticks = true, nil
+				probe.Stop()
 				loaded()
 			}
 		case err, ok := <-errs:
@@ -466,6 +479,18 @@ func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
 			t.errs.Add(1)
 			if ok, left := t.errLog.Allow(time.Now()); ok {
 				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
+			}
+		case <-ticks:
+			if got {
+				got = false
+				continue
+			}
+			if nothingLeft, err := t.nothingLeft(p); err != nil {
+				t.log.Debug("kafka: table load probe", "partition", p.id, "err", redact(&t.cfg, err))
+			} else if nothingLeft {
+				done, ticks = true, nil
+				probe.Stop()
+				loaded()
 			}
 		}
 	}

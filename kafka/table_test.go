@@ -249,3 +249,42 @@ func TestTableEnrich(t *testing.T) {
 	h.RunUntilDone()
 	require.Equal(t, []string{"cab-1:-", "cab-1:ana", "cab-1:bob", "cab-2:dan", "cab-2:-", "cab-3:-"}, got.Slice())
 }
+
+// TestTableTransactional: a table written in transactions ends in transaction markers, which
+// the consumer never delivers; Load still returns, and the records of an aborted
+// transaction are not in the table.
+func TestTableTransactional(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := newCompactedTopic(t, brokers, "table-txn", 1)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	c := saramaConfig()
+	c.Producer.Idempotent = true
+	c.Producer.Transaction.ID = testenv.UniqueName(t, "table-txn")
+	c.Net.MaxOpenRequests = 1
+	p, err := sarama.NewSyncProducer(brokers, c)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	send := func(commit bool, key, name string, s int) {
+		require.NoError(t, p.BeginTxn())
+		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key),
+			Value: sarama.StringEncoder(`{"name":"` + name + `"}`), Timestamp: t0.Add(time.Duration(s) * time.Second)})
+		require.NoError(t, err)
+		if commit {
+			require.NoError(t, p.CommitTxn())
+		} else {
+			require.NoError(t, p.AbortTxn())
+		}
+	}
+	send(true, "cab-1", "ana", 0)
+	send(false, "cab-1", "zed", 10) // aborted
+	send(true, "cab-2", "bob", 0)
+	send(false, "cab-2", "zoe", 10) // aborted: the log ends in its abort marker
+
+	tab := loadTable(t, brokers, topic)
+	for key, want := range map[string]string{"cab-1": "ana", "cab-2": "bob"} {
+		v, ok := tab.Latest(key)
+		require.True(t, ok, key)
+		require.Equal(t, want, v.Name, key)
+	}
+	require.EqualValues(t, 2, tab.Stats().Records)
+}

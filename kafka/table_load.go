@@ -1,0 +1,86 @@
+// How a Table knows that a partition is loaded when the records before its end offset are
+// transaction markers or aborted records, which the consumer never delivers.
+
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// probeEvery is how long a partition that is not loaded yet may stay without a record before
+// the Table probes what is left before its end offset.
+const probeEvery = 250 * time.Millisecond
+
+// nothingLeft reports whether the consumer of p has nothing more to deliver before p.end:
+// from p.next on, the log holds only transaction markers, records of aborted transactions
+// and batches that compaction emptied. Called from p's follow goroutine, so p.next is stable.
+func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
+	broker, err := t.client.Leader(t.topic, p.id)
+	if err != nil {
+		return false, err
+	}
+	next := p.next.Load()
+	aborted := map[int64]bool{}
+	for range 16 { // a bounded number of fetches; the next tick tries again
+		if next >= p.end {
+			return true, nil
+		}
+		req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 0, MinBytes: 1, MaxBytes: 4 << 20, Isolation: sarama.ReadCommitted}
+		req.AddBlock(t.topic, p.id, next, 4<<20, -1)
+		resp, err := broker.Fetch(req)
+		if err != nil {
+			return false, err
+		}
+		b := resp.GetBlock(t.topic, p.id)
+		if b == nil {
+			return false, fmt.Errorf("fetch %s/%d: no block", t.topic, p.id)
+		}
+		if !errors.Is(b.Err, sarama.ErrNoError) {
+			return false, fmt.Errorf("fetch %s/%d at %d: %w", t.topic, p.id, next, b.Err)
+		}
+		if b.LastStableOffset >= 0 && b.LastStableOffset < p.end {
+			return false, nil // an open transaction: the consumer waits for its outcome
+		}
+		txns := slices.Clone(b.AbortedTransactions)
+		slices.SortFunc(txns, func(x, y *sarama.AbortedTransaction) int { return int(x.FirstOffset - y.FirstOffset) })
+		moved := false
+		for _, rs := range b.RecordsSet {
+			rb := rs.RecordBatch
+			if rb == nil {
+				return false, nil // a legacy message set: not a marker
+			}
+			if rb.PartialTrailingRecord {
+				continue
+			}
+			last := rb.FirstOffset + int64(rb.LastOffsetDelta)
+			if last < next {
+				continue
+			}
+			for len(txns) > 0 && txns[0].FirstOffset <= last {
+				aborted[txns[0].ProducerID] = true
+				txns = txns[1:]
+			}
+			switch {
+			case rb.Control:
+				delete(aborted, rb.ProducerID) // its transaction ends here
+			case rb.IsTransactional && aborted[rb.ProducerID]:
+			default:
+				for _, r := range rb.Records {
+					if off := rb.FirstOffset + r.OffsetDelta; off >= next && off < p.end {
+						return false, nil // a record the consumer will deliver
+					}
+				}
+			}
+			next, moved = last+1, true
+		}
+		if !moved {
+			return false, nil
+		}
+	}
+	return false, nil
+}
