@@ -288,3 +288,52 @@ func TestTableTransactional(t *testing.T) {
 	}
 	require.EqualValues(t, 2, tab.Stats().Records)
 }
+
+// TestTableAfterCompaction: once the broker compacted the topic, a new Load sees only each
+// key's last record, so a lookup before its timestamp finds nothing, or that record with
+// WithOldestFallback.
+func TestTableAfterCompaction(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t, "table-compacted")
+	str := func(s string) *string { return &s }
+	admin := newAdmin(t, brokers)
+	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: map[string]*string{
+		"cleanup.policy": str("compact"), "segment.ms": str("100"), "min.cleanable.dirty.ratio": str("0.001"),
+		"min.compaction.lag.ms": str("0"), "delete.retention.ms": str("100"),
+	}}, false))
+	t.Cleanup(func() { _ = admin.DeleteTopic(topic) })
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	produceTable(t, brokers, topic,
+		tableRec{"cab-1", `{"name":"ana"}`, at(0), 0},
+		tableRec{"cab-1", `{"name":"bob"}`, at(10), 0},
+		tableRec{"cab-1", `{"name":"cid"}`, at(20), 0},
+	)
+	// Records written later roll the segment (segment.ms), so the cleaner may compact the
+	// first one; keep writing a filler key until a fresh load sees cab-1's history gone.
+	var tab *kafka.Table[string, driver]
+	deadline := time.Now().Add(waitFor)
+	for i := 0; ; i++ {
+		produceTable(t, brokers, topic, tableRec{"filler", `{"name":"x"}`, at(30 + i), 0})
+		tab = loadTable(t, brokers, topic)
+		if _, ok := tab.Lookup("cab-1", at(5)); !ok {
+			break
+		}
+		require.NoError(t, tab.Close())
+		require.True(t, time.Now().Before(deadline), "the topic was never compacted")
+		select { // give the log cleaner (log.cleaner.backoff.ms: 15 s) time between attempts
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	v, ok := tab.Latest("cab-1")
+	require.True(t, ok)
+	require.Equal(t, "cid", v.Name)
+	_, ok = tab.Lookup("cab-1", at(15))
+	require.False(t, ok, "bob was compacted away: nothing before cid's timestamp")
+	fb := loadTable(t, brokers, topic, kafka.WithOldestFallback())
+	v, ok = fb.Lookup("cab-1", at(5))
+	require.True(t, ok)
+	require.Equal(t, "cid", v.Name)
+}
