@@ -96,7 +96,8 @@ type Table[K comparable, V any] struct {
 	started                                          atomic.Bool
 	errLog                                           *lograte.Limiter
 
-	// set by Load
+	// set by Load's connect, which holds conn meanwhile (so that Close waits for it)
+	conn     sync.Mutex
 	client   sarama.Client
 	consumer sarama.Consumer
 	parts    []*tablePart                 // Load's and Close's
@@ -360,6 +361,8 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 // connect makes the client, checks the topic, reads the end offsets and starts a partition
 // consumer per partition from its oldest offset.
 func (t *Table[K, V]) connect() error {
+	t.conn.Lock()
+	defer t.conn.Unlock()
 	sc, err := t.cfg.sarama(roleProducer)
 	if err != nil {
 		return err
@@ -496,13 +499,15 @@ func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
 	}
 }
 
-// Close stops following the topic and releases the connections. The table keeps its
-// contents: Lookup and Latest still answer, with what was read until then. Close is
-// idempotent.
+// Close stops following the topic and releases the connections; during a Load that is still
+// connecting, it waits for the connection attempt first. The table keeps its contents:
+// Lookup and Latest still answer, with what was read until then. Close is idempotent.
 func (t *Table[K, V]) Close() error {
 	var err error
 	t.close.Do(func() {
 		t.started.Store(true) // a closed Table never loads
+		t.conn.Lock()
+		defer t.conn.Unlock()
 		for _, p := range t.parts {
 			if p.pc != nil {
 				p.pc.AsyncClose() // closes Messages and Errors, which ends follow

@@ -337,3 +337,17 @@ func TestTableAfterCompaction(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "cid", v.Name)
 }
+
+// TestTableLoadCanceled: Load returns ctx's error while it still tries to connect, and Close
+// waits for that attempt (no race, no leak).
+func TestTableLoadCanceled(t *testing.T) {
+	tab, err := kafka.NewTable(kafka.Config{Brokers: []string{"127.0.0.1:1"}, DialTimeout: 100 * time.Millisecond}, "t", decodeDriver)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, tab.Load(ctx), context.DeadlineExceeded)
+	require.NoError(t, tab.Close())
+	require.NoError(t, tab.Close())
+	_, ok := tab.Latest("cab-1")
+	require.False(t, ok)
+}
