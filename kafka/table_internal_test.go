@@ -183,6 +183,7 @@ func BenchmarkTableLookup(b *testing.B) {
 func BenchmarkTableLookupParallel(b *testing.B) {
 	tab, keys := filledTable(b, 100_000)
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
