@@ -189,7 +189,24 @@ func (t *Table[K, V]) Topic() string { return t.topic }
 // has no version, and when at is before the key's oldest retained version (unless
 // WithOldestFallback).
 func (t *Table[K, V]) Lookup(key K, at time.Time) (V, bool) {
-	return t.LookupNano(key, at.UnixNano())
+	return t.LookupNano(key, unixNano(at))
+}
+
+// Bounds of the times UnixNano represents.
+var (
+	minNano = time.Unix(0, math.MinInt64)
+	maxNano = time.Unix(0, math.MaxInt64)
+)
+
+// unixNano is at.UnixNano, clamped for times it does not represent (the zero time, say).
+func unixNano(at time.Time) int64 {
+	switch {
+	case at.Before(minNano):
+		return math.MinInt64
+	case at.After(maxNano):
+		return math.MaxInt64
+	}
+	return at.UnixNano()
 }
 
 // LookupNano is Lookup with the time in Unix nanoseconds (stream.Elem.Time).

@@ -126,6 +126,23 @@ func TestTableVersions(t *testing.T) {
 	}
 }
 
+func TestTableLookupFarTimes(t *testing.T) {
+	tab := newTestTable(t)
+	tab.apply(&sarama.ConsumerMessage{Key: []byte("always"), Value: []byte("a")}) // no timestamp
+	tab.apply(rec("k", "b", 0))
+	for _, c := range []struct {
+		key  string
+		at   time.Time
+		want bool
+	}{
+		{"always", time.Time{}, true}, {"k", time.Time{}, false},
+		{"k", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), true}, {"k", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		_, ok := tab.Lookup(c.key, c.at)
+		require.Equal(t, c.want, ok, "%s at %v", c.key, c.at)
+	}
+}
+
 // TestTableConcurrent runs lookups while updates are applied (for -race).
 func TestTableConcurrent(t *testing.T) {
 	tab := newTestTable(t, WithVersions(3))
