@@ -52,7 +52,7 @@ type config struct {
 	named, kindSet bool
 }
 
-// WithKind sets the kind of join (default Inner).
+// WithKind sets the kind of join (default Inner; Enrich: LeftOuter).
 func WithKind(k Kind) Option {
 	return optionFunc(func(c *config) {
 		if k != Inner && k != LeftOuter {
@@ -65,7 +65,8 @@ func WithKind(k Kind) Option {
 
 // WithName names the operator in the pipeline and, for Interval and Window, the repartition
 // they route both inputs through (a Kafka exchange's topic is <pipeline>-<name>-repartition).
-// Default "join"; a pipeline with two joins needs another name for one of them.
+// Default "join" ("enrich" for Enrich); a pipeline with two joins needs another name for one
+// of them.
 func WithName(name string) Option {
 	return optionFunc(func(c *config) {
 		if name == "" {
