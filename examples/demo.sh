@@ -29,12 +29,12 @@ echo "   Kafka $FLEETSTREAM_KAFKA_BROKERS, OpenSearch $FLEETSTREAM_OPENSEARCH_UR
 mkdir -p bin
 go build -o bin/ ./examples/replay ./examples/fleetpipeline ./examples/fleetreport
 
-echo "== 2/4 replaying the Porto sample and $sim simulated events into $topic, ride requests into $topic-requests"
-bin/replay -topic "$topic" -source porto,sim -sim-events "$sim" -requests-topic "$topic-requests"
+echo "== 2/4 replaying the Porto sample and $sim simulated events into $topic, ride requests into $topic-requests, the fleet registry into cab-registry"
+bin/replay -topic "$topic" -source porto,sim -sim-events "$sim" -requests-topic "$topic-requests" -registry-topic cab-registry
 
 echo "== 3/4 running the fleet pipeline until the topic is drained"
 start=$(date +%s%3N)
-bin/fleetpipeline -topic "$topic" -requests-topic "$topic-requests" -group "$group" -exit-when-idle 5s "${tag[@]}"
+bin/fleetpipeline -topic "$topic" -requests-topic "$topic-requests" -registry-topic cab-registry -group "$group" -exit-when-idle 5s "${tag[@]}"
 ms=$(($(date +%s%3N) - start))
 echo "   pipeline finished in $((ms / 1000)).$(((ms % 1000) / 100)) s"
 

@@ -8,6 +8,8 @@
 //     available cabs, their ratio) for the same windows to zone-supply-YYYY.MM.DD, and each
 //     assigned request's time to pickup (an event-time join with its cab's trip start) to
 //     ride-pickups-YYYY.MM.DD,
+//   - with -registry-topic, each cab's fleet, vehicle type and driver (a temporal join with
+//     the fleet registry's compacted topic) in its cab-stats documents,
 //   - alerts (speeding, harsh braking, long idle, geofence, device silent) to
 //     cab-alerts-YYYY.MM.DD and to the Kafka topic cab-alerts,
 //
@@ -62,6 +64,7 @@ type config struct {
 	name         string
 	alertsTopic  string
 	requests     string
+	registry     string
 	txnID        string
 	statsWindow  time.Duration
 	zoneWindow   time.Duration
@@ -93,6 +96,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.name, "name", "fleetpipeline", "pipeline name, part of every document id")
 	fs.StringVar(&c.alertsTopic, "alerts-topic", "cab-alerts", "Kafka topic alerts are also written to (empty: none)")
 	fs.StringVar(&c.requests, "requests-topic", "", "Kafka topic of the booking app's ride requests (JSON, keyed by request_id; replay -requests-topic writes them): adds supply and demand per zone and -zone-window to zone-supply-YYYY.MM.DD and the time to pickup to ride-pickups-YYYY.MM.DD, through the topics <name>-supply-repartition and <name>-pickups-repartition (empty: none)")
+	fs.StringVar(&c.registry, "registry-topic", "", "compacted Kafka topic of the fleet registry (JSON, keyed by cab_id; replay -registry-topic writes it): loaded at start, followed while running, and joined to each cab-stats document as of its window (fields fleet, vehicle_type, driver_id) (empty: none)")
 	fs.DurationVar(&c.pickupWithin, "pickup-within", 15*time.Minute, "with -requests-topic: how long after its assignment a request's cab may pick up to count as its pickup (ride-pickups-YYYY.MM.DD)")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")

@@ -191,6 +191,44 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return err
 	}
 
+	// With -registry-topic, the fleet registry: a table of the compacted topic, loaded before
+	// the pipeline starts and followed while it runs; each cab-stats document gets its cab's
+	// registration as of the window (a temporal join).
+	cabDocs := stream.Map(g.cabDocs, telemetry.CabStatsDoc)
+	if c.registry != "" {
+		rcfg := kcfg
+		rcfg.Group, rcfg.Topics = "", nil
+		registry, err := kafka.NewTable(rcfg, c.registry, func(key, value []byte) (string, telemetry.CabRegistration, error) {
+			if value == nil { // a tombstone: the cab left the registry
+				return string(key), telemetry.CabRegistration{}, nil
+			}
+			r, err := telemetry.DecodeRegistration(value)
+			if err == nil && r.CabID != string(key) {
+				err = fmt.Errorf("registration of cab %q under key %q", r.CabID, key)
+			}
+			return r.CabID, r, err
+		}, kafka.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		defer registry.Close()
+		loadStart := time.Now()
+		if err := registry.Load(ctx); err != nil {
+			return fmt.Errorf("registry %s: %w", c.registry, err)
+		}
+		log.Info("fleetpipeline: registry loaded", "topic", c.registry, "cabs", registry.Len(), "took", time.Since(loadStart).Round(time.Millisecond))
+		cabDocs, err = join.Enrich(cabDocs, registry, func(s telemetry.CabStats) string { return s.CabID },
+			func(s telemetry.CabStats, r telemetry.CabRegistration, ok bool) telemetry.CabStats {
+				if ok {
+					return s.Register(r)
+				}
+				return s
+			}, join.WithName("registry"))
+		if err != nil {
+			return err
+		}
+	}
+
 	client, err := opensearch.NewClient(ctx, ocfg)
 	if err != nil {
 		return err
@@ -250,10 +288,10 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return dl
 	}), lateLetters)
 
-	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[cabResult]{
-		Index: opensearch.DailyIndex(c.index("cab-stats"), func(r cabResult) time.Time { return r.Start }),
-		ID:    func(r cabResult) string { return telemetry.CabStatsDoc(r).DocID(c.name) },
-		Body:  func(dst []byte, r cabResult) ([]byte, error) { return telemetry.CabStatsDoc(r).AppendJSON(dst) },
+	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.CabStats]{
+		Index: opensearch.DailyIndex(c.index("cab-stats"), func(s telemetry.CabStats) time.Time { return s.WindowStart }),
+		ID:    func(s telemetry.CabStats) string { return s.DocID(c.name) },
+		Body:  func(dst []byte, s telemetry.CabStats) ([]byte, error) { return s.AppendJSON(dst) },
 	}, deadLetters, opensearch.WithLogger(log))
 	if err != nil {
 		return err
@@ -291,7 +329,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return err
 	}
 
-	stream.ForEachBatch(g.cabDocs, func(ctx context.Context, info stream.BatchInfo, batch []cabResult) error {
+	stream.ForEachBatch(cabDocs, func(ctx context.Context, info stream.BatchInfo, batch []telemetry.CabStats) error {
 		if err := cabSink.Write(ctx, batch); err != nil {
 			return err
 		}

@@ -6,7 +6,8 @@
 //
 // -skip and -limit produce a part of the same sequence, so a replay can be split in two.
 // -requests-topic also produces the booking app's ride requests of the produced trips
-// (fleetsim.Requests).
+// (fleetsim.Requests), and -registry-topic the fleet registry of the replayed cabs
+// (fleetsim.Registry; -registry-version and -registry-from publish an update).
 //
 // The Porto events keep their 2013 times unless -shift moves the first one to now; simulated
 // events start after the last Porto event, so that in every partition time moves forward.
@@ -44,6 +45,9 @@ type options struct {
 	limit      int
 	unkeyed    bool
 	requests   string
+	registry   string
+	regVersion int
+	regFrom    string
 }
 
 func main() {
@@ -65,6 +69,9 @@ func main() {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.unkeyed, "unkeyed", false, "produce without keys, round-robin over the partitions (as an IoT hub that does not key by cab_id); fleetpipeline then needs -rekey-by-cab")
 	fs.StringVar(&o.requests, "requests-topic", "", "also produce the booking app's ride requests derived from the produced trips (fleetsim.Requests) to this topic, keyed by request ID; empty: none")
+	fs.StringVar(&o.registry, "registry-topic", "", "also write the fleet registry of the replayed cabs (fleetsim.Registry: fleet, vehicle type, driver) to this compacted topic, keyed by cab ID; empty: none")
+	fs.IntVar(&o.regVersion, "registry-version", 1, "the registry's version: another version changes the drivers (a registry update)")
+	fs.StringVar(&o.regFrom, "registry-from", "", "the time (RFC 3339) from which the registry entries hold, as their record timestamps; empty: from the beginning (1970)")
 	fs.IntVar(&o.skip, "skip", 0, "leave out the first N messages of the replay (to resume or split one)")
 	fs.IntVar(&o.limit, "limit", 0, "produce at most N messages after -skip; 0: all")
 	_ = fs.Parse(os.Args[1:])
@@ -147,8 +154,54 @@ func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error 
 	el := time.Since(start)
 	fmt.Fprintf(out, "produced %d messages to %s in %v (%.0f msg/s)\n", len(msgs), o.topic, el.Round(time.Millisecond), float64(len(msgs))/el.Seconds())
 	if o.requests != "" {
-		return produceRequests(ctx, cfg, o, msgs, out)
+		if err := produceRequests(ctx, cfg, o, msgs, out); err != nil {
+			return err
+		}
 	}
+	if o.registry != "" {
+		return produceRegistry(ctx, cfg, o, msgs, out)
+	}
+	return nil
+}
+
+// produceRegistry writes the registration of every cab in msgs to o.registry, valid from
+// o.regFrom (the records' timestamps).
+func produceRegistry(ctx context.Context, cfg kafka.Config, o options, msgs []fleetsim.Message, out io.Writer) error {
+	from := time.Unix(0, 0).UTC()
+	if o.regFrom != "" {
+		t, err := time.Parse(time.RFC3339Nano, o.regFrom)
+		if err != nil {
+			return fmt.Errorf("-registry-from %q: %w", o.regFrom, err)
+		}
+		from = t
+	}
+	if o.regVersion < 1 {
+		return fmt.Errorf("-registry-version %d: want 1 or more", o.regVersion)
+	}
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Event.CabID != "" {
+			ids = append(ids, m.Event.CabID)
+		}
+	}
+	regs := fleetsim.Registry(ids, o.regVersion)
+	if _, err := kafka.EnsureCompactedTopic(ctx, cfg, o.registry, int32(o.partitions), 1); err != nil {
+		return err
+	}
+	prod, err := kafka.NewProducer(cfg, o.registry, kafka.EncoderFunc[telemetry.CabRegistration](func(r telemetry.CabRegistration) (kafka.Message, error) {
+		v, err := telemetry.AppendRegistration(nil, r)
+		return kafka.Message{Key: []byte(r.CabID), Value: v, Timestamp: from}, err
+	}))
+	if err != nil {
+		return err
+	}
+	defer prod.Close(context.WithoutCancel(ctx))
+	for chunk := range slices.Chunk(regs, max(o.batch, 1)) {
+		if err := prod.Write(ctx, chunk); err != nil {
+			return fmt.Errorf("produce the registry: %w", err)
+		}
+	}
+	fmt.Fprintf(out, "produced %d registrations (version %d, from %s) to %s\n", len(regs), o.regVersion, from.Format(time.RFC3339), o.registry)
 	return nil
 }
 
