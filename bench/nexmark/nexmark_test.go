@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/bench/nexmark"
+	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 )
@@ -200,6 +201,76 @@ func sortSessions(s []nexmark.BidderSession) {
 	})
 }
 
+// wantQ3 is Nexmark's unbounded join: every auction of category 10 whose seller is a person
+// of the run (before or after it) in OR, ID or CA.
+func wantQ3(evs []nexmark.Event) []nexmark.LocalItem {
+	sellers := map[int64]*nexmark.Person{}
+	for _, e := range evs {
+		if e.Kind == nexmark.KindPerson && slices.Contains([]string{"OR", "ID", "CA"}, e.Person.State) {
+			sellers[e.Person.ID] = e.Person
+		}
+	}
+	var out []nexmark.LocalItem
+	for _, e := range evs {
+		if e.Kind != nexmark.KindAuction || e.Auction.Category != 10 {
+			continue
+		}
+		if p := sellers[e.Auction.Seller]; p != nil {
+			out = append(out, nexmark.LocalItem{Name: p.Name, City: p.City, State: p.State, Auction: e.Auction.ID})
+		}
+	}
+	sortItems(out)
+	return out
+}
+
+func sortItems(it []nexmark.LocalItem) {
+	slices.SortFunc(it, func(a, b nexmark.LocalItem) int { return cmp.Compare(a.Auction, b.Auction) })
+}
+
+// wantQ8 keeps the persons who opened an auction in the 10 s window of their registration.
+func wantQ8(evs []nexmark.Event) []nexmark.NewUser {
+	size := int64(10 * time.Second)
+	type sw struct{ seller, start int64 }
+	opened := map[sw]bool{}
+	for _, e := range evs {
+		if e.Kind == nexmark.KindAuction {
+			opened[sw{e.Auction.Seller, e.Time().UnixNano() / size * size}] = true
+		}
+	}
+	var out []nexmark.NewUser
+	for _, e := range evs {
+		if e.Kind != nexmark.KindPerson {
+			continue
+		}
+		start := e.Time().UnixNano() / size * size
+		if opened[sw{e.Person.ID, start}] {
+			out = append(out, nexmark.NewUser{ID: e.Person.ID, Name: e.Person.Name, Start: utc(start)})
+		}
+	}
+	sortUsers(out)
+	return out
+}
+
+func sortUsers(u []nexmark.NewUser) {
+	slices.SortFunc(u, func(a, b nexmark.NewUser) int {
+		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// joinQueries adds q3 (with the generator's seller bounds) and q8 to a pipeline, each through
+// its own in-memory exchange.
+func joinQueries(t *testing.T, events *stream.Stream[nexmark.Event], cfg nexmark.Config) (q3 *streamtest.Collector[nexmark.LocalItem], q8 *streamtest.Collector[nexmark.NewUser]) {
+	t.Helper()
+	before, after := nexmark.SellerBounds(cfg)
+	ex3 := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[int64, join.Side[int64, nexmark.Seller]]](nexmark.JoinPartitions))
+	s3, err := nexmark.Q3(events, ex3, before, after)
+	require.NoError(t, err)
+	ex8 := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[int64, join.Side[string, struct{}]]](nexmark.JoinPartitions))
+	s8, err := nexmark.Q8(events, ex8)
+	require.NoError(t, err)
+	return streamtest.Collect(s3), streamtest.Collect(s8)
+}
+
 // TestQueriesMatchBruteForce runs every query through the engine, with the in-memory source
 // and small batches, and compares its whole result set with a brute-force computation over
 // the same events.
@@ -232,9 +303,11 @@ func TestQueriesMatchBruteForce(t *testing.T) {
 			s11, err := nexmark.Q11(events)
 			require.NoError(t, err)
 			q11 := streamtest.Collect(s11)
+			q3, q8 := joinQueries(t, events, tc.cfg)
 			require.NoError(t, p.Run(t.Context()))
 
-			bids := bidsOf(generate(tc.cfg))
+			evs := generate(tc.cfg)
+			bids := bidsOf(evs)
 			require.Equal(t, bids, q0.Slice(), "q0")
 			require.Equal(t, wantQ1(bids), q1.Slice(), "q1")
 			want2 := wantQ2(bids)
@@ -247,6 +320,14 @@ func TestQueriesMatchBruteForce(t *testing.T) {
 			got11 := q11.Slice()
 			sortSessions(got11)
 			require.Equal(t, wantQ11(bids), got11, "q11")
+			want3, got3 := wantQ3(evs), q3.Slice()
+			require.NotEmpty(t, want3)
+			sortItems(got3)
+			require.Equal(t, want3, got3, "q3")
+			want8, got8 := wantQ8(evs), q8.Slice()
+			require.NotEmpty(t, want8)
+			sortUsers(got8)
+			require.Equal(t, want8, got8, "q8")
 		})
 	}
 }
@@ -254,8 +335,10 @@ func TestQueriesMatchBruteForce(t *testing.T) {
 // TestRunCountsResults runs the benchmark's query table through Run.
 func TestRunCountsResults(t *testing.T) {
 	cfg := nexmark.Config{Events: 5000, Rate: 200, Seed: 4}
-	bids := bidsOf(generate(cfg))
+	evs := generate(cfg)
+	bids := bidsOf(evs)
 	want := map[string]int{
+		"q3": len(wantQ3(evs)), "q8": len(wantQ8(evs)),
 		"q0": len(bids), "q1": len(bids), "q2": len(wantQ2(bids)),
 		"q5": len(wantQ5(bids)), "q7": len(wantQ7(bids)), "q11": len(wantQ11(bids)),
 	}
@@ -267,4 +350,64 @@ func TestRunCountsResults(t *testing.T) {
 			require.Equal(t, int64(want[q.Name]), n)
 		})
 	}
+}
+
+// TestSellerBounds checks the generator's guarantee that q3's interval rests on, over a run
+// several times longer than the bound: every auction's seller (when the run has it) is a
+// person at most SellerBounds before or after the auction; and the bounds are tight enough
+// that the sellers come close to both.
+func TestSellerBounds(t *testing.T) {
+	for _, cfg := range []nexmark.Config{
+		{Events: 300_000, Seed: 5},
+		{Events: 300_000, Rate: 3_000, Seed: 6, BaseTime: nexmark.DefaultBaseTime.Add(777 * time.Millisecond)},
+	} {
+		before, after := nexmark.SellerBounds(cfg)
+		evs := generate(cfg)
+		at := map[int64]time.Time{}
+		for _, e := range evs {
+			if e.Kind == nexmark.KindPerson {
+				at[e.Person.ID] = e.Time()
+			}
+		}
+		var early, late time.Duration
+		for _, e := range evs {
+			if e.Kind != nexmark.KindAuction {
+				continue
+			}
+			pt, ok := at[e.Auction.Seller]
+			if !ok {
+				continue // a seller id ahead of the run's last person
+			}
+			d := pt.Sub(e.Time())
+			early, late = min(early, d), max(late, d)
+		}
+		require.GreaterOrEqual(t, early, -before, "rate %d", cfg.Rate)
+		require.LessOrEqual(t, late, after, "rate %d", cfg.Rate)
+		require.Less(t, -early, before, "rate %d", cfg.Rate)
+		require.Greater(t, -early, before*9/10, "rate %d", cfg.Rate)
+		require.Greater(t, late, after*8/10, "rate %d", cfg.Rate)
+	}
+}
+
+// TestQ3OverALongRun runs q3 over 30 s of event time, six times its bound, so that the join
+// drops persons and auctions as the watermark passes them, and compares it with the
+// unbounded join; a bound of half the generator's loses rows.
+func TestQ3OverALongRun(t *testing.T) {
+	cfg := nexmark.Config{Events: 300_000, Seed: 9}
+	before, after := nexmark.SellerBounds(cfg)
+	run := func(before, after time.Duration) []nexmark.LocalItem {
+		p, err := stream.New(nexmark.Interval, append(nexmark.Options(), stream.WithBuffer(20_000, 0))...)
+		require.NoError(t, err)
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[int64, join.Side[int64, nexmark.Seller]]](nexmark.JoinPartitions))
+		s, err := nexmark.Q3(stream.From[nexmark.Event](p, nexmark.NewSource(cfg)), ex, before, after)
+		require.NoError(t, err)
+		c := streamtest.Collect(s)
+		require.NoError(t, p.Run(t.Context()))
+		got := c.Slice()
+		sortItems(got)
+		return got
+	}
+	want := wantQ3(generate(cfg))
+	require.Equal(t, want, run(before, after))
+	require.Less(t, len(run(before/2, after)), len(want))
 }
