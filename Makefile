@@ -63,7 +63,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 -timeout 60m $(PKGS) | tee .bench/new.txt
 	$(GO) tool benchstat .bench/new.txt
 
-# bench-nexmark runs the Nexmark queries q0, q1, q2, q5, q7 and q11 in memory (no services)
+# bench-nexmark runs the Nexmark queries q0, q1, q2, q3, q5, q7, q8 and q11 in memory (no services)
 # and prints each one's events/s per core beside Flink 1.13's; NEXMARK_FLAGS="-events 10000000".
 bench-nexmark:
 	$(GO) run ./bench/nexmark/cmd/nexmark $(NEXMARK_FLAGS)

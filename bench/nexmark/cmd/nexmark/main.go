@@ -1,12 +1,13 @@
-// Command nexmark runs the Nexmark queries q0, q1, q2, q5, q7 and q11 of package
-// bench/nexmark through the engine, each over the same generated events, and prints each
-// one's throughput in events per second per core (events per CPU-second of the process,
-// which includes generating the events, as Flink's figures include its generator source)
-// beside Flink 1.13's published per-core figure:
+// Command nexmark runs the Nexmark queries q0, q1, q2, q3, q5, q7, q8 and q11 of package
+// bench/nexmark through the engine (q3 and q8 repartition through an in-memory exchange),
+// each over the same generated events, and prints each one's throughput in events per
+// second per core (events per CPU-second of the process, which includes generating the
+// events, as Flink's figures include its generator source) beside Flink 1.13's published
+// per-core figure:
 //
 //	nexmark q0: 1234567 events/s/core (Flink 1.13: 155000, 8.0x)
 //
-// Usage: go run ./bench/nexmark/cmd/nexmark [-events 5000000] [-queries q0,q5] (make bench-nexmark).
+// Usage: go run ./bench/nexmark/cmd/nexmark [-events 5000000] [-queries q0,q3,q8] (make bench-nexmark).
 package main
 
 import (
