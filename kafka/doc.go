@@ -231,7 +231,10 @@
 // "<pipeline>-<name>-repartition", created when the pipeline starts with the partition count
 // of the source topics (WithPartitions, WithPartitionsOf) and a replication factor of
 // min(3, brokers) (WithReplication); an existing topic with another count is refused
-// (ErrPartitionMismatch), since keys would move away from their state. The upstream side
+// (ErrPartitionMismatch), since keys would move away from their state, and so is one that
+// another consumer group has committed offsets of (ErrRepartitionInUse): another pipeline
+// with the same name, whose records the dedup would mix with this one's (name the topic
+// after the group, as Kafka Streams does with its application id). The upstream side
 // produces each record to the partition the pipeline chose with an idempotent producer that
 // keeps each partition's order; the downstream side consumes the topic as a further member of
 // the pipeline's consumer group (the Source's Config and group), with the Source's claims,

@@ -32,6 +32,10 @@ var ErrCorruptRepartition = errors.New("kafka: corrupt repartition record")
 // exists with another partition count than the exchange wants.
 var ErrPartitionMismatch = errors.New("kafka: repartition topic partition count mismatch")
 
+// ErrRepartitionInUse is wrapped by the error of Exchange.Open when another consumer group
+// has committed offsets of the repartition topic: another pipeline with the same name.
+var ErrRepartitionInUse = errors.New("kafka: repartition topic used by another consumer group")
+
 // ExchangeOption configures an Exchange. WithLogger and WithSaramaConfig are ExchangeOptions
 // too.
 type ExchangeOption interface{ applyExchange(*exchangeOptions) }
@@ -332,7 +336,48 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	if err := client.RefreshMetadata(e.topic); err != nil {
 		return 0, fmt.Errorf("kafka: exchange %q: metadata: %w", e.topic, redact(&e.cfg, err))
 	}
+	if err := e.checkOwner(client, got); err != nil {
+		return 0, err
+	}
 	return int(got), nil
+}
+
+// checkOwner fails when another consumer group than the pipeline's has committed offsets of
+// the repartition topic: two pipelines with the same name (the topic is named after it) but
+// different groups would each read the other's records, and the dedup (by upstream
+// partition and offset) would mix two unrelated inputs. Kafka Streams avoids it by naming
+// the topic after the application id; here the name and the group are separate settings.
+func (e *Exchange[T]) checkOwner(client sarama.Client, parts int32) error {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return fmt.Errorf("kafka: exchange %q: admin: %w", e.topic, redact(&e.cfg, err))
+	}
+	// admin shares client: closing it would close the client too.
+	groups, err := admin.ListConsumerGroups()
+	if err != nil {
+		return fmt.Errorf("kafka: exchange %q: consumer groups: %w", e.topic, redact(&e.cfg, err))
+	}
+	ps := make([]int32, parts)
+	for i := range ps {
+		ps[i] = int32(i)
+	}
+	want := map[string][]int32{e.topic: ps}
+	for g := range groups {
+		if g == e.cfg.Group {
+			continue
+		}
+		offs, err := groupOffsets(client, g, want)
+		if err != nil {
+			e.log.Warn("kafka: exchange: cannot read another group's offsets; not checked", "group", g, "err", redact(&e.cfg, err))
+			continue
+		}
+		if len(offs) > 0 {
+			return fmt.Errorf("%w: topic %q already holds the records of consumer group %q, and this pipeline's group is %q: "+
+				"give each pipeline its own name (the topic is <name>-<repartition>-repartition), or run it in group %q",
+				ErrRepartitionInUse, e.topic, g, e.cfg.Group, g)
+		}
+	}
+	return nil
 }
 
 // exchangeRetries is how often the exchange's producer retries a record: with backoffs

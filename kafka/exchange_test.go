@@ -346,6 +346,46 @@ func TestExchangeOpenPartitionMismatch(t *testing.T) {
 	require.Equal(t, 5, got)
 }
 
+// TestExchangeOpenTopicOfAnotherGroup: a repartition topic another consumer group has
+// committed offsets of (another pipeline with the same name) is refused at Open, naming the
+// group and the fix; the group that owns it opens it.
+func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topic := newTopic(t, brokers, "xo", 2)
+	pipeline := testenv.UniqueName(t, "xo")
+	owner, other := testenv.UniqueName(t, "xo-owner"), testenv.UniqueName(t, "xo-other")
+	repart := pipeline + "-bykey-repartition"
+	createTopic(t, brokers, repart, 2)
+
+	// The owner group commits an offset of the repartition topic, as its pipeline does.
+	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	require.NoError(t, err)
+	defer client.Close()
+	om, err := sarama.NewOffsetManagerFromClient(owner, client)
+	require.NoError(t, err)
+	pom, err := om.ManagePartition(repart, 1)
+	require.NoError(t, err)
+	pom.MarkOffset(0, "")
+	om.Commit()
+	require.NoError(t, pom.Close())
+	require.NoError(t, om.Close())
+
+	ex, err := kafka.NewExchange(consumerConfig(brokers, other, topic), pipeline, "bykey", pairCodec)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close(context.Background())) }()
+	_, err = ex.Open(t.Context())
+	require.ErrorIs(t, err, kafka.ErrRepartitionInUse)
+	require.ErrorContains(t, err, owner)
+	require.ErrorContains(t, err, "own name")
+
+	ok, err := kafka.NewExchange(consumerConfig(brokers, owner, topic), pipeline, "bykey", pairCodec)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ok.Close(context.Background())) }()
+	got, err := ok.Open(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 2, got)
+}
+
 func TestNewExchangeInvalid(t *testing.T) {
 	cfg := kafka.Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}}
 	for name, tc := range map[string]struct {

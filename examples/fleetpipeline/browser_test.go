@@ -236,7 +236,7 @@ func TestFaultStatusPage(t *testing.T) {
 	// zone demand's repartition topic; committed plus commit lag is each input partition's
 	// end offset in Kafka, once the windows' commits have moved.
 	pg.waitJS("twelve partitions", `document.querySelectorAll('#partitions tbody tr').length === 12`, 30*time.Second)
-	repartition := r.name + "-zones-repartition/"
+	repartition := r.group + "-zones-repartition/"
 	sourceRows := func() []partitionRow {
 		var rows []partitionRow
 		for _, row := range pg.partitions() {

@@ -104,8 +104,11 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	}
 	// Zone demand goes through a repartition by zone (one document per zone and window over
 	// every partition), and with -rekey-by-cab the input through one by cab: topics
-	// <name>-zones-repartition and <name>-cabs-repartition, in the job's consumer group.
-	zoneEx, err := kafka.NewExchange[zoneShuffled](kcfg, c.name, "zones",
+	// <group>-zones-repartition and <group>-cabs-repartition, read back in the job's consumer group:
+	// named after the group, as Kafka Streams names them after its application id, so that
+	// two jobs with the same -name (their documents' ids) and different groups, such as two
+	// make demo runs, never share a repartition topic.
+	zoneEx, err := kafka.NewExchange[zoneShuffled](kcfg, c.group, "zones",
 		stream.PairCodec[string, telemetry.Tracked](stream.StringCodec{}, telemetry.TrackedCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
 	if err != nil {
 		return err
@@ -151,7 +154,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	// from: the input, or with -rekey-by-cab the cab repartition.
 	var alertsFrom kafka.Transactional = src
 	if c.rekeyByCab {
-		cabEx, err := kafka.NewExchange[cabShuffled](kcfg, c.name, "cabs",
+		cabEx, err := kafka.NewExchange[cabShuffled](kcfg, c.group, "cabs",
 			stream.PairCodec[string, telemetry.Event](stream.StringCodec{}, telemetry.EventCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
 		if err != nil {
 			return err
@@ -164,7 +167,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		alertsFrom = cabEx
 	}
 	if requests != nil {
-		supplyEx, err := kafka.NewExchange[supplyShuffled](kcfg, c.name, "supply",
+		supplyEx, err := kafka.NewExchange[supplyShuffled](kcfg, c.group, "supply",
 			stream.PairCodec[string, telemetry.SupplyObs](stream.StringCodec{}, stream.JSONCodec[telemetry.SupplyObs]()), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
 		if err != nil {
 			return err
@@ -174,7 +177,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return stream.Repartition(s, "supply", supplyEx)
 		}
 		sh.supplyOrigin = exchangeOrigin(supplyEx.Topic())
-		pickupEx, err := kafka.NewExchange[telemetry.PickupSide](kcfg, c.name, "pickups",
+		pickupEx, err := kafka.NewExchange[telemetry.PickupSide](kcfg, c.group, "pickups",
 			stream.PairCodec[string, join.Side[telemetry.Request, telemetry.PickupPoint]](stream.StringCodec{},
 				stream.JSONCodec[join.Side[telemetry.Request, telemetry.PickupPoint]]()), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
 		if err != nil {

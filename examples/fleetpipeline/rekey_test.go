@@ -108,7 +108,7 @@ func TestRekeyByCabAlertsExactlyOnce(t *testing.T) {
 	start(t, "replay", replayBin, "-brokers", s.brokers, "-topic", topic, "-porto", portoCSV(t), "-quiet",
 		"-source", "porto,sim", "-sim-events", "60000", "-unkeyed").succeed(t, time.Minute)
 	args := r.args(s, "-rekey-by-cab")
-	cabsTopic := r.name + "-cabs-repartition"
+	cabsTopic := r.group + "-cabs-repartition"
 	for i := range 2 {
 		p := start(t, fmt.Sprintf("fleetpipeline (crash %d)", i+1), pipelineBin, args...)
 		// Progress is the group's commits on the input or on the cab repartition: the input's

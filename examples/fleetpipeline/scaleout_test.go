@@ -34,7 +34,7 @@ import (
 // One instance with a group of its own reads the same topic to its end as the reference.
 // Documents are compared by their content keys (cab and window, zone and window, alert id),
 // not by their ids, which contain the pipeline name: a run with the same name would write
-// to the same repartition topic (<name>-zones-repartition).
+// to the same repartition topic (<group>-zones-repartition).
 //
 // Every instance has its own -transactional-id: two instances on one host with the default
 // ("fleetstream-<group>-<hostname>-fleetstream") would fence each other (PRODUCER_FENCED).
