@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -468,5 +469,76 @@ func TestRetryHookAndPartitionStats(t *testing.T) {
 		require.Equal(t, int64(3), ps.Committed)
 		require.Zero(t, ps.HeldBack())
 		require.True(t, ps.Ended)
+	})
+}
+
+// TestConcurrentOutputs: by default outputs run one at a time in their order; with
+// WithConcurrentOutputs(2) the second starts while the first is still writing, and a failed
+// one is retried alone while the batch waits for it.
+func TestConcurrentOutputs(t *testing.T) {
+	run := func(t *testing.T, concurrent bool, opts ...stream.Option) (overlapped bool, firstCalls, secondCalls int32) {
+		h := streamtest.New(t, time.Second, opts...)
+		q, src := streamtest.NewQueue[int](h)
+		firstIn, release := make(chan struct{}), make(chan struct{})
+		var releaseOnce sync.Once
+		var inFirst, overlap atomic.Bool
+		var first, second atomic.Int32
+		stream.ForEachBatch(src, func(context.Context, stream.BatchInfo, []int) error {
+			if first.Add(1) == 1 {
+				inFirst.Store(true)
+				close(firstIn)
+				<-release
+				inFirst.Store(false)
+			}
+			return nil
+		})
+		stream.ForEachBatch(src, func(context.Context, stream.BatchInfo, []int) error {
+			<-firstIn // concurrently, the first may not have started yet
+			if inFirst.Load() {
+				overlap.Store(true)
+				releaseOnce.Do(func() { close(release) })
+			}
+			if second.Add(1) == 1 {
+				return errDown
+			}
+			return nil
+		})
+		q.AddValues(1, 2)
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.TryStep()
+			done <- err
+		}()
+		<-firstIn
+		if !concurrent {
+			releaseOnce.Do(func() { close(release) }) // the second runs once the first is done
+		}
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second): // a bound on a failure, not a synchronisation
+			t.Fatal("the second output never started while the first was writing")
+		}
+		require.ErrorIs(t, err, errDown)
+		_, err = h.TryStep() // the failed output alone
+		require.NoError(t, err)
+		require.Equal(t, int64(2), q.Committed(0))
+		return overlap.Load(), first.Load(), second.Load()
+	}
+	t.Run("default one at a time", func(t *testing.T) {
+		overlapped, first, second := run(t, false)
+		require.False(t, overlapped, "the second output ran while the first was writing")
+		require.EqualValues(t, 1, first, "the first output succeeded and is not called again")
+		require.EqualValues(t, 2, second)
+	})
+	t.Run("two at once", func(t *testing.T) {
+		overlapped, first, second := run(t, true, stream.WithConcurrentOutputs(2))
+		require.True(t, overlapped)
+		require.EqualValues(t, 1, first)
+		require.EqualValues(t, 2, second)
+	})
+	t.Run("invalid", func(t *testing.T) {
+		_, err := stream.New(time.Second, stream.WithConcurrentOutputs(0))
+		require.ErrorIs(t, err, stream.ErrInvalidOption)
 	})
 }

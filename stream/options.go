@@ -27,6 +27,7 @@ type config struct {
 	statsHook     func(BatchStats)
 	retryHook     func(RetryInfo)
 	shutdownGrace time.Duration
+	outputs       int
 	errs          []error
 }
 
@@ -50,6 +51,7 @@ func defaultConfig() config {
 		maxFuture:     time.Hour,
 		retry:         RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second},
 		shutdownGrace: 30 * time.Second,
+		outputs:       1,
 	}
 }
 
@@ -154,6 +156,24 @@ func WithShutdownGrace(d time.Duration) Option {
 			return
 		}
 		c.shutdownGrace = d
+	})
+}
+
+// WithConcurrentOutputs lets up to n output operations of a batch (To, ForEachBatch) run at
+// once. The default, 1, runs them one at a time in the order they were declared, as Spark
+// Streaming does (spark.streaming.concurrentJobs = 1); with n > 1 a batch whose outputs write
+// to different stores (OpenSearch indexes, a Kafka topic) takes about as long as its slowest
+// output instead of their sum. Nothing else changes: the batch is acknowledged only once every
+// output succeeded, and a failed output is retried alone. A Sink that several outputs share
+// (one dead-letter sink for the whole job) must then be safe for concurrent use, as the
+// bundled sinks are. Repartitions always send alongside the outputs.
+func WithConcurrentOutputs(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.errs = append(c.errs, invalid("WithConcurrentOutputs(%d): want at least 1", n))
+			return
+		}
+		c.outputs = n
 	})
 }
 

@@ -227,7 +227,8 @@ func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 // flushOutputs writes the batch to every output not done yet and returns their errors. A
 // repartition's send runs alongside the other outputs: it waits for the broker's acks, the
 // others for their sinks, and neither depends on the other (the batch is acknowledged only
-// once all of them succeeded, as before). The other outputs keep their order, one at a time.
+// once all of them succeeded, as before). The other outputs run one at a time in their
+// order, or up to WithConcurrentOutputs at once.
 func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
 	errs := make([]error, len(p.outputs))
 	var wg sync.WaitGroup
@@ -236,10 +237,23 @@ func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
 			wg.Go(func() { errs[i] = o.flush(ctx, b.info) })
 		}
 	}
+	var slots chan struct{}
+	if p.cfg.outputs > 1 {
+		slots = make(chan struct{}, p.cfg.outputs)
+	}
 	for i, o := range p.outputs {
-		if _, ok := o.(shuffleNode); !ok && !b.done[i] {
-			errs[i] = o.flush(ctx, b.info)
+		if _, ok := o.(shuffleNode); ok || b.done[i] {
+			continue
 		}
+		if slots == nil {
+			errs[i] = o.flush(ctx, b.info)
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			errs[i] = o.flush(ctx, b.info)
+		})
 	}
 	wg.Wait()
 	failed := errs[:0]

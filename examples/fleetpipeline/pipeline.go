@@ -430,7 +430,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 
 // pipelineOptions are the options of the pipeline that come from the flags.
 func (c *config) pipelineOptions() []stream.Option {
-	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder)}
+	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs)}
 }
 
 // graph is what the pipeline computes from the telemetry, before the outputs: run writes it
