@@ -112,7 +112,7 @@ func ExampleZoneDemandStream() {
 
 // Zone demand over two partitions keyed by cab: a repartition by zone makes
 // one document per zone and window. A Kafka job passes kafka's exchange
-// with stream.PairCodec(stream.StringCodec{}, telemetry.TrackedCodec{}).
+// with stream.PairCodec(stream.StringCodec{}, telemetry.ZoneSampleCodec{}).
 func ExampleKeyByZone() {
 	h := streamtest.New(nil, time.Second)
 	q, events := streamtest.NewQueue[telemetry.Event](h)
@@ -125,7 +125,7 @@ func ExampleKeyByZone() {
 	if err != nil {
 		panic(err)
 	}
-	_, byZone := streamtest.NewRepartition(h, keyed, "zones", streamtest.NewExchangeLog[stream.Pair[string, telemetry.Tracked]](2))
+	_, byZone := streamtest.NewRepartition(h, keyed, "zones", streamtest.NewExchangeLog[stream.Pair[string, telemetry.ZoneSample]](2))
 	zones, err := telemetry.ZoneDemandByZone(byZone, window.Tumbling(5*time.Minute))
 	if err != nil {
 		panic(err)

@@ -129,16 +129,20 @@ var _ window.Aggregator[Tracked, ZoneAcc, ZoneDemand] = ZoneDemandAgg{}
 func (ZoneDemandAgg) Zero() ZoneAcc { return ZoneAcc{} }
 
 func (ZoneDemandAgg) Add(acc ZoneAcc, t Tracked) ZoneAcc {
+	acc.add(t.CabID, t.SpeedKmh, t.Has&HasSpeed != 0, t.Pickup)
+	return acc
+}
+
+func (acc *ZoneAcc) add(cab string, speed float64, hasSpeed, pickup bool) {
 	acc.events++
-	if t.Pickup {
+	if pickup {
 		acc.pickups++
 	}
-	if t.Has&HasSpeed != 0 {
+	if hasSpeed {
 		acc.speeds++
-		acc.speedSum += t.SpeedKmh
+		acc.speedSum += speed
 	}
-	acc.addCab(t.CabID)
-	return acc
+	acc.addCab(cab)
 }
 
 func (acc *ZoneAcc) addCab(id string) {
@@ -181,7 +185,26 @@ func (ZoneDemandAgg) Merge(a, b ZoneAcc) ZoneAcc {
 	return m
 }
 
-func (ZoneDemandAgg) Result(acc ZoneAcc) ZoneDemand {
+func (ZoneDemandAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
+
+// ZoneSampleAgg is the window.Aggregator behind [ZoneDemandByZone]: [ZoneDemandAgg] over
+// the samples a zone repartition carries. Both give the same ZoneDemand for the same events.
+type ZoneSampleAgg struct{}
+
+var _ window.Aggregator[ZoneSample, ZoneAcc, ZoneDemand] = ZoneSampleAgg{}
+
+func (ZoneSampleAgg) Zero() ZoneAcc { return ZoneAcc{} }
+
+func (ZoneSampleAgg) Add(acc ZoneAcc, s ZoneSample) ZoneAcc {
+	acc.add(s.CabID, s.SpeedKmh, s.HasSpeed, s.Pickup)
+	return acc
+}
+
+func (ZoneSampleAgg) Merge(a, b ZoneAcc) ZoneAcc { return ZoneDemandAgg{}.Merge(a, b) }
+
+func (ZoneSampleAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
+
+func (acc ZoneAcc) result() ZoneDemand {
 	z := ZoneDemand{Events: acc.events, Pickups: acc.pickups, SpeedSamples: acc.speeds, SpeedSumKmh: acc.speedSum,
 		Cabs: int64(len(acc.cabs) + len(acc.cabSet))}
 	if acc.speeds > 0 {
@@ -222,36 +245,40 @@ func ZoneDemandStream(s *stream.Stream[Tracked], assigner window.Assigner, opts 
 
 // KeyByZone prepares tracked events for a repartition by zone: it leaves out
 // duplicates and GPS jumps (zone demand does not count them, so they need
-// not travel) and keys the others by [ZoneOf](precision). precision 0 means
-// [DefaultGeohashPrecision]; others outside 1..[MaxGeohashPrecision] are an
-// error wrapping [ErrInvalidOption]. The fleet job's zone demand:
+// not travel), keys the others by [ZoneOf](precision) and keeps of each only
+// its [ZoneSample] (cab, speed, pickup), about a sixth of the event's bytes
+// in the repartition topic. precision 0 means [DefaultGeohashPrecision];
+// others outside 1..[MaxGeohashPrecision] are an error wrapping
+// [ErrInvalidOption]. The fleet job's zone demand:
 //
 //	keyed, err := telemetry.KeyByZone(tr.Events(), 0)
-//	byZone := stream.Repartition(keyed, "zones", exchange) // codec: stream.PairCodec(stream.StringCodec{}, telemetry.TrackedCodec{})
+//	byZone := stream.Repartition(keyed, "zones", exchange) // codec: stream.PairCodec(stream.StringCodec{}, telemetry.ZoneSampleCodec{})
 //	zones, err := telemetry.ZoneDemandByZone(byZone, window.Tumbling(5*time.Minute))
 //
 // The tracker emits each event once with its own offset, so its events may
 // be repartitioned (see stream.Repartition).
-func KeyByZone(s *stream.Stream[Tracked], precision int) (*stream.Stream[stream.Pair[string, Tracked]], error) {
+func KeyByZone(s *stream.Stream[Tracked], precision int) (*stream.Stream[stream.Pair[string, ZoneSample]], error) {
 	if precision == 0 {
 		precision = DefaultGeohashPrecision
 	}
 	if precision < 1 || precision > MaxGeohashPrecision {
 		return nil, invalidOption("KeyByZone: precision %d, want 1..%d", precision, MaxGeohashPrecision)
 	}
-	return stream.KeyBy(s.Filter(countsForZones), ZoneOf(precision)), nil
+	zone := ZoneOf(precision)
+	return stream.Map(s.Filter(countsForZones), func(t Tracked) stream.Pair[string, ZoneSample] {
+		return stream.Pair[string, ZoneSample]{Key: zone(t), Value: t.Sample()}
+	}), nil
 }
 
-// ZoneDemandByZone is [ZoneDemandStream] over a stream keyed by zone, such
-// as [KeyByZone]'s after a stream.Repartition: the keys are the zones (the
-// geohash is not computed again) and every event of a zone is in one
-// partition, so each zone and window gets one result for the whole input.
-// Duplicates and GPS jumps are left out here too. Late events come out of
-// the window's Late stream as pairs. It takes [WithWindowOptions];
-// [WithGeohashPrecision] is an error (the keys fix the cells: pass the
-// precision to KeyByZone). Errors wrap [ErrInvalidOption] or
-// window.ErrInvalidOption.
-func ZoneDemandByZone(s *stream.Stream[stream.Pair[string, Tracked]], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, stream.Pair[string, Tracked]], error) {
+// ZoneDemandByZone is [ZoneDemandStream] over [KeyByZone]'s samples after a
+// stream.Repartition: the keys are the zones (the geohash is not computed
+// again) and every event of a zone is in one partition, so each zone and
+// window gets one result for the whole input, equal to ZoneDemandStream's
+// over all of it. Late samples come out of the window's Late stream as
+// pairs. It takes [WithWindowOptions]; [WithGeohashPrecision] is an error
+// (the keys fix the cells: pass the precision to KeyByZone). Errors wrap
+// [ErrInvalidOption] or window.ErrInvalidOption.
+func ZoneDemandByZone(s *stream.Stream[stream.Pair[string, ZoneSample]], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, stream.Pair[string, ZoneSample]], error) {
 	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
 	if err != nil {
 		return nil, err
@@ -259,11 +286,10 @@ func ZoneDemandByZone(s *stream.Stream[stream.Pair[string, Tracked]], assigner w
 	if c.precisionSet {
 		return nil, invalidOption("ZoneDemandByZone: WithGeohashPrecision does not apply, the stream's keys are the zones (pass the precision to KeyByZone)")
 	}
-	clean := s.Filter(func(p stream.Pair[string, Tracked]) bool { return countsForZones(p.Value) })
 	wopts := append([]window.Option{window.WithName("zone-demand")}, c.winOpts...)
-	return window.Aggregate(clean, func(p stream.Pair[string, Tracked]) string { return p.Key },
-		func(p stream.Pair[string, Tracked]) Tracked { return p.Value }, assigner,
-		window.Aggregator[Tracked, ZoneAcc, ZoneDemand](ZoneDemandAgg{}), wopts...)
+	return window.Aggregate(s, func(p stream.Pair[string, ZoneSample]) string { return p.Key },
+		func(p stream.Pair[string, ZoneSample]) ZoneSample { return p.Value }, assigner,
+		window.Aggregator[ZoneSample, ZoneAcc, ZoneDemand](ZoneSampleAgg{}), wopts...)
 }
 
 // countsForZones reports whether zone demand counts t: not a duplicate, not

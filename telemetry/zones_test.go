@@ -75,8 +75,7 @@ func TestZoneDemandPerPartition(t *testing.T) {
 
 // TestZoneDemandRepartitioned: KeyByZone, a repartition (through the binary
 // codec, as the Kafka exchange carries it) and ZoneDemandByZone give one
-// document per zone and window with the global figures; ZoneDemandStream
-// over the repartitioned values gives the same.
+// document per zone and window with the global figures.
 func TestZoneDemandRepartitioned(t *testing.T) {
 	h := streamtest.New(t, time.Second)
 	q, s := streamtest.NewQueue[telemetry.Event](h)
@@ -84,11 +83,11 @@ func TestZoneDemandRepartitioned(t *testing.T) {
 	require.NoError(t, err)
 	keyed, err := telemetry.KeyByZone(tr.Events(), 0)
 	require.NoError(t, err)
-	log := streamtest.NewExchangeLog[stream.Pair[string, telemetry.Tracked]](3)
+	log := streamtest.NewExchangeLog[stream.Pair[string, telemetry.ZoneSample]](3)
 	_, shuffled := streamtest.NewRepartition(h, keyed, "zones", log)
-	codec := stream.PairCodec[string, telemetry.Tracked](stream.StringCodec{}, telemetry.TrackedCodec{})
+	codec := stream.PairCodec[string, telemetry.ZoneSample](stream.StringCodec{}, telemetry.ZoneSampleCodec{})
 	var buf []byte
-	decoded := stream.Map(shuffled, func(p stream.Pair[string, telemetry.Tracked]) stream.Pair[string, telemetry.Tracked] {
+	decoded := stream.Map(shuffled, func(p stream.Pair[string, telemetry.ZoneSample]) stream.Pair[string, telemetry.ZoneSample] {
 		var err error
 		buf, err = codec.Append(buf[:0], p)
 		require.NoError(t, err)
@@ -98,10 +97,7 @@ func TestZoneDemandRepartitioned(t *testing.T) {
 	})
 	byZone, err := telemetry.ZoneDemandByZone(decoded, window.Tumbling(time.Minute))
 	require.NoError(t, err)
-	again, err := telemetry.ZoneDemandStream(stream.Map(decoded, func(p stream.Pair[string, telemetry.Tracked]) telemetry.Tracked { return p.Value }),
-		window.Tumbling(time.Minute), telemetry.WithWindowOptions(window.WithName("zone-demand-again")))
-	require.NoError(t, err)
-	res, res2 := streamtest.Collect(byZone.Results()), streamtest.Collect(again.Results())
+	res := streamtest.Collect(byZone.Results())
 	zoneInput(q)
 	h.RunUntilDone()
 
@@ -110,11 +106,10 @@ func TestZoneDemandRepartitioned(t *testing.T) {
 		Zone: zone, WindowStart: t0, WindowEnd: t0.Add(time.Minute), Timestamp: t0,
 		Events: 6, Cabs: 3, Pickups: 2, AvgSpeedKmh: (10 + 20 + 0 + 30) / 4.0, SpeedSamples: 4, SpeedSumKmh: 60, Location: centre,
 	}
-	for _, rs := range [][]window.Result[string, telemetry.ZoneDemand]{res.Slice(), res2.Slice()} {
-		require.Len(t, rs, 1)
-		require.True(t, rs[0].Final)
-		require.Equal(t, want, telemetry.ZoneDemandDoc(rs[0]))
-	}
+	rs := res.Slice()
+	require.Len(t, rs, 1)
+	require.True(t, rs[0].Final)
+	require.Equal(t, want, telemetry.ZoneDemandDoc(rs[0]))
 	// Duplicates and jumps do not travel: 6 events sent, not 8.
 	sent := 0
 	for p := range int32(3) {

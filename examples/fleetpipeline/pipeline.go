@@ -109,7 +109,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	// two jobs with the same -name (their documents' ids) and different groups, such as two
 	// make demo runs, never share a repartition topic.
 	zoneEx, err := kafka.NewExchange[zoneShuffled](kcfg, c.group, "zones",
-		stream.PairCodec[string, telemetry.Tracked](stream.StringCodec{}, telemetry.TrackedCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+		stream.PairCodec[string, telemetry.ZoneSample](stream.StringCodec{}, telemetry.ZoneSampleCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	})
 	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters)
 	if g.zones != nil {
-		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, func(t zoneShuffled) ([]byte, []byte, error) { return eventRecord(t.Value.Event) }), lateLetters)
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, zoneSampleRecord), lateLetters)
 	}
 	if g.pickupsLate != nil {
 		stream.To(stream.Map(g.pickupsLate, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {
@@ -452,7 +452,7 @@ type graph struct {
 }
 
 type (
-	zoneShuffled   = stream.Pair[string, telemetry.Tracked]
+	zoneShuffled   = stream.Pair[string, telemetry.ZoneSample]
 	cabShuffled    = stream.Pair[string, telemetry.Event]
 	supplyShuffled = stream.Pair[string, telemetry.SupplyObs]
 )
@@ -618,6 +618,17 @@ func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string
 func eventRecord(e telemetry.Event) ([]byte, []byte, error) {
 	v, err := telemetry.Append(nil, e)
 	return []byte(e.CabID), v, err
+}
+
+// zoneSampleRecord is the dead letter of a zone sample late for zone demand: the repartition
+// carries only what zone demand counts of an event (the event itself is in cab stats), so
+// the dead letter holds that, keyed by cab, with its zone.
+func zoneSampleRecord(p zoneShuffled) ([]byte, []byte, error) {
+	v, err := json.Marshal(struct {
+		Zone string `json:"zone"`
+		telemetry.ZoneSample
+	}{p.Key, p.Value})
+	return []byte(p.Value.CabID), v, err
 }
 
 func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {

@@ -126,12 +126,21 @@ func TestBadClockAndAbsurdValuesLoseNothing(t *testing.T) {
 	// Zone demand runs after the repartition by zone, where the watermark is the minimum over
 	// every partition: the record an hour behind its own partition is late there only if
 	// every partition had passed its window when it arrived. Either way it is counted once,
-	// in the zone demand or in its dead letters.
+	// in the zone demand or in its dead letters (there, as the zone sample the repartition
+	// carried: its zone, cab, speed and pickup flag).
 	zoneLate := 0
 	for _, m := range dlq {
-		if string(m.Value) == lateValue && strings.HasPrefix(headerValue(m, kafka.HeaderError), "zone-demand:") {
-			zoneLate++
+		if !strings.HasPrefix(headerValue(m, kafka.HeaderError), "zone-demand:") {
+			continue
 		}
+		var zs struct {
+			Zone  string `json:"zone"`
+			CabID string `json:"cab_id"`
+		}
+		require.NoError(t, json.Unmarshal(m.Value, &zs), "a zone-demand dead letter is a zone sample: %s", m.Value)
+		require.Equal(t, "CAB-R1", zs.CabID, "the only record late for zone demand is the late one: %s", m.Value)
+		require.NotEmpty(t, zs.Zone)
+		zoneLate++
 	}
 	require.LessOrEqual(t, zoneLate, 1)
 	require.EqualValues(t, good+1-zoneLate, zoneEvents, "every good event is in the zone demand, and the late one unless it was late there")
