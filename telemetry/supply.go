@@ -174,6 +174,12 @@ func SupplyFromCabs(s *stream.Stream[Tracked], precision int, every time.Duratio
 	if every <= 0 {
 		return nil, invalidOption("SupplyFromCabs: slot %v, want > 0", every)
 	}
+	// The zone is computed once per available event: keyed first, then deduplicated on the
+	// key and the slot.
+	type obs struct {
+		zone, cab string
+		slot      int64
+	}
 	type last struct {
 		zone string
 		slot int64
@@ -181,25 +187,23 @@ func SupplyFromCabs(s *stream.Stream[Tracked], precision int, every time.Duratio
 	var mu sync.Mutex
 	seen := map[string]last{}
 	zoneOf := ZoneOf(precision)
-	keep := s.Filter(func(t Tracked) bool {
-		if t.Status != StatusAvailable || t.Duplicate || t.Jump {
-			return false
-		}
+	avail := s.Filter(func(t Tracked) bool { return t.Status == StatusAvailable && !t.Duplicate && !t.Jump })
+	keyed := stream.Map(avail, func(t Tracked) obs { return obs{zoneOf(t), t.CabID, t.Time.Truncate(every).UnixNano()} })
+	keep := keyed.Filter(func(o obs) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		l := last{zoneOf(t), t.Time.Truncate(every).UnixNano()}
-		if seen[t.CabID] == l {
+		l := last{o.zone, o.slot}
+		if seen[o.cab] == l {
 			return false
 		}
 		if len(seen) >= 1<<17 {
 			clear(seen) // forgetting only lets more through
 		}
-		seen[t.CabID] = l
+		seen[o.cab] = l
 		return true
 	})
-	zoneOf2 := ZoneOf(precision)
-	return stream.Map(keep, func(t Tracked) stream.Pair[string, SupplyObs] {
-		return stream.KV(zoneOf2(t), SupplyObs{CabID: t.CabID})
+	return stream.Map(keep, func(o obs) stream.Pair[string, SupplyObs] {
+		return stream.KV(o.zone, SupplyObs{CabID: o.cab})
 	}), nil
 }
 
