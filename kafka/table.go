@@ -40,6 +40,8 @@ type tableOptions struct {
 	common
 	versions int
 	fallback bool
+	copart   bool
+	with     []string // WithCoPartitioned's stream topics
 	errs     []error
 }
 
@@ -86,10 +88,16 @@ type Table[K comparable, V any] struct {
 	o      tableOptions
 	log    *slog.Logger
 
-	mu   sync.RWMutex
-	rows map[K][]version[V] // each sorted by from, at most o.versions
-	live int                // keys whose newest version is a value
-	held int                // versions held
+	mu  sync.RWMutex
+	all rows[K, V] // a global table's
+	// held are a co-partitioned table's partitions (WithCoPartitioned), read under mu and
+	// added or removed under both pmu and mu.
+	held map[int32]*heldPart[K, V]
+	pmu  sync.Mutex
+	// count is the topic's partition count, set by Load.
+	count int32
+	// closing is closed by Close: LoadPartition stops waiting.
+	closing chan struct{}
 
 	records, updates, tombstones, decodeErrors, errs atomic.Int64
 	loaded                                           atomic.Bool
@@ -111,6 +119,13 @@ type version[V any] struct {
 	from    int64 // Unix ns
 	deleted bool
 	v       V
+}
+
+// rows are the versions of the keys of a table, or of one partition of it.
+type rows[K comparable, V any] struct {
+	m    map[K][]version[V] // each sorted by from, at most o.versions
+	live int                // keys whose newest version is a value
+	held int                // versions held
 }
 
 // tablePart is one partition being read.
@@ -138,6 +153,10 @@ type TableStats struct {
 	Loaded bool
 	// Lag is, summed over the partitions, the high-water mark minus the next offset to read.
 	Lag int64
+	// Partitions are the partitions of the topic the table holds, in order: all of them
+	// once a global table is loaded; for a co-partitioned one (WithCoPartitioned), those
+	// that LoadPartition loads or loaded and Release did not let go.
+	Partitions []int32
 }
 
 // NewTable returns a Table of topic that decodes each record with decode. decode gets the
@@ -171,13 +190,15 @@ func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, va
 	}
 	cfg.Brokers = slices.Clone(cfg.Brokers)
 	return &Table[K, V]{
-		cfg:    cfg,
-		topic:  topic,
-		decode: decode,
-		o:      o,
-		log:    o.logger.With("component", "kafka.Table", "topic", topic),
-		rows:   make(map[K][]version[V]),
-		errLog: lograte.New(10, 10*time.Second),
+		cfg:     cfg,
+		topic:   topic,
+		decode:  decode,
+		o:       o,
+		log:     o.logger.With("component", "kafka.Table", "topic", topic),
+		all:     rows[K, V]{m: make(map[K][]version[V])},
+		held:    make(map[int32]*heldPart[K, V]),
+		closing: make(chan struct{}),
+		errLog:  lograte.New(10, 10*time.Second),
 	}, nil
 }
 
@@ -209,25 +230,38 @@ func unixNano(at time.Time) int64 {
 	return at.UnixNano()
 }
 
-// LookupNano is Lookup with the time in Unix nanoseconds (stream.Elem.Time).
+// LookupNano is Lookup with the time in Unix nanoseconds (stream.Elem.Time). A co-partitioned
+// table (WithCoPartitioned) looks in each partition it holds; LookupPartitionNano looks in one.
 func (t *Table[K, V]) LookupNano(key K, at int64) (V, bool) {
 	t.mu.RLock()
-	vs := t.rows[key]
+	defer t.mu.RUnlock()
+	if !t.o.copart {
+		return t.all.lookup(key, at, t.o.fallback)
+	}
+	for _, hp := range t.held {
+		if v, ok := hp.rows.lookup(key, at, t.o.fallback); ok {
+			return v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// lookup is LookupNano in r; the table's mu is held.
+func (r *rows[K, V]) lookup(key K, at int64, fallback bool) (V, bool) {
+	vs := r.m[key]
 	i := len(vs) - 1
 	for i >= 0 && vs[i].from > at {
 		i--
 	}
-	if i < 0 && t.o.fallback && len(vs) > 0 {
+	if i < 0 && fallback && len(vs) > 0 {
 		i = 0
 	}
 	if i < 0 || vs[i].deleted {
-		t.mu.RUnlock()
 		var zero V
 		return zero, false
 	}
-	v := vs[i].v
-	t.mu.RUnlock()
-	return v, true
+	return vs[i].v, true
 }
 
 // Latest returns the newest version of key (the one with the latest timestamp), false if the
@@ -238,26 +272,46 @@ func (t *Table[K, V]) Latest(key K) (V, bool) { return t.LookupNano(key, math.Ma
 func (t *Table[K, V]) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.live
+	n := t.all.live
+	for _, hp := range t.held {
+		n += hp.rows.live
+	}
+	return n
 }
 
 // Stats returns a snapshot of the table's size and counters.
 func (t *Table[K, V]) Stats() TableStats {
+	var pcs []sarama.PartitionConsumer
+	var next []*atomic.Int64
 	t.mu.RLock()
-	st := TableStats{Keys: t.live, Versions: t.held}
+	st := TableStats{Keys: t.all.live, Versions: t.all.held}
+	for id, hp := range t.held {
+		st.Keys += hp.rows.live
+		st.Versions += hp.rows.held
+		st.Partitions = append(st.Partitions, id)
+		pcs, next = append(pcs, hp.part.pc), append(next, &hp.part.next)
+	}
 	t.mu.RUnlock()
 	st.Records, st.Updates, st.Tombstones = t.records.Load(), t.updates.Load(), t.tombstones.Load()
 	st.DecodeErrors, st.Errors, st.Loaded = t.decodeErrors.Load(), t.errs.Load(), t.loaded.Load()
 	if parts := t.shown.Load(); parts != nil {
 		for _, p := range *parts {
-			st.Lag += max(0, p.pc.HighWaterMarkOffset()-p.next.Load())
+			st.Partitions = append(st.Partitions, p.id)
+			pcs, next = append(pcs, p.pc), append(next, &p.next)
 		}
 	}
+	for i, pc := range pcs {
+		st.Lag += max(0, pc.HighWaterMarkOffset()-next[i].Load())
+	}
+	slices.Sort(st.Partitions)
 	return st
 }
 
-// apply adds a record's version.
-func (t *Table[K, V]) apply(m *sarama.ConsumerMessage) {
+// apply adds a record's version to a global table.
+func (t *Table[K, V]) apply(m *sarama.ConsumerMessage) { t.applyTo(&t.all, m) }
+
+// applyTo adds a record's version to r.
+func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 	t.records.Add(1)
 	key, v, err := t.decode(m.Key, m.Value)
 	if err != nil {
@@ -279,15 +333,15 @@ func (t *Table[K, V]) apply(m *sarama.ConsumerMessage) {
 		t.updates.Add(1)
 	}
 	t.mu.Lock()
-	t.put(key, version[V]{from: from, deleted: tomb, v: v})
+	r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions)
 	t.mu.Unlock()
 }
 
 // put inserts ver among key's versions in timestamp order (a version with the timestamp of
-// one held replaces it), drops the oldest beyond the limit, and forgets the key once only
-// tombstones are left. t.mu is held.
-func (t *Table[K, V]) put(key K, ver version[V]) {
-	vs := t.rows[key]
+// one held replaces it), drops the oldest beyond limit, and forgets the key once only
+// tombstones are left. The table's mu is held.
+func (r *rows[K, V]) put(key K, ver version[V], limit int) {
+	vs := r.m[key]
 	wasLive := len(vs) > 0 && !vs[len(vs)-1].deleted
 	i := len(vs)
 	for i > 0 && vs[i-1].from > ver.from {
@@ -296,31 +350,31 @@ func (t *Table[K, V]) put(key K, ver version[V]) {
 	switch {
 	case i > 0 && vs[i-1].from == ver.from:
 		vs[i-1] = ver
-	case len(vs) == t.o.versions && i == 0:
+	case len(vs) == limit && i == 0:
 		return // older than every version kept, and no room: it would be dropped at once
 	default:
 		vs = slices.Insert(vs, i, ver)
-		t.held++
-		if len(vs) > t.o.versions {
+		r.held++
+		if len(vs) > limit {
 			copy(vs, vs[1:])
 			clear(vs[len(vs)-1:])
 			vs = vs[:len(vs)-1]
-			t.held--
+			r.held--
 		}
 	}
 	if !slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }) {
-		t.held -= len(vs)
-		delete(t.rows, key)
+		r.held -= len(vs)
+		delete(r.m, key)
 		vs = nil
 	} else {
-		t.rows[key] = vs
+		r.m[key] = vs
 	}
 	isLive := len(vs) > 0 && !vs[len(vs)-1].deleted
 	switch {
 	case isLive && !wasLive:
-		t.live++
+		r.live++
 	case wasLive && !isLive:
-		t.live--
+		r.live--
 	}
 }
 
@@ -346,6 +400,11 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 			return err
 		}
 	}
+	if t.o.copart {
+		t.loaded.Store(true)
+		t.log.Info("kafka: co-partitioned table checked", "partitions", t.count)
+		return nil
+	}
 	loaded := make(chan struct{})
 	var pending atomic.Int64
 	pending.Store(int64(len(t.parts)))
@@ -358,7 +417,7 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 		if p.next.Load() >= p.end {
 			finish()
 		}
-		t.wg.Go(func() { t.follow(p, finish) })
+		t.wg.Go(func() { t.follow(p, &t.all, finish) })
 	}
 	if len(t.parts) == 0 {
 		close(loaded)
@@ -416,35 +475,53 @@ func (t *Table[K, V]) connect() error {
 	if err != nil {
 		return fmt.Errorf("kafka: partitions of table topic %q: %w", t.topic, redact(&t.cfg, err))
 	}
+	t.count = int32(len(ids))
+	if t.o.copart {
+		if err := t.checkCoPartitioned(client); err != nil {
+			return err
+		}
+	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return fmt.Errorf("kafka: table consumer: %w", err)
 	}
 	t.consumer = consumer
+	if t.o.copart {
+		return nil // LoadPartition reads the partitions
+	}
 	for _, id := range ids {
-		end, err := client.GetOffset(t.topic, id, sarama.OffsetNewest)
+		p, err := t.startPart(id)
 		if err != nil {
-			return fmt.Errorf("kafka: end offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+			return err
 		}
-		oldest, err := client.GetOffset(t.topic, id, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("kafka: start offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
-		}
-		p := &tablePart{id: id, end: end}
-		p.next.Store(oldest)
-		// From the oldest offset at the time the consumer starts: the log's start may have
-		// moved since (delete-records, compact,delete), and an offset out of range would stop
-		// the partition consumer.
-		pc, err := consumer.ConsumePartition(t.topic, id, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("kafka: consume %s/%d: %w", t.topic, id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
-		}
-		p.pc = pc
 		t.parts = append(t.parts, p)
 	}
 	parts := t.parts
 	t.shown.Store(&parts)
 	return nil
+}
+
+// startPart reads partition id's end and start offsets and starts its partition consumer.
+func (t *Table[K, V]) startPart(id int32) (*tablePart, error) {
+	end, err := t.client.GetOffset(t.topic, id, sarama.OffsetNewest)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: end offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+	}
+	oldest, err := t.client.GetOffset(t.topic, id, sarama.OffsetOldest)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: start offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+	}
+	p := &tablePart{id: id, end: end}
+	p.next.Store(oldest)
+	// From the oldest offset at the time the consumer starts: the log's start may have
+	// moved since (delete-records, compact,delete), and an offset out of range would stop
+	// the partition consumer.
+	pc, err := t.consumer.ConsumePartition(t.topic, id, sarama.OffsetOldest)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: consume %s/%d: %w", t.topic, id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
+	}
+	p.pc = pc
+	return p, nil
 }
 
 // checkCompacted warns when the topic's cleanup policy is not compact: the Table still
@@ -463,7 +540,7 @@ func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
 
 // follow applies a partition's records until Close, and calls loaded once the records before
 // the partition's end offset at start were applied.
-func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
+func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 	done := p.next.Load() >= p.end
 	msgs, errs := p.pc.Messages(), p.pc.Errors()
 	// Until the partition is loaded, a tick without a record probes whether only
@@ -484,7 +561,7 @@ func (t *Table[K, V]) follow(p *tablePart, loaded func()) {
 				continue
 			}
 			got = true
-			t.apply(m)
+			t.applyTo(r, m)
 			p.next.Store(m.Offset + 1)
 			if !done && m.Offset+1 >= p.end {
 				done, ticks = true, nil
@@ -523,6 +600,7 @@ func (t *Table[K, V]) Close() error {
 	var err error
 	t.close.Do(func() {
 		t.started.Store(true) // a closed Table never loads
+		close(t.closing)
 		t.conn.Lock()
 		defer t.conn.Unlock()
 		for _, p := range t.parts {
@@ -530,6 +608,7 @@ func (t *Table[K, V]) Close() error {
 				p.pc.AsyncClose() // closes Messages and Errors, which ends follow
 			}
 		}
+		t.closeHeld()
 		t.wg.Wait()
 		if t.consumer != nil {
 			err = errors.Join(err, t.consumer.Close())

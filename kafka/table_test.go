@@ -105,7 +105,8 @@ func TestTableLoadLookupFollow(t *testing.T) {
 	tab := loadTable(t, brokers, topic)
 	st := tab.Stats()
 	require.True(t, st.Loaded)
-	require.Equal(t, kafka.TableStats{Keys: 2, Versions: 8, Records: 10, Updates: 6, Tombstones: 3, DecodeErrors: 1, Loaded: true}, st)
+	require.Equal(t, kafka.TableStats{Keys: 2, Versions: 8, Records: 10, Updates: 6, Tombstones: 3, DecodeErrors: 1, Loaded: true,
+		Partitions: []int32{0, 1, 2}}, st)
 
 	for _, c := range []struct {
 		key  string
