@@ -1,11 +1,13 @@
-// Options of Interval and Window: ErrInvalidOption, Kind (Inner, LeftOuter), WithKind and
-// WithName.
+// Options of the joins: ErrInvalidOption, Kind (Inner, LeftOuter), WithKind and WithName
+// (WithLoadTimeout and WithTablePartition, EnrichCoPartitioned's, are in
+// table_partitioned.go).
 
 package join
 
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrInvalidOption is wrapped by every construction error of the joins: a negative interval
@@ -50,6 +52,9 @@ type config struct {
 	errs []error
 	// named and kindSet say that WithName and WithKind were given (Enrich's defaults differ).
 	named, kindSet bool
+	// EnrichCoPartitioned's: WithLoadTimeout and WithTablePartition.
+	loadTimeout time.Duration
+	tablePart   func(int32) int32
 }
 
 // WithKind sets the kind of join (default Inner; Enrich: LeftOuter).
