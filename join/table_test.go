@@ -218,19 +218,45 @@ func TestEnrichInvalid(t *testing.T) {
 	}
 }
 
-// BenchmarkEnrich measures a whole pipeline per record (source input, the enrichment with a
-// versioned table of 10,000 keys with 4 versions each, an output that counts rows), 10,000
-// records per batch; BenchmarkEnrichBaseline is the same pipeline without Enrich.
-func BenchmarkEnrich(b *testing.B)         { benchEnrich(b, true) }
-func BenchmarkEnrichBaseline(b *testing.B) { benchEnrich(b, false) }
+// BenchmarkEnrich measures a whole pipeline per record (source input over 4 partitions, the
+// enrichment with a versioned table of 10,000 keys with 4 versions each, an output that
+// counts rows), 10,000 records per batch; BenchmarkEnrichCoPartitioned is the same with the
+// table split in 4 partitions like the input (EnrichCoPartitioned); BenchmarkEnrichBaseline
+// is the same pipeline without an enrichment.
+func BenchmarkEnrich(b *testing.B)              { benchEnrich(b, enrichGlobal) }
+func BenchmarkEnrichCoPartitioned(b *testing.B) { benchEnrich(b, enrichCoPartitioned) }
+func BenchmarkEnrichBaseline(b *testing.B)      { benchEnrich(b, enrichNone) }
 
-func benchEnrich(b *testing.B, with bool) {
-	const keys, batch = 10_000, 10_000
+type enrichMode int
+
+const (
+	enrichNone enrichMode = iota
+	enrichGlobal
+	enrichCoPartitioned
+)
+
+// benchPartTable is a co-partitioned table of fakeTables, always loaded.
+type benchPartTable []*fakeTable
+
+func (benchPartTable) LoadPartition(context.Context, int32) error { return nil }
+func (benchPartTable) Release(int32)                              {}
+func (t benchPartTable) LookupPartition(p int32, key string, at time.Time) (string, bool) {
+	return t[p].Lookup(key, at)
+}
+func (t benchPartTable) LookupPartitionNano(p int32, key string, at int64) (string, bool) {
+	return t[p].Lookup(key, time.Unix(0, at))
+}
+
+func benchEnrich(b *testing.B, mode enrichMode) {
+	const keys, batch, parts = 10_000, 10_000, 4
 	ids := keyIDs(keys)
 	tab := newFakeTable()
-	for _, id := range ids {
+	split := benchPartTable{newFakeTable(), newFakeTable(), newFakeTable(), newFakeTable()}
+	for i, id := range ids {
 		for v := range 4 {
-			tab.set(id, t0.Add(time.Duration(v)*time.Minute), fmt.Sprintf("driver-%d", v))
+			at, d := t0.Add(time.Duration(v)*time.Minute), fmt.Sprintf("driver-%d", v)
+			tab.set(id, at, d)
+			split[i%parts].set(id, at, d)
 		}
 	}
 	clk := streamtest.NewClock(streamtest.Epoch)
@@ -240,20 +266,31 @@ func benchEnrich(b *testing.B, with bool) {
 	src := &pushSource[ping]{}
 	s := stream.From[ping](p, src)
 	rows := 0
-	if with {
-		out, err := join.Enrich(s, nanoTable{tab}, func(p ping) string { return p.Cab }, mergePing)
+	count := func(_ context.Context, _ stream.BatchInfo, b []enriched) error { rows += len(b); return nil }
+	key := func(p ping) string { return p.Cab }
+	switch mode {
+	case enrichGlobal:
+		out, err := join.Enrich(s, nanoTable{tab}, key, mergePing)
 		require.NoError(b, err)
-		stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []enriched) error { rows += len(b); return nil })
-	} else {
+		stream.ForEachBatch(out, count)
+	case enrichCoPartitioned:
+		out, err := join.EnrichCoPartitioned(s, split, key, mergePing)
+		require.NoError(b, err)
+		stream.ForEachBatch(out, count)
+	default:
 		stream.ForEachBatch(s, func(_ context.Context, _ stream.BatchInfo, b []ping) error { rows += len(b); return nil })
 	}
 	recs := make([]stream.Record[ping], batch)
-	var off int64
+	offs := make([]int64, parts)
+	var n int64
 	step := func() {
 		for i := range recs {
-			recs[i] = stream.Record[ping]{Value: ping{ids[(off*7919)%keys], int(off)}, Offset: off,
-				EventTime: t0.Add(time.Duration(off) * 10 * time.Microsecond)}
-			off++
+			k := int((n * 7919) % keys)
+			part := int32(k % parts)
+			recs[i] = stream.Record[ping]{Value: ping{ids[k], int(n)}, Partition: part, Offset: offs[part],
+				EventTime: t0.Add(time.Duration(n) * 10 * time.Microsecond)}
+			offs[part]++
+			n++
 		}
 		for i := range recs {
 			if !src.in.TryPush(recs[i]) {
@@ -270,12 +307,12 @@ func benchEnrich(b *testing.B, with bool) {
 	}
 	require.Equal(b, 5*batch, rows)
 	b.ReportAllocs()
-	n := 0
+	steps := 0
 	for b.Loop() {
 		step()
-		n++
+		steps++
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*batch), "ns/record")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(steps*batch), "ns/record")
 }
 
 func ExampleEnrich() {

@@ -232,19 +232,19 @@ func unixNano(at time.Time) int64 {
 
 // LookupNano is Lookup with the time in Unix nanoseconds (stream.Elem.Time). A co-partitioned
 // table (WithCoPartitioned) looks in each partition it holds; LookupPartitionNano looks in one.
-func (t *Table[K, V]) LookupNano(key K, at int64) (V, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+func (t *Table[K, V]) LookupNano(key K, at int64) (v V, ok bool) {
+	t.mu.RLock() // no defer: a lookup per record
 	if !t.o.copart {
-		return t.all.lookup(key, at, t.o.fallback)
-	}
-	for _, hp := range t.held {
-		if v, ok := hp.rows.lookup(key, at, t.o.fallback); ok {
-			return v, true
+		v, ok = t.all.lookup(key, at, t.o.fallback)
+	} else {
+		for _, hp := range t.held {
+			if v, ok = hp.rows.lookup(key, at, t.o.fallback); ok {
+				break
+			}
 		}
 	}
-	var zero V
-	return zero, false
+	t.mu.RUnlock()
+	return v, ok
 }
 
 // lookup is LookupNano in r; the table's mu is held.

@@ -205,17 +205,15 @@ func (t *Table[K, V]) LookupPartition(partition int32, key K, at time.Time) (V, 
 
 // LookupPartitionNano is LookupPartition with the time in Unix nanoseconds
 // (stream.Elem.Time).
-func (t *Table[K, V]) LookupPartitionNano(partition int32, key K, at int64) (V, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+func (t *Table[K, V]) LookupPartitionNano(partition int32, key K, at int64) (v V, ok bool) {
+	t.mu.RLock() // no defer: a lookup per record
 	if !t.o.copart {
-		return t.all.lookup(key, at, t.o.fallback)
+		v, ok = t.all.lookup(key, at, t.o.fallback)
+	} else if hp := t.held[partition]; hp != nil {
+		v, ok = hp.rows.lookup(key, at, t.o.fallback)
 	}
-	if hp := t.held[partition]; hp != nil {
-		return hp.rows.lookup(key, at, t.o.fallback)
-	}
-	var zero V
-	return zero, false
+	t.mu.RUnlock()
+	return v, ok
 }
 
 // KeyHash is the hash by which the Producer places a keyed message (sarama's default hash
