@@ -184,8 +184,59 @@
 // until it ends (at most the producer's transaction timeout).
 //
 // Limits: partitions added to the topic after Load started are not read. The whole table
-// lives in memory (each version: its timestamp, a flag and V, plus the map's key). Lookup and
+// (with WithCoPartitioned, the partitions held: see below) lives in memory (each version: its timestamp, a flag and V, plus the map's key). Lookup and
 // Latest take a read lock and are safe for concurrent use with the updates.
+//
+// # Co-partitioned tables
+//
+// WithCoPartitioned makes a Table co-partitioned (Kafka Streams' KTable), for tables too
+// large to replicate in every instance. Load connects, checks that the topic exists and that
+// each stream topic named in WithCoPartitioned has as many partitions, and reads nothing.
+// LoadPartition(ctx, p) reads partition p from its oldest offset up to its end offset at the
+// call, returns, and keeps following p until as many Release(p) as successful
+// LoadPartition(p) calls; a released partition's keys are dropped. LookupPartition(p, key,
+// at) answers from partition p alone (Lookup from every partition held), and
+// TableStats.Partitions lists the partitions held. join.EnrichCoPartitioned drives it: it
+// loads the table partition of each stream partition the first time it processes it, before
+// it enriches any record of it, and releases it when the pipeline drops the stream
+// partition (a revocation). So an instance holds the table partitions of the stream
+// partitions it owns, and a rebalance moves them along with the stream.
+//
+// The wait: the pipeline's goroutine waits in LoadPartition, and since the pipeline
+// processes one batch at a time, the whole pipeline waits; the Source meanwhile fills the
+// bounded input and then pauses (backpressure). A load reads the partition up to its end
+// offset at the call, so it takes about the partition's size over the consumer's throughput
+// (fetches of at most Config.Fetch.MaxBytes per partition), plus one probe interval (250 ms)
+// when the partition ends in transaction markers; a transaction still open at the end
+// offset holds it until the transaction ends (at most the producer's transaction timeout),
+// and a broker outage until the broker is back. join.WithLoadTimeout bounds the wait
+// (default 10 minutes); see join's "Co-partitioned tables" for what happens then.
+//
+// Co-partitioning: a record finds its key only if the key is in the table partition with
+// the record's partition number. So the two topics must have the same partition count and
+// be written keyed by the same bytes (the enrichment's key function returns the table's
+// key) with the same partitioner. The Producer of this package places a keyed message with
+// sarama's hash partitioner: 32-bit FNV-1a of the key's bytes, |int32(hash)| % partitions
+// (KeyHash). The Apache Kafka Java client (and so Kafka Connect, kafka-console-producer,
+// Kafka Streams) uses murmur2: (murmur2(key) & 0x7fffffff) % partitions (Murmur2KeyHash,
+// sarama.NewMurmur2Partitioner). Topics written by the two kinds of producer are not
+// co-partitioned, whatever their counts. Only counts can be checked: at Load against
+// WithCoPartitioned's stream topics, and by LoadPartition, which refuses a partition the
+// table's topic does not have (both ErrNotCoPartitioned, naming the fix); keys placed by
+// another partitioner only show as keys not found.
+//
+// The fix for a stream that is not co-partitioned with its table (another partition count,
+// another key or another partitioner) is a repartition into the table's partitioning:
+// stream.RepartitionBy(keyed, name, exchange, func(x T) uint64 { return kafka.KeyHash(key(x)) })
+// over a NewExchange with WithPartitions(table.PartitionCount()) (Murmur2KeyHash for a table
+// written by the Java client), then EnrichCoPartitioned on the repartitioned stream, whose
+// partitions are the exchange topic's. stream.Repartition places keys by stream.HashKey
+// (64-bit FNV-1a), not like any producer: use RepartitionBy.
+//
+// Limits: a table partition is read from its start at each LoadPartition, so a rebalance
+// that moves a stream partition reloads its table partition in the new owner (Kafka
+// Streams restores a local store from a changelog; there is none here). Partitions added to
+// either topic after Load are not checked.
 //
 // # Auth/MSK
 //

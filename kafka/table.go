@@ -79,7 +79,8 @@ func WithOldestFallback() TableOption {
 // version. See "Tables" in the package documentation for the semantics and limits.
 //
 // Load reads the topic up to the end offsets it had when Load started, then the Table
-// follows the topic in the background until Close. Lookup, Latest and Stats are safe for
+// follows the topic in the background until Close. With WithCoPartitioned the Table holds
+// only the partitions that LoadPartition loaded (Kafka Streams' KTable). Lookup, Latest and Stats are safe for
 // concurrent use, also while the Table loads and follows.
 type Table[K comparable, V any] struct {
 	cfg    Config
@@ -383,7 +384,9 @@ func (r *rows[K, V]) put(key K, ver version[V], limit int) {
 // the background until Close. It fails if the topic does not exist (ErrTopicNotFound), the
 // cluster cannot be reached or the ACLs refuse the topic (ErrNotAuthorized). When ctx ends
 // before the table is loaded, Load closes the Table and returns ctx's error. A Table loads
-// once.
+// once. A co-partitioned Table (WithCoPartitioned) reads nothing: Load connects, checks the
+// topic and the partition counts of WithCoPartitioned's stream topics (ErrNotCoPartitioned),
+// and returns; LoadPartition reads partitions.
 func (t *Table[K, V]) Load(ctx context.Context) error {
 	if !t.started.CompareAndSwap(false, true) {
 		return ErrLoadTwice
