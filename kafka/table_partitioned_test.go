@@ -430,3 +430,93 @@ func TestCoPartitionedTableLoadRelease(t *testing.T) {
 		require.Equal(t, []int32{1}, tab.Stats().Partitions)
 	}
 }
+
+// TestCoPartitionedTableRepartitionFix: the fix the mismatch error names. The stream topic
+// has 2 partitions and is not keyed (records go round robin); the table topic has 3,
+// written by key with the Producer's partitioner. The pipeline repartitions the stream
+// with stream.RepartitionBy and kafka.KeyHash over an exchange of the table's partition
+// count, and enriches the repartitioned stream: every record finds what the brute force
+// finds. (With stream.HashKey instead of KeyHash it fails: 64-bit FNV-1a places keys
+// elsewhere. Not with 2 partitions, where both FNV-1a agree: the low bit of FNV-1a is the
+// parity of the bytes' low bits whatever the width.)
+func TestCoPartitionedTableRepartitionFix(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	tableTopic := newCompactedTopic(t, brokers, "ktable-fix", 3)
+	streamTopic := newTopic(t, brokers, "ktable-fix-stream", 2)
+	pipeline := testenv.UniqueName(t, "ktable-fix")
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	truth := coTable{}
+	var recs []tableRec
+	for i := range numKeys {
+		recs = append(recs, tableRec{key: keyOf(i), value: fmt.Sprintf(`{"name":"d%d-a"}`, i), at: at(0)},
+			tableRec{key: keyOf(i), value: fmt.Sprintf(`{"name":"d%d-b"}`, i), at: at(100)})
+	}
+	produceKeyed(t, brokers, withTopic(tableTopic, truth.add(recs...)))
+	const n = 240
+	var msgs []*sarama.ProducerMessage
+	for i := range n {
+		b, err := json.Marshal(event{ID: i, Key: keyOf(i), TS: at(i)})
+		require.NoError(t, err)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: streamTopic, Partition: int32(i % 2), Value: sarama.ByteEncoder(b)})
+	}
+	produce(t, brokers, msgs)
+
+	cfg := consumerConfig(brokers, pipeline, streamTopic)
+	tab, err := kafka.NewTable(cfg, tableTopic, decodeDriver, kafka.WithCoPartitioned())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	require.NoError(t, tab.Load(ctx))
+	t.Cleanup(func() { require.NoError(t, tab.Close()) })
+	// Enriching the stream topic itself would be refused:
+	check, err := kafka.NewTable(cfg, tableTopic, decodeDriver, kafka.WithCoPartitioned(streamTopic))
+	require.NoError(t, err)
+	require.ErrorIs(t, check.Load(ctx), kafka.ErrNotCoPartitioned)
+	require.NoError(t, check.Close())
+
+	src, err := kafka.NewSource(cfg, kafka.JSON[event]())
+	require.NoError(t, err)
+	ex, err := kafka.NewExchange(cfg, pipeline, "bytable", pairCodec, kafka.WithPartitions(tab.PartitionCount()), kafka.WithReplication(1))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if a, err := sarama.NewClusterAdmin(brokers, saramaConfig()); err == nil {
+			_ = a.DeleteTopic(ex.Topic())
+			_ = a.Close()
+		}
+	})
+	p, err := stream.New(50*time.Millisecond, stream.WithIdleTimeout(0), stream.WithName(pipeline))
+	require.NoError(t, err)
+	pairs := stream.Map(stream.From(p, src), func(e event) stream.Pair[string, int64] { return stream.KV(e.Key, int64(e.ID)) })
+	byTable := stream.RepartitionBy(pairs, "bytable", ex, func(p stream.Pair[string, int64]) uint64 { return kafka.KeyHash(p.Key) })
+	out, err := join.EnrichCoPartitioned(byTable, tab, func(p stream.Pair[string, int64]) string { return p.Key },
+		func(p stream.Pair[string, int64], d driver, ok bool) string {
+			if !ok {
+				return fmt.Sprintf("%d=-", p.Value)
+			}
+			return fmt.Sprintf("%d=%s", p.Value, d.Name)
+		})
+	require.NoError(t, err)
+	rows := &coRows{rows: map[int]string{}}
+	stream.To(out, stream.SinkFunc[string](func(_ context.Context, batch []string) error { rows.add(batch); return nil }))
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() {
+		stop()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, context.Canceled)
+		case <-time.After(waitFor):
+			t.Errorf("pipeline did not stop within %v", waitFor)
+		}
+	}()
+
+	require.Eventually(t, func() bool { got, _ := rows.snapshot(); return len(got) >= n }, waitFor, 20*time.Millisecond)
+	got, conflicts := rows.snapshot()
+	require.Empty(t, conflicts)
+	require.Len(t, got, n)
+	for i := range n {
+		require.Equal(t, truth.at(keyOf(i), at(i)), got[i], "event %d", i)
+	}
+	require.Equal(t, []int32{0, 1, 2}, tab.Stats().Partitions)
+}
