@@ -265,3 +265,33 @@ func TestEnrichCoPartitionedInvalid(t *testing.T) {
 		t.Run(name, func(t *testing.T) { require.ErrorIs(t, f(), join.ErrInvalidOption) })
 	}
 }
+
+func ExampleEnrichCoPartitioned() {
+	// a table in 2 partitions, like the stream: cab-1's rows in partition 1
+	drivers := newFakePartTable(nil, 2)
+	drivers.parts[1].set("cab-1", time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), "ana")
+
+	h := streamtest.New(nil, time.Second)
+	q, pings := streamtest.NewQueue[ping](h)
+	withDriver, err := join.EnrichCoPartitioned(pings, drivers, func(p ping) string { return p.Cab },
+		func(p ping, driver string, ok bool) string {
+			if !ok {
+				driver = "unknown"
+			}
+			return fmt.Sprintf("%s#%d driven by %s", p.Cab, p.N, driver)
+		})
+	if err != nil {
+		panic(err)
+	}
+	out := streamtest.Collect(withDriver)
+	q.Add(stream.Record[ping]{Value: ping{"cab-1", 0}, Partition: 1, EventTime: time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC)})
+	q.End()
+	h.RunUntilDone()
+	for _, row := range out.Slice() {
+		fmt.Println(row)
+	}
+	fmt.Println(drivers.events) // partition 1 only: the only one the stream has
+	// Output:
+	// cab-1#0 driven by ana
+	// [load 1]
+}
