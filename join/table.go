@@ -38,26 +38,9 @@ type nanoTable[K comparable, V any] interface {
 // wrapping ErrInvalidOption. See "Stream-table join" in the package documentation for what
 // a replay gives.
 func Enrich[K comparable, T, V, R any](s *stream.Stream[T], table Table[K, V], key func(T) K, merge func(T, V, bool) R, opts ...Option) (*stream.Stream[R], error) {
-	cfg := newConfig(opts)
-	errs := cfg.errs
-	if s == nil {
-		errs = append(errs, invalid("nil stream"))
-	}
-	if isNil(table) {
-		errs = append(errs, invalid("nil table"))
-	}
-	if key == nil {
-		errs = append(errs, invalid("nil key function"))
-	}
-	if merge == nil {
-		errs = append(errs, invalid("nil merge function"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	cfg, name, err := enrichArgs(opts, s == nil, isNil(table), key == nil, merge == nil)
+	if err != nil {
 		return nil, err
-	}
-	name := cfg.name
-	if !cfg.named {
-		name = "enrich"
 	}
 	op := &enrich[K, T, V, R]{key: key, merge: merge, inner: cfg.kindSet && cfg.kind == Inner}
 	if nt, ok := table.(nanoTable[K, V]); ok {
@@ -66,6 +49,28 @@ func Enrich[K comparable, T, V, R any](s *stream.Stream[T], table Table[K, V], k
 		op.lookup = func(k K, at int64) (V, bool) { return table.Lookup(k, time.Unix(0, at).UTC()) }
 	}
 	return stream.Apply(s, name, stream.Operator[T, R](op)), nil
+}
+
+// enrichArgs checks the arguments of Enrich and EnrichCoPartitioned (which are missing,
+// and the options) and returns the options and the operator's name.
+func enrichArgs(opts []Option, noStream, noTable, noKey, noMerge bool) (config, string, error) {
+	cfg := newConfig(opts)
+	errs := cfg.errs
+	for _, c := range []struct {
+		missing bool
+		what    string
+	}{{noStream, "nil stream"}, {noTable, "nil table"}, {noKey, "nil key function"}, {noMerge, "nil merge function"}} {
+		if c.missing {
+			errs = append(errs, invalid("%s", c.what))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, "", err
+	}
+	if !cfg.named {
+		cfg.name = "enrich"
+	}
+	return cfg, cfg.name, nil
 }
 
 // isNil reports whether t is nil or a nil pointer in an interface (a *kafka.Table never
@@ -87,9 +92,14 @@ type enrich[K comparable, T, V, R any] struct {
 }
 
 func (e *enrich[K, T, V, R]) Process(_ *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[R]) []stream.Elem[R] {
+	return e.emit(in, out, e.lookup)
+}
+
+// emit appends the rows of in, looked up with lookup, to out.
+func (e *enrich[K, T, V, R]) emit(in []stream.Elem[T], out []stream.Elem[R], lookup func(K, int64) (V, bool)) []stream.Elem[R] {
 	for i := range in {
 		r := &in[i]
-		v, ok := e.lookup(e.key(r.Value), r.Time)
+		v, ok := lookup(e.key(r.Value), r.Time)
 		if !ok && e.inner {
 			continue
 		}

@@ -7,7 +7,6 @@ package join
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -80,30 +79,13 @@ func sourcePartition(part int32) int32 {
 // wrapping ErrInvalidOption. See "Co-partitioned tables" in the package documentation for
 // the wait, its bound, failures and the co-partitioning rules.
 func EnrichCoPartitioned[K comparable, T, V, R any](s *stream.Stream[T], table PartitionedTable[K, V], key func(T) K, merge func(T, V, bool) R, opts ...Option) (*stream.Stream[R], error) {
-	cfg := newConfig(opts)
-	errs := cfg.errs
-	if s == nil {
-		errs = append(errs, invalid("nil stream"))
-	}
-	if isNil(table) {
-		errs = append(errs, invalid("nil table"))
-	}
-	if key == nil {
-		errs = append(errs, invalid("nil key function"))
-	}
-	if merge == nil {
-		errs = append(errs, invalid("nil merge function"))
-	}
-	if err := errors.Join(errs...); err != nil {
+	cfg, name, err := enrichArgs(opts, s == nil, isNil(table), key == nil, merge == nil)
+	if err != nil {
 		return nil, err
 	}
-	name := cfg.name
-	if !cfg.named {
-		name = "enrich"
-	}
 	op := &enrichCo[K, T, V, R]{
-		key: key, merge: merge, inner: cfg.kindSet && cfg.kind == Inner,
-		table: table, tablePart: cfg.tablePart, timeout: cfg.loadTimeout,
+		enrich: enrich[K, T, V, R]{key: key, merge: merge, inner: cfg.kindSet && cfg.kind == Inner},
+		table:  table, tablePart: cfg.tablePart, timeout: cfg.loadTimeout,
 		log:    s.Pipeline().Logger().With("component", "join.EnrichCoPartitioned", "operator", name),
 		parts:  make(map[int32]*coPart),
 		errLog: lograte.New(10, 10*time.Second),
@@ -115,9 +97,9 @@ func EnrichCoPartitioned[K comparable, T, V, R any](s *stream.Stream[T], table P
 		op.timeout = DefaultLoadTimeout
 	}
 	if nt, ok := table.(nanoPartitionedTable[K, V]); ok {
-		op.lookup = nt.LookupPartitionNano
+		op.lookupIn = nt.LookupPartitionNano
 	} else {
-		op.lookup = func(p int32, k K, at int64) (V, bool) { return table.LookupPartition(p, k, time.Unix(0, at).UTC()) }
+		op.lookupIn = func(p int32, k K, at int64) (V, bool) { return table.LookupPartition(p, k, time.Unix(0, at).UTC()) }
 	}
 	return stream.Apply(s, name, stream.Operator[T, R](op)), nil
 }
@@ -134,16 +116,14 @@ type coPart struct {
 
 // enrichCo is EnrichCoPartitioned's operator. It holds no records.
 type enrichCo[K comparable, T, V, R any] struct {
-	key       func(T) K
-	merge     func(T, V, bool) R
-	lookup    func(int32, K, int64) (V, bool)
-	inner     bool
-	table     PartitionedTable[K, V]
-	tablePart func(int32) int32
-	timeout   time.Duration
-	log       *slog.Logger
-	errLog    *lograte.Limiter
-	parts     map[int32]*coPart
+	enrich[K, T, V, R] // key, merge and inner; its lookup is unused
+	lookupIn           func(int32, K, int64) (V, bool)
+	table              PartitionedTable[K, V]
+	tablePart          func(int32) int32
+	timeout            time.Duration
+	log                *slog.Logger
+	errLog             *lograte.Limiter
+	parts              map[int32]*coPart
 }
 
 func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[R]) []stream.Elem[R] {
@@ -169,15 +149,7 @@ func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.
 		}
 		return out
 	}
-	for i := range in {
-		r := &in[i]
-		v, ok := e.lookup(st.table, e.key(r.Value), r.Time)
-		if !ok && e.inner {
-			continue
-		}
-		out = append(out, stream.Elem[R]{Value: e.merge(r.Value, v, ok), Time: r.Time, Offset: r.Offset})
-	}
-	return out
+	return e.emit(in, out, func(key K, at int64) (V, bool) { return e.lookupIn(st.table, key, at) })
 }
 
 // load loads part's table partition, waiting at most e.timeout.

@@ -185,24 +185,32 @@ func startCoInstance(t *testing.T, brokers []string, group, streamTopic, tableTo
 		rows.add(batch)
 		return nil
 	}))
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx) }()
+	stop := runInBackground(t, p)
 	var once sync.Once
 	c := &coInstance{tab: tab, src: src, stop: func() {
 		once.Do(func() {
 			stop()
-			select {
-			case err := <-done:
-				require.ErrorIs(t, err, context.Canceled)
-			case <-time.After(waitFor):
-				t.Errorf("pipeline did not stop within %v", waitFor)
-			}
 			require.NoError(t, tab.Close())
 		})
 	}}
 	t.Cleanup(c.stop)
 	return c
+}
+
+// runInBackground runs p until the returned stop is called, which waits for Run to return.
+func runInBackground(t *testing.T, p *stream.Pipeline) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, context.Canceled)
+		case <-time.After(waitFor):
+			t.Errorf("pipeline did not stop within %v", waitFor)
+		}
+	}
 }
 
 // TestCoPartitionedTableEnrich: a stream topic and a compacted table topic of 3 partitions,
@@ -498,18 +506,7 @@ func TestCoPartitionedTableRepartitionFix(t *testing.T) {
 	require.NoError(t, err)
 	rows := &coRows{rows: map[int]string{}}
 	stream.To(out, stream.SinkFunc[string](func(_ context.Context, batch []string) error { rows.add(batch); return nil }))
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx) }()
-	defer func() {
-		stop()
-		select {
-		case err := <-done:
-			require.ErrorIs(t, err, context.Canceled)
-		case <-time.After(waitFor):
-			t.Errorf("pipeline did not stop within %v", waitFor)
-		}
-	}()
+	defer runInBackground(t, p)()
 
 	require.Eventually(t, func() bool { got, _ := rows.snapshot(); return len(got) >= n }, waitFor, 20*time.Millisecond)
 	got, conflicts := rows.snapshot()
