@@ -149,7 +149,8 @@
 // # Tables
 //
 // Table[K, V] is a key-value table of a compacted topic, replicated whole in every instance
-// (Kafka Streams' GlobalKTable): it reads every partition itself with a plain consumer, from
+// (Kafka Streams' GlobalKTable; WithCoPartitioned makes a KTable instead, see "Co-partitioned
+// tables"): it reads every partition itself with a plain consumer, from
 // the oldest offset, outside any consumer group, and commits nothing. Each record is a
 // version of its key, valid from its record timestamp (CreateTime as the producer set it);
 // a tombstone (nil value) deletes the key from its timestamp on. Lookup(key, at) returns the
@@ -210,7 +211,11 @@
 // when the partition ends in transaction markers; a transaction still open at the end
 // offset holds it until the transaction ends (at most the producer's transaction timeout),
 // and a broker outage until the broker is back. join.WithLoadTimeout bounds the wait
-// (default 10 minutes); see join's "Co-partitioned tables" for what happens then.
+// (default 10 minutes); see join's "Co-partitioned tables" for what happens then. While a
+// load holds the pipeline, a revocation waits too: the Source gives the pipeline at most 4/5
+// of Config.Rebalance.Timeout to drop the partition, then lets go of it (the next owner
+// replays from the committed offset, as after a crash); keep loads shorter than that, or
+// raise the timeout.
 //
 // Co-partitioning: a record finds its key only if the key is in the table partition with
 // the record's partition number. So the two topics must have the same partition count and

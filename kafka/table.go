@@ -1,6 +1,6 @@
 // Table: a versioned, fully replicated table of a compacted topic (Kafka Streams'
 // GlobalKTable with a versioned store; the build side of Flink's temporal join), its options
-// and stats.
+// and stats. The co-partitioned form (KTable) is in table_partitioned.go.
 
 package kafka
 
