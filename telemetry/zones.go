@@ -6,6 +6,7 @@ package telemetry
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/fleetstream/fleetstream/internal/docid"
@@ -41,7 +42,9 @@ type ZoneDemand struct {
 	AvgSpeedKmh float64 `json:"avg_speed_kmh"`
 	// SpeedSamples counts the events with a speed reading (HasSpeed).
 	SpeedSamples int64 `json:"speed_samples"`
-	// SpeedSumKmh is the sum of those readings.
+	// SpeedSumKmh is the sum of those readings, each rounded to a micro-km/h:
+	// summed as integers, so the figure does not depend on the order the
+	// events arrived in (a replay after a crash writes the same value).
 	SpeedSumKmh float64 `json:"speed_sum_kmh"`
 	// Location is the centre of the cell.
 	Location Location `json:"location"`
@@ -113,10 +116,17 @@ func (z ZoneDemand) AppendJSON(dst []byte) ([]byte, error) {
 // ZoneAcc is the accumulator of [ZoneDemandAgg].
 type ZoneAcc struct {
 	events, pickups, speeds int64
-	speedSum                float64
-	cabs                    []string            // distinct, while few
-	cabSet                  map[string]struct{} // once many
+	// speedSum is in micro-km/h: integer addition does not depend on the order
+	// the events arrive in (through a repartition, it follows timing), so a
+	// replay after a crash writes the same bits; float addition would not.
+	speedSum int64
+	cabs     []string            // distinct, while few
+	cabSet   map[string]struct{} // once many
 }
+
+// speedUnit is the resolution of zone demand's speed sums: a micro-km/h. Speeds are at
+// most 1000 km/h (Validate), so an int64 sum holds over 9 billion readings.
+const speedUnit = 1e6
 
 // zoneSmall is how many distinct cabs a zone keeps in a slice before a map.
 const zoneSmall = 16
@@ -140,7 +150,7 @@ func (acc *ZoneAcc) add(cab string, speed float64, hasSpeed, pickup bool) {
 	}
 	if hasSpeed {
 		acc.speeds++
-		acc.speedSum += speed
+		acc.speedSum += int64(math.Round(speed * speedUnit))
 	}
 	acc.addCab(cab)
 }
@@ -205,10 +215,10 @@ func (ZoneSampleAgg) Merge(a, b ZoneAcc) ZoneAcc { return ZoneDemandAgg{}.Merge(
 func (ZoneSampleAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
 
 func (acc ZoneAcc) result() ZoneDemand {
-	z := ZoneDemand{Events: acc.events, Pickups: acc.pickups, SpeedSamples: acc.speeds, SpeedSumKmh: acc.speedSum,
+	z := ZoneDemand{Events: acc.events, Pickups: acc.pickups, SpeedSamples: acc.speeds, SpeedSumKmh: float64(acc.speedSum) / speedUnit,
 		Cabs: int64(len(acc.cabs) + len(acc.cabSet))}
 	if acc.speeds > 0 {
-		z.AvgSpeedKmh = acc.speedSum / float64(acc.speeds)
+		z.AvgSpeedKmh = float64(acc.speedSum) / speedUnit / float64(acc.speeds)
 	}
 	return z
 }
