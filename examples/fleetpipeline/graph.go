@@ -1,0 +1,168 @@
+// The job's graph: what it computes from the telemetry before the outputs (transforms), the
+// repartitions it goes through, and the check of cabs seen on several partitions.
+
+package main
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/fleetstream/fleetstream/join"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// pipelineOptions are the options of the pipeline that come from the flags.
+func (c *config) pipelineOptions() []stream.Option {
+	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs)}
+}
+
+// graph is what the pipeline computes from the telemetry, before the outputs: run writes it
+// to OpenSearch and Kafka, and the offline tests drive the same graph through streamtest.
+type graph struct {
+	cabs     *window.Windowed[string, telemetry.CabStats, telemetry.Event]
+	zones    *window.Windowed[string, telemetry.ZoneDemand, zoneShuffled] // nil with -zone-demand=false
+	cabDocs  *stream.Stream[cabResult]                                    // final cab stats
+	zoneDocs *stream.Stream[zoneResult]                                   // final zone demand, nil with -zone-demand=false
+	alerts   *stream.Stream[telemetry.Alert]
+	refused  *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
+	split    *splitCabs                        // cabs seen on several partitions (without -rekey-by-cab)
+	// supply and supplyDocs are the zone supply and its final results; nil without requests.
+	supply     *window.Windowed[string, telemetry.ZoneSupply, supplyShuffled]
+	supplyDocs *stream.Stream[supplyResult]
+	// pickups are the requests matched with their cab's pickup; nil without requests.
+	pickups     *stream.Stream[telemetry.RidePickup]
+	pickupsLate *stream.Stream[join.Late[string, telemetry.Request, telemetry.PickupPoint]]
+}
+
+type (
+	zoneShuffled   = stream.Pair[string, telemetry.ZoneSample]
+	cabShuffled    = stream.Pair[string, telemetry.Event]
+	supplyShuffled = stream.Pair[string, telemetry.SupplyObs]
+)
+
+// shuffles are the graph's repartitions: Kafka topics in run, in-memory logs offline.
+type shuffles struct {
+	byZone func(*stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled]
+	byCab  func(*stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] // nil without -rekey-by-cab
+	// bySupply routes the supply observations by zone; nil without -requests-topic.
+	bySupply     func(*stream.Stream[supplyShuffled]) *stream.Stream[supplyShuffled]
+	supplyOrigin func(int32) (string, int32, bool)
+	// pickups is the exchange of the time-to-pickup join (by cab); nil without -requests-topic.
+	pickups      func() stream.Exchange[telemetry.PickupSide]
+	pickupOrigin func(int32) (string, int32, bool)
+	// zoneOrigin and cabOrigin name the Kafka topic and partition of a pipeline partition
+	// of the zone demand's and of the cab stats' input, for dead letters.
+	zoneOrigin, cabOrigin func(int32) (string, int32, bool)
+}
+
+// exchangeOrigin names a repartition's partitions by its topic.
+func exchangeOrigin(topic string) func(int32) (string, int32, bool) {
+	return func(part int32) (string, int32, bool) {
+		_, local := stream.PartitionSource(part)
+		return topic, local, true
+	}
+}
+
+// transforms builds the graph on the stream of decoded events and, if not nil, of ride
+// requests.
+func (c *config) transforms(events *stream.Stream[telemetry.Event], requests *stream.Stream[telemetry.Request], sh shuffles, log *slog.Logger) (*graph, error) {
+	grace := telemetry.WithWindowOptions(window.WithGrace(c.lateness), window.WithMaxKeys(c.maxKeys()))
+	g := &graph{}
+	if c.rekeyByCab {
+		keyed := stream.Map(events, func(e telemetry.Event) cabShuffled { return stream.KV(e.CabID, e) })
+		events = stream.Map(sh.byCab(keyed), func(p cabShuffled) telemetry.Event { return p.Value })
+	} else {
+		// A side branch that only looks: events go on unchanged (with their offsets).
+		g.split = newSplitCabs(c.maxCabs, log)
+		stream.Transform(events, g.split.check)
+	}
+	tracker, err := telemetry.Track(events, telemetry.WithMaxCabs(c.maxCabs))
+	if err != nil {
+		return nil, err
+	}
+	if g.cabs, err = telemetry.CabStatsStream(events, window.Tumbling(c.statsWindow), grace); err != nil {
+		return nil, err
+	}
+	g.cabDocs = g.cabs.Results().Filter(func(r cabResult) bool { return r.Final })
+	g.alerts, g.refused = tracker.Alerts(), tracker.DeadLetters()
+	if c.zoneDemand {
+		keyed, err := telemetry.KeyByZone(tracker.Events(), 0)
+		if err != nil {
+			return nil, err
+		}
+		if g.zones, err = telemetry.ZoneDemandByZone(sh.byZone(keyed), window.Tumbling(c.zoneWindow), grace); err != nil {
+			return nil, err
+		}
+		g.zoneDocs = g.zones.Results().Filter(func(r zoneResult) bool { return r.Final })
+	}
+	if requests != nil {
+		// Available cabs and ride requests meet by zone.
+		cabs, err := telemetry.SupplyFromCabs(tracker.Events(), 0, c.zoneWindow)
+		if err != nil {
+			return nil, err
+		}
+		made, err := telemetry.SupplyFromRequests(requests, 0)
+		if err != nil {
+			return nil, err
+		}
+		if g.supply, err = telemetry.ZoneSupplyByZone(sh.bySupply(cabs.Union(made)), window.Tumbling(c.zoneWindow), grace); err != nil {
+			return nil, err
+		}
+		g.supplyDocs = g.supply.Results().Filter(func(r supplyResult) bool { return r.Final })
+		// Time to pickup: each assigned request with its cab's trip start.
+		out, rows, err := telemetry.TimeToPickup(requests, tracker.Events(), sh.pickups(), c.pickupWithin)
+		if err != nil {
+			return nil, err
+		}
+		g.pickups, g.pickupsLate = rows, out.Late()
+	}
+	return g, nil
+}
+
+// splitCabs notices a cab whose events come from several partitions: the cab's tracker state
+// and windows are per partition, so its results would be split and overwrite each other. It
+// counts such cabs and warns once per cab with the fix (-rekey-by-cab).
+type splitCabs struct {
+	max   int
+	home  map[string]int32
+	count atomic.Int64
+	log   *slog.Logger
+}
+
+func newSplitCabs(max int, log *slog.Logger) *splitCabs {
+	return &splitCabs{max: max, home: make(map[string]int32), log: log}
+}
+
+func (s *splitCabs) check(pc *stream.PartitionContext, es []telemetry.Event) []struct{} {
+	for i := range es {
+		home, ok := s.home[es[i].CabID]
+		switch {
+		case !ok:
+			if s.max <= 0 || len(s.home) < s.max {
+				s.home[es[i].CabID] = pc.Partition
+			}
+		case home != pc.Partition && home >= 0:
+			s.home[es[i].CabID] = -1 // warned
+			s.count.Add(1)
+			if s.log != nil {
+				s.log.Warn("fleetpipeline: a cab's events arrive on several partitions, so its stats and alerts are split per partition and overwrite each other; produce with key cab_id or run with -rekey-by-cab",
+					"cab", es[i].CabID, "partitions", []int32{home, pc.Partition})
+			}
+		}
+	}
+	return nil
+}
+
+// Split returns how many cabs were seen on several partitions.
+func (s *splitCabs) Split() int64 {
+	if s == nil {
+		return 0
+	}
+	return s.count.Load()
+}
+
+// maxKeys bounds each window operator's open state: a cab (or zone) in up to four open
+// windows per cab the tracker may hold (a window, the next, and those kept by the grace).
+func (c *config) maxKeys() int { return 4 * c.maxCabs }

@@ -1,0 +1,120 @@
+// What the job reports: its dead letters of late records, the status line and the summary.
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// lateDeadLetters turns a window's late side stream into dead letters that name the record's
+// Kafka origin and why it did not count: late for its window, or refused by a key limit.
+func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string,
+	origin func(int32) (string, int32, bool), record func(T) (key, value []byte, err error)) *stream.Stream[stream.DeadLetter] {
+	return stream.Map(late, func(l window.Late[T]) stream.DeadLetter {
+		k, v, err := record(l.Value)
+		dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: k, Value: v, Partition: l.Partition}
+		if topic, part, ok := origin(l.Partition); ok {
+			dl.Topic, dl.Partition = topic, part
+		}
+		switch l.Reason {
+		case stream.ReasonKeyLimit:
+			dl.Err = fmt.Sprintf("%s: key limit reached, event at %s not aggregated", operator, l.EventTime.Format(time.RFC3339Nano))
+		default:
+			dl.Err = fmt.Sprintf("%s: event at %s arrived after its window %s-%s had closed",
+				operator, l.EventTime.Format(time.RFC3339Nano), l.Start.Format(time.RFC3339), l.End.Format(time.RFC3339))
+		}
+		if err != nil { // decoded records are valid, so this does not happen; keep the error
+			dl.Err += "; encoding the record: " + err.Error()
+		}
+		return dl
+	})
+}
+
+// eventRecord is the dead letter's key and value of an event: its cab and JSON.
+func eventRecord(e telemetry.Event) ([]byte, []byte, error) {
+	v, err := telemetry.Append(nil, e)
+	return []byte(e.CabID), v, err
+}
+
+// zoneSampleRecord is the dead letter of a zone sample late for zone demand: the repartition
+// carries only what zone demand counts of an event (the event itself is in cab stats), so
+// the dead letter holds that, keyed by cab, with its zone.
+func zoneSampleRecord(p zoneShuffled) ([]byte, []byte, error) {
+	v, err := json.Marshal(struct {
+		Zone string `json:"zone"`
+		telemetry.ZoneSample
+	}{p.Key, p.Value})
+	return []byte(p.Value.CabID), v, err
+}
+
+func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastRecords int64
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s := cnt.last.Load()
+			if s == nil {
+				fmt.Fprintln(w, "fleetpipeline: waiting for the first batch")
+				continue
+			}
+			rate := float64(s.Source.Records-lastRecords) / now.Sub(lastAt).Seconds()
+			lastRecords, lastAt = s.Source.Records, now
+			var lag int64
+			for _, l := range s.Source.Lag {
+				lag += l
+			}
+			wm := "-"
+			if !s.Watermark.IsZero() {
+				wm = s.Watermark.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d  late %d  key limit %d\n",
+				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters, cnt.late.Load(), cnt.refused.Load())
+		}
+	}
+}
+
+// namedSink is an OpenSearch sink's stats under the name the summary gives it.
+type namedSink struct {
+	name  string
+	stats func() opensearch.Stats
+}
+
+func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats }, sinks []namedSink) {
+	s := src.Stats()
+	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
+		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
+	for _, sk := range sinks {
+		x := struct {
+			name string
+			st   opensearch.Stats
+		}{sk.name, sk.stats()}
+		fmt.Fprintf(w, "fleetpipeline: %-11s created %d, updated %d, dead-lettered %d, bulk retries %d, documents retried %d (write blocks %d), split requests %d, long ids bounded %d\n",
+			x.name, x.st.Indexed, x.st.Updated, x.st.DeadLettered, x.st.RequestRetries, x.st.Retried, x.st.Blocked, x.st.Split, x.st.LongIDs)
+	}
+	cnt.mu.Lock()
+	lat := slices.Clone(cnt.latency)
+	cnt.mu.Unlock()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		fmt.Fprintf(w, "fleetpipeline: window close to cab stats acknowledged: median %v, p99 %v (%d batches)\n",
+			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), len(lat))
+	}
+}
