@@ -416,19 +416,27 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	s.bytes.Add(int64(size))
 	c.queued += int64(size)
 	c.msg.fromSarama(m)
-	v, ts, err := s.codec.Decode(&c.msg)
 	if s.o.exchange {
 		// A repartition topic holds only what an Exchange wrote: a record it cannot decode is
 		// corruption or a codec that changed under a running topic. Dead-lettering it would
-		// silently lose a record the exactly-once count includes, so the Source stops.
+		// silently lose a record the exactly-once count includes, so the Source stops. A
+		// packed message's records all take its offset (the pipeline keeps them in one
+		// batch) and share its size.
+		first := true
+		err := s.codec.(multiDecoder[T]).decodeEach(&c.msg, func(v T, ts time.Time) {
+			r := stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts}
+			if first {
+				r.Size, first = size, false
+			}
+			c.enqueue(r)
+		})
 		if err != nil {
 			c.corrupt = true
 			s.fail(fmt.Errorf("%w: %s/%d offset %d: %w", ErrCorruptRepartition, m.Topic, m.Partition, m.Offset, err))
-			return
 		}
-		c.enqueue(stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
 		return
 	}
+	v, ts, err := s.codec.Decode(&c.msg)
 	if err != nil {
 		reason := stream.ReasonDecode
 		var inv *InvalidError
@@ -529,6 +537,11 @@ func (c *claimLoop[T]) flush() bool {
 			// Push in small chunks and let the other partitions' goroutines in between, so
 			// that one partition cannot fill the input alone and stall the watermark.
 			lim = min(lim, pushChunk)
+			// A packed repartition message's records share an offset: never split them
+			// between two pushes (TryPushBatch keeps them in one batch).
+			for lim < len(c.queue) && c.queue[lim].Offset == c.queue[lim-1].Offset {
+				lim++
+			}
 			// Exactly once: where committed output ends before the push. Loaded after,
 			// it could already include output made from these records.
 			var snap *outputs
@@ -560,7 +573,7 @@ func (c *claimLoop[T]) flush() bool {
 			c.skipped(c.skips[0])
 			c.skips = c.skips[1:]
 		}
-		if lim == pushChunk {
+		if lim >= pushChunk {
 			runtime.Gosched()
 		}
 	}

@@ -7,6 +7,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,13 +123,14 @@ type Exchange[T any] struct {
 	// Send's state, reused across calls unless a call was abandoned (see Send).
 	sendMu sync.Mutex
 	gen    uint64
-	stale  int // results still due from abandoned calls
-	buf    []byte
+	stale  int    // results still due from abandoned calls
+	buf    []byte // one record's encoding
+	pk     packer
 	msgs   []sarama.ProducerMessage
 	vals   []byteRef
 	refs   []sendRef
 
-	sent, sentBytes atomic.Int64
+	sent, sentMsgs, sentBytes atomic.Int64
 }
 
 var (
@@ -197,6 +199,10 @@ func (e *Exchange[T]) Topic() string { return e.topic }
 // Sent returns how many records the broker acknowledged, and their bytes (values, as
 // stored before compression).
 func (e *Exchange[T]) Sent() (records, bytes int64) { return e.sent.Load(), e.sentBytes.Load() }
+
+// SentMessages returns how many Kafka messages carried the records that Sent counts: a
+// message packs the records of one partition and Send (see the record format).
+func (e *Exchange[T]) SentMessages() int64 { return e.sentMsgs.Load() }
 
 // Stats reports the consumer side's records, bytes and lag (stream.SourceStats).
 func (e *Exchange[T]) Stats() stream.SourceStats { return e.src.Stats() }
@@ -420,44 +426,45 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 	e.sendMu.Lock()
 	defer e.sendMu.Unlock()
 
-	// Encode everything into one buffer first: a bad value fails the call before a record
-	// is sent, so no partition gets a later record without an earlier one.
-	buf := e.buf[:0]
-	ends := e.refs[:0] // idx: the end of each record in buf
+	// Encode everything first: a bad value fails the call before a record is sent, so no
+	// partition gets a later record without an earlier one. Records go into packed messages
+	// per partition (see the record format).
+	limit := min(packTarget, maxMsg-batchOverhead-recordOverhead-sizeSlack)
+	e.pk.reset(n, limit)
+	rec := e.buf[:0]
 	for i := range recs {
 		r := &recs[i]
 		if r.Partition < 0 || int(r.Partition) >= n {
 			return stream.Permanent(fmt.Errorf("kafka: exchange %q: record for partition %d of %d", e.topic, r.Partition, n))
 		}
-		start := len(buf)
-		buf = appendShuffled(buf, r)
+		rec = appendShuffled(rec[:0], r)
 		if !r.Mark {
 			var err error
-			buf, err = e.codec.Append(buf, r.Value)
+			rec, err = e.codec.Append(rec, r.Value)
 			if err != nil {
-				e.buf = buf[:0]
+				e.buf = rec[:0]
 				return stream.Permanent(fmt.Errorf("kafka: exchange %q: encode: %w", e.topic, err))
 			}
 		}
-		if size := len(buf) - start + batchOverhead + recordOverhead + sizeSlack; size > maxMsg {
-			e.buf = buf[:0]
+		if size := 1 + binary.MaxVarintLen64 + len(rec) + batchOverhead + recordOverhead + sizeSlack; size > maxMsg {
+			e.buf = rec[:0]
 			return stream.Permanent(fmt.Errorf("kafka: exchange %q: a record of %d bytes exceeds the producer's MaxMessageBytes (%d)", e.topic, size, maxMsg))
 		}
-		ends = append(ends, sendRef{idx: len(buf)})
+		e.pk.add(r.Partition, rec, r.Mark)
 	}
+	e.buf = rec[:0]
+	packs := e.pk.finish()
 	e.gen++
 	gen := e.gen
-	msgs := slices.Grow(e.msgs[:0], len(recs))[:len(recs)]
-	vals := slices.Grow(e.vals[:0], len(recs))[:len(recs)]
-	start := 0
-	for i := range recs {
-		end := ends[i].idx
-		vals[i] = byteRef{buf[start:end:end]}
+	msgs := slices.Grow(e.msgs[:0], len(packs))[:len(packs)]
+	vals := slices.Grow(e.vals[:0], len(packs))[:len(packs)]
+	ends := slices.Grow(e.refs[:0], len(packs))[:len(packs)]
+	for i := range packs {
+		vals[i] = byteRef{packs[i].value}
 		ends[i] = sendRef{gen: gen, idx: i}
-		msgs[i] = sarama.ProducerMessage{Topic: e.topic, Partition: recs[i].Partition, Value: &vals[i], Metadata: &ends[i]}
-		start = end
+		msgs[i] = sarama.ProducerMessage{Topic: e.topic, Partition: packs[i].partition, Value: &vals[i], Metadata: &ends[i]}
 	}
-	e.buf, e.refs, e.msgs, e.vals = buf, ends, msgs, vals
+	e.refs, e.msgs, e.vals = ends, msgs, vals
 
 	input, successes, errs := ap.Input(), ap.Successes(), ap.Errors()
 	next, acked, failed := 0, 0, 0
@@ -502,7 +509,7 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 			// The records handed over may still be written: their results arrive during later
 			// calls, which must not take them for their own, nor reuse their memory.
 			e.stale += next - acked - failed
-			e.buf, e.refs, e.msgs, e.vals = nil, nil, nil, nil
+			e.buf, e.refs, e.msgs, e.vals, e.pk = nil, nil, nil, nil, packer{}
 			return ctx.Err()
 		}
 	}
@@ -512,11 +519,12 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 	}
 	clear(msgs) // drop sarama's references into the records
 	if first == nil {
-		e.sent.Add(int64(len(msgs)))
+		e.sent.Add(int64(len(recs)))
+		e.sentMsgs.Add(int64(len(msgs)))
 		e.sentBytes.Add(bytes)
 		return nil
 	}
-	err := fmt.Errorf("kafka: exchange %q: produce: %d of %d records failed, first: %w", e.topic, failed, len(msgs), redact(&e.cfg, first))
+	err := fmt.Errorf("kafka: exchange %q: produce: %d of %d messages (%d records) failed, first: %w", e.topic, failed, len(msgs), len(recs), redact(&e.cfg, first))
 	if broken != nil {
 		// The order the pipeline's dedup relies on is broken; a retry could lose records.
 		e.log.Error("kafka: exchange: a partition's order is broken", "err", broken)

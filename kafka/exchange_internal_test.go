@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,15 +42,126 @@ func TestShuffledRecordRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	_, _, err := codec.Decode(&Message{Value: []byte{0x20, 0, 0, 0, 0}})
+	_, _, err := codec.Decode(&Message{Value: []byte{0x30, 0, 0, 0, 0}})
 	require.ErrorContains(t, err, "unknown record format")
+}
+
+// TestPackedMessages: the packer puts a Send's records into messages per partition, in
+// order, closing one after each mark and before the size limit; decodeEach gives back every
+// record of a message in order, and refuses a message that does not decode whole.
+func TestPackedMessages(t *testing.T) {
+	codec := shuffleCodec[string]{stream.StringCodec{}}
+	var recs []stream.Shuffled[string]
+	for i := range 300 {
+		part := int32(i % 3)
+		recs = append(recs, stream.Shuffled[string]{Value: strings.Repeat("v", i%17), Partition: part, From: 1, Seq: int64(i), Time: int64(i)})
+		if i%100 == 99 {
+			for p := range int32(3) {
+				recs = append(recs, stream.Shuffled[string]{Partition: p, From: 1, Seq: int64(i), Mark: true, Watermark: int64(i), Upstreams: 2})
+			}
+		}
+	}
+	var pk packer
+	for _, limit := range []int{packTarget, 200} {
+		pk.reset(3, limit)
+		for i := range recs {
+			b := appendShuffled(nil, &recs[i])
+			if !recs[i].Mark {
+				b, _ = codec.c.Append(b, recs[i].Value)
+			}
+			pk.add(recs[i].Partition, b, recs[i].Mark)
+		}
+		packs := pk.finish()
+		got := map[int32][]stream.Shuffled[string]{}
+		total := 0
+		for _, m := range packs {
+			require.LessOrEqual(t, len(m.value), limit, "a pack past its limit")
+			n := 0
+			require.NoError(t, codec.decodeEach(&Message{Partition: m.partition, Value: m.value}, func(r stream.Shuffled[string], ts time.Time) {
+				got[m.partition] = append(got[m.partition], r)
+				n++
+				if !r.Mark {
+					require.Equal(t, r.Time, ts.UnixNano())
+				}
+			}))
+			require.Equal(t, m.records, n)
+			total += n
+			// A mark is always the last record of its message.
+			for _, r := range got[m.partition][len(got[m.partition])-n : len(got[m.partition])-1] {
+				require.False(t, r.Mark, "a mark inside a message")
+			}
+			// Every cut of the message is an error, never a panic or a partial read.
+			for cut := 1; cut < len(m.value); cut += 1 + len(m.value)/50 {
+				calls := 0
+				err := codec.decodeEach(&Message{Value: m.value[:cut]}, func(stream.Shuffled[string], time.Time) { calls++ })
+				if err != nil {
+					require.Zero(t, calls, "records handed out of a message that did not decode")
+				}
+			}
+		}
+		require.Equal(t, len(recs), total)
+		for p := range int32(3) {
+			var want []stream.Shuffled[string]
+			for _, r := range recs {
+				if r.Partition == p {
+					want = append(want, r)
+				}
+			}
+			require.Equal(t, want, got[p], "partition %d in order (limit %d)", p, limit)
+		}
+		if limit == packTarget {
+			require.Equal(t, 3*3, len(packs), "a message per partition and run of records ended by a mark")
+		} else {
+			require.Greater(t, len(packs), 20)
+		}
+	}
+	for name, bad := range map[string][]byte{
+		"empty pack":     {formatPacked},
+		"zero length":    {formatPacked, 0},
+		"length too big": {formatPacked, 9, 0x10},
+		"bad record":     {formatPacked, 1, 0x70},
+		"mark not last":  append(append([]byte{formatPacked, 5}, appendShuffled(nil, &stream.Shuffled[string]{Mark: true, Upstreams: 1})...), 3, 0x10, 0, 0),
+	} {
+		calls := 0
+		err := codec.decodeEach(&Message{Value: bad}, func(stream.Shuffled[string], time.Time) { calls++ })
+		require.Error(t, err, name)
+		require.Zero(t, calls, name)
+	}
 }
 
 func FuzzDecodeShuffled(f *testing.F) {
 	codec := shuffleCodec[string]{stream.StringCodec{}}
 	f.Add(appendShuffled(nil, &stream.Shuffled[string]{From: 3, Seq: 10, Time: 1e18}))
 	f.Add(appendShuffled(nil, &stream.Shuffled[string]{From: 3, Seq: 10, Mark: true, Watermark: -1, Upstreams: 4}))
+	packed := append([]byte{formatPacked, 0}, appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Time: 3})...)
+	packed[1] = byte(len(packed) - 2)
+	f.Add(packed)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 0 && b[0] == formatPacked {
+			// A packed message decodes whole or not at all; what decodes packs back into
+			// a message that decodes to the same records.
+			var got []stream.Shuffled[string]
+			err := codec.decodeEach(&Message{Value: b}, func(r stream.Shuffled[string], _ time.Time) { got = append(got, r) })
+			if err != nil {
+				require.Empty(t, got)
+				return
+			}
+			var pk packer
+			pk.reset(1, len(b)+binary.MaxVarintLen64*len(got)+1)
+			for i := range got {
+				rec := appendShuffled(nil, &got[i])
+				if !got[i].Mark {
+					rec = append(rec, got[i].Value...)
+				}
+				pk.add(0, rec, got[i].Mark)
+			}
+			var again []stream.Shuffled[string]
+			for _, m := range pk.finish() {
+				require.NoError(t, codec.decodeEach(&Message{Value: m.value}, func(r stream.Shuffled[string], _ time.Time) { again = append(again, r) }))
+			}
+			require.Equal(t, got, again)
+			return
+		}
 		r, _, err := codec.Decode(&Message{Value: b})
 		if err != nil {
 			return

@@ -284,7 +284,15 @@ func TestExchangeGlobalWindows(t *testing.T) {
 	require.Equal(t, parts, r.src.PartitionCount())
 	sent, bytes := r.ex.Sent()
 	require.GreaterOrEqual(t, sent, int64(n), "every value went through the topic")
-	t.Logf("%d records through %s, %.1f bytes per record (value and header)", sent, r.ex.Topic(), float64(bytes)/float64(sent))
+	msgs := r.ex.SentMessages()
+	t.Logf("%d records in %d messages through %s, %.1f bytes per record (value and header)", sent, msgs, r.ex.Topic(), float64(bytes)/float64(sent))
+	// Records are packed: a message holds many records of one partition and batch.
+	require.Less(t, 10*msgs, sent, "records packed into messages")
+	hwm := int64(0)
+	for _, end := range endOffsets(t, brokers, r.ex.Topic()) {
+		hwm += end
+	}
+	require.Equal(t, msgs, hwm, "the topic holds the packed messages")
 	// Each key's windows came from every upstream partition: the test is not trivially
 	// co-partitioned.
 	require.Greater(t, want[winID{keyOf(0), base.UnixNano()}].Count, 0)

@@ -136,7 +136,9 @@ func (in *Input[T]) TryPush(r Record[T]) bool {
 
 // TryPushBatch adds records from the front of recs while the buffer has room and returns how
 // many it added. It takes the lock once, so it is the fast path for sources that fetch in
-// batches.
+// batches. Records of one partition and offset (a message decoded into several records) are
+// added together, past the bounds if need be, so that one batch has all of them; a source
+// must hand them to one call.
 func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -153,6 +155,11 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 	}
 	for n < len(recs) && (records+n == 0 || records+n < in.maxRecords && (in.maxBytes <= 0 || bytes < in.maxBytes)) {
 		bytes += int64(recs[n].Size)
+		n++
+	}
+	// Records of one partition and offset (a message the source decoded into several) go
+	// into one batch: a commit after part of them would skip the rest in a replay.
+	for n > 0 && n < len(recs) && recs[n].Offset == recs[n-1].Offset && recs[n].Partition == recs[n-1].Partition {
 		n++
 	}
 	in.buf.addAll(recs[:n])

@@ -36,6 +36,10 @@ func TestTryPushBatchBounds(t *testing.T) {
 		{"byte bound", 100, 100, [][]stream.Record[benchEvent]{sized(60), sized(30, 20, 10), sized(1)}, []int{1, 2, 0}},
 		{"big record into an empty buffer", 100, 100, [][]stream.Record[benchEvent]{sized(500, 1), sized(1)}, []int{1, 0}},
 		{"empty push", 5, 10, [][]stream.Record[benchEvent]{nil, sized(3)}, []int{0, 1}},
+		// Records of one offset (a packed message) enter together, past the bound.
+		{"one offset whole", 3, 0, [][]stream.Record[benchEvent]{sameOffset(sized(1, 1), sized(1, 1, 1, 1)), sized(1)}, []int{6, 0}},
+		{"one offset whole by bytes", 100, 10, [][]stream.Record[benchEvent]{sameOffset(sized(8), sized(4, 4, 4)), sized(1)}, []int{4, 0}},
+		{"next offset waits", 3, 0, [][]stream.Record[benchEvent]{sameOffset(sized(1, 1), sized(1), sized(1, 1)), sized(1)}, []int{3, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := stream.New(time.Second, stream.WithBuffer(tc.records, tc.bytes))
@@ -55,6 +59,19 @@ func TestTryPushBatchBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameOffset numbers groups of records: the records of one group share its offset, as the
+// records of a packed repartition message do.
+func sameOffset(groups ...[]stream.Record[benchEvent]) []stream.Record[benchEvent] {
+	var out []stream.Record[benchEvent]
+	for off, g := range groups {
+		for _, r := range g {
+			r.Offset = int64(off)
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // elemProbe is an Operator that records every element it sees, with its event time.

@@ -6,6 +6,7 @@ package streamtest
 import (
 	"context"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -20,12 +21,35 @@ type ExchangeLog[T any] struct {
 	parts   [][]stream.Shuffled[T]
 	commit  map[int32]stream.Position
 	changed chan struct{} // closed and replaced on every Send
+	// packed logs number records as kafka.Exchange's messages: offs holds each record's
+	// offset, next each partition's next one.
+	packed bool
+	offs   [][]int64
+	next   []int64
 }
 
 // NewExchangeLog returns an empty log with the given number of partitions.
 func NewExchangeLog[T any](partitions int) *ExchangeLog[T] {
 	return &ExchangeLog[T]{parts: make([][]stream.Shuffled[T], partitions), commit: map[int32]stream.Position{},
 		changed: make(chan struct{})}
+}
+
+// NewPackedExchangeLog is NewExchangeLog with records numbered as kafka.Exchange packs them
+// into messages: the records one Send writes to a partition share an offset, and a mark
+// ends its message (the next record takes the next offset). The pipeline must then keep a
+// message's records in one batch and count a mark from the next offset on.
+func NewPackedExchangeLog[T any](partitions int) *ExchangeLog[T] {
+	l := NewExchangeLog[T](partitions)
+	l.packed, l.offs, l.next = true, make([][]int64, partitions), make([]int64, partitions)
+	return l
+}
+
+// offset returns the offset of record i of partition p.
+func (l *ExchangeLog[T]) offset(p, i int) int64 {
+	if l.packed {
+		return l.offs[p][i]
+	}
+	return int64(i)
 }
 
 // Len returns the number of records in a partition.
@@ -109,8 +133,20 @@ func (e *Exchange[T]) Send(_ context.Context, recs []stream.Shuffled[T]) error {
 	if e.SendErr != nil {
 		n = min(n, e.SendPartial)
 	}
+	open := make(map[int32]bool) // partitions with a message open in this Send
 	for _, r := range recs[:n] {
-		l.parts[r.Partition] = append(l.parts[r.Partition], r)
+		p := r.Partition
+		l.parts[p] = append(l.parts[p], r)
+		if l.packed {
+			if !open[p] {
+				open[p] = true
+				l.next[p]++
+			}
+			l.offs[p] = append(l.offs[p], l.next[p]-1)
+			if r.Mark {
+				open[p] = false // the next record starts a message
+			}
+		}
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -168,9 +204,9 @@ func (e *Exchange[T]) feed() error {
 	}
 	var recs []stream.Record[stream.Shuffled[T]]
 	for p, log := range l.parts {
-		for off := e.read[p]; off < int64(len(log)); off++ {
-			r := log[off]
-			rec := stream.Record[stream.Shuffled[T]]{Value: r, Partition: int32(p), Offset: off, Size: 16}
+		for i := sort.Search(len(log), func(i int) bool { return l.offset(p, i) >= e.read[p] }); i < len(log); i++ {
+			r := log[i]
+			rec := stream.Record[stream.Shuffled[T]]{Value: r, Partition: int32(p), Offset: l.offset(p, i), Size: 16}
 			if !r.Mark {
 				rec.EventTime = time.Unix(0, r.Time)
 			}
