@@ -299,7 +299,13 @@
 // "Repartition" in package stream for why every record counts exactly once downstream.
 //
 // A record is a 15-byte header (varints) and the codec's bytes, about 25 bytes for a pair of
-// a short string and a small integer. A record of the topic that cannot be decoded stops the
+// a short string and a small integer. Send packs the records it writes to one partition into
+// Kafka messages of up to 64 KiB (a mark ends its message), and the consumer hands a
+// message's records to the pipeline together under the message's offset, so a batch and a
+// commit never split one: the producer's and consumer's work per message is spent once per
+// few thousand records (Exchange.SentMessages). A release that reads only single-record
+// messages stops on a packed one: upgrade a pipeline's instances together, or let its
+// repartitions drain first. A record of the topic that cannot be decoded stops the
 // pipeline with ErrCorruptRepartition rather than going to a dead-letter output, which would
 // silently lose a counted record; so does a checkpoint that cannot be fetched, until the
 // group session is joined again. Change a repartition's codec only with its topic drained.
