@@ -111,6 +111,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	exchanges := []sender{zoneEx}
 	input := src.TopicPartition
 	names.input.Store(&input)
 	events := stream.From(p, src)
@@ -162,6 +163,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return stream.Repartition(s, "cabs", cabEx)
 		}
 		sh.cabOrigin = exchangeOrigin(cabEx.Topic())
+		exchanges = append(exchanges, cabEx)
 		alertsFrom = cabEx
 	}
 	if requests != nil {
@@ -175,6 +177,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return stream.Repartition(s, "supply", supplyEx)
 		}
 		sh.supplyOrigin = exchangeOrigin(supplyEx.Topic())
+		exchanges = append(exchanges, supplyEx)
 		pickupEx, err := kafka.NewExchange[telemetry.PickupSide](kcfg, c.group, "pickups",
 			stream.PairCodec[string, join.Side[telemetry.Request, telemetry.PickupPoint]](stream.StringCodec{},
 				stream.JSONCodec[join.Side[telemetry.Request, telemetry.PickupPoint]]()), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
@@ -186,6 +189,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return pickupEx
 		}
 		sh.pickupOrigin = exchangeOrigin(pickupEx.Topic())
+		exchanges = append(exchanges, pickupEx)
 	}
 	g, err := c.transforms(events, requests, sh, log)
 	if err != nil {
@@ -417,6 +421,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if last := cnt.last.Load(); last != nil {
 		dups = last.Duplicates
 	}
+	printExchanges(w, exchanges)
 	fmt.Fprintf(w, "fleetpipeline: repartitions dropped %d replayed records; %d cabs seen on several partitions%s\n",
 		dups, g.split.Split(), map[bool]string{true: " (produce keyed by cab_id or run with -rekey-by-cab)", false: ""}[g.split.Split() > 0])
 	if err != nil && err == ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop

@@ -118,3 +118,23 @@ func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ S
 			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), len(lat))
 	}
 }
+
+// sender is a repartition's exchange, as the summary reports it.
+type sender interface {
+	Topic() string
+	Sent() (records, bytes int64)
+	SentMessages() int64
+}
+
+// printExchanges prints what each repartition wrote: records, the Kafka messages they were
+// packed into and the bytes a record took (header and value, before compression).
+func printExchanges(w io.Writer, exchanges []sender) {
+	for _, e := range exchanges {
+		recs, bytes := e.Sent()
+		per := 0.0
+		if recs > 0 {
+			per = float64(bytes) / float64(recs)
+		}
+		fmt.Fprintf(w, "fleetpipeline: repartition %s: %d records in %d messages, %.1f bytes a record\n", e.Topic(), recs, e.SentMessages(), per)
+	}
+}
