@@ -403,9 +403,10 @@ type sendRef struct {
 	idx int
 }
 
-// Send implements stream.Exchange: it produces every record to its partition, value = the
-// record's header and, for values, the codec's bytes, and returns once the broker
-// acknowledged all of them. Records of one partition are written in the order of recs.
+// Send implements stream.Exchange: it produces every record to its partition, packed with
+// the call's other records of that partition into messages of up to 64 KiB (a record: its
+// header and, for a value, the codec's bytes; a mark ends its message), and returns once the
+// broker acknowledged all of them. Records of one partition are written in the order of recs.
 // A value the codec cannot encode, or a record larger than the producer's
 // MaxMessageBytes, is a permanent error, reported before anything is sent. If ctx ends
 // first, Send returns ctx.Err() and the records may still be written; the pipeline sends
