@@ -81,6 +81,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	_, body := get("/metrics")
 	require.EqualValues(t, 1, value(body, "fleetstream_source_dead_letters_total"))
 	require.Positive(t, value(body, "fleetstream_batches_total"))
+	// The zone repartition's counters: every event went through it, packed into messages.
+	reps, repMsgs := value(body, "fleetstream_repartition_sent_records_total"), value(body, "fleetstream_repartition_sent_messages_total")
+	require.GreaterOrEqual(t, reps, float64(len(msgs)-1), "every event through the zone repartition")
+	require.Positive(t, repMsgs)
+	require.Less(t, repMsgs, reps, "records packed into messages")
+	require.Positive(t, value(body, "fleetstream_repartition_sent_bytes_total"))
 	code, text := get("/healthz")
 	require.Equal(t, http.StatusOK, code, text)
 	code, text = get("/readyz")

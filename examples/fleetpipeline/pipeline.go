@@ -397,6 +397,14 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 				return err
 			}
 		}
+		for _, e := range exchanges {
+			if err := metrics.AddRepartition(e.Topic(), func() prom.RepartitionStats {
+				recs, bytes := e.Sent()
+				return prom.RepartitionStats{Records: recs, Messages: e.SentMessages(), Bytes: bytes}
+			}); err != nil {
+				return err
+			}
+		}
 		stopMetrics, err := serveMetrics(ctx, c.httpAddr, metrics, log)
 		if err != nil {
 			return err

@@ -66,6 +66,12 @@
 //	sink_failed_attempts{sink}                  gauge      failed requests of the current outage
 //	sink_in_flight_bytes{sink}                  gauge      bytes of requests in flight or waiting for a retry
 //
+// and per repartition added with AddRepartition (the fleet job: one per exchange, by topic):
+//
+//	repartition_sent_records_total{repartition}  counter  records written (values and marks)
+//	repartition_sent_messages_total{repartition} counter  Kafka messages they were packed into
+//	repartition_sent_bytes_total{repartition}    counter  bytes of those messages' values
+//
 // and output_retry_attempt (gauge), the attempt of the batch whose outputs ObserveRetry
 // reported failing, 0 when none is.
 //

@@ -177,6 +177,8 @@ type Metrics struct {
 	opGauges   map[string]*opMetrics       // by operator, of the last batch
 	sinks      map[string]func() SinkStats
 	sinkNames  []string // in order of AddSink
+	// repartitions are the exchanges' counters, by name (AddRepartition).
+	repartitions map[string]func() RepartitionStats
 
 	// The status page's state, kept by Observe without allocating once partitions and
 	// operators are known.
@@ -285,11 +287,12 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		prevDeadBy:   make(map[string]int64),
 		opGauges:     make(map[string]*opMetrics),
 		sinks:        make(map[string]func() SinkStats),
+		repartitions: make(map[string]func() RepartitionStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
 		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.deadReasons,
 		m.commitLag, m.retryAttempt,
-		&scrapeCollector{m: m, descs: newScrapeDescs(cl)}}
+		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("prom: register: %w", err)
@@ -496,6 +499,7 @@ func (m *Metrics) health() (alive bool, aliveMsg string, ready bool, readyMsg st
 type scrapeCollector struct {
 	m     *Metrics
 	descs scrapeDescs
+	reps  repartitionDescs
 }
 
 type scrapeDescs struct {
@@ -550,7 +554,8 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack,
 		d.partWatermark, d.partEventLag, d.partIdle, d.docs, d.failed, d.retried, d.reqRetries,
-		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight} {
+		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight,
+		c.reps.records, c.reps.messages, c.reps.bytes} {
 		ch <- x
 	}
 }
@@ -627,4 +632,5 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstHistogram(d.latency, h.count, h.sum, h.buckets, name)
 		}
 	}
+	m.collectRepartitions(c.reps, ch)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,6 +207,34 @@ func TestDeadLettersCumulative(t *testing.T) {
 			require.Equal(t, tt.want, prev)
 		})
 	}
+}
+
+// TestRepartitions: each repartition's counters are exported under its name, read at every
+// scrape; a name added twice is an error.
+func TestRepartitions(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	var sent atomic.Int64
+	sent.Store(5000)
+	require.NoError(t, m.AddRepartition("job-zones-repartition", func() prom.RepartitionStats {
+		n := sent.Load()
+		return prom.RepartitionStats{Records: n, Messages: n / 2500, Bytes: 42 * n}
+	}))
+	require.NoError(t, m.AddRepartition("job-cabs-repartition", func() prom.RepartitionStats { return prom.RepartitionStats{Records: 1} }))
+	require.ErrorIs(t, m.AddRepartition("job-cabs-repartition", func() prom.RepartitionStats { return prom.RepartitionStats{} }), prom.ErrDuplicateSink)
+	require.Error(t, m.AddRepartition("x", nil))
+
+	rep := func(mfs map[string]*dto.MetricFamily, name string) float64 {
+		return mustValue(t, mfs, name, "repartition", "job-zones-repartition")
+	}
+	mfs := scrape(t, srv)
+	require.Equal(t, 5000.0, rep(mfs, "fleetstream_repartition_sent_records_total"))
+	require.Equal(t, 2.0, rep(mfs, "fleetstream_repartition_sent_messages_total"))
+	require.Equal(t, 210000.0, rep(mfs, "fleetstream_repartition_sent_bytes_total"))
+	require.Equal(t, 1.0, mustValue(t, mfs, "fleetstream_repartition_sent_records_total", "repartition", "job-cabs-repartition"))
+	sent.Store(12500)
+	mfs = scrape(t, srv)
+	require.Equal(t, 12500.0, rep(mfs, "fleetstream_repartition_sent_records_total"), "read at scrape time")
+	require.Equal(t, 5.0, rep(mfs, "fleetstream_repartition_sent_messages_total"))
 }
 
 func TestSinks(t *testing.T) {
