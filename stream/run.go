@@ -237,23 +237,14 @@ func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
 			wg.Go(func() { errs[i] = o.flush(ctx, b.info) })
 		}
 	}
-	var slots chan struct{}
 	if p.cfg.outputs > 1 {
-		slots = make(chan struct{}, p.cfg.outputs)
-	}
-	for i, o := range p.outputs {
-		if _, ok := o.(shuffleNode); ok || b.done[i] {
-			continue
+		p.flushConcurrently(ctx, b, errs, &wg)
+	} else {
+		for i, o := range p.outputs {
+			if _, ok := o.(shuffleNode); !ok && !b.done[i] {
+				errs[i] = o.flush(ctx, b.info)
+			}
 		}
-		if slots == nil {
-			errs[i] = o.flush(ctx, b.info)
-			continue
-		}
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			errs[i] = o.flush(ctx, b.info)
-		})
 	}
 	wg.Wait()
 	failed := errs[:0]
@@ -265,6 +256,23 @@ func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
 		}
 	}
 	return failed
+}
+
+// flushConcurrently starts the outputs that are not repartitions, at most
+// WithConcurrentOutputs at once, on wg. (Apart from flushOutputs, so that the one-at-a-time
+// path does not allocate the goroutines' captured variables.)
+func (p *Pipeline) flushConcurrently(ctx context.Context, b *pendingBatch, errs []error, wg *sync.WaitGroup) {
+	slots := make(chan struct{}, p.cfg.outputs)
+	for i, o := range p.outputs {
+		if _, ok := o.(shuffleNode); ok || b.done[i] {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			errs[i] = o.flush(ctx, b.info)
+		})
+	}
 }
 
 func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) {
