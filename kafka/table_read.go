@@ -1,0 +1,264 @@
+// Reading a Table's topic: Load, the connections, following each partition, and Close.
+
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Load connects, reads every partition of the topic up to the end offsets it had when Load
+// started, and returns once they are all read; the Table then keeps following the topic in
+// the background until Close. It fails if the topic does not exist (ErrTopicNotFound), the
+// cluster cannot be reached or the ACLs refuse the topic (ErrNotAuthorized). When ctx ends
+// before the table is loaded, Load closes the Table and returns ctx's error. A Table loads
+// once. A co-partitioned Table (WithCoPartitioned) reads nothing: Load connects, checks the
+// topic and the partition counts of WithCoPartitioned's stream topics (ErrNotCoPartitioned),
+// and returns; LoadPartition reads partitions.
+func (t *Table[K, V]) Load(ctx context.Context) error {
+	if !t.started.CompareAndSwap(false, true) {
+		return ErrLoadTwice
+	}
+	done := make(chan error, 1)
+	go func() { done <- t.connect() }()
+	select {
+	case <-ctx.Done():
+		go func() { <-done; t.Close() }()
+		return ctx.Err()
+	case err := <-done:
+		if err != nil {
+			t.Close()
+			return err
+		}
+	}
+	if t.o.copart {
+		t.loaded.Store(true)
+		t.log.Info("kafka: co-partitioned table checked", "partitions", t.count)
+		return nil
+	}
+	loaded := make(chan struct{})
+	var pending atomic.Int64
+	pending.Store(int64(len(t.parts)))
+	finish := func() {
+		if pending.Add(-1) == 0 {
+			close(loaded)
+		}
+	}
+	for _, p := range t.parts {
+		if p.next.Load() >= p.end {
+			finish()
+		}
+		t.wg.Go(func() { t.follow(p, &t.all, finish) })
+	}
+	if len(t.parts) == 0 {
+		close(loaded)
+	}
+	select {
+	case <-ctx.Done():
+		t.Close()
+		return ctx.Err()
+	case <-loaded:
+	}
+	t.loaded.Store(true)
+	st := t.Stats()
+	t.log.Info("kafka: table loaded", "keys", st.Keys, "records", st.Records, "decode_errors", st.DecodeErrors)
+	return nil
+}
+
+// connect makes the client, checks the topic, reads the end offsets and starts a partition
+// consumer per partition from its oldest offset.
+func (t *Table[K, V]) connect() error {
+	t.conn.Lock()
+	defer t.conn.Unlock()
+	sc, err := t.cfg.sarama(roleProducer)
+	if err != nil {
+		return err
+	}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Default = cmp.Or(t.cfg.Fetch.MaxBytes, defaultFetchBytes)
+	sc.Consumer.Fetch.MaxBytes = cmp.Or(t.cfg.Fetch.RequestMaxBytes, max(defaultRequestBytes, sc.Consumer.Fetch.Default))
+	sc.Consumer.MaxWaitTime = cmp.Or(t.cfg.Fetch.MaxWait, 250*time.Millisecond)
+	sc.ChannelBufferSize = channelBuffer
+	sc.Metadata.AllowAutoTopicCreation = false
+	if t.o.tune != nil {
+		t.o.tune(sc)
+	}
+	warnInsecure(t.log, sc)
+	client, err := sarama.NewClient(t.cfg.Brokers, sc)
+	if err != nil {
+		return connectError(&t.cfg, err)
+	}
+	t.client = client
+	if err := client.RefreshMetadata(t.topic); err != nil {
+		switch {
+		case errors.Is(err, errTopicMissing):
+			return fmt.Errorf("%w: table topic %q does not exist (a Table never creates its topic; create it with kafka.EnsureCompactedTopic): %w",
+				ErrTopicNotFound, t.topic, err)
+		case isNotAuthorized(err):
+			return t.cfg.notAuthorized(err, access{topics: []string{t.topic}})
+		}
+		return fmt.Errorf("kafka: metadata of table topic %q: %w", t.topic, redact(&t.cfg, err))
+	}
+	t.checkCompacted(sc)
+	ids, err := client.Partitions(t.topic)
+	if err != nil {
+		return fmt.Errorf("kafka: partitions of table topic %q: %w", t.topic, redact(&t.cfg, err))
+	}
+	t.count = int32(len(ids))
+	if t.o.copart {
+		if err := t.checkCoPartitioned(client); err != nil {
+			return err
+		}
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("kafka: table consumer: %w", err)
+	}
+	t.consumer = consumer
+	if t.o.copart {
+		return nil // LoadPartition reads the partitions
+	}
+	for _, id := range ids {
+		p, err := t.startPart(id)
+		if err != nil {
+			return err
+		}
+		t.parts = append(t.parts, p)
+	}
+	parts := t.parts
+	t.shown.Store(&parts)
+	return nil
+}
+
+// startPart reads partition id's end and start offsets and starts its partition consumer.
+func (t *Table[K, V]) startPart(id int32) (*tablePart, error) {
+	end, err := t.client.GetOffset(t.topic, id, sarama.OffsetNewest)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: end offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+	}
+	oldest, err := t.client.GetOffset(t.topic, id, sarama.OffsetOldest)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: start offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
+	}
+	p := &tablePart{id: id, end: end}
+	p.next.Store(oldest)
+	// From the oldest offset at the time the consumer starts: the log's start may have
+	// moved since (delete-records, compact,delete), and an offset out of range would stop
+	// the partition consumer.
+	pc, err := t.consumer.ConsumePartition(t.topic, id, sarama.OffsetOldest)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: consume %s/%d: %w", t.topic, id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
+	}
+	p.pc = pc
+	return p, nil
+}
+
+// checkCompacted warns when the topic's cleanup policy is not compact: the Table still
+// works, but keys whose records the retention deletes are lost at the next Load.
+func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
+	policy, err := cleanupPolicy(&t.cfg, sc, t.topic)
+	if err != nil {
+		t.log.Debug("kafka: cannot read the table topic's cleanup.policy", "err", redact(&t.cfg, err))
+		return
+	}
+	if !strings.Contains(policy, "compact") {
+		t.log.Warn("kafka: table topic is not compacted: keys whose records expire are lost at the next load",
+			"cleanup.policy", policy)
+	}
+}
+
+// follow applies a partition's records until Close, and calls loaded once the records before
+// the partition's end offset at start were applied.
+func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
+	done := p.next.Load() >= p.end
+	msgs, errs := p.pc.Messages(), p.pc.Errors()
+	// Until the partition is loaded, a tick without a record probes whether only
+	// transaction markers or aborted records are left before the end offset: the consumer
+	// never delivers those, so no record would ever reach it.
+	probe := time.NewTicker(probeEvery)
+	defer probe.Stop()
+	ticks := probe.C
+	if done {
+		ticks = nil
+	}
+	got := false
+	for msgs != nil || errs != nil {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				continue
+			}
+			got = true
+			t.applyTo(r, m)
+			p.next.Store(m.Offset + 1)
+			if !done && m.Offset+1 >= p.end {
+				done, ticks = true, nil
+				probe.Stop()
+				loaded()
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			t.errs.Add(1)
+			if ok, left := t.errLog.Allow(time.Now()); ok {
+				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
+			}
+		case <-ticks:
+			if got {
+				got = false
+				continue
+			}
+			if nothingLeft, err := t.nothingLeft(p); err != nil {
+				t.log.Debug("kafka: table load probe", "partition", p.id, "err", redact(&t.cfg, err))
+			} else if nothingLeft {
+				done, ticks = true, nil
+				probe.Stop()
+				loaded()
+			}
+		}
+	}
+}
+
+// Close stops following the topic and releases the connections; during a Load that is still
+// connecting, it waits for the connection attempt first. The table keeps its contents:
+// Lookup and Latest still answer, with what was read until then. Close is idempotent.
+func (t *Table[K, V]) Close() error {
+	var err error
+	t.close.Do(func() {
+		t.started.Store(true) // a closed Table never loads
+		close(t.closing)
+		t.conn.Lock()
+		defer t.conn.Unlock()
+		for _, p := range t.parts {
+			if p.pc != nil {
+				p.pc.AsyncClose() // closes Messages and Errors, which ends follow
+			}
+		}
+		t.closeHeld()
+		t.wg.Wait()
+		if t.consumer != nil {
+			err = errors.Join(err, t.consumer.Close())
+		}
+		if t.client != nil {
+			if cerr := t.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+				err = errors.Join(err, cerr)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: table close: %w", err)
+	}
+	return nil
+}
