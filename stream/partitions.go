@@ -1,0 +1,132 @@
+// The partitions of a running pipeline: assignments and revocations from the sources
+// (applyControl), each partition's state, and their stats.
+
+package stream
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// handleControl applies partition assignments and revocations that arrived from the source.
+func (p *Pipeline) handleControl() {
+	for _, sn := range p.srcs {
+		assigned, revoked := sn.control()
+		p.applyControl(assigned, revoked)
+	}
+}
+
+// partitionStats returns every live partition's position and watermark.
+func (p *Pipeline) partitionStats() []PartitionStats {
+	now := p.cfg.clock.Now()
+	out := make([]PartitionStats, 0, len(p.live))
+	for _, part := range p.live {
+		ps := p.parts[part]
+		out = append(out, PartitionStats{Partition: part, Next: ps.next, Committed: ps.committed,
+			Watermark: WatermarkTime(p.own(ps)), Idle: p.idle(ps, now), Ended: ps.ended || ps.marked && ps.markEnd})
+	}
+	return out
+}
+
+// sourceStats merges the stats of the sources that report them.
+func (p *Pipeline) sourceStats() SourceStats {
+	var st SourceStats
+	for _, sn := range p.srcs {
+		s, ok := sn.stats()
+		if !ok {
+			continue
+		}
+		// A repartition's topic gives its positions, not the pipeline's input counts.
+		st.Lag = mergeNamed(st.Lag, s.Lag)
+		st.Read = mergeNamed(st.Read, s.Read)
+		st.End = mergeNamed(st.End, s.End)
+		if sn.internal() {
+			continue
+		}
+		st.Records += s.Records
+		st.Bytes += s.Bytes
+		st.DeadLetters += s.DeadLetters
+		for r, n := range s.DeadLettersByReason {
+			if st.DeadLettersByReason == nil {
+				st.DeadLettersByReason = make(map[string]int64, len(s.DeadLettersByReason))
+			}
+			st.DeadLettersByReason[r] += n // summed over the sources
+		}
+	}
+	return st
+}
+
+// mergeNamed adds the per-partition values of src to dst, made when needed.
+func mergeNamed(dst, src map[string]int64) map[string]int64 {
+	if len(src) > 0 && dst == nil {
+		dst = make(map[string]int64, len(src))
+	}
+	maps.Copy(dst, src)
+	return dst
+}
+
+func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
+	now := p.cfg.clock.Now()
+	for _, r := range revoked {
+		for _, part := range r.parts {
+			if _, ok := p.parts[part]; !ok {
+				continue
+			}
+			delete(p.parts, part)
+			p.live = slices.DeleteFunc(p.live, func(x int32) bool { return x == part })
+			for _, n := range p.nodes {
+				n.drop(part)
+			}
+			for _, sh := range p.shuffles {
+				sh.drop(part)
+			}
+			if p.pending != nil {
+				delete(p.pending.next, part)
+			}
+			p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part)
+		}
+		close(r.done)
+	}
+	for _, pos := range assigned {
+		ps := p.partition(pos.Partition, now)
+		if pos.Offset >= 0 {
+			ps.base = pos.Offset
+		}
+		meta, marks, hasMarks := strings.Cut(pos.Meta, markSep)
+		if sh := p.shuffleOf(pos.Partition); sh != nil && hasMarks && pos.Offset >= 0 {
+			if err := sh.restore(pos.Partition, pos.Offset, marks); err != nil {
+				p.cfg.logger.Warn("stream: ignoring the committed repartition marks: records replayed from upstream may be counted twice", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+			}
+		}
+		if meta == "" {
+			if hasMarks && pos.Offset > ps.committed {
+				ps.committed, ps.meta = pos.Offset, pos.Meta
+			}
+			continue
+		}
+		skip, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
+		if err != nil {
+			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+			continue
+		}
+		ps.skip, ps.meta = skip, pos.Meta
+		ps.eff = p.effectiveSkip(skip, pos.Offset)
+		if pos.Offset > ps.committed {
+			ps.committed = pos.Offset
+		}
+		p.cfg.logger.Info("stream: partition resumed from checkpoint", "partition", pos.Partition, "offset", pos.Offset, "operators", len(skip))
+	}
+}
+
+func (p *Pipeline) partition(part int32, now time.Time) *partState {
+	ps, ok := p.parts[part]
+	if !ok {
+		ps = &partState{maxEvent: NoWatermark, base: -1, next: -1, committed: -1, lastSeen: now}
+		p.parts[part] = ps
+		i, _ := slices.BinarySearch(p.live, part)
+		p.live = slices.Insert(p.live, i, part)
+	}
+	return ps
+}
