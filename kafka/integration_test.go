@@ -425,15 +425,25 @@ func TestFaultSourceBrokerRestart(t *testing.T) {
 	produceEvents(t, brokers, topic, parts, 0, half)
 
 	ids := newIDSet()
-	startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic), ids: ids})
+	r := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic), ids: ids})
 	require.Eventually(t, func() bool { return ids.distinct() >= half/2 }, waitFor, 10*time.Millisecond)
+	require.True(t, r.p.Stats().Source.FailingSince.IsZero(), "the cluster answers: no outage reported")
 
+	// While the broker is down the Source says so in its stats, and the pipeline's stats
+	// carry it (the run loop keeps turning): health checks read it there.
 	testenv.StopService(t, "kafka")
+	require.Eventually(t, func() bool {
+		st := r.p.Stats().Source
+		return !st.FailingSince.IsZero() && st.LastError != ""
+	}, waitFor, 50*time.Millisecond, "the outage reported in the pipeline's source stats")
+	t.Logf("during the outage: %q", r.p.Stats().Source.LastError)
 	testenv.StartService(t, "kafka")
 	produceEvents(t, brokers, topic, parts, half, 2*half)
 	require.Eventually(t, func() bool { return ids.distinct() == 2*half }, 2*waitFor, 20*time.Millisecond,
 		"missing after the restart, e.g. %v", ids.missing(2*half))
 	requireCommittedAtEnd(t, brokers, group, topic, parts)
+	require.Eventually(t, func() bool { return r.p.Stats().Source.FailingSince.IsZero() }, waitFor, 50*time.Millisecond,
+		"the outage cleared once the cluster answers")
 }
 
 // TestSourceReadCountsDeadLettersAtEnd: the source reports, per partition, its read offset

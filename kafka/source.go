@@ -52,6 +52,9 @@ type Source[T any] struct {
 	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).
 	dlqLog *lograte.Limiter
 
+	// reach is whether the cluster answers: when the Source last found it unreachable.
+	reach reachability
+
 	// cancel stops Run with a cause; fatal is the error that stopped it (see fail).
 	cancel context.CancelCauseFunc
 	fatal  atomic.Pointer[error]
@@ -159,6 +162,7 @@ func (s *Source[T]) countDeadLetter(reason string) {
 // high-water mark.
 func (s *Source[T]) Stats() stream.SourceStats {
 	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load(), DeadLetters: s.deadLettered.Load()}
+	st.FailingSince, st.LastError = s.reach.state()
 	s.deadByReason.Range(func(k, v any) bool {
 		if st.DeadLettersByReason == nil {
 			st.DeadLettersByReason = make(map[string]int64)
@@ -319,6 +323,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 		attempt++
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
+		s.reach.failed(redact(&s.cfg, err))
 		s.log.Warn("kafka: consume failed, retrying", "err", redact(&s.cfg, err), "backoff", wait)
 		t := time.NewTimer(wait)
 		select {
@@ -435,7 +440,8 @@ const topicCheckEvery = 5 * time.Second
 
 // monitorTopics stops the Source when the broker says, at two checks in a row, that a source
 // topic no longer exists (one answer could be a broker still loading its metadata after a
-// restart). A broker that cannot be reached says nothing: outages are ridden out.
+// restart). A broker that cannot be reached says nothing about the topics: outages are ridden
+// out, and reported in Stats (FailingSince) until a check is answered again.
 func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 	t := time.NewTicker(topicCheckEvery)
 	defer t.Stop()
@@ -449,6 +455,12 @@ func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 		for _, topic := range s.cfg.Topics {
 			err := client.RefreshMetadata(topic)
 			gone := errors.Is(err, errTopicMissing)
+			switch {
+			case err == nil:
+				s.reach.ok()
+			case !gone && ctx.Err() == nil:
+				s.reach.failed(redact(&s.cfg, err))
+			}
 			if gone && missing[topic] && ctx.Err() == nil {
 				s.fail(fmt.Errorf("kafka: source topic %q was deleted while the Source ran: %w", topic, err))
 				return

@@ -42,6 +42,9 @@ func (p *Pipeline) sourceStats() SourceStats {
 		st.Lag = mergeNamed(st.Lag, s.Lag)
 		st.Read = mergeNamed(st.Read, s.Read)
 		st.End = mergeNamed(st.End, s.End)
+		if !s.FailingSince.IsZero() && (st.FailingSince.IsZero() || s.FailingSince.Before(st.FailingSince)) {
+			st.FailingSince, st.LastError = s.FailingSince, s.LastError
+		}
 		if sn.internal() {
 			continue
 		}

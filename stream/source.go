@@ -52,6 +52,13 @@ type SourceStats struct {
 	// read lag even where the source committed past the pipeline (dead letters). A source
 	// may report neither.
 	Read, End map[string]int64
+	// FailingSince is when the source last lost its system (a Kafka cluster it cannot reach:
+	// metadata or a consumer group session refused or timed out), the zero time while it
+	// reaches it; LastError says why. Merged over the pipeline's sources, it is the earliest
+	// such time and its error. A source that rides out an outage reports it here, so that
+	// health checks and status pages can say so while its partitions simply go quiet.
+	FailingSince time.Time
+	LastError    string
 }
 
 // Input is the bounded buffer between a source and the pipeline. The pipeline drains it once

@@ -24,6 +24,7 @@
 //	batch_output_seconds                        histogram  outputs, retries included
 //	batch_scheduling_delay_seconds              histogram  scheduled time to start of processing
 //	partitions                                  gauge      source partitions held
+//	source_failing                              gauge      1 while a source cannot reach its system (SourceStats.FailingSince)
 //	last_batch_timestamp_seconds                gauge      when the last batch was acknowledged
 //	watermark_seconds                           gauge      pipeline watermark (absent before any event)
 //	event_time_lag_seconds                      gauge      now minus watermark at scrape time, >= 0

@@ -23,9 +23,11 @@ var static embed.FS
 //   - /healthz: 200 while the run loop turns: the last batch's stats (or, before the first
 //     batch, New) are no older than WithStaleAfter, or an output retry was reported
 //     (ObserveRetry) or a sink attempted a request within it; else 503;
-//   - /readyz: 503 until the first batch was acknowledged, whenever /healthz fails, while a
-//     sink is failing or a batch's outputs are retried (an outage), and while the event-time
-//     lag is above WithMaxEventTimeLag (a long catch-up); else 200.
+//   - /readyz: 503 until the first batch was acknowledged, whenever /healthz fails, while the
+//     pipeline holds no partition (none assigned to this instance), while a source cannot
+//     reach its system (stream.SourceStats.FailingSince: Kafka unreachable), while a sink is
+//     failing or a batch's outputs are retried (an outage), and while the event-time lag is
+//     above WithMaxEventTimeLag (a long catch-up); else 200.
 //
 // Bodies are one line of plain text that says why. Nothing is served until the caller mounts
 // the handler on a server of its own (net/http, on a loopback address by preference).

@@ -161,6 +161,7 @@ type Metrics struct {
 	deadReasons  *prometheus.CounterVec
 	commitLag    *prometheus.GaugeVec
 	retryAttempt prometheus.Gauge
+	srcFailing   prometheus.Gauge
 
 	mu        sync.Mutex
 	seen      bool      // a batch's stats arrived
@@ -186,8 +187,11 @@ type Metrics struct {
 		buf     [HistorySize]sample
 		head, n int
 	}
-	retry      retryState
-	partsNow   int
+	retry    retryState
+	partsNow int
+	// srcSince and srcErr are the sources' outage as of the last batch (SourceStats).
+	srcSince   time.Time
+	srcErr     string
 	records    int64
 	bytesTotal int64
 	batchCount int64
@@ -276,6 +280,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
 			ConstLabels: cl}, []string{"partition"}),
 		retryAttempt: gauge("output_retry_attempt", "Attempt number of the batch whose outputs are being retried; 0 when none is."),
+		srcFailing:   gauge("source_failing", "1 while a source cannot reach its system (a Kafka cluster), as of the last batch; else 0."),
 		committed:    make(map[int32]int64),
 		live:         make(map[int32]bool),
 		lagVals:      make(map[string]int64),
@@ -291,7 +296,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
 		m.processing, m.output, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.deadReasons,
-		m.commitLag, m.retryAttempt,
+		m.commitLag, m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -332,6 +337,12 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 		m.retryAttempt.Set(0)
 	}
 	m.partsNow = st.Partitions
+	m.srcSince, m.srcErr = st.Source.FailingSince, st.Source.LastError
+	if m.srcSince.IsZero() {
+		m.srcFailing.Set(0)
+	} else {
+		m.srcFailing.Set(1)
+	}
 	m.records += int64(st.InputRecords)
 	m.bytesTotal += st.InputBytes
 	m.batchCount++

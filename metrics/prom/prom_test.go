@@ -306,7 +306,7 @@ func TestHealth(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "since start")
 
-	m.Observe(stream.BatchStats{Batch: 1})
+	m.Observe(stream.BatchStats{Batch: 1, Partitions: 6})
 	for _, p := range []string{"/healthz", "/readyz"} {
 		code, body = get(t, srv, p)
 		require.Equal(t, http.StatusOK, code, p)
@@ -324,7 +324,7 @@ func TestHealth(t *testing.T) {
 		require.Contains(t, body, "last batch 1 acknowledged 31s ago", p)
 	}
 
-	m.Observe(stream.BatchStats{Batch: 2}) // recovered
+	m.Observe(stream.BatchStats{Batch: 2, Partitions: 6}) // recovered
 	code, _ = get(t, srv, "/healthz")
 	require.Equal(t, http.StatusOK, code)
 	code, _ = get(t, srv, "/readyz")

@@ -128,12 +128,18 @@ func (m *Metrics) check(now time.Time, v view) health {
 		h.aliveMsg = fmt.Sprintf("last batch %d acknowledged %v ago (stale after %v)", v.last, now.Sub(v.lastAt).Round(time.Millisecond), stale)
 	}
 
-	// Ready: alive, a batch acknowledged, no output failing or retrying, not catching up.
+	// Ready: alive, a batch acknowledged, partitions held, the sources reaching their system,
+	// no output failing or retrying, not catching up.
 	var why []string
 	if !h.alive {
 		why = append(why, h.aliveMsg)
 	} else if !v.seen {
 		why = append(why, "no batch acknowledged yet")
+	} else if v.partitions == 0 {
+		why = append(why, "no partitions assigned to this instance")
+	}
+	if !v.srcSince.IsZero() {
+		why = append(why, fmt.Sprintf("source unreachable since %s: %s", v.srcSince.Format(time.RFC3339), v.srcErr))
 	}
 	for _, f := range v.failing {
 		why = append(why, fmt.Sprintf("sink %s failing since %s (%d failed attempts): %s",
@@ -170,14 +176,19 @@ type view struct {
 	watermark time.Time
 	retry     retryState
 	failing   []sinkFailure
-	sinks     []sinkFailure // every sink, in order of AddSink
+	// partitions held and the sources' outage, as of the last batch.
+	partitions int
+	srcSince   time.Time
+	srcErr     string
+	sinks      []sinkFailure // every sink, in order of AddSink
 }
 
 // snapshot copies the state under the mutex and reads the sinks' stats outside it; full adds
 // the history and the partition table at now.
 func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy) {
 	m.mu.Lock()
-	v := view{seen: m.seen, lastAt: m.lastAt, last: m.last, watermark: m.watermark, retry: m.retry}
+	v := view{seen: m.seen, lastAt: m.lastAt, last: m.last, watermark: m.watermark, retry: m.retry,
+		partitions: m.partsNow, srcSince: m.srcSince, srcErr: m.srcErr}
 	names := slices.Clone(m.sinkNames)
 	fns := make([]func() SinkStats, len(names))
 	for i, n := range names {
@@ -441,6 +452,10 @@ func (m *Metrics) Status() Status {
 // banner says what fails, since when, and which batch is retrying; "" when nothing fails.
 func banner(v view) string {
 	var parts []string
+	if !v.srcSince.IsZero() {
+		parts = append(parts, fmt.Sprintf("Source unreachable since %s (last error: %s)",
+			v.srcSince.Local().Format(time.TimeOnly), v.srcErr))
+	}
 	if len(v.failing) > 0 {
 		first := v.failing[0]
 		for _, f := range v.failing[1:] {

@@ -188,16 +188,48 @@ func TestStatusBannerSinkOnly(t *testing.T) {
 // A long catch-up: with WithMaxEventTimeLag, /readyz is 503 while the watermark lags more.
 func TestReadyCatchUp(t *testing.T) {
 	m, clk, srv := newMetrics(t, prom.WithMaxEventTimeLag(5*time.Minute))
-	m.Observe(stream.BatchStats{Batch: 1, Watermark: clk.Now().Add(-time.Hour)})
+	m.Observe(stream.BatchStats{Batch: 1, Partitions: 1, Watermark: clk.Now().Add(-time.Hour)})
 	code, body := get(t, srv, "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "catching up: event-time lag 1h0m0s is above 5m0s")
 	code, _ = get(t, srv, "/healthz")
 	require.Equal(t, http.StatusOK, code)
-	m.Observe(stream.BatchStats{Batch: 2, Watermark: clk.Now().Add(-time.Minute)})
+	m.Observe(stream.BatchStats{Batch: 2, Partitions: 1, Watermark: clk.Now().Add(-time.Minute)})
 	code, body = get(t, srv, "/readyz")
 	require.Equal(t, http.StatusOK, code, body)
 
 	_, err := prom.New(nil, "x", prom.WithMaxEventTimeLag(-time.Second))
 	require.ErrorIs(t, err, prom.ErrInvalidOption)
+}
+
+// Readiness follows the sources: not ready while the pipeline holds no partition (none
+// assigned to this instance) or a source cannot reach its cluster, with the reason, a banner
+// and source_failing 1; ready again once the source reaches it. Health is not affected: the
+// run loop turns.
+func TestReadySources(t *testing.T) {
+	m, clk, srv := newMetrics(t)
+	m.Observe(stream.BatchStats{Batch: 1})
+	code, body := get(t, srv, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "no partitions assigned to this instance")
+
+	since := clk.Now().Add(-7 * time.Second)
+	down := "kafka: client has run out of available brokers to talk to: dial tcp 127.0.0.1:9092: connect: connection refused"
+	m.Observe(stream.BatchStats{Batch: 2, Partitions: 6, Source: stream.SourceStats{FailingSince: since, LastError: down}})
+	code, body = get(t, srv, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "source unreachable since "+since.Format(time.RFC3339)+": "+down)
+	require.NotContains(t, body, "no partitions")
+	code, _ = get(t, srv, "/healthz")
+	require.Equal(t, http.StatusOK, code)
+	st := m.Status()
+	require.False(t, st.Ready)
+	require.Equal(t, "Source unreachable since "+since.Local().Format(time.TimeOnly)+" (last error: "+down+")", st.Banner)
+	require.Equal(t, 1.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
+
+	m.Observe(stream.BatchStats{Batch: 3, Partitions: 6})
+	code, body = get(t, srv, "/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Empty(t, m.Status().Banner)
+	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
 }
