@@ -185,7 +185,9 @@ func (s *Source[T]) Stats() stream.SourceStats {
 		}
 		name := p.topic + "/" + strconv.Itoa(int(p.part))
 		st.Lag[name] = hwm - c
-		st.Read[name] = p.read.Load()
+		if read := p.read.Load(); read >= 0 { // -1: nothing read, from a start not resolved yet
+			st.Read[name] = read
+		}
 		st.End[name] = hwm
 	}
 	return st

@@ -676,6 +676,26 @@ func TestReadLagOfDeadLettersAtEnd(t *testing.T) {
 	}
 }
 
+// An empty partition that nothing was read from (the source reports no read offset, the
+// pipeline -1, nothing committed, its end 0) has a read lag of 0, not 0 - (-1).
+func TestReadLagOfEmptyPartition(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	m.Observe(stream.BatchStats{
+		Batch: 1, Partitions: 2,
+		PartitionStats: []stream.PartitionStats{{Partition: 0, Next: 10, Committed: 10, Watermark: t0}, {Partition: 1, Next: -1, Committed: -1}},
+		Source: stream.SourceStats{Lag: map[string]int64{"cabs/0": 0, "cabs/1": 0},
+			Read: map[string]int64{"cabs/0": 10, "cabs/1": -1}, End: map[string]int64{"cabs/0": 10, "cabs/1": 0}},
+	})
+	st := status(t, srv)
+	require.Len(t, st.PartitionTb, 2)
+	empty := st.PartitionTb[1]
+	require.Equal(t, "cabs/1", empty.Name)
+	require.Nil(t, empty.Read, "nothing read")
+	require.Equal(t, int64(0), *empty.ReadLag)
+	require.Equal(t, int64(0), *empty.HeldBack)
+	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_source_read_lag_records", "partition", "cabs/1"))
+}
+
 // TestSourceDeadLettersByReason: the source's cumulative dead letters by reason become one
 // counter per reason that only goes up, and the status page lists them by reason (what the
 // source did not split, under "other").

@@ -538,6 +538,9 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 	// The source's own read offsets: ahead of the pipeline's by the records in its input and
 	// the offsets it dead-lettered after the last record it pushed, which are read too.
 	for n, off := range m.readVals {
+		if off < 0 {
+			continue // not known (a source reports -1 before it reads anything)
+		}
 		if r, ok := rows[n]; ok && (r.Read == nil || off > *r.Read) {
 			r.Read = &off
 		}
@@ -555,6 +558,9 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 		// of the last fetch), hence the bounds at 0.
 		_, srcEnd := m.endVals[r.Name]
 		switch {
+		case r.Read == nil && r.Committed == nil && r.End != nil && *r.End == 0:
+			var zero int64 // an empty partition, nothing read: nothing to read either
+			r.ReadLag, r.HeldBack = &zero, &zero
 		case r.Read == nil:
 		case srcEnd && r.CommitLag != nil:
 			read := max(0, *r.End-*r.Read)
