@@ -1,7 +1,9 @@
 # fleetstream make targets. `make test` is the README's test command and what CI runs.
 GO       ?= go
 PKGS     ?= ./...
-FUZZTIME ?= 15s
+# make test fuzzes each target for FUZZTIME (its seed corpus also runs in the unit tests);
+# fuzz longer by hand, e.g. make fuzz FUZZTIME=5m.
+FUZZTIME ?= 6s
 # Minimizing a new interesting input takes up to a minute by default, during which the fuzzer
 # reports 0 execs/sec and can run past -fuzztime: keep it short. The engine can still end a
 # run with "context deadline exceeded" and no failing input when -fuzztime expires during a
