@@ -113,7 +113,10 @@ type Rebalance struct {
 	// SessionTimeout is how long the coordinator waits for heartbeats before it removes a
 	// member (a crashed instance's partitions move after this). Default 10s.
 	SessionTimeout time.Duration
-	// HeartbeatInterval is the heartbeat period. Default 3s; at most SessionTimeout/3.
+	// HeartbeatInterval is the heartbeat period. Default 1s (Kafka's Java clients use 3s);
+	// at most SessionTimeout/3. A rebalance waits for every member's next heartbeat: a
+	// pipeline's repartitions and its input join one group one after the other at start, and
+	// each join waits that long.
 	HeartbeatInterval time.Duration
 	// Timeout is how long a member may take to give up revoked partitions, including the
 	// commit of the batch in flight. Default 60s.
@@ -360,7 +363,7 @@ func (c *Config) rebalance() Rebalance {
 		rb.SessionTimeout = 10 * time.Second
 	}
 	if rb.HeartbeatInterval == 0 {
-		rb.HeartbeatInterval = min(3*time.Second, rb.SessionTimeout/3)
+		rb.HeartbeatInterval = min(time.Second, rb.SessionTimeout/3)
 	}
 	if rb.Timeout == 0 {
 		rb.Timeout = 60 * time.Second
