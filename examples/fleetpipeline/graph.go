@@ -15,7 +15,8 @@ import (
 
 // pipelineOptions are the options of the pipeline that come from the flags.
 func (c *config) pipelineOptions() []stream.Option {
-	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs)}
+	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs),
+		stream.WithBuffer(c.maxBatch, 64<<20)}
 }
 
 // graph is what the pipeline computes from the telemetry, before the outputs: run writes it
