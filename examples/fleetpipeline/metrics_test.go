@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
@@ -31,10 +32,10 @@ func TestMetricsEndpoint(t *testing.T) {
 	prod := syncProducer(t, brokers)
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 	var msgs []*sarama.ProducerMessage
-	for i := range 300 {
-		cab := fmt.Sprintf("CAB-M%d", i%5)
+	for i := range 20_000 {
+		cab := fmt.Sprintf("CAB-M%d", i%50)
 		v := fmt.Sprintf(`{"cab_id":%q,"ts":%q,"lat":41.15,"lon":-8.61,"speed_kmh":40,"status":"hired"}`,
-			cab, base.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
+			cab, base.Add(time.Duration(i)*100*time.Millisecond).Format(time.RFC3339Nano))
 		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(cab), Value: sarama.StringEncoder(v)})
 	}
 	msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("CAB-M0"), Value: sarama.StringEncoder("not json")})
@@ -59,11 +60,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		require.NoError(t, err)
 		return resp.StatusCode, string(b)
 	}
-	value := func(body, name string) float64 {
+	families := func(body string) map[string]*dto.MetricFamily {
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		families, err := parser.TextToMetricFamilies(strings.NewReader(body))
 		require.NoError(t, err, "the /metrics body parses as the Prometheus text format")
-		f, ok := families[name]
+		return families
+	}
+	value := func(body, name string) float64 {
+		f, ok := families(body)[name]
 		if !ok {
 			return -1
 		}
@@ -78,7 +82,40 @@ func TestMetricsEndpoint(t *testing.T) {
 		code, body := get("/metrics")
 		return code == http.StatusOK && value(body, "fleetstream_input_records_total") == float64(len(msgs)-1)
 	})
-	_, body := get("/metrics")
+	// Caught up: every input partition read to its end (read lag 0); the commit lag is what
+	// open windows hold back.
+	byPartition := func(body, name string) map[string]float64 {
+		out := make(map[string]float64)
+		if f, ok := families(body)[name]; ok {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "partition" && strings.HasPrefix(l.GetValue(), topic+"/") {
+						out[l.GetValue()] = m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return out
+	}
+	var body string
+	waitFor(t, time.Minute, 100*time.Millisecond, "a read lag of 0 on every input partition", func() bool {
+		_, body = get("/metrics")
+		lags := byPartition(body, "fleetstream_source_read_lag_records")
+		for _, l := range lags {
+			if l != 0 {
+				return false
+			}
+		}
+		return len(lags) == 6
+	})
+	readOff, commitLag, held := byPartition(body, "fleetstream_source_read_offset"),
+		byPartition(body, "fleetstream_source_commit_lag_records"), byPartition(body, "fleetstream_source_held_back_records")
+	var read float64
+	for part, off := range readOff {
+		read += off
+		require.Equal(t, commitLag[part], held[part], "%s: caught up, the commit lag is what open windows hold back", part)
+	}
+	require.EqualValues(t, len(msgs), read, "the read offsets add up to every message produced")
 	require.EqualValues(t, 1, value(body, "fleetstream_source_dead_letters_total"))
 	require.Positive(t, value(body, "fleetstream_batches_total"))
 	// The zone repartition's counters: every event went through it, packed into messages.
