@@ -23,8 +23,15 @@ test:
 
 # Fault tests (TestFault*) stop and restart the shared services, so they run after the main
 # run, one package at a time.
+# The fleet job's offline crash sweeps drive its graph synchronously from one goroutine
+# (streamtest), so the race detector has nothing to watch there and would cost them four
+# times the CPU (232 CPU-s against 60): they run without -race, after the main run. The
+# engine's concurrency is raced by stream's own tests and the end-to-end ones.
+OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline)$$
+
 test-go: lint
-	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault' $(PKGS)
+	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
+	$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' ./examples/fleetpipeline/
 	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(PKGS)
 	$(MAKE) --no-print-directory fuzz
 
