@@ -1,6 +1,9 @@
 package opensearch_test
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,4 +83,23 @@ func TestSinkInFlightBytes(t *testing.T) {
 	require.Positive(t, seen.Load(), "the request's body while it was in flight")
 	require.LessOrEqual(t, seen.Load(), st.Bytes, "at most the bytes sent")
 	require.Zero(t, st.InFlightBytes, "nothing held after Write")
+}
+
+// TestSinkRetryLogIsRateLimited: every failed request is counted, but an outage logs only
+// the first few retries within 30 s, so a long outage does not flood the log.
+func TestSinkRetryLogIsRateLimited(t *testing.T) {
+	f := newFake()
+	f.status = func(int) int { return 503 }
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	s, _ := fakeSink(t, f, opensearch.WithLogger(log),
+		opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 10}))
+	for range 3 {
+		require.Error(t, s.Write(t.Context(), recs(4)))
+	}
+	st := s.Stats()
+	require.Equal(t, int64(30), st.FailedAttempts, "every failed request counted")
+	require.Positive(t, st.RequestRetries)
+	lines := strings.Count(logs.String(), "bulk request failed, retrying")
+	require.Equal(t, 5, lines, "the first five retries of the 30 s logged, the rest counted:\n%s", logs.String())
 }

@@ -113,7 +113,12 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		if lastErr != nil {
 			r.Err = lastErr
 			s.report(&r, true)
-			s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "attempt", attempt, "docs", len(pending), "err", lastErr)
+			// Every failed request is counted (Stats); an outage logs a few lines per 30 s
+			// with the count of the lines left out.
+			if ok, n := s.retryLog.Allow(time.Now()); ok {
+				s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "attempt", attempt, "docs", len(pending), "err", lastErr,
+					"not_logged_since_last", n)
+			}
 		} else {
 			retryItems = retryItems[:0]
 			var perr error

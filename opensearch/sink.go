@@ -178,6 +178,7 @@ type Sink[T any] struct {
 	stats    statsBox
 	closed   atomic.Bool
 	chunks   sync.Pool
+	retryLog *lograte.Limiter // failed requests about to be retried
 	blockLog *lograte.Limiter
 	splitLog *lograte.Limiter
 	longLog  *lograte.Limiter
@@ -232,6 +233,7 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		action:   []byte(`{"` + cfg.op + `":{`),
 		inFl:     newBudget(cfg.maxInFlight),
 		slots:    make(chan struct{}, cfg.concurrency),
+		retryLog: lograte.New(5, 30*time.Second),
 		blockLog: lograte.New(3, 30*time.Second),
 		splitLog: lograte.New(3, 30*time.Second),
 		longLog:  lograte.New(3, time.Minute),
