@@ -126,7 +126,9 @@ var allFaults = fleetsim.Faults{
 	MaxDelay: 10 * time.Second, Duplicate: 0.01, Malformed: 0.01,
 }
 
-func TestFaults(t *testing.T) {
+// TestInjectedFaults is not a fault test of testenv.FaultTest's kind (it stops no service), so its
+// name does not start with TestFault: make test runs those apart, one package at a time.
+func TestInjectedFaults(t *testing.T) {
 	const cabs, n = 50, 200000
 	s, err := fleetsim.New(fleetsim.Config{Seed: 3, Cabs: cabs, Faults: allFaults})
 	require.NoError(t, err)
