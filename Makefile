@@ -28,11 +28,14 @@ test:
 # times the CPU (232 CPU-s against 60): they run without -race, after the main run. The
 # engine's concurrency is raced by stream's own tests and the end-to-end ones.
 OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline)$$
+# The packages that have fault tests (all of PKGS when it is not ./...): the fault step runs
+# one package at a time, and each other package would only start its test binary for nothing.
+FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --include='*_test.go' '^func TestFault' .))),$(PKGS))
 
 test-go: lint
 	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
 	$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' ./examples/fleetpipeline/
-	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(PKGS)
+	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS)
 	$(MAKE) --no-print-directory fuzz
 
 # check is the edit-test loop: lint and every test that needs no service (integration tests
