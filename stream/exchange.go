@@ -84,8 +84,9 @@ type shuffleNode interface {
 	// drop forgets a revoked partition, downstream or upstream.
 	drop(part int32)
 	// finish closes the downstream input once every upstream input ended and every
-	// downstream partition received its last mark.
-	finish(p *Pipeline)
+	// downstream partition received its last mark. It reports whether every upstream
+	// input ended while the downstream input is still open: the end marks are on their way.
+	finish(p *Pipeline) (ending bool)
 	duplicates() int64
 }
 
@@ -558,13 +559,13 @@ func (sh *shuffle[T]) marks(part int32) (int64, []markPoint) {
 	return d.startMark, d.points
 }
 
-func (sh *shuffle[T]) finish(p *Pipeline) {
+func (sh *shuffle[T]) finish(p *Pipeline) bool {
 	if sh.src.in.isClosed() {
-		return
+		return false
 	}
 	for _, si := range sh.ups {
 		if !p.srcs[si].ended() {
-			return
+			return false
 		}
 	}
 	// The downstream partitions this instance owns; other instances of the pipeline in the
@@ -579,13 +580,14 @@ func (sh *shuffle[T]) finish(p *Pipeline) {
 		}
 		owned++
 		if ps := p.parts[part]; !ps.marked || !ps.markEnd {
-			return
+			return true
 		}
 	}
 	if owned == 0 {
-		return
+		return true
 	}
 	sh.src.in.Close()
+	return false
 }
 
 // duplicates returns how many replayed records the downstream partitions dropped.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -490,4 +491,31 @@ func TestRepartitionPartitionComesBack(t *testing.T) {
 		r.written(got)
 		require.Equal(t, deltas, got, "seed %d: partition %d moved away and back at batch %d", seed, moved, half)
 	}
+}
+
+// TestRepartitionEndTravelsWithoutTicks: once a bounded input ended, the next batches run a
+// tenth of the interval apart while the repartition's end marks make their way back, so the
+// run ends after 100 ms of fake time instead of waiting for the next tick (issue 15: a drain's
+// tail), and every record still comes through the repartition.
+func TestRepartitionEndTravelsWithoutTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1, 2, 3, 4, 5}}
+		in := stream.From(p, stream.Source[int](src))
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int]](3))
+		out := stream.Repartition(stream.Map(in, func(v int) stream.Pair[string, int] { return stream.KV(fmt.Sprint(v), v) }), "ints", ex)
+		var got []int
+		stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []stream.Pair[string, int]) error {
+			for _, kv := range b {
+				got = append(got, kv.Value)
+			}
+			return nil
+		})
+		start := time.Now()
+		require.NoError(t, p.Run(t.Context()))
+		slices.Sort(got)
+		require.Equal(t, src.recs, got)
+		require.Equal(t, 100*time.Millisecond, time.Since(start), "the end marks waited for a tick")
+	})
 }

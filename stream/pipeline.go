@@ -36,6 +36,7 @@ type Pipeline struct {
 	running  atomic.Bool
 	ran      atomic.Bool // Run returned
 	backlog  bool        // the last batch took a full buffer
+	ending   bool        // a repartition's upstreams all ended; its end marks are on their way
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64

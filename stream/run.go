@@ -169,11 +169,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		next = next.Add(p.interval)
 		if now := clk.Now(); next.Before(now) {
 			next = now
-		} else if p.backlog {
+		} else if p.backlog || p.ending {
 			// Catching up: the source is refilling the buffer while this batch ran. Start the
 			// next batch as soon as the buffer is full again (filled), and at the latest after
 			// a tenth of the interval with what it holds then, so that a source slower than a
-			// full buffer per batch does not make every batch wait for the tick.
+			// full buffer per batch does not make every batch wait for the tick. Likewise
+			// while a repartition's end marks make their way back after its inputs ended:
+			// every hop of the end through a repartition would otherwise wait for a tick.
 			if soon := now.Add(p.interval / 10); soon.Before(next) {
 				next = soon
 			}
@@ -297,8 +299,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		o.reset()
 	}
 	var dups int64
+	p.ending = false
 	for _, sh := range p.shuffles {
-		sh.finish(p)
+		p.ending = sh.finish(p) || p.ending
 		dups += sh.duplicates()
 	}
 	st := BatchStats{
