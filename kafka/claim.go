@@ -423,18 +423,21 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		// silently lose a record the exactly-once count includes, so the Source stops. A
 		// packed message's records all take its offset (the pipeline keeps them in one
 		// batch) and share its size.
-		first := true
-		err := s.codec.(multiDecoder[T]).decodeEach(&c.msg, func(v T, ts time.Time) {
-			r := stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts}
-			if first {
-				r.Size, first = size, false
-			}
-			c.enqueue(r)
-		})
+		n0 := len(c.queue)
+		q, err := s.codec.(multiDecoder[T]).decodeAppend(c.queue, &c.msg)
 		if err != nil {
 			c.corrupt = true
 			s.fail(fmt.Errorf("%w: %s/%d offset %d: %w", ErrCorruptRepartition, m.Topic, m.Partition, m.Offset, err))
+			return
 		}
+		if cap(q) != cap(c.queue) { // a new array
+			c.qarr = q[:0]
+		}
+		for i := n0; i < len(q); i++ {
+			q[i].Partition, q[i].Offset = p.id, m.Offset
+		}
+		q[n0].Size = size
+		c.queue = q
 		return
 	}
 	v, ts, err := s.codec.Decode(&c.msg)

@@ -113,7 +113,7 @@ func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 // shuffleCodec decodes the repartition topic's records for the exchange's Source.
 type shuffleCodec[T any] struct{ c stream.Codec[T] }
 
-// Decode decodes a message of one record (version 1); decodeEach reads packed ones too.
+// Decode decodes a message of one record (version 1); decodeAppend reads packed ones too.
 func (s shuffleCodec[T]) Decode(msg *Message) (stream.Shuffled[T], time.Time, error) {
 	return s.decodeOne(msg.Value, msg.Partition)
 }
@@ -134,53 +134,56 @@ func (s shuffleCodec[T]) decodeOne(b []byte, partition int32) (stream.Shuffled[T
 	return r, time.Unix(0, r.Time), nil
 }
 
-// multiDecoder is a Codec whose messages may hold several records: the claim loop asks it
-// for each of them (all under the message's offset).
+// multiDecoder is a Codec whose messages may hold several records: the claim loop has it
+// append all of them (all under the message's offset) to its queue.
 type multiDecoder[T any] interface {
-	decodeEach(msg *Message, each func(T, time.Time)) error
+	// decodeAppend appends every record of msg to dst, in order, with its Value and
+	// EventTime set. When msg does not decode whole it returns dst as it was (what it
+	// appended cleared) with the error.
+	decodeAppend(dst []stream.Record[T], msg *Message) ([]stream.Record[T], error)
 }
 
 var _ multiDecoder[stream.Shuffled[int]] = shuffleCodec[int]{}
 
-// decodeEach calls each with every record of msg, in order: one for a version-1 message,
-// all of a packed one. Nothing is called when msg does not decode whole.
-func (s shuffleCodec[T]) decodeEach(msg *Message, each func(stream.Shuffled[T], time.Time)) error {
+// decodeAppend appends the record of a version-1 message, or all of a packed one, to dst. It
+// decodes straight into dst, so a message's records need no slice of their own.
+func (s shuffleCodec[T]) decodeAppend(dst []stream.Record[stream.Shuffled[T]], msg *Message) ([]stream.Record[stream.Shuffled[T]], error) {
 	b := msg.Value
 	if len(b) == 0 || b[0] != formatPacked {
 		r, ts, err := s.Decode(msg)
 		if err != nil {
-			return err
+			return dst, err
 		}
-		each(r, ts)
-		return nil
+		return append(dst, stream.Record[stream.Shuffled[T]]{Value: r, EventTime: ts}), nil
 	}
-	type rec struct {
-		r  stream.Shuffled[T]
-		ts time.Time
-	}
-	var recs []rec
+	n0 := len(dst)
+	var err error
 	for b = b[1:]; len(b) > 0; {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n == 0 || n > uint64(len(b)-k) {
-			return fmt.Errorf("packed record %d: length cut short or out of range", len(recs))
+			err = fmt.Errorf("packed record %d: length cut short or out of range", len(dst)-n0)
+			break
 		}
-		r, ts, err := s.decodeOne(b[k:k+int(n)], msg.Partition)
-		if err != nil {
-			return fmt.Errorf("packed record %d: %w", len(recs), err)
+		r, ts, derr := s.decodeOne(b[k:k+int(n)], msg.Partition)
+		if derr != nil {
+			err = fmt.Errorf("packed record %d: %w", len(dst)-n0, derr)
+			break
 		}
 		if r.Mark && len(b) > k+int(n) {
-			return fmt.Errorf("packed record %d: a mark before the end of its message", len(recs))
+			err = fmt.Errorf("packed record %d: a mark before the end of its message", len(dst)-n0)
+			break
 		}
-		recs = append(recs, rec{r, ts})
+		dst = append(dst, stream.Record[stream.Shuffled[T]]{Value: r, EventTime: ts})
 		b = b[k+int(n):]
 	}
-	if len(recs) == 0 {
-		return errors.New("a packed message without records")
+	if err == nil && len(dst) == n0 {
+		err = errors.New("a packed message without records")
 	}
-	for i := range recs {
-		each(recs[i].r, recs[i].ts)
+	if err != nil {
+		clear(dst[n0:])
+		return dst[:n0], err
 	}
-	return nil
+	return dst, nil
 }
 
 // packer packs a Send's encoded records into messages, per partition and in order: a pack

@@ -47,8 +47,9 @@ func TestShuffledRecordRoundTrip(t *testing.T) {
 }
 
 // TestPackedMessages: the packer puts a Send's records into messages per partition, in
-// order, closing one after each mark and before the size limit; decodeEach gives back every
-// record of a message in order, and refuses a message that does not decode whole.
+// order, closing one after each mark and before the size limit; decodeAppend gives back every
+// record of a message in order, and refuses a message that does not decode whole, leaving
+// what it appends to as it was.
 func TestPackedMessages(t *testing.T) {
 	codec := shuffleCodec[string]{stream.StringCodec{}}
 	var recs []stream.Shuffled[string]
@@ -77,7 +78,7 @@ func TestPackedMessages(t *testing.T) {
 		for _, m := range packs {
 			require.LessOrEqual(t, len(m.value), limit, "a pack past its limit")
 			n := 0
-			require.NoError(t, codec.decodeEach(&Message{Partition: m.partition, Value: m.value}, func(r stream.Shuffled[string], ts time.Time) {
+			require.NoError(t, decodeEach(codec, &Message{Partition: m.partition, Value: m.value}, func(r stream.Shuffled[string], ts time.Time) {
 				got[m.partition] = append(got[m.partition], r)
 				n++
 				if !r.Mark {
@@ -93,7 +94,7 @@ func TestPackedMessages(t *testing.T) {
 			// Every cut of the message is an error, never a panic or a partial read.
 			for cut := 1; cut < len(m.value); cut += 1 + len(m.value)/50 {
 				calls := 0
-				err := codec.decodeEach(&Message{Value: m.value[:cut]}, func(stream.Shuffled[string], time.Time) { calls++ })
+				err := decodeEach(codec, &Message{Value: m.value[:cut]}, func(stream.Shuffled[string], time.Time) { calls++ })
 				if err != nil {
 					require.Zero(t, calls, "records handed out of a message that did not decode")
 				}
@@ -115,7 +116,9 @@ func TestPackedMessages(t *testing.T) {
 			require.Greater(t, len(packs), 20)
 		}
 	}
+	good := append(appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Time: 3}), "v"...)
 	for name, bad := range map[string][]byte{
+		"good, then cut": append(append([]byte{formatPacked, byte(len(good))}, good...), 9, 0x10),
 		"empty pack":     {formatPacked},
 		"zero length":    {formatPacked, 0},
 		"length too big": {formatPacked, 9, 0x10},
@@ -123,10 +126,31 @@ func TestPackedMessages(t *testing.T) {
 		"mark not last":  append(append([]byte{formatPacked, 5}, appendShuffled(nil, &stream.Shuffled[string]{Mark: true, Upstreams: 1})...), 3, 0x10, 0, 0),
 	} {
 		calls := 0
-		err := codec.decodeEach(&Message{Value: bad}, func(stream.Shuffled[string], time.Time) { calls++ })
+		err := decodeEach(codec, &Message{Value: bad}, func(stream.Shuffled[string], time.Time) { calls++ })
 		require.Error(t, err, name)
 		require.Zero(t, calls, name)
+		// Appending to a queue that holds records (with room, and without), the queue is
+		// given back as it was.
+		for _, room := range []int{0, 8} {
+			queue := make([]stream.Record[stream.Shuffled[string]], 1, 1+room)
+			queue[0].Value.Value = "kept"
+			got, err := codec.decodeAppend(queue, &Message{Value: bad})
+			require.Error(t, err, name)
+			require.Equal(t, []stream.Record[stream.Shuffled[string]]{{Value: stream.Shuffled[string]{Value: "kept"}}}, got, name)
+			if room > 0 {
+				require.Equal(t, stream.Record[stream.Shuffled[string]]{}, queue[:2][1], "%s: a record left behind the queue's end", name)
+			}
+		}
 	}
+}
+
+// decodeEach calls each with every record decodeAppend gives for msg, or none if it fails.
+func decodeEach[T any](c shuffleCodec[T], msg *Message, each func(stream.Shuffled[T], time.Time)) error {
+	recs, err := c.decodeAppend(nil, msg)
+	for _, r := range recs {
+		each(r.Value, r.EventTime)
+	}
+	return err
 }
 
 func FuzzDecodeShuffled(f *testing.F) {
@@ -141,7 +165,7 @@ func FuzzDecodeShuffled(f *testing.F) {
 			// A packed message decodes whole or not at all; what decodes packs back into
 			// a message that decodes to the same records.
 			var got []stream.Shuffled[string]
-			err := codec.decodeEach(&Message{Value: b}, func(r stream.Shuffled[string], _ time.Time) { got = append(got, r) })
+			err := decodeEach(codec, &Message{Value: b}, func(r stream.Shuffled[string], _ time.Time) { got = append(got, r) })
 			if err != nil {
 				require.Empty(t, got)
 				return
@@ -157,7 +181,7 @@ func FuzzDecodeShuffled(f *testing.F) {
 			}
 			var again []stream.Shuffled[string]
 			for _, m := range pk.finish() {
-				require.NoError(t, codec.decodeEach(&Message{Value: m.value}, func(r stream.Shuffled[string], _ time.Time) { again = append(again, r) }))
+				require.NoError(t, decodeEach(codec, &Message{Value: m.value}, func(r stream.Shuffled[string], _ time.Time) { again = append(again, r) }))
 			}
 			require.Equal(t, got, again)
 			return
