@@ -168,20 +168,24 @@ func WithLogger(l *slog.Logger) SinkOption {
 // Sink writes batches to OpenSearch with the bulk API. It implements stream.Sink[T] and
 // stream.Closer. Write may be called concurrently; the byte and concurrency bounds are shared.
 type Sink[T any] struct {
-	c        *Client
-	m        Mapping[T]
-	cfg      sinkConfig
-	query    string
-	action   []byte // `{"index":{` or `{"create":{`
-	inFl     *budget
-	slots    chan struct{}
-	stats    statsBox
-	closed   atomic.Bool
-	chunks   sync.Pool
-	retryLog *lograte.Limiter // failed requests about to be retried
-	blockLog *lograte.Limiter
-	splitLog *lograte.Limiter
-	longLog  *lograte.Limiter
+	c      *Client
+	m      Mapping[T]
+	cfg    sinkConfig
+	query  string
+	action []byte // `{"index":{` or `{"create":{`
+	inFl   *budget
+	slots  chan struct{}
+	stats  statsBox
+	closed atomic.Bool
+	chunks sync.Pool
+	// chunkHint is the length of the last request body built, so that a new chunk starts
+	// near the size this sink's requests have, not at the flush size (5 MiB by default)
+	// whatever their size.
+	chunkHint atomic.Int64
+	retryLog  *lograte.Limiter // failed requests about to be retried
+	blockLog  *lograte.Limiter
+	splitLog  *lograte.Limiter
+	longLog   *lograte.Limiter
 	// noIDBound sends long ids as they are; only tests set it (export_test.go), to show what
 	// OpenSearch does with them.
 	noIDBound bool
