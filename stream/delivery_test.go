@@ -426,6 +426,93 @@ func TestBacklogRunsBackToBack(t *testing.T) {
 	})
 }
 
+// laggingSource pushes its first records, then, once released, the rest, and reports in
+// its Stats that the partition's end is the last record: read lag until all were pushed.
+type laggingSource struct {
+	first, rest int
+	release     chan struct{}
+	read        atomic.Int64
+}
+
+func (s *laggingSource) Run(ctx context.Context, in *stream.Input[int]) error {
+	push := func(from, to int) error {
+		for i := from; i < to; i++ {
+			if err := in.Push(ctx, stream.Record[int]{Value: i, Offset: int64(i)}); err != nil {
+				return err
+			}
+			s.read.Store(int64(i + 1))
+		}
+		return nil
+	}
+	if err := push(0, s.first); err != nil {
+		return err
+	}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := push(s.first, s.first+s.rest); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *laggingSource) Commit(context.Context, []stream.Position) error { return nil }
+
+func (s *laggingSource) Stats() stream.SourceStats {
+	return stream.SourceStats{Read: map[string]int64{"t/0": s.read.Load()}, End: map[string]int64{"t/0": int64(s.first + s.rest)}}
+}
+
+// TestBehindRunsSoon: a batch that took less than a full buffer while at least a tenth of a
+// buffer was waiting (in the buffer, or unread in the source's partitions by its Stats) is
+// followed a tenth of the interval later, not at the next tick (issue 15: a drain where the
+// source, not the pipeline, is the slower one).
+func TestBehindRunsSoon(t *testing.T) {
+	for _, where := range []string{"buffered", "unread"} {
+		t.Run(where, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				src := &laggingSource{first: 30, rest: 30, release: make(chan struct{})}
+				released := false
+				p, err := stream.New(time.Second, stream.WithBuffer(100, 0), stream.WithStatsHook(func(st stream.BatchStats) {
+					if where == "unread" && st.InputRecords > 0 && !released {
+						// Released after the first batch: the rest is still in the partition.
+						require.Equal(t, map[string]int64{"t/0": 30}, st.Source.Read)
+						close(src.release)
+						released = true
+					}
+				}))
+				require.NoError(t, err)
+				s := stream.From(p, stream.Source[int](src))
+				ctx, cancel := context.WithCancel(t.Context())
+				start := time.Now()
+				var at []time.Duration
+				var sizes []int
+				stream.ForEachBatch(s, func(_ context.Context, _ stream.BatchInfo, b []int) error {
+					if len(b) == 0 {
+						return nil
+					}
+					at = append(at, time.Since(start))
+					sizes = append(sizes, len(b))
+					if len(at) == 1 && where == "buffered" {
+						close(src.release) // the rest reaches the buffer while this batch runs
+						synctest.Wait()
+					} else if len(at) == 2 {
+						cancel()
+					}
+					return nil
+				})
+				require.ErrorIs(t, p.Run(ctx), context.Canceled)
+				require.Equal(t, []int{30, 30}, sizes)
+				// The first batch at the tick (30 of 100 is no full buffer), the second a tenth of
+				// the interval after it.
+				require.Equal(t, []time.Duration{time.Second, 1100 * time.Millisecond}, at)
+			})
+		})
+	}
+}
+
 // TestRetryHookAndPartitionStats: while a batch's outputs fail, every attempt reaches the
 // retry hook and Retrying (with the time the outage began), and the stats of the batch
 // finally written say where each partition is read and committed (issue 14).

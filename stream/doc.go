@@ -149,7 +149,10 @@
 // bounded whatever the input rate. A batch starts every interval, and at once when the
 // buffer already holds a batch worth of records (a bound reached) or the input ended: while
 // catching up a backlog, batches run back to back at the speed of the CPU, each within the
-// buffer's bounds (TestBacklogRunsBackToBack). After the inputs of a repartition ended,
+// buffer's bounds (TestBacklogRunsBackToBack). A batch that took less while a tenth of a
+// buffer was waiting after it (buffered, or unread in the source's partitions by its
+// SourceStats Read and End) is followed a tenth of the interval later rather than at the
+// tick (TestBehindRunsSoon). After the inputs of a repartition ended,
 // batches run a tenth of the interval apart until its end marks came back, so that each hop
 // of the end through a repartition does not wait for a tick
 // (TestRepartitionEndTravelsWithoutTicks). Batch times are the processing times the

@@ -37,6 +37,7 @@ type Pipeline struct {
 	ran      atomic.Bool // Run returned
 	backlog  bool        // the last batch took a full buffer
 	ending   bool        // a repartition's upstreams all ended; its end marks are on their way
+	behind   bool        // a tenth of a batch was waiting after the last batch (Pipeline.waiting)
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64

@@ -169,13 +169,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		next = next.Add(p.interval)
 		if now := clk.Now(); next.Before(now) {
 			next = now
-		} else if p.backlog || p.ending {
-			// Catching up: the source is refilling the buffer while this batch ran. Start the
-			// next batch as soon as the buffer is full again (filled), and at the latest after
-			// a tenth of the interval with what it holds then, so that a source slower than a
-			// full buffer per batch does not make every batch wait for the tick. Likewise
-			// while a repartition's end marks make their way back after its inputs ended:
-			// every hop of the end through a repartition would otherwise wait for a tick.
+		} else if p.backlog || p.behind || p.ending {
+			// Catching up: the source is refilling the buffer while this batch ran (the batch
+			// took a full buffer, or the sources' partitions still hold records not read).
+			// Start the next batch as soon as the buffer is full again (filled), and at the
+			// latest after a tenth of the interval with what it holds then, so that a source
+			// slower than a full buffer per batch does not make every batch wait for the
+			// tick. Likewise while a repartition's end marks make their way back after its
+			// inputs ended: every hop of the end through a repartition would otherwise wait
+			// for a tick.
 			if soon := now.Add(p.interval / 10); soon.Before(next) {
 				next = soon
 			}
@@ -330,6 +332,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		}
 	}
 	st.Source = p.sourceStats()
+	p.behind = p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
 	p.statsMu.Lock()
 	p.stats = st
 	recovered := p.retrying
@@ -366,6 +369,22 @@ func (p *Pipeline) noteRetry(attempts int, d time.Duration, err error) {
 	if p.cfg.retryHook != nil {
 		p.cfg.retryHook(info)
 	}
+}
+
+// waiting returns the records waiting for the next batch: in the sources' buffers, and in
+// their partitions beyond what was read (SourceStats End - Read, over the partitions that
+// report both).
+func (p *Pipeline) waiting(st SourceStats) int64 {
+	var lag int64
+	for _, sn := range p.srcs {
+		lag += int64(sn.buffered())
+	}
+	for name, end := range st.End {
+		if read, ok := st.Read[name]; ok && end > read {
+			lag += end - read
+		}
+	}
+	return lag
 }
 
 // markSep separates the operators' checkpoint from a repartition partition's marks in

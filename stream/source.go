@@ -209,6 +209,12 @@ func (in *Input[T]) Close() {
 	in.signalFullLocked()
 }
 
+func (in *Input[T]) buffered() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.buf.records
+}
+
 func (in *Input[T]) isClosed() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -322,6 +328,8 @@ type sourceNode interface {
 	stats() (SourceStats, bool)
 	// filled is closed once the source's buffer holds a batch worth of records.
 	filled() <-chan struct{}
+	// buffered returns how many records the source's buffer holds.
+	buffered() int
 	// ended reports whether the source's input ended and everything it held was taken.
 	ended() bool
 	// internal reports whether the source is a repartition's (see BatchStats.ShuffledRecords).
@@ -513,3 +521,5 @@ func (s *source[T]) minOffset(bucket int) int64 {
 func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
 
 func (s *source[T]) filled() <-chan struct{} { return s.in.filled() }
+
+func (s *source[T]) buffered() int { return s.in.buffered() }
