@@ -201,3 +201,16 @@ func FuzzDecodeShuffled(f *testing.F) {
 		require.Equal(t, r, again)
 	})
 }
+
+// TestExchangeFetchWait: the exchange's consumer waits at most exchangeFetchWait for a fetch
+// to fill unless the Config says otherwise.
+func TestExchangeFetchWait(t *testing.T) {
+	cfg := Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}}
+	ex, err := NewExchange(cfg, "p", "x", stream.StringCodec{})
+	require.NoError(t, err)
+	require.Equal(t, exchangeFetchWait, ex.src.cfg.Fetch.MaxWait)
+	cfg.Fetch.MaxWait = 300 * time.Millisecond
+	ex, err = NewExchange(cfg, "p", "x", stream.StringCodec{})
+	require.NoError(t, err)
+	require.Equal(t, 300*time.Millisecond, ex.src.cfg.Fetch.MaxWait)
+}
