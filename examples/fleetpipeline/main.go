@@ -106,7 +106,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.lateness, "lateness", 30*time.Second, "allowed lateness (grace) after a window's end")
 	fs.DurationVar(&c.outOfOrder, "out-of-order", 30*time.Second, "maximum out-of-orderness of events within a partition")
 	fs.DurationVar(&c.batch, "batch", time.Second, "batch interval")
-	fs.IntVar(&c.maxBatch, "max-batch", 100_000, "most records a batch takes, the bound of the source buffer (Spark's maxOffsetsPerTrigger): while catching up, batches of this size run back to back; smaller ones hold less memory")
+	fs.IntVar(&c.maxBatch, "max-batch", 20_000, "most records a batch takes, the bound of the source buffer (Spark's maxOffsetsPerTrigger): while catching up, batches of this size run back to back; larger ones hold more memory for little speed")
 	fs.IntVar(&c.outputs, "concurrent-outputs", 1, "how many of a batch's outputs (cab stats, zone demand, alerts, dead letters: each index or topic) are written at once; 1 writes them one at a time in order, as Spark Streaming does (faster when OpenSearch shares the job's cores; try more against a cluster of its own)")
 	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition has been caught up this long, close all windows, commit and exit 0 (0: run until stopped); the commit stays at the first record of each partition's newest window, so a later run that receives more of that window's records completes it")
 	fs.BoolVar(&c.bounded, "bounded", false, "read each partition up to the end offset it had at start, then close all windows, commit and exit 0 (a backfill); see also -exit-when-idle")
