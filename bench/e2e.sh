@@ -24,7 +24,8 @@
 # /proc/<pid>/stat and VmHWM in /proc/<pid>/status every 100 ms (CPU of the last 100 ms lost).
 #
 # Environment: BENCH_SIM_EVENTS (500000), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
-# (10), BENCH_IDLE (2s: -exit-when-idle of the drain), BENCH_FOLLOW_IDLE (10s: of the follow
+# (10), BENCH_FLAGS (more fleetpipeline flags for every run, e.g. "-max-batch 100000"),
+# BENCH_IDLE (2s: -exit-when-idle of the drain), BENCH_FOLLOW_IDLE (10s: of the follow
 # runs; long enough for replay to generate its events), BENCH_DIR (.bench/e2e-<time>: logs),
 # FLEETSTREAM_TESTENV_KEEP=1 (leave the services running), and testenv's FLEETSTREAM_*_PORT.
 # The last line is
@@ -36,6 +37,7 @@ cd "$(dirname "$0")/.."
 run=$(date +%Y%m%d-%H%M%S)
 sim=${BENCH_SIM_EVENTS:-500000}
 read -r -a rates <<<"${BENCH_RATES:-20000 100000}"
+read -r -a extra <<<"${BENCH_FLAGS:-}"
 follow_s=${BENCH_FOLLOW_SECONDS:-10}
 idle=${BENCH_IDLE:-2s}
 follow_idle=${BENCH_FOLLOW_IDLE:-10s}
@@ -125,7 +127,7 @@ pipeline() {
 	local tag=$1 idle=$2 out=$3
 	measured "$out.res" bin/fleetpipeline -brokers "$brokers" -opensearch "$osurl" \
 		-topic "bench-$tag" -group "bench-$tag" -index-tag "b$tag" -http '' \
-		-exit-when-idle "$idle" -status-every 100ms -v 2>&1 | stamp >"$out"
+		-exit-when-idle "$idle" -status-every 100ms -v "${extra[@]}" 2>&1 | stamp >"$out"
 }
 
 consumed() { sed -n 's/.*fleetpipeline: consumed \([0-9]*\) records.*/\1/p' "$1"; }
