@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -511,6 +512,57 @@ func TestBehindRunsSoon(t *testing.T) {
 			})
 		})
 	}
+}
+
+// slowCommit is a sliceSource whose commits take a broker round trip (of fake time) and
+// count how many sources are committing at once.
+type slowCommit struct {
+	*sliceSource
+	in, peak *atomic.Int32
+}
+
+func (s slowCommit) Commit(ctx context.Context, pos []stream.Position) error {
+	n := s.in.Add(1)
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+	}
+	time.Sleep(100 * time.Millisecond) // the round trip, in the bubble's fake time
+	s.in.Add(-1)
+	return s.sliceSource.Commit(ctx, pos)
+}
+
+// TestSourcesCommitAtOnce: a batch commits its sources at once (issue 15: the input's
+// transaction and a repartition's group commit took their sum of every batch), and each
+// source still gets its own partitions' positions.
+func TestSourcesCommitAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		var in, peak atomic.Int32
+		// Both push at once and wait: the batch at the first tick holds records of both.
+		a := slowCommit{&sliceSource{recs: []int{1, 2, 3}, wait: true}, &in, &peak}
+		b := slowCommit{&sliceSource{recs: []int{4, 5}, wait: true}, &in, &peak}
+		ctx, cancel := context.WithCancel(t.Context())
+		var got []int
+		stream.ForEachBatch(stream.From(p, stream.Source[int](a)).Union(stream.From(p, stream.Source[int](b))),
+			func(_ context.Context, _ stream.BatchInfo, v []int) error {
+				if got = append(got, v...); len(got) == 5 {
+					cancel() // the batch is still committed before Run returns
+				}
+				return nil
+			})
+		start := time.Now()
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		slices.Sort(got)
+		require.Equal(t, []int{1, 2, 3, 4, 5}, got)
+		require.Equal(t, int32(2), peak.Load(), "the sources committed one after the other")
+		require.Equal(t, time.Second+100*time.Millisecond, time.Since(start), "one round trip for both commits")
+		for _, s := range []slowCommit{a, b} {
+			commits := s.commits.Load()
+			require.NotNil(t, commits)
+			require.Len(t, *commits, 1)
+			require.Equal(t, int64(len(s.recs)), (*commits)[0].Offset)
+		}
+	})
 }
 
 // TestRetryHookAndPartitionStats: while a batch's outputs fail, every attempt reaches the

@@ -101,24 +101,32 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 	if len(pos) == 0 {
 		return nil
 	}
-	// Each source commits its own partitions; a failed commit leaves its partitions'
-	// positions as they were, and a later batch commits again from them.
-	var done []Position
+	// Each source commits its own partitions, every source at once: their commits are
+	// independent (each source its own consumer group member or transaction), so a batch
+	// waits for the slowest one rather than for their sum. A failed commit leaves its
+	// partitions' positions as they were, and a later batch commits again from them. So a
+	// failure or a crash may leave any of the sources committed and not the others, in
+	// either order, as one failed commit could before the commits ran at once.
+	mine := make([][]Position, len(p.srcs))
+	for _, x := range pos {
+		si, _ := p.sourceOf(x.Partition)
+		mine[si] = append(mine[si], x)
+	}
+	errs := make([]error, len(p.srcs))
+	var wg sync.WaitGroup
 	for si, sn := range p.srcs {
-		var mine []Position
-		for _, x := range pos {
-			if s, _ := p.sourceOf(x.Partition); s == si {
-				mine = append(mine, x)
-			}
+		if len(mine[si]) > 0 {
+			wg.Go(func() { errs[si] = sn.commit(ctx, mine[si]) })
 		}
-		if len(mine) == 0 {
-			continue
-		}
-		if err := sn.commit(ctx, mine); err != nil {
+	}
+	wg.Wait()
+	var done []Position
+	for si, err := range errs {
+		if err != nil {
 			p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "source", si, "err", err)
 			continue
 		}
-		done = append(done, mine...)
+		done = append(done, mine[si]...)
 	}
 	for _, x := range done {
 		ps := p.parts[x.Partition]

@@ -19,7 +19,7 @@ import (
 // Commit is called from the pipeline's run loop after a batch was acknowledged, with, for each
 // partition that moved, the next offset that may be committed: every record before it was
 // processed and written by every output, and no open state still needs it. Commit is never
-// called concurrently with itself.
+// called concurrently with itself; a pipeline's sources commit a batch at the same time.
 type Source[T any] interface {
 	Run(ctx context.Context, in *Input[T]) error
 	Commit(ctx context.Context, offsets []Position) error
