@@ -10,8 +10,6 @@ FUZZTIME ?= 6s
 # minimization; make fuzz runs such a target once more (a real failure writes its input and
 # fails at once).
 FUZZMINIMIZE ?= 2s
-# FUZZPARALLEL bounds the fuzzing workers (go test -parallel); empty: one per CPU.
-FUZZPARALLEL ?=
 
 .PHONY: test test-go check lint fuzz bench bench-nexmark bench-e2e services-up services-down demo dashboards
 
@@ -24,9 +22,7 @@ test:
 	./testenv/with-services.sh $(MAKE) --no-print-directory test-go
 
 # Fault tests (TestFault*) stop and restart the shared services, so they run after the main
-# run, one package at a time. They mostly wait (for a service to stop, come back, or a
-# pipeline to ride out the outage), so the short fuzz run goes on beside them with one worker
-# (it needs no service): about three minutes less of make test.
+# run, one package at a time.
 # The fleet job's offline crash sweeps drive its graph synchronously from one goroutine
 # (streamtest), so the race detector has nothing to watch there and would cost them four
 # times the CPU (232 CPU-s against 60): they run without -race, after the main run. The
@@ -39,13 +35,8 @@ FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --inclu
 test-go: lint
 	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
 	$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' ./examples/fleetpipeline/
-	@mkdir -p .bench; echo "$(MAKE) fuzz FUZZPARALLEL=1 (beside the fault tests; output in .bench/fuzz.log, shown after them)"; \
-	  $(MAKE) --no-print-directory fuzz FUZZPARALLEL=1 >.bench/fuzz.log 2>&1 & fuzz=$$!; \
-	  echo "FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS)"; \
-	  FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS); fault=$$?; \
-	  wait $$fuzz; fuzzed=$$?; cat .bench/fuzz.log; \
-	  [ $$fault -eq 0 ] || { echo "fault tests failed"; exit 1; }; \
-	  [ $$fuzzed -eq 0 ] || { echo "fuzzing failed"; exit 1; }
+	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS)
+	$(MAKE) --no-print-directory fuzz
 
 # check is the edit-test loop: lint and every test that needs no service (integration tests
 # skip without the services' addresses), without -race, with -short (fewer crash points). `make test` is the full suite.
@@ -64,7 +55,7 @@ fuzz:
 	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$t $$f ($(FUZZTIME))"; \
 	    for try in 1 2; do \
-	      out=$$($(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $(if $(FUZZPARALLEL),-parallel=$(FUZZPARALLEL)) $$t 2>&1); rc=$$?; \
+	      out=$$($(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $$t 2>&1); rc=$$?; \
 	      echo "$$out" | tail -n 4; \
 	      [ $$rc -eq 0 ] && break; \
 	      if echo "$$out" | grep -q 'Failing input written' || ! echo "$$out" | grep -q 'context deadline exceeded'; then \
