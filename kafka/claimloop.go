@@ -1,0 +1,268 @@
+// The claim loop: what one claimed partition's goroutine does with each fetched record
+// (decode it, or set it aside as a dead letter), and how it pushes what it holds into the
+// pipeline's input in offset order (see claim.go for the handler that runs it).
+
+package kafka
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/fleetstream/fleetstream/internal/backoff"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// claimLoop is the per-claim state owned by its goroutine.
+type claimLoop[T any] struct {
+	h        *handler[T]
+	p        *partition
+	sess     sarama.ConsumerGroupSession
+	msg      Message
+	queue    []stream.Record[T] // decoded, not yet in the input
+	qarr     []stream.Record[T] // the array queue lies in, from its start (see flush)
+	queued   int64              // bytes of queue and pending
+	skips    []int64            // dead-lettered offsets among or after queue, ascending
+	pending  []stream.DeadLetter
+	retry    *time.Timer // set while a failed dead-letter write waits to be retried
+	attempt  int         // failed attempts of the pending dead letters
+	finished bool
+	corrupt  bool // a repartition record could not be decoded: take nothing after it
+}
+
+// room reports whether the claim may take more fetched records.
+func (c *claimLoop[T]) room() bool {
+	return len(c.queue)+len(c.skips)+len(c.pending) < c.h.hold && c.queued < c.h.holdBytes
+}
+
+// receive decodes one fetched record into the queue, or, if it cannot be decoded or its event
+// time is unusable (stream.Input.CheckEventTime), into the pending dead letters.
+func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
+	p, s := c.p, c.h.s
+	if p.end >= 0 && m.Offset >= p.end || c.corrupt {
+		return // past the backfill's end, or after a corrupt repartition record
+	}
+	if p.marks.pushedNext < 0 {
+		// No committed offset: start counting from the first record.
+		p.mu.Lock()
+		p.marks.begin(m.Offset)
+		p.mu.Unlock()
+	}
+	size := len(m.Key) + len(m.Value)
+	s.records.Add(1)
+	s.bytes.Add(int64(size))
+	c.queued += int64(size)
+	c.msg.fromSarama(m)
+	if s.o.exchange {
+		// A repartition topic holds only what an Exchange wrote: a record it cannot decode is
+		// corruption or a codec that changed under a running topic. Dead-lettering it would
+		// silently lose a record the exactly-once count includes, so the Source stops. A
+		// packed message's records all take its offset (the pipeline keeps them in one
+		// batch) and share its size.
+		n0 := len(c.queue)
+		q, err := s.codec.(multiDecoder[T]).decodeAppend(c.queue, &c.msg)
+		if err != nil {
+			c.corrupt = true
+			s.fail(fmt.Errorf("%w: %s/%d offset %d: %w", ErrCorruptRepartition, m.Topic, m.Partition, m.Offset, err))
+			return
+		}
+		if cap(q) != cap(c.queue) { // a new array
+			c.qarr = q[:0]
+		}
+		for i := n0; i < len(q); i++ {
+			q[i].Partition, q[i].Offset = p.id, m.Offset
+		}
+		q[n0].Size = size
+		c.queue = q
+		return
+	}
+	v, ts, err := s.codec.Decode(&c.msg)
+	if err != nil {
+		reason := stream.ReasonDecode
+		var inv *InvalidError
+		if errors.As(err, &inv) {
+			reason = stream.ReasonInvalid
+		}
+		c.pending = append(c.pending, DeadLetterOf(&c.msg, reason, err))
+		return
+	}
+	if ts.IsZero() {
+		ts = m.Timestamp
+	}
+	if err := c.h.in.CheckEventTime(ts); err != nil {
+		// A bad clock must never reach a watermark.
+		c.pending = append(c.pending, DeadLetterOf(&c.msg, stream.ReasonEventTime, err))
+		return
+	}
+	c.enqueue(stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+}
+
+func (c *claimLoop[T]) enqueue(r stream.Record[T]) {
+	full := len(c.queue) == cap(c.queue)
+	c.queue = append(c.queue, r)
+	if full { // a new array
+		c.qarr = c.queue[:0]
+	}
+}
+
+// writeDeadLetters writes the pending dead letters. On success their offsets join skips; a
+// failure that is not permanent is retried after a backoff (c.retry), while the records
+// before them are still pushed. It returns false if the claim must end: the session ended,
+// or the dead-letter output failed for good, which stops the Source.
+func (c *claimLoop[T]) writeDeadLetters() bool {
+	if len(c.pending) == 0 {
+		return true
+	}
+	s := c.h.s
+	ctx := c.sess.Context()
+	err := c.h.dlq.Write(ctx, c.pending)
+	if err == nil {
+		for i := range c.pending {
+			dl := &c.pending[i]
+			c.skips = append(c.skips, dl.Offset)
+			c.queued -= int64(len(dl.Key) + len(dl.Value))
+			n := s.deadLettered.Add(1)
+			s.countDeadLetter(dl.Reason)
+			if ok, left := s.dlqLog.Allow(time.Now()); ok {
+				s.log.Warn("kafka: record dead-lettered", "topic", dl.Topic, "partition", dl.Partition, "offset", dl.Offset,
+					"reason", dl.Reason, "err", dl.Err, "not_logged_since_last", left, "dead_letters", n)
+			}
+		}
+		clear(c.pending)
+		c.pending = c.pending[:0]
+		c.attempt = 0
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	first := &c.pending[0]
+	if stream.IsPermanent(err) {
+		s.fail(fmt.Errorf("kafka: dead-letter output cannot store the record at %s/%d offset %d (%s): %w",
+			first.Topic, first.Partition, first.Offset, first.Reason, err))
+		return false
+	}
+	c.attempt++
+	wait := backoff.Delay(100*time.Millisecond, 5*time.Second, c.attempt)
+	s.log.Error("kafka: dead-letter write failed, retrying", "topic", first.Topic, "partition", first.Partition, "offset", first.Offset,
+		"dead_letters", len(c.pending), "attempt", c.attempt, "backoff", wait, "err", redact(&s.cfg, err))
+	c.retry = time.NewTimer(wait)
+	return true
+}
+
+func (c *claimLoop[T]) stopRetry() {
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
+}
+
+// flush moves queued records into the input and settles dead-lettered offsets, in offset
+// order, up to the first pending (not yet written) dead letter. It returns false if the
+// input is full.
+func (c *claimLoop[T]) flush() bool {
+	stop := int64(math.MaxInt64)
+	if len(c.pending) > 0 {
+		stop = c.pending[0].Offset
+	}
+	for len(c.queue) > 0 && c.queue[0].Offset < stop || len(c.skips) > 0 && c.skips[0] < stop {
+		bound := stop
+		if len(c.skips) > 0 {
+			bound = min(bound, c.skips[0])
+		}
+		lim, _ := slices.BinarySearchFunc(c.queue, bound, func(r stream.Record[T], off int64) int {
+			return cmp.Compare(r.Offset, off)
+		})
+		if lim > 0 {
+			// Push in small chunks and let the other partitions' goroutines in between, so
+			// that one partition cannot fill the input alone and stall the watermark.
+			lim = min(lim, pushChunk)
+			// A packed repartition message's records share an offset: never split them
+			// between two pushes (TryPushBatch keeps them in one batch).
+			for lim < len(c.queue) && c.queue[lim].Offset == c.queue[lim-1].Offset {
+				lim++
+			}
+			// Exactly once: where committed output ends before the push. Loaded after,
+			// it could already include output made from these records.
+			var snap *outputs
+			if c.p.eos != nil {
+				snap = c.p.eos.snap.Load()
+			}
+			n := c.h.in.TryPushBatch(c.queue[:lim])
+			if testHookPushed != nil {
+				testHookPushed()
+			}
+			if n > 0 {
+				c.pushed(c.queue[0].Offset, c.queue[n-1].Offset+1, snap)
+				for i := range n {
+					c.queued -= int64(c.queue[i].Size)
+				}
+				clear(c.queue[:n])
+				c.queue = c.queue[n:]
+				if len(c.queue) == 0 {
+					// Start again at the front of the array: fetched records arrive all the
+					// time, and a new array per refill was the claim's largest allocation.
+					c.queue = c.qarr[:0]
+				}
+			}
+			if n < lim {
+				return false
+			}
+		}
+		if len(c.skips) > 0 && c.skips[0] < stop && (len(c.queue) == 0 || c.queue[0].Offset > c.skips[0]) {
+			c.skipped(c.skips[0])
+			c.skips = c.skips[1:]
+		}
+		if lim >= pushChunk {
+			runtime.Gosched()
+		}
+	}
+	return true
+}
+
+// testHookPushed, when set by a test, runs right after records were pushed: where the
+// pipeline may already have processed them and committed their output.
+var testHookPushed func()
+
+// pushChunk is the most records a partition moves into the input at once.
+const pushChunk = 128
+
+// pushed notes that the records from..next-1 were pushed when committed output ended at
+// snap (nil without exactly once).
+func (c *claimLoop[T]) pushed(from, next int64, snap *outputs) {
+	p := c.p
+	p.read.Store(next)
+	p.mu.Lock()
+	if snap != nil {
+		p.notePush(snap, from)
+	}
+	p.marks.pushed(next)
+	p.mu.Unlock()
+	c.checkEnd(next)
+}
+
+// skipped settles a dead-lettered offset: it joins the run after the last pushed record, and
+// if the pipeline already committed everything pushed, the run is committed right away.
+func (c *claimLoop[T]) skipped(off int64) {
+	p := c.p
+	p.read.Store(off + 1)
+	p.mu.Lock()
+	direct := p.apply(p.marks.skipped(off))
+	p.mu.Unlock()
+	if direct {
+		p.sess.Commit()
+	}
+	c.checkEnd(off + 1)
+}
+
+func (c *claimLoop[T]) checkEnd(next int64) {
+	if p := c.p; p.end >= 0 && !c.finished && next >= p.end {
+		c.finished = true
+		c.h.s.finish(p.id)
+	}
+}
