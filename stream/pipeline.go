@@ -35,7 +35,9 @@ type Pipeline struct {
 	shuffles []shuffleNode // the repartitions (see Repartition)
 	running  atomic.Bool
 	ran      atomic.Bool // Run returned
-	soon     bool        // the next batch need not wait for the tick (set by step)
+	backlog  bool        // the last batch took a full buffer
+	ending   bool        // a repartition's upstreams all ended; its end marks are on their way
+	behind   bool        // a tenth of a batch was waiting after the last batch (Pipeline.waiting)
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64

@@ -24,7 +24,6 @@ type pendingBatch struct {
 	records  int
 	bytes    int64
 	shuffled int
-	full     bool // the batch took a full buffer (a backlog)
 }
 
 // Run runs the pipeline: it starts the source, then every batch interval takes what the
@@ -169,7 +168,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		next = next.Add(p.interval)
 		if now := clk.Now(); next.Before(now) {
 			next = now
-		} else if p.soon {
+		} else if p.backlog || p.behind || p.ending {
 			// Catching up: the source is refilling the buffer while this batch ran (the batch
 			// took a full buffer, or the sources' partitions still hold records not read).
 			// Start the next batch as soon as the buffer is full again (filled), and at the
@@ -250,9 +249,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		o.reset()
 	}
 	var dups int64
-	ending := false
+	p.ending = false
 	for _, sh := range p.shuffles {
-		ending = sh.finish(p) || ending
+		p.ending = sh.finish(p) || p.ending
 		dups += sh.duplicates()
 	}
 	st := BatchStats{
@@ -281,9 +280,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		}
 	}
 	st.Source = p.sourceStats()
-	// The next batch need not wait for the tick when this one took a full buffer, left a
-	// tenth of one waiting, or a repartition's end marks are on their way back.
-	p.soon = b.full || ending || p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
+	p.behind = p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
 	p.statsMu.Lock()
 	p.stats = st
 	recovered := p.retrying
@@ -463,8 +460,8 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		records:  records,
 		bytes:    bytes,
 		shuffled: shuffled,
-		full:     backlog,
 	}
+	p.backlog = backlog
 }
 
 // fuse plans the graph: an elementwise operator (Map, Filter, KeyBy...) whose only reader is
