@@ -35,9 +35,7 @@ type Pipeline struct {
 	shuffles []shuffleNode // the repartitions (see Repartition)
 	running  atomic.Bool
 	ran      atomic.Bool // Run returned
-	backlog  bool        // the last batch took a full buffer
-	ending   bool        // a repartition's upstreams all ended; its end marks are on their way
-	behind   bool        // a tenth of a batch was waiting after the last batch (Pipeline.waiting)
+	soon     bool        // the next batch need not wait for the tick (set by step)
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64

@@ -24,6 +24,7 @@ type pendingBatch struct {
 	records  int
 	bytes    int64
 	shuffled int
+	full     bool // the batch took a full buffer (a backlog)
 }
 
 // Run runs the pipeline: it starts the source, then every batch interval takes what the
@@ -168,7 +169,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		next = next.Add(p.interval)
 		if now := clk.Now(); next.Before(now) {
 			next = now
-		} else if p.backlog || p.behind || p.ending {
+		} else if p.soon {
 			// Catching up: the source is refilling the buffer while this batch ran (the batch
 			// took a full buffer, or the sources' partitions still hold records not read).
 			// Start the next batch as soon as the buffer is full again (filled), and at the
@@ -249,9 +250,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		o.reset()
 	}
 	var dups int64
-	p.ending = false
+	ending := false
 	for _, sh := range p.shuffles {
-		p.ending = sh.finish(p) || p.ending
+		ending = sh.finish(p) || ending
 		dups += sh.duplicates()
 	}
 	st := BatchStats{
@@ -280,7 +281,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		}
 	}
 	st.Source = p.sourceStats()
-	p.behind = p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
+	// The next batch need not wait for the tick when this one took a full buffer, left a
+	// tenth of one waiting, or a repartition's end marks are on their way back.
+	p.soon = b.full || ending || p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
 	p.statsMu.Lock()
 	p.stats = st
 	recovered := p.retrying
@@ -460,8 +463,8 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		records:  records,
 		bytes:    bytes,
 		shuffled: shuffled,
+		full:     backlog,
 	}
-	p.backlog = backlog
 }
 
 // fuse plans the graph: an elementwise operator (Map, Filter, KeyBy...) whose only reader is
