@@ -92,6 +92,9 @@ type Table[K comparable, V any] struct {
 	// added or removed under both pmu and mu.
 	held map[int32]*heldPart[K, V]
 	pmu  sync.Mutex
+	// released are the partitions released whose consumers may not have let go yet,
+	// each with its heldPart's stopped; under pmu.
+	released map[int32]<-chan struct{}
 	// count is the topic's partition count, set by Load.
 	count int32
 	// closing is closed by Close: LoadPartition stops waiting.
@@ -104,12 +107,16 @@ type Table[K comparable, V any] struct {
 
 	// set by Load's connect, which holds conn meanwhile (so that Close waits for it)
 	conn     sync.Mutex
-	client   sarama.Client
+	client   sarama.Client // metadata and offsets
 	consumer sarama.Consumer
-	parts    []*tablePart                 // Load's and Close's
-	shown    atomic.Pointer[[]*tablePart] // parts, for Stats
-	wg       sync.WaitGroup
-	close    sync.Once
+	// fetch is the consumer's own client: a broker answers a connection's requests in
+	// order, so an offset lookup on the consumer's connection waits behind its long-polling
+	// fetch (up to MaxWait).
+	fetch sarama.Client
+	parts []*tablePart                 // Load's and Close's
+	shown atomic.Pointer[[]*tablePart] // parts, for Stats
+	wg    sync.WaitGroup
+	close sync.Once
 }
 
 // version is one record of a key: its value from its timestamp on (or its deletion).

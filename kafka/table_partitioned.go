@@ -45,11 +45,12 @@ func WithCoPartitioned(streamTopics ...string) TableOption {
 
 // heldPart is a partition a co-partitioned table holds.
 type heldPart[K comparable, V any] struct {
-	part   *tablePart
-	rows   rows[K, V]    // under the table's mu
-	refs   int           // LoadPartition calls not yet released; under pmu
-	done   bool          // its consumer was closed; under pmu
-	loaded chan struct{} // closed once read up to part.end
+	part    *tablePart
+	rows    rows[K, V]    // under the table's mu
+	refs    int           // LoadPartition calls not yet released; under pmu
+	done    bool          // its consumer was closed; under pmu
+	loaded  chan struct{} // closed once read up to part.end
+	stopped chan struct{} // closed once follow returned: the consumer let go of the partition
 }
 
 // PartitionCount returns the number of partitions of the table's topic, as Load found it (0
@@ -146,11 +147,18 @@ func (t *Table[K, V]) acquire(partition int32) (*heldPart[K, V], error) {
 		hp.refs++
 		return hp, nil
 	}
+	if stopped := t.released[partition]; stopped != nil {
+		// sarama refuses a partition its consumer still holds ("already being consumed"):
+		// a partition released a moment ago waits for its consumer to let go.
+		<-stopped
+		delete(t.released, partition)
+	}
 	part, err := t.startPart(partition)
 	if err != nil {
 		return nil, err
 	}
-	hp := &heldPart[K, V]{part: part, refs: 1, loaded: make(chan struct{}), rows: rows[K, V]{m: make(map[K][]version[V])}}
+	hp := &heldPart[K, V]{part: part, refs: 1, loaded: make(chan struct{}), stopped: make(chan struct{}),
+		rows: rows[K, V]{m: make(map[K][]version[V])}}
 	t.mu.Lock()
 	t.held[partition] = hp
 	t.mu.Unlock()
@@ -158,7 +166,10 @@ func (t *Table[K, V]) acquire(partition int32) (*heldPart[K, V], error) {
 	if part.next.Load() >= part.end {
 		loaded() // empty: follow does not call it
 	}
-	t.wg.Go(func() { t.follow(part, &hp.rows, loaded) })
+	t.wg.Go(func() {
+		defer close(hp.stopped)
+		t.follow(part, &hp.rows, loaded)
+	})
 	return hp, nil
 }
 
@@ -182,6 +193,10 @@ func (t *Table[K, V]) Release(partition int32) {
 		hp.done = true
 		hp.part.pc.AsyncClose() // ends follow
 	}
+	if t.released == nil {
+		t.released = make(map[int32]<-chan struct{})
+	}
+	t.released[partition] = hp.stopped
 }
 
 // closeHeld stops following the held partitions (Close); they keep their contents.

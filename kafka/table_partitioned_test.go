@@ -428,6 +428,17 @@ func TestCoPartitionedTableLoadRelease(t *testing.T) {
 	require.Equal(t, []int32{0, 1}, tab.Stats().Partitions)
 	require.Equal(t, 3, tab.Len())
 
+	// released and loaded again at once, as a rebalance that gives a partition back does:
+	// the new load waits for the old consumer to let go of the partition (sarama refuses a
+	// partition its consumer still holds)
+	for range 3 {
+		tab.Release(1)
+		require.NoError(t, tab.LoadPartition(ctx, 1))
+		v, ok = tab.LookupPartition(1, "cab-2", t0.Add(time.Minute))
+		require.True(t, ok)
+		require.Equal(t, "dan", v.Name)
+	}
+
 	// a load cut short by its context leaves nothing held
 	short, cancelShort := context.WithCancel(ctx)
 	cancelShort()

@@ -119,7 +119,12 @@ func (t *Table[K, V]) connect() error {
 			return err
 		}
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
+	fetch, err := sarama.NewClient(t.cfg.Brokers, sc)
+	if err != nil {
+		return connectError(&t.cfg, err)
+	}
+	t.fetch = fetch
+	consumer, err := sarama.NewConsumerFromClient(fetch)
 	if err != nil {
 		return fmt.Errorf("kafka: table consumer: %w", err)
 	}
@@ -251,8 +256,11 @@ func (t *Table[K, V]) Close() error {
 		if t.consumer != nil {
 			err = errors.Join(err, t.consumer.Close())
 		}
-		if t.client != nil {
-			if cerr := t.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		for _, c := range []sarama.Client{t.fetch, t.client} {
+			if c == nil {
+				continue
+			}
+			if cerr := c.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 				err = errors.Join(err, cerr)
 			}
 		}
