@@ -139,9 +139,11 @@ func ridePickupsFields() obj {
 func cabAlertsFields() obj {
 	return obj{
 		"alert_id": keyword, "type": keyword, "cab_id": keyword, "@timestamp": date,
-		"location": geoPoint,
+		"location": geoPoint, "severity": keyword,
+		// Every field of the details, so that none is mapped from the first value seen: a
+		// limit of 3 would map "limit" as long, and 3.5 later be indexed as 3.
 		"details": obj{"type": "object", "dynamic": true, "properties": obj{
-			"severity": keyword, "value": double,
+			"value": double, "limit": double, "duration_s": double, "fence": keyword,
 		}},
 	}
 }

@@ -1,0 +1,121 @@
+package opensearch_test
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestTemplatesMapEveryDocumentField: a document of each kind the SDK writes, with every
+// optional field filled in, is indexed into a fresh index of its template on the real node,
+// and the index's mapping afterwards holds exactly the template's fields. A field the template
+// leaves out would be mapped dynamically: a mapping update (a cluster state change) in the
+// first bulk request of every new daily index, and a type OpenSearch guesses.
+func TestTemplatesMapEveryDocumentField(t *testing.T) {
+	n := newNode(t)
+	tpls, err := opensearch.Templates(opensearch.WithReplicas(0), opensearch.WithRawTelemetry())
+	require.NoError(t, err)
+	require.NoError(t, n.client.EnsureTemplates(t.Context(), opensearch.WithReplicas(0), opensearch.WithRawTelemetry()))
+
+	at := time.Date(2013, 7, 1, 10, 0, 0, 0, time.UTC)
+	loc := telemetry.Location{Lat: 41.15, Lon: -8.61}
+	ratio := 0.5
+	docs := map[string]func() ([]byte, error){
+		opensearch.TemplateCabStats: func() ([]byte, error) {
+			return telemetry.CabStats{CabID: "cab-1", WindowStart: at, WindowEnd: at.Add(time.Minute), Timestamp: at, Events: 3,
+				DistanceKm: 1.5, AvgSpeedKmh: 30, MaxSpeedKmh: 50, LastLocation: loc, LastStatus: telemetry.StatusHired,
+				Fleet: "north", VehicleType: "sedan", DriverID: "d-1"}.AppendJSON(nil)
+		},
+		opensearch.TemplateZoneDemand: func() ([]byte, error) {
+			return telemetry.ZoneDemand{Zone: "ez3f5t", WindowStart: at, WindowEnd: at.Add(time.Minute), Timestamp: at, Events: 3,
+				Cabs: 2, Pickups: 1, AvgSpeedKmh: 20, SpeedSamples: 2, SpeedSumKmh: 40, Location: loc}.AppendJSON(nil)
+		},
+		opensearch.TemplateZoneSupply: func() ([]byte, error) {
+			return telemetry.ZoneSupply{Zone: "ez3f5t", WindowStart: at, WindowEnd: at.Add(time.Minute), Requests: 2, Cancelled: 1,
+				AvailableCabs: 1, SupplyDemandRatio: &ratio, Location: loc}.AppendJSON(nil)
+		},
+		opensearch.TemplateRidePickups: func() ([]byte, error) {
+			return telemetry.RidePickup{RequestID: "r-1", CabID: "cab-1", TripID: "t-1", AssignedAt: at, PickupAt: at.Add(time.Minute),
+				WaitS: 60, DistanceM: 300, Location: loc}.AppendJSON(nil)
+		},
+		opensearch.TemplateCabAlerts: func() ([]byte, error) {
+			return telemetry.Alert{ID: "cab-1/geofence_enter/x", Type: telemetry.AlertGeofenceEnter, CabID: "cab-1", Time: at, Location: loc,
+				Severity: telemetry.SeverityHigh, Details: telemetry.AlertDetails{Value: 1, Limit: 2, DurationS: 3, Fence: "airport"}}.AppendJSON(nil)
+		},
+		opensearch.TemplateCabTelemetry: func() ([]byte, error) {
+			return telemetry.Event{CabID: "cab-1", TripID: "t-1", Time: at, Lat: loc.Lat, Lon: loc.Lon, Status: telemetry.StatusHired,
+				SpeedKmh: 30, HeadingDeg: 90, EngineTempC: 90, FuelPct: 50, BatteryV: 12.6, OdometerKm: 1000,
+				Has: telemetry.HasTripID | telemetry.HasSpeed | telemetry.HasHeading | telemetry.HasEngineTemp | telemetry.HasFuel |
+					telemetry.HasBattery | telemetry.HasOdometer}.MarshalJSON()
+		},
+	}
+	require.Len(t, tpls, len(docs))
+	for _, tpl := range tpls {
+		t.Run(tpl.Name, func(t *testing.T) {
+			var body struct {
+				Template struct {
+					Mappings json.RawMessage `json:"mappings"`
+				} `json:"template"`
+			}
+			require.NoError(t, json.Unmarshal(tpl.Body, &body))
+			want := fieldPaths(t, body.Template.Mappings)
+
+			doc, err := docs[tpl.Name]()
+			require.NoError(t, err)
+			index := testenv.UniqueName(t, strings.TrimSuffix(tpl.Pattern, "*"))
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_, _ = n.call(ctx, "DELETE", "/"+index, "")
+			})
+			n.must(t, "PUT", "/"+index+"/_doc/1?refresh=true", string(doc))
+			var got map[string]struct {
+				Mappings json.RawMessage `json:"mappings"`
+			}
+			require.NoError(t, json.Unmarshal(n.must(t, "GET", "/"+index+"/_mapping", ""), &got))
+			require.Len(t, got, 1)
+			for _, m := range got {
+				require.Equal(t, want, fieldPaths(t, m.Mappings), "fields of %s", doc)
+			}
+		})
+	}
+}
+
+// fieldPaths returns the dotted path and type of every field of a mapping, objects' fields
+// included.
+func fieldPaths(t *testing.T, mappings json.RawMessage) []string {
+	t.Helper()
+	type props = map[string]json.RawMessage
+	var out []string
+	var walk func(prefix string, ps props)
+	walk = func(prefix string, ps props) {
+		for _, name := range slices.Sorted(maps.Keys(ps)) {
+			var f struct {
+				Type       string `json:"type"`
+				Properties props  `json:"properties"`
+			}
+			require.NoError(t, json.Unmarshal(ps[name], &f))
+			if f.Type == "object" {
+				f.Type = "" // the default, which a mapping does not show
+			}
+			out = append(out, prefix+name+":"+f.Type)
+			walk(prefix+name+".", f.Properties)
+		}
+	}
+	var m struct {
+		Properties props `json:"properties"`
+	}
+	require.NoError(t, json.Unmarshal(mappings, &m))
+	walk("", m.Properties)
+	return out
+}
