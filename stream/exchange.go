@@ -1,8 +1,8 @@
-// Repartition: the Exchange contract a transport (a Kafka topic) implements, the upstream
+// Repartition: the Exchange contract a transport (a Kafka topic) implements, and the upstream
 // output that sends a stream's records to the partition of their key with sequence numbers
-// and watermark marks, and the downstream side that drops replayed duplicates, merges the
-// marks into the partition's watermark and keeps its marks in the commit checkpoints. The
-// argument that this is exactly-once is in the package documentation ("Repartition").
+// and watermark marks. The downstream side, which drops replayed duplicates and merges the
+// marks, is in exchange_down.go. The argument that this is exactly-once is in the package
+// documentation ("Repartition").
 
 package stream
 
@@ -261,21 +261,6 @@ type shuffle[T any] struct {
 	parts map[int32]*downPart
 }
 
-// downPart is a downstream partition's view of its upstream partitions: the state as of
-// the position it may next commit at (base), the records read since, and the state after them
-// (cur). The checkpoint of a commit at any position is base moved forward through the records
-// before it, so it is exact wherever the operators hold the commit.
-type downPart struct {
-	cur, base marks
-	basePos   int64     // the position base is as of, -1 before the first record
-	hist      []histRec // the records at or after basePos, in order
-	started   bool      // the partition took part in a batch of this run
-	dups      int64
-	// the watermark before this batch's marks and where each of its marks moved it
-	startMark int64
-	points    []markPoint
-}
-
 func (sh *shuffle[T]) exchange() any { return sh.ex }
 
 func (sh *shuffle[T]) open(ctx context.Context) error {
@@ -427,174 +412,4 @@ func (sh *shuffle[T]) close(ctx context.Context) error {
 		return c.Close(ctx)
 	}
 	return nil
-}
-
-// --- downstream: dedup, marks, checkpoints ---
-
-func (sh *shuffle[T]) owns(part int32) bool {
-	si, _ := PartitionSource(part)
-	return si == sh.src.idx
-}
-
-func (sh *shuffle[T]) down(part int32) *downPart {
-	d, ok := sh.parts[part]
-	if !ok {
-		d = &downPart{cur: newMarks(), base: newMarks(), basePos: -1}
-		sh.parts[part] = d
-	}
-	return d
-}
-
-func (sh *shuffle[T]) arrived(p *Pipeline) {
-	// Every downstream partition of this instance is merged from its first batch on, with
-	// NoWatermark until marks arrive.
-	for _, part := range p.live {
-		if sh.owns(part) {
-			sh.down(part)
-		}
-	}
-	// The watermark of each partition before this batch's marks (see WatermarkAt).
-	for _, d := range sh.parts {
-		d.points = d.points[:0]
-		d.startMark, _, _ = d.cur.watermark(sh.ups)
-		if d.cur.ended(sh.ups) {
-			d.startMark = EndOfTime
-		}
-	}
-	// A partition's first batch in this run fires on the marks as of where it starts (none on
-	// a fresh start, the checkpoint's on a resume): a window operator takes that as its floor
-	// (what was emitted before), so this batch's own marks only count from the next batch.
-	for part, d := range sh.parts {
-		if ps, ok := p.parts[part]; ok && !d.started {
-			ps.marked = true
-			ps.markWM, ps.markIdle, ps.markEnd = d.cur.watermark(sh.ups)
-		}
-	}
-	cur := sh.src.cur
-	for i := range cur.parts {
-		pt := &cur.parts[i]
-		part := globalPart(sh.src.idx, pt.part)
-		d := sh.down(part)
-		b := cur.buckets[pt.bucket]
-		if d.basePos < 0 && len(b) > 0 {
-			d.basePos = b[0].Offset
-		}
-		kept := b[:0]
-		wm := d.startMark
-		for j := range b {
-			r := &b[j].Value
-			h := histRec{pos: b[j].Offset, from: r.From, sub: r.Sub, seq: r.Seq, wm: r.Watermark, upstreams: r.Upstreams,
-				mark: r.Mark, idle: r.Idle, end: r.End}
-			d.hist = append(d.hist, h)
-			if d.cur.apply(&h) {
-				kept = append(kept, b[j])
-			} else if !r.Mark {
-				d.dups++
-			} else if w, _, end := d.cur.watermark(sh.ups); w != wm && !(end && wm == EndOfTime) {
-				if end {
-					w = EndOfTime
-				}
-				wm = w
-				d.points = append(d.points, markPoint{from: h.pos + 1, wm: w})
-			}
-		}
-		clear(b[len(kept):])
-		cur.buckets[pt.bucket] = kept
-	}
-	for part, d := range sh.parts {
-		ps, ok := p.parts[part]
-		if !ok {
-			continue
-		}
-		if !d.started {
-			d.started = true
-			continue
-		}
-		ps.marked = true
-		ps.markWM, ps.markIdle, ps.markEnd = d.cur.watermark(sh.ups)
-	}
-}
-
-// checkpoint returns off and the marks as of off: base moved through the records before it,
-// which are then forgotten.
-func (sh *shuffle[T]) checkpoint(part int32, off int64) (int64, string) {
-	d := sh.parts[part]
-	if d == nil || d.basePos < 0 {
-		return off, ""
-	}
-	i := 0
-	for i < len(d.hist) && d.hist[i].pos < off {
-		d.base.apply(&d.hist[i])
-		i++
-	}
-	d.hist = slices.Delete(d.hist, 0, i)
-	d.basePos = max(d.basePos, off)
-	return off, d.base.encode()
-}
-
-func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
-	m, err := decodeMarks(enc)
-	if err != nil {
-		return err
-	}
-	sh.parts[part] = &downPart{cur: m, base: m.clone(), basePos: offset}
-	return nil
-}
-
-// drop forgets a revoked partition: as a downstream partition its marks, as an upstream one
-// what was sent from it. A partition that comes back resumes from its committed checkpoint,
-// whose replay sends earlier offsets again (the downstream drops them as duplicates), which
-// must not count as records out of source order.
-func (sh *shuffle[T]) drop(part int32) {
-	delete(sh.parts, part)
-	delete(sh.last, part)
-	delete(sh.sent, part)
-}
-
-func (sh *shuffle[T]) marks(part int32) (int64, []markPoint) {
-	d := sh.parts[part]
-	if d == nil {
-		return NoWatermark, nil
-	}
-	return d.startMark, d.points
-}
-
-func (sh *shuffle[T]) finish(p *Pipeline) bool {
-	if sh.src.in.isClosed() {
-		return false
-	}
-	for _, si := range sh.ups {
-		if !p.srcs[si].ended() {
-			return false
-		}
-	}
-	// The downstream partitions this instance owns; other instances of the pipeline in the
-	// consumer group own the rest and end them. A partition's end mark needs the end of
-	// every upstream partition, whichever instance read it, so it is a statement about the
-	// whole pipeline. Before the exchange's consumer was assigned a partition there is
-	// nothing to judge by.
-	owned := 0
-	for _, part := range p.live {
-		if !sh.owns(part) {
-			continue
-		}
-		owned++
-		if ps := p.parts[part]; !ps.marked || !ps.markEnd {
-			return true
-		}
-	}
-	if owned == 0 {
-		return true
-	}
-	sh.src.in.Close()
-	return false
-}
-
-// duplicates returns how many replayed records the downstream partitions dropped.
-func (sh *shuffle[T]) duplicates() int64 {
-	var n int64
-	for _, d := range sh.parts {
-		n += d.dups
-	}
-	return n
 }
