@@ -1,0 +1,262 @@
+// The Input: the bounded buffer between a source and the pipeline, with the
+// partitions the source was assigned and lost, which the run loop takes once per batch.
+
+package stream
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Input is the bounded buffer between a source and the pipeline. The pipeline drains it once
+// per batch. A source must respect its bounds: Push blocks while the buffer is full, TryPush
+// refuses, and Full and Space let a source pause fetching (Kafka Pause/Resume) instead of
+// blocking.
+//
+// All methods are safe for concurrent use.
+type Input[T any] struct {
+	maxRecords int
+	maxBytes   int64
+	clock      Clock
+	maxFuture  time.Duration
+
+	mu       sync.Mutex
+	buf      *split[T] // filled by the source, swapped with the pipeline's at each batch
+	scrub    bool      // T holds pointers: clear discarded elements
+	closed   bool
+	space    chan struct{} // closed and replaced when space frees up
+	full     chan struct{} // closed when the buffer reaches a bound or the input is closed; replaced at each take
+	revoked  []revocation
+	assigned []Position
+	wake     chan struct{} // the pipeline's: a buffer of any source filled up
+}
+
+type revocation struct {
+	parts []int32
+	done  chan struct{}
+}
+
+func newInput[T any](maxRecords int, maxBytes int64, clock Clock, maxFuture time.Duration) *Input[T] {
+	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}), full: make(chan struct{}),
+		buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
+}
+
+// fullLocked reports whether the buffer is at a bound. A single record larger than the byte
+// bound is still accepted into an empty buffer, so a big record cannot wedge the pipeline.
+func (in *Input[T]) fullLocked() bool {
+	if in.buf.records == 0 {
+		return false
+	}
+	return in.buf.records >= in.maxRecords || (in.maxBytes > 0 && in.buf.bytes >= in.maxBytes)
+}
+
+// CheckEventTime reports whether t can be a record's event time, with an error wrapping
+// ErrEventTime when it cannot: t is outside the range that time.Time.UnixNano represents, or
+// further ahead of the pipeline's clock than WithMaxFutureEventTime allows (default one hour,
+// like Kafka's message.timestamp.after.max.ms). A source calls it before pushing a record
+// and sends a record it refuses to its dead-letter output (ReasonEventTime): a bad device
+// clock must never move a watermark, or every later record of the partition would be late.
+// The zero time (processing time) is always valid. Safe for concurrent use.
+func (in *Input[T]) CheckEventTime(t time.Time) error {
+	return checkEventTime(t, in.clock.Now(), in.maxFuture)
+}
+
+// Full reports whether the buffer holds its maximum of records or bytes.
+func (in *Input[T]) Full() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.fullLocked()
+}
+
+// Space returns a channel that is closed once the pipeline drains the buffer. Take it before
+// checking Full to avoid missing a wake-up.
+func (in *Input[T]) Space() <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.space
+}
+
+// TryPush adds r unless the buffer is full or closed, and reports whether it did.
+func (in *Input[T]) TryPush(r Record[T]) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed || in.fullLocked() {
+		return false
+	}
+	in.buf.add(&r)
+	in.noteFullLocked()
+	return true
+}
+
+// TryPushBatch adds records from the front of recs while the buffer has room and returns how
+// many it added. It takes the lock once, so it is the fast path for sources that fetch in
+// batches. Records of one partition and offset (a message decoded into several records) are
+// added together, past the bounds if need be, so that one batch has all of them; a source
+// must hand them to one call.
+func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return 0
+	}
+	// The records that fit: the same test as fullLocked, record by record.
+	n, records, bytes := 0, in.buf.records, in.buf.bytes
+	if in.maxBytes <= 0 {
+		n = min(len(recs), max(in.maxRecords-records, 0))
+		if records == 0 {
+			n = max(n, min(len(recs), 1))
+		}
+	}
+	for n < len(recs) && (records+n == 0 || records+n < in.maxRecords && (in.maxBytes <= 0 || bytes < in.maxBytes)) {
+		bytes += int64(recs[n].Size)
+		n++
+	}
+	// Records of one partition and offset (a message the source decoded into several) go
+	// into one batch: a commit after part of them would skip the rest in a replay.
+	for n > 0 && n < len(recs) && recs[n].Offset == recs[n-1].Offset && recs[n].Partition == recs[n-1].Partition {
+		n++
+	}
+	in.buf.addAll(recs[:n])
+	in.noteFullLocked()
+	return n
+}
+
+// Push adds r, waiting while the buffer is full. It returns ctx.Err() if ctx ends first and
+// ErrInputEnded if the input was closed.
+func (in *Input[T]) Push(ctx context.Context, r Record[T]) error {
+	for {
+		in.mu.Lock()
+		if in.closed {
+			in.mu.Unlock()
+			return ErrInputEnded
+		}
+		if !in.fullLocked() {
+			in.buf.add(&r)
+			in.noteFullLocked()
+			in.mu.Unlock()
+			return nil
+		}
+		space := in.space
+		in.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close ends the input: the pipeline processes what is buffered, advances the watermark to
+// the end of time so that every window closes, commits, and Run returns nil. Returning nil
+// from Source.Run closes the input too.
+func (in *Input[T]) Close() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.closed = true
+	in.signalFullLocked()
+}
+
+func (in *Input[T]) buffered() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.buf.records
+}
+
+func (in *Input[T]) isClosed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.closed
+}
+
+// Assign tells the pipeline that the source now owns these partitions. It is optional:
+// partitions are also registered by their first record. Assigned partitions without records
+// take part in the watermark (until idle), so a slow partition holds windows open.
+func (in *Input[T]) Assign(parts ...int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, p := range parts {
+		in.assigned = append(in.assigned, Position{Partition: p, Offset: -1})
+	}
+}
+
+// Resume is Assign for partitions that resume from a committed position: pos carries the
+// committed offset and the Meta the pipeline committed with it. The pipeline then replays
+// exactly: each stateful operator skips the replayed records it had already accounted for
+// before the commit (records older than its own retained offset), so a window that was
+// emitted is not emitted again from a part of its records when another operator held the
+// commit further back.
+func (in *Input[T]) Resume(pos ...Position) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.assigned = append(in.assigned, pos...)
+}
+
+// Revoke tells the pipeline that the source lost these partitions (a rebalance). Buffered
+// records of theirs are discarded and, before the next batch, their state is dropped: the
+// new owner rebuilds it by replaying from the committed offset. The returned channel is
+// closed once that happened; the batch in flight, if any, finishes first, so its commit
+// reaches the source before the channel closes.
+func (in *Input[T]) Revoke(parts ...int32) <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buf.drop(parts, in.scrub)
+	done := make(chan struct{})
+	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done})
+	in.signalLocked()
+	return done
+}
+
+func (in *Input[T]) signalLocked() {
+	close(in.space)
+	in.space = make(chan struct{})
+}
+
+// noteFullLocked tells the run loop, once per batch, that the buffer holds a batch worth of
+// records: it starts the next batch at once instead of waiting for the tick.
+func (in *Input[T]) noteFullLocked() {
+	if in.fullLocked() {
+		in.signalFullLocked()
+	}
+}
+
+func (in *Input[T]) signalFullLocked() {
+	select {
+	case <-in.full:
+	default:
+		close(in.full)
+		if in.wake != nil {
+			select {
+			case in.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// filled returns a channel that is closed once the buffer holds a batch worth of records
+// (a bound reached) or the input was closed.
+func (in *Input[T]) filled() <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.full
+}
+
+// take swaps the buffered records with dst, an empty split, and returns them with the control
+// messages that arrived since the last call and whether the input is closed.
+func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, revoked []revocation, closed bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	// Swap buffers: the source fills the old batch's memory while the pipeline runs.
+	recs, in.buf = in.buf, dst
+	assigned, in.assigned = in.assigned, nil
+	revoked, in.revoked = in.revoked, nil
+	closed = in.closed
+	in.signalLocked()
+	if !closed {
+		in.full = make(chan struct{})
+	}
+	return recs, assigned, revoked, closed
+}
