@@ -111,6 +111,31 @@
 // fires holds commits back to its oldest record until the commit passes the firing, because
 // a repartitioned partition interleaves records of different ages.
 //
+// Two-phase aggregation (RepartitionByTime). A window per upstream partition may combine its
+// records into one partial result per key and window, and only those go through the exchange,
+// to a window of the same assigner that merges them: the records a repartition moves drop
+// from one per event to one per key, window and upstream partition. Its final results are
+// numbered by event time (the window's last instant) and rank instead of offset and rank. The
+// numbers rise as offsets do: a window fires once, all its keys in one batch, in the order of
+// their first records, and windows fire in the order of their ends. A replay from a committed
+// offset starts at or before the first record of every window open at the commit, so it
+// emits those windows again with the same values, numbers and order, and no window that had
+// fired before the commit (that batch's send was acknowledged). So the downstream keeps every
+// partial result exactly once by the same rule. Watermark: a window of an upstream partition
+// fires in the first batch whose end finds the partition's watermark at or past its end plus
+// the grace; the mark sent after the previous batch was below that, and the downstream
+// WatermarkAt before the partial result is at most that mark. So with the same grace the
+// partial result is never late downstream, and the merged window fires only on marks at or
+// past its end plus the grace from every upstream partition, each sent after that partition's
+// partial result: the merged result holds every partial one. What the two phases drop that
+// one phase would not is a record late in its own partition (behind its partition's watermark
+// by more than the grace, or before the partition's first window): the upstream window puts it
+// on its Late stream. As for any window, results that involve idle partitions are the
+// exception (an idle partition's windows fire on the pipeline watermark). Proven by
+// TestRepartitionTwoPhase (random inputs against the brute force
+// minus the upstream late records, none late downstream) and by TestRepartitionCrashSweep's
+// two-phase seeds.
+//
 // Proven by TestRepartitionReduceByKey (one result per key per batch, global totals),
 // TestRepartitionWindowProperty (random partitioning and out-of-order input with partitions
 // minutes apart against a brute-force global computation, no late record) and

@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Shuffled is one record on a repartition's transport: a value on its way to a downstream
@@ -25,9 +26,9 @@ type Shuffled[T any] struct {
 	Partition int32
 	// From is the upstream partition (a pipeline partition id, see PartitionSource).
 	From int32
-	// Seq and Sub number the upstream records: the source offset the value was derived from,
-	// and its rank among the values derived from the same offset. A mark carries the next
-	// offset of its upstream partition in Seq.
+	// Seq and Sub number the upstream records: the source offset the value was derived from
+	// (its event time, after RepartitionByTime), and its rank among the values of the same
+	// Seq. A mark carries the next offset of its upstream partition in Seq.
 	Seq int64
 	Sub int32
 	// Time is the value's event time in Unix nanoseconds.
@@ -187,6 +188,34 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 	return out
 }
 
+// RepartitionByTime is RepartitionBy for a stream whose elements come in event-time order
+// rather than in source-offset order: the final results of tumbling or sliding windows
+// (window.OnClose), whose element time is their window's last instant. It is the way to
+// aggregate in two phases, as Flink's local-global aggregation and Spark's partial
+// aggregation do: a window per source partition combines its records into one partial result
+// per key and window, the repartition moves only those, and a window after it merges them
+// (see "Repartition" in the package documentation for why that is exactly once and never
+// late).
+//
+// The elements are numbered by their event time instead of their source offset, and those
+// of one time by their order. So s must emit, per source partition, every element of an
+// event time in one batch, in an order that a replay reproduces, and later batches only later
+// times; and a replay from any committed offset must emit again, with the same values, the
+// elements of every time it emits that the first run emitted too. A window's final results
+// do: one window fires in one batch, its keys in the order of their first records, windows in
+// the order of their ends, and a replay rebuilds every window that was open at the commit.
+// Elements of a time at or before one already sent are a permanent error (EveryBatch partial
+// results, session windows).
+func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
+	out := RepartitionBy(s, name, ex, hash)
+	if len(s.p.shuffles) > 0 {
+		if sh, ok := s.p.shuffles[len(s.p.shuffles)-1].(*shuffle[T]); ok && sh.in == s {
+			sh.byTime = true
+		}
+	}
+	return out
+}
+
 // upstreamSources returns the sources a stream derives from, or an error if a windowed
 // stream lies between them. Stateful operators may (a tracker that emits each record once,
 // in order, with its own offset); one whose output goes back in source order (window results
@@ -254,8 +283,10 @@ type shuffle[T any] struct {
 	part []Elem[T] // the partition's elements, while collecting
 	out  []Shuffled[T]
 	sent map[int32]sentMark // the last mark sent per upstream partition
-	last map[int32]int64    // the newest offset sent per upstream partition
+	last map[int32]int64    // the newest number sent per upstream partition
 	fail error              // records out of source order (see collect)
+	// byTime numbers the records by event time rather than source offset (RepartitionByTime).
+	byTime bool
 
 	// downstream side
 	parts map[int32]*downPart
@@ -314,21 +345,32 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 		sh.add(sh.in.cur)
 	}
 	// Number the values by source offset: in offset order (a Union may interleave them), the
-	// values of one offset by rank. A replay produces the same numbers.
+	// values of one offset by rank. A replay produces the same numbers. RepartitionByTime
+	// numbers them by event time the same way.
 	es := sh.part
-	if !slices.IsSortedFunc(es, cmpOffset[T]) {
-		slices.SortStableFunc(es, cmpOffset[T])
+	cmp, num := cmpOffset[T], func(e *Elem[T]) int64 { return e.Offset }
+	if sh.byTime {
+		cmp, num = cmpTime[T], func(e *Elem[T]) int64 { return e.Time }
+	}
+	if !slices.IsSortedFunc(es, cmp) {
+		slices.SortStableFunc(es, cmp)
 	}
 	if len(es) > 0 {
-		if last, ok := sh.last[pc.Partition]; ok && es[0].Offset < last {
-			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent offset %d of partition %d after offset %d: its operators emit records out of source order (window results?); repartition before them",
+		last, ok := sh.last[pc.Partition]
+		switch {
+		case sh.byTime && ok && num(&es[0]) <= last:
+			// Equal times in two batches would be numbered from 0 again, and dropped as copies.
+			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent event time %s of partition %d after %s: RepartitionByTime needs each time's elements in one batch and later batches later (final results of tumbling or sliding windows)",
+				sh.name, WatermarkTime(num(&es[0])).Format(time.RFC3339Nano), pc.Partition, WatermarkTime(last).Format(time.RFC3339Nano))
+		case !sh.byTime && ok && es[0].Offset < last:
+			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent offset %d of partition %d after offset %d: its operators emit records out of source order (window results?); repartition before them, or use RepartitionByTime for final window results",
 				sh.name, es[0].Offset, pc.Partition, last)
 		}
-		sh.last[pc.Partition] = es[len(es)-1].Offset
+		sh.last[pc.Partition] = num(&es[len(es)-1])
 	}
 	var sub int32
 	for i := range es {
-		if i > 0 && es[i].Offset == es[i-1].Offset {
+		if i > 0 && num(&es[i]) == num(&es[i-1]) {
 			sub++
 		} else {
 			sub = 0
@@ -337,7 +379,7 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 			Value:     es[i].Value,
 			Partition: int32(sh.hash(es[i].Value) % uint64(sh.n)),
 			From:      pc.Partition,
-			Seq:       es[i].Offset,
+			Seq:       num(&es[i]),
 			Sub:       sub,
 			Time:      es[i].Time,
 		})
@@ -377,6 +419,16 @@ func cmpOffset[T any](a, b Elem[T]) int {
 	case a.Offset < b.Offset:
 		return -1
 	case a.Offset > b.Offset:
+		return 1
+	}
+	return 0
+}
+
+func cmpTime[T any](a, b Elem[T]) int {
+	switch {
+	case a.Time < b.Time:
+		return -1
+	case a.Time > b.Time:
 		return 1
 	}
 	return 0

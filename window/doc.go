@@ -82,6 +82,11 @@
 // own position, so the replay still starts, for this operator, at its own boundary.
 //
 // Late records are at least once: a replay reports again those after the committed offset.
+// One case is not replayed exactly: a record that comes after the commit position, out of
+// order, for a window older than the one the replay starts at, which had no record before the
+// commit. The first run counted it; the replay takes the first replayed record's window as
+// its floor and reports it late. Exact replay there needs the partition's watermark stored
+// with the commit, as for sessions below.
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again
 // from its later records only (with a later start). Exact session replay needs the partition's
