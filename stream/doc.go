@@ -121,20 +121,28 @@
 // offset starts at or before the first record of every window open at the commit, so it
 // emits those windows again with the same values, numbers and order, and no window that had
 // fired before the commit (that batch's send was acknowledged). So the downstream keeps every
-// partial result exactly once by the same rule. Watermark: a window of an upstream partition
-// fires in the first batch whose end finds the partition's watermark at or past its end plus
-// the grace; the mark sent after the previous batch was below that, and the downstream
-// WatermarkAt before the partial result is at most that mark. So with the same grace the
-// partial result is never late downstream, and the merged window fires only on marks at or
-// past its end plus the grace from every upstream partition, each sent after that partition's
-// partial result: the merged result holds every partial one. What the two phases drop that
-// one phase would not is a record late in its own partition (behind its partition's watermark
-// by more than the grace, or before the partition's first window): the upstream window puts it
-// on its Late stream. As for any window, results that involve idle partitions are the
-// exception (an idle partition's windows fire on the pipeline watermark). Proven by
-// TestRepartitionTwoPhase (random inputs against the brute force
-// minus the upstream late records, none late downstream) and by TestRepartitionCrashSweep's
-// two-phase seeds.
+// partial result exactly once by the same rule.
+//
+// Watermark through a two-phase repartition. A window of an upstream partition fires when its
+// fire watermark (the lower of the partition's watermark and what the window saw itself,
+// which lags when an operator before it dropped records) passes a window's end plus the grace.
+// So after an upstream partition's values RepartitionByTime sends as the mark the lowest of
+// the partition's watermark and the fire watermarks of the operators upstream
+// (WatermarkHolder; package window's implement it). Invariants: (1) a partial result is never
+// late downstream when the downstream window has the upstream's grace or more: its window had
+// not fired at the end of the previous batch, so the mark sent then, and with it the
+// WatermarkAt before the partial result, was below its end plus the grace; (2) the merged
+// window holds every partial result: it fires only on marks at or past its end plus the grace
+// from every upstream partition, and each of those comes after the partition's partial
+// result. What the two phases drop that one phase would not is a record late in its own
+// partition (behind its partition's watermark by more than the grace, or before the
+// partition's first window): the upstream window puts it on its Late stream. As for any
+// window, results that involve idle partitions are the exception (an idle partition's windows
+// fire on the pipeline watermark). Proven by TestRepartitionTwoPhase (random inputs, with a
+// filter before the upstream window, against the brute force minus the upstream late records;
+// no partial result late downstream; it fails without the WatermarkHolder cap), by
+// TestRepartitionCrashSweep's two-phase seeds, and in package telemetry by
+// TestZoneDemandTwoPhaseEqualsOnePhase.
 //
 // Proven by TestRepartitionReduceByKey (one result per key per batch, global totals),
 // TestRepartitionWindowProperty (random partitioning and out-of-order input with partitions

@@ -211,8 +211,38 @@ func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash fu
 	if len(s.p.shuffles) > 0 {
 		if sh, ok := s.p.shuffles[len(s.p.shuffles)-1].(*shuffle[T]); ok && sh.in == s {
 			sh.byTime = true
+			sh.holders = watermarkHolders(s.p, s.idx)
 		}
 	}
+	return out
+}
+
+// watermarkHolders returns the operators a stream derives from that implement
+// WatermarkHolder.
+func watermarkHolders(p *Pipeline, idx int) []interface {
+	heldWatermark(int32) (int64, bool)
+} {
+	type holder = interface {
+		heldWatermark(int32) (int64, bool)
+	}
+	var out []holder
+	seen := map[int]bool{}
+	var walk func(i int)
+	walk = func(i int) {
+		if seen[i] {
+			return
+		}
+		seen[i] = true
+		if s, ok := p.nodes[i].(interface{ stateOf() stateful }); ok {
+			if h, ok := s.stateOf().(holder); ok {
+				out = append(out, h)
+			}
+		}
+		for _, par := range p.nodes[i].inputs() {
+			walk(par)
+		}
+	}
+	walk(idx)
 	return out
 }
 
@@ -287,6 +317,10 @@ type shuffle[T any] struct {
 	fail error              // records out of source order (see collect)
 	// byTime numbers the records by event time rather than source offset (RepartitionByTime).
 	byTime bool
+	// holders are the WatermarkHolders upstream, whose watermarks cap the marks (byTime).
+	holders []interface {
+		heldWatermark(int32) (int64, bool)
+	}
 
 	// downstream side
 	parts map[int32]*downPart
@@ -391,6 +425,11 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 	p := sh.in.p
 	ps := p.parts[pc.Partition]
 	m := sentMark{wm: p.own(ps), idle: pc.Idle, end: pc.EndOfInput}
+	for _, h := range sh.holders {
+		if w, ok := h.heldWatermark(pc.Partition); ok {
+			m.wm = min(m.wm, w)
+		}
+	}
 	if m.end {
 		m.wm = EndOfTime
 	}

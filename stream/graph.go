@@ -142,6 +142,8 @@ func (s *Stream[T]) process(pc *PartitionContext) {
 	s.cur = s.fn(pc, s.cur)
 }
 
+func (s *Stream[T]) stateOf() stateful { return s.state }
+
 func (s *Stream[T]) retained(part int32) (int64, bool) {
 	if s.state == nil {
 		return 0, false
@@ -258,7 +260,26 @@ type ReplayStarter interface {
 	ReplayStart(partition int32, from int64) (start, at int64, ok bool)
 }
 
+// WatermarkHolder is an optional interface of an Operator whose output for a partition
+// stands behind the partition's watermark: a window emits its results when its own fire
+// watermark passes, which lags the partition's when an operator before it dropped records.
+// RepartitionByTime sends, after an upstream partition's values, the lowest of its own
+// watermark and those of the WatermarkHolders upstream, so that a window's results that are
+// still to come are never behind the watermark downstream.
+type WatermarkHolder interface {
+	// HeldWatermark returns the watermark the operator's output for the partition stands at
+	// after its last Process, and false if it holds no state for the partition.
+	HeldWatermark(partition int32) (int64, bool)
+}
+
 type opState[In, Out any] struct{ op Operator[In, Out] }
+
+func (o opState[In, Out]) heldWatermark(part int32) (int64, bool) {
+	if h, ok := o.op.(WatermarkHolder); ok {
+		return h.HeldWatermark(part)
+	}
+	return 0, false
+}
 
 func (o opState[In, Out]) replayStart(part int32, from int64) (int64, int64, bool) {
 	if rs, ok := o.op.(ReplayStarter); ok {

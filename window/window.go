@@ -139,6 +139,8 @@ type engine[T any, K comparable, V, A, R any] interface {
 	entries() int
 	// usage returns the windows open and an estimate of the bytes held (see ReportState).
 	usage() (windows int, bytes int64)
+	// fired returns the watermark the partition's windows last fired on.
+	fired() int64
 }
 
 type operator[T any, K comparable, V, A, R any] struct {
@@ -265,6 +267,17 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 	default:
 		return &sessions[T, K, V, A, R]{op: op, partClock: c, gap: int64(op.asg.gap), idx: make(map[K]int32)}
 	}
+}
+
+// HeldWatermark implements stream.WatermarkHolder: the watermark the partition's windows
+// last fired on. The windows still to be emitted end, plus the grace, after it; it is behind
+// the partition's own watermark when the operator saw fewer records than the partition had
+// (an operator before it dropped some), since it fires on what it saw.
+func (op *operator[T, K, V, A, R]) HeldWatermark(part int32) (int64, bool) {
+	if eng, ok := op.parts[part]; ok {
+		return eng.fired(), true
+	}
+	return 0, false
 }
 
 func (op *operator[T, K, V, A, R]) Retained(part int32) (int64, bool) {
@@ -440,6 +453,8 @@ func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
 	}
 	return min(pc.PartitionWatermark, c.pwm)
 }
+
+func (c *partClock) fired() int64 { return c.fwm }
 
 // commit returns the replay position: a newly valid candidate if ok, else the previous one.
 func (c *partClock) commit(off int64, ok bool, fallback int64) (int64, bool) {

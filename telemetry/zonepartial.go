@@ -1,0 +1,202 @@
+// Zone demand in two phases: per source partition, a window combines the events of each zone
+// into a partial [ZoneAcc] (ZoneDemandLocal); only those go through the zone repartition
+// (stream.RepartitionByTime), and a window after it merges them (ZoneDemandMerge). The
+// repartition then moves one record per zone, window and partition instead of one per event.
+
+package telemetry
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// ZonePartial is what the zone repartition of two-phase zone demand carries: a zone and the
+// partial accumulator of one source partition's events in it for one window (the window
+// travels as the record's event time, its last instant).
+type ZonePartial = stream.Pair[string, ZoneAcc]
+
+// zoneLocalAgg is the upstream half of two-phase zone demand: ZoneDemandAgg whose result is
+// the accumulator itself.
+type zoneLocalAgg struct{ ZoneDemandAgg }
+
+var _ window.Aggregator[Tracked, ZoneAcc, ZoneAcc] = zoneLocalAgg{}
+
+func (zoneLocalAgg) Result(acc ZoneAcc) ZoneAcc { return acc }
+
+// ZoneMergeAgg is the window.Aggregator behind [ZoneDemandMerge]: it merges partial
+// accumulators into the zone's [ZoneDemand]. Merging is order-free (integer sums and a set
+// union), so the result does not depend on the order the partials arrive in.
+type ZoneMergeAgg struct{}
+
+var _ window.Aggregator[ZoneAcc, ZoneAcc, ZoneDemand] = ZoneMergeAgg{}
+
+func (ZoneMergeAgg) Zero() ZoneAcc                 { return ZoneAcc{} }
+func (ZoneMergeAgg) Add(acc, v ZoneAcc) ZoneAcc    { return ZoneDemandAgg{}.Merge(acc, v) }
+func (ZoneMergeAgg) Merge(a, b ZoneAcc) ZoneAcc    { return ZoneDemandAgg{}.Merge(a, b) }
+func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
+
+// ZoneDemandLocal is the first phase of two-phase zone demand: per source partition, the
+// tracked events zone demand counts (no duplicate, no GPS jump) aggregated by zone
+// ([WithGeohashPrecision], default 6) and window of the assigner. Its final results, as
+// [ZonePartials], go through stream.RepartitionByTime (codec [ZonePartialCodec]) to
+// [ZoneDemandMerge] with the same assigner and window options:
+//
+//	local, err := telemetry.ZoneDemandLocal(tr.Events(), window.Tumbling(5*time.Minute))
+//	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash)
+//	zones, err := telemetry.ZoneDemandMerge(byZone, window.Tumbling(5*time.Minute))
+//
+// The documents equal those of KeyByZone, a repartition and [ZoneDemandByZone], but for
+// events late in their own partition: those go to this window's Late stream (the other way,
+// they count if the slowest partition had not passed their window). Use Tumbling or Sliding;
+// session windows cannot be repartitioned by time.
+func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneAcc, Tracked], error) {
+	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
+	if err != nil {
+		return nil, err
+	}
+	wopts := append([]window.Option{window.WithName("zone-demand-local")}, c.winOpts...)
+	return window.Aggregate(s.Filter(countsForZones), ZoneOf(c.precision), identity,
+		assigner, window.Aggregator[Tracked, ZoneAcc, ZoneAcc](zoneLocalAgg{}), wopts...)
+}
+
+// ZonePartials returns the final results of [ZoneDemandLocal] as the records of the zone
+// repartition.
+func ZonePartials(local *window.Windowed[string, ZoneAcc, Tracked]) *stream.Stream[ZonePartial] {
+	return stream.Map(local.Results().Filter(func(r window.Result[string, ZoneAcc]) bool { return r.Final }),
+		func(r window.Result[string, ZoneAcc]) ZonePartial { return ZonePartial{Key: r.Key, Value: r.Value} })
+}
+
+// ZonePartialHash routes a partial by its zone (stream.HashKey), for stream.RepartitionByTime.
+func ZonePartialHash(p ZonePartial) uint64 { return stream.HashKey(p.Key) }
+
+// ZoneDemandMerge is the second phase of two-phase zone demand (see [ZoneDemandLocal]): it
+// merges the partials of every partition into one [ZoneDemand] per zone and window. It takes
+// [WithWindowOptions] (give it the grace [ZoneDemandLocal] has, or more); [WithGeohashPrecision]
+// is an error (the keys are the zones already).
+func ZoneDemandMerge(s *stream.Stream[ZonePartial], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, ZonePartial], error) {
+	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
+	if err != nil {
+		return nil, err
+	}
+	if c.precisionSet {
+		return nil, invalidOption("ZoneDemandMerge: WithGeohashPrecision does not apply, the stream's keys are the zones (pass the precision to ZoneDemandLocal)")
+	}
+	wopts := append([]window.Option{window.WithName("zone-demand")}, c.winOpts...)
+	return window.Aggregate(s, func(p ZonePartial) string { return p.Key }, func(p ZonePartial) ZoneAcc { return p.Value },
+		assigner, window.Aggregator[ZoneAcc, ZoneAcc, ZoneDemand](ZoneMergeAgg{}), wopts...)
+}
+
+// formatZoneAcc1 is the format byte of a binary ZoneAcc, layout 1.
+const formatZoneAcc1 = 0x42
+
+// ZoneAccCodec is the binary stream.Codec of a [ZoneAcc], the value of two-phase zone
+// demand's repartition: the format byte 0x42; events, pickups and speed samples as uvarints;
+// the speed sum (micro-km/h) as a varint; the number of distinct cabs as a uvarint, then each
+// cab id (uvarint length and bytes), in sorted order. The zero value is ready to use and safe
+// for concurrent use.
+type ZoneAccCodec struct{}
+
+var _ stream.Codec[ZoneAcc] = ZoneAccCodec{}
+
+// ZonePartialCodec is the codec of the zone repartition's records in two-phase zone demand.
+func ZonePartialCodec() stream.Codec[ZonePartial] {
+	return stream.PairCodec[string, ZoneAcc](stream.StringCodec{}, ZoneAccCodec{})
+}
+
+// Append appends the binary encoding of acc to dst. An accumulator with a cab id that Event
+// would refuse, or negative counts, is refused with an error wrapping [ErrEncode], and dst is
+// returned as it was.
+func (ZoneAccCodec) Append(dst []byte, acc ZoneAcc) ([]byte, error) {
+	if acc.events < 0 || acc.pickups < 0 || acc.speeds < 0 {
+		return dst, fmt.Errorf("%w: binary zone accumulator: negative counts", ErrEncode)
+	}
+	cabs := acc.cabs
+	if acc.cabSet != nil {
+		cabs = make([]string, 0, len(acc.cabSet))
+		for c := range acc.cabSet {
+			cabs = append(cabs, c)
+		}
+		slices.Sort(cabs)
+	}
+	for _, c := range cabs {
+		if c == "" || len(c) > MaxIDLen || checkString(c) != "" {
+			return dst, fmt.Errorf("%w: binary zone accumulator: cab id %q", ErrEncode, c)
+		}
+	}
+	dst = append(dst, formatZoneAcc1)
+	dst = binary.AppendUvarint(dst, uint64(acc.events))
+	dst = binary.AppendUvarint(dst, uint64(acc.pickups))
+	dst = binary.AppendUvarint(dst, uint64(acc.speeds))
+	dst = binary.AppendVarint(dst, acc.speedSum)
+	dst = binary.AppendUvarint(dst, uint64(len(cabs)))
+	for _, c := range cabs {
+		dst = binary.AppendUvarint(dst, uint64(len(c)))
+		dst = append(dst, c...)
+	}
+	return dst, nil
+}
+
+// Decode decodes an accumulator from exactly the bytes Append wrote. Errors are
+// [*DecodeError] values wrapping [ErrMalformed] (another format byte, bytes cut short or
+// left over, counts out of range) or [ErrInvalid] (a cab id Event would refuse).
+func (ZoneAccCodec) Decode(b []byte) (ZoneAcc, error) {
+	var acc ZoneAcc
+	if len(b) == 0 {
+		return acc, malformedBinary("empty input", 0)
+	}
+	if b[0] != formatZoneAcc1 {
+		return acc, malformedBinary(fmt.Sprintf("unknown format byte %#02x (a zone accumulator is 0x42: written by another release?)", b[0]), 0)
+	}
+	i := 1
+	var counts [3]uint64
+	for k, name := range []string{"events", "pickups", "speed samples"} {
+		v, next, err := uvarint(b, i, name)
+		if err != nil {
+			return ZoneAcc{}, err
+		}
+		if v > 1<<62 {
+			return ZoneAcc{}, malformedBinary(name+" out of range", i)
+		}
+		counts[k], i = v, next
+	}
+	acc.events, acc.pickups, acc.speeds = int64(counts[0]), int64(counts[1]), int64(counts[2])
+	sum, n := binary.Varint(b[i:])
+	if n <= 0 {
+		return ZoneAcc{}, malformedBinary("speed sum cut short or too long", i)
+	}
+	acc.speedSum, i = sum, i+n
+	ncabs, i, err := uvarint(b, i, "cab count")
+	if err != nil {
+		return ZoneAcc{}, err
+	}
+	if ncabs > uint64(len(b)-i) { // each cab takes at least its length byte
+		return ZoneAcc{}, malformedBinary("cab count beyond the input", i)
+	}
+	for range ncabs {
+		l, next, err := uvarint(b, i, "cab_id length")
+		if err != nil {
+			return ZoneAcc{}, err
+		}
+		if l == 0 || l > MaxIDLen {
+			return ZoneAcc{}, &DecodeError{Field: "cab_id", Reason: "empty or too long", Offset: i, Err: ErrInvalid}
+		}
+		i = next
+		if uint64(len(b)-i) < l {
+			return ZoneAcc{}, malformedBinary("cut short", len(b))
+		}
+		id := string(b[i : i+int(l)])
+		if r := checkString(id); r != "" {
+			return ZoneAcc{}, &DecodeError{Field: "cab_id", Reason: r, Offset: i, Err: ErrInvalid}
+		}
+		acc.addCab(id)
+		i += int(l)
+	}
+	if i != len(b) {
+		return ZoneAcc{}, malformedBinary(fmt.Sprintf("%d bytes left over", len(b)-i), i)
+	}
+	return acc, nil
+}
