@@ -22,13 +22,16 @@ func (c *config) pipelineOptions() []stream.Option {
 // graph is what the pipeline computes from the telemetry, before the outputs: run writes it
 // to OpenSearch and Kafka, and the offline tests drive the same graph through streamtest.
 type graph struct {
-	cabs     *window.Windowed[string, telemetry.CabStats, telemetry.Event]
-	zones    *window.Windowed[string, telemetry.ZoneDemand, zoneShuffled] // nil with -zone-demand=false
-	cabDocs  *stream.Stream[cabResult]                                    // final cab stats
-	zoneDocs *stream.Stream[zoneResult]                                   // final zone demand, nil with -zone-demand=false
-	alerts   *stream.Stream[telemetry.Alert]
-	refused  *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
-	split    *splitCabs                        // cabs seen on several partitions (without -rekey-by-cab)
+	cabs  *window.Windowed[string, telemetry.CabStats, telemetry.Event]
+	zones *window.Windowed[string, telemetry.ZoneDemand, zoneShuffled] // nil with -zone-demand=false
+	// zonesLocal is zone demand's first phase, per input partition (its Late stream holds the
+	// events late in their own partitions); nil with -zone-demand=false.
+	zonesLocal *window.Windowed[string, telemetry.ZoneAcc, telemetry.Tracked]
+	cabDocs    *stream.Stream[cabResult]  // final cab stats
+	zoneDocs   *stream.Stream[zoneResult] // final zone demand, nil with -zone-demand=false
+	alerts     *stream.Stream[telemetry.Alert]
+	refused    *stream.Stream[stream.DeadLetter] // events of new cabs past -max-cabs
+	split      *splitCabs                        // cabs seen on several partitions (without -rekey-by-cab)
 	// supply and supplyDocs are the zone supply and its final results; nil without requests.
 	supply     *window.Windowed[string, telemetry.ZoneSupply, supplyShuffled]
 	supplyDocs *stream.Stream[supplyResult]
@@ -38,7 +41,7 @@ type graph struct {
 }
 
 type (
-	zoneShuffled   = stream.Pair[string, telemetry.ZoneSample]
+	zoneShuffled   = telemetry.ZonePartial
 	cabShuffled    = stream.Pair[string, telemetry.Event]
 	supplyShuffled = stream.Pair[string, telemetry.SupplyObs]
 )
@@ -89,11 +92,13 @@ func (c *config) transforms(events *stream.Stream[telemetry.Event], requests *st
 	g.cabDocs = g.cabs.Results().Filter(func(r cabResult) bool { return r.Final })
 	g.alerts, g.refused = tracker.Alerts(), tracker.DeadLetters()
 	if c.zoneDemand {
-		keyed, err := telemetry.KeyByZone(tracker.Events(), 0)
-		if err != nil {
+		// In two phases: per input partition, a partial per zone and window; only those go
+		// through the repartition by zone, to the window that merges them (see
+		// stream.RepartitionByTime).
+		if g.zonesLocal, err = telemetry.ZoneDemandLocal(tracker.Events(), window.Tumbling(c.zoneWindow), grace); err != nil {
 			return nil, err
 		}
-		if g.zones, err = telemetry.ZoneDemandByZone(sh.byZone(keyed), window.Tumbling(c.zoneWindow), grace); err != nil {
+		if g.zones, err = telemetry.ZoneDemandMerge(sh.byZone(telemetry.ZonePartials(g.zonesLocal)), window.Tumbling(c.zoneWindow), grace); err != nil {
 			return nil, err
 		}
 		g.zoneDocs = g.zones.Results().Filter(func(r zoneResult) bool { return r.Final })

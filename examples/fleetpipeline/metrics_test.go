@@ -118,11 +118,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.EqualValues(t, len(msgs), read, "the read offsets add up to every message produced")
 	require.EqualValues(t, 1, value(body, "fleetstream_source_dead_letters_total"))
 	require.Positive(t, value(body, "fleetstream_batches_total"))
-	// The zone repartition's counters: every event went through it, packed into messages.
+	// The zone repartition's counters: zone demand goes through it in two phases, as one
+	// partial per zone, window and input partition (the events of a cab-minute share a
+	// zone), packed into messages.
 	reps, repMsgs := value(body, "fleetstream_repartition_sent_records_total"), value(body, "fleetstream_repartition_sent_messages_total")
-	require.GreaterOrEqual(t, reps, float64(len(msgs)-1), "every event through the zone repartition")
+	require.Positive(t, reps)
+	require.Less(t, reps, float64(len(msgs))/10, "partials through the zone repartition, far fewer than events")
 	require.Positive(t, repMsgs)
-	require.Less(t, repMsgs, reps, "records packed into messages")
+	require.LessOrEqual(t, repMsgs, reps, "records packed into messages")
 	require.Positive(t, value(body, "fleetstream_repartition_sent_bytes_total"))
 	code, text := get("/healthz")
 	require.Equal(t, http.StatusOK, code, text)

@@ -110,7 +110,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	// two jobs with the same -name (their documents' ids) and different groups, such as two
 	// make demo runs, never share a repartition topic.
 	zoneEx, err := kafka.NewExchange[zoneShuffled](kcfg, c.group, "zones",
-		stream.PairCodec[string, telemetry.ZoneSample](stream.StringCodec{}, telemetry.ZoneSampleCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+		telemetry.ZonePartialCodec(), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	sh := shuffles{
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
 			names.repartition(zoneEx.Topic())
-			return stream.Repartition(s, "zones", zoneEx)
+			return stream.RepartitionByTime(s, "zones", zoneEx, telemetry.ZonePartialHash)
 		},
 		zoneOrigin: exchangeOrigin(zoneEx.Topic()),
 		cabOrigin:  src.Origin,
@@ -266,7 +266,8 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	})
 	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters)
 	if g.zones != nil {
-		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, zoneSampleRecord), lateLetters)
+		stream.To(lateDeadLetters(g.zonesLocal.Late(), "zone-demand", sh.cabOrigin, zoneEventRecord()), lateLetters)
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, zonePartialRecord), lateLetters)
 	}
 	if g.pickupsLate != nil {
 		stream.To(stream.Map(g.pickupsLate, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {

@@ -78,8 +78,9 @@ func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 	origin := func(part int32) (string, int32, bool) { return "", part, false }
 	g, err := c.transforms(events, nil, shuffles{
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
-			_, out := streamtest.NewRepartition(h, s, "zones", logs.zones)
-			return out
+			ex := streamtest.NewExchange(logs.zones)
+			h.AddExchange(ex)
+			return stream.RepartitionByTime(s, "zones", ex, telemetry.ZonePartialHash)
 		},
 		byCab: func(s *stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] {
 			_, out := streamtest.NewRepartition(h, s, "cabs", logs.cabs)

@@ -46,15 +46,35 @@ func eventRecord(e telemetry.Event) ([]byte, []byte, error) {
 	return []byte(e.CabID), v, err
 }
 
-// zoneSampleRecord is the dead letter of a zone sample late for zone demand: the repartition
-// carries only what zone demand counts of an event (the event itself is in cab stats), so
-// the dead letter holds that, keyed by cab, with its zone.
-func zoneSampleRecord(p zoneShuffled) ([]byte, []byte, error) {
+// zoneEventRecord returns the dead letter of an event late for zone demand in its own
+// partition (zone demand's first phase): what zone demand counts of it, keyed by cab, with
+// its zone (the event itself is in cab stats' dead letters if late there too). Not safe for
+// concurrent use: the pipeline calls it from its run loop.
+func zoneEventRecord() func(telemetry.Tracked) ([]byte, []byte, error) {
+	zone := telemetry.ZoneOf(telemetry.DefaultGeohashPrecision)
+	return func(t telemetry.Tracked) ([]byte, []byte, error) {
+		v, err := json.Marshal(struct {
+			Zone string `json:"zone"`
+			telemetry.ZoneSample
+		}{zone(t), t.Sample()})
+		return []byte(t.CabID), v, err
+	}
+}
+
+// zonePartialRecord is the dead letter of a partial zone demand late after the repartition
+// (it happens only when partitions were idle): the figures of the events it holds, keyed by
+// zone.
+func zonePartialRecord(p zoneShuffled) ([]byte, []byte, error) {
+	d := telemetry.ZoneMergeAgg{}.Result(p.Value)
 	v, err := json.Marshal(struct {
-		Zone string `json:"zone"`
-		telemetry.ZoneSample
-	}{p.Key, p.Value})
-	return []byte(p.Value.CabID), v, err
+		Zone         string  `json:"zone"`
+		Events       int64   `json:"events"`
+		Cabs         int64   `json:"cabs"`
+		Pickups      int64   `json:"pickups"`
+		SpeedSamples int64   `json:"speed_samples"`
+		SpeedSumKmh  float64 `json:"speed_sum_kmh"`
+	}{p.Key, d.Events, d.Cabs, d.Pickups, d.SpeedSamples, d.SpeedSumKmh})
+	return []byte(p.Key), v, err
 }
 
 func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
