@@ -146,7 +146,17 @@
 //	byZone := stream.Repartition(keyed, "zones", exchange)
 //	zones, err := telemetry.ZoneDemandByZone(byZone, window.Tumbling(5*time.Minute))
 //
-// [ZoneOf] is the key function both use. The documents keep speed_samples
+// or, moving one partial per zone, window and partition instead of one
+// sample per event (two-phase aggregation, what the fleet job does; codec
+// [ZonePartialCodec], format byte 0x42):
+//
+//	local, err := telemetry.ZoneDemandLocal(tr.Events(), window.Tumbling(5*time.Minute))
+//	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash)
+//	zones, err := telemetry.ZoneDemandMerge(byZone, window.Tumbling(5*time.Minute))
+//
+// Both write the same documents but for events late in their own partition,
+// which the two-phase form sends to ZoneDemandLocal's Late stream.
+// [ZoneOf] is the key function all of them use. The documents keep speed_samples
 // and speed_sum_kmh next to avg_speed_kmh, so an average over zones or
 // windows is exact: sum(speed_sum_kmh) / sum(speed_samples).
 //
