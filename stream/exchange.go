@@ -7,6 +7,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -382,12 +383,12 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 	// values of one offset by rank. A replay produces the same numbers. RepartitionByTime
 	// numbers them by event time the same way.
 	es := sh.part
-	cmp, num := cmpOffset[T], func(e *Elem[T]) int64 { return e.Offset }
+	order, num := cmpOffset[T], func(e *Elem[T]) int64 { return e.Offset }
 	if sh.byTime {
-		cmp, num = cmpTime[T], func(e *Elem[T]) int64 { return e.Time }
+		order, num = cmpTime[T], func(e *Elem[T]) int64 { return e.Time }
 	}
-	if !slices.IsSortedFunc(es, cmp) {
-		slices.SortStableFunc(es, cmp)
+	if !slices.IsSortedFunc(es, order) {
+		slices.SortStableFunc(es, order)
 	}
 	if len(es) > 0 {
 		last, ok := sh.last[pc.Partition]
@@ -453,25 +454,8 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 	}
 }
 
-func cmpOffset[T any](a, b Elem[T]) int {
-	switch {
-	case a.Offset < b.Offset:
-		return -1
-	case a.Offset > b.Offset:
-		return 1
-	}
-	return 0
-}
-
-func cmpTime[T any](a, b Elem[T]) int {
-	switch {
-	case a.Time < b.Time:
-		return -1
-	case a.Time > b.Time:
-		return 1
-	}
-	return 0
-}
+func cmpOffset[T any](a, b Elem[T]) int { return cmp.Compare(a.Offset, b.Offset) }
+func cmpTime[T any](a, b Elem[T]) int   { return cmp.Compare(a.Time, b.Time) }
 
 func (s *source[T]) partitionCount() int {
 	if s.parts > 0 {
