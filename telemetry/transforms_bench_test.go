@@ -152,3 +152,99 @@ func (binder) Run(ctx context.Context, _ *stream.Input[telemetry.Event]) error {
 	return ctx.Err()
 }
 func (binder) Commit(context.Context, []stream.Position) error { return nil }
+
+// BenchmarkZoneDemandRepartition: zone demand of 10,000 cabs over 6 partitions through an
+// in-memory repartition, per event, in one phase (KeyByZone, a sample per event through the
+// exchange, ZoneDemandByZone) and in two (ZoneDemandLocal, a partial per zone, window and
+// partition through the exchange, ZoneDemandMerge). Each batch moves every cab 15 s on;
+// the windows are a minute. The exchange is the in-memory log, so the figures leave out what
+// Kafka costs per record, which two phases save too.
+func BenchmarkZoneDemandRepartition(b *testing.B) {
+	for _, two := range []bool{false, true} {
+		name := "one-phase"
+		if two {
+			name = "two-phase"
+		}
+		b.Run(name, func(b *testing.B) {
+			const cabs = 10_000
+			h := streamtest.New(b, 15*time.Second, stream.WithBuffer(cabs, 0), stream.WithIdleTimeout(0))
+			q, src := streamtest.NewQueue[telemetry.Event](h)
+			q.SetPartitions(6)
+			tr, err := telemetry.Track(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w := window.Tumbling(time.Minute)
+			var results *stream.Stream[window.Result[string, telemetry.ZoneDemand]]
+			var sent func() int
+			if two {
+				local, err := telemetry.ZoneDemandLocal(tr.Events(), w)
+				if err != nil {
+					b.Fatal(err)
+				}
+				log := streamtest.NewExchangeLog[telemetry.ZonePartial](6)
+				ex := streamtest.NewExchange(log)
+				h.AddExchange(ex)
+				merged, err := telemetry.ZoneDemandMerge(stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", ex, telemetry.ZonePartialHash), w)
+				if err != nil {
+					b.Fatal(err)
+				}
+				results, sent = merged.Results(), func() int { return logValues(log) }
+			} else {
+				keyed, err := telemetry.KeyByZone(tr.Events(), 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				log := streamtest.NewExchangeLog[stream.Pair[string, telemetry.ZoneSample]](6)
+				_, shuffled := streamtest.NewRepartition(h, keyed, "zones", log)
+				byZone, err := telemetry.ZoneDemandByZone(shuffled, w)
+				if err != nil {
+					b.Fatal(err)
+				}
+				results, sent = byZone.Results(), func() int { return logValues(log) }
+			}
+			var docs int
+			stream.ForEachBatch(results, func(_ context.Context, _ stream.BatchInfo, rs []window.Result[string, telemetry.ZoneDemand]) error {
+				docs += len(rs)
+				return nil
+			})
+			recs, _ := benchInput(cabs)
+			var off [6]int64
+			batch := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				t0 := h.Clock.Now()
+				for i := range recs {
+					r := &recs[i]
+					r.EventTime = t0.Add(time.Duration(i) * time.Millisecond)
+					r.Value.Time = r.EventTime
+					r.Value.Lat += 0.001 * float64(batch%2*2-1) // back and forth: the cabs stay in a few zones
+					r.Offset = off[r.Partition]
+					off[r.Partition]++
+				}
+				batch++
+				q.Add(recs...)
+				h.Step()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*cabs), "ns/event")
+			b.ReportMetric(float64(sent())/float64(b.N*cabs), "exchanged/event")
+			b.ReportMetric(0, "ns/op")
+			if b.N > 8 && docs == 0 {
+				b.Fatal("no window closed")
+			}
+		})
+	}
+}
+
+// logValues counts the values (not the marks) in an exchange log of 6 partitions.
+func logValues[T any](log *streamtest.ExchangeLog[T]) int {
+	n := 0
+	for p := range int32(6) {
+		for _, r := range log.Records(p) {
+			if !r.Mark {
+				n++
+			}
+		}
+	}
+	return n
+}
