@@ -323,6 +323,14 @@ start_one() {
 	deadline=$(($(date +%s) + READY_TIMEOUT))
 	while :; do
 		if ! pid="$(pid_of "$svc")"; then
+			# Right after the launch the background child may not have exec'd the JVM yet: its
+			# arguments are still the shell's, without the marker. Only a launched process
+			# that is gone has exited (CI run 44 stopped here on a live broker).
+			if [ "$fresh" = 1 ] && kill -0 "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null &&
+				[ "$(date +%s)" -lt $((launched + 10)) ]; then
+				sleep 0.1
+				continue
+			fi
 			show_log_tail "$svc"
 			die "$svc: the process exited during startup"
 		fi
