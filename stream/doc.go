@@ -74,7 +74,9 @@
 // a keyed stream through an Exchange (a Kafka topic, kafka.NewExchange; an in-memory log,
 // streamtest.NewExchange) so that they are: each record goes to partition HashKey(key) % n
 // of the exchange, which the pipeline reads back as a further source. The upstream stream must
-// come from sources through stateless operators; stateful operators go after the repartition.
+// come from sources through stateless operators and operators that emit each record once with
+// its own offset (a tracker); other stateful operators go after the repartition, except the
+// final results of windows, which RepartitionByTime takes (two-phase aggregation, below).
 //
 // Exactly once. Upstream records are numbered by (upstream partition, source offset, rank
 // among the values of that offset): a replay of the upstream partition from any committed

@@ -266,6 +266,11 @@ type ReplayStarter interface {
 // RepartitionByTime sends, after an upstream partition's values, the lowest of its own
 // watermark and those of the WatermarkHolders upstream, so that a window's results that are
 // still to come are never behind the watermark downstream.
+//
+// Limit: an operator that holds no state for a partition caps nothing. A window that has
+// seen no record of a partition, because everything before it was dropped, has marks sent at
+// the partition's watermark; its first record then opens a window that may already be behind
+// them downstream, and that window's partial result goes to the downstream Late stream.
 type WatermarkHolder interface {
 	// HeldWatermark returns the watermark the operator's output for the partition stands at
 	// after its last Process, and false if it holds no state for the partition.
