@@ -151,6 +151,12 @@ func Repartition[K comparable, V any](s *Stream[Pair[K, V]], name string, ex Exc
 // RepartitionBy is Repartition for any element type, routing each element by hash (the
 // element goes to partition hash % partitions). hash must be deterministic across processes.
 func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
+	out, _ := repartition(s, name, ex, hash)
+	return out
+}
+
+// repartition is RepartitionBy; it also returns the shuffle, nil if the graph refused it.
+func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) (*Stream[T], *shuffle[T]) {
 	p := s.p
 	stub := func() *Stream[T] {
 		return register(p, &Stream[T]{p: p, name: "repartition:" + name, every: 1, slide: 1,
@@ -158,18 +164,18 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 	}
 	if ex == nil || hash == nil || name == "" {
 		p.fail(invalid("Repartition %q: needs a name, an exchange and a hash", name))
-		return stub()
+		return stub(), nil
 	}
 	for _, sh := range p.shuffles {
 		if sh.(interface{ exchange() any }).exchange() == any(ex) {
 			p.fail(graphError("Repartition %q: the exchange already serves another repartition (a cycle or a shared topic)", name))
-			return stub()
+			return stub(), nil
 		}
 	}
 	ups, err := upstreamSources(p, s.idx)
 	if err != nil {
 		p.fail(graphError("Repartition %q: %v", name, err))
-		return stub()
+		return stub(), nil
 	}
 	raw := register(p, &Stream[Shuffled[T]]{p: p, name: "repartition-in:" + name, every: 1, slide: 1})
 	out := elementwise(raw, "repartition:"+name, func(in []Elem[Shuffled[T]], out []Elem[T]) []Elem[T] {
@@ -186,7 +192,7 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 	}
 	p.shuffles = append(p.shuffles, sh)
 	p.outputs = append(p.outputs, sh)
-	return out
+	return out, sh
 }
 
 // RepartitionByTime is RepartitionBy for a stream whose elements come in event-time order
@@ -208,24 +214,22 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 // Elements of a time at or before one already sent are a permanent error (EveryBatch partial
 // results, session windows).
 func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
-	out := RepartitionBy(s, name, ex, hash)
-	if len(s.p.shuffles) > 0 {
-		if sh, ok := s.p.shuffles[len(s.p.shuffles)-1].(*shuffle[T]); ok && sh.in == s {
-			sh.byTime = true
-			sh.holders = watermarkHolders(s.p, s.idx)
-		}
+	out, sh := repartition(s, name, ex, hash)
+	if sh != nil {
+		sh.byTime = true
+		sh.holders = watermarkHolders(s.p, s.idx)
 	}
 	return out
 }
 
+// holder is the untyped face of an operator that may implement WatermarkHolder.
+type holder interface {
+	heldWatermark(part int32) (int64, bool)
+}
+
 // watermarkHolders returns the operators a stream derives from that implement
 // WatermarkHolder.
-func watermarkHolders(p *Pipeline, idx int) []interface {
-	heldWatermark(int32) (int64, bool)
-} {
-	type holder = interface {
-		heldWatermark(int32) (int64, bool)
-	}
+func watermarkHolders(p *Pipeline, idx int) []holder {
 	var out []holder
 	seen := map[int]bool{}
 	var walk func(i int)
@@ -319,9 +323,7 @@ type shuffle[T any] struct {
 	// byTime numbers the records by event time rather than source offset (RepartitionByTime).
 	byTime bool
 	// holders are the WatermarkHolders upstream, whose watermarks cap the marks (byTime).
-	holders []interface {
-		heldWatermark(int32) (int64, bool)
-	}
+	holders []holder
 
 	// downstream side
 	parts map[int32]*downPart
