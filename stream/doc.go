@@ -118,8 +118,10 @@
 // to a window of the same assigner that merges them: the records a repartition moves drop
 // from one per event to one per key, window and upstream partition. Its final results are
 // numbered by event time (the window's last instant) and rank instead of offset and rank. The
-// numbers rise as offsets do: a window fires once, all its keys in one batch, in the order of
-// their first records, and windows fire in the order of their ends. A replay from a committed
+// numbers rise as offsets do: a tumbling window (without a key limit) fires once, all its keys
+// in one batch, in the order of their first records, and windows fire in the order of their
+// ends. (A sliding window, or one with a key limit, may emit a window's keys in another order
+// in a replay, which shifts the ranks: do not repartition their results by time.) A replay from a committed
 // offset starts at or before the first record of every window open at the commit, so it
 // emits those windows again with the same values, numbers and order, and no window that had
 // fired before the commit (that batch's send was acknowledged). So the downstream keeps every

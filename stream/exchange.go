@@ -196,8 +196,8 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 }
 
 // RepartitionByTime is RepartitionBy for a stream whose elements come in event-time order
-// rather than in source-offset order: the final results of tumbling or sliding windows
-// (window.OnClose), whose element time is their window's last instant. It is the way to
+// rather than in source-offset order: the final results of a tumbling window (window.OnClose,
+// no key limit), whose element time is their window's last instant. It is the way to
 // aggregate in two phases, as Flink's local-global aggregation and Spark's partial
 // aggregation do: a window per source partition combines its records into one partial result
 // per key and window, the repartition moves only those, and a window after it merges them
@@ -208,11 +208,15 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // of one time by their order. So s must emit, per source partition, every element of an
 // event time in one batch, in an order that a replay reproduces, and later batches only later
 // times; and a replay from any committed offset must emit again, with the same values, the
-// elements of every time it emits that the first run emitted too. A window's final results
-// do: one window fires in one batch, its keys in the order of their first records, windows in
-// the order of their ends, and a replay rebuilds every window that was open at the commit.
-// Elements of a time at or before one already sent are a permanent error (EveryBatch partial
-// results, session windows).
+// elements of every time it emits that the first run emitted too, in the same order. A
+// tumbling window's final results do: one window fires in one batch, its keys in the order of
+// their first records, windows in the order of their ends, and a replay rebuilds every window
+// that was open at the commit. A sliding window does not (it emits keys in the order it first
+// saw them, which depends on where a replay starts), nor does a window with a key limit
+// (window.WithMaxKeys admits keys by the state of every partition, so a replay may admit one
+// the first run refused): a changed order shifts the ranks, and downstream a partial may be
+// kept twice. Elements of a time at or before one already sent are a permanent error
+// (EveryBatch partial results, session windows, two windows whose ends coincide).
 func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
 	out, sh := repartition(s, name, ex, hash)
 	if sh != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/window"
@@ -51,12 +52,23 @@ func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
 //
 // The documents equal those of KeyByZone, a repartition and [ZoneDemandByZone], but for
 // events late in their own partition: those go to this window's Late stream (the other way,
-// they count if the slowest partition had not passed their window). Use Tumbling or Sliding;
-// session windows cannot be repartitioned by time.
+// they count if the slowest partition had not passed their window).
+//
+// The assigner must be Tumbling (an error wrapping [ErrInvalidOption] otherwise), and the
+// options must not hold window.WithMaxKeys. RepartitionByTime numbers a window's partials by
+// their rank in it, so a replay must emit them in the same order: a tumbling window emits its
+// keys in the order of their first records, which a replay reproduces; a sliding window emits
+// them in the order its engine first saw them, which a replay from a later start does not;
+// and a key limit admits keys by the state of every partition at the time, so a replay may
+// admit a key the first run refused and shift the ranks after it. Either would keep a partial
+// twice downstream.
 func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneAcc, Tracked], error) {
 	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
 	if err != nil {
 		return nil, err
+	}
+	if !strings.HasPrefix(assigner.String(), "tumbling(") {
+		return nil, invalidOption("ZoneDemandLocal: %v: two-phase zone demand needs a tumbling window (a replay must emit a window's partials in the same order)", assigner)
 	}
 	wopts := append([]window.Option{window.WithName("zone-demand-local")}, c.winOpts...)
 	return window.Aggregate(s.Filter(countsForZones), ZoneOf(c.precision), identity,
@@ -93,6 +105,10 @@ func ZoneDemandMerge(s *stream.Stream[ZonePartial], assigner window.Assigner, op
 // formatZoneAcc1 is the format byte of a binary ZoneAcc, layout 1.
 const formatZoneAcc1 = 0x42
 
+// maxZoneCount bounds a zone accumulator's counts (2^53, exact in a float64): sums of a few
+// partials cannot overflow.
+const maxZoneCount = 1 << 53
+
 // ZoneAccCodec is the binary stream.Codec of a [ZoneAcc], the value of two-phase zone
 // demand's repartition: the format byte 0x42; events, pickups and speed samples as uvarints;
 // the speed sum (micro-km/h) as a varint; the number of distinct cabs as a uvarint, then each
@@ -111,10 +127,11 @@ func ZonePartialCodec() stream.Codec[ZonePartial] {
 // would refuse, or negative counts, is refused with an error wrapping [ErrEncode], and dst is
 // returned as it was.
 func (ZoneAccCodec) Append(dst []byte, acc ZoneAcc) ([]byte, error) {
-	if acc.events < 0 || acc.pickups < 0 || acc.speeds < 0 {
-		return dst, fmt.Errorf("%w: binary zone accumulator: negative counts", ErrEncode)
+	if acc.events < 0 || acc.pickups < 0 || acc.speeds < 0 || acc.speedSum < 0 ||
+		acc.events > maxZoneCount || acc.pickups > acc.events || acc.speeds > acc.events {
+		return dst, fmt.Errorf("%w: binary zone accumulator: counts out of range", ErrEncode)
 	}
-	cabs := acc.cabs
+	cabs := slices.Sorted(slices.Values(acc.cabs))
 	if acc.cabSet != nil {
 		cabs = make([]string, 0, len(acc.cabSet))
 		for c := range acc.cabSet {
@@ -131,7 +148,7 @@ func (ZoneAccCodec) Append(dst []byte, acc ZoneAcc) ([]byte, error) {
 	dst = binary.AppendUvarint(dst, uint64(acc.events))
 	dst = binary.AppendUvarint(dst, uint64(acc.pickups))
 	dst = binary.AppendUvarint(dst, uint64(acc.speeds))
-	dst = binary.AppendVarint(dst, acc.speedSum)
+	dst = binary.AppendUvarint(dst, uint64(acc.speedSum))
 	dst = binary.AppendUvarint(dst, uint64(len(cabs)))
 	for _, c := range cabs {
 		dst = binary.AppendUvarint(dst, uint64(len(c)))
@@ -158,17 +175,24 @@ func (ZoneAccCodec) Decode(b []byte) (ZoneAcc, error) {
 		if err != nil {
 			return ZoneAcc{}, err
 		}
-		if v > 1<<62 {
+		if v > maxZoneCount {
 			return ZoneAcc{}, malformedBinary(name+" out of range", i)
 		}
 		counts[k], i = v, next
 	}
 	acc.events, acc.pickups, acc.speeds = int64(counts[0]), int64(counts[1]), int64(counts[2])
-	sum, n := binary.Varint(b[i:])
-	if n <= 0 {
-		return ZoneAcc{}, malformedBinary("speed sum cut short or too long", i)
+	if acc.pickups > acc.events || acc.speeds > acc.events {
+		return ZoneAcc{}, malformedBinary("more pickups or speed samples than events", i)
 	}
-	acc.speedSum, i = sum, i+n
+	// The speed sum is in micro-km/h, each reading at most MaxSpeedKmh: a non-negative varint.
+	sum, next, err := uvarint(b, i, "speed sum")
+	if err != nil {
+		return ZoneAcc{}, err
+	}
+	if float64(sum) > float64(acc.speeds)*MaxSpeedKmh*speedUnit {
+		return ZoneAcc{}, malformedBinary("speed sum out of range", i)
+	}
+	acc.speedSum, i = int64(sum), next
 	ncabs, i, err := uvarint(b, i, "cab count")
 	if err != nil {
 		return ZoneAcc{}, err
@@ -176,7 +200,8 @@ func (ZoneAccCodec) Decode(b []byte) (ZoneAcc, error) {
 	if ncabs > uint64(len(b)-i) { // each cab takes at least its length byte
 		return ZoneAcc{}, malformedBinary("cab count beyond the input", i)
 	}
-	for range ncabs {
+	prev := ""
+	for k := range ncabs {
 		l, next, err := uvarint(b, i, "cab_id length")
 		if err != nil {
 			return ZoneAcc{}, err
@@ -192,6 +217,10 @@ func (ZoneAccCodec) Decode(b []byte) (ZoneAcc, error) {
 		if r := checkString(id); r != "" {
 			return ZoneAcc{}, &DecodeError{Field: "cab_id", Reason: r, Offset: i, Err: ErrInvalid}
 		}
+		if k > 0 && id <= prev {
+			return ZoneAcc{}, malformedBinary("cab ids not in strictly increasing order", i)
+		}
+		prev = id
 		acc.addCab(id)
 		i += int(l)
 	}

@@ -95,7 +95,11 @@ func (c *config) transforms(events *stream.Stream[telemetry.Event], requests *st
 		// In two phases: per input partition, a partial per zone and window; only those go
 		// through the repartition by zone, to the window that merges them (see
 		// stream.RepartitionByTime).
-		if g.zonesLocal, err = telemetry.ZoneDemandLocal(tracker.Events(), window.Tumbling(c.zoneWindow), grace); err != nil {
+		// No key limit on the first phase: a replay must emit a window's partials in the same
+		// order (see ZoneDemandLocal); zones per partition are bounded by the map, and the
+		// merge keeps the limit.
+		local := telemetry.WithWindowOptions(window.WithGrace(c.lateness))
+		if g.zonesLocal, err = telemetry.ZoneDemandLocal(tracker.Events(), window.Tumbling(c.zoneWindow), local); err != nil {
 			return nil, err
 		}
 		if g.zones, err = telemetry.ZoneDemandMerge(sh.byZone(telemetry.ZonePartials(g.zonesLocal)), window.Tumbling(c.zoneWindow), grace); err != nil {
