@@ -189,7 +189,7 @@ func BenchmarkZoneDemandRepartition(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				results, sent = merged.Results(), func() int { return logValues(log) }
+				results, sent = merged.Results(), func() int { return countValues(log, 6) }
 			} else {
 				keyed, err := telemetry.KeyByZone(tr.Events(), 0)
 				if err != nil {
@@ -201,7 +201,7 @@ func BenchmarkZoneDemandRepartition(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				results, sent = byZone.Results(), func() int { return logValues(log) }
+				results, sent = byZone.Results(), func() int { return countValues(log, 6) }
 			}
 			var docs int
 			stream.ForEachBatch(results, func(_ context.Context, _ stream.BatchInfo, rs []window.Result[string, telemetry.ZoneDemand]) error {
@@ -234,17 +234,4 @@ func BenchmarkZoneDemandRepartition(b *testing.B) {
 			}
 		})
 	}
-}
-
-// logValues counts the values (not the marks) in an exchange log of 6 partitions.
-func logValues[T any](log *streamtest.ExchangeLog[T]) int {
-	n := 0
-	for p := range int32(6) {
-		for _, r := range log.Records(p) {
-			if !r.Mark {
-				n++
-			}
-		}
-	}
-	return n
 }

@@ -8,6 +8,7 @@ package telemetry
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -131,13 +132,11 @@ func (ZoneAccCodec) Append(dst []byte, acc ZoneAcc) ([]byte, error) {
 		acc.events > maxZoneCount || acc.pickups > acc.events || acc.speeds > acc.events {
 		return dst, fmt.Errorf("%w: binary zone accumulator: counts out of range", ErrEncode)
 	}
-	cabs := slices.Sorted(slices.Values(acc.cabs))
+	var cabs []string
 	if acc.cabSet != nil {
-		cabs = make([]string, 0, len(acc.cabSet))
-		for c := range acc.cabSet {
-			cabs = append(cabs, c)
-		}
-		slices.Sort(cabs)
+		cabs = slices.Sorted(maps.Keys(acc.cabSet))
+	} else {
+		cabs = slices.Sorted(slices.Values(acc.cabs))
 	}
 	for _, c := range cabs {
 		if c == "" || len(c) > MaxIDLen || checkString(c) != "" {
