@@ -1,0 +1,141 @@
+// One batch: Step and step run a batch through the graph, its outputs and its commit, and
+// publish its stats; noteRetry reports a failed attempt; waiting says how much input is
+// waiting for the next batch. Run (run.go) calls step on its schedule.
+
+package stream
+
+import (
+	"context"
+	"time"
+)
+
+// Step runs one batch synchronously at the clock's current time, without starting the
+// source: it is the building block of Run, exported for harnesses (package streamtest) that
+// push records through a Binder source. If the previous Step's outputs failed, Step retries
+// that batch's failed outputs instead of taking a new batch. done is true once the input
+// ended and the final batch was acknowledged.
+func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
+	if err := p.Err(); err != nil {
+		return false, err
+	}
+	if len(p.srcs) == 0 {
+		return false, ErrNoSource
+	}
+	if p.running.Load() {
+		return false, ErrRunning
+	}
+	return p.step(ctx, p.cfg.clock.Now())
+}
+
+func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) {
+	if p.finished {
+		return true, nil
+	}
+	if p.pending == nil {
+		if err := p.openShuffles(ctx); err != nil {
+			return false, Permanent(err)
+		}
+		p.startBatch(scheduled)
+	} else {
+		p.handleControl()
+	}
+	b := p.pending
+	b.attempts++
+	outStart := p.cfg.clock.Now()
+	errs := p.flushOutputs(ctx, b)
+	if len(errs) > 0 {
+		return false, &OutputError{Batch: b.info.Batch, Errs: errs}
+	}
+	outTime := p.cfg.clock.Now().Sub(outStart)
+	committed := p.ack(ctx, b)
+	for _, o := range p.outputs {
+		o.reset()
+	}
+	var dups int64
+	ending := false
+	for _, sh := range p.shuffles {
+		ending = sh.finish(p) || ending
+		dups += sh.duplicates()
+	}
+	st := BatchStats{
+		Batch:           b.info.Batch,
+		Time:            b.info.Time,
+		InputRecords:    b.records,
+		ShuffledRecords: b.shuffled,
+		InputBytes:      b.bytes,
+		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
+		ProcessingTime:  b.procTime,
+		OutputTime:      outTime,
+		Attempts:        b.attempts,
+		Partitions:      len(p.live),
+		Committed:       committed,
+		Duplicates:      dups,
+		PartitionStats:  p.partitionStats(),
+	}
+	st.Watermark = b.info.Watermark
+	st.State = make([]OperatorState, 0, p.statefulNodes())
+	for _, n := range p.nodes {
+		size := n.stateSize()
+		st.RetainedState += size
+		if hasState(n) {
+			st.State = append(st.State, OperatorState{Operator: n.(interface{ Name() string }).Name(), Entries: size})
+			n.reportState(&st.State[len(st.State)-1])
+		}
+	}
+	st.Source = p.sourceStats()
+	// The next batch need not wait for the tick when this one took a full buffer, left a
+	// tenth of one waiting, or a repartition's end marks are on their way back.
+	p.soon = b.full || ending || p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
+	p.statsMu.Lock()
+	p.stats = st
+	recovered := p.retrying
+	p.retrying = nil
+	p.statsMu.Unlock()
+	if recovered != nil {
+		p.cfg.logger.Info("stream: batch written after retries", "batch", st.Batch, "attempts", st.Attempts, "outage", p.cfg.clock.Now().Sub(recovered.Since).Round(time.Millisecond))
+	}
+	if p.cfg.statsHook != nil {
+		p.cfg.statsHook(st)
+	}
+	p.pending = nil
+	if b.end {
+		p.finished = true
+	}
+	return b.end, nil
+}
+
+// noteRetry publishes a failed attempt (Retrying, WithRetryHook) and logs it: the first
+// attempts each, then at most one line a minute with the count of the ones left out.
+func (p *Pipeline) noteRetry(attempts int, d time.Duration, err error) {
+	now := p.cfg.clock.Now()
+	p.statsMu.Lock()
+	info := RetryInfo{Batch: p.pending.info.Batch, Attempt: attempts, Since: now, Backoff: d, Err: err}
+	if p.retrying != nil && p.retrying.Batch == info.Batch {
+		info.Since = p.retrying.Since
+	}
+	p.retrying = &info
+	p.statsMu.Unlock()
+	if ok, suppressed := p.retryLog.Allow(now); ok {
+		p.cfg.logger.Warn("stream: batch outputs failed, retrying", "batch", info.Batch, "attempt", attempts, "backoff", d,
+			"failing_for", now.Sub(info.Since).Round(time.Millisecond), "suppressed", suppressed, "err", err)
+	}
+	if p.cfg.retryHook != nil {
+		p.cfg.retryHook(info)
+	}
+}
+
+// waiting returns the records waiting for the next batch: in the sources' buffers, and in
+// their partitions beyond what was read (SourceStats End - Read, over the partitions that
+// report both).
+func (p *Pipeline) waiting(st SourceStats) int64 {
+	var lag int64
+	for _, sn := range p.srcs {
+		lag += int64(sn.buffered())
+	}
+	for name, end := range st.End {
+		if read, ok := st.Read[name]; ok && end > read {
+			lag += end - read
+		}
+	}
+	return lag
+}
