@@ -103,6 +103,7 @@ func invalid(f fieldID, reason string, off int) error {
 func decode(data []byte, e *Event, d *Decoder) error {
 	p := parser{scanner: scanner{data: data}}
 	var seen uint32
+	prev := fNone // the last known field, to guess the next key (see below)
 
 	p.ws()
 	if p.i >= len(data) {
@@ -124,17 +125,26 @@ func decode(data []byte, e *Event, d *Decoder) error {
 				return p.malformed("expected a field name")
 			}
 			keyStart := p.i + 1
-			esc, err := p.scanString()
-			if err != nil {
-				return err
-			}
-			key := data[keyStart : p.i-1]
 			var id fieldID
-			if esc {
-				var kb [32]byte
-				id = lookupField(appendUnescaped(kb[:0], key))
+			if next := prev + 1; next < numFields && isKey(data[keyStart:], fieldNames[next]) {
+				// Events usually list their fields in the schema's order, as Append does:
+				// a key that is exactly the next field's name, quote included, is that
+				// field without scanning and looking it up. (A name holds no quote,
+				// backslash or control character, so these bytes are the whole key.)
+				id = next
+				p.i = keyStart + len(fieldNames[next]) + 1
 			} else {
-				id = lookupField(key)
+				esc, err := p.scanString()
+				if err != nil {
+					return err
+				}
+				key := data[keyStart : p.i-1]
+				if esc {
+					var kb [32]byte
+					id = lookupField(appendUnescaped(kb[:0], key))
+				} else {
+					id = lookupField(key)
+				}
 			}
 			if err := p.colon(); err != nil {
 				return err
@@ -154,6 +164,7 @@ func decode(data []byte, e *Event, d *Decoder) error {
 				if err := p.field(id, e); err != nil {
 					return err
 				}
+				prev = id
 			}
 			p.ws()
 			if p.i >= len(data) {
@@ -329,6 +340,11 @@ func (p *parser) wrongType(id fieldID, want string, optional bool) error {
 		return invalid(id, "null for a required field", start)
 	}
 	return invalid(id, "expected "+want+", got "+got, start)
+}
+
+// isKey reports whether b starts with name and a closing quote.
+func isKey(b []byte, name string) bool {
+	return len(b) > len(name) && b[len(name)] == '"' && string(b[:len(name)]) == name
 }
 
 func lookupField(k []byte) fieldID {

@@ -44,6 +44,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		require.True(t, json.Valid(data), "accepted invalid JSON")
+		requireFieldsAsJSON(t, data, e)
 		require.NoError(t, e.Validate())
 		require.True(t, time.Unix(0, e.Time.UnixNano()).Equal(e.Time), "event time %v does not survive UnixNano", e.Time)
 		require.LessOrEqual(t, len(e.CabID), telemetry.MaxIDLen)
@@ -135,4 +136,90 @@ func FuzzEventCodec(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, tr, tback)
 	})
+}
+
+// requireFieldsAsJSON holds a decoded event to encoding/json's reading of the same object,
+// key by exact name (encoding/json's struct matching would fold case): each schema field
+// has the value of its key, and a field whose key is absent or null is unset. It is the
+// oracle for how Decode finds its keys (the guess of the next key in codec.go).
+func requireFieldsAsJSON(t *testing.T, data []byte, e telemetry.Event) {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(data, &m))
+	str := func(k string) (string, bool) {
+		v, ok := m[k].(string)
+		return v, ok
+	}
+	cab, _ := str("cab_id")
+	require.Equal(t, cab, e.CabID, "cab_id")
+	trip, hasTrip := str("trip_id")
+	require.Equal(t, hasTrip, e.Has&telemetry.HasTripID != 0, "trip_id present")
+	require.Equal(t, trip, e.TripID, "trip_id")
+	status, _ := str("status")
+	if e.Status == telemetry.StatusUnknown {
+		require.Empty(t, status, "status")
+	} else {
+		require.Equal(t, status, e.Status.String(), "status")
+	}
+	_, hasTS := str("ts")
+	require.True(t, hasTS, "ts")
+	for _, f := range []struct {
+		key string
+		has telemetry.Field // 0: required
+		got float64
+	}{
+		{"lat", 0, e.Lat}, {"lon", 0, e.Lon},
+		{"speed_kmh", telemetry.HasSpeed, e.SpeedKmh}, {"heading_deg", telemetry.HasHeading, e.HeadingDeg},
+		{"engine_temp_c", telemetry.HasEngineTemp, e.EngineTempC}, {"fuel_pct", telemetry.HasFuel, e.FuelPct},
+		{"battery_v", telemetry.HasBattery, e.BatteryV}, {"odometer_km", telemetry.HasOdometer, e.OdometerKm},
+	} {
+		v, ok := m[f.key].(float64)
+		if f.has != 0 {
+			require.Equal(t, ok, e.Has&f.has != 0, "%s present", f.key)
+		} else {
+			require.True(t, ok, "%s present", f.key)
+		}
+		if ok {
+			require.Equal(t, math.Float64bits(v), math.Float64bits(f.got), "%s: encoding/json %v, Decode %v", f.key, v, f.got)
+		} else {
+			require.Zero(t, f.got, f.key)
+		}
+	}
+}
+
+// TestDecodeKeyGuess: Decode guesses that each key is the schema's next field (the order
+// Append writes). Keys in any other order, absent fields, keys that only start like the
+// guess, escaped names and repeated keys must decode exactly as encoding/json reads them.
+func TestDecodeKeyGuess(t *testing.T) {
+	for _, tc := range []struct {
+		name, json string
+		err        string // a DecodeError's reason, or "" to decode
+	}{
+		{"schema order", sample, ""},
+		{"reversed", `{"odometer_km":1,"battery_v":12,"fuel_pct":5,"engine_temp_c":90,"status":"hired","heading_deg":3,` +
+			`"speed_kmh":4,"lon":2,"lat":1,"ts":"2026-11-25T10:00:00Z","trip_id":"T","cab_id":"C"}`, ""},
+		{"optional fields absent", `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2,"fuel_pct":7}`, ""},
+		{"longer key than the guess", `{"cab_id":"C","trip_idx":"X","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2,"lon2":9}`, ""},
+		{"shorter key than the guess", `{"cab_id":"C","trip_i":"X","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`, ""},
+		{"escaped name", `{"cab_id":"C","trip_\u0069d":"T","ts":"2026-11-25T10:00:00Z","l\u0061t":1,"lon":2}`, ""},
+		{"unknown key first", `{"x":{"cab_id":"Y"},"cab_id":"C","trip_id":"T","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`, ""},
+		{"guess after an unknown key", `{"cab_id":"C","x":1,"trip_id":"T","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`, ""},
+		{"whitespace around colons", "{\"cab_id\" : \"C\",\"trip_id\"\t:\"T\" ,\"ts\": \"2026-11-25T10:00:00Z\",\"lat\" :1,\"lon\":2}", ""},
+		{"repeated guessed key", `{"cab_id":"C","trip_id":"T","trip_id":"U","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`, "duplicate field"},
+		{"repeated first key", `{"cab_id":"C","cab_id":"D","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2}`, "duplicate field"},
+		{"guess then no colon", `{"cab_id":"C","trip_id""T"}`, "expected ':' after field name"},
+		{"input ends in the guessed key", `{"cab_id":"C","trip_id`, "unexpected end of input"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := telemetry.Decode([]byte(tc.json))
+			if tc.err != "" {
+				var de *telemetry.DecodeError
+				require.ErrorAs(t, err, &de)
+				require.Equal(t, tc.err, de.Reason)
+				return
+			}
+			require.NoError(t, err)
+			requireFieldsAsJSON(t, []byte(tc.json), e)
+		})
+	}
 }
