@@ -427,6 +427,48 @@ func TestBacklogRunsBackToBack(t *testing.T) {
 	})
 }
 
+// closingSource pushes its records, closes its input and runs on until the pipeline stops it,
+// as a bounded Kafka source does once it read its partitions to their end offsets.
+type closingSource struct{ recs int }
+
+func (s *closingSource) Run(ctx context.Context, in *stream.Input[int]) error {
+	for i := range s.recs {
+		if err := in.Push(ctx, stream.Record[int]{Value: i, Offset: int64(i), Size: 8}); err != nil {
+			return err
+		}
+	}
+	in.Close()
+	<-ctx.Done()
+	return nil
+}
+
+func (s *closingSource) Commit(context.Context, []stream.Position) error { return nil }
+
+// TestClosedInputEndsAtOnce: when the batch that takes a closed input's last records cannot
+// end it (the end is final only once a batch found the buffer empty), the batch that ends it
+// starts at once: a drain's last windows do not wait for the tick (issue 15).
+func TestClosedInputEndsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
+		require.NoError(t, err)
+		s := stream.From(p, stream.Source[int](&closingSource{recs: 25}))
+		var sizes []int
+		var ends []bool
+		stream.ForEachBatch(s, func(_ context.Context, info stream.BatchInfo, b []int) error {
+			sizes = append(sizes, len(b))
+			ends = append(ends, info.Final)
+			return nil
+		})
+		start := time.Now()
+		require.NoError(t, p.Run(t.Context()))
+		// Two full batches back to back, the last five records with the close, and the
+		// batch that ends the input right after them: no fake time passes at all.
+		require.Equal(t, []int{10, 10, 5, 0}, sizes)
+		require.Equal(t, []bool{false, false, false, true}, ends)
+		require.Zero(t, time.Since(start), "the end of the input waited for the clock")
+	})
+}
+
 // laggingSource pushes its first records, then, once released, the rest, and reports in
 // its Stats that the partition's end is the last record: read lag until all were pushed.
 type laggingSource struct {

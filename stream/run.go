@@ -167,7 +167,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return stop()
 		}
 		next = next.Add(p.interval)
-		if now := clk.Now(); next.Before(now) {
+		if now := clk.Now(); next.Before(now) || p.endWaiting() {
+			// Behind the clock, or an input was closed and the batch that ends it (closes
+			// its windows) can start at once: nothing more will arrive to wait for. (An input
+			// closed with records in its buffer ends one batch after them.)
 			next = now
 		} else if p.soon {
 			// Catching up: the source is refilling the buffer while this batch ran (the batch
@@ -219,6 +222,16 @@ func (p *Pipeline) shuffleOf(part int32) shuffleNode {
 		}
 	}
 	return nil
+}
+
+// endWaiting reports whether a source's input was closed and no batch has ended it yet.
+func (p *Pipeline) endWaiting() bool {
+	for _, sn := range p.srcs {
+		if sn.endWaiting() {
+			return true
+		}
+	}
+	return false
 }
 
 // filled reports whether a source's buffer holds a batch worth of records or its input ended.

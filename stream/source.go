@@ -80,6 +80,9 @@ type sourceNode interface {
 	buffered() int
 	// ended reports whether the source's input ended and everything it held was taken.
 	ended() bool
+	// endWaiting reports whether the source's input was closed and no batch has ended it
+	// yet: the next batch can start at once.
+	endWaiting() bool
 	// internal reports whether the source is a repartition's (see BatchStats.ShuffledRecords).
 	internal() bool
 }
@@ -181,6 +184,8 @@ func (p *Pipeline) sourceOf(part int32) (int, int32) {
 }
 
 func (s *source[T]) ended() bool { return s.done }
+
+func (s *source[T]) endWaiting() bool { return !s.done && s.in.isClosed() }
 
 func (s *source[T]) internal() bool { return s.inner }
 
