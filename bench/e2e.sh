@@ -22,6 +22,9 @@
 #
 # CPU and peak RSS come from /usr/bin/time -v (GNU time); without it, from polling
 # /proc/<pid>/stat and VmHWM in /proc/<pid>/status every 100 ms (CPU of the last 100 ms lost).
+# The CPU time Kafka and OpenSearch use while fleetpipeline drains (their /proc/<pid>/stat
+# before and after the run) is reported beside it: the services share the machine's cores
+# with the job, so the drain cannot be faster than the cores can serve all three.
 #
 # Environment: BENCH_SIM_EVENTS (500000), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
 # (10), BENCH_FLAGS (more fleetpipeline flags for every run, e.g. "-max-batch 100000"),
@@ -121,6 +124,20 @@ else
 	}
 fi
 
+# cpu_of PID prints the CPU-seconds (user+sys) the process has used so far, or 0.
+cpu_of() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	echo "${st##*) }" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'
+}
+# services_cpu prints "kafka_s opensearch_s", the CPU-seconds the two services have used so far.
+services_cpu() {
+	local k o
+	k=$(./testenv/services.sh pid kafka 2>/dev/null) && k=$(cpu_of "$k") || k=0
+	o=$(./testenv/services.sh pid opensearch 2>/dev/null) && o=$(cpu_of "$o") || o=0
+	echo "$k $o"
+}
+
 # pipeline TAG IDLE LOG: fleetpipeline on topic bench-TAG, stderr time-stamped into LOG,
 # resources into LOG.res.
 pipeline() {
@@ -132,16 +149,19 @@ pipeline() {
 
 consumed() { sed -n 's/.*fleetpipeline: consumed \([0-9]*\) records.*/\1/p' "$1"; }
 
-# latency LOG prints "p50_ms p99_ms batches" from the summary (Go durations: 850µs, 77ms, 1.2s).
+# awk's ms(d): a Go duration (850µs, 77ms, 1.2s, 1m2.5s) in milliseconds.
+awk_ms='function ms(d) {
+	if (d ~ /ms$/) return substr(d, 1, length(d) - 2) + 0
+	if (d ~ /(µs|us)$/) { sub(/(µs|us)$/, "", d); return d / 1000 }
+	if (d ~ /ns$/) return substr(d, 1, length(d) - 2) / 1e6
+	if (d ~ /m[0-9.]+s$/) { split(d, a, "m"); return (a[1] * 60 + substr(a[2], 1, length(a[2]) - 1)) * 1000 }
+	if (d ~ /s$/) return substr(d, 1, length(d) - 1) * 1000
+	return d + 0
+}'
+
+# latency LOG prints "p50_ms p99_ms batches" from the summary.
 latency() {
-	awk 'function ms(d) {
-			if (d ~ /ms$/) return substr(d, 1, length(d) - 2) + 0
-			if (d ~ /(µs|us)$/) { sub(/(µs|us)$/, "", d); return d / 1000 }
-			if (d ~ /ns$/) return substr(d, 1, length(d) - 2) / 1e6
-			if (d ~ /m[0-9.]+s$/) { split(d, a, "m"); return (a[1] * 60 + substr(a[2], 1, length(a[2]) - 1)) * 1000 }
-			if (d ~ /s$/) return substr(d, 1, length(d) - 1) * 1000
-			return d + 0
-		}
+	awk "$awk_ms"'
 		/window close to cab stats acknowledged/ {
 			for (i = 1; i <= NF; i++) { if ($i == "median") m = $(i + 1); if ($i == "p99") p = $(i + 1) }
 			sub(/,$/, "", m); n = $(NF - 1); sub(/^\(/, "", n)
@@ -157,7 +177,9 @@ topic=bench-drain-$run
 log "producing the demo data (Porto + $sim simulated events) to $topic"
 bin/replay -brokers "$brokers" -topic "$topic" -source porto,sim -sim-events "$sim" -quiet 2>&1 | tail -n 1 >&2
 log "draining $topic"
+read -r k0 o0 <<<"$(services_cpu)"
 pipeline "drain-$run" "$idle" "$dir/drain.log" || { tail -n 20 "$dir/drain.log" >&2; die "fleetpipeline failed on the drain"; }
+read -r k1 o1 <<<"$(services_cpu)"
 n=$(consumed "$dir/drain.log")
 [ -n "$n" ] && [ "$n" -gt 0 ] || die "the drain consumed nothing (see $dir/drain.log)"
 read -r d_s d_rate <<<"$(awk -v n="$n" -v idle="$idle_s" '
@@ -177,6 +199,25 @@ read -r d_u d_sys d_kib <"$dir/drain.log.res"
 d_cpu=$(awk -v u="$d_u" -v s="$d_sys" 'BEGIN { printf "%.2f", u + s }')
 d_cpum=$(awk -v c="$d_cpu" -v n="$n" 'BEGIN { printf "%.1f", c / n * 1e6 }')
 d_rss=$((d_kib / 1024))
+# The wall time of the whole run (summary printed minus "running"), to put the CPU in.
+d_wall=$(awk '/fleetpipeline: running/ && !run { run = $1 } /fleetpipeline: consumed/ { tend = $1 }
+	END { printf "%.2f", tend - run }' "$dir/drain.log")
+# Where the drain's batches spent their time, from the -v "batch done" lines: processing (the
+# graph), outputs (OpenSearch bulks, Kafka sends) and the batches that took records.
+read -r d_batches d_proc d_out <<<"$(awk "$awk_ms"'
+	/fleetpipeline: batch done/ {
+		r = 0; pt = 0; ot = 0
+		for (i = 1; i <= NF; i++) {
+			split($i, kv, "=")
+			if (kv[1] == "records") r = kv[2] + 0
+			if (kv[1] == "processing") pt = ms(kv[2])
+			if (kv[1] == "output") ot = ms(kv[2])
+		}
+		if (r > 0) nb++
+		proc += pt; out += ot
+	}
+	END { printf "%d %.2f %.2f\n", nb, proc / 1000, out / 1000 }' "$dir/drain.log")"
+read -r k_cpu o_cpu <<<"$(awk -v k0="$k0" -v k1="$k1" -v o0="$o0" -v o1="$o1" 'BEGIN { printf "%.2f %.2f", k1 - k0, o1 - o0 }')"
 
 # ---------------------------------------------------------------------------------------------
 # 2. following a producer
@@ -219,6 +260,10 @@ echo "| run | events | throughput / p50 | p99 | CPU-s per million events | peak 
 echo "|---|---|---|---|---|---|"
 printf '| drain (Porto + %s sim) | %s in %s s | %s events/s | - | %s (%s CPU-s) | %d |\n' "$sim" "$n" "$d_s" "$d_rate" "$d_cpum" "$d_cpu" "$d_rss"
 for row in "${rows[@]}"; do echo "$row"; done
+echo
+echo "While fleetpipeline drained ($d_wall s from start to summary, $(nproc) cores: $(awk -v w="$d_wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }') core-seconds):" \
+	"fleetpipeline $d_cpu, Kafka $k_cpu, OpenSearch $o_cpu CPU-s."
+echo "The drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs."
 echo
 p99i=$(awk -v p="$last_p99" 'BEGIN { if (p == "-") print "-"; else if (p == int(p)) printf "%d", p; else printf "%.1f", p }')
 echo "bench-e2e: drain $d_rate events/s, $d_cpum CPU-s per million events, peak RSS $d_rss MiB, p99 $p99i ms at $last_rate/s"

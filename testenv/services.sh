@@ -9,6 +9,7 @@
 #   services.sh start kafka|opensearch   start one service again and wait until it is ready
 #   services.sh build [kafka|opensearch] only resolve the jars into testenv/.cache
 #   services.sh env                  print the export lines of env.sh
+#   services.sh pid kafka|opensearch print the pid of the running service (exit 1 if it is not)
 #
 # `up` prints the export lines on stdout (progress goes to stderr), so
 # `eval "$(testenv/services.sh up)"` works as well as `. testenv/env.sh`.
@@ -464,7 +465,7 @@ check_svc() {
 }
 
 usage() {
-	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -475,6 +476,7 @@ main() {
 	up | down | start | stop | build) ;;
 	status) JAVA="$(java_bin)"; cmd_status; return ;;
 	env) env_lines; return ;;
+	pid) check_svc "${1:-}"; pid_of "$1"; return ;;
 	*) usage ;;
 	esac
 	JAVA="$(java_bin)"
