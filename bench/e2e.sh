@@ -20,13 +20,22 @@
 # count, to 100 ms). The time after the input ends, when the remaining windows close and
 # their documents are written, counts: the drain ends at the last document acknowledged.
 #
+# Before the drain, an unmeasured warm-up run (BENCH_WARMUP_EVENTS simulated events on a
+# topic and indexes of its own) warms the services' JVMs, as a running deployment's are, and
+# the script waits (at most BENCH_SETTLE seconds) until Kafka and OpenSearch together use
+# less than a tenth of a core for two seconds in a row. The first drain after `services.sh up`
+# found OpenSearch still compiling: 21 CPU-s of OpenSearch during a 15 s drain after a
+# 100,000-event warm-up without the wait, and its first bulks took 1.3-1.9 s instead of
+# 0.1-0.3. The measured drain still creates its own indexes.
+#
 # CPU and peak RSS come from /usr/bin/time -v (GNU time); without it, from polling
 # /proc/<pid>/stat and VmHWM in /proc/<pid>/status every 100 ms (CPU of the last 100 ms lost).
 # The CPU time Kafka and OpenSearch use while fleetpipeline drains (their /proc/<pid>/stat
 # before and after the run) is reported beside it: the services share the machine's cores
 # with the job, so the drain cannot be faster than the cores can serve all three.
 #
-# Environment: BENCH_SIM_EVENTS (500000), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
+# Environment: BENCH_SIM_EVENTS (500000), BENCH_WARMUP_EVENTS (1000000; 0: no warm-up),
+# BENCH_SETTLE (120), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
 # (10), BENCH_FLAGS (more fleetpipeline flags for every run, e.g. "-max-batch 100000"),
 # BENCH_IDLE (2s: -exit-when-idle of the drain), BENCH_FOLLOW_IDLE (10s: of the follow
 # runs; long enough for replay to generate its events), BENCH_DIR (.bench/e2e-<time>: logs),
@@ -39,6 +48,8 @@ cd "$(dirname "$0")/.."
 
 run=$(date +%Y%m%d-%H%M%S)
 sim=${BENCH_SIM_EVENTS:-500000}
+warmup=${BENCH_WARMUP_EVENTS:-1000000}
+settle_max=${BENCH_SETTLE:-120}
 read -r -a rates <<<"${BENCH_RATES:-20000 100000}"
 read -r -a extra <<<"${BENCH_FLAGS:-}"
 follow_s=${BENCH_FOLLOW_SECONDS:-10}
@@ -138,6 +149,27 @@ services_cpu() {
 	echo "$k $o"
 }
 
+# settle waits until Kafka and OpenSearch together used under 0.1 CPU-s in each of two
+# seconds in a row (their JIT compilers done), at most settle_max seconds; it logs the wait.
+settle() {
+	local t0=$SECONDS quiet=0 a b
+	while [ $((SECONDS - t0)) -lt "$settle_max" ] && [ "$quiet" -lt 2 ]; do
+		a=$(services_cpu)
+		sleep 1
+		b=$(services_cpu)
+		if awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !((y[1] - x[1]) + (y[2] - x[2]) < 0.1) }'; then
+			quiet=$((quiet + 1))
+		else
+			quiet=0
+		fi
+	done
+	if [ "$quiet" -ge 2 ]; then
+		log "the services are quiet after $((SECONDS - t0)) s"
+	else
+		log "the services did not go quiet in ${settle_max} s; measuring anyway"
+	fi
+}
+
 # pipeline TAG IDLE LOG: fleetpipeline on topic bench-TAG, stderr time-stamped into LOG,
 # resources into LOG.res.
 pipeline() {
@@ -172,6 +204,13 @@ latency() {
 
 # ---------------------------------------------------------------------------------------------
 # 1. drain
+
+if [ "$warmup" -gt 0 ]; then
+	log "warming the services up: $warmup simulated events through fleetpipeline (not measured)"
+	bin/replay -brokers "$brokers" -topic "bench-warmup-$run" -source sim -sim-events "$warmup" -quiet 2>&1 | tail -n 1 >&2
+	pipeline "warmup-$run" "$idle" "$dir/warmup.log" || { tail -n 20 "$dir/warmup.log" >&2; die "fleetpipeline failed on the warm-up"; }
+fi
+settle
 
 topic=bench-drain-$run
 log "producing the demo data (Porto + $sim simulated events) to $topic"
@@ -229,6 +268,7 @@ for r in "${rates[@]}"; do
 	events=$((r * follow_s))
 	log "following a producer at $r events/s ($events events)"
 	bin/replay -brokers "$brokers" -topic "bench-$tag" -source sim -sim-events 1 -skip 1 -quiet >/dev/null 2>&1 # the empty topic
+	settle
 	pipeline "$tag" "$follow_idle" "$dir/$tag.log" &
 	children+=("$!")
 	for _ in $(seq 600); do
