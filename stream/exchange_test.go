@@ -661,10 +661,11 @@ func TestRepartitionPartitionComesBack(t *testing.T) {
 	}
 }
 
-// TestRepartitionEndTravelsWithoutTicks: once a bounded input ended, the next batches run a
-// tenth of the interval apart while the repartition's end marks make their way back, so the
-// run ends after 100 ms of fake time instead of waiting for the next tick (issue 15: a drain's
-// tail), and every record still comes through the repartition.
+// TestRepartitionEndTravelsWithoutTicks: once a bounded input ended, the next batches run at
+// most a tenth of the interval apart while the repartition's end marks make their way back
+// (at once when the repartition's input was already closed), so the run ends within 100 ms of
+// fake time instead of waiting for the next tick (issue 15: a drain's tail), and every record
+// still comes through the repartition.
 func TestRepartitionEndTravelsWithoutTicks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := stream.New(time.Second)
@@ -684,6 +685,6 @@ func TestRepartitionEndTravelsWithoutTicks(t *testing.T) {
 		require.NoError(t, p.Run(t.Context()))
 		slices.Sort(got)
 		require.Equal(t, src.recs, got)
-		require.Equal(t, 100*time.Millisecond, time.Since(start), "the end marks waited for a tick")
+		require.LessOrEqual(t, time.Since(start), 100*time.Millisecond, "the end marks waited for a tick")
 	})
 }
