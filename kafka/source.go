@@ -1,6 +1,7 @@
 // The Source: construction, partition ids, stats, Run (joining the consumer group, riding
 // out outages, watching for deleted topics) and Commit. The claim loop is in claim.go, the
-// ways a Source ends its input in bounded.go.
+// ways a Source ends its input in bounded.go, its checks of topics, group and ACLs in
+// source_checks.go.
 
 package kafka
 
@@ -359,116 +360,6 @@ func (s *Source[T]) fail(err error) {
 	if s.fatal.CompareAndSwap(nil, &err) {
 		s.log.Error("kafka: source stopped", "err", err)
 		s.cancel(err)
-	}
-}
-
-// errTopicMissing is wrapped by the errors of a missing or deleted source topic.
-var errTopicMissing = sarama.ErrUnknownTopicOrPartition
-
-// checkTopics fails unless every source topic exists, confirmed by the broker.
-func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error {
-	done := make(chan error, 1)
-	go func() {
-		var total int64
-		for _, t := range s.cfg.Topics {
-			err := client.RefreshMetadata(t)
-			if err == nil {
-				var parts []int32
-				parts, err = client.Partitions(t)
-				total += int64(len(parts))
-			}
-			if err != nil {
-				if errors.Is(err, errTopicMissing) {
-					done <- fmt.Errorf("kafka: source topic %q does not exist (a Source never creates topics; create it first, e.g. with kafka.EnsureTopic): %w", t, err)
-				} else if isNotAuthorized(err) {
-					done <- s.cfg.notAuthorized(err, access{topics: []string{t}})
-				} else {
-					done <- fmt.Errorf("kafka: metadata of source topic %q: %w", t, redact(&s.cfg, err))
-				}
-				return
-			}
-		}
-		s.partitions.Store(total)
-		done <- nil
-	}()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-done:
-		return err
-	}
-}
-
-// checkGroup fails when the ACLs deny the Source its consumer group (finding the group's
-// coordinator needs Describe on it). Joining the group would fail on it too, but only after
-// sarama's retries of both, tens of seconds. Other errors are left to the group's join, which
-// rides out outages.
-func (s *Source[T]) checkGroup(ctx context.Context, client sarama.Client) error {
-	return s.checkAccess(ctx, func() error {
-		_, err := client.Coordinator(s.cfg.Group)
-		return err
-	}, access{group: s.cfg.Group})
-}
-
-// checkAccess runs find and returns its error if the ACLs refused it (described with a),
-// nil otherwise.
-func (s *Source[T]) checkAccess(ctx context.Context, find func() error, a access) error {
-	done := make(chan error, 1)
-	go func() { done <- find() }()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-done:
-		if isNotAuthorized(err) {
-			return s.cfg.notAuthorized(err, a)
-		}
-		return nil
-	}
-}
-
-// checkTransactionalID fails when the ACLs deny the Source's exactly-once producer its
-// transactional id (finding its coordinator needs Describe on it), so that this shows at
-// start rather than at the first batch. Other errors are left to the producer's connection.
-func (s *Source[T]) checkTransactionalID(ctx context.Context, client sarama.Client, id string) error {
-	return s.checkAccess(ctx, func() error {
-		_, err := client.TransactionCoordinator(id)
-		return err
-	}, access{txnID: id})
-}
-
-// topicCheckEvery is how often a running Source asks the broker whether its topics still
-// exist.
-const topicCheckEvery = 5 * time.Second
-
-// monitorTopics stops the Source when the broker says, at two checks in a row, that a source
-// topic no longer exists (one answer could be a broker still loading its metadata after a
-// restart). A broker that cannot be reached says nothing about the topics: outages are ridden
-// out, and reported in Stats (FailingSince) until a check is answered again.
-func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
-	t := time.NewTicker(topicCheckEvery)
-	defer t.Stop()
-	missing := make(map[string]bool)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, topic := range s.cfg.Topics {
-			err := client.RefreshMetadata(topic)
-			gone := errors.Is(err, errTopicMissing)
-			switch {
-			case err == nil:
-				s.reach.ok()
-			case !gone && ctx.Err() == nil:
-				s.reach.failed(redact(&s.cfg, err))
-			}
-			if gone && missing[topic] && ctx.Err() == nil {
-				s.fail(fmt.Errorf("kafka: source topic %q was deleted while the Source ran: %w", topic, err))
-				return
-			}
-			missing[topic] = gone
-		}
 	}
 }
 

@@ -1,0 +1,123 @@
+// The Source's checks of what it reads: that its topics exist, that the group and the
+// transactional id may be used (ACLs), at start, and that no topic is deleted while it runs.
+
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// errTopicMissing is wrapped by the errors of a missing or deleted source topic.
+var errTopicMissing = sarama.ErrUnknownTopicOrPartition
+
+// checkTopics fails unless every source topic exists, confirmed by the broker.
+func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error {
+	done := make(chan error, 1)
+	go func() {
+		var total int64
+		for _, t := range s.cfg.Topics {
+			err := client.RefreshMetadata(t)
+			if err == nil {
+				var parts []int32
+				parts, err = client.Partitions(t)
+				total += int64(len(parts))
+			}
+			if err != nil {
+				if errors.Is(err, errTopicMissing) {
+					done <- fmt.Errorf("kafka: source topic %q does not exist (a Source never creates topics; create it first, e.g. with kafka.EnsureTopic): %w", t, err)
+				} else if isNotAuthorized(err) {
+					done <- s.cfg.notAuthorized(err, access{topics: []string{t}})
+				} else {
+					done <- fmt.Errorf("kafka: metadata of source topic %q: %w", t, redact(&s.cfg, err))
+				}
+				return
+			}
+		}
+		s.partitions.Store(total)
+		done <- nil
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		return err
+	}
+}
+
+// checkGroup fails when the ACLs deny the Source its consumer group (finding the group's
+// coordinator needs Describe on it). Joining the group would fail on it too, but only after
+// sarama's retries of both, tens of seconds. Other errors are left to the group's join, which
+// rides out outages.
+func (s *Source[T]) checkGroup(ctx context.Context, client sarama.Client) error {
+	return s.checkAccess(ctx, func() error {
+		_, err := client.Coordinator(s.cfg.Group)
+		return err
+	}, access{group: s.cfg.Group})
+}
+
+// checkAccess runs find and returns its error if the ACLs refused it (described with a),
+// nil otherwise.
+func (s *Source[T]) checkAccess(ctx context.Context, find func() error, a access) error {
+	done := make(chan error, 1)
+	go func() { done <- find() }()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		if isNotAuthorized(err) {
+			return s.cfg.notAuthorized(err, a)
+		}
+		return nil
+	}
+}
+
+// checkTransactionalID fails when the ACLs deny the Source's exactly-once producer its
+// transactional id (finding its coordinator needs Describe on it), so that this shows at
+// start rather than at the first batch. Other errors are left to the producer's connection.
+func (s *Source[T]) checkTransactionalID(ctx context.Context, client sarama.Client, id string) error {
+	return s.checkAccess(ctx, func() error {
+		_, err := client.TransactionCoordinator(id)
+		return err
+	}, access{txnID: id})
+}
+
+// topicCheckEvery is how often a running Source asks the broker whether its topics still
+// exist.
+const topicCheckEvery = 5 * time.Second
+
+// monitorTopics stops the Source when the broker says, at two checks in a row, that a source
+// topic no longer exists (one answer could be a broker still loading its metadata after a
+// restart). A broker that cannot be reached says nothing about the topics: outages are ridden
+// out, and reported in Stats (FailingSince) until a check is answered again.
+func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
+	t := time.NewTicker(topicCheckEvery)
+	defer t.Stop()
+	missing := make(map[string]bool)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, topic := range s.cfg.Topics {
+			err := client.RefreshMetadata(topic)
+			gone := errors.Is(err, errTopicMissing)
+			switch {
+			case err == nil:
+				s.reach.ok()
+			case !gone && ctx.Err() == nil:
+				s.reach.failed(redact(&s.cfg, err))
+			}
+			if gone && missing[topic] && ctx.Err() == nil {
+				s.fail(fmt.Errorf("kafka: source topic %q was deleted while the Source ran: %w", topic, err))
+				return
+			}
+			missing[topic] = gone
+		}
+	}
+}
