@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/window"
@@ -68,7 +67,7 @@ func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts .
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(assigner.String(), "tumbling(") {
+	if !assigner.IsTumbling() {
 		return nil, invalidOption("ZoneDemandLocal: %v: two-phase zone demand needs a tumbling window (a replay must emit a window's partials in the same order)", assigner)
 	}
 	wopts := append([]window.Option{window.WithName("zone-demand-local")}, c.winOpts...)

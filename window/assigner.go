@@ -44,6 +44,9 @@ func Session(gap time.Duration) Assigner {
 	return Assigner{kind: kindSession, gap: gap}
 }
 
+// IsTumbling reports whether a was built by Tumbling.
+func (a Assigner) IsTumbling() bool { return a.kind == kindTumbling }
+
 // String describes the assigner, for logs.
 func (a Assigner) String() string {
 	switch a.kind {

@@ -307,3 +307,10 @@ func TestInvalidOptions(t *testing.T) {
 	_, err := window.Aggregate(s, evKey, evVal, window.Tumbling(time.Minute), window.Quantile[float64](1.5))
 	require.ErrorIs(t, err, window.ErrInvalidOption)
 }
+
+func TestAssignerIsTumbling(t *testing.T) {
+	require.True(t, window.Tumbling(time.Minute).IsTumbling())
+	require.False(t, window.Sliding(time.Minute, time.Minute).IsTumbling(), "a sliding window whose slide is its size")
+	require.False(t, window.Session(time.Minute).IsTumbling())
+	require.False(t, window.Assigner{}.IsTumbling())
+}
