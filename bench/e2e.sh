@@ -141,13 +141,11 @@ cpu_of() {
 	st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
 	echo "${st##*) }" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'
 }
+# The services' process ids, looked up once (0 if unknown: their CPU then reads 0).
+kafka_pid=$(./testenv/services.sh pid kafka 2>/dev/null) || kafka_pid=0
+opensearch_pid=$(./testenv/services.sh pid opensearch 2>/dev/null) || opensearch_pid=0
 # services_cpu prints "kafka_s opensearch_s", the CPU-seconds the two services have used so far.
-services_cpu() {
-	local k o
-	k=$(./testenv/services.sh pid kafka 2>/dev/null) && k=$(cpu_of "$k") || k=0
-	o=$(./testenv/services.sh pid opensearch 2>/dev/null) && o=$(cpu_of "$o") || o=0
-	echo "$k $o"
-}
+services_cpu() { echo "$(cpu_of "$kafka_pid") $(cpu_of "$opensearch_pid")"; }
 
 # settle waits until Kafka and OpenSearch together used under 0.1 CPU-s in each of two
 # seconds in a row (their JIT compilers done), at most settle_max seconds; it logs the wait.
