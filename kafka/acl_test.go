@@ -88,6 +88,7 @@ func requireDenied(t *testing.T, err error, kerr sarama.KError, resource, user, 
 // user its topic, its group or its transactional id, the Source and the Producer fail at start
 // with an error naming what was denied and to whom, instead of retrying silently.
 func TestACLDenied(t *testing.T) {
+	t.Parallel()
 	sc := testenv.KafkaSCRAM(t)
 	plain := testenv.KafkaBrokers(t)
 	auth := kafka.SASL{Mechanism: kafka.Mechanism(sc.Mechanism), User: sc.User, Password: sc.Password}

@@ -10,6 +10,7 @@ import (
 )
 
 func TestEnsureTopic(t *testing.T) {
+	t.Parallel()
 	cfg := kafka.Config{Brokers: testenv.KafkaBrokers(t)}
 	topic := testenv.UniqueName(t, "ensure")
 	n, err := kafka.EnsureTopic(t.Context(), cfg, topic, 6, 1)

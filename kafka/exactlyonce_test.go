@@ -204,6 +204,7 @@ func readCommitted(t *testing.T, brokers []string, topic string, parts int) []st
 // an uninterrupted run exactly once: the aborted (never committed) batches are made again,
 // and what a replay from the committed checkpoints emits a second time is not written.
 func TestExactlyOnceProducerAfterCrashes(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 30_000, 6
 	topic := newTopic(t, brokers, "eos-in", parts)

@@ -261,6 +261,7 @@ func deleteTopicAfter(t testing.TB, brokers []string, topic string) {
 }
 
 func TestExchangeGlobalWindows(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 20_000, 4
 	topic := newTopic(t, brokers, "xg", parts)
@@ -299,6 +300,7 @@ func TestExchangeGlobalWindows(t *testing.T) {
 }
 
 func TestExchangeCrashRestart(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 12_000, 3
 	topic := newTopic(t, brokers, "xc", parts)
@@ -335,6 +337,7 @@ func TestExchangeCrashRestart(t *testing.T) {
 }
 
 func TestExchangeOpenPartitionMismatch(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, "xm", 2)
 	pipeline := testenv.UniqueName(t, "xm")
@@ -358,6 +361,7 @@ func TestExchangeOpenPartitionMismatch(t *testing.T) {
 // committed offsets of (another pipeline with the same name) is refused at Open, naming the
 // group and the fix; the group that owns it opens it.
 func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, "xo", 2)
 	pipeline := testenv.UniqueName(t, "xo")
@@ -395,6 +399,7 @@ func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
 }
 
 func TestNewExchangeInvalid(t *testing.T) {
+	t.Parallel()
 	cfg := kafka.Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}}
 	for name, tc := range map[string]struct {
 		cfg            kafka.Config

@@ -20,6 +20,7 @@ import (
 )
 
 func TestSourceDeliversEverythingAndCommitsEnd(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 100_000, 6
 	topic := newTopic(t, brokers, "all", parts)
@@ -47,6 +48,7 @@ func TestSourceDeliversEverythingAndCommitsEnd(t *testing.T) {
 }
 
 func TestSourceBoundedEndsAtStartOffsets(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const parts = 3
 	topic := newTopic(t, brokers, "bounded", parts)
@@ -72,6 +74,7 @@ func TestSourceBoundedEndsAtStartOffsets(t *testing.T) {
 }
 
 func TestSourceEndWhenCaughtUp(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const parts = 3
 	topic := newTopic(t, brokers, "caughtup", parts)
@@ -89,6 +92,7 @@ func TestSourceEndWhenCaughtUp(t *testing.T) {
 // TestSourceEndWhenCaughtUpWaitsForTrickle keeps producing small batches more often than the
 // idle time while the pipeline keeps up with them: the input must not end until they stop.
 func TestSourceEndWhenCaughtUpWaitsForTrickle(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const parts, batches, per = 3, 12, 50
 	topic := newTopic(t, brokers, "trickle", parts)
@@ -148,6 +152,7 @@ func (c crashable) committedParts() int {
 // would have committed. The consumer still leaves the group cleanly on the way out, which
 // only spares the next instance the session timeout.
 func TestSourceCrashReplay(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 60_000, 6
 	topic := newTopic(t, brokers, "crash", parts)
@@ -214,6 +219,7 @@ func waitErr(t *testing.T, r *running) error {
 }
 
 func TestSourceScaleOutAndIn(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const third, parts = 20_000, 6
 	const n = 3 * third
@@ -266,6 +272,7 @@ func ignoreCanceled(err error) error {
 }
 
 func TestSourceDeadLetters(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const parts = 3
 	topic := newTopic(t, brokers, "poison", parts)
@@ -365,6 +372,7 @@ func TestSourceDeadLetters(t *testing.T) {
 }
 
 func TestSourceSCRAM(t *testing.T) {
+	t.Parallel()
 	sc := testenv.KafkaSCRAM(t)
 	plain := testenv.KafkaBrokers(t)
 	topic := newTopic(t, plain, "scram", 2)
@@ -451,6 +459,7 @@ func TestFaultSourceBrokerRestart(t *testing.T) {
 // (dead-lettered), so the read offset reaches the end although the pipeline's own read
 // position (PartitionStats.Next) stops before them: the read lag is 0, not the dead letters.
 func TestSourceReadCountsDeadLettersAtEnd(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const parts, valid, poison = 2, 5, 3
 	topic := newTopic(t, brokers, "readend", parts)
@@ -512,6 +521,7 @@ func TestSourceReadCountsDeadLettersAtEnd(t *testing.T) {
 // receives records (its partitions would be ended for good, and what reached them after a
 // rebalance would be late); both end once the records stop.
 func TestSourceEndWhenCaughtUpWaitsForOtherPartitions(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const parts = 2
 	topic := newTopic(t, brokers, "caughtup-group", parts)

@@ -56,6 +56,7 @@ func readKeys(t *testing.T, brokers []string, topic string) []string {
 }
 
 func TestProducerConformance(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topics := map[stream.Sink[event]]string{}
 	streamtest.RunSinkConformance(t, streamtest.SinkSuite[event]{
@@ -76,6 +77,7 @@ func TestProducerConformance(t *testing.T) {
 }
 
 func TestProducerPermanentErrors(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, "perm", 1)
 	enc := kafka.EncoderFunc[int](func(v int) (kafka.Message, error) {

@@ -92,6 +92,7 @@ func eventMsg(topic string, e event) *sarama.ProducerMessage {
 // go to the dead letters with the reason event_time and never reach a window: every good
 // event is counted in its window, none counted late.
 func TestSourceEventTimeOutOfBounds(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	// Kafka 4 refuses record timestamps more than an hour ahead unless the topic allows them.
 	topic := createTopicWith(t, brokers, "evtime", map[string]string{"message.timestamp.after.max.ms": "9223372036854775807"})
@@ -143,6 +144,7 @@ func TestSourceEventTimeOutOfBounds(t *testing.T) {
 // truncated, with its origin headers, its original size and hash; every good record is
 // counted and the partition is committed to its end (not stalled).
 func TestSourceOversizedDeadLetter(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := createTopicWith(t, brokers, "oversized", map[string]string{"max.message.bytes": strconv.Itoa(4 << 20)})
 	createTopic(t, brokers, topic+".dlq", 1) // the broker's default limit: 1 MiB + 12 bytes
@@ -193,6 +195,7 @@ func TestSourceOversizedDeadLetter(t *testing.T) {
 // while the records before the bad one are still pushed (nothing lost, nothing skipped); one that fails for good (a permanent error) stops the Source
 // with a clear error and commits nothing past the bad record.
 func TestSourceDeadLetterOutputFails(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, "dlqfail", 1)
 	const n = 1000
@@ -252,6 +255,7 @@ func TestSourceDeadLetterOutputFails(t *testing.T) {
 // TestSourceMissingTopic is issue 11, defect 7 at start: a Source of a topic that does not exist
 // fails at once with a clear error, and does not create the topic.
 func TestSourceMissingTopic(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := testenv.UniqueName(t, "missing")
 	src, err := kafka.NewSource(consumerConfig(brokers, testenv.UniqueName(t, "g-missing"), topic), kafka.JSON[event]())
@@ -278,6 +282,7 @@ func TestSourceMissingTopic(t *testing.T) {
 // TestSourceTopicDeleted is issue 11, defect 7 while running: deleting the source topic stops the
 // Source with a clear error instead of a silent wait, and the topic is not created again.
 func TestSourceTopicDeleted(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, "deleted", 2)
 	produceEvents(t, brokers, topic, 2, 0, 500)
@@ -417,6 +422,9 @@ func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w,
 // 4 MiB (compressed) fetches per partition and 1,024-record channels, a blocked lz4 backlog of
 // ~330-byte JSON records on 3 partitions held 72 MiB once decompressed; with the default
 // bounds the whole Source holds about 12 MiB.
+//
+// It measures the heap of the whole test process, so unlike the other integration tests it
+// does not call t.Parallel: it runs before them, alone.
 func TestSourceMemoryCompressedBacklog(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	const parts, n = 3, 150_000
@@ -481,6 +489,7 @@ func TestSourceMemoryCompressedBacklog(t *testing.T) {
 // to it, and one that fits unchanged. Late records and rejected documents of other parts of
 // a pipeline go through the same sink.
 func TestDeadLetterSinkTopicLimit(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	const limit = 64 << 10
 	topic := createTopicWith(t, brokers, "dlq-small", map[string]string{"max.message.bytes": strconv.Itoa(limit)})

@@ -220,6 +220,7 @@ func runInBackground(t *testing.T, p *stream.Pipeline) (stop func()) {
 // partitions it owns (also after a second instance joined and took some), and an update of
 // the table after the load is seen by later records.
 func TestCoPartitionedTableEnrich(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	tableTopic := newCompactedTopic(t, brokers, "ktable", 3)
 	streamTopic := newTopic(t, brokers, "ktable-stream", 3)
@@ -335,6 +336,7 @@ func withTopic(topic string, msgs []*sarama.ProducerMessage) []*sarama.ProducerM
 // with the fix in the error; LoadPartition refuses a partition the topic does not have, a
 // call before Load and a global table.
 func TestCoPartitionedTableMismatch(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	tableTopic := newCompactedTopic(t, brokers, "ktable-mismatch", 2)
 	streamTopic := newTopic(t, brokers, "ktable-mismatch-stream", 3)
@@ -380,6 +382,7 @@ func TestCoPartitionedTableMismatch(t *testing.T) {
 // call shares it, Release drops it after the last user, and a partition loaded again is
 // read again (with what was written meanwhile).
 func TestCoPartitionedTableLoadRelease(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newCompactedTopic(t, brokers, "ktable-load", 2)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -459,6 +462,7 @@ func TestCoPartitionedTableLoadRelease(t *testing.T) {
 // elsewhere. Not with 2 partitions, where both FNV-1a agree: the low bit of FNV-1a is the
 // parity of the bytes' low bits whatever the width.)
 func TestCoPartitionedTableRepartitionFix(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	tableTopic := newCompactedTopic(t, brokers, "ktable-fix", 3)
 	streamTopic := newTopic(t, brokers, "ktable-fix-stream", 2)

@@ -85,6 +85,7 @@ func loadTable(t testing.TB, brokers []string, topic string, opts ...kafka.Table
 }
 
 func TestTableLoadLookupFollow(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newCompactedTopic(t, brokers, "table", 3)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -159,6 +160,7 @@ func TestTableLoadLookupFollow(t *testing.T) {
 }
 
 func TestTableMissingTopic(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := testenv.UniqueName(t, "no-table")
 	tab, err := kafka.NewTable(kafka.Config{Brokers: brokers}, topic, decodeDriver)
@@ -178,6 +180,7 @@ func TestTableMissingTopic(t *testing.T) {
 }
 
 func TestTableEmptyTopicAndCompaction(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newCompactedTopic(t, brokers, "table-empty", 2)
 	// again: the existing compacted topic is accepted
@@ -215,6 +218,7 @@ func TestNewTableInvalid(t *testing.T) {
 
 // TestTableEnrich joins a stream with a table loaded from Kafka, as of each record's time.
 func TestTableEnrich(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newCompactedTopic(t, brokers, "table-enrich", 2)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -255,6 +259,7 @@ func TestTableEnrich(t *testing.T) {
 // the consumer never delivers; Load still returns, and the records of an aborted
 // transaction are not in the table.
 func TestTableTransactional(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := newCompactedTopic(t, brokers, "table-txn", 1)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -294,6 +299,7 @@ func TestTableTransactional(t *testing.T) {
 // key's last record, so a lookup before its timestamp finds nothing, or that record with
 // WithOldestFallback.
 func TestTableAfterCompaction(t *testing.T) {
+	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	topic := testenv.UniqueName(t, "table-compacted")
 	str := func(s string) *string { return &s }
