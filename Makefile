@@ -10,8 +10,10 @@ FUZZTIME ?= 6s
 # minimization; make fuzz runs such a target once more (a real failure writes its input and
 # fails at once).
 FUZZMINIMIZE ?= 2s
+# FUZZPARALLEL, if set, is the number of fuzzing workers (default: GOMAXPROCS).
+FUZZPARALLEL ?=
 
-.PHONY: test test-go check lint fuzz bench bench-nexmark bench-e2e services-up services-down demo dashboards
+.PHONY: test test-go test-faults test-cpu check lint fmt vet fuzz bench bench-nexmark bench-e2e services-up services-down demo dashboards
 
 # test starts the real Kafka and OpenSearch (testenv), runs lint, the whole suite with
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
@@ -39,11 +41,20 @@ FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --inclu
 # (TestSourceMemoryCompressedBacklog) does not call t.Parallel, so it runs alone.
 TEST_PARALLEL ?= 4
 
-test-go: lint
+# After the main run, the fault tests mostly wait for a service to stop or start (about half
+# a core on average): vet, staticcheck, the offline sweeps and the fuzzing, which need the CPU
+# and no service, run beside them (testenv/concurrently.sh prints each one's output after).
+test-go: fmt
 	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
-	$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' ./examples/fleetpipeline/
+	./testenv/concurrently.sh '$(MAKE) --no-print-directory test-faults' '$(MAKE) --no-print-directory test-cpu'
+
+test-faults:
 	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS)
-	$(MAKE) --no-print-directory fuzz
+
+# test-cpu is what make test runs beside the fault tests; the fuzzing takes one core of two.
+test-cpu: vet
+	$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' ./examples/fleetpipeline/
+	$(MAKE) --no-print-directory fuzz FUZZPARALLEL=1
 
 # check is the edit-test loop: lint and every test that needs no service (integration tests
 # skip without the services' addresses), without -race, with -short (fewer crash points). `make test` is the full suite.
@@ -51,9 +62,13 @@ check: lint
 	env -u FLEETSTREAM_KAFKA_BROKERS -u FLEETSTREAM_OPENSEARCH_URL -u FLEETSTREAM_REQUIRE_SERVICES \
 	  $(GO) test -short -count=1 -skip '^TestFault' $(PKGS)
 
-lint:
+lint: fmt vet
+
+fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 
@@ -62,7 +77,7 @@ fuzz:
 	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "fuzz $$t $$f ($(FUZZTIME))"; \
 	    for try in 1 2; do \
-	      out=$$($(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $$t 2>&1); rc=$$?; \
+	      out=$$($(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $(if $(FUZZPARALLEL),-parallel=$(FUZZPARALLEL)) $$t 2>&1); rc=$$?; \
 	      echo "$$out" | tail -n 4; \
 	      [ $$rc -eq 0 ] && break; \
 	      if echo "$$out" | grep -q 'Failing input written' || ! echo "$$out" | grep -q 'context deadline exceeded'; then \
