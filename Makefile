@@ -34,18 +34,11 @@ OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline)$$
 # one package at a time, and each other package would only start its test binary for nothing.
 FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --include='*_test.go' '^func TestFault' .))),$(PKGS))
 
-# The integration tests spend most of their time waiting on the brokers (group joins,
-# rebalances, session timeouts, idle waits), not on the CPU: the main run lets TEST_PARALLEL
-# parallel tests of a package run at once, not GOMAXPROCS (2 here). With 4, kafka's took 68 s
-# against 102 s with 2 (and 209 s before its tests were parallel); a test that measures the process
-# (TestSourceMemoryCompressedBacklog) does not call t.Parallel, so it runs alone.
-TEST_PARALLEL ?= 4
-
 # After the main run, the fault tests mostly wait for a service to stop or start (about half
 # a core on average): vet, staticcheck, the offline sweeps and the fuzzing, which need the CPU
 # and no service, run beside them (testenv/concurrently.sh prints each one's output after).
 test-go: fmt
-	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
+	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
 	./testenv/concurrently.sh '$(MAKE) --no-print-directory test-faults' '$(MAKE) --no-print-directory test-cpu'
 
 test-faults:
