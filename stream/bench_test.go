@@ -71,3 +71,21 @@ func (evBinder) Run(ctx context.Context, _ *stream.Input[benchEvent]) error {
 	return ctx.Err()
 }
 func (evBinder) Commit(context.Context, []stream.Position) error { return nil }
+
+// BenchmarkCheckEventTime is what a source pays per record to check its event time against
+// the pipeline's clock (the system clock, the default bound of an hour).
+func BenchmarkCheckEventTime(b *testing.B) {
+	p, err := stream.New(time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var in *stream.Input[int]
+	stream.From(p, stream.Source[int](binder(func(i *stream.Input[int]) { in = i })))
+	ts := time.Now()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := in.CheckEventTime(ts.Add(time.Duration(i&1023) * time.Millisecond)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,9 +5,11 @@ package stream
 
 import (
 	"context"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +24,9 @@ type Input[T any] struct {
 	maxBytes   int64
 	clock      Clock
 	maxFuture  time.Duration
+	// futureOK is the clock's last reading plus maxFuture (Unix ns): CheckEventTime accepts a
+	// time at or before it without reading the clock again (see there).
+	futureOK atomic.Int64
 
 	mu       sync.Mutex
 	buf      *split[T] // filled by the source, swapped with the pipeline's at each batch
@@ -40,8 +45,10 @@ type revocation struct {
 }
 
 func newInput[T any](maxRecords int, maxBytes int64, clock Clock, maxFuture time.Duration) *Input[T] {
-	return &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}), full: make(chan struct{}),
+	in := &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}), full: make(chan struct{}),
 		buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
+	in.futureOK.Store(math.MinInt64)
+	return in
 }
 
 // fullLocked reports whether the buffer is at a bound. A single record larger than the byte
@@ -60,8 +67,26 @@ func (in *Input[T]) fullLocked() bool {
 // and sends a record it refuses to its dead-letter output (ReasonEventTime): a bad device
 // clock must never move a watermark, or every later record of the partition would be late.
 // The zero time (processing time) is always valid. Safe for concurrent use.
+//
+// A source calls it for every record, so it reads the clock only for a time past the last
+// reading plus the bound: the clock moves forward, so a time within the bound of an older
+// reading is within the bound of the clock now (a wall clock stepped back by NTP widens the
+// bound by the step until a record refreshes the reading). Reading the clock was 2 % of a
+// drain's CPU.
 func (in *Input[T]) CheckEventTime(t time.Time) error {
-	return checkEventTime(t, in.clock.Now(), in.maxFuture)
+	if t.IsZero() || in.maxFuture <= 0 {
+		return checkEventTime(t, time.Time{}, 0)
+	}
+	if !t.Before(minEventTime) && !t.After(maxEventTime) && t.UnixNano() <= in.futureOK.Load() {
+		return nil
+	}
+	now := in.clock.Now()
+	ok := now.Add(in.maxFuture)
+	if ok.After(maxEventTime) || ok.Before(now) { // beyond the range, or an overflow
+		ok = maxEventTime
+	}
+	in.futureOK.Store(ok.UnixNano())
+	return checkEventTime(t, now, in.maxFuture)
 }
 
 // Full reports whether the buffer holds its maximum of records or bytes.

@@ -109,6 +109,49 @@ func TestCheckEventTime(t *testing.T) {
 	require.NoError(t, in.CheckEventTime(now.Add(2*time.Hour)))
 }
 
+// countingClock counts the readings of a manual clock.
+type countingClock struct {
+	*streamtest.Clock
+	reads int
+}
+
+func (c *countingClock) Now() time.Time { c.reads++; return c.Clock.Now() }
+
+// TestCheckEventTimeReadsClockOnlyPastBound: a source checks every record, so the check reads
+// the clock only for a time past the last reading plus the bound, and still gives the answer
+// of the clock now.
+func TestCheckEventTimeReadsClockOnlyPastBound(t *testing.T) {
+	for _, bound := range []time.Duration{time.Hour, math.MaxInt64} { // now + the second is past year 2262
+		clk := &countingClock{Clock: streamtest.NewClock(streamtest.Epoch)}
+		p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(bound))
+		require.NoError(t, err)
+		var in *stream.Input[int]
+		stream.From(p, stream.Source[int](binder(func(i *stream.Input[int]) { in = i })))
+		now := clk.Now()
+		clk.reads = 0
+
+		for i := range 1000 {
+			require.NoError(t, in.CheckEventTime(now.Add(time.Duration(i)*time.Second)))
+		}
+		require.Equal(t, 1, clk.reads, "bound %v: the clock was read for times within the bound", bound)
+		// Out of range: refused, whatever the cached bound.
+		require.ErrorIs(t, in.CheckEventTime(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)), stream.ErrEventTime)
+		require.ErrorIs(t, in.CheckEventTime(time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)), stream.ErrEventTime)
+		if bound != time.Hour {
+			continue
+		}
+		over := now.Add(time.Hour + time.Millisecond)
+		require.ErrorIs(t, in.CheckEventTime(over), stream.ErrEventTime)
+		reads := clk.reads
+		require.ErrorIs(t, in.CheckEventTime(over), stream.ErrEventTime)
+		require.Equal(t, reads+1, clk.reads, "a time past the cached bound reads the clock again")
+		clk.Advance(time.Minute)
+		require.NoError(t, in.CheckEventTime(over), "the clock moved on: within the bound now")
+		require.NoError(t, in.CheckEventTime(now.Add(time.Hour+time.Minute)))
+		require.ErrorIs(t, in.CheckEventTime(now.Add(time.Hour+time.Minute+time.Nanosecond)), stream.ErrEventTime)
+	}
+}
+
 // TestWatermarkProperties runs random inputs (partitions, event times, pauses) and checks the
 // watermark invariants of the package documentation against a brute-force model of each
 // partition: its newest event time and when it last had records.
