@@ -82,7 +82,7 @@ func (in *Input[T]) CheckEventTime(t time.Time) error {
 	}
 	now := in.clock.Now()
 	ok := now.Add(in.maxFuture)
-	if ok.After(maxEventTime) || ok.Before(now) { // beyond the range, or an overflow
+	if ok.After(maxEventTime) {
 		ok = maxEventTime
 	}
 	in.futureOK.Store(ok.UnixNano())
