@@ -364,7 +364,8 @@
 // Costs and rules: one transaction per committed batch (a few round trips, measured in
 // BenchmarkProducerExactlyOnce); a read-back of the replay's output at each restart or
 // claim; a bound Producer writes only to its own topic; every instance needs its own
-// transactional id, stable across restarts (WithTransactionalID; the default uses the host
-// name). Read the topic with read_committed; read_uncommitted consumers also see the messages
+// transactional id for each Source or Exchange a Producer binds to, stable across restarts
+// (WithTransactionalID, an option of both; the default uses the host name, and an
+// Exchange's adds its name). Read the topic with read_committed; read_uncommitted consumers also see the messages
 // of aborted transactions.
 package kafka

@@ -38,8 +38,8 @@ var ErrPartitionMismatch = errors.New("kafka: repartition topic partition count 
 // has committed offsets of the repartition topic: another pipeline with the same name.
 var ErrRepartitionInUse = errors.New("kafka: repartition topic used by another consumer group")
 
-// ExchangeOption configures an Exchange. WithLogger and WithSaramaConfig are ExchangeOptions
-// too.
+// ExchangeOption configures an Exchange. WithLogger, WithSaramaConfig and
+// WithTransactionalID are ExchangeOptions too.
 type ExchangeOption interface{ applyExchange(*exchangeOptions) }
 
 type exchangeOptions struct {
@@ -47,6 +47,7 @@ type exchangeOptions struct {
 	partitions  int32
 	replication int16
 	topics      []string // of WithPartitionsOf
+	txnID       string   // of WithTransactionalID
 	errs        []error
 }
 
@@ -175,9 +176,16 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 	if scfg.Fetch.MaxWait == 0 {
 		scfg.Fetch.MaxWait = exchangeFetchWait
 	}
+	txnID := o.txnID
+	if txnID == "" {
+		// Not the Source's default: Producers bound to the Source and to the Exchange of
+		// one process would fence each other.
+		txnID = defaultTransactionalID(&cfg) + "-" + name
+	}
 	src, err := NewSource(scfg, shuffleCodec[T]{codec}, sourceOpt(func(so *sourceOptions) {
 		so.common = o.common
 		so.exchange = true
+		so.txnID = txnID
 	}))
 	if err != nil {
 		errs = append(errs, err)
@@ -228,6 +236,10 @@ var _ Transactional = (*Exchange[int])(nil)
 // the pipeline's input Source instead would commit the output with offsets it does not
 // depend on: a crash between the two commits loses or repeats messages.
 func (e *Exchange[T]) transaction() *txn { return e.src.transaction() }
+
+// TransactionalID returns the transactional id of the exactly-once producer of the
+// Producers bound to the Exchange, or "" when none is bound.
+func (e *Exchange[T]) TransactionalID() string { return e.src.TransactionalID() }
 
 // Open implements stream.Exchange: it connects the producer, creates the topic if it does
 // not exist (with the configured partition count and replication factor) and returns its

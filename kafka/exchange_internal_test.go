@@ -214,3 +214,28 @@ func TestExchangeFetchWait(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 300*time.Millisecond, ex.src.cfg.Fetch.MaxWait)
 }
+
+// TestExchangeTransactionalID: WithTransactionalID names the transaction of the Producers
+// bound to an Exchange, and without it the Exchange's default differs from its Source's, so
+// that Producers bound to both in one process do not fence each other. Before the option,
+// instances on one host with their own ids still shared the Exchange's default: scaling out
+// a pipeline with -rekey-by-cab failed with PRODUCER_FENCED (TestScaleOutRekeySameDocuments).
+func TestExchangeTransactionalID(t *testing.T) {
+	cfg := Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}}
+	ex, err := NewExchange(cfg, "p", "cabs", stream.StringCodec{}, WithTransactionalID("instance-7"))
+	require.NoError(t, err)
+	require.Equal(t, "", ex.TransactionalID(), "no Producer bound yet")
+	require.Equal(t, "instance-7", ex.transaction().id)
+	require.Equal(t, "instance-7", ex.TransactionalID())
+
+	src, err := NewSource(cfg, CodecFunc[string](func(m *Message) (string, time.Time, error) {
+		return string(m.Value), time.Time{}, nil
+	}))
+	require.NoError(t, err)
+	ex, err = NewExchange(cfg, "p", "cabs", stream.StringCodec{})
+	require.NoError(t, err)
+	require.Equal(t, src.transaction().id+"-cabs", ex.transaction().id)
+
+	_, err = NewExchange(cfg, "p", "cabs", stream.StringCodec{}, WithTransactionalID(""))
+	require.ErrorContains(t, err, "WithTransactionalID")
+}

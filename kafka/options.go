@@ -1,4 +1,4 @@
-// Options of Source, Producer and DeadLetterSink.
+// Options of Source, Producer, Exchange and DeadLetterSink.
 
 package kafka
 
@@ -75,19 +75,46 @@ func WithReadCommitted() SourceOption {
 	return sourceOpt(func(o *sourceOptions) { o.readCommitted = true })
 }
 
-// WithTransactionalID names the transactional producer of the Source's exactly-once
-// transaction (WithExactlyOnce). Every instance of a pipeline needs its own id, and the
-// same one across its restarts: a restart then fences its killed predecessor at once, and
-// read_committed consumers do not wait for the broker to time its open transaction out (30
-// s). The default is "fleetstream-<group>-<hostname>-<client id>", right for one instance
-// per host (or per StatefulSet pod); set it when several instances share a host name.
-func WithTransactionalID(id string) SourceOption {
-	return sourceOpt(func(o *sourceOptions) {
-		if id == "" {
-			o.errs = append(o.errs, invalid("WithTransactionalID", "empty id"))
-		}
-		o.txnID = id
-	})
+// TransactionOption configures a Source or an Exchange: both are Transactionals, which
+// a Producer binds to with WithExactlyOnce.
+type TransactionOption interface {
+	SourceOption
+	ExchangeOption
+}
+
+// WithTransactionalID names the transactional producer of the exactly-once transaction of
+// a Source or an Exchange (WithExactlyOnce). Every instance of a pipeline needs its own id,
+// and the same one across its restarts: a restart then fences its killed predecessor at
+// once, and read_committed consumers do not wait for the broker to time its open
+// transaction out (30 s). Two instances with the same id fence each other: each one's
+// transactions fail with PRODUCER_FENCED. The default is
+// "fleetstream-<group>-<hostname>-<client id>" for a Source, with "-<name>" after it for an
+// Exchange, right for one instance per host (or per StatefulSet pod); set it when several
+// instances share a host name. Within one process, give each Transactional that a Producer
+// binds to an id of its own.
+func WithTransactionalID(id string) TransactionOption { return txnIDOpt(id) }
+
+type txnIDOpt string
+
+func (id txnIDOpt) err() error {
+	if id == "" {
+		return invalid("WithTransactionalID", "empty id")
+	}
+	return nil
+}
+
+func (id txnIDOpt) applySource(o *sourceOptions) {
+	if err := id.err(); err != nil {
+		o.errs = append(o.errs, err)
+	}
+	o.txnID = string(id)
+}
+
+func (id txnIDOpt) applyExchange(o *exchangeOptions) {
+	if err := id.err(); err != nil {
+		o.errs = append(o.errs, err)
+	}
+	o.txnID = string(id)
 }
 
 // WithExactlyOnce binds the Producer to src, the Source of the same pipeline: the messages

@@ -83,8 +83,14 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	}
 	defer dlq.Close(context.WithoutCancel(ctx))
 	srcOpts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
+	// -transactional-id names the transaction of the alerts' exactly-once producer, which
+	// commits with the input or, with -rekey-by-cab, with the cab repartition (below).
+	var alertsTxnID kafka.TransactionOption
 	if c.txnID != "" {
-		srcOpts = append(srcOpts, kafka.WithTransactionalID(c.txnID))
+		alertsTxnID = kafka.WithTransactionalID(c.txnID)
+	}
+	if alertsTxnID != nil && !c.rekeyByCab {
+		srcOpts = append(srcOpts, alertsTxnID)
 	}
 	if c.exitIdle > 0 {
 		srcOpts = append(srcOpts, kafka.WithEndWhenCaughtUp(c.exitIdle))
@@ -156,8 +162,12 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	// from: the input, or with -rekey-by-cab the cab repartition.
 	var alertsFrom kafka.Transactional = src
 	if c.rekeyByCab {
+		cabOpts := []kafka.ExchangeOption{kafka.WithPartitionsOf(src), kafka.WithLogger(log)}
+		if alertsTxnID != nil {
+			cabOpts = append(cabOpts, alertsTxnID)
+		}
 		cabEx, err := kafka.NewExchange[cabShuffled](kcfg, c.group, "cabs",
-			stream.PairCodec[string, telemetry.Event](stream.StringCodec{}, telemetry.EventCodec{}), kafka.WithPartitionsOf(src), kafka.WithLogger(log))
+			stream.PairCodec[string, telemetry.Event](stream.StringCodec{}, telemetry.EventCodec{}), cabOpts...)
 		if err != nil {
 			return err
 		}
