@@ -121,7 +121,7 @@ func startEOS(t *testing.T, brokers []string, group, topic, alerts string, crash
 		if err := prod.Write(ctx, batch); err != nil {
 			return err
 		}
-		if len(batch) > 0 && crashAfter > 0 && r.batches.Add(1) >= crashAfter {
+		if len(batch) > 0 && r.batches.Add(1) >= crashAfter && crashAfter > 0 {
 			dead.Store(true) // the batch's messages are in the transaction; its commit never comes
 			cancel()
 		}
@@ -153,6 +153,17 @@ func (c crashSource) Commit(ctx context.Context, pos []stream.Position) error {
 		return nil
 	}
 	return c.Source.Commit(ctx, pos)
+}
+
+// eosTopics creates an input topic holding events 0..n-1 and an alerts topic, both of
+// parts partitions, on the test's brokers.
+func eosTopics(t *testing.T, prefix string, n, parts int) (brokers []string, topic, alerts string) {
+	t.Helper()
+	brokers = testenv.KafkaBrokers(t)
+	topic = newTopic(t, brokers, prefix+"-in", int32(parts))
+	alerts = newTopic(t, brokers, prefix+"-alerts", int32(parts))
+	produceEvents(t, brokers, topic, parts, 0, n)
+	return brokers, topic, alerts
 }
 
 // readCommitted reads topic with isolation level read_committed up to a plain sentinel
@@ -205,11 +216,8 @@ func readCommitted(t *testing.T, brokers []string, topic string, parts int) []st
 // and what a replay from the committed checkpoints emits a second time is not written.
 func TestExactlyOnceProducerAfterCrashes(t *testing.T) {
 	t.Parallel()
-	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 30_000, 6
-	topic := newTopic(t, brokers, "eos-in", parts)
-	alerts := newTopic(t, brokers, "eos-alerts", parts)
-	produceEvents(t, brokers, topic, parts, 0, n)
+	brokers, topic, alerts := eosTopics(t, "eos", n, parts)
 	group := testenv.UniqueName(t, "g-eos")
 	rc := kafka.WithReadCommitted()
 
@@ -265,4 +273,44 @@ func TestExactlyOnceProducerAfterCrashes(t *testing.T) {
 	require.Len(t, got, len(want))
 	// The replays did emit alerts again (else this test proves nothing about them).
 	require.Positive(t, dups, "replayed alerts that the read-back dropped")
+}
+
+// TestExactlyOnceFencedStops runs two exactly-once pipelines with one transactional id, as two
+// instances would that were given the same -transactional-id. The second one's producer fences
+// the first, whose next commit fails: its pipeline stops with a permanent error that names the
+// id and says what happened (sarama prints PRODUCER_FENCED as an unknown error code), while
+// the second one goes on committing.
+func TestExactlyOnceFencedStops(t *testing.T) {
+	t.Parallel()
+	const n, parts = 2_000, 3
+	brokers, topic, alerts := eosTopics(t, "eos-fence", n, parts)
+	id := testenv.UniqueName(t, "eos-fence")
+	opts := []kafka.SourceOption{kafka.WithReadCommitted(), kafka.WithTransactionalID(id)}
+
+	first := startEOS(t, brokers, testenv.UniqueName(t, "g-fence-1"), topic, alerts, 0, opts...)
+	require.Eventually(t, func() bool { return first.batches.Load() > 0 }, waitFor, 20*time.Millisecond, "first pipeline's alerts")
+	second := startEOS(t, brokers, testenv.UniqueName(t, "g-fence-2"), topic, alerts, 0, opts...)
+	require.Eventually(t, func() bool { return second.batches.Load() > 0 }, waitFor, 20*time.Millisecond, "second pipeline's alerts")
+	// More input, so that the first one commits again.
+	produceEvents(t, brokers, topic, parts, n, 2*n)
+	select {
+	case err := <-first.done:
+		first.done <- err
+		t.Logf("first pipeline: %v", err)
+		require.ErrorIs(t, err, kafka.ErrTransaction)
+		require.True(t, stream.IsPermanent(err), "a fenced producer cannot go on: %v", err)
+		require.ErrorContains(t, err, "producer fenced")
+		require.ErrorContains(t, err, fmt.Sprintf("%q", id))
+	case <-time.After(waitFor):
+		t.Fatal("the fenced pipeline did not stop")
+	}
+	before := second.batches.Load()
+	produceEvents(t, brokers, topic, parts, 2*n, 3*n)
+	require.Eventually(t, func() bool { return second.batches.Load() > before }, waitFor, 20*time.Millisecond, "second pipeline goes on")
+	select {
+	case err := <-second.done:
+		second.done <- err
+		t.Fatalf("second pipeline stopped: %v", err)
+	default:
+	}
 }

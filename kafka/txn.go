@@ -413,6 +413,11 @@ func (t *txn) failed(err error) error {
 		return err
 	}
 	if fatal {
+		if errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+			// sarama prints PRODUCER_FENCED as an unknown error code 90.
+			err = fmt.Errorf("producer fenced: another producer initialised transactional id %q after this one "+
+				"(every instance needs an id of its own, WithTransactionalID, and a restarted instance fences its old self): %w", t.id, err)
+		}
 		t.err = stream.Permanent(fmt.Errorf("%w: %w", ErrTransaction, err))
 		return t.err
 	}
