@@ -112,9 +112,10 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 	}
 }
 
-// monitorCaughtUp closes the input once every partition this instance owns has been read to
+// monitorCaughtUp ends the input once every partition this instance owns has been read to
 // its high-water mark, and no partition of the Source's topics (owned by any instance) got a
-// record, for idle (WithEndWhenCaughtUp). The high-water marks are
+// record, for the option's idle time, and the same holds for every other Source given the
+// same option (WithEndWhenCaughtUp, CaughtUp). The high-water marks are
 // the broker's, fetched after the last record was read: during a broker outage the marks
 // the consumer last saw are stale, and nothing counts as caught up until the broker answers.
 //
@@ -122,8 +123,10 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 // topics' marks that stayed the same since: the topics got no record from then on. (Counting
 // from the look after it, as this once did, ended a drain a tick later than it needed.) The
 // looks come every eighth of idle, at most a second apart.
-func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T], idle time.Duration) {
-	tick := time.NewTicker(max(min(idle/8, time.Second), time.Millisecond))
+func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T]) {
+	c, m := s.o.caughtUp, s.caughtUp
+	c.start(m, func() { s.endCaughtUp(ctx, in) })
+	tick := time.NewTicker(c.tick())
 	defer tick.Stop()
 	var since time.Time
 	var lastRead int64 = -1
@@ -170,25 +173,27 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 		}
 		if !caught {
 			since = time.Time{}
-			continue
-		}
-		if since.IsZero() {
+		} else if since.IsZero() {
 			since = endsAt // caught up then already, and the marks have not moved since
 		}
-		if time.Since(since) < idle {
-			continue
+		if c.report(m, since, time.Now()) {
+			return // every Source of the option ended its input
 		}
-		s.mu.Lock()
-		if s.fatal.Load() != nil || ctx.Err() != nil {
-			s.mu.Unlock()
-			return
-		}
-		s.ended = true
+	}
+}
+
+// endCaughtUp ends the input of a caught-up Source (monitorCaughtUp), unless Run is already
+// over.
+func (s *Source[T]) endCaughtUp(ctx context.Context, in *stream.Input[T]) {
+	s.mu.Lock()
+	if s.fatal.Load() != nil || ctx.Err() != nil || s.ended {
 		s.mu.Unlock()
-		s.log.Info("kafka: every partition caught up (confirmed by the broker); ending the input", "idle", idle)
-		in.Close()
 		return
 	}
+	s.ended = true
+	s.mu.Unlock()
+	s.log.Info("kafka: every partition caught up (confirmed by the broker); ending the input", "idle", s.o.caughtUp.idle)
+	in.Close()
 }
 
 // topicEnds fetches the high-water mark of every partition of the Source's topics, owned or

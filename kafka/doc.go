@@ -144,7 +144,11 @@
 // nothing for a while as others still received records would otherwise end its partitions
 // for good (a repartition's end marks), and records that reached them later would be late. The high-water marks are fetched from the partition leaders after
 // the last record was read; while the broker cannot be reached nothing counts as caught up,
-// so an outage never ends a job early.
+// so an outage never ends a job early. The Sources of one pipeline share the one option
+// WithEndWhenCaughtUp returns (a CaughtUp), and their inputs end together, once every one of
+// them is caught up and idle: an input that is quiet for the idle time while another's
+// records still flow (ride requests beside telemetry) must not end, or what reaches it
+// afterwards is left out of the windows it belongs to.
 //
 // # Tables
 //

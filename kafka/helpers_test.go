@@ -417,8 +417,11 @@ type running struct {
 }
 
 type pipelineSpec struct {
-	cfg     kafka.Config
-	opts    []kafka.SourceOption
+	cfg  kafka.Config
+	opts []kafka.SourceOption
+	// also, if it names topics, is a second Source with the same options whose records join
+	// the first one's (unwrapped, uncounted by running.src).
+	also    kafka.Config
 	wrap    func(*kafka.Source[event]) source
 	ids     *idSet
 	results *results
@@ -448,6 +451,11 @@ func startPipeline(t testing.TB, spec pipelineSpec) *running {
 	p, err := stream.New(50*time.Millisecond, popts...)
 	require.NoError(t, err)
 	events := stream.From[event](p, s)
+	if len(spec.also.Topics) > 0 {
+		also, err := kafka.NewSource(spec.also, kafka.JSON[event](), spec.opts...)
+		require.NoError(t, err)
+		events = events.Union(stream.From[event](p, also))
+	}
 	stream.To(events, stream.SinkFunc[event](func(ctx context.Context, batch []event) error {
 		if spec.onBatch != nil {
 			if err := spec.onBatch(ctx, batch); err != nil {

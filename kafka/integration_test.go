@@ -112,6 +112,37 @@ func TestSourceEndWhenCaughtUpWaitsForTrickle(t *testing.T) {
 	require.Equal(t, batches*per, ids.distinct(), "the input ended only after the trickle stopped")
 }
 
+// TestSourcesEndWhenCaughtUpTogether: two Sources of one pipeline share the option of
+// WithEndWhenCaughtUp. One's topic stays quiet for three times the idle time while the other's
+// records trickle in, and then gets more records. The inputs end together, once both are
+// idle, so those records are read too. With an option for each Source, the quiet one ended
+// its input after the idle time and the pipeline never read them (as fleetpipeline
+// -exit-when-idle did with a quiet -requests-topic).
+func TestSourcesEndWhenCaughtUpTogether(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	const parts, batches, per = 3, 12, 50
+	quiet := newTopic(t, brokers, "together-quiet", parts)
+	busy := newTopic(t, brokers, "together-busy", parts)
+	produceEvents(t, brokers, quiet, parts, 0, per)
+	group := testenv.UniqueName(t, "g-together")
+	ids := newIDSet()
+	r := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, quiet), also: consumerConfig(brokers, group, busy),
+		opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(time.Second)}, ids: ids})
+	// The producer's pace is the scenario under test (arrivals 250 ms apart, for 3 s), not a
+	// synchronisation.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for b := 1; b <= batches; b++ {
+		<-tick.C
+		produceEvents(t, brokers, busy, parts, b*per, (b+1)*per)
+	}
+	produceEvents(t, brokers, quiet, parts, (batches+1)*per, (batches+2)*per)
+	require.NoError(t, r.wait(t))
+	require.Empty(t, ids.missing((batches+2)*per), "records not read before the inputs ended")
+	require.Equal(t, (batches+2)*per, ids.distinct())
+}
+
 // crashable drops commits once crashed: what a killed process would have committed. Until
 // then it counts the partitions that had a commit past their first record.
 type crashable struct {

@@ -34,7 +34,7 @@ type common struct {
 type sourceOptions struct {
 	common
 	bounded  bool
-	caughtUp time.Duration
+	caughtUp *CaughtUp
 	dlqTopic string
 	dlqSink  stream.DeadLetterSink
 	errs     []error
@@ -160,14 +160,17 @@ func WithBounded() SourceOption {
 // commits and Run returns nil. It suits jobs that drain a topic and exit (the fleet demo).
 // The high-water marks are fetched from the brokers after the last record was read, so a
 // broker outage, when the marks the consumer last saw are stale, never counts as caught up.
-func WithEndWhenCaughtUp(idle time.Duration) SourceOption {
-	return sourceOpt(func(o *sourceOptions) {
-		if idle <= 0 {
-			o.errs = append(o.errs, invalid("WithEndWhenCaughtUp", "idle %v must be positive", idle))
-			return
-		}
-		o.caughtUp = idle
-	})
+//
+// Give the one option it returns to every Source of a pipeline: their inputs then end
+// together, once all of them are caught up and idle (see CaughtUp). Called once per Source,
+// each input ends by itself, and a Source whose topics are quiet for idle while another's
+// records still flow misses what reaches its topics afterwards.
+func WithEndWhenCaughtUp(idle time.Duration) *CaughtUp {
+	c := &CaughtUp{idle: idle}
+	if idle <= 0 {
+		c.err = invalid("WithEndWhenCaughtUp", "idle %v must be positive", idle)
+	}
+	return c
 }
 
 // WithDeadLetterTopic sends the records the Source rejects to topic instead of

@@ -70,7 +70,8 @@ type Source[T any] struct {
 	bases    map[int32]readBound // exactly once: the read-back bound of each claim's checkpoint
 	ends     map[int32]int64     // bounded mode: end offset by partition id
 	finished map[int32]bool      // bounded mode: partitions read to their end
-	ended    bool                // bounded mode: the input was closed
+	ended    bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
+	caughtUp *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
 	progress chan struct{}       // bounded mode: a partition finished
 }
 
@@ -114,6 +115,9 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 	}
 	for i, t := range cfg.Topics {
 		s.topics[t] = i
+	}
+	if o.caughtUp != nil {
+		s.caughtUp = o.caughtUp.join()
 	}
 	return s, nil
 }
@@ -291,8 +295,8 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if s.o.bounded {
 		wg.Go(func() { s.monitorBounded(runCtx, client, in) })
 	}
-	if s.o.caughtUp > 0 {
-		wg.Go(func() { s.monitorCaughtUp(runCtx, client, in, s.o.caughtUp) })
+	if s.o.caughtUp != nil {
+		wg.Go(func() { s.monitorCaughtUp(runCtx, client, in) })
 	}
 
 	h := &handler[T]{

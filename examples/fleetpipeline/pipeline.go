@@ -92,8 +92,13 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if alertsTxnID != nil && !c.rekeyByCab {
 		srcOpts = append(srcOpts, alertsTxnID)
 	}
+	// -exit-when-idle: one option for both inputs, so that they end together. The requests
+	// topic is often quiet for longer than the idle time while telemetry still flows; ending
+	// its input then would leave the requests that come later out of the windows.
+	var caughtUp *kafka.CaughtUp
 	if c.exitIdle > 0 {
-		srcOpts = append(srcOpts, kafka.WithEndWhenCaughtUp(c.exitIdle))
+		caughtUp = kafka.WithEndWhenCaughtUp(c.exitIdle)
+		srcOpts = append(srcOpts, caughtUp)
 	}
 	if c.bounded {
 		srcOpts = append(srcOpts, kafka.WithBounded())
@@ -131,8 +136,8 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		rcfg := kcfg
 		rcfg.Topics = []string{c.requests}
 		ropts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
-		if c.exitIdle > 0 {
-			ropts = append(ropts, kafka.WithEndWhenCaughtUp(c.exitIdle))
+		if caughtUp != nil {
+			ropts = append(ropts, caughtUp)
 		}
 		if c.bounded {
 			ropts = append(ropts, kafka.WithBounded())

@@ -281,7 +281,7 @@ func requireSameContent(t *testing.T, base string, want, got map[string]map[stri
 	slices.Sort(extra)
 	slices.Sort(differ)
 	for _, k := range differ[:min(len(differ), 5)] {
-		t.Logf("%s %s:\n\treference %v\n\tscaled    %v", base, k, want[k], got[k])
+		t.Logf("%s %s:\n\treference %v\n\tgot       %v", base, k, want[k], got[k])
 	}
 	first := func(ks []string) string {
 		if len(ks) == 0 {
@@ -289,7 +289,7 @@ func requireSameContent(t *testing.T, base string, want, got map[string]map[stri
 		}
 		return ks[0]
 	}
-	t.Errorf("%s after scaling out differs from one instance: %d missing (e.g. %s), %d extra (e.g. %s), %d different (e.g. %s)",
+	t.Errorf("%s differs from the reference run: %d missing (e.g. %s), %d extra (e.g. %s), %d different (e.g. %s)",
 		base, len(missing), first(missing), len(extra), first(extra), len(differ), first(differ))
 }
 

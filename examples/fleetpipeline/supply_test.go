@@ -167,3 +167,49 @@ func TestZoneSupplyAfterCrash(t *testing.T) {
 	require.LessOrEqual(t, portoGot, portoWant, "Porto requests with a pickup")
 	t.Logf("ride-pickups documents: %d of simulated cabs, %d of Porto taxis (%d expected)", len(gotWait), portoGot, portoWant)
 }
+
+// TestExitWhenIdleEndsInputsTogether: one instance with -exit-when-idle follows the replay
+// while it produces, and a second run reads the topics afterwards. The replay writes each
+// part's ride requests after its telemetry, so the requests topic is quiet for longer than
+// the idle time while telemetry still flows. Both inputs must end together: the zone-supply
+// and ride-pickups documents of the run that followed equal those of the run that read
+// everything at once. When each input ended by itself, the requests input ended while the
+// telemetry flowed, and the run that followed missed the later requests: 633 of 1,207
+// zone-supply documents and 37 of 106 ride pickups, with nothing counted as late.
+func TestExitWhenIdleEndsInputsTogether(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "together")
+	requests := testenv.UniqueName(t, "together-requests")
+	ensureTopic(t, s, requests)
+	live := newRun(t, s, topic, "together")
+	ref := newRun(t, s, topic, "together-ref")
+	produce := func(part ...string) *proc {
+		args := []string{"-brokers", s.brokers, "-topic", topic, "-porto", portoCSV(t), "-quiet",
+			"-source", "porto,sim", "-sim-events", fmt.Sprint(scaleOutSimEvents), "-requests-topic", requests}
+		return start(t, "replay", replayBin, append(args, part...)...)
+	}
+	produce("-limit", fmt.Sprint(scaleOutFirstPart)).succeed(t, time.Minute)
+	// 5 s of idle: longer than a pause of the replay on busy cores, shorter than the second
+	// part's telemetry (about 17 s at 4,000 events/s) that comes before its requests.
+	following := start(t, "fleetpipeline (following)", pipelineBin,
+		append(live.args(s, "-requests-topic", requests), "-exit-when-idle", "5s")...)
+	produce("-skip", fmt.Sprint(scaleOutFirstPart), "-rate", "4000").succeed(t, 2*time.Minute)
+	out := following.succeed(t, 2*time.Minute)
+	recs, _, _ := summary(t, out)
+	require.EqualValues(t, scaleOutTotal, recs, "telemetry read by the run that followed")
+	start(t, "fleetpipeline (reference)", pipelineBin, ref.args(s, "-requests-topic", requests)...).succeed(t, 2*time.Minute)
+
+	cl := newOS(t, s)
+	keys := map[string]func(map[string]any) string{
+		"zone-supply":  func(d map[string]any) string { return fmt.Sprint(d["zone"], "@", d["window_start"]) },
+		"ride-pickups": func(d map[string]any) string { return fmt.Sprint(d["request_id"]) },
+	}
+	for _, base := range []string{"zone-supply", "ride-pickups"} {
+		want := byContent(t, cl, ref.index(base), keys[base])
+		got := byContent(t, cl, live.index(base), keys[base])
+		require.NotEmpty(t, want, base)
+		t.Logf("%s: %d documents read at once, %d following the replay", base, len(want), len(got))
+		requireSameContent(t, base, want, got)
+	}
+}
