@@ -219,7 +219,7 @@ func TestExchangeFetchWait(t *testing.T) {
 // bound to an Exchange, and without it the Exchange's default differs from its Source's, so
 // that Producers bound to both in one process do not fence each other. Before the option,
 // instances on one host with their own ids still shared the Exchange's default: scaling out
-// a pipeline with -rekey-by-cab failed with PRODUCER_FENCED (TestScaleOutRekeySameDocuments).
+// a pipeline with -rekey-by-cab failed with PRODUCER_FENCED (fleetpipeline's scaleOut(t, true)).
 func TestExchangeTransactionalID(t *testing.T) {
 	cfg := Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}}
 	ex, err := NewExchange(cfg, "p", "cabs", stream.StringCodec{}, WithTransactionalID("instance-7"))
