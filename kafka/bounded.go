@@ -192,7 +192,7 @@ func (s *Source[T]) endCaughtUp(ctx context.Context, in *stream.Input[T]) {
 	}
 	s.ended = true
 	s.mu.Unlock()
-	s.log.Info("kafka: every partition caught up (confirmed by the broker); ending the input", "idle", s.o.caughtUp.idle)
+	s.log.Info("kafka: every partition caught up (confirmed by the broker); ending the input", "topics", s.cfg.Topics, "idle", s.o.caughtUp.idle)
 	in.Close()
 }
 
