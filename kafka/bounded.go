@@ -171,6 +171,12 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 				caught, lastEnds, endsAt = false, ends, now
 			}
 		}
+		if caught {
+			// And every partition of the topics has an owner in the group: a partition added
+			// to a topic is read only once the rebalance that the group's leader starts when
+			// it sees it (Config.MetadataRefresh) has assigned it.
+			caught = s.groupCovers(client, lastEnds, owned)
+		}
 		if !caught {
 			since = time.Time{}
 		} else if since.IsZero() {
@@ -201,6 +207,10 @@ func (s *Source[T]) endCaughtUp(ctx context.Context, in *stream.Input[T]) {
 func (s *Source[T]) topicEnds(client sarama.Client) (ends map[topicPart]int64, ok bool) {
 	ends = make(map[topicPart]int64)
 	for topic := range s.topics {
+		// Fresh metadata: a partition added since the last refresh must count.
+		if err := client.RefreshMetadata(topic); err != nil {
+			return nil, false
+		}
 		parts, err := client.Partitions(topic)
 		if err != nil {
 			return nil, false
@@ -246,4 +256,55 @@ func (s *Source[T]) isFinished(id int32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.finished[id]
+}
+
+// groupCovers reports whether every partition in parts is assigned to a member of the
+// Source's group, by the group's coordinator (DescribeGroups), and those assigned to this
+// Source's member are among the claims the look checked (looked). A group in a
+// rebalance, or a failed request, does not cover.
+func (s *Source[T]) groupCovers(client sarama.Client, parts map[topicPart]int64, looked []*partition) bool {
+	coord, err := client.Coordinator(s.cfg.Group)
+	if err != nil {
+		return false
+	}
+	resp, err := coord.DescribeGroups(&sarama.DescribeGroupsRequest{Groups: []string{s.cfg.Group}})
+	if err != nil || len(resp.Groups) != 1 {
+		return false
+	}
+	g := resp.Groups[0]
+	if g.Err != sarama.ErrNoError || g.State != "Stable" {
+		return false
+	}
+	me, _ := s.member.Load().(string)
+	claimed := make(map[topicPart]bool, len(looked))
+	for _, p := range looked {
+		claimed[topicPart{p.topic, p.part}] = true
+	}
+	owned := make(map[topicPart]bool)
+	for id, m := range g.Members {
+		a, err := m.GetMemberAssignment()
+		if err != nil || a == nil {
+			continue
+		}
+		for topic, ps := range a.Topics {
+			for _, p := range ps {
+				if _, ours := s.topics[topic]; ours && id == me && !claimed[topicPart{topic, p}] {
+					// Assigned to this member, but not among the claims the look checked
+					// (its claim had not started): its records were not counted.
+					continue
+				}
+				owned[topicPart{topic, p}] = true
+			}
+		}
+	}
+	for tp := range parts {
+		if !owned[tp] {
+			if !s.uncovered.Swap(true) {
+				s.log.Info("kafka: waiting for the group to assign a partition of the topics before ending the input (a partition added while running?)", "topic", tp.topic, "partition", tp.part)
+			}
+			return false
+		}
+	}
+	s.uncovered.Store(false)
+	return true
 }

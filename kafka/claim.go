@@ -43,6 +43,7 @@ type handler[T any] struct {
 // (stream.Input.Resume), so that every operator replays from its own start.
 func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	h.s.reach.ok() // the group's coordinator answered: a session began
+	h.s.member.Store(sess.MemberID())
 	commits, err := groupCommits(h.client, h.s.cfg.Group, sess.Claims())
 	if err != nil && h.s.o.exchange {
 		// A repartition's checkpoints hold its dedup state: without them the replay would

@@ -94,6 +94,14 @@ type Config struct {
 
 	// DialTimeout bounds connecting to a broker. Default 10s.
 	DialTimeout time.Duration
+	// MetadataRefresh is how often a Source's client refreshes the metadata of its topics
+	// (only those), and how often the group's leader looks for partitions added to them
+	// (Kafka's metadata.max.age.ms, Flink's partition discovery interval): a partition added
+	// while the pipeline runs is assigned at the rebalance that follows, within about twice
+	// this, and read from its start (with InitialOffset OffsetNewest, from its end at that
+	// rebalance). Default 5s. Negative: no refresh in the background, so an added partition
+	// is read only after the group's next rebalance. Producers ignore it.
+	MetadataRefresh time.Duration
 
 	TLS  TLS
 	SASL SASL
@@ -178,8 +186,8 @@ const redacted = "[redacted]"
 // String describes c with its secrets redacted.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "kafka.Config{Brokers:%v ClientID:%q Version:%q Group:%q Topics:%v InitialOffset:%q Rebalance:%+v Fetch:%+v DialTimeout:%v TLS:%v SASL:%v}",
-		c.Brokers, c.ClientID, c.Version, c.Group, c.Topics, c.InitialOffset, c.Rebalance, c.Fetch, c.DialTimeout, c.TLS, c.SASL)
+	fmt.Fprintf(&b, "kafka.Config{Brokers:%v ClientID:%q Version:%q Group:%q Topics:%v InitialOffset:%q Rebalance:%+v Fetch:%+v DialTimeout:%v MetadataRefresh:%v TLS:%v SASL:%v}",
+		c.Brokers, c.ClientID, c.Version, c.Group, c.Topics, c.InitialOffset, c.Rebalance, c.Fetch, c.DialTimeout, c.MetadataRefresh, c.TLS, c.SASL)
 	return b.String()
 }
 

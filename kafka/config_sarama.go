@@ -220,6 +220,17 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 	}
 	switch r {
 	case roleConsumer:
+		// The group's leader compares the topics' partition counts at this period, with
+		// metadata refreshed as often: only of the topics in use (not Full), so that the short
+		// period stays cheap on a cluster of many topics.
+		sc.Metadata.Full = false
+		sc.Metadata.RefreshFrequency = c.MetadataRefresh
+		switch {
+		case c.MetadataRefresh == 0:
+			sc.Metadata.RefreshFrequency = defaultMetadataRefresh
+		case c.MetadataRefresh < 0:
+			sc.Metadata.RefreshFrequency = 0 // sarama: no background refresh
+		}
 		rb := c.rebalance()
 		sc.Consumer.Offsets.AutoCommit.Enable = false
 		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -267,6 +278,10 @@ const (
 	defaultRequestBytes = 2 << 20
 	channelBuffer       = 128
 )
+
+// defaultMetadataRefresh is Config.MetadataRefresh's default: partitions added to a topic are
+// read within seconds, as Spark's Kafka source (which looks at every batch) would.
+const defaultMetadataRefresh = 5 * time.Second
 
 func strategy(name string) sarama.BalanceStrategy {
 	switch name {

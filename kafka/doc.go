@@ -148,7 +148,22 @@
 // WithEndWhenCaughtUp returns (a CaughtUp), and their inputs end together, once every one of
 // them is caught up and idle: an input that is quiet for the idle time while another's
 // records still flow (ride requests beside telemetry) must not end, or what reaches it
-// afterwards is left out of the windows it belongs to.
+// afterwards is left out of the windows it belongs to. Every partition of the topics must
+// also have an owner in the group (by the group's coordinator), and those assigned to this
+// instance must be claimed: a partition added to a topic near the end of a job is read before
+// its input ends (see "Added partitions").
+//
+// # Added partitions
+//
+// Partitions added to a source topic while the pipeline runs are found within
+// Config.MetadataRefresh (default 5s) by the group's leader, whose rebalance assigns them;
+// each is read from its start (from its end at that rebalance with InitialOffset
+// OffsetNewest). The Source logs the new count at Warn: a producer
+// that places keys by hash sends a key elsewhere once the count changes, so state that the
+// pipeline keeps per partition by the record's key (a stream not repartitioned) splits from
+// then on; repartition by the key (stream.Repartition) to keep it whole. Records of a new
+// partition that arrive behind the watermark are late, as any. A bounded Source
+// (WithBounded) reads only the partitions present at its start.
 //
 // # Tables
 //

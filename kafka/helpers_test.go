@@ -96,21 +96,7 @@ func createTopic(t testing.TB, brokers []string, topic string, parts int32) {
 	t.Helper()
 	admin := newAdmin(t, brokers)
 	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: 1}, false))
-	// Wait until every partition has a leader that answers, so tests start on a ready topic.
-	client, err := sarama.NewClient(brokers, saramaConfig())
-	require.NoError(t, err)
-	defer client.Close()
-	require.Eventually(t, func() bool {
-		if client.RefreshMetadata(topic) != nil {
-			return false
-		}
-		for p := range parts {
-			if _, err := client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
-				return false
-			}
-		}
-		return true
-	}, waitFor, 50*time.Millisecond, "topic %s never became ready", topic)
+	waitPartitions(t, brokers, topic, parts) // so that tests start on a ready topic
 	t.Cleanup(func() {
 		if a, err := sarama.NewClusterAdmin(brokers, saramaConfig()); err == nil {
 			_ = a.DeleteTopic(topic)
@@ -143,6 +129,26 @@ func sliceChunks[T any](s []T, n int) func(func([]T) bool) {
 }
 
 // produceEvents writes events from..to-1, keyed and co-partitioned by key.
+// waitPartitions waits until every one of the topic's parts partitions has a leader that
+// answers.
+func waitPartitions(t testing.TB, brokers []string, topic string, parts int32) {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer client.Close()
+	require.Eventually(t, func() bool {
+		if client.RefreshMetadata(topic) != nil {
+			return false
+		}
+		for p := range parts {
+			if _, err := client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+				return false
+			}
+		}
+		return true
+	}, waitFor, 50*time.Millisecond, "topic %s never became ready", topic)
+}
+
 func produceEvents(t testing.TB, brokers []string, topic string, parts int, from, to int) {
 	t.Helper()
 	msgs := make([]*sarama.ProducerMessage, 0, to-from)

@@ -60,6 +60,12 @@ type Source[T any] struct {
 	cancel context.CancelCauseFunc
 	fatal  atomic.Pointer[error]
 
+	// uncovered: the caught-up check found a partition of the topics that no member owns
+	// (logged once until the group covers them again).
+	uncovered atomic.Bool
+	// member is the Source's member id in the group (string), set when a session begins.
+	member atomic.Value
+
 	// eos is the exactly-once transaction, made when a Producer binds to the Source
 	// (WithExactlyOnce), before Run.
 	eos     atomic.Pointer[txn]

@@ -32,6 +32,10 @@ func (s *Source[T]) checkTopics(ctx context.Context, client sarama.Client) error
 					done <- fmt.Errorf("kafka: source topic %q does not exist (a Source never creates topics; create it first, e.g. with kafka.EnsureTopic): %w", t, err)
 				} else if isNotAuthorized(err) {
 					done <- s.cfg.notAuthorized(err, access{topics: []string{t}})
+				} else if errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
+					// The client's first request (it fetches only its topics' metadata, so
+					// NewClient did not connect): the cluster cannot be reached or refused us.
+					done <- connectError(&s.cfg, err)
 				} else {
 					done <- fmt.Errorf("kafka: metadata of source topic %q: %w", t, redact(&s.cfg, err))
 				}
@@ -94,10 +98,21 @@ const topicCheckEvery = 5 * time.Second
 // topic no longer exists (one answer could be a broker still loading its metadata after a
 // restart). A broker that cannot be reached says nothing about the topics: outages are ridden
 // out, and reported in Stats (FailingSince) until a check is answered again.
+//
+// It also says when a topic got more partitions: the group reads them after the rebalance
+// that follows (Config.MetadataRefresh), but a key that a hash partitioner placed moves to
+// another partition with the count, so state kept per partition by the record's key (a
+// stream not repartitioned) splits from then on.
 func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 	t := time.NewTicker(topicCheckEvery)
 	defer t.Stop()
 	missing := make(map[string]bool)
+	counts := make(map[string]int) // partitions per topic at the last look
+	for _, topic := range s.cfg.Topics {
+		if parts, err := client.Partitions(topic); err == nil {
+			counts[topic] = len(parts)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,6 +125,7 @@ func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 			switch {
 			case err == nil:
 				s.reach.ok()
+				s.noteGrowth(client, topic, counts)
 			case !gone && ctx.Err() == nil:
 				s.reach.failed(redact(&s.cfg, err))
 			}
@@ -120,4 +136,21 @@ func (s *Source[T]) monitorTopics(ctx context.Context, client sarama.Client) {
 			missing[topic] = gone
 		}
 	}
+}
+
+// noteGrowth logs a topic's partition count when it grew since the last look, and keeps the
+// Source's partition count (Stats) up to date.
+func (s *Source[T]) noteGrowth(client sarama.Client, topic string, counts map[string]int) {
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return
+	}
+	was, seen := counts[topic]
+	counts[topic] = len(parts)
+	if !seen || len(parts) <= was {
+		return
+	}
+	s.partitions.Add(int64(len(parts) - was))
+	s.log.Warn("kafka: partitions were added to a source topic; the group reads them after its next rebalance, from their start. A key placed by a hash partitioner now goes to another partition: state kept per partition by the record's key splits (repartition by the key to keep it whole)",
+		"topic", topic, "partitions", len(parts), "was", was)
 }
