@@ -100,7 +100,6 @@
 // 4 MiB per-partition fetches, no request bound and 1,024-record channels). Raise
 // Fetch.MaxBytes and RequestMaxBytes for throughput over long round trips, lower them for
 // memory; a Go memory limit (GOMEMLIMIT) bounds the heap's slack too.
-// uncompressed topics, lower them for memory.
 //
 // # Bounded mode
 //
