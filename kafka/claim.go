@@ -54,10 +54,29 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 		// Without the checkpoints the replay is still at-least-once, only less exact.
 		h.s.log.Warn("kafka: fetching committed checkpoints failed", "err", redact(&h.s.cfg, err))
 	}
+	if err := h.checkCommitted(sess, commits); err != nil {
+		h.s.fail(err)
+		return err
+	}
 	h.mu.Lock()
 	h.registered = make(map[int32]bool)
 	h.mu.Unlock()
 	h.register(sess.Claims(), commits)
+	return nil
+}
+
+// checkCommitted checks that the committed offsets of the claims are still in their
+// partitions (Source.checkCommitted), and drops the checkpoints that no longer apply.
+func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits map[topicPart]stream.Position) error {
+	for tp, c := range commits {
+		dropped, err := h.s.checkCommitted(h.client, sess, tp.topic, tp.part, c.Offset)
+		if err != nil {
+			return err
+		}
+		if dropped {
+			delete(commits, tp)
+		}
+	}
 	return nil
 }
 
@@ -122,6 +141,10 @@ func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, par
 	for attempt := 1; ; attempt++ {
 		commits, err := groupCommits(h.client, h.s.cfg.Group, claims)
 		if err == nil {
+			if err := h.checkCommitted(sess, commits); err != nil {
+				h.s.fail(err)
+				return false
+			}
 			h.register(claims, commits)
 			return true
 		}

@@ -164,6 +164,21 @@
 // partition that arrive behind the watermark are late, as any. A bounded Source
 // (WithBounded) reads only the partitions present at its start.
 //
+// # Data loss
+//
+// Records the Source had yet to be done with may be gone from Kafka: a retention (or
+// DeleteRecords) removed them from a partition's start while the group stayed away or lagged
+// behind, or the group's committed offset lies past the partition's end (the topic was
+// deleted and made again). sarama would go on from the partition's start (or stop reading a
+// partition whose fetch fell out of range) without a word; the Source instead stops with a
+// permanent error wrapping ErrDataLoss that names the partition and the offsets, as Spark's
+// Kafka source does by default (failOnDataLoss): the job exits non-zero, and so does every
+// restart until someone decides. WithAcceptDataLoss is that decision made in advance: the
+// Source logs the loss at Error, counts it (Source.Lost), and goes on from the partition's
+// start (joining the group again when the fetch fell out of range while reading); windows
+// that the deleted records belonged to are then incomplete. A repartition (Exchange) always
+// stops: its records are the pipeline's own state in transit.
+//
 // # Tables
 //
 // Table[K, V] is a key-value table of a compacted topic, replicated whole in every instance

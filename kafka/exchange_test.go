@@ -370,17 +370,7 @@ func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
 	createTopic(t, brokers, repart, 2)
 
 	// The owner group commits an offset of the repartition topic, as its pipeline does.
-	client, err := sarama.NewClient(brokers, sarama.NewConfig())
-	require.NoError(t, err)
-	defer client.Close()
-	om, err := sarama.NewOffsetManagerFromClient(owner, client)
-	require.NoError(t, err)
-	pom, err := om.ManagePartition(repart, 1)
-	require.NoError(t, err)
-	pom.MarkOffset(0, "")
-	om.Commit()
-	require.NoError(t, pom.Close())
-	require.NoError(t, om.Close())
+	commitOffset(t, brokers, owner, repart, 1, 0)
 
 	ex, err := kafka.NewExchange(consumerConfig(brokers, other, topic), pipeline, "bykey", pairCodec)
 	require.NoError(t, err)

@@ -149,6 +149,22 @@ func waitPartitions(t testing.TB, brokers []string, topic string, parts int32) {
 	}, waitFor, 50*time.Millisecond, "topic %s never became ready", topic)
 }
 
+// commitOffset commits offset for the group's partition, as a member of the group would.
+func commitOffset(t testing.TB, brokers []string, group, topic string, part int32, offset int64) {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer client.Close()
+	om, err := sarama.NewOffsetManagerFromClient(group, client)
+	require.NoError(t, err)
+	pom, err := om.ManagePartition(topic, part)
+	require.NoError(t, err)
+	pom.MarkOffset(offset, "")
+	om.Commit()
+	require.NoError(t, pom.Close())
+	require.NoError(t, om.Close())
+}
+
 func produceEvents(t testing.TB, brokers []string, topic string, parts int, from, to int) {
 	t.Helper()
 	msgs := make([]*sarama.ProducerMessage, 0, to-from)
@@ -259,11 +275,14 @@ func (s *idSet) distinct() int {
 	return len(s.seen)
 }
 
-func (s *idSet) missing(n int) []int {
+func (s *idSet) missing(n int) []int { return s.missingFrom(0, n) }
+
+// missingFrom returns the first ten ids in [from, to) that were not seen.
+func (s *idSet) missingFrom(from, to int) []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []int
-	for i := range n {
+	for i := from; i < to; i++ {
 		if s.seen[i] == 0 {
 			out = append(out, i)
 			if len(out) == 10 {

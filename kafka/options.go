@@ -46,6 +46,9 @@ type sourceOptions struct {
 	// decoded stops it instead of going to a dead-letter output, event times are the
 	// decoded ones as they are (zero for marks), and no dead-letter output is made.
 	exchange bool
+	// acceptLoss goes on from a partition's start when records not read yet were deleted
+	// (WithAcceptDataLoss).
+	acceptLoss bool
 }
 
 type producerOptions struct {

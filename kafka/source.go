@@ -65,6 +65,10 @@ type Source[T any] struct {
 	uncovered atomic.Bool
 	// member is the Source's member id in the group (string), set when a session begins.
 	member atomic.Value
+	// lost counts records deleted before they were read (WithAcceptDataLoss); endSession
+	// ends the current group session (Run joins again).
+	lost       atomic.Int64
+	endSession atomic.Pointer[context.CancelFunc]
 
 	// eos is the exactly-once transaction, made when a Producer binds to the Source
 	// (WithExactlyOnce), before Run.
@@ -294,6 +298,10 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 				s.fail(s.cfg.notAuthorized(err, a))
 				continue
 			}
+			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && errors.Is(ce.Err, sarama.ErrOffsetOutOfRange) {
+				s.outOfRange(client, ce)
+				continue
+			}
 			s.log.Warn("kafka: consumer group error", "err", redact(&s.cfg, err))
 		}
 	})
@@ -317,7 +325,10 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	}
 	attempt := 0
 	for runCtx.Err() == nil {
-		err := group.Consume(runCtx, s.cfg.Topics, h)
+		sessCtx, endSession := context.WithCancel(runCtx)
+		s.endSession.Store(&endSession)
+		err := group.Consume(sessCtx, s.cfg.Topics, h)
+		endSession()
 		if runCtx.Err() != nil {
 			break
 		}

@@ -76,6 +76,7 @@ type config struct {
 	maxBatch     int // -max-batch
 	exitIdle     time.Duration
 	bounded      bool
+	acceptLoss   bool
 	zoneDemand   bool
 	alerts       bool
 	rekeyByCab   bool
@@ -109,6 +110,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.maxBatch, "max-batch", 20_000, "most records a batch takes, the bound of the source buffer (Spark's maxOffsetsPerTrigger): while catching up, batches of this size run back to back; larger ones hold more memory for little speed")
 	fs.IntVar(&c.outputs, "concurrent-outputs", 1, "how many of a batch's outputs (cab stats, zone demand, alerts, dead letters: each index or topic) are written at once; 1 writes them one at a time in order, as Spark Streaming does (faster when OpenSearch shares the job's cores; try more against a cluster of its own)")
 	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition of every input (the telemetry and -requests-topic) has been caught up this long, close all windows, commit and exit 0 (0: run until stopped); the commit stays at the first record of each partition's newest window, so a later run that receives more of that window's records completes it")
+	fs.BoolVar(&c.acceptLoss, "accept-data-loss", false, "when records of an input that the group had yet to read were deleted (retention overtook the job, or the topic was made again), go on from the partition's start and log the loss at Error, instead of exiting non-zero (Spark's failOnDataLoss=false)")
 	fs.BoolVar(&c.bounded, "bounded", false, "read each partition up to the end offset it had at start, then close all windows, commit and exit 0 (a backfill); see also -exit-when-idle")
 	fs.BoolVar(&c.zoneDemand, "zone-demand", true, "compute zone demand (-zone-demand=false: off)")
 	fs.BoolVar(&c.rekeyByCab, "rekey-by-cab", false, "repartition the input by cab_id (through the topic <group>-cabs-repartition) before the tracker and the cab stats: needed when the producer does not key messages by cab_id (round-robin IoT hubs); costs a produce and a consume per event")

@@ -103,6 +103,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if c.bounded {
 		srcOpts = append(srcOpts, kafka.WithBounded())
 	}
+	if c.acceptLoss {
+		srcOpts = append(srcOpts, kafka.WithAcceptDataLoss())
+	}
 	codec := kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
 		e, err := telemetry.Decode(m.Value)
 		if errors.Is(err, telemetry.ErrInvalid) {
@@ -141,6 +144,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		if c.bounded {
 			ropts = append(ropts, kafka.WithBounded())
+		}
+		if c.acceptLoss {
+			ropts = append(ropts, kafka.WithAcceptDataLoss())
 		}
 		reqSrc, err := kafka.NewSource(rcfg, kafka.CodecFunc[telemetry.Request](func(m *kafka.Message) (telemetry.Request, time.Time, error) {
 			r, err := telemetry.DecodeRequest(m.Value)
@@ -444,6 +450,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
 	}
 	printSummary(w, time.Since(start), &cnt, src, sinks)
+	if n := src.Lost(); n > 0 {
+		fmt.Fprintf(w, "fleetpipeline: %d telemetry records were deleted from Kafka before the job was done with them (-accept-data-loss)\n", n)
+	}
 	var dups int64
 	if last := cnt.last.Load(); last != nil {
 		dups = last.Duplicates
