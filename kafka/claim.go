@@ -5,9 +5,13 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,17 +71,21 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 
 // checkCommitted checks that the committed offsets of the claims are still in their
 // partitions (Source.checkCommitted), and drops the checkpoints that no longer apply.
+// Every partition's loss is named in the one error.
 func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits map[topicPart]stream.Position) error {
-	for tp, c := range commits {
-		dropped, err := h.s.checkCommitted(h.client, sess, tp.topic, tp.part, c.Offset)
+	var errs []error
+	for _, tp := range slices.SortedFunc(maps.Keys(commits), func(a, b topicPart) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part))
+	}) {
+		dropped, err := h.s.checkCommitted(h.client, sess, tp.topic, tp.part, commits[tp].Offset)
 		if err != nil {
-			return err
+			errs = append(errs, err)
 		}
 		if dropped {
 			delete(commits, tp)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // register hands the claimed partitions to the pipeline: those with a committed checkpoint
