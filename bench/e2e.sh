@@ -32,7 +32,9 @@
 # /proc/<pid>/stat and VmHWM in /proc/<pid>/status every 100 ms (CPU of the last 100 ms lost).
 # The CPU time Kafka and OpenSearch use while fleetpipeline drains (their /proc/<pid>/stat
 # before and after the run) is reported beside it: the services share the machine's cores
-# with the job, so the drain cannot be faster than the cores can serve all three.
+# with the job, so the drain cannot be faster than the cores can serve all three. After the
+# drain, bench/osfloor has OpenSearch index the drain's documents again, alone (best of three
+# runs, with its CPU time): the floor that indexing puts under a drain on this machine.
 #
 # Environment: BENCH_SIM_EVENTS (500000), BENCH_WARMUP_EVENTS (1000000; 0: no warm-up),
 # BENCH_SETTLE (120), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
@@ -94,7 +96,7 @@ osurl=$FLEETSTREAM_OPENSEARCH_URL
 log "Kafka $brokers, OpenSearch $osurl, logs in $dir"
 
 mkdir -p bin
-go build -o bin/ ./examples/replay ./examples/fleetpipeline
+go build -o bin/ ./examples/replay ./examples/fleetpipeline ./bench/osfloor
 
 # ---------------------------------------------------------------------------------------------
 # measuring one fleetpipeline run
@@ -256,6 +258,15 @@ read -r d_batches d_proc d_out <<<"$(awk "$awk_ms"'
 	END { printf "%d %.2f %.2f\n", nb, proc / 1000, out / 1000 }' "$dir/drain.log")"
 read -r k_cpu o_cpu <<<"$(awk -v k0="$k0" -v k1="$k1" -v o0="$o0" -v o1="$o1" 'BEGIN { printf "%.2f %.2f", k1 - k0, o1 - o0 }')"
 
+# The floor under the drain: OpenSearch alone indexing the drain's documents (bench/osfloor,
+# three runs into fresh copies of the drain's indexes), with its CPU time per run.
+settle
+log "OpenSearch alone: indexing the drain's documents again (bench/osfloor)"
+read -r _ o0 <<<"$(services_cpu)"
+floor=$(bin/osfloor -opensearch "$osurl" -from "*-bdrain-$run-*" -events "$n" -runs 3) || die "osfloor failed"
+read -r _ o1 <<<"$(services_cpu)"
+floor_cpu=$(awk -v a="$o0" -v b="$o1" 'BEGIN { printf "%.2f", (b - a) / 3 }')
+
 # ---------------------------------------------------------------------------------------------
 # 2. following a producer
 
@@ -302,6 +313,7 @@ echo
 echo "While fleetpipeline drained ($d_wall s from start to summary, $(nproc) cores: $(awk -v w="$d_wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }') core-seconds):" \
 	"fleetpipeline $d_cpu, Kafka $k_cpu, OpenSearch $o_cpu CPU-s."
 echo "The drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs."
+echo "${floor#osfloor: } (OpenSearch $floor_cpu CPU-s a run, indexes created first, not timed)."
 echo
 p99i=$(awk -v p="$last_p99" 'BEGIN { if (p == "-") print "-"; else if (p == int(p)) printf "%d", p; else printf "%.1f", p }')
 echo "bench-e2e: drain $d_rate events/s, $d_cpum CPU-s per million events, peak RSS $d_rss MiB, p99 $p99i ms at $last_rate/s"
