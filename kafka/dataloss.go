@@ -39,13 +39,19 @@ func (s *Source[T]) Lost() int64 { return s.lost.Load() }
 
 // lossError describes records of a partition that are gone: from want (the offset the Source
 // needed next) to oldest, or a want past the partition's end.
-func lossError(topic string, part int32, want, oldest, newest int64) error {
-	if want > newest {
-		return stream.Permanent(fmt.Errorf("%w: %s/%d: the group's offset %d is past the partition's end %d (was the topic deleted and created again?); restart with WithAcceptDataLoss (fleetpipeline -accept-data-loss) to read it from its start %d, or reset the group's offsets",
-			ErrDataLoss, topic, part, want, newest, oldest))
+func (s *Source[T]) lossError(topic string, part int32, want, oldest, newest int64) error {
+	remedy := fmt.Sprintf("restart with WithAcceptDataLoss (fleetpipeline -accept-data-loss) to go on from offset %d, or reset the group's offsets", oldest)
+	if s.o.exchange {
+		// Its records are the pipeline's state in transit, numbered for the dedup: no
+		// going on past a gap.
+		remedy = "a repartition cannot go on past lost records: run the pipeline again under a new consumer group, with the repartition topic's retention.ms above the longest stop"
 	}
-	return stream.Permanent(fmt.Errorf("%w: %s/%d: records %d to %d (%d) were deleted (by the retention or DeleteRecords) before the group was done with them; restart with WithAcceptDataLoss (fleetpipeline -accept-data-loss) to go on from offset %d, or reset the group's offsets",
-		ErrDataLoss, topic, part, want, oldest-1, oldest-want, oldest))
+	if want > newest {
+		return stream.Permanent(fmt.Errorf("%w: %s/%d: the group's offset %d is past the partition's end %d (was the topic deleted and created again?); %s",
+			ErrDataLoss, topic, part, want, newest, remedy))
+	}
+	return stream.Permanent(fmt.Errorf("%w: %s/%d: records %d to %d (%d) were deleted (by the retention or DeleteRecords) before the group was done with them; %s",
+		ErrDataLoss, topic, part, want, oldest-1, oldest-want, remedy))
 }
 
 // checkCommitted checks, at a claim's start, that the partition still holds the records from
@@ -68,7 +74,7 @@ func (s *Source[T]) checkCommitted(client sarama.Client, sess sarama.ConsumerGro
 	if committed >= oldest && committed <= newest {
 		return false, nil
 	}
-	loss := lossError(topic, part, committed, oldest, newest)
+	loss := s.lossError(topic, part, committed, oldest, newest)
 	if !s.o.acceptLoss {
 		return false, loss
 	}
@@ -100,7 +106,7 @@ func (s *Source[T]) outOfRange(client sarama.Client, ce *sarama.ConsumerError) {
 	newest, err2 := client.GetOffset(ce.Topic, ce.Partition, sarama.OffsetNewest)
 	var loss error
 	if want >= 0 && err1 == nil && err2 == nil {
-		loss = lossError(ce.Topic, ce.Partition, want, oldest, newest)
+		loss = s.lossError(ce.Topic, ce.Partition, want, oldest, newest)
 	} else {
 		loss = stream.Permanent(fmt.Errorf("%w: %s/%d: the offset to read next is no longer in the partition: %w", ErrDataLoss, ce.Topic, ce.Partition, ce.Err))
 	}

@@ -177,7 +177,9 @@
 // Source logs the loss at Error, counts it (Source.Lost), and goes on from the partition's
 // start (joining the group again when the fetch fell out of range while reading); windows
 // that the deleted records belonged to are then incomplete. A repartition (Exchange) always
-// stops: its records are the pipeline's own state in transit.
+// stops: its records are the pipeline's own state in transit, numbered for the dedup, and
+// its topic has the broker's retention (seven days by Kafka's default), so a pipeline
+// stopped for longer starts again under a new group.
 //
 // # Tables
 //
