@@ -17,8 +17,13 @@
 // Auto-commit is off. The pipeline calls Source.Commit after a batch was acknowledged (every
 // output succeeded) with, per partition, the next offset that may be committed; that offset
 // is already held back by any open window or other state that still needs older records.
-// The Source marks exactly those offsets and commits them synchronously through the group
-// session, and once more when it gives a partition up. Nothing else is ever committed, so
+// The Source marks exactly those offsets and commits them through the group session, and
+// once more when it gives a partition up. Commit waits for the commit at most two seconds
+// (commitWait): while its member rejoins the group, sarama holds the commit until every
+// member has rejoined, and another member of the same pipeline may need the pipeline's next
+// batch to give a revoked partition up first; the commit then goes on in the background,
+// so at a crash meanwhile the replay starts from the offsets committed before (more replay,
+// same results). Nothing else is ever committed, so
 // after a crash, a rebalance or a broker outage the next owner replays from the committed
 // offset and rebuilds open state: delivery into the pipeline is at-least-once, and sinks that
 // write with deterministic ids make results effectively exactly-once.

@@ -83,6 +83,10 @@ type Source[T any] struct {
 	ended    bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
 	caughtUp *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
 	progress chan struct{}       // bounded mode: a partition finished
+
+	// committing is the sessions whose commit runs in the background (see Commit).
+	commitMu   sync.Mutex
+	committing map[sarama.ConsumerGroupSession]*bgCommit
 }
 
 var (
@@ -384,8 +388,9 @@ func (s *Source[T]) fail(err error) {
 	}
 }
 
-// Commit marks the acknowledged positions for commit and commits them synchronously through
-// the consumer group session. Positions of partitions this instance no longer owns are
+// Commit marks the acknowledged positions for commit and commits them through the consumer
+// group session, waiting at most two seconds for the commit (see "Delivery and commits" in
+// the package documentation). Positions of partitions this instance no longer owns are
 // ignored: their new owner commits them. With a Producer bound to the Source
 // (WithExactlyOnce), the positions and the batch's messages are committed in one
 // transaction instead (see "Exactly once" in the package documentation).
@@ -405,10 +410,73 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 		}
 	}
 	s.mu.Unlock()
+	if len(sessions) == 0 {
+		return nil
+	}
+	// Errors reach the group's error channel (logged); the offsets stay marked and the
+	// next commit sends them again.
+	//
+	// A session's commit waits while its member rejoins the group: sarama holds the offset
+	// manager's generation lock through JoinGroup and SyncGroup, and JoinGroup lasts until
+	// every member has rejoined. Another member of this pipeline may be unable to rejoin
+	// until the pipeline drops a revoked partition (release), which it does only at its
+	// next batch, after this commit: waiting here without a bound would close that cycle
+	// until release gave up (4/5 of the rebalance timeout). So the commit runs in the
+	// background and is waited for at most commitWait; the offsets are marked, and the
+	// commit (or release, or the next Commit) sends them once the member has rejoined.
+	t := time.NewTimer(commitWait)
+	defer t.Stop()
 	for _, sess := range sessions {
-		// Errors reach the group's error channel (logged); the offsets stay marked and the
-		// next commit sends them again.
-		sess.Commit()
+		select {
+		case <-s.commitSession(sess):
+		case <-t.C:
+			s.log.Debug("kafka: commit waits for the member to rejoin the group; it goes on in the background")
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	return nil
+}
+
+// commitWait is how long Commit waits for a session's commit before it lets the pipeline go
+// on (see Commit). A commit takes milliseconds unless its member is rejoining the group.
+var commitWait = 2 * time.Second
+
+// bgCommit is a session's commit running in the background.
+type bgCommit struct {
+	again bool // marked again meanwhile: commit once more
+	done  chan struct{}
+}
+
+// commitSession commits sess's marked offsets in the background, at most one commit per
+// session at a time: a call while one runs makes it commit once more, with what was marked
+// by then. The channel is closed when the commit covering this call is done.
+func (s *Source[T]) commitSession(sess sarama.ConsumerGroupSession) <-chan struct{} {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if c := s.committing[sess]; c != nil {
+		c.again = true
+		return c.done
+	}
+	if s.committing == nil {
+		s.committing = make(map[sarama.ConsumerGroupSession]*bgCommit)
+	}
+	c := &bgCommit{done: make(chan struct{})}
+	s.committing[sess] = c
+	go func() {
+		for {
+			sess.Commit()
+			s.commitMu.Lock()
+			if !c.again {
+				delete(s.committing, sess)
+				s.commitMu.Unlock()
+				close(c.done)
+				return
+			}
+			c.again = false
+			s.commitMu.Unlock()
+		}
+	}()
+	return c.done
 }
