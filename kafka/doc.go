@@ -182,9 +182,11 @@
 // Source logs the loss at Error, counts it (Source.Lost), and goes on from the partition's
 // start (joining the group again when the fetch fell out of range while reading); windows
 // that the deleted records belonged to are then incomplete. A repartition (Exchange) always
-// stops: its records are the pipeline's own state in transit, numbered for the dedup, and
-// its topic has the broker's retention (seven days by Kafka's default), so a pipeline
-// stopped for longer starts again under a new group.
+// stops: its records are the pipeline's own state in transit, numbered for the dedup. Its
+// topic does not lose them to a retention: an Exchange makes it with unlimited retention
+// (retention.ms -1) and deletes what the group has committed past (WithPurgeInterval, every
+// 30 s and when the Source stops), as Kafka Streams does. A repartition topic made by an
+// earlier release keeps the broker's retention: set retention.ms to -1 on it.
 //
 // # Tables
 //
@@ -301,6 +303,8 @@
 // grant. Source.Run checks its topics, its group and (exactly once) its transactional id
 // before it consumes anything, and stops if a fetch or a commit is refused later; a Producer's
 // refused write is permanent (stream.IsPermanent). None is retried: no retry gets past an ACL.
+// An Exchange's purge of its repartition topic needs Delete on the topic; without it the
+// purge is logged once at Warn and stops, and the topic then needs a retention.
 //
 // # Stats
 //
@@ -325,8 +329,9 @@
 //
 // NewExchange is the Kafka transport of stream.Repartition: the topic
 // "<pipeline>-<name>-repartition", created when the pipeline starts with the partition count
-// of the source topics (WithPartitions, WithPartitionsOf) and a replication factor of
-// min(3, brokers) (WithReplication); an existing topic with another count is refused
+// of the source topics (WithPartitions, WithPartitionsOf), a replication factor of
+// min(3, brokers) (WithReplication) and unlimited retention, purged below the group's
+// committed offsets (WithPurgeInterval); an existing topic with another count is refused
 // (ErrPartitionMismatch), since keys would move away from their state, and so is one that
 // another consumer group has committed offsets of (ErrRepartitionInUse): another pipeline
 // with the same name, whose records the dedup would mix with this one's (name the topic

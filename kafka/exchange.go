@@ -48,6 +48,7 @@ type exchangeOptions struct {
 	replication int16
 	topics      []string // of WithPartitionsOf
 	txnID       string   // of WithTransactionalID
+	purge       time.Duration
 	errs        []error
 }
 
@@ -186,6 +187,10 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 		so.common = o.common
 		so.exchange = true
 		so.txnID = txnID
+		so.purge = o.purge
+		if so.purge == 0 {
+			so.purge = defaultPurgeInterval
+		}
 	}))
 	if err != nil {
 		errs = append(errs, err)
@@ -350,7 +355,7 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	got, err := ensureTopic(&e.cfg, sc, e.topic, want, repl, nil)
+	got, err := ensureTopic(&e.cfg, sc, e.topic, want, repl, repartitionTopicConfig())
 	if err != nil {
 		return 0, err
 	}

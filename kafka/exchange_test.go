@@ -294,6 +294,18 @@ func TestExchangeGlobalWindows(t *testing.T) {
 		hwm += end
 	}
 	require.Equal(t, msgs, hwm, "the topic holds the packed messages")
+	// The repartition topic keeps its records until purged, and the purge at the end of the
+	// run deleted records the group had committed past, none it had not.
+	cfg, err := newAdmin(t, brokers).DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: r.ex.Topic(), ConfigNames: []string{"retention.ms"}}}, sarama.DescribeConfigsOptions{})
+	require.NoError(t, err)
+	require.Len(t, cfg, 1)
+	require.Len(t, cfg[0].Configs, 1)
+	require.Equal(t, "-1", cfg[0].Configs[0].Value)
+	committed := committedOffsets(t, brokers, pipeline, r.ex.Topic(), parts)
+	for p, start := range startOffsets(t, brokers, r.ex.Topic()) {
+		require.Positive(t, start, "partition %d not purged", p)
+		require.LessOrEqual(t, start, committed[p], "partition %d purged past its committed offset", p)
+	}
 	// Each key's windows came from every upstream partition: the test is not trivially
 	// co-partitioned.
 	require.Greater(t, want[winID{keyOf(0), base.UnixNano()}].Count, 0)

@@ -196,6 +196,17 @@ func produceSentinels(t testing.TB, brokers []string, topic string, parts int) {
 // endOffsets returns the high-water mark of every partition.
 func endOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
 	t.Helper()
+	return offsetsAt(t, brokers, topic, sarama.OffsetNewest)
+}
+
+// startOffsets returns the log start offset of every partition of topic.
+func startOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
+	t.Helper()
+	return offsetsAt(t, brokers, topic, sarama.OffsetOldest)
+}
+
+func offsetsAt(t testing.TB, brokers []string, topic string, at int64) map[int32]int64 {
+	t.Helper()
 	client, err := sarama.NewClient(brokers, saramaConfig())
 	require.NoError(t, err)
 	defer client.Close()
@@ -203,7 +214,7 @@ func endOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
 	require.NoError(t, err)
 	out := make(map[int32]int64)
 	for _, p := range parts {
-		off, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		off, err := client.GetOffset(topic, p, at)
 		require.NoError(t, err)
 		out[p] = off
 	}

@@ -49,6 +49,9 @@ type sourceOptions struct {
 	// acceptLoss goes on from a partition's start when records not read yet were deleted
 	// (WithAcceptDataLoss).
 	acceptLoss bool
+	// purge is how often an Exchange's Source deletes the records its group committed past
+	// (WithPurgeInterval); 0 or negative: never.
+	purge time.Duration
 }
 
 type producerOptions struct {

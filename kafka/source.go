@@ -87,6 +87,7 @@ type Source[T any] struct {
 	// committing is the sessions whose commit runs in the background (see Commit).
 	commitMu   sync.Mutex
 	committing map[sarama.ConsumerGroupSession]*bgCommit
+	commits    sync.WaitGroup // the background commits running
 }
 
 var (
@@ -283,6 +284,14 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 			return err
 		}
 	}
+	purging := new(atomic.Bool)
+	purging.Store(s.o.exchange && s.o.purge > 0)
+	defer func() { // after the group's last commit (group.Close), before client.Close
+		s.waitCommits(5 * time.Second)
+		if purging.Load() {
+			s.purge(client)
+		}
+	}()
 	group, err := sarama.NewConsumerGroupFromClient(s.cfg.Group, client)
 	if err != nil {
 		return fmt.Errorf("kafka: consumer group %q: %w", s.cfg.Group, err)
@@ -310,6 +319,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 	})
 	wg.Go(func() { s.monitorTopics(runCtx, client) })
+	if purging.Load() {
+		wg.Go(func() { s.purgeEvery(runCtx, client, purging) })
+	}
 	if s.o.bounded {
 		wg.Go(func() { s.monitorBounded(runCtx, client, in) })
 	}
@@ -439,6 +451,22 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 	return nil
 }
 
+// waitCommits waits until the background commits are done, at most d.
+func (s *Source[T]) waitCommits(d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.commits.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("kafka: a commit still runs as the Source stops; the next run replays from the offsets committed before it", "waited", d)
+	}
+}
+
 // commitWait is how long Commit waits for a session's commit before it lets the pipeline go
 // on (see Commit). A commit takes milliseconds unless its member is rejoining the group.
 var commitWait = 2 * time.Second
@@ -464,7 +492,9 @@ func (s *Source[T]) commitSession(sess sarama.ConsumerGroupSession) <-chan struc
 	}
 	c := &bgCommit{done: make(chan struct{})}
 	s.committing[sess] = c
+	s.commits.Add(1)
 	go func() {
+		defer s.commits.Done()
 		for {
 			sess.Commit()
 			s.commitMu.Lock()

@@ -1,0 +1,113 @@
+// A repartition topic keeps its records until the pipeline is done with them, and no longer:
+// it is made with unlimited retention, and its downstream Source deletes what the group has
+// committed (as Kafka Streams purges its repartition topics). So a pipeline stopped for
+// longer than the broker's retention still finds every record it had yet to read, and the
+// topic does not grow with the input.
+
+package kafka
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// defaultPurgeInterval is WithPurgeInterval's default (Kafka Streams' repartition purge
+// interval).
+const defaultPurgeInterval = 30 * time.Second
+
+// repartitionTopicConfig is the topic configuration of a repartition topic made by an
+// Exchange: records stay until purged.
+func repartitionTopicConfig() map[string]*string {
+	unlimited := "-1"
+	return map[string]*string{"retention.ms": &unlimited}
+}
+
+// WithPurgeInterval sets how often an Exchange's downstream side deletes the records of its
+// repartition topic that the pipeline's group has committed past (default 30s). A repartition
+// topic the Exchange makes has unlimited retention (retention.ms -1): the purge keeps it
+// small. A topic made before by another release keeps its retention; set retention.ms to -1
+// on it to have the same. Negative: never purge (then give the topic a retention).
+func WithPurgeInterval(d time.Duration) ExchangeOption {
+	return exchangeOpt(func(o *exchangeOptions) { o.purge = d })
+}
+
+// purge deletes the records of the Source's topics below the group's committed offsets. Only
+// committed offsets count: a replay after a crash starts there, never before. It reports
+// false when the ACLs refuse the deletion (no retry would be let through).
+func (s *Source[T]) purge(client sarama.Client) bool {
+	parts := make(map[string][]int32)
+	for _, topic := range s.cfg.Topics {
+		ps, err := client.Partitions(topic)
+		if err != nil {
+			return true
+		}
+		parts[topic] = ps
+	}
+	commits, err := groupCommits(client, s.cfg.Group, parts)
+	if err != nil {
+		s.log.Debug("kafka: purge: committed offsets", "err", redact(&s.cfg, err))
+		return true
+	}
+	byLeader := make(map[*sarama.Broker]*sarama.DeleteRecordsRequest)
+	for tp, c := range commits {
+		if c.Offset <= 0 {
+			continue
+		}
+		leader, err := client.Leader(tp.topic, tp.part)
+		if err != nil {
+			continue
+		}
+		req := byLeader[leader]
+		if req == nil {
+			req = &sarama.DeleteRecordsRequest{Topics: make(map[string]*sarama.DeleteRecordsRequestTopic), Timeout: 10 * time.Second}
+			byLeader[leader] = req
+		}
+		t := req.Topics[tp.topic]
+		if t == nil {
+			t = &sarama.DeleteRecordsRequestTopic{PartitionOffsets: make(map[int32]int64)}
+			req.Topics[tp.topic] = t
+		}
+		t.PartitionOffsets[tp.part] = c.Offset
+	}
+	for leader, req := range byLeader {
+		resp, err := leader.DeleteRecords(req)
+		if err != nil {
+			s.log.Debug("kafka: purge", "err", redact(&s.cfg, err))
+			continue
+		}
+		for topic, rt := range resp.Topics {
+			for part, rp := range rt.Partitions {
+				switch {
+				case rp.Err == sarama.ErrNoError:
+				case isNotAuthorized(rp.Err):
+					s.log.Warn("kafka: the repartition topic's committed records cannot be deleted (the ACLs do not allow DeleteRecords on it); give it a retention instead", "topic", topic, "err", rp.Err)
+					return false
+				default:
+					s.log.Debug("kafka: purge", "topic", topic, "partition", part, "err", rp.Err)
+				}
+			}
+		}
+	}
+	return true
+}
+
+// purgeEvery purges at the Source's purge interval until ctx ends or the ACLs refuse it
+// (purging is then cleared, so that Run does not try once more at its end).
+func (s *Source[T]) purgeEvery(ctx context.Context, client sarama.Client, purging *atomic.Bool) {
+	t := time.NewTicker(s.o.purge)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.purge(client) {
+			purging.Store(false)
+			return
+		}
+	}
+}
