@@ -63,13 +63,9 @@ func (s *Source[T]) checkCommitted(client sarama.Client, sess sarama.ConsumerGro
 	if committed < 0 {
 		return false, nil
 	}
-	oldest, err := client.GetOffset(topic, part, sarama.OffsetOldest)
+	oldest, newest, err := offsetRange(client, topic, part)
 	if err != nil {
 		return false, nil // unknown: sarama resets an offset out of range by itself
-	}
-	newest, err := client.GetOffset(topic, part, sarama.OffsetNewest)
-	if err != nil {
-		return false, nil
 	}
 	if committed >= oldest && committed <= newest {
 		return false, nil
@@ -102,10 +98,9 @@ func (s *Source[T]) outOfRange(client sarama.Client, ce *sarama.ConsumerError) {
 		want = p.read.Load()
 	}
 	s.mu.Unlock()
-	oldest, err1 := client.GetOffset(ce.Topic, ce.Partition, sarama.OffsetOldest)
-	newest, err2 := client.GetOffset(ce.Topic, ce.Partition, sarama.OffsetNewest)
+	oldest, newest, err := offsetRange(client, ce.Topic, ce.Partition)
 	var loss error
-	if want >= 0 && err1 == nil && err2 == nil {
+	if want >= 0 && err == nil {
 		loss = s.lossError(ce.Topic, ce.Partition, want, oldest, newest)
 	} else {
 		loss = stream.Permanent(fmt.Errorf("%w: %s/%d: the offset to read next is no longer in the partition: %w", ErrDataLoss, ce.Topic, ce.Partition, ce.Err))
@@ -118,4 +113,13 @@ func (s *Source[T]) outOfRange(client sarama.Client, ce *sarama.ConsumerError) {
 	if end := s.endSession.Load(); end != nil {
 		(*end)()
 	}
+}
+
+// offsetRange returns the partition's start and end offsets, as its leader has them.
+func offsetRange(client sarama.Client, topic string, part int32) (oldest, newest int64, err error) {
+	if oldest, err = client.GetOffset(topic, part, sarama.OffsetOldest); err != nil {
+		return 0, 0, err
+	}
+	newest, err = client.GetOffset(topic, part, sarama.OffsetNewest)
+	return oldest, newest, err
 }
