@@ -22,7 +22,10 @@ import (
 // Format: "fs2/<number of operators>/<graph fingerprint>/<idx>@<offset>,<idx>@<offset>,...",
 // the start offset of each operator (absolute, so a source may commit a little further, past
 // dead-lettered records, with the same checkpoint); operators whose start is the committed
-// offset are left out, and so is the whole checkpoint when no operator needs one. The
+// offset are left out, and so is the whole checkpoint when no operator needs one. On a
+// repartition's partition, an operator whose state fires on the watermark (WatermarkHolder)
+// also gets the watermark it had fired on, "<idx>@<offset>:<fired>" (PartitionContext.ResumeFired;
+// an earlier release refuses such an entry, as below). The
 // fingerprint is a hash of every operator's name, element type, inputs and state type, in
 // graph order (see Pipeline.fingerprint): a checkpoint written by another graph (a new
 // release whose stateful operators are ordered differently, renamed, retyped) is refused,
@@ -46,11 +49,13 @@ func hasState(n node) bool {
 func (s *Stream[T]) hasState() bool { return s.state != nil }
 
 // encodeCheckpoint writes the replay start of every stateful operator (starts, by position in
-// stateful) that differs from the committed offset.
-func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int, fp string) string {
+// stateful) that differs from the committed offset, and the fire watermark of those that have
+// one (fired, by the same position, NoWatermark for none; nil when none has).
+func encodeCheckpoint(committed int64, stateful []int, starts, fired []int64, nodes int, fp string) string {
 	var b strings.Builder
 	for k, idx := range stateful {
-		if starts[k] == committed {
+		hasFired := fired != nil && fired[k] != NoWatermark
+		if starts[k] == committed && !hasFired {
 			continue
 		}
 		if b.Len() == 0 {
@@ -66,43 +71,62 @@ func encodeCheckpoint(committed int64, stateful []int, starts []int64, nodes int
 		b.WriteString(strconv.Itoa(idx))
 		b.WriteByte('@')
 		b.WriteString(strconv.FormatInt(starts[k], 10))
+		if hasFired {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatInt(fired[k], 10))
+		}
 	}
 	return b.String() // empty when every operator starts at the committed offset
 }
 
-func decodeCheckpoint(meta string, committed int64, nodes int, fp string) (map[int]int64, error) {
+// decodeCheckpoint returns each operator's replay start (skip) and, for those that have one,
+// the watermark its state had fired on (fired), both by node index.
+func decodeCheckpoint(meta string, committed int64, nodes int, fp string) (skip, fired map[int]int64, err error) {
 	if strings.HasPrefix(meta, "fs1/") {
-		return nil, fmt.Errorf("stream: checkpoint %q: written by an earlier release, without a graph fingerprint", meta)
+		return nil, nil, fmt.Errorf("stream: checkpoint %q: written by an earlier release, without a graph fingerprint", meta)
 	}
 	rest, ok := strings.CutPrefix(meta, "fs2/")
 	if !ok {
-		return nil, fmt.Errorf("stream: checkpoint %q: unknown format", meta)
+		return nil, nil, fmt.Errorf("stream: checkpoint %q: unknown format", meta)
 	}
 	count, rest, ok1 := strings.Cut(rest, "/")
 	gotFP, list, ok2 := strings.Cut(rest, "/")
 	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("stream: checkpoint %q: malformed", meta)
+		return nil, nil, fmt.Errorf("stream: checkpoint %q: malformed", meta)
 	}
 	if n, err := strconv.Atoi(count); err != nil || n != nodes || gotFP != fp {
-		return nil, fmt.Errorf("stream: checkpoint %q: written by another graph (%s operators, fingerprint %s; this one has %d, %s)", meta, count, gotFP, nodes, fp)
+		return nil, nil, fmt.Errorf("stream: checkpoint %q: written by another graph (%s operators, fingerprint %s; this one has %d, %s)", meta, count, gotFP, nodes, fp)
 	}
 	if committed < 0 {
-		return nil, fmt.Errorf("stream: checkpoint %q without a committed offset", meta)
+		return nil, nil, fmt.Errorf("stream: checkpoint %q without a committed offset", meta)
 	}
-	skip := make(map[int]int64)
+	skip = make(map[int]int64)
 	if list == "" {
-		return skip, nil
+		return skip, nil, nil
 	}
 	for _, item := range strings.Split(list, ",") {
 		i, o, ok := strings.Cut(item, "@")
+		o, f, hasFired := strings.Cut(o, ":")
 		idx, err1 := strconv.Atoi(i)
 		off, err2 := strconv.ParseInt(o, 10, 64)
-		if !ok || err1 != nil || err2 != nil || idx < 0 || idx >= nodes || off < 0 {
-			return nil, fmt.Errorf("stream: checkpoint %q: bad entry %q", meta, item)
+		var wm int64
+		var err3 error
+		if hasFired {
+			wm, err3 = strconv.ParseInt(f, 10, 64)
+		}
+		_, dup := skip[idx]
+		if !ok || err1 != nil || err2 != nil || err3 != nil || idx < 0 || idx >= nodes || off < 0 || dup || hasFired && wm == NoWatermark {
+			return nil, nil, fmt.Errorf("stream: checkpoint %q: bad entry %q", meta, item)
 		}
 		skip[idx] = off
+		if hasFired {
+			if fired == nil {
+				fired = make(map[int]int64)
+			}
+			fired[idx] = wm
+		}
 	}
-	return skip, nil
+	return skip, fired, nil
 }
 
 // effectiveSkip turns the operators' own replay starts into the offsets their inputs are cut

@@ -9,7 +9,7 @@ import (
 // which anyone with access to the group can write. It must never panic, must accept only
 // checkpoints of this graph (its operator count and fingerprint), with entries naming real
 // operators at non-negative offsets, and what it accepts must encode back to the same
-// entries.
+// entries (replay starts and fire watermarks).
 func FuzzDecodeCheckpoint(f *testing.F) {
 	const nodes, fp = 4, "abc123"
 	f.Add("fs2/4/abc123/2@4", int64(2))
@@ -20,38 +20,51 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add("fs2/4/abc123/9@1", int64(1))
 	f.Add("fs2/4/abc123/1@-1", int64(1))
 	f.Add("fs2//abc123/1@1", int64(1))
+	f.Add("fs2/4/abc123/1@8:-5,3@9:1700000000000000000", int64(8))
+	f.Add("fs2/4/abc123/1@8:", int64(8))
+	f.Add("fs2/4/abc123/1@8,1@9", int64(8))
 	f.Fuzz(func(t *testing.T, meta string, committed int64) {
-		skip, err := decodeCheckpoint(meta, committed, nodes, fp)
+		skip, fired, err := decodeCheckpoint(meta, committed, nodes, fp)
 		if err != nil {
 			return
+		}
+		for idx, wm := range fired {
+			if _, ok := skip[idx]; !ok || wm == NoWatermark {
+				t.Fatalf("accepted %q with a fire watermark %d for operator %d", meta, wm, idx)
+			}
 		}
 		if committed < 0 {
 			t.Fatalf("accepted %q without a committed offset", meta)
 		}
 		var stateful []int
-		var starts []int64
+		var starts, fires []int64
 		for idx, off := range skip {
 			if idx < 0 || idx >= nodes || off < 0 {
 				t.Fatalf("accepted %q with entry %d@%d", meta, idx, off)
 			}
-			if off == committed {
+			wm, hasFired := fired[idx]
+			if off == committed && !hasFired {
 				continue // encode leaves these out
+			}
+			if !hasFired {
+				wm = NoWatermark
 			}
 			stateful = append(stateful, idx)
 			starts = append(starts, off)
+			fires = append(fires, wm)
 		}
-		again := encodeCheckpoint(committed, stateful, starts, nodes, fp)
+		again := encodeCheckpoint(committed, stateful, starts, fires, nodes, fp)
 		if again == "" {
 			return
 		}
-		back, err := decodeCheckpoint(again, committed, nodes, fp)
+		back, backFired, err := decodeCheckpoint(again, committed, nodes, fp)
 		if err != nil {
 			t.Fatalf("re-encoded %q -> %q does not decode: %v", meta, again, err)
 		}
 		want := maps.Clone(skip)
-		maps.DeleteFunc(want, func(_ int, off int64) bool { return off == committed })
-		if !maps.Equal(want, back) {
-			t.Fatalf("%q -> %v, re-encoded %q -> %v", meta, want, again, back)
+		maps.DeleteFunc(want, func(idx int, off int64) bool { _, f := fired[idx]; return off == committed && !f })
+		if !maps.Equal(want, back) || !maps.Equal(fired, backFired) {
+			t.Fatalf("%q -> %v %v, re-encoded %q -> %v %v", meta, want, fired, again, back, backFired)
 		}
 	})
 }

@@ -109,9 +109,30 @@
 // event time, loses nothing to lateness. Windows fire at the end of a batch on the marks read
 // so far; a window's records are exactly those not late by WatermarkAt. A partition's first
 // batch of a run fires on the marks as of where it starts, which a window takes as its floor
-// (the windows closed before were emitted by the run that committed), and a window that
-// fires holds commits back to its oldest record until the commit passes the firing, because
-// a repartitioned partition interleaves records of different ages.
+// (the windows closed before were emitted by the run that committed).
+//
+// Replay of a repartitioned partition. Its records interleave records of different ages: with
+// upstream partitions a window apart, a newer window's first record comes before an older
+// window's last, in every stretch of the partition, so no offset separates the windows that
+// fired from those still open. A replay start must then either go back before every window
+// whose records straddle it, which in a catch-up or with a lagging upstream partition is the
+// start of the run (the commit, and the purge of the repartition topic, would stand still), or
+// know which windows fired. So each commit's checkpoint keeps, for every operator whose state
+// fires on the watermark (WatermarkHolder), the watermark it had fired on after the batch
+// (the highest of its state's and the one it resumed with), and the resumed operator gets it
+// as PartitionContext.ResumeFired. Invariants, for a tumbling window resumed from a commit
+// at offset r with fire watermark F: (1) a window whose end plus the grace is at or behind F
+// was emitted before the commit, with exactly its records not late by WatermarkAt; the
+// replay skips those records and never emits it; (2) every other window was open at the commit
+// or opened after it, so all its records are at or after the oldest record of the windows
+// open at the commit, which is the window's Retained, hence r; the replay rebuilds it whole
+// and emits it as the first run did; (3) lateness is judged by WatermarkAt as always, so the
+// replay reports late what the first run did (again, at least once). Proven by
+// TestRepartitionCrashSweep (it fails without the skip of (1)) and
+// TestRepartitionWindowCommitAdvances (the commit follows the oldest open window with
+// upstream partitions a minute apart; it stayed at the run's start before). Sliding windows
+// and sessions after a repartition still hold the commit back to the oldest record of any
+// window that fired after it.
 //
 // Two-phase aggregation (RepartitionByTime). A window per upstream partition may combine its
 // records into one partial result per key and window, and only those go through the exchange,

@@ -201,6 +201,10 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 	var kept []Elem[In]
 	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] {
 		in := parent.cur
+		pc.ResumeFired = NoWatermark
+		if f, ok := pc.fired[s.idx]; ok {
+			pc.ResumeFired = f
+		}
 		if s.state != nil && pc.skip != nil {
 			// Replay after a resume: leave out what this operator had already accounted for.
 			if from, ok := pc.skip[s.idx]; ok {

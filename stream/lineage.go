@@ -23,8 +23,9 @@ import (
 // no reader can need them.
 
 // startAt says that after the batch that ended with every record before next processed, a
-// cold start at start reproduced the operator's output for every record from next on.
-type startAt struct{ next, start int64 }
+// cold start at start, given fired as PartitionContext.ResumeFired, reproduced the operator's
+// output for every record from next on.
+type startAt struct{ next, start, fired int64 }
 
 // lineage is the graph's stateful operators and which of them read which.
 type lineage struct {
@@ -68,14 +69,16 @@ func (p *Pipeline) lineage() *lineage {
 }
 
 // replayStarts returns, by position in l.stateful, where each stateful operator of the
-// partition must replay from after this batch, given the offsets their open state retains.
-// It records the starts of operators with readers and forgets those no reader can need.
-func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []heldAt) []int64 {
+// partition must replay from after this batch, given the offsets their open state retains,
+// and the watermark the state of each had fired on (NoWatermark for none; see
+// PartitionContext.ResumeFired). It records the starts of operators with readers and forgets
+// those no reader can need.
+func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []heldAt) (starts, fired []int64) {
 	n := len(l.stateful)
 	if len(ps.hist) != n {
 		p.startLineage(l, ps)
 	}
-	starts := p.starts[:0]
+	starts, fired = p.starts[:0], p.fired[:0]
 	for _, idx := range l.stateful {
 		// Holding nothing, an operator starts after everything acknowledged, or where its
 		// current replay starts if it has not got there yet.
@@ -84,14 +87,18 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 			s = max(s, v)
 		}
 		starts = append(starts, s)
+		fired = append(fired, p.firedOf(idx, part, ps))
 	}
 	for _, h := range held {
 		starts[l.pos[h.node]] = h.off
 	}
 	for k := range starts {
+		if len(l.readers[k]) == 0 || ps.next < ps.trust[k] {
+			continue
+		}
 		h := ps.hist[k]
-		if len(l.readers[k]) > 0 && ps.next >= ps.trust[k] && h[len(h)-1].start != starts[k] {
-			ps.hist[k] = append(h, startAt{ps.next, starts[k]})
+		if last := h[len(h)-1]; last.start != starts[k] || last.fired != fired[k] {
+			ps.hist[k] = append(h, startAt{ps.next, starts[k], fired[k]})
 		}
 	}
 	// Readers come after what they read: from the last operator back, each one's start is
@@ -104,11 +111,16 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 		for _, r := range l.readers[k] {
 			need = min(need, starts[r])
 		}
-		s := startFor(ps.hist[k], need)
-		if rs, at, ok := p.nodes[l.stateful[k]].replayStart(part, need); ok && at >= ps.trust[k] {
-			s = max(s, rs) // both are valid starts: the later one replays less
+		at := ps.hist[k][lastAt(ps.hist[k], need)]
+		s, f := at.start, at.fired
+		if rs, at, ok := p.nodes[l.stateful[k]].replayStart(part, need); ok && at >= ps.trust[k] && rs > s {
+			// Both are valid starts: the later one replays less. (A ReplayStarter's state
+			// does not fire on the watermark.)
+			s, f = rs, NoWatermark
 		}
-		starts[k] = min(starts[k], s)
+		if s < starts[k] {
+			starts[k], fired[k] = s, f
+		}
 		// A reader's start can move back (when a new window holds an older record), but a
 		// checkpoint is only committed when no start is behind the committed offset: what
 		// the committed offset needs is all that must be kept.
@@ -116,8 +128,30 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 			ps.hist[k] = forget(ps.hist[k], ps.committed)
 		}
 	}
-	p.starts = starts
-	return starts
+	p.starts, p.fired = starts, fired
+	return starts, fired
+}
+
+// firedOf returns the watermark the operator's state in a repartition's partition fired on
+// (WatermarkHolder), or NoWatermark: a replay needs it only there (see
+// PartitionContext.ResumeFired). After a resume, the windows behind the checkpoint's were
+// emitted too, whether or not this run's state has got there (or exists yet).
+func (p *Pipeline) firedOf(idx int, part int32, ps *partState) int64 {
+	if !ps.marked {
+		return NoWatermark
+	}
+	f := NoWatermark
+	if v, ok := ps.fired[idx]; ok {
+		f = v
+	}
+	if h, ok := p.nodes[idx].(interface{ stateOf() stateful }); ok {
+		if wh, ok := h.stateOf().(holder); ok {
+			if w, ok := wh.heldWatermark(part); ok {
+				f = max(f, w)
+			}
+		}
+	}
+	return f
 }
 
 // startLineage starts the partition's record of past starts, at its first acknowledged batch
@@ -139,7 +173,11 @@ func (p *Pipeline) startLineage(l *lineage, ps *partState) {
 		if len(l.readers[k]) == 0 {
 			continue
 		}
-		ps.hist[k] = append(ps.hist[k], startAt{math.MinInt64, start(k)})
+		f := NoWatermark
+		if v, ok := ps.fired[l.stateful[k]]; ok {
+			f = v
+		}
+		ps.hist[k] = append(ps.hist[k], startAt{math.MinInt64, start(k), f})
 		ps.trust[k] = ps.base
 		if ps.skip != nil {
 			ps.trust[k] = math.MaxInt64
@@ -149,9 +187,6 @@ func (p *Pipeline) startLineage(l *lineage, ps *partState) {
 		}
 	}
 }
-
-// startFor returns the start recorded after the last batch that ended at or before off.
-func startFor(h []startAt, off int64) int64 { return h[lastAt(h, off)].start }
 
 // forget drops the starts older than the one a reader starting at off would need.
 func forget(h []startAt, off int64) []startAt {

@@ -77,7 +77,7 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		}
 		p.held = held
 		lin := p.lineage()
-		starts := p.replayStarts(lin, part, ps, held)
+		starts, fired := p.replayStarts(lin, part, ps, held)
 		if ps.skip != nil && maxSkip(ps.skip) <= ps.next {
 			ps.skip, ps.eff = nil, nil // every operator is past its replay start
 		}
@@ -90,7 +90,7 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 			// A repartition's partition commits where its marks are known, with them.
 			off, marks = sh.checkpoint(part, off)
 		}
-		meta := encodeCheckpoint(off, lin.stateful, starts, len(p.nodes), p.fingerprint())
+		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint())
 		if marks != "" {
 			meta += markSep + marks
 		}

@@ -109,12 +109,12 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			}
 			continue
 		}
-		skip, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
+		skip, fired, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
 		if err != nil {
 			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, "offset", pos.Offset, "err", err)
 			continue
 		}
-		ps.skip, ps.meta = skip, pos.Meta
+		ps.skip, ps.fired, ps.meta = skip, fired, pos.Meta
 		ps.eff = p.effectiveSkip(skip, pos.Offset)
 		if pos.Offset > ps.committed {
 			ps.committed = pos.Offset

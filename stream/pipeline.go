@@ -48,6 +48,7 @@ type Pipeline struct {
 	held   []heldAt
 	lin    *lineage // the stateful operators and their readers (see replayStarts)
 	starts []int64  // scratch for replayStarts
+	fired  []int64  // scratch for replayStarts
 
 	// the plan of the graph (see fuse): the operators that run in their own pass, and the
 	// graph's size when it was made.
@@ -68,7 +69,10 @@ type partState struct {
 	// Resume (see Input.Resume); nil once every operator is past it.
 	skip map[int]int64
 	eff  map[int]int64 // where each operator's input is cut during the replay (effectiveSkip)
-	meta string        // the checkpoint last committed
+	// fired maps an operator to the watermark its state had fired on at the checkpoint the
+	// partition resumed from (PartitionContext.ResumeFired), for the partition's whole run.
+	fired map[int]int64
+	meta  string // the checkpoint last committed
 	// hist keeps, by position in lineage.stateful, the past replay starts of operators that
 	// stateful operators read (see replayStarts).
 	hist      [][]startAt
@@ -123,8 +127,17 @@ type PartitionContext struct {
 	// Operators must judge lateness and fire on PartitionWatermark there, not on a watermark
 	// of their own derived from the records they see.
 	Merged bool
+	// ResumeFired is, for a Merged partition resumed from a checkpoint, the watermark this
+	// operator's state had fired on (WatermarkHolder) when the checkpoint was committed, and
+	// NoWatermark otherwise. A window whose end plus the grace is at or behind it was emitted
+	// before the commit, with each of its records that WatermarkAt does not make late: a
+	// replay must not emit it again, and leaves those records out. With it, a window's
+	// Retained need only cover the windows still open (see "Watermark through a repartition"
+	// in the package documentation).
+	ResumeFired int64
 
-	skip map[int]int64
+	skip  map[int]int64
+	fired map[int]int64
 	// marks are, for a Merged partition, the watermarks from the marks read in this batch:
 	// from offset from on, the partition's watermark is wm (see WatermarkAt).
 	marks []markPoint

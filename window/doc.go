@@ -87,10 +87,17 @@
 // commit. The first run counted it; the replay takes the first replayed record's window as
 // its floor and reports it late. Exact replay there needs the partition's watermark stored
 // with the commit, as for sessions below.
+//
+// After a repartition (stream.PartitionContext.Merged), Tumbling holds commits back only to
+// the oldest record of its open windows; the commit's checkpoint keeps the watermark its
+// windows had fired on, and a replay skips the windows that closed on it (see "Replay of a
+// repartitioned partition" in package stream).
+//
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again
 // from its later records only (with a later start). Exact session replay needs the partition's
-// watermark stored with the commit; the stream checkpoint carries offsets only, for now.
+// watermark stored with the commit; the stream checkpoint carries it only for a repartition's
+// partitions, and sessions do not use it yet.
 //
 // # Performance
 //

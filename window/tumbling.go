@@ -77,6 +77,9 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			o = op.appendLate(o, e, w.part, start, start+size)
 			continue
 		}
+		if start+size+grace <= w.emitted {
+			continue // a merged partition's replay: emitted before the commit, with this record
+		}
 		k := op.key(e.Value)
 		b := w.cur
 		if b == nil || b.start != start {
@@ -195,7 +198,24 @@ func (w *tumbling[T, K, V, A, R]) recycle(b *bucket[K, A]) {
 // newer window holds an older record and every earlier window was emitted; the replay's
 // floor then suppresses exactly the windows that were already emitted. Otherwise the last
 // such position stands.
+//
+// In a repartition's partition the windows' records interleave (a newer window often holds an
+// older record than the oldest open one), so such a position would rarely come. There, replay
+// starts at the oldest record of any open window: the windows that fired before it are
+// skipped by the watermark they fired on, which the commit keeps
+// (stream.PartitionContext.ResumeFired), and every other window has all its records from
+// there on.
 func (w *tumbling[T, K, V, A, R]) retained() (int64, bool) {
+	if w.merged {
+		if len(w.open) == 0 {
+			return 0, false
+		}
+		lo := w.open[0].minOff
+		for _, b := range w.open[1:] {
+			lo = min(lo, b.minOff)
+		}
+		return lo, true
+	}
 	if len(w.open) == 0 {
 		if !w.hasNewest {
 			return 0, false

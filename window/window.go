@@ -185,14 +185,17 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		eng = op.newEngine(pc)
 		op.parts[pc.Partition] = eng
 	}
-	if !pc.Merged {
+	if !pc.Merged || op.asg.kind == kindTumbling {
+		// Tumbling windows in a repartition's partition replay from their oldest open
+		// window's first record, and skip the windows fired before the commit
+		// (PartitionContext.ResumeFired).
 		return eng.process(pc, in, o)
 	}
 	// A repartition's partition interleaves upstream partitions, so a window that fires may
 	// hold records older than the oldest open window's: remember, batch by batch, the oldest
 	// record any window that fired in it could hold (the hold before the batch) and where the
 	// batch ended; Retained keeps a replay from starting after such a record when it would
-	// replay the firing.
+	// replay the firing. (Sliding windows and sessions; tumbling windows do without, above.)
 	h := op.merged[pc.Partition]
 	if h == nil {
 		h = &firedHolds{}
@@ -253,11 +256,14 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 		maxT:  stream.NoWatermark,
 		pwm:   stream.NoWatermark,
 		fwm:   stream.NoWatermark,
+		// emitted: see newEngine's merged case
+		emitted: stream.NoWatermark,
 	}
 	if pc.Merged {
 		// The windows that closed on the watermark the partition starts at were emitted
 		// before (a resume) or never existed (a fresh start): their records are late.
 		c.fwm, c.merged = pc.PartitionWatermark, true
+		c.emitted = pc.ResumeFired
 	}
 	switch op.asg.kind {
 	case kindTumbling:
@@ -413,6 +419,10 @@ type partClock struct {
 	// its records interleave several upstream partitions, so lateness and firing follow the
 	// watermark the pipeline derives from the upstream marks, not the records seen.
 	merged bool
+	// emitted is, in a merged partition resumed from a checkpoint, the watermark the windows
+	// had fired on at the commit (stream.PartitionContext.ResumeFired): windows closed on it
+	// were emitted, with their records that are not late; NoWatermark otherwise.
+	emitted int64
 }
 
 // observe records event time t and returns the watermark that decides lateness: the
