@@ -118,9 +118,10 @@
 // whose records straddle it, which in a catch-up or with a lagging upstream partition is the
 // start of the run (the commit, and the purge of the repartition topic, would stand still), or
 // know which windows fired. So each commit's checkpoint keeps, for every operator whose state
-// fires on the watermark (WatermarkHolder), the watermark it had fired on after the batch
-// (the highest of its state's and the one it resumed with), and the resumed operator gets it
-// as PartitionContext.ResumeFired. Invariants, for a tumbling window resumed from a commit
+// fires on the watermark (WatermarkHolder) and that reads the repartition through stateless
+// operators only (PartitionContext.KeepsFired: its input comes in offset order), the
+// watermark it had fired on after the batch (the highest of its state's and the one it
+// resumed with), and the resumed operator gets it as PartitionContext.ResumeFired. Invariants, for a tumbling window resumed from a commit
 // at offset r with fire watermark F: (1) a window whose end plus the grace is at or behind F
 // was emitted before the commit, with exactly its records not late by WatermarkAt; the
 // replay skips those records and never emits it; (2) every other window was open at the commit
@@ -131,8 +132,9 @@
 // TestRepartitionCrashSweep (it fails without the skip of (1)) and
 // TestRepartitionWindowCommitAdvances (the commit follows the oldest open window with
 // upstream partitions a minute apart; it stayed at the run's start before). Sliding windows
-// and sessions after a repartition still hold the commit back to the oldest record of any
-// window that fired after it.
+// and sessions after a repartition, and a window that reads another stateful operator's
+// output there (whose offsets come out of order: a window result carries its oldest record's),
+// still hold the commit back to the oldest record of any window that fired after it.
 //
 // Two-phase aggregation (RepartitionByTime). A window per upstream partition may combine its
 // records into one partial result per key and window, and only those go through the exchange,

@@ -201,9 +201,12 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 	var kept []Elem[In]
 	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] {
 		in := parent.cur
-		pc.ResumeFired = NoWatermark
-		if f, ok := pc.fired[s.idx]; ok {
-			pc.ResumeFired = f
+		pc.ResumeFired, pc.KeepsFired = NoWatermark, false
+		if s.state != nil && pc.Merged {
+			pc.KeepsFired = !s.p.lineage().fed[s.idx]
+			if f, ok := pc.fired[s.idx]; ok {
+				pc.ResumeFired = f
+			}
 		}
 		if s.state != nil && pc.skip != nil {
 			// Replay after a resume: leave out what this operator had already accounted for.

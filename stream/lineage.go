@@ -33,13 +33,16 @@ type lineage struct {
 	stateful []int   // node indexes of the stateful operators
 	readers  [][]int // by position in stateful: the positions of the stateful operators that read its output through stateless ones (its past starts are kept if any)
 	pos      []int   // by node index: the position in stateful of a stateful node
+	// fed, by node index: the node reads the output of a stateful operator (through stateless
+	// ones), so its input's offsets need not be in source order.
+	fed []bool
 }
 
 func (p *Pipeline) lineage() *lineage {
 	if p.lin != nil && p.lin.nodes == len(p.nodes) {
 		return p.lin
 	}
-	l := &lineage{nodes: len(p.nodes), pos: make([]int, len(p.nodes))}
+	l := &lineage{nodes: len(p.nodes), pos: make([]int, len(p.nodes)), fed: make([]bool, len(p.nodes))}
 	// feeds[i]: the stateful operators whose output reaches node i's output through stateless
 	// operators only (i itself if it is stateful).
 	feeds := make([][]int, len(p.nodes))
@@ -52,6 +55,7 @@ func (p *Pipeline) lineage() *lineage {
 				}
 			}
 		}
+		l.fed[i] = len(in) > 0
 		if !hasState(n) {
 			feeds[i] = in
 			continue
@@ -133,11 +137,11 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 }
 
 // firedOf returns the watermark the operator's state in a repartition's partition fired on
-// (WatermarkHolder), or NoWatermark: a replay needs it only there (see
-// PartitionContext.ResumeFired). After a resume, the windows behind the checkpoint's were
+// (WatermarkHolder), or NoWatermark: a replay needs it only there, and only for an operator
+// that reads the source in offset order (see PartitionContext.KeepsFired). After a resume, the windows behind the checkpoint's were
 // emitted too, whether or not this run's state has got there (or exists yet).
 func (p *Pipeline) firedOf(idx int, part int32, ps *partState) int64 {
-	if !ps.marked {
+	if !ps.marked || p.lineage().fed[idx] {
 		return NoWatermark
 	}
 	f := NoWatermark

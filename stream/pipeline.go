@@ -135,6 +135,12 @@ type PartitionContext struct {
 	// Retained need only cover the windows still open (see "Watermark through a repartition"
 	// in the package documentation).
 	ResumeFired int64
+	// KeepsFired reports, for a Merged partition, that the pipeline keeps this operator's
+	// fire watermark in its commits and gives it back as ResumeFired: the operator reads the
+	// source through stateless operators only, so its input comes in offset order. An
+	// operator that reads another stateful one's output gets neither, and must hold its
+	// commits back as if no replay knew what it had fired.
+	KeepsFired bool
 
 	skip  map[int]int64
 	fired map[int]int64

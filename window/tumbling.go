@@ -200,13 +200,13 @@ func (w *tumbling[T, K, V, A, R]) recycle(b *bucket[K, A]) {
 // such position stands.
 //
 // In a repartition's partition the windows' records interleave (a newer window often holds an
-// older record than the oldest open one), so such a position would rarely come. There, replay
-// starts at the oldest record of any open window: the windows that fired before it are
-// skipped by the watermark they fired on, which the commit keeps
-// (stream.PartitionContext.ResumeFired), and every other window has all its records from
+// older record than the oldest open one), so such a position would rarely come. There, when
+// the commit keeps the watermark the windows fired on (stream.PartitionContext.KeepsFired),
+// replay starts at the oldest record of any open window: the windows that fired before it are
+// skipped by that watermark (ResumeFired), and every other window has all its records from
 // there on.
 func (w *tumbling[T, K, V, A, R]) retained() (int64, bool) {
-	if w.merged {
+	if w.keepsFired {
 		if len(w.open) == 0 {
 			return 0, false
 		}

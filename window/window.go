@@ -185,7 +185,7 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		eng = op.newEngine(pc)
 		op.parts[pc.Partition] = eng
 	}
-	if !pc.Merged || op.asg.kind == kindTumbling {
+	if !pc.Merged || op.asg.kind == kindTumbling && pc.KeepsFired {
 		// Tumbling windows in a repartition's partition replay from their oldest open
 		// window's first record, and skip the windows fired before the commit
 		// (PartitionContext.ResumeFired).
@@ -263,7 +263,7 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 		// The windows that closed on the watermark the partition starts at were emitted
 		// before (a resume) or never existed (a fresh start): their records are late.
 		c.fwm, c.merged = pc.PartitionWatermark, true
-		c.emitted = pc.ResumeFired
+		c.emitted, c.keepsFired = pc.ResumeFired, pc.KeepsFired
 	}
 	switch op.asg.kind {
 	case kindTumbling:
@@ -423,6 +423,9 @@ type partClock struct {
 	// had fired on at the commit (stream.PartitionContext.ResumeFired): windows closed on it
 	// were emitted, with their records that are not late; NoWatermark otherwise.
 	emitted int64
+	// keepsFired: the pipeline keeps the fire watermark in the commits of this merged
+	// partition (stream.PartitionContext.KeepsFired).
+	keepsFired bool
 }
 
 // observe records event time t and returns the watermark that decides lateness: the
