@@ -254,6 +254,10 @@ func TestCrashRestartSameResults(t *testing.T) {
 	ref := start(t, "fleetpipeline (uninterrupted)", pipelineBin, clean.args(s, "-stats-window", "1m")...)
 	out3 := p3.succeed(t, 2*time.Minute)
 	outRef := ref.succeed(t, 2*time.Minute)
+	// The zone merge window's commit follows its oldest open window (it stayed at the first
+	// offset, never committed, and a restart replayed the whole repartition, before).
+	zones := committedOffsets(t, s, crashed.group+"-zones-repartition", crashed.group)
+	require.Positive(t, zones, "offsets of the zone repartition committed")
 	t.Logf("crash test took %v", time.Since(t0).Round(time.Millisecond))
 
 	recRef, dlRef, lateRef := summary(t, outRef)
