@@ -36,6 +36,45 @@ import (
 // since document ids are deterministic). Checkpoints of the earlier format "fs1/" (no
 // fingerprint) are refused the same way.
 
+// After a repartition's marks (markSep), the lowest of the operators' fire watermarks comes
+// first, "w<fired>;" (base 36), when any operator has one: it stands for every operator when
+// the operators' checkpoint is refused (another graph), which the marks are not, so that a
+// tumbling window after the repartition still skips the windows that fired before the commit
+// rather than emit them again from part of their records (see PartitionContext.ResumeFired).
+
+// partFired returns the lowest fire watermark of fired, NoWatermark if none has one.
+func partFired(fired []int64) int64 {
+	f := NoWatermark
+	for _, v := range fired {
+		if v != NoWatermark && (f == NoWatermark || v < f) {
+			f = v
+		}
+	}
+	return f
+}
+
+// withFired prefixes a repartition partition's marks with the partition's fire watermark.
+func withFired(marks string, fired int64) string {
+	if fired == NoWatermark || marks == "" {
+		return marks
+	}
+	return "w" + strconv.FormatInt(fired, 36) + ";" + marks
+}
+
+// cutFired splits what withFired wrote; fired is NoWatermark when there is none.
+func cutFired(s string) (marks string, fired int64, err error) {
+	rest, ok := strings.CutPrefix(s, "w")
+	if !ok {
+		return s, NoWatermark, nil
+	}
+	f, marks, ok := strings.Cut(rest, ";")
+	v, err := strconv.ParseInt(f, 36, 64)
+	if !ok || err != nil || v == NoWatermark {
+		return "", NoWatermark, fmt.Errorf("stream: checkpoint marks %q: bad fire watermark", s)
+	}
+	return marks, v, nil
+}
+
 type heldAt struct {
 	node int
 	off  int64

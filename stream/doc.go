@@ -128,7 +128,11 @@
 // or opened after it, so all its records are at or after the oldest record of the windows
 // open at the commit, which is the window's Retained, hence r; the replay rebuilds it whole
 // and emits it as the first run did; (3) lateness is judged by WatermarkAt as always, so the
-// replay reports late what the first run did (again, at least once). Proven by
+// replay reports late what the first run did (again, at least once); (4) the lowest of those
+// watermarks also travels with the marks, which a checkpoint of another graph (a new release,
+// other flags) keeps: every stateful operator then starts cold from the committed offset,
+// and every such window skips by that watermark, so a window is never emitted again from part
+// of its records (TestRepartitionRefusedCheckpoint fails without it). Proven by
 // TestRepartitionCrashSweep (it fails without the skip of (1)) and
 // TestRepartitionWindowCommitAdvances (the commit follows the oldest open window with
 // upstream partitions a minute apart; it stayed at the run's start before). Sliding windows

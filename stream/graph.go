@@ -206,6 +206,8 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 			pc.KeepsFired = !s.p.lineage().fed[s.idx]
 			if f, ok := pc.fired[s.idx]; ok {
 				pc.ResumeFired = f
+			} else if pc.KeepsFired {
+				pc.ResumeFired = pc.partFired
 			}
 		}
 		if s.state != nil && pc.skip != nil {

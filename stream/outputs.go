@@ -89,6 +89,7 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		if sh := p.shuffleOf(part); sh != nil {
 			// A repartition's partition commits where its marks are known, with them.
 			off, marks = sh.checkpoint(part, off)
+			marks = withFired(marks, partFired(fired))
 		}
 		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint())
 		if marks != "" {

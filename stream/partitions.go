@@ -99,8 +99,14 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 		}
 		meta, marks, hasMarks := strings.Cut(pos.Meta, markSep)
 		if sh := p.shuffleOf(pos.Partition); sh != nil && hasMarks && pos.Offset >= 0 {
-			if err := sh.restore(pos.Partition, pos.Offset, marks); err != nil {
+			m, fired, err := cutFired(marks)
+			if err == nil {
+				err = sh.restore(pos.Partition, pos.Offset, m)
+			}
+			if err != nil {
 				p.cfg.logger.Warn("stream: ignoring the committed repartition marks: records replayed from upstream may be counted twice", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+			} else {
+				ps.partFired = fired
 			}
 		}
 		if meta == "" {
@@ -126,7 +132,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 func (p *Pipeline) partition(part int32, now time.Time) *partState {
 	ps, ok := p.parts[part]
 	if !ok {
-		ps = &partState{maxEvent: NoWatermark, base: -1, next: -1, committed: -1, lastSeen: now}
+		ps = &partState{maxEvent: NoWatermark, base: -1, next: -1, committed: -1, lastSeen: now, partFired: NoWatermark}
 		p.parts[part] = ps
 		i, _ := slices.BinarySearch(p.live, part)
 		p.live = slices.Insert(p.live, i, part)

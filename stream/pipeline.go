@@ -70,9 +70,11 @@ type partState struct {
 	skip map[int]int64
 	eff  map[int]int64 // where each operator's input is cut during the replay (effectiveSkip)
 	// fired maps an operator to the watermark its state had fired on at the checkpoint the
-	// partition resumed from (PartitionContext.ResumeFired), for the partition's whole run.
-	fired map[int]int64
-	meta  string // the checkpoint last committed
+	// partition resumed from (PartitionContext.ResumeFired), for the partition's whole run;
+	// partFired is the lowest of them, kept with the marks, for the operators it lacks.
+	fired     map[int]int64
+	partFired int64
+	meta      string // the checkpoint last committed
 	// hist keeps, by position in lineage.stateful, the past replay starts of operators that
 	// stateful operators read (see replayStarts).
 	hist      [][]startAt
@@ -142,8 +144,9 @@ type PartitionContext struct {
 	// commits back as if no replay knew what it had fired.
 	KeepsFired bool
 
-	skip  map[int]int64
-	fired map[int]int64
+	skip      map[int]int64
+	fired     map[int]int64
+	partFired int64
 	// marks are, for a Merged partition, the watermarks from the marks read in this batch:
 	// from offset from on, the partition's watermark is wm (see WatermarkAt).
 	marks []markPoint

@@ -318,7 +318,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 			}
 		}
 		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, pc.EndOfInput)
-		pc.skip, pc.fired = ps.eff, ps.fired
+		pc.skip, pc.fired, pc.partFired = ps.eff, ps.fired, ps.partFired
 		for _, n := range p.active {
 			n.process(&pc)
 		}
