@@ -30,7 +30,9 @@ type spec struct {
 var stats = window.Stats[float64]()
 
 // gen makes an out-of-order stream over parts partitions with explicit offsets: event time
-// advances by up to step per record and each record lags its partition by up to jitter.
+// advances by up to step per record, one record in forty after a gap of 30 steps (windows
+// with no data, then records out of order at the gap's far end), and each record lags its
+// partition by up to jitter.
 func gen(r *rand.Rand, parts, n int, step, jitter time.Duration) []stream.Record[ev] {
 	return genKeys(r, []string{"a", "b", "c", "d", "e"}, parts, n, step, jitter)
 }
@@ -45,6 +47,9 @@ func genKeys(r *rand.Rand, keys []string, parts, n int, step, jitter time.Durati
 			p = int32(r.IntN(parts))
 		}
 		now[p] += r.Int64N(int64(step))
+		if r.IntN(40) == 0 {
+			now[p] += 30 * int64(step)
+		}
 		t := now[p]
 		if r.IntN(3) == 0 {
 			t -= r.Int64N(int64(jitter))

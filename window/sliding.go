@@ -165,8 +165,9 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			break
 		}
 		if first := w.panes[0].idx * w.g; first >= w.nextEnd {
-			// no data in this window: jump to the first window holding the oldest live pane
-			w.setNextEnd(floorMul(first, w.slide) + w.slide)
+			// no data in this window: jump to the first window holding the oldest live pane,
+			// but not past the first window still open, which a record may yet reach
+			w.setNextEnd(min(floorMul(first, w.slide)+w.slide, w.endAfter(w.fwm)))
 			continue
 		}
 		o = w.fire(o, w.nextEnd)
@@ -190,6 +191,18 @@ func (w *sliding[T, K, V, A, R]) setNextEnd(e int64) {
 		w.panes = append(w.panes[:0], w.panes[n:]...)
 		w.cur = -1
 	}
+}
+
+// endAfter returns the end of the first window that a firing on watermark m leaves open (its
+// end plus the grace is after m): MinInt64 for NoWatermark, MaxInt64 for EndOfTime.
+func (w *sliding[T, K, V, A, R]) endAfter(m int64) int64 {
+	switch m {
+	case stream.NoWatermark:
+		return math.MinInt64
+	case stream.EndOfTime:
+		return math.MaxInt64
+	}
+	return floorMul(m-w.grace, w.slide) + w.slide
 }
 
 // touch notes that pane j holds a record at offset off.

@@ -314,3 +314,27 @@ func TestAssignerIsTumbling(t *testing.T) {
 	require.False(t, window.Session(time.Minute).IsTumbling())
 	require.False(t, window.Assigner{}.IsTumbling())
 }
+
+// TestSlidingGapThenOutOfOrder: after a gap in the data, the firing must not jump past a
+// window still open. The watermark after 1:40 is 1:37, so the window [1:25, 1:40) is open and
+// 1:36, out of order within the bound, counts in it (it was dropped from it without a word).
+func TestSlidingGapThenOutOfOrder(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(3*time.Second), stream.WithIdleTimeout(0))
+	q, s := streamtest.NewQueue[ev](h)
+	w, err := window.Aggregate(s, evKey, evVal, window.Sliding(15*time.Second, 5*time.Second), window.Count[float64]())
+	require.NoError(t, err)
+	res := streamtest.Collect(w.Results())
+	q.Add(at(0, "a", 0, 1))
+	q.Add(at(0, "a", sec(100), 1))
+	q.Add(at(0, "a", sec(96), 1))
+	q.End()
+	h.RunUntilDone()
+	require.Equal(t, []row{
+		{Key: "a", Start: 0, End: sec(15), Value: 1, Final: true},
+		{Key: "a", Start: sec(85), End: sec(100), Value: 1, Final: true},
+		{Key: "a", Start: sec(90), End: sec(105), Value: 2, Final: true},
+		{Key: "a", Start: sec(95), End: sec(110), Value: 2, Final: true},
+		{Key: "a", Start: sec(100), End: sec(115), Value: 1, Final: true},
+	}, rowsOf(res.Slice(), i64))
+	require.Zero(t, w.LateCount())
+}
