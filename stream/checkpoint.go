@@ -39,7 +39,7 @@ import (
 // After a repartition's marks (markSep), the lowest of the operators' fire watermarks comes
 // first, "w<fired>;" (base 36), when any operator has one: it stands for every operator when
 // the operators' checkpoint is refused (another graph), which the marks are not, so that a
-// tumbling window after the repartition still skips the windows that fired before the commit
+// tumbling or sliding window after the repartition still skips the windows that fired before the commit
 // rather than emit them again from part of their records (see PartitionContext.ResumeFired).
 
 // partFired returns the lowest fire watermark of fired, NoWatermark if none has one.

@@ -121,10 +121,12 @@
 // fires on the watermark (WatermarkHolder) and that reads the repartition through stateless
 // operators only (PartitionContext.KeepsFired: its input comes in offset order), the
 // watermark it had fired on after the batch (the highest of its state's and the one it
-// resumed with), and the resumed operator gets it as PartitionContext.ResumeFired. Invariants, for a tumbling window resumed from a commit
-// at offset r with fire watermark F: (1) a window whose end plus the grace is at or behind F
-// was emitted before the commit, with exactly its records not late by WatermarkAt; the
-// replay skips those records and never emits it; (2) every other window was open at the commit
+// resumed with), and the resumed operator gets it as PartitionContext.ResumeFired.
+// Invariants, for a tumbling or sliding window resumed from a commit at offset r with fire
+// watermark F: (1) a window whose end plus the grace is at or behind F was emitted before the
+// commit, with exactly its records not late by WatermarkAt; the replay never emits it again,
+// and skips the records all of whose windows are such (a sliding window's record may also be
+// in a later window, which it then counts in); (2) every other window was open at the commit
 // or opened after it, so all its records are at or after the oldest record of the windows
 // open at the commit, which is the window's Retained, hence r; the replay rebuilds it whole
 // and emits it as the first run did; (3) lateness is judged by WatermarkAt as always, so the
@@ -135,10 +137,12 @@
 // of its records (TestRepartitionRefusedCheckpoint fails without it). Proven by
 // TestRepartitionCrashSweep (it fails without the skip of (1)) and
 // TestRepartitionWindowCommitAdvances (the commit follows the oldest open window with
-// upstream partitions a minute apart; it stayed at the run's start before). Sliding windows
-// and sessions after a repartition, and a window that reads another stateful operator's
-// output there (whose offsets come out of order: a window result carries its oldest record's),
-// still hold the commit back to the oldest record of any window that fired after it.
+// upstream partitions a minute apart; it stayed at the run's start before). Both tests run
+// tumbling and sliding windows (15 s every 5 s). Sessions after a repartition, and a window
+// that reads another stateful operator's output there (whose offsets come out of order: a
+// window result carries its oldest record's), still hold the commit back to the oldest record
+// of any window that fired after it: a session's extent is per key, and a replayed record of
+// an emitted session cannot be told from one of a session still open without it.
 //
 // Two-phase aggregation (RepartitionByTime). A window per upstream partition may combine its
 // records into one partial result per key and window, and only those go through the exchange,

@@ -179,7 +179,34 @@ const (
 	// otherGraph, added to a mode, adds an operator at the end of the graph: the commits'
 	// checkpoints of the graph without it are refused (another graph fingerprint).
 	otherGraph = 1 << 4
+	// slidingDown, added to a mode, makes the window after the repartition slide: 15 s every
+	// 5 s (slidingSize, slidingSlide) instead of tumbling 10 s.
+	slidingDown = 1 << 5
 )
+
+const slidingSize, slidingSlide = 15 * time.Second, 5 * time.Second
+
+// downAssigner returns the assigner of the window after the repartition in mode.
+func downAssigner(mode int) window.Assigner {
+	if mode&slidingDown != 0 {
+		return window.Sliding(slidingSize, slidingSlide)
+	}
+	return window.Tumbling(10 * time.Second)
+}
+
+// slidingOracle sums the values of every record into each sliding window (slidingSize every
+// slidingSlide) that holds its event time, by key and window start: the brute force.
+func slidingOracle(batches [][]stream.Record[keyed]) map[string]int64 {
+	oracle := map[string]int64{}
+	for _, b := range batches {
+		for _, r := range b {
+			for end := r.EventTime.Truncate(slidingSlide).Add(slidingSlide); !end.Add(-slidingSize).After(r.EventTime); end = end.Add(slidingSlide) {
+				oracle[fmt.Sprintf("%s/%d", r.Value.Key, end.Add(-slidingSize).Unix())] += r.Value.V
+			}
+		}
+	}
+	return oracle
+}
 
 func newShuffleRun(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], parts int, ooo time.Duration) *shuffleRun {
 	return newShuffleRunOf(t, log, parts, ooo, false)
@@ -202,7 +229,7 @@ func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[str
 	r.q.SetPartitions(parts)
 	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
 	var shuffled *stream.Stream[stream.Pair[string, int64]]
-	switch mode &^ otherGraph {
+	switch mode &^ (otherGraph | slidingDown) {
 	case trackedShuffle:
 		d := stream.Apply(src, "lastOfKey", stream.Operator[keyed, keyDelta](&lastOfKey{parts: map[int32]map[string][2]int64{}}))
 		pairs = stream.Map(d, func(k keyDelta) stream.Pair[string, int64] { return stream.KV(k.Key, k.Delta) })
@@ -223,7 +250,7 @@ func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[str
 		r.ex, shuffled = streamtest.NewRepartition(r.h, pairs, "keys", log)
 	}
 	sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
-		func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(10*time.Second), window.Sum[int64]())
+		func(p stream.Pair[string, int64]) int64 { return p.Value }, downAssigner(mode), window.Sum[int64]())
 	require.NoError(t, err)
 	r.docs = streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
 	r.late = streamtest.Collect(sums.Late())
@@ -296,22 +323,27 @@ func TestRepartitionWindowProperty(t *testing.T) {
 		ooo := time.Duration(1+rng.IntN(5)) * time.Second
 		batches, up, oracle := shuffleInput(rng, ooo)
 		parts := 1 + rng.IntN(4)
-		log := streamtest.NewExchangeLog[stream.Pair[string, int64]](parts)
-		if seed%2 == 1 { // numbered as kafka.Exchange packs records into messages
-			log = streamtest.NewPackedExchangeLog[stream.Pair[string, int64]](parts)
+		for _, mode := range []int{plainShuffle, plainShuffle | slidingDown} {
+			log := streamtest.NewExchangeLog[stream.Pair[string, int64]](parts)
+			if seed%2 == 1 { // numbered as kafka.Exchange packs records into messages
+				log = streamtest.NewPackedExchangeLog[stream.Pair[string, int64]](parts)
+			}
+			if mode&slidingDown != 0 {
+				oracle = slidingOracle(batches)
+			}
+			run := newShuffleRunMode(t, log, up, ooo, mode)
+			run.feed(batches, nil, -1)
+			require.Empty(t, run.late.Slice(), "seed %d mode %d: no on-time record may be late after the repartition", seed, mode)
+			got := map[string]int64{}
+			seen := map[string]bool{}
+			for _, d := range run.docs.Slice() {
+				id := fmt.Sprintf("%s/%d", d.Key, d.Start.Unix())
+				require.False(t, seen[id], "seed %d mode %d: window %s emitted twice (split over partitions)", seed, mode, id)
+				seen[id] = true
+				got[id] = d.Value
+			}
+			require.Equal(t, oracle, got, "seed %d mode %d", seed, mode)
 		}
-		run := newShuffleRun(t, log, up, ooo)
-		run.feed(batches, nil, -1)
-		require.Empty(t, run.late.Slice(), "seed %d: no on-time record may be late after the repartition", seed)
-		got := map[string]int64{}
-		seen := map[string]bool{}
-		for _, d := range run.docs.Slice() {
-			id := fmt.Sprintf("%s/%d", d.Key, d.Start.Unix())
-			require.False(t, seen[id], "seed %d: window %s emitted twice (split over partitions)", seed, id)
-			seen[id] = true
-			got[id] = d.Value
-		}
-		require.Equal(t, oracle, got, "seed %d", seed)
 	}
 }
 
@@ -463,6 +495,13 @@ func TestRepartitionCrashSweep(t *testing.T) {
 		if twoPhase {
 			mode = twoPhaseShuffle
 		}
+		// Every third seed slides the window after the repartition (15 s every 5 s).
+		if seed%3 == 2 {
+			mode |= slidingDown
+			if mode&^slidingDown == plainShuffle {
+				oracle = slidingOracle(batches)
+			}
+		}
 		newShuffleRun := func(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], up int, ooo time.Duration) *shuffleRun {
 			return newShuffleRunMode(t, log, up, ooo, mode)
 		}
@@ -481,6 +520,7 @@ func TestRepartitionCrashSweep(t *testing.T) {
 		wantLate := lateSet(full)
 		switch {
 		case twoPhase: // TestRepartitionTwoPhase holds it to the oracle
+		case mode == trackedShuffle|slidingDown: // the deltas' oracle is by tumbling window
 		case lateRate == 0:
 			require.Equal(t, oracle, want, "seed %d: an uninterrupted run differs from the oracle", seed)
 			require.Empty(t, wantLate)
@@ -701,9 +741,9 @@ func TestRepartitionEndTravelsWithoutTicks(t *testing.T) {
 // partition (the partition ahead opens newer windows before the one behind closes older
 // ones). The window's commit must still follow its oldest open window, not stay where the
 // run started: a restart replays from the commit, and the repartition topic is purged only
-// up to it. Both modes, one phase and two.
+// up to it. One phase and two, tumbling and sliding.
 func TestRepartitionWindowCommitAdvances(t *testing.T) {
-	for _, mode := range []int{plainShuffle, twoPhaseShuffle} {
+	for _, mode := range []int{plainShuffle, twoPhaseShuffle, plainShuffle | slidingDown, twoPhaseShuffle | slidingDown} {
 		const n = 600 // records per upstream partition, one a second
 		var all []stream.Record[keyed]
 		for i := range n {
@@ -750,6 +790,9 @@ func TestRepartitionRefusedCheckpoint(t *testing.T) {
 			mode = twoPhaseShuffle
 		}
 		batches, up, _, _ := shuffleInputGen(rng, ooo, 0, mode == plainShuffle)
+		if seed%4 >= 2 {
+			mode |= slidingDown
+		}
 		parts := 1 + rng.IntN(3)
 		full := newShuffleRunMode(t, streamtest.NewExchangeLog[stream.Pair[string, int64]](parts), up, ooo, mode)
 		full.feed(batches, nil, -1)

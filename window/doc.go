@@ -88,10 +88,15 @@
 // its floor and reports it late. Exact replay there needs the partition's watermark stored
 // with the commit, as for sessions below.
 //
-// After a repartition (stream.PartitionContext.Merged), Tumbling holds commits back only to
-// the oldest record of its open windows; the commit's checkpoint keeps the watermark its
-// windows had fired on, and a replay skips the windows that closed on it (see "Replay of a
-// repartitioned partition" in package stream).
+// After a repartition (stream.PartitionContext.Merged), Tumbling and Sliding hold commits back
+// only to the oldest record of their open windows (for Sliding, of the live panes); the
+// commit's checkpoint keeps the watermark their windows had fired on, and a replay skips the
+// records whose windows all closed on it and never fires those windows again (see "Replay of
+// a repartitioned partition" in package stream). There the partition's records interleave
+// upstream partitions, so a record older than the first may follow it without being late: the
+// starting watermark is the floor, not the first record, and Sliding emits every window that
+// holds a record not late, the first ones included (TestRepartitionWindowProperty checks them
+// against the brute force).
 //
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again

@@ -106,22 +106,37 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		e := &in[i]
 		t := e.Time
 		wm := w.observeAt(pc, pc.CapEventTime(t), e.Offset)
-		if !w.started {
-			w.started = true
-			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact
-			w.floor = floorMul(t, w.g)
-			w.firstStart = ceilMul(w.floor+w.size, w.slide) - w.size
-			w.setNextEnd(w.firstStart + w.size)
-		}
 		if t < w.cLo || t >= w.cLo+w.g { // most records fall in the last pane used
 			w.cJ = floorDiv(t, w.g)
 			w.cLo = w.cJ * w.g
 			w.cE1 = floorMul(t, w.slide) + w.slide
 		}
 		j, e1 := w.cJ, w.cE1 // the pane, and the end of the earliest window holding t
+		if !w.started {
+			w.started = true
+			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact
+			if w.merged {
+				// The starting watermark is the floor (newEngine); the first window is the
+				// first one holding this record, moved earlier by the records that follow.
+				w.floor, w.firstStart = math.MinInt64, math.MinInt64
+				w.setNextEnd(max(e1, w.endAfter(max(w.fwm, w.emitted))))
+			} else {
+				w.floor = floorMul(t, w.g)
+				w.firstStart = ceilMul(w.floor+w.size, w.slide) - w.size
+				w.setNextEnd(w.firstStart + w.size)
+			}
+		}
 		if t < w.firstStart || e1+w.grace <= wm {
 			o = op.appendLate(o, e, w.part, e1-w.size, e1)
 			continue
+		}
+		if w.merged {
+			if floorMul(t+w.size, w.slide)+w.grace <= w.emitted {
+				continue // a merged partition's replay: every window of the record was emitted before the commit
+			}
+			if e1 < w.nextEnd {
+				w.lower(e1)
+			}
 		}
 		k := op.key(e.Value)
 		x, ok := w.idx[k]
@@ -203,6 +218,28 @@ func (w *sliding[T, K, V, A, R]) endAfter(m int64) int64 {
 		return math.MaxInt64
 	}
 	return floorMul(m-w.grace, w.slide) + w.slide
+}
+
+// lower moves, in a merged partition, the next window to fire back to the one ending at e1,
+// the first window of a record older than the partition's first: the partition's records
+// interleave upstream partitions, so an older record that is not late may follow a newer
+// one. No window after the firing watermark or the one emitted before a resume has fired, so
+// the windows from there on are all still to fire. Only a merged partition's first windows
+// move back (a later record for a window before nextEnd is late), before any key's stacks
+// hold a merge: the keys' stacks restart at the new first pane.
+func (w *sliding[T, K, V, A, R]) lower(e1 int64) {
+	e := max(e1, w.endAfter(max(w.fwm, w.emitted)))
+	if e >= w.nextEnd {
+		return
+	}
+	w.setNextEnd(e)
+	for _, x := range w.order {
+		s := &w.meta[x]
+		s.lo, s.b, s.hi = w.minNeeded, w.minNeeded, w.minNeeded-1
+	}
+	if w.hasNewest && w.newestPane.idx-w.minNeeded > w.mask {
+		w.grow(w.newestPane.idx)
+	}
 }
 
 // touch notes that pane j holds a record at offset off.
@@ -414,7 +451,21 @@ func (w *sliding[T, K, V, A, R]) prune() {
 
 // retained: replay starts at the first record of the oldest live pane, provided no newer
 // pane holds an older record and every window starting before that pane was emitted.
+//
+// After a repartition, when the commit keeps the watermark the windows fired on
+// (stream.PartitionContext.KeepsFired), replay starts at the oldest record of any live pane,
+// as for Tumbling: a record before it is only in windows that fired, which the replay skips.
 func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
+	if w.keepsFired {
+		if len(w.panes) == 0 {
+			return 0, false
+		}
+		lo := w.panes[0].minOff
+		for _, p := range w.panes[1:] {
+			lo = min(lo, p.minOff)
+		}
+		return lo, true
+	}
 	if len(w.panes) == 0 {
 		if !w.hasNewest {
 			return 0, false

@@ -185,9 +185,9 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		eng = op.newEngine(pc)
 		op.parts[pc.Partition] = eng
 	}
-	if !pc.Merged || op.asg.kind == kindTumbling && pc.KeepsFired {
-		// Tumbling windows in a repartition's partition replay from their oldest open
-		// window's first record, and skip the windows fired before the commit
+	if !pc.Merged || op.asg.kind != kindSession && pc.KeepsFired {
+		// Tumbling and sliding windows in a repartition's partition replay from their oldest
+		// open window's first record, and skip the windows fired before the commit
 		// (PartitionContext.ResumeFired).
 		return eng.process(pc, in, o)
 	}
@@ -195,7 +195,8 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 	// hold records older than the oldest open window's: remember, batch by batch, the oldest
 	// record any window that fired in it could hold (the hold before the batch) and where the
 	// batch ended; Retained keeps a replay from starting after such a record when it would
-	// replay the firing. (Sliding windows and sessions; tumbling windows do without, above.)
+	// replay the firing. (Sessions, and windows that read a stateful operator's output; the
+	// others do without, above.)
 	h := op.merged[pc.Partition]
 	if h == nil {
 		h = &firedHolds{}
