@@ -99,6 +99,7 @@ func (w *sliding[T, K, V, A, R]) at(x int32, j int64) *slot[A] {
 
 func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
 	w.merged = pc.Merged
+	merged := pc.Merged
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
@@ -115,7 +116,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		if !w.started {
 			w.started = true
 			w.cut, w.hasCut = e.Offset, true // replaying from the very start is always exact
-			if w.merged {
+			if merged {
 				// The starting watermark is the floor (newEngine); the first window is the
 				// first one holding this record, moved earlier by the records that follow.
 				w.floor, w.firstStart = math.MinInt64, math.MinInt64
@@ -130,7 +131,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			o = op.appendLate(o, e, w.part, e1-w.size, e1)
 			continue
 		}
-		if w.merged {
+		if merged {
 			if floorMul(t+w.size, w.slide)+w.grace <= w.emitted {
 				continue // a merged partition's replay: every window of the record was emitted before the commit
 			}
