@@ -215,22 +215,27 @@ func TestCrashRestartSameResults(t *testing.T) {
 	args := crashed.args(s, "-stats-window", "1m")
 	t0 := time.Now()
 
-	// Crash 1: midway, after a batch with window documents was acknowledged and committed.
+	// Crash 1: midway, after a batch with window documents was acknowledged and committed,
+	// and after the zone repartition's commit moved: the restart then resumes the zone merge
+	// window from a checkpoint with the watermark it had fired on (package stream, "Replay of
+	// a repartitioned partition").
 	p1 := start(t, "fleetpipeline (crash 1)", pipelineBin, args...)
 	// The window count moves when a batch's outputs ran, before its commit: wait for the
 	// commit itself.
-	waitFor(t, time.Minute, 50*time.Millisecond, "a committed batch with window documents", func() bool {
+	waitFor(t, time.Minute, 50*time.Millisecond, "a committed batch with window documents, and a zone repartition commit", func() bool {
 		require.False(t, p1.exited(), "fleetpipeline (crash 1) ended early")
 		if r, w := progress(p1); r == 0 || w == 0 {
 			return false
 		}
 		_, _, sum := groupOffsets(t, s, topic, crashed.group)
-		return sum > 0
+		_, _, zones := groupOffsets(t, s, crashed.group+"-zones-repartition", crashed.group)
+		return sum > 0 && zones > 0
 	})
 	p1.kill(t)
 	rec1, win1 := progress(p1)
 	committed := committedOffsets(t, s, topic, crashed.group)
-	t.Logf("crash 1 after %d records and %d windows (%v); %d offsets committed", rec1, win1, time.Since(t0).Round(time.Millisecond), committed)
+	zones1 := committedOffsets(t, s, crashed.group+"-zones-repartition", crashed.group)
+	t.Logf("crash 1 after %d records and %d windows (%v); %d offsets committed, %d of the zone repartition", rec1, win1, time.Since(t0).Round(time.Millisecond), committed, zones1)
 	require.Positive(t, committed, "offsets committed before crash 1")
 	require.LessOrEqual(t, committed, int64(firstPart), "offsets committed before crash 1")
 	replay("-skip", fmt.Sprint(firstPart)).succeed(t, time.Minute)
