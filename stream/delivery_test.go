@@ -577,7 +577,12 @@ func (s slowCommit) Commit(ctx context.Context, pos []stream.Position) error {
 // source still gets its own partitions' positions.
 func TestSourcesCommitAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, err := stream.New(time.Second)
+		var commitTimes []time.Duration
+		p, err := stream.New(time.Second, stream.WithStatsHook(func(st stream.BatchStats) {
+			if len(st.Committed) > 0 {
+				commitTimes = append(commitTimes, st.CommitTime)
+			}
+		}))
 		require.NoError(t, err)
 		var in, peak atomic.Int32
 		// Both push at once and wait: the batch at the first tick holds records of both.
@@ -598,6 +603,7 @@ func TestSourcesCommitAtOnce(t *testing.T) {
 		require.Equal(t, []int{1, 2, 3, 4, 5}, got)
 		require.Equal(t, int32(2), peak.Load(), "the sources committed one after the other")
 		require.Equal(t, time.Second+100*time.Millisecond, time.Since(start), "one round trip for both commits")
+		require.Equal(t, []time.Duration{100 * time.Millisecond}, commitTimes, "the batch's stats time its commit")
 		for _, s := range []slowCommit{a, b} {
 			commits := s.commits.Load()
 			require.NotNil(t, commits)

@@ -210,6 +210,7 @@ type BatchStats struct {
 	SchedulingDelay time.Duration
 	ProcessingTime  time.Duration   // transforms, excluding outputs
 	OutputTime      time.Duration   // outputs, including retries
+	CommitTime      time.Duration   // the sources' commits of the batch's positions, after its outputs
 	Attempts        int             // output attempts of this batch (1 when nothing failed)
 	Watermark       time.Time       // as BatchInfo.Watermark
 	RetainedState   int             // entries held by stateful operators

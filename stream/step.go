@@ -46,8 +46,10 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	if len(errs) > 0 {
 		return false, &OutputError{Batch: b.info.Batch, Errs: errs}
 	}
-	outTime := p.cfg.clock.Now().Sub(outStart)
+	ackStart := p.cfg.clock.Now()
+	outTime := ackStart.Sub(outStart)
 	committed := p.ack(ctx, b)
+	ackTime := p.cfg.clock.Now().Sub(ackStart)
 	for _, o := range p.outputs {
 		o.reset()
 	}
@@ -66,6 +68,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
 		ProcessingTime:  b.procTime,
 		OutputTime:      outTime,
+		CommitTime:      ackTime,
 		Attempts:        b.attempts,
 		Partitions:      len(p.live),
 		Committed:       committed,

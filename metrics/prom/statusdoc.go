@@ -59,7 +59,8 @@ type BatchDoc struct {
 	ProcessRate  *float64  `json:"process_rate,omitempty"`
 	ProcessingMs float64   `json:"processing_ms"`
 	OutputMs     float64   `json:"output_ms"`
-	DurationMs   float64   `json:"duration_ms"` // processing + output
+	CommitMs     float64   `json:"commit_ms"`
+	DurationMs   float64   `json:"duration_ms"` // processing + output + commit
 	DelayMs      float64   `json:"delay_ms"`    // scheduling delay
 	Attempts     int       `json:"attempts"`
 }
