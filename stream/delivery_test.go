@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -577,12 +578,7 @@ func (s slowCommit) Commit(ctx context.Context, pos []stream.Position) error {
 // source still gets its own partitions' positions.
 func TestSourcesCommitAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var commitTimes []time.Duration
-		p, err := stream.New(time.Second, stream.WithStatsHook(func(st stream.BatchStats) {
-			if len(st.Committed) > 0 {
-				commitTimes = append(commitTimes, st.CommitTime)
-			}
-		}))
+		p, err := stream.New(time.Second)
 		require.NoError(t, err)
 		var in, peak atomic.Int32
 		// Both push at once and wait: the batch at the first tick holds records of both.
@@ -602,13 +598,92 @@ func TestSourcesCommitAtOnce(t *testing.T) {
 		slices.Sort(got)
 		require.Equal(t, []int{1, 2, 3, 4, 5}, got)
 		require.Equal(t, int32(2), peak.Load(), "the sources committed one after the other")
-		require.Equal(t, time.Second+100*time.Millisecond, time.Since(start), "one round trip for both commits")
-		require.Equal(t, []time.Duration{100 * time.Millisecond}, commitTimes, "the batch's stats time its commit")
+		require.Equal(t, time.Second+100*time.Millisecond, time.Since(start), "one round trip for both commits, ended before Run returned")
 		for _, s := range []slowCommit{a, b} {
 			commits := s.commits.Load()
 			require.NotNil(t, commits)
 			require.Len(t, *commits, 1)
 			require.Equal(t, int64(len(s.recs)), (*commits)[0].Offset)
+		}
+	})
+}
+
+// orderedCommit is a sliceSource whose commits take 100 ms of fake time; it notes, in order,
+// when each began and ended, what it committed, and how many ran at once.
+type orderedCommit struct {
+	*sliceSource
+	mu     sync.Mutex
+	log    []string
+	in     int
+	peak   int
+	starts []time.Time
+	ends   []int64 // offsets committed, in commit order
+}
+
+func (s *orderedCommit) Commit(ctx context.Context, pos []stream.Position) error {
+	s.mu.Lock()
+	s.in++
+	s.peak = max(s.peak, s.in)
+	s.starts = append(s.starts, time.Now())
+	s.log = append(s.log, fmt.Sprintf("commit %d begins", pos[0].Offset))
+	s.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	s.mu.Lock()
+	s.in--
+	s.ends = append(s.ends, pos[0].Offset)
+	s.log = append(s.log, fmt.Sprintf("commit %d ends", pos[0].Offset))
+	s.mu.Unlock()
+	return s.sliceSource.Commit(ctx, pos)
+}
+
+func (s *orderedCommit) note(line string) {
+	s.mu.Lock()
+	s.log = append(s.log, line)
+	s.mu.Unlock()
+}
+
+// TestCommitOverlapsNextBatch: Run commits a batch while the next one is processed and
+// written (issue 15: a batch's commit, an exactly-once transaction, took as long as its
+// outputs while catching up), yet commits run one at a time, in batch order, and Run returns
+// only once the last one ended. The stats of a batch report the commit that ended during it
+// and how long it waited for it.
+func TestCommitOverlapsNextBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var stats []stream.BatchStats
+		p, err := stream.New(time.Second, stream.WithBuffer(2, 0), stream.WithStatsHook(func(st stream.BatchStats) {
+			if st.InputRecords > 0 {
+				stats = append(stats, st)
+			}
+		}))
+		require.NoError(t, err)
+		src := &orderedCommit{sliceSource: &sliceSource{recs: []int{1, 2, 3, 4, 5, 6}}}
+		stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(_ context.Context, _ stream.BatchInfo, v []int) error {
+			if len(v) > 0 {
+				time.Sleep(30 * time.Millisecond) // the outputs' round trip
+				src.note(fmt.Sprintf("batch %v written", v))
+			}
+			return nil
+		})
+		require.NoError(t, p.Run(t.Context()))
+		require.Equal(t, []string{
+			"batch [1 2] written",
+			"commit 2 begins",
+			"batch [3 4] written", // while batch [1 2] commits
+			"commit 2 ends",
+			"commit 4 begins",
+			"batch [5 6] written",
+			"commit 4 ends",
+			"commit 6 begins",
+			"commit 6 ends", // before Run returned
+		}, src.log)
+		require.Equal(t, 1, src.peak, "commits ran at once")
+		require.Equal(t, []int64{2, 4, 6}, src.ends, "commits out of batch order")
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 6}}, *src.commits.Load())
+		require.Len(t, stats, 3)
+		require.Zero(t, stats[0].CommitTime, "no commit ended during the first batch")
+		for _, st := range stats[1:] {
+			require.Equal(t, 100*time.Millisecond, st.CommitTime, "batch %d: the previous batch's commit", st.Batch)
+			require.Equal(t, 70*time.Millisecond, st.CommitWait, "batch %d: 30 of its 100 ms ran beside the batch's outputs", st.Batch)
 		}
 	})
 }

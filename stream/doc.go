@@ -44,6 +44,17 @@
 // committed offsets rebuilds all open state: ingestion is at-least-once, and sinks that write
 // with deterministic ids make results effectively exactly-once.
 //
+// Run commits a batch while it takes, processes and writes the next one: the positions are
+// computed when the batch is acknowledged, from the operators' state after it, and Commit
+// runs in the background. Commits stay one at a time and in batch order (a batch's commit
+// first waits for the previous one), a revocation waits for the commit in flight before it
+// drops the partition's state, and Run returns only once the last commit ended. So a crash
+// finds, as before, the positions of some acknowledged batch committed, perhaps an older one
+// than the last: more replay, the same results. Catching up, a commit (an exactly-once
+// transaction: produce, offsets, end) took about as long as a batch's outputs; overlapped,
+// it no longer adds to every batch (BatchStats.CommitTime is the commit's duration,
+// CommitWait the part of it a batch still waited for). Step commits at once.
+//
 // Operators retain different amounts of input (a tracker keeps each cab's last event, a
 // window its open windows), and the commit is the oldest offset any of them needs. So that a
 // replay does not rebuild an already emitted window from part of its records, each commit

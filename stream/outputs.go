@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // flushOutputs writes the batch to every output not done yet and returns their errors. A
@@ -60,9 +61,15 @@ func (p *Pipeline) flushConcurrently(ctx context.Context, b *pendingBatch, errs 
 	}
 }
 
-// ack commits, for every partition of the batch, the next offset after its records, held back
-// by the oldest offset that any operator's open state still needs.
+// ack hands, for every partition of the batch, the next offset after its records, held back
+// by the oldest offset that any operator's open state still needs, to the sources' Commit,
+// and returns what it handed. The commit runs in the background (inflight): Run processes
+// and writes the next batch meanwhile, and settles it before that batch's commit, before a
+// revocation drops a partition's state, and before it returns (see settle). A batch's
+// positions are computed here, from the operators' state after the batch and before the
+// next one changes it, so the commit is what it would be if it ran at once.
 func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
+	p.settle()
 	var pos []Position
 	for _, part := range p.live {
 		ps := p.parts[part]
@@ -108,35 +115,70 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 	// partitions' positions as they were, and a later batch commits again from them. So a
 	// failure or a crash may leave any of the sources committed and not the others, in
 	// either order, as one failed commit could before the commits ran at once.
-	mine := make([][]Position, len(p.srcs))
+	c := &inflightCommit{
+		mine:    make([][]Position, len(p.srcs)),
+		errs:    make([]error, len(p.srcs)),
+		done:    make(chan struct{}),
+		started: p.cfg.clock.Now(),
+	}
 	for _, x := range pos {
 		si, _ := p.sourceOf(x.Partition)
-		mine[si] = append(mine[si], x)
+		c.mine[si] = append(c.mine[si], x)
 	}
-	errs := make([]error, len(p.srcs))
-	var wg sync.WaitGroup
-	for si, sn := range p.srcs {
-		if len(mine[si]) > 0 {
-			wg.Go(func() { errs[si] = sn.commit(ctx, mine[si]) })
+	cctx, release := ctx, func() {}
+	if p.commitCtx != nil {
+		cctx, release = p.commitCtx()
+	}
+	p.inflight = c
+	go func() {
+		defer close(c.done)
+		defer release()
+		var wg sync.WaitGroup
+		for si, sn := range p.srcs {
+			if len(c.mine[si]) > 0 {
+				wg.Go(func() { c.errs[si] = sn.commit(cctx, c.mine[si]) })
+			}
 		}
+		wg.Wait()
+		c.took = p.cfg.clock.Now().Sub(c.started)
+	}()
+	return pos
+}
+
+// inflightCommit is a batch's commit running in the background (see ack).
+type inflightCommit struct {
+	mine    [][]Position // by source
+	errs    []error      // by source, once done
+	done    chan struct{}
+	started time.Time
+	took    time.Duration // once done
+}
+
+// settle waits for the commit in flight, if any, and notes its outcome: the committed
+// positions of the sources whose commit succeeded, a warning for the others (a later batch
+// commits their partitions again). It adds the commit's duration and the wait to the batch's
+// commit figures.
+func (p *Pipeline) settle() {
+	c := p.inflight
+	if c == nil {
+		return
 	}
-	wg.Wait()
-	var done []Position
-	for si, err := range errs {
+	p.inflight = nil
+	waitStart := p.cfg.clock.Now()
+	<-c.done
+	p.commitWait += p.cfg.clock.Now().Sub(waitStart)
+	p.commitTook = c.took
+	for si, err := range c.errs {
 		if err != nil {
 			p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "source", si, "err", err)
 			continue
 		}
-		done = append(done, mine[si]...)
+		for _, x := range c.mine[si] {
+			if ps := p.parts[x.Partition]; ps != nil {
+				ps.committed, ps.meta = x.Offset, x.Meta
+			}
+		}
 	}
-	for _, x := range done {
-		ps := p.parts[x.Partition]
-		ps.committed, ps.meta = x.Offset, x.Meta
-	}
-	if len(done) == 0 {
-		return nil
-	}
-	return done
 }
 
 func (p *Pipeline) closeOutputs(ctx context.Context) error {

@@ -71,6 +71,11 @@ func mergeNamed(dst, src map[string]int64) map[string]int64 {
 }
 
 func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
+	if len(revoked) > 0 {
+		// A revoked partition's commit in flight ends before its state is dropped and the
+		// source told so (the source may then hand it to another member).
+		p.settle()
+	}
 	now := p.cfg.clock.Now()
 	for _, r := range revoked {
 		for _, part := range r.parts {

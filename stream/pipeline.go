@@ -3,6 +3,7 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"math"
@@ -44,6 +45,12 @@ type Pipeline struct {
 	wm       int64
 	pending  *pendingBatch
 	finished bool
+	// inflight is the last batch's commit while it runs beside the next batch (see ack);
+	// commitCtx gives a commit its context (Run's, not cancelled with the batch's).
+	inflight  *inflightCommit
+	commitCtx func() (context.Context, func())
+	// the batch's commit figures so far (BatchStats.CommitTime, CommitWait), set by settle
+	commitTook, commitWait time.Duration
 
 	held   []heldAt
 	lin    *lineage // the stateful operators and their readers (see replayStarts)
@@ -208,15 +215,22 @@ type BatchStats struct {
 	InputBytes      int64
 	ShuffledRecords int // records read back from repartitions (values, marks, duplicates)
 	SchedulingDelay time.Duration
-	ProcessingTime  time.Duration   // transforms, excluding outputs
-	OutputTime      time.Duration   // outputs, including retries
-	CommitTime      time.Duration   // the sources' commits of the batch's positions, after its outputs
-	Attempts        int             // output attempts of this batch (1 when nothing failed)
-	Watermark       time.Time       // as BatchInfo.Watermark
-	RetainedState   int             // entries held by stateful operators
-	State           []OperatorState // the state of each stateful operator, in graph order
-	Partitions      int
-	Committed       []Position // what was handed to Source.Commit after this batch
+	ProcessingTime  time.Duration // transforms, excluding outputs
+	OutputTime      time.Duration // outputs, including retries
+	// CommitTime is how long the last commit that ended during the batch took, from the
+	// sources' Commit calls to their return. Run commits a batch's positions while the next
+	// batch is processed and written (see Run), so it is usually the previous batch's; in
+	// Step, the batch's own. CommitWait is how long the batch waited for commits: the part of
+	// the previous batch's commit that its own processing and outputs did not cover (Run), or
+	// its own commit (Step).
+	CommitTime    time.Duration
+	CommitWait    time.Duration
+	Attempts      int             // output attempts of this batch (1 when nothing failed)
+	Watermark     time.Time       // as BatchInfo.Watermark
+	RetainedState int             // entries held by stateful operators
+	State         []OperatorState // the state of each stateful operator, in graph order
+	Partitions    int
+	Committed     []Position // what was handed to Source.Commit after this batch
 	// PartitionStats has every live partition's position and watermark, by partition id.
 	PartitionStats []PartitionStats
 	Source         SourceStats

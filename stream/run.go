@@ -29,7 +29,9 @@ type pendingBatch struct {
 
 // Run runs the pipeline: it starts the source, then every batch interval takes what the
 // source buffered, runs the graph, runs the outputs (retrying failed ones under the retry
-// policy), and commits what was acknowledged. Run returns nil when the input ended and every
+// policy), and commits what was acknowledged. The commit of a batch runs while the next
+// batch is taken, processed and written; that batch's own commit waits for it, so commits
+// stay in batch order, and Run returns only once the last one ended. Run returns nil when the input ended and every
 // window closed, ctx.Err() when ctx ended (after the batch in flight was written and
 // committed), or the first unrecoverable error.
 func (p *Pipeline) Run(ctx context.Context) error {
@@ -52,6 +54,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.openShuffles(ctx); err != nil {
 		return err
 	}
+	// A batch's commit runs while the next batch is processed and written (see ack), with a
+	// context that, like the outputs', outlives the batch and ctx by at most the shutdown
+	// grace.
+	p.commitCtx = func() (context.Context, func()) { return p.outputContext(ctx) }
 	srcCtx, cancel := context.WithCancel(ctx)
 	srcDone := make(chan error, len(p.srcs))
 	for _, sn := range p.srcs {
@@ -79,6 +85,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	stop := func() error {
+		p.settle() // the last commit ends while its sources still run
 		cancel()
 		for running > 0 {
 			returned(<-srcDone)

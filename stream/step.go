@@ -31,6 +31,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	if p.finished {
 		return true, nil
 	}
+	p.commitTook, p.commitWait = 0, 0
 	if p.pending == nil {
 		if err := p.openShuffles(ctx); err != nil {
 			return false, Permanent(err)
@@ -46,10 +47,11 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	if len(errs) > 0 {
 		return false, &OutputError{Batch: b.info.Batch, Errs: errs}
 	}
-	ackStart := p.cfg.clock.Now()
-	outTime := ackStart.Sub(outStart)
+	outTime := p.cfg.clock.Now().Sub(outStart)
 	committed := p.ack(ctx, b)
-	ackTime := p.cfg.clock.Now().Sub(ackStart)
+	if p.commitCtx == nil {
+		p.settle() // Step: the batch's commit ends before it returns (Run overlaps it)
+	}
 	for _, o := range p.outputs {
 		o.reset()
 	}
@@ -68,7 +70,8 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
 		ProcessingTime:  b.procTime,
 		OutputTime:      outTime,
-		CommitTime:      ackTime,
+		CommitTime:      p.commitTook,
+		CommitWait:      p.commitWait,
 		Attempts:        b.attempts,
 		Partitions:      len(p.live),
 		Committed:       committed,

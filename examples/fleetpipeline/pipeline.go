@@ -63,7 +63,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			cnt.last.Store(&s)
 			// -v: a line per batch, as Spark logs each batch's delays.
 			log.Debug("fleetpipeline: batch done", "batch", s.Batch, "records", s.InputRecords, "shuffled", s.ShuffledRecords,
-				"scheduling_delay", s.SchedulingDelay, "processing", s.ProcessingTime, "output", s.OutputTime, "commit", s.CommitTime, "attempts", s.Attempts)
+				"scheduling_delay", s.SchedulingDelay, "processing", s.ProcessingTime, "output", s.OutputTime, "commit", s.CommitTime, "commit_wait", s.CommitWait, "attempts", s.Attempts)
 			if metrics != nil {
 				metrics.Observe(s)
 			}

@@ -22,7 +22,8 @@
 //	output_attempts_total, output_retries_total counter    output attempts; those after the first
 //	batch_processing_seconds                    histogram  transforms, outputs excluded
 //	batch_output_seconds                        histogram  outputs, retries included
-//	batch_commit_seconds                        histogram  the sources' commits, after the outputs
+//	batch_commit_seconds                        histogram  a batch's commit (beside the next batch)
+//	batch_commit_wait_seconds                   histogram  the wait for the previous batch's commit
 //	batch_scheduling_delay_seconds              histogram  scheduled time to start of processing
 //	partitions                                  gauge      source partitions held
 //	source_failing                              gauge      1 while a source cannot reach its system (SourceStats.FailingSince)

@@ -47,6 +47,7 @@ type Metrics struct {
 	processing   prometheus.Histogram
 	output       prometheus.Histogram
 	commit       prometheus.Histogram
+	commitWait   prometheus.Histogram
 	delay        prometheus.Histogram
 	partitions   prometheus.Gauge
 	lastBatch    prometheus.Gauge
@@ -155,7 +156,8 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		duplicates:  counter("repartition_duplicates_total", "Replayed records the repartitions dropped as already seen (after a crash or rebalance)."),
 		processing:  hist("batch_processing_seconds", "Time a batch spent in transforms, excluding outputs."),
 		output:      hist("batch_output_seconds", "Time a batch spent in output operations, retries included."),
-		commit:      hist("batch_commit_seconds", "Time a batch spent committing its positions to the sources, after its outputs."),
+		commit:      hist("batch_commit_seconds", "Duration of a batch's commit of its positions to the sources (it runs while the next batch is processed and written)."),
+		commitWait:  hist("batch_commit_wait_seconds", "Time a batch waited for the previous batch's commit to end, beyond its own processing and outputs."),
 		delay:       hist("batch_scheduling_delay_seconds", "Time from a batch's scheduled time to the start of its processing."),
 		partitions:  gauge("partitions", "Source partitions the pipeline holds."),
 		lastBatch:   gauge("last_batch_timestamp_seconds", "When the last batch was acknowledged, by the collector's clock, in seconds since the epoch."),
@@ -192,7 +194,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		repartitions: make(map[string]func() RepartitionStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
-		m.processing, m.output, m.commit, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.deadReasons,
+		m.processing, m.output, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.deadReasons,
 		m.commitLag, m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for _, c := range cs {
@@ -220,7 +222,10 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	}
 	m.processing.Observe(st.ProcessingTime.Seconds())
 	m.output.Observe(st.OutputTime.Seconds())
-	m.commit.Observe(st.CommitTime.Seconds())
+	if st.CommitTime > 0 {
+		m.commit.Observe(st.CommitTime.Seconds()) // a batch during which no commit ended has none
+	}
+	m.commitWait.Observe(st.CommitWait.Seconds())
 	m.delay.Observe(st.SchedulingDelay.Seconds())
 	m.partitions.Set(float64(st.Partitions))
 
@@ -245,7 +250,7 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	m.bytesTotal += st.InputBytes
 	m.batchCount++
 	m.record(sample{at: now, batch: st.Batch, records: st.InputRecords, bytes: st.InputBytes,
-		processing: st.ProcessingTime, output: st.OutputTime, commit: st.CommitTime, delay: st.SchedulingDelay, attempts: st.Attempts,
+		processing: st.ProcessingTime, output: st.OutputTime, commit: st.CommitTime, commitWait: st.CommitWait, delay: st.SchedulingDelay, attempts: st.Attempts,
 		watermark: st.Watermark, recordsTotal: m.records, batchesTotal: m.batchCount})
 	for _, p := range st.Committed {
 		m.committed[p.Partition] = p.Offset

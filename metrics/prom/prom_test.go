@@ -116,7 +116,7 @@ func TestObserveCounters(t *testing.T) {
 	for i, n := range []int{100_000, 50_000, 0} {
 		m.Observe(stream.BatchStats{
 			Batch: int64(i + 1), InputRecords: n, InputBytes: int64(n) * 200,
-			ProcessingTime: 20 * time.Millisecond, OutputTime: 300 * time.Millisecond, CommitTime: 40 * time.Millisecond,
+			ProcessingTime: 20 * time.Millisecond, OutputTime: 300 * time.Millisecond, CommitTime: 40 * time.Millisecond, CommitWait: 5 * time.Millisecond,
 			SchedulingDelay: 5 * time.Millisecond, Attempts: 1 + i, Partitions: 3,
 		})
 	}
@@ -127,7 +127,7 @@ func TestObserveCounters(t *testing.T) {
 	require.Equal(t, 6.0, mustValue(t, mfs, "fleetstream_output_attempts_total"))
 	require.Equal(t, 3.0, mustValue(t, mfs, "fleetstream_output_retries_total"))
 	require.Equal(t, 3.0, mustValue(t, mfs, "fleetstream_partitions"))
-	for _, h := range []string{"fleetstream_batch_processing_seconds", "fleetstream_batch_output_seconds", "fleetstream_batch_commit_seconds", "fleetstream_batch_scheduling_delay_seconds"} {
+	for _, h := range []string{"fleetstream_batch_processing_seconds", "fleetstream_batch_output_seconds", "fleetstream_batch_commit_seconds", "fleetstream_batch_commit_wait_seconds", "fleetstream_batch_scheduling_delay_seconds"} {
 		require.Equal(t, 3.0, mustValue(t, mfs, h), h)
 		require.Equal(t, dto.MetricType_HISTOGRAM, mfs[h].GetType(), h)
 	}
@@ -135,6 +135,8 @@ func TestObserveCounters(t *testing.T) {
 	require.InDelta(t, 0.9, sum, 1e-9)
 	sum = mfs["fleetstream_batch_commit_seconds"].GetMetric()[0].GetHistogram().GetSampleSum()
 	require.InDelta(t, 0.12, sum, 1e-9)
+	sum = mfs["fleetstream_batch_commit_wait_seconds"].GetMetric()[0].GetHistogram().GetSampleSum()
+	require.InDelta(t, 0.015, sum, 1e-9)
 	for name, mf := range mfs {
 		if strings.HasSuffix(name, "_total") {
 			require.Equal(t, dto.MetricType_COUNTER, mf.GetType(), name)

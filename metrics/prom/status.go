@@ -25,7 +25,7 @@ type sample struct {
 	records                    int
 	bytes                      int64
 	processing, output, delay  time.Duration
-	commit                     time.Duration
+	commit, commitWait         time.Duration
 	attempts                   int
 	watermark                  time.Time
 	hasPrev                    bool
@@ -263,7 +263,7 @@ func (m *Metrics) Status() Status {
 	var inTime, procTime time.Duration
 	for i, s := range hist {
 		d := BatchDoc{At: s.at, Batch: s.batch, Records: s.records, ProcessingMs: ms(s.processing), OutputMs: ms(s.output),
-			CommitMs: ms(s.commit), DurationMs: ms(s.processing + s.output + s.commit), DelayMs: ms(s.delay), Attempts: s.attempts}
+			CommitMs: ms(s.commit), DurationMs: ms(s.processing + s.output + s.commitWait), DelayMs: ms(s.delay), Attempts: s.attempts}
 		if s.hasPrev && s.sincePrev > 0 {
 			r := float64(s.records) / s.sincePrev.Seconds()
 			d.InputRate = &r

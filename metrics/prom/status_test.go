@@ -32,7 +32,7 @@ func TestStatusDocument(t *testing.T) {
 		m.Observe(stream.BatchStats{
 			Batch: int64(i + 1), InputRecords: 100 * (i + 1), InputBytes: 1000, Partitions: 2,
 			ProcessingTime: 50 * time.Millisecond, OutputTime: 150 * time.Millisecond, CommitTime: 30 * time.Millisecond,
-			SchedulingDelay: 5 * time.Millisecond, Attempts: 1, Watermark: wm,
+			CommitWait: 10 * time.Millisecond, SchedulingDelay: 5 * time.Millisecond, Attempts: 1, Watermark: wm,
 			State: []stream.OperatorState{
 				{Operator: "cab-stats", Entries: 7, Reported: true, OpenWindows: 2, Bytes: 4096, Late: int64(i), KeyLimit: 1},
 				{Operator: "dedup", Entries: 3},
@@ -59,7 +59,7 @@ func TestStatusDocument(t *testing.T) {
 	require.InDelta(t, 200, *st.History[1].InputRate, 1e-9, "200 records one second after the previous batch")
 	require.InDelta(t, 300/0.05, *st.History[2].ProcessRate, 1e-6)
 	require.InDelta(t, 30, st.History[2].CommitMs, 1e-9)
-	require.InDelta(t, 230, st.History[2].DurationMs, 1e-9, "processing, output and commit")
+	require.InDelta(t, 210, st.History[2].DurationMs, 1e-9, "processing, output and the wait for the commit")
 	require.InDelta(t, 5, st.History[2].DelayMs, 1e-9)
 	require.InDelta(t, (200+300)/2.0, st.InputRate, 1e-9)
 	require.InDelta(t, 600/0.15, st.ProcessRate, 1e-6)

@@ -59,8 +59,8 @@ type BatchDoc struct {
 	ProcessRate  *float64  `json:"process_rate,omitempty"`
 	ProcessingMs float64   `json:"processing_ms"`
 	OutputMs     float64   `json:"output_ms"`
-	CommitMs     float64   `json:"commit_ms"`
-	DurationMs   float64   `json:"duration_ms"` // processing + output + commit
+	CommitMs     float64   `json:"commit_ms"`   // the commit that ended during the batch (stream.BatchStats.CommitTime)
+	DurationMs   float64   `json:"duration_ms"` // processing + output + the wait for commits (CommitWait)
 	DelayMs      float64   `json:"delay_ms"`    // scheduling delay
 	Attempts     int       `json:"attempts"`
 }
