@@ -32,13 +32,12 @@
 //
 // # Watermark
 //
-// The join judges everything on its watermark E: for each record, the highest of the
-// partition's watermark at the record's position (stream.PartitionContext.WatermarkAt) and
-// the watermarks it judged on before; at the end of a batch, the watermark after the batch's
-// last mark (EndOfTime at the end of input). In a repartition's partition it never uses the
-// newest event time it has seen. Since the repartition's watermark at a position depends only
-// on the partition's record order, so does everything below: output does not depend on how
-// batches cut the partition (as long as the watermark does not move back, see Limits).
+// The join judges everything on its watermark E: the highest of the watermarks the
+// partition's marks brought so far (stream.PartitionContext.Marks), each taken at its
+// position, between the records before and after it (EndOfTime at the end of input). In a
+// repartition's partition it never uses the newest event time it has seen. Since the marks
+// are part of the partition's record order, so is everything below: output, and the offsets
+// it carries, do not depend on how batches cut the partition.
 //
 // # Invariants
 //
@@ -54,12 +53,13 @@
 //  3. Every pair of records that are not late and match is emitted exactly once, in the batch
 //     in which the second of them arrives (Joined.Matched true), never a pair that does not
 //     match. Joined.Time, the row's event time, is max(ta, tb); the element's offset is the
-//     older record's position.
+//     position of the record that made the pair (the newer of the two).
 //  4. LeftOuter: every left record that is not late and has no partner is emitted exactly
 //     once with Matched false, when no partner can come any more: Window, when E reaches
 //     its window's end; Interval, once E > ta+upper, when E passes the end of the expiry
 //     bucket of ta+upper (buckets of (lower+upper)/8, at least 1 ms and at most 1 s).
-//     Joined.Time is then ta.
+//     Joined.Time is then ta; the element's offset is the position of the mark that moved E
+//     there (the end of the partition at the end of input).
 //  5. State is bounded by the watermark: a left record can match nothing once E > ta+upper, a
 //     right record once E > tb+lower (no record that is not late is within their bounds);
 //     they are dropped when E passes the end of that expiry's bucket. A window's records are
@@ -78,6 +78,16 @@
 // A replay from before every position the join returned (a refused checkpoint, with which the
 // pipeline starts every operator at the committed offset) may emit a left record as
 // unmatched whose partners all came before that offset.
+//
+// A stateful operator that reads the rows (a window counting payments per order, a dedup)
+// gets each row exactly once over a crash and its replay: a replay skips, for such a reader,
+// the elements before its checkpointed start (package stream, "Delivery"), so a row must
+// carry the position where it was made, not where its oldest record was; otherwise a row
+// first made by the replay, from a record before the reader's start, was taken for one the
+// reader had counted (TestReaderOfJoinAfterCrash, and TestCrashSweep's pass-through reader,
+// failed before). EnrichCoPartitioned's withheld records (stream.Withholder) likewise reach
+// a reader when a replay enriches them (TestReaderOfStalledEnrichAfterRestart).
+//
 // Proven by TestOracle (rows against a brute force, both joins, both kinds), TestReplayBatchSizes
 // (a repartition log replayed in batches of 1, 7 and 500 records) and TestCrashSweep (a
 // crash at every batch, and a second one during the replay).
@@ -96,10 +106,7 @@
 // The repartition's watermark moves back when an idle upstream partition becomes active
 // behind the others. E does not: records between the two are late, and a replay that starts
 // while the watermark is below E (whose E starts at the lower watermark) may join records the
-// first run reported late. While the watermark is below E, E also depends on the watermarks
-// at the ends of batches (the operator sees the watermark at records and after a batch's last
-// mark, not at every mark), so which records are late may depend on batch boundaries there.
-// Without idleness (no upstream partition idle for
+// first run reported late. Without idleness (no upstream partition idle for
 // stream.WithIdleTimeout) the watermark never moves back. A Window join keeps a window's
 // records until it closes; an Interval join, per key, the records of the last lower+upper of
 // event time plus the watermark's lag. Right-outer and full-outer joins are not provided.

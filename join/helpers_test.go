@@ -52,44 +52,124 @@ func recID(right bool, id int) string {
 
 // genInput generates out-of-order input on 3 left and 2 right upstream partitions whose event
 // times drift apart, over keys keys; lateRate percent of the records are late in their own
-// upstream partition.
+// upstream partition. Besides records a few seconds apart it makes, as gen.parts says, gaps,
+// bursts, idle partitions and one-shot keys.
 func genInput(rng *rand.Rand, keys, lateRate int) *input {
 	in := &input{recs: map[string]upRec{}, ooo: int64(1 + rng.IntN(4))}
-	batches := 25 + rng.IntN(20)
-	id := 0
-	gen := func(right bool, parts int) [][]stream.Record[kv] {
-		out := make([][]stream.Record[kv], batches)
-		for p := range int32(parts) {
-			base := int64(rng.IntN(20))
-			rate := int64(1 + rng.IntN(3))
-			maxT := int64(-1 << 62)
-			// From 0: offsets such as 14 ("e" in base 36) reach the repartition's
-			// checkpoints, as stream.TestMarksEncoding needs them to.
-			off := int64(0)
-			for b := range batches {
-				base += rate
-				newest := maxT
-				for range rng.IntN(4) {
-					t := base - rng.Int64N(in.ooo+1)
-					if rng.IntN(100) < lateRate {
-						t = base - in.ooo - 1 - rng.Int64N(15)
-					}
-					id++
-					r := upRec{right: right, id: id, key: fmt.Sprintf("k%d", rng.IntN(keys)), t: t, part: p, batch: b, maxBefore: maxT, maxPrior: newest}
-					in.recs[recID(right, id)] = r
-					out[b] = append(out[b], stream.Record[kv]{Value: stream.KV(r.key, id), Partition: p, Offset: off,
-						EventTime: time.Unix(t, 0)})
-					off++
-					newest = max(newest, t)
-				}
-				maxT = newest
-			}
-		}
-		return out
-	}
-	in.left = gen(false, 3)
-	in.right = gen(true, 2)
+	g := newGen(rng, in, keys, lateRate)
+	in.left = g.parts(3, func(int32) bool { return false }, "")
+	in.right = g.parts(2, func(int32) bool { return true }, "")
 	return in
+}
+
+// gen makes the records of a generated input, partition by partition.
+type gen struct {
+	rng            *rand.Rand
+	in             *input
+	keys, lateRate int
+	batches        int
+	gapAt          []int64 // the gaps every partition has, by batch
+	id             int
+}
+
+func newGen(rng *rand.Rand, in *input, keys, lateRate int) *gen {
+	g := &gen{rng: rng, in: in, keys: keys, lateRate: lateRate, batches: 25 + rng.IntN(20)}
+	g.gapAt = make([]int64, g.batches)
+	for b := range g.gapAt {
+		if rng.IntN(10) == 0 {
+			g.gapAt[b] = 20 + rng.Int64N(41)
+		}
+	}
+	return g
+}
+
+// parts generates parts partitions of queue batches, the side of each record by right (given
+// its partition), keys prefixed by keyPrefix and the partition when keyPrefix is not empty
+// (so that no key is in two partitions). Event time advances by 1 to 3 s a batch from a
+// random start, records lag it by up to the out-of-orderness, and besides:
+//   - gaps: in one batch in ten, event time jumps 20 to 60 s forward in every partition
+//     (longer than the out-of-orderness and than randSpec's narrow bounds and windows:
+//     their state expires in between), and in one partition-batch in forty in that
+//     partition only;
+//   - bursts: one partition-batch in ten brings 8 to 23 records within the out-of-orderness
+//     (none late), seven in ten of one key, in descending or random order of time;
+//   - idle partitions: one partition in four brings nothing for 3 to 10 batches from the
+//     start, one in four in the middle, one in four up to the end (its event time goes on);
+//   - one-shot keys: one record in fifteen has a key of its own, and one in fifteen the key
+//     of its batch, which records of every partition may have in that batch and never again
+//     (of its partition and batch with keyPrefix).
+func (g *gen) parts(parts int, right func(p int32) bool, keyPrefix string) [][]stream.Record[kv] {
+	rng, in := g.rng, g.in
+	out := make([][]stream.Record[kv], g.batches)
+	for p := range int32(parts) {
+		prefix := ""
+		if keyPrefix != "" {
+			prefix = fmt.Sprintf("%s%d/", keyPrefix, p)
+		}
+		base := int64(rng.IntN(20))
+		rate := int64(1 + rng.IntN(3))
+		maxT := int64(-1 << 62)
+		// idle from batch idleFrom for idleN batches
+		idleFrom, idleN := -1, 0
+		switch rng.IntN(4) {
+		case 0:
+			idleFrom, idleN = 0, 3+rng.IntN(8)
+		case 1:
+			idleFrom, idleN = rng.IntN(g.batches), 3+rng.IntN(8)
+		case 2:
+			idleN = 3 + rng.IntN(8)
+			idleFrom = g.batches - idleN
+		}
+		// From 0: offsets such as 14 ("e" in base 36) reach the repartition's
+		// checkpoints, as stream.TestMarksEncoding needs them to.
+		off := int64(0)
+		for b := range g.batches {
+			base += rate + g.gapAt[b]
+			if rng.IntN(40) == 0 {
+				base += 20 + rng.Int64N(41)
+			}
+			newest := maxT
+			n := rng.IntN(4)
+			burst := rng.IntN(10) == 0
+			if burst {
+				n = 8 + rng.IntN(16)
+			}
+			if b >= idleFrom && b < idleFrom+idleN {
+				n = 0
+			}
+			burstKey := fmt.Sprintf("k%d", rng.IntN(g.keys))
+			desc := rng.IntN(2) == 0
+			for i := range n {
+				t := base - rng.Int64N(in.ooo+1)
+				key := fmt.Sprintf("k%d", rng.IntN(g.keys))
+				if burst {
+					if desc {
+						t = base - int64(i)*(in.ooo+1)/int64(n)
+					}
+					if rng.IntN(10) < 7 {
+						key = burstKey
+					}
+				} else if rng.IntN(100) < g.lateRate {
+					t = base - in.ooo - 1 - rng.Int64N(15)
+				}
+				g.id++
+				switch rng.IntN(15) {
+				case 0:
+					key = fmt.Sprintf("u%d", g.id)
+				case 1:
+					key = fmt.Sprintf("o%d", b)
+				}
+				r := upRec{right: right(p), id: g.id, key: prefix + key, t: t, part: p, batch: b, maxBefore: maxT, maxPrior: newest}
+				in.recs[recID(r.right, g.id)] = r
+				out[b] = append(out[b], stream.Record[kv]{Value: stream.KV(r.key, g.id), Partition: p, Offset: off,
+					EventTime: time.Unix(t, 0)})
+				off++
+				newest = max(newest, t)
+			}
+			maxT = newest
+		}
+	}
+	return out
 }
 
 // spec is the join under test.
@@ -107,8 +187,14 @@ func (s spec) String() string {
 	return fmt.Sprintf("interval [-%ds, +%ds] %v", s.lower, s.upper, s.kind)
 }
 
-func randSpec(rng *rand.Rand) spec {
+// randSpec returns a random join: bounds of up to 5 and 7 s or windows of up to 10 s, shorter
+// than the input's gaps, and with wide one in six with bounds or windows of up to 80 s,
+// which hold records across gaps.
+func randSpec(rng *rand.Rand, wide bool) spec {
 	s := spec{window: rng.IntN(2) == 0, lower: int64(rng.IntN(6)), upper: int64(rng.IntN(8)), size: int64(1 + rng.IntN(10))}
+	if wide && rng.IntN(6) == 0 {
+		s.lower, s.upper, s.size = rng.Int64N(60), rng.Int64N(60), 1+rng.Int64N(80)
+	}
 	if rng.IntN(2) == 0 {
 		s.kind = join.LeftOuter
 	}
@@ -122,8 +208,36 @@ type run struct {
 	rows   *streamtest.Collector[join.Joined[string, int, int]]
 	late   *streamtest.Collector[join.Late[string, int, int]]
 	out    *join.Output[string, int, int]
-	crash  int // the batch whose last output fails, 0 for none
+	crash  int  // the batch whose last output fails, 0 for none
+	failed bool // the crash batch ran (and failed)
+	// read is what a stateful operator reading the rows (holding nothing) passed on.
+	read *streamtest.Collector[join.Joined[string, int, int]]
 }
+
+// readAcked counts the rows the stateful reader passed on in acknowledged batches (all but a
+// failed last one).
+func (r *run) readAcked(counts map[string]int) {
+	b := r.read.Batches()
+	if r.failed && len(b) > 0 {
+		b = b[:len(b)-1]
+	}
+	for _, batch := range b {
+		for id, n := range rowCounts(batch) {
+			counts[id] += n
+		}
+	}
+}
+
+// passOn is a stateful operator that holds nothing and passes its input on: what reaches it
+// in a replay is what it had not accounted for before its checkpointed start.
+type passOn[T any] struct{}
+
+func (passOn[T]) Process(_ *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[T]) []stream.Elem[T] {
+	return append(out, in...)
+}
+func (passOn[T]) Retained(int32) (int64, bool) { return 0, false }
+func (passOn[T]) Drop(int32)                   {}
+func (passOn[T]) StateSize() int               { return 0 }
 
 func newRun(t *testing.T, log *streamtest.ExchangeLog[shuffled], in *input, sp spec, opts ...stream.Option) *run {
 	t.Helper()
@@ -144,8 +258,10 @@ func newRun(t *testing.T, log *streamtest.ExchangeLog[shuffled], in *input, sp s
 	require.NoError(t, err)
 	r.rows = streamtest.Collect(r.out.Joined())
 	r.late = streamtest.Collect(r.out.Late())
+	r.read = streamtest.Collect(stream.Apply(r.out.Joined(), "reader", stream.Operator[join.Joined[string, int, int], join.Joined[string, int, int]](passOn[join.Joined[string, int, int]]{})))
 	stream.ForEachBatch(r.out.Joined(), func(_ context.Context, info stream.BatchInfo, _ []join.Joined[string, int, int]) error {
 		if int(info.Batch) == r.crash {
+			r.failed = true
 			return errors.New("crash")
 		}
 		return nil
@@ -293,5 +409,90 @@ func checkLate(t *testing.T, in *input, sp spec, ls []join.Late[string, int, int
 		}
 		require.Less(t, bound, up-in.ooo, "%s (t=%d) was reported late but was on time in its upstream partition", lateID(l), r.t)
 		require.LessOrEqual(t, l.Watermark.Unix(), up-in.ooo)
+	}
+}
+
+// genTagged generates the input of a join outside a repartition: parts partitions of one
+// source, each holding both sides of its own keys (prefixed with "p" and the partition), as
+// gen.parts makes them.
+func genTagged(rng *rand.Rand, parts, keys, lateRate int) (*input, [][]stream.Record[shuffled]) {
+	in := &input{recs: map[string]upRec{}, ooo: int64(1 + rng.IntN(4))}
+	g := newGen(rng, in, keys, lateRate)
+	batches := g.parts(parts, func(int32) bool { return rng.IntN(2) == 0 }, "p")
+	out := make([][]stream.Record[shuffled], len(batches))
+	for b, recs := range batches {
+		for _, r := range recs {
+			side := join.Side[int, int]{Left: r.Value.Value}
+			if _, ok := in.recs[recID(true, r.Value.Value)]; ok {
+				side = join.Side[int, int]{Right: r.Value.Value, IsRight: true}
+			}
+			out[b] = append(out[b], stream.Record[shuffled]{Value: stream.KV(r.Value.Key, side), Partition: r.Partition,
+				Offset: r.Offset, EventTime: r.EventTime})
+		}
+	}
+	return in, out
+}
+
+// tagRun is one process of Queue(parts) of both sides -> join, without a repartition.
+type tagRun struct {
+	h     *streamtest.Harness
+	q     *streamtest.Queue[shuffled]
+	rows  *streamtest.Collector[join.Joined[string, int, int]]
+	late  *streamtest.Collector[join.Late[string, int, int]]
+	out   *join.Output[string, int, int]
+	crash int // the batch whose output fails, 0 for none
+}
+
+func newTagRun(t *testing.T, in *input, parts int, sp spec) *tagRun {
+	t.Helper()
+	r := &tagRun{h: streamtest.New(t, time.Second, stream.WithIdleTimeout(0),
+		stream.WithMaxOutOfOrderness(time.Duration(in.ooo)*time.Second))}
+	var s *stream.Stream[shuffled]
+	r.q, s = streamtest.NewQueue[shuffled](r.h)
+	r.q.SetPartitions(parts)
+	var err error
+	if sp.window {
+		r.out, err = join.WindowOn(s, time.Duration(sp.size)*time.Second, join.WithKind(sp.kind))
+	} else {
+		r.out, err = join.IntervalOn(s, time.Duration(sp.lower)*time.Second, time.Duration(sp.upper)*time.Second, join.WithKind(sp.kind))
+	}
+	require.NoError(t, err)
+	r.rows = streamtest.Collect(r.out.Joined())
+	r.late = streamtest.Collect(r.out.Late())
+	stream.ForEachBatch(r.out.Joined(), func(_ context.Context, info stream.BatchInfo, _ []join.Joined[string, int, int]) error {
+		if int(info.Batch) == r.crash {
+			return errors.New("crash")
+		}
+		return nil
+	})
+	return r
+}
+
+// feed resumes the queue from pos, queues the batches from there on and runs n batches (to
+// the end if n < 0); a run with a crash batch stops there.
+func (r *tagRun) feed(batches [][]stream.Record[shuffled], pos []stream.Position, n int) {
+	r.q.Resume(pos...)
+	from := map[int32]int64{}
+	for _, p := range pos {
+		from[p.Partition] = p.Offset
+	}
+	for _, b := range batches {
+		var rest []stream.Record[shuffled]
+		for _, rec := range b {
+			if rec.Offset >= from[rec.Partition] {
+				rest = append(rest, rec)
+			}
+		}
+		r.q.Add(rest...)
+	}
+	if n < 0 {
+		r.q.End()
+		r.h.RunUntilDone()
+		return
+	}
+	for range n {
+		if _, err := r.h.TryStep(); err != nil {
+			return
+		}
 	}
 }

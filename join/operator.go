@@ -47,8 +47,12 @@ type part[K comparable, A, B any] struct {
 	id  int32
 	eng engine[K, A, B]
 	// wm is the join's watermark: the highest of the partition's watermarks at the records
-	// processed so far and at the ends of batches (see "Watermark" in the package doc).
-	wm int64
+	// and marks processed so far and at the ends of batches (see "Watermark" in the package
+	// doc). at is the position it moved at: the offset unmatched rows carry.
+	wm, at int64
+	// next is the offset after the newest record seen (outside a repartition, the position
+	// of a batch's end).
+	next int64
 	// alive has one flag per record kept, in order of position (= of arrival): Retained is
 	// the position of the first that is still alive.
 	alive fifo[aliveRec]
@@ -75,6 +79,8 @@ type operator[K comparable, A, B any] struct {
 	newEngine func() engine[K, A, B]
 	parts     map[int32]*part[K, A, B]
 	lateN     atomic.Int64
+	// marks of the partition being processed (scratch)
+	marks []markAt
 	// late records of the partition being processed, for lateDrain
 	late      []stream.Elem[Late[K, A, B]]
 	latePart  int32
@@ -112,13 +118,28 @@ func (op *operator[K, A, B]) Process(pc *stream.PartitionContext, recs []in[K, A
 		recs = slices.Clone(recs)
 		slices.SortStableFunc(recs, cmpPos[K, A, B])
 	}
+	// In a repartition's partition the watermark moves at each mark, at the mark's position
+	// (from-1: a mark applies to the records after it), between the records before and after
+	// it: what it expires, and where (the offset an unmatched row carries), depends only on
+	// the partition's record order, and a row made at a mark read in an acknowledged batch
+	// carries an offset before the batch's end.
+	marks := op.marks[:0]
+	for from, wm := range pc.Marks() {
+		marks = append(marks, markAt{from, wm})
+	}
+	op.marks = marks
 	for i := range recs {
 		e := &recs[i]
+		p.next = max(p.next, e.Offset+1)
 		if pc.Merged {
-			p.advance(pc.WatermarkAt(e.Offset))
+			for len(marks) > 0 && marks[0].from <= e.Offset {
+				p.advance(marks[0].wm, marks[0].from-1)
+				marks = marks[1:]
+			}
+			p.advance(pc.WatermarkAt(e.Offset), e.Offset)
 		} else {
 			// One producer's partition: its watermark runs with the records, as a window's.
-			p.advance(addSat(pc.CapEventTime(e.Time), -int64(pc.MaxOutOfOrderness)))
+			p.advance(addSat(pc.CapEventTime(e.Time), -int64(pc.MaxOutOfOrderness)), e.Offset)
 		}
 		if p.eng.late(e.Time, p.wm) {
 			op.lateN.Add(1)
@@ -130,19 +151,26 @@ func (op *operator[K, A, B]) Process(pc *stream.PartitionContext, recs []in[K, A
 		}
 		p.eng.add(p, e.Value.Key, &e.Value.Value, e.Time, e.Offset)
 	}
-	end := pc.WatermarkAt(math.MaxInt64)
-	if pc.EndOfInput {
-		end = stream.EndOfTime
+	for _, m := range marks {
+		p.advance(m.wm, m.from-1)
 	}
-	p.advance(end)
+	end, at := pc.WatermarkAt(math.MaxInt64), p.next
+	if pc.EndOfInput {
+		end, at = stream.EndOfTime, math.MaxInt64
+	}
+	p.advance(end, at)
 	o, p.out = p.out, nil
 	return o
 }
 
-// advance moves the join's watermark to wm if that is higher and expires state behind it.
-func (p *part[K, A, B]) advance(wm int64) {
+// markAt is a mark of the partition (stream.PartitionContext.Marks).
+type markAt struct{ from, wm int64 }
+
+// advance moves the join's watermark to wm, at position at, if that is higher, and expires
+// state behind it.
+func (p *part[K, A, B]) advance(wm, at int64) {
 	if wm > p.wm {
-		p.wm = wm
+		p.wm, p.at = wm, at
 		p.eng.expire(p, wm)
 	}
 }
@@ -188,7 +216,8 @@ func (p *part[K, A, B]) pair(key K, a *rec[A], b *rec[B], start, end int64) {
 	if start != end {
 		j.Start, j.End = unixTime(start), unixTime(end)
 	}
-	p.out = append(p.out, stream.Elem[Joined[K, A, B]]{Value: j, Time: t, Offset: min(a.pos, b.pos)})
+	// The row is made when the second record comes: it carries that record's position.
+	p.out = append(p.out, stream.Elem[Joined[K, A, B]]{Value: j, Time: t, Offset: max(a.pos, b.pos)})
 }
 
 // unmatched emits a left record without partner, in a LeftOuter join.
@@ -200,7 +229,8 @@ func (p *part[K, A, B]) unmatched(key K, a *rec[A], start, end int64) {
 	if start != end {
 		j.Start, j.End = unixTime(start), unixTime(end)
 	}
-	p.out = append(p.out, stream.Elem[Joined[K, A, B]]{Value: j, Time: a.t, Offset: a.pos})
+	// The row is made when the watermark passes: it carries the position where it did.
+	p.out = append(p.out, stream.Elem[Joined[K, A, B]]{Value: j, Time: a.t, Offset: p.at})
 }
 
 // Retained returns the position of the oldest record the partition holds, moved back so that

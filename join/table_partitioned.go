@@ -178,6 +178,10 @@ func (e *enrichCo[K, T, V, R]) Retained(part int32) (int64, bool) {
 	return 0, false
 }
 
+// Withheld: a stalled partition's records from st.from on were not emitted (stream.Withholder),
+// so a stateful reader's replay must get them.
+func (e *enrichCo[K, T, V, R]) Withheld(part int32) (int64, bool) { return e.Retained(part) }
+
 func (e *enrichCo[K, T, V, R]) Drop(part int32) {
 	st := e.parts[part]
 	if st == nil {

@@ -286,7 +286,26 @@ type WatermarkHolder interface {
 	HeldWatermark(partition int32) (int64, bool)
 }
 
+// Withholder is an optional interface of an Operator that may hold a partition's records back
+// without emitting anything for them, for a replay to emit them (a stream-table join whose
+// table partition could not be loaded holds its commits before them). Withheld returns the
+// oldest such record's offset: from there on the operator has emitted nothing for the
+// partition. The replay start of every stateful operator that reads its output (through
+// stateless ones) is kept at or before it, so that the rows a replay emits for those records,
+// with their own offsets, reach the reader, which never saw them, instead of being taken for
+// rows it had accounted for before its start.
+type Withholder interface {
+	Withheld(partition int32) (offset int64, ok bool)
+}
+
 type opState[In, Out any] struct{ op Operator[In, Out] }
+
+func (o opState[In, Out]) withheld(part int32) (int64, bool) {
+	if w, ok := o.op.(Withholder); ok {
+		return w.Withheld(part)
+	}
+	return 0, false
+}
 
 func (o opState[In, Out]) heldWatermark(part int32) (int64, bool) {
 	if h, ok := o.op.(WatermarkHolder); ok {

@@ -96,6 +96,17 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 	for _, h := range held {
 		starts[l.pos[h.node]] = h.off
 	}
+	for k, idx := range l.stateful {
+		// Readers of records an operator withheld must get what a replay emits for them.
+		if len(l.readers[k]) == 0 {
+			continue
+		}
+		if w, ok := withheldBy(p.nodes[idx], part); ok {
+			for _, r := range l.readers[k] {
+				starts[r] = min(starts[r], w)
+			}
+		}
+	}
 	for k := range starts {
 		if len(l.readers[k]) == 0 || ps.next < ps.trust[k] {
 			continue
@@ -134,6 +145,16 @@ func (p *Pipeline) replayStarts(l *lineage, part int32, ps *partState, held []he
 	}
 	p.starts, p.fired = starts, fired
 	return starts, fired
+}
+
+// withheldBy returns where the operator withheld the partition's records from (Withholder).
+func withheldBy(n node, part int32) (int64, bool) {
+	if h, ok := n.(interface{ stateOf() stateful }); ok {
+		if w, ok := h.stateOf().(interface{ withheld(int32) (int64, bool) }); ok {
+			return w.withheld(part)
+		}
+	}
+	return 0, false
 }
 
 // firedOf returns the watermark the operator's state in a repartition's partition fired on

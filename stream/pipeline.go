@@ -5,6 +5,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
 	"math"
 	"sync"
@@ -179,6 +180,27 @@ func (pc *PartitionContext) WatermarkAt(offset int64) int64 {
 		wm = m.wm
 	}
 	return wm
+}
+
+// Marks returns, for a Merged partition, the marks read in this batch, in order: from offset
+// from on, the partition's watermark is wm. (WatermarkAt(x) is the wm of the last mark with
+// from <= x, or the watermark before the batch.) An operator whose output depends on the
+// watermark (expiries, timers) can move its own at each mark, between the records before and
+// after it, and label what a mark makes it emit with the mark's from: then what it emits, and
+// the offsets its outputs carry, depend only on the partition's record order, never on where
+// batches begin and end, so a replay reproduces them (package join does). Outside a
+// repartition the iterator yields nothing.
+func (pc *PartitionContext) Marks() iter.Seq2[int64, int64] {
+	return func(yield func(from, wm int64) bool) {
+		if !pc.Merged {
+			return
+		}
+		for _, m := range pc.marks {
+			if !yield(m.from, m.wm) {
+				return
+			}
+		}
+	}
 }
 
 // CapEventTime returns t (Unix nanoseconds), but no further than the batch's start on the

@@ -98,6 +98,17 @@
 // holds a record not late, the first ones included (TestRepartitionWindowProperty checks them
 // against the brute force).
 //
+// Limit: a result carries the offset of its window's oldest record. A stateful operator that
+// reads the results in the same partition (a second window over the counts, a dedup) skips,
+// in a replay, the elements before its checkpointed start as already counted; a window that
+// the replay emits for the first time (it had fired in a batch that was not acknowledged)
+// carries an offset before that start, so such a reader loses it (checked by hand: a
+// tumbling count read by a pass-through operator, a crash in the batch that fired the
+// window; the reader's replay got the later window only). Package join labels its rows with
+// the position where they were made for this reason; results here would need the position
+// of the record (or mark) that moved the watermark past the window's end. Readers across a
+// repartition (RepartitionByTime) are not affected.
+//
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again
 // from its later records only (with a later start). Exact session replay needs the partition's
