@@ -242,20 +242,24 @@ d_rss=$((d_kib / 1024))
 d_wall=$(awk '/fleetpipeline: running/ && !run { run = $1 } /fleetpipeline: consumed/ { tend = $1 }
 	END { printf "%.2f", tend - run }' "$dir/drain.log")
 # Where the drain's batches spent their time, from the -v "batch done" lines: processing (the
-# graph), outputs (OpenSearch bulks, Kafka sends) and the batches that took records.
-read -r d_batches d_proc d_out <<<"$(awk "$awk_ms"'
+# graph), outputs (OpenSearch bulks, Kafka sends), commits (each runs beside the next batch;
+# the time batches still waited for them), and the batches that took records. (Lines without
+# the commit figures, from before they existed, count 0.)
+read -r d_batches d_proc d_out d_commit d_wait <<<"$(awk "$awk_ms"'
 	/fleetpipeline: batch done/ {
-		r = 0; pt = 0; ot = 0
+		r = 0; pt = 0; ot = 0; ct = 0; cw = 0
 		for (i = 1; i <= NF; i++) {
 			split($i, kv, "=")
 			if (kv[1] == "records") r = kv[2] + 0
 			if (kv[1] == "processing") pt = ms(kv[2])
 			if (kv[1] == "output") ot = ms(kv[2])
+			if (kv[1] == "commit") ct = ms(kv[2])
+			if (kv[1] == "commit_wait") cw = ms(kv[2])
 		}
 		if (r > 0) nb++
-		proc += pt; out += ot
+		proc += pt; out += ot; com += ct; wait += cw
 	}
-	END { printf "%d %.2f %.2f\n", nb, proc / 1000, out / 1000 }' "$dir/drain.log")"
+	END { printf "%d %.2f %.2f %.2f %.2f\n", nb, proc / 1000, out / 1000, com / 1000, wait / 1000 }' "$dir/drain.log")"
 read -r k_cpu o_cpu <<<"$(awk -v k0="$k0" -v k1="$k1" -v o0="$o0" -v o1="$o1" 'BEGIN { printf "%.2f %.2f", k1 - k0, o1 - o0 }')"
 
 # The floor under the drain: OpenSearch alone indexing the drain's documents (bench/osfloor,
@@ -312,7 +316,7 @@ for row in "${rows[@]}"; do echo "$row"; done
 echo
 echo "While fleetpipeline drained ($d_wall s from start to summary, $(nproc) cores: $(awk -v w="$d_wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }') core-seconds):" \
 	"fleetpipeline $d_cpu, Kafka $k_cpu, OpenSearch $o_cpu CPU-s."
-echo "The drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs."
+echo "The drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs; their commits took $d_commit s, of which they waited $d_wait s."
 echo "${floor#osfloor: } (OpenSearch $floor_cpu CPU-s a run, indexes created first, not timed)."
 echo
 p99i=$(awk -v p="$last_p99" 'BEGIN { if (p == "-") print "-"; else if (p == int(p)) printf "%d", p; else printf "%.1f", p }')
