@@ -50,8 +50,7 @@ type part[K comparable, A, B any] struct {
 	// and marks processed so far and at the ends of batches (see "Watermark" in the package
 	// doc). at is the position it moved at: the offset unmatched rows carry.
 	wm, at int64
-	// next is the offset after the newest record seen (outside a repartition, the position
-	// of a batch's end).
+	// next is the offset after the newest record seen.
 	next int64
 	// alive has one flag per record kept, in order of position (= of arrival): Retained is
 	// the position of the first that is still alive.
@@ -154,7 +153,10 @@ func (op *operator[K, A, B]) Process(pc *stream.PartitionContext, recs []in[K, A
 	for _, m := range marks {
 		p.advance(m.wm, m.from-1)
 	}
-	end, at := pc.WatermarkAt(math.MaxInt64), p.next
+	// Outside a repartition the watermark at the end of a batch (an idle partition's) is
+	// taken at the batch's last record: a row it makes in an acknowledged batch carries an
+	// offset before the batch's end.
+	end, at := pc.WatermarkAt(math.MaxInt64), p.next-1
 	if pc.EndOfInput {
 		end, at = stream.EndOfTime, math.MaxInt64
 	}
