@@ -31,9 +31,9 @@ type pendingBatch struct {
 // source buffered, runs the graph, runs the outputs (retrying failed ones under the retry
 // policy), and commits what was acknowledged. The commit of a batch runs while the next
 // batch is taken, processed and written; that batch's own commit waits for it, so commits
-// stay in batch order, and Run returns only once the last one ended. Run returns nil when the input ended and every
-// window closed, ctx.Err() when ctx ended (after the batch in flight was written and
-// committed), or the first unrecoverable error.
+// stay in batch order, and Run returns only once the last one ended. Run returns nil when
+// the input ended and every window closed, ctx.Err() when ctx ended (after the batch in
+// flight was written and committed), or the first unrecoverable error.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.Err(); err != nil {
 		return err
