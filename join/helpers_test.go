@@ -228,16 +228,65 @@ func (r *run) readAcked(counts map[string]int) {
 	}
 }
 
-// passOn is a stateful operator that holds nothing and passes its input on: what reaches it
-// in a replay is what it had not accounted for before its checkpointed start.
-type passOn[T any] struct{}
+// probe is a stateful operator that holds nothing: it passes its input on and, when got is
+// set, records it. What reaches it in a replay is what it had not accounted for before its
+// checkpointed start.
+type probe[T any] struct{ got *[]stream.Elem[T] }
 
-func (passOn[T]) Process(_ *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[T]) []stream.Elem[T] {
+func (p probe[T]) Process(_ *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[T]) []stream.Elem[T] {
+	if p.got != nil {
+		*p.got = append(*p.got, in...)
+	}
 	return append(out, in...)
 }
-func (passOn[T]) Retained(int32) (int64, bool) { return 0, false }
-func (passOn[T]) Drop(int32)                   {}
-func (passOn[T]) StateSize() int               { return 0 }
+func (probe[T]) Retained(int32) (int64, bool) { return 0, false }
+func (probe[T]) Drop(int32)                   {}
+func (probe[T]) StateSize() int               { return 0 }
+
+// values returns the elements' values.
+func values[T any](elems []stream.Elem[T]) []T {
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = e.Value
+	}
+	return out
+}
+
+// queueFrom resumes q from the committed positions pos and queues the batches' records from
+// there on.
+func queueFrom[T any](q *streamtest.Queue[T], batches [][]stream.Record[T], pos []stream.Position) {
+	q.Resume(pos...)
+	from := map[int32]int64{}
+	for _, p := range pos {
+		from[p.Partition] = p.Offset
+	}
+	for _, b := range batches {
+		var rest []stream.Record[T]
+		for _, rec := range b {
+			if rec.Offset >= from[rec.Partition] {
+				rest = append(rest, rec)
+			}
+		}
+		q.Add(rest...)
+	}
+}
+
+// runBatches runs n batches of h, or, if n < 0, ends the inputs and runs to the end; a batch
+// whose output fails (a crash) stops it.
+func runBatches(h *streamtest.Harness, n int, end ...func()) {
+	if n < 0 {
+		for _, e := range end {
+			e()
+		}
+		h.RunUntilDone()
+		return
+	}
+	for range n {
+		if _, err := h.TryStep(); err != nil {
+			return
+		}
+	}
+}
 
 func newRun(t *testing.T, log *streamtest.ExchangeLog[shuffled], in *input, sp spec, opts ...stream.Option) *run {
 	t.Helper()
@@ -258,7 +307,7 @@ func newRun(t *testing.T, log *streamtest.ExchangeLog[shuffled], in *input, sp s
 	require.NoError(t, err)
 	r.rows = streamtest.Collect(r.out.Joined())
 	r.late = streamtest.Collect(r.out.Late())
-	r.read = streamtest.Collect(stream.Apply(r.out.Joined(), "reader", stream.Operator[join.Joined[string, int, int], join.Joined[string, int, int]](passOn[join.Joined[string, int, int]]{})))
+	r.read = streamtest.Collect(stream.Apply(r.out.Joined(), "reader", stream.Operator[join.Joined[string, int, int], join.Joined[string, int, int]](probe[join.Joined[string, int, int]]{})))
 	stream.ForEachBatch(r.out.Joined(), func(_ context.Context, info stream.BatchInfo, _ []join.Joined[string, int, int]) error {
 		if int(info.Batch) == r.crash {
 			r.failed = true
@@ -272,36 +321,9 @@ func newRun(t *testing.T, log *streamtest.ExchangeLog[shuffled], in *input, sp s
 // feed resumes the queues from the committed positions, queues the input from there on and
 // runs n batches (to the end if n < 0); a run with a crash batch stops there.
 func (r *run) feed(in *input, posA, posB []stream.Position, n int) {
-	r.qa.Resume(posA...)
-	r.qb.Resume(posB...)
-	queue := func(q *streamtest.Queue[kv], batches [][]stream.Record[kv], pos []stream.Position) {
-		from := map[int32]int64{}
-		for _, p := range pos {
-			from[p.Partition] = p.Offset
-		}
-		for _, b := range batches {
-			var rest []stream.Record[kv]
-			for _, rec := range b {
-				if rec.Offset >= from[rec.Partition] {
-					rest = append(rest, rec)
-				}
-			}
-			q.Add(rest...)
-		}
-	}
-	queue(r.qa, in.left, posA)
-	queue(r.qb, in.right, posB)
-	if n < 0 {
-		r.qa.End()
-		r.qb.End()
-		r.h.RunUntilDone()
-		return
-	}
-	for range n {
-		if _, err := r.h.TryStep(); err != nil {
-			return
-		}
-	}
+	queueFrom(r.qa, in.left, posA)
+	queueFrom(r.qb, in.right, posB)
+	runBatches(r.h, n, r.qa.End, r.qb.End)
 }
 
 func committed(q *streamtest.Queue[kv], parts int32) []stream.Position {
@@ -471,28 +493,6 @@ func newTagRun(t *testing.T, in *input, parts int, sp spec) *tagRun {
 // feed resumes the queue from pos, queues the batches from there on and runs n batches (to
 // the end if n < 0); a run with a crash batch stops there.
 func (r *tagRun) feed(batches [][]stream.Record[shuffled], pos []stream.Position, n int) {
-	r.q.Resume(pos...)
-	from := map[int32]int64{}
-	for _, p := range pos {
-		from[p.Partition] = p.Offset
-	}
-	for _, b := range batches {
-		var rest []stream.Record[shuffled]
-		for _, rec := range b {
-			if rec.Offset >= from[rec.Partition] {
-				rest = append(rest, rec)
-			}
-		}
-		r.q.Add(rest...)
-	}
-	if n < 0 {
-		r.q.End()
-		r.h.RunUntilDone()
-		return
-	}
-	for range n {
-		if _, err := r.h.TryStep(); err != nil {
-			return
-		}
-	}
+	queueFrom(r.q, batches, pos)
+	runBatches(r.h, n, r.q.End)
 }

@@ -201,7 +201,7 @@ func newEnrichRun(t *testing.T, es *enrichSpec, failing bool) *enrichRun {
 	}
 	require.NoError(t, err)
 	r.sink = streamtest.Collect(out)
-	stream.Apply(out, "elems", stream.Operator[string, string](&elemsOp{elems: &r.elems}))
+	stream.Apply(out, "elems", stream.Operator[string, string](probe[string]{&r.elems}))
 	stream.ForEachBatch(out, func(_ context.Context, info stream.BatchInfo, _ []string) error {
 		if int(info.Batch) == r.crash {
 			return errors.New("crash")
@@ -211,44 +211,11 @@ func newEnrichRun(t *testing.T, es *enrichSpec, failing bool) *enrichRun {
 	return r
 }
 
-// elemsOp records the elements of its input, with their times and offsets.
-type elemsOp struct{ elems *[]stream.Elem[string] }
-
-func (o *elemsOp) Process(_ *stream.PartitionContext, in []stream.Elem[string], out []stream.Elem[string]) []stream.Elem[string] {
-	*o.elems = append(*o.elems, in...)
-	return out
-}
-func (o *elemsOp) Retained(int32) (int64, bool) { return 0, false }
-func (o *elemsOp) Drop(int32)                   {}
-func (o *elemsOp) StateSize() int               { return 0 }
-
 // feed resumes the queue from pos, queues the batches from there on and runs n batches (to
 // the end if n < 0); a run with a crash batch stops there.
 func (r *enrichRun) feed(batches [][]stream.Record[kv], pos []stream.Position, n int) {
-	r.q.Resume(pos...)
-	from := map[int32]int64{}
-	for _, p := range pos {
-		from[p.Partition] = p.Offset
-	}
-	for _, b := range batches {
-		var rest []stream.Record[kv]
-		for _, rec := range b {
-			if rec.Offset >= from[rec.Partition] {
-				rest = append(rest, rec)
-			}
-		}
-		r.q.Add(rest...)
-	}
-	if n < 0 {
-		r.q.End()
-		r.h.RunUntilDone()
-		return
-	}
-	for range n {
-		if _, err := r.h.TryStep(); err != nil {
-			return
-		}
-	}
+	queueFrom(r.q, batches, pos)
+	runBatches(r.h, n, r.q.End)
 }
 
 // collect adds the rows the run's sink got to got, by record id, checking that no record
