@@ -98,16 +98,28 @@
 // holds a record not late, the first ones included (TestRepartitionWindowProperty checks them
 // against the brute force).
 //
-// Limit: a result carries the offset of its window's oldest record. A stateful operator that
-// reads the results in the same partition (a second window over the counts, a dedup) skips,
-// in a replay, the elements before its checkpointed start as already counted; a window that
-// the replay emits for the first time (it had fired in a batch that was not acknowledged)
-// carries an offset before that start, so such a reader loses it (checked by hand: a
-// tumbling count read by a pass-through operator, a crash in the batch that fired the
-// window; the reader's replay got the later window only). Package join labels its rows with
-// the position where they were made for this reason; results here would need the position
-// of the record (or mark) that moved the watermark past the window's end. Readers across a
-// repartition (RepartitionByTime) are not affected.
+// Readers of the results. A final result carries the position where its window closed: that
+// of the record whose event time moved the partition's watermark past the window's end plus
+// the grace (after a repartition, of the mark that did), not that of the window's oldest
+// record. A stateful operator that reads the results in the same partition (a second window
+// over the counts, a dedup) skips, in a replay, the elements before its checkpointed start as
+// already counted, and that position makes the skip exact: a window that closed in an
+// acknowledged batch carries a position before the start, one that closed in a later batch
+// (its output failed, or its commit was never made) a position at or after it, and the
+// replay, which rebuilds the window whole, closes it at the same record. Before, a window
+// first emitted by a replay carried its oldest record's offset, before the reader's start,
+// and the reader lost it while the sink got it (package join labels its rows the same way,
+// for the same reason). Proven by TestReaderOfWindowAfterCrash (a crash swept over every
+// batch, both ways, random out-of-order input, replays in batches of their own; it fails
+// without the positions) and, after a repartition, by stream's TestRepartitionCrashSweep.
+// The exceptions: EveryBatch partial results carry their window's oldest record's offset
+// (a replay emits other partials anyway); an idle partition's windows close on the pipeline
+// watermark, with no record to point at, and carry the highest offset read (a window closed
+// that way in a batch whose output failed is skipped for such a reader in the replay); the
+// end of the input closes the rest at math.MaxInt64; sessions are not replayed exactly
+// (below). Since results of several windows and keys share a position, in an order a replay
+// need not reproduce, stream.Repartition (by offset) refuses a stream derived from a window;
+// RepartitionByTime takes the final results of tumbling windows.
 //
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again

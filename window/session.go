@@ -47,6 +47,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
 	gap := w.gap
+	begin(&w.partClock, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time
@@ -116,6 +117,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		}
 	}
 	w.fwm = max(w.fwm, w.fireMark(pc))
+	rose(&w.partClock, pc, in)
 	o = w.emit(o, true)
 	if every {
 		o = w.emit(o, false)
@@ -155,7 +157,11 @@ func (w *sessions[T, K, V, A, R]) emit(o out[K, R], final bool) out[K, R] {
 	for _, r := range w.scratch {
 		sk := w.keys[r.key]
 		s := &sk.ss[r.i]
-		o = w.op.appendResult(o, w.part, sk.key, s.acc, s.start, r.end, final, s.minOff)
+		at := s.minOff
+		if final {
+			at = w.closeAt(r.end + w.grace)
+		}
+		o = w.op.appendResult(o, w.part, sk.key, s.acc, s.start, r.end, final, at)
 	}
 	if final {
 		for _, r := range w.scratch {

@@ -104,6 +104,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
+	begin(&w.partClock, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time
@@ -187,6 +188,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			w.setNextEnd(min(floorMul(first, w.slide)+w.slide, w.endAfter(w.fwm)))
 			continue
 		}
+		rose(&w.partClock, pc, in)
 		o = w.fire(o, w.nextEnd)
 		w.setNextEnd(w.nextEnd + w.slide)
 	}
@@ -343,6 +345,13 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 	}
 	if len(w.panes) == 0 {
 		if !w.hasNewest {
+			if w.started {
+				// Every record so far came before the first window (a slide that is not a
+				// multiple of the panes: the first pane's first window may start after it): a
+				// replay from a later record would set an earlier floor, and emit windows
+				// with records that were late.
+				return w.cut, true
+			}
 			return 0, false
 		}
 		return w.commit(w.newestPane.minOff, true, 0)

@@ -14,13 +14,7 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R], e int64) out[K, R] {
 	agg := w.op.agg
 	z := floorDiv(e, w.g) - 1
 	a := z - w.n + 1
-	minOff := int64(math.MaxInt64)
-	for _, p := range w.panes {
-		if p.idx > z {
-			break
-		}
-		minOff = min(minOff, p.minOff)
-	}
+	at := w.closeAt(e + w.grace)
 	for _, x := range w.order {
 		if w.newest[x] < a {
 			continue
@@ -52,7 +46,7 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R], e int64) out[K, R] {
 		if s.backN > 0 {
 			acc = agg.Merge(acc, s.back)
 		}
-		o = w.op.appendResult(o, w.part, s.key, acc, e-w.size, e, true, minOff)
+		o = w.op.appendResult(o, w.part, s.key, acc, e-w.size, e, true, at)
 	}
 	return o
 }

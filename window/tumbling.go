@@ -57,6 +57,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
 	size, grace := w.size, w.grace
+	begin(&w.partClock, in)
 	for i := range in {
 		e := &in[i]
 		wm := w.observeAt(pc, pc.CapEventTime(e.Time), e.Offset)
@@ -120,8 +121,10 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		if b.start+size+grace > w.fwm {
 			break
 		}
+		rose(&w.partClock, pc, in)
+		at := w.closeAt(b.start + size + grace)
 		for j, k := range b.keys {
-			o = op.appendResult(o, w.part, k, b.vals[j], b.start, b.start+size, true, b.minOff)
+			o = op.appendResult(o, w.part, k, b.vals[j], b.start, b.start+size, true, at)
 		}
 		w.recycle(b)
 		n++

@@ -4,8 +4,10 @@
 package window
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -255,6 +257,7 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 		ooo:   int64(pc.MaxOutOfOrderness),
 		grace: int64(op.cfg.grace),
 		maxT:  stream.NoWatermark,
+		hi:    -1,
 		pwm:   stream.NoWatermark,
 		fwm:   stream.NoWatermark,
 		// emitted: see newEngine's merged case
@@ -383,7 +386,7 @@ func (op *operator[T, K, V, A, R]) appendLate(o out[K, R], e *stream.Elem[T], pa
 	return o
 }
 
-func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, acc A, start, end int64, final bool, minOff int64) out[K, R] {
+func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, acc A, start, end int64, final bool, off int64) out[K, R] {
 	return append(o, stream.Elem[Result[K, R]]{
 		Value: Result[K, R]{
 			Key:       k,
@@ -394,7 +397,7 @@ func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, ac
 			Partition: part,
 		},
 		Time:   end - 1,
-		Offset: minOff,
+		Offset: off,
 	})
 }
 
@@ -427,6 +430,74 @@ type partClock struct {
 	// keepsFired: the pipeline keeps the fire watermark in the commits of this merged
 	// partition (stream.PartitionContext.KeepsFired).
 	keepsFired bool
+	// Where windows close (closeAt): the newest event time and the highest offset before
+	// the batch, the highest offset since, and the batch's rises, built once a window closes.
+	maxT0, hi0, hi int64
+	rises          []rise
+	risen          bool
+}
+
+// rise is a point of the batch where the partition's watermark rose: to wm, at position at.
+type rise struct{ wm, at int64 }
+
+// begin starts a batch of input in.
+func begin[T any](c *partClock, in []stream.Elem[T]) {
+	c.maxT0, c.hi0, c.risen = c.maxT, c.hi, false
+	if n := len(in); n > 0 {
+		c.hi = max(c.hi, in[n-1].Offset)
+	}
+}
+
+// rose records, once per batch, where the partition's watermark rose in it: in a
+// repartition's partition at each mark that raised it, at the mark's own position (from-1);
+// otherwise at each record that raised the newest event time, at the highest offset read so
+// far. Both depend only on the partition's record order, never on where batches end.
+func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]) {
+	if c.risen {
+		return
+	}
+	c.risen = true
+	rs := c.rises[:0]
+	if c.merged {
+		last := pc.WatermarkAt(math.MinInt64)
+		for from, wm := range pc.Marks() {
+			if wm > last {
+				rs, last = append(rs, rise{wm, from - 1}), wm
+			}
+		}
+	} else {
+		m, hi := c.maxT0, c.hi0
+		for i := range in {
+			e := &in[i]
+			hi = max(hi, e.Offset)
+			if t := pc.CapEventTime(e.Time); t > m {
+				rs, m = append(rs, rise{t - c.ooo, hi}), t
+			}
+		}
+		c.hi = max(c.hi, hi)
+	}
+	c.rises = rs
+}
+
+// closeAt returns the position a window's final result carries when the window closes on
+// watermark wm (its end plus the grace) in this batch: that of the record or mark after
+// which the watermark reached wm (rose). A stateful operator reading the results in the same
+// partition then gets, in a replay, exactly the windows it had not accounted for: one that
+// closed in an acknowledged batch carries a position before the replay start the
+// operator's checkpoint records, one that closed in a later batch (its output failed, or it
+// was never committed) one at or after it. The watermark's other moves have no such
+// position: an idle partition's windows close on the pipeline watermark, at the highest
+// offset read (as package join's rows do), and the end of input closes the rest at
+// math.MaxInt64.
+func (c *partClock) closeAt(wm int64) int64 {
+	rs := c.rises
+	if i, _ := slices.BinarySearchFunc(rs, wm, func(r rise, wm int64) int { return cmp.Compare(r.wm, wm) }); i < len(rs) {
+		return rs[i].at
+	}
+	if c.fwm == stream.EndOfTime {
+		return math.MaxInt64
+	}
+	return c.hi
 }
 
 // observe records event time t and returns the watermark that decides lateness: the
