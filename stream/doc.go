@@ -40,7 +40,9 @@
 // an error wrapped with Permanent stops the pipeline instead. After the acknowledgement the
 // pipeline calls Source.Commit with, per partition, the next offset after the batch's
 // records, held back by the oldest offset that any operator's retained state still needs
-// (every Elem carries the oldest offset it derives from). So after a crash, replay from the
+// (every Elem carries an offset: the oldest it derives from, or, for what an operator emits
+// when the watermark moves, the position of the record or mark that moved it, as window
+// results and unmatched join rows do). So after a crash, replay from the
 // committed offsets rebuilds all open state: ingestion is at-least-once, and sinks that write
 // with deterministic ids make results effectively exactly-once.
 //
@@ -150,8 +152,8 @@
 // TestRepartitionWindowCommitAdvances (the commit follows the oldest open window with
 // upstream partitions a minute apart; it stayed at the run's start before). Both tests run
 // tumbling and sliding windows (15 s every 5 s). Sessions after a repartition, and a window
-// that reads another stateful operator's output there (whose offsets come out of order: a
-// window result carries its oldest record's), still hold the commit back to the oldest record
+// that reads another stateful operator's output there (whose offsets may come out of order),
+// still hold the commit back to the oldest record
 // of any window that fired after it: a session's extent is per key, and a replayed record of
 // an emitted session cannot be told from one of a session still open without it.
 //
@@ -196,12 +198,19 @@
 // TestRepartitionCrashSweep (a crash at every batch, before and after the send was
 // acknowledged, and a second crash during the replay, against the same brute force; with a
 // stateful operator before the repartition; with records late in their own partitions, whose
-// documents and late records must be the uninterrupted run's).
+// documents and late records must be the uninterrupted run's; with a stateful operator reading
+// the window's results, which must get every document exactly once over the runs, and, every
+// other crash, a replay that reads the partitions in small batches of its own, so that the
+// repartition's first batch ends before what the first run acknowledged and the next one
+// straddles it: the case where it failed while window results carried their oldest record's
+// offset).
 //
 // Limits: a late record may be reported late again by a replay (at least once, like every
-// dead letter). Sliding windows after a repartition still take the first record's pane as their
-// floor (tumbling and session windows do not). The marks checkpoint grows with the number of
-// upstream partitions (about 40 bytes each; Kafka's default offset metadata limit is 4 KiB).
+// dead letter). The marks checkpoint grows with the number of upstream partitions (about 40
+// bytes each; Kafka's default offset metadata limit is 4 KiB). Records late in their own
+// partition are late downstream or not depending on the marks sent before them, after each
+// upstream batch: a replay that reads the upstream partitions in other batches may judge them
+// otherwise (the sweep's small-batch replays leave them out).
 // A bounded run ends the repartition's input when every upstream source ended and every
 // downstream partition the instance owns received the end of every upstream partition
 // (whichever instance read it), so each instance of a scaled-out pipeline ends by itself.
@@ -294,7 +303,7 @@
 //     times with Input.CheckEventTime, reports partitions with Assign, Resume and Revoke,
 //     and receives commits (Position, with the checkpoint in Meta).
 //   - Operator, applied with Apply: Process sees each partition's batch as Elem values (a
-//     value, its event time and the oldest offset it derives from) with a
+//     value, its event time and the offset it derives from) with a
 //     PartitionContext (partition, batch, watermarks, CapEventTime); Retained, Drop and
 //     StateSize describe its state; ReplayStarter gives finer replay starts; StateReporter
 //     adds open windows, bytes and set-aside records to BatchStats.State.

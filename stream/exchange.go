@@ -140,9 +140,14 @@ func fnvString(s string) uint64 {
 // Records are numbered by their source offsets, so s must emit, per source partition, its
 // elements in source-offset order across batches: streams derived from sources through
 // stateless operators of the batch interval (Map, Filter, FlatMap, KeyBy, Union) and stateful
-// operators that emit each record once with its own offset (a tracker) do; window results do
-// not (a construction error for DStream windows, a permanent error when it happens for others)
-// and go after the repartition. name names the exchange (Kafka:
+// operators that emit each record once with its own offset (a tracker) do. Window results do
+// not: a stream derived from a DStream window or from an operator that implements
+// WatermarkHolder (package window's event-time windows, whose results carry the position
+// where their window closed, shared by the window's keys and by windows that close
+// together, in an order a replay need not reproduce) is a construction error; other
+// operators that emit out of source order are a permanent error when it happens. Those go
+// after the repartition, or, for final results of tumbling windows, through
+// RepartitionByTime. name names the exchange (Kafka:
 // <pipeline>-<name>-repartition). An exchange serves one repartition.
 func Repartition[K comparable, V any](s *Stream[Pair[K, V]], name string, ex Exchange[Pair[K, V]]) *Stream[Pair[K, V]] {
 	return RepartitionBy(s, name, ex, func(v Pair[K, V]) uint64 { return HashKey(v.Key) })
@@ -151,12 +156,13 @@ func Repartition[K comparable, V any](s *Stream[Pair[K, V]], name string, ex Exc
 // RepartitionBy is Repartition for any element type, routing each element by hash (the
 // element goes to partition hash % partitions). hash must be deterministic across processes.
 func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
-	out, _ := repartition(s, name, ex, hash)
+	out, _ := repartition(s, name, ex, hash, false)
 	return out
 }
 
-// repartition is RepartitionBy; it also returns the shuffle, nil if the graph refused it.
-func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) (*Stream[T], *shuffle[T]) {
+// repartition is RepartitionBy (RepartitionByTime if byTime); it also returns the shuffle,
+// nil if the graph refused it.
+func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64, byTime bool) (*Stream[T], *shuffle[T]) {
 	p := s.p
 	stub := func() *Stream[T] {
 		return register(p, &Stream[T]{p: p, name: "repartition:" + name, every: 1, slide: 1,
@@ -172,7 +178,7 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 			return stub(), nil
 		}
 	}
-	ups, err := upstreamSources(p, s.idx)
+	ups, err := upstreamSources(p, s.idx, !byTime)
 	if err != nil {
 		p.fail(graphError("Repartition %q: %v", name, err))
 		return stub(), nil
@@ -218,7 +224,7 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // kept twice. Elements of a time at or before one already sent are a permanent error
 // (EveryBatch partial results, session windows, two windows whose ends coincide).
 func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
-	out, sh := repartition(s, name, ex, hash)
+	out, sh := repartition(s, name, ex, hash, true)
 	if sh != nil {
 		sh.byTime = true
 		sh.holders = watermarkHolders(s.p, s.idx)
@@ -256,10 +262,11 @@ func watermarkHolders(p *Pipeline, idx int) []holder {
 }
 
 // upstreamSources returns the sources a stream derives from, or an error if a windowed
-// stream lies between them. Stateful operators may (a tracker that emits each record once,
-// in order, with its own offset); one whose output goes back in source order (window results
-// carry their oldest record's offset) is caught when it happens (shuffle.collect).
-func upstreamSources(p *Pipeline, idx int) ([]int, error) {
+// stream lies between them, or, byOffset, an event-time window (a WatermarkHolder: its
+// results are numbered by where windows close, not by their records). Other stateful
+// operators may (a tracker that emits each record once, in order, with its own offset); one
+// whose output goes back in source order is caught when it happens (shuffle.collect).
+func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 	var srcs []int
 	seen := map[int]bool{}
 	var walk func(i int) error
@@ -271,6 +278,11 @@ func upstreamSources(p *Pipeline, idx int) ([]int, error) {
 		n := p.nodes[i]
 		if sl, ok := n.(interface{ slideOf() int64 }); ok && sl.slideOf() != 1 {
 			return fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
+		}
+		if s, ok := n.(interface{ stateOf() stateful }); ok && byOffset {
+			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
+				return fmt.Errorf("it reads the results of the window %q, which are not in source-offset order: repartition before the window, or use RepartitionByTime for the final results of a tumbling window", n.(interface{ Name() string }).Name())
+			}
 		}
 		if len(n.inputs()) == 0 {
 			for _, sn := range p.srcs {

@@ -168,7 +168,29 @@ type shuffleRun struct {
 	crash int // the batch whose last output fails (after the exchange's send), 0 for none
 	// upLate are the records late for the upstream window of a two-phase run.
 	upLate *streamtest.Collector[window.Late[keyed]]
+	// reader is a stateful operator reading the window's results in the same partition.
+	reader *reads[window.Result[string, int64]]
 }
+
+// reads is a stateful operator that holds nothing: it passes its input on and records it,
+// with the batch. What reaches it in a replay is what it had not accounted for before the
+// start its checkpoint records.
+type reads[T any] struct{ seen []readAt[T] }
+
+type readAt[T any] struct {
+	batch int64
+	elem  stream.Elem[T]
+}
+
+func (o *reads[T]) Process(pc *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[T]) []stream.Elem[T] {
+	for _, e := range in {
+		o.seen = append(o.seen, readAt[T]{pc.Batch, e})
+	}
+	return append(out, in...)
+}
+func (*reads[T]) Retained(int32) (int64, bool) { return 0, false }
+func (*reads[T]) Drop(int32)                   {}
+func (*reads[T]) StateSize() int               { return 0 }
 
 // The graphs of newShuffleRunMode.
 const (
@@ -222,8 +244,8 @@ func newShuffleRunOf(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[strin
 	return newShuffleRunMode(t, log, parts, ooo, plainShuffle)
 }
 
-func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], parts int, ooo time.Duration, mode int) *shuffleRun {
-	r := &shuffleRun{h: streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(ooo))}
+func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], parts int, ooo time.Duration, mode int, opts ...stream.Option) *shuffleRun {
+	r := &shuffleRun{h: streamtest.New(t, time.Second, append([]stream.Option{stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(ooo)}, opts...)...)}
 	var src *stream.Stream[keyed]
 	r.q, src = streamtest.NewQueue[keyed](r.h)
 	r.q.SetPartitions(parts)
@@ -254,6 +276,8 @@ func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[str
 	require.NoError(t, err)
 	r.docs = streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
 	r.late = streamtest.Collect(sums.Late())
+	r.reader = &reads[window.Result[string, int64]]{}
+	stream.Apply(sums.Results(), "reader", stream.Operator[window.Result[string, int64], window.Result[string, int64]](r.reader))
 	if mode&otherGraph != 0 {
 		streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Value > 100 }))
 	}
@@ -310,6 +334,29 @@ func (r *shuffleRun) committed() []stream.Position {
 func (r *shuffleRun) written(docs map[string]int64) {
 	for _, d := range r.docs.Slice() {
 		docs[fmt.Sprintf("%s/%d", d.Key, d.Start.Unix())] = d.Value
+	}
+}
+
+// splitBatches cuts every batch into batches of at most n records.
+func splitBatches(batches [][]stream.Record[keyed], n int) [][]stream.Record[keyed] {
+	var out [][]stream.Record[keyed]
+	for _, b := range batches {
+		for len(b) > n {
+			out = append(out, b[:n])
+			b = b[n:]
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// read adds the final results the reader got in acknowledged batches (all but the one
+// whose output failed), by document.
+func (r *shuffleRun) read(counts map[string]int) {
+	for _, x := range r.reader.seen {
+		if d := x.elem.Value; d.Final && x.batch != int64(r.crash) {
+			counts[fmt.Sprintf("%s/%d=%d", d.Key, d.Start.Unix(), d.Value)]++
+		}
 	}
 }
 
@@ -502,8 +549,8 @@ func TestRepartitionCrashSweep(t *testing.T) {
 				oracle = slidingOracle(batches)
 			}
 		}
-		newShuffleRun := func(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], up int, ooo time.Duration) *shuffleRun {
-			return newShuffleRunMode(t, log, up, ooo, mode)
+		newShuffleRun := func(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], up int, ooo time.Duration, opts ...stream.Option) *shuffleRun {
+			return newShuffleRunMode(t, log, up, ooo, mode, opts...)
 		}
 		// Seeds 2, 3, 6 and 7 number the exchange's records as kafka.Exchange packs them
 		// (a Send's records of a partition share an offset; a mark ends its message).
@@ -518,6 +565,14 @@ func TestRepartitionCrashSweep(t *testing.T) {
 		want := map[string]int64{}
 		full.written(want)
 		wantLate := lateSet(full)
+		// A stateful reader of the results in the same partition must get every document
+		// exactly once over the runs, as the sink does.
+		wantRead := map[string]int{}
+		full.read(wantRead)
+		for id, v := range want {
+			require.Equal(t, 1, wantRead[fmt.Sprintf("%s=%d", id, v)], "seed %d: the reader got %s", seed, id)
+		}
+		require.Len(t, wantRead, len(want))
 		switch {
 		case twoPhase: // TestRepartitionTwoPhase holds it to the oracle
 		case mode == trackedShuffle|slidingDown: // the deltas' oracle is by tumbling window
@@ -540,21 +595,36 @@ func TestRepartitionCrashSweep(t *testing.T) {
 			}
 			first.written(got)
 			gotLate := lateSet(first)
+			gotRead := map[string]int{}
+			first.read(gotRead)
 			pos := first.committed()
 
-			second := newShuffleRun(t, log, up, ooo)
+			// Every other replay reads at most 8 records a batch from each source, so that it
+			// reads the repartition's partitions in batches of its own, which straddle the end
+			// of what the first run acknowledged. (Not with records late in their own
+			// partitions: whether one is late downstream depends on the marks sent before it,
+			// after each upstream batch, so other upstream batches judge it otherwise.)
+			var small []stream.Option
+			replay := batches
+			if crash%4 < 2 && lateRate == 0 {
+				small, replay = []stream.Option{stream.WithBuffer(8, 0)}, splitBatches(batches, 8)
+			}
+			second := newShuffleRun(t, log, up, ooo, small...)
 			if crash%3 == 0 { // a second crash during the replay
 				second.crash = 1 + rng.IntN(3)
-				second.feed(batches, pos, 4)
+				second.feed(replay, pos, 4)
 				second.written(got)
 				maps.Copy(gotLate, lateSet(second))
+				second.read(gotRead)
 				pos = second.committed()
-				second = newShuffleRun(t, log, up, ooo)
+				second = newShuffleRun(t, log, up, ooo, small...)
 			}
-			second.feed(batches, pos, -1)
+			second.feed(replay, pos, -1)
 			second.written(got)
 			maps.Copy(gotLate, lateSet(second))
+			second.read(gotRead)
 			require.Equal(t, wantLate, gotLate, "seed %d crash %d: the late records differ from the uninterrupted run's", seed, crash)
+			require.Equal(t, wantRead, gotRead, "seed %d crash %d of %d: the documents a stateful reader got over the runs", seed, crash, len(batches))
 			if !maps.Equal(want, got) {
 				ids := slices.Sorted(maps.Keys(want))
 				for _, id := range ids {
@@ -572,23 +642,71 @@ func TestRepartitionCrashSweep(t *testing.T) {
 	}
 }
 
-// TestRepartitionOutOfOrderFails: window results carry their oldest record's offset, so a
-// repartition after a window would number them out of order: a permanent error that names the
-// fix, never a silent loss.
+// TestRepartitionOfWindowResultsRefused: an event-time window's results carry the position
+// where their window closed, shared by its keys and by windows that close together, in an
+// order a replay need not reproduce; numbered by offset and rank downstream, a replay could
+// shift the ranks and drop a result as a copy. So Repartition (by offset) of a stream derived
+// from a window is a construction error that names the fix, even through a Map and a Late
+// stream; RepartitionByTime of the same window's final results is not.
+func TestRepartitionOfWindowResultsRefused(t *testing.T) {
+	for _, byTime := range []bool{false, true} {
+		h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(20*time.Second))
+		_, src := streamtest.NewQueue[keyed](h)
+		counts, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64]())
+		require.NoError(t, err)
+		pairs := stream.Map(counts.Results(), func(r window.Result[string, int64]) stream.Pair[string, int64] { return stream.KV(r.Key, r.Value) })
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
+		hash := func(p stream.Pair[string, int64]) uint64 { return stream.HashKey(p.Key) }
+		if byTime {
+			stream.RepartitionByTime(pairs, "after-window", ex, hash)
+			require.NoError(t, h.P.Err())
+			continue
+		}
+		stream.RepartitionBy(pairs, "after-window", ex, hash)
+		err = h.P.Err()
+		require.ErrorIs(t, err, stream.ErrGraph)
+		require.ErrorContains(t, err, `reads the results of the window "window"`)
+		require.ErrorContains(t, err, "RepartitionByTime")
+	}
+}
+
+// holdBack is a stateful operator that emits the last element of each batch of a partition
+// at once and the others with the partition's next batch: out of source-offset order across
+// batches.
+type holdBack struct {
+	held map[int32][]stream.Elem[stream.Pair[string, int64]]
+}
+
+func (h *holdBack) Process(pc *stream.PartitionContext, in []stream.Elem[stream.Pair[string, int64]], out []stream.Elem[stream.Pair[string, int64]]) []stream.Elem[stream.Pair[string, int64]] {
+	if len(in) == 0 {
+		return out
+	}
+	out = append(out, h.held[pc.Partition]...)
+	h.held[pc.Partition] = append([]stream.Elem[stream.Pair[string, int64]](nil), in[:len(in)-1]...)
+	return append(out, in[len(in)-1])
+}
+func (h *holdBack) Retained(part int32) (int64, bool) {
+	if held := h.held[part]; len(held) > 0 {
+		return held[0].Offset, true
+	}
+	return 0, false
+}
+func (h *holdBack) Drop(part int32) { delete(h.held, part) }
+func (h *holdBack) StateSize() int  { return len(h.held) }
+
+// TestRepartitionOutOfOrderFails: an operator that emits out of source-offset order cannot be
+// told at construction; a repartition after it numbers its output out of order, a permanent
+// error that names the fix when it happens, never a silent loss.
 func TestRepartitionOutOfOrderFails(t *testing.T) {
-	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(20*time.Second))
+	h := streamtest.New(t, time.Second)
 	q, src := streamtest.NewQueue[keyed](h)
-	counts, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64](),
-		window.WithEmit(window.EveryBatch))
-	require.NoError(t, err)
-	pairs := stream.Map(counts.Results(), func(r window.Result[string, int64]) stream.Pair[string, int64] { return stream.KV(r.Key, r.Value) })
-	streamtest.NewRepartition(h, pairs, "after-window", streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
-	// Partial results carry their window's oldest offset: [0s, 10s) updated in the third
-	// batch goes back to offset 0 after [10s, 20s)'s offset 1.
-	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
-	q.Add(stream.Record[keyed]{Value: keyed{"x", 1}, Offset: 0, EventTime: at(1)})
-	q.Add(stream.Record[keyed]{Value: keyed{"b", 1}, Offset: 1, EventTime: at(15)})
-	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 2, EventTime: at(5)})
+	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
+	held := stream.Apply(pairs, "hold-back", stream.Operator[stream.Pair[string, int64], stream.Pair[string, int64]](&holdBack{held: map[int32][]stream.Elem[stream.Pair[string, int64]]{}}))
+	streamtest.NewRepartition(h, held, "after-hold-back", streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
+	require.NoError(t, h.P.Err())
+	// offset 1 in the first batch, offset 0 in the second
+	q.Add(stream.Record[keyed]{Value: keyed{"x", 1}}, stream.Record[keyed]{Value: keyed{"y", 2}})
+	q.Add(stream.Record[keyed]{Value: keyed{"z", 3}})
 	q.End()
 	var stepErr error
 	for range 20 {

@@ -307,6 +307,12 @@ func (o opState[In, Out]) withheld(part int32) (int64, bool) {
 	return 0, false
 }
 
+// isWatermarkHolder reports whether the operator implements WatermarkHolder.
+func (o opState[In, Out]) isWatermarkHolder() bool {
+	_, ok := o.op.(WatermarkHolder)
+	return ok
+}
+
 func (o opState[In, Out]) heldWatermark(part int32) (int64, bool) {
 	if h, ok := o.op.(WatermarkHolder); ok {
 		return h.HeldWatermark(part)
