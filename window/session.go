@@ -117,10 +117,9 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		}
 	}
 	w.fwm = max(w.fwm, w.fireMark(pc))
-	rose(&w.partClock, pc, in)
-	o = w.emit(o, true)
+	o = w.emit(pc, in, o, true)
 	if every {
-		o = w.emit(o, false)
+		o = w.emit(pc, in, o, false)
 	}
 	w.prune()
 	return o
@@ -128,7 +127,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 
 // emit emits the sessions that close (final) or that changed (partial), by end and then key
 // order, and removes the closed ones.
-func (w *sessions[T, K, V, A, R]) emit(o out[K, R], final bool) out[K, R] {
+func (w *sessions[T, K, V, A, R]) emit(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R], final bool) out[K, R] {
 	w.scratch = w.scratch[:0]
 	for ki, sk := range w.keys {
 		for i := range sk.ss {
@@ -144,6 +143,9 @@ func (w *sessions[T, K, V, A, R]) emit(o out[K, R], final bool) out[K, R] {
 	}
 	if len(w.scratch) == 0 {
 		return o
+	}
+	if final {
+		rose(&w.partClock, pc, in)
 	}
 	slices.SortFunc(w.scratch, func(a, b sessRef) int {
 		if c := cmp.Compare(a.end, b.end); c != 0 {
