@@ -142,7 +142,7 @@ func (c *Config) rebalance() Rebalance {
 		rb.SessionTimeout = 10 * time.Second
 	}
 	if rb.HeartbeatInterval == 0 {
-		rb.HeartbeatInterval = min(time.Second, rb.SessionTimeout/3)
+		rb.HeartbeatInterval = min(250*time.Millisecond, rb.SessionTimeout/3)
 	}
 	if rb.Timeout == 0 {
 		rb.Timeout = 60 * time.Second
