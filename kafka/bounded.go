@@ -123,6 +123,21 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 // topics' marks that stayed the same since: the topics got no record from then on. (Counting
 // from the look after it, as this once did, ended a drain a tick later than it needed.) The
 // looks come every eighth of idle, at most a second apart.
+// lookClient returns a client of its own for the caught-up looks, and a function that closes
+// it. A broker answers the requests of one connection in order, and once the consumer is
+// caught up its fetches wait there up to Fetch.MaxWait for records: on the consumer's client,
+// every offset request of a look queued behind one (a look took 0.5 to 1.5 s, and the input
+// ended that much after the idle time); on connections of its own a look takes milliseconds.
+// If the client cannot be made, the looks use the consumer's.
+func (s *Source[T]) lookClient(sc *sarama.Config, consumer sarama.Client) (sarama.Client, func()) {
+	c, err := sarama.NewClient(s.cfg.Brokers, sc)
+	if err != nil {
+		s.log.Warn("kafka: no client of its own for the caught-up looks; using the consumer's (each look may wait for a fetch)", "err", redact(&s.cfg, err))
+		return consumer, func() {}
+	}
+	return c, func() { _ = c.Close() }
+}
+
 func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T]) {
 	c, m := s.o.caughtUp, s.caughtUp
 	c.start(m, func() { s.endCaughtUp(ctx, in) })

@@ -326,7 +326,11 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		wg.Go(func() { s.monitorBounded(runCtx, client, in) })
 	}
 	if s.o.caughtUp != nil {
-		wg.Go(func() { s.monitorCaughtUp(runCtx, client, in) })
+		wg.Go(func() {
+			looks, done := s.lookClient(sc, client)
+			defer done()
+			s.monitorCaughtUp(runCtx, looks, in)
+		})
 	}
 
 	h := &handler[T]{
