@@ -76,6 +76,8 @@ type shuffleNode interface {
 	arrived(p *Pipeline)
 	// owns reports whether a pipeline partition is one of the repartition's downstream ones.
 	owns(part int32) bool
+	// valuesSent returns the number of values (not marks) the batch sends.
+	valuesSent() int
 	// checkpoint returns where a downstream partition may commit at or before off, and the
 	// marks as of that position.
 	checkpoint(part int32, off int64) (int64, string)
@@ -330,12 +332,13 @@ type shuffle[T any] struct {
 	opened bool
 
 	// upstream side, per batch
-	run  func(pc *PartitionContext)
-	part []Elem[T] // the partition's elements, while collecting
-	out  []Shuffled[T]
-	sent map[int32]sentMark // the last mark sent per upstream partition
-	last map[int32]int64    // the newest number sent per upstream partition
-	fail error              // records out of source order (see collect)
+	run    func(pc *PartitionContext)
+	part   []Elem[T] // the partition's elements, while collecting
+	out    []Shuffled[T]
+	values int                // of out, values (not marks)
+	sent   map[int32]sentMark // the last mark sent per upstream partition
+	last   map[int32]int64    // the newest number sent per upstream partition
+	fail   error              // records out of source order (see collect)
 	// byTime numbers the records by event time rather than source offset (RepartitionByTime).
 	byTime bool
 	// holders are the WatermarkHolders upstream, whose watermarks cap the marks (byTime).
@@ -437,6 +440,7 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 			Time:      es[i].Time,
 		})
 	}
+	sh.values += len(es)
 	clear(sh.part)
 	// A mark to every downstream partition when the upstream partition's watermark or state
 	// changed: after the values, so a downstream partition sees them before the mark that
@@ -497,8 +501,10 @@ func (sh *shuffle[T]) flush(ctx context.Context, _ BatchInfo) error {
 
 func (sh *shuffle[T]) reset() {
 	clear(sh.out)
-	sh.out = reuse(sh.out)
+	sh.out, sh.values = reuse(sh.out), 0
 }
+
+func (sh *shuffle[T]) valuesSent() int { return sh.values }
 
 func (sh *shuffle[T]) close(ctx context.Context) error {
 	if c, ok := sh.ex.(Closer); ok {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -851,6 +852,72 @@ func TestRepartitionEndTravelsWithoutTicks(t *testing.T) {
 		slices.Sort(got)
 		require.Equal(t, src.recs, got)
 		require.LessOrEqual(t, time.Since(start), 100*time.Millisecond, "the end marks waited for a tick")
+	})
+}
+
+// lateExchange is an in-memory exchange whose sends reach the log 50 ms after Send returns,
+// in order, as a Kafka topic's records reach its consumer after a fetch, not during the batch
+// that sent them (the in-memory log hands them over at once). Timing tests only: a send is
+// not durable when Send returns.
+type lateExchange[T any] struct {
+	*streamtest.Exchange[T]
+	mu      *sync.Mutex
+	pending *[][]stream.Shuffled[T]
+}
+
+func newLateExchange[T any](parts int) lateExchange[T] {
+	return lateExchange[T]{streamtest.NewExchange(streamtest.NewExchangeLog[T](parts)), new(sync.Mutex), new([][]stream.Shuffled[T])}
+}
+
+func (e lateExchange[T]) Send(_ context.Context, recs []stream.Shuffled[T]) error {
+	e.mu.Lock()
+	*e.pending = append(*e.pending, slices.Clone(recs))
+	e.mu.Unlock()
+	time.AfterFunc(50*time.Millisecond, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		first := (*e.pending)[0]
+		*e.pending = (*e.pending)[1:]
+		_ = e.Exchange.Send(context.Background(), first)
+	})
+	return nil
+}
+
+// TestCatchUpTailThroughRepartition: the batch that ends a backlog (the first one no longer
+// behind) sends its values to a repartition; the batch that reads them back runs a tenth of
+// the interval later, not at the next tick, so a drain's last values are not an interval
+// late downstream (issue 15: a second of the fleet job's drain tail). The input stays open,
+// as a Kafka topic's does.
+func TestCatchUpTailThroughRepartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
+		require.NoError(t, err)
+		src := &sliceSource{recs: make([]int, 25), wait: true}
+		for i := range src.recs {
+			src.recs[i] = i
+		}
+		in := stream.From(p, stream.Source[int](src))
+		ex := newLateExchange[stream.Pair[string, int]](2)
+		// One value in five goes through the repartition, never a full buffer of its own.
+		fifth := in.Filter(func(v int) bool { return v%5 == 0 })
+		out := stream.Repartition(stream.Map(fifth, func(v int) stream.Pair[string, int] { return stream.KV(fmt.Sprint(v), v) }), "ints", ex)
+		ctx, cancel := context.WithCancel(t.Context())
+		start := time.Now()
+		var all time.Duration
+		got := 0
+		stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []stream.Pair[string, int]) error {
+			if got += len(b); got == len(src.recs)/5 {
+				all = time.Since(start)
+				cancel()
+			}
+			return nil
+		})
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		require.Equal(t, len(src.recs)/5, got)
+		// The input's 25 records by 100 ms (full batches back to back, then the rest a tenth
+		// of the interval later), and the batch that reads the last values back from the
+		// exchange a tenth later; it waited for the tick (1.1 s) before.
+		require.LessOrEqual(t, all, 200*time.Millisecond, "the values of the batch that ended the backlog waited for a tick downstream")
 	})
 }
 

@@ -38,6 +38,7 @@ type Pipeline struct {
 	running  atomic.Bool
 	ran      atomic.Bool // Run returned
 	soon     bool        // the next batch need not wait for the tick (set by step)
+	behind   bool        // the last batch was catching up (set by step)
 
 	// run state, owned by the goroutine in Run or Step.
 	batch    int64

@@ -52,6 +52,10 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	if p.commitCtx == nil {
 		p.settle() // Step: the batch's commit ends before it returns (Run overlaps it)
 	}
+	sent := 0
+	for _, sh := range p.shuffles {
+		sent += sh.valuesSent()
+	}
 	for _, o := range p.outputs {
 		o.reset()
 	}
@@ -90,8 +94,13 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	}
 	st.Source = p.sourceStats()
 	// The next batch need not wait for the tick when this one took a full buffer, left a
-	// tenth of one waiting, or a repartition's end marks are on their way back.
-	p.soon = b.full || ending || p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
+	// tenth of one waiting, or a repartition's end marks are on their way back; nor after the
+	// first batch that is no longer behind, when it sent values to a repartition: the batch
+	// that reads them back closes a catch-up (otherwise they waited an interval, a second of
+	// a drain's tail at the default).
+	behind := b.full || p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
+	p.soon = behind || ending || p.behind && sent > 0
+	p.behind = behind
 	p.statsMu.Lock()
 	p.stats = st
 	recovered := p.retrying
