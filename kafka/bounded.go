@@ -123,6 +123,24 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 // topics' marks that stayed the same since: the topics got no record from then on. (Counting
 // from the look after it, as this once did, ended a drain a tick later than it needed.) The
 // looks come every eighth of idle, at most a second apart.
+// readToEnds reports whether every partition in ends is one of parts and was read up to its
+// end offset there.
+func readToEnds(ends map[topicPart]int64, parts []*partition) bool {
+	if len(ends) == 0 || len(ends) != len(parts) {
+		return false
+	}
+	read := make(map[topicPart]int64, len(parts))
+	for _, p := range parts {
+		read[topicPart{p.topic, p.part}] = p.read.Load()
+	}
+	for tp, end := range ends {
+		if r, ok := read[tp]; !ok || r < 0 || r < end {
+			return false
+		}
+	}
+	return true
+}
+
 // lookClient returns a client of its own for the caught-up looks, and a function that closes
 // it. A broker answers the requests of one connection in order, and once the consumer is
 // caught up its fetches wait there up to Fetch.MaxWait for records: on the consumer's client,
@@ -145,8 +163,9 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 	defer tick.Stop()
 	var since time.Time
 	var lastRead int64 = -1
+	var readAt time.Time             // the look that found the last records read
 	var lastEnds map[topicPart]int64 // every partition's high-water mark at the last look
-	var endsAt time.Time             // when lastEnds was fetched
+	var endsAt time.Time             // when lastEnds was fetched (see below)
 	for {
 		select {
 		case <-ctx.Done():
@@ -168,7 +187,7 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 		s.mu.Unlock()
 		if read != lastRead {
 			// New records since the last look: not idle, however fast they were read.
-			caught, lastRead = false, read
+			caught, lastRead, readAt = false, read, time.Now()
 		}
 		if caught {
 			// The consumer's marks say caught up; confirm with marks fetched now.
@@ -184,6 +203,13 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 			ends, ok := s.topicEnds(client)
 			if !ok || !maps.Equal(ends, lastEnds) {
 				caught, lastEnds, endsAt = false, ends, now
+				if ok && readToEnds(ends, owned) {
+					// Every partition of the topics is this member's and was read to the end
+					// fetched now: nothing was written to them since the last record read,
+					// before readAt. No second look needed to know they are idle since then
+					// (it took a tick, and counted the idle time from this look).
+					caught, endsAt = true, readAt
+				}
 			}
 		}
 		if caught {

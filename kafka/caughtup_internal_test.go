@@ -35,3 +35,23 @@ func TestCaughtUpEndsTogether(t *testing.T) {
 		WithEndWhenCaughtUp(0))
 	require.ErrorContains(t, err, "WithEndWhenCaughtUp")
 }
+
+// TestReadToEnds: a look may count the idle time from the last records read, rather than
+// from a second look at the topics' ends, only when every partition of the topics is one of
+// the member's claims and was read up to the end fetched: a partition of another member (its
+// records may have come later than ours), one behind its end, or one not read yet at all
+// needs the second look.
+func TestReadToEnds(t *testing.T) {
+	part := func(topic string, p int32, read int64) *partition {
+		x := &partition{topic: topic, part: p}
+		x.read.Store(read)
+		return x
+	}
+	ends := map[topicPart]int64{{"t", 0}: 10, {"t", 1}: 0, {"u", 0}: 5}
+	mine := []*partition{part("t", 0, 10), part("t", 1, 0), part("u", 0, 5)}
+	require.True(t, readToEnds(ends, mine))
+	require.False(t, readToEnds(ends, mine[:2]), "u/0 belongs to another member")
+	require.False(t, readToEnds(ends, []*partition{part("t", 0, 9), mine[1], mine[2]}), "t/0 is behind its end")
+	require.False(t, readToEnds(ends, []*partition{mine[0], part("t", 1, -1), mine[2]}), "t/1 was not read yet")
+	require.False(t, readToEnds(map[topicPart]int64{}, nil), "no partition")
+}
