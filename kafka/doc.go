@@ -146,9 +146,15 @@
 // mark, and no partition of the topics got a record, for the idle time. The whole topics
 // count, not only the owned partitions: with several instances, one whose partitions got
 // nothing for a while as others still received records would otherwise end its partitions
-// for good (a repartition's end marks), and records that reached them later would be late. The high-water marks are fetched from the partition leaders after
-// the last record was read; while the broker cannot be reached nothing counts as caught up,
-// so an outage never ends a job early. The Sources of one pipeline share the one option
+// for good (a repartition's end marks), and records that reached them later would be late.
+// The high-water marks are fetched from the partition leaders after the last record was read,
+// every eighth of the idle time (at most a second apart), on a client of the monitor's own (on
+// the consumer's, each request waited behind a fetch held for Fetch.MaxWait); while the broker
+// cannot be reached nothing counts as caught up, so an outage never ends a job early. The idle
+// time counts from the first look at which the topics' ends had not moved since the previous
+// one, or, when the instance owns every partition of its topics and has read each to the end
+// just fetched, from the look that found its last records read: nothing can have reached
+// them since. The Sources of one pipeline share the one option
 // WithEndWhenCaughtUp returns (a CaughtUp), and their inputs end together, once every one of
 // them is caught up and idle: an input that is quiet for the idle time while another's
 // records still flow (ride requests beside telemetry) must not end, or what reaches it
