@@ -346,8 +346,8 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 	if len(w.panes) == 0 {
 		if !w.hasNewest {
 			if w.started {
-				// Every record so far came before the first window (a slide that is not a
-				// multiple of the panes: the first pane's first window may start after it): a
+				// Every record so far came before the first window (a size that is not a
+				// multiple of the slide: the first window may start after the first pane): a
 				// replay from a later record would set an earlier floor, and emit windows
 				// with records that were late.
 				return w.cut, true
