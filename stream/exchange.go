@@ -1,7 +1,8 @@
 // Repartition: the Exchange contract a transport (a Kafka topic) implements, and the upstream
 // output that sends a stream's records to the partition of their key with sequence numbers
 // and watermark marks. The downstream side, which drops replayed duplicates and merges the
-// marks, is in exchange_down.go. The argument that this is exactly-once is in the package
+// marks, is in exchange_down.go; the checks made when a repartition is built, in
+// exchange_graph.go. The argument that this is exactly-once is in the package
 // documentation ("Repartition").
 
 package stream
@@ -9,7 +10,6 @@ package stream
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -233,86 +233,6 @@ func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash fu
 	}
 	return out
 }
-
-// holder is the untyped face of an operator that may implement WatermarkHolder.
-type holder interface {
-	heldWatermark(part int32) (int64, bool)
-}
-
-// watermarkHolders returns the operators a stream derives from that implement
-// WatermarkHolder.
-func watermarkHolders(p *Pipeline, idx int) []holder {
-	var out []holder
-	seen := map[int]bool{}
-	var walk func(i int)
-	walk = func(i int) {
-		if seen[i] {
-			return
-		}
-		seen[i] = true
-		if s, ok := p.nodes[i].(interface{ stateOf() stateful }); ok {
-			if h, ok := s.stateOf().(holder); ok {
-				out = append(out, h)
-			}
-		}
-		for _, par := range p.nodes[i].inputs() {
-			walk(par)
-		}
-	}
-	walk(idx)
-	return out
-}
-
-// upstreamSources returns the sources a stream derives from, or an error if a windowed
-// stream lies between them, or, byOffset, an event-time window (a WatermarkHolder: its
-// results are numbered by where windows close, not by their records). Other stateful
-// operators may (a tracker that emits each record once, in order, with its own offset); one
-// whose output goes back in source order is caught when it happens (shuffle.collect).
-func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
-	var srcs []int
-	seen := map[int]bool{}
-	var walk func(i int) error
-	walk = func(i int) error {
-		if seen[i] {
-			return nil
-		}
-		seen[i] = true
-		n := p.nodes[i]
-		if sl, ok := n.(interface{ slideOf() int64 }); ok && sl.slideOf() != 1 {
-			return fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
-		}
-		if s, ok := n.(interface{ stateOf() stateful }); ok && byOffset {
-			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
-				return fmt.Errorf("it reads the results of the window %q, which are not in source-offset order: repartition before the window, or use RepartitionByTime for the final results of a tumbling window", n.(interface{ Name() string }).Name())
-			}
-		}
-		if len(n.inputs()) == 0 {
-			for _, sn := range p.srcs {
-				if head, ok := sn.(interface{ headIdx() int }); ok && head.headIdx() == i {
-					srcs = append(srcs, sn.index())
-				}
-			}
-			return nil
-		}
-		for _, par := range n.inputs() {
-			if err := walk(par); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := walk(idx); err != nil {
-		return nil, err
-	}
-	if len(srcs) == 0 {
-		return nil, errors.New("it reads no source")
-	}
-	slices.Sort(srcs)
-	return srcs, nil
-}
-
-func (s *Stream[T]) slideOf() int64 { return s.slide }
-func (s *source[T]) headIdx() int   { return s.head.idx }
 
 type sentMark struct {
 	wm        int64

@@ -1,0 +1,164 @@
+// Each partition's event-time clock (partClock): its watermark, the watermark its windows
+// fired on, its floor and replay position, and where in the batch a window closed.
+
+package window
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// partClock is a partition's event-time bookkeeping, shared by the engines.
+type partClock struct {
+	part  int32
+	ooo   int64
+	grace int64
+	// maxT is the newest event time seen in the partition, pwm = maxT - ooo its watermark.
+	maxT, pwm int64
+	// fwm is the watermark of the last firing (fireMark); windows behind it were emitted.
+	fwm int64
+	// floor is the start of the first pane seen: earlier windows are never emitted, so that a
+	// replay from a committed offset (whose first record sets the floor) gives the same
+	// results as the run that committed it.
+	floor   int64
+	started bool
+	cut     int64
+	hasCut  bool
+	// merged is set while processing a repartition's partition (stream.PartitionContext.Merged):
+	// its records interleave several upstream partitions, so lateness and firing follow the
+	// watermark the pipeline derives from the upstream marks, not the records seen.
+	merged bool
+	// emitted is, in a merged partition resumed from a checkpoint, the watermark the windows
+	// had fired on at the commit (stream.PartitionContext.ResumeFired): windows closed on it
+	// were emitted, with their records that are not late; NoWatermark otherwise.
+	emitted int64
+	// keepsFired: the pipeline keeps the fire watermark in the commits of this merged
+	// partition (stream.PartitionContext.KeepsFired).
+	keepsFired bool
+	// Where windows close (closeAt): the newest event time and the highest offset before
+	// the batch, the highest offset since, and the batch's rises, built once a window closes.
+	maxT0, hi0, hi int64
+	rises          []rise
+	risen          bool
+}
+
+// rise is a point of the batch where the partition's watermark rose: to wm, at position at.
+type rise struct{ wm, at int64 }
+
+// begin starts a batch of input in.
+func begin[T any](c *partClock, in []stream.Elem[T]) {
+	c.maxT0, c.hi0, c.risen = c.maxT, c.hi, false
+	if n := len(in); n > 0 {
+		c.hi = max(c.hi, in[n-1].Offset)
+	}
+}
+
+// rose records, once per batch, where the partition's watermark rose in it: in a
+// repartition's partition at each mark that raised it, at the mark's own position (from-1);
+// otherwise at each record that raised the newest event time, at the highest offset read so
+// far. Both depend only on the partition's record order, never on where batches end.
+func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]) {
+	if c.risen {
+		return
+	}
+	c.risen = true
+	rs := c.rises[:0]
+	if c.merged {
+		last := pc.WatermarkAt(math.MinInt64)
+		for from, wm := range pc.Marks() {
+			if wm > last {
+				rs, last = append(rs, rise{wm, from - 1}), wm
+			}
+		}
+	} else {
+		m, hi := c.maxT0, c.hi0
+		for i := range in {
+			e := &in[i]
+			hi = max(hi, e.Offset)
+			if t := pc.CapEventTime(e.Time); t > m {
+				rs, m = append(rs, rise{t - c.ooo, hi}), t
+			}
+		}
+		c.hi = max(c.hi, hi)
+	}
+	c.rises = rs
+}
+
+// closeAt returns the position a window's final result carries when the window closes on
+// watermark wm (its end plus the grace) in this batch: that of the record or mark after
+// which the watermark reached wm (rose). A stateful operator reading the results in the same
+// partition then gets, in a replay, exactly the windows it had not accounted for: one that
+// closed in an acknowledged batch carries a position before the replay start the
+// operator's checkpoint records, one that closed in a later batch (its output failed, or it
+// was never committed) one at or after it. The watermark's other moves have no such
+// position: an idle partition's windows close on the pipeline watermark, at the highest
+// offset read (as package join's rows do), and the end of input closes the rest at
+// math.MaxInt64.
+func (c *partClock) closeAt(wm int64) int64 {
+	rs := c.rises
+	if i, _ := slices.BinarySearchFunc(rs, wm, func(r rise, wm int64) int { return cmp.Compare(r.wm, wm) }); i < len(rs) {
+		return rs[i].at
+	}
+	if c.fwm == stream.EndOfTime {
+		return math.MaxInt64
+	}
+	return c.hi
+}
+
+// observe records event time t and returns the watermark that decides lateness: the
+// partition's own, or the watermark of the last firing if that is ahead (an idle partition).
+// Callers cap t with stream.PartitionContext.CapEventTime, so that a record with a bad clock
+// cannot make the partition's later records late.
+func (c *partClock) observe(t int64) int64 {
+	if c.merged {
+		// A record is late only behind the watermark the windows last fired on, which came
+		// from marks that preceded it: a record on time in its upstream partition never is.
+		return c.fwm
+	}
+	if t > c.maxT {
+		c.maxT = t
+		c.pwm = t - c.ooo
+	}
+	return max(c.pwm, c.fwm)
+}
+
+// observeAt is observe for the record at offset off: in a repartition's partition the
+// watermark as of the record's position (stream.PartitionContext.WatermarkAt), so that
+// whether a record is late depends only on the partition's record order, never on batch
+// boundaries: a replay judges it the same way.
+func (c *partClock) observeAt(pc *stream.PartitionContext, t, off int64) int64 {
+	if c.merged {
+		return max(c.fwm, pc.WatermarkAt(off))
+	}
+	return c.observe(t)
+}
+
+// fireMark is the watermark the partition's windows fire on: the partition's own, as the
+// pipeline sees it and as this operator sees it (the lower, in case an operator upstream
+// dropped records), so that a window never fires before the partition has closed it; or,
+// once the partition is idle, the pipeline's (stream.PartitionContext.PartitionWatermark).
+func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
+	if pc.Merged || pc.Idle || pc.PartitionWatermark == stream.EndOfTime {
+		return pc.PartitionWatermark
+	}
+	return min(pc.PartitionWatermark, c.pwm)
+}
+
+func (c *partClock) fired() int64 { return c.fwm }
+
+// commit returns the replay position: a newly valid candidate if ok, else the previous one.
+func (c *partClock) commit(off int64, ok bool, fallback int64) (int64, bool) {
+	if ok {
+		if !c.hasCut || off > c.cut {
+			c.cut, c.hasCut = off, true
+		}
+		return c.cut, true
+	}
+	if c.hasCut {
+		return c.cut, true
+	}
+	return fallback, true
+}
