@@ -315,9 +315,10 @@ func (t *Table[K, V]) Stats() TableStats {
 // apply adds a record's version to a global table.
 func (t *Table[K, V]) apply(m *sarama.ConsumerMessage) { t.applyTo(&t.all, m) }
 
-// applyTo adds a record's version to r.
+// applyTo adds a record's version to r. Records is counted last, once the version is in
+// place, so that a reader that sees Stats().Records reach n finds the n-th record in lookups.
 func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
-	t.records.Add(1)
+	defer t.records.Add(1)
 	key, v, err := t.decode(m.Key, m.Value)
 	if err != nil {
 		t.decodeErrors.Add(1)
@@ -332,14 +333,14 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 		from = m.Timestamp.UnixNano()
 	}
 	tomb := m.Value == nil
+	t.mu.Lock()
+	r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions)
+	t.mu.Unlock()
 	if tomb {
 		t.tombstones.Add(1)
 	} else {
 		t.updates.Add(1)
 	}
-	t.mu.Lock()
-	r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions)
-	t.mu.Unlock()
 }
 
 // put inserts ver among key's versions in timestamp order (a version with the timestamp of

@@ -209,3 +209,23 @@ func BenchmarkTableLookupParallel(b *testing.B) {
 		}
 	})
 }
+
+// A record is counted in Stats only once its version is in place: a reader that waits for
+// Records to reach n then finds the n-th record's version (TestTableLoadLookupFollow does).
+func TestTableCountsAfterApply(t *testing.T) {
+	var seen []int64
+	var tab *Table[string, string]
+	tab, err := NewTable(Config{Brokers: []string{"127.0.0.1:1"}}, "t", func(k, v []byte) (string, string, error) {
+		st := tab.Stats()
+		seen = append(seen, st.Records, st.Updates+st.Tombstones)
+		return string(k), string(v), nil
+	})
+	require.NoError(t, err)
+	for i, m := range []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10), rec("k", "c", 20)} {
+		tab.apply(m)
+		st := tab.Stats()
+		require.EqualValues(t, i+1, st.Records)
+		require.EqualValues(t, i+1, st.Updates+st.Tombstones)
+	}
+	require.Equal(t, []int64{0, 0, 1, 1, 2, 2}, seen, "counted while being applied")
+}
