@@ -112,17 +112,6 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 	}
 }
 
-// monitorCaughtUp ends the input once every partition this instance owns has been read to
-// its high-water mark, and no partition of the Source's topics (owned by any instance) got a
-// record, for the option's idle time, and the same holds for every other Source given the
-// same option (WithEndWhenCaughtUp, CaughtUp). The high-water marks are
-// the broker's, fetched after the last record was read: during a broker outage the marks
-// the consumer last saw are stale, and nothing counts as caught up until the broker answers.
-//
-// The idle time counts from the first look that found the Source caught up and fetched the
-// topics' marks that stayed the same since: the topics got no record from then on. (Counting
-// from the look after it, as this once did, ended a drain a tick later than it needed.) The
-// looks come every eighth of idle, at most a second apart.
 // readToEnds reports whether every partition in ends is one of parts and was read up to its
 // end offset there.
 func readToEnds(ends map[topicPart]int64, parts []*partition) bool {
@@ -156,16 +145,28 @@ func (s *Source[T]) lookClient(sc *sarama.Config, consumer sarama.Client) (saram
 	return c, func() { _ = c.Close() }
 }
 
+// monitorCaughtUp ends the input once every partition this instance owns has been read to
+// its high-water mark, and no partition of the Source's topics (owned by any instance) got a
+// record, for the option's idle time, and the same holds for every other Source given the
+// same option (WithEndWhenCaughtUp, CaughtUp). The high-water marks are
+// the broker's, fetched after the last record was read: during a broker outage the marks
+// the consumer last saw are stale, and nothing counts as caught up until the broker answers.
+//
+// The idle time counts from the first look that found the Source caught up and fetched the
+// topics' marks that stayed the same since: the topics got no record from then on. (Counting
+// from the look after it, as this once did, ended a drain a tick later than it needed.) The
+// looks come every eighth of idle, at most a second apart. When the member owns every
+// partition of the topics and read them to the marks fetched, it counts from the look that
+// found its last records read (readToEnds), unless a look since then failed or found it
+// behind: a broker that did not answer (an outage) may have kept producers from writing, so
+// that time is not idle. The idle time then counts from a look after the failure, as it does
+// when some partition is another member's.
 func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T]) {
 	c, m := s.o.caughtUp, s.caughtUp
 	c.start(m, func() { s.endCaughtUp(ctx, in) })
 	tick := time.NewTicker(c.tick())
 	defer tick.Stop()
-	var since time.Time
-	var lastRead int64 = -1
-	var readAt time.Time             // the look that found the last records read
-	var lastEnds map[topicPart]int64 // every partition's high-water mark at the last look
-	var endsAt time.Time             // when lastEnds was fetched (see below)
+	w := idleWatch{lastRead: -1}
 	for {
 		select {
 		case <-ctx.Done():
@@ -173,7 +174,7 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 		case <-tick.C:
 		}
 		s.mu.Lock()
-		caught := len(s.owned) > 0
+		behind := len(s.owned) == 0
 		var read int64
 		owned := make([]*partition, 0, len(s.owned))
 		for _, p := range s.owned {
@@ -181,52 +182,92 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 			r := p.read.Load()
 			read += r
 			if r >= 0 && r < p.claim.HighWaterMarkOffset() {
-				caught = false
+				behind = true
 			}
 		}
 		s.mu.Unlock()
-		if read != lastRead {
-			// New records since the last look: not idle, however fast they were read.
-			caught, lastRead, readAt = false, read, time.Now()
-		}
-		if caught {
-			// The consumer's marks say caught up; confirm with marks fetched now.
-			caught = s.confirmCaughtUp(client, owned)
-		}
-		if caught {
-			// And the topics as a whole are idle: with several instances in the group, this
-			// one's partitions may get nothing for a while as others still receive records;
-			// ending here would end its partitions for good (a repartition's end marks), and
-			// what reached them later, read by the instance that takes them over, would be
-			// late.
-			now := time.Now()
-			ends, ok := s.topicEnds(client)
-			if !ok || !maps.Equal(ends, lastEnds) {
-				caught, lastEnds, endsAt = false, ends, now
-				if ok && readToEnds(ends, owned) {
-					// Every partition of the topics is this member's and was read to the end
-					// fetched now: nothing was written to them since the last record read,
-					// before readAt. No second look needed to know they are idle since then
-					// (it took a tick, and counted the idle time from this look).
-					caught, endsAt = true, readAt
-				}
-			}
-		}
-		if caught {
-			// And every partition of the topics has an owner in the group: a partition added
-			// to a topic is read only once the rebalance that the group's leader starts when
-			// it sees it (Config.MetadataRefresh) has assigned it.
-			caught = s.groupCovers(client, lastEnds, owned)
-		}
-		if !caught {
-			since = time.Time{}
-		} else if since.IsZero() {
-			since = endsAt // caught up then already, and the marks have not moved since
-		}
+		since := w.look(time.Now(), read, behind, lookers{
+			confirm: func() bool { return s.confirmCaughtUp(client, owned) },
+			ends:    func() (map[topicPart]int64, bool) { return s.topicEnds(client) },
+			read:    func(ends map[topicPart]int64) bool { return readToEnds(ends, owned) },
+			covers:  func(ends map[topicPart]int64) bool { return s.groupCovers(client, ends, owned) },
+		})
 		if c.report(m, since, time.Now()) {
 			return // every Source of the option ended its input
 		}
 	}
+}
+
+// lookers are the broker requests of a caught-up look (monitorCaughtUp), for idleWatch.
+type lookers struct {
+	confirm func() bool                         // every owned partition read to its mark, fetched now
+	ends    func() (map[topicPart]int64, bool)  // the marks of every partition of the topics
+	read    func(ends map[topicPart]int64) bool // readToEnds: all of them owned and read to ends
+	covers  func(ends map[topicPart]int64) bool // the group assigned every one of them
+}
+
+// idleWatch is what the caught-up looks of a Source carry from one to the next.
+type idleWatch struct {
+	lastRead int64               // records read at the last look (-1 before the first)
+	readAt   time.Time           // the look that found lastRead; zero once a look since failed
+	lastEnds map[topicPart]int64 // every partition's high-water mark at the last look
+	endsAt   time.Time           // when lastEnds was fetched, or readAt (see look)
+	since    time.Time           // caught up since then; zero if not caught up
+}
+
+// look is one look at now, given the records read in all (read) and whether a partition is
+// behind the consumer's own marks (or none is owned). It returns since: when the Source was
+// first found caught up with the topics' marks unchanged since, zero if it is not.
+func (w *idleWatch) look(now time.Time, read int64, behind bool, l lookers) time.Time {
+	caught := !behind
+	// A look fails when the broker did not answer (an outage), a partition is behind its
+	// mark, or the group does not cover the topics. The time before it is then not known to
+	// be idle (producers may not have been able to write), so the next looks start over: a
+	// fresh fetch of the topics' marks, and no idle time counted from the last records read.
+	failed := behind
+	if read != w.lastRead {
+		// New records since the last look: not idle, however fast they were read.
+		caught, failed, w.lastRead, w.readAt = false, false, read, now
+	}
+	if caught {
+		// The consumer's marks say caught up; confirm with marks fetched now.
+		caught = l.confirm()
+		failed = !caught
+	}
+	if caught {
+		// And the topics as a whole are idle: with several instances in the group, this
+		// one's partitions may get nothing for a while as others still receive records;
+		// ending here would end its partitions for good (a repartition's end marks), and
+		// what reached them later, read by the instance that takes them over, would be late.
+		ends, ok := l.ends()
+		if !ok || !maps.Equal(ends, w.lastEnds) {
+			caught, failed, w.lastEnds, w.endsAt = false, !ok, ends, now
+			if ok && !w.readAt.IsZero() && l.read(ends) {
+				// Every partition of the topics is this member's and was read to the end
+				// fetched now: nothing was written to them since the last record read,
+				// before readAt, and every look since answered. No second look needed to
+				// know they are idle since then (it took a tick, and counted the idle time
+				// from this look).
+				caught, w.endsAt = true, w.readAt
+			}
+		}
+	}
+	if caught {
+		// And every partition of the topics has an owner in the group: a partition added to
+		// a topic is read only once the rebalance that the group's leader starts when it
+		// sees it (Config.MetadataRefresh) has assigned it.
+		caught = l.covers(w.lastEnds)
+		failed = !caught
+	}
+	if failed {
+		w.readAt, w.lastEnds = time.Time{}, nil
+	}
+	if !caught {
+		w.since = time.Time{}
+	} else if w.since.IsZero() {
+		w.since = w.endsAt // caught up then already, and the marks have not moved since
+	}
+	return w.since
 }
 
 // endCaughtUp ends the input of a caught-up Source (monitorCaughtUp), unless Run is already

@@ -55,3 +55,66 @@ func TestReadToEnds(t *testing.T) {
 	require.False(t, readToEnds(ends, []*partition{mine[0], part("t", 1, -1), mine[2]}), "t/1 was not read yet")
 	require.False(t, readToEnds(map[topicPart]int64{}, nil), "no partition")
 }
+
+// TestIdleWatch: the idle time of WithEndWhenCaughtUp counts from the last records read only
+// while every look since answered; after a look that failed (a broker outage, as
+// TestFaultSourceCaughtUpDuringOutage has), a partition behind its mark or a group that does
+// not cover the topics, it counts from a look after it, so an outage never counts as idle.
+func TestIdleWatch(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	type look struct {
+		read    int64
+		behind  bool
+		answers bool // the broker answers (confirm, ends, group)
+		mine    bool // every partition is the member's and read to its end
+		covers  bool
+		since   int // -1: not caught up
+	}
+	ok := func(read int64, since int) look { return look{read, false, true, true, true, since} }
+	down := func(read int64) look { return look{read, false, false, true, true, -1} }
+	for name, looks := range map[string][]look{
+		"drain: from the last records read": {
+			ok(10, -1), ok(20, -1), ok(30, -1), ok(30, 2), ok(30, 2),
+		},
+		"another member's partition: from the second look": {
+			{10, false, true, false, true, -1}, {30, false, true, false, true, -1}, {30, false, true, false, true, -1},
+			{30, false, true, false, true, 2}, {30, false, true, false, true, 2},
+		},
+		"an outage is not idle": {
+			ok(10, -1), ok(30, -1), down(30), down(30), down(30), ok(30, -1), ok(30, 5), ok(30, 5),
+		},
+		"an outage after the marks were fetched": {
+			{30, false, true, false, true, -1}, {30, false, true, false, true, -1}, {30, false, true, false, true, 1},
+			down(30), {30, false, true, false, true, -1}, {30, false, true, false, true, 4},
+		},
+		"behind its mark, then read to it": {
+			ok(10, -1), {10, true, true, true, true, -1}, ok(10, -1), ok(10, 2), ok(30, -1), ok(30, 4),
+		},
+		"the group not covering": {
+			ok(30, -1), {30, false, true, true, false, -1}, ok(30, -1), ok(30, 2),
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := idleWatch{lastRead: -1}
+			for i, l := range looks {
+				got := w.look(at(i), l.read, l.behind, lookers{
+					confirm: func() bool { return l.answers },
+					ends: func() (map[topicPart]int64, bool) {
+						if !l.answers {
+							return nil, false
+						}
+						return map[topicPart]int64{{"t", 0}: l.read}, true // what was read: no records since
+					},
+					read:   func(map[topicPart]int64) bool { return l.mine },
+					covers: func(map[topicPart]int64) bool { return l.answers && l.covers },
+				})
+				want := time.Time{}
+				if l.since >= 0 {
+					want = at(l.since)
+				}
+				require.Equal(t, want, got, "look %d", i)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -346,6 +347,11 @@ func TestFaultSourceCaughtUpDuringOutage(t *testing.T) {
 	var acked atomic.Int64
 	stop := make(chan struct{})
 	produced := make(chan struct{})
+	stopProducer := sync.OnceFunc(func() {
+		close(stop)
+		<-produced
+	})
+	defer stopProducer() // before prod.Close, also when the test fails early
 	go func() {
 		defer close(produced)
 		tick := time.NewTicker(50 * time.Millisecond)
@@ -388,8 +394,7 @@ func TestFaultSourceCaughtUpDuringOutage(t *testing.T) {
 	}
 	close(held)
 	require.Eventually(t, func() bool { return acked.Load() >= before+1000 }, waitFor, 10*time.Millisecond, "the producer never resumed")
-	close(stop)
-	<-produced
+	stopProducer()
 	require.NoError(t, r.wait(t), "ends by itself once caught up")
 	n := int(acked.Load())
 	require.GreaterOrEqual(t, ids.distinct(), n, "missing e.g. %v", ids.missing(n))
