@@ -10,6 +10,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/opensearch-project/opensearch-go/v4"
 	"github.com/opensearch-project/opensearch-go/v4/opensearchapi"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/testenv"
@@ -61,8 +62,14 @@ func TestFaultRestartKafkaKeepsData(t *testing.T) {
 	consumer, err := sarama.NewConsumer(brokers, cfg)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, consumer.Close()) }()
-	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
-	require.NoError(t, err)
+	// Right after the restart the broker may not lead the partition yet (a CI run got "not
+	// the leader" here): a client retries, as sarama's own consumers do.
+	var pc sarama.PartitionConsumer
+	assert.Eventually(t, func() bool {
+		pc, err = consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+		return err == nil
+	}, waitFor, 100*time.Millisecond)
+	require.NoError(t, err, "consume after the restart")
 	defer func() { require.NoError(t, pc.Close()) }()
 	select {
 	case m := <-pc.Messages():
