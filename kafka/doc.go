@@ -154,7 +154,8 @@
 // time counts from the first look at which the topics' ends had not moved since the previous
 // one, or, when the instance owns every partition of its topics and has read each to the end
 // just fetched, from the look that found its last records read: nothing can have reached
-// them since. The Sources of one pipeline share the one option
+// them since. A look that fails in between (an outage) starts the count over from a look
+// after it. The Sources of one pipeline share the one option
 // WithEndWhenCaughtUp returns (a CaughtUp), and their inputs end together, once every one of
 // them is caught up and idle: an input that is quiet for the idle time while another's
 // records still flow (ride requests beside telemetry) must not end, or what reaches it

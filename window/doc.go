@@ -76,9 +76,10 @@
 // does not emit a window of which it saw only the tail; a fresh start behaves the same way,
 // so for Sliding the windows that start before a partition's first pane are not emitted. When
 // the size is not a multiple of the slide (9 s every 6 s: panes of 3 s), the first pane's
-// records may all come before the first window: the commit then stays at the partition's first record until a window holds
-// one, so that a replay takes the same floor (a later record with an earlier time would set
-// an earlier one, and emit a window from records that were late).
+// records may all come before the first window: the commit then stays at the partition's
+// first record until a window holds one, so that a replay takes the same floor (a later
+// record with an earlier time would set an earlier one, and emit a window from records that
+// were late).
 // Windows that a replay emits again carry the same values, and sinks overwrite them by their
 // deterministic ids (pipeline, key, window start and end). When another operator of the
 // pipeline holds the commit further back than the window, the pipeline's replay checkpoint
