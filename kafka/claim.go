@@ -186,7 +186,10 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	if p == nil {
 		return nil
 	}
-	c := &claimLoop[T]{h: h, p: p, sess: sess}
+	c := &claimLoop[T]{h: h, p: p, sess: sess, codec: s.codec}
+	if pc, ok := s.codec.(PartitionCodec[T]); ok && !s.o.exchange {
+		c.codec = pc.ForPartition(claim.Topic(), claim.Partition())
+	}
 	defer h.release(p)
 	h.in.Assign(p.id)
 	if p.end >= 0 && (p.marks.pushedNext >= p.end || s.isFinished(p.id)) {

@@ -22,6 +22,7 @@ import (
 type claimLoop[T any] struct {
 	h        *handler[T]
 	p        *partition
+	codec    Codec[T] // the Source's, or its ForPartition's (PartitionCodec)
 	sess     sarama.ConsumerGroupSession
 	msg      Message
 	queue    []stream.Record[T] // decoded, not yet in the input
@@ -81,7 +82,7 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		c.queue = q
 		return
 	}
-	v, ts, err := s.codec.Decode(&c.msg)
+	v, ts, err := c.codec.Decode(&c.msg)
 	if err != nil {
 		reason := stream.ReasonDecode
 		var inv *InvalidError

@@ -117,3 +117,24 @@ func FuzzJSONCodec(f *testing.F) {
 		}
 	})
 }
+
+// TestWithMetaPartitionCodec: WithMeta of a PartitionCodec is a PartitionCodec whose
+// ForPartition goes to the wrapped one; WithMeta of a plain codec is not one.
+func TestWithMetaPartitionCodec(t *testing.T) {
+	_, ok := kafka.WithMeta(kafka.JSON[event]()).(kafka.PartitionCodec[kafka.Envelope[event]])
+	require.False(t, ok, "WithMeta of a plain codec")
+
+	pc := &perPartition{}
+	wrapped, ok := kafka.WithMeta[event](pc).(kafka.PartitionCodec[kafka.Envelope[event]])
+	require.True(t, ok, "WithMeta of a PartitionCodec")
+	c := wrapped.ForPartition("t", 2)
+	v, _, err := c.Decode(&kafka.Message{Topic: "t", Partition: 2, Offset: 9, Value: []byte(`{"id":7,"key":"cab-07","ts":"2026-11-25T10:00:00Z"}`)})
+	require.NoError(t, err)
+	require.Equal(t, 7, v.Value.ID)
+	require.Equal(t, int64(9), v.Offset)
+	require.Equal(t, map[string]int{"t/2": 1}, pc.calls())
+	require.Zero(t, pc.shared.Load(), "decoded by the partition's codec")
+	_, _, err = c.Decode(&kafka.Message{Topic: "t", Partition: 3, Value: []byte(`{"id":8,"key":"cab-08","ts":"2026-11-25T10:00:00Z"}`)})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), pc.wrong.Load(), "the record of another partition was seen by partition 2's codec")
+}

@@ -50,6 +50,17 @@ type Codec[T any] interface {
 	Decode(msg *Message) (T, time.Time, error)
 }
 
+// PartitionCodec is a Codec that keeps state per partition, such as an intern table of the
+// keys it has seen or a cache of schemas. When the Source claims a partition it calls
+// ForPartition and decodes that partition's records with the codec returned, from the
+// partition's goroutine only: that codec need not be safe for concurrent use. A partition
+// claimed again after a rebalance gets a new one. (Kafka Streams likewise gives each task a
+// deserializer of its own.) The Source uses Decode itself for nothing else.
+type PartitionCodec[T any] interface {
+	Codec[T]
+	ForPartition(topic string, partition int32) Codec[T]
+}
+
 // InvalidError marks a Decode error as a validation failure: the record decoded but is not
 // acceptable. The Source dead-letters it with the reason stream.ReasonInvalid; any other
 // Decode error gets stream.ReasonDecode. JSON wraps the errors of Validate in it. Its text is
@@ -122,25 +133,42 @@ type Envelope[T any] struct {
 	Value T
 }
 
-// WithMeta wraps a codec so that each value carries its record's metadata.
+// WithMeta wraps a codec so that each value carries its record's metadata. WithMeta of a
+// PartitionCodec is one too: each partition still gets the wrapped codec's ForPartition.
 func WithMeta[T any](c Codec[T]) Codec[Envelope[T]] {
-	return CodecFunc[Envelope[T]](func(msg *Message) (Envelope[T], time.Time, error) {
-		v, ts, err := c.Decode(msg)
-		if err != nil {
-			return Envelope[T]{}, ts, err
-		}
-		return Envelope[T]{
-			Meta: Meta{
-				Topic:     msg.Topic,
-				Partition: msg.Partition,
-				Offset:    msg.Offset,
-				Key:       msg.Key,
-				Timestamp: msg.Timestamp,
-				Headers:   slices.Clone(msg.Headers),
-			},
-			Value: v,
-		}, ts, nil
-	})
+	m := metaCodec[T]{c}
+	if _, ok := c.(PartitionCodec[T]); ok {
+		return metaPartitionCodec[T]{m}
+	}
+	return m
+}
+
+type metaCodec[T any] struct{ c Codec[T] }
+
+func (m metaCodec[T]) Decode(msg *Message) (Envelope[T], time.Time, error) {
+	v, ts, err := m.c.Decode(msg)
+	if err != nil {
+		return Envelope[T]{}, ts, err
+	}
+	return Envelope[T]{
+		Meta: Meta{
+			Topic:     msg.Topic,
+			Partition: msg.Partition,
+			Offset:    msg.Offset,
+			Key:       msg.Key,
+			Timestamp: msg.Timestamp,
+			Headers:   slices.Clone(msg.Headers),
+		},
+		Value: v,
+	}, ts, nil
+}
+
+// metaPartitionCodec is WithMeta of a PartitionCodec: it keeps the wrapped codec's state per
+// partition.
+type metaPartitionCodec[T any] struct{ metaCodec[T] }
+
+func (m metaPartitionCodec[T]) ForPartition(topic string, partition int32) Codec[Envelope[T]] {
+	return metaCodec[T]{m.c.(PartitionCodec[T]).ForPartition(topic, partition)}
 }
 
 // fromSarama fills m from a consumed record, reusing m's header slice.

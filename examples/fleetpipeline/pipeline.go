@@ -106,14 +106,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if c.acceptLoss {
 		srcOpts = append(srcOpts, kafka.WithAcceptDataLoss())
 	}
-	codec := kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
-		e, err := telemetry.Decode(m.Value)
-		if errors.Is(err, telemetry.ErrInvalid) {
-			err = &kafka.InvalidError{Err: err} // dead-lettered with reason "invalid", not "decode"
-		}
-		return e, e.Time, err
-	})
-	src, err := kafka.NewSource(kcfg, codec, srcOpts...)
+	src, err := kafka.NewSource(kcfg, kafka.Codec[telemetry.Event](eventCodec{}), srcOpts...)
 	if err != nil {
 		return err
 	}
@@ -473,4 +466,31 @@ func (c *config) index(base string) string {
 		return base
 	}
 	return base + "-" + c.indexTag
+}
+
+// eventCodec decodes the telemetry topic's events. It is a kafka.PartitionCodec: each
+// partition gets a telemetry.Decoder of its own, which interns cab and trip ids, so that a
+// fleet's steady stream decodes without allocating them. A decoder keeps at most
+// internedIDs ids (a few hundred KiB), then starts over.
+type eventCodec struct{}
+
+const internedIDs = 8192
+
+func (eventCodec) Decode(m *kafka.Message) (telemetry.Event, time.Time, error) {
+	return decodeEvent(telemetry.Decode, m)
+}
+
+func (eventCodec) ForPartition(string, int32) kafka.Codec[telemetry.Event] {
+	d := &telemetry.Decoder{MaxIDs: internedIDs}
+	return kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
+		return decodeEvent(d.Decode, m)
+	})
+}
+
+func decodeEvent(decode func([]byte) (telemetry.Event, error), m *kafka.Message) (telemetry.Event, time.Time, error) {
+	e, err := decode(m.Value)
+	if errors.Is(err, telemetry.ErrInvalid) {
+		err = &kafka.InvalidError{Err: err} // dead-lettered with reason "invalid", not "decode"
+	}
+	return e, e.Time, err
 }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/examples/internal/feed"
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/telemetry"
+)
+
+// TestEventCodecPerPartition: the codec a partition gets (interning ids) decodes the demo
+// data, faults included, exactly as the shared one does: the same events and event times,
+// and the same errors, with validation failures marked as such for the dead letters.
+func TestEventCodecPerPartition(t *testing.T) {
+	msgs, err := feed.Messages(feed.Options{Sources: "porto,sim", Porto: portoCSV(t), SimEvents: 20_000, SimCabs: 50, Seed: 4, Faults: true}, io.Discard)
+	require.NoError(t, err)
+	var shared eventCodec
+	var pc kafka.PartitionCodec[telemetry.Event] = shared
+	parts := []kafka.Codec[telemetry.Event]{pc.ForPartition("t", 0), pc.ForPartition("t", 1)}
+	var invalid, malformed int
+	for i, m := range msgs {
+		msg := &kafka.Message{Topic: "t", Partition: int32(i % 2), Value: m.Value}
+		want, wantTS, wantErr := shared.Decode(msg)
+		got, gotTS, gotErr := parts[i%2].Decode(msg)
+		if wantErr != nil {
+			require.Error(t, gotErr, "message %d", i)
+			require.Equal(t, wantErr.Error(), gotErr.Error(), "message %d", i)
+			var inv *kafka.InvalidError
+			isInv := errors.As(wantErr, &inv)
+			require.Equal(t, isInv, errors.As(gotErr, &inv), "message %d: marked invalid", i)
+			require.Equal(t, isInv, errors.Is(wantErr, telemetry.ErrInvalid), "message %d: invalid iff telemetry says so", i)
+			if isInv {
+				invalid++
+			} else {
+				malformed++
+			}
+			continue
+		}
+		require.NoError(t, gotErr, "message %d", i)
+		require.Equal(t, want, got, "message %d", i)
+		require.True(t, wantTS.Equal(gotTS) && wantTS.Equal(want.Time), "message %d: event time", i)
+	}
+	require.Positive(t, invalid, "the faults include invalid events")
+	require.Positive(t, malformed, "the faults include malformed events")
+}
