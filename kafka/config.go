@@ -83,8 +83,12 @@ type Config struct {
 	// pipeline must list the same topics in the same order: the order defines the
 	// pipeline's partition ids (see Source.PartitionID).
 	Topics []string
-	// InitialOffset is where a partition without a committed offset starts. Default
-	// OffsetOldest.
+	// InitialOffset is where a Source starts a topic its group has no committed offset for.
+	// Default OffsetOldest. With OffsetNewest the Source commits the ends of such a topic's
+	// partitions before it joins the group, so it reads what is written from then on; a
+	// partition added to the topic later, while the job runs or while it is stopped, starts
+	// at its start, as in Flink's Kafka source (sarama's newest would skip what was written
+	// to it before the rebalance that assigns it).
 	InitialOffset Offset
 
 	// Rebalance tunes the consumer group protocol.
@@ -98,8 +102,7 @@ type Config struct {
 	// (only those), and how often the group's leader looks for partitions added to them
 	// (Kafka's metadata.max.age.ms, Flink's partition discovery interval): a partition added
 	// while the pipeline runs is assigned at the rebalance that follows, within about twice
-	// this, and read from its start (with InitialOffset OffsetNewest, from its end at that
-	// rebalance). Default 5s. Negative: no refresh in the background, so an added partition
+	// this, and read from its start (with InitialOffset OffsetNewest too). Default 5s. Negative: no refresh in the background, so an added partition
 	// is read only after the group's next rebalance. Producers ignore it.
 	MetadataRefresh time.Duration
 

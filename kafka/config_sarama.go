@@ -233,10 +233,10 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 		}
 		rb := c.rebalance()
 		sc.Consumer.Offsets.AutoCommit.Enable = false
+		// Every partition without a commit starts at its start, even with InitialOffset
+		// OffsetNewest: the Source commits the ends of the topics new to the group before it
+		// joins (startAtEnds), so a partition without a commit is one added later.
 		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-		if c.InitialOffset == OffsetNewest {
-			sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-		}
 		sc.Consumer.Return.Errors = true
 		sc.Consumer.Group.Session.Timeout = rb.SessionTimeout
 		sc.Consumer.Group.Heartbeat.Interval = rb.HeartbeatInterval

@@ -170,8 +170,9 @@
 //
 // Partitions added to a source topic while the pipeline runs are found within
 // Config.MetadataRefresh (default 5s) by the group's leader, whose rebalance assigns them;
-// each is read from its start (from its end at that rebalance with InitialOffset
-// OffsetNewest). The Source logs the new count at Warn: a producer
+// each is read from its start, with InitialOffset OffsetNewest too: newest applies to the
+// partitions a topic has when the group first reads it, whose ends the Source commits before
+// it joins. The Source logs the new count at Warn: a producer
 // that places keys by hash sends a key elsewhere once the count changes, so state that the
 // pipeline keeps per partition by the record's key (a stream not repartitioned) splits from
 // then on; repartition by the key (stream.Repartition) to keep it whole. Records of a new

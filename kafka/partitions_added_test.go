@@ -1,9 +1,11 @@
 package kafka_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
@@ -43,4 +45,69 @@ func TestSourceReadsAddedPartitions(t *testing.T) {
 	require.NoError(t, r.wait(t))
 	require.Empty(t, ids.missing(n+4*per), "records not read before the input ended")
 	require.Equal(t, n+4*per, ids.distinct())
+}
+
+// produceTo writes events from..to-1 to one partition.
+func produceTo(t testing.TB, brokers []string, topic string, part int32, from, to int) {
+	t.Helper()
+	msgs := make([]*sarama.ProducerMessage, 0, to-from)
+	for i := from; i < to; i++ {
+		b, err := json.Marshal(mkEvent(i))
+		require.NoError(t, err)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: part, Key: sarama.StringEncoder(keyOf(i)), Value: sarama.ByteEncoder(b)})
+	}
+	produce(t, brokers, msgs)
+}
+
+// TestSourceNewestReadsAddedPartitions: with InitialOffset OffsetNewest, the partitions a
+// group finds when it first reads a topic start at their ends, and every partition added
+// later starts at its start, whether it was added while the job ran or while it was stopped.
+// A partition that got no records before a restart resumes where the first start put it.
+// Before, sarama's newest applied to every partition without a commit: the records written
+// to a partition added while the job ran, before the rebalance that assigned it, were
+// skipped; so were those of a partition added while the job was stopped, and those written
+// to a partition that had had nothing to commit before the restart.
+func TestSourceNewestReadsAddedPartitions(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	const per = 40
+	topic := newTopic(t, brokers, "newest", 2)
+	produceTo(t, brokers, topic, 0, 0, per)     // before the first start: skipped
+	produceTo(t, brokers, topic, 1, per, 2*per) // likewise
+	group := testenv.UniqueName(t, "g-newest")
+	cfg := consumerConfig(brokers, group, topic)
+	cfg.InitialOffset = kafka.OffsetNewest
+	cfg.MetadataRefresh = 2 * time.Second
+	// A run ends once caught up and idle for a second (an option per run: it is the state
+	// its pipeline's inputs share).
+	idle := func() []kafka.SourceOption { return []kafka.SourceOption{kafka.WithEndWhenCaughtUp(time.Second)} }
+
+	// Run 1: the ends are committed before the group is joined, so the records written once
+	// the partitions are claimed count, in partition 0 and in two partitions added while the
+	// job runs.
+	ids := newIDSet()
+	r := startPipeline(t, pipelineSpec{cfg: cfg, ids: ids, opts: idle()})
+	require.Eventually(t, func() bool { return r.owned() == 2 }, waitFor, 20*time.Millisecond, "the partitions were never claimed")
+	produceTo(t, brokers, topic, 0, 2*per, 3*per)
+	require.NoError(t, newAdmin(t, brokers).CreatePartitions(topic, 4, nil, false))
+	waitPartitions(t, brokers, topic, 4)
+	produceTo(t, brokers, topic, 2, 3*per, 4*per)
+	produceTo(t, brokers, topic, 3, 4*per, 5*per)
+	require.NoError(t, r.wait(t))
+	require.Empty(t, ids.missingFrom(2*per, 5*per), "records written after the start, or to added partitions, not read")
+	require.Equal(t, 3*per, ids.distinct(), "records from before the first start read")
+	require.Equal(t, map[int32]int64{0: 2 * per, 1: per, 2: per, 3: per}, committedOffsets(t, brokers, group, topic, 4),
+		"partition 1, with no records read, keeps the end committed at the first start")
+
+	// While the job is stopped: a fifth partition, and records in it and in partition 1,
+	// which had none to commit in run 1.
+	require.NoError(t, newAdmin(t, brokers).CreatePartitions(topic, 5, nil, false))
+	waitPartitions(t, brokers, topic, 5)
+	produceTo(t, brokers, topic, 4, 5*per, 6*per)
+	produceTo(t, brokers, topic, 1, 6*per, 7*per)
+	ids2 := newIDSet()
+	r2 := startPipeline(t, pipelineSpec{cfg: cfg, ids: ids2, opts: idle()})
+	require.NoError(t, r2.wait(t))
+	require.Empty(t, ids2.missingFrom(5*per, 7*per), "records of a partition added while stopped, or of one idle in run 1, not read")
+	require.Equal(t, 2*per, ids2.distinct(), "records read again or from before the first start")
 }

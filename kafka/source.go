@@ -249,6 +249,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if err := s.checkGroup(ctx, client); err != nil {
 		return err
 	}
+	if err := s.startAtEnds(ctx, client); err != nil {
+		return err
+	}
 	if t := s.eos.Load(); t != nil {
 		if err := s.checkTransactionalID(ctx, client, t.id); err != nil {
 			return err
