@@ -417,6 +417,13 @@ func (t *txn) failed(err error) error {
 			// sarama prints PRODUCER_FENCED as an unknown error code 90.
 			err = fmt.Errorf("producer fenced: another producer initialised transactional id %q after this one "+
 				"(every instance needs an id of its own, WithTransactionalID, and a restarted instance fences its old self): %w", t.id, err)
+		} else if errors.Is(err, sarama.ErrUnknown) {
+			// The coordinator answers UNKNOWN_SERVER_ERROR to an EndTxn that races the fence
+			// of another producer's InitProducerId (its log: "Preparing transaction state
+			// transition to ONGOING while it already a pending state PREPARE_EPOCH_FENCE").
+			err = fmt.Errorf("the transaction coordinator failed without a reason; it answers so when another producer "+
+				"initialises transactional id %q during this one's commit (every instance needs an id of its own, "+
+				"WithTransactionalID; see the coordinator's log): %w", t.id, err)
 		}
 		t.err = stream.Permanent(fmt.Errorf("%w: %w", ErrTransaction, err))
 		return t.err
