@@ -14,7 +14,8 @@ import (
 // of a pipeline (the telemetry and the ride requests, say). A Source given an option of its
 // own ends alone: its input ends while another's records still flow, and what reaches its
 // topics afterwards is not read in this run (and is late for the next one). Every Source
-// given a CaughtUp must run; the inputs end only once each of them has looked.
+// given a CaughtUp must run; the inputs end only once each of them has looked. A CaughtUp
+// serves one run: once it has ended its inputs, NewSource refuses it.
 type CaughtUp struct {
 	idle time.Duration
 	err  error
@@ -36,6 +37,14 @@ type caughtUpMember struct {
 func (c *CaughtUp) applySource(o *sourceOptions) {
 	if c.err != nil {
 		o.errs = append(o.errs, c.err)
+		return
+	}
+	c.mu.Lock()
+	ended := c.ended
+	c.mu.Unlock()
+	if ended {
+		// Its members are the Sources of the run it ended: a new one would wait for them.
+		o.errs = append(o.errs, invalid("WithEndWhenCaughtUp", "the option already ended the inputs of an earlier run; give each run of a pipeline an option of its own"))
 		return
 	}
 	o.caughtUp = c

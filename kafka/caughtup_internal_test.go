@@ -34,6 +34,12 @@ func TestCaughtUpEndsTogether(t *testing.T) {
 		CodecFunc[string](func(m *Message) (string, time.Time, error) { return string(m.Value), time.Time{}, nil }),
 		WithEndWhenCaughtUp(0))
 	require.ErrorContains(t, err, "WithEndWhenCaughtUp")
+
+	// Given to a Source of another run, c would wait for a and b, which never look again.
+	_, err = NewSource(Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}},
+		CodecFunc[string](func(m *Message) (string, time.Time, error) { return string(m.Value), time.Time{}, nil }), c)
+	require.ErrorIs(t, err, ErrInvalidOption)
+	require.ErrorContains(t, err, "already ended the inputs of an earlier run")
 }
 
 // TestReadToEnds: a look may count the idle time from the last records read, rather than
