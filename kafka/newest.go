@@ -28,8 +28,10 @@ import (
 // gets the current ends of its partitions committed, without a checkpoint, as a group that
 // read nothing of it. The consumer then starts every partition without a commit at its
 // oldest offset (config_sarama.go). A commit refused because the group has members is left to
-// them: another instance joined first, and committed the ends itself before it did. Other
-// failures are retried for up to startAtEndsFor, then stop the Source.
+// them: another instance joined first, and committed the ends itself before it did. (Not so
+// for a topic added to Config.Topics in a rolling restart while instances without it still
+// run: that topic then starts at its start.) Other failures are retried for up to
+// startAtEndsFor, then stop the Source.
 func (s *Source[T]) startAtEnds(ctx context.Context, client sarama.Client) error {
 	if s.cfg.InitialOffset != OffsetNewest || s.o.exchange {
 		return nil
