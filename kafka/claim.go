@@ -187,7 +187,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		return nil
 	}
 	c := &claimLoop[T]{h: h, p: p, sess: sess, codec: s.codec}
-	if pc, ok := s.codec.(PartitionCodec[T]); ok && !s.o.exchange {
+	if pc, ok := s.codec.(PartitionCodec[T]); ok {
 		c.codec = pc.ForPartition(claim.Topic(), claim.Partition())
 	}
 	defer h.release(p)

@@ -117,10 +117,10 @@ func (s *Source[T]) commitEnds(client sarama.Client) error {
 				// joined, and they own the positions now.
 				s.log.Info("kafka: the group is active; its members set where the topics new to it start", "group", s.cfg.Group, "topics", fresh)
 				return nil
-			case errors.Is(kerr, sarama.ErrNotCoordinatorForConsumer), errors.Is(kerr, sarama.ErrConsumerCoordinatorNotAvailable):
-				_ = client.RefreshCoordinator(s.cfg.Group)
-				return fmt.Errorf("commit of %s/%d: %w", t, p, kerr)
 			default:
+				if errors.Is(kerr, sarama.ErrNotCoordinatorForConsumer) || errors.Is(kerr, sarama.ErrConsumerCoordinatorNotAvailable) {
+					_ = client.RefreshCoordinator(s.cfg.Group)
+				}
 				return fmt.Errorf("commit of %s/%d: %w", t, p, kerr)
 			}
 		}
