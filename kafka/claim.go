@@ -163,12 +163,8 @@ func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, par
 		}
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
 		h.s.log.Warn("kafka: fetching the repartition's committed checkpoint failed, retrying", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err), "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-sess.Context().Done():
-			t.Stop()
+		if !backoff.Sleep(sess.Context().Done(), wait) {
 			return false
-		case <-t.C:
 		}
 	}
 }

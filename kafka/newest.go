@@ -50,12 +50,8 @@ func (s *Source[T]) startAtEnds(ctx context.Context, client sarama.Client) error
 			return fmt.Errorf("kafka: committing the ends of the topics new to group %q (InitialOffset %q): %w", s.cfg.Group, OffsetNewest, redact(&s.cfg, err))
 		}
 		s.log.Warn("kafka: committing the ends of the topics new to the group failed, retrying", "group", s.cfg.Group, "err", redact(&s.cfg, err), "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx.Done(), wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }

@@ -372,12 +372,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
 		s.reach.failed(redact(&s.cfg, err))
 		s.log.Warn("kafka: consume failed, retrying", "err", redact(&s.cfg, err), "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-runCtx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		backoff.Sleep(runCtx.Done(), wait)
 	}
 	if err := s.fatal.Load(); err != nil {
 		return *err

@@ -20,3 +20,15 @@ func Delay(initial, max time.Duration, n int) time.Duration {
 	}
 	return d/2 + rand.N(d/2+1)
 }
+
+// Sleep waits d, or until done is closed, and reports whether the whole wait passed.
+func Sleep(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -2,6 +2,7 @@ package backoff_test
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -26,4 +27,22 @@ func TestDelayGrowsAndIsBounded(t *testing.T) {
 			require.LessOrEqual(t, d, tc.max, "attempt %d", tc.n)
 		}
 	}
+}
+
+// TestSleep: Sleep waits the whole time unless done closes first (fake clock: synctest).
+func TestSleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		require.True(t, backoff.Sleep(make(chan struct{}), 3*time.Second))
+		require.Equal(t, 3*time.Second, time.Since(start))
+
+		done := make(chan struct{})
+		go func() {
+			time.Sleep(time.Second)
+			close(done)
+		}()
+		start = time.Now()
+		require.False(t, backoff.Sleep(done, time.Hour))
+		require.Equal(t, time.Second, time.Since(start), "cut short when done closed")
+	})
 }
