@@ -24,18 +24,14 @@ func (s *Source[T]) loadEnds(client sarama.Client) error {
 		if err != nil {
 			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
 		}
+		oldest, newest, err := offsetRanges(client, topic, parts)
+		if err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
 		for _, part := range parts {
-			newest, err := client.GetOffset(topic, part, sarama.OffsetNewest)
-			if err != nil {
-				return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, part, err)
-			}
-			oldest, err := client.GetOffset(topic, part, sarama.OffsetOldest)
-			if err != nil {
-				return fmt.Errorf("kafka: start offset of %s/%d: %w", topic, part, err)
-			}
 			id := int32(ti)<<partitionBits | part
-			s.ends[id] = newest
-			if newest <= oldest {
+			s.ends[id] = newest[part]
+			if newest[part] <= oldest[part] {
 				s.finished[id] = true
 			}
 		}
@@ -297,11 +293,11 @@ func (s *Source[T]) topicEnds(client sarama.Client) (ends map[topicPart]int64, o
 		if err != nil {
 			return nil, false
 		}
-		for _, p := range parts {
-			hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-			if err != nil {
-				return nil, false
-			}
+		hwms, err := offsetsAt(client, topic, parts, sarama.OffsetNewest)
+		if err != nil {
+			return nil, false
+		}
+		for p, hwm := range hwms {
 			ends[topicPart{topic, p}] = hwm
 		}
 	}
@@ -311,24 +307,46 @@ func (s *Source[T]) topicEnds(client sarama.Client) (ends map[topicPart]int64, o
 // confirmCaughtUp fetches the high-water mark of every partition from its leader and reports
 // whether each was read to it. Any failure (a broker outage) means not caught up.
 func (s *Source[T]) confirmCaughtUp(client sarama.Client, parts []*partition) bool {
+	var topics []string
+	byTopic := make(map[string][]*partition)
 	for _, p := range parts {
-		r := p.read.Load()
-		if r < 0 {
+		if _, ok := byTopic[p.topic]; !ok {
+			topics = append(topics, p.topic)
+		}
+		byTopic[p.topic] = append(byTopic[p.topic], p)
+	}
+	for _, topic := range topics {
+		ps := byTopic[topic]
+		ids, unread := make([]int32, len(ps)), []int32(nil)
+		read := make([]int64, len(ps))
+		for i, p := range ps {
+			ids[i], read[i] = p.part, p.read.Load()
+			if read[i] < 0 {
+				unread = append(unread, p.part)
+			}
+		}
+		var oldest map[int32]int64
+		if len(unread) > 0 {
 			// Nothing read yet from a partition without a committed offset: caught up if
 			// it holds no records.
-			oldest, err := client.GetOffset(p.topic, p.part, sarama.OffsetOldest)
-			if err != nil {
+			var err error
+			if oldest, err = offsetsAt(client, topic, unread, sarama.OffsetOldest); err != nil {
 				return false
 			}
-			r = oldest
 		}
-		hwm, err := client.GetOffset(p.topic, p.part, sarama.OffsetNewest)
+		hwms, err := offsetsAt(client, topic, ids, sarama.OffsetNewest)
 		if err != nil {
-			s.log.Debug("kafka: high-water mark not confirmed", "topic", p.topic, "partition", p.part, "err", redact(&s.cfg, err))
+			s.log.Debug("kafka: high-water marks not confirmed", "topic", topic, "err", redact(&s.cfg, err))
 			return false
 		}
-		if r < hwm {
-			return false
+		for i, p := range ps {
+			r := read[i]
+			if r < 0 {
+				r = oldest[p.part]
+			}
+			if r < hwms[p.part] {
+				return false
+			}
 		}
 	}
 	return true

@@ -71,13 +71,32 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 
 // checkCommitted checks that the committed offsets of the claims are still in their
 // partitions (Source.checkCommitted), and drops the checkpoints that no longer apply.
-// Every partition's loss is named in the one error.
+// Every partition's loss is named in the one error. The partitions' offsets are asked for
+// once per topic and leader; a topic whose offsets are unknown is not checked (sarama resets
+// an offset out of range by itself).
 func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits map[topicPart]stream.Position) error {
+	committed := make(map[string][]int32)
+	for tp, pos := range commits {
+		if pos.Offset >= 0 {
+			committed[tp.topic] = append(committed[tp.topic], tp.part)
+		}
+	}
+	type bounds struct{ oldest, newest map[int32]int64 }
+	ranges := make(map[string]bounds, len(committed))
+	for topic, parts := range committed {
+		if oldest, newest, err := offsetRanges(h.client, topic, parts); err == nil {
+			ranges[topic] = bounds{oldest, newest}
+		}
+	}
 	var errs []error
 	for _, tp := range slices.SortedFunc(maps.Keys(commits), func(a, b topicPart) int {
 		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part))
 	}) {
-		dropped, err := h.s.checkCommitted(h.client, sess, tp.topic, tp.part, commits[tp].Offset)
+		r, ok := ranges[tp.topic]
+		if !ok || commits[tp].Offset < 0 {
+			continue
+		}
+		dropped, err := h.s.checkCommitted(sess, tp.topic, tp.part, commits[tp].Offset, r.oldest[tp.part], r.newest[tp.part])
 		if err != nil {
 			errs = append(errs, err)
 		}

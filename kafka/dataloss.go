@@ -55,18 +55,11 @@ func (s *Source[T]) lossError(topic string, part int32, want, oldest, newest int
 }
 
 // checkCommitted checks, at a claim's start, that the partition still holds the records from
-// the group's committed offset on. It returns nil when it does, when nothing is committed, or
-// when the loss is accepted (then the claim is moved to the partition's start, dropped
-// reports that the committed checkpoint no longer applies, and the loss is logged and
-// counted); otherwise the loss, wrapping ErrDataLoss.
-func (s *Source[T]) checkCommitted(client sarama.Client, sess sarama.ConsumerGroupSession, topic string, part int32, committed int64) (dropped bool, err error) {
-	if committed < 0 {
-		return false, nil
-	}
-	oldest, newest, err := offsetRange(client, topic, part)
-	if err != nil {
-		return false, nil // unknown: sarama resets an offset out of range by itself
-	}
+// the group's committed offset on, given its start and end offsets. It returns nil when it
+// does, or when the loss is accepted (then the claim is moved to the partition's start,
+// dropped reports that the committed checkpoint no longer applies, and the loss is logged
+// and counted); otherwise the loss, wrapping ErrDataLoss.
+func (s *Source[T]) checkCommitted(sess sarama.ConsumerGroupSession, topic string, part int32, committed, oldest, newest int64) (dropped bool, err error) {
 	if committed >= oldest && committed <= newest {
 		return false, nil
 	}
@@ -98,10 +91,10 @@ func (s *Source[T]) outOfRange(client sarama.Client, ce *sarama.ConsumerError) {
 		want = p.read.Load()
 	}
 	s.mu.Unlock()
-	oldest, newest, err := offsetRange(client, ce.Topic, ce.Partition)
+	oldest, newest, err := offsetRanges(client, ce.Topic, []int32{ce.Partition})
 	var loss error
 	if want >= 0 && err == nil {
-		loss = s.lossError(ce.Topic, ce.Partition, want, oldest, newest)
+		loss = s.lossError(ce.Topic, ce.Partition, want, oldest[ce.Partition], newest[ce.Partition])
 	} else {
 		loss = stream.Permanent(fmt.Errorf("%w: %s/%d: the offset to read next is no longer in the partition: %w", ErrDataLoss, ce.Topic, ce.Partition, ce.Err))
 	}
@@ -113,13 +106,4 @@ func (s *Source[T]) outOfRange(client sarama.Client, ce *sarama.ConsumerError) {
 	if end := s.endSession.Load(); end != nil {
 		(*end)()
 	}
-}
-
-// offsetRange returns the partition's start and end offsets, as its leader has them.
-func offsetRange(client sarama.Client, topic string, part int32) (oldest, newest int64, err error) {
-	if oldest, err = client.GetOffset(topic, part, sarama.OffsetOldest); err != nil {
-		return 0, 0, err
-	}
-	newest, err = client.GetOffset(topic, part, sarama.OffsetNewest)
-	return oldest, newest, err
 }

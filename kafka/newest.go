@@ -83,12 +83,12 @@ func (s *Source[T]) commitEnds(client sarama.Client) error {
 		if has[t] {
 			continue
 		}
+		ends, err := offsetsAt(client, t, ps, sarama.OffsetNewest)
+		if err != nil {
+			return err
+		}
 		for _, p := range ps {
-			end, err := client.GetOffset(t, p, sarama.OffsetNewest)
-			if err != nil {
-				return fmt.Errorf("end of %s/%d: %w", t, p, err)
-			}
-			req.AddBlock(t, p, end, 0, "")
+			req.AddBlock(t, p, ends[p], 0, "")
 		}
 		fresh = append(fresh, t)
 	}

@@ -193,13 +193,13 @@ func (t *txn) connect(ctx context.Context) error {
 			_ = r.c.Close()
 			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
 		}
-		for _, p := range parts {
-			hwm, err := r.c.GetOffset(topic, p, sarama.OffsetNewest)
-			if err != nil {
-				_ = r.p.Close()
-				_ = r.c.Close()
-				return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, p, err)
-			}
+		hwms, err := offsetsAt(r.c, topic, parts, sarama.OffsetNewest)
+		if err != nil {
+			_ = r.p.Close()
+			_ = r.c.Close()
+			return fmt.Errorf("kafka: end offsets: %w", err)
+		}
+		for p, hwm := range hwms {
 			ends[topicPart{topic, p}] = hwm
 		}
 	}

@@ -1,0 +1,86 @@
+package kafka
+
+import (
+	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+)
+
+// offsetsCluster starts two mock brokers: partitions 0, 1 and 3 of topic "t" are led by the
+// first, partition 2 by the second. offsets answers the first broker's ListOffsets.
+func offsetsCluster(t *testing.T, offsets sarama.MockResponse) (sarama.Client, *sarama.MockBroker, *sarama.MockBroker) {
+	t.Helper()
+	a, b := sarama.NewMockBroker(t, 1), sarama.NewMockBroker(t, 2)
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	meta := sarama.NewMockMetadataResponse(t).
+		SetBroker(a.Addr(), a.BrokerID()).SetBroker(b.Addr(), b.BrokerID()).SetController(a.BrokerID()).
+		SetLeader("t", 0, 1).SetLeader("t", 1, 1).SetLeader("t", 2, 2).SetLeader("t", 3, 1)
+	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta, "OffsetRequest": offsets})
+	b.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta,
+		"OffsetRequest": sarama.NewMockOffsetResponse(t).SetOffset("t", 2, sarama.OffsetNewest, 2000).SetOffset("t", 2, sarama.OffsetOldest, 200)})
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Metadata.Retry.Max = 0
+	cfg.ApiVersionsRequest = false // the mocks answer only what the test sets
+	client, err := sarama.NewClient([]string{a.Addr()}, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	return client, a, b
+}
+
+// listOffsetRequests returns the ListOffsets requests a broker got, as the partitions each
+// asked for (read from the answers: the mock answers every partition asked, and the
+// request's own blocks are not exported).
+func listOffsetRequests(mb *sarama.MockBroker) [][]int32 {
+	var got [][]int32
+	for _, rr := range mb.History() {
+		if _, ok := rr.Request.(*sarama.OffsetRequest); ok {
+			var parts []int32
+			for p := range rr.Response.(*sarama.OffsetResponse).Blocks["t"] {
+				parts = append(parts, p)
+			}
+			got = append(got, parts)
+		}
+	}
+	return got
+}
+
+// TestOffsetsAtOneRequestPerLeader: the offsets of a topic's partitions take one ListOffsets
+// request per leader, holding all of that leader's partitions, and each partition gets its
+// own offset back, for either end of the log.
+func TestOffsetsAtOneRequestPerLeader(t *testing.T) {
+	client, a, b := offsetsCluster(t, sarama.NewMockOffsetResponse(t).
+		SetOffset("t", 0, sarama.OffsetNewest, 1000).SetOffset("t", 1, sarama.OffsetNewest, 1001).SetOffset("t", 3, sarama.OffsetNewest, 1003).
+		SetOffset("t", 0, sarama.OffsetOldest, 100).SetOffset("t", 1, sarama.OffsetOldest, 101).SetOffset("t", 3, sarama.OffsetOldest, 103))
+
+	oldest, newest, err := offsetRanges(client, "t", []int32{0, 1, 2, 3})
+	require.NoError(t, err)
+	require.Equal(t, map[int32]int64{0: 100, 1: 101, 2: 200, 3: 103}, oldest)
+	require.Equal(t, map[int32]int64{0: 1000, 1: 1001, 2: 2000, 3: 1003}, newest)
+
+	reqA, reqB := listOffsetRequests(a), listOffsetRequests(b)
+	require.Len(t, reqA, 2, "one request per leader and end of the log")
+	require.Len(t, reqB, 2)
+	for _, parts := range reqA {
+		require.ElementsMatch(t, []int32{0, 1, 3}, parts)
+	}
+	for _, parts := range reqB {
+		require.Equal(t, []int32{2}, parts)
+	}
+}
+
+// TestOffsetsAtNamesTheFailedPartition: a partition's error fails the call and names it.
+func TestOffsetsAtNamesTheFailedPartition(t *testing.T) {
+	resp := &sarama.OffsetResponse{Version: 6}
+	resp.AddTopicPartition("t", 0, 1000)
+	resp.AddTopicPartition("t", 1, -1)
+	resp.Blocks["t"][1].Err = sarama.ErrNotLeaderForPartition
+	resp.AddTopicPartition("t", 3, 1003)
+	client, _, _ := offsetsCluster(t, sarama.NewMockWrapper(resp))
+
+	_, err := offsetsAt(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
+	require.ErrorIs(t, err, sarama.ErrNotLeaderForPartition)
+	require.ErrorContains(t, err, "t/1")
+}
