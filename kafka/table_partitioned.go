@@ -153,7 +153,11 @@ func (t *Table[K, V]) acquire(partition int32) (*heldPart[K, V], error) {
 		<-stopped
 		delete(t.released, partition)
 	}
-	part, err := t.startPart(partition)
+	oldest, newest, err := offsetRanges(t.client, t.topic, []int32{partition})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: table: %w", redact(&t.cfg, err))
+	}
+	part, err := t.startPart(partition, oldest[partition], newest[partition])
 	if err != nil {
 		return nil, err
 	}

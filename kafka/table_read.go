@@ -132,8 +132,12 @@ func (t *Table[K, V]) connect() error {
 	if t.o.copart {
 		return nil // LoadPartition reads the partitions
 	}
+	oldest, newest, err := offsetRanges(t.client, t.topic, ids)
+	if err != nil {
+		return fmt.Errorf("kafka: table: %w", redact(&t.cfg, err))
+	}
 	for _, id := range ids {
-		p, err := t.startPart(id)
+		p, err := t.startPart(id, oldest[id], newest[id])
 		if err != nil {
 			return err
 		}
@@ -144,16 +148,9 @@ func (t *Table[K, V]) connect() error {
 	return nil
 }
 
-// startPart reads partition id's end and start offsets and starts its partition consumer.
-func (t *Table[K, V]) startPart(id int32) (*tablePart, error) {
-	end, err := t.client.GetOffset(t.topic, id, sarama.OffsetNewest)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: end offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
-	}
-	oldest, err := t.client.GetOffset(t.topic, id, sarama.OffsetOldest)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: start offset of %s/%d: %w", t.topic, id, redact(&t.cfg, err))
-	}
+// startPart starts partition id's consumer, to read it from oldest to end (its start and end
+// offsets, read by the caller).
+func (t *Table[K, V]) startPart(id int32, oldest, end int64) (*tablePart, error) {
 	p := &tablePart{id: id, end: end}
 	p.next.Store(oldest)
 	// From the oldest offset at the time the consumer starts: the log's start may have
