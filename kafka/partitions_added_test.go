@@ -1,7 +1,11 @@
 package kafka_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +114,58 @@ func TestSourceNewestReadsAddedPartitions(t *testing.T) {
 	require.NoError(t, r2.wait(t))
 	require.Empty(t, ids2.missingFrom(5*per, 7*per), "records of a partition added while stopped, or of one idle in run 1, not read")
 	require.Equal(t, 2*per, ids2.distinct(), "records read again or from before the first start")
+}
+
+// TestSourceNewestJoinsAnActiveGroup: InitialOffset newest in a group that already has a
+// member but no committed offset (a member that had nothing to commit yet, or one of a release
+// that did not commit the ends). The broker refuses the commit of the ends while the group has
+// members, and the Source must leave the positions to them and join: it runs without an error,
+// says so in its log, and the two members read every record written after both claimed their
+// partition.
+func TestSourceNewestJoinsAnActiveGroup(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	const per = 40
+	topic := newTopic(t, brokers, "newest-active", 2)
+	group := testenv.UniqueName(t, "g-newest-active")
+	cfg := consumerConfig(brokers, group, topic)
+	// Member a reads from the start (the default); the topic is empty, so it commits nothing.
+	idsA := newIDSet()
+	a := startPipeline(t, pipelineSpec{cfg: cfg, ids: idsA})
+	require.Eventually(t, func() bool { return a.owned() == 2 }, waitFor, 20*time.Millisecond, "member a never claimed the partitions")
+
+	var log syncBuffer
+	cfgB := cfg
+	cfgB.InitialOffset = kafka.OffsetNewest
+	idsB := newIDSet()
+	b := startPipeline(t, pipelineSpec{cfg: cfgB, ids: idsB, opts: []kafka.SourceOption{kafka.WithLogger(slogText(&log))}})
+	require.Eventually(t, func() bool { return a.owned() == 1 && b.owned() == 1 }, waitFor, 20*time.Millisecond,
+		"the members never shared the partitions")
+	produceTo(t, brokers, topic, 0, 0, per)
+	produceTo(t, brokers, topic, 1, per, 2*per)
+	unread := func() []int {
+		inB := idsB.missing(2 * per)
+		return slices.DeleteFunc(idsA.missing(2*per), func(i int) bool { return !slices.Contains(inB, i) })
+	}
+	require.Eventually(t, func() bool { return len(unread()) == 0 }, waitFor, 20*time.Millisecond, "records never read: %v", unread())
+	require.ErrorIs(t, b.stop(t), context.Canceled)
+	require.Contains(t, log.String(), "the group is active", "the refused commit of the ends is not what b met")
+}
+
+// syncBuffer is a bytes.Buffer that a logger may write while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
