@@ -1,17 +1,16 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/testenv"
 )
@@ -134,7 +133,7 @@ func TestSourceNewestJoinsAnActiveGroup(t *testing.T) {
 	a := startPipeline(t, pipelineSpec{cfg: cfg, ids: idsA})
 	require.Eventually(t, func() bool { return a.owned() == 2 }, waitFor, 20*time.Millisecond, "member a never claimed the partitions")
 
-	var log syncBuffer
+	var log syncbuf.Buffer
 	cfgB := cfg
 	cfgB.InitialOffset = kafka.OffsetNewest
 	idsB := newIDSet()
@@ -150,22 +149,4 @@ func TestSourceNewestJoinsAnActiveGroup(t *testing.T) {
 	require.Eventually(t, func() bool { return len(unread()) == 0 }, waitFor, 20*time.Millisecond, "records never read: %v", unread())
 	require.ErrorIs(t, b.stop(t), context.Canceled)
 	require.Contains(t, log.String(), "the group is active", "the refused commit of the ends is not what b met")
-}
-
-// syncBuffer is a bytes.Buffer that a logger may write while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
@@ -226,8 +227,8 @@ func TestCredentialsRedacted(t *testing.T) {
 			require.NotContains(t, s, "pa55")
 			require.Contains(t, s, "search.example.com:9200")
 		}
-		logs := &logBuffer{}
-		logs.logger().Info("config", "opensearch", cfg)
+		logs := &syncbuf.Buffer{}
+		textLogger(logs).Info("config", "opensearch", cfg)
 		require.NotContains(t, logs.String(), "s3cr3t")
 		require.Contains(t, logs.String(), "***@search.example.com")
 	})
@@ -244,9 +245,9 @@ func TestCredentialsRedacted(t *testing.T) {
 		}
 	})
 	t.Run("InsecureSkipVerifyWarns", func(t *testing.T) {
-		logs := &logBuffer{}
+		logs := &syncbuf.Buffer{}
 		c, err := opensearch.NewClient(t.Context(), opensearch.Config{
-			Addresses: []string{"https://fleet:s3cr3t@h:9200"}, InsecureSkipVerify: true, Logger: logs.logger(),
+			Addresses: []string{"https://fleet:s3cr3t@h:9200"}, InsecureSkipVerify: true, Logger: textLogger(logs),
 		})
 		require.NoError(t, err)
 		defer c.Close()
@@ -255,8 +256,8 @@ func TestCredentialsRedacted(t *testing.T) {
 		require.NotContains(t, logs.String(), "s3cr3t")
 		require.NotContains(t, c.String(), "s3cr3t")
 
-		quiet := &logBuffer{}
-		c2, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"https://h:9200"}, CACertPEM: testCA, Logger: quiet.logger()})
+		quiet := &syncbuf.Buffer{}
+		c2, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"https://h:9200"}, CACertPEM: testCA, Logger: textLogger(quiet)})
 		require.NoError(t, err)
 		defer c2.Close()
 		require.NotContains(t, quiet.String(), "InsecureSkipVerify")
@@ -268,9 +269,9 @@ func TestCredentialsRedacted(t *testing.T) {
 func TestCredentialsRedactedRealNode(t *testing.T) {
 	const secret = "n0de-s3cr3t"
 	u := testenv.OpenSearchURL(t)
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	withCreds := strings.Replace(u, "://", "://fleet:"+secret+"@", 1)
-	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{withCreds}, Logger: logs.logger()})
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{withCreds}, Logger: textLogger(logs)})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)))
@@ -283,7 +284,7 @@ func TestCredentialsRedactedRealNode(t *testing.T) {
 	require.Contains(t, logs.String(), "plain HTTP") // basic auth over http is warned about
 
 	// The same credentials on a port where nothing listens: errors and logs stay clean.
-	dead, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://fleet:" + secret + "@127.0.0.1:1"}, Logger: logs.logger()})
+	dead, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://fleet:" + secret + "@127.0.0.1:1"}, Logger: textLogger(logs)})
 	require.NoError(t, err)
 	defer dead.Close()
 	ds, err := opensearch.NewSink(dead, statsMapping(prefix), opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))

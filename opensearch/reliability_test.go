@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -17,31 +18,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/internal/docid"
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
 // Regression tests of issue 11 against the real OpenSearch node of testenv.
 
-// logBuffer is a concurrency-safe log destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+// textLogger logs as text to w.
+func textLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // collector is a dead-letter output that keeps what it gets.
 type collector struct {
@@ -129,8 +114,8 @@ func TestSinkSplitsRequestRefusedWhole(t *testing.T) {
 	prefix := n.newPrefix(t)
 	vals, long, m := longIDBatch(prefix)
 	dl := &collector{}
-	logs := &logBuffer{}
-	sink, err := opensearch.NewSink(n.client, m, opensearch.WithDeadLetter(dl), opensearch.WithLogger(logs.logger()))
+	logs := &syncbuf.Buffer{}
+	sink, err := opensearch.NewSink(n.client, m, opensearch.WithDeadLetter(dl), opensearch.WithLogger(textLogger(logs)))
 	require.NoError(t, err)
 	opensearch.DisableIDBound(sink)
 	require.NoError(t, sink.Write(t.Context(), vals))
@@ -170,10 +155,10 @@ func TestSinkWriteBlock(t *testing.T) {
 			n.must(t, "PUT", "/"+index+"/_settings", `{"`+block+`":true}`)
 
 			dl := &collector{}
-			logs := &logBuffer{}
+			logs := &syncbuf.Buffer{}
 			sink, err := opensearch.NewSink(n.client, statsMapping(prefix), opensearch.WithDeadLetter(dl),
 				opensearch.WithRetry(stream.RetryPolicy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}),
-				opensearch.WithLogger(logs.logger()))
+				opensearch.WithLogger(textLogger(logs)))
 			require.NoError(t, err)
 			vals := stats(0, 1000) // two minutes of 500 cabs: all in index
 			done := make(chan error, 1)
