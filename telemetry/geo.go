@@ -96,33 +96,68 @@ func AppendGeohash(dst []byte, p Point, precision int) []byte {
 	if precision < 1 || precision > MaxGeohashPrecision {
 		panic(fmt.Sprintf("telemetry: geohash precision %d outside 1..%d", precision, MaxGeohashPrecision))
 	}
-	latLo, latHi := -90.0, 90.0
-	lonLo, lonHi := -180.0, 180.0
-	even := true // bits alternate, longitude first
-	for range precision {
-		var c byte
-		for range 5 {
-			c <<= 1
-			if even {
-				if mid := (lonLo + lonHi) / 2; p.Lon >= mid {
-					c |= 1
-					lonLo = mid
-				} else {
-					lonHi = mid
-				}
-			} else {
-				if mid := (latLo + latHi) / 2; p.Lat >= mid {
-					c |= 1
-					latLo = mid
-				} else {
-					latHi = mid
-				}
-			}
-			even = !even
-		}
-		dst = append(dst, geohashAlphabet[c])
+	return appendGeohashCode(dst, geohashCode(p, precision), precision)
+}
+
+// geohashCode returns the 5*precision bits of p's geohash (precision in
+// 1..MaxGeohashPrecision), longitude and latitude bits interleaved,
+// longitude's first, as the bisection of the standard algorithm gives them.
+// Instead of bisecting bit by bit, each coordinate's cell is computed at once
+// (cellIndex) and the bits are spread and merged.
+func geohashCode(p Point, precision int) uint64 {
+	bits := uint(5 * precision)
+	lonBits, latBits := (bits+1)/2, bits/2
+	lon := spreadBits(cellIndex(p.Lon, -180, 360, lonBits))
+	lat := spreadBits(cellIndex(p.Lat, -90, 180, latBits))
+	if lonBits == latBits {
+		return lon<<1 | lat
+	}
+	return lon | lat<<1 // an odd count of bits ends with a longitude bit
+}
+
+// appendGeohashCode appends the characters of a geohashCode.
+func appendGeohashCode(dst []byte, code uint64, precision int) []byte {
+	for i := precision - 1; i >= 0; i-- {
+		dst = append(dst, geohashAlphabet[code>>(5*uint(i))&31])
 	}
 	return dst
+}
+
+// cellIndex returns which of 2^bits equal cells of [lo, lo+span) holds v:
+// the k with edge(k) <= v < edge(k+1), where edge(k) = lo + span*k/2^bits;
+// 0 below the range and for NaN, the last cell from the range's top on.
+// That is the cell bisection finds: its midpoints are those edges, and for
+// the geohash ranges and at most 30 bits every edge is exact in float64, so
+// the estimate from one division, corrected by comparing v with the exact
+// edges, gives the same k bit for bit.
+func cellIndex(v, lo, span float64, bits uint) uint32 {
+	n := uint32(1) << bits
+	if !(v >= lo) {
+		return 0
+	}
+	edge := func(k uint32) float64 { return lo + span*float64(k)/float64(n) }
+	k := n - 1
+	if f := (v - lo) / span * float64(n); f < float64(n) {
+		k = uint32(f)
+	}
+	for k > 0 && v < edge(k) {
+		k--
+	}
+	for k < n-1 && v >= edge(k+1) {
+		k++
+	}
+	return k
+}
+
+// spreadBits moves bit i of x to bit 2i.
+func spreadBits(x uint32) uint64 {
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000ffff0000ffff
+	v = (v | v<<8) & 0x00ff00ff00ff00ff
+	v = (v | v<<4) & 0x0f0f0f0f0f0f0f0f
+	v = (v | v<<2) & 0x3333333333333333
+	v = (v | v<<1) & 0x5555555555555555
+	return v
 }
 
 // Cell is a latitude/longitude rectangle, such as a geohash cell.

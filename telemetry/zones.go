@@ -316,18 +316,18 @@ func ZoneOf(precision int) func(Tracked) string {
 	if precision < 1 || precision > MaxGeohashPrecision {
 		panic(fmt.Sprintf("telemetry: ZoneOf: geohash precision %d outside 1..%d", precision, MaxGeohashPrecision))
 	}
-	names := make(map[string]string)
-	var buf [MaxGeohashPrecision]byte
+	names := make(map[uint64]string) // by geohashCode
 	return func(t Tracked) string {
-		b := AppendGeohash(buf[:0], t.Point(), precision)
-		if s, ok := names[string(b)]; ok {
+		code := geohashCode(t.Point(), precision)
+		if s, ok := names[code]; ok {
 			return s
 		}
 		if len(names) >= 1<<16 {
 			clear(names)
 		}
-		s := string(b)
-		names[s] = s
+		var buf [MaxGeohashPrecision]byte
+		s := string(appendGeohashCode(buf[:0], code, precision))
+		names[code] = s
 		return s
 	}
 }
