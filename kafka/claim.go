@@ -72,8 +72,8 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 // checkCommitted checks that the committed offsets of the claims are still in their
 // partitions (Source.checkCommitted), and drops the checkpoints that no longer apply.
 // Every partition's loss is named in the one error. The partitions' offsets are asked for
-// once per topic and leader; a topic whose offsets are unknown is not checked (sarama resets
-// an offset out of range by itself).
+// once per topic and leader; a partition whose offsets cannot be read is not checked (sarama
+// resets an offset out of range by itself), and the log says so.
 func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits map[topicPart]stream.Position) error {
 	committed := make(map[string][]int32)
 	for tp, pos := range commits {
@@ -81,22 +81,28 @@ func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits ma
 			committed[tp.topic] = append(committed[tp.topic], tp.part)
 		}
 	}
-	type bounds struct{ oldest, newest map[int32]int64 }
-	ranges := make(map[string]bounds, len(committed))
+	type bounds struct{ oldest, newest int64 }
+	ranges := make(map[topicPart]bounds)
 	for topic, parts := range committed {
-		if oldest, newest, err := offsetRanges(h.client, topic, parts); err == nil {
-			ranges[topic] = bounds{oldest, newest}
+		newest, failedNew := listOffsets(h.client, topic, parts, sarama.OffsetNewest)
+		oldest, failedOld := listOffsets(h.client, topic, parts, sarama.OffsetOldest)
+		for _, p := range parts {
+			if err := cmp.Or(failedNew[p], failedOld[p]); err != nil {
+				h.s.log.Warn("kafka: cannot check that the committed offset is still in the partition", "topic", topic, "partition", p, "err", redact(&h.s.cfg, err))
+				continue
+			}
+			ranges[topicPart{topic, p}] = bounds{oldest[p], newest[p]}
 		}
 	}
 	var errs []error
 	for _, tp := range slices.SortedFunc(maps.Keys(commits), func(a, b topicPart) int {
 		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part))
 	}) {
-		r, ok := ranges[tp.topic]
-		if !ok || commits[tp].Offset < 0 {
+		r, ok := ranges[tp]
+		if !ok {
 			continue
 		}
-		dropped, err := h.s.checkCommitted(sess, tp.topic, tp.part, commits[tp].Offset, r.oldest[tp.part], r.newest[tp.part])
+		dropped, err := h.s.checkCommitted(sess, tp.topic, tp.part, commits[tp].Offset, r.oldest, r.newest)
 		if err != nil {
 			errs = append(errs, err)
 		}

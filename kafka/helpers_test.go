@@ -288,6 +288,13 @@ func (s *idSet) distinct() int {
 
 func (s *idSet) missing(n int) []int { return s.missingFrom(0, n) }
 
+// has reports whether id was seen.
+func (s *idSet) has(id int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id] > 0
+}
+
 // missingFrom returns the first ten ids in [from, to) that were not seen.
 func (s *idSet) missingFrom(from, to int) []int {
 	s.mu.Lock()

@@ -6,33 +6,56 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/IBM/sarama"
 )
 
-// offsetsAt returns, for each of topic's partitions parts, its offset at `at`:
+// listOffsets returns, for each of topic's partitions parts, its offset at `at`:
 // sarama.OffsetNewest for the high-water mark, sarama.OffsetOldest for the log start. Each
 // leader gets one request for all of its partitions, so the cost does not grow with the
-// number of partitions (a restart of a 64-partition job asked 128 times in a row before). Any
-// failure fails the call, naming the partition: a broker that did not answer is closed so
-// that the next call connects again, as GetOffset does, and a partition's error refreshes
-// the topic's metadata so that the next call asks its new leader.
-func offsetsAt(client sarama.Client, topic string, parts []int32, at int64) (map[int32]int64, error) {
-	var (
-		leaders []*sarama.Broker
-		byLead  = make(map[*sarama.Broker][]int32)
-	)
+// number of partitions. As with GetOffset, the partitions that fail (no known leader, a
+// broker that did not answer, an error for the partition) are asked once more after a
+// refresh of the topic's metadata, since their leader may have moved; failed holds the
+// errors of those that failed again, each naming its partition.
+func listOffsets(client sarama.Client, topic string, parts []int32, at int64) (offsets map[int32]int64, failed map[int32]error) {
+	offsets = make(map[int32]int64, len(parts))
+	failed = askLeaders(client, topic, parts, at, offsets)
+	if len(failed) == 0 {
+		return offsets, nil
+	}
+	if err := client.RefreshMetadata(topic); err != nil {
+		return offsets, failed
+	}
+	return offsets, askLeaders(client, topic, slices.Sorted(maps.Keys(failed)), at, offsets)
+}
+
+// askLeaders sends one ListOffsets request to the leader of each of parts' partitions, notes
+// the answers in offsets and returns the errors of the partitions without one. A broker that
+// did not answer, or answered without a partition, is closed so that the next request
+// connects again, as GetOffset does.
+func askLeaders(client sarama.Client, topic string, parts []int32, at int64, offsets map[int32]int64) map[int32]error {
+	var failed map[int32]error
+	fail := func(p int32, err error) {
+		if failed == nil {
+			failed = make(map[int32]error)
+		}
+		failed[p] = err
+	}
+	var leaders []*sarama.Broker
+	byLead := make(map[*sarama.Broker][]int32)
 	for _, p := range parts {
 		b, err := client.Leader(topic, p)
 		if err != nil {
-			return nil, fmt.Errorf("leader of %s/%d: %w", topic, p, err)
+			fail(p, fmt.Errorf("leader of %s/%d: %w", topic, p, err))
+			continue
 		}
 		if _, ok := byLead[b]; !ok {
 			leaders = append(leaders, b)
 		}
 		byLead[b] = append(byLead[b], p)
 	}
-	out := make(map[int32]int64, len(parts))
 	for _, b := range leaders {
 		req := sarama.NewOffsetRequest(client.Config().Version)
 		for _, p := range byLead[b] {
@@ -41,34 +64,51 @@ func offsetsAt(client sarama.Client, topic string, parts []int32, at int64) (map
 		resp, err := b.GetAvailableOffsets(req)
 		if err != nil {
 			_ = b.Close()
-			return nil, fmt.Errorf("offsets of %s from broker %d: %w", topic, b.ID(), err)
+			for _, p := range byLead[b] {
+				fail(p, fmt.Errorf("offset of %s/%d from broker %d: %w", topic, p, b.ID(), err))
+			}
+			continue
 		}
 		for _, p := range byLead[b] {
 			block := resp.GetBlock(topic, p)
 			switch {
 			case block == nil:
 				_ = b.Close()
-				return nil, fmt.Errorf("offset of %s/%d: %w", topic, p, sarama.ErrIncompleteResponse)
+				fail(p, fmt.Errorf("offset of %s/%d: %w", topic, p, sarama.ErrIncompleteResponse))
 			case !errors.Is(block.Err, sarama.ErrNoError):
-				// Most likely a leader moved: the caller's next try should ask the new one.
-				_ = client.RefreshMetadata(topic)
-				return nil, fmt.Errorf("offset of %s/%d: %w", topic, p, block.Err)
+				fail(p, fmt.Errorf("offset of %s/%d: %w", topic, p, block.Err))
 			case len(block.Offsets) != 1:
-				return nil, fmt.Errorf("offset of %s/%d: %w", topic, p, sarama.ErrOffsetOutOfRange)
+				fail(p, fmt.Errorf("offset of %s/%d: %w", topic, p, sarama.ErrOffsetOutOfRange))
+			default:
+				offsets[p] = block.Offsets[0]
 			}
-			out[p] = block.Offsets[0]
 		}
 	}
-	return out, nil
+	return failed
+}
+
+// offsetsAt is listOffsets for callers that need every partition's offset: any partition
+// that failed fails the call, with the error of the lowest-numbered one.
+func offsetsAt(client sarama.Client, topic string, parts []int32, at int64) (map[int32]int64, error) {
+	offsets, failed := listOffsets(client, topic, parts, at)
+	if len(failed) == 0 {
+		return offsets, nil
+	}
+	err := failed[slices.Min(slices.Collect(maps.Keys(failed)))]
+	if len(failed) > 1 {
+		return nil, fmt.Errorf("%w (and %d more partitions)", err, len(failed)-1)
+	}
+	return nil, err
 }
 
 // offsetRanges returns the start and end offsets of topic's partitions parts: two requests per
-// leader.
+// leader. The ends are read first, so that records deleted between the two reads leave
+// oldest >= newest (nothing to read) rather than a start below the log's.
 func offsetRanges(client sarama.Client, topic string, parts []int32) (oldest, newest map[int32]int64, err error) {
-	if oldest, err = offsetsAt(client, topic, parts, sarama.OffsetOldest); err != nil {
+	if newest, err = offsetsAt(client, topic, parts, sarama.OffsetNewest); err != nil {
 		return nil, nil, err
 	}
-	if newest, err = offsetsAt(client, topic, parts, sarama.OffsetNewest); err != nil {
+	if oldest, err = offsetsAt(client, topic, parts, sarama.OffsetOldest); err != nil {
 		return nil, nil, err
 	}
 	return oldest, newest, nil

@@ -12,14 +12,25 @@ import (
 func offsetsCluster(t *testing.T, offsets sarama.MockResponse) (sarama.Client, *sarama.MockBroker, *sarama.MockBroker) {
 	t.Helper()
 	a, b := sarama.NewMockBroker(t, 1), sarama.NewMockBroker(t, 2)
+	return offsetsClient(t, a, b, leaders(t, a, b, 1), offsets,
+		sarama.NewMockOffsetResponse(t).SetOffset("t", 2, sarama.OffsetNewest, 2000).SetOffset("t", 2, sarama.OffsetOldest, 200))
+}
+
+// leaders is the metadata of offsetsCluster, with partition 1 led by broker one.
+func leaders(t *testing.T, a, b *sarama.MockBroker, one int32) *sarama.MockMetadataResponse {
+	return sarama.NewMockMetadataResponse(t).
+		SetBroker(a.Addr(), a.BrokerID()).SetBroker(b.Addr(), b.BrokerID()).SetController(a.BrokerID()).
+		SetLeader("t", 0, 1).SetLeader("t", 1, one).SetLeader("t", 2, 2).SetLeader("t", 3, 1)
+}
+
+// offsetsClient sets the brokers' handlers (both answer metadata with meta) and returns a
+// client of them.
+func offsetsClient(t *testing.T, a, b *sarama.MockBroker, meta, offsetsA, offsetsB sarama.MockResponse) (sarama.Client, *sarama.MockBroker, *sarama.MockBroker) {
+	t.Helper()
 	t.Cleanup(a.Close)
 	t.Cleanup(b.Close)
-	meta := sarama.NewMockMetadataResponse(t).
-		SetBroker(a.Addr(), a.BrokerID()).SetBroker(b.Addr(), b.BrokerID()).SetController(a.BrokerID()).
-		SetLeader("t", 0, 1).SetLeader("t", 1, 1).SetLeader("t", 2, 2).SetLeader("t", 3, 1)
-	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta, "OffsetRequest": offsets})
-	b.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta,
-		"OffsetRequest": sarama.NewMockOffsetResponse(t).SetOffset("t", 2, sarama.OffsetNewest, 2000).SetOffset("t", 2, sarama.OffsetOldest, 200)})
+	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta, "OffsetRequest": offsetsA})
+	b.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta, "OffsetRequest": offsetsB})
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Metadata.Retry.Max = 0
@@ -83,4 +94,25 @@ func TestOffsetsAtNamesTheFailedPartition(t *testing.T) {
 	_, err := offsetsAt(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
 	require.ErrorIs(t, err, sarama.ErrNotLeaderForPartition)
 	require.ErrorContains(t, err, "t/1")
+}
+
+// TestOffsetsAtAsksTheNewLeader: a partition whose leader answers that it no longer leads it
+// is asked again, once, after a refresh of the topic's metadata, of the leader that refresh
+// names (as GetOffset does), and the call succeeds.
+func TestOffsetsAtAsksTheNewLeader(t *testing.T) {
+	a, b := sarama.NewMockBroker(t, 1), sarama.NewMockBroker(t, 2)
+	stale := &sarama.OffsetResponse{Version: 6}
+	stale.AddTopicPartition("t", 0, 1000)
+	stale.AddTopicPartition("t", 1, -1)
+	stale.Blocks["t"][1].Err = sarama.ErrNotLeaderForPartition
+	stale.AddTopicPartition("t", 3, 1003)
+	// The client's first metadata names broker 1 as partition 1's leader, the refresh broker 2.
+	meta := sarama.NewMockSequence(leaders(t, a, b, 1), leaders(t, a, b, 2))
+	client, _, _ := offsetsClient(t, a, b, meta, sarama.NewMockWrapper(stale),
+		sarama.NewMockOffsetResponse(t).SetOffset("t", 1, sarama.OffsetNewest, 1001).SetOffset("t", 2, sarama.OffsetNewest, 2000))
+
+	got, err := offsetsAt(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
+	require.NoError(t, err)
+	require.Equal(t, map[int32]int64{0: 1000, 1: 1001, 2: 2000, 3: 1003}, got)
+	require.Equal(t, [][]int32{{2}, {1}}, listOffsetRequests(b), "broker 2: its own partition, then partition 1 once the refresh named it")
 }
