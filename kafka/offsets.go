@@ -113,3 +113,15 @@ func offsetRanges(client sarama.Client, topic string, parts []int32) (oldest, ne
 	}
 	return oldest, newest, nil
 }
+
+// deletedBefore is for a fetch at next that answered OFFSET_OUT_OF_RANGE: when records were
+// deleted up to a log start after next (retention, delete-records), it returns that start.
+// A version 4 fetch, which the read-back and a Table's probe send, does not carry the log's
+// start, so it is asked for.
+func deletedBefore(client sarama.Client, topic string, part int32, next int64) (int64, bool) {
+	start, err := offsetsAt(client, topic, []int32{part}, sarama.OffsetOldest)
+	if err != nil || start[part] <= next {
+		return next, false
+	}
+	return start[part], true
+}

@@ -172,9 +172,12 @@ func (t *txn) readPartition(ctx context.Context, tp topicPart, from int64) (int,
 		if b == nil {
 			return n, fmt.Errorf("fetch %s/%d: no block", tp.topic, tp.part)
 		}
-		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) && next < b.LogStartOffset {
-			next = b.LogStartOffset // retention removed the start: nothing older can be replayed either
-			continue
+		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) {
+			// Retention removed the start: nothing older can be replayed either.
+			if start, ok := deletedBefore(t.client, tp.topic, tp.part, next); ok {
+				next = start
+				continue
+			}
 		}
 		if !errors.Is(b.Err, sarama.ErrNoError) {
 			return n, fmt.Errorf("fetch %s/%d at %d: %w", tp.topic, tp.part, next, b.Err)

@@ -17,8 +17,9 @@ import (
 const probeEvery = 250 * time.Millisecond
 
 // nothingLeft reports whether the consumer of p has nothing more to deliver before p.end:
-// from p.next on, the log holds only transaction markers, records of aborted transactions
-// and batches that compaction emptied. Called from p's follow goroutine, so p.next is stable.
+// from p.next on, the log holds only transaction markers, records of aborted transactions,
+// batches that compaction emptied and records deleted since the Table read its offsets.
+// Called from p's follow goroutine, so p.next is stable.
 func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
 	broker, err := t.client.Leader(t.topic, p.id)
 	if err != nil {
@@ -39,6 +40,14 @@ func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
 		b := resp.GetBlock(t.topic, p.id)
 		if b == nil {
 			return false, fmt.Errorf("fetch %s/%d: no block", t.topic, p.id)
+		}
+		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) {
+			// Records deleted (retention, delete-records) since the start offset was read: the
+			// consumer, which starts at the log's start, will never deliver them.
+			if start, ok := deletedBefore(t.client, t.topic, p.id, next); ok {
+				next = start
+				continue
+			}
 		}
 		if !errors.Is(b.Err, sarama.ErrNoError) {
 			return false, fmt.Errorf("fetch %s/%d at %d: %w", t.topic, p.id, next, b.Err)
