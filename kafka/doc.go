@@ -414,7 +414,10 @@
 // with deterministic content (the tracker's alerts have deterministic ids and are identical
 // when replayed) are then written exactly once. Two genuinely different outputs with the same
 // bytes within a replay would be collapsed into one; an Encoder that must keep such repeats
-// should add a distinguishing header. Source.Duplicates counts the dropped messages.
+// should add a distinguishing header. Source.Duplicates counts the dropped messages. Output
+// that the topic's retention deleted before the read-back got to it cannot be matched: the
+// read-back goes on from the log's start, logs a warning with the range, and the replay
+// writes that output again (its first copies are gone).
 //
 // Costs and rules: one transaction per committed batch (a few round trips, measured in
 // BenchmarkProducerExactlyOnce); a read-back of the replay's output at each restart or

@@ -15,17 +15,19 @@ import (
 // listOffsets returns, for each of topic's partitions parts, its offset at `at`:
 // sarama.OffsetNewest for the high-water mark, sarama.OffsetOldest for the log start. Each
 // leader gets one request for all of its partitions, so the cost does not grow with the
-// number of partitions. As with GetOffset, the partitions that fail (no known leader, a
+// number of partitions. As with GetOffset, the partitions that fail (no leader known, a
 // broker that did not answer, an error for the partition) are asked once more after a
-// refresh of the topic's metadata, since their leader may have moved; failed holds the
-// errors of those that failed again, each naming its partition.
+// refresh of the topic's metadata, since their leader may have moved. The retry runs even
+// when the refresh reports an error: sarama reports one when any partition of the topic has
+// no leader, and still keeps what it learnt of the others. failed holds the errors of the
+// partitions that failed in the last round, each naming its partition.
 func listOffsets(client sarama.Client, topic string, parts []int32, at int64) (offsets map[int32]int64, failed map[int32]error) {
 	offsets = make(map[int32]int64, len(parts))
 	failed = askLeaders(client, topic, parts, at, offsets)
 	if len(failed) == 0 {
 		return offsets, nil
 	}
-	if err := client.RefreshMetadata(topic); err != nil {
+	if err := client.RefreshMetadata(topic); errors.Is(err, sarama.ErrClosedClient) {
 		return offsets, failed
 	}
 	return offsets, askLeaders(client, topic, slices.Sorted(maps.Keys(failed)), at, offsets)
@@ -43,9 +45,22 @@ func askLeaders(client sarama.Client, topic string, parts []int32, at int64, off
 		}
 		failed[p] = err
 	}
+	// Partitions without a leader in the cached metadata fail at once: asking Leader for each
+	// of them would refresh the metadata once per partition (listOffsets refreshes once).
+	led, err := client.WritablePartitions(topic)
+	if err != nil {
+		for _, p := range parts {
+			fail(p, fmt.Errorf("leader of %s/%d: %w", topic, p, err))
+		}
+		return failed
+	}
 	var leaders []*sarama.Broker
 	byLead := make(map[*sarama.Broker][]int32)
 	for _, p := range parts {
+		if !slices.Contains(led, p) {
+			fail(p, fmt.Errorf("leader of %s/%d: %w", topic, p, sarama.ErrLeaderNotAvailable))
+			continue
+		}
 		b, err := client.Leader(topic, p)
 		if err != nil {
 			fail(p, fmt.Errorf("leader of %s/%d: %w", topic, p, err))
@@ -95,15 +110,20 @@ func offsetsAt(client sarama.Client, topic string, parts []int32, at int64) (map
 		return offsets, nil
 	}
 	err := failed[slices.Min(slices.Collect(maps.Keys(failed)))]
-	if len(failed) > 1 {
-		return nil, fmt.Errorf("%w (and %d more partitions)", err, len(failed)-1)
+	switch n := len(failed) - 1; n {
+	case 0:
+		return nil, err
+	case 1:
+		return nil, fmt.Errorf("%w (and 1 more partition)", err)
+	default:
+		return nil, fmt.Errorf("%w (and %d more partitions)", err, n)
 	}
-	return nil, err
 }
 
 // offsetRanges returns the start and end offsets of topic's partitions parts: two requests per
-// leader. The ends are read first, so that records deleted between the two reads leave
-// oldest >= newest (nothing to read) rather than a start below the log's.
+// leader. The ends are read first, as the loops it replaced did, so that a start is never
+// older than the log's start as of after its end was read (records deleted between the two
+// reads move the start, never below it).
 func offsetRanges(client sarama.Client, topic string, parts []int32) (oldest, newest map[int32]int64, err error) {
 	if newest, err = offsetsAt(client, topic, parts, sarama.OffsetNewest); err != nil {
 		return nil, nil, err
@@ -117,11 +137,14 @@ func offsetRanges(client sarama.Client, topic string, parts []int32) (oldest, ne
 // deletedBefore is for a fetch at next that answered OFFSET_OUT_OF_RANGE: when records were
 // deleted up to a log start after next (retention, delete-records), it returns that start.
 // A version 4 fetch, which the read-back and a Table's probe send, does not carry the log's
-// start, so it is asked for.
-func deletedBefore(client sarama.Client, topic string, part int32, next int64) (int64, bool) {
-	start, err := offsetsAt(client, topic, []int32{part}, sarama.OffsetOldest)
-	if err != nil || start[part] <= next {
-		return next, false
+// start, so it is asked for; err is set when it cannot be.
+func deletedBefore(client sarama.Client, topic string, part int32, next int64) (start int64, ok bool, err error) {
+	starts, err := offsetsAt(client, topic, []int32{part}, sarama.OffsetOldest)
+	if err != nil {
+		return next, false, fmt.Errorf("fetch %s/%d at %d: offset out of range, and the log start is unknown: %w", topic, part, next, err)
 	}
-	return start[part], true
+	if starts[part] <= next {
+		return next, false, nil
+	}
+	return starts[part], true, nil
 }

@@ -94,6 +94,12 @@ func TestOffsetsAtNamesTheFailedPartition(t *testing.T) {
 	_, err := offsetsAt(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
 	require.ErrorIs(t, err, sarama.ErrNotLeaderForPartition)
 	require.ErrorContains(t, err, "t/1")
+
+	// listOffsets keeps the others' offsets: a claim checks those partitions and skips 1.
+	offsets, failed := listOffsets(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
+	require.Equal(t, map[int32]int64{0: 1000, 2: 2000, 3: 1003}, offsets)
+	require.Len(t, failed, 1)
+	require.ErrorIs(t, failed[1], sarama.ErrNotLeaderForPartition)
 }
 
 // TestOffsetsAtAsksTheNewLeader: a partition whose leader answers that it no longer leads it
@@ -115,4 +121,47 @@ func TestOffsetsAtAsksTheNewLeader(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[int32]int64{0: 1000, 1: 1001, 2: 2000, 3: 1003}, got)
 	require.Equal(t, [][]int32{{2}, {1}}, listOffsetRequests(b), "broker 2: its own partition, then partition 1 once the refresh named it")
+}
+
+// TestOffsetsAtLeaderlessPartitions: partitions without a leader fail with
+// LEADER_NOT_AVAILABLE at the cost of one metadata refresh for the whole call, not one per
+// partition (sarama's Leader refreshes on every miss), and the others get their offsets.
+func TestOffsetsAtLeaderlessPartitions(t *testing.T) {
+	a, b := sarama.NewMockBroker(t, 1), sarama.NewMockBroker(t, 2)
+	meta := &sarama.MetadataResponse{Version: 11} // as sarama asks with V2_8_0_0
+	meta.AddBroker(a.Addr(), a.BrokerID())
+	meta.AddBroker(b.Addr(), b.BrokerID())
+	meta.ControllerID = a.BrokerID()
+	for p := range int32(6) {
+		if p%2 == 1 {
+			meta.AddTopicPartition("t", p, -1, []int32{1}, nil, []int32{1}, sarama.ErrLeaderNotAvailable)
+		} else {
+			meta.AddTopicPartition("t", p, 1, []int32{1}, []int32{1}, nil, sarama.ErrNoError)
+		}
+	}
+	client, _, _ := offsetsClient(t, a, b, sarama.NewMockWrapper(meta),
+		sarama.NewMockOffsetResponse(t).SetOffset("t", 0, sarama.OffsetNewest, 1000).SetOffset("t", 2, sarama.OffsetNewest, 1002).SetOffset("t", 4, sarama.OffsetNewest, 1004),
+		sarama.NewMockOffsetResponse(t))
+	before := metadataRequests(a, b)
+
+	offsets, failed := listOffsets(client, "t", []int32{0, 1, 2, 3, 4, 5}, sarama.OffsetNewest)
+	require.Equal(t, map[int32]int64{0: 1000, 2: 1002, 4: 1004}, offsets)
+	require.Len(t, failed, 3)
+	for _, p := range []int32{1, 3, 5} {
+		require.ErrorIs(t, failed[p], sarama.ErrLeaderNotAvailable)
+	}
+	require.Equal(t, 1, metadataRequests(a, b)-before, "one refresh for the call")
+}
+
+// metadataRequests counts the Metadata requests the brokers got.
+func metadataRequests(mbs ...*sarama.MockBroker) int {
+	n := 0
+	for _, mb := range mbs {
+		for _, rr := range mb.History() {
+			if _, ok := rr.Request.(*sarama.MetadataRequest); ok {
+				n++
+			}
+		}
+	}
+	return n
 }

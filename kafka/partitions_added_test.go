@@ -142,17 +142,17 @@ func TestSourceNewestJoinsAnActiveGroup(t *testing.T) {
 		"the members never shared the partitions")
 	produceTo(t, brokers, topic, 0, 0, per)
 	produceTo(t, brokers, topic, 1, per, 2*per)
-	var unread []int // by neither member, as of the last look
-	assert.Eventually(t, func() bool {
-		unread = unread[:0]
+	unread := func() []int { // by neither member
+		var out []int
 		for i := range 2 * per {
 			if !idsA.has(i) && !idsB.has(i) {
-				unread = append(unread, i)
+				out = append(out, i)
 			}
 		}
-		return len(unread) == 0
-	}, waitFor, 20*time.Millisecond, "records never read")
-	require.Empty(t, unread, "records read by neither member")
+		return out
+	}
+	assert.Eventually(t, func() bool { return len(unread()) == 0 }, waitFor, 20*time.Millisecond, "records never read")
+	require.Empty(t, unread(), "records read by neither member")
 	require.Equal(t, per, idsB.distinct(), "b reads its partition: exactly its %d records", per)
 	require.Equal(t, per, idsA.distinct(), "a reads the other one")
 	require.ErrorIs(t, b.stop(t), context.Canceled)

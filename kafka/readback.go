@@ -173,8 +173,15 @@ func (t *txn) readPartition(ctx context.Context, tp topicPart, from int64) (int,
 			return n, fmt.Errorf("fetch %s/%d: no block", tp.topic, tp.part)
 		}
 		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) {
-			// Retention removed the start: nothing older can be replayed either.
-			if start, ok := deletedBefore(t.client, tp.topic, tp.part, next); ok {
+			// Retention removed the start: nothing older can be replayed either, and a replay
+			// writes again what it emits of the deleted output (its copies were deleted).
+			start, ok, err := deletedBefore(t.client, tp.topic, tp.part, next)
+			if err != nil {
+				return n, err
+			}
+			if ok {
+				t.log.Warn("kafka: output to read back was deleted (retention); a replay writes it again",
+					"topic", tp.topic, "partition", tp.part, "from", next, "to", start)
 				next = start
 				continue
 			}

@@ -44,7 +44,11 @@ func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
 		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) {
 			// Records deleted (retention, delete-records) since the start offset was read: the
 			// consumer, which starts at the log's start, will never deliver them.
-			if start, ok := deletedBefore(t.client, t.topic, p.id, next); ok {
+			start, ok, err := deletedBefore(t.client, t.topic, p.id, next)
+			if err != nil {
+				return false, err
+			}
+			if ok {
 				next = start
 				continue
 			}
