@@ -167,17 +167,27 @@ func commitOffset(t testing.TB, brokers []string, group, topic string, part int3
 
 func produceEvents(t testing.TB, brokers []string, topic string, parts int, from, to int) {
 	t.Helper()
+	msgs, err := eventMessages(topic, parts, from, to)
+	require.NoError(t, err)
+	produce(t, brokers, msgs)
+}
+
+// eventMessages returns the messages of events from..to-1, each to its key's partition of
+// parts.
+func eventMessages(topic string, parts int, from, to int) ([]*sarama.ProducerMessage, error) {
 	msgs := make([]*sarama.ProducerMessage, 0, to-from)
 	for i := from; i < to; i++ {
 		e := mkEvent(i)
 		b, err := json.Marshal(e)
-		require.NoError(t, err)
+		if err != nil {
+			return nil, err
+		}
 		msgs = append(msgs, &sarama.ProducerMessage{
 			Topic: topic, Partition: partitionOf(e.Key, parts),
 			Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(b),
 		})
 	}
-	produce(t, brokers, msgs)
+	return msgs, nil
 }
 
 // produceSentinels writes one far-future record per partition, which moves the watermark of

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,15 +18,18 @@ import (
 
 // TestSourceReadsAddedPartitions: partitions added to a topic while a Source reads it are
 // read, from their start, before WithEndWhenCaughtUp ends the input. Records flow into the
-// two first partitions for a while (so the input cannot end meanwhile), then the topic gets
-// two more partitions and records in all four, and the producer stops. Until the group's
-// leader saw the new partitions (Config.MetadataRefresh) and a rebalance assigned them, the
-// caught-up check must not end the input, although the topic is idle: before, the input
-// ended with the new partitions unread, and an exit-when-idle run exited 0 without them.
+// two first partitions until the topic has two more partitions and records in all four (so
+// the input cannot end meanwhile, however long adding them takes), then the producer stops.
+// Until the group's leader saw the new partitions (Config.MetadataRefresh) and a rebalance
+// assigned them, the caught-up check must not end the input, although the topic is idle:
+// before, the input ended with the new partitions unread, and an exit-when-idle run exited 0
+// without them.
 func TestSourceReadsAddedPartitions(t *testing.T) {
 	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
-	const per, batches = 40, 6
+	// Ids: the first records [0, per), the last ones, written to all four partitions,
+	// [per, 5*per), and the records that flow meanwhile from 5*per on.
+	const per = 40
 	topic := newTopic(t, brokers, "grow", 2)
 	produceEvents(t, brokers, topic, 2, 0, per)
 	cfg := consumerConfig(brokers, testenv.UniqueName(t, "g-grow"), topic)
@@ -33,21 +37,46 @@ func TestSourceReadsAddedPartitions(t *testing.T) {
 	ids := newIDSet()
 	r := startPipeline(t, pipelineSpec{cfg: cfg, ids: ids,
 		opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(500 * time.Millisecond)}})
-	// The producer's pace is the scenario under test (arrivals 200 ms apart), not a
-	// synchronisation.
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for b := 1; b < batches; b++ {
-		<-tick.C
-		produceEvents(t, brokers, topic, 2, b*per, (b+1)*per)
-	}
+
+	prod, err := sarama.NewSyncProducer(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, prod.Close()) }()
+	next := 5 * per // the flow's next id; the flow's goroutine owns it until flowed
+	stop, flowed := make(chan struct{}), make(chan error, 1)
+	go func() {
+		// The producer's pace is the scenario under test (arrivals 200 ms apart), not a
+		// synchronisation.
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				flowed <- nil
+				return
+			case <-tick.C:
+			}
+			msgs, err := eventMessages(topic, 2, next, next+per)
+			if err == nil {
+				err = prod.SendMessages(msgs)
+			}
+			if err != nil {
+				flowed <- err
+				return
+			}
+			next += per
+		}
+	}()
+	stopFlow := sync.OnceValue(func() error { close(stop); return <-flowed })
+	defer stopFlow() // before the producer closes, also when the test fails
+	// The partitions are added once the Source reads, so that a rebalance must assign them.
+	require.Eventually(t, func() bool { return ids.distinct() >= per }, waitFor, 20*time.Millisecond, "the Source read nothing")
 	require.NoError(t, newAdmin(t, brokers).CreatePartitions(topic, 4, nil, false))
 	waitPartitions(t, brokers, topic, 4)
-	n := batches * per
-	produceEvents(t, brokers, topic, 4, n, n+4*per)
+	produceEvents(t, brokers, topic, 4, per, 5*per)
+	require.NoError(t, stopFlow())
 	require.NoError(t, r.wait(t))
-	require.Empty(t, ids.missing(n+4*per), "records not read before the input ended")
-	require.Equal(t, n+4*per, ids.distinct())
+	require.Empty(t, ids.missing(next), "records not read before the input ended")
+	require.Equal(t, next, ids.distinct())
 }
 
 // produceTo writes events from..to-1 to one partition.
