@@ -39,19 +39,21 @@ func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]stream.DeadLetter, err
 }
 
 // bodyOf returns the request body of items of ch: a slice of ch.buf when they are
-// contiguous in it, otherwise a copy appended to dst.
-func bodyOf(ch *chunk, items []item, dst []byte) []byte {
+// contiguous in it (copied false), otherwise a copy appended to dst (copied true). Only a
+// copy may be given back as dst: appending to a slice of ch.buf would write over the
+// documents of items still pending.
+func bodyOf(ch *chunk, items []item, dst []byte) (body []byte, copied bool) {
 	contiguous := true
 	for i := 1; i < len(items) && contiguous; i++ {
 		contiguous = items[i].start == items[i-1].end
 	}
 	if contiguous {
-		return ch.buf[items[0].start:items[len(items)-1].end]
+		return ch.buf[items[0].start:items[len(items)-1].end], false
 	}
 	for _, it := range items {
 		dst = append(dst, ch.buf[it.start:it.end]...)
 	}
-	return dst
+	return dst, true
 }
 
 // splitStatus reports whether a request refused whole with status may hold documents that
@@ -60,8 +62,8 @@ func bodyOf(ch *chunk, items []item, dst []byte) []byte {
 func splitStatus(status int) bool { return status == 400 || status == 413 }
 
 func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, rejected []stream.DeadLetter, resp *[]byte) ([]stream.DeadLetter, error) {
-	body := bodyOf(ch, pending, nil)
-	var retryBody []byte
+	body, _ := bodyOf(ch, pending, nil)
+	var retryBody []byte // a copy of bodyOf's, reused from one retry to the next
 	var retryItems []item
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -135,8 +137,10 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				}
 				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily", len(retryItems))
 				pending = append(pending[:0:0], retryItems...)
-				retryBody = bodyOf(ch, pending, retryBody[:0])
-				body = retryBody
+				var copied bool
+				if body, copied = bodyOf(ch, pending, retryBody[:0]); copied {
+					retryBody = body
+				}
 			}
 		}
 		if s.cfg.retry.MaxAttempts > 0 && attempt >= s.cfg.retry.MaxAttempts {

@@ -210,6 +210,32 @@ func TestSinkItemRetries(t *testing.T) {
 	require.Equal(t, int64(1000), s.Stats().Updated)
 }
 
+// TestSinkRetriesKeepEachDocument: items retried first as a run of neighbours in the
+// chunk's buffer (B C D E), then as a gapped subset (B D E), then alone (D) are each sent
+// with their own document every time. The second retry's body was once copied over the
+// chunk's buffer that the first one's had pointed into, and D's last attempt sent E's bytes:
+// D was never indexed, and Write returned nil.
+func TestSinkRetriesKeepEachDocument(t *testing.T) {
+	f := newFake()
+	busy := map[string]int{"r00001": 2, "r00002": 1, "r00003": 3, "r00004": 2} // 429s before the item is taken
+	f.item = func(id string, attempt int) int {
+		if attempt <= busy[id] {
+			return 429
+		}
+		return 0
+	}
+	s, _ := fakeSink(t, f)
+	in := recs(5)
+	require.NoError(t, s.Write(t.Context(), in))
+	for _, r := range in {
+		want, err := json.Marshal(r)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(f.stored[r.ID]), "the document stored as %s", r.ID)
+		require.Equal(t, busy[r.ID]+1, f.attempts[r.ID], "attempts of %s", r.ID)
+	}
+	require.Equal(t, int64(5), s.Stats().Indexed)
+}
+
 func TestSinkRequestRetries(t *testing.T) {
 	f := newFake()
 	f.status = func(n int) int {
