@@ -72,6 +72,9 @@ func cutFired(s string) (marks string, fired int64, err error) {
 	if !ok || err != nil || v == NoWatermark {
 		return "", NoWatermark, fmt.Errorf("stream: checkpoint marks %q: bad fire watermark", s)
 	}
+	if v == EndOfTime {
+		v = NoWatermark // written by a release that kept one run's end (see firedOf)
+	}
 	return marks, v, nil
 }
 
@@ -158,7 +161,7 @@ func decodeCheckpoint(meta string, committed int64, nodes int, fp string) (skip,
 			return nil, nil, fmt.Errorf("stream: checkpoint %q: bad entry %q", meta, item)
 		}
 		skip[idx] = off
-		if hasFired {
+		if hasFired && wm != EndOfTime { // EndOfTime: see cutFired
 			if fired == nil {
 				fired = make(map[int]int64)
 			}

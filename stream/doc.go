@@ -214,6 +214,11 @@
 // A bounded run ends the repartition's input when every upstream source ended and every
 // downstream partition the instance owns received the end of every upstream partition
 // (whichever instance read it), so each instance of a scaled-out pipeline ends by itself.
+// An end is one run's: the newest mark of an upstream partition says whether it ended, an end
+// mark leaves the watermark that checkpoints keep at the upstream's last one, and the fire
+// watermark EndOfTime is never committed. So the next run, bounded or not, starts from the
+// marks of the last records and fires its own windows (TestRepartitionBoundedRunsInARow,
+// TestMarksEndIsOneRunsOwn).
 //
 // # Dead letters
 //

@@ -130,6 +130,14 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 	if err != nil {
 		return err
 	}
+	for _, u := range m.up {
+		// Whether an upstream partition ended is for this run's marks to say (see apply).
+		// Checkpoints of earlier releases kept an end's EndOfTime as the watermark.
+		u.end = false
+		if u.wm == EndOfTime {
+			u.wm = NoWatermark
+		}
+	}
 	sh.parts[part] = &downPart{cur: m, base: m.clone(), basePos: offset}
 	return nil
 }

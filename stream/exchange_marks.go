@@ -66,9 +66,15 @@ func (m marks) apply(r *histRec) bool {
 	}
 	if r.mark {
 		if r.seq >= u.markSeq {
-			u.markSeq, u.idle, u.marked = r.seq, r.idle, true
-			u.wm = max(u.wm, r.wm)
-			u.end = u.end || r.end
+			// The newest mark says whether the upstream partition's input ended: an end is
+			// the end of one run's input, and a later run (or the instance that took the
+			// partition over) sends marks of its own. An end mark's watermark, EndOfTime,
+			// is that run's alone: the upstream keeps the watermark of its last records, so
+			// that a checkpoint never carries an EndOfTime into the next run.
+			u.markSeq, u.idle, u.marked, u.end = r.seq, r.idle, true, r.end
+			if !r.end {
+				u.wm = max(u.wm, r.wm)
+			}
 		}
 		if r.upstreams > 0 {
 			si, _ := PartitionSource(r.from)

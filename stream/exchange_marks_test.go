@@ -51,3 +51,44 @@ func TestMarksEncoding(t *testing.T) {
 	_, err = decodeMarks("x1;e,1;")
 	require.Error(t, err, "a partition count without its number")
 }
+
+// TestMarksEndIsOneRunsOwn: an upstream partition's end is that run's, so neither it nor
+// its EndOfTime reaches the next run. A checkpoint written by an earlier release (end flags,
+// EndOfTime watermarks, fire watermark EndOfTime) restores as not ended, with no watermark
+// from the end; the newest mark decides whether an upstream partition ended, so an instance
+// that takes over a partition after another one's end mark (same position) is not ended;
+// and an end mark does not raise the watermark that a checkpoint keeps.
+func TestMarksEndIsOneRunsOwn(t *testing.T) {
+	const src = 0
+	old := newMarks()
+	old.up[globalPart(src, 0)] = &upMark{seq: 9, markSeq: 10, wm: EndOfTime, has: true, marked: true, end: true}
+	old.up[globalPart(src, 1)] = &upMark{seq: 4, markSeq: 5, wm: 700, has: true, marked: true, end: true}
+	old.expect[src] = 2
+	enc := withFired(old.encode(), EndOfTime)
+	marks, fired, err := cutFired(enc)
+	require.NoError(t, err)
+	require.Equal(t, NoWatermark, fired, "a fire watermark EndOfTime")
+	sh := &shuffle[int]{parts: map[int32]*downPart{}, ups: []int{src}}
+	require.NoError(t, sh.restore(globalPart(1, 0), 20, marks))
+	d := sh.parts[globalPart(1, 0)]
+	wm, _, end := d.cur.watermark(sh.ups)
+	require.False(t, end, "restored as ended")
+	require.Equal(t, NoWatermark, wm, "partition 0's EndOfTime is no watermark; partition 1 has 700")
+
+	// This run's marks: partition 0 resumes at its end and its instance goes on (no end);
+	// partition 1 ends again.
+	require.False(t, d.cur.apply(&histRec{from: globalPart(src, 0), seq: 10, wm: 800, mark: true, upstreams: 2}))
+	require.False(t, d.cur.apply(&histRec{from: globalPart(src, 1), seq: 5, wm: EndOfTime, mark: true, end: true, upstreams: 2}))
+	wm, _, end = d.cur.watermark(sh.ups)
+	require.False(t, end)
+	require.EqualValues(t, 800, wm, "partition 1 ended: partition 0's watermark")
+	require.EqualValues(t, 700, d.cur.up[globalPart(src, 1)].wm, "an end mark raised the watermark a checkpoint keeps")
+	require.False(t, d.cur.apply(&histRec{from: globalPart(src, 0), seq: 12, wm: EndOfTime, mark: true, end: true, upstreams: 2}))
+	_, _, end = d.cur.watermark(sh.ups)
+	require.True(t, end, "both ended in this run")
+
+	// The operators' checkpoint entries drop a fire watermark EndOfTime as well.
+	_, firedOps, err := decodeCheckpoint("fs2/3/fp/1@4:9223372036854775807,2@5:70", 5, 3, "fp")
+	require.NoError(t, err)
+	require.Equal(t, map[int]int64{2: 70}, firedOps)
+}

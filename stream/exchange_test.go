@@ -1002,3 +1002,48 @@ func TestRepartitionRefusedCheckpoint(t *testing.T) {
 	}
 	require.Positive(t, advanced, "the repartition's commits never moved: nothing was tested")
 }
+
+// TestRepartitionBoundedRunsInARow: bounded runs one after the other through a repartition
+// (a daily backfill), each on the next records of the topic, each get their own windows. The
+// end of a run's input is that run's alone: the downstream checkpoint once kept the
+// upstream's end and its EndOfTime watermark, and the fire watermark EndOfTime, so in the
+// next run every record was late downstream, or, with the end forgotten but not the fire
+// watermark, skipped as already emitted: no result, no late record.
+func TestRepartitionBoundedRunsInARow(t *testing.T) {
+	log := streamtest.NewExchangeLog[stream.Pair[string, int64]](2)
+	var pos []stream.Position
+	for run := range 3 {
+		h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Second))
+		q, src := streamtest.NewQueue[keyed](h)
+		q.SetPartitions(2)
+		pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
+		_, shuffled := streamtest.NewRepartition(h, pairs, "keys", log)
+		sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
+			func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(10*time.Second), window.Sum[int64]())
+		require.NoError(t, err)
+		final := streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
+		late := streamtest.Collect(sums.Late())
+		q.Resume(pos...)
+		key := fmt.Sprintf("run%d", run)
+		for p := range int32(2) {
+			for i := range int64(5) {
+				off := int64(run)*5 + i
+				at := streamtest.Epoch.Add(time.Duration(run)*time.Hour + time.Duration(i)*time.Second)
+				q.Add(stream.Record[keyed]{Value: keyed{key, 1}, Partition: p, Offset: off, EventTime: at})
+			}
+		}
+		q.End()
+		h.RunUntilDone()
+		require.Empty(t, late.Slice(), "run %d: records on time in their partitions were late downstream", run)
+		require.Len(t, final.Slice(), 1, "run %d", run)
+		require.Equal(t, key, final.Slice()[0].Key)
+		require.EqualValues(t, 10, final.Slice()[0].Value, "run %d: the window's sum", run)
+		pos = pos[:0]
+		for p := range int32(2) {
+			cp, ok := q.CommittedPosition(p)
+			require.True(t, ok)
+			require.EqualValues(t, (run+1)*5, cp.Offset)
+			pos = append(pos, cp)
+		}
+	}
+}

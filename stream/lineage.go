@@ -176,6 +176,11 @@ func (p *Pipeline) firedOf(idx int, part int32, ps *partState) int64 {
 			}
 		}
 	}
+	if f == EndOfTime {
+		// The end of one run's input fired every window: the records of the next run come
+		// after this commit, and none of their windows fired (the marks say so too).
+		return NoWatermark
+	}
 	return f
 }
 
