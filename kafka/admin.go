@@ -112,7 +112,11 @@ func groupOffsets(client sarama.Client, group string, parts map[string][]int32) 
 	return out, nil
 }
 
-// groupCommits fetches a group's committed offsets with their metadata.
+// groupCommits fetches a group's committed offsets with their metadata. An error of the
+// coordinator, for the group or for one of the partitions (offsets still loading after a
+// coordinator moved, not the coordinator any more, not authorized), is returned, never taken
+// for "nothing committed"; when the broker asked is no longer the coordinator, the next call
+// looks the coordinator up again.
 func groupCommits(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]stream.Position, error) {
 	coord, err := client.Coordinator(group)
 	if err != nil {
@@ -122,13 +126,33 @@ func groupCommits(client sarama.Client, group string, parts map[string][]int32) 
 	if err != nil {
 		return nil, err
 	}
+	if kerr := resp.GroupError(); kerr != sarama.ErrNoError {
+		refreshMovedCoordinator(client, group, kerr)
+		return nil, fmt.Errorf("kafka: committed offsets of group %q: %w", group, kerr)
+	}
 	out := make(map[topicPart]stream.Position)
 	for t, ps := range parts {
 		for _, p := range ps {
-			if b := resp.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
+			b := resp.GetBlock(t, p)
+			if b == nil {
+				continue
+			}
+			if b.Err != sarama.ErrNoError {
+				refreshMovedCoordinator(client, group, b.Err)
+				return nil, fmt.Errorf("kafka: committed offset of group %q, partition %s/%d: %w", group, t, p, b.Err)
+			}
+			if b.Offset >= 0 {
 				out[topicPart{t, p}] = stream.Position{Partition: p, Offset: b.Offset, Meta: b.Metadata}
 			}
 		}
 	}
 	return out, nil
+}
+
+// refreshMovedCoordinator looks the group's coordinator up again when kerr says the broker
+// asked is not it (any more).
+func refreshMovedCoordinator(client sarama.Client, group string, kerr sarama.KError) {
+	if kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConsumerCoordinatorNotAvailable {
+		_ = client.RefreshCoordinator(group)
+	}
 }

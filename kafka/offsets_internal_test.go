@@ -5,6 +5,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // offsetsCluster starts two mock brokers: partitions 0, 1 and 3 of topic "t" are led by the
@@ -164,4 +166,89 @@ func metadataRequests(mbs ...*sarama.MockBroker) int {
 		}
 	}
 	return n
+}
+
+// groupSession is a consumer group session of a member that claimed claims.
+type groupSession struct {
+	sarama.ConsumerGroupSession
+	claims map[string][]int32
+}
+
+func (s groupSession) MemberID() string           { return "m" }
+func (s groupSession) Claims() map[string][]int32 { return s.claims }
+
+// TestGroupCommitsReportsCoordinatorErrors: an error of the coordinator for the group or for
+// a partition (offsets still loading after a coordinator failover, not the coordinator any
+// more) is an error of groupCommits, naming the group and the partition, with either version
+// of the offset fetch (v8 reports the group's error per group). It used to read as "nothing
+// committed": an Exchange's Setup then registered every partition without its checkpoint
+// while sarama resumed the claim at the committed offset, so the repartition counted the
+// upstream's replayed records twice and its operators started cold. An Exchange's Setup now
+// fails the session (Run joins again after a backoff) without stopping the Source, and a
+// coordinator that moved is looked up again.
+func TestGroupCommitsReportsCoordinatorErrors(t *testing.T) {
+	for _, version := range []sarama.KafkaVersion{sarama.V2_8_0_0, sarama.V3_0_0_0} {
+		for _, tc := range []struct {
+			name  string
+			fetch *sarama.MockOffsetFetchResponse
+			err   sarama.KError
+			part  bool
+		}{
+			{"group error", sarama.NewMockOffsetFetchResponse(t).SetError(sarama.ErrOffsetsLoadInProgress), sarama.ErrOffsetsLoadInProgress, false},
+			{"moved coordinator", sarama.NewMockOffsetFetchResponse(t).SetError(sarama.ErrNotCoordinatorForConsumer), sarama.ErrNotCoordinatorForConsumer, false},
+			{"partition error", sarama.NewMockOffsetFetchResponse(t).
+				SetOffset("g", "t", 0, 7, "cp", sarama.ErrNoError).
+				SetOffset("g", "t", 1, -1, "", sarama.ErrOffsetsLoadInProgress), sarama.ErrOffsetsLoadInProgress, true},
+			{"no error", sarama.NewMockOffsetFetchResponse(t).
+				SetOffset("g", "t", 0, 7, "cp", sarama.ErrNoError).
+				SetOffset("g", "t", 1, -1, "", sarama.ErrNoError), sarama.ErrNoError, false},
+		} {
+			t.Run(version.String()+"/"+tc.name, func(t *testing.T) {
+				b := sarama.NewMockBroker(t, 1)
+				t.Cleanup(b.Close)
+				b.SetHandlerByMap(map[string]sarama.MockResponse{
+					"MetadataRequest":        sarama.NewMockMetadataResponse(t).SetBroker(b.Addr(), b.BrokerID()).SetController(b.BrokerID()).SetLeader("t", 0, 1).SetLeader("t", 1, 1),
+					"FindCoordinatorRequest": sarama.NewMockFindCoordinatorResponse(t).SetCoordinator(sarama.CoordinatorGroup, "g", b),
+					"OffsetFetchRequest":     tc.fetch,
+				})
+				cfg := sarama.NewConfig()
+				cfg.Version = version
+				cfg.Metadata.Retry.Max = 0
+				cfg.ApiVersionsRequest = false // the mock answers only what the test sets
+				client, err := sarama.NewClient([]string{b.Addr()}, cfg)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = client.Close() })
+				claims := map[string][]int32{"t": {0, 1}}
+
+				commits, err := groupCommits(client, "g", claims)
+				if tc.err == sarama.ErrNoError {
+					require.NoError(t, err)
+					require.Equal(t, map[topicPart]stream.Position{{"t", 0}: {Partition: 0, Offset: 7, Meta: "cp"}}, commits)
+					return
+				}
+				require.ErrorIs(t, err, tc.err, "an error of the coordinator reads as 'nothing committed'")
+				require.ErrorContains(t, err, `group "g"`)
+				if tc.part {
+					require.ErrorContains(t, err, "t/1")
+				}
+				finds := 0
+				for _, rr := range b.History() {
+					if _, ok := rr.Request.(*sarama.FindCoordinatorRequest); ok {
+						finds++
+					}
+				}
+				if tc.err == sarama.ErrNotCoordinatorForConsumer {
+					require.Equal(t, 2, finds, "the coordinator is looked up again")
+				} else {
+					require.Equal(t, 1, finds)
+				}
+
+				ex, err := NewExchange(Config{Brokers: []string{b.Addr()}, Group: "g", Topics: []string{"in"}}, "p", "x", stream.JSONCodec[int]())
+				require.NoError(t, err)
+				h := &handler[stream.Shuffled[int]]{s: ex.src, client: client}
+				require.ErrorIs(t, h.Setup(groupSession{claims: claims}), tc.err, "the session fails")
+				require.Nil(t, ex.src.fatal.Load(), "the Source goes on: Run joins again")
+			})
+		}
+	}
 }
