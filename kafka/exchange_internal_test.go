@@ -2,11 +2,13 @@ package kafka
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -238,4 +240,70 @@ func TestExchangeTransactionalID(t *testing.T) {
 
 	_, err = NewExchange(cfg, "p", "cabs", stream.StringCodec{}, WithTransactionalID(""))
 	require.ErrorContains(t, err, "WithTransactionalID")
+}
+
+// resultsProducer is an AsyncProducer that reports the results of a Send's two messages in
+// a set order across its two result channels (sarama reports successes and errors on
+// separate channels, so a reader may see them in either order).
+type resultsProducer struct {
+	sarama.AsyncProducer
+	in   chan *sarama.ProducerMessage
+	succ chan *sarama.ProducerMessage
+	errs chan *sarama.ProducerError
+}
+
+func (p *resultsProducer) Input() chan<- *sarama.ProducerMessage     { return p.in }
+func (p *resultsProducer) Successes() <-chan *sarama.ProducerMessage { return p.succ }
+func (p *resultsProducer) Errors() <-chan *sarama.ProducerError      { return p.errs }
+
+// newResultsProducer returns a resultsProducer whose message fail (0 or 1) fails and whose
+// other message is written, its success reported before that error if successFirst.
+func newResultsProducer(fail int, successFirst bool) *resultsProducer {
+	p := &resultsProducer{in: make(chan *sarama.ProducerMessage), succ: make(chan *sarama.ProducerMessage), errs: make(chan *sarama.ProducerError)}
+	go func() {
+		m := []*sarama.ProducerMessage{<-p.in, <-p.in}
+		failed, written := m[fail], m[1-fail]
+		if successFirst {
+			p.succ <- written
+		}
+		p.errs <- &sarama.ProducerError{Msg: failed, Err: sarama.ErrOutOfBrokers}
+		if !successFirst {
+			p.succ <- written
+		}
+	}()
+	return p
+}
+
+// TestExchangeSendBrokenOrderWhateverTheResultOrder: a Send whose first message of a
+// partition failed while its second one was written fails for good, whichever result Send
+// reads first (a retry would resend the first message's records after the second's, and the
+// downstream's dedup would drop them as replayed: lost records). A Send whose later message
+// failed is retried. Send used to see the broken order only when it read the error before the
+// success, and then returned an error to retry.
+func TestExchangeSendBrokenOrderWhateverTheResultOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		fail         int
+		successFirst bool
+		permanent    bool
+	}{
+		{"success read before the earlier error", 0, true, true},
+		{"error read before the later success", 0, false, true},
+		{"later message failed", 1, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: newResultsProducer(tc.fail, tc.successFirst), parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
+			// The mark ends the first message: two messages to partition 0.
+			err := e.Send(t.Context(), []stream.Shuffled[int]{
+				{Value: 1, Partition: 0, From: 0, Seq: 10},
+				{Partition: 0, From: 0, Seq: 11, Mark: true},
+				{Value: 2, Partition: 0, From: 0, Seq: 11},
+			})
+			require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
+			require.Equal(t, tc.permanent, stream.IsPermanent(err), "permanent: %v", err)
+			if tc.permanent {
+				require.ErrorContains(t, err, "partition 0: record 1 was written after record 0 failed")
+			}
+		})
+	}
 }

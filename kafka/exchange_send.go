@@ -26,10 +26,12 @@ type byteRef struct{ b []byte }
 func (r *byteRef) Encode() ([]byte, error) { return r.b, nil }
 func (r *byteRef) Length() int             { return len(r.b) }
 
-// sendRef is a message's Metadata: which Send call and which record it is.
+// sendRef is a message's Metadata: which Send call and which record it is, and whether the
+// broker acknowledged it.
 type sendRef struct {
-	gen uint64
-	idx int
+	gen   uint64
+	idx   int
+	acked bool
 }
 
 // Send implements stream.Exchange: it produces every record to its partition, packed with
@@ -99,8 +101,7 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 	input, successes, errs := ap.Input(), ap.Successes(), ap.Errors()
 	next, acked, failed := 0, 0, 0
 	var first error
-	firstFail := make(map[int32]int) // by partition, the first failed record
-	var broken error
+	var firstFail map[int32]int // by partition, the first failed record
 	result := func(m *sarama.ProducerMessage, err error) {
 		ref, _ := m.Metadata.(*sendRef)
 		if ref == nil || ref.gen != gen {
@@ -112,15 +113,16 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 			if first == nil {
 				first = err
 			}
+			if firstFail == nil {
+				firstFail = make(map[int32]int)
+			}
 			if f, ok := firstFail[m.Partition]; !ok || ref.idx < f {
 				firstFail[m.Partition] = ref.idx
 			}
 			return
 		}
 		acked++
-		if f, ok := firstFail[m.Partition]; ok && ref.idx > f && broken == nil {
-			broken = fmt.Errorf("kafka: exchange %q: partition %d: record %d was written after record %d failed", e.topic, m.Partition, ref.idx, f)
-		}
+		ref.acked = true
 	}
 	for acked+failed < len(msgs) {
 		var in chan<- *sarama.ProducerMessage
@@ -141,6 +143,16 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 			e.stale += next - acked - failed
 			e.buf, e.refs, e.msgs, e.vals, e.pk = nil, nil, nil, nil, packer{}
 			return ctx.Err()
+		}
+	}
+	// Whether a partition's order is broken is decided once every result is in: sarama
+	// reports successes and errors on separate channels, so a later record's success may be
+	// read before an earlier one's error.
+	var broken error
+	for i := 0; failed > 0 && i < len(msgs); i++ {
+		if f, ok := firstFail[msgs[i].Partition]; ok && ends[i].acked && i > f {
+			broken = fmt.Errorf("kafka: exchange %q: partition %d: record %d was written after record %d failed", e.topic, msgs[i].Partition, i, f)
+			break
 		}
 	}
 	var bytes int64
