@@ -48,9 +48,9 @@ var DiscardDeadLetters stream.DeadLetterSink = stream.DeadLetterFunc(func(contex
 //
 // time is when the line was written. Fields that are empty are left out; topic, partition
 // and offset appear together when the dead letter has a topic. key and value hold the bytes
-// as JSON when they are valid JSON, otherwise key_text/value_text hold them as a string when
-// they are valid UTF-8, otherwise key_base64/value_base64 as base64. Header values follow the
-// same rule (value, value_text or value_base64).
+// as JSON when they are valid JSON (which includes valid UTF-8), otherwise key_text/value_text
+// hold them as a string when they are valid UTF-8, otherwise key_base64/value_base64 as
+// base64. Header values follow the same rule (value, value_text or value_base64).
 type JSONLines struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -129,7 +129,7 @@ type headerLine struct {
 func bytesField(b []byte, raw *json.RawMessage, text **string, b64 *[]byte) {
 	switch {
 	case len(b) == 0:
-	case json.Valid(b):
+	case utf8.Valid(b) && json.Valid(b): // json.Valid does not check UTF-8
 		*raw = json.RawMessage(b)
 	case utf8.Valid(b):
 		s := string(b)
