@@ -156,14 +156,19 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *stream.DeadLetter {
 		}
 		return fail("invalid JSON: "+e.Error(), b[doc:])
 	}
-	if len(b) == doc || b[doc] != '{' {
+	// The document may start with whitespace (a Kafka record's value passed through).
+	first := doc
+	for first < len(b) && (b[first] == ' ' || b[first] == '\t' || b[first] == '\n' || b[first] == '\r') {
+		first++
+	}
+	if first == len(b) || b[first] != '{' {
 		return fail("document is not a JSON object", b[doc:])
 	}
 	if index == "" {
 		return fail("empty index name", b[doc:])
 	}
-	if bytes.IndexByte(b[doc:], '\n') >= 0 {
-		// NDJSON needs the document on one line.
+	if first > doc || bytes.IndexByte(b[doc:], '\n') >= 0 {
+		// NDJSON needs the document on one line, and the action line before it.
 		var c bytes.Buffer
 		_ = json.Compact(&c, b[doc:]) // valid, checked above
 		b = append(b[:doc], c.Bytes()...)

@@ -395,6 +395,39 @@ func TestSinkDocMapping(t *testing.T) {
 	require.Zero(t, st.DeadLettered)
 }
 
+// TestSinkDocLeadingWhitespace: a JSON object with whitespace before it (a Kafka record's
+// value passed through as Doc.Body) is indexed, on one line; a value that is not an object
+// is still dead-lettered with its bytes as they were. The sink once looked only at the first
+// byte and dead-lettered such an object as "document is not a JSON object".
+func TestSinkDocLeadingWhitespace(t *testing.T) {
+	f := newFake()
+	c := newFakeClient(t, f)
+	bodies := map[string]string{
+		"nl":     "\n{\"cab_id\":\"CAB-1\"}",
+		"spaces": " \t{\"cab_id\":\"CAB-2\"} ",
+		"pretty": "\r\n{\n  \"cab_id\": \"CAB-3\"\n}\n",
+		"array":  " [1,2]",
+	}
+	dl := &collector{}
+	s, err := opensearch.NewSink(c, opensearch.Mapping[rec]{
+		Doc: func(r rec) (opensearch.Doc, error) {
+			return opensearch.Doc{Index: "x", ID: r.ID, Body: []byte(bodies[r.ID])}, nil
+		},
+	}, opensearch.WithDeadLetter(dl))
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), []rec{{ID: "nl"}, {ID: "spaces"}, {ID: "pretty"}, {ID: "array"}}))
+	require.Equal(t, map[string][]byte{
+		"nl":     []byte(`{"cab_id":"CAB-1"}`),
+		"spaces": []byte(`{"cab_id":"CAB-2"}`),
+		"pretty": []byte(`{"cab_id":"CAB-3"}`),
+	}, f.stored)
+	got := dl.letters()
+	require.Len(t, got, 1)
+	require.Equal(t, "array", got[0].ID)
+	require.Equal(t, "document is not a JSON object", got[0].Err)
+	require.Equal(t, " [1,2]", string(got[0].Value))
+}
+
 func TestSinkBounds(t *testing.T) {
 	f := newFake()
 	f.block = make(chan struct{})
