@@ -167,6 +167,10 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *stream.DeadLetter {
 	if index == "" {
 		return fail("empty index name", b[doc:])
 	}
+	if !utf8.ValidString(index) {
+		// Sent, it would name another index: a JSON string holds only UTF-8.
+		return fail(fmt.Sprintf("index name %q is not valid UTF-8", index), b[doc:])
+	}
 	if first > doc || bytes.IndexByte(b[doc:], '\n') >= 0 {
 		// NDJSON needs the document on one line, and the action line before it.
 		var c bytes.Buffer

@@ -65,6 +65,16 @@
 // overwrites; such documents are counted in Stats.LongIDs and logged (rate limited). Dead
 // letters carry the ID as sent.
 //
+// An ID must be text: a JSON string holds UTF-8 only (encoding/json writes each byte that is
+// not UTF-8 as U+FFFD), so IDs that differ only in such bytes (binary Kafka keys) would name
+// one document, one value overwriting the other. The sink replaces an ID that is not
+// valid UTF-8 the same way as a long one: its start with each invalid byte written as U+FFFD
+// ("cab\xff" gives "cab\uFFFD~sha256:" and 64 hex digits), which keeps distinct IDs distinct
+// and a replay overwriting; such documents are counted in Stats.InvalidIDs and logged. To
+// keep binary keys readable, encode them yourself (hex, base64) in Mapping.ID or Doc.ID. An
+// index name that is not valid UTF-8 is never changed: the value is dead-lettered (Reason
+// stream.ReasonEncode, Err naming the index with the invalid bytes escaped).
+//
 // # Dead letters
 //
 // The dead-letter output (WithDeadLetter) is a stream.DeadLetterSink, the one dead-letter
@@ -77,9 +87,10 @@
 //     request refused whole), with Reason stream.ReasonRejected, Err "<type>: <reason>" as
 //     OpenSearch gave them, Status, Index, ID and Value the document's JSON;
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
-//     Mapping failed, the index name is empty, or the document is not a JSON object. The sink
-//     never sends OpenSearch invalid JSON: a document that is not valid JSON (+Inf or NaN
-//     written by an appender, which JSON cannot represent) is an encode error. Value always
+//     Mapping failed, the index name is empty or not valid UTF-8, or the document is not a
+//     JSON object. The sink never sends OpenSearch invalid JSON: a document that is not valid
+//     JSON (+Inf or NaN written by an appender, which JSON cannot represent, or bytes that are
+//     not UTF-8) is an encode error. Value always
 //     carries the document: the bytes produced when there are some, otherwise the value as
 //     encoding/json writes it, otherwise as JSON with non-finite numbers written as strings
 //     ("+Inf", "NaN"), otherwise as fmt's %+v; Err then says which rendering Value holds.
@@ -111,6 +122,6 @@
 // Sink.Stats returns counters since the sink was created: documents created (Indexed),
 // replaced (Updated), existing (Existed), failed item attempts (Failed), documents sent again
 // (Retried), request retries, write blocks (Blocked), split requests (Split), long IDs
-// replaced (LongIDs), dead letters, requests, bytes, and the bulk latency (last, mean, max
+// replaced (LongIDs), IDs not valid UTF-8 replaced (InvalidIDs), dead letters, requests, bytes, and the bulk latency (last, mean, max
 // and a histogram over LatencyBounds). WithBulkHook sees every request attempt.
 package opensearch

@@ -106,6 +106,58 @@ func TestSinkLongIDs(t *testing.T) {
 	require.Empty(t, dl.letters())
 }
 
+// TestSinkInvalidUTF8IDs: ids that are not valid UTF-8 (binary Kafka keys) and differ only
+// in those bytes stay two documents, under their stable replacements, and a replay
+// overwrites them; an index name that is not valid UTF-8 is dead-lettered, not changed. Both
+// ids were once sent with U+FFFD in place of the invalid byte: one document, the second
+// value overwriting the first, nothing dead-lettered.
+func TestSinkInvalidUTF8IDs(t *testing.T) {
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	index := prefix + "-2026.11.25"
+	vals := stats(0, 3)
+	ids := []string{"cab\xff", "cab\xfe", "cab-3"}
+	vals[2].CabID = "bad-index"
+	m := opensearch.Mapping[cabStats]{
+		Index: func(v cabStats) string {
+			if v.CabID == "bad-index" {
+				return index + "\xff"
+			}
+			return index
+		},
+		ID: func(v cabStats) string {
+			for i := range vals {
+				if vals[i].CabID == v.CabID {
+					return ids[i]
+				}
+			}
+			return ""
+		},
+		Body: appendCabStats,
+	}
+	dl := &collector{}
+	sink, err := opensearch.NewSink(n.client, m, opensearch.WithDeadLetter(dl))
+	require.NoError(t, err)
+	require.NoError(t, sink.Write(t.Context(), vals))
+	require.ElementsMatch(t, []string{docid.Bound("cab\xff"), docid.Bound("cab\xfe")}, n.ids(t, prefix+"-*"))
+	st := sink.Stats()
+	require.Equal(t, int64(2), st.Indexed)
+	require.Equal(t, int64(2), st.InvalidIDs)
+	got := dl.letters()
+	require.Len(t, got, 1)
+	require.Equal(t, stream.ReasonEncode, got[0].Reason)
+	require.Equal(t, index+"\xff", got[0].Index)
+	require.Equal(t, `index name "`+index+`\xff" is not valid UTF-8`, got[0].Err)
+	require.Contains(t, string(got[0].Value), `"cab_id":"bad-index"`)
+
+	// A replay (a new sink, as after a restart) overwrites both.
+	replay, err := opensearch.NewSink(n.client, m, opensearch.WithDeadLetter(dl))
+	require.NoError(t, err)
+	require.NoError(t, replay.Write(t.Context(), vals[:2]))
+	require.Equal(t, 2, n.count(t, prefix+"-*"))
+	require.Equal(t, int64(2), replay.Stats().Updated)
+}
+
 // Defect 2: a bulk request OpenSearch refuses whole (400, here for ids over 512 bytes sent
 // as they are) is split until the refused documents are isolated; they are dead-lettered
 // with the reason and every other document is written.

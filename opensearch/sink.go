@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fleetstream/fleetstream/internal/docid"
 	"github.com/fleetstream/fleetstream/internal/lograte"
@@ -186,8 +188,8 @@ type Sink[T any] struct {
 	blockLog  *lograte.Limiter
 	splitLog  *lograte.Limiter
 	longLog   *lograte.Limiter
-	// noIDBound sends long ids as they are; only tests set it (export_test.go), to show what
-	// OpenSearch does with them.
+	// noIDBound sends long ids and ids that are not UTF-8 as they are; only tests set it
+	// (export_test.go), to show what OpenSearch does with them.
 	noIDBound bool
 }
 
@@ -329,14 +331,24 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		clear(sc.last)
 		scratches.Put(sc)
 	}()
-	withID, long := 0, 0
+	withID, long, invalid := 0, 0, 0
 	for i := range batch {
 		mt := s.meta(batch[i])
-		if len(mt.id) > docid.MaxBytes && !s.noIDBound {
-			long++
+		if isLong, isInvalid := len(mt.id) > docid.MaxBytes, !utf8.ValidString(mt.id); (isLong || isInvalid) && !s.noIDBound {
+			msg, prefix := "opensearch: document id longer than 512 bytes replaced by a stable hash", "id_prefix"
+			if isLong {
+				long++
+			}
+			if isInvalid {
+				invalid++
+				msg, prefix = "opensearch: document id that is not valid UTF-8 replaced by a stable hash", "id_prefix_quoted"
+			}
 			if ok, n := s.longLog.Allow(time.Now()); ok {
-				s.cfg.logger.Warn("opensearch: document id longer than 512 bytes replaced by a stable hash",
-					"index", mt.index, "id_prefix", mt.id[:64], "id_bytes", len(mt.id), "suppressed", n)
+				p := mt.id[:min(len(mt.id), 64)]
+				if isInvalid {
+					p = strconv.Quote(p)
+				}
+				s.cfg.logger.Warn(msg, "index", mt.index, prefix, p, "id_bytes", len(mt.id), "suppressed", n)
 			}
 			mt.id = docid.Bound(mt.id)
 		}
@@ -346,8 +358,8 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 			sc.last[docKey{mt.index, mt.id}] = i
 		}
 	}
-	if long > 0 {
-		s.stats.longIDs(long)
+	if long > 0 || invalid > 0 {
+		s.stats.replacedIDs(long, invalid)
 	}
 	dups := withID - len(sc.last)
 	ch := s.getChunk()

@@ -68,6 +68,9 @@ type Stats struct {
 	// LongIDs counts documents whose ID was longer than 512 bytes and was replaced by its
 	// stable bound (see the package doc).
 	LongIDs int64
+	// InvalidIDs counts documents whose ID was not valid UTF-8 and was replaced by its
+	// stable form (see the package doc).
+	InvalidIDs int64
 	// DeadLettered counts documents handed to the dead-letter output (rejected by OpenSearch,
 	// or that could not be encoded).
 	DeadLettered int64
@@ -183,8 +186,9 @@ func (b *statsBox) split() {
 	b.mu.Unlock()
 }
 
-func (b *statsBox) longIDs(n int) {
+func (b *statsBox) replacedIDs(long, invalid int) {
 	b.mu.Lock()
-	b.s.LongIDs += int64(n)
+	b.s.LongIDs += int64(long)
+	b.s.InvalidIDs += int64(invalid)
 	b.mu.Unlock()
 }
