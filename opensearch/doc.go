@@ -20,8 +20,17 @@
 // Stats.Superseded), as if written in order: concurrent requests and item retries could
 // otherwise let an older value win.
 //
-// Data streams only accept the create action (WithDataStream); a replayed document then
-// fails with 409, which the sink counts in Stats.Existed and treats as success.
+// Data streams only accept the create action (WithDataStream); a document replayed into the
+// backing index that holds it fails with 409, which the sink counts in Stats.Existed and
+// treats as success.
+//
+// Exactly once holds only within one index: an ID is unique per index, not per data stream or
+// alias. A document replayed after its data stream rolled over (a rollover by hand or by an
+// ISM policy) is created again in the new write index, beside its copy in the old backing
+// index (no 409, counted in Stats.Indexed), and the same goes for an alias with a write index
+// that rolls over. Data streams and rollover aliases are therefore at least once: a replay
+// that spans a rollover duplicates. Where exactly once matters, write to plain indexes whose
+// name the document decides (FixedIndex, DailyIndex: a replay names the same index).
 //
 // Index names come from the document: FixedIndex, DailyIndex (prefix-2026.11.25 from an
 // event or window time, in UTC) or any func(T) string.

@@ -149,7 +149,8 @@ func WithOpType(op string) SinkOption {
 }
 
 // WithDataStream writes to data streams: the same as WithOpType(OpCreate). Documents need an
-// @timestamp field.
+// @timestamp field. A replay after the data stream rolled over duplicates (see the package
+// doc, # Delivery).
 func WithDataStream() SinkOption { return WithOpType(OpCreate) }
 
 // WithBulkHook registers a function called after every bulk request attempt, from the
