@@ -78,8 +78,20 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 			r := &b[j].Value
 			h := histRec{pos: b[j].Offset, from: r.From, sub: r.Sub, seq: r.Seq, wm: r.Watermark, upstreams: r.Upstreams,
 				mark: r.Mark, idle: r.Idle, end: r.End}
-			d.hist = append(d.hist, h)
-			if d.cur.apply(&h) {
+			keep := d.cur.apply(&h)
+			// hist holds what a checkpoint at a later position needs, for as long as the
+			// operators hold the commit back (a window's length): not one entry per record.
+			// A replayed copy changes nothing. Of the values of one message (one position)
+			// from one upstream partition, a checkpoint takes all or none, and only the last
+			// one's numbers remain.
+			switch n := len(d.hist); {
+			case !keep && !h.mark:
+			case keep && n > 0 && d.hist[n-1].pos == h.pos && d.hist[n-1].from == h.from && !d.hist[n-1].mark:
+				d.hist[n-1] = h
+			default:
+				d.hist = append(d.hist, h)
+			}
+			if keep {
 				kept = append(kept, b[j])
 			} else if !r.Mark {
 				d.dups++
