@@ -92,6 +92,28 @@ func TestSketchBoundedBins(t *testing.T) {
 	require.InEpsilon(t, math.Pow(10, 294), s.Quantile(0.99), window.SketchAccuracy)
 }
 
+// TestSketchInfinities: -Inf and +Inf (a rate over a zero duration) are counted below and
+// above every finite value, and a quantile that falls on them is -Inf or +Inf. Before, Add
+// gave them the bin index MinInt64 and panicked (makeslice: len out of range), so a single
+// such value crashed the pipeline on every replay.
+func TestSketchInfinities(t *testing.T) {
+	inf := math.Inf(1)
+	vals := []float64{inf, 3, -inf, -2, 0, 7, inf} // sorted: -Inf -2 0 3 7 +Inf +Inf
+	for q, want := range map[float64]float64{0: -inf, 0.2: -2, 0.5: 3, 0.7: 7, 0.84: inf, 1: inf} {
+		got := fold(t, window.Quantile[float64](q), vals)
+		if math.IsInf(want, 0) {
+			require.Equal(t, want, got, "q=%v", q)
+		} else {
+			require.InDelta(t, want, got, math.Abs(want)*window.SketchAccuracy, "q=%v", q)
+		}
+	}
+	var s window.Sketch
+	s.Add(-inf)
+	s.Add(-inf)
+	require.Equal(t, int64(2), s.Count())
+	require.Equal(t, -inf, s.Quantile(1))
+}
+
 func TestQuantileInPipeline(t *testing.T) {
 	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
 	q, s := streamtest.NewQueue[ev](h)

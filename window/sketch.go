@@ -28,12 +28,14 @@ const minIndexable = 1e-12
 // Sketch is a streaming quantile sketch with bounded relative error (the DDSketch scheme):
 // values fall into logarithmic bins of width 2*SketchAccuracy, so a value reported for a
 // rank is within SketchAccuracy of the true one. Memory grows with the logarithm of the value
-// range, not with the number of values, and two sketches merge exactly.
+// range, not with the number of values, and two sketches merge exactly. Infinities are
+// counted apart from the bins, below and above every finite value.
 type Sketch struct {
-	pos, neg bins
-	zeros    uint64
-	count    uint64
-	min, max float64
+	pos, neg       bins
+	zeros          uint64
+	negInf, posInf uint64 // -Inf and +Inf values, which have no bin
+	count          uint64
+	min, max       float64
 }
 
 type bins struct {
@@ -92,7 +94,8 @@ func sketchIndex(x float64) int { return int(math.Ceil(math.Log(x) / sketchLogGa
 
 func sketchValue(i int) float64 { return 2 * math.Pow(sketchGamma, float64(i)) / (sketchGamma + 1) }
 
-// Add adds a value; NaN is ignored.
+// Add adds a value; NaN is ignored, -Inf and +Inf are counted (a quantile whose rank falls on
+// them is -Inf or +Inf).
 func (s *Sketch) Add(x float64) {
 	if math.IsNaN(x) {
 		return
@@ -105,8 +108,16 @@ func (s *Sketch) Add(x float64) {
 	s.count++
 	switch {
 	case x > minIndexable:
+		if x > math.MaxFloat64 {
+			s.posInf++ // its bin index would be MinInt64
+			return
+		}
 		s.pos.add(sketchIndex(x))
 	case x < -minIndexable:
+		if x < -math.MaxFloat64 {
+			s.negInf++
+			return
+		}
 		s.neg.add(sketchIndex(-x))
 	default:
 		s.zeros++
@@ -125,6 +136,8 @@ func (s *Sketch) Merge(o *Sketch) {
 	}
 	s.count += o.count
 	s.zeros += o.zeros
+	s.negInf += o.negInf
+	s.posInf += o.posInf
 	s.pos.merge(&o.pos)
 	s.neg.merge(&o.neg)
 }
@@ -146,7 +159,10 @@ func (s *Sketch) Quantile(q float64) float64 {
 	}
 	q = min(max(q, 0), 1)
 	rank := uint64(q * float64(s.count-1))
-	var seen uint64
+	seen := s.negInf
+	if seen > rank {
+		return math.Inf(-1)
+	}
 	for j := len(s.neg.counts) - 1; j >= 0; j-- {
 		seen += uint64(s.neg.counts[j])
 		if seen > rank {
@@ -163,7 +179,7 @@ func (s *Sketch) Quantile(q float64) float64 {
 			return clamp(sketchValue(s.pos.offset+j), s.min, s.max)
 		}
 	}
-	return s.max
+	return s.max // the rank falls on the +Inf values, and s.max is +Inf
 }
 
 func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }
