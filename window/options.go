@@ -47,15 +47,21 @@ type config struct {
 
 // WithGrace sets the allowed lateness: a window stays open for d after the watermark passed its
 // end, so records up to d later than the out-of-orderness bound still count. Default 0.
+// A grace longer than 100 years counts as 100 years, which keeps every window open until
+// the end of the input just the same (math.MaxInt64 may stand for "for ever").
 func WithGrace(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {
 			c.errs = append(c.errs, invalid("WithGrace(%v): negative", d))
 			return
 		}
-		c.grace = d
+		c.grace = min(d, maxGrace)
 	})
 }
+
+// maxGrace bounds the grace so that a window's end plus the grace cannot overflow for event
+// times before the year 2160 (a longer one wrapped negative and made every record late).
+const maxGrace = 100 * 365 * 24 * time.Hour
 
 // WithEmit sets the emission mode (default OnClose).
 func WithEmit(e Emission) Option {

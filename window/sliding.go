@@ -81,7 +81,9 @@ func newSliding[T any, K comparable, V, A, R any](op *operator[T, K, V, A, R], c
 	size, slide := int64(op.asg.size), int64(op.asg.slide)
 	g := gcd(size, slide)
 	n := size / g
-	lag := (c.ooo+c.grace)/g + 2
+	// The ring's first size: room for the panes the out-of-orderness and the grace keep, up
+	// to a bound (a large grace would allocate terabytes up front); grow enlarges it on demand.
+	lag := min(c.ooo/g, maxFirstLag) + min(c.grace/g, maxFirstLag) + 2
 	ringCap := int64(1) << bits.Len64(uint64(n+lag-1))
 	return &sliding[T, K, V, A, R]{
 		op: op, partClock: c, g: g, size: size, slide: slide, n: n,
@@ -91,6 +93,10 @@ func newSliding[T any, K comparable, V, A, R any](op *operator[T, K, V, A, R], c
 		cLo: math.MaxInt64 - g, // no pane yet
 	}
 }
+
+// maxFirstLag bounds the panes a ring first makes room for behind the newest, for the
+// out-of-orderness and for the grace each.
+const maxFirstLag = 1024
 
 func ceilMul(t, m int64) int64 { return -floorMul(-t, m) }
 
@@ -220,6 +226,9 @@ func (w *sliding[T, K, V, A, R]) endAfter(m int64) int64 {
 		return math.MinInt64
 	case stream.EndOfTime:
 		return math.MaxInt64
+	}
+	if m < math.MinInt64+w.grace {
+		return math.MinInt64 // m-grace would wrap (a huge out-of-orderness and grace): none fired
 	}
 	return floorMul(m-w.grace, w.slide) + w.slide
 }

@@ -120,3 +120,17 @@ func TestReportStateBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestSlidingLongGraceState: a long grace does not allocate its panes up front. One key and
+// one record with a 24 h grace over 1 s panes hold about 2 MB; before, the ring of panes was
+// first sized for the whole grace: 131,072 panes for each of the first 64 key slots (134 MB).
+func TestSlidingLongGraceState(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
+	q, s := streamtest.NewQueue[ev](h)
+	_, err := window.Aggregate(s, evKey, evVal, window.Sliding(time.Minute, time.Second), window.Count[float64](),
+		window.WithGrace(24*time.Hour), window.WithName("w"))
+	require.NoError(t, err)
+	q.Add(at(0, "a", sec(10), 1))
+	h.Step()
+	require.Less(t, operatorState(t, h, "w").Bytes, int64(4<<20))
+}

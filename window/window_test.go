@@ -1,6 +1,10 @@
 package window_test
 
 import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -98,6 +102,51 @@ func TestTumblingGrace(t *testing.T) {
 		{Key: "a", Start: 0, End: time.Minute, Value: 3, Final: true},
 		{Key: "a", Start: time.Minute, End: 2 * time.Minute, Value: 30, Final: true},
 	}, rowsOf(res.Slice(), func(v float64) float64 { return v }))
+}
+
+// TestHugeGrace: a grace of "for ever" (the largest Duration) keeps every window open until
+// the end of the input, as a grace longer than the input's span does: a record far behind
+// the watermark still counts. Before, a window's end plus the grace wrapped negative and
+// every record went to Late (sliding windows also sized their ring of panes from it). After
+// a repartition, where the watermark comes from marks, a huge out-of-orderness with it
+// wrapped the first window to fire past every window: a record older than the partition's
+// first was counted in no emitted window, nor set aside.
+func TestHugeGrace(t *testing.T) {
+	run := func(t *testing.T, asg window.Assigner, ooo time.Duration, merged bool, grace time.Duration) []row {
+		h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(ooo), stream.WithIdleTimeout(0))
+		q, s := streamtest.NewQueue[ev](h)
+		q.SetPartitions(2)
+		if merged {
+			log := streamtest.NewExchangeLog[stream.Pair[string, ev]](2)
+			_, sh := streamtest.NewRepartition(h, stream.Map(s, func(e ev) stream.Pair[string, ev] { return stream.KV(e.Key, e) }), "by-key", log)
+			s = stream.Map(sh, func(p stream.Pair[string, ev]) ev { return p.Value })
+		}
+		w, err := window.Aggregate(s, evKey, evVal, asg, window.Count[float64](), window.WithGrace(grace))
+		require.NoError(t, err)
+		res := streamtest.Collect(w.Results())
+		q.Add(at(0, "a", sec(10), 1), at(1, "a", sec(3), 1))
+		q.Add(at(0, "a", sec(200), 1), at(1, "b", sec(12), 1))
+		q.Add(at(0, "a", sec(11), 1), at(1, "b", sec(300), 1), at(1, "b", sec(4), 1))
+		q.End()
+		h.RunUntilDone()
+		require.Zero(t, w.LateCount(), "grace %v", grace)
+		got := rowsOf(res.Slice(), i64)
+		slices.SortFunc(got, func(a, b row) int {
+			return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Start, b.Start), cmp.Compare(a.Part, b.Part))
+		})
+		return got
+	}
+	for _, asg := range []window.Assigner{window.Tumbling(time.Minute), window.Sliding(10*time.Second, 5*time.Second), window.Session(time.Minute)} {
+		for _, ooo := range []time.Duration{time.Second, math.MaxInt64} {
+			for _, merged := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v/ooo %v/merged %v", asg, ooo, merged), func(t *testing.T) {
+					want := run(t, asg, ooo, merged, time.Hour) // more than the input's span
+					require.NotEmpty(t, want)
+					require.Equal(t, want, run(t, asg, ooo, merged, math.MaxInt64))
+				})
+			}
+		}
+	}
 }
 
 func TestSessionMergeAndSplit(t *testing.T) {
