@@ -126,8 +126,8 @@ func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ S
 			name string
 			st   opensearch.Stats
 		}{sk.name, sk.stats()}
-		fmt.Fprintf(w, "fleetpipeline: %-11s created %d, updated %d, dead-lettered %d, bulk retries %d, documents retried %d (write blocks %d), split requests %d, long ids bounded %d\n",
-			x.name, x.st.Indexed, x.st.Updated, x.st.DeadLettered, x.st.RequestRetries, x.st.Retried, x.st.Blocked, x.st.Split, x.st.LongIDs)
+		fmt.Fprintf(w, "fleetpipeline: %-11s created %d, updated %d, dead-lettered %d, bulk retries %d, documents retried %d (write blocks %d), split requests %d, long ids bounded %d, ids not UTF-8 replaced %d\n",
+			x.name, x.st.Indexed, x.st.Updated, x.st.DeadLettered, x.st.RequestRetries, x.st.Retried, x.st.Blocked, x.st.Split, x.st.LongIDs, x.st.InvalidIDs)
 	}
 	cnt.mu.Lock()
 	lat := slices.Clone(cnt.latency)
