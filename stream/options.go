@@ -99,16 +99,22 @@ func WithBuffer(records int, bytes int64) Option {
 
 // WithMaxOutOfOrderness sets how far behind the newest event time of a partition an event
 // may arrive and still count as on time: a partition's watermark is its maximum event time
-// minus d. Default 0.
+// minus d. Default 0. A d over 100 years counts as 100 years, which holds every window
+// open until the end of the input just the same.
 func WithMaxOutOfOrderness(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {
 			c.errs = append(c.errs, invalid("WithMaxOutOfOrderness(%v): negative", d))
 			return
 		}
-		c.outOfOrder = d
+		c.outOfOrder = min(d, maxOutOfOrder)
 	})
 }
+
+// maxOutOfOrder bounds WithMaxOutOfOrderness so that a watermark, the newest event time less
+// it, cannot wrap for event times after 1870 (math.MaxInt64, "for ever", wrapped for times
+// before 1970, and every record was late).
+const maxOutOfOrder = 100 * 365 * 24 * time.Hour
 
 // WithIdleTimeout sets after how long without records (processing time) a partition stops
 // holding back the pipeline watermark. Default one minute; 0 disables idleness.

@@ -249,3 +249,27 @@ type wmSeen struct {
 	wm, own          int64
 	idle, hasRecords bool
 }
+
+// TestWatermarkOutOfOrderForever: WithMaxOutOfOrderness(math.MaxInt64), "for ever", keeps
+// every window open until the input ends, for event times before 1970 too: the watermark,
+// the newest event time less it, wrapped there to the far future, and every record was late.
+func TestWatermarkOutOfOrderForever(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(math.MaxInt64))
+	q, src := streamtest.NewQueue[int](h)
+	at := func(min int) time.Time { return time.Date(1969, 7, 20, 20, min, 0, 0, time.UTC) }
+	counts, err := window.Aggregate(src, func(int) int { return 0 }, func(v int) int { return v },
+		window.Tumbling(time.Minute), window.Count[int]())
+	require.NoError(t, err)
+	res := streamtest.Collect(counts.Results())
+	late := streamtest.Collect(counts.Late())
+	q.Add(stream.Record[int]{EventTime: at(17)}, stream.Record[int]{Offset: 1, EventTime: at(18)})
+	h.Run(2)
+	q.Add(stream.Record[int]{Offset: 2, EventTime: at(17)})
+	h.Run(2)
+	require.Empty(t, res.Slice(), "a window fired before the end of the input")
+	q.End()
+	h.RunUntilDone()
+	require.Empty(t, late.Slice())
+	require.Len(t, res.Slice(), 2)
+	require.EqualValues(t, 2, res.Slice()[0].Value, "the window of 20:17")
+}
