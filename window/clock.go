@@ -38,6 +38,9 @@ type partClock struct {
 	// keepsFired: the pipeline keeps the fire watermark in the commits of this merged
 	// partition (stream.PartitionContext.KeepsFired).
 	keepsFired bool
+	// endCut is the replay position when the input ended (see holdAtEnd), if hasEndCut.
+	endCut    int64
+	hasEndCut bool
 	// Where windows close (closeAt): the newest event time and the highest offset before
 	// the batch, the highest offset since, and the batch's rises, built once a window closes.
 	maxT0, hi0, hi int64
@@ -148,6 +151,20 @@ func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
 }
 
 func (c *partClock) fired() int64 { return c.fwm }
+
+// holdAtEnd, called before a batch's fire mark is taken, keeps the replay position (retained)
+// the partition had before the end of the input fires every window: the windows still open
+// on the partition's own watermark then, which a later run on the next records of the
+// partition (fleetpipeline -exit-when-idle, a daily backfill) may still reach, are rebuilt by
+// that run from their first records and completed as one run would, not only the newest
+// window. The end's EndOfTime is one run's own and says nothing about the records to come.
+// (In a repartition's partition, the checkpoint's fire watermark decides instead.)
+func (c *partClock) holdAtEnd(pc *stream.PartitionContext, retained func() (int64, bool)) {
+	if c.merged || c.fwm == stream.EndOfTime || c.fireMark(pc) != stream.EndOfTime {
+		return
+	}
+	c.endCut, c.hasEndCut = retained()
+}
 
 // commit returns the replay position: a newly valid candidate if ok, else the previous one.
 func (c *partClock) commit(off int64, ok bool, fallback int64) (int64, bool) {

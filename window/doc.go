@@ -38,7 +38,10 @@
 // (emit their final results) when its own watermark reaches their end plus the grace period;
 // once the partition is idle (stream.WithIdleTimeout) they fire on the pipeline watermark
 // instead, so an idle partition does not keep its windows open (see
-// stream.PartitionContext.PartitionWatermark). End of input closes every window.
+// stream.PartitionContext.PartitionWatermark). End of input closes every window, those still
+// open on the partition's watermark included; the commit stays at the first record of the
+// oldest of those (see "Delivery and replay"), so a later run on the next records of the
+// partition completes them as one run would.
 //
 // Lateness is decided record by record from the same partition watermark, as it stands when
 // the record arrives. A record is late when its window ends, plus the grace period, at or
@@ -79,7 +82,12 @@
 // records may all come before the first window: the commit then stays at the partition's
 // first record until a window holds one, so that a replay takes the same floor (a later
 // record with an earlier time would set an earlier one, and emit a window from records that
-// were late).
+// were late). The end of the input fires every window but leaves the replay position where it
+// was before: a bounded run followed by a run on the next records (fleetpipeline
+// -exit-when-idle) gives the results of one run over all of them. It once moved to the first
+// record of the newest window, so the next run took that window as its floor, reported late
+// the records of the windows before it that came after that record (counted by the first run
+// or not), and never completed those windows (TestBoundedRunsInARowCompleteOpenWindows).
 // Windows that a replay emits again carry the same values, and sinks overwrite them by their
 // deterministic ids (pipeline, key, window start and end). When another operator of the
 // pipeline holds the commit further back than the window, the pipeline's replay checkpoint

@@ -177,6 +177,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			}
 		}
 	}
+	w.holdAtEnd(pc, w.retained)
 	w.fwm = max(w.fwm, w.fireMark(pc))
 	if !w.started {
 		return o
@@ -351,6 +352,9 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 			lo = min(lo, p.minOff)
 		}
 		return lo, true
+	}
+	if w.hasEndCut {
+		return w.endCut, true
 	}
 	if len(w.panes) == 0 {
 		if !w.hasNewest {

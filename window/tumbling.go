@@ -115,6 +115,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			b.changed = append(b.changed, j)
 		}
 	}
+	w.holdAtEnd(pc, w.retained)
 	w.fwm = max(w.fwm, w.fireMark(pc))
 	n := 0
 	for _, b := range w.open {
@@ -218,6 +219,9 @@ func (w *tumbling[T, K, V, A, R]) retained() (int64, bool) {
 			lo = min(lo, b.minOff)
 		}
 		return lo, true
+	}
+	if w.hasEndCut {
+		return w.endCut, true
 	}
 	if len(w.open) == 0 {
 		if !w.hasNewest {
