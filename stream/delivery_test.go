@@ -804,3 +804,50 @@ func TestConcurrentOutputs(t *testing.T) {
 		require.ErrorIs(t, err, stream.ErrInvalidOption)
 	})
 }
+
+// stopOrder notes, at the end of each commit, whether the context its Run was given had
+// ended.
+type stopOrder struct {
+	*sliceSource
+	mu           sync.Mutex
+	runCtx       context.Context
+	stoppedFirst []bool
+}
+
+func (s *stopOrder) Run(ctx context.Context, in *stream.Input[int]) error {
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	return s.sliceSource.Run(ctx, in)
+}
+
+func (s *stopOrder) Commit(ctx context.Context, pos []stream.Position) error {
+	time.Sleep(100 * time.Millisecond) // an exactly-once transaction's round trips
+	s.mu.Lock()
+	s.stoppedFirst = append(s.stoppedFirst, s.runCtx.Err() != nil)
+	s.mu.Unlock()
+	return s.sliceSource.Commit(ctx, pos)
+}
+
+// TestStopCommitsBeforeSourcesStop: when Run's context ends (SIGTERM), the last batch's
+// commit, which runs in the background, ends before the sources are stopped. The sources' context
+// was Run's own, so they stopped at once: a Kafka source left its group while its
+// exactly-once commit was in flight, the commit failed (UNKNOWN_MEMBER_ID, a stale
+// generation), and a graceful stop exited with an error (TestScaleOutRekeySameDocuments, CI 96).
+func TestStopCommitsBeforeSourcesStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src := &stopOrder{sliceSource: &sliceSource{recs: []int{1, 2, 3}, wait: true}}
+		ctx, cancel := context.WithCancel(t.Context())
+		stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(_ context.Context, _ stream.BatchInfo, v []int) error {
+			if len(v) > 0 {
+				cancel() // stopped while the batch is written
+			}
+			return nil
+		})
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		require.Equal(t, []bool{false}, src.stoppedFirst, "a source was stopped before the last commit ended")
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
+	})
+}

@@ -58,7 +58,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// context that, like the outputs', outlives the batch and ctx by at most the shutdown
 	// grace.
 	p.commitCtx = func() (context.Context, func()) { return p.outputContext(ctx) }
-	srcCtx, cancel := context.WithCancel(ctx)
+	// The sources stop when Run stops them (stop), not when ctx ends: the last commit, which
+	// may still be running then, needs them (a Kafka source's group membership, for its
+	// exactly-once transaction's offsets).
+	srcCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	srcDone := make(chan error, len(p.srcs))
 	for _, sn := range p.srcs {
 		go func() {
