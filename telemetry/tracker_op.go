@@ -118,8 +118,11 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 		}
 	}
 	if pc.EndOfInput {
-		// The input is over, not the cabs: no device-silent alerts.
-		tr.Drop(pc.Partition)
+		// The input is over, not the cabs: no device-silent alerts, and the state stays, so
+		// that the commit stays where it holds (Retained) and a run on the next records
+		// (a bounded run after a bounded run, fleetpipeline -exit-when-idle) rebuilds the
+		// cabs from there and goes on as one run would: a speeding stretch open at the end
+		// is alerted once it lasted long enough, a pickup across the end is seen.
 		return out
 	}
 	// An idle partition moves on with the pipeline.

@@ -75,12 +75,13 @@ func TestTrackSpeedingAndHarshBraking(t *testing.T) {
 	// Commits (recorded when they move) hold back to the event before an
 	// open speeding stretch: offsets 0..7, one batch each; the stretch from
 	// offset 1 (before it: 0) fires at offset 3, the one from offset 5
-	// (before it: 4) ends at offset 6; the end of input commits 8.
+	// (before it: 4) ends at offset 6; the end of input keeps the commit at 7,
+	// A's last event, from which a run on the next events rebuilds A's state.
 	var committed []int64
 	for _, c := range r.q.Commits() {
 		committed = append(committed, c[0].Offset)
 	}
-	require.Equal(t, []int64{0, 3, 4, 6, 7, 8}, committed)
+	require.Equal(t, []int64{0, 3, 4, 6, 7}, committed)
 }
 
 func TestTrackIdlePickupSilent(t *testing.T) {
@@ -516,4 +517,42 @@ func TestTrackTripStart(t *testing.T) {
 	}
 	require.Equal(t, []bool{false, false, false, true, false, true, false, false, true}, starts)
 	require.Equal(t, []bool{false, false, false, true, false, false, false, false, false}, pickups)
+}
+
+// TestTrackRunsInARow: a bounded run ends inside a speeding stretch, and a run on the next
+// events (resumed at the committed position, as a Kafka source resumes) alerts the stretch as
+// one run over all the events does. The tracker dropped its state at the end of the input,
+// so the commit moved past the stretch's start and the next run saw only its last 5 s.
+func TestTrackRunsInARow(t *testing.T) {
+	speeds := []struct{ sec, kmh float64 }{{0, 80}, {5, 110}, {10, 120}, {15, 115}, {20, 90}}
+	recsAt := func(from int) []stream.Record[telemetry.Event] {
+		var out []stream.Record[telemetry.Event]
+		for i := from; i < len(speeds); i++ {
+			r := rec(ev("A", speeds[i].sec, 41.15+0.0005*float64(i), speeds[i].kmh, hired))
+			r.Offset = int64(i)
+			out = append(out, r)
+		}
+		return out
+	}
+	one := newTrackRun(t, telemetry.WithSpeedLimit(100, 10*time.Second))
+	one.q.Add(recsAt(0)...)
+	one.q.End()
+	one.h.RunUntilDone()
+	require.Len(t, one.alerts.Slice(), 1, "one run")
+
+	first := newTrackRun(t, telemetry.WithSpeedLimit(100, 10*time.Second))
+	first.q.Add(recsAt(0)[:3]...) // ends at 10 s, 5 s into the stretch
+	first.q.End()
+	first.h.RunUntilDone()
+	require.Empty(t, first.alerts.Slice())
+	cp, ok := first.q.CommittedPosition(0)
+	require.True(t, ok)
+	require.LessOrEqual(t, cp.Offset, int64(1), "the commit moved past the stretch's start")
+
+	next := newTrackRun(t, telemetry.WithSpeedLimit(100, 10*time.Second))
+	next.q.Resume(cp)
+	next.q.Add(recsAt(int(cp.Offset))...)
+	next.q.End()
+	next.h.RunUntilDone()
+	require.Equal(t, one.alerts.Slice(), next.alerts.Slice())
 }
