@@ -1003,6 +1003,21 @@ func TestRepartitionRefusedCheckpoint(t *testing.T) {
 	require.Positive(t, advanced, "the repartition's commits never moved: nothing was tested")
 }
 
+// repartitionedSums is a pipeline of two partitions whose values go through a repartition on
+// log, by key, into tumbling sums of the given size.
+func repartitionedSums(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, int64]], size time.Duration) (*streamtest.Harness, *streamtest.Queue[keyed], *window.Windowed[string, int64, stream.Pair[string, int64]]) {
+	t.Helper()
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Second))
+	q, src := streamtest.NewQueue[keyed](h)
+	q.SetPartitions(2)
+	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
+	_, shuffled := streamtest.NewRepartition(h, pairs, "keys", log)
+	sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
+		func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(size), window.Sum[int64]())
+	require.NoError(t, err)
+	return h, q, sums
+}
+
 // TestRepartitionBoundedRunsInARow: bounded runs one after the other through a repartition
 // (a daily backfill), each on the next records of the topic, each get their own windows. The
 // end of a run's input is that run's alone: the downstream checkpoint once kept the
@@ -1013,14 +1028,7 @@ func TestRepartitionBoundedRunsInARow(t *testing.T) {
 	log := streamtest.NewExchangeLog[stream.Pair[string, int64]](2)
 	var pos []stream.Position
 	for run := range 3 {
-		h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Second))
-		q, src := streamtest.NewQueue[keyed](h)
-		q.SetPartitions(2)
-		pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
-		_, shuffled := streamtest.NewRepartition(h, pairs, "keys", log)
-		sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
-			func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(10*time.Second), window.Sum[int64]())
-		require.NoError(t, err)
+		h, q, sums := repartitionedSums(t, log, 10*time.Second)
 		final := streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
 		late := streamtest.Collect(sums.Late())
 		q.Resume(pos...)
@@ -1054,14 +1062,7 @@ func TestRepartitionBoundedRunsInARow(t *testing.T) {
 // each, so an hour's window after a repartition held an hour of records in memory.
 func TestRepartitionCheckpointMemory(t *testing.T) {
 	log := streamtest.NewPackedExchangeLog[stream.Pair[string, int64]](1)
-	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Second))
-	q, src := streamtest.NewQueue[keyed](h)
-	q.SetPartitions(2)
-	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
-	_, shuffled := streamtest.NewRepartition(h, pairs, "keys", log)
-	sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
-		func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(time.Hour), window.Sum[int64]())
-	require.NoError(t, err)
+	h, q, sums := repartitionedSums(t, log, time.Hour)
 	res := streamtest.Collect(sums.Results())
 	const batches, perPart = 300, 100
 	for b := range batches {

@@ -307,30 +307,42 @@ func TestCrashReplay(t *testing.T) {
 
 				k := 5 + r.IntN(40)
 				first, _, q := run(t, tc.sp, recs, []int{9, 3}, k)
-				committed := map[int32]int64{0: q.Committed(0), 1: q.Committed(1)}
-				var rest []stream.Record[ev]
-				for _, rec := range recs {
-					if c := committed[rec.Partition]; c >= 0 && rec.Offset < c {
-						continue
-					}
-					rest = append(rest, rec)
-				}
+				committed, rest := afterCommit(recs, q)
 				second, _, _ := run(t, tc.sp, rest, []int{5, 11, 2}, 1<<30)
 
-				union := map[wkey]window.Summary{}
-				for k, v := range first {
-					union[k] = v
-				}
-				for k, v := range second {
-					if old, ok := union[k]; ok {
-						require.Equal(t, old, v, "seed %d: replay changed %+v", seed, k)
-					}
-					union[k] = v
-				}
+				union := withReplay(t, seed, first, second)
 				require.Empty(t, diff(want, union), "seed %d, crash after %d batches, committed %v", seed, k, committed)
 			}
 		})
 	}
+}
+
+// afterCommit returns the committed offsets of the two partitions of a crashed run's queue,
+// and the records a run resumed there reads: those at or after them.
+func afterCommit(recs []stream.Record[ev], q *streamtest.Queue[ev]) (map[int32]int64, []stream.Record[ev]) {
+	committed := map[int32]int64{0: q.Committed(0), 1: q.Committed(1)}
+	var rest []stream.Record[ev]
+	for _, rec := range recs {
+		if c := committed[rec.Partition]; c >= 0 && rec.Offset < c {
+			continue
+		}
+		rest = append(rest, rec)
+	}
+	return committed, rest
+}
+
+// withReplay returns the results of a crashed run and of the run resumed after it, each
+// window once; a window that both emitted must have the same result in both.
+func withReplay(t *testing.T, seed uint64, first, second map[wkey]window.Summary) map[wkey]window.Summary {
+	t.Helper()
+	union := maps.Clone(first)
+	for k, v := range second {
+		if old, ok := union[k]; ok {
+			require.Equal(t, old, v, "seed %d: replay changed %+v", seed, k)
+		}
+		union[k] = v
+	}
+	return union
 }
 
 // diff lists the windows whose results differ, with times relative to t0 in seconds.
@@ -436,23 +448,10 @@ func TestCrashReplayRandomSpecs(t *testing.T) {
 
 				k := 3 + r.IntN(40)
 				first, _, q := run(t, sp, recs, []int{1 + r.IntN(10), 1 + r.IntN(4)}, k)
-				committed := map[int32]int64{0: q.Committed(0), 1: q.Committed(1)}
-				var rest []stream.Record[ev]
-				for _, rec := range recs {
-					if c := committed[rec.Partition]; c >= 0 && rec.Offset < c {
-						continue
-					}
-					rest = append(rest, rec)
-				}
+				committed, rest := afterCommit(recs, q)
 				second, _, _ := run(t, sp, rest, []int{1 + r.IntN(12), 1 + r.IntN(3)}, 1<<30)
 
-				union := maps.Clone(first)
-				for k, v := range second {
-					if old, ok := union[k]; ok {
-						require.Equal(t, old, v, "seed %d: replay changed %+v", seed, k)
-					}
-					union[k] = v
-				}
+				union := withReplay(t, seed, first, second)
 				require.Empty(t, diff(want, union), "seed %d spec %+v, crash after %d batches, committed %v", seed, sp, k, committed)
 			}
 		})
