@@ -4,6 +4,8 @@ package telemetry_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/fleetstream/fleetstream/telemetry"
@@ -35,6 +37,30 @@ func BenchmarkDecoderInterned(b *testing.B) {
 			b.Fatal(err)
 		}
 		sinkEvent = e
+	}
+}
+
+// BenchmarkDecoderFleet decodes the events of a fleet of 300 cabs in turn,
+// as one partition of the telemetry topic sees them: the intern table holds
+// hundreds of ids, not one.
+func BenchmarkDecoderFleet(b *testing.B) {
+	var events [][]byte
+	for i := range 300 {
+		events = append(events, []byte(strings.Replace(sample, "CAB-0042", fmt.Sprintf("CAB-%04d", i), 1)))
+	}
+	var d telemetry.Decoder
+	b.SetBytes(int64(len(sample)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		e, err := d.Decode(events[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkEvent = e
+		if i++; i == len(events) {
+			i = 0
+		}
 	}
 }
 

@@ -5,6 +5,7 @@
 package telemetry
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strings"
@@ -126,13 +127,15 @@ func decode(data []byte, e *Event, d *Decoder) error {
 			}
 			keyStart := p.i + 1
 			var id fieldID
-			if next := prev + 1; next < numFields && isKey(data[keyStart:], fieldNames[next]) {
-				// Events usually list their fields in the schema's order, as Append does:
-				// a key that is exactly the next field's name, quote included, is that
-				// field without scanning and looking it up. (A name holds no quote,
-				// backslash or control character, so these bytes are the whole key.)
+			if next := prev + 1; next < numFields && fieldKeys[next].at(data, keyStart) {
+				// Events usually list their fields in the schema's order, as Append does,
+				// without whitespace: a key that is exactly the next field's name, quote
+				// and colon included, is that field without scanning and looking it up.
+				// (A name holds no quote, backslash or control character, so these bytes
+				// are the whole key.)
 				id = next
-				p.i = keyStart + len(fieldNames[next]) + 1
+				p.i = keyStart + int(fieldKeys[next].n)
+				p.ws()
 			} else {
 				esc, err := p.scanString()
 				if err != nil {
@@ -145,9 +148,9 @@ func decode(data []byte, e *Event, d *Decoder) error {
 				} else {
 					id = lookupField(key)
 				}
-			}
-			if err := p.colon(); err != nil {
-				return err
+				if err := p.colon(); err != nil {
+					return err
+				}
 			}
 			if p.i >= len(data) {
 				return p.eof()
@@ -342,9 +345,44 @@ func (p *parser) wrongType(id fieldID, want string, optional bool) error {
 	return invalid(id, "expected "+want+", got "+got, start)
 }
 
-// isKey reports whether b starts with name and a closing quote.
-func isKey(b []byte, name string) bool {
-	return len(b) > len(name) && b[len(name)] == '"' && string(b[:len(name)]) == name
+// keyWords is a field's key as compact JSON writes it after the opening
+// quote, `name":`, as two little-endian words and the masks of its bytes,
+// so that a guessed key is checked with two loads and compares.
+type keyWords struct {
+	w, m [2]uint64
+	n    uint8 // the key's length, quote and colon included
+}
+
+var fieldKeys = func() (k [numFields]keyWords) {
+	for id := fCabID; id < numFields; id++ {
+		key := fieldNames[id] + `":`
+		if len(key) > 16 {
+			panic("telemetry: field name " + fieldNames[id] + " longer than 14 bytes")
+		}
+		var b, m [16]byte
+		copy(b[:], key)
+		for i := range len(key) {
+			m[i] = 0xff
+		}
+		k[id] = keyWords{
+			w: [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])},
+			m: [2]uint64{binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])},
+			n: uint8(len(key)),
+		}
+	}
+	return k
+}()
+
+// at reports whether data holds the key at i. It needs 16 bytes from i,
+// which every key but one at the very end of an event has; that one is read
+// the slow way.
+func (k *keyWords) at(data []byte, i int) bool {
+	if i < 0 || len(data)-i < 16 {
+		return false
+	}
+	b := data[i : i+16]
+	return (binary.LittleEndian.Uint64(b[:8])^k.w[0])&k.m[0]|
+		(binary.LittleEndian.Uint64(b[8:])^k.w[1])&k.m[1] == 0
 }
 
 func lookupField(k []byte) fieldID {

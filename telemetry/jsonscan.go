@@ -26,7 +26,9 @@ func (p *scanner) malformed(reason string) error {
 }
 
 func (p *scanner) ws() {
-	for p.i < len(p.data) {
+	// Every byte of whitespace is at most ' ', so compact JSON, where the
+	// next byte is a value or a delimiter, costs one compare.
+	for p.i < len(p.data) && p.data[p.i] <= ' ' {
 		switch p.data[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
@@ -300,6 +302,15 @@ var pow10 = [...]float64{
 // power of ten up to 1e22 is correctly rounded by one IEEE operation);
 // the rest go to strconv.ParseFloat.
 func (p *scanner) number() (v float64, rangeErr bool, err error) {
+	if f, end, ok := shortNumber(p.data, p.i); ok {
+		p.i = end
+		return f, false, nil
+	}
+	return p.longNumber()
+}
+
+// longNumber is number for any number, one byte at a time.
+func (p *scanner) longNumber() (v float64, rangeErr bool, err error) {
 	data := p.data
 	start := p.i
 	i := p.i
@@ -394,4 +405,75 @@ func (p *scanner) number() (v float64, rangeErr bool, err error) {
 		return 0, true, nil // syntax was checked above, so this is ErrRange
 	}
 	return f, false, nil
+}
+
+// shortNumber parses the number at i when it is the usual short decimal,
+// -?[0-9]{1,7}(\.[0-9]{1,7})? with no leading zero and no exponent; ok is
+// false for anything else, which number then reads the long way. Each run of digits is found and converted eight bytes
+// at a time. The value is the one number computes: a mantissa below 10^14
+// scaled by one exact division.
+func shortNumber(data []byte, i int) (f float64, end int, ok bool) {
+	if i < 0 || i >= len(data) {
+		return 0, i, false
+	}
+	if len(data)-i < 17 {
+		// Near the end (the event's last field): read a copy padded with
+		// zero bytes, which are neither digits nor '.' nor 'e'.
+		var pad [17]byte
+		n := copy(pad[:], data[i:])
+		f, end, ok = shortNumber(pad[:], 0)
+		return f, i + end, ok && end <= n
+	}
+	neg := data[i] == '-'
+	if neg {
+		i++
+	}
+	w := binary.LittleEndian.Uint64(data[i:])
+	n := digitRun(w)
+	if n == 0 || n == 8 || n > 1 && data[i] == '0' {
+		return 0, i, false
+	}
+	mant := digitsValue(w, n)
+	i += n
+	scale := 0
+	if data[i] == '.' {
+		i++
+		w = binary.LittleEndian.Uint64(data[i:])
+		n = digitRun(w)
+		if n == 0 || n == 8 {
+			return 0, i, false
+		}
+		mant = mant*uint64(pow10[n]) + digitsValue(w, n)
+		i += n
+		scale = n
+	}
+	if c := data[i]; c == 'e' || c == 'E' {
+		return 0, i, false
+	}
+	f = float64(mant) / pow10[scale]
+	if neg {
+		f = -f
+	}
+	return f, i, true
+}
+
+// digitRun returns how many of the bytes of w, from its lowest, are ASCII
+// digits before the first that is not (8 if all are).
+func digitRun(w uint64) int {
+	const hiNibble, zeros, six = 0xf0f0f0f0f0f0f0f0, 0x3030303030303030, 0x0606060606060606
+	// A byte is a digit when its high nibble is 3 and adding 6 keeps it so.
+	// The addition carries only out of bytes of 0xfa and above, never out of
+	// a digit, so the lowest flagged byte is exact.
+	m := (w&hiNibble ^ zeros) | ((w+six)&hiNibble ^ zeros)
+	return bits.TrailingZeros64(m) / 8
+}
+
+// digitsValue returns the value of the n (1 to 8) ASCII digits in the lowest
+// bytes of w, the first digit in the lowest byte: shifted up so the digits
+// fill the top bytes, then combined in pairs, fours and eights.
+func digitsValue(w uint64, n int) uint64 {
+	w = (w & 0x0f0f0f0f0f0f0f0f) << (8 * (8 - n))
+	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
+	w = (w*100 + w>>16) & 0x0000ffff0000ffff
+	return (w*10000 + w>>32) & 0xffffffff
 }
