@@ -18,7 +18,8 @@ import (
 	"github.com/fleetstream/fleetstream/stream"
 )
 
-// ErrClosed is returned by Write after Close.
+// ErrClosed is returned by Write after Close, marked [stream.Permanent]: a pipeline that
+// shares the producer with one that closed it stops instead of retrying for ever.
 var ErrClosed = errors.New("kafka: producer closed")
 
 // Encoder turns a value into the message a Producer writes. A message with an empty Topic
@@ -124,7 +125,7 @@ func (p *Producer[T]) connect() (sarama.SyncProducer, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, ErrClosed
+		return nil, stream.Permanent(ErrClosed)
 	}
 	if p.sp != nil {
 		return p.sp, nil
@@ -240,7 +241,7 @@ func (p *Producer[T]) writeTxn(ctx context.Context, batch []T) error {
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return stream.Permanent(ErrClosed)
 	}
 	msgs := make([]Message, len(batch))
 	for i, v := range batch {

@@ -97,5 +97,7 @@ func TestProducerPermanentErrors(t *testing.T) {
 	require.NoError(t, p.Write(t.Context(), []int{10, 20}))
 	require.Equal(t, int64(2), p.Sent())
 	require.NoError(t, p.Close(t.Context()))
-	require.ErrorIs(t, p.Write(t.Context(), []int{1}), kafka.ErrClosed)
+	err = p.Write(t.Context(), []int{1})
+	require.ErrorIs(t, err, kafka.ErrClosed)
+	require.True(t, stream.IsPermanent(err), "a closed producer never takes a write again: %v", err)
 }

@@ -29,7 +29,9 @@ var (
 	// ErrInvalidOption is wrapped by every construction error of NewClient, NewSink and
 	// EnsureTemplates options; the message names the setting.
 	ErrInvalidOption = errors.New("opensearch: invalid option")
-	// ErrClosed is returned by Write after Close.
+	// ErrClosed is returned by Write after Close, marked stream.Permanent: a pipeline that
+	// shares the sink with one that closed it (a pipeline closes its sinks when Run
+	// returns) stops instead of retrying for ever.
 	ErrClosed = errors.New("opensearch: sink closed")
 )
 

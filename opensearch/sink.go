@@ -282,7 +282,7 @@ func (e *RejectedError) Error() string {
 // whole with another 4xx (bad credentials) fails Write with a permanent error.
 func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 	if s.closed.Load() {
-		return ErrClosed
+		return stream.Permanent(ErrClosed)
 	}
 	if len(batch) == 0 {
 		return nil

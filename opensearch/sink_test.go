@@ -452,7 +452,49 @@ func TestSinkBounds(t *testing.T) {
 func TestSinkClosed(t *testing.T) {
 	s, _ := fakeSink(t, newFake())
 	require.NoError(t, s.Close(t.Context()))
-	require.ErrorIs(t, s.Write(t.Context(), recs(1)), opensearch.ErrClosed)
+	err := s.Write(t.Context(), recs(1))
+	require.ErrorIs(t, err, opensearch.ErrClosed)
+	require.True(t, stream.IsPermanent(err), "a closed sink never takes a write again: %v", err)
+}
+
+// recSource pushes its records on partition 0, then ends the input.
+type recSource []rec
+
+func (s recSource) Run(ctx context.Context, in *stream.Input[rec]) error {
+	for i, v := range s {
+		if err := in.Push(ctx, stream.Record[rec]{Value: v, Offset: int64(i), Size: 16}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (recSource) Commit(context.Context, []stream.Position) error { return nil }
+
+// TestSinkSharedStopsWhenClosed: two pipelines share a sink, and the first closes it when its
+// Run returns. The second stops with ErrClosed at its first write, instead of retrying it (for
+// ever under the default retry policy).
+func TestSinkSharedStopsWhenClosed(t *testing.T) {
+	f := newFake()
+	sink, _ := fakeSink(t, f)
+	retry := stream.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 5})
+
+	a, err := stream.New(time.Millisecond, retry)
+	require.NoError(t, err)
+	stream.To(stream.From(a, stream.Source[rec](recSource(recs(3)))), sink)
+	require.NoError(t, a.Run(t.Context()))
+
+	b, err := stream.New(time.Millisecond, retry)
+	require.NoError(t, err)
+	var writes int
+	stream.To(stream.From(b, stream.Source[rec](recSource(recs(2)))), stream.Sink[rec](stream.SinkFunc[rec](
+		func(ctx context.Context, batch []rec) error {
+			writes++
+			return sink.Write(ctx, batch)
+		})))
+	err = b.Run(t.Context())
+	require.ErrorIs(t, err, opensearch.ErrClosed)
+	require.Equal(t, 1, writes, "a closed sink is not retried")
 }
 
 func TestSinkHook(t *testing.T) {
