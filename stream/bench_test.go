@@ -20,11 +20,13 @@ type benchEvent struct {
 // of one partition; "interleaved" alternates the partition record by record, the worst case
 // for the split.
 func BenchmarkMapFilterKeyBy(b *testing.B) {
-	b.Run("runs", func(b *testing.B) { benchMapFilterKeyBy(b, 128) })
-	b.Run("interleaved", func(b *testing.B) { benchMapFilterKeyBy(b, 1) })
+	b.Run("runs", func(b *testing.B) { benchMapFilterKeyBy(b, 128, false) })
+	b.Run("interleaved", func(b *testing.B) { benchMapFilterKeyBy(b, 1, false) })
+	// The same with one FlatMap for the Map and the Filter.
+	b.Run("flatMap", func(b *testing.B) { benchMapFilterKeyBy(b, 128, true) })
 }
 
-func benchMapFilterKeyBy(b *testing.B, run int) {
+func benchMapFilterKeyBy(b *testing.B, run int, flat bool) {
 	const batch = 10_000
 	clk := streamtest.NewClock(streamtest.Epoch)
 	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithBuffer(batch, 0))
@@ -35,6 +37,13 @@ func benchMapFilterKeyBy(b *testing.B, run int) {
 	src := stream.From(p, stream.Source[benchEvent](evBinder{&in}))
 	fast := stream.Map(src, func(e benchEvent) benchEvent { e.Speed *= 1.609; return e }).
 		Filter(func(e benchEvent) bool { return e.Speed > 10 })
+	if flat {
+		fast = stream.FlatMap(src, func(e benchEvent, emit func(benchEvent)) {
+			if e.Speed *= 1.609; e.Speed > 10 {
+				emit(e)
+			}
+		})
+	}
 	keyed := stream.KeyBy(fast, func(e benchEvent) int { return e.Cab })
 	var n int
 	stream.ForEachBatch(keyed, func(_ context.Context, _ stream.BatchInfo, vs []stream.Pair[int, benchEvent]) error {

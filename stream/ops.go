@@ -33,10 +33,14 @@ func (s *Stream[T]) Filter(keep func(T) bool) *Stream[T] {
 // FlatMap returns a stream of every value that f yields for every input value; f calls emit
 // zero or more times.
 func FlatMap[T, U any](s *Stream[T], f func(v T, emit func(U))) *Stream[U] {
-	return derive(s, "flatMap", func(_ *PartitionContext, in []Elem[T], out []Elem[U]) []Elem[U] {
+	return elementwise(s, "flatMap", func(in []Elem[T], out []Elem[U]) []Elem[U] {
+		// One emit for the chunk, not one per value: f is a function value, so the closure
+		// it receives lives on the heap.
+		var from *Elem[T]
+		emit := func(u U) { out = append(out, Elem[U]{Value: u, Time: from.Time, Offset: from.Offset}) }
 		for i := range in {
-			e := in[i]
-			f(e.Value, func(u U) { out = append(out, Elem[U]{Value: u, Time: e.Time, Offset: e.Offset}) })
+			from = &in[i]
+			f(from.Value, emit)
 		}
 		return out
 	})

@@ -273,3 +273,36 @@ func TestWatermarkOutOfOrderForever(t *testing.T) {
 	require.Len(t, res.Slice(), 2)
 	require.EqualValues(t, 2, res.Slice()[0].Value, "the window of 20:17")
 }
+
+// TestFlatMapKeepsTimeAndOffset: what FlatMap emits carries its input's event time (a window
+// after it puts each value in its input's window) and offset (the commit waits at the first
+// record of a window still open), like Map and Filter.
+func TestFlatMapKeepsTimeAndOffset(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int](h)
+	at := func(min int) time.Time { return streamtest.Epoch.Add(time.Duration(min) * time.Minute) }
+	twice := stream.FlatMap(src, func(v int, emit func(int)) {
+		if v > 0 {
+			emit(v)
+			emit(v)
+		}
+	})
+	counts, err := window.Aggregate(twice, func(int) int { return 0 }, func(v int) int { return v },
+		window.Tumbling(time.Minute), window.Count[int]())
+	require.NoError(t, err)
+	res := streamtest.Collect(counts.Results())
+
+	q.Add(stream.Record[int]{Value: 1, Offset: 0, EventTime: at(1)},
+		stream.Record[int]{Value: 0, Offset: 1, EventTime: at(1)}, // emits nothing
+		stream.Record[int]{Value: 2, Offset: 2, EventTime: at(3)},
+		stream.Record[int]{Value: 3, Offset: 3, EventTime: at(3)})
+	h.Step()
+	require.Equal(t, int64(2), q.Committed(0), "the commit waits at the first record of the open window of minute 3")
+	q.End()
+	h.RunUntilDone()
+	got := map[time.Time]int64{}
+	for _, r := range res.Slice() {
+		got[r.Start] = r.Value
+	}
+	require.Equal(t, map[time.Time]int64{at(1): 2, at(3): 4}, got)
+}
