@@ -217,7 +217,9 @@
 // does, with cleanup.policy=compact, and refuses an existing topic that is not compacted,
 // ErrNotCompacted); a topic that is not compacted only gets a warning from Load. A record
 // that decode refuses is skipped, counted (TableStats.DecodeErrors) and logged at Warn, never
-// dropped silently. Consumer errors (an outage) are retried by sarama, counted and logged.
+// dropped silently. Consumer errors (an outage) are retried by sarama, counted and logged;
+// when records are deleted ahead of the consumer (the retention of a compact,delete topic,
+// delete-records), it reads on from the log's new start.
 //
 // Versions: a key keeps at most WithVersions (default 8) versions, tombstones included; one
 // more drops its oldest. A version with the timestamp of one held replaces it; one older than

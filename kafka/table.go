@@ -138,7 +138,28 @@ type tablePart struct {
 	id   int32
 	end  int64        // end offset when Load started
 	next atomic.Int64 // offset after the last record read
-	pc   sarama.PartitionConsumer
+	// pc is replaced by follow when sarama shut it down (records deleted ahead of it);
+	// stopped is set by stop. Both under mu.
+	mu      sync.Mutex
+	pc      sarama.PartitionConsumer
+	stopped bool
+}
+
+// consumer returns p's current partition consumer.
+func (p *tablePart) consumer() sarama.PartitionConsumer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pc
+}
+
+// stop closes p's consumer, which ends follow, and keeps follow from starting another.
+func (p *tablePart) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.pc != nil {
+		p.pc.AsyncClose()
+	}
 }
 
 // TableStats is a snapshot of a Table.
@@ -286,27 +307,27 @@ func (t *Table[K, V]) Len() int {
 
 // Stats returns a snapshot of the table's size and counters.
 func (t *Table[K, V]) Stats() TableStats {
-	var pcs []sarama.PartitionConsumer
-	var next []*atomic.Int64
+	var parts []*tablePart
 	t.mu.RLock()
 	st := TableStats{Keys: t.all.live, Versions: t.all.held}
 	for id, hp := range t.held {
 		st.Keys += hp.rows.live
 		st.Versions += hp.rows.held
 		st.Partitions = append(st.Partitions, id)
-		pcs, next = append(pcs, hp.part.pc), append(next, &hp.part.next)
+		parts = append(parts, hp.part)
 	}
 	t.mu.RUnlock()
 	st.Records, st.Updates, st.Tombstones = t.records.Load(), t.updates.Load(), t.tombstones.Load()
 	st.DecodeErrors, st.Errors, st.Loaded = t.decodeErrors.Load(), t.errs.Load(), t.loaded.Load()
-	if parts := t.shown.Load(); parts != nil {
-		for _, p := range *parts {
+	if shown := t.shown.Load(); shown != nil {
+		for _, p := range *shown {
 			st.Partitions = append(st.Partitions, p.id)
-			pcs, next = append(pcs, p.pc), append(next, &p.next)
+			parts = append(parts, p)
 		}
 	}
-	for i, pc := range pcs {
-		st.Lag += max(0, pc.HighWaterMarkOffset()-next[i].Load())
+	// Outside mu: follow holds a part's mu while it restarts its consumer.
+	for _, p := range parts {
+		st.Lag += max(0, p.consumer().HighWaterMarkOffset()-p.next.Load())
 	}
 	slices.Sort(st.Partitions)
 	return st

@@ -195,7 +195,7 @@ func (t *Table[K, V]) Release(partition int32) {
 	t.mu.Unlock()
 	if !hp.done {
 		hp.done = true
-		hp.part.pc.AsyncClose() // ends follow
+		hp.part.stop() // ends follow
 	}
 	if t.released == nil {
 		t.released = make(map[int32]<-chan struct{})
@@ -210,7 +210,7 @@ func (t *Table[K, V]) closeHeld() {
 	for _, hp := range t.held {
 		if !hp.done {
 			hp.done = true
-			hp.part.pc.AsyncClose()
+			hp.part.stop()
 		}
 	}
 }

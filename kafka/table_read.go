@@ -182,7 +182,8 @@ func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
 // the partition's end offset at start were applied.
 func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 	done := p.next.Load() >= p.end
-	msgs, errs := p.pc.Messages(), p.pc.Errors()
+	pc := p.consumer()
+	msgs, errs := pc.Messages(), pc.Errors()
 	// Until the partition is loaded, a tick without a record probes whether only
 	// transaction markers or aborted records are left before the end offset: the consumer
 	// never delivers those, so no record would ever reach it.
@@ -192,8 +193,20 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 	if done {
 		ticks = nil
 	}
-	got := false
-	for msgs != nil || errs != nil {
+	got, outOfRange := false, false
+	for {
+		if msgs == nil && errs == nil {
+			if !outOfRange {
+				return
+			}
+			// sarama shut the consumer down: records were deleted ahead of it.
+			outOfRange = false
+			pc := t.resume(p)
+			if pc == nil {
+				return
+			}
+			msgs, errs = pc.Messages(), pc.Errors()
+		}
 		select {
 		case m, ok := <-msgs:
 			if !ok {
@@ -214,6 +227,9 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 				continue
 			}
 			t.errs.Add(1)
+			if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+				outOfRange = true
+			}
 			if ok, left := t.errLog.Allow(time.Now()); ok {
 				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
 			}
@@ -233,6 +249,36 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 	}
 }
 
+// resume starts p's consumer again from the log's start, after sarama shut it down on
+// OFFSET_OUT_OF_RANGE (records deleted ahead of it by retention or delete-records), and
+// returns it; nil once p is stopped. It retries until one of the two.
+func (t *Table[K, V]) resume(p *tablePart) sarama.PartitionConsumer {
+	for {
+		p.mu.Lock()
+		if p.stopped {
+			p.mu.Unlock()
+			return nil
+		}
+		pc, err := t.consumer.ConsumePartition(t.topic, p.id, sarama.OffsetOldest)
+		if err == nil {
+			p.pc = pc
+		}
+		p.mu.Unlock()
+		if err == nil {
+			t.log.Info("kafka: table partition read again from its start: records were deleted ahead of the consumer", "partition", p.id)
+			return pc
+		}
+		t.errs.Add(1)
+		if ok, left := t.errLog.Allow(time.Now()); ok {
+			t.log.Warn("kafka: table consumer restart", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
+		}
+		select {
+		case <-time.After(probeEvery):
+		case <-t.closing:
+		}
+	}
+}
+
 // Close stops following the topic and releases the connections; during a Load that is still
 // connecting, it waits for the connection attempt first. The table keeps its contents:
 // Lookup and Latest still answer, with what was read until then. Close is idempotent.
@@ -244,9 +290,7 @@ func (t *Table[K, V]) Close() error {
 		t.conn.Lock()
 		defer t.conn.Unlock()
 		for _, p := range t.parts {
-			if p.pc != nil {
-				p.pc.AsyncClose() // closes Messages and Errors, which ends follow
-			}
+			p.stop() // closes Messages and Errors, which ends follow
 		}
 		t.closeHeld()
 		t.wg.Wait()

@@ -1,0 +1,82 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestTableRecordsDeletedWhileLoading: records deleted (retention of a compact,delete topic,
+// or delete-records) ahead of where the Table's consumer reads make its next fetch fail
+// with OFFSET_OUT_OF_RANGE, on which sarama shuts the partition consumer down. The Table
+// must read on from the log's new start: Load returns, and records written afterwards
+// reach the table.
+func TestTableRecordsDeletedWhileLoading(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t, "table-deleted")
+	str := func(s string) *string { return &s }
+	admin := newAdmin(t, brokers)
+	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"cleanup.policy": str("compact,delete")}}, false))
+	t.Cleanup(func() { _ = admin.DeleteTopic(topic) })
+	waitPartitions(t, brokers, topic, 1)
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	const batches, per = 20, 50
+	for b := range batches { // a batch per call: the consumer fetches one at a time
+		recs := make([]tableRec, per)
+		for i := range recs {
+			recs[i] = tableRec{fmt.Sprintf("cab-%d", b*per+i), `{"name":"old"}`, at, 0}
+		}
+		produceTable(t, brokers, topic, recs...)
+	}
+
+	// decode blocks at the first record until released: the consumer fills its buffer and
+	// stops fetching, far before the end.
+	first, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	decode := func(key, value []byte) (string, driver, error) {
+		once.Do(func() {
+			close(first)
+			<-release
+		})
+		return decodeDriver(key, value)
+	}
+	tab, err := kafka.NewTable(kafka.Config{Brokers: brokers, ClientID: "fleetstream-table-test",
+		Fetch: kafka.Fetch{MaxBytes: 1}}, topic, decode)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tab.Close()) })
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	loaded := make(chan error, 1)
+	go func() { loaded <- tab.Load(ctx) }()
+	select {
+	case <-first:
+	case <-ctx.Done():
+		t.Fatal("no record read")
+	}
+	require.NoError(t, admin.DeleteRecords(topic, map[int32]int64{0: batches * per}))
+	close(release)
+	require.NoError(t, <-loaded, "Load must return once what is left before the end offset was deleted")
+
+	produceTable(t, brokers, topic, tableRec{"cab-new", `{"name":"new"}`, at, 0})
+	for {
+		if v, ok := tab.Latest("cab-new"); ok {
+			require.Equal(t, "new", v.Name)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("a record written after the deletion never reached the table: %+v", tab.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
