@@ -80,3 +80,41 @@ func TestTableRecordsDeletedWhileLoading(t *testing.T) {
 		}
 	}
 }
+
+// TestTableCloseDuringLoad: Close while Load waits for a partition to reach its end offset
+// (here held by a transaction left open) makes Load return, with ErrNotLoaded.
+func TestTableCloseDuringLoad(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := newCompactedTopic(t, brokers, "table-close-load", 1)
+	c := saramaConfig()
+	c.Producer.Idempotent = true
+	c.Producer.Transaction.ID = testenv.UniqueName(t, "table-close-load")
+	c.Net.MaxOpenRequests = 1
+	p, err := sarama.NewSyncProducer(brokers, c)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	require.NoError(t, p.BeginTxn())
+	_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("cab-1"),
+		Value: sarama.StringEncoder(`{"name":"ana"}`)})
+	require.NoError(t, err)
+	defer func() { _ = p.AbortTxn() }() // fails when the test outlived the transaction timeout
+
+	tab, err := kafka.NewTable(kafka.Config{Brokers: brokers, ClientID: "fleetstream-table-test"}, topic, decodeDriver)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	loaded := make(chan error, 1)
+	go func() { loaded <- tab.Load(ctx) }()
+	for len(tab.Stats().Partitions) == 0 { // connected: Load waits for the transaction
+		select {
+		case <-ctx.Done():
+			t.Fatal("Load never connected")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.NoError(t, tab.Close())
+	err = <-loaded
+	require.ErrorIs(t, err, kafka.ErrNotLoaded)
+	require.NoError(t, ctx.Err(), "Load returned only when its context ended")
+}

@@ -21,7 +21,7 @@ import (
 var ErrNotCoPartitioned = errors.New("kafka: stream and table are not co-partitioned")
 
 // ErrNotLoaded is wrapped by the error of LoadPartition before Load returned nil, or after
-// Close.
+// Close, and by Load's when Close was called before it returned.
 var ErrNotLoaded = errors.New("kafka: table not loaded")
 
 // WithCoPartitioned makes the Table co-partitioned (Kafka Streams' KTable) instead of

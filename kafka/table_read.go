@@ -18,10 +18,11 @@ import (
 // started, and returns once they are all read; the Table then keeps following the topic in
 // the background until Close. It fails if the topic does not exist (ErrTopicNotFound), the
 // cluster cannot be reached or the ACLs refuse the topic (ErrNotAuthorized). When ctx ends
-// before the table is loaded, Load closes the Table and returns ctx's error. A Table loads
-// once. A co-partitioned Table (WithCoPartitioned) reads nothing: Load connects, checks the
-// topic and the partition counts of WithCoPartitioned's stream topics (ErrNotCoPartitioned),
-// and returns; LoadPartition reads partitions.
+// before the table is loaded, Load closes the Table and returns ctx's error; when Close is
+// called meanwhile, Load returns an error wrapping ErrNotLoaded. A Table loads once. A
+// co-partitioned Table (WithCoPartitioned) reads nothing: Load connects, checks the topic
+// and the partition counts of WithCoPartitioned's stream topics (ErrNotCoPartitioned), and
+// returns; LoadPartition reads partitions.
 func (t *Table[K, V]) Load(ctx context.Context) error {
 	if !t.started.CompareAndSwap(false, true) {
 		return ErrLoadTwice
@@ -51,12 +52,19 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 			close(loaded)
 		}
 	}
+	// Under conn, so that a Close waits for the goroutines it must wait for.
+	t.conn.Lock()
+	if t.isClosing() {
+		t.conn.Unlock()
+		return t.closedWhileLoading()
+	}
 	for _, p := range t.parts {
 		if p.next.Load() >= p.end {
 			finish()
 		}
 		t.wg.Go(func() { t.follow(p, &t.all, finish) })
 	}
+	t.conn.Unlock()
 	if len(t.parts) == 0 {
 		close(loaded)
 	}
@@ -64,6 +72,8 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 	case <-ctx.Done():
 		t.Close()
 		return ctx.Err()
+	case <-t.closing:
+		return t.closedWhileLoading()
 	case <-loaded:
 	}
 	t.loaded.Store(true)
@@ -72,11 +82,29 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 	return nil
 }
 
+// isClosing reports whether Close was called.
+func (t *Table[K, V]) isClosing() bool {
+	select {
+	case <-t.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// closedWhileLoading is Load's error when Close was called before it returned.
+func (t *Table[K, V]) closedWhileLoading() error {
+	return fmt.Errorf("%w: table of topic %q closed while it loaded", ErrNotLoaded, t.topic)
+}
+
 // connect makes the client, checks the topic, reads the end offsets and starts a partition
 // consumer per partition from its oldest offset.
 func (t *Table[K, V]) connect() error {
 	t.conn.Lock()
 	defer t.conn.Unlock()
+	if t.isClosing() { // Close took conn first: it would not close what this opens
+		return t.closedWhileLoading()
+	}
 	sc, err := t.cfg.sarama(roleProducer)
 	if err != nil {
 		return err
