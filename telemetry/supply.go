@@ -188,7 +188,15 @@ func SupplyFromCabs(s *stream.Stream[Tracked], precision int, every time.Duratio
 	seen := map[string]last{}
 	zoneOf := ZoneOf(precision)
 	avail := s.Filter(func(t Tracked) bool { return t.Status == StatusAvailable && !t.Duplicate && !t.Jump })
-	keyed := stream.Map(avail, func(t Tracked) obs { return obs{zoneOf(t), t.CabID, t.Time.Truncate(every).UnixNano()} })
+	// Slots are the supply windows, aligned to the Unix epoch as windows are (time.Truncate
+	// aligns to year 1, which only agrees for sizes that divide the time between the two).
+	keyed := stream.Map(avail, func(t Tracked) obs {
+		slot := t.Time.UnixNano() / int64(every)
+		if t.Time.UnixNano()%int64(every) < 0 {
+			slot-- // floor, before 1970
+		}
+		return obs{zoneOf(t), t.CabID, slot}
+	})
 	keep := keyed.Filter(func(o obs) bool {
 		mu.Lock()
 		defer mu.Unlock()

@@ -152,3 +152,38 @@ func feedBoth(sim *fleetsim.Sim, qe *streamtest.Queue[telemetry.Event], qr *stre
 	qe.End()
 	qr.End()
 }
+
+// TestSupplyFromCabsSlotsFollowWindows: the slots SupplyFromCabs deduplicates a cab's events in
+// are the supply windows, aligned to the Unix epoch as windows are. A window size that does not
+// divide the time from year 1 to 1970 (7 minutes does not) once gave slots that straddled two
+// windows, and a cab available on both sides of a window boundary was left out of the second.
+func TestSupplyFromCabsSlotsFollowWindows(t *testing.T) {
+	for _, win := range []time.Duration{7 * time.Minute, 5 * time.Minute, 7 * time.Second} {
+		h := streamtest.New(t, time.Second)
+		q, s := streamtest.NewQueue[telemetry.Tracked](h)
+		cabs, err := telemetry.SupplyFromCabs(s, 0, win)
+		require.NoError(t, err)
+		supply, err := telemetry.ZoneSupplyByZone(cabs, window.Tumbling(win))
+		require.NoError(t, err)
+		res := streamtest.Collect(supply.Results())
+
+		edge := time.Unix(0, (t0.UnixNano()/int64(win)+1)*int64(win)).UTC() // a window boundary
+		var in []stream.Record[telemetry.Tracked]
+		for _, d := range []time.Duration{-time.Second, time.Second} {
+			e := ev("A", 0, 41.15, 10, avail)
+			e.Time = edge.Add(d)
+			in = append(in, stream.Record[telemetry.Tracked]{Value: telemetry.Tracked{Event: e}, EventTime: e.Time})
+		}
+		q.Add(in...)
+		q.End()
+		h.RunUntilDone()
+
+		got := map[time.Time]int64{}
+		for _, r := range res.Slice() {
+			if r.Final {
+				got[r.Start] = telemetry.ZoneSupplyDoc(r).AvailableCabs
+			}
+		}
+		require.Equal(t, map[time.Time]int64{edge.Add(-win): 1, edge: 1}, got, "window %v", win)
+	}
+}
