@@ -245,7 +245,9 @@
 // The tracker holds commits back (stream.Operator.Retained) to the oldest
 // event any cab's state depends on: its latest event, its last good position
 // (and a pending jump), and the event before an open speeding or idle
-// stretch (or the latest event that was not part of one). It also keeps the
+// stretch (or the latest event that was not part of one), and to a record that
+// holds the partition's newest event time so far, so that a replay follows the
+// same watermark and forgets silent cabs at the same records. It also keeps the
 // commit out of the few places where a replay would see a cab's first event
 // differently from the original run (a duplicate, an out-of-order event, a
 // jump, a pickup, idleness judged from the previous position), moving it

@@ -23,8 +23,11 @@ type trackPart struct {
 	holds []hold // by hi
 	// nextExpiry is a lower bound of the earliest lastT + silentAfter.
 	nextExpiry int64
-	// maxT is the newest event time of the partition, in record order.
-	maxT int64
+	// maxT is the newest event time of the partition, in record order, and
+	// maxOff the offset of the latest record that has it.
+	maxT, maxOff int64
+	// nextOff is the offset after the latest record.
+	nextOff int64
 	// marks are where a replay could start for the output from a record on
 	// to be what it was, taken every markEvery records, or every len(cabs)
 	// records when the partition holds more cabs (see ReplayStart).
@@ -91,6 +94,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			}
 			tp.marks = append(tp.marks, mark{in[i].Offset, start})
 		}
+		tp.nextOff = in[i].Offset + 1
 		if pc.Merged {
 			// A repartition's partition interleaves several upstream partitions,
 			// each at its own event time: its watermark is the upstream marks'
@@ -110,11 +114,19 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 		// stamped further ahead of the pipeline clock than the pipeline allows
 		// (a bad device clock) moves it no further than that bound, so it cannot
 		// make every other cab look silent.
-		if t := pc.CapEventTime(in[i].Time); t > tp.maxT {
-			tp.maxT = t
+		switch t := pc.CapEventTime(in[i].Time); {
+		case t > tp.maxT:
+			tp.maxT, tp.maxOff = t, in[i].Offset
 			if t-ooo > tp.nextExpiry {
 				out = tr.expire(tp, t-ooo, out)
 			}
+		case t == tp.maxT:
+			tp.maxOff = in[i].Offset
+		default:
+			// Replayed from here, the watermark would start behind the one this
+			// run had, and cabs would fall silent at other records: a replay must
+			// start at a record that holds the newest time so far.
+			tp.holdBack(tp.maxOff, in[i].Offset)
 		}
 	}
 	if pc.EndOfInput {

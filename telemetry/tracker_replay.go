@@ -5,7 +5,6 @@
 package telemetry
 
 import (
-	"math"
 	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -29,10 +28,26 @@ func (tr *tracker) Retained(part int32) (int64, bool) {
 	return tp.retained()
 }
 
+// holdBack adds the hold (lo, hi], hi not below the holds' his, merged into the
+// latest hold when that has the same lo.
+func (tp *trackPart) holdBack(lo, hi int64) {
+	if n := len(tp.holds); n > 0 && tp.holds[n-1].lo == lo {
+		tp.holds[n-1].hi = max(tp.holds[n-1].hi, hi)
+		return
+	}
+	tp.holds = append(tp.holds, hold{lo, hi})
+}
+
 func (tp *trackPart) retained() (int64, bool) {
-	m := int64(math.MaxInt64)
+	// Without cabs, a replay could start after the latest record, unless a
+	// hold (the watermark's) moves it back.
+	m := tp.nextOff
 	for _, c := range tp.cabs {
 		m = min(m, c.anchor())
+	}
+	if len(tp.cabs) == 0 && (len(tp.holds) == 0 || tp.holds[len(tp.holds)-1].hi < m) {
+		tp.holds = tp.holds[:0]
+		return 0, false
 	}
 	// Holds are sorted by hi; walking back, each one that m falls in moves m
 	// to its lo, which may fall in an older one.
@@ -51,7 +66,7 @@ func (tp *trackPart) retained() (int64, bool) {
 		k++
 	}
 	tp.holds = append(tp.holds[:0], tp.holds[k:]...)
-	if m == math.MaxInt64 {
+	if len(tp.cabs) == 0 && m == tp.nextOff {
 		return 0, false
 	}
 	return m, true

@@ -556,3 +556,69 @@ func TestTrackRunsInARow(t *testing.T) {
 	next.h.RunUntilDone()
 	require.Equal(t, one.alerts.Slice(), next.alerts.Slice())
 }
+
+// TestTrackReplayKeepsTheWatermark: a cab lagging the partition (C) falls silent on the
+// partition's watermark, which the newest event time so far sets. A replay that started after
+// the record that set it (A's, at offset 1, while B held the commit at 2) saw a lower
+// watermark, kept C that the first run had forgotten, and raised a harsh braking the first
+// run never did. The tracker keeps the commit at a record that holds the newest time.
+func TestTrackReplayKeepsTheWatermark(t *testing.T) {
+	batches := [][]telemetry.Event{
+		{
+			ev("B", 150, 41.20, 30, hired),
+			ev("A", 200, 41.10, 30, hired), // the newest time
+			ev("B", 155, 41.2001, 30, hired),
+			ev("C", 120, 41.30, 100, hired), // C lags: silent at the batch's end
+		},
+		{
+			ev("C", 125, 41.3001, 0, hired), // a new start for C, no braking
+			ev("A", 205, 41.1001, 30, hired),
+		},
+		{ev("A", 210, 41.1002, 30, hired)},
+	}
+	opts := []telemetry.TrackOption{telemetry.WithSilentAfter(time.Minute)}
+	run := func(from int64, crashAfter int) (*trackRun, []telemetry.Tracked) {
+		r := newTrackRun(t, opts...)
+		off := int64(0)
+		for _, b := range batches {
+			var rs []stream.Record[telemetry.Event]
+			for _, e := range b {
+				if off >= from {
+					x := rec(e)
+					x.Offset = off
+					rs = append(rs, x)
+				}
+				off++
+			}
+			if len(rs) > 0 {
+				r.q.Add(rs...)
+			}
+		}
+		if crashAfter > 0 {
+			r.h.Run(crashAfter)
+		} else {
+			r.q.End()
+			r.h.RunUntilDone()
+		}
+		return r, r.events.Slice()
+	}
+	ids := func(r *trackRun, into map[string]bool) {
+		for _, a := range r.alerts.Slice() {
+			into[a.ID] = true
+		}
+	}
+	full, fullEvents := run(0, 0)
+	want := map[string]bool{}
+	ids(full, want)
+	require.Contains(t, want, "C/device_silent/2026-11-25T10:02:00Z")
+	for k := 1; k < len(batches); k++ {
+		first, _ := run(0, k)
+		from := max(first.q.Committed(0), 0)
+		second, events := run(from, 0)
+		got := map[string]bool{}
+		ids(first, got)
+		ids(second, got)
+		require.Equal(t, want, got, "crash after %d batches, replay from %d", k, from)
+		require.Equal(t, fullEvents[from:], events, "crash after %d batches, replay from %d", k, from)
+	}
+}
