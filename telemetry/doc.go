@@ -203,7 +203,10 @@
 //     time plus [WithSilentAfter]. The cab's state is then dropped. The
 //     watermark is followed record by record (and on idle partitions, batch
 //     by batch), so the alert does not depend on batching. At the end of the
-//     input the state is dropped without alerts.
+//     input the state is dropped without alerts. An event of a cab the
+//     tracker does not hold that is already that far behind the watermark (a
+//     stale copy of a forgotten cab's event, a late backlog) is passed on but
+//     starts no state, so one silence raises one alert, not one per late event.
 //
 // Duplicates and events older than the cab's latest event are annotated and
 // left out of every detector. A cab's first event starts no stretch, crosses

@@ -28,6 +28,8 @@ type trackPart struct {
 	maxT, maxOff int64
 	// nextOff is the offset after the latest record.
 	nextOff int64
+	// wm is the newest watermark the partition's cabs were judged silent on.
+	wm int64
 	// marks are where a replay could start for the output from a record on
 	// to be what it was, taken every markEvery records, or every len(cabs)
 	// records when the partition holds more cabs (see ReplayStart).
@@ -73,7 +75,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 		if len(in) == 0 {
 			return out
 		}
-		tp = &trackPart{cabs: make(map[string]*cabState), nextExpiry: math.MaxInt64, maxT: math.MinInt64}
+		tp = &trackPart{cabs: make(map[string]*cabState), nextExpiry: math.MaxInt64, maxT: math.MinInt64, wm: stream.NoWatermark}
 		tr.parts[pc.Partition] = tp
 	}
 	ooo := int64(pc.MaxOutOfOrderness)
@@ -102,7 +104,9 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			// partition far ahead would set and make the others' cabs look
 			// silent), so the alerts depend on the record order only, not on
 			// where batches end.
-			if wm := pc.WatermarkAt(in[i].Offset); wm > tp.nextExpiry {
+			wm := pc.WatermarkAt(in[i].Offset)
+			tp.wm = max(tp.wm, wm)
+			if wm > tp.nextExpiry {
 				out = tr.expire(tp, wm, out)
 			}
 			out = tr.event(pc, tp, &in[i], out)
@@ -117,6 +121,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 		switch t := pc.CapEventTime(in[i].Time); {
 		case t > tp.maxT:
 			tp.maxT, tp.maxOff = t, in[i].Offset
+			tp.wm = max(tp.wm, t-ooo)
 			if t-ooo > tp.nextExpiry {
 				out = tr.expire(tp, t-ooo, out)
 			}
@@ -138,6 +143,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 		return out
 	}
 	// An idle partition moves on with the pipeline.
+	tp.wm = max(tp.wm, pc.PartitionWatermark)
 	out = tr.expire(tp, pc.PartitionWatermark, out)
 	tr.cabsHeld.Store(int64(tr.cabs))
 	return out
@@ -154,6 +160,12 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	o := trackOut{Tracked: Tracked{Event: *e}}
 	c := tp.cabs[e.CabID]
 	if c == nil {
+		if t+int64(tr.cfg.silentAfter) < tp.wm {
+			// Silent already: a stale copy of a cab the tracker forgot, or a cab
+			// lagging its partition. Held, it would only fall silent again, and
+			// repeat a device-silent alert per event.
+			return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+		}
 		if tr.cfg.maxCabs > 0 && tr.cabs >= tr.cfg.maxCabs {
 			return tr.refuse(pc, el, out)
 		}

