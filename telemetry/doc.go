@@ -203,7 +203,8 @@
 //     time plus [WithSilentAfter]. The cab's state is then dropped. The
 //     watermark is followed record by record (and on idle partitions, batch
 //     by batch), so the alert does not depend on batching. At the end of the
-//     input the state is dropped without alerts. An event of a cab the
+//     input no alert fires and the state stays, so that a run on the next
+//     records goes on as one run would (see Replay). An event of a cab the
 //     tracker does not hold that is already that far behind the watermark (a
 //     stale copy of a forgotten cab's event, a late backlog) is passed on but
 //     starts no state, so one silence raises one alert, not one per late event.
