@@ -26,8 +26,6 @@ type trackPart struct {
 	// maxT is the newest event time of the partition, in record order, and
 	// maxOff the offset of the latest record that has it.
 	maxT, maxOff int64
-	// nextOff is the offset after the latest record.
-	nextOff int64
 	// wm is the newest watermark the partition's cabs were judged silent on.
 	wm int64
 	// marks are where a replay could start for the output from a record on
@@ -96,7 +94,6 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			}
 			tp.marks = append(tp.marks, mark{in[i].Offset, start})
 		}
-		tp.nextOff = in[i].Offset + 1
 		if pc.Merged {
 			// A repartition's partition interleaves several upstream partitions,
 			// each at its own event time: its watermark is the upstream marks'

@@ -104,6 +104,7 @@ var randomTrackOpts = []telemetry.TrackOption{
 type randomTrackOut struct {
 	alerts map[string]telemetry.Alert
 	events map[int64]telemetry.Tracked // by offset
+	n      int                         // alerts written, copies included
 }
 
 func runRandomTrack(t *testing.T, batches [][]stream.Record[telemetry.Event], from int64, crashAfter int) (randomTrackOut, int64) {
@@ -130,6 +131,7 @@ func runRandomTrack(t *testing.T, batches [][]stream.Record[telemetry.Event], fr
 	out := randomTrackOut{alerts: map[string]telemetry.Alert{}, events: map[int64]telemetry.Tracked{}}
 	for _, a := range r.alerts.Slice() {
 		out.alerts[a.ID] = a
+		out.n++
 	}
 	// The tracker's events in arrival order: offsets as fed.
 	var offs []int64
@@ -158,6 +160,7 @@ func TestTrackRandomReplay(t *testing.T) {
 	for seed := range uint64(seeds) {
 		batches := randomTrackInput(seed, 150)
 		full, _ := runRandomTrack(t, batches, 0, 0)
+		require.Equal(t, full.n, len(full.alerts), "seed %d: one run writes each alert once", seed)
 		for k := 1; k < len(batches); k++ {
 			first, committed := runRandomTrack(t, batches, 0, k)
 			from := max(committed, 0)

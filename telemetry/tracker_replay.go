@@ -5,6 +5,7 @@
 package telemetry
 
 import (
+	"math"
 	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -39,15 +40,9 @@ func (tp *trackPart) holdBack(lo, hi int64) {
 }
 
 func (tp *trackPart) retained() (int64, bool) {
-	// Without cabs, a replay could start after the latest record, unless a
-	// hold (the watermark's) moves it back.
-	m := tp.nextOff
+	m := int64(math.MaxInt64)
 	for _, c := range tp.cabs {
 		m = min(m, c.anchor())
-	}
-	if len(tp.cabs) == 0 && (len(tp.holds) == 0 || tp.holds[len(tp.holds)-1].hi < m) {
-		tp.holds = tp.holds[:0]
-		return 0, false
 	}
 	// Holds are sorted by hi; walking back, each one that m falls in moves m
 	// to its lo, which may fall in an older one.
@@ -66,7 +61,7 @@ func (tp *trackPart) retained() (int64, bool) {
 		k++
 	}
 	tp.holds = append(tp.holds[:0], tp.holds[k:]...)
-	if len(tp.cabs) == 0 && m == tp.nextOff {
+	if m == math.MaxInt64 {
 		return 0, false
 	}
 	return m, true
