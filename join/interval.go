@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 type intervalEngine[K comparable, A, B any] struct {
@@ -191,9 +193,10 @@ func (e *intervalEngine[K, A, B]) queue(k *ikey[K, A, B], at int64) {
 // expire drops left records with ta+upper < wm and right records with tb+lower < wm, the keys
 // of every bucket that ended at or before wm. Records expired but not dropped yet (in the
 // bucket that wm is in) cannot match anything: a record that is not late is at or after wm,
-// beyond their bounds.
+// beyond their bounds. At the end of input (EndOfTime) everything expires, also the records
+// whose expiry saturated at the end of int64 (huge bounds), which no bucket end passes.
 func (e *intervalEngine[K, A, B]) expire(p *part[K, A, B], wm int64) {
-	for len(e.buckets) > 0 && addSat(e.buckets[0], 1) <= floorDiv(wm, e.width) {
+	for len(e.buckets) > 0 && (addSat(e.buckets[0], 1) <= floorDiv(wm, e.width) || wm == stream.EndOfTime) {
 		b := e.buckets.pop()
 		l := e.due[b]
 		delete(e.due, b)
@@ -235,12 +238,12 @@ func floorDiv(t, m int64) int64 {
 	return q
 }
 
-// trim drops the records of rs (sorted by time) with t+d < wm, calling each on them first,
-// and returns the rest and how many it dropped. A short rest moves to the front, so that the
+// trim drops the records of rs (sorted by time) with t+d < wm (every record at EndOfTime),
+// calling each on them first, and returns the rest and how many it dropped. A short rest moves to the front, so that the
 // key's slice keeps its capacity and appending to it allocates nothing.
 func trim[V any](rs []rec[V], d, wm int64, each func(*rec[V])) ([]rec[V], int) {
 	n := 0
-	for n < len(rs) && addSat(rs[n].t, d) < wm {
+	for n < len(rs) && (addSat(rs[n].t, d) < wm || wm == stream.EndOfTime) {
 		each(&rs[n])
 		n++
 	}
