@@ -68,11 +68,13 @@
 // # Replay
 //
 // No state is checkpointed: Retained (stream.Operator) returns the position of the oldest
-// record held, moved back, in a LeftOuter join, to a partner of each left record that only
-// matched records before it (so a replay from there sees that the record matched, and does
-// not emit it as unmatched). A replay of the partition from scratch, or from the position
-// Retained returned after any batch (the committed checkpoint), rebuilds the same state and
-// gives the same rows for every record after that batch; rows for the records before it are
+// record held, moved back to the earliest partner before it of each left record from there
+// on, so a replay from there emits every row of such a left record again, in the same order
+// (a reader that keeps a left record's first row keeps the same one: TestReplayRowsOfLeftRecord),
+// and a LeftOuter join does not emit as unmatched a record that matched. A replay of the
+// partition from scratch, or from the position Retained returned after any batch (the
+// committed checkpoint), rebuilds the same state and gives the same rows for every record
+// after that batch; rows for the records before it are
 // pairs already emitted (sinks overwrite them by deterministic ids), never a wrong unmatched
 // row. Late records may be reported again by a replay (at least once, like every dead letter).
 // A replay from before every position the join returned (a refused checkpoint, with which the

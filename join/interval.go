@@ -139,14 +139,14 @@ func (e *intervalEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t,
 		r := rec[A]{t: t, pos: pos, v: v.Left}
 		// partners: right records with ta-lower <= tb <= ta+upper, all before this one
 		hi := addSat(t, e.upper)
-		lp := int64(-1)
+		lp := int64(math.MaxInt64)
 		for i := firstFrom(k.bs, addSat(t, -e.lower)); i < len(k.bs) && k.bs[i].t <= hi; i++ {
 			p.pair(key, &r, &k.bs[i], 0, 0)
 			r.matched = true
-			lp = max(lp, k.bs[i].pos)
+			lp = min(lp, k.bs[i].pos)
 		}
 		if r.matched {
-			r.hold = p.holdLeft(pos, lp)
+			p.holdLeft(pos, lp)
 		}
 		r.seq = p.keep(pos)
 		i := insertAt(k.as, t)
@@ -162,7 +162,7 @@ func (e *intervalEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t,
 	hi := addSat(t, e.lower)
 	for i := firstFrom(k.as, addSat(t, -e.upper)); i < len(k.as) && k.as[i].t <= hi; i++ {
 		p.pair(key, &k.as[i], &r, 0, 0)
-		p.matchedLater(&k.as[i])
+		k.as[i].matched = true
 	}
 	r.seq = p.keep(pos)
 	i := insertAt(k.bs, t)

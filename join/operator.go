@@ -35,7 +35,6 @@ type engine[K comparable, A, B any] interface {
 type rec[V any] struct {
 	t, pos int64
 	seq    uint64 // its place in part.alive
-	hold   uint64 // for a left record: 1 + its place in part.holds, 0 if none
 	// matched is set on a left record once it has a partner.
 	matched bool
 	v       V
@@ -55,7 +54,7 @@ type part[K comparable, A, B any] struct {
 	// alive has one flag per record kept, in order of position (= of arrival): Retained is
 	// the position of the first that is still alive.
 	alive fifo[aliveRec]
-	// holds are the left records that matched records before them only (see Retained).
+	// holds are the left records that matched records before them (see Retained).
 	holds fifo[hold]
 	n     int // records held
 	out   rows[K, A, B]
@@ -66,12 +65,8 @@ type aliveRec struct {
 	alive bool
 }
 
-// hold says that the left record at pos matched only records at or after lp (all before pos)
-// so far; moot once it matched a later one.
-type hold struct {
-	pos, lp int64
-	moot    bool
-}
+// hold says that the left record at pos matched records before it, the earliest at lp.
+type hold struct{ pos, lp int64 }
 
 type operator[K comparable, A, B any] struct {
 	kind      Kind
@@ -192,24 +187,9 @@ func (p *part[K, A, B]) dead(seq uint64) {
 	}
 }
 
-// holdLeft records that the left record at pos matched only earlier records, the latest at lp.
-func (p *part[K, A, B]) holdLeft(pos, lp int64) uint64 {
-	if p.op.kind != LeftOuter {
-		return 0
-	}
-	return p.holds.push(hold{pos: pos, lp: lp}) + 1
-}
-
-// matchedLater marks a left record as matched by a record after it: its hold is moot.
-func (p *part[K, A, B]) matchedLater(r *rec[A]) {
-	r.matched = true
-	if r.hold != 0 {
-		if h := p.holds.get(r.hold - 1); h != nil {
-			h.moot = true
-		}
-		r.hold = 0
-	}
-}
+// holdLeft records that the left record at pos matched earlier records, the earliest at lp:
+// a replay that reads the left record must read them too (see Retained).
+func (p *part[K, A, B]) holdLeft(pos, lp int64) { p.holds.push(hold{pos: pos, lp: lp}) }
 
 func (p *part[K, A, B]) pair(key K, a *rec[A], b *rec[B], start, end int64) {
 	t := max(a.t, b.t)
@@ -236,8 +216,9 @@ func (p *part[K, A, B]) unmatched(key K, a *rec[A], start, end int64) {
 }
 
 // Retained returns the position of the oldest record the partition holds, moved back so that
-// a replay from it also replays a partner of every left record that matched only earlier
-// records (see "Replay" in the package documentation).
+// a replay from it also replays every partner before it of each left record it replays: the
+// replay emits all the rows of such a left record again, in the same order, and a LeftOuter
+// join does not take it for unmatched (see "Replay" in the package documentation).
 func (op *operator[K, A, B]) Retained(id int32) (int64, bool) {
 	p := op.parts[id]
 	if p == nil || p.alive.len() == 0 {
@@ -248,11 +229,11 @@ func (op *operator[K, A, B]) Retained(id int32) (int64, bool) {
 	}
 	r := p.alive.front().pos
 	for {
-		// holds are in order of position: those at or after r whose partners are all before r
+		// holds are in order of position: those at or after r with partners before r
 		first := p.holds.search(func(h *hold) bool { return h.pos >= r })
 		m := r
 		for s := first; s < p.holds.end(); s++ {
-			if h := p.holds.get(s); !h.moot && h.lp < m {
+			if h := p.holds.get(s); h.lp < m {
 				m = h.lp
 			}
 		}

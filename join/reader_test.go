@@ -125,3 +125,81 @@ func TestReaderOfStalledEnrichAfterRestart(t *testing.T) {
 	require.Equal(t, []string{"cab-1/ana#0", "cab-1/ana#1"}, rowsOf(sink.Slice()), "the sink gets the replayed records")
 	require.Equal(t, []string{"cab-1/ana#0", "cab-1/ana#1"}, rowsOf(values(*got)), "the reader gets the records withheld from the replay")
 }
+
+// TestReplayRowsOfLeftRecord: a right record R1 (105 s) reaches the join before the left
+// record L (100 s) it matches, then R1 expires while L is still held (within [0, +10 s]),
+// the batches are acknowledged and the process stops; a second partner R2 (108 s) comes
+// before or after the stop. The restart replays from the join's commit, which must be early
+// enough that L gets all its rows again, in the same order: a reader that keeps the first
+// row of each left record (telemetry.TimeToPickup keeps a request's first pickup, by
+// request ID) then writes the same row. Before, the commit stayed at L (Inner; LeftOuter
+// once R2 had matched it), the replay did not see R1 and emitted (L, R2) first: the
+// request's pickup document was overwritten with the wrong trip start.
+func TestReplayRowsOfLeftRecord(t *testing.T) {
+	for _, kind := range []join.Kind{join.Inner, join.LeftOuter} {
+		for _, r2First := range []bool{false, true} {
+			name := kind.String() + "/R2-after-stop"
+			if r2First {
+				name = kind.String() + "/R2-before-stop"
+			}
+			t.Run(name, func(t *testing.T) {
+				log := streamtest.NewExchangeLog[shuffled](1)
+				start := func() (*streamtest.Harness, *streamtest.Queue[kv], *streamtest.Queue[kv], *streamtest.Collector[join.Joined[string, int, int]]) {
+					h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
+					qa, sa := streamtest.NewQueue[kv](h)
+					qb, sb := streamtest.NewQueue[kv](h)
+					qa.SetPartitions(1)
+					qb.SetPartitions(1)
+					_, co := streamtest.NewRepartition(h, join.Tag(sa, sb), "join", log)
+					out, err := join.IntervalOn(co, 0, 10*time.Second, join.WithKind(kind))
+					require.NoError(t, err)
+					return h, qa, qb, streamtest.Collect(out.Joined())
+				}
+				rec := func(key string, id int, sec int64) stream.Record[kv] {
+					return stream.Record[kv]{Value: stream.KV(key, id), EventTime: time.Unix(sec, 0)}
+				}
+				rowsOfL := func(rows []join.Joined[string, int, int]) []string {
+					var ids []string
+					for _, j := range rows {
+						if j.Key == "k" {
+							ids = append(ids, rowID(j))
+						}
+					}
+					return ids
+				}
+				h, qa, qb, rows := start()
+				qa.Add(rec("x", 9, 90))
+				qb.Add(rec("k", 1, 105)) // R1
+				h.Run(2)
+				qa.Add(rec("k", 1, 100)) // L
+				qb.Add(rec("y", 9, 100))
+				h.Run(2)
+				qa.Add(rec("x", 8, 107))
+				if r2First {
+					qb.Add(rec("y", 8, 107), rec("k", 2, 108))
+				} else {
+					qb.Add(rec("y", 8, 107))
+				}
+				h.Run(3)
+				held := 3 // L and the records at 107 s: R1 expired
+				if r2First {
+					held++ // and R2
+				}
+				require.Equal(t, held, h.P.Stats().RetainedState)
+
+				h, qa2, qb2, rows2 := start()
+				qa2.Resume(committed(qa, 1)...)
+				qb2.Resume(committed(qb, 1)...)
+				if !r2First {
+					qb2.Add(stream.Record[kv]{Value: stream.KV("k", 2), EventTime: time.Unix(108, 0), Offset: 3})
+				}
+				qa2.End()
+				qb2.End()
+				h.RunUntilDone()
+				first := rowsOfL(rows.Slice())
+				require.Equal(t, "k/1/1", first[0], "%v: the first run's first row of L", kind)
+				require.Equal(t, []string{"k/1/1", "k/1/2"}, rowsOfL(rows2.Slice()), "the replay's rows of L")
+			})
+		}
+	}
+}

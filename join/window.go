@@ -3,7 +3,10 @@
 
 package join
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 type windowEngine[K comparable, A, B any] struct {
 	size   int64
@@ -74,14 +77,14 @@ func (e *windowEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, p
 	c := &w.cells[i]
 	if !v.IsRight {
 		r := rec[A]{t: t, pos: pos, v: v.Left}
-		lp := int64(-1)
+		lp := int64(math.MaxInt64)
 		for i := range c.bs {
 			p.pair(key, &r, &c.bs[i], start, end)
 			r.matched = true
-			lp = max(lp, c.bs[i].pos)
+			lp = min(lp, c.bs[i].pos)
 		}
 		if r.matched {
-			r.hold = p.holdLeft(pos, lp)
+			p.holdLeft(pos, lp)
 		}
 		r.seq = p.keep(pos)
 		c.as = append(c.as, r)
@@ -91,7 +94,7 @@ func (e *windowEngine[K, A, B]) add(p *part[K, A, B], key K, v *Side[A, B], t, p
 	r := rec[B]{t: t, pos: pos, v: v.Right}
 	for i := range c.as {
 		p.pair(key, &c.as[i], &r, start, end)
-		p.matchedLater(&c.as[i])
+		c.as[i].matched = true
 	}
 	r.seq = p.keep(pos)
 	c.bs = append(c.bs, r)
