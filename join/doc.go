@@ -113,6 +113,14 @@
 // records until it closes; an Interval join, per key, the records of the last lower+upper of
 // event time plus the watermark's lag. Right-outer and full-outer joins are not provided.
 //
+// An unmatched row of a LeftOuter join carries its left record's time ta (invariant 4) but is
+// made once E passed ta+upper (Window: the window's end), at the mark that moved E there. An
+// event-time window that reads the rows in the same partition judges the row on the
+// watermark before that mark, so it takes the row for late (its Late stream) unless its grace
+// covers upper plus an expiry bucket, at most a second (Window: the join's window size).
+// Matched rows carry the time of their newer record, never behind the watermark
+// (TestUnmatchedRowsDownstreamWindow).
+//
 // # Performance
 //
 // Interval keeps, per key, the left and the right records inline in two slices sorted by

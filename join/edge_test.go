@@ -12,6 +12,7 @@ import (
 	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/window"
 )
 
 // TestIntervalHugeBoundsEndOfInput: an Interval join whose bounds reach past the end of
@@ -51,5 +52,55 @@ func TestIntervalHugeBoundsEndOfInput(t *testing.T) {
 			require.Equal(t, map[string]int{"x/1/1": 1, "y/2/-": 1}, rowCounts(rows.Slice()))
 			require.Zero(t, h.P.Stats().RetainedState, "state left at the end of input")
 		})
+	}
+}
+
+// TestUnmatchedRowsDownstreamWindow: an unmatched row of a LeftOuter join carries its left
+// record's time, and is made when the watermark has passed that time plus upper, so an
+// event-time window downstream, in the same partition, takes it for late unless its grace
+// covers upper and an expiry bucket (see "Limits" in the package documentation).
+func TestUnmatchedRowsDownstreamWindow(t *testing.T) {
+	for _, grace := range []time.Duration{0, 6 * time.Second} {
+		h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
+		qa, sa := streamtest.NewQueue[kv](h)
+		qb, sb := streamtest.NewQueue[kv](h)
+		qa.SetPartitions(1)
+		qb.SetPartitions(1)
+		_, co := streamtest.NewRepartition(h, join.Tag(sa, sb), "join", streamtest.NewExchangeLog[shuffled](1))
+		out, err := join.IntervalOn(co, 0, 5*time.Second, join.WithKind(join.LeftOuter))
+		require.NoError(t, err)
+		// count the rows per second, matched or not
+		w, err := window.Aggregate(out.Joined(), func(j join.Joined[string, int, int]) bool { return j.Matched },
+			func(join.Joined[string, int, int]) int { return 1 }, window.Tumbling(time.Second), window.Count[int](),
+			window.WithGrace(grace))
+		require.NoError(t, err)
+		res := streamtest.Collect(w.Results())
+		late := streamtest.Collect(w.Late())
+		at := func(sec int64) time.Time { return time.Unix(1_700_000_000+sec, 0) }
+		qa.Add(stream.Record[kv]{Value: stream.KV("y", 1), EventTime: at(10)}) // no partner
+		qb.Add(stream.Record[kv]{Value: stream.KV("z", 1), EventTime: at(10)})
+		h.Run(2)
+		for s := int64(11); s < 30; s++ {
+			qa.Add(stream.Record[kv]{Value: stream.KV("a", int(s)), EventTime: at(s)})
+			qb.Add(stream.Record[kv]{Value: stream.KV("a", int(s)), EventTime: at(s)})
+			h.Run(1)
+		}
+		qa.End()
+		qb.End()
+		h.RunUntilDone()
+		unmatched := 0
+		for _, r := range res.Slice() {
+			if !r.Key {
+				unmatched += int(r.Value)
+			}
+		}
+		if grace == 0 {
+			require.Len(t, late.Slice(), 1, "the unmatched row is late downstream")
+			require.False(t, late.Slice()[0].Value.Matched)
+			require.Zero(t, unmatched)
+		} else {
+			require.Empty(t, late.Slice(), "grace %v", grace)
+			require.Equal(t, 1, unmatched)
+		}
 	}
 }
