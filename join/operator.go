@@ -228,21 +228,18 @@ func (op *operator[K, A, B]) Retained(id int32) (int64, bool) {
 		return 0, false
 	}
 	r := p.alive.front().pos
-	for {
-		// holds are in order of position: those at or after r with partners before r
-		first := p.holds.search(func(h *hold) bool { return h.pos >= r })
-		m := r
-		for s := first; s < p.holds.end(); s++ {
-			if h := p.holds.get(s); h.lp < m {
-				m = h.lp
-			}
-		}
-		if m == r {
-			p.holds.dropBefore(first)
-			return r, true
-		}
-		r = m
+	// holds are in order of position, each partner before its hold: take in those at or
+	// after r, then, walking back, those at or after the partners they moved r back to
+	first := p.holds.search(func(h *hold) bool { return h.pos >= r })
+	for s := first; s < p.holds.end(); s++ {
+		r = min(r, p.holds.at(s).lp)
 	}
+	for first > p.holds.base && p.holds.at(first-1).pos >= r {
+		first--
+		r = min(r, p.holds.at(first).lp)
+	}
+	p.holds.dropBefore(first)
+	return r, true
 }
 
 func (op *operator[K, A, B]) Drop(id int32) { delete(op.parts, id) }
@@ -325,14 +322,6 @@ func (q *fifo[T]) front() *T   { return &q.buf[q.head] }
 func (q *fifo[T]) end() uint64 { return q.base + uint64(q.len()) }
 
 func (q *fifo[T]) at(seq uint64) *T { return &q.buf[q.head+int(seq-q.base)] }
-
-// get returns the element at seq, nil if it was popped.
-func (q *fifo[T]) get(seq uint64) *T {
-	if seq < q.base || seq >= q.end() {
-		return nil
-	}
-	return q.at(seq)
-}
 
 func (q *fifo[T]) pop() {
 	var zero T
