@@ -128,8 +128,9 @@ func TestReplayBatchSizes(t *testing.T) {
 // their committed positions and checkpoints. The input has gaps, bursts, idle partitions
 // and one-shot keys (genInput). The rows written by all runs together, deduplicated, are the
 // uninterrupted run's, which are the oracle's: none missing, none extra (no wrong unmatched
-// row from a replay that did not see a partner), and the late records are the
-// uninterrupted run's.
+// row from a replay that did not see a partner), the late records are the uninterrupted
+// run's, and a replay emits a left record's rows in the order the run before it did (the
+// same first row).
 func TestCrashSweep(t *testing.T) {
 	seeds := uint64(8)
 	if testing.Short() {
@@ -169,7 +170,14 @@ func TestCrashSweep(t *testing.T) {
 			got := map[string]bool{}
 			gotLate := map[string]bool{}
 			gotRead := map[string]int{}
+			firstRow := map[int]string{} // each left record's first row, over the runs
 			collect := func(r *run) {
+				for l, row := range firstRows(r.rows.Slice()) {
+					if prev, ok := firstRow[l]; ok {
+						require.Equal(t, prev, row, "seed %d %v crash %d (output fails %v): the first row of L%d", seed, sp, crash, outputFails, l)
+					}
+					firstRow[l] = row
+				}
 				maps.Copy(got, set(rowCounts(r.rows.Slice())))
 				maps.Copy(gotLate, lateSet(r.late.Slice()))
 				r.readAcked(gotRead)
@@ -199,6 +207,18 @@ func TestCrashSweep(t *testing.T) {
 			require.Equal(t, wantRead, gotRead, "seed %d %v crash %d of %d (output fails %v): rows a stateful reader got, over the runs", seed, sp, crash, steps, outputFails)
 		}
 	}
+}
+
+// firstRows returns the id of each left record's first row (telemetry.TimeToPickup keeps a
+// request's first row, by request id: a replay must not emit another first).
+func firstRows(rows []join.Joined[string, int, int]) map[int]string {
+	m := map[int]string{}
+	for _, j := range rows {
+		if _, ok := m[j.Left]; !ok {
+			m[j.Left] = rowID(j)
+		}
+	}
+	return m
 }
 
 // keep returns the positions of next, and those of prev for partitions next has none of.
