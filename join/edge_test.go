@@ -104,3 +104,25 @@ func TestUnmatchedRowsDownstreamWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowEarliestEventTime: a record at the earliest event time a source accepts
+// (stream.CheckEventTime: the start of int64 time, in 1677, a bad device clock) falls in a
+// window that closed long ago: it goes to the Late stream. Its window's start overflowed to
+// the end of int64 time, so it was held, never late and never emitted, until the end of
+// input, and held the partition's commits back at it.
+func TestWindowEarliestEventTime(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
+	q, s := streamtest.NewQueue[shuffled](h)
+	out, err := join.WindowOn(s, 3*time.Second, join.WithKind(join.LeftOuter))
+	require.NoError(t, err)
+	rows := streamtest.Collect(out.Joined())
+	late := streamtest.Collect(out.Late())
+	rec := func(id int, t time.Time) stream.Record[shuffled] {
+		return stream.Record[shuffled]{Value: stream.KV("k", join.Side[int, int]{Left: id}), EventTime: t}
+	}
+	q.Add(rec(1, time.Unix(100, 0)), rec(2, time.Unix(0, math.MinInt64+1)), rec(3, time.Unix(200, 0)))
+	h.Run(3)
+	require.Equal(t, map[string]bool{"L2": true}, lateSet(late.Slice()))
+	require.Equal(t, map[string]int{"k/1/-": 1}, rowCounts(rows.Slice()))
+	require.Equal(t, 1, h.P.Stats().RetainedState, "only the record at 200 s is held")
+}

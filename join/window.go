@@ -34,11 +34,15 @@ func newWindowEngine[K comparable, A, B any](size int64) *windowEngine[K, A, B] 
 	return &windowEngine[K, A, B]{size: size, wins: map[int64]*win[K, A, B]{}}
 }
 
-// floorMul rounds t down to a multiple of m (m > 0), also for negative t.
+// floorMul rounds t down to a multiple of m (m > 0), also for negative t; to the start of
+// int64 time when that multiple is before it (t - r would overflow to the end).
 func floorMul(t, m int64) int64 {
 	r := t % m
 	if r < 0 {
 		r += m
+	}
+	if t < math.MinInt64+r {
+		return math.MinInt64
 	}
 	return t - r
 }
