@@ -31,12 +31,7 @@ func TestIntervalHugeBoundsEndOfInput(t *testing.T) {
 		{"both", huge, huge},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
-			qa, sa := streamtest.NewQueue[kv](h)
-			qb, sb := streamtest.NewQueue[kv](h)
-			qa.SetPartitions(1)
-			qb.SetPartitions(1)
-			_, co := streamtest.NewRepartition(h, join.Tag(sa, sb), "join", streamtest.NewExchangeLog[shuffled](1))
+			h, qa, qb, co := onePartition(t)
 			out, err := join.IntervalOn(co, c.lower, c.upper, join.WithKind(join.LeftOuter))
 			require.NoError(t, err)
 			rows := streamtest.Collect(out.Joined())
@@ -61,12 +56,7 @@ func TestIntervalHugeBoundsEndOfInput(t *testing.T) {
 // covers upper and an expiry bucket (see "Limits" in the package documentation).
 func TestUnmatchedRowsDownstreamWindow(t *testing.T) {
 	for _, grace := range []time.Duration{0, 6 * time.Second} {
-		h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
-		qa, sa := streamtest.NewQueue[kv](h)
-		qb, sb := streamtest.NewQueue[kv](h)
-		qa.SetPartitions(1)
-		qb.SetPartitions(1)
-		_, co := streamtest.NewRepartition(h, join.Tag(sa, sb), "join", streamtest.NewExchangeLog[shuffled](1))
+		h, qa, qb, co := onePartition(t)
 		out, err := join.IntervalOn(co, 0, 5*time.Second, join.WithKind(join.LeftOuter))
 		require.NoError(t, err)
 		// count the rows per second, matched or not

@@ -22,6 +22,18 @@ type kv = stream.Pair[string, int]
 
 type shuffled = stream.Pair[string, join.Side[int, int]]
 
+// onePartition is a harness whose left and right inputs have one partition each, tagged and
+// repartitioned through an exchange of one partition: the stream a join reads.
+func onePartition(t *testing.T) (h *streamtest.Harness, qa, qb *streamtest.Queue[kv], co *stream.Stream[shuffled]) {
+	h = streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
+	qa, sa := streamtest.NewQueue[kv](h)
+	qb, sb := streamtest.NewQueue[kv](h)
+	qa.SetPartitions(1)
+	qb.SetPartitions(1)
+	_, co = streamtest.NewRepartition(h, join.Tag(sa, sb), "join", streamtest.NewExchangeLog[shuffled](1))
+	return h, qa, qb, co
+}
+
 // upRec is one generated input record: a left (A) or right (B) record with a unique id.
 type upRec struct {
 	right bool

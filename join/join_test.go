@@ -246,12 +246,7 @@ func set(m map[string]int) map[string]bool {
 // its time + 3s; StateSize and the stats' state go back to 0 once the watermark passed
 // everything, before the end of input.
 func TestLateAndState(t *testing.T) {
-	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
-	qa, sa := streamtest.NewQueue[kv](h)
-	qb, sb := streamtest.NewQueue[kv](h)
-	qa.SetPartitions(1)
-	qb.SetPartitions(1)
-	_, co := streamtest.NewRepartition(h, join.Tag(sa, sb), "join", streamtest.NewExchangeLog[shuffled](1))
+	h, qa, qb, co := onePartition(t)
 	out, err := join.IntervalOn(co, 2*time.Second, 3*time.Second, join.WithKind(join.LeftOuter))
 	require.NoError(t, err)
 	rows := streamtest.Collect(out.Joined())
