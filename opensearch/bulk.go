@@ -74,6 +74,9 @@ type meta struct {
 	index, id string
 	body      []byte
 	err       error
+	// prev is the batch position of the previous value with the same index and ID, -1 if
+	// none: written instead when this one cannot be encoded.
+	prev int
 }
 
 type docKey struct{ index, id string }

@@ -18,7 +18,8 @@
 //
 // Within one batch, values with the same index and ID collapse to the last one (counted in
 // Stats.Superseded), as if written in order: concurrent requests and item retries could
-// otherwise let an older value win.
+// otherwise let an older value win. When the last one cannot be made into a document, the
+// latest earlier one that can is written, and those that cannot are dead-lettered.
 //
 // Data streams only accept the create action (WithDataStream); a document replayed into the
 // backing index that holds it fails with 409, which the sink counts in Stats.Existed and

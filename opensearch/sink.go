@@ -353,24 +353,40 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 			}
 			mt.id = docid.Bound(mt.id)
 		}
-		sc.metas = append(sc.metas, mt)
+		mt.prev = -1
 		if mt.id != "" && mt.err == nil {
 			withID++
-			sc.last[docKey{mt.index, mt.id}] = i
+			k := docKey{mt.index, mt.id}
+			if j, ok := sc.last[k]; ok {
+				mt.prev = j
+			}
+			sc.last[k] = i
 		}
+		sc.metas = append(sc.metas, mt)
 	}
 	if long > 0 || invalid > 0 {
 		s.stats.replacedIDs(long, invalid)
 	}
 	dups := withID - len(sc.last)
+	tried := 0 // earlier values of an ID tried because a later one could not be encoded
 	ch := s.getChunk()
 	for i := range batch {
 		mt := &sc.metas[i]
 		if dups > 0 && mt.id != "" && mt.err == nil && sc.last[docKey{mt.index, mt.id}] != i {
 			continue
 		}
-		if dl := s.appendDoc(ch, batch[i], mt); dl != nil {
+		dl := s.appendDoc(ch, batch[i], mt)
+		// As if written in order: when the last value of an ID cannot be encoded, the
+		// latest earlier one that can is written; those that cannot are dead-lettered.
+		for j := mt.prev; dl != nil; j = sc.metas[j].prev {
 			w.add([]stream.DeadLetter{*dl}, nil)
+			if j < 0 {
+				break
+			}
+			tried++
+			dl = s.appendDoc(ch, batch[j], &sc.metas[j])
+		}
+		if dl != nil {
 			continue
 		}
 		if len(ch.buf) >= s.cfg.flushBytes {
@@ -381,8 +397,8 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 			ch = s.getChunk()
 		}
 	}
-	if dups > 0 {
-		s.stats.superseded(dups)
+	if dups > tried {
+		s.stats.superseded(dups - tried)
 	}
 	if ch != nil {
 		if len(ch.items) > 0 {

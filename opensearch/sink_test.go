@@ -538,6 +538,52 @@ func TestSinkDuplicateIDsInBatch(t *testing.T) {
 	require.Equal(t, int64(3), st.Indexed)
 }
 
+// TestSinkDuplicateIDLastCannotBeEncoded: when the last value of an ID in a batch cannot be
+// made into a document, the batch is written as if in order: the latest earlier value that
+// can be is indexed, and the ones that cannot are dead-lettered. The sink once skipped the
+// earlier values as superseded before it knew the last one failed: the ID's document was
+// neither indexed nor dead-lettered (a window's partial result lost for a NaN in the next).
+func TestSinkDuplicateIDLastCannotBeEncoded(t *testing.T) {
+	f := newFake()
+	c := newFakeClient(t, f)
+	dl := &collector{}
+	bad := map[int]bool{4: true, 5: true, 7: true}
+	s, err := opensearch.NewSink(c, opensearch.Mapping[rec]{
+		Index: opensearch.FixedIndex[rec]("recs"),
+		ID:    func(r rec) string { return r.ID },
+		Body: func(b []byte, r rec) ([]byte, error) {
+			if bad[r.N] {
+				return fmt.Appendf(b, `{"n":%d,"avg":NaN}`, r.N), nil
+			}
+			return fmt.Appendf(b, `{"n":%d}`, r.N), nil
+		},
+	}, opensearch.WithDeadLetter(dl))
+	require.NoError(t, err)
+	// a: 0, 3, 5 (bad); b: 1, 4 (bad), 7 (bad); c: 2, 6; d: 8 (bad), alone.
+	batch := []rec{{"a", 0, ""}, {"b", 1, ""}, {"c", 2, ""}, {"a", 3, ""}, {"b", 4, ""},
+		{"a", 5, ""}, {"c", 6, ""}, {"b", 7, ""}, {"d", 8, ""}}
+	bad[8] = true
+	require.NoError(t, s.Write(t.Context(), batch))
+	stored := map[string]string{}
+	for id, b := range f.stored {
+		stored[id] = string(b)
+	}
+	require.Equal(t, map[string]string{"a": `{"n":3}`, "b": `{"n":1}`, "c": `{"n":6}`}, stored)
+	var dead []int
+	for _, d := range dl.letters() {
+		require.Equal(t, stream.ReasonEncode, d.Reason)
+		var n int
+		_, err := fmt.Sscanf(string(d.Value), `{"n":%d,`, &n)
+		require.NoError(t, err, string(d.Value))
+		dead = append(dead, n)
+	}
+	require.ElementsMatch(t, []int{5, 7, 4, 8}, dead)
+	st := s.Stats()
+	require.Equal(t, int64(4), st.DeadLettered)
+	require.Equal(t, int64(2), st.Superseded, "a's 0 and c's 2")
+	require.Equal(t, int64(3), st.Indexed)
+}
+
 // Write blocks, in items (403 and the flood-stage 429) and for a whole request (403), are
 // retried and counted, never dead-lettered.
 func TestSinkBlocksAreTemporary(t *testing.T) {

@@ -75,7 +75,7 @@ type Stats struct {
 	// or that could not be encoded).
 	DeadLettered int64
 	// Superseded counts documents not sent because a later value in the same batch had the
-	// same index and ID (the last one is written).
+	// same index and ID (the last one is written, or the latest that can be encoded).
 	Superseded int64
 	// Requests counts bulk request attempts; Bytes the request bytes they sent.
 	Requests int64
