@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -330,9 +331,13 @@ func (e *itemError) String() string {
 // blockType is the error type of a write refused by an index or cluster block.
 const blockType = "cluster_block_exception"
 
-// requestError reads the error type and reason of a request refused whole:
-// {"error":{"type":…,"reason":…},"status":400}, or an error given as a plain string.
-func requestError(body []byte) (typ, reason string) {
+// requestError reads the error type and reason of a request refused whole with status:
+// {"error":{"type":…,"reason":…},"status":400}, or an error given as a plain string; a body
+// with nothing to read (OpenSearch's 413 has none) gives the status and its text.
+func requestError(status int, body []byte) (typ, reason string) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "", fmt.Sprintf("status %d: %s", status, http.StatusText(status))
+	}
 	var r struct {
 		Error json.RawMessage `json:"error"`
 	}

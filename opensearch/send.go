@@ -88,7 +88,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			case splitStatus(status):
 				r.Err = e
 				s.report(&r, false)
-				typ, reason := requestError(out)
+				typ, reason := requestError(status, out)
 				if len(pending) == 1 {
 					p := pending[0]
 					return append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), status, typ, reason)), nil

@@ -39,6 +39,9 @@ type fakeNode struct {
 	// maxDocs, if set, refuses with 413 requests of more documents, or of a document longer
 	// than 64 bytes.
 	maxDocs int
+	// bare413 makes those 413s bodiless, as OpenSearch's HTTP layer sends them for a request
+	// over http.max_content_length.
+	bare413 bool
 	// block, if set, is waited for by every request.
 	block    chan struct{}
 	reqs     atomic.Int64
@@ -89,6 +92,10 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tooLarge := len(lines)/2 > f.maxDocs
 		for i := 1; i < len(lines); i += 2 {
 			tooLarge = tooLarge || len(lines[i]) > 64
+		}
+		if tooLarge && f.bare413 {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
 		}
 		if tooLarge {
 			http.Error(w, `{"error":{"type":"too_large","reason":"request too large"},"status":413}`, http.StatusRequestEntityTooLarge)
@@ -582,6 +589,26 @@ func TestSinkDuplicateIDLastCannotBeEncoded(t *testing.T) {
 	require.Equal(t, int64(4), st.DeadLettered)
 	require.Equal(t, int64(2), st.Superseded, "a's 0 and c's 2")
 	require.Equal(t, int64(3), st.Indexed)
+}
+
+// TestSinkBodilessRefusalSaysWhy: a document isolated from a request refused whole with a
+// response without a body (OpenSearch's 413 for a request over http.max_content_length has
+// none) is dead-lettered with the status's text as its error; its Err was empty, so the
+// dead letter (and the JSON-lines file, which leaves an empty err out) did not say why.
+func TestSinkBodilessRefusalSaysWhy(t *testing.T) {
+	f := newFake()
+	f.maxDocs, f.bare413 = 8, true
+	dl := &collector{}
+	s, _ := fakeSink(t, f, opensearch.WithDeadLetter(dl))
+	batch := recs(20)
+	batch[5].Pad = strings.Repeat("x", 100) // too large alone
+	require.NoError(t, s.Write(t.Context(), batch))
+	require.Len(t, f.stored, 19)
+	got := dl.letters()
+	require.Len(t, got, 1)
+	require.Equal(t, "r00005", got[0].ID)
+	require.Equal(t, 413, got[0].Status)
+	require.Equal(t, "status 413: Request Entity Too Large", got[0].Err)
 }
 
 // Write blocks, in items (403 and the flood-stage 429) and for a whole request (403), are
