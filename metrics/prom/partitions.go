@@ -21,6 +21,7 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 	}
 	rows := make(map[string]*PartitionDoc)
 	row := func(n string) *PartitionDoc {
+		n = labelValue(n)
 		r, ok := rows[n]
 		if !ok {
 			r = &PartitionDoc{Name: n}

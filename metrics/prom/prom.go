@@ -6,8 +6,10 @@ package prom
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -278,7 +280,7 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	m.prevDead = st.Source.DeadLetters
 	for r, n := range st.Source.DeadLettersByReason {
 		if d := increase(n, m.prevDeadBy[r]); d > 0 || !m.hasReason(r) {
-			m.deadReasons.WithLabelValues(r).Add(float64(d))
+			m.deadReasons.WithLabelValues(labelValue(r)).Add(float64(d))
 		}
 		m.prevDeadBy[r] = n
 	}
@@ -291,6 +293,7 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	// Commit lag by partition; a partition that is no longer reported (revoked) is removed.
 	clear(m.lagSeen)
 	for part, lag := range st.Source.Lag {
+		part = labelValue(part)
 		g, ok := m.lagGauges[part]
 		if !ok {
 			g = m.commitLag.WithLabelValues(part)
@@ -312,6 +315,16 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	keepNamed(m.endVals, st.Source.End)
 }
 
+// labelValue is s as a label value: Prometheus refuses label values that are not valid
+// UTF-8 (the client library panics, in Observe or in a scrape, which ends the process), so
+// each invalid byte becomes U+FFFD. Valid names, all in practice, are returned as they are.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // keepNamed makes dst a copy of src without allocating once its names are known.
 func keepNamed(dst, src map[string]int64) {
 	for n := range dst {
@@ -330,7 +343,8 @@ func keepNamed(dst, src map[string]int64) {
 func (m *Metrics) observeOperators(state []stream.OperatorState) {
 	clear(m.opSums)
 	for _, o := range state {
-		s := m.opSums[o.Operator]
+		name := labelValue(o.Operator)
+		s := m.opSums[name]
 		s.entries += o.Entries
 		if o.Reported {
 			s.reported = true
@@ -339,7 +353,7 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 			s.late += o.Late
 			s.limited += o.KeyLimit
 		}
-		m.opSums[o.Operator] = s
+		m.opSums[name] = s
 	}
 	for name, s := range m.opSums {
 		g, ok := m.opGauges[name]

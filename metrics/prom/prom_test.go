@@ -569,6 +569,31 @@ func TestPartitionStatsOffline(t *testing.T) {
 // them (stream.StateReporter), summed by name; cumulative counts become counters that never go
 // backwards; an operator that reports nothing has only its entries; an operator that left
 // has no series.
+// TestLabelValuesNotUTF8: Prometheus label values must be valid UTF-8, and the client
+// library panics on one that is not, in Observe (the pipeline's goroutine) or in a scrape
+// (a goroutine of Gather): either ends the process. Names given to AddSink and
+// AddRepartition are refused; names that come with a batch's stats (operators, partitions,
+// dead-letter reasons) have each invalid byte replaced by U+FFFD.
+func TestLabelValuesNotUTF8(t *testing.T) {
+	m, _, srv := newMetrics(t)
+	stats := func() prom.SinkStats { return prom.SinkStats{} }
+	require.ErrorIs(t, m.AddSink("cab\xffstats", stats), prom.ErrInvalidOption)
+	require.ErrorIs(t, m.AddRepartition("zones\xff", func() prom.RepartitionStats { return prom.RepartitionStats{} }), prom.ErrInvalidOption)
+	require.NoError(t, m.AddSink("cab-stats", stats))
+	m.Observe(stream.BatchStats{Batch: 1, Partitions: 1,
+		State: []stream.OperatorState{{Operator: "win\xffdow", Entries: 4, Reported: true, Late: 2}},
+		Source: stream.SourceStats{Lag: map[string]int64{"t\xff/0": 7},
+			DeadLettersByReason: map[string]int64{"bad\xff": 3}},
+		PartitionStats: []stream.PartitionStats{{Partition: 0, Next: 10, Committed: 3}},
+	})
+	mfs := scrape(t, srv)
+	require.Equal(t, 4.0, mustValue(t, mfs, "fleetstream_state_entries", "operator", "win\uFFFDdow"))
+	require.Equal(t, 2.0, mustValue(t, mfs, "fleetstream_operator_rejected_records_total", "operator", "win\uFFFDdow", "reason", "late"))
+	require.Equal(t, 7.0, mustValue(t, mfs, "fleetstream_source_commit_lag_records", "partition", "t\uFFFD/0"))
+	require.Equal(t, 3.0, mustValue(t, mfs, "fleetstream_source_dead_letters_by_reason_total", "reason", "bad\uFFFD"))
+	require.Equal(t, 3.0, mustValue(t, mfs, "fleetstream_source_committed_offset", "partition", "t\uFFFD/0"))
+}
+
 func TestOperatorMetrics(t *testing.T) {
 	m, _, srv := newMetrics(t)
 	m.Observe(stream.BatchStats{Batch: 1, State: []stream.OperatorState{

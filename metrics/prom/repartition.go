@@ -6,6 +6,7 @@ package prom
 import (
 	"fmt"
 	"maps"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,6 +27,9 @@ type RepartitionStats struct {
 func (m *Metrics) AddRepartition(name string, stats func() RepartitionStats) error {
 	if stats == nil {
 		return fmt.Errorf("prom: AddRepartition(%q): nil stats func", name)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: AddRepartition(%q): the name is a label value, which must be valid UTF-8", ErrInvalidOption, name)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -5,6 +5,7 @@ package prom
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // SinkStats is what a sink counted since it was created, as cumulative counts. It mirrors
@@ -75,6 +76,9 @@ func (l Latency) histogram() (constHistogram, bool) {
 func (m *Metrics) AddSink(name string, stats func() SinkStats) error {
 	if stats == nil {
 		return fmt.Errorf("prom: AddSink(%q): nil stats func", name)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: AddSink(%q): the name is a label value, which must be valid UTF-8", ErrInvalidOption, name)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
