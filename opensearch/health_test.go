@@ -67,6 +67,21 @@ func TestSinkFailingOnItemRetries(t *testing.T) {
 	require.Equal(t, "4 of 4 document(s) failed temporarily", st.LastError)
 }
 
+// TestSinkFailingOnRefusal: a request refused whole (a 401: wrong credentials) fails the
+// Write for good and leaves the sink failing with the refusal as LastError, so that the
+// status page and /readyz say why the pipeline stopped.
+func TestSinkFailingOnRefusal(t *testing.T) {
+	f := newFake()
+	f.status = func(int) int { return 401 }
+	s, _ := fakeSink(t, f)
+	err := s.Write(t.Context(), recs(4))
+	require.True(t, stream.IsPermanent(err), "a 401 is permanent: %v", err)
+	st := s.Stats()
+	require.False(t, st.FailingSince.IsZero(), "failing after a refusal")
+	require.Equal(t, int64(1), st.FailedAttempts)
+	require.Contains(t, st.LastError, "401")
+}
+
 // TestSinkInFlightBytes: while a bulk request is in flight (seen from the server handling
 // it), Stats counts its body in InFlightBytes; once Write returns, nothing is held.
 func TestSinkInFlightBytes(t *testing.T) {

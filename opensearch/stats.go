@@ -84,8 +84,9 @@ type Stats struct {
 	Latency Latency
 
 	// FailingSince is when the sink's current run of failed bulk request attempts began (a
-	// transport error, a timeout, a 408/429/5xx status or a write block, or items of a
-	// response that must be retried); zero while the last attempt succeeded. It is the
+	// transport error, a timeout, a 408/429/5xx status or a write block, items of a
+	// response that must be retried, or a request refused whole, such as a 401, which stops
+	// the pipeline); zero while the last attempt succeeded. It is the
 	// outage a status page shows: "unreachable since 10:42:13".
 	FailingSince time.Time
 	// FailedAttempts counts the failed attempts since FailingSince, and LastError is the
@@ -150,7 +151,10 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 	now := time.Now()
 	s.LastAttempt = now
 	switch {
-	case requestRetry || r.Retry > 0:
+	case requestRetry || r.Retry > 0 || r.Err != nil:
+		// r.Err without a retry: the request was refused whole (a 401, a 403 that is not a
+		// write block, a 400), which stops the pipeline, or split to isolate a document
+		// (a 413), whose halves' responses clear it again.
 		if s.FailingSince.IsZero() {
 			s.FailingSince = now.Add(-r.Latency)
 		}
