@@ -5,6 +5,7 @@ package window
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -87,13 +88,53 @@ func gcd(a, b int64) int64 {
 	return a
 }
 
-// floorMul rounds t down to a multiple of m (m > 0), also for negative t.
+// floorMul rounds t down to a multiple of m (m > 0), also for negative t; to the start of
+// int64 time when that multiple is before it (t - r would wrap to the end).
 func floorMul(t, m int64) int64 {
 	r := t % m
 	if r < 0 {
 		r += m
 	}
+	if t < math.MinInt64+r {
+		return math.MinInt64
+	}
 	return t - r
+}
+
+// tumblingWindow returns the window [start, end) of size holding t, and whether it fits in
+// int64 time. When it does not (a record within size of the ends of int64 time: a bad
+// clock), start or end is clamped to the end of int64 time it passes.
+func tumblingWindow(t, size int64) (start, end int64, fits bool) {
+	r := t % size
+	if r < 0 {
+		r += size
+	}
+	if t < math.MinInt64+r {
+		return math.MinInt64, t + (size - r), false
+	}
+	start = t - r
+	if start > math.MaxInt64-size {
+		return start, math.MaxInt64, false
+	}
+	return start, start + size, true
+}
+
+// addSat is t + d (d >= 0), or the end of int64 time if that is after it: a window's end
+// plus the grace, which may pass it (the grace may be up to 100 years).
+func addSat(t, d int64) int64 {
+	if s := t + d; s >= t {
+		return s
+	}
+	return math.MaxInt64
+}
+
+// subSat is t - d (d >= 0), or the start of int64 time if that is before it: a watermark,
+// the newest event time less the out-of-orderness.
+func subSat(t, d int64) int64 {
+	if s := t - d; s <= t {
+		return s
+	}
+	return math.MinInt64
 }
 
 // floorDiv is t/m rounded towards minus infinity (m > 0).

@@ -16,7 +16,8 @@ type partClock struct {
 	part  int32
 	ooo   int64
 	grace int64
-	// maxT is the newest event time seen in the partition, pwm = maxT - ooo its watermark.
+	// maxT is the newest event time seen in the partition, pwm = maxT - ooo its watermark
+	// (at the start of int64 time, not wrapped, for a maxT within ooo of it).
 	maxT, pwm int64
 	// fwm is the watermark of the last firing (fireMark); windows behind it were emitted.
 	fwm int64
@@ -82,7 +83,7 @@ func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T])
 			e := &in[i]
 			hi = max(hi, e.Offset)
 			if t := pc.CapEventTime(e.Time); t > m {
-				rs, m = append(rs, rise{t - c.ooo, hi}), t
+				rs, m = append(rs, rise{subSat(t, c.ooo), hi}), t
 			}
 		}
 		c.hi = max(c.hi, hi)
@@ -123,7 +124,7 @@ func (c *partClock) observe(t int64) int64 {
 	}
 	if t > c.maxT {
 		c.maxT = t
-		c.pwm = t - c.ooo
+		c.pwm = subSat(t, c.ooo)
 	}
 	return max(c.pwm, c.fwm)
 }

@@ -67,8 +67,12 @@ type sliding[T any, K comparable, V, A, R any] struct {
 	newestPane    paneInfo   // newest pane ever, the replay position once none is live
 	hasNewest     bool
 	parts         []partial[A]
-	// the last pane used: its index and start, and the end of its earliest window
-	cJ, cLo, cE1 int64
+	// the last pane used: its index, start and end, the end of its earliest window, and
+	// that end plus the grace (when the record is late)
+	cJ, cLo, cHi, cE1, cShut int64
+	// lo and hi bound the event times whose windows (and the next ones) fit in int64 time:
+	// the records outside, within about a window of its ends (a bad clock), are late.
+	lo, hi int64
 }
 
 type partial[A any] struct {
@@ -85,12 +89,18 @@ func newSliding[T any, K comparable, V, A, R any](op *operator[T, K, V, A, R], c
 	// to a bound (a large grace would allocate terabytes up front); grow enlarges it on demand.
 	lag := min(c.ooo/g, maxFirstLag) + min(c.grace/g, maxFirstLag) + 2
 	ringCap := int64(1) << bits.Len64(uint64(n+lag-1))
+	// The windows of a record and the next ones span size plus two slides around it; lo
+	// and hi are in whole panes, so that the last pane used is either in or out.
+	lo := addSat(addSat(addSat(math.MinInt64, size), slide), slide)
+	hi := subSat(subSat(subSat(math.MaxInt64, size), slide), slide)
+	lo, hi = addSat(floorMul(lo, g), g), subSat(floorMul(hi, g), 1)
 	return &sliding[T, K, V, A, R]{
 		op: op, partClock: c, g: g, size: size, slide: slide, n: n,
 		ringCap: ringCap, mask: ringCap - 1,
 		idx: make(map[K]int32),
 		cur: -1,
-		cLo: math.MaxInt64 - g, // no pane yet
+		cLo: math.MaxInt64, cHi: math.MinInt64, // no pane yet
+		lo: lo, hi: hi,
 	}
 }
 
@@ -115,10 +125,9 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		e := &in[i]
 		t := e.Time
 		wm := w.observeAt(pc, pc.CapEventTime(t), e.Offset)
-		if t < w.cLo || t >= w.cLo+w.g { // most records fall in the last pane used
-			w.cJ = floorDiv(t, w.g)
-			w.cLo = w.cJ * w.g
-			w.cE1 = floorMul(t, w.slide) + w.slide
+		if (t < w.cLo || t >= w.cHi) && !w.usePane(t) { // most records fall in the last pane used
+			o = w.outside(o, e)
+			continue
 		}
 		j, e1 := w.cJ, w.cE1 // the pane, and the end of the earliest window holding t
 		if !w.started {
@@ -135,12 +144,12 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 				w.setNextEnd(w.firstStart + w.size)
 			}
 		}
-		if t < w.firstStart || e1+w.grace <= wm {
+		if t < w.firstStart || w.cShut <= wm {
 			o = op.appendLate(o, e, w.part, e1-w.size, e1)
 			continue
 		}
 		if merged {
-			if floorMul(t+w.size, w.slide)+w.grace <= w.emitted {
+			if addSat(floorMul(t+w.size, w.slide), w.grace) <= w.emitted {
 				continue // a merged partition's replay: every window of the record was emitted before the commit
 			}
 			if e1 < w.nextEnd {
@@ -182,10 +191,10 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	if !w.started {
 		return o
 	}
-	for w.nextEnd+w.grace <= w.fwm {
+	for addSat(w.nextEnd, w.grace) <= w.fwm {
 		if len(w.panes) == 0 {
 			if w.fwm != stream.EndOfTime {
-				w.setNextEnd(max(w.nextEnd, floorMul(w.fwm-w.grace, w.slide)+w.slide))
+				w.setNextEnd(max(w.nextEnd, w.endAfter(w.fwm)))
 			}
 			break
 		}
@@ -204,6 +213,25 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	}
 	w.prune()
 	return o
+}
+
+// usePane makes the pane of t the last pane used, unless t is outside [lo, hi].
+func (w *sliding[T, K, V, A, R]) usePane(t int64) bool {
+	if t < w.lo || t > w.hi {
+		return false
+	}
+	w.cJ = floorDiv(t, w.g)
+	w.cLo = w.cJ * w.g
+	w.cHi = w.cLo + w.g
+	w.cE1 = floorMul(t, w.slide) + w.slide
+	w.cShut = addSat(w.cE1, w.grace)
+	return true
+}
+
+// outside sets aside a record outside [lo, hi], with its earliest window clamped to int64 time.
+func (w *sliding[T, K, V, A, R]) outside(o out[K, R], e *stream.Elem[T]) out[K, R] {
+	e1 := addSat(floorMul(e.Time, w.slide), w.slide)
+	return w.op.appendLate(o, e, w.part, subSat(e1, w.size), e1)
 }
 
 func (w *sliding[T, K, V, A, R]) setNextEnd(e int64) {
@@ -231,7 +259,7 @@ func (w *sliding[T, K, V, A, R]) endAfter(m int64) int64 {
 	if m < math.MinInt64+w.grace {
 		return math.MinInt64 // m-grace would wrap (a huge out-of-orderness and grace): none fired
 	}
-	return floorMul(m-w.grace, w.slide) + w.slide
+	return addSat(floorMul(m-w.grace, w.slide), w.slide)
 }
 
 // lower moves, in a merged partition, the next window to fire back to the one ending at e1,
@@ -377,7 +405,7 @@ func (w *sliding[T, K, V, A, R]) retained() (int64, bool) {
 		}
 	}
 	fs := ceilMul(p0.idx*w.g+w.size, w.slide) - w.size // the replay's first window start
-	if prev := fs - w.slide; prev >= w.firstStart && prev+w.size+w.grace > w.fwm {
+	if prev := fs - w.slide; prev >= w.firstStart && addSat(prev+w.size, w.grace) > w.fwm {
 		valid = false
 	}
 	return w.commit(p0.minOff, valid, lo)

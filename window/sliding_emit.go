@@ -14,7 +14,7 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R], e int64) out[K, R] {
 	agg := w.op.agg
 	z := floorDiv(e, w.g) - 1
 	a := z - w.n + 1
-	at := w.closeAt(e + w.grace)
+	at := w.closeAt(addSat(e, w.grace))
 	for _, x := range w.order {
 		if w.newest[x] < a {
 			continue

@@ -56,16 +56,24 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
-	size, grace := w.size, w.grace
+	size := w.size
+	sg := addSat(size, w.grace) // a window closes on its start plus sg (addSat: up to the end of time)
 	begin(&w.partClock, in)
 	for i := range in {
 		e := &in[i]
 		wm := w.observeAt(pc, pc.CapEventTime(e.Time), e.Offset)
 		var start int64
-		if b := w.cur; b != nil && e.Time >= b.start && e.Time-b.start < size {
+		if b := w.cur; b != nil && e.Time >= b.start && uint64(e.Time-b.start) < uint64(size) {
 			start = b.start // most records fall in the last window used: skip the division
 		} else {
-			start = floorMul(e.Time, size)
+			var end int64
+			var fits bool
+			if start, end, fits = tumblingWindow(e.Time, size); !fits {
+				// within a window of the ends of int64 time (a bad clock): its window
+				// cannot be emitted, and it holds nothing
+				o = op.appendLate(o, e, w.part, start, end)
+				continue
+			}
 		}
 		if !w.started {
 			w.started, w.floor = true, start
@@ -74,11 +82,12 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 				w.floor = math.MinInt64 // the starting watermark is the floor (newEngine)
 			}
 		}
-		if start < w.floor || start+size+grace <= wm {
+		shut := addSat(start, sg)
+		if start < w.floor || shut <= wm {
 			o = op.appendLate(o, e, w.part, start, start+size)
 			continue
 		}
-		if start+size+grace <= w.emitted {
+		if shut <= w.emitted {
 			continue // a merged partition's replay: emitted before the commit, with this record
 		}
 		k := op.key(e.Value)
@@ -119,11 +128,12 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	w.fwm = max(w.fwm, w.fireMark(pc))
 	n := 0
 	for _, b := range w.open {
-		if b.start+size+grace > w.fwm {
+		shut := addSat(b.start, sg)
+		if shut > w.fwm {
 			break
 		}
 		rose(&w.partClock, pc, in)
-		at := w.closeAt(b.start + size + grace)
+		at := w.closeAt(shut)
 		for j, k := range b.keys {
 			o = op.appendResult(o, w.part, k, b.vals[j], b.start, b.start+size, true, at)
 		}
@@ -237,7 +247,7 @@ func (w *tumbling[T, K, V, A, R]) retained() (int64, bool) {
 			lo, valid = b.minOff, false
 		}
 	}
-	if b0.start > w.floor && b0.start+w.grace > w.fwm {
+	if b0.start > w.floor && addSat(b0.start, w.grace) > w.fwm {
 		valid = false
 	}
 	return w.commit(b0.minOff, valid, lo)
