@@ -53,6 +53,12 @@
 // processing time, so results that involve idle partitions are the exception: a replay may not
 // reproduce them.
 //
+// A record is late too, whatever the watermark, when its window does not fit in int64
+// nanoseconds: it starts before 1677-09-21 or ends after 2262-04-11 (for Sliding, the record
+// is within the size plus two slides of them). Only a bad clock stamps such times, and
+// stream.Input.CheckEventTime accepts them; the record opens and holds nothing. A window whose
+// end plus the grace passes 2262 stays open until the end of the input.
+//
 // # Emission
 //
 // With OnClose (the default) each key and window gets one Result with Final set, when the

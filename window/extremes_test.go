@@ -78,7 +78,7 @@ func TestEventTimeAtEndsOfInt64(t *testing.T) {
 		r.late = late.Slice()
 		return r
 	}
-	for _, asg := range []window.Assigner{window.Tumbling(5 * time.Minute), window.Sliding(5*time.Minute, time.Minute)} {
+	for _, asg := range []window.Assigner{window.Tumbling(5 * time.Minute), window.Sliding(5*time.Minute, time.Minute), window.Session(5 * time.Minute)} {
 		for _, ooo := range []time.Duration{0, 10 * time.Second} {
 			for _, end := range []int64{math.MinInt64 + 1, math.MaxInt64 - 1} {
 				firsts := []bool{true, false}
@@ -152,7 +152,7 @@ func TestGraceAfterEndOfInt64(t *testing.T) {
 		}
 		return rows
 	}
-	for _, asg := range []window.Assigner{window.Tumbling(5 * time.Minute), window.Sliding(5*time.Minute, time.Minute)} {
+	for _, asg := range []window.Assigner{window.Tumbling(5 * time.Minute), window.Sliding(5*time.Minute, time.Minute), window.Session(5 * time.Minute)} {
 		t.Run(asg.String(), func(t *testing.T) {
 			want := run(t, asg, t0)
 			require.NotEmpty(t, want)

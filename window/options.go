@@ -59,8 +59,9 @@ func WithGrace(d time.Duration) Option {
 	})
 }
 
-// maxGrace bounds the grace so that a window's end plus the grace cannot overflow for event
-// times before the year 2160 (a longer one wrapped negative and made every record late).
+// maxGrace bounds the grace as stream bounds the out-of-orderness. A window's end plus the
+// grace saturates at the end of int64 time (addSat): a window it passes closes at the end of
+// the input.
 const maxGrace = 100 * 365 * 24 * time.Hour
 
 // WithEmit sets the emission mode (default OnClose).

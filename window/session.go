@@ -47,13 +47,21 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
 	gap := w.gap
+	gg := addSat(gap, w.grace) // a session closes on its last record plus gg
+	lastT := int64(math.MaxInt64) - gap
 	begin(&w.partClock, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time
 		wm := w.observeAt(pc, pc.CapEventTime(t), e.Offset)
 		w.started = true
-		if t+gap+w.grace <= wm {
+		if t > lastT {
+			// within gap of the end of int64 time (a bad clock): its session's end
+			// cannot be represented, and it holds nothing
+			o = op.appendLate(o, e, w.part, t, math.MaxInt64)
+			continue
+		}
+		if addSat(t, gg) <= wm {
 			o = op.appendLate(o, e, w.part, t, t+gap)
 			continue
 		}
@@ -85,7 +93,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 				if f < 0 {
 					f = j
 				}
-				sealed = sealed || s.last+gap+w.grace <= wm
+				sealed = sealed || addSat(s.last, gg) <= wm
 			}
 		}
 		if sealed {
@@ -129,10 +137,11 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 // order, and removes the closed ones.
 func (w *sessions[T, K, V, A, R]) emit(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R], final bool) out[K, R] {
 	w.scratch = w.scratch[:0]
+	gg := addSat(w.gap, w.grace)
 	for ki, sk := range w.keys {
 		for i := range sk.ss {
 			s := &sk.ss[i]
-			closed := s.last+w.gap+w.grace <= w.fwm
+			closed := addSat(s.last, gg) <= w.fwm
 			if (final && closed) || (!final && s.changed) {
 				w.scratch = append(w.scratch, sessRef{end: s.last + w.gap, start: s.start, key: ki, i: i})
 			}
@@ -161,7 +170,7 @@ func (w *sessions[T, K, V, A, R]) emit(pc *stream.PartitionContext, in []stream.
 		s := &sk.ss[r.i]
 		at := s.minOff
 		if final {
-			at = w.closeAt(r.end + w.grace)
+			at = w.closeAt(addSat(r.end, w.grace))
 		}
 		o = w.op.appendResult(o, w.part, sk.key, s.acc, s.start, r.end, final, at)
 	}
@@ -171,7 +180,7 @@ func (w *sessions[T, K, V, A, R]) emit(pc *stream.PartitionContext, in []stream.
 			sk.firedEnd = max(sk.firedEnd, r.end)
 		}
 		for _, sk := range w.keys {
-			sk.ss = slices.DeleteFunc(sk.ss, func(s session[A]) bool { return s.last+w.gap+w.grace <= w.fwm })
+			sk.ss = slices.DeleteFunc(sk.ss, func(s session[A]) bool { return addSat(s.last, gg) <= w.fwm })
 		}
 	}
 	return o
@@ -180,8 +189,9 @@ func (w *sessions[T, K, V, A, R]) emit(pc *stream.PartitionContext, in []stream.
 // prune drops the keys with no session whose emitted sessions no record can reach anymore.
 func (w *sessions[T, K, V, A, R]) prune() {
 	n := 0
+	gg := addSat(w.gap, w.grace)
 	for _, sk := range w.keys {
-		if len(sk.ss) > 0 || sk.firedEnd+w.gap+w.grace > w.fwm {
+		if len(sk.ss) > 0 || addSat(sk.firedEnd, gg) > w.fwm {
 			w.keys[n] = sk
 			n++
 			continue

@@ -38,7 +38,9 @@ type Late[T any] struct {
 	EventTime time.Time
 	Partition int32
 	Offset    int64
-	// Start and End bound the earliest window the record belonged to.
+	// Start and End bound the earliest window the record belonged to, clamped to the ends
+	// of int64 time for a record whose window does not fit in it (see "Watermarks and
+	// lateness" in the package documentation).
 	Start, End time.Time
 	// Reason is stream.ReasonLate for a record that came too late, or stream.ReasonKeyLimit
 	// for a record refused because it would have opened state past WithMaxKeys.
