@@ -19,7 +19,12 @@ func (p *Pipeline) own(ps *partState) int64 {
 	if ps.maxEvent == NoWatermark {
 		return NoWatermark
 	}
-	return ps.maxEvent - int64(p.cfg.outOfOrder)
+	if ooo := int64(p.cfg.outOfOrder); uint64(ps.maxEvent-NoWatermark) > uint64(ooo) { // the distance, without overflow
+		return ps.maxEvent - ooo
+	}
+	// Within the out-of-orderness of the start of int64 time (1677, a bad clock): the
+	// earliest watermark, rather than maxEvent - ooo wrapped to the end of time.
+	return NoWatermark + 1
 }
 
 func (p *Pipeline) idle(ps *partState, now time.Time) bool {

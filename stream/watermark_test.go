@@ -306,3 +306,34 @@ func TestFlatMapKeepsTimeAndOffset(t *testing.T) {
 	}
 	require.Equal(t, map[time.Time]int64{at(1): 2, at(3): 4}, got)
 }
+
+// TestWatermarkEarliestEventTime: a partition whose newest event time is within the
+// out-of-orderness of the start of int64 time (1677, which CheckEventTime accepts: a bad
+// device clock) has a watermark at the start of time, not the newest time less the
+// out-of-orderness wrapped to 2262, which the pipeline's watermark (it never moves back)
+// would have kept for the rest of the run, so that every later record was late.
+func TestWatermarkEarliestEventTime(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(10*time.Second))
+	q, src := streamtest.NewQueue[int](h)
+	counts, err := window.Aggregate(src, func(int) int { return 0 }, func(v int) int { return v },
+		window.Tumbling(time.Minute), window.Count[int]())
+	require.NoError(t, err)
+	res := streamtest.Collect(counts.Results())
+	late := streamtest.Collect(counts.Late())
+	q.Add(stream.Record[int]{Offset: 0, EventTime: time.Unix(0, math.MinInt64+1)})
+	q.Add(stream.Record[int]{Offset: 1, EventTime: streamtest.Epoch})
+	h.Run(2)
+	for _, i := range res.Infos() {
+		require.LessOrEqual(t, i.Watermark.UnixNano(), streamtest.Epoch.UnixNano(), "batch %d: the watermark wrapped", i.Batch)
+	}
+	infos := res.Infos()
+	require.Equal(t, streamtest.Epoch.Add(-10*time.Second), infos[len(infos)-1].Watermark, "the watermark follows the record of today")
+	q.End()
+	h.RunUntilDone()
+	var total int64
+	for _, r := range res.Slice() {
+		total += r.Value
+	}
+	require.Equal(t, int64(1), total, "the record of today is counted")
+	require.Len(t, late.Slice(), 1, "the record of 1677 is late (its window is before the start of int64 time)")
+}
