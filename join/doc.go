@@ -180,7 +180,8 @@
 // loads a stream partition's table partition in the first batch after the assignment,
 // before it enriches any record of it: the pipeline waits, at most WithLoadTimeout (default
 // DefaultLoadTimeout, 10 minutes; package kafka's "Co-partitioned tables" says how long a
-// load takes). Revocation is observable: the pipeline calls the operator's Drop for a
+// load takes), and no longer once the pipeline is asked to stop (stream.PartitionContext's
+// Context): the partition then stalls as below, and the next run loads it. Revocation is observable: the pipeline calls the operator's Drop for a
 // revoked partition, and the operator releases the table partition then; a partition
 // assigned again is loaded again.
 //

@@ -133,7 +133,7 @@ func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.
 		e.parts[pc.Partition] = st
 	}
 	if !st.loaded && !st.stalled {
-		e.load(pc.Partition, st)
+		e.load(pc.Context(), pc.Partition, st)
 	}
 	if !st.loaded {
 		if len(in) > 0 && !st.stalled {
@@ -144,7 +144,11 @@ func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.
 			for i := range in {
 				st.from = min(st.from, in[i].Offset)
 			}
-			e.log.Error("join: table partition not loaded: the stream partition stalls until it is replayed (restart, or rebalance)",
+			lvl := slog.LevelError
+			if pc.Context().Err() != nil {
+				lvl = slog.LevelInfo // the pipeline is stopping: the next run replays them
+			}
+			e.log.Log(context.Background(), lvl, "join: table partition not loaded: the stream partition stalls until it is replayed (restart, or rebalance)",
 				"partition", pc.Partition, "table_partition", st.table, "held_from_offset", st.from)
 		}
 		return out
@@ -152,12 +156,17 @@ func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.
 	return e.emit(in, out, func(key K, at int64) (V, bool) { return e.lookupIn(st.table, key, at) })
 }
 
-// load loads part's table partition, waiting at most e.timeout.
-func (e *enrichCo[K, T, V, R]) load(part int32, st *coPart) {
+// load loads part's table partition, waiting at most e.timeout, and no longer once stop
+// ends (the pipeline is stopping).
+func (e *enrichCo[K, T, V, R]) load(stop context.Context, part int32, st *coPart) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	ctx, cancel := context.WithTimeout(stop, e.timeout)
 	err := e.table.LoadPartition(ctx, st.table)
 	cancel()
+	if err != nil && stop.Err() != nil {
+		e.log.Info("join: table partition load stopped: the pipeline is stopping", "partition", part, "table_partition", st.table)
+		return
+	}
 	if err != nil {
 		// Retried at the next batch unless records came (see Process): a partition the
 		// table does not have would fail at every batch.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -294,4 +295,64 @@ func ExampleEnrichCoPartitioned() {
 	// Output:
 	// cab-1#0 driven by ana
 	// [load 1]
+}
+
+// oneRecord is a source of one record (offset 0) that then waits to be stopped; it keeps
+// the positions committed.
+type oneRecord struct {
+	mu        sync.Mutex
+	committed []stream.Position
+}
+
+func (*oneRecord) Run(ctx context.Context, in *stream.Input[ping]) error {
+	if err := in.Push(ctx, stream.Record[ping]{Value: ping{"cab-1", 0}, EventTime: at(1)}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (o *oneRecord) Commit(_ context.Context, pos []stream.Position) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.committed = append(o.committed, pos...)
+	return nil
+}
+
+// TestEnrichCoPartitionedStopWhileLoading: a pipeline stopped while the operator waits for a
+// table partition that never loads returns promptly, not after WithLoadTimeout, and commits
+// nothing past the record it could not enrich, so the next run replays it.
+func TestEnrichCoPartitionedStopWhileLoading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tab := newFakePartTable(t, 1)
+		entered := make(chan struct{})
+		tab.fail = func(ctx context.Context, _ int32) error {
+			close(entered)
+			<-ctx.Done() // never loads
+			return ctx.Err()
+		}
+		p, err := stream.New(time.Second, stream.WithIdleTimeout(0), stream.WithMaxFutureEventTime(0))
+		require.NoError(t, err)
+		src := &oneRecord{}
+		out, err := join.EnrichCoPartitioned(stream.From[ping](p, src), tab, func(p ping) string { return p.Cab }, mergePing)
+		require.NoError(t, err)
+		stream.ForEachBatch(out, func(context.Context, stream.BatchInfo, []enriched) error { return nil })
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- p.Run(ctx) }()
+		<-entered
+		cancel()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, context.Canceled)
+		default:
+			err := <-done
+			t.Fatalf("Run still waited for the table partition after it was stopped; it returned %v after %v", err, time.Since(start))
+		}
+		for _, pos := range src.committed {
+			require.LessOrEqual(t, pos.Offset, int64(0), "committed past the record that was not enriched")
+		}
+	})
 }

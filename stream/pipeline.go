@@ -51,6 +51,8 @@ type Pipeline struct {
 	// commitCtx gives a commit its context (Run's, not cancelled with the batch's).
 	inflight  *inflightCommit
 	commitCtx func() (context.Context, func())
+	// stopCtx is Run's or Step's context, the operators' PartitionContext.Context.
+	stopCtx context.Context
 	// the batch's commit figures so far (BatchStats.CommitTime, CommitWait), set by settle
 	commitTook, commitWait time.Duration
 
@@ -161,6 +163,20 @@ type PartitionContext struct {
 	marks []markPoint
 	// startMark is a Merged partition's watermark before this batch's marks.
 	startMark int64
+	// ctx is Context's.
+	ctx context.Context
+}
+
+// Context returns a context that ends when the pipeline is asked to stop (Run's or Step's
+// context ends). The batch in flight still runs to its end, its outputs and its commit: an
+// operator that waits (for a table partition to load, say) should stop waiting when it ends,
+// and then hold back with Retained whatever it could not process, so that the next run
+// replays it. Never nil.
+func (pc *PartitionContext) Context() context.Context {
+	if pc.ctx == nil {
+		return context.Background()
+	}
+	return pc.ctx
 }
 
 type markPoint struct{ from, wm int64 }

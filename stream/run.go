@@ -54,6 +54,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.openShuffles(ctx); err != nil {
 		return err
 	}
+	p.stopCtx = ctx
+	defer func() { p.stopCtx = nil }()
 	// A batch's commit runs while the next batch is processed and written (see ack), with a
 	// context that, like the outputs', outlives the batch and ctx by at most the shutdown
 	// grace.
@@ -315,6 +317,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		MaxOutOfOrderness: p.cfg.outOfOrder,
 		ceiling:           ceiling,
 		EndOfInput:        end,
+		ctx:               p.stopCtx,
 	}
 	for _, part := range p.live {
 		pc.Partition = part

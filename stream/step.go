@@ -24,6 +24,8 @@ func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 	if p.running.Load() {
 		return false, ErrRunning
 	}
+	p.stopCtx = ctx
+	defer func() { p.stopCtx = nil }()
 	return p.step(ctx, p.cfg.clock.Now())
 }
 
