@@ -225,14 +225,47 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // the first run refused): a changed order shifts the ranks, and downstream a partial may be
 // kept twice. Elements of a time at or before one already sent are a permanent error
 // (EveryBatch partial results, session windows, two windows whose ends coincide).
-func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64) *Stream[T] {
+//
+// A bounded run's end fires every window upstream, so a partial sent then may be early, and
+// the next run on the next records sends it again complete with the same number, which the
+// downstream drops as a copy: the merged window stays smaller than one run's. With
+// WithRevisions, the merge after the repartition declares that it keeps, per key, window and
+// upstream partition, the latest partial only, and the downstream keeps such revisions (see
+// "Runs one after another" in the package documentation).
+func RepartitionByTime[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64, opts ...RepartitionOption) *Stream[T] {
 	out, sh := repartition(s, name, ex, hash, true)
 	if sh != nil {
 		sh.byTime = true
 		sh.holders = watermarkHolders(s.p, s.idx)
+		var c repartitionConfig
+		for _, o := range opts {
+			o.applyRepartition(&c)
+		}
+		sh.revisions = c.revisions
 	}
 	return out
 }
+
+// RepartitionOption configures RepartitionByTime.
+type RepartitionOption interface{ applyRepartition(*repartitionConfig) }
+
+type repartitionConfig struct{ revisions bool }
+
+type revisionsOption struct{}
+
+func (revisionsOption) applyRepartition(c *repartitionConfig) { c.revisions = true }
+
+// WithRevisions tells RepartitionByTime that the merge after it keeps, per key and window,
+// the latest value of each upstream partition, replacing an earlier one (as
+// telemetry.ZoneMergeAgg does with the partition each partial carries), rather than adding
+// them. Then a value sent in the batch where its upstream partition's input ended, possibly
+// a bounded run's early result, is kept downstream without raising the highest number kept
+// from its upstream partition, so that its revision by the next run (same number, complete)
+// is kept too and replaces it. Such a value may be kept more than once (its copy from a
+// replay or a rerun over the same records is indistinguishable from a revision): a merge
+// that adds its values would count it twice. Without the option, copies are dropped and a
+// window open at a bounded run's end is written by the next run from its early partials.
+func WithRevisions() RepartitionOption { return revisionsOption{} }
 
 type sentMark struct {
 	wm        int64
@@ -261,6 +294,8 @@ type shuffle[T any] struct {
 	fail   error              // records out of source order (see collect)
 	// byTime numbers the records by event time rather than source offset (RepartitionByTime).
 	byTime bool
+	// revisions: values sent at their upstream partition's end are provisional (WithRevisions).
+	revisions bool
 	// holders are the WatermarkHolders upstream, whose watermarks cap the marks (byTime).
 	holders []holder
 
@@ -358,6 +393,9 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 			Seq:       num(&es[i]),
 			Sub:       sub,
 			Time:      es[i].Time,
+			// A window's result in the batch where its partition's input ended may be an
+			// early one, which the next run revises (see WithRevisions).
+			End: sh.revisions && pc.EndOfInput,
 		})
 	}
 	sh.values += len(es)

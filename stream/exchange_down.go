@@ -77,7 +77,10 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 		for j := range b {
 			r := &b[j].Value
 			h := histRec{pos: b[j].Offset, from: r.From, sub: r.Sub, seq: r.Seq, wm: r.Watermark, upstreams: r.Upstreams,
-				mark: r.Mark, idle: r.Idle, end: r.End}
+				mark: r.Mark, idle: r.Idle, end: r.End && (r.Mark || sh.revisions)}
+			if r.Mark && r.End && h.pos < d.cur.staleEnd {
+				continue // a past run's end (see marks.staleEnd)
+			}
 			keep := d.cur.apply(&h)
 			// hist holds what a checkpoint at a later position needs, for as long as the
 			// operators hold the commit back (a window's length): not one entry per record.
@@ -134,6 +137,9 @@ func (sh *shuffle[T]) checkpoint(part int32, off int64) (int64, string) {
 	}
 	d.hist = slices.Delete(d.hist, 0, i)
 	d.basePos = max(d.basePos, off)
+	if d.base.staleEnd <= off {
+		d.base.staleEnd = 0
+	}
 	return off, d.base.encode()
 }
 

@@ -18,6 +18,9 @@ import (
 type marks struct {
 	up     map[int32]*upMark
 	expect map[int]int32
+	// staleEnd: end marks at positions before it were read by a run that ended there (a
+	// bounded run whose commit stayed before them); they are that run's own, not this one's.
+	staleEnd int64
 }
 
 type upMark struct {
@@ -45,7 +48,7 @@ type histRec struct {
 func newMarks() marks { return marks{up: map[int32]*upMark{}, expect: map[int]int32{}} }
 
 func (m marks) clone() marks {
-	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect))}
+	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd}
 	for k, v := range m.up {
 		x := *v
 		c.up[k] = &x
@@ -84,6 +87,12 @@ func (m marks) apply(r *histRec) bool {
 	}
 	if u.has && (r.seq < u.seq || r.seq == u.seq && r.sub <= u.sub) {
 		return false
+	}
+	if r.end {
+		// Sent as its upstream partition's input ended: possibly an early result that the
+		// next run sends again, complete, with the same number. It leaves the highest number
+		// where it was, so that the revision is kept too (and replaces it downstream).
+		return true
 	}
 	u.seq, u.sub, u.has = r.seq, r.sub, true
 	return true
@@ -181,6 +190,9 @@ func (d marks) encode() string {
 		b = strconv.AppendInt(b, int64(d.expect[s]), 36)
 		b = append(b, ';')
 	}
+	if d.staleEnd > 0 {
+		b = appendStaleEnd(b, d.staleEnd)
+	}
 	return string(b)
 }
 
@@ -197,6 +209,14 @@ func decodeMarks(s string) (marks, error) {
 		f := strings.Split(item, ",")
 		// "e,source,count" is a source's partition count; an upstream partition's entry has
 		// six numbers, any of which may be "e" (14 in base 36), the first one too.
+		if f[0] == "l" && len(f) == 2 {
+			v, err := strconv.ParseInt(f[1], 36, 64)
+			if err != nil || v <= 0 {
+				return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
+			}
+			d.staleEnd = max(d.staleEnd, v)
+			continue
+		}
 		expect := f[0] == "e" && len(f) == 3
 		if expect {
 			f = f[1:]
@@ -221,4 +241,21 @@ func decodeMarks(s string) (marks, error) {
 		}
 	}
 	return d, nil
+}
+
+// appendStaleEnd appends the marks entry "l,<position>;": end marks before the position are
+// a past run's.
+func appendStaleEnd(b []byte, pos int64) []byte {
+	b = append(b, 'l', ',')
+	b = strconv.AppendInt(b, pos, 36)
+	return append(b, ';')
+}
+
+// withStaleEnd adds to a repartition partition's checkpoint that the end marks before
+// position pos are a past run's (marks.staleEnd).
+func withStaleEnd(meta string, pos int64) string {
+	if !strings.Contains(meta, markSep) {
+		meta += markSep + "x1;"
+	}
+	return string(appendStaleEnd([]byte(meta), pos))
 }

@@ -4,6 +4,7 @@ package stream
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -91,4 +92,68 @@ func TestMarksEndIsOneRunsOwn(t *testing.T) {
 	_, firedOps, err := decodeCheckpoint("fs2/3/fp/1@4:9223372036854775807,2@5:70", 5, 3, "fp")
 	require.NoError(t, err)
 	require.Equal(t, map[int]int64{2: 70}, firedOps)
+}
+
+// TestMarksEndValueIsProvisional: with WithRevisions, a value sent in the batch where its
+// upstream partition's input ended (end) is kept when its number is above the highest kept,
+// but leaves that number where it was, so that the next run's revision of it (the same
+// number, complete) is kept as well; a complete value still raises it, and its copies are
+// dropped as before.
+func TestMarksEndValueIsProvisional(t *testing.T) {
+	from := globalPart(0, 1)
+	v := func(seq int64, sub int32, end bool) *histRec {
+		return &histRec{from: from, seq: seq, sub: sub, end: end}
+	}
+	m := newMarks()
+	require.True(t, m.apply(v(10, 0, false)))
+	require.False(t, m.apply(v(10, 0, false)), "a copy of a complete value")
+	require.True(t, m.apply(v(20, 0, true)), "an end value above the highest")
+	require.EqualValues(t, 10, m.up[from].seq, "an end value raised the highest number")
+	require.True(t, m.apply(v(20, 0, true)), "the next run's revision of an end value, sent at its end too")
+	require.True(t, m.apply(v(20, 0, false)), "the next run's complete revision of an end value")
+	require.False(t, m.apply(v(20, 0, false)), "a copy of the complete revision")
+	require.False(t, m.apply(v(20, 0, true)), "an end value at the highest complete number")
+	require.False(t, m.apply(v(15, 0, true)), "an end value below the highest complete number")
+	require.True(t, m.apply(v(20, 1, false)))
+	require.EqualValues(t, 20, m.up[from].seq)
+	require.EqualValues(t, 1, m.up[from].sub)
+}
+
+// TestMarksStaleEnd: the checkpoint entry "l,<position>;" (end marks before the position are
+// a past run's) survives encode and decode, is left out when there is none (a checkpoint
+// reads as before), is added to a checkpoint with or without marks, and of two the later
+// position counts; a bad one is refused.
+func TestMarksStaleEnd(t *testing.T) {
+	m := newMarks()
+	m.up[globalPart(0, 2)] = &upMark{seq: 7, sub: 1, markSeq: 8, wm: 700, has: true, marked: true}
+	m.expect[0] = 3
+	old := m.encode()
+	require.NotContains(t, old, "l,", "marks without a past run's end")
+	back, err := decodeMarks(old)
+	require.NoError(t, err)
+	require.Zero(t, back.staleEnd, "marks of a checkpoint without the entry")
+	m.staleEnd = 1234
+	enc := m.encode()
+	require.Equal(t, old+"l,ya;", enc)
+	back, err = decodeMarks(enc)
+	require.NoError(t, err, enc)
+	require.EqualValues(t, 1234, back.staleEnd)
+	require.Equal(t, m.up, back.up)
+	require.Equal(t, m.expect, back.expect)
+	require.EqualValues(t, 1234, m.clone().staleEnd)
+
+	for _, meta := range []string{"fs2/3/fp/1@4", "fs2/3/fp/1@4" + markSep + enc, ""} {
+		got := withStaleEnd(meta, 2000)
+		_, marks, ok := strings.Cut(got, markSep)
+		require.True(t, ok, got)
+		marks, _, err := cutFired(marks)
+		require.NoError(t, err, got)
+		back, err := decodeMarks(marks)
+		require.NoError(t, err, got)
+		require.EqualValues(t, 2000, back.staleEnd, "the later of two positions: %s", got)
+	}
+	for _, bad := range []string{"x1;l,;", "x1;l,-5;", "x1;l,0;", "x1;l,zz!;"} {
+		_, err := decodeMarks(bad)
+		require.Error(t, err, bad)
+	}
 }

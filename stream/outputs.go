@@ -76,6 +76,24 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		if ps.next < 0 {
 			continue
 		}
+		if ps.marked && ps.markEnd && p.shuffleOf(part) != nil {
+			// A repartition's partition whose every upstream partition ended: the end
+			// fired every window, but the records of a next run on the next records of the
+			// topics (a bounded run again) revise the windows still open on the marks before
+			// the end. So it commits where it could before this batch, and says that the end
+			// marks read until now are this run's own (marks.staleEnd).
+			off, meta := ps.committed, ps.meta
+			if ps.hasHeld {
+				off, meta = ps.heldOff, ps.heldMeta
+			} else if off < 0 {
+				off, meta = ps.base, ""
+			}
+			meta = withStaleEnd(meta, ps.next)
+			if off > ps.committed || (off == ps.committed && meta != ps.meta) {
+				pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
+			}
+			continue
+		}
 		held := p.held[:0]
 		for i, n := range p.nodes {
 			if r, ok := n.retained(part); ok {
@@ -101,6 +119,9 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint())
 		if marks != "" {
 			meta += markSep + marks
+		}
+		if ps.marked {
+			ps.heldOff, ps.heldMeta, ps.hasHeld = off, meta, true
 		}
 		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
 			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})

@@ -101,6 +101,11 @@ type partState struct {
 	marked            bool
 	markWM            int64
 	markIdle, markEnd bool
+	// held is the checkpoint the last batch before a repartition's partition ended computed
+	// (heldOff, heldMeta; see ack), if hasHeld.
+	heldOff  int64
+	heldMeta string
+	hasHeld  bool
 }
 
 // PartitionContext is what an operator sees while it processes one partition of a batch.
