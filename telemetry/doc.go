@@ -151,7 +151,7 @@
 // [ZonePartialCodec], format byte 0x42):
 //
 //	local, err := telemetry.ZoneDemandLocal(tr.Events(), window.Tumbling(5*time.Minute))
-//	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash)
+//	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash, stream.WithRevisions())
 //	zones, err := telemetry.ZoneDemandMerge(byZone, window.Tumbling(5*time.Minute))
 //
 // Both write the same documents but for events late in their own partition,

@@ -185,7 +185,7 @@ func BenchmarkZoneDemandRepartition(b *testing.B) {
 				log := streamtest.NewExchangeLog[telemetry.ZonePartial](6)
 				ex := streamtest.NewExchange(log)
 				h.AddExchange(ex)
-				merged, err := telemetry.ZoneDemandMerge(stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", ex, telemetry.ZonePartialHash), w)
+				merged, err := telemetry.ZoneDemandMerge(stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", ex, telemetry.ZonePartialHash, stream.WithRevisions()), w)
 				if err != nil {
 					b.Fatal(err)
 				}

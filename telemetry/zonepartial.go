@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -35,10 +36,51 @@ type ZoneMergeAgg struct{}
 
 var _ window.Aggregator[ZoneAcc, ZoneAcc, ZoneDemand] = ZoneMergeAgg{}
 
-func (ZoneMergeAgg) Zero() ZoneAcc                 { return ZoneAcc{} }
-func (ZoneMergeAgg) Add(acc, v ZoneAcc) ZoneAcc    { return ZoneDemandAgg{}.Merge(acc, v) }
-func (ZoneMergeAgg) Merge(a, b ZoneAcc) ZoneAcc    { return ZoneDemandAgg{}.Merge(a, b) }
-func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
+func (ZoneMergeAgg) Zero() ZoneAcc { return ZoneAcc{} }
+
+// Add keeps v as the latest partial of its source partition, replacing an earlier one of the
+// same partition: an early partial that a bounded run wrote at its end, which the next run
+// sends again complete (see ZoneDemandMerge). A partial without a partition is added.
+func (ZoneMergeAgg) Add(acc, v ZoneAcc) ZoneAcc {
+	if v.from == 0 {
+		parts := acc.parts
+		acc.parts = nil
+		acc = ZoneDemandAgg{}.Merge(acc, v)
+		acc.parts = parts
+		return acc
+	}
+	for i := range acc.parts {
+		if acc.parts[i].from == v.from {
+			acc.parts[i] = v
+			return acc
+		}
+	}
+	acc.parts = append(acc.parts, v)
+	return acc
+}
+
+// Merge merges two accumulators; of the partials of one source partition in both, b's is
+// kept (the later).
+func (m ZoneMergeAgg) Merge(a, b ZoneAcc) ZoneAcc {
+	out := ZoneDemandAgg{}.Merge(ZoneAcc{events: a.events, pickups: a.pickups, speeds: a.speeds, speedSum: a.speedSum, cabs: a.cabs, cabSet: a.cabSet},
+		ZoneAcc{events: b.events, pickups: b.pickups, speeds: b.speeds, speedSum: b.speedSum, cabs: b.cabs, cabSet: b.cabSet})
+	out.parts = append(out.parts, a.parts...)
+	for _, p := range b.parts {
+		out = m.Add(out, p)
+	}
+	return out
+}
+
+func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand {
+	if len(acc.parts) == 0 {
+		return acc.result()
+	}
+	sum := ZoneAcc{events: acc.events, pickups: acc.pickups, speeds: acc.speeds, speedSum: acc.speedSum, cabs: acc.cabs, cabSet: acc.cabSet}
+	for _, p := range acc.parts {
+		sum = ZoneDemandAgg{}.Merge(sum, p)
+	}
+	return sum.result()
+}
 
 // ZoneDemandLocal is the first phase of two-phase zone demand: per source partition, the
 // tracked events zone demand counts (no duplicate, no GPS jump) aggregated by zone
@@ -47,7 +89,7 @@ func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand { return acc.result() }
 // [ZoneDemandMerge] with the same assigner and window options:
 //
 //	local, err := telemetry.ZoneDemandLocal(tr.Events(), window.Tumbling(5*time.Minute))
-//	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash)
+//	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash, stream.WithRevisions())
 //	zones, err := telemetry.ZoneDemandMerge(byZone, window.Tumbling(5*time.Minute))
 //
 // The documents equal those of KeyByZone, a repartition and [ZoneDemandByZone], but for
@@ -79,7 +121,11 @@ func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts .
 // repartition.
 func ZonePartials(local *window.Windowed[string, ZoneAcc, Tracked]) *stream.Stream[ZonePartial] {
 	return stream.Map(local.Results().Filter(func(r window.Result[string, ZoneAcc]) bool { return r.Final }),
-		func(r window.Result[string, ZoneAcc]) ZonePartial { return ZonePartial{Key: r.Key, Value: r.Value} })
+		func(r window.Result[string, ZoneAcc]) ZonePartial {
+			v := r.Value
+			v.from = r.Partition + 1
+			return ZonePartial{Key: r.Key, Value: v}
+		})
 }
 
 // ZonePartialHash routes a partial by its zone (stream.HashKey), for stream.RepartitionByTime.
@@ -102,8 +148,12 @@ func ZoneDemandMerge(s *stream.Stream[ZonePartial], assigner window.Assigner, op
 		assigner, window.Aggregator[ZoneAcc, ZoneAcc, ZoneDemand](ZoneMergeAgg{}), wopts...)
 }
 
-// formatZoneAcc1 is the format byte of a binary ZoneAcc, layout 1.
-const formatZoneAcc1 = 0x42
+// formatZoneAcc1 is the format byte of a binary ZoneAcc, layout 1; formatZoneAcc2, layout 2:
+// layout 1 after the source partition plus one.
+const (
+	formatZoneAcc1 = 0x42
+	formatZoneAcc2 = 0x43
+)
 
 // maxZoneCount bounds a zone accumulator's counts (2^53, exact in a float64): sums of a few
 // partials cannot overflow.
@@ -142,7 +192,12 @@ func (ZoneAccCodec) Append(dst []byte, acc ZoneAcc) ([]byte, error) {
 			return dst, fmt.Errorf("%w: binary zone accumulator: cab id %q", ErrEncode, c)
 		}
 	}
-	dst = append(dst, formatZoneAcc1)
+	if acc.from > 0 {
+		dst = append(dst, formatZoneAcc2)
+		dst = binary.AppendUvarint(dst, uint64(acc.from))
+	} else {
+		dst = append(dst, formatZoneAcc1)
+	}
 	dst = binary.AppendUvarint(dst, uint64(acc.events))
 	dst = binary.AppendUvarint(dst, uint64(acc.pickups))
 	dst = binary.AppendUvarint(dst, uint64(acc.speeds))
@@ -163,10 +218,20 @@ func (ZoneAccCodec) Decode(b []byte) (ZoneAcc, error) {
 	if len(b) == 0 {
 		return acc, malformedBinary("empty input", 0)
 	}
-	if b[0] != formatZoneAcc1 {
-		return acc, malformedBinary(fmt.Sprintf("unknown format byte %#02x (a zone accumulator is 0x42: written by another release?)", b[0]), 0)
+	if b[0] != formatZoneAcc1 && b[0] != formatZoneAcc2 {
+		return acc, malformedBinary(fmt.Sprintf("unknown format byte %#02x (a zone accumulator is 0x42 or 0x43: written by another release?)", b[0]), 0)
 	}
 	i := 1
+	if b[0] == formatZoneAcc2 {
+		from, next, err := uvarint(b, i, "partition")
+		if err != nil {
+			return ZoneAcc{}, err
+		}
+		if from == 0 || from > math.MaxInt32 {
+			return ZoneAcc{}, malformedBinary("partition out of range", i)
+		}
+		acc.from, i = int32(from), next
+	}
 	var counts [3]uint64
 	for k, name := range []string{"events", "pickups", "speed samples"} {
 		v, next, err := uvarint(b, i, name)

@@ -39,7 +39,7 @@ func twoPhase(t *testing.T, h *streamtest.Harness, tracked *stream.Stream[teleme
 	require.NoError(t, err)
 	log := streamtest.NewExchangeLog[telemetry.ZonePartial](parts)
 	ex := streamtest.NewExchange(log)
-	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", ex, telemetry.ZonePartialHash)
+	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", ex, telemetry.ZonePartialHash, stream.WithRevisions())
 	h.AddExchange(ex)
 	merged, err := telemetry.ZoneDemandMerge(roundTrip(t, byZone), w)
 	require.NoError(t, err)
@@ -273,4 +273,58 @@ func FuzzZoneAccCodec(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, agg.Result(acc), agg.Result(back))
 	})
+}
+
+// TestZoneAccCodecPartition: a partial carries its source partition (format 0x43: the
+// partition plus one, then layout 0x42), which survives the codec; a partial of an older
+// release (0x42, no partition) still decodes, and encodes as it was; a partition 0 or beyond
+// int32 is malformed. ZoneMergeAgg keeps the latest partial of each partition (a bounded
+// run's early partial, then the next run's complete one) and adds a partial without one.
+func TestZoneAccCodecPartition(t *testing.T) {
+	codec := telemetry.ZoneAccCodec{}
+	body := []byte{2, 1, 1, 0x80, 0x01, 2, 1, 'a', 1, 'b'} // 2 events, 1 pickup, cabs a and b
+	dec := func(b []byte) telemetry.ZoneAcc {
+		t.Helper()
+		acc, err := codec.Decode(b)
+		require.NoError(t, err, "% x", b)
+		again, err := codec.Append(nil, acc)
+		require.NoError(t, err)
+		require.Equal(t, b, again, "one encoding")
+		return acc
+	}
+	p2 := dec(append([]byte{0x43, 3}, body...))
+	old := dec(append([]byte{0x42}, body...))
+	require.Equal(t, telemetry.ZoneDemandAgg{}.Result(old), telemetry.ZoneDemandAgg{}.Result(p2))
+	p2early := dec([]byte{0x43, 3, 1, 0, 0, 0, 1, 1, 'a'})
+	p5 := dec([]byte{0x43, 6, 1, 0, 0, 0, 1, 1, 'c'})
+	big := dec([]byte{0x43, 0xff, 0xff, 0xff, 0xff, 0x07, 1, 0, 0, 0, 1, 1, 'd'}) // partition MaxInt32 - 1
+	for name, b := range map[string][]byte{
+		"partition 0":           append([]byte{0x43, 0}, body...),
+		"partition above int32": append([]byte{0x43, 0x80, 0x80, 0x80, 0x80, 0x08}, body...),
+		"no partition":          {0x43},
+		"non-canonical":         append([]byte{0x43, 0x83, 0x00}, body...),
+	} {
+		_, err := codec.Decode(b)
+		require.ErrorIs(t, err, telemetry.ErrMalformed, name)
+	}
+
+	m := telemetry.ZoneMergeAgg{}
+	acc := m.Add(m.Add(m.Zero(), p2early), p5)
+	require.EqualValues(t, 2, m.Result(acc).Events)
+	acc = m.Add(acc, p2)
+	got := m.Result(acc)
+	require.EqualValues(t, 3, got.Events, "partition 2's complete partial replaces its early one")
+	require.EqualValues(t, 3, got.Cabs)
+	acc = m.Add(acc, p2)
+	require.Equal(t, got, m.Result(acc), "a copy replaces itself")
+	acc = m.Add(acc, old)
+	require.EqualValues(t, 5, m.Result(acc).Events, "a partial without a partition is added")
+	acc = m.Add(acc, big)
+	require.EqualValues(t, 6, m.Result(acc).Events)
+
+	// Merge: of one partition's partials in both, the second accumulator's.
+	a := m.Add(m.Add(m.Zero(), p2early), old)
+	b := m.Add(m.Add(m.Zero(), p2), p5)
+	require.EqualValues(t, 5, m.Result(m.Merge(a, b)).Events) // old 2 + p2 2 + p5 1
+	require.EqualValues(t, 4, m.Result(m.Merge(b, a)).Events) // p2early 1 + p5 1 + old 2
 }

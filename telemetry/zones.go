@@ -122,6 +122,13 @@ type ZoneAcc struct {
 	speedSum int64
 	cabs     []string            // distinct, while few
 	cabSet   map[string]struct{} // once many
+	// from is, in a partial of two-phase zone demand, its source partition plus one (0: not
+	// known, a partial written by an older release).
+	from int32
+	// parts are, in ZoneMergeAgg's accumulator, the latest partial of each source
+	// partition: a later one from the same partition replaces the earlier (see
+	// ZoneDemandMerge); the fields above then sum the partials without a partition.
+	parts []ZoneAcc
 }
 
 // speedUnit is the resolution of zone demand's speed sums: a micro-km/h. Speeds are at

@@ -157,7 +157,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	sh := shuffles{
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
 			names.repartition(zoneEx.Topic())
-			return stream.RepartitionByTime(s, "zones", zoneEx, telemetry.ZonePartialHash)
+			return stream.RepartitionByTime(s, "zones", zoneEx, telemetry.ZonePartialHash, stream.WithRevisions())
 		},
 		zoneOrigin: exchangeOrigin(zoneEx.Topic()),
 		cabOrigin:  src.Origin,

@@ -80,7 +80,7 @@ func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 		byZone: func(s *stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled] {
 			ex := streamtest.NewExchange(logs.zones)
 			h.AddExchange(ex)
-			return stream.RepartitionByTime(s, "zones", ex, telemetry.ZonePartialHash)
+			return stream.RepartitionByTime(s, "zones", ex, telemetry.ZonePartialHash, stream.WithRevisions())
 		},
 		byCab: func(s *stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] {
 			_, out := streamtest.NewRepartition(h, s, "cabs", logs.cabs)
