@@ -220,6 +220,41 @@
 // marks of the last records and fires its own windows (TestRepartitionBoundedRunsInARow,
 // TestMarksEndIsOneRunsOwn).
 //
+// Runs one after another. A bounded run's end fires every window, also those still open on
+// the marks, which the next run on the next records of the topics completes (a daily
+// backfill). Invariants: (1) in the batch where every upstream partition of a repartition's
+// partition ended, the partition commits the checkpoint the batch before it computed (offset,
+// operator starts, fire watermark, marks: where it could resume before the end), with the
+// marks entry "l,<position>;": the end marks before the position are a past run's. So the
+// next run reads again the values of every window the end closed early, judges them by the
+// marks before the end, and skips the past run's end marks, which would otherwise fire every
+// window again before its own values arrive; a window open at a run's end is written again by
+// the next run, complete, as package window's are without a repartition
+// (TestRepartitionEndHoldsCommit, TestRepartitionBoundedRunsInARow, TestMarksStaleEnd; a
+// checkpoint without the entry reads as before). (2) Through RepartitionByTime, the next run
+// sends the complete partial of such a window with the number of the early one. With
+// WithRevisions, whose merge keeps the latest value of each upstream partition per key and
+// window (telemetry.ZoneMergeAgg), a value sent in the batch where its upstream partition's
+// input ended is kept when its number is above the highest kept, without raising it: the
+// revision is kept too and replaces it, and copies of the other values are still dropped
+// (TestMarksEndValueIsProvisional; in package telemetry TestZoneDemandBoundedRunsInARow, 40
+// random topics in 2 to 5 runs against one run). Such a value may then be kept more than
+// once (a copy cannot be told from a revision), so without WithRevisions the rule is off, a
+// merge that adds its values never counts one twice (TestRepartitionByTimeBoundedRerun), and
+// the next run writes a window open at the end from the early partials. (3) A run without an
+// end (unbounded) sends no such value and makes no such commit: its records, checkpoints and
+// commits are as before, which TestRepartitionCrashSweep keeps proving.
+//
+// Limits of runs one after another: a crash at a bounded run's end, after the upstream sent
+// its end marks and before the batch was acknowledged, leaves end marks that no checkpoint
+// calls a past run's; the restarted run takes them for its own end, fires every window on
+// them (its own partials of those windows are then late), goes on when its upstream sends
+// newer marks, and commits past those windows, so a next run writes them from part of their
+// partials (TestZoneDemandBoundedRunsInARowCrash, skipped: telling an attempt's marks from
+// another's needs a run identity in the marks). A copy of a provisional value (a send retried
+// after a partial write in the end batch) that arrives after its run's end marks is late:
+// a spurious late record, not a wrong result.
+//
 // # Dead letters
 //
 // Nothing is dropped silently: what cannot be used goes to a dead-letter output, one type

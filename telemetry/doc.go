@@ -148,7 +148,7 @@
 //
 // or, moving one partial per zone, window and partition instead of one
 // sample per event (two-phase aggregation, what the fleet job does; codec
-// [ZonePartialCodec], format byte 0x42):
+// [ZonePartialCodec], format byte 0x43):
 //
 //	local, err := telemetry.ZoneDemandLocal(tr.Events(), window.Tumbling(5*time.Minute))
 //	byZone := stream.RepartitionByTime(telemetry.ZonePartials(local), "zones", exchange, telemetry.ZonePartialHash, stream.WithRevisions())
@@ -156,6 +156,24 @@
 //
 // Both write the same documents but for events late in their own partition,
 // which the two-phase form sends to ZoneDemandLocal's Late stream.
+//
+// Each partial carries its source partition, and [ZoneMergeAgg] keeps, per
+// zone and window, the latest partial of each source partition and sums
+// them. Invariant: per source partition, the partials of a zone and window
+// arrive in the order they were made, and a later one holds the records of
+// the earlier one and maybe more (a tumbling window sends one partial per
+// zone and window in a run; a bounded run's end sends it early, and the next
+// run, which rebuilds the window from its first records, sends it complete);
+// so the latest is the most complete, and a copy replaces itself. With
+// stream.WithRevisions, which keeps the next run's complete partial rather
+// than drop it as a copy of the early one, bounded runs one after another
+// write the documents of one run (TestZoneDemandBoundedRunsInARow,
+// TestZoneAccCodecPartition; see "Runs one after another" in package stream
+// for the repartition's part and its limit under a crash at a run's end).
+// Format 0x42 (a partial without its partition, written by an earlier
+// release) still decodes and is added as before; an earlier release cannot
+// read 0x43 and stops with an error: drain the zone repartition topic
+// before rolling back.
 // [ZoneOf] is the key function all of them use. The documents keep speed_samples
 // and speed_sum_kmh next to avg_speed_kmh, so an average over zones or
 // windows is exact: sum(speed_sum_kmh) / sum(speed_samples).

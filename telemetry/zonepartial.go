@@ -30,8 +30,10 @@ var _ window.Aggregator[Tracked, ZoneAcc, ZoneAcc] = zoneLocalAgg{}
 func (zoneLocalAgg) Result(acc ZoneAcc) ZoneAcc { return acc }
 
 // ZoneMergeAgg is the window.Aggregator behind [ZoneDemandMerge]: it merges partial
-// accumulators into the zone's [ZoneDemand]. Merging is order-free (integer sums and a set
-// union), so the result does not depend on the order the partials arrive in.
+// accumulators into the zone's [ZoneDemand], keeping the latest partial of each source
+// partition (see Add). Merging is order-free across partitions (integer sums and a set
+// union), so the result does not depend on the order in which the partitions' partials
+// arrive.
 type ZoneMergeAgg struct{}
 
 var _ window.Aggregator[ZoneAcc, ZoneAcc, ZoneDemand] = ZoneMergeAgg{}
@@ -134,7 +136,11 @@ func ZonePartialHash(p ZonePartial) uint64 { return stream.HashKey(p.Key) }
 // ZoneDemandMerge is the second phase of two-phase zone demand (see [ZoneDemandLocal]): it
 // merges the partials of every partition into one [ZoneDemand] per zone and window. It takes
 // [WithWindowOptions] (give it the grace [ZoneDemandLocal] has, or more); [WithGeohashPrecision]
-// is an error (the keys are the zones already).
+// is an error (the keys are the zones already). Repartition the partials with
+// stream.WithRevisions: the merge keeps the latest partial of each source partition, so the
+// complete partial that the next bounded run sends for a window open at a run's end replaces
+// the early one (without the option it is dropped as a copy, and the document written again
+// from the early one).
 func ZoneDemandMerge(s *stream.Stream[ZonePartial], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneDemand, ZonePartial], error) {
 	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
 	if err != nil {
@@ -160,10 +166,12 @@ const (
 const maxZoneCount = 1 << 53
 
 // ZoneAccCodec is the binary stream.Codec of a [ZoneAcc], the value of two-phase zone
-// demand's repartition: the format byte 0x42; events, pickups and speed samples as uvarints;
-// the speed sum (micro-km/h) as a varint; the number of distinct cabs as a uvarint, then each
-// cab id (uvarint length and bytes), in sorted order. The zero value is ready to use and safe
-// for concurrent use.
+// demand's repartition: the format byte 0x43 and the source partition plus one as a uvarint
+// (0x42 and no partition for an accumulator without one, which earlier releases wrote);
+// events, pickups and speed samples as uvarints; the speed sum (micro-km/h) as a varint; the
+// number of distinct cabs as a uvarint, then each cab id (uvarint length and bytes), in sorted
+// order. Decode reads both formats; an earlier release reads only 0x42. The zero value is
+// ready to use and safe for concurrent use.
 type ZoneAccCodec struct{}
 
 var _ stream.Codec[ZoneAcc] = ZoneAccCodec{}
