@@ -250,8 +250,9 @@
 // calls a past run's; the restarted run takes them for its own end, fires every window on
 // them (its own partials of those windows are then late), goes on when its upstream sends
 // newer marks, and commits past those windows, so a next run writes them from part of their
-// partials (TestZoneDemandBoundedRunsInARowCrash, skipped: telling an attempt's marks from
-// another's needs a run identity in the marks). A copy of a provisional value (a send retried
+// partials (TestZoneDemandBoundedRunsInARowCrash sweeps the crashes before the run's last
+// three batches; telling an attempt's marks from another's needs a run identity in the
+// marks). A copy of a provisional value (a send retried
 // after a partial write in the end batch) that arrives after its run's end marks is late:
 // a spurious late record, not a wrong result.
 //
