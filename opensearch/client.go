@@ -4,7 +4,6 @@
 package opensearch
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -351,15 +351,21 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 	if query != "" {
 		u += "?" + query
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(actx, method, u, rd)
+	req, err := http.NewRequestWithContext(actx, method, u, nil)
 	if err != nil {
 		return 0, dst, fmt.Errorf("opensearch: %s %s: %w", method, path, err)
 	}
 	if body != nil {
+		// The caller reuses body once do returns (the sink's chunk pool, its retries), but
+		// Go's transport may go on reading a request body after RoundTrip returned (an
+		// early response such as a 413, a cancel): the readers stop reading it first.
+		var bodies detachedBodies
+		defer bodies.detach()
+		req.Body, req.ContentLength = bodies.open(body), int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return bodies.open(body), nil }
+		if len(body) == 0 {
+			req.Body, req.GetBody = http.NoBody, nil
+		}
 		if strings.HasSuffix(path, "/_bulk") {
 			req.Header.Set("Content-Type", "application/x-ndjson")
 		} else {
@@ -396,6 +402,57 @@ func appendBody(dst []byte, r io.Reader) ([]byte, error) {
 		}
 	}
 }
+
+// errBodyDetached is what a request body reads once its request attempt is over.
+var errBodyDetached = errors.New("opensearch: request body read after its request ended")
+
+// detachedBodies are the readers of one request attempt's body (the body and those GetBody
+// made); detach makes them stop reading it, waiting for a Read in progress.
+type detachedBodies struct {
+	mu      sync.Mutex
+	readers []*bodyReader
+}
+
+func (d *detachedBodies) open(b []byte) *bodyReader {
+	r := &bodyReader{b: b}
+	d.mu.Lock()
+	d.readers = append(d.readers, r)
+	d.mu.Unlock()
+	return r
+}
+
+func (d *detachedBodies) detach() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.readers {
+		r.mu.Lock()
+		r.b, r.detached = nil, true
+		r.mu.Unlock()
+	}
+}
+
+// bodyReader reads a request body until it is detached.
+type bodyReader struct {
+	mu       sync.Mutex
+	b        []byte
+	detached bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.detached {
+		return 0, errBodyDetached
+	}
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func (*bodyReader) Close() error { return nil }
 
 // TransportError is a request that got no complete response: connection refused or reset, a
 // timeout. The sink retries it.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -294,4 +295,37 @@ func TestCredentialsRedactedRealNode(t *testing.T) {
 	require.NotContains(t, err.Error(), secret)
 	require.NotContains(t, logs.String(), secret)
 	require.Contains(t, logs.String(), "retrying")
+}
+
+// keepBodies is a transport that answers every request at once, without reading its body, and
+// keeps the bodies: as Go's transport may go on reading one after RoundTrip returned (an
+// early response, a cancel).
+type keepBodies struct {
+	mu     sync.Mutex
+	bodies []io.ReadCloser
+}
+
+func (k *keepBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	k.mu.Lock()
+	k.bodies = append(k.bodies, req.Body)
+	k.mu.Unlock()
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(`{"acknowledged":true}`)), Request: req}, nil
+}
+
+// TestRequestBodyNotReadAfterRequest: once a request is over, its body no longer reads the
+// caller's buffer, which the sink reuses (its chunk pool, its retries): a transport still
+// reading it gets an error instead of bytes being overwritten (a data race before).
+func TestRequestBodyNotReadAfterRequest(t *testing.T) {
+	tr := &keepBodies{}
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://127.0.0.1:9"}, Transport: tr})
+	require.NoError(t, err)
+	require.NoError(t, c.EnsureTemplates(t.Context()))
+	require.NotEmpty(t, tr.bodies)
+	for i, b := range tr.bodies {
+		n, err := b.Read(make([]byte, 16))
+		require.Zero(t, n, "body %d read after its request", i)
+		require.Error(t, err, "body %d", i)
+		require.NotErrorIs(t, err, io.EOF, "body %d: an EOF would hide that it was never sent", i)
+	}
 }
