@@ -27,7 +27,10 @@ type Tracked struct {
 	// with only the trips' points, such as the Porto sample, has TripStart on
 	// the trips that follow another within WithSilentAfter only.
 	TripStart bool
-	// Jump: the position is a GPS jump (see [WithJumpSpeedKmh]).
+	// Jump: the position is a GPS jump (see [WithJumpSpeedKmh]). An OutOfOrder
+	// event is one when the cab could not have been there, going from it to the
+	// cab's latest good position or from that position to it (an event at the
+	// same instant elsewhere is one); it does not move the path.
 	Jump bool
 	// Duplicate: an exact copy (same ts, lat and lon) of the cab's latest
 	// event.

@@ -181,7 +181,19 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	}
 	if o.Duplicate || o.OutOfOrder {
 		// Replayed from here, the event would be the cab's first and look new.
-		tp.holds = append(tp.holds, hold{c.lastOff, el.Offset})
+		anchor := c.lastOff
+		if o.OutOfOrder {
+			// A jump too if the cab could not have been there, reaching it from (or
+			// going on to) the latest good position, so that zone demand leaves it out;
+			// the path stays as it was.
+			g, gT := c.last, c.lastT
+			if c.good != nil {
+				g, gT = c.good.p, c.good.t
+			}
+			o.Jump = !plausibleMove(tr.cfg.jumpKmh, distance(g, newPathPoint(pos)), max(gT-t, t-gT))
+			anchor = c.pathAnchor()
+		}
+		tp.holds = append(tp.holds, hold{anchor, el.Offset})
 		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
 	}
 	cfg := &tr.cfg

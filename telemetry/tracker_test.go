@@ -136,7 +136,8 @@ func TestTrackGeofencesAndAnnotations(t *testing.T) {
 		ev("D", 30, 41.3500, 30, avail), // GPS jump out of the fence: no exit
 		ev("D", 45, 41.3095, 30, avail), // 0.009° in 30 s from the last good point
 		ev("D", 45, 41.3095, 30, avail), // duplicate
-		ev("D", 40, 41.3050, 30, avail), // out of order: no alert, no exit
+		ev("D", 40, 41.3080, 30, avail), // out of order: no alert, no exit
+		ev("D", 42, 41.3500, 30, avail), // out of order and a GPS jump (4.6 km in 3 s from the last)
 		ev("D", 60, 41.3105, 30, avail), // leaves
 	)
 	r.q.End()
@@ -154,7 +155,7 @@ func TestTrackGeofencesAndAnnotations(t *testing.T) {
 	for _, e := range r.events.Slice() {
 		got = append(got, flags{e.Jump, e.Duplicate, e.OutOfOrder})
 	}
-	require.Equal(t, []flags{{}, {}, {jump: true}, {}, {dup: true}, {ooo: true}, {}}, got)
+	require.Equal(t, []flags{{}, {}, {jump: true}, {}, {dup: true}, {ooo: true}, {jump: true, ooo: true}, {}}, got)
 }
 
 func TestAlertDocument(t *testing.T) {
