@@ -334,7 +334,10 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	want := e.o.partitions
 	if want == 0 {
 		for _, t := range e.o.topics {
-			if err := client.RefreshMetadata(t); err != nil {
+			if err := client.RefreshMetadata(t); errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+				return 0, fmt.Errorf("%w: source topic %q does not exist (the exchange %q takes its partition count from it): %w",
+					ErrTopicNotFound, t, e.topic, redact(&e.cfg, err))
+			} else if err != nil {
 				return 0, fmt.Errorf("kafka: exchange %q: partitions of source topic %q: %w", e.topic, t, redact(&e.cfg, err))
 			}
 			ps, err := client.Partitions(t)

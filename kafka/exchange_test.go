@@ -400,6 +400,21 @@ func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
 	require.Equal(t, 2, got)
 }
 
+// TestExchangeOpenSourceTopicMissing: an exchange whose source topic does not exist fails to
+// open with ErrTopicNotFound, naming the topic first (a job started on a mistyped -topic).
+func TestExchangeOpenSourceTopicMissing(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	missing := testenv.UniqueName(t, "no-such-topic")
+	pipeline := testenv.UniqueName(t, "xn")
+	ex, err := kafka.NewExchange(consumerConfig(brokers, pipeline, missing), pipeline, "bykey", pairCodec)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close(context.Background())) }()
+	_, err = ex.Open(t.Context())
+	require.ErrorIs(t, err, kafka.ErrTopicNotFound)
+	require.ErrorContains(t, err, fmt.Sprintf("source topic %q does not exist", missing))
+}
+
 func TestNewExchangeInvalid(t *testing.T) {
 	t.Parallel()
 	cfg := kafka.Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"in"}}
