@@ -46,7 +46,6 @@ func (ZoneMergeAgg) Zero() ZoneAcc { return ZoneAcc{} }
 func (ZoneMergeAgg) Add(acc, v ZoneAcc) ZoneAcc {
 	if v.from == 0 {
 		parts := acc.parts
-		acc.parts = nil
 		acc = ZoneDemandAgg{}.Merge(acc, v)
 		acc.parts = parts
 		return acc
@@ -62,10 +61,10 @@ func (ZoneMergeAgg) Add(acc, v ZoneAcc) ZoneAcc {
 }
 
 // Merge merges two accumulators; of the partials of one source partition in both, b's is
-// kept (the later).
+// kept (the later). ZoneDemandAgg.Merge, here and in Add and Result, sums only the
+// accumulators' own fields: it leaves their source partition and their partials out.
 func (m ZoneMergeAgg) Merge(a, b ZoneAcc) ZoneAcc {
-	out := ZoneDemandAgg{}.Merge(ZoneAcc{events: a.events, pickups: a.pickups, speeds: a.speeds, speedSum: a.speedSum, cabs: a.cabs, cabSet: a.cabSet},
-		ZoneAcc{events: b.events, pickups: b.pickups, speeds: b.speeds, speedSum: b.speedSum, cabs: b.cabs, cabSet: b.cabSet})
+	out := ZoneDemandAgg{}.Merge(a, b)
 	out.parts = append(out.parts, a.parts...)
 	for _, p := range b.parts {
 		out = m.Add(out, p)
@@ -74,10 +73,7 @@ func (m ZoneMergeAgg) Merge(a, b ZoneAcc) ZoneAcc {
 }
 
 func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand {
-	if len(acc.parts) == 0 {
-		return acc.result()
-	}
-	sum := ZoneAcc{events: acc.events, pickups: acc.pickups, speeds: acc.speeds, speedSum: acc.speedSum, cabs: acc.cabs, cabSet: acc.cabSet}
+	sum := acc
 	for _, p := range acc.parts {
 		sum = ZoneDemandAgg{}.Merge(sum, p)
 	}
