@@ -178,12 +178,13 @@
 // holds only the table partitions of the stream partitions it owns. The pipeline calls
 // every operator for every live partition at each batch, records or not, so the operator
 // loads a stream partition's table partition in the first batch after the assignment,
-// before it enriches any record of it: the pipeline waits, at most WithLoadTimeout (default
-// DefaultLoadTimeout, 10 minutes; package kafka's "Co-partitioned tables" says how long a
-// load takes), and no longer once the pipeline is asked to stop (stream.PartitionContext's
-// Context): the partition then stalls as below, and the next run loads it. Revocation is observable: the pipeline calls the operator's Drop for a
-// revoked partition, and the operator releases the table partition then; a partition
-// assigned again is loaded again.
+// before it enriches any record of it: the pipeline waits, at most WithLoadTimeout on the
+// pipeline's clock (stream.WithClock; default DefaultLoadTimeout, 10 minutes; package
+// kafka's "Co-partitioned tables" says how long a load takes), and no longer once the
+// pipeline is asked to stop (stream.PartitionContext's Context): the partition then stalls
+// as below, and the next run loads it. Revocation is observable: the pipeline calls the
+// operator's Drop for a revoked partition, and the operator releases the table partition
+// then; a partition assigned again is loaded again.
 //
 // A load that fails or times out before any record of its partition came is tried again at
 // the next batch. Once records came, they may neither pass unenriched nor be enriched later

@@ -7,6 +7,7 @@ package join
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,8 +37,9 @@ type nanoPartitionedTable[K comparable, V any] interface {
 const DefaultLoadTimeout = 10 * time.Minute
 
 // WithLoadTimeout bounds how long EnrichCoPartitioned waits for a table partition to load
-// (default DefaultLoadTimeout); see "Co-partitioned tables" in the package documentation for
-// what happens then. Other joins ignore it.
+// (default DefaultLoadTimeout), on the pipeline's clock (stream.WithClock); see
+// "Co-partitioned tables" in the package documentation for what happens then. Other joins
+// ignore it.
 func WithLoadTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d <= 0 {
@@ -85,7 +87,7 @@ func EnrichCoPartitioned[K comparable, T, V, R any](s *stream.Stream[T], table P
 	}
 	op := &enrichCo[K, T, V, R]{
 		enrich: enrich[K, T, V, R]{key: key, merge: merge, inner: cfg.kindSet && cfg.kind == Inner},
-		table:  table, tablePart: cfg.tablePart, timeout: cfg.loadTimeout,
+		table:  table, tablePart: cfg.tablePart, timeout: cfg.loadTimeout, clock: s.Pipeline().Clock(),
 		log:    s.Pipeline().Logger().With("component", "join.EnrichCoPartitioned", "operator", name),
 		parts:  make(map[int32]*coPart),
 		errLog: lograte.New(10, 10*time.Second),
@@ -121,6 +123,7 @@ type enrichCo[K comparable, T, V, R any] struct {
 	table              PartitionedTable[K, V]
 	tablePart          func(int32) int32
 	timeout            time.Duration
+	clock              stream.Clock // the pipeline's: the timeout and the logs' times
 	log                *slog.Logger
 	errLog             *lograte.Limiter
 	parts              map[int32]*coPart
@@ -156,28 +159,42 @@ func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.
 	return e.emit(in, out, func(key K, at int64) (V, bool) { return e.lookupIn(st.table, key, at) })
 }
 
-// load loads part's table partition, waiting at most e.timeout, and no longer once stop
-// ends (the pipeline is stopping).
+// load loads part's table partition, waiting at most e.timeout on the pipeline's clock (so
+// that a test's manual clock or synctest bubble bounds it), and no longer once stop ends (the
+// pipeline is stopping).
 func (e *enrichCo[K, T, V, R]) load(stop context.Context, part int32, st *coPart) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(stop, e.timeout)
+	start := e.clock.Now()
+	ctx, cancel := context.WithCancelCause(stop)
+	timeout := e.clock.After(e.timeout) // before the goroutine: the timer starts now
+	over := make(chan struct{})
+	go func() {
+		select {
+		case <-timeout:
+			cancel(context.DeadlineExceeded)
+		case <-over:
+		}
+	}()
 	err := e.table.LoadPartition(ctx, st.table)
-	cancel()
+	close(over)
+	cancel(nil)
 	if err != nil && stop.Err() != nil {
 		e.log.Info("join: table partition load stopped: the pipeline is stopping", "partition", part, "table_partition", st.table)
 		return
 	}
 	if err != nil {
+		if context.Cause(ctx) == context.DeadlineExceeded {
+			err = fmt.Errorf("join: table partition not loaded within WithLoadTimeout (%v): %w", e.timeout, err)
+		}
 		// Retried at the next batch unless records came (see Process): a partition the
 		// table does not have would fail at every batch.
-		if ok, left := e.errLog.Allow(time.Now()); ok {
+		if ok, left := e.errLog.Allow(e.clock.Now()); ok {
 			e.log.Error("join: table partition load failed", "partition", part, "table_partition", st.table, "err", err,
 				"not_logged_since_last", left)
 		}
 		return
 	}
 	st.loaded = true
-	e.log.Info("join: table partition loaded", "partition", part, "table_partition", st.table, "took", time.Since(start))
+	e.log.Info("join: table partition loaded", "partition", part, "table_partition", st.table, "took", e.clock.Now().Sub(start))
 }
 
 func (e *enrichCo[K, T, V, R]) Retained(part int32) (int64, bool) {

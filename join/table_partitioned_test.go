@@ -220,20 +220,52 @@ func TestEnrichCoPartitionedLoadFails(t *testing.T) {
 }
 
 // TestEnrichCoPartitionedLoadTimeout: LoadPartition gets a context that ends after
-// WithLoadTimeout.
+// WithLoadTimeout on the pipeline's clock (here the harness's manual clock, in a synctest
+// bubble whose own time does not move while the test waits): the load gives up when that
+// clock passes the timeout, not before, and the partition stalls with its commit before the
+// record. It used the wall clock: the load went on waiting after the pipeline's clock passed
+// the timeout.
 func TestEnrichCoPartitionedLoadTimeout(t *testing.T) {
-	tab := newFakePartTable(t, 1)
-	tab.fail = func(ctx context.Context, _ int32) error {
-		<-ctx.Done() // never loads
-		return ctx.Err()
-	}
-	h := streamtest.New(t, time.Second)
-	q, pings := streamtest.NewQueue[ping](h)
-	got := enrichCo(t, h, tab, pings, join.WithLoadTimeout(time.Millisecond))
-	q.Add(stream.Record[ping]{Value: ping{"cab-1", 0}, EventTime: at(1)})
-	h.Run(2)
-	require.Empty(t, got.Slice())
-	require.EqualValues(t, 0, q.Committed(0))
+	synctest.Test(t, func(t *testing.T) {
+		tab := newFakePartTable(t, 1)
+		var loadErr error
+		tab.fail = func(ctx context.Context, _ int32) error {
+			<-ctx.Done() // never loads
+			loadErr = context.Cause(ctx)
+			return ctx.Err()
+		}
+		h := streamtest.New(t, time.Second)
+		q, pings := streamtest.NewQueue[ping](h)
+		got := enrichCo(t, h, tab, pings, join.WithLoadTimeout(time.Hour))
+		q.Add(stream.Record[ping]{Value: ping{"cab-1", 0}, EventTime: at(1)})
+		wall := time.Now()
+		stepped := make(chan struct{})
+		go func() {
+			defer close(stepped)
+			h.Step()
+		}()
+		synctest.Wait() // the load waits
+		h.Clock.Advance(time.Hour - time.Nanosecond)
+		synctest.Wait()
+		select {
+		case <-stepped:
+			t.Fatal("the load gave up before WithLoadTimeout")
+		default:
+		}
+		h.Clock.Advance(time.Nanosecond)
+		synctest.Wait()
+		select {
+		case <-stepped:
+		default:
+			t.Error("the load still waits after WithLoadTimeout passed on the pipeline's clock")
+			<-stepped // (the bubble's time moves once every goroutine waits)
+		}
+		require.Zero(t, time.Since(wall), "no time passed but the pipeline's clock")
+		require.ErrorIs(t, loadErr, context.DeadlineExceeded)
+		h.Step()
+		require.Empty(t, got.Slice())
+		require.EqualValues(t, 0, q.Committed(0))
+	})
 }
 
 func TestEnrichCoPartitionedInvalid(t *testing.T) {
