@@ -362,7 +362,10 @@
 // commit never split one: the producer's and consumer's work per message is spent once per
 // few thousand records (Exchange.SentMessages). A release that reads only single-record
 // messages stops on a packed one: upgrade a pipeline's instances together, or let its
-// repartitions drain first. A record of the topic that cannot be decoded stops the
+// repartitions drain first. An end mark, which a bounded run sends as its input ends, carries
+// the run that sent it (see "Runs one after another" in package stream); a release before
+// that stops on one, and a bounded run commits before its end marks, so drain the
+// repartitions with an unbounded run before rolling back. A record of the topic that cannot be decoded stops the
 // pipeline with ErrCorruptRepartition rather than going to a dead-letter output, which would
 // silently lose a counted record; so does a checkpoint that cannot be fetched, until the
 // group session is joined again. Change a repartition's codec only with its topic drained.

@@ -15,12 +15,17 @@ import (
 
 // The record format of a repartition topic: no key, no headers; a record is
 //
-//	flags byte: format version (1) << 4 | mark 1 | idle 2 | end 4
+//	flags byte: format version (1) << 4 | mark 1 | idle 2 | end 4 | run 8
 //	From, Seq as zigzag varints
 //	a value: Sub, Time as zigzag varints, then the codec's bytes
-//	a mark:  Watermark, Upstreams as zigzag varints
+//	a mark:  Watermark, Upstreams as zigzag varints, then with flag run: Run as a uvarint
 //
-// about 15 bytes of header for a value (Time takes 9). A Kafka message holds one record
+// about 15 bytes of header for a value (Time takes 9). Only an end mark carries a run (the
+// run that sent it, stream.Shuffled.Run; flag run), so an unbounded run's records are those
+// of releases before it. A release before it stops on such a mark (ErrCorruptRepartition,
+// "unknown record format"): upgrade every instance together, and before rolling back let an
+// unbounded run commit past the end marks (a bounded run commits before its own). This
+// release reads an end mark without a run as an earlier release's (run 0). A Kafka message holds one record
 // (version 1) or, packed, several records of one partition in their order (version 2):
 //
 //	0x20, then per record: its length as a uvarint and its version-1 bytes
@@ -43,6 +48,7 @@ const (
 	flagMark  = 1
 	flagIdle  = 2
 	flagEnd   = 4
+	flagRun   = 8
 	flagsMask = 0x0f
 )
 
@@ -57,12 +63,20 @@ func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
 	if r.End {
 		flags |= flagEnd
 	}
+	run := r.Mark && r.Run != 0
+	if run {
+		flags |= flagRun
+	}
 	b = append(b, flags)
 	b = binary.AppendVarint(b, int64(r.From))
 	b = binary.AppendVarint(b, r.Seq)
 	if r.Mark {
 		b = binary.AppendVarint(b, r.Watermark)
-		return binary.AppendVarint(b, int64(r.Upstreams))
+		b = binary.AppendVarint(b, int64(r.Upstreams))
+		if run {
+			b = binary.AppendUvarint(b, r.Run)
+		}
+		return b
 	}
 	b = binary.AppendVarint(b, int64(r.Sub))
 	return binary.AppendVarint(b, r.Time)
@@ -76,7 +90,7 @@ func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 		return nil, errShortRecord
 	}
 	flags := b[0]
-	if flags&^flagsMask != formatV1 || flags&^(formatV1|flagMark|flagIdle|flagEnd) != 0 {
+	if flags&^flagsMask != formatV1 || flags&flagRun != 0 && flags&flagMark == 0 {
 		return nil, fmt.Errorf("unknown record format %#x", flags)
 	}
 	b = b[1:]
@@ -94,6 +108,16 @@ func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 	r.From, r.Seq = int32(nums[0]), nums[1]
 	r.Mark, r.Idle, r.End = flags&flagMark != 0, flags&flagIdle != 0, flags&flagEnd != 0
 	if r.Mark {
+		if flags&flagRun != 0 {
+			v, n := binary.Uvarint(b)
+			if n <= 0 {
+				return nil, errShortRecord
+			}
+			if v == 0 {
+				return nil, errors.New("a mark of run 0")
+			}
+			r.Run, b = v, b[n:]
+		}
 		if len(b) != 0 {
 			return nil, fmt.Errorf("%d bytes after a mark", len(b))
 		}

@@ -21,6 +21,7 @@ func TestShuffledRecordRoundTrip(t *testing.T) {
 		{Value: stream.KV("", int64(-1)), Partition: 0, From: 0, Seq: 0, Sub: 0, Time: -5},
 		{Partition: 7, From: 65539, Seq: 99, Mark: true, Watermark: stream.NoWatermark, Upstreams: 12},
 		{Partition: 1, From: 2, Seq: math.MaxInt64, Mark: true, Idle: true, End: true, Watermark: stream.EndOfTime, Upstreams: 1},
+		{Partition: 2, From: 3, Seq: 77, Mark: true, End: true, Watermark: stream.EndOfTime, Upstreams: 4, Run: math.MaxUint64},
 	} {
 		var b []byte
 		b = appendShuffled(b, &r)
@@ -46,6 +47,39 @@ func TestShuffledRecordRoundTrip(t *testing.T) {
 	}
 	_, _, err := codec.Decode(&Message{Value: []byte{0x30, 0, 0, 0, 0}})
 	require.ErrorContains(t, err, "unknown record format")
+}
+
+// TestShuffledEndMarkRun: an end mark carries the run that sent it (flag run, 8); the records
+// of earlier releases, an end mark without a run among them, read as before (run 0), and
+// records without a run are written byte for byte as before (an unbounded run's); a run on
+// a value, or a run 0, is refused.
+func TestShuffledEndMarkRun(t *testing.T) {
+	codec := shuffleCodec[string]{stream.StringCodec{}}
+	// An earlier release's end mark: version 1, mark and end; From 2, Seq 9, Watermark
+	// EndOfTime, Upstreams 3, zigzag varints.
+	old := []byte{formatV1 | flagMark | flagEnd, 4, 18}
+	old = binary.AppendVarint(old, stream.EndOfTime)
+	old = append(old, 6)
+	got, _, err := codec.Decode(&Message{Partition: 1, Value: old})
+	require.NoError(t, err)
+	want := stream.Shuffled[string]{Partition: 1, From: 2, Seq: 9, Mark: true, End: true, Watermark: stream.EndOfTime, Upstreams: 3}
+	require.Equal(t, want, got, "an earlier release's end mark")
+	require.Equal(t, old, appendShuffled(nil, &want), "an end mark without a run is written as before")
+	// The same end mark of run 300: flag run and the run after Upstreams.
+	want.Run = 300
+	b := appendShuffled(nil, &want)
+	require.Equal(t, append([]byte{old[0] | flagRun}, append(old[1:], 0xac, 0x02)...), b)
+	got, _, err = codec.Decode(&Message{Partition: 1, Value: b})
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	// Not a mark, or run 0: refused.
+	for _, bad := range [][]byte{
+		{formatV1 | flagRun, 4, 18, 0, 0},
+		append([]byte{formatV1 | flagMark | flagEnd | flagRun}, append(old[1:], 0)...),
+	} {
+		_, _, err := codec.Decode(&Message{Value: bad})
+		require.Error(t, err, "%x", bad)
+	}
 }
 
 // TestPackedMessages: the packer puts a Send's records into messages per partition, in

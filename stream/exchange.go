@@ -42,6 +42,12 @@ type Shuffled[T any] struct {
 	End       bool
 	Watermark int64
 	Upstreams int32
+	// Run is set on an end mark (Mark and End): the run that sent it, a random number of the
+	// pipeline (one per Pipeline value: one attempt of a run, a restart is another), so that
+	// a downstream partition tells its own run's end from a crashed attempt's or a past
+	// run's (see "Runs one after another" in the package documentation). 0 on other records,
+	// and on end marks of earlier releases.
+	Run uint64
 }
 
 // Exchange is the transport of a repartition, such as a Kafka topic (kafka.NewExchange) or
