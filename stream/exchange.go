@@ -304,6 +304,8 @@ type shuffle[T any] struct {
 	revisions bool
 	// holders are the WatermarkHolders upstream, whose watermarks cap the marks (byTime).
 	holders []holder
+	// ends says which end marks are this run's; ends.run is on the end marks it sends.
+	ends endRule
 
 	// downstream side
 	parts map[int32]*downPart
@@ -324,6 +326,8 @@ func (sh *shuffle[T]) open(ctx context.Context) error {
 	}
 	sh.n, sh.opened = n, true
 	sh.src.parts = n
+	sh.ends.run = newRun()
+	sh.ends.here = sh.readsHere
 	return nil
 }
 
@@ -434,9 +438,13 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 		// resumed from, so that the mark is not taken for a replayed one.
 		next = max(ps.base, ps.committed)
 	}
+	var run uint64
+	if m.end {
+		run = sh.ends.run // an end is this run's (see endRule)
+	}
 	for d := range int32(sh.n) {
 		sh.out = append(sh.out, Shuffled[T]{Partition: d, From: pc.Partition, Seq: next, Mark: true,
-			Idle: m.idle, End: m.end, Watermark: m.wm, Upstreams: count})
+			Idle: m.idle, End: m.end, Watermark: m.wm, Upstreams: count, Run: run})
 	}
 }
 

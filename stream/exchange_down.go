@@ -33,12 +33,17 @@ func (sh *shuffle[T]) down(part int32) *downPart {
 	d, ok := sh.parts[part]
 	if !ok {
 		d = &downPart{cur: newMarks(), base: newMarks(), basePos: -1}
+		d.cur.ends = &sh.ends
 		sh.parts[part] = d
 	}
 	return d
 }
 
 func (sh *shuffle[T]) arrived(p *Pipeline) {
+	sh.ends.others = true
+	for _, si := range sh.ups {
+		sh.ends.others = sh.ends.others && p.srcs[si].ended()
+	}
 	// Every downstream partition of this instance is merged from its first batch on, with
 	// NoWatermark until marks arrive.
 	for _, part := range p.live {
@@ -77,7 +82,7 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 		for j := range b {
 			r := &b[j].Value
 			h := histRec{pos: b[j].Offset, from: r.From, sub: r.Sub, seq: r.Seq, wm: r.Watermark, upstreams: r.Upstreams,
-				mark: r.Mark, idle: r.Idle, end: r.End && (r.Mark || sh.revisions)}
+				mark: r.Mark, idle: r.Idle, end: r.End && (r.Mark || sh.revisions), run: r.Run}
 			if r.Mark && r.End && h.pos < d.cur.staleEnd {
 				continue // a past run's end (see marks.staleEnd)
 			}
@@ -156,8 +161,19 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 			u.wm = NoWatermark
 		}
 	}
+	m.ends = &sh.ends
 	sh.parts[part] = &downPart{cur: m, base: m.clone(), basePos: offset}
 	return nil
+}
+
+// readsHere reports whether this instance reads upstream partition from, or sent marks from
+// it in this run (see endRule).
+func (sh *shuffle[T]) readsHere(from int32) bool {
+	if _, ok := sh.sent[from]; ok {
+		return true
+	}
+	_, ok := sh.in.p.parts[from]
+	return ok
 }
 
 // drop forgets a revoked partition: as a downstream partition its marks, as an upstream one

@@ -8,6 +8,7 @@ package stream
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,48 @@ type marks struct {
 	// staleEnd: end marks at positions before it were read by a run that ended there (a
 	// bounded run whose commit stayed before them); they are that run's own, not this one's.
 	staleEnd int64
+	// ends says which end marks are this run's (nil: all, as for marks without a run).
+	ends *endRule
+}
+
+// endRule says which end marks are this run's, the run being one Pipeline value (an
+// attempt: a restart after a crash is another run). An end mark counts as its upstream
+// partition's end when it carries no run (an earlier release's), or this run's, or, once
+// every upstream source of this instance ended, when its upstream partition is one this
+// instance does not read: another instance's, which sends no newer marks of it in this
+// run. An end mark of an upstream partition this instance reads, from another run (a
+// crashed attempt's, or a past run's that no checkpoint calls past), is that run's end: the
+// partition's watermark stays where that run's last marks before it left it, and this
+// run's own end mark of the partition, at the same position or later, replaces it.
+type endRule struct {
+	run uint64 // this run's, on the end marks it sends
+	// others: every upstream source of this instance ended
+	others bool
+	// here reports whether this instance reads an upstream partition (or sent from it)
+	here func(from int32) bool
+}
+
+// newRun returns a run number for a pipeline: random, never 0 (which is no run).
+func newRun() uint64 {
+	for {
+		if r := rand.Uint64(); r != 0 {
+			return r
+		}
+	}
+}
+
+// own reports whether an end mark of run r is this run's.
+func (e *endRule) own(r uint64) bool { return e != nil && r != 0 && r == e.run }
+
+// ended reports whether u, an upstream partition's newest mark, is an end that counts.
+func (e *endRule) ended(from int32, u *upMark) bool {
+	switch {
+	case !u.end:
+		return false
+	case e == nil || u.run == 0 || u.run == e.run:
+		return true
+	}
+	return e.others && (e.here == nil || !e.here(from))
 }
 
 type upMark struct {
@@ -31,6 +74,7 @@ type upMark struct {
 	wm        int64
 	idle, end bool
 	marked    bool
+	run       uint64 // of the newest mark, if an end (see endRule)
 }
 
 // histRec is a record's part in marks: its position and its Shuffled fields but the value.
@@ -43,12 +87,13 @@ type histRec struct {
 	upstreams int32
 	mark      bool
 	idle, end bool
+	run       uint64
 }
 
 func newMarks() marks { return marks{up: map[int32]*upMark{}, expect: map[int]int32{}} }
 
 func (m marks) clone() marks {
-	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd}
+	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd, ends: m.ends}
 	for k, v := range m.up {
 		x := *v
 		c.up[k] = &x
@@ -68,13 +113,19 @@ func (m marks) apply(r *histRec) bool {
 		m.up[r.from] = u
 	}
 	if r.mark {
-		if r.seq >= u.markSeq {
+		// This run's end mark is the last word of this run on the upstream partition, also
+		// below another run's end (a pipeline reading another's log); a copy of another
+		// run's end mark (a crashed attempt still sending) does not undo it at the same
+		// position.
+		own := r.end && m.ends.own(r.run)
+		keepOwn := r.seq == u.markSeq && u.end && r.end && m.ends.own(u.run) && !own
+		if (r.seq >= u.markSeq || own) && !keepOwn {
 			// The newest mark says whether the upstream partition's input ended: an end is
 			// the end of one run's input, and a later run (or the instance that took the
 			// partition over) sends marks of its own. An end mark's watermark, EndOfTime,
 			// is that run's alone: the upstream keeps the watermark of its last records, so
 			// that a checkpoint never carries an EndOfTime into the next run.
-			u.markSeq, u.idle, u.marked, u.end = r.seq, r.idle, true, r.end
+			u.markSeq, u.idle, u.marked, u.end, u.run = max(u.markSeq, r.seq), r.idle, true, r.end, r.run
 			if !r.end {
 				u.wm = max(u.wm, r.wm)
 			}
@@ -101,7 +152,7 @@ func (m marks) apply(r *histRec) bool {
 // watermark returns a downstream partition's watermark from its upstream marks: the minimum
 // over the upstream partitions that are not idle and have not ended (over the idle ones if
 // all are idle, the slowest), NoWatermark while an upstream source has not been heard from in
-// full, EndOfTime once every upstream partition ended.
+// full, EndOfTime once every upstream partition ended (in this run: see endRule).
 func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 	// Called after every mark and for every partition each batch: count without a map (a
 	// repartition has one or a few upstream sources).
@@ -118,8 +169,8 @@ func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 	}
 	active, idleMin, any := int64(math.MaxInt64), int64(math.MaxInt64), false
 	end = true
-	for _, m := range d.up {
-		if !m.marked || m.end {
+	for from, m := range d.up {
+		if !m.marked || d.ends.ended(from, m) {
 			continue
 		}
 		end = false

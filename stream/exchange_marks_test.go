@@ -157,3 +157,66 @@ func TestMarksStaleEnd(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// TestMarksEndIsThisRuns: an end mark counts as its upstream partition's end only when it is
+// this run's (or carries no run: an earlier release's), or, once this instance's upstream
+// sources ended, when the upstream partition is another instance's. Another run's end of a
+// partition this instance reads (a crashed attempt's, left after the held commit) leaves the
+// watermark where that run's marks before it left it; this run's replayed marks, below it,
+// do not move it back; this run's own end counts, at the same position or below, and a
+// later copy of the other run's end does not undo it.
+func TestMarksEndIsThisRuns(t *testing.T) {
+	const src, this, crashed = 0, 7, 5
+	p0, p1, p2 := globalPart(src, 0), globalPart(src, 1), globalPart(src, 2)
+	rule := &endRule{run: this, here: func(from int32) bool { return from != p2 }}
+	m := newMarks()
+	m.ends = rule
+	mark := func(from int32, seq, wm int64, end bool, run uint64) {
+		t.Helper()
+		if end {
+			wm = EndOfTime
+		}
+		require.False(t, m.apply(&histRec{from: from, seq: seq, wm: wm, mark: true, end: end, run: run, upstreams: 3}))
+	}
+	ups := []int{src}
+	// The crashed attempt's last marks, then its end marks.
+	mark(p0, 10, 500, false, 0)
+	mark(p1, 8, 600, false, 0)
+	mark(p2, 9, 550, false, 0)
+	for _, from := range []int32{p0, p1, p2} {
+		mark(from, 12, 0, true, crashed)
+	}
+	wm, _, end := m.watermark(ups)
+	require.False(t, end, "another run's end marks taken for this run's end")
+	require.EqualValues(t, 500, wm, "the crashed attempt's marks before its end")
+	// This run replays: its marks below the end do not move the watermark.
+	mark(p0, 3, 100, false, 0)
+	wm, _, _ = m.watermark(ups)
+	require.EqualValues(t, 500, wm)
+	// This run's own ends: p0 at the same position, p1 below the other run's (a pipeline
+	// reading another one's log). p2 is another instance's: its end counts once this
+	// instance's upstream sources ended.
+	mark(p0, 12, 0, true, this)
+	mark(p1, 4, 0, true, this)
+	wm, _, end = m.watermark(ups)
+	require.False(t, end, "p2's end, another instance's, before this instance's sources ended")
+	require.EqualValues(t, 550, wm, "p2's watermark")
+	rule.others = true
+	_, _, end = m.watermark(ups)
+	require.True(t, end, "every upstream partition ended in this run")
+	// A copy of the crashed attempt's end at the same position does not undo this run's.
+	mark(p0, 12, 0, true, crashed)
+	require.True(t, m.ended(ups), "a copy of another run's end undid this run's")
+	require.EqualValues(t, this, m.up[p0].run)
+	// An end mark without a run (an earlier release's) counts as before; a later mark of the
+	// partition (another run going on) makes it not ended.
+	mark(p1, 20, 0, true, 0)
+	require.True(t, m.ended(ups))
+	mark(p1, 21, 900, false, 0)
+	require.False(t, m.ended(ups))
+	// The run is not in the checkpoint, which reads back as before: not ended.
+	back, err := decodeMarks(m.encode())
+	require.NoError(t, err)
+	require.Zero(t, back.up[p0].run)
+	require.NotEqual(t, newRun(), newRun(), "two runs of one number")
+}

@@ -168,8 +168,9 @@
 // stream.WithRevisions, which keeps the next run's complete partial rather
 // than drop it as a copy of the early one, bounded runs one after another
 // write the documents of one run (TestZoneDemandBoundedRunsInARow,
-// TestZoneAccCodecPartition; see "Runs one after another" in package stream
-// for the repartition's part and its limit under a crash at a run's end).
+// TestZoneAccCodecPartition, TestZoneDemandBoundedRunsInARowCrash; see "Runs
+// one after another" in package stream for the repartition's part, a crash at
+// a run's end included).
 // Format 0x42 (a partial without its partition, written by an earlier
 // release) still decodes and is added as before; an earlier release cannot
 // read 0x43 and stops with an error: drain the zone repartition topic
