@@ -254,7 +254,9 @@
 // end only when it is this run's end mark, or carries no run (an earlier release's; then
 // as before, with (1)), or, once every upstream source of this instance ended, when this
 // instance does not read that upstream partition (another instance's, which sends nothing
-// newer in this run). So the end marks that a crash at a run's end leaves after the held
+// newer in this run; until then that partition counts with the watermark of its last mark
+// before the end, so a scaled-out pipeline's windows may fire later than before, never
+// earlier). So the end marks that a crash at a run's end leaves after the held
 // commit (the upstream sent them, the batch that fired on them was not acknowledged, and
 // no "l," entry calls them past) are the crashed attempt's, not the restart's: the
 // restart's watermark stays where that attempt's marks before its end left it (its own
