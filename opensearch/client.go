@@ -33,6 +33,10 @@ var (
 	// shares the sink with one that closed it (a pipeline closes its sinks when Run
 	// returns) stops instead of retrying for ever.
 	ErrClosed = errors.New("opensearch: sink closed")
+	// ErrBodyTooLarge is wrapped by the *ResponseError of a response whose body is over its
+	// cap: a bulk response's grows with its request (see the package doc, # Retries), others
+	// are small.
+	ErrBodyTooLarge = errors.New("opensearch: response body over its cap")
 )
 
 func invalid(setting, format string, args ...any) error {
@@ -342,9 +346,24 @@ func (c *Client) API() *opensearchapi.Client { return c.api }
 // Close releases the client's idle connections and background work.
 func (c *Client) Close() error { return c.api.Client.Close() }
 
+// maxSmallBody caps the body of a response read whole that is not a bulk response (an
+// index template's acknowledgement), and how much of a response with an error status is read:
+// its start says why, and the status decides what happens.
+const maxSmallBody = 64 << 10
+
+// response is what do read of a response.
+type response struct {
+	status      int
+	contentType string
+	body        []byte
+}
+
 // do sends one request attempt, bounded by the client's request timeout, and appends the
-// response body to dst. A ctx that ended is reported as ctx.Err(), unwrapped.
-func (c *Client) do(ctx context.Context, method, path, query string, body []byte, dst []byte) (status int, resp []byte, err error) {
+// response body to dst: at most limit bytes of a 2xx response (a body over it fails with a
+// *ResponseError wrapping ErrBodyTooLarge), and the first maxSmallBody bytes of any other. A
+// ctx that ended is reported as ctx.Err(), unwrapped.
+func (c *Client) do(ctx context.Context, method, path, query string, body []byte, dst []byte, limit int64) (r response, err error) {
+	r.body = dst
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	u := path
@@ -353,7 +372,7 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 	}
 	req, err := http.NewRequestWithContext(actx, method, u, nil)
 	if err != nil {
-		return 0, dst, fmt.Errorf("opensearch: %s %s: %w", method, path, err)
+		return r, fmt.Errorf("opensearch: %s %s: %w", method, path, err)
 	}
 	if body != nil {
 		// The caller reuses body once do returns (the sink's chunk pool, its retries), but
@@ -374,31 +393,54 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 	}
 	res, err := c.api.Client.Stream(req)
 	if err == nil {
+		// Closing a body not read to its end drops the connection: what is left of a body
+		// over its cap is never read.
 		defer res.Body.Close()
-		status = res.StatusCode
-		dst, err = appendBody(dst, res.Body)
+		r.status, r.contentType = res.StatusCode, res.Header.Get("Content-Type")
+		ok := r.status >= 200 && r.status <= 299
+		if !ok {
+			limit = maxSmallBody
+		}
+		var over bool
+		if ok && res.ContentLength > limit {
+			r.body, _, err = appendCapped(dst, res.Body, responseStart)
+			over = true
+		} else {
+			r.body, over, err = appendCapped(dst, res.Body, limit)
+		}
+		if err == nil && over && ok {
+			return r, unusable(method+" "+path, r, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit))
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, dst, ctx.Err()
+			return response{body: r.body}, ctx.Err()
 		}
-		return status, dst, &TransportError{Op: method + " " + path, Err: err}
+		return r, &TransportError{Op: method + " " + path, Err: err}
 	}
-	return status, dst, nil
+	return r, nil
 }
 
-func appendBody(dst []byte, r io.Reader) ([]byte, error) {
+// appendCapped appends what r holds to dst, up to limit bytes, and reports whether r held
+// more.
+func appendCapped(dst []byte, r io.Reader, limit int64) (_ []byte, over bool, err error) {
+	start := len(dst)
 	for {
 		if len(dst) == cap(dst) {
 			dst = append(dst, 0)[:len(dst)]
 		}
-		n, err := r.Read(dst[len(dst):cap(dst)])
+		// One byte past the limit tells a body of exactly limit bytes from a longer one.
+		room := min(int64(cap(dst)-len(dst)), limit+1-int64(len(dst)-start))
+		n, err := r.Read(dst[len(dst) : len(dst)+int(room)])
 		dst = dst[:len(dst)+n]
+		if int64(len(dst)-start) > limit {
+			return dst[:start+int(limit)], true, nil
+		}
 		if err == io.EOF {
-			return dst, nil
+			return dst, false, nil
 		}
 		if err != nil {
-			return dst, err
+			return dst, false, err
 		}
 	}
 }
@@ -463,6 +505,34 @@ type TransportError struct {
 
 func (e *TransportError) Error() string { return "opensearch: " + e.Op + ": " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
+
+// ResponseError is a response that cannot be used: a body over its cap (ErrBodyTooLarge), or
+// a 200 to a bulk request that is not the bulk response asked for (a proxy's HTML page, not
+// one item per document, an item without a status). Nothing in it counts as written or
+// rejected: the sink retries the request, as after a transport error.
+type ResponseError struct {
+	Op          string
+	Status      int
+	ContentType string
+	// Start is the start of the body, at most 256 bytes.
+	Start string
+	Err   error
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("opensearch: %s: unusable response: status %d, content-type %q, body starting %q: %v",
+		e.Op, e.Status, e.ContentType, e.Start, e.Err)
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// responseStart is how much of an unusable body a ResponseError quotes.
+const responseStart = 256
+
+func unusable(op string, r response, err error) *ResponseError {
+	start := r.body[:min(len(r.body), responseStart)]
+	return &ResponseError{Op: op, Status: r.status, ContentType: r.contentType, Start: string(start), Err: err}
+}
 
 // HTTPError is a response with an error status for a whole request.
 type HTTPError struct {

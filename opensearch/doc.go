@@ -54,6 +54,15 @@
 // an outage is bounded by the policies given, never by an inner infinite loop. MaxAttempts 0
 // retries within Write until ctx ends; Write then returns ctx.Err(), unwrapped.
 //
+// A response body is read up to a cap, so that a proxy or a node sending an endless body
+// cannot make the process read it into memory. A bulk response's cap grows with its request:
+// 64 KiB, 1 KiB per document and 8 times the request's bytes (an error for a rejected
+// document quotes its field value, up to 4 times); a response with an error status is decided
+// by its status and the first 64 KiB of its body; other responses (index templates) are
+// capped at 64 KiB. A 2xx body over its cap fails the request with a *ResponseError wrapping
+// ErrBodyTooLarge and naming the cap, retried like a transport error; nothing in it counts as
+// written or rejected.
+//
 // A write block (error type cluster_block_exception: index.blocks.write, index.blocks.read_only,
 // or the flood-stage read_only_allow_delete block that OpenSearch sets when a disk fills up,
 // with status 403 or 429) is temporary: an operator or freed disk space lifts it. It is

@@ -56,6 +56,17 @@ func bodyOf(ch *chunk, items []item, dst []byte) (body []byte, copied bool) {
 	return dst, true
 }
 
+// bulkResponseCap bounds the body of a bulk response to a request of items documents in
+// bytes bytes. A success is about 50 bytes per item, but a rejected document's error quotes
+// its ID, field names and field value, the value up to 4 times (a string in a date_range
+// field: reason and causes, measured on OpenSearch 2.19); the cap is twice that, 1 KiB more
+// per item and 64 KiB: about 60 MiB for a 5 MiB request of 20,000 documents, whose
+// response is about 1 MiB when they are written. A body over it is retried like a transport
+// error.
+func bulkResponseCap(items, bytes int) int64 {
+	return 64<<10 + int64(items)<<10 + 8*int64(bytes)
+}
+
 // splitStatus reports whether a request refused whole with status may hold documents that
 // OpenSearch accepts: a validation error (400) names one bad document, and a body too large
 // (413) fits once split.
@@ -67,7 +78,8 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	var retryItems []item
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		status, out, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0])
+		res, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
+		status, out := res.status, res.body
 		*resp = out
 		r := BulkResult{Docs: len(pending), Bytes: len(body), Attempt: attempt, Status: status, Latency: time.Since(start)}
 		var lastErr error

@@ -226,15 +226,15 @@ func (c *Client) EnsureTemplates(ctx context.Context, opts ...TemplateOption) er
 	}
 	for _, t := range ts {
 		path := "/_index_template/" + url.PathEscape(t.Name)
-		status, resp, err := c.do(ctx, "PUT", path, "", t.Body, nil)
+		r, err := c.do(ctx, "PUT", path, "", t.Body, nil, maxSmallBody)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return err
 		}
-		if status != 200 {
-			return httpError("put index template "+t.Name, status, resp)
+		if r.status != 200 {
+			return httpError("put index template "+t.Name, r.status, r.body)
 		}
 		c.logger.Info("opensearch: index template installed", "template", t.Name, "pattern", t.Pattern)
 	}

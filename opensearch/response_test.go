@@ -1,0 +1,216 @@
+package opensearch_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// bigBody is a response body of size bytes, prefix then spaces, that counts what is read of
+// it.
+type bigBody struct {
+	prefix []byte
+	size   int64
+	off    int64
+	read   *atomic.Int64
+}
+
+func (b *bigBody) Read(p []byte) (int, error) {
+	if b.off >= b.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), b.size-b.off, int64(len(spaces))))
+	copy(p[:n], spaces)
+	if b.off < int64(len(b.prefix)) {
+		copy(p[:n], b.prefix[b.off:])
+	}
+	b.off += int64(n)
+	b.read.Add(int64(n))
+	return n, nil
+}
+
+func (*bigBody) Close() error { return nil }
+
+var spaces = bytes.Repeat([]byte(" "), 32<<10)
+
+// bigResponses is a transport that answers every request with status and a body of size
+// bytes, announced in Content-Length or not, and records what the requests were and how much
+// of the bodies was read.
+type bigResponses struct {
+	status   int
+	prefix   string
+	size     int64
+	announce bool
+
+	read atomic.Int64
+	mu   sync.Mutex
+	reqs []bulkRequest
+}
+
+type bulkRequest struct {
+	path       string
+	docs, size int
+}
+
+func (t *bigResponses) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+	}
+	if req.URL.Path != "/_bulk" && !strings.HasPrefix(req.URL.Path, "/_index_template/") {
+		// opensearch-go's own requests (node stats): not ours to count.
+		return &http.Response{StatusCode: 404, Body: http.NoBody, Request: req}, nil
+	}
+	t.mu.Lock()
+	t.reqs = append(t.reqs, bulkRequest{path: req.URL.Path, docs: bytes.Count(body, []byte("\n")) / 2, size: len(body)})
+	t.mu.Unlock()
+	res := &http.Response{StatusCode: t.status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: &bigBody{prefix: []byte(t.prefix), size: t.size, read: &t.read}, ContentLength: -1, Request: req}
+	if t.announce {
+		res.ContentLength = t.size
+	}
+	return res, nil
+}
+
+func (t *bigResponses) requests() []bulkRequest {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]bulkRequest(nil), t.reqs...)
+}
+
+// TestResponseBodiesCapped: a response body is never read past its cap, whatever a proxy or a
+// node sends: a bulk response's grows with its request, an error response's and a template's
+// are small. A 200 over its cap fails the request with an error naming the cap, retried like
+// a transport error, and nothing counts as written or is dead-lettered; an error status is
+// decided by its status with the start of its body. Before, every body was read whole: 64 MiB
+// per request here.
+func TestResponseBodiesCapped(t *testing.T) {
+	const huge = 64 << 20
+	const attempts = 3
+	retry := opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: attempts})
+	for _, tc := range []struct {
+		name     string
+		status   int
+		prefix   string
+		announce bool
+		// permanent: the Write fails at once, with an HTTPError of the status.
+		permanent bool
+	}{
+		{name: "bulk 200 chunked", status: 200, prefix: `{"errors":false,"items":[`},
+		{name: "bulk 200 announced", status: 200, prefix: `{"errors":false,"items":[`, announce: true},
+		{name: "bulk 503", status: 503, prefix: `<html>busy`},
+		{name: "bulk 401", status: 401, prefix: `<html>log in`, permanent: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &bigResponses{status: tc.status, prefix: tc.prefix, size: huge, announce: tc.announce}
+			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://127.0.0.1:9"}, Transport: tr})
+			require.NoError(t, err)
+			dl := &collector{}
+			s, err := opensearch.NewSink(c, recMapping, retry, opensearch.WithDeadLetter(dl))
+			require.NoError(t, err)
+			err = s.Write(t.Context(), recs(100))
+			require.Error(t, err)
+			reqs := tr.requests()
+			st := s.Stats()
+			require.Zero(t, st.Indexed+st.Updated+st.DeadLettered, "%+v", st)
+			require.Empty(t, dl.letters())
+			if tc.permanent {
+				require.True(t, stream.IsPermanent(err), "%v", err)
+				var he *opensearch.HTTPError
+				require.ErrorAs(t, err, &he)
+				require.Equal(t, tc.status, he.Status)
+				require.Len(t, reqs, 1)
+			} else {
+				require.False(t, stream.IsPermanent(err), "%v", err)
+				require.Len(t, reqs, attempts)
+				require.Equal(t, int64(attempts), st.RequestRetries)
+			}
+			limit := int64(64 << 10) // an error status: its start
+			if tc.status == 200 {
+				r := reqs[0]
+				require.Equal(t, 100, r.docs)
+				limit = opensearch.BulkResponseCap(r.docs, r.size)
+				require.ErrorIs(t, err, opensearch.ErrBodyTooLarge)
+				require.ErrorContains(t, err, fmt.Sprintf("cap of %d bytes", limit))
+				var re *opensearch.ResponseError
+				require.ErrorAs(t, err, &re)
+				require.Equal(t, 200, re.Status)
+				require.Equal(t, "application/json", re.ContentType)
+				require.True(t, strings.HasPrefix(re.Start, tc.prefix), "%q", re.Start)
+				require.Contains(t, st.LastError, "cap of")
+			}
+			// What was read of each body: up to the cap and the read buffer that crossed it.
+			require.LessOrEqual(t, tr.read.Load(), int64(len(reqs))*(2*limit+64<<10), "bytes read of %d responses", len(reqs))
+		})
+	}
+
+	t.Run("template 200", func(t *testing.T) {
+		tr := &bigResponses{status: 200, prefix: `{"acknowledged":true}`, size: huge}
+		c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://127.0.0.1:9"}, Transport: tr})
+		require.NoError(t, err)
+		err = c.EnsureTemplates(t.Context())
+		require.ErrorIs(t, err, opensearch.ErrBodyTooLarge)
+		require.ErrorContains(t, err, "cap of 65536 bytes")
+		require.ErrorContains(t, err, "PUT /_index_template/")
+		require.Len(t, tr.requests(), 1)
+		require.LessOrEqual(t, tr.read.Load(), int64(2*64<<10+64<<10))
+	})
+}
+
+// bigValue is a document of about 64 KiB whose string does not parse as a date.
+type bigValue struct{ ID, Value string }
+
+// TestBulkResponseCapFitsRejections: OpenSearch's error for a rejected document quotes the
+// field's value, twice for a string in a date field (reason and cause), so a bulk response
+// can be larger than its request; the cap grows with the request's bytes, not only its
+// items, and such a response is read and its documents dead-lettered. A cap of a few KiB per
+// item (the same request's, not 10 KiB) would refuse this response and stop the pipeline on
+// documents that belong in the dead letters.
+func TestBulkResponseCapFitsRejections(t *testing.T) {
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	var largest atomic.Int64
+	dl := &collector{}
+	s, err := opensearch.NewSink(n.client, opensearch.Mapping[bigValue]{
+		Index: opensearch.FixedIndex[bigValue](prefix + "-2026.11.25"),
+		ID:    func(v bigValue) string { return v.ID },
+		Body: func(b []byte, v bigValue) ([]byte, error) {
+			return fmt.Appendf(b, `{"cab_id":%q,"window_start":%q}`, v.ID, v.Value), nil
+		},
+	}, opensearch.WithDeadLetter(dl), opensearch.WithBulkHook(func(r opensearch.BulkResult) {
+		largest.Store(max(largest.Load(), int64(r.Bytes)))
+	}))
+	require.NoError(t, err)
+	const docs = 40
+	vals := make([]bigValue, docs)
+	for i := range vals {
+		vals[i] = bigValue{ID: fmt.Sprintf("big-%02d", i), Value: strings.Repeat("x", 64<<10)}
+	}
+	require.NoError(t, s.Write(t.Context(), vals))
+	got := dl.letters()
+	require.Len(t, got, docs)
+	for _, d := range got {
+		require.Equal(t, stream.ReasonRejected, d.Reason)
+		require.Contains(t, d.Err, "mapper_parsing_exception")
+		// The reason and its cause each quote the value.
+		require.Greater(t, len(d.Err), 2*64<<10, "%.200s", d.Err)
+	}
+	require.Equal(t, 0, n.count(t, prefix+"-*"))
+	st := s.Stats()
+	require.Equal(t, int64(1), st.Requests, "one request, read at once")
+	require.Greater(t, int64(2*docs*64<<10), largest.Load(), "the response (two quotes per document) is larger than the request")
+}
