@@ -371,7 +371,8 @@ var (
 
 // results reads a 200 bulk response for the pending items of ch: it counts outcomes into r,
 // appends items to retry (429, 5xx, write blocks) to retry and permanently failed ones to
-// rejected.
+// rejected. A response it cannot read as one item per document, in order, each with a
+// status, is an error, and then nothing is counted, retried or rejected.
 func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []stream.DeadLetter) ([]item, []stream.DeadLetter, error) {
 	// Fast path: without errors the filtered response holds only statuses and fixed result
 	// words, so counting them is exact and needs no decoding.
@@ -385,16 +386,27 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	}
 	var br bulkResponse
 	if err := json.Unmarshal(resp, &br); err != nil {
-		return retry, rejected, fmt.Errorf("opensearch: bulk response: %w", err)
+		return retry, rejected, fmt.Errorf("not a bulk response: %w", err)
 	}
 	if len(br.Items) != len(pending) {
-		return retry, rejected, fmt.Errorf("opensearch: bulk response has %d items for %d documents", len(br.Items), len(pending))
+		return retry, rejected, fmt.Errorf("%d items for %d documents", len(br.Items), len(pending))
+	}
+	// Every item is checked before any counts: a document is written or rejected only when
+	// its own item says so, as an item of the action sent, with a status, and a success
+	// with its result.
+	for i, m := range br.Items {
+		it, ok := m[s.cfg.op]
+		switch {
+		case len(m) != 1 || !ok:
+			return retry, rejected, fmt.Errorf("item %d is not one %q result", i, s.cfg.op)
+		case it.Status < 100 || it.Status > 599:
+			return retry, rejected, fmt.Errorf("item %d has no valid status (%d)", i, it.Status)
+		case it.Status >= 200 && it.Status < 300 && it.Result != "created" && it.Result != "updated":
+			return retry, rejected, fmt.Errorf("item %d has status %d and result %q, not created or updated", i, it.Status, it.Result)
+		}
 	}
 	for i, m := range br.Items {
-		var it bulkItem
-		for _, v := range m {
-			it = v
-		}
+		it := m[s.cfg.op]
 		switch {
 		case it.Status >= 200 && it.Status < 300:
 			if it.Result == "updated" {

@@ -63,6 +63,14 @@
 // ErrBodyTooLarge and naming the cap, retried like a transport error; nothing in it counts as
 // written or rejected.
 //
+// A 200 to a bulk request that is not the response asked for (a proxy's HTML page, not one
+// item per document, an item of another action or without a status, a success without its
+// result) is retried the same way, with a *ResponseError that gives the status, the content
+// type and the start of the body; no document of it counts as written or rejected. When the
+// retry policies give up, the pipeline stops with that error, the batch unacknowledged, and
+// the next run replays it. Items are matched to documents by position: OpenSearch answers in
+// request order, and the sink asks only for their statuses, results and errors.
+//
 // A write block (error type cluster_block_exception: index.blocks.write, index.blocks.read_only,
 // or the flood-stage read_only_allow_delete block that OpenSearch sets when a disk fills up,
 // with status 403 or 429) is temporary: an operator or freed disk space lifts it. It is

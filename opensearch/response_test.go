@@ -2,9 +2,11 @@ package opensearch_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,4 +215,175 @@ func TestBulkResponseCapFitsRejections(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, int64(1), st.Requests, "one request, read at once")
 	require.Greater(t, int64(2*docs*64<<10), largest.Load(), "the response (two quotes per document) is larger than the request")
+}
+
+// unusableBulk answers the first bad bulk requests with a 200 of contentType and body, and
+// passes the others to next.
+type unusableBulk struct {
+	bad         int64
+	contentType string
+	body        string
+	next        http.Handler
+	n           atomic.Int64
+}
+
+func (u *unusableBulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_bulk" && (u.bad < 0 || u.n.Add(1) <= u.bad) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", u.contentType)
+		_, _ = io.WriteString(w, u.body)
+		return
+	}
+	u.next.ServeHTTP(w, r)
+}
+
+// TestSinkUnusableBulkResponse: a 200 to a bulk request that is not one item per document,
+// each of the action sent with a status (and a success with its result), is retried whole
+// with an error that says what came (status, content type, the body's start), and no document
+// of it counts as written or rejected. Before, an item without a status was dead-lettered
+// (status 0, no reason) and an item of another action or a success without a result counted
+// as created; the error of an HTML page named neither its status nor its content type.
+func TestSinkUnusableBulkResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name, contentType, body, says string
+	}{
+		{"html page", "text/html; charset=utf-8", "<html><body>Please log in to the proxy</body></html>", "not a bulk response"},
+		{"fewer items", "application/json", `{"errors":false,"items":[{"index":{"status":201,"result":"created"}}]}`, "1 items for 3 documents"},
+		{"item without status", "application/json",
+			`{"errors":true,"items":[{"index":{"status":201,"result":"created"}},{"index":{}},{"index":{"status":201,"result":"created"}}]}`,
+			"item 1 has no valid status (0)"},
+		{"item of another action", "application/json",
+			`{"errors":false,"items":[{"index":{"status":201,"result":"created"}},{"delete":{"status":200,"result":"deleted"}},{"index":{"status":201,"result":"created"}}]}`,
+			`item 1 is not one "index" result`},
+		{"success without result", "application/json",
+			`{"errors":false,"items":[{"index":{"status":201,"result":"created"}},{"index":{"status":200}},{"index":{"status":201,"result":"created"}}]}`,
+			`item 1 has status 200 and result "", not created or updated`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			u := &unusableBulk{bad: 1, contentType: tc.contentType, body: tc.body, next: f}
+			srv := httptest.NewServer(u)
+			t.Cleanup(srv.Close)
+			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			var mu sync.Mutex
+			var errs []error
+			dl := &collector{}
+			s, err := opensearch.NewSink(c, recMapping, opensearch.WithDeadLetter(dl),
+				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}),
+				opensearch.WithBulkHook(func(r opensearch.BulkResult) {
+					mu.Lock()
+					errs = append(errs, r.Err)
+					mu.Unlock()
+				}))
+			require.NoError(t, err)
+			require.NoError(t, s.Write(t.Context(), recs(3)))
+			require.Empty(t, dl.letters())
+			require.Len(t, f.stored, 3)
+			st := s.Stats()
+			require.Equal(t, int64(3), st.Indexed, "each document once, from the response that said so")
+			require.Zero(t, st.Updated+st.DeadLettered+st.Failed, "%+v", st)
+			require.Equal(t, int64(1), st.RequestRetries)
+			require.Len(t, errs, 2)
+			var re *opensearch.ResponseError
+			require.ErrorAs(t, errs[0], &re)
+			require.Equal(t, 200, re.Status)
+			require.Equal(t, tc.contentType, re.ContentType)
+			require.Equal(t, tc.body, re.Start)
+			require.ErrorContains(t, re, tc.says)
+			require.NoError(t, errs[1])
+		})
+	}
+}
+
+// commitSource pushes its records on partition 0 and keeps the positions committed.
+type commitSource struct {
+	recs []rec
+	mu   sync.Mutex
+	pos  []stream.Position
+}
+
+func (s *commitSource) Run(ctx context.Context, in *stream.Input[rec]) error {
+	for i, v := range s.recs {
+		if err := in.Push(ctx, stream.Record[rec]{Value: v, Offset: int64(i), Size: 16}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *commitSource) Commit(_ context.Context, pos []stream.Position) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pos = append(s.pos, pos...)
+	return nil
+}
+
+func (s *commitSource) committed() []stream.Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]stream.Position(nil), s.pos...)
+}
+
+// TestPipelineStopsOnUnusableBulkResponse: a proxy that answers every bulk request with its
+// HTML page (status 200) after passing it on: the sink retries under its policy, the pipeline
+// under its own, then Run stops with an error that says what came; the batch is neither
+// acknowledged nor dead-lettered, and the next run replays it: every document is written
+// again, overwriting the copy the hidden requests wrote, none twice.
+func TestPipelineStopsOnUnusableBulkResponse(t *testing.T) {
+	const page = "<!DOCTYPE html><html><head><title>Proxy</title></head><body>Session expired</body></html>"
+	f := newFake()
+	var healthy atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if healthy.Load() || r.URL.Path != "/_bulk" {
+			f.ServeHTTP(w, r)
+			return
+		}
+		f.ServeHTTP(httptest.NewRecorder(), r) // written, and the answer hidden
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, page)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	retry := stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}
+	src := &commitSource{recs: recs(50)}
+	dl := &collector{}
+	run := func() (*opensearch.Sink[rec], error) {
+		sink, err := opensearch.NewSink(c, recMapping, opensearch.WithRetry(retry), opensearch.WithDeadLetter(dl))
+		require.NoError(t, err)
+		p, err := stream.New(time.Millisecond, stream.WithRetry(retry))
+		require.NoError(t, err)
+		stream.To(stream.From(p, stream.Source[rec](src)), sink)
+		return sink, p.Run(t.Context())
+	}
+
+	sink, err := run()
+	require.Error(t, err)
+	var re *opensearch.ResponseError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, 200, re.Status)
+	require.Equal(t, "text/html", re.ContentType)
+	require.ErrorContains(t, err, `status 200, content-type "text/html", body starting "<!DOCTYPE html><html><head><title>Proxy</title>`)
+	require.Empty(t, src.committed(), "a batch acknowledged on an unusable response")
+	require.Empty(t, dl.letters())
+	st := sink.Stats()
+	require.Zero(t, st.Indexed+st.Updated+st.DeadLettered, "%+v", st)
+	require.Equal(t, int64(4), st.Requests, "the sink's two attempts, twice by the pipeline")
+	hidden := len(f.stored)
+	require.Positive(t, hidden)
+
+	healthy.Store(true)
+	sink, err = run()
+	require.NoError(t, err)
+	require.Len(t, f.stored, 50)
+	st = sink.Stats()
+	require.Equal(t, int64(hidden), st.Updated, "the replay overwrites what the hidden requests wrote")
+	require.Equal(t, int64(50), st.Indexed+st.Updated)
+	require.Empty(t, dl.letters())
+	pos := src.committed()
+	require.NotEmpty(t, pos)
+	require.Equal(t, int64(50), pos[len(pos)-1].Offset)
 }

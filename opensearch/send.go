@@ -138,7 +138,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			var perr error
 			retryItems, rejected, perr = s.results(out, ch, pending, &r, retryItems, rejected)
 			if perr != nil {
-				// A 200 we cannot read: treat it like a failed request; IDs make it safe.
+				// A 200 we cannot read (a proxy's HTML page): treat it like a failed request,
+				// saying what came; IDs make the retry safe.
+				perr = unusable("POST /_bulk", res, perr)
 				lastErr = perr
 				r.Err = perr
 				s.report(&r, true)
