@@ -21,6 +21,18 @@
 // otherwise let an older value win. When the last one cannot be made into a document, the
 // latest earlier one that can is written, and those that cannot are dead-lettered.
 //
+// Across batches, one limit: a bulk request abandoned on a timeout (Config.RequestTimeout),
+// or answered with a 502 or 504 by a proxy that passed it on, may still be queued in
+// OpenSearch, which does not cancel a bulk request whose connection closed. The sink sends
+// its documents again and the pipeline goes on, so the abandoned request may run after a
+// later batch wrote a newer value of one of its IDs, and put the older value back until the
+// ID is written again. An output that writes each ID with one value (final window results,
+// whose replays write the same value) is not affected; one that writes an ID several times
+// (partial results, a window's revisions across bounded runs) is. A RequestTimeout well
+// above the cluster's slowest bulk makes it rarer. Versions would not fix it safely: an
+// external version must grow with every value of an ID and be the same on replay, which
+// neither Kafka offsets (several partitions, batch boundaries) nor wall clocks give.
+//
 // Data streams only accept the create action (WithDataStream); a document replayed into the
 // backing index that holds it fails with 409, which the sink counts in Stats.Existed and
 // treats as success.
