@@ -4,8 +4,10 @@
 package opensearch
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -98,6 +100,9 @@ type Client struct {
 	logger  *slog.Logger
 	timeout time.Duration
 	hosts   []string // redacted, for logs
+	// secrets are the basic auth credentials as a response body may echo them (a proxy's
+	// page showing the request's Authorization header), replaced where errors quote one.
+	secrets [][]byte
 }
 
 // NewClient validates cfg and builds a client. It does not contact the cluster. An invalid
@@ -198,7 +203,12 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		// The library's message may quote an address; keep it out.
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
-	return &Client{api: api, logger: logger, timeout: timeout, hosts: hosts}, nil
+	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts}
+	if oc.Username != "" {
+		userPass := oc.Username + ":" + oc.Password
+		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}
+	}
+	return c, nil
 }
 
 // String describes the client by its nodes' hosts, never its credentials.
@@ -408,8 +418,12 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		} else {
 			r.body, over, err = appendCapped(dst, res.Body, limit)
 		}
+		if !ok {
+			// Quoted in errors and dead letters.
+			r.body = c.redact(r.body)
+		}
 		if err == nil && over && ok {
-			return r, unusable(method+" "+path, r, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit))
+			return r, c.unusable(method+" "+path, r, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit))
 		}
 	}
 	if err != nil {
@@ -529,9 +543,26 @@ func (e *ResponseError) Unwrap() error { return e.Err }
 // responseStart is how much of an unusable body a ResponseError quotes.
 const responseStart = 256
 
-func unusable(op string, r response, err error) *ResponseError {
-	start := r.body[:min(len(r.body), responseStart)]
+func (c *Client) unusable(op string, r response, err error) *ResponseError {
+	// Credentials across the cut are replaced too.
+	n := responseStart
+	for _, s := range c.secrets {
+		n = max(n, responseStart+len(s))
+	}
+	start := c.redact(r.body[:min(len(r.body), n)])
+	start = start[:min(len(start), responseStart)]
 	return &ResponseError{Op: op, Status: r.status, ContentType: r.contentType, Start: string(start), Err: err}
+}
+
+// redact returns b with the client's credentials replaced by "***": a response body quoted
+// in an error or a dead letter, which a proxy's page may have written them into.
+func (c *Client) redact(b []byte) []byte {
+	for _, s := range c.secrets {
+		if len(s) > 0 && bytes.Contains(b, s) {
+			b = bytes.ReplaceAll(b, s, []byte("***"))
+		}
+	}
+	return b
 }
 
 // HTTPError is a response with an error status for a whole request.

@@ -152,7 +152,8 @@
 // a CA certificate (CACertFile or CACertPEM), and, discouraged, InsecureSkipVerify. For
 // Amazon OpenSearch Service (service "es") and OpenSearch Serverless ("aoss") set Config.AWS:
 // requests are signed with SigV4 through opensearch-go's signer, with credentials from the
-// given aws.Config or the default chain. Credentials never appear in logs or errors. An
+// given aws.Config or the default chain. Credentials never appear in logs or errors, nor
+// where an error or a dead letter quotes a response body that echoes them (a proxy's page). An
 // invalid Config, Mapping or option fails construction with an error wrapping
 // ErrInvalidOption that names the setting.
 //

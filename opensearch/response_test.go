@@ -3,6 +3,7 @@ package opensearch_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -386,4 +387,63 @@ func TestPipelineStopsOnUnusableBulkResponse(t *testing.T) {
 	pos := src.committed()
 	require.NotEmpty(t, pos)
 	require.Equal(t, int64(50), pos[len(pos)-1].Offset)
+}
+
+// TestCredentialsNotInQuotedBodies: a proxy's page that echoes the request's Authorization
+// header (or the password) is quoted in errors, Stats.LastError and dead letters with the
+// credentials replaced: an unusable 200 (its start), a 401 (HTTPError), a 400 that isolates a
+// document (the dead letter's Err), and the same echo across the cut of a ResponseError's
+// start. Before, each of them showed the credentials.
+func TestCredentialsNotInQuotedBodies(t *testing.T) {
+	const user, secret = "fleet", "s3cr3t-pa55word"
+	header := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+secret))
+	for _, tc := range []struct {
+		name   string
+		status int
+		page   string
+	}{
+		{"unusable 200", 200, "<html>You sent Authorization: %s</html>"},
+		{"unusable 200 across the cut", 200, strings.Repeat("x", 240) + "%s"},
+		{"password", 200, "<html>user " + user + " password " + secret + " %s</html>"},
+		{"401", 401, `{"error":"bad credentials in %s"}`},
+		{"400 isolating a document", 400, `{"error":{"type":"illegal_argument_exception","reason":"cannot accept %s"},"status":400}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(tc.status)
+				fmt.Fprintf(w, tc.page, r.Header.Get("Authorization"))
+			}))
+			t.Cleanup(srv.Close)
+			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}, Username: user, Password: secret})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			dl := &collector{}
+			s, err := opensearch.NewSink(c, recMapping, opensearch.WithDeadLetter(dl),
+				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+			require.NoError(t, err)
+			err = s.Write(t.Context(), recs(1))
+			quoted := []string{s.Stats().LastError}
+			if err != nil {
+				quoted = append(quoted, err.Error())
+			}
+			for _, d := range dl.letters() {
+				quoted = append(quoted, d.Err)
+			}
+			if tc.status == 400 {
+				require.NoError(t, err)
+				require.Len(t, dl.letters(), 1)
+			} else {
+				require.Error(t, err)
+			}
+			encoded := strings.TrimPrefix(header, "Basic ")
+			for _, q := range quoted {
+				require.NotContains(t, q, secret)
+				// Nor a piece of the encoded credentials long enough to tell.
+				require.NotContains(t, q, encoded[:8], "%s", q)
+			}
+			require.Contains(t, strings.Join(quoted, "\n"), "***")
+		})
+	}
 }

@@ -140,7 +140,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			if perr != nil {
 				// A 200 we cannot read (a proxy's HTML page): treat it like a failed request,
 				// saying what came; IDs make the retry safe.
-				perr = unusable("POST /_bulk", res, perr)
+				perr = s.c.unusable("POST /_bulk", res, perr)
 				lastErr = perr
 				r.Err = perr
 				s.report(&r, true)
