@@ -402,6 +402,39 @@ func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
 
 // TestExchangeOpenSourceTopicMissing: an exchange whose source topic does not exist fails to
 // open with ErrTopicNotFound, naming the topic first (a job started on a mistyped -topic).
+// TestExchangeInputChanged: the same pipeline (name and group) started on another topic in
+// place of the one it read stops with stream.ErrInputChanged, writes no result and commits
+// nothing: the repartition's committed state numbers records by upstream partition and
+// offset, and the new topic's records at the offsets the old one's had reached were dropped
+// downstream as their copies, without a word (found by a review: 0 documents written).
+func TestExchangeInputChanged(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	const n, parts = 3_000, 3
+	first := newTopic(t, brokers, "xi", parts)
+	produceUnkeyed(t, brokers, first, parts, 0, n)
+	second := newTopic(t, brokers, "xi2", parts)
+	produceUnkeyed(t, brokers, second, parts, n, 2*n)
+	pipeline := testenv.UniqueName(t, "xi")
+	deleteTopicAfter(t, brokers, pipeline+"-bykey-repartition")
+
+	res := newGlobalResults()
+	r := startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, first), pipeline: pipeline, bounded: true, results: res})
+	require.NoError(t, r.wait(t))
+	before, _ := res.snapshot()
+	requireSameResults(t, expectedResults(n), before)
+
+	r = startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, second), pipeline: pipeline, bounded: true, results: res})
+	err := r.wait(t)
+	require.ErrorIs(t, err, stream.ErrInputChanged)
+	require.ErrorContains(t, err, fmt.Sprintf("%q", second))
+	after, _ := res.snapshot()
+	require.Equal(t, before, after, "results written from a run on another input")
+	for p, off := range committedOffsets(t, brokers, pipeline, second, parts) {
+		require.EqualValues(t, -1, off, "partition %d of the new topic committed", p)
+	}
+}
+
 func TestExchangeOpenSourceTopicMissing(t *testing.T) {
 	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)

@@ -92,6 +92,7 @@ type Source[T any] struct {
 
 var (
 	_ stream.Source[int]                      = (*Source[int])(nil)
+	_ stream.InputIdentifier                  = (*Source[int])(nil)
 	_ interface{ Stats() stream.SourceStats } = (*Source[int])(nil)
 	_ sarama.ConsumerGroupHandler             = (*handler[int])(nil)
 )
@@ -136,6 +137,13 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 	}
 	return s, nil
 }
+
+// InputIdentity implements stream.InputIdentifier: the Source's topics, in the order of
+// Config.Topics, which numbers their partitions' ids (PartitionID). A repartition's
+// checkpoint records them, so that a pipeline started on another topic under the same name
+// (consumer group) stops with stream.ErrInputChanged instead of dropping the new topic's
+// records as copies of the old one's.
+func (s *Source[T]) InputIdentity() []string { return slices.Clone(s.cfg.Topics) }
 
 // PartitionID returns the pipeline partition id of a Kafka topic-partition, or -1 for a
 // topic the Source does not read.

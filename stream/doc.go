@@ -107,6 +107,21 @@
 // the commit, downstream, during a replay) every upstream record is kept exactly once
 // downstream, and the downstream operators replay exactly as for any source (see Delivery).
 //
+// Those numbers mean something only for the input that made them. A source that names its
+// inputs (InputIdentifier: a Kafka Source its topics, in the order that numbers their
+// partitions) has their names' hashes recorded in every repartition checkpoint ("i,"
+// entries); a downstream partition assigned with a checkpoint that names another input in
+// the same place stops the pipeline with ErrInputChanged before the batch's outputs, and
+// nothing is committed (TestRepartitionInputChanged): a pipeline started under the same name
+// on a new topic would otherwise drop the new topic's records as copies of the old one's
+// wherever their offsets match. An input added after the others is new, one left out at the
+// end is no longer read, and checkpoints of earlier releases name none (they are accepted and
+// name this run's inputs from the next commit on). Not detected: the same input's offsets
+// moved back outside the pipeline (kafka-consumer-groups --reset-offsets): its records then
+// are copies, and the repartition drops them as such. To process an input again, run under a
+// new name, or delete the repartition topics as well (see the README's "Processing a topic
+// again").
+//
 // Watermarks. After each batch, every upstream partition whose own watermark, idle state or
 // end changed sends a mark with it to every downstream partition, after its values. A
 // downstream partition's watermark is the minimum over its upstream partitions that are not

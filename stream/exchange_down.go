@@ -6,6 +6,7 @@
 package stream
 
 import (
+	"fmt"
 	"slices"
 )
 
@@ -34,6 +35,7 @@ func (sh *shuffle[T]) down(part int32) *downPart {
 	if !ok {
 		d = &downPart{cur: newMarks(), base: newMarks(), basePos: -1}
 		d.cur.ends = &sh.ends
+		d.cur.inputs, d.base.inputs = sh.identities(), sh.identities()
 		sh.parts[part] = d
 	}
 	return d
@@ -153,6 +155,21 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 	if err != nil {
 		return err
 	}
+	now := sh.identities()
+	_, local := PartitionSource(part)
+	for r, h := range m.inputs {
+		if cur, ok := now[r]; ok && cur != h {
+			name := sh.in.p.srcs[r.src].identity()[r.k]
+			return fmt.Errorf("%w: repartition %q: the committed state of its partition %d was made from another input than "+
+				"%q, which the upstream source reads now in its place: each record is numbered by its upstream partition "+
+				"and offset, so the new input's records would be dropped as copies of the old one's wherever their offsets match. "+
+				"A new input needs a new pipeline name (consumer group), or the repartition topics deleted with the "+
+				"group's offsets on them (their state starts afresh; records still in them are lost)",
+				ErrInputChanged, sh.name, local, name)
+		}
+	}
+	// Checkpoints of earlier releases name no inputs: from now on the marks name this run's.
+	m.inputs = now
 	for _, u := range m.up {
 		// Whether an upstream partition ended is for this run's marks to say (see apply).
 		// Checkpoints of earlier releases kept an end's EndOfTime as the watermark.

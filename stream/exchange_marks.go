@@ -6,6 +6,7 @@
 package stream
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -24,6 +25,9 @@ type marks struct {
 	staleEnd int64
 	// ends says which end marks are this run's (nil: all, as for marks without a run).
 	ends *endRule
+	// inputs are the hashes of the names of the upstream inputs (InputIdentifier) that the
+	// marks were made from: decoded from a checkpoint, or this run's, which encode writes.
+	inputs map[inputRef]uint64
 }
 
 // endRule says which end marks are this run's, the run being one Pipeline value (an
@@ -93,7 +97,7 @@ type histRec struct {
 func newMarks() marks { return marks{up: map[int32]*upMark{}, expect: map[int]int32{}} }
 
 func (m marks) clone() marks {
-	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd, ends: m.ends}
+	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd, ends: m.ends, inputs: m.inputs}
 	for k, v := range m.up {
 		x := *v
 		c.up[k] = &x
@@ -198,8 +202,9 @@ func (d marks) ended(ups []int) bool {
 }
 
 // encode writes the marks: "x1;" then per upstream partition
-// "from,seq,sub,markSeq,wm,flags;" and per upstream source "e,source,count;", numbers in
-// base 36, in a stable order.
+// "from,seq,sub,markSeq,wm,flags;", per upstream source "e,source,count;", a past run's end
+// "l,position;" (if any) and per named upstream input "i,source,k,hash;" (InputIdentifier),
+// numbers in base 36, in a stable order.
 func (d marks) encode() string {
 	froms := make([]int32, 0, len(d.up))
 	for f := range d.up {
@@ -244,6 +249,20 @@ func (d marks) encode() string {
 	if d.staleEnd > 0 {
 		b = appendStaleEnd(b, d.staleEnd)
 	}
+	refs := make([]inputRef, 0, len(d.inputs))
+	for r := range d.inputs {
+		refs = append(refs, r)
+	}
+	slices.SortFunc(refs, func(a, b inputRef) int { return cmp.Or(cmp.Compare(a.src, b.src), cmp.Compare(a.k, b.k)) })
+	for _, r := range refs {
+		b = append(b, 'i', ',')
+		b = strconv.AppendInt(b, int64(r.src), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.k), 36)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, d.inputs[r], 36)
+		b = append(b, ';')
+	}
 	return string(b)
 }
 
@@ -266,6 +285,19 @@ func decodeMarks(s string) (marks, error) {
 				return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
 			}
 			d.staleEnd = max(d.staleEnd, v)
+			continue
+		}
+		if f[0] == "i" && len(f) == 4 {
+			src, err1 := strconv.ParseInt(f[1], 36, 32)
+			k, err2 := strconv.ParseInt(f[2], 36, 32)
+			h, err3 := strconv.ParseUint(f[3], 36, 64)
+			if err1 != nil || err2 != nil || err3 != nil || src < 0 || k < 0 {
+				return marks{}, fmt.Errorf("stream: repartition marks: bad entry %q", item)
+			}
+			if d.inputs == nil {
+				d.inputs = make(map[inputRef]uint64)
+			}
+			d.inputs[inputRef{int(src), int(k)}] = h
 			continue
 		}
 		expect := f[0] == "e" && len(f) == 3

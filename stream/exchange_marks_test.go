@@ -3,6 +3,7 @@
 package stream
 
 import (
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -219,4 +220,33 @@ func TestMarksEndIsThisRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, back.up[p0].run)
 	require.NotEqual(t, newRun(), newRun(), "two runs of one number")
+}
+
+// TestMarksInputs: the checkpoint entries "i,<source>,<k>,<hash>;" (the hashes of the names of
+// the upstream inputs, InputIdentifier) survive encode, decode and clone, come after the
+// other entries, are left out when no source names its inputs (a checkpoint reads as
+// before), and a bad one is refused.
+func TestMarksInputs(t *testing.T) {
+	m := newMarks()
+	m.up[globalPart(0, 2)] = &upMark{seq: 7, sub: 1, markSeq: 8, wm: 700, has: true, marked: true}
+	m.expect[0] = 3
+	old := m.encode()
+	require.NotContains(t, old, "i,", "marks of sources that name no input")
+	back, err := decodeMarks(old)
+	require.NoError(t, err)
+	require.Empty(t, back.inputs)
+
+	m.inputs = map[inputRef]uint64{{0, 0}: 36, {0, 1}: math.MaxUint64, {2, 0}: 1}
+	enc := m.encode()
+	require.Equal(t, old+"i,0,0,10;i,0,1,3w5e11264sgsf;i,2,0,1;", enc)
+	back, err = decodeMarks(enc)
+	require.NoError(t, err, enc)
+	require.Equal(t, m.inputs, back.inputs)
+	require.Equal(t, m.up, back.up)
+	require.Equal(t, m.expect, back.expect)
+	require.Equal(t, m.inputs, m.clone().inputs)
+	for _, bad := range []string{"x1;i,0,0,;", "x1;i,-1,0,5;", "x1;i,0,-1,5;", "x1;i,0,0,-5;", "x1;i,0,0,zz!;"} {
+		_, err := decodeMarks(bad)
+		require.Error(t, err, bad)
+	}
 }

@@ -1199,3 +1199,66 @@ func TestRepartitionCheckpointMemory(t *testing.T) {
 	}
 	require.EqualValues(t, batches*perPart*2, sum)
 }
+
+// TestRepartitionInputChanged: a pipeline started under the same name on another input (a
+// new topic in place of the old one) must not resume the repartition's committed state,
+// which numbers each upstream record by its upstream partition and offset: the new topic's
+// records at offsets the old one's had reached were dropped downstream as their copies,
+// without a word (found by a review). The run stops with ErrInputChanged before its first
+// batch's outputs, and commits nothing; the same input, or one more topic after it, resumes.
+func TestRepartitionInputChanged(t *testing.T) {
+	log := streamtest.NewExchangeLog[stream.Pair[string, int64]](2)
+	run := func(pos []stream.Position, first int64, inputs ...string) (map[string]int64, *streamtest.Queue[keyed], error) {
+		h, q, sums := repartitionedSums(t, log, 10*time.Second)
+		q.SetInputs(inputs...)
+		final := streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
+		q.Resume(pos...)
+		for p := range int32(2) {
+			for i := range int64(5) {
+				at := streamtest.Epoch.Add(time.Duration(first+i) * time.Minute)
+				q.Add(stream.Record[keyed]{Value: keyed{fmt.Sprint("k", i), 1}, Partition: p, Offset: first + i, EventTime: at})
+			}
+		}
+		q.End()
+		for range 1000 {
+			done, err := h.TryStep()
+			if err != nil {
+				return nil, q, err
+			}
+			if done {
+				got := map[string]int64{}
+				for _, r := range final.Slice() {
+					got[fmt.Sprint(r.Key, "@", r.Start.Sub(streamtest.Epoch))] += r.Value
+				}
+				return got, q, nil
+			}
+		}
+		t.Fatal("the run did not end")
+		return nil, q, nil
+	}
+	got, q, err := run(nil, 0, "rides")
+	require.NoError(t, err)
+	require.Len(t, got, 5, "the first run's windows")
+	var pos []stream.Position
+	for p := range int32(2) {
+		cp, ok := q.CommittedPosition(p)
+		require.True(t, ok)
+		pos = append(pos, cp)
+	}
+
+	// Another topic in place of "rides", read from its start: same offsets, other records.
+	got, q, err = run(nil, 0, "rides-v2")
+	require.ErrorIs(t, err, stream.ErrInputChanged)
+	require.True(t, stream.IsPermanent(err))
+	require.ErrorContains(t, err, `"rides-v2"`)
+	require.Empty(t, got)
+	require.Empty(t, q.Commits(), "a run on another input committed")
+
+	// The same input goes on, and so does one with a topic added after it.
+	got, _, err = run(pos, 5, "rides")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"k0@5m0s": 2, "k1@6m0s": 2, "k2@7m0s": 2, "k3@8m0s": 2, "k4@9m0s": 2,
+		"k4@4m0s": 2}, got, "the same input's next records, and the window open at the first run's end")
+	_, _, err = run(pos, 10, "rides", "rides-eu")
+	require.NoError(t, err, "a topic added after the others")
+}

@@ -4,6 +4,8 @@
 package stream
 
 import (
+	"cmp"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -108,9 +110,12 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			if err == nil {
 				err = sh.restore(pos.Partition, pos.Offset, m)
 			}
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrInputChanged):
+				p.ctlErr = cmp.Or(p.ctlErr, err)
+			case err != nil:
 				p.cfg.logger.Warn("stream: ignoring the committed repartition marks: records replayed from upstream may be counted twice", "partition", pos.Partition, "offset", pos.Offset, "err", err)
-			} else {
+			default:
 				ps.partFired = fired
 			}
 		}

@@ -47,6 +47,9 @@ type Pipeline struct {
 	wm       int64
 	pending  *pendingBatch
 	finished bool
+	// ctlErr stops the pipeline before its batch's outputs: a partition assigned with a
+	// checkpoint it must not resume from (ErrInputChanged).
+	ctlErr error
 	// inflight is the last batch's commit while it runs beside the next batch (see ack);
 	// commitCtx gives a commit its context (Run's, not cancelled with the batch's).
 	inflight  *inflightCommit

@@ -85,6 +85,8 @@ type sourceNode interface {
 	endWaiting() bool
 	// internal reports whether the source is a repartition's (see BatchStats.ShuffledRecords).
 	internal() bool
+	// identity names the source's inputs, if the source can (InputIdentifier).
+	identity() []string
 }
 
 // Partition ids of a pipeline with several sources: a source's own partition id (Kafka packs
@@ -188,6 +190,13 @@ func (s *source[T]) ended() bool { return s.done }
 func (s *source[T]) endWaiting() bool { return !s.done && s.in.isClosed() }
 
 func (s *source[T]) internal() bool { return s.inner }
+
+func (s *source[T]) identity() []string {
+	if id, ok := s.src.(InputIdentifier); ok {
+		return id.InputIdentity()
+	}
+	return nil
+}
 
 func (s *source[T]) run(ctx context.Context) error { return s.src.Run(ctx, s.in) }
 

@@ -42,6 +42,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	} else {
 		p.handleControl()
 	}
+	if p.ctlErr != nil {
+		return false, Permanent(p.ctlErr)
+	}
 	b := p.pending
 	b.attempts++
 	outStart := p.cfg.clock.Now()

@@ -124,8 +124,9 @@ type Queue[T any] struct {
 	commit  map[int32]stream.Position
 	// CommitErr, if set, is returned by Commit (the commit is not recorded).
 	CommitErr error
-	parts     int  // SetPartitions
-	assigned  bool // the partitions were assigned
+	parts     int      // SetPartitions
+	inputs    []string // SetInputs
+	assigned  bool     // the partitions were assigned
 }
 
 // SetPartitions says the queue has partitions 0..n-1, as a Kafka topic does: they are
@@ -145,7 +146,27 @@ func (q *Queue[T]) PartitionCount() int {
 	return q.parts
 }
 
-var _ stream.Source[int] = (*Queue[int])(nil)
+// SetInputs names the inputs the queue stands for, such as the topics of the Kafka Source it
+// replaces in a test, as stream.InputIdentifier asks: a repartition's checkpoint records them
+// and refuses to resume from another input's.
+func (q *Queue[T]) SetInputs(names ...string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.inputs = slices.Clone(names)
+}
+
+// InputIdentity implements stream.InputIdentifier: the names given to SetInputs, none if
+// none.
+func (q *Queue[T]) InputIdentity() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.inputs)
+}
+
+var (
+	_ stream.Source[int]     = (*Queue[int])(nil)
+	_ stream.InputIdentifier = (*Queue[int])(nil)
+)
 
 // NewQueue attaches a new queue to the harness's pipeline as its source.
 func NewQueue[T any](h *Harness) (*Queue[T], *stream.Stream[T]) {
