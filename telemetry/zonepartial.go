@@ -110,7 +110,8 @@ func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts .
 	if !assigner.IsTumbling() {
 		return nil, invalidOption("ZoneDemandLocal: %v: two-phase zone demand needs a tumbling window (a replay must emit a window's partials in the same order)", assigner)
 	}
-	wopts := append([]window.Option{window.WithName("zone-demand-local")}, c.winOpts...)
+	// Each partition's partial of a zone is meant: they meet after the repartition.
+	wopts := append([]window.Option{window.WithName("zone-demand-local"), window.WithPerPartitionResults()}, c.winOpts...)
 	return window.Aggregate(s.Filter(countsForZones), ZoneOf(c.precision), identity,
 		assigner, window.Aggregator[Tracked, ZoneAcc, ZoneAcc](zoneLocalAgg{}), wopts...)
 }

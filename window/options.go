@@ -1,5 +1,5 @@
 // Options of Aggregate: ErrInvalidOption, Emission (OnClose, EveryBatch), WithGrace,
-// WithEmit, WithName and WithMaxKeys.
+// WithEmit, WithName, WithMaxKeys and WithPerPartitionResults.
 
 package window
 
@@ -42,7 +42,19 @@ type config struct {
 	emit  Emission
 	// maxKeys bounds the entries of open state (WithMaxKeys); 0: no bound.
 	maxKeys int
-	errs    []error
+	// perPartition: results of one key and window from several partitions are meant
+	// (WithPerPartitionResults).
+	perPartition bool
+	errs         []error
+}
+
+// WithPerPartitionResults says that a key's records are in several partitions on purpose
+// and each partition's result is wanted, as in the first phase of a two-phase aggregation
+// (stream.RepartitionByTime). Without it, Aggregate warns when one key has results of the same
+// window from two partitions of a stream that has not been repartitioned (see
+// Windowed.SplitKeys).
+func WithPerPartitionResults() Option {
+	return optionFunc(func(c *config) { c.perPartition = true })
 }
 
 // WithGrace sets the allowed lateness: a window stays open for d after the watermark passed its

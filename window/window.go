@@ -53,6 +53,7 @@ type Windowed[K comparable, R, T any] struct {
 	late    *stream.Stream[Late[T]]
 	lateN   *atomic.Int64
 	limitN  *atomic.Int64
+	splitN  *atomic.Int64
 }
 
 // Results returns the stream of window results, in order of window end and then of each
@@ -61,6 +62,14 @@ func (w *Windowed[K, R, T]) Results() *stream.Stream[Result[K, R]] { return w.re
 
 // Late returns the side stream of late records.
 func (w *Windowed[K, R, T]) Late() *stream.Stream[Late[T]] { return w.late }
+
+// SplitKeys returns how many times a key had a result of a window that overlaps one another
+// partition had emitted a result of (the same window, a session at the same time), in a stream that was not repartitioned: the key's records are
+// spread over partitions (the key is not the topic's message key), so each partition's
+// result covers part of them, and written by key and window they overwrite each other.
+// Repartition by the key first (stream.Repartition). The first one is logged at Warn.
+// WithPerPartitionResults turns the check off; repartitioned partitions are not checked.
+func (w *Windowed[K, R, T]) SplitKeys() int64 { return w.splitN.Load() }
 
 // LateCount returns the number of late records so far. Safe for concurrent use.
 func (w *Windowed[K, R, T]) LateCount() int64 { return w.lateN.Load() }
@@ -106,7 +115,7 @@ func Aggregate[T any, K comparable, V, A, R any](s *stream.Stream[T], key func(T
 	res := stream.Apply(s, cfg.name, stream.Operator[T, Result[K, R]](op))
 	late := stream.Apply(res, cfg.name+".late", stream.Operator[Result[K, R], Late[T]](&lateDrain[T, K, V, A, R]{op: op}))
 	op.log = s.Pipeline().Logger()
-	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN, limitN: &op.limitN}, nil
+	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN, limitN: &op.limitN, splitN: &op.splitN}, nil
 }
 
 // lateDrain emits the late records that the window operator set aside while processing the
@@ -166,6 +175,42 @@ type operator[T any, K comparable, V, A, R any] struct {
 	late      []stream.Elem[Late[T]]
 	latePart  int32
 	lateBatch int64
+	// split finds keys with results of one window from several partitions (SplitKeys).
+	split  splitCheck[K]
+	splitN atomic.Int64
+}
+
+// splitCheck remembers, for the keys of recent results, the partition and window of the last
+// one: two generations of at most splitKeep keys each, so that its memory stays
+// bounded whatever the keys.
+type splitCheck[K comparable] struct {
+	cur, prev map[K]splitSeen
+	warned    bool
+}
+
+type splitSeen struct {
+	part       int32
+	start, end int64
+}
+
+const splitKeep = 1 << 16
+
+// seen records a result of key k for the window [start, end) from partition part, and reports
+// the other partition that had a result of an overlapping window (the same one, a session of
+// the same time), if any.
+func (c *splitCheck[K]) seen(k K, part int32, start, end int64) (int32, bool) {
+	s, ok := c.cur[k]
+	if !ok {
+		s, ok = c.prev[k]
+	}
+	if len(c.cur) >= splitKeep {
+		c.prev, c.cur = c.cur, nil
+	}
+	if c.cur == nil {
+		c.cur = make(map[K]splitSeen)
+	}
+	c.cur[k] = splitSeen{part, start, end}
+	return s.part, ok && s.part != part && s.start < end && start < s.end
 }
 
 var (
@@ -186,6 +231,12 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		// that the engine starts at the watermark the partition starts at.
 		eng = op.newEngine(pc)
 		op.parts[pc.Partition] = eng
+	}
+	if !pc.Merged && !op.cfg.perPartition {
+		n := len(o)
+		o = eng.process(pc, in, o)
+		op.checkSplit(o[n:])
+		return o
 	}
 	if !pc.Merged || op.asg.kind != kindSession && pc.KeepsFired {
 		// Tumbling and sliding windows in a repartition's partition replay from their oldest
@@ -224,6 +275,27 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		}
 	}
 	return o
+}
+
+// checkSplit counts (and warns once of) results whose key had a result of the same window
+// from another partition (see Windowed.SplitKeys).
+func (op *operator[T, K, V, A, R]) checkSplit(rs out[K, R]) {
+	for i := range rs {
+		r := &rs[i].Value
+		other, split := op.split.seen(r.Key, r.Partition, r.Start.UnixNano(), r.End.UnixNano())
+		if !split {
+			continue
+		}
+		op.splitN.Add(1)
+		if !op.split.warned {
+			op.split.warned = true
+			op.log.Warn("window: a key has results of one window from several partitions: its records are spread over "+
+				"partitions (it is not the input's message key), so each result covers part of them and, written by key and "+
+				"window, they overwrite each other; repartition by the key first (stream.Repartition), or pass "+
+				"window.WithPerPartitionResults if per-partition results are meant",
+				"operator", op.cfg.name, "key", r.Key, "window_start", r.Start, "partition", r.Partition, "other_partition", other)
+		}
+	}
 }
 
 // firedHolds is a merged partition's record of firings (see Process).
