@@ -137,8 +137,11 @@
 // given up; a permanent error (stream.IsPermanent: the topic refuses the producer, say)
 // stops the Source, and Run returns it: the pipeline stops with an error rather than skip a
 // record it could not store. Dead-lettered offsets are then
-// committed like any other: a commit that reaches the record before them extends over them,
-// and if everything before them is already committed they are committed at once. They are
+// committed like any other, never before their dead letters were acknowledged: a commit that
+// reaches the record before them extends over them, and if everything before them is already
+// committed they are marked at once and committed in the background, as the pipeline's
+// commits are (one commit of the session at a time, taking every offset marked by then, so
+// that a run of dead letters costs a few commits, not one each). They are
 // counted (Source.DeadLettered) and logged at Warn: the first ten one by one, then at most
 // one line every ten seconds that also says how many were not logged since the last one.
 //
