@@ -1,11 +1,9 @@
 package kafka_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
-	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -50,19 +47,9 @@ func BenchmarkDeadLetters(b *testing.B) {
 	var letters int64
 	for b.Loop() {
 		group := testenv.UniqueName(b, "g-bench-dlq")
-		src, err := kafka.NewSource(consumerConfig(brokers, group, topic), codec, kafka.WithBounded())
-		require.NoError(b, err)
-		p, err := stream.New(100 * time.Millisecond)
-		require.NoError(b, err)
-		var got atomic.Int64
-		stream.To(stream.From(p, src), stream.SinkFunc[[]byte](func(_ context.Context, batch [][]byte) error {
-			got.Add(int64(len(batch)))
-			return nil
-		}))
-		start := time.Now()
-		require.NoError(b, p.Run(context.Background()))
-		total += time.Since(start)
-		require.Zero(b, got.Load())
+		src, got, took := runBoundedBench(b, consumerConfig(brokers, group, topic), codec)
+		total += took
+		require.Zero(b, got)
 		require.Equal(b, int64(n), src.DeadLettered())
 		letters += src.DeadLettered()
 		requireCommittedAtEnd(b, brokers, group, topic, parts)

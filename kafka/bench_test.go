@@ -91,19 +91,9 @@ func BenchmarkSource(b *testing.B) {
 	var recs, bytes int64
 	b.ReportAllocs()
 	for b.Loop() {
-		src, err := kafka.NewSource(consumerConfig(brokers, testenv.UniqueName(b, "g-bench"), topic), codec, kafka.WithBounded())
-		require.NoError(b, err)
-		p, err := stream.New(100 * time.Millisecond)
-		require.NoError(b, err)
-		var n atomic.Int64
-		stream.To(stream.From(p, src), stream.SinkFunc[[]byte](func(_ context.Context, batch [][]byte) error {
-			n.Add(int64(len(batch)))
-			return nil
-		}))
-		start := time.Now()
-		require.NoError(b, p.Run(context.Background()))
-		total += time.Since(start)
-		require.Equal(b, int64(benchRecords), n.Load())
+		src, n, took := runBoundedBench(b, consumerConfig(brokers, testenv.UniqueName(b, "g-bench"), topic), codec)
+		total += took
+		require.Equal(b, int64(benchRecords), n)
 		st := src.Stats()
 		recs += st.Records
 		bytes += st.Bytes
@@ -112,4 +102,22 @@ func BenchmarkSource(b *testing.B) {
 	b.ReportMetric(float64(recs)/sec, "records/s")
 	b.ReportMetric(float64(bytes)/sec/1e6, "MB/s")
 	b.ReportMetric(float64(vmHWM())/(1<<20), "VmHWM-MiB")
+}
+
+// runBoundedBench runs a bounded pipeline of one Source of cfg with a sink that only counts,
+// and returns the Source, the values the sink got and the time from Run to its end.
+func runBoundedBench(b *testing.B, cfg kafka.Config, codec kafka.Codec[[]byte], opts ...kafka.SourceOption) (*kafka.Source[[]byte], int64, time.Duration) {
+	b.Helper()
+	src, err := kafka.NewSource(cfg, codec, append([]kafka.SourceOption{kafka.WithBounded()}, opts...)...)
+	require.NoError(b, err)
+	p, err := stream.New(100 * time.Millisecond)
+	require.NoError(b, err)
+	var n atomic.Int64
+	stream.To(stream.From(p, src), stream.SinkFunc[[]byte](func(_ context.Context, batch [][]byte) error {
+		n.Add(int64(len(batch)))
+		return nil
+	}))
+	start := time.Now()
+	require.NoError(b, p.Run(context.Background()))
+	return src, n.Load(), time.Since(start)
 }
