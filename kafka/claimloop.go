@@ -6,7 +6,6 @@ package kafka
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -85,8 +84,7 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	v, ts, err := c.codec.Decode(&c.msg)
 	if err != nil {
 		reason := stream.ReasonDecode
-		var inv *InvalidError
-		if errors.As(err, &inv) {
+		if isInvalid(err) {
 			reason = stream.ReasonInvalid
 		}
 		c.pending = append(c.pending, DeadLetterOf(&c.msg, reason, err))

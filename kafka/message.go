@@ -5,6 +5,7 @@ package kafka
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -62,10 +63,25 @@ type PartitionCodec[T any] interface {
 }
 
 // InvalidError marks a Decode error as a validation failure: the record decoded but is not
-// acceptable. The Source dead-letters it with the reason stream.ReasonInvalid; any other
-// Decode error gets stream.ReasonDecode. JSON wraps the errors of Validate in it. Its text is
-// the wrapped error's.
+// acceptable. The Source dead-letters it with the reason stream.ReasonInvalid, as it does an
+// error whose chain has a method InvalidRecord() bool that returns true (the errors of
+// telemetry.Decode for ErrInvalid); any other Decode error gets stream.ReasonDecode. JSON
+// wraps the errors of Validate in it. Its text is the wrapped error's.
 type InvalidError struct{ Err error }
+
+// invalidRecord is an error that can say the record is well-formed but refused (see
+// InvalidError).
+type invalidRecord interface{ InvalidRecord() bool }
+
+// isInvalid reports whether a Decode error is a validation failure (see InvalidError).
+func isInvalid(err error) bool {
+	var inv *InvalidError
+	if errors.As(err, &inv) {
+		return true
+	}
+	var ir invalidRecord
+	return errors.As(err, &ir) && ir.InvalidRecord()
+}
 
 func (e *InvalidError) Error() string { return e.Err.Error() }
 

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -251,4 +253,23 @@ func TestGroupCommitsReportsCoordinatorErrors(t *testing.T) {
 			})
 		}
 	}
+}
+
+type refusedRecord struct{ refused bool }
+
+func (r refusedRecord) Error() string       { return "refused" }
+func (r refusedRecord) InvalidRecord() bool { return r.refused }
+
+// TestIsInvalid: a Decode error is a validation failure (dead-lettered "invalid", not
+// "decode") when it wraps an InvalidError or an error whose InvalidRecord says so, such as
+// telemetry.Decode's for telemetry.ErrInvalid: a codec that returned that error as it is had
+// its invalid records dead-lettered as undecodable (a reviewer's finding; the README's codec
+// does so).
+func TestIsInvalid(t *testing.T) {
+	require.True(t, isInvalid(&InvalidError{Err: errors.New("x")}))
+	require.True(t, isInvalid(fmt.Errorf("decoding: %w", &InvalidError{Err: errors.New("x")})))
+	require.True(t, isInvalid(refusedRecord{true}))
+	require.True(t, isInvalid(fmt.Errorf("decoding: %w", refusedRecord{true})))
+	require.False(t, isInvalid(refusedRecord{false}))
+	require.False(t, isInvalid(errors.New("malformed")))
 }

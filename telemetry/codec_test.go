@@ -411,6 +411,22 @@ func TestDecodeErrorUnwrap(t *testing.T) {
 	require.False(t, errors.Is(err, telemetry.ErrMalformed))
 }
 
+// TestDecodeErrorInvalidRecord: Decode's errors say whether the record is well-formed but
+// refused (InvalidRecord, which a kafka.Source reads as the dead-letter reason "invalid"), for
+// a value out of range, and not for malformed input.
+func TestDecodeErrorInvalidRecord(t *testing.T) {
+	type invalidRecord interface{ InvalidRecord() bool }
+	for in, want := range map[string]bool{
+		`{"cab_id":"C1","ts":"2026-01-01T00:00:00Z","lat":91,"lon":0}`: true,
+		`{"cab_id":"C1","ts":"2026-01-01T00:00:00Z","lat":`:            false,
+	} {
+		_, err := telemetry.Decode([]byte(in))
+		var ir invalidRecord
+		require.True(t, errors.As(err, &ir), in)
+		require.Equal(t, want, ir.InvalidRecord(), in)
+	}
+}
+
 var (
 	_ json.Marshaler           = telemetry.Event{}
 	_ json.Unmarshaler         = (*telemetry.Event)(nil)

@@ -104,6 +104,12 @@ func (e *DecodeError) Error() string {
 // Unwrap returns [ErrMalformed] or [ErrInvalid].
 func (e *DecodeError) Unwrap() error { return e.Err }
 
+// InvalidRecord reports whether the error is [ErrInvalid]'s: the record is well-formed but
+// its content is refused. A kafka.Source dead-letters such a record with the reason
+// "invalid" rather than "decode" (kafka.InvalidError), so a codec may return Decode's error
+// as it is.
+func (e *DecodeError) InvalidRecord() bool { return errors.Is(e.Err, ErrInvalid) }
+
 // Status is the service state a cab reports.
 type Status uint8
 
