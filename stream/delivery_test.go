@@ -109,6 +109,33 @@ func TestRunReturnsCtxErrItself(t *testing.T) {
 	})
 }
 
+// TestNoBatchStartsAfterStop: once ctx ended, the batch in flight is finished and no other
+// starts, even when a full buffer (a backlog) is waiting as the stop comes. The run loop
+// used to pick at random between the stop and the backlog.
+func TestNoBatchStartsAfterStop(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			p, err := stream.New(time.Second, stream.WithBuffer(2, 0))
+			require.NoError(t, err)
+			src := &sliceSource{recs: make([]int, 100), wait: true}
+			ctx, cancel := context.WithCancel(t.Context())
+			batches := 0
+			stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(_ context.Context, _ stream.BatchInfo, b []int) error {
+				if len(b) > 0 {
+					batches++
+				}
+				cancel()
+				synctest.Wait() // the source fills the buffer again
+				return nil
+			})
+			err = p.Run(ctx)
+			require.True(t, err == context.Canceled, "got %v", err) //nolint:errorlint // the point is identity
+			require.Equal(t, 1, batches)
+			require.Equal(t, []stream.Position{{Partition: 0, Offset: 2}}, *src.commits.Load())
+		})
+	}
+}
+
 // TestSourceErrorStopsRun: a source that fails (a deleted topic, a dead-letter output that
 // cannot be written) stops the pipeline with its error.
 func TestSourceErrorStopsRun(t *testing.T) {

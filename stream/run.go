@@ -138,12 +138,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 					break waiting
 				}
 			}
-		} else {
-			select { // back to back: still honour a stop between batches
-			case <-ctx.Done():
-				return ended()
-			default:
-			}
+		}
+		// Honour a stop between batches, back to back or when the tick (or a backlog) came
+		// with it: after the batch in flight, none starts once ctx ended.
+		select {
+		case <-ctx.Done():
+			return ended()
+		default:
 		}
 		scheduled := next
 		outCtx, release := p.outputContext(ctx)
