@@ -91,23 +91,115 @@ func TestRunReturnsCtxErrItself(t *testing.T) {
 		err = p.Run(ctx)
 		require.True(t, err == context.Canceled, "got %v", err) //nolint:errorlint // the point is identity
 	})
-	synctest.Test(t, func(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) { // a deadline is a stop too
 		p, err := stream.New(time.Second)
 		require.NoError(t, err)
-		src := &sliceSource{recs: []int{1}, wait: true}
-		s := stream.From(p, stream.Source[int](src))
-		ctx, cancel := context.WithCancel(t.Context())
-		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error {
-			cancel()
-			return errDown // an outage: retried until the stop
-		})
+		s := stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true}))
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error { return nil })
 		err = p.Run(ctx)
-		require.ErrorIs(t, err, context.Canceled)
-		require.ErrorIs(t, err, errDown)
-		require.False(t, err == context.Canceled, "a stop with a batch unwritten is not a clean stop") //nolint:errorlint
-		require.Nil(t, src.commits.Load())
+		require.True(t, err == context.DeadlineExceeded, "got %v", err) //nolint:errorlint // the point is identity
+	})
+	synctest.Test(t, func(t *testing.T) { // stopped while a repartition's exchange opens
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		s := stream.KeyBy(stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true})), func(v int) int { return v })
+		ex := slowOpen[stream.Pair[int, int]]{streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[int, int]](1))}
+		stream.ForEachBatch(stream.Repartition(s, "r", ex), func(context.Context, stream.BatchInfo, []stream.Pair[int, int]) error { return nil })
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			time.Sleep(time.Second)
+			cancel()
+		}()
+		err = p.Run(ctx)
+		require.True(t, err == context.Canceled, "got %v", err) //nolint:errorlint // the point is identity
 	})
 }
+
+// slowOpen is an exchange whose Open waits for ctx (a topic that takes long to create).
+type slowOpen[T any] struct{ *streamtest.Exchange[T] }
+
+func (slowOpen[T]) Open(ctx context.Context) (int, error) {
+	<-ctx.Done()
+	return 0, fmt.Errorf("create topic: %w", ctx.Err())
+}
+
+// TestUncleanStopIsNotCanceled: a stop that was not clean (a batch unwritten, an output that
+// failed with its context's error, a source that fails as it stops; an output cut off by the
+// shutdown grace is TestShutdownGraceCancelsStuckOutput) is a failure, also for the idiom
+// errors.Is(err, context.Canceled) (or DeadlineExceeded) that programs use to exit 0 on a
+// stop; errors.Is and errors.As still find the failure's own errors.
+func TestUncleanStopIsNotCanceled(t *testing.T) {
+	// run runs a pipeline of one record until ctx ends; write is its output.
+	run := func(t *testing.T, ctx context.Context, src stream.Source[int], write func(context.Context, stream.BatchInfo, []int) error) error {
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		stream.ForEachBatch(stream.From(p, src), write)
+		return p.Run(ctx)
+	}
+	t.Run("batch unwritten", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			src := &sliceSource{recs: []int{1}, wait: true}
+			ctx, cancel := context.WithCancel(t.Context())
+			err := run(t, ctx, src, func(context.Context, stream.BatchInfo, []int) error {
+				cancel()
+				return errDown // an outage: retried until the stop
+			})
+			require.NotErrorIs(t, err, context.Canceled)
+			require.ErrorIs(t, err, errDown)
+			var oe *stream.OutputError
+			require.ErrorAs(t, err, &oe)
+			require.EqualError(t, err, "context canceled (batch 1 was not written: stream: batch 1: 1 output(s) failed: sink down)")
+			require.Nil(t, src.commits.Load())
+		})
+	})
+	t.Run("batch unwritten at a deadline", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			defer cancel()
+			err := run(t, ctx, &sliceSource{recs: []int{1}, wait: true}, func(context.Context, stream.BatchInfo, []int) error { return errDown })
+			require.NotErrorIs(t, err, context.DeadlineExceeded)
+			require.ErrorIs(t, err, errDown)
+			require.ErrorContains(t, err, "context deadline exceeded (batch 1 was not written: ")
+		})
+	})
+	t.Run("permanent error of a timeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			err := run(t, t.Context(), &sliceSource{recs: []int{1}, wait: true}, func(context.Context, stream.BatchInfo, []int) error {
+				return stream.Permanent(fmt.Errorf("bulk: %w", context.DeadlineExceeded))
+			})
+			require.True(t, stream.IsPermanent(err))
+			require.NotErrorIs(t, err, context.DeadlineExceeded)
+			require.ErrorContains(t, err, "bulk: context deadline exceeded")
+		})
+	})
+	t.Run("source fails as it stops", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			boom := errors.New("leave group")
+			ctx, cancel := context.WithCancel(t.Context())
+			err := run(t, ctx, stopFailing{boom}, func(context.Context, stream.BatchInfo, []int) error {
+				cancel()
+				return nil
+			})
+			require.NotErrorIs(t, err, context.Canceled)
+			require.ErrorIs(t, err, boom)
+			require.EqualError(t, err, "context canceled, and stopping failed: stream: source: leave group")
+		})
+	})
+}
+
+// stopFailing pushes one record and fails when it is stopped.
+type stopFailing struct{ err error }
+
+func (s stopFailing) Run(ctx context.Context, in *stream.Input[int]) error {
+	if err := in.Push(ctx, stream.Record[int]{Value: 1, Size: 8}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return s.err
+}
+func (stopFailing) Commit(context.Context, []stream.Position) error { return nil }
 
 // TestNoBatchStartsAfterStop: once ctx ended, the batch in flight is finished and no other
 // starts, even when a full buffer (a backlog) is waiting as the stop comes. The run loop
@@ -373,7 +465,11 @@ func TestShutdownGraceCancelsStuckOutput(t *testing.T) {
 			return wctx.Err()
 		})
 		start := time.Now()
-		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		err = p.Run(ctx)
+		// The output failed with its context's error, and the batch was not written: not a
+		// clean stop (TestUncleanStopIsNotCanceled).
+		require.NotErrorIs(t, err, context.Canceled)
+		require.EqualError(t, err, "context canceled (batch 1 was not written: stream: batch 1: 1 output(s) failed: context canceled)")
 		require.Equal(t, 5*time.Second, time.Since(start)-time.Second, "the output got the grace after the first batch")
 		require.Nil(t, src.commits.Load(), "the cancelled batch was not acknowledged")
 	})

@@ -310,7 +310,13 @@
 //
 // Run returns ctx.Err() itself (err == context.Canceled) only when the context ended and
 // the stop went cleanly: the batch in flight was written and committed. Any failure is
-// returned as such, never joined with a cancellation that would make it look like a stop.
+// returned as such, never joined with a cancellation that would make it look like a stop:
+// no error of Run but ctx.Err() itself matches context.Canceled or
+// context.DeadlineExceeded with errors.Is, not a stop with a batch unwritten ("context
+// canceled (batch 2 was not written: ...)"), nor an output that failed with its context's
+// error (cut off by the shutdown grace, a timeout), so that the idiom
+// errors.Is(err, context.Canceled) does not take them for a stop. errors.Is and errors.As
+// find the failure's other errors (OutputError, PermanentError, a sink's).
 //
 // # Backpressure
 //

@@ -4,6 +4,7 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -63,6 +64,40 @@ func (e *OutputError) Error() string {
 
 // Unwrap returns the output errors, so errors.Is and errors.As see each of them.
 func (e *OutputError) Unwrap() []error { return e.Errs }
+
+// stopFailed is Run's error when ctx ended and stopping failed (a source's error, an output's
+// Close): the cancellation is named, not wrapped.
+func stopFailed(ctx context.Context, err error) error {
+	return fmt.Errorf("%v, and stopping failed: %w", ctx.Err(), err)
+}
+
+// notStop returns err so that errors.Is does not match it with context.Canceled or
+// context.DeadlineExceeded, whatever it wraps: Run's failures would otherwise pass the idiom
+// errors.Is(err, context.Canceled) for a requested stop when an output or a source failed
+// with its context's error (an output cut off by the shutdown grace, a timeout). errors.As
+// and errors.Is for any other target see what err wraps.
+func notStop(err error) error {
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &notStopError{err}
+}
+
+type notStopError struct{ err error }
+
+func (e *notStopError) Error() string { return e.err.Error() }
+
+// Is matches what the error wraps but the context's errors. It has no Unwrap, through which
+// errors.Is would find them.
+func (e *notStopError) Is(target error) bool {
+	if target == context.Canceled || target == context.DeadlineExceeded { //nolint:errorlint // sentinels
+		return false
+	}
+	return errors.Is(e.err, target)
+}
+
+// As finds what the error wraps.
+func (e *notStopError) As(target any) bool { return errors.As(e.err, target) }
 
 func graphError(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrGraph}, args...)...)

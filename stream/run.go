@@ -33,8 +33,19 @@ type pendingBatch struct {
 // batch is taken, processed and written; that batch's own commit waits for it, so commits
 // stay in batch order, and Run returns only once the last one ended. Run returns nil when
 // the input ended and every window closed, ctx.Err() when ctx ended (after the batch in
-// flight was written and committed), or the first unrecoverable error.
+// flight was written and committed), or the first unrecoverable error. No error but
+// ctx.Err() itself matches context.Canceled or context.DeadlineExceeded with errors.Is, not
+// even a stop with a batch unwritten or an output cut off by the shutdown grace: those are
+// failures, and their messages say so.
 func (p *Pipeline) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if err == nil || err == ctx.Err() { //nolint:errorlint // a clean stop is ctx.Err() itself
+		return err
+	}
+	return notStop(err)
+}
+
+func (p *Pipeline) run(ctx context.Context) error {
 	if err := p.Err(); err != nil {
 		return err
 	}
@@ -52,6 +63,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.running.Store(false)
 	}()
 	if err := p.openShuffles(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return ctx.Err() // stopped while opening: nothing ran
+		}
 		return err
 	}
 	p.stopCtx = ctx
@@ -101,7 +115,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// callers can tell a requested stop (err == context.Canceled) from a failure.
 	ended := func() error {
 		if err := stop(); err != nil {
-			return errors.Join(ctx.Err(), err)
+			return stopFailed(ctx, err)
 		}
 		return ctx.Err()
 	}
@@ -166,11 +180,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				release()
 				if err := stop(); err != nil {
-					return errors.Join(ctx.Err(), err)
+					return stopFailed(ctx, err)
 				}
 				// Stopped while the batch's outputs were failing: the batch is not
 				// acknowledged and replays on the next run; say why it did not finish.
-				return fmt.Errorf("%w (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, err)
+				return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, err)
 			case <-clk.After(d):
 			}
 			done, err = p.step(outCtx, scheduled)
