@@ -3,12 +3,13 @@
 //
 // # Model
 //
-// A Pipeline (Spark's StreamingContext) has one Source and a batch interval. Every interval
-// the run loop takes what the source buffered, runs the graph, calls the outputs, and when
-// they all succeeded acknowledges the batch. A Stream[T] is a DStream: a sequence of batches
-// of T. Operators that change the element type are generic functions (Map, FlatMap, KeyBy,
-// ReduceByKey, ...); those that keep it are methods (Filter, Union). Nothing runs before
-// Pipeline.Run, and no goroutine starts before it.
+// A Pipeline (Spark's StreamingContext) has one or more Sources (From once per source, see
+// Repartition) and a batch interval. Every interval the run loop takes what the sources
+// buffered, runs the graph, calls the outputs, and when they all succeeded acknowledges the
+// batch. A Stream[T] is a DStream: a sequence of batches of T. Operators that change the
+// element type are generic functions (Map, FlatMap, KeyBy, ReduceByKey, ...); those that keep
+// it are methods (Filter, Union). Nothing runs before Pipeline.Run, and no goroutine starts
+// before it.
 //
 // Operators work partition by partition: each batch is split by source partition, and state
 // that lives across batches (windows, UpdateStateByKey, MapWithState, event-time windows of

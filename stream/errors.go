@@ -15,8 +15,10 @@ var (
 	// interval, a nil function. New returns it at once; operators record it on the pipeline,
 	// and Err, Run and Step return it.
 	ErrInvalidOption = errors.New("stream: invalid option")
-	// ErrGraph is wrapped by the construction errors of a graph that cannot run: a second
-	// source, streams of different pipelines or of different slides joined or united.
+	// ErrGraph is wrapped by the construction errors of a graph that cannot run: streams of
+	// different pipelines or of different slides joined or united, a repartition of windowed
+	// streams or of an exchange that serves another, more than 32 sources (From and
+	// repartitions together). A pipeline may have several sources.
 	// Operators record it on the pipeline, and Err, Run and Step return it.
 	ErrGraph = errors.New("stream: invalid graph")
 	// ErrInputEnded is returned by Input.Push after the input was closed.

@@ -384,7 +384,8 @@ func (p *Pipeline) Logger() *slog.Logger { return p.cfg.logger }
 func (p *Pipeline) Clock() Clock { return p.cfg.clock }
 
 // Err returns the construction errors recorded so far (a window that is not a multiple of the
-// batch interval, a second source, ...), joined, or nil. Run and Step return them too.
+// batch interval, streams of different pipelines joined, ...), joined, or nil. Run and Step
+// return them too.
 func (p *Pipeline) Err() error { return errors.Join(p.errs...) }
 
 func (p *Pipeline) fail(err error) { p.errs = append(p.errs, err) }

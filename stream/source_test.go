@@ -283,3 +283,17 @@ func (o *perPart) Process(pc *stream.PartitionContext, in []stream.Elem[benchEve
 func (*perPart) Retained(int32) (int64, bool) { return 0, false }
 func (*perPart) Drop(int32)                   {}
 func (*perPart) StateSize() int               { return 0 }
+
+// TestSourceCount: a pipeline may have several sources, up to 32 (From and repartitions
+// together); one more is a construction error.
+func TestSourceCount(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	for range 32 {
+		_, s := streamtest.NewQueue[int](h)
+		streamtest.Collect(s)
+	}
+	require.NoError(t, h.P.Err())
+	streamtest.NewQueue[int](h)
+	require.ErrorIs(t, h.P.Err(), stream.ErrGraph)
+	require.ErrorContains(t, h.P.Err(), "at most 32 sources")
+}
