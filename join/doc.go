@@ -15,8 +15,12 @@
 //	if err != nil {
 //		return err // wraps join.ErrInvalidOption
 //	}
-//	stream.To(paid.Joined(), sink)      // a row per order and payment, and per unpaid order
-//	stream.To(paid.Late(), deadLetters) // records that came too late to be joined
+//	stream.To(paid.Joined(), sink) // a row per order and payment, and per unpaid order
+//	late := stream.Map(paid.Late(), func(l join.Late[string, Order, Payment]) stream.DeadLetter {
+//		v, _ := json.Marshal(l.Side) // or the record of its side, as its topic holds it
+//		return l.DeadLetter(nil, []byte(l.Key), v)
+//	})
+//	stream.To(late, deadLetters) // records that came too late to be joined (ExampleLate_DeadLetter)
 //
 // # Co-partitioning
 //

@@ -305,9 +305,10 @@
 // DeadLetterSink, a Sink[DeadLetter]. Sources send the records they cannot decode or accept,
 // including event times that Input.CheckEventTime refuses (ReasonEventTime); event-time
 // operators put late records and records past a key limit on a side stream that a job
-// routes to one (ReasonLate, ReasonKeyLimit); sinks send what their store refuses for good
-// (ReasonRejected, ReasonEncode). A dead-letter output that fails is retried like any output,
-// and one that fails permanently stops the pipeline.
+// routes to one (ReasonLate, ReasonKeyLimit; window.Late.DeadLetter and
+// join.Late.DeadLetter make the dead letters); sinks send what their store refuses for good
+// (ReasonRejected, ReasonEncode). A dead-letter output that fails is retried like any
+// output, and one that fails permanently stops the pipeline.
 //
 // Run returns ctx.Err() itself (err == context.Canceled) only when the context ended and
 // the stop went cleanly: the batch in flight was written and committed. Any failure is

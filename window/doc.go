@@ -11,8 +11,12 @@
 //	if err != nil {
 //		return err // wraps window.ErrInvalidOption
 //	}
-//	stream.To(stats.Results(), sink)     // one Result per cab and minute
-//	stream.To(stats.Late(), deadLetters) // records that came too late
+//	stream.To(stats.Results(), sink) // one Result per cab and minute
+//	late := stream.Map(stats.Late(), func(l window.Late[Event]) stream.DeadLetter {
+//		v, _ := json.Marshal(l.Value)
+//		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v) // src: the kafka.Source
+//	})
+//	stream.To(late, deadLetters) // records that came too late (ExampleLate_DeadLetter)
 //
 // # Assigners
 //
