@@ -5,7 +5,9 @@
 //
 // `make services-up` (or `./testenv/services.sh up`) resolves the servers' jars from Maven
 // Central once, starts a single-node Kafka (KRaft, with a plain and a SASL/SCRAM-SHA-512
-// listener, ACLs enforced but open where none is set) and a single OpenSearch node, waits until both answer, and writes testenv/env.sh.
+// listener, ACLs enforced but open where none is set) and a single OpenSearch node, waits
+// until both answer, and writes testenv/env.sh ($FLEETSTREAM_TESTENV_RUN/env.sh when that is
+// set: sessions that share a checkout with their own run directory and ports keep their own).
 // Source it (`. testenv/env.sh`) before `go test`; `make services-down` stops both. `make test`
 // does all of that around the whole suite.
 //

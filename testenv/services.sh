@@ -3,6 +3,7 @@
 # integration tests and demo, run from Maven Central jars with the machine's Java (17+).
 #
 #   services.sh up                   build/cache jars if needed, start both, wait, write env.sh
+#                                    (testenv/env.sh; $FLEETSTREAM_TESTENV_RUN/env.sh when set)
 #   services.sh down                 stop both and delete their data (logs are kept)
 #   services.sh status               show what runs where (exit 3 when not all are up)
 #   services.sh stop  kafka|opensearch   stop one service, keeping its data
@@ -19,7 +20,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${FLEETSTREAM_TESTENV_CACHE:-$HERE/.cache}"
 RUN="${FLEETSTREAM_TESTENV_RUN:-$HERE/.run}"
-ENV_FILE="$HERE/env.sh"
+# env.sh goes with the run directory it describes: a session with its own
+# FLEETSTREAM_TESTENV_RUN (and ports) must not overwrite, nor `down` delete, the checkout's.
+if [ -n "${FLEETSTREAM_TESTENV_RUN:-}" ]; then ENV_FILE="$RUN/env.sh"; else ENV_FILE="$HERE/env.sh"; fi
 
 KAFKA_PORT="${FLEETSTREAM_KAFKA_PORT:-19092}"
 KAFKA_SCRAM_PORT="${FLEETSTREAM_KAFKA_SCRAM_PORT:-19093}"
@@ -389,7 +392,7 @@ EOF
 
 write_env() {
 	{
-		echo "# written by testenv/services.sh up; source it: . testenv/env.sh"
+		echo "# written by testenv/services.sh up; source it: . $ENV_FILE"
 		env_lines
 	} >"$ENV_FILE.tmp"
 	mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -465,7 +468,7 @@ check_svc() {
 }
 
 usage() {
-	sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 

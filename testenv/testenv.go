@@ -20,7 +20,8 @@ import (
 	"time"
 )
 
-// Environment variables written to testenv/env.sh by `testenv/services.sh up`.
+// Environment variables written to env.sh by `testenv/services.sh up` (testenv/env.sh, or
+// $FLEETSTREAM_TESTENV_RUN/env.sh when that is set).
 const (
 	EnvRequire        = "FLEETSTREAM_REQUIRE_SERVICES"
 	EnvKafkaBrokers   = "FLEETSTREAM_KAFKA_BROKERS"

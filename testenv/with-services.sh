@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # with-services.sh CMD... : start Kafka and OpenSearch (services.sh up), export their addresses
-# (env.sh), run CMD, and stop the services afterwards whatever happens. Exits with CMD's status.
+# (the lines of env.sh that up prints), run CMD, and stop the services afterwards whatever
+# happens. Exits with CMD's status.
 # `make test` runs the suite this way.
 #
 # FLEETSTREAM_TESTENV_KEEP=1 leaves the services running at the end (and their data).
@@ -24,14 +25,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 start=$(date +%s%3N)
-if ! "$HERE/services.sh" up >/dev/null; then
+# up prints the export lines of env.sh (wherever FLEETSTREAM_TESTENV_RUN puts it).
+if ! exports="$("$HERE/services.sh" up)"; then
 	echo "with-services: the services did not start (see above)" >&2
 	exit 1
 fi
 ms=$(($(date +%s%3N) - start))
 printf 'with-services: Kafka and OpenSearch ready in %d.%01ds\n' $((ms / 1000)) $(((ms % 1000) / 100)) >&2
-# shellcheck source=/dev/null
-. "$HERE/env.sh"
+eval "$exports"
 
 "$@"
 status=$?
