@@ -388,6 +388,15 @@ export FLEETSTREAM_KAFKA_SCRAM_PASSWORD=$SCRAM_PASSWORD
 export FLEETSTREAM_KAFKA_SCRAM_MECHANISM=$SCRAM_MECHANISM
 export FLEETSTREAM_OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT
 EOF
+	# A run of its own also exports where it runs, so that what runs services.sh again with
+	# these variables (testenv.StopService and StartService in fault tests) finds its services.
+	if [ -n "${FLEETSTREAM_TESTENV_RUN:-}" ]; then
+		local v
+		for v in FLEETSTREAM_TESTENV_RUN FLEETSTREAM_TESTENV_CACHE FLEETSTREAM_KAFKA_PORT FLEETSTREAM_KAFKA_SCRAM_PORT \
+			FLEETSTREAM_KAFKA_CONTROLLER_PORT FLEETSTREAM_OPENSEARCH_PORT FLEETSTREAM_OPENSEARCH_TRANSPORT_PORT; do
+			if [ -n "${!v:-}" ]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
+		done
+	fi
 }
 
 write_env() {
