@@ -49,6 +49,13 @@ func main() {
 	})
 	check(err)
 	stream.To(w.Results(), sink)
+	// Records too late for their minute go to cab-telemetry.dlq too: nothing is dropped silently.
+	dlq, err := kafka.NewDeadLetterSink(kcfg, "")
+	check(err)
+	stream.To(stream.Map(w.Late(), func(l window.Late[telemetry.Event]) stream.DeadLetter {
+		v, _ := telemetry.Append(nil, l.Value) // an event that decoded encodes
+		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v)
+	}), dlq)
 	if err := p.Run(ctx); err != ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
 		log.Fatalf("speeding: %v", err) // a failure exits non-zero
 	}
