@@ -66,6 +66,9 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	h.registered = make(map[int32]bool)
 	h.mu.Unlock()
 	h.register(sess.Claims(), commits)
+	// One line a session at Info, so that a healthy run says what it reads (partitions a
+	// cooperative rebalance adds later are logged at Debug, in own).
+	h.s.log.Info("kafka: joined the group", "member", sess.MemberID(), "generation", sess.GenerationID(), "partitions", sess.Claims())
 	return nil
 }
 

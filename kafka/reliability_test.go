@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -533,4 +534,26 @@ func TestDeadLetterSinkTopicLimit(t *testing.T) {
 	err = per.Write(t.Context(), batch[1:])
 	require.True(t, stream.IsPermanent(err), "%v", err)
 	require.Contains(t, err.Error(), "no source topic")
+}
+
+// TestSourceLogsItsPartitions: a healthy run says at Info what it reads, once a session (the
+// reviewer's pipeline logged nothing at Info until it stopped).
+func TestSourceLogsItsPartitions(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := newTopic(t, brokers, "logs", 3)
+	produceUnkeyed(t, brokers, topic, 3, 0, 30)
+	var buf bytes.Buffer
+	h := slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}) // writes under its own lock
+	src, err := kafka.NewSource(consumerConfig(brokers, testenv.UniqueName(t, "logs"), topic), kafka.JSON[event](),
+		kafka.WithBounded(), kafka.WithLogger(slog.New(h)))
+	require.NoError(t, err)
+	p, err := stream.New(50 * time.Millisecond)
+	require.NoError(t, err)
+	stream.To(stream.From(p, src), stream.SinkFunc[event](func(context.Context, []event) error { return nil }))
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	require.NoError(t, p.Run(ctx))
+	require.Contains(t, buf.String(), `level=INFO msg="kafka: joined the group"`)
+	require.Contains(t, buf.String(), fmt.Sprintf(`partitions="map[%s:[0 1 2]]"`, topic))
 }
