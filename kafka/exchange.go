@@ -141,6 +141,8 @@ var (
 	_ stream.Closer                           = (*Exchange[int])(nil)
 	_ stream.PartitionCounter                 = (*Source[int])(nil)
 	_ interface{ Stats() stream.SourceStats } = (*Exchange[int])(nil)
+	_ stream.Originator                       = (*Exchange[int])(nil)
+	_ stream.Originator                       = (*Source[int])(nil)
 )
 
 // NewExchange returns the exchange of repartition name of pipeline, whose values codec
@@ -423,6 +425,12 @@ func (e *Exchange[T]) checkOwner(client sarama.Client, parts int32) error {
 // partition ended), Run goes on until the pipeline stops it.
 func (e *Exchange[T]) Run(ctx context.Context, in *stream.Input[stream.Shuffled[T]]) error {
 	return e.src.Run(ctx, in)
+}
+
+// Origin maps a partition id of the exchange's downstream side to the repartition topic and
+// its partition (stream.Originator).
+func (e *Exchange[T]) Origin(part int32) (topic string, partition int32, ok bool) {
+	return e.src.Origin(part)
 }
 
 // Commit implements stream.Source: the positions and their checkpoints (which hold the

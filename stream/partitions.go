@@ -6,8 +6,10 @@ package stream
 import (
 	"cmp"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,6 +20,29 @@ func (p *Pipeline) handleControl() {
 		assigned, revoked := sn.control()
 		p.applyControl(assigned, revoked)
 	}
+}
+
+// Originator is implemented by sources that can name where a partition's records come from,
+// such as a Kafka Source's topic and partition: the pipeline's logs then say
+// "input=topic/partition" beside its partition id.
+type Originator interface {
+	Origin(part int32) (topic string, partition int32, ok bool)
+}
+
+// inputOf returns the log attribute "input" naming where a pipeline partition's records come
+// from ("topic/partition"), or an empty attribute (which slog leaves out) if its source cannot
+// say (Originator).
+func (p *Pipeline) inputOf(part int32) slog.Attr {
+	si, local := p.sourceOf(part)
+	if si < 0 || si >= len(p.srcs) {
+		return slog.Attr{}
+	}
+	if o, ok := p.srcs[si].origin(); ok {
+		if topic, n, ok := o.Origin(local); ok {
+			return slog.String("input", topic+"/"+strconv.Itoa(int(n)))
+		}
+	}
+	return slog.Attr{}
 }
 
 // partitionStats returns every live partition's position and watermark.
@@ -95,7 +120,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			if p.pending != nil {
 				delete(p.pending.next, part)
 			}
-			p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part)
+			p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part, p.inputOf(part))
 		}
 		close(r.done)
 	}
@@ -114,7 +139,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			case errors.Is(err, ErrInputChanged):
 				p.ctlErr = cmp.Or(p.ctlErr, err)
 			case err != nil:
-				p.cfg.logger.Warn("stream: ignoring the committed repartition marks: records replayed from upstream may be counted twice", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+				p.cfg.logger.Warn("stream: ignoring the committed repartition marks: records replayed from upstream may be counted twice", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
 			default:
 				ps.partFired = fired
 			}
@@ -127,7 +152,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 		}
 		skip, fired, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
 		if err != nil {
-			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
 			continue
 		}
 		ps.skip, ps.fired, ps.meta = skip, fired, pos.Meta
@@ -135,7 +160,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 		if pos.Offset > ps.committed {
 			ps.committed = pos.Offset
 		}
-		p.cfg.logger.Info("stream: partition resumed from checkpoint", "partition", pos.Partition, "offset", pos.Offset, "operators", len(skip))
+		p.cfg.logger.Info("stream: partition resumed from checkpoint", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "operators", len(skip))
 	}
 }
 

@@ -87,6 +87,8 @@ type sourceNode interface {
 	internal() bool
 	// identity names the source's inputs, if the source can (InputIdentifier).
 	identity() []string
+	// origin returns the source as an Originator, if it is one.
+	origin() (Originator, bool)
 }
 
 // Partition ids of a pipeline with several sources: a source's own partition id (Kafka packs
@@ -190,6 +192,11 @@ func (s *source[T]) ended() bool { return s.done }
 func (s *source[T]) endWaiting() bool { return !s.done && s.in.isClosed() }
 
 func (s *source[T]) internal() bool { return s.inner }
+
+func (s *source[T]) origin() (Originator, bool) {
+	o, ok := s.src.(Originator)
+	return o, ok
+}
 
 func (s *source[T]) identity() []string {
 	if id, ok := s.src.(InputIdentifier); ok {
