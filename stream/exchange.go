@@ -10,7 +10,6 @@ package stream
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -74,23 +73,6 @@ type Exchange[T any] interface {
 type PartitionCounter interface {
 	PartitionCount() int
 }
-
-// InputIdentifier is implemented by sources that can name the inputs they read, such as a
-// Kafka Source's topics, in the order in which their partition ids number them (the k-th
-// input's partitions have the ids of the k-th). A repartition's committed state numbers each
-// upstream record by its upstream partition and offset, and those numbers mean something only
-// for the input that made them: a repartition checkpoint records a hash of each upstream
-// input's name, and a run whose upstream source names another input at the same place stops
-// with ErrInputChanged instead of dropping the new input's records as copies of the old one's
-// (see "Repartition"). An input added at the end is new; one left out at the end is no longer
-// read.
-type InputIdentifier interface {
-	InputIdentity() []string
-}
-
-// ErrInputChanged is wrapped by the error that stops a pipeline whose repartition's committed
-// state was made from another input than its upstream source reads now.
-var ErrInputChanged = errors.New("stream: a repartition's committed state belongs to another input")
 
 // shuffleNode is the pipeline's untyped view of a repartition.
 type shuffleNode interface {
@@ -333,28 +315,6 @@ type shuffle[T any] struct {
 }
 
 func (sh *shuffle[T]) exchange() any { return sh.ex }
-
-// inputRef is the k-th input of upstream source src (InputIdentifier).
-type inputRef struct{ src, k int }
-
-// identities returns the hashes of the names of the upstream sources' inputs, for the sources
-// that name them (InputIdentifier).
-func (sh *shuffle[T]) identities() map[inputRef]uint64 {
-	if sh.inputs == nil {
-		sh.inputs = make(map[inputRef]uint64)
-		if sh.in == nil {
-			return sh.inputs // a bare shuffle of a unit test
-		}
-		for _, si := range sh.ups {
-			for k, name := range sh.in.p.srcs[si].identity() {
-				h := fnv.New64a()
-				h.Write([]byte(name))
-				sh.inputs[inputRef{si, k}] = h.Sum64()
-			}
-		}
-	}
-	return sh.inputs
-}
 
 func (sh *shuffle[T]) open(ctx context.Context) error {
 	if sh.opened {

@@ -1,0 +1,257 @@
+// One request attempt (Client.do): the response read up to a cap, request bodies detached
+// once the attempt is over, and the errors a request ends with: TransportError,
+// ResponseError and HTTPError.
+
+package opensearch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// maxSmallBody caps the body of a response read whole that is not a bulk response (an
+// index template's acknowledgement), and how much of a response with an error status is read:
+// its start says why, and the status decides what happens.
+const maxSmallBody = 64 << 10
+
+// response is what do read of a response.
+type response struct {
+	status      int
+	contentType string
+	body        []byte
+}
+
+// do sends one request attempt, bounded by the client's request timeout, and appends the
+// response body to dst: at most limit bytes of a 2xx response (a body over it fails with a
+// *ResponseError wrapping ErrBodyTooLarge), and the first maxSmallBody bytes of any other. A
+// ctx that ended is reported as ctx.Err(), unwrapped.
+func (c *Client) do(ctx context.Context, method, path, query string, body []byte, dst []byte, limit int64) (r response, err error) {
+	r.body = dst
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u := path
+	if query != "" {
+		u += "?" + query
+	}
+	req, err := http.NewRequestWithContext(actx, method, u, nil)
+	if err != nil {
+		return r, fmt.Errorf("opensearch: %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		// The caller reuses body once do returns (the sink's chunk pool, its retries), but
+		// Go's transport may go on reading a request body after RoundTrip returned (an
+		// early response such as a 413, a cancel): the readers stop reading it first.
+		var bodies detachedBodies
+		defer bodies.detach()
+		req.Body, req.ContentLength = bodies.open(body), int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return bodies.open(body), nil }
+		if len(body) == 0 {
+			req.Body, req.GetBody = http.NoBody, nil
+		}
+		if strings.HasSuffix(path, "/_bulk") {
+			req.Header.Set("Content-Type", "application/x-ndjson")
+		} else {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	res, err := c.api.Client.Stream(req)
+	if err == nil {
+		// Closing a body not read to its end drops the connection: what is left of a body
+		// over its cap is never read.
+		defer res.Body.Close()
+		r.status, r.contentType = res.StatusCode, res.Header.Get("Content-Type")
+		ok := r.status >= 200 && r.status <= 299
+		if !ok {
+			limit = maxSmallBody
+		}
+		var over bool
+		if ok && res.ContentLength > limit {
+			r.body, _, err = appendCapped(dst, res.Body, responseStart)
+			over = true
+		} else {
+			r.body, over, err = appendCapped(dst, res.Body, limit)
+		}
+		if !ok {
+			// Quoted in errors and dead letters.
+			r.body = c.redact(r.body)
+		}
+		if err == nil && over && ok {
+			return r, c.unusable(method+" "+path, r, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit))
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return response{body: r.body}, ctx.Err()
+		}
+		return r, &TransportError{Op: method + " " + path, Err: err}
+	}
+	return r, nil
+}
+
+// appendCapped appends what r holds to dst, up to limit bytes, and reports whether r held
+// more.
+func appendCapped(dst []byte, r io.Reader, limit int64) (_ []byte, over bool, err error) {
+	start := len(dst)
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		// One byte past the limit tells a body of exactly limit bytes from a longer one.
+		room := min(int64(cap(dst)-len(dst)), limit+1-int64(len(dst)-start))
+		n, err := r.Read(dst[len(dst) : len(dst)+int(room)])
+		dst = dst[:len(dst)+n]
+		if int64(len(dst)-start) > limit {
+			return dst[:start+int(limit)], true, nil
+		}
+		if err == io.EOF {
+			return dst, false, nil
+		}
+		if err != nil {
+			return dst, false, err
+		}
+	}
+}
+
+// errBodyDetached is what a request body reads once its request attempt is over.
+var errBodyDetached = errors.New("opensearch: request body read after its request ended")
+
+// detachedBodies are the readers of one request attempt's body (the body and those GetBody
+// made); detach makes them stop reading it, waiting for a Read in progress.
+type detachedBodies struct {
+	mu      sync.Mutex
+	readers []*bodyReader
+}
+
+func (d *detachedBodies) open(b []byte) *bodyReader {
+	r := &bodyReader{b: b}
+	d.mu.Lock()
+	d.readers = append(d.readers, r)
+	d.mu.Unlock()
+	return r
+}
+
+func (d *detachedBodies) detach() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.readers {
+		r.mu.Lock()
+		r.b, r.detached = nil, true
+		r.mu.Unlock()
+	}
+}
+
+// bodyReader reads a request body until it is detached.
+type bodyReader struct {
+	mu       sync.Mutex
+	b        []byte
+	detached bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.detached {
+		return 0, errBodyDetached
+	}
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func (*bodyReader) Close() error { return nil }
+
+// TransportError is a request that got no complete response: connection refused or reset, a
+// timeout. The sink retries it.
+type TransportError struct {
+	Op  string
+	Err error
+}
+
+func (e *TransportError) Error() string { return "opensearch: " + e.Op + ": " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// ResponseError is a response that cannot be used: a body over its cap (ErrBodyTooLarge), or
+// a 200 to a bulk request that is not the bulk response asked for (a proxy's HTML page, not
+// one item per document, an item without a status). Nothing in it counts as written or
+// rejected: the sink retries the request, as after a transport error.
+type ResponseError struct {
+	Op          string
+	Status      int
+	ContentType string
+	// Start is the start of the body, at most 256 bytes.
+	Start string
+	Err   error
+}
+
+func (e *ResponseError) Error() string {
+	return fmt.Sprintf("opensearch: %s: unusable response: status %d, content-type %q, body starting %q: %v",
+		e.Op, e.Status, e.ContentType, e.Start, e.Err)
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// responseStart is how much of an unusable body a ResponseError quotes.
+const responseStart = 256
+
+func (c *Client) unusable(op string, r response, err error) *ResponseError {
+	// Credentials across the cut are replaced too.
+	n := responseStart
+	for _, s := range c.secrets {
+		n = max(n, responseStart+len(s))
+	}
+	start := c.redact(r.body[:min(len(r.body), n)])
+	start = start[:min(len(start), responseStart)]
+	return &ResponseError{Op: op, Status: r.status, ContentType: r.contentType, Start: string(start), Err: err}
+}
+
+// redact returns b with the client's credentials replaced by "***": a response body quoted
+// in an error or a dead letter, which a proxy's page may have written them into.
+func (c *Client) redact(b []byte) []byte {
+	for _, s := range c.secrets {
+		if len(s) > 0 && bytes.Contains(b, s) {
+			b = bytes.ReplaceAll(b, s, []byte("***"))
+		}
+	}
+	return b
+}
+
+// HTTPError is a response with an error status for a whole request.
+type HTTPError struct {
+	Op     string
+	Status int
+	// Body is the start of the response body.
+	Body string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("opensearch: %s: status %d: %s", e.Op, e.Status, e.Body)
+}
+
+// Temporary reports whether retrying may help: 408, 429, 5xx and write blocks (Blocked).
+func (e *HTTPError) Temporary() bool { return retryableStatus(e.Status) || e.Blocked() }
+
+// Blocked reports whether the request was refused by an index or cluster block
+// (cluster_block_exception: index.blocks.write, the flood-stage read_only_allow_delete
+// block), which an operator or freed disk space lifts: the sink retries it.
+func (e *HTTPError) Blocked() bool {
+	return (e.Status == 403 || e.Status == 429) && strings.Contains(e.Body, blockType)
+}
+
+func retryableStatus(s int) bool { return s == 408 || s == 429 || s >= 500 }
+
+func httpError(op string, status int, body []byte) *HTTPError {
+	const max = 512
+	if len(body) > max {
+		body = body[:max]
+	}
+	return &HTTPError{Op: op, Status: status, Body: string(body)}
+}
