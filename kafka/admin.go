@@ -122,7 +122,12 @@ func groupCommits(client sarama.Client, group string, parts map[string][]int32) 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := coord.FetchOffset(sarama.NewOffsetFetchRequest(client.Config().Version, group, parts))
+	req := sarama.NewOffsetFetchRequest(client.Config().Version, group, parts)
+	// Offsets that a transaction committed are answered once its markers are written
+	// (UNSTABLE_OFFSET_COMMIT before): the checkpoint must be the one that goes with the
+	// offset the consumer starts from.
+	req.RequireStable = req.Version >= 7
+	resp, err := coord.FetchOffset(req)
 	if err != nil {
 		return nil, err
 	}

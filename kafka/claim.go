@@ -49,10 +49,12 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	h.s.reach.ok() // the group's coordinator answered: a session began
 	h.s.member.Store(sess.MemberID())
 	commits, err := groupCommits(h.client, h.s.cfg.Group, sess.Claims())
-	if err != nil && h.s.o.exchange {
+	if err != nil && (h.s.o.exchange || errors.Is(err, sarama.ErrUnstableOffsetCommit)) {
 		// A repartition's checkpoints hold its dedup state: without them the replay would
-		// count records twice. Fail the session; Run joins again after a backoff.
-		return fmt.Errorf("kafka: fetching the repartition's committed checkpoints: %w", redact(&h.s.cfg, err))
+		// count records twice. Nor does an exactly-once Source start while a transaction
+		// that committed its offsets is completing. Fail the session; Run joins again after
+		// a backoff.
+		return fmt.Errorf("kafka: fetching the committed checkpoints: %w", redact(&h.s.cfg, err))
 	}
 	if err != nil {
 		// Without the checkpoints the replay is still at-least-once, only less exact.
@@ -163,8 +165,9 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 // committed checkpoint, as Setup does for the first assignment: without it the pipeline's
 // operators would start cold at the committed offset, and a window open there would be
 // emitted again from part of its records (a repartition would also lose its dedup marks).
-// A repartition's partition waits until its checkpoint can be fetched; it reports false if
-// the session ended first.
+// A repartition's partition waits until its checkpoint can be fetched, and any partition
+// until a transaction that committed its offset has completed; it reports false if the
+// session ended first.
 func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, part int32) bool {
 	id := h.s.PartitionID(topic, part)
 	h.mu.Lock()
@@ -184,13 +187,13 @@ func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, par
 			h.register(claims, commits)
 			return true
 		}
-		if !h.s.o.exchange {
+		if !h.s.o.exchange && !errors.Is(err, sarama.ErrUnstableOffsetCommit) {
 			h.s.log.Warn("kafka: fetching committed checkpoints failed", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err))
 			h.register(claims, nil)
 			return true
 		}
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
-		h.s.log.Warn("kafka: fetching the repartition's committed checkpoint failed, retrying", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err), "backoff", wait)
+		h.s.log.Warn("kafka: fetching the committed checkpoint failed, retrying", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err), "backoff", wait)
 		if !backoff.Sleep(sess.Context().Done(), wait) {
 			return false
 		}

@@ -390,7 +390,15 @@
 // committed: a crash before the commit aborts both (a restart with the same transactional id
 // fences the killed producer and aborts its open transaction at once), and the replay makes
 // them again; a member that a rebalance left behind cannot commit (the coordinator refuses its
-// generation). A transaction lives only during the commit, so a slow output (OpenSearch down
+// generation). A Source that a Producer is bound to reads with read_committed, as Kafka
+// Streams' consumers do under exactly once, so that its group's offset fetches wait for the
+// offsets of a transaction that is still completing (require_stable, KIP-447): a partition's
+// new owner starts after the last transaction of the owner before it, never from the offset
+// before that one, whose records it would process again while the read-back, which stops at
+// the last stable offset, could not yet see their output (TestExactlyOnceStartsAtStableOffsets).
+// An owner killed between its offsets and its commit holds the partition back until its
+// restart fences it, or the broker aborts the transaction (30 s).
+// A transaction lives only during the commit, so a slow output (OpenSearch down
 // for minutes) never holds one open. A batch whose commit moves no offset (held back, with
 // the same checkpoint) keeps its messages pending: they go with the next commit, which
 // covers them; at a stop, pending messages are dropped, and the replay from the committed

@@ -76,7 +76,8 @@ func (f producerOpt) applyProducer(o *producerOptions) { f(o) }
 // WithReadCommitted makes the Source read with isolation level read_committed: only
 // messages of committed transactions, never those of aborted or open ones. Use it for any
 // topic written transactionally (a Producer with WithExactlyOnce); the default,
-// read_uncommitted, also sees the messages of transactions that were aborted.
+// read_uncommitted, also sees the messages of transactions that were aborted. A Source that a
+// Producer binds to with WithExactlyOnce reads with read_committed without it.
 func WithReadCommitted() SourceOption {
 	return sourceOpt(func(o *sourceOptions) { o.readCommitted = true })
 }
