@@ -329,15 +329,15 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 	}
 	ts := base.Add(5 * time.Second).Format(time.RFC3339)
 	type bad struct {
-		key, value string
-		partition  int32
-		offset     int64
+		key, value, reason string // reason: the dead letter's, "decode" (not JSON) or "invalid" (refused values)
+		partition          int32
+		offset             int64
 	}
 	bads := []*bad{
-		{key: "CAB-B1", value: `this is not JSON`},
-		{key: "CAB-B2", value: fmt.Sprintf(`{"cab_id":"CAB-B2","ts":%q,"lat":123.4,"lon":-8.61}`, ts)},
-		{key: "", value: fmt.Sprintf(`{"ts":%q,"lat":41.15,"lon":-8.61}`, ts)},
-		{key: "CAB-B1", value: `{"cab_id":"CAB-B1","ts":"yesterday","lat":41.15,"lon":-8.61}`},
+		{key: "CAB-B1", value: `this is not JSON`, reason: "decode"},
+		{key: "CAB-B2", value: fmt.Sprintf(`{"cab_id":"CAB-B2","ts":%q,"lat":123.4,"lon":-8.61}`, ts), reason: "invalid"},
+		{key: "", value: fmt.Sprintf(`{"ts":%q,"lat":41.15,"lon":-8.61}`, ts), reason: "invalid"},
+		{key: "CAB-B1", value: `{"cab_id":"CAB-B1","ts":"yesterday","lat":41.15,"lon":-8.61}`, reason: "invalid"},
 	}
 	cabs := []string{"CAB-B1", "CAB-B2", "CAB-B3"}
 	const perCab = 30 // 5 minutes at 10 s: 5 one-minute windows per cab
@@ -386,6 +386,7 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 		require.Equal(t, strconv.Itoa(int(b.partition)), h[kafka.HeaderSourcePartition], "headers of %q", b.value)
 		require.Equal(t, strconv.FormatInt(b.offset, 10), h[kafka.HeaderSourceOffset], "headers of %q", b.value)
 		require.NotEmpty(t, h[kafka.HeaderError], "headers of %q", b.value)
+		require.Equal(t, b.reason, h[kafka.HeaderReason], "reason of %q", b.value)
 		t.Logf("dead letter %q: %s", b.value, h[kafka.HeaderError])
 	}
 

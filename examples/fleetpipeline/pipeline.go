@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -143,9 +142,6 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		}
 		reqSrc, err := kafka.NewSource(rcfg, kafka.CodecFunc[telemetry.Request](func(m *kafka.Message) (telemetry.Request, time.Time, error) {
 			r, err := telemetry.DecodeRequest(m.Value)
-			if errors.Is(err, telemetry.ErrInvalid) {
-				err = &kafka.InvalidError{Err: err}
-			}
 			return r, r.Time, err
 		}), ropts...)
 		if err != nil {
@@ -488,9 +484,6 @@ func (eventCodec) ForPartition(string, int32) kafka.Codec[telemetry.Event] {
 }
 
 func decodeEvent(decode func([]byte) (telemetry.Event, error), m *kafka.Message) (telemetry.Event, time.Time, error) {
-	e, err := decode(m.Value)
-	if errors.Is(err, telemetry.ErrInvalid) {
-		err = &kafka.InvalidError{Err: err} // dead-lettered with reason "invalid", not "decode"
-	}
+	e, err := decode(m.Value) // a telemetry.DecodeError says whether the Source dead-letters it as "invalid" or "decode"
 	return e, e.Time, err
 }

@@ -16,23 +16,15 @@ import (
 	"github.com/fleetstream/fleetstream/window"
 )
 
-// lateDeadLetters turns a window's late side stream into dead letters that name the record's
-// Kafka origin and why it did not count: late for its window, or refused by a key limit.
+// lateDeadLetters turns a window's late side stream into dead letters (window.Late.DeadLetter)
+// whose Err names the operator the record was late for, or refused by: several operators
+// send theirs to the one dead-letter topic.
 func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string,
 	origin func(int32) (string, int32, bool), record func(T) (key, value []byte, err error)) *stream.Stream[stream.DeadLetter] {
 	return stream.Map(late, func(l window.Late[T]) stream.DeadLetter {
 		k, v, err := record(l.Value)
-		dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: k, Value: v, Partition: l.Partition}
-		if topic, part, ok := origin(l.Partition); ok {
-			dl.Topic, dl.Partition = topic, part
-		}
-		switch l.Reason {
-		case stream.ReasonKeyLimit:
-			dl.Err = fmt.Sprintf("%s: key limit reached, event at %s not aggregated", operator, l.EventTime.Format(time.RFC3339Nano))
-		default:
-			dl.Err = fmt.Sprintf("%s: event at %s arrived after its window %s-%s had closed",
-				operator, l.EventTime.Format(time.RFC3339Nano), l.Start.Format(time.RFC3339), l.End.Format(time.RFC3339))
-		}
+		dl := l.DeadLetter(origin, k, v)
+		dl.Err = operator + ": " + dl.Err
 		if err != nil { // decoded records are valid, so this does not happen; keep the error
 			dl.Err += "; encoding the record: " + err.Error()
 		}
