@@ -23,6 +23,18 @@ func TestJSONCodec(t *testing.T) {
 	require.ErrorContains(t, err, "kafka: json:")
 	_, _, err = c.Decode(&kafka.Message{Value: []byte(`{"id":7}`)})
 	require.ErrorContains(t, err, "empty key", "Validate is applied")
+
+	// Without its event time the record is invalid (a dead letter), not timed by Kafka.
+	for _, in := range []string{`{"id":7,"key":"cab-07","v":3}`, `{"id":7,"key":"cab-07","ts":null}`} {
+		_, _, err = c.Decode(&kafka.Message{Value: []byte(in), Timestamp: ts})
+		var inv *kafka.InvalidError
+		require.ErrorAs(t, err, &inv, in)
+		require.ErrorContains(t, err, "no event time", in)
+	}
+	// A type without EventTime takes the Kafka timestamp: the zero time, no error.
+	_, et, err = kafka.JSON[map[string]int]().Decode(&kafka.Message{Value: []byte(`{"id":7}`), Timestamp: ts})
+	require.NoError(t, err)
+	require.True(t, et.IsZero())
 }
 
 func TestWithMetaAndRaw(t *testing.T) {

@@ -100,8 +100,12 @@ type EventTimer interface {
 }
 
 // JSON returns a codec that unmarshals the message value with encoding/json. The event time
-// is v.EventTime() when T (or *T) implements EventTimer, else the Kafka timestamp. If T (or
-// *T) has a method Validate() error, a validation failure is a decode error too.
+// is v.EventTime() when T (or *T) implements EventTimer, else the Kafka timestamp. A value
+// whose EventTime is the zero time (its field missing or null) is invalid (a dead letter with
+// the reason "invalid"), not timed by its Kafka timestamp, which would count it in the window
+// it was produced in, silently; a Codec of your own that returns the zero time chooses the
+// Kafka timestamp. If T (or *T) has a method Validate() error, a validation failure is
+// invalid too.
 func JSON[T any]() Codec[T] {
 	return CodecFunc[T](func(msg *Message) (T, time.Time, error) {
 		var v T
@@ -115,7 +119,9 @@ func JSON[T any]() Codec[T] {
 		}
 		var ts time.Time
 		if et, ok := any(&v).(EventTimer); ok {
-			ts = et.EventTime()
+			if ts = et.EventTime(); ts.IsZero() {
+				return v, ts, &InvalidError{Err: fmt.Errorf("kafka: json: no event time: %T's EventTime() is the zero time (its field missing or null?)", v)}
+			}
 		}
 		return v, ts, nil
 	})

@@ -89,10 +89,10 @@ func eventMsg(topic string, e event) *sarama.ProducerMessage {
 }
 
 // TestSourceEventTimeOutOfBounds is issue 11, defect 1 on the Kafka side: an event stamped far in
-// the future (a bad device clock), one stamped before the years UnixNano represents, and a
-// record whose Kafka timestamp (the event time of a codec that returns none) is in the future
-// go to the dead letters with the reason event_time and never reach a window: every good
-// event is counted in its window, none counted late.
+// the future (a bad device clock) and one stamped before the years UnixNano represents go to
+// the dead letters with the reason event_time, and a record without an event time in its
+// payload with the reason invalid (kafka.JSON does not take its Kafka timestamp, here in the
+// future too); none reaches a window: every good event is counted in its window, none late.
 func TestSourceEventTimeOutOfBounds(t *testing.T) {
 	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
@@ -102,6 +102,7 @@ func TestSourceEventTimeOutOfBounds(t *testing.T) {
 	const n = 2400
 	var msgs []*sarama.ProducerMessage
 	bad := map[int64]bool{}
+	noTime := int64(-1)
 	for i := range n {
 		switch i {
 		case 800, 1600:
@@ -112,8 +113,10 @@ func TestSourceEventTimeOutOfBounds(t *testing.T) {
 			bad[int64(len(msgs))] = true
 			msgs = append(msgs, eventMsg(topic, event{ID: -2, Key: keyOf(i), TS: ts}))
 		case 1200:
-			// No event time in the payload: the Kafka timestamp, here in 2099, is used.
-			bad[int64(len(msgs))] = true
+			// No event time in the payload: invalid for kafka.JSON, whatever the Kafka
+			// timestamp says (here 2099, out of bounds too).
+			noTime = int64(len(msgs))
+			bad[noTime] = true
 			m := eventMsg(topic, event{ID: -3, Key: keyOf(i)})
 			m.Timestamp = time.Date(2099, 6, 1, 0, 0, 0, 0, time.UTC)
 			msgs = append(msgs, m)
@@ -133,10 +136,15 @@ func TestSourceEventTimeOutOfBounds(t *testing.T) {
 
 	for _, m := range deadLetters(t, brokers, topic+".dlq", 3) {
 		h := headers(m)
-		require.Equal(t, stream.ReasonEventTime, h[kafka.HeaderReason])
 		off, err := strconv.ParseInt(h[kafka.HeaderSourceOffset], 10, 64)
 		require.NoError(t, err)
 		require.True(t, bad[off], "dead letter of offset %d", off)
+		if off == noTime {
+			require.Equal(t, "invalid", h[kafka.HeaderReason])
+			require.Contains(t, h[kafka.HeaderError], "no event time")
+			continue
+		}
+		require.Equal(t, stream.ReasonEventTime, h[kafka.HeaderReason])
 		require.Contains(t, h[kafka.HeaderError], "event time")
 	}
 }
