@@ -117,15 +117,35 @@ func groupOffsets(client sarama.Client, group string, parts map[string][]int32) 
 // coordinator moved, not the coordinator any more, not authorized), is returned, never taken
 // for "nothing committed"; when the broker asked is no longer the coordinator, the next call
 // looks the coordinator up again.
+//
+// Offsets that a transaction committed are answered once its markers are written: until
+// then the coordinator answers UNSTABLE_OFFSET_COMMIT (require_stable), for the few
+// milliseconds after an EndTxn, or until the broker aborts the transaction of a producer that
+// died in the middle of its commit. groupCommits asks again for up to about two seconds, as
+// sarama's own fetch does, and then returns that error.
 func groupCommits(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]stream.Position, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := fetchCommits(client, group, parts)
+		if !errors.Is(err, sarama.ErrUnstableOffsetCommit) || attempt == unstableAttempts {
+			return out, err
+		}
+		time.Sleep(unstableWait)
+	}
+}
+
+// How often, and how far apart, groupCommits asks again while a transaction completes.
+const (
+	unstableAttempts = 20
+	unstableWait     = 100 * time.Millisecond
+)
+
+func fetchCommits(client sarama.Client, group string, parts map[string][]int32) (map[topicPart]stream.Position, error) {
 	coord, err := client.Coordinator(group)
 	if err != nil {
 		return nil, err
 	}
 	req := sarama.NewOffsetFetchRequest(client.Config().Version, group, parts)
-	// Offsets that a transaction committed are answered once its markers are written
-	// (UNSTABLE_OFFSET_COMMIT before): the checkpoint must be the one that goes with the
-	// offset the consumer starts from.
+	// The checkpoint must be the one that goes with the offset the consumer starts from.
 	req.RequireStable = req.Version >= 7
 	resp, err := coord.FetchOffset(req)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
@@ -31,7 +30,7 @@ func TestExactlyOnceStartsAtStableOffsets(t *testing.T) {
 	const n, from = 100, 60
 	brokers, topic, alerts := eosTopics(t, "eos-stable", n, 1)
 	group := testenv.UniqueName(t, "g-stable")
-	end := openOffsetTxn(t, brokers, group, topic, from)
+	end := kafka.OpenOffsetTxn(t, brokers, group, topic, from)
 
 	logs := &logWatch{}
 	src, err := kafka.NewSource(consumerConfig(brokers, group, topic), kafka.JSON[event](),
@@ -79,97 +78,6 @@ func TestExactlyOnceStartsAtStableOffsets(t *testing.T) {
 	defer mu.Unlock()
 	require.Equal(t, from, slices.Min(ids), "read from below the offset the transaction committed")
 	require.Len(t, ids, n-from)
-}
-
-// openOffsetTxn begins a transaction of a transactional id of its own that commits group's
-// offset of topic's partition 0 to offset, and returns the function that commits it. The
-// offset is pending (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT) until
-// then.
-func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset int64) (commit func()) {
-	t.Helper()
-	client, err := sarama.NewClient(brokers, saramaConfig())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-	id := testenv.UniqueName(t, "eos-stable-txn")
-	// retry sends one request until its answer is not a coordinator starting or moving (the
-	// transaction log's topic is made on the first use).
-	retry := func(what string, send func() (sarama.KError, error)) {
-		t.Helper()
-		var last error
-		require.Eventually(t, func() bool {
-			kerr, err := send()
-			switch {
-			case err != nil:
-				last = err
-			case kerr == sarama.ErrOffsetsLoadInProgress || kerr == sarama.ErrConsumerCoordinatorNotAvailable ||
-				kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConcurrentTransactions:
-				last = kerr
-				_ = client.RefreshTransactionCoordinator(id)
-				_ = client.RefreshCoordinator(group)
-			default:
-				require.Equal(t, sarama.ErrNoError, kerr, what)
-				return true
-			}
-			return false
-		}, waitFor, 100*time.Millisecond, "%s: %v", what, last)
-	}
-	var pid int64
-	var epoch int16
-	retry("InitProducerID", func() (sarama.KError, error) {
-		c, err := client.TransactionCoordinator(id)
-		if err != nil {
-			return 0, err
-		}
-		r, err := c.InitProducerID(&sarama.InitProducerIDRequest{Version: 3, TransactionalID: &id, TransactionTimeout: time.Minute, ProducerID: -1, ProducerEpoch: -1})
-		if err != nil {
-			return 0, err
-		}
-		pid, epoch = r.ProducerID, r.ProducerEpoch
-		return r.Err, nil
-	})
-	retry("AddOffsetsToTxn", func() (sarama.KError, error) {
-		c, err := client.TransactionCoordinator(id)
-		if err != nil {
-			return 0, err
-		}
-		r, err := c.AddOffsetsToTxn(&sarama.AddOffsetsToTxnRequest{Version: 2, TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, GroupID: group})
-		if err != nil {
-			return 0, err
-		}
-		return r.Err, nil
-	})
-	retry("TxnOffsetCommit", func() (sarama.KError, error) {
-		c, err := client.Coordinator(group)
-		if err != nil {
-			return 0, err
-		}
-		r, err := c.TxnOffsetCommit(&sarama.TxnOffsetCommitRequest{Version: 2, TransactionalID: id, GroupID: group,
-			ProducerID: pid, ProducerEpoch: epoch,
-			Topics: map[string][]*sarama.PartitionOffsetMetadata{topic: {{Partition: 0, Offset: offset, LeaderEpoch: -1}}}})
-		if err != nil {
-			return 0, err
-		}
-		for _, pe := range r.Topics[topic] {
-			if pe.Err != sarama.ErrNoError {
-				return pe.Err, nil
-			}
-		}
-		return sarama.ErrNoError, nil
-	})
-	return func() {
-		t.Helper()
-		retry("EndTxn", func() (sarama.KError, error) {
-			c, err := client.TransactionCoordinator(id)
-			if err != nil {
-				return 0, err
-			}
-			r, err := c.EndTxn(&sarama.EndTxnRequest{Version: 2, TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, TransactionResult: true})
-			if err != nil {
-				return 0, err
-			}
-			return r.Err, nil
-		})
-	}
 }
 
 // logWatch is a slog.Handler that keeps each record's message and attributes as one line.

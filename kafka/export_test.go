@@ -1,0 +1,4 @@
+package kafka
+
+// OpenOffsetTxn is openOffsetTxn for the external tests.
+var OpenOffsetTxn = openOffsetTxn
