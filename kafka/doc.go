@@ -397,7 +397,7 @@
 // before that one, whose records it would process again while the read-back, which stops at
 // the last stable offset, could not yet see their output (TestExactlyOnceStartsAtStableOffsets).
 // An owner killed between its offsets and its commit holds the partition back until its
-// restart fences it, or the broker aborts the transaction (30 s).
+// restart fences it, or the broker aborts the transaction (after 30 to 40 s).
 // A transaction lives only during the commit, so a slow output (OpenSearch down
 // for minutes) never holds one open. A batch whose commit moves no offset (held back, with
 // the same checkpoint) keeps its messages pending: they go with the next commit, which
