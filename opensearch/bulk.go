@@ -358,6 +358,25 @@ func requestError(status int, body []byte) (typ, reason string) {
 	return "", string(body)
 }
 
+// foreignRefusal says why a bulk request refused whole with status cannot have been refused
+// by OpenSearch's bulk API for what it holds, or "" when it may have been. OpenSearch serves
+// POST /_bulk at the root of every node (and under an index name), so a 404 or a 405 comes
+// from something else. It refuses a request for a document with an error object that has a
+// type (a 400 that the sink splits); a 400 without one (a TLS port's answer to plain HTTP, a
+// proxy's page, OpenSearch's "no handler found for uri" at a path prefix) refuses every half
+// of a split too, and would dead-letter every document alone.
+func foreignRefusal(status int, body []byte) string {
+	switch status {
+	case 404, 405:
+		return "no bulk API at this URL"
+	case 400:
+		if typ, _ := requestError(status, body); typ == "" {
+			return "a refusal of the request, not of a document"
+		}
+	}
+	return ""
+}
+
 type bulkResponse struct {
 	Errors bool                  `json:"errors"`
 	Items  []map[string]bulkItem `json:"items"`
@@ -386,7 +405,11 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	}
 	var br bulkResponse
 	if err := json.Unmarshal(resp, &br); err != nil {
-		return retry, rejected, fmt.Errorf("not a bulk response: %w", err)
+		return retry, rejected, fmt.Errorf("%w: not a bulk response: %w", ErrNotOpenSearch, err)
+	}
+	if br.Items == nil {
+		// OpenSearch's bulk response always has items; another service's JSON has not.
+		return retry, rejected, fmt.Errorf("%w: not a bulk response: no items", ErrNotOpenSearch)
 	}
 	if len(br.Items) != len(pending) {
 		return retry, rejected, fmt.Errorf("%d items for %d documents", len(br.Items), len(pending))

@@ -36,6 +36,12 @@ var (
 	// cap: a bulk response's grows with its request (see the package doc, # Retries), others
 	// are small.
 	ErrBodyTooLarge = errors.New("opensearch: response body over its cap")
+	// ErrNotOpenSearch is wrapped by the error of a request whose answer shows that its
+	// address leads to something other than OpenSearch's HTTP API: another web service or
+	// a proxy's page, a path prefix where OpenSearch has no handler, plain HTTP sent to a
+	// TLS port or TLS to a plain one, a port that does not speak HTTP. The sink fails Write
+	// with it, marked stream.Permanent; the message names the URL and what answered.
+	ErrNotOpenSearch = errors.New("opensearch: not an OpenSearch node's answer (check the address: scheme, host, port and path)")
 )
 
 func invalid(setting, format string, args ...any) error {
@@ -97,6 +103,7 @@ type Client struct {
 	logger  *slog.Logger
 	timeout time.Duration
 	hosts   []string // redacted, for logs
+	urls    []string // the addresses without credentials, for errors and logs
 	// secrets are the basic auth credentials as a response body may echo them (a proxy's
 	// page showing the request's Authorization header), replaced where errors quote one.
 	secrets [][]byte
@@ -200,7 +207,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		// The library's message may quote an address; keep it out.
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
-	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts}
+	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses}
 	if oc.Username != "" {
 		userPass := oc.Username + ":" + oc.Password
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}

@@ -66,6 +66,22 @@
 // an outage is bounded by the policies given, never by an inner infinite loop. MaxAttempts 0
 // retries within Write until ctx ends; Write then returns ctx.Err(), unwrapped.
 //
+// An address that answers, but not as OpenSearch, is not an outage: a retry would only get
+// the same answer. A 404 or 405 to POST /_bulk (another service, a wrong port, a path a proxy
+// does not serve), a 400 that is not OpenSearch's refusal of a document (a TLS port's or a
+// proxy's page for plain HTTP, OpenSearch's "no handler found for uri" at a path prefix it
+// has no handler for), a 2xx that is not a bulk response (a web page, another service's
+// JSON, a proxy's login page), bytes that are not TLS in answer to https:// or not HTTP (a
+// plain HTTP port, OpenSearch's transport port 9300): each fails Write at once with an error
+// wrapping ErrNotOpenSearch, marked stream.Permanent, that names the URL (never its
+// credentials) and quotes what answered; nothing of the request is acknowledged,
+// dead-lettered or retried. Where nothing answers (connection refused or reset, a name that
+// does not resolve, a timeout), or what answers says the node is away (408, 429, 5xx: a
+// proxy in front of a node that is down), the sink retries as above: a pipeline started
+// before its node is up waits, and writes everything once the node answers. A one-segment
+// path (https://host:9200/x) is no mistake to OpenSearch: POST /x/_bulk is the bulk API with
+// a default index, which the sink's actions override.
+//
 // A response body is read up to a cap, so that a proxy or a node sending an endless body
 // cannot make the process read it into memory. A bulk response's cap grows with its request:
 // 64 KiB, 1 KiB per document and 8 times the request's bytes (an error for a rejected
@@ -75,12 +91,12 @@
 // ErrBodyTooLarge and naming the cap, retried like a transport error; nothing in it counts as
 // written or rejected.
 //
-// A 200 to a bulk request that is not the response asked for (a proxy's HTML page, not one
-// item per document, an item of another action or without a status, a success without its
-// result) is retried the same way, with a *ResponseError that gives the status, the content
-// type and the start of the body; no document of it counts as written or rejected. When the
-// retry policies give up, the pipeline stops with that error, the batch unacknowledged, and
-// the next run replays it. Items are matched to documents by position: OpenSearch answers in
+// A bulk response to a bulk request that is not the one asked for (not one item per
+// document, an item of another action or without a status, a success without its result)
+// is retried the same way, with a *ResponseError that gives the status, the content type and
+// the start of the body; no document of it counts as written or rejected. When the retry
+// policies give up, the pipeline stops with that error, the batch unacknowledged, and the
+// next run replays it. Items are matched to documents by position: OpenSearch answers in
 // request order, and the sink asks only for their statuses, results and errors.
 //
 // A write block (error type cluster_block_exception: index.blocks.write, index.blocks.read_only,
@@ -88,8 +104,8 @@
 // with status 403 or 429) is temporary: an operator or freed disk space lifts it. It is
 // retried like a 429, logged (a few lines per 30 s at most) and counted in Stats.Blocked.
 //
-// A request refused whole with 400 (a validation error that names one document) or 413 (too
-// large) does not stop the pipeline: the sink splits it in halves, and halves again, until
+// A request refused whole with 400 (OpenSearch's validation error, an error object with a
+// type, that names one document) or 413 (too large) does not stop the pipeline: the sink splits it in halves, and halves again, until
 // the documents OpenSearch refuses are alone in their request; those go to the dead-letter
 // output with the status, type and reason of the refusal, and the rest is written (counted in
 // Stats.Split). A request refused whole with another 4xx (401, or a 403 that is not a block:

@@ -7,10 +7,12 @@ package opensearch
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 )
@@ -25,6 +27,9 @@ type response struct {
 	status      int
 	contentType string
 	body        []byte
+	// node is the URL the attempt went to once the transport chose the node (nil or
+	// without a host when it did not say), named by errors and logs (Client.requestURL).
+	node *url.URL
 }
 
 // do sends one request attempt, bounded by the client's request timeout, and appends the
@@ -61,7 +66,11 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		}
 	}
 	res, err := c.api.Client.Stream(req)
+	r.node = req.URL // the transport puts the node's scheme, host and path prefix in it
 	if err == nil {
+		if res.Request != nil && res.Request.URL != nil {
+			r.node = res.Request.URL
+		}
 		// Closing a body not read to its end drops the connection: what is left of a body
 		// over its cap is never read.
 		defer res.Body.Close()
@@ -89,9 +98,43 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		if ctx.Err() != nil {
 			return response{body: r.body}, ctx.Err()
 		}
+		if why := foreignProtocol(err); why != "" {
+			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %s: %w", ErrNotOpenSearch, why, err)}
+		}
 		return r, &TransportError{Op: method + " " + path, Err: err}
 	}
 	return r, nil
+}
+
+// foreignProtocol says why a transport error shows that what answered at the address does
+// not speak its protocol, or "" when the error may be an outage: a node that is down,
+// restarting or overloaded refuses the connection, resets it or times out, but never
+// answers https:// with bytes that are not TLS, nor a request with bytes that are not HTTP.
+func foreignProtocol(err error) string {
+	var rec tls.RecordHeaderError
+	switch {
+	case errors.As(err, &rec) || errors.Is(err, http.ErrSchemeMismatch):
+		return "the server does not speak TLS (an http:// address given as https://?)"
+	case strings.Contains(err.Error(), "malformed HTTP "):
+		// net/http's text for a status line that is not HTTP's ("malformed HTTP response",
+		// "... status code", "... version"); it has no error type to test.
+		return "the server does not speak HTTP (OpenSearch's transport port, 9300 by default, or another service's?)"
+	}
+	return ""
+}
+
+// requestURL names the URL a request attempt went to, for errors and logs: u, without its
+// query, once the transport has put the node in it (see do), else the client's addresses
+// followed by path. Credentials are never in it: NewClient takes them out of the addresses.
+func (c *Client) requestURL(u *url.URL, path string) string {
+	if u == nil || u.Host == "" {
+		if len(c.urls) == 1 {
+			return c.urls[0] + path
+		}
+		return path + " at one of " + strings.Join(c.urls, ",")
+	}
+	v := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return stripUserinfo(v.String())
 }
 
 // appendCapped appends what r holds to dst, up to limit bytes, and reports whether r held
@@ -170,7 +213,8 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 func (*bodyReader) Close() error { return nil }
 
 // TransportError is a request that got no complete response: connection refused or reset, a
-// timeout. The sink retries it.
+// timeout. The sink retries it, unless it wraps ErrNotOpenSearch: what answered does not
+// speak TLS or HTTP.
 type TransportError struct {
 	Op  string
 	Err error
@@ -179,10 +223,11 @@ type TransportError struct {
 func (e *TransportError) Error() string { return "opensearch: " + e.Op + ": " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// ResponseError is a response that cannot be used: a body over its cap (ErrBodyTooLarge), or
-// a 200 to a bulk request that is not the bulk response asked for (a proxy's HTML page, not
-// one item per document, an item without a status). Nothing in it counts as written or
-// rejected: the sink retries the request, as after a transport error.
+// ResponseError is a response that cannot be used: a body over its cap (ErrBodyTooLarge), a
+// 200 to a bulk request that is not the bulk response asked for (not one item per document,
+// an item without a status), or an answer that is not OpenSearch's (ErrNotOpenSearch: a web
+// page, a 404 to POST /_bulk). Nothing in it counts as written or rejected: the sink retries
+// the request, as after a transport error, except when it wraps ErrNotOpenSearch.
 type ResponseError struct {
 	Op          string
 	Status      int

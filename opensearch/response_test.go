@@ -238,17 +238,17 @@ func (u *unusableBulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.next.ServeHTTP(w, r)
 }
 
-// TestSinkUnusableBulkResponse: a 200 to a bulk request that is not one item per document,
-// each of the action sent with a status (and a success with its result), is retried whole
-// with an error that says what came (status, content type, the body's start), and no document
-// of it counts as written or rejected. Before, an item without a status was dead-lettered
-// (status 0, no reason) and an item of another action or a success without a result counted
-// as created; the error of an HTML page named neither its status nor its content type.
+// TestSinkUnusableBulkResponse: a 200 to a bulk request that is a bulk response but not one
+// item per document, each of the action sent with a status (and a success with its result),
+// is retried whole with an error that says what came (status, content type, the body's
+// start), and no document of it counts as written or rejected. Before, an item without a
+// status was dead-lettered (status 0, no reason) and an item of another action or a success
+// without a result counted as created. A 200 that is not a bulk response at all (an HTML
+// page) is not OpenSearch's: TestWrongAddressIsPermanent.
 func TestSinkUnusableBulkResponse(t *testing.T) {
 	for _, tc := range []struct {
 		name, contentType, body, says string
 	}{
-		{"html page", "text/html; charset=utf-8", "<html><body>Please log in to the proxy</body></html>", "not a bulk response"},
 		{"fewer items", "application/json", `{"errors":false,"items":[{"index":{"status":201,"result":"created"}}]}`, "1 items for 3 documents"},
 		{"item without status", "application/json",
 			`{"errors":true,"items":[{"index":{"status":201,"result":"created"}},{"index":{}},{"index":{"status":201,"result":"created"}}]}`,
@@ -328,10 +328,11 @@ func (s *commitSource) committed() []stream.Position {
 }
 
 // TestPipelineStopsOnUnusableBulkResponse: a proxy that answers every bulk request with its
-// HTML page (status 200) after passing it on: the sink retries under its policy, the pipeline
-// under its own, then Run stops with an error that says what came; the batch is neither
+// HTML page (status 200) after passing it on: Run stops at the first answer with a permanent
+// error that says what came (no retry would change the page; before, the sink retried under
+// its policy and the pipeline under its own, for ever by default); the batch is neither
 // acknowledged nor dead-lettered, and the next run replays it: every document is written
-// again, overwriting the copy the hidden requests wrote, none twice.
+// again, overwriting the copy the hidden request wrote, none twice.
 func TestPipelineStopsOnUnusableBulkResponse(t *testing.T) {
 	const page = "<!DOCTYPE html><html><head><title>Proxy</title></head><body>Session expired</body></html>"
 	f := newFake()
@@ -362,7 +363,8 @@ func TestPipelineStopsOnUnusableBulkResponse(t *testing.T) {
 	}
 
 	sink, err := run()
-	require.Error(t, err)
+	require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+	require.ErrorIs(t, err, opensearch.ErrNotOpenSearch)
 	var re *opensearch.ResponseError
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, 200, re.Status)
@@ -372,7 +374,7 @@ func TestPipelineStopsOnUnusableBulkResponse(t *testing.T) {
 	require.Empty(t, dl.letters())
 	st := sink.Stats()
 	require.Zero(t, st.Indexed+st.Updated+st.DeadLettered, "%+v", st)
-	require.Equal(t, int64(4), st.Requests, "the sink's two attempts, twice by the pipeline")
+	require.Equal(t, int64(1), st.Requests, "no retry")
 	hidden := len(f.stored)
 	require.Positive(t, hidden)
 

@@ -6,6 +6,7 @@ package opensearch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -86,10 +87,13 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return rejected, ctx.Err()
+		case err != nil && errors.Is(err, ErrNotOpenSearch):
+			return rejected, s.notOpenSearch(&r, err)
 		case err != nil:
 			lastErr = err
 		case status != 200:
 			e := httpError("bulk", status, out)
+			foreign := foreignRefusal(status, out)
 			switch {
 			case e.Blocked():
 				r.Blocked = len(pending)
@@ -97,6 +101,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				lastErr = e
 			case e.Temporary():
 				lastErr = e
+			case foreign != "":
+				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res,
+					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)))
 			case splitStatus(status):
 				r.Err = e
 				s.report(&r, false)
@@ -137,9 +144,12 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			retryItems = retryItems[:0]
 			var perr error
 			retryItems, rejected, perr = s.results(out, ch, pending, &r, retryItems, rejected)
+			if perr != nil && errors.Is(perr, ErrNotOpenSearch) {
+				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr))
+			}
 			if perr != nil {
-				// A 200 we cannot read (a proxy's HTML page): treat it like a failed request,
-				// saying what came; IDs make the retry safe.
+				// A bulk response we cannot read (not one item per document): treat it like a
+				// failed request, saying what came; IDs make the retry safe.
 				perr = s.c.unusable("POST /_bulk", res, perr)
 				lastErr = perr
 				r.Err = perr
@@ -168,6 +178,16 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		case <-t.C:
 		}
 	}
+}
+
+// notOpenSearch reports the attempt r, whose answer showed that the address is not an
+// OpenSearch node's (err wraps ErrNotOpenSearch), and returns err marked permanent: the
+// pipeline stops with nothing of the request acknowledged or dead-lettered, where retries
+// would only repeat the answer, and splits dead-letter every document.
+func (s *Sink[T]) notOpenSearch(r *BulkResult, err error) error {
+	r.Err = err
+	s.report(r, false)
+	return stream.Permanent(err)
 }
 
 // logBlocked logs a write block, at most a few lines per 30 s.
