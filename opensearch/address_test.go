@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -291,6 +296,96 @@ func TestOutageIsNotWrongAddress(t *testing.T) {
 			require.Equal(t, int64(3), s.Stats().Requests)
 		})
 	}
+}
+
+// refusingTransport refuses connections (as a node that is down does) until the time
+// upAt, then serves requests with node, without a network.
+type refusingTransport struct {
+	upAt time.Time
+	node http.Handler
+	reqs atomic.Int64
+}
+
+func (rt *refusingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.reqs.Add(1)
+	if time.Now().Before(rt.upAt) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	}
+	w := httptest.NewRecorder()
+	rt.node.ServeHTTP(w, req)
+	res := w.Result()
+	res.Request = req
+	return res, nil
+}
+
+// logRecords keeps the records logged to it.
+type logRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logRecords) WithGroup(string) slog.Handler            { return h }
+func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// TestOutageLogSaysURLAndHowLong: while nothing answers, the sink retries until the node is
+// up (here 10 minutes of synctest's time, under a policy that retries without end) and then
+// writes everything; meanwhile its Warn lines name the URL (credentials masked) and how long
+// the sink has been failing, a few lines then one per 30 s. Before, the lines named neither.
+func TestOutageLogSaysURLAndHowLong(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const down = 10 * time.Minute
+		start := time.Now()
+		f := newFake()
+		rt := &refusingTransport{upAt: start.Add(down), node: f}
+		logs := &logRecords{}
+		c, err := opensearch.NewClient(t.Context(), opensearch.Config{
+			Addresses: []string{withCredentials("http://node-1.example:9200")},
+			Transport: rt,
+			Logger:    slog.New(logs),
+		})
+		require.NoError(t, err)
+		defer func() { _ = c.Close() }()
+		s, err := opensearch.NewSink(c, recMapping,
+			opensearch.WithRetry(stream.RetryPolicy{Initial: time.Second, Max: 10 * time.Second}))
+		require.NoError(t, err)
+
+		require.NoError(t, s.Write(t.Context(), recs(20)), "written once the node is up")
+		require.Len(t, f.stored, 20)
+		require.GreaterOrEqual(t, time.Since(start), down)
+
+		var lines int
+		var last time.Duration
+		for _, r := range logs.recs {
+			if r.Message != "opensearch: bulk request failed, retrying" {
+				continue
+			}
+			lines++
+			attrs := map[string]slog.Value{}
+			r.Attrs(func(a slog.Attr) bool {
+				attrs[a.Key] = a.Value
+				return true
+			})
+			require.Equal(t, "http://node-1.example:9200/_bulk", attrs["url"].String())
+			require.Equal(t, slog.KindDuration, attrs["failing_for"].Kind(), "failing_for in %v", attrs)
+			// The attempts fail at once: the outage began with the first, at start.
+			require.Equal(t, r.Time.Sub(start).Round(time.Millisecond), attrs["failing_for"].Duration())
+			last = attrs["failing_for"].Duration()
+			for _, v := range attrs {
+				require.NotContains(t, v.String(), addrSecret)
+			}
+		}
+		require.GreaterOrEqual(t, last, down-30*time.Second, "the last lines say how long")
+		// Five lines, then one per 30 s.
+		require.LessOrEqual(t, lines, 5+int(down/(30*time.Second))+1)
+		require.Greater(t, rt.reqs.Load(), int64(lines), "more attempts than lines")
+	})
 }
 
 // TestWrongAddressRealNode: against the real node, a path prefix it has no handler for,

@@ -72,15 +72,19 @@
 // proxy's page for plain HTTP, OpenSearch's "no handler found for uri" at a path prefix it
 // has no handler for), a 2xx that is not a bulk response (a web page, another service's
 // JSON, a proxy's login page), bytes that are not TLS in answer to https:// or not HTTP (a
-// plain HTTP port, OpenSearch's transport port 9300): each fails Write at once with an error
+// plain HTTP port, OpenSearch's transport port 9300): each fails Write with an error
 // wrapping ErrNotOpenSearch, marked stream.Permanent, that names the URL (never its
 // credentials) and quotes what answered; nothing of the request is acknowledged,
-// dead-lettered or retried. Where nothing answers (connection refused or reset, a name that
-// does not resolve, a timeout), or what answers says the node is away (408, 429, 5xx: a
-// proxy in front of a node that is down), the sink retries as above: a pipeline started
-// before its node is up waits, and writes everything once the node answers. A one-segment
-// path (https://host:9200/x) is no mistake to OpenSearch: POST /x/_bulk is the bulk API with
-// a default index, which the sink's actions override.
+// dead-lettered or retried. (A server that answers and closes without reading the request,
+// as a TLS port and the transport port do, may reset the connection before its answer is
+// read: that attempt looks like an outage and is retried, until one reads the answer.)
+// Where nothing answers (connection refused or reset, a name that does not resolve, a
+// timeout), or what answers says the node is away (408, 429, 5xx: a proxy in front of a
+// node that is down), the sink retries as above: a pipeline started before its node is up
+// waits, and writes everything once the node answers. Meanwhile it logs at Warn, a few lines
+// per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error.
+// A one-segment path (https://host:9200/x) is no mistake to OpenSearch: POST /x/_bulk is the
+// bulk API with a default index, which the sink's actions override.
 //
 // A response body is read up to a cap, so that a proxy or a node sending an endless body
 // cannot make the process read it into memory. A bulk response's cap grows with its request:

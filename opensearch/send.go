@@ -135,10 +135,12 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			r.Err = lastErr
 			s.report(&r, true)
 			// Every failed request is counted (Stats); an outage logs a few lines per 30 s
-			// with the count of the lines left out.
-			if ok, n := s.retryLog.Allow(time.Now()); ok {
-				s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "attempt", attempt, "docs", len(pending), "err", lastErr,
-					"not_logged_since_last", n)
+			// with the count of the lines left out, the URL and how long it has lasted.
+			now := time.Now()
+			if ok, n := s.retryLog.Allow(now); ok {
+				s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "url", s.c.requestURL(res.node, "/_bulk"),
+					"failing_for", now.Sub(s.stats.failingSince()).Round(time.Millisecond), "attempt", attempt, "docs", len(pending),
+					"err", lastErr, "not_logged_since_last", n)
 			}
 		} else {
 			retryItems = retryItems[:0]

@@ -172,6 +172,13 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 	}
 }
 
+// failingSince is Stats.FailingSince.
+func (b *statsBox) failingSince() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.s.FailingSince
+}
+
 func (b *statsBox) deadLettered(n int) {
 	b.mu.Lock()
 	b.s.DeadLettered += int64(n)
