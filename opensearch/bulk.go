@@ -358,18 +358,23 @@ func requestError(status int, body []byte) (typ, reason string) {
 	return "", string(body)
 }
 
-// foreignRefusal says why a bulk request refused whole with status cannot have been refused
-// by OpenSearch's bulk API for what it holds, or "" when it may have been. OpenSearch serves
-// POST /_bulk at the root of every node (and under an index name), so a 404 or a 405 comes
-// from something else. It refuses a request for a document with an error object that has a
-// type (a 400 that the sink splits); a 400 without one (a TLS port's answer to plain HTTP, a
-// proxy's page, OpenSearch's "no handler found for uri" at a path prefix) refuses every half
-// of a split too, and would dead-letter every document alone.
+// foreignRefusal says why a bulk request answered with status (not 200) cannot have been
+// answered by OpenSearch's bulk API for what it holds, or "" when it may have been.
+// OpenSearch answers a bulk request it ran with 200 (BulkResponse.status() is OK whatever its
+// items say), so a 202 (an asynchronous gateway's Accepted) or a 204 says nothing of the
+// documents, and no retry would. It serves POST /_bulk at the root of every node (and under
+// an index name), so a 404 or a 405 comes from something else. It refuses a request for a
+// document with an error object that has a type (a 400 that the sink splits); a 400 without
+// one (a TLS port's answer to plain HTTP, a proxy's page, OpenSearch's "no handler found for
+// uri" at a path prefix) refuses every half of a split too, and would dead-letter every
+// document alone.
 func foreignRefusal(status int, body []byte) string {
-	switch status {
-	case 404, 405:
+	switch {
+	case status > 200 && status < 300:
+		return "a bulk answer other than 200 says nothing of the documents"
+	case status == 404 || status == 405:
 		return "no bulk API at this URL"
-	case 400:
+	case status == 400:
 		if typ, _ := requestError(status, body); typ == "" {
 			return "a refusal of the request, not of a document"
 		}

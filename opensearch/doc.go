@@ -71,11 +71,12 @@
 // does not serve), a 400 that is not OpenSearch's refusal of a document (a TLS port's or a
 // proxy's page for plain HTTP, OpenSearch's "no handler found for uri" at a path prefix it
 // has no handler for), a 2xx that is not a bulk response (a web page, another service's
-// JSON, a proxy's login page), bytes that are not TLS in answer to https:// or not HTTP (a
-// plain HTTP port, OpenSearch's transport port 9300): each fails Write with an error
-// wrapping ErrNotOpenSearch, marked stream.Permanent, that names the URL (never its
-// credentials) and quotes what answered; nothing of the request is acknowledged,
-// dead-lettered or retried. (A server that answers and closes without reading the request,
+// JSON, a proxy's login page) or not a 200 (OpenSearch answers every bulk request it ran
+// with 200; an asynchronous gateway's 202 says nothing of the documents), bytes that are not
+// TLS in answer to https:// or not HTTP (a plain HTTP port, OpenSearch's transport port
+// 9300): each fails Write with an error wrapping ErrNotOpenSearch, marked stream.Permanent,
+// that names the URL (never its credentials) and quotes what answered; nothing of the
+// request is acknowledged, dead-lettered or retried. (A server that answers and closes without reading the request,
 // as a TLS port and the transport port do, may reset the connection before its answer is
 // read: that attempt looks like an outage and is retried, until one reads the answer.)
 // Where nothing answers (connection refused or reset, a name that does not resolve, a
