@@ -21,9 +21,9 @@ tag=()
 if [ -n "${DEMO_INDEX_TAG:-}" ]; then tag=(-index-tag "$DEMO_INDEX_TAG"); fi
 
 echo "== 1/4 starting Kafka and OpenSearch (testenv)"
-./testenv/services.sh up >/dev/null
-# shellcheck source=/dev/null
-. testenv/env.sh
+# up prints the export lines of env.sh (testenv/env.sh, or in $FLEETSTREAM_TESTENV_RUN).
+exports=$(./testenv/services.sh up)
+eval "$exports"
 echo "   Kafka $FLEETSTREAM_KAFKA_BROKERS, OpenSearch $FLEETSTREAM_OPENSEARCH_URL"
 
 mkdir -p bin

@@ -7,8 +7,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# shellcheck disable=SC1091
-[ -f testenv/env.sh ] && . testenv/env.sh
+env_sh="${FLEETSTREAM_TESTENV_RUN:-testenv}/env.sh" # where services.sh up wrote it
+# shellcheck disable=SC1090
+[ -f "$env_sh" ] && . "$env_sh"
 : "${FLEETSTREAM_KAFKA_BROKERS:?start the services: ./testenv/services.sh up}"
 TOPIC="fs-bench-$(date +%s)-$$"
 export FLEETSTREAM_BENCH_TOPIC="$TOPIC"

@@ -199,7 +199,7 @@ func TestKeyLimitLosesNothing(t *testing.T) {
 		switch {
 		case strings.HasPrefix(h[kafka.HeaderError], "telemetry: cab tracker"):
 			refusedByTracker++
-		case strings.HasPrefix(h[kafka.HeaderError], "cab-stats: key limit"):
+		case strings.HasPrefix(h[kafka.HeaderError], "cab-stats: window: key limit reached"):
 			refusedByStats++
 		default:
 			t.Fatalf("unexpected key-limit dead letter: %s", h[kafka.HeaderError])
