@@ -48,8 +48,14 @@ func BenchmarkDecoderFleet(b *testing.B) {
 	for i := range 300 {
 		events = append(events, []byte(strings.Replace(sample, "CAB-0042", fmt.Sprintf("CAB-%04d", i), 1)))
 	}
+	decodeInTurn(b, events, len(sample))
+}
+
+// decodeInTurn decodes the events one after another with one Decoder, as
+// one partition of the telemetry topic does, reporting size bytes an event.
+func decodeInTurn(b *testing.B, events [][]byte, size int) {
 	var d telemetry.Decoder
-	b.SetBytes(int64(len(sample)))
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -61,6 +67,34 @@ func BenchmarkDecoderFleet(b *testing.B) {
 		if i++; i == len(events) {
 			i = 0
 		}
+	}
+}
+
+// BenchmarkDecoderData decodes, in turn, the events of the simulator (every
+// optional field, numbers of varied lengths) and of the Porto sample, as
+// Append writes them: real data, where the number and timestamp lengths vary
+// from event to event, unlike the one sample above.
+func BenchmarkDecoderData(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		events func(testing.TB) []telemetry.Event
+	}{
+		{"sim", func(tb testing.TB) []telemetry.Event { return simEvents(tb, 10_000) }},
+		{"porto", portoEvents},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			es := c.events(b)
+			enc := make([][]byte, len(es))
+			total := 0
+			for i, e := range es {
+				var err error
+				if enc[i], err = telemetry.Append(nil, e); err != nil {
+					b.Fatal(err)
+				}
+				total += len(enc[i])
+			}
+			decodeInTurn(b, enc, total/len(enc))
+		})
 	}
 }
 
