@@ -77,25 +77,7 @@ func (p *scanner) scanString() (esc bool, err error) {
 	data := p.data
 	i := p.i + 1
 	for {
-		// Fast path over plain ASCII, eight bytes at a time: flag bytes
-		// below 0x20, quotes, backslashes and non-ASCII. The lowest flag
-		// of each test is exact, which is all the byte loop below needs.
-		for i+8 <= len(data) {
-			v := binary.LittleEndian.Uint64(data[i:])
-			m := (v-swarLo*0x20)&^v | hasZero(v^(swarLo*'"')) | hasZero(v^(swarLo*'\\')) | v
-			if m &= swarHi; m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		for i < len(data) {
-			c := data[i]
-			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-				break
-			}
-			i++
-		}
+		i = plainRun(data, i)
 		if i >= len(data) {
 			p.i = i
 			return esc, p.eof()
@@ -141,6 +123,30 @@ func (p *scanner) scanString() (esc bool, err error) {
 			i += size
 		}
 	}
+}
+
+// plainRun returns the index of the first byte from i that is below 0x20,
+// a quote, a backslash or not ASCII, or len(data) if there is none: where
+// a string's plain run ends.
+func plainRun(data []byte, i int) int {
+	// Eight bytes at a time while there are eight. The lowest flag of each
+	// test is exact, which is all the byte loop after needs.
+	for i+8 <= len(data) {
+		v := binary.LittleEndian.Uint64(data[i:])
+		m := (v-swarLo*0x20)&^v | hasZero(v^(swarLo*'"')) | hasZero(v^(swarLo*'\\')) | v
+		if m &= swarHi; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	for i < len(data) {
+		c := data[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			break
+		}
+		i++
+	}
+	return i
 }
 
 const (
@@ -409,70 +415,103 @@ func (p *scanner) longNumber() (v float64, rangeErr bool, err error) {
 
 // shortNumber parses the number at i when it is the usual short decimal,
 // -?[0-9]{1,7}(\.[0-9]{1,7})? with no leading zero and no exponent; ok is
-// false for anything else, which number then reads the long way. Each run of digits is found and converted eight bytes
-// at a time. The value is the one number computes: a mantissa below 10^14
-// scaled by one exact division.
+// false for anything else, which number then reads the long way.
 func shortNumber(data []byte, i int) (f float64, end int, ok bool) {
 	if i < 0 || i >= len(data) {
 		return 0, i, false
-	}
-	if len(data)-i < 17 {
-		// Near the end (the event's last field): read a copy padded with
-		// zero bytes, which are neither digits nor '.' nor 'e'.
-		var pad [17]byte
-		n := copy(pad[:], data[i:])
-		f, end, ok = shortNumber(pad[:], 0)
-		return f, i + end, ok && end <= n
 	}
 	neg := data[i] == '-'
 	if neg {
 		i++
 	}
-	w := binary.LittleEndian.Uint64(data[i:])
-	n := digitRun(w)
-	if n == 0 || n == 8 || n > 1 && data[i] == '0' {
-		return 0, i, false
-	}
-	mant := digitsValue(w, n)
-	i += n
-	scale := 0
-	if data[i] == '.' {
-		i++
-		w = binary.LittleEndian.Uint64(data[i:])
-		n = digitRun(w)
-		if n == 0 || n == 8 {
-			return 0, i, false
-		}
-		mant = mant*uint64(pow10[n]) + digitsValue(w, n)
-		i += n
-		scale = n
-	}
-	if c := data[i]; c == 'e' || c == 'E' {
-		return 0, i, false
-	}
-	f = float64(mant) / pow10[scale]
+	f, n, ok := decimal(load8(data, i), load8(data, i+8))
 	if neg {
 		f = -f
 	}
-	return f, i, true
+	return f, i + n, ok
+}
+
+// decimal parses the unsigned short decimal, [0-9]{1,7}(\.[0-9]{1,7})?
+// without a leading zero or an exponent after it, at the start of the 16
+// bytes w0, w1 (little-endian words, zero bytes past the data), and returns
+// its length; ok is false for anything else. Each run of digits is found
+// and converted eight bytes at a time, the fraction's from the two words
+// shifted, so that the whole number costs two loads that do not wait for
+// each other. The value is the one longNumber computes: a mantissa below
+// 10^14 scaled by one exact division.
+func decimal(w0, w1 uint64) (f float64, n int, ok bool) {
+	n = digitRun(w0)
+	if n == 0 || n == 8 || n > 1 && byte(w0) == '0' {
+		return 0, 0, false
+	}
+	mant, scale := digitsValue(w0, n), 0
+	next := byte(w0 >> (8 * n & 63)) // the byte after the digits (n < 8)
+	if next == '.' {
+		// The eight bytes after the dot, from both words (n < 8).
+		fw := w0>>(8*n&63)>>8 | w1<<(56-8*n&63)
+		frac := digitRun(fw)
+		if frac == 0 || frac == 8 {
+			return 0, 0, false
+		}
+		mant = mant*pow10u[frac] + digitsValue(fw, frac)
+		next = byte(fw >> (8 * frac & 63))
+		n += 1 + frac
+		scale = frac
+	}
+	if next == 'e' || next == 'E' {
+		return 0, 0, false
+	}
+	// mant < 10^14: the signed conversion is exact and cheaper.
+	return float64(int64(mant)) / pow10[scale], n, true
+}
+
+// pow10u holds the powers of ten that decimal scales a mantissa by and
+// parseTime a fraction of a second.
+var pow10u = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
+
+// load8 returns the eight bytes of data from i as a little-endian word, with
+// zero bytes (neither digits nor delimiters) for those past the end. Near
+// the end it shifts the data's last word rather than copying, so that the
+// load is not stalled behind the copy's stores.
+func load8(data []byte, i int) uint64 {
+	left := len(data) - i
+	switch {
+	case left >= 8:
+		return binary.LittleEndian.Uint64(data[i:])
+	case left <= 0:
+		return 0
+	case len(data) >= 8:
+		return binary.LittleEndian.Uint64(data[len(data)-8:]) >> ((64 - 8*left) & 63)
+	}
+	var w uint64
+	for k := len(data) - 1; k >= i; k-- {
+		w = w<<8 | uint64(data[k])
+	}
+	return w
 }
 
 // digitRun returns how many of the bytes of w, from its lowest, are ASCII
 // digits before the first that is not (8 if all are).
 func digitRun(w uint64) int {
+	return bits.TrailingZeros64(nonDigits(w)) / 8
+}
+
+// nonDigits flags with nonzero bits the bytes of w that are not ASCII
+// digits. A byte is a digit when its high nibble is 3 and adding 6 keeps it
+// so. The addition carries only out of bytes of 0xfa and above, which are
+// flagged, and may flag the digit after one; so the first flagged byte from
+// the lowest, or from any byte after one below 0xfa, is the first that is
+// not a digit.
+func nonDigits(w uint64) uint64 {
 	const hiNibble, zeros, six = 0xf0f0f0f0f0f0f0f0, 0x3030303030303030, 0x0606060606060606
-	// A byte is a digit when its high nibble is 3 and adding 6 keeps it so.
-	// The addition carries only out of bytes of 0xfa and above, never out of
-	// a digit, so the lowest flagged byte is exact.
-	m := (w&hiNibble ^ zeros) | ((w+six)&hiNibble ^ zeros)
-	return bits.TrailingZeros64(m) / 8
+	return (w&hiNibble ^ zeros) | ((w+six)&hiNibble ^ zeros)
 }
 
 // digitsValue returns the value of the n (1 to 8) ASCII digits in the lowest
 // bytes of w, the first digit in the lowest byte: shifted up so the digits
 // fill the top bytes, then combined in pairs, fours and eights.
 func digitsValue(w uint64, n int) uint64 {
-	w = (w & 0x0f0f0f0f0f0f0f0f) << (8 * (8 - n))
+	w = (w & 0x0f0f0f0f0f0f0f0f) << (8 * (8 - n) & 63)
 	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
 	w = (w*100 + w>>16) & 0x0000ffff0000ffff
 	return (w*10000 + w>>32) & 0xffffffff
