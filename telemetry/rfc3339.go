@@ -4,33 +4,41 @@
 
 package telemetry
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // parseTime parses an RFC 3339 timestamp without allocating and returns it
 // in UTC. It returns a reason when the text is not a valid timestamp.
 func parseTime(b []byte) (time.Time, string) {
 	const bad = "not an RFC 3339 timestamp"
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') ||
-		b[13] != ':' || b[16] != ':' {
+	if len(b) < 20 {
 		return time.Time{}, bad
 	}
-	num := func(s []byte) int {
-		n := 0
-		for _, c := range s {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
-	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
-	if year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 ||
-		minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+	// "YYYY-MM-", "DDTHH:MM" and ":SS" in three words: the separators
+	// compared under a mask, the digits checked and paired at once (a byte
+	// of 0xfa or more, whose carry in nonDigits could flag the next, is
+	// refused itself).
+	w0, w1, w2 := binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), load8(b, 16)
+	const (
+		sepMask0, sep0 = 0xff<<56 | 0xff<<32, '-'<<56 | '-'<<32
+		sepMask1, sep1 = 0xff<<40 | 0xdf<<16, ':'<<40 | 'T'<<16 // 0xdf: 't' as 'T'
+		digits0        = 0x00f0f000_f0f0f0f0                    // the high nibbles nonDigits sets
+		digits1        = 0xf0f000f0_f000f0f0
+		digits2        = 0xf0f000
+	)
+	if w0&sepMask0 != sep0 || w1&sepMask1 != sep1 || byte(w2) != ':' ||
+		nonDigits(w0)&digits0|nonDigits(w1)&digits1|nonDigits(w2)&digits2 != 0 {
 		return time.Time{}, bad
 	}
-	if day > daysIn(year, month) {
+	// Byte k of a pair word is ten times digit k plus digit k+1.
+	p0, p1, p2 := digitPairs(w0), digitPairs(w1), digitPairs(w2)
+	year := int(byte(p0))*100 + int(byte(p0>>16))
+	month, day := int(byte(p0>>40)), int(byte(p1))
+	hour, minute, sec := int(byte(p1>>24)), int(byte(p1>>48)), int(byte(p2>>8))
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 ||
+		day > daysIn(year, month) {
 		return time.Time{}, bad
 	}
 	i := 19
@@ -38,6 +46,15 @@ func parseTime(b []byte) (time.Time, string) {
 	if b[i] == '.' {
 		i++
 		n := 0
+		if w := load8(b, i); digitRun(w) < 8 {
+			// Up to seven digits, as writers of milliseconds to
+			// microseconds use, in one step.
+			n = digitRun(w)
+			if n > 0 {
+				nsec = int(digitsValue(w, n))
+			}
+			i += n
+		}
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 			if n < 9 {
 				nsec = nsec*10 + int(b[i]-'0')
@@ -48,8 +65,8 @@ func parseTime(b []byte) (time.Time, string) {
 		if n == 0 {
 			return time.Time{}, bad
 		}
-		for ; n < 9; n++ {
-			nsec *= 10
+		if n < 9 {
+			nsec *= int(pow10u[9-n])
 		}
 	}
 	if i >= len(b) {
@@ -63,7 +80,7 @@ func parseTime(b []byte) (time.Time, string) {
 		if len(b)-i != 6 || b[i+3] != ':' {
 			return time.Time{}, bad
 		}
-		oh, om := num(b[i+1:i+3]), num(b[i+4:i+6])
+		oh, om := twoDigits(b[i+1], b[i+2]), twoDigits(b[i+4], b[i+5])
 		if oh < 0 || oh > 23 || om < 0 || om > 59 {
 			return time.Time{}, bad
 		}
@@ -84,6 +101,22 @@ func parseTime(b []byte) (time.Time, string) {
 		return time.Time{}, timeRangeReason
 	}
 	return time.Unix(unix, int64(nsec)).UTC(), ""
+}
+
+// twoDigits returns the value of the digits hi and lo, or -1.
+func twoDigits(hi, lo byte) int {
+	if hi < '0' || hi > '9' || lo < '0' || lo > '9' {
+		return -1
+	}
+	return int(hi-'0')*10 + int(lo-'0')
+}
+
+// digitPairs returns w with byte k replaced by ten times the digit in byte
+// k plus the digit in byte k+1, for the bytes that are digits (the others
+// give what they give, without carrying into their neighbours).
+func digitPairs(w uint64) uint64 {
+	v := w & 0x0f0f0f0f0f0f0f0f
+	return v*10 + v>>8
 }
 
 // The range of event times (minTime, maxTime) in Unix seconds and
