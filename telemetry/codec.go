@@ -88,6 +88,7 @@ type parser struct {
 	// IDs as offsets into data, or as strings when they held escapes.
 	// Offsets rather than slices keep data and the parser off the heap.
 	cab, trip span
+	num       [numFields]float64 // the numeric fields' values, by field
 }
 
 type span struct {
@@ -100,7 +101,27 @@ func invalid(f fieldID, reason string, off int) error {
 }
 
 func decode(data []byte, e *Event, d *Decoder) error {
+	if decodeCompact(data, e, d) {
+		return nil
+	}
+	*e = Event{}
+	return decodeGeneral(data, e, d)
+}
+
+// decodeGeneral decodes any input, the way decode takes when decodeCompact
+// does not: keys in any order, whitespace, escapes, unknown fields, every
+// form of number, and the errors with their offsets.
+func decodeGeneral(data []byte, e *Event, d *Decoder) error {
 	p := parser{scanner: scanner{data: data}}
+	err := p.decode(e, d)
+	// The numbers are kept by field while reading; e gets those read, after
+	// an error too, as when each was stored on its own.
+	e.setNumbers(&p.num)
+	return err
+}
+
+func (p *parser) decode(e *Event, d *Decoder) error {
+	data := p.data
 	var seen uint32
 	prev := fNone // the last known field, to guess the next key (see below)
 
@@ -197,23 +218,30 @@ func decode(data []byte, e *Event, d *Decoder) error {
 	case seen&(1<<fLon) == 0:
 		return invalid(fLon, "missing", -1)
 	}
+	setIDs(data, p.cab, p.trip, e, d)
+	return nil
+}
+
+// setIDs stores in e the IDs at cab and trip in data: interned by d when
+// there is one, else in one allocation. IDs that held escapes were already
+// stored as strings when their field was read.
+func setIDs(data []byte, cab, trip span, e *Event, d *Decoder) {
 	switch {
-	case p.cab.esc || p.trip.esc:
-		// Escaped IDs were already stored by field.
-		if !p.cab.esc {
-			e.CabID = string(data[p.cab.start:p.cab.end])
+	case cab.esc || trip.esc:
+		if !cab.esc {
+			e.CabID = string(data[cab.start:cab.end])
 		}
-		if !p.trip.esc {
-			e.TripID = string(data[p.trip.start:p.trip.end])
+		if !trip.esc {
+			e.TripID = string(data[trip.start:trip.end])
 		}
 	case d != nil:
-		e.CabID = d.intern(data[p.cab.start:p.cab.end])
+		e.CabID = d.intern(data[cab.start:cab.end])
 		if e.Has&HasTripID != 0 {
-			e.TripID = d.intern(data[p.trip.start:p.trip.end])
+			e.TripID = d.intern(data[trip.start:trip.end])
 		}
 	default:
 		// One allocation for both IDs.
-		cab, trip := data[p.cab.start:p.cab.end], data[p.trip.start:p.trip.end]
+		cab, trip := data[cab.start:cab.end], data[trip.start:trip.end]
 		var b strings.Builder
 		b.Grow(len(cab) + len(trip))
 		b.Write(cab)
@@ -221,7 +249,6 @@ func decode(data []byte, e *Event, d *Decoder) error {
 		s := b.String()
 		e.CabID, e.TripID = s[:len(cab)], s[len(cab):]
 	}
-	return nil
 }
 
 // field decodes the value of a known field at p.i.
@@ -276,14 +303,7 @@ func (p *parser) field(id fieldID, e *Event) error {
 				var tb [16]byte
 				st = appendUnescaped(tb[:0], raw)
 			}
-			switch string(st) {
-			case "available":
-				e.Status = StatusAvailable
-			case "hired":
-				e.Status = StatusHired
-			case "offline":
-				e.Status = StatusOffline
-			default:
+			if e.Status = parseStatus(st); e.Status == StatusUnknown {
 				return invalid(id, "unknown status", start)
 			}
 		}
@@ -304,25 +324,36 @@ func (p *parser) field(id fieldID, e *Event) error {
 	if r := checkFloat(id, v); r != "" {
 		return invalid(id, r, start)
 	}
-	switch id {
-	case fLat:
-		e.Lat = v
-	case fLon:
-		e.Lon = v
-	case fSpeed:
-		e.SpeedKmh, e.Has = v, e.Has|HasSpeed
-	case fHeading:
-		e.HeadingDeg, e.Has = v, e.Has|HasHeading
-	case fEngineTemp:
-		e.EngineTempC, e.Has = v, e.Has|HasEngineTemp
-	case fFuel:
-		e.FuelPct, e.Has = v, e.Has|HasFuel
-	case fBattery:
-		e.BatteryV, e.Has = v, e.Has|HasBattery
-	case fOdometer:
-		e.OdometerKm, e.Has = v, e.Has|HasOdometer
-	}
+	p.num[id] = v
+	e.Has |= hasBit[id]
 	return nil
+}
+
+// parseStatus returns the status named st, or StatusUnknown.
+func parseStatus(st []byte) Status {
+	switch string(st) {
+	case "available":
+		return StatusAvailable
+	case "hired":
+		return StatusHired
+	case "offline":
+		return StatusOffline
+	}
+	return StatusUnknown
+}
+
+// setNumbers stores in e the values of its numeric fields, indexed by
+// field; the Has bits are set apart.
+func (e *Event) setNumbers(num *[numFields]float64) {
+	e.Lat, e.Lon = num[fLat], num[fLon]
+	e.SpeedKmh, e.HeadingDeg, e.EngineTempC = num[fSpeed], num[fHeading], num[fEngineTemp]
+	e.FuelPct, e.BatteryV, e.OdometerKm = num[fFuel], num[fBattery], num[fOdometer]
+}
+
+// hasBit is the Has bit of each optional field but status.
+var hasBit = [numFields]Field{
+	fTripID: HasTripID, fSpeed: HasSpeed, fHeading: HasHeading, fEngineTemp: HasEngineTemp,
+	fFuel: HasFuel, fBattery: HasBattery, fOdometer: HasOdometer,
 }
 
 // wrongType skips the value at p.i and reports it as having the wrong type,
@@ -371,16 +402,16 @@ var fieldKeys = func() (k [numFields]keyWords) {
 	return k
 }()
 
-// at reports whether data holds the key at i. It needs 16 bytes from i,
-// which every key but one at the very end of an event has; that one is read
-// the slow way.
+// at reports whether data holds the key at i (i >= 0).
 func (k *keyWords) at(data []byte, i int) bool {
-	if i < 0 || len(data)-i < 16 {
-		return false
-	}
-	b := data[i : i+16]
-	return (binary.LittleEndian.Uint64(b[:8])^k.w[0])&k.m[0]|
-		(binary.LittleEndian.Uint64(b[8:])^k.w[1])&k.m[1] == 0
+	return k.is(load8(data, i), load8(data, i+8))
+}
+
+// is reports whether the 16 bytes w0, w1 start with the key. Past the end
+// of the data load8 reads zero bytes, which no key holds, so a key cut
+// short by the end does not match.
+func (k *keyWords) is(w0, w1 uint64) bool {
+	return (w0^k.w[0])&k.m[0]|(w1^k.w[1])&k.m[1] == 0
 }
 
 func lookupField(k []byte) fieldID {

@@ -136,13 +136,8 @@ func (s Status) String() string {
 // ParseStatus returns the Status whose JSON name is name. It accepts only
 // "available", "hired" and "offline".
 func ParseStatus(name string) (Status, error) {
-	switch name {
-	case "available":
-		return StatusAvailable, nil
-	case "hired":
-		return StatusHired, nil
-	case "offline":
-		return StatusOffline, nil
+	if s := parseStatus([]byte(name)); s != StatusUnknown {
+		return s, nil
 	}
 	return StatusUnknown, fmt.Errorf("telemetry: unknown status %q", name)
 }
@@ -312,39 +307,31 @@ func checkFloat(f fieldID, v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "not a finite number"
 	}
-	switch f {
-	case fLat:
-		if v < -90 || v > 90 {
-			return "latitude out of range [-90, 90]"
-		}
-	case fLon:
-		if v < -180 || v > 180 {
-			return "longitude out of range [-180, 180]"
-		}
-	case fSpeed:
-		if v < 0 || v > MaxSpeedKmh {
-			return "speed out of range [0, 1000]"
-		}
-	case fHeading:
-		if v < 0 || v > 360 {
-			return "heading out of range [0, 360]"
-		}
-	case fFuel:
-		if v < 0 || v > 100 {
-			return "fuel out of range [0, 100]"
-		}
-	case fEngineTemp:
-		if v < MinEngineTempC || v > MaxEngineTempC {
-			return "engine temperature out of range [-100, 400]"
-		}
-	case fBattery:
-		if v < 0 || v > MaxBatteryV {
-			return "battery voltage out of range [0, 1500]"
-		}
-	case fOdometer:
-		if v < 0 || v > MaxOdometerKm {
-			return "odometer out of range [0, 1e8]"
-		}
+	if b := &bounds[f]; v < b.lo || v > b.hi {
+		return b.reason
 	}
 	return ""
+}
+
+// inBounds reports whether checkFloat accepts v, without the reason: the
+// bounds are finite, so the comparisons refuse NaN and infinities too.
+func inBounds(f fieldID, v float64) bool {
+	b := &bounds[f]
+	return v >= b.lo && v <= b.hi
+}
+
+// bounds are the ranges of the numeric fields, with the reason a value
+// outside is refused for.
+var bounds = [numFields]struct {
+	lo, hi float64
+	reason string
+}{
+	fLat:        {-90, 90, "latitude out of range [-90, 90]"},
+	fLon:        {-180, 180, "longitude out of range [-180, 180]"},
+	fSpeed:      {0, MaxSpeedKmh, "speed out of range [0, 1000]"},
+	fHeading:    {0, 360, "heading out of range [0, 360]"},
+	fFuel:       {0, 100, "fuel out of range [0, 100]"},
+	fEngineTemp: {MinEngineTempC, MaxEngineTempC, "engine temperature out of range [-100, 400]"},
+	fBattery:    {0, MaxBatteryV, "battery voltage out of range [0, 1500]"},
+	fOdometer:   {0, MaxOdometerKm, "odometer out of range [0, 1e8]"},
 }
