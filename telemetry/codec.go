@@ -1,7 +1,7 @@
 // The event's JSON decoding: Decode, Decoder (interning IDs) and the
 // encoding/json hooks, with the field-by-field reading of the schema. The
 // encoding (Append) is in encode.go, the JSON syntax in jsonscan.go,
-// timestamps in rfc3339.go.
+// timestamps in rfc3339.go, the fast path for Append's layout in compact.go.
 
 package telemetry
 
