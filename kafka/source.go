@@ -63,6 +63,9 @@ type Source[T any] struct {
 	// uncovered: the caught-up check found a partition of the topics that no member owns
 	// (logged once until the group covers them again).
 	uncovered atomic.Bool
+	// members is the group's membership as the caught-up looks last saw it (groupCovers;
+	// the monitor's goroutine only).
+	members membership
 	// member is the Source's member id in the group (string), set when a session begins.
 	member atomic.Value
 	// lost counts records deleted before they were read (WithAcceptDataLoss); endSession
