@@ -53,13 +53,19 @@ func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset i
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	id := testenv.UniqueName(t, "eos-stable-txn")
-	// retry sends one request until its answer is not a coordinator starting or moving (the
-	// transaction log's topic is made on the first use).
-	retry := func(what string, send func() (sarama.KError, error)) {
+	// retry sends one request to the coordinator that coord finds until its answer is not a
+	// coordinator starting or moving (the transaction log's topic is made on the first use).
+	txnCoord := func() (*sarama.Broker, error) { return client.TransactionCoordinator(id) }
+	groupCoord := func() (*sarama.Broker, error) { return client.Coordinator(group) }
+	retry := func(what string, coord func() (*sarama.Broker, error), send func(*sarama.Broker) (sarama.KError, error)) {
 		t.Helper()
 		var last error
 		require.Eventually(t, func() bool {
-			kerr, err := send()
+			c, err := coord()
+			var kerr sarama.KError
+			if err == nil {
+				kerr, err = send(c)
+			}
 			switch {
 			case err != nil:
 				last = err
@@ -77,11 +83,7 @@ func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset i
 	}
 	var pid int64
 	var epoch int16
-	retry("InitProducerID", func() (sarama.KError, error) {
-		c, err := client.TransactionCoordinator(id)
-		if err != nil {
-			return 0, err
-		}
+	retry("InitProducerID", txnCoord, func(c *sarama.Broker) (sarama.KError, error) {
 		r, err := c.InitProducerID(&sarama.InitProducerIDRequest{Version: 3, TransactionalID: &id, TransactionTimeout: time.Minute, ProducerID: -1, ProducerEpoch: -1})
 		if err != nil {
 			return 0, err
@@ -89,22 +91,14 @@ func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset i
 		pid, epoch = r.ProducerID, r.ProducerEpoch
 		return r.Err, nil
 	})
-	retry("AddOffsetsToTxn", func() (sarama.KError, error) {
-		c, err := client.TransactionCoordinator(id)
-		if err != nil {
-			return 0, err
-		}
+	retry("AddOffsetsToTxn", txnCoord, func(c *sarama.Broker) (sarama.KError, error) {
 		r, err := c.AddOffsetsToTxn(&sarama.AddOffsetsToTxnRequest{Version: 2, TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, GroupID: group})
 		if err != nil {
 			return 0, err
 		}
 		return r.Err, nil
 	})
-	retry("TxnOffsetCommit", func() (sarama.KError, error) {
-		c, err := client.Coordinator(group)
-		if err != nil {
-			return 0, err
-		}
+	retry("TxnOffsetCommit", groupCoord, func(c *sarama.Broker) (sarama.KError, error) {
 		r, err := c.TxnOffsetCommit(&sarama.TxnOffsetCommitRequest{Version: 2, TransactionalID: id, GroupID: group,
 			ProducerID: pid, ProducerEpoch: epoch,
 			Topics: map[string][]*sarama.PartitionOffsetMetadata{topic: {{Partition: 0, Offset: offset, LeaderEpoch: -1}}}})
@@ -120,11 +114,7 @@ func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset i
 	})
 	return func() {
 		t.Helper()
-		retry("EndTxn", func() (sarama.KError, error) {
-			c, err := client.TransactionCoordinator(id)
-			if err != nil {
-				return 0, err
-			}
+		retry("EndTxn", txnCoord, func(c *sarama.Broker) (sarama.KError, error) {
 			r, err := c.EndTxn(&sarama.EndTxnRequest{Version: 2, TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, TransactionResult: true})
 			if err != nil {
 				return 0, err
