@@ -200,6 +200,15 @@
 // check at Load catches a count mismatch before the pipeline runs, with the fix (repartition
 // the stream with stream.RepartitionBy and kafka.KeyHash into the table's partition count).
 //
+// What no count can catch is a stream with as many partitions but not keyed by the table's
+// key: its records are looked up in table partitions that do not hold their keys, and find
+// nothing or an older value. The operator checks one record in four (a few nanoseconds a
+// record): a key looked up in another table partition than the last time it was checked
+// counts in BatchStats.State's SplitKeys (exported as operator_split_keys_total by
+// metrics/prom), and the first one is logged at Warn with the key and both partitions. A
+// stream keyed like the table counts 0; a stream keyed otherwise has most keys in several
+// partitions, and counts within its first batches. (The check remembers up to 131,072 keys.)
+//
 // The rest is Enrich's: left join by default, WithKind(Inner), the output element keeps the
 // record's event time and offset, a replay gives the same rows while the table partition
 // holds the same versions. Cost: one lookup per record in the partition's own rows.
@@ -226,5 +235,7 @@
 //
 // StateSize counts the records held. ReportState (stream.StateReporter) adds the open
 // windows (Window), an estimate of the bytes held (records inline, indexes, bookkeeping; not
-// what values point to) and the late records so far.
+// what values point to) and the late records so far. EnrichCoPartitioned reports its split
+// keys (see "Co-partitioned tables") and the bytes of the keys it remembers for that check;
+// Enrich reports nothing more than StateSize.
 package join

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/internal/lograte"
+	"github.com/fleetstream/fleetstream/internal/recent"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -127,6 +129,11 @@ type enrichCo[K comparable, T, V, R any] struct {
 	log                *slog.Logger
 	errLog             *lograte.Limiter
 	parts              map[int32]*coPart
+	// seen maps sampled keys to the table partition they were last looked up in
+	// (checkSplit); splitN counts those looked up in another one since.
+	seen        recent.Map[K, int32]
+	splitN      int64
+	splitWarned bool
 }
 
 func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[R]) []stream.Elem[R] {
@@ -156,7 +163,44 @@ func (e *enrichCo[K, T, V, R]) Process(pc *stream.PartitionContext, in []stream.
 		}
 		return out
 	}
+	e.checkSplit(in, pc.Partition, st.table)
 	return e.emit(in, out, func(key K, at int64) (V, bool) { return e.lookupIn(st.table, key, at) })
+}
+
+// splitEvery is how often EnrichCoPartitioned checks a record's key against the table
+// partition it was last looked up in: one record in splitEvery, so that the check costs a few
+// nanoseconds a record. A stream not keyed like the table has most of its keys in several
+// partitions, so a sample finds it within its first batches.
+const splitEvery = 4
+
+// checkSplit counts (and warns once of) the sampled records of in whose key was last looked
+// up in another table partition than table: the stream is not partitioned like the table,
+// and those lookups find nothing or an older value (see "Co-partitioned tables").
+func (e *enrichCo[K, T, V, R]) checkSplit(in []stream.Elem[T], part, table int32) {
+	for i := 0; i < len(in); i += splitEvery {
+		k := e.key(in[i].Value)
+		other, ok := e.seen.Swap(k, table)
+		if !ok || other == table {
+			continue
+		}
+		e.splitN++
+		if !e.splitWarned {
+			e.splitWarned = true
+			e.log.Warn("join: a key is looked up in several table partitions: the stream is not keyed and partitioned like the "+
+				"table, so its records are enriched from table partitions that do not hold their key (nothing found, or an older "+
+				"value); repartition the stream by the table's key into the table's partition count (stream.RepartitionBy with "+
+				"kafka.KeyHash), or use Enrich with the whole table",
+				"key", k, "partition", part, "table_partition", table, "other_table_partition", other)
+		}
+	}
+}
+
+// ReportState reports the split keys found (stream.OperatorState.SplitKeys) and the bytes of
+// the check's memory of keys; the operator holds no records and no windows.
+func (e *enrichCo[K, T, V, R]) ReportState(st *stream.OperatorState) {
+	var k K
+	st.Bytes = int64(e.seen.Len()) * int64(unsafe.Sizeof(k)+4+1) * 8 / 7
+	st.SplitKeys = e.splitN
 }
 
 // load loads part's table partition, waiting at most e.timeout on the pipeline's clock (so
@@ -229,3 +273,5 @@ func (e *enrichCo[K, T, V, R]) StateSize() int {
 	}
 	return n
 }
+
+var _ stream.StateReporter = (*enrichCo[string, int, int, int])(nil)

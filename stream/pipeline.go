@@ -337,13 +337,20 @@ type OperatorState struct {
 	// of taking them into its state: too late for their window (ReasonLate), or refused by
 	// its key limit (ReasonKeyLimit). They go to the operator's late or dead-letter stream.
 	Late, KeyLimit int64
+	// SplitKeys counts, for an operator that needs all of a key's records in one partition
+	// (a window keyed by something other than the input's partitioning key, a co-partitioned
+	// enrichment), the times a key turned up in a partition other than the one it was last
+	// seen in: more than 0 means the input is not partitioned by the operator's key, and its
+	// results are split between partitions or wrong (see window.Windowed.SplitKeys and
+	// join.EnrichCoPartitioned).
+	SplitKeys int64
 }
 
 // StateReporter is an optional interface of an Operator that tells more about its state than
 // StateSize. The pipeline calls ReportState after every acknowledged batch, right after
 // StateSize and on the same goroutine as Process, for BatchStats.State.
 type StateReporter interface {
-	// ReportState sets st's OpenWindows, Bytes, Late and KeyLimit; the pipeline set the
+	// ReportState sets st's OpenWindows, Bytes, Late, KeyLimit and SplitKeys; the pipeline set the
 	// other fields. It runs once per batch, so it must be cheap: a running count, or a pass
 	// over the operator's windows, not over every record it holds.
 	ReportState(st *OperatorState)

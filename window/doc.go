@@ -182,7 +182,8 @@
 // (the windows of a partition that hold data and were not emitted: tumbling buckets, sliding
 // windows from the next to fire to the last one holding a live pane, sessions), the records
 // set aside since it was created, by reason (Late: stream.ReasonLate; KeyLimit:
-// stream.ReasonKeyLimit, as LateCount and KeyLimitCount), and an estimate of its bytes. The
+// stream.ReasonKeyLimit, as LateCount and KeyLimitCount), the split keys (SplitKeys, as
+// Windowed.SplitKeys), and an estimate of its bytes. The
 // estimate counts the operator's own structures: slices by capacity, buckets kept for reuse,
 // the sliding slab of rings, and maps at their entries' key and value sizes plus a control
 // byte, at 7/8 load. Keys and accumulators count at their shallow size (unsafe.Sizeof): what

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fleetstream/fleetstream/internal/recent"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -181,11 +182,10 @@ type operator[T any, K comparable, V, A, R any] struct {
 }
 
 // splitCheck remembers, for the keys of recent results, the partition and window of the last
-// one: two generations of at most splitKeep keys each, so that its memory stays
-// bounded whatever the keys.
+// one (in a recent.Map, so that its memory stays bounded whatever the keys).
 type splitCheck[K comparable] struct {
-	cur, prev map[K]splitSeen
-	warned    bool
+	last   recent.Map[K, splitSeen]
+	warned bool
 }
 
 type splitSeen struct {
@@ -193,23 +193,11 @@ type splitSeen struct {
 	start, end int64
 }
 
-const splitKeep = 1 << 16
-
 // seen records a result of key k for the window [start, end) from partition part, and reports
 // the other partition that had a result of an overlapping window (the same one, a session of
 // the same time), if any.
 func (c *splitCheck[K]) seen(k K, part int32, start, end int64) (int32, bool) {
-	s, ok := c.cur[k]
-	if !ok {
-		s, ok = c.prev[k]
-	}
-	if len(c.cur) >= splitKeep {
-		c.prev, c.cur = c.cur, nil
-	}
-	if c.cur == nil {
-		c.cur = make(map[K]splitSeen)
-	}
-	c.cur[k] = splitSeen{part, start, end}
+	s, ok := c.last.Swap(k, splitSeen{part, start, end})
 	return s.part, ok && s.part != part && s.start < end && start < s.end
 }
 
@@ -387,7 +375,7 @@ func (op *operator[T, K, V, A, R]) StateSize() int {
 }
 
 // ReportState reports the windows open in every partition, an estimate of the bytes they hold
-// and the records set aside so far (see "Stats" in the package documentation). Its cost is a
+// the records set aside so far and the split keys (see "Stats" in the package documentation). Its cost is a
 // pass over each partition's windows (sessions: over its keys, as StateSize), not over the
 // records.
 func (op *operator[T, K, V, A, R]) ReportState(st *stream.OperatorState) {
@@ -401,7 +389,7 @@ func (op *operator[T, K, V, A, R]) ReportState(st *stream.OperatorState) {
 		bytes += int64(unsafe.Sizeof(*h)) + int64(cap(h.fired))*int64(unsafe.Sizeof(firedAt{}))
 	}
 	st.Bytes = bytes
-	st.Late, st.KeyLimit = op.lateN.Load(), op.limitN.Load()
+	st.Late, st.KeyLimit, st.SplitKeys = op.lateN.Load(), op.limitN.Load(), op.splitN.Load()
 }
 
 // mapBytes estimates the bytes of a map of n entries of key and value sizes k and v: Go's

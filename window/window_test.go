@@ -392,8 +392,8 @@ func TestSlidingGapThenOutOfOrder(t *testing.T) {
 // repartitioned gets a result of the same window from each, which written by key and window
 // overwrite each other: Aggregate counted nothing and said nothing (a reviewer grouped by a
 // key other than the Kafka key: 979 of 2,600 documents wrong, exit 0, no log). SplitKeys
-// counts such results; the same key in other windows, a key in one partition, a repartitioned
-// stream and WithPerPartitionResults count none.
+// counts such results (and so does BatchStats.State); the same key in other windows, a key in
+// one partition, a repartitioned stream and WithPerPartitionResults count none.
 func TestSplitKeys(t *testing.T) {
 	run := func(t *testing.T, asg window.Assigner, merged bool, opts ...window.Option) int64 {
 		h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Second), stream.WithIdleTimeout(0))
@@ -404,7 +404,7 @@ func TestSplitKeys(t *testing.T) {
 			_, sh := streamtest.NewRepartition(h, stream.Map(s, func(e ev) stream.Pair[string, ev] { return stream.KV(e.Key, e) }), "by-key", log)
 			s = stream.Map(sh, func(p stream.Pair[string, ev]) ev { return p.Value })
 		}
-		w, err := window.Aggregate(s, evKey, evVal, asg, window.Count[float64](), opts...)
+		w, err := window.Aggregate(s, evKey, evVal, asg, window.Count[float64](), append(opts, window.WithName("w"))...)
 		require.NoError(t, err)
 		res := streamtest.Collect(w.Results())
 		q.Add(at(0, "a", sec(1), 1), at(1, "a", sec(2), 1), at(0, "b", sec(3), 1), at(1, "c", sec(70), 1))
@@ -412,6 +412,7 @@ func TestSplitKeys(t *testing.T) {
 		q.End()
 		h.RunUntilDone()
 		require.NotEmpty(t, res.Slice())
+		require.Equal(t, w.SplitKeys(), operatorState(t, h, "w").SplitKeys, "BatchStats.State reports SplitKeys")
 		return w.SplitKeys()
 	}
 	for _, asg := range []window.Assigner{window.Tumbling(time.Minute), window.Session(10 * time.Second)} {

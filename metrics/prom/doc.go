@@ -34,13 +34,17 @@
 //	state_open_windows{operator}                gauge      windows holding data, not emitted yet (*)
 //	state_bytes{operator}                       gauge      estimated bytes of the operator's state (*)
 //	operator_rejected_records_total{operator,reason} counter  records set aside: late, key_limit (*)
+//	operator_split_keys_total{operator}         counter    keys found in another partition: results split or wrong (*)
 //	source_dead_letters_total                   counter    records the source dead-lettered
 //	source_dead_letters_by_reason_total{reason} counter    the same by reason: decode, invalid, event_time
 //	repartition_duplicates_total                counter    replayed records the repartitions dropped
 //
 // (*) for operators that implement stream.StateReporter (package window's Aggregate, the
-// telemetry cab tracker); the estimate of bytes is the operator's, as its package documents.
-// Operators of the same name are summed.
+// telemetry cab tracker, package join's operators); the estimate of bytes is the operator's,
+// as its package documents. Operators of the same name are summed. operator_split_keys_total
+// should stay 0: it counts a window's results of one window and key from several partitions,
+// and a co-partitioned enrichment's keys looked up in several table partitions (an input not
+// partitioned by the operator's key; stream.OperatorState.SplitKeys).
 //
 // per source partition, labelled partition with the status page's names (WithPartitionName),
 // removed when the partition leaves (revoked); a figure not known yet is absent:

@@ -57,6 +57,7 @@ type Metrics struct {
 	openWindows  *prometheus.GaugeVec
 	stateBytes   *prometheus.GaugeVec
 	rejected     *prometheus.CounterVec
+	splitKeys    *prometheus.CounterVec
 	deadReasons  *prometheus.CounterVec
 	commitLag    *prometheus.GaugeVec
 	retryAttempt prometheus.Gauge
@@ -105,17 +106,18 @@ type Metrics struct {
 
 // opSum is the state of the operators of one name in a batch (names need not be unique).
 type opSum struct {
-	entries, windows     int
-	bytes, late, limited int64
-	reported             bool
+	entries, windows            int
+	bytes, late, limited, split int64
+	reported                    bool
 }
 
 // opMetrics are an operator name's series.
 type opMetrics struct {
 	entries, windows, bytes prometheus.Gauge
-	late, limited           prometheus.Counter
-	reported                bool  // the windows and bytes gauges exist
-	prevLate, prevLimited   int64 // the cumulative counts of the last batch
+	late, limited, split    prometheus.Counter
+	reported                bool // the windows and bytes gauges exist
+	// the cumulative counts of the last batch
+	prevLate, prevLimited, prevSplit int64
 }
 
 // New registers the metrics of the pipeline named pipeline with reg, each with a constant
@@ -174,6 +176,10 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "operator_rejected_records_total",
 			Help:        "Records an operator did not take into its state and sent to its late or dead-letter stream instead, by reason: late, key_limit.",
 			ConstLabels: cl}, []string{"operator", "reason"}),
+		splitKeys: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "operator_split_keys_total",
+			Help: "Times a key of an operator that needs each key in one partition (a window, a co-partitioned enrichment) turned up in " +
+				"another partition: its input is not partitioned by the operator's key, and its results are split or wrong. Should stay 0.",
+			ConstLabels: cl}, []string{"operator"}),
 		deadReasons: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "source_dead_letters_by_reason_total",
 			Help:        "source_dead_letters_total by reason: decode, invalid, event_time (from sources that split them).",
 			ConstLabels: cl}, []string{"reason"}),
@@ -196,7 +202,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		repartitions: make(map[string]func() RepartitionStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
-		m.processing, m.output, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.deadReasons,
+		m.processing, m.output, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.deadReasons,
 		m.commitLag, m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for _, c := range cs {
@@ -352,6 +358,7 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 			s.bytes += o.Bytes
 			s.late += o.Late
 			s.limited += o.KeyLimit
+			s.split += o.SplitKeys
 		}
 		m.opSums[name] = s
 	}
@@ -370,12 +377,14 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 			g.windows, g.bytes = m.openWindows.WithLabelValues(name), m.stateBytes.WithLabelValues(name)
 			g.late = m.rejected.WithLabelValues(name, stream.ReasonLate)
 			g.limited = m.rejected.WithLabelValues(name, stream.ReasonKeyLimit)
+			g.split = m.splitKeys.WithLabelValues(name)
 		}
 		g.windows.Set(float64(s.windows))
 		g.bytes.Set(float64(s.bytes))
 		g.late.Add(float64(increase(s.late, g.prevLate)))
 		g.limited.Add(float64(increase(s.limited, g.prevLimited)))
-		g.prevLate, g.prevLimited = s.late, s.limited
+		g.split.Add(float64(increase(s.split, g.prevSplit)))
+		g.prevLate, g.prevLimited, g.prevSplit = s.late, s.limited, s.split
 	}
 	for name, g := range m.opGauges {
 		if _, ok := m.opSums[name]; !ok {
@@ -385,6 +394,7 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 				m.stateBytes.DeleteLabelValues(name)
 				m.rejected.DeleteLabelValues(name, stream.ReasonLate)
 				m.rejected.DeleteLabelValues(name, stream.ReasonKeyLimit)
+				m.splitKeys.DeleteLabelValues(name)
 			}
 			delete(m.opGauges, name)
 		}

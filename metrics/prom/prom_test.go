@@ -565,10 +565,6 @@ func TestPartitionStatsOffline(t *testing.T) {
 	require.Nil(t, st.PartitionTb[0].ReadLag, "the queue reports no lag")
 }
 
-// TestOperatorMetrics: the windows, bytes and set-aside records of the operators that report
-// them (stream.StateReporter), summed by name; cumulative counts become counters that never go
-// backwards; an operator that reports nothing has only its entries; an operator that left
-// has no series.
 // TestLabelValuesNotUTF8: Prometheus label values must be valid UTF-8, and the client
 // library panics on one that is not, in Observe (the pipeline's goroutine) or in a scrape
 // (a goroutine of Gather): either ends the process. Names given to AddSink and
@@ -594,11 +590,15 @@ func TestLabelValuesNotUTF8(t *testing.T) {
 	require.Equal(t, 3.0, mustValue(t, mfs, "fleetstream_source_committed_offset", "partition", "t\uFFFD/0"))
 }
 
+// TestOperatorMetrics: the windows, bytes, set-aside records and split keys of the operators that report
+// them (stream.StateReporter), summed by name; cumulative counts become counters that never go
+// backwards; an operator that reports nothing has only its entries; an operator that left
+// has no series.
 func TestOperatorMetrics(t *testing.T) {
 	m, _, srv := newMetrics(t)
 	m.Observe(stream.BatchStats{Batch: 1, State: []stream.OperatorState{
-		{Operator: "cab-stats", Entries: 10, Reported: true, OpenWindows: 2, Bytes: 1000, Late: 3, KeyLimit: 1},
-		{Operator: "cab-stats", Entries: 5, Reported: true, OpenWindows: 1, Bytes: 500, Late: 2},
+		{Operator: "cab-stats", Entries: 10, Reported: true, OpenWindows: 2, Bytes: 1000, Late: 3, KeyLimit: 1, SplitKeys: 2},
+		{Operator: "cab-stats", Entries: 5, Reported: true, OpenWindows: 1, Bytes: 500, Late: 2, SplitKeys: 1},
 		{Operator: "cab-tracker", Entries: 7, Reported: true, Bytes: 900, KeyLimit: 4},
 		{Operator: "dedup", Entries: 3},
 	}})
@@ -612,19 +612,22 @@ func TestOperatorMetrics(t *testing.T) {
 	require.Equal(t, 1500.0, op("fleetstream_state_bytes", "cab-stats"))
 	require.Equal(t, 5.0, rejected("cab-stats", "late"))
 	require.Equal(t, 1.0, rejected("cab-stats", "key_limit"))
+	require.Equal(t, 3.0, op("fleetstream_operator_split_keys_total", "cab-stats"))
+	require.Equal(t, 0.0, op("fleetstream_operator_split_keys_total", "cab-tracker"))
 	require.Equal(t, 0.0, op("fleetstream_state_open_windows", "cab-tracker"))
 	require.Equal(t, 900.0, op("fleetstream_state_bytes", "cab-tracker"))
 	require.Equal(t, 4.0, rejected("cab-tracker", "key_limit"))
 	require.Equal(t, 3.0, op("fleetstream_state_entries", "dedup"))
-	for _, name := range []string{"fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total"} {
+	for _, name := range []string{"fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total",
+		"fleetstream_operator_split_keys_total"} {
 		_, ok := value(mfs, name, "operator", "dedup")
 		require.False(t, ok, "%s exported for an operator that does not report it", name)
 	}
 
 	// The tracker restarted (its counts went down: all increase); dedup left.
 	m.Observe(stream.BatchStats{Batch: 2, State: []stream.OperatorState{
-		{Operator: "cab-stats", Entries: 1, Reported: true, OpenWindows: 1, Bytes: 100, Late: 6, KeyLimit: 1},
-		{Operator: "cab-stats", Entries: 1, Reported: true, Bytes: 100, Late: 2},
+		{Operator: "cab-stats", Entries: 1, Reported: true, OpenWindows: 1, Bytes: 100, Late: 6, KeyLimit: 1, SplitKeys: 4},
+		{Operator: "cab-stats", Entries: 1, Reported: true, Bytes: 100, Late: 2, SplitKeys: 1},
 		{Operator: "cab-tracker", Entries: 1, Reported: true, Bytes: 200, KeyLimit: 2},
 	}})
 	mfs = scrape(t, srv)
@@ -633,12 +636,14 @@ func TestOperatorMetrics(t *testing.T) {
 	require.Equal(t, 8.0, rejected("cab-stats", "late"))
 	require.Equal(t, 1.0, rejected("cab-stats", "key_limit"))
 	require.Equal(t, 6.0, rejected("cab-tracker", "key_limit"), "4, then 2 from a restarted tracker")
+	require.Equal(t, 5.0, op("fleetstream_operator_split_keys_total", "cab-stats"))
 	_, ok := value(mfs, "fleetstream_state_entries", "operator", "dedup")
 	require.False(t, ok, "operator that left still exported")
 
 	m.Observe(stream.BatchStats{Batch: 3})
 	mfs = scrape(t, srv)
-	for _, name := range []string{"fleetstream_state_entries", "fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total"} {
+	for _, name := range []string{"fleetstream_state_entries", "fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total",
+		"fleetstream_operator_split_keys_total"} {
 		_, ok := value(mfs, name, "operator", "cab-stats")
 		require.False(t, ok, "%s still exported for an operator that left", name)
 	}

@@ -97,6 +97,7 @@ type OperatorDoc struct {
 	Bytes       *int64 `json:"bytes,omitempty"`
 	Late        *int64 `json:"late,omitempty"`
 	KeyLimit    *int64 `json:"key_limit,omitempty"`
+	SplitKeys   *int64 `json:"split_keys,omitempty"`
 }
 
 // SinkDoc is a sink's health and counters.
