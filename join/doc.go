@@ -162,7 +162,10 @@
 // kafka.WithOldestFallback). Enrich does not wait for the table to catch up with a record's
 // event time (Flink's temporal join waits for the table side's watermark): it answers with
 // what the table holds when the batch is processed, as of the record's time. Load the table
-// (kafka.Table.Load) before the pipeline runs.
+// (kafka.Table.Load) before the pipeline runs. A kafka.Table counts the versions that came
+// after a lookup at or after their timestamp (TableStats.LateVersions, logged at Warn): how
+// often the table lagged the stream, so that records could be enriched with an older value
+// than a later replay would give.
 //
 // Cost: a lookup per record (kafka.Table: a map access under a read lock, then a scan of at
 // most WithVersions versions) and the merge; the operator allocates nothing. Measured

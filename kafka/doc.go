@@ -241,6 +241,17 @@
 // nothing else is left before it; a transaction still open at the end offset holds Load
 // until it ends (at most the producer's transaction timeout).
 //
+// Late versions: a lookup answers with what the table holds when it is made. A version read
+// after a lookup at or after its timestamp came late: a lookup of its key between its
+// timestamp and its arrival, if there was one, answered with an older version or none, and a
+// replay would answer with it. The Table keeps the latest time it was looked up at (Lookup,
+// LookupPartition; not Latest), to the millisecond, one number per table (per partition of a
+// co-partitioned table), and counts the versions read with a timestamp at or before it
+// (TableStats.LateVersions), logged at Warn with the version's time and the lookup's. So it
+// counts how often the table lagged the lookups' event time, not which lookups were wrong (a
+// count per key would write into the table's memory at every lookup). The usual causes: the
+// table's producer lags the stream, or writes updates with timestamps in the past.
+//
 // Limits: partitions added to the topic after Load started are not read. The whole table
 // (with WithCoPartitioned, the partitions held: see below) lives in memory (each version: its timestamp, a flag and V, plus the map's key). Lookup and
 // Latest take a read lock and are safe for concurrent use with the updates.

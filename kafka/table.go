@@ -101,10 +101,10 @@ type Table[K comparable, V any] struct {
 	// closing is closed by Close: LoadPartition stops waiting.
 	closing chan struct{}
 
-	records, updates, tombstones, decodeErrors, errs atomic.Int64
-	loaded                                           atomic.Bool
-	started                                          atomic.Bool
-	errLog                                           *lograte.Limiter
+	records, updates, tombstones, decodeErrors, errs, late atomic.Int64
+	loaded                                                 atomic.Bool
+	started                                                atomic.Bool
+	errLog, lateLog                                        *lograte.Limiter
 
 	// set by Load's connect, which holds conn meanwhile (so that Close waits for it)
 	conn     sync.Mutex
@@ -132,6 +132,21 @@ type rows[K comparable, V any] struct {
 	m    map[K][]version[V] // each sorted by from, at most o.versions
 	live int                // keys whose newest version is a value
 	held int                // versions held
+	// looked is the latest time (Unix ns) a lookup in these rows asked for, to the
+	// millisecond below (lookedStep), math.MinInt64 before any: a version put later with a
+	// timestamp at or before it came late (TableStats.LateVersions). One number for all
+	// keys, not one per key: a lookup per record must not write into the table's memory.
+	looked *atomic.Int64
+}
+
+// lookedStep is how far a lookup's time must pass rows.looked to raise it: lookups of
+// records in time order then write it at most a thousand times per second of event time.
+const lookedStep = int64(time.Millisecond)
+
+func newRows[K comparable, V any]() rows[K, V] {
+	r := rows[K, V]{m: make(map[K][]version[V]), looked: new(atomic.Int64)}
+	r.looked.Store(math.MinInt64)
+	return r
 }
 
 // tablePart is one partition being read.
@@ -176,6 +191,13 @@ type TableStats struct {
 	DecodeErrors int64
 	// Errors counts the consumer's errors (broker outages are retried by the consumer).
 	Errors int64
+	// LateVersions counts the versions read after a lookup (Lookup, LookupPartition; not
+	// Latest) at or after their timestamp, of any key (of a co-partitioned table: in their
+	// partition): the table lagged the lookups' event time, and lookups of their key between
+	// their timestamp and their arrival, if any, answered with an older version or none. They
+	// are logged at Warn (the first ten one by one, then one line every ten seconds). See
+	// "Tables" in the package documentation.
+	LateVersions int64
 	// Loaded is true once Load returned nil.
 	Loaded bool
 	// Lag is, summed over the partitions, the high-water mark minus the next offset to read.
@@ -222,10 +244,11 @@ func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, va
 		decode:  decode,
 		o:       o,
 		log:     o.logger.With("component", "kafka.Table", "topic", topic),
-		all:     rows[K, V]{m: make(map[K][]version[V])},
+		all:     newRows[K, V](),
 		held:    make(map[int32]*heldPart[K, V]),
 		closing: make(chan struct{}),
 		errLog:  lograte.New(10, 10*time.Second),
+		lateLog: lograte.New(10, 10*time.Second),
 	}, nil
 }
 
@@ -260,12 +283,18 @@ func unixNano(at time.Time) int64 {
 // LookupNano is Lookup with the time in Unix nanoseconds (stream.Elem.Time). A co-partitioned
 // table (WithCoPartitioned) looks in each partition it holds; LookupPartitionNano looks in one.
 func (t *Table[K, V]) LookupNano(key K, at int64) (v V, ok bool) {
+	return t.lookupNano(key, at, true)
+}
+
+// lookupNano is LookupNano; note says whether the lookup counts as one at time at (Latest's
+// does not: see rows.looked).
+func (t *Table[K, V]) lookupNano(key K, at int64, note bool) (v V, ok bool) {
 	t.mu.RLock() // no defer: a lookup per record
 	if !t.o.copart {
-		v, ok = t.all.lookup(key, at, t.o.fallback)
+		v, ok = t.all.lookup(key, at, t.o.fallback, note)
 	} else {
 		for _, hp := range t.held {
-			if v, ok = hp.rows.lookup(key, at, t.o.fallback); ok {
+			if v, ok = hp.rows.lookup(key, at, t.o.fallback, note); ok {
 				break
 			}
 		}
@@ -274,8 +303,12 @@ func (t *Table[K, V]) LookupNano(key K, at int64) (v V, ok bool) {
 	return v, ok
 }
 
-// lookup is LookupNano in r; the table's mu is held.
-func (r *rows[K, V]) lookup(key K, at int64, fallback bool) (V, bool) {
+// lookup is LookupNano in r; the table's mu is held (for reading: looked is atomic).
+func (r *rows[K, V]) lookup(key K, at int64, fallback, note bool) (V, bool) {
+	if note {
+		for l := r.looked.Load(); at-lookedStep >= l && !r.looked.CompareAndSwap(l, at); l = r.looked.Load() {
+		}
+	}
 	vs := r.m[key]
 	i := len(vs) - 1
 	for i >= 0 && vs[i].from > at {
@@ -293,7 +326,7 @@ func (r *rows[K, V]) lookup(key K, at int64, fallback bool) (V, bool) {
 
 // Latest returns the newest version of key (the one with the latest timestamp), false if the
 // key is unknown or its newest version is a tombstone.
-func (t *Table[K, V]) Latest(key K) (V, bool) { return t.LookupNano(key, math.MaxInt64) }
+func (t *Table[K, V]) Latest(key K) (V, bool) { return t.lookupNano(key, math.MaxInt64, false) }
 
 // Len returns the number of keys Latest finds.
 func (t *Table[K, V]) Len() int {
@@ -320,6 +353,7 @@ func (t *Table[K, V]) Stats() TableStats {
 	t.mu.RUnlock()
 	st.Records, st.Updates, st.Tombstones = t.records.Load(), t.updates.Load(), t.tombstones.Load()
 	st.DecodeErrors, st.Errors, st.Loaded = t.decodeErrors.Load(), t.errs.Load(), t.loaded.Load()
+	st.LateVersions = t.late.Load()
 	if shown := t.shown.Load(); shown != nil {
 		for _, p := range *shown {
 			st.Partitions = append(st.Partitions, p.id)
@@ -356,8 +390,16 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 	}
 	tomb := m.Value == nil
 	t.mu.Lock()
-	r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions)
+	late, looked := r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions)
 	t.mu.Unlock()
+	if late {
+		t.late.Add(1)
+		if ok, left := t.lateLog.Allow(time.Now()); ok {
+			t.log.Warn("kafka: table version came after a lookup at or after its time: lookups of its key between them "+
+				"answered with an older version (see Tables, Late versions)", "partition", m.Partition, "offset", m.Offset,
+				"version_time", time.Unix(0, from).UTC(), "looked_up_at", time.Unix(0, looked).UTC(), "not_logged_since_last", left)
+		}
+	}
 	if tomb {
 		t.tombstones.Add(1)
 	} else {
@@ -367,8 +409,10 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 
 // put inserts ver among key's versions in timestamp order (a version with the timestamp of
 // one held replaces it), drops the oldest beyond limit, and forgets the key once only
-// tombstones are left. The table's mu is held.
-func (r *rows[K, V]) put(key K, ver version[V], limit int) {
+// tombstones are left. It reports whether r had a lookup at or after ver's time (late), and
+// the latest lookup's time. The table's mu is held.
+func (r *rows[K, V]) put(key K, ver version[V], limit int) (late bool, looked int64) {
+	looked = r.looked.Load()
 	vs := r.m[key]
 	wasLive := len(vs) > 0 && !vs[len(vs)-1].deleted
 	i := len(vs)
@@ -379,7 +423,7 @@ func (r *rows[K, V]) put(key K, ver version[V], limit int) {
 	case i > 0 && vs[i-1].from == ver.from:
 		vs[i-1] = ver
 	case len(vs) == limit && i == 0:
-		return // older than every version kept, and no room: it would be dropped at once
+		return false, looked // older than every version kept, and no room: it would be dropped at once
 	default:
 		vs = slices.Insert(vs, i, ver)
 		r.held++
@@ -404,4 +448,5 @@ func (r *rows[K, V]) put(key K, ver version[V], limit int) {
 	case wasLive && !isLive:
 		r.live--
 	}
+	return ver.from <= looked, looked
 }

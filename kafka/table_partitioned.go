@@ -162,7 +162,7 @@ func (t *Table[K, V]) acquire(partition int32) (*heldPart[K, V], error) {
 		return nil, err
 	}
 	hp := &heldPart[K, V]{part: part, refs: 1, loaded: make(chan struct{}), stopped: make(chan struct{}),
-		rows: rows[K, V]{m: make(map[K][]version[V])}}
+		rows: newRows[K, V]()}
 	t.mu.Lock()
 	t.held[partition] = hp
 	t.mu.Unlock()
@@ -227,9 +227,9 @@ func (t *Table[K, V]) LookupPartition(partition int32, key K, at time.Time) (V, 
 func (t *Table[K, V]) LookupPartitionNano(partition int32, key K, at int64) (v V, ok bool) {
 	t.mu.RLock() // no defer: a lookup per record
 	if !t.o.copart {
-		v, ok = t.all.lookup(key, at, t.o.fallback)
+		v, ok = t.all.lookup(key, at, t.o.fallback, true)
 	} else if hp := t.held[partition]; hp != nil {
-		v, ok = hp.rows.lookup(key, at, t.o.fallback)
+		v, ok = hp.rows.lookup(key, at, t.o.fallback, true)
 	}
 	t.mu.RUnlock()
 	return v, ok

@@ -15,7 +15,7 @@ func filledPartTable(b *testing.B, n, parts int) (*Table[string, string], []stri
 	keys := make([]string, n)
 	of := make([]int32, n)
 	for p := range int32(parts) {
-		tab.held[p] = &heldPart[string, string]{part: &tablePart{id: p}, refs: 1, rows: rows[string, string]{m: map[string][]version[string]{}}}
+		tab.held[p] = &heldPart[string, string]{part: &tablePart{id: p}, refs: 1, rows: newRows[string, string]()}
 	}
 	for i := range keys {
 		keys[i] = fmt.Sprintf("cab-%06d", i)
@@ -50,7 +50,7 @@ func BenchmarkTableLookupPartition(b *testing.B) {
 func TestTableLookupPartition(t *testing.T) {
 	tab := newTestTable(t, WithCoPartitioned())
 	for p := range int32(2) {
-		tab.held[p] = &heldPart[string, string]{part: &tablePart{id: p}, refs: 1, rows: rows[string, string]{m: map[string][]version[string]{}}}
+		tab.held[p] = &heldPart[string, string]{part: &tablePart{id: p}, refs: 1, rows: newRows[string, string]()}
 	}
 	tab.applyTo(&tab.held[1].rows, rec("k", "a", 0))
 	v, ok := tab.LookupPartition(1, "k", sec(5))
