@@ -6,6 +6,7 @@ package join
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -128,7 +129,8 @@ func IntervalOn[K comparable, A, B any](s *stream.Stream[stream.Pair[K, Side[A, 
 		return nil, err
 	}
 	lo, up := int64(lower), int64(upper)
-	return build(s, cfg, func() engine[K, A, B] { return newIntervalEngine[K, A, B](lo, up) }), nil
+	params := fmt.Sprintf("interval lower=%v upper=%v kind=%v", lower, upper, cfg.kind)
+	return build(s, cfg, params, func() engine[K, A, B] { return newIntervalEngine[K, A, B](lo, up) }), nil
 }
 
 // Window joins a and b on their keys within event-time tumbling windows of the given size,
@@ -160,7 +162,8 @@ func WindowOn[K comparable, A, B any](s *stream.Stream[stream.Pair[K, Side[A, B]
 		return nil, err
 	}
 	sz := int64(size)
-	return build(s, cfg, func() engine[K, A, B] { return newWindowEngine[K, A, B](sz) }), nil
+	params := fmt.Sprintf("window size=%v kind=%v", size, cfg.kind)
+	return build(s, cfg, params, func() engine[K, A, B] { return newWindowEngine[K, A, B](sz) }), nil
 }
 
 func checkInputs[K comparable, A, B any](a *stream.Stream[stream.Pair[K, A]], b *stream.Stream[stream.Pair[K, B]], ex stream.Exchange[stream.Pair[K, Side[A, B]]]) error {
@@ -189,8 +192,8 @@ func checkSize(size time.Duration) error {
 	return nil
 }
 
-func build[K comparable, A, B any](s *stream.Stream[stream.Pair[K, Side[A, B]]], cfg config, mk func() engine[K, A, B]) *Output[K, A, B] {
-	op := &operator[K, A, B]{kind: cfg.kind, newEngine: mk, parts: map[int32]*part[K, A, B]{}}
+func build[K comparable, A, B any](s *stream.Stream[stream.Pair[K, Side[A, B]]], cfg config, params string, mk func() engine[K, A, B]) *Output[K, A, B] {
+	op := &operator[K, A, B]{kind: cfg.kind, params: params, newEngine: mk, parts: map[int32]*part[K, A, B]{}}
 	rows := stream.Apply(s, cfg.name, stream.Operator[stream.Pair[K, Side[A, B]], Joined[K, A, B]](op))
 	late := stream.Apply(rows, cfg.name+".late", stream.Operator[Joined[K, A, B], Late[K, A, B]](&lateDrain[K, A, B]{op: op}))
 	return &Output[K, A, B]{joined: rows, late: late, lateN: &op.lateN}

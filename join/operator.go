@@ -69,7 +69,9 @@ type aliveRec struct {
 type hold struct{ pos, lp int64 }
 
 type operator[K comparable, A, B any] struct {
-	kind      Kind
+	kind Kind
+	// params describes the join's bounds or window size and kind (stream.Parameterized).
+	params    string
 	newEngine func() engine[K, A, B]
 	parts     map[int32]*part[K, A, B]
 	lateN     atomic.Int64
@@ -214,6 +216,11 @@ func (p *part[K, A, B]) unmatched(key K, a *rec[A], start, end int64) {
 	// The row is made when the watermark passes: it carries the position where it did.
 	p.out = append(p.out, stream.Elem[Joined[K, A, B]]{Value: j, Time: a.t, Offset: p.at})
 }
+
+// Parameters implements stream.Parameterized: the bounds (Interval) or the window size
+// (Window), and the kind. A restart under other ones stops with stream.ErrOperatorChanged
+// (see "Replay" in the package documentation).
+func (op *operator[K, A, B]) Parameters() string { return op.params }
 
 // Retained returns the position of the oldest record the partition holds, moved back so that
 // a replay from it also replays every partner before it of each left record it replays: the
@@ -360,3 +367,5 @@ func (q *fifo[T]) bytes() int64 {
 	var zero T
 	return int64(cap(q.buf)) * int64(unsafe.Sizeof(zero))
 }
+
+var _ stream.Parameterized = (*operator[string, int, int])(nil)

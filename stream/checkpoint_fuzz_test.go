@@ -2,6 +2,9 @@ package stream
 
 import (
 	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -9,7 +12,7 @@ import (
 // which anyone with access to the group can write. It must never panic, must accept only
 // checkpoints of this graph (its operator count and fingerprint), with entries naming real
 // operators at non-negative offsets, and what it accepts must encode back to the same
-// entries (replay starts and fire watermarks).
+// entries (replay starts, fire watermarks and parameter hashes).
 func FuzzDecodeCheckpoint(f *testing.F) {
 	const nodes, fp = 4, "abc123"
 	f.Add("fs2/4/abc123/2@4", int64(2))
@@ -23,10 +26,29 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add("fs2/4/abc123/1@8:-5,3@9:1700000000000000000", int64(8))
 	f.Add("fs2/4/abc123/1@8:", int64(8))
 	f.Add("fs2/4/abc123/1@8,1@9", int64(8))
+	f.Add("fs3/4/abc123/1=1z141z3,3=0/1@8:5,3@9", int64(8))
+	f.Add("fs3/4/abc123/1=1z141z3/", int64(8))
+	f.Add("fs3/4/abc123//", int64(8))
+	f.Add("fs3/4/abc123/1=1z141z4/", int64(8))
+	f.Add("fs3/4/abc123/1=01/", int64(8))
+	f.Add("fs3/4/abc123/1=a,1=b/", int64(8))
+	f.Add("fs3/4/abc123/4=a/", int64(8))
+	f.Add("fs3/4/abc123/1@8", int64(8))
 	f.Fuzz(func(t *testing.T, meta string, committed int64) {
-		skip, fired, err := decodeCheckpoint(meta, committed, nodes, fp)
+		skip, fired, params, err := decodeCheckpoint(meta, committed, nodes, fp)
 		if err != nil {
 			return
+		}
+		if (params == nil) != strings.HasPrefix(meta, "fs2/") {
+			t.Fatalf("accepted %q with parameters %v", meta, params)
+		}
+		var section []string
+		for _, idx := range slices.Sorted(maps.Keys(params)) {
+			h := params[idx]
+			if idx < 0 || idx >= nodes || !isParamHash(h) {
+				t.Fatalf("accepted %q with parameters entry %d=%q", meta, idx, h)
+			}
+			section = append(section, strconv.Itoa(idx)+"="+h)
 		}
 		for idx, wm := range fired {
 			if _, ok := skip[idx]; !ok || wm == NoWatermark {
@@ -53,18 +75,18 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			starts = append(starts, off)
 			fires = append(fires, wm)
 		}
-		again := encodeCheckpoint(committed, stateful, starts, fires, nodes, fp)
+		again := encodeCheckpoint(committed, stateful, starts, fires, nodes, fp, strings.Join(section, ","))
 		if again == "" {
 			return
 		}
-		back, backFired, err := decodeCheckpoint(again, committed, nodes, fp)
+		back, backFired, backParams, err := decodeCheckpoint(again, committed, nodes, fp)
 		if err != nil {
 			t.Fatalf("re-encoded %q -> %q does not decode: %v", meta, again, err)
 		}
 		want := maps.Clone(skip)
 		maps.DeleteFunc(want, func(idx int, off int64) bool { _, f := fired[idx]; return off == committed && !f })
-		if !maps.Equal(want, back) || !maps.Equal(fired, backFired) {
-			t.Fatalf("%q -> %v %v, re-encoded %q -> %v %v", meta, want, fired, again, back, backFired)
+		if !maps.Equal(want, back) || !maps.Equal(fired, backFired) || len(params) > 0 && !maps.Equal(params, backParams) {
+			t.Fatalf("%q -> %v %v %v, re-encoded %q -> %v %v %v", meta, want, fired, params, again, back, backFired, backParams)
 		}
 	})
 }

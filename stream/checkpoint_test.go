@@ -253,13 +253,14 @@ func TestReplayStarterCommitsWithinABatch(t *testing.T) {
 	require.Equal(t, "3/2@4", entries(pos.Meta))
 }
 
-// entries returns a checkpoint without its format and fingerprint: "<operators>/<entries>".
+// entries returns a checkpoint without its format, fingerprint and parameters:
+// "<operators>/<entries>".
 func entries(meta string) string {
 	parts := strings.Split(meta, "/")
-	if len(parts) != 4 || parts[0] != "fs2" || parts[2] == "" {
+	if len(parts) != 5 || parts[0] != "fs3" || parts[2] == "" {
 		return "malformed: " + meta
 	}
-	return parts[1] + "/" + parts[3]
+	return parts[1] + "/" + parts[4]
 }
 
 // TestCheckpointOfReorderedGraphIsRefused: a new release with the same number of operators in

@@ -3,7 +3,10 @@
 
 package stream
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // windowBatches checks a processing-time window against the batch interval and the parent's
 // slide, returning its length and slide in batches, or 0, 0 after recording an error.
@@ -118,7 +121,8 @@ func (w *windowState[T]) stateSize() int {
 // are. Windows are per partition.
 func Window[T any](s *Stream[T], length, slide time.Duration) *Stream[T] {
 	lb, sb := windowBatches(s, "Window", length, slide)
-	out := &Stream[T]{p: s.p, name: "window", every: s.slide, slide: max(sb, 1), parents: []int{s.idx}}
+	out := &Stream[T]{p: s.p, name: "window", every: s.slide, slide: max(sb, 1), parents: []int{s.idx},
+		params: fmt.Sprintf("window length=%v slide=%v", length, slide)}
 	st := &windowState[T]{p: newPartitioned(func() *ring[Elem[T]] { return new(ring[Elem[T]]) }), length: lb}
 	out.state = st
 	out.fn = func(pc *PartitionContext, dst []Elem[T]) []Elem[T] {

@@ -3,7 +3,10 @@
 
 package stream
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // invState is the per-partition state of ReduceByKeyAndWindowInv: the per-batch reductions of
 // the last length+slide batches, and the previous window's values.
@@ -29,7 +32,8 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], reduce,
 		s.p.fail(invalid("ReduceByKeyAndWindowInv: nil inverse function"))
 	}
 	perBatch := ReduceByKey(s, reduce)
-	out := &Stream[Pair[K, V]]{p: s.p, name: "reduceByKeyAndWindowInv", every: perBatch.slide, slide: max(sb, 1), parents: []int{perBatch.idx}}
+	out := &Stream[Pair[K, V]]{p: s.p, name: "reduceByKeyAndWindowInv", every: perBatch.slide, slide: max(sb, 1), parents: []int{perBatch.idx},
+		params: fmt.Sprintf("window length=%v slide=%v", length, slide)}
 	parts := newPartitioned(func() *invState[K, V] {
 		return &invState[K, V]{prev: newGroups[K, V](), next: newGroups[K, V](), old: newGroups[K, V]()}
 	})

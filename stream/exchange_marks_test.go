@@ -90,7 +90,7 @@ func TestMarksEndIsOneRunsOwn(t *testing.T) {
 	require.True(t, end, "both ended in this run")
 
 	// The operators' checkpoint entries drop a fire watermark EndOfTime as well.
-	_, firedOps, err := decodeCheckpoint("fs2/3/fp/1@4:9223372036854775807,2@5:70", 5, 3, "fp")
+	_, firedOps, _, err := decodeCheckpoint("fs2/3/fp/1@4:9223372036854775807,2@5:70", 5, 3, "fp")
 	require.NoError(t, err)
 	require.Equal(t, map[int]int64{2: 70}, firedOps)
 }

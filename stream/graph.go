@@ -20,6 +20,9 @@ type node interface {
 	reportState(st *OperatorState)
 	// describe names the operator for the graph fingerprint of checkpoints.
 	describe() string
+	// parameters describes what defines a stateful operator's output besides its input, ""
+	// if nothing (see Parameterized).
+	parameters() string
 	// inputs returns the indexes of the streams the operator reads.
 	inputs() []int
 	// elementwise reports whether the operator can run fused into its reader (see fuse).
@@ -51,6 +54,8 @@ type Stream[T any] struct {
 	cur     []Elem[T]
 	fn      func(pc *PartitionContext, out []Elem[T]) []Elem[T]
 	state   stateful
+	// params are the parameters of this package's stateful operators (see Parameterized).
+	params string
 
 	// through is set for elementwise operators (Map, Filter, KeyBy and what is built on them):
 	// it returns a loop that runs the operator over its parent's batch, a chunk at a time, and
@@ -284,6 +289,24 @@ type WatermarkHolder interface {
 	// HeldWatermark returns the watermark the operator's output for the partition stands at
 	// after its last Process, and false if it holds no state for the partition.
 	HeldWatermark(partition int32) (int64, bool)
+}
+
+// Parameterized is an optional interface of an Operator whose output depends on parameters
+// besides its input, such as a window's size and grace or a join's bounds and kind (package
+// window's and package join's operators implement it). Each commit's checkpoint records a
+// hash of every such operator's Parameters, and a restart whose operator describes other
+// parameters than the checkpoint it resumes from stops with ErrOperatorChanged (see
+// "Restarts with changed operators" in the package documentation) instead of replaying the
+// operator from replay starts computed for the old parameters: results of the old and the
+// new parameters would otherwise mix, without a word. Functions (a key or value function, an
+// aggregator) are code, not parameters: a change of them is not detected.
+type Parameterized interface {
+	// Parameters returns a description of the parameters that define the operator's output,
+	// the same in every run with the same parameters and different for different ones
+	// ("tumbling(1m0s) grace=10s emit=on-close"). It is hashed, never parsed, and appears in
+	// ErrOperatorChanged's message. A parameter that only bounds resources (a key limit) may
+	// be left out, so that it can change across a restart.
+	Parameters() string
 }
 
 // Withholder is an optional interface of an Operator that may hold a partition's records back

@@ -28,6 +28,7 @@ type config struct {
 	retryHook     func(RetryInfo)
 	shutdownGrace time.Duration
 	outputs       int
+	coldChanged   bool
 	errs          []error
 }
 
@@ -196,4 +197,21 @@ func WithMaxFutureEventTime(d time.Duration) Option {
 		}
 		c.maxFuture = d
 	})
+}
+
+// WithColdStartChanged accepts a restart whose stateful operators' parameters (Parameterized:
+// a window's size, a join's bounds) differ from those recorded in the committed checkpoint,
+// which otherwise stops the pipeline with ErrOperatorChanged. Each such operator then starts
+// cold from the committed offset, as with a checkpoint of another graph: its state is
+// rebuilt, under the new parameters, from the records after the committed offset only, and so
+// is that of every stateful operator it reads (which must feed it from there); the other
+// operators resume from the checkpoint as usual. What that costs is said in "Restarts with
+// changed operators" in the package documentation: results made before the restart stay as
+// the old parameters made them, records before the committed offset never count under the
+// new ones, and results of windows or join rows that straddle the committed offset may be
+// emitted again from part of their records. It is logged at Warn, with the operators. Set it
+// for the one restart that changes the parameters; once the new parameters were committed,
+// a restart finds nothing changed.
+func WithColdStartChanged() Option {
+	return optionFunc(func(c *config) { c.coldChanged = true })
 }

@@ -116,7 +116,8 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 			off, marks = sh.checkpoint(part, off)
 			marks = withFired(marks, partFired(fired))
 		}
-		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint())
+		_, params := p.operatorParams()
+		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint(), params)
 		if marks != "" {
 			meta += markSep + marks
 		}

@@ -150,10 +150,23 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			}
 			continue
 		}
-		skip, fired, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
+		skip, fired, params, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
 		if err != nil {
 			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
 			continue
+		}
+		if changed := p.changedOperators(params); len(changed) > 0 {
+			if !p.cfg.coldChanged {
+				p.ctlErr = cmp.Or(p.ctlErr, p.operatorChanged(pos.Partition, pos.Offset, changed))
+				continue
+			}
+			// WithColdStartChanged: the changed operators start cold from the committed
+			// offset (effectiveSkip moves the stateful operators they read there too).
+			for _, idx := range changed {
+				delete(skip, idx)
+				delete(fired, idx)
+			}
+			p.cfg.logger.Warn("stream: operator parameters changed since the committed checkpoint; accepted (WithColdStartChanged): those operators start cold from the committed offset", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "operators", p.describeOperators(changed))
 		}
 		ps.skip, ps.fired, ps.meta = skip, fired, pos.Meta
 		ps.eff = p.effectiveSkip(skip, pos.Offset)

@@ -48,7 +48,7 @@ type Pipeline struct {
 	pending  *pendingBatch
 	finished bool
 	// ctlErr stops the pipeline before its batch's outputs: a partition assigned with a
-	// checkpoint it must not resume from (ErrInputChanged).
+	// checkpoint it must not resume from (ErrInputChanged, ErrOperatorChanged).
 	ctlErr error
 	// inflight is the last batch's commit while it runs beside the next batch (see ack);
 	// commitCtx gives a commit its context (Run's, not cancelled with the batch's).
@@ -71,6 +71,11 @@ type Pipeline struct {
 	// fp is the graph fingerprint of checkpoints, computed for fpNodes operators.
 	fp      string
 	fpNodes int
+	// params are the stateful operators' parameters by node index, and paramSection their
+	// hashes as checkpoints record them, computed for paramsNodes operators.
+	params       map[int]string
+	paramSection string
+	paramsNodes  int
 
 	statsMu  sync.Mutex
 	stats    BatchStats

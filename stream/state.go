@@ -4,6 +4,7 @@
 package stream
 
 import (
+	"fmt"
 	"slices"
 	"time"
 )
@@ -215,6 +216,7 @@ func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K
 		return out
 	})
 	mapped.state = keyedParts[K, S]{parts}
+	mapped.params = fmt.Sprintf("timeout=%v", timeout)
 	snaps := derive(mapped, "stateSnapshots", func(pc *PartitionContext, _ []Elem[U], out []Elem[Pair[K, S]]) []Elem[Pair[K, S]] {
 		st := parts.get(pc.Partition)
 		for i, k := range st.keys {

@@ -104,6 +104,18 @@
 // (see "Delivery" in package stream) makes the window skip the replayed records before its
 // own position, so the replay still starts, for this operator, at its own boundary.
 //
+// The replay position and the checkpoint's start are window boundaries of the assigner, and
+// which windows fired depends on the grace: they mean something only for the parameters they
+// were computed with. The assigner, the grace and the emission mode are the operator's
+// parameters (stream.Parameterized; WithMaxKeys is not one): each commit's checkpoint
+// records their hash, and a restart under other ones (a window of 15 s where 10 s
+// committed) stops with stream.ErrOperatorChanged before any result, rather than emit
+// windows of the new size from part of their records beside those of the old one.
+// stream.WithColdStartChanged accepts the change: the window then starts cold from the
+// committed offset, with what that costs (package stream, "Restarts with changed
+// operators"; stream's TestRestartWithChangedWindowStops and
+// TestRestartWithChangedWindowColdStart).
+//
 // Late records are at least once: a replay reports again those after the committed offset.
 // One case is not replayed exactly: a record that comes after the replay position, out of
 // order but on time, for a window older than the first replayed record's. The position moves

@@ -29,6 +29,17 @@ const (
 	EveryBatch
 )
 
+// String names the mode: "on-close" or "every-batch".
+func (e Emission) String() string {
+	switch e {
+	case OnClose:
+		return "on-close"
+	case EveryBatch:
+		return "every-batch"
+	}
+	return fmt.Sprintf("Emission(%d)", uint8(e))
+}
+
 // Option configures Aggregate.
 type Option interface{ apply(*config) }
 

@@ -5,6 +5,7 @@ package window
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -117,6 +118,15 @@ func Aggregate[T any, K comparable, V, A, R any](s *stream.Stream[T], key func(T
 	late := stream.Apply(res, cfg.name+".late", stream.Operator[Result[K, R], Late[T]](&lateDrain[T, K, V, A, R]{op: op}))
 	op.log = s.Pipeline().Logger()
 	return &Windowed[K, R, T]{results: res, late: late, lateN: &op.lateN, limitN: &op.limitN, splitN: &op.splitN}, nil
+}
+
+// Parameters implements stream.Parameterized: the assigner, the grace and the emission mode,
+// which decide what each result holds and when it is emitted. A restart under other ones stops
+// with stream.ErrOperatorChanged (see "Delivery and replay" in the package documentation).
+// The key limit (WithMaxKeys) is left out: it bounds memory, and raising it at a restart is
+// how one gets past it.
+func (op *operator[T, K, V, A, R]) Parameters() string {
+	return fmt.Sprintf("%v grace=%v emit=%v", op.asg, op.cfg.grace, op.cfg.emit)
 }
 
 // lateDrain emits the late records that the window operator set aside while processing the
@@ -462,3 +472,5 @@ func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, ac
 }
 
 func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+var _ stream.Parameterized = (*operator[int, string, int, int, int])(nil)

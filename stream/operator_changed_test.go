@@ -1,0 +1,495 @@
+package stream_test
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/join"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/stream/streamtest"
+	"github.com/fleetstream/fleetstream/window"
+)
+
+// Restarts with changed operators (see the package documentation): a restart whose stateful
+// operators' parameters differ from those recorded in the committed checkpoint stops with
+// ErrOperatorChanged before any output, unless WithColdStartChanged accepts the change.
+
+// countsRun is a pipeline of two event-time windows over one partition whose record at
+// offset o has event time Epoch+o seconds: "counts" (Tumbling(size), the one the tests
+// change) and "tens" (Tumbling(10 s), never changed), beside an UpdateStateByKey that holds
+// the commit at offset 2 for ever, so that the windows' own replay starts travel in the
+// checkpoint.
+type countsRun struct {
+	h            *streamtest.Harness
+	q            *streamtest.Queue[int64]
+	counts, tens *streamtest.Collector[window.Result[string, int64]]
+	logs         *bytes.Buffer
+}
+
+func newCountsRun(t *testing.T, name string, size time.Duration, wopts []window.Option, opts ...stream.Option) *countsRun {
+	t.Helper()
+	r := &countsRun{logs: new(bytes.Buffer)}
+	opts = append([]stream.Option{stream.WithLogger(slog.New(slog.NewTextHandler(r.logs, nil)))}, opts...)
+	r.h = streamtest.New(t, time.Second, opts...)
+	q, src := streamtest.NewQueue[int64](r.h)
+	r.q = q
+	stream.UpdateStateByKey(stream.KeyBy(src, func(v int64) bool { return v >= 2 }),
+		func(big bool, _ []int64, n int, _ bool) (int, bool) { return n + 1, big })
+	count := func(tumbling time.Duration, opts ...window.Option) *streamtest.Collector[window.Result[string, int64]] {
+		w, err := window.Aggregate(src, func(int64) string { return "k" }, func(v int64) int64 { return v },
+			window.Tumbling(tumbling), window.Count[int64](), opts...)
+		require.NoError(t, err)
+		return streamtest.Collect(w.Results())
+	}
+	r.counts = count(size, append([]window.Option{window.WithName(name)}, wopts...)...)
+	r.tens = count(10*time.Second, window.WithName("tens"))
+	return r
+}
+
+// add queues the records of offsets [from, to) in batches of five.
+func (r *countsRun) add(from, to int64) {
+	for o := from; o < to; o += 5 {
+		var b []stream.Record[int64]
+		for i := o; i < min(o+5, to); i++ {
+			b = append(b, stream.Record[int64]{Value: i, Offset: i, EventTime: streamtest.Epoch.Add(time.Duration(i) * time.Second)})
+		}
+		r.q.Add(b...)
+	}
+}
+
+// untilDone runs the pipeline until its input ended, and returns the first error.
+func (r *countsRun) untilDone(t *testing.T) error {
+	t.Helper()
+	for range 1000 {
+		done, err := r.h.TryStep()
+		if err != nil || done {
+			return err
+		}
+	}
+	t.Fatal("the run did not end")
+	return nil
+}
+
+// windows names each result "<start>-<end>:<count>" in seconds.
+func windows(c *streamtest.Collector[window.Result[string, int64]]) []string {
+	var out []string
+	for _, x := range c.Slice() {
+		out = append(out, fmt.Sprintf("%d-%d:%d", x.Start.Sub(streamtest.Epoch)/time.Second, x.End.Sub(streamtest.Epoch)/time.Second, x.Value))
+	}
+	return out
+}
+
+// crashedCounts runs offsets 0..29 in six batches under Tumbling(10 s) and "crashes": the
+// windows [0,10) and [10,20) were emitted, [20,30) is open, and the commit stays at offset 2.
+func crashedCounts(t *testing.T) stream.Position {
+	t.Helper()
+	r := newCountsRun(t, "counts", 10*time.Second, nil)
+	r.add(0, 30)
+	r.h.Run(6)
+	require.Equal(t, []string{"0-10:10", "10-20:10"}, windows(r.counts))
+	pos, ok := r.q.CommittedPosition(0)
+	require.True(t, ok)
+	require.Equal(t, int64(2), pos.Offset)
+	return pos
+}
+
+// TestRestartWithChangedWindowStops: a window whose size changed between the run that
+// committed and the restart must not resume from the replay start the old size gave (here
+// offset 20, the first record of the open window [20,30)): a window of the new size there
+// is made from part of its records, beside results of the old size. The restart stops with
+// ErrOperatorChanged, permanent, naming the window and its new parameters, before its first
+// batch's outputs: nothing emitted, nothing committed. On main (no parameters in the
+// checkpoint) it ran on and emitted 15-30:10 and 30-45:10, exit 0.
+func TestRestartWithChangedWindowStops(t *testing.T) {
+	pos := crashedCounts(t)
+	for _, c := range []struct {
+		name string
+		size time.Duration
+		opts []window.Option
+	}{
+		{"size", 15 * time.Second, nil},
+		{"grace", 10 * time.Second, []window.Option{window.WithGrace(5 * time.Second)}},
+		{"emit", 10 * time.Second, []window.Option{window.WithEmit(window.EveryBatch)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newCountsRun(t, "counts", c.size, c.opts)
+			r.q.Resume(pos)
+			r.add(2, 40)
+			r.q.End()
+			err := r.untilDone(t)
+			require.ErrorIs(t, err, stream.ErrOperatorChanged)
+			require.True(t, stream.IsPermanent(err))
+			require.ErrorContains(t, err, `"counts" (now tumbling(`)
+			require.NotContains(t, err.Error(), `"tens"`, "only the changed operator is named")
+			require.Empty(t, r.counts.Batches(), "a batch's outputs ran")
+			require.Empty(t, r.tens.Batches(), "a batch's outputs ran")
+			require.Empty(t, r.q.Commits(), "the stopped run committed")
+		})
+	}
+}
+
+// TestRestartWithSameWindowReplaysExactly: the same parameters resume from the checkpoint as
+// before: each window emitted once over the two runs, as in one run.
+func TestRestartWithSameWindowReplaysExactly(t *testing.T) {
+	pos := crashedCounts(t)
+	r := newCountsRun(t, "counts", 10*time.Second, nil)
+	r.q.Resume(pos)
+	r.add(2, 40)
+	r.q.End()
+	require.NoError(t, r.untilDone(t))
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(r.counts))
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(r.tens))
+	require.Contains(t, r.logs.String(), "partition resumed from checkpoint")
+}
+
+// TestRestartWithChangedWindowColdStart: WithColdStartChanged accepts the change, and starts
+// the changed window, only it, cold from the committed offset (2): it emits [0,15) from the
+// records 2..14 and the rest whole, as a resume without a checkpoint does, while the unchanged
+// window "tens" still resumes from its own start (20) and emits nothing twice. A cold start
+// of every operator (as for a refused checkpoint) would emit "tens" [0,10) again from part
+// of its records (2..9); applying the checkpoint to the changed window would start it at 20
+// and emit [15,30) from 20..29 only.
+func TestRestartWithChangedWindowColdStart(t *testing.T) {
+	pos := crashedCounts(t)
+	run := func(pos stream.Position, opts ...stream.Option) *countsRun {
+		r := newCountsRun(t, "counts", 15*time.Second, nil, opts...)
+		r.q.Resume(pos)
+		r.add(2, 40)
+		r.q.End()
+		require.NoError(t, r.untilDone(t))
+		return r
+	}
+	r := run(pos, stream.WithColdStartChanged())
+	require.Equal(t, []string{"0-15:13", "15-30:15", "30-45:10"}, windows(r.counts), "the changed window starts cold at 2")
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(r.tens), "the unchanged window resumes from its checkpoint")
+	logs := r.logs.String()
+	require.Contains(t, logs, "WithColdStartChanged")
+	require.Contains(t, logs, `operators="\"counts\" (now tumbling(15s) grace=0s emit=on-close)"`)
+
+	// Without a checkpoint (Meta empty: an earlier release's commit with every operator at
+	// the committed offset, or offsets set by a tool) nothing can be compared: everything
+	// starts cold, without an error, as before.
+	cold := run(stream.Position{Partition: 0, Offset: pos.Offset})
+	require.Equal(t, windows(cold.counts), windows(r.counts))
+	require.Equal(t, []string{"0-10:8", "10-20:10", "20-30:10", "30-40:10"}, windows(cold.tens))
+
+	// Once the new parameters were committed, a restart without the option finds nothing
+	// changed.
+	next, ok := r.q.CommittedPosition(0)
+	require.True(t, ok)
+	again := newCountsRun(t, "counts", 15*time.Second, nil)
+	again.q.Resume(next)
+	again.add(next.Offset, 50)
+	again.q.End()
+	require.NoError(t, again.untilDone(t))
+}
+
+// TestRestartFromFS2Checkpoint: a checkpoint of the earlier format ("fs2/": no parameters) is
+// read as before, whatever the parameters now: its replay starts are applied (the changed
+// window starts at 20, its first window of the new size is [15,30) from 20..29), and the
+// run's commits are of the new format, with the parameters.
+func TestRestartFromFS2Checkpoint(t *testing.T) {
+	pos := crashedCounts(t)
+	require.True(t, strings.HasPrefix(pos.Meta, "fs3/"), pos.Meta)
+	f := strings.Split(pos.Meta, "/")
+	require.Len(t, f, 5)
+	fs2 := stream.Position{Partition: 0, Offset: pos.Offset, Meta: strings.Join([]string{"fs2", f[1], f[2], f[4]}, "/")}
+	r := newCountsRun(t, "counts", 15*time.Second, nil)
+	r.q.Resume(fs2)
+	r.add(2, 40)
+	r.q.End()
+	require.NoError(t, r.untilDone(t))
+	require.Equal(t, []string{"15-30:10", "30-45:10"}, windows(r.counts))
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(r.tens))
+	require.Contains(t, r.logs.String(), "partition resumed from checkpoint")
+	next, _ := r.q.CommittedPosition(0)
+	require.True(t, strings.HasPrefix(next.Meta, "fs3/"), next.Meta)
+}
+
+// TestRestartWithChangedAndRenamedWindow: a checkpoint of another graph (here the window
+// renamed, and its size changed) is refused as before, logged, and every stateful operator
+// starts cold from the committed offset: the graph fingerprint does not say which operator is
+// which, so no parameter is compared (a limit, documented).
+func TestRestartWithChangedAndRenamedWindow(t *testing.T) {
+	pos := crashedCounts(t)
+	r := newCountsRun(t, "counts-15s", 15*time.Second, nil)
+	r.q.Resume(pos)
+	r.add(2, 40)
+	r.q.End()
+	require.NoError(t, r.untilDone(t))
+	require.Contains(t, r.logs.String(), "written by another graph")
+	require.Equal(t, []string{"0-10:8", "10-20:10", "20-30:10", "30-40:10"}, windows(r.tens), "cold")
+}
+
+// sideRec is a record of either side of a join, keyed.
+type sideRec struct {
+	Key   string
+	Right bool
+}
+
+// joinRun is a pipeline with an interval join of the left and right records of one queue
+// through a repartition over an in-memory log (as join.Interval over a Kafka exchange).
+type joinRun struct {
+	h    *streamtest.Harness
+	q    *streamtest.Queue[sideRec]
+	rows *streamtest.Collector[join.Joined[string, sideRec, sideRec]]
+	logs *bytes.Buffer
+}
+
+func newJoinRun(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[string, join.Side[sideRec, sideRec]]], upper time.Duration, opts []join.Option, popts ...stream.Option) *joinRun {
+	t.Helper()
+	r := &joinRun{logs: new(bytes.Buffer)}
+	popts = append([]stream.Option{stream.WithIdleTimeout(0), stream.WithLogger(slog.New(slog.NewTextHandler(r.logs, nil)))}, popts...)
+	r.h = streamtest.New(t, time.Second, popts...)
+	q, src := streamtest.NewQueue[sideRec](r.h)
+	q.SetPartitions(1)
+	r.q = q
+	kv := func(s sideRec) stream.Pair[string, sideRec] { return stream.KV(s.Key, s) }
+	left := stream.Map(src.Filter(func(s sideRec) bool { return !s.Right }), kv)
+	right := stream.Map(src.Filter(func(s sideRec) bool { return s.Right }), kv)
+	ex := streamtest.NewExchange(log)
+	r.h.AddExchange(ex)
+	out, err := join.Interval(left, right, ex, 0, upper, append([]join.Option{join.WithName("rides")}, opts...)...)
+	require.NoError(t, err)
+	r.rows = streamtest.Collect(out.Joined())
+	return r
+}
+
+// add queues the records of offsets [from, to) in batches of five: offset o is key k<o%3>,
+// right when o is odd, at Epoch+o seconds.
+func (r *joinRun) add(from, to int64) {
+	for o := from; o < to; o += 5 {
+		var b []stream.Record[sideRec]
+		for i := o; i < min(o+5, to); i++ {
+			b = append(b, stream.Record[sideRec]{Value: sideRec{Key: fmt.Sprint("k", i%3), Right: i%2 == 1}, Offset: i,
+				EventTime: streamtest.Epoch.Add(time.Duration(i) * time.Second)})
+		}
+		r.q.Add(b...)
+	}
+}
+
+func (r *joinRun) untilDone(t *testing.T) error {
+	t.Helper()
+	for range 1000 {
+		done, err := r.h.TryStep()
+		if err != nil || done {
+			return err
+		}
+	}
+	t.Fatal("the run did not end")
+	return nil
+}
+
+// joinPairs names each row "<key>:<left time>-<right time>" in seconds, sorted, without repeats
+// (a sink overwrites a row a replay emits again).
+func joinPairs(rs ...*joinRun) []string {
+	var out []string
+	for _, r := range rs {
+		for _, j := range r.rows.Slice() {
+			out = append(out, fmt.Sprintf("%s:%d-%d", j.Key, j.LeftTime.Sub(streamtest.Epoch)/time.Second, j.RightTime.Sub(streamtest.Epoch)/time.Second))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestRestartWithChangedJoinStops: the review's case. An interval join's upper bound changed
+// from 10 s to 30 s (or its kind, or an interval join became a window join of the same name)
+// across a crash: on main the restart resumed the checkpoint written under the old bounds and
+// mixed rows of both, exit 0. Now it stops with ErrOperatorChanged, naming the join and its
+// new parameters, before its first batch's outputs: no row, no commit of the source, and the
+// repartition's committed positions stay as they were. The same bounds resume and give, over
+// both runs, the rows of one run; WithColdStartChanged resumes under the new bounds.
+func TestRestartWithChangedJoinStops(t *testing.T) {
+	type Log = streamtest.ExchangeLog[stream.Pair[string, join.Side[sideRec, sideRec]]]
+	crashed := func() (*Log, *joinRun, stream.Position) {
+		log := streamtest.NewExchangeLog[stream.Pair[string, join.Side[sideRec, sideRec]]](2)
+		r := newJoinRun(t, log, 10*time.Second, nil)
+		r.add(0, 30)
+		r.h.Run(7)
+		pos, ok := r.q.CommittedPosition(0)
+		require.True(t, ok)
+		require.NotEmpty(t, r.rows.Slice())
+		return log, r, pos
+	}
+	for _, c := range []struct {
+		name  string
+		upper time.Duration
+		opts  []join.Option
+		now   string
+	}{
+		{"upper", 30 * time.Second, nil, `"rides" (now interval lower=0s upper=30s kind=inner)`},
+		{"kind", 10 * time.Second, []join.Option{join.WithKind(join.LeftOuter)}, `"rides" (now interval lower=0s upper=10s kind=left-outer)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log, _, pos := crashed()
+			before := log.Committed()
+			r := newJoinRun(t, log, c.upper, c.opts)
+			r.q.Resume(pos)
+			r.add(pos.Offset, 60)
+			r.q.End()
+			err := r.untilDone(t)
+			t.Log(err)
+			require.ErrorIs(t, err, stream.ErrOperatorChanged)
+			require.True(t, stream.IsPermanent(err))
+			require.ErrorContains(t, err, c.now)
+			require.Empty(t, r.rows.Batches(), "a batch's outputs ran")
+			require.Empty(t, r.q.Commits(), "the stopped run committed")
+			require.Equal(t, before, log.Committed(), "the stopped run committed the repartition")
+		})
+	}
+	t.Run("window join of the same name", func(t *testing.T) {
+		log, _, pos := crashed()
+		r := &joinRun{logs: new(bytes.Buffer)}
+		r.h = streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
+		q, src := streamtest.NewQueue[sideRec](r.h)
+		q.SetPartitions(1)
+		r.q = q
+		kv := func(s sideRec) stream.Pair[string, sideRec] { return stream.KV(s.Key, s) }
+		ex := streamtest.NewExchange(log)
+		r.h.AddExchange(ex)
+		out, err := join.Window(stream.Map(src.Filter(func(s sideRec) bool { return !s.Right }), kv),
+			stream.Map(src.Filter(func(s sideRec) bool { return s.Right }), kv), ex, 10*time.Second, join.WithName("rides"))
+		require.NoError(t, err)
+		r.rows = streamtest.Collect(out.Joined())
+		r.q.Resume(pos)
+		r.add(pos.Offset, 60)
+		r.q.End()
+		err = r.untilDone(t)
+		require.ErrorIs(t, err, stream.ErrOperatorChanged)
+		require.ErrorContains(t, err, `"rides" (now window size=10s kind=inner)`)
+		require.Empty(t, r.rows.Batches())
+	})
+
+	t.Run("same bounds", func(t *testing.T) {
+		log, first, pos := crashed()
+		r := newJoinRun(t, log, 10*time.Second, nil)
+		r.q.Resume(pos)
+		r.add(pos.Offset, 60)
+		r.q.End()
+		require.NoError(t, r.untilDone(t))
+
+		one := newJoinRun(t, streamtest.NewExchangeLog[stream.Pair[string, join.Side[sideRec, sideRec]]](2), 10*time.Second, nil)
+		one.add(0, 60)
+		one.q.End()
+		require.NoError(t, one.untilDone(t))
+		require.Equal(t, joinPairs(one), joinPairs(first, r), "the rows of a run without the crash")
+	})
+
+	t.Run("cold start accepted", func(t *testing.T) {
+		log, first, pos := crashed()
+		r := newJoinRun(t, log, 30*time.Second, nil, stream.WithColdStartChanged())
+		r.q.Resume(pos)
+		r.add(pos.Offset, 60)
+		r.q.End()
+		require.NoError(t, r.untilDone(t))
+		require.Contains(t, r.logs.String(), "WithColdStartChanged")
+		got := joinPairs(first, r)
+		one := newJoinRun(t, streamtest.NewExchangeLog[stream.Pair[string, join.Side[sideRec, sideRec]]](2), 30*time.Second, nil)
+		one.add(0, 60)
+		one.q.End()
+		require.NoError(t, one.untilDone(t))
+		require.NotEqual(t, joinPairs(one), got, "rows of the old bounds before the restart: not one run under the new ones")
+		require.Subset(t, joinPairs(one), joinPairs(r), "every row after the restart is one of the new bounds")
+	})
+}
+
+// TestCheckpointWithManyOperatorsFits: the parameters cost a checkpoint at most 12 bytes per
+// operator that has any. A pipeline of 60 event-time windows (120 stateful operators with
+// their late streams) at offsets of ten digits commits checkpoints of under 4 KiB, Kafka's
+// default limit of offset metadata (offset.metadata.max.bytes).
+func TestCheckpointWithManyOperatorsFits(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int64](h)
+	for i := range 60 {
+		w, err := window.Aggregate(src, func(int64) string { return "k" }, func(v int64) int64 { return v },
+			window.Tumbling(time.Duration(i+1)*time.Second), window.Count[int64](), window.WithName(fmt.Sprint("w", i)))
+		require.NoError(t, err)
+		streamtest.Collect(w.Results())
+	}
+	const base = 9_000_000_000
+	var b []stream.Record[int64]
+	for i := range int64(100) {
+		b = append(b, stream.Record[int64]{Value: i, Offset: base + i, EventTime: streamtest.Epoch.Add(time.Duration(i) * 700 * time.Millisecond)})
+	}
+	q.Add(b...)
+	h.Run(1)
+	pos, ok := q.CommittedPosition(0)
+	require.True(t, ok)
+	f := strings.Split(pos.Meta, "/")
+	require.Len(t, f, 5)
+	require.Len(t, strings.Split(f[3], ","), 60, "a parameters entry per window")
+	require.LessOrEqual(t, len(f[3]), 60*12)
+	require.Less(t, len(pos.Meta), 4096)
+	t.Logf("checkpoint of 60 windows: %d bytes, %d of them the parameters", len(pos.Meta), len(f[3]))
+}
+
+// TestRestartWithChangedProcessingTimeState: the processing-time windows and MapWithState of
+// this package record their parameters too (a window's length and slide, a state's timeout).
+func TestRestartWithChangedProcessingTimeState(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		build func(src *stream.Stream[int64], changed bool)
+		now   string
+	}{
+		{"window", func(src *stream.Stream[int64], changed bool) {
+			length := 3 * time.Second
+			if changed {
+				length = 4 * time.Second
+			}
+			streamtest.Collect(stream.Window(src, length, time.Second))
+		}, `"window" (now window length=4s slide=1s)`},
+		{"mapWithState", func(src *stream.Stream[int64], changed bool) {
+			timeout := time.Minute
+			if changed {
+				timeout = time.Hour
+			}
+			m, _ := stream.MapWithState(stream.KeyBy(src, func(v int64) int64 { return v % 2 }),
+				func(_ int64, v int64, _ bool, st *stream.State[int64]) (int64, bool) {
+					n, _ := st.Get()
+					st.Update(n + v)
+					return n + v, true
+				}, timeout)
+			streamtest.Collect(m)
+		}, `"mapWithState" (now timeout=1h0m0s)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			run := func(changed bool, pos ...stream.Position) (*streamtest.Queue[int64], error) {
+				h := streamtest.New(t, time.Second)
+				q, src := streamtest.NewQueue[int64](h)
+				// a group sum beside, so that the commit stays behind the state
+				stream.Apply(src, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}}))
+				c.build(src, changed)
+				q.Resume(pos...)
+				from := int64(0)
+				if len(pos) > 0 {
+					from = pos[0].Offset
+				}
+				q.Add(recs(from, from+3)...)
+				q.Add(recs(from+3, from+6)...)
+				_, err := h.TryStep()
+				if err == nil {
+					_, err = h.TryStep()
+				}
+				return q, err
+			}
+			q, err := run(false)
+			require.NoError(t, err)
+			pos, ok := q.CommittedPosition(0)
+			require.True(t, ok)
+			_, err = run(false, pos)
+			require.NoError(t, err, "the same parameters")
+			q, err = run(true, pos)
+			require.ErrorIs(t, err, stream.ErrOperatorChanged)
+			require.ErrorContains(t, err, c.now)
+			require.Empty(t, q.Commits())
+		})
+	}
+}
