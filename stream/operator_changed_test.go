@@ -2,11 +2,14 @@ package stream_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -40,6 +43,13 @@ func newCountsRun(t *testing.T, name string, size time.Duration, wopts []window.
 	r.h = streamtest.New(t, time.Second, opts...)
 	q, src := streamtest.NewQueue[int64](r.h)
 	r.q = q
+	r.counts, r.tens = countsGraph(t, src, name, size, wopts)
+	return r
+}
+
+// countsGraph builds countsRun's operators over src.
+func countsGraph(t *testing.T, src *stream.Stream[int64], name string, size time.Duration, wopts []window.Option) (counts, tens *streamtest.Collector[window.Result[string, int64]]) {
+	t.Helper()
 	stream.UpdateStateByKey(stream.KeyBy(src, func(v int64) bool { return v >= 2 }),
 		func(big bool, _ []int64, n int, _ bool) (int, bool) { return n + 1, big })
 	count := func(tumbling time.Duration, opts ...window.Option) *streamtest.Collector[window.Result[string, int64]] {
@@ -48,9 +58,7 @@ func newCountsRun(t *testing.T, name string, size time.Duration, wopts []window.
 		require.NoError(t, err)
 		return streamtest.Collect(w.Results())
 	}
-	r.counts = count(size, append([]window.Option{window.WithName(name)}, wopts...)...)
-	r.tens = count(10*time.Second, window.WithName("tens"))
-	return r
+	return count(size, append([]window.Option{window.WithName(name)}, wopts...)...), count(10*time.Second, window.WithName("tens"))
 }
 
 // add queues the records of offsets [from, to) in batches of five.
@@ -133,6 +141,52 @@ func TestRestartWithChangedWindowStops(t *testing.T) {
 			require.Empty(t, r.q.Commits(), "the stopped run committed")
 		})
 	}
+}
+
+// resumedSource resumes partition 0 from a committed position and pushes the records of
+// offsets from..to-1 (event time Epoch+offset seconds), then ends; it records its commits.
+type resumedSource struct {
+	pos      stream.Position
+	from, to int64
+	commits  atomic.Int64
+}
+
+func (s *resumedSource) Run(ctx context.Context, in *stream.Input[int64]) error {
+	in.Resume(s.pos)
+	for o := s.from; o < s.to; o++ {
+		if err := in.Push(ctx, stream.Record[int64]{Value: o, Offset: o, EventTime: streamtest.Epoch.Add(time.Duration(o) * time.Second)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *resumedSource) Commit(context.Context, []stream.Position) error {
+	s.commits.Add(1)
+	return nil
+}
+
+// TestRunStopsOnChangedOperator: under Pipeline.Run (a job), the changed window stops the run
+// with an error wrapping ErrOperatorChanged that is not taken for a requested stop, so the job
+// exits non-zero; nothing is written or committed. The error is logged as a permanent
+// error, not as an output's (it was "permanent output error").
+func TestRunStopsOnChangedOperator(t *testing.T) {
+	pos := crashedCounts(t)
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		p, err := stream.New(time.Second, stream.WithMaxFutureEventTime(0), stream.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		require.NoError(t, err)
+		src := &resumedSource{pos: pos, from: pos.Offset, to: 40}
+		counts, tens := countsGraph(t, stream.From(p, stream.Source[int64](src)), "counts", 15*time.Second, nil)
+		err = p.Run(t.Context())
+		require.ErrorIs(t, err, stream.ErrOperatorChanged)
+		require.True(t, stream.IsPermanent(err))
+		require.NotErrorIs(t, err, context.Canceled)
+		require.Empty(t, counts.Batches())
+		require.Empty(t, tens.Batches())
+		require.Zero(t, src.commits.Load())
+		require.Contains(t, logs.String(), `level=ERROR msg="stream: stopping on a permanent error"`)
+	})
 }
 
 // TestRestartWithSameWindowReplaysExactly: the same parameters resume from the checkpoint as

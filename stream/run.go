@@ -165,7 +165,7 @@ func (p *Pipeline) run(ctx context.Context) error {
 		done, err := p.step(outCtx, scheduled)
 		for err != nil {
 			if IsPermanent(err) {
-				p.cfg.logger.Error("stream: permanent output error", "err", err)
+				p.cfg.logger.Error("stream: stopping on a permanent error", "err", err)
 				release()
 				return errors.Join(err, stop())
 			}
