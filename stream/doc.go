@@ -102,8 +102,9 @@
 //     operators and their parameters now, before the outputs of the batch: nothing of the
 //     batch is written or committed, and Run returns the error, so a job exits non-zero
 //     (TestRestartWithChangedWindowStops: size, grace, emission; TestRestartWithChangedJoinStops:
-//     upper bound, kind, an interval join become a window join; and
-//     TestRestartWithChangedProcessingTimeState). The previous release ran on there, exit 0.
+//     upper bound, kind, an interval join become a window join;
+//     TestRestartWithChangedProcessingTimeState; TestRunStopsOnChangedOperator, under Run).
+//     The previous release ran on there, exit 0.
 //  2. The same parameters resume as before: each window once over the two runs, and the
 //     join's rows of both runs are those of one run (TestRestartWithSameWindowReplaysExactly,
 //     TestRestartWithChangedJoinStops "same bounds").
