@@ -116,6 +116,10 @@
 // Stats.Split). A request refused whole with another 4xx (401, or a 403 that is not a block:
 // bad credentials or permissions) fails Write with an error marked stream.Permanent.
 //
+// Every error for an answer with an error status is an *HTTPError that names what the
+// request was for, its method and URL (credentials masked), the status and the start of the
+// body; an error for an answer that is not OpenSearch's is a *ResponseError that names the URL.
+//
 // # Document IDs
 //
 // OpenSearch refuses IDs longer than 512 bytes. The sink replaces any longer ID, whatever
@@ -166,6 +170,9 @@
 // cab-stats-*, zone-demand-*, zone-supply-*, ride-pickups-*, cab-alerts-* and, with
 // WithRawTelemetry, cab-telemetry-*: geo_point locations, date times, keyword IDs, typed
 // numbers, and unknown strings as keywords. It is idempotent; call it at start. WithReplicas(0) suits a single node.
+// It does not retry: an error names the URL, and wraps ErrNotOpenSearch when what answered
+// is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
+// OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
 //
 // # Auth
 //

@@ -91,7 +91,7 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 			r.body = c.redact(r.body)
 		}
 		if err == nil && over && ok {
-			return r, c.unusable(method+" "+path, r, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit))
+			return r, c.unusable(method+" "+c.requestURL(r.node, path), r, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit))
 		}
 	}
 	if err != nil {
@@ -271,15 +271,33 @@ func (c *Client) redact(b []byte) []byte {
 
 // HTTPError is a response with an error status for a whole request.
 type HTTPError struct {
-	Op     string
-	Status int
-	// Body is the start of the response body.
+	// Op says what the request was for: "bulk", "put index template <name>".
+	Op string
+	// Method and URL are the request's; URL is the node's URL and the path, without
+	// credentials or query.
+	Method, URL string
+	Status      int
+	// Body is the start of the response body, at most 512 bytes, credentials replaced.
 	Body string
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("opensearch: %s: status %d: %s", e.Op, e.Status, e.Body)
+	quote := e.Body
+	if len(quote) > httpErrorQuote {
+		quote = strings.ToValidUTF8(quote[:httpErrorQuote], "") + "..."
+	}
+	msg := fmt.Sprintf("opensearch: %s: %s %s: status %d %s: body %q", e.Op, e.Method, e.URL, e.Status, http.StatusText(e.Status), quote)
+	switch {
+	case e.Status == 401:
+		msg += " (the credentials were refused: check Username and Password, the address's user:pass@, or the AWS credentials)"
+	case e.Status == 403 && !e.Blocked():
+		msg += " (the user or role may not do this: check its permissions)"
+	}
+	return msg
 }
+
+// httpErrorQuote is how much of the body an HTTPError's message quotes.
+const httpErrorQuote = 256
 
 // Temporary reports whether retrying may help: 408, 429, 5xx and write blocks (Blocked).
 func (e *HTTPError) Temporary() bool { return retryableStatus(e.Status) || e.Blocked() }
@@ -293,10 +311,12 @@ func (e *HTTPError) Blocked() bool {
 
 func retryableStatus(s int) bool { return s == 408 || s == 429 || s >= 500 }
 
-func httpError(op string, status int, body []byte) *HTTPError {
+// httpError is the error of the response r to the request method path, for op.
+func (c *Client) httpError(op, method, path string, r response) *HTTPError {
 	const max = 512
+	body := r.body
 	if len(body) > max {
 		body = body[:max]
 	}
-	return &HTTPError{Op: op, Status: status, Body: string(body)}
+	return &HTTPError{Op: op, Method: method, URL: c.requestURL(r.node, path), Status: r.status, Body: string(body)}
 }

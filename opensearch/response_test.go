@@ -168,7 +168,7 @@ func TestResponseBodiesCapped(t *testing.T) {
 		err = c.EnsureTemplates(t.Context())
 		require.ErrorIs(t, err, opensearch.ErrBodyTooLarge)
 		require.ErrorContains(t, err, "cap of 65536 bytes")
-		require.ErrorContains(t, err, "PUT /_index_template/")
+		require.ErrorContains(t, err, "PUT http://127.0.0.1:9/_index_template/")
 		require.Len(t, tr.requests(), 1)
 		require.LessOrEqual(t, tr.read.Load(), int64(2*64<<10+64<<10))
 	})

@@ -92,7 +92,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		case err != nil:
 			lastErr = err
 		case status != 200:
-			e := httpError("bulk", status, out)
+			e := s.c.httpError("bulk", "POST", "/_bulk", res)
 			foreign := foreignRefusal(status, out)
 			switch {
 			case e.Blocked():
@@ -152,7 +152,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			if perr != nil {
 				// A bulk response we cannot read (not one item per document): treat it like a
 				// failed request, saying what came; IDs make the retry safe.
-				perr = s.c.unusable("POST /_bulk", res, perr)
+				perr = s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr)
 				lastErr = perr
 				r.Err = perr
 				s.report(&r, true)

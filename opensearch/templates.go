@@ -233,10 +233,48 @@ func (c *Client) EnsureTemplates(ctx context.Context, opts ...TemplateOption) er
 			}
 			return err
 		}
-		if r.status != 200 {
-			return httpError("put index template "+t.Name, r.status, r.body)
+		if err := c.templateAnswer(t.Name, path, r); err != nil {
+			return err
 		}
 		c.logger.Info("opensearch: index template installed", "template", t.Name, "pattern", t.Pattern)
 	}
 	return nil
+}
+
+// templateAnswer returns the error of the answer r to PUT path, nil when it is OpenSearch's
+// acknowledgement. Answers that OpenSearch does not give there (a 404 or 405, a 400 without
+// an error type, a 2xx other than its 200 with "acknowledged") come from something else at
+// the address and wrap ErrNotOpenSearch; an error status from OpenSearch (a template it
+// refuses, bad credentials, a node that is away) is an *HTTPError.
+func (c *Client) templateAnswer(name, path string, r response) error {
+	op := "put index template " + name
+	var why string
+	switch {
+	case r.status == 200:
+		var ack struct {
+			Acknowledged *bool `json:"acknowledged"`
+		}
+		switch {
+		case json.Unmarshal(r.body, &ack) != nil || ack.Acknowledged == nil:
+			why = "not an acknowledgement"
+		case !*ack.Acknowledged:
+			// The cluster state holds the template; some node did not confirm it in time.
+			c.logger.Warn("opensearch: index template installed, but not every node confirmed it in time", "template", name, "url", c.requestURL(r.node, path))
+			return nil
+		default:
+			return nil
+		}
+	case r.status > 200 && r.status < 300:
+		why = "OpenSearch answers a template it installed with 200"
+	case r.status == 404 || r.status == 405:
+		why = "no index template API at this URL"
+	case r.status == 400:
+		if typ, _ := requestError(r.status, r.body); typ == "" {
+			why = "a refusal of the request, not of the template"
+		}
+	}
+	if why != "" {
+		return c.unusable("PUT "+c.requestURL(r.node, path), r, fmt.Errorf("%w: %s", ErrNotOpenSearch, why))
+	}
+	return c.httpError(op, "PUT", path, r)
 }
