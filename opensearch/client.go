@@ -42,6 +42,11 @@ var (
 	// TLS port or TLS to a plain one, a port that does not speak HTTP. The sink fails Write
 	// with it, marked stream.Permanent; the message names the URL and what answered.
 	ErrNotOpenSearch = errors.New("opensearch: not an OpenSearch node's answer (check the address: scheme, host, port and path)")
+	// ErrCertificate is wrapped by the error of a request whose TLS handshake failed because
+	// the server's certificate does not verify: signed by an authority the client does not
+	// trust, not valid for the address's host, expired. The sink fails Write with it,
+	// marked stream.Permanent; the message names the URL, what failed and what to check.
+	ErrCertificate = errors.New("opensearch: the server's TLS certificate does not verify")
 )
 
 func invalid(setting, format string, args ...any) error {
@@ -104,6 +109,8 @@ type Client struct {
 	timeout time.Duration
 	hosts   []string // redacted, for logs
 	urls    []string // the addresses without credentials, for errors and logs
+	// customCA is set when CACertFile or CACertPEM gave the authorities to trust.
+	customCA bool
 	// secrets are the basic auth credentials as a response body may echo them (a proxy's
 	// page showing the request's Authorization header), replaced where errors quote one.
 	secrets [][]byte
@@ -207,7 +214,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		// The library's message may quote an address; keep it out.
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
-	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses}
+	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0}
 	if oc.Username != "" {
 		userPass := oc.Username + ":" + oc.Password
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}

@@ -84,6 +84,12 @@
 // node that is down), the sink retries as above: a pipeline started before its node is up
 // waits, and writes everything once the node answers. Meanwhile it logs at Warn, a few lines
 // per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error.
+// A server certificate that does not verify (signed by an authority the client does not
+// trust, not valid for the address's host name, expired) will not verify on the next
+// attempt either: Write fails at once with an error wrapping ErrCertificate, marked
+// stream.Permanent, that names the URL, the verification error and what to check (CACertFile
+// or CACertPEM, the host name, the certificate's dates). A TLS handshake that times out or
+// whose connection is reset is an outage, retried as above.
 // A one-segment path (https://host:9200/x) is no mistake to OpenSearch: POST /x/_bulk is the
 // bulk API with a default index, which the sink's actions override.
 //

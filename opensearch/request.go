@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +102,9 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		if why := foreignProtocol(err); why != "" {
 			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %s: %w", ErrNotOpenSearch, why, err)}
 		}
+		if hint, verr := c.certificateProblem(err); verr != nil {
+			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %w (%s)", ErrCertificate, verr, hint)}
+		}
 		return r, &TransportError{Op: method + " " + path, Err: err}
 	}
 	return r, nil
@@ -121,6 +125,37 @@ func foreignProtocol(err error) string {
 		return "the server does not speak HTTP (OpenSearch's transport port, 9300 by default, or another service's?)"
 	}
 	return ""
+}
+
+// certificateProblem returns a hint at the fix and the verification error of a TLS handshake
+// that failed because the server's certificate does not verify; nil when err is something
+// else. A certificate that does not verify will not verify on the next attempt, unlike a
+// handshake that timed out or a connection reset during one (an overloaded node, a proxy
+// without a backend: an outage, retried); those carry no x509 error.
+func (c *Client) certificateProblem(err error) (hint string, verr error) {
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		return "", nil
+	}
+	verr = cve.Err
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		roots    x509.SystemRootsError
+	)
+	switch {
+	case errors.As(verr, &unknown) || errors.As(verr, &roots):
+		if c.customCA {
+			return "the CA certificate in CACertFile or CACertPEM did not sign it: give the CA that did", verr
+		}
+		return "the system's authorities do not trust it: set CACertFile or CACertPEM to the CA that signed it", verr
+	case errors.As(verr, &hostname):
+		return "use an address with a host name the certificate holds", verr
+	case errors.As(verr, &invalid) && invalid.Reason == x509.Expired:
+		return "the server needs a renewed certificate, or this machine's clock is wrong", verr
+	}
+	return "check the server's certificate and CACertFile or CACertPEM", verr
 }
 
 // requestURL names the URL a request attempt went to, for errors and logs: u, without its

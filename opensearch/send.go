@@ -87,7 +87,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return rejected, ctx.Err()
-		case err != nil && errors.Is(err, ErrNotOpenSearch):
+		case err != nil && (errors.Is(err, ErrNotOpenSearch) || errors.Is(err, ErrCertificate)):
 			return rejected, s.notOpenSearch(&r, err)
 		case err != nil:
 			lastErr = err
@@ -183,9 +183,10 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 }
 
 // notOpenSearch reports the attempt r, whose answer showed that the address is not an
-// OpenSearch node's (err wraps ErrNotOpenSearch), and returns err marked permanent: the
-// pipeline stops with nothing of the request acknowledged or dead-lettered, where retries
-// would only repeat the answer, and splits dead-letter every document.
+// OpenSearch node's (err wraps ErrNotOpenSearch) or that its certificate does not verify
+// (ErrCertificate), and returns err marked permanent: the pipeline stops with nothing of the
+// request acknowledged or dead-lettered, where retries would only repeat the answer, and
+// splits dead-letter every document.
 func (s *Sink[T]) notOpenSearch(r *BulkResult, err error) error {
 	r.Err = err
 	s.report(r, false)
