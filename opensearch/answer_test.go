@@ -2,6 +2,7 @@ package opensearch_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -175,4 +176,42 @@ func TestTemplateErrorsRealNode(t *testing.T) {
 	err = c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0))
 	require.ErrorIs(t, err, opensearch.ErrNotOpenSearch)
 	require.ErrorContains(t, err, n.url+"/search/v1/_index_template/"+opensearch.TemplateCabStats)
+}
+
+// TestItemForbiddenIsPermanent: a bulk response whose items are refused with 401 or 403
+// (security_exception: the user or role may not write that index) is a configuration
+// error, not a bad document: Write fails with a permanent *HTTPError naming the URL, the
+// index and OpenSearch's reason, and nothing is dead-lettered, so that the batch is written
+// again once the permission is given. A write block (403 cluster_block_exception) stays
+// temporary. Before, every such document was dead-lettered as rejected and Write returned
+// nil: the pipeline acknowledged batches that reached no index.
+func TestItemForbiddenIsPermanent(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			f := newFake()
+			f.itemBody = func(id string, _ int) (int, string) {
+				if id == "r00002" || id == "r00004" {
+					return status, `{"type":"security_exception","reason":"no permissions for [indices:data/write/bulk[s]] and User [name=fleet, backend_roles=[]]"}`
+				}
+				return 0, ""
+			}
+			dl := &collector{}
+			s, srv := fakeSink(t, f, opensearch.WithDeadLetter(dl))
+			err := s.Write(t.Context(), recs(6))
+			require.Error(t, err)
+			require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+			var he *opensearch.HTTPError
+			require.ErrorAs(t, err, &he)
+			require.Equal(t, status, he.Status)
+			require.Equal(t, srv.URL+"/_bulk", he.URL)
+			for _, want := range []string{srv.URL + "/_bulk", `index "recs"`, "2 document(s)", "security_exception", "no permissions for [indices:data/write/bulk[s]]"} {
+				require.ErrorContains(t, err, want)
+			}
+			require.Empty(t, dl.letters(), "nothing dead-lettered")
+			st := s.Stats()
+			require.Zero(t, st.DeadLettered)
+			require.Equal(t, int64(1), st.Requests, "not retried")
+			require.Equal(t, int64(4), st.Indexed, "the others were written")
+		})
+	}
 }

@@ -433,6 +433,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			return retry, rejected, fmt.Errorf("item %d has status %d and result %q, not created or updated", i, it.Status, it.Result)
 		}
 	}
+	var forbidden *forbiddenItems
 	for i, m := range br.Items {
 		it := m[s.cfg.op]
 		switch {
@@ -456,6 +457,13 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		case it.Status == 429 || it.Status >= 500:
 			r.Retry++
 			retry = append(retry, pending[i])
+		case it.Status == 401 || it.Status == 403:
+			// Not the document's fault: the user or role may not write the index.
+			r.Rejected++
+			if forbidden == nil {
+				forbidden = &forbiddenItems{index: pending[i].index, status: it.Status, err: it.Error}
+			}
+			forbidden.n++
 		default:
 			r.Rejected++
 			p := pending[i]
@@ -466,5 +474,33 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, typ, reason))
 		}
 	}
+	if forbidden != nil {
+		return retry, rejected, forbidden
+	}
 	return retry, rejected, nil
+}
+
+// forbiddenItems are the items of a bulk response refused with 401 or 403 other than a
+// write block: the credentials or the role's permissions for an index, which no retry and
+// no dead letter fixes. The sink fails Write with them, permanently, so that the batch is
+// written again once the permissions are right.
+type forbiddenItems struct {
+	index  string // the first one's
+	status int
+	err    *itemError
+	n      int
+}
+
+func (f *forbiddenItems) Error() string {
+	return fmt.Sprintf("%d document(s) refused with status %d", f.n, f.status)
+}
+
+// httpError is f as the error of the bulk request to url.
+func (f *forbiddenItems) httpError(url string) *HTTPError {
+	body := "(no error)"
+	if f.err != nil {
+		body = f.err.Type + ": " + f.err.String()
+	}
+	return &HTTPError{Op: fmt.Sprintf("bulk: %d document(s) refused, the first for index %q", f.n, f.index),
+		Method: "POST", URL: url, Status: f.status, Body: body}
 }

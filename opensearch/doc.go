@@ -155,7 +155,11 @@
 //   - documents OpenSearch rejected permanently (a mapping error such as a string in a
 //     numeric or geo_point field, any other 4xx item error, a document isolated from a
 //     request refused whole), with Reason stream.ReasonRejected, Err "<type>: <reason>" as
-//     OpenSearch gave them, Status, Index, ID and Value the document's JSON;
+//     OpenSearch gave them, Status, Index, ID and Value the document's JSON. Items refused
+//     with 401 or 403 (not a write block) are the exception: the user or role may not write
+//     the index, which is no fault of the documents, so Write fails with a permanent
+//     *HTTPError that names the URL, the index and the reason, and nothing is dead-lettered;
+//     the batch is written again once the permissions are right;
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
 //     Mapping failed, the index name is empty or not valid UTF-8, or the document is not a
 //     JSON object. The sink never sends OpenSearch invalid JSON: a document that is not valid

@@ -146,6 +146,13 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			retryItems = retryItems[:0]
 			var perr error
 			retryItems, rejected, perr = s.results(out, ch, pending, &r, retryItems, rejected)
+			var forbidden *forbiddenItems
+			if perr != nil && errors.As(perr, &forbidden) {
+				e := forbidden.httpError(s.c.requestURL(res.node, "/_bulk"))
+				r.Err = e
+				s.report(&r, false)
+				return rejected, stream.Permanent(e)
+			}
 			if perr != nil && errors.Is(perr, ErrNotOpenSearch) {
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr))
 			}

@@ -279,7 +279,8 @@ func (e *RejectedError) Error() string {
 // retry policy's MaxAttempts. Items rejected with another status go to the dead-letter
 // output. A request refused whole with 400 or 413 is split in halves until the documents
 // OpenSearch refuses are isolated; they go to the dead-letter output. A request refused
-// whole with another 4xx (bad credentials), an answer that is not OpenSearch's
+// whole with another 4xx (bad credentials), items refused with 401 or 403 (permissions),
+// an answer that is not OpenSearch's
 // (ErrNotOpenSearch: a wrong address), or a server certificate that does not verify
 // (ErrCertificate) fails Write with a permanent error.
 func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
