@@ -79,7 +79,11 @@ type Config struct {
 	// Transport replaces the HTTP transport (a proxy, a test server). The TLS settings above
 	// apply only when it is nil or an *http.Transport.
 	Transport http.RoundTripper
-	// Logger receives the client's and its sinks' logs; the default discards.
+	// Logger receives the client's and its sinks' logs; the default discards, as
+	// everywhere in fleetstream (stream.WithLogger, the kafka package's WithLogger). Give
+	// the application's logger (slog.Default() for the process's default) to see the
+	// warnings of an outage (the URL, how long it has lasted) while the sink retries;
+	// without one, only Sink.Stats (FailingSince, LastError) and the errors say so.
 	Logger *slog.Logger
 }
 
