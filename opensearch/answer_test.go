@@ -3,7 +3,9 @@ package opensearch_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +214,38 @@ func TestItemForbiddenIsPermanent(t *testing.T) {
 			require.Zero(t, st.DeadLettered)
 			require.Equal(t, int64(1), st.Requests, "not retried")
 			require.Equal(t, int64(4), st.Indexed, "the others were written")
+		})
+	}
+}
+
+// TestRedirectSaysWhere: a proxy that redirects (http:// to https://, an old host name to
+// a new one) is not followed, as opensearch-go does not follow redirects: Write fails with a
+// permanent *HTTPError, and EnsureTemplates with one, that names where the redirect leads,
+// credentials masked. Before, the error gave the status and the proxy's page, not the
+// target.
+func TestRedirectSaysWhere(t *testing.T) {
+	for _, status := range []int{301, 308} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Location", "https://"+addrUser+":"+addrSecret+"@search.example:9200"+r.URL.Path)
+				w.WriteHeader(status)
+				_, _ = io.WriteString(w, "<html><title>Moved</title></html>")
+			}), false)
+			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{withCredentials(srv)}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			s, err := opensearch.NewSink(c, recMapping)
+			require.NoError(t, err)
+			err = s.Write(t.Context(), recs(2))
+			require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+			require.ErrorContains(t, err, srv+"/_bulk")
+			require.ErrorContains(t, err, "redirected to https://***@search.example:9200/_bulk")
+			require.NotContains(t, err.Error(), addrSecret)
+
+			err = c.EnsureTemplates(t.Context())
+			require.ErrorContains(t, err, "redirected to https://***@search.example:9200/_index_template/")
+			require.NotContains(t, err.Error(), addrSecret)
 		})
 	}
 }

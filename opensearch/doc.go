@@ -125,6 +125,8 @@
 // Every error for an answer with an error status is an *HTTPError that names what the
 // request was for, its method and URL (credentials masked), the status and the start of the
 // body; an error for an answer that is not OpenSearch's is a *ResponseError that names the URL.
+// A redirect (a proxy sending http:// to https://, an old host name to a new one) is not
+// followed: it fails Write permanently, and the error names where it leads.
 //
 // # Document IDs
 //

@@ -28,6 +28,8 @@ type response struct {
 	status      int
 	contentType string
 	body        []byte
+	// location is a redirect's Location header, credentials masked.
+	location string
 	// node is the URL the attempt went to once the transport chose the node (nil or
 	// without a host when it did not say), named by errors and logs (Client.requestURL).
 	node *url.URL
@@ -79,6 +81,9 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		ok := r.status >= 200 && r.status <= 299
 		if !ok {
 			limit = maxSmallBody
+			if r.status >= 300 && r.status < 400 {
+				r.location = stripUserinfo(res.Header.Get("Location"))
+			}
 		}
 		var over bool
 		if ok && res.ContentLength > limit {
@@ -314,6 +319,9 @@ type HTTPError struct {
 	Status      int
 	// Body is the start of the response body, at most 512 bytes, credentials replaced.
 	Body string
+	// Location is where a redirect (3xx) leads, credentials masked. The client does not
+	// follow redirects.
+	Location string
 }
 
 func (e *HTTPError) Error() string {
@@ -323,6 +331,8 @@ func (e *HTTPError) Error() string {
 	}
 	msg := fmt.Sprintf("opensearch: %s: %s %s: status %d %s: body %q", e.Op, e.Method, e.URL, e.Status, http.StatusText(e.Status), quote)
 	switch {
+	case e.Location != "":
+		msg += " (redirected to " + e.Location + ", which the client does not follow: use that address)"
 	case e.Status == 401:
 		msg += " (the credentials were refused: check Username and Password, the address's user:pass@, or the AWS credentials)"
 	case e.Status == 403 && !e.Blocked():
@@ -353,5 +363,5 @@ func (c *Client) httpError(op, method, path string, r response) *HTTPError {
 	if len(body) > max {
 		body = body[:max]
 	}
-	return &HTTPError{Op: op, Method: method, URL: c.requestURL(r.node, path), Status: r.status, Body: string(body)}
+	return &HTTPError{Op: op, Method: method, URL: c.requestURL(r.node, path), Status: r.status, Body: string(body), Location: r.location}
 }
