@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -248,4 +249,24 @@ func TestRedirectSaysWhere(t *testing.T) {
 			require.NotContains(t, err.Error(), addrSecret)
 		})
 	}
+}
+
+// TestTemplateNotAcknowledgedInTime guards the line between an acknowledgement and an
+// answer that is not one: OpenSearch's 200 with "acknowledged":false (the template is in the
+// cluster state, some node did not confirm it within the timeout) is no error, and is logged
+// at Warn with the URL. (It returned nil before too, without the line.)
+func TestTemplateNotAcknowledgedInTime(t *testing.T) {
+	base := serve(t, page(200, "application/json; charset=UTF-8", `{"acknowledged":false}`), false)
+	logs := &logRecords{}
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{base}, Logger: slog.New(logs)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.EnsureTemplates(t.Context()))
+	var warned int
+	for _, r := range logs.recs {
+		if r.Level == slog.LevelWarn && strings.Contains(r.Message, "not every node confirmed") {
+			warned++
+		}
+	}
+	require.Equal(t, 5, warned, "one line per template")
 }
