@@ -43,3 +43,43 @@ func TestBoundedWithFeaturesOff(t *testing.T) {
 	require.Zero(t, os.count(r.index("zone-demand")), "zone demand is off")
 	require.Zero(t, os.count(r.index("cab-alerts")), "alerts are off")
 }
+
+// TestChangedWindowStopsRestart: the fleet job restarted under another -stats-window than
+// the committed checkpoint's stops with stream.ErrOperatorChanged, exit non-zero, having
+// written and committed nothing; -accept-changed-operators restarts it once with the
+// changed windows cold; the run after that needs no flag (the checkpoint records the new
+// window). Before stream's check, the restart mixed results of the two windows, exit 0.
+func TestChangedWindowStopsRestart(t *testing.T) {
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "changed")
+	r := newRun(t, s, topic, "changed")
+	bounded := func(window string, more ...string) *proc {
+		return start(t, "fleetpipeline", pipelineBin, r.args(s, append([]string{"-exit-when-idle", "0", "-bounded",
+			"-alerts=false", "-stats-window", window}, more...)...)...)
+	}
+	replay(t, s, topic, "-source", "sim", "-sim-cabs", "10", "-sim-events", "1000")
+	first, _, _ := summary(t, bounded("1m").succeed(t, 2*time.Minute))
+	require.EqualValues(t, 1000, first)
+
+	replay(t, s, topic, "-source", "sim", "-sim-cabs", "10", "-sim-events", "1000", "-seed", "2")
+	offsets, checkpoints, _ := groupOffsets(t, s, topic, r.group)
+	os := newOS(t, s)
+	os.refresh(r.index("cab-stats"))
+	docs := os.count(r.index("cab-stats"))
+	p := bounded("2m")
+	err := p.wait(t, 2*time.Minute)
+	out := p.out.String()
+	require.Error(t, err, "a restart under another -stats-window must fail; output:\n%s", tail(out, 3000))
+	require.Contains(t, out, "parameters changed since the committed checkpoint")
+	require.Contains(t, out, `"cab-stats" (now tumbling(2m0s)`)
+	after, afterCheckpoints, _ := groupOffsets(t, s, topic, r.group)
+	require.Equal(t, offsets, after, "the stopped restart committed nothing")
+	require.Equal(t, checkpoints, afterCheckpoints)
+	os.refresh(r.index("cab-stats"))
+	require.Equal(t, docs, os.count(r.index("cab-stats")), "the stopped restart wrote nothing")
+
+	second, _, _ := summary(t, bounded("2m", "-accept-changed-operators").succeed(t, 2*time.Minute))
+	require.GreaterOrEqual(t, second, int64(1000), "the records after the committed offsets, at least")
+	replay(t, s, topic, "-source", "sim", "-sim-cabs", "10", "-sim-events", "1000", "-seed", "3")
+	bounded("2m").succeed(t, 2*time.Minute) // the checkpoint now records the 2m window
+}

@@ -15,8 +15,12 @@ import (
 
 // pipelineOptions are the options of the pipeline that come from the flags.
 func (c *config) pipelineOptions() []stream.Option {
-	return []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs),
+	opts := []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs),
 		stream.WithBuffer(c.maxBatch, 64<<20)}
+	if c.acceptChange {
+		opts = append(opts, stream.WithColdStartChanged())
+	}
+	return opts
 }
 
 // graph is what the pipeline computes from the telemetry, before the outputs: run writes it
