@@ -5,6 +5,7 @@ package opensearch
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -43,9 +44,10 @@ var (
 	// with it, marked stream.Permanent; the message names the URL and what answered.
 	ErrNotOpenSearch = errors.New("opensearch: not an OpenSearch node's answer (check the address: scheme, host, port and path)")
 	// ErrCertificate is wrapped by the error of a request whose TLS handshake failed because
-	// the server's certificate does not verify: signed by an authority the client does not
-	// trust, not valid for the address's host, expired. The sink fails Write with it,
-	// marked stream.Permanent; the message names the URL, what failed and what to check.
+	// the server's certificate does not verify (signed by an authority the client does not
+	// trust, not valid for the address's host, expired) or the server refused the client's
+	// certificate or the handshake with a TLS alert. The sink fails Write with it, marked
+	// stream.Permanent; the message names the URL, what failed and what to check.
 	ErrCertificate = errors.New("opensearch: the server's TLS certificate does not verify")
 )
 
@@ -67,6 +69,12 @@ type Config struct {
 	// may chain to, instead of the system roots.
 	CACertFile string
 	CACertPEM  []byte
+	// ClientCertFile and ClientKeyFile (or ClientCertPEM and ClientKeyPEM) are a client
+	// certificate and its key (PEM) for mutual TLS, as OpenSearch's security plugin accepts
+	// for authentication (plugins.security.ssl.http.clientauth_mode). A server that refuses
+	// it fails Write with an error wrapping ErrCertificate.
+	ClientCertFile, ClientKeyFile string
+	ClientCertPEM, ClientKeyPEM   []byte
 	// InsecureSkipVerify disables server certificate verification. Discouraged: it exposes
 	// the credentials to anyone on the path. Tests and local clusters only; NewClient logs a
 	// warning when it is set.
@@ -113,8 +121,9 @@ type Client struct {
 	timeout time.Duration
 	hosts   []string // redacted, for logs
 	urls    []string // the addresses without credentials, for errors and logs
-	// customCA is set when CACertFile or CACertPEM gave the authorities to trust.
-	customCA bool
+	// customCA is set when CACertFile or CACertPEM gave the authorities to trust;
+	// clientCert when the client presents a certificate (mutual TLS).
+	customCA, clientCert bool
 	// secrets are the basic auth credentials as a response body may echo them (a proxy's
 	// page showing the request's Authorization header), replaced where errors quote one.
 	secrets [][]byte
@@ -175,10 +184,26 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		oc.CACert = ca
 	}
-	if cfg.Transport != nil && (len(ca) > 0 || cfg.InsecureSkipVerify) {
+	cert, err := clientCertificate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Transport != nil && (len(ca) > 0 || cfg.InsecureSkipVerify || cert != nil) {
 		if _, ok := cfg.Transport.(*http.Transport); !ok {
 			return nil, invalid("Transport", "TLS settings need an *http.Transport")
 		}
+	}
+	if cert != nil {
+		tr, _ := cfg.Transport.(*http.Transport)
+		if tr == nil {
+			tr = http.DefaultTransport.(*http.Transport)
+		}
+		tr = tr.Clone()
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{}
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+		oc.Transport = tr
 	}
 	if cfg.RequestTimeout < 0 {
 		return nil, invalid("RequestTimeout", "negative")
@@ -218,12 +243,47 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		// The library's message may quote an address; keep it out.
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
-	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0}
+	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0,
+		clientCert: cert != nil}
 	if oc.Username != "" {
 		userPass := oc.Username + ":" + oc.Password
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}
 	}
 	return c, nil
+}
+
+// clientCertificate loads Config's client certificate and key, nil when it has none.
+func clientCertificate(cfg Config) (*tls.Certificate, error) {
+	certPEM, keyPEM := cfg.ClientCertPEM, cfg.ClientKeyPEM
+	for _, f := range []struct {
+		name, file string
+		pem        *[]byte
+	}{{"ClientCertFile", cfg.ClientCertFile, &certPEM}, {"ClientKeyFile", cfg.ClientKeyFile, &keyPEM}} {
+		if f.file == "" {
+			continue
+		}
+		if len(*f.pem) > 0 {
+			return nil, invalid(f.name, "set the file or the PEM, not both")
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return nil, invalid(f.name, "%v", err)
+		}
+		*f.pem = b
+	}
+	switch {
+	case len(certPEM) == 0 && len(keyPEM) == 0:
+		return nil, nil
+	case len(certPEM) == 0:
+		return nil, invalid("ClientCertFile", "a client key needs its certificate (ClientCertFile or ClientCertPEM)")
+	case len(keyPEM) == 0:
+		return nil, invalid("ClientKeyFile", "a client certificate needs its key (ClientKeyFile or ClientKeyPEM)")
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, invalid("ClientCertFile", "not a matching PEM certificate and key: %v", err)
+	}
+	return &cert, nil
 }
 
 // String describes the client by its nodes' hosts, never its credentials.
@@ -244,8 +304,9 @@ func (c Config) String() string {
 	if c.AWS != nil {
 		aws = fmt.Sprintf(" aws=%s/%s", c.AWS.Region, c.AWS.Service)
 	}
-	return fmt.Sprintf("opensearch.Config{addresses=%s username=%q password=%q ca=%t insecure_skip_verify=%t%s timeout=%v}",
-		strings.Join(addrs, ","), c.Username, pass, c.CACertFile != "" || len(c.CACertPEM) > 0, c.InsecureSkipVerify, aws, c.RequestTimeout)
+	return fmt.Sprintf("opensearch.Config{addresses=%s username=%q password=%q ca=%t client_cert=%t insecure_skip_verify=%t%s timeout=%v}",
+		strings.Join(addrs, ","), c.Username, pass, c.CACertFile != "" || len(c.CACertPEM) > 0,
+		c.ClientCertFile != "" || len(c.ClientCertPEM) > 0, c.InsecureSkipVerify, aws, c.RequestTimeout)
 }
 
 // GoString is String, for %#v.

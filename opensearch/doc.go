@@ -88,8 +88,11 @@
 // trust, not valid for the address's host name, expired) will not verify on the next
 // attempt either: Write fails at once with an error wrapping ErrCertificate, marked
 // stream.Permanent, that names the URL, the verification error and what to check (CACertFile
-// or CACertPEM, the host name, the certificate's dates). A TLS handshake that times out or
-// whose connection is reset is an outage, retried as above.
+// or CACertPEM, the host name, the certificate's dates). So does a server that refuses the
+// client's certificate or the handshake with a TLS alert (a certificate required and none
+// given, one it does not trust, expired or revoked; TLS 1.2's handshake_failure, which also
+// answers a version or cipher suite not shared): no alert comes from an outage. A TLS
+// handshake that times out or whose connection is reset is an outage, retried as above.
 // A one-segment path (https://host:9200/x) is no mistake to OpenSearch: POST /x/_bulk is the
 // bulk API with a default index, which the sink's actions override.
 //
@@ -189,7 +192,9 @@
 // # Auth
 //
 // Config takes node addresses, basic auth (Username and Password, or user:pass@ in the URL),
-// a CA certificate (CACertFile or CACertPEM), and, discouraged, InsecureSkipVerify. For
+// a CA certificate (CACertFile or CACertPEM), a client certificate for mutual TLS
+// (ClientCertFile and ClientKeyFile, or the PEMs: OpenSearch's security plugin authenticates
+// by it), and, discouraged, InsecureSkipVerify. For
 // Amazon OpenSearch Service (service "es") and OpenSearch Serverless ("aoss") set Config.AWS:
 // requests are signed with SigV4 through opensearch-go's signer, with credentials from the
 // given aws.Config or the default chain. Credentials never appear in logs or errors, nor

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 )
@@ -110,6 +112,9 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		if hint, verr := c.certificateProblem(err); verr != nil {
 			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %w (%s)", ErrCertificate, verr, hint)}
 		}
+		if alert := c.clientCertificateRefused(err); alert != "" {
+			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %s", ErrCertificate, alert)}
+		}
 		return r, &TransportError{Op: method + " " + path, Err: err}
 	}
 	return r, nil
@@ -161,6 +166,57 @@ func (c *Client) certificateProblem(err error) (hint string, verr error) {
 		return "the server needs a renewed certificate, or this machine's clock is wrong", verr
 	}
 	return "check the server's certificate and CACertFile or CACertPEM", verr
+}
+
+// clientCertificateRefused describes, with a hint at the fix, a TLS alert by which the server
+// refused the client's certificate (none given, an authority it does not trust, expired,
+// revoked) or the handshake (TLS 1.2's answer to a missing certificate, as to a version or
+// cipher suite they do not share), and returns "" for any other error. Like a server certificate that does not
+// verify, it will not pass on the next attempt; an outage sends no such alert.
+func (c *Client) clientCertificateRefused(err error) string {
+	// crypto/tls reports an alert received as a *net.OpError "remote error" around its
+	// unexported alert type, a uint8 (tls.AlertError is QUIC's); QUIC's is taken too.
+	var alert tls.AlertError
+	if !errors.As(err, &alert) {
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+			return ""
+		}
+		v := reflect.ValueOf(op.Err)
+		if v.Kind() != reflect.Uint8 {
+			return ""
+		}
+		alert = tls.AlertError(v.Uint())
+	}
+	const (
+		handshakeFailure       = 40
+		protocolVersion        = 70
+		badCertificate         = 42
+		unsupportedCertificate = 43
+		certificateRevoked     = 44
+		certificateExpired     = 45
+		certificateUnknown     = 46
+		unknownCA              = 48
+		certificateRequired    = 116
+	)
+	switch alert {
+	case certificateRequired:
+		if c.clientCert {
+			return "the server asked again for a client certificate: check ClientCertFile or ClientCertPEM (" + alert.Error() + ")"
+		}
+		return "the server requires a client certificate: set ClientCertFile and ClientKeyFile (or the PEMs) (" + alert.Error() + ")"
+	case badCertificate, unsupportedCertificate, certificateRevoked, certificateExpired, certificateUnknown, unknownCA:
+		return "the server refused the client certificate: check ClientCertFile or ClientCertPEM, its authority and dates (" + alert.Error() + ")"
+	case handshakeFailure, protocolVersion:
+		// TLS 1.2 servers answer a missing client certificate so, as they do a cipher
+		// suite or version they do not share: neither changes on the next attempt.
+		hint := "the server refused the handshake: does it require a client certificate (ClientCertFile and ClientKeyFile)"
+		if c.clientCert {
+			hint = "the server refused the handshake: check the client certificate (ClientCertFile or ClientCertPEM)"
+		}
+		return hint + ", or a TLS version or cipher suite this client does not offer? (" + alert.Error() + ")"
+	}
+	return ""
 }
 
 // requestURL names the URL a request attempt went to, for errors and logs: u, without its

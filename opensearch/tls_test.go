@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"net"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +218,150 @@ func TestTLSHandshakeOutageIsRetried(t *testing.T) {
 			require.False(t, stream.IsPermanent(err), "an outage is retried: %v", err)
 			require.NotErrorIs(t, err, opensearch.ErrCertificate)
 			require.Equal(t, int64(3), s.Stats().Requests)
+		})
+	}
+}
+
+// clientCA is a CA and a client certificate it signed, as PEM.
+type clientCA struct {
+	pool            *x509.CertPool
+	certPEM, keyPEM []byte
+	caCert          *x509.Certificate
+	caKey           *ecdsa.PrivateKey
+}
+
+// newClientCA makes a CA and a client certificate "fleet" signed by it.
+func newClientCA(t *testing.T) clientCA {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	ca := clientCA{pool: x509.NewCertPool(), caCert: caCert, caKey: caKey}
+	ca.pool.AddCert(caCert)
+	ca.certPEM, ca.keyPEM = ca.issue(t, "fleet")
+	return ca
+}
+
+// issue returns a client certificate for name signed by the CA, and its key, as PEM.
+func (ca clientCA) issue(t *testing.T, name string) (certPEM, keyPEM []byte) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.caCert, &key.PublicKey, ca.caKey)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// mtlsNode serves f over TLS and requires a client certificate signed by ca; it returns the
+// base URL and the server's CA (PEM).
+func mtlsNode(t *testing.T, f *fakeNode, ca clientCA, maxVersion uint16) (base string, serverCA []byte) {
+	srv := httptest.NewUnstartedServer(f)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.pool, MaxVersion: maxVersion}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
+// TestClientCertificate: with ClientCertPEM and ClientKeyPEM (or the files), the client
+// presents its certificate to a node that requires one (OpenSearch's security plugin with
+// clientauth_mode REQUIRE) and writes. Before, the package had no such setting (kafka.Config
+// had one), so a cluster that authenticates by certificate could not be written to.
+func TestClientCertificate(t *testing.T) {
+	ca := newClientCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	require.NoError(t, os.WriteFile(certFile, ca.certPEM, 0o600))
+	require.NoError(t, os.WriteFile(keyFile, ca.keyPEM, 0o600))
+	for name, cfg := range map[string]opensearch.Config{
+		"PEM":   {ClientCertPEM: ca.certPEM, ClientKeyPEM: ca.keyPEM},
+		"files": {ClientCertFile: certFile, ClientKeyFile: keyFile},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake()
+			base, serverCA := mtlsNode(t, f, ca, 0)
+			cfg.Addresses, cfg.CACertPEM = []string{base}, serverCA
+			c, err := opensearch.NewClient(t.Context(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			require.Contains(t, cfg.String(), "client_cert=true")
+			s, err := opensearch.NewSink(c, recMapping)
+			require.NoError(t, err)
+			require.NoError(t, s.Write(t.Context(), recs(5)))
+			require.Len(t, f.stored, 5)
+		})
+	}
+}
+
+// TestClientCertificateRefused: a node that requires a client certificate and gets none,
+// or one signed by an authority it does not trust, refuses the handshake with a TLS alert.
+// That will not pass on the next attempt: Write fails at once with a permanent error wrapping
+// ErrCertificate that names the URL and says to check the client certificate. Before, each
+// was retried as an outage, for ever under the pipeline's default policy.
+func TestClientCertificateRefused(t *testing.T) {
+	ca := newClientCA(t)
+	other := newClientCA(t) // a certificate of another authority
+	for _, tc := range []struct {
+		name    string
+		cfg     opensearch.Config
+		version uint16 // the server's highest TLS version: in 1.3 the alert comes after the handshake
+	}{
+		{"none", opensearch.Config{}, 0},
+		{"another authority", opensearch.Config{ClientCertPEM: other.certPEM, ClientKeyPEM: other.keyPEM}, 0},
+		{"none, TLS 1.2", opensearch.Config{}, tls.VersionTLS12},
+		{"another authority, TLS 1.2", opensearch.Config{ClientCertPEM: other.certPEM, ClientKeyPEM: other.keyPEM}, tls.VersionTLS12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base, serverCA := mtlsNode(t, newFake(), ca, tc.version)
+			cfg := tc.cfg
+			cfg.Addresses, cfg.CACertPEM = []string{base}, serverCA
+			c, err := opensearch.NewClient(t.Context(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			s, err := opensearch.NewSink(c, recMapping,
+				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+			require.NoError(t, err)
+			err = s.Write(t.Context(), recs(3))
+			require.Error(t, err)
+			require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+			require.ErrorIs(t, err, opensearch.ErrCertificate)
+			require.ErrorContains(t, err, base+"/_bulk")
+			require.ErrorContains(t, err, "client certificate")
+			require.Equal(t, int64(1), s.Stats().Requests, "not retried")
+		})
+	}
+}
+
+// TestClientCertificateInvalid: a certificate without its key, a key without its
+// certificate, a pair that does not match, both a file and a PEM, and an unreadable file are
+// refused by NewClient, naming the setting.
+func TestClientCertificateInvalid(t *testing.T) {
+	ca := newClientCA(t)
+	_, otherKey := ca.issue(t, "other")
+	for name, tc := range map[string]struct {
+		cfg     opensearch.Config
+		setting string
+	}{
+		"certificate alone": {opensearch.Config{ClientCertPEM: ca.certPEM}, "ClientKeyFile"},
+		"key alone":         {opensearch.Config{ClientKeyPEM: ca.keyPEM}, "ClientCertFile"},
+		"not a pair":        {opensearch.Config{ClientCertPEM: ca.certPEM, ClientKeyPEM: otherKey}, "ClientCertFile"},
+		"file and PEM":      {opensearch.Config{ClientCertPEM: ca.certPEM, ClientCertFile: "x.pem", ClientKeyPEM: ca.keyPEM}, "ClientCertFile"},
+		"no such file":      {opensearch.Config{ClientCertFile: "/nonexistent/c.pem", ClientKeyPEM: ca.keyPEM}, "ClientCertFile"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.cfg.Addresses = []string{"https://127.0.0.1:9200"}
+			_, err := opensearch.NewClient(t.Context(), tc.cfg)
+			require.ErrorIs(t, err, opensearch.ErrInvalidOption)
+			require.ErrorContains(t, err, tc.setting)
 		})
 	}
 }

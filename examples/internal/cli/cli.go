@@ -63,6 +63,7 @@ func (k *Kafka) Config() kafka.Config {
 // OpenSearch holds the OpenSearch connection flags.
 type OpenSearch struct {
 	url, user, password, ca, sigv4 string
+	cert, key                      string // -opensearch-client-cert, -opensearch-client-key
 	region                         *string
 	// envPassword is the password of a FLEETSTREAM_OPENSEARCH_URL with credentials: kept out
 	// of the flag's default, which -h prints.
@@ -81,13 +82,15 @@ func OpenSearchFlags(fs *flag.FlagSet, k *Kafka) *OpenSearch {
 	fs.StringVar(&o.user, "opensearch-user", env("FLEETSTREAM_OPENSEARCH_USER", envUser), "OpenSearch basic-auth user")
 	fs.StringVar(&o.password, "opensearch-password", "", "OpenSearch password (or FLEETSTREAM_OPENSEARCH_PASSWORD)")
 	fs.StringVar(&o.ca, "opensearch-ca", "", "PEM file of the CA that signed OpenSearch's certificate")
+	fs.StringVar(&o.cert, "opensearch-client-cert", "", "PEM file of a client certificate for OpenSearch (mutual TLS), with -opensearch-client-key")
+	fs.StringVar(&o.key, "opensearch-client-key", "", "PEM file of the key of -opensearch-client-cert")
 	fs.StringVar(&o.sigv4, "opensearch-sigv4", "", `sign requests with AWS SigV4 for this service: "es" (OpenSearch Service) or "aoss" (Serverless)`)
 	return o
 }
 
 // Config returns the OpenSearch config the flags describe.
 func (o *OpenSearch) Config() (opensearch.Config, error) {
-	cfg := opensearch.Config{Username: o.user, CACertFile: o.ca}
+	cfg := opensearch.Config{Username: o.user, CACertFile: o.ca, ClientCertFile: o.cert, ClientKeyFile: o.key}
 	var urlPassword string
 	for _, a := range strings.Split(o.url, ",") {
 		clean, user, pw := splitUserinfo(a)
