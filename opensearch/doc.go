@@ -188,6 +188,8 @@
 // It does not retry: an error names the URL, and wraps ErrNotOpenSearch when what answered
 // is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
 // OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
+// Client.PutTemplates installs templates of one's own the same way, for the indexes a
+// pipeline writes with its own Mapping.
 //
 // # Auth
 //

@@ -1,5 +1,6 @@
 // Index templates: Template, the template options, Templates and Client.EnsureTemplates for
-// cab-stats-*, zone-demand-*, zone-supply-*, ride-pickups-*, cab-alerts-* and cab-telemetry-*.
+// cab-stats-*, zone-demand-*, zone-supply-*, ride-pickups-*, cab-alerts-* and cab-telemetry-*;
+// Client.PutTemplates for one's own.
 
 package opensearch
 
@@ -223,6 +224,23 @@ func (c *Client) EnsureTemplates(ctx context.Context, opts ...TemplateOption) er
 	ts, err := Templates(opts...)
 	if err != nil {
 		return err
+	}
+	return c.PutTemplates(ctx, ts...)
+}
+
+// PutTemplates installs composable index templates of one's own, for the indexes a pipeline
+// writes with its own Mapping (Body: the JSON of PUT _index_template/<Name>, with
+// "index_patterns", a "priority" above the cluster's other templates for those patterns, and
+// the "template" with its settings and mappings). Like EnsureTemplates it replaces each
+// template, so every instance may call it at start, and an answer from something that is not
+// OpenSearch fails with ErrNotOpenSearch; a template OpenSearch refuses is an *HTTPError with
+// its reason. A Template without a Name or Body fails with ErrInvalidOption, and nothing is
+// installed.
+func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
+	for i, t := range ts {
+		if t.Name == "" || len(t.Body) == 0 || !json.Valid(t.Body) {
+			return invalid(fmt.Sprintf("Template[%d]", i), "a Name and a JSON Body are required (%q)", t.Name)
+		}
 	}
 	for _, t := range ts {
 		path := "/_index_template/" + url.PathEscape(t.Name)

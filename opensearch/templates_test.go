@@ -119,3 +119,47 @@ func fieldPaths(t *testing.T, mappings json.RawMessage) []string {
 	walk("", m.Properties)
 	return out
 }
+
+// TestPutTemplates: a template of one's own (an index the SDK has no template for) is
+// installed on the real node, and an index created by a sink's first write gets its mapping
+// (a keyword field stays a keyword, not the text-and-keyword OpenSearch would guess); a
+// second PUT of the same template is no error. A Template without a Name or with a Body that
+// is not JSON installs nothing and fails with ErrInvalidOption.
+func TestPutTemplates(t *testing.T) {
+	n := newNode(t)
+	name := testenv.UniqueName(t, "things")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/"+name+"-*", "")
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	tpl := opensearch.Template{Name: name, Pattern: name + "-*", Body: []byte(`{"index_patterns":["` + name + `-*"],"priority":300,
+		"template":{"settings":{"number_of_replicas":0},"mappings":{"dynamic":"strict","properties":{"id":{"type":"keyword"},"n":{"type":"long"}}}}}`)}
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl))
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl), "idempotent")
+
+	s, err := opensearch.NewSink(n.client, opensearch.Mapping[rec]{Index: opensearch.FixedIndex[rec](name + "-1"),
+		ID: func(r rec) string { return r.ID }, Body: func(dst []byte, r rec) ([]byte, error) {
+			b, err := json.Marshal(r)
+			return append(dst, b...), err
+		}})
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), recs(3)))
+	var m map[string]struct {
+		Mappings struct {
+			Dynamic    string                       `json:"dynamic"`
+			Properties map[string]map[string]string `json:"properties"`
+		} `json:"mappings"`
+	}
+	require.NoError(t, json.Unmarshal(n.must(t, "GET", "/"+name+"-1/_mapping", ""), &m))
+	got := m[name+"-1"].Mappings
+	require.Equal(t, "strict", got.Dynamic, "the index has the template's mapping")
+	require.Equal(t, "keyword", got.Properties["id"]["type"])
+
+	for _, bad := range []opensearch.Template{{Body: tpl.Body}, {Name: "x", Body: []byte(`{"index_patterns":`)}, {Name: "x"}} {
+		err := n.client.PutTemplates(t.Context(), tpl, bad)
+		require.ErrorIs(t, err, opensearch.ErrInvalidOption)
+		require.ErrorContains(t, err, "Template[1]")
+	}
+}
