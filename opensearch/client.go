@@ -342,7 +342,11 @@ func awsSigner(ctx context.Context, a *AWSAuth) (signer.Signer, error) {
 	if a.Config != nil {
 		cfg = a.Config.Copy()
 	} else {
-		var opts []func(*awsconfig.LoadOptions) error
+		// Renew temporary credentials five minutes (less jitter) before they expire, not at
+		// expiry: a request signed with credentials about to expire may arrive after it.
+		opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) {
+			o.ExpiryWindow, o.ExpiryWindowJitterFrac = 5*time.Minute, 0.5
+		})}
 		if a.Region != "" {
 			opts = append(opts, awsconfig.WithRegion(a.Region))
 		}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,5 +328,60 @@ func TestRequestBodyNotReadAfterRequest(t *testing.T) {
 		require.Zero(t, n, "body %d read after its request", i)
 		require.Error(t, err, "body %d", i)
 		require.NotErrorIs(t, err, io.EOF, "body %d: an EOF would hide that it was never sent", i)
+	}
+}
+
+// TestSigV4ExpiredTokenRetried: AWS refuses a request whose session token expired on its way
+// (signed just before temporary credentials rotated) with 403 "The security token included
+// in the request is expired": the sink retries it, and the next attempt, signed with the
+// renewed credentials, is written. Before, the 403 was permanent and stopped the pipeline at
+// a credentials rotation. A token AWS calls invalid stays permanent.
+func TestSigV4ExpiredTokenRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		written    bool
+	}{
+		{"expired token", `{"message":"The security token included in the request is expired"}`, true},
+		{"expired signature", `{"message":"Signature expired: 20261204T120000Z is now earlier than 20261204T120500Z (20261204T121000Z - 5 min.)"}`, true},
+		{"invalid token", `{"message":"The security token included in the request is invalid."}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			var tokens []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				tok := r.Header.Get("X-Amz-Security-Token")
+				tokens = append(tokens, tok) // one request at a time: the sink's requests of one Write are sequential here
+				if tok == "token-1" {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(403)
+					_, _ = io.WriteString(w, tc.body)
+					return
+				}
+				f.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			var n atomic.Int64
+			rotating := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET", SessionToken: fmt.Sprint("token-", n.Add(1))}, nil
+			})
+			awsCfg := aws.Config{Region: "eu-west-1", Credentials: rotating}
+			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}, AWS: &opensearch.AWSAuth{Config: &awsCfg}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			s, err := opensearch.NewSink(c, recMapping,
+				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+			require.NoError(t, err)
+			err = s.Write(t.Context(), recs(3))
+			if !tc.written {
+				require.Error(t, err)
+				require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+				require.Equal(t, []string{"token-1"}, tokens, "not retried")
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, f.stored, 3)
+			require.Equal(t, []string{"token-1", "token-2"}, tokens, "retried once, signed anew")
+		})
 	}
 }

@@ -391,6 +391,8 @@ func (e *HTTPError) Error() string {
 		msg += " (redirected to " + e.Location + ", which the client does not follow: use that address)"
 	case e.Status == 401:
 		msg += " (the credentials were refused: check Username and Password, the address's user:pass@, or the AWS credentials)"
+	case e.Status == 403 && e.SignatureExpired():
+		msg += " (AWS refused the request's signature as expired: the next attempt signs it anew)"
 	case e.Status == 403 && !e.Blocked():
 		msg += " (the user or role may not do this: check its permissions)"
 	}
@@ -400,8 +402,22 @@ func (e *HTTPError) Error() string {
 // httpErrorQuote is how much of the body an HTTPError's message quotes.
 const httpErrorQuote = 256
 
-// Temporary reports whether retrying may help: 408, 429, 5xx and write blocks (Blocked).
-func (e *HTTPError) Temporary() bool { return retryableStatus(e.Status) || e.Blocked() }
+// Temporary reports whether retrying may help: 408, 429, 5xx, write blocks (Blocked) and
+// AWS signatures refused as expired (SignatureExpired).
+func (e *HTTPError) Temporary() bool {
+	return retryableStatus(e.Status) || e.Blocked() || e.SignatureExpired()
+}
+
+// SignatureExpired reports whether AWS refused a SigV4-signed request because its session
+// token or its signature had expired by the time it arrived: a request signed just before
+// temporary credentials rotate (IAM roles for service accounts, EC2 and ECS roles renew them
+// every hour or so), or held up on its way. The next attempt is signed again, with the
+// renewed credentials, so the sink retries it; an invalid token or a wrong key stays
+// permanent.
+func (e *HTTPError) SignatureExpired() bool {
+	return e.Status == 403 && (strings.Contains(e.Body, "security token included in the request is expired") ||
+		strings.Contains(e.Body, "Signature expired"))
+}
 
 // Blocked reports whether the request was refused by an index or cluster block
 // (cluster_block_exception: index.blocks.write, the flood-stage read_only_allow_delete
