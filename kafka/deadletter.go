@@ -201,7 +201,11 @@ func fitDeadLetter(topic string, dl *stream.DeadLetter, limit int) Message {
 // is written cut down to fit, marked with HeaderTruncated, HeaderOriginalSize and
 // HeaderValueSHA256, its x-fleetstream-* headers intact (see fitDeadLetter's rules in
 // HeaderTruncated). Errors follow the Producer's: encoding, size and authorization errors
-// are permanent (stream.IsPermanent), others are retried by the caller.
+// are permanent (stream.IsPermanent), others are retried by the caller. So is a topic that
+// does not exist and will not be created (the broker's auto.create.topics.enable is false,
+// or the sink's client does not ask, Metadata.AllowAutoTopicCreation): an error wrapping
+// ErrTopicNotFound that names it, from Prepare, or from a write that the broker answered
+// UNKNOWN_TOPIC_OR_PARTITION once a look confirms it, where a retry would wait for ever.
 //
 // Limit: in per-source mode (topic ""), the producer is sized to the smallest limit among the
 // broker's and the topics it knew when it connected; a dead-letter topic created later with
@@ -214,9 +218,15 @@ type DeadLetterSink struct {
 	log   *slog.Logger
 	p     *Producer[Message]
 
+	// asks is whether the sink's client asks the broker to create a topic it writes to
+	// (sarama's Metadata.AllowAutoTopicCreation after the user's tune).
+	asks bool
+
 	mu       sync.Mutex
 	limits   map[string]int // max.message.bytes by topic
 	broker   int            // the broker's message.max.bytes; 0 until read
+	creates  bool           // the broker's auto.create.topics.enable
+	read     bool           // the broker's settings were read (else broker is the default)
 	maxBytes int            // the producer's Producer.MaxMessageBytes, fixed at its first write
 	written  int64
 	cut      int64
@@ -236,8 +246,14 @@ func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadL
 	for _, opt := range opts {
 		opt.applyProducer(&o)
 	}
-	d := &DeadLetterSink{topic: topic, cfg: cfg, log: o.logger.With("component", "kafka.DeadLetterSink"), limits: make(map[string]int)}
+	d := &DeadLetterSink{topic: topic, cfg: cfg, log: o.logger.With("component", "kafka.DeadLetterSink"), limits: make(map[string]int), asks: true}
 	user := o.tune
+	if sc, err := cfg.sarama(roleProducer); err == nil { // else NewProducer reports it
+		if user != nil {
+			user(sc)
+		}
+		d.asks = sc.Metadata.AllowAutoTopicCreation
+	}
 	tune := func(sc *sarama.Config) {
 		if user != nil {
 			user(sc)
@@ -327,21 +343,9 @@ func (d *DeadLetterSink) Prepare(ctx context.Context, topics ...string) error {
 	if len(todo) == 0 && !needBroker {
 		return nil
 	}
-	type result struct {
-		broker int
-		topics map[string]int
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		b, ts, err := describeLimits(&d.cfg, todo)
-		done <- result{b, ts, err}
-	}()
-	var r result
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case r = <-done:
+	r, err := d.describe(ctx, todo)
+	if err != nil {
+		return err
 	}
 	if r.err != nil {
 		d.log.Warn("kafka: could not read max.message.bytes; dead letters are sized to the default",
@@ -350,37 +354,95 @@ func (d *DeadLetterSink) Prepare(ctx context.Context, topics ...string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if r.broker > 0 {
-		d.broker = r.broker
+		d.broker, d.creates, d.read = r.broker, r.creates, true
 	} else if d.broker == 0 {
 		d.broker = defaultMaxMessageBytes
 	}
+	var missing []string
 	for _, t := range todo {
 		l, ok := r.topics[t]
+		if !ok && slices.Contains(r.missing, t) && !d.createsLocked() {
+			missing = append(missing, t) // asked again at the next Prepare
+			continue
+		}
 		if !ok {
 			l = d.broker // not created yet: it will get the broker's default
 		}
 		d.limits[t] = l
 	}
+	if len(missing) > 0 {
+		return d.missingErr(missing, nil)
+	}
 	return nil
 }
 
-// describeLimits reads the broker's message.max.bytes and the max.message.bytes of the
-// topics that exist.
-func describeLimits(cfg *Config, topics []string) (int, map[string]int, error) {
+// limitsResult is what describeLimits read.
+type limitsResult struct {
+	broker  int  // message.max.bytes; 0 if not read
+	creates bool // auto.create.topics.enable, read with broker
+	topics  map[string]int
+	missing []string // topics the broker does not have
+	err     error
+}
+
+// describe runs describeLimits for topics, or returns ctx's error first.
+func (d *DeadLetterSink) describe(ctx context.Context, topics []string) (limitsResult, error) {
+	done := make(chan limitsResult, 1)
+	go func() { done <- describeLimits(&d.cfg, topics) }()
+	select {
+	case <-ctx.Done():
+		return limitsResult{}, ctx.Err()
+	case r := <-done:
+		return r, nil
+	}
+}
+
+// createsLocked reports whether a write to a topic that does not exist creates it: the
+// sink's client asks for it and the broker does it. Unknown limits count as yes (the write
+// will tell). d.mu is held.
+func (d *DeadLetterSink) createsLocked() bool {
+	return d.asks && (d.creates || !d.read)
+}
+
+// missingErr is the permanent error for dead-letter topics that do not exist and will not be
+// created: a write would be retried for ever, the partition stalled at its bad record.
+func (d *DeadLetterSink) missingErr(topics []string, cause error) error {
+	why := "the broker does not create topics (auto.create.topics.enable=false)"
+	if !d.asks {
+		why = "the sink's client does not ask for topics to be created (Metadata.AllowAutoTopicCreation=false)"
+	}
+	err := fmt.Errorf("%w: dead-letter topic %s does not exist and %s: create it", ErrTopicNotFound, strings.Join(quoteAll(topics), ", "), why)
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return stream.Permanent(err)
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+
+// describeLimits reads the broker's message.max.bytes and auto.create.topics.enable, the
+// max.message.bytes of the topics that exist, and which do not.
+func describeLimits(cfg *Config, topics []string) limitsResult {
 	sc, err := cfg.sarama(roleProducer)
 	if err != nil {
-		return 0, nil, err
+		return limitsResult{err: err}
 	}
 	sc.Metadata.AllowAutoTopicCreation = false
 	sc.Metadata.Retry.Max = 2
 	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
 	if err != nil {
-		return 0, nil, connectError(cfg, err)
+		return limitsResult{err: connectError(cfg, err)}
 	}
 	defer admin.Close()
 	brokers, controller, err := admin.DescribeCluster()
 	if err != nil {
-		return 0, nil, err
+		return limitsResult{err: err}
 	}
 	id := controller
 	if id < 0 && len(brokers) > 0 {
@@ -388,33 +450,43 @@ func describeLimits(cfg *Config, topics []string) (int, map[string]int, error) {
 	}
 	res := make([]*sarama.ConfigResource, 0, len(topics)+1)
 	if id >= 0 {
-		res = append(res, &sarama.ConfigResource{Type: sarama.BrokerResource, Name: strconv.Itoa(int(id)), ConfigNames: []string{"message.max.bytes"}})
+		res = append(res, &sarama.ConfigResource{Type: sarama.BrokerResource, Name: strconv.Itoa(int(id)), ConfigNames: []string{"message.max.bytes", "auto.create.topics.enable"}})
 	}
 	for _, t := range topics {
 		res = append(res, &sarama.ConfigResource{Type: sarama.TopicResource, Name: t, ConfigNames: []string{"max.message.bytes"}})
 	}
 	results, err := admin.DescribeConfigs(res, sarama.DescribeConfigsOptions{})
 	if err != nil {
-		return 0, nil, err
+		return limitsResult{err: err}
 	}
 	var errs []error
-	broker := 0
-	out := make(map[string]int, len(topics))
+	out := limitsResult{topics: make(map[string]int, len(topics))}
 	for _, r := range results {
 		switch {
 		case r.ErrorCode == sarama.ErrUnknownTopicOrPartition:
-			// Not created yet.
+			out.missing = append(out.missing, r.Name) // not created yet
 		case r.ErrorCode != sarama.ErrNoError:
 			errs = append(errs, fmt.Errorf("%s: %w", r.Name, &sarama.DescribeConfigError{Err: r.ErrorCode, ErrMsg: r.ErrorMsg}))
 		case r.Type == sarama.BrokerResource:
-			broker = configInt(r.Configs, "message.max.bytes")
+			out.broker = configInt(r.Configs, "message.max.bytes")
+			out.creates = configValue(r.Configs, "auto.create.topics.enable") != "false"
 		case r.Type == sarama.TopicResource:
 			if n := configInt(r.Configs, "max.message.bytes"); n > 0 {
-				out[r.Name] = n
+				out.topics[r.Name] = n
 			}
 		}
 	}
-	return broker, out, errors.Join(errs...)
+	out.err = errors.Join(errs...)
+	return out
+}
+
+func configValue(entries []sarama.ConfigEntry, name string) string {
+	for _, e := range entries {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }
 
 func configInt(entries []sarama.ConfigEntry, name string) int {
@@ -462,6 +534,11 @@ func (d *DeadLetterSink) Write(ctx context.Context, batch []stream.DeadLetter) e
 	}
 	d.mu.Unlock()
 	if err := d.p.Write(ctx, msgs); err != nil {
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) && !stream.IsPermanent(err) {
+			// Deleted since Prepare (or the broker's setting changed): retried for ever,
+			// the write would stall its partition at the bad record.
+			return d.checkMissing(ctx, topics, err)
+		}
 		return err
 	}
 	d.mu.Lock()
@@ -469,6 +546,34 @@ func (d *DeadLetterSink) Write(ctx context.Context, batch []stream.DeadLetter) e
 	d.cut += cut
 	d.mu.Unlock()
 	return nil
+}
+
+// checkMissing returns a permanent error if any of topics does not exist and will not be
+// created, else err (to be retried).
+func (d *DeadLetterSink) checkMissing(ctx context.Context, topics []string, err error) error {
+	var uniq []string
+	for _, t := range topics {
+		if !slices.Contains(uniq, t) {
+			uniq = append(uniq, t)
+		}
+	}
+	r, cerr := d.describe(ctx, uniq)
+	if cerr != nil || r.broker == 0 {
+		return err // not known: retried
+	}
+	d.mu.Lock()
+	d.creates, d.read = r.creates, true
+	creates := d.createsLocked()
+	if len(r.missing) > 0 && !creates {
+		for _, t := range r.missing {
+			delete(d.limits, t) // Prepare asks again
+		}
+	}
+	d.mu.Unlock()
+	if len(r.missing) > 0 && !creates {
+		return d.missingErr(r.missing, err)
+	}
+	return err
 }
 
 // Close flushes and closes the producer.

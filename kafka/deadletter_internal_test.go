@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,4 +102,33 @@ func FuzzFitDeadLetter(f *testing.F) {
 			require.Equal(t, dl.Err, header(t, &m, HeaderError))
 		}
 	})
+}
+
+// TestDeadLetterSinkCreates: a dead-letter topic that does not exist is written (and so
+// created) only if the sink's client asks and the broker creates topics; while the broker's
+// setting is not known, the write is tried. The error names the topic and the setting.
+func TestDeadLetterSinkCreates(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		asks, read, creates bool
+		want                bool
+	}{
+		{"both", true, true, true, true},
+		{"broker does not create", true, true, false, false},
+		{"client does not ask", false, true, true, false},
+		{"broker not known", true, false, false, true},
+		{"client does not ask, broker not known", false, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &DeadLetterSink{asks: tc.asks, read: tc.read, creates: tc.creates}
+			require.Equal(t, tc.want, d.createsLocked())
+		})
+	}
+	d := &DeadLetterSink{asks: true, read: true}
+	err := d.missingErr([]string{"in.dlq"}, errors.New("cause"))
+	require.ErrorIs(t, err, ErrTopicNotFound)
+	require.True(t, stream.IsPermanent(err))
+	require.ErrorContains(t, err, `dead-letter topic "in.dlq" does not exist`)
+	require.ErrorContains(t, err, "auto.create.topics.enable=false")
+	require.ErrorContains(t, err, "cause")
 }

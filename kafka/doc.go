@@ -136,7 +136,12 @@
 // is retried with exponential backoff and jitter until it succeeds or the partition is
 // given up; a permanent error (stream.IsPermanent: the topic refuses the producer, say)
 // stops the Source, and Run returns it: the pipeline stops with an error rather than skip a
-// record it could not store. Dead-lettered offsets are then
+// record it could not store. A dead-letter topic that does not exist and will not be
+// created (the broker's auto.create.topics.enable is false, or the sink's client does not
+// ask, Metadata.AllowAutoTopicCreation) is such an error, wrapping ErrTopicNotFound and
+// naming the topic: Run fails before anything is consumed, or, for a topic deleted later, at
+// the first dead letter after sarama's retries, rather than stall the partition at its bad
+// record for ever. Dead-lettered offsets are then
 // committed like any other, never before their dead letters were acknowledged: a commit that
 // reaches the record before them extends over them, and if everything before them is already
 // committed they are marked at once and committed in the background, as the pipeline's

@@ -20,8 +20,9 @@ import (
 )
 
 // ErrTopicNotFound is wrapped by the error of Table.Load when the table's topic does not
-// exist, and of Exchange.Open when a source topic does not exist. A Table never creates its
-// topic: create it with EnsureCompactedTopic.
+// exist, of Exchange.Open when a source topic does not exist, and of DeadLetterSink (so of
+// a Source's Run) when a dead-letter topic does not exist and will not be created. A Table
+// never creates its topic: create it with EnsureCompactedTopic.
 var ErrTopicNotFound = errors.New("kafka: topic not found")
 
 // ErrLoadTwice is returned by Table.Load when the Table was already loaded (or closed).
