@@ -109,14 +109,18 @@ func (c *claimLoop[T]) enqueue(r stream.Record[T]) {
 	}
 }
 
-// writeDeadLetters writes the pending dead letters. On success their offsets join skips; a
-// failure that is not permanent is retried after a backoff (c.retry), while the records
-// before them are still pushed. It returns false if the claim must end: the session ended,
+// writeDeadLetters pushes the records before the pending dead letters, then writes the
+// dead letters. On success their offsets join skips; a failure that is not permanent is
+// retried after a backoff (c.retry), while the records before them are still pushed. It returns false if the claim must end: the session ended,
 // or the dead-letter output failed for good, which stops the Source.
 func (c *claimLoop[T]) writeDeadLetters() bool {
 	if len(c.pending) == 0 {
 		return true
 	}
+	// Push what precedes the first dead letter before the write, which may take long (a
+	// slow dead-letter broker): records fetched with the bad one would otherwise wait for
+	// it. If the input is full, they wait.
+	c.flush()
 	s := c.h.s
 	ctx := c.sess.Context()
 	err := c.h.dlq.Write(ctx, c.pending)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -99,4 +100,57 @@ func TestSourceDeadLetterTopicDeleted(t *testing.T) {
 	for p, off := range committedOffsets(t, brokers, group, topic, 1) {
 		require.LessOrEqual(t, off, int64(n), "partition %d committed past the bad record", p)
 	}
+}
+
+// TestSourceSlowDeadLetterOutput: a dead-letter write that takes long (a slow or unreachable
+// dead-letter broker) holds up only the partition of its record, and that one only after the
+// records before the bad one: they and the other partitions' records keep reaching the
+// output meanwhile. Here the write returns only once every record of partition 1 and every
+// record of partition 0 before the bad one was output; the bounded run then ends with every
+// record and the dead letter.
+func TestSourceSlowDeadLetterOutput(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	const parts, n = 2, 2000
+	topic := newTopic(t, brokers, "dlqslow", parts)
+	var msgs []*sarama.ProducerMessage
+	var before []int // the ids the write waits for: partition 1's, and partition 0's before the bad one
+	for i := range n {
+		e := mkEvent(i)
+		p := partitionOf(e.Key, parts)
+		if i == 100 {
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: 0, Value: sarama.StringEncoder("not json")})
+		}
+		m := eventMsg(topic, e)
+		m.Partition = p
+		msgs = append(msgs, m)
+		if p == 1 || i < 100 {
+			before = append(before, i)
+		}
+	}
+	produce(t, brokers, msgs)
+
+	ids := newIDSet()
+	var got []stream.DeadLetter
+	sink := stream.DeadLetterFunc(func(ctx context.Context, b []stream.DeadLetter) error {
+		for _, id := range before {
+			for !ids.has(id) { // the write waits for them: it is slow, not failing
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+		got = append(got, b...)
+		return nil
+	})
+	group := testenv.UniqueName(t, "g-dlqslow")
+	r := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic),
+		opts: []kafka.SourceOption{kafka.WithBounded(), kafka.WithDeadLetters(sink)}, ids: ids})
+	require.NoError(t, r.wait(t))
+	require.Equal(t, n, ids.distinct(), "missing e.g. %v", ids.missing(n))
+	require.Len(t, got, 1)
+	require.Equal(t, "not json", string(got[0].Value))
+	requireCommittedAtEnd(t, brokers, group, topic, parts)
 }

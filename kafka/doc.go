@@ -132,7 +132,9 @@
 // (x-fleetstream-truncated, -original-size, -value-sha256; the original stays in its
 // source topic), so a dead letter is always writable.
 //
-// Records before a dead letter are still pushed while it is being written. A failed write
+// Records before a dead letter are still pushed while it is being written: before the
+// write and between its retries (unless the pipeline's input is full), and the other
+// partitions go on meanwhile. A failed write
 // is retried with exponential backoff and jitter until it succeeds or the partition is
 // given up; a permanent error (stream.IsPermanent: the topic refuses the producer, say)
 // stops the Source, and Run returns it: the pipeline stops with an error rather than skip a
