@@ -76,6 +76,11 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	// decode or accept, late records, records refused by a key limit, and documents
 	// OpenSearch refuses for good. Each carries its reason. One producer, sized to the
 	// topic's max.message.bytes at start.
+	// The topic is created if missing (Amazon MSK does not create topics on first use), as
+	// the alerts topic is: a dead-letter topic that will not be created stops the Source.
+	if _, err := kafka.EnsureTopic(ctx, kcfg, c.topic+".dlq", 1, 1); err != nil {
+		return fmt.Errorf("dead-letter topic: %w", err)
+	}
 	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
 	if err != nil {
 		return err
