@@ -432,13 +432,21 @@ type membership struct {
 	since time.Time
 }
 
-// settled reports whether the members (key) have been the same for at least timeout at
-// now, each look with another set starting the time over: a member that died leaves the
+// settled reports whether the members (key) have been the same for at least settleFor(timeout)
+// at now, each look with another set starting the time over: a member that died leaves the
 // group within the session timeout after its last heartbeat, so a set that held that long
 // since this Source first saw it holds no member that was dead when it appeared.
 func (m *membership) settled(now time.Time, key string, timeout time.Duration) bool {
 	if key != m.key || m.since.IsZero() {
 		m.key, m.since = key, now
 	}
-	return now.Sub(m.since) >= timeout
+	return now.Sub(m.since) >= settleFor(timeout)
 }
+
+// settleFor is how long a group's members must hold before the caught-up check trusts them:
+// the session timeout and half as much again. A member that died just before this Source's
+// first look expires one session timeout after its last heartbeat by the coordinator's
+// clock, which checks expiries on its own schedule, not at the instant (h63's review: with
+// the timeout alone, only the time between the death and the first look separated the two);
+// the half also covers a dead member whose own session timeout was somewhat longer.
+func settleFor(timeout time.Duration) time.Duration { return timeout + timeout/2 }

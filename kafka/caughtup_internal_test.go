@@ -126,16 +126,19 @@ func TestIdleWatch(t *testing.T) {
 }
 
 // TestMembershipSettled: the caught-up check counts partitions other members hold only once
-// the group's members have been the same for the session timeout (a member that died stays
-// in the group until then); any other set starts the time over.
+// the group's members have been the same for the session timeout and half as much again (a
+// member that died stays in the group until the coordinator expires it, on its own
+// schedule); any other set starts the time over.
 func TestMembershipSettled(t *testing.T) {
 	const timeout = 10 * time.Second
+	settle := timeout + timeout/2
 	t0 := time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC)
 	var m membership
 	require.False(t, m.settled(t0, "a,b", timeout), "first seen")
-	require.False(t, m.settled(t0.Add(timeout-time.Millisecond), "a,b", timeout))
-	require.True(t, m.settled(t0.Add(timeout), "a,b", timeout))
-	require.False(t, m.settled(t0.Add(timeout+time.Second), "a", timeout), "the dead member left: a new set")
-	require.False(t, m.settled(t0.Add(2*timeout), "a", timeout))
-	require.True(t, m.settled(t0.Add(2*timeout+time.Second), "a", timeout))
+	require.False(t, m.settled(t0.Add(timeout), "a,b", timeout), "the session timeout alone is too thin a margin")
+	require.False(t, m.settled(t0.Add(settle-time.Millisecond), "a,b", timeout))
+	require.True(t, m.settled(t0.Add(settle), "a,b", timeout))
+	require.False(t, m.settled(t0.Add(settle+time.Second), "a", timeout), "the dead member left: a new set")
+	require.False(t, m.settled(t0.Add(2*settle), "a", timeout))
+	require.True(t, m.settled(t0.Add(2*settle+time.Second), "a", timeout))
 }

@@ -174,7 +174,10 @@
 // afterwards is left out of the windows it belongs to. Every partition of the topics must
 // also have an owner in the group (by the group's coordinator), and those assigned to this
 // instance must be claimed: a partition added to a topic near the end of a job is read before
-// its input ends (see "Added partitions").
+// its input ends (see "Added partitions"). Partitions other members own count as covered only
+// once the group's members have been the same for the session timeout and half as much again:
+// a member killed a moment ago stays in the group, with its partitions, until the coordinator
+// expires it (TestCaughtUpWaitsForDeadMember, on the real broker).
 //
 // # Added partitions
 //
