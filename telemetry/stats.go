@@ -185,6 +185,15 @@ func (CabStatsAgg) Add(acc CabStatsAcc, e Event) CabStatsAcc {
 	return acc
 }
 
+// Reset returns an empty accumulator that reuses acc's points' memory (window.Resetter): a
+// tumbling window's bucket reused for a later window starts its cabs with an earlier window's
+// storage instead of growing new slices. Result never keeps the points.
+func (CabStatsAgg) Reset(acc CabStatsAcc) CabStatsAcc {
+	return CabStatsAcc{pts: acc.pts[:0], ordered: true}
+}
+
+var _ window.Resetter[CabStatsAcc] = CabStatsAgg{}
+
 // Merge returns the points of both, in new storage: window engines may share
 // accumulators between panes.
 func (CabStatsAgg) Merge(a, b CabStatsAcc) CabStatsAcc {

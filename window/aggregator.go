@@ -27,6 +27,18 @@ type Aggregator[V, A, R any] interface {
 	Result(acc A) R
 }
 
+// Resetter is an optional interface of an Aggregator whose accumulators hold memory worth
+// reusing (a slice that grows with the window's records). A tumbling window's bucket is
+// reused for a later window once its results were emitted; with a Resetter it keeps its
+// accumulators and starts each new key with Reset(an old accumulator) instead of Zero(), so a
+// steady load allocates no new accumulator memory. Reset must return an accumulator equal
+// to Zero() that may reuse acc's memory, and Result must not return anything that refers to
+// acc's memory (a result that aliases it would change under a later window). Other window
+// kinds call Zero as before.
+type Resetter[A any] interface {
+	Reset(acc A) A
+}
+
 // Number is the constraint of the numeric aggregators.
 type Number interface {
 	~int | ~int8 | ~int16 | ~int32 | ~int64 |

@@ -24,10 +24,15 @@ type bucket[K comparable, A any] struct {
 	changed []int32
 }
 
-func (b *bucket[K, A]) reset() {
+// reset empties b for another window. keepVals keeps the accumulators past the new length,
+// for the aggregator's Reset to reuse (see Resetter); otherwise they are cleared, so that
+// what they refer to can be collected.
+func (b *bucket[K, A]) reset(keepVals bool) {
 	clear(b.idx)
 	clear(b.keys)
-	clear(b.vals)
+	if !keepVals {
+		clear(b.vals)
+	}
 	b.keys, b.vals, b.stamp, b.changed = b.keys[:0], b.vals[:0], b.stamp[:0], b.changed[:0]
 }
 
@@ -113,7 +118,12 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			j = int32(len(b.keys))
 			b.idx[k] = j
 			b.keys = append(b.keys, k)
-			b.vals = append(b.vals, agg.Zero())
+			if n := len(b.vals); n < cap(b.vals) && op.reset != nil {
+				b.vals = b.vals[:n+1]
+				b.vals[n] = op.reset(b.vals[n]) // an earlier window's, emitted: its memory reused
+			} else {
+				b.vals = append(b.vals, agg.Zero())
+			}
 			if every {
 				b.stamp = append(b.stamp, 0)
 			}
@@ -202,7 +212,7 @@ func (w *tumbling[T, K, V, A, R]) recycle(b *bucket[K, A]) {
 	if burst {
 		return
 	}
-	b.reset()
+	b.reset(w.op.reset != nil)
 	if len(w.free) < maxFree {
 		w.free = append(w.free, b)
 	}

@@ -114,6 +114,9 @@ func Aggregate[T any, K comparable, V, A, R any](s *stream.Stream[T], key func(T
 		agg:   agg,
 		parts: make(map[int32]engine[T, K, V, A, R]),
 	}
+	if r, ok := agg.(Resetter[A]); ok {
+		op.reset = r.Reset
+	}
 	res := stream.Apply(s, cfg.name, stream.Operator[T, Result[K, R]](op))
 	late := stream.Apply(res, cfg.name+".late", stream.Operator[Result[K, R], Late[T]](&lateDrain[T, K, V, A, R]{op: op}))
 	op.log = s.Pipeline().Logger()
@@ -171,6 +174,7 @@ type operator[T any, K comparable, V, A, R any] struct {
 	key   func(T) K
 	value func(T) V
 	agg   Aggregator[V, A, R]
+	reset func(A) A // the aggregator's Reset (Resetter), nil without one
 	parts map[int32]engine[T, K, V, A, R]
 	lateN atomic.Int64
 	// The key limit (WithMaxKeys): held counts the entries of open state, recounted at the
