@@ -353,40 +353,19 @@ func (h *handler[T]) release(p *partition) {
 			// dropped the partition, all of its output is pending or committed, and its
 			// acknowledged positions are marked: commit them together now, with the current
 			// generation, before the partition is handed over. Otherwise (or if that fails),
-			// restart from the committed checkpoints. If the group took the session's
-			// partitions away (Source.rejoin), nothing of them may be committed: the output
-			// is dropped, and the replay makes it again.
+			// restart from the committed checkpoints.
 			var err error
-			if dropped && !s.sessionLost(p.sess) {
+			if dropped {
 				err = s.commitTxn(h.runCtx, p.eos, nil)
 			}
-			switch {
-			case dropped && s.sessionLost(p.sess):
-				s.log.Info("kafka: exactly-once: output pending at a revocation dropped: the group took the partitions away",
-					"topic", p.topic, "partition", p.part, "messages", p.eos.dropPending())
-			case !dropped || err != nil:
+			if !dropped || err != nil {
 				s.fail(errors.Join(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n), err))
-			default:
+			} else {
 				s.log.Info("kafka: exactly-once: committed the output pending at a revocation", "topic", p.topic, "partition", p.part, "messages", n)
 			}
 		}
 	}
-	p.mu.Lock()
-	committed := p.marks.committed
-	if p.eos != nil {
-		committed = p.txnOff
-	}
-	p.mu.Unlock()
 	s.mu.Lock()
-	if p.end >= 0 && !s.ended && p.sess == s.lostSess && committed < p.read.Load() {
-		// Bounded, and the group took the partition away with output that no commit
-		// covered (see Source.rejoin): that output was dropped, so the partition is not
-		// done, even if it was read to its end. Its next owner (this Source again, or
-		// another member, whose commits monitorBounded follows) reads it again from the
-		// committed offset. Left finished, a claim of it here would read nothing, and the
-		// input would end without the dropped output made again.
-		delete(s.finished, p.id)
-	}
 	if s.owned[p.id] == p {
 		delete(s.owned, p.id)
 	}

@@ -424,19 +424,10 @@
 // the same checkpoint) keeps its messages pending: they go with the next commit, which
 // covers them; at a stop, pending messages are dropped, and the replay from the committed
 // checkpoint makes them again. A failed commit is aborted and its messages stay pending for
-// the next one (a commit that raced a rebalance, ILLEGAL_GENERATION or REBALANCE_IN_PROGRESS,
-// goes again under the new generation). When the group has taken the member's partitions
-// away (UNKNOWN_MEMBER_ID: the coordinator removed the member after its session or a
-// rebalance timed out; or ILLEGAL_GENERATION once its session ended), the Source does what
-// Kafka Streams does with a migrated task, without an error: it aborts the transaction,
-// drops the pending messages, commits nothing more of those partitions, ends the session so
-// that the pipeline drops their records and state, and joins again; the partitions' next
-// owner, this Source perhaps, replays them from the committed checkpoints and makes the
-// messages again (TestExactlyOnceMemberRemovedMidBatch). A fenced producer, a fenced static
-// member (FENCED_INSTANCE_ID: another consumer with the same group.instance.id), a commit cut
-// off by the shutdown, or a revocation while messages are pending that the pipeline did not
-// release in time stops the Source with an error wrapping ErrTransaction (Run returns it):
-// the restart replays from the committed checkpoints, which is exact.
+// the next one; a fenced producer, a stale generation, a commit cut off by the shutdown, or a
+// revocation while messages are pending stops the Source with an error wrapping
+// ErrTransaction (Run returns it): the restart replays from the committed checkpoints, which
+// is exact.
 //
 // Replayed output. Transactions alone do not suffice with replay-based recovery: the
 // committed offset is held back to the oldest record that open state needs, and a stateful

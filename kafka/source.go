@@ -86,9 +86,6 @@ type Source[T any] struct {
 	ended    bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
 	caughtUp *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
 	progress chan struct{}       // bounded mode: a partition finished
-	// lostSess is the last group session whose transaction the group refused for good
-	// (exactly once, see rejoin): nothing of its partitions is committed any more.
-	lostSess sarama.ConsumerGroupSession
 
 	// committing is the sessions whose commit runs in the background (see Commit).
 	commitMu   sync.Mutex

@@ -5,10 +5,7 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/IBM/sarama"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -59,17 +56,10 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 	s.mu.Unlock()
 	var offs []txnOffset
 	var parts []*partition
-	err := t.commit(ctx, func() ([]txnOffset, error) {
+	err := t.commit(ctx, func() []txnOffset {
 		first := t.first.Load()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for _, p := range s.owned {
-			if p.sess == s.lostSess {
-				// Its claims are handing the partitions back; the messages may be made from
-				// their records (see rejoin).
-				return nil, errSessionLost
-			}
-		}
 		for _, p := range s.owned {
 			p.mu.Lock()
 			if c := p.marks.committed; c >= 0 && (c != p.txnOff || p.marks.meta != p.txnMeta) {
@@ -79,18 +69,11 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 			}
 			p.mu.Unlock()
 		}
-		return offs, nil
+		return offs
 	})
 	if err != nil {
-		switch {
-		case ctx.Err() == nil && t.err != nil:
+		if ctx.Err() == nil && t.err != nil {
 			s.fail(err)
-		case errors.Is(err, errSessionLost):
-			if n := t.dropPending(); n > 0 {
-				s.log.Info("kafka: exactly-once: messages made from partitions the group took away dropped", "messages", n)
-			}
-		case lostGroup(err, offs):
-			s.rejoin(t, offs[0].sess, err)
 		}
 		return fmt.Errorf("kafka: commit: %w", err)
 	}
@@ -103,65 +86,6 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 		p.mu.Unlock()
 	}
 	return nil
-}
-
-// lostGroup reports whether err, the failure of a transaction that committed offs, says
-// that the group took the partitions of their sessions away for good, so that no later
-// commit of those sessions can succeed: the member was removed (UNKNOWN_MEMBER_ID: its
-// session or a rebalance timed out), or its generation is over (ILLEGAL_GENERATION) and its
-// session ended. A cooperative session that goes on after a rebalance commits under its new
-// generation: its ILLEGAL_GENERATION only raced the rejoin, and the next commit sends the
-// same messages and offsets again.
-func lostGroup(err error, offs []txnOffset) bool {
-	if len(offs) == 0 { // no offsets, no group to refuse them
-		return false
-	}
-	if errors.Is(err, sarama.ErrUnknownMemberId) {
-		return true
-	}
-	if !errors.Is(err, sarama.ErrIllegalGeneration) {
-		return false
-	}
-	for _, o := range offs {
-		if o.sess.Context().Err() == nil {
-			return false
-		}
-	}
-	return true
-}
-
-// rejoin handles a commit that lostGroup refused, as Kafka Streams handles a migrated task:
-// the transaction was aborted (txn.failed); the messages waiting for a commit are dropped,
-// since they were made from records of the lost partitions, whose next owner (this Source
-// again, perhaps) replays them from the committed offsets and makes them again; and the
-// session ends, so that the claims hand their partitions back (the pipeline drops their
-// records and state) and the Source joins the group again. Nothing of those partitions can
-// be committed meanwhile: every later commit of the session is refused the same way.
-func (s *Source[T]) rejoin(t *txn, sess sarama.ConsumerGroupSession, err error) {
-	s.mu.Lock()
-	s.lostSess = sess
-	s.mu.Unlock()
-	n := t.dropPending()
-	s.log.Warn("kafka: exactly-once: the group took this member's partitions away during a commit; "+
-		"transaction aborted, its messages dropped, joining again (the replay from the committed offsets makes them again)",
-		"messages", n, "err", redact(&s.cfg, err))
-	if sess.Context().Err() == nil {
-		// At most one session runs at a time: this one.
-		if end := s.endSession.Load(); end != nil {
-			(*end)()
-		}
-	}
-}
-
-// errSessionLost refuses a commit while partitions of a lost session (see rejoin) are still
-// owned.
-var errSessionLost = errors.New("kafka: exactly-once: the group took this session's partitions away; joining again")
-
-// sessionLost reports whether sess is a lost session (see rejoin).
-func (s *Source[T]) sessionLost(sess sarama.ConsumerGroupSession) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return sess == s.lostSess
 }
 
 // pushMark says that records from off on were pushed when committed output ended at out.

@@ -23,10 +23,9 @@ import (
 )
 
 // ErrTransaction is wrapped by the errors that stop an exactly-once pipeline because its
-// transaction cannot go on (the producer or the static member was fenced, a revocation found
+// transaction cannot go on (the producer was fenced, the group moved on, a revocation found
 // output that no commit covered). A restart replays from the committed checkpoints, which is
-// exact. A group that took the member's partitions away is not among them: the Source joins
-// again (see "Exactly once" in the package documentation).
+// exact.
 var ErrTransaction = errors.New("kafka: exactly-once transaction failed")
 
 // Transactional is implemented by Source: WithExactlyOnce binds a Producer to the Source's
@@ -282,7 +281,7 @@ func (t *txn) pendingCount() int {
 // ran. On an error the transaction is aborted and the messages stay pending for the next
 // commit; an error that leaves the producer unusable (fenced, a stale group generation) is
 // returned wrapping ErrTransaction and kept.
-func (t *txn) commit(ctx context.Context, build func() ([]txnOffset, error)) error {
+func (t *txn) commit(ctx context.Context, build func() []txnOffset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
@@ -291,10 +290,7 @@ func (t *txn) commit(ctx context.Context, build func() ([]txnOffset, error)) err
 	if err := t.ready(ctx); err != nil {
 		return err
 	}
-	offs, err := build()
-	if err != nil {
-		return err
-	}
+	offs := build()
 	if len(offs) == 0 && len(t.pending) == 0 {
 		return nil
 	}
@@ -304,6 +300,7 @@ func (t *txn) commit(ctx context.Context, build func() ([]txnOffset, error)) err
 	}
 	done := make(chan error, 1)
 	go func() { done <- t.run(msgs, offs) }()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -386,27 +383,19 @@ func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
 //
 // A group generation that moved on (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS: a rebalance
 // began while the offsets went in) is not kept: the messages stay pending and the next commit
-// sends them with the offsets of the partitions still owned, under the new generation. Nor is
-// a member the group removed (UNKNOWN_MEMBER_ID: its session or a rebalance timed out): the
-// Source then drops the pending messages and joins again (see Source.lostGroup), as Kafka
-// Streams does with a migrated task. If the producer cannot abort, it is replaced (the new
-// one fences the old and aborts its transaction). A partition that a rebalance revokes while
-// messages are pending is committed with them, or stops the Source (see release), since they
-// may have been made from its records.
-//
-// FENCED_INSTANCE_ID stays fatal: another consumer joined with the same static
-// group.instance.id (the Source sets none; only a sarama tune can), and rejoining would fence
-// it in turn, for ever.
+// sends them with the offsets of the partitions still owned, under the new generation. If the
+// producer cannot abort, it is replaced (the new one fences the old and aborts its
+// transaction). A partition that the rebalance revokes while messages are pending stops the
+// Source (see release), since they may have been made from its records.
 func (t *txn) failed(err error) error {
 	err = redact(&t.cfg, err)
 	status := t.prod.TxnStatus()
 	fatal := status&sarama.ProducerTxnFlagFatalError != 0
-	moved := errors.Is(err, sarama.ErrIllegalGeneration) || errors.Is(err, sarama.ErrRebalanceInProgress) ||
-		errors.Is(err, sarama.ErrUnknownMemberId)
+	moved := errors.Is(err, sarama.ErrIllegalGeneration) || errors.Is(err, sarama.ErrRebalanceInProgress)
 	if errors.Is(err, ErrNotAuthorized) { // no retry gets past the ACLs
 		fatal, moved = true, false
 	}
-	for _, k := range []sarama.KError{sarama.ErrProducerFenced,
+	for _, k := range []sarama.KError{sarama.ErrProducerFenced, sarama.ErrUnknownMemberId,
 		sarama.ErrFencedInstancedId, sarama.ErrInvalidProducerEpoch, sarama.ErrTransactionalIDAuthorizationFailed} {
 		if errors.Is(err, k) {
 			fatal, moved = true, false
@@ -440,18 +429,6 @@ func (t *txn) failed(err error) error {
 		return t.err
 	}
 	return err
-}
-
-// dropPending drops the messages that wait for a commit and returns how many there were:
-// the group took away the partitions they were made from (Source.lostGroup), and the replay
-// from the committed offsets makes them again.
-func (t *txn) dropPending() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := len(t.pending)
-	clear(t.pending)
-	t.pending = t.pending[:0]
-	return n
 }
 
 // reset closes the producer; the next commit connects a new one with the same id. t.mu is
