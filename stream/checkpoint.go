@@ -171,6 +171,39 @@ func (p *Pipeline) operatorChanged(part int32, offset int64, changed []int) erro
 		ErrOperatorChanged, part, where, offset, p.describeOperators(changed))
 }
 
+// restampCheckpoint returns the checkpoint that a partition resumed with WithColdStartChanged
+// commits at its committed offset while it reads no record (partState.restamp): the replay
+// starts and fire watermarks it resumed from (skip and fired, without the changed operators',
+// which start at the committed offset), the parameters now, and the repartition marks it
+// resumed from (after markSep, if hasMarks), unchanged. A restart from it resumes as this run
+// did, and finds nothing changed.
+func (p *Pipeline) restampCheckpoint(committed int64, skip, fired map[int]int64, marks string, hasMarks bool) string {
+	lin := p.lineage()
+	starts := make([]int64, len(lin.stateful))
+	var fw []int64
+	for k, idx := range lin.stateful {
+		starts[k] = committed
+		if s, ok := skip[idx]; ok {
+			starts[k] = s
+		}
+		if f, ok := fired[idx]; ok {
+			if fw == nil {
+				fw = make([]int64, len(lin.stateful))
+				for i := range fw {
+					fw[i] = NoWatermark
+				}
+			}
+			fw[k] = f
+		}
+	}
+	_, params := p.operatorParams()
+	meta := encodeCheckpoint(committed, lin.stateful, starts, fw, len(p.nodes), p.fingerprint(), params)
+	if hasMarks {
+		meta += markSep + marks
+	}
+	return meta
+}
+
 // describeOperators names operators (by node index) with their parameters now.
 func (p *Pipeline) describeOperators(idxs []int) string {
 	now, _ := p.operatorParams()

@@ -109,22 +109,27 @@
 //     join's rows of both runs are those of one run (TestRestartWithSameWindowReplaysExactly,
 //     TestRestartWithChangedJoinStops "same bounds").
 //  3. WithColdStartChanged accepts the change: each changed operator starts cold from the
-//     committed offset, as with a refused checkpoint, and so does every stateful operator it
-//     reads (which must feed it from there); every other operator resumes from its own start
-//     in the checkpoint (TestRestartWithChangedWindowColdStart: the unchanged window emits
-//     nothing twice, which a cold start of every operator would). The run's first commit
-//     records the new parameters, so the next restart needs no option: set it for the one
-//     restart that changes them. What it costs: results written before the restart stay as
-//     the old parameters made them (a window of the old size keeps its document, whose id
-//     has the old start and end; join rows of the old bounds stay); records before the
-//     committed offset never count under the new parameters (join rows that pair them with
-//     later records are never made); and the changed operator makes from the records after
-//     the committed offset only what straddles it (a window of the new size emitted from
-//     part of its records, a LeftOuter join's left record emitted as unmatched whose
-//     partners came before), and emits again, under the new parameters, results it had
-//     emitted from records after the committed offset. For every result under the new
-//     parameters, run under a new pipeline name (consumer group, and with it new repartition
-//     topics) from the start of the input, as Spark asks for a new checkpoint location.
+//     committed offset, as with a refused checkpoint, and so does every stateful operator
+//     it reads (which must feed it from there); every other operator resumes from its own
+//     start in the checkpoint (TestRestartWithChangedWindowColdStart: the unchanged window
+//     emits nothing twice, which a cold start of every operator would). The run's first
+//     commit records the new parameters, so the next restart needs no option: set it for
+//     the one restart that changes them. A partition with nothing more to read (committed
+//     at its end, such as a quiet second input's) is committed too, at its offset, with the
+//     checkpoint it resumed from under the new parameters
+//     (TestColdStartChangedRecordsParametersOfIdlePartition); it used to keep the old ones,
+//     and every restart without the option stopped again. What it costs: results written
+//     before the restart stay as the old parameters made them (a window of the old size
+//     keeps its document, whose id has the old start and end; join rows of the old bounds
+//     stay); records before the committed offset never count under the new parameters (join
+//     rows that pair them with later records are never made); and the changed operator
+//     makes from the records after the committed offset only what straddles it (a window of
+//     the new size emitted from part of its records, a LeftOuter join's left record emitted
+//     as unmatched whose partners came before), and emits again, under the new parameters,
+//     results it had emitted from records after the committed offset. For every result
+//     under the new parameters, run under a new pipeline name (consumer group, and with it
+//     new repartition topics) from the start of the input, as Spark asks for a new
+//     checkpoint location.
 //  4. A checkpoint that names no parameters is accepted as before, with nothing to compare:
 //     one of the earlier format "fs2/" (its replay starts are applied whatever the parameters
 //     now, and the next commit is of format "fs3/", with them: TestRestartFromFS2Checkpoint),

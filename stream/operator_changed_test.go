@@ -547,3 +547,95 @@ func TestRestartWithChangedProcessingTimeState(t *testing.T) {
 		})
 	}
 }
+
+// TestColdStartChangedRecordsParametersOfIdlePartition: a run that accepts changed parameters
+// (WithColdStartChanged) commits them also for a partition it reads no record of (one
+// committed at its end: a quiet partition of a second input, such as the fleet job's ride
+// requests), so that the next restart needs no option, as the documentation says. The
+// partition is committed at the offset it resumed from, with the checkpoint it resumed from
+// under the parameters now. Before, such a partition kept the checkpoint of the old
+// parameters, and every restart without the option stopped with ErrOperatorChanged.
+func TestColdStartChangedRecordsParametersOfIdlePartition(t *testing.T) {
+	type run struct {
+		h      *streamtest.Harness
+		q      *streamtest.Queue[int64]
+		counts *streamtest.Collector[window.Result[string, int64]]
+	}
+	newRun := func(size time.Duration, opts ...stream.Option) *run {
+		r := &run{h: streamtest.New(t, time.Second, opts...)}
+		var src *stream.Stream[int64]
+		r.q, src = streamtest.NewQueue[int64](r.h)
+		r.q.SetPartitions(2)
+		// Partition 1's records (negative) do not reach the window: like the fleet job's
+		// ride requests, which only stateless operators read, the partition holds no state
+		// and commits at its end.
+		w, err := window.Aggregate(src.Filter(func(v int64) bool { return v >= 0 }), func(int64) string { return "k" },
+			func(v int64) int64 { return v }, window.Tumbling(size), window.Count[int64](), window.WithName("counts"))
+		require.NoError(t, err)
+		r.counts = streamtest.Collect(w.Results())
+		return r
+	}
+	// add queues partition part's records of offsets [from, to), at Epoch+offset seconds,
+	// valued offset on partition 0 and -1-offset on partition 1.
+	add := func(r *run, part int32, from, to int64) {
+		for o := from; o < to; o++ {
+			v := o
+			if part == 1 {
+				v = -1 - o
+			}
+			r.q.Add(stream.Record[int64]{Value: v, Partition: part, Offset: o, EventTime: streamtest.Epoch.Add(time.Duration(o) * time.Second)})
+		}
+	}
+	untilDone := func(r *run) error {
+		for range 1000 {
+			done, err := r.h.TryStep()
+			if err != nil || done {
+				return err
+			}
+		}
+		t.Fatal("the run did not end")
+		return nil
+	}
+	// committed returns the positions the group holds after run r: r's last commit of each
+	// partition, else the position before (prev).
+	committed := func(r *run, prev []stream.Position) []stream.Position {
+		var pos []stream.Position
+		for part := range int32(2) {
+			p, ok := r.q.CommittedPosition(part)
+			if !ok {
+				require.NotNil(t, prev, "partition %d committed", part)
+				p = prev[part]
+			}
+			pos = append(pos, p)
+		}
+		return pos
+	}
+
+	// Partition 1 has records 0..9 only, and commits at 10; partition 0 goes on.
+	first := newRun(10 * time.Second)
+	add(first, 0, 0, 30)
+	add(first, 1, 0, 10)
+	first.q.End()
+	require.NoError(t, untilDone(first))
+	pos := committed(first, nil)
+	require.Equal(t, int64(10), pos[1].Offset, "partition 1 committed at its end")
+
+	// The window becomes 15 s: accepted; partition 1 has nothing more to read.
+	accepted := newRun(15*time.Second, stream.WithColdStartChanged())
+	accepted.q.Resume(pos...)
+	add(accepted, 0, 30, 45)
+	accepted.q.End()
+	require.NoError(t, untilDone(accepted))
+	next := committed(accepted, pos)
+	require.Equal(t, pos[1].Offset, next[1].Offset, "partition 1 stays at its offset")
+	require.NotEqual(t, pos[1].Meta, next[1].Meta, "partition 1's checkpoint records the new parameters")
+
+	// The next restart under the same parameters needs no option.
+	again := newRun(15 * time.Second)
+	again.q.Resume(next...)
+	add(again, 0, 45, 60)
+	add(again, 1, 10, 20)
+	again.q.End()
+	require.NoError(t, untilDone(again), "the restart after the accepted one")
+	require.NotEmpty(t, again.counts.Slice())
+}

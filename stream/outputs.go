@@ -74,6 +74,11 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 	for _, part := range p.live {
 		ps := p.parts[part]
 		if ps.next < 0 {
+			// A partition resumed with WithColdStartChanged that has read nothing: it commits
+			// where it is, with the parameters now, or the next restart would stop again.
+			if r := ps.restamp; r.Meta != "" && r.Offset == ps.committed && r.Meta != ps.meta {
+				pos = append(pos, r)
+			}
 			continue
 		}
 		if ps.marked && ps.markEnd && p.shuffleOf(part) != nil {

@@ -167,6 +167,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 				delete(fired, idx)
 			}
 			p.cfg.logger.Warn("stream: operator parameters changed since the committed checkpoint; accepted (WithColdStartChanged): those operators start cold from the committed offset", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "operators", p.describeOperators(changed))
+			ps.restamp = Position{Partition: pos.Partition, Offset: pos.Offset, Meta: p.restampCheckpoint(pos.Offset, skip, fired, marks, hasMarks)}
 		}
 		ps.skip, ps.fired, ps.meta = skip, fired, pos.Meta
 		ps.eff = p.effectiveSkip(skip, pos.Offset)

@@ -94,6 +94,11 @@ type partState struct {
 	fired     map[int]int64
 	partFired int64
 	meta      string // the checkpoint last committed
+	// restamp is, for a partition resumed with WithColdStartChanged, its committed offset
+	// with the checkpoint it resumed from under the parameters now (restampCheckpoint):
+	// committed while the partition reads no record, so that the next restart finds the
+	// parameters unchanged even on a partition with nothing more to read.
+	restamp Position
 	// hist keeps, by position in lineage.stateful, the past replay starts of operators that
 	// stateful operators read (see replayStarts).
 	hist      [][]startAt
