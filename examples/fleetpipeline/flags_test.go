@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -82,4 +83,29 @@ func TestChangedWindowStopsRestart(t *testing.T) {
 	require.GreaterOrEqual(t, second, int64(1000), "the records after the committed offsets, at least")
 	replay(t, s, topic, "-source", "sim", "-sim-cabs", "10", "-sim-events", "1000", "-seed", "3")
 	bounded("2m").succeed(t, 2*time.Minute) // the checkpoint now records the 2m window
+}
+
+// TestAcceptedChangeWithQuietRequests: after a run with -accept-changed-operators, the next
+// restart under the same parameters needs no flag, also when the ride-request partitions had
+// nothing more to read in the accepted run (committed at their end: only stateless operators
+// read them). They used to keep the checkpoint of the old parameters, and the restart
+// without the flag stopped with ErrOperatorChanged, naming cab-stats on a request partition.
+func TestAcceptedChangeWithQuietRequests(t *testing.T) {
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "quietreq")
+	requests := testenv.UniqueName(t, "quietreq-requests")
+	r := newRun(t, s, topic, "quietreq")
+	ensureTopic(t, s, requests)
+	replay(t, s, topic, "-source", "sim", "-sim-cabs", "20", "-sim-events", "2000", "-requests-topic", requests)
+	bounded := func(window string, more ...string) *proc {
+		return start(t, "fleetpipeline", pipelineBin, r.args(s, append([]string{"-exit-when-idle", "0", "-bounded",
+			"-alerts=false", "-requests-topic", requests, "-stats-window", window}, more...)...)...)
+	}
+	bounded("1m").succeed(t, 2*time.Minute)
+	committed, _, _ := groupOffsets(t, s, requests, r.group)
+	require.Positive(t, slices.Max(committed), "the requests were read and committed")
+
+	bounded("2m", "-accept-changed-operators").succeed(t, 2*time.Minute)
+	out := bounded("2m").succeed(t, 2*time.Minute)
+	require.NotContains(t, out, "parameters changed since the committed checkpoint")
 }
