@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -46,4 +47,21 @@ func TestEventCodecPerPartition(t *testing.T) {
 	}
 	require.Positive(t, invalid, "the faults include invalid events")
 	require.Positive(t, malformed, "the faults include malformed events")
+}
+
+// TestCheckIndexTag: an -index-tag no OpenSearch index name may hold (upper case, a space, a
+// character OpenSearch forbids) is refused before the job starts; with "gC" every document
+// went to the dead letters and the job exited 0 (helper-64). Tags of the test helpers and
+// the README pass.
+func TestCheckIndexTag(t *testing.T) {
+	for _, ok := range []string{"", "test1", "b-drain-42", "e2e_run.3"} {
+		require.NoError(t, checkIndexTag(ok), ok)
+	}
+	for _, bad := range []string{"gC", "a b", "x/y", "a*", "q?", `a"b`, "a,b", "a#b", "a:b", "a|b", strings.Repeat("x", 101)} {
+		err := checkIndexTag(bad)
+		require.Error(t, err, bad)
+		require.ErrorContains(t, err, "-index-tag")
+	}
+	err := run(t.Context(), &config{indexTag: "gC"}, io.Discard)
+	require.ErrorContains(t, err, `-index-tag "gC"`, "run refuses it before connecting")
 }

@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
@@ -39,6 +41,9 @@ type counters struct {
 }
 
 func run(ctx context.Context, c *config, w io.Writer) error {
+	if err := checkIndexTag(c.indexTag); err != nil {
+		return err
+	}
 	log := logger(w, c.verbose)
 	kcfg := c.kafka.Config()
 	kcfg.Group, kcfg.Topics = c.group, []string{c.topic}
@@ -459,6 +464,21 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// checkIndexTag refuses an -index-tag that no OpenSearch index name may hold: OpenSearch
+// would refuse every document (invalid_index_name_exception), and each would go to the dead
+// letters while the job ran on and exited 0 (helper-64, with "gC").
+func checkIndexTag(tag string) error {
+	if i := strings.IndexFunc(tag, func(r rune) bool {
+		return unicode.IsUpper(r) || unicode.IsSpace(r) || strings.ContainsRune(`\/*?"<>|,#:`, r)
+	}); i >= 0 {
+		return fmt.Errorf("-index-tag %q: OpenSearch index names are lower case, without spaces or any of \\ / * ? \" < > | , # : (%q)", tag, tag[i:i+1])
+	}
+	if len(tag) > 100 {
+		return fmt.Errorf("-index-tag %q: too long for an index name (OpenSearch allows 255 bytes in all)", tag)
+	}
+	return nil
 }
 
 // index returns the name prefix of one of the pipeline's indexes.
