@@ -32,6 +32,7 @@ type Input[T any] struct {
 	buf      *split[T] // filled by the source, swapped with the pipeline's at each batch
 	scrub    bool      // T holds pointers: clear discarded elements
 	closed   bool
+	ended    []int32       // partitions whose input ended (End) since the last take
 	space    chan struct{} // closed and replaced when space frees up
 	full     chan struct{} // closed when the buffer reaches a bound or the input is closed; replaced at each take
 	revoked  []revocation
@@ -184,6 +185,18 @@ func (in *Input[T]) Close() {
 	in.signalFullLocked()
 }
 
+// End ends the input of these partitions alone: the source pushed their last records (a
+// bounded source read them to their end offsets) and pushes none of them again unless they
+// are assigned anew. Once their records pushed before are processed, their watermark goes to
+// the end of time, so that their windows close (PartitionContext.EndOfInput), and the
+// positions committed after the batch that did so carry Position.Ended.
+func (in *Input[T]) End(parts ...int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.ended = append(in.ended, parts...)
+	in.signalFullLocked()
+}
+
 func (in *Input[T]) buffered() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -228,6 +241,7 @@ func (in *Input[T]) Revoke(parts ...int32) <-chan struct{} {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.buf.drop(parts, in.scrub)
+	in.ended = slices.DeleteFunc(in.ended, func(x int32) bool { return slices.Contains(parts, x) })
 	done := make(chan struct{})
 	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done})
 	in.signalLocked()
@@ -271,17 +285,18 @@ func (in *Input[T]) filled() <-chan struct{} {
 
 // take swaps the buffered records with dst, an empty split, and returns them with the control
 // messages that arrived since the last call and whether the input is closed.
-func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, revoked []revocation, closed bool) {
+func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, revoked []revocation, ended []int32, closed bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	// Swap buffers: the source fills the old batch's memory while the pipeline runs.
 	recs, in.buf = in.buf, dst
 	assigned, in.assigned = in.assigned, nil
 	revoked, in.revoked = in.revoked, nil
+	ended, in.ended = in.ended, nil
 	closed = in.closed
 	in.signalLocked()
 	if !closed {
 		in.full = make(chan struct{})
 	}
-	return recs, assigned, revoked, closed
+	return recs, assigned, revoked, ended, closed
 }

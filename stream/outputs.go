@@ -129,8 +129,8 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		if ps.marked {
 			ps.heldOff, ps.heldMeta, ps.hasHeld = off, meta, true
 		}
-		if off > ps.committed || (off == ps.committed && meta != ps.meta) {
-			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
+		if off > ps.committed || (off == ps.committed && meta != ps.meta) || ps.selfEnded && !ps.endAcked {
+			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta, Ended: ps.selfEnded})
 		}
 	}
 	if len(pos) == 0 {
@@ -203,6 +203,7 @@ func (p *Pipeline) settle() {
 		for _, x := range c.mine[si] {
 			if ps := p.parts[x.Partition]; ps != nil {
 				ps.committed, ps.meta = x.Offset, x.Meta
+				ps.endAcked = ps.endAcked || x.Ended
 			}
 		}
 	}

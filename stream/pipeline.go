@@ -109,6 +109,9 @@ type partState struct {
 	committed int64 // last offset handed to Source.Commit, -1 before any
 	lastSeen  time.Time
 	ended     bool // the partition's input ended (its source's, or every upstream one's)
+	// selfEnded: the source ended this partition's input alone (Input.End); endAcked: a
+	// commit with Position.Ended went through since.
+	selfEnded, endAcked bool
 	// marked is set for the downstream partitions of a repartition: their watermark, idle
 	// state and end come from the marks of the upstream partitions (see Repartition).
 	marked            bool

@@ -16,6 +16,10 @@ type Position struct {
 	// hands it back with Input.Resume when the partition is assigned again. Sources treat it
 	// as opaque.
 	Meta string
+	// Ended is set on the positions of a partition whose input ended by itself
+	// (Input.End) once the batch that ended it, which fired its windows and wrote their
+	// results, was acknowledged: a source may record that the partition is done.
+	Ended bool
 }
 
 // Record is what a Source hands to the pipeline: a value with its position and event time.

@@ -293,6 +293,11 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	for _, sn := range p.srcs {
 		in := sn.take(scheduled.UnixNano())
 		p.applyControl(in.assigned, in.revoked)
+		for _, part := range in.ended {
+			if ps, ok := p.parts[part]; ok {
+				ps.selfEnded = true
+			}
+		}
 		if sn.internal() {
 			shuffled += in.records
 		} else {
@@ -319,7 +324,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 	for _, part := range p.live {
 		ps := p.parts[part]
 		si, _ := p.sourceOf(part)
-		ps.ended = p.srcs[si].ended()
+		ps.ended = p.srcs[si].ended() || ps.selfEnded
 	}
 	for _, sh := range p.shuffles {
 		sh.arrived(p)

@@ -122,18 +122,22 @@ type taken struct {
 	bytes    int64
 	assigned []Position
 	revoked  []revocation
+	ended    []int32 // partitions whose own input ended, none of whose records is in the batch
 	closed   bool
 }
 
 type source[T any] struct {
-	idx   int // position among the pipeline's sources
-	done  bool
-	parts int  // for a repartition's source, the exchange's partition count
-	inner bool // a repartition's source: its records are not the pipeline's input
-	src   Source[T]
-	in    *Input[T]
-	head  *Stream[T]
-	cur   *split[T] // the batch being processed; between batches, the empty spare
+	idx  int // position among the pipeline's sources
+	done bool
+	// endsDue are partitions whose input ended (Input.End) with records in the batch taken
+	// last: they end with the next batch.
+	endsDue []int32
+	parts   int  // for a repartition's source, the exchange's partition count
+	inner   bool // a repartition's source: its records are not the pipeline's input
+	src     Source[T]
+	in      *Input[T]
+	head    *Stream[T]
+	cur     *split[T] // the batch being processed; between batches, the empty spare
 }
 
 // From attaches a source to the pipeline and returns its stream. A pipeline may have several
@@ -256,7 +260,23 @@ func (s *source[T]) control() ([]Position, []revocation) {
 
 func (s *source[T]) take(batchTime int64) taken {
 	var t taken
-	s.cur, t.assigned, t.revoked, t.closed = s.in.take(s.cur)
+	var ended []int32
+	s.cur, t.assigned, t.revoked, ended, t.closed = s.in.take(s.cur)
+	// A partition's end, like the input's, counts once its records pushed before are
+	// processed: one whose records are in this batch ends with the next one.
+	ended = append(s.endsDue, ended...)
+	s.endsDue = nil
+	for _, r := range t.revoked {
+		// A revoked partition's end is its claim's; a claim of it again ends it anew.
+		ended = slices.DeleteFunc(ended, func(x int32) bool { return slices.Contains(r.parts, x) })
+	}
+	for _, part := range ended {
+		if slices.ContainsFunc(s.cur.parts, func(pt partTaken) bool { return pt.part == part }) {
+			s.endsDue = append(s.endsDue, part)
+		} else {
+			t.ended = append(t.ended, globalPart(s.idx, part))
+		}
+	}
 	// closed is only final once the buffer was empty when taken, so records pushed
 	// before Close are all processed first.
 	if t.closed && s.cur.records > 0 {
