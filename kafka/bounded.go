@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,42 @@ func (s *Source[T]) loadEnds(client sarama.Client) error {
 		}
 	}
 	return nil
+}
+
+// endedMarker starts the offset metadata of a partition that a bounded run read to its end
+// offset and whose results the pipeline wrote (stream.Position.Ended): "~end:<offset>~"
+// before the pipeline's checkpoint. Another member's bounded run counts the partition done
+// when the offset is at least the end it read at its start (monitorBounded), as when the
+// committed offset is; the committed offset itself stays where the open windows held it,
+// so that a later run on the next records completes them.
+const endedMarker = "~end:"
+
+// withEnded prefixes meta with the ended marker for end.
+func withEnded(meta string, end int64) string {
+	return endedMarker + strconv.FormatInt(end, 10) + "~" + meta
+}
+
+// cutEnded splits stored offset metadata into the end offset of its ended marker (-1 if it
+// has none) and the rest.
+func cutEnded(stored string) (end int64, meta string) {
+	rest, ok := strings.CutPrefix(stored, endedMarker)
+	if !ok {
+		return -1, stored
+	}
+	n, meta, ok := strings.Cut(rest, "~")
+	v, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || v < 0 {
+		return -1, stored // not ours
+	}
+	return v, meta
+}
+
+// endedMeta is the metadata to commit with the pipeline's position x of a partition.
+func endedMeta(p *partition, x stream.Position) string {
+	if x.Ended && p.end >= 0 {
+		return withEnded(x.Meta, p.end)
+	}
+	return x.Meta
 }
 
 func (s *Source[T]) finish(id int32) {
@@ -93,16 +130,21 @@ func (s *Source[T]) monitorBounded(ctx context.Context, client sarama.Client, in
 		case <-tick.C:
 		}
 		if open != nil {
-			// Partitions only other members own: done once the group committed their end.
-			committed, err := groupOffsets(client, s.cfg.Group, open)
+			// Partitions only other members own: done once the group committed their end, or
+			// their owner said that it read them to their end and wrote the results (the
+			// ended marker): open windows hold the committed offset back until the owner's
+			// input ends, and for the next run after it.
+			committed, err := groupCommits(client, s.cfg.Group, open)
 			if err != nil {
 				s.log.Debug("kafka: fetching group offsets", "err", err)
 				continue
 			}
 			s.mu.Lock()
-			for id, off := range committed {
-				if off >= s.ends[s.PartitionID(id.topic, id.part)] {
-					s.finished[s.PartitionID(id.topic, id.part)] = true
+			for tp, c := range committed {
+				id := s.PartitionID(tp.topic, tp.part)
+				end, _ := cutEnded(c.Meta)
+				if c.Offset >= s.ends[id] || end >= s.ends[id] {
+					s.finished[id] = true
 				}
 			}
 			s.mu.Unlock()

@@ -136,7 +136,15 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 			c, ok := commits[topicPart{topic, p}]
 			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
 			// where committed output made from the partition's replay may start.
-			meta, bound := splitBound(c.Meta)
+			ended, stored := cutEnded(c.Meta)
+			if ended >= 0 {
+				h.s.mu.Lock()
+				if end, ok := h.s.ends[id]; ok && h.s.o.bounded && ended >= end {
+					h.s.finished[id] = true // read to its end and written: a claim reads nothing
+				}
+				h.s.mu.Unlock()
+			}
+			meta, bound := splitBound(stored)
 			if eos != nil {
 				h.s.mu.Lock()
 				h.s.bases[id] = bound
@@ -222,6 +230,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	if p.end >= 0 && (p.marks.pushedNext >= p.end || s.isFinished(p.id)) {
 		c.finished = true
 		s.finish(p.id)
+		h.in.End(p.id)
 	}
 	pauser, _ := claim.(interface {
 		Pause()
@@ -365,7 +374,20 @@ func (h *handler[T]) release(p *partition) {
 			}
 		}
 	}
+	p.mu.Lock()
+	committed, meta := p.marks.committed, p.marks.meta
+	if p.eos != nil {
+		committed, meta = p.txnOff, p.txnMeta
+	}
+	p.mu.Unlock()
+	endedAt, _ := cutEnded(meta)
 	s.mu.Lock()
+	if p.end >= 0 && !s.ended && committed < p.end && endedAt < p.end {
+		// Bounded, and the partition goes before its commit said it is done (the ended
+		// marker, or an offset at its end): read to its end here perhaps, but the results of
+		// its end not written, or not committed. It is done once its next owner says so.
+		delete(s.finished, p.id)
+	}
 	if s.owned[p.id] == p {
 		delete(s.owned, p.id)
 	}

@@ -272,5 +272,6 @@ func (c *claimLoop[T]) checkEnd(next int64) {
 	if p := c.p; p.end >= 0 && !c.finished && next >= p.end {
 		c.finished = true
 		c.h.s.finish(p.id)
+		c.h.in.End(p.id) // its windows close now: the input of other partitions may go on
 	}
 }

@@ -111,10 +111,45 @@
 // # Bounded mode
 //
 // WithBounded turns the Source into a backfill: at start it reads the end offset of every
-// partition, reads each up to there, and then closes the input. The pipeline then closes
-// every window, writes and commits the final batch, and Run returns nil. Partitions that
-// other group members own count as done once the group's committed offset reaches their end.
-// Records written after the start are left for the next run.
+// partition and reads each up to there; records written after the start are left for the
+// next run. Each partition ends by itself: once its records up to the end offset are pushed,
+// the Source ends the partition's input (stream.Input.End), so that its watermark goes to
+// the end of time and its windows close in the next batch while other partitions are still
+// read. The commit after that batch was acknowledged carries stream.Position.Ended, and the
+// Source stores "~end:<end offset>~" before the pipeline's checkpoint in the offset
+// metadata: the partition was read to that end and the results made from it were written.
+// The committed offset itself stays where the windows still open at the end held it, so
+// that a run on the next records completes them (see "Runs one after another" in package
+// stream).
+//
+// A partition is done once this Source ended it, or the group's commit of it has an offset at
+// its end or an ended marker for this run's end offset or a later one (another member, or an
+// earlier run that had the same end). When every partition is done the Source closes the
+// input, the pipeline writes and commits the final batch, and Run returns nil. What holds,
+// with any number of instances in the group, joining and leaving at any time:
+//
+//  1. Run returns nil only once every partition was read to the end offset this instance
+//     read at its start, by some instance, and the results made from it were written and
+//     acknowledged: another member's partition counts only by its commit, which it makes
+//     after the batch that closed the partition's windows.
+//  2. It never waits for another instance's input to end. Before each partition ended by
+//     itself, a partition counted as done only once its committed offset reached its end,
+//     which open windows keep from happening until the owner's input ends (and for the next
+//     run after it): two instances that each owned partitions waited for each other for ever
+//     (TestSourceBoundedTwoInstancesHeldCommits, with and without exactly once).
+//  3. An instance that leaves before a partition of its was done hands it to the group,
+//     whose next owner reads it from the committed checkpoint; every other instance is
+//     still reading then (its input ends only once every partition is done). A partition
+//     claimed with an ended marker for its end is not read again.
+//  4. Through a repartition, an upstream partition's end mark is sent in the batch that ends
+//     it, before its ended marker is committed: an instance whose input ended has every
+//     upstream partition's end mark of this run in the repartition topic.
+//
+// Limits: instances that started with different end offsets (records were written between
+// their starts) count a partition that another member ended at a lower end only once they
+// read it themselves, after that member left. A release before the marker reads such
+// metadata as a checkpoint of an unknown format: it refuses it, with a warning, and the
+// partition's operators start cold from the committed offset.
 //
 // # Dead letters
 //

@@ -32,7 +32,7 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 		if p == nil {
 			continue
 		}
-		if p.mark(x.Offset, x.Meta) && !slices.Contains(sessions, p.sess) {
+		if p.mark(x.Offset, endedMeta(p, x)) && !slices.Contains(sessions, p.sess) {
 			sessions = append(sessions, p.sess)
 		}
 	}

@@ -50,7 +50,7 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 	s.mu.Lock()
 	for _, x := range pos {
 		if p := s.owned[x.Partition]; p != nil {
-			p.mark(x.Offset, x.Meta)
+			p.mark(x.Offset, endedMeta(p, x))
 		}
 	}
 	s.mu.Unlock()

@@ -380,10 +380,11 @@
 // Limits of runs one after another: an instance does not know the runs of the other
 // instances of a scaled-out pipeline, so once its upstream sources ended it counts any end
 // mark of an upstream partition it does not read, a crashed instance's too. A Kafka source
-// in bounded mode ends only once every partition was read to its end by it or committed
-// there by another member; so there such an end mark counts only once the group committed
-// its partition's end, after which a restart sends nothing of the partition but its end
-// mark. No test crashes one of several instances at a run's end. A copy of a provisional
+// in bounded mode ends only once every partition was read to its end by it, or another
+// member committed it as ended (it ends each partition alone, Input.End, and commits that
+// after the batch that sent the partition's end mark: Position.Ended); so there such an end
+// mark counts only once the partition's end mark of the run that read it is in the topic,
+// after which a restart sends nothing of the partition but its end mark. No test crashes one of several instances at a run's end. A copy of a provisional
 // value (a send retried after a partial write in the end batch) that arrives after its
 // run's end marks is late: a spurious late record, not a wrong result.
 //
