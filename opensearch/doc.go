@@ -91,8 +91,13 @@
 // or CACertPEM, the host name, the certificate's dates). So does a server that refuses the
 // client's certificate or the handshake with a TLS alert (a certificate required and none
 // given, one it does not trust, expired or revoked; TLS 1.2's handshake_failure, which also
-// answers a version or cipher suite not shared): no alert comes from an outage. A TLS
-// handshake that times out or whose connection is reset is an outage, retried as above.
+// answers a version or cipher suite not shared): no alert comes from an outage. In TLS 1.3
+// the server sends that alert after the client's side of the handshake is done, while the
+// request is on its way, and closes the connection: when the reset of that connection
+// reaches the client before the alert does, the attempt fails as an outage and is retried,
+// and the first attempt that reads the alert stops the sink (about half the attempts read it
+// on loopback). A TLS handshake that times out or whose connection is reset is an outage,
+// retried as above.
 // A one-segment path (https://host:9200/x) is no mistake to OpenSearch: POST /x/_bulk is the
 // bulk API with a default index, which the sink's actions override.
 //

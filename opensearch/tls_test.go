@@ -306,7 +306,12 @@ func TestClientCertificate(t *testing.T) {
 // or one signed by an authority it does not trust, refuses the handshake with a TLS alert.
 // That will not pass on the next attempt: Write fails at once with a permanent error wrapping
 // ErrCertificate that names the URL and says to check the client certificate. Before, each
-// was retried as an outage, for ever under the pipeline's default policy.
+// was retried as an outage, for ever under the pipeline's default policy. In TLS 1.2 the
+// alert ends the handshake, so the first attempt reads it. In TLS 1.3 it comes after the
+// client's handshake is done and races the reset of the connection the server closes: an
+// attempt that reads the reset first is retried (about half of them on loopback; CI saw three
+// in a row when the test allowed one attempt), so there the sink may take a few attempts,
+// and stops at the first that reads the alert.
 func TestClientCertificateRefused(t *testing.T) {
 	ca := newClientCA(t)
 	other := newClientCA(t) // a certificate of another authority
@@ -327,8 +332,11 @@ func TestClientCertificateRefused(t *testing.T) {
 			c, err := opensearch.NewClient(t.Context(), cfg)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = c.Close() })
+			// 1 attempt in TLS 1.2; in TLS 1.3 the chance that 40 attempts in a row read the
+			// reset first is about 2^-40.
+			const attempts = 40
 			s, err := opensearch.NewSink(c, recMapping,
-				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: attempts}))
 			require.NoError(t, err)
 			err = s.Write(t.Context(), recs(3))
 			require.Error(t, err)
@@ -336,7 +344,11 @@ func TestClientCertificateRefused(t *testing.T) {
 			require.ErrorIs(t, err, opensearch.ErrCertificate)
 			require.ErrorContains(t, err, base+"/_bulk")
 			require.ErrorContains(t, err, "client certificate")
-			require.Equal(t, int64(1), s.Stats().Requests, "not retried")
+			if tc.version == tls.VersionTLS12 {
+				require.Equal(t, int64(1), s.Stats().Requests, "not retried")
+			} else {
+				require.Less(t, s.Stats().Requests, int64(attempts), "stopped by the alert, not by the retry policy")
+			}
 		})
 	}
 }
