@@ -354,7 +354,22 @@ func (h *handler[T]) release(p *partition) {
 		}
 		t.Stop()
 	}
-	if p.eos != nil && h.runCtx.Err() == nil && !ended {
+	if p.eos != nil && h.runCtx.Err() == nil && !ended && !dropped {
+		// The pipeline still holds the partition: its batch in flight may hold the
+		// partition's records, or close its windows, and the output made from them would
+		// be committed by a later transaction, with the offsets of the partitions still
+		// owned, while the partition's next owner replays the same records from its
+		// checkpoint: written twice. So no later transaction may commit: the Source stops,
+		// and a restart replays exactly from the committed checkpoints. (Before, this went on
+		// when no message was pending yet, and the held batch's output was committed.)
+		err := fmt.Errorf("%w: partition %s/%d was revoked and the pipeline did not let it go within %v (4/5 of the "+
+			"rebalance timeout, kafka.Config.Rebalance.Timeout): the output of the batch in flight, which may come from "+
+			"its records, cannot be committed once its next owner replays them; a restart replays from the committed checkpoints",
+			ErrTransaction, p.topic, p.part, h.revokeWait)
+		p.eos.poison(err)
+		s.fail(err)
+	}
+	if p.eos != nil && h.runCtx.Err() == nil && !ended && dropped {
 		if n := p.eos.pendingCount(); n > 0 {
 			// Output that no commit covered yet may come from this partition, which its next
 			// owner replays: committing it later would duplicate it. A commit refused by the
@@ -363,11 +378,7 @@ func (h *handler[T]) release(p *partition) {
 			// acknowledged positions are marked: commit them together now, with the current
 			// generation, before the partition is handed over. Otherwise (or if that fails),
 			// restart from the committed checkpoints.
-			var err error
-			if dropped {
-				err = s.commitTxn(h.runCtx, p.eos, nil)
-			}
-			if !dropped || err != nil {
+			if err := s.commitTxn(h.runCtx, p.eos, nil); err != nil {
 				s.fail(errors.Join(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n), err))
 			} else {
 				s.log.Info("kafka: exactly-once: committed the output pending at a revocation", "topic", p.topic, "partition", p.part, "messages", n)

@@ -459,10 +459,18 @@
 // the same checkpoint) keeps its messages pending: they go with the next commit, which
 // covers them; at a stop, pending messages are dropped, and the replay from the committed
 // checkpoint makes them again. A failed commit is aborted and its messages stay pending for
-// the next one; a fenced producer, a stale generation, a commit cut off by the shutdown, or a
-// revocation while messages are pending stops the Source with an error wrapping
+// the next one; a fenced producer, a stale generation, a commit cut off by the shutdown, a
+// revocation while messages are pending that cannot commit with them, or a revoked partition
+// that the pipeline does not let go within 4/5 of the rebalance timeout (its batch in flight
+// held up, by an output down for instance) stops the Source with an error wrapping
 // ErrTransaction (Run returns it): the restart replays from the committed checkpoints, which
-// is exact.
+// is exact. The last one used to go on: the held batch's output, made in part from the
+// revoked partition's records or windows, was committed by the next transaction (with the
+// offsets of the partitions still owned) while the partition's next owner replayed the same
+// records, and read_committed consumers saw that output twice
+// (TestSourceBoundedTwoInstancesHeldCommits, exactly once). Kafka Streams rejoins the group
+// instead, with every task closed and reloaded; here that would mean dropping every
+// partition's state in the running pipeline, which it does not yet offer.
 //
 // Replayed output. Transactions alone do not suffice with replay-based recovery: the
 // committed offset is held back to the oldest record that open state needs, and a stateful

@@ -268,6 +268,18 @@ func (t *txn) add(ctx context.Context, msgs []Message, sent *atomic.Int64) error
 	return nil
 }
 
+// poison makes every later commit fail with err, kept as a permanent error, and drops the
+// pending messages: none of them may be committed any more. A commit under way ends first.
+func (t *txn) poison(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err == nil {
+		t.err = stream.Permanent(err)
+	}
+	clear(t.pending)
+	t.pending = t.pending[:0]
+}
+
 // pendingCount returns how many messages wait for a commit.
 func (t *txn) pendingCount() int {
 	t.mu.Lock()
@@ -385,8 +397,9 @@ func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
 // began while the offsets went in) is not kept: the messages stay pending and the next commit
 // sends them with the offsets of the partitions still owned, under the new generation. If the
 // producer cannot abort, it is replaced (the new one fences the old and aborts its
-// transaction). A partition that the rebalance revokes while messages are pending stops the
-// Source (see release), since they may have been made from its records.
+// transaction). A partition that the rebalance revokes while messages are pending, and that
+// cannot be committed with them, or one the pipeline does not let go in time, stops the
+// Source (see release), since output made from its records could commit twice.
 func (t *txn) failed(err error) error {
 	err = redact(&t.cfg, err)
 	status := t.prod.TxnStatus()
