@@ -57,12 +57,7 @@ func boundedTwoInstances(t *testing.T, eos bool) {
 			// The records' ids go to a topic in the Source's transactions.
 			s.opts = append(s.opts, kafka.WithTransactionalID(group+"-"+name))
 			s.wrap = func(src *kafka.Source[event]) source {
-				var err error
-				prod, err = kafka.NewProducer(kafka.Config{Brokers: brokers}, out, kafka.KeyValue(
-					func(e event) []byte { return []byte(e.Key) },
-					func(e event) ([]byte, error) { return []byte(strconv.Itoa(e.ID)), nil }), kafka.WithExactlyOnce(src))
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = prod.Close(context.Background()) })
+				prod = idProducer(t, brokers, out, src)
 				return src
 			}
 		}

@@ -28,6 +28,14 @@
 // offset and rebuilds open state: delivery into the pipeline is at-least-once, and sinks that
 // write with deterministic ids make results effectively exactly-once.
 //
+// A commit carries the pipeline's checkpoint as its offset metadata, which the broker
+// bounds by offset.metadata.max.bytes (4096 bytes by default). A repartition's marks take
+// about 27 bytes per upstream partition, so a repartition of two inputs of about 70
+// partitions each reaches the default. A commit the broker refuses for its size stops the
+// Source with ErrCommitMetadataTooLarge, which says so (TestCommitMetadataTooLarge): no
+// later commit of the partition would pass, and running on would commit nothing while the
+// job looked healthy.
+//
 // Partition ids: the pipeline sees topic i of Config.Topics, partition p as id i<<16 | p
 // (Source.PartitionID, Source.TopicPartition), so a single topic keeps Kafka's numbers and
 // ids agree across instances and restarts. Every instance must list the topics in the same

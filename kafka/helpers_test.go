@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -592,4 +593,16 @@ func consumerConfig(brokers []string, group string, topics ...string) kafka.Conf
 		Brokers: brokers, Group: group, Topics: topics, ClientID: "fleetstream-kafka-test",
 		Rebalance: kafka.Rebalance{SessionTimeout: 6 * time.Second, HeartbeatInterval: time.Second, Timeout: 20 * time.Second},
 	}
+}
+
+// idProducer returns a Producer bound to src (exactly once) that writes each event's id, keyed
+// by its key, to topic out.
+func idProducer(t testing.TB, brokers []string, out string, src *kafka.Source[event]) *kafka.Producer[event] {
+	t.Helper()
+	prod, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, out, kafka.KeyValue(
+		func(e event) []byte { return []byte(e.Key) },
+		func(e event) ([]byte, error) { return []byte(strconv.Itoa(e.ID)), nil }), kafka.WithExactlyOnce(src))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = prod.Close(context.Background()) })
+	return prod
 }

@@ -333,6 +333,10 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 				s.fail(s.cfg.notAuthorized(err, a))
 				continue
 			}
+			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && isMetadataTooLarge(ce.Err) {
+				s.fail(s.metadataTooLarge(ce.Topic, ce.Partition))
+				continue
+			}
 			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && errors.Is(ce.Err, sarama.ErrOffsetOutOfRange) {
 				s.outOfRange(client, ce)
 				continue

@@ -408,6 +408,10 @@ func (t *txn) failed(err error) error {
 	if errors.Is(err, ErrNotAuthorized) { // no retry gets past the ACLs
 		fatal, moved = true, false
 	}
+	if isMetadataTooLarge(err) { // nor past the broker's limit: the messages would pile up
+		fatal, moved = true, false
+		err = errors.Join(metadataTooLarge("the transaction's offsets", -1), err)
+	}
 	for _, k := range []sarama.KError{sarama.ErrProducerFenced, sarama.ErrUnknownMemberId,
 		sarama.ErrFencedInstancedId, sarama.ErrInvalidProducerEpoch, sarama.ErrTransactionalIDAuthorizationFailed} {
 		if errors.Is(err, k) {
