@@ -170,6 +170,14 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 	}
 	// Checkpoints of earlier releases name no inputs: from now on the marks name this run's.
 	m.inputs = now
+	// Marks of an upstream source that is not upstream of the repartition in this graph (a
+	// rekey added or removed before it changes which source feeds it) never move again:
+	// they would hold the watermark where the last run left it, for ever, and no records
+	// come from them to drop as copies.
+	if gone := m.dropSourcesBut(sh.ups); gone > 0 && sh.in != nil {
+		sh.in.p.cfg.logger.Warn("stream: repartition: its checkpoint holds marks of upstream partitions that do not feed it in this graph; dropped",
+			"repartition", sh.name, "partition", local, "upstream_partitions", gone)
+	}
 	for _, u := range m.up {
 		// Whether an upstream partition ended is for this run's marks to say (see apply).
 		// Checkpoints of earlier releases kept an end's EndOfTime as the watermark.

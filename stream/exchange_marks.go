@@ -195,6 +195,24 @@ func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 	}
 }
 
+// dropSourcesBut forgets the marks of upstream sources not in ups, and returns how many
+// upstream partitions they had.
+func (d marks) dropSourcesBut(ups []int) int {
+	n := 0
+	for from := range d.up {
+		if s, _ := PartitionSource(from); !slices.Contains(ups, s) {
+			delete(d.up, from)
+			n++
+		}
+	}
+	for s := range d.expect {
+		if !slices.Contains(ups, s) {
+			delete(d.expect, s)
+		}
+	}
+	return n
+}
+
 // ended reports whether every upstream partition ended.
 func (d marks) ended(ups []int) bool {
 	_, _, end := d.watermark(ups)

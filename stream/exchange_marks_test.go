@@ -250,3 +250,33 @@ func TestMarksInputs(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// TestMarksOfAnotherGraphDropped: a checkpoint made while another source fed the repartition
+// (the fleet job run with -rekey-by-cab, whose zones repartition reads the cab rekey's
+// output, restarted without it, or the other way round) holds that source's marks. They
+// never move in this run, so they held the watermark where the last run left it: zone demand
+// stalled for good (41,507 empty batches in 15 minutes, nothing indexed). Restored, they are
+// dropped, and this graph's upstream source alone makes the watermark.
+func TestMarksOfAnotherGraphDropped(t *testing.T) {
+	const was, now = 2, 0
+	old := newMarks()
+	old.up[globalPart(was, 0)] = &upMark{seq: 9, markSeq: 9, wm: 700, has: true, marked: true}
+	old.up[globalPart(was, 1)] = &upMark{seq: 4, markSeq: 4, wm: 650, has: true, marked: true}
+	old.expect[was] = 2
+	sh := &shuffle[int]{parts: map[int32]*downPart{}, ups: []int{now}}
+	require.NoError(t, sh.restore(globalPart(3, 0), 20, old.encode()))
+	d := sh.parts[globalPart(3, 0)]
+	require.Len(t, d.cur.up, 0, "the marks of a source that does not feed the repartition")
+	require.Len(t, d.base.up, 0, "nor in the checkpoint it writes next")
+	for p := range int32(2) {
+		require.False(t, d.cur.apply(&histRec{from: globalPart(now, p), seq: 1, wm: 5000 + int64(p), mark: true, upstreams: 2}))
+	}
+	wm, _, _ := d.cur.watermark(sh.ups)
+	require.EqualValues(t, 5000, wm, "the watermark of this graph's upstream partitions, not the old ones' 650")
+	require.NotContains(t, d.base.encode(), "e,2,", "the old source's partition count")
+
+	// The marks of a source that still feeds it stay, with their copies' numbers.
+	sh = &shuffle[int]{parts: map[int32]*downPart{}, ups: []int{was}}
+	require.NoError(t, sh.restore(globalPart(3, 0), 20, old.encode()))
+	require.Equal(t, old.up, sh.parts[globalPart(3, 0)].cur.up)
+}
