@@ -457,11 +457,13 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		case it.Status == 429 || it.Status >= 500:
 			r.Retry++
 			retry = append(retry, pending[i])
-		case it.Status == 401 || it.Status == 403:
-			// Not the document's fault: the user or role may not write the index.
+		case it.Status == 401 || it.Status == 403 || indexRefusal(it.Error) != "":
+			// Not the document's fault: the user or role may not write the index, or the
+			// index cannot take any document (missing, closed, an alias without a write
+			// index).
 			r.Rejected++
 			if forbidden == nil {
-				forbidden = &forbiddenItems{index: pending[i].index, status: it.Status, err: it.Error}
+				forbidden = &forbiddenItems{index: pending[i].index, status: it.Status, err: it.Error, hint: indexRefusal(it.Error)}
 			}
 			forbidden.n++
 		default:
@@ -480,14 +482,38 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	return retry, rejected, nil
 }
 
+// indexRefusal returns what to do about an item error that refuses the index rather than the
+// document, so that every document for that index would be refused alike: the index does
+// not exist and may not be created (index_not_found_exception, with action.auto_create_index
+// off or not matching it), it is closed (index_closed_exception), or it is an alias without
+// a write index. It returns "" for any other error, a document's own fault (a mapping
+// conflict) or an index name made from the document (invalid_index_name_exception), which
+// are dead-lettered.
+func indexRefusal(e *itemError) string {
+	if e == nil {
+		return ""
+	}
+	switch {
+	case e.Type == "index_not_found_exception":
+		return "the index does not exist and OpenSearch may not create it: create it, or let action.auto_create_index match its name"
+	case e.Type == "index_closed_exception":
+		return "the index is closed: open it (POST /<index>/_open)"
+	case e.Type == "illegal_argument_exception" && strings.Contains(e.Reason, "no write index is defined for alias"):
+		return "the alias has no write index: make one of its indexes the write index (is_write_index)"
+	}
+	return ""
+}
+
 // forbiddenItems are the items of a bulk response refused with 401 or 403 other than a
-// write block: the credentials or the role's permissions for an index, which no retry and
-// no dead letter fixes. The sink fails Write with them, permanently, so that the batch is
-// written again once the permissions are right.
+// write block (the credentials or the role's permissions for an index), or refused for
+// their index (indexRefusal): no retry and no dead letter fixes those. The sink fails Write
+// with them, permanently, so that the batch is written again once the index or the
+// permissions are right.
 type forbiddenItems struct {
 	index  string // the first one's
 	status int
 	err    *itemError
+	hint   string // what to do about the index, if it is refused (indexRefusal)
 	n      int
 }
 
@@ -501,6 +527,10 @@ func (f *forbiddenItems) httpError(url string) *HTTPError {
 	if f.err != nil {
 		body = f.err.Type + ": " + f.err.String()
 	}
-	return &HTTPError{Op: fmt.Sprintf("bulk: %d document(s) refused, the first for index %q", f.n, f.index),
+	op := fmt.Sprintf("bulk: %d document(s) refused, the first for index %q", f.n, f.index)
+	if f.hint != "" {
+		op += ": " + f.hint
+	}
+	return &HTTPError{Op: op,
 		Method: "POST", URL: url, Status: f.status, Body: body}
 }

@@ -169,7 +169,15 @@
 //     with 401 or 403 (not a write block) are the exception: the user or role may not write
 //     the index, which is no fault of the documents, so Write fails with a permanent
 //     *HTTPError that names the URL, the index and the reason, and nothing is dead-lettered;
-//     the batch is written again once the permissions are right;
+//     the batch is written again once the permissions are right. So do items refused for
+//     their index, which would refuse any document alike: index_not_found_exception (the
+//     index is missing and action.auto_create_index does not let OpenSearch create it),
+//     index_closed_exception, and an alias without a write index; the error says what to
+//     do about the index. Before, every document for such an index went to the dead
+//     letters, the batches were acknowledged, and the job looked healthy. An
+//     invalid_index_name_exception is still dead-lettered: the sink cannot tell a name made
+//     from the document from a fixed one, which a program checks at its start (as the fleet
+//     job checks -index-tag);
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
 //     Mapping failed, the index name is empty or not valid UTF-8, or the document is not a
 //     JSON object. The sink never sends OpenSearch invalid JSON: a document that is not valid

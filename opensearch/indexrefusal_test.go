@@ -1,0 +1,77 @@
+package opensearch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestIndexRefusedIsPermanent, on the real node: documents for an index that can take no
+// document (closed; an alias without a write index; missing, where action.auto_create_index
+// does not let OpenSearch create it) are refused for the index, not for themselves. Write
+// fails with a permanent *HTTPError that names the index and says what to do about it, and
+// nothing is dead-lettered, so the batch is written once the index is right. Before, every
+// document went to the dead letters and Write returned nil: a job writing to a closed index
+// acknowledged batch after batch that reached no index.
+func TestIndexRefusedIsPermanent(t *testing.T) {
+	n := newNode(t)
+	base := testenv.UniqueName(t, "refused")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/"+base+"-*,nocreate-"+base, "")
+	})
+	for _, tc := range []struct {
+		name, index string
+		setup       func(t *testing.T, index string)
+		says        []string
+	}{
+		{"closed", base + "-closed", func(t *testing.T, index string) {
+			n.must(t, "PUT", "/"+index, `{"settings":{"number_of_replicas":0}}`)
+			n.must(t, "POST", "/"+index+"/_close", "")
+		}, []string{"index_closed_exception", "the index is closed", "_open"}},
+		{"alias without a write index", base + "-alias", func(t *testing.T, index string) {
+			for _, i := range []string{"-a1", "-a2"} {
+				n.must(t, "PUT", "/"+base+i, `{"settings":{"number_of_replicas":0}}`)
+			}
+			n.must(t, "POST", "/_aliases", `{"actions":[{"add":{"index":"`+base+`-a1","alias":"`+index+`"}},{"add":{"index":"`+base+`-a2","alias":"`+index+`"}}]}`)
+		}, []string{"no write index is defined for alias", "is_write_index"}},
+		{"missing, auto-create off", "nocreate-" + base, func(t *testing.T, _ string) {
+			// Only names starting with nocreate- are kept from being created: the
+			// other tests sharing the node create theirs as before.
+			n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
+			})
+		}, []string{"index_not_found_exception", "action.auto_create_index"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup(t, tc.index)
+			dl := &collector{}
+			s, err := opensearch.NewSink(n.client, opensearch.Mapping[cabStats]{
+				Index: func(cabStats) string { return tc.index }, ID: statsID, Body: appendCabStats,
+			}, opensearch.WithDeadLetter(dl), opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}))
+			require.NoError(t, err)
+			err = s.Write(t.Context(), stats(0, 5))
+			require.Error(t, err)
+			require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+			var he *opensearch.HTTPError
+			require.ErrorAs(t, err, &he)
+			require.Equal(t, n.url+"/_bulk", he.URL)
+			for _, want := range append([]string{`index "` + tc.index + `"`, "5 document(s)"}, tc.says...) {
+				require.ErrorContains(t, err, want)
+			}
+			require.Empty(t, dl.letters(), "nothing dead-lettered")
+			require.Zero(t, s.Stats().DeadLettered)
+			require.Equal(t, int64(1), s.Stats().Requests, "not retried")
+		})
+	}
+}
