@@ -73,6 +73,7 @@ func TestChangedWindowStopsRestart(t *testing.T) {
 	require.Error(t, err, "a restart under another -stats-window must fail; output:\n%s", tail(out, 3000))
 	require.Contains(t, out, "parameters changed since the committed checkpoint")
 	require.Contains(t, out, `"cab-stats" (now tumbling(2m0s)`)
+	require.Contains(t, out, "run once with -accept-changed-operators", "the job's flag, not only the library's option")
 	after, afterCheckpoints, _ := groupOffsets(t, s, topic, r.group)
 	require.Equal(t, offsets, after, "the stopped restart committed nothing")
 	require.Equal(t, checkpoints, afterCheckpoints)

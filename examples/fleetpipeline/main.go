@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/fleetstream/fleetstream/examples/internal/cli"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 func main() {
@@ -55,6 +56,10 @@ func main() {
 	}
 	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM) and any failure as is
 		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
+		if errors.Is(err, stream.ErrOperatorChanged) {
+			// The library's message names its option; this job's is a flag.
+			fmt.Fprintln(os.Stderr, "fleetpipeline: to accept the change, run once with -accept-changed-operators (it sets stream.WithColdStartChanged)")
+		}
 		os.Exit(1)
 	}
 }
