@@ -49,7 +49,11 @@ type readBound struct {
 }
 
 // encodeBound appends a read-back bound to the pipeline's checkpoint:
-// meta~eos~PUSHED;topic/part=off,...
+// meta~eos~PUSHED;topic:part=off,part=off|topic:part=off, the topics in order, each named
+// once (Kafka's topic names hold no ':' and no '|'), since the broker bounds a commit's
+// metadata (offset.metadata.max.bytes, 4096 bytes by default) and an output topic of many
+// partitions would repeat its name in every entry. Releases before this one wrote
+// topic/part=off,... with the name in each entry; splitBound reads both.
 func encodeBound(meta string, b readBound) string {
 	if len(b.out) == 0 {
 		return meta
@@ -71,10 +75,18 @@ func encodeBound(meta string, b readBound) string {
 		fmt.Fprintf(&s, "%d;", b.pushed)
 	}
 	for i, k := range keys {
-		if i > 0 {
+		switch {
+		case i == 0:
+			s.WriteString(k.topic)
+			s.WriteByte(':')
+		case k.topic != keys[i-1].topic:
+			s.WriteByte('|')
+			s.WriteString(k.topic)
+			s.WriteByte(':')
+		default:
 			s.WriteByte(',')
 		}
-		fmt.Fprintf(&s, "%s/%d=%d", k.topic, k.part, b.out[k])
+		fmt.Fprintf(&s, "%d=%d", k.part, b.out[k])
 	}
 	return s.String()
 }
@@ -97,15 +109,37 @@ func splitBound(stored string) (meta string, b readBound) {
 		b.pushed, rest = v, list
 	}
 	b.out = outputs{}
-	for _, f := range strings.Split(rest, ",") {
-		tp, off, ok1 := strings.Cut(f, "=")
-		topic, part, ok2 := cutLast(tp, "/")
+	add := func(topic, f string) bool {
+		part, off, ok := strings.Cut(f, "=")
 		o, err1 := strconv.ParseInt(off, 10, 64)
 		p, err2 := strconv.ParseInt(part, 10, 32)
-		if !ok1 || !ok2 || err1 != nil || err2 != nil {
-			return stored, readBound{pushed: -1} // not ours
+		if !ok || topic == "" || err1 != nil || err2 != nil {
+			return false
 		}
 		b.out[topicPart{topic, int32(p)}] = o
+		return true
+	}
+	if strings.Contains(rest, ":") {
+		for group := range strings.SplitSeq(rest, "|") {
+			topic, list, ok := strings.Cut(group, ":")
+			if !ok || !legalTopic(topic) {
+				return stored, readBound{pushed: -1}
+			}
+			for f := range strings.SplitSeq(list, ",") {
+				if !add(topic, f) {
+					return stored, readBound{pushed: -1}
+				}
+			}
+		}
+		return meta, b
+	}
+	// As written before: topic/part=off in each entry.
+	for f := range strings.SplitSeq(rest, ",") {
+		tp, off, _ := strings.Cut(f, "=")
+		topic, part, ok := cutLast(tp, "/")
+		if !ok || !add(topic, part+"="+off) {
+			return stored, readBound{pushed: -1} // not ours
+		}
 	}
 	return meta, b
 }
