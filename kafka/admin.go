@@ -17,10 +17,16 @@ import (
 
 // EnsureTopic creates topic with the given number of partitions and replication factor if it
 // does not exist yet; an existing topic is left as it is (its partition count is returned).
-// Only Config's connection settings are used.
+// A replication factor of DefaultReplication (-1) leaves it to the brokers'
+// default.replication.factor (Kafka 2.4 and later), as on Amazon MSK, whose default is 3 on
+// clusters of three brokers or more. Only Config's connection settings are used.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int32, replication int16) (int32, error) {
 	return ensure(ctx, cfg, topic, partitions, replication, nil, nil)
 }
+
+// DefaultReplication, as EnsureTopic's replication factor, is the brokers'
+// default.replication.factor.
+const DefaultReplication int16 = -1
 
 // ensure is EnsureTopic with topic configs for a creation and a check of the topic after.
 func ensure(ctx context.Context, cfg Config, topic string, partitions int32, replication int16,
@@ -28,8 +34,8 @@ func ensure(ctx context.Context, cfg Config, topic string, partitions int32, rep
 	if topic == "" {
 		return 0, invalid("topic", "empty")
 	}
-	if partitions <= 0 || replication <= 0 {
-		return 0, invalid("partitions", "need partitions > 0 and replication > 0, got %d and %d", partitions, replication)
+	if partitions <= 0 || replication <= 0 && replication != DefaultReplication {
+		return 0, invalid("partitions", "need partitions > 0 and replication > 0 (or DefaultReplication), got %d and %d", partitions, replication)
 	}
 	if err := cfg.validate(roleProducer); err != nil {
 		return 0, err

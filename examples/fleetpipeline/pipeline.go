@@ -82,8 +82,10 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	// OpenSearch refuses for good. Each carries its reason. One producer, sized to the
 	// topic's max.message.bytes at start.
 	// The topic is created if missing (Amazon MSK does not create topics on first use), as
-	// the alerts topic is: a dead-letter topic that will not be created stops the Source.
-	if _, err := kafka.EnsureTopic(ctx, kcfg, c.topic+".dlq", 1, 1); err != nil {
+	// the alerts topic is, with the brokers' default replication factor (3 on a three-AZ MSK
+	// cluster; it was 1, so one broker's loss lost them): a dead-letter topic that will not
+	// be created stops the Source.
+	if _, err := kafka.EnsureTopic(ctx, kcfg, c.topic+".dlq", 1, kafka.DefaultReplication); err != nil {
 		return fmt.Errorf("dead-letter topic: %w", err)
 	}
 	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
@@ -266,7 +268,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return fmt.Errorf("index templates: %w", err)
 	}
 	if c.alerts && c.alertsTopic != "" {
-		if _, err := kafka.EnsureTopic(ctx, kcfg, c.alertsTopic, 6, 1); err != nil {
+		if _, err := kafka.EnsureTopic(ctx, kcfg, c.alertsTopic, 6, kafka.DefaultReplication); err != nil {
 			return err
 		}
 	}
