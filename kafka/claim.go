@@ -208,7 +208,14 @@ func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, par
 	}
 }
 
-func (h *handler[T]) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *handler[T]) Cleanup(sess sarama.ConsumerGroupSession) error {
+	// A fenced static member must not rejoin (it would fence the other process in turn):
+	// stop before Run's loop gets to that, whether or not the group's error channel said so.
+	if cause := context.Cause(sess.Context()); errors.Is(cause, sarama.ErrFencedInstancedId) {
+		h.s.fail(h.s.fenced(cause))
+	}
+	return nil
+}
 
 // ConsumeClaim feeds one partition into the input until the claim is revoked or the session
 // ends, then hands the partition back (see release).

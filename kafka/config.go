@@ -128,6 +128,18 @@ type Rebalance struct {
 	// Timeout is how long a member may take to give up revoked partitions, including the
 	// commit of the batch in flight. Default 60s.
 	Timeout time.Duration
+	// InstanceID, if set, makes the member static (KIP-345, Kafka's group.instance.id;
+	// brokers of Kafka 2.3 or later): a member that leaves, stops or restarts keeps its
+	// partitions until SessionTimeout passes without it, and an instance back within that
+	// time takes them again with no rebalance, so a rolling restart moves no partition and
+	// replays nothing but each restarted instance's own. Give every instance an id of its
+	// own that it keeps across restarts (a StatefulSet pod's name, a host name), up to 200
+	// characters of [a-zA-Z0-9._-], and raise SessionTimeout above the time a restart
+	// takes: meanwhile the instance's partitions are read by no one. An Exchange's consumer,
+	// another member of the group, joins with the id and its own name after it. Two
+	// processes with one id cannot both be members: the one that joins last fences the other,
+	// which stops with ErrFencedInstance.
+	InstanceID string
 }
 
 // Fetch tunes how much a consumer asks for at once. The sizes count bytes as stored, so

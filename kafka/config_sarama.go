@@ -69,6 +69,9 @@ func (c *Config) validate(r role) error {
 				StrategyCooperativeSticky, StrategySticky, StrategyRange, StrategyRoundRobin)
 		}
 		rb := c.rebalance()
+		if id := rb.InstanceID; id != "" && (len(id) > 200 || !legalTopic(id)) {
+			bad("Rebalance.InstanceID", "%q: up to 200 characters of a-z, A-Z, 0-9, '.', '_' and '-'", id)
+		}
 		if rb.SessionTimeout < time.Second {
 			bad("Rebalance.SessionTimeout", "%v: must be at least 1s", rb.SessionTimeout)
 		}
@@ -241,6 +244,7 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 		sc.Consumer.Group.Session.Timeout = rb.SessionTimeout
 		sc.Consumer.Group.Heartbeat.Interval = rb.HeartbeatInterval
 		sc.Consumer.Group.Rebalance.Timeout = rb.Timeout
+		sc.Consumer.Group.InstanceId = rb.InstanceID
 		sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy(rb.Strategy)}
 		sc.Consumer.Fetch.Default = c.Fetch.MaxBytes
 		if sc.Consumer.Fetch.Default == 0 {

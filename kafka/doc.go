@@ -82,6 +82,22 @@
 // records and state, and commits once more before it lets go. Eager strategies (sticky,
 // range, roundrobin) do the same for every partition at each rebalance.
 //
+// Static membership (Config.Rebalance.InstanceID, Kafka's group.instance.id, KIP-345): a
+// member with an instance id does not leave the group when it stops. Its partitions stay
+// assigned to it, unread, until Config.Rebalance.SessionTimeout passes without it, and an
+// instance that comes back with the same id within that time takes them again with no
+// rebalance: a rolling restart of N instances moves no partition (with dynamic members each
+// restart moves the instance's partitions away and back, and each move replays from the
+// committed offsets and rebuilds open windows). Set the session timeout above the time a
+// restart takes (Kafka Streams suggests minutes); a crashed instance's partitions then wait
+// that long for another owner. Every instance needs an id of its own that it keeps across
+// restarts; Exchanges and other Sources of the same group in one process are members too,
+// and an Exchange adds its name to the id (id.name), while two Sources of one process with
+// the same group and id are refused at Run. A process that joins with an id in use fences
+// the member that had it: that Source stops with ErrFencedInstance instead of joining again,
+// which would fence the other in turn (TestStaticMembership). Under exactly once the
+// transactions' offset commits carry the instance id.
+//
 // # Backpressure
 //
 // Each claimed partition has one goroutine that decodes records and moves them into the

@@ -103,6 +103,19 @@ func (l *logWatch) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// count returns how many lines match accepts.
+func (l *logWatch) count(match func(string) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.lines {
+		if match(m) {
+			n++
+		}
+	}
+	return n
+}
+
 // wait returns the first line that match accepts.
 func (l *logWatch) wait(t *testing.T, match func(string) bool) string {
 	t.Helper()

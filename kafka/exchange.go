@@ -175,6 +175,10 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 	scfg := cfg
 	scfg.Brokers = slices.Clone(cfg.Brokers)
 	scfg.Topics = []string{topic}
+	if scfg.Rebalance.InstanceID != "" {
+		// Another member of the group, in the same process: an id of its own.
+		scfg.Rebalance.InstanceID += "." + name
+	}
 	scfg.InitialOffset = OffsetOldest // records sent before the first commit must be read
 	if scfg.Fetch.MaxWait == 0 {
 		scfg.Fetch.MaxWait = exchangeFetchWait

@@ -239,6 +239,13 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if err != nil {
 		return err
 	}
+	if id := s.cfg.Rebalance.InstanceID; id != "" {
+		release, err := claimInstance(s.cfg.Group, id)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	if s.o.readCommitted || s.eos.Load() != nil {
 		// Exactly once reads read_committed, as Kafka Streams does: that also makes the
 		// group's offset fetches wait for offsets that a transaction still completing
@@ -333,6 +340,10 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 				s.fail(s.cfg.notAuthorized(err, a))
 				continue
 			}
+			if errors.Is(err, sarama.ErrFencedInstancedId) {
+				s.fail(s.fenced(err))
+				continue
+			}
 			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && isMetadataTooLarge(ce.Err) {
 				s.fail(s.metadataTooLarge(ce.Topic, ce.Partition))
 				continue
@@ -375,7 +386,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		s.endSession.Store(&endSession)
 		err := group.Consume(sessCtx, s.cfg.Topics, h)
 		endSession()
-		if runCtx.Err() != nil {
+		if runCtx.Err() != nil || s.fatal.Load() != nil {
 			break
 		}
 		if err == nil {
@@ -384,6 +395,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			return fmt.Errorf("kafka: consume: %w", err)
+		}
+		if errors.Is(err, sarama.ErrFencedInstancedId) {
+			return s.fenced(err)
 		}
 		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			return connectError(&s.cfg, err)

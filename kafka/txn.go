@@ -51,11 +51,12 @@ type outputs map[topicPart]int64
 // the pipeline's run loop (Producer.Write, Source.Commit, Close) and, for the snapshot and the
 // read-back bounds, from the claims.
 type txn struct {
-	cfg   Config
-	group string
-	id    string
-	log   *slog.Logger
-	tune  func(*sarama.Config)
+	cfg        Config
+	group      string
+	instanceID string // the member's group.instance.id (static membership), or ""
+	id         string
+	log        *slog.Logger
+	tune       func(*sarama.Config)
 
 	// snap is the end of committed output as of the last transaction (or the connection):
 	// any output made from a record pushed after it was published lies after it.
@@ -94,7 +95,7 @@ type txnOffset struct {
 }
 
 func newTxn(cfg Config, id string, log *slog.Logger, tune func(*sarama.Config)) *txn {
-	return &txn{cfg: cfg, group: cfg.Group, id: id, log: log, tune: tune, bounds: outputs{}, seen: map[digest]int{}}
+	return &txn{cfg: cfg, group: cfg.Group, instanceID: cfg.Rebalance.InstanceID, id: id, log: log, tune: tune, bounds: outputs{}, seen: map[digest]int{}}
 }
 
 // defaultTransactionalID is stable across restarts of an instance on one host, so that a
@@ -379,6 +380,9 @@ func (t *txn) run(msgs []*sarama.ProducerMessage, offs []txnOffset) error {
 	}
 	for _, sess := range order {
 		gm := &sarama.ConsumerGroupMetadata{GroupID: t.group, GenerationID: sess.GenerationID(), MemberID: sess.MemberID()}
+		if t.instanceID != "" {
+			gm.GroupInstanceID = &t.instanceID
+		}
 		if err := t.prod.AddOffsetsToTxnWithGroupMetadata(bySess[sess], gm); err != nil {
 			return fmt.Errorf("kafka: add offsets to transaction: %w", t.cfg.notAuthorized(err, access{group: t.group, txnID: t.id}))
 		}

@@ -14,10 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
 )
 
 // Environment variables written to env.sh by `testenv/services.sh up` (testenv/env.sh, or
@@ -235,4 +238,29 @@ func FaultTest(t testing.TB) {
 		t.Fatalf("testenv: %s is a fault test; it runs in the fault step (FLEETSTREAM_FAULT_TESTS=1, see make test), not here", t.Name())
 	}
 	t.Skip("testenv: fault test stops shared services; run with FLEETSTREAM_FAULT_TESTS=1 go test -p 1 -run '^TestFault' ./...")
+}
+
+// GroupInstanceIDs returns the group instance ids (static membership, KIP-345) of the members
+// of a consumer group on the test's brokers, sorted; members without one are left out.
+func GroupInstanceIDs(t testing.TB, brokers []string, group string) []string {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	if err != nil {
+		t.Fatalf("testenv: admin: %v", err)
+	}
+	defer func() { _ = admin.Close() }()
+	gs, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("testenv: describe group %s: %v (%d groups)", group, err, len(gs))
+	}
+	var ids []string
+	for _, m := range gs[0].Members {
+		if m.GroupInstanceId != nil {
+			ids = append(ids, *m.GroupInstanceId)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }

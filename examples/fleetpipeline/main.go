@@ -66,39 +66,41 @@ func main() {
 
 // config is everything the flags set.
 type config struct {
-	kafka        *cli.Kafka
-	opensearch   *cli.OpenSearch
-	topic        string
-	group        string
-	name         string
-	alertsTopic  string
-	requests     string
-	registry     string
-	txnID        string
-	statsWindow  time.Duration
-	zoneWindow   time.Duration
-	pickupWithin time.Duration
-	lateness     time.Duration
-	outOfOrder   time.Duration
-	batch        time.Duration
-	outputs      int // -concurrent-outputs
-	maxBatch     int // -max-batch
-	exitIdle     time.Duration
-	bounded      bool
-	acceptLoss   bool
-	acceptChange bool // -accept-changed-operators
-	zoneDemand   bool
-	alerts       bool
-	rekeyByCab   bool
-	statusEvery  time.Duration
-	replicas     int
-	indexTag     string
-	maxCabs      int
-	httpAddr     string
-	verbose      bool
-	cpuProfile   string
-	memProfile   string
-	gcPercent    int
+	kafka          *cli.Kafka
+	opensearch     *cli.OpenSearch
+	topic          string
+	group          string
+	name           string
+	alertsTopic    string
+	requests       string
+	registry       string
+	txnID          string
+	instanceID     string        // -group-instance-id
+	sessionTimeout time.Duration // -session-timeout
+	statsWindow    time.Duration
+	zoneWindow     time.Duration
+	pickupWithin   time.Duration
+	lateness       time.Duration
+	outOfOrder     time.Duration
+	batch          time.Duration
+	outputs        int // -concurrent-outputs
+	maxBatch       int // -max-batch
+	exitIdle       time.Duration
+	bounded        bool
+	acceptLoss     bool
+	acceptChange   bool // -accept-changed-operators
+	zoneDemand     bool
+	alerts         bool
+	rekeyByCab     bool
+	statusEvery    time.Duration
+	replicas       int
+	indexTag       string
+	maxCabs        int
+	httpAddr       string
+	verbose        bool
+	cpuProfile     string
+	memProfile     string
+	gcPercent      int
 }
 
 func registerFlags(fs *flag.FlagSet) *config {
@@ -112,6 +114,8 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.requests, "requests-topic", "", "Kafka topic of the booking app's ride requests (JSON, keyed by request_id; replay -requests-topic writes them): adds supply and demand per zone and -zone-window to zone-supply-YYYY.MM.DD and the time to pickup to ride-pickups-YYYY.MM.DD, through the topics <group>-supply-repartition and <group>-pickups-repartition (empty: none)")
 	fs.StringVar(&c.registry, "registry-topic", "", "compacted Kafka topic of the fleet registry (JSON, keyed by cab_id; replay -registry-topic writes it): loaded at start, followed while running, and joined to each cab-stats document as of its window (fields fleet, vehicle_type, driver_id) (empty: none)")
 	fs.DurationVar(&c.pickupWithin, "pickup-within", 15*time.Minute, "with -requests-topic: how long after its assignment a request's cab may pick up to count as its pickup (ride-pickups-YYYY.MM.DD)")
+	fs.StringVar(&c.instanceID, "group-instance-id", "", "static group membership (Kafka's group.instance.id, KIP-345): an id of this instance's own that it keeps across restarts (a StatefulSet pod's name), so that a restart within -session-timeout takes the instance's partitions back with no rebalance; a process that starts with an id in use stops the one that had it (empty: dynamic membership)")
+	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent member before its partitions move; with -group-instance-id, make it longer than a restart takes")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, with -cabs after it under -rekey-by-cab, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")

@@ -47,6 +47,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	log := logger(w, c.verbose)
 	kcfg := c.kafka.Config()
 	kcfg.Group, kcfg.Topics = c.group, []string{c.topic}
+	kcfg.Rebalance.InstanceID, kcfg.Rebalance.SessionTimeout = c.instanceID, c.sessionTimeout
 	ocfg, err := c.opensearch.Config()
 	if err != nil {
 		return err
@@ -142,6 +143,9 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 	if c.requests != "" {
 		rcfg := kcfg
 		rcfg.Topics = []string{c.requests}
+		if rcfg.Rebalance.InstanceID != "" {
+			rcfg.Rebalance.InstanceID += ".requests" // another member of the group
+		}
 		ropts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
 		if caughtUp != nil {
 			ropts = append(ropts, caughtUp)
