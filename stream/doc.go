@@ -197,6 +197,24 @@
 // the commit, downstream, during a replay) every upstream record is kept exactly once
 // downstream, and the downstream operators replay exactly as for any source (see Delivery).
 //
+// The checkpoint's marks are written in format "x2;" (described in exchange_marks.go): about
+// 12 bytes per upstream partition, against about 35 in format "x1;" of earlier releases, so a
+// repartition of two sources of 150 partitions each commits about 3.6 KB, within Kafka's
+// default limit of 4 KiB for offset metadata (TestMarksSize). This release reads "x1;"
+// checkpoints as before (TestMarksFormatX1); an earlier release does not read "x2;" ones. It
+// logs that it ignores the committed repartition marks, and the downstream partition starts
+// from the committed offset without them, as if it had no checkpoint: copies of records read
+// before the commit that an upstream replay sent again after it are kept again (counted
+// twice), its watermark is NoWatermark until every upstream partition sent a mark again, the
+// fire watermark kept with the marks is lost (a window after the repartition that has no
+// entry of its own in the operators' checkpoint may emit again, from part of their records,
+// windows that fired before the commit), and a past run's end marks and the inputs' names
+// are not checked. That happens after a rollback to an earlier release, and to an instance
+// of the earlier release that a rolling deploy of this one leaves running, when it is
+// assigned a partition this release committed: stop every instance of the earlier release
+// before starting this one, and expect those copies after a rollback. Marks with nothing but
+// a past run's end (see "Runs one after another") are still written "x1;".
+//
 // Those numbers mean something only for the input that made them. A source that names its
 // inputs (InputIdentifier: a Kafka Source its topics, in the order that numbers their
 // partitions) has their names' hashes recorded in every repartition checkpoint ("i,"
@@ -311,11 +329,14 @@
 // offset).
 //
 // Limits: a late record may be reported late again by a replay (at least once, like every
-// dead letter). The marks checkpoint grows with the number of upstream partitions (about 40
-// bytes each; Kafka's default offset metadata limit is 4 KiB). Records late in their own
-// partition are late downstream or not depending on the marks sent before them, after each
-// upstream batch: a replay that reads the upstream partitions in other batches may judge them
-// otherwise (the sweep's small-batch replays leave them out).
+// dead letter). The marks checkpoint grows with the number of upstream partitions (about 12
+// bytes each, see above; Kafka's default offset metadata limit is 4 KiB, beyond which
+// kafka.Source stops with kafka.ErrCommitMetadataTooLarge): a repartition of more than about
+// 300 upstream partitions, or about 240 whose watermarks have sub-millisecond parts, needs
+// offset.metadata.max.bytes raised. Records late in their own partition are late downstream
+// or not depending on the marks sent before them, after each upstream batch: a replay that
+// reads the upstream partitions in other batches may judge them otherwise (the sweep's
+// small-batch replays leave them out).
 // A bounded run ends the repartition's input when every upstream source ended and every
 // downstream partition the instance owns received the end of every upstream partition
 // (whichever instance read it), so each instance of a scaled-out pipeline ends by itself.
