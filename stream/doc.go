@@ -197,23 +197,24 @@
 // the commit, downstream, during a replay) every upstream record is kept exactly once
 // downstream, and the downstream operators replay exactly as for any source (see Delivery).
 //
-// The checkpoint's marks are written in format "x2;" (described in exchange_marks.go): about
-// 12 bytes per upstream partition, against about 35 in format "x1;" of earlier releases, so a
-// repartition of two sources of 150 partitions each commits about 3.6 KB, within Kafka's
-// default limit of 4 KiB for offset metadata (TestMarksSize). This release reads "x1;"
-// checkpoints as before (TestMarksFormatX1); an earlier release does not read "x2;" ones. It
-// logs that it ignores the committed repartition marks, and the downstream partition starts
-// from the committed offset without them, as if it had no checkpoint: copies of records read
-// before the commit that an upstream replay sent again after it are kept again (counted
-// twice), its watermark is NoWatermark until every upstream partition sent a mark again, the
-// fire watermark kept with the marks is lost (a window after the repartition that has no
-// entry of its own in the operators' checkpoint may emit again, from part of their records,
-// windows that fired before the commit), and a past run's end marks and the inputs' names
-// are not checked. That happens after a rollback to an earlier release, and to an instance
-// of the earlier release that a rolling deploy of this one leaves running, when it is
-// assigned a partition this release committed: stop every instance of the earlier release
-// before starting this one, and expect those copies after a rollback. Marks with nothing but
-// a past run's end (see "Runs one after another") are still written "x1;".
+// The checkpoint's marks take about 35 bytes per upstream partition in format "x1;", which
+// every release reads, and about 12 in format "x2;" (described in exchange_marks.go), which
+// earlier releases do not read. Marks of up to 2,048 bytes (about 60 upstream partitions) are
+// written "x1;", larger ones "x2;": a repartition of two sources of 150 partitions each then
+// commits about 3.6 KB, within Kafka's default limit of 4 KiB for offset metadata
+// (TestMarksSize, TestMarksFormatBySize), where "x1;" would pass it from about 2 x 57
+// partitions on (the Source then stops with kafka.ErrCommitMetadataTooLarge). An earlier
+// release that finds "x2;" marks logs that it ignores them, and the downstream partition
+// starts from the committed offset without them, as if it had no checkpoint: copies of
+// records read before the commit that an upstream replay sent again after it are kept again
+// (counted twice), its watermark is NoWatermark until every upstream partition sent a mark
+// again, the fire watermark kept with the marks is lost (a window after the repartition that
+// has no entry of its own in the operators' checkpoint may emit again, from part of their
+// records, windows that fired before the commit), and a past run's end marks and the
+// inputs' names are not checked. That can happen only to a repartition with more than about
+// 60 upstream partitions, after a rollback, or to an instance of an earlier release that a
+// rolling deploy leaves running when it is assigned a partition this release committed: for
+// such repartitions, stop every instance of the earlier release before starting this one.
 //
 // Those numbers mean something only for the input that made them. A source that names its
 // inputs (InputIdentifier: a Kafka Source its topics, in the order that numbers their

@@ -220,8 +220,8 @@ func (d marks) ended(ups []int) bool {
 	return end
 }
 
-// The marks in a commit checkpoint: format "x2;", which replaced "x1;" (decodeMarks reads
-// both). Per upstream source, by source, a header and then its upstream partitions'
+// The marks in a commit checkpoint: format "x2;" when "x1;" would be large (encode,
+// marksX1Max; decodeMarks reads both). Per upstream source, by source, a header and then its upstream partitions'
 // entries, by partition; then the past run's end and the named inputs, as in "x1;":
 //
 //	s,<source>,<count>,<n>,<seq base>,<seq unit>,<wm base>,<wm unit>,<mark base>,<mark unit>;
@@ -251,9 +251,10 @@ func (d marks) ended(ups []int) bool {
 // "x1;", about 35), and a repartition of two sources of 150 partitions each commits about
 // 3.6 KB.
 //
-// "x1;" wrote per upstream partition "from,seq,sub,markSeq,wm,flags;" and per upstream
+// "x1;" writes per upstream partition "from,seq,sub,markSeq,wm,flags;" and per upstream
 // source "e,source,count;", in base 36. An earlier release refuses "x2;" (decodeMarks: an
-// unknown format, which restore's caller logs before it ignores the marks).
+// unknown format, which restore's caller logs before it ignores the marks), so it is
+// written only for marks that "x1;" makes too large.
 
 const (
 	marksX1 = "x1;"
@@ -272,8 +273,84 @@ const (
 	flagsWritten    = flagHas | flagMarked // the flags written as nothing (exclusive-or)
 )
 
-// encode writes the marks in format "x2;", in a stable order.
+// marksX1Max is the most bytes of marks written in format "x1;", which earlier releases
+// read: during a rolling deploy (or after a rollback) an instance of an earlier release that
+// claims the partition resumes from them, where "x2;" would make it ignore them and count
+// the upstream's replayed records twice. Larger marks (about 60 upstream partitions) are
+// written "x2;", a third of the size: in "x1;" they would soon be refused by the broker.
+const marksX1Max = 2048
+
+// encode writes the marks in a stable order, in format "x1;" if that takes at most
+// marksX1Max bytes, otherwise in format "x2;".
 func (d marks) encode() string {
+	// An entry of "x1;" takes at least 12 bytes: many entries are too many at once.
+	if 12*len(d.up) <= marksX1Max {
+		if x1, ok := d.appendX1(nil, marksX1Max); ok {
+			return string(x1)
+		}
+	}
+	return d.encodeX2()
+}
+
+// encodeX1 writes the marks in format "x1;", which earlier releases write and read too.
+func (d marks) encodeX1() string {
+	b, _ := d.appendX1(nil, math.MaxInt)
+	return string(b)
+}
+
+// appendX1 appends the marks in format "x1;" to b; it stops and reports false once they
+// take more than limit bytes.
+func (d marks) appendX1(b []byte, limit int) ([]byte, bool) {
+	froms := make([]int32, 0, len(d.up))
+	for f := range d.up {
+		froms = append(froms, f)
+	}
+	slices.Sort(froms)
+	start := len(b)
+	b = slices.Grow(b, 8+40*len(froms))
+	b = append(b, marksX1...)
+	for _, f := range froms {
+		if len(b)-start > limit {
+			return b, false
+		}
+		m := d.up[f]
+		flags := 0
+		for i, on := range []bool{m.has, m.marked, m.idle, m.end} {
+			if on {
+				flags |= 1 << i
+			}
+		}
+		b = strconv.AppendInt(b, int64(f), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.seq, 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(m.sub), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.markSeq, 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.wm, 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(flags), 36)
+		b = append(b, ';')
+	}
+	srcs := make([]int, 0, len(d.expect))
+	for s := range d.expect {
+		srcs = append(srcs, s)
+	}
+	slices.Sort(srcs)
+	for _, s := range srcs {
+		b = append(b, 'e', ',')
+		b = strconv.AppendInt(b, int64(s), 36)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(d.expect[s]), 36)
+		b = append(b, ';')
+	}
+	b = d.appendOther(b)
+	return b, len(b)-start <= limit
+}
+
+// encodeX2 writes the marks in format "x2;", in a stable order.
+func (d marks) encodeX2() string {
 	froms := make([]int32, 0, len(d.up))
 	for f := range d.up {
 		froms = append(froms, f)

@@ -6,60 +6,12 @@ package stream
 import (
 	"math"
 	"math/rand/v2"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// encodeX1 is encode as earlier releases had it, format "x1;" (the entries "l" and "i"
-// are the same in both).
-func encodeX1(d marks) string {
-	froms := make([]int32, 0, len(d.up))
-	for f := range d.up {
-		froms = append(froms, f)
-	}
-	slices.Sort(froms)
-	b := make([]byte, 0, 8+40*len(froms))
-	b = append(b, "x1;"...)
-	for _, f := range froms {
-		m := d.up[f]
-		flags := 0
-		for i, on := range []bool{m.has, m.marked, m.idle, m.end} {
-			if on {
-				flags |= 1 << i
-			}
-		}
-		b = strconv.AppendInt(b, int64(f), 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.seq, 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(m.sub), 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.markSeq, 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.wm, 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(flags), 36)
-		b = append(b, ';')
-	}
-	srcs := make([]int, 0, len(d.expect))
-	for s := range d.expect {
-		srcs = append(srcs, s)
-	}
-	slices.Sort(srcs)
-	for _, s := range srcs {
-		b = append(b, 'e', ',')
-		b = strconv.AppendInt(b, int64(s), 36)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(d.expect[s]), 36)
-		b = append(b, ';')
-	}
-	return string(d.appendOther(b))
-}
 
 // requireSameMarks: what a checkpoint keeps of the marks (not the run of an end, not the
 // end rule).
@@ -137,7 +89,7 @@ func TestMarksFormatRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	for range 5000 {
 		m := randomMarks(rng)
-		enc := m.encode()
+		enc := m.encodeX2()
 		require.True(t, strings.HasPrefix(enc, "x2;"), enc)
 		require.NotContains(t, enc, markSep)
 		require.NotContains(t, enc, "~")
@@ -151,11 +103,11 @@ func TestMarksFormatRoundTrip(t *testing.T) {
 
 		// An earlier release's checkpoint of marks it could make (its decoder truncates
 		// partition counts to int32, keeps the largest "l" position).
-		old := encodeX1(m)
+		old := m.encodeX1()
 		back, err = decodeMarks(old)
 		require.NoError(t, err, old)
 		requireSameMarks(t, m, back, old)
-		back, err = decodeMarks(back.encode())
+		back, err = decodeMarks(back.encodeX2())
 		require.NoError(t, err)
 		requireSameMarks(t, m, back, old)
 	}
@@ -178,21 +130,43 @@ func TestMarksFormatX1(t *testing.T) {
 	// Written by the previous release's encode.
 	const x1 = "x1;0,0,0,-1,-1y2p0ij32e8e8,0;e,e,e,l,1y2p0ij32e8e7,f;13ydj7,21i3v9,2,21i3vb,cwyvqzb78bnk,3;13ydj8,21i3ss,0,21i3sq,-5,3;" +
 		"e,0,f;e,1,4;l,2r;i,0,0,10;i,1,0,3w5e11264sgsf;"
-	require.Equal(t, x1, encodeX1(want), "the copy of the earlier encoder")
+	require.Equal(t, x1, want.encodeX1(), "the copy of the earlier encoder")
 	got, err := decodeMarks(x1)
 	require.NoError(t, err)
 	requireSameMarks(t, want, got)
 
-	// Restored by a repartition, then committed in the new format, the same marks.
+	// Restored by a repartition, then committed again: small marks stay in the format an
+	// earlier release reads (an instance of it may claim the partition during a rolling
+	// deploy), the same marks.
 	sh := &shuffle[int]{parts: map[int32]*downPart{}, ups: []int{0, 1}}
 	require.NoError(t, sh.restore(globalPart(2, 0), 20, x1))
 	d := sh.parts[globalPart(2, 0)]
 	_, enc := sh.checkpoint(globalPart(2, 0), 20)
-	require.True(t, strings.HasPrefix(enc, "x2;"), enc)
+	require.True(t, strings.HasPrefix(enc, "x1;"), enc)
 	back, err := decodeMarks(enc)
 	require.NoError(t, err)
 	require.Equal(t, d.base.up, back.up)
 	require.Equal(t, want.expect, back.expect)
+	back, err = decodeMarks(d.base.encodeX2())
+	require.NoError(t, err)
+	require.Equal(t, d.base.up, back.up, "and in the new format")
+	require.Equal(t, want.expect, back.expect)
+}
+
+// TestMarksFormatBySize: encode writes "x1;", which earlier releases read, up to
+// marksX1Max bytes, and "x2;" beyond, where "x1;" would soon pass the broker's 4,096 bytes.
+func TestMarksFormatBySize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	small, large := realisticMarks(rng, 1, 20, false), realisticMarks(rng, 2, 60, false)
+	require.LessOrEqual(t, len(small.encodeX1()), marksX1Max)
+	require.Equal(t, small.encodeX1(), small.encode(), "20 upstream partitions")
+	require.Greater(t, len(large.encodeX1()), marksX1Max)
+	require.Equal(t, large.encodeX2(), large.encode(), "120 upstream partitions")
+	for _, m := range []marks{small, large} {
+		back, err := decodeMarks(m.encode())
+		require.NoError(t, err)
+		requireSameMarks(t, m, back)
+	}
 }
 
 // realisticMarks returns the marks of a downstream partition of a repartition of srcs
@@ -240,7 +214,7 @@ func TestMarksSize(t *testing.T) {
 					}
 				}
 			}
-			enc, old := m.encode(), encodeX1(m)
+			enc, old := m.encodeX2(), m.encodeX1()
 			back, err := decodeMarks(enc)
 			require.NoError(t, err)
 			requireSameMarks(t, m, back)
@@ -265,11 +239,11 @@ func FuzzDecodeMarks(f *testing.F) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 10 {
 		m := randomMarks(rng)
-		f.Add(m.encode())
-		f.Add(encodeX1(m))
+		f.Add(m.encodeX2())
+		f.Add(m.encodeX1())
 	}
-	f.Add(realisticMarks(rng, 2, 5, false).encode())
-	f.Add(realisticMarks(rng, 1, 5, true).encode())
+	f.Add(realisticMarks(rng, 2, 5, false).encodeX2())
+	f.Add(realisticMarks(rng, 1, 5, true).encodeX2())
 	for _, s := range []string{"x2;", "x2;s;", "x2;s,,,2;;;", "x2;s,,,2;;", "x2;s,,,1,,0;", "x2;s,,,1,,,,,1;,,,,,W;",
 		"x2;s,,,1;,,,,,10;", "x2;s,,,1;,,,,,Z;", "x2;s,,,1;,,,,-1;", "x2;s,,,1;,,,,4oIxi;", "x2;s,-Z,,1;;", "x2;s,,,1;;s,,,1;;",
 		"x2;s,,,1;-;", "x2;s,,,1;-0;", "x2;s,,,1;00;", "x2;s,,,1;LygHa16AHYG;", "x2;s,,,1;LygHa16AHYF;", "x2;l,1;i,0,0,1;",
@@ -281,7 +255,7 @@ func FuzzDecodeMarks(f *testing.F) {
 		if err != nil {
 			return
 		}
-		enc := m.encode()
+		enc := m.encodeX2()
 		back, err := decodeMarks(enc)
 		if err != nil {
 			t.Fatalf("%q decoded, encoded %q, which does not decode: %v", s, enc, err)
@@ -293,16 +267,21 @@ func FuzzDecodeMarks(f *testing.F) {
 // BenchmarkMarksEncode: the marks are encoded at every commit of a repartition's partition;
 // here those of two sources of 150 partitions each, in both formats.
 func BenchmarkMarksEncode(b *testing.B) {
-	m := realisticMarks(rand.New(rand.NewPCG(5, 6)), 2, 150, false)
-	for _, c := range []struct {
-		format string
-		encode func(marks) string
-	}{{"x1", encodeX1}, {"x2", marks.encode}} {
-		b.Run("format="+c.format, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = c.encode(m)
-			}
-		})
+	for _, size := range []struct {
+		name        string
+		srcs, parts int
+	}{{"2x150", 2, 150}, {"1x6", 1, 6}} {
+		m := realisticMarks(rand.New(rand.NewPCG(5, 6)), size.srcs, size.parts, false)
+		for _, c := range []struct {
+			format string
+			encode func(marks) string
+		}{{"x1", marks.encodeX1}, {"x2", marks.encodeX2}, {"chosen", marks.encode}} {
+			b.Run("marks="+size.name+"/format="+c.format, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = c.encode(m)
+				}
+			})
+		}
 	}
 }
