@@ -88,6 +88,17 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 			if r.Mark && r.End && h.pos < d.cur.staleEnd {
 				continue // a past run's end (see marks.staleEnd)
 			}
+			if si, _ := PartitionSource(r.From); !slices.Contains(sh.ups, si) {
+				// Sent by a source that does not feed the repartition in this graph: the
+				// last run's, with another graph (see restore), read again after its
+				// commit. Its marks never move again and would hold the watermark where
+				// that run left it; its values are kept, as there is nothing to tell their
+				// copies by.
+				if !r.Mark {
+					kept = append(kept, b[j])
+				}
+				continue
+			}
 			keep := d.cur.apply(&h)
 			// hist holds what a checkpoint at a later position needs, for as long as the
 			// operators hold the commit back (a window's length): not one entry per record.
