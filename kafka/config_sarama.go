@@ -72,6 +72,10 @@ func (c *Config) validate(r role) error {
 		if id := rb.InstanceID; id != "" && (len(id) > 200 || !legalTopic(id)) {
 			bad("Rebalance.InstanceID", "%q: up to 200 characters of a-z, A-Z, 0-9, '.', '_' and '-'", id)
 		}
+		if v, err := sarama.ParseKafkaVersion(c.Version); rb.InstanceID != "" && c.Version != "" && err == nil && !v.IsAtLeast(sarama.V2_3_0_0) {
+			// sarama would leave the id out and the members dynamic, silently.
+			bad("Rebalance.InstanceID", "static membership needs Kafka 2.3 or later; Version is %s", c.Version)
+		}
 		if rb.SessionTimeout < time.Second {
 			bad("Rebalance.SessionTimeout", "%v: must be at least 1s", rb.SessionTimeout)
 		}

@@ -48,9 +48,12 @@ func metadataTooLarge(where string, size int) error {
 		"repartition topics with fewer partitions", ErrCommitMetadataTooLarge, where, what)
 }
 
-// isMetadataTooLarge reports whether err is the broker's OFFSET_METADATA_TOO_LARGE.
+// isMetadataTooLarge reports whether err is the broker's OFFSET_METADATA_TOO_LARGE, or
+// INVALID_COMMIT_OFFSET_SIZE (one commit's metadata together over the limit of a record of
+// __consumer_offsets, about 1 MB: a member committing hundreds of partitions with large
+// checkpoints), which sarama too logs and goes on from.
 func isMetadataTooLarge(err error) bool {
-	return errors.Is(err, sarama.ErrOffsetMetadataTooLarge)
+	return errors.Is(err, sarama.ErrOffsetMetadataTooLarge) || errors.Is(err, sarama.ErrInvalidCommitOffsetSize)
 }
 
 // ErrFencedInstance is wrapped by the error that stops a Source whose static group member

@@ -49,11 +49,16 @@ type readBound struct {
 }
 
 // encodeBound appends a read-back bound to the pipeline's checkpoint:
-// meta~eos~PUSHED;topic:part=off,part=off|topic:part=off, the topics in order, each named
-// once (Kafka's topic names hold no ':' and no '|'), since the broker bounds a commit's
-// metadata (offset.metadata.max.bytes, 4096 bytes by default) and an output topic of many
-// partitions would repeat its name in every entry. Releases before this one wrote
-// topic/part=off,... with the name in each entry; splitBound reads both.
+// meta~eos~PUSHED;topic/part=off,..., the format every release reads, while the list takes at
+// most boundFlatMax bytes; a longer one (an output topic of many partitions) names each topic
+// once: meta~eos~PUSHED;topic:part=off,part=off|topic:part=off (Kafka's topic names hold no
+// ':' and no '|'), since the broker bounds a commit's metadata (offset.metadata.max.bytes,
+// 4096 bytes by default). Releases before this one read that as no bound, and the whole
+// metadata as the checkpoint, which they then refuse: during a rolling deploy or after a
+// rollback, an instance of such a release that claims the partition starts its operators
+// cold and without the read-back, so it may write output again. That can happen only to a
+// Source bound to outputs of more than about 50 partitions, which the format before made
+// about 16 bytes longer per partition.
 func encodeBound(meta string, b readBound) string {
 	if len(b.out) == 0 {
 		return meta
@@ -74,6 +79,19 @@ func encodeBound(meta string, b readBound) string {
 	if b.pushed >= 0 {
 		fmt.Fprintf(&s, "%d;", b.pushed)
 	}
+	start := s.Len()
+	for i, k := range keys {
+		if i > 0 {
+			s.WriteByte(',')
+		}
+		fmt.Fprintf(&s, "%s/%d=%d", k.topic, k.part, b.out[k])
+	}
+	if s.Len()-start <= boundFlatMax {
+		return s.String()
+	}
+	flat := s.String()
+	s.Reset()
+	s.WriteString(flat[:start])
 	for i, k := range keys {
 		switch {
 		case i == 0:
@@ -90,6 +108,10 @@ func encodeBound(meta string, b readBound) string {
 	}
 	return s.String()
 }
+
+// boundFlatMax is the most bytes of a read-back bound's list written in the format every
+// release reads (see encodeBound).
+const boundFlatMax = 1024
 
 // splitBound splits stored offset metadata into the pipeline's checkpoint and the read-back
 // bound. Metadata without a bound is all checkpoint; a bound without the pushed end (as

@@ -90,16 +90,18 @@ func TestBoundEncoding(t *testing.T) {
 	}
 	require.Equal(t, "ckpt", encodeBound("ckpt", readBound{pushed: 9}), "no bound: nothing to store")
 
-	// Two topics, each named once; the old format with several entries still reads.
+	// A small bound in the format every release reads (a rolling deploy or a rollback may
+	// hand the partition to an earlier release); the grouped format, each topic named once,
+	// reads too.
 	b = readBound{out: outputs{{"cab-alerts", 0}: 10323, {"cab-alerts", 1}: 10909, {"zones", 2}: 7}, pushed: 13973}
 	enc := encodeBound("ckpt", b)
-	require.Equal(t, "ckpt"+eosMarker+"13973;cab-alerts:0=10323,1=10909|zones:2=7", enc)
+	require.Equal(t, "ckpt"+eosMarker+"13973;cab-alerts/0=10323,cab-alerts/1=10909,zones/2=7", enc)
 	meta, got = splitBound(enc)
 	require.Equal(t, "ckpt", meta)
 	require.Equal(t, b, got)
-	meta, got = splitBound("ckpt" + eosMarker + "13973;cab-alerts/0=10323,cab-alerts/1=10909,zones/2=7")
+	meta, got = splitBound("ckpt" + eosMarker + "13973;cab-alerts:0=10323,1=10909|zones:2=7")
 	require.Equal(t, "ckpt", meta)
-	require.Equal(t, b, got, "as releases before wrote it")
+	require.Equal(t, b, got, "grouped")
 	for _, bad := range []string{"1;a:0=1|:1=2", "1;a:0=1|b", "1;a:0=x", "1;a:=1", "1;a:0=1,", "1;a/0=1,b:0=2"} {
 		stored := "ckpt" + eosMarker + bad
 		meta, got = splitBound(stored)
@@ -107,13 +109,14 @@ func TestBoundEncoding(t *testing.T) {
 		require.Equal(t, readBound{pushed: -1}, got, bad)
 	}
 
-	// 80 partitions of an output topic: the name once, not 80 times (the broker refuses a
-	// commit's metadata over 4096 bytes by default).
+	// 80 partitions of an output topic: past boundFlatMax, the name once, not 80 times (the
+	// broker refuses a commit's metadata over 4096 bytes by default).
 	many := readBound{out: outputs{}, pushed: 1 << 30}
 	for p := range int32(80) {
 		many.out[topicPart{"fleet-cab-alerts", p}] = 1<<32 + int64(p)
 	}
 	enc = encodeBound("", many)
+	require.Contains(t, enc, "fleet-cab-alerts:0=")
 	_, got = splitBound(enc)
 	require.Equal(t, many, got)
 	require.Less(t, len(enc), 80*16, "bytes for 80 partitions: %d (%d with the name in each entry)", len(enc), len(enc)+79*len("fleet-cab-alerts"))

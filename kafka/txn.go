@@ -446,6 +446,11 @@ func (t *txn) failed(err error) error {
 				"initialises transactional id %q during this one's commit (every instance needs an id of its own, "+
 				"WithTransactionalID; see the coordinator's log): %w", t.id, err)
 		}
+		if errors.Is(err, sarama.ErrFencedInstancedId) {
+			// Another process joined the group with this member's instance id.
+			err = fmt.Errorf("%w: %q (Config.Rebalance.InstanceID): give every instance an id of its own: %w",
+				ErrFencedInstance, t.instanceID, err)
+		}
 		t.err = stream.Permanent(fmt.Errorf("%w: %w", ErrTransaction, err))
 		return t.err
 	}
