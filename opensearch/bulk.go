@@ -434,10 +434,13 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		}
 	}
 	var forbidden *forbiddenItems
+	var refused []int // items refused for their index (indexRefusal)
+	wrote := false    // an item of the request was written
 	for i, m := range br.Items {
 		it := m[s.cfg.op]
 		switch {
 		case it.Status >= 200 && it.Status < 300:
+			wrote = true
 			if it.Result == "updated" {
 				r.Updated++
 			} else {
@@ -457,15 +460,18 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		case it.Status == 429 || it.Status >= 500:
 			r.Retry++
 			retry = append(retry, pending[i])
-		case it.Status == 401 || it.Status == 403 || indexRefusal(it.Error) != "":
-			// Not the document's fault: the user or role may not write the index, or the
-			// index cannot take any document (missing, closed, an alias without a write
-			// index).
+		case it.Status == 401 || it.Status == 403:
+			// Not the document's fault: the user or role may not write the index.
 			r.Rejected++
 			if forbidden == nil {
-				forbidden = &forbiddenItems{index: pending[i].index, status: it.Status, err: it.Error, hint: indexRefusal(it.Error)}
+				forbidden = &forbiddenItems{index: pending[i].index, status: it.Status, err: it.Error}
 			}
 			forbidden.n++
+		case indexRefusal(it.Error) != "":
+			// The index cannot take any document (missing, closed, an alias without a
+			// write index): decided below, once the whole request is seen.
+			r.Rejected++
+			refused = append(refused, i)
 		default:
 			r.Rejected++
 			p := pending[i]
@@ -479,6 +485,22 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	if forbidden != nil {
 		return retry, rejected, forbidden
 	}
+	if len(refused) > 0 && !wrote {
+		// Nothing of the request was written: the index it writes to (a fixed name, an
+		// alias, today's daily index) takes no document, which no retry and no dead letter
+		// fixes.
+		it := br.Items[refused[0]][s.cfg.op]
+		return retry, rejected, &forbiddenItems{index: pending[refused[0]].index, status: it.Status, err: it.Error,
+			hint: indexRefusal(it.Error), n: len(refused)}
+	}
+	for _, i := range refused {
+		// Others were written to other indexes: the refused ones are for an index made from
+		// the document that takes none (an old day's index that a lifecycle policy closed
+		// or deleted, a tenant's), dead-lettered like a document refused for good.
+		it, p := br.Items[i][s.cfg.op], pending[i]
+		rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, it.Error.Type,
+			it.Error.String()+" ("+indexRefusal(it.Error)+")"))
+	}
 	return retry, rejected, nil
 }
 
@@ -488,7 +510,9 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 // off or not matching it), it is closed (index_closed_exception), or it is an alias without
 // a write index. It returns "" for any other error, a document's own fault (a mapping
 // conflict) or an index name made from the document (invalid_index_name_exception), which
-// are dead-lettered.
+// are dead-lettered. A request none of whose documents was written fails Write permanently
+// with such a refusal; when others were written (to other indexes), the refused documents
+// are dead-lettered (see results).
 func indexRefusal(e *itemError) string {
 	if e == nil {
 		return ""

@@ -170,14 +170,18 @@
 //     the index, which is no fault of the documents, so Write fails with a permanent
 //     *HTTPError that names the URL, the index and the reason, and nothing is dead-lettered;
 //     the batch is written again once the permissions are right. So do items refused for
-//     their index, which would refuse any document alike: index_not_found_exception (the
-//     index is missing and action.auto_create_index does not let OpenSearch create it),
-//     index_closed_exception, and an alias without a write index; the error says what to
-//     do about the index. Before, every document for such an index went to the dead
-//     letters, the batches were acknowledged, and the job looked healthy. An
-//     invalid_index_name_exception is still dead-lettered: the sink cannot tell a name made
-//     from the document from a fixed one, which a program checks at its start (as the fleet
-//     job checks -index-tag);
+//     their index, which would refuse any document alike (index_not_found_exception: the
+//     index is missing and action.auto_create_index does not let OpenSearch create it;
+//     index_closed_exception; an alias without a write index), when nothing of their
+//     request was written: the index the request writes to (a fixed name, an alias, today's
+//     daily index) takes no document, and the error says what to do about it. Before,
+//     every document went to the dead letters, the batches were acknowledged, and the job
+//     looked healthy. When other documents of the request were written to other indexes,
+//     the refused ones are for an index made from the document (an old day's index that a
+//     lifecycle policy closed or deleted, reached by a late record or a replay): they are
+//     dead-lettered, with the refusal and the fix in Err. An invalid_index_name_exception is
+//     always dead-lettered: the sink cannot tell a name made from the document from a fixed
+//     one, which a program checks at its start (as the fleet job checks -index-tag);
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
 //     Mapping failed, the index name is empty or not valid UTF-8, or the document is not a
 //     JSON object. The sink never sends OpenSearch invalid JSON: a document that is not valid

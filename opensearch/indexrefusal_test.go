@@ -14,11 +14,14 @@ import (
 
 // TestIndexRefusedIsPermanent, on the real node: documents for an index that can take no
 // document (closed; an alias without a write index; missing, where action.auto_create_index
-// does not let OpenSearch create it) are refused for the index, not for themselves. Write
-// fails with a permanent *HTTPError that names the index and says what to do about it, and
-// nothing is dead-lettered, so the batch is written once the index is right. Before, every
-// document went to the dead letters and Write returned nil: a job writing to a closed index
-// acknowledged batch after batch that reached no index.
+// does not let OpenSearch create it) are refused for the index, not for themselves. When
+// nothing of the request is written, Write fails with a permanent *HTTPError that names the
+// index and says what to do about it, and nothing is dead-lettered, so the batch is written
+// once the index is right. Before, every document went to the dead letters and Write
+// returned nil: a job writing to a closed index acknowledged batch after batch that reached
+// no index. When other documents of the request are written to other indexes (an old day's
+// index closed by a lifecycle policy), the refused ones are dead-lettered (helper-68's
+// review: stopping there would stop at every replay of the same records).
 func TestIndexRefusedIsPermanent(t *testing.T) {
 	n := newNode(t)
 	base := testenv.UniqueName(t, "refused")
@@ -74,4 +77,43 @@ func TestIndexRefusedIsPermanent(t *testing.T) {
 			require.Equal(t, int64(1), s.Stats().Requests, "not retried")
 		})
 	}
+
+	// An index made from the document (an old day's, closed by a lifecycle policy) among
+	// others that take the documents of the same request: those are written, the refused
+	// ones dead-lettered with the refusal and the fix, and Write succeeds.
+	t.Run("made from the document", func(t *testing.T) {
+		closed, open := base+"-old", base+"-today"
+		n.must(t, "PUT", "/"+closed, `{"settings":{"number_of_replicas":0}}`)
+		n.must(t, "POST", "/"+closed+"/_close", "")
+		dl := &collector{}
+		s, err := opensearch.NewSink(n.client, opensearch.Mapping[cabStats]{
+			Index: func(v cabStats) string {
+				if v.Events%2 == 0 {
+					return closed
+				}
+				return open
+			},
+			ID: statsID, Body: appendCabStats,
+		}, opensearch.WithDeadLetter(dl))
+		require.NoError(t, err)
+		vals := stats(0, 10)
+		var toClosed int
+		for _, v := range vals {
+			if v.Events%2 == 0 {
+				toClosed++
+			}
+		}
+		require.Positive(t, toClosed)
+		require.Less(t, toClosed, len(vals))
+		require.NoError(t, s.Write(t.Context(), vals))
+		letters := dl.letters()
+		require.Len(t, letters, toClosed)
+		for _, l := range letters {
+			require.Equal(t, closed, l.Index)
+			require.Equal(t, stream.ReasonRejected, l.Reason)
+			require.Contains(t, l.Err, "index_closed_exception")
+			require.Contains(t, l.Err, "_open")
+		}
+		require.Equal(t, len(vals)-toClosed, n.count(t, open))
+	})
 }
