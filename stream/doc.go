@@ -199,9 +199,10 @@
 //
 // The checkpoint's marks take about 35 bytes per upstream partition in format "x1;", which
 // every release reads, and about 12 in format "x2;" (described in exchange_marks.go), which
-// earlier releases do not read. Marks of up to 2,048 bytes (about 60 upstream partitions) are
-// written "x1;", larger ones "x2;": a repartition of two sources of 150 partitions each then
-// commits about 3.6 KB, within Kafka's default limit of 4 KiB for offset metadata
+// earlier releases do not read. The marks are written "x1;" while the partition's
+// checkpoint with them takes at most 3,072 bytes (about 60 upstream partitions; a kafka
+// Source adds up to about 1 KB), "x2;" beyond: a repartition of two sources of 150
+// partitions each then commits about 3.6 KB, within Kafka's default limit of 4 KiB for offset metadata
 // (TestMarksSize, TestMarksFormatBySize), where "x1;" would pass it from about 2 x 57
 // partitions on (the Source then stops with kafka.ErrCommitMetadataTooLarge). An earlier
 // release that finds "x2;" marks logs that it ignores them, and the downstream partition

@@ -85,8 +85,9 @@ type shuffleNode interface {
 	// valuesSent returns the number of values (not marks) the batch sends.
 	valuesSent() int
 	// checkpoint returns where a downstream partition may commit at or before off, and the
-	// marks as of that position.
-	checkpoint(part int32, off int64) (int64, string)
+	// marks as of that position, in format "x1;" if that takes at most x1Room bytes (see
+	// marks.encodeWithin).
+	checkpoint(part int32, off int64, x1Room int) (int64, string)
 	// marks returns a downstream partition's watermark before this batch's marks and the
 	// points where they moved it.
 	marks(part int32) (int64, []markPoint)

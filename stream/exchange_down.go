@@ -143,7 +143,7 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 
 // checkpoint returns off and the marks as of off: base moved through the records before it,
 // which are then forgotten.
-func (sh *shuffle[T]) checkpoint(part int32, off int64) (int64, string) {
+func (sh *shuffle[T]) checkpoint(part int32, off int64, x1Room int) (int64, string) {
 	d := sh.parts[part]
 	if d == nil || d.basePos < 0 {
 		return off, ""
@@ -158,7 +158,7 @@ func (sh *shuffle[T]) checkpoint(part int32, off int64) (int64, string) {
 	if d.base.staleEnd <= off {
 		d.base.staleEnd = 0
 	}
-	return off, d.base.encode()
+	return off, d.base.encodeWithin(x1Room)
 }
 
 func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {

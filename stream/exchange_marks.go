@@ -273,19 +273,34 @@ const (
 	flagsWritten    = flagHas | flagMarked // the flags written as nothing (exclusive-or)
 )
 
-// marksX1Max is the most bytes of marks written in format "x1;", which earlier releases
-// read: during a rolling deploy (or after a rollback) an instance of an earlier release that
-// claims the partition resumes from them, where "x2;" would make it ignore them and count
-// the upstream's replayed records twice. Larger marks (about 60 upstream partitions) are
-// written "x2;", a third of the size: in "x1;" they would soon be refused by the broker.
+// marksX1Max is the most bytes of marks that encode writes in format "x1;", which earlier
+// releases read: during a rolling deploy (or after a rollback) an instance of an earlier
+// release that claims the partition resumes from them, where "x2;" would make it ignore them
+// and count the upstream's replayed records twice. Larger marks (about 60 upstream
+// partitions) are written "x2;", a third of the size: in "x1;" they would soon be refused by
+// the broker. A pipeline's commit uses encodeWithin with the room its checkpoint leaves
+// (checkpointX1Max).
 const marksX1Max = 2048
+
+// checkpointX1Max is the most bytes of a repartition partition's checkpoint (the operators'
+// part, the marks and the fire watermark) with its marks in format "x1;": a kafka Source
+// adds up to about 1 KB (an end marker, an exactly-once read-back bound) to the 4,096 bytes
+// Kafka allows a commit's metadata by default. Beyond, the marks are written "x2;".
+const checkpointX1Max = 3072
+
+// fireRoom is the most bytes withFired adds to the marks.
+const fireRoom = 16
 
 // encode writes the marks in a stable order, in format "x1;" if that takes at most
 // marksX1Max bytes, otherwise in format "x2;".
-func (d marks) encode() string {
+func (d marks) encode() string { return d.encodeWithin(marksX1Max) }
+
+// encodeWithin writes the marks in a stable order, in format "x1;" if that takes at most
+// room bytes, otherwise in format "x2;".
+func (d marks) encodeWithin(room int) string {
 	// An entry of "x1;" takes at least 12 bytes: many entries are too many at once.
-	if 12*len(d.up) <= marksX1Max {
-		if x1, ok := d.appendX1(nil, marksX1Max); ok {
+	if room > 0 && 12*len(d.up) <= room {
+		if x1, ok := d.appendX1(nil, room); ok {
 			return string(x1)
 		}
 	}

@@ -141,7 +141,7 @@ func TestMarksFormatX1(t *testing.T) {
 	sh := &shuffle[int]{parts: map[int32]*downPart{}, ups: []int{0, 1}}
 	require.NoError(t, sh.restore(globalPart(2, 0), 20, x1))
 	d := sh.parts[globalPart(2, 0)]
-	_, enc := sh.checkpoint(globalPart(2, 0), 20)
+	_, enc := sh.checkpoint(globalPart(2, 0), 20, marksX1Max)
 	require.True(t, strings.HasPrefix(enc, "x1;"), enc)
 	back, err := decodeMarks(enc)
 	require.NoError(t, err)
@@ -154,7 +154,10 @@ func TestMarksFormatX1(t *testing.T) {
 }
 
 // TestMarksFormatBySize: encode writes "x1;", which earlier releases read, up to
-// marksX1Max bytes, and "x2;" beyond, where "x1;" would soon pass the broker's 4,096 bytes.
+// marksX1Max bytes, and "x2;" beyond, where "x1;" would soon pass the broker's 4,096 bytes;
+// encodeWithin, what a commit uses, up to the room it is given (helper-68: a fixed 2,048
+// bytes of marks next to a large operators' checkpoint and a read-back bound could still
+// pass the limit where "x2;" fits).
 func TestMarksFormatBySize(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	small, large := realisticMarks(rng, 1, 20, false), realisticMarks(rng, 2, 60, false)
@@ -167,6 +170,14 @@ func TestMarksFormatBySize(t *testing.T) {
 		require.NoError(t, err)
 		requireSameMarks(t, m, back)
 	}
+
+	// A commit gives the room its operators' checkpoint leaves (checkpointX1Max): small
+	// marks next to a large checkpoint go "x2;", large ones next to a small one "x1;".
+	x1 := len(small.encodeX1())
+	require.Equal(t, small.encodeX2(), small.encodeWithin(x1-1))
+	require.Equal(t, small.encodeX1(), small.encodeWithin(x1))
+	require.Equal(t, small.encodeX2(), small.encodeWithin(0))
+	require.Equal(t, large.encodeX1(), large.encodeWithin(len(large.encodeX1())))
 }
 
 // realisticMarks returns the marks of a downstream partition of a repartition of srcs

@@ -115,16 +115,17 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		for _, s := range starts {
 			off = min(off, s)
 		}
-		var marks string
-		if sh := p.shuffleOf(part); sh != nil {
-			// A repartition's partition commits where its marks are known, with them.
-			off, marks = sh.checkpoint(part, off)
-			marks = withFired(marks, partFired(fired))
-		}
 		_, params := p.operatorParams()
 		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint(), params)
-		if marks != "" {
-			meta += markSep + marks
+		if sh := p.shuffleOf(part); sh != nil {
+			// A repartition's partition commits where its marks are known (off itself),
+			// with them; in the format earlier releases read while the checkpoint stays
+			// within checkpointX1Max with it.
+			var marks string
+			_, marks = sh.checkpoint(part, off, checkpointX1Max-len(meta)-len(markSep)-fireRoom)
+			if marks = withFired(marks, partFired(fired)); marks != "" {
+				meta += markSep + marks
+			}
 		}
 		if ps.marked {
 			ps.heldOff, ps.heldMeta, ps.hasHeld = off, meta, true
