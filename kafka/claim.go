@@ -133,6 +133,10 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 				continue
 			}
 			h.registered[id] = true
+			h.s.mu.Lock()
+			h.s.announced[id] = true
+			delete(h.s.early, id)
+			h.s.mu.Unlock()
 			c, ok := commits[topicPart{topic, p}]
 			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
 			// where committed output made from the partition's replay may start.
@@ -335,6 +339,14 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	}
 	p.read.Store(start)
 	s.owned[id] = p
+	if x, ok := s.early[id]; ok {
+		// Committed by the pipeline before this claim started (see keepEarly).
+		if p.mark(x.Offset, endedMeta(p, x)) && p.eos == nil {
+			defer s.commitSession(sess)
+		}
+	}
+	delete(s.early, id)
+	delete(s.announced, id)
 	s.log.Debug("kafka: partition assigned", "topic", p.topic, "partition", p.part, "offset", start)
 	return p
 }
@@ -409,6 +421,8 @@ func (h *handler[T]) release(p *partition) {
 	if s.owned[p.id] == p {
 		delete(s.owned, p.id)
 	}
+	delete(s.announced, p.id)
+	delete(s.early, p.id)
 	s.mu.Unlock()
 	h.mu.Lock()
 	delete(h.registered, p.id) // if it comes back, from the checkpoint its next owner commits

@@ -78,14 +78,19 @@ type Source[T any] struct {
 	eos     atomic.Pointer[txn]
 	eosOnce sync.Once
 
-	mu       sync.Mutex
-	owned    map[int32]*partition
-	bases    map[int32]readBound // exactly once: the read-back bound of each claim's checkpoint
-	ends     map[int32]int64     // bounded mode: end offset by partition id
-	finished map[int32]bool      // bounded mode: partitions read to their end
-	ended    bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
-	caughtUp *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
-	progress chan struct{}       // bounded mode: a partition finished
+	mu    sync.Mutex
+	owned map[int32]*partition
+	// announced are the partitions handed to the pipeline (handler.register) whose claim
+	// has not registered them in owned yet, and early the positions the pipeline committed
+	// for them meanwhile, marked once the claim starts (see Commit).
+	announced map[int32]bool
+	early     map[int32]stream.Position
+	bases     map[int32]readBound // exactly once: the read-back bound of each claim's checkpoint
+	ends      map[int32]int64     // bounded mode: end offset by partition id
+	finished  map[int32]bool      // bounded mode: partitions read to their end
+	ended     bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
+	caughtUp  *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
+	progress  chan struct{}       // bounded mode: a partition finished
 
 	// committing is the sessions whose commit runs in the background (see Commit).
 	commitMu   sync.Mutex
@@ -120,17 +125,19 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 	cfg.Brokers = slices.Clone(cfg.Brokers)
 	cfg.Topics = slices.Clone(cfg.Topics)
 	s := &Source[T]{
-		cfg:      cfg,
-		codec:    codec,
-		o:        o,
-		log:      o.logger.With("component", "kafka.Source", "group", cfg.Group),
-		topics:   make(map[string]int, len(cfg.Topics)),
-		owned:    make(map[int32]*partition),
-		ends:     make(map[int32]int64),
-		finished: make(map[int32]bool),
-		bases:    make(map[int32]readBound),
-		progress: make(chan struct{}, 1),
-		dlqLog:   lograte.New(10, 10*time.Second),
+		cfg:       cfg,
+		codec:     codec,
+		o:         o,
+		log:       o.logger.With("component", "kafka.Source", "group", cfg.Group),
+		topics:    make(map[string]int, len(cfg.Topics)),
+		owned:     make(map[int32]*partition),
+		announced: make(map[int32]bool),
+		early:     make(map[int32]stream.Position),
+		ends:      make(map[int32]int64),
+		finished:  make(map[int32]bool),
+		bases:     make(map[int32]readBound),
+		progress:  make(chan struct{}, 1),
+		dlqLog:    lograte.New(10, 10*time.Second),
 	}
 	for i, t := range cfg.Topics {
 		s.topics[t] = i

@@ -30,6 +30,7 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 	for _, x := range pos {
 		p := s.owned[x.Partition]
 		if p == nil {
+			s.keepEarly(x)
 			continue
 		}
 		if p.mark(x.Offset, endedMeta(p, x)) && !slices.Contains(sessions, p.sess) {
@@ -64,6 +65,18 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 		}
 	}
 	return nil
+}
+
+// keepEarly keeps the position of a partition that the pipeline has but whose claim has not
+// started yet (announced), for own to mark; s.mu is held. The claim of a partition that
+// Setup handed over starts a moment later, and the pipeline may commit it before: a
+// checkpoint restamped with the parameters now (stream.WithColdStartChanged), which it
+// sends only once, was lost that way (TestAcceptedChangeWithQuietRequests failed 3 runs in
+// 10). Positions of partitions no longer owned are ignored: their new owner commits them.
+func (s *Source[T]) keepEarly(x stream.Position) {
+	if s.announced[x.Partition] {
+		s.early[x.Partition] = x
+	}
 }
 
 // waitCommits waits until the background commits are done, at most d.
