@@ -339,9 +339,9 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	}
 	p.read.Store(start)
 	s.owned[id] = p
-	if x, ok := s.early[id]; ok {
+	if x, ok := s.early[id]; ok && p.eos == nil {
 		// Committed by the pipeline before this claim started (see keepEarly).
-		if p.mark(x.Offset, endedMeta(p, x)) && p.eos == nil {
+		if p.mark(x.Offset, endedMeta(p, x)) {
 			defer s.commitSession(sess)
 		}
 	}

@@ -51,8 +51,6 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 	for _, x := range pos {
 		if p := s.owned[x.Partition]; p != nil {
 			p.mark(x.Offset, endedMeta(p, x))
-		} else {
-			s.keepEarly(x)
 		}
 	}
 	s.mu.Unlock()
