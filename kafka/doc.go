@@ -479,9 +479,13 @@
 // An owner killed between its offsets and its commit holds the partition back until its
 // restart fences it, or the broker aborts the transaction (after 30 to 40 s).
 // A transaction lives only during the commit, so a slow output (OpenSearch down
-// for minutes) never holds one open. A batch whose commit moves no offset (held back, with
-// the same checkpoint) keeps its messages pending: they go with the next commit, which
-// covers them; at a stop, pending messages are dropped, and the replay from the committed
+// for minutes) never holds one open. A transaction with messages always commits the offsets
+// of every partition the Source owns, the same ones again when the batch moved none (held
+// back, with the same checkpoint): the coordinator checks the group generation only with
+// offsets, and messages committed without them (before, such a batch's messages were) would
+// pass for a member that the group left behind, after the partition's next owner read its
+// output back, and be written twice. A Source that owns no partition keeps its messages
+// pending; at a stop, pending messages are dropped, and the replay from the committed
 // checkpoint makes them again. A failed commit is aborted and its messages stay pending for
 // the next one; a fenced producer, a stale generation, a commit cut off by the shutdown, a
 // revocation while messages are pending that cannot commit with them, or a revoked partition

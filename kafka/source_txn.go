@@ -56,13 +56,13 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 	s.mu.Unlock()
 	var offs []txnOffset
 	var parts []*partition
-	err := t.commit(ctx, func() []txnOffset {
+	err := t.commit(ctx, func(fence bool) []txnOffset {
 		first := t.first.Load()
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, p := range s.owned {
 			p.mu.Lock()
-			if c := p.marks.committed; c >= 0 && (c != p.txnOff || p.marks.meta != p.txnMeta) {
+			if c := p.marks.committed; c >= 0 && (fence || c != p.txnOff || p.marks.meta != p.txnMeta) {
 				b := readBound{out: p.boundFor(c, first), pushed: max(p.replayTo, p.marks.pushedNext)}
 				offs = append(offs, txnOffset{sess: p.sess, topic: p.topic, part: p.part, off: c, meta: encodeBound(p.marks.meta, b)})
 				parts = append(parts, p)

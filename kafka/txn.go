@@ -294,7 +294,14 @@ func (t *txn) pendingCount() int {
 // ran. On an error the transaction is aborted and the messages stay pending for the next
 // commit; an error that leaves the producer unusable (fenced, a stale group generation) is
 // returned wrapping ErrTransaction and kept.
-func (t *txn) commit(ctx context.Context, build func() []txnOffset) error {
+//
+// A transaction with messages always commits offsets (build(true): those of every owned
+// partition, the same ones again if they did not move), since the coordinator checks the
+// group generation only with the offsets: messages committed without them would pass for a
+// member that the group left behind, after the partition's next owner read its output back,
+// and the next owner's replay would write them again. Without an offset to send (no
+// partition owned) the messages stay pending.
+func (t *txn) commit(ctx context.Context, build func(fence bool) []txnOffset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
@@ -303,8 +310,8 @@ func (t *txn) commit(ctx context.Context, build func() []txnOffset) error {
 	if err := t.ready(ctx); err != nil {
 		return err
 	}
-	offs := build()
-	if len(offs) == 0 && len(t.pending) == 0 {
+	offs := build(len(t.pending) > 0)
+	if len(offs) == 0 {
 		return nil
 	}
 	msgs := make([]*sarama.ProducerMessage, len(t.pending))
