@@ -150,8 +150,15 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 			}
 			meta, bound := splitBound(stored)
 			if eos != nil {
+				r := resumed{readBound: bound, off: -1}
+				if ok && c.Offset >= 0 {
+					r.off, r.meta = c.Offset, meta
+					if ended >= 0 {
+						r.meta = withEnded(meta, ended)
+					}
+				}
 				h.s.mu.Lock()
-				h.s.bases[id] = bound
+				h.s.bases[id] = r
 				h.s.mu.Unlock()
 				if bound.out != nil {
 					eos.resume(bound.out)
@@ -307,6 +314,15 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	}
 }
 
+// resumed is what an exactly-once claim starts from: the committed offset (-1: none) and
+// the checkpoint committed with it, as the Source marks it (with the ended marker, without
+// the read-back bound), and that bound.
+type resumed struct {
+	readBound
+	off  int64
+	meta string
+}
+
 // own registers a claimed partition.
 func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) *partition {
 	id := s.PartitionID(claim.Topic(), claim.Partition())
@@ -329,6 +345,11 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	p.replayTo = -1
 	if b, ok := s.bases[id]; ok {
 		p.base, p.replayTo = b.out, b.pushed
+		if b.off >= 0 && b.off == start {
+			// The checkpoint committed with the claim's start: a transaction that commits
+			// the partition unmoved (the generation fence, see txn.commit) sends it again.
+			p.marks.meta, p.txnMeta = b.meta, b.meta
+		}
 	}
 	if s.o.bounded {
 		end, ok := s.ends[id]

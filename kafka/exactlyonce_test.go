@@ -99,6 +99,13 @@ type eosRun struct {
 // and its commit.
 func startEOS(t *testing.T, brokers []string, group, topic, alerts string, crashAfter int64, opts ...kafka.SourceOption) *eosRun {
 	t.Helper()
+	return startEOSWith(t, brokers, group, topic, alerts, crashAfter, nil, opts...)
+}
+
+// startEOSWith is startEOS with more of the pipeline: branch, if not nil, adds operators
+// and sinks of its own on the events.
+func startEOSWith(t *testing.T, brokers []string, group, topic, alerts string, crashAfter int64, branch func(*stream.Stream[event]), opts ...kafka.SourceOption) *eosRun {
+	t.Helper()
 	src, err := kafka.NewSource(consumerConfig(brokers, group, topic), kafka.JSON[event](), opts...)
 	require.NoError(t, err)
 	prod, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, alerts, kafka.KeyValue(
@@ -111,6 +118,9 @@ func startEOS(t *testing.T, brokers []string, group, topic, alerts string, crash
 		stream.WithRetry(stream.RetryPolicy{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond}))
 	require.NoError(t, err)
 	events := stream.From[event](p, crashSource{src, &dead})
+	if branch != nil {
+		branch(events)
+	}
 	out := stream.Apply(events, "repeats", stream.Operator[event, string](&repeats{parts: map[int32]map[string][]int64{}}))
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -235,6 +235,16 @@ func offsetsAt(t testing.TB, brokers []string, topic string, at int64) map[int32
 // committedOffsets returns the group's committed offsets (-1: none).
 func committedOffsets(t testing.TB, brokers []string, group, topic string, parts int) map[int32]int64 {
 	t.Helper()
+	out := make(map[int32]int64)
+	for p, b := range committedBlocks(t, brokers, group, topic, parts) {
+		out[p] = b.Offset
+	}
+	return out
+}
+
+// committedBlocks returns the group's committed offset and metadata of every partition.
+func committedBlocks(t testing.TB, brokers []string, group, topic string, parts int) map[int32]*sarama.OffsetFetchResponseBlock {
+	t.Helper()
 	admin := newAdmin(t, brokers)
 	ps := make([]int32, parts)
 	for i := range ps {
@@ -242,11 +252,11 @@ func committedOffsets(t testing.TB, brokers []string, group, topic string, parts
 	}
 	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: ps})
 	require.NoError(t, err)
-	out := make(map[int32]int64)
+	out := make(map[int32]*sarama.OffsetFetchResponseBlock)
 	for _, p := range ps {
 		b := resp.GetBlock(topic, p)
 		require.NotNil(t, b)
-		out[p] = b.Offset
+		out[p] = b
 	}
 	return out
 }

@@ -85,12 +85,12 @@ type Source[T any] struct {
 	// for them meanwhile, marked once the claim starts (see Commit).
 	announced map[int32]bool
 	early     map[int32]stream.Position
-	bases     map[int32]readBound // exactly once: the read-back bound of each claim's checkpoint
-	ends      map[int32]int64     // bounded mode: end offset by partition id
-	finished  map[int32]bool      // bounded mode: partitions read to their end
-	ended     bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
-	caughtUp  *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
-	progress  chan struct{}       // bounded mode: a partition finished
+	bases     map[int32]resumed // exactly once: each claim's committed offset, checkpoint and read-back bound
+	ends      map[int32]int64   // bounded mode: end offset by partition id
+	finished  map[int32]bool    // bounded mode: partitions read to their end
+	ended     bool              // bounded mode, WithEndWhenCaughtUp: the input was closed
+	caughtUp  *caughtUpMember   // WithEndWhenCaughtUp: the Source's part of the option
+	progress  chan struct{}     // bounded mode: a partition finished
 
 	// committing is the sessions whose commit runs in the background (see Commit).
 	commitMu   sync.Mutex
@@ -135,7 +135,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		early:     make(map[int32]stream.Position),
 		ends:      make(map[int32]int64),
 		finished:  make(map[int32]bool),
-		bases:     make(map[int32]readBound),
+		bases:     make(map[int32]resumed),
 		progress:  make(chan struct{}, 1),
 		dlqLog:    lograte.New(10, 10*time.Second),
 	}

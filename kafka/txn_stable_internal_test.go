@@ -70,7 +70,8 @@ func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset i
 			case err != nil:
 				last = err
 			case kerr == sarama.ErrOffsetsLoadInProgress || kerr == sarama.ErrConsumerCoordinatorNotAvailable ||
-				kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConcurrentTransactions:
+				kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConcurrentTransactions ||
+				kerr == sarama.ErrUnknownTopicOrPartition: // a topic made just before, not yet in the coordinator's metadata
 				last = kerr
 				_ = client.RefreshTransactionCoordinator(id)
 				_ = client.RefreshCoordinator(group)
