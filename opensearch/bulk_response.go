@@ -1,0 +1,269 @@
+// Bulk responses: reading each item's result, the request errors, and the refusals that
+// stop the sink.
+
+package opensearch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// bulkItem is one item of a bulk response, under its action key.
+type bulkItem struct {
+	Status int        `json:"status"`
+	Result string     `json:"result"`
+	Error  *itemError `json:"error"`
+}
+
+type itemError struct {
+	Type     string     `json:"type"`
+	Reason   string     `json:"reason"`
+	CausedBy *itemError `json:"caused_by"`
+}
+
+func (e *itemError) String() string {
+	if e == nil {
+		return ""
+	}
+	s := e.Reason
+	if e.CausedBy != nil && e.CausedBy.Reason != "" {
+		s += " (caused by " + e.CausedBy.Type + ": " + e.CausedBy.Reason + ")"
+	}
+	return s
+}
+
+// blockType is the error type of a write refused by an index or cluster block.
+const blockType = "cluster_block_exception"
+
+// requestError reads the error type and reason of a request refused whole with status:
+// {"error":{"type":…,"reason":…},"status":400}, or an error given as a plain string; a body
+// with nothing to read (OpenSearch's 413 has none) gives the status and its text.
+func requestError(status int, body []byte) (typ, reason string) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "", fmt.Sprintf("status %d: %s", status, http.StatusText(status))
+	}
+	var r struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &r) == nil && len(r.Error) > 0 {
+		var e itemError
+		if json.Unmarshal(r.Error, &e) == nil && e.Type != "" {
+			return e.Type, e.String()
+		}
+		var s string
+		if json.Unmarshal(r.Error, &s) == nil {
+			return "", s
+		}
+	}
+	const max = 512
+	if len(body) > max {
+		body = body[:max]
+	}
+	return "", string(body)
+}
+
+// foreignRefusal says why a bulk request answered with status (not 200) cannot have been
+// answered by OpenSearch's bulk API for what it holds, or "" when it may have been.
+// OpenSearch answers a bulk request it ran with 200 (BulkResponse.status() is OK whatever its
+// items say), so a 202 (an asynchronous gateway's Accepted) or a 204 says nothing of the
+// documents, and no retry would. It serves POST /_bulk at the root of every node (and under
+// an index name), so a 404 or a 405 comes from something else. It refuses a request for a
+// document with an error object that has a type (a 400 that the sink splits); a 400 without
+// one (a TLS port's answer to plain HTTP, a proxy's page, OpenSearch's "no handler found for
+// uri" at a path prefix) refuses every half of a split too, and would dead-letter every
+// document alone.
+func foreignRefusal(status int, body []byte) string {
+	switch {
+	case status > 200 && status < 300:
+		return "a bulk answer other than 200 says nothing of the documents"
+	case status == 404 || status == 405:
+		return "no bulk API at this URL"
+	case status == 400:
+		if typ, _ := requestError(status, body); typ == "" {
+			return "a refusal of the request, not of a document"
+		}
+	}
+	return ""
+}
+
+type bulkResponse struct {
+	Errors bool                  `json:"errors"`
+	Items  []map[string]bulkItem `json:"items"`
+}
+
+var (
+	errorsFalse   = []byte(`{"errors":false,"items":[`)
+	resultCreated = []byte(`"result":"created"`)
+	resultUpdated = []byte(`"result":"updated"`)
+)
+
+// results reads a 200 bulk response for the pending items of ch: it counts outcomes into r,
+// appends items to retry (429, 5xx, write blocks) to retry and permanently failed ones to
+// rejected. A response it cannot read as one item per document, in order, each with a
+// status, is an error, and then nothing is counted, retried or rejected.
+func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []stream.DeadLetter) ([]item, []stream.DeadLetter, error) {
+	// Fast path: without errors the filtered response holds only statuses and fixed result
+	// words, so counting them is exact and needs no decoding.
+	if bytes.HasPrefix(resp, errorsFalse) && bytes.HasSuffix(resp, []byte("]}")) {
+		created := bytes.Count(resp, resultCreated)
+		updated := bytes.Count(resp, resultUpdated)
+		if created+updated == len(pending) {
+			r.Created, r.Updated = created, updated
+			return retry, rejected, nil
+		}
+	}
+	var br bulkResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		return retry, rejected, fmt.Errorf("%w: not a bulk response: %w", ErrNotOpenSearch, err)
+	}
+	if br.Items == nil {
+		// OpenSearch's bulk response always has items; another service's JSON has not.
+		return retry, rejected, fmt.Errorf("%w: not a bulk response: no items", ErrNotOpenSearch)
+	}
+	if len(br.Items) != len(pending) {
+		return retry, rejected, fmt.Errorf("%d items for %d documents", len(br.Items), len(pending))
+	}
+	// Every item is checked before any counts: a document is written or rejected only when
+	// its own item says so, as an item of the action sent, with a status, and a success
+	// with its result.
+	for i, m := range br.Items {
+		it, ok := m[s.cfg.op]
+		switch {
+		case len(m) != 1 || !ok:
+			return retry, rejected, fmt.Errorf("item %d is not one %q result", i, s.cfg.op)
+		case it.Status < 100 || it.Status > 599:
+			return retry, rejected, fmt.Errorf("item %d has no valid status (%d)", i, it.Status)
+		case it.Status >= 200 && it.Status < 300 && it.Result != "created" && it.Result != "updated":
+			return retry, rejected, fmt.Errorf("item %d has status %d and result %q, not created or updated", i, it.Status, it.Result)
+		}
+	}
+	var forbidden *forbiddenItems
+	var refused []int // items refused for their index (indexRefusal)
+	wrote := false    // an item of the request was written
+	for i, m := range br.Items {
+		it := m[s.cfg.op]
+		switch {
+		case it.Status >= 200 && it.Status < 300:
+			wrote = true
+			if it.Result == "updated" {
+				r.Updated++
+			} else {
+				r.Created++
+			}
+		case it.Status == 409 && s.cfg.op == OpCreate:
+			r.Existed++
+		case it.Error != nil && it.Error.Type == blockType:
+			// index.blocks.write, read_only, or the flood-stage read_only_allow_delete
+			// block (403 or 429): lifted by an operator or once disk is freed.
+			r.Retry++
+			r.Blocked++
+			if r.Blocked == 1 {
+				s.logBlocked(pending[i].index, it.Error.String())
+			}
+			retry = append(retry, pending[i])
+		case it.Status == 429 || it.Status >= 500:
+			r.Retry++
+			retry = append(retry, pending[i])
+		case it.Status == 401 || it.Status == 403:
+			// Not the document's fault: the user or role may not write the index.
+			r.Rejected++
+			if forbidden == nil {
+				forbidden = &forbiddenItems{index: pending[i].index, status: it.Status, err: it.Error}
+			}
+			forbidden.n++
+		case indexRefusal(it.Error) != "":
+			// The index cannot take any document (missing, closed, an alias without a
+			// write index): decided below, once the whole request is seen.
+			r.Rejected++
+			refused = append(refused, i)
+		default:
+			r.Rejected++
+			p := pending[i]
+			var typ, reason string
+			if it.Error != nil {
+				typ, reason = it.Error.Type, it.Error.String()
+			}
+			rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, typ, reason))
+		}
+	}
+	if forbidden != nil {
+		return retry, rejected, forbidden
+	}
+	if len(refused) > 0 && !wrote {
+		// Nothing of the request was written: the index it writes to (a fixed name, an
+		// alias, today's daily index) takes no document, which no retry and no dead letter
+		// fixes.
+		it := br.Items[refused[0]][s.cfg.op]
+		return retry, rejected, &forbiddenItems{index: pending[refused[0]].index, status: it.Status, err: it.Error,
+			hint: indexRefusal(it.Error), n: len(refused)}
+	}
+	for _, i := range refused {
+		// Others were written to other indexes: the refused ones are for an index made from
+		// the document that takes none (an old day's index that a lifecycle policy closed
+		// or deleted, a tenant's), dead-lettered like a document refused for good.
+		it, p := br.Items[i][s.cfg.op], pending[i]
+		rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, it.Error.Type,
+			it.Error.String()+" ("+indexRefusal(it.Error)+")"))
+	}
+	return retry, rejected, nil
+}
+
+// indexRefusal returns what to do about an item error that refuses the index rather than the
+// document, so that every document for that index would be refused alike: the index does
+// not exist and may not be created (index_not_found_exception, with action.auto_create_index
+// off or not matching it), it is closed (index_closed_exception), or it is an alias without
+// a write index. It returns "" for any other error, a document's own fault (a mapping
+// conflict) or an index name made from the document (invalid_index_name_exception), which
+// are dead-lettered. A request none of whose documents was written fails Write permanently
+// with such a refusal; when others were written (to other indexes), the refused documents
+// are dead-lettered (see results).
+func indexRefusal(e *itemError) string {
+	if e == nil {
+		return ""
+	}
+	switch {
+	case e.Type == "index_not_found_exception":
+		return "the index does not exist and OpenSearch may not create it: create it, or let action.auto_create_index match its name"
+	case e.Type == "index_closed_exception":
+		return "the index is closed: open it (POST /<index>/_open)"
+	case e.Type == "illegal_argument_exception" && strings.Contains(e.Reason, "no write index is defined for alias"):
+		return "the alias has no write index: make one of its indexes the write index (is_write_index)"
+	}
+	return ""
+}
+
+// forbiddenItems are the items of a bulk response refused with 401 or 403 other than a
+// write block (the credentials or the role's permissions for an index), or refused for
+// their index (indexRefusal): no retry and no dead letter fixes those. The sink fails Write
+// with them, permanently, so that the batch is written again once the index or the
+// permissions are right.
+type forbiddenItems struct {
+	index  string // the first one's
+	status int
+	err    *itemError
+	hint   string // what to do about the index, if it is refused (indexRefusal)
+	n      int
+}
+
+func (f *forbiddenItems) Error() string {
+	return fmt.Sprintf("%d document(s) refused with status %d", f.n, f.status)
+}
+
+// httpError is f as the error of the bulk request to url.
+func (f *forbiddenItems) httpError(url string) *HTTPError {
+	body := "(no error)"
+	if f.err != nil {
+		body = f.err.Type + ": " + f.err.String()
+	}
+	op := fmt.Sprintf("bulk: %d document(s) refused, the first for index %q", f.n, f.index)
+	if f.hint != "" {
+		op += ": " + f.hint
+	}
+	return &HTTPError{Op: op,
+		Method: "POST", URL: url, Status: f.status, Body: body}
+}
