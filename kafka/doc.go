@@ -481,10 +481,10 @@
 // A transaction lives only during the commit, so a slow output (OpenSearch down
 // for minutes) never holds one open. A transaction with messages always commits the offsets
 // of every partition the Source owns, the same ones again when the batch moved none (held
-// back, with the same checkpoint, or with the one the claim resumed from): the coordinator checks the group generation only with
-// offsets, and messages committed without them (before, such a batch's messages were) would
-// pass for a member that the group left behind, after the partition's next owner read its
-// output back, and be written twice. A Source that owns no partition keeps its messages
+// back, with the same checkpoint, or with the one the claim resumed from): the coordinator
+// checks the group generation only with offsets, and messages committed without them
+// (before, such a batch's messages were) would pass for a member that the group left
+// behind, after the partition's next owner read its output back, and be written twice. A Source that owns no partition keeps its messages
 // pending; at a stop, pending messages are dropped, and the replay from the committed
 // checkpoint makes them again. A failed commit is aborted and its messages stay pending for
 // the next one; a fenced producer, a stale generation, a commit cut off by the shutdown, a
