@@ -395,12 +395,14 @@ const windowSize = time.Second
 // record of its open windows. (Package window will replace it in these tests.)
 type tumbling struct {
 	size  int64
-	parts map[int32]map[winID]*acc
+	parts map[int32]*partWindows
 	late  int
-	// pc.Watermark already includes the batch's records; lateness is judged against the
-	// watermark before the batch.
-	batch          int64
-	prevWM, currWM int64
+}
+
+// partWindows is one partition's open windows and the watermark they last fired on.
+type partWindows struct {
+	open  map[winID]*acc
+	fired int64
 }
 
 type acc struct {
@@ -409,38 +411,41 @@ type acc struct {
 }
 
 func newTumbling() *tumbling {
-	return &tumbling{size: int64(windowSize), parts: make(map[int32]map[winID]*acc), prevWM: stream.NoWatermark, currWM: stream.NoWatermark}
+	return &tumbling{size: int64(windowSize), parts: make(map[int32]*partWindows)}
 }
 
+// Process fires a partition's windows on its own watermark (pc.PartitionWatermark), as
+// package window does, and judges lateness against the watermark they last fired on. The
+// pipeline watermark would not do: a partition claimed from another instance replays its
+// open windows from behind the watermark of the partitions the pipeline read already, and
+// its records would be dropped as late (whole windows never emitted by either instance).
 func (w *tumbling) Process(pc *stream.PartitionContext, in []stream.Elem[event], out []stream.Elem[winResult]) []stream.Elem[winResult] {
-	if pc.Batch != w.batch {
-		w.batch, w.prevWM, w.currWM = pc.Batch, w.currWM, pc.Watermark
-	}
 	st := w.parts[pc.Partition]
 	if st == nil {
-		st = make(map[winID]*acc)
+		st = &partWindows{open: make(map[winID]*acc), fired: stream.NoWatermark}
 		w.parts[pc.Partition] = st
 	}
 	for _, e := range in {
 		start := e.Time - e.Time%w.size
-		if start+w.size <= w.prevWM {
+		if start+w.size <= st.fired {
 			w.late++ // a replay of a window already emitted
 			continue
 		}
 		id := winID{e.Value.Key, start}
-		a := st[id]
+		a := st.open[id]
 		if a == nil {
 			a = &acc{minOff: e.Offset}
-			st[id] = a
+			st.open[id] = a
 		}
 		a.count++
 		a.sum += e.Value.V
 		a.minOff = min(a.minOff, e.Offset)
 	}
-	for id, a := range st {
-		if id.Start+w.size <= pc.Watermark {
+	st.fired = max(st.fired, pc.PartitionWatermark)
+	for id, a := range st.open {
+		if id.Start+w.size <= st.fired {
 			out = append(out, stream.Elem[winResult]{Value: winResult{id, a.count, a.sum}, Time: id.Start + w.size - 1, Offset: a.minOff})
-			delete(st, id)
+			delete(st.open, id)
 		}
 	}
 	return out
@@ -448,7 +453,11 @@ func (w *tumbling) Process(pc *stream.PartitionContext, in []stream.Elem[event],
 
 func (w *tumbling) Retained(part int32) (int64, bool) {
 	off, ok := int64(0), false
-	for _, a := range w.parts[part] {
+	st := w.parts[part]
+	if st == nil {
+		return 0, false
+	}
+	for _, a := range st.open {
 		if !ok || a.minOff < off {
 			off, ok = a.minOff, true
 		}
@@ -461,7 +470,7 @@ func (w *tumbling) Drop(part int32) { delete(w.parts, part) }
 func (w *tumbling) StateSize() int {
 	n := 0
 	for _, st := range w.parts {
-		n += len(st)
+		n += len(st.open)
 	}
 	return n
 }
