@@ -21,27 +21,30 @@ import (
 // its output: see lineage.go). On resume, each operator skips the replayed
 // records before its own start: it had accounted for them before the commit.
 //
-// Format: "fs3/<number of operators>/<graph fingerprint>/<parameters>/<idx>@<offset>,...",
+// Format: "fs4/<number of operators>/<graph fingerprint>/<parameters>/<identities>/<idx>@<offset>,...",
 // the start offset of each operator (absolute, so a source may commit a little further, past
 // dead-lettered records, with the same checkpoint); operators whose start is the committed
 // offset are left out. <parameters> is "<idx>=<hash>,..." for every stateful operator that
 // describes parameters (Parameterized; paramHash), in graph order: a restart compares them
-// (see "Restarts with changed operators" in the package documentation). The checkpoint is
-// written whenever there are parameters, also with no start to record ("fs3/3/<fp>/2=1k9x/"),
-// and left out only when there are neither. "fs2/<n>/<fingerprint>/<entries>", the earlier
-// format, is read as this one without parameters. On a
+// (see "Restarts with changed operators" in the package documentation). <identities> is
+// "<idx>:<identity>,..." for every stateful operator, in graph order: a hash of its name,
+// element type and state type (Pipeline.operatorIdents), by which a restart with another
+// graph finds the operators it keeps (see "Restarts with another graph"). The checkpoint is
+// written whenever there are parameters, also with no start to record
+// ("fs4/3/<fp>/2=1k9x/2:xz81q/"), and left out only when there are neither.
+// "fs3/<n>/<fingerprint>/<parameters>/<entries>", the format of the previous release, is read
+// as this one without identities, and "fs2/<n>/<fingerprint>/<entries>" as one without
+// parameters either. On a
 // repartition's partition, an operator whose state fires on the watermark (WatermarkHolder)
 // also gets the watermark it had fired on, "<idx>@<offset>:<fired>" (PartitionContext.ResumeFired;
 // an earlier release refuses such an entry, as below). The
 // fingerprint is a hash of every operator's name, element type, inputs and state type, in
-// graph order (see Pipeline.fingerprint): a checkpoint written by another graph (a new
-// release whose stateful operators are ordered differently, renamed, retyped) is refused,
-// never applied to the wrong operators. A refused checkpoint is logged, and every stateful
-// operator of the partition starts cold from the committed offset: the replay rebuilds its
-// state from there, which is at-least-once for windows that were open across the commit
-// (their partial results may be emitted again, and are then overwritten by the final ones,
-// since document ids are deterministic). Checkpoints of the earlier format "fs1/" (no
-// fingerprint) are refused the same way.
+// graph order (see Pipeline.fingerprint): a checkpoint of this graph applies as it is. One
+// written by another graph (a new release with operators added, removed, reordered, renamed)
+// applies to the stateful operators whose identity it records, by identity, never by
+// position (matchCheckpoint); one without identities (fs3, fs2) is refused, logged, and
+// every stateful operator of the partition starts cold from the committed offset.
+// Checkpoints of the earlier format "fs1/" (no fingerprint) are refused the same way.
 
 // After a repartition's marks (markSep), the lowest of the operators' fire watermarks comes
 // first, "w<fired>;" (base 36), when any operator has one: it stands for every operator when
@@ -140,6 +143,49 @@ func (p *Pipeline) operatorParams() (map[int]string, string) {
 	return p.params, p.paramSection
 }
 
+// operatorIdents returns, by node index, the identity of every stateful operator, and the
+// checkpoint's section of them, "<idx>:<identity>,...", in graph order. An operator's
+// identity is 32 bits of the FNV-1a hash, in base 36, of its name, element type and state
+// type; not of its inputs or its position, which a new release may change around an
+// operator it keeps. Operators alike in all three (left unnamed, say) also hash how many
+// there are and how many come before in graph order: they match only a graph with as many
+// of them, in their order, and start afresh when one is added or removed, never with
+// another one's replay start. Computed once per graph, as the fingerprint is.
+func (p *Pipeline) operatorIdents() (map[int]string, string) {
+	if p.idents != nil && p.identsNodes == len(p.nodes) {
+		return p.idents, p.identSection
+	}
+	p.idents, p.identsNodes = make(map[int]string), len(p.nodes)
+	descs := make(map[int]string)
+	count := make(map[string]int)
+	for i, n := range p.nodes {
+		if hasState(n) {
+			descs[i] = identityOf(n)
+			count[descs[i]]++
+		}
+	}
+	seen := make(map[string]int)
+	var b strings.Builder
+	for i, n := range p.nodes {
+		if !hasState(n) {
+			continue
+		}
+		desc := descs[i]
+		k := seen[desc]
+		seen[desc]++
+		id := paramHash(desc + "#" + strconv.Itoa(k) + "/" + strconv.Itoa(count[desc]))
+		p.idents[i] = id
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(i))
+		b.WriteByte(':')
+		b.WriteString(id)
+	}
+	p.identSection = b.String()
+	return p.idents, p.identSection
+}
+
 // changedOperators returns, in graph order, the operators whose parameters' hash differs from
 // the one a checkpoint recorded (recorded, by node index). An operator the checkpoint has no
 // hash for (written by an earlier release, or when the operator described no parameters) or
@@ -197,7 +243,8 @@ func (p *Pipeline) restampCheckpoint(committed int64, skip, fired map[int]int64,
 		}
 	}
 	_, params := p.operatorParams()
-	meta := encodeCheckpoint(committed, lin.stateful, starts, fw, len(p.nodes), p.fingerprint(), params)
+	_, idents := p.operatorIdents()
+	meta := encodeCheckpoint(committed, lin.stateful, starts, fw, len(p.nodes), p.fingerprint(), params, idents)
 	if hasMarks {
 		meta += markSep + marks
 	}
@@ -249,18 +296,21 @@ func (s *Stream[T]) hasState() bool { return s.state != nil }
 // encodeCheckpoint writes the replay start of every stateful operator (starts, by position in
 // stateful) that differs from the committed offset, and the fire watermark of those that have
 // one (fired, by the same position, NoWatermark for none; nil when none has), after the
-// operators' parameter hashes (params, see Pipeline.operatorParams). It returns "" only when
-// there is nothing to write: no entry and no parameters.
-func encodeCheckpoint(committed int64, stateful []int, starts, fired []int64, nodes int, fp, params string) string {
+// operators' parameter hashes (params, see Pipeline.operatorParams) and identities (idents,
+// see Pipeline.operatorIdents). It returns "" only when there is nothing to write: no entry
+// and no parameters.
+func encodeCheckpoint(committed int64, stateful []int, starts, fired []int64, nodes int, fp, params, idents string) string {
 	var b strings.Builder
 	header := func(k int) {
-		b.Grow(len(fp) + len(params) + 16*(len(stateful)-k) + 12)
+		b.Grow(len(fp) + len(params) + len(idents) + 16*(len(stateful)-k) + 12)
 		b.WriteString(checkpointFormat)
 		b.WriteString(strconv.Itoa(nodes))
 		b.WriteByte('/')
 		b.WriteString(fp)
 		b.WriteByte('/')
 		b.WriteString(params)
+		b.WriteByte('/')
+		b.WriteString(idents)
 		b.WriteByte('/')
 	}
 	if params != "" {
@@ -289,58 +339,100 @@ func encodeCheckpoint(committed int64, stateful []int, starts, fired []int64, no
 	return b.String()
 }
 
-// checkpointFormat starts every checkpoint this release writes; it reads "fs2/" too.
-const checkpointFormat = "fs3/"
+// checkpointFormat starts every checkpoint this release writes; it reads "fs3/" and "fs2/" too.
+const checkpointFormat = "fs4/"
 
-// decodeCheckpoint returns each operator's replay start (skip) and, for those that have one,
-// the watermark its state had fired on (fired), both by node index, and the hash of the
-// parameters of each operator that had any when the checkpoint was written (params, by node
-// index; nil for a checkpoint of format "fs2/", which has none).
+// checkpoint is a decoded checkpoint, by the node indices of the graph that wrote it.
+type checkpoint struct {
+	nodes int
+	fp    string
+	// skip and fired: each operator's replay start and, for those that have one, the
+	// watermark its state had fired on.
+	skip, fired map[int]int64
+	// params: the hash of the parameters of each operator that had any (nil for "fs2/").
+	params map[int]string
+	// idents: every stateful operator's identity (nil before "fs4/").
+	idents map[int]string
+}
+
+// decodeCheckpoint returns the checkpoint of this graph (nodes operators, fingerprint fp) in
+// meta: each operator's replay start (skip) and, for those that have one, the watermark its
+// state had fired on (fired), both by node index, and the hash of the parameters of each
+// operator that had any when the checkpoint was written (params, by node index; nil for a
+// checkpoint of format "fs2/", which has none). A checkpoint of another graph is an error.
 func decodeCheckpoint(meta string, committed int64, nodes int, fp string) (skip, fired map[int]int64, params map[int]string, err error) {
-	if strings.HasPrefix(meta, "fs1/") {
-		return nil, nil, nil, fmt.Errorf("stream: checkpoint %q: written by an earlier release, without a graph fingerprint", meta)
+	cp, err := parseCheckpoint(meta, committed)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	var count, gotFP, section, list string
+	if !cp.sameGraph(nodes, fp) {
+		return nil, nil, nil, cp.otherGraph(meta, nodes, fp)
+	}
+	return cp.skip, cp.fired, cp.params, nil
+}
+
+func (cp checkpoint) sameGraph(nodes int, fp string) bool { return cp.nodes == nodes && cp.fp == fp }
+
+func (cp checkpoint) otherGraph(meta string, nodes int, fp string) error {
+	return fmt.Errorf("stream: checkpoint %q: written by another graph (%d operators, fingerprint %s; this one has %d, %s)", meta, cp.nodes, cp.fp, nodes, fp)
+}
+
+// parseCheckpoint decodes meta, whatever graph wrote it; its node indices are checked
+// against the number of operators it names.
+func parseCheckpoint(meta string, committed int64) (checkpoint, error) {
+	var cp checkpoint
+	if strings.HasPrefix(meta, "fs1/") {
+		return cp, fmt.Errorf("stream: checkpoint %q: written by an earlier release, without a graph fingerprint", meta)
+	}
+	var count, section, idents, list string
 	ok := false
 	if rest, v2 := strings.CutPrefix(meta, "fs2/"); v2 {
 		var ok1, ok2 bool
 		count, rest, ok1 = strings.Cut(rest, "/")
-		gotFP, list, ok2 = strings.Cut(rest, "/")
+		cp.fp, list, ok2 = strings.Cut(rest, "/")
 		ok = ok1 && ok2
-	} else if rest, v3 := strings.CutPrefix(meta, checkpointFormat); v3 {
+	} else if rest, v3 := strings.CutPrefix(meta, "fs3/"); v3 {
 		f := strings.Split(rest, "/")
 		if len(f) == 4 {
-			count, gotFP, section, list, ok = f[0], f[1], f[2], f[3], true
+			count, cp.fp, section, list, ok = f[0], f[1], f[2], f[3], true
+		}
+	} else if rest, v4 := strings.CutPrefix(meta, checkpointFormat); v4 {
+		f := strings.Split(rest, "/")
+		if len(f) == 5 {
+			count, cp.fp, section, idents, list, ok = f[0], f[1], f[2], f[3], f[4], true
 		}
 	} else {
-		return nil, nil, nil, fmt.Errorf("stream: checkpoint %q: unknown format", meta)
+		return cp, fmt.Errorf("stream: checkpoint %q: unknown format", meta)
 	}
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("stream: checkpoint %q: malformed", meta)
+		return cp, fmt.Errorf("stream: checkpoint %q: malformed", meta)
 	}
-	if n, err := strconv.Atoi(count); err != nil || n != nodes || gotFP != fp {
-		return nil, nil, nil, fmt.Errorf("stream: checkpoint %q: written by another graph (%s operators, fingerprint %s; this one has %d, %s)", meta, count, gotFP, nodes, fp)
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 0 || strconv.Itoa(n) != count || cp.fp == "" {
+		return cp, fmt.Errorf("stream: checkpoint %q: malformed", meta)
 	}
+	cp.nodes = n
 	if committed < 0 {
-		return nil, nil, nil, fmt.Errorf("stream: checkpoint %q without a committed offset", meta)
+		return cp, fmt.Errorf("stream: checkpoint %q without a committed offset", meta)
+	}
+	if !strings.HasPrefix(meta, "fs2/") {
+		if cp.params, err = parseHashes(meta, section, '=', n, "parameters"); err != nil {
+			return cp, err
+		}
 	}
 	if strings.HasPrefix(meta, checkpointFormat) {
-		params = make(map[int]string)
-		if section != "" {
-			for _, item := range strings.Split(section, ",") {
-				i, h, ok := strings.Cut(item, "=")
-				idx, err := strconv.Atoi(i)
-				_, dup := params[idx]
-				if !ok || err != nil || idx < 0 || idx >= nodes || dup || !isParamHash(h) {
-					return nil, nil, nil, fmt.Errorf("stream: checkpoint %q: bad parameters entry %q", meta, item)
-				}
-				params[idx] = h
+		if cp.idents, err = parseHashes(meta, idents, ':', n, "identities"); err != nil {
+			return cp, err
+		}
+		for idx := range cp.params {
+			if _, ok := cp.idents[idx]; !ok {
+				return cp, fmt.Errorf("stream: checkpoint %q: parameters of operator %d, which has no identity", meta, idx)
 			}
 		}
 	}
-	skip = make(map[int]int64)
+	cp.skip = make(map[int]int64)
 	if list == "" {
-		return skip, nil, params, nil
+		return cp, nil
 	}
 	for _, item := range strings.Split(list, ",") {
 		i, o, ok := strings.Cut(item, "@")
@@ -352,19 +444,120 @@ func decodeCheckpoint(meta string, committed int64, nodes int, fp string) (skip,
 		if hasFired {
 			wm, err3 = strconv.ParseInt(f, 10, 64)
 		}
-		_, dup := skip[idx]
-		if !ok || err1 != nil || err2 != nil || err3 != nil || idx < 0 || idx >= nodes || off < 0 || dup || hasFired && wm == NoWatermark {
-			return nil, nil, nil, fmt.Errorf("stream: checkpoint %q: bad entry %q", meta, item)
+		_, dup := cp.skip[idx]
+		_, known := cp.idents[idx]
+		if !ok || err1 != nil || err2 != nil || err3 != nil || idx < 0 || idx >= n || off < 0 || dup || hasFired && wm == NoWatermark || cp.idents != nil && !known {
+			return cp, fmt.Errorf("stream: checkpoint %q: bad entry %q", meta, item)
 		}
-		skip[idx] = off
+		cp.skip[idx] = off
 		if hasFired && wm != EndOfTime { // EndOfTime: see cutFired
+			if cp.fired == nil {
+				cp.fired = make(map[int]int64)
+			}
+			cp.fired[idx] = wm
+		}
+	}
+	return cp, nil
+}
+
+// parseHashes reads a section of "<idx><sep><hash>,..." (parameters or identities) of a
+// checkpoint of nodes operators.
+func parseHashes(meta, section string, sep byte, nodes int, what string) (map[int]string, error) {
+	m := make(map[int]string)
+	if section == "" {
+		return m, nil
+	}
+	for _, item := range strings.Split(section, ",") {
+		i, h, ok := strings.Cut(item, string(sep))
+		idx, err := strconv.Atoi(i)
+		_, dup := m[idx]
+		if !ok || err != nil || idx < 0 || idx >= nodes || dup || !isParamHash(h) {
+			return nil, fmt.Errorf("stream: checkpoint %q: bad %s entry %q", meta, what, item)
+		}
+		m[idx] = h
+	}
+	return m, nil
+}
+
+// graphChange is what matchCheckpoint found between the graph that wrote a checkpoint and
+// this one: by node index of this graph, the stateful operators resumed by identity and
+// those that start afresh, and the number of the checkpoint's operators this graph lacks.
+type graphChange struct {
+	kept, fresh []int
+	gone        int
+}
+
+// matchCheckpoint applies a checkpoint of another graph to this one by the stateful
+// operators' identities (see "Restarts with another graph" in the package documentation). An
+// operator the checkpoint records gets its replay start, fire watermark and parameter hash,
+// under its index here. An operator it does not record starts where what it reads resumes:
+// the latest of the replay starts of the stateful operators upstream of it (through
+// stateless ones), or the committed offset, so that an operator kept upstream need not replay
+// from further back (and emit again what it had emitted) to feed it. A checkpoint without
+// identities (an earlier format) is refused.
+func (p *Pipeline) matchCheckpoint(cp checkpoint, meta string, committed int64) (skip, fired map[int]int64, params map[int]string, ch graphChange, err error) {
+	if cp.idents == nil {
+		return nil, nil, nil, ch, cp.otherGraph(meta, len(p.nodes), p.fingerprint())
+	}
+	now, _ := p.operatorIdents()
+	byIdent := make(map[string]int, len(now))
+	for idx, id := range now {
+		byIdent[id] = idx
+	}
+	moved := make(map[int]int, len(cp.idents)) // old index -> index here
+	for old, id := range cp.idents {
+		if idx, ok := byIdent[id]; ok {
+			moved[old] = idx
+		} else {
+			ch.gone++
+		}
+	}
+	skip, params = make(map[int]int64), make(map[int]string)
+	for old, off := range cp.skip {
+		if idx, ok := moved[old]; ok {
+			skip[idx] = off
+		}
+	}
+	for old, wm := range cp.fired {
+		if idx, ok := moved[old]; ok {
 			if fired == nil {
 				fired = make(map[int]int64)
 			}
 			fired[idx] = wm
 		}
 	}
-	return skip, fired, params, nil
+	for old, h := range cp.params {
+		if idx, ok := moved[old]; ok {
+			params[idx] = h
+		}
+	}
+	kept := make(map[int]bool, len(moved))
+	for _, idx := range moved {
+		kept[idx] = true
+	}
+	resume := make([]int64, len(p.nodes))
+	for i, n := range p.nodes {
+		r := committed
+		for _, par := range n.inputs() {
+			r = max(r, resume[par])
+		}
+		if hasState(n) {
+			if kept[i] {
+				ch.kept = append(ch.kept, i)
+				r = committed
+				if s, ok := skip[i]; ok {
+					r = s
+				}
+			} else {
+				ch.fresh = append(ch.fresh, i)
+				if r > committed {
+					skip[i] = r
+				}
+			}
+		}
+		resume[i] = r
+	}
+	return skip, fired, params, ch, nil
 }
 
 // effectiveSkip turns the operators' own replay starts into the offsets their inputs are cut
@@ -444,4 +637,21 @@ func (s *Stream[T]) describe() string {
 		state = fmt.Sprintf("%T", s.state)
 	}
 	return fmt.Sprintf("%s|%s|%v|%s", s.name, reflect.TypeFor[T](), s.parents, state)
+}
+
+// identityOf describes a stateful operator for its identity (Pipeline.operatorIdents).
+func identityOf(n node) string {
+	if s, ok := n.(interface{ identity() string }); ok {
+		return s.identity()
+	}
+	return "?"
+}
+
+// identity is describe without the operator's inputs.
+func (s *Stream[T]) identity() string {
+	state := ""
+	if s.state != nil {
+		state = fmt.Sprintf("%T", s.state)
+	}
+	return fmt.Sprintf("%s|%s|%s", s.name, reflect.TypeFor[T](), state)
 }

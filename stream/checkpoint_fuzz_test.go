@@ -34,19 +34,33 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add("fs3/4/abc123/1=a,1=b/", int64(8))
 	f.Add("fs3/4/abc123/4=a/", int64(8))
 	f.Add("fs3/4/abc123/1@8", int64(8))
+	f.Add("fs4/4/abc123/1=1z141z3,3=0/1:a,3:b/1@8:5,3@9", int64(8))
+	f.Add("fs4/4/abc123/1=1z141z3/1:a/", int64(8))
+	f.Add("fs4/4/abc123//1:a,2:b/2@9", int64(8))
+	f.Add("fs4/4/abc123/1=1z141z3//", int64(8))
+	f.Add("fs4/4/abc123//1:a/2@9", int64(8))
+	f.Add("fs4/4/abc123//1:a,1:b/", int64(8))
+	f.Add("fs4/4/other//1:a/1@9", int64(8))
 	f.Fuzz(func(t *testing.T, meta string, committed int64) {
 		skip, fired, params, err := decodeCheckpoint(meta, committed, nodes, fp)
 		if err != nil {
 			return
 		}
-		if (params == nil) != strings.HasPrefix(meta, "fs2/") {
-			t.Fatalf("accepted %q with parameters %v", meta, params)
+		cp, err := parseCheckpoint(meta, committed)
+		if err != nil {
+			t.Fatalf("decoded %q, but it does not parse: %v", meta, err)
+		}
+		if (params == nil) != strings.HasPrefix(meta, "fs2/") || (cp.idents == nil) != !strings.HasPrefix(meta, checkpointFormat) {
+			t.Fatalf("accepted %q with parameters %v, identities %v", meta, params, cp.idents)
 		}
 		var section []string
 		for _, idx := range slices.Sorted(maps.Keys(params)) {
 			h := params[idx]
 			if idx < 0 || idx >= nodes || !isParamHash(h) {
 				t.Fatalf("accepted %q with parameters entry %d=%q", meta, idx, h)
+			}
+			if _, ok := cp.idents[idx]; cp.idents != nil && !ok {
+				t.Fatalf("accepted %q with parameters of operator %d, which has no identity", meta, idx)
 			}
 			section = append(section, strconv.Itoa(idx)+"="+h)
 		}
@@ -58,11 +72,32 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		if committed < 0 {
 			t.Fatalf("accepted %q without a committed offset", meta)
 		}
+		// An earlier format's operators get identities, as this release writes them.
+		idents := cp.idents
+		if idents == nil {
+			idents = make(map[int]string)
+			for idx := range skip {
+				idents[idx] = "1"
+			}
+			for idx := range params {
+				idents[idx] = "1"
+			}
+		}
+		var identSection []string
+		for _, idx := range slices.Sorted(maps.Keys(idents)) {
+			if idx < 0 || idx >= nodes || !isParamHash(idents[idx]) {
+				t.Fatalf("accepted %q with identity entry %d:%q", meta, idx, idents[idx])
+			}
+			identSection = append(identSection, strconv.Itoa(idx)+":"+idents[idx])
+		}
 		var stateful []int
 		var starts, fires []int64
 		for idx, off := range skip {
 			if idx < 0 || idx >= nodes || off < 0 {
 				t.Fatalf("accepted %q with entry %d@%d", meta, idx, off)
+			}
+			if _, ok := idents[idx]; !ok {
+				t.Fatalf("accepted %q with entry %d@%d of an operator without identity", meta, idx, off)
 			}
 			wm, hasFired := fired[idx]
 			if off == committed && !hasFired {
@@ -75,7 +110,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			starts = append(starts, off)
 			fires = append(fires, wm)
 		}
-		again := encodeCheckpoint(committed, stateful, starts, fires, nodes, fp, strings.Join(section, ","))
+		again := encodeCheckpoint(committed, stateful, starts, fires, nodes, fp, strings.Join(section, ","), strings.Join(identSection, ","))
 		if again == "" {
 			return
 		}

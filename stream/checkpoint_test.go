@@ -253,21 +253,35 @@ func TestReplayStarterCommitsWithinABatch(t *testing.T) {
 	require.Equal(t, "3/2@4", entries(pos.Meta))
 }
 
-// entries returns a checkpoint without its format, fingerprint and parameters:
+// entries returns a checkpoint without its format, fingerprint, parameters and identities:
 // "<operators>/<entries>".
 func entries(meta string) string {
 	parts := strings.Split(meta, "/")
-	if len(parts) != 5 || parts[0] != "fs3" || parts[2] == "" {
+	if len(parts) != 6 || parts[0] != "fs4" || parts[2] == "" {
 		return "malformed: " + meta
 	}
-	return parts[1] + "/" + parts[4]
+	return parts[1] + "/" + parts[5]
 }
 
-// TestCheckpointOfReorderedGraphIsRefused: a new release with the same number of operators in
-// another order must not apply the old checkpoint's skip offsets to the wrong operators: the
-// checkpoint is refused (logged) and every stateful operator starts cold from the committed
-// offset, exactly as a resume without a checkpoint.
-func TestCheckpointOfReorderedGraphIsRefused(t *testing.T) {
+// asFS3 rewrites a checkpoint in the format of the previous release, which has no
+// identities.
+func asFS3(t *testing.T, meta string) string {
+	t.Helper()
+	f := strings.Split(meta, "/")
+	require.Len(t, f, 6, meta)
+	require.Equal(t, "fs4", f[0])
+	return strings.Join([]string{"fs3", f[1], f[2], f[3], f[5]}, "/")
+}
+
+// TestCheckpointOfReorderedGraphResumesByName: a new release with the same operators in
+// another order (another graph fingerprint) must not apply the old checkpoint's replay
+// starts to the wrong operators, and need not start them cold either: each stateful
+// operator resumes from its own start, found by its identity (name, element type, state
+// type), exactly as the graph that wrote the checkpoint resumes. Cold, the group sums would
+// emit the partial group 2+3 again, over the sum 0+1+2+3 written before. A checkpoint of the
+// previous format (fs3, no identities) of another graph is still refused, logged, and every
+// operator starts cold.
+func TestCheckpointOfReorderedGraphResumesByName(t *testing.T) {
 	h, q, _ := build(t)
 	q.Add(recs(0, 3)...)
 	q.Add(recs(3, 6)...)
@@ -276,27 +290,103 @@ func TestCheckpointOfReorderedGraphIsRefused(t *testing.T) {
 	pos, _ := q.CommittedPosition(0)
 	require.NotEmpty(t, pos.Meta)
 
-	reordered := func(meta string) (sums []int64, counts [][]stream.Pair[bool, int], logs string) {
+	type result struct {
+		sums   []int64
+		counts [][]stream.Pair[bool, int]
+		logs   string
+	}
+	resume := func(meta string, reorder bool) result {
 		var buf bytes.Buffer
 		h := streamtest.New(t, time.Second, stream.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
 		q, src := streamtest.NewQueue[int64](h)
-		s := streamtest.Collect(stream.Apply(src, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}})))
+		sum := func() *streamtest.Collector[int64] {
+			return streamtest.Collect(stream.Apply(src, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}})))
+		}
+		var s *streamtest.Collector[int64]
+		if reorder {
+			s = sum()
+		}
 		keyed := stream.KeyBy(src, func(v int64) bool { return v >= 2 })
 		c := streamtest.Collect(stream.UpdateStateByKey(keyed, func(big bool, vs []int64, n int, _ bool) (int, bool) { return n + len(vs), true }))
+		if !reorder {
+			s = sum()
+		}
 		q.Resume(stream.Position{Partition: 0, Offset: pos.Offset, Meta: meta})
 		q.Add(recs(pos.Offset, 10)...)
 		q.End()
 		h.RunUntilDone()
-		return s.Slice(), c.Batches(), buf.String()
+		return result{s.Slice(), c.Batches(), buf.String()}
 	}
-	sums, counts, logs := reordered(pos.Meta)
-	coldSums, coldCounts, _ := reordered("")
-	require.Equal(t, coldSums, sums, "the refused checkpoint must start the group sums cold")
-	require.Equal(t, coldCounts, counts, "the refused checkpoint must not make the state counter skip records")
-	require.Contains(t, logs, "written by another graph")
-	require.Contains(t, logs, "starts cold")
+	same := resume(pos.Meta, false)
+	require.Equal(t, []int64{8 + 9}, same.sums, "the graph that wrote the checkpoint resumes exactly")
+	cold := resume("", true)
+	require.Equal(t, []int64{2 + 3, 4 + 5 + 6 + 7, 8 + 9}, cold.sums)
 
-	// The old format, without a fingerprint, is refused the same way.
-	_, _, logs = reordered("fs1/3/2@4")
-	require.Contains(t, logs, "without a graph fingerprint")
+	got := resume(pos.Meta, true)
+	require.Equal(t, same.sums, got.sums, "the reordered graph's group sums resume from their own start")
+	require.Equal(t, same.counts, got.counts, "the reordered graph's state counter resumes from its own start")
+	require.Contains(t, got.logs, "written by another graph")
+	require.Contains(t, got.logs, `resumed="[groupSum updateStateByKey]" new=[] gone=0`)
+
+	// The previous format has no identities: refused, every operator cold.
+	old := resume(asFS3(t, pos.Meta), true)
+	require.Equal(t, cold.sums, old.sums, "a refused checkpoint starts the group sums cold")
+	require.Equal(t, cold.counts, old.counts, "a refused checkpoint must not make the state counter skip records")
+	require.Contains(t, old.logs, "written by another graph")
+	require.Contains(t, old.logs, "starts cold")
+
+	// The oldest format, without a fingerprint, is refused the same way.
+	fs1 := resume("fs1/3/2@4", true)
+	require.Contains(t, fs1.logs, "without a graph fingerprint")
+}
+
+// TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone: operators alike in name, element
+// type and state type are told apart only by their order among themselves; once a new release
+// has another number of them, none is resumed by the old checkpoint (any of them could be
+// the new one), and each starts afresh from the committed offset. With as many as before,
+// each resumes from its own start.
+func TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone(t *testing.T) {
+	// graph builds an UpdateStateByKey that holds the commit at offset 2, sums group sums
+	// alike, and, if extra, a stateless operator that makes it another graph.
+	graph := func(sums int, extra bool) (*streamtest.Harness, *streamtest.Queue[int64], func() [][]int64) {
+		h := streamtest.New(t, time.Second)
+		q, src := streamtest.NewQueue[int64](h)
+		keyed := stream.KeyBy(src, func(v int64) bool { return v >= 2 })
+		stream.UpdateStateByKey(keyed, func(big bool, _ []int64, n int, _ bool) (int, bool) { return n + 1, big })
+		var cs []*streamtest.Collector[int64]
+		for range sums {
+			cs = append(cs, streamtest.Collect(stream.Apply(src, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}}))))
+		}
+		if extra {
+			streamtest.Collect(stream.Map(src, func(v int64) int64 { return v }))
+		}
+		return h, q, func() [][]int64 {
+			out := make([][]int64, len(cs))
+			for i, c := range cs {
+				out[i] = c.Slice()
+			}
+			return out
+		}
+	}
+	h, q, _ := graph(2, false)
+	q.Add(recs(0, 3)...)
+	q.Add(recs(3, 6)...)
+	q.Add(recs(6, 8)...)
+	h.Run(3)
+	pos, ok := q.CommittedPosition(0)
+	require.True(t, ok)
+	require.Equal(t, int64(2), pos.Offset)
+
+	resume := func(sums int) [][]int64 {
+		h, q, got := graph(sums, true)
+		q.Resume(pos)
+		q.Add(recs(pos.Offset, 10)...)
+		q.End()
+		h.RunUntilDone()
+		return got()
+	}
+	require.Equal(t, [][]int64{{8 + 9}, {8 + 9}}, resume(2), "as many as before: each resumes from its own start")
+	cold := []int64{2 + 3, 4 + 5 + 6 + 7, 8 + 9}
+	require.Equal(t, [][]int64{cold, cold, cold}, resume(3), "one more: none is resumed")
+	require.Equal(t, [][]int64{cold}, resume(1), "one fewer: none is resumed")
 }

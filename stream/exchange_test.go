@@ -200,8 +200,13 @@ const (
 	twoPhaseShuffle        // a window sum per source partition -> RepartitionByTime -> window sum of the sums
 
 	// otherGraph, added to a mode, adds an operator at the end of the graph: the commits'
-	// checkpoints of the graph without it are refused (another graph fingerprint).
+	// checkpoints of the graph without it are of another graph fingerprint, and resume the
+	// stateful operators by name.
 	otherGraph = 1 << 4
+	// renamedGraph, added to a mode, also renames every stateful operator: a checkpoint of
+	// the graph without it then names none of them, as one of an earlier format is refused,
+	// and every stateful operator starts afresh from the committed offset.
+	renamedGraph = 1 << 6
 	// slidingDown, added to a mode, makes the window after the repartition slide: 15 s every
 	// 5 s (slidingSize, slidingSlide) instead of tumbling 10 s.
 	slidingDown = 1 << 5
@@ -252,15 +257,25 @@ func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[str
 	r.q.SetPartitions(parts)
 	pairs := stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) })
 	var shuffled *stream.Stream[stream.Pair[string, int64]]
-	switch mode &^ (otherGraph | slidingDown) {
+	named := func(name string) string {
+		if mode&renamedGraph != 0 {
+			return name + "-renamed"
+		}
+		return name
+	}
+	var downOpts []window.Option
+	if mode&renamedGraph != 0 {
+		downOpts = append(downOpts, window.WithName(named("sums")))
+	}
+	switch mode &^ (otherGraph | slidingDown | renamedGraph) {
 	case trackedShuffle:
-		d := stream.Apply(src, "lastOfKey", stream.Operator[keyed, keyDelta](&lastOfKey{parts: map[int32]map[string][2]int64{}}))
+		d := stream.Apply(src, named("lastOfKey"), stream.Operator[keyed, keyDelta](&lastOfKey{parts: map[int32]map[string][2]int64{}}))
 		pairs = stream.Map(d, func(k keyDelta) stream.Pair[string, int64] { return stream.KV(k.Key, k.Delta) })
 	case twoPhaseShuffle:
 		// The filter drops a record in five, so the window sees fewer records than the
 		// partition holds and fires behind the partition's watermark (WatermarkHolder).
 		local, err := window.Aggregate(src.Filter(func(k keyed) bool { return k.V%5 != 0 }), func(k keyed) string { return k.Key }, func(k keyed) int64 { return k.V },
-			window.Tumbling(10*time.Second), window.Sum[int64](), window.WithName("local"))
+			window.Tumbling(10*time.Second), window.Sum[int64](), window.WithName(named("local")))
 		require.NoError(t, err)
 		r.upLate = streamtest.Collect(local.Late())
 		partial := stream.Map(local.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }),
@@ -273,12 +288,12 @@ func newShuffleRunMode(t *testing.T, log *streamtest.ExchangeLog[stream.Pair[str
 		r.ex, shuffled = streamtest.NewRepartition(r.h, pairs, "keys", log)
 	}
 	sums, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
-		func(p stream.Pair[string, int64]) int64 { return p.Value }, downAssigner(mode), window.Sum[int64]())
+		func(p stream.Pair[string, int64]) int64 { return p.Value }, downAssigner(mode), window.Sum[int64](), downOpts...)
 	require.NoError(t, err)
 	r.docs = streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Final }))
 	r.late = streamtest.Collect(sums.Late())
 	r.reader = &reads[window.Result[string, int64]]{}
-	stream.Apply(sums.Results(), "reader", stream.Operator[window.Result[string, int64], window.Result[string, int64]](r.reader))
+	stream.Apply(sums.Results(), named("reader"), stream.Operator[window.Result[string, int64], window.Result[string, int64]](r.reader))
 	if mode&otherGraph != 0 {
 		streamtest.Collect(sums.Results().Filter(func(x window.Result[string, int64]) bool { return x.Value > 100 }))
 	}
@@ -955,12 +970,13 @@ func TestRepartitionWindowCommitAdvances(t *testing.T) {
 }
 
 // TestRepartitionRefusedCheckpoint: a restart with another graph (a new release, other flags)
-// refuses the operators' checkpoint and starts every stateful operator cold from the committed
-// offset. The window after the repartition must still skip the windows that fired before the
-// commit, by the fire watermark kept with the marks, rather than emit them again from the
-// records after the commit (its commit follows its oldest open window, which is after those
-// windows' first records). A crash at every batch of random inputs, one phase and two, against
-// the uninterrupted run's documents.
+// resumes the stateful operators by name; one whose operators all have other names (as one
+// that reads a checkpoint of an earlier format, without names) starts every stateful operator
+// afresh from the committed offset. The window after the repartition must then still skip the
+// windows that fired before the commit, by the fire watermark kept with the marks, rather
+// than emit them again from the records after the commit (its commit follows its oldest open
+// window, which is after those windows' first records). A crash at every batch of random
+// inputs, one phase and two, each way, against the uninterrupted run's documents.
 func TestRepartitionRefusedCheckpoint(t *testing.T) {
 	seeds := uint64(8)
 	if testing.Short() {
@@ -994,10 +1010,14 @@ func TestRepartitionRefusedCheckpoint(t *testing.T) {
 					advanced++
 				}
 			}
-			second := newShuffleRunMode(t, log, up, ooo, mode|otherGraph)
+			next := mode | otherGraph
+			if crash%2 == int(seed%2) {
+				next |= renamedGraph
+			}
+			second := newShuffleRunMode(t, log, up, ooo, next)
 			second.feed(batches, first.committed(), -1)
 			second.written(got)
-			require.Equal(t, want, got, "seed %d, stopped after batch %d of %d, restarted with another graph", seed, crash, len(batches))
+			require.Equal(t, want, got, "seed %d, stopped after batch %d of %d, restarted with another graph (renamed: %v)", seed, crash, len(batches), next&renamedGraph != 0)
 		}
 	}
 	require.Positive(t, advanced, "the repartition's commits never moved: nothing was tested")

@@ -32,6 +32,7 @@ import (
 type countsRun struct {
 	h            *streamtest.Harness
 	q            *streamtest.Queue[int64]
+	src          *stream.Stream[int64]
 	counts, tens *streamtest.Collector[window.Result[string, int64]]
 	logs         *bytes.Buffer
 }
@@ -42,7 +43,7 @@ func newCountsRun(t *testing.T, name string, size time.Duration, wopts []window.
 	opts = append([]stream.Option{stream.WithLogger(slog.New(slog.NewTextHandler(r.logs, nil)))}, opts...)
 	r.h = streamtest.New(t, time.Second, opts...)
 	q, src := streamtest.NewQueue[int64](r.h)
-	r.q = q
+	r.q, r.src = q, src
 	r.counts, r.tens = countsGraph(t, src, name, size, wopts)
 	return r
 }
@@ -251,10 +252,10 @@ func TestRestartWithChangedWindowColdStart(t *testing.T) {
 // run's commits are of the new format, with the parameters.
 func TestRestartFromFS2Checkpoint(t *testing.T) {
 	pos := crashedCounts(t)
-	require.True(t, strings.HasPrefix(pos.Meta, "fs3/"), pos.Meta)
+	require.True(t, strings.HasPrefix(pos.Meta, "fs4/"), pos.Meta)
 	f := strings.Split(pos.Meta, "/")
-	require.Len(t, f, 5)
-	fs2 := stream.Position{Partition: 0, Offset: pos.Offset, Meta: strings.Join([]string{"fs2", f[1], f[2], f[4]}, "/")}
+	require.Len(t, f, 6)
+	fs2 := stream.Position{Partition: 0, Offset: pos.Offset, Meta: strings.Join([]string{"fs2", f[1], f[2], f[5]}, "/")}
 	r := newCountsRun(t, "counts", 15*time.Second, nil)
 	r.q.Resume(fs2)
 	r.add(2, 40)
@@ -264,13 +265,16 @@ func TestRestartFromFS2Checkpoint(t *testing.T) {
 	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(r.tens))
 	require.Contains(t, r.logs.String(), "partition resumed from checkpoint")
 	next, _ := r.q.CommittedPosition(0)
-	require.True(t, strings.HasPrefix(next.Meta, "fs3/"), next.Meta)
+	require.True(t, strings.HasPrefix(next.Meta, "fs4/"), next.Meta)
 }
 
 // TestRestartWithChangedAndRenamedWindow: a checkpoint of another graph (here the window
-// renamed, and its size changed) is refused as before, logged, and every stateful operator
-// starts cold from the committed offset: the graph fingerprint does not say which operator is
-// which, so no parameter is compared (a limit, documented).
+// "counts" renamed "counts-15s", and its size changed) resumes the operators it records by
+// name: "tens", unchanged, from its own start (its windows once over the two runs, where a
+// cold start emitted [0,10) again from 8 of its 10 records, over the document of all ten);
+// the renamed window is a new operator, not compared with the old one, and starts at the
+// committed offset, as a new operator does. A checkpoint of the previous format (fs3, no
+// identities) of another graph is refused and every stateful operator starts cold.
 func TestRestartWithChangedAndRenamedWindow(t *testing.T) {
 	pos := crashedCounts(t)
 	r := newCountsRun(t, "counts-15s", 15*time.Second, nil)
@@ -279,7 +283,58 @@ func TestRestartWithChangedAndRenamedWindow(t *testing.T) {
 	r.q.End()
 	require.NoError(t, r.untilDone(t))
 	require.Contains(t, r.logs.String(), "written by another graph")
-	require.Equal(t, []string{"0-10:8", "10-20:10", "20-30:10", "30-40:10"}, windows(r.tens), "cold")
+	require.Contains(t, r.logs.String(), `new="[counts-15s counts-15s.late]" gone=2`)
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(r.tens), "resumed by name")
+	require.Equal(t, []string{"0-15:13", "15-30:15", "30-45:10"}, windows(r.counts), "new: from the committed offset")
+
+	f := strings.Split(pos.Meta, "/")
+	require.Len(t, f, 6)
+	fs3 := stream.Position{Partition: 0, Offset: pos.Offset, Meta: strings.Join([]string{"fs3", f[1], f[2], f[3], f[5]}, "/")}
+	old := newCountsRun(t, "counts-15s", 15*time.Second, nil)
+	old.q.Resume(fs3)
+	old.add(2, 40)
+	old.q.End()
+	require.NoError(t, old.untilDone(t))
+	require.Contains(t, old.logs.String(), "starts cold")
+	require.Equal(t, []string{"0-10:8", "10-20:10", "20-30:10", "30-40:10"}, windows(old.tens), "cold")
+}
+
+// TestRestartWithChangedGraphAndWindowStops: a new release that adds an operator (another
+// graph) and changes a window's size stops with ErrOperatorChanged as one that changes only
+// the size does: the window is found by its name in the checkpoint of the old graph, and its
+// parameters compared. Before, the changed graph made every operator start cold, the size
+// was never compared, and the run went on, exit 0. The unchanged graph of the new release,
+// with the old size, resumes by name: "tens" and "counts" emit no window twice, and the new
+// window starts at the committed offset.
+func TestRestartWithChangedGraphAndWindowStops(t *testing.T) {
+	pos := crashedCounts(t)
+	grown := func(size time.Duration) (*countsRun, *streamtest.Collector[window.Result[string, int64]]) {
+		r := newCountsRun(t, "counts", size, nil)
+		w, err := window.Aggregate(r.src, func(int64) string { return "k" }, func(v int64) int64 { return v },
+			window.Tumbling(20*time.Second), window.Count[int64](), window.WithName("twenties"))
+		require.NoError(t, err)
+		return r, streamtest.Collect(w.Results())
+	}
+	r, twenties := grown(15 * time.Second)
+	r.q.Resume(pos)
+	r.add(2, 40)
+	r.q.End()
+	err := r.untilDone(t)
+	require.ErrorIs(t, err, stream.ErrOperatorChanged)
+	require.ErrorContains(t, err, `"counts" (now tumbling(15s)`)
+	require.Empty(t, r.counts.Slice())
+	require.Empty(t, r.tens.Slice())
+	require.Empty(t, twenties.Slice())
+
+	same, twenties := grown(10 * time.Second)
+	same.q.Resume(pos)
+	same.add(2, 40)
+	same.q.End()
+	require.NoError(t, same.untilDone(t))
+	require.Contains(t, same.logs.String(), "written by another graph")
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(same.counts), "resumed by name")
+	require.Equal(t, []string{"20-30:10", "30-40:10"}, windows(same.tens), "resumed by name")
+	require.Equal(t, []string{"0-20:18", "20-40:20"}, windows(twenties), "new: from the committed offset")
 }
 
 // sideRec is a record of either side of a join, keyed.
@@ -456,7 +511,7 @@ func TestRestartWithChangedJoinStops(t *testing.T) {
 }
 
 // TestCheckpointWithManyOperatorsFits: the parameters cost a checkpoint at most 12 bytes per
-// operator that has any. A pipeline of 60 event-time windows (120 stateful operators with
+// operator that has any, the identities about 11 per stateful operator. A pipeline of 60 event-time windows (120 stateful operators with
 // their late streams) at offsets of ten digits commits checkpoints of under 4 KiB, Kafka's
 // default limit of offset metadata (offset.metadata.max.bytes).
 func TestCheckpointWithManyOperatorsFits(t *testing.T) {
@@ -478,11 +533,12 @@ func TestCheckpointWithManyOperatorsFits(t *testing.T) {
 	pos, ok := q.CommittedPosition(0)
 	require.True(t, ok)
 	f := strings.Split(pos.Meta, "/")
-	require.Len(t, f, 5)
+	require.Len(t, f, 6)
 	require.Len(t, strings.Split(f[3], ","), 60, "a parameters entry per window")
+	require.Len(t, strings.Split(f[4], ","), 120, "an identity per stateful operator")
 	require.LessOrEqual(t, len(f[3]), 60*12)
 	require.Less(t, len(pos.Meta), 4096)
-	t.Logf("checkpoint of 60 windows: %d bytes, %d of them the parameters", len(pos.Meta), len(f[3]))
+	t.Logf("checkpoint of 60 windows: %d bytes, %d of them the parameters, %d the identities", len(pos.Meta), len(f[3]), len(f[4]))
 }
 
 // TestRestartWithChangedProcessingTimeState: the processing-time windows and MapWithState of

@@ -202,7 +202,7 @@ func WithMaxFutureEventTime(d time.Duration) Option {
 // WithColdStartChanged accepts a restart whose stateful operators' parameters (Parameterized:
 // a window's size, a join's bounds) differ from those recorded in the committed checkpoint,
 // which otherwise stops the pipeline with ErrOperatorChanged. Each such operator then starts
-// cold from the committed offset, as with a checkpoint of another graph: its state is
+// cold from the committed offset, as with a checkpoint that does not name it: its state is
 // rebuilt, under the new parameters, from the records after the committed offset only, and so
 // is that of every stateful operator it reads (which must feed it from there); the other
 // operators resume from the checkpoint as usual. What that costs is said in "Restarts with

@@ -116,7 +116,8 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 			off = min(off, s)
 		}
 		_, params := p.operatorParams()
-		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint(), params)
+		_, idents := p.operatorIdents()
+		meta := encodeCheckpoint(off, lin.stateful, starts, fired, len(p.nodes), p.fingerprint(), params, idents)
 		if sh := p.shuffleOf(part); sh != nil {
 			// A repartition's partition commits where its marks are known (off itself),
 			// with them; in the format earlier releases read while the checkpoint stays

@@ -150,9 +150,9 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			}
 			continue
 		}
-		skip, fired, params, err := decodeCheckpoint(meta, pos.Offset, len(p.nodes), p.fingerprint())
+		skip, fired, params, err := p.resumeCheckpoint(pos, meta)
 		if err != nil {
-			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records (then overwritten)", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
+			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
 			continue
 		}
 		if changed := p.changedOperators(params); len(changed) > 0 {
@@ -187,4 +187,34 @@ func (p *Pipeline) partition(part int32, now time.Time) *partState {
 		p.live = slices.Insert(p.live, i, part)
 	}
 	return ps
+}
+
+// resumeCheckpoint decodes the checkpoint a partition was assigned with (meta, without the
+// repartition marks) for this graph: as it is when this graph wrote it, else matched by the
+// stateful operators' identities (matchCheckpoint), which it logs.
+func (p *Pipeline) resumeCheckpoint(pos Position, meta string) (skip, fired map[int]int64, params map[int]string, err error) {
+	cp, err := parseCheckpoint(meta, pos.Offset)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cp.sameGraph(len(p.nodes), p.fingerprint()) {
+		return cp.skip, cp.fired, cp.params, nil
+	}
+	skip, fired, params, ch, err := p.matchCheckpoint(cp, meta, pos.Offset)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p.cfg.logger.Warn("stream: the committed checkpoint was written by another graph: the stateful operators it records resume by name, the others start where their input resumes",
+		"partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset,
+		"resumed", p.operatorNames(ch.kept), "new", p.operatorNames(ch.fresh), "gone", ch.gone)
+	return skip, fired, params, nil
+}
+
+// operatorNames names operators by node index, in the order given.
+func (p *Pipeline) operatorNames(idxs []int) []string {
+	names := make([]string, len(idxs))
+	for i, idx := range idxs {
+		names[i] = nameOf(p.nodes[idx])
+	}
+	return names
 }

@@ -76,6 +76,12 @@ type Pipeline struct {
 	params       map[int]string
 	paramSection string
 	paramsNodes  int
+	// idents are the stateful operators' identities by node index (what a checkpoint of
+	// another graph matches them by), and identSection the checkpoint's section of them,
+	// computed for identsNodes operators.
+	idents       map[int]string
+	identSection string
+	identsNodes  int
 
 	statsMu  sync.Mutex
 	stats    BatchStats
