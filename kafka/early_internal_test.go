@@ -86,3 +86,66 @@ func TestCommitBeforeClaimStarts(t *testing.T) {
 	require.Len(t, sess.resets, 1, "a position of a partition never handed over is not marked")
 	sess.mu.Unlock()
 }
+
+// txnProducer is a transactional producer that takes every transaction and records the
+// offsets committed in them.
+type txnProducer struct {
+	sarama.SyncProducer
+	offsets []*sarama.PartitionOffsetMetadata
+	commits int
+}
+
+func (f *txnProducer) BeginTxn() error { return nil }
+func (f *txnProducer) CommitTxn() error {
+	f.commits++
+	return nil
+}
+func (f *txnProducer) AddOffsetsToTxnWithGroupMetadata(offs map[string][]*sarama.PartitionOffsetMetadata, _ *sarama.ConsumerGroupMetadata) error {
+	for _, o := range offs {
+		f.offsets = append(f.offsets, o...)
+	}
+	return nil
+}
+
+// memberSession is a group session of generation 1.
+type memberSession struct{ *recordingSession }
+
+func (memberSession) GenerationID() int32 { return 1 }
+func (memberSession) MemberID() string    { return "m" }
+
+// TestExactlyOnceCommitBeforeClaimStarts: under exactly once, a position of a partition
+// handed to the pipeline whose claim has not started yet cannot be marked (its read-back
+// bounds are not known): the commit leaves it out and says so (ErrNotClaimed), so that the
+// pipeline sends it again with the next batch, which commits it once the claim started.
+// Before, the commit returned nil and the position was lost: a checkpoint restamped with the
+// parameters now, sent until a commit takes it, was never committed, and the next restart
+// without the option stopped again.
+func TestExactlyOnceCommitBeforeClaimStarts(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &Source[int]{log: log, cfg: Config{Topics: []string{"req"}, Group: "g"},
+		topics: map[string]int{"req": 0}, owned: map[int32]*partition{}, announced: map[int32]bool{},
+		early: map[int32]stream.Position{}}
+	prod := &txnProducer{}
+	tx := newTxn(s.cfg, "t", log, nil)
+	tx.prod = prod
+	s.eos.Store(tx)
+	id := s.PartitionID("req", 1)
+	s.announced[id] = true
+	restamp := []stream.Position{{Partition: id, Offset: 2, Meta: "fs4/new"}}
+
+	err := s.Commit(context.Background(), restamp)
+	require.ErrorIs(t, err, ErrNotClaimed)
+	require.Empty(t, prod.offsets, "nothing committed before the claim")
+
+	sess := memberSession{&recordingSession{}}
+	require.NotNil(t, s.own(sess, claimAt{topic: "req", part: 1, start: 2}))
+	require.NoError(t, s.Commit(context.Background(), restamp), "sent again with the next batch")
+	require.Len(t, prod.offsets, 1)
+	require.Equal(t, int64(2), prod.offsets[0].Offset)
+	meta, _ := splitBound(*prod.offsets[0].Metadata)
+	require.Equal(t, "fs4/new", meta, "the restamped checkpoint, committed")
+	require.Equal(t, 1, prod.commits)
+
+	// A position of a partition never handed over is not this member's: ignored, no error.
+	require.NoError(t, s.Commit(context.Background(), []stream.Position{{Partition: s.PartitionID("req", 2), Offset: 5, Meta: "fs4/other"}}))
+}

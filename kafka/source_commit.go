@@ -74,8 +74,8 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 // sends only once, was lost that way (TestAcceptedChangeWithQuietRequests failed 3 runs in
 // 10). Positions of partitions no longer owned are ignored: their new owner commits them.
 // Not under exactly once, where a position marked before the claim's read-back bounds are
-// known could store a wrong bound: there the early position is still dropped (a restamped
-// checkpoint of a partition that reads nothing may then be lost, as before).
+// known could store a wrong bound: there the commit leaves it out and returns ErrNotClaimed,
+// and the pipeline sends it again with the next batch (commitTxn).
 func (s *Source[T]) keepEarly(x stream.Position) {
 	if s.announced[x.Partition] {
 		s.early[x.Partition] = x

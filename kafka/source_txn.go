@@ -5,6 +5,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -45,12 +46,19 @@ func (s *Source[T]) Duplicates() int64 {
 // commitTxn commits the acknowledged positions, and those that dead-lettered runs moved,
 // with the pending messages in one transaction. The marks move at once; what the last
 // transaction committed moves only when it succeeds, so a failed commit is sent again with
-// the next one.
+// the next one. A position of a partition whose claim has not started yet (announced) cannot
+// be marked before the claim's read-back bounds are known: the commit returns ErrNotClaimed
+// for it once the transaction committed the rest, and the pipeline sends it again with the
+// next batch (a checkpoint restamped with the parameters now, which it sends until it is
+// committed, was lost otherwise).
 func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position) error {
+	var waiting []int32
 	s.mu.Lock()
 	for _, x := range pos {
 		if p := s.owned[x.Partition]; p != nil {
 			p.mark(x.Offset, endedMeta(p, x))
+		} else if s.announced[x.Partition] {
+			waiting = append(waiting, x.Partition)
 		}
 	}
 	s.mu.Unlock()
@@ -85,8 +93,17 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 		}
 		p.mu.Unlock()
 	}
+	if len(waiting) > 0 {
+		return fmt.Errorf("%w: pipeline partitions %v", ErrNotClaimed, waiting)
+	}
 	return nil
 }
+
+// ErrNotClaimed is returned by an exactly-once commit for positions of partitions whose
+// claim had not started yet (a rebalance hands a partition to the pipeline a moment before
+// its claim starts): the rest of the commit succeeded, and the pipeline sends those positions
+// again with the next batch.
+var ErrNotClaimed = errors.New("kafka: commit: a position of a partition whose claim has not started yet was left for the next batch")
 
 // pushMark says that records from off on were pushed when committed output ended at out.
 type pushMark struct {
