@@ -89,9 +89,11 @@ func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 		zoneOrigin: origin, cabOrigin: origin,
 	}, nil)
 	require.NoError(t, err)
-	return &offlineRun{h: h, q: q,
-		cabs: streamtest.Collect(g.cabDocs), zones: streamtest.Collect(g.zoneDocs), alerts: streamtest.Collect(g.alerts),
-		late: streamtest.Collect(g.zones.Late()), split: g.split}
+	r := &offlineRun{h: h, q: q, cabs: streamtest.Collect(g.cabDocs), alerts: streamtest.Collect(g.alerts), split: g.split}
+	if g.zones != nil { // -zone-demand=false: none
+		r.zones, r.late = streamtest.Collect(g.zoneDocs), streamtest.Collect(g.zones.Late())
+	}
+	return r
 }
 
 // docs are the documents the outputs wrote, by index and id; a later write overwrites.
@@ -111,7 +113,7 @@ func (d docs) add(t testing.TB, c *config, r *offlineRun) {
 		body, err := doc.AppendJSON(nil)
 		put("cab-stats", doc.DocID(c.name), body, err)
 	}
-	for _, x := range r.zones.Slice() {
+	for _, x := range r.zonesSlice() {
 		doc := telemetry.ZoneDemandDoc(x)
 		body, err := doc.AppendJSON(nil)
 		put("zone-demand", doc.DocID(c.name), body, err)
@@ -120,6 +122,14 @@ func (d docs) add(t testing.TB, c *config, r *offlineRun) {
 		body, err := a.AppendJSON(nil)
 		put("cab-alerts", a.ID, body, err)
 	}
+}
+
+// zonesSlice returns the zone demand results, none without zone demand.
+func (r *offlineRun) zonesSlice() []zoneResult {
+	if r.zones == nil {
+		return nil
+	}
+	return r.zones.Slice()
 }
 
 // run feeds the batches to r from the committed positions pos (all of them if pos is nil),
