@@ -131,10 +131,11 @@
 //     new repartition topics) from the start of the input, as Spark asks for a new
 //     checkpoint location.
 //  4. A checkpoint that names no parameters is accepted as before, with nothing to compare:
-//     one of the earlier format "fs2/" (its replay starts are applied whatever the parameters
-//     now, and the next commit is of format "fs3/", with them: TestRestartFromFS2Checkpoint),
-//     a position without a checkpoint (Meta empty: every stateful operator starts at the
-//     committed offset, without an error; TestRestartWithChangedWindowColdStart), and an
+//     one of the earlier format "fs2/" (its replay starts are applied whatever the
+//     parameters now, and the next commit is of this release's format, "fs4/", with them:
+//     TestRestartFromFS2Checkpoint), a position without a checkpoint (Meta empty: every
+//     stateful operator starts at the committed offset, without an error;
+//     TestRestartWithChangedWindowColdStart), and an
 //     operator for which the checkpoint has no hash (it described none in the run that
 //     wrote it). This release writes a checkpoint, with the parameters, whenever the graph
 //     has an operator with parameters, also when every operator's start is the committed
