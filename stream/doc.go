@@ -181,9 +181,13 @@
 //
 //  1. A stateful operator whose identity the checkpoint records resumes from the replay
 //     start and fire watermark recorded for it, as under the graph that wrote it: its results
-//     over the two runs are those of one run (TestCheckpointOfReorderedGraphResumesByName,
-//     TestRestartWithChangedAndRenamedWindow, TestRestartWithChangedGraphAndWindowStops), and
-//     its parameters are compared (invariant 5 of "Restarts with changed operators").
+//     over the two runs are those of one run (TestAnotherGraphOracle: random graphs of
+//     windows, a crash at a random batch, a restart with windows gone, added, reordered and
+//     read through new operators, against an uninterrupted run;
+//     TestCheckpointOfReorderedGraphResumesByName, TestRestartWithChangedAndRenamedWindow,
+//     TestRestartWithChangedGraphAndWindowStops, and the fleet job's
+//     TestNewReleaseKeepsStateOffline), and its parameters are compared (invariant 5 of
+//     "Restarts with changed operators").
 //  2. A stateful operator the checkpoint does not name is new: it starts empty where what
 //     it reads resumes, the latest replay start of the stateful operators upstream of it
 //     (through stateless ones), or the committed offset if none; so an operator kept
