@@ -29,7 +29,7 @@ test:
 # (streamtest), so the race detector has nothing to watch there and would cost them four
 # times the CPU (232 CPU-s against 60): they run without -race, after the main run. The
 # engine's concurrency is raced by stream's own tests and the end-to-end ones.
-OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline)$$
+OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline|TestNewReleaseKeepsStateOffline)$$
 # The packages that have fault tests (all of PKGS when it is not ./...): the fault step runs
 # one package at a time, and each other package would only start its test binary for nothing.
 FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --include='*_test.go' '^func TestFault' .))),$(PKGS))
