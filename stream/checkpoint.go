@@ -27,11 +27,12 @@ import (
 // offset are left out. <parameters> is "<idx>=<hash>,..." for every stateful operator that
 // describes parameters (Parameterized; paramHash), in graph order: a restart compares them
 // (see "Restarts with changed operators" in the package documentation). <identities> is
-// "<idx>:<identity>,..." for every stateful operator, in graph order: a hash of its name,
-// element type and state type (Pipeline.operatorIdents), by which a restart with another
-// graph finds the operators it keeps (see "Restarts with another graph"). The checkpoint is
-// written whenever there are parameters, also with no start to record
-// ("fs4/3/<fp>/2=1k9x/2:xz81q/"), and left out only when there are neither.
+// "<gap><identity>,..." for every stateful operator, in graph order: the gap from the node
+// index before, then six base-36 digits of a hash of its name, element type and state type
+// (Pipeline.operatorIdents), by which a restart with another graph finds the operators it
+// keeps (see "Restarts with another graph"); "-" when they would make the checkpoint larger
+// than identsMax. The checkpoint is written whenever there are parameters, also with no start
+// to record ("fs4/3/<fp>/2=1k9x/30xz81q/"), and left out only when there are neither.
 // "fs3/<n>/<fingerprint>/<parameters>/<entries>", the format of the previous release, is read
 // as this one without identities, and "fs2/<n>/<fingerprint>/<entries>" as one without
 // parameters either. On a
@@ -144,13 +145,14 @@ func (p *Pipeline) operatorParams() (map[int]string, string) {
 }
 
 // operatorIdents returns, by node index, the identity of every stateful operator, and the
-// checkpoint's section of them, "<idx>:<identity>,...", in graph order. An operator's
-// identity is 32 bits of the FNV-1a hash, in base 36, of its name, element type and state
-// type; not of its inputs or its position, which a new release may change around an
-// operator it keeps. Operators alike in all three (left unnamed, say) also hash how many
-// there are and how many come before in graph order: they match only a graph with as many
-// of them, in their order, and start afresh when one is added or removed, never with
-// another one's replay start. Computed once per graph, as the fingerprint is.
+// checkpoint's section of them, in graph order: for each, the gap between its node index and
+// the one before (the first's from -1) in decimal, then its identity. An operator's identity
+// is 31 bits of the FNV-1a hash of its name, element type and state type, six base-36
+// digits; not of its inputs or its position, which a new release may change around an
+// operator it keeps. Operators alike in all three (two windows left unnamed, say) cannot be
+// told apart across graphs (a release that swaps them would resume each from the other's
+// start): their identities also hash the graph's fingerprint, so that only this graph
+// matches them. Computed once per graph, as the fingerprint is.
 func (p *Pipeline) operatorIdents() (map[int]string, string) {
 	if p.idents != nil && p.identsNodes == len(p.nodes) {
 		return p.idents, p.identSection
@@ -166,25 +168,61 @@ func (p *Pipeline) operatorIdents() (map[int]string, string) {
 	}
 	seen := make(map[string]int)
 	var b strings.Builder
+	prev := -1
 	for i, n := range p.nodes {
 		if !hasState(n) {
 			continue
 		}
 		desc := descs[i]
-		k := seen[desc]
-		seen[desc]++
-		id := paramHash(desc + "#" + strconv.Itoa(k) + "/" + strconv.Itoa(count[desc]))
+		if count[desc] > 1 {
+			desc += "#" + strconv.Itoa(seen[desc]) + "@" + p.fingerprint()
+			seen[descs[i]]++
+		}
+		id := identHash(desc)
 		p.idents[i] = id
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(strconv.Itoa(i))
-		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(i - prev))
 		b.WriteString(id)
+		prev = i
 	}
 	p.identSection = b.String()
 	return p.idents, p.identSection
 }
+
+// identLen is the length of an operator's identity in a checkpoint.
+const identLen = 6
+
+// identHash is an operator's identity: 31 bits of the FNV-1a hash of desc, identLen base-36
+// digits (36^6 > 2^31).
+func identHash(desc string) string {
+	h := fnv.New32a()
+	h.Write([]byte(desc))
+	v := strconv.FormatUint(uint64(h.Sum32()>>1), 36)
+	return strings.Repeat("0", identLen-len(v)) + v
+}
+
+// isIdent reports whether id can be what identHash wrote.
+func isIdent(id string) bool {
+	if len(id) != identLen {
+		return false
+	}
+	v, err := strconv.ParseUint(id, 36, 64)
+	return err == nil && v < 1<<31 && strings.ToLower(id) == id
+}
+
+// identsOmitted stands for the identities in a checkpoint that would be larger than
+// identsMax with them.
+const identsOmitted = "-"
+
+// identsMax is the most bytes of the operators' part of a checkpoint (without a
+// repartition's marks) with the identities; beyond, they are left out, and a restart with
+// another graph starts every stateful operator cold, as from a checkpoint of the previous
+// format. The rest of the 4,096 bytes Kafka allows is for the marks and what a kafka Source
+// adds (about 1 KB: an end marker, an exactly-once read-back bound). Identities cost about 8
+// bytes per stateful operator; a graph of 60 windows (120 stateful operators) goes beyond.
+const identsMax = 2560
 
 // changedOperators returns, in graph order, the operators whose parameters' hash differs from
 // the one a checkpoint recorded (recorded, by node index). An operator the checkpoint has no
@@ -297,9 +335,17 @@ func (s *Stream[T]) hasState() bool { return s.state != nil }
 // stateful) that differs from the committed offset, and the fire watermark of those that have
 // one (fired, by the same position, NoWatermark for none; nil when none has), after the
 // operators' parameter hashes (params, see Pipeline.operatorParams) and identities (idents,
-// see Pipeline.operatorIdents). It returns "" only when there is nothing to write: no entry
-// and no parameters.
+// see Pipeline.operatorIdents; left out beyond identsMax). It returns "" only when there is
+// nothing to write: no entry and no parameters.
 func encodeCheckpoint(committed int64, stateful []int, starts, fired []int64, nodes int, fp, params, idents string) string {
+	meta := encodeCheckpointWith(committed, stateful, starts, fired, nodes, fp, params, idents)
+	if len(meta) > identsMax && idents != identsOmitted {
+		return encodeCheckpointWith(committed, stateful, starts, fired, nodes, fp, params, identsOmitted)
+	}
+	return meta
+}
+
+func encodeCheckpointWith(committed int64, stateful []int, starts, fired []int64, nodes int, fp, params, idents string) string {
 	var b strings.Builder
 	header := func(k int) {
 		b.Grow(len(fp) + len(params) + len(idents) + 16*(len(stateful)-k) + 12)
@@ -420,8 +466,8 @@ func parseCheckpoint(meta string, committed int64) (checkpoint, error) {
 			return cp, err
 		}
 	}
-	if strings.HasPrefix(meta, checkpointFormat) {
-		if cp.idents, err = parseHashes(meta, idents, ':', n, "identities"); err != nil {
+	if strings.HasPrefix(meta, checkpointFormat) && idents != identsOmitted {
+		if cp.idents, err = parseIdents(meta, idents, n); err != nil {
 			return cp, err
 		}
 		for idx := range cp.params {
@@ -460,8 +506,8 @@ func parseCheckpoint(meta string, committed int64) (checkpoint, error) {
 	return cp, nil
 }
 
-// parseHashes reads a section of "<idx><sep><hash>,..." (parameters or identities) of a
-// checkpoint of nodes operators.
+// parseHashes reads a section of "<idx><sep><hash>,..." (the parameters) of a checkpoint of
+// nodes operators.
 func parseHashes(meta, section string, sep byte, nodes int, what string) (map[int]string, error) {
 	m := make(map[int]string)
 	if section == "" {
@@ -479,6 +525,33 @@ func parseHashes(meta, section string, sep byte, nodes int, what string) (map[in
 	return m, nil
 }
 
+// parseIdents reads the identities section of a checkpoint of nodes operators (see
+// Pipeline.operatorIdents): identities by node index, no two alike.
+func parseIdents(meta, section string, nodes int) (map[int]string, error) {
+	m := make(map[int]string)
+	if section == "" {
+		return m, nil
+	}
+	seen := make(map[string]bool)
+	idx := -1
+	for _, item := range strings.Split(section, ",") {
+		bad := fmt.Errorf("stream: checkpoint %q: bad identities entry %q", meta, item)
+		if len(item) <= identLen {
+			return nil, bad
+		}
+		g, id := item[:len(item)-identLen], item[len(item)-identLen:]
+		gap, err := strconv.Atoi(g)
+		if err != nil || gap < 1 || strconv.Itoa(gap) != g || gap > nodes || !isIdent(id) || seen[id] {
+			return nil, bad
+		}
+		if idx += gap; idx >= nodes {
+			return nil, bad
+		}
+		m[idx], seen[id] = id, true
+	}
+	return m, nil
+}
+
 // graphChange is what matchCheckpoint found between the graph that wrote a checkpoint and
 // this one: by node index of this graph, the stateful operators resumed by identity and
 // those that start afresh, and the number of the checkpoint's operators this graph lacks.
@@ -488,14 +561,11 @@ type graphChange struct {
 }
 
 // matchCheckpoint applies a checkpoint of another graph to this one by the stateful
-// operators' identities (see "Restarts with another graph" in the package documentation). An
+// operators' identities (see "Restarts with another graph" in the package documentation): an
 // operator the checkpoint records gets its replay start, fire watermark and parameter hash,
-// under its index here. An operator it does not record starts where what it reads resumes:
-// the latest of the replay starts of the stateful operators upstream of it (through
-// stateless ones), or the committed offset, so that an operator kept upstream need not replay
-// from further back (and emit again what it had emitted) to feed it. A checkpoint without
-// identities (an earlier format) is refused.
-func (p *Pipeline) matchCheckpoint(cp checkpoint, meta string, committed int64) (skip, fired map[int]int64, params map[int]string, ch graphChange, err error) {
+// under its index here. The others are new (freshStarts). A checkpoint without identities
+// (an earlier format, or one that left them out) is refused.
+func (p *Pipeline) matchCheckpoint(cp checkpoint, meta string) (skip, fired map[int]int64, params map[int]string, ch graphChange, err error) {
 	if cp.idents == nil {
 		return nil, nil, nil, ch, cp.otherGraph(meta, len(p.nodes), p.fingerprint())
 	}
@@ -535,6 +605,27 @@ func (p *Pipeline) matchCheckpoint(cp checkpoint, meta string, committed int64) 
 	for _, idx := range moved {
 		kept[idx] = true
 	}
+	for _, idx := range p.lineage().stateful {
+		if kept[idx] {
+			ch.kept = append(ch.kept, idx)
+		} else {
+			ch.fresh = append(ch.fresh, idx)
+		}
+	}
+	return skip, fired, params, ch, nil
+}
+
+// freshStarts sets, in skip, the replay start of each new stateful operator (fresh, see
+// matchCheckpoint): where what it reads resumes, the latest of the replay starts of the
+// stateful operators upstream of it (through stateless ones), or the committed offset; so
+// that an operator kept upstream need not replay from further back (and emit again what it
+// had emitted) to feed it. Call it once skip holds the kept operators' starts, without those
+// of operators that start cold (WithColdStartChanged).
+func (p *Pipeline) freshStarts(skip map[int]int64, fresh []int, committed int64) {
+	isFresh := make(map[int]bool, len(fresh))
+	for _, idx := range fresh {
+		isFresh[idx] = true
+	}
 	resume := make([]int64, len(p.nodes))
 	for i, n := range p.nodes {
 		r := committed
@@ -542,22 +633,18 @@ func (p *Pipeline) matchCheckpoint(cp checkpoint, meta string, committed int64) 
 			r = max(r, resume[par])
 		}
 		if hasState(n) {
-			if kept[i] {
-				ch.kept = append(ch.kept, i)
+			switch {
+			case isFresh[i] && r > committed:
+				skip[i] = r
+			case !isFresh[i]:
 				r = committed
 				if s, ok := skip[i]; ok {
 					r = s
-				}
-			} else {
-				ch.fresh = append(ch.fresh, i)
-				if r > committed {
-					skip[i] = r
 				}
 			}
 		}
 		resume[i] = r
 	}
-	return skip, fired, params, ch, nil
 }
 
 // effectiveSkip turns the operators' own replay starts into the offsets their inputs are cut

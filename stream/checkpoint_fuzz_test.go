@@ -1,11 +1,13 @@
 package stream
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeCheckpoint: the checkpoint decoder reads what Kafka hands back as commit metadata,
@@ -34,13 +36,16 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 	f.Add("fs3/4/abc123/1=a,1=b/", int64(8))
 	f.Add("fs3/4/abc123/4=a/", int64(8))
 	f.Add("fs3/4/abc123/1@8", int64(8))
-	f.Add("fs4/4/abc123/1=1z141z3,3=0/1:a,3:b/1@8:5,3@9", int64(8))
-	f.Add("fs4/4/abc123/1=1z141z3/1:a/", int64(8))
-	f.Add("fs4/4/abc123//1:a,2:b/2@9", int64(8))
+	f.Add("fs4/4/abc123/1=1z141z3,3=0/2000001,2000002/1@8:5,3@9", int64(8))
+	f.Add("fs4/4/abc123/1=1z141z3/2000001/", int64(8))
+	f.Add("fs4/4/abc123//2000001,1000002/2@9", int64(8))
 	f.Add("fs4/4/abc123/1=1z141z3//", int64(8))
-	f.Add("fs4/4/abc123//1:a/2@9", int64(8))
-	f.Add("fs4/4/abc123//1:a,1:b/", int64(8))
-	f.Add("fs4/4/other//1:a/1@9", int64(8))
+	f.Add("fs4/4/abc123//2000001/2@9", int64(8))
+	f.Add("fs4/4/abc123//2000001,1000001/", int64(8))
+	f.Add("fs4/4/abc123//2000001,0000002/", int64(8))
+	f.Add("fs4/4/abc123//5000001/", int64(8))
+	f.Add("fs4/4/abc123/1=1z141z3/-/1@8:5", int64(8))
+	f.Add("fs4/4/other//2000001/1@9", int64(8))
 	f.Fuzz(func(t *testing.T, meta string, committed int64) {
 		skip, fired, params, err := decodeCheckpoint(meta, committed, nodes, fp)
 		if err != nil {
@@ -50,7 +55,7 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded %q, but it does not parse: %v", meta, err)
 		}
-		if (params == nil) != strings.HasPrefix(meta, "fs2/") || (cp.idents == nil) != !strings.HasPrefix(meta, checkpointFormat) {
+		if (params == nil) != strings.HasPrefix(meta, "fs2/") || (cp.idents == nil) != (!strings.HasPrefix(meta, checkpointFormat) || strings.Split(meta, "/")[4] == identsOmitted) {
 			t.Fatalf("accepted %q with parameters %v, identities %v", meta, params, cp.idents)
 		}
 		var section []string
@@ -77,18 +82,22 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		if idents == nil {
 			idents = make(map[int]string)
 			for idx := range skip {
-				idents[idx] = "1"
+				idents[idx] = identHash(strconv.Itoa(idx))
 			}
 			for idx := range params {
-				idents[idx] = "1"
+				idents[idx] = identHash(strconv.Itoa(idx))
 			}
 		}
 		var identSection []string
+		seen := map[string]bool{}
+		prev := -1
 		for _, idx := range slices.Sorted(maps.Keys(idents)) {
-			if idx < 0 || idx >= nodes || !isParamHash(idents[idx]) {
+			if idx < 0 || idx >= nodes || !isIdent(idents[idx]) || seen[idents[idx]] {
 				t.Fatalf("accepted %q with identity entry %d:%q", meta, idx, idents[idx])
 			}
-			identSection = append(identSection, strconv.Itoa(idx)+":"+idents[idx])
+			seen[idents[idx]] = true
+			identSection = append(identSection, strconv.Itoa(idx-prev)+idents[idx])
+			prev = idx
 		}
 		var stateful []int
 		var starts, fires []int64
@@ -125,3 +134,77 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMatchCheckpoint: a checkpoint of another graph, whatever its content, applies only to
+// this graph's stateful operators (replay starts, fire watermarks and parameter hashes by
+// their node index here), never to a stateless one or an index out of the graph, never
+// panics, and starts no new operator before the committed offset.
+func FuzzMatchCheckpoint(f *testing.F) {
+	p, err := New(time.Second)
+	if err != nil {
+		f.Fatal(err)
+	}
+	src := From[int64](p, noSource{})
+	m := Map(src, func(v int64) int64 { return v })
+	for _, name := range []string{"a", "sum", "sum", "b"} {
+		m = Apply(m, name, Operator[int64, int64](holdAll{}))
+	}
+	now, section := p.operatorIdents()
+	f.Add("fs4/9/other//"+section+"/2@5,3@6:7", int64(5))
+	f.Add("fs4/9/other/2=1z141z3/"+section+"/2@5", int64(5))
+	f.Add("fs4/3/other//1"+now[2]+",1000001/1@4,2@9:3", int64(1))
+	f.Add("fs4/3/other//-/1@4", int64(1))
+	f.Add("fs3/3/other//1@4", int64(1))
+	f.Fuzz(func(t *testing.T, meta string, committed int64) {
+		cp, err := parseCheckpoint(meta, committed)
+		if err != nil || cp.sameGraph(len(p.nodes), p.fingerprint()) {
+			return
+		}
+		skip, fired, params, ch, err := p.matchCheckpoint(cp, meta)
+		if err != nil {
+			if cp.idents != nil {
+				t.Fatalf("%q: identities, yet refused: %v", meta, err)
+			}
+			return
+		}
+		check := func(what string, idx int) {
+			if _, ok := now[idx]; !ok {
+				t.Fatalf("%q: %s of node %d, which is not a stateful operator here", meta, what, idx)
+			}
+		}
+		for idx := range skip {
+			check("replay start", idx)
+		}
+		for idx := range fired {
+			check("fire watermark", idx)
+		}
+		for idx := range params {
+			check("parameters", idx)
+		}
+		if len(ch.kept)+len(ch.fresh) != len(now) {
+			t.Fatalf("%q: kept %v and fresh %v are not the %d stateful operators", meta, ch.kept, ch.fresh, len(now))
+		}
+		p.freshStarts(skip, ch.fresh, committed)
+		for idx, off := range skip {
+			check("replay start", idx)
+			if slices.Contains(ch.fresh, idx) && off < committed {
+				t.Fatalf("%q: new operator %d starts at %d, before the committed offset %d", meta, idx, off, committed)
+			}
+		}
+	})
+}
+
+// noSource is a Source that never pushes; holdAll is a stateful operator that keeps nothing.
+type noSource struct{}
+
+func (noSource) Run(ctx context.Context, _ *Input[int64]) error { <-ctx.Done(); return nil }
+func (noSource) Commit(context.Context, []Position) error       { return nil }
+
+type holdAll struct{}
+
+func (holdAll) Process(_ *PartitionContext, in []Elem[int64], out []Elem[int64]) []Elem[int64] {
+	return append(out, in...)
+}
+func (holdAll) Retained(int32) (int64, bool) { return 0, false }
+func (holdAll) Drop(int32)                   {}
+func (holdAll) StateSize() int               { return 0 }

@@ -341,10 +341,11 @@ func TestCheckpointOfReorderedGraphResumesByName(t *testing.T) {
 }
 
 // TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone: operators alike in name, element
-// type and state type are told apart only by their order among themselves; once a new release
-// has another number of them, none is resumed by the old checkpoint (any of them could be
-// the new one), and each starts afresh from the committed offset. With as many as before,
-// each resumes from its own start.
+// type and state type cannot be told apart across graphs: a release that declares them in
+// another order would resume each from the other's start (helper-69's review: the sum of all
+// records resumed from the odd records' start lost offset 4). So a checkpoint of another
+// graph resumes none of them, whatever their number; each starts afresh from the committed
+// offset, as from a refused checkpoint.
 func TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone(t *testing.T) {
 	// graph builds an UpdateStateByKey that holds the commit at offset 2, sums group sums
 	// alike, and, if extra, a stateless operator that makes it another graph.
@@ -377,16 +378,56 @@ func TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, int64(2), pos.Offset)
 
-	resume := func(sums int) [][]int64 {
-		h, q, got := graph(sums, true)
+	resume := func(sums int, extra bool) [][]int64 {
+		h, q, got := graph(sums, extra)
 		q.Resume(pos)
 		q.Add(recs(pos.Offset, 10)...)
 		q.End()
 		h.RunUntilDone()
 		return got()
 	}
-	require.Equal(t, [][]int64{{8 + 9}, {8 + 9}}, resume(2), "as many as before: each resumes from its own start")
+	require.Equal(t, [][]int64{{8 + 9}, {8 + 9}}, resume(2, false), "the same graph: each resumes from its own start")
 	cold := []int64{2 + 3, 4 + 5 + 6 + 7, 8 + 9}
-	require.Equal(t, [][]int64{cold, cold, cold}, resume(3), "one more: none is resumed")
-	require.Equal(t, [][]int64{cold}, resume(1), "one fewer: none is resumed")
+	require.Equal(t, [][]int64{cold, cold}, resume(2, true), "as many: none is resumed")
+	require.Equal(t, [][]int64{cold, cold, cold}, resume(3, true), "one more: none is resumed")
+	require.Equal(t, [][]int64{cold}, resume(1, true), "one fewer: none is resumed")
+}
+
+// TestCheckpointOfAnotherGraphSwappedAlikeOperators: helper-69's case. Two group sums of one
+// name, one over every record and one over the odd ones, declared in the other order by a new
+// release: each must not resume from the other's start (the sum of every record lost offset
+// 4 that way). Afresh from the committed offset they give what the graph that wrote the
+// checkpoint gives.
+func TestCheckpointOfAnotherGraphSwappedAlikeOperators(t *testing.T) {
+	graph := func(swap bool) (*streamtest.Harness, *streamtest.Queue[int64], *streamtest.Collector[int64], *streamtest.Collector[int64]) {
+		h := streamtest.New(t, time.Second)
+		q, src := streamtest.NewQueue[int64](h)
+		sum := func(in *stream.Stream[int64]) *streamtest.Collector[int64] {
+			return streamtest.Collect(stream.Apply(in, "groupSum", stream.Operator[int64, int64](&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}})))
+		}
+		odd := func() *streamtest.Collector[int64] { return sum(src.Filter(func(v int64) bool { return v%2 == 1 })) }
+		if swap {
+			o := odd()
+			return h, q, sum(src), o
+		}
+		a := sum(src)
+		return h, q, a, odd()
+	}
+	h, q, _, _ := graph(false)
+	q.Add(recs(0, 6)...)
+	h.Run(1)
+	pos, ok := q.CommittedPosition(0)
+	require.True(t, ok)
+	resume := func(swap bool) ([]int64, []int64) {
+		h, q, all, odd := graph(swap)
+		q.Resume(pos)
+		q.Add(recs(pos.Offset, 8)...)
+		q.End()
+		h.RunUntilDone()
+		return all.Slice(), odd.Slice()
+	}
+	sameAll, sameOdd := resume(false)
+	all, odd := resume(true)
+	require.Equal(t, sameAll, all, "the sum of every record")
+	require.Equal(t, sameOdd, odd, "the sum of the odd records")
 }

@@ -176,7 +176,8 @@
 // records written again as the sum of two, in TestCheckpointOfReorderedGraphResumesByName).
 // So a checkpoint records every stateful operator's identity, a hash of its name, element
 // type and state type (not its inputs or position), as Flink matches state by operator uid
-// and Kafka Streams by store name. Invariants, for a checkpoint of another graph (another
+// and Kafka Streams by store name: the name is the state's identity, and an operator given
+// the name of another is taken for it. Invariants, for a checkpoint of another graph (another
 // fingerprint):
 //
 //  1. A stateful operator whose identity the checkpoint records resumes from the replay
@@ -195,21 +196,25 @@
 //     A new window may so emit its first window from part of its records, as a new
 //     operator in Flink starts with empty state. On a repartition's partition it skips the
 //     windows that fired before the commit by the fire watermark kept with the marks.
-//  3. Operators alike in all three (two unnamed windows of one type) are told apart by their
-//     order among themselves and their number: a release with another number of them
-//     resumes none of them (each starts as in (2)), so no operator ever resumes from
-//     another's start (TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone). Name
-//     stateful operators (window.WithName, the name given to Apply) to keep their state
-//     across releases.
-//  4. A checkpoint without identities (format "fs3/" and earlier) of another graph is
-//     refused and logged, and every stateful operator starts cold from the committed
-//     offset (TestCheckpointOfReorderedGraphResumesByName, TestRepartitionRefusedCheckpoint).
-//     A release before this one reads this release's checkpoints that way (format "fs4/"):
-//     rolling back starts its operators cold.
+//  3. Operators alike in all three (two windows of one type left unnamed: window's default
+//     name is "window") cannot be told apart across graphs: a release that declares them in
+//     another order would resume each from the other's start, and lose records. A
+//     checkpoint of another graph resumes none of them; each starts as in (2)
+//     (TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone,
+//     TestCheckpointOfAnotherGraphSwappedAlikeOperators). Name stateful operators
+//     (window.WithName, the name given to Apply) to keep their state across releases.
+//  4. A checkpoint without identities (format "fs3/" and earlier, or one that left them
+//     out, below) of another graph is refused and logged, and every stateful operator
+//     starts cold from the committed offset (TestCheckpointOfReorderedGraphResumesByName,
+//     TestRepartitionRefusedCheckpoint). A release before this one reads this release's
+//     checkpoints that way (format "fs4/"): rolling back starts its operators cold.
 //
 // The restart logs the operators resumed, the new ones and how many of the checkpoint's are
-// gone, at Warn. The identities cost a checkpoint about 11 bytes per stateful operator
-// (TestCheckpointWithManyOperatorsFits: 60 windows, 3,610 bytes at ten-digit offsets).
+// gone, at Warn. The identities cost a checkpoint about 8 bytes per stateful operator; a
+// checkpoint that would pass 2,560 bytes with them (a kafka Source adds up to about 1 KB,
+// and Kafka allows 4 KiB) leaves them out: a graph of 40 windows keeps them (2,157 bytes at
+// ten-digit offsets), one of 60 does not (TestCheckpointWithManyOperatorsFits). Hostile
+// metadata can name only this graph's stateful operators (FuzzMatchCheckpoint).
 //
 // The instances of a scaled-out pipeline share the group's checkpoints: during a rolling
 // deploy that changes parameters, an instance assigned a partition that an instance with the

@@ -150,7 +150,7 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 			}
 			continue
 		}
-		skip, fired, params, err := p.resumeCheckpoint(pos, meta)
+		skip, fired, params, fresh, err := p.resumeCheckpoint(pos, meta)
 		if err != nil {
 			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
 			continue
@@ -167,7 +167,12 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 				delete(fired, idx)
 			}
 			p.cfg.logger.Warn("stream: operator parameters changed since the committed checkpoint; accepted (WithColdStartChanged): those operators start cold from the committed offset", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "operators", p.describeOperators(changed))
+			// New operators (another graph) start where what they read resumes, the
+			// changed ones left out.
+			p.freshStarts(skip, fresh, pos.Offset)
 			ps.restamp = Position{Partition: pos.Partition, Offset: pos.Offset, Meta: p.restampCheckpoint(pos.Offset, skip, fired, marks, hasMarks)}
+		} else {
+			p.freshStarts(skip, fresh, pos.Offset)
 		}
 		ps.skip, ps.fired, ps.meta = skip, fired, pos.Meta
 		ps.eff = p.effectiveSkip(skip, pos.Offset)
@@ -191,23 +196,24 @@ func (p *Pipeline) partition(part int32, now time.Time) *partState {
 
 // resumeCheckpoint decodes the checkpoint a partition was assigned with (meta, without the
 // repartition marks) for this graph: as it is when this graph wrote it, else matched by the
-// stateful operators' identities (matchCheckpoint), which it logs.
-func (p *Pipeline) resumeCheckpoint(pos Position, meta string) (skip, fired map[int]int64, params map[int]string, err error) {
+// stateful operators' identities (matchCheckpoint), which it logs; fresh are then the new
+// operators (see freshStarts).
+func (p *Pipeline) resumeCheckpoint(pos Position, meta string) (skip, fired map[int]int64, params map[int]string, fresh []int, err error) {
 	cp, err := parseCheckpoint(meta, pos.Offset)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if cp.sameGraph(len(p.nodes), p.fingerprint()) {
-		return cp.skip, cp.fired, cp.params, nil
+		return cp.skip, cp.fired, cp.params, nil, nil
 	}
-	skip, fired, params, ch, err := p.matchCheckpoint(cp, meta, pos.Offset)
+	skip, fired, params, ch, err := p.matchCheckpoint(cp, meta)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	p.cfg.logger.Warn("stream: the committed checkpoint was written by another graph: the stateful operators it records resume by name, the others start where their input resumes",
 		"partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset,
 		"resumed", p.operatorNames(ch.kept), "new", p.operatorNames(ch.fresh), "gone", ch.gone)
-	return skip, fired, params, nil
+	return skip, fired, params, ch.fresh, nil
 }
 
 // operatorNames names operators by node index, in the order given.
