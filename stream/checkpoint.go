@@ -147,47 +147,71 @@ func (p *Pipeline) operatorParams() (map[int]string, string) {
 // operatorIdents returns, by node index, the identity of every stateful operator, and the
 // checkpoint's section of them, in graph order: for each, the gap between its node index and
 // the one before (the first's from -1) in decimal, then its identity. An operator's identity
-// is 31 bits of the FNV-1a hash of its name, element type and state type, six base-36
-// digits; not of its inputs or its position, which a new release may change around an
-// operator it keeps. Operators alike in all three (two windows left unnamed, say) cannot be
-// told apart across graphs (a release that swaps them would resume each from the other's
-// start): their identities also hash the graph's fingerprint, so that only this graph
-// matches them. Computed once per graph, as the fingerprint is.
+// is 31 bits of the FNV-1a hash of its name, element type and state type and of the
+// identities of the stateful operators whose output it reads (through stateless ones),
+// six base-36 digits; not of its position or its stateless inputs, which a new release may
+// change around an operator it keeps. The stateful inputs count: an operator that reads
+// another one's output now must not keep its replay start, which lineage would impose on
+// that one and make it emit again, from part of their records, windows it had emitted
+// (helper-71's review). Operators alike in name, element type and state type (two windows
+// left unnamed, say) cannot be told apart across graphs (a release that swaps them would
+// resume each from the other's start): their identities also hash the graph's fingerprint,
+// so that only this graph matches them. The section is "-" (identsOmitted) for a graph whose
+// checkpoints would pass identsMax with it. Computed once per graph, as the fingerprint is.
 func (p *Pipeline) operatorIdents() (map[int]string, string) {
 	if p.idents != nil && p.identsNodes == len(p.nodes) {
 		return p.idents, p.identSection
 	}
 	p.idents, p.identsNodes = make(map[int]string), len(p.nodes)
-	descs := make(map[int]string)
-	count := make(map[string]int)
-	for i, n := range p.nodes {
+	count := make(map[string]int) // operators by name, element type and state type
+	for _, n := range p.nodes {
 		if hasState(n) {
-			descs[i] = identityOf(n)
-			count[descs[i]]++
+			count[identityOf(n)]++
 		}
 	}
 	seen := make(map[string]int)
+	feeds := make([][]int, len(p.nodes)) // as in lineage: stateful operators whose output reaches the node's
 	var b strings.Builder
 	prev := -1
 	for i, n := range p.nodes {
+		var in []int
+		for _, par := range n.inputs() {
+			for _, f := range feeds[par] {
+				if !slices.Contains(in, f) {
+					in = append(in, f)
+				}
+			}
+		}
 		if !hasState(n) {
+			feeds[i] = in
 			continue
 		}
-		desc := descs[i]
-		if count[desc] > 1 {
-			desc += "#" + strconv.Itoa(seen[desc]) + "@" + p.fingerprint()
-			seen[descs[i]]++
+		feeds[i] = []int{i}
+		ids := make([]string, len(in))
+		for k, f := range in {
+			ids[k] = p.idents[f]
 		}
-		id := identHash(desc)
-		p.idents[i] = id
+		slices.Sort(ids)
+		base := identityOf(n)
+		desc := base + "<" + strings.Join(ids, ",")
+		if count[base] > 1 {
+			desc += "#" + strconv.Itoa(seen[base]) + "@" + p.fingerprint()
+			seen[base]++
+		}
+		p.idents[i] = identHash(desc)
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString(strconv.Itoa(i - prev))
-		b.WriteString(id)
+		b.WriteString(p.idents[i])
 		prev = i
 	}
 	p.identSection = b.String()
+	_, params := p.operatorParams()
+	// A checkpoint with every operator's entry at a twelve-digit offset.
+	if len(checkpointFormat)+len(p.fingerprint())+len(params)+len(p.identSection)+12+len(p.idents)*16 > identsMax {
+		p.identSection = identsOmitted
+	}
 	return p.idents, p.identSection
 }
 
@@ -212,16 +236,19 @@ func isIdent(id string) bool {
 	return err == nil && v < 1<<31 && strings.ToLower(id) == id
 }
 
-// identsOmitted stands for the identities in a checkpoint that would be larger than
+// identsOmitted stands for the identities of a graph whose checkpoints would be larger than
 // identsMax with them.
 const identsOmitted = "-"
 
 // identsMax is the most bytes of the operators' part of a checkpoint (without a
-// repartition's marks) with the identities; beyond, they are left out, and a restart with
-// another graph starts every stateful operator cold, as from a checkpoint of the previous
-// format. The rest of the 4,096 bytes Kafka allows is for the marks and what a kafka Source
+// repartition's marks) with the identities, reckoned for the graph once, with every
+// operator's replay start at a twelve-digit offset (so that the choice does not change from
+// one commit to the next); beyond, they are left out, and a restart with another graph
+// starts every stateful operator cold, as from a checkpoint of the previous format. The
+// rest of the 4,096 bytes Kafka allows is for a repartition's marks and what a kafka Source
 // adds (about 1 KB: an end marker, an exactly-once read-back bound). Identities cost about 8
-// bytes per stateful operator; a graph of 60 windows (120 stateful operators) goes beyond.
+// bytes per stateful operator; a graph of 40 windows (80 stateful operators) keeps them, one
+// of 50 does not.
 const identsMax = 2560
 
 // changedOperators returns, in graph order, the operators whose parameters' hash differs from
@@ -335,17 +362,9 @@ func (s *Stream[T]) hasState() bool { return s.state != nil }
 // stateful) that differs from the committed offset, and the fire watermark of those that have
 // one (fired, by the same position, NoWatermark for none; nil when none has), after the
 // operators' parameter hashes (params, see Pipeline.operatorParams) and identities (idents,
-// see Pipeline.operatorIdents; left out beyond identsMax). It returns "" only when there is
-// nothing to write: no entry and no parameters.
+// see Pipeline.operatorIdents). It returns "" only when there is nothing to write: no entry
+// and no parameters.
 func encodeCheckpoint(committed int64, stateful []int, starts, fired []int64, nodes int, fp, params, idents string) string {
-	meta := encodeCheckpointWith(committed, stateful, starts, fired, nodes, fp, params, idents)
-	if len(meta) > identsMax && idents != identsOmitted {
-		return encodeCheckpointWith(committed, stateful, starts, fired, nodes, fp, params, identsOmitted)
-	}
-	return meta
-}
-
-func encodeCheckpointWith(committed int64, stateful []int, starts, fired []int64, nodes int, fp, params, idents string) string {
 	var b strings.Builder
 	header := func(k int) {
 		b.Grow(len(fp) + len(params) + len(idents) + 16*(len(stateful)-k) + 12)
@@ -526,13 +545,13 @@ func parseHashes(meta, section string, sep byte, nodes int, what string) (map[in
 }
 
 // parseIdents reads the identities section of a checkpoint of nodes operators (see
-// Pipeline.operatorIdents): identities by node index, no two alike.
+// Pipeline.operatorIdents): identities by node index. Two operators may hash alike (31
+// bits): matchCheckpoint then matches neither.
 func parseIdents(meta, section string, nodes int) (map[int]string, error) {
 	m := make(map[int]string)
 	if section == "" {
 		return m, nil
 	}
-	seen := make(map[string]bool)
 	idx := -1
 	for _, item := range strings.Split(section, ",") {
 		bad := fmt.Errorf("stream: checkpoint %q: bad identities entry %q", meta, item)
@@ -541,13 +560,13 @@ func parseIdents(meta, section string, nodes int) (map[int]string, error) {
 		}
 		g, id := item[:len(item)-identLen], item[len(item)-identLen:]
 		gap, err := strconv.Atoi(g)
-		if err != nil || gap < 1 || strconv.Itoa(gap) != g || gap > nodes || !isIdent(id) || seen[id] {
+		if err != nil || gap < 1 || strconv.Itoa(gap) != g || gap > nodes || !isIdent(id) {
 			return nil, bad
 		}
 		if idx += gap; idx >= nodes {
 			return nil, bad
 		}
-		m[idx], seen[id] = id, true
+		m[idx] = id
 	}
 	return m, nil
 }
@@ -570,13 +589,22 @@ func (p *Pipeline) matchCheckpoint(cp checkpoint, meta string) (skip, fired map[
 		return nil, nil, nil, ch, cp.otherGraph(meta, len(p.nodes), p.fingerprint())
 	}
 	now, _ := p.operatorIdents()
+	// An identity that two operators hash to, on either side, matches neither of them.
 	byIdent := make(map[string]int, len(now))
+	twice := make(map[string]bool)
 	for idx, id := range now {
+		if _, dup := byIdent[id]; dup {
+			twice[id] = true
+		}
 		byIdent[id] = idx
+	}
+	held := make(map[string]int, len(cp.idents))
+	for _, id := range cp.idents {
+		held[id]++
 	}
 	moved := make(map[int]int, len(cp.idents)) // old index -> index here
 	for old, id := range cp.idents {
-		if idx, ok := byIdent[id]; ok {
+		if idx, ok := byIdent[id]; ok && !twice[id] && held[id] == 1 {
 			moved[old] = idx
 		} else {
 			ch.gone++

@@ -175,44 +175,52 @@
 // committed offset, and emit them again over the complete results (a group sum of four
 // records written again as the sum of two, in TestCheckpointOfReorderedGraphResumesByName).
 // So a checkpoint records every stateful operator's identity, a hash of its name, element
-// type and state type (not its inputs or position), as Flink matches state by operator uid
-// and Kafka Streams by store name: the name is the state's identity, and an operator given
-// the name of another is taken for it. Invariants, for a checkpoint of another graph (another
+// type and state type and of the identities of the stateful operators whose output it reads
+// (not its position or its stateless inputs), as Flink matches state by operator uid and
+// Kafka Streams by store name: the name is the state's identity, and an operator given the
+// name of another is taken for it. Invariants, for a checkpoint of another graph (another
 // fingerprint):
 //
 //  1. A stateful operator whose identity the checkpoint records resumes from the replay
 //     start and fire watermark recorded for it, as under the graph that wrote it: its results
 //     over the two runs are those of one run (TestAnotherGraphOracle: random graphs of
-//     windows, a crash at a random batch, a restart with windows gone, added, reordered and
-//     read through new operators, against an uninterrupted run;
-//     TestCheckpointOfReorderedGraphResumesByName, TestRestartWithChangedAndRenamedWindow,
-//     TestRestartWithChangedGraphAndWindowStops, and the fleet job's
-//     TestNewReleaseKeepsStateOffline), and its parameters are compared (invariant 5 of
-//     "Restarts with changed operators").
-//  2. A stateful operator the checkpoint does not name is new: it starts empty where what
-//     it reads resumes, the latest replay start of the stateful operators upstream of it
-//     (through stateless ones), or the committed offset if none; so an operator kept
-//     upstream is never moved back, to emit again what it had emitted, to feed a new one.
-//     A new window may so emit its first window from part of its records, as a new
-//     operator in Flink starts with empty state. On a repartition's partition it skips the
-//     windows that fired before the commit by the fire watermark kept with the marks.
-//  3. Operators alike in all three (two windows of one type left unnamed: window's default
-//     name is "window") cannot be told apart across graphs: a release that declares them in
-//     another order would resume each from the other's start, and lose records. A
-//     checkpoint of another graph resumes none of them; each starts as in (2)
-//     (TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone,
-//     TestCheckpointOfAnotherGraphSwappedAlikeOperators). Name stateful operators
-//     (window.WithName, the name given to Apply) to keep their state across releases.
-//  4. A checkpoint without identities (format "fs3/" and earlier, or one that left them
-//     out, below) of another graph is refused and logged, and every stateful operator
+//     windows, a crash at a random batch, a restart with windows gone, added, reordered,
+//     read through new operators, and a window of a window's results switched to another
+//     window, against an uninterrupted run; TestCheckpointOfReorderedGraphResumesByName,
+//     TestRestartWithChangedAndRenamedWindow, TestRestartWithChangedGraphAndWindowStops, and
+//     the fleet job's TestNewReleaseKeepsStateOffline), and its parameters are compared
+//     (invariant 5 of "Restarts with changed operators").
+//  2. A stateful operator the checkpoint does not name is new, also one that reads another
+//     stateful operator than it did (its replay start would otherwise move the one it reads
+//     now back, to emit again from part of their records windows it had emitted): it starts
+//     empty where what it reads resumes, the latest replay start of the stateful operators
+//     upstream of it (through stateless ones), or the committed offset if none; so an
+//     operator kept upstream is never moved back to feed a new one. A new window may so
+//     emit its first window from part of its records, as a new operator in Flink starts
+//     with empty state; one that also reads the source (a union) misses the source's
+//     records before that start. On a repartition's partition, a new operator that reads the
+//     repartition through stateless operators only skips the windows that fired before the
+//     commit by the fire watermark kept with the marks.
+//  3. Operators alike in name, element type and state type (two windows of one type left
+//     unnamed: window's default name is "window") cannot be told apart across graphs: a
+//     release that declares them in another order would resume each from the other's
+//     start, and lose records. A checkpoint of another graph resumes none of them; each
+//     starts as in (2) (TestCheckpointOfAnotherGraphLeavesAmbiguousOperatorsAlone,
+//     TestCheckpointOfAnotherGraphSwappedAlikeOperators), and so does an operator whose
+//     identity another one of either graph hashes to (31 bits: TestCollidingIdentities; the
+//     graph that wrote it resumes it as always). Name stateful operators (window.WithName,
+//     the name given to Apply) to keep their state across releases.
+//  4. A checkpoint without identities (format "fs3/" and earlier, or of a graph too large
+//     for them, below) of another graph is refused and logged, and every stateful operator
 //     starts cold from the committed offset (TestCheckpointOfReorderedGraphResumesByName,
 //     TestRepartitionRefusedCheckpoint). A release before this one reads this release's
 //     checkpoints that way (format "fs4/"): rolling back starts its operators cold.
 //
 // The restart logs the operators resumed, the new ones and how many of the checkpoint's are
-// gone, at Warn. The identities cost a checkpoint about 8 bytes per stateful operator; a
-// checkpoint that would pass 2,560 bytes with them (a kafka Source adds up to about 1 KB,
-// and Kafka allows 4 KiB) leaves them out: a graph of 40 windows keeps them (2,157 bytes at
+// gone, at Warn. The identities cost a checkpoint about 8 bytes per stateful operator, taken
+// from the room a repartition's marks have (see the limits in "Repartition"). A graph whose checkpoint would pass 2,560 bytes with them, reckoned once
+// with every operator's start at a twelve-digit offset (a kafka Source adds up to about 1
+// KB, and Kafka allows 4 KiB), writes none: a graph of 40 windows keeps them (2,157 bytes at
 // ten-digit offsets), one of 60 does not (TestCheckpointWithManyOperatorsFits). Hostile
 // metadata can name only this graph's stateful operators (FuzzMatchCheckpoint).
 //
@@ -388,7 +396,9 @@
 // bytes each, see above; Kafka's default offset metadata limit is 4 KiB, beyond which
 // kafka.Source stops with kafka.ErrCommitMetadataTooLarge): a repartition of more than about
 // 300 upstream partitions, or about 240 whose watermarks have sub-millisecond parts, needs
-// offset.metadata.max.bytes raised. Records late in their own partition are late downstream
+// offset.metadata.max.bytes raised (fewer by about one per 12 bytes of the operators'
+// checkpoint: identities take about 8 bytes per stateful operator, see "Restarts with
+// another graph"). Records late in their own partition are late downstream
 // or not depending on the marks sent before them, after each upstream batch: a replay that
 // reads the upstream partitions in other batches may judge them otherwise (the sweep's
 // small-batch replays leave them out).
