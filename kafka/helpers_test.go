@@ -504,6 +504,8 @@ type pipelineSpec struct {
 	buffer int
 	// dead, once set, makes every output fail without recording: a crashed process.
 	dead *atomic.Bool
+	// popts are more options of the pipeline.
+	popts []stream.Option
 }
 
 var errCrashed = errors.New("test: process crashed")
@@ -521,6 +523,7 @@ func startPipeline(t testing.TB, spec pipelineSpec) *running {
 	if spec.buffer > 0 {
 		popts = append(popts, stream.WithBuffer(spec.buffer, 0))
 	}
+	popts = append(popts, spec.popts...)
 	p, err := stream.New(50*time.Millisecond, popts...)
 	require.NoError(t, err)
 	events := stream.From[event](p, s)
