@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -102,10 +103,26 @@ func askLeaders(client sarama.Client, topic string, parts []int32, at int64, off
 	return failed
 }
 
-// offsetsAt is listOffsets for callers that need every partition's offset: any partition
-// that failed fails the call, with the error of the lowest-numbered one.
+// offsetsAt is listOffsets for callers that need every partition's offset. Partitions that
+// fail with an error that may pass are asked again, up to the client's Metadata.Retry.Max
+// more times, after Metadata.Retry.Backoff, doubling up to 2 s (the package's configuration:
+// 10 times, about 16 s): a broker that has just restarted answers NOT_LEADER_OR_FOLLOWER for
+// its partitions for a few seconds, and a bounded run started then stopped at once on it
+// (helper-70, TestFaultExactlyOnceBrokerRestart: three restarts in a row). Any partition that
+// still fails fails the call, with the error of the lowest-numbered one.
 func offsetsAt(client sarama.Client, topic string, parts []int32, at int64) (map[int32]int64, error) {
 	offsets, failed := listOffsets(client, topic, parts, at)
+	backoff := max(client.Config().Metadata.Retry.Backoff, time.Millisecond)
+	for range client.Config().Metadata.Retry.Max {
+		if len(failed) == 0 || !mayPass(failed) {
+			break
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 2*time.Second)
+		more, still := listOffsets(client, topic, slices.Sorted(maps.Keys(failed)), at)
+		maps.Copy(offsets, more)
+		failed = still
+	}
 	if len(failed) == 0 {
 		return offsets, nil
 	}
@@ -147,4 +164,19 @@ func deletedBefore(client sarama.Client, topic string, part int32, next int64) (
 		return next, false, nil
 	}
 	return starts[part], true, nil
+}
+
+// mayPass reports whether every error of failed may pass by itself (a leader moving or being
+// elected, a broker restarting): not a closed client, a refused authorization, a partition or
+// topic that does not exist, or an answer without the offset.
+func mayPass(failed map[int32]error) bool {
+	for _, err := range failed {
+		for _, permanent := range []error{sarama.ErrClosedClient, sarama.ErrTopicAuthorizationFailed,
+			sarama.ErrClusterAuthorizationFailed, sarama.ErrUnknownTopicOrPartition, sarama.ErrOffsetOutOfRange} {
+			if errors.Is(err, permanent) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
@@ -272,4 +273,43 @@ func TestIsInvalid(t *testing.T) {
 	require.True(t, isInvalid(fmt.Errorf("decoding: %w", refusedRecord{true})))
 	require.False(t, isInvalid(refusedRecord{false}))
 	require.False(t, isInvalid(errors.New("malformed")))
+}
+
+// TestOffsetsAtWaitsForLeadership: a broker that has just restarted answers
+// NOT_LEADER_OR_FOLLOWER for a partition for a while; offsetsAt asks again, after a backoff,
+// up to the client's Metadata.Retry.Max times, and succeeds once the partition is led. Before,
+// it gave up after one refresh, and a bounded run started right after a broker restart
+// stopped at once (helper-70). Past the retries it fails as before
+// (TestOffsetsAtNamesTheFailedPartition, with no retries).
+func TestOffsetsAtWaitsForLeadership(t *testing.T) {
+	a, b := sarama.NewMockBroker(t, 1), sarama.NewMockBroker(t, 2)
+	loading := &sarama.OffsetResponse{Version: 6}
+	loading.AddTopicPartition("t", 0, 1000)
+	loading.AddTopicPartition("t", 1, -1)
+	loading.Blocks["t"][1].Err = sarama.ErrNotLeaderForPartition
+	loading.AddTopicPartition("t", 3, 1003)
+	led := sarama.NewMockOffsetResponse(t).SetOffset("t", 0, sarama.OffsetNewest, 1000).
+		SetOffset("t", 1, sarama.OffsetNewest, 1001).SetOffset("t", 3, sarama.OffsetNewest, 1003)
+	// Four answers without partition 1's offset: the first request, its retry after the
+	// refresh, and two more rounds; then it is led.
+	offsetsA := sarama.NewMockSequence(sarama.NewMockWrapper(loading), sarama.NewMockWrapper(loading),
+		sarama.NewMockWrapper(loading), sarama.NewMockWrapper(loading), led)
+	client, _, _ := offsetsClient(t, a, b, leaders(t, a, b, 1), offsetsA,
+		sarama.NewMockOffsetResponse(t).SetOffset("t", 2, sarama.OffsetNewest, 2000))
+	client.Config().Metadata.Retry.Max = 5
+	client.Config().Metadata.Retry.Backoff = time.Millisecond
+
+	got, err := offsetsAt(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
+	require.NoError(t, err)
+	require.Equal(t, map[int32]int64{0: 1000, 1: 1001, 2: 2000, 3: 1003}, got)
+
+	// A partition that does not exist is not waited for.
+	gone := &sarama.OffsetResponse{Version: 6}
+	gone.AddTopicPartition("t", 1, -1)
+	gone.Blocks["t"][1].Err = sarama.ErrUnknownTopicOrPartition
+	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": leaders(t, a, b, 1), "OffsetRequest": sarama.NewMockWrapper(gone)})
+	before := len(listOffsetRequests(a))
+	_, err = offsetsAt(client, "t", []int32{1}, sarama.OffsetNewest)
+	require.ErrorIs(t, err, sarama.ErrUnknownTopicOrPartition)
+	require.Equal(t, 2, len(listOffsetRequests(a))-before, "the request and its one retry after a refresh")
 }
