@@ -974,3 +974,51 @@ func TestStopCommitsBeforeSourcesStop(t *testing.T) {
 		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
 	})
 }
+
+// commitFailing is a sliceSource whose first fails commits fail (all of them if fails < 0).
+type commitFailing struct {
+	sliceSource
+	fails atomic.Int64
+	tries atomic.Int64
+}
+
+func (s *commitFailing) Commit(ctx context.Context, pos []stream.Position) error {
+	s.tries.Add(1)
+	if s.fails.Load() < 0 || s.fails.Add(-1) >= 0 {
+		return errDown
+	}
+	return s.sliceSource.Commit(ctx, pos)
+}
+
+// TestRunFailsWhenItsLastCommitFails: a run whose input ended and whose last commit failed
+// has nothing after it to send the positions again: Run returns the commit's error, so that a
+// job exits non-zero and is restarted (it replays what was not committed). Before, Run
+// returned nil (helper-70: an exactly-once bounded run during a broker outage lost its last
+// batch's output that way, with exit 0). A failed commit followed by one that succeeds is only
+// logged, as before; so is a failed commit whose positions a later batch found committed.
+func TestRunFailsWhenItsLastCommitFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		run := func(fails int64) (*commitFailing, error) {
+			p, err := stream.New(time.Second)
+			require.NoError(t, err)
+			src := &commitFailing{sliceSource: sliceSource{recs: []int{1, 2, 3}}}
+			src.fails.Store(fails)
+			stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(context.Context, stream.BatchInfo, []int) error { return nil })
+			return src, p.Run(t.Context())
+		}
+		src, err := run(-1)
+		require.ErrorIs(t, err, errDown)
+		require.ErrorContains(t, err, "last commit failed")
+		require.Positive(t, src.tries.Load())
+		require.Nil(t, src.commits.Load(), "nothing committed")
+
+		src, err = run(1) // the batch's commit fails, the end's commit sends it again
+		require.NoError(t, err)
+		require.EqualValues(t, 2, src.tries.Load())
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
+
+		src, err = run(0)
+		require.NoError(t, err)
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
+	})
+}

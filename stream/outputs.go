@@ -136,6 +136,7 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		}
 	}
 	if len(pos) == 0 {
+		p.commitErr = nil // what a failed commit held is committed since, or no longer ours
 		return nil
 	}
 	// Each source commits its own partitions, every source at once: their commits are
@@ -197,9 +198,11 @@ func (p *Pipeline) settle() {
 	<-c.done
 	p.commitWait += p.cfg.clock.Now().Sub(waitStart)
 	p.commitTook = c.took
+	p.commitErr = nil
 	for si, err := range c.errs {
 		if err != nil {
 			p.cfg.logger.Warn("stream: commit failed; will retry with the next batch", "source", si, "err", err)
+			p.commitErr = errors.Join(p.commitErr, err)
 			continue
 		}
 		for _, x := range c.mine[si] {

@@ -58,6 +58,10 @@ type Pipeline struct {
 	stopCtx context.Context
 	// the batch's commit figures so far (BatchStats.CommitTime, CommitWait), set by settle
 	commitTook, commitWait time.Duration
+	// commitErr is what the last commit settle waited for returned, by source (nil if it
+	// succeeded): a later commit sends its positions again, but a failed last commit of a run
+	// is the run's error (see Run's stop).
+	commitErr error
 
 	held   []heldAt
 	lin    *lineage // the stateful operators and their readers (see replayStarts)
