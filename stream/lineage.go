@@ -43,9 +43,29 @@ func (p *Pipeline) lineage() *lineage {
 		return p.lin
 	}
 	l := &lineage{nodes: len(p.nodes), pos: make([]int, len(p.nodes)), fed: make([]bool, len(p.nodes))}
+	for i, in := range p.statefulInputs() {
+		l.fed[i] = len(in) > 0
+		if !hasState(p.nodes[i]) {
+			continue
+		}
+		l.pos[i] = len(l.stateful)
+		l.stateful = append(l.stateful, i)
+		l.readers = append(l.readers, nil)
+		for _, f := range in {
+			l.readers[l.pos[f]] = append(l.readers[l.pos[f]], l.pos[i])
+		}
+	}
+	p.lin = l
+	return l
+}
+
+// statefulInputs returns, by node index, the stateful operators whose output reaches the
+// node's input through stateless operators only, in graph order.
+func (p *Pipeline) statefulInputs() [][]int {
 	// feeds[i]: the stateful operators whose output reaches node i's output through stateless
 	// operators only (i itself if it is stateful).
 	feeds := make([][]int, len(p.nodes))
+	ins := make([][]int, len(p.nodes))
 	for i, n := range p.nodes {
 		var in []int
 		for _, par := range n.inputs() {
@@ -55,21 +75,14 @@ func (p *Pipeline) lineage() *lineage {
 				}
 			}
 		}
-		l.fed[i] = len(in) > 0
-		if !hasState(n) {
+		ins[i] = in
+		if hasState(n) {
+			feeds[i] = []int{i}
+		} else {
 			feeds[i] = in
-			continue
 		}
-		l.pos[i] = len(l.stateful)
-		l.stateful = append(l.stateful, i)
-		l.readers = append(l.readers, nil)
-		for _, f := range in {
-			l.readers[l.pos[f]] = append(l.readers[l.pos[f]], l.pos[i])
-		}
-		feeds[i] = []int{i}
 	}
-	p.lin = l
-	return l
+	return ins
 }
 
 // replayStarts returns, by position in l.stateful, where each stateful operator of the
