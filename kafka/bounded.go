@@ -18,19 +18,19 @@ import (
 	"github.com/fleetstream/fleetstream/stream"
 )
 
-// loadEnds reads the end offset of every partition at start (bounded mode).
-func (s *Source[T]) loadEnds(client sarama.Client) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// loadEnds reads the end offset of every partition at start (bounded mode), waiting a while
+// for partitions whose leader is not ready (offsetsAtPatiently), without holding s.mu.
+func (s *Source[T]) loadEnds(ctx context.Context, client sarama.Client) error {
 	for ti, topic := range s.cfg.Topics {
 		parts, err := client.Partitions(topic)
 		if err != nil {
 			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
 		}
-		oldest, newest, err := offsetRanges(client, topic, parts)
+		oldest, newest, err := offsetRangesPatiently(ctx, client, topic, parts)
 		if err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
+		s.mu.Lock()
 		for _, part := range parts {
 			id := int32(ti)<<partitionBits | part
 			s.ends[id] = newest[part]
@@ -38,6 +38,7 @@ func (s *Source[T]) loadEnds(client sarama.Client) error {
 				s.finished[id] = true
 			}
 		}
+		s.mu.Unlock()
 	}
 	return nil
 }

@@ -224,6 +224,24 @@ func (h *handler[T]) Cleanup(sess sarama.ConsumerGroupSession) error {
 	if cause := context.Cause(sess.Context()); errors.Is(cause, sarama.ErrFencedInstancedId) {
 		h.s.fail(h.s.fenced(cause))
 	}
+	// Every claim of the session has ended. A partition handed to the pipeline (register)
+	// whose claim never started (its claim could not be made, or the session ended first) is
+	// not this member's any more: the pipeline drops it, and its positions are forgotten, as
+	// release does for a claimed one. Otherwise the pipeline kept it, and under exactly once
+	// its restamped position came back with ErrNotClaimed at every batch (helper-72's
+	// review). The next session hands it over again if the group gives it back.
+	s := h.s
+	s.mu.Lock()
+	never := slices.Sorted(maps.Keys(s.announced))
+	clear(s.announced)
+	for _, id := range never {
+		delete(s.early, id)
+	}
+	s.mu.Unlock()
+	if len(never) > 0 && h.runCtx.Err() == nil {
+		h.in.Revoke(never...)
+		s.log.Debug("kafka: partitions handed to the pipeline whose claims never started, dropped", "partitions", never)
+	}
 	return nil
 }
 

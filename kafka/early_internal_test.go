@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
@@ -148,4 +149,38 @@ func TestExactlyOnceCommitBeforeClaimStarts(t *testing.T) {
 
 	// A position of a partition never handed over is not this member's: ignored, no error.
 	require.NoError(t, s.Commit(context.Background(), []stream.Position{{Partition: s.PartitionID("req", 2), Offset: 5, Meta: "fs4/other"}}))
+}
+
+// endedSession is a group session whose context has not ended.
+type endedSession struct{ memberSession }
+
+func (endedSession) Context() context.Context { return context.Background() }
+
+// TestCleanupForgetsUnclaimedPartitions: a partition handed to the pipeline whose claim never
+// started by the session's end is not this member's: Cleanup forgets it (and has the pipeline
+// drop it), so that an exactly-once commit no longer returns ErrNotClaimed for it at every
+// batch (helper-72's review), and an early position of it is not marked by a later claim.
+func TestCleanupForgetsUnclaimedPartitions(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &Source[int]{log: log, cfg: Config{Topics: []string{"req"}, Group: "g"},
+		topics: map[string]int{"req": 0}, owned: map[int32]*partition{}, announced: map[int32]bool{},
+		early: map[int32]stream.Position{}}
+	tx := newTxn(s.cfg, "t", log, nil)
+	tx.prod = &txnProducer{}
+	s.eos.Store(tx)
+	p, err := stream.New(time.Second)
+	require.NoError(t, err)
+	b := &binder{}
+	stream.To(stream.From[int](p, b), stream.SinkFunc[int](func(context.Context, []int) error { return nil }))
+	h := &handler[int]{s: s, in: b.in, runCtx: t.Context(), registered: map[int32]bool{}}
+
+	id := s.PartitionID("req", 1)
+	s.announced[id] = true
+	restamp := []stream.Position{{Partition: id, Offset: 2, Meta: "fs4/new"}}
+	require.ErrorIs(t, s.Commit(t.Context(), restamp), ErrNotClaimed)
+
+	require.NoError(t, h.Cleanup(endedSession{memberSession{&recordingSession{}}}))
+	require.Empty(t, s.announced)
+	require.Empty(t, s.early)
+	require.NoError(t, s.Commit(t.Context(), restamp), "not this member's partition any more: ignored")
 }

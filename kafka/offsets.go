@@ -4,6 +4,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -103,37 +104,68 @@ func askLeaders(client sarama.Client, topic string, parts []int32, at int64, off
 	return failed
 }
 
-// offsetsAt is listOffsets for callers that need every partition's offset. Partitions that
-// fail with an error that may pass are asked again, up to the client's Metadata.Retry.Max
-// more times, after Metadata.Retry.Backoff, doubling up to 2 s (the package's configuration:
-// 10 times, about 16 s): a broker that has just restarted answers NOT_LEADER_OR_FOLLOWER for
-// its partitions for a few seconds, and a bounded run started then stopped at once on it
-// (helper-70, TestFaultExactlyOnceBrokerRestart: three restarts in a row). Any partition that
-// still fails fails the call, with the error of the lowest-numbered one.
+// offsetsAt is listOffsets for callers that need every partition's offset: any partition
+// that failed fails the call, with the error of the lowest-numbered one.
 func offsetsAt(client sarama.Client, topic string, parts []int32, at int64) (map[int32]int64, error) {
 	offsets, failed := listOffsets(client, topic, parts, at)
-	backoff := max(client.Config().Metadata.Retry.Backoff, time.Millisecond)
+	if err := firstFailed(failed); err != nil {
+		return nil, err
+	}
+	return offsets, nil
+}
+
+// offsetsAtPatiently is offsetsAt for a run's start (a bounded run's end offsets), where
+// waiting is better than stopping: partitions that fail with an error that may pass are asked
+// again, up to the client's Metadata.Retry.Max more times, after Metadata.Retry.Backoff
+// doubling up to 2 s (the package's configuration: 10 times, about 16 s), until ctx ends. A
+// broker that has just restarted answers NOT_LEADER_OR_FOLLOWER for its partitions for a few
+// seconds, and a bounded run started then stopped at once on it (helper-70,
+// TestFaultExactlyOnceBrokerRestart: three restarts in a row). Callers that hold a lock, run
+// in a batch or a rebalance, or probe, use offsetsAt (helper-72's review).
+func offsetsAtPatiently(ctx context.Context, client sarama.Client, topic string, parts []int32, at int64) (map[int32]int64, error) {
+	offsets, failed := listOffsets(client, topic, parts, at)
+	wait := max(client.Config().Metadata.Retry.Backoff, time.Millisecond)
 	for range client.Config().Metadata.Retry.Max {
-		if len(failed) == 0 || !mayPass(failed) {
+		if len(failed) == 0 || !mayPass(failed) || !backoffSleep(ctx, wait) {
 			break
 		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 2*time.Second)
+		wait = min(2*wait, 2*time.Second)
 		more, still := listOffsets(client, topic, slices.Sorted(maps.Keys(failed)), at)
 		maps.Copy(offsets, more)
 		failed = still
 	}
+	if err := firstFailed(failed); err != nil {
+		return nil, err
+	}
+	return offsets, nil
+}
+
+// backoffSleep waits d, or less if ctx ends first; it reports whether d passed.
+func backoffSleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// firstFailed is the error of the lowest-numbered partition of failed, with how many more
+// failed; nil if none did.
+func firstFailed(failed map[int32]error) error {
 	if len(failed) == 0 {
-		return offsets, nil
+		return nil
 	}
 	err := failed[slices.Min(slices.Collect(maps.Keys(failed)))]
 	switch n := len(failed) - 1; n {
 	case 0:
-		return nil, err
+		return err
 	case 1:
-		return nil, fmt.Errorf("%w (and 1 more partition)", err)
+		return fmt.Errorf("%w (and 1 more partition)", err)
 	default:
-		return nil, fmt.Errorf("%w (and %d more partitions)", err, n)
+		return fmt.Errorf("%w (and %d more partitions)", err, n)
 	}
 }
 
@@ -146,6 +178,17 @@ func offsetRanges(client sarama.Client, topic string, parts []int32) (oldest, ne
 		return nil, nil, err
 	}
 	if oldest, err = offsetsAt(client, topic, parts, sarama.OffsetOldest); err != nil {
+		return nil, nil, err
+	}
+	return oldest, newest, nil
+}
+
+// offsetRangesPatiently is offsetRanges with offsetsAtPatiently.
+func offsetRangesPatiently(ctx context.Context, client sarama.Client, topic string, parts []int32) (oldest, newest map[int32]int64, err error) {
+	if newest, err = offsetsAtPatiently(ctx, client, topic, parts, sarama.OffsetNewest); err != nil {
+		return nil, nil, err
+	}
+	if oldest, err = offsetsAtPatiently(ctx, client, topic, parts, sarama.OffsetOldest); err != nil {
 		return nil, nil, err
 	}
 	return oldest, newest, nil
@@ -167,12 +210,12 @@ func deletedBefore(client sarama.Client, topic string, part int32, next int64) (
 }
 
 // mayPass reports whether every error of failed may pass by itself (a leader moving or being
-// elected, a broker restarting): not a closed client, a refused authorization, a partition or
-// topic that does not exist, or an answer without the offset.
+// elected, a broker restarting, which may also answer UNKNOWN_TOPIC_OR_PARTITION for a
+// moment): not a closed client, a refused authorization or an answer without the offset.
 func mayPass(failed map[int32]error) bool {
 	for _, err := range failed {
 		for _, permanent := range []error{sarama.ErrClosedClient, sarama.ErrTopicAuthorizationFailed,
-			sarama.ErrClusterAuthorizationFailed, sarama.ErrUnknownTopicOrPartition, sarama.ErrOffsetOutOfRange} {
+			sarama.ErrClusterAuthorizationFailed, sarama.ErrOffsetOutOfRange} {
 			if errors.Is(err, permanent) {
 				return false
 			}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -276,11 +277,11 @@ func TestIsInvalid(t *testing.T) {
 }
 
 // TestOffsetsAtWaitsForLeadership: a broker that has just restarted answers
-// NOT_LEADER_OR_FOLLOWER for a partition for a while; offsetsAt asks again, after a backoff,
-// up to the client's Metadata.Retry.Max times, and succeeds once the partition is led. Before,
-// it gave up after one refresh, and a bounded run started right after a broker restart
-// stopped at once (helper-70). Past the retries it fails as before
-// (TestOffsetsAtNamesTheFailedPartition, with no retries).
+// NOT_LEADER_OR_FOLLOWER for a partition for a while; offsetsAtPatiently (a bounded run's
+// start) asks again, after a backoff, up to the client's Metadata.Retry.Max times, and
+// succeeds once the partition is led. Before, it gave up after one refresh, and a bounded run
+// started right after a broker restart stopped at once (helper-70). It stops waiting when its
+// context ends; offsetsAt, for callers that must not wait, fails at once as before.
 func TestOffsetsAtWaitsForLeadership(t *testing.T) {
 	a, b := sarama.NewMockBroker(t, 1), sarama.NewMockBroker(t, 2)
 	loading := &sarama.OffsetResponse{Version: 6}
@@ -299,17 +300,22 @@ func TestOffsetsAtWaitsForLeadership(t *testing.T) {
 	client.Config().Metadata.Retry.Max = 5
 	client.Config().Metadata.Retry.Backoff = time.Millisecond
 
-	got, err := offsetsAt(client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
+	got, err := offsetsAtPatiently(t.Context(), client, "t", []int32{0, 1, 2, 3}, sarama.OffsetNewest)
 	require.NoError(t, err)
 	require.Equal(t, map[int32]int64{0: 1000, 1: 1001, 2: 2000, 3: 1003}, got)
 
-	// A partition that does not exist is not waited for.
-	gone := &sarama.OffsetResponse{Version: 6}
-	gone.AddTopicPartition("t", 1, -1)
-	gone.Blocks["t"][1].Err = sarama.ErrUnknownTopicOrPartition
-	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": leaders(t, a, b, 1), "OffsetRequest": sarama.NewMockWrapper(gone)})
+	// Still not led: offsetsAt fails at once (the request and its one retry after a
+	// refresh), offsetsAtPatiently stops waiting when its context ends.
+	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": leaders(t, a, b, 1), "OffsetRequest": sarama.NewMockWrapper(loading)})
 	before := len(listOffsetRequests(a))
 	_, err = offsetsAt(client, "t", []int32{1}, sarama.OffsetNewest)
-	require.ErrorIs(t, err, sarama.ErrUnknownTopicOrPartition)
+	require.ErrorIs(t, err, sarama.ErrNotLeaderForPartition)
 	require.Equal(t, 2, len(listOffsetRequests(a))-before, "the request and its one retry after a refresh")
+
+	client.Config().Metadata.Retry.Max = 1000
+	client.Config().Metadata.Retry.Backoff = time.Hour
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = offsetsAtPatiently(ctx, client, "t", []int32{1}, sarama.OffsetNewest)
+	require.ErrorIs(t, err, sarama.ErrNotLeaderForPartition, "given up at once: its context ended")
 }

@@ -316,7 +316,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	}
 
 	if s.o.bounded {
-		if err := s.loadEnds(client); err != nil {
+		if err := s.loadEnds(ctx, client); err != nil {
 			return err
 		}
 	}

@@ -42,15 +42,18 @@ func (t *txn) failed(err error) error {
 		}
 	}
 	if !fatal && !moved && status&(sarama.ProducerTxnFlagEndTransaction|sarama.ProducerTxnFlagCommittingTransaction|sarama.ProducerTxnFlagAbortingTransaction) != 0 {
-		// The commit had begun (its offsets, then EndTxn, sent with retries) and was given
-		// up on: the coordinator may have committed the transaction or not, and the producer
-		// refuses every later one ("invalid transition attempted"). Neither aborting nor sending the messages again is safe:
-		// the pipeline stops, and a restart replays from the committed checkpoints, whose
-		// read-back finds the output if it was committed (helper-70: a commit that reached a
-		// broker being stopped failed this way, and the Source ran on, refusing every
-		// transaction, until a rebalance stopped it, or, at a bounded run's last batch, never).
+		// The commit had begun (sarama enters its end state before it adds the offsets and
+		// sends EndTxn, each with retries) and was given up on: the coordinator may have
+		// committed the transaction or not (if EndTxn was never sent, it was not, and the
+		// coordinator aborts it when the id is initialised again), and the producer refuses
+		// every later one ("invalid transition attempted"). Neither aborting nor sending the
+		// messages again is safe: the pipeline stops, and a restart replays from the
+		// committed checkpoints, whose read-back finds the output if it was committed
+		// (helper-70: a commit that reached a broker being stopped failed this way, and the
+		// Source ran on, refusing every transaction, until a rebalance stopped it, or, at a
+		// bounded run's last batch, never).
 		fatal = true
-		err = fmt.Errorf("the transaction's commit failed once it had begun, so its outcome is unknown (a restart replays from the committed checkpoints): %w", err)
+		err = fmt.Errorf("the transaction's commit failed once it had begun, so its outcome is unknown (a restart replays from the committed checkpoints and finds its output if it took effect): %w", err)
 	}
 	if !fatal && status&(sarama.ProducerTxnFlagInTransaction|sarama.ProducerTxnFlagAbortableError) != 0 {
 		if aerr := t.prod.AbortTxn(); aerr != nil {

@@ -995,7 +995,9 @@ func (s *commitFailing) Commit(ctx context.Context, pos []stream.Position) error
 // job exits non-zero and is restarted (it replays what was not committed). Before, Run
 // returned nil (helper-70: an exactly-once bounded run during a broker outage lost its last
 // batch's output that way, with exit 0). A failed commit followed by one that succeeds is only
-// logged, as before; so is a failed commit whose positions a later batch found committed.
+// logged, as before. A run stopped by its context whose last commit failed returns ctx.Err()
+// as before (helper-72's review: a SIGTERM during a rebalance is no failure; the next run
+// replays).
 func TestRunFailsWhenItsLastCommitFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		run := func(fails int64) (*commitFailing, error) {
@@ -1020,5 +1022,20 @@ func TestRunFailsWhenItsLastCommitFails(t *testing.T) {
 		src, err = run(0)
 		require.NoError(t, err)
 		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
+
+		// Stopped by its context, every commit failing: ctx.Err(), as before.
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		src = &commitFailing{sliceSource: sliceSource{recs: []int{1, 2, 3}, wait: true}}
+		src.fails.Store(-1)
+		ctx, cancel := context.WithCancel(t.Context())
+		stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(_ context.Context, _ stream.BatchInfo, b []int) error {
+			if len(b) > 0 {
+				cancel()
+			}
+			return nil
+		})
+		require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		require.Positive(t, src.tries.Load(), "the batch's commit was tried")
 	})
 }

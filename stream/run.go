@@ -105,20 +105,25 @@ func (p *Pipeline) run(ctx context.Context) error {
 	}
 	stop := func() error {
 		p.settle() // the last commit ends while its sources still run
-		var lastCommit error
-		if p.commitErr != nil {
-			// No batch follows to send its positions again: what this run processed since
-			// the last commit that succeeded is not committed, and a restart replays it. A
-			// bounded run must not end with nil then (helper-70: an exactly-once run whose
-			// last commit failed during a broker outage returned nil, its last batch's output
-			// never committed).
-			lastCommit = fmt.Errorf("stream: the run's last commit failed (a restart replays what was processed since the last commit): %w", p.commitErr)
-		}
 		cancel()
 		for running > 0 {
 			returned(<-srcDone)
 		}
-		return errors.Join(append(srcErrs, lastCommit, p.closeOutputs(context.WithoutCancel(ctx)))...)
+		return errors.Join(append(srcErrs, p.closeOutputs(context.WithoutCancel(ctx)))...)
+	}
+	// finished is stop for a run whose input ended (a bounded run). No batch follows to send
+	// the positions of a failed last commit again: what the run processed since its last
+	// commit that succeeded is not committed, and it must not end with nil then (helper-70:
+	// an exactly-once bounded run whose last commit failed during a broker outage returned
+	// nil, its last batch's output never committed). A run stopped by its context keeps
+	// returning ctx.Err(): the commit failed for a reason that passes (a rebalance), the
+	// next run replays, and a SIGTERM must not look like a failure (helper-72's review).
+	finished := func() error {
+		err := stop()
+		if p.commitErr != nil {
+			err = errors.Join(err, fmt.Errorf("stream: the run's last commit failed (a restart replays what was processed since the last commit): %w", p.commitErr))
+		}
+		return err
 	}
 	// ended returns ctx.Err() itself when the context ended and stopping went well, so that
 	// callers can tell a requested stop (err == context.Canceled) from a failure.
@@ -200,7 +205,7 @@ func (p *Pipeline) run(ctx context.Context) error {
 		}
 		release()
 		if done {
-			return stop()
+			return finished()
 		}
 		next = next.Add(p.interval)
 		if now := clk.Now(); next.Before(now) || p.endWaiting() {
