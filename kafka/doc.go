@@ -488,7 +488,9 @@
 // pending; at a stop, pending messages are dropped, and the replay from the committed
 // checkpoint makes them again. A failed commit is aborted and its messages stay pending for
 // the next one; a fenced producer, a stale generation, a commit cut off by the shutdown, a
-// revocation while messages are pending that cannot commit with them, or a revoked partition
+// commit given up on once it had begun (its outcome unknown: a broker down while it ran,
+// TestFaultExactlyOnceBrokerRestart), a revocation while messages are pending that cannot
+// commit with them, or a revoked partition
 // that the pipeline does not let go within 4/5 of the rebalance timeout (its batch in flight
 // held up, by an output down for instance) stops the Source with an error wrapping
 // ErrTransaction (Run returns it): the restart replays from the committed checkpoints, which
