@@ -494,27 +494,3 @@ func (c *config) index(base string) string {
 	}
 	return base + "-" + c.indexTag
 }
-
-// eventCodec decodes the telemetry topic's events. It is a kafka.PartitionCodec: each
-// partition gets a telemetry.Decoder of its own, which interns cab and trip ids, so that a
-// fleet's steady stream decodes without allocating them. A decoder keeps at most
-// internedIDs ids (a few hundred KiB), then starts over.
-type eventCodec struct{}
-
-const internedIDs = 8192
-
-func (eventCodec) Decode(m *kafka.Message) (telemetry.Event, time.Time, error) {
-	return decodeEvent(telemetry.Decode, m)
-}
-
-func (eventCodec) ForPartition(string, int32) kafka.Codec[telemetry.Event] {
-	d := &telemetry.Decoder{MaxIDs: internedIDs}
-	return kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
-		return decodeEvent(d.Decode, m)
-	})
-}
-
-func decodeEvent(decode func([]byte) (telemetry.Event, error), m *kafka.Message) (telemetry.Event, time.Time, error) {
-	e, err := decode(m.Value) // a telemetry.DecodeError says whether the Source dead-letters it as "invalid" or "decode"
-	return e, e.Time, err
-}
