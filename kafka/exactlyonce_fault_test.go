@@ -1,13 +1,13 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,37 +16,18 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
-// logLines is a slog destination that keeps the lines for the test's log.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// has reports whether a line holds s.
-func (l *logLines) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Contains(l.buf.Bytes(), []byte(s))
-}
-
-// report logs the warnings and errors, and the exactly-once lines, at most limit of them.
-func (l *logLines) report(t *testing.T, limit int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// reportLog logs the warnings and errors, and the exactly-once lines, of a run's log, at
+// most limit of them.
+func reportLog(t *testing.T, logs *syncbuf.Buffer, limit int) {
 	n := 0
-	for _, line := range bytes.Split(l.buf.Bytes(), []byte("\n")) {
-		if bytes.Contains(line, []byte("level=WARN")) || bytes.Contains(line, []byte("level=ERROR")) || bytes.Contains(line, []byte("exactly-once")) {
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") || strings.Contains(line, "exactly-once") {
 			if n++; n > limit {
 				t.Logf("... (more lines left out)")
 				return
@@ -209,9 +190,9 @@ func eosBrokerRestart(t *testing.T, at string) {
 	var batches atomic.Int64
 	const holdAt = 10 // the batch held, of the first run
 
-	logs := &logLines{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	defer logs.report(t, 60)
+	defer reportLog(t, logs, 60)
 
 	type run struct {
 		r    *running
@@ -292,7 +273,7 @@ func eosBrokerRestart(t *testing.T, at string) {
 		// The commit reaches the stopped broker; the broker stays down until the producer
 		// gave up on it.
 		released()
-		require.Eventually(t, func() bool { return logs.has("commit failed") || first.r.ended() }, 5*time.Minute, 20*time.Millisecond,
+		require.Eventually(t, func() bool { return strings.Contains(logs.String(), "commit failed") || first.r.ended() }, 5*time.Minute, 20*time.Millisecond,
 			"the held commit never failed")
 		t.Logf("%s: the commit failed after %v", at, time.Since(stopped).Round(time.Millisecond))
 	}
