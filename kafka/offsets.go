@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
 )
 
 // listOffsets returns, for each of topic's partitions parts, its offset at `at`:
@@ -126,7 +128,7 @@ func offsetsAtPatiently(ctx context.Context, client sarama.Client, topic string,
 	offsets, failed := listOffsets(client, topic, parts, at)
 	wait := max(client.Config().Metadata.Retry.Backoff, time.Millisecond)
 	for range client.Config().Metadata.Retry.Max {
-		if len(failed) == 0 || !mayPass(failed) || !backoffSleep(ctx, wait) {
+		if len(failed) == 0 || !mayPass(failed) || !backoff.Sleep(ctx.Done(), wait) {
 			break
 		}
 		wait = min(2*wait, 2*time.Second)
@@ -138,18 +140,6 @@ func offsetsAtPatiently(ctx context.Context, client sarama.Client, topic string,
 		return nil, err
 	}
 	return offsets, nil
-}
-
-// backoffSleep waits d, or less if ctx ends first; it reports whether d passed.
-func backoffSleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // firstFailed is the error of the lowest-numbered partition of failed, with how many more
@@ -174,21 +164,20 @@ func firstFailed(failed map[int32]error) error {
 // older than the log's start as of after its end was read (records deleted between the two
 // reads move the start, never below it).
 func offsetRanges(client sarama.Client, topic string, parts []int32) (oldest, newest map[int32]int64, err error) {
-	if newest, err = offsetsAt(client, topic, parts, sarama.OffsetNewest); err != nil {
-		return nil, nil, err
-	}
-	if oldest, err = offsetsAt(client, topic, parts, sarama.OffsetOldest); err != nil {
-		return nil, nil, err
-	}
-	return oldest, newest, nil
+	return rangesOf(func(at int64) (map[int32]int64, error) { return offsetsAt(client, topic, parts, at) })
 }
 
 // offsetRangesPatiently is offsetRanges with offsetsAtPatiently.
 func offsetRangesPatiently(ctx context.Context, client sarama.Client, topic string, parts []int32) (oldest, newest map[int32]int64, err error) {
-	if newest, err = offsetsAtPatiently(ctx, client, topic, parts, sarama.OffsetNewest); err != nil {
+	return rangesOf(func(at int64) (map[int32]int64, error) { return offsetsAtPatiently(ctx, client, topic, parts, at) })
+}
+
+// rangesOf reads the ends (sarama.OffsetNewest) with offsetsOf, then the starts.
+func rangesOf(offsetsOf func(at int64) (map[int32]int64, error)) (oldest, newest map[int32]int64, err error) {
+	if newest, err = offsetsOf(sarama.OffsetNewest); err != nil {
 		return nil, nil, err
 	}
-	if oldest, err = offsetsAtPatiently(ctx, client, topic, parts, sarama.OffsetOldest); err != nil {
+	if oldest, err = offsetsOf(sarama.OffsetOldest); err != nil {
 		return nil, nil, err
 	}
 	return oldest, newest, nil
