@@ -98,6 +98,10 @@ type shuffleNode interface {
 	// downstream partition received its last mark. It reports whether every upstream
 	// input ended while the downstream input is still open: the end marks are on their way.
 	finish(p *Pipeline) (ending bool)
+	// awaitReturn says whether values or end marks the batch sent are on their way back, so
+	// that the run loop starts the next batch as soon as any of them arrives instead of
+	// after a tenth of the interval (see Pipeline.run).
+	awaitReturn(on bool)
 	duplicates() int64
 }
 

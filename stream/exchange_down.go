@@ -261,6 +261,8 @@ func (sh *shuffle[T]) finish(p *Pipeline) bool {
 	return false
 }
 
+func (sh *shuffle[T]) awaitReturn(on bool) { sh.src.in.setEager(on) }
+
 // duplicates returns how many replayed records the downstream partitions dropped.
 func (sh *shuffle[T]) duplicates() int64 {
 	var n int64

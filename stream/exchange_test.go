@@ -899,10 +899,10 @@ func (e lateExchange[T]) Send(_ context.Context, recs []stream.Shuffled[T]) erro
 }
 
 // TestCatchUpTailThroughRepartition: the batch that ends a backlog (the first one no longer
-// behind) sends its values to a repartition; the batch that reads them back runs a tenth of
-// the interval later, not at the next tick, so a drain's last values are not an interval
-// late downstream (issue 15: a second of the fleet job's drain tail). The input stays open,
-// as a Kafka topic's does.
+// behind) sends its values to a repartition; the batch that reads them back runs as soon as
+// they arrive, not at the next tick nor a tenth of the interval later, so a drain's last
+// values are not an interval late downstream (issue 15: a second of the fleet job's drain
+// tail). The input stays open, as a Kafka topic's does.
 func TestCatchUpTailThroughRepartition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
@@ -931,8 +931,44 @@ func TestCatchUpTailThroughRepartition(t *testing.T) {
 		require.Equal(t, len(src.recs)/5, got)
 		// The input's 25 records by 100 ms (full batches back to back, then the rest a tenth
 		// of the interval later), and the batch that reads the last values back from the
-		// exchange a tenth later; it waited for the tick (1.1 s) before.
-		require.LessOrEqual(t, all, 200*time.Millisecond, "the values of the batch that ended the backlog waited for a tick downstream")
+		// exchange as soon as they arrive, 50 ms later. It waited for the tick (1.1 s), then
+		// a tenth of the interval (200 ms), before.
+		require.LessOrEqual(t, all, 160*time.Millisecond, "the values of the batch that ended the backlog waited downstream")
+	})
+}
+
+// TestRepartitionReturnWakesBatch: once a bounded input ended, the batch that reads a
+// repartition's values and end marks starts as soon as any of them arrives, not a tenth of
+// the interval later (issue 15: 100 ms of every hop at the end of a bounded run, and of the
+// fleet job's drain). With sends that reach the consumer 50 ms after they were made, the run
+// ends 50 ms after its last input batch (it took 150 ms: the end marks came in two
+// fetches), and every value comes through once. TestCatchUpTailThroughRepartition has the
+// other case, the values of the batch that ended a backlog.
+func TestRepartitionReturnWakesBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
+		require.NoError(t, err)
+		src := &sliceSource{recs: make([]int, 25)}
+		for i := range src.recs {
+			src.recs[i] = i
+		}
+		in := stream.From(p, stream.Source[int](src))
+		ex := newLateExchange[stream.Pair[string, int]](2)
+		out := stream.Repartition(stream.Map(in, func(v int) stream.Pair[string, int] { return stream.KV(fmt.Sprint(v), v) }), "ints", ex)
+		var got []int
+		stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []stream.Pair[string, int]) error {
+			for _, kv := range b {
+				got = append(got, kv.Value)
+			}
+			return nil
+		})
+		start := time.Now()
+		require.NoError(t, p.Run(t.Context()))
+		slices.Sort(got)
+		require.Equal(t, src.recs, got)
+		// The input's three batches back to back at once (the input ended), their values
+		// and end marks back 50 ms later, read by the batches they wake.
+		require.LessOrEqual(t, time.Since(start), 60*time.Millisecond, "the end marks waited a tenth of the interval")
 	})
 }
 

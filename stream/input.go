@@ -38,6 +38,10 @@ type Input[T any] struct {
 	revoked  []revocation
 	assigned []Position
 	wake     chan struct{} // the pipeline's: a buffer of any source filled up
+	// eager makes any buffered record count as a batch worth (filled): set on a repartition's
+	// input while the values or end marks a batch sent are on their way back (see
+	// shuffle.awaitReturn).
+	eager bool
 }
 
 type revocation struct {
@@ -256,9 +260,17 @@ func (in *Input[T]) signalLocked() {
 // noteFullLocked tells the run loop, once per batch, that the buffer holds a batch worth of
 // records: it starts the next batch at once instead of waiting for the tick.
 func (in *Input[T]) noteFullLocked() {
-	if in.fullLocked() {
+	if in.fullLocked() || in.eager && in.buf.records > 0 {
 		in.signalFullLocked()
 	}
+}
+
+// setEager sets eager (see there), signalling at once if records are already waiting.
+func (in *Input[T]) setEager(on bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.eager = on
+	in.noteFullLocked()
 }
 
 func (in *Input[T]) signalFullLocked() {
@@ -276,7 +288,7 @@ func (in *Input[T]) signalFullLocked() {
 }
 
 // filled returns a channel that is closed once the buffer holds a batch worth of records
-// (a bound reached) or the input was closed.
+// (a bound reached, or any record while eager) or the input was closed.
 func (in *Input[T]) filled() <-chan struct{} {
 	in.mu.Lock()
 	defer in.mu.Unlock()

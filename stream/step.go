@@ -58,16 +58,27 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		p.settle() // Step: the batch's commit ends before it returns (Run overlaps it)
 	}
 	sent := 0
-	for _, sh := range p.shuffles {
-		sent += sh.valuesSent()
+	var returning []bool // by shuffle: values or end marks on their way back
+	if len(p.shuffles) > 0 {
+		returning = make([]bool, len(p.shuffles))
+	}
+	for i, sh := range p.shuffles {
+		n := sh.valuesSent()
+		sent += n
+		// A catch-up's last values (see p.soon). Not after a batch that took a full
+		// buffer: in a backlog the full buffers start the batches, and a trickle of
+		// returning values must not start them sooner, smaller.
+		returning[i] = p.behind && n > 0 && !b.full
 	}
 	for _, o := range p.outputs {
 		o.reset()
 	}
 	var dups int64
 	ending := false
-	for _, sh := range p.shuffles {
-		ending = sh.finish(p) || ending
+	for i, sh := range p.shuffles {
+		e := sh.finish(p)
+		returning[i] = returning[i] || e
+		ending = e || ending
 		dups += sh.duplicates()
 	}
 	st := BatchStats{
@@ -105,6 +116,13 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	// a drain's tail at the default).
 	behind := b.full || p.waiting(st.Source) >= max(1, int64(p.cfg.maxRecords/10))
 	p.soon = behind || ending || p.behind && sent > 0
+	// While a repartition's values or end marks are on their way back, the next batch
+	// would wait a tenth of the interval (see Run); they wake it as soon as any of them
+	// arrives instead (a hop through the broker takes milliseconds; the tenth of the
+	// default interval was 100 ms of every hop at the end of a bounded run).
+	for i, sh := range p.shuffles {
+		sh.awaitReturn(returning[i])
+	}
 	p.behind = behind
 	p.statsMu.Lock()
 	p.stats = st
