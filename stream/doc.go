@@ -506,10 +506,12 @@
 // buffer's bounds (TestBacklogRunsBackToBack). A batch that took less while a tenth of a
 // buffer was waiting after it (buffered, or unread in the source's partitions by its
 // SourceStats Read and End) is followed a tenth of the interval later rather than at the
-// tick (TestBehindRunsSoon). After the inputs of a repartition ended,
-// batches run a tenth of the interval apart until its end marks came back, so that each hop
-// of the end through a repartition does not wait for a tick
-// (TestRepartitionEndTravelsWithoutTicks). Batch times are the processing times the
+// tick (TestBehindRunsSoon). After the inputs of a repartition ended, batches run a tenth of
+// the interval apart until its end marks came back, so that each hop of the end through a
+// repartition does not wait for a tick (TestRepartitionEndTravelsWithoutTicks); and while
+// they, or the values of the batch that ended a backlog, are on their way back, the first
+// of them to arrive starts the next batch at once (TestRepartitionReturnWakesBatch,
+// TestCatchUpTailThroughRepartition). Batch times are the processing times the
 // batches started at; processing-time windows count batches, so their results do not
 // change. Connectors pause fetching instead of blocking. Records
 // are split by partition as they are pushed, on the source's goroutines, into one of two

@@ -221,7 +221,8 @@ func (p *Pipeline) run(ctx context.Context) error {
 			// slower than a full buffer per batch does not make every batch wait for the
 			// tick. Likewise while a repartition's end marks make their way back after its
 			// inputs ended: every hop of the end through a repartition would otherwise wait
-			// for a tick.
+			// for a tick. (Returning values and end marks start the batch as soon as one
+			// arrives: see shuffleNode.awaitReturn.)
 			if soon := now.Add(p.interval / 10); soon.Before(next) {
 				next = soon
 			}
