@@ -510,7 +510,7 @@
 // the interval apart until its end marks came back, so that each hop of the end through a
 // repartition does not wait for a tick (TestRepartitionEndTravelsWithoutTicks); and while
 // they, or the values of the batch that ended a backlog, are on their way back, the first
-// of them to arrive starts the next batch at once (TestRepartitionReturnWakesBatch,
+// of them to arrive starts the next batch at once (TestRepartitionEndTravelsWithoutTicks,
 // TestCatchUpTailThroughRepartition). Batch times are the processing times the
 // batches started at; processing-time windows count batches, so their results do not
 // change. Connectors pause fetching instead of blocking. Records

@@ -846,28 +846,46 @@ func TestRepartitionPartitionComesBack(t *testing.T) {
 // most a tenth of the interval apart while the repartition's end marks make their way back
 // (at once when the repartition's input was already closed), so the run ends within 100 ms of
 // fake time instead of waiting for the next tick (issue 15: a drain's tail), and every record
-// still comes through the repartition.
+// still comes through the repartition. And the first of the values and end marks to arrive
+// starts the batch that reads them, not a tenth of the interval later: with sends that reach
+// the consumer 50 ms after they were made ("late"), the run ends 50 ms after its last input
+// batch (it took 150 ms, the end marks arriving in two fetches: 100 ms of every hop at the
+// end of a bounded run, and of the fleet job's drain). TestCatchUpTailThroughRepartition has
+// the other case, the values of the batch that ended a backlog.
 func TestRepartitionEndTravelsWithoutTicks(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p, err := stream.New(time.Second)
-		require.NoError(t, err)
-		src := &sliceSource{recs: []int{1, 2, 3, 4, 5}}
-		in := stream.From(p, stream.Source[int](src))
-		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int]](3))
-		out := stream.Repartition(stream.Map(in, func(v int) stream.Pair[string, int] { return stream.KV(fmt.Sprint(v), v) }), "ints", ex)
-		var got []int
-		stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []stream.Pair[string, int]) error {
-			for _, kv := range b {
-				got = append(got, kv.Value)
-			}
-			return nil
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprintf("late=%v", late), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
+				require.NoError(t, err)
+				src := &sliceSource{recs: make([]int, 25)}
+				for i := range src.recs {
+					src.recs[i] = i
+				}
+				in := stream.From(p, stream.Source[int](src))
+				var ex stream.Exchange[stream.Pair[string, int]] = streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int]](3))
+				bound := 100 * time.Millisecond
+				if late {
+					// The input's three batches back to back at once (the input ended), their
+					// values and end marks back 50 ms later, read by the batches they wake.
+					ex, bound = newLateExchange[stream.Pair[string, int]](2), 60*time.Millisecond
+				}
+				out := stream.Repartition(stream.Map(in, func(v int) stream.Pair[string, int] { return stream.KV(fmt.Sprint(v), v) }), "ints", ex)
+				var got []int
+				stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []stream.Pair[string, int]) error {
+					for _, kv := range b {
+						got = append(got, kv.Value)
+					}
+					return nil
+				})
+				start := time.Now()
+				require.NoError(t, p.Run(t.Context()))
+				slices.Sort(got)
+				require.Equal(t, src.recs, got)
+				require.LessOrEqual(t, time.Since(start), bound, "the end marks waited for a tick or a tenth of the interval")
+			})
 		})
-		start := time.Now()
-		require.NoError(t, p.Run(t.Context()))
-		slices.Sort(got)
-		require.Equal(t, src.recs, got)
-		require.LessOrEqual(t, time.Since(start), 100*time.Millisecond, "the end marks waited for a tick")
-	})
+	}
 }
 
 // lateExchange is an in-memory exchange whose sends reach the log 50 ms after Send returns,
@@ -934,41 +952,6 @@ func TestCatchUpTailThroughRepartition(t *testing.T) {
 		// exchange as soon as they arrive, 50 ms later. It waited for the tick (1.1 s), then
 		// a tenth of the interval (200 ms), before.
 		require.LessOrEqual(t, all, 160*time.Millisecond, "the values of the batch that ended the backlog waited downstream")
-	})
-}
-
-// TestRepartitionReturnWakesBatch: once a bounded input ended, the batch that reads a
-// repartition's values and end marks starts as soon as any of them arrives, not a tenth of
-// the interval later (issue 15: 100 ms of every hop at the end of a bounded run, and of the
-// fleet job's drain). With sends that reach the consumer 50 ms after they were made, the run
-// ends 50 ms after its last input batch (it took 150 ms: the end marks came in two
-// fetches), and every value comes through once. TestCatchUpTailThroughRepartition has the
-// other case, the values of the batch that ended a backlog.
-func TestRepartitionReturnWakesBatch(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
-		require.NoError(t, err)
-		src := &sliceSource{recs: make([]int, 25)}
-		for i := range src.recs {
-			src.recs[i] = i
-		}
-		in := stream.From(p, stream.Source[int](src))
-		ex := newLateExchange[stream.Pair[string, int]](2)
-		out := stream.Repartition(stream.Map(in, func(v int) stream.Pair[string, int] { return stream.KV(fmt.Sprint(v), v) }), "ints", ex)
-		var got []int
-		stream.ForEachBatch(out, func(_ context.Context, _ stream.BatchInfo, b []stream.Pair[string, int]) error {
-			for _, kv := range b {
-				got = append(got, kv.Value)
-			}
-			return nil
-		})
-		start := time.Now()
-		require.NoError(t, p.Run(t.Context()))
-		slices.Sort(got)
-		require.Equal(t, src.recs, got)
-		// The input's three batches back to back at once (the input ended), their values
-		// and end marks back 50 ms later, read by the batches they wake.
-		require.LessOrEqual(t, time.Since(start), 60*time.Millisecond, "the end marks waited a tenth of the interval")
 	})
 }
 
