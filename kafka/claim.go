@@ -262,6 +262,9 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	}
 	defer h.release(p)
 	h.in.Assign(p.id)
+	// After the partition's Resume (register) and this Assign: dead letters wait for the
+	// pipeline to accept them (claimLoop.mayWrite).
+	c.accepted = h.in.Accepted()
 	if p.end >= 0 && (p.marks.pushedNext >= p.end || s.isFinished(p.id)) {
 		c.finished = true
 		s.finish(p.id)
@@ -298,6 +301,10 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		if c.retry != nil {
 			retry = c.retry.C
 		}
+		var accept <-chan struct{}
+		if !c.open && len(c.pending) > 0 {
+			accept = c.accepted
+		}
 		select {
 		case m, ok := <-recv:
 			if !ok {
@@ -322,6 +329,10 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		case <-retry:
 			c.retry = nil
 			if !c.writeDeadLetters() {
+				return nil
+			}
+		case <-accept:
+			if c.retry == nil && !c.writeDeadLetters() {
 				return nil
 			}
 		case <-wait:

@@ -33,6 +33,10 @@ type claimLoop[T any] struct {
 	attempt  int         // failed attempts of the pending dead letters
 	finished bool
 	corrupt  bool // a repartition record could not be decoded: take nothing after it
+	// accepted is closed once the pipeline accepted the partition with its checkpoint
+	// (stream.Input.Accepted); open once it was. Dead letters wait for it (mayWrite).
+	accepted <-chan struct{}
+	open     bool
 }
 
 // room reports whether the claim may take more fetched records.
@@ -114,8 +118,8 @@ func (c *claimLoop[T]) enqueue(r stream.Record[T]) {
 // retried after a backoff (c.retry), while the records before them are still pushed. It returns false if the claim must end: the session ended,
 // or the dead-letter output failed for good, which stops the Source.
 func (c *claimLoop[T]) writeDeadLetters() bool {
-	if len(c.pending) == 0 {
-		return true
+	if len(c.pending) == 0 || !c.mayWrite() {
+		return true // the claim's loop pushes the records before them meanwhile (flush)
 	}
 	// Push what precedes the first dead letter before the write, which may take long (a
 	// slow dead-letter broker): records fetched with the bad one would otherwise wait for
@@ -155,6 +159,26 @@ func (c *claimLoop[T]) writeDeadLetters() bool {
 	s.log.Error("kafka: dead-letter write failed, retrying", "topic", first.Topic, "partition", first.Partition, "offset", first.Offset,
 		"dead_letters", len(c.pending), "attempt", c.attempt, "backoff", wait, "err", redact(&s.cfg, err))
 	c.retry = time.NewTimer(wait)
+	return true
+}
+
+// mayWrite reports whether the pipeline accepted the partition, so that its dead letters may
+// be written. A restart that the pipeline refuses at its first batch (a checkpoint written
+// under other operator parameters, stream.ErrOperatorChanged; a repartition's committed
+// state of another input, stream.ErrInputChanged) must write none: it commits nothing, so a job restarted
+// again and again after the refusal would write the same dead letters from the committed
+// offset each time. Until then the dead letters stay pending: nothing after them is pushed
+// or committed, and a claim that ends first leaves them to the next one, which reads them
+// again.
+func (c *claimLoop[T]) mayWrite() bool {
+	if !c.open && c.accepted != nil {
+		select {
+		case <-c.accepted:
+		default:
+			return false
+		}
+	}
+	c.open = true
 	return true
 }
 

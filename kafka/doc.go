@@ -191,6 +191,17 @@
 // (x-fleetstream-truncated, -original-size, -value-sha256; the original stays in its
 // source topic), so a dead letter is always writable.
 //
+// A claimed partition's dead letters are written only once the pipeline accepted the
+// partition with its committed checkpoint (stream.Input.Accepted): at the first batch after
+// the claim, or at the next attempt of a batch being retried. Meanwhile the records before the
+// first dead letter are pushed, and those after it wait, as for a slow write. A restart that
+// the pipeline refuses at that batch (stream.ErrOperatorChanged: a checkpoint written under
+// other operator parameters; stream.ErrInputChanged) writes none: it commits nothing, so a
+// job restarted again and again after the refusal (a crash loop) would otherwise write the
+// same dead letters from the committed offset at every restart. Once the partition is
+// accepted, nothing differs: every record that cannot be used still reaches the dead letters
+// before its offset is committed (TestRefusedRestartWritesNoDeadLetter).
+//
 // Records before a dead letter are still pushed while it is being written: before the
 // write and between its retries (unless the pipeline's input is full), and the other
 // partitions go on meanwhile. A failed write

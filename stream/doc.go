@@ -100,7 +100,9 @@
 //     records for an operator a hash other than that of the operator's parameters now stops
 //     the pipeline with an error wrapping ErrOperatorChanged, permanent, which names the
 //     operators and their parameters now, before the outputs of the batch: nothing of the
-//     batch is written or committed, and Run returns the error, so a job exits non-zero
+//     batch is written or committed, nor anything by a source that waits for
+//     Input.Accepted, such as a Kafka Source's dead letters (TestInputAccepted), and Run
+//     returns the error, so a job exits non-zero
 //     (TestRestartWithChangedWindowStops: size, grace, emission; TestRestartWithChangedJoinStops:
 //     upper bound, kind, an interval join become a window join;
 //     TestRestartWithChangedProcessingTimeState; TestRunStopsOnChangedOperator, under Run).
@@ -570,7 +572,9 @@
 //   - Source, with Binder for sources fed from outside Run: a source pushes Records into its
 //     Input (Push, TryPush, TryPushBatch, with Full and Space for pausing), checks event
 //     times with Input.CheckEventTime, reports partitions with Assign, Resume and Revoke,
-//     and receives commits (Position, with the checkpoint in Meta).
+//     learns with Input.Accepted when the pipeline accepted them (before it writes anything
+//     of its own, such as dead letters, that a refused restart must not write), and
+//     receives commits (Position, with the checkpoint in Meta).
 //   - Operator, applied with Apply: Process sees each partition's batch as Elem values (a
 //     value, its event time and the offset it derives from) with a
 //     PartitionContext (partition, batch, watermarks, CapEventTime); Retained, Drop and

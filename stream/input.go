@@ -37,7 +37,11 @@ type Input[T any] struct {
 	full     chan struct{} // closed when the buffer reaches a bound or the input is closed; replaced at each take
 	revoked  []revocation
 	assigned []Position
-	wake     chan struct{} // the pipeline's: a buffer of any source filled up
+	// taken counts the positions of assigned the pipeline took so far, accepted those it
+	// accepted (see Accepted); acceptWait are the channels of Accepted waiting for more.
+	taken, accepted int
+	acceptWait      []acceptWaiter
+	wake            chan struct{} // the pipeline's: a buffer of any source filled up
 	// eager makes any buffered record count as a batch worth (filled): set on a repartition's
 	// input while the values or end marks a batch sent are on their way back (see
 	// shuffle.awaitReturn).
@@ -303,6 +307,7 @@ func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, re
 	// Swap buffers: the source fills the old batch's memory while the pipeline runs.
 	recs, in.buf = in.buf, dst
 	assigned, in.assigned = in.assigned, nil
+	in.taken += len(assigned)
 	revoked, in.revoked = in.revoked, nil
 	ended, in.ended = in.ended, nil
 	closed = in.closed

@@ -68,6 +68,8 @@ type sourceNode interface {
 	// take returns the buffered batch with pipeline partition ids (globalPart).
 	take(batchTime int64) taken
 	control() ([]Position, []revocation)
+	// accept tells the source's Input that the pipeline accepted what it took (Accepted).
+	accept()
 	release()
 	// minOffset returns the lowest offset in a bucket of the batch being processed.
 	minOffset(bucket int) int64
@@ -255,6 +257,7 @@ func (s *source[T]) control() ([]Position, []revocation) {
 	defer s.in.mu.Unlock()
 	a, r := s.in.assigned, s.in.revoked
 	s.in.assigned, s.in.revoked = nil, nil
+	s.in.taken += len(a)
 	return s.globalControl(a, r)
 }
 

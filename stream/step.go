@@ -45,6 +45,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	if p.ctlErr != nil {
 		return false, Permanent(p.ctlErr)
 	}
+	p.accept()
 	b := p.pending
 	b.attempts++
 	outStart := p.cfg.clock.Now()
