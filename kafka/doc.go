@@ -446,10 +446,7 @@
 // keeps each partition's order; the downstream side consumes the topic as a further member of
 // the pipeline's consumer group (the Source's Config and group), with the Source's claims,
 // backpressure and commits, and stores the repartition's dedup and watermark state in the
-// offset metadata. Under the cooperative-sticky strategy (the default) that member joins
-// after the group's input Sources in the same process began their first session (at most
-// 10 s later): whichever member joins second makes the group rebalance, and the input, first,
-// keeps reading through it. Numbering, deduplication and watermarks are the pipeline's: see
+// offset metadata. Numbering, deduplication and watermarks are the pipeline's: see
 // "Repartition" in package stream for why every record counts exactly once downstream.
 //
 // A record is a 15-byte header (varints) and the codec's bytes, about 25 bytes for a pair of
