@@ -29,9 +29,8 @@ type handler[T any] struct {
 	runCtx     context.Context
 	dlq        stream.DeadLetterSink
 	revokeWait time.Duration
-	hold       int    // most records a claim holds fetched but not pushed
-	holdBytes  int64  // most bytes of such records
-	joined     func() // says that the first session began (joinorder.go)
+	hold       int   // most records a claim holds fetched but not pushed
+	holdBytes  int64 // most bytes of such records
 
 	// registered are the partitions whose committed checkpoints were handed to the
 	// pipeline. With the cooperative protocol Setup runs only on a member's first join:
@@ -71,9 +70,6 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	// One line a session at Info, so that a healthy run says what it reads (partitions a
 	// cooperative rebalance adds later are logged at Debug, in own).
 	h.s.log.Info("kafka: joined the group", "member", sess.MemberID(), "generation", sess.GenerationID(), "partitions", sess.Claims())
-	if h.joined != nil {
-		h.joined() // a repartition's consumer of the group may join now (joinorder.go)
-	}
 	return nil
 }
 

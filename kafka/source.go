@@ -246,14 +246,6 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if err != nil {
 		return err
 	}
-	// The first joins in order (joinorder.go): the input Sources of a group register at once,
-	// so that a repartition's consumer started beside them sees them.
-	cooperative := s.cfg.rebalance().Strategy == StrategyCooperativeSticky
-	joined := func() {}
-	if cooperative && !s.o.exchange {
-		joined = firstJoins.starting(s.cfg.Group)
-		defer joined()
-	}
 	if id := s.cfg.Rebalance.InstanceID; id != "" {
 		release, err := claimInstance(s.cfg.Group, id)
 		if err != nil {
@@ -394,10 +386,6 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		revokeWait: s.cfg.rebalance().Timeout * 4 / 5,
 		hold:       4 * sc.ChannelBufferSize,
 		holdBytes:  holdBytes(sc),
-		joined:     joined,
-	}
-	if cooperative && s.o.exchange && firstJoins.wait(runCtx, s.cfg.Group, maxJoinWait) {
-		s.log.Debug("kafka: joining after the group's input Sources in this process")
 	}
 	attempt := 0
 	for runCtx.Err() == nil {
