@@ -258,7 +258,16 @@ func (s *source[T]) control() ([]Position, []revocation) {
 	a, r := s.in.assigned, s.in.revoked
 	s.in.assigned, s.in.revoked = nil, nil
 	s.in.taken += len(a)
+	s.dropEnds(r)
 	return s.globalControl(a, r)
+}
+
+// dropEnds forgets the ends due (endsDue) of revoked partitions: a revoked partition's end
+// is its claim's, and a claim of it again ends it anew.
+func (s *source[T]) dropEnds(revoked []revocation) {
+	for _, r := range revoked {
+		s.endsDue = slices.DeleteFunc(s.endsDue, func(x int32) bool { return slices.Contains(r.parts, x) })
+	}
 }
 
 func (s *source[T]) take(batchTime int64) taken {
