@@ -184,3 +184,27 @@ func TestCleanupForgetsUnclaimedPartitions(t *testing.T) {
 	require.Empty(t, s.early)
 	require.NoError(t, s.Commit(t.Context(), restamp), "not this member's partition any more: ignored")
 }
+
+// TestCleanupRevokeAfterSetupInOneBatch: Setup hands a partition to the pipeline (Resume from
+// its committed offset) and the session ends before its claim starts, so Cleanup revokes it;
+// both usually reach the pipeline before its next batch. The pipeline applies them in that
+// order and does not keep the partition (before, it applied the revocation first, kept the
+// partition it no longer owned, and that partition, without records, held the watermark back
+// until it went idle).
+func TestCleanupRevokeAfterSetupInOneBatch(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &Source[int]{log: log, cfg: Config{Topics: []string{"req"}, Group: "g"},
+		topics: map[string]int{"req": 0}, owned: map[int32]*partition{}, announced: map[int32]bool{},
+		early: map[int32]stream.Position{}, bases: map[int32]resumed{}}
+	p, err := stream.New(time.Second)
+	require.NoError(t, err)
+	b := &binder{}
+	stream.To(stream.From[int](p, b), stream.SinkFunc[int](func(context.Context, []int) error { return nil }))
+	h := &handler[int]{s: s, in: b.in, runCtx: t.Context(), registered: map[int32]bool{}}
+
+	h.register(map[string][]int32{"req": {1}}, map[topicPart]stream.Position{{"req", 1}: {Offset: 2}})
+	require.NoError(t, h.Cleanup(endedSession{memberSession{&recordingSession{}}}))
+	_, err = p.Step(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, p.Stats().Partitions, "the partition Cleanup revoked is not kept")
+}

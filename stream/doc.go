@@ -571,8 +571,9 @@
 //
 //   - Source, with Binder for sources fed from outside Run: a source pushes Records into its
 //     Input (Push, TryPush, TryPushBatch, with Full and Space for pausing), checks event
-//     times with Input.CheckEventTime, reports partitions with Assign, Resume and Revoke,
-//     learns with Input.Accepted when the pipeline accepted them (before it writes anything
+//     times with Input.CheckEventTime, reports partitions with Assign, Resume and Revoke
+//     (applied at the next batch in the order they were called, however many came in
+//     between), learns with Input.Accepted when the pipeline accepted them (before it writes anything
 //     of its own, such as dead letters, that a refused restart must not write), and
 //     receives commits (Position, with the checkpoint in Meta).
 //   - Operator, applied with Apply: Process sees each partition's batch as Elem values (a

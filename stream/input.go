@@ -51,6 +51,9 @@ type Input[T any] struct {
 type revocation struct {
 	parts []int32
 	done  chan struct{}
+	// at is how many of the positions assigned with it (Input.assigned, taken together) the
+	// source sent before it: the pipeline applies them, then the revocation, in that order.
+	at int
 }
 
 func newInput[T any](maxRecords int, maxBytes int64, clock Clock, maxFuture time.Duration) *Input[T] {
@@ -245,13 +248,18 @@ func (in *Input[T]) Resume(pos ...Position) {
 // new owner rebuilds it by replaying from the committed offset. The returned channel is
 // closed once that happened; the batch in flight, if any, finishes first, so its commit
 // reaches the source before the channel closes.
+//
+// The pipeline applies Assign, Resume and Revoke in the order they were called, even when
+// several come between two batches: a partition assigned and then revoked is not kept, and
+// one revoked and then assigned again (Resume) starts anew from the position it was assigned
+// with, its records pushed since then kept.
 func (in *Input[T]) Revoke(parts ...int32) <-chan struct{} {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.buf.drop(parts, in.scrub)
 	in.ended = slices.DeleteFunc(in.ended, func(x int32) bool { return slices.Contains(parts, x) })
 	done := make(chan struct{})
-	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done})
+	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done, at: len(in.assigned)})
 	in.signalLocked()
 	return done
 }

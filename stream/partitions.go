@@ -97,6 +97,11 @@ func mergeNamed(dst, src map[string]int64) map[string]int64 {
 	return dst
 }
 
+// applyControl applies a source's assignments and revocations in the order the source sent
+// them: each revocation after the assignments sent before it (revocation.at). A partition
+// assigned and revoked again between two batches (a rebalance that took it back at once, or
+// a Kafka Source's claim that never started) is then gone, not kept with nobody owning it;
+// one revoked and assigned again starts anew from the position it was assigned with.
 func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 	if len(revoked) > 0 {
 		// A revoked partition's commit in flight ends before its state is dropped and the
@@ -104,26 +109,39 @@ func (p *Pipeline) applyControl(assigned []Position, revoked []revocation) {
 		p.settle()
 	}
 	now := p.cfg.clock.Now()
+	from := 0
 	for _, r := range revoked {
-		for _, part := range r.parts {
-			if _, ok := p.parts[part]; !ok {
-				continue
-			}
-			delete(p.parts, part)
-			p.live = slices.DeleteFunc(p.live, func(x int32) bool { return x == part })
-			for _, n := range p.nodes {
-				n.drop(part)
-			}
-			for _, sh := range p.shuffles {
-				sh.drop(part)
-			}
-			if p.pending != nil {
-				delete(p.pending.next, part)
-			}
-			p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part, p.inputOf(part))
-		}
-		close(r.done)
+		p.assign(assigned[from:r.at], now)
+		from = r.at
+		p.revoke(r)
 	}
+	p.assign(assigned[from:], now)
+}
+
+// revoke drops the state of a revocation's partitions and tells the source.
+func (p *Pipeline) revoke(r revocation) {
+	for _, part := range r.parts {
+		if _, ok := p.parts[part]; !ok {
+			continue
+		}
+		delete(p.parts, part)
+		p.live = slices.DeleteFunc(p.live, func(x int32) bool { return x == part })
+		for _, n := range p.nodes {
+			n.drop(part)
+		}
+		for _, sh := range p.shuffles {
+			sh.drop(part)
+		}
+		if p.pending != nil {
+			delete(p.pending.next, part)
+		}
+		p.cfg.logger.Info("stream: partition revoked, state dropped", "partition", part, p.inputOf(part))
+	}
+	close(r.done)
+}
+
+// assign registers assigned partitions, with the checkpoints they resume from.
+func (p *Pipeline) assign(assigned []Position, now time.Time) {
 	for _, pos := range assigned {
 		ps := p.partition(pos.Partition, now)
 		if pos.Offset >= 0 {

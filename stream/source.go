@@ -240,7 +240,7 @@ func (s *source[T]) globalControl(assigned []Position, revoked []revocation) ([]
 		for j, x := range r.parts {
 			parts[j] = globalPart(s.idx, x)
 		}
-		revoked[i] = revocation{parts: parts, done: r.done}
+		revoked[i] = revocation{parts: parts, done: r.done, at: r.at}
 	}
 	return assigned, revoked
 }
@@ -258,7 +258,16 @@ func (s *source[T]) control() ([]Position, []revocation) {
 	a, r := s.in.assigned, s.in.revoked
 	s.in.assigned, s.in.revoked = nil, nil
 	s.in.taken += len(a)
+	s.dropEnds(r)
 	return s.globalControl(a, r)
+}
+
+// dropEnds forgets the ends due (endsDue) of revoked partitions: a revoked partition's end
+// is its claim's, and a claim of it again ends it anew.
+func (s *source[T]) dropEnds(revoked []revocation) {
+	for _, r := range revoked {
+		s.endsDue = slices.DeleteFunc(s.endsDue, func(x int32) bool { return slices.Contains(r.parts, x) })
+	}
 }
 
 func (s *source[T]) take(batchTime int64) taken {
@@ -267,12 +276,11 @@ func (s *source[T]) take(batchTime int64) taken {
 	s.cur, t.assigned, t.revoked, ended, t.closed = s.in.take(s.cur)
 	// A partition's end, like the input's, counts once its records pushed before are
 	// processed: one whose records are in this batch ends with the next one.
+	// The ends taken now came after their partitions' last revocation (Input.Revoke drops
+	// those sent before it): those of a claim again, kept.
+	s.dropEnds(t.revoked)
 	ended = append(s.endsDue, ended...)
 	s.endsDue = nil
-	for _, r := range t.revoked {
-		// A revoked partition's end is its claim's; a claim of it again ends it anew.
-		ended = slices.DeleteFunc(ended, func(x int32) bool { return slices.Contains(r.parts, x) })
-	}
 	for _, part := range ended {
 		if slices.ContainsFunc(s.cur.parts, func(pt partTaken) bool { return pt.part == part }) {
 			s.endsDue = append(s.endsDue, part)
