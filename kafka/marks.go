@@ -28,6 +28,10 @@ type marks struct {
 	// the pipeline checkpoint marked with it (stream.Position.Meta).
 	committed int64
 	meta      string
+	// stored is whether sarama holds committed as the partition's offset: the group had one
+	// when the claim started, or it was marked since. A claim that started without one
+	// resolves committed from its first record (begin) while sarama still holds none.
+	stored bool
 	// A run of dead-lettered offsets right after pushedNext: the pipeline never sees them, so
 	// a commit of runStart (everything pushed is done) may go on to runEnd.
 	runActive        bool
@@ -37,7 +41,7 @@ type marks struct {
 // newMarks returns the marks of a claim that starts at offset start; -1 means unknown, to be
 // resolved from the first record (begin).
 func newMarks(start int64) marks {
-	return marks{pushedNext: start, committed: start}
+	return marks{pushedNext: start, committed: start, stored: start >= 0}
 }
 
 // begin resolves an unknown start to off, the first record's offset.
@@ -62,7 +66,7 @@ func (m *marks) skipped(off int64) markOp {
 	}
 	m.runEnd = off + 1
 	if m.committed >= m.runStart && m.runEnd > m.committed {
-		m.committed = m.runEnd
+		m.committed, m.stored = m.runEnd, true
 		return markAdvance
 	}
 	return markNone
@@ -72,6 +76,12 @@ func (m *marks) skipped(off int64) markOp {
 // the offset extended over a run of dead-lettered offsets that follows it. A new checkpoint
 // at the same offset is marked too: it moves an operator's replay start. An offset below the
 // committed one (an acknowledgement overtaken by a dead-letter run) marks nothing.
+//
+// The claim's first offset, when the group had none, is marked with markAdvance: sarama holds
+// -1 then, and its ResetOffset moves only down to an offset, so a reset to the first offset
+// was dropped without a word. That commit is the whole of a bounded run's that holds every
+// window open (its checkpoint, with the operators' parameters and the run's end), and a
+// restart then found nothing to check against (helper-75).
 func (m *marks) mark(off int64, meta string) markOp {
 	if m.runActive && off == m.runStart {
 		off = m.runEnd
@@ -80,11 +90,13 @@ func (m *marks) mark(off int64, meta string) markOp {
 	switch {
 	case off > m.committed:
 		op = markAdvance
+	case off == m.committed && !m.stored:
+		op = markAdvance
 	case off == m.committed && meta != m.meta:
 		op = markReset
 	default:
 		return markNone
 	}
-	m.committed, m.meta = off, meta
+	m.committed, m.meta, m.stored = off, meta, true
 	return op
 }

@@ -75,6 +75,20 @@ func TestMarks(t *testing.T) {
 			{op: "push", off: 50, committed: 44},
 			{op: "mark", off: 50, meta: "a", want: markAdvance, committed: 50},
 		}},
+		// A claim without a committed offset: sarama holds -1, and a reset to the first
+		// record's offset was dropped (a bounded run whose windows all stayed open committed
+		// nothing: helper-75). The first mark there advances; a new checkpoint after it resets.
+		{"the first record's offset with a first checkpoint advances", -1, []step{
+			{op: "begin", off: 0, committed: 0},
+			{op: "push", off: 10, committed: 0},
+			{op: "mark", off: 0, meta: "a", want: markAdvance, committed: 0},
+			{op: "mark", off: 0, meta: "a", want: markNone, committed: 0},
+			{op: "mark", off: 0, meta: "b", want: markReset, committed: 0},
+		}},
+		{"the first record's offset with no checkpoint still advances", -1, []step{
+			{op: "begin", off: 42, committed: 42},
+			{op: "mark", off: 42, want: markAdvance, committed: 42},
+		}},
 		{"begin keeps a known start", 5, []step{
 			{op: "begin", off: 9, committed: 5},
 			{op: "skip", off: 5, want: markAdvance, committed: 6},
