@@ -307,6 +307,15 @@ func (in *Input[T]) filled() <-chan struct{} {
 	return in.full
 }
 
+// controlLocked hands over the assignments and revocations sent since the last call, and
+// counts the positions taken (Accepted).
+func (in *Input[T]) controlLocked() (assigned []Position, revoked []revocation) {
+	assigned, in.assigned = in.assigned, nil
+	revoked, in.revoked = in.revoked, nil
+	in.taken += len(assigned)
+	return assigned, revoked
+}
+
 // take swaps the buffered records with dst, an empty split, and returns them with the control
 // messages that arrived since the last call and whether the input is closed.
 func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, revoked []revocation, ended []int32, closed bool) {
@@ -314,9 +323,7 @@ func (in *Input[T]) take(dst *split[T]) (recs *split[T], assigned []Position, re
 	defer in.mu.Unlock()
 	// Swap buffers: the source fills the old batch's memory while the pipeline runs.
 	recs, in.buf = in.buf, dst
-	assigned, in.assigned = in.assigned, nil
-	in.taken += len(assigned)
-	revoked, in.revoked = in.revoked, nil
+	assigned, revoked = in.controlLocked()
 	ended, in.ended = in.ended, nil
 	closed = in.closed
 	in.signalLocked()

@@ -255,9 +255,7 @@ func (s *source[T]) stats() (SourceStats, bool) {
 func (s *source[T]) control() ([]Position, []revocation) {
 	s.in.mu.Lock()
 	defer s.in.mu.Unlock()
-	a, r := s.in.assigned, s.in.revoked
-	s.in.assigned, s.in.revoked = nil, nil
-	s.in.taken += len(a)
+	a, r := s.in.controlLocked()
 	s.dropEnds(r)
 	return s.globalControl(a, r)
 }
