@@ -256,7 +256,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	if p == nil {
 		return nil
 	}
-	c := &claimLoop[T]{h: h, p: p, sess: sess, codec: s.codec}
+	c := &claimLoop[T]{h: h, p: p, sess: sess, codec: s.codec, toldEnd: -1}
 	if pc, ok := s.codec.(PartitionCodec[T]); ok {
 		c.codec = pc.ForPartition(claim.Topic(), claim.Partition())
 	}
@@ -281,6 +281,9 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	for {
 		space := h.in.Space()
 		blocked := !c.flush()
+		if !blocked && len(c.queue) == 0 && len(c.pending) == 0 {
+			c.noteReadToEnd()
+		}
 		if wantPause := blocked || c.finished; wantPause != paused && pauser != nil {
 			if wantPause {
 				pauser.Pause()

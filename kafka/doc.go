@@ -418,7 +418,9 @@
 // BatchStats: records and bytes consumed, and for every partition this instance owns, keyed
 // "topic/partition", its lag (high-water mark minus committed offset), its read offset (after
 // the last record pushed into the pipeline or dead-lettered; dead letters after the last
-// pushed record are read, so they are not read lag) and its high-water mark.
+// pushed record are read, so they are not read lag) and its high-water mark. Once every
+// partition it owns was read to its high-water mark, it tells the pipeline so
+// (stream.Input.ReadToEnd): a catch-up's last batch then starts at once.
 // Source.DeadLettered counts dead letters; Producer.Sent counts acknowledged messages.
 //
 // # Producer

@@ -231,6 +231,19 @@ func (s *Source[T]) Stats() stream.SourceStats {
 	return st
 }
 
+// readToEnd reports whether every partition this instance owns was read to its high-water
+// mark as of its last fetch (see claimLoop.noteReadToEnd).
+func (s *Source[T]) readToEnd() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.owned {
+		if read := p.read.Load(); read < 0 || read < p.claim.HighWaterMarkOffset() {
+			return false
+		}
+	}
+	return true
+}
+
 // Run joins the consumer group and feeds in until ctx ends, or, in bounded mode, until every
 // partition was read to its end offset and the pipeline committed the final batch. It
 // returns an error before anything is consumed if the cluster cannot be reached,

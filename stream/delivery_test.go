@@ -1039,3 +1039,116 @@ func TestRunFailsWhenItsLastCommitFails(t *testing.T) {
 		require.Positive(t, src.tries.Load(), "the batch's commit was tried")
 	})
 }
+
+// endSource pushes its records in pushes of chunk, each followed by ReadToEnd (as a Kafka
+// source does after every fetch that reached its partitions' high-water marks) when atEnd;
+// when stepped, it waits for release before each chunk after the first.
+type endSource struct {
+	recs, chunk int
+	atEnd       bool
+	stepped     bool
+	release     chan struct{} // made in the test's bubble
+}
+
+func (s *endSource) Run(ctx context.Context, in *stream.Input[int]) error {
+	for from := 0; from < s.recs; from += s.chunk {
+		if from > 0 && s.release != nil {
+			select {
+			case <-s.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		for i := from; i < min(from+s.chunk, s.recs); i++ {
+			if err := in.Push(ctx, stream.Record[int]{Value: i, Offset: int64(i), Size: 8}); err != nil {
+				return err
+			}
+		}
+		if s.atEnd {
+			in.ReadToEnd()
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *endSource) Commit(context.Context, []stream.Position) error { return nil }
+
+// TestReadToEndStartsLastBatch: at the end of a backlog, the batch that takes its last
+// records starts at once when every source said it pushed all it had (Input.ReadToEnd),
+// instead of a tenth of the interval later (a drain's last 100 ms); the notice changes
+// nothing while the pipeline is not catching up, nor while another source still reads.
+func TestReadToEndStartsLastBatch(t *testing.T) {
+	type result struct {
+		sizes []int
+		at    []time.Duration
+	}
+	run := func(t *testing.T, srcs []*endSource, want int, release func(n int, srcs []*endSource)) result {
+		var r result
+		synctest.Test(t, func(t *testing.T) {
+			for _, src := range srcs {
+				if src.stepped {
+					src.release = make(chan struct{})
+				}
+			}
+			p, err := stream.New(time.Second, stream.WithBuffer(10, 0))
+			require.NoError(t, err)
+			s := stream.From(p, stream.Source[int](srcs[0]))
+			for _, src := range srcs[1:] {
+				s = s.Union(stream.From(p, stream.Source[int](src)))
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			start := time.Now()
+			total := 0
+			stream.ForEachBatch(s, func(_ context.Context, _ stream.BatchInfo, b []int) error {
+				if len(b) == 0 {
+					return nil
+				}
+				r.sizes = append(r.sizes, len(b))
+				r.at = append(r.at, time.Since(start))
+				if total += len(b); total == want {
+					cancel()
+				} else if release != nil {
+					release(len(r.sizes), srcs)
+				}
+				return nil
+			})
+			require.ErrorIs(t, p.Run(ctx), context.Canceled)
+		})
+		return r
+	}
+	t.Run("backlog", func(t *testing.T) {
+		// 25 records with a buffer of 10: two full batches back to back, then the last five.
+		for _, atEnd := range []bool{false, true} {
+			r := run(t, []*endSource{{recs: 25, chunk: 25, atEnd: atEnd}}, 25, nil)
+			require.Equal(t, []int{10, 10, 5}, r.sizes)
+			last := 100 * time.Millisecond // a tenth of the interval after the full batch
+			if atEnd {
+				last = 0
+			}
+			require.Equal(t, []time.Duration{0, 0, last}, r.at, "ReadToEnd %v", atEnd)
+		}
+	})
+	t.Run("not behind", func(t *testing.T) {
+		// Five records a tick, each time read to the end: no catch-up, each batch at its tick.
+		release := func(_ int, srcs []*endSource) { srcs[0].release <- struct{}{} }
+		r := run(t, []*endSource{{recs: 15, chunk: 5, atEnd: true, stepped: true}}, 15, release)
+		require.Equal(t, []int{5, 5, 5}, r.sizes)
+		require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, r.at)
+	})
+	t.Run("another source still reads", func(t *testing.T) {
+		// The first source is at its end after its backlog; the second never says so: its
+		// last records wait the tenth of the interval, as before.
+		r := run(t, []*endSource{{recs: 25, chunk: 25, atEnd: true}, {recs: 3, chunk: 3}}, 28, nil)
+		require.Equal(t, 28, sum(r.sizes))
+		require.Equal(t, 100*time.Millisecond, r.at[len(r.at)-1])
+	})
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}

@@ -46,6 +46,9 @@ type Input[T any] struct {
 	// input while the values or end marks a batch sent are on their way back (see
 	// shuffle.awaitReturn).
 	eager bool
+	// atEnd: the source pushed everything its partitions held when it last looked
+	// (ReadToEnd); a push, Assign or Resume since withdraws it.
+	atEnd bool
 }
 
 type revocation struct {
@@ -124,6 +127,7 @@ func (in *Input[T]) TryPush(r Record[T]) bool {
 		return false
 	}
 	in.buf.add(&r)
+	in.atEnd = false
 	in.noteFullLocked()
 	return true
 }
@@ -157,6 +161,9 @@ func (in *Input[T]) TryPushBatch(recs []Record[T]) int {
 		n++
 	}
 	in.buf.addAll(recs[:n])
+	if n > 0 {
+		in.atEnd = false
+	}
 	in.noteFullLocked()
 	return n
 }
@@ -172,6 +179,7 @@ func (in *Input[T]) Push(ctx context.Context, r Record[T]) error {
 		}
 		if !in.fullLocked() {
 			in.buf.add(&r)
+			in.atEnd = false
 			in.noteFullLocked()
 			in.mu.Unlock()
 			return nil
@@ -226,6 +234,7 @@ func (in *Input[T]) isClosed() bool {
 func (in *Input[T]) Assign(parts ...int32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.atEnd = false
 	for _, p := range parts {
 		in.assigned = append(in.assigned, Position{Partition: p, Offset: -1})
 	}
@@ -240,7 +249,36 @@ func (in *Input[T]) Assign(parts ...int32) {
 func (in *Input[T]) Resume(pos ...Position) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.atEnd = false
 	in.assigned = append(in.assigned, pos...)
+}
+
+// ReadToEnd tells the pipeline that the source has pushed every record its partitions held
+// when it last looked (a Kafka source: each partition read to its high-water mark): nothing
+// more is on its way for now. It is optional, and it only matters while the pipeline catches
+// up a backlog: batches then start as soon as the buffer is full again, but the buffer that
+// holds a backlog's last records does not fill, and its batch would wait a tenth of the
+// interval (see Pipeline.Run). Once every source of the pipeline said so, it starts at once.
+// A record pushed since (or Assign, Resume) withdraws the notice; outside a catch-up, batches
+// keep the interval whatever the sources say.
+func (in *Input[T]) ReadToEnd() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.atEnd = true
+	if in.buf.records > 0 && in.wake != nil {
+		select {
+		case in.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readToEnd reports whether the source said it pushed all it had (ReadToEnd) and has pushed
+// nothing since, and how many records the buffer holds.
+func (in *Input[T]) readToEnd() (bool, int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.atEnd, in.buf.records
 }
 
 // Revoke tells the pipeline that the source lost these partitions (a rebalance). Buffered

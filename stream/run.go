@@ -144,8 +144,9 @@ func (p *Pipeline) run(ctx context.Context) error {
 				case <-ctx.Done():
 					return ended()
 				case <-p.wake:
-					if p.filled() {
-						// A batch worth of records is waiting (a backlog): start it now rather
+					if p.filled() || p.soon && p.readToEnd() {
+						// A batch worth of records is waiting (a backlog), or a catch-up's
+						// last records, with nothing more on its way: start it now rather
 						// than at the tick, so catching up runs at the speed of the CPU, not
 						// of the clock.
 						next = clk.Now()
@@ -223,7 +224,12 @@ func (p *Pipeline) run(ctx context.Context) error {
 			// inputs ended: every hop of the end through a repartition would otherwise wait
 			// for a tick. (Returning values and end marks start the batch as soon as one
 			// arrives: see shuffleNode.awaitReturn.)
-			if soon := now.Add(p.interval / 10); soon.Before(next) {
+			// Sooner still when every source said it pushed all its partitions held
+			// (Input.ReadToEnd) and records wait: the buffer will not fill again, and the
+			// tenth of the interval was a drain's last 100 ms.
+			if p.readToEnd() {
+				next = now
+			} else if soon := now.Add(p.interval / 10); soon.Before(next) {
 				next = soon
 			}
 		}
@@ -274,6 +280,24 @@ func (p *Pipeline) endWaiting() bool {
 		}
 	}
 	return false
+}
+
+// readToEnd reports whether every source (but the repartitions', whose returning records
+// wake the batch themselves: shuffleNode.awaitReturn, and those whose input ended) said it
+// pushed all its partitions held (Input.ReadToEnd), and one of them holds records.
+func (p *Pipeline) readToEnd() bool {
+	waiting := false
+	for _, sn := range p.srcs {
+		if sn.internal() || sn.ended() {
+			continue
+		}
+		at, n := sn.readToEnd()
+		if !at {
+			return false
+		}
+		waiting = waiting || n > 0
+	}
+	return waiting
 }
 
 // filled reports whether a source's buffer holds a batch worth of records or its input ended.

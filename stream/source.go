@@ -80,6 +80,9 @@ type sourceNode interface {
 	filled() <-chan struct{}
 	// buffered returns how many records the source's buffer holds.
 	buffered() int
+	// readToEnd reports whether the source said it pushed all its partitions held
+	// (Input.ReadToEnd), and how many records its buffer holds.
+	readToEnd() (bool, int)
 	// ended reports whether the source's input ended and everything it held was taken.
 	ended() bool
 	// endWaiting reports whether the source's input was closed and no batch has ended it
@@ -321,3 +324,5 @@ func (s *source[T]) release() { s.cur.reset(s.in.scrub) }
 func (s *source[T]) filled() <-chan struct{} { return s.in.filled() }
 
 func (s *source[T]) buffered() int { return s.in.buffered() }
+
+func (s *source[T]) readToEnd() (bool, int) { return s.in.readToEnd() }
