@@ -133,6 +133,25 @@ func (p *Pipeline) run(ctx context.Context) error {
 		}
 		return ctx.Err()
 	}
+	// A repartition's partitions resume from checkpoints that the first batch must check
+	// (ErrInputChanged, ErrOperatorChanged) before it writes or commits anything, and that a
+	// bounded run's end commits again: so no batch runs before every repartition's source
+	// registered its partitions (Input.Assign). Its Kafka consumer is a further member of the
+	// group, which may join after the input's records came (helper-75).
+	for _, sn := range p.srcs {
+		for sn.internal() && !sn.registeredOrClosed() {
+			select {
+			case <-ctx.Done():
+				return ended()
+			case <-sn.registered():
+			case err := <-srcDone:
+				returned(err)
+				if len(srcErrs) > 0 {
+					return stop()
+				}
+			}
+		}
+	}
 	clk := p.cfg.clock
 	next := clk.Now().Add(p.interval)
 	for {

@@ -90,6 +90,10 @@ type sourceNode interface {
 	endWaiting() bool
 	// internal reports whether the source is a repartition's (see BatchStats.ShuffledRecords).
 	internal() bool
+	// registered is closed once the source called Assign or Resume (Input.Assign);
+	// registeredOrClosed reports that, or that its input was closed.
+	registered() <-chan struct{}
+	registeredOrClosed() bool
 	// identity names the source's inputs, if the source can (InputIdentifier).
 	identity() []string
 	// origin returns the source as an Originator, if it is one.
@@ -201,6 +205,10 @@ func (s *source[T]) ended() bool { return s.done }
 func (s *source[T]) endWaiting() bool { return !s.done && s.in.isClosed() }
 
 func (s *source[T]) internal() bool { return s.inner }
+
+func (s *source[T]) registered() <-chan struct{} { return s.in.registered }
+
+func (s *source[T]) registeredOrClosed() bool { return s.in.registeredOrClosed() }
 
 func (s *source[T]) origin() (Originator, bool) {
 	o, ok := s.src.(Originator)
