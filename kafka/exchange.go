@@ -142,6 +142,7 @@ var (
 	_ stream.PartitionCounter                 = (*Source[int])(nil)
 	_ interface{ Stats() stream.SourceStats } = (*Exchange[int])(nil)
 	_ stream.Originator                       = (*Exchange[int])(nil)
+	_ stream.PartitionRegistrar               = (*Exchange[int])(nil)
 	_ stream.Originator                       = (*Source[int])(nil)
 )
 
@@ -430,6 +431,13 @@ func (e *Exchange[T]) checkOwner(client sarama.Client, parts int32) error {
 func (e *Exchange[T]) Run(ctx context.Context, in *stream.Input[stream.Shuffled[T]]) error {
 	return e.src.Run(ctx, in)
 }
+
+// RegistersPartitions implements stream.PartitionRegistrar: every session of the exchange's
+// consumer registers its claims with the pipeline in Setup (stream.Input.Resume and Assign),
+// with none when the member got no partition of the topic (other instances own them), before
+// it pushes a record. So a pipeline that runs it waits for its consumer to join the group
+// before its first batch.
+func (e *Exchange[T]) RegistersPartitions() bool { return true }
 
 // Origin maps a partition id of the exchange's downstream side to the repartition topic and
 // its partition (stream.Originator).

@@ -43,7 +43,7 @@ type Input[T any] struct {
 	acceptWait      []acceptWaiter
 	wake            chan struct{} // the pipeline's: a buffer of any source filled up
 	// registered is closed by the source's first Assign or Resume, with partitions or none
-	// (see Pipeline.Run: a repartition's source registers before the first batch).
+	// (see PartitionRegistrar: Run waits for it before the first batch).
 	registered chan struct{}
 	// eager makes any buffered record count as a batch worth (filled): set on a repartition's
 	// input while the values or end marks a batch sent are on their way back (see
@@ -235,10 +235,11 @@ func (in *Input[T]) isClosed() bool {
 // partitions are also registered by their first record. Assigned partitions without records
 // take part in the watermark (until idle), so a slow partition holds windows open.
 //
-// A repartition's source (an Exchange) must call Assign or Resume once it knows its
-// partitions, with none if it has none (another instance of the pipeline owns them): under
-// Run, the pipeline runs no batch before, so that the checks its checkpoints carry
-// (ErrInputChanged, ErrOperatorChanged) come before anything is written or committed.
+// A repartition's source whose exchange implements PartitionRegistrar must call Assign or
+// Resume in every session once it knows its partitions, with none if it has none (another
+// instance of the pipeline owns them): under Run, the pipeline runs no batch before, so that
+// the checks its checkpoints carry (ErrInputChanged, ErrOperatorChanged) come before
+// anything is written or committed.
 func (in *Input[T]) Assign(parts ...int32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
