@@ -49,6 +49,7 @@ type exchangeOptions struct {
 	topics      []string // of WithPartitionsOf
 	txnID       string   // of WithTransactionalID
 	purge       time.Duration
+	joinDelay   time.Duration // a test hook (joindelay.go)
 	errs        []error
 }
 
@@ -195,6 +196,7 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 		so.exchange = true
 		so.txnID = txnID
 		so.purge = o.purge
+		so.joinDelay = o.joinDelay
 		if so.purge == 0 {
 			so.purge = defaultPurgeInterval
 		}

@@ -179,6 +179,8 @@ type shuffleSpec struct {
 	buffer   int
 	crash    crashPoint
 	results  *globalResults
+	// joinDelay delays the exchange's consumer's first join (kafka.WithJoinDelay).
+	joinDelay time.Duration
 }
 
 func startShuffle(t testing.TB, spec shuffleSpec) *shuffleRun {
@@ -189,7 +191,11 @@ func startShuffle(t testing.TB, spec shuffleSpec) *shuffleRun {
 	}
 	src, err := kafka.NewSource(spec.cfg, kafka.JSON[event](), opts...)
 	require.NoError(t, err)
-	ex, err := kafka.NewExchange(spec.cfg, spec.pipeline, "bykey", pairCodec, kafka.WithReplication(1))
+	exOpts := []kafka.ExchangeOption{kafka.WithReplication(1)}
+	if spec.joinDelay > 0 {
+		exOpts = append(exOpts, kafka.WithJoinDelay(spec.joinDelay))
+	}
+	ex, err := kafka.NewExchange(spec.cfg, spec.pipeline, "bykey", pairCodec, exOpts...)
 	require.NoError(t, err)
 	r := &shuffleRun{src: src, ex: ex, crash: spec.crash, done: make(chan error, 1)}
 	popts := []stream.Option{stream.WithIdleTimeout(0), stream.WithName(spec.pipeline),
