@@ -49,6 +49,7 @@ type exchangeOptions struct {
 	topics      []string // of WithPartitionsOf
 	txnID       string   // of WithTransactionalID
 	purge       time.Duration
+	joinDelay   time.Duration // a test hook (joindelay.go)
 	errs        []error
 }
 
@@ -142,6 +143,7 @@ var (
 	_ stream.PartitionCounter                 = (*Source[int])(nil)
 	_ interface{ Stats() stream.SourceStats } = (*Exchange[int])(nil)
 	_ stream.Originator                       = (*Exchange[int])(nil)
+	_ stream.PartitionRegistrar               = (*Exchange[int])(nil)
 	_ stream.Originator                       = (*Source[int])(nil)
 )
 
@@ -194,6 +196,7 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 		so.exchange = true
 		so.txnID = txnID
 		so.purge = o.purge
+		so.joinDelay = o.joinDelay
 		if so.purge == 0 {
 			so.purge = defaultPurgeInterval
 		}
@@ -430,6 +433,13 @@ func (e *Exchange[T]) checkOwner(client sarama.Client, parts int32) error {
 func (e *Exchange[T]) Run(ctx context.Context, in *stream.Input[stream.Shuffled[T]]) error {
 	return e.src.Run(ctx, in)
 }
+
+// RegistersPartitions implements stream.PartitionRegistrar: every session of the exchange's
+// consumer registers its claims with the pipeline in Setup (stream.Input.Resume and Assign),
+// with none when the member got no partition of the topic (other instances own them), before
+// it pushes a record. So a pipeline that runs it waits for its consumer to join the group
+// before its first batch.
+func (e *Exchange[T]) RegistersPartitions() bool { return true }
 
 // Origin maps a partition id of the exchange's downstream side to the repartition topic and
 // its partition (stream.Originator).

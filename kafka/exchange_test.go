@@ -179,6 +179,8 @@ type shuffleSpec struct {
 	buffer   int
 	crash    crashPoint
 	results  *globalResults
+	// joinDelay delays the exchange's consumer's first join (kafka.WithJoinDelay).
+	joinDelay time.Duration
 }
 
 func startShuffle(t testing.TB, spec shuffleSpec) *shuffleRun {
@@ -189,7 +191,11 @@ func startShuffle(t testing.TB, spec shuffleSpec) *shuffleRun {
 	}
 	src, err := kafka.NewSource(spec.cfg, kafka.JSON[event](), opts...)
 	require.NoError(t, err)
-	ex, err := kafka.NewExchange(spec.cfg, spec.pipeline, "bykey", pairCodec, kafka.WithReplication(1))
+	exOpts := []kafka.ExchangeOption{kafka.WithReplication(1)}
+	if spec.joinDelay > 0 {
+		exOpts = append(exOpts, kafka.WithJoinDelay(spec.joinDelay))
+	}
+	ex, err := kafka.NewExchange(spec.cfg, spec.pipeline, "bykey", pairCodec, exOpts...)
 	require.NoError(t, err)
 	r := &shuffleRun{src: src, ex: ex, crash: spec.crash, done: make(chan error, 1)}
 	popts := []stream.Option{stream.WithIdleTimeout(0), stream.WithName(spec.pipeline),
@@ -409,6 +415,21 @@ func TestExchangeOpenTopicOfAnotherGroup(t *testing.T) {
 // downstream as their copies, without a word (found by a review: 0 documents written).
 func TestExchangeInputChanged(t *testing.T) {
 	t.Parallel()
+	exchangeInputChanged(t, 0)
+}
+
+// TestExchangeInputChangedLateJoin is TestExchangeInputChanged with the exchange's consumer
+// joining the group 400 ms after the input's (the join order of 16544dc, since reverted):
+// the input's first batches then ran, and committed, before the repartition's checkpoints
+// were registered and checked (partition 1 of the new topic committed at 1000). The pipeline
+// now runs no batch before the exchange's consumer registered its partitions
+// (stream.PartitionRegistrar).
+func TestExchangeInputChangedLateJoin(t *testing.T) {
+	t.Parallel()
+	exchangeInputChanged(t, 400*time.Millisecond)
+}
+
+func exchangeInputChanged(t *testing.T, joinDelay time.Duration) {
 	brokers := testenv.KafkaBrokers(t)
 	const n, parts = 3_000, 3
 	first := newTopic(t, brokers, "xi", parts)
@@ -419,12 +440,12 @@ func TestExchangeInputChanged(t *testing.T) {
 	deleteTopicAfter(t, brokers, pipeline+"-bykey-repartition")
 
 	res := newGlobalResults()
-	r := startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, first), pipeline: pipeline, bounded: true, results: res})
+	r := startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, first), pipeline: pipeline, bounded: true, results: res, joinDelay: joinDelay})
 	require.NoError(t, r.wait(t))
 	before, _ := res.snapshot()
 	requireSameResults(t, expectedResults(n), before)
 
-	r = startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, second), pipeline: pipeline, bounded: true, results: res})
+	r = startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, second), pipeline: pipeline, bounded: true, results: res, joinDelay: joinDelay})
 	err := r.wait(t)
 	require.ErrorIs(t, err, stream.ErrInputChanged)
 	require.ErrorContains(t, err, fmt.Sprintf("%q", second))

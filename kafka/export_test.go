@@ -1,4 +1,12 @@
 package kafka
 
+import "time"
+
 // OpenOffsetTxn is openOffsetTxn for the external tests.
 var OpenOffsetTxn = openOffsetTxn
+
+// WithJoinDelay delays the first group join of the exchange's consumer by d (joindelay.go),
+// as a consumer that joins after the input's first batches.
+func WithJoinDelay(d time.Duration) ExchangeOption {
+	return exchangeOpt(func(o *exchangeOptions) { o.joinDelay = d })
+}

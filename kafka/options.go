@@ -52,6 +52,9 @@ type sourceOptions struct {
 	// purge is how often an Exchange's Source deletes the records its group committed past
 	// (WithPurgeInterval); 0 or negative: never.
 	purge time.Duration
+	// joinDelay delays an Exchange's consumer's first join of its group: a test hook
+	// (joindelay.go), zero otherwise.
+	joinDelay time.Duration
 }
 
 type producerOptions struct {

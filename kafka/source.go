@@ -400,6 +400,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		hold:       4 * sc.ChannelBufferSize,
 		holdBytes:  holdBytes(sc),
 	}
+	s.joinLate(runCtx.Done())
 	attempt := 0
 	for runCtx.Err() == nil {
 		sessCtx, endSession := context.WithCancel(runCtx)

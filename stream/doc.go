@@ -286,9 +286,12 @@
 // the same place stops the pipeline with ErrInputChanged before the batch's outputs, and
 // nothing is committed (TestRepartitionInputChanged): a pipeline started under the same name
 // on a new topic would otherwise drop the new topic's records as copies of the old one's
-// wherever their offsets match. An input added after the others is new, one left out at the
-// end is no longer read, and checkpoints of earlier releases name none (they are accepted and
-// name this run's inputs from the next commit on). Not detected: the same input's offsets
+// wherever their offsets match. For that check to come before the input's first batch, the
+// exchange's source must have registered its partitions by then: Run waits for the ones that
+// say they register (PartitionRegistrar: kafka.Exchange, whose consumer may join the group
+// after the input's; TestRunWaitsForRepartitionSource). An input added after the others is
+// new, one left out at the end is no longer read, and checkpoints of earlier releases name
+// none (they are accepted and name this run's inputs from the next commit on). Not detected: the same input's offsets
 // moved back outside the pipeline (kafka-consumer-groups --reset-offsets): its records then
 // are copies, and the repartition drops them as such. To process an input again, run under a
 // new name, or delete the repartition topics as well (see the README's "Processing a topic

@@ -55,6 +55,9 @@ type Shuffled[T any] struct {
 // them back as a source: Run pushes the records of the partitions this instance owns, with
 // their transport offsets, in order, like any Source, and Commit receives the downstream
 // positions with their checkpoints (Meta must be stored and handed back with Resume).
+// An exchange that registers its partitions before their records (Input.Assign, Resume)
+// should say so (PartitionRegistrar): the pipeline then checks its checkpoints before the
+// first batch.
 type Exchange[T any] interface {
 	Source[Shuffled[T]]
 	// Open prepares the transport (creates or checks its topic) and returns its number of
@@ -64,6 +67,23 @@ type Exchange[T any] interface {
 	// returns once they are durable. A failed Send is retried with the same records; records
 	// written twice are dropped downstream.
 	Send(ctx context.Context, recs []Shuffled[T]) error
+}
+
+// PartitionRegistrar is implemented by exchanges whose source tells the pipeline its
+// partitions before it pushes records: in every session (a consumer group's generation) its Run
+// calls Input.Assign or Input.Resume once it knows its partitions, with none when it got none
+// (another instance of the pipeline owns them). kafka.Exchange does; so does
+// streamtest.Exchange.
+//
+// Under Pipeline.Run, no batch runs before every repartition whose exchange says so
+// (RegistersPartitions returns true) registered, however late its source does (a Kafka
+// consumer that joins the group after the input's records came): the checks its
+// checkpoints carry (ErrInputChanged, ErrOperatorChanged) then come before the pipeline
+// writes or commits anything. An exchange that does not implement it is not waited for: its
+// partitions register with their first record, and a restart may then find out that its
+// committed state no longer applies only after the input's first batches were written.
+type PartitionRegistrar interface {
+	RegistersPartitions() bool
 }
 
 // PartitionCounter is implemented by sources that know how many partitions they read in all
@@ -205,7 +225,10 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 	})
 	sh := &shuffle[T]{name: name, ex: ex, hash: hash, ups: ups, in: s, parts: map[int32]*downPart{}, sent: map[int32]sentMark{}, last: map[int32]int64{}}
 	sh.src = newSource[Shuffled[T]](p, ex, raw)
-	sh.src.inner = true
+	sh.src.inner, sh.src.repartition = true, name
+	if r, ok := ex.(PartitionRegistrar); ok && r.RegistersPartitions() {
+		sh.src.registers = true
+	}
 	if b, ok := ex.(Binder[Shuffled[T]]); ok {
 		b.Bind(sh.src.in)
 	}

@@ -42,6 +42,9 @@ type Input[T any] struct {
 	taken, accepted int
 	acceptWait      []acceptWaiter
 	wake            chan struct{} // the pipeline's: a buffer of any source filled up
+	// registered is closed by the source's first Assign or Resume, with partitions or none
+	// (see PartitionRegistrar: Run waits for it before the first batch).
+	registered chan struct{}
 	// eager makes any buffered record count as a batch worth (filled): set on a repartition's
 	// input while the values or end marks a batch sent are on their way back (see
 	// shuffle.awaitReturn).
@@ -61,7 +64,7 @@ type revocation struct {
 
 func newInput[T any](maxRecords int, maxBytes int64, clock Clock, maxFuture time.Duration) *Input[T] {
 	in := &Input[T]{maxRecords: maxRecords, maxBytes: maxBytes, clock: clock, maxFuture: maxFuture, space: make(chan struct{}), full: make(chan struct{}),
-		buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
+		registered: make(chan struct{}), buf: newSplit[T](), scrub: hasPointers(reflect.TypeFor[T]())}
 	in.futureOK.Store(math.MinInt64)
 	return in
 }
@@ -231,10 +234,17 @@ func (in *Input[T]) isClosed() bool {
 // Assign tells the pipeline that the source now owns these partitions. It is optional:
 // partitions are also registered by their first record. Assigned partitions without records
 // take part in the watermark (until idle), so a slow partition holds windows open.
+//
+// A repartition's source whose exchange implements PartitionRegistrar must call Assign or
+// Resume in every session once it knows its partitions, with none if it has none (another
+// instance of the pipeline owns them): under Run, the pipeline runs no batch before, so that
+// the checks its checkpoints carry (ErrInputChanged, ErrOperatorChanged) come before
+// anything is written or committed.
 func (in *Input[T]) Assign(parts ...int32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.atEnd = false
+	in.registerLocked()
 	for _, p := range parts {
 		in.assigned = append(in.assigned, Position{Partition: p, Offset: -1})
 	}
@@ -250,6 +260,7 @@ func (in *Input[T]) Resume(pos ...Position) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.atEnd = false
+	in.registerLocked()
 	in.assigned = append(in.assigned, pos...)
 }
 
@@ -300,6 +311,28 @@ func (in *Input[T]) Revoke(parts ...int32) <-chan struct{} {
 	in.revoked = append(in.revoked, revocation{parts: slices.Clone(parts), done: done, at: len(in.assigned)})
 	in.signalLocked()
 	return done
+}
+
+// registerLocked notes the source's first Assign or Resume (see Assign).
+func (in *Input[T]) registerLocked() {
+	select {
+	case <-in.registered:
+	default:
+		close(in.registered)
+	}
+}
+
+// registeredOrClosed reports whether the source called Assign or Resume, or its input was
+// closed.
+func (in *Input[T]) registeredOrClosed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	select {
+	case <-in.registered:
+		return true
+	default:
+		return in.closed
+	}
 }
 
 func (in *Input[T]) signalLocked() {

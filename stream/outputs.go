@@ -87,13 +87,14 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 			// topics (a bounded run again) revise the windows still open on the marks before
 			// the end. So it commits where it could before this batch, and says that the end
 			// marks read until now are this run's own (marks.staleEnd).
-			off, meta := ps.committed, ps.meta
-			if ps.hasHeld {
-				off, meta = ps.heldOff, ps.heldMeta
-			} else if off < 0 {
-				off, meta = ps.base, ""
+			if !ps.hasHeld {
+				// Its first batch with records is the end's (its partitions were assigned
+				// after every upstream partition ended, say): it could resume where it
+				// started, with the state it started with.
+				ps.heldOff, ps.heldMeta = p.startCheckpoint(part, ps)
+				ps.hasHeld = true
 			}
-			meta = withStaleEnd(meta, ps.next)
+			off, meta := ps.heldOff, withStaleEnd(ps.heldMeta, ps.next)
 			if off > ps.committed || (off == ps.committed && meta != ps.meta) {
 				pos = append(pos, Position{Partition: part, Offset: off, Meta: meta})
 			}
@@ -173,6 +174,36 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		c.took = p.cfg.clock.Now().Sub(c.started)
 	}()
 	return pos
+}
+
+// startCheckpoint returns the position a repartition's partition started this run at and the
+// checkpoint as of there: the one it resumed from (restamped under WithColdStartChanged), or,
+// for a partition that started without one, every operator's start at its first record, the
+// operators' parameters and identities, and the marks as of that record (none yet, with the
+// inputs' names). So the checks that a restart makes against a checkpoint (ErrOperatorChanged,
+// ErrInputChanged) have what they need even when the run committed nothing else.
+func (p *Pipeline) startCheckpoint(part int32, ps *partState) (int64, string) {
+	if ps.committed >= 0 {
+		if r := ps.restamp; r.Meta != "" && r.Offset == ps.committed {
+			return r.Offset, r.Meta
+		}
+		return ps.committed, ps.meta
+	}
+	off := ps.base
+	lin := p.lineage()
+	starts := make([]int64, len(lin.stateful))
+	for k := range starts {
+		starts[k] = off
+	}
+	_, params := p.operatorParams()
+	_, idents := p.operatorIdents()
+	meta := encodeCheckpoint(off, lin.stateful, starts, nil, len(p.nodes), p.fingerprint(), params, idents)
+	if sh := p.shuffleOf(part); sh != nil {
+		if _, marks := sh.checkpoint(part, off, checkpointX1Max-len(meta)-len(markSep)-fireRoom); marks != "" {
+			meta += markSep + marks
+		}
+	}
+	return off, meta
 }
 
 // inflightCommit is a batch's commit running in the background (see ack).

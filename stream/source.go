@@ -90,6 +90,12 @@ type sourceNode interface {
 	endWaiting() bool
 	// internal reports whether the source is a repartition's (see BatchStats.ShuffledRecords).
 	internal() bool
+	// awaitsRegistration reports whether Run waits for the source's first Assign or Resume
+	// before the first batch (PartitionRegistrar), and the repartition's name; registered is
+	// closed by it, and registeredOrClosed reports it, or that the source's input was closed.
+	awaitsRegistration() (repartition string, ok bool)
+	registered() <-chan struct{}
+	registeredOrClosed() bool
 	// identity names the source's inputs, if the source can (InputIdentifier).
 	identity() []string
 	// origin returns the source as an Originator, if it is one.
@@ -143,6 +149,11 @@ type source[T any] struct {
 	in      *Input[T]
 	head    *Stream[T]
 	cur     *split[T] // the batch being processed; between batches, the empty spare
+	// registers: a repartition's source whose exchange registers its partitions before their
+	// records (PartitionRegistrar); Run waits for it before the first batch. repartition
+	// names the repartition, for the log.
+	registers   bool
+	repartition string
 }
 
 // From attaches a source to the pipeline and returns its stream. A pipeline may have several
@@ -201,6 +212,14 @@ func (s *source[T]) ended() bool { return s.done }
 func (s *source[T]) endWaiting() bool { return !s.done && s.in.isClosed() }
 
 func (s *source[T]) internal() bool { return s.inner }
+
+func (s *source[T]) awaitsRegistration() (string, bool) {
+	return s.repartition, s.inner && s.registers
+}
+
+func (s *source[T]) registered() <-chan struct{} { return s.in.registered }
+
+func (s *source[T]) registeredOrClosed() bool { return s.in.registeredOrClosed() }
 
 func (s *source[T]) origin() (Originator, bool) {
 	o, ok := s.src.(Originator)

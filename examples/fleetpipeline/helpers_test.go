@@ -50,7 +50,9 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./examples/fleetpipeline", "./examples/replay")
+	// fleetstream_testhooks: FLEETSTREAM_TEST_EXCHANGE_JOIN_DELAY, if set, delays the
+	// repartitions' consumers' first join (kafka/joindelay.go).
+	cmd := exec.Command("go", "build", "-tags", "fleetstream_testhooks", "-o", dir+string(filepath.Separator), "./examples/fleetpipeline", "./examples/replay")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n%s", err, out)

@@ -94,7 +94,10 @@ type Exchange[T any] struct {
 	SendPartial int
 }
 
-var _ stream.Exchange[int] = (*Exchange[int])(nil)
+var (
+	_ stream.Exchange[int]      = (*Exchange[int])(nil)
+	_ stream.PartitionRegistrar = (*Exchange[int])(nil)
+)
 
 // NewExchange returns an exchange over log; pass it to stream.Repartition and feed the
 // harness with Harness.AddExchange (NewRepartition does both).
@@ -120,6 +123,10 @@ func NewRepartition[K comparable, V any](h *Harness, s *stream.Stream[stream.Pai
 
 // Bind implements stream.Binder.
 func (e *Exchange[T]) Bind(in *stream.Input[stream.Shuffled[T]]) { e.in = in }
+
+// RegistersPartitions implements stream.PartitionRegistrar: Run assigns or resumes every
+// partition of the log before it pushes a record.
+func (e *Exchange[T]) RegistersPartitions() bool { return true }
 
 // Open implements stream.Exchange.
 func (e *Exchange[T]) Open(context.Context) (int, error) { return len(e.log.parts), nil }
