@@ -275,10 +275,15 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 		sc.Producer.Retry.Backoff = 250 * time.Millisecond
 		sc.Producer.Partitioner = sarama.NewHashPartitioner
 		sc.Producer.Flush.Bytes = 1 << 20
-		sc.Producer.Flush.Frequency = 5 * time.Millisecond
+		sc.Producer.Flush.Frequency = producerLinger
 	}
 	return sc, nil
 }
+
+// producerLinger is how long a producer gathers messages before it sends them (sarama's
+// Producer.Flush.Frequency), unless a megabyte gathered first. Not the dead-letter producer's
+// (NewDeadLetterSink): a claim waits for each of its writes.
+const producerLinger = 5 * time.Millisecond
 
 // Defaults of the consumer's memory budget (see the package documentation, Memory).
 const (

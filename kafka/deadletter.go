@@ -66,7 +66,8 @@ var (
 // NewDeadLetterSink returns a DeadLetterSink writing to topic, or, when topic is "", to
 // "<source topic>.dlq" of each dead letter (then a dead letter without a Topic is a
 // permanent error). Only Config's connection settings are used; nothing connects before the
-// first Write. Close it when done (stream.To does).
+// first Write. Close it when done (stream.To does). Its producer sends each write at once,
+// without the other producers' linger: a Source's claim waits for its dead letters' write.
 func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadLetterSink, error) {
 	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
 	for _, opt := range opts {
@@ -89,6 +90,11 @@ func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadL
 		sc.Producer.Flush.Frequency, sc.Producer.Flush.Bytes, sc.Producer.Flush.Messages = 0, 0, 0
 		if user != nil {
 			user(sc)
+			if sc.Producer.Flush.Frequency == 0 && (sc.Producer.Flush.Bytes > 0 || sc.Producer.Flush.Messages > 0) {
+				// The user set a trigger but no frequency: give the lone dead letter its
+				// way out (the other producers' linger).
+				sc.Producer.Flush.Frequency = producerLinger
+			}
 		}
 		d.mu.Lock()
 		d.maxBytes = d.producerLimitLocked()

@@ -140,7 +140,7 @@ func TestDeadLetterSinkCreates(t *testing.T) {
 // producers' 5 ms linger made every one of a drain's 254 writes about 6 ms long (2.3 ms
 // without; the demo topic's drain 0.3 s shorter). All three flush triggers are zero (a zero
 // frequency beside a byte trigger would never send a lone dead letter), and a user's
-// WithSaramaConfig still has the last word.
+// WithSaramaConfig still has the last word, unless it sets a trigger without a frequency.
 func TestDeadLetterProducerSendsAtOnce(t *testing.T) {
 	cfg := Config{Brokers: []string{"127.0.0.1:1"}}
 	for _, tc := range []struct {
@@ -153,6 +153,11 @@ func TestDeadLetterProducerSendsAtOnce(t *testing.T) {
 		{name: "user's linger", opts: []ProducerOption{WithSaramaConfig(func(sc *sarama.Config) {
 			sc.Producer.Flush.Frequency, sc.Producer.Flush.Bytes = 20*time.Millisecond, 64<<10
 		})}, want: 20 * time.Millisecond, bytes: 64 << 10},
+		// A byte trigger without a frequency would hold a lone dead letter for ever: the
+		// producers' linger comes back.
+		{name: "user's bytes only", opts: []ProducerOption{WithSaramaConfig(func(sc *sarama.Config) {
+			sc.Producer.Flush.Bytes = 64 << 10
+		})}, want: producerLinger, bytes: 64 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := NewDeadLetterSink(cfg, "dlq", tc.opts...)

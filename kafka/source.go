@@ -232,10 +232,17 @@ func (s *Source[T]) Stats() stream.SourceStats {
 }
 
 // readToEnd reports whether every partition this instance owns was read to its high-water
-// mark as of its last fetch (see claimLoop.noteReadToEnd).
+// mark as of its last fetch (see claimLoop.noteReadToEnd), and none handed to the pipeline
+// waits for its claim to start (a rebalance in progress). A partition not read yet (no
+// committed offset and no record: an empty one) or whose log ends with a transaction marker
+// (sarama does not hand those over) keeps it false: the last batch of a catch-up then waits
+// the tenth of the interval, as it did before.
 func (s *Source[T]) readToEnd() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.announced) > 0 {
+		return false
+	}
 	for _, p := range s.owned {
 		if read := p.read.Load(); read < 0 || read < p.claim.HighWaterMarkOffset() {
 			return false

@@ -511,10 +511,12 @@
 // buffer's bounds (TestBacklogRunsBackToBack). A batch that took less while a tenth of a
 // buffer was waiting after it (buffered, or unread in the source's partitions by its
 // SourceStats Read and End) is followed a tenth of the interval later rather than at the
-// tick (TestBehindRunsSoon), and at once when every source said it pushed all its partitions
-// held (Input.ReadToEnd, which the Kafka Source calls once each partition was read to its
-// high-water mark): the batch that takes a backlog's last records does not wait for a
-// buffer that will not fill (TestReadToEndStartsLastBatch). After the inputs of a repartition ended, batches run a tenth of
+// tick (TestBehindRunsSoon), and at once when every source said it pushed all its
+// partitions held (Input.ReadToEnd, which the Kafka Source calls once each partition was
+// read to its high-water mark) and a tenth of a buffer waits: the batch that takes a
+// backlog's last records does not wait for a buffer that will not fill, and a producer about
+// as fast as the pipeline does not get a batch for each of its fetches
+// (TestReadToEndStartsLastBatch). After the inputs of a repartition ended, batches run a tenth of
 // the interval apart until its end marks came back, so that each hop of the end through a
 // repartition does not wait for a tick (TestRepartitionEndTravelsWithoutTicks); and while
 // they, or the values of the batch that ended a backlog, are on their way back, the first

@@ -269,14 +269,20 @@ func (in *Input[T]) Resume(pos ...Position) {
 // more is on its way for now. It is optional, and it only matters while the pipeline catches
 // up a backlog: batches then start as soon as the buffer is full again, but the buffer that
 // holds a backlog's last records does not fill, and its batch would wait a tenth of the
-// interval (see Pipeline.Run). Once every source of the pipeline said so, it starts at once.
-// A record pushed since (or Assign, Resume) withdraws the notice; outside a catch-up, batches
-// keep the interval whatever the sources say.
+// interval (see Pipeline.Run). Once every source said so (repartitions, which have their own
+// wake-up, and ended inputs aside) and they hold at least a tenth of a buffer, it starts at
+// once. A record pushed since (or Assign, Resume) withdraws the notice; outside a catch-up,
+// batches keep the interval whatever the sources say.
 func (in *Input[T]) ReadToEnd() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.atEnd {
+		return
+	}
 	in.atEnd = true
-	if in.buf.records > 0 && in.wake != nil {
+	// Wake the run loop even with this buffer empty: another source's records may be the
+	// ones waiting for this notice.
+	if in.wake != nil {
 		select {
 		case in.wake <- struct{}{}:
 		default:

@@ -320,9 +320,12 @@ func (p *Pipeline) endWaiting() bool {
 
 // readToEnd reports whether every source (but the repartitions', whose returning records
 // wake the batch themselves: shuffleNode.awaitReturn, and those whose input ended) said it
-// pushed all its partitions held (Input.ReadToEnd), and one of them holds records.
+// pushed all its partitions held (Input.ReadToEnd), and they hold a tenth of a buffer (the
+// bound of step's behind) or more. Not a lone fetch's few records: a producer about as fast
+// as the pipeline keeps every partition at its end between full batches, and starting a batch
+// for each of its fetches would multiply the batches (each an output flush and a commit).
 func (p *Pipeline) readToEnd() bool {
-	waiting := false
+	waiting := 0
 	for _, sn := range p.srcs {
 		if sn.internal() || sn.ended() {
 			continue
@@ -331,9 +334,9 @@ func (p *Pipeline) readToEnd() bool {
 		if !at {
 			return false
 		}
-		waiting = waiting || n > 0
+		waiting += n
 	}
-	return waiting
+	return waiting > 0 && waiting >= p.cfg.maxRecords/10
 }
 
 // filled reports whether a source's buffer holds a batch worth of records or its input ended.
