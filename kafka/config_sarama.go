@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 // role says which settings a constructor needs.
@@ -278,6 +280,20 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 		sc.Producer.Flush.Frequency = producerLinger
 	}
 	return sc, nil
+}
+
+// checkFlush refuses a producer configuration (after the user's WithSaramaConfig) that would
+// hold a lone message for ever: sarama sends on its byte or message trigger only when
+// Flush.Frequency is zero and either trigger is set, so a write smaller than the trigger
+// never went out and its batch's output waited without a word.
+func checkFlush(sc *sarama.Config) error {
+	f := &sc.Producer.Flush
+	if f.Frequency == 0 && (f.Bytes > 0 || f.Messages > 0) {
+		return stream.Permanent(invalid("WithSaramaConfig", "Producer.Flush.Frequency 0 with Flush.Bytes %d and Flush.Messages %d: "+
+			"sarama would hold a write below those until more came; set a frequency, or set all three to 0 to send each write at once",
+			f.Bytes, f.Messages))
+	}
+	return nil
 }
 
 // producerLinger is how long a producer gathers messages before it sends them (sarama's

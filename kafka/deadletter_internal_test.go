@@ -172,3 +172,25 @@ func TestDeadLetterProducerSendsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestProducerFlushHoldingForEver: a WithSaramaConfig that zeroes the producers' linger but
+// keeps a byte or message trigger would make sarama hold every write below the trigger, and
+// the batch's output waited without a word (a drain stalled so while this was tried for the
+// dead-letter producer). The Producer's first write (and a transaction's producer) refuse
+// it, for good and before connecting, naming the setting; all three at zero is accepted.
+// (An Exchange's producer sets its own 1 ms frequency.)
+func TestProducerFlushHoldingForEver(t *testing.T) {
+	cfg := Config{Brokers: []string{"127.0.0.1:1"}}
+	hold := WithSaramaConfig(func(sc *sarama.Config) { sc.Producer.Flush.Frequency = 0 })
+	p, err := NewProducer(cfg, "alerts", EncoderFunc[string](func(s string) (Message, error) { return Message{Value: []byte(s)}, nil }), hold)
+	require.NoError(t, err)
+	err = p.Write(t.Context(), []string{"a"})
+	require.ErrorIs(t, err, ErrInvalidOption)
+	require.True(t, stream.IsPermanent(err))
+	require.ErrorContains(t, err, "Producer.Flush.Frequency 0 with Flush.Bytes 1048576")
+
+	sc, err := cfg.sarama(roleProducer)
+	require.NoError(t, err)
+	sc.Producer.Flush.Frequency, sc.Producer.Flush.Bytes = 0, 0
+	require.NoError(t, checkFlush(sc), "all three at zero: each write at once")
+}

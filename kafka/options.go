@@ -153,7 +153,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithSaramaConfig lets f adjust the sarama configuration after the Config was applied, for
 // settings Config does not cover. It must not turn on auto-commit or weaken the producer's
-// idempotence; doing so voids the delivery guarantees.
+// idempotence; doing so voids the delivery guarantees. A producer setting that would hold a
+// write for ever (Producer.Flush.Frequency 0 beside a byte or message trigger: sarama then
+// sends on the trigger only) is refused, for good, at the producer's first write.
 func WithSaramaConfig(f func(*sarama.Config)) Option {
 	return commonOpt(func(c *common) { c.tune = f })
 }

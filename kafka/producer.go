@@ -137,6 +137,9 @@ func (p *Producer[T]) connect() (sarama.SyncProducer, error) {
 	if p.o.tune != nil {
 		p.o.tune(sc)
 	}
+	if err := checkFlush(sc); err != nil {
+		return nil, err
+	}
 	warnInsecure(p.o.logger, sc)
 	client, err := sarama.NewClient(p.cfg.Brokers, sc)
 	if err != nil {

@@ -135,6 +135,9 @@ func (t *txn) connect(ctx context.Context) error {
 	if t.tune != nil {
 		t.tune(sc)
 	}
+	if err := checkFlush(sc); err != nil {
+		return err
+	}
 	sc.Producer.Transaction.ID = t.id
 	sc.Producer.Transaction.Timeout = txnTimeout
 	sc.Producer.Idempotent = true
