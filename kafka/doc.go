@@ -420,9 +420,10 @@
 // the last record pushed into the pipeline or dead-lettered; dead letters after the last
 // pushed record are read, so they are not read lag) and its high-water mark. Once every
 // partition it owns was read to its high-water mark, it tells the pipeline so
-// (stream.Input.ReadToEnd): a catch-up's last batch then starts at once. A partition not
-// read yet (empty, without a committed offset) or whose log ends with a transaction marker
-// never counts as read to its end: that last batch then waits a tenth of the interval.
+// (stream.Input.ReadToEnd): a catch-up's last batch then starts at once. A partition never
+// written to counts as read to its end; one not read yet whose records all expired, or whose
+// log ends with a transaction marker, does not: that last batch then waits a tenth of the
+// interval.
 // Source.DeadLettered counts dead letters; Producer.Sent counts acknowledged messages.
 //
 // # Producer

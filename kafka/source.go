@@ -233,10 +233,11 @@ func (s *Source[T]) Stats() stream.SourceStats {
 
 // readToEnd reports whether every partition this instance owns was read to its high-water
 // mark as of its last fetch (see claimLoop.noteReadToEnd), and none handed to the pipeline
-// waits for its claim to start (a rebalance in progress). A partition not read yet (no
-// committed offset and no record: an empty one) or whose log ends with a transaction marker
-// (sarama does not hand those over) keeps it false: the last batch of a catch-up then waits
-// the tenth of the interval, as it did before.
+// waits for its claim to start (a rebalance in progress). A partition never written to (no
+// committed offset, high-water mark 0) counts as read to its end. One not read yet whose
+// records all expired (no committed offset, its start unknown until a record comes) or whose
+// log ends with a transaction marker (sarama does not hand those over) keeps it false: the
+// last batch of a catch-up then waits the tenth of the interval, as it did before.
 func (s *Source[T]) readToEnd() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,7 +245,11 @@ func (s *Source[T]) readToEnd() bool {
 		return false
 	}
 	for _, p := range s.owned {
-		if read := p.read.Load(); read < 0 || read < p.claim.HighWaterMarkOffset() {
+		read, hwm := p.read.Load(), p.claim.HighWaterMarkOffset()
+		if read < 0 && hwm == 0 {
+			continue // never written to
+		}
+		if read < 0 || read < hwm {
 			return false
 		}
 	}
