@@ -1041,14 +1041,11 @@ func TestRunFailsWhenItsLastCommitFails(t *testing.T) {
 }
 
 // endSource pushes its records in pushes of chunk, each followed by ReadToEnd (as a Kafka
-// source does after every fetch that reached its partitions' high-water marks) when atEnd;
-// when stepped, it waits for release before each chunk after the first.
+// source does after every fetch that reached its partitions' high-water marks) when atEnd.
 type endSource struct {
 	recs, chunk int
 	first       int // the first push's size, if not chunk
 	atEnd       bool
-	stepped     bool
-	release     chan struct{} // made in the test's bubble
 	gap         time.Duration // between pushes: their arrival, in the bubble's fake time
 	late        time.Duration // before the first push
 }
@@ -1062,13 +1059,6 @@ func (s *endSource) Run(ctx context.Context, in *stream.Input[int]) error {
 		n := s.chunk
 		if from == 0 && s.first > 0 {
 			n = s.first
-		}
-		if from > 0 && s.release != nil {
-			select {
-			case <-s.release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
 		}
 		if from > 0 {
 			time.Sleep(s.gap)
@@ -1098,14 +1088,9 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 		sizes []int
 		at    []time.Duration
 	}
-	run := func(t *testing.T, buffer int, srcs []*endSource, want int, release func(n int, srcs []*endSource)) result {
+	run := func(t *testing.T, buffer int, srcs []*endSource, want int) result {
 		var r result
 		synctest.Test(t, func(t *testing.T) {
-			for _, src := range srcs {
-				if src.stepped {
-					src.release = make(chan struct{})
-				}
-			}
 			p, err := stream.New(time.Second, stream.WithBuffer(buffer, 0))
 			require.NoError(t, err)
 			s := stream.From(p, stream.Source[int](srcs[0]))
@@ -1123,8 +1108,6 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 				r.at = append(r.at, time.Since(start))
 				if total += len(b); total == want {
 					cancel()
-				} else if release != nil {
-					release(len(r.sizes), srcs)
 				}
 				return nil
 			})
@@ -1135,7 +1118,7 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 	t.Run("backlog", func(t *testing.T) {
 		// 25 records with a buffer of 10: two full batches back to back, then the last five.
 		for _, atEnd := range []bool{false, true} {
-			r := run(t, 10, []*endSource{{recs: 25, chunk: 25, atEnd: atEnd}}, 25, nil)
+			r := run(t, 10, []*endSource{{recs: 25, chunk: 25, atEnd: atEnd}}, 25)
 			require.Equal(t, []int{10, 10, 5}, r.sizes)
 			last := 100 * time.Millisecond // a tenth of the interval after the full batch
 			if atEnd {
@@ -1145,16 +1128,18 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 		}
 	})
 	t.Run("not behind", func(t *testing.T) {
-		// Five records a tick, each time read to the end: no catch-up, each batch at its tick.
-		release := func(_ int, srcs []*endSource) { srcs[0].release <- struct{}{} }
-		r := run(t, 10, []*endSource{{recs: 15, chunk: 5, atEnd: true, stepped: true}}, 15, release)
+		// Five records a tick, half-way between ticks, each time read to the end: no
+		// catch-up (each batch leaves nothing waiting), each batch at its tick. (Released from
+		// the batch's output instead, the push could land before the batch measured what
+		// waits, which is a catch-up.)
+		r := run(t, 10, []*endSource{{recs: 15, chunk: 5, atEnd: true, late: 500 * time.Millisecond, gap: time.Second}}, 15)
 		require.Equal(t, []int{5, 5, 5}, r.sizes)
 		require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, r.at)
 	})
 	t.Run("another source still reads", func(t *testing.T) {
 		// The first source is at its end after its backlog; the second never says so: its
 		// last records wait the tenth of the interval, as before.
-		r := run(t, 10, []*endSource{{recs: 25, chunk: 25, atEnd: true}, {recs: 3, chunk: 3}}, 28, nil)
+		r := run(t, 10, []*endSource{{recs: 25, chunk: 25, atEnd: true}, {recs: 3, chunk: 3}}, 28)
 		require.Equal(t, 28, sum(r.sizes))
 		require.Equal(t, 100*time.Millisecond, r.at[len(r.at)-1])
 	})
@@ -1162,7 +1147,7 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 		// The second source has no record and says it read to its end 1 ms in: the first
 		// source's last records go then (the notice wakes the run loop whatever the buffer
 		// of the source that gives it holds), not 100 ms later.
-		r := run(t, 10, []*endSource{{recs: 25, chunk: 25, atEnd: true}, {atEnd: true, late: time.Millisecond}}, 25, nil)
+		r := run(t, 10, []*endSource{{recs: 25, chunk: 25, atEnd: true}, {atEnd: true, late: time.Millisecond}}, 25)
 		require.Equal(t, []int{10, 10, 5}, r.sizes)
 		require.Equal(t, []time.Duration{0, 0, time.Millisecond}, r.at)
 	})
@@ -1170,7 +1155,7 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 		// A full buffer, then a record a millisecond, each push read to the end: no batch
 		// for each fetch's lone record after a full one. Batches below a tenth of the buffer
 		// wait as before (the buffer fills at 100 ms).
-		r := run(t, 100, []*endSource{{recs: 400, first: 100, chunk: 1, gap: time.Millisecond, atEnd: true}}, 400, nil)
+		r := run(t, 100, []*endSource{{recs: 400, first: 100, chunk: 1, gap: time.Millisecond, atEnd: true}}, 400)
 		require.Equal(t, 400, sum(r.sizes))
 		for i, n := range r.sizes {
 			require.GreaterOrEqual(t, n, 10, "batch %d of %v at %v", i, r.sizes, r.at)
