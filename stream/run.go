@@ -133,41 +133,23 @@ func (p *Pipeline) run(ctx context.Context) error {
 		}
 		return ctx.Err()
 	}
-	// A repartition's partitions resume from checkpoints that the first batch must check
-	// (ErrInputChanged, ErrOperatorChanged) before it writes or commits anything, and that a
-	// bounded run's end commits again: so no batch runs before every repartition's source
-	// that says it registers its partitions (PartitionRegistrar) did (Input.Assign). Its
-	// Kafka consumer is a further member of the group, which may join after the input's
-	// records came (helper-75). A stop or a source's error ends the wait.
-	for _, sn := range p.srcs {
-		name, ok := sn.awaitsRegistration()
-		if !ok || sn.registeredOrClosed() {
-			continue
+	// sourceEnded handles a source's Run returning while Run waits (srcDone): the error Run
+	// must return with, and true, when the run ends with it (a stop the source saw first, a
+	// source's failure); false when an input ended and the run goes on.
+	sourceEnded := func(err error) (error, bool) {
+		if ctx.Err() != nil {
+			// The source saw the cancellation first: keep its result for stop.
+			srcDone <- err
+			return ended(), true
 		}
-		clk := p.cfg.clock
-		since := clk.Now()
-		p.cfg.logger.Info("stream: waiting for a repartition's source to register its partitions before the first batch", "repartition", name)
-		remind := clk.After(registrationReminder)
-		for !sn.registeredOrClosed() {
-			select {
-			case <-ctx.Done():
-				return ended()
-			case <-sn.registered():
-			case <-remind:
-				p.cfg.logger.Warn("stream: still waiting for a repartition's source to register its partitions; no batch runs before", "repartition", name, "waited", clk.Now().Sub(since).Round(time.Millisecond))
-				remind = clk.After(registrationReminder)
-			case err := <-srcDone:
-				if ctx.Err() != nil {
-					srcDone <- err // keep it for stop
-					return ended()
-				}
-				returned(err)
-				if len(srcErrs) > 0 {
-					return stop()
-				}
-			}
+		returned(err)
+		if len(srcErrs) > 0 {
+			return stop(), true
 		}
-		p.cfg.logger.Info("stream: a repartition's source registered its partitions", "repartition", name, "waited", clk.Now().Sub(since).Round(time.Millisecond))
+		return nil, false
+	}
+	if err, end := p.awaitRegistrations(ctx, srcDone, sourceEnded, ended); end {
+		return err
 	}
 	clk := p.cfg.clock
 	next := clk.Now().Add(p.interval)
@@ -189,13 +171,8 @@ func (p *Pipeline) run(ctx context.Context) error {
 						break waiting
 					}
 				case err := <-srcDone:
-					if ctx.Err() != nil {
-						srcDone <- err // keep it for stop
-						return ended() // the source saw the cancellation first
-					}
-					returned(err)
-					if len(srcErrs) > 0 {
-						return stop()
+					if err, end := sourceEnded(err); end {
+						return err
 					}
 					next = clk.Now() // an input ended: its last batch starts at once
 					break waiting
@@ -505,7 +482,3 @@ func (p *Pipeline) statefulNodes() int {
 	}
 	return n
 }
-
-// registrationReminder is how often Run logs that it still waits for a repartition's source
-// to register its partitions (see PartitionRegistrar).
-const registrationReminder = 30 * time.Second
