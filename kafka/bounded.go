@@ -196,23 +196,31 @@ func (s *Source[T]) lookClient(sc *sarama.Config, consumer sarama.Client) (saram
 // The idle time counts from the first look that found the Source caught up and fetched the
 // topics' marks that stayed the same since: the topics got no record from then on. (Counting
 // from the look after it, as this once did, ended a drain a tick later than it needed.) The
-// looks come every eighth of idle, at most a second apart. When the member owns every
-// partition of the topics and read them to the marks fetched, it counts from the look that
-// found its last records read (readToEnds), unless a look since then failed or found it
-// behind: a broker that did not answer (an outage) may have kept producers from writing, so
-// that time is not idle. The idle time then counts from a look after the failure, as it does
-// when some partition is another member's.
+// looks come every eighth of idle, at most a second apart, and one more when the idle time
+// is over (idleDue), so that the input ends then, not at the next tick. When the member owns
+// every partition of the topics and read them to the marks fetched, it counts from when its
+// last records were read (readToEnds; a partition's read offset moving stamps the time,
+// noteRead: counting from the look that saw them ended a drain up to a tick late), unless a
+// look since then failed or found it behind: a broker that did not answer (an outage) may
+// have kept producers from writing, so that time is not idle. The idle time then counts from
+// a look after the failure, as it does when some partition is another member's.
 func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, in *stream.Input[T]) {
 	c, m := s.o.caughtUp, s.caughtUp
 	c.start(m, func() { s.endCaughtUp(ctx, in) })
 	tick := time.NewTicker(c.tick())
 	defer tick.Stop()
+	// due is the look at the end of the idle time, when that comes before the next tick:
+	// the idle time counts from the last records read, in between ticks.
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
 	w := idleWatch{lastRead: -1}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-due.C:
 		}
 		s.mu.Lock()
 		behind := len(s.owned) == 0
@@ -227,7 +235,9 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 			}
 		}
 		s.mu.Unlock()
-		since := w.look(time.Now(), read, behind, lookers{
+		// Loaded after the offsets: a push that moved one stamped its time before (noteRead).
+		readAt := s.epoch.Add(time.Duration(s.readAt.Load()))
+		since := w.look(time.Now(), read, readAt, behind, lookers{
 			confirm: func() bool { return s.confirmCaughtUp(client, owned) },
 			ends:    func() (map[topicPart]int64, bool) { return s.topicEnds(client) },
 			read:    func(ends map[topicPart]int64) bool { return readToEnds(ends, owned) },
@@ -236,8 +246,29 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 		if c.report(m, since, time.Now()) {
 			return // every Source of the option ended its input
 		}
+		due.Stop()
+		if d := idleDue(since, c.idle, c.tick(), time.Now()); d > 0 {
+			due.Reset(d)
+		}
 	}
 }
+
+// idleDue returns how long after now to look again, before the next tick, so that a Source
+// caught up since then ends its input when the idle time is over rather than at the tick
+// after it; 0 when the tick comes first, or the Source is not caught up.
+func idleDue(since time.Time, idle, tick time.Duration, now time.Time) time.Duration {
+	if since.IsZero() {
+		return 0
+	}
+	if d := since.Add(idle).Sub(now); d > 0 && d < tick {
+		return d
+	}
+	return 0
+}
+
+// noteRead stamps the time a partition's read offset moves, before it moves (see
+// monitorCaughtUp).
+func (s *Source[T]) noteRead() { s.readAt.Store(int64(time.Since(s.epoch))) }
 
 // lookers are the broker requests of a caught-up look (monitorCaughtUp), for idleWatch.
 type lookers struct {
@@ -250,16 +281,20 @@ type lookers struct {
 // idleWatch is what the caught-up looks of a Source carry from one to the next.
 type idleWatch struct {
 	lastRead int64               // records read at the last look (-1 before the first)
-	readAt   time.Time           // the look that found lastRead; zero once a look since failed
+	readAt   time.Time           // when lastRead was read (see look); zero once a look since failed
+	lookedAt time.Time           // the last look
 	lastEnds map[topicPart]int64 // every partition's high-water mark at the last look
 	endsAt   time.Time           // when lastEnds was fetched, or readAt (see look)
 	since    time.Time           // caught up since then; zero if not caught up
 }
 
-// look is one look at now, given the records read in all (read) and whether a partition is
-// behind the consumer's own marks (or none is owned). It returns since: when the Source was
-// first found caught up with the topics' marks unchanged since, zero if it is not.
-func (w *idleWatch) look(now time.Time, read int64, behind bool, l lookers) time.Time {
+// look is one look at now, given the records read in all (read), when a partition's read
+// offset last moved (readAt, stamped before it moved), and whether a partition is behind the
+// consumer's own marks (or none is owned). It returns since: when the Source was first found
+// caught up with the topics' marks unchanged since, zero if it is not.
+func (w *idleWatch) look(now time.Time, read int64, readAt time.Time, behind bool, l lookers) time.Time {
+	last := w.lookedAt
+	w.lookedAt = now
 	caught := !behind
 	// A look fails when the broker did not answer (an outage), a partition is behind its
 	// mark, or the group does not cover the topics. The time before it is then not known to
@@ -267,8 +302,13 @@ func (w *idleWatch) look(now time.Time, read int64, behind bool, l lookers) time
 	// fresh fetch of the topics' marks, and no idle time counted from the last records read.
 	failed := behind
 	if read != w.lastRead {
-		// New records since the last look: not idle, however fast they were read.
+		// New records since the last look: not idle, however fast they were read. They were
+		// read at readAt, if that is since the last look (a move that stamped no time, such
+		// as a partition revoked, counts from now).
 		caught, failed, w.lastRead, w.readAt = false, false, read, now
+		if readAt.After(last) && readAt.Before(now) {
+			w.readAt = readAt
+		}
 	}
 	if caught {
 		// The consumer's marks say caught up; confirm with marks fetched now.

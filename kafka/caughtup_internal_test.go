@@ -62,8 +62,8 @@ func TestReadToEnds(t *testing.T) {
 	require.False(t, readToEnds(map[topicPart]int64{}, nil), "no partition")
 }
 
-// TestIdleWatch: the idle time of WithEndWhenCaughtUp counts from the last records read only
-// while every look since answered; after a look that failed (a broker outage, as
+// TestIdleWatch: the idle time of WithEndWhenCaughtUp counts from the last records read (when
+// they were read, not the look that saw them) only while every look since answered; after a look that failed (a broker outage, as
 // TestFaultSourceCaughtUpDuringOutage has), a partition behind its mark or a group that does
 // not cover the topics, it counts from a look after it, so an outage never counts as idle.
 func TestIdleWatch(t *testing.T) {
@@ -76,35 +76,52 @@ func TestIdleWatch(t *testing.T) {
 		mine    bool // every partition is the member's and read to its end
 		covers  bool
 		since   int // -1: not caught up
+		readAt  int // when read last moved, in half-seconds; 0: never stamped
 	}
-	ok := func(read int64, since int) look { return look{read, false, true, true, true, since} }
-	down := func(read int64) look { return look{read, false, false, true, true, -1} }
+	ok := func(read int64, since int) look { return look{read, false, true, true, true, since, 0} }
+	down := func(read int64) look { return look{read, false, false, true, true, -1, 0} }
+	// stamped: read last moved at half-second readAt (since in half-seconds too).
+	stamped := func(read int64, since, readAt int) look { return look{read, false, true, true, true, since, readAt} }
 	for name, looks := range map[string][]look{
 		"drain: from the last records read": {
 			ok(10, -1), ok(20, -1), ok(30, -1), ok(30, 2), ok(30, 2),
 		},
 		"another member's partition: from the second look": {
-			{10, false, true, false, true, -1}, {30, false, true, false, true, -1}, {30, false, true, false, true, -1},
-			{30, false, true, false, true, 2}, {30, false, true, false, true, 2},
+			{10, false, true, false, true, -1, 0}, {30, false, true, false, true, -1, 0}, {30, false, true, false, true, -1, 0},
+			{30, false, true, false, true, 2, 0}, {30, false, true, false, true, 2, 0},
 		},
 		"an outage is not idle": {
 			ok(10, -1), ok(30, -1), down(30), down(30), down(30), ok(30, -1), ok(30, 5), ok(30, 5),
 		},
 		"an outage after the marks were fetched": {
-			{30, false, true, false, true, -1}, {30, false, true, false, true, -1}, {30, false, true, false, true, 1},
-			down(30), {30, false, true, false, true, -1}, {30, false, true, false, true, 4},
+			{30, false, true, false, true, -1, 0}, {30, false, true, false, true, -1, 0}, {30, false, true, false, true, 1, 0},
+			down(30), {30, false, true, false, true, -1, 0}, {30, false, true, false, true, 4, 0},
 		},
 		"behind its mark, then read to it": {
-			ok(10, -1), {10, true, true, true, true, -1}, ok(10, -1), ok(10, 2), ok(30, -1), ok(30, 4),
+			ok(10, -1), {10, true, true, true, true, -1, 0}, ok(10, -1), ok(10, 2), ok(30, -1), ok(30, 4),
 		},
 		"the group not covering": {
-			ok(30, -1), {30, false, true, true, false, -1}, ok(30, -1), ok(30, 2),
+			ok(30, -1), {30, false, true, true, false, -1, 0}, ok(30, -1), ok(30, 2),
+		},
+		// The same drain with its reads stamped: from when the last records were read,
+		// between looks (at 1.5 s, not the look at 2 s that saw them).
+		"drain: from when the last records were read": {
+			ok(10, -1), stamped(20, -1, 1), stamped(30, -1, 3), stamped(30, 3, 3), stamped(30, 3, 3),
+		},
+		// A stamp from before the last look belongs to an older move: the one this look sees
+		// stamped nothing (a partition revoked), so it counts from this look.
+		"a move that stamped nothing": {
+			ok(10, -1), stamped(20, -1, 1), stamped(25, -1, 1), stamped(25, 4, 1),
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := idleWatch{lastRead: -1}
 			for i, l := range looks {
-				got := w.look(at(i), l.read, l.behind, lookers{
+				var readAt time.Time
+				if l.readAt > 0 {
+					readAt = t0.Add(time.Duration(l.readAt) * time.Second / 2)
+				}
+				got := w.look(at(i), l.read, readAt, l.behind, lookers{
 					confirm: func() bool { return l.answers },
 					ends: func() (map[topicPart]int64, bool) {
 						if !l.answers {
@@ -116,7 +133,10 @@ func TestIdleWatch(t *testing.T) {
 					covers: func(map[topicPart]int64) bool { return l.answers && l.covers },
 				})
 				want := time.Time{}
-				if l.since >= 0 {
+				switch {
+				case l.since >= 0 && l.readAt > 0:
+					want = t0.Add(time.Duration(l.since) * time.Second / 2)
+				case l.since >= 0:
 					want = at(l.since)
 				}
 				require.Equal(t, want, got, "look %d", i)
@@ -141,4 +161,15 @@ func TestMembershipSettled(t *testing.T) {
 	require.False(t, m.settled(t0.Add(settle+time.Second), "a", timeout), "the dead member left: a new set")
 	require.False(t, m.settled(t0.Add(2*settle), "a", timeout))
 	require.True(t, m.settled(t0.Add(2*settle+time.Second), "a", timeout))
+}
+
+// TestIdleDue: a Source caught up since a time looks again when its idle time is over, if
+// that comes before its next tick, so that its input ends then rather than up to a tick later.
+func TestIdleDue(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 5, 0, 0, 0, time.UTC)
+	const idle, tick = 2 * time.Second, 250 * time.Millisecond
+	require.Equal(t, 70*time.Millisecond, idleDue(t0, idle, tick, t0.Add(1930*time.Millisecond)))
+	require.Zero(t, idleDue(t0, idle, tick, t0.Add(1500*time.Millisecond)), "the tick comes first")
+	require.Zero(t, idleDue(t0, idle, tick, t0.Add(2*time.Second)), "over: this look reported it")
+	require.Zero(t, idleDue(time.Time{}, idle, tick, t0), "not caught up")
 }

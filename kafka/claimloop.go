@@ -285,6 +285,7 @@ const pushChunk = 128
 // snap (nil without exactly once).
 func (c *claimLoop[T]) pushed(from, next int64, snap *outputs) {
 	p := c.p
+	c.h.s.noteRead()
 	p.read.Store(next)
 	p.mu.Lock()
 	if snap != nil {
@@ -304,6 +305,7 @@ func (c *claimLoop[T]) pushed(from, next int64, snap *outputs) {
 // commits, not one each.
 func (c *claimLoop[T]) skipped(off int64) {
 	p := c.p
+	c.h.s.noteRead()
 	p.read.Store(off + 1)
 	p.mu.Lock()
 	direct := p.apply(p.marks.skipped(off))

@@ -57,6 +57,7 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 		}
 		p.end = end
 	}
+	s.noteRead()
 	p.read.Store(start)
 	s.owned[id] = p
 	if x, ok := s.early[id]; ok && p.eos == nil {

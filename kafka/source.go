@@ -72,6 +72,11 @@ type Source[T any] struct {
 	// ends the current group session (Run joins again).
 	lost       atomic.Int64
 	endSession atomic.Pointer[context.CancelFunc]
+	// readAt is when a partition's read offset last moved (noteRead), as time since epoch,
+	// for the caught-up monitor: its idle time counts from the last records read, not from
+	// the look that saw them.
+	readAt atomic.Int64
+	epoch  time.Time
 
 	// eos is the exactly-once transaction, made when a Producer binds to the Source
 	// (WithExactlyOnce), before Run.
@@ -137,6 +142,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		finished:  make(map[int32]bool),
 		bases:     make(map[int32]resumed),
 		progress:  make(chan struct{}, 1),
+		epoch:     time.Now(),
 		dlqLog:    lograte.New(10, 10*time.Second),
 	}
 	for i, t := range cfg.Topics {

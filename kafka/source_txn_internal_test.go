@@ -33,7 +33,7 @@ func TestReadBackBoundPrecedesPush(t *testing.T) {
 	before := outputs{{"alerts", 0}: 10}
 	tx.snap.Store(&before)
 	part := &partition{topic: "in", part: 0, id: 0, end: -1, marks: newMarks(100), eos: tx, txnOff: 100}
-	c := &claimLoop[int]{h: &handler[int]{in: b.in}, p: part}
+	c := &claimLoop[int]{h: &handler[int]{s: &Source[int]{}, in: b.in}, p: part}
 	for off := int64(100); off < 105; off++ {
 		c.queue = append(c.queue, stream.Record[int]{Partition: 0, Offset: off, Value: int(off), EventTime: time.Unix(off, 0)})
 	}
