@@ -1,5 +1,5 @@
 // The option of WithEndWhenCaughtUp, shared by the Sources of one pipeline: their inputs end
-// together, once all of them are caught up (the monitor that looks is in bounded.go).
+// together, once all of them are caught up (the monitor that looks is in caughtup_monitor.go).
 
 package kafka
 
