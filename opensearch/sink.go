@@ -77,6 +77,7 @@ type sinkConfig struct {
 	op          string
 	hook        func(BulkResult)
 	logger      *slog.Logger
+	ahead       time.Duration // WithIndexAhead
 	errs        []error
 }
 
@@ -189,6 +190,7 @@ type Sink[T any] struct {
 	blockLog  *lograte.Limiter
 	splitLog  *lograte.Limiter
 	longLog   *lograte.Limiter
+	ahead     *ahead // WithIndexAhead; nil without
 	// noIDBound sends long ids and ids that are not UTF-8 as they are; only tests set it
 	// (export_test.go), to show what OpenSearch does with them.
 	noIDBound bool
@@ -224,6 +226,9 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 	case m.Doc == nil && m.Index == nil:
 		cfg.errs = append(cfg.errs, invalid("Mapping.Index", "required (or set Mapping.Doc)"))
 	}
+	if cfg.ahead > 0 && cfg.op == OpCreate {
+		cfg.errs = append(cfg.errs, invalid("WithIndexAhead", "not with op type create (WithDataStream): a data stream's backing indexes are OpenSearch's to create"))
+	}
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
@@ -245,6 +250,9 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		splitLog: lograte.New(3, 30*time.Second),
 		longLog:  lograte.New(3, time.Minute),
 	}
+	if cfg.ahead > 0 {
+		s.ahead = newAhead(c, cfg.ahead)
+	}
 	return s, nil
 }
 
@@ -255,10 +263,14 @@ func (s *Sink[T]) Stats() Stats {
 	return st
 }
 
-// Close marks the sink closed; later Writes fail with ErrClosed. It does not close the
-// Client or the dead-letter output, which may be shared.
+// Close marks the sink closed; later Writes fail with ErrClosed. It ends the creations of
+// WithIndexAhead under way and waits for them. It does not close the Client or the
+// dead-letter output, which may be shared.
 func (s *Sink[T]) Close(context.Context) error {
 	s.closed.Store(true)
+	if s.ahead != nil {
+		s.ahead.close()
+	}
 	return nil
 }
 
@@ -336,8 +348,13 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		scratches.Put(sc)
 	}()
 	withID, long, invalid := 0, 0, 0
+	seen := "" // the index WithIndexAhead saw last
 	for i := range batch {
 		mt := s.meta(batch[i])
+		if s.ahead != nil && mt.index != seen {
+			s.ahead.saw(mt.index)
+			seen = mt.index
+		}
 		if isLong, isInvalid := len(mt.id) > docid.MaxBytes, !utf8.ValidString(mt.id); (isLong || isInvalid) && !s.noIDBound {
 			msg, prefix := "opensearch: document id longer than 512 bytes replaced by a stable hash", "id_prefix"
 			if isLong {

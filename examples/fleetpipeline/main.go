@@ -14,6 +14,8 @@
 //     cab-alerts-YYYY.MM.DD and to the Kafka topic cab-alerts,
 //
 // with deterministic document ids, so a restart or a rebalance replays without duplicating.
+// Each day's indexes are created in the last hour of the day before, so that the first batch
+// after midnight does not wait for OpenSearch to create them.
 // Without flags it uses the testenv services (make services-up). It prints a status line
 // every few seconds and stops gracefully on SIGINT or SIGTERM; with -exit-when-idle it ends
 // by itself once the topic is drained.

@@ -276,7 +276,10 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 			return err
 		}
 	}
-	deadLetters := opensearch.WithDeadLetter(dlq)
+	// The sinks' options: rejected documents go to the dead-letter topic, and each daily index
+	// is created in the last hour of the day before (opensearch.WithIndexAhead), so that the
+	// first batch after midnight does not wait for OpenSearch to create five indexes in turn.
+	sinkOpts := []opensearch.SinkOption{opensearch.WithDeadLetter(dlq), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(log)}
 	lateLetters := stream.DeadLetterFunc(func(ctx context.Context, b []stream.DeadLetter) error {
 		if err := dlq.Write(ctx, b); err != nil {
 			return err
@@ -327,7 +330,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		Index: opensearch.DailyIndex(c.index("cab-stats"), func(s telemetry.CabStats) time.Time { return s.WindowStart }),
 		ID:    func(s telemetry.CabStats) string { return s.DocID(c.name) },
 		Body:  func(dst []byte, s telemetry.CabStats) ([]byte, error) { return s.AppendJSON(dst) },
-	}, deadLetters, opensearch.WithLogger(log))
+	}, sinkOpts...)
 	if err != nil {
 		return err
 	}
@@ -335,7 +338,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		Index: opensearch.DailyIndex(c.index("zone-demand"), func(r zoneResult) time.Time { return r.Start }),
 		ID:    func(r zoneResult) string { return telemetry.ZoneDemandDoc(r).DocID(c.name) },
 		Body:  func(dst []byte, r zoneResult) ([]byte, error) { return telemetry.ZoneDemandDoc(r).AppendJSON(dst) },
-	}, deadLetters, opensearch.WithLogger(log))
+	}, sinkOpts...)
 	if err != nil {
 		return err
 	}
@@ -343,7 +346,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		Index: opensearch.DailyIndex(c.index("zone-supply"), func(r supplyResult) time.Time { return r.Start }),
 		ID:    func(r supplyResult) string { return telemetry.ZoneSupplyDoc(r).DocID(c.name) },
 		Body:  func(dst []byte, r supplyResult) ([]byte, error) { return telemetry.ZoneSupplyDoc(r).AppendJSON(dst) },
-	}, deadLetters, opensearch.WithLogger(log))
+	}, sinkOpts...)
 	if err != nil {
 		return err
 	}
@@ -351,7 +354,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		Index: opensearch.DailyIndex(c.index("ride-pickups"), func(p telemetry.RidePickup) time.Time { return p.PickupAt }),
 		ID:    func(p telemetry.RidePickup) string { return p.RequestID },
 		Body:  func(dst []byte, p telemetry.RidePickup) ([]byte, error) { return p.AppendJSON(dst) },
-	}, deadLetters, opensearch.WithLogger(log))
+	}, sinkOpts...)
 	if err != nil {
 		return err
 	}
@@ -359,7 +362,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		Index: opensearch.DailyIndex(c.index("cab-alerts"), func(a telemetry.Alert) time.Time { return a.Time }),
 		ID:    func(a telemetry.Alert) string { return a.ID },
 		Body:  func(dst []byte, a telemetry.Alert) ([]byte, error) { return a.AppendJSON(dst) },
-	}, deadLetters, opensearch.WithLogger(log))
+	}, sinkOpts...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,140 @@
+// The next day's index, created ahead of midnight (WithIndexAhead).
+
+package opensearch
+
+import (
+	"context"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/fleetstream/fleetstream/internal/lograte"
+)
+
+// WithIndexAhead makes the sink create the next UTC day's index in the background once it
+// writes, in the last lead of a day by the wall clock, to that day's index named as DailyIndex
+// names it (prefix-2006.01.02). OpenSearch otherwise creates an index on the first bulk request
+// into it, and that request waits for the cluster to create it (40 to 90 ms each on an idle
+// single node, more on a cluster with many indexes): after midnight, every daily output of a
+// pipeline paid it in turn, in the first batch of the day. The index gets its settings and
+// mappings from the index templates that match its name, as an index created by a bulk
+// request does. Only indexes of a day about to start are created, never one of a past day (a
+// backfill of old data writes them as before), and each at most once per minute, so that a
+// refusal (a user without the right to create indexes) costs a request a minute; a refusal or
+// failure is logged, and the first bulk request into the index creates it then. Close waits
+// for creations under way. Not with WithDataStream: a data stream's backing indexes are
+// OpenSearch's to create. lead must be within (0, 24h].
+func WithIndexAhead(lead time.Duration) SinkOption {
+	return sinkOptionFunc(func(c *sinkConfig) {
+		if lead <= 0 || lead > 24*time.Hour {
+			c.errs = append(c.errs, invalid("WithIndexAhead", "%v: want 0 < lead <= 24h", lead))
+		}
+		c.ahead = lead
+	})
+}
+
+// aheadRetry is how long a creation ahead that failed waits before a write tries it again.
+const aheadRetry = time.Minute
+
+// ahead creates the indexes of days about to start (WithIndexAhead).
+type ahead struct {
+	c      *Client
+	lead   time.Duration
+	now    func() time.Time
+	ctx    context.Context // ended by the sink's Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    *lograte.Limiter
+
+	mu   sync.Mutex
+	next map[string]time.Time // next day's index -> when a write may try it again
+}
+
+func newAhead(c *Client, lead time.Duration) *ahead {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ahead{c: c, lead: lead, now: time.Now, ctx: ctx, cancel: cancel,
+		log: lograte.New(3, time.Minute), next: make(map[string]time.Time)}
+}
+
+// nextDay returns the name DailyIndex gives the day after the one index names, and when that
+// day starts; ok is false when index does not end in -2006.01.02.
+func nextDay(index string) (next string, from time.Time, ok bool) {
+	const layout = "2006.01.02"
+	n := len(index) - len(layout)
+	if n < 2 || index[n-1] != '-' {
+		return "", time.Time{}, false
+	}
+	d, err := time.Parse(layout, index[n:])
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	from = d.AddDate(0, 0, 1)
+	return index[:n] + from.Format(layout), from, true
+}
+
+// saw notes a write into index, and starts creating the next day's index if that day starts
+// within lead.
+func (a *ahead) saw(index string) {
+	next, from, ok := nextDay(index)
+	if !ok {
+		return
+	}
+	now := a.now()
+	if now.Before(from.Add(-a.lead)) || !now.Before(from) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return // the sink is closed
+	}
+	if at, ok := a.next[next]; ok && now.Before(at) {
+		return
+	}
+	for name, at := range a.next {
+		if at.Before(now.Add(-24 * time.Hour)) {
+			delete(a.next, name) // days long gone
+		}
+	}
+	a.next[next] = from // a write tries again only if this one fails
+	a.wg.Go(func() {
+		if !a.create(next) {
+			a.mu.Lock()
+			a.next[next] = now.Add(aheadRetry)
+			a.mu.Unlock()
+		}
+	})
+}
+
+// create creates index and reports whether it exists now.
+func (a *ahead) create(index string) bool {
+	path := "/" + url.PathEscape(index)
+	r, err := a.c.do(a.ctx, "PUT", path, "", nil, nil, maxSmallBody)
+	if err == nil && r.status == 200 {
+		a.c.logger.Info("opensearch: index created ahead of its day", "index", index)
+		return true
+	}
+	if err == nil && r.status == 400 {
+		if typ, _ := requestError(r.status, r.body); typ == "resource_already_exists_exception" {
+			return true
+		}
+	}
+	if a.ctx.Err() != nil {
+		return false
+	}
+	if err == nil {
+		err = a.c.httpError("create index "+index, "PUT", path, r)
+	}
+	if ok, n := a.log.Allow(time.Now()); ok {
+		a.c.logger.Warn("opensearch: could not create the next day's index ahead; the first bulk request into it will", "index", index, "err", err, "not_logged_since_last", n)
+	}
+	return false
+}
+
+// close ends creations under way and waits for them.
+func (a *ahead) close() {
+	a.mu.Lock()
+	a.cancel() // under mu: saw starts no creation after it
+	a.mu.Unlock()
+	a.wg.Wait()
+}
