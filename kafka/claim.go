@@ -284,7 +284,12 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		if !blocked && len(c.queue) == 0 && len(c.pending) == 0 {
 			c.noteReadToEnd()
 		}
-		if wantPause := blocked || c.finished; wantPause != paused && pauser != nil {
+		// Fetching pauses only when the claim takes no more records (its hold is full, or
+		// the partition is read to its bounded end), not as soon as the input is full: when
+		// every claim paused at once, as they did while a batch ran, sarama's broker consumer
+		// slept 100 ms at a time (it has nothing to fetch) and the input refilled up to that
+		// late. The hold (see Source.Run) carries a claim through a batch instead.
+		if wantPause := !c.room() || c.finished; wantPause != paused && pauser != nil {
 			if wantPause {
 				pauser.Pause()
 			} else {

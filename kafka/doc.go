@@ -117,8 +117,9 @@
 //     that (lz4 JSON telemetry: about 5x, so about 10 MiB per broker);
 //   - channel: up to 128 fetched records per partition wait in sarama's channel, and each
 //     keeps the decompressed batch it came from alive (at most one response's batches);
-//   - hold: each partition's goroutine keeps at most 512 fetched records, or 4 MiB of keys
-//     and values (2x Fetch.MaxBytes if larger), that the input had no room for;
+//   - hold: each partition's goroutine keeps at most 4,096 fetched records, or 4 MiB of keys
+//     and values (2x Fetch.MaxBytes if larger), that the input had no room for; it pauses
+//     the partition's fetching only once its hold is full;
 //   - buffer: the pipeline's input (stream.WithBuffer: 100,000 records or 64 MiB by
 //     default), plus the batch being processed;
 //   - state: whatever open windows and other operators retain (the pipeline's, not the

@@ -415,8 +415,10 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		runCtx:     runCtx,
 		dlq:        dlq,
 		revokeWait: s.cfg.rebalance().Timeout * 4 / 5,
-		hold:       4 * sc.ChannelBufferSize,
-		holdBytes:  holdBytes(sc),
+		// 4,096 records with the default channel: a partition's share of a batch or two,
+		// so that its claim need not pause fetching while a batch runs (ConsumeClaim).
+		hold:      32 * sc.ChannelBufferSize,
+		holdBytes: holdBytes(sc),
 	}
 	s.joinLate(runCtx.Done())
 	attempt := 0
