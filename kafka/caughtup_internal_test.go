@@ -108,6 +108,12 @@ func TestIdleWatch(t *testing.T) {
 		"drain: from when the last records were read": {
 			ok(10, -1), stamped(20, -1, 1), stamped(30, -1, 3), stamped(30, 3, 3), stamped(30, 3, 3),
 		},
+		// Records read just after a failed look: their stamp does not count (the broker
+		// may not be back for every partition); the idle time counts from the look that
+		// saw them (at 2 s, not 1.5 s).
+		"records read after a failed look": {
+			ok(10, -1), down(10), stamped(20, -1, 3), stamped(20, 4, 3), stamped(20, 4, 3),
+		},
 		// A stamp from before the last look belongs to an older move: the one this look sees
 		// stamped nothing (a partition revoked), so it counts from this look.
 		"a move that stamped nothing": {
@@ -172,4 +178,17 @@ func TestIdleDue(t *testing.T) {
 	require.Zero(t, idleDue(t0, idle, tick, t0.Add(1500*time.Millisecond)), "the tick comes first")
 	require.Zero(t, idleDue(t0, idle, tick, t0.Add(2*time.Second)), "over: this look reported it")
 	require.Zero(t, idleDue(time.Time{}, idle, tick, t0), "not caught up")
+}
+
+// TestNoteReadKeepsLatest: claims stamp their reads concurrently; a stamp taken earlier but
+// stored later must not move the time back (the idle time would count from before a read).
+func TestNoteReadKeepsLatest(t *testing.T) {
+	s := &Source[int]{epoch: time.Now()}
+	later := int64(time.Hour)
+	s.readAt.Store(later) // another claim's stamp, taken after this one's clock read
+	s.noteRead()
+	require.Equal(t, later, s.readAt.Load())
+	s.readAt.Store(0)
+	s.noteRead()
+	require.Positive(t, s.readAt.Load())
 }

@@ -131,7 +131,17 @@ func idleDue(since time.Time, idle, tick time.Duration, now time.Time) time.Dura
 
 // noteRead stamps the time a partition's read offset moves, before it moves (see
 // monitorCaughtUp).
-func (s *Source[T]) noteRead() { s.readAt.Store(int64(time.Since(s.epoch))) }
+func (s *Source[T]) noteRead() {
+	// The latest stamp wins: claims stamp concurrently, and one that read the clock first
+	// must not store an earlier time over another's (helper-78).
+	t := int64(time.Since(s.epoch))
+	for {
+		old := s.readAt.Load()
+		if t <= old || s.readAt.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
 
 // lookers are the broker requests of a caught-up look (monitorCaughtUp), for idleWatch.
 type lookers struct {
@@ -146,6 +156,7 @@ type idleWatch struct {
 	lastRead int64               // records read at the last look (-1 before the first)
 	readAt   time.Time           // when lastRead was read (see look); zero once a look since failed
 	lookedAt time.Time           // the last look
+	failed   bool                // the last look failed
 	lastEnds map[topicPart]int64 // every partition's high-water mark at the last look
 	endsAt   time.Time           // when lastEnds was fetched, or readAt (see look)
 	since    time.Time           // caught up since then; zero if not caught up
@@ -156,7 +167,7 @@ type idleWatch struct {
 // consumer's own marks (or none is owned). It returns since: when the Source was first found
 // caught up with the topics' marks unchanged since, zero if it is not.
 func (w *idleWatch) look(now time.Time, read int64, readAt time.Time, behind bool, l lookers) time.Time {
-	last := w.lookedAt
+	last, lastFailed := w.lookedAt, w.failed
 	w.lookedAt = now
 	caught := !behind
 	// A look fails when the broker did not answer (an outage), a partition is behind its
@@ -167,9 +178,11 @@ func (w *idleWatch) look(now time.Time, read int64, readAt time.Time, behind boo
 	if read != w.lastRead {
 		// New records since the last look: not idle, however fast they were read. They were
 		// read at readAt, if that is since the last look (a move that stamped no time, such
-		// as a partition revoked, counts from now).
+		// as a partition revoked, counts from now), and that look answered: records read
+		// just after a failed look do not show that the broker was back for every partition,
+		// so the idle time counts from a look after the failure (helper-78).
 		caught, failed, w.lastRead, w.readAt = false, false, read, now
-		if readAt.After(last) && readAt.Before(now) {
+		if !lastFailed && readAt.After(last) && readAt.Before(now) {
 			w.readAt = readAt
 		}
 	}
@@ -206,6 +219,7 @@ func (w *idleWatch) look(now time.Time, read int64, readAt time.Time, behind boo
 	if failed {
 		w.readAt, w.lastEnds = time.Time{}, nil
 	}
+	w.failed = failed
 	if !caught {
 		w.since = time.Time{}
 	} else if w.since.IsZero() {

@@ -41,6 +41,7 @@ func TestClaimPausesWhenItsHoldIsFull(t *testing.T) {
 		s, err := NewSource(Config{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"in"}, Group: "g"}, Codec[int](intOrBad{}))
 		require.NoError(t, err)
 		s.topics["in"] = 0
+		s.readAt.Store(-1) // unstamped
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		runDone := make(chan error, 1)
@@ -73,6 +74,9 @@ func TestClaimPausesWhenItsHoldIsFull(t *testing.T) {
 			require.Less(t, got[i], got[i-1], "pauses %v", got)
 		}
 		require.Empty(t, msgs, "every record taken")
+		// The pushes stamped when the partition's read offset last moved (the caught-up
+		// monitor counts its idle time from it).
+		require.GreaterOrEqual(t, s.readAt.Load(), int64(0), "stamped")
 		cancel()
 		require.NoError(t, <-done)
 		require.ErrorIs(t, <-runDone, context.Canceled)
