@@ -4,6 +4,7 @@ package opensearch
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 	"sync"
 	"time"
@@ -22,8 +23,8 @@ import (
 // backfill of old data writes them as before), and each at most once per minute, so that a
 // refusal (a user without the right to create indexes) costs a request a minute; a refusal or
 // failure is logged, and the first bulk request into the index creates it then. Close waits
-// for creations under way. Not with WithDataStream: a data stream's backing indexes are
-// OpenSearch's to create. lead must be within (0, 24h].
+// for creations under way. Not with op type create (WithDataStream, WithOpType(OpCreate)):
+// a data stream's backing indexes are OpenSearch's to create. lead must be within (0, 24h].
 func WithIndexAhead(lead time.Duration) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
 		if lead <= 0 || lead > 24*time.Hour {
@@ -39,6 +40,7 @@ const aheadRetry = time.Minute
 // ahead creates the indexes of days about to start (WithIndexAhead).
 type ahead struct {
 	c      *Client
+	logger *slog.Logger // the sink's (WithLogger)
 	lead   time.Duration
 	now    func() time.Time
 	ctx    context.Context // ended by the sink's Close
@@ -50,9 +52,9 @@ type ahead struct {
 	next map[string]time.Time // next day's index -> when a write may try it again
 }
 
-func newAhead(c *Client, lead time.Duration) *ahead {
+func newAhead(c *Client, lead time.Duration, logger *slog.Logger) *ahead {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ahead{c: c, lead: lead, now: time.Now, ctx: ctx, cancel: cancel,
+	return &ahead{c: c, logger: logger, lead: lead, now: time.Now, ctx: ctx, cancel: cancel,
 		log: lograte.New(3, time.Minute), next: make(map[string]time.Time)}
 }
 
@@ -111,7 +113,7 @@ func (a *ahead) create(index string) bool {
 	path := "/" + url.PathEscape(index)
 	r, err := a.c.do(a.ctx, "PUT", path, "", nil, nil, maxSmallBody)
 	if err == nil && r.status == 200 {
-		a.c.logger.Info("opensearch: index created ahead of its day", "index", index)
+		a.logger.Info("opensearch: index created ahead of its day", "index", index)
 		return true
 	}
 	if err == nil && r.status == 400 {
@@ -126,7 +128,7 @@ func (a *ahead) create(index string) bool {
 		err = a.c.httpError("create index "+index, "PUT", path, r)
 	}
 	if ok, n := a.log.Allow(time.Now()); ok {
-		a.c.logger.Warn("opensearch: could not create the next day's index ahead; the first bulk request into it will", "index", index, "err", err, "not_logged_since_last", n)
+		a.logger.Warn("opensearch: could not create the next day's index ahead; the first bulk request into it will", "index", index, "err", err, "not_logged_since_last", n)
 	}
 	return false
 }

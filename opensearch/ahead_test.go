@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,24 +54,14 @@ func TestIndexAhead(t *testing.T) {
 	}
 }
 
-// TestIndexAheadRefused: a creation ahead that OpenSearch refuses does not fail the write (the
-// first bulk request into the index creates it, as without the option); a write within a
-// minute does not try again, one after it does. With WithDataStream the option is refused.
-func TestIndexAheadRefused(t *testing.T) {
-	var (
-		mu   sync.Mutex
-		puts []string
-	)
+// aheadNode serves bulk requests (every document created) and answers each PUT with put.
+func aheadNode(t *testing.T, put http.HandlerFunc) *opensearch.Client {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		switch {
 		case r.Method == "PUT":
-			mu.Lock()
-			puts = append(puts, r.URL.Path)
-			mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(403)
-			fmt.Fprint(w, `{"error":{"root_cause":[{"type":"security_exception","reason":"no permissions for [indices:admin/create]"}],"type":"security_exception","reason":"no permissions for [indices:admin/create]"},"status":403}`)
+			put(w, r)
 		case r.URL.Path == "/_bulk":
 			docs := bytes.Count(body, []byte("\n")) / 2
 			w.Header().Set("Content-Type", "application/json")
@@ -83,8 +74,47 @@ func TestIndexAheadRefused(t *testing.T) {
 	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
 
-	s, err := opensearch.NewSink(c, statsMapping("cab-stats-x"), opensearch.WithIndexAhead(time.Hour))
+// answer writes an OpenSearch error of type typ with status.
+func answer(w http.ResponseWriter, status int, typ string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":{"root_cause":[{"type":%[1]q,"reason":"r"}],"type":%[1]q,"reason":"r"},"status":%[2]d}`, typ, status)
+}
+
+// TestIndexAheadRefused: a creation ahead that OpenSearch refuses does not fail the write (the
+// first bulk request into the index creates it, as without the option) and is logged on the
+// sink's logger; a write within a minute does not try again, one after it does. An index
+// that exists already counts as created. Close ends a creation under way. With op type
+// create the option is refused.
+func TestIndexAheadRefused(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		puts   []string
+		status = 403
+	)
+	c := aheadNode(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		puts = append(puts, r.URL.Path)
+		st := status
+		mu.Unlock()
+		if st == 403 {
+			answer(w, 403, "security_exception")
+		} else {
+			answer(w, 400, "resource_already_exists_exception")
+		}
+	})
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logged.Write(p)
+	}), nil))
+
+	s, err := opensearch.NewSink(c, statsMapping("cab-stats-x"), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(log))
 	require.NoError(t, err)
 	now := day.Add(23 * time.Hour)
 	var clock sync.Mutex
@@ -99,12 +129,21 @@ func TestIndexAheadRefused(t *testing.T) {
 
 	write()
 	require.Equal(t, []string{"/cab-stats-x-2026.11.26"}, puts)
+	logMu.Lock()
+	require.Contains(t, logged.String(), "could not create the next day's index ahead", "on the sink's logger")
+	logMu.Unlock()
 	at(23*time.Hour + 59*time.Second)
 	write()
 	require.Equal(t, 1, put(), "not again within a minute of the refusal")
+	mu.Lock()
+	status = 400 // created meanwhile by someone else
+	mu.Unlock()
 	at(23*time.Hour + 60*time.Second)
 	write()
 	require.Equal(t, 2, put(), "again a minute after it")
+	at(23*time.Hour + 5*time.Minute)
+	write()
+	require.Equal(t, 2, put(), "an index that exists already is not created again")
 	require.NoError(t, s.Close(t.Context()))
 
 	_, err = opensearch.NewSink(c, statsMapping("cab-stats-x"), opensearch.WithIndexAhead(time.Hour), opensearch.WithDataStream())
@@ -113,6 +152,28 @@ func TestIndexAheadRefused(t *testing.T) {
 	_, err = opensearch.NewSink(c, statsMapping("cab-stats-x"), opensearch.WithIndexAhead(0))
 	require.ErrorIs(t, err, opensearch.ErrInvalidOption)
 }
+
+// TestIndexAheadClose: Close ends a creation that OpenSearch has not answered yet and waits
+// for it; a write after Close starts none.
+func TestIndexAheadClose(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	c := aheadNode(t, func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-r.Context().Done() // never answers; the client gives up when Close cancels
+	})
+	s, err := opensearch.NewSink(c, statsMapping("cab-stats-x"), opensearch.WithIndexAhead(time.Hour))
+	require.NoError(t, err)
+	opensearch.SetAheadClock(s, func() time.Time { return day.Add(23 * time.Hour) })
+	require.NoError(t, s.Write(t.Context(), stats(0, 10)))
+	<-entered
+	require.NoError(t, s.Close(t.Context())) // returns: the PUT was cancelled and waited for
+	require.ErrorIs(t, s.Write(t.Context(), stats(0, 10)), opensearch.ErrClosed)
+	require.Empty(t, entered, "no creation after Close")
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // BenchmarkFirstWriteOfDay: the first Write into a day's index (50 documents), the index
 // created by that bulk request (as without WithIndexAhead) or ahead of the day by a write the

@@ -227,7 +227,7 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		cfg.errs = append(cfg.errs, invalid("Mapping.Index", "required (or set Mapping.Doc)"))
 	}
 	if cfg.ahead > 0 && cfg.op == OpCreate {
-		cfg.errs = append(cfg.errs, invalid("WithIndexAhead", "not with op type create (WithDataStream): a data stream's backing indexes are OpenSearch's to create"))
+		cfg.errs = append(cfg.errs, invalid("WithIndexAhead", "not with op type create (WithOpType(OpCreate), WithDataStream): it serves indexes written with op type index; a data stream's backing indexes are OpenSearch's to create"))
 	}
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
@@ -251,7 +251,7 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		longLog:  lograte.New(3, time.Minute),
 	}
 	if cfg.ahead > 0 {
-		s.ahead = newAhead(c, cfg.ahead)
+		s.ahead = newAhead(c, cfg.ahead, cfg.logger)
 	}
 	return s, nil
 }
