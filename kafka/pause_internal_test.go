@@ -65,11 +65,12 @@ func TestClaimPausesWhenItsHoldIsFull(t *testing.T) {
 		mu.Lock()
 		got := append([]int(nil), pauses...)
 		mu.Unlock()
-		// First 10 records in the input and 20 held: paused with 70 left (pausing as soon as
-		// the input was full left 80); then again each time the hold filled, fewer left
-		// each time (how many batches passed in between depends on the goroutines' order).
+		// Pausing as soon as the input was full paused with 80 left: the claim had taken 20,
+		// pushed 10 and held 10. Now it pauses once it holds 20: at most 70 left (fewer
+		// when a batch took the input's 10 before, depending on the goroutines' order);
+		// then again each time the hold filled, fewer left each time.
 		require.NotEmpty(t, got)
-		require.Equal(t, fetched-10-hold, got[0], "pauses %v", got)
+		require.LessOrEqual(t, got[0], fetched-10-hold, "pauses %v", got)
 		for i := 1; i < len(got); i++ {
 			require.Less(t, got[i], got[i-1], "pauses %v", got)
 		}
