@@ -536,7 +536,10 @@
 // it lies after that bound, however late the record is pushed again. So nothing made from
 // the replay can lie before the bound. A Source
 // that claims a partition reads the output topics from there to their last stable offset with
-// read_committed, before the next output is written, and a bound Producer drops a message
+// read_committed, before the next output is written, once every transaction open on them when
+// it starts has ended (another instance's, killed in its commit, pinned the last stable offset
+// below the output committed after it until the broker aborted it: at most txnTimeout plus 15
+// s, then it reads to where it can and logs a warning), and a bound Producer drops a message
 // identical (topic, key, value and headers) to a committed one it has not yet matched. Outputs
 // with deterministic content (the tracker's alerts have deterministic ids and are identical
 // when replayed) are then written exactly once. Two genuinely different outputs with the same

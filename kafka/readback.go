@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -174,6 +175,19 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 	return s[:i], s[i+len(sep):], true
 }
 
+// stableWait bounds how long a read-back waits for the transactions open on an output
+// partition to end (readPartition): the broker aborts one of a killed fleetstream producer
+// after txnTimeout and writes its markers within seconds; another producer's may be longer.
+// stablePoll is how often it looks.
+const (
+	stableWait = txnTimeout + 15*time.Second
+	stablePoll = 100 * time.Millisecond
+)
+
+// testHookStableWait, when set by a test, runs when a read-back starts waiting for an output
+// partition's open transactions.
+var testHookStableWait func()
+
 // readBack reads the committed output from each bound to the partition's last stable
 // offset and remembers every message's digest. It returns how many messages it read.
 func (t *txn) readBack(ctx context.Context, bounds outputs) (int, error) {
@@ -193,24 +207,65 @@ func (t *txn) readBack(ctx context.Context, bounds outputs) (int, error) {
 
 // readPartition fetches tp from from to its last stable offset with isolation
 // read_committed, skipping control batches and aborted transactions as a consumer does.
+//
+// It first waits, at most stableWait, until every transaction open on tp when it starts has
+// ended: the last stable offset reaches the high-water mark it read first. The output
+// partitions are shared: every instance of a job writes to every partition of its output
+// topics, and a transaction that another producer left open (a process killed in its commit;
+// the broker aborts it after txnTimeout) pins the last stable offset below the output that
+// the partition's previous owner committed after it. Read to there, the read-back missed that
+// output, and the replay wrote it again (helper-79: the scale-out test's alerts read twice).
 func (t *txn) readPartition(ctx context.Context, tp topicPart, from int64) (int, error) {
 	broker, err := t.client.Leader(tp.topic, tp.part)
 	if err != nil {
 		return 0, err
 	}
-	ver := t.client.Config().Version
-	lreq := sarama.NewOffsetRequest(ver)
-	lreq.IsolationLevel = sarama.ReadCommitted
-	lreq.AddBlock(tp.topic, tp.part, sarama.OffsetNewest, 1)
-	lresp, err := broker.GetAvailableOffsets(lreq)
+	offset := func(iso sarama.IsolationLevel) (int64, error) {
+		lreq := sarama.NewOffsetRequest(t.client.Config().Version)
+		lreq.IsolationLevel = iso
+		lreq.AddBlock(tp.topic, tp.part, sarama.OffsetNewest, 1)
+		lresp, err := broker.GetAvailableOffsets(lreq)
+		if err != nil {
+			return 0, err
+		}
+		lb := lresp.GetBlock(tp.topic, tp.part)
+		if lb == nil || !errors.Is(lb.Err, sarama.ErrNoError) || len(lb.Offsets) != 1 {
+			return 0, fmt.Errorf("end offset of %s/%d (isolation %d): %v", tp.topic, tp.part, iso, lb)
+		}
+		return lb.Offsets[0], nil
+	}
+	hwm, err := offset(sarama.ReadUncommitted)
 	if err != nil {
 		return 0, err
 	}
-	lb := lresp.GetBlock(tp.topic, tp.part)
-	if lb == nil || !errors.Is(lb.Err, sarama.ErrNoError) || len(lb.Offsets) != 1 {
-		return 0, fmt.Errorf("last stable offset of %s/%d: %v", tp.topic, tp.part, lb)
+	end, err := offset(sarama.ReadCommitted)
+	if err != nil {
+		return 0, err
 	}
-	end := lb.Offsets[0]
+	if end < hwm {
+		if testHookStableWait != nil {
+			testHookStableWait()
+		}
+		waited := time.Now()
+		deadline := waited.Add(stableWait)
+		for end < hwm && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(stablePoll):
+			}
+			if end, err = offset(sarama.ReadCommitted); err != nil {
+				return 0, err
+			}
+		}
+		if end < hwm {
+			t.log.Warn("kafka: an output partition's last stable offset stayed behind its high-water mark (another producer's transaction is open); reading back to it, output committed after it may be written again",
+				"topic", tp.topic, "partition", tp.part, "last_stable", end, "high_water_mark", hwm, "waited", time.Since(waited).Round(time.Millisecond))
+		} else {
+			t.log.Info("kafka: exactly-once read-back waited for another producer's open transaction on an output partition",
+				"topic", tp.topic, "partition", tp.part, "waited", time.Since(waited).Round(time.Millisecond))
+		}
+	}
 	n := 0
 	next := from
 	aborted := map[int64]bool{}
