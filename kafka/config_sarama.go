@@ -287,13 +287,19 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 // Flush.Frequency is zero and either trigger is set, so a write smaller than the trigger
 // never went out and its batch's output waited without a word.
 func checkFlush(sc *sarama.Config) error {
-	f := &sc.Producer.Flush
-	if f.Frequency == 0 && (f.Bytes > 0 || f.Messages > 0) {
+	if f := &sc.Producer.Flush; holdsLoneWrite(sc) {
 		return stream.Permanent(invalid("WithSaramaConfig", "Producer.Flush.Frequency 0 with Flush.Bytes %d and Flush.Messages %d: "+
 			"sarama would hold a write below those until more came; set a frequency, or set all three to 0 to send each write at once",
 			f.Bytes, f.Messages))
 	}
 	return nil
+}
+
+// holdsLoneWrite reports whether sc's flush settings make sarama hold a write smaller than
+// its byte or message trigger until more come: a trigger set and no frequency.
+func holdsLoneWrite(sc *sarama.Config) bool {
+	f := &sc.Producer.Flush
+	return f.Frequency == 0 && (f.Bytes > 0 || f.Messages > 0)
 }
 
 // producerLinger is how long a producer gathers messages before it sends them (sarama's

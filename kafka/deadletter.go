@@ -90,7 +90,7 @@ func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadL
 		sc.Producer.Flush.Frequency, sc.Producer.Flush.Bytes, sc.Producer.Flush.Messages = 0, 0, 0
 		if user != nil {
 			user(sc)
-			if sc.Producer.Flush.Frequency == 0 && (sc.Producer.Flush.Bytes > 0 || sc.Producer.Flush.Messages > 0) {
+			if holdsLoneWrite(sc) {
 				// The user set a trigger but no frequency: give the lone dead letter its
 				// way out (the other producers' linger).
 				sc.Producer.Flush.Frequency = producerLinger

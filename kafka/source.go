@@ -1,7 +1,7 @@
 // The Source: construction, partition ids, stats, Run (joining the consumer group, riding
 // out outages, watching for deleted topics) and Commit. The claim loop is in claim.go, the
-// ways a Source ends its input in bounded.go and caughtup_monitor.go, its checks of topics, group and ACLs in
-// source_checks.go.
+// ways a Source ends its input in bounded.go and caughtup_monitor.go, its checks of topics,
+// group and ACLs in source_checks.go.
 
 package kafka
 
