@@ -75,6 +75,7 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		// silently lose a record the exactly-once count includes, so the Source stops. A
 		// packed message's records all take its offset (the pipeline keeps them in one
 		// batch) and share its size.
+		c.makeRoom()
 		n0 := len(c.queue)
 		q, err := s.codec.(multiDecoder[T]).decodeAppend(c.queue, &c.msg)
 		if err != nil {
@@ -113,11 +114,29 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 }
 
 func (c *claimLoop[T]) enqueue(r stream.Record[T]) {
-	full := len(c.queue) == cap(c.queue)
+	c.makeRoom()
 	c.queue = append(c.queue, r)
-	if full { // a new array
-		c.qarr = c.queue[:0]
+}
+
+// makeRoom makes room for a record at the queue's end when the queue reaches its array's end:
+// it moves the queue to the array's front if the records pushed from the front left at least
+// half of the array free, or else moves it into an array at least twice as large. While
+// records stream in the queue is seldom empty (flush starts again at the front only then),
+// and growing it into a new array at each turn was the claim's largest allocation; moving at
+// most half an array to free at least as much costs O(1) a record.
+func (c *claimLoop[T]) makeRoom() {
+	n := len(c.queue)
+	if n < cap(c.queue) {
+		return
 	}
+	if gap := cap(c.qarr) - cap(c.queue); gap > 0 && n <= gap { // gap: pushed from the front
+		copy(c.qarr[:n], c.queue)
+		clear(c.qarr[n : gap+n]) // the old places: let their values go
+		c.queue = c.qarr[:n]
+		return
+	}
+	q := slices.Grow(c.queue[:n:n], max(n, cap(c.qarr), 16))
+	c.qarr, c.queue = q[:0], q
 }
 
 // writeDeadLetters pushes the records before the pending dead letters, then writes the
