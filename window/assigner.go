@@ -27,6 +27,10 @@ type Assigner struct {
 	gap   time.Duration
 }
 
+// MaxSlidingPanes is the most panes of gcd(size, slide) a Sliding window may span: 131,072,
+// a day by seconds (86,400) and more.
+const MaxSlidingPanes = 1 << 17
+
 // Tumbling returns fixed, non-overlapping windows of the given size: [k*size, (k+1)*size).
 func Tumbling(size time.Duration) Assigner {
 	return Assigner{kind: kindTumbling, size: size, slide: size}
@@ -34,7 +38,10 @@ func Tumbling(size time.Duration) Assigner {
 
 // Sliding returns hopping windows of the given size that start every slide: a record belongs
 // to size/slide windows. Windows share partial aggregates over panes of gcd(size, slide), so
-// the per-record cost does not depend on size/slide.
+// the per-record cost does not depend on size/slide. Each key keeps a ring of a window's
+// panes, so a window may span at most MaxSlidingPanes of them (a day by seconds): a slide
+// that shares only a tiny factor with the size, such as Sliding(time.Minute, time.Minute/7)
+// (panes of 3 ns), is refused with ErrInvalidOption.
 func Sliding(size, slide time.Duration) Assigner {
 	return Assigner{kind: kindSliding, size: size, slide: slide}
 }
@@ -70,6 +77,10 @@ func (a Assigner) validate() error {
 	case kindSliding:
 		if a.size <= 0 || a.slide <= 0 || a.slide > a.size {
 			return invalid("Sliding(%v, %v): need 0 < slide <= size", a.size, a.slide)
+		}
+		if g := gcd(int64(a.size), int64(a.slide)); int64(a.size)/g > MaxSlidingPanes {
+			return invalid("Sliding(%v, %v): a window would be %d panes of gcd(size, slide) = %v, more than %d: choose a slide that divides the size",
+				a.size, a.slide, int64(a.size)/g, time.Duration(g), MaxSlidingPanes)
 		}
 	case kindSession:
 		if a.gap <= 0 {

@@ -103,3 +103,44 @@ func TestStateInStats(t *testing.T) {
 	require.True(t, got[0].Reported)
 	require.Equal(t, 2, got[0].OpenWindows, "one window in each partition")
 }
+
+// TestSessionKeyLimitCountsKeys: with session windows the key limit counts keys with
+// sessions, as WithMaxKeys documents. A key whose session was emitted (kept only to refuse
+// records of that session) asks the limit again for the session it opens next, and one key
+// with two sessions is one entry.
+func TestSessionKeyLimitCountsKeys(t *testing.T) {
+	run := func(t *testing.T, ooo time.Duration, batches ...[]stream.Record[ev]) (*window.Windowed[string, int64, ev], *streamtest.Harness) {
+		h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(ooo))
+		q, src := streamtest.NewQueue[ev](h)
+		w, err := window.Aggregate(src, evKey, evVal, window.Session(10*time.Second), window.Count[float64](),
+			window.WithMaxKeys(2), window.WithName("w"))
+		require.NoError(t, err)
+		streamtest.Collect(w.Results())
+		streamtest.Collect(w.Late())
+		var off int64
+		for _, b := range batches {
+			for i := range b {
+				b[i].Offset, off = off, off+1
+			}
+			q.Add(b...)
+		}
+		h.Run(len(batches))
+		return w, h
+	}
+	t.Run("a key back after its session was emitted", func(t *testing.T) {
+		w, h := run(t, 0,
+			[]stream.Record[ev]{at(0, "a", sec(0), 1), at(0, "b", sec(5), 1)},
+			[]stream.Record[ev]{at(0, "b", sec(12), 1)}, // a's session [0, 10) is emitted
+			[]stream.Record[ev]{at(0, "c", sec(13), 1), at(0, "a", sec(14), 1)})
+		st := operatorState(t, h, "w")
+		require.LessOrEqual(t, st.Entries, 2, "WithMaxKeys(2): keys with sessions")
+		require.Equal(t, int64(1), w.KeyLimitCount(), "a's new session is refused: b and c hold the two")
+	})
+	t.Run("one key with two sessions", func(t *testing.T) {
+		w, h := run(t, time.Minute,
+			[]stream.Record[ev]{at(0, "a", sec(0), 1), at(0, "a", sec(30), 1)},
+			[]stream.Record[ev]{at(0, "b", sec(31), 1)})
+		require.Zero(t, w.KeyLimitCount(), "only one key held sessions when b came")
+		require.Equal(t, 2, operatorState(t, h, "w").Entries)
+	})
+}

@@ -67,7 +67,13 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		}
 		k := op.key(e.Value)
 		x, ok := w.idx[k]
-		if !ok && op.cfg.maxKeys > 0 && !op.admit(pc) {
+		if ok && t < w.keys[x].firedEnd {
+			o = op.appendLate(o, e, w.part, t, t+gap)
+			continue
+		}
+		// A key without sessions (new, or kept only for its firedEnd) asks the key limit
+		// for the session it opens: the limit counts keys with sessions (entries).
+		if (!ok || len(w.keys[x].ss) == 0) && op.cfg.maxKeys > 0 && !op.admit(pc) {
 			o = op.appendRefused(o, e, w.part, t, t+gap)
 			continue
 		}
@@ -77,10 +83,6 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			w.keys = append(w.keys, &sessKey[K, A]{key: k, firedEnd: math.MinInt64})
 		}
 		sk := w.keys[x]
-		if t < sk.firedEnd {
-			o = op.appendLate(o, e, w.part, t, t+gap)
-			continue
-		}
 		// the first session overlapping [t, t+gap); joining a session that the partition's
 		// watermark has closed would change a result that is (or may be) emitted: late.
 		f, sealed := -1, false
@@ -203,6 +205,12 @@ func (w *sessions[T, K, V, A, R]) prune() {
 	}
 	clear(w.keys[n:])
 	w.keys = w.keys[:n]
+	if cap(w.keys) > 256 && 8*n <= cap(w.keys) {
+		// A burst of keys gone by: give its memory back (a Go map never shrinks).
+		w.keys = slices.Clone(w.keys)
+		w.idx = make(map[K]int32, n)
+		w.scratch = nil
+	}
 	for i, sk := range w.keys {
 		w.idx[sk.key] = int32(i)
 	}
@@ -221,10 +229,13 @@ func (w *sessions[T, K, V, A, R]) retained() (int64, bool) {
 	return lo, ok
 }
 
+// entries counts the keys with sessions (WithMaxKeys bounds them).
 func (w *sessions[T, K, V, A, R]) entries() int {
 	n := 0
 	for _, sk := range w.keys {
-		n += len(sk.ss)
+		if len(sk.ss) > 0 {
+			n++
+		}
 	}
 	return n
 }

@@ -362,6 +362,44 @@ func (w *sliding[T, K, V, A, R]) prune() {
 		w.freeX = append(w.freeX, x)
 	}
 	w.order = w.order[:n]
+	w.shrink()
+}
+
+// shrink gives back the memory of a burst of keys gone by: the slab only grows with the
+// keys (resize), so once at most an eighth of its key columns is live it renumbers the live
+// keys from 0 and reallocates the slab, the keys' bookkeeping and the key map (a Go map
+// never shrinks) for them, keeping room for four to eight times as many.
+func (w *sliding[T, K, V, A, R]) shrink() {
+	n := int64(len(w.order))
+	kcap := w.kcap
+	for kcap > 64 && n <= kcap/8 {
+		kcap /= 2
+	}
+	if kcap == w.kcap {
+		return
+	}
+	slab := make([]slot[A], w.ringCap*kcap)
+	meta := make([]series[K, A], n, max(n, 16))
+	newest := make([]int64, n, max(n, 16))
+	idx := make(map[K]int32, n)
+	for nx, x := range w.order {
+		meta[nx], newest[nx] = w.meta[x], w.newest[x]
+		idx[meta[nx].key] = int32(nx)
+		for r := range w.ringCap {
+			slab[r*kcap+int64(nx)] = w.slab[r*w.kcap+int64(x)]
+		}
+	}
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	for r := range w.ringCap {
+		for x := n; x < kcap; x++ {
+			slab[r*kcap+x].id = noPane
+		}
+	}
+	w.slab, w.kcap, w.meta, w.newest, w.idx, w.order = slab, kcap, meta, newest, idx, order
+	w.freeX = nil
 }
 
 // retained: replay starts at the first record of the oldest live pane, provided no newer
