@@ -74,8 +74,9 @@ type meta struct {
 	index, id string
 	body      []byte
 	err       error
-	// prev is the batch position of the previous value with the same index and ID, -1 if
-	// none: written instead when this one cannot be encoded.
+	// prev is the batch position of the value with the same index and ID written instead
+	// when this one cannot be encoded, -1 if none: the previous one, or with op type create
+	// the next one (see Write).
 	prev int
 }
 
@@ -84,7 +85,8 @@ type docKey struct{ index, id string }
 // scratch is Write's per-call working memory, pooled.
 type scratch struct {
 	metas []meta
-	last  map[docKey]int
+	last  map[docKey]int // the value of an index and ID that is written
+	tail  map[docKey]int // op type create: the last value of an index and ID
 }
 
 var scratches sync.Pool

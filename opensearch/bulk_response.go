@@ -144,12 +144,17 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	}
 	var forbidden *forbiddenItems
 	var refused []int // items refused for their index (indexRefusal)
-	wrote := false    // an item of the request was written
+	// taken: an item of the request went to an index that takes documents: written, found
+	// existing, judged on its own (a mapping conflict), or turned away for now (429, 5xx, a
+	// write block), which says nothing against its index.
+	taken := false
 	for i, m := range br.Items {
 		it := m[s.cfg.op]
+		if it.Status != 401 && it.Status != 403 && indexRefusal(it.Error) == "" {
+			taken = true
+		}
 		switch {
 		case it.Status >= 200 && it.Status < 300:
-			wrote = true
 			if it.Result == "updated" {
 				r.Updated++
 			} else {
@@ -194,18 +199,18 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	if forbidden != nil {
 		return retry, rejected, forbidden
 	}
-	if len(refused) > 0 && !wrote {
-		// Nothing of the request was written: the index it writes to (a fixed name, an
-		// alias, today's daily index) takes no document, which no retry and no dead letter
-		// fixes.
+	if len(refused) > 0 && !taken {
+		// Every item of the request was refused for its index: the index it writes to (a
+		// fixed name, an alias, today's daily index) takes no document, which no retry and
+		// no dead letter fixes.
 		it := br.Items[refused[0]][s.cfg.op]
 		return retry, rejected, &forbiddenItems{index: pending[refused[0]].index, status: it.Status, err: it.Error,
 			hint: indexRefusal(it.Error), n: len(refused)}
 	}
 	for _, i := range refused {
-		// Others were written to other indexes: the refused ones are for an index made from
-		// the document that takes none (an old day's index that a lifecycle policy closed
-		// or deleted, a tenant's), dead-lettered like a document refused for good.
+		// Others went to indexes that take documents: the refused ones are for an index made
+		// from the document that takes none (an old day's index that a lifecycle policy
+		// closed or deleted, a tenant's), dead-lettered like a document refused for good.
 		it, p := br.Items[i][s.cfg.op], pending[i]
 		rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, it.Error.Type,
 			it.Error.String()+" ("+indexRefusal(it.Error)+")"))
@@ -216,12 +221,13 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 // indexRefusal returns what to do about an item error that refuses the index rather than the
 // document, so that every document for that index would be refused alike: the index does
 // not exist and may not be created (index_not_found_exception, with action.auto_create_index
-// off or not matching it), it is closed (index_closed_exception), or it is an alias without
-// a write index. It returns "" for any other error, a document's own fault (a mapping
-// conflict) or an index name made from the document (invalid_index_name_exception), which
-// are dead-lettered. A request none of whose documents was written fails Write permanently
-// with such a refusal; when others were written (to other indexes), the refused documents
-// are dead-lettered (see results).
+// off or not matching it), it is closed (index_closed_exception), it is an alias without a
+// write index, it is a data stream written with op type index, or its default or final
+// ingest pipeline does not exist. It returns "" for any other error, a document's own fault
+// (a mapping conflict) or an index name made from the document
+// (invalid_index_name_exception), which are dead-lettered. A request all of whose items were
+// refused for their index fails Write permanently; when others went to indexes that take
+// documents, the refused documents are dead-lettered (see results).
 func indexRefusal(e *itemError) string {
 	if e == nil {
 		return ""
@@ -233,6 +239,10 @@ func indexRefusal(e *itemError) string {
 		return "the index is closed: open it (POST /<index>/_open)"
 	case e.Type == "illegal_argument_exception" && strings.Contains(e.Reason, "no write index is defined for alias"):
 		return "the alias has no write index: make one of its indexes the write index (is_write_index)"
+	case e.Type == "illegal_argument_exception" && strings.Contains(e.Reason, "op_type of create are allowed in data streams"):
+		return "the index is a data stream, which takes only op type create: write it with WithDataStream"
+	case e.Type == "illegal_argument_exception" && strings.HasPrefix(e.Reason, "pipeline with id [") && strings.HasSuffix(e.Reason, "] does not exist"):
+		return "the index's ingest pipeline (index.default_pipeline or index.final_pipeline) does not exist: create it, or change the setting"
 	}
 	return ""
 }

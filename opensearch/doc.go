@@ -19,7 +19,10 @@
 // Within one batch, values with the same index and ID collapse to the last one (counted in
 // Stats.Superseded), as if written in order: concurrent requests and item retries could
 // otherwise let an older value win. When the last one cannot be made into a document, the
-// latest earlier one that can is written, and those that cannot are dead-lettered.
+// latest earlier one that can is written, and those that cannot are dead-lettered. With op
+// type create (WithOpType(OpCreate), WithDataStream) they collapse to the first one instead,
+// again as if written in order: the first is created and the later ones find it (409); when
+// the first cannot be made into a document, the next one that can is written.
 //
 // Across batches, one limit: a bulk request abandoned on a timeout (Config.RequestTimeout),
 // or answered with a 502 or 504 by a proxy that passed it on, may still be queued in
@@ -175,14 +178,18 @@
 //     the batch is written again once the permissions are right. So do items refused for
 //     their index, which would refuse any document alike (index_not_found_exception: the
 //     index is missing and action.auto_create_index does not let OpenSearch create it;
-//     index_closed_exception; an alias without a write index), when nothing of their
-//     request was written: the index the request writes to (a fixed name, an alias, today's
-//     daily index) takes no document, and the error says what to do about it. Before,
-//     every document went to the dead letters, the batches were acknowledged, and the job
-//     looked healthy. When other documents of the request were written to other indexes,
-//     the refused ones are for an index made from the document (an old day's index that a
-//     lifecycle policy closed or deleted, reached by a late record or a replay): they are
-//     dead-lettered, with the refusal and the fix in Err. An invalid_index_name_exception is
+//     index_closed_exception; an alias without a write index; a data stream written with
+//     op type index, not WithDataStream; an index whose default or final ingest pipeline
+//     does not exist), when every item of their request was refused so: the index the
+//     request writes to (a fixed name, an alias, today's daily index) takes no document,
+//     and the error says what to do about it. Before, every document went to the dead
+//     letters, the batches were acknowledged, and the job looked healthy. When other
+//     documents of the request went to indexes that take documents (written, or turned away
+//     for now with 429 or 5xx and retried), the refused ones are for an index made from the
+//     document (an old day's index that a lifecycle policy closed or deleted, reached by a
+//     late record or a replay): they are dead-lettered, with the refusal and the fix in Err.
+//     A request that holds only such documents (a batch split at the byte bound right
+//     there) fails Write, as above. An invalid_index_name_exception is
 //     always dead-lettered: the sink cannot tell a name made from the document from a fixed
 //     one, which a program checks at its start (as the fleet job checks -index-tag);
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the

@@ -339,12 +339,13 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 	// let concurrent requests and item retries reorder them.
 	sc, _ := scratches.Get().(*scratch)
 	if sc == nil {
-		sc = &scratch{last: make(map[docKey]int)}
+		sc = &scratch{last: make(map[docKey]int), tail: make(map[docKey]int)}
 	}
 	defer func() {
 		clear(sc.metas)
 		sc.metas = sc.metas[:0]
 		clear(sc.last)
+		clear(sc.tail)
 		scratches.Put(sc)
 	}()
 	withID, long, invalid := 0, 0, 0
@@ -377,10 +378,22 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		if mt.id != "" && mt.err == nil {
 			withID++
 			k := docKey{mt.index, mt.id}
-			if j, ok := sc.last[k]; ok {
-				mt.prev = j
+			if s.cfg.op == OpCreate {
+				// Written in order, the first value is created and the later ones find it
+				// (409): the first is kept, and a later one is written only when those
+				// before it cannot be encoded.
+				if t, ok := sc.tail[k]; ok {
+					sc.metas[t].prev = i
+				} else {
+					sc.last[k] = i
+				}
+				sc.tail[k] = i
+			} else {
+				if j, ok := sc.last[k]; ok {
+					mt.prev = j
+				}
+				sc.last[k] = i
 			}
-			sc.last[k] = i
 		}
 		sc.metas = append(sc.metas, mt)
 	}
@@ -397,7 +410,8 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 		}
 		dl := s.appendDoc(ch, batch[i], mt)
 		// As if written in order: when the last value of an ID cannot be encoded, the
-		// latest earlier one that can is written; those that cannot are dead-lettered.
+		// latest earlier one that can is written (with op type create: when the first
+		// cannot, the next one that can); those that cannot are dead-lettered.
 		for j := mt.prev; dl != nil; j = sc.metas[j].prev {
 			w.add([]stream.DeadLetter{*dl}, nil)
 			if j < 0 {
