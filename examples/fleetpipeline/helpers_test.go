@@ -397,6 +397,12 @@ func syncProducer(t testing.TB, brokers []string) sarama.SyncProducer {
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	// Idempotent, so that a send retried under load (CI) does not write a record twice:
+	// the tests count what the job read (TestFaultStatusPage once saw 601 of 600 records,
+	// the topic holding one of them twice).
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
 	prod, err := sarama.NewSyncProducer(brokers, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = prod.Close() })
