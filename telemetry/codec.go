@@ -7,6 +7,7 @@ package telemetry
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 )
 
@@ -117,6 +118,22 @@ func decodeGeneral(data []byte, e *Event, d *Decoder) error {
 	// The numbers are kept by field while reading; e gets those read, after
 	// an error too, as when each was stored on its own.
 	e.setNumbers(&p.num)
+	if de := (*DecodeError)(nil); errors.As(err, &de) && de.Err == ErrInvalid {
+		// A field broke the schema, perhaps before the rest of the input was
+		// read: input that is not well-formed JSON (cut short, trailing data,
+		// invalid UTF-8 further on) is ErrMalformed whatever came before, as
+		// ErrInvalid is for well-formed JSON only (a Kafka source files the
+		// two under different dead-letter reasons).
+		s := scanner{data: data}
+		s.ws()
+		if serr := s.skip(0); serr != nil {
+			return serr
+		}
+		s.ws()
+		if s.i != len(data) {
+			return s.malformed("trailing data after the object")
+		}
+	}
 	return err
 }
 
