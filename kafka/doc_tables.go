@@ -17,7 +17,10 @@
 // does, with cleanup.policy=compact, and refuses an existing topic that is not compacted,
 // ErrNotCompacted); a topic that is not compacted only gets a warning from Load. A record
 // that decode refuses is skipped, counted (TableStats.DecodeErrors) and logged at Warn, never
-// dropped silently. Consumer errors (an outage) are retried by sarama, counted and logged;
+// dropped silently. A fetch refused by the ACLs (the user may see the topic but not read
+// it) fails Load and LoadPartition with ErrNotAuthorized; a loaded table stops following
+// the partition and logs it at Error. Other consumer errors (an outage) are retried by
+// sarama, counted and logged;
 // when records are deleted ahead of the consumer (the retention of a compact,delete topic,
 // delete-records), it reads on from the log's new start.
 //
@@ -29,8 +32,10 @@
 // log, so after a restart (a new Load) a key's history may start later than before: lookups
 // are deterministic only while the versions they fall on are retained (see join.Enrich).
 // Timestamps should grow with offsets per key (one producer per key): Latest is the newest
-// by timestamp, which compaction's survivor (the last by offset) is only then. A record
-// without a timestamp is valid from the beginning of time.
+// by timestamp, which compaction's survivor (the last by offset) is only then; and a key
+// forgotten after its tombstone keeps nothing of it, so a version older than the tombstone
+// read after it brings the key back, from its own timestamp on. A record without a
+// timestamp is valid from the beginning of time.
 //
 // The Table reads with read_committed: records of aborted transactions are never applied.
 // A partition whose last records before the end offset are transaction markers or aborted

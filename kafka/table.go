@@ -101,6 +101,11 @@ type Table[K comparable, V any] struct {
 	count int32
 	// closing is closed by Close: LoadPartition stops waiting.
 	closing chan struct{}
+	// refused is closed, with refusedErr set, when a fetch was refused by the ACLs (the
+	// user may see the topic but not read it): Load and LoadPartition fail with it.
+	refused    chan struct{}
+	refusedErr error
+	refuse     sync.Once
 
 	records, updates, tombstones, decodeErrors, errs, late atomic.Int64
 	loaded                                                 atomic.Bool
@@ -248,6 +253,7 @@ func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, va
 		all:     newRows[K, V](),
 		held:    make(map[int32]*heldPart[K, V]),
 		closing: make(chan struct{}),
+		refused: make(chan struct{}),
 		errLog:  lograte.New(10, 10*time.Second),
 		lateLog: lograte.New(10, 10*time.Second),
 	}, nil
@@ -306,7 +312,9 @@ func (t *Table[K, V]) lookupNano(key K, at int64, note bool) (v V, ok bool) {
 
 // lookup is LookupNano in r; the table's mu is held (for reading: looked is atomic).
 func (r *rows[K, V]) lookup(key K, at int64, fallback, note bool) (V, bool) {
-	if note {
+	// (A lookup within lookedStep of the start of int64 time, such as one at the zero
+	// time.Time, cannot raise looked, and at-lookedStep would wrap.)
+	if note && at >= math.MinInt64+lookedStep {
 		for l := r.looked.Load(); at-lookedStep >= l && !r.looked.CompareAndSwap(l, at); l = r.looked.Load() {
 		}
 	}
@@ -425,15 +433,19 @@ func (r *rows[K, V]) put(key K, ver version[V], limit int) (late bool, looked in
 		vs[i-1] = ver
 	case len(vs) == limit && i == 0:
 		return false, looked // older than every version kept, and no room: it would be dropped at once
+	case len(vs) == limit:
+		// Full: the oldest goes, and ver takes its place in order, in the same array (an
+		// insert first would grow it past the limit, doubling its capacity).
+		copy(vs[:i-1], vs[1:i])
+		vs[i-1] = ver
 	default:
+		if len(vs) == cap(vs) {
+			nv := make([]version[V], len(vs), min(limit, max(2*len(vs), 2)))
+			copy(nv, vs)
+			vs = nv
+		}
 		vs = slices.Insert(vs, i, ver)
 		r.held++
-		if len(vs) > limit {
-			copy(vs, vs[1:])
-			clear(vs[len(vs)-1:])
-			vs = vs[:len(vs)-1]
-			r.held--
-		}
 	}
 	if !slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }) {
 		r.held -= len(vs)

@@ -74,6 +74,9 @@ func (t *Table[K, V]) Load(ctx context.Context) error {
 		return ctx.Err()
 	case <-t.closing:
 		return t.closedWhileLoading()
+	case <-t.refused:
+		t.Close()
+		return t.refusedErr
 	case <-loaded:
 	}
 	t.loaded.Store(true)
@@ -206,6 +209,15 @@ func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
 	}
 }
 
+// refuseRead records that a fetch of partition p was refused by the ACLs.
+func (t *Table[K, V]) refuseRead(p *tablePart, err error) {
+	t.refuse.Do(func() {
+		t.refusedErr = t.cfg.notAuthorized(err, access{topics: []string{t.topic}})
+		close(t.refused)
+	})
+	t.log.Error("kafka: table partition no longer followed: reading it is not authorized", "partition", p.id, "err", t.refusedErr)
+}
+
 // follow applies a partition's records until Close, and calls loaded once the records before
 // the partition's end offset at start were applied.
 func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
@@ -257,6 +269,13 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 			t.errs.Add(1)
 			if errors.Is(err, sarama.ErrOffsetOutOfRange) {
 				outOfRange = true
+			}
+			if isNotAuthorized(err) {
+				// The ACLs let the user see the topic but not read it: no retry gets
+				// through (sarama retries for ever). Load and LoadPartition fail; a loaded
+				// table stops following the partition.
+				t.refuseRead(p, err)
+				return
 			}
 			if ok, left := t.errLog.Allow(time.Now()); ok {
 				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)

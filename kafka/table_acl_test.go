@@ -1,0 +1,136 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestTableLoadReadDenied: with Describe allowed and Read denied, the topic check passes and
+// every fetch is refused with TOPIC_AUTHORIZATION_FAILED, which sarama retries for ever:
+// Load fails with ErrNotAuthorized, as its doc says, instead of waiting until its context
+// ends (found by helper-85's review).
+func TestTableLoadReadDenied(t *testing.T) {
+	t.Parallel()
+	sc := testenv.KafkaSCRAM(t)
+	plain := testenv.KafkaBrokers(t)
+	topic := newCompactedTopic(t, plain, "review-table-acl", 1)
+	produceTable(t, plain, topic, tableRec{"cab-1", `{"name":"ana"}`, time.Now(), 0})
+	acls(t, plain, "User:"+sc.User, sarama.AclResourceTopic, topic,
+		[]sarama.AclOperation{sarama.AclOperationDescribe}, []sarama.AclOperation{sarama.AclOperationRead})
+	cfg := kafka.Config{Brokers: sc.Brokers, ClientID: "fleetstream-table-test",
+		SASL: kafka.SASL{Mechanism: kafka.Mechanism(sc.Mechanism), User: sc.User, Password: sc.Password}}
+	tab, err := kafka.NewTable(cfg, topic, decodeDriver)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tab.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 2*failFast)
+	defer cancel()
+	start := time.Now()
+	err = tab.Load(ctx)
+	took := time.Since(start)
+	t.Logf("Load after %v: %v; stats %+v", took.Round(time.Millisecond), err, tab.Stats())
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "Load waited silently until the deadline")
+	require.ErrorIs(t, err, kafka.ErrNotAuthorized)
+}
+
+// TestTableLoadOddPartitions: readiness on unusual partitions: one never written, one holding only an aborted
+// transaction, one whose records were all deleted (delete-records), one ending in a commit
+// marker after a tombstone. Load returns and the table is exactly what was committed.
+func TestTableLoadOddPartitions(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t, "review-table-odd")
+	str := func(s string) *string { return &s }
+	admin := newAdmin(t, brokers)
+	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"cleanup.policy": str("compact,delete")}}, false))
+	t.Cleanup(func() { _ = admin.DeleteTopic(topic) })
+	waitPartitions(t, brokers, topic, 4)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	c := saramaConfig()
+	c.Producer.Idempotent = true
+	c.Producer.Transaction.ID = testenv.UniqueName(t, "review-table-odd")
+	c.Net.MaxOpenRequests = 1
+	c.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewSyncProducer(brokers, c)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	txn := func(commit bool, msgs ...*sarama.ProducerMessage) {
+		require.NoError(t, p.BeginTxn())
+		for _, m := range msgs {
+			_, _, err := p.SendMessage(m)
+			require.NoError(t, err)
+		}
+		if commit {
+			require.NoError(t, p.CommitTxn())
+		} else {
+			require.NoError(t, p.AbortTxn())
+		}
+	}
+	msg := func(part int32, key, value string, s int) *sarama.ProducerMessage {
+		m := &sarama.ProducerMessage{Topic: topic, Partition: part, Key: sarama.StringEncoder(key), Timestamp: t0.Add(time.Duration(s) * time.Second)}
+		if value != "" {
+			m.Value = sarama.StringEncoder(value)
+		}
+		return m
+	}
+	// partition 0: empty. partition 1: an aborted transaction only.
+	txn(false, msg(1, "cab-1", `{"name":"zed"}`, 0), msg(1, "cab-1b", `{"name":"zed"}`, 0))
+	// partition 2: records deleted up to the end.
+	produceTable(t, brokers, topic, tableRec{"cab-2", `{"name":"ana"}`, t0, 2}, tableRec{"cab-2b", `{"name":"ana"}`, t0, 2})
+	require.NoError(t, admin.DeleteRecords(topic, map[int32]int64{2: 2}))
+	// partition 3: a value, then a tombstone and a commit marker.
+	txn(true, msg(3, "cab-3", `{"name":"bob"}`, 0))
+	txn(true, msg(3, "cab-3", "", 10))
+
+	ctx, cancel := context.WithTimeout(t.Context(), failFast)
+	defer cancel()
+	tab, err := kafka.NewTable(kafka.Config{Brokers: brokers, ClientID: "fleetstream-table-test"}, topic, decodeDriver)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tab.Close()) })
+	require.NoError(t, tab.Load(ctx))
+	st := tab.Stats()
+	require.EqualValues(t, 2, st.Records, "%+v", st)
+	require.Equal(t, 0, st.Keys)
+	v, ok := tab.Lookup("cab-3", t0.Add(5*time.Second))
+	require.True(t, ok)
+	require.Equal(t, "bob", v.Name)
+	_, ok = tab.Lookup("cab-3", t0.Add(10*time.Second))
+	require.False(t, ok)
+	for _, k := range []string{"cab-1", "cab-1b", "cab-2", "cab-2b"} {
+		_, ok := tab.Latest(k)
+		require.False(t, ok, k)
+	}
+}
+
+// TestTableLoadPartitionReadDenied: the same for a co-partitioned table: LoadPartition fails
+// with ErrNotAuthorized (it waited until its context ended: join's load timeout, 10 minutes).
+func TestTableLoadPartitionReadDenied(t *testing.T) {
+	t.Parallel()
+	sc := testenv.KafkaSCRAM(t)
+	plain := testenv.KafkaBrokers(t)
+	topic := newCompactedTopic(t, plain, "review-copart-acl", 1)
+	produceTable(t, plain, topic, tableRec{"cab-1", `{"name":"ana"}`, time.Now(), 0})
+	acls(t, plain, "User:"+sc.User, sarama.AclResourceTopic, topic,
+		[]sarama.AclOperation{sarama.AclOperationDescribe}, []sarama.AclOperation{sarama.AclOperationRead})
+	cfg := kafka.Config{Brokers: sc.Brokers, ClientID: "fleetstream-table-test",
+		SASL: kafka.SASL{Mechanism: kafka.Mechanism(sc.Mechanism), User: sc.User, Password: sc.Password}}
+	tab, err := kafka.NewTable(cfg, topic, decodeDriver, kafka.WithCoPartitioned())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tab.Close() })
+	require.NoError(t, tab.Load(t.Context()))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*failFast)
+	defer cancel()
+	start := time.Now()
+	err = tab.LoadPartition(ctx, 0)
+	took := time.Since(start)
+	t.Logf("LoadPartition after %v: %v; stats %+v", took.Round(time.Millisecond), err, tab.Stats())
+	require.NotErrorIs(t, err, context.DeadlineExceeded, "LoadPartition waited silently until the deadline")
+	require.ErrorIs(t, err, kafka.ErrNotAuthorized)
+}
