@@ -129,9 +129,20 @@ func Window[T any](s *Stream[T], length, slide time.Duration) *Stream[T] {
 		st.batch = pc.Batch
 		r := st.p.get(pc.Partition)
 		r.expire(pc.Batch - lb)
-		if len(s.cur) > 0 {
-			_, off := span(s.cur, pc)
-			r.push(pc.Batch, append([]Elem[T](nil), s.cur...), off)
+		in := s.cur
+		if from, ok := pc.skip[out.idx]; ok {
+			// Replay after a resume: leave out the records of windows already emitted,
+			// which another operator's older replay start brought back.
+			in = nil
+			for i := range s.cur {
+				if s.cur[i].Offset >= from {
+					in = append(in, s.cur[i])
+				}
+			}
+		}
+		if len(in) > 0 {
+			_, off := span(in, pc)
+			r.push(pc.Batch, append([]Elem[T](nil), in...), off)
 		}
 		if sb == 0 || pc.Batch%sb != 0 {
 			return dst

@@ -107,7 +107,12 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], reduce,
 		ps.prev, ps.old = cur, prev
 		return cur.emit(dst)
 	}
-	return register(s.p, out)
+	register(s.p, out)
+	// The per-batch reduce is stateless: after a resume, its input is cut at this window's
+	// replay start, as a window's own input is (a reduced pair carries its group's first
+	// offset, so cutting its output instead would drop whole groups).
+	perBatch.cutBy = out.idx + 1
+	return out
 }
 
 type invWindow[K comparable, V any] struct {

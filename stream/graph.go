@@ -56,6 +56,10 @@ type Stream[T any] struct {
 	state   stateful
 	// params are the parameters of this package's stateful operators (see Parameterized).
 	params string
+	// cutBy, when not 0, is 1 + the index of the stateful operator whose replay start cuts
+	// this stateless operator's input after a resume, as its own would (derive): the
+	// per-batch reduce that feeds an incremental window (ReduceByKeyAndWindowInv).
+	cutBy int
 
 	// through is set for elementwise operators (Map, Filter, KeyBy and what is built on them):
 	// it returns a loop that runs the operator over its parent's batch, a chunk at a time, and
@@ -215,9 +219,13 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 				pc.ResumeFired = pc.partFired
 			}
 		}
-		if s.state != nil && pc.skip != nil {
+		key, cut := s.idx, s.state != nil
+		if s.cutBy > 0 {
+			key, cut = s.cutBy-1, true
+		}
+		if cut && pc.skip != nil {
 			// Replay after a resume: leave out what this operator had already accounted for.
-			if from, ok := pc.skip[s.idx]; ok {
+			if from, ok := pc.skip[key]; ok {
 				kept = kept[:0]
 				for i := range in {
 					if in[i].Offset >= from {

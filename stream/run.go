@@ -317,8 +317,13 @@ func (p *Pipeline) readToEnd() bool {
 }
 
 // filled reports whether a source's buffer holds a batch worth of records or its input ended.
+// A source that has ended is past that: its input stays "filled" for good, and counting it
+// started a batch at every wake-up of the others (each ReadToEnd of a live source).
 func (p *Pipeline) filled() bool {
 	for _, sn := range p.srcs {
+		if sn.ended() {
+			continue
+		}
 		select {
 		case <-sn.filled():
 			return true
