@@ -284,6 +284,13 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 
 	m.deadLetters.Add(float64(increase(st.Source.DeadLetters, m.prevDead)))
 	m.prevDead = st.Source.DeadLetters
+	// A reason the source reports no more has restarted from zero with it (a new source
+	// reports none until its first dead letter), as the total above does.
+	for r := range m.prevDeadBy {
+		if _, ok := st.Source.DeadLettersByReason[r]; !ok {
+			m.prevDeadBy[r] = 0
+		}
+	}
 	for r, n := range st.Source.DeadLettersByReason {
 		if d := increase(n, m.prevDeadBy[r]); d > 0 || !m.hasReason(r) {
 			m.deadReasons.WithLabelValues(labelValue(r)).Add(float64(d))
@@ -333,13 +340,9 @@ func labelValue(s string) string {
 
 // keepNamed makes dst a copy of src without allocating once its names are known.
 func keepNamed(dst, src map[string]int64) {
-	for n := range dst {
-		if _, ok := src[n]; !ok {
-			delete(dst, n)
-		}
-	}
+	clear(dst)
 	for n, v := range src {
-		dst[n] = v
+		dst[labelValue(n)] = v // as the partition rows are named (partitionTable)
 	}
 }
 
