@@ -45,6 +45,12 @@ func main() {
 	fs := flag.NewFlagSet("fleetpipeline", flag.ExitOnError)
 	cfg := registerFlags(fs)
 	_ = fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		// flag stops at the first argument that is not a flag, and ignores every flag after
+		// it: "-zone-demand false" set zone demand on and dropped the rest of the line.
+		fmt.Fprintf(os.Stderr, "fleetpipeline: unexpected argument %q: every flag takes its value as -flag value or -flag=value, a boolean one only as -flag=false\n", fs.Arg(0))
+		os.Exit(2)
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.gcPercent)
 	}
@@ -148,13 +154,26 @@ func registerFlags(fs *flag.FlagSet) *config {
 // startProfiles starts the CPU profile and returns the function that stops it and writes
 // the allocation profile; empty paths are off.
 func startProfiles(cpu, mem string) (stop func() error, err error) {
-	var cf *os.File
+	var cf, mf *os.File
+	if mem != "" {
+		// Made now, so that a path that cannot be written is refused before the run, not
+		// after it (a backfill committed, its exit status then 1 and its profile lost).
+		if mf, err = os.Create(mem); err != nil {
+			return nil, err
+		}
+	}
 	if cpu != "" {
 		if cf, err = os.Create(cpu); err != nil {
+			if mf != nil {
+				mf.Close()
+			}
 			return nil, err
 		}
 		if err := pprof.StartCPUProfile(cf); err != nil {
 			cf.Close()
+			if mf != nil {
+				mf.Close()
+			}
 			return nil, err
 		}
 	}
@@ -164,12 +183,8 @@ func startProfiles(cpu, mem string) (stop func() error, err error) {
 			pprof.StopCPUProfile()
 			errs = append(errs, cf.Close())
 		}
-		if mem != "" {
-			f, err := os.Create(mem)
-			if err != nil {
-				return errors.Join(append(errs, err)...)
-			}
-			errs = append(errs, pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+		if mf != nil {
+			errs = append(errs, pprof.Lookup("allocs").WriteTo(mf, 0), mf.Close())
 		}
 		return errors.Join(errs...)
 	}, nil

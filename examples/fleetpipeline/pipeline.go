@@ -7,13 +7,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
@@ -40,10 +39,18 @@ type counters struct {
 	latency         []time.Duration // window close (batch) to cab stats acknowledged
 }
 
-func run(ctx context.Context, c *config, w io.Writer) error {
-	if err := checkIndexTag(c.indexTag); err != nil {
+func run(ctx context.Context, c *config, w io.Writer) (err error) {
+	if err := c.validate(); err != nil {
 		return err
 	}
+	running := false
+	defer func() {
+		if !running && err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// A stop (SIGINT, SIGTERM) while the job was still starting: nothing was read,
+			// so nothing is left undone: a clean stop, as one while running.
+			err = nil
+		}
+	}()
 	log := logger(w, c.verbose)
 	kcfg := c.kafka.Config()
 	kcfg.Group, kcfg.Topics = c.group, []string{c.topic}
@@ -451,6 +458,7 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 
 	start := time.Now()
 	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)
+	running = true
 	err = p.Run(ctx)
 	stopStatus()
 	sinks := []namedSink{{"cab-stats", cabSink.Stats}, {"zone-demand", zoneSink.Stats}, {"cab-alerts", alertSink.Stats}}
@@ -473,21 +481,6 @@ func run(ctx context.Context, c *config, w io.Writer) error {
 		return nil
 	}
 	return err
-}
-
-// checkIndexTag refuses an -index-tag that no OpenSearch index name may hold: OpenSearch
-// would refuse every document (invalid_index_name_exception), and each would go to the dead
-// letters while the job ran on and exited 0 (helper-64, with "gC").
-func checkIndexTag(tag string) error {
-	if i := strings.IndexFunc(tag, func(r rune) bool {
-		return unicode.IsUpper(r) || unicode.IsSpace(r) || strings.ContainsRune(`\/*?"<>|,#:`, r)
-	}); i >= 0 {
-		return fmt.Errorf("-index-tag %q: OpenSearch index names are lower case, without spaces or any of \\ / * ? \" < > | , # : (%q)", tag, tag[i:i+1])
-	}
-	if len(tag) > 100 {
-		return fmt.Errorf("-index-tag %q: too long for an index name (OpenSearch allows 255 bytes in all)", tag)
-	}
-	return nil
 }
 
 // index returns the name prefix of one of the pipeline's indexes.

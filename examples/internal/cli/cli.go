@@ -118,20 +118,37 @@ func (o *OpenSearch) Config() (opensearch.Config, error) {
 // splitUserinfo returns raw without the user and password it may carry, and them. A string
 // that is not a URL with userinfo is returned as it is.
 func splitUserinfo(raw string) (clean, user, password string) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.User == nil {
-		return raw, "", ""
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err == nil {
+		if u.User == nil {
+			return raw, "", ""
+		}
+		user = u.User.Username()
+		password, _ = u.User.Password()
+		u.User = nil
+		return u.String(), user, password
 	}
-	user = u.User.Username()
-	password, _ = u.User.Password()
-	u.User = nil
-	return u.String(), user, password
+	// Not a URL as url.Parse reads it, most often a password with a '/', '?' or '#' that is
+	// not percent-encoded: the userinfo is taken out by hand, up to the authority's last
+	// '@', so that the password shows neither in -h nor in a log.
+	scheme, rest, ok := strings.Cut(raw, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return opensearch.RedactURL(raw), "", ""
+	}
+	user, password, _ = strings.Cut(rest[:at], ":")
+	return scheme + "://" + rest[at+1:], user, password
 }
 
-// Redact returns raw with any password in its URL userinfo replaced by "xxxxx", for logs.
+// Redact returns raw with any password in its URL userinfo replaced by "xxxxx", for logs; a
+// string that is not a URL loses its userinfo altogether.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	if err != nil {
+		return opensearch.RedactURL(raw)
+	}
+	if u.User == nil {
 		return raw
 	}
 	return u.Redacted()

@@ -1,0 +1,158 @@
+// The job's start: flag values that make no sense are refused at start, naming the flag,
+// before the job connects to Kafka or OpenSearch (helper-86's review found them getting
+// through). Offline: the brokers and OpenSearch are a closed loopback port, so a value that
+// got past the checks would show as a connection error instead of the flag's name.
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func offlineArgs(t *testing.T, extra ...string) []string {
+	dead := deadAddr(t)
+	return append([]string{"-brokers", dead, "-opensearch", "http://" + dead, "-http="}, extra...)
+}
+
+// TestBadFlagsRefusedAtStart: each value is refused by run before it connects, with
+// an error naming the flag.
+func TestBadFlagsRefusedAtStart(t *testing.T) {
+	for _, tc := range []struct{ flag, value string }{
+		{"-stats-window", "0s"},
+		{"-stats-window", "-1m"},
+		{"-zone-window", "0s"},
+		{"-lateness", "-5s"},
+		{"-pickup-within", "-1s"},
+		{"-session-timeout", "-1s"},
+		{"-exit-when-idle", "-5s"}, // was never refused: a negative idle ran for ever
+		{"-status-every", "-1s"},   // was never refused: no status line
+		{"-replicas", "-1"},
+		{"-max-cabs", "-1"}, // was refused after connecting, as "WithMaxKeys(-4)"
+		{"-topic", ""},      // EnsureTopic(".dlq") made a topic named ".dlq"
+		{"-group", ""},
+		// Conflicts: alerts written into the telemetry topic itself; the requests source in
+		// the same group on the same topic as the telemetry source (the group splits the
+		// topic's partitions between the two members, each decoding the other's records).
+		{"-alerts-topic", "cab-telemetry"},
+		{"-requests-topic", "cab-telemetry"},
+	} {
+		t.Run(tc.flag+"="+tc.value, func(t *testing.T) {
+			c := testConfig(t, offlineArgs(t, tc.flag+"="+tc.value)...)
+			var out bytes.Buffer
+			err := run(t.Context(), c, &out)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.flag, "the error should name the flag, not a connection failure")
+			require.NotContains(t, err.Error(), "connect", "refused before connecting")
+		})
+	}
+}
+
+// TestPositionalArgumentRefused: "-zone-demand false" (a boolean flag given a separate value,
+// as every other flag takes one) set zone demand on and, "false" being an argument, ended flag
+// parsing: every flag after it was ignored (here an -index-tag the job refuses). The job now
+// refuses the argument (exit 2) and says how boolean flags take a value.
+func TestPositionalArgumentRefused(t *testing.T) {
+	cmd := exec.Command(pipelineBin, offlineArgs(t, "-zone-demand", "false", "-index-tag", "Bad Tag")...)
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), `unexpected argument "false"`, "got:\n%s", out)
+	require.Contains(t, string(out), "-flag=false")
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	require.Equal(t, 2, ee.ExitCode())
+}
+
+// TestStopDuringStartupIsClean: a SIGTERM (ctx cancelled) while the job is still starting
+// (here: waiting for a broker that accepted the connection but does not answer) is a clean
+// stop, nothing read or acknowledged: run returns nil, as for a stop while running (it
+// returned "dead-letter topic: context canceled", exit 1).
+func TestStopDuringStartupIsClean(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- conn // never answered
+		}
+	}()
+	c := testConfig(t, "-brokers", ln.Addr().String(), "-opensearch", "http://"+deadAddr(t), "-http=")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- run(ctx, c, &out) }()
+	conn := <-accepted // the job is now waiting on Kafka
+	defer conn.Close()
+	cancel()
+	err = <-done
+	require.NoError(t, err, "a stop during startup should exit 0 like a stop while running")
+}
+
+// TestHelpHidesURLPassword: a FLEETSTREAM_OPENSEARCH_URL whose password holds a character
+// that is not escaped ('/', '#', '?': common in generated passwords) is not a URL url.Parse
+// reads; -h printed it whole, password included, as the default of -opensearch.
+func TestHelpHidesURLPassword(t *testing.T) {
+	for _, pw := range []string{"s3cr/et", "s3cr#et", "s3cr?et"} {
+		cmd := exec.Command(pipelineBin, "-h")
+		cmd.Env = append(cmd.Environ(), "FLEETSTREAM_OPENSEARCH_URL=https://admin:"+pw+"@opensearch.example:9200")
+		out, _ := cmd.CombinedOutput()
+		require.Contains(t, string(out), "-opensearch")
+		require.False(t, strings.Contains(string(out), pw), "-h prints the password %q:\n%s", pw, grepLine(string(out), "opensearch.example"))
+	}
+}
+
+func grepLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestHTTPPortInUse: an -http address already in use fails run's metrics
+// server with an error naming the flag and the address.
+func TestHTTPPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	m, err := newMetrics("x", &partitionNames{})
+	require.NoError(t, err)
+	stop, err := serveMetrics(t.Context(), ln.Addr().String(), m, logger(io.Discard, false))
+	require.Error(t, err)
+	require.Nil(t, stop)
+	require.Contains(t, err.Error(), "-http "+ln.Addr().String())
+	require.Contains(t, err.Error(), "address already in use")
+}
+
+// TestMemProfilePathCheckedAtStart: -memprofile was opened only when the run ended, so an
+// unwritable path was found after the whole run (a backfill, committed) and turned its exit
+// status to 1. It is refused before the job connects.
+func TestMemProfilePathCheckedAtStart(t *testing.T) {
+	bad := t.TempDir() + "/missing/dir/mem.prof"
+	out, err := exec.Command(pipelineBin, offlineArgs(t, "-memprofile", bad)...).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), bad)
+	require.NotContains(t, string(out), "connect", "the bad path should be refused before connecting; got:\n%s", out)
+}

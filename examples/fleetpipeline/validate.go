@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// validate refuses, before anything connects, flag values that make no sense, each error
+// naming its flag: the library would refuse most of them later (after the dead-letter topic
+// was made), in the words of its options ("Tumbling(0s)" for -stats-window or -zone-window),
+// and a few it never sees (-exit-when-idle and -status-every below 0 silently ran for ever
+// and printed nothing). Found by helper-86's review.
+func (c *config) validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{flag}, args...)...))
+	}
+	if strings.TrimSpace(c.topic) == "" {
+		bad("-topic", "empty: name the Kafka topic of cab telemetry")
+	}
+	if strings.TrimSpace(c.group) == "" {
+		bad("-group", "empty: name the Kafka consumer group")
+	}
+	positive := func(flag string, v time.Duration) {
+		if v <= 0 {
+			bad(flag, "%v: must be positive", v)
+		}
+	}
+	notNegative := func(flag string, v int64, show any) {
+		if v < 0 {
+			bad(flag, "%v: must not be negative", show)
+		}
+	}
+	positive("-stats-window", c.statsWindow)
+	positive("-zone-window", c.zoneWindow)
+	positive("-pickup-within", c.pickupWithin)
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"-lateness", c.lateness}, {"-exit-when-idle", c.exitIdle}, {"-status-every", c.statusEvery}, {"-session-timeout", c.sessionTimeout}} {
+		notNegative(d.flag, int64(d.v), d.v)
+	}
+	notNegative("-replicas", int64(c.replicas), c.replicas)
+	notNegative("-max-cabs", int64(c.maxCabs), c.maxCabs)
+	// An output or a second input on the telemetry topic itself.
+	if c.alertsTopic != "" && c.alertsTopic == c.topic {
+		bad("-alerts-topic", "%q is the telemetry topic (-topic): the job would read its own alerts as telemetry", c.alertsTopic)
+	}
+	if c.requests != "" && c.requests == c.topic {
+		bad("-requests-topic", "%q is the telemetry topic (-topic): both inputs would read it, each in its own format", c.requests)
+	}
+	if c.registry != "" && (c.registry == c.topic || c.registry == c.requests) {
+		bad("-registry-topic", "%q is also an input of the job (-topic or -requests-topic)", c.registry)
+	}
+	if err := checkIndexTag(c.indexTag); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkIndexTag refuses an -index-tag that no OpenSearch index name may hold: OpenSearch
+// would refuse every document (invalid_index_name_exception), and each would go to the dead
+// letters while the job ran on and exited 0 (helper-64, with "gC").
+func checkIndexTag(tag string) error {
+	if i := strings.IndexFunc(tag, func(r rune) bool {
+		return unicode.IsUpper(r) || unicode.IsSpace(r) || strings.ContainsRune(`\/*?"<>|,#:`, r)
+	}); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(tag[i:])
+		return fmt.Errorf("-index-tag %q: OpenSearch index names are lower case, without spaces or any of \\ / * ? \" < > | , # : (%q)", tag, r)
+	}
+	if len(tag) > 100 {
+		return fmt.Errorf("-index-tag %q: too long for an index name (OpenSearch allows 255 bytes in all)", tag)
+	}
+	return nil
+}
