@@ -162,8 +162,11 @@ func (ZoneSupplyAgg) Result(acc SupplyAcc) ZoneSupply {
 // cabs, a cab's further events in the same zone and slot of width every (the supply window's
 // size) are left out while it is remembered (a cab's last zone and slot), so that few records
 // travel through the repartition; whatever a replay remembers, the first event of a cab in a
-// zone and slot always travels, so the counts do not depend on it. Errors wrap
-// [ErrInvalidOption].
+// zone and slot always travels, so the counts do not depend on it. The slots are the
+// tumbling windows of width every: for sliding windows give every = gcd(size, slide) (a
+// slot of the window's size would drop a cab's events in the later half of a slot, which
+// a window starting there needs), and session windows are not supported (a dropped event
+// would not extend the session). Errors wrap [ErrInvalidOption].
 func SupplyFromCabs(s *stream.Stream[Tracked], precision int, every time.Duration) (*stream.Stream[stream.Pair[string, SupplyObs]], error) {
 	if precision == 0 {
 		precision = DefaultGeohashPrecision

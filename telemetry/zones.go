@@ -26,6 +26,14 @@ import (
 // same zone and window under the same document ID, and the last one written
 // wins. SpeedSamples and SpeedSumKmh make averages over documents exact:
 // sum(speed_sum_kmh) / sum(speed_samples), never an average of averages.
+//
+// Two limits follow from the tracker, which judges each event against the
+// cab's latest one: only a copy of a cab's latest event is a duplicate, so a
+// copy of an older event that arrives after a newer one (a retransmission
+// within the out-of-orderness bound) is counted again, events and speed
+// sample; and an event that arrives after a newer one skips the trip
+// detectors, so a pickup whose available event arrives late is not counted.
+// Both make a zone's figures depend on arrival order for such input.
 type ZoneDemand struct {
 	Zone        string    `json:"zone"`
 	WindowStart time.Time `json:"window_start"`
