@@ -223,21 +223,24 @@ func TestCreateDuplicatesAsIfInOrder(t *testing.T) {
 	require.Equal(t, f1.stored["a/x"], f2.stored["a/x"], "one batch should store what writing in order stores")
 }
 
-// TestDataStreamWithOpIndexRefused, on the real node: the package's WithAppendOnlyDataStreams
-// makes cab-alerts-* data streams; a sink that writes one without WithDataStream (op type
-// index) has every document refused alike for the index ("only write ops with an op_type of
-// create are allowed in data streams"), no fault of the documents. Like the other index-level
+// TestDataStreamWithOpIndexRefused, on the real node: a data stream (as the package's
+// WithAppendOnlyDataStreams makes cab-alerts-*) written without WithDataStream (op type index)
+// has every document refused alike for the index ("only write ops with an op_type of create
+// are allowed in data streams"), no fault of the documents. Like the other index-level
 // refusals, Write fails permanently, naming WithDataStream, and nothing is dead-lettered.
-// (Every document was dead-lettered and Write returned nil: the job looked healthy.)
+// (Every document was dead-lettered and Write returned nil: the job looked healthy.) The
+// data stream has a template of its own: the shared cab-alerts-* template must stay a plain
+// index's, for the tests of other packages that run meanwhile.
 func TestDataStreamWithOpIndexRefused(t *testing.T) {
 	n := newNode(t)
-	require.NoError(t, n.client.EnsureTemplates(t.Context(), opensearch.WithReplicas(0), opensearch.WithAppendOnlyDataStreams()))
+	ds := testenv.UniqueName(t, "ds-op-index")
+	_, err := n.call(t.Context(), "PUT", "/_index_template/"+ds,
+		`{"index_patterns":["`+ds+`"],"data_stream":{},"priority":500,"template":{"settings":{"number_of_replicas":0}}}`)
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		// back to the shared templates
-		_ = n.client.EnsureTemplates(context.Background(), opensearch.WithReplicas(0))
+		_, _ = n.call(context.Background(), "DELETE", "/_data_stream/"+ds, "")
+		_, _ = n.call(context.Background(), "DELETE", "/_index_template/"+ds, "")
 	})
-	ds := testenv.UniqueName(t, "cab-alerts")
-	t.Cleanup(func() { _, _ = n.call(context.Background(), "DELETE", "/_data_stream/"+ds, "") })
 	type alert struct {
 		ID string    `json:"alert_id"`
 		TS time.Time `json:"@timestamp"`
