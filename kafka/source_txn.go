@@ -80,7 +80,7 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 		return offs
 	})
 	if err != nil {
-		if ctx.Err() == nil && t.err != nil {
+		if ctx.Err() == nil && t.broken() {
 			s.fail(err)
 		}
 		return fmt.Errorf("kafka: commit: %w", err)

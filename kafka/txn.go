@@ -284,6 +284,14 @@ func (t *txn) poison(err error) {
 	t.pending = t.pending[:0]
 }
 
+// broken reports whether the transaction failed for good (poison, or a commit's permanent
+// error): commits fail from then on.
+func (t *txn) broken() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err != nil
+}
+
 // pendingCount returns how many messages wait for a commit.
 func (t *txn) pendingCount() int {
 	t.mu.Lock()
