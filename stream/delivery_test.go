@@ -978,13 +978,17 @@ func TestStopCommitsBeforeSourcesStop(t *testing.T) {
 // commitFailing is a sliceSource whose first fails commits fail (all of them if fails < 0).
 type commitFailing struct {
 	sliceSource
-	fails atomic.Int64
-	tries atomic.Int64
+	fails     atomic.Int64
+	tries     atomic.Int64
+	permanent bool // fail with a permanent error
 }
 
 func (s *commitFailing) Commit(ctx context.Context, pos []stream.Position) error {
 	s.tries.Add(1)
 	if s.fails.Load() < 0 || s.fails.Add(-1) >= 0 {
+		if s.permanent {
+			return stream.Permanent(errDown)
+		}
 		return errDown
 	}
 	return s.sliceSource.Commit(ctx, pos)
@@ -1037,6 +1041,48 @@ func TestRunFailsWhenItsLastCommitFails(t *testing.T) {
 		})
 		require.ErrorIs(t, p.Run(ctx), context.Canceled)
 		require.Positive(t, src.tries.Load(), "the batch's commit was tried")
+	})
+}
+
+// TestRunRetriesItsLastCommit: a run whose input ended tries its last commit again, with the
+// retry policy's backoff, while it fails for a reason that may pass (a Kafka source's
+// exactly-once commit refused by a rebalance's new generation, when another bounded instance
+// leaves the group as this one ends): before, one such failure made the run fail. At most
+// five tries, or RetryPolicy.MaxAttempts; a permanent error is not tried again.
+func TestRunRetriesItsLastCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		run := func(fails int64, permanent bool, opts ...stream.Option) (*commitFailing, time.Duration, error) {
+			p, err := stream.New(time.Second, opts...)
+			require.NoError(t, err)
+			src := &commitFailing{sliceSource: sliceSource{recs: []int{1, 2, 3}}, permanent: permanent}
+			src.fails.Store(fails)
+			stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(context.Context, stream.BatchInfo, []int) error { return nil })
+			start := time.Now()
+			err = p.Run(t.Context())
+			return src, time.Since(start), err
+		}
+		// The batch's commit fails, and the end batch's (the last commit) and three more
+		// tries of it; the fifth try of the last commit goes through.
+		src, took, err := run(5, false)
+		require.NoError(t, err)
+		require.EqualValues(t, 6, src.tries.Load())
+		require.Equal(t, []stream.Position{{Partition: 0, Offset: 3}}, *src.commits.Load())
+		require.GreaterOrEqual(t, took, (50+100+200+400)*time.Millisecond,
+			"the tries back off (default policy: 100 ms doubling, jittered into [d/2, d])")
+
+		src, _, err = run(6, false)
+		require.ErrorIs(t, err, errDown)
+		require.ErrorContains(t, err, "last commit failed")
+		require.EqualValues(t, 6, src.tries.Load(), "the last commit tried five times")
+		require.Nil(t, src.commits.Load())
+
+		src, _, err = run(-1, false, stream.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+		require.ErrorIs(t, err, errDown)
+		require.EqualValues(t, 3, src.tries.Load(), "RetryPolicy.MaxAttempts bounds the tries of the last commit")
+
+		src, _, err = run(-1, true)
+		require.ErrorIs(t, err, errDown)
+		require.EqualValues(t, 2, src.tries.Load(), "a permanent error is not tried again")
 	})
 }
 

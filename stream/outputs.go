@@ -8,6 +8,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/fleetstream/fleetstream/internal/backoff"
 )
 
 // flushOutputs writes the batch to every output not done yet and returns their errors. A
@@ -204,6 +206,38 @@ func (p *Pipeline) startCheckpoint(part int32, ps *partState) (int64, string) {
 		}
 	}
 	return off, meta
+}
+
+// lastCommitAttempts is how many times a run whose input ended tries its last commit when
+// it fails for a reason that may pass (an error not Permanent), unless the retry policy
+// bounds attempts (RetryPolicy.MaxAttempts).
+const lastCommitAttempts = 5
+
+// retryLastCommit commits again, with the retry policy's backoff, while the last commit of a
+// run whose input ended failed for a reason that may pass: no batch follows to send its
+// positions again. A Kafka source's exactly-once commit that a rebalance's new generation
+// refused goes through at the next try (two bounded instances ending together: each one's
+// leaving moves the other's generation). The sources still run. It returns when a commit
+// succeeded, the error is permanent, the attempts are spent, or ctx ended.
+func (p *Pipeline) retryLastCommit(ctx context.Context) {
+	p.settle()
+	limit := lastCommitAttempts
+	if p.cfg.retry.MaxAttempts > 0 {
+		limit = p.cfg.retry.MaxAttempts
+	}
+	for attempt := 1; attempt < limit && p.commitErr != nil && !IsPermanent(p.commitErr); attempt++ {
+		d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempt)
+		p.cfg.logger.Warn("stream: the run's last commit failed; trying again", "attempt", attempt+1, "of", limit, "backoff", d, "err", p.commitErr)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cfg.clock.After(d):
+		}
+		if len(p.ack(ctx, nil)) == 0 {
+			return // nothing left to commit: what failed is committed since, or no longer ours
+		}
+		p.settle()
+	}
 }
 
 // inflightCommit is a batch's commit running in the background (see ack).

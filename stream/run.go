@@ -32,7 +32,9 @@ type pendingBatch struct {
 // policy), and commits what was acknowledged. The commit of a batch runs while the next
 // batch is taken, processed and written; that batch's own commit waits for it, so commits
 // stay in batch order, and Run returns only once the last one ended. Run returns nil when
-// the input ended and every window closed, ctx.Err() when ctx ended (after the batch in
+// the input ended, every window closed and the last commit succeeded (a last commit that
+// fails for a reason that may pass is tried five times, or RetryPolicy.MaxAttempts, with the
+// retry policy's backoff, since no batch follows to send it again), ctx.Err() when ctx ended (after the batch in
 // flight was written and committed), or the first unrecoverable error. No error but
 // ctx.Err() itself matches context.Canceled or context.DeadlineExceeded with errors.Is, not
 // even a stop with a batch unwritten or an output cut off by the shutdown grace: those are
@@ -115,10 +117,12 @@ func (p *Pipeline) run(ctx context.Context) error {
 	// the positions of a failed last commit again: what the run processed since its last
 	// commit that succeeded is not committed, and it must not end with nil then (helper-70:
 	// an exactly-once bounded run whose last commit failed during a broker outage returned
-	// nil, its last batch's output never committed). A run stopped by its context keeps
+	// nil, its last batch's output never committed); it is tried again first
+	// (retryLastCommit). A run stopped by its context keeps
 	// returning ctx.Err(): the commit failed for a reason that passes (a rebalance), the
 	// next run replays, and a SIGTERM must not look like a failure (helper-72's review).
 	finished := func() error {
+		p.retryLastCommit(ctx)
 		err := stop()
 		if p.commitErr != nil {
 			err = errors.Join(err, fmt.Errorf("stream: the run's last commit failed (a restart replays what was processed since the last commit): %w", p.commitErr))
