@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -50,8 +53,18 @@ func boundedTwoInstances(t *testing.T, eos bool) {
 	cfg.Rebalance.Timeout = 4 * time.Second
 
 	ids, res := newIDSet(), newResults()
+	// Both instances' logs, shown if the test fails: the order of rebalances and commits is
+	// what a failure of this test turns on.
+	var logbuf syncbuf.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the instances' logs:\n%s", logbuf.String())
+		}
+	})
 	spec := func(name string, hold func(context.Context) error) pipelineSpec {
-		s := pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithBounded()}, ids: ids, results: res}
+		lg := slog.New(slog.NewTextHandler(&logbuf, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name)
+		s := pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithBounded(), kafka.WithLogger(lg)}, ids: ids, results: res,
+			popts: []stream.Option{stream.WithLogger(lg)}}
 		var prod *kafka.Producer[event]
 		if eos {
 			// The records' ids go to a topic in the Source's transactions.

@@ -38,6 +38,7 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 		sess: sess, claim: claim, end: -1,
 		marks: newMarks(start),
 		eos:   s.eos.Load(), txnOff: start,
+		endAcked: make(chan struct{}),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,11 +82,33 @@ func (h *handler[T]) release(p *partition) {
 	ended := s.ended
 	s.mu.Unlock()
 	dropped := false // the pipeline dropped the partition: nothing more comes from its records
-	if h.runCtx.Err() == nil && !ended {
+	if h.runCtx.Err() == nil && (!ended || p.eos != nil) {
 		done := h.in.Revoke(p.id)
+		// Exactly once, once the bounded input ended: the pipeline may have taken its last
+		// batch already, and then applies no revocation, but it acknowledges the partition's
+		// end (stream.Position.Ended) once the results of all its records are written: from
+		// then on, nothing more comes from them either. Before, a revocation after the input
+		// ended was not waited for, and the output of the partition's records, left pending
+		// by a commit that the rebalance's new generation refused, was committed by a later
+		// transaction with the offsets of the partitions kept, while the partition's next
+		// owner replayed them (cooperative rebalancing revokes after the new generation
+		// formed): written twice (TestSourceBoundedTwoInstancesHeldCommits: 2 runs in 128
+		// under -race). WithEndWhenCaughtUp acknowledges no partition's end: there the wait
+		// ends when the pipeline stops the Source after its last commit (runCtx).
+		var endAcked <-chan struct{}
+		if ended {
+			endAcked = p.endAcked
+			p.mu.Lock()
+			if len(p.hist) == 0 {
+				endAcked = alreadyClosed // this claim pushed nothing: nothing comes from it
+			}
+			p.mu.Unlock()
+		}
 		t := time.NewTimer(h.revokeWait)
 		select {
 		case <-done:
+			dropped = true
+		case <-endAcked:
 			dropped = true
 		case <-t.C:
 			s.log.Warn("kafka: pipeline did not release a revoked partition in time; its last batch will be replayed by the next owner",
@@ -94,7 +117,7 @@ func (h *handler[T]) release(p *partition) {
 		}
 		t.Stop()
 	}
-	if p.eos != nil && h.runCtx.Err() == nil && !ended && !dropped {
+	if p.eos != nil && h.runCtx.Err() == nil && !dropped {
 		// The pipeline still holds the partition: its batch in flight may hold the
 		// partition's records, or close its windows, and the output made from them would
 		// be committed by a later transaction, with the offsets of the partitions still
@@ -109,8 +132,8 @@ func (h *handler[T]) release(p *partition) {
 		p.eos.poison(err)
 		s.fail(err)
 	}
-	if p.eos != nil && h.runCtx.Err() == nil && !ended && dropped {
-		if n := p.eos.pendingCount(); n > 0 {
+	if p.eos != nil && h.runCtx.Err() == nil && dropped {
+		if n := p.eos.pendingCount(); n > 0 || ended {
 			// Output that no commit covered yet may come from this partition, which its next
 			// owner replays: committing it later would duplicate it. A commit refused by the
 			// rebalance's new generation leaves such output (see txn.failed). Once the pipeline
@@ -179,6 +202,29 @@ type partition struct {
 	base     outputs    // the read-back bound of the claim's checkpoint
 	replayTo int64      // and its pushed end: records before it may have committed output
 	hist     []pushMark // where committed output ended when records were pushed
+
+	// endAcked is closed once the pipeline acknowledged the end of a bounded partition's
+	// input (a position with Ended marked for commit): the results of all its records are
+	// written, so nothing more is made from them (see release).
+	endAcked chan struct{}
+	endAck   bool
+}
+
+// alreadyClosed is a closed channel.
+var alreadyClosed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// ackEnd closes endAcked, once.
+func (p *partition) ackEnd() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.endAck {
+		p.endAck = true
+		close(p.endAcked)
+	}
 }
 
 // mark records off (the pipeline's next offset) and the pipeline's checkpoint for commit

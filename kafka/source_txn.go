@@ -57,6 +57,9 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 	for _, x := range pos {
 		if p := s.owned[x.Partition]; p != nil {
 			p.mark(x.Offset, endedMeta(p, x))
+			if x.Ended && p.end >= 0 {
+				p.ackEnd()
+			}
 		} else if s.announced[x.Partition] {
 			waiting = append(waiting, x.Partition)
 		}
