@@ -311,6 +311,7 @@ func (c *claimLoop[T]) pushed(from, next int64, snap *outputs) {
 		p.notePush(snap, from)
 	}
 	p.marks.pushed(next)
+	p.pushedAny = true
 	p.mu.Unlock()
 	c.checkEnd(next)
 }

@@ -102,7 +102,15 @@
 // by a commit that the new generation refused, was committed by the next transaction with the
 // offsets of the partitions kept while the next owner replayed them (2 runs in 128 of
 // TestSourceBoundedTwoInstancesHeldCommits under -race). A bounded run whose last commit was
-// refused so tries it again (stream.Pipeline.Run, five tries) instead of failing.
+// refused so tries it again (stream.Pipeline.Run, five tries) instead of failing; a commit
+// that release makes and a new generation refuses poisons the transaction (the pending output
+// is dropped, the Source stops), since the pipeline's next try would commit it without the
+// partition's offsets. WithEndWhenCaughtUp acknowledges no partition's end, so there a
+// revocation after the input ended waits for the pipeline to stop the Source after its last
+// commit: a last batch that takes longer than 4/5 of the rebalance timeout then stops the
+// Source with ErrTransaction (a restart replays), where before its output could be written
+// twice. Tests: TestReleaseAfterEndWaitsForTheEndsAck, TestReleaseCommitRefusedPoisons,
+// TestReleaseAfterEndWithoutRecords (offline), TestSourceBoundedTwoInstancesHeldCommits.
 //
 // Replayed output. Transactions alone do not suffice with replay-based recovery: the
 // committed offset is held back to the oldest record that open state needs, and a stateful

@@ -95,11 +95,15 @@ func (h *handler[T]) release(p *partition) {
 		// formed): written twice (TestSourceBoundedTwoInstancesHeldCommits: 2 runs in 128
 		// under -race). WithEndWhenCaughtUp acknowledges no partition's end: there the wait
 		// ends when the pipeline stops the Source after its last commit (runCtx).
+		// The end's acknowledgement counts whether or not the input had ended when this
+		// began: it may end meanwhile, and then the revocation is not applied either.
 		var endAcked <-chan struct{}
-		if ended {
+		if p.eos != nil && p.end >= 0 {
 			endAcked = p.endAcked
+		}
+		if ended {
 			p.mu.Lock()
-			if len(p.hist) == 0 {
+			if !p.pushedAny {
 				endAcked = alreadyClosed // this claim pushed nothing: nothing comes from it
 			}
 			p.mu.Unlock()
@@ -142,7 +146,13 @@ func (h *handler[T]) release(p *partition) {
 			// generation, before the partition is handed over. Otherwise (or if that fails),
 			// restart from the committed checkpoints.
 			if err := s.commitTxn(h.runCtx, p.eos, nil); err != nil {
-				s.fail(errors.Join(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n), err))
+				// Poisoned, not only failed: a commit refused by a new generation keeps its
+				// messages pending, and the pipeline's next commit (a bounded run tries its
+				// last one again) would commit them without this partition's offsets
+				// (helper-89's review).
+				err = errors.Join(fmt.Errorf("%w: partition %s/%d revoked while %d messages waited for a commit", ErrTransaction, p.topic, p.part, n), err)
+				p.eos.poison(err)
+				s.fail(err)
 			} else {
 				s.log.Info("kafka: exactly-once: committed the output pending at a revocation", "topic", p.topic, "partition", p.part, "messages", n)
 			}
@@ -208,6 +218,9 @@ type partition struct {
 	// written, so nothing more is made from them (see release).
 	endAcked chan struct{}
 	endAck   bool
+	// pushedAny: this claim pushed records into the input (hist does not say so: it notes
+	// pushes only once the transactional producer connected).
+	pushedAny bool
 }
 
 // alreadyClosed is a closed channel.
