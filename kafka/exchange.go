@@ -127,12 +127,15 @@ type Exchange[T any] struct {
 	// Send's state, reused across calls unless a call was abandoned (see Send).
 	sendMu sync.Mutex
 	gen    uint64
-	stale  int    // results still due from abandoned calls
-	buf    []byte // one record's encoding
-	pk     packer
-	msgs   []sarama.ProducerMessage
-	vals   []byteRef
-	refs   []sendRef
+	stale  int // results still due from abandoned calls
+	// staleErr is the first failure of an abandoned call's record: kept, it fails every
+	// later Send (see Send).
+	staleErr error
+	buf      []byte // one record's encoding
+	pk       packer
+	msgs     []sarama.ProducerMessage
+	vals     []byteRef
+	refs     []sendRef
 
 	sent, sentMsgs, sentBytes atomic.Int64
 }

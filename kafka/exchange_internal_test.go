@@ -1,11 +1,14 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -340,4 +343,66 @@ func TestExchangeSendBrokenOrderWhateverTheResultOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// heldResultsProducer takes two messages and holds their results until release is closed:
+// the first fails, the second is written; every later message is written.
+type heldResultsProducer struct {
+	resultsProducer
+	release chan struct{}
+}
+
+// With last, the held results come after those of the next two messages.
+func newHeldResultsProducer(last bool) *heldResultsProducer {
+	p := &heldResultsProducer{release: make(chan struct{}), resultsProducer: resultsProducer{in: make(chan *sarama.ProducerMessage),
+		succ: make(chan *sarama.ProducerMessage), errs: make(chan *sarama.ProducerError)}}
+	go func() {
+		m := []*sarama.ProducerMessage{<-p.in, <-p.in}
+		<-p.release
+		if last {
+			for range 2 {
+				p.succ <- <-p.in
+			}
+		}
+		p.errs <- &sarama.ProducerError{Msg: m[0], Err: sarama.ErrOutOfBrokers}
+		p.succ <- m[1]
+		for m := range p.in {
+			p.succ <- m
+		}
+	}()
+	return p
+}
+
+// TestExchangeSendAbandonedBrokenOrder (helper-90's review): a Send abandoned when its context
+// ended, whose first message of a partition then failed while its second was written, broke
+// the partition's order as a failure of a Send's own would, but the results came in during the
+// retry, which took them for an earlier call's and returned nil: downstream dropped the retried
+// first records as copies (their sequence numbers below the second message's), lost without a
+// word. The retry now waits for the abandoned call's results, when they come after its own,
+// and fails for good.
+func TestExchangeSendAbandonedBrokenOrder(t *testing.T) {
+	for _, last := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abandoned-results-last=%v", last), func(t *testing.T) { abandonedBrokenOrder(t, last) })
+	}
+}
+
+func abandonedBrokenOrder(t *testing.T, last bool) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newHeldResultsProducer(last)
+		e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: p, parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
+		recs := []stream.Shuffled[int]{
+			{Value: 1, Partition: 0, From: 0, Seq: 10},
+			{Partition: 0, From: 0, Seq: 11, Mark: true}, // ends the first message
+			{Value: 2, Partition: 0, From: 0, Seq: 11},
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		require.ErrorIs(t, e.Send(ctx, recs), context.DeadlineExceeded)
+		close(p.release)
+		err := e.Send(t.Context(), recs)
+		require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
+		require.True(t, stream.IsPermanent(err), "%v", err)
+		require.ErrorContains(t, err, "abandoned")
+		close(p.in)
+	})
 }

@@ -41,7 +41,9 @@ type sendRef struct {
 // A value the codec cannot encode, or a record larger than the producer's
 // MaxMessageBytes, is a permanent error, reported before anything is sent. If ctx ends
 // first, Send returns ctx.Err() and the records may still be written; the pipeline sends
-// them again and the copies are dropped downstream.
+// them again and the copies are dropped downstream. The next call waits for their results
+// too, and fails for good if one of them failed (a later record of its partition may have
+// been written: the order is not known to hold).
 func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error {
 	if len(recs) == 0 {
 		return nil
@@ -106,6 +108,9 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 		ref, _ := m.Metadata.(*sendRef)
 		if ref == nil || ref.gen != gen {
 			e.stale--
+			if err != nil && e.staleErr == nil {
+				e.staleErr = err
+			}
 			return
 		}
 		if err != nil {
@@ -124,7 +129,12 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 		acked++
 		ref.acked = true
 	}
-	for acked+failed < len(msgs) {
+	// The results of abandoned calls are waited for too: one of their records that failed
+	// while a later one of its partition was written (by that call or this one) breaks the
+	// order as a failure of this call's own would (helper-90's review: the retry of an
+	// abandoned call returned nil, and downstream dropped the retried record as a copy of
+	// the later one's).
+	for acked+failed < len(msgs) || e.stale > 0 {
 		var in chan<- *sarama.ProducerMessage
 		var m *sarama.ProducerMessage
 		if next < len(msgs) {
@@ -160,6 +170,15 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 		bytes += int64(len(vals[i].b))
 	}
 	clear(msgs) // drop sarama's references into the records
+	if e.staleErr != nil {
+		// Whether a later record of the failed one's partition was written is not known
+		// (the abandoned call's own bookkeeping is gone): it may have been.
+		err := fmt.Errorf("kafka: exchange %q: a record of a Send abandoned earlier (its context ended) failed, and records "+
+			"after it may have been written: the order the pipeline's dedup relies on may be broken, and a retry could lose records: %w",
+			e.topic, redact(&e.cfg, e.staleErr))
+		e.log.Error("kafka: exchange: a partition's order may be broken", "err", err)
+		return stream.Permanent(err)
+	}
 	if first == nil {
 		e.sent.Add(int64(len(recs)))
 		e.sentMsgs.Add(int64(len(msgs)))
