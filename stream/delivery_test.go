@@ -1216,3 +1216,54 @@ func sum(xs []int) int {
 	}
 	return n
 }
+
+// blockingCloser is a sink whose Close waits until its context ends (a producer whose records
+// are still in flight during a broker outage), noting whether that context had a deadline.
+type blockingCloser struct {
+	stream.SinkFunc[int]
+	bounded atomic.Bool
+}
+
+func (c *blockingCloser) Close(ctx context.Context) error {
+	_, ok := ctx.Deadline()
+	c.bounded.Store(ok)
+	if !ok {
+		return nil // a finished run's close: not bounded, nothing in flight here
+	}
+	<-ctx.Done()
+	return fmt.Errorf("close: records still in flight: %w", ctx.Err())
+}
+
+// TestStopBoundsOutputsClose (helper-90's review): once Run's context ended, the outputs'
+// Close is bounded by the shutdown grace, counted from when the closes begin: a sink whose
+// records were still in flight in a broker outage held the stopped process for the
+// producer's retries (a Kafka exchange: over an hour). The stop fails, naming the close. A
+// run whose input ended closes without a bound, as before.
+func TestStopBoundsOutputsClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithShutdownGrace(5*time.Second))
+		require.NoError(t, err)
+		src := &sliceSource{recs: []int{1, 2, 3}, wait: true}
+		ctx, cancel := context.WithCancel(t.Context())
+		var stopped time.Time
+		sink := &blockingCloser{SinkFunc: func(_ context.Context, b []int) error {
+			if len(b) > 0 {
+				stopped = time.Now()
+				cancel()
+			}
+			return nil
+		}}
+		stream.To(stream.From(p, stream.Source[int](src)), stream.Sink[int](sink))
+		err = p.Run(ctx)
+		require.ErrorContains(t, err, "stopping failed: close: records still in flight")
+		require.True(t, sink.bounded.Load())
+		require.Equal(t, 5*time.Second, time.Since(stopped), "the grace, from the close (the batch ended at the stop)")
+
+		p, err = stream.New(time.Second, stream.WithShutdownGrace(5*time.Second))
+		require.NoError(t, err)
+		sink = &blockingCloser{SinkFunc: func(context.Context, []int) error { return nil }}
+		stream.To(stream.From(p, stream.Source[int](&sliceSource{recs: []int{1, 2, 3}})), stream.Sink[int](sink))
+		require.NoError(t, p.Run(t.Context()))
+		require.False(t, sink.bounded.Load(), "a finished run's close is not bounded")
+	})
+}

@@ -155,7 +155,9 @@ func WithRetryHook(f func(RetryInfo)) Option {
 
 // WithShutdownGrace bounds how long the batch in flight may still take to write once Run's
 // context ended (SIGTERM): the outputs' context is cancelled after d, the batch is then not
-// acknowledged, and its records are replayed by the next run. Default 30 s.
+// acknowledged, and its records are replayed by the next run. The outputs' Close (Closer)
+// then gets d again (at least a second), from when it begins: records of a Kafka producer
+// still in flight after that are not waited for, and the stop fails naming them. Default 30 s.
 func WithShutdownGrace(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {

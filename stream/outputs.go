@@ -279,7 +279,22 @@ func (p *Pipeline) settle() {
 	}
 }
 
+// minCloseGrace is the least time the outputs' Close gets after a stop (see closeOutputs).
+const minCloseGrace = time.Second
+
+// closeOutputs closes every output that holds resources (Closer). After a run whose input
+// ended, Close is not bounded (it waits for what is in flight, as its last batch did); once
+// ctx ended (a stop, SIGTERM), it is bounded by the shutdown grace (at least minCloseGrace),
+// counted from when the closes begin. Before, a stop always closed without a bound, and a
+// Kafka producer or exchange whose records were still in flight in a broker outage held the
+// stopped process for the producer's retries, over an hour (helper-90's review).
 func (p *Pipeline) closeOutputs(ctx context.Context) error {
+	closeCtx, cancel := context.WithoutCancel(ctx), func() {}
+	if ctx.Err() != nil {
+		closeCtx, cancel = context.WithTimeout(closeCtx, max(p.cfg.shutdownGrace, minCloseGrace))
+	}
+	defer cancel()
+	ctx = closeCtx
 	var errs []error
 	for _, o := range p.outputs {
 		if err := o.close(ctx); err != nil {

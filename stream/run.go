@@ -111,7 +111,7 @@ func (p *Pipeline) run(ctx context.Context) error {
 		for running > 0 {
 			returned(<-srcDone)
 		}
-		return errors.Join(append(srcErrs, p.closeOutputs(context.WithoutCancel(ctx)))...)
+		return errors.Join(append(srcErrs, p.closeOutputs(ctx))...)
 	}
 	// finished is stop for a run whose input ended (a bounded run). No batch follows to send
 	// the positions of a failed last commit again: what the run processed since its last
