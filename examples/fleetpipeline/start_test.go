@@ -44,8 +44,9 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-exit-when-idle", "-5s"}, // was never refused: a negative idle ran for ever
 		{"-status-every", "-1s"},   // was never refused: no status line
 		{"-replicas", "-1"},
-		{"-max-cabs", "-1"}, // was refused after connecting, as "WithMaxKeys(-4)"
-		{"-topic", ""},      // EnsureTopic(".dlq") made a topic named ".dlq"
+		{"-max-cabs", "-1"},   // was refused after connecting, as "WithMaxKeys(-4)"
+		{"-gc-percent", "-1"}, // turned the collector off: the heap grew until killed
+		{"-topic", ""},        // EnsureTopic(".dlq") made a topic named ".dlq"
 		{"-group", ""},
 		// Conflicts: alerts written into the telemetry topic itself; the requests source in
 		// the same group on the same topic as the telemetry source (the group splits the

@@ -46,6 +46,11 @@ func (c *config) validate() error {
 	}
 	notNegative("-replicas", int64(c.replicas), c.replicas)
 	notNegative("-max-cabs", int64(c.maxCabs), c.maxCabs)
+	if c.gcPercent < 0 {
+		// As GOGC=off: the collector never runs and the heap grows until the process is
+		// killed. GOGC=off in the environment still does it, for a profile.
+		bad("-gc-percent", "%d: must not be negative (a negative value turns the garbage collector off, and the job's heap would grow until it is killed)", c.gcPercent)
+	}
 	// An output or a second input on the telemetry topic itself.
 	if c.alertsTopic != "" && c.alertsTopic == c.topic {
 		bad("-alerts-topic", "%q is the telemetry topic (-topic): the job would read its own alerts as telemetry", c.alertsTopic)
