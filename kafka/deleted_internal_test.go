@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
@@ -26,6 +27,9 @@ func TestReadsPastDeletedRecords(t *testing.T) {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	cfg.Producer.Return.Successes = true
+	// The topic is new: its leader may not be known for a while on a loaded machine (sarama's
+	// 3 retries 100 ms apart failed it once in CI, "Failed to deliver 1 messages").
+	cfg.Producer.Retry.Max, cfg.Producer.Retry.Backoff = 20, 250*time.Millisecond
 	admin, err := sarama.NewClusterAdmin(brokers, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.Close() })

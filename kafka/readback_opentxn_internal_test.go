@@ -40,6 +40,7 @@ func TestReadBackWaitsForOpenTransactions(t *testing.T) {
 		sc.Producer.RequiredAcks = sarama.WaitForAll
 		sc.Producer.Return.Successes = true
 		sc.Net.MaxOpenRequests = 1
+		sc.Producer.Retry.Max, sc.Producer.Retry.Backoff = 20, 250*time.Millisecond // a new topic's leader, under load
 		p, err := sarama.NewSyncProducer(brokers, sc)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = p.Close() })
