@@ -2,12 +2,14 @@ package kafka_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
@@ -62,12 +64,23 @@ func TestSourceAcceptDataLoss(t *testing.T) {
 	require.Equal(t, n-50, ids.distinct())
 }
 
-// overtaken runs a pipeline over a one-partition topic of n records whose first batch holds
-// it until the records before offset cut are deleted: the Source, paused by the pipeline's
-// backpressure with a few hundred records fetched, then fetches from an offset that the
-// partition no longer holds (a retention overtaking a lagging consumer).
-func overtaken(t *testing.T, prefix string, n, cut int, opts ...kafka.SourceOption) (*running, *idSet) {
+// overtaken runs a pipeline over a one-partition topic of overtakenN records whose first
+// batch holds it until the records before overtakenCut are deleted: the Source, stopped by
+// the pipeline's backpressure, then fetches from an offset that the partition no longer holds
+// (a retention overtaking a lagging consumer).
+//
+// While the first batch is held the Source keeps fetching until its claim holds 4,096
+// records (32 times sarama's channel buffer of 128), plus that channel, the fetch in hand
+// (a record batch of 250) and the pipeline's input (100) and batch (100): about 4,700
+// records, fetched in a few hundred milliseconds on loopback. The cut lies beyond that, so
+// the Source's next fetch always falls below it. (With 5,000 records cut at 3,000 the Source
+// had often read past the cut before DeleteRecords landed: a third of the runs read every
+// record and ended without a loss to report.)
+const overtakenN, overtakenCut = 10_000, 7_000
+
+func overtaken(t *testing.T, prefix string, opts ...kafka.SourceOption) (*running, *idSet) {
 	t.Helper()
+	n, cut := overtakenN, overtakenCut
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, prefix, 1)
 	for i := 0; i < n; i += 250 { // record batches of 250: a fetch of 4 KiB takes one
@@ -78,8 +91,16 @@ func overtaken(t *testing.T, prefix string, n, cut int, opts ...kafka.SourceOpti
 	first, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	ids := newIDSet()
+	var logbuf syncbuf.Buffer
+	lg := slog.New(slog.NewTextHandler(&logbuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%d distinct ids read; the Source's log:\n%s", ids.distinct(), logbuf.String())
+		}
+	})
 	r := startPipeline(t, pipelineSpec{cfg: cfg, ids: ids, buffer: 100,
-		opts: append([]kafka.SourceOption{kafka.WithEndWhenCaughtUp(500 * time.Millisecond)}, opts...),
+		opts:  append([]kafka.SourceOption{kafka.WithEndWhenCaughtUp(500 * time.Millisecond), kafka.WithLogger(lg)}, opts...),
+		popts: []stream.Option{stream.WithLogger(lg)},
 		onBatch: func(ctx context.Context, batch []event) error {
 			if len(batch) > 0 {
 				once.Do(func() {
@@ -100,19 +121,18 @@ func overtaken(t *testing.T, prefix string, n, cut int, opts ...kafka.SourceOpti
 // rebalance reset it past the gap); the Source stops with ErrDataLoss.
 func TestSourceStopsWhenOvertaken(t *testing.T) {
 	t.Parallel()
-	r, ids := overtaken(t, "overtaken", 5000, 3000)
+	r, ids := overtaken(t, "overtaken")
 	err := r.wait(t)
 	require.ErrorIs(t, err, kafka.ErrDataLoss)
-	require.Less(t, ids.distinct(), 3000)
+	require.Less(t, ids.distinct(), overtakenCut)
 }
 
 // TestSourceAcceptOvertaken: with WithAcceptDataLoss the Source joins the group again and
-// goes on from the partition's start: every record from offset 3000 on is read.
+// goes on from the partition's start: every record from the cut on is read.
 func TestSourceAcceptOvertaken(t *testing.T) {
 	t.Parallel()
-	const n, cut = 5000, 3000
-	r, ids := overtaken(t, "overtaken-ok", n, cut, kafka.WithAcceptDataLoss())
+	r, ids := overtaken(t, "overtaken-ok", kafka.WithAcceptDataLoss())
 	require.NoError(t, r.wait(t))
-	require.Empty(t, ids.missingFrom(cut, n), "records after the gap not read")
+	require.Empty(t, ids.missingFrom(overtakenCut, overtakenN), "records after the gap not read")
 	require.Positive(t, r.src.Lost())
 }
