@@ -260,6 +260,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	if pc, ok := s.codec.(PartitionCodec[T]); ok {
 		c.codec = pc.ForPartition(claim.Topic(), claim.Partition())
 	}
+	c.into, _ = c.codec.(DecoderInto[T])
 	defer h.release(p)
 	h.in.Assign(p.id)
 	// After the partition's Resume (register) and this Assign: dead letters wait for the

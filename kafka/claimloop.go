@@ -21,7 +21,8 @@ import (
 type claimLoop[T any] struct {
 	h        *handler[T]
 	p        *partition
-	codec    Codec[T] // the Source's, or its ForPartition's (PartitionCodec)
+	codec    Codec[T]       // the Source's, or its ForPartition's (PartitionCodec)
+	into     DecoderInto[T] // codec, if it decodes in place
 	sess     sarama.ConsumerGroupSession
 	msg      Message
 	queue    []stream.Record[T] // decoded, not yet in the input
@@ -93,8 +94,9 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		c.queue = q
 		return
 	}
-	v, ts, err := c.codec.Decode(&c.msg)
+	r, ts, err := c.decode()
 	if err != nil {
+		c.unqueue()
 		reason := stream.ReasonDecode
 		if isInvalid(err) {
 			reason = stream.ReasonInvalid
@@ -107,15 +109,34 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 	}
 	if err := c.h.in.CheckEventTime(ts); err != nil {
 		// A bad clock must never reach a watermark.
+		c.unqueue()
 		c.pending = append(c.pending, DeadLetterOf(&c.msg, stream.ReasonEventTime, err))
 		return
 	}
-	c.enqueue(stream.Record[T]{Value: v, Partition: p.id, Offset: m.Offset, EventTime: ts, Size: size})
+	r.Partition, r.Offset, r.EventTime, r.Size = p.id, m.Offset, ts, size
 }
 
-func (c *claimLoop[T]) enqueue(r stream.Record[T]) {
+// decode decodes c.msg into a new record at the queue's end, which receive completes, or
+// takes away with unqueue if the message is to be dead-lettered.
+func (c *claimLoop[T]) decode() (*stream.Record[T], time.Time, error) {
 	c.makeRoom()
-	c.queue = append(c.queue, r)
+	c.queue = c.queue[:len(c.queue)+1]
+	r := &c.queue[len(c.queue)-1]
+	*r = stream.Record[T]{}
+	if c.into != nil {
+		ts, err := c.into.DecodeInto(&c.msg, &r.Value)
+		return r, ts, err
+	}
+	v, ts, err := c.codec.Decode(&c.msg)
+	r.Value = v
+	return r, ts, err
+}
+
+// unqueue takes away the record decode added, clearing it so that the array keeps nothing of it.
+func (c *claimLoop[T]) unqueue() {
+	n := len(c.queue) - 1
+	c.queue[n] = stream.Record[T]{}
+	c.queue = c.queue[:n]
 }
 
 // makeRoom makes room for a record at the queue's end when the queue reaches its array's end:

@@ -1,8 +1,10 @@
 package kafka
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,7 +33,8 @@ func TestClaimQueueReusesItsArray(t *testing.T) {
 			if len(c.queue) >= 1000 { // the hold
 				break
 			}
-			c.enqueue(stream.Record[string]{Value: "v", Offset: next})
+			c.makeRoom() // as decode does
+			c.queue = append(c.queue, stream.Record[string]{Value: "v", Offset: next})
 			next++
 		}
 		n := min(len(c.queue), rng.IntN(400))
@@ -62,4 +65,51 @@ func TestClaimQueueReusesItsArray(t *testing.T) {
 			require.Empty(t, c.qarr[:cap(c.qarr)][i].Value, "place %d", i)
 		}
 	}
+}
+
+// inPlace decodes a message's value into a slice of bytes in place, and reports what dst
+// held when it was called.
+type inPlace struct{ dirty *bool }
+
+func (inPlace) Decode(m *Message) ([]byte, time.Time, error) {
+	return append([]byte(nil), m.Value...), time.Time{}, nil
+}
+
+func (c inPlace) DecodeInto(m *Message, dst *[]byte) (time.Time, error) {
+	*c.dirty = *c.dirty || *dst != nil
+	if string(m.Value) == "bad" {
+		*dst = append(*dst, "partly decoded"...)
+		return time.Time{}, errors.New("bad")
+	}
+	*dst = append(*dst, m.Value...)
+	return time.Unix(1, 0), nil
+}
+
+// TestClaimDecodesInPlace: with a DecoderInto codec the claim decodes each record into its
+// slot at the queue's end, handed over zeroed whatever the slot held, and a record
+// taken back for a dead letter leaves nothing in the array.
+func TestClaimDecodesInPlace(t *testing.T) {
+	var dirty bool
+	codec := inPlace{dirty: &dirty}
+	c := &claimLoop[[]byte]{codec: codec, into: codec}
+	for i, v := range []string{"a", "bad", "b", "c"} {
+		c.msg.Value = []byte(v)
+		r, ts, err := c.decode()
+		if err != nil {
+			c.unqueue()
+			require.Equal(t, "bad", v)
+			require.Nil(t, c.queue[:cap(c.queue)][len(c.queue)].Value, "a discarded record left in the array")
+			continue
+		}
+		require.Equal(t, time.Unix(1, 0), ts)
+		require.Same(t, &c.queue[len(c.queue)-1], r)
+		require.Equal(t, v, string(r.Value), "record %d", i)
+		if v == "b" {
+			// Whatever a slot past the queue's end may hold, DecodeInto gets it zeroed.
+			c.queue[:cap(c.queue)][len(c.queue)].Value = []byte("stale")
+		}
+	}
+	require.False(t, dirty, "DecodeInto got a slot that was not zeroed")
+	require.Len(t, c.queue, 3)
+	require.Equal(t, "c", string(c.queue[2].Value))
 }

@@ -44,7 +44,8 @@
 // A Codec decodes each record and returns its event time; the zero time selects the
 // record's Kafka timestamp. A PartitionCodec gets a codec of its own for every claimed
 // partition, used from that partition's goroutine only: room for state such as an intern
-// table of ids, without locks. WithMeta wraps a codec so values carry the topic, partition,
+// table of ids, without locks. A codec that is also a DecoderInto decodes each record in its
+// place in the Source's queue, saving a copy of every value. WithMeta wraps a codec so values carry the topic, partition,
 // offset, key, timestamp and headers (Envelope[T]). Source.Origin maps a partition id back
 // to its topic and Kafka partition, for dead letters made further down the pipeline.
 //

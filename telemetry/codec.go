@@ -460,3 +460,11 @@ func lookupField(k []byte) fieldID {
 	}
 	return fNone
 }
+
+// DecodeInto decodes one event into *e like [Decoder.Decode], overwriting all of *e, and
+// saves the copy of the event that returning it takes (a kafka.DecoderInto decodes each
+// record in its place in the Source's queue). After an error *e holds what was read.
+func (d *Decoder) DecodeInto(data []byte, e *Event) error {
+	*e = Event{}
+	return decode(data, e, d)
+}

@@ -22,10 +22,20 @@ func (eventCodec) Decode(m *kafka.Message) (telemetry.Event, time.Time, error) {
 }
 
 func (eventCodec) ForPartition(string, int32) kafka.Codec[telemetry.Event] {
-	d := &telemetry.Decoder{MaxIDs: internedIDs}
-	return kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
-		return decodeEvent(d.Decode, m)
-	})
+	return partitionCodec{&telemetry.Decoder{MaxIDs: internedIDs}}
+}
+
+// partitionCodec is one partition's codec: a kafka.DecoderInto, the Source decodes each
+// event in its place in the claim's queue.
+type partitionCodec struct{ d *telemetry.Decoder }
+
+func (c partitionCodec) Decode(m *kafka.Message) (telemetry.Event, time.Time, error) {
+	return decodeEvent(c.d.Decode, m)
+}
+
+func (c partitionCodec) DecodeInto(m *kafka.Message, e *telemetry.Event) (time.Time, error) {
+	err := c.d.DecodeInto(m.Value, e)
+	return e.Time, err
 }
 
 func decodeEvent(decode func([]byte) (telemetry.Event, error), m *kafka.Message) (telemetry.Event, time.Time, error) {

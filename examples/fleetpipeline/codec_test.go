@@ -15,7 +15,8 @@ import (
 
 // TestEventCodecPerPartition: the codec a partition gets (interning ids) decodes the demo
 // data, faults included, exactly as the shared one does: the same events and event times,
-// and the same errors, with validation failures marked as such for the dead letters.
+// and the same errors, with validation failures marked as such for the dead letters; and
+// its DecodeInto (the Source decodes in place) as its Decode.
 func TestEventCodecPerPartition(t *testing.T) {
 	msgs, err := feed.Messages(feed.Options{Sources: "porto,sim", Porto: portoCSV(t), SimEvents: 20_000, SimCabs: 50, Seed: 4, Faults: true}, io.Discard)
 	require.NoError(t, err)
@@ -27,6 +28,13 @@ func TestEventCodecPerPartition(t *testing.T) {
 		msg := &kafka.Message{Topic: "t", Partition: int32(i % 2), Value: m.Value}
 		want, wantTS, wantErr := shared.Decode(msg)
 		got, gotTS, gotErr := parts[i%2].Decode(msg)
+		var in telemetry.Event
+		inTS, inErr := parts[i%2].(kafka.DecoderInto[telemetry.Event]).DecodeInto(msg, &in)
+		require.Equal(t, gotErr, inErr, "message %d: DecodeInto's error", i)
+		if inErr == nil {
+			require.Equal(t, got, in, "message %d: DecodeInto", i)
+			require.True(t, gotTS.Equal(inTS), "message %d: DecodeInto's event time", i)
+		}
 		if wantErr != nil {
 			require.Error(t, gotErr, "message %d", i)
 			require.Equal(t, wantErr.Error(), gotErr.Error(), "message %d", i)
