@@ -54,6 +54,7 @@ type Decoder struct {
 	MaxIDs int
 
 	ids map[string]string
+	buf compactBuf // decodeCompact's copy of the event, kept to save zeroing it
 }
 
 // Decode parses and validates one event, like the package-level [Decode].
