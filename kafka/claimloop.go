@@ -121,9 +121,10 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 func (c *claimLoop[T]) decode() (*stream.Record[T], time.Time, error) {
 	c.makeRoom()
 	c.queue = c.queue[:len(c.queue)+1]
-	r := &c.queue[len(c.queue)-1]
-	*r = stream.Record[T]{}
+	r := &c.queue[len(c.queue)-1] // receive sets its other fields
 	if c.into != nil {
+		var zero T
+		r.Value = zero
 		ts, err := c.into.DecodeInto(&c.msg, &r.Value)
 		return r, ts, err
 	}
