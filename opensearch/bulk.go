@@ -25,6 +25,13 @@ import (
 type chunk struct {
 	buf   []byte
 	items []item
+	// What its responses said of its indexes, for the Write to decide about documents
+	// refused for their index (Sink.Write): taken, some item went to an index that takes
+	// documents; refused, the documents of a response all of whose items were refused for
+	// their index, and refusal the first such response's.
+	taken   bool
+	refused []stream.DeadLetter
+	refusal *forbiddenItems
 }
 
 type item struct {
@@ -53,6 +60,7 @@ func (s *Sink[T]) putChunk(c *chunk) {
 	c.buf = c.buf[:0]
 	clear(c.items)
 	c.items = c.items[:0]
+	c.taken, c.refused, c.refusal = false, nil, nil
 	s.chunks.Put(c)
 }
 

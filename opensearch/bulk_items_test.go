@@ -206,6 +206,73 @@ func TestIndexRefusalBeside429(t *testing.T) {
 	require.Equal(t, "late", dl.letters()[0].ID)
 }
 
+// TestIndexRefusalSplitAtTheByteBound: a batch whose late documents for an old day's closed
+// index come first, split into requests of about two documents (WithFlushBytes), so that
+// some requests hold only late documents. Whether an index refusal is the output's own index
+// (fail) or one made from the document (dead-letter) is decided over the whole batch: the
+// late documents are dead-lettered and the others written, whatever the split and the order
+// the requests run in. (A request that held only late documents failed Write permanently,
+// and the same batch failed again on every replay.) A batch all of whose documents are
+// refused for their index, over several requests, still fails, naming every document and
+// dead-lettering none.
+func TestIndexRefusalSplitAtTheByteBound(t *testing.T) {
+	const old = "old-2026.01.01"
+	closed := func(_ int, _, index, _ string) string {
+		if index == old {
+			return `{"status":400,"error":{"type":"index_closed_exception","reason":"closed","index":"` + old + `"}}`
+		}
+		return ""
+	}
+	for _, concurrency := range []int{1, 4} {
+		t.Run(fmt.Sprint("concurrency ", concurrency), func(t *testing.T) {
+			f := &scriptNode{stored: map[string]string{}, item: closed}
+			dl := &collector{}
+			s := scriptSink(t, f, itemMapping, opensearch.WithDeadLetter(dl), opensearch.WithFlushBytes(100),
+				opensearch.WithConcurrency(concurrency))
+			var batch []itemDoc
+			var want, late []string
+			for i := range 9 {
+				batch = append(batch, itemDoc{old, fmt.Sprintf("late%d", i), i})
+				late = append(late, fmt.Sprintf("late%d", i))
+			}
+			for i := range 3 {
+				batch = append(batch, itemDoc{"today", fmt.Sprintf("t%d", i), i})
+				want = append(want, fmt.Sprintf("today/t%d", i))
+			}
+			require.NoError(t, s.Write(t.Context(), batch))
+			f.mu.Lock()
+			reqs := f.reqs
+			f.mu.Unlock()
+			require.GreaterOrEqual(t, reqs, 4, "the batch was not split: the test proves nothing")
+			require.Equal(t, want, f.keys())
+			var dead []string
+			for _, l := range dl.letters() {
+				require.Equal(t, old, l.Index)
+				require.Contains(t, l.Err, "index_closed_exception")
+				dead = append(dead, l.ID)
+			}
+			sort.Strings(dead)
+			require.Equal(t, late, dead)
+
+			// Only late documents, over several requests: nothing is written that shows the
+			// output's index takes documents, so Write fails and dead-letters nothing.
+			f2 := &scriptNode{stored: map[string]string{}, item: closed}
+			dl2 := &collector{}
+			s2 := scriptSink(t, f2, itemMapping, opensearch.WithDeadLetter(dl2), opensearch.WithFlushBytes(100),
+				opensearch.WithConcurrency(concurrency))
+			err := s2.Write(t.Context(), batch[:9])
+			require.Error(t, err)
+			require.True(t, stream.IsPermanent(err), "permanent: %v", err)
+			var he *opensearch.HTTPError
+			require.ErrorAs(t, err, &he)
+			require.ErrorContains(t, err, "9 document(s)")
+			require.ErrorContains(t, err, `index "`+old+`"`)
+			require.Empty(t, dl2.letters())
+			require.Zero(t, s2.Stats().DeadLettered)
+		})
+	}
+}
+
 // TestCreateDuplicatesAsIfInOrder: with op type create, values of one ID in one batch store
 // what writing them in order stores: the first is created and the later ones find it (409).
 // (The batch collapsed to its last value, as it does with op type index, so what was stored

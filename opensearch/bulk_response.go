@@ -114,6 +114,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		updated := bytes.Count(resp, resultUpdated)
 		if created+updated == len(pending) {
 			r.Created, r.Updated = created, updated
+			ch.taken = true
 			return retry, rejected, nil
 		}
 	}
@@ -199,21 +200,32 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	if forbidden != nil {
 		return retry, rejected, forbidden
 	}
-	if len(refused) > 0 && !taken {
-		// Every item of the request was refused for its index: the index it writes to (a
-		// fixed name, an alias, today's daily index) takes no document, which no retry and
-		// no dead letter fixes.
-		it := br.Items[refused[0]][s.cfg.op]
-		return retry, rejected, &forbiddenItems{index: pending[refused[0]].index, status: it.Status, err: it.Error,
-			hint: indexRefusal(it.Error), n: len(refused)}
+	if taken {
+		ch.taken = true
 	}
+	var letters []stream.DeadLetter
 	for _, i := range refused {
+		it, p := br.Items[i][s.cfg.op], pending[i]
+		letters = append(letters, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, it.Error.Type,
+			it.Error.String()+" ("+indexRefusal(it.Error)+")"))
+	}
+	if taken {
 		// Others went to indexes that take documents: the refused ones are for an index made
 		// from the document that takes none (an old day's index that a lifecycle policy
 		// closed or deleted, a tenant's), dead-lettered like a document refused for good.
-		it, p := br.Items[i][s.cfg.op], pending[i]
-		rejected = append(rejected, rejectedLetter(p.index, p.id, bytes.Clone(ch.buf[p.doc:p.end-1]), it.Status, it.Error.Type,
-			it.Error.String()+" ("+indexRefusal(it.Error)+")"))
+		return retry, append(rejected, letters...), nil
+	}
+	if len(refused) > 0 {
+		// Every item of the request was refused for its index. Whether that is the index the
+		// output writes to (a fixed name, an alias, today's daily index) or one made from the
+		// document is decided over the whole Write, whose other requests may have written
+		// documents to other indexes (Sink.Write).
+		ch.refused = append(ch.refused, letters...)
+		if ch.refusal == nil {
+			it := br.Items[refused[0]][s.cfg.op]
+			ch.refusal = &forbiddenItems{index: pending[refused[0]].index, status: it.Status, err: it.Error,
+				hint: indexRefusal(it.Error), n: len(refused)}
+		}
 	}
 	return retry, rejected, nil
 }
@@ -225,9 +237,9 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 // write index, it is a data stream written with op type index, or its default or final
 // ingest pipeline does not exist. It returns "" for any other error, a document's own fault
 // (a mapping conflict) or an index name made from the document
-// (invalid_index_name_exception), which are dead-lettered. A request all of whose items were
-// refused for their index fails Write permanently; when others went to indexes that take
-// documents, the refused documents are dead-lettered (see results).
+// (invalid_index_name_exception), which are dead-lettered. A batch all of whose documents
+// were refused for their index fails Write permanently; when others of the batch went to
+// indexes that take documents, the refused documents are dead-lettered (results, Sink.Write).
 func indexRefusal(e *itemError) string {
 	if e == nil {
 		return ""
@@ -258,6 +270,7 @@ type forbiddenItems struct {
 	err    *itemError
 	hint   string // what to do about the index, if it is refused (indexRefusal)
 	n      int
+	url    string // the bulk URL of a response refused for its index, kept for the Write
 }
 
 func (f *forbiddenItems) Error() string {

@@ -184,12 +184,13 @@
 //     request writes to (a fixed name, an alias, today's daily index) takes no document,
 //     and the error says what to do about it. Before, every document went to the dead
 //     letters, the batches were acknowledged, and the job looked healthy. When other
-//     documents of the request went to indexes that take documents (written, or turned away
-//     for now with 429 or 5xx and retried), the refused ones are for an index made from the
-//     document (an old day's index that a lifecycle policy closed or deleted, reached by a
-//     late record or a replay): they are dead-lettered, with the refusal and the fix in Err.
-//     A request that holds only such documents (a batch split at the byte bound right
-//     there) fails Write, as above. An invalid_index_name_exception is
+//     documents of the batch went to indexes that take documents (written, or turned away
+//     for now with 429 or 5xx and retried), in the same request or another, the refused ones
+//     are for an index made from the document (an old day's index that a lifecycle policy
+//     closed or deleted, reached by a late record or a replay): they are dead-lettered, with
+//     the refusal and the fix in Err. This is decided over the whole batch, so where the
+//     batch is split into requests does not change it. A batch that holds only such
+//     documents still fails Write, as above. An invalid_index_name_exception is
 //     always dead-lettered: the sink cannot tell a name made from the document from a fixed
 //     one, which a program checks at its start (as the fleet job checks -index-tag);
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the

@@ -1,7 +1,9 @@
 package opensearch_test
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -113,6 +115,38 @@ func TestIndexRefusedIsPermanent(t *testing.T) {
 			require.Equal(t, stream.ReasonRejected, l.Reason)
 			require.Contains(t, l.Err, "index_closed_exception")
 			require.Contains(t, l.Err, "_open")
+		}
+		require.Equal(t, len(vals)-toClosed, n.count(t, open))
+	})
+
+	// The same with the batch split at the byte bound right after the late documents, so
+	// that the first requests hold nothing else: decided over the whole batch, they are
+	// dead-lettered too. (The first request failed Write, and every replay of the batch.)
+	t.Run("made from the document, split", func(t *testing.T) {
+		closed, open := base+"-split-old", base+"-split-today"
+		n.must(t, "PUT", "/"+closed, `{"settings":{"number_of_replicas":0}}`)
+		n.must(t, "POST", "/"+closed+"/_close", "")
+		dl := &collector{}
+		s, err := opensearch.NewSink(n.client, opensearch.Mapping[cabStats]{
+			Index: func(v cabStats) string {
+				if v.Events < 16 {
+					return closed
+				}
+				return open
+			},
+			ID: statsID, Body: appendCabStats,
+		}, opensearch.WithDeadLetter(dl), opensearch.WithFlushBytes(400))
+		require.NoError(t, err)
+		vals := stats(0, 10)
+		slices.SortFunc(vals, func(a, b cabStats) int { return cmp.Compare(a.Events, b.Events) })
+		toClosed := slices.IndexFunc(vals, func(v cabStats) bool { return v.Events >= 16 })
+		require.Greater(t, toClosed, 1)
+		require.NoError(t, s.Write(t.Context(), vals))
+		require.Greater(t, s.Stats().Requests, int64(2), "one request: the test proves nothing")
+		require.Len(t, dl.letters(), toClosed)
+		for _, l := range dl.letters() {
+			require.Equal(t, closed, l.Index)
+			require.Contains(t, l.Err, "index_closed_exception")
 		}
 		require.Equal(t, len(vals)-toClosed, n.count(t, open))
 	})

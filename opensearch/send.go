@@ -20,6 +20,12 @@ type writeState struct {
 	mu       sync.Mutex
 	rejected []stream.DeadLetter
 	err      error
+	// What the requests said of their indexes (chunk): whether some item went to an index
+	// that takes documents, and the documents of requests all of whose items were refused
+	// for their index, with the first such refusal.
+	taken   bool
+	refused []stream.DeadLetter
+	refusal *forbiddenItems
 }
 
 func (w *writeState) add(rej []stream.DeadLetter, err error) {
@@ -28,6 +34,17 @@ func (w *writeState) add(rej []stream.DeadLetter, err error) {
 	w.rejected = append(w.rejected, rej...)
 	if err != nil && w.err == nil {
 		w.err = err
+	}
+}
+
+// indexes takes what the responses to ch said of their indexes.
+func (w *writeState) indexes(ch *chunk) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.taken = w.taken || ch.taken
+	w.refused = append(w.refused, ch.refused...)
+	if w.refusal == nil {
+		w.refusal = ch.refusal
 	}
 }
 
@@ -152,6 +169,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				r.Err = e
 				s.report(&r, false)
 				return rejected, stream.Permanent(e)
+			}
+			if perr == nil && ch.refusal != nil && ch.refusal.url == "" {
+				ch.refusal.url = s.c.requestURL(res.node, "/_bulk")
 			}
 			if perr != nil && errors.Is(perr, ErrNotOpenSearch) {
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr))

@@ -291,8 +291,9 @@ func (e *RejectedError) Error() string {
 // retry policy's MaxAttempts. Items rejected with another status go to the dead-letter
 // output. A request refused whole with 400 or 413 is split in halves until the documents
 // OpenSearch refuses are isolated; they go to the dead-letter output. A request refused
-// whole with another 4xx (bad credentials), items refused with 401 or 403 (permissions),
-// an answer that is not OpenSearch's
+// whole with another 4xx (bad credentials), items refused with 401 or 403 (permissions), a
+// batch every document of which was refused for its index (closed, missing; see the
+// package's Dead letters), an answer that is not OpenSearch's
 // (ErrNotOpenSearch: a wrong address), or a server certificate that does not verify
 // (ErrCertificate) fails Write with a permanent error.
 func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
@@ -328,6 +329,7 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 			defer func() { <-s.slots }()
 			rej, err := s.send(wctx, ch)
 			w.add(rej, err)
+			w.indexes(ch)
 			if err != nil {
 				cancel(err)
 			}
@@ -447,6 +449,20 @@ func (s *Sink[T]) Write(ctx context.Context, batch []T) error {
 	}
 	if w.err != nil {
 		return w.err
+	}
+	if len(w.refused) > 0 {
+		if !w.taken {
+			// Every document of the batch that reached OpenSearch was refused for its index:
+			// the index the output writes to takes no document, which no retry and no dead
+			// letter fixes. Nothing is dead-lettered; the batch is written again once the
+			// index is right.
+			w.refusal.n = len(w.refused)
+			return stream.Permanent(w.refusal.httpError(w.refusal.url))
+		}
+		// Other requests of the batch wrote to indexes that take documents: the refused ones
+		// are for an index made from the document (an old day's, a tenant's), and a request
+		// that held only those (the batch split at the byte bound there) is no different.
+		w.rejected = append(w.rejected, w.refused...)
 	}
 	if len(w.rejected) == 0 {
 		return nil
