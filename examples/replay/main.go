@@ -5,6 +5,8 @@
 //	go run ./examples/replay -source porto,sim -sim-events 500000
 //
 // -skip and -limit produce a part of the same sequence, so a replay can be split in two.
+// SIGUSR1 lifts -rate: the rest is produced as fast as possible (a paced replay cut short
+// without losing its tail).
 // -requests-topic also produces the booking app's ride requests of the produced trips
 // (fleetsim.Requests), and -registry-topic the fleet registry of the replayed cabs
 // (fleetsim.Registry; -registry-version and -registry-from publish an update).
@@ -48,6 +50,8 @@ type options struct {
 	registry   string
 	regVersion int
 	regFrom    string
+	// unpace, when it receives, lifts -rate for the rest of the replay (SIGUSR1).
+	unpace <-chan os.Signal
 }
 
 func main() {
@@ -78,6 +82,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	unpace := make(chan os.Signal, 1)
+	signal.Notify(unpace, syscall.SIGUSR1)
+	o.unpace = unpace
 	if err := run(ctx, kf.Config(), o, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "replay:", err)
 		os.Exit(1)
@@ -135,11 +142,19 @@ func run(ctx context.Context, cfg kafka.Config, o options, out io.Writer) error 
 				}
 			}
 		}
-		if pacer != nil {
-			for range chunk {
-				if err := pacer.Wait(ctx); err != nil {
-					return err
-				}
+		for range chunk {
+			if pacer == nil {
+				break
+			}
+			select {
+			case <-o.unpace:
+				pacer = nil
+				fmt.Fprintf(out, "-rate lifted (SIGUSR1) after %d messages: producing the rest as fast as possible\n", bar.n)
+				continue
+			default:
+			}
+			if err := pacer.Wait(ctx); err != nil {
+				return err
 			}
 		}
 		if err := prod.Write(ctx, chunk); err != nil {
