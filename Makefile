@@ -25,11 +25,17 @@ test:
 
 # Fault tests (TestFault*) stop and restart the shared services, so they run after the main
 # run, one package at a time.
-# The fleet job's offline crash sweeps drive its graph synchronously from one goroutine
-# (streamtest), so the race detector has nothing to watch there and would cost them four
-# times the CPU (232 CPU-s against 60): they run without -race, after the main run. The
-# engine's concurrency is raced by stream's own tests and the end-to-end ones.
-OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline|TestNewReleaseKeepsStateOffline)$$
+# The offline sweeps run on one goroutine: the fleet job's crash sweeps, join's and window's
+# (streamtest drives a graph synchronously), the compact decoder's comparison with the general
+# one and the tracker's and simulator's long runs. The race detector has nothing to watch
+# there and would cost them four times the CPU (232 CPU-s against 60 for the fleet job's
+# alone; about 160 s of the -race run for the others): they run without -race, after the main
+# run, beside the fault tests. The engine's concurrency is raced by stream's own tests and
+# the end-to-end ones.
+OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline|TestNewReleaseKeepsStateOffline|TestCrashSweep|TestReaderOfWindowAfterCrash|TestDecodeCompactMatchesGeneral|TestTrackRandomReplay|TestCleanStream|TestInjectedFaults)$$
+SWEEP_PKGS := ./examples/fleetpipeline/ ./join/ ./window/ ./telemetry/ ./telemetry/fleetsim/
+# The packages of SWEEP_PKGS that make test covers (all of them for ./..., else those named).
+OFFLINE_PKGS := $(if $(filter ./...,$(PKGS)),$(SWEEP_PKGS),$(filter $(SWEEP_PKGS),$(addsuffix /,$(PKGS:%/=%))))
 # The packages that have fault tests (all of PKGS when it is not ./...): the fault step runs
 # one package at a time, and each other package would only start its test binary for nothing.
 FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --include='*_test.go' '^func TestFault' .))),$(PKGS))
@@ -52,7 +58,7 @@ test-faults:
 
 # test-cpu is what make test runs beside the fault tests; the fuzzing takes one core of two.
 test-cpu: vet
-	$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' ./examples/fleetpipeline/
+	$(if $(OFFLINE_PKGS),$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' $(OFFLINE_PKGS))
 	$(MAKE) --no-print-directory fuzz FUZZPARALLEL=1
 
 # check is the edit-test loop: lint and every test that needs no service (integration tests
