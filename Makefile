@@ -19,28 +19,12 @@ FUZZPARALLEL ?=
 # -race and a short fuzz run with integration tests required (a skip fails), and stops the
 # services afterwards even when a test fails. The status page's browser test needs Chromium:
 # testenv/chromium.sh installs Debian's package when none is on the PATH.
-#
-# Three steps run at once (testenv/concurrently.sh prints each one's output after, with its
-# time): the main run (test-go) on one set of services; the fault tests, which stop and
-# restart their services and mostly wait for them (about half a core), on a set of their own
-# (FAULT_ENV: another run directory and ports); and the steps that need the CPU and no
-# service (test-cpu: vet, staticcheck, the offline sweeps, the fuzzing on one core). One after
-# the other they took 10.5 + 10.3 min (the fault step beside test-cpu).
-test: fmt
+test:
 	./testenv/chromium.sh >/dev/null
-	./testenv/services.sh build >/dev/null
-	./testenv/concurrently.sh \
-	  './testenv/with-services.sh $(MAKE) --no-print-directory test-go' \
-	  '$(FAULT_ENV) ./testenv/with-services.sh $(MAKE) --no-print-directory test-faults' \
-	  '$(MAKE) --no-print-directory test-cpu'
+	./testenv/with-services.sh $(MAKE) --no-print-directory test-go
 
-# FAULT_ENV is the fault tests' own set of services: a run directory and ports of their own.
-FAULT_ENV := FLEETSTREAM_TESTENV_RUN=$(CURDIR)/testenv/.run-faults FLEETSTREAM_KAFKA_PORT=19192 \
-  FLEETSTREAM_KAFKA_SCRAM_PORT=19193 FLEETSTREAM_KAFKA_CONTROLLER_PORT=19194 \
-  FLEETSTREAM_OPENSEARCH_PORT=19292 FLEETSTREAM_OPENSEARCH_TRANSPORT_PORT=19392
-
-# Fault tests (TestFault*) stop and restart their services (FAULT_ENV under make test), so
-# they run one package at a time.
+# Fault tests (TestFault*) stop and restart the shared services, so they run after the main
+# run, one package at a time.
 # The offline sweeps run on one goroutine: the fleet job's crash sweeps, join's and window's
 # (streamtest drives a graph synchronously), the compact decoder's comparison with the general
 # one and the tracker's and simulator's long runs. The race detector has nothing to watch
@@ -56,9 +40,12 @@ OFFLINE_PKGS := $(if $(filter ./...,$(PKGS)),$(SWEEP_PKGS),$(filter $(SWEEP_PKGS
 # one package at a time, and each other package would only start its test binary for nothing.
 FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --include='*_test.go' '^func TestFault' .))),$(PKGS))
 
-# test-go is the main run: everything but the fault tests and the offline sweeps, with -race.
+# After the main run, the fault tests mostly wait for a service to stop or start (about half
+# a core on average): vet, staticcheck, the offline sweeps and the fuzzing, which need the CPU
+# and no service, run beside them (testenv/concurrently.sh prints each one's output after).
 test-go: fmt
 	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
+	./testenv/concurrently.sh '$(MAKE) --no-print-directory test-faults' '$(MAKE) --no-print-directory test-cpu'
 
 # Tests built without -race (a data race inside sarama, see their files) run in the fault step,
 # without -race, when make test covers their package.
@@ -69,7 +56,7 @@ test-faults:
 	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS)
 	$(if $(NORACE_PKGS),FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout 10m -run '$(NORACE_TESTS)' $(NORACE_PKGS))
 
-# test-cpu is what make test runs beside the main run and the fault tests: no service.
+# test-cpu is what make test runs beside the fault tests; the fuzzing takes one core of two.
 test-cpu: vet
 	$(if $(OFFLINE_PKGS),$(GO) test -count=1 -timeout 30m -run '$(OFFLINE_SWEEPS)' $(OFFLINE_PKGS))
 	$(MAKE) --no-print-directory fuzz FUZZPARALLEL=1
