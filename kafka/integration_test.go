@@ -101,12 +101,19 @@ func TestSourceEndWhenCaughtUpWaitsForTrickle(t *testing.T) {
 	r := startPipeline(t, pipelineSpec{cfg: consumerConfig(brokers, group, topic),
 		opts: []kafka.SourceOption{kafka.WithEndWhenCaughtUp(time.Second)}, ids: ids})
 	// The producer's pace is the scenario under test (arrivals 250 ms apart, for 3 s), not a
-	// synchronisation.
+	// synchronisation. One producer for the whole trickle: a new one per batch connects and
+	// fetches metadata first, which on loaded cores took long enough to leave a gap over the
+	// idle time (a make test run with other steps beside the main run: 550 of 600 read).
+	prod, err := sarama.NewSyncProducer(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, prod.Close()) }()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for b := range batches {
 		<-tick.C
-		produceEvents(t, brokers, topic, parts, b*per, (b+1)*per)
+		msgs, err := eventMessages(topic, parts, b*per, (b+1)*per)
+		require.NoError(t, err)
+		require.NoError(t, prod.SendMessages(msgs))
 	}
 	require.NoError(t, r.wait(t))
 	require.Equal(t, batches*per, ids.distinct(), "the input ended only after the trickle stopped")
