@@ -41,11 +41,22 @@ OFFLINE_PKGS := $(if $(filter ./...,$(PKGS)),$(SWEEP_PKGS),$(filter $(SWEEP_PKGS
 FAULT_PKGS ?= $(if $(filter ./...,$(PKGS)),$(sort $(dir $(shell grep -rl --include='*_test.go' '^func TestFault' .))),$(PKGS))
 
 # After the main run, the fault tests mostly wait for a service to stop or start (about half
-# a core on average): vet, staticcheck, the offline sweeps and the fuzzing, which need the CPU
-# and no service, run beside them (testenv/concurrently.sh prints each one's output after).
+# a core on average), each package's one after the other: the kafka package's (263 s) on the
+# main run's services, the others' (fleetpipeline, opensearch, testenv: 270 s) on a set of
+# their own (FAULT_ENV: another run directory and ports). vet, staticcheck, the offline sweeps
+# and the fuzzing, which need the CPU and no service, run beside them (testenv/concurrently.sh
+# prints each one's output after). One fault step after the other took 10.3 min.
 test-go: fmt
 	FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout 60m -skip '^TestFault|$(OFFLINE_SWEEPS)' $(PKGS)
-	./testenv/concurrently.sh '$(MAKE) --no-print-directory test-faults' '$(MAKE) --no-print-directory test-cpu'
+	./testenv/concurrently.sh \
+	  '$(MAKE) --no-print-directory test-faults FAULT_PKGS="$(filter ./kafka/,$(FAULT_PKGS))"' \
+	  '$(if $(filter-out ./kafka/,$(FAULT_PKGS)),$(FAULT_ENV) ./testenv/with-services.sh $(MAKE) --no-print-directory test-faults NORACE_PKGS= FAULT_PKGS="$(filter-out ./kafka/,$(FAULT_PKGS))",true)' \
+	  '$(MAKE) --no-print-directory test-cpu'
+
+# FAULT_ENV is a second set of services for fault tests: a run directory and ports of its own.
+FAULT_ENV := FLEETSTREAM_TESTENV_RUN=$(CURDIR)/testenv/.run-faults FLEETSTREAM_KAFKA_PORT=19192 \
+  FLEETSTREAM_KAFKA_SCRAM_PORT=19193 FLEETSTREAM_KAFKA_CONTROLLER_PORT=19194 \
+  FLEETSTREAM_OPENSEARCH_PORT=19292 FLEETSTREAM_OPENSEARCH_TRANSPORT_PORT=19392
 
 # Tests built without -race (a data race inside sarama, see their files) run in the fault step,
 # without -race, when make test covers their package.
@@ -53,7 +64,7 @@ NORACE_TESTS := ^TestExactlyOnceFencedStops$$
 NORACE_PKGS := $(if $(filter ./... ./kafka ./kafka/,$(PKGS)),./kafka/)
 
 test-faults:
-	FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS)
+	$(if $(FAULT_PKGS),FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS))
 	$(if $(NORACE_PKGS),FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout 10m -run '$(NORACE_TESTS)' $(NORACE_PKGS))
 
 # test-cpu is what make test runs beside the fault tests; the fuzzing takes one core of two.
