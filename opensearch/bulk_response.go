@@ -200,9 +200,6 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	if forbidden != nil {
 		return retry, rejected, forbidden
 	}
-	if taken {
-		ch.taken = true
-	}
 	var letters []stream.DeadLetter
 	for _, i := range refused {
 		it, p := br.Items[i][s.cfg.op], pending[i]
@@ -210,6 +207,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			it.Error.String()+" ("+indexRefusal(it.Error)+")"))
 	}
 	if taken {
+		ch.taken = true
 		// Others went to indexes that take documents: the refused ones are for an index made
 		// from the document that takes none (an old day's index that a lifecycle policy
 		// closed or deleted, a tenant's), dead-lettered like a document refused for good.
