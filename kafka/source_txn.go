@@ -81,20 +81,23 @@ func (s *Source[T]) commitTxn(ctx context.Context, t *txn, pos []stream.Position
 			p.mu.Unlock()
 		}
 		return offs
+	}, func() {
+		// Under the transaction's lock: a commit waiting for it (release's, the pipeline's
+		// next) sees these offsets as committed and does not send them again.
+		for i, p := range parts {
+			p.mu.Lock()
+			p.txnOff, p.txnMeta = offs[i].off, p.marks.meta
+			if offs[i].off != p.marks.committed {
+				p.txnMeta = "" // marked further meanwhile: send it again
+			}
+			p.mu.Unlock()
+		}
 	})
 	if err != nil {
 		if ctx.Err() == nil && t.broken() {
 			s.fail(err)
 		}
 		return fmt.Errorf("kafka: commit: %w", err)
-	}
-	for i, p := range parts {
-		p.mu.Lock()
-		p.txnOff, p.txnMeta = offs[i].off, p.marks.meta
-		if offs[i].off != p.marks.committed {
-			p.txnMeta = "" // marked further meanwhile: send it again
-		}
-		p.mu.Unlock()
 	}
 	if len(waiting) > 0 {
 		return fmt.Errorf("%w: pipeline partitions %v", ErrNotClaimed, waiting)

@@ -312,7 +312,12 @@ func (t *txn) pendingCount() int {
 // member that the group left behind, after the partition's next owner read its output back,
 // and the next owner's replay would write them again. Without an offset to send (no
 // partition owned) the messages stay pending.
-func (t *txn) commit(ctx context.Context, build func(fence bool) []txnOffset) error {
+//
+// committed, when not nil, runs after a successful transaction with the lock still held, so
+// that the next commit sees what this one committed (the Source notes each partition's
+// committed offset there: noted after the lock was released, a commit waiting for it sent
+// the same offsets again, in a transaction of its own).
+func (t *txn) commit(ctx context.Context, build func(fence bool) []txnOffset, committed func()) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.err != nil {
@@ -354,6 +359,9 @@ func (t *txn) commit(ctx context.Context, build func(fence bool) []txnOffset) er
 	t.snap.Store(&ends)
 	clear(t.pending)
 	t.pending = t.pending[:0]
+	if committed != nil {
+		committed()
+	}
 	return nil
 }
 
