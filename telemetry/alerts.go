@@ -41,7 +41,9 @@ type Alert struct {
 	// Time is when the condition started: the first event above the speed
 	// limit, the reading before a harsh braking, the first idle event, the
 	// event that crossed a fence, the last event before a silence.
-	Time     time.Time    `json:"@timestamp"`
+	Time time.Time `json:"@timestamp"`
+	// Location is where: the event at Time, and for device_silent the cab's
+	// last good position (not a GPS jump it sent last).
 	Location Location     `json:"location"`
 	Severity string       `json:"severity"`
 	Details  AlertDetails `json:"details"`

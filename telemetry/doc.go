@@ -128,12 +128,12 @@
 // ([CabStatsAgg] is the window.Aggregator behind it): events (exact
 // duplicates, same cab, ts, lat and lon, count once), the distance along the
 // points in time order, average and maximum speed (from speed_kmh, or from
-// distance and time where an event has none), the latest location and
-// status. A point whose implied speed from the last good point exceeds
-// [WithJumpSpeedKmh] is a GPS jump: it is left out and the next point is
-// measured from the last good one; two jumps in a row that agree with each
-// other show that the last good point was the outlier, and the path goes on
-// from them. The accumulator keeps the window's points (40 bytes each) and
+// distance and time where an event has none), the latest status and the
+// latest good location. A point whose implied speed from the last good point
+// exceeds [WithJumpSpeedKmh] is a GPS jump: it is left out (of the distance
+// and the location) and the next point is measured from the last good one;
+// two jumps in a row that agree with each other show that the last good
+// point was the outlier, and the path goes on from them. The accumulator keeps the window's points (40 bytes each) and
 // sorts them when the window closes, so arrival order never matters and
 // sliding and session windows merge exactly.
 //

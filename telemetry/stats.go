@@ -33,8 +33,11 @@ type CabStats struct {
 	// AvgSpeedKmh and MaxSpeedKmh summarise the speed readings, or the speed
 	// derived from distance and time where an event has no reading. Both are
 	// 0 when no speed is known (SpeedSamples 0).
-	AvgSpeedKmh  float64  `json:"avg_speed_kmh"`
-	MaxSpeedKmh  float64  `json:"max_speed_kmh"`
+	AvgSpeedKmh float64 `json:"avg_speed_kmh"`
+	MaxSpeedKmh float64 `json:"max_speed_kmh"`
+	// LastLocation is the cab's last good position in the window: the latest
+	// point that the distance did not leave out as a GPS jump (a window that
+	// ends on a jump does not put the cab where it could not have been).
 	LastLocation Location `json:"last_location"`
 	// LastStatus is the status of the latest event that reported one; it is
 	// left out of the document when no event did.
@@ -249,7 +252,6 @@ func (a CabStatsAgg) Result(acc CabStatsAcc) CabStats {
 			}
 		}
 		s.Events++
-		s.LastLocation = Location{Lat: p.lat, Lon: p.lon}
 		if p.status != StatusUnknown {
 			s.LastStatus = p.status
 		}
@@ -270,6 +272,9 @@ func (a CabStatsAgg) Result(acc CabStatsAcc) CabStats {
 	}
 	if s.SpeedSamples > 0 {
 		s.AvgSpeedKmh = speedSum / float64(s.SpeedSamples)
+	}
+	if path.hasGood {
+		s.LastLocation = Location{Lat: path.good.lat, Lon: path.good.lon}
 	}
 	return s
 }

@@ -127,6 +127,24 @@ func TestCabStatsJumpLimitAndReanchor(t *testing.T) {
 	}})
 	require.EqualValues(t, 1, docs[0].Jumps)
 	require.InDelta(t, 0.002*kmPerDeg, docs[0].DistanceKm, 1e-9)
+	require.Equal(t, telemetry.Location{Lat: 41.102, Lon: lon0}, docs[0].LastLocation)
+}
+
+// A window that ends on a GPS jump: the cab's last location is its last good
+// position, not the jump, which the distance leaves out too.
+func TestCabStatsLastLocationIsNotAJump(t *testing.T) {
+	docs, _ := runCabStats(t, window.Tumbling(time.Minute), [][]telemetry.Event{{
+		ev("A", 0, 41.100, -1, hired),
+		ev("A", 15, 41.101, -1, hired),
+		ev("A", 30, 41.650, -1, hired), // 61 km in 15 s
+		ev("A", 45, 41.102, -1, hired),
+		ev("A", 50, 42.300, -1, avail), // the window's last event: 133 km in 5 s
+	}})
+	require.Len(t, docs, 1)
+	require.EqualValues(t, 2, docs[0].Jumps)
+	require.Equal(t, telemetry.Location{Lat: 41.102, Lon: lon0}, docs[0].LastLocation)
+	require.Equal(t, avail, docs[0].LastStatus, "the status is the latest event's, jump or not")
+	require.InDelta(t, 0.002*kmPerDeg, docs[0].DistanceKm, 1e-9)
 }
 
 // A Porto-like trace: one point every 15 s, real coordinates, no speed

@@ -390,7 +390,7 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 			start := time.Unix(0, c.lastT).UTC()
 			fired = append(fired, silentCab{Alert{
 				ID: AlertID(id, AlertDeviceSilent, "", start), Type: AlertDeviceSilent, CabID: id,
-				Time: start, Location: Location{Lat: c.last.lat, Lon: c.last.lon},
+				Time: start, Location: Location(c.goodPos()),
 				Severity: SeverityMedium, Details: AlertDetails{Limit: seconds(silent), DurationS: seconds(silent)},
 			}, c.lastOff})
 			delete(tp.cabs, id)

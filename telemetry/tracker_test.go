@@ -657,3 +657,25 @@ func TestTrackSilentOncePerSilence(t *testing.T) {
 	require.Equal(t, []string{"X/device_silent/2026-11-25T10:01:00Z"}, silent)
 	require.Len(t, r.events.Slice(), len(es), "every event is passed on")
 }
+
+// A cab whose last event before a silence was a GPS jump: device_silent puts it
+// at its last good position.
+func TestTrackSilentAfterAJumpAtTheLastGoodPosition(t *testing.T) {
+	r := newTrackRun(t, telemetry.WithSilentAfter(time.Minute))
+	r.oneByOne(
+		ev("A", 0, 41.100, 30, hired),
+		ev("A", 10, 41.101, 30, hired),
+		ev("A", 20, 41.800, 30, hired), // 78 km in 10 s: a jump, then nothing from A
+	)
+	for sec := 0.0; sec <= 120; sec += 10 {
+		r.oneByOne(ev("B", sec, 41.20+sec*1e-5, 30, hired))
+	}
+	r.q.End()
+	r.h.RunUntilDone()
+	al := r.alerts.Slice()
+	require.Len(t, al, 1)
+	require.Equal(t, telemetry.AlertDeviceSilent, al[0].Type)
+	require.Equal(t, "A", al[0].CabID)
+	require.Equal(t, at(20), al[0].Time, "the silence starts after the last event, jump or not")
+	require.Equal(t, telemetry.Location{Lat: 41.101, Lon: lon0}, al[0].Location)
+}
