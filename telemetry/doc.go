@@ -233,7 +233,11 @@
 //     starts no state, so one silence raises one alert, not one per late event.
 //
 // Duplicates and events older than the cab's latest event are annotated and
-// left out of every detector. A cab's first event starts no stretch, crosses
+// left out of every detector. A duplicate is a copy of the cab's latest event,
+// or of the out-of-order event it sent last (a late event redelivered right
+// after itself, as at-least-once devices and the simulator do): zone demand
+// and supply count it once. A copy of an older event that arrives after others
+// is not told from a new one. A cab's first event starts no stretch, crosses
 // no fence and picks nobody up: stretches fire only when the tracker saw
 // them begin, once each, and an alert's ID is its cab, type, fence and start
 // time ([AlertID]).
@@ -241,7 +245,8 @@
 // # Memory and limits
 //
 // The tracker holds one entry per cab it follows (at most 128 bytes, plus the
-// cab's ID and a map entry; 48 bytes more while a GPS jump is pending) until
+// cab's ID and a map entry; 48 bytes more while a GPS jump is pending, about
+// 46 while its last event is one that came out of order) until
 // the cab falls silent. Its StateSize, which the pipeline reports in
 // stream.BatchStats, and [Tracker.Cabs] give the number of cabs held; it
 // also reports (stream.StateReporter) an estimate of its bytes from that

@@ -33,7 +33,9 @@ type Tracked struct {
 	// same instant elsewhere is one); it does not move the path.
 	Jump bool
 	// Duplicate: an exact copy (same ts, lat and lon) of the cab's latest
-	// event.
+	// event, or of the out-of-order event the cab sent last (a redelivery of
+	// a late event, which is then OutOfOrder too). A copy of an older event
+	// that arrives after others is not told from a new one.
 	Duplicate bool
 	// OutOfOrder: older than the cab's latest event (or as old, at another
 	// position). The sequential detectors leave such events out.
@@ -127,7 +129,8 @@ const (
 )
 
 // cabState is one cab's tracker state: 128 bytes, the most a tracker holds
-// per cab (a cab in the middle of a GPS jump holds 48 more). Offsets are
+// per cab (a cab in the middle of a GPS jump holds 48 more, one whose last
+// event came out of order about 46 more: trackPart.arrived). Offsets are
 // source offsets in the partition; the oldest of those the state still needs
 // bounds commits.
 //
@@ -150,7 +153,11 @@ type cabState struct {
 
 	lastStat       Status
 	speeding, idle episode
-	trip           uint32 // tripHash of the latest accepted event
+	// lateLast: an out-of-order event came after the latest accepted one, and
+	// the latest of those is in the partition's arrived map (its copy is a
+	// duplicate too). Cleared by the next event in order.
+	lateLast bool
+	trip     uint32 // tripHash of the latest accepted event
 }
 
 // The per-cab cost that the package documents: cabState must fit in 128 bytes.

@@ -19,8 +19,13 @@ import (
 )
 
 type trackPart struct {
-	cabs  map[string]*cabState
-	holds []hold // by hi
+	cabs map[string]*cabState
+	// arrived is, for each cab with lateLast, the out-of-order event that it
+	// sent last, so that its copy is a duplicate (an event redelivered right
+	// after it: at-least-once devices, the simulator's duplicates of late
+	// events). Created at the first out-of-order event.
+	arrived map[string]arrival
+	holds   []hold // by hi
 	// nextExpiry is a lower bound of the earliest lastT + silentAfter.
 	nextExpiry int64
 	// maxT is the newest event time of the partition, in record order, and
@@ -54,6 +59,12 @@ type tracker struct {
 	log      *slog.Logger
 	clock    stream.Clock
 	warn     *lograte.Limiter
+}
+
+// arrival is an event's time and position.
+type arrival struct {
+	t        int64
+	lat, lon float64
 }
 
 type silentCab struct {
@@ -178,6 +189,19 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 		o.Duplicate = true
 	case t <= c.lastT:
 		o.OutOfOrder = true
+		a := arrival{t, pos.Lat, pos.Lon}
+		if c.lateLast && tp.arrived[e.CabID] == a {
+			o.Duplicate = true // a copy of the late event before it
+		} else {
+			if tp.arrived == nil {
+				tp.arrived = make(map[string]arrival)
+			}
+			tp.arrived[e.CabID] = a
+			c.lateLast = true
+		}
+	case c.lateLast:
+		delete(tp.arrived, e.CabID)
+		c.lateLast = false
 	}
 	if o.Duplicate || o.OutOfOrder {
 		// Replayed from here, the event would be the cab's first and look new.
@@ -394,6 +418,9 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 				Severity: SeverityMedium, Details: AlertDetails{Limit: seconds(silent), DurationS: seconds(silent)},
 			}, c.lastOff})
 			delete(tp.cabs, id)
+			if c.lateLast {
+				delete(tp.arrived, id)
+			}
 			tp.idBytes -= int64(len(id))
 			tr.cabs--
 			continue

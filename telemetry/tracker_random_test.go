@@ -26,6 +26,8 @@ func randomTrackInput(seed uint64, n int) [][]stream.Record[telemetry.Event] {
 		lat, lon float64
 		last     telemetry.Event
 		has      bool
+		late     telemetry.Event // the last out-of-order event
+		hasLate  bool
 	}
 	st := map[string]*cab{}
 	for i, c := range cabs {
@@ -43,6 +45,9 @@ func randomTrackInput(seed uint64, n int) [][]stream.Record[telemetry.Event] {
 			e = c.last
 			e.Time = e.Time.Add(-time.Duration(1+rng.IntN(10)) * time.Second)
 			e.Lat += 0.0001
+			c.late, c.hasLate = e, true
+		case r == 2 && c.hasLate: // the last out-of-order event again (a redelivery, or later)
+			e = c.late
 		default:
 			switch r := rng.IntN(30); {
 			case r == 0:

@@ -102,12 +102,16 @@ func (tr *tracker) StateSize() int { return tr.cabs }
 // WithMaxCabs (KeyLimit), and the bytes held, estimated without walking the cabs: per cab
 // its 128-byte state, its map entry (a string header and a pointer, a control byte, at 7/8
 // load) and its ID's bytes (a running sum), plus the partitions' holds and marks by
-// capacity. The 48 bytes of a pending GPS jump are not counted.
+// capacity, and the entries of the cabs whose last event came out of order. The 48 bytes of
+// a pending GPS jump are not counted.
 func (tr *tracker) ReportState(st *stream.OperatorState) {
-	const perCab = int64(unsafe.Sizeof(cabState{})) + (int64(unsafe.Sizeof(""))+int64(unsafe.Sizeof(&cabState{}))+1)*8/7
+	const (
+		perCab     = int64(unsafe.Sizeof(cabState{})) + (int64(unsafe.Sizeof(""))+int64(unsafe.Sizeof(&cabState{}))+1)*8/7
+		perArrival = (int64(unsafe.Sizeof("")) + int64(unsafe.Sizeof(arrival{})) + 1) * 8 / 7
+	)
 	n := int64(unsafe.Sizeof(*tr)) + int64(tr.cabs)*perCab + int64(cap(tr.fired))*int64(unsafe.Sizeof(silentCab{}))
 	for _, tp := range tr.parts {
-		n += int64(unsafe.Sizeof(*tp)) + tp.idBytes +
+		n += int64(unsafe.Sizeof(*tp)) + tp.idBytes + int64(len(tp.arrived))*perArrival +
 			int64(cap(tp.holds))*int64(unsafe.Sizeof(hold{})) + int64(cap(tp.marks))*int64(unsafe.Sizeof(mark{}))
 	}
 	st.Bytes = n

@@ -679,3 +679,28 @@ func TestTrackSilentAfterAJumpAtTheLastGoodPosition(t *testing.T) {
 	require.Equal(t, at(20), al[0].Time, "the silence starts after the last event, jump or not")
 	require.Equal(t, telemetry.Location{Lat: 41.101, Lon: lon0}, al[0].Location)
 }
+
+// A late event redelivered right after itself is a duplicate (and out of
+// order); a copy of it after an event in order is not told from a new one.
+func TestTrackLateRedeliveryIsDuplicate(t *testing.T) {
+	r := newTrackRun(t)
+	late := ev("A", 5, 41.1005, 30, hired)
+	r.oneByOne(
+		ev("A", 0, 41.1000, 30, hired),
+		ev("A", 10, 41.1010, 30, hired),
+		late,
+		late,                           // redelivered
+		ev("A", 8, 41.1008, 30, hired), // another late event
+		late,                           // a copy of the late event before the last one
+		ev("A", 20, 41.1020, 30, hired),
+		ev("A", 8, 41.1008, 30, hired), // a copy after an event in order
+	)
+	r.q.End()
+	r.h.RunUntilDone()
+	type flags struct{ dup, ooo bool }
+	var got []flags
+	for _, e := range r.events.Slice() {
+		got = append(got, flags{e.Duplicate, e.OutOfOrder})
+	}
+	require.Equal(t, []flags{{}, {}, {false, true}, {true, true}, {false, true}, {false, true}, {}, {false, true}}, got)
+}

@@ -28,10 +28,11 @@ import (
 // sum(speed_sum_kmh) / sum(speed_samples), never an average of averages.
 //
 // Two limits follow from the tracker, which judges each event against the
-// cab's latest one: only a copy of a cab's latest event is a duplicate, so a
-// copy of an older event that arrives after a newer one (a retransmission
-// within the out-of-orderness bound) is counted again, events and speed
-// sample; and an event that arrives after a newer one skips the trip
+// cab's latest one and the out-of-order event it sent last: a copy of one of
+// those is a duplicate and counted once (a redelivery right after the event),
+// but a copy of an older event that arrives after others (a retransmission of
+// a backlog within the out-of-orderness bound) is counted again, events and
+// speed sample; and an event that arrives after a newer one skips the trip
 // detectors, so a pickup whose available event arrives late is not counted.
 // Both make a zone's figures depend on arrival order for such input.
 type ZoneDemand struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 	"github.com/fleetstream/fleetstream/telemetry"
+	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
 	"github.com/fleetstream/fleetstream/window"
 )
 
@@ -182,4 +183,49 @@ func TestZoneDemandManyCabsAndMerge(t *testing.T) {
 	require.EqualValues(t, 25+40+15, agg.Result(m).Events)
 	require.EqualValues(t, 40, agg.Result(a).Cabs)
 	require.EqualValues(t, 15, agg.Result(b).Cabs)
+}
+
+// TestZoneDemandRedeliveriesCountOnce: a late event redelivered right after
+// itself (the simulator's duplicates of out-of-order events, as at-least-once
+// devices send them) is a duplicate, so zone demand over the simulator's
+// stream equals zone demand over the same stream without the copies, for
+// several seeds. Before, only copies of a cab's latest event were duplicates,
+// and the copies of late events were counted twice.
+func TestZoneDemandRedeliveriesCountOnce(t *testing.T) {
+	run := func(es []telemetry.Event) []telemetry.ZoneDemand {
+		h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(30*time.Second))
+		q, s := streamtest.NewQueue[telemetry.Event](h)
+		tr, err := telemetry.Track(s)
+		require.NoError(t, err)
+		zones, err := telemetry.ZoneDemandStream(tr.Events(), window.Tumbling(time.Minute))
+		require.NoError(t, err)
+		res := streamtest.Collect(zones.Results())
+		for i := 0; i < len(es); i += 500 {
+			q.Add(recs(es[i:min(i+500, len(es))]...)...)
+		}
+		q.End()
+		h.RunUntilDone()
+		var docs []telemetry.ZoneDemand
+		for _, r := range res.Slice() {
+			docs = append(docs, telemetry.ZoneDemandDoc(r))
+		}
+		return docs
+	}
+	for seed := uint64(1); seed <= 4; seed++ {
+		sim, err := fleetsim.New(fleetsim.Config{Seed: seed, Cabs: 20, Faults: fleetsim.Faults{OutOfOrder: 0.1, Duplicate: 0.1, GPSJump: 0.01}})
+		require.NoError(t, err)
+		var all, once []telemetry.Event
+		lateCopies := 0
+		for range 6000 {
+			m := sim.Next()
+			all = append(all, m.Event)
+			if m.Faults&fleetsim.FaultDuplicate == 0 {
+				once = append(once, m.Event)
+			} else if m.Faults&fleetsim.FaultLate != 0 {
+				lateCopies++
+			}
+		}
+		require.Positive(t, lateCopies, "seed %d: the stream redelivers late events", seed)
+		require.Equal(t, run(once), run(all), "seed %d", seed)
+	}
 }
