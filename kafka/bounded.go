@@ -39,6 +39,11 @@ func (s *Source[T]) loadEnds(ctx context.Context, client sarama.Client) error {
 		}
 		s.mu.Unlock()
 	}
+	// The partitions this run reads, which a repartition's end marks count (PartitionCount),
+	// also when the topics grew since the Source counted them at start.
+	s.mu.Lock()
+	s.partitions.Store(int64(len(s.ends)))
+	s.mu.Unlock()
 	return nil
 }
 

@@ -262,7 +262,9 @@
 // pipeline keeps per partition by the record's key (a stream not repartitioned) splits from
 // then on; repartition by the key (stream.Repartition) to keep it whole. Records of a new
 // partition that arrive behind the watermark are late, as any. A bounded Source
-// (WithBounded) reads only the partitions present at its start.
+// (WithBounded) reads only the partitions present at its start, logs the others at Warn and
+// leaves their records to the next run; its PartitionCount stays, so that a repartition's
+// end does not wait for partitions the run does not read.
 //
 // # Data loss
 //

@@ -3,7 +3,10 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +16,9 @@ import (
 
 	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
+	"github.com/fleetstream/fleetstream/window"
 )
 
 // TestSourceReadsAddedPartitions: partitions added to a topic while a Source reads it are
@@ -186,4 +191,106 @@ func TestSourceNewestJoinsAnActiveGroup(t *testing.T) {
 	require.Equal(t, per, idsA.distinct(), "a reads the other one")
 	require.ErrorIs(t, b.stop(t), context.Canceled)
 	require.Contains(t, log.String(), "the group is active", "the refused commit of the ends is not what b met")
+}
+
+// TestSourceBoundedRepartitionEndsWhenPartitionsAdded (helper-93's probe): a bounded run
+// through a repartition, whose topic grows while its first batch is held, ends once the
+// partitions present at its start are done, with all their records counted in the windows
+// after the repartition, and reads none of the new partitions' records. The Source used to
+// count the new partitions in PartitionCount, which every end mark carries: the downstream
+// partitions waited for the end of partitions that no instance read, and with
+// Config.MetadataRefresh < 0 (no rebalance ever assigns them) the run never ended.
+func TestSourceBoundedRepartitionEndsWhenPartitionsAdded(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	const n, added = 400, 100
+	topic := newTopic(t, brokers, "bounded-grow", 2)
+	produceUnkeyed(t, brokers, topic, 2, 0, n)
+	group := testenv.UniqueName(t, "g-bounded-grow")
+	cfg := consumerConfig(brokers, group, topic)
+	cfg.MetadataRefresh = -1 // no rebalance assigns the new partitions during the run
+	var logbuf syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logbuf, nil))
+	src, err := kafka.NewSource(cfg, kafka.JSON[event](), kafka.WithBounded(), kafka.WithLogger(log))
+	require.NoError(t, err)
+	p, err := stream.New(50*time.Millisecond, stream.WithIdleTimeout(0), stream.WithName(group), stream.WithLogger(log))
+	require.NoError(t, err)
+	events := stream.From[event](p, src)
+
+	// The first batch with records waits until the topic grew and the Source saw it.
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	read := map[int]bool{}
+	stream.ForEachBatch(events, func(ctx context.Context, _ stream.BatchInfo, es []event) error {
+		if len(es) > 0 {
+			once.Do(func() { close(entered) })
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range es {
+			read[e.ID] = true
+		}
+		return nil
+	})
+	ex, err := kafka.NewExchange(cfg, group, "bykey", pairCodec, kafka.WithReplication(1))
+	require.NoError(t, err)
+	deleteTopicAfter(t, brokers, group+"-bykey-repartition")
+	pairs := stream.Map(events, func(e event) stream.Pair[string, int64] { return stream.KV(e.Key, int64(e.V)) })
+	shuffled := stream.Repartition(pairs, "bykey", stream.Exchange[stream.Pair[string, int64]](ex))
+	win, err := window.Aggregate(shuffled, func(p stream.Pair[string, int64]) string { return p.Key },
+		func(p stream.Pair[string, int64]) int64 { return p.Value }, window.Tumbling(windowSize), window.Stats[int64]())
+	require.NoError(t, err)
+	var counted atomic.Int64
+	stream.ForEachBatch(win.Results(), func(_ context.Context, _ stream.BatchInfo, rs []window.Result[string, window.Summary]) error {
+		for _, r := range rs {
+			if r.Final {
+				counted.Add(r.Value.Count)
+			}
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*waitFor)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-entered:
+	case err := <-done:
+		t.Fatalf("the run ended before its first batch: %v", err)
+	}
+
+	require.NoError(t, newAdmin(t, brokers).CreatePartitions(topic, 4, nil, false))
+	waitPartitions(t, brokers, topic, 4)
+	msgs := make([]*sarama.ProducerMessage, 0, added)
+	for i := n; i < n+added; i++ {
+		m, err := eventMessages(topic, 1, i, i+1)
+		require.NoError(t, err)
+		m[0].Partition = int32(2 + i%2)
+		msgs = append(msgs, m[0])
+	}
+	produce(t, brokers, msgs)
+	require.Eventually(t, func() bool { return strings.Contains(logbuf.String(), "partitions were added to a source topic") },
+		waitFor, 50*time.Millisecond, "the Source did not see the new partitions")
+	require.Equal(t, 2, src.PartitionCount(), "the partitions the run reads")
+	close(gate)
+
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("the bounded run did not end: its repartition waits for partitions it does not read")
+	}
+	require.EqualValues(t, n, counted.Load(), "every record of the partitions present at the start, once, in the windows")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, read, n)
+	for id := range read {
+		require.Less(t, id, n, "a record of a partition added during the run")
+	}
 }

@@ -465,7 +465,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 }
 
 // PartitionCount returns the number of partitions of the Source's topics, summed over its
-// topics, as the brokers reported them when Run started (0 before). It implements
+// topics, as the brokers reported them when Run started (0 before), and grown as partitions
+// are added while it runs, but for a bounded Source, which reads only those present at its
+// start (WithBounded). It implements
 // stream.PartitionCounter: a repartition sends it with its watermark marks, so that a
 // downstream partition waits for every upstream partition, including those that other
 // instances of the pipeline own.

@@ -150,6 +150,16 @@ func (s *Source[T]) noteGrowth(client sarama.Client, topic string, counts map[st
 	if !seen || len(parts) <= was {
 		return
 	}
+	if s.o.bounded {
+		// A bounded run reads the partitions present at its start (loadEnds), and its
+		// partition count stays theirs: a repartition's downstream partitions wait for the
+		// end of as many upstream partitions as the count says, and a partition added since
+		// sends no end unless a rebalance hands it to a running instance, which may never
+		// come (MetadataRefresh < 0): the run hung, or ended a refresh and a rebalance late.
+		s.log.Warn("kafka: partitions were added to a source topic during a bounded run; the run reads the partitions present at its start only, and leaves the new partitions' records to the next run",
+			"topic", topic, "partitions", len(parts), "was", was)
+		return
+	}
 	s.partitions.Add(int64(len(parts) - was))
 	s.log.Warn("kafka: partitions were added to a source topic; the group reads them after its next rebalance, from their start. A key placed by a hash partitioner now goes to another partition: state kept per partition by the record's key splits (repartition by the key to keep it whole)",
 		"topic", topic, "partitions", len(parts), "was", was)
