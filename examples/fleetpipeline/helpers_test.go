@@ -214,7 +214,24 @@ func newRun(t testing.TB, s services, topic, prefix string) pipelineRun {
 	}
 	ensureTopic(t, s, r.topic)
 	ensureTopic(t, s, r.alerts)
+	t.Cleanup(func() { deleteIndexes(s, "*-"+r.tag+"-*") })
 	return r
+}
+
+// deleteIndexes deletes the indexes of pattern, so that a day of test runs does not leave
+// hundreds behind on long-lived services; an error (the node stopped by a fault test) leaves
+// them.
+func deleteIndexes(s services, pattern string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "DELETE", s.opensearch+"/"+pattern+"?expand_wildcards=all", nil)
+	if err != nil {
+		return
+	}
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
 
 // ensureTopic creates topic with 6 partitions. It retries kafka.EnsureTopic, which fails when
