@@ -27,15 +27,17 @@
 // Versions: a key keeps at most WithVersions (default 8) versions, tombstones included; one
 // more drops its oldest. A version with the timestamp of one held replaces it; one older than
 // all of a full key's versions is ignored. A key whose retained versions are all tombstones
-// is forgotten. A lookup before the key's oldest retained version returns nothing, or that
+// is kept for WithTombstoneRetention of record time (default 24 h, Kafka's default
+// delete.retention.ms), then forgotten. A lookup before the key's oldest retained version returns nothing, or that
 // version with WithOldestFallback. Compaction keeps only the last record of each key in the
 // log, so after a restart (a new Load) a key's history may start later than before: lookups
 // are deterministic only while the versions they fall on are retained (see join.Enrich).
 // Timestamps should grow with offsets per key (one producer per key): Latest is the newest
-// by timestamp, which compaction's survivor (the last by offset) is only then; and a key
-// forgotten after its tombstone keeps nothing of it, so a version older than the tombstone
-// read after it brings the key back, from its own timestamp on. A record without a
-// timestamp is valid from the beginning of time.
+// by timestamp, which compaction's survivor (the last by offset) is only then. A version
+// older than a key's tombstone, read after it within the retention (a late update, a
+// producer's retry), goes into the key's history and does not bring the key back; once the
+// key is forgotten, such a version brings it back, from its own timestamp on. A record
+// without a timestamp is valid from the beginning of time.
 //
 // The Table reads with read_committed: records of aborted transactions are never applied.
 // A partition whose last records before the end offset are transaction markers or aborted

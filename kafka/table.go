@@ -32,12 +32,18 @@ var ErrLoadTwice = errors.New("kafka: Table.Load called twice")
 // otherwise.
 const DefaultTableVersions = 8
 
+// DefaultTombstoneRetention is how long, in record time, a Table keeps a deleted key's
+// tombstones unless WithTombstoneRetention says otherwise: Kafka's default
+// delete.retention.ms, after which compaction may drop a tombstone from the topic too.
+const DefaultTombstoneRetention = 24 * time.Hour
+
 // TableOption configures a Table. WithLogger and WithSaramaConfig are TableOptions too.
 type TableOption interface{ applyTable(*tableOptions) }
 
 type tableOptions struct {
 	common
 	versions int
+	keepDel  time.Duration // WithTombstoneRetention
 	fallback bool
 	copart   bool
 	with     []string // WithCoPartitioned's stream topics
@@ -59,6 +65,24 @@ func WithVersions(n int) TableOption {
 			return
 		}
 		o.versions = n
+	})
+}
+
+// WithTombstoneRetention sets how long a key whose versions are all tombstones is kept, in
+// record time: until a record d newer than its newest tombstone is read (of any key of the
+// table, or of the partition for a co-partitioned one). Meanwhile a version older than the
+// tombstone, read after it (an update that arrived late, a producer's retry), goes into the
+// key's history: lookups before the tombstone find it, Latest and later lookups do not. A
+// key forgotten keeps nothing, and such a version brings it back, from its own time on.
+// Default DefaultTombstoneRetention; 0 forgets a key as soon as only tombstones are left.
+// Each kept key costs its tombstones and a map entry (TableStats.Versions counts them).
+func WithTombstoneRetention(d time.Duration) TableOption {
+	return tableOpt(func(o *tableOptions) {
+		if d < 0 {
+			o.errs = append(o.errs, invalid("WithTombstoneRetention", "%v: must not be negative", d))
+			return
+		}
+		o.keepDel = d
 	})
 }
 
@@ -138,6 +162,12 @@ type rows[K comparable, V any] struct {
 	m    map[K][]version[V] // each sorted by from, at most o.versions
 	live int                // keys whose newest version is a value
 	held int                // versions held
+	// deleted are the keys whose versions were all tombstones when put left them so, with
+	// their newest tombstone's time, in the order put left them (WithTombstoneRetention);
+	// an entry whose key changed since is skipped when its turn comes. newest is the latest
+	// record time put saw.
+	deleted []deletedKey[K]
+	newest  int64
 	// looked is the latest time (Unix ns) a lookup in these rows asked for, to the
 	// millisecond below (lookedStep), math.MinInt64 before any: a version put later with a
 	// timestamp at or before it came late (TableStats.LateVersions). One number for all
@@ -145,12 +175,18 @@ type rows[K comparable, V any] struct {
 	looked *atomic.Int64
 }
 
+// deletedKey is a key left with tombstones only, the newest at from.
+type deletedKey[K comparable] struct {
+	key  K
+	from int64
+}
+
 // lookedStep is how far a lookup's time must pass rows.looked to raise it: lookups of
 // records in time order then write it at most a thousand times per second of event time.
 const lookedStep = int64(time.Millisecond)
 
 func newRows[K comparable, V any]() rows[K, V] {
-	r := rows[K, V]{m: make(map[K][]version[V]), looked: new(atomic.Int64)}
+	r := rows[K, V]{m: make(map[K][]version[V]), looked: new(atomic.Int64), newest: math.MinInt64}
 	r.looked.Store(math.MinInt64)
 	return r
 }
@@ -219,7 +255,7 @@ type TableStats struct {
 // (V may be the zero value). Only cfg's connection and Fetch settings are used (Group and
 // Topics are ignored). Nothing connects before Load.
 func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, value []byte) (K, V, error), opts ...TableOption) (*Table[K, V], error) {
-	o := tableOptions{common: common{logger: slog.New(slog.DiscardHandler)}, versions: DefaultTableVersions}
+	o := tableOptions{common: common{logger: slog.New(slog.DiscardHandler)}, versions: DefaultTableVersions, keepDel: DefaultTombstoneRetention}
 	for _, opt := range opts {
 		if opt == nil {
 			o.errs = append(o.errs, invalid("option", "nil"))
@@ -399,7 +435,7 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 	}
 	tomb := m.Value == nil
 	t.mu.Lock()
-	late, looked := r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions)
+	late, looked := r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions, t.o.keepDel)
 	t.mu.Unlock()
 	if late {
 		t.late.Add(1)
@@ -418,9 +454,42 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 
 // put inserts ver among key's versions in timestamp order (a version with the timestamp of
 // one held replaces it), drops the oldest beyond limit, and forgets the key once only
-// tombstones are left. It reports whether r had a lookup at or after ver's time (late), and
-// the latest lookup's time. The table's mu is held.
-func (r *rows[K, V]) put(key K, ver version[V], limit int) (late bool, looked int64) {
+// tombstones are left, after keepDel of record time (see WithTombstoneRetention), then
+// forgets the keys whose time is up. It reports whether r had a lookup at or after ver's
+// time (late), and the latest lookup's time. The table's mu is held.
+func (r *rows[K, V]) put(key K, ver version[V], limit int, keepDel time.Duration) (late bool, looked int64) {
+	late, looked = r.insert(key, ver, limit, keepDel)
+	r.newest = max(r.newest, ver.from)
+	r.forgetDeleted(keepDel)
+	return late, looked
+}
+
+// forgetDeleted forgets the keys left with tombstones only whose newest is more than keepDel
+// older than the newest record.
+func (r *rows[K, V]) forgetDeleted(keepDel time.Duration) {
+	if r.newest < math.MinInt64+int64(keepDel) {
+		return // no record time yet, or too early for any to be due
+	}
+	due := r.newest - int64(keepDel)
+	n := 0
+	for n < len(r.deleted) && r.deleted[n].from < due {
+		d := r.deleted[n]
+		n++
+		vs := r.m[d.key]
+		if len(vs) == 0 || vs[len(vs)-1].from != d.from || slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }) {
+			continue // changed since: forgotten already, or a later entry (or none) stands for it
+		}
+		r.held -= len(vs)
+		delete(r.m, d.key)
+	}
+	if n > 0 {
+		clear(r.deleted[:n])
+		r.deleted = append(r.deleted[:0], r.deleted[n:]...)
+	}
+}
+
+// insert is put's first part: ver in place, the key forgotten or noted as deleted.
+func (r *rows[K, V]) insert(key K, ver version[V], limit int, keepDel time.Duration) (late bool, looked int64) {
 	looked = r.looked.Load()
 	vs := r.m[key]
 	wasLive := len(vs) > 0 && !vs[len(vs)-1].deleted
@@ -447,12 +516,18 @@ func (r *rows[K, V]) put(key K, ver version[V], limit int) (late bool, looked in
 		vs = slices.Insert(vs, i, ver)
 		r.held++
 	}
-	if !slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }) {
+	switch {
+	case slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }):
+		r.m[key] = vs
+	case keepDel > 0:
+		// Only tombstones: kept for keepDel, so that a version older than them, read
+		// later, goes into the history instead of bringing the key back.
+		r.m[key] = vs
+		r.deleted = append(r.deleted, deletedKey[K]{key, vs[len(vs)-1].from})
+	default:
 		r.held -= len(vs)
 		delete(r.m, key)
 		vs = nil
-	} else {
-		r.m[key] = vs
 	}
 	isLive := len(vs) > 0 && !vs[len(vs)-1].deleted
 	switch {

@@ -71,13 +71,51 @@ func TestTableVersions(t *testing.T) {
 			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10), rec("k", "c", 20)},
 			looks: []look{{5, "a"}, {15, ""}, {20, "c"}}, latest: "c", keys: 1, versions: 3,
 		},
-		"lone tombstone is not kept": {
+		"lone tombstone is not kept without retention": {
+			opts: []TableOption{WithTombstoneRetention(0)},
 			recs: []*sarama.ConsumerMessage{rec("k", "", 10)}, looks: []look{{20, ""}}, keys: 0, versions: 0,
 		},
-		"only tombstones left: forgotten": {
-			opts:  []TableOption{WithVersions(1)},
+		"only tombstones left: forgotten without retention": {
+			opts:  []TableOption{WithVersions(1), WithTombstoneRetention(0)},
 			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10)},
 			looks: []look{{5, ""}, {20, ""}}, keys: 0, versions: 0,
+		},
+		"without retention an older version revives a deleted key": {
+			opts:  []TableOption{WithTombstoneRetention(0)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "", 10), rec("k", "a", 0)},
+			looks: []look{{5, "a"}, {20, "a"}}, latest: "a", keys: 1, versions: 1,
+		},
+		"lone tombstone is kept": {
+			recs: []*sarama.ConsumerMessage{rec("k", "", 10)}, looks: []look{{20, ""}}, keys: 0, versions: 1,
+		},
+		"an older version read after a tombstone goes into history": {
+			recs:  []*sarama.ConsumerMessage{rec("k", "", 10), rec("k", "a", 0)},
+			looks: []look{{-1, ""}, {5, "a"}, {10, ""}, {20, ""}}, keys: 0, versions: 2,
+		},
+		"only tombstones left: kept": {
+			opts:  []TableOption{WithVersions(1)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "a", 0), rec("k", "", 10), rec("k", "b", 5)},
+			looks: []look{{5, ""}, {20, ""}}, keys: 0, versions: 1,
+		},
+		"deleted key kept up to the retention": {
+			opts:  []TableOption{WithTombstoneRetention(time.Minute)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "", 10), rec("x", "v", 70), rec("k", "a", 0)},
+			looks: []look{{5, "a"}, {20, ""}}, keys: 1, versions: 3,
+		},
+		"deleted key forgotten after the retention": {
+			opts:  []TableOption{WithTombstoneRetention(time.Minute)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "", 10), rec("x", "v", 71), rec("k", "a", 0)},
+			looks: []look{{5, "a"}, {20, "a"}}, latest: "a", keys: 2, versions: 2,
+		},
+		"a deleted key written again is not forgotten": {
+			opts:  []TableOption{WithTombstoneRetention(time.Minute)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "", 10), rec("k", "b", 20), rec("x", "v", 200)},
+			looks: []look{{15, ""}, {20, "b"}}, latest: "b", keys: 2, versions: 3,
+		},
+		"deleted again: kept from the newest tombstone": {
+			opts:  []TableOption{WithTombstoneRetention(time.Minute)},
+			recs:  []*sarama.ConsumerMessage{rec("k", "", 10), rec("k", "", 50), rec("x", "v", 100), rec("k", "a", 0)},
+			looks: []look{{5, "a"}, {30, ""}}, keys: 1, versions: 4,
 		},
 		"version limit drops the oldest": {
 			opts:  []TableOption{WithVersions(2)},
