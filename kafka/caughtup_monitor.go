@@ -86,7 +86,13 @@ func (s *Source[T]) monitorCaughtUp(ctx context.Context, client sarama.Client, i
 		case <-due.C:
 		}
 		s.mu.Lock()
-		behind := len(s.owned) == 0
+		// A Source that owns no partition is caught up with what it owns once it has joined
+		// the group: whether the topics' partitions are read is for their owners to say, and
+		// groupCovers waits for them (and for a settled membership). Counting it behind made
+		// two instances whose pipelines have two Sources, each instance owning nothing of one
+		// of the topics, wait for each other for ever.
+		_, joined := s.member.Load().(string)
+		behind := len(s.owned) == 0 && !joined
 		var read int64
 		owned := make([]*partition, 0, len(s.owned))
 		for _, p := range s.owned {

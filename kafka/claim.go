@@ -279,11 +279,20 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	msgs := claim.Messages()
 	sessDone := sess.Context().Done()
 	defer c.stopRetry()
+	defer c.stopProbe()
 	for {
 		space := h.in.Space()
 		blocked := !c.flush()
-		if !blocked && len(c.queue) == 0 && len(c.pending) == 0 {
+		idle := !blocked && len(c.queue) == 0 && len(c.pending) == 0 && len(c.skips) == 0
+		if idle {
 			c.noteReadToEnd()
+		}
+		if idle && c.probe == nil && c.gapTarget() > c.p.read.Load() {
+			c.probe = time.NewTimer(probeEvery)
+		}
+		var probe <-chan time.Time
+		if c.probe != nil {
+			probe = c.probe.C
 		}
 		// Fetching pauses only when the claim takes no more records (its hold is full, or
 		// the partition is read to its bounded end), not as soon as the input is full: when
@@ -343,6 +352,11 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		case <-accept:
 			if c.retry == nil && !c.writeDeadLetters() {
 				return nil
+			}
+		case <-probe:
+			c.probe = nil
+			if len(c.queue) == 0 && len(c.pending) == 0 && len(c.skips) == 0 {
+				c.skipUndelivered()
 			}
 		case <-wait:
 		case <-sessDone:

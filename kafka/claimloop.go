@@ -41,6 +41,67 @@ type claimLoop[T any] struct {
 	// toldEnd is the offset read up to when the claim last found its partition read to its
 	// high-water mark (noteReadToEnd), -1 before.
 	toldEnd int64
+	// probe is set while the claim, holding nothing, waits to ask the broker whether the
+	// offsets before its target (gapTarget) hold anything the consumer delivers.
+	probe *time.Timer
+}
+
+func (c *claimLoop[T]) stopProbe() {
+	if c.probe != nil {
+		c.probe.Stop()
+		c.probe = nil
+	}
+}
+
+// gapTarget is the offset that the claim's reading must reach for its input to end: the
+// bounded end, or, for WithEndWhenCaughtUp, the high-water mark; -1 when nothing waits for it.
+func (c *claimLoop[T]) gapTarget() int64 {
+	switch {
+	case c.h.client == nil || c.finished || c.corrupt:
+		return -1
+	case c.p.end >= 0:
+		return c.p.end
+	case c.h.s.o.caughtUp != nil:
+		return c.p.claim.HighWaterMarkOffset()
+	}
+	return -1
+}
+
+// skipUndelivered settles the offsets from the claim's read offset to its target when the
+// log holds nothing there that the consumer delivers (transaction markers, aborted records
+// under read_committed, batches that compaction emptied): sarama never hands those over, so
+// without this a bounded partition whose log ends in a commit marker (any topic that a
+// transactional producer writes) was never read to its end and the run never ended, nor did
+// a caught-up one. They are settled as a run of dead-lettered offsets is: read past, and
+// committed over once everything pushed before them is.
+func (c *claimLoop[T]) skipUndelivered() {
+	p, s := c.p, c.h.s
+	target := c.gapTarget()
+	next := p.read.Load()
+	if next < 0 {
+		starts, err := offsetsAt(c.h.client, p.topic, []int32{p.part}, sarama.OffsetOldest)
+		if err != nil {
+			return
+		}
+		next = starts[p.part]
+	}
+	if target <= next {
+		return
+	}
+	ok, err := nothingLeftBefore(c.h.client, p.topic, p.part, next, target, c.h.client.Config().Consumer.IsolationLevel, false)
+	if err != nil {
+		s.log.Debug("kafka: probing the offsets left before the end", "topic", p.topic, "partition", p.part, "err", redact(&s.cfg, err))
+		return
+	}
+	if !ok {
+		return
+	}
+	if p.marks.pushedNext < 0 {
+		p.mu.Lock()
+		p.marks.begin(next)
+		p.mu.Unlock()
+	}
+	c.skipped(target - 1)
 }
 
 // room reports whether the claim may take more fetched records.

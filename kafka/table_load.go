@@ -21,30 +21,38 @@ const probeEvery = 250 * time.Millisecond
 // batches that compaction emptied and records deleted since the Table read its offsets.
 // Called from p's follow goroutine, so p.next is stable.
 func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
-	broker, err := t.client.Leader(t.topic, p.id)
+	return nothingLeftBefore(t.client, t.topic, p.id, p.next.Load(), p.end, sarama.ReadCommitted, true)
+}
+
+// nothingLeftBefore reports whether a consumer of topic/part at next with isolation iso has
+// nothing more to deliver before end: from next on, the log holds only transaction markers,
+// records of aborted transactions (read_committed), batches that compaction emptied and
+// records deleted since end was read (only with skipDeleted: a Source stops on those,
+// ErrDataLoss, when its own fetch falls out of range).
+func nothingLeftBefore(client sarama.Client, topic string, part int32, next, end int64, iso sarama.IsolationLevel, skipDeleted bool) (bool, error) {
+	broker, err := client.Leader(topic, part)
 	if err != nil {
 		return false, err
 	}
-	next := p.next.Load()
 	aborted := map[int64]bool{}
 	for range 16 { // a bounded number of fetches; the next tick tries again
-		if next >= p.end {
+		if next >= end {
 			return true, nil
 		}
-		req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 0, MinBytes: 1, MaxBytes: 4 << 20, Isolation: sarama.ReadCommitted}
-		req.AddBlock(t.topic, p.id, next, 4<<20, -1)
+		req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 0, MinBytes: 1, MaxBytes: 4 << 20, Isolation: iso}
+		req.AddBlock(topic, part, next, 4<<20, -1)
 		resp, err := broker.Fetch(req)
 		if err != nil {
 			return false, err
 		}
-		b := resp.GetBlock(t.topic, p.id)
+		b := resp.GetBlock(topic, part)
 		if b == nil {
-			return false, fmt.Errorf("fetch %s/%d: no block", t.topic, p.id)
+			return false, fmt.Errorf("fetch %s/%d: no block", topic, part)
 		}
-		if errors.Is(b.Err, sarama.ErrOffsetOutOfRange) {
+		if skipDeleted && errors.Is(b.Err, sarama.ErrOffsetOutOfRange) {
 			// Records deleted (retention, delete-records) since the start offset was read: the
 			// consumer, which starts at the log's start, will never deliver them.
-			start, ok, err := deletedBefore(t.client, t.topic, p.id, next)
+			start, ok, err := deletedBefore(client, topic, part, next)
 			if err != nil {
 				return false, err
 			}
@@ -54,9 +62,9 @@ func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
 			}
 		}
 		if !errors.Is(b.Err, sarama.ErrNoError) {
-			return false, fmt.Errorf("fetch %s/%d at %d: %w", t.topic, p.id, next, b.Err)
+			return false, fmt.Errorf("fetch %s/%d at %d: %w", topic, part, next, b.Err)
 		}
-		if b.LastStableOffset >= 0 && b.LastStableOffset < p.end {
+		if iso == sarama.ReadCommitted && b.LastStableOffset >= 0 && b.LastStableOffset < end {
 			return false, nil // an open transaction: the consumer waits for its outcome
 		}
 		txns := slices.Clone(b.AbortedTransactions)
@@ -84,7 +92,7 @@ func (t *Table[K, V]) nothingLeft(p *tablePart) (bool, error) {
 			case rb.IsTransactional && aborted[rb.ProducerID]:
 			default:
 				for _, r := range rb.Records {
-					if off := rb.FirstOffset + r.OffsetDelta; off >= next && off < p.end {
+					if off := rb.FirstOffset + r.OffsetDelta; off >= next && off < end {
 						return false, nil // a record the consumer will deliver
 					}
 				}
