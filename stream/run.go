@@ -190,6 +190,13 @@ func (p *Pipeline) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ended()
+		case err := <-srcDone:
+			// A source that failed (or ended) while no wait came between batches: a run
+			// behind the clock or catching up never waits, and a failed source must still
+			// stop it.
+			if err, end := sourceEnded(err); end {
+				return err
+			}
 		default:
 		}
 		scheduled := next

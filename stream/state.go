@@ -16,7 +16,7 @@ type keyedState[K comparable, S any] struct {
 	keys  []K
 	vals  []S
 	first []int64 // oldest offset each key's state depends on (-1: none)
-	last  []int64 // batch time of the last update, Unix nanoseconds
+	last  []int64 // when the key was last updated: batch time (Unix ns; UpdateStateByKey), batch number (MapWithState)
 	minOf int64
 	hasOf bool
 }
@@ -160,8 +160,10 @@ func (s *State[S]) IsTimingOut() bool { return s.timingOut }
 
 // MapWithState calls f for every record of a keyed stream with the key's state, like Spark's
 // mapWithState, and emits what f returns when its bool is true. With a timeout > 0, a key
-// that received no record for that long (processing time) is called once more with ok false
-// and state.IsTimingOut() true, and its state is then removed. The second stream carries
+// that received no record for that long is called once more with ok false and
+// state.IsTimingOut() true, and its state is then removed. The timeout counts batch
+// intervals (rounded up), as the processing-time windows do, not the clock: batches run
+// back to back while the pipeline catches up, and a replay gives the same results. The second stream carries
 // every key's state after every batch (Spark's stateSnapshots). State is per partition and
 // holds commits back like UpdateStateByKey.
 func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K, value V, ok bool, state *State[S]) (U, bool), timeout time.Duration) (*Stream[U], *Stream[Pair[K, S]]) {
@@ -170,9 +172,16 @@ func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K
 	}
 	parts := newPartitioned(newKeyedState[K, S])
 	var gone []bool
+	// The timeout counts batches, as the processing-time windows do: batch times are the
+	// times batches started at, which a catch-up's batches, run back to back, compress.
+	// st.last holds the batch of a key's last record.
+	var idle int64
+	if timeout > 0 {
+		idle = int64((timeout + s.p.interval - 1) / s.p.interval)
+	}
 	mapped := derive(s, "mapWithState", func(pc *PartitionContext, in []Elem[Pair[K, V]], out []Elem[U]) []Elem[U] {
 		st := parts.get(pc.Partition)
-		now := pc.BatchTime.UnixNano()
+		now, batch := pc.BatchTime.UnixNano(), pc.Batch
 		gone = slices.Grow(gone[:0], len(st.keys)+len(in))[:len(st.keys)]
 		clear(gone)
 		var state State[S]
@@ -190,18 +199,18 @@ func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K
 			}
 			switch {
 			case had:
-				st.vals[j], gone[j], st.last[j] = state.value, !state.exists, now
+				st.vals[j], gone[j], st.last[j] = state.value, !state.exists, batch
 				if state.exists && st.first[j] < 0 {
 					st.first[j] = e.Offset
 				}
 			case state.exists:
-				st.add(k, state.value, e.Offset, now)
+				st.add(k, state.value, e.Offset, batch)
 				gone = append(gone, false)
 			}
 		}
 		if timeout > 0 {
 			for j, k := range st.keys {
-				if gone[j] || now-st.last[j] < int64(timeout) {
+				if gone[j] || batch-st.last[j] < idle {
 					continue
 				}
 				state = State[S]{value: st.vals[j], exists: true, timingOut: true}

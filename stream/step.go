@@ -34,13 +34,12 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		return true, nil
 	}
 	p.commitTook, p.commitWait = 0, 0
-	if p.pending == nil {
+	retry := p.pending != nil
+	if !retry {
 		if err := p.openShuffles(ctx); err != nil {
 			return false, Permanent(err)
 		}
 		p.startBatch(scheduled)
-	} else {
-		p.handleControl()
 	}
 	if p.ctlErr != nil {
 		return false, Permanent(p.ctlErr)
@@ -55,6 +54,13 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	}
 	outTime := p.cfg.clock.Now().Sub(outStart)
 	committed := p.ack(ctx, b)
+	if retry {
+		// Assignments and revocations that came while the batch's outputs were retried are
+		// applied once it is written and acknowledged, not before: a revocation's channel
+		// closes only after the commit of the batch in flight, which may hold the partition's
+		// records, reached the source (applyControl settles it first; Input.Revoke).
+		p.handleControl()
+	}
 	if p.commitCtx == nil {
 		p.settle() // Step: the batch's commit ends before it returns (Run overlaps it)
 	}
