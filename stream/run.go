@@ -215,16 +215,8 @@ func (p *Pipeline) run(ctx context.Context) error {
 			}
 			d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempts)
 			p.noteRetry(attempts, d, err)
-			select {
-			case <-ctx.Done():
-				release()
-				if err := stop(); err != nil {
-					return stopFailed(ctx, err)
-				}
-				// Stopped while the batch's outputs were failing: the batch is not
-				// acknowledged and replays on the next run; say why it did not finish.
-				return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, err)
-			case <-clk.After(d):
+			if err, end := p.awaitRetry(ctx, clk.After(d), srcDone, returned, func() []error { return srcErrs }, release, stop, err); end {
+				return err
 			}
 			done, err = p.step(outCtx, scheduled)
 		}
@@ -497,4 +489,40 @@ func (p *Pipeline) statefulNodes() int {
 		}
 	}
 	return n
+}
+
+// awaitRetry waits for the next attempt of a batch whose outputs failed with outErr (at), and
+// reports the error Run returns, and true, when the run ends first: stopped (ctx), or a
+// source failed meanwhile (an output outage may last; a failed source still stops the run,
+// as between batches). The batch is not acknowledged then and replays on the next run; the
+// error says why it did not finish. A source whose input ended is noted and the wait goes
+// on.
+func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcDone chan error, returned func(error),
+	srcErrs func() []error, release func(), stop func() error, outErr error) (error, bool) {
+	notWritten := func(why error) error {
+		return fmt.Errorf("%w (batch %d was not written: %w)", why, p.pending.info.Batch, outErr)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+		case err := <-srcDone:
+			if ctx.Err() == nil {
+				returned(err)
+				if len(srcErrs()) == 0 {
+					continue // an input ended
+				}
+				release()
+				return notWritten(stop()), true
+			}
+			srcDone <- err // the source saw the stop first: stop collects it
+		case <-at:
+			return nil, false
+		}
+		release()
+		if err := stop(); err != nil {
+			return stopFailed(ctx, err), true
+		}
+		// Stopped while the batch's outputs were failing: say why it did not finish.
+		return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, outErr), true
+	}
 }

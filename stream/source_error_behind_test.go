@@ -78,3 +78,38 @@ func TestSourceErrorStopsRunWhileBehind(t *testing.T) {
 		require.LessOrEqual(t, batches-failedAt, 1, "batches run after the source failed")
 	})
 }
+
+// TestSourceErrorStopsRunDuringRetries: a source that fails while a batch's outputs are
+// retried (an output outage) stops the run too, with the batch not acknowledged: Run waited
+// only for the backoff and the context there, and retried until the outage ended or
+// MaxAttempts, the source's failure unreported.
+func TestSourceErrorStopsRunDuringRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithRetry(stream.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second}))
+		require.NoError(t, err)
+		broken := make(chan struct{})
+		q := stream.From(p, stream.Source[int](breakingSource{broken: broken}))
+		a := stream.From(p, stream.Source[int](endlessSource{}))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		errDown := errors.New("output down")
+		attempts, failedAt := 0, 0
+		stream.ForEachBatch(a.Union(q), func(context.Context, stream.BatchInfo, []int) error {
+			attempts++
+			if attempts == 3 {
+				close(broken)
+				synctest.Wait() // the source has returned its error
+				failedAt = attempts
+			}
+			if attempts == 100 {
+				cancel() // the test's bound: the run should have stopped long before
+			}
+			return errDown
+		})
+		err = p.Run(ctx)
+		require.ErrorIs(t, err, errBroken)
+		require.ErrorIs(t, err, errDown, "the error says why the batch was not written")
+		require.NotErrorIs(t, err, context.Canceled, "the run went on until it was stopped")
+		require.LessOrEqual(t, attempts-failedAt, 1, "attempts after the source failed")
+	})
+}
