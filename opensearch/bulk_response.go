@@ -91,6 +91,19 @@ func foreignRefusal(status int, body []byte) string {
 	return ""
 }
 
+// requestRefusal says why a bulk request refused whole with status is refused for what every
+// request of the sink holds, not for one of its documents, or "" when it may be a document's
+// fault (a 400 that the sink splits).
+func requestRefusal(status int, body []byte) string {
+	if status != 400 {
+		return ""
+	}
+	if _, reason := requestError(status, body); strings.Contains(reason, "explicit index in bulk is not allowed") {
+		return "the cluster refuses index names in bulk action lines (rest.action.multi.allow_explicit_index is false), which the sink always sends: set it to true"
+	}
+	return ""
+}
+
 type bulkResponse struct {
 	Errors bool                  `json:"errors"`
 	Items  []map[string]bulkItem `json:"items"`
@@ -139,29 +152,33 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			return retry, rejected, fmt.Errorf("item %d is not one %q result", i, s.cfg.op)
 		case it.Status < 100 || it.Status > 599:
 			return retry, rejected, fmt.Errorf("item %d has no valid status (%d)", i, it.Status)
-		case it.Status >= 200 && it.Status < 300 && it.Result != "created" && it.Result != "updated":
+		case it.Status >= 200 && it.Status < 300 && it.Result != "created" && it.Result != "updated" && it.Result != "noop":
+			// "noop": an ingest pipeline's drop processor dropped the document, OpenSearch's
+			// final answer for it.
 			return retry, rejected, fmt.Errorf("item %d has status %d and result %q, not created or updated", i, it.Status, it.Result)
 		}
 	}
 	var forbidden *forbiddenItems
 	var refused []int // items refused for their index (indexRefusal)
 	// taken: an item of the request went to an index that takes documents: written, found
-	// existing, judged on its own (a mapping conflict), or turned away for now (429, 5xx, a
-	// write block), which says nothing against its index.
+	// existing, or judged on its own (a mapping conflict). An item turned away for now (429,
+	// 5xx, a write block) is retried, and its retry's answer says whether its index takes
+	// documents: counting it here would count documents that the retry finds refused for
+	// their index.
 	taken := false
 	for i, m := range br.Items {
 		it := m[s.cfg.op]
-		if it.Status != 401 && it.Status != 403 && indexRefusal(it.Error) == "" {
-			taken = true
-		}
 		switch {
 		case it.Status >= 200 && it.Status < 300:
-			if it.Result == "updated" {
+			taken = true
+			switch it.Result {
+			case "updated":
 				r.Updated++
-			} else {
+			case "created":
 				r.Created++
 			}
 		case it.Status == 409 && s.cfg.op == OpCreate:
+			taken = true
 			r.Existed++
 		case it.Error != nil && it.Error.Type == blockType:
 			// index.blocks.write, read_only, or the flood-stage read_only_allow_delete
@@ -188,6 +205,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			r.Rejected++
 			refused = append(refused, i)
 		default:
+			taken = true
 			r.Rejected++
 			p := pending[i]
 			var typ, reason string
@@ -208,16 +226,12 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 	}
 	if taken {
 		ch.taken = true
-		// Others went to indexes that take documents: the refused ones are for an index made
-		// from the document that takes none (an old day's index that a lifecycle policy
-		// closed or deleted, a tenant's), dead-lettered like a document refused for good.
-		return retry, append(rejected, letters...), nil
 	}
 	if len(refused) > 0 {
-		// Every item of the request was refused for its index. Whether that is the index the
-		// output writes to (a fixed name, an alias, today's daily index) or one made from the
-		// document is decided over the whole Write, whose other requests may have written
-		// documents to other indexes (Sink.Write).
+		// Whether the index refused is the one the output writes to (a fixed name, an alias,
+		// today's daily index) or one made from the document is decided over the whole
+		// Write, whose other items (in this request, its retries or other requests) may
+		// have gone to indexes that take documents (Sink.Write).
 		ch.refused = append(ch.refused, letters...)
 		if ch.refusal == nil {
 			it := br.Items[refused[0]][s.cfg.op]
@@ -251,6 +265,8 @@ func indexRefusal(e *itemError) string {
 		return "the alias has no write index: make one of its indexes the write index (is_write_index)"
 	case e.Type == "illegal_argument_exception" && strings.Contains(e.Reason, "op_type of create are allowed in data streams"):
 		return "the index is a data stream, which takes only op type create: write it with WithDataStream"
+	case e.Type == "validation_exception" && strings.Contains(e.Reason, "maximum shards open"):
+		return "the cluster's shard limit (cluster.max_shards_per_node) keeps OpenSearch from creating the index: delete old indexes or raise the limit"
 	case e.Type == "illegal_argument_exception" && strings.HasPrefix(e.Reason, "pipeline with id [") && strings.HasSuffix(e.Reason, "] does not exist"):
 		return "the index's ingest pipeline (index.default_pipeline or index.final_pipeline) does not exist: create it, or change the setting"
 	}

@@ -384,13 +384,13 @@ func parseAddress(a string) (u *url.URL, user, pass string, err error) {
 		return nil, "", "", fmt.Errorf("not a URL: %s", stripUserinfo(a))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, "", "", fmt.Errorf("%s: scheme must be http or https", u.Redacted())
+		return nil, "", "", fmt.Errorf("%s: scheme must be http or https", stripUserinfo(a))
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return nil, "", "", fmt.Errorf("%s: no host", u.Redacted())
+		return nil, "", "", fmt.Errorf("%s: no host", stripUserinfo(a))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, "", "", fmt.Errorf("%s: no query or fragment allowed", u.Redacted())
+		return nil, "", "", fmt.Errorf("%s: no query or fragment allowed", stripUserinfo(a))
 	}
 	if u.User != nil {
 		user = u.User.Username()
@@ -400,7 +400,7 @@ func parseAddress(a string) (u *url.URL, user, pass string, err error) {
 	return u, user, pass, nil
 }
 
-// stripUserinfo replaces anything between "//" and the last "@" before the query by "***".
+// stripUserinfo replaces anything between "//" and the last "@" by "***".
 // It errs on the side of hiding: a password with a raw "/" or "@" is still hidden (a path
 // holding "@" is hidden too).
 func stripUserinfo(s string) string {
@@ -412,12 +412,10 @@ func stripUserinfo(s string) string {
 		return s
 	}
 	rest := s[i+2:]
-	end := strings.IndexAny(rest, "?#")
-	auth := rest
-	if end >= 0 {
-		auth = rest[:end]
-	}
-	if j := strings.LastIndex(auth, "@"); j >= 0 {
+	// The last "@" anywhere: a password may hold a raw "?" or "#" (not percent-encoded),
+	// which would otherwise end the search inside it and leave it shown. A query or path
+	// holding "@" is hidden too.
+	if j := strings.LastIndex(rest, "@"); j >= 0 {
 		return s[:i+2] + "***@" + rest[j+1:]
 	}
 	return s

@@ -84,7 +84,13 @@
 // that names the URL (never its credentials) and quotes what answered; nothing of the
 // request is acknowledged, dead-lettered or retried. (A server that answers and closes without reading the request,
 // as a TLS port and the transport port do, may reset the connection before its answer is
-// read: that attempt looks like an outage and is retried, until one reads the answer.)
+// read: that attempt looks like an outage and is retried, until one reads the answer.) A
+// cluster that refuses what every request of the sink holds fails Write the same way,
+// permanent and naming the setting: with rest.action.multi.allow_explicit_index false (an
+// Amazon OpenSearch Service advanced option) it refuses the index names of the action lines
+// (400 "explicit index in bulk is not allowed"), which the sink split down to single
+// documents and dead-lettered one by one. A document that an ingest pipeline drops (its
+// item answered 200 "noop") is written as far as the sink can tell.
 // Where nothing answers (connection refused or reset, a name that does not resolve, a
 // timeout), or what answers says the node is away (408, 429, 5xx: a proxy in front of a
 // node that is down), the sink retries as above: a pipeline started before its node is up
@@ -180,12 +186,14 @@
 //     index is missing and action.auto_create_index does not let OpenSearch create it;
 //     index_closed_exception; an alias without a write index; a data stream written with
 //     op type index, not WithDataStream; an index whose default or final ingest pipeline
-//     does not exist), when every item of their request was refused so: the index the
+//     does not exist; the cluster's shard limit, which keeps OpenSearch from creating a
+//     new day's index), when every item of their request was refused so: the index the
 //     request writes to (a fixed name, an alias, today's daily index) takes no document,
 //     and the error says what to do about it. Before, every document went to the dead
 //     letters, the batches were acknowledged, and the job looked healthy. When other
-//     documents of the batch went to indexes that take documents (written, or turned away
-//     for now with 429 or 5xx and retried), in the same request or another, the refused ones
+//     documents of the batch went to indexes that take documents (written, found existing,
+//     or refused for their own fault; a 429 or 5xx says nothing until its retry is
+//     answered), in the same request or another, the refused ones
 //     are for an index made from the document (an old day's index that a lifecycle policy
 //     closed or deleted, reached by a late record or a replay): they are dead-lettered, with
 //     the refusal and the fix in Err. This is decided over the whole batch, so where the

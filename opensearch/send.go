@@ -121,6 +121,11 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			case foreign != "":
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res,
 					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)))
+			case requestRefusal(status, out) != "":
+				e.Op = "bulk: " + requestRefusal(status, out)
+				r.Err = e
+				s.report(&r, false)
+				return rejected, stream.Permanent(e)
 			case splitStatus(status):
 				r.Err = e
 				s.report(&r, false)
