@@ -42,8 +42,9 @@ type Alert struct {
 	// limit, the reading before a harsh braking, the first idle event, the
 	// event that crossed a fence, the last event before a silence.
 	Time time.Time `json:"@timestamp"`
-	// Location is where: the event at Time, and for device_silent the cab's
-	// last good position (not a GPS jump it sent last).
+	// Location is where the cab was when the alert fired: the position of the
+	// event that fired it (for device_silent, the last event), or the cab's last
+	// good position when that event was a GPS jump.
 	Location Location     `json:"location"`
 	Severity string       `json:"severity"`
 	Details  AlertDetails `json:"details"`

@@ -243,6 +243,9 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 		out = append(out, stream.Elem[trackOut]{Value: trackOut{alert: &a}, Time: el.Time, Offset: el.Offset})
 	}
 	here := Location{Lat: e.Lat, Lon: e.Lon}
+	if o.Jump {
+		here = Location(c.goodPos()) // not where the cab could not have been (as device_silent)
+	}
 
 	// Harsh braking: between two consecutive readings.
 	if spd >= 0 && c.lastSpd >= 0 {

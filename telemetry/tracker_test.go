@@ -5,6 +5,7 @@ package telemetry_test
 
 import (
 	"hash/fnv"
+	"maps"
 	"strconv"
 	"testing"
 	"time"
@@ -703,4 +704,56 @@ func TestTrackLateRedeliveryIsDuplicate(t *testing.T) {
 		got = append(got, flags{e.Duplicate, e.OutOfOrder})
 	}
 	require.Equal(t, []flags{{}, {}, {false, true}, {true, true}, {false, true}, {false, true}, {}, {false, true}}, got)
+}
+
+// TestTrackAlertLocationIsNotAJump (helper-96's review): an alert that fires on
+// a GPS jump puts the cab at its last good position, as device_silent does:
+// speeding, harsh braking and long idle fire on the event that completes them,
+// jump or not, and took its position.
+func TestTrackAlertLocationIsNotAJump(t *testing.T) {
+	r := newTrackRun(t, telemetry.WithSpeedLimit(100, 10*time.Second), telemetry.WithHarshBraking(4))
+	r.oneByOne(
+		ev("A", 0, 41.1000, 90, hired),
+		ev("A", 5, 41.1030, 110, hired),  // the stretch starts
+		ev("A", 10, 41.1060, 110, hired), // last good position
+		ev("A", 15, 42.5000, 110, hired), // GPS jump, 155 km away: the stretch reaches 10 s here
+		ev("A", 17, 41.1100, 40, hired),  // back: 70 -> 40 km/h in 2 s, harsh braking (from the jump's reading)
+	)
+	r.q.End()
+	r.h.RunUntilDone()
+	al := r.alerts.Slice()
+	require.Len(t, al, 2)
+	require.Equal(t, telemetry.AlertSpeeding, al[0].Type)
+	require.True(t, r.events.Slice()[3].Jump)
+	require.Equal(t, telemetry.Location{Lat: 41.1060, Lon: lon0}, al[0].Location, "the speeding alert at the last good position, not the jump")
+}
+
+// TestTrackReplayEveryRecord (helper-96's review): randomTrackInput one record
+// a batch, so that a crash lands after every record and commits land at every
+// offset a hold allows (a duplicate's and a redelivered late event's included).
+func TestTrackReplayEveryRecord(t *testing.T) {
+	seeds := 20
+	if testing.Short() {
+		seeds = 4
+	}
+	for seed := range uint64(seeds) {
+		var batches [][]stream.Record[telemetry.Event]
+		for _, b := range randomTrackInput(seed+1000, 120) {
+			for _, x := range b {
+				batches = append(batches, []stream.Record[telemetry.Event]{x})
+			}
+		}
+		full, _ := runRandomTrack(t, batches, 0, 0)
+		for k := 1; k < len(batches); k++ {
+			first, committed := runRandomTrack(t, batches, 0, k)
+			from := max(committed, 0)
+			second, _ := runRandomTrack(t, batches, from, 0)
+			got := maps.Clone(first.alerts)
+			maps.Copy(got, second.alerts)
+			require.Equal(t, full.alerts, got, "seed %d: crash after %d records, replay from %d", seed, k, from)
+			for off, e := range second.events {
+				require.Equal(t, full.events[off], e, "seed %d: crash after %d records, replay from %d: event %d", seed, k, from, off)
+			}
+		}
+	}
 }
