@@ -29,11 +29,12 @@ const (
 // portoFixture is one pipeline run over the whole Porto sample, shared by the end-to-end and
 // the dashboards tests (whichever comes first runs it).
 var portoFixture struct {
-	mu   sync.Mutex
-	done bool
-	ok   bool
-	run  pipelineRun
-	out  string
+	mu       sync.Mutex
+	done     bool
+	ok       bool
+	run      pipelineRun
+	out      string
+	services services // for TestMain, which deletes the run's indexes at the end
 }
 
 func portoRun(t *testing.T) (pipelineRun, string) {
@@ -48,7 +49,8 @@ func portoRun(t *testing.T) (pipelineRun, string) {
 	f.done = true
 	s := needServices(t)
 	topic := testenv.UniqueName(t, "e2e-porto")
-	r := newRun(t, s, topic, "e2e-porto")
+	r := namedRun(t, s, topic, "e2e-porto")
+	f.run, f.services = r, s
 	t0 := time.Now()
 	replay(t, s, topic, "-source", "porto")
 	t1 := time.Now()

@@ -59,7 +59,11 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	pipelineBin, replayBin = filepath.Join(dir, "fleetpipeline"), filepath.Join(dir, "replay")
-	return m.Run()
+	code := m.Run()
+	if f := &portoFixture; f.done && f.services.opensearch != "" {
+		deleteIndexes(f.services, "*-"+f.run.tag+"-*") // shared by several tests: kept until all ran
+	}
+	return code
 }
 
 // moduleRoot is testenv.RepoRoot without a *testing.T, for TestMain.
@@ -202,8 +206,17 @@ func (r pipelineRun) args(s services, extra ...string) []string {
 // index returns the pattern of the run's indexes with prefix base ("cab-stats").
 func (r pipelineRun) index(base string) string { return base + "-" + r.tag + "-*" }
 
-// newRun names a run over topic and creates its topics (6 partitions).
+// newRun names a run over topic and creates its topics (6 partitions); its indexes are
+// deleted after the test.
 func newRun(t testing.TB, s services, topic, prefix string) pipelineRun {
+	t.Helper()
+	r := namedRun(t, s, topic, prefix)
+	t.Cleanup(func() { deleteIndexes(s, "*-"+r.tag+"-*") })
+	return r
+}
+
+// namedRun is newRun for a run that tests share (portoRun): its indexes outlive the test.
+func namedRun(t testing.TB, s services, topic, prefix string) pipelineRun {
 	t.Helper()
 	r := pipelineRun{
 		topic:  topic,
@@ -214,7 +227,6 @@ func newRun(t testing.TB, s services, topic, prefix string) pipelineRun {
 	}
 	ensureTopic(t, s, r.topic)
 	ensureTopic(t, s, r.alerts)
-	t.Cleanup(func() { deleteIndexes(s, "*-"+r.tag+"-*") })
 	return r
 }
 
