@@ -75,10 +75,11 @@ type Producer[T any] struct {
 	// txn is the Source transaction the Producer writes in (WithExactlyOnce), or nil.
 	txn *txn
 
-	mu     sync.Mutex
-	client sarama.Client
-	sp     sarama.SyncProducer
-	closed bool
+	mu      sync.Mutex
+	client  sarama.Client
+	sp      sarama.SyncProducer
+	dialing *dialing // a connection under way, or nil
+	closed  bool
 
 	sent atomic.Int64
 }
@@ -121,40 +122,92 @@ func (p *Producer[T]) Topic() string { return p.topic }
 // Sent returns how many messages the broker acknowledged.
 func (p *Producer[T]) Sent() int64 { return p.sent.Load() }
 
-func (p *Producer[T]) connect() (sarama.SyncProducer, error) {
+// connect returns the producer, connecting its client first if need be. sarama's NewClient
+// takes no context and, with brokers that do not answer, waits for its metadata retries
+// (each up to a dial or read timeout): it runs in the background, and connect returns when
+// ctx ends, without holding the Producer's lock meanwhile.
+func (p *Producer[T]) connect(ctx context.Context) (sarama.SyncProducer, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return nil, stream.Permanent(ErrClosed)
 	}
 	if p.sp != nil {
-		return p.sp, nil
+		sp := p.sp
+		p.mu.Unlock()
+		return sp, nil
 	}
+	d := p.dialing
+	if d == nil {
+		d = &dialing{done: make(chan struct{})}
+		p.dialing = d
+		go p.dial(d)
+	}
+	p.mu.Unlock()
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return d.sp, nil
+}
+
+// dialing is a connection under way; err and sp are set before done is closed.
+type dialing struct {
+	done chan struct{}
+	sp   sarama.SyncProducer
+	err  error
+}
+
+// dial connects the client and publishes the outcome to d (and, on success, to p).
+func (p *Producer[T]) dial(d *dialing) {
+	client, sp, err := p.newClient()
+	p.mu.Lock()
+	switch {
+	case err == nil && p.closed: // closed meanwhile
+		_ = sp.Close()
+		_ = client.Close()
+		err = stream.Permanent(ErrClosed)
+	case err == nil:
+		p.client, p.sp = client, sp
+	}
+	p.dialing = nil
+	d.sp, d.err = sp, err
+	p.mu.Unlock()
+	close(d.done)
+}
+
+func (p *Producer[T]) newClient() (sarama.Client, sarama.SyncProducer, error) {
 	sc, err := p.cfg.sarama(roleProducer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if p.o.tune != nil {
 		p.o.tune(sc)
 	}
 	if err := checkFlush(sc); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := sc.Validate(); err != nil { // the same at every try: refused for good
+		return nil, nil, stream.Permanent(fmt.Errorf("kafka: producer: sarama configuration (WithSaramaConfig): %w", err))
 	}
 	warnInsecure(p.o.logger, sc)
 	client, err := sarama.NewClient(p.cfg.Brokers, sc)
 	if err != nil {
-		return nil, connectError(&p.cfg, err)
+		return nil, nil, connectError(&p.cfg, err)
 	}
 	sp, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		_ = client.Close()
 		if isNotAuthorized(err) { // e.g. IdempotentWrite on the cluster, on older brokers
-			return nil, stream.Permanent(p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true}))
+			return nil, nil, stream.Permanent(p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true}))
 		}
-		return nil, fmt.Errorf("kafka: producer: %w", err)
+		return nil, nil, fmt.Errorf("kafka: producer: %w", err)
 	}
-	p.client, p.sp = client, sp
-	return sp, nil
+	return client, sp, nil
 }
 
 // Write sends batch and waits until the broker acknowledged every message. An encoding
@@ -182,7 +235,7 @@ func (p *Producer[T]) Write(ctx context.Context, batch []T) error {
 }
 
 func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) error {
-	sp, err := p.connect()
+	sp, err := p.connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -269,19 +322,31 @@ func (p *Producer[T]) writeTxn(ctx context.Context, batch []T) error {
 // last one bound to a Source closes its transactional producer.
 func (p *Producer[T]) Close(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return nil
 	}
 	p.closed = true
+	sp, client := p.sp, p.client
+	p.mu.Unlock()
 	if p.txn != nil {
 		return p.txn.close()
 	}
-	if p.sp == nil {
-		return nil
+	if sp == nil {
+		return nil // a connection under way closes its client when it ends
 	}
-	err := p.sp.Close()
-	if cerr := p.client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+	// sarama's Close waits for the messages in flight, through all their retries in a
+	// broker outage: bounded by ctx (the pipeline's shutdown grace), then the client is
+	// closed, which ends them.
+	done := make(chan error, 1)
+	go func() { done <- sp.Close() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("messages in flight abandoned: %w", ctx.Err())
+	}
+	if cerr := client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = errors.Join(err, cerr)
 	}
 	if err != nil {

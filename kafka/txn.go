@@ -76,6 +76,8 @@ type txn struct {
 	closed  bool
 
 	dropped atomic.Int64
+
+	maxMsg int // the producer's Producer.MaxMessageBytes; 0 until known
 }
 
 type pendingMsg struct {
@@ -144,6 +146,9 @@ func (t *txn) connect(ctx context.Context) error {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	if err := sc.Validate(); err != nil { // the same at every try: refused for good
+		return stream.Permanent(fmt.Errorf("kafka: transactional producer %q: sarama configuration (WithSaramaConfig): %w", t.id, err))
+	}
 	warnInsecure(t.log, sc)
 	type result struct {
 		c   sarama.Client
@@ -254,6 +259,14 @@ func (t *txn) add(ctx context.Context, msgs []Message, sent *atomic.Int64) error
 	if err := t.ready(ctx); err != nil {
 		return err
 	}
+	// A message the producer refuses for its size fails every transaction it is in: refused
+	// here, for good, as the idempotent Producer's Write refuses it.
+	limit := t.maxMessageBytes()
+	for i := range msgs {
+		if size := msgs[i].toSarama("").ByteSize(2); limit > 0 && size > limit {
+			return stream.Permanent(fmt.Errorf("kafka: exactly-once producer: a message of %d bytes for %q exceeds the producer's MaxMessageBytes (%d)", size, msgs[i].Topic, limit))
+		}
+	}
 	for _, m := range msgs {
 		if len(t.seen) > 0 {
 			d := digestOf(m.Topic, m.Key, m.Value, m.Headers)
@@ -270,6 +283,20 @@ func (t *txn) add(ctx context.Context, msgs []Message, sent *atomic.Int64) error
 		t.pending = append(t.pending, pendingMsg{m: m, sent: sent})
 	}
 	return nil
+}
+
+// maxMessageBytes returns the producer's Producer.MaxMessageBytes (after the user's tune), or
+// 0 if the configuration cannot be made. t.mu is held.
+func (t *txn) maxMessageBytes() int {
+	if t.maxMsg == 0 {
+		if sc, err := t.cfg.sarama(roleProducer); err == nil {
+			if t.tune != nil {
+				t.tune(sc)
+			}
+			t.maxMsg = sc.Producer.MaxMessageBytes
+		}
+	}
+	return t.maxMsg
 }
 
 // poison makes every later commit fail with err, kept as a permanent error, and drops the

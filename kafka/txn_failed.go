@@ -31,6 +31,12 @@ func (t *txn) failed(err error) error {
 	if errors.Is(err, ErrNotAuthorized) { // no retry gets past the ACLs
 		fatal, moved = true, false
 	}
+	if permanentProduceError(err) {
+		// A message the client or the broker refuses however often it is sent (too large
+		// for the topic's max.message.bytes, say): kept pending, it failed every later
+		// commit while the pipeline ran on committing nothing.
+		fatal, moved = true, false
+	}
 	if isMetadataTooLarge(err) { // nor past the broker's limit: the messages would pile up
 		fatal, moved = true, false
 		err = errors.Join(metadataTooLarge("the transaction's offsets", -1), err)
