@@ -288,7 +288,7 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			c.noteReadToEnd()
 		}
 		if idle && c.probe == nil && c.gapTarget() > c.p.read.Load() {
-			c.probe = time.NewTimer(probeEvery)
+			c.probe, c.probeFrom = time.NewTimer(probeEvery), c.p.read.Load()
 		}
 		var probe <-chan time.Time
 		if c.probe != nil {
@@ -355,7 +355,10 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			}
 		case <-probe:
 			c.probe = nil
-			if len(c.queue) == 0 && len(c.pending) == 0 && len(c.skips) == 0 {
+			// Only a claim that read nothing for the whole wait asks: one that is reading
+			// (a drain, whose claims are idle for a moment between fetches) would make the
+			// broker send, and itself decode, a fetch's worth of records for nothing.
+			if c.p.read.Load() == c.probeFrom && len(c.queue) == 0 && len(c.pending) == 0 && len(c.skips) == 0 {
 				c.skipUndelivered()
 			}
 		case <-wait:

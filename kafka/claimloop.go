@@ -44,6 +44,8 @@ type claimLoop[T any] struct {
 	// probe is set while the claim, holding nothing, waits to ask the broker whether the
 	// offsets before its target (gapTarget) hold anything the consumer delivers.
 	probe *time.Timer
+	// probeFrom is the read offset when probe was set: the claim asks only if it is still there.
+	probeFrom int64
 }
 
 func (c *claimLoop[T]) stopProbe() {
