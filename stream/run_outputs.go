@@ -1,0 +1,68 @@
+// The run loop's waits around a batch's outputs: the context they run with (the shutdown
+// grace), and the wait between the retries of a batch whose outputs failed.
+
+package stream
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// outputContext returns the context outputs run with: it is not cancelled with ctx, so the
+// batch in flight is finished on shutdown, but once ctx ends the outputs get at most the
+// shutdown grace (WithShutdownGrace) before it is cancelled too. release must be called when
+// the batch is done.
+func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	finished := make(chan struct{})
+	stopWatch := context.AfterFunc(ctx, func() {
+		select {
+		case <-p.cfg.clock.After(p.cfg.shutdownGrace):
+			p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+			cancel()
+		case <-finished:
+		}
+	})
+	return out, func() {
+		stopWatch()
+		close(finished)
+		cancel()
+	}
+}
+
+// awaitRetry waits for the next attempt of a batch whose outputs failed with outErr (at), and
+// reports the error Run returns, and true, when the run ends first: stopped (ctx), or a
+// source failed meanwhile (an output outage may last; a failed source still stops the run,
+// as between batches). The batch is not acknowledged then and replays on the next run; the
+// error says why it did not finish. A source whose input ended is noted and the wait goes
+// on.
+func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcDone chan error, returned func(error),
+	srcErrs func() []error, release func(), stop func() error, outErr error) (error, bool) {
+	notWritten := func(why error) error {
+		return fmt.Errorf("%w (batch %d was not written: %w)", why, p.pending.info.Batch, outErr)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+		case err := <-srcDone:
+			if ctx.Err() == nil {
+				returned(err)
+				if len(srcErrs()) == 0 {
+					continue // an input ended
+				}
+				release()
+				return notWritten(stop()), true
+			}
+			srcDone <- err // the source saw the stop first: stop collects it
+		case <-at:
+			return nil, false
+		}
+		release()
+		if err := stop(); err != nil {
+			return stopFailed(ctx, err), true
+		}
+		// Stopped while the batch's outputs were failing: say why it did not finish.
+		return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, outErr), true
+	}
+}
