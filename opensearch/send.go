@@ -110,7 +110,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			lastErr = err
 		case status != 200:
 			e := s.c.httpError("bulk", "POST", "/_bulk", res)
-			foreign := foreignRefusal(status, out)
+			foreign, refusal := foreignRefusal(status, out), requestRefusal(status, out)
 			switch {
 			case e.Blocked():
 				r.Blocked = len(pending)
@@ -121,8 +121,8 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			case foreign != "":
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res,
 					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)))
-			case requestRefusal(status, out) != "":
-				e.Op = "bulk: " + requestRefusal(status, out)
+			case refusal != "":
+				e.Op = "bulk: " + refusal
 				r.Err = e
 				s.report(&r, false)
 				return rejected, stream.Permanent(e)
