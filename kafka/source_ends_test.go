@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -25,13 +26,14 @@ func produceEventsInTxn(t *testing.T, brokers []string, topic string, from, to i
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 	require.NoError(t, p.BeginTxn())
+	msgs := make([]*sarama.ProducerMessage, 0, to-from)
 	for i := from; i < to; i++ {
 		e := mkEvent(i)
 		v, err := json.Marshal(e)
 		require.NoError(t, err)
-		_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 0, Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(v)})
-		require.NoError(t, err)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: 0, Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(v)})
 	}
+	require.NoError(t, p.SendMessages(msgs))
 	require.NoError(t, p.CommitTxn())
 }
 
@@ -138,5 +140,49 @@ func TestSourcesEndWhenCaughtUpWithAnEmptySource(t *testing.T) {
 			t.Fatalf("the instances did not end within 45s of reading every record of their quiet topics: instance 1 owns %v, instance 2 owns %v, ended %v %v",
 				r1.src.Stats().Lag, r2.src.Stats().Lag, r1.ended(), r2.ended())
 		}
+	}
+}
+
+// TestExactlyOnceBoundedOnTransactionalTopic: an exactly-once pipeline reading a topic
+// written in transactions (another exactly-once pipeline's output), crashed once between a
+// batch's outputs and its commit, then run bounded to the end. The settled gap (the commit
+// marker) goes through the transaction's offsets, not the group session: the last run must
+// end, commit the marker's offset, and the output hold every alert exactly once.
+func TestExactlyOnceBoundedOnTransactionalTopic(t *testing.T) {
+	t.Parallel()
+	const n = 3_000
+	brokers := testenv.KafkaBrokers(t)
+	topic := newTopic(t, brokers, "eos-txn-in", 1)
+	alerts := newTopic(t, brokers, "eos-txn-alerts", 1)
+	produceEventsInTxn(t, brokers, topic, 0, n)
+	group := testenv.UniqueName(t, "g-eos-txn")
+	rc := kafka.WithReadCommitted()
+
+	r := startEOS(t, brokers, group, topic, alerts, 2, rc)
+	select {
+	case err := <-r.done:
+		r.done <- err
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(waitFor):
+		t.Fatal("the crash did not come")
+	}
+	last := startEOS(t, brokers, group, topic, alerts, 0, rc, kafka.WithBounded())
+	select {
+	case err := <-last.done:
+		last.done <- err
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatalf("the bounded run did not end: stats %+v", last.src.Stats())
+	}
+	requireCommittedAtEnd(t, brokers, group, topic, 1)
+	got := readCommitted(t, brokers, alerts, 1)
+	want := expectedAlerts(n)
+	count := map[string]int{}
+	for _, a := range got {
+		count[a]++
+		require.True(t, want[a], "alert %s that an uninterrupted run does not raise", a)
+	}
+	for a := range want {
+		require.Equal(t, 1, count[a], "alert %s", a)
 	}
 }
