@@ -170,7 +170,9 @@ func checkInputs[K comparable, A, B any](a *stream.Stream[stream.Pair[K, A]], b 
 	switch {
 	case a == nil || b == nil:
 		return invalid("nil input stream")
-	case ex == nil:
+	case isNil(ex):
+		// also a nil *kafka.Exchange in the interface (NewExchange's result next to an
+		// error), which would panic in the repartition
 		return invalid("nil exchange")
 	case a.Pipeline() != b.Pipeline():
 		return invalid("the inputs belong to different pipelines")

@@ -315,6 +315,10 @@ func TestConstructionErrors(t *testing.T) {
 		{"zero size", func() error { _, err := join.Window(sa, sb, ex, 0); return err }},
 		{"negative size", func() error { _, err := join.Window(sa, sb, ex, -sec); return err }},
 		{"nil exchange", func() error { _, err := join.Interval(sa, sb, nil, sec, sec); return err }},
+		{"nil exchange pointer", func() error {
+			_, err := join.Window(sa, sb, (*streamtest.Exchange[shuffled])(nil), sec)
+			return err
+		}},
 		{"nil left", func() error { _, err := join.Interval(nil, sb, ex, sec, sec); return err }},
 		{"nil right", func() error { _, err := join.Window(sa, nil, ex, sec); return err }},
 		{"different pipelines", func() error { _, err := join.Interval(sa, so, ex, sec, sec); return err }},
