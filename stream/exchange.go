@@ -302,6 +302,9 @@ type shuffle[T any] struct {
 
 	// downstream side
 	parts map[int32]*downPart
+	// dropped counts the duplicates of the downstream partitions no longer held (revoked),
+	// so that duplicates stays cumulative since the pipeline started.
+	dropped int64
 }
 
 func (sh *shuffle[T]) exchange() any { return sh.ex }

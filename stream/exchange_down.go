@@ -198,6 +198,9 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 		}
 	}
 	m.ends = &sh.ends
+	if d := sh.parts[part]; d != nil {
+		sh.dropped += d.dups
+	}
 	sh.parts[part] = &downPart{cur: m, base: m.clone(), basePos: offset}
 	return nil
 }
@@ -217,6 +220,9 @@ func (sh *shuffle[T]) readsHere(from int32) bool {
 // whose replay sends earlier offsets again (the downstream drops them as duplicates), which
 // must not count as records out of source order.
 func (sh *shuffle[T]) drop(part int32) {
+	if d := sh.parts[part]; d != nil {
+		sh.dropped += d.dups // BatchStats.Duplicates is cumulative: a revocation keeps them
+	}
 	delete(sh.parts, part)
 	delete(sh.last, part)
 	delete(sh.sent, part)
@@ -263,9 +269,10 @@ func (sh *shuffle[T]) finish(p *Pipeline) bool {
 
 func (sh *shuffle[T]) awaitReturn(on bool) { sh.src.in.setEager(on) }
 
-// duplicates returns how many replayed records the downstream partitions dropped.
+// duplicates returns how many replayed records the downstream partitions dropped since the
+// pipeline started, those of partitions revoked since included.
 func (sh *shuffle[T]) duplicates() int64 {
-	var n int64
+	n := sh.dropped
 	for _, d := range sh.parts {
 		n += d.dups
 	}
