@@ -48,6 +48,8 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-gc-percent", "-1"}, // turned the collector off: the heap grew until killed
 		{"-topic", ""},        // EnsureTopic(".dlq") made a topic named ".dlq"
 		{"-group", ""},
+		{"-http", "9464"}, // no port: net.Listen refused it after the job had connected
+		{"-http", "localhost"},
 		// Conflicts: alerts written into the telemetry topic itself; the requests source in
 		// the same group on the same topic as the telemetry source (the group splits the
 		// topic's partitions between the two members, each decoding the other's records).

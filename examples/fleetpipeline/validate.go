@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 	"unicode"
@@ -60,6 +61,13 @@ func (c *config) validate() error {
 	}
 	if c.registry != "" && (c.registry == c.topic || c.registry == c.requests) {
 		bad("-registry-topic", "%q is also an input of the job (-topic or -requests-topic)", c.registry)
+	}
+	if c.httpAddr != "" {
+		// net.Listen refused it only after the job had connected to Kafka and OpenSearch
+		// (the dead-letter topic made, the templates installed): "-http 9464" for ":9464".
+		if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
+			bad("-http", "%q: not host:port (e.g. 127.0.0.1:9464, :9464; empty: none): %v", c.httpAddr, err)
+		}
 	}
 	if err := checkIndexTag(c.indexTag); err != nil {
 		errs = append(errs, err)
