@@ -4,6 +4,8 @@ package prom
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,11 +92,14 @@ func WithPartitionName(f func(id int32) string) Option {
 }
 
 // WithBuckets sets the upper bounds, in seconds, of the batch duration histograms; default
-// DefaultBuckets.
+// DefaultBuckets. The bounds are copied: changing b afterwards changes nothing.
 func WithBuckets(b ...float64) Option {
+	b = slices.Clone(b) // the client library keeps the slice it is given as the histograms' bounds
 	return optionFunc(func(cfg *config) {
-		for i := 1; i < len(b); i++ {
-			if b[i] <= b[i-1] {
+		for i, x := range b {
+			// NaN compares false with everything, so it passed the order check below
+			// (a bucket le="NaN").
+			if math.IsNaN(x) || i > 0 && x <= b[i-1] {
 				cfg.errs = append(cfg.errs, invalid("WithBuckets(%v): bounds must increase", b))
 				return
 			}

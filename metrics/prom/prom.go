@@ -6,6 +6,7 @@ package prom
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,7 +125,8 @@ type opMetrics struct {
 // label pipeline=<name>, and returns the collector to hand to stream.WithStatsHook. The same
 // reg may hold the metrics of several pipelines of different names.
 func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, error) {
-	cfg := config{clock: systemClock{}, staleAfter: DefaultStaleAfter, buckets: DefaultBuckets}
+	// DefaultBuckets copied: the histograms keep the slice they are given, and it is exported.
+	cfg := config{clock: systemClock{}, staleAfter: DefaultStaleAfter, buckets: slices.Clone(DefaultBuckets)}
 	if reg == nil {
 		cfg.errs = append(cfg.errs, invalid("nil Registerer"))
 	}

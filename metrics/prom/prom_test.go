@@ -3,6 +3,7 @@ package prom_test
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -759,4 +760,35 @@ func TestSourceDeadLettersByReason(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"decode=4", "event_time=1", "invalid=2", "other=2"}, rows)
+}
+
+// TestBucketsCheckedAndCopied: WithBuckets accepted NaN bounds (NaN compares false, so the
+// order check passed) and exported a bucket le="NaN"; and the histograms kept the caller's
+// slice (and DefaultBuckets itself) as their bounds, so a later change to it reordered the
+// buckets of a running pipeline's histograms: le="5" before le="2", counts wrong.
+func TestBucketsCheckedAndCopied(t *testing.T) {
+	for _, b := range [][]float64{{math.NaN()}, {.1, math.NaN(), 1}, {math.NaN(), 1}} {
+		_, err := prom.New(prometheus.NewRegistry(), "p", prom.WithBuckets(b...))
+		require.ErrorIs(t, err, prom.ErrInvalidOption, "%v", b)
+	}
+
+	b := []float64{1, 2}
+	m, _, srv := newMetrics(t, prom.WithBuckets(b...))
+	b[0] = 5
+	d, _, dsrv := newMetrics(t)
+	saved := prom.DefaultBuckets[0]
+	prom.DefaultBuckets[0] = 0.5 // no test runs in parallel with this one
+	t.Cleanup(func() { prom.DefaultBuckets[0] = saved })
+	for _, x := range []*prom.Metrics{m, d} {
+		x.Observe(stream.BatchStats{Batch: 1, ProcessingTime: 1500 * time.Millisecond})
+	}
+	var bounds []float64
+	var counts []uint64
+	for _, bk := range scrape(t, srv)["fleetstream_batch_processing_seconds"].GetMetric()[0].GetHistogram().GetBucket() {
+		bounds, counts = append(bounds, bk.GetUpperBound()), append(counts, bk.GetCumulativeCount())
+	}
+	require.Equal(t, []float64{1, 2, math.Inf(1)}, bounds)
+	require.Equal(t, []uint64{0, 1, 1}, counts)
+	first := scrape(t, dsrv)["fleetstream_batch_processing_seconds"].GetMetric()[0].GetHistogram().GetBucket()[0]
+	require.Equal(t, saved, first.GetUpperBound(), "the defaults as they were at New")
 }
