@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fleetstream/fleetstream/metrics/prom"
 	"github.com/fleetstream/fleetstream/opensearch"
@@ -46,10 +47,19 @@ func serveMetrics(ctx context.Context, addr string, m *prom.Metrics, log *slog.L
 	}, nil
 }
 
-// newMetrics returns the pipeline's metrics on a registry of their own; names gives the
-// partitions' names ("topic/3"), once the sources exist.
+// newMetrics returns the pipeline's metrics on a registry of their own, beside the process's
+// and the Go runtime's (memory, CPU, goroutines, GC: what the default registry has, and
+// what an operator watches the job's bounded memory with); names gives the partitions' names
+// ("topic/3"), once the sources exist.
 func newMetrics(name string, names *partitionNames) (*prom.Metrics, error) {
-	return prom.New(prometheus.NewRegistry(), name, prom.WithPartitionName(names.name))
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	return prom.New(reg, name, prom.WithPartitionName(names.name))
 }
 
 // partitionNames names the pipeline's partitions by Kafka topic and partition: the input
