@@ -31,7 +31,7 @@ func serveMetrics(ctx context.Context, addr string, m *prom.Metrics, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("-http %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := metricsServer(m.Handler())
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("fleetpipeline: metrics server", "err", err)
@@ -45,6 +45,14 @@ func serveMetrics(ctx context.Context, addr string, m *prom.Metrics, log *slog.L
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}, nil
+}
+
+// metricsServer is the -http server. Every phase of a connection has its bound: a client that
+// stops reading a response or leaves a keep-alive connection idle would otherwise hold its
+// connection and goroutine for ever (only the request's headers had a timeout).
+func metricsServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 }
 
 // newMetrics returns the pipeline's metrics on a registry of their own, beside the process's

@@ -3,11 +3,17 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -38,5 +44,78 @@ func TestMetricsHaveProcessAndRuntime(t *testing.T) {
 	for _, name := range []string{"fleetstream_batches_total", "process_resident_memory_bytes", "process_cpu_seconds_total",
 		"go_goroutines", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds"} {
 		require.Contains(t, families, name)
+	}
+}
+
+// pipeListener is a net.Listener of in-memory connections (net.Pipe), whose deadlines run on
+// a synctest bubble's clock.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9464} }
+
+func (l *pipeListener) dial() net.Conn {
+	client, server := net.Pipe()
+	l.conns <- server
+	return client
+}
+
+// TestMetricsServerTimeouts: the -http server bounded the request's headers only (5 s), so
+// a keep-alive connection left idle, or a client that sent a request and never read the
+// answer, kept its connection and goroutine for ever. Both are now closed by the server.
+func TestMetricsServerTimeouts(t *testing.T) {
+	m, err := newMetrics("fleet", &partitionNames{})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		read bool // the client reads the answer
+	}{{"idle after a request", true}, {"answer never read", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := metricsServer(m.Handler())
+				ln := newPipeListener()
+				go func() { _ = srv.Serve(ln) }()
+				defer srv.Close()
+				c := ln.dial()
+				defer c.Close()
+				_, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: fleet\r\n\r\n")
+				require.NoError(t, err)
+				br := bufio.NewReader(c)
+				if tc.read {
+					resp, err := http.ReadResponse(br, nil)
+					require.NoError(t, err)
+					_, err = io.Copy(io.Discard, resp.Body)
+					require.NoError(t, err)
+					require.NoError(t, resp.Body.Close())
+				} else {
+					time.Sleep(time.Hour) // the bubble's clock: the client does not read for an hour
+				}
+				// The server closed its end: reading gets EOF, or, when it closed before the
+				// deadline is set, net.Pipe refuses the deadline.
+				err = c.SetReadDeadline(time.Now().Add(time.Hour))
+				if err == nil {
+					_, err = br.ReadByte()
+				}
+				require.True(t, errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe),
+					"the server should have closed the connection; got %v", err)
+			})
+		})
 	}
 }
