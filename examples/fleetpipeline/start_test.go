@@ -50,6 +50,7 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-group", ""},
 		{"-http", "9464"}, // no port: net.Listen refused it after the job had connected
 		{"-http", "localhost"},
+		{"-http", "127.0.0.1:99999"}, // a port past 65535: refused by net.Listen only after the job had connected
 		// Conflicts: alerts written into the telemetry topic itself; the requests source in
 		// the same group on the same topic as the telemetry source (the group splits the
 		// topic's partitions between the two members, each decoding the other's records).
