@@ -196,7 +196,7 @@
 // The operator implements stream.StateReporter, so every stream.BatchStats reports, besides
 // its entries (StateSize: keys in open windows, sliding series, keys with sessions), the windows open
 // (the windows of a partition that hold data and were not emitted: tumbling buckets, sliding
-// windows from the next to fire to the last one holding a live pane, sessions), the records
+// windows still to fire that hold a live pane, sessions), the records
 // set aside since it was created, by reason (Late: stream.ReasonLate; KeyLimit:
 // stream.ReasonKeyLimit, as LateCount and KeyLimitCount), the split keys (SplitKeys, as
 // Windowed.SplitKeys), and an estimate of its bytes. The

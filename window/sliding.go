@@ -463,18 +463,18 @@ func (w *sliding[T, K, V, A, R]) usage() (int, int64) {
 }
 
 // openWindows counts the windows ending at nextEnd or later that hold a live pane. Pane j
-// is in the windows that start at a multiple of slide in (j*g - size, j*g]; the panes are in
-// order, so the ends they cover are merged in one pass.
+// is in the windows that end at a multiple of slide in (j*g, j*g + size] (their starts are
+// multiples of slide only when size is); the panes are in order, so the ends they cover are
+// merged in one pass.
 func (w *sliding[T, K, V, A, R]) openWindows() int {
 	if !w.started {
 		return 0
 	}
-	n, next := 0, w.nextEnd // next: the lowest end not counted yet
+	n, next := 0, w.nextEnd // next: the lowest end not counted yet, a multiple of slide
 	for _, p := range w.panes {
 		t := p.idx * w.g
-		lo := max(floorMul(t-w.size, w.slide)+w.slide+w.size, next)
-		lo = ceilMul(lo-w.size, w.slide) + w.size // a window's end
-		hi := floorMul(t, w.slide) + w.size
+		lo := max(floorMul(t, w.slide)+w.slide, next)
+		hi := floorMul(t+w.size, w.slide)
 		if lo <= hi {
 			n += int((hi-lo)/w.slide) + 1
 			next = hi + w.slide
