@@ -188,7 +188,9 @@
 // per record, sliding 10 minutes every 10 seconds about 90 ns (1.2 times tumbling), sessions
 // about 90 ns, and no allocation per record. Open tumbling state takes about 90 bytes per key
 // (string key, Stats); sliding state takes, per key, a ring of the next power of two above
-// size/gcd(size, slide) plus the out-of-orderness in panes, each an accumulator and 8 bytes.
+// size/gcd(size, slide) plus the out-of-orderness in panes, each an accumulator and 8 bytes
+// (a record far ahead of the windows still to fire, after a gap in event time, first fires
+// those its watermark closes, so the rings span only what stays open; TestSlidingGapNotSpanned).
 // See bench_test.go.
 //
 // # Stats

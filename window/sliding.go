@@ -162,6 +162,14 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			o = op.appendRefused(o, e, w.part, e1-w.size, e1)
 			continue
 		}
+		if j-w.minNeeded > w.mask && !merged {
+			// The record is far ahead of the next window to fire (a gap in event time, or
+			// a first record whose clock was behind): fire now what the batch's end would
+			// fire on the watermark so far, so that the rings need not span the gap. A
+			// record after it in the batch is late for those windows either way.
+			w.fwm = max(w.fwm, min(pc.PartitionWatermark, w.pwm))
+			o = w.fireClosed(pc, in, o)
+		}
 		w.touch(j, e.Offset)
 		if !ok {
 			x = w.newSeries(k)
@@ -191,6 +199,16 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	if !w.started {
 		return o
 	}
+	o = w.fireClosed(pc, in, o)
+	if every {
+		o = w.partials(o)
+	}
+	w.prune()
+	return o
+}
+
+// fireClosed fires the windows that close on the fire watermark fwm.
+func (w *sliding[T, K, V, A, R]) fireClosed(pc *stream.PartitionContext, in []stream.Elem[T], o out[K, R]) out[K, R] {
 	for addSat(w.nextEnd, w.grace) <= w.fwm {
 		if len(w.panes) == 0 {
 			if w.fwm != stream.EndOfTime {
@@ -208,10 +226,6 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		o = w.fire(o, w.nextEnd)
 		w.setNextEnd(w.nextEnd + w.slide)
 	}
-	if every {
-		o = w.partials(o)
-	}
-	w.prune()
 	return o
 }
 
