@@ -379,7 +379,10 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 			// Equal times in two batches would be numbered from 0 again, and dropped as copies.
 			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent event time %s of partition %d after %s: RepartitionByTime needs each time's elements in one batch and later batches later (final results of tumbling or sliding windows)",
 				sh.name, WatermarkTime(num(&es[0])).Format(time.RFC3339Nano), pc.Partition, WatermarkTime(last).Format(time.RFC3339Nano))
-		case !sh.byTime && ok && es[0].Offset < last:
+		case !sh.byTime && ok && es[0].Offset <= last:
+			// An offset sent in an earlier batch (UpdateStateByKey's states, MapWithState's
+			// timeouts carry their key's first offset) would be numbered from 0 again, and
+			// dropped as a copy.
 			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent offset %d of partition %d after offset %d: its operators emit records out of source order (window results?); repartition before them, or use RepartitionByTime for final window results",
 				sh.name, es[0].Offset, pc.Partition, last)
 		}
