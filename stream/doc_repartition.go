@@ -58,11 +58,15 @@
 // say they register (PartitionRegistrar: kafka.Exchange, whose consumer may join the group
 // after the input's; TestRunWaitsForRepartitionSource). An input added after the others is
 // new, one left out at the end is no longer read, and checkpoints of earlier releases name
-// none (they are accepted and name this run's inputs from the next commit on). Not detected: the same input's offsets
-// moved back outside the pipeline (kafka-consumer-groups --reset-offsets): its records then
-// are copies, and the repartition drops them as such. To process an input again, run under a
-// new name, or delete the repartition topics as well (see the README's "Processing a topic
-// again").
+// none (they are accepted and name this run's inputs from the next commit on). The marks of
+// the partitions of an input left out never move again: where the source says it no longer
+// reads them (Originator, as kafka.Source does), they count neither for the watermark nor in
+// the partition counts of the last run's marks, which held the watermark, and a bounded
+// run's end, for ever before (TestRepartitionInputLeftOut); their numbers still tell copies.
+// Not detected: the same input's offsets moved back outside the pipeline
+// (kafka-consumer-groups --reset-offsets): its records then are copies, and the repartition
+// drops them as such. To process an input again, run under a new name, or delete the
+// repartition topics as well (see the README's "Processing a topic again").
 //
 // Watermarks. After each batch, every upstream partition whose own watermark, idle state or
 // end changed sends a mark with it to every downstream partition, after its values. A

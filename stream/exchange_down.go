@@ -36,6 +36,8 @@ func (sh *shuffle[T]) down(part int32) *downPart {
 		d = &downPart{cur: newMarks(), base: newMarks(), basePos: -1}
 		d.cur.ends = &sh.ends
 		d.cur.inputs, d.base.inputs = sh.identities(), sh.identities()
+		d.cur.unread, d.base.unread = sh.unread, sh.unread
+		d.cur.count, d.base.count = sh.count, sh.count
 		sh.parts[part] = d
 	}
 	return d
@@ -189,6 +191,20 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 		sh.in.p.cfg.logger.Warn("stream: repartition: its checkpoint holds marks of upstream partitions that do not feed it in this graph; dropped",
 			"repartition", sh.name, "partition", local, "upstream_partitions", gone)
 	}
+	// Marks of upstream partitions that their source no longer reads (an input left out at
+	// the end) never move again either, nor do the partition counts that the last run's
+	// marks carry, which count them: they would hold the watermark, and the end, for ever.
+	m.unread, m.count = sh.unread, sh.count
+	unread := 0
+	for from, u := range m.up {
+		if u.unread = sh.unread(from); u.unread {
+			unread++
+		}
+	}
+	if unread > 0 {
+		sh.in.p.cfg.logger.Warn("stream: repartition: its checkpoint holds marks of upstream partitions that their source no longer reads; they no longer count for the watermark",
+			"repartition", sh.name, "partition", local, "upstream_partitions", unread)
+	}
 	for _, u := range m.up {
 		// Whether an upstream partition ended is for this run's marks to say (see apply).
 		// Checkpoints of earlier releases kept an end's EndOfTime as the watermark.
@@ -203,6 +219,36 @@ func (sh *shuffle[T]) restore(part int32, offset int64, enc string) error {
 	}
 	sh.parts[part] = &downPart{cur: m, base: m.clone(), basePos: offset}
 	return nil
+}
+
+// unread reports whether upstream partition from is one that its source says it does not
+// read (Originator: kafka.Source's partitions of a topic it does not read), see upMark.unread.
+func (sh *shuffle[T]) unread(from int32) bool {
+	if sh.in == nil {
+		return false // a bare shuffle of a unit test
+	}
+	si, local := PartitionSource(from)
+	if !slices.Contains(sh.ups, si) {
+		return false // dropped (dropSourcesBut), or left alone by arrived
+	}
+	o, ok := sh.in.p.srcs[si].origin()
+	if !ok {
+		return false
+	}
+	_, _, reads := o.Origin(local)
+	return !reads
+}
+
+// count returns how many partitions upstream source si reads now (PartitionCounter), 0 if
+// it does not say.
+func (sh *shuffle[T]) count(si int) int32 {
+	if sh.in == nil || si < 0 || si >= len(sh.in.p.srcs) {
+		return 0
+	}
+	if c, ok := sh.in.p.srcs[si].(interface{ partitionCount() int }); ok {
+		return int32(c.partitionCount())
+	}
+	return 0
 }
 
 // readsHere reports whether this instance reads upstream partition from, or sent marks from

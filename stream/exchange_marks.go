@@ -24,6 +24,11 @@ type marks struct {
 	// inputs are the hashes of the names of the upstream inputs (InputIdentifier) that the
 	// marks were made from: decoded from a checkpoint, or this run's, which encode writes.
 	inputs map[inputRef]uint64
+	// unread reports whether an upstream partition is one its source no longer reads (nil:
+	// none is; see upMark.unread); count, how many partitions an upstream source reads now
+	// (PartitionCounter; 0 if it does not say).
+	unread func(from int32) bool
+	count  func(si int) int32
 }
 
 // endRule says which end marks are this run's, the run being one Pipeline value (an
@@ -75,6 +80,12 @@ type upMark struct {
 	idle, end bool
 	marked    bool
 	run       uint64 // of the newest mark, if an end (see endRule)
+	// unread: the upstream partition's source says it no longer reads it (Originator: an
+	// input left out at the end, see InputIdentifier). Its marks, from the last run that
+	// read it, never move again: they no longer count for the watermark, nor does the
+	// partition in its source's count, which that run's marks carry; its numbers still tell
+	// copies of its values.
+	unread bool
 }
 
 // histRec is a record's part in marks: its position and its Shuffled fields but the value.
@@ -93,7 +104,7 @@ type histRec struct {
 func newMarks() marks { return marks{up: map[int32]*upMark{}, expect: map[int]int32{}} }
 
 func (m marks) clone() marks {
-	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd, ends: m.ends, inputs: m.inputs}
+	c := marks{up: make(map[int32]*upMark, len(m.up)), expect: make(map[int]int32, len(m.expect)), staleEnd: m.staleEnd, ends: m.ends, inputs: m.inputs, unread: m.unread, count: m.count}
 	for k, v := range m.up {
 		x := *v
 		c.up[k] = &x
@@ -109,8 +120,11 @@ func (m marks) clone() marks {
 func (m marks) apply(r *histRec) bool {
 	u := m.up[r.from]
 	if u == nil {
-		u = &upMark{wm: NoWatermark, markSeq: -1}
+		u = &upMark{wm: NoWatermark, markSeq: -1, unread: m.unread != nil && m.unread(r.from)}
 		m.up[r.from] = u
+	}
+	if r.mark && u.unread {
+		return false
 	}
 	if r.mark {
 		// This run's end mark is the last word of this run on the upstream partition, also
@@ -157,20 +171,35 @@ func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 	// Called after every mark and for every partition each batch: count without a map (a
 	// repartition has one or a few upstream sources).
 	for _, si := range ups {
-		var seen int32
+		var seen, unread int32
 		for from, m := range d.up {
-			if s, _ := PartitionSource(from); m.marked && s == si {
+			if s, _ := PartitionSource(from); s != si {
+				continue
+			}
+			switch {
+			case m.unread:
+				unread++
+			case m.marked:
 				seen++
 			}
 		}
-		if seen == 0 || seen < d.expect[si] {
+		need := d.expect[si]
+		if unread > 0 {
+			// The last run's counts take in the partitions no longer read; this run's
+			// source counts the partitions it reads, new ones too.
+			need -= unread
+			if d.count != nil {
+				need = max(need, d.count(si))
+			}
+		}
+		if seen == 0 || seen < need {
 			return NoWatermark, false, false
 		}
 	}
 	active, idleMin, any := int64(math.MaxInt64), int64(math.MaxInt64), false
 	end = true
 	for from, m := range d.up {
-		if !m.marked || d.ends.ended(from, m) {
+		if !m.marked || m.unread || d.ends.ended(from, m) {
 			continue
 		}
 		end = false
