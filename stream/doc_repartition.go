@@ -71,7 +71,9 @@
 // Watermarks. After each batch, every upstream partition whose own watermark, idle state or
 // end changed sends a mark with it to every downstream partition, after its values. A
 // downstream partition's watermark is the minimum over its upstream partitions that are not
-// idle and have not ended (the slowest idle one if all are idle), NoWatermark until every
+// idle and have not ended (the slowest idle one if all are idle; as for the pipeline's
+// watermark, an idle one that never had an event holds nothing back:
+// TestRepartitionIdleEmptyUpstream), NoWatermark until every
 // upstream partition has been heard from (sources that implement PartitionCounter say how
 // many there are), EndOfTime once every one ended; PartitionContext.Merged tells operators
 // so. Operators judge a record of such a partition against PartitionContext.WatermarkAt: the

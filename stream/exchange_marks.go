@@ -164,9 +164,10 @@ func (m marks) apply(r *histRec) bool {
 }
 
 // watermark returns a downstream partition's watermark from its upstream marks: the minimum
-// over the upstream partitions that are not idle and have not ended (over the idle ones if
-// all are idle, the slowest), NoWatermark while an upstream source has not been heard from in
-// full, EndOfTime once every upstream partition ended (in this run: see endRule).
+// over the upstream partitions that are not idle and have not ended (if all are idle, the
+// slowest of those that had an event), NoWatermark while an upstream source has not been
+// heard from in full, EndOfTime once every upstream partition ended (in this run: see
+// endRule).
 func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 	// Called after every mark and for every partition each batch: count without a map (a
 	// repartition has one or a few upstream sources).
@@ -204,7 +205,11 @@ func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 		}
 		end = false
 		if m.idle {
-			idleMin = min(idleMin, m.wm)
+			// As for the pipeline's watermark: an idle partition that never had an event holds
+			// nothing back (it may never get one).
+			if m.wm != NoWatermark {
+				idleMin = min(idleMin, m.wm)
+			}
 			continue
 		}
 		any = true
@@ -215,6 +220,8 @@ func (d marks) watermark(ups []int) (wm int64, idle, end bool) {
 		return EndOfTime, false, true
 	case any:
 		return active, false, false
+	case idleMin == math.MaxInt64:
+		return NoWatermark, true, false
 	default:
 		return idleMin, true, false
 	}
