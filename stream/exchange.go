@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -155,6 +156,16 @@ func RepartitionBy[T any](s *Stream[T], name string, ex Exchange[T], hash func(T
 	return out
 }
 
+// isNilExchange reports whether ex is nil or a nil pointer: a *kafka.Exchange left nil beside
+// NewExchange's error is not a nil interface, and it panicked in Bind.
+func isNilExchange[T any](ex Exchange[T]) bool {
+	if ex == nil {
+		return true
+	}
+	v := reflect.ValueOf(ex)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
 // repartition is RepartitionBy (RepartitionByTime if byTime); it also returns the shuffle,
 // nil if the graph refused it.
 func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) uint64, byTime bool) (*Stream[T], *shuffle[T]) {
@@ -163,7 +174,7 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 		return register(p, &Stream[T]{p: p, name: "repartition:" + name, every: 1, slide: 1,
 			fn: func(*PartitionContext, []Elem[T]) []Elem[T] { return nil }})
 	}
-	if ex == nil || hash == nil || name == "" {
+	if isNilExchange(ex) || hash == nil || name == "" {
 		p.fail(invalid("Repartition %q: needs a name, an exchange and a hash", name))
 		return stub(), nil
 	}

@@ -221,6 +221,12 @@ func TestConstructionErrors(t *testing.T) {
 		{"inverse slide > length", func(s *stream.Stream[int]) {
 			stream.ReduceByKeyAndWindowInv(stream.KeyBy(s, func(int) int { return 0 }), func(a, b int) int { return a + b }, func(a, b int) int { return a - b }, nil, time.Second, 2*time.Second)
 		}, "slide longer", nil},
+		// A *kafka.Exchange left nil beside NewExchange's error is not a nil interface: it
+		// panicked in the exchange's Bind (helper-100).
+		{"nil exchange pointer", func(s *stream.Stream[int]) {
+			var ex *streamtest.Exchange[int]
+			stream.RepartitionBy(s, "r", ex, func(v int) uint64 { return uint64(v) })
+		}, "needs a name, an exchange and a hash", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := streamtest.New(t, time.Second)
