@@ -13,7 +13,8 @@
 // NewExchange is the Kafka transport of stream.Repartition: the topic
 // "<pipeline>-<name>-repartition", created when the pipeline starts with the partition count
 // of the source topics (WithPartitions, WithPartitionsOf), a replication factor of
-// min(3, brokers) (WithReplication) and unlimited retention, purged below the group's
+// min(3, brokers) (WithReplication), unlimited retention and a max.message.bytes that takes
+// whatever its producer's MaxMessageBytes allows, purged below the group's
 // committed offsets (WithPurgeInterval); an existing topic with another count is refused
 // (ErrPartitionMismatch), since keys would move away from their state, and so is one that
 // another consumer group has committed offsets of (ErrRepartitionInUse): another pipeline

@@ -370,7 +370,7 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	got, err := ensureTopic(&e.cfg, sc, e.topic, want, repl, repartitionTopicConfig())
+	got, err := ensureTopic(&e.cfg, sc, e.topic, want, repl, repartitionTopicConfig(sc.Producer.MaxMessageBytes))
 	if err != nil {
 		return 0, err
 	}

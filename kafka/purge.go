@@ -8,6 +8,7 @@ package kafka
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +20,15 @@ import (
 const defaultPurgeInterval = 30 * time.Second
 
 // repartitionTopicConfig is the topic configuration of a repartition topic made by an
-// Exchange: records stay until purged.
-func repartitionTopicConfig() map[string]*string {
+// Exchange: records stay until purged, and the topic takes every message of the exchange's
+// producer, whose MaxMessageBytes is maxMsg (the broker checks a record batch, its header
+// included, against max.message.bytes; sarama keeps a batch's records below maxMsg).
+// Without it the topic had the broker's message.max.bytes (1 MiB by default): with a
+// producer allowed more (WithSaramaConfig), a record Send accepted was refused by the broker.
+func repartitionTopicConfig(maxMsg int) map[string]*string {
 	unlimited := "-1"
-	return map[string]*string{"retention.ms": &unlimited}
+	size := strconv.Itoa(maxMsg + batchOverhead + sizeSlack)
+	return map[string]*string{"retention.ms": &unlimited, "max.message.bytes": &size}
 }
 
 // WithPurgeInterval sets how often an Exchange's downstream side deletes the records of its

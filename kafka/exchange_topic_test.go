@@ -1,0 +1,65 @@
+package kafka_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/testenv"
+)
+
+// TestExchangeTopicFitsProducerLimit: an exchange whose producer takes records larger than
+// the broker's default message.max.bytes (WithSaramaConfig raising
+// Producer.MaxMessageBytes) makes its topic to take them too: a record Send accepts is
+// written and read back whole. The topic was made with the broker's default limit (1 MiB),
+// so such a record passed Send's size check and the broker refused it (MESSAGE_TOO_LARGE),
+// a permanent error that stopped the pipeline at the first large value.
+func TestExchangeTopicFitsProducerLimit(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := newTopic(t, brokers, "xl", 1)
+	pipeline := testenv.UniqueName(t, "xl")
+	repart := pipeline + "-big-repartition"
+	deleteTopicAfter(t, brokers, repart)
+	ex, err := kafka.NewExchange(consumerConfig(brokers, pipeline, topic), pipeline, "big", stream.StringCodec{},
+		kafka.WithSaramaConfig(func(sc *sarama.Config) { sc.Producer.MaxMessageBytes = 4 << 20 }))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close(context.Background())) }()
+	n, err := ex.Open(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	big := strings.Repeat("x", 2<<20)
+	require.NoError(t, ex.Send(t.Context(), []stream.Shuffled[string]{{Value: big, Partition: 0, From: 0, Seq: 7, Time: 1}}),
+		"a record within the producer's MaxMessageBytes")
+	recs, _ := ex.Sent()
+	require.Equal(t, int64(1), recs)
+
+	// The record is in the topic, whole.
+	c, err := sarama.NewConsumer(brokers, saramaConfig())
+	require.NoError(t, err)
+	defer c.Close()
+	pc, err := c.ConsumePartition(repart, 0, sarama.OffsetOldest)
+	require.NoError(t, err)
+	defer pc.Close()
+	select {
+	case m := <-pc.Messages():
+		require.Greater(t, len(m.Value), len(big))
+		require.Contains(t, string(m.Value), big[:1000])
+	case err := <-pc.Errors():
+		t.Fatal(err)
+	case <-t.Context().Done():
+		t.Fatal("no record")
+	}
+
+	// Past the producer's limit: refused before anything is sent, as before.
+	err = ex.Send(t.Context(), []stream.Shuffled[string]{{Value: strings.Repeat("y", 4<<20), Partition: 0, From: 0, Seq: 8, Time: 1}})
+	require.Error(t, err)
+	require.True(t, stream.IsPermanent(err))
+	require.ErrorContains(t, err, "exceeds the producer's MaxMessageBytes")
+}
