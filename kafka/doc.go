@@ -281,7 +281,8 @@
 // that the deleted records belonged to are then incomplete. A repartition (Exchange) always
 // stops: its records are the pipeline's own state in transit, numbered for the dedup. Its
 // topic does not lose them to a retention: an Exchange makes it with unlimited retention
-// (retention.ms -1) and deletes what the group has committed past (WithPurgeInterval, every
+// (retention.ms and retention.bytes -1, cleanup.policy delete, whatever the cluster's
+// defaults) and deletes what the group has committed past (WithPurgeInterval, every
 // 30 s and when the Source stops), as Kafka Streams does. A repartition topic made by an
 // earlier release keeps the broker's retention: set retention.ms to -1 on it.
 package kafka

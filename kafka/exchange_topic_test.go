@@ -63,3 +63,38 @@ func TestExchangeTopicFitsProducerLimit(t *testing.T) {
 	require.True(t, stream.IsPermanent(err))
 	require.ErrorContains(t, err, "exceeds the producer's MaxMessageBytes")
 }
+
+// TestExchangeTopicKeepsRecords: the repartition topic an Exchange makes sets, as its own
+// configuration, every setting that could remove or refuse its records before the purge:
+// retention.ms and retention.bytes -1, cleanup.policy delete. Only retention.ms was set, so
+// the topic took the cluster's log.retention.bytes (which clusters set to bound their disks:
+// records the group had yet to read were deleted, and the Exchange stopped with ErrDataLoss)
+// and log.cleanup.policy (compact: the broker refuses the topic's records, which have no key).
+func TestExchangeTopicKeepsRecords(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := newTopic(t, brokers, "xk", 2)
+	pipeline := testenv.UniqueName(t, "xk")
+	deleteTopicAfter(t, brokers, pipeline+"-keep-repartition")
+	ex, err := kafka.NewExchange(consumerConfig(brokers, pipeline, topic), pipeline, "keep", stream.StringCodec{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close(context.Background())) }()
+	_, err = ex.Open(t.Context())
+	require.NoError(t, err)
+
+	want := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+	names := make([]string, 0, len(want))
+	for k := range want {
+		names = append(names, k)
+	}
+	cfg, err := newAdmin(t, brokers).DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: ex.Topic(), ConfigNames: names}}, sarama.DescribeConfigsOptions{})
+	require.NoError(t, err)
+	require.Len(t, cfg, 1)
+	got := map[string]string{}
+	for _, e := range cfg[0].Configs {
+		if e.Source == sarama.SourceTopic { // the topic's own, not the broker's default
+			got[e.Name] = e.Value
+		}
+	}
+	require.Equal(t, want, got)
+}

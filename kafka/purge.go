@@ -20,15 +20,19 @@ import (
 const defaultPurgeInterval = 30 * time.Second
 
 // repartitionTopicConfig is the topic configuration of a repartition topic made by an
-// Exchange: records stay until purged, and the topic takes every message of the exchange's
+// Exchange. Records stay until purged, whatever the cluster's defaults: retention.bytes and
+// cleanup.policy are the topic's own too (a cluster's log.retention.bytes, set to bound its
+// disks, deleted records the group had yet to read; a log.cleanup.policy compact made the
+// broker refuse them, having no key). And the topic takes every message of the exchange's
 // producer, whose MaxMessageBytes is maxMsg (the broker checks a record batch, its header
-// included, against max.message.bytes; sarama keeps a batch's records below maxMsg).
-// Without it the topic had the broker's message.max.bytes (1 MiB by default): with a
-// producer allowed more (WithSaramaConfig), a record Send accepted was refused by the broker.
+// included, against max.message.bytes; sarama keeps a batch's records below maxMsg): with
+// the broker's message.max.bytes (1 MiB by default) and a producer allowed more
+// (WithSaramaConfig), a record Send accepted was refused by the broker.
 func repartitionTopicConfig(maxMsg int) map[string]*string {
 	unlimited := "-1"
 	size := strconv.Itoa(maxMsg + batchOverhead + sizeSlack)
-	return map[string]*string{"retention.ms": &unlimited, "max.message.bytes": &size}
+	del := "delete"
+	return map[string]*string{"retention.ms": &unlimited, "retention.bytes": &unlimited, "cleanup.policy": &del, "max.message.bytes": &size}
 }
 
 // WithPurgeInterval sets how often an Exchange's downstream side deletes the records of its
