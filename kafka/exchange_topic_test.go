@@ -82,7 +82,10 @@ func TestExchangeTopicKeepsRecords(t *testing.T) {
 	_, err = ex.Open(t.Context())
 	require.NoError(t, err)
 
-	want := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+	want := map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete",
+		// Segments small enough that what the purge deletes frees its disk (the broker's
+		// default segment is 1 GiB, rolled weekly).
+		"segment.bytes": "52428800", "segment.ms": "600000"}
 	names := make([]string, 0, len(want))
 	for k := range want {
 		names = append(names, k)

@@ -32,8 +32,25 @@ func repartitionTopicConfig(maxMsg int) map[string]*string {
 	unlimited := "-1"
 	size := strconv.Itoa(maxMsg + batchOverhead + sizeSlack)
 	del := "delete"
-	return map[string]*string{"retention.ms": &unlimited, "retention.bytes": &unlimited, "cleanup.policy": &del, "max.message.bytes": &size}
+	// The purge moves the log's start; the broker frees a segment's disk only once all of it
+	// is below that start. With the broker's 1 GiB segments (log.segment.bytes) a purged
+	// topic kept up to a GiB a partition, and a quiet one everything until the weekly roll:
+	// segments of 50 MiB or 10 minutes, as Kafka Streams makes its repartition topics.
+	// A segment holds at least one record batch: the broker refuses a batch larger than
+	// segment.bytes.
+	segBytes := strconv.Itoa(max(repartitionSegmentBytes, maxMsg+batchOverhead+sizeSlack))
+	segMs := strconv.Itoa(int(repartitionSegmentAge / time.Millisecond))
+	return map[string]*string{"retention.ms": &unlimited, "retention.bytes": &unlimited, "cleanup.policy": &del,
+		"max.message.bytes": &size, "segment.bytes": &segBytes, "segment.ms": &segMs}
 }
+
+// A repartition topic's segments (segment.bytes and segment.ms of the topics an Exchange
+// makes): the size and age at which the broker rolls them, so that what the purge deletes
+// frees its disk (Kafka Streams' settings for its repartition topics).
+const (
+	repartitionSegmentBytes = 50 << 20
+	repartitionSegmentAge   = 10 * time.Minute
+)
 
 // WithPurgeInterval sets how often an Exchange's downstream side deletes the records of its
 // repartition topic that the pipeline's group has committed past (default 30s). A repartition
