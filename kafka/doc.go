@@ -30,8 +30,8 @@
 //
 // A commit carries the pipeline's checkpoint as its offset metadata, which the broker
 // bounds by offset.metadata.max.bytes (4096 bytes by default). A repartition's marks take
-// about 27 bytes per upstream partition, so a repartition of two inputs of about 70
-// partitions each reaches the default. A commit the broker refuses for its size stops the
+// about 12 bytes per upstream partition (stream's format "x2;"), so a repartition of two
+// inputs of about 150 partitions each comes near the default. A commit the broker refuses for its size stops the
 // Source with ErrCommitMetadataTooLarge, which says so (TestCommitMetadataTooLarge): no
 // later commit of the partition would pass, and running on would commit nothing while the
 // job looked healthy.

@@ -40,7 +40,7 @@ func metadataTooLarge(where string, size int) error {
 	if size >= 0 {
 		what = fmt.Sprintf("its offset metadata (a checkpoint of %d bytes", size)
 	}
-	return fmt.Errorf("%w: %s: %s; a repartition's marks take about 27 bytes per upstream partition) exceeds the "+
+	return fmt.Errorf("%w: %s: %s; a repartition's marks take about 12 bytes per upstream partition) exceeds the "+
 		"broker's limit, 4096 bytes unless offset.metadata.max.bytes was raised, and no later commit can pass either: "+
 		"the Source stops rather than run on without commits; raise offset.metadata.max.bytes on the brokers, or "+
 		"repartition topics with fewer partitions", ErrCommitMetadataTooLarge, where, what)
