@@ -258,27 +258,23 @@ func (e *Exchange[T]) transaction() *txn { return e.src.transaction() }
 // Producers bound to the Exchange, or "" when none is bound.
 func (e *Exchange[T]) TransactionalID() string { return e.src.TransactionalID() }
 
-// Open implements stream.Exchange: it connects the producer, creates the topic if it does
-// not exist (with the configured partition count and replication factor) and returns its
-// partition count. An existing topic with another partition count is an error wrapping
-// ErrPartitionMismatch: the pipeline's keys would move to other partitions, away from the
-// state and dedup marks of their old ones.
-func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return 0, ErrClosed
-	}
-	if e.parts > 0 {
-		return e.parts, nil
-	}
+// producerConfig is the sarama configuration of the Exchange's producer: the Config's,
+// WithSaramaConfig's, then what the repartition's order needs, whatever those set.
+func (e *Exchange[T]) producerConfig() (*sarama.Config, error) {
 	sc, err := e.cfg.sarama(roleProducer)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if e.o.tune != nil {
 		e.o.tune(sc)
 	}
+	// The downstream dedup relies on each partition's order: an idempotent producer, every
+	// replica's acknowledgement, one request in flight, whatever WithSaramaConfig set (as the
+	// transactional producer does). Without idempotence a retried request could land after
+	// the next one, and the downstream would drop records as copies without a word.
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Partitioner = sarama.NewManualPartitioner
 	// A record that failed for good while a later one of its partition got through would
 	// break the partition's order, on which the pipeline's dedup relies: retry transient
@@ -295,6 +291,27 @@ func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
 	// flush (the Producer's 5 ms) only adds latency to every batch.
 	sc.Producer.Flush.Frequency = time.Millisecond
 	sc.Metadata.AllowAutoTopicCreation = false
+	return sc, nil
+}
+
+// Open implements stream.Exchange: it connects the producer, creates the topic if it does
+// not exist (with the configured partition count and replication factor) and returns its
+// partition count. An existing topic with another partition count is an error wrapping
+// ErrPartitionMismatch: the pipeline's keys would move to other partitions, away from the
+// state and dedup marks of their old ones.
+func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	if e.parts > 0 {
+		return e.parts, nil
+	}
+	sc, err := e.producerConfig()
+	if err != nil {
+		return 0, err
+	}
 	warnInsecure(e.log, sc)
 
 	type result struct {

@@ -406,3 +406,24 @@ func abandonedBrokenOrder(t *testing.T, last bool) {
 		close(p.in)
 	})
 }
+
+// TestExchangeProducerKeepsOrder: whatever WithSaramaConfig sets, the Exchange's producer is
+// idempotent, waits for every replica and has one request in flight: the downstream dedup
+// takes a partition's records in the order they were sent, and a retried request landing
+// after the next one would make it drop records as copies. A tune that turned idempotence
+// off (a common tweak for throughput) was kept (helper-103's note).
+func TestExchangeProducerKeepsOrder(t *testing.T) {
+	ex, err := NewExchange(Config{Brokers: []string{"127.0.0.1:9"}, Group: "g", Topics: []string{"in"}}, "p", "order", stream.StringCodec{},
+		WithSaramaConfig(func(sc *sarama.Config) {
+			sc.Producer.Idempotent = false
+			sc.Producer.RequiredAcks = sarama.WaitForLocal
+			sc.Net.MaxOpenRequests = 5
+		}))
+	require.NoError(t, err)
+	sc, err := ex.producerConfig()
+	require.NoError(t, err)
+	require.True(t, sc.Producer.Idempotent)
+	require.Equal(t, sarama.WaitForAll, sc.Producer.RequiredAcks)
+	require.Equal(t, 1, sc.Net.MaxOpenRequests)
+	require.NoError(t, sc.Validate())
+}
