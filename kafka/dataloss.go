@@ -44,7 +44,7 @@ func (s *Source[T]) lossError(topic string, part int32, want, oldest, newest int
 	if s.o.exchange {
 		// Its records are the pipeline's state in transit, numbered for the dedup: no
 		// going on past a gap.
-		remedy = "a repartition cannot go on past lost records: run the pipeline again under a new consumer group, and set retention.ms to -1 on a repartition topic made by an earlier release (an Exchange makes it so, and purges what was committed)"
+		remedy = "a repartition cannot go on past lost records: run the pipeline again from its input under a new consumer group and either a new pipeline name or with this repartition topic deleted (a new group alone is refused with ErrRepartitionInUse: the topic holds the old group's offsets), and set retention.ms to -1 on a repartition topic made by an earlier release (an Exchange makes it so, and purges what was committed)"
 	}
 	if want > newest {
 		return stream.Permanent(fmt.Errorf("%w: %s/%d: the group's offset %d is past the partition's end %d (was the topic deleted and created again?); %s",
