@@ -8,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"math"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,14 +221,14 @@ func (pc *PartitionContext) WatermarkAt(offset int64) int64 {
 	if !pc.Merged {
 		return pc.PartitionWatermark
 	}
-	wm := pc.startMark
-	for _, m := range pc.marks {
-		if m.from > offset {
-			break
-		}
-		wm = m.wm
+	// The last point from at or before offset. Points are in offset order, and there may be
+	// one per upstream partition's mark in the batch (hundreds for a repartition of large
+	// topics), for each record: search, do not scan.
+	i := sort.Search(len(pc.marks), func(i int) bool { return pc.marks[i].from > offset })
+	if i == 0 {
+		return pc.startMark
 	}
-	return wm
+	return pc.marks[i-1].wm
 }
 
 // Marks returns, for a Merged partition, the marks read in this batch, in order: from offset
