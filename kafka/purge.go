@@ -30,7 +30,8 @@ const defaultPurgeInterval = 30 * time.Second
 // (WithSaramaConfig), a record Send accepted was refused by the broker.
 func repartitionTopicConfig(maxMsg int) map[string]*string {
 	unlimited := "-1"
-	size := strconv.Itoa(maxMsg + batchOverhead + sizeSlack)
+	batch := maxMsg + batchOverhead + sizeSlack // the largest record batch the producer sends
+	size := strconv.Itoa(batch)
 	del := "delete"
 	// The purge moves the log's start; the broker frees a segment's disk only once all of it
 	// is below that start. With the broker's 1 GiB segments (log.segment.bytes) a purged
@@ -38,7 +39,7 @@ func repartitionTopicConfig(maxMsg int) map[string]*string {
 	// segments of 50 MiB or 10 minutes, as Kafka Streams makes its repartition topics.
 	// A segment holds at least one record batch: the broker refuses a batch larger than
 	// segment.bytes.
-	segBytes := strconv.Itoa(max(repartitionSegmentBytes, maxMsg+batchOverhead+sizeSlack))
+	segBytes := strconv.Itoa(max(repartitionSegmentBytes, batch))
 	segMs := strconv.Itoa(int(repartitionSegmentAge / time.Millisecond))
 	return map[string]*string{"retention.ms": &unlimited, "retention.bytes": &unlimited, "cleanup.policy": &del,
 		"max.message.bytes": &size, "segment.bytes": &segBytes, "segment.ms": &segMs}

@@ -68,9 +68,11 @@ func (c *config) validate() error {
 		// (the dead-letter topic made, the templates installed): "-http 9464" for ":9464".
 		if _, port, err := net.SplitHostPort(c.httpAddr); err != nil {
 			bad("-http", "%q: not host:port (e.g. 127.0.0.1:9464, :9464; empty: none): %v", c.httpAddr, err)
-		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil && strings.Trim(port, "0123456789") == "" && port != "" {
-			// A number that does not fit 16 bits (a service name, "http", is net.Listen's to look up).
-			bad("-http", "%q: port %s is not in 0-65535", c.httpAddr, port)
+		} else if port != "" && strings.Trim(port, "0123456789") == "" {
+			// A number must fit 16 bits (a service name, "http", is net.Listen's to look up).
+			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				bad("-http", "%q: port %s is not in 0-65535", c.httpAddr, port)
+			}
 		}
 	}
 	if err := checkIndexTag(c.indexTag); err != nil {
