@@ -66,7 +66,10 @@
 // before that one, whose records it would process again while the read-back, which stops at
 // the last stable offset, could not yet see their output (TestExactlyOnceStartsAtStableOffsets).
 // An owner killed between its offsets and its commit holds the partition back until its
-// restart fences it, or the broker aborts the transaction (after 30 to 40 s).
+// restart fences it, or the broker aborts the transaction (after 30 to 40 s): a Source
+// starts its transactional producer, whose InitProducerId fences the predecessor with its id
+// and aborts that one's open transaction, before it fetches its group's offsets
+// (TestExactlyOnceRestartFencesOpenOffsets).
 // A transaction lives only during the commit, so a slow output (OpenSearch down
 // for minutes) never holds one open. A transaction with messages always commits the offsets
 // of every partition the Source owns, the same ones again when the batch moved none (held

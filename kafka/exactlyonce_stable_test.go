@@ -131,3 +131,64 @@ func (l *logWatch) wait(t *testing.T, match func(string) bool) string {
 	}, waitFor, 10*time.Millisecond, "no such log line")
 	return found
 }
+
+// TestExactlyOnceRestartFencesOpenOffsets: a process killed between its transaction's
+// offsets and its commit left them pending; its restart (the same transactional id) must
+// fence it and start at once, instead of waiting on the pending offsets until the broker
+// times the transaction out (here a minute: the transaction below asks for one). Before,
+// the Source started its producer, whose InitProducerId aborts the transaction, only for
+// its first output, after the group's offset fetch, which answered UNSTABLE_OFFSET_COMMIT
+// meanwhile (TestFaultExactlyOnceBrokerRestart's restarts waited 12 to 18 s for it).
+func TestExactlyOnceRestartFencesOpenOffsets(t *testing.T) {
+	t.Parallel()
+	const n, from = 100, 60
+	brokers, topic, alerts := eosTopics(t, "eos-refence", n, 1)
+	group := testenv.UniqueName(t, "g-refence")
+	id := testenv.UniqueName(t, "eos-refence-src")
+	kafka.OpenOffsetTxnAs(t, brokers, id, group, topic, from) // the killed process's, never ended
+
+	logs := &logWatch{}
+	src, err := kafka.NewSource(consumerConfig(brokers, group, topic), kafka.JSON[event](),
+		kafka.WithLogger(slog.New(logs)), kafka.WithTransactionalID(id))
+	require.NoError(t, err)
+	prod, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, alerts, kafka.KeyValue(
+		func(e event) []byte { return []byte(e.Key) },
+		func(e event) ([]byte, error) { return []byte(e.Key), nil }), kafka.WithExactlyOnce(src))
+	require.NoError(t, err)
+	p, err := stream.New(50*time.Millisecond, stream.WithIdleTimeout(0))
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var ids []int
+	events := stream.From(p, src)
+	stream.To(events, stream.SinkFunc[event](func(_ context.Context, b []event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range b {
+			ids = append(ids, e.ID)
+		}
+		return nil
+	}))
+	stream.To(events, prod)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	}()
+
+	msg := logs.wait(t, func(m string) bool {
+		return strings.Contains(m, "kafka: joined the group") || strings.Contains(m, "unstable")
+	})
+	require.Contains(t, msg, "joined the group", "the restart waited on its predecessor's open transaction")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ids) >= n
+	}, waitFor, 20*time.Millisecond, "records 0.. of %d", n)
+	mu.Lock()
+	defer mu.Unlock()
+	// The fenced transaction was aborted with its offset: the group had committed none.
+	require.Equal(t, 0, slices.Min(ids), "read from the aborted transaction's offset")
+	require.Len(t, ids, n)
+}

@@ -5,6 +5,9 @@ import "time"
 // OpenOffsetTxn is openOffsetTxn for the external tests.
 var OpenOffsetTxn = openOffsetTxn
 
+// OpenOffsetTxnAs is openOffsetTxnAs for the external tests.
+var OpenOffsetTxnAs = openOffsetTxnAs
+
 // WithJoinDelay delays the first group join of the exchange's consumer by d (joindelay.go),
 // as a consumer that joins after the input's first batches.
 func WithJoinDelay(d time.Duration) ExchangeOption {

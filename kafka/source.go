@@ -423,6 +423,17 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	s.joinLate(runCtx.Done())
 	attempt := 0
 	for runCtx.Err() == nil {
+		if t := s.eos.Load(); t != nil {
+			// Fence a killed predecessor before the session fetches the group's offsets:
+			// the offsets of the transaction it left open would hold them until the broker
+			// timed it out (txn.fence). Failing, the session waits as before.
+			if err := t.fence(runCtx); err != nil {
+				if stream.IsPermanent(err) {
+					return err
+				}
+				s.log.Warn("kafka: starting the exactly-once producer failed", "err", redact(&s.cfg, err))
+			}
+		}
 		sessCtx, endSession := context.WithCancel(runCtx)
 		s.endSession.Store(&endSession)
 		err := group.Consume(sessCtx, s.cfg.Topics, h)

@@ -219,6 +219,22 @@ func (t *txn) connect(ctx context.Context) error {
 	return nil
 }
 
+// fence starts the transactional producer unless it runs already. Its InitProducerId fences
+// a killed predecessor with the same transactional id and aborts the transaction that one
+// left open. A Source calls it before each group session, whose start fetches the group's
+// offsets: a predecessor killed between its offsets and its commit left them pending, and the
+// fetch (require_stable) would answer UNSTABLE_OFFSET_COMMIT until the broker timed the
+// transaction out (txnTimeout, checked every 10 s), while the producer that aborts it at once
+// was started only by the first output, after the fetch.
+func (t *txn) fence(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.err
+	}
+	return t.connect(ctx)
+}
+
 // ready connects and does the read-back that newly claimed partitions asked for. t.mu is held.
 func (t *txn) ready(ctx context.Context) error {
 	if t.err != nil {

@@ -47,12 +47,18 @@ func TestGroupCommitsStable(t *testing.T) {
 // then.
 func openOffsetTxn(t *testing.T, brokers []string, group, topic string, offset int64) (commit func()) {
 	t.Helper()
+	return openOffsetTxnAs(t, brokers, testenv.UniqueName(t, "eos-stable-txn"), group, topic, offset)
+}
+
+// openOffsetTxnAs is openOffsetTxn with the transactional id given: a process killed in the
+// middle of its commit, whose restart starts a producer with the same id.
+func openOffsetTxnAs(t *testing.T, brokers []string, id, group, topic string, offset int64) (commit func()) {
+	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient(brokers, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
-	id := testenv.UniqueName(t, "eos-stable-txn")
 	// retry sends one request to the coordinator that coord finds until its answer is not a
 	// coordinator starting or moving (the transaction log's topic is made on the first use).
 	txnCoord := func() (*sarama.Broker, error) { return client.TransactionCoordinator(id) }
