@@ -67,12 +67,12 @@ FAULT_ENV := FLEETSTREAM_TESTENV_RUN=$(CURDIR)/testenv/.run-faults FLEETSTREAM_K
 
 # Tests built without -race (a data race inside sarama, see their files) run in the fault step,
 # without -race, when make test covers their package.
-NORACE_TESTS := ^TestExactlyOnceFencedStops$$
+NORACE_TESTS := ^(TestExactlyOnceFencedStops|TestFaultExactlyOnceBrokerRestart)$$
 NORACE_PKGS := $(if $(filter ./... ./kafka ./kafka/,$(PKGS)),./kafka/)
 
 test-faults:
 	$(if $(FAULT_PKGS),FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -race -count=1 -timeout 30m -p 1 -run '^TestFault' $(FAULT_PKGS))
-	$(if $(NORACE_PKGS),FLEETSTREAM_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout 10m -run '$(NORACE_TESTS)' $(NORACE_PKGS))
+	$(if $(NORACE_PKGS),FLEETSTREAM_REQUIRE_SERVICES=1 FLEETSTREAM_FAULT_TESTS=1 $(GO) test -count=1 -timeout 15m -p 1 -run '$(NORACE_TESTS)' $(NORACE_PKGS))
 
 # test-cpu is what make test runs beside the fault tests; the fuzzing takes one core of two.
 test-cpu: vet
