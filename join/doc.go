@@ -167,7 +167,8 @@
 // holds the versions the lookups fall on. It does not when a version valid at a record's time
 // arrived in the table after the record was first joined (the table lags the stream, or an
 // update was written late with an earlier timestamp), or when versions the first run used are
-// gone: dropped by the table's version limit (kafka.WithVersions), or by compaction before a
+// gone: dropped by the table's version limit (kafka.WithVersions), with a deleted key once
+// its tombstone is older than kafka.WithTombstoneRetention, or by compaction before a
 // restart reloaded the table (compaction keeps only each key's last record, so a lookup
 // before that record's timestamp then finds nothing, or that record with
 // kafka.WithOldestFallback). Enrich does not wait for the table to catch up with a record's

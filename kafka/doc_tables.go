@@ -26,9 +26,10 @@
 //
 // Versions: a key keeps at most WithVersions (default 8) versions, tombstones included; one
 // more drops its oldest. A version with the timestamp of one held replaces it; one older than
-// all of a full key's versions is ignored. A key whose retained versions are all tombstones
-// is kept for WithTombstoneRetention of record time (default 24 h, Kafka's default
-// delete.retention.ms), then forgotten. A lookup before the key's oldest retained version returns nothing, or that
+// all of a full key's versions is ignored. A deleted key (its newest version a tombstone) is
+// kept, with its history, for WithTombstoneRetention of record time (default 24 h, Kafka's
+// default delete.retention.ms), then forgotten, as compaction drops it from the topic; so a
+// table of short-lived keys does not grow with every key it ever held. A lookup before the key's oldest retained version returns nothing, or that
 // version with WithOldestFallback. Compaction keeps only the last record of each key in the
 // log, so after a restart (a new Load) a key's history may start later than before: lookups
 // are deterministic only while the versions they fall on are retained (see join.Enrich).

@@ -68,14 +68,16 @@ func WithVersions(n int) TableOption {
 	})
 }
 
-// WithTombstoneRetention sets how long a key whose versions are all tombstones is kept, in
-// record time: until a record d newer than its newest tombstone is read (of any key of the
-// table, or of the partition for a co-partitioned one). Meanwhile a version older than the
+// WithTombstoneRetention sets how long a deleted key (its newest version a tombstone) is
+// kept with its history, in record time: until a record d newer than its newest tombstone
+// is read (of any key of the table, or of the partition for a co-partitioned one). Meanwhile
+// lookups before the tombstone find the versions before it, and a version older than the
 // tombstone, read after it (an update that arrived late, a producer's retry), goes into the
 // key's history: lookups before the tombstone find it, Latest and later lookups do not. A
 // key forgotten keeps nothing, and such a version brings it back, from its own time on.
-// Default DefaultTombstoneRetention; 0 forgets a key as soon as only tombstones are left.
-// Each kept key costs its tombstones and a map entry (TableStats.Versions counts them).
+// Default DefaultTombstoneRetention; 0 forgets a key as soon as only tombstones are left,
+// and one with values before its tombstone at the first record newer than the tombstone.
+// Each kept key costs its versions and a map entry (TableStats.Versions counts them).
 func WithTombstoneRetention(d time.Duration) TableOption {
 	return tableOpt(func(o *tableOptions) {
 		if d < 0 {

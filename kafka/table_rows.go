@@ -23,10 +23,10 @@ type rows[K comparable, V any] struct {
 	m    map[K][]version[V] // each sorted by from, at most o.versions
 	live int                // keys whose newest version is a value
 	held int                // versions held
-	// deleted are the keys whose versions were all tombstones when put left them so, with
-	// their newest tombstone's time, in the order put left them (WithTombstoneRetention);
-	// an entry whose key changed since is skipped when its turn comes. newest is the latest
-	// record time put saw.
+	// deleted are the keys whose newest version was a tombstone when put left them so, with
+	// that tombstone's time, in the order put left them (WithTombstoneRetention); an entry
+	// whose key changed since is skipped when its turn comes. newest is the latest record
+	// time put saw.
 	deleted []deletedKey[K]
 	newest  int64
 	// looked is the latest time (Unix ns) a lookup in these rows asked for, to the
@@ -36,7 +36,7 @@ type rows[K comparable, V any] struct {
 	looked *atomic.Int64
 }
 
-// deletedKey is a key left with tombstones only, the newest at from.
+// deletedKey is a key whose newest version is a tombstone, at from.
 type deletedKey[K comparable] struct {
 	key  K
 	from int64
@@ -76,9 +76,10 @@ func (r *rows[K, V]) lookup(key K, at int64, fallback, note bool) (V, bool) {
 }
 
 // put inserts ver among key's versions in timestamp order (a version with the timestamp of
-// one held replaces it), drops the oldest beyond limit, and forgets the key once only
-// tombstones are left, after keepDel of record time (see WithTombstoneRetention), then
-// forgets the keys whose time is up. It reports whether r had a lookup at or after ver's
+// one held replaces it), drops the oldest beyond limit, and forgets the key, history and
+// all, keepDel of record time after its newest version became a tombstone (at once when
+// only tombstones are left and keepDel is 0; see WithTombstoneRetention), then forgets the
+// keys whose time is up. It reports whether r had a lookup at or after ver's
 // time (late), and the latest lookup's time. The table's mu is held.
 func (r *rows[K, V]) put(key K, ver version[V], limit int, keepDel time.Duration) (late bool, looked int64) {
 	late, looked = r.insert(key, ver, limit, keepDel)
@@ -87,8 +88,8 @@ func (r *rows[K, V]) put(key K, ver version[V], limit int, keepDel time.Duration
 	return late, looked
 }
 
-// forgetDeleted forgets the keys left with tombstones only whose newest is more than keepDel
-// older than the newest record.
+// forgetDeleted forgets the keys whose newest version is a tombstone more than keepDel older
+// than the newest record.
 func (r *rows[K, V]) forgetDeleted(keepDel time.Duration) {
 	if r.newest < math.MinInt64+int64(keepDel) {
 		return // no record time yet, or too early for any to be due
@@ -99,7 +100,7 @@ func (r *rows[K, V]) forgetDeleted(keepDel time.Duration) {
 		d := r.deleted[n]
 		n++
 		vs := r.m[d.key]
-		if len(vs) == 0 || vs[len(vs)-1].from != d.from || slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }) {
+		if len(vs) == 0 || vs[len(vs)-1].from != d.from || !vs[len(vs)-1].deleted {
 			continue // changed since: forgotten already, or a later entry (or none) stands for it
 		}
 		r.held -= len(vs)
@@ -139,14 +140,20 @@ func (r *rows[K, V]) insert(key K, ver version[V], limit int, keepDel time.Durat
 		vs = slices.Insert(vs, i, ver)
 		r.held++
 	}
+	newest := vs[len(vs)-1]
 	switch {
-	case slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }):
+	case !newest.deleted:
 		r.m[key] = vs
-	case keepDel > 0:
-		// Only tombstones: kept for keepDel, so that a version older than them, read
-		// later, goes into the history instead of bringing the key back.
+	case keepDel > 0 || slices.ContainsFunc(vs, func(v version[V]) bool { return !v.deleted }):
+		// Deleted: kept, history and all, for keepDel of record time, so that lookups before
+		// the tombstone still find the history and a version older than it, read later, goes
+		// into the history instead of bringing the key back; then forgotten (forgetDeleted),
+		// as compaction drops the key from the topic. A version put behind the newest
+		// tombstone leaves its entry as it was.
 		r.m[key] = vs
-		r.deleted = append(r.deleted, deletedKey[K]{key, vs[len(vs)-1].from})
+		if ver.deleted && ver.from == newest.from {
+			r.deleted = append(r.deleted, deletedKey[K]{key, newest.from})
+		}
 	default:
 		r.held -= len(vs)
 		delete(r.m, key)

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,4 +33,40 @@ func TestVersionsBackingArrayBounded(t *testing.T) {
 		require.Len(t, vs, limit)
 		require.LessOrEqual(t, cap(vs), limit+1, "limit %d", limit)
 	}
+}
+
+// TestDeletedKeyWithHistoryForgotten: a key deleted by a tombstone after it had a value (the
+// usual life of a key: written, then deleted) is forgotten, history and all, once
+// WithTombstoneRetention of record time has passed its tombstone, as a reload after
+// compaction would not find it either. Only keys whose versions were all tombstones were
+// forgotten: with the default WithVersions every key deleted once stayed in memory for
+// good, so a table of short-lived keys (trips, sessions) grew without bound.
+func TestDeletedKeyWithHistoryForgotten(t *testing.T) {
+	tab := newTestTable(t, WithTombstoneRetention(10*time.Minute))
+	for i := range 100 {
+		k := fmt.Sprintf("trip-%d", i)
+		tab.apply(rec(k, "open", i))
+		tab.apply(rec(k, "", i+1))
+	}
+	tab.apply(rec("live", "v", 100))
+	st := tab.Stats()
+	require.Equal(t, 1, st.Keys)
+	require.Equal(t, 201, st.Versions, "within the retention the deleted keys keep their history")
+	v, ok := tab.Lookup("trip-99", sec(99))
+	require.True(t, ok)
+	require.Equal(t, "open", v)
+
+	tab.apply(rec("live", "w", 701)) // record time more than 10 minutes past every tombstone
+	st = tab.Stats()
+	require.Equal(t, 1, st.Keys)
+	require.Equal(t, 2, st.Versions, "the deleted keys are forgotten after the retention")
+	require.Len(t, tab.all.m, 1)
+	require.Empty(t, tab.all.deleted)
+	_, ok = tab.Lookup("trip-99", sec(99))
+	require.False(t, ok)
+
+	tab.apply(rec("trip-5", "late", 3)) // a version older than the forgotten tombstone brings the key back
+	v, ok = tab.Latest("trip-5")
+	require.True(t, ok)
+	require.Equal(t, "late", v)
 }
