@@ -166,5 +166,7 @@ func (r *rows[K, V]) insert(key K, ver version[V], limit int, keepDel time.Durat
 	case wasLive && !isLive:
 		r.live--
 	}
-	return ver.from <= looked, looked
+	// looked at math.MinInt64 means no lookup yet, which a version without a timestamp
+	// (from math.MinInt64) must not count as being late for.
+	return looked != math.MinInt64 && ver.from <= looked, looked
 }

@@ -2,10 +2,14 @@ package kafka
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 )
 
 // TestLateVersionsAfterZeroTimeLookup: a lookup at the zero time (clamped to math.MinInt64)
@@ -69,4 +73,20 @@ func TestDeletedKeyWithHistoryForgotten(t *testing.T) {
 	v, ok = tab.Latest("trip-5")
 	require.True(t, ok)
 	require.Equal(t, "late", v)
+}
+
+// TestNoTimestampVersionNotLateBeforeLookups: a record without a timestamp (valid from the
+// beginning of time) read before any lookup is on time: it counted in LateVersions and was
+// logged at Warn as having come after a lookup at 1677-09-21 (the "no lookup yet" mark,
+// math.MinInt64, which such a version's time equals). After a lookup it is late.
+func TestNoTimestampVersionNotLateBeforeLookups(t *testing.T) {
+	var logs syncbuf.Buffer
+	tab := newTestTable(t, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	tab.apply(&sarama.ConsumerMessage{Key: []byte("k"), Value: []byte("a")})
+	require.Zero(t, tab.Stats().LateVersions)
+	require.Empty(t, logs.String())
+
+	_, _ = tab.Lookup("k", sec(10))
+	tab.apply(&sarama.ConsumerMessage{Key: []byte("j"), Value: []byte("b")})
+	require.EqualValues(t, 1, tab.Stats().LateVersions)
 }
