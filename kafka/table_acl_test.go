@@ -2,12 +2,18 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/testenv"
 )
@@ -133,4 +139,85 @@ func TestTableLoadPartitionReadDenied(t *testing.T) {
 	t.Logf("LoadPartition after %v: %v; stats %+v", took.Round(time.Millisecond), err, tab.Stats())
 	require.NotErrorIs(t, err, context.DeadlineExceeded, "LoadPartition waited silently until the deadline")
 	require.ErrorIs(t, err, kafka.ErrNotAuthorized)
+}
+
+// labelledGoroutines counts the goroutines carrying pprof label fleetstream_test=label (those
+// started, directly or not, from code run under pprof.Do with it) whose stack has a frame
+// containing frame.
+func labelledGoroutines(t *testing.T, label, frame string) int {
+	t.Helper()
+	var b strings.Builder
+	require.NoError(t, pprof.Lookup("goroutine").WriteTo(&b, 1))
+	n := 0
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, `"fleetstream_test":"`+label+`"`) && strings.Contains(g, frame) {
+			n += countOf(g)
+		}
+	}
+	return n
+}
+
+// countOf is the goroutine count heading a record of pprof's goroutine profile (debug=1).
+func countOf(record string) int {
+	var n int
+	if _, err := fmt.Sscanf(record, "%d @", &n); err != nil {
+		return 1
+	}
+	return n
+}
+
+// TestTableReadDeniedAfterLoadLetsGo: a loaded table whose reads the ACLs refuse later stops
+// following the partition, as documented, and lets go of it: it left sarama's partition
+// consumer running, fetching for ever and sending each refusal into an error channel that
+// nobody read any more; once that channel was full, sarama's broker consumer blocked on it,
+// and Close could not make it let go, so its goroutines outlived the Table for good.
+func TestTableReadDeniedAfterLoadLetsGo(t *testing.T) {
+	t.Parallel()
+	sc := testenv.KafkaSCRAM(t)
+	plain := testenv.KafkaBrokers(t)
+	topic := newCompactedTopic(t, plain, "review-table-revoked", 1)
+	produceTable(t, plain, topic, tableRec{"cab-1", `{"name":"ana"}`, time.Now(), 0})
+	principal := "User:" + sc.User
+	acls(t, plain, principal, sarama.AclResourceTopic, topic,
+		[]sarama.AclOperation{sarama.AclOperationDescribe, sarama.AclOperationRead}, nil)
+	var logs syncbuf.Buffer
+	var retries atomic.Int64 // for the log
+	cfg := kafka.Config{Brokers: sc.Brokers, ClientID: "fleetstream-table-test",
+		SASL: kafka.SASL{Mechanism: kafka.Mechanism(sc.Mechanism), User: sc.User, Password: sc.Password}}
+	tab, err := kafka.NewTable(cfg, topic, decodeDriver, kafka.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		kafka.WithSaramaConfig(func(c *sarama.Config) {
+			c.ChannelBufferSize = 4 // fills after a few refusals (128 by default: minutes at sarama's 2 s backoff)
+			c.Consumer.Retry.BackoffFunc = func(int) time.Duration { retries.Add(1); return time.Millisecond }
+		}))
+	require.NoError(t, err)
+	label := testenv.UniqueName(t, "revoked")
+	pprof.Do(t.Context(), pprof.Labels("fleetstream_test", label), func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, failFast)
+		defer cancel()
+		require.NoError(t, tab.Load(ctx))
+	})
+	v, ok := tab.Latest("cab-1")
+	require.True(t, ok)
+	require.Equal(t, "ana", v.Name)
+
+	// Deny Read now.
+	admin := newAdmin(t, plain)
+	res := sarama.Resource{ResourceType: sarama.AclResourceTopic, ResourceName: topic, ResourcePatternType: sarama.AclPatternLiteral}
+	require.NoError(t, admin.CreateACLs([]*sarama.ResourceAcls{{Resource: res, Acls: []*sarama.Acl{{Principal: principal, Host: "*",
+		Operation: sarama.AclOperationRead, PermissionType: sarama.AclPermissionDeny}}}}))
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "table partition no longer followed")
+	}, failFast, 10*time.Millisecond, "the refusal was never seen: %s; %+v", logs.String(), tab.Stats())
+	// Either the partition consumer let go, or it kept fetching until its error channel was
+	// full and it blocked sending the next refusal.
+	require.Eventually(t, func() bool {
+		return labelledGoroutines(t, label, "sarama.(*partitionConsumer).sendError") > 0 ||
+			labelledGoroutines(t, label, "sarama.(*partitionConsumer)") == 0
+	}, waitFor, 10*time.Millisecond)
+	t.Logf("fetches retried after a refusal: %d", retries.Load())
+
+	require.NoError(t, tab.Close())
+	require.Eventually(t, func() bool {
+		return labelledGoroutines(t, label, "sarama.") == 0
+	}, failFast, 10*time.Millisecond, "goroutines of the table's consumer outlived Close: %d", labelledGoroutines(t, label, "sarama."))
 }

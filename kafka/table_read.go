@@ -233,10 +233,10 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 	if done {
 		ticks = nil
 	}
-	got, outOfRange := false, false
+	got, outOfRange, refused := false, false, false
 	for {
 		if msgs == nil && errs == nil {
-			if !outOfRange {
+			if !outOfRange || refused {
 				return
 			}
 			// sarama shut the consumer down: records were deleted ahead of it.
@@ -273,9 +273,15 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 			if isNotAuthorized(err) {
 				// The ACLs let the user see the topic but not read it: no retry gets
 				// through (sarama retries for ever). Load and LoadPartition fail; a loaded
-				// table stops following the partition.
-				t.refuseRead(p, err)
-				return
+				// table stops following the partition. Its consumer is closed and drained
+				// until sarama closes its channels: left running, it would fetch for ever
+				// and block, once its error channel is full, in a state Close cannot end.
+				if !refused {
+					refused = true
+					t.refuseRead(p, err)
+					p.stop()
+				}
+				continue
 			}
 			if ok, left := t.errLog.Allow(time.Now()); ok {
 				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
