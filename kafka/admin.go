@@ -19,7 +19,9 @@ import (
 // does not exist yet; an existing topic is left as it is (its partition count is returned).
 // A replication factor of DefaultReplication (-1) leaves it to the brokers'
 // default.replication.factor (Kafka 2.4 and later), as on Amazon MSK, whose default is 3 on
-// clusters of three brokers or more. Only Config's connection settings are used.
+// clusters of three brokers or more. Only Config's connection settings are used. An existing
+// topic needs only Describe: a creation the ACLs refuse is an error (wrapping
+// ErrNotAuthorized, naming the Create to grant) only when the topic is not there.
 func EnsureTopic(ctx context.Context, cfg Config, topic string, partitions int32, replication int16) (int32, error) {
 	return ensure(ctx, cfg, topic, partitions, replication, nil, nil)
 }
@@ -74,7 +76,15 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 	defer admin.Close()
 	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication, ConfigEntries: configs}, false)
 	var te *sarama.TopicError
-	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) {
+	// refused is set when the ACLs refuse the creation: the brokers check it before they
+	// look for the topic, so a user who may not create it (one that only reads an existing
+	// topic) gets the refusal, and the topic may well exist: the description below says.
+	var refused error
+	switch {
+	case err == nil, errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists:
+	case isNotAuthorized(err):
+		refused = fmt.Errorf("kafka: create topic %q: %w", topic, cfg.notAuthorized(err, access{topics: []string{topic}, create: true}))
+	default:
 		return 0, fmt.Errorf("kafka: create topic %q: %w", topic, redact(cfg, err))
 	}
 	// Right after a creation the metadata may not list the topic yet: ask a few times.
@@ -85,6 +95,8 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 		}
 		md, err := admin.DescribeTopics([]string{topic})
 		switch {
+		case refused != nil && (err != nil || len(md) != 1 || md[0].Err != sarama.ErrNoError || len(md[0].Partitions) == 0):
+			return 0, refused // not created, and not there (or not visible) either
 		case err != nil:
 			last = redact(cfg, err)
 		case len(md) != 1:

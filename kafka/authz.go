@@ -33,6 +33,7 @@ type access struct {
 	group  string
 	txnID  string
 	write  bool // the topics were written, not read
+	create bool // the topics were created
 }
 
 // notAuthorized describes an authorization failure: the resource, the principal the brokers
@@ -53,7 +54,10 @@ func (c *Config) notAuthorized(err error, a access) error {
 			res = fmt.Sprintf("one of the topics %q", a.topics)
 		}
 		need = "Read"
-		if a.write {
+		switch {
+		case a.create:
+			need = "Create"
+		case a.write:
 			need = "Write"
 		}
 	case errors.Is(err, sarama.ErrGroupAuthorizationFailed):

@@ -18,8 +18,9 @@ var ErrNotCompacted = errors.New("kafka: topic is not compacted")
 // EnsureCompactedTopic creates topic as a compacted topic (cleanup.policy=compact), the kind
 // a Table reads, with the given number of partitions and replication factor, unless it
 // exists. An existing topic is checked: if its cleanup.policy lacks compact, the error wraps
-// ErrNotCompacted (the table would lose keys whose records expire). It returns the topic's
-// partition count. Only Config's connection settings are used.
+// ErrNotCompacted (the table would lose keys whose records expire); that needs Describe and
+// DescribeConfigs on it, not Create (see EnsureTopic). It returns the topic's partition
+// count. Only Config's connection settings are used.
 func EnsureCompactedTopic(ctx context.Context, cfg Config, topic string, partitions int32, replication int16) (int32, error) {
 	compact := "compact"
 	return ensure(ctx, cfg, topic, partitions, replication, map[string]*string{"cleanup.policy": &compact},
