@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +46,30 @@ func TestBoundedWithFeaturesOff(t *testing.T) {
 	require.Positive(t, os.count(r.index("cab-stats")))
 	require.Zero(t, os.count(r.index("zone-demand")), "zone demand is off")
 	require.Zero(t, os.count(r.index("cab-alerts")), "alerts are off")
+}
+
+// TestStoppedBackfillExitsNonZero: a run that ends by itself (here -exit-when-idle, an
+// hour) stopped by SIGTERM while it runs, before its input ended, exits 1 and says why: it
+// exited 0, as when it had read its input and written every window, and a scheduler took the
+// interrupted backfill for done. A run without an end still stops with exit 0
+// (TestScaleOutSameDocuments' A).
+func TestStoppedBackfillExitsNonZero(t *testing.T) {
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "stopped")
+	r := newRun(t, s, topic, "stopped")
+	replay(t, s, topic, "-source", "sim", "-sim-cabs", "5", "-sim-events", "200")
+	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-exit-when-idle", "1h")...)
+	waitFor(t, time.Minute, 20*time.Millisecond, "the first batch", func() bool {
+		require.False(t, p.exited(), "ended early:\n%s", tail(p.out.String(), 3000))
+		recs, _ := progress(p)
+		return recs > 0
+	})
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	err := p.wait(t, time.Minute)
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "a stopped -exit-when-idle run exited 0:\n%s", tail(p.out.String(), 2000))
+	require.Equal(t, 1, ee.ExitCode())
+	require.Contains(t, p.out.String(), "before the input ended (-exit-when-idle)")
 }
 
 // TestChangedWindowStopsRestart: the fleet job restarted under another -stats-window than

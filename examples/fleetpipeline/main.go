@@ -18,7 +18,8 @@
 // after midnight does not wait for OpenSearch to create them.
 // Without flags it uses the testenv services (make services-up). It prints a status line
 // every few seconds and stops gracefully on SIGINT or SIGTERM; with -exit-when-idle it ends
-// by itself once the topic is drained.
+// by itself once the topic is drained (exit 0), and -bounded once it read the end offsets
+// found at start: a stop of those before their end exits 1, since windows were left unwritten.
 //
 //	go run ./examples/fleetpipeline -exit-when-idle 5s
 package main
@@ -62,7 +63,7 @@ func main() {
 		err = run(ctx, cfg, os.Stderr)
 		err = errors.Join(err, stopProfiles())
 	}
-	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM) and any failure as is
+	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM; but of a run that ends by itself before its end) and any failure as is
 		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
 		if errors.Is(err, stream.ErrOperatorChanged) {
 			// The library's message names its option; this job's is a flag.
@@ -132,10 +133,10 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.batch, "batch", time.Second, "batch interval")
 	fs.IntVar(&c.maxBatch, "max-batch", 20_000, "most records a batch takes, the bound of the source buffer (Spark's maxOffsetsPerTrigger): while catching up, batches of this size run back to back; larger ones hold more memory for little speed")
 	fs.IntVar(&c.outputs, "concurrent-outputs", 1, "how many of a batch's outputs (cab stats, zone demand, alerts, dead letters: each index or topic) are written at once; 1 writes them one at a time in order, as Spark Streaming does (faster when OpenSearch shares the job's cores; try more against a cluster of its own)")
-	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition of every input (the telemetry and -requests-topic) has been caught up this long, close all windows, commit and exit 0 (0: run until stopped); the commit stays at the first record of each partition's oldest window still open on its watermark (its end plus -lateness not yet reached), so a later run that receives more records of those windows rebuilds and completes them, as one run would")
+	fs.DurationVar(&c.exitIdle, "exit-when-idle", 0, "once every partition of every input (the telemetry and -requests-topic) has been caught up this long, close all windows, commit and exit 0 (0: run until stopped; a stop before that exits 1); the commit stays at the first record of each partition's oldest window still open on its watermark (its end plus -lateness not yet reached), so a later run that receives more records of those windows rebuilds and completes them, as one run would")
 	fs.BoolVar(&c.acceptLoss, "accept-data-loss", false, "when records of an input that the group had yet to read were deleted (retention overtook the job, or the topic was made again), go on from the partition's start and log the loss at Error, instead of exiting non-zero (Spark's failOnDataLoss=false)")
 	fs.BoolVar(&c.acceptChange, "accept-changed-operators", false, "accept a restart under other window or join parameters (-stats-window, -zone-window, -lateness, -pickup-within, ...) than the committed checkpoint's: the changed operators start cold from the committed offset (stream.WithColdStartChanged; README, Delivery guarantees 8); without it such a restart stops with stream.ErrOperatorChanged before writing anything")
-	fs.BoolVar(&c.bounded, "bounded", false, "read each partition up to the end offset it had at start, then close all windows, commit and exit 0 (a backfill); see also -exit-when-idle")
+	fs.BoolVar(&c.bounded, "bounded", false, "read each partition up to the end offset it had at start, then close all windows, commit and exit 0 (a backfill; a stop before that exits 1); see also -exit-when-idle")
 	fs.BoolVar(&c.zoneDemand, "zone-demand", true, "compute zone demand (-zone-demand=false: off)")
 	fs.BoolVar(&c.rekeyByCab, "rekey-by-cab", false, "repartition the input by cab_id (through the topic <group>-cabs-repartition) before the tracker and the cab stats: needed when the producer does not key messages by cab_id (round-robin IoT hubs); costs a produce and a consume per event")
 	fs.BoolVar(&c.alerts, "alerts", true, "detect alerts and write them to OpenSearch and -alerts-topic (-alerts=false: off)")

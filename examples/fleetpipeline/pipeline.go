@@ -47,8 +47,9 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	defer func() {
 		if !running && err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// A stop (SIGINT, SIGTERM) while the job was still starting: nothing was read,
-			// so nothing is left undone: a clean stop, as one while running.
-			err = nil
+			// so nothing is left undone: a clean stop, as one while running (for a run that
+			// ends by itself, one that did not end: stoppedEarly).
+			err = c.stoppedEarly()
 		}
 	}()
 	log := logger(w, c.verbose)
@@ -478,9 +479,26 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		dups, g.split.Split(), map[bool]string{true: " (produce keyed by cab_id or run with -rekey-by-cab)", false: ""}[g.split.Split() > 0])
 	if err != nil && err == ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
 		log.Info("fleetpipeline: stopped")
-		return nil
+		return c.stoppedEarly()
 	}
 	return err
+}
+
+// stoppedEarly is run's result for a stop (SIGINT, SIGTERM) before the pipeline ended: nil
+// for a job that runs until stopped, an error for one that ends by itself (-bounded,
+// -exit-when-idle). Such a run exits 0 once it read its input and wrote every window; a stop
+// before that leaves windows unwritten (the next run completes them from the committed
+// offsets), and exit 0 told the scheduler of a backfill that it was done.
+func (c *config) stoppedEarly() error {
+	flag := "-bounded"
+	switch {
+	case c.bounded:
+	case c.exitIdle > 0:
+		flag = "-exit-when-idle"
+	default:
+		return nil
+	}
+	return fmt.Errorf("stopped (SIGINT or SIGTERM) before the input ended (%s): the windows still open were not written; run again to finish, from the committed offsets", flag)
 }
 
 // index returns the name prefix of one of the pipeline's indexes.

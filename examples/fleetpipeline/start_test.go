@@ -113,6 +113,41 @@ func TestStopDuringStartupIsClean(t *testing.T) {
 	require.NoError(t, err, "a stop during startup should exit 0 like a stop while running")
 }
 
+// TestStopBeforeEndFails: a run that ends by itself (-bounded, -exit-when-idle) exits 0 once
+// it read its input and wrote every window, so a stop (SIGINT, SIGTERM) before that, here
+// while it is still starting, must fail the run: it returned nil (exit 0), and a scheduler
+// took the interrupted backfill for done.
+func TestStopBeforeEndFails(t *testing.T) {
+	for _, flag := range []string{"-bounded", "-exit-when-idle=1h"} {
+		t.Run(flag, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			accepted := make(chan net.Conn, 16)
+			go func() {
+				for {
+					conn, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					accepted <- conn // never answered
+				}
+			}()
+			c := testConfig(t, "-brokers", ln.Addr().String(), "-opensearch", "http://"+deadAddr(t), "-http=", flag)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			var out bytes.Buffer
+			go func() { done <- run(ctx, c, &out) }()
+			conn := <-accepted // the job is now waiting on Kafka
+			defer conn.Close()
+			cancel()
+			err = <-done
+			require.Error(t, err, "a stop before the input ended must not exit 0")
+			require.Contains(t, err.Error(), "before the input ended ("+strings.SplitN(flag, "=", 2)[0]+")")
+		})
+	}
+}
+
 // TestHelpHidesURLPassword: a FLEETSTREAM_OPENSEARCH_URL whose password holds a character
 // that is not escaped ('/', '#', '?': common in generated passwords) is not a URL url.Parse
 // reads; -h printed it whole, password included, as the default of -opensearch.
