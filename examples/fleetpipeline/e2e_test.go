@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -489,4 +490,60 @@ func readTopic(t *testing.T, brokers []string, topic string, want int, timeout t
 		}
 	}
 	return out
+}
+
+// TestBadRequestsDeadLettered: with -requests-topic, ride requests that do not decode or are
+// refused go to <topic>.dlq with their origin, and the summary counts them: it counted the
+// telemetry input only, so a run whose requests were dead-lettered reported "0 dead letters".
+func TestBadRequestsDeadLettered(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "e2e-badreq")
+	requests := testenv.UniqueName(t, "e2e-badreq-requests")
+	r := newRun(t, s, topic, "e2e-badreq")
+	ensureTopic(t, s, requests)
+	brokers := testenv.KafkaBrokers(t)
+	prod := syncProducer(t, brokers)
+
+	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		v := fmt.Appendf(nil, `{"cab_id":"CAB-R1","ts":%q,"lat":41.15,"lon":-8.61,"status":"available"}`, base.Add(time.Duration(i)*10*time.Second).Format(time.RFC3339))
+		_, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("CAB-R1"), Value: sarama.ByteEncoder(v)})
+		require.NoError(t, err)
+	}
+	ts := base.Add(time.Minute).Format(time.RFC3339)
+	good := []string{
+		fmt.Sprintf(`{"request_id":"R-1","ts":%q,"lat":41.15,"lon":-8.61,"status":"requested"}`, ts),
+		fmt.Sprintf(`{"request_id":"R-2","ts":%q,"lat":41.15,"lon":-8.61,"status":"requested"}`, ts),
+	}
+	bad := []string{
+		`not a request`,
+		fmt.Sprintf(`{"request_id":"R-3","ts":%q,"lat":41.15,"lon":-8.61,"status":"assigned"}`, ts), // no cab
+		fmt.Sprintf(`{"request_id":"R-4","ts":%q,"lat":41.15,"lon":-8.61}`, ts),                     // no status
+	}
+	for _, v := range append(slices.Clone(good), bad...) {
+		_, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: requests, Value: sarama.StringEncoder(v)})
+		require.NoError(t, err)
+	}
+
+	out := start(t, "fleetpipeline", pipelineBin, r.args(s, "-requests-topic", requests)...).succeed(t, 2*time.Minute)
+	m := regexp.MustCompile(`ride requests: consumed (\d+) records, (\d+) dead letters`).FindStringSubmatch(out)
+	require.NotNil(t, m, "no summary of the ride requests in:\n%s", tail(out, 3000))
+	require.Equal(t, []string{strconv.Itoa(len(good) + len(bad)), strconv.Itoa(len(bad))}, m[1:], "ride requests consumed and dead-lettered")
+
+	dlq := readTopic(t, brokers, topic+".dlq", len(bad), 30*time.Second)
+	got := map[string]string{}
+	for _, d := range dlq {
+		for _, h := range d.Headers {
+			if string(h.Key) == kafka.HeaderSourceTopic {
+				got[string(d.Value)] = string(h.Value)
+			}
+		}
+	}
+	for _, v := range bad {
+		require.Equal(t, requests, got[v], "dead letter of %q", v)
+	}
+	c := newOS(t, s)
+	c.refresh(r.index("zone-supply"))
+	require.EqualValues(t, len(good), int64(c.sum(r.index("zone-supply"), "requests")), "the valid requests counted")
 }

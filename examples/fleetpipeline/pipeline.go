@@ -148,6 +148,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	// With -requests-topic, a second input: the booking app's ride requests, in the same
 	// consumer group (their own offsets and checkpoints).
 	var requests *stream.Stream[telemetry.Request]
+	var reqSrc *kafka.Source[telemetry.Request] // for the summary
 	if c.requests != "" {
 		rcfg := kcfg
 		rcfg.Topics = []string{c.requests}
@@ -164,7 +165,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		if c.acceptLoss {
 			ropts = append(ropts, kafka.WithAcceptDataLoss())
 		}
-		reqSrc, err := kafka.NewSource(rcfg, kafka.CodecFunc[telemetry.Request](func(m *kafka.Message) (telemetry.Request, time.Time, error) {
+		reqSrc, err = kafka.NewSource(rcfg, kafka.CodecFunc[telemetry.Request](func(m *kafka.Message) (telemetry.Request, time.Time, error) {
 			r, err := telemetry.DecodeRequest(m.Value)
 			return r, r.Time, err
 		}), ropts...)
@@ -469,6 +470,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	printSummary(w, time.Since(start), &cnt, src, sinks)
 	if n := src.Lost(); n > 0 {
 		fmt.Fprintf(w, "fleetpipeline: %d telemetry records were deleted from Kafka before the job was done with them (-accept-data-loss)\n", n)
+	}
+	if reqSrc != nil {
+		printRequestsSummary(w, reqSrc)
+		if n := reqSrc.Lost(); n > 0 {
+			fmt.Fprintf(w, "fleetpipeline: %d ride requests were deleted from Kafka before the job was done with them (-accept-data-loss)\n", n)
+		}
 	}
 	var dups int64
 	if last := cnt.last.Load(); last != nil {

@@ -131,6 +131,13 @@ func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ S
 	}
 }
 
+// printRequestsSummary prints what the ride requests input (-requests-topic) read: the
+// summary's first line counts the telemetry only.
+func printRequestsSummary(w io.Writer, src interface{ Stats() stream.SourceStats }) {
+	s := src.Stats()
+	fmt.Fprintf(w, "fleetpipeline: ride requests: consumed %d records, %d dead letters\n", s.Records, s.DeadLetters)
+}
+
 // sender is a repartition's exchange, as the summary reports it.
 type sender interface {
 	Topic() string
