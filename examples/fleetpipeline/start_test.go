@@ -68,6 +68,31 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 	}
 }
 
+// TestOutputAsInputRefusedAtStart: an output of the job given as one of its inputs is refused
+// before the job connects, naming the flag. They got through: the dead-letter topic read as
+// ride requests sent every dead letter back to itself for ever (each fails to decode as a
+// request), and alerts read as requests were each a dead letter.
+func TestOutputAsInputRefusedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-requests-topic", "cab-telemetry.dlq"}, "-topic"},
+		{[]string{"-registry-topic", "cab-telemetry.dlq"}, "-topic"},
+		{[]string{"-topic", "t", "-alerts-topic", "t.dlq"}, "-topic"},
+		{[]string{"-requests-topic", "rides", "-alerts-topic", "rides"}, "-alerts-topic"},
+		{[]string{"-registry-topic", "fleet", "-alerts-topic", "fleet"}, "-alerts-topic"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			c := testConfig(t, offlineArgs(t, tc.args...)...)
+			err := run(t.Context(), c, io.Discard)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.flag+": ", "the error should name the flag, not a connection failure")
+			require.NotContains(t, err.Error(), "connect", "refused before connecting")
+		})
+	}
+}
+
 // TestPositionalArgumentRefused: "-zone-demand false" (a boolean flag given a separate value,
 // as every other flag takes one) set zone demand on and, "false" being an argument, ended flag
 // parsing: every flag after it was ignored (here an -index-tag the job refuses). The job now

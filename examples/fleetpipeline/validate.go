@@ -63,6 +63,16 @@ func (c *config) validate() error {
 	if c.registry != "" && (c.registry == c.topic || c.registry == c.requests) {
 		bad("-registry-topic", "%q is also an input of the job (-topic or -requests-topic)", c.registry)
 	}
+	// The job's other outputs, as inputs: the alerts read back as ride requests (each one a
+	// dead letter) or as registrations; the dead letters read back as ride requests or
+	// registrations, where each one fails again and goes back to the dead-letter topic, for
+	// ever.
+	if c.alertsTopic != "" && (c.alertsTopic == c.requests || c.alertsTopic == c.registry) {
+		bad("-alerts-topic", "%q is also an input of the job (-requests-topic or -registry-topic): the job would read its own alerts", c.alertsTopic)
+	}
+	if dlq := c.topic + ".dlq"; dlq == c.requests || dlq == c.registry || dlq == c.alertsTopic {
+		bad("-topic", "the dead-letter topic %q (-topic and .dlq) is also -requests-topic, -registry-topic or -alerts-topic", dlq)
+	}
 	if c.httpAddr != "" {
 		// net.Listen refused it only after the job had connected to Kafka and OpenSearch
 		// (the dead-letter topic made, the templates installed): "-http 9464" for ":9464".
