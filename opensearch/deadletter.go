@@ -46,8 +46,10 @@ var DiscardDeadLetters stream.DeadLetterSink = stream.DeadLetterFunc(func(contex
 //
 //	{"time":"…","reason":"rejected","err":"mapper_parsing_exception: …","index":"…","id":"…","status":400,"value":{…}}
 //
-// time is when the line was written. Fields that are empty are left out; topic, partition
-// and offset appear together when the dead letter has a topic. key and value hold the bytes
+// time is when the line was written, and timestamp the record's time in its source, both in
+// RFC 3339 (UTC; a timestamp past the year 9999 with all the year's digits). Fields that are
+// empty are left out; topic, partition and offset appear together when the dead letter has a
+// topic. key and value hold the bytes
 // as JSON when they are valid JSON (which includes valid UTF-8), otherwise key_text/value_text
 // hold them as a string when they are valid UTF-8, otherwise key_base64/value_base64 as
 // base64. Header values follow the same rule (value, value_text or value_base64).
@@ -105,7 +107,7 @@ type deadLetterLine struct {
 	Topic       string          `json:"topic,omitempty"`
 	Partition   *int32          `json:"partition,omitempty"`
 	Offset      *int64          `json:"offset,omitempty"`
-	Timestamp   *time.Time      `json:"timestamp,omitempty"`
+	Timestamp   *string         `json:"timestamp,omitempty"`
 	Index       string          `json:"index,omitempty"`
 	ID          string          `json:"id,omitempty"`
 	Status      int             `json:"status,omitempty"`
@@ -158,7 +160,10 @@ func (j *JSONLines) Write(ctx context.Context, letters []stream.DeadLetter) erro
 			l.Partition, l.Offset = &d.Partition, &d.Offset
 		}
 		if !d.Timestamp.IsZero() {
-			ts := d.Timestamp.UTC()
+			// RFC 3339 as encoding/json writes a time, but for every year: encoding/json
+			// refuses one past 9999 (a producer's microseconds read as milliseconds), and
+			// would fail the Write, and every retry of the batch, for one record.
+			ts := d.Timestamp.UTC().Format(time.RFC3339Nano)
 			l.Timestamp = &ts
 		}
 		bytesField(d.Key, &l.Key, &l.KeyText, &l.KeyBase64)

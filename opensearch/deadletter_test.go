@@ -3,7 +3,10 @@ package opensearch_test
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +48,38 @@ func TestJSONLinesInvalidUTF8(t *testing.T) {
 	require.Len(t, l.Headers, 1)
 	require.Nil(t, l.Headers[0].Value)
 	require.Equal(t, doc, l.Headers[0].ValueBase64)
+}
+
+// TestJSONLinesTimestampOutOfRange: a dead letter whose record timestamp lies past the year
+// 9999 (a producer that writes microseconds where Kafka wants milliseconds puts its records
+// in the year 56000 or so, and brokers before Kafka 4 take them) is written like any other,
+// its timestamp in RFC 3339's form with all the year's digits, and the letters beside it
+// too. encoding/json's time.Time refuses such a year, so the whole Write once failed, and
+// failed again on every retry of the batch: one bad record stopped the pipeline for good.
+func TestJSONLinesTimestampOutOfRange(t *testing.T) {
+	far := time.UnixMilli(time.Date(2026, 12, 6, 1, 2, 3, 0, time.UTC).UnixMicro()) // µs read as ms
+	normal := time.Date(2026, 12, 6, 1, 2, 3, 456_000_000, time.FixedZone("x", 3600))
+	var out bytes.Buffer
+	require.NoError(t, opensearch.NewJSONLines(&out).Write(t.Context(), []stream.DeadLetter{
+		{Reason: stream.ReasonDecode, Err: "e", Topic: "t", Offset: 7, Value: []byte(`{"a":1}`), Timestamp: far},
+		{Reason: stream.ReasonDecode, Err: "e", Topic: "t", Offset: 8, Value: []byte(`{"a":2}`), Timestamp: normal},
+	}))
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	require.Len(t, lines, 2)
+	var got []string
+	for _, line := range lines {
+		var l struct {
+			Timestamp string          `json:"timestamp"`
+			Value     json.RawMessage `json:"value"`
+		}
+		require.NoError(t, json.Unmarshal(line, &l), "%s", line)
+		got = append(got, l.Timestamp)
+	}
+	require.Greater(t, far.Year(), 9999)
+	require.Equal(t, far.UTC().Format(time.RFC3339Nano), got[0])
+	require.True(t, strings.HasPrefix(got[0], strconv.Itoa(far.UTC().Year())+"-"), got[0])
+	want, err := normal.UTC().MarshalJSON()
+	require.NoError(t, err)
+	require.Equal(t, strings.Trim(string(want), `"`), got[1], "a timestamp in range is written as before")
+	require.Equal(t, "2026-12-06T00:02:03.456Z", got[1])
 }
