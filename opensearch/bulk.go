@@ -138,7 +138,11 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *stream.DeadLetter {
 	case s.m.Body != nil:
 		var out []byte
 		if out, err = s.m.Body(b, v); err == nil {
-			b = out
+			if extends(out, b) {
+				b = out
+			} else {
+				err = errBodyNotAppended
+			}
 		}
 	default:
 		var j []byte
@@ -194,6 +198,18 @@ func (s *Sink[T]) appendDoc(ch *chunk, v T, mt *meta) *stream.DeadLetter {
 	ch.buf = b
 	ch.items = append(ch.items, item{index: index, id: id, start: start, doc: doc, end: len(b)})
 	return nil
+}
+
+// errBodyNotAppended is the encode error of a value whose Mapping.Body returned a slice that
+// is not dst extended: its result is no request body (the slip is returning json.Marshal's).
+var errBodyNotAppended = errors.New("opensearch: Mapping.Body returned a slice that does not extend dst: append the document to dst and return the result")
+
+// extends reports whether out is dst with bytes appended: in dst's array, or in the array
+// append moved dst's bytes to when it grew (then compared: that happens a few times per
+// request body, as its buffer doubles).
+func extends(out, dst []byte) bool {
+	n := len(dst)
+	return len(out) >= n && (n == 0 || &out[0] == &dst[0] || bytes.Equal(out[:n], dst))
 }
 
 // render sets dl.Value to the best rendering of v the sink can make when v has no valid

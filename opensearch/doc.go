@@ -202,9 +202,10 @@
 //     always dead-lettered: the sink cannot tell a name made from the document from a fixed
 //     one, which a program checks at its start (as the fleet job checks -index-tag);
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
-//     Mapping failed, the index name is empty or not valid UTF-8, or the document is not a
-//     JSON object. The sink never sends OpenSearch invalid JSON: a document that is not valid
-//     JSON (+Inf or NaN written by an appender, which JSON cannot represent, or bytes that are
+//     Mapping failed (or its Body returned a slice that does not extend dst), the index name
+//     is empty or not valid UTF-8, or the document is not a JSON object. The sink never
+//     sends OpenSearch invalid JSON: a document that is not valid JSON (+Inf or NaN written
+//     by an appender, which JSON cannot represent, or bytes that are
 //     not UTF-8) is an encode error. Value always
 //     carries the document: the bytes produced when there are some, otherwise the value as
 //     encoding/json writes it, otherwise as JSON with non-finite numbers written as strings

@@ -42,7 +42,8 @@ type Mapping[T any] struct {
 	ID func(v T) string
 	// Body appends the JSON object to dst and returns the extended slice. It runs on the
 	// sink's reused buffers, so an appender that allocates nothing makes the sink allocate
-	// almost nothing per document. Nil uses encoding/json.
+	// almost nothing per document. A value whose Body returns a slice of its own instead
+	// (json.Marshal's) is dead-lettered, with an error that says so. Nil uses encoding/json.
 	Body func(dst []byte, v T) ([]byte, error)
 }
 

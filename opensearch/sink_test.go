@@ -385,6 +385,63 @@ func TestSinkEncoding(t *testing.T) {
 	require.Equal(t, `[1,2]`, string(got[2].Value))
 }
 
+// TestSinkBodyNotAppended: a Body appender that returns a slice of its own instead of dst
+// extended (json.Marshal's result, the likeliest slip) gets its values dead-lettered with an
+// error that says so and the document as Value, and the documents of the others are written
+// as they are. The sink once took the returned slice for its request body: a value after
+// the first of a request, or one whose document is shorter than its action line, panicked
+// (slice bounds out of range), and the first of a request with a longer document was
+// dead-lettered as "invalid JSON" with the document's tail as Value.
+func TestSinkBodyNotAppended(t *testing.T) {
+	f := newFake()
+	var got []stream.DeadLetter
+	s, err := opensearch.NewSink(newFakeClient(t, f), opensearch.Mapping[rec]{
+		Index: opensearch.FixedIndex[rec]("recs"),
+		ID:    func(r rec) string { return r.ID },
+		Body: func(dst []byte, r rec) ([]byte, error) {
+			if r.N%3 == 1 {
+				return json.Marshal(r) // the slip: dst left out
+			}
+			b, err := json.Marshal(r)
+			return append(dst, b...), err
+		},
+	}, opensearch.WithDeadLetter(stream.DeadLetterFunc(func(_ context.Context, d []stream.DeadLetter) error {
+		got = append(got, d...)
+		return nil
+	})))
+	require.NoError(t, err)
+	batch := recs(12)
+	for i := range batch {
+		if i%2 == 0 {
+			batch[i].Pad = strings.Repeat("p", 300) // longer than an action line
+		}
+	}
+	require.NoError(t, s.Write(t.Context(), batch))
+	var wantDead []string
+	for _, r := range batch {
+		want, err := json.Marshal(r)
+		require.NoError(t, err)
+		if r.N%3 == 1 {
+			wantDead = append(wantDead, r.ID)
+			require.NotContains(t, f.stored, r.ID)
+			continue
+		}
+		require.Equal(t, string(want), string(f.stored[r.ID]), "document %s written as it is", r.ID)
+	}
+	require.Len(t, f.stored, len(batch)-len(wantDead))
+	var gotDead []string
+	for _, d := range got {
+		gotDead = append(gotDead, d.ID)
+		require.Equal(t, stream.ReasonEncode, d.Reason)
+		require.Contains(t, d.Err, "Mapping.Body")
+		require.Contains(t, d.Err, "dst")
+		want, err := json.Marshal(batch[d.ID[len(d.ID)-1]-'0'+10*(d.ID[len(d.ID)-2]-'0')])
+		require.NoError(t, err)
+		require.JSONEq(t, string(want), string(d.Value), "the dead letter carries the document")
+	}
+	require.Equal(t, wantDead, gotDead)
+}
+
 func TestSinkDocMapping(t *testing.T) {
 	f := newFake()
 	c := newFakeClient(t, f)
