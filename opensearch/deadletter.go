@@ -52,11 +52,17 @@ var DiscardDeadLetters stream.DeadLetterSink = stream.DeadLetterFunc(func(contex
 // topic. key and value hold the bytes
 // as JSON when they are valid JSON (which includes valid UTF-8), otherwise key_text/value_text
 // hold them as a string when they are valid UTF-8, otherwise key_base64/value_base64 as
-// base64. Header values follow the same rule (value, value_text or value_base64).
+// base64. Header values follow the same rule (value, value_text or value_base64). A Write
+// that fails after part of its bytes were written (a full disk) leaves a line cut short; the
+// next Write ends it before its own lines, so the letters written again are whole lines (a
+// reader skips the cut one).
 type JSONLines struct {
 	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
+	// cut is set when a Write failed after part of its bytes reached w: the last line has
+	// no end, and the next Write ends it first.
+	cut bool
 	// now is the clock for the time field.
 	now func() time.Time
 }
@@ -152,6 +158,11 @@ func (j *JSONLines) Write(ctx context.Context, letters []stream.DeadLetter) erro
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.buf = j.buf[:0]
+	if j.cut {
+		// End the line a failed Write cut short, so that the letters written again (the
+		// batch's retry) are lines of their own, not glued to it.
+		j.buf = append(j.buf, '\n')
+	}
 	now := j.now().UTC()
 	for i := range letters {
 		d := &letters[i]
@@ -180,8 +191,13 @@ func (j *JSONLines) Write(ctx context.Context, letters []stream.DeadLetter) erro
 		j.buf = append(j.buf, b...)
 		j.buf = append(j.buf, '\n')
 	}
-	if _, err := j.w.Write(j.buf); err != nil {
+	n, err := j.w.Write(j.buf)
+	if err != nil {
+		if n > 0 {
+			j.cut = n < len(j.buf)
+		}
 		return fmt.Errorf("opensearch: dead letter: %w", err)
 	}
+	j.cut = false
 	return nil
 }

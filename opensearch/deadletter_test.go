@@ -3,6 +3,7 @@ package opensearch_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,4 +83,48 @@ func TestJSONLinesTimestampOutOfRange(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, strings.Trim(string(want), `"`), got[1], "a timestamp in range is written as before")
 	require.Equal(t, "2026-12-06T00:02:03.456Z", got[1])
+}
+
+// cutWriter takes the first cut bytes of its first write, fails it, and takes every write
+// after it whole: a disk that fills up in the middle of a write and has room again for the
+// retry.
+type cutWriter struct {
+	bytes.Buffer
+	cut    int
+	failed bool
+}
+
+func (w *cutWriter) Write(p []byte) (int, error) {
+	if !w.failed {
+		w.failed = true
+		n, _ := w.Buffer.Write(p[:min(w.cut, len(p))])
+		return n, errors.New("no space left on device")
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestJSONLinesWriteAgainAfterCut: a Write that fails after part of its bytes reached the
+// writer, and is retried (the sink fails its Write, the pipeline writes the batch again),
+// leaves every dead letter readable as a line of its own. The part written first was not
+// ended, so the retry's first line was glued to it: a reader saw one line that is not JSON
+// instead of the first letter, which the failed Write had cut short too, so it was lost.
+func TestJSONLinesWriteAgainAfterCut(t *testing.T) {
+	letters := []stream.DeadLetter{
+		{Reason: stream.ReasonRejected, Err: "a", Offset: -1, Index: "i", ID: "1", Value: []byte(`{"n":1}`)},
+		{Reason: stream.ReasonRejected, Err: "b", Offset: -1, Index: "i", ID: "2", Value: []byte(`{"n":2}`)},
+	}
+	w := &cutWriter{cut: 20} // inside the first line
+	jl := opensearch.NewJSONLines(w)
+	require.Error(t, jl.Write(t.Context(), letters))
+	require.NoError(t, jl.Write(t.Context(), letters), "the retry")
+	var ids []string
+	for line := range bytes.Lines(w.Bytes()) {
+		var l struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(line, &l) == nil {
+			ids = append(ids, l.ID)
+		}
+	}
+	require.Equal(t, []string{"1", "2"}, ids, "every letter of the retry on a line of its own:\n%s", w.Bytes())
 }
