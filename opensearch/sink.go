@@ -150,9 +150,10 @@ func WithOpType(op string) SinkOption {
 	})
 }
 
-// WithDataStream writes to data streams: the same as WithOpType(OpCreate). Documents need an
-// @timestamp field. A replay after the data stream rolled over duplicates (see the package
-// doc, # Delivery).
+// WithDataStream writes to data streams: the same as WithOpType(OpCreate). Documents need the
+// data stream's timestamp field: @timestamp, unless its template names another (the raw
+// telemetry template of WithAppendOnlyDataStreams names ts). A replay after the data stream
+// rolled over duplicates (see the package doc, # Delivery).
 func WithDataStream() SinkOption { return WithOpType(OpCreate) }
 
 // WithBulkHook registers a function called after every bulk request attempt, from the

@@ -89,7 +89,8 @@ func WithRawTelemetry() TemplateOption {
 }
 
 // WithAppendOnlyDataStreams makes cab-alerts-* and cab-telemetry-* data streams (write them
-// with WithDataStream). Window results stay plain indexes, since replays overwrite them.
+// with WithDataStream), timed by the alerts' @timestamp and the telemetry events' ts. Window
+// results stay plain indexes, since replays overwrite them.
 func WithAppendOnlyDataStreams() TemplateOption {
 	return templateOptionFunc(func(c *templateConfig) { c.dataStreams = true })
 }
@@ -171,16 +172,21 @@ func Templates(opts ...TemplateOption) ([]Template, error) {
 		name, pattern string
 		fields        obj
 		dataStream    bool
+		// timeField is the data stream's timestamp field: the field every document of the
+		// kind holds its time in.
+		timeField string
 	}
 	specs := []spec{
-		{TemplateCabStats, PatternCabStats, cabStatsFields(), false},
-		{TemplateZoneDemand, PatternZoneDemand, zoneDemandFields(), false},
-		{TemplateZoneSupply, PatternZoneSupply, zoneSupplyFields(), false},
-		{TemplateRidePickups, PatternRidePickups, ridePickupsFields(), false},
-		{TemplateCabAlerts, PatternCabAlerts, cabAlertsFields(), cfg.dataStreams},
+		{TemplateCabStats, PatternCabStats, cabStatsFields(), false, ""},
+		{TemplateZoneDemand, PatternZoneDemand, zoneDemandFields(), false, ""},
+		{TemplateZoneSupply, PatternZoneSupply, zoneSupplyFields(), false, ""},
+		{TemplateRidePickups, PatternRidePickups, ridePickupsFields(), false, ""},
+		{TemplateCabAlerts, PatternCabAlerts, cabAlertsFields(), cfg.dataStreams, "@timestamp"},
 	}
 	if cfg.telemetry {
-		specs = append(specs, spec{TemplateCabTelemetry, PatternCabTelemetry, cabTelemetryFields(), cfg.dataStreams})
+		// Telemetry events carry their time in ts (telemetry.Append), not @timestamp, which
+		// a data stream's documents must otherwise hold.
+		specs = append(specs, spec{TemplateCabTelemetry, PatternCabTelemetry, cabTelemetryFields(), cfg.dataStreams, "ts"})
 	}
 	out := make([]Template, 0, len(specs))
 	for _, sp := range specs {
@@ -206,7 +212,7 @@ func Templates(opts ...TemplateOption) ([]Template, error) {
 			},
 		}
 		if sp.dataStream {
-			body["data_stream"] = obj{}
+			body["data_stream"] = obj{"timestamp_field": obj{"name": sp.timeField}}
 		}
 		b, err := json.Marshal(body)
 		if err != nil {

@@ -3,6 +3,7 @@ package opensearch_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/telemetry"
 	"github.com/fleetstream/fleetstream/testenv"
 )
@@ -162,4 +164,64 @@ func TestPutTemplates(t *testing.T) {
 		require.ErrorIs(t, err, opensearch.ErrInvalidOption)
 		require.ErrorContains(t, err, "Template[1]")
 	}
+}
+
+// TestRawTelemetryDataStream: with WithRawTelemetry and WithAppendOnlyDataStreams, the raw
+// telemetry template makes a data stream that takes the SDK's own telemetry events, written
+// as telemetry.Append writes them (WithDataStream), and a replay finds them existing. The
+// events carry their time in "ts", as the design's schema says, and no "@timestamp": the
+// template's data stream took "@timestamp" as its timestamp field, so OpenSearch refused
+// every event ("data stream timestamp field [@timestamp] is missing") and the sink
+// dead-lettered them all. The template is installed under a name and pattern of the test's
+// own, so that the node's shared cab-telemetry-* template is left as it is.
+func TestRawTelemetryDataStream(t *testing.T) {
+	n := newNode(t)
+	tpls, err := opensearch.Templates(opensearch.WithReplicas(0), opensearch.WithRawTelemetry(), opensearch.WithAppendOnlyDataStreams())
+	require.NoError(t, err)
+	i := slices.IndexFunc(tpls, func(t opensearch.Template) bool { return t.Name == opensearch.TemplateCabTelemetry })
+	require.GreaterOrEqual(t, i, 0)
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(tpls[i].Body, &body))
+	name := testenv.UniqueName(t, "rawtel")
+	body["index_patterns"], body["priority"] = []string{name + "-*"}, 500
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/_data_stream/"+name+"-*", "")
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	require.NoError(t, n.client.PutTemplates(t.Context(), opensearch.Template{Name: name, Pattern: name + "-*", Body: b}))
+
+	var dead []stream.DeadLetter
+	s, err := opensearch.NewSink(n.client, opensearch.Mapping[telemetry.Event]{
+		Index: opensearch.FixedIndex[telemetry.Event](name + "-events"),
+		ID:    func(e telemetry.Event) string { return e.CabID + "/" + e.Time.Format(time.RFC3339Nano) },
+		Body:  telemetry.Append,
+	}, opensearch.WithDataStream(), opensearch.WithDeadLetter(stream.DeadLetterFunc(func(_ context.Context, d []stream.DeadLetter) error {
+		dead = append(dead, d...)
+		return nil
+	})))
+	require.NoError(t, err)
+	at := time.Date(2013, 7, 1, 10, 0, 0, 0, time.UTC)
+	events := make([]telemetry.Event, 10)
+	for i := range events {
+		events[i] = telemetry.Event{CabID: fmt.Sprintf("cab-%d", i), Time: at.Add(time.Duration(i) * time.Second),
+			Lat: 41.15, Lon: -8.61, Status: telemetry.StatusHired, SpeedKmh: 30, Has: telemetry.HasSpeed}
+	}
+	deadErr := func() string {
+		if len(dead) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d dead-lettered, the first: %s", len(dead), dead[0].Err)
+	}
+	require.NoError(t, s.Write(t.Context(), events))
+	require.Empty(t, deadErr())
+	require.Equal(t, len(events), n.count(t, name+"-events"))
+	require.NoError(t, s.Write(t.Context(), events), "a replay")
+	require.Empty(t, deadErr())
+	st := s.Stats()
+	require.Equal(t, int64(len(events)), st.Indexed)
+	require.Equal(t, int64(len(events)), st.Existed)
 }
