@@ -342,7 +342,7 @@ func awsSigner(ctx context.Context, a *AWSAuth) (signer.Signer, error) {
 	if a.Config != nil {
 		cfg = a.Config.Copy()
 	} else {
-		// Renew temporary credentials five minutes (less jitter) before they expire, not at
+		// Renew temporary credentials 2.5 to 5 minutes (a random point) before they expire, not at
 		// expiry: a request signed with credentials about to expire may arrive after it.
 		opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) {
 			o.ExpiryWindow, o.ExpiryWindowJitterFrac = 5*time.Minute, 0.5

@@ -236,8 +236,8 @@
 // by it), and, discouraged, InsecureSkipVerify. For
 // Amazon OpenSearch Service (service "es") and OpenSearch Serverless ("aoss") set Config.AWS:
 // requests are signed with SigV4 through opensearch-go's signer, with credentials from the
-// given aws.Config or the default chain (whose temporary credentials it renews five minutes
-// before they expire). A request AWS refuses because its token or signature expired on the
+// given aws.Config or the default chain (whose temporary credentials it renews 2.5 to 5
+// minutes before they expire). A request AWS refuses because its token or signature expired on the
 // way (403, "The security token included in the request is expired", "Signature expired":
 // HTTPError.SignatureExpired) is retried, signed anew; an invalid token stays permanent. Credentials never appear in logs or errors, nor
 // where an error or a dead letter quotes a response body that echoes them (a proxy's page). An

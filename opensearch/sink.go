@@ -65,8 +65,9 @@ type sinkOptionFunc func(*sinkConfig)
 func (f sinkOptionFunc) apply(c *sinkConfig) { f(c) }
 
 // DefaultRetry is the sink's retry policy unless WithRetry sets one: exponential backoff
-// from 100ms to 10s, at most 10 attempts of the same documents (about 40 s), after which
-// Write fails with a retryable error and the pipeline's own retry policy takes over.
+// from 100ms to 10s, at most 10 attempts of the same documents (with waits of 16 to 33 s in
+// all between them), after which Write fails with a retryable error and the pipeline's own
+// retry policy takes over.
 var DefaultRetry = stream.RetryPolicy{Initial: 100 * time.Millisecond, Max: 10 * time.Second, MaxAttempts: 10}
 
 type sinkConfig struct {
