@@ -2,7 +2,10 @@ package opensearch_test
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -117,4 +120,65 @@ func TestSinkRetryLogIsRateLimited(t *testing.T) {
 	require.Positive(t, st.RequestRetries)
 	lines := strings.Count(logs.String(), "bulk request failed, retrying")
 	require.Equal(t, 5, lines, "the first five retries of the 30 s logged, the rest counted:\n%s", logs.String())
+}
+
+// TestRetryLogFailingForBesideSuccess: a request that fails while another one of the sink
+// succeeds (one node of several down, a shard's 503) logs how long the sink has been failing
+// as its own failure saw it. The log line read Stats.FailingSince after the attempt was
+// recorded, and the other request's success cleared it in between: the line said
+// failing_for 2562047h47m16.854775807s (the time since year 1, clamped). The bulk hook, which
+// runs between the two, holds the failed request until the other one's success is recorded.
+func TestRetryLogFailingForBesideSuccess(t *testing.T) {
+	failed, succeeded := make(chan struct{}), make(chan struct{})
+	var tries atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"_id":"r00000"`)) && tries.Add(1) == 1 {
+			http.Error(w, `{"error":{"type":"unavailable_shards_exception","reason":"down"},"status":503}`, http.StatusServiceUnavailable)
+			return
+		}
+		if bytes.Contains(body, []byte(`"_id":"r00001"`)) {
+			<-failed // answered once the other request's failure is recorded
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"errors":false,"items":[{"index":{"status":201,"result":"created"}}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	logs := &logRecords{}
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}, Logger: slog.New(logs)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := opensearch.NewSink(c, recMapping, opensearch.WithFlushBytes(1), opensearch.WithConcurrency(2),
+		opensearch.WithMaxInFlightBytes(1<<20), // both requests in flight
+		opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond}),
+		opensearch.WithBulkHook(func(r opensearch.BulkResult) {
+			switch {
+			case r.Status == 503:
+				close(failed)
+				<-succeeded
+			case r.Attempt == 1 && r.Err == nil:
+				close(succeeded) // the other request's success, recorded after the failure
+			}
+		}))
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, s.Write(t.Context(), recs(2)))
+	elapsed := time.Since(start)
+
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	var lines int
+	for _, r := range logs.recs {
+		if r.Message != "opensearch: bulk request failed, retrying" {
+			continue
+		}
+		lines++
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "failing_for" {
+				require.LessOrEqual(t, a.Value.Duration(), elapsed, "failing_for")
+			}
+			return true
+		})
+	}
+	require.Equal(t, 1, lines)
 }

@@ -155,13 +155,15 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		}
 		if lastErr != nil {
 			r.Err = lastErr
-			s.report(&r, true)
+			// How long the sink has been failing as this attempt left it: another request's
+			// success may clear Stats.FailingSince before the line is logged.
+			since := s.report(&r, true)
 			// Every failed request is counted (Stats); an outage logs a few lines per 30 s
 			// with the count of the lines left out, the URL and how long it has lasted.
 			now := time.Now()
 			if ok, n := s.retryLog.Allow(now); ok {
 				s.cfg.logger.Warn("opensearch: bulk request failed, retrying", "url", s.c.requestURL(res.node, "/_bulk"),
-					"failing_for", now.Sub(s.stats.failingSince()).Round(time.Millisecond), "attempt", attempt, "docs", len(pending),
+					"failing_for", now.Sub(since).Round(time.Millisecond), "attempt", attempt, "docs", len(pending),
 					"err", lastErr, "not_logged_since_last", n)
 			}
 		} else {
@@ -233,11 +235,14 @@ func (s *Sink[T]) logBlocked(index, reason string) {
 	}
 }
 
-func (s *Sink[T]) report(r *BulkResult, requestRetry bool) {
-	s.stats.record(r, requestRetry)
+// report counts the attempt r and passes it to the hook; it returns when the run of
+// failures r belongs to began (Stats.FailingSince as r left it).
+func (s *Sink[T]) report(r *BulkResult, requestRetry bool) (failingSince time.Time) {
+	failingSince = s.stats.record(r, requestRetry)
 	if s.cfg.hook != nil {
 		s.cfg.hook(*r)
 	}
+	return failingSince
 }
 
 // budget bounds the bytes in flight.

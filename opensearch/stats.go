@@ -129,7 +129,9 @@ func (b *statsBox) snapshot() Stats {
 	return b.s
 }
 
-func (b *statsBox) record(r *BulkResult, requestRetry bool) {
+// record counts the attempt r and returns Stats.FailingSince as it leaves it: the start of
+// the run of failures r belongs to, or zero after a success.
+func (b *statsBox) record(r *BulkResult, requestRetry bool) (failingSince time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := &b.s
@@ -170,13 +172,7 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) {
 	default: // a response came back and nothing is retried
 		s.FailingSince, s.FailedAttempts, s.LastError = time.Time{}, 0, ""
 	}
-}
-
-// failingSince is Stats.FailingSince.
-func (b *statsBox) failingSince() time.Time {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.s.FailingSince
+	return s.FailingSince
 }
 
 func (b *statsBox) deadLettered(n int) {
