@@ -6,8 +6,10 @@ package opensearch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -74,13 +76,39 @@ var _ stream.DeadLetterSink = (*JSONLines)(nil)
 func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: w, now: time.Now} }
 
 // OpenJSONLinesFile opens (creating or appending to) a JSON-lines dead-letter file. Close it
-// after the sinks that use it.
+// after the sinks that use it. A last line that a crash cut short (a write never
+// acknowledged, whose letters the pipeline writes again) is ended before the first new line.
 func OpenJSONLinesFile(path string) (*JSONLinesFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	readable := err == nil
+	if errors.Is(err, fs.ErrPermission) {
+		// Writable, not readable: its last line cannot be checked.
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opensearch: dead-letter file: %w", err)
 	}
-	return &JSONLinesFile{JSONLines: NewJSONLines(f), f: f}, nil
+	j := NewJSONLines(f)
+	if readable {
+		if j.cut, err = tornTail(f); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("opensearch: dead-letter file: %w", err)
+		}
+	}
+	return &JSONLinesFile{JSONLines: j, f: f}, nil
+}
+
+// tornTail reports whether f holds bytes after its last newline.
+func tornTail(f *os.File) (bool, error) {
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return false, err
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], st.Size()-1); err != nil {
+		return false, err
+	}
+	return last[0] != '\n', nil
 }
 
 // JSONLinesFile is a JSONLines dead-letter output on a file that is synced after each write.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,4 +129,43 @@ func TestJSONLinesWriteAgainAfterCut(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"1", "2"}, ids, "every letter of the retry on a line of its own:\n%s", w.Bytes())
+}
+
+// TestJSONLinesFileAfterTornTail: a dead-letter file whose last line was cut short (a crash
+// or power loss during a write the sink never acknowledged: the batch is written again after
+// the restart) gets that line ended before the first new one, so the letters written again
+// are lines of their own. OpenJSONLinesFile appended right after the cut bytes, and the
+// first letter after the restart could not be read.
+func TestJSONLinesFileAfterTornTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dead.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(`{"time":"2026-12-06T00:00:00Z","reason":"rejected"}`+"\n"+`{"time":"2026-12-06T00:`), 0o644))
+	f, err := opensearch.OpenJSONLinesFile(path)
+	require.NoError(t, err)
+	require.NoError(t, f.Write(t.Context(), []stream.DeadLetter{{Reason: stream.ReasonRejected, Err: "a", Offset: -1, Index: "i", ID: "1", Value: []byte(`{"n":1}`)}}))
+	require.NoError(t, f.Close())
+
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var ids []string
+	for line := range bytes.Lines(b) {
+		var l struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.ID != "" {
+			ids = append(ids, l.ID)
+		}
+	}
+	require.Equal(t, []string{"1"}, ids, "the new letter on a line of its own:\n%s", b)
+
+	// A file that ends its last line, or is empty, gets no empty line.
+	for _, start := range []string{"", `{"reason":"rejected"}` + "\n"} {
+		require.NoError(t, os.WriteFile(path, []byte(start), 0o644))
+		f, err := opensearch.OpenJSONLinesFile(path)
+		require.NoError(t, err)
+		require.NoError(t, f.Write(t.Context(), []stream.DeadLetter{{Reason: stream.ReasonRejected, Offset: -1, ID: "2"}}))
+		require.NoError(t, f.Close())
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.True(t, bytes.HasPrefix(b, []byte(start+`{"time"`)), "%q", b)
+	}
 }
