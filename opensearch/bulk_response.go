@@ -5,6 +5,7 @@ package opensearch
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -117,9 +118,10 @@ var (
 
 // results reads a 200 bulk response for the pending items of ch: it counts outcomes into r,
 // appends items to retry (429, 5xx, write blocks) to retry and permanently failed ones to
-// rejected. A response it cannot read as one item per document, in order, each with a
-// status, is an error, and then nothing is counted, retried or rejected.
-func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []stream.DeadLetter) ([]item, []stream.DeadLetter, error) {
+// rejected, and says what the first item to retry was answered (why). A response it cannot
+// read as one item per document, in order, each with a status, is an error, and then nothing
+// is counted, retried or rejected.
+func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult, retry []item, rejected []stream.DeadLetter) (_ []item, _ []stream.DeadLetter, why string, _ error) {
 	// Fast path: without errors the filtered response holds only statuses and fixed result
 	// words, so counting them is exact and needs no decoding.
 	if bytes.HasPrefix(resp, errorsFalse) && bytes.HasSuffix(resp, []byte("]}")) {
@@ -128,19 +130,19 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		if created+updated == len(pending) {
 			r.Created, r.Updated = created, updated
 			ch.taken = true
-			return retry, rejected, nil
+			return retry, rejected, why, nil
 		}
 	}
 	var br bulkResponse
 	if err := json.Unmarshal(resp, &br); err != nil {
-		return retry, rejected, fmt.Errorf("%w: not a bulk response: %w", ErrNotOpenSearch, err)
+		return retry, rejected, "", fmt.Errorf("%w: not a bulk response: %w", ErrNotOpenSearch, err)
 	}
 	if br.Items == nil {
 		// OpenSearch's bulk response always has items; another service's JSON has not.
-		return retry, rejected, fmt.Errorf("%w: not a bulk response: no items", ErrNotOpenSearch)
+		return retry, rejected, "", fmt.Errorf("%w: not a bulk response: no items", ErrNotOpenSearch)
 	}
 	if len(br.Items) != len(pending) {
-		return retry, rejected, fmt.Errorf("%d items for %d documents", len(br.Items), len(pending))
+		return retry, rejected, "", fmt.Errorf("%d items for %d documents", len(br.Items), len(pending))
 	}
 	// Every item is checked before any counts: a document is written or rejected only when
 	// its own item says so, as an item of the action sent, with a status, and a success
@@ -149,13 +151,13 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		it, ok := m[s.cfg.op]
 		switch {
 		case len(m) != 1 || !ok:
-			return retry, rejected, fmt.Errorf("item %d is not one %q result", i, s.cfg.op)
+			return retry, rejected, "", fmt.Errorf("item %d is not one %q result", i, s.cfg.op)
 		case it.Status < 100 || it.Status > 599:
-			return retry, rejected, fmt.Errorf("item %d has no valid status (%d)", i, it.Status)
+			return retry, rejected, "", fmt.Errorf("item %d has no valid status (%d)", i, it.Status)
 		case it.Status >= 200 && it.Status < 300 && it.Result != "created" && it.Result != "updated" && it.Result != "noop":
 			// "noop": an ingest pipeline's drop processor dropped the document, OpenSearch's
 			// final answer for it.
-			return retry, rejected, fmt.Errorf("item %d has status %d and result %q, not created or updated", i, it.Status, it.Result)
+			return retry, rejected, "", fmt.Errorf("item %d has status %d and result %q, not created or updated", i, it.Status, it.Result)
 		}
 	}
 	var forbidden *forbiddenItems
@@ -189,9 +191,11 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 				s.logBlocked(pending[i].index, it.Error.String())
 			}
 			retry = append(retry, pending[i])
+			why = cmp.Or(why, retryWhy(pending[i], it))
 		case it.Status == 429 || it.Status >= 500:
 			r.Retry++
 			retry = append(retry, pending[i])
+			why = cmp.Or(why, retryWhy(pending[i], it))
 		case it.Status == 401 || it.Status == 403:
 			// Not the document's fault: the user or role may not write the index.
 			r.Rejected++
@@ -216,7 +220,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		}
 	}
 	if forbidden != nil {
-		return retry, rejected, forbidden
+		return retry, rejected, why, forbidden
 	}
 	var letters []stream.DeadLetter
 	for _, i := range refused {
@@ -239,7 +243,17 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 				hint: indexRefusal(it.Error), n: len(refused)}
 		}
 	}
-	return retry, rejected, nil
+	return retry, rejected, why, nil
+}
+
+// retryWhy describes the answer to an item that is sent again: its status, the error's type
+// and reason, and the document's index and ID.
+func retryWhy(p item, it bulkItem) string {
+	why := fmt.Sprintf("status %d", it.Status)
+	if it.Error != nil {
+		why += " " + it.Error.Type + ": " + it.Error.String()
+	}
+	return fmt.Sprintf("%s (index %q, id %q)", why, p.index, p.id)
 }
 
 // indexRefusal returns what to do about an item error that refuses the index rather than the

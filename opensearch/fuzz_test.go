@@ -25,7 +25,7 @@ func FuzzBulkResponse(f *testing.F) {
 			ch.items = append(ch.items, item{id: string(rune('a' + i%26)), start: start, doc: doc, end: len(ch.buf)})
 		}
 		var r BulkResult
-		retry, rejected, err := s.results(resp, ch, ch.items, &r, nil, nil)
+		retry, rejected, _, err := s.results(resp, ch, ch.items, &r, nil, nil)
 		if err != nil {
 			return
 		}

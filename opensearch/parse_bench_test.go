@@ -52,7 +52,7 @@ func BenchmarkBulkResponse(b *testing.B) {
 	}
 	parse := func(resp []byte) {
 		var r BulkResult
-		if _, _, err := s.results(resp, ch, ch.items, &r, nil, nil); err != nil {
+		if _, _, _, err := s.results(resp, ch, ch.items, &r, nil, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -169,7 +169,8 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		} else {
 			retryItems = retryItems[:0]
 			var perr error
-			retryItems, rejected, perr = s.results(out, ch, pending, &r, retryItems, rejected)
+			var why string
+			retryItems, rejected, why, perr = s.results(out, ch, pending, &r, retryItems, rejected)
 			var forbidden *forbiddenItems
 			if perr != nil && errors.As(perr, &forbidden) {
 				e := forbidden.httpError(s.c.requestURL(res.node, "/_bulk"))
@@ -195,7 +196,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				if len(retryItems) == 0 {
 					return rejected, nil
 				}
-				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily", len(retryItems))
+				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily, the first with %s", len(retryItems), why)
 				pending = append(pending[:0:0], retryItems...)
 				var copied bool
 				if body, copied = bodyOf(ch, pending, retryBody[:0]); copied {

@@ -287,6 +287,30 @@ func TestSinkMaxAttempts(t *testing.T) {
 	require.Equal(t, int64(3), f.reqs.Load())
 }
 
+// TestSinkItemRetriesGiveUpSayWhy: when items that failed temporarily (429, 5xx) still fail
+// at the last attempt, Write's error says what OpenSearch answered for them (the status,
+// error type and reason of the first), as it does after a request that failed whole. It once
+// said only "bulk: giving up after 2 attempts: opensearch: bulk: 3 item(s) failed
+// temporarily": an operator could not tell a shard that is not active from an overloaded
+// node.
+func TestSinkItemRetriesGiveUpSayWhy(t *testing.T) {
+	f := newFake()
+	f.itemBody = func(id string, _ int) (int, string) {
+		if id == "r00001" || id == "r00004" || id == "r00007" {
+			return 503, `{"type":"unavailable_shards_exception","reason":"[recs][0] primary shard is not active Timeout: [1m]"}`
+		}
+		return 0, ""
+	}
+	s, _ := fakeSink(t, f, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+	err := s.Write(t.Context(), recs(10))
+	require.Error(t, err)
+	require.False(t, stream.IsPermanent(err))
+	require.ErrorContains(t, err, "3 item(s) failed temporarily")
+	require.ErrorContains(t, err, "503")
+	require.ErrorContains(t, err, "unavailable_shards_exception: [recs][0] primary shard is not active")
+	require.ErrorContains(t, err, `"r00001"`, "the first one's id")
+}
+
 func TestSinkStopsWhenCtxEnds(t *testing.T) {
 	f := newFake()
 	f.status = func(int) int { return 503 }
