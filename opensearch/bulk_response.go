@@ -192,7 +192,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			}
 			retry = append(retry, pending[i])
 			why = cmp.Or(why, retryWhy(pending[i], it))
-		case it.Status == 429 || it.Status >= 500:
+		case (it.Status == 429 || it.Status >= 500) && !refusedForContent(it.Error):
 			r.Retry++
 			retry = append(retry, pending[i])
 			why = cmp.Or(why, retryWhy(pending[i], it))
@@ -244,6 +244,14 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 		}
 	}
 	return retry, rejected, why, nil
+}
+
+// refusedForContent reports whether an item error with a 5xx status refuses the document
+// for what it holds, which no retry changes: an ingest pipeline's fail processor, which
+// OpenSearch answers with 500 (its exception has no status of its own). Such a document is
+// dead-lettered.
+func refusedForContent(e *itemError) bool {
+	return e != nil && e.Type == "fail_processor_exception"
 }
 
 // retryWhy describes the answer to an item that is sent again: its status, the error's type

@@ -64,7 +64,9 @@
 // A bulk request is sent again whole after a transport error (connection refused or reset),
 // a timeout (Config.RequestTimeout per attempt), a 408, 429 or 5xx status, or a write block.
 // Inside a successful response, items that failed with 429, 5xx or a write block are sent
-// again in a new, smaller request that holds only them. Both wait with exponential backoff
+// again in a new, smaller request that holds only them; an item that an ingest pipeline's
+// fail processor refused (500, fail_processor_exception) is not, since the document's content
+// decided it: it is dead-lettered. Both wait with exponential backoff
 // and jitter under a stream.RetryPolicy, the same type as the pipeline's: DefaultRetry (100ms
 // to 10s, 10 attempts of the same documents) or WithRetry's. When MaxAttempts is reached,
 // Write fails with a retryable error and the pipeline's retry policy takes over: it writes
@@ -175,8 +177,8 @@
 // Write and before Write returns, the documents that will never be indexed as they are:
 //
 //   - documents OpenSearch rejected permanently (a mapping error such as a string in a
-//     numeric or geo_point field, any other 4xx item error, a document isolated from a
-//     request refused whole), with Reason stream.ReasonRejected, Err "<type>: <reason>" as
+//     numeric or geo_point field, any other 4xx item error, an ingest pipeline's fail
+//     processor's refusal, a document isolated from a request refused whole), with Reason stream.ReasonRejected, Err "<type>: <reason>" as
 //     OpenSearch gave them, Status, Index, ID and Value the document's JSON. Items refused
 //     with 401 or 403 (not a write block) are the exception: the user or role may not write
 //     the index, which is no fault of the documents, so Write fails with a permanent

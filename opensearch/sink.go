@@ -291,8 +291,8 @@ func (e *RejectedError) Error() string {
 // requests that fail with a transport error, a timeout, 408, 429, 5xx or a write block are
 // retried whole; items that fail with 429, 5xx or a write block inside a response are
 // retried alone; both with backoff, until ctx ends (Write then returns ctx.Err()) or the
-// retry policy's MaxAttempts. Items rejected with another status go to the dead-letter
-// output. A request refused whole with 400 or 413 is split in halves until the documents
+// retry policy's MaxAttempts. Items rejected with another status, or by an ingest pipeline's
+// fail processor (500), go to the dead-letter output. A request refused whole with 400 or 413 is split in halves until the documents
 // OpenSearch refuses are isolated; they go to the dead-letter output. A request refused
 // whole with another 4xx (bad credentials), items refused with 401 or 403 (permissions), a
 // batch every document of which was refused for its index (closed, missing; see the

@@ -311,6 +311,38 @@ func TestSinkItemRetriesGiveUpSayWhy(t *testing.T) {
 	require.ErrorContains(t, err, `"r00001"`, "the first one's id")
 }
 
+// TestSinkFailProcessorDeadLetters: a document that an ingest pipeline's fail processor
+// refuses (OpenSearch answers its item with status 500 and fail_processor_exception, for
+// what the document holds) is dead-lettered with that answer, and the rest of the batch is
+// written. The sink took the 500 for a node's trouble and sent the document again at every
+// attempt: Write failed when the retry policy gave up, the pipeline wrote the batch again,
+// and one document the pipeline's author chose to refuse held the pipeline up for ever.
+func TestSinkFailProcessorDeadLetters(t *testing.T) {
+	f := newFake()
+	f.itemBody = func(id string, _ int) (int, string) {
+		if id == "r00003" {
+			return 500, `{"type":"fail_processor_exception","reason":"no cab_id in r00003"}`
+		}
+		return 0, ""
+	}
+	var got []stream.DeadLetter
+	s, _ := fakeSink(t, f, opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 3}),
+		opensearch.WithDeadLetter(stream.DeadLetterFunc(func(_ context.Context, d []stream.DeadLetter) error {
+			got = append(got, d...)
+			return nil
+		})))
+	require.NoError(t, s.Write(t.Context(), recs(10)))
+	require.Len(t, got, 1)
+	require.Equal(t, "r00003", got[0].ID)
+	require.Equal(t, stream.ReasonRejected, got[0].Reason)
+	require.Equal(t, 500, got[0].Status)
+	require.Equal(t, "fail_processor_exception: no cab_id in r00003", got[0].Err)
+	require.JSONEq(t, `{"id":"r00003","n":3}`, string(got[0].Value))
+	require.Len(t, f.stored, 9)
+	require.Equal(t, 1, f.attempts["r00003"], "not sent again")
+	require.Zero(t, s.Stats().Retried)
+}
+
 func TestSinkStopsWhenCtxEnds(t *testing.T) {
 	f := newFake()
 	f.status = func(int) int { return 503 }
