@@ -32,7 +32,7 @@ test:
 # alone; about 160 s of the -race run for the others): they run without -race, after the main
 # run, beside the fault tests. The engine's concurrency is raced by stream's own tests and
 # the end-to-end ones.
-OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline|TestNewReleaseKeepsStateOffline|TestCrashSweep|TestReaderOfWindowAfterCrash|TestDecodeCompactMatchesGeneral|TestTrackRandomReplay|TestTrackReplayEveryRecord|TestCleanStream|TestInjectedFaults)$$
+OFFLINE_SWEEPS := ^(TestCrashReplayOffline|TestRekeyByCabOffline|TestNewReleaseKeepsStateOffline|TestCrashSweep|TestReaderOfWindowAfterCrash|TestDecodeCompactMatchesGeneral|TestTrackRandomReplay|TestTrackReplayEveryRecord|TestCleanStream|TestInjectedFaults|TestSupplyCrashReplayOffline|TestSupplyRebalanceReplayOffline)$$
 SWEEP_PKGS := ./examples/fleetpipeline/ ./join/ ./window/ ./telemetry/ ./telemetry/fleetsim/
 # The packages of SWEEP_PKGS that make test covers (all of them for ./..., else those named).
 OFFLINE_PKGS := $(if $(filter ./...,$(PKGS)),$(SWEEP_PKGS),$(filter $(SWEEP_PKGS),$(addsuffix /,$(PKGS:%/=%))))
