@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,5 +118,28 @@ func TestMetricsServerTimeouts(t *testing.T) {
 					"the server should have closed the connection; got %v", err)
 			})
 		})
+	}
+}
+
+// TestLatenciesBounded: the summary's latency sample keeps the last maxLatencies batches'
+// and no more, however long the job runs, and counts every batch.
+func TestLatenciesBounded(t *testing.T) {
+	var l latencies
+	const n = 3*maxLatencies + 5
+	for i := range n {
+		l.add(time.Duration(i))
+	}
+	if l.total != n {
+		t.Fatalf("total %d, want %d", l.total, n)
+	}
+	if len(l.last) != maxLatencies || cap(l.last) > 2*maxLatencies {
+		t.Fatalf("holds %d (capacity %d), want the last %d", len(l.last), cap(l.last), maxLatencies)
+	}
+	got := slices.Clone(l.last)
+	slices.Sort(got)
+	for i, d := range got {
+		if want := time.Duration(n - maxLatencies + i); d != want {
+			t.Fatalf("sample[%d] = %v, want %v: not the last batches'", i, d, want)
+		}
 	}
 }

@@ -36,7 +36,7 @@ type counters struct {
 	refused         atomic.Int64 // records past a key limit written to the dead letters
 	last            atomic.Pointer[stream.BatchStats]
 	mu              sync.Mutex
-	latency         []time.Duration // window close (batch) to cab stats acknowledged
+	latency         latencies // window close (batch) to cab stats acknowledged
 }
 
 func run(ctx context.Context, c *config, w io.Writer) (err error) {
@@ -383,7 +383,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		cnt.windows.Add(int64(len(batch)))
 		if len(batch) > 0 {
 			cnt.mu.Lock()
-			cnt.latency = append(cnt.latency, time.Since(info.Time))
+			cnt.latency.add(time.Since(info.Time))
 			cnt.mu.Unlock()
 		}
 		return nil
