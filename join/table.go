@@ -19,6 +19,10 @@ type Table[K comparable, V any] interface {
 	Lookup(key K, at time.Time) (V, bool)
 }
 
+// coPartitioned is implemented by a table that may be co-partitioned (kafka.Table): Enrich
+// refuses one that is.
+type coPartitioned interface{ CoPartitioned() bool }
+
 // nanoTable is the optional fast path of a Table (kafka.Table has it): Lookup with the time
 // in Unix nanoseconds, as stream.Elem carries it.
 type nanoTable[K comparable, V any] interface {
@@ -34,13 +38,18 @@ type nanoTable[K comparable, V any] interface {
 //
 // Enrich keeps no state: each record's output depends only on the record and the table's
 // answer, so it adds no repartition (the table is whole in every instance) and holds no
-// commit back. A nil stream, table, key or merge function, or a bad option, returns an error
+// commit back. A nil stream, table, key or merge function, a co-partitioned table (one whose
+// CoPartitioned method says so: use EnrichCoPartitioned), or a bad option, returns an error
 // wrapping ErrInvalidOption. See "Stream-table join" in the package documentation for what
 // a replay gives.
 func Enrich[K comparable, T, V, R any](s *stream.Stream[T], table Table[K, V], key func(T) K, merge func(T, V, bool) R, opts ...Option) (*stream.Stream[R], error) {
 	cfg, name, err := enrichArgs(opts, s == nil, isNil(table), key == nil, merge == nil)
 	if err != nil {
 		return nil, err
+	}
+	if cp, ok := table.(coPartitioned); ok && cp.CoPartitioned() {
+		// Nothing would load its partitions: every lookup would miss, without a word.
+		return nil, invalid("a co-partitioned table holds only the partitions loaded for the stream's own: join it with EnrichCoPartitioned")
 	}
 	op := &enrich[K, T, V, R]{key: key, merge: merge, inner: cfg.kindSet && cfg.kind == Inner}
 	if nt, ok := table.(nanoTable[K, V]); ok {

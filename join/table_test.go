@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/join"
+	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 )
@@ -213,9 +214,27 @@ func TestEnrichInvalid(t *testing.T) {
 			_, err := join.Enrich(pings, newFakeTable(), key, mergePing, join.WithKind(7))
 			return err
 		},
+		// Nothing loads a co-partitioned table's partitions for Enrich: every lookup missed,
+		// the left join gave zero values and the inner join dropped every record, without
+		// a word (helper-105's note).
+		"co-partitioned table": func() error {
+			_, err := join.Enrich(pings, kafkaDrivers(t, kafka.WithCoPartitioned("pings")), key, mergePing)
+			return err
+		},
 	} {
 		t.Run(name, func(t *testing.T) { require.ErrorIs(t, f(), join.ErrInvalidOption) })
 	}
+	_, err := join.Enrich(pings, kafkaDrivers(t), key, mergePing)
+	require.NoError(t, err, "a table whole in every instance")
+}
+
+// kafkaDrivers returns a kafka.Table of drivers by cab, never loaded (Enrich only checks it).
+func kafkaDrivers(t *testing.T, opts ...kafka.TableOption) *kafka.Table[string, string] {
+	t.Helper()
+	tab, err := kafka.NewTable(kafka.Config{Brokers: []string{"127.0.0.1:1"}}, "drivers",
+		func(k, v []byte) (string, string, error) { return string(k), string(v), nil }, opts...)
+	require.NoError(t, err)
+	return tab
 }
 
 // BenchmarkEnrich measures a whole pipeline per record (source input over 4 partitions, the

@@ -53,6 +53,11 @@ type heldPart[K comparable, V any] struct {
 	stopped chan struct{} // closed once follow returned: the consumer let go of the partition
 }
 
+// CoPartitioned reports whether the table was made WithCoPartitioned: it then holds only the
+// partitions loaded with LoadPartition, and join.Enrich, which loads none, refuses it (join
+// it with join.EnrichCoPartitioned).
+func (t *Table[K, V]) CoPartitioned() bool { return t.o.copart }
+
 // PartitionCount returns the number of partitions of the table's topic, as Load found it (0
 // before).
 func (t *Table[K, V]) PartitionCount() int {
