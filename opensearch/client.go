@@ -85,7 +85,9 @@ type Config struct {
 	// RequestTimeout bounds one HTTP request attempt. Default one minute.
 	RequestTimeout time.Duration
 	// Transport replaces the HTTP transport (a proxy, a test server). The TLS settings above
-	// apply only when it is nil or an *http.Transport.
+	// apply only when it is nil or an *http.Transport. Nil: a transport of the Client's own,
+	// http.DefaultTransport's settings keeping 32 idle connections a node (Close closes
+	// them).
 	Transport http.RoundTripper
 	// Logger receives the client's and its sinks' logs; the default discards, as
 	// everywhere in fleetstream (stream.WithLogger, the kafka package's WithLogger). Give
@@ -193,11 +195,11 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, invalid("Transport", "TLS settings need an *http.Transport")
 		}
 	}
+	if cfg.Transport == nil {
+		oc.Transport = ownTransport()
+	}
 	if cert != nil {
-		tr, _ := cfg.Transport.(*http.Transport)
-		if tr == nil {
-			tr = http.DefaultTransport.(*http.Transport)
-		}
+		tr, _ := oc.Transport.(*http.Transport)
 		tr = tr.Clone()
 		if tr.TLSClientConfig == nil {
 			tr.TLSClientConfig = &tls.Config{}
@@ -250,6 +252,22 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}
 	}
 	return c, nil
+}
+
+// maxIdlePerHost is how many idle connections a Client keeps to each node: sinks send up
+// to their concurrency's requests at once (4 by default, WithConcurrency), and several sinks
+// share a Client.
+const maxIdlePerHost = 32
+
+// ownTransport is a Client's HTTP transport when Config gives none: a copy of
+// http.DefaultTransport of its own. With the default one itself (opensearch-go's choice), a
+// sink's concurrent requests beyond its 2 idle connections a host were closed after each
+// answer and dialled again for the next batch, and Close closed the idle connections of
+// every other client in the process that uses http.DefaultTransport.
+func ownTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = maxIdlePerHost
+	return tr
 }
 
 // clientCertificate loads Config's client certificate and key, nil when it has none.

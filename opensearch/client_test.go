@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -384,4 +386,73 @@ func TestSigV4ExpiredTokenRetried(t *testing.T) {
 			require.Equal(t, []string{"token-1", "token-2"}, tokens, "retried once, signed anew")
 		})
 	}
+}
+
+// TestClientKeepsItsConnections: a Client keeps a connection for each of a sink's
+// concurrent requests (4 by default) between batches, and its Close leaves other clients'
+// connections alone. It used http.DefaultTransport itself, as opensearch-go does without a
+// Transport: 2 idle connections a host, so every batch dialled 2 of its 4 again, and Close
+// closed the idle connections of everything else in the process that uses that transport.
+func TestClientKeepsItsConnections(t *testing.T) {
+	var dials atomic.Int64
+	arrived := make(chan struct{}, 4)
+	var release atomic.Pointer[chan struct{}]
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wave" {
+			arrived <- struct{}{}
+			<-*release.Load()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	// get sends a request and reads its answer to the end: the connection is then back among
+	// the idle ones.
+	get := func(send func(*http.Request) (*http.Response, error), path string) error {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			return err
+		}
+		res, err := send(req)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, res.Body)
+		return errors.Join(err, res.Body.Close())
+	}
+
+	// Another client of the process, on http.DefaultTransport, with an idle connection.
+	require.NoError(t, get(http.DefaultClient.Do, "/other"))
+	require.Equal(t, int64(1), dials.Load())
+
+	c, err := opensearch.NewClient(context.Background(), opensearch.Config{Addresses: []string{srv.URL}})
+	require.NoError(t, err)
+	// Two waves of 4 requests on the server at once, as a sink's concurrent bulk requests
+	// of two batches.
+	for range 2 {
+		rel := make(chan struct{})
+		release.Store(&rel)
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() { errs <- get(c.API().Client.Stream, "/wave") }()
+		}
+		for range 4 {
+			<-arrived
+		}
+		close(rel)
+		for range 4 {
+			require.NoError(t, <-errs)
+		}
+	}
+	require.Equal(t, int64(1+4), dials.Load(), "the second batch's requests dialled again")
+	require.NoError(t, c.Close())
+
+	require.NoError(t, get(http.DefaultClient.Do, "/other"))
+	require.Equal(t, int64(1+4), dials.Load(), "the Client's Close closed another client's idle connection")
 }
