@@ -5,6 +5,7 @@
 package kafka
 
 import (
+	"container/heap"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -24,10 +25,12 @@ type rows[K comparable, V any] struct {
 	live int                // keys whose newest version is a value
 	held int                // versions held
 	// deleted are the keys whose newest version was a tombstone when put left them so, with
-	// that tombstone's time, in the order put left them (WithTombstoneRetention); an entry
+	// that tombstone's time (WithTombstoneRetention), a heap by that time: the first due is
+	// on top, whatever the order the tombstones came in (a queue in that order waited
+	// behind a tombstone dated far ahead, and kept every deleted key after it). An entry
 	// whose key changed since is skipped when its turn comes. newest is the latest record
 	// time put saw.
-	deleted []deletedKey[K]
+	deleted deletedKeys[K]
 	newest  int64
 	// looked is the latest time (Unix ns) a lookup in these rows asked for, to the
 	// millisecond below (lookedStep), math.MinInt64 before any: a version put later with a
@@ -40,6 +43,21 @@ type rows[K comparable, V any] struct {
 type deletedKey[K comparable] struct {
 	key  K
 	from int64
+}
+
+// deletedKeys is a min-heap of deletedKey by from (container/heap).
+type deletedKeys[K comparable] []deletedKey[K]
+
+func (h deletedKeys[K]) Len() int           { return len(h) }
+func (h deletedKeys[K]) Less(i, j int) bool { return h[i].from < h[j].from }
+func (h deletedKeys[K]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *deletedKeys[K]) Push(x any)        { *h = append(*h, x.(deletedKey[K])) }
+func (h *deletedKeys[K]) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	old[len(old)-1] = deletedKey[K]{} // let go of the key
+	*h = old[:len(old)-1]
+	return d
 }
 
 // lookedStep is how far a lookup's time must pass rows.looked to raise it: lookups of
@@ -95,20 +113,14 @@ func (r *rows[K, V]) forgetDeleted(keepDel time.Duration) {
 		return // no record time yet, or too early for any to be due
 	}
 	due := r.newest - int64(keepDel)
-	n := 0
-	for n < len(r.deleted) && r.deleted[n].from < due {
-		d := r.deleted[n]
-		n++
+	for len(r.deleted) > 0 && r.deleted[0].from < due {
+		d := heap.Pop(&r.deleted).(deletedKey[K])
 		vs := r.m[d.key]
 		if len(vs) == 0 || vs[len(vs)-1].from != d.from || !vs[len(vs)-1].deleted {
 			continue // changed since: forgotten already, or a later entry (or none) stands for it
 		}
 		r.held -= len(vs)
 		delete(r.m, d.key)
-	}
-	if n > 0 {
-		clear(r.deleted[:n])
-		r.deleted = append(r.deleted[:0], r.deleted[n:]...)
 	}
 }
 
@@ -152,7 +164,7 @@ func (r *rows[K, V]) insert(key K, ver version[V], limit int, keepDel time.Durat
 		// tombstone leaves its entry as it was.
 		r.m[key] = vs
 		if ver.deleted && ver.from == newest.from {
-			r.deleted = append(r.deleted, deletedKey[K]{key, newest.from})
+			heap.Push(&r.deleted, deletedKey[K]{key, newest.from})
 		}
 	default:
 		r.held -= len(vs)

@@ -90,3 +90,28 @@ func TestNoTimestampVersionNotLateBeforeLookups(t *testing.T) {
 	tab.apply(&sarama.ConsumerMessage{Key: []byte("j"), Value: []byte("b")})
 	require.EqualValues(t, 1, tab.Stats().LateVersions)
 }
+
+// TestDeletedKeysForgottenWhateverTheirOrder: a tombstone dated far ahead (a producer's
+// clock, a record read out of time order) does not keep the keys deleted after it: each
+// deleted key is forgotten once the retention passed its own tombstone. The keys waited in a
+// queue in the order their tombstones came, behind the first (helper-105's note).
+func TestDeletedKeysForgottenWhateverTheirOrder(t *testing.T) {
+	tab := newTestTable(t, WithTombstoneRetention(10*time.Minute))
+	tab.apply(rec("ahead", "v", 0))
+	tab.apply(rec("ahead", "", 100_000)) // deleted, dated a day ahead
+	for i := range 100 {
+		k := fmt.Sprintf("trip-%d", i)
+		tab.apply(rec(k, "open", i))
+		tab.apply(rec(k, "", i+1))
+	}
+	tab.apply(rec("live", "w", 701)) // more than 10 minutes past the trips' tombstones
+	st := tab.Stats()
+	require.Equal(t, 1, st.Keys)
+	require.Equal(t, 1+2, st.Versions, "the trips are forgotten; the key deleted ahead keeps its history")
+	require.Len(t, tab.all.m, 2)
+	require.Len(t, tab.all.deleted, 1)
+
+	tab.apply(rec("live", "x", 100_000+601))
+	require.Len(t, tab.all.m, 1, "the key deleted ahead is forgotten once its retention passed")
+	require.Empty(t, tab.all.deleted)
+}
