@@ -32,9 +32,33 @@ func TestExactlyOnceStartsAtStableOffsets(t *testing.T) {
 	group := testenv.UniqueName(t, "g-stable")
 	end := kafka.OpenOffsetTxn(t, brokers, group, topic, from)
 
-	logs := &logWatch{}
+	run := runStableEOS(t, brokers, group, topic, alerts, testenv.UniqueName(t, "eos-stable-src"))
+
+	// Either the session fails on the unstable offset (the fix), or the Source joins and
+	// reads (the fault): whichever the log shows first.
+	require.NotContains(t, run.firstSession(t), "joined the group", "the Source started while the transaction that committed its offset was completing")
+	end()
+	ids := run.read(t, n-from)
+	require.Equal(t, from, slices.Min(ids), "read from below the offset the transaction committed")
+	require.Len(t, ids, n-from)
+}
+
+// stableEOS is an exactly-once pipeline of runStableEOS: its Source's log and the ids its
+// output saw.
+type stableEOS struct {
+	logs *logWatch
+	mu   sync.Mutex
+	ids  []int
+}
+
+// runStableEOS runs a pipeline that reads topic in group with an exactly-once Source of
+// transactional id id, writes each event's key to alerts through a Producer bound to it and
+// keeps the ids it saw, until the test ends.
+func runStableEOS(t *testing.T, brokers []string, group, topic, alerts, id string) *stableEOS {
+	t.Helper()
+	r := &stableEOS{logs: &logWatch{}}
 	src, err := kafka.NewSource(consumerConfig(brokers, group, topic), kafka.JSON[event](),
-		kafka.WithLogger(slog.New(logs)), kafka.WithTransactionalID(testenv.UniqueName(t, "eos-stable-src")))
+		kafka.WithLogger(slog.New(r.logs)), kafka.WithTransactionalID(id))
 	require.NoError(t, err)
 	prod, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, alerts, kafka.KeyValue(
 		func(e event) []byte { return []byte(e.Key) },
@@ -42,14 +66,12 @@ func TestExactlyOnceStartsAtStableOffsets(t *testing.T) {
 	require.NoError(t, err)
 	p, err := stream.New(50*time.Millisecond, stream.WithIdleTimeout(0))
 	require.NoError(t, err)
-	var mu sync.Mutex
-	var ids []int
 	events := stream.From(p, src)
 	stream.To(events, stream.SinkFunc[event](func(_ context.Context, b []event) error {
-		mu.Lock()
-		defer mu.Unlock()
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		for _, e := range b {
-			ids = append(ids, e.ID)
+			r.ids = append(r.ids, e.ID)
 		}
 		return nil
 	}))
@@ -57,27 +79,32 @@ func TestExactlyOnceStartsAtStableOffsets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
-	}()
+	})
+	return r
+}
 
-	// Either the session fails on the unstable offset (the fix), or the Source joins and
-	// reads (the fault): whichever the log shows first.
-	msg := logs.wait(t, func(m string) bool {
+// firstSession returns the log line of the Source's first group session: it joined, or it
+// failed on an unstable offset, whichever came first.
+func (r *stableEOS) firstSession(t *testing.T) string {
+	return r.logs.wait(t, func(m string) bool {
 		return strings.Contains(m, "kafka: joined the group") || strings.Contains(m, "unstable")
 	})
-	require.NotContains(t, msg, "joined the group", "the Source started while the transaction that committed its offset was completing")
-	end()
+}
+
+// read waits until the pipeline saw at least n ids and returns them.
+func (r *stableEOS) read(t *testing.T, n int) []int {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ids) >= n-from
-	}, waitFor, 20*time.Millisecond, "records %d.. of %d", from, n)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, from, slices.Min(ids), "read from below the offset the transaction committed")
-	require.Len(t, ids, n-from)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.ids) >= n
+	}, waitFor, 20*time.Millisecond, "%d records", n)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ids)
 }
 
 // logWatch is a slog.Handler that keeps each record's message and attributes as one line.
@@ -147,47 +174,9 @@ func TestExactlyOnceRestartFencesOpenOffsets(t *testing.T) {
 	id := testenv.UniqueName(t, "eos-refence-src")
 	kafka.OpenOffsetTxnAs(t, brokers, id, group, topic, from) // the killed process's, never ended
 
-	logs := &logWatch{}
-	src, err := kafka.NewSource(consumerConfig(brokers, group, topic), kafka.JSON[event](),
-		kafka.WithLogger(slog.New(logs)), kafka.WithTransactionalID(id))
-	require.NoError(t, err)
-	prod, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, alerts, kafka.KeyValue(
-		func(e event) []byte { return []byte(e.Key) },
-		func(e event) ([]byte, error) { return []byte(e.Key), nil }), kafka.WithExactlyOnce(src))
-	require.NoError(t, err)
-	p, err := stream.New(50*time.Millisecond, stream.WithIdleTimeout(0))
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var ids []int
-	events := stream.From(p, src)
-	stream.To(events, stream.SinkFunc[event](func(_ context.Context, b []event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range b {
-			ids = append(ids, e.ID)
-		}
-		return nil
-	}))
-	stream.To(events, prod)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() {
-		cancel()
-		require.ErrorIs(t, <-done, context.Canceled)
-	}()
-
-	msg := logs.wait(t, func(m string) bool {
-		return strings.Contains(m, "kafka: joined the group") || strings.Contains(m, "unstable")
-	})
-	require.Contains(t, msg, "joined the group", "the restart waited on its predecessor's open transaction")
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ids) >= n
-	}, waitFor, 20*time.Millisecond, "records 0.. of %d", n)
-	mu.Lock()
-	defer mu.Unlock()
+	run := runStableEOS(t, brokers, group, topic, alerts, id)
+	require.Contains(t, run.firstSession(t), "joined the group", "the restart waited on its predecessor's open transaction")
+	ids := run.read(t, n)
 	// The fenced transaction was aborted with its offset: the group had committed none.
 	require.Equal(t, 0, slices.Min(ids), "read from the aborted transaction's offset")
 	require.Len(t, ids, n)
