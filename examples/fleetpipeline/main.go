@@ -198,3 +198,28 @@ func logger(w io.Writer, verbose bool) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
+
+// stoppedEarly is run's result for a stop (SIGINT, SIGTERM) before the pipeline ended: nil
+// for a job that runs until stopped, an error for one that ends by itself (-bounded,
+// -exit-when-idle). Such a run exits 0 once it read its input and wrote every window; a stop
+// before that leaves windows unwritten (the next run completes them from the committed
+// offsets), and exit 0 told the scheduler of a backfill that it was done.
+func (c *config) stoppedEarly() error {
+	flag := "-bounded"
+	switch {
+	case c.bounded:
+	case c.exitIdle > 0:
+		flag = "-exit-when-idle"
+	default:
+		return nil
+	}
+	return fmt.Errorf("stopped (SIGINT or SIGTERM) before the input ended (%s): the windows still open were not written; run again to finish, from the committed offsets", flag)
+}
+
+// index returns the name prefix of one of the pipeline's indexes.
+func (c *config) index(base string) string {
+	if c.indexTag == "" {
+		return base
+	}
+	return base + "-" + c.indexTag
+}

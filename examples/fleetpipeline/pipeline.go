@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fleetstream/fleetstream/join"
@@ -28,16 +26,6 @@ type (
 	zoneResult   = window.Result[string, telemetry.ZoneDemand]
 	supplyResult = window.Result[string, telemetry.ZoneSupply]
 )
-
-// counters are what the status line shows.
-type counters struct {
-	windows, alerts atomic.Int64
-	late            atomic.Int64 // late records written to the dead letters
-	refused         atomic.Int64 // records past a key limit written to the dead letters
-	last            atomic.Pointer[stream.BatchStats]
-	mu              sync.Mutex
-	latency         latencies // window close (batch) to cab stats acknowledged
-}
 
 func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err := c.validate(); err != nil {
@@ -489,29 +477,4 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return c.stoppedEarly()
 	}
 	return err
-}
-
-// stoppedEarly is run's result for a stop (SIGINT, SIGTERM) before the pipeline ended: nil
-// for a job that runs until stopped, an error for one that ends by itself (-bounded,
-// -exit-when-idle). Such a run exits 0 once it read its input and wrote every window; a stop
-// before that leaves windows unwritten (the next run completes them from the committed
-// offsets), and exit 0 told the scheduler of a backfill that it was done.
-func (c *config) stoppedEarly() error {
-	flag := "-bounded"
-	switch {
-	case c.bounded:
-	case c.exitIdle > 0:
-		flag = "-exit-when-idle"
-	default:
-		return nil
-	}
-	return fmt.Errorf("stopped (SIGINT or SIGTERM) before the input ended (%s): the windows still open were not written; run again to finish, from the committed offsets", flag)
-}
-
-// index returns the name prefix of one of the pipeline's indexes.
-func (c *config) index(base string) string {
-	if c.indexTag == "" {
-		return base
-	}
-	return base + "-" + c.indexTag
 }

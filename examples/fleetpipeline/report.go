@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetstream/fleetstream/opensearch"
@@ -134,6 +136,16 @@ func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ S
 		fmt.Fprintf(w, "fleetpipeline: window close to cab stats acknowledged: median %v, p99 %v%s (%d batches)\n",
 			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), of, total)
 	}
+}
+
+// counters are what the status line shows.
+type counters struct {
+	windows, alerts atomic.Int64
+	late            atomic.Int64 // late records written to the dead letters
+	refused         atomic.Int64 // records past a key limit written to the dead letters
+	last            atomic.Pointer[stream.BatchStats]
+	mu              sync.Mutex
+	latency         latencies // window close (batch) to cab stats acknowledged
 }
 
 // maxLatencies is how many batches' latencies the summary's percentiles are taken over: the
