@@ -99,28 +99,30 @@ func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 // docs are the documents the outputs wrote, by index and id; a later write overwrites.
 type docs map[string]map[string]string
 
-func (d docs) add(t testing.TB, c *config, r *offlineRun) {
-	put := func(index, id string, body []byte, err error) {
-		t.Helper()
-		require.NoError(t, err, "encoding %s %s", index, id)
-		if d[index] == nil {
-			d[index] = map[string]string{}
-		}
-		d[index][id] = string(body)
+// put records one document an output wrote, encoded with err.
+func (d docs) put(t testing.TB, index, id string, body []byte, err error) {
+	t.Helper()
+	require.NoError(t, err, "encoding %s %s", index, id)
+	if d[index] == nil {
+		d[index] = map[string]string{}
 	}
+	d[index][id] = string(body)
+}
+
+func (d docs) add(t testing.TB, c *config, r *offlineRun) {
 	for _, x := range r.cabs.Slice() {
 		doc := telemetry.CabStatsDoc(x)
 		body, err := doc.AppendJSON(nil)
-		put("cab-stats", doc.DocID(c.name), body, err)
+		d.put(t, "cab-stats", doc.DocID(c.name), body, err)
 	}
 	for _, x := range r.zonesSlice() {
 		doc := telemetry.ZoneDemandDoc(x)
 		body, err := doc.AppendJSON(nil)
-		put("zone-demand", doc.DocID(c.name), body, err)
+		d.put(t, "zone-demand", doc.DocID(c.name), body, err)
 	}
 	for _, a := range r.alerts.Slice() {
 		body, err := a.AppendJSON(nil)
-		put("cab-alerts", a.ID, body, err)
+		d.put(t, "cab-alerts", a.ID, body, err)
 	}
 }
 

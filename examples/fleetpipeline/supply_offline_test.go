@@ -129,24 +129,16 @@ func committedOf[T any](q *streamtest.Queue[T], parts int32) []stream.Position {
 
 // add records the zone-supply and ride-pickups documents r wrote (a later write overwrites).
 func (d docs) addSupply(t testing.TB, c *config, r *supplyRun) {
-	put := func(index, id string, body []byte, err error) {
-		t.Helper()
-		require.NoError(t, err, "encoding %s %s", index, id)
-		if d[index] == nil {
-			d[index] = map[string]string{}
-		}
-		d[index][id] = string(body)
-	}
 	for _, x := range r.supply.Slice() {
 		doc := telemetry.ZoneSupplyDoc(x)
 		body, err := doc.AppendJSON(nil)
-		put("zone-supply", doc.DocID(c.name), body, err)
+		d.put(t, "zone-supply", doc.DocID(c.name), body, err)
 	}
 	for _, p := range r.pickups.Slice() {
 		body, err := p.AppendJSON(nil)
 		// The index is by the pickup's day: a request written with two pickups would be two
 		// documents.
-		put("ride-pickups", p.PickupAt.Format("2006.01.02")+"/"+p.RequestID, body, err)
+		d.put(t, "ride-pickups", p.PickupAt.Format("2006.01.02")+"/"+p.RequestID, body, err)
 	}
 }
 
