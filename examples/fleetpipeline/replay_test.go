@@ -134,22 +134,34 @@ func (r *offlineRun) zonesSlice() []zoneResult {
 	return r.zones.Slice()
 }
 
-// run feeds the batches to r from the committed positions pos (all of them if pos is nil),
-// then runs n batches, or to the end of the input if n < 0.
-func (r *offlineRun) run(batches [][]stream.Record[telemetry.Event], pos []stream.Position, n int) {
-	from := map[int32]int64{}
-	r.q.Resume(pos...)
+// startsAt maps the partition of each committed position to its offset: where a restart
+// reads from.
+func startsAt(pos []stream.Position) map[int32]int64 {
+	from := make(map[int32]int64, len(pos))
 	for _, p := range pos {
 		from[p.Partition] = p.Offset
 	}
-	for _, b := range batches {
-		var rest []stream.Record[telemetry.Event]
-		for _, rec := range b {
-			if rec.Offset >= from[rec.Partition] {
-				rest = append(rest, rec)
-			}
+	return from
+}
+
+// since returns the records of recs at or after their partition's offset in from (startsAt).
+func since[T any](recs []stream.Record[T], from map[int32]int64) []stream.Record[T] {
+	var rest []stream.Record[T]
+	for _, rec := range recs {
+		if rec.Offset >= from[rec.Partition] {
+			rest = append(rest, rec)
 		}
-		if len(rest) > 0 {
+	}
+	return rest
+}
+
+// run feeds the batches to r from the committed positions pos (all of them if pos is nil),
+// then runs n batches, or to the end of the input if n < 0.
+func (r *offlineRun) run(batches [][]stream.Record[telemetry.Event], pos []stream.Position, n int) {
+	from := startsAt(pos)
+	r.q.Resume(pos...)
+	for _, b := range batches {
+		if rest := since(b, from); len(rest) > 0 {
 			r.q.Add(rest...)
 		}
 	}

@@ -84,29 +84,11 @@ func newSupplyRun(t *testing.T, c *config, logs *supplyLogs) *supplyRun {
 func (r *supplyRun) run(batches []twoInputs, ev, rq []stream.Position, n int) {
 	r.qe.Resume(ev...)
 	r.qr.Resume(rq...)
-	fromE, fromR := map[int32]int64{}, map[int32]int64{}
-	for _, p := range ev {
-		fromE[p.Partition] = p.Offset
-	}
-	for _, p := range rq {
-		fromR[p.Partition] = p.Offset
-	}
+	fromE, fromR := startsAt(ev), startsAt(rq)
 	for _, b := range batches {
-		var es []stream.Record[telemetry.Event]
-		for _, rec := range b.events {
-			if rec.Offset >= fromE[rec.Partition] {
-				es = append(es, rec)
-			}
-		}
-		var rs []stream.Record[telemetry.Request]
-		for _, rec := range b.requests {
-			if rec.Offset >= fromR[rec.Partition] {
-				rs = append(rs, rec)
-			}
-		}
 		// Both queues get a batch every step (perhaps empty), so that they stay in step.
-		r.qe.Add(es...)
-		r.qr.Add(rs...)
+		r.qe.Add(since(b.events, fromE)...)
+		r.qr.Add(since(b.requests, fromR)...)
 	}
 	if n < 0 {
 		r.qe.End()
@@ -297,17 +279,9 @@ func TestSupplyRebalanceReplayOffline(t *testing.T) {
 		ev := committedOf(r.qe, replayParts)
 		require.Len(t, ev, replayParts)
 		r.qe.Resume(ev...)
-		from, replayed := map[int32]int64{}, 0
-		for _, p := range ev {
-			from[p.Partition] = p.Offset
-		}
+		from, replayed := startsAt(ev), 0
 		for i, b := range batches {
-			var es []stream.Record[telemetry.Event]
-			for _, rec := range b.events {
-				if rec.Offset >= from[rec.Partition] {
-					es = append(es, rec)
-				}
-			}
+			es := since(b.events, from)
 			if i < k {
 				replayed += len(es)
 				if len(es) == 0 {
