@@ -106,10 +106,11 @@
 //
 // # Health
 //
-// /healthz answers 200 while the run loop turns: the last batch's stats (or, before the first
-// batch, New) are no older than WithStaleAfter, or, during an outage, an output retry was
-// reported (ObserveRetry) or a sink attempted a request (SinkStats.LastAttempt) within it;
-// else 503 with the reason. /readyz answers 503 until the first batch was acknowledged,
+// /healthz answers 200 while the run loop turns: the last batch's stats are no older than
+// WithStaleAfter (before the first batch: New is no older than WithStartTimeout, ten minutes
+// by default, long enough for a group join and the loads of tables), or, during an outage,
+// an output retry was reported (ObserveRetry) or a sink attempted a request
+// (SinkStats.LastAttempt) within the staleness; else 503 with the reason. /readyz answers 503 until the first batch was acknowledged,
 // whenever /healthz fails, while a sink is failing (SinkStats.FailingSince) or a batch's
 // outputs are retried, and, with WithMaxEventTimeLag, while the event-time lag is above it (a
 // long catch-up); the body names every reason. Time comes from WithClock, so tests need no

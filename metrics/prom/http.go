@@ -20,9 +20,10 @@ var static embed.FS
 //   - /status.json: the Status document;
 //   - /metrics: the gatherer's metrics in the Prometheus formats (promhttp), when New found
 //     a gatherer (see WithGatherer); otherwise 404;
-//   - /healthz: 200 while the run loop turns: the last batch's stats (or, before the first
-//     batch, New) are no older than WithStaleAfter, or an output retry was reported
-//     (ObserveRetry) or a sink attempted a request within it; else 503;
+//   - /healthz: 200 while the run loop turns: the last batch's stats are no older than
+//     WithStaleAfter (before the first batch, New no older than WithStartTimeout), or an
+//     output retry was reported (ObserveRetry) or a sink attempted a request within it;
+//     else 503;
 //   - /readyz: 503 until the first batch was acknowledged, whenever /healthz fails, while the
 //     pipeline holds no partition (none assigned to this instance), while a source cannot
 //     reach its system (stream.SourceStats.FailingSince: Kafka unreachable), while a sink is

@@ -31,6 +31,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	clock         Clock
 	staleAfter    time.Duration
+	startTimeout  time.Duration
 	maxLag        time.Duration
 	buckets       []float64
 	gatherer      prometheus.Gatherer
@@ -54,9 +55,9 @@ func WithClock(c Clock) Option {
 	})
 }
 
-// WithStaleAfter sets how long after the last batch's stats (or after New, before the first
-// batch) /healthz and /readyz still answer 200. Default DefaultStaleAfter. Choose it well above
-// the batch interval plus the longest batch, retries included.
+// WithStaleAfter sets how long after the last batch's stats /healthz and /readyz still answer
+// 200. Default DefaultStaleAfter. Choose it well above the batch interval plus the longest
+// batch, retries included. Before the first batch WithStartTimeout applies instead.
 func WithStaleAfter(d time.Duration) Option {
 	return optionFunc(func(cfg *config) {
 		if d <= 0 {
@@ -64,6 +65,22 @@ func WithStaleAfter(d time.Duration) Option {
 			return
 		}
 		cfg.staleAfter = d
+	})
+}
+
+// WithStartTimeout sets how long after New /healthz answers 200 while no batch was
+// acknowledged yet: the start, which holds the consumer group's join, the loads of tables and
+// whatever the program does between New and the pipeline's Run. Default DefaultStartTimeout.
+// Choose it above the longest start, so that a liveness probe does not restart a program in
+// the middle of loading a large table; the staleness (WithStaleAfter) counts only from the
+// first batch on.
+func WithStartTimeout(d time.Duration) Option {
+	return optionFunc(func(cfg *config) {
+		if d <= 0 {
+			cfg.errs = append(cfg.errs, invalid("WithStartTimeout(%v): must be positive", d))
+			return
+		}
+		cfg.startTimeout = d
 	})
 }
 

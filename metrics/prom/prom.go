@@ -29,6 +29,10 @@ var ErrDuplicateSink = errors.New("prom: duplicate sink")
 // DefaultStaleAfter is how long /healthz waits for the next batch's stats by default.
 const DefaultStaleAfter = 2 * time.Minute
 
+// DefaultStartTimeout is how long after New /healthz waits for the first batch's stats by
+// default: a start joins the consumer group and loads the tables a pipeline reads.
+const DefaultStartTimeout = 10 * time.Minute
+
 // DefaultBuckets are the upper bounds, in seconds, of the batch duration histograms: 1 ms to
 // 5 min, for batch intervals from sub-second to a minute and outputs that retry.
 var DefaultBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -126,7 +130,7 @@ type opMetrics struct {
 // reg may hold the metrics of several pipelines of different names.
 func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, error) {
 	// DefaultBuckets copied: the histograms keep the slice they are given, and it is exported.
-	cfg := config{clock: systemClock{}, staleAfter: DefaultStaleAfter, buckets: slices.Clone(DefaultBuckets)}
+	cfg := config{clock: systemClock{}, staleAfter: DefaultStaleAfter, startTimeout: DefaultStartTimeout, buckets: slices.Clone(DefaultBuckets)}
 	if reg == nil {
 		cfg.errs = append(cfg.errs, invalid("nil Registerer"))
 	}
@@ -207,8 +211,13 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		m.processing, m.output, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.deadReasons,
 		m.commitLag, m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
-	for _, c := range cs {
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
+			// Leave reg as it was: a caller that fixes the conflict (another pipeline name)
+			// and calls New again must not find this attempt's collectors in the way.
+			for _, r := range cs[:i] {
+				reg.Unregister(r)
+			}
 			return nil, fmt.Errorf("prom: register: %w", err)
 		}
 	}

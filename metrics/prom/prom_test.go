@@ -297,7 +297,7 @@ func TestSinks(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	m, clk, srv := newMetrics(t, prom.WithStaleAfter(30*time.Second))
+	m, clk, srv := newMetrics(t, prom.WithStaleAfter(30*time.Second), prom.WithStartTimeout(5*time.Minute))
 
 	code, body := get(t, srv, "/healthz")
 	require.Equal(t, http.StatusOK, code, body)
@@ -305,11 +305,18 @@ func TestHealth(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "no batch acknowledged yet")
 
-	// Started but no batch for longer than the staleness: the loop is stuck.
-	clk.Advance(31 * time.Second)
+	// A start (the group's join, the tables' loads) longer than the staleness is still a
+	// start: a liveness probe must not restart the program in the middle of a load.
+	clk.Advance(5 * time.Minute)
+	code, body = get(t, srv, "/healthz")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "starting")
+
+	// Started but no batch for longer than the start timeout: stuck.
+	clk.Advance(time.Second)
 	code, body = get(t, srv, "/healthz")
 	require.Equal(t, http.StatusServiceUnavailable, code)
-	require.Contains(t, body, "since start")
+	require.Contains(t, body, "no batch acknowledged in the 5m1s since start (start timeout 5m0s)")
 
 	m.Observe(stream.BatchStats{Batch: 1, Partitions: 6})
 	for _, p := range []string{"/healthz", "/readyz"} {
@@ -340,6 +347,7 @@ func TestNewErrors(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	for name, opts := range map[string][]prom.Option{
 		"stale":   {prom.WithStaleAfter(0)},
+		"start":   {prom.WithStartTimeout(-time.Second)},
 		"buckets": {prom.WithBuckets(1, 1)},
 		"clock":   {prom.WithClock(nil)},
 	} {
@@ -355,6 +363,26 @@ func TestNewErrors(t *testing.T) {
 	require.NoError(t, err)
 	_, err = prom.New(reg, "p")
 	require.Error(t, err, "same pipeline registered twice")
+}
+
+// A New refused for a name conflict leaves the registry as it found it: the collectors it
+// had registered before the conflict would otherwise be served at /metrics, never updated,
+// and refuse a later New of the same pipeline name.
+func TestNewConflictLeavesRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	taken := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: prom.Namespace, Name: "source_failing",
+		Help: "someone else's", ConstLabels: prometheus.Labels{"pipeline": "p"}})
+	require.NoError(t, reg.Register(taken))
+	_, err := prom.New(reg, "p")
+	require.Error(t, err)
+
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	require.Equal(t, []string{prom.Namespace + "_source_failing"}, names)
 }
 
 func TestWrappedRegisterer(t *testing.T) {

@@ -115,7 +115,7 @@ func (m *Metrics) check(now time.Time, v view) health {
 	}
 	lastTurn, turnWhat := turning()
 	switch {
-	case !v.seen && now.Sub(m.created) <= stale:
+	case !v.seen && now.Sub(m.created) <= m.cfg.startTimeout:
 		h.alive, h.aliveMsg = true, "starting: no batch acknowledged yet"
 	case v.seen && now.Sub(v.lastAt) <= stale:
 		h.alive, h.aliveMsg = true, fmt.Sprintf("ok: batch %d acknowledged %v ago", v.last, now.Sub(v.lastAt).Round(time.Millisecond))
@@ -123,7 +123,7 @@ func (m *Metrics) check(now time.Time, v view) health {
 		h.alive, h.aliveMsg = true, fmt.Sprintf("ok: run loop turning, %s, last %v ago", turnWhat, now.Sub(lastTurn).Round(time.Millisecond))
 	case !v.seen:
 		age := now.Sub(m.created)
-		h.aliveMsg = fmt.Sprintf("no batch acknowledged in the %v since start (stale after %v)", age.Round(time.Millisecond), stale)
+		h.aliveMsg = fmt.Sprintf("no batch acknowledged in the %v since start (start timeout %v)", age.Round(time.Millisecond), m.cfg.startTimeout)
 	default:
 		h.aliveMsg = fmt.Sprintf("last batch %d acknowledged %v ago (stale after %v)", v.last, now.Sub(v.lastAt).Round(time.Millisecond), stale)
 	}
