@@ -56,22 +56,26 @@ func (s *Sink[T]) send(ctx context.Context, ch *chunk) ([]stream.DeadLetter, err
 	return s.sendItems(ctx, ch, ch.items, nil, resp)
 }
 
-// bodyOf returns the request body of items of ch: a slice of ch.buf when they are
-// contiguous in it (copied false), otherwise a copy appended to dst (copied true). Only a
-// copy may be given back as dst: appending to a slice of ch.buf would write over the
-// documents of items still pending.
-func bodyOf(ch *chunk, items []item, dst []byte) (body []byte, copied bool) {
-	contiguous := true
-	for i := 1; i < len(items) && contiguous; i++ {
-		contiguous = items[i].start == items[i-1].end
+// bodyOf returns the request body of items of ch, which are contiguous in ch.buf: a chunk's
+// items, a half of them, or items compacted for a retry.
+func bodyOf(ch *chunk, items []item) []byte {
+	return ch.buf[items[0].start:items[len(items)-1].end]
+}
+
+// compact moves the bytes of items (in the order of ch.buf) together from the first one's
+// start, over those of items done with (written, or dead-lettered with a copy), and updates
+// their offsets: a retry's body is then a slice of ch.buf, whose bytes the in-flight budget
+// counts, not a copy beside it. It writes only between the first item's start and the last
+// one's end, so the items of a split's other half stay as they are.
+func compact(ch *chunk, items []item) {
+	at := items[0].start
+	for i := range items {
+		it := &items[i]
+		n := copy(ch.buf[at:], ch.buf[it.start:it.end])
+		it.doc += at - it.start
+		it.start, it.end = at, at+n
+		at += n
 	}
-	if contiguous {
-		return ch.buf[items[0].start:items[len(items)-1].end], false
-	}
-	for _, it := range items {
-		dst = append(dst, ch.buf[it.start:it.end]...)
-	}
-	return dst, true
 }
 
 // bulkResponseCap bounds the body of a bulk response to a request of items documents in
@@ -91,8 +95,7 @@ func bulkResponseCap(items, bytes int) int64 {
 func splitStatus(status int) bool { return status == 400 || status == 413 }
 
 func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, rejected []stream.DeadLetter, resp *[]byte) ([]stream.DeadLetter, error) {
-	body, _ := bodyOf(ch, pending, nil)
-	var retryBody []byte // a copy of bodyOf's, reused from one retry to the next
+	body := bodyOf(ch, pending)
 	var retryItems []item
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -198,10 +201,8 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				}
 				lastErr = fmt.Errorf("opensearch: bulk: %d item(s) failed temporarily, the first with %s", len(retryItems), why)
 				pending = append(pending[:0:0], retryItems...)
-				var copied bool
-				if body, copied = bodyOf(ch, pending, retryBody[:0]); copied {
-					retryBody = body
-				}
+				compact(ch, pending)
+				body = bodyOf(ch, pending)
 			}
 		}
 		if s.cfg.retry.MaxAttempts > 0 && attempt >= s.cfg.retry.MaxAttempts {

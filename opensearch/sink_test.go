@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,26 +222,41 @@ func TestSinkItemRetries(t *testing.T) {
 // chunk's buffer (B C D E), then as a gapped subset (B D E), then alone (D) are each sent
 // with their own document every time. The second retry's body was once copied over the
 // chunk's buffer that the first one's had pointed into, and D's last attempt sent E's bytes:
-// D was never indexed, and Write returned nil.
+// D was never indexed, and Write returned nil. Retried items are moved together in the
+// buffer; within the first half of a request refused whole (413), the second half's
+// documents, later in the same buffer, are sent as they were.
 func TestSinkRetriesKeepEachDocument(t *testing.T) {
-	f := newFake()
-	busy := map[string]int{"r00001": 2, "r00002": 1, "r00003": 3, "r00004": 2} // 429s before the item is taken
-	f.item = func(id string, attempt int) int {
-		if attempt <= busy[id] {
-			return 429
-		}
-		return 0
+	for _, tc := range []struct {
+		name    string
+		docs    int
+		maxDocs int            // the fake's 413 above this many documents
+		busy    map[string]int // 429s before the item is taken
+	}{
+		{"neighbours then gapped then alone", 5, 0, map[string]int{"r00001": 2, "r00002": 1, "r00003": 3, "r00004": 2}},
+		{"gapped in split halves", 8, 4, map[string]int{"r00001": 1, "r00003": 1, "r00006": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			f.maxDocs = tc.maxDocs
+			f.item = func(id string, attempt int) int {
+				if attempt <= tc.busy[id] {
+					return 429
+				}
+				return 0
+			}
+			s, _ := fakeSink(t, f)
+			in := recs(tc.docs)
+			require.NoError(t, s.Write(t.Context(), in))
+			for _, r := range in {
+				want, err := json.Marshal(r)
+				require.NoError(t, err)
+				require.Equal(t, string(want), string(f.stored[r.ID]), "the document stored as %s", r.ID)
+				require.Equal(t, tc.busy[r.ID]+1, f.attempts[r.ID], "attempts of %s", r.ID)
+			}
+			require.Equal(t, int64(tc.docs), s.Stats().Indexed)
+			require.Equal(t, tc.maxDocs > 0, s.Stats().Split > 0, "split")
+		})
 	}
-	s, _ := fakeSink(t, f)
-	in := recs(5)
-	require.NoError(t, s.Write(t.Context(), in))
-	for _, r := range in {
-		want, err := json.Marshal(r)
-		require.NoError(t, err)
-		require.Equal(t, string(want), string(f.stored[r.ID]), "the document stored as %s", r.ID)
-		require.Equal(t, busy[r.ID]+1, f.attempts[r.ID], "attempts of %s", r.ID)
-	}
-	require.Equal(t, int64(5), s.Stats().Indexed)
 }
 
 func TestSinkRequestRetries(t *testing.T) {
@@ -567,6 +583,61 @@ func TestSinkBounds(t *testing.T) {
 		opensearch.WithMaxInFlightBytes(1<<10))
 	require.NoError(t, s2.Write(t.Context(), recs(2000)))
 	require.Equal(t, int64(1), f2.maxIn.Load())
+}
+
+// TestSinkItemRetryWithinBound: items sent again after a response that took their
+// neighbours (a gapped subset of the request) hold no bytes beyond the request's, which
+// WithMaxInFlightBytes counts. Their body was once a copy of their documents made beside
+// the request's buffer: a sink whose requests all had items retried held up to twice the
+// bound the user set. The heap is measured as the first attempt and its retry reach the
+// node (the node keeps nothing); the batch, the request's buffer and the client's buffers
+// are held at both.
+func TestSinkItemRetryWithinBound(t *testing.T) {
+	const docs, pad = 8, 512 << 10
+	var attempts atomic.Int64
+	var heap [2]uint64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempt := attempts.Add(1)
+		if attempt <= 2 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			heap[attempt-1] = ms.HeapAlloc
+		}
+		// Count the documents without holding them.
+		n, buf := 0, make([]byte, 32<<10)
+		for {
+			k, err := r.Body.Read(buf)
+			n += bytes.Count(buf[:k], []byte("\n"))
+			if err != nil {
+				break
+			}
+		}
+		items := make([]string, n/2)
+		for i := range items {
+			items[i] = `{"index":{"status":201,"result":"created"}}`
+			if attempt == 1 && i%2 == 1 {
+				items[i] = `{"index":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}`
+			}
+		}
+		fmt.Fprintf(w, `{"errors":%t,"items":[%s]}`, attempt == 1, strings.Join(items, ","))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := opensearch.NewSink(c, recMapping, opensearch.WithFlushBytes(16<<20), opensearch.WithConcurrency(1),
+		opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond}))
+	require.NoError(t, err)
+	batch := recs(docs)
+	for i := range batch {
+		batch[i].Pad = strings.Repeat("x", pad)
+	}
+	require.NoError(t, s.Write(t.Context(), batch))
+	require.Equal(t, int64(2), attempts.Load())
+	require.Equal(t, int64(docs/2), s.Stats().Retried)
+	grown := int64(heap[1]) - int64(heap[0])
+	require.Less(t, grown, int64(pad), "the retry of %d gapped documents of %d bytes held %d bytes more than the request", docs/2, pad, grown)
 }
 
 func TestSinkClosed(t *testing.T) {
