@@ -58,7 +58,9 @@ func TestSinkFailingState(t *testing.T) {
 }
 
 // TestSinkFailingOnItemRetries: items that must be retried inside a 200 response (429, a
-// write block) make the sink failing too, with a message that says so.
+// write block) make the sink failing too, with a message that says so and what OpenSearch
+// answered for the first of them. LastError once said only "4 of 4 document(s) failed
+// temporarily": a status page could not tell an overloaded node from a shard that is down.
 func TestSinkFailingOnItemRetries(t *testing.T) {
 	f := newFake()
 	f.item = func(string, int) int { return 429 }
@@ -67,7 +69,8 @@ func TestSinkFailingOnItemRetries(t *testing.T) {
 	st := s.Stats()
 	require.False(t, st.FailingSince.IsZero())
 	require.Equal(t, int64(2), st.FailedAttempts)
-	require.Equal(t, "4 of 4 document(s) failed temporarily", st.LastError)
+	require.True(t, strings.HasPrefix(st.LastError, "4 of 4 document(s) failed temporarily, the first with status 429 injected_429: injected for r00000"), st.LastError)
+	require.Contains(t, st.LastError, `(index "recs", id "r00000")`)
 }
 
 // TestSinkFailingOnRefusal: a request refused whole (a 401: wrong credentials) fails the

@@ -174,6 +174,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			var perr error
 			var why string
 			retryItems, rejected, why, perr = s.results(out, ch, pending, &r, retryItems, rejected)
+			r.retryWhy = why
 			var forbidden *forbiddenItems
 			if perr != nil && errors.As(perr, &forbidden) {
 				e := forbidden.httpError(s.c.requestURL(res.node, "/_bulk"))

@@ -90,7 +90,8 @@ type Stats struct {
 	// outage a status page shows: "unreachable since 10:42:13".
 	FailingSince time.Time
 	// FailedAttempts counts the failed attempts since FailingSince, and LastError is the
-	// error of the last one; 0 and "" while the last attempt succeeded.
+	// error of the last one (for items sent again, what OpenSearch answered for the first of
+	// them); 0 and "" while the last attempt succeeded.
 	FailedAttempts int64
 	LastError      string
 	// LastAttempt is when the last bulk request attempt ended, failed or not: a sink that
@@ -115,6 +116,8 @@ type BulkResult struct {
 	Created, Updated, Existed, Retry, Rejected int
 	// Blocked counts the documents refused by a write block (items, or the whole request's).
 	Blocked int
+	// retryWhy is what OpenSearch answered for the first item sent again, for LastError.
+	retryWhy string
 }
 
 type statsBox struct {
@@ -165,9 +168,9 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) (failingSince time.T
 		case r.Err != nil:
 			s.LastError = r.Err.Error()
 		case r.Blocked > 0:
-			s.LastError = fmt.Sprintf("%d of %d document(s) refused by a write block", r.Blocked, r.Docs)
+			s.LastError = fmt.Sprintf("%d of %d document(s) refused by a write block, the first with %s", r.Blocked, r.Docs, r.retryWhy)
 		default:
-			s.LastError = fmt.Sprintf("%d of %d document(s) failed temporarily", r.Retry, r.Docs)
+			s.LastError = fmt.Sprintf("%d of %d document(s) failed temporarily, the first with %s", r.Retry, r.Docs, r.retryWhy)
 		}
 	default: // a response came back and nothing is retried
 		s.FailingSince, s.FailedAttempts, s.LastError = time.Time{}, 0, ""
