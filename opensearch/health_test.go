@@ -73,6 +73,65 @@ func TestSinkFailingOnItemRetries(t *testing.T) {
 	require.Contains(t, st.LastError, `(index "recs", id "r00000")`)
 }
 
+// TestSinkFailingWhileAnotherSucceeds: while one request keeps failing, another one's
+// success leaves Stats' outage as it is (FailingSince, FailedAttempts, LastError); it
+// clears once no request is failing. Any success cleared it, so a status page showing
+// "failing since" started again at each failure of a request that never got through, beside
+// others that did (one shard down of several). The bulk hook orders the attempts: the
+// other request is answered after the first failure is recorded, and the failing request
+// tries again after the other's success is recorded.
+func TestSinkFailingWhileAnotherSucceeds(t *testing.T) {
+	failed, succeeded := make(chan struct{}), make(chan struct{})
+	var tries atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"_id":"r00000"`)) && tries.Add(1) <= 2 {
+			http.Error(w, `{"error":{"type":"unavailable_shards_exception","reason":"down"},"status":503}`, http.StatusServiceUnavailable)
+			return
+		}
+		if bytes.Contains(body, []byte(`"_id":"r00001"`)) {
+			<-failed
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"errors":false,"items":[{"index":{"status":201,"result":"created"}}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	var s *opensearch.Sink[rec]
+	var first, besideSuccess, second opensearch.Stats
+	s, err = opensearch.NewSink(c, recMapping, opensearch.WithFlushBytes(1), opensearch.WithConcurrency(2),
+		opensearch.WithMaxInFlightBytes(1<<20), // both requests in flight
+		opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond}),
+		opensearch.WithBulkHook(func(r opensearch.BulkResult) {
+			switch {
+			case r.Status == 503 && r.Attempt == 1:
+				first = s.Stats()
+				close(failed)
+				<-succeeded
+			case r.Status == 503:
+				second = s.Stats()
+			case r.Attempt == 1:
+				besideSuccess = s.Stats()
+				close(succeeded)
+			}
+		}))
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), recs(2)))
+
+	require.False(t, first.FailingSince.IsZero())
+	require.Equal(t, first.FailingSince, besideSuccess.FailingSince, "another request's success while one fails")
+	require.Equal(t, int64(1), besideSuccess.FailedAttempts)
+	require.Contains(t, besideSuccess.LastError, "unavailable_shards_exception")
+	require.Equal(t, first.FailingSince, second.FailingSince, "the failing request's next failure continues the outage")
+	require.Equal(t, int64(2), second.FailedAttempts)
+	st := s.Stats()
+	require.Zero(t, st.FailingSince, "cleared once the failing request got through")
+	require.Zero(t, st.FailedAttempts)
+	require.Empty(t, st.LastError)
+}
+
 // TestSinkFailingOnRefusal: a request refused whole (a 401: wrong credentials) fails the
 // Write for good and leaves the sink failing with the refusal as LastError, so that the
 // status page and /readyz say why the pipeline stopped.

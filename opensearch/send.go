@@ -95,6 +95,8 @@ func bulkResponseCap(items, bytes int) int64 {
 func splitStatus(status int) bool { return status == 400 || status == 413 }
 
 func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, rejected []stream.DeadLetter, resp *[]byte) ([]stream.DeadLetter, error) {
+	failing := false // whether the last attempt failed, for Stats.FailingSince
+	defer s.stats.ended(&failing)
 	body := bodyOf(ch, pending)
 	var retryItems []item
 	for attempt := 1; ; attempt++ {
@@ -108,7 +110,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 		case err != nil && ctx.Err() != nil:
 			return rejected, ctx.Err()
 		case err != nil && (errors.Is(err, ErrNotOpenSearch) || errors.Is(err, ErrCertificate)):
-			return rejected, s.notOpenSearch(&r, err)
+			return rejected, s.notOpenSearch(&r, err, &failing)
 		case err != nil:
 			lastErr = err
 		case status != 200:
@@ -123,15 +125,15 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				lastErr = e
 			case foreign != "":
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res,
-					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)))
+					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)), &failing)
 			case refusal != "":
 				e.Op = "bulk: " + refusal
 				r.Err = e
-				s.report(&r, false)
+				s.report(&r, false, &failing)
 				return rejected, stream.Permanent(e)
 			case splitStatus(status):
 				r.Err = e
-				s.report(&r, false)
+				s.report(&r, false, &failing)
 				typ, reason := requestError(status, out)
 				if len(pending) == 1 {
 					p := pending[0]
@@ -142,6 +144,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 					s.cfg.logger.Warn("opensearch: bulk request refused whole, splitting it to isolate the refused documents",
 						"status", status, "docs", len(pending), "type", typ, "reason", reason, "suppressed", n)
 				}
+				s.stats.ended(&failing) // the halves' attempts say whether the sink fails
 				mid := len(pending) / 2
 				halves := [2][]item{slices.Clone(pending[:mid]), slices.Clone(pending[mid:])}
 				for _, half := range halves {
@@ -152,15 +155,15 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				return rejected, nil
 			default:
 				r.Err = e
-				s.report(&r, false)
+				s.report(&r, false, &failing)
 				return rejected, stream.Permanent(e)
 			}
 		}
 		if lastErr != nil {
 			r.Err = lastErr
-			// How long the sink has been failing as this attempt left it: another request's
-			// success may clear Stats.FailingSince before the line is logged.
-			since := s.report(&r, true)
+			// How long the sink has been failing as this attempt left it, read as it was
+			// recorded.
+			since := s.report(&r, true, &failing)
 			// Every failed request is counted (Stats); an outage logs a few lines per 30 s
 			// with the count of the lines left out, the URL and how long it has lasted.
 			now := time.Now()
@@ -179,14 +182,14 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			if perr != nil && errors.As(perr, &forbidden) {
 				e := forbidden.httpError(s.c.requestURL(res.node, "/_bulk"))
 				r.Err = e
-				s.report(&r, false)
+				s.report(&r, false, &failing)
 				return rejected, stream.Permanent(e)
 			}
 			if perr == nil && ch.refusal != nil && ch.refusal.url == "" {
 				ch.refusal.url = s.c.requestURL(res.node, "/_bulk")
 			}
 			if perr != nil && errors.Is(perr, ErrNotOpenSearch) {
-				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr))
+				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr), &failing)
 			}
 			if perr != nil {
 				// A bulk response we cannot read (not one item per document): treat it like a
@@ -194,9 +197,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				perr = s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr)
 				lastErr = perr
 				r.Err = perr
-				s.report(&r, true)
+				s.report(&r, true, &failing)
 			} else {
-				s.report(&r, false)
+				s.report(&r, false, &failing)
 				if len(retryItems) == 0 {
 					return rejected, nil
 				}
@@ -224,9 +227,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 // (ErrCertificate), and returns err marked permanent: the pipeline stops with nothing of the
 // request acknowledged or dead-lettered, where retries would only repeat the answer, and
 // splits dead-letter every document.
-func (s *Sink[T]) notOpenSearch(r *BulkResult, err error) error {
+func (s *Sink[T]) notOpenSearch(r *BulkResult, err error, failing *bool) error {
 	r.Err = err
-	s.report(r, false)
+	s.report(r, false, failing)
 	return stream.Permanent(err)
 }
 
@@ -238,10 +241,11 @@ func (s *Sink[T]) logBlocked(index, reason string) {
 	}
 }
 
-// report counts the attempt r and passes it to the hook; it returns when the run of
-// failures r belongs to began (Stats.FailingSince as r left it).
-func (s *Sink[T]) report(r *BulkResult, requestRetry bool) (failingSince time.Time) {
-	failingSince = s.stats.record(r, requestRetry)
+// report counts the attempt r of a request whose last attempt's failure *failing holds and
+// passes it to the hook; it returns when the run of failures r belongs to began
+// (Stats.FailingSince as r left it).
+func (s *Sink[T]) report(r *BulkResult, requestRetry bool, failing *bool) (failingSince time.Time) {
+	failingSince = s.stats.record(r, requestRetry, failing)
 	if s.cfg.hook != nil {
 		s.cfg.hook(*r)
 	}

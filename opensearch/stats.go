@@ -86,12 +86,14 @@ type Stats struct {
 	// FailingSince is when the sink's current run of failed bulk request attempts began (a
 	// transport error, a timeout, a 408/429/5xx status or a write block, items of a
 	// response that must be retried, or a request refused whole, such as a 401, which stops
-	// the pipeline); zero while the last attempt succeeded. It is the
-	// outage a status page shows: "unreachable since 10:42:13".
+	// the pipeline). It is cleared by an attempt that succeeds while no other request's last
+	// attempt failed: another request's success beside one that keeps failing (one shard
+	// down of several) leaves it, and a Write that gave up leaves it until an attempt
+	// succeeds. It is the outage a status page shows: "unreachable since 10:42:13".
 	FailingSince time.Time
 	// FailedAttempts counts the failed attempts since FailingSince, and LastError is the
 	// error of the last one (for items sent again, what OpenSearch answered for the first of
-	// them); 0 and "" while the last attempt succeeded.
+	// them); 0 and "" while FailingSince is zero.
 	FailedAttempts int64
 	LastError      string
 	// LastAttempt is when the last bulk request attempt ended, failed or not: a sink that
@@ -124,6 +126,9 @@ type statsBox struct {
 	mu    sync.Mutex
 	s     Stats
 	total time.Duration // sum of latencies, for the mean
+	// failing counts the requests being sent (a chunk, or a half of one split) whose last
+	// attempt failed: FailingSince stays while it is not zero.
+	failing int
 }
 
 func (b *statsBox) snapshot() Stats {
@@ -132,9 +137,10 @@ func (b *statsBox) snapshot() Stats {
 	return b.s
 }
 
-// record counts the attempt r and returns Stats.FailingSince as it leaves it: the start of
-// the run of failures r belongs to, or zero after a success.
-func (b *statsBox) record(r *BulkResult, requestRetry bool) (failingSince time.Time) {
+// record counts the attempt r of the request whose last attempt's failure *failing holds,
+// which it updates, and returns Stats.FailingSince as it leaves it: the start of the run of
+// failures r belongs to, or zero after a success while no other request is failing.
+func (b *statsBox) record(r *BulkResult, requestRetry bool, failing *bool) (failingSince time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := &b.s
@@ -155,11 +161,13 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) (failingSince time.T
 	}
 	now := time.Now()
 	s.LastAttempt = now
+	// r.Err without a retry: the request was refused whole (a 401, a 403 that is not a
+	// write block, a 400), which stops the pipeline, or split to isolate a document (a
+	// 413), whose halves' responses clear it again.
+	failed := requestRetry || r.Retry > 0 || r.Err != nil
+	b.setFailing(failing, failed)
 	switch {
-	case requestRetry || r.Retry > 0 || r.Err != nil:
-		// r.Err without a retry: the request was refused whole (a 401, a 403 that is not a
-		// write block, a 400), which stops the pipeline, or split to isolate a document
-		// (a 413), whose halves' responses clear it again.
+	case failed:
 		if s.FailingSince.IsZero() {
 			s.FailingSince = now.Add(-r.Latency)
 		}
@@ -172,10 +180,29 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool) (failingSince time.T
 		default:
 			s.LastError = fmt.Sprintf("%d of %d document(s) failed temporarily, the first with %s", r.Retry, r.Docs, r.retryWhy)
 		}
-	default: // a response came back and nothing is retried
+	case b.failing == 0: // a response came back, nothing is retried, and no request fails
 		s.FailingSince, s.FailedAttempts, s.LastError = time.Time{}, 0, ""
 	}
 	return s.FailingSince
+}
+
+// ended notes that the request whose last attempt's failure *failing holds is no longer
+// sent (it succeeded, gave up, stopped, or was split in halves that are sent on their
+// own). FailingSince stays: an attempt that succeeds clears it.
+func (b *statsBox) ended(failing *bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.setFailing(failing, false)
+}
+
+func (b *statsBox) setFailing(failing *bool, now bool) {
+	switch {
+	case now && !*failing:
+		b.failing++
+	case !now && *failing:
+		b.failing--
+	}
+	*failing = now
 }
 
 func (b *statsBox) deadLettered(n int) {
