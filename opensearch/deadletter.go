@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -58,10 +57,17 @@ var DiscardDeadLetters stream.DeadLetterSink = stream.DeadLetterFunc(func(contex
 // that fails after part of its bytes were written (a full disk) leaves a line cut short; the
 // next Write ends it before its own lines, so the letters written again are whole lines (a
 // reader skips the cut one).
+//
+// Write returns ctx's error when ctx ends before w's Write returns (a FIFO or pipe that
+// nobody reads): its letters are not acknowledged, and the caller writes them again. That
+// write to w goes on; the next Write waits for it, as long as its own ctx allows, and ends
+// the line it may have cut short before its own lines.
 type JSONLines struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	// turn holds a token while a Write builds its lines and its write to w is under way,
+	// which may outlast the Write: the next one waits for it, so lines never interleave.
+	turn chan struct{}
+	w    io.Writer
+	buf  []byte
 	// cut is set when a Write failed after part of its bytes reached w: the last line has
 	// no end, and the next Write ends it first.
 	cut bool
@@ -73,7 +79,9 @@ var _ stream.DeadLetterSink = (*JSONLines)(nil)
 
 // NewJSONLines returns a dead-letter output that writes to w. Each Write call does one Write
 // on w.
-func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: w, now: time.Now} }
+func NewJSONLines(w io.Writer) *JSONLines {
+	return &JSONLines{turn: make(chan struct{}, 1), w: w, now: time.Now}
+}
 
 // OpenJSONLinesFile opens (creating or appending to) a JSON-lines dead-letter file. Close it
 // after the sinks that use it. A last line that a crash cut short (a write never
@@ -183,8 +191,40 @@ func (j *JSONLines) Write(ctx context.Context, letters []stream.DeadLetter) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
+	select {
+	case j.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := j.lines(letters); err != nil {
+		<-j.turn
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := j.w.Write(j.buf)
+		switch {
+		case err == nil:
+			j.cut = false
+		case n > 0:
+			j.cut = n < len(j.buf)
+		}
+		<-j.turn
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("opensearch: dead letter: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lines sets j.buf to the lines of letters, after a newline that ends a line cut short.
+func (j *JSONLines) lines(letters []stream.DeadLetter) error {
 	j.buf = j.buf[:0]
 	if j.cut {
 		// End the line a failed Write cut short, so that the letters written again (the
@@ -219,13 +259,5 @@ func (j *JSONLines) Write(ctx context.Context, letters []stream.DeadLetter) erro
 		j.buf = append(j.buf, b...)
 		j.buf = append(j.buf, '\n')
 	}
-	n, err := j.w.Write(j.buf)
-	if err != nil {
-		if n > 0 {
-			j.cut = n < len(j.buf)
-		}
-		return fmt.Errorf("opensearch: dead letter: %w", err)
-	}
-	j.cut = false
 	return nil
 }

@@ -2,13 +2,16 @@ package opensearch_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -119,16 +122,7 @@ func TestJSONLinesWriteAgainAfterCut(t *testing.T) {
 	jl := opensearch.NewJSONLines(w)
 	require.Error(t, jl.Write(t.Context(), letters))
 	require.NoError(t, jl.Write(t.Context(), letters), "the retry")
-	var ids []string
-	for line := range bytes.Lines(w.Bytes()) {
-		var l struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(line, &l) == nil {
-			ids = append(ids, l.ID)
-		}
-	}
-	require.Equal(t, []string{"1", "2"}, ids, "every letter of the retry on a line of its own:\n%s", w.Bytes())
+	require.Equal(t, []string{"1", "2"}, letterIDs(w.Bytes()), "every letter of the retry on a line of its own:\n%s", w.Bytes())
 }
 
 // TestJSONLinesFileAfterTornTail: a dead-letter file whose last line was cut short (a crash
@@ -146,16 +140,7 @@ func TestJSONLinesFileAfterTornTail(t *testing.T) {
 
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	var ids []string
-	for line := range bytes.Lines(b) {
-		var l struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(line, &l) == nil && l.ID != "" {
-			ids = append(ids, l.ID)
-		}
-	}
-	require.Equal(t, []string{"1"}, ids, "the new letter on a line of its own:\n%s", b)
+	require.Equal(t, []string{"1"}, letterIDs(b), "the new letter on a line of its own:\n%s", b)
 
 	// A file that ends its last line, or is empty, gets no empty line.
 	for _, start := range []string{"", `{"reason":"rejected"}` + "\n"} {
@@ -168,4 +153,95 @@ func TestJSONLinesFileAfterTornTail(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.HasPrefix(b, []byte(start+`{"time"`)), "%q", b)
 	}
+}
+
+// letterIDs returns the ids of the lines of b that are JSON objects with an id.
+func letterIDs(b []byte) []string {
+	var ids []string
+	for line := range bytes.Lines(b) {
+		var l struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.ID != "" {
+			ids = append(ids, l.ID)
+		}
+	}
+	return ids
+}
+
+// stuckWriter's first write waits for release (a FIFO or pipe that nobody reads), then
+// takes half of its bytes and fails; the writes after it are taken whole.
+type stuckWriter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	calls   int
+	out     bytes.Buffer
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.calls++
+	first := w.calls == 1
+	w.mu.Unlock()
+	if first {
+		<-w.release
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if first {
+		n, _ := w.out.Write(p[:len(p)/2])
+		return n, errors.New("broken pipe")
+	}
+	return w.out.Write(p)
+}
+
+func (w *stuckWriter) state() (int, []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls, bytes.Clone(w.out.Bytes())
+}
+
+// TestJSONLinesWriteHonoursCtx: a Write whose write blocks (a FIFO or pipe without a
+// reader) returns ctx's error when ctx ends, and so does a Write that waits for it; the
+// blocked write, once it ends cut short, leaves its line for the next Write to end, whose
+// letters are lines of their own. Write held its lock through the write and ignored ctx,
+// so a pipeline's shutdown hung on its dead-letter output.
+func TestJSONLinesWriteHonoursCtx(t *testing.T) {
+	letter := func(id string) []stream.DeadLetter {
+		return []stream.DeadLetter{{Reason: stream.ReasonRejected, Err: "e", Offset: -1, Index: "i", ID: id, Value: []byte(`{"n":1}`)}}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := &stuckWriter{release: make(chan struct{})}
+		jl := opensearch.NewJSONLines(w)
+		// write starts a Write, lets it run as far as it goes, cancels its ctx and checks
+		// that it returns the ctx's error.
+		write := func(id, while string) {
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- jl.Write(ctx, letter(id)) }()
+			synctest.Wait()
+			calls, _ := w.state()
+			require.Equal(t, 1, calls, "no write beside the stuck one")
+			cancel()
+			synctest.Wait()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			default:
+				close(w.release)
+				<-done
+				t.Fatalf("Write went on after its ctx ended, %s", while)
+			}
+		}
+		write("1", "while its write was stuck")
+		write("2", "while it waited for a stuck write")
+
+		close(w.release) // the stuck write ends, half of its line written
+		synctest.Wait()
+		require.NoError(t, jl.Write(t.Context(), letter("3")))
+		calls, out := w.state()
+		require.Equal(t, 2, calls)
+		require.Equal(t, []string{"3"}, letterIDs(out), "the letter on a line of its own:\n%s", out)
+		require.True(t, bytes.HasSuffix(out, []byte("\n")))
+	})
 }
