@@ -223,7 +223,10 @@
 // Client.EnsureTemplates installs composable index templates (PUT _index_template) for
 // cab-stats-*, zone-demand-*, zone-supply-*, ride-pickups-*, cab-alerts-* and, with
 // WithRawTelemetry, cab-telemetry-*: geo_point locations, date times, keyword IDs, typed
-// numbers, and unknown strings as keywords. It is idempotent; call it at start. WithReplicas(0) suits a single node.
+// numbers, and unknown strings as keywords (one longer than 8,191 characters is kept in
+// _source, not indexed, so it cannot make OpenSearch refuse the document). It is
+// idempotent, and replaces the templates an older SDK installed; call it at start.
+// WithReplicas(0) suits a single node.
 // It does not retry: an error names the URL, and wraps ErrNotOpenSearch when what answered
 // is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
 // OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.

@@ -30,8 +30,20 @@ const (
 // templatePriority lets the SDK's templates win over broad catch-all templates.
 const templatePriority = 200
 
-// templateVersion is bumped whenever a mapping changes.
-const templateVersion = 1
+// templateVersion is bumped whenever a mapping changes (2: ignore_above on the keywords of
+// unnamed string fields). EnsureTemplates puts the templates whatever the version installed,
+// so a newer SDK replaces an older one's templates at start.
+const templateVersion = 2
+
+// dynamicIgnoreAbove is the ignore_above of the keywords that string fields no template
+// names are mapped to: a longer value is kept in _source but not indexed. Without it, a
+// value over 32,766 bytes (the longest term Lucene takes) made OpenSearch refuse the whole
+// document. ignore_above counts characters (Java's, UTF-16 units) where Lucene counts UTF-8
+// bytes; 8,191 is the bound OpenSearch's documentation gives for that (32,766 / 4), which
+// keeps every value it indexes under Lucene's limit whatever its characters. OpenSearch's
+// own dynamic mapping uses 256 for the keyword beside a text field, where the text finds
+// longer values; here the keyword is the field's only index, so it keeps what it can.
+const dynamicIgnoreAbove = 8191
 
 // Template is a composable index template.
 type Template struct {
@@ -205,7 +217,7 @@ func Templates(opts ...TemplateOption) ([]Template, error) {
 					// Unknown string fields become keywords, not analysed text.
 					"dynamic_templates": []obj{{"strings_as_keywords": obj{
 						"match_mapping_type": "string",
-						"mapping":            keyword,
+						"mapping":            obj{"type": "keyword", "ignore_above": dynamicIgnoreAbove},
 					}}},
 					"properties": sp.fields,
 				},
@@ -225,7 +237,8 @@ func Templates(opts ...TemplateOption) ([]Template, error) {
 
 // EnsureTemplates installs the SDK's index templates (Templates(opts...)). It is idempotent:
 // each PUT replaces the template with the same content, so every instance of a pipeline may
-// call it at start. Existing indexes keep their mappings; new indexes get the templates.
+// call it at start; a template an older SDK installed is replaced by this one's. Existing
+// indexes keep their mappings; new indexes get the templates.
 func (c *Client) EnsureTemplates(ctx context.Context, opts ...TemplateOption) error {
 	ts, err := Templates(opts...)
 	if err != nil {

@@ -176,23 +176,9 @@ func TestPutTemplates(t *testing.T) {
 // own, so that the node's shared cab-telemetry-* template is left as it is.
 func TestRawTelemetryDataStream(t *testing.T) {
 	n := newNode(t)
-	tpls, err := opensearch.Templates(opensearch.WithReplicas(0), opensearch.WithRawTelemetry(), opensearch.WithAppendOnlyDataStreams())
-	require.NoError(t, err)
-	i := slices.IndexFunc(tpls, func(t opensearch.Template) bool { return t.Name == opensearch.TemplateCabTelemetry })
-	require.GreaterOrEqual(t, i, 0)
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(tpls[i].Body, &body))
-	name := testenv.UniqueName(t, "rawtel")
-	body["index_patterns"], body["priority"] = []string{name + "-*"}, 500
-	b, err := json.Marshal(body)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = n.call(ctx, "DELETE", "/_data_stream/"+name+"-*", "")
-		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
-	})
-	require.NoError(t, n.client.PutTemplates(t.Context(), opensearch.Template{Name: name, Pattern: name + "-*", Body: b}))
+	name, body := ownTemplate(t, n, opensearch.TemplateCabTelemetry, "rawtel",
+		opensearch.WithReplicas(0), opensearch.WithRawTelemetry(), opensearch.WithAppendOnlyDataStreams())
+	putOwnTemplate(t, n, name, body)
 
 	var dead []stream.DeadLetter
 	s, err := opensearch.NewSink(n.client, opensearch.Mapping[telemetry.Event]{
@@ -224,4 +210,105 @@ func TestRawTelemetryDataStream(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, int64(len(events)), st.Indexed)
 	require.Equal(t, int64(len(events)), st.Existed)
+}
+
+// TestTemplatesLongUnknownString: a document with a string field no template names, longer
+// than Lucene takes as one term (32,766 bytes), is indexed, its value kept in _source and
+// left out of the index; a value at the bound, 8,191 characters of 3 bytes (the most a
+// character of one UTF-16 unit, as ignore_above counts them, takes), is indexed and found. The dynamic keyword mapping had no ignore_above, so OpenSearch refused the
+// whole document ("Document contains at least one immense term") and the sink dead-lettered
+// it. The node first holds the template as the SDK installed it before (version 1, no
+// ignore_above); installing the SDK's replaces it with the newer version. The cab-stats
+// template is installed under a name and pattern of the test's own, so that the node's
+// shared one is left as it is.
+func TestTemplatesLongUnknownString(t *testing.T) {
+	n := newNode(t)
+	name, current := ownTemplate(t, n, opensearch.TemplateCabStats, "longstr", opensearch.WithReplicas(0))
+	b, err := json.Marshal(current)
+	require.NoError(t, err)
+	var older map[string]any // as the SDK installed it before
+	require.NoError(t, json.Unmarshal(b, &older))
+	version := current["version"]
+	older["version"] = 1
+	older["template"].(map[string]any)["mappings"].(map[string]any)["dynamic_templates"] = []any{
+		map[string]any{"strings_as_keywords": map[string]any{"match_mapping_type": "string", "mapping": map[string]any{"type": "keyword"}}}}
+	putOwnTemplate(t, n, name, older)
+	putOwnTemplate(t, n, name, current)
+	var got struct {
+		IndexTemplates []struct {
+			IndexTemplate struct {
+				Version float64 `json:"version"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	require.NoError(t, json.Unmarshal(n.must(t, "GET", "/_index_template/"+name, ""), &got))
+	require.Len(t, got.IndexTemplates, 1)
+	require.Equal(t, version, got.IndexTemplates[0].IndexTemplate.Version, "the newer template replaced the older")
+	require.Greater(t, got.IndexTemplates[0].IndexTemplate.Version, float64(1), "templateVersion bumped with the mapping")
+
+	long, atBound := strings.Repeat("x", 40_000), strings.Repeat("€", 8191)
+	var dead []stream.DeadLetter
+	s, err := opensearch.NewSink(n.client, opensearch.Mapping[[2]string]{
+		Index: opensearch.FixedIndex[[2]string](name + "-1"),
+		ID:    func(v [2]string) string { return v[0] },
+		Body: func(dst []byte, v [2]string) ([]byte, error) {
+			return fmt.Appendf(dst, `{"cab_id":%q,"notes":%q}`, v[0], v[1]), nil
+		},
+	}, opensearch.WithDeadLetter(stream.DeadLetterFunc(func(_ context.Context, d []stream.DeadLetter) error {
+		dead = append(dead, d...)
+		return nil
+	})))
+	require.NoError(t, err)
+	require.NoError(t, s.Write(t.Context(), [][2]string{{"long", long}, {"at-bound", atBound}}))
+	for _, d := range dead {
+		t.Errorf("dead-lettered %s: %s", d.ID, d.Err)
+	}
+	require.Equal(t, 2, n.count(t, name+"-1"))
+	var doc struct {
+		Source struct {
+			Notes string `json:"notes"`
+		} `json:"_source"`
+	}
+	require.NoError(t, json.Unmarshal(n.must(t, "GET", "/"+name+"-1/_doc/long", ""), &doc))
+	require.Equal(t, long, doc.Source.Notes, "kept in _source")
+	for v, want := range map[string]int{atBound: 1, long: 0} {
+		q, err := json.Marshal(map[string]any{"query": map[string]any{"term": map[string]any{"notes": v}}})
+		require.NoError(t, err)
+		var r struct {
+			Count int `json:"count"`
+		}
+		require.NoError(t, json.Unmarshal(n.must(t, "POST", "/"+name+"-1/_count", string(q)), &r))
+		require.Equal(t, want, r.Count, "documents found by a term query for a value of %d bytes", len(v))
+	}
+}
+
+// ownTemplate returns the body of the SDK's template tplName (Templates(opts...)) for a
+// pattern of the test's own, <name>-*, with a priority above the SDK's, and removes the
+// template name and what it matches after the test: the node's shared templates are left
+// as they are.
+func ownTemplate(t *testing.T, n *node, tplName, prefix string, opts ...opensearch.TemplateOption) (name string, body map[string]any) {
+	t.Helper()
+	tpls, err := opensearch.Templates(opts...)
+	require.NoError(t, err)
+	i := slices.IndexFunc(tpls, func(t opensearch.Template) bool { return t.Name == tplName })
+	require.GreaterOrEqual(t, i, 0)
+	require.NoError(t, json.Unmarshal(tpls[i].Body, &body))
+	name = testenv.UniqueName(t, prefix)
+	body["index_patterns"], body["priority"] = []string{name + "-*"}, 500
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/_data_stream/"+name+"-*", "")
+		_, _ = n.call(ctx, "DELETE", "/"+name+"-*", "")
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	return name, body
+}
+
+// putOwnTemplate installs body as the template name, for <name>-*.
+func putOwnTemplate(t *testing.T, n *node, name string, body map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	require.NoError(t, n.client.PutTemplates(t.Context(), opensearch.Template{Name: name, Pattern: name + "-*", Body: b}))
 }
