@@ -96,21 +96,29 @@ func OpenJSONLinesFile(path string) (*JSONLinesFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opensearch: dead-letter file: %w", err)
 	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("opensearch: dead-letter file: %w", err)
+	}
 	j := NewJSONLines(f)
 	if readable {
-		if j.cut, err = tornTail(f); err != nil {
+		if j.cut, err = tornTail(f, st); err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("opensearch: dead-letter file: %w", err)
 		}
 	}
-	return &JSONLinesFile{JSONLines: j, f: f}, nil
+	// A pipe, socket or terminal cannot be synced (fsync fails with EINVAL), and holds
+	// nothing a crash could lose once written.
+	noSync := st.Mode()&(fs.ModeNamedPipe|fs.ModeSocket|fs.ModeCharDevice) != 0
+	return &JSONLinesFile{JSONLines: j, f: f, noSync: noSync}, nil
 }
 
-// tornTail reports whether f holds bytes after its last newline.
-func tornTail(f *os.File) (bool, error) {
-	st, err := f.Stat()
-	if err != nil || st.Size() == 0 {
-		return false, err
+// tornTail reports whether f, of which st is the file info, holds bytes after its last
+// newline.
+func tornTail(f *os.File, st fs.FileInfo) (bool, error) {
+	if st.Size() == 0 || !st.Mode().IsRegular() {
+		return false, nil
 	}
 	var last [1]byte
 	if _, err := f.ReadAt(last[:], st.Size()-1); err != nil {
@@ -119,10 +127,12 @@ func tornTail(f *os.File) (bool, error) {
 	return last[0] != '\n', nil
 }
 
-// JSONLinesFile is a JSONLines dead-letter output on a file that is synced after each write.
+// JSONLinesFile is a JSONLines dead-letter output on a file that is synced after each write
+// (a FIFO, socket or terminal, which cannot be synced, is not).
 type JSONLinesFile struct {
 	*JSONLines
-	f *os.File
+	f      *os.File
+	noSync bool
 }
 
 var _ stream.DeadLetterSink = (*JSONLinesFile)(nil)
@@ -132,6 +142,9 @@ var _ stream.DeadLetterSink = (*JSONLinesFile)(nil)
 func (f *JSONLinesFile) Write(ctx context.Context, letters []stream.DeadLetter) error {
 	if err := f.JSONLines.Write(ctx, letters); err != nil {
 		return err
+	}
+	if f.noSync {
+		return nil
 	}
 	if err := f.f.Sync(); err != nil {
 		return fmt.Errorf("opensearch: dead-letter file: %w", err)
