@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +51,13 @@ func main() {
 		// flag stops at the first argument that is not a flag, and ignores every flag after
 		// it: "-zone-demand false" set zone demand on and dropped the rest of the line.
 		fmt.Fprintf(os.Stderr, "fleetpipeline: unexpected argument %q: every flag takes its value as -flag value or -flag=value, a boolean one only as -flag=false\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	if err := cfg.validate(); err != nil {
+		// Exit 2, as for the flag package's own errors: the command line is wrong.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "fleetpipeline:", line)
+		}
 		os.Exit(2)
 	}
 	if os.Getenv("GOGC") == "" {

@@ -32,9 +32,20 @@ func offlineArgs(t *testing.T, extra ...string) []string {
 }
 
 // TestBadFlagsRefusedAtStart: each value is refused by run before it connects, with
-// an error naming the flag.
+// an error naming the flag, and the job exits 2 with it, as for the flag package's own
+// errors. -batch, -max-batch, -concurrent-outputs, -out-of-order and -name got through to the
+// library, which refused them in its options' words ("WithBuffer(0, 67108864): records must
+// be > 0", "batch interval 0s"), naming no flag, exit 1.
 func TestBadFlagsRefusedAtStart(t *testing.T) {
 	for _, tc := range []struct{ flag, value string }{
+		{"-batch", "0s"},
+		{"-batch", "-1s"},
+		{"-max-batch", "0"},
+		{"-max-batch", "-5"},
+		{"-concurrent-outputs", "0"},
+		{"-out-of-order", "-1s"},
+		{"-name", ""},
+		{"-name", " "},
 		{"-stats-window", "0s"},
 		{"-stats-window", "-1m"},
 		{"-zone-window", "0s"},
@@ -64,6 +75,14 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.flag, "the error should name the flag, not a connection failure")
 			require.NotContains(t, err.Error(), "connect", "refused before connecting")
+
+			cmd := exec.Command(pipelineBin, offlineArgs(t, tc.flag+"="+tc.value)...)
+			stderr, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "got:\n%s", stderr)
+			require.Equal(t, 2, ee.ExitCode(), "got:\n%s", stderr)
+			require.Contains(t, string(stderr), "fleetpipeline: "+tc.flag+": ", "the job names the flag")
+			require.NotContains(t, string(stderr), "connect", "refused before connecting")
 		})
 	}
 }

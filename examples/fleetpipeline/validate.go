@@ -15,7 +15,8 @@ import (
 // naming its flag: the library would refuse most of them later (after the dead-letter topic
 // was made), in the words of its options ("Tumbling(0s)" for -stats-window or -zone-window),
 // and a few it never sees (-exit-when-idle and -status-every below 0 silently ran for ever
-// and printed nothing). Found by helper-86's review.
+// and printed nothing). Found by helper-86's review. main exits 2 on them, as the flag package
+// does on its own errors; run checks them too, for its other callers.
 func (c *config) validate() error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
@@ -27,6 +28,9 @@ func (c *config) validate() error {
 	if strings.TrimSpace(c.group) == "" {
 		bad("-group", "empty: name the Kafka consumer group")
 	}
+	if strings.TrimSpace(c.name) == "" {
+		bad("-name", "empty: name the pipeline (part of every document id)")
+	}
 	positive := func(flag string, v time.Duration) {
 		if v <= 0 {
 			bad(flag, "%v: must be positive", v)
@@ -37,15 +41,23 @@ func (c *config) validate() error {
 			bad(flag, "%v: must not be negative", show)
 		}
 	}
+	positive("-batch", c.batch)
 	positive("-stats-window", c.statsWindow)
 	positive("-zone-window", c.zoneWindow)
 	positive("-pickup-within", c.pickupWithin)
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"-lateness", c.lateness}, {"-exit-when-idle", c.exitIdle}, {"-status-every", c.statusEvery}, {"-session-timeout", c.sessionTimeout}} {
+	}{{"-lateness", c.lateness}, {"-out-of-order", c.outOfOrder}, {"-exit-when-idle", c.exitIdle}, {"-status-every", c.statusEvery}, {"-session-timeout", c.sessionTimeout}} {
 		notNegative(d.flag, int64(d.v), d.v)
 	}
+	atLeastOne := func(flag string, v int) {
+		if v < 1 {
+			bad(flag, "%d: must be at least 1", v)
+		}
+	}
+	atLeastOne("-max-batch", c.maxBatch)
+	atLeastOne("-concurrent-outputs", c.outputs)
 	notNegative("-replicas", int64(c.replicas), c.replicas)
 	notNegative("-max-cabs", int64(c.maxCabs), c.maxCabs)
 	if c.gcPercent < 0 {
