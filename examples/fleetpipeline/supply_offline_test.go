@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -315,4 +316,72 @@ func TestSupplyRebalanceReplayOffline(t *testing.T) {
 			require.Len(t, got[index], len(w), "rebalance after %d batches: %s documents", k, index)
 		}
 	}
+}
+
+// TestSupplyLateCopyOnAnotherPartition: SupplyFromCabs remembers each cab's last zone and slot
+// across partitions, so of a cab's two copies on two partitions (unkeyed input without
+// -rekey-by-cab) only the first travels, even when it is late in its own partition and the
+// other is on time in its. That is right: a repartition judges a record against the marks of
+// every upstream partition before it, never above the watermark of a partition that still
+// has on-time records to send (p1 here holds it back), so the copy that travels is on time
+// downstream wherever the other would have been, and the cab counts.
+func TestSupplyLateCopyOnAnotherPartition(t *testing.T) {
+	t.Parallel()
+	c := testConfig(t)
+	t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	zone, far := telemetry.Point{Lat: 41.15, Lon: -8.61}, telemetry.Point{Lat: 41.35, Lon: -8.35}
+	next := map[int32]int64{}
+	ev := func(part int32, cab string, at time.Time, p telemetry.Point) stream.Record[telemetry.Event] {
+		next[part]++
+		e := telemetry.Event{CabID: cab, Time: at, Lat: p.Lat, Lon: p.Lon, Status: telemetry.StatusAvailable}
+		return stream.Record[telemetry.Event]{Value: e, Partition: part, Offset: next[part] - 1, EventTime: at}
+	}
+	// Batch 1: every partition of both inputs at t0+20m, but telemetry partition 1 at t0+1m.
+	first := twoInputs{}
+	for p := range int32(replayParts) {
+		at := t0.Add(20 * time.Minute)
+		if p == 1 {
+			at = t0.Add(time.Minute)
+		}
+		first.events = append(first.events, ev(p, fmt.Sprintf("filler-%d", p), at, far))
+	}
+	for p := range int32(requestParts) {
+		at := t0.Add(20 * time.Minute)
+		first.requests = append(first.requests, stream.Record[telemetry.Request]{Partition: p, EventTime: at,
+			Value: telemetry.Request{RequestID: fmt.Sprintf("req-%d", p), Time: at, Lat: far.Lat, Lon: far.Lon, Status: telemetry.RequestRequested}})
+	}
+	// Batch 2: cab X at t0+1m in the zone on partition 0, 19 minutes late there, and on
+	// partition 1, on time there; and cab W at t0-10m on partition 0, late everywhere (it shows
+	// that the repartition's watermark was up, not NoWatermark).
+	second := twoInputs{events: []stream.Record[telemetry.Event]{
+		ev(0, "X", t0.Add(time.Minute), zone), ev(0, "W", t0.Add(-10*time.Minute), zone), ev(1, "X", t0.Add(time.Minute), zone)}}
+
+	logs := newSupplyLogs()
+	r := newSupplyRun(t, c, logs)
+	r.run([]twoInputs{first, second}, nil, nil, -1)
+
+	var sent []stream.Shuffled[supplyShuffled]
+	for p := range int32(replayParts) {
+		for _, s := range logs.supply.Records(p) {
+			if s.Value.Value.CabID == "X" {
+				sent = append(sent, s)
+			}
+		}
+	}
+	require.Len(t, sent, 1, "the copy of partition 1 is left out: the cab's zone and slot were seen")
+	_, from := stream.PartitionSource(sent[0].From)
+	require.EqualValues(t, 0, from, "the copy that travels is partition 0's, late there")
+
+	late := r.supplyLate.Slice()
+	require.Len(t, late, 1)
+	require.Equal(t, "W", late[0].Value.Value.CabID)
+
+	zoneID := telemetry.EncodeGeohash(zone, telemetry.DefaultGeohashPrecision)
+	var counted []int64
+	for _, x := range r.supply.Slice() {
+		if x.Key == zoneID && x.Start.Equal(t0) {
+			counted = append(counted, x.Value.AvailableCabs)
+		}
+	}
+	require.Equal(t, []int64{1}, counted, "cab X counts once in its zone's window")
 }
