@@ -33,8 +33,10 @@ type ZoneSupply struct {
 	Timestamp   time.Time `json:"@timestamp"` // the window start
 	// Requests counts the ride requests made in the zone (distinct request IDs).
 	Requests int64 `json:"requests"`
-	// Cancelled counts the requests cancelled in the window (distinct request IDs), wherever
-	// they were made.
+	// Cancelled counts the distinct request IDs cancelled in the zone and window, by the
+	// pickup location and time of the cancellation record: a request made in an earlier
+	// window, or whose request record this input never had, counts all the same, so Cancelled
+	// is not a part of Requests and may exceed it.
 	Cancelled int64 `json:"cancelled"`
 	// AvailableCabs counts the distinct cabs that reported status available in the zone.
 	AvailableCabs int64 `json:"available_cabs"`
@@ -160,9 +162,15 @@ func (ZoneSupplyAgg) Result(acc SupplyAcc) ZoneSupply {
 // precision 0 meaning [DefaultGeohashPrecision]) for [ZoneSupplyByZone]: events with status
 // available that are neither duplicates nor GPS jumps. Since the zone supply counts distinct
 // cabs, a cab's further events in the same zone and slot of width every (the supply window's
-// size) are left out while it is remembered (a cab's last zone and slot), so that few records
-// travel through the repartition; whatever a replay remembers, the first event of a cab in a
-// zone and slot always travels, so the counts do not depend on it. The slots are the
+// size) are left out while it is remembered (a cab's last zone and slot, one memory for all
+// partitions, for the life of the stream), so that few records travel through the repartition. An event
+// left out always follows one of the same cab, zone and slot that was sent before, which the
+// window after the repartition counts wherever it would have counted the one left out (a copy
+// late in its own partition, sent first, is on time there if the other copy was on time in
+// its partition). A replay in the same process (a rebalance that gives a partition back) sends
+// only the events it does not remember, the earlier sending of the others being in the
+// repartition already; a replay after a restart remembers nothing. So the counts do not
+// depend on what is remembered, though what travels does. The slots are the
 // tumbling windows of width every: for sliding windows give every = gcd(size, slide) (a
 // slot of the window's size would drop a cab's events in the later half of a slot, which
 // a window starting there needs), and session windows are not supported (a dropped event
