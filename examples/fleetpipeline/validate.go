@@ -100,6 +100,9 @@ func (c *config) validate() error {
 	if err := checkIndexTag(c.indexTag); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.opensearch.Config(); err != nil {
+		errs = append(errs, err) // -opensearch-sigv4
+	}
 	return errors.Join(errs...)
 }
 
