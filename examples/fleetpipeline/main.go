@@ -152,7 +152,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
 	fs.IntVar(&c.maxCabs, "max-cabs", 100_000, "most cabs the alert tracker holds (each window operator holds 4x as many keys in open windows); past it, new cabs' events go to the dead-letter topic with reason key_limit (0: no limit)")
-	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the live status page (/), Prometheus /metrics, /healthz and /readyz (empty: none)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the live status page (/), Prometheus /metrics, /healthz and /readyz (empty: none); served from the start: /healthz answers 200 while the job connects and loads its tables (up to 10 minutes), /readyz 503 until its first batch")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
 	fs.IntVar(&c.gcPercent, "gc-percent", 200, "the garbage collector's target, as GOGC (which wins when set): the heap grows to this percentage over the live heap before a collection. The job's live heap is small and bounded (the source buffer, the open windows), so it trades memory for CPU: 200 took 3 % to 10 % less CPU than Go's default of 100 for about 35 % more peak memory (drains of the demo topic and of 3,000,000 events)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")

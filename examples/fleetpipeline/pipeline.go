@@ -57,6 +57,15 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		if metrics, err = newMetrics(c.name, names); err != nil {
 			return err
 		}
+		// Served from here, before the job reaches Kafka and loads its tables: during a long
+		// start /healthz answers "starting" (prom.WithStartTimeout) and /readyz 503, where
+		// nothing listened, and a liveness probe restarted the job in the middle of its start.
+		// The sinks and repartitions are added to it once they exist.
+		stopMetrics, err := serveMetrics(ctx, c.httpAddr, metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	p, err := stream.New(c.batch, append(c.pipelineOptions(),
 		stream.WithLogger(log),
@@ -435,11 +444,6 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 				return err
 			}
 		}
-		stopMetrics, err := serveMetrics(ctx, c.httpAddr, metrics, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
 	}
 
 	statusCtx, stopStatus := context.WithCancel(ctx)
