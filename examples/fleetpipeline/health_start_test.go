@@ -55,4 +55,5 @@ func TestHealthDuringStart(t *testing.T) {
 	require.Contains(t, body, "no batch acknowledged yet")
 	code, body = get("/")
 	require.Equal(t, http.StatusOK, code, "the status page")
+	require.Contains(t, body, "<html")
 }
