@@ -70,6 +70,6 @@ func TestCheckIndexTag(t *testing.T) {
 		require.Error(t, err, bad)
 		require.ErrorContains(t, err, "-index-tag")
 	}
-	err := run(t.Context(), &config{indexTag: "gC"}, io.Discard)
+	err := run(t.Context(), testConfig(t, offlineArgs(t, "-index-tag", "gC")...), io.Discard)
 	require.ErrorContains(t, err, `-index-tag "gC"`, "run refuses it before connecting")
 }
