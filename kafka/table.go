@@ -162,6 +162,22 @@ type tablePart struct {
 	mu      sync.Mutex
 	pc      sarama.PartitionConsumer
 	stopped bool
+	// failed is closed, with err set, when the partition cannot be read: its consumer did
+	// not start. LoadPartition fails with err.
+	failed   chan struct{}
+	err      error
+	failOnce sync.Once
+}
+
+// newPart returns partition id, its consumer not started (startPart starts it).
+func newPart(id int32) *tablePart { return &tablePart{id: id, failed: make(chan struct{})} }
+
+// fail records why p cannot be read; the first reason stays.
+func (p *tablePart) fail(err error) {
+	p.failOnce.Do(func() {
+		p.err = err
+		close(p.failed)
+	})
 }
 
 // consumer returns p's current partition consumer.
@@ -345,7 +361,9 @@ func (t *Table[K, V]) Stats() TableStats {
 	}
 	// Outside mu: follow holds a part's mu while it restarts its consumer.
 	for _, p := range parts {
-		st.Lag += max(0, p.consumer().HighWaterMarkOffset()-p.next.Load())
+		if pc := p.consumer(); pc != nil { // nil while a LoadPartition starts it
+			st.Lag += max(0, pc.HighWaterMarkOffset()-p.next.Load())
+		}
 	}
 	slices.Sort(st.Partitions)
 	return st

@@ -45,7 +45,7 @@ func WithCoPartitioned(streamTopics ...string) TableOption {
 
 // heldPart is a partition a co-partitioned table holds.
 type heldPart[K comparable, V any] struct {
-	part    *tablePart
+	part    *tablePart    // its consumer started by its goroutine (readHeld)
 	rows    rows[K, V]    // under the table's mu
 	refs    int           // LoadPartition calls not yet released; under pmu
 	done    bool          // its consumer was closed; under pmu
@@ -110,7 +110,7 @@ func (t *Table[K, V]) LoadPartition(ctx context.Context, partition int32) error 
 	if !t.o.copart {
 		return invalid("LoadPartition", "table of topic %q is global (made without WithCoPartitioned): it holds every partition", t.topic)
 	}
-	hp, err := t.acquire(partition)
+	hp, err := t.acquire(ctx, partition)
 	if err != nil {
 		return err
 	}
@@ -133,56 +133,95 @@ func (t *Table[K, V]) LoadPartition(ctx context.Context, partition int32) error 
 	case <-t.refused:
 		t.Release(partition)
 		return t.refusedErr
+	case <-hp.part.failed:
+		t.Release(partition)
+		return hp.part.err
 	}
 }
 
-// acquire counts a use of partition, starting to read it if it is not held.
-func (t *Table[K, V]) acquire(partition int32) (*heldPart[K, V], error) {
+// acquire counts a use of partition, starting to read it if it is not held. It waits
+// (until ctx ends or the table closes) for the consumer of the partition released last to
+// let go of it; the partition's own goroutine reads the offsets and starts the consumer.
+func (t *Table[K, V]) acquire(ctx context.Context, partition int32) (*heldPart[K, V], error) {
+	for {
+		hp, stopped, err := t.acquireOrWait(partition)
+		if stopped == nil {
+			return hp, err
+		}
+		// sarama refuses a partition its consumer still holds ("already being consumed"):
+		// a partition released a moment ago waits for its consumer to let go.
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.closing:
+			return nil, fmt.Errorf("%w: table of topic %q is closed", ErrNotLoaded, t.topic)
+		}
+	}
+}
+
+// acquireOrWait is acquire without waiting: it returns the stopped channel of the
+// partition's last consumer instead while that consumer holds the partition.
+func (t *Table[K, V]) acquireOrWait(partition int32) (*heldPart[K, V], <-chan struct{}, error) {
 	t.pmu.Lock()
 	defer t.pmu.Unlock()
 	select {
 	case <-t.closing:
-		return nil, fmt.Errorf("%w: table of topic %q is closed", ErrNotLoaded, t.topic)
+		return nil, nil, fmt.Errorf("%w: table of topic %q is closed", ErrNotLoaded, t.topic)
 	default:
 	}
 	if !t.loaded.Load() {
-		return nil, fmt.Errorf("%w: LoadPartition(%d) before Load of table topic %q", ErrNotLoaded, partition, t.topic)
+		return nil, nil, fmt.Errorf("%w: LoadPartition(%d) before Load of table topic %q", ErrNotLoaded, partition, t.topic)
 	}
 	if partition < 0 || partition >= t.count {
-		return nil, t.notCoPartitioned(fmt.Sprintf("stream partition %d has no table partition", partition))
+		return nil, nil, t.notCoPartitioned(fmt.Sprintf("stream partition %d has no table partition", partition))
 	}
 	if hp := t.held[partition]; hp != nil {
 		hp.refs++
-		return hp, nil
+		return hp, nil, nil
 	}
 	if stopped := t.released[partition]; stopped != nil {
-		// sarama refuses a partition its consumer still holds ("already being consumed"):
-		// a partition released a moment ago waits for its consumer to let go.
-		<-stopped
-		delete(t.released, partition)
+		select {
+		case <-stopped:
+			delete(t.released, partition)
+		default:
+			return nil, stopped, nil
+		}
 	}
-	oldest, newest, err := offsetRanges(t.client, t.topic, []int32{partition})
-	if err != nil {
-		return nil, fmt.Errorf("kafka: table: %w", redact(&t.cfg, err))
-	}
-	part, err := t.startPart(partition, oldest[partition], newest[partition])
-	if err != nil {
-		return nil, err
-	}
-	hp := &heldPart[K, V]{part: part, refs: 1, loaded: make(chan struct{}), stopped: make(chan struct{}),
+	hp := &heldPart[K, V]{part: newPart(partition), refs: 1, loaded: make(chan struct{}), stopped: make(chan struct{}),
 		rows: newRows[K, V]()}
 	t.mu.Lock()
 	t.held[partition] = hp
 	t.mu.Unlock()
+	t.wg.Go(func() {
+		defer close(hp.stopped)
+		t.readHeld(hp)
+	})
+	return hp, nil, nil
+}
+
+// readHeld reads a held partition's offsets, starts its consumer and follows it until it is
+// released or the table closed; a failure to start fails the partition (tablePart.failed).
+func (t *Table[K, V]) readHeld(hp *heldPart[K, V]) {
+	part := hp.part
+	oldest, newest, err := offsetRanges(t.client, t.topic, []int32{part.id})
+	if err == nil {
+		err = t.startPart(part, oldest[part.id], newest[part.id])
+	} else {
+		err = fmt.Errorf("kafka: table: %w", redact(&t.cfg, err))
+	}
+	if err != nil {
+		part.fail(err)
+		return
+	}
+	if part.consumer() == nil {
+		return // released before it started
+	}
 	loaded := func() { close(hp.loaded) }
 	if part.next.Load() >= part.end {
 		loaded() // empty: follow does not call it
 	}
-	t.wg.Go(func() {
-		defer close(hp.stopped)
-		t.follow(part, &hp.rows, loaded)
-	})
-	return hp, nil
+	t.follow(part, &hp.rows, loaded)
 }
 
 // Release lets go of a partition that LoadPartition loaded: once every successful

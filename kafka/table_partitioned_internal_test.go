@@ -1,9 +1,13 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
+	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,4 +66,88 @@ func TestTableLookupPartition(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "a", v)
 	require.Equal(t, 1, tab.Len())
+}
+
+// loadedPartTable is a co-partitioned table of n partitions that Load checked, without
+// connections.
+func loadedPartTable(t *testing.T, n int32) *Table[string, string] {
+	tab := newTestTable(t, WithCoPartitioned())
+	tab.count = n
+	tab.loaded.Store(true)
+	return tab
+}
+
+// slowOffsets is a client whose offset reads wait until release is closed, then fail.
+type slowOffsets struct {
+	sarama.Client
+	release chan struct{}
+}
+
+func (c slowOffsets) WritablePartitions(string) ([]int32, error) {
+	<-c.release
+	return nil, sarama.ErrClosedClient
+}
+
+func (c slowOffsets) RefreshMetadata(...string) error { return sarama.ErrClosedClient }
+
+func (c slowOffsets) Close() error { return nil }
+
+// TestLoadPartitionHonoursContext: LoadPartition returns ctx's error (or ErrNotLoaded on
+// Close) when ctx ends while it waits for the consumer of a partition released a moment
+// ago to let go, or for the partition's offsets, without holding up Release meanwhile, and
+// leaves nothing held or running behind. It waited for both under the partition lock,
+// whatever ctx said (a rebalance's deadline).
+func TestLoadPartitionHonoursContext(t *testing.T) {
+	for _, wait := range []string{"released consumer", "offsets"} {
+		for _, end := range []string{"cancel", "deadline", "close"} {
+			t.Run(wait+"/"+end, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					tab := loadedPartTable(t, 2)
+					release := make(chan struct{})
+					if wait == "offsets" {
+						tab.client = slowOffsets{release: release}
+					} else {
+						tab.released = map[int32]<-chan struct{}{0: release} // never lets go meanwhile
+					}
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					if end == "deadline" {
+						ctx, cancel = context.WithTimeout(ctx, time.Minute)
+						defer cancel()
+					}
+					errc := make(chan error, 1)
+					go func() { errc <- tab.LoadPartition(ctx, 0) }()
+					synctest.Wait()
+					require.Empty(t, errc, "LoadPartition returned before ctx ended")
+					require.True(t, tab.pmu.TryLock(), "LoadPartition waits holding the partitions' lock (Release waits too)")
+					tab.pmu.Unlock()
+					closed := make(chan error, 1)
+					switch end {
+					case "cancel":
+						cancel()
+					case "close":
+						go func() { closed <- tab.Close() }() // waits for an offset read under way
+					}
+					err := <-errc
+					switch end {
+					case "cancel":
+						require.ErrorIs(t, err, context.Canceled)
+					case "deadline":
+						require.ErrorIs(t, err, context.DeadlineExceeded)
+					case "close":
+						require.ErrorIs(t, err, ErrNotLoaded)
+					}
+					close(release) // the offset read, if any, ends now: no consumer starts
+					if end == "close" {
+						require.NoError(t, <-closed)
+					}
+					tab.wg.Wait()
+					require.Empty(t, tab.Stats().Partitions)
+					tab.pmu.Lock()
+					defer tab.pmu.Unlock()
+					require.Empty(t, tab.held)
+				})
+			})
+		}
+	}
 }

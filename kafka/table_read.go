@@ -168,8 +168,8 @@ func (t *Table[K, V]) connect() error {
 		return fmt.Errorf("kafka: table: %w", redact(&t.cfg, err))
 	}
 	for _, id := range ids {
-		p, err := t.startPart(id, oldest[id], newest[id])
-		if err != nil {
+		p := newPart(id)
+		if err := t.startPart(p, oldest[id], newest[id]); err != nil {
 			return err
 		}
 		t.parts = append(t.parts, p)
@@ -179,20 +179,25 @@ func (t *Table[K, V]) connect() error {
 	return nil
 }
 
-// startPart starts partition id's consumer, to read it from oldest to end (its start and end
-// offsets, read by the caller).
-func (t *Table[K, V]) startPart(id int32, oldest, end int64) (*tablePart, error) {
-	p := &tablePart{id: id, end: end}
+// startPart starts p's consumer, to read it from oldest to end (its start and end offsets,
+// read by the caller), unless p was stopped meanwhile.
+func (t *Table[K, V]) startPart(p *tablePart, oldest, end int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil
+	}
+	p.end = end
 	p.next.Store(oldest)
 	// From the oldest offset at the time the consumer starts: the log's start may have
 	// moved since (delete-records, compact,delete), and an offset out of range would stop
 	// the partition consumer.
-	pc, err := t.consumer.ConsumePartition(t.topic, id, sarama.OffsetOldest)
+	pc, err := t.consumer.ConsumePartition(t.topic, p.id, sarama.OffsetOldest)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: consume %s/%d: %w", t.topic, id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
+		return fmt.Errorf("kafka: consume %s/%d: %w", t.topic, p.id, t.cfg.notAuthorized(redact(&t.cfg, err), access{topics: []string{t.topic}}))
 	}
 	p.pc = pc
-	return p, nil
+	return nil
 }
 
 // checkCompacted warns when the topic's cleanup policy is not compact: the Table still
