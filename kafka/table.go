@@ -128,7 +128,8 @@ type Table[K comparable, V any] struct {
 	// closing is closed by Close: LoadPartition stops waiting.
 	closing chan struct{}
 	// refused is closed, with refusedErr set, when a fetch was refused by the ACLs (the
-	// user may see the topic but not read it): Load and LoadPartition fail with it.
+	// user may see the topic but not read it): Load fails with it (LoadPartition with its
+	// partition's own, tablePart.failed).
 	refused    chan struct{}
 	refusedErr error
 	refuse     sync.Once
@@ -163,7 +164,7 @@ type tablePart struct {
 	pc      sarama.PartitionConsumer
 	stopped bool
 	// failed is closed, with err set, when the partition cannot be read: its consumer did
-	// not start. LoadPartition fails with err.
+	// not start, or the ACLs refused a fetch. LoadPartition fails with err.
 	failed   chan struct{}
 	err      error
 	failOnce sync.Once

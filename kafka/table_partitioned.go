@@ -130,9 +130,6 @@ func (t *Table[K, V]) LoadPartition(ctx context.Context, partition int32) error 
 	case <-t.closing:
 		t.Release(partition)
 		return fmt.Errorf("%w: table of topic %q closed while partition %d loaded", ErrNotLoaded, t.topic, partition)
-	case <-t.refused:
-		t.Release(partition)
-		return t.refusedErr
 	case <-hp.part.failed:
 		t.Release(partition)
 		return hp.part.err

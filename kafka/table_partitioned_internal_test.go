@@ -151,3 +151,28 @@ func TestLoadPartitionHonoursContext(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadPartitionRefusalIsItsOwn: a partition whose fetch the ACLs refused fails its own
+// LoadPartition, not another partition's: LoadPartition failed with the refusal of any
+// partition refused before, even one that loaded, or was released since the ACLs let the
+// user read the topic again.
+func TestLoadPartitionRefusalIsItsOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tab := loadedPartTable(t, 2)
+		for p := range int32(2) {
+			tab.held[p] = &heldPart[string, string]{part: newPart(p), loaded: make(chan struct{}), stopped: make(chan struct{}),
+				rows: newRows[string, string]()}
+		}
+		tab.refuseRead(tab.held[1].part, sarama.ErrTopicAuthorizationFailed)
+		errs := make(chan error, 2)
+		for p := range int32(2) {
+			go func() { errs <- tab.LoadPartition(t.Context(), p) }()
+		}
+		synctest.Wait()
+		require.ErrorIs(t, <-errs, ErrNotAuthorized, "partition 1's LoadPartition")
+		require.Empty(t, errs, "partition 0, not refused, is still loading")
+		close(tab.held[0].loaded)
+		require.NoError(t, <-errs)
+		require.Equal(t, 1, tab.held[0].refs)
+	})
+}

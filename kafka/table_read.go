@@ -214,13 +214,16 @@ func (t *Table[K, V]) checkCompacted(sc *sarama.Config) {
 	}
 }
 
-// refuseRead records that a fetch of partition p was refused by the ACLs.
+// refuseRead records that a fetch of partition p was refused by the ACLs: p fails
+// (LoadPartition of it), and so does the table's Load.
 func (t *Table[K, V]) refuseRead(p *tablePart, err error) {
+	err = t.cfg.notAuthorized(err, access{topics: []string{t.topic}})
+	p.fail(err)
 	t.refuse.Do(func() {
-		t.refusedErr = t.cfg.notAuthorized(err, access{topics: []string{t.topic}})
+		t.refusedErr = err
 		close(t.refused)
 	})
-	t.log.Error("kafka: table partition no longer followed: reading it is not authorized", "partition", p.id, "err", t.refusedErr)
+	t.log.Error("kafka: table partition no longer followed: reading it is not authorized", "partition", p.id, "err", err)
 }
 
 // follow applies a partition's records until Close, and calls loaded once the records before
