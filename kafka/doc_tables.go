@@ -22,7 +22,12 @@
 // the partition and logs it at Error. Other consumer errors (an outage) are retried by
 // sarama, counted and logged;
 // when records are deleted ahead of the consumer (the retention of a compact,delete topic,
-// delete-records), it reads on from the log's new start.
+// delete-records), it reads on from the log's new start. A topic deleted and created again
+// under the same name is another topic: within about 5 s (its id changed, or, from brokers
+// that give no topic ids (Config.Version before 2.8), the topic was missing or the log's end
+// went back before what was read) the table drops the keys it read from the old one, logs it
+// at Warn and reads the new one from its start (without ids, a new log already longer than
+// the old one's read part, created between two checks, goes unnoticed).
 //
 // Versions: a key keeps at most WithVersions (default 8) versions, tombstones included; one
 // more drops its oldest. A version with the timestamp of one held replaces it; one older than

@@ -146,11 +146,13 @@ type Table[K comparable, V any] struct {
 	// fetch is the consumer's own client: a broker answers a connection's requests in
 	// order, so an offset lookup on the consumer's connection waits behind its long-polling
 	// fetch (up to MaxWait).
-	fetch sarama.Client
-	parts []*tablePart                 // Load's and Close's
-	shown atomic.Pointer[[]*tablePart] // parts, for Stats
-	wg    sync.WaitGroup
-	close sync.Once
+	fetch   sarama.Client
+	topicID sarama.Uuid                  // the topic's when Load read it; zero if the brokers do not tell
+	idCheck topicCheck                   // the partitions' latest read of it
+	parts   []*tablePart                 // Load's and Close's
+	shown   atomic.Pointer[[]*tablePart] // parts, for Stats
+	wg      sync.WaitGroup
+	close   sync.Once
 }
 
 // tablePart is one partition being read.
@@ -168,6 +170,11 @@ type tablePart struct {
 	failed   chan struct{}
 	err      error
 	failOnce sync.Once
+	// Owned by follow: the generation of the rows it reads for, the topic's id it reads (zero
+	// when the brokers do not tell) and whether a check found the topic missing.
+	gen     int
+	topicID sarama.Uuid
+	missing bool
 }
 
 // newPart returns partition id, its consumer not started (startPart starts it).
@@ -373,18 +380,23 @@ func (t *Table[K, V]) Stats() TableStats {
 // apply adds a record's version to a global table.
 func (t *Table[K, V]) apply(m *sarama.ConsumerMessage) { t.applyTo(&t.all, m) }
 
-// applyTo adds a record's version to r. Records is counted last, once the version is in
-// place, so that a reader that sees Stats().Records reach n finds the n-th record in lookups.
-func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
-	defer t.records.Add(1)
+// applyTo adds a record's version to r.
+func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) { t.applyFor(r, m, -1) }
+
+// applyFor adds a record's version to r if r is of generation gen (any if gen is -1), and
+// reports whether it did (a record not decodable counts as done): r was dropped since,
+// its topic recreated. Records is counted last, once the version is in place, so that a
+// reader that sees Stats().Records reach n finds the n-th record in lookups.
+func (t *Table[K, V]) applyFor(r *rows[K, V], m *sarama.ConsumerMessage, gen int) bool {
 	key, v, err := t.decode(m.Key, m.Value)
 	if err != nil {
 		t.decodeErrors.Add(1)
+		t.records.Add(1)
 		if ok, left := t.errLog.Allow(time.Now()); ok {
 			t.log.Warn("kafka: table record not decodable, skipped", "partition", m.Partition, "offset", m.Offset,
 				"err", err, "not_logged_since_last", left)
 		}
-		return
+		return true
 	}
 	from := int64(math.MinInt64) // no timestamp: valid from the beginning
 	if !m.Timestamp.IsZero() && m.Timestamp.UnixMilli() >= 0 {
@@ -392,8 +404,13 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 	}
 	tomb := m.Value == nil
 	t.mu.Lock()
+	if gen >= 0 && r.gen != gen {
+		t.mu.Unlock()
+		return false
+	}
 	late, looked := r.put(key, version[V]{from: from, deleted: tomb, v: v}, t.o.versions, t.o.keepDel)
 	t.mu.Unlock()
+	defer t.records.Add(1)
 	if late {
 		t.late.Add(1)
 		if ok, left := t.lateLog.Allow(time.Now()); ok {
@@ -407,4 +424,5 @@ func (t *Table[K, V]) applyTo(r *rows[K, V], m *sarama.ConsumerMessage) {
 	} else {
 		t.updates.Add(1)
 	}
+	return true
 }

@@ -118,3 +118,69 @@ func TestTableCloseDuringLoad(t *testing.T) {
 	require.ErrorIs(t, err, kafka.ErrNotLoaded)
 	require.NoError(t, ctx.Err(), "Load returned only when its context ended")
 }
+
+// TestTableTopicRecreated: a table topic deleted and created again under the same name is a
+// new topic: the table drops the keys read from the old one and reads the new one from its
+// start. It kept the old keys for ever and read the new log from the old one's offsets on,
+// skipping the new topic's first records without a word.
+func TestTableTopicRecreated(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	// Without topic ids (metadata before version 10), a table sees that the log's end went
+	// back before what it read: the new topic has fewer records than the old.
+	noIDs := kafka.WithSaramaConfig(func(c *sarama.Config) { c.Version = sarama.V2_4_0_0 })
+	for _, tc := range []struct {
+		name string
+		opts []kafka.TableOption
+		new  int
+	}{
+		{"global", nil, 10}, // more records per partition than the table read
+		{"co-partitioned", []kafka.TableOption{kafka.WithCoPartitioned()}, 10},
+		{"global without topic ids", []kafka.TableOption{noIDs}, 2},
+		{"co-partitioned without topic ids", []kafka.TableOption{kafka.WithCoPartitioned(), noIDs}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			topic := newCompactedTopic(t, brokers, "table-recreated", 2)
+			at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+			recs := func(name string, n int) []tableRec {
+				rs := make([]tableRec, n)
+				for i := range rs {
+					rs[i] = tableRec{fmt.Sprintf("%s-%d", name, i), fmt.Sprintf(`{"name":%q}`, name), at, int32(i % 2)}
+				}
+				return rs
+			}
+			old, recreated := recs("old", 6), recs("new", tc.new)
+			produceTable(t, brokers, topic, old...)
+			tab := loadTable(t, brokers, topic, tc.opts...)
+			if tab.CoPartitioned() {
+				for p := range int32(2) {
+					require.NoError(t, tab.LoadPartition(t.Context(), p))
+				}
+			}
+			require.Equal(t, len(old), tab.Len())
+
+			admin := newAdmin(t, brokers)
+			require.NoError(t, admin.DeleteTopic(topic))
+			compact := "compact"
+			require.Eventually(t, func() bool { // refused while the old topic is being deleted
+				return admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1,
+					ConfigEntries: map[string]*string{"cleanup.policy": &compact}}, false) == nil
+			}, waitFor, 50*time.Millisecond)
+			waitPartitions(t, brokers, topic, 2)
+			produceTable(t, brokers, topic, recreated...)
+
+			found := func(rs []tableRec) (n int) {
+				for _, r := range rs {
+					if _, ok := tab.Latest(r.key); ok {
+						n++
+					}
+				}
+				return n
+			}
+			require.Eventually(t, func() bool { return found(recreated) == len(recreated) && found(old) == 0 }, waitFor, 50*time.Millisecond,
+				"new keys found: %d of %d, old keys found: %d; %+v", found(recreated), len(recreated), found(old), tab.Stats())
+			require.Equal(t, len(recreated), tab.Len())
+		})
+	}
+}

@@ -201,6 +201,7 @@ func (t *Table[K, V]) acquireOrWait(partition int32) (*heldPart[K, V], <-chan st
 // released or the table closed; a failure to start fails the partition (tablePart.failed).
 func (t *Table[K, V]) readHeld(hp *heldPart[K, V]) {
 	part := hp.part
+	part.topicID, _, _ = topicID(t.client, t.topic) // zero if unknown: follow learns it
 	oldest, newest, err := offsetRanges(t.client, t.topic, []int32{part.id})
 	if err == nil {
 		err = t.startPart(part, oldest[part.id], newest[part.id])

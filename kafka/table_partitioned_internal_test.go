@@ -92,6 +92,8 @@ func (c slowOffsets) RefreshMetadata(...string) error { return sarama.ErrClosedC
 
 func (c slowOffsets) Close() error { return nil }
 
+func (c slowOffsets) LeastLoadedBroker() *sarama.Broker { return nil }
+
 // TestLoadPartitionHonoursContext: LoadPartition returns ctx's error (or ErrNotLoaded on
 // Close) when ctx ends while it waits for the consumer of a partition released a moment
 // ago to let go, or for the partition's offsets, without holding up Release meanwhile, and

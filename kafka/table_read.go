@@ -140,6 +140,9 @@ func (t *Table[K, V]) connect() error {
 		return fmt.Errorf("kafka: metadata of table topic %q: %w", t.topic, redact(&t.cfg, err))
 	}
 	t.checkCompacted(sc)
+	if t.topicID, _, err = topicID(client, t.topic); err != nil {
+		t.log.Debug("kafka: table topic id", "err", redact(&t.cfg, err))
+	}
 	ids, err := client.Partitions(t.topic)
 	if err != nil {
 		return fmt.Errorf("kafka: partitions of table topic %q: %w", t.topic, redact(&t.cfg, err))
@@ -169,6 +172,7 @@ func (t *Table[K, V]) connect() error {
 	}
 	for _, id := range ids {
 		p := newPart(id)
+		p.topicID = t.topicID
 		if err := t.startPart(p, oldest[id], newest[id]); err != nil {
 			return err
 		}
@@ -241,15 +245,42 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 	if done {
 		ticks = nil
 	}
+	check := time.NewTicker(recreatedEvery)
+	defer check.Stop()
 	got, outOfRange, refused := false, false, false
+	// reread reads p again from its start if its topic was recreated: again says whether it
+	// was, stop that p was stopped meanwhile.
+	reread := func() (again, stop bool) {
+		why, id := t.recreated(p, r)
+		if why == "" {
+			return false, false
+		}
+		pc := t.reread(p, r, id, why)
+		if pc == nil {
+			return true, true
+		}
+		msgs, errs, got = pc.Messages(), pc.Errors(), false
+		if !done && p.next.Load() >= p.end {
+			done, ticks = true, nil
+			probe.Stop()
+			loaded()
+		}
+		return true, false
+	}
 	for {
 		if msgs == nil && errs == nil {
 			if !outOfRange || refused {
 				return
 			}
-			// sarama shut the consumer down: records were deleted ahead of it.
+			// sarama shut the consumer down: records were deleted ahead of it, or the topic
+			// was recreated with a shorter log (which p.next, not moved yet, shows).
 			outOfRange = false
-			pc := t.resume(p)
+			if again, stop := reread(); stop {
+				return
+			} else if again {
+				continue
+			}
+			pc := t.resume(p, "kafka: table partition read again from its start: records were deleted ahead of the consumer")
 			if pc == nil {
 				return
 			}
@@ -262,7 +293,13 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 				continue
 			}
 			got = true
-			t.applyTo(r, m)
+			if !t.applyFor(r, m, p.gen) {
+				// Another partition found the topic recreated and dropped r.
+				if _, stop := reread(); stop {
+					return
+				}
+				continue
+			}
 			p.next.Store(m.Offset + 1)
 			if !done && m.Offset+1 >= p.end {
 				done, ticks = true, nil
@@ -294,6 +331,10 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 			if ok, left := t.errLog.Allow(time.Now()); ok {
 				t.log.Warn("kafka: table consumer error", "partition", p.id, "err", redact(&t.cfg, err), "not_logged_since_last", left)
 			}
+		case <-check.C:
+			if _, stop := reread(); stop {
+				return
+			}
 		case <-ticks:
 			if got {
 				got = false
@@ -311,9 +352,9 @@ func (t *Table[K, V]) follow(p *tablePart, r *rows[K, V], loaded func()) {
 }
 
 // resume starts p's consumer again from the log's start, after sarama shut it down on
-// OFFSET_OUT_OF_RANGE (records deleted ahead of it by retention or delete-records), and
-// returns it; nil once p is stopped. It retries until one of the two.
-func (t *Table[K, V]) resume(p *tablePart) sarama.PartitionConsumer {
+// OFFSET_OUT_OF_RANGE (records deleted ahead of it by retention or delete-records) or reread
+// closed it, logs msg and returns it; nil once p is stopped. It retries until one of the two.
+func (t *Table[K, V]) resume(p *tablePart, msg string) sarama.PartitionConsumer {
 	for {
 		p.mu.Lock()
 		if p.stopped {
@@ -326,7 +367,7 @@ func (t *Table[K, V]) resume(p *tablePart) sarama.PartitionConsumer {
 		}
 		p.mu.Unlock()
 		if err == nil {
-			t.log.Info("kafka: table partition read again from its start: records were deleted ahead of the consumer", "partition", p.id)
+			t.log.Info(msg, "partition", p.id)
 			return pc
 		}
 		t.errs.Add(1)

@@ -37,6 +37,9 @@ type rows[K comparable, V any] struct {
 	// timestamp at or before it came late (TableStats.LateVersions). One number for all
 	// keys, not one per key: a lookup per record must not write into the table's memory.
 	looked *atomic.Int64
+	// gen counts the times the rows were dropped because their topic was recreated (see
+	// Table.reread): a partition reads for one generation.
+	gen int
 }
 
 // deletedKey is a key whose newest version is a tombstone, at from.
