@@ -169,8 +169,8 @@ func TestResponseBodiesCapped(t *testing.T) {
 		require.ErrorIs(t, err, opensearch.ErrBodyTooLarge)
 		require.ErrorContains(t, err, "cap of 65536 bytes")
 		require.ErrorContains(t, err, "PUT http://127.0.0.1:9/_index_template/")
-		require.Len(t, tr.requests(), 1)
-		require.LessOrEqual(t, tr.read.Load(), int64(2*64<<10+64<<10))
+		require.Len(t, tr.requests(), 2, "the GET of the installed template's version (its answer over the cap: unknown, so the PUT decides), then the PUT")
+		require.LessOrEqual(t, tr.read.Load(), 2*int64(2*64<<10+64<<10))
 	})
 }
 

@@ -255,14 +255,31 @@ func (c *Client) EnsureTemplates(ctx context.Context, opts ...TemplateOption) er
 // OpenSearch fails with ErrNotOpenSearch; a template OpenSearch refuses is an *HTTPError with
 // its reason. A Template without a Name or Body fails with ErrInvalidOption, and nothing is
 // installed.
+//
+// A template whose Body has a "version" does not replace one of the same name with a higher
+// version: during a rolling upgrade an instance of the older release, restarting, would put
+// its older mappings back over the newer release's (EnsureTemplates' carry the SDK's
+// version). It is logged and skipped; a template without a version always replaces.
 func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
+	versions := make([]*int64, len(ts))
 	for i, t := range ts {
-		if t.Name == "" || len(t.Body) == 0 || !json.Valid(t.Body) {
+		var v struct {
+			Version *int64 `json:"version"`
+		}
+		if t.Name == "" || len(t.Body) == 0 || json.Unmarshal(t.Body, &v) != nil {
 			return invalid(fmt.Sprintf("Template[%d]", i), "a Name and a JSON Body are required (%q)", t.Name)
 		}
+		versions[i] = v.Version
 	}
-	for _, t := range ts {
+	for i, t := range ts {
 		path := "/_index_template/" + url.PathEscape(t.Name)
+		if versions[i] != nil {
+			if installed, ok := c.templateVersion(ctx, path, t.Name); ok && installed > *versions[i] {
+				c.logger.Warn("opensearch: index template left as it is: a newer version is installed (a newer release of the program runs beside this one)",
+					"template", t.Name, "installed_version", installed, "version", *versions[i])
+				continue
+			}
+		}
 		r, err := c.do(ctx, "PUT", path, "", t.Body, nil, maxSmallBody)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -276,6 +293,33 @@ func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
 		c.logger.Info("opensearch: index template installed", "template", t.Name, "pattern", t.Pattern)
 	}
 	return nil
+}
+
+// templateVersion returns the version of the index template installed at path, ok false
+// when there is none, it has no version, or it cannot be read (PUT then decides: a user
+// allowed to put templates but not to read them still installs them).
+func (c *Client) templateVersion(ctx context.Context, path, name string) (v int64, ok bool) {
+	r, err := c.do(ctx, "GET", path, "", nil, nil, maxSmallBody)
+	if err != nil || r.status != 200 {
+		return 0, false
+	}
+	var got struct {
+		IndexTemplates []struct {
+			Name          string `json:"name"`
+			IndexTemplate struct {
+				Version *int64 `json:"version"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	if json.Unmarshal(r.body, &got) != nil {
+		return 0, false
+	}
+	for _, it := range got.IndexTemplates {
+		if it.Name == name && it.IndexTemplate.Version != nil {
+			return *it.IndexTemplate.Version, true
+		}
+	}
+	return 0, false
 }
 
 // templateAnswer returns the error of the answer r to PUT path, nil when it is OpenSearch's

@@ -166,6 +166,66 @@ func TestPutTemplates(t *testing.T) {
 	}
 }
 
+// TestPutTemplatesKeepsNewerVersion: during a rolling upgrade an instance of the older
+// release, restarting, put its older template back over the newer release's (every template
+// was replaced whatever the installed one's version), so the next day's index had the older
+// mappings. A template with a version no longer replaces a higher one; an equal or higher
+// version replaces it, and a template without a version always does.
+func TestPutTemplatesKeepsNewerVersion(t *testing.T) {
+	n := newNode(t)
+	name := testenv.UniqueName(t, "versioned")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	tpl := func(version string, replicas int) opensearch.Template {
+		v := ""
+		if version != "" {
+			v = `"version":` + version + `,`
+		}
+		return opensearch.Template{Name: name, Pattern: name + "-*", Body: fmt.Appendf(nil, `{"index_patterns":["%s-*"],"priority":300,%s
+			"template":{"settings":{"number_of_replicas":%d}}}`, name, v, replicas)}
+	}
+	installed := func() (version any, replicas string) {
+		var got struct {
+			IndexTemplates []struct {
+				IndexTemplate struct {
+					Version  any `json:"version"`
+					Template struct {
+						Settings struct {
+							Index struct {
+								Replicas string `json:"number_of_replicas"`
+							} `json:"index"`
+						} `json:"settings"`
+					} `json:"template"`
+				} `json:"index_template"`
+			} `json:"index_templates"`
+		}
+		require.NoError(t, json.Unmarshal(n.must(t, "GET", "/_index_template/"+name, ""), &got))
+		require.Len(t, got.IndexTemplates, 1)
+		it := got.IndexTemplates[0].IndexTemplate
+		return it.Version, it.Template.Settings.Index.Replicas
+	}
+
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("3", 0)))
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("2", 1)), "an older release's start")
+	v, r := installed()
+	require.Equal(t, float64(3), v, "the newer version stays")
+	require.Equal(t, "0", r)
+
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("3", 2)))
+	_, r = installed()
+	require.Equal(t, "2", r, "the same version replaces")
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("4", 0)))
+	v, _ = installed()
+	require.Equal(t, float64(4), v, "a newer version replaces")
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("", 1)))
+	v, r = installed()
+	require.Nil(t, v, "a template without a version replaces whatever is there")
+	require.Equal(t, "1", r)
+}
+
 // TestRawTelemetryDataStream: with WithRawTelemetry and WithAppendOnlyDataStreams, the raw
 // telemetry template makes a data stream that takes the SDK's own telemetry events, written
 // as telemetry.Append writes them (WithDataStream), and a replay finds them existing. The
