@@ -147,7 +147,6 @@ type Table[K comparable, V any] struct {
 	// order, so an offset lookup on the consumer's connection waits behind its long-polling
 	// fetch (up to MaxWait).
 	fetch   sarama.Client
-	topicID sarama.Uuid                  // the topic's when Load read it; zero if the brokers do not tell
 	idCheck topicCheck                   // the partitions' latest read of it
 	parts   []*tablePart                 // Load's and Close's
 	shown   atomic.Pointer[[]*tablePart] // parts, for Stats

@@ -140,9 +140,6 @@ func (t *Table[K, V]) connect() error {
 		return fmt.Errorf("kafka: metadata of table topic %q: %w", t.topic, redact(&t.cfg, err))
 	}
 	t.checkCompacted(sc)
-	if t.topicID, _, err = topicID(client, t.topic); err != nil {
-		t.log.Debug("kafka: table topic id", "err", redact(&t.cfg, err))
-	}
 	ids, err := client.Partitions(t.topic)
 	if err != nil {
 		return fmt.Errorf("kafka: partitions of table topic %q: %w", t.topic, redact(&t.cfg, err))
@@ -166,13 +163,18 @@ func (t *Table[K, V]) connect() error {
 	if t.o.copart {
 		return nil // LoadPartition reads the partitions
 	}
+	// The id before the offsets: a topic recreated between the two reads shows as a changed id.
+	id0, _, err := topicID(client, t.topic) // zero if unknown: follow learns it
+	if err != nil {
+		t.log.Debug("kafka: table topic id", "err", redact(&t.cfg, err))
+	}
 	oldest, newest, err := offsetRanges(t.client, t.topic, ids)
 	if err != nil {
 		return fmt.Errorf("kafka: table: %w", redact(&t.cfg, err))
 	}
 	for _, id := range ids {
 		p := newPart(id)
-		p.topicID = t.topicID
+		p.topicID = id0
 		if err := t.startPart(p, oldest[id], newest[id]); err != nil {
 			return err
 		}
