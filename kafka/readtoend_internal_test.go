@@ -64,6 +64,9 @@ func TestReadToEndStartsLastBatch(t *testing.T) {
 				// Partition 2 was never written to: no committed offset, high-water mark 0.
 				empty := endClaim{fedClaim{claimAt{topic: "in", part: 2, start: sarama.OffsetOldest}, make(chan *sarama.ConsumerMessage)}, 0}
 				go func() { done <- h.ConsumeClaim(sessionCtx{memberSession{&recordingSession{}}, ctx}, empty) }()
+				// Its claim has started before the others are fed: a claim not yet started
+				// rightly holds the signal back (below), which would delay the last batch.
+				synctest.Wait()
 				for part := range int32(2) {
 					msgs := make(chan *sarama.ConsumerMessage, 30)
 					for off := range int64(30) {
