@@ -381,6 +381,15 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return err
 	}
 
+	// The pipeline closes the sinks it writes with stream.To; the cab-stats sink, written
+	// through ForEachBatch, and the sinks of outputs that are off are closed here, before the
+	// client, so that a next day's index still being created ahead (WithIndexAhead) ends with
+	// run. Closing a sink twice is harmless.
+	defer func() {
+		for _, closeSink := range []func(context.Context) error{cabSink.Close, zoneSink.Close, supplySink.Close, pickupSink.Close, alertSink.Close} {
+			_ = closeSink(context.Background()) // a Sink's Close returns no error
+		}
+	}()
 	stream.ForEachBatch(cabDocs, func(ctx context.Context, info stream.BatchInfo, batch []telemetry.CabStats) error {
 		if err := cabSink.Write(ctx, batch); err != nil {
 			return err
