@@ -37,6 +37,9 @@ type chunk struct {
 type item struct {
 	index, id       string
 	start, doc, end int // action line at start, document at doc, next item at end
+	// raced is set once the item is sent again after losing a race to map a field
+	// (mappingRace), so that it is sent again only once.
+	raced bool
 }
 
 func (s *Sink[T]) getChunk() *chunk {

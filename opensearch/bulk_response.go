@@ -196,6 +196,15 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			r.Retry++
 			retry = append(retry, pending[i])
 			why = cmp.Or(why, retryWhy(pending[i], it))
+		case it.Status == 400 && mappingRace(it.Error) && !pending[i].raced:
+			// Concurrent requests into a new index mapped a field each its own way, and this
+			// one lost: the mapping is settled now, so the document is sent once more, to be
+			// indexed or refused for good.
+			r.Retry++
+			p := pending[i]
+			p.raced = true
+			retry = append(retry, p)
+			why = cmp.Or(why, retryWhy(p, it))
 		case it.Status == 401 || it.Status == 403:
 			// Not the document's fault: the user or role may not write the index.
 			r.Rejected++
@@ -252,6 +261,17 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 // dead-lettered.
 func refusedForContent(e *itemError) bool {
 	return e != nil && e.Type == "fail_processor_exception"
+}
+
+// mappingRace reports whether an item error is OpenSearch's refusal of a document whose
+// dynamic mapping of a field lost to another's, made at the same time in a new index or data
+// stream: "mapper [distance_km] cannot be changed from type [long] to [float]" when one
+// request's first document mapped the field long and another's float. It names a field's
+// type changing, which a document alone never asks for: a float written into a long field
+// is coerced, a long into a float field too.
+func mappingRace(e *itemError) bool {
+	return e != nil && e.Type == "illegal_argument_exception" && strings.HasPrefix(e.Reason, "mapper [") &&
+		strings.Contains(e.Reason, "] cannot be changed from type [")
 }
 
 // retryWhy describes the answer to an item that is sent again: its status, the error's type

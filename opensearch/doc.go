@@ -66,7 +66,11 @@
 // Inside a successful response, items that failed with 429, 5xx or a write block are sent
 // again in a new, smaller request that holds only them; an item that an ingest pipeline's
 // fail processor refused (500, fail_processor_exception) is not, since the document's content
-// decided it: it is dead-lettered. Both wait with exponential backoff
+// decided it: it is dead-lettered. An item refused with 400 "mapper [f] cannot be changed from
+// type [long] to [float]" (illegal_argument_exception) lost a race: concurrent requests into a
+// new index or data stream mapped a field dynamically, each its own way. The mapping is
+// settled by then, so it is sent again once, and dead-lettered only if refused again. Both
+// wait with exponential backoff
 // and jitter under a stream.RetryPolicy, the same type as the pipeline's: DefaultRetry (100ms
 // to 10s, 10 attempts of the same documents) or WithRetry's. When MaxAttempts is reached,
 // Write fails with a retryable error and the pipeline's retry policy takes over: it writes
