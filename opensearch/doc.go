@@ -54,8 +54,8 @@
 // busy cluster); WithIndexAhead creates the next day's daily index in the last hour, say, of
 // the day before.
 //
-// A batch is cut into bulk requests of about the flush size (WithFlushBytes), sent by up to
-// WithConcurrency requests at a time; the bodies of requests in flight or waiting for a retry
+// A batch is cut into bulk requests of about the flush size (WithFlushBytes, 256 KiB by
+// default), sent by up to WithConcurrency requests at a time; the bodies of requests in flight or waiting for a retry
 // are bounded by WithMaxInFlightBytes, and encoding waits while the bound is reached, so
 // memory stays bounded during an outage.
 //

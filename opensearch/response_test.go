@@ -196,7 +196,7 @@ func TestBulkResponseCapFitsRejections(t *testing.T) {
 		},
 	}, opensearch.WithDeadLetter(dl), opensearch.WithBulkHook(func(r opensearch.BulkResult) {
 		largest.Store(max(largest.Load(), int64(r.Bytes)))
-	}))
+	}), opensearch.WithFlushBytes(5<<20)) // the batch (2.5 MiB) in one request
 	require.NoError(t, err)
 	const docs = 40
 	vals := make([]bigValue, docs)
