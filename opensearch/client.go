@@ -127,7 +127,8 @@ type Client struct {
 	// clientCert when the client presents a certificate (mutual TLS).
 	customCA, clientCert bool
 	// secrets are the basic auth credentials as a response body may echo them (a proxy's
-	// page showing the request's Authorization header), replaced where errors quote one.
+	// page showing the request's Authorization header), replaced where errors quote one,
+	// with the headers of the request answered (Client.redact).
 	secrets [][]byte
 }
 

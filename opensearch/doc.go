@@ -249,7 +249,9 @@
 // minutes before they expire). A request AWS refuses because its token or signature expired on the
 // way (403, "The security token included in the request is expired", "Signature expired":
 // HTTPError.SignatureExpired) is retried, signed anew; an invalid token stays permanent. Credentials never appear in logs or errors, nor
-// where an error or a dead letter quotes a response body that echoes them (a proxy's page). An
+// where an error or a dead letter quotes a response body that echoes them (a proxy's page):
+// the password, user:password and its base64, and the headers a request carried (its
+// Authorization, SigV4's signature and session token), as they are or JSON-escaped. An
 // invalid Config, Mapping or option fails construction with an error wrapping
 // ErrInvalidOption that names the setting.
 //

@@ -418,27 +418,7 @@ func TestCredentialsNotInQuotedBodies(t *testing.T) {
 				fmt.Fprintf(w, tc.page, r.Header.Get("Authorization"))
 			}))
 			t.Cleanup(srv.Close)
-			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{srv.URL}, Username: user, Password: secret})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
-			dl := &collector{}
-			s, err := opensearch.NewSink(c, recMapping, opensearch.WithDeadLetter(dl),
-				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
-			require.NoError(t, err)
-			err = s.Write(t.Context(), recs(1))
-			quoted := []string{s.Stats().LastError}
-			if err != nil {
-				quoted = append(quoted, err.Error())
-			}
-			for _, d := range dl.letters() {
-				quoted = append(quoted, d.Err)
-			}
-			if tc.status == 400 {
-				require.NoError(t, err)
-				require.Len(t, dl.letters(), 1)
-			} else {
-				require.Error(t, err)
-			}
+			quoted := quotedAfterWrite(t, opensearch.Config{Addresses: []string{srv.URL}, Username: user, Password: secret}, tc.status)
 			encoded := strings.TrimPrefix(header, "Basic ")
 			for _, q := range quoted {
 				require.NotContains(t, q, secret)
