@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // backfill of old data writes them as before), and each at most once per minute, so that a
 // refusal (a user without the right to create indexes) costs a request a minute; a refusal or
 // failure is logged, and the first bulk request into the index creates it then. Close waits
-// for creations under way. Not with op type create (WithDataStream, WithOpType(OpCreate)):
+// for creations under way. A next day's name that is already an alias (made by an
+// operator's job) counts as created. Not with op type create (WithDataStream, WithOpType(OpCreate)):
 // a data stream's backing indexes are OpenSearch's to create. lead must be within (0, 24h].
 func WithIndexAhead(lead time.Duration) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
@@ -117,7 +119,10 @@ func (a *ahead) create(index string) bool {
 		return true
 	}
 	if err == nil && r.status == 400 {
-		if typ, _ := requestError(r.status, r.body); typ == "resource_already_exists_exception" {
+		// The index exists, or the name is an alias already (the day's index made by an
+		// operator's job, named by an alias), which bulk requests write through.
+		typ, reason := requestError(r.status, r.body)
+		if typ == "resource_already_exists_exception" || typ == "invalid_index_name_exception" && strings.Contains(reason, "already exists as alias") {
 			return true
 		}
 	}

@@ -2,11 +2,14 @@ package opensearch_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/opensearch"
 )
 
@@ -52,6 +56,35 @@ func TestIndexAhead(t *testing.T) {
 			require.Equal(t, 100, n.count(t, prefix+"-"+day.Format("2006.01.02")))
 		})
 	}
+}
+
+// TestIndexAheadAliasExists: when the next day's name is already an alias (the day's index
+// made ahead by an operator's job, with an alias of the daily name), there is nothing to
+// create: the creation ahead counts it as existing, as it does an index, instead of logging a
+// Warn and asking again every minute until midnight ("already exists as alias", 400
+// invalid_index_name_exception).
+func TestIndexAheadAliasExists(t *testing.T) {
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	next := prefix + "-" + day.AddDate(0, 0, 1).Format("2006.01.02")
+	n.must(t, "PUT", "/"+prefix+"-backing-000001", `{"aliases":{"`+next+`":{"is_write_index":true}}}`)
+	logs := &syncbuf.Buffer{}
+	s, err := opensearch.NewSink(n.client, statsMapping(prefix), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(textLogger(logs)))
+	require.NoError(t, err)
+	now := day.Add(23 * time.Hour)
+	var clock sync.Mutex
+	opensearch.SetAheadClock(s, func() time.Time { clock.Lock(); defer clock.Unlock(); return now })
+	require.NoError(t, s.Write(t.Context(), stats(0, 10)))
+	opensearch.WaitAhead(s)
+	clock.Lock()
+	now = now.Add(2 * time.Minute)
+	clock.Unlock()
+	require.NoError(t, s.Write(t.Context(), stats(0, 10)))
+	require.NoError(t, s.Close(t.Context()))
+	require.NotContains(t, logs.String(), "could not create", "%s", logs.String())
+	var aliases map[string]any
+	require.NoError(t, json.Unmarshal(n.must(t, "GET", "/_alias/"+next, ""), &aliases))
+	require.Equal(t, []string{prefix + "-backing-000001"}, slices.Collect(maps.Keys(aliases)), "the alias is left alone")
 }
 
 // aheadNode serves bulk requests (every document created) and answers each PUT with put.
