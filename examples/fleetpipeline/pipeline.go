@@ -285,15 +285,10 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	// The sinks' options: rejected documents go to the dead-letter topic, and each daily index
 	// is created in the last hour of the day before (opensearch.WithIndexAhead), so that the
 	// first batch after midnight does not wait for OpenSearch to create five indexes in turn.
-	// Bulk requests of 256 KiB (about 850 cab-stats documents, near the 1,000 that Flink's
-	// OpenSearch sink and es-hadoop send by default) instead of the sink's 5 MiB: a batch's
-	// documents, sent as one request, are indexed by one thread of the node; cut into several,
-	// the sink's four concurrent requests use the node's write threads: the demo topic's
-	// drain took 10 % less time, its outputs 16 % (BENCHMARKS.md, 2026-12-06). The job's
-	// templates map every field, so concurrent requests into a new index cannot race over a
-	// dynamic mapping (a field mapped long by one request and float by another).
-	sinkOpts := []opensearch.SinkOption{opensearch.WithDeadLetter(dlq), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(log),
-		opensearch.WithFlushBytes(256 << 10)}
+	// The sinks send bulk requests of the library's 256 KiB (about 850 cab-stats documents),
+	// so that a batch's documents use the node's write threads through the sink's concurrent
+	// requests (BENCHMARKS.md, 2026-12-06: the job set it before the library did).
+	sinkOpts := []opensearch.SinkOption{opensearch.WithDeadLetter(dlq), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(log)}
 	lateLetters := stream.DeadLetterFunc(func(ctx context.Context, b []stream.DeadLetter) error {
 		if err := dlq.Write(ctx, b); err != nil {
 			return err
