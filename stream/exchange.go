@@ -140,7 +140,9 @@ type shuffleNode interface {
 // not: a stream derived from a DStream window or from an operator that implements
 // WatermarkHolder (package window's event-time windows, whose results carry the position
 // where their window closed, shared by the window's keys and by windows that close
-// together, in an order a replay need not reproduce) is a construction error; other
+// together, in an order a replay need not reproduce) is a construction error, as is one
+// derived from an operator that emits records it emitted in an earlier batch again
+// (UpdateStateByKey, MapWithState with a timeout, and MapWithState's snapshots); other
 // operators that emit out of source order are a permanent error when it happens. Those go
 // after the repartition, or, for final results of tumbling windows, through
 // RepartitionByTime. name names the exchange (Kafka:

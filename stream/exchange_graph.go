@@ -39,7 +39,8 @@ func watermarkHolders(p *Pipeline, idx int) []holder {
 }
 
 // upstreamSources returns the sources a stream derives from, or an error if a windowed
-// stream lies between them, or, byOffset, an event-time window (a WatermarkHolder: its
+// stream lies between them, or an operator that emits again what it emitted before
+// (UpdateStateByKey, MapWithState with a timeout, its snapshots), or, byOffset, an event-time window (a WatermarkHolder: its
 // results are numbered by where windows close, not by their records). Other stateful
 // operators may (a tracker that emits each record once, in order, with its own offset); one
 // whose output goes back in source order is caught when it happens (shuffle.collect).
@@ -55,6 +56,12 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 		n := p.nodes[i]
 		if sl, ok := n.(interface{ slideOf() int64 }); ok && sl.slideOf() != 1 {
 			return fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
+		}
+		if r, ok := n.(interface{ reemitted() string }); ok && r.reemitted() != "" {
+			// Numbered by offset, its records repeat numbers already sent, which the
+			// downstream drops as copies; by time (batch times), a replay numbers them anew.
+			return fmt.Errorf("it reads %q, which the repartition cannot number once and for all: %s; put %[1]q after the repartition",
+				n.(interface{ Name() string }).Name(), r.reemitted())
 		}
 		if s, ok := n.(interface{ stateOf() stateful }); ok && byOffset {
 			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {

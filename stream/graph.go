@@ -60,6 +60,10 @@ type Stream[T any] struct {
 	// this stateless operator's input after a resume, as its own would (derive): the
 	// per-batch reduce that feeds an incremental window (ReduceByKeyAndWindowInv).
 	cutBy int
+	// reemits, when not "", says why the operator emits records it emitted in an earlier
+	// batch again (UpdateStateByKey's states, MapWithState's timeouts and snapshots): no
+	// repartition may read it (upstreamSources).
+	reemits string
 
 	// through is set for elementwise operators (Map, Filter, KeyBy and what is built on them):
 	// it returns a loop that runs the operator over its parent's batch, a chunk at a time, and
@@ -152,6 +156,7 @@ func (s *Stream[T]) process(pc *PartitionContext) {
 }
 
 func (s *Stream[T]) stateOf() stateful { return s.state }
+func (s *Stream[T]) reemitted() string { return s.reemits }
 
 func (s *Stream[T]) retained(part int32) (int64, bool) {
 	if s.state == nil {

@@ -81,7 +81,9 @@ func (k keyedParts[K, S]) stateSize() int {
 // order; exists is false for a new key) and returns the new state and whether to keep it.
 // The stream carries every key's state after every batch. State is per partition; while a
 // key's state is kept, commits hold back to the oldest record it was built from, so replay
-// rebuilds it after a crash: remove state you no longer need.
+// rebuilds it after a crash: remove state you no longer need. It goes after a repartition,
+// never before one: as it emits every key's state again in every batch, a Repartition or
+// RepartitionByTime that reads it is a construction error (ErrGraph).
 func UpdateStateByKey[K comparable, V, S any](s *Stream[Pair[K, V]], update func(key K, values []V, state S, exists bool) (S, bool)) *Stream[Pair[K, S]] {
 	parts := newPartitioned(newKeyedState[K, S])
 	g := newGroups[K, []V]()
@@ -126,6 +128,7 @@ func UpdateStateByKey[K comparable, V, S any](s *Stream[Pair[K, V]], update func
 		return out
 	})
 	out.state = keyedParts[K, S]{parts}
+	out.reemits = "it emits every key's state in every batch, with the offset of the key's first record"
 	return out
 }
 
@@ -165,7 +168,9 @@ func (s *State[S]) IsTimingOut() bool { return s.timingOut }
 // intervals (rounded up), as the processing-time windows do, not the clock: batches run
 // back to back while the pipeline catches up, and a replay gives the same results. The second stream carries
 // every key's state after every batch (Spark's stateSnapshots). State is per partition and
-// holds commits back like UpdateStateByKey.
+// holds commits back like UpdateStateByKey. The snapshots, and the first stream with a
+// timeout (its timeout calls emit with the offset of the key's first record), go after a
+// repartition, never before one (a construction error, ErrGraph).
 func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K, value V, ok bool, state *State[S]) (U, bool), timeout time.Duration) (*Stream[U], *Stream[Pair[K, S]]) {
 	if timeout < 0 {
 		s.p.fail(invalid("MapWithState: negative timeout %v", timeout))
@@ -226,6 +231,9 @@ func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K
 	})
 	mapped.state = keyedParts[K, S]{parts}
 	mapped.params = fmt.Sprintf("timeout=%v", timeout)
+	if timeout > 0 {
+		mapped.reemits = "its timeout calls emit with the offset of the key's first record, which an earlier batch read"
+	}
 	snaps := derive(mapped, "stateSnapshots", func(pc *PartitionContext, _ []Elem[U], out []Elem[Pair[K, S]]) []Elem[Pair[K, S]] {
 		st := parts.get(pc.Partition)
 		for i, k := range st.keys {
@@ -233,5 +241,6 @@ func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], f func(key K
 		}
 		return out
 	})
+	snaps.reemits = "it emits every key's state in every batch, with the offset of the key's first record"
 	return mapped, snaps
 }
