@@ -69,7 +69,9 @@
 // repartition topics as well (see the README's "Processing a topic again").
 //
 // Watermarks. After each batch, every upstream partition whose own watermark, idle state or
-// end changed sends a mark with it to every downstream partition, after its values. A
+// end, or whose source's partition count, changed sends a mark with it to every downstream
+// partition, after its values (a count that grows reaches the downstream at once, which then
+// waits for the new partitions: TestRepartitionPartitionCountGrows). A
 // downstream partition's watermark is the minimum over its upstream partitions that are not
 // idle and have not ended (the slowest idle one if all are idle; as for the pipeline's
 // watermark, an idle one that never had an event holds nothing back:

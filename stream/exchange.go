@@ -276,9 +276,13 @@ func (revisionsOption) applyRepartition(c *repartitionConfig) { c.revisions = tr
 // window open at a bounded run's end is written by the next run from its early partials.
 func WithRevisions() RepartitionOption { return revisionsOption{} }
 
+// sentMark is what an upstream partition's last mark said: a mark goes again when any of
+// it changed, the upstream source's partition count too (a topic that grew), so that the
+// downstream waits for the new partitions without waiting for the watermark to move.
 type sentMark struct {
 	wm        int64
 	idle, end bool
+	count     int32
 }
 
 // shuffle is a repartition: the output that sends upstream records and marks, and the
@@ -427,7 +431,7 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 	// may close their windows.
 	p := sh.in.p
 	ps := p.parts[pc.Partition]
-	m := sentMark{wm: p.own(ps), idle: pc.Idle, end: pc.EndOfInput}
+	m := sentMark{wm: p.own(ps), idle: pc.Idle, end: pc.EndOfInput, count: sh.count(si)}
 	for _, h := range sh.holders {
 		if w, ok := h.heldWatermark(pc.Partition); ok {
 			m.wm = min(m.wm, w)
@@ -440,10 +444,6 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 		return
 	}
 	sh.sent[pc.Partition] = m
-	count := int32(0)
-	if c, ok := p.srcs[si].(interface{ partitionCount() int }); ok {
-		count = int32(c.partitionCount())
-	}
 	next := ps.next
 	if next < 0 {
 		// No record of the partition in this run (it resumed at its end): the position it
@@ -456,7 +456,7 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 	}
 	for d := range int32(sh.n) {
 		sh.out = append(sh.out, Shuffled[T]{Partition: d, From: pc.Partition, Seq: next, Mark: true,
-			Idle: m.idle, End: m.end, Watermark: m.wm, Upstreams: count, Run: run})
+			Idle: m.idle, End: m.end, Watermark: m.wm, Upstreams: m.count, Run: run})
 	}
 }
 
