@@ -169,7 +169,9 @@
 // other crash, a replay that reads the partitions in small batches of its own, so that the
 // repartition's first batch ends before what the first run acknowledged and the next one
 // straddles it: the case where it failed while window results carried their oldest record's
-// offset).
+// offset; and over the runs, no commit of a repartition's partition or of an input partition
+// goes back in position, in the marks of its checkpoint or in their fire watermark:
+// requireCommitsNeverGoBack).
 //
 // Limits: a late record may be reported late again by a replay (at least once, like every
 // dead letter). The marks checkpoint grows with the number of upstream partitions (about 12

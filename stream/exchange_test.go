@@ -29,7 +29,7 @@ import (
 //     and equals the global brute force (TestRepartitionWindowProperty, random inputs);
 //   - exactly once: a crash at every batch, before or after the exchange's send was
 //     acknowledged, and a second crash during the replay, give the documents of an
-//     uninterrupted run (TestRepartitionCrashSweep).
+//     uninterrupted run, and no commit goes back over the runs (TestRepartitionCrashSweep).
 
 func TestRepartitionReduceByKey(t *testing.T) {
 	var inRecs, shuffledRecs int
@@ -347,6 +347,17 @@ func (r *shuffleRun) committed() []stream.Position {
 	return pos
 }
 
+// keptCommits returns the positions a source resumes from after a run that committed later
+// (and possibly none): as a Kafka broker keeps a partition's last commit, those of pos that
+// later does not replace stay.
+func keptCommits(pos, later []stream.Position) []stream.Position {
+	last := map[int32]stream.Position{}
+	for _, p := range slices.Concat(pos, later) {
+		last[p.Partition] = p
+	}
+	return slices.Collect(maps.Values(last))
+}
+
 func (r *shuffleRun) written(docs map[string]int64) {
 	for _, d := range r.docs.Slice() {
 		docs[fmt.Sprintf("%s/%d", d.Key, d.Start.Unix())] = d.Value
@@ -576,8 +587,11 @@ func TestRepartitionCrashSweep(t *testing.T) {
 			}
 			return streamtest.NewExchangeLog[stream.Pair[string, int64]](parts)
 		}
-		full := newShuffleRun(t, newLog(), up, ooo)
+		fullLog := newLog()
+		full := newShuffleRun(t, fullLog, up, ooo)
 		full.feed(batches, nil, -1)
+		requireCommitsNeverGoBack(t, fmt.Sprintf("seed %d, the uninterrupted run's repartition", seed), fullLog.Commits())
+		requireCommitsNeverGoBack(t, fmt.Sprintf("seed %d, the uninterrupted run's input", seed), full.q.Commits())
 		want := map[string]int64{}
 		full.written(want)
 		wantLate := lateSet(full)
@@ -614,6 +628,7 @@ func TestRepartitionCrashSweep(t *testing.T) {
 			gotRead := map[string]int{}
 			first.read(gotRead)
 			pos := first.committed()
+			inputCommits := first.q.Commits()
 
 			// Every other replay reads at most 8 records a batch from each source, so that it
 			// reads the repartition's partitions in batches of its own, which straddle the end
@@ -632,10 +647,14 @@ func TestRepartitionCrashSweep(t *testing.T) {
 				second.written(got)
 				maps.Copy(gotLate, lateSet(second))
 				second.read(gotRead)
-				pos = second.committed()
+				pos = keptCommits(pos, second.committed())
+				inputCommits = append(inputCommits, second.q.Commits()...)
 				second = newShuffleRun(t, log, up, ooo, small...)
 			}
 			second.feed(replay, pos, -1)
+			inputCommits = append(inputCommits, second.q.Commits()...)
+			requireCommitsNeverGoBack(t, fmt.Sprintf("seed %d crash %d, the repartition", seed, crash), log.Commits())
+			requireCommitsNeverGoBack(t, fmt.Sprintf("seed %d crash %d, the input", seed, crash), inputCommits)
 			second.written(got)
 			maps.Copy(gotLate, lateSet(second))
 			second.read(gotRead)

@@ -20,7 +20,8 @@ type ExchangeLog[T any] struct {
 	mu      sync.Mutex
 	parts   [][]stream.Shuffled[T]
 	commit  map[int32]stream.Position
-	changed chan struct{} // closed and replaced on every Send
+	commits [][]stream.Position // every Commit, in order
+	changed chan struct{}       // closed and replaced on every Send
 	// packed logs number records as kafka.Exchange's messages: offs holds each record's
 	// offset, next each partition's next one.
 	packed bool
@@ -77,6 +78,14 @@ func (l *ExchangeLog[T]) Committed() []stream.Position {
 		}
 	}
 	return pos
+}
+
+// Commits returns every commit made to the log, by any of the pipelines that read it, in
+// order, as Queue.Commits does.
+func (l *ExchangeLog[T]) Commits() [][]stream.Position {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.commits)
 }
 
 // Exchange is a stream.Exchange over an ExchangeLog for one pipeline. In a Harness, each step
@@ -168,6 +177,7 @@ func (e *Exchange[T]) Commit(_ context.Context, pos []stream.Position) error {
 	for _, p := range pos {
 		l.commit[p.Partition] = p
 	}
+	l.commits = append(l.commits, slices.Clone(pos))
 	return nil
 }
 
