@@ -114,6 +114,8 @@ func (h *Harness) RunUntilDone() {
 
 // Queue is a source fed from queued batches, like Spark's queueStream: each Add queues one
 // batch, which the harness moves into the pipeline on a later step. It records every commit.
+// Add numbers the records of a batch whose offsets are all 0 (records without offsets);
+// AddWithOffsets keeps the offsets as given.
 type Queue[T any] struct {
 	mu      sync.Mutex
 	in      *stream.Input[T]
@@ -218,19 +220,25 @@ func (q *Queue[T]) Commit(_ context.Context, pos []stream.Position) error {
 	return nil
 }
 
-// Add queues one batch of records. Records without an offset (0 everywhere) get consecutive
-// offsets per partition, starting from the partition's last offset + 1.
+// Add queues one batch of records. When every record of the batch has offset 0, Add takes
+// them for records without offsets and numbers them: consecutive offsets per partition,
+// from the partition's highest offset queued so far + 1 (0 for a partition's first). A
+// batch with any other offset is queued with its offsets as they are. So a batch meant to
+// be at offset 0 (records replayed after Resume, a partition's first record beside others)
+// is renumbered unless it is the partition's first: queue it with AddWithOffsets.
 func (q *Queue[T]) Add(recs ...stream.Record[T]) {
+	auto := !slices.ContainsFunc(recs, func(r stream.Record[T]) bool { return r.Offset != 0 })
+	q.add(recs, auto)
+}
+
+// AddWithOffsets queues one batch of records with the offsets they carry, 0 included: it
+// never numbers them, as Add does a batch whose offsets are all 0.
+func (q *Queue[T]) AddWithOffsets(recs ...stream.Record[T]) { q.add(recs, false) }
+
+func (q *Queue[T]) add(recs []stream.Record[T], auto bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	b := make([]stream.Record[T], len(recs))
-	copy(b, recs)
-	auto := true
-	for _, r := range recs {
-		if r.Offset != 0 {
-			auto = false
-		}
-	}
+	b := slices.Clone(recs)
 	for i := range b {
 		if auto {
 			b[i].Offset = q.next[b[i].Partition]
@@ -290,8 +298,9 @@ func (q *Queue[T]) CommittedPosition(part int32) (stream.Position, bool) {
 }
 
 // Resume tells the pipeline that partitions resume from committed positions (with their
-// checkpoints), as a Kafka source does after a restart. Queue the replayed records with Add
-// (with their original offsets) after calling it.
+// checkpoints), as a Kafka source does after a restart. Queue the replayed records with
+// their original offsets after calling it, with AddWithOffsets (Add renumbers a batch whose
+// offsets are all 0).
 func (q *Queue[T]) Resume(pos ...stream.Position) { q.in.Resume(pos...) }
 
 // Revoke takes partitions away from the pipeline, as a consumer group rebalance does

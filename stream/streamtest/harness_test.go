@@ -41,3 +41,39 @@ func TestCollectorAll(t *testing.T) {
 	}
 	require.Equal(t, []int{1}, first)
 }
+
+// offsets records the offsets of the records it reads.
+type offsets struct{ seen []int64 }
+
+func (o *offsets) Process(_ *stream.PartitionContext, in []stream.Elem[int], out []stream.Elem[int]) []stream.Elem[int] {
+	for _, e := range in {
+		o.seen = append(o.seen, e.Offset)
+	}
+	return out
+}
+func (*offsets) Retained(int32) (int64, bool) { return 0, false }
+func (*offsets) Drop(int32)                   {}
+func (*offsets) StateSize() int               { return 0 }
+
+// TestQueueOffsets: Add numbers a batch whose offsets are all 0, from the partition's next
+// offset, and keeps any other batch's offsets; AddWithOffsets keeps them, 0 included: a
+// record replayed at offset 0 after Resume reaches the pipeline at offset 0, where Add
+// queues it at the partition's next offset.
+func TestQueueOffsets(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int](h)
+	o := &offsets{}
+	stream.Apply(src, "offsets", stream.Operator[int, int](o))
+	q.AddValues(1, 2)                                                            // numbered: 0, 1
+	q.Add(stream.Record[int]{Value: 3, Offset: 5}, stream.Record[int]{Value: 4}) // as given: 5, 0
+	q.AddValues(5)                                                               // numbered: 6
+	h.Run(3)
+	require.Equal(t, []int64{0, 1, 5, 0, 6}, o.seen)
+
+	// A replay of partition 0 from offset 0, beside partition 1's first record.
+	q.Resume(stream.Position{Partition: 0, Offset: 0})
+	q.AddWithOffsets(stream.Record[int]{Value: 1}, stream.Record[int]{Value: 7, Partition: 1})
+	q.Add(stream.Record[int]{Value: 8})
+	h.Run(2)
+	require.Equal(t, []int64{0, 1, 5, 0, 6, 0, 0, 7}, o.seen, "AddWithOffsets keeps offset 0; Add numbers a batch of offsets 0")
+}
