@@ -23,8 +23,10 @@
 // of the committed position travels in the commit checkpoint (Position.Meta, after "|"),
 // computed exactly for that position from the records read since the previous commit. Hence
 // after a crash or rebalance anywhere (upstream before or after the send, between the send and
-// the commit, downstream, during a replay) every upstream record is kept exactly once
-// downstream, and the downstream operators replay exactly as for any source (see Delivery).
+// the commit, downstream, during a replay, a Send retried after a partial write) every
+// upstream record is kept exactly once downstream, and the downstream operators replay
+// exactly as for any source (see Delivery; TestRepartitionCrashSweep,
+// TestRepartitionRetriedSend).
 //
 // The checkpoint's marks take about 35 bytes per upstream partition in format "x1;", which
 // every release reads, and about 12 in format "x2;" (described in exchange_marks.go), which

@@ -1320,3 +1320,71 @@ func TestRepartitionInputChanged(t *testing.T) {
 	_, _, err = run(pos, 10, "rides", "rides-eu")
 	require.NoError(t, err, "a topic added after the others")
 }
+
+// TestRepartitionRetriedSend: a Send that fails after writing part of its records (a broker
+// that took some messages before the connection broke) is retried with the same records
+// (Exchange: "records written twice are dropped downstream"), values and marks alike. Over
+// random inputs with partitions minutes apart and sends failing at random, after any number
+// of their records, the window sums after the repartition are the brute force's, with no
+// late record, and the downstream dropped the copies the retries wrote.
+func TestRepartitionRetriedSend(t *testing.T) {
+	const ooo = 2 * time.Second
+	allCopies := int64(0)
+	for seed := range uint64(12) {
+		rng := rand.New(rand.NewPCG(seed, 71))
+		batches, up, oracle := shuffleInput(rng, ooo)
+		parts := 1 + rng.IntN(3)
+		log := streamtest.NewExchangeLog[stream.Pair[string, int64]](parts)
+		if seed%2 == 1 {
+			log = streamtest.NewPackedExchangeLog[stream.Pair[string, int64]](parts)
+		}
+		var dups int64
+		r := newShuffleRunMode(t, log, up, ooo, plainShuffle, stream.WithStatsHook(func(st stream.BatchStats) { dups = st.Duplicates }))
+		for _, b := range batches {
+			r.q.Add(b...)
+		}
+		r.q.End()
+		failed, done := 0, false
+		for range 10 * len(batches) {
+			r.ex.SendErr = nil
+			if rng.IntN(3) == 0 {
+				r.ex.SendErr, r.ex.SendPartial = errors.New("broker connection lost"), rng.IntN(30)
+				failed++
+			}
+			var err error
+			done, err = r.h.TryStep()
+			if err != nil {
+				require.NotErrorIs(t, err, stream.ErrGraph, "seed %d", seed)
+				require.False(t, stream.IsPermanent(err), "seed %d: %v", seed, err)
+			}
+			if done {
+				break
+			}
+		}
+		r.ex.SendErr = nil
+		if !done {
+			r.h.RunUntilDone()
+		}
+		got := map[string]int64{}
+		r.written(got)
+		// The copies of values the retries wrote, each one dropped downstream.
+		copies := int64(0)
+		for p := range int32(parts) {
+			seen := map[[3]int64]bool{}
+			for _, x := range log.Records(p) {
+				if id := [3]int64{int64(x.From), x.Seq, int64(x.Sub)}; !x.Mark {
+					if seen[id] {
+						copies++
+					}
+					seen[id] = true
+				}
+			}
+		}
+		allCopies += copies
+		require.Positive(t, failed, "seed %d: no send failed", seed)
+		require.Equal(t, oracle, got, "seed %d: %d sends failed", seed, failed)
+		require.Equal(t, copies, dups, "seed %d: the copies dropped downstream", seed)
+		require.Empty(t, r.late.Slice(), "seed %d: late records downstream", seed)
+	}
+	require.Positive(t, allCopies, "no retry wrote a copy: nothing was tested")
+}
