@@ -27,6 +27,23 @@
 // offset metadata. Numbering, deduplication and watermarks are the pipeline's: see
 // "Repartition" in package stream for why every record counts exactly once downstream.
 //
+// That argument needs the exchange to write a partition's records in the order they are
+// sent, none after one that failed: the dedup keeps only the highest sequence number seen per
+// upstream partition, so a failed record written again after a later one of its upstream and
+// downstream partition would be dropped as a copy, lost. The producer's retries cannot give
+// that alone: sarama, once a message failed for good (its retries spent: about an hour
+// without the partition's leader; or an error it does not retry), bumps the idempotent
+// producer's epoch and writes the partition's next messages. So Send hands a partition's
+// messages to the producer one at a time, the next once the one before it was acknowledged,
+// and none after one that failed; the pipeline sends the batch again (or, after a restart,
+// replays it), and the failed records are written before anything later of their partition
+// (TestExchangeSendNothingAfterAFailedMessage). A Send abandoned when its context ended has
+// at most one message of each partition in the producer: the next Send waits for their
+// results before it hands anything over, and returns the error of one that failed. Each
+// partition waits for one acknowledgement per message of up to 64 KiB: a Send of a few
+// messages per partition (the usual batch) takes one round trip, a backlog's larger ones
+// one per 64 KiB of a partition, all partitions at once.
+//
 // A record is a 15-byte header (varints) and the codec's bytes, about 25 bytes for a pair of
 // a short string and a small integer. Send packs the records it writes to one partition into
 // Kafka messages of up to 64 KiB (a mark ends its message), and the consumer hands a

@@ -98,7 +98,8 @@ func WithReplication(n int) ExchangeOption {
 //
 // Send produces each record to the partition the pipeline chose, with an idempotent
 // producer (acks from all in-sync replicas, one request in flight per broker, retries that
-// neither reorder nor drop), and returns once every record is acknowledged. The downstream
+// neither reorder nor drop), one message of a partition at a time so that none is written
+// after one that failed, and returns once every record is acknowledged. The downstream
 // side (Run, Commit) is a Source of the topic in the pipeline's consumer group: a further
 // member of the same group as the pipeline's Source, with the same rebalancing,
 // backpressure and commits, the pipeline's checkpoint (with the repartition's dedup and
@@ -124,18 +125,21 @@ type Exchange[T any] struct {
 	closed bool
 	maxMsg int
 
-	// Send's state, reused across calls unless a call was abandoned (see Send).
-	sendMu sync.Mutex
-	gen    uint64
-	stale  int // results still due from abandoned calls
-	// staleErr is the first failure of an abandoned call's record: kept, it fails every
-	// later Send (see Send).
+	// Send's state, reused across calls unless a call was abandoned (see Send); sendSem
+	// (capacity 1, made under mu) is its lock, which a caller can stop waiting for.
+	sendSem chan struct{}
+	gen     uint64
+	stale   int // results still due from abandoned calls
+	// staleErr is the first failure of an abandoned call's message: the next Send returns
+	// it, having handed over nothing (see Send).
 	staleErr error
 	buf      []byte // one record's encoding
 	pk       packer
 	msgs     []sarama.ProducerMessage
 	vals     []byteRef
 	refs     []sendRef
+	ready    []int // of Send: the messages that may go to the producer
+	last     []int // of Send: by partition, its last message so far
 
 	sent, sentMsgs, sentBytes atomic.Int64
 }
@@ -276,8 +280,8 @@ func (e *Exchange[T]) producerConfig() (*sarama.Config, error) {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Partitioner = sarama.NewManualPartitioner
-	// A record that failed for good while a later one of its partition got through would
-	// break the partition's order, on which the pipeline's dedup relies: retry transient
+	// A message that failed for good stops the pipeline's batch (Send hands nothing later of
+	// its partition over, see "Repartition" in the package documentation): retry transient
 	// errors for more than an hour (sarama sizes a table per partition by the maximum), and
 	// refuse oversized records before anything is sent (see Send).
 	sc.Producer.Retry.Max = exchangeRetries

@@ -3,10 +3,11 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -279,131 +280,120 @@ func TestExchangeTransactionalID(t *testing.T) {
 	require.ErrorContains(t, err, "WithTransactionalID")
 }
 
-// resultsProducer is an AsyncProducer that reports the results of a Send's two messages in
-// a set order across its two result channels (sarama reports successes and errors on
-// separate channels, so a reader may see them in either order).
-type resultsProducer struct {
+// faultyProducer is an AsyncProducer that writes every message it is handed, in the order
+// handed, except those fail picks, which fail for good: as sarama does, which bumps the
+// idempotent producer's epoch after a message failed for good and goes on with the next ones.
+// While hold is open, the first message's result waits.
+type faultyProducer struct {
 	sarama.AsyncProducer
 	in   chan *sarama.ProducerMessage
 	succ chan *sarama.ProducerMessage
 	errs chan *sarama.ProducerError
+	hold chan struct{}
+
+	mu      sync.Mutex
+	written [][]byte // the messages' values, as the partition holds them
 }
 
-func (p *resultsProducer) Input() chan<- *sarama.ProducerMessage     { return p.in }
-func (p *resultsProducer) Successes() <-chan *sarama.ProducerMessage { return p.succ }
-func (p *resultsProducer) Errors() <-chan *sarama.ProducerError      { return p.errs }
+func (p *faultyProducer) Input() chan<- *sarama.ProducerMessage     { return p.in }
+func (p *faultyProducer) Successes() <-chan *sarama.ProducerMessage { return p.succ }
+func (p *faultyProducer) Errors() <-chan *sarama.ProducerError      { return p.errs }
 
-// newResultsProducer returns a resultsProducer whose message fail (0 or 1) fails and whose
-// other message is written, its success reported before that error if successFirst.
-func newResultsProducer(fail int, successFirst bool) *resultsProducer {
-	p := &resultsProducer{in: make(chan *sarama.ProducerMessage), succ: make(chan *sarama.ProducerMessage), errs: make(chan *sarama.ProducerError)}
+func newFaultyProducer(fail func(n int, m *sarama.ProducerMessage) bool) *faultyProducer {
+	p := &faultyProducer{in: make(chan *sarama.ProducerMessage), succ: make(chan *sarama.ProducerMessage),
+		errs: make(chan *sarama.ProducerError)}
 	go func() {
-		m := []*sarama.ProducerMessage{<-p.in, <-p.in}
-		failed, written := m[fail], m[1-fail]
-		if successFirst {
-			p.succ <- written
-		}
-		p.errs <- &sarama.ProducerError{Msg: failed, Err: sarama.ErrOutOfBrokers}
-		if !successFirst {
-			p.succ <- written
-		}
-	}()
-	return p
-}
-
-// TestExchangeSendBrokenOrderWhateverTheResultOrder: a Send whose first message of a
-// partition failed while its second one was written fails for good, whichever result Send
-// reads first (a retry would resend the first message's records after the second's, and the
-// downstream's dedup would drop them as replayed: lost records). A Send whose later message
-// failed is retried. Send used to see the broken order only when it read the error before the
-// success, and then returned an error to retry.
-func TestExchangeSendBrokenOrderWhateverTheResultOrder(t *testing.T) {
-	for _, tc := range []struct {
-		name         string
-		fail         int
-		successFirst bool
-		permanent    bool
-	}{
-		{"success read before the earlier error", 0, true, true},
-		{"error read before the later success", 0, false, true},
-		{"later message failed", 1, true, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: newResultsProducer(tc.fail, tc.successFirst), parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
-			// The mark ends the first message: two messages to partition 0.
-			err := e.Send(t.Context(), []stream.Shuffled[int]{
-				{Value: 1, Partition: 0, From: 0, Seq: 10},
-				{Partition: 0, From: 0, Seq: 11, Mark: true},
-				{Value: 2, Partition: 0, From: 0, Seq: 11},
-			})
-			require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
-			require.Equal(t, tc.permanent, stream.IsPermanent(err), "permanent: %v", err)
-			if tc.permanent {
-				require.ErrorContains(t, err, "partition 0: record 1 was written after record 0 failed")
-			}
-		})
-	}
-}
-
-// heldResultsProducer takes two messages and holds their results until release is closed:
-// the first fails, the second is written; every later message is written.
-type heldResultsProducer struct {
-	resultsProducer
-	release chan struct{}
-}
-
-// With last, the held results come after those of the next two messages.
-func newHeldResultsProducer(last bool) *heldResultsProducer {
-	p := &heldResultsProducer{release: make(chan struct{}), resultsProducer: resultsProducer{in: make(chan *sarama.ProducerMessage),
-		succ: make(chan *sarama.ProducerMessage), errs: make(chan *sarama.ProducerError)}}
-	go func() {
-		m := []*sarama.ProducerMessage{<-p.in, <-p.in}
-		<-p.release
-		if last {
-			for range 2 {
-				p.succ <- <-p.in
-			}
-		}
-		p.errs <- &sarama.ProducerError{Msg: m[0], Err: sarama.ErrOutOfBrokers}
-		p.succ <- m[1]
+		n := 0
 		for m := range p.in {
-			p.succ <- m
+			if n == 0 && p.hold != nil {
+				<-p.hold
+			}
+			if fail(n, m) {
+				p.errs <- &sarama.ProducerError{Msg: m, Err: sarama.ErrOutOfBrokers}
+			} else {
+				b, _ := m.Value.Encode()
+				p.mu.Lock()
+				p.written = append(p.written, slices.Clone(b))
+				p.mu.Unlock()
+				p.succ <- m
+			}
+			n++
 		}
 	}()
 	return p
 }
 
-// TestExchangeSendAbandonedBrokenOrder (helper-90's review): a Send abandoned when its context
-// ended, whose first message of a partition then failed while its second was written, broke
-// the partition's order as a failure of a Send's own would, but the results came in during the
-// retry, which took them for an earlier call's and returned nil: downstream dropped the retried
-// first records as copies (their sequence numbers below the second message's), lost without a
-// word. The retry now waits for the abandoned call's results, when they come after its own,
-// and fails for good.
-func TestExchangeSendAbandonedBrokenOrder(t *testing.T) {
-	for _, last := range []bool{false, true} {
-		t.Run(fmt.Sprintf("abandoned-results-last=%v", last), func(t *testing.T) { abandonedBrokenOrder(t, last) })
+// kept returns the values that the downstream keeps from the partition's messages: a value
+// whose sequence number is above the highest of its upstream partition so far (the
+// pipeline's dedup, see "Repartition" in package stream).
+func (p *faultyProducer) kept(t *testing.T) []int {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := shuffleCodec[int]{stream.JSONCodec[int]()}
+	highest := map[int32]int64{}
+	var kept []int
+	for _, b := range p.written {
+		require.NoError(t, decodeEach(c, &Message{Value: b}, func(r stream.Shuffled[int], _ time.Time) {
+			if h, ok := highest[r.From]; r.Mark || ok && r.Seq <= h {
+				return
+			}
+			highest[r.From] = r.Seq
+			kept = append(kept, r.Value)
+		}))
 	}
+	return kept
 }
 
-func abandonedBrokenOrder(t *testing.T, last bool) {
+// twoMessages are records of one upstream partition to one downstream partition, the mark
+// ending the first message.
+var twoMessages = []stream.Shuffled[int]{
+	{Value: 1, Partition: 0, From: 0, Seq: 10},
+	{Partition: 0, From: 0, Seq: 11, Mark: true},
+	{Value: 2, Partition: 0, From: 0, Seq: 11},
+}
+
+// TestExchangeSendNothingAfterAFailedMessage: when a message of a partition fails for good
+// (sarama's retries spent: an hour without the partition's leader), Send hands none of the
+// partition's later messages to the producer, so the pipeline's retry (or the replay after a
+// restart) writes the failed records before any later one, and the downstream keeps every
+// record. Send handed every message over at once, and sarama wrote the later message after
+// the earlier one failed: Send stopped the pipeline, and the restart's replay wrote the
+// failed records after the later one's, whose higher sequence numbers made the downstream
+// drop them as copies: lost.
+func TestExchangeSendNothingAfterAFailedMessage(t *testing.T) {
+	p := newFaultyProducer(func(n int, _ *sarama.ProducerMessage) bool { return n == 0 })
+	defer close(p.in)
+	e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: p, parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
+	err := e.Send(t.Context(), twoMessages)
+	require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
+	// The pipeline sends the batch again (or, restarted, replays it).
+	require.NoError(t, e.Send(t.Context(), twoMessages))
+	require.Equal(t, []int{1, 2}, p.kept(t), "every record reaches the downstream")
+	require.False(t, stream.IsPermanent(err), "nothing later was written: the records can be sent again: %v", err)
+}
+
+// TestExchangeSendAfterAnAbandonedFailure: a Send abandoned when its context ended, whose
+// message then failed, holds none of the partition's later messages back in the producer;
+// the next Send waits for that result before it hands anything over and returns the error,
+// and the one after it writes the records in their order. The failure of an abandoned call's
+// message used to fail every later Send for good (the order was not known to hold).
+func TestExchangeSendAfterAnAbandonedFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newHeldResultsProducer(last)
+		p := newFaultyProducer(func(n int, _ *sarama.ProducerMessage) bool { return n == 0 })
+		p.hold = make(chan struct{})
+		defer close(p.in)
 		e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: p, parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
-		recs := []stream.Shuffled[int]{
-			{Value: 1, Partition: 0, From: 0, Seq: 10},
-			{Partition: 0, From: 0, Seq: 11, Mark: true}, // ends the first message
-			{Value: 2, Partition: 0, From: 0, Seq: 11},
-		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
-		require.ErrorIs(t, e.Send(ctx, recs), context.DeadlineExceeded)
-		close(p.release)
-		err := e.Send(t.Context(), recs)
+		require.ErrorIs(t, e.Send(ctx, twoMessages), context.DeadlineExceeded)
+		close(p.hold)
+		err := e.Send(t.Context(), twoMessages)
 		require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
-		require.True(t, stream.IsPermanent(err), "%v", err)
-		require.ErrorContains(t, err, "abandoned")
-		close(p.in)
+		require.False(t, stream.IsPermanent(err), "%v", err)
+		require.Empty(t, p.kept(t), "nothing written after the failed message")
+		require.NoError(t, e.Send(t.Context(), twoMessages))
+		require.Equal(t, []int{1, 2}, p.kept(t))
 	})
 }
 

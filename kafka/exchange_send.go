@@ -26,28 +26,37 @@ type byteRef struct{ b []byte }
 func (r *byteRef) Encode() ([]byte, error) { return r.b, nil }
 func (r *byteRef) Length() int             { return len(r.b) }
 
-// sendRef is a message's Metadata: which Send call and which record it is, and whether the
-// broker acknowledged it.
+// sendRef is a message's Metadata: which Send call it is of, and the call's next message of
+// its partition.
 type sendRef struct {
-	gen   uint64
-	idx   int
-	acked bool
+	gen  uint64
+	next int // -1: the last of its partition
 }
 
 // Send implements stream.Exchange: it produces every record to its partition, packed with
 // the call's other records of that partition into messages of up to 64 KiB (a record: its
 // header and, for a value, the codec's bytes; a mark ends its message), and returns once the
-// broker acknowledged all of them. Records of one partition are written in the order of recs.
-// A value the codec cannot encode, or a record larger than the producer's
-// MaxMessageBytes, is a permanent error, reported before anything is sent. If ctx ends
-// first, Send returns ctx.Err() and the records may still be written; the pipeline sends
-// them again and the copies are dropped downstream. The next call waits for their results
-// too, and fails for good if one of them failed (a later record of its partition may have
-// been written: the order is not known to hold).
+// broker acknowledged all of them. Records of one partition are written in the order of
+// recs, one message of a partition at a time: a message goes to the producer once the one
+// before it in its partition was acknowledged, so none is written after an earlier one
+// failed (see "Repartition" in the package documentation). A value the codec cannot encode,
+// or a record larger than the topic's max.message.bytes allows, is a permanent error,
+// reported before anything is sent. If ctx ends first, Send returns ctx.Err() and the
+// records handed to the producer may still be written; the pipeline sends them again and
+// the copies are dropped downstream. The next call waits for their results before it hands
+// over anything, and returns the error of one that failed.
 func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	if e.isClosed() {
+		return ErrClosed
+	}
+	// Close closes the producer holding the lock: look again once it is held.
+	if err := e.lockSend(ctx); err != nil {
+		return err
+	}
+	defer e.unlockSend()
 	e.mu.Lock()
 	ap, closed, n, maxMsg := e.ap, e.closed, e.parts, e.maxMsg
 	e.mu.Unlock()
@@ -57,8 +66,6 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 	if ap == nil {
 		return fmt.Errorf("kafka: exchange %q: Send before Open", e.topic)
 	}
-	e.sendMu.Lock()
-	defer e.sendMu.Unlock()
 
 	// Encode everything first: a bad value fails the call before a record is sent, so no
 	// partition gets a later record without an earlier one. Records go into packed messages
@@ -88,113 +95,148 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 	}
 	e.buf = rec[:0]
 	packs := e.pk.finish()
+
+	input, successes, errs := ap.Input(), ap.Successes(), ap.Errors()
+	// The results of abandoned calls come first: one of their messages that failed must not
+	// be followed by a later one of its partition (this call's), and nothing of an abandoned
+	// call after it in its partition was handed over.
+	for e.stale > 0 {
+		select {
+		case <-successes:
+			e.stale--
+		case pe := <-errs:
+			e.stale--
+			if e.staleErr == nil {
+				e.staleErr = pe.Err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := e.staleErr; err != nil {
+		e.staleErr = nil
+		err = fmt.Errorf("kafka: exchange %q: produce: a message of a Send abandoned earlier (its context ended) failed: %w", e.topic, redact(&e.cfg, err))
+		if permanentProduceError(err) {
+			return stream.Permanent(err)
+		}
+		return err
+	}
+
 	e.gen++
 	gen := e.gen
 	msgs := slices.Grow(e.msgs[:0], len(packs))[:len(packs)]
 	vals := slices.Grow(e.vals[:0], len(packs))[:len(packs)]
 	ends := slices.Grow(e.refs[:0], len(packs))[:len(packs)]
+	// ready holds the messages that may go to the producer: at first each partition's first,
+	// then the next of a partition as the one before it is acknowledged.
+	ready := e.ready[:0]
+	last := e.lastOf(n)
 	for i := range packs {
 		vals[i] = byteRef{packs[i].value}
-		ends[i] = sendRef{gen: gen, idx: i}
+		ends[i] = sendRef{gen: gen, next: -1}
 		msgs[i] = sarama.ProducerMessage{Topic: e.topic, Partition: packs[i].partition, Value: &vals[i], Metadata: &ends[i]}
+		if j := last[packs[i].partition]; j >= 0 {
+			ends[j].next = i
+		} else {
+			ready = append(ready, i)
+		}
+		last[packs[i].partition] = i
 	}
 	e.refs, e.msgs, e.vals = ends, msgs, vals
 
-	input, successes, errs := ap.Input(), ap.Successes(), ap.Errors()
-	next, acked, failed := 0, 0, 0
+	handed, acked, failed := 0, 0, 0 // ready[:handed] went to the producer
 	var first error
-	var firstFail map[int32]int // by partition, the first failed record
 	result := func(m *sarama.ProducerMessage, err error) {
 		ref, _ := m.Metadata.(*sendRef)
 		if ref == nil || ref.gen != gen {
-			e.stale--
-			if err != nil && e.staleErr == nil {
-				e.staleErr = err
-			}
-			return
+			return // not one of this call's: every earlier call's result came before it
 		}
 		if err != nil {
+			// The partition's later messages are never handed over: the pipeline sends them
+			// again, after this one.
 			failed++
 			if first == nil {
 				first = err
 			}
-			if firstFail == nil {
-				firstFail = make(map[int32]int)
-			}
-			if f, ok := firstFail[m.Partition]; !ok || ref.idx < f {
-				firstFail[m.Partition] = ref.idx
-			}
 			return
 		}
 		acked++
-		ref.acked = true
+		if ref.next >= 0 {
+			ready = append(ready, ref.next)
+		}
 	}
-	// The results of abandoned calls are waited for too: one of their records that failed
-	// while a later one of its partition was written (by that call or this one) breaks the
-	// order as a failure of this call's own would (helper-90's review: the retry of an
-	// abandoned call returned nil, and downstream dropped the retried record as a copy of
-	// the later one's).
-	for acked+failed < len(msgs) || e.stale > 0 {
+	for handed < len(ready) || handed > acked+failed {
 		var in chan<- *sarama.ProducerMessage
 		var m *sarama.ProducerMessage
-		if next < len(msgs) {
-			in, m = input, &msgs[next]
+		if handed < len(ready) {
+			in, m = input, &msgs[ready[handed]]
 		}
 		select {
 		case in <- m:
-			next++
+			handed++
 		case s := <-successes:
 			result(s, nil)
 		case pe := <-errs:
 			result(pe.Msg, pe.Err)
 		case <-ctx.Done():
-			// The records handed over may still be written: their results arrive during later
+			// The messages handed over may still be written: their results arrive during later
 			// calls, which must not take them for their own, nor reuse their memory.
-			e.stale += next - acked - failed
-			e.buf, e.refs, e.msgs, e.vals, e.pk = nil, nil, nil, nil, packer{}
+			e.stale += handed - acked - failed
+			e.buf, e.refs, e.msgs, e.vals, e.pk, e.ready = nil, nil, nil, nil, packer{}, nil
 			return ctx.Err()
 		}
 	}
-	// Whether a partition's order is broken is decided once every result is in: sarama
-	// reports successes and errors on separate channels, so a later record's success may be
-	// read before an earlier one's error.
-	var broken error
-	for i := 0; failed > 0 && i < len(msgs); i++ {
-		if f, ok := firstFail[msgs[i].Partition]; ok && ends[i].acked && i > f {
-			broken = fmt.Errorf("kafka: exchange %q: partition %d: record %d was written after record %d failed", e.topic, msgs[i].Partition, i, f)
-			break
-		}
-	}
+	e.ready = ready[:0]
 	var bytes int64
 	for i := range vals {
 		bytes += int64(len(vals[i].b))
 	}
 	clear(msgs) // drop sarama's references into the records
-	if e.staleErr != nil {
-		// Whether a later record of the failed one's partition was written is not known
-		// (the abandoned call's own bookkeeping is gone): it may have been.
-		err := fmt.Errorf("kafka: exchange %q: a record of a Send abandoned earlier (its context ended) failed, and records "+
-			"after it may have been written: the order the pipeline's dedup relies on may be broken, and a retry could lose records: %w",
-			e.topic, redact(&e.cfg, e.staleErr))
-		e.log.Error("kafka: exchange: a partition's order may be broken", "err", err)
-		return stream.Permanent(err)
-	}
 	if first == nil {
 		e.sent.Add(int64(len(recs)))
 		e.sentMsgs.Add(int64(len(msgs)))
 		e.sentBytes.Add(bytes)
 		return nil
 	}
-	err := fmt.Errorf("kafka: exchange %q: produce: %d of %d messages (%d records) failed, first: %w", e.topic, failed, len(msgs), len(recs), redact(&e.cfg, first))
-	if broken != nil {
-		// The order the pipeline's dedup relies on is broken; a retry could lose records.
-		e.log.Error("kafka: exchange: a partition's order is broken", "err", broken)
-		return stream.Permanent(errors.Join(broken, err))
-	}
+	err := fmt.Errorf("kafka: exchange %q: produce: %d of %d messages (%d records) failed, %d not sent after them, first: %w",
+		e.topic, failed, len(msgs), len(recs), len(msgs)-acked-failed, redact(&e.cfg, first))
 	if permanentProduceError(first) {
 		return stream.Permanent(err)
 	}
 	return err
+}
+
+// lastOf returns a slice of n entries of -1, reused across calls.
+func (e *Exchange[T]) lastOf(n int) []int {
+	e.last = slices.Grow(e.last[:0], n)[:n]
+	for i := range e.last {
+		e.last[i] = -1
+	}
+	return e.last
+}
+
+// lockSend takes Send's lock, or returns ctx's error when ctx ends first.
+func (e *Exchange[T]) lockSend(ctx context.Context) error {
+	e.mu.Lock()
+	if e.sendSem == nil {
+		e.sendSem = make(chan struct{}, 1)
+	}
+	sem := e.sendSem
+	e.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Exchange[T]) unlockSend() { <-e.sendSem }
+
+func (e *Exchange[T]) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
 }
 
 // Close implements stream.Closer: it waits for records in flight (abandoned Sends), then
@@ -211,8 +253,13 @@ func (e *Exchange[T]) Close(ctx context.Context) error {
 	if ap == nil {
 		return nil
 	}
-	e.sendMu.Lock()
-	defer e.sendMu.Unlock()
+	_ = e.lockSend(context.Background())
+	defer e.unlockSend()
+	return e.closeProducer(ctx, ap, client)
+}
+
+// closeProducer closes ap, waiting for its records in flight until ctx ends, then client.
+func (e *Exchange[T]) closeProducer(ctx context.Context, ap sarama.AsyncProducer, client sarama.Client) error {
 	ap.AsyncClose()
 	gen := e.gen
 	done := make(chan []error, 1)
