@@ -290,6 +290,9 @@ type faultyProducer struct {
 	succ chan *sarama.ProducerMessage
 	errs chan *sarama.ProducerError
 	hold chan struct{}
+	// got is closed once the first message was handed over, done when Input was closed and
+	// every result reported.
+	got, done chan struct{}
 
 	mu      sync.Mutex
 	written [][]byte // the messages' values, as the partition holds them
@@ -301,12 +304,16 @@ func (p *faultyProducer) Errors() <-chan *sarama.ProducerError      { return p.e
 
 func newFaultyProducer(fail func(n int, m *sarama.ProducerMessage) bool) *faultyProducer {
 	p := &faultyProducer{in: make(chan *sarama.ProducerMessage), succ: make(chan *sarama.ProducerMessage),
-		errs: make(chan *sarama.ProducerError)}
+		errs: make(chan *sarama.ProducerError), got: make(chan struct{}), done: make(chan struct{})}
 	go func() {
+		defer close(p.done)
 		n := 0
 		for m := range p.in {
-			if n == 0 && p.hold != nil {
-				<-p.hold
+			if n == 0 {
+				close(p.got)
+				if p.hold != nil {
+					<-p.hold
+				}
 			}
 			if fail(n, m) {
 				p.errs <- &sarama.ProducerError{Msg: m, Err: sarama.ErrOutOfBrokers}
@@ -321,6 +328,17 @@ func newFaultyProducer(fail func(n int, m *sarama.ProducerMessage) bool) *faulty
 		}
 	}()
 	return p
+}
+
+// AsyncClose closes the producer as sarama's does: once every result was reported, the
+// result channels close.
+func (p *faultyProducer) AsyncClose() {
+	close(p.in)
+	go func() {
+		<-p.done
+		close(p.succ)
+		close(p.errs)
+	}()
 }
 
 // kept returns the values that the downstream keeps from the partition's messages: a value
@@ -395,6 +413,53 @@ func TestExchangeSendAfterAnAbandonedFailure(t *testing.T) {
 		require.NoError(t, e.Send(t.Context(), twoMessages))
 		require.Equal(t, []int{1, 2}, p.kept(t))
 	})
+}
+
+// closingClient is a sarama.Client whose Close is noted.
+type closingClient struct {
+	sarama.Client
+	closed chan struct{}
+}
+
+func (c closingClient) Close() error { close(c.closed); return nil }
+
+// TestExchangeCloseReturnsWhenCtxEnds: Close returns ctx's error when ctx ends while a Send
+// that is not cancelled waits for its records (a partition's leader away: sarama retries for
+// an hour), and closes the producer and its client once that Send returned. Close waited for
+// Send's lock whatever its ctx said.
+func TestExchangeCloseReturnsWhenCtxEnds(t *testing.T) {
+	p := newFaultyProducer(func(int, *sarama.ProducerMessage) bool { return false })
+	p.hold = make(chan struct{})
+	client := closingClient{closed: make(chan struct{})}
+	e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: p, client: client, parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
+	sendCtx, stopSend := context.WithCancel(t.Context())
+	defer stopSend()
+	sent := make(chan error, 1)
+	go func() { sent <- e.Send(sendCtx, twoMessages) }()
+	<-p.got // the Send waits for its first message's result
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close(ctx) }()
+	select {
+	case err := <-closed:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited past its ctx for a Send")
+	}
+	select {
+	case <-client.closed:
+		t.Fatal("the client was closed under a running Send")
+	default:
+	}
+	require.ErrorIs(t, e.Send(t.Context(), twoMessages), ErrClosed)
+
+	stopSend()
+	require.ErrorIs(t, <-sent, context.Canceled)
+	<-client.closed // closed once the Send returned
+	close(p.hold)
+	<-p.done // the producer was closed
 }
 
 // TestExchangeProducerKeepsOrder: whatever WithSaramaConfig sets, the Exchange's producer is

@@ -239,8 +239,10 @@ func (e *Exchange[T]) isClosed() bool {
 	return e.closed
 }
 
-// Close implements stream.Closer: it waits for records in flight (abandoned Sends), then
-// closes the producer and its client. Later Sends return ErrClosed.
+// Close implements stream.Closer: it waits for records in flight (of a Send still running,
+// or abandoned), then closes the producer and its client. Later Sends return ErrClosed. If
+// ctx ends first, Close returns ctx.Err(), and the producer is closed, without waiting for
+// its records, once a Send still running returns.
 func (e *Exchange[T]) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -253,7 +255,14 @@ func (e *Exchange[T]) Close(ctx context.Context) error {
 	if ap == nil {
 		return nil
 	}
-	_ = e.lockSend(context.Background())
+	if err := e.lockSend(ctx); err != nil {
+		go func() {
+			_ = e.lockSend(context.Background())
+			defer e.unlockSend()
+			_ = e.closeProducer(ctx, ap, client)
+		}()
+		return err
+	}
 	defer e.unlockSend()
 	return e.closeProducer(ctx, ap, client)
 }
