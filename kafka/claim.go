@@ -185,7 +185,7 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 // emitted again from part of its records (a repartition would also lose its dedup marks).
 // A repartition's partition waits until its checkpoint can be fetched, and any partition
 // until a transaction that committed its offset has completed; it reports false if the
-// session ended first.
+// session ended first. A fetch that the ACLs refuse stops the Source (ErrNotAuthorized).
 func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, part int32) bool {
 	id := h.s.PartitionID(topic, part)
 	h.mu.Lock()
@@ -204,6 +204,12 @@ func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, par
 			}
 			h.register(claims, commits)
 			return true
+		}
+		if isNotAuthorized(err) {
+			// The ACLs' refusal does not pass with retries: stop, saying what to grant.
+			h.s.fail(fmt.Errorf("kafka: fetching the committed checkpoint of %s/%d: %w", topic, part,
+				h.s.cfg.notAuthorized(err, access{topics: []string{topic}, group: h.s.cfg.Group})))
+			return false
 		}
 		if !h.s.o.exchange && !errors.Is(err, sarama.ErrUnstableOffsetCommit) {
 			h.s.log.Warn("kafka: fetching committed checkpoints failed", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err))

@@ -482,3 +482,100 @@ func TestExchangeProducerKeepsOrder(t *testing.T) {
 	require.Equal(t, 1, sc.Net.MaxOpenRequests)
 	require.NoError(t, sc.Validate())
 }
+
+// TestExchangeClaimCheckpointRefused: a partition that a cooperative rebalance adds to the
+// exchange's consumer, whose committed checkpoint the ACLs refuse to fetch (the group, or the
+// topic), stops the Source with ErrNotAuthorized naming what to grant, while a transient error
+// of the coordinator is retried until it passes or the session ends. Every error was retried,
+// for ever, with only a Warn.
+func TestExchangeClaimCheckpointRefused(t *testing.T) {
+	const topic = "p-x-repartition"
+	for _, tc := range []struct {
+		name   string
+		fetch  *sarama.MockOffsetFetchResponse
+		err    sarama.KError
+		refuse string // what the error names; "" for a transient error
+	}{
+		{"group refused", sarama.NewMockOffsetFetchResponse(t).SetError(sarama.ErrGroupAuthorizationFailed),
+			sarama.ErrGroupAuthorizationFailed, `consumer group "g"`},
+		{"topic refused", sarama.NewMockOffsetFetchResponse(t).SetOffset("g", topic, 0, -1, "", sarama.ErrTopicAuthorizationFailed),
+			sarama.ErrTopicAuthorizationFailed, `topic "` + topic + `"`},
+		{"transient", sarama.NewMockOffsetFetchResponse(t).SetError(sarama.ErrOffsetsLoadInProgress), sarama.ErrOffsetsLoadInProgress, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, client := groupCoordinator(t, tc.fetch)
+			ex, err := NewExchange(Config{Brokers: []string{b.Addr()}, Group: "g", Topics: []string{"in"}}, "p", "x", stream.JSONCodec[int]())
+			require.NoError(t, err)
+			require.Equal(t, topic, ex.Topic())
+			ex.src.topics[topic] = 0
+			runCtx, stop := context.WithCancelCause(t.Context())
+			defer stop(nil)
+			ex.src.cancel = stop
+			h := &handler[stream.Shuffled[int]]{s: ex.src, client: client, registered: map[int32]bool{}}
+			// The session lasts long enough for a few retries of a transient error.
+			sessCtx, endSession := context.WithTimeout(t.Context(), 10*time.Second)
+			defer endSession()
+			claimed := make(chan bool, 1)
+			go func() { claimed <- h.claimed(sessionCtx{memberSession{&recordingSession{}}, sessCtx}, topic, 0) }()
+
+			if tc.refuse == "" {
+				require.Eventually(t, func() bool { return offsetFetches(b) >= 2 }, 5*time.Second, 10*time.Millisecond, "retried")
+				endSession()
+				require.False(t, <-claimed)
+				require.Nil(t, ex.src.fatal.Load(), "a transient error does not stop the Source")
+				return
+			}
+			select {
+			case ok := <-claimed:
+				require.False(t, ok)
+			case <-sessCtx.Done():
+				t.Fatal("the refusal was retried for as long as the session lasted")
+			}
+			fatal := ex.src.fatal.Load()
+			require.NotNil(t, fatal, "the Source stops")
+			require.ErrorIs(t, *fatal, ErrNotAuthorized)
+			require.ErrorIs(t, *fatal, tc.err)
+			require.ErrorContains(t, *fatal, tc.refuse)
+			require.ErrorIs(t, context.Cause(runCtx), ErrNotAuthorized)
+			require.Equal(t, 1, offsetFetches(b), "not retried")
+		})
+	}
+}
+
+// groupCoordinator is a mock broker that coordinates group "g" and answers its offset
+// fetches with fetch, and a client of it.
+func groupCoordinator(t *testing.T, fetch sarama.MockResponse) (*sarama.MockBroker, sarama.Client) {
+	t.Helper()
+	b := sarama.NewMockBroker(t, 1)
+	t.Cleanup(b.Close)
+	b.SetHandlerByMap(map[string]sarama.MockResponse{
+		"MetadataRequest":        sarama.NewMockMetadataResponse(t).SetBroker(b.Addr(), b.BrokerID()).SetController(b.BrokerID()),
+		"FindCoordinatorRequest": sarama.NewMockFindCoordinatorResponse(t).SetCoordinator(sarama.CoordinatorGroup, "g", b),
+		"OffsetFetchRequest":     fetch,
+	})
+	return b, mockClient(t, b, sarama.V3_0_0_0)
+}
+
+// mockClient is a client of mock broker b that speaks version and does not retry metadata.
+func mockClient(t *testing.T, b *sarama.MockBroker, version sarama.KafkaVersion) sarama.Client {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = version
+	cfg.Metadata.Retry.Max = 0
+	cfg.ApiVersionsRequest = false // the mock answers only what the test sets
+	client, err := sarama.NewClient([]string{b.Addr()}, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// offsetFetches counts the OffsetFetch requests a broker got.
+func offsetFetches(b *sarama.MockBroker) int {
+	n := 0
+	for _, rr := range b.History() {
+		if _, ok := rr.Request.(*sarama.OffsetFetchRequest); ok {
+			n++
+		}
+	}
+	return n
+}

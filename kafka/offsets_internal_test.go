@@ -37,14 +37,7 @@ func offsetsClient(t *testing.T, a, b *sarama.MockBroker, meta, offsetsA, offset
 	t.Cleanup(b.Close)
 	a.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta, "OffsetRequest": offsetsA})
 	b.SetHandlerByMap(map[string]sarama.MockResponse{"MetadataRequest": meta, "OffsetRequest": offsetsB})
-	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
-	cfg.Metadata.Retry.Max = 0
-	cfg.ApiVersionsRequest = false // the mocks answer only what the test sets
-	client, err := sarama.NewClient([]string{a.Addr()}, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.Close() })
-	return client, a, b
+	return mockClient(t, a, sarama.V2_8_0_0), a, b
 }
 
 // listOffsetRequests returns the ListOffsets requests a broker got, as the partitions each
@@ -215,13 +208,7 @@ func TestGroupCommitsReportsCoordinatorErrors(t *testing.T) {
 					"FindCoordinatorRequest": sarama.NewMockFindCoordinatorResponse(t).SetCoordinator(sarama.CoordinatorGroup, "g", b),
 					"OffsetFetchRequest":     tc.fetch,
 				})
-				cfg := sarama.NewConfig()
-				cfg.Version = version
-				cfg.Metadata.Retry.Max = 0
-				cfg.ApiVersionsRequest = false // the mock answers only what the test sets
-				client, err := sarama.NewClient([]string{b.Addr()}, cfg)
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = client.Close() })
+				client := mockClient(t, b, version)
 				claims := map[string][]int32{"t": {0, 1}}
 
 				commits, err := groupCommits(client, "g", claims)

@@ -22,20 +22,7 @@ func TestExchangeSetupWithoutClaimsRegisters(t *testing.T) {
 		"no partitions": {"p-x-repartition": {}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b := sarama.NewMockBroker(t, 1)
-			t.Cleanup(b.Close)
-			b.SetHandlerByMap(map[string]sarama.MockResponse{
-				"MetadataRequest":        sarama.NewMockMetadataResponse(t).SetBroker(b.Addr(), b.BrokerID()).SetController(b.BrokerID()),
-				"FindCoordinatorRequest": sarama.NewMockFindCoordinatorResponse(t).SetCoordinator(sarama.CoordinatorGroup, "g", b),
-				"OffsetFetchRequest":     sarama.NewMockOffsetFetchResponse(t),
-			})
-			cfg := sarama.NewConfig()
-			cfg.Version = sarama.V3_0_0_0
-			cfg.Metadata.Retry.Max = 0
-			cfg.ApiVersionsRequest = false // the mock answers only what the test sets
-			client, err := sarama.NewClient([]string{b.Addr()}, cfg)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = client.Close() })
+			b, client := groupCoordinator(t, sarama.NewMockOffsetFetchResponse(t))
 			ex, err := NewExchange(Config{Brokers: []string{b.Addr()}, Group: "g", Topics: []string{"in"}}, "p", "x", stream.JSONCodec[stream.Pair[string, int]]())
 			require.NoError(t, err)
 
