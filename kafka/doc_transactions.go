@@ -14,7 +14,8 @@
 // "<pipeline>-<name>-repartition", created when the pipeline starts with the partition count
 // of the source topics (WithPartitions, WithPartitionsOf), a replication factor of
 // min(3, brokers) (WithReplication), unlimited retention and a max.message.bytes that takes
-// whatever its producer's MaxMessageBytes allows, purged below the group's
+// whatever its producer's MaxMessageBytes allows (an existing topic's own, read when the
+// exchange opens, sizes its messages if smaller), purged below the group's
 // committed offsets (WithPurgeInterval); an existing topic with another count is refused
 // (ErrPartitionMismatch), since keys would move away from their state, and so is one that
 // another consumer group has committed offsets of (ErrRepartitionInUse): another pipeline

@@ -319,9 +319,9 @@ func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
 	warnInsecure(e.log, sc)
 
 	type result struct {
-		client sarama.Client
-		n      int
-		err    error
+		client    sarama.Client
+		n, maxMsg int
+		err       error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -331,7 +331,11 @@ func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
 			return
 		}
 		n, err := e.ensure(ctx, c, sc)
-		done <- result{c, n, err}
+		var maxMsg int
+		if err == nil {
+			maxMsg = e.messageLimit(c, sc.Producer.MaxMessageBytes)
+		}
+		done <- result{c, n, maxMsg, err}
 	}()
 	var r result
 	select {
@@ -351,12 +355,15 @@ func (e *Exchange[T]) Open(ctx context.Context) (int, error) {
 		}
 		return 0, r.err
 	}
+	// The producer takes its configuration from the client's, sc: its batches must fit the
+	// topic too.
+	sc.Producer.MaxMessageBytes = r.maxMsg
 	ap, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
 		_ = client.Close()
 		return 0, fmt.Errorf("kafka: exchange producer: %w", err)
 	}
-	e.client, e.ap, e.parts, e.maxMsg = client, ap, r.n, sc.Producer.MaxMessageBytes
+	e.client, e.ap, e.parts, e.maxMsg = client, ap, r.n, r.maxMsg
 	e.log.Debug("kafka: exchange open", "partitions", r.n)
 	return r.n, nil
 }
@@ -411,6 +418,35 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 		return 0, err
 	}
 	return int(got), nil
+}
+
+// messageLimit returns the largest message the producer may send to the topic: its
+// MaxMessageBytes (producerMax), or less when the topic's max.message.bytes allows less (a
+// topic made by an earlier release, or changed by an administrator). A limit that cannot be
+// read is not an error: producerMax is used, with a warning.
+func (e *Exchange[T]) messageLimit(client sarama.Client, producerMax int) int {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err == nil {
+		// admin shares client: closing it would close the client too.
+		var rs []*sarama.ConfigResourceResult
+		rs, err = admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: e.topic, ConfigNames: []string{"max.message.bytes"}}},
+			sarama.DescribeConfigsOptions{})
+		var entries []sarama.ConfigEntry
+		if err == nil && len(rs) == 1 && rs[0].ErrorCode != sarama.ErrNoError {
+			err = &sarama.DescribeConfigError{Err: rs[0].ErrorCode, ErrMsg: rs[0].ErrorMsg}
+		} else if err == nil && len(rs) == 1 {
+			entries = rs[0].Configs
+		}
+		if n := configInt(entries, "max.message.bytes"); err == nil && n > 0 {
+			// The topic's limit is on a record batch: the inverse of repartitionTopicConfig.
+			return min(producerMax, n-batchOverhead-sizeSlack)
+		} else if err == nil {
+			err = errors.New("no max.message.bytes in the topic's configuration")
+		}
+	}
+	e.log.Warn("kafka: exchange: could not read the topic's max.message.bytes; messages are sized to the producer's MaxMessageBytes",
+		"max_message_bytes", producerMax, "err", redact(&e.cfg, err))
+	return producerMax
 }
 
 // checkOwner fails when another consumer group than the pipeline's has committed offsets of

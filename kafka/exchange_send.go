@@ -40,10 +40,10 @@ type sendRef struct {
 // recs, one message of a partition at a time: a message goes to the producer once the one
 // before it in its partition was acknowledged, so none is written after an earlier one
 // failed (see "Repartition" in the package documentation). A value the codec cannot encode,
-// or a record larger than the topic's max.message.bytes allows, is a permanent error,
-// reported before anything is sent. If ctx ends first, Send returns ctx.Err() and the
-// records handed to the producer may still be written; the pipeline sends them again and
-// the copies are dropped downstream. The next call waits for their results before it hands
+// or a record larger than the producer's MaxMessageBytes or the topic's max.message.bytes
+// (read when the exchange opens) allows, is a permanent error, reported before anything is
+// sent. If ctx ends first, Send returns ctx.Err() and the records handed to the producer may
+// still be written; the pipeline sends them again and the copies are dropped downstream. The next call waits for their results before it hands
 // over anything, and returns the error of one that failed.
 func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error {
 	if len(recs) == 0 {
@@ -89,7 +89,8 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 		}
 		if size := 1 + binary.MaxVarintLen64 + len(rec) + batchOverhead + recordOverhead + sizeSlack; size > maxMsg {
 			e.buf = rec[:0]
-			return stream.Permanent(fmt.Errorf("kafka: exchange %q: a record of %d bytes exceeds the producer's MaxMessageBytes (%d)", e.topic, size, maxMsg))
+			return stream.Permanent(fmt.Errorf("kafka: exchange %q: a record of %d bytes exceeds the producer's MaxMessageBytes "+
+				"or what the topic's max.message.bytes allows (%d)", e.topic, size, maxMsg))
 		}
 		e.pk.add(r.Partition, rec, r.Mark)
 	}

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,11 +22,7 @@ import (
 // a permanent error that stopped the pipeline at the first large value.
 func TestExchangeTopicFitsProducerLimit(t *testing.T) {
 	t.Parallel()
-	brokers := testenv.KafkaBrokers(t)
-	topic := newTopic(t, brokers, "xl", 1)
-	pipeline := testenv.UniqueName(t, "xl")
-	repart := pipeline + "-big-repartition"
-	deleteTopicAfter(t, brokers, repart)
+	brokers, topic, pipeline, repart := exchangeNames(t, "xl", "big")
 	ex, err := kafka.NewExchange(consumerConfig(brokers, pipeline, topic), pipeline, "big", stream.StringCodec{},
 		kafka.WithSaramaConfig(func(sc *sarama.Config) { sc.Producer.MaxMessageBytes = 4 << 20 }))
 	require.NoError(t, err)
@@ -100,4 +97,57 @@ func TestExchangeTopicKeepsRecords(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got)
+}
+
+// TestExchangeSizesToTheTopicsLimit: an exchange whose topic exists with a smaller
+// max.message.bytes than its producer's (made by an earlier release, or changed by an
+// administrator) packs its messages to the topic's limit, and refuses a record that cannot
+// fit it before anything is sent. Send sized its messages by the producer's MaxMessageBytes
+// only: the broker refused a message of several records (MESSAGE_TOO_LARGE), a permanent
+// error that stopped the pipeline.
+func TestExchangeSizesToTheTopicsLimit(t *testing.T) {
+	t.Parallel()
+	brokers, topic, pipeline, repart := exchangeNames(t, "xlim", "small")
+	const limit = 20_000
+	size := strconv.Itoa(limit)
+	admin := newAdmin(t, brokers)
+	require.NoError(t, admin.CreateTopic(repart, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"max.message.bytes": &size}}, false))
+	waitPartitions(t, brokers, repart, 1)
+
+	ex, err := kafka.NewExchange(consumerConfig(brokers, pipeline, topic), pipeline, "small", stream.StringCodec{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close(context.Background())) }()
+	_, err = ex.Open(t.Context())
+	require.NoError(t, err)
+
+	// Four records of 6,000 bytes: one message of the producer's limit, three of the topic's.
+	var recs []stream.Shuffled[string]
+	for i := range 4 {
+		recs = append(recs, stream.Shuffled[string]{Value: strings.Repeat(strconv.Itoa(i), 6000), Partition: 0, From: 0, Seq: int64(i), Time: 1})
+	}
+	require.NoError(t, ex.Send(t.Context(), recs), "records that fit the topic's max.message.bytes")
+	n, _ := ex.Sent()
+	require.Equal(t, int64(4), n)
+	require.Greater(t, ex.SentMessages(), int64(1), "packed to the topic's limit")
+
+	err = ex.Send(t.Context(), []stream.Shuffled[string]{{Value: strings.Repeat("y", limit), Partition: 0, From: 0, Seq: 9, Time: 1}})
+	require.Error(t, err)
+	require.True(t, stream.IsPermanent(err))
+	require.ErrorContains(t, err, "max.message.bytes")
+	n, _ = ex.Sent()
+	require.Equal(t, int64(4), n, "refused before anything was sent")
+}
+
+// exchangeNames makes a source topic of one partition and names a pipeline after prefix: it
+// returns the brokers, the topic, the pipeline and the topic of its repartition name,
+// deleted after the test.
+func exchangeNames(t *testing.T, prefix, name string) (brokers []string, topic, pipeline, repart string) {
+	t.Helper()
+	brokers = testenv.KafkaBrokers(t)
+	topic = newTopic(t, brokers, prefix, 1)
+	pipeline = testenv.UniqueName(t, prefix)
+	repart = pipeline + "-" + name + "-repartition"
+	deleteTopicAfter(t, brokers, repart)
+	return brokers, topic, pipeline, repart
 }
