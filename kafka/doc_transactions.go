@@ -41,9 +41,13 @@
 // (TestExchangeSendNothingAfterAFailedMessage). A Send abandoned when its context ended has
 // at most one message of each partition in the producer: the next Send waits for their
 // results before it hands anything over, and returns the error of one that failed. Each
-// partition waits for one acknowledgement per message of up to 64 KiB: a Send of a few
-// messages per partition (the usual batch) takes one round trip, a backlog's larger ones
-// one per 64 KiB of a partition, all partitions at once.
+// partition waits for one acknowledgement per message, all partitions at once: a Send takes
+// as many round trips as its largest partition has messages, which is one per 64 KiB and one
+// per upstream partition whose mark it carries (a mark ends its message). The fleet job's
+// drain of the demo topic sends about five messages per downstream partition in a batch (912
+// in 31 batches to six partitions); against handing them all over at once, its CPU per
+// event rose 4.8 % (p=0.037, six interleaved pairs) and its drain time did not measurably
+// change.
 //
 // A record is a 15-byte header (varints) and the codec's bytes, about 25 bytes for a pair of
 // a short string and a small integer. Send packs the records it writes to one partition into
