@@ -104,7 +104,9 @@ trap 'exit 130' INT TERM
 
 if ! ./testenv/services.sh status >/dev/null 2>&1; then started=1; fi
 log "starting Kafka and OpenSearch (testenv)"
-eval "$(./testenv/services.sh up 2>"$dir/services.log")" || { cat "$dir/services.log" >&2; die "testenv failed"; }
+# Not eval "$(services.sh up)" || ...: eval of the empty output of a failed up succeeds.
+exports=$(./testenv/services.sh up 2>"$dir/services.log") || { cat "$dir/services.log" >&2; die "testenv failed"; }
+eval "$exports"
 brokers=$FLEETSTREAM_KAFKA_BROKERS
 osurl=$FLEETSTREAM_OPENSEARCH_URL
 log "Kafka $brokers, OpenSearch $osurl, logs in $dir"
