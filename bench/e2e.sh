@@ -76,10 +76,18 @@ mkdir -p "$dir"
 
 log() { echo "bench-e2e: $*" >&2; }
 die() { log "$*"; exit 1; }
-seconds() { # a Go duration of seconds or milliseconds (2s, 1.5s, 500ms) in seconds
-	awk -v d="$1" 'BEGIN { if (d ~ /ms$/) print substr(d, 1, length(d) - 2) / 1000; else if (d ~ /s$/) print substr(d, 1, length(d) - 1) + 0; else exit 1 }'
+seconds() { # a Go duration of hours, minutes, seconds and milliseconds (2s, 500ms, 1m30s) in seconds
+	awk -v d="$1" 'BEGIN {
+		if (d !~ /^([0-9]+(\.[0-9]*)?(h|m|s|ms))+$/) exit 1
+		while (d != "") {
+			match(d, /^[0-9.]+/); v = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
+			if (d ~ /^ms/) { t += v / 1000; d = substr(d, 3) }
+			else { u = substr(d, 1, 1); t += v * (u == "h" ? 3600 : u == "m" ? 60 : 1); d = substr(d, 2) }
+		}
+		print t + 0
+	}'
 }
-idle_s=$(seconds "$idle") || die "BENCH_IDLE=$idle: want e.g. 2s or 500ms"
+idle_s=$(seconds "$idle") || die "BENCH_IDLE=$idle: want a Go duration, e.g. 2s, 500ms or 1m30s"
 
 # ---------------------------------------------------------------------------------------------
 # services and cleanup
