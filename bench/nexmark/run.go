@@ -15,8 +15,8 @@ import (
 type Query struct {
 	// Name is the query's Nexmark name: "q0", "q1", ...
 	Name string
-	// Flink is Flink 1.13's published throughput for the query, in events per second per
-	// core (Nexmark README: 8 cores, 100 million events).
+	// Flink is Flink 1.13's published throughput for the query, in events per CPU-second
+	// (Nexmark README's Throughput/Cores: 100 million events over the CPU-seconds measured).
 	Flink float64
 	// build builds the query on cfg's events and adds an output that counts its results.
 	build func(events *stream.Stream[Event], cfg Config, results *int64) error
