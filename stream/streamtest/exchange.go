@@ -98,6 +98,7 @@ type Exchange[T any] struct {
 	in      *stream.Input[stream.Shuffled[T]]
 	read    []int64
 	started bool
+	recs    []stream.Record[stream.Shuffled[T]] // feed's, reused
 	// SendErr, if set, makes Send fail (after writing the first SendPartial records).
 	SendErr     error
 	SendPartial int
@@ -201,6 +202,10 @@ func (e *Exchange[T]) Run(ctx context.Context, in *stream.Input[stream.Shuffled[
 	}
 }
 
+// feedChunk is how many records feed offers the input at a time (more when a message's
+// records share an offset).
+const feedChunk = 1024
+
 func (e *Exchange[T]) feed() error {
 	if e.in == nil {
 		return nil
@@ -219,20 +224,36 @@ func (e *Exchange[T]) feed() error {
 			}
 		}
 	}
-	var recs []stream.Record[stream.Shuffled[T]]
+	// The records go over in chunks, each cut between offsets (a message's records stay
+	// together), until the input refuses some: building every unread record for an input
+	// that takes a few (a small WithBuffer behind a backlog) made each batch cost the whole
+	// backlog, a run quadratic in its records.
+	recs := e.recs[:0]
+	push := func() bool {
+		n := e.in.TryPushBatch(recs)
+		for _, r := range recs[:n] {
+			e.read[r.Partition] = r.Offset + 1
+		}
+		all := n == len(recs)
+		clear(recs)
+		recs = recs[:0]
+		return all
+	}
+	defer func() { e.recs = recs[:0] }()
 	for p, log := range l.parts {
 		for i := sort.Search(len(log), func(i int) bool { return l.offset(p, i) >= e.read[p] }); i < len(log); i++ {
+			off := l.offset(p, i)
+			if len(recs) >= feedChunk && recs[len(recs)-1].Offset != off && !push() {
+				return nil
+			}
 			r := log[i]
-			rec := stream.Record[stream.Shuffled[T]]{Value: r, Partition: int32(p), Offset: l.offset(p, i), Size: 16}
+			rec := stream.Record[stream.Shuffled[T]]{Value: r, Partition: int32(p), Offset: off, Size: 16}
 			if !r.Mark {
 				rec.EventTime = time.Unix(0, r.Time)
 			}
 			recs = append(recs, rec)
 		}
 	}
-	n := e.in.TryPushBatch(recs)
-	for _, r := range recs[:n] {
-		e.read[r.Partition] = r.Offset + 1
-	}
+	push()
 	return nil
 }
