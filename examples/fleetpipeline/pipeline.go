@@ -150,7 +150,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		rcfg := kcfg
 		rcfg.Topics = []string{c.requests}
 		if rcfg.Rebalance.InstanceID != "" {
-			rcfg.Rebalance.InstanceID += ".requests" // another member of the group
+			rcfg.Rebalance.InstanceID += instanceIDSuffix // another member of the group
 		}
 		ropts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
 		if caughtUp != nil {

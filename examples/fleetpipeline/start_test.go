@@ -88,6 +88,13 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-lateness", "-5s"},
 		{"-pickup-within", "-1s"},
 		{"-session-timeout", "-1s"},
+		// Refused by the library after the dead-letter topic was made, in its words
+		// ("Rebalance.SessionTimeout", "Rebalance.InstanceID"), naming no flag, exit 1.
+		{"-session-timeout", "500ms"},
+		{"-group-instance-id", "fleet/pod-0"},
+		// 195 characters: 201 for the zone repartition's member (".zones"), 204 for the
+		// requests source's (".requests").
+		{"-group-instance-id", strings.Repeat("p", 195)},
 		{"-exit-when-idle", "-5s"}, // was never refused: a negative idle ran for ever
 		{"-status-every", "-1s"},   // was never refused: no status line
 		{"-replicas", "-1"},

@@ -51,6 +51,25 @@ func (c *config) validate() error {
 	}{{"-lateness", c.lateness}, {"-out-of-order", c.outOfOrder}, {"-exit-when-idle", c.exitIdle}, {"-status-every", c.statusEvery}, {"-session-timeout", c.sessionTimeout}} {
 		notNegative(d.flag, int64(d.v), d.v)
 	}
+	if c.sessionTimeout > 0 && c.sessionTimeout < time.Second {
+		// The library's floor (0 is its default, 10s): refused in its words
+		// ("Rebalance.SessionTimeout"), naming no flag, after the dead-letter topic was made.
+		bad("-session-timeout", "%v: must be at least 1s (0: Kafka's default of 10s)", c.sessionTimeout)
+	}
+	if id := c.instanceID; id != "" {
+		// Kafka's group.instance.id, in the library's words ("Rebalance.InstanceID") after the
+		// dead-letter topic was made. The requests source and each repartition's consumer
+		// join with the id and a suffix of their own (".requests", ".pickups"), which the
+		// library's 200 characters must hold too.
+		if i := strings.IndexFunc(id, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+		}); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			bad("-group-instance-id", "%q: only a-z, A-Z, 0-9, '.', '_' and '-' (%q)", id, r)
+		} else if n := 200 - len(instanceIDSuffix); len(id) > n {
+			bad("-group-instance-id", "%q: too long: at most %d characters (the job adds %q for its ride requests' member)", id, n, instanceIDSuffix)
+		}
+	}
 	atLeastOne := func(flag string, v int) {
 		if v < 1 {
 			bad(flag, "%d: must be at least 1", v)
@@ -121,3 +140,8 @@ func checkIndexTag(tag string) error {
 	}
 	return nil
 }
+
+// instanceIDSuffix is the longest suffix a member of the job's group adds to
+// -group-instance-id: the requests source's (run); the repartitions add "." and their names
+// ("zones", "cabs", "supply", "pickups").
+const instanceIDSuffix = ".requests"
