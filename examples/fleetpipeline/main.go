@@ -67,10 +67,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopProfiles, err := startProfiles(cfg.cpuProfile, cfg.memProfile)
-	if err == nil {
-		err = run(ctx, cfg, os.Stderr)
-		err = errors.Join(err, stopProfiles())
+	if err != nil {
+		// A path that cannot be written: the command line is wrong, as for validate's errors.
+		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
+		os.Exit(2)
 	}
+	err = run(ctx, cfg, os.Stderr)
+	err = errors.Join(err, stopProfiles())
 	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM; but of a run that ends by itself before its end) and any failure as is
 		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
 		if errors.Is(err, stream.ErrOperatorChanged) {
@@ -161,14 +164,14 @@ func registerFlags(fs *flag.FlagSet) *config {
 }
 
 // startProfiles starts the CPU profile and returns the function that stops it and writes
-// the allocation profile; empty paths are off.
+// the allocation profile; empty paths are off. Its errors name the flag.
 func startProfiles(cpu, mem string) (stop func() error, err error) {
 	var cf, mf *os.File
 	if mem != "" {
 		// Made now, so that a path that cannot be written is refused before the run, not
 		// after it (a backfill committed, its exit status then 1 and its profile lost).
 		if mf, err = os.Create(mem); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("-memprofile: %w", err)
 		}
 	}
 	if cpu != "" {
@@ -176,14 +179,14 @@ func startProfiles(cpu, mem string) (stop func() error, err error) {
 			if mf != nil {
 				mf.Close()
 			}
-			return nil, err
+			return nil, fmt.Errorf("-cpuprofile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(cf); err != nil {
 			cf.Close()
 			if mf != nil {
 				mf.Close()
 			}
-			return nil, err
+			return nil, fmt.Errorf("-cpuprofile: %w", err)
 		}
 	}
 	return func() error {

@@ -258,3 +258,21 @@ func TestMemProfilePathCheckedAtStart(t *testing.T) {
 	require.Contains(t, string(out), bad)
 	require.NotContains(t, string(out), "connect", "the bad path should be refused before connecting; got:\n%s", out)
 }
+
+// TestProfilePathNamesFlag: a -cpuprofile or -memprofile that cannot be written was refused
+// as "fleetpipeline: open <path>: no such file or directory", exit 1, as a failed run; it
+// names its flag now and exits 2, as the job's other command-line errors do.
+func TestProfilePathNamesFlag(t *testing.T) {
+	for _, flag := range []string{"-cpuprofile", "-memprofile"} {
+		t.Run(flag, func(t *testing.T) {
+			bad := t.TempDir() + "/missing/dir/x.prof"
+			out, err := exec.Command(pipelineBin, offlineArgs(t, flag, bad)...).CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "got:\n%s", out)
+			require.Equal(t, 2, ee.ExitCode(), "got:\n%s", out)
+			require.Contains(t, string(out), "fleetpipeline: "+flag+": ", "the job names the flag")
+			require.Contains(t, string(out), bad)
+			require.NotContains(t, string(out), "connect", "refused before connecting")
+		})
+	}
+}
