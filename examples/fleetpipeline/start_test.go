@@ -276,3 +276,16 @@ func TestProfilePathNamesFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestSameProfilePathRefused: -cpuprofile and -memprofile on one path were both opened on
+// it, and the allocation profile, written when the run ended, overwrote the start of the
+// CPU profile: a whole run's profiles lost. It is refused at start, naming the flag.
+func TestSameProfilePathRefused(t *testing.T) {
+	dir := t.TempDir()
+	c := testConfig(t, offlineArgs(t, "-cpuprofile", dir+"/run.prof", "-memprofile", dir+"/./run.prof")...)
+	err := run(t.Context(), c, io.Discard)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "-memprofile")
+	require.Contains(t, err.Error(), "-cpuprofile")
+	require.NotContains(t, err.Error(), "connect", "refused before connecting")
+}

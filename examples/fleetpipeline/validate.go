@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +116,11 @@ func (c *config) validate() error {
 				bad("-http", "%q: port %s is not in 0-65535", c.httpAddr, port)
 			}
 		}
+	}
+	if c.cpuProfile != "" && c.memProfile != "" && filepath.Clean(c.cpuProfile) == filepath.Clean(c.memProfile) {
+		// Two files open on one path: the allocation profile, written at the end over the
+		// CPU profile's start, left neither readable.
+		bad("-memprofile", "%q is also -cpuprofile: give each profile a file of its own", c.memProfile)
 	}
 	if err := checkIndexTag(c.indexTag); err != nil {
 		errs = append(errs, err)
