@@ -254,7 +254,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		defer registry.Close()
 		loadStart := time.Now()
 		if err := registry.Load(ctx); err != nil {
-			return fmt.Errorf("registry %s: %w", c.registry, err)
+			if errors.Is(err, kafka.ErrTopicNotFound) {
+				// The library's hint is a Go function (kafka.EnsureCompactedTopic); the
+				// operator's fix is the flag's value or the topic.
+				return fmt.Errorf("-registry-topic %s: no such topic: check the name, or create it compacted (replay -registry-topic writes one): %w", c.registry, err)
+			}
+			return fmt.Errorf("-registry-topic %s: %w", c.registry, err)
 		}
 		log.Info("fleetpipeline: registry loaded", "topic", c.registry, "cabs", registry.Len(), "took", time.Since(loadStart).Round(time.Millisecond))
 		cabDocs, err = join.Enrich(cabDocs, registry, func(s telemetry.CabStats) string { return s.CabID },

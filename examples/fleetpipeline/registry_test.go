@@ -100,3 +100,22 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// TestRegistryTopicMissing: a -registry-topic that does not exist stops the job at start,
+// exit 1, with an error that names the flag and what to do. It said "registry <topic>: ...
+// create it with kafka.EnsureCompactedTopic", a Go function an operator cannot call, and
+// named no flag.
+func TestRegistryTopicMissing(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "registry-missing")
+	r := newRun(t, s, topic, "registry-missing")
+	missing := topic + "-registry" // never created
+	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-registry-topic", missing)...)
+	err := p.wait(t, 2*time.Minute)
+	require.Error(t, err, "the job must not run without its registry")
+	out := p.out.String()
+	require.Contains(t, out, "fleetpipeline: -registry-topic "+missing+": no such topic")
+	require.Contains(t, out, "replay -registry-topic")
+	require.Contains(t, out, kafka.ErrTopicNotFound.Error(), "the library's error is kept")
+}
