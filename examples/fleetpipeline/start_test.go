@@ -102,6 +102,16 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-gc-percent", "-1"}, // turned the collector off: the heap grew until killed
 		{"-topic", ""},        // EnsureTopic(".dlq") made a topic named ".dlq"
 		{"-group", ""},
+		// Not Kafka topic names, or too long for the ones the job makes from them (<topic>.dlq,
+		// <group>-pickups-repartition): refused after the dead-letter topic was made, or when
+		// making it, naming no flag, exit 1.
+		{"-topic", "cab telemetry"},
+		{"-topic", strings.Repeat("t", 246)},
+		{"-group", "fleet:prod"},
+		{"-group", strings.Repeat("g", 230)},
+		{"-alerts-topic", "fleet/alerts"},
+		{"-requests-topic", "ride requests"},
+		{"-registry-topic", "fleet,registry"},
 		{"-http", "9464"}, // no port: net.Listen refused it after the job had connected
 		{"-http", "localhost"},
 		{"-http", "127.0.0.1:99999"}, // a port past 65535: refused by net.Listen only after the job had connected

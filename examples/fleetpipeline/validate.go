@@ -32,6 +32,27 @@ func (c *config) validate() error {
 	if strings.TrimSpace(c.name) == "" {
 		bad("-name", "empty: name the pipeline (part of every document id)")
 	}
+	// Kafka topic names: the topics the flags name, and those the job names after them (the
+	// dead-letter topic <topic>.dlq, the repartitions <group>-<name>-repartition). The
+	// library or the brokers refused them after the dead-letter topic was made (or, for
+	// -topic, when making it), naming no flag.
+	topicName := func(flag, v, made string) {
+		if strings.TrimSpace(v) == "" {
+			return // refused above, or none
+		}
+		if i := strings.IndexFunc(v, func(r rune) bool { return !legalTopicRune(r) }); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(v[i:])
+			bad(flag, "%q: Kafka topic names hold only a-z, A-Z, 0-9, '.', '_' and '-' (%q)", v, r)
+		} else if name := strings.ReplaceAll(made, "*", v); len(name) > 249 {
+			bad(flag, "%q: too long: %q is past Kafka's 249 characters", v, name)
+		}
+	}
+	topicName("-topic", c.topic, "*.dlq")
+	// The longest repartition's name, "pickups", with -requests-topic; NewExchange's check.
+	topicName("-group", c.group, "*-pickups-repartition")
+	topicName("-alerts-topic", c.alertsTopic, "*")
+	topicName("-requests-topic", c.requests, "*")
+	topicName("-registry-topic", c.registry, "*")
 	positive := func(flag string, v time.Duration) {
 		if v <= 0 {
 			bad(flag, "%v: must be positive", v)
@@ -62,9 +83,7 @@ func (c *config) validate() error {
 		// dead-letter topic was made. The requests source and each repartition's consumer
 		// join with the id and a suffix of their own (".requests", ".pickups"), which the
 		// library's 200 characters must hold too.
-		if i := strings.IndexFunc(id, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
-		}); i >= 0 {
+		if i := strings.IndexFunc(id, func(r rune) bool { return !legalTopicRune(r) }); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(id[i:])
 			bad("-group-instance-id", "%q: only a-z, A-Z, 0-9, '.', '_' and '-' (%q)", id, r)
 		} else if n := 200 - len(instanceIDSuffix); len(id) > n {
@@ -151,3 +170,8 @@ func checkIndexTag(tag string) error {
 // -group-instance-id: the requests source's (run); the repartitions add "." and their names
 // ("zones", "cabs", "supply", "pickups").
 const instanceIDSuffix = ".requests"
+
+// legalTopicRune reports whether r may be in a Kafka topic name (and in a group.instance.id).
+func legalTopicRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
