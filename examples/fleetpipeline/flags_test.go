@@ -29,6 +29,10 @@ func TestBoundedWithFeaturesOff(t *testing.T) {
 		"-zone-demand=false", "-alerts=false", "-max-batch", "500", "-v")...).succeed(t, 2*time.Minute)
 	records, dead, _ := summary(t, out)
 	require.EqualValues(t, 3000, records, "every record up to the end offsets at start")
+	// The summary reports the outputs that ran: those that are off printed "created 0".
+	require.Regexp(t, `fleetpipeline: cab-stats\s+created [1-9]`, out)
+	require.NotRegexp(t, `fleetpipeline: zone-demand\s+created`, out, "zone demand is off")
+	require.NotRegexp(t, `fleetpipeline: cab-alerts\s+created`, out, "alerts are off")
 	var batched, full int
 	for _, m := range batchDone.FindAllStringSubmatch(out, -1) {
 		n, err := strconv.Atoi(m[1])

@@ -472,7 +472,15 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	running = true
 	err = p.Run(ctx)
 	stopStatus()
-	sinks := []namedSink{{"cab-stats", cabSink.Stats}, {"zone-demand", zoneSink.Stats}, {"cab-alerts", alertSink.Stats}}
+	// The outputs that ran: one that is off (-zone-demand=false, -alerts=false) printed
+	// "created 0", as if it had written nothing.
+	sinks := []namedSink{{"cab-stats", cabSink.Stats}}
+	if g.zoneDocs != nil {
+		sinks = append(sinks, namedSink{"zone-demand", zoneSink.Stats})
+	}
+	if c.alerts {
+		sinks = append(sinks, namedSink{"cab-alerts", alertSink.Stats})
+	}
 	if g.supplyDocs != nil {
 		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
 	}
