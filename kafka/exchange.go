@@ -1,9 +1,9 @@
 // Exchange, the Kafka transport of a repartition (stream.Repartition): a topic of the
 // pipeline that the upstream side produces to with an idempotent producer, partition by
 // partition, and that the downstream side consumes as a further member of the pipeline's
-// consumer group, with the Source's claim loop. Its options, the topic's creation and
-// ownership checks, and the downstream side are here; Send and Close are in exchange_send.go,
-// the record format in exchange_format.go.
+// consumer group, with the Source's claim loop. The topic's creation and ownership checks,
+// and the downstream side are here; its options are in exchange_options.go, Send and Close in
+// exchange_send.go, the record format in exchange_format.go.
 
 package kafka
 
@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,61 +36,6 @@ var ErrPartitionMismatch = errors.New("kafka: repartition topic partition count 
 // ErrRepartitionInUse is wrapped by the error of Exchange.Open when another consumer group
 // has committed offsets of the repartition topic: another pipeline with the same name.
 var ErrRepartitionInUse = errors.New("kafka: repartition topic used by another consumer group")
-
-// ExchangeOption configures an Exchange. WithLogger, WithSaramaConfig and
-// WithTransactionalID are ExchangeOptions too.
-type ExchangeOption interface{ applyExchange(*exchangeOptions) }
-
-type exchangeOptions struct {
-	common
-	partitions  int32
-	replication int16
-	topics      []string // of WithPartitionsOf
-	txnID       string   // of WithTransactionalID
-	purge       time.Duration
-	joinDelay   time.Duration // a test hook (joindelay.go)
-	errs        []error
-}
-
-type exchangeOpt func(*exchangeOptions)
-
-func (f exchangeOpt) applyExchange(o *exchangeOptions) { f(o) }
-func (f commonOpt) applyExchange(o *exchangeOptions)   { f(&o.common) }
-
-// WithPartitions sets the number of partitions of the repartition topic. Default: the
-// largest partition count among the topics of WithPartitionsOf, or else of Config.Topics
-// (as Kafka Streams sizes its repartition topics).
-func WithPartitions(n int) ExchangeOption {
-	return exchangeOpt(func(o *exchangeOptions) {
-		if n <= 0 || n > 1<<partitionBits {
-			o.errs = append(o.errs, invalid("WithPartitions", "%d: want 1 to %d", n, 1<<partitionBits))
-		}
-		o.partitions = int32(n)
-	})
-}
-
-// WithPartitionsOf sizes the repartition topic like the topics src reads: the largest
-// partition count among them, looked up when the exchange opens.
-func WithPartitionsOf[V any](src *Source[V]) ExchangeOption {
-	return exchangeOpt(func(o *exchangeOptions) {
-		if src == nil {
-			o.errs = append(o.errs, invalid("WithPartitionsOf", "nil source"))
-			return
-		}
-		o.topics = slices.Clone(src.cfg.Topics)
-	})
-}
-
-// WithReplication sets the replication factor the repartition topic is created with.
-// Default: 3, or the number of brokers if fewer.
-func WithReplication(n int) ExchangeOption {
-	return exchangeOpt(func(o *exchangeOptions) {
-		if n <= 0 || n > math.MaxInt16 {
-			o.errs = append(o.errs, invalid("WithReplication", "%d: must be positive", n))
-		}
-		o.replication = int16(n)
-	})
-}
 
 // Exchange is the Kafka transport of a repartition: a stream.Exchange over the topic
 // "<pipeline>-<name>-repartition". Pass it to stream.Repartition (or RepartitionBy).
