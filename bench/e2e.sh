@@ -108,12 +108,21 @@ cleanup() {
 	if [ "$started" = 1 ] && [ "${FLEETSTREAM_TESTENV_KEEP:-}" != 1 ]; then
 		log "stopping the services (FLEETSTREAM_TESTENV_KEEP=1 keeps them)"
 		./testenv/services.sh down >/dev/null 2>&1 || true
+	elif [ "$started" = part ]; then
+		log "leaving the services up: one of them was running before bench-e2e started (stop both with testenv/services.sh down)"
 	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if ! ./testenv/services.sh status >/dev/null 2>&1; then started=1; fi
+# started: 1 when neither service ran before (cleanup stops both), "part" when one of them
+# did: services.sh down stops both together, so cleanup then leaves them up rather than stop
+# a service someone else started.
+running=$(./testenv/services.sh status 2>/dev/null | grep -c ': ready' || true)
+case $running in
+0) started=1 ;;
+1) started=part ;;
+esac
 log "starting Kafka and OpenSearch (testenv)"
 # Not eval "$(services.sh up)" || ...: eval of the empty output of a failed up succeeds.
 exports=$(./testenv/services.sh up 2>"$dir/services.log") || { cat "$dir/services.log" >&2; die "testenv failed"; }
@@ -164,22 +173,32 @@ else
 	}
 fi
 
-# cpu_of PID prints the CPU-seconds (user+sys) the process has used so far, or 0.
+# cpu_of PID prints the CPU-seconds (user+sys) the process has used so far, or - when the
+# process is unknown or gone (the report then shows - for that service, not 0).
 cpu_of() {
 	local st
-	st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -; return; }
 	echo "${st##*) }" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13) / hz }'
 }
-# The services' process ids, looked up once (0 if unknown: their CPU then reads 0).
-kafka_pid=$(./testenv/services.sh pid kafka 2>/dev/null) || kafka_pid=0
-opensearch_pid=$(./testenv/services.sh pid opensearch 2>/dev/null) || opensearch_pid=0
+# The services' process ids, looked up once (0 if unknown: their CPU then reads -).
+kafka_pid=$(./testenv/services.sh pid kafka 2>/dev/null) || { kafka_pid=0; log "Kafka's process id not found: its CPU time is not reported"; }
+opensearch_pid=$(./testenv/services.sh pid opensearch 2>/dev/null) || { opensearch_pid=0; log "OpenSearch's process id not found: its CPU time is not reported"; }
 # services_cpu prints "kafka_s opensearch_s", the CPU-seconds the two services have used so far.
 services_cpu() { echo "$(cpu_of "$kafka_pid") $(cpu_of "$opensearch_pid")"; }
+# used A B [N] prints the CPU-seconds used between two readings of cpu_of (divided by N), or -
+# if either is unknown.
+used() {
+	awk -v a="$1" -v b="$2" -v n="${3:-1}" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2f\n", (b - a) / n }'
+}
 
 # settle waits until Kafka and OpenSearch together used under 0.1 CPU-s in each of two
 # seconds in a row (their JIT compilers done), at most settle_max seconds; it logs the wait.
 settle() {
 	local t0=$SECONDS quiet=0 a b
+	if [ "$kafka_pid" = 0 ] || [ "$opensearch_pid" = 0 ]; then
+		log "not waiting for the services to go quiet: their CPU time cannot be read"
+		return
+	fi
 	while [ $((SECONDS - t0)) -lt "$settle_max" ] && [ "$quiet" -lt 2 ]; do
 		a=$(services_cpu)
 		sleep 1
@@ -305,7 +324,8 @@ read -r d_batches d_proc d_out d_commit d_wait <<<"$(awk "$awk_ms"'
 		proc += pt; out += ot; com += ct; wait += cw
 	}
 	END { printf "%d %.2f %.2f %.2f %.2f\n", nb, proc / 1000, out / 1000, com / 1000, wait / 1000 }' "$dir/drain.log")"
-read -r k_cpu o_cpu <<<"$(awk -v k0="$k0" -v k1="$k1" -v o0="$o0" -v o1="$o1" 'BEGIN { printf "%.2f %.2f", k1 - k0, o1 - o0 }')"
+k_cpu=$(used "$k0" "$k1")
+o_cpu=$(used "$o0" "$o1")
 
 # The floor under the drain: OpenSearch alone indexing the drain's documents (bench/osfloor,
 # three runs into fresh copies of the drain's indexes), with its CPU time per run.
@@ -314,7 +334,7 @@ log "OpenSearch alone: indexing the drain's documents again (bench/osfloor)"
 read -r _ o0 <<<"$(services_cpu)"
 floor=$(bin/osfloor -opensearch "$osurl" -from "*-bdrain-$run-*" -events "$n" -runs 3) || die "osfloor failed"
 read -r _ o1 <<<"$(services_cpu)"
-floor_cpu=$(awk -v a="$o0" -v b="$o1" 'BEGIN { printf "%.2f", (b - a) / 3 }')
+floor_cpu=$(used "$o0" "$o1" 3)
 
 # ---------------------------------------------------------------------------------------------
 # 2. following a producer
@@ -340,6 +360,9 @@ for r in "${rates[@]}"; do
 	read -r p50 p99 batches <<<"$(latency "$dir/$tag.log")"
 	read -r u s kib <"$dir/$tag.log.res"
 	fn=$(consumed "$dir/$tag.log")
+	# The latency of a run that did not read all it was sent (it stopped early, or the
+	# producer was slower than the idle wait) would describe part of the load only.
+	[ "$fn" = "$events" ] || die "following $r events/s, fleetpipeline consumed ${fn:-nothing} of the $events events produced (see $dir/$tag.log)"
 	cpum=$(awk -v u="$u" -v s="$s" -v n="$fn" 'BEGIN { if (n > 0) printf "%.1f", (u + s) / n * 1e6; else print "-" }')
 	rows+=("$(printf '| follow %s/s | %s | %s ms | %s ms (%s batches) | %s | %d |' "$r" "$fn" "$p50" "$p99" "$batches" "$cpum" $((kib / 1024)))")
 	if [ "$last_rate" = - ] || [ "$r" -gt "$last_rate" ]; then
