@@ -196,8 +196,13 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, invalid("Transport", "TLS settings need an *http.Transport")
 		}
 	}
-	if cfg.Transport == nil {
+	switch cfg.Transport.(type) {
+	case nil:
 		oc.Transport = ownTransport()
+	case *http.Transport:
+		// Its responses carry their request.
+	default:
+		oc.Transport = requestKeeper{cfg.Transport}
 	}
 	if cert != nil {
 		tr, _ := oc.Transport.(*http.Transport)

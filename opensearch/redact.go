@@ -1,5 +1,6 @@
 // Redaction: the client's and the request's credentials replaced in the response bodies that
-// errors and dead letters quote, as they are or JSON-escaped.
+// errors and dead letters quote, as they are or JSON-escaped; responses that carry their
+// request, whose headers hold the credentials of SigV4.
 
 package opensearch
 
@@ -42,6 +43,27 @@ func (c *Client) secretsOf(sent http.Header) [][]byte {
 		out = append(out, []byte(sig))
 	}
 	return out
+}
+
+// requestKeeper wraps a Config.Transport that is not an *http.Transport, so that each of
+// its responses carries the request it answers (a wrapper's or a recorder's may not): the
+// request as signed, whose Authorization and SigV4 session token are replaced where errors
+// quote a body (Client.do).
+type requestKeeper struct{ http.RoundTripper }
+
+func (k requestKeeper) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := k.RoundTripper.RoundTrip(r)
+	if res != nil && res.Request == nil {
+		res.Request = r
+	}
+	return res, err
+}
+
+// CloseIdleConnections passes Client.Close on to the transport, as without the wrapper.
+func (k requestKeeper) CloseIdleConnections() {
+	if c, ok := k.RoundTripper.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // maxEscaped is how many times longer than a secret its JSON-escaped form may be: each byte

@@ -42,7 +42,10 @@ func jsonForms(s string) []string {
 // whichever form it came, and so is a SigV4 request's session token and signature. Before,
 // only the literal basic auth credentials were replaced: the escaped forms showed, a dead
 // letter's Err (the decoded reason of a 400) showed the password itself, and nothing of
-// SigV4 was replaced.
+// SigV4 was replaced. The same holds when the transport (Config.Transport: a wrapper, a
+// recorder) answers with a response that does not carry its request (http.Response.Request
+// nil): the headers are read from the request the client signed. Before, nothing of SigV4
+// was replaced then.
 func TestCredentialsNotInJSONEscapedBodies(t *testing.T) {
 	const user, pass = "fleet", `pa"ss\wo&rd</x>`
 	const token = "IQoJb3JpZ2luX2VjE+/Zm9vYmFy/YmF6cXV4==" // base64 with "+", "/" and "="
@@ -52,18 +55,28 @@ func TestCredentialsNotInJSONEscapedBodies(t *testing.T) {
 		sigv4  bool
 		status int
 		page   func(echo string) string
+		// noRequest: the transport's responses carry no Request.
+		noRequest bool
 	}{
-		{"401", false, 401, func(e string) string { return `{"error":"bad credentials: ` + e + `"}` }},
+		{"401", false, 401, func(e string) string { return `{"error":"bad credentials: ` + e + `"}` }, false},
 		{"400 isolating a document", false, 400, func(e string) string {
 			return `{"error":{"type":"illegal_argument_exception","reason":"cannot accept ` + e + `"},"status":400}`
-		}},
-		{"unusable 200", false, 200, func(e string) string { return `{"echo":"` + e + `"}` }},
+		}, false},
+		{"unusable 200", false, 200, func(e string) string { return `{"echo":"` + e + `"}` }, false},
 		{"sigv4 403", true, 403, func(e string) string {
 			return `{"message":"The security token included in the request is invalid: ` + e + `"}`
-		}},
+		}, false},
 		{"sigv4 400 isolating a document", true, 400, func(e string) string {
 			return `{"error":{"type":"illegal_argument_exception","reason":"cannot accept ` + e + `"},"status":400}`
-		}},
+		}, false},
+		{"sigv4 403, response without its request", true, 403, func(e string) string {
+			return `{"message":"The security token included in the request is invalid: ` + e + `"}`
+		}, true},
+		{"sigv4 400 isolating a document, response without its request", true, 400, func(e string) string {
+			return `{"error":{"type":"illegal_argument_exception","reason":"cannot accept ` + e + `"},"status":400}`
+		}, true},
+		{"sigv4 unusable 200, response without its request", true, 200, func(e string) string { return `{"echo":"` + e + `"}` }, true},
+		{"basic 401, response without its request", false, 401, func(e string) string { return `{"error":"bad credentials: ` + e + `"}` }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var secrets []string // what each request sent that must not show
@@ -85,6 +98,9 @@ func TestCredentialsNotInJSONEscapedBodies(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			cfg := opensearch.Config{Addresses: []string{srv.URL}}
+			if tc.noRequest {
+				cfg.Transport = requestDropper{http.DefaultTransport.(*http.Transport).Clone()}
+			}
 			if tc.sigv4 {
 				awsCfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "SECRETKEY", token)}
 				cfg.AWS = &opensearch.AWSAuth{Config: &awsCfg}
@@ -131,4 +147,16 @@ func quotedAfterWrite(t *testing.T, cfg opensearch.Config, status int) []string 
 		require.Error(t, err)
 	}
 	return quoted
+}
+
+// requestDropper is a transport whose responses do not carry their request, as a wrapper's
+// or a recorder's may not.
+type requestDropper struct{ next *http.Transport }
+
+func (d requestDropper) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := d.next.RoundTrip(r)
+	if res != nil {
+		res.Request = nil
+	}
+	return res, err
 }

@@ -34,8 +34,8 @@ type response struct {
 	// node is the URL the attempt went to once the transport chose the node (nil or
 	// without a host when it did not say), named by errors and logs (Client.requestURL).
 	node *url.URL
-	// sent is the header of the request as the transport sent it (nil when it did not
-	// say): its credentials, which a body may echo, are replaced where errors quote it.
+	// sent is the header of the request as signed and sent: its credentials, which a body
+	// may echo, are replaced where errors quote it.
 	sent http.Header
 }
 
@@ -78,6 +78,10 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		if res.Request != nil && res.Request.URL != nil {
 			r.node = res.Request.URL
 		}
+		// opensearch-go signs req in place; the request answered is that one, or a copy
+		// it signed anew (its seed fallback). A response without its request (a
+		// Config.Transport's; NewClient wraps those) still has req's.
+		r.sent = req.Header
 		if res.Request != nil {
 			r.sent = res.Request.Header
 		}
