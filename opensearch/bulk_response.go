@@ -201,6 +201,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			// one lost: the mapping is settled now, so the document is sent once more, to be
 			// indexed or refused for good.
 			r.Retry++
+			r.raced++
 			p := pending[i]
 			p.raced = true
 			retry = append(retry, p)

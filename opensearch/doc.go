@@ -69,8 +69,12 @@
 // decided it: it is dead-lettered. An item refused with 400 "mapper [f] cannot be changed from
 // type [long] to [float]" (illegal_argument_exception) lost a race: concurrent requests into a
 // new index or data stream mapped a field dynamically, each its own way. The mapping is
-// settled by then, so it is sent again once, and dead-lettered only if refused again. Both
-// wait with exponential backoff
+// settled by then, so it is sent again once, at once, and dead-lettered only if refused
+// again. That resend is no attempt of the retry policy (each document goes again at most
+// once, so it cannot loop): it happens with MaxAttempts 1 and after the last attempt
+// allowed too, and waits for no backoff; a response that also turned other items away for
+// now (429) is an attempt as before, and the raced documents go with their retry. Retried
+// requests and items wait with exponential backoff
 // and jitter under a stream.RetryPolicy, the same type as the pipeline's: DefaultRetry (100ms
 // to 10s, 10 attempts of the same documents) or WithRetry's. When MaxAttempts is reached,
 // Write fails with a retryable error and the pipeline's retry policy takes over: it writes

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -117,4 +119,115 @@ func TestMappingRaceSentAgainOnce(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, int64(2), st.Indexed)
 	require.Equal(t, int64(1), st.DeadLettered)
+}
+
+// TestMappingRaceResendIsNoAttempt: sending a document again once after it lost a mapping
+// race is no attempt of the retry policy, and waits for no backoff: the mapping is settled
+// when the refusal comes, and each document is sent again at most once, so it cannot loop.
+// With MaxAttempts 1 (the sink does not retry, the pipeline does), a race on the last
+// attempt the policy allows, or a long Initial, the document is still sent again at once
+// and indexed, or dead-lettered when refused again. Before, with MaxAttempts 1 Write failed
+// ("giving up after 1 attempts") and the pipeline wrote the whole batch again, or stopped
+// under a pipeline policy without retries; a race on the last attempt did the same; and the
+// resend waited the policy's backoff. A response whose other items failed temporarily
+// (429) is an attempt as before.
+func TestMappingRaceResendIsNoAttempt(t *testing.T) {
+	const raced = `{"status":400,"error":{"type":"illegal_argument_exception","reason":"mapper [distance_km] cannot be changed from type [long] to [float]"}}`
+	const busy = `{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}`
+	// A backoff that would outlast the test, but for the first request's 503.
+	slow := func(max int) stream.RetryPolicy {
+		return stream.RetryPolicy{Initial: time.Hour, Max: time.Hour, MaxAttempts: max}
+	}
+	for _, tc := range []struct {
+		name   string
+		policy stream.RetryPolicy
+		// whole answers request req whole (503) when it returns true.
+		whole func(req int) bool
+		// item answers item id of request req; "" stores it.
+		item     func(req int, id string, sent int) string
+		wantErr  string
+		wantKeys []string
+		wantDead []string
+		wantReqs int
+	}{
+		{"MaxAttempts 1, written when sent again", slow(1), nil, func(_ int, id string, sent int) string {
+			if id == "once" && sent == 1 {
+				return raced
+			}
+			return ""
+		}, "", []string{"a/ok", "a/once"}, nil, 2},
+		{"sent again without waiting for the backoff", slow(3), nil, func(_ int, id string, sent int) string {
+			if id == "once" && sent == 1 {
+				return raced
+			}
+			return ""
+		}, "", []string{"a/ok", "a/once"}, nil, 2},
+		{"MaxAttempts 1, refused again", slow(1), nil, func(_ int, id string, _ int) string {
+			if id == "always" {
+				return raced
+			}
+			return ""
+		}, "", []string{"a/ok"}, []string{"always"}, 2},
+		{"race on the last attempt allowed", stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2},
+			func(req int) bool { return req == 1 }, func(_ int, id string, sent int) string {
+				if id == "once" && sent == 1 { // in the second request: the first was answered 503 whole
+					return raced
+				}
+				return ""
+			}, "", []string{"a/ok", "a/once"}, nil, 3},
+		{"with a 429 item, an attempt as before", slow(1), nil, func(_ int, id string, _ int) string {
+			switch id {
+			case "once":
+				return raced
+			case "ok":
+				return busy
+			}
+			return ""
+		}, "giving up after 1 attempts", nil, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &scriptNode{stored: map[string]string{}}
+			sent := map[string]int{}
+			if tc.whole != nil {
+				f.whole = func(req, n int) (int, string) {
+					if tc.whole(req) {
+						return 503, `{"error":{"type":"unavailable","reason":"r"},"status":503}`
+					}
+					return 0, ""
+				}
+			}
+			f.item = func(req int, _, _, id string) string {
+				sent[id]++
+				return tc.item(req, id, sent[id])
+			}
+			dl := &collector{}
+			s := scriptSink(t, f, itemMapping, opensearch.WithDeadLetter(dl), opensearch.WithRetry(tc.policy))
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			batch := []itemDoc{{Index: "a", ID: "ok"}, {Index: "a", ID: "once"}}
+			if tc.wantDead != nil {
+				batch = []itemDoc{{Index: "a", ID: "ok"}, {Index: "a", ID: "always"}}
+			}
+			err := s.Write(ctx, batch)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.False(t, stream.IsPermanent(err))
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantKeys, f.keys())
+			var dead []string
+			for _, d := range dl.letters() {
+				dead = append(dead, d.ID)
+				require.Contains(t, d.Err, "cannot be changed from type [long] to [float]")
+			}
+			require.Equal(t, tc.wantDead, dead)
+			require.Equal(t, tc.wantReqs, f.reqs, "requests")
+			st := s.Stats()
+			if tc.whole == nil {
+				require.Equal(t, int64(1), st.Retried, "the raced document, sent again")
+			}
+			require.Zero(t, st.FailedAttempts, "the sink is not failing")
+		})
+	}
 }

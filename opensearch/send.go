@@ -99,6 +99,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	defer s.stats.ended(&failing)
 	body := bodyOf(ch, pending)
 	var retryItems []item
+	// free counts the requests that were no attempt of the retry policy: those that only
+	// sent again documents that lost a mapping race, each at most once.
+	free := 0
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
@@ -207,12 +210,19 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				pending = append(pending[:0:0], retryItems...)
 				compact(ch, pending)
 				body = bodyOf(ch, pending)
+				if r.raced == len(retryItems) {
+					// Only documents that lost a race to map a field: the mapping is
+					// settled, so they go again at once, each once, whatever attempts
+					// the policy has left (MaxAttempts 1 included).
+					free++
+					continue
+				}
 			}
 		}
-		if s.cfg.retry.MaxAttempts > 0 && attempt >= s.cfg.retry.MaxAttempts {
-			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt, lastErr)
+		if s.cfg.retry.MaxAttempts > 0 && attempt-free >= s.cfg.retry.MaxAttempts {
+			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt-free, lastErr)
 		}
-		t := time.NewTimer(backoff.Delay(s.cfg.retry.Initial, s.cfg.retry.Max, attempt))
+		t := time.NewTimer(backoff.Delay(s.cfg.retry.Initial, s.cfg.retry.Max, attempt-free))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -125,7 +125,9 @@ func WithConcurrency(n int) SinkOption {
 
 // WithRetry sets the retry policy of bulk requests and failed items (default DefaultRetry):
 // the same stream.RetryPolicy as the pipeline's. MaxAttempts bounds the attempts of the same
-// documents within one Write; 0 retries until ctx ends, so an outage blocks Write.
+// documents within one Write; 0 retries until ctx ends, so an outage blocks Write. Sending a
+// document again once after it lost a race to map a field is no attempt (see the package's
+// Retries): MaxAttempts 1 still does it.
 func WithRetry(p stream.RetryPolicy) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
 		if p.Initial <= 0 || p.Max < p.Initial || p.MaxAttempts < 0 {

@@ -120,6 +120,9 @@ type BulkResult struct {
 	Blocked int
 	// retryWhy is what OpenSearch answered for the first item sent again, for LastError.
 	retryWhy string
+	// raced counts the items of Retry sent again once because they lost a race to map a
+	// field (mappingRace): no failure of the cluster, and no attempt of the retry policy.
+	raced int
 }
 
 type statsBox struct {
@@ -164,7 +167,7 @@ func (b *statsBox) record(r *BulkResult, requestRetry bool, failing *bool) (fail
 	// r.Err without a retry: the request was refused whole (a 401, a 403 that is not a
 	// write block, a 400), which stops the pipeline, or split to isolate a document (a
 	// 413), whose halves' responses clear it again.
-	failed := requestRetry || r.Retry > 0 || r.Err != nil
+	failed := requestRetry || r.Retry > r.raced || r.Err != nil
 	b.setFailing(failing, failed)
 	switch {
 	case failed:
