@@ -27,6 +27,11 @@ import (
 // for creations under way. A next day's name that is already an alias (made by an
 // operator's job) counts as created. Not with op type create (WithDataStream, WithOpType(OpCreate)):
 // a data stream's backing indexes are OpenSearch's to create. lead must be within (0, 24h].
+//
+// The creations of all the sinks of a Client run two at a time: OpenSearch's cluster
+// manager creates indexes one after another, and a burst of them (an index per tenant)
+// queues behind them every other request that needs it, such as a bulk request into a new
+// index or with a new field.
 func WithIndexAhead(lead time.Duration) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
 		if lead <= 0 || lead > 24*time.Hour {
@@ -38,6 +43,9 @@ func WithIndexAhead(lead time.Duration) SinkOption {
 
 // aheadRetry is how long a creation ahead that failed waits before a write tries it again.
 const aheadRetry = time.Minute
+
+// aheadConcurrency bounds the creations ahead of a Client's sinks in flight at once.
+const aheadConcurrency = 2
 
 // ahead creates the indexes of days about to start (WithIndexAhead).
 type ahead struct {
@@ -102,6 +110,12 @@ func (a *ahead) saw(index string) {
 	}
 	a.next[next] = from // a write tries again only if this one fails
 	a.wg.Go(func() {
+		select {
+		case a.c.aheadSlots <- struct{}{}:
+		case <-a.ctx.Done():
+			return // the sink is closed
+		}
+		defer func() { <-a.c.aheadSlots }()
 		if !a.create(next) {
 			a.mu.Lock()
 			a.next[next] = now.Add(aheadRetry)

@@ -130,6 +130,8 @@ type Client struct {
 	// page showing the request's Authorization header), replaced where errors quote one,
 	// with the headers of the request answered (Client.redact).
 	secrets [][]byte
+	// aheadSlots bounds the creations ahead (WithIndexAhead) of the Client's sinks.
+	aheadSlots chan struct{}
 }
 
 // NewClient validates cfg and builds a client. It does not contact the cluster. An invalid
@@ -252,7 +254,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
 	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0,
-		clientCert: cert != nil}
+		clientCert: cert != nil, aheadSlots: make(chan struct{}, aheadConcurrency)}
 	if oc.Username != "" {
 		userPass := oc.Username + ":" + oc.Password
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}
