@@ -28,6 +28,9 @@ import (
 // operator's job) counts as created. Not with op type create (WithDataStream, WithOpType(OpCreate)):
 // a data stream's backing indexes are OpenSearch's to create. lead must be within (0, 24h].
 //
+// A next day's name that an index template makes a data stream of is left to its first
+// write, without a Warn.
+//
 // The creations of all the sinks of a Client run two at a time: OpenSearch's cluster
 // manager creates indexes one after another, and a burst of them (an index per tenant)
 // queues behind them every other request that needs it, such as a bulk request into a new
@@ -124,7 +127,8 @@ func (a *ahead) saw(index string) {
 	})
 }
 
-// create creates index and reports whether it exists now.
+// create creates index and reports whether there is nothing left to do for it: it exists
+// now, or it is not the sink's to create.
 func (a *ahead) create(index string) bool {
 	path := "/" + url.PathEscape(index)
 	r, err := a.c.do(a.ctx, "PUT", path, "", nil, nil, maxSmallBody)
@@ -137,6 +141,12 @@ func (a *ahead) create(index string) bool {
 		// operator's job, named by an alias), which bulk requests write through.
 		typ, reason := requestError(r.status, r.body)
 		if typ == "resource_already_exists_exception" || typ == "invalid_index_name_exception" && strings.Contains(reason, "already exists as alias") {
+			return true
+		}
+		// An index template makes a data stream of the name, which its first write
+		// creates (and which takes only op type create: the write says so).
+		if typ == "illegal_argument_exception" && strings.Contains(reason, "that creates data streams only") {
+			a.logger.Debug("opensearch: next day's name is a data stream's, which its first write creates: nothing to create ahead", "index", index)
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,8 +15,47 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/syncbuf"
 	"github.com/fleetstream/fleetstream/opensearch"
+	"github.com/fleetstream/fleetstream/testenv"
 )
+
+// TestIndexAheadDataStreamTemplate, on the real node: a next day's name that an index
+// template makes a data stream of is none of the creation ahead's business (OpenSearch
+// refuses PUT /<name>: "use create data stream api instead", and the first write creates
+// the data stream). The sink logs no Warn for it and does not ask again every minute; the
+// Write itself says what is wrong (a data stream written with op type index). Before, each
+// minute's try logged "could not create the next day's index ahead; the first bulk request
+// into it will".
+func TestIndexAheadDataStreamTemplate(t *testing.T) {
+	n := newNode(t)
+	name := testenv.UniqueName(t, "ahead-ds")
+	n.must(t, "PUT", "/_index_template/"+name, `{"index_patterns":["`+name+`-*"],"priority":500,"data_stream":{},
+		"template":{"settings":{"number_of_replicas":0}}}`)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/_data_stream/"+name+"-*", "")
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	logs := &syncbuf.Buffer{}
+	s, err := opensearch.NewSink(n.client, statsMapping(name), opensearch.WithIndexAhead(time.Hour),
+		opensearch.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	require.NoError(t, err)
+	now := day.Add(23 * time.Hour)
+	var clock sync.Mutex
+	opensearch.SetAheadClock(s, func() time.Time { clock.Lock(); defer clock.Unlock(); return now })
+	for range 2 {
+		require.ErrorContains(t, s.Write(t.Context(), stats(0, 10)), "WithDataStream", "the write says what is wrong")
+		opensearch.WaitAhead(s)
+		clock.Lock()
+		now = now.Add(2 * time.Minute)
+		clock.Unlock()
+	}
+	require.NoError(t, s.Close(t.Context()))
+	require.NotContains(t, logs.String(), "could not create", "%s", logs.String())
+	require.Equal(t, 1, strings.Count(logs.String(), "data stream"), "asked once: %s", logs.String())
+}
 
 // handlerTransport serves requests with a handler, without a network.
 type handlerTransport struct{ h http.HandlerFunc }
