@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetstream/fleetstream/internal/lograte"
@@ -30,6 +31,10 @@ import (
 //
 // A next day's name that an index template makes a data stream of is left to its first
 // write, without a Warn.
+//
+// Only daily names have a next day to predict. A monthly or weekly name (prefix-2026.11
+// reads as November or as ISO week 11) or a fixed one gets nothing ahead; the first write of
+// a sink into such a name says so at Warn, once.
 //
 // The creations of all the sinks of a Client run two at a time: OpenSearch's cluster
 // manager creates indexes one after another, and a burst of them (an index per tenant)
@@ -63,6 +68,8 @@ type ahead struct {
 
 	mu   sync.Mutex
 	next map[string]time.Time // next day's index -> when a write may try it again
+
+	notDaily atomic.Bool // a name without a day's date was written and logged
 }
 
 func newAhead(c *Client, lead time.Duration, logger *slog.Logger) *ahead {
@@ -92,6 +99,10 @@ func nextDay(index string) (next string, from time.Time, ok bool) {
 func (a *ahead) saw(index string) {
 	next, from, ok := nextDay(index)
 	if !ok {
+		if !a.notDaily.Swap(true) {
+			a.logger.Warn("opensearch: WithIndexAhead creates ahead only daily indexes named prefix-2006.01.02 (DailyIndex); this name has no next day to predict, so nothing is created ahead for it, nor for any other such name of this sink",
+				"index", index)
+		}
 		return
 	}
 	now := a.now()

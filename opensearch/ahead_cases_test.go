@@ -57,6 +57,43 @@ func TestIndexAheadDataStreamTemplate(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs.String(), "data stream"), "asked once: %s", logs.String())
 }
 
+// TestIndexAheadNotADay: an index name that does not end in a day's date as DailyIndex
+// writes it (a monthly prefix-2026.11, which may as well be ISO week 11; a weekly
+// prefix-2026.w48; a fixed name) has no next day the sink can predict, so nothing is
+// created ahead for it, and the first write into one says so, once per sink, at Warn. A
+// daily name of the same sink is still created ahead. Before, such names were skipped
+// without a word.
+func TestIndexAheadNotADay(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		puts []string
+	)
+	c := aheadNode(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		puts = append(puts, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"acknowledged":true}`)
+	})
+	logs := &syncbuf.Buffer{}
+	names := []string{"cab-stats-m-2026.11", "cab-stats-w-2026.w48", "cab-stats-fixed", "cab-stats-d-2026.11.25"}
+	s, err := opensearch.NewSink(c, opensearch.Mapping[cabStats]{
+		Index: func(v cabStats) string { return names[v.Events%4] },
+		ID:    statsID, Body: appendCabStats,
+	}, opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(textLogger(logs)))
+	require.NoError(t, err)
+	opensearch.SetAheadClock(s, func() time.Time { return day.Add(23 * time.Hour) })
+	for range 2 {
+		require.NoError(t, s.Write(t.Context(), stats(0, 8)))
+		opensearch.WaitAhead(s)
+	}
+	require.NoError(t, s.Close(t.Context()))
+	require.Equal(t, []string{"/cab-stats-d-2026.11.26"}, puts)
+	require.Equal(t, 1, strings.Count(logs.String(), "level=WARN"), "once: %s", logs.String())
+	require.Contains(t, logs.String(), "prefix-2006.01.02")
+	require.Contains(t, logs.String(), "cab-stats-fixed", "names the first such index")
+}
+
 // handlerTransport serves requests with a handler, without a network.
 type handlerTransport struct{ h http.HandlerFunc }
 
