@@ -4,6 +4,7 @@ package opensearch
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -29,6 +30,13 @@ import (
 // operator's job) counts as created. Not with op type create (WithDataStream, WithOpType(OpCreate)):
 // a data stream's backing indexes are OpenSearch's to create. lead must be within (0, 24h].
 //
+// It creates only what the first bulk request into the index would: a name that the
+// cluster's action.auto_create_index keeps from being created by writes (false, or patterns
+// that do not let it) is not created ahead, which is said once at Info (PUT /<index> would
+// create it whatever the setting says). The setting is read with GET _cluster/settings, at
+// most once a minute; where that is refused or fails, the index is created as if the setting
+// allowed it.
+//
 // A next day's name that an index template makes a data stream of is left to its first
 // write, without a Warn.
 //
@@ -49,7 +57,8 @@ func WithIndexAhead(lead time.Duration) SinkOption {
 	})
 }
 
-// aheadRetry is how long a creation ahead that failed waits before a write tries it again.
+// aheadRetry is how long a creation ahead that failed waits before a write tries it again,
+// and how long the sink keeps what it read of action.auto_create_index.
 const aheadRetry = time.Minute
 
 // aheadConcurrency bounds the creations ahead of a Client's sinks in flight at once.
@@ -70,6 +79,11 @@ type ahead struct {
 	next map[string]time.Time // next day's index -> when a write may try it again
 
 	notDaily atomic.Bool // a name without a day's date was written and logged
+
+	setMu   sync.Mutex
+	setting string    // action.auto_create_index as read at setAt
+	setOK   bool      // whether it could be read then
+	setAt   time.Time // zero: never read
 }
 
 func newAhead(c *Client, lead time.Duration, logger *slog.Logger) *ahead {
@@ -141,6 +155,11 @@ func (a *ahead) saw(index string) {
 // create creates index and reports whether there is nothing left to do for it: it exists
 // now, or it is not the sink's to create.
 func (a *ahead) create(index string) bool {
+	if setting, ok := a.autoCreateSetting(); ok && !autoCreates(setting, index) {
+		a.logger.Info("opensearch: next day's index not created ahead: action.auto_create_index does not let OpenSearch create it, nor will the first bulk request into it; create it, or let the setting match its name",
+			"index", index, "action.auto_create_index", setting)
+		return true
+	}
 	path := "/" + url.PathEscape(index)
 	r, err := a.c.do(a.ctx, "PUT", path, "", nil, nil, maxSmallBody)
 	if err == nil && r.status == 200 {
@@ -169,6 +188,91 @@ func (a *ahead) create(index string) bool {
 	}
 	if ok, n := a.log.Allow(time.Now()); ok {
 		a.logger.Warn("opensearch: could not create the next day's index ahead; the first bulk request into it will", "index", index, "err", err, "not_logged_since_last", n)
+	}
+	return false
+}
+
+// autoCreateSetting returns the cluster's action.auto_create_index, read at most once per
+// aheadRetry; ok is false when it could not be read (a user without the right to read the
+// cluster's settings, a cluster without that API).
+func (a *ahead) autoCreateSetting() (setting string, ok bool) {
+	a.setMu.Lock()
+	defer a.setMu.Unlock()
+	if !a.setAt.IsZero() && time.Since(a.setAt) < aheadRetry {
+		return a.setting, a.setOK
+	}
+	a.setting, a.setOK = "", false
+	r, err := a.c.do(a.ctx, "GET", "/_cluster/settings", "include_defaults=true&filter_path=*.action.auto_create_index", nil, nil, maxSmallBody)
+	if a.ctx.Err() != nil {
+		return "", false // closed: not kept
+	}
+	a.setAt = time.Now()
+	if err != nil || r.status != 200 {
+		return "", false
+	}
+	var got map[string]struct {
+		Action struct {
+			AutoCreate json.RawMessage `json:"auto_create_index"`
+		} `json:"action"`
+	}
+	if json.Unmarshal(r.body, &got) != nil {
+		return "", false
+	}
+	for _, level := range []string{"transient", "persistent", "defaults"} { // the first set wins
+		v := got[level].Action.AutoCreate
+		if len(v) == 0 {
+			continue
+		}
+		var str string
+		if json.Unmarshal(v, &str) != nil {
+			str = string(v) // a JSON boolean
+		}
+		a.setting, a.setOK = str, true
+		break
+	}
+	return a.setting, a.setOK
+}
+
+// autoCreates reports whether action.auto_create_index set to setting lets a write create
+// index, as OpenSearch decides it (AutoCreateIndex): true or false, or comma-separated
+// patterns with * wildcards, each + (or no sign) to allow and - to forbid, the first that
+// matches deciding; none matching forbids.
+func autoCreates(setting, index string) bool {
+	switch setting = strings.TrimSpace(setting); setting {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	for p := range strings.SplitSeq(setting, ",") {
+		p = strings.TrimSpace(p)
+		allow := !strings.HasPrefix(p, "-")
+		p = strings.TrimPrefix(strings.TrimPrefix(p, "+"), "-")
+		if globMatch(p, index) {
+			return allow
+		}
+	}
+	return false
+}
+
+// globMatch reports whether s matches pattern, whose * stands for any run of characters
+// (OpenSearch's Regex.simpleMatch).
+func globMatch(pattern, s string) bool {
+	first, rest, wild := strings.Cut(pattern, "*")
+	if !wild {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, first) {
+		return false
+	}
+	s = s[len(first):]
+	if rest == "" {
+		return true
+	}
+	for i := 0; i <= len(s); i++ {
+		if globMatch(rest, s[i:]) {
+			return true
+		}
 	}
 	return false
 }

@@ -20,6 +20,68 @@ import (
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
+// TestIndexAheadAutoCreateIndex, on the real node: the creation ahead creates only what the
+// first bulk request into the index would, so it honours action.auto_create_index, which
+// governs creation by writes but not PUT /<index>. A name the setting keeps from being
+// created automatically is not created ahead: that is said once, at Info, and the day's
+// writes go on as without the option. A name the setting lets OpenSearch create is created
+// ahead as before. Before, the sink created every next day's index with PUT, whatever the
+// setting said.
+func TestIndexAheadAutoCreateIndex(t *testing.T) {
+	n := newNode(t)
+	// Only names starting with nocreate- are kept from being created: the other tests
+	// sharing the node create theirs as before.
+	n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
+	})
+	refused := testenv.UniqueName(t, "nocreate")
+	allowed := n.newPrefix(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/"+refused+"-*", "")
+	})
+	today, tomorrow := day.Format("2006.01.02"), day.AddDate(0, 0, 1).Format("2006.01.02")
+	// Today's index of the refused name is made by an operator's job, as such a cluster
+	// needs.
+	n.must(t, "PUT", "/"+refused+"-"+today, `{"settings":{"number_of_replicas":0}}`)
+
+	for _, tc := range []struct {
+		prefix string
+		want   bool
+	}{{refused, false}, {allowed, true}} {
+		t.Run(map[bool]string{false: "refused by the setting", true: "allowed by the setting"}[tc.want], func(t *testing.T) {
+			logs := &syncbuf.Buffer{}
+			s, err := opensearch.NewSink(n.client, statsMapping(tc.prefix), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(textLogger(logs)))
+			require.NoError(t, err)
+			now := day.Add(23 * time.Hour)
+			var clock sync.Mutex
+			opensearch.SetAheadClock(s, func() time.Time { clock.Lock(); defer clock.Unlock(); return now })
+			require.NoError(t, s.Write(t.Context(), stats(0, 10)))
+			opensearch.WaitAhead(s)
+			clock.Lock()
+			now = now.Add(2 * time.Minute) // past the minute a creation waits to be tried again
+			clock.Unlock()
+			require.NoError(t, s.Write(t.Context(), stats(0, 10)))
+			require.NoError(t, s.Close(t.Context()))
+			require.Equal(t, 10, n.count(t, tc.prefix+"-"+today))
+
+			_, err = n.call(t.Context(), "GET", "/"+tc.prefix+"-"+tomorrow, "")
+			if tc.want {
+				require.NoError(t, err, "created ahead")
+				return
+			}
+			require.ErrorContains(t, err, "404", "not created ahead")
+			require.NotContains(t, logs.String(), "level=WARN", "%s", logs.String())
+			require.Equal(t, 1, strings.Count(logs.String(), "not created ahead: action.auto_create_index"), "said once: %s", logs.String())
+			require.Contains(t, logs.String(), "-nocreate-*,+*", "the setting's value")
+		})
+	}
+}
+
 // TestIndexAheadDataStreamTemplate, on the real node: a next day's name that an index
 // template makes a data stream of is none of the creation ahead's business (OpenSearch
 // refuses PUT /<name>: "use create data stream api instead", and the first write creates

@@ -28,3 +28,28 @@ func TestNextDay(t *testing.T) {
 		require.False(t, ok, index)
 	}
 }
+
+// TestAutoCreates: action.auto_create_index read as OpenSearch reads it (checked against
+// the testenv node's bulk answers for "+a*, -b*,c*": cq created, bq forbidden by -b*, dq
+// matching nothing forbidden).
+func TestAutoCreates(t *testing.T) {
+	for _, tc := range []struct {
+		setting, index string
+		want           bool
+	}{
+		{"true", "any", true},
+		{" false ", "any", false},
+		{"+a*, -b*,c*", "aq", true},
+		{"+a*, -b*,c*", "bq", false},
+		{"+a*, -b*,c*", "cq", true},
+		{"+a*, -b*,c*", "dq", false},
+		{"-nocreate-*,+*", "nocreate-x-2026.11.26", false},
+		{"-nocreate-*,+*", "cab-stats-2026.11.26", true},
+		{"+*-2026.*.26", "cab-stats-2026.11.26", true},
+		{"+*-2026.*.26", "cab-stats-2026.11.25", false},
+		{"cab-stats-2026.11.26", "cab-stats-2026.11.26", true},
+		{"-cab-*,+cab-stats-*", "cab-stats-2026.11.26", false},
+	} {
+		require.Equal(t, tc.want, autoCreates(tc.setting, tc.index), "%q %q", tc.setting, tc.index)
+	}
+}
