@@ -299,3 +299,23 @@ func TestSameProfilePathRefused(t *testing.T) {
 	require.Contains(t, err.Error(), "-cpuprofile")
 	require.NotContains(t, err.Error(), "connect", "refused before connecting")
 }
+
+// TestAlertsTopicUnusedWithAlertsOff: with -alerts=false the job writes no alerts, so
+// -alerts-topic names no topic it uses: its checks refused a run over it (-alerts=false with
+// the default cab-alerts as -registry-topic) for a topic the run would never touch.
+func TestAlertsTopicUnusedWithAlertsOff(t *testing.T) {
+	for _, args := range [][]string{
+		{"-alerts-topic", "fleet/alerts"},
+		{"-alerts-topic", "cab-telemetry"},
+		{"-registry-topic", "cab-alerts"}, // the default -alerts-topic
+		{"-requests-topic", "cab-alerts"},
+		{"-alerts-topic", "cab-telemetry.dlq"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			c := testConfig(t, offlineArgs(t, append([]string{"-alerts=false"}, args...)...)...)
+			require.NoError(t, c.validate())
+			c = testConfig(t, offlineArgs(t, args...)...)
+			require.ErrorContains(t, c.validate(), "-alerts-topic", "with alerts on, the topic is checked")
+		})
+	}
+}

@@ -36,6 +36,13 @@ func (c *config) validate() error {
 	// dead-letter topic <topic>.dlq, the repartitions <group>-<name>-repartition). The
 	// library or the brokers refused them after the dead-letter topic was made (or, for
 	// -topic, when making it), naming no flag.
+	// -alerts-topic only with -alerts: without alerts the job writes to no such topic, and
+	// checking it refused runs over a topic they never touch (-alerts=false with the default
+	// cab-alerts as -registry-topic).
+	alertsTopic := ""
+	if c.alerts {
+		alertsTopic = c.alertsTopic
+	}
 	topicName := func(flag, v, made string) {
 		if strings.TrimSpace(v) == "" {
 			return // refused above, or none
@@ -50,7 +57,7 @@ func (c *config) validate() error {
 	topicName("-topic", c.topic, "*.dlq")
 	// The longest repartition's name, "pickups", with -requests-topic; NewExchange's check.
 	topicName("-group", c.group, "*-pickups-repartition")
-	topicName("-alerts-topic", c.alertsTopic, "*")
+	topicName("-alerts-topic", alertsTopic, "*")
 	topicName("-requests-topic", c.requests, "*")
 	topicName("-registry-topic", c.registry, "*")
 	positive := func(flag string, v time.Duration) {
@@ -105,8 +112,8 @@ func (c *config) validate() error {
 		bad("-gc-percent", "%d: must not be negative (a negative value turns the garbage collector off, and the job's heap would grow until it is killed)", c.gcPercent)
 	}
 	// An output or a second input on the telemetry topic itself.
-	if c.alertsTopic != "" && c.alertsTopic == c.topic {
-		bad("-alerts-topic", "%q is the telemetry topic (-topic): the job would read its own alerts as telemetry", c.alertsTopic)
+	if alertsTopic != "" && alertsTopic == c.topic {
+		bad("-alerts-topic", "%q is the telemetry topic (-topic): the job would read its own alerts as telemetry", alertsTopic)
 	}
 	if c.requests != "" && c.requests == c.topic {
 		bad("-requests-topic", "%q is the telemetry topic (-topic): both inputs would read it, each in its own format", c.requests)
@@ -118,10 +125,10 @@ func (c *config) validate() error {
 	// dead letter) or as registrations; the dead letters read back as ride requests or
 	// registrations, where each one fails again and goes back to the dead-letter topic, for
 	// ever.
-	if c.alertsTopic != "" && (c.alertsTopic == c.requests || c.alertsTopic == c.registry) {
-		bad("-alerts-topic", "%q is also an input of the job (-requests-topic or -registry-topic): the job would read its own alerts", c.alertsTopic)
+	if alertsTopic != "" && (alertsTopic == c.requests || alertsTopic == c.registry) {
+		bad("-alerts-topic", "%q is also an input of the job (-requests-topic or -registry-topic): the job would read its own alerts", alertsTopic)
 	}
-	if dlq := c.topic + ".dlq"; dlq == c.requests || dlq == c.registry || dlq == c.alertsTopic {
+	if dlq := c.topic + ".dlq"; dlq == c.requests || dlq == c.registry || dlq == alertsTopic {
 		bad("-topic", "the dead-letter topic %q (-topic and .dlq) is also -requests-topic, -registry-topic or -alerts-topic", dlq)
 	}
 	if c.httpAddr != "" {
