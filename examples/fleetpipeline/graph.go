@@ -179,4 +179,8 @@ func (s *splitCabs) Split() int64 {
 
 // maxKeys bounds each window operator's open state: a cab (or zone) in up to four open
 // windows per cab the tracker may hold (a window, the next, and those kept by the grace).
-func (c *config) maxKeys() int { return 4 * c.maxCabs }
+// validate keeps -max-cabs small enough for the product to fit an int.
+func (c *config) maxKeys() int { return keysPerCab * c.maxCabs }
+
+// keysPerCab is maxKeys' factor.
+const keysPerCab = 4

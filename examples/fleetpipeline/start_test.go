@@ -98,7 +98,11 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-exit-when-idle", "-5s"}, // was never refused: a negative idle ran for ever
 		{"-status-every", "-1s"},   // was never refused: no status line
 		{"-replicas", "-1"},
-		{"-max-cabs", "-1"},   // was refused after connecting, as "WithMaxKeys(-4)"
+		{"-max-cabs", "-1"}, // was refused after connecting, as "WithMaxKeys(-4)"
+		// 4 * -max-cabs, each window operator's key limit, overflowed: 2^62 made it 0 (no
+		// limit), 3e18 negative (refused after connecting, as "WithMaxKeys(-6446744073709551616)").
+		{"-max-cabs", "4611686018427387904"},
+		{"-max-cabs", "3000000000000000000"},
 		{"-gc-percent", "-1"}, // turned the collector off: the heap grew until killed
 		{"-topic", ""},        // EnsureTopic(".dlq") made a topic named ".dlq"
 		{"-group", ""},

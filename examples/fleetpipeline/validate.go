@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -106,6 +107,11 @@ func (c *config) validate() error {
 	atLeastOne("-concurrent-outputs", c.outputs)
 	notNegative("-replicas", int64(c.replicas), c.replicas)
 	notNegative("-max-cabs", int64(c.maxCabs), c.maxCabs)
+	if c.maxCabs > math.MaxInt/keysPerCab {
+		// maxKeys would overflow: 2^62 gave no limit at all, 3e18 a negative one that the
+		// library refused after the dead-letter topic was made, naming no flag.
+		bad("-max-cabs", "%d: too large: each window operator holds %d times as many keys, past the largest int; at most %d (0: no limit)", c.maxCabs, keysPerCab, math.MaxInt/keysPerCab)
+	}
 	if c.gcPercent < 0 {
 		// As GOGC=off: the collector never runs and the heap grows until the process is
 		// killed. GOGC=off in the environment still does it, for a profile.
