@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -167,25 +168,38 @@ func registerFlags(fs *flag.FlagSet) *config {
 // the allocation profile; empty paths are off. Its errors name the flag.
 func startProfiles(cpu, mem string) (stop func() error, err error) {
 	var cf, mf *os.File
+	var madeMem bool // mem did not exist: the job made it
 	if mem != "" {
-		// Made now, so that a path that cannot be written is refused before the run, not
-		// after it (a backfill committed, its exit status then 1 and its profile lost).
-		if mf, err = os.Create(mem); err != nil {
+		// Opened now, so that a path that cannot be written is refused before the run, not
+		// after it (a backfill committed, its exit status then 1 and its profile lost). Not
+		// truncated until the profile is written: a start that fails after this (a
+		// -cpuprofile that cannot be written) kept no empty file, nor emptied an earlier
+		// run's profile.
+		mf, err = os.OpenFile(mem, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		madeMem = err == nil
+		if errors.Is(err, fs.ErrExist) {
+			mf, err = os.OpenFile(mem, os.O_WRONLY, 0)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("-memprofile: %w", err)
+		}
+	}
+	dropMem := func() {
+		if mf != nil {
+			mf.Close()
+			if madeMem {
+				os.Remove(mem)
+			}
 		}
 	}
 	if cpu != "" {
 		if cf, err = os.Create(cpu); err != nil {
-			if mf != nil {
-				mf.Close()
-			}
+			dropMem()
 			return nil, fmt.Errorf("-cpuprofile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(cf); err != nil {
 			cf.Close()
-			if mf != nil {
-				mf.Close()
-			}
+			dropMem()
 			return nil, fmt.Errorf("-cpuprofile: %w", err)
 		}
 	}
@@ -196,7 +210,7 @@ func startProfiles(cpu, mem string) (stop func() error, err error) {
 			errs = append(errs, cf.Close())
 		}
 		if mf != nil {
-			errs = append(errs, pprof.Lookup("allocs").WriteTo(mf, 0), mf.Close())
+			errs = append(errs, mf.Truncate(0), pprof.Lookup("allocs").WriteTo(mf, 0), mf.Close())
 		}
 		return errors.Join(errs...)
 	}, nil

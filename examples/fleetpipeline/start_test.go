@@ -10,6 +10,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -322,4 +323,25 @@ func TestAlertsTopicUnusedWithAlertsOff(t *testing.T) {
 			require.ErrorContains(t, c.validate(), "-alerts-topic", "with alerts on, the topic is checked")
 		})
 	}
+}
+
+// TestMemProfileLeftAloneWhenStartFails: -memprofile was created (truncated) at start, before
+// -cpuprofile was checked, so a -cpuprofile that cannot be written left an empty allocation
+// profile behind, or emptied the one an earlier run had written there.
+func TestMemProfileLeftAloneWhenStartFails(t *testing.T) {
+	dir := t.TempDir()
+	badCPU := dir + "/missing/dir/cpu.prof"
+	mem := dir + "/mem.prof"
+	out, err := exec.Command(pipelineBin, offlineArgs(t, "-memprofile", mem, "-cpuprofile", badCPU)...).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "fleetpipeline: -cpuprofile: ")
+	require.NoFileExists(t, mem, "the run wrote no profile: none is left behind")
+
+	earlier := []byte("an earlier run's profile")
+	require.NoError(t, os.WriteFile(mem, earlier, 0o644))
+	out, err = exec.Command(pipelineBin, offlineArgs(t, "-memprofile", mem, "-cpuprofile", badCPU)...).CombinedOutput()
+	require.Error(t, err, "got:\n%s", out)
+	got, err := os.ReadFile(mem)
+	require.NoError(t, err)
+	require.Equal(t, earlier, got, "the earlier profile is kept")
 }
