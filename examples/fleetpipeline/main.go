@@ -152,7 +152,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.BoolVar(&c.zoneDemand, "zone-demand", true, "compute zone demand (-zone-demand=false: off)")
 	fs.BoolVar(&c.rekeyByCab, "rekey-by-cab", false, "repartition the input by cab_id (through the topic <group>-cabs-repartition) before the tracker and the cab stats: needed when the producer does not key messages by cab_id (round-robin IoT hubs); costs a produce and a consume per event")
 	fs.BoolVar(&c.alerts, "alerts", true, "detect alerts and write them to OpenSearch and -alerts-topic (-alerts=false: off)")
-	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line")
+	fs.DurationVar(&c.statusEvery, "status-every", 5*time.Second, "how often to print the status line (rate, lag, watermark, windows, alerts, dead letters) to stderr; /metrics and the status page (-http) do not depend on it (0: none)")
 	fs.IntVar(&c.replicas, "replicas", 0, "number of replicas in the index templates (0 on a single node)")
 	fs.StringVar(&c.indexTag, "index-tag", "", `tag in the index names, e.g. "test1" gives cab-stats-test1-YYYY.MM.DD (still matched by the templates)`)
 	fs.IntVar(&c.maxCabs, "max-cabs", 100_000, "most cabs the alert tracker holds (each window operator holds 4x as many keys in open windows); past it, new cabs' events go to the dead-letter topic with reason key_limit (0: no limit)")

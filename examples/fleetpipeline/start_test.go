@@ -345,3 +345,14 @@ func TestMemProfileLeftAloneWhenStartFails(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, earlier, got, "the earlier profile is kept")
 }
+
+// TestStatusEveryZeroDocumented: -status-every 0 runs without a status line, which the flag's
+// help did not say ("how often to print the status line"): a user who set it saw nothing and
+// could not tell a silent job from a hung one.
+func TestStatusEveryZeroDocumented(t *testing.T) {
+	out, _ := exec.Command(pipelineBin, "-h").CombinedOutput()
+	_, help, ok := strings.Cut(string(out), "-status-every duration\n")
+	require.True(t, ok, "no -status-every in:\n%s", out)
+	help, _, _ = strings.Cut(help, "\n  -")
+	require.Contains(t, help, "(0: none)", "-status-every's help says what 0 does:\n%s", help)
+}
