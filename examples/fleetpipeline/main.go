@@ -98,6 +98,7 @@ type config struct {
 	txnID          string
 	instanceID     string        // -group-instance-id
 	sessionTimeout time.Duration // -session-timeout
+	kafkaTimeout   time.Duration // -kafka-timeout
 	statsWindow    time.Duration
 	zoneWindow     time.Duration
 	pickupWithin   time.Duration
@@ -137,6 +138,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.pickupWithin, "pickup-within", 15*time.Minute, "with -requests-topic: how long after its assignment a request's cab may pick up to count as its pickup (ride-pickups-YYYY.MM.DD)")
 	fs.StringVar(&c.instanceID, "group-instance-id", "", "static group membership (Kafka's group.instance.id, KIP-345): an id of this instance's own that it keeps across restarts (a StatefulSet pod's name), so that a restart within -session-timeout takes the instance's partitions back with no rebalance; a process that starts with an id in use stops the one that had it (empty: dynamic membership)")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent member before its partitions move, at least 1s; with -group-instance-id, make it longer than a restart takes")
+	fs.DurationVar(&c.kafkaTimeout, "kafka-timeout", time.Minute, "how long the job's start waits for Kafka to answer, as the Kafka clients' default.api.timeout.ms: making the dead-letter and -alerts-topic topics, and loading -registry-topic with nothing read for this long (a large registry may take longer, while it reads); past it the job exits 1 naming the brokers (a port that is not a Kafka listener, a -kafka-tls or -kafka-sasl that does not match it)")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, with -cabs after it under -rekey-by-cab, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")

@@ -91,8 +91,8 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	// the alerts topic is, with the brokers' default replication factor (3 on a three-AZ MSK
 	// cluster; it was 1, so one broker's loss lost them): a dead-letter topic that will not
 	// be created stops the Source.
-	if _, err := kafka.EnsureTopic(ctx, kcfg, c.topic+".dlq", 1, kafka.DefaultReplication); err != nil {
-		return fmt.Errorf("dead-letter topic: %w", err)
+	if err := c.ensureTopic(ctx, kcfg, "dead-letter topic "+c.topic+".dlq", c.topic+".dlq", 1); err != nil {
+		return err
 	}
 	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
 	if err != nil {
@@ -236,32 +236,11 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	// registration as of the window (a temporal join).
 	cabDocs := stream.Map(g.cabDocs, telemetry.CabStatsDoc)
 	if c.registry != "" {
-		rcfg := kcfg
-		rcfg.Group, rcfg.Topics = "", nil
-		registry, err := kafka.NewTable(rcfg, c.registry, func(key, value []byte) (string, telemetry.CabRegistration, error) {
-			if value == nil { // a tombstone: the cab left the registry
-				return string(key), telemetry.CabRegistration{}, nil
-			}
-			r, err := telemetry.DecodeRegistration(value)
-			if err == nil && r.CabID != string(key) {
-				err = fmt.Errorf("registration of cab %q under key %q", r.CabID, key)
-			}
-			return r.CabID, r, err
-		}, kafka.WithLogger(log))
+		registry, err := c.loadRegistry(ctx, kcfg, log)
 		if err != nil {
 			return err
 		}
 		defer registry.Close()
-		loadStart := time.Now()
-		if err := registry.Load(ctx); err != nil {
-			if errors.Is(err, kafka.ErrTopicNotFound) {
-				// The library's hint is a Go function (kafka.EnsureCompactedTopic); the
-				// operator's fix is the flag's value or the topic.
-				return fmt.Errorf("-registry-topic %s: no such topic: check the name, or create it compacted (replay -registry-topic writes one): %w", c.registry, err)
-			}
-			return fmt.Errorf("-registry-topic %s: %w", c.registry, err)
-		}
-		log.Info("fleetpipeline: registry loaded", "topic", c.registry, "cabs", registry.Len(), "took", time.Since(loadStart).Round(time.Millisecond))
 		cabDocs, err = join.Enrich(cabDocs, registry, func(s telemetry.CabStats) string { return s.CabID },
 			func(s telemetry.CabStats, r telemetry.CabRegistration, ok bool) telemetry.CabStats {
 				if ok {
@@ -283,7 +262,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return fmt.Errorf("index templates: %w", err)
 	}
 	if c.alerts && c.alertsTopic != "" {
-		if _, err := kafka.EnsureTopic(ctx, kcfg, c.alertsTopic, 6, kafka.DefaultReplication); err != nil {
+		if err := c.ensureTopic(ctx, kcfg, "-alerts-topic "+c.alertsTopic, c.alertsTopic, 6); err != nil {
 			return err
 		}
 	}

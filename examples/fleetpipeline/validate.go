@@ -75,6 +75,7 @@ func (c *config) validate() error {
 	positive("-stats-window", c.statsWindow)
 	positive("-zone-window", c.zoneWindow)
 	positive("-pickup-within", c.pickupWithin)
+	positive("-kafka-timeout", c.kafkaTimeout)
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
