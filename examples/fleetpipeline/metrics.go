@@ -105,9 +105,9 @@ func (n *partitionNames) name(id int32) string {
 }
 
 // sinkStats adapts an OpenSearch sink's stats to the metrics adapter's.
-func sinkStats[T any](s *opensearch.Sink[T]) func() prom.SinkStats {
+func sinkStats(stats func() opensearch.Stats) func() prom.SinkStats {
 	return func() prom.SinkStats {
-		st := s.Stats()
+		st := stats()
 		out := prom.SinkStats{
 			System:       "OpenSearch",
 			FailingSince: st.FailingSince, FailedAttempts: st.FailedAttempts, LastError: st.LastError, LastAttempt: st.LastAttempt,

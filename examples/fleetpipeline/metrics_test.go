@@ -133,3 +133,41 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, text)
 	p.succeed(t, time.Minute)
 }
+
+// TestMetricsOnlyOutputsThatRun: /metrics listed the sinks of outputs that were off
+// (-zone-demand=false, -alerts=false) with every counter at 0, as if those outputs ran and
+// wrote nothing; a dashboard or an alert on them could not tell. Only the outputs that run
+// have a sink label, as in the summary.
+func TestMetricsOnlyOutputsThatRun(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	r := newRun(t, s, testenv.UniqueName(t, "e2e-metrics-off"), "e2e-metrics-off")
+	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-exit-when-idle", "0", "-zone-demand=false", "-alerts=false")...)
+	var url string
+	waitFor(t, time.Minute, 50*time.Millisecond, "the job running, its metrics address logged", func() bool {
+		if m := metricsURL.FindStringSubmatch(p.out.String()); m != nil {
+			url = m[1]
+		}
+		return url != "" && strings.Contains(p.out.String(), "fleetpipeline: running") || p.exited()
+	})
+	require.False(t, p.exited(), "the job ended")
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	sinks := map[string]bool{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "sink" {
+					sinks[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	require.True(t, sinks["cab-stats"], "the cab-stats sink, which runs: %v", sinks)
+	require.False(t, sinks["zone-demand"], "zone demand is off (-zone-demand=false)")
+	require.False(t, sinks["cab-alerts"], "alerts are off (-alerts=false)")
+}

@@ -420,15 +420,21 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		})
 	}
 
+	// The outputs that run, for /metrics and the summary: one that is off (-zone-demand=false,
+	// -alerts=false) showed in both with every count at 0, as if it had written nothing.
+	sinks := []namedSink{{"cab-stats", cabSink.Stats}}
+	if g.zoneDocs != nil {
+		sinks = append(sinks, namedSink{"zone-demand", zoneSink.Stats})
+	}
+	if c.alerts {
+		sinks = append(sinks, namedSink{"cab-alerts", alertSink.Stats})
+	}
+	if g.supplyDocs != nil {
+		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
+	}
 	if metrics != nil {
-		for name, stats := range map[string]func() prom.SinkStats{
-			"cab-stats": sinkStats(cabSink), "zone-demand": sinkStats(zoneSink), "cab-alerts": sinkStats(alertSink),
-			"zone-supply": sinkStats(supplySink), "ride-pickups": sinkStats(pickupSink),
-		} {
-			if (name == "zone-supply" || name == "ride-pickups") && g.supplyDocs == nil {
-				continue
-			}
-			if err := metrics.AddSink(name, stats); err != nil {
+		for _, sk := range sinks {
+			if err := metrics.AddSink(sk.name, sinkStats(sk.stats)); err != nil {
 				return err
 			}
 		}
@@ -451,18 +457,6 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	running = true
 	err = p.Run(ctx)
 	stopStatus()
-	// The outputs that ran: one that is off (-zone-demand=false, -alerts=false) printed
-	// "created 0", as if it had written nothing.
-	sinks := []namedSink{{"cab-stats", cabSink.Stats}}
-	if g.zoneDocs != nil {
-		sinks = append(sinks, namedSink{"zone-demand", zoneSink.Stats})
-	}
-	if c.alerts {
-		sinks = append(sinks, namedSink{"cab-alerts", alertSink.Stats})
-	}
-	if g.supplyDocs != nil {
-		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
-	}
 	printSummary(w, time.Since(start), &cnt, src, sinks)
 	if n := src.Lost(); n > 0 {
 		fmt.Fprintf(w, "fleetpipeline: %d telemetry records were deleted from Kafka before the job was done with them (-accept-data-loss)\n", n)
