@@ -448,9 +448,8 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		}
 	}
 
-	statusCtx, stopStatus := context.WithCancel(ctx)
+	stopStatus := startStatus(ctx, w, c.statusEvery, &cnt)
 	defer stopStatus()
-	go status(statusCtx, w, c.statusEvery, &cnt)
 
 	start := time.Now()
 	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)

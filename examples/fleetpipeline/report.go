@@ -71,6 +71,22 @@ func zonePartialRecord(p zoneShuffled) ([]byte, []byte, error) {
 	return []byte(p.Key), v, err
 }
 
+// startStatus prints the status line every interval (none if 0) until ctx ends or stop is
+// called; stop returns once the last line is written, so that none comes after the summary
+// (or after run returned). stop may be called more than once.
+func startStatus(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		status(ctx, w, every, cnt)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
 	if every <= 0 {
 		return
