@@ -25,7 +25,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,11 +32,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/fleetstream/fleetstream/examples/internal/cli"
@@ -65,14 +63,16 @@ func main() {
 		debug.SetGCPercent(cfg.gcPercent)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	stopProfiles, err := startProfiles(cfg.cpuProfile, cfg.memProfile)
 	if err != nil {
 		// A path that cannot be written: the command line is wrong, as for validate's errors.
 		fmt.Fprintln(os.Stderr, "fleetpipeline:", err)
 		os.Exit(2)
 	}
+	// Once: a second interrupt writes the profiles before it exits, maybe as run returns.
+	stopProfiles = sync.OnceValue(stopProfiles)
+	ctx, stop := stopOnSignal(os.Stderr, func() { _ = stopProfiles() })
+	defer stop()
 	err = run(ctx, cfg, os.Stderr)
 	err = errors.Join(err, stopProfiles())
 	if err != nil { // run returns nil for a clean stop (SIGINT, SIGTERM; but of a run that ends by itself before its end) and any failure as is

@@ -4,7 +4,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,4 +67,57 @@ func TestStatusLineNotAfterSummary(t *testing.T) {
 	end := bytes.LastIndex([]byte(text), []byte("fleetpipeline: consumed "))
 	require.Positive(t, end, "no summary in:\n%s", tail(text, 3000))
 	require.Empty(t, statusLine.FindString(text[end:]), "a status line after the summary:\n%s", text[end:])
+}
+
+// TestSecondInterruptExitsAtOnce: the first SIGINT stops the job gracefully, finishing the
+// batch in flight for up to the shutdown grace (30 s) and closing its outputs; a second one
+// was ignored, so a user whose stop waited on a hung output could only kill the job. It now
+// exits at once, 130, saying so; the first says that a second one would.
+func TestSecondInterruptExitsAtOnce(t *testing.T) {
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "second-int")
+	r := newRun(t, s, topic, "second-int")
+	replay(t, s, topic, "-source", "sim", "-sim-cabs", "20", "-sim-events", "3000")
+	// OpenSearch behind a proxy that holds every bulk request: the job's first batch with
+	// documents stays in flight.
+	target, err := url.Parse(s.opensearch)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	bulk, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !strings.HasSuffix(req.URL.Path, "/_bulk") {
+			proxy.ServeHTTP(w, req)
+			return
+		}
+		select {
+		case bulk <- struct{}{}:
+		default:
+		}
+		select {
+		case <-req.Context().Done():
+		case <-release:
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	defer close(release)
+	held := s
+	held.opensearch = srv.URL
+	p := start(t, "fleetpipeline", pipelineBin, r.args(held, "-exit-when-idle", "0")...)
+	select {
+	case <-bulk:
+	case <-time.After(time.Minute):
+		t.Fatalf("no bulk request within a minute; output:\n%s", tail(p.out.String(), 3000))
+	}
+	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
+	waitFor(t, 20*time.Second, 20*time.Millisecond, "the first interrupt's notice", func() bool {
+		return strings.Contains(p.out.String(), "interrupt again to exit at once") || p.exited()
+	})
+	require.False(t, p.exited(), "the batch in flight holds the graceful stop")
+	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
+	err = p.wait(t, 5*time.Second)
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "exit status: %v", err)
+	require.Equal(t, 130, ee.ExitCode(), "128 + SIGINT, as a shell reports an interrupted command")
+	require.Contains(t, p.out.String(), "fleetpipeline: interrupt again: exiting at once")
 }
