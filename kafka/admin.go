@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -182,7 +184,7 @@ func fetchCommits(client sarama.Client, group string, parts map[string][]int32) 
 			}
 			if b.Err != sarama.ErrNoError {
 				refreshMovedCoordinator(client, group, b.Err)
-				return nil, fmt.Errorf("kafka: committed offset of group %q, partition %s/%d: %w", group, t, p, b.Err)
+				return nil, &commitError{group: group, topic: t, part: p, err: b.Err}
 			}
 			if b.Offset >= 0 {
 				out[topicPart{t, p}] = stream.Position{Partition: p, Offset: b.Offset, Meta: b.Metadata}
@@ -190,6 +192,28 @@ func fetchCommits(client sarama.Client, group string, parts map[string][]int32) 
 		}
 	}
 	return out, nil
+}
+
+// commitError is the error of one partition in an answer to an offset fetch.
+type commitError struct {
+	group, topic string
+	part         int32
+	err          sarama.KError
+}
+
+func (e *commitError) Error() string {
+	return fmt.Sprintf("kafka: committed offset of group %q, partition %s/%d: %v", e.group, e.topic, e.part, e.err)
+}
+
+func (e *commitError) Unwrap() error { return e.err }
+
+// refusedTopics is what a refused offset fetch of claims names (see access): the topic of
+// the partition refused, else the topics claimed.
+func refusedTopics(err error, claims map[string][]int32) []string {
+	if ce := (*commitError)(nil); errors.As(err, &ce) {
+		return []string{ce.topic}
+	}
+	return slices.Sorted(maps.Keys(claims))
 }
 
 // refreshMovedCoordinator looks the group's coordinator up again when kerr says the broker

@@ -48,6 +48,14 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 	h.s.reach.ok() // the group's coordinator answered: a session began
 	h.s.member.Store(sess.MemberID())
 	commits, err := groupCommits(h.client, h.s.cfg.Group, sess.Claims())
+	if isNotAuthorized(err) {
+		// The ACLs' refusal does not pass with retries: stop, saying what to grant, as
+		// claimed does.
+		err = fmt.Errorf("kafka: fetching the committed checkpoints: %w", h.s.cfg.notAuthorized(err,
+			access{topics: refusedTopics(err, sess.Claims()), group: h.s.cfg.Group}))
+		h.s.fail(err)
+		return err
+	}
 	if err != nil && (h.s.o.exchange || errors.Is(err, sarama.ErrUnstableOffsetCommit)) {
 		// A repartition's checkpoints hold its dedup state: without them the replay would
 		// count records twice. Nor does an exactly-once Source start while a transaction
@@ -77,7 +85,9 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 // partitions (Source.checkCommitted), and drops the checkpoints that no longer apply.
 // Every partition's loss is named in the one error. The partitions' offsets are asked for
 // once per topic and leader; a partition whose offsets cannot be read is not checked (sarama
-// resets an offset out of range by itself), and the log says so.
+// resets an offset out of range by itself), and the log says so, unless the ACLs refused
+// them: the error then names the topic (once) and what to grant, since the claim could not
+// read the partition either.
 func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits map[topicPart]stream.Position) error {
 	committed := make(map[string][]int32)
 	for tp, pos := range commits {
@@ -87,18 +97,28 @@ func (h *handler[T]) checkCommitted(sess sarama.ConsumerGroupSession, commits ma
 	}
 	type bounds struct{ oldest, newest int64 }
 	ranges := make(map[topicPart]bounds)
-	for topic, parts := range committed {
+	var errs []error
+	for _, topic := range slices.Sorted(maps.Keys(committed)) {
+		parts := committed[topic]
 		newest, failedNew := listOffsets(h.client, topic, parts, sarama.OffsetNewest)
 		oldest, failedOld := listOffsets(h.client, topic, parts, sarama.OffsetOldest)
+		refused := false
 		for _, p := range parts {
 			if err := cmp.Or(failedNew[p], failedOld[p]); err != nil {
+				if isNotAuthorized(err) {
+					if !refused {
+						errs = append(errs, fmt.Errorf("kafka: checking the committed offsets of topic %q: %w", topic,
+							h.s.cfg.notAuthorized(err, access{topics: []string{topic}})))
+					}
+					refused = true
+					continue
+				}
 				h.s.log.Warn("kafka: cannot check that the committed offset is still in the partition", "topic", topic, "partition", p, "err", redact(&h.s.cfg, err))
 				continue
 			}
 			ranges[topicPart{topic, p}] = bounds{oldest[p], newest[p]}
 		}
 	}
-	var errs []error
 	for _, tp := range slices.SortedFunc(maps.Keys(commits), func(a, b topicPart) int {
 		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part))
 	}) {

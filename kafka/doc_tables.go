@@ -137,7 +137,8 @@
 // ErrGroupAuthorizationFailed, ErrTransactionalIDAuthorizationFailed,
 // ErrClusterAuthorizationFailed) that names the resource, the principal and the operation to
 // grant. Source.Run checks its topics, its group and (exactly once) its transactional id
-// before it consumes anything, and stops if a fetch or a commit is refused later; a Producer's
+// before it consumes anything, and stops if a fetch or a commit is refused later, or the
+// fetch of a claimed partition's committed checkpoint or the check of its offsets; a Producer's
 // refused write is permanent (stream.IsPermanent). None is retried: no retry gets past an ACL.
 // An Exchange's purge of its repartition topic needs Delete on the topic; without it the
 // purge is logged once at Warn and stops, and the topic then needs a retention.
