@@ -56,16 +56,14 @@ func (h *handler[T]) Setup(sess sarama.ConsumerGroupSession) error {
 		h.s.fail(err)
 		return err
 	}
-	if err != nil && (h.s.o.exchange || errors.Is(err, sarama.ErrUnstableOffsetCommit)) {
-		// A repartition's checkpoints hold its dedup state: without them the replay would
-		// count records twice. Nor does an exactly-once Source start while a transaction
-		// that committed its offsets is completing. Fail the session; Run joins again after
-		// a backoff.
-		return fmt.Errorf("kafka: fetching the committed checkpoints: %w", redact(&h.s.cfg, err))
-	}
 	if err != nil {
-		// Without the checkpoints the replay is still at-least-once, only less exact.
-		h.s.log.Warn("kafka: fetching committed checkpoints failed", "err", redact(&h.s.cfg, err))
+		// Without its checkpoint every operator of a partition would replay from the
+		// committed offset, which the oldest open state holds back, instead of from its own
+		// start: one whose window had closed after that offset would emit it again from part
+		// of its records, over the whole one. A repartition's checkpoints also hold its dedup
+		// state, and an exactly-once Source must not start while a transaction that
+		// committed its offsets completes. Fail the session; Run joins again after a backoff.
+		return fmt.Errorf("kafka: fetching the committed checkpoints: %w", redact(&h.s.cfg, err))
 	}
 	if err := h.checkCommitted(sess, commits); err != nil {
 		h.s.fail(err)
@@ -203,9 +201,9 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 // committed checkpoint, as Setup does for the first assignment: without it the pipeline's
 // operators would start cold at the committed offset, and a window open there would be
 // emitted again from part of its records (a repartition would also lose its dedup marks).
-// A repartition's partition waits until its checkpoint can be fetched, and any partition
-// until a transaction that committed its offset has completed; it reports false if the
-// session ended first. A fetch that the ACLs refuse stops the Source (ErrNotAuthorized).
+// The partition waits until its checkpoint can be fetched (which also waits for a
+// transaction that committed its offset to complete); it reports false if the session ended
+// first. A fetch that the ACLs refuse stops the Source (ErrNotAuthorized).
 func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, part int32) bool {
 	id := h.s.PartitionID(topic, part)
 	h.mu.Lock()
@@ -230,11 +228,6 @@ func (h *handler[T]) claimed(sess sarama.ConsumerGroupSession, topic string, par
 			h.s.fail(fmt.Errorf("kafka: fetching the committed checkpoint of %s/%d: %w", topic, part,
 				h.s.cfg.notAuthorized(err, access{topics: []string{topic}, group: h.s.cfg.Group})))
 			return false
-		}
-		if !h.s.o.exchange && !errors.Is(err, sarama.ErrUnstableOffsetCommit) {
-			h.s.log.Warn("kafka: fetching committed checkpoints failed", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err))
-			h.register(claims, nil)
-			return true
 		}
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
 		h.s.log.Warn("kafka: fetching the committed checkpoint failed, retrying", "topic", topic, "partition", part, "err", redact(&h.s.cfg, err), "backoff", wait)

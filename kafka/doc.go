@@ -70,7 +70,10 @@
 // The positions the pipeline commits carry its replay checkpoint (stream.Position.Meta),
 // which the Source stores as the Kafka offset metadata and hands back to the pipeline when it
 // claims the partition again (stream.Input.Resume), so that each operator replays from its
-// own start.
+// own start. A partition is not read before its checkpoint is: when the group's coordinator
+// cannot answer for a moment (loading its offsets after a broker moved it), the session fails
+// and the Source joins again after a backoff, or a partition a cooperative rebalance adds
+// waits; a fetch that the ACLs refuse stops the Source (ErrNotAuthorized).
 //
 // # Rebalancing
 //

@@ -18,7 +18,10 @@ import (
 // A plain Source took a refused fetch for a transient one (a Warn, and its partitions started
 // cold without their checkpoints), and a refused check was a Warn for every partition;
 // an Exchange failed the session, and Run's retry loop named every topic of the Source.
-// A transient error still lets a plain Source go on without its checkpoints.
+// A transient error fails the session without stopping the Source (Run joins again), a plain
+// Source's too: it went on without its checkpoints, its operators cold at the committed
+// offset, so that a window that had closed before it was emitted again from part of its
+// records.
 func TestSetupCheckpointRefused(t *testing.T) {
 	const topic = "t"
 	committed := sarama.NewMockOffsetFetchResponse(t).SetOffset("g", topic, 0, 5, "", sarama.ErrNoError)
@@ -76,20 +79,12 @@ func TestSetupCheckpointRefused(t *testing.T) {
 				s, err = NewSource(cfg, JSON[int]())
 				require.NoError(t, err)
 			}
-			runCtx, stop := context.WithCancelCause(t.Context())
-			defer stop(nil)
-			s.cancel = stop
-
-			p, err := stream.New(time.Second)
-			require.NoError(t, err)
-			bind := &binder{}
-			stream.To(stream.From[int](p, bind), stream.SinkFunc[int](func(context.Context, []int) error { return nil }))
-			h := &handler[int]{s: s, client: client, in: bind.in, runCtx: runCtx}
-
-			err = h.Setup(sessionCtx{memberSession{&recordingSession{}}, t.Context()}.withClaims(map[string][]int32{claimTopic: {0}}))
+			h, runCtx := pipelineHandler(t, s, client)
+			err := h.Setup(sessionCtx{memberSession{&recordingSession{}}, t.Context()}.withClaims(map[string][]int32{claimTopic: {0}}))
 			if tc.err == sarama.ErrNoError {
-				require.NoError(t, err, "a plain Source goes on without its checkpoints")
+				require.ErrorIs(t, err, sarama.ErrOffsetsLoadInProgress, "the session fails: the partitions would start cold")
 				require.Nil(t, s.fatal.Load(), "a transient error does not stop the Source")
+				require.Empty(t, h.registered, "nothing registered without its checkpoint")
 				return
 			}
 			require.Error(t, err, "the session fails")
@@ -105,6 +100,20 @@ func TestSetupCheckpointRefused(t *testing.T) {
 	}
 }
 
+// pipelineHandler is a handler of s's sessions on client, feeding a pipeline's input, and the
+// context that s.fail cancels.
+func pipelineHandler(t *testing.T, s *Source[int], client sarama.Client) (*handler[int], context.Context) {
+	t.Helper()
+	runCtx, stop := context.WithCancelCause(t.Context())
+	t.Cleanup(func() { stop(nil) })
+	s.cancel = stop
+	p, err := stream.New(time.Second)
+	require.NoError(t, err)
+	bind := &binder{}
+	stream.To(stream.From[int](p, bind), stream.SinkFunc[int](func(context.Context, []int) error { return nil }))
+	return &handler[int]{s: s, client: client, in: bind.in, runCtx: runCtx}, runCtx
+}
+
 // withClaims is the session with claims.
 func (s sessionCtx) withClaims(claims map[string][]int32) claimsSession {
 	return claimsSession{s, claims}
@@ -117,3 +126,26 @@ type claimsSession struct {
 }
 
 func (s claimsSession) Claims() map[string][]int32 { return s.claims }
+
+// TestClaimCheckpointTransientWaits: a partition that a cooperative rebalance adds to a
+// plain Source, whose committed checkpoint cannot be fetched for a while (the coordinator
+// loading its offsets), waits for it, as an Exchange's does, until the session ends. It was
+// registered cold after one try, its operators starting at the committed offset without their
+// own starts.
+func TestClaimCheckpointTransientWaits(t *testing.T) {
+	b, client := groupCoordinator(t, sarama.NewMockOffsetFetchResponse(t).SetError(sarama.ErrOffsetsLoadInProgress))
+	s, err := NewSource(Config{Brokers: []string{b.Addr()}, Group: "g", Topics: []string{"t"}}, JSON[int]())
+	require.NoError(t, err)
+	h, _ := pipelineHandler(t, s, client)
+	h.registered = map[int32]bool{}
+	sessCtx, endSession := context.WithTimeout(t.Context(), 10*time.Second)
+	defer endSession()
+	claimed := make(chan bool, 1)
+	go func() { claimed <- h.claimed(sessionCtx{memberSession{&recordingSession{}}, sessCtx}, "t", 0) }()
+	require.Eventually(t, func() bool { return offsetFetches(b) >= 2 }, 5*time.Second, 10*time.Millisecond,
+		"retried: the partition was registered without its checkpoint")
+	endSession()
+	require.False(t, <-claimed)
+	require.Nil(t, s.fatal.Load(), "a transient error does not stop the Source")
+	require.Empty(t, h.registered)
+}
