@@ -54,7 +54,7 @@ func ensure(ctx context.Context, cfg Config, topic string, partitions int32, rep
 	}
 	done := make(chan result, 1)
 	go func() {
-		n, err := ensureTopic(&cfg, sc, topic, partitions, replication, configs)
+		n, _, err := ensureTopic(&cfg, sc, topic, partitions, replication, configs)
 		if err == nil && check != nil {
 			err = check(&cfg, sc)
 		}
@@ -69,11 +69,12 @@ func ensure(ctx context.Context, cfg Config, topic string, partitions int32, rep
 }
 
 // ensureTopic creates topic with the given settings (configs: topic configs such as
-// cleanup.policy, nil for the broker's defaults) unless it exists.
-func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32, replication int16, configs map[string]*string) (int32, error) {
+// cleanup.policy, nil for the broker's defaults) unless it exists, and returns its partition
+// count and whether this call created it.
+func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32, replication int16, configs map[string]*string) (n int32, created bool, err error) {
 	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
 	if err != nil {
-		return 0, connectError(cfg, err)
+		return 0, false, connectError(cfg, err)
 	}
 	defer admin.Close()
 	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication, ConfigEntries: configs}, false)
@@ -83,11 +84,13 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 	// topic) gets the refusal, and the topic may well exist: the description below says.
 	var refused error
 	switch {
-	case err == nil, errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists:
+	case err == nil:
+		created = true
+	case errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists:
 	case isNotAuthorized(err):
 		refused = fmt.Errorf("kafka: create topic %q: %w", topic, cfg.notAuthorized(err, access{topics: []string{topic}, create: true}))
 	default:
-		return 0, fmt.Errorf("kafka: create topic %q: %w", topic, redact(cfg, err))
+		return 0, false, fmt.Errorf("kafka: create topic %q: %w", topic, redact(cfg, err))
 	}
 	// Right after a creation the metadata may not list the topic yet: ask a few times.
 	var last error
@@ -98,7 +101,7 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 		md, err := admin.DescribeTopics([]string{topic})
 		switch {
 		case refused != nil && (err != nil || len(md) != 1 || md[0].Err != sarama.ErrNoError || len(md[0].Partitions) == 0):
-			return 0, refused // not created, and not there (or not visible) either
+			return 0, false, refused // not created, and not there (or not visible) either
 		case err != nil:
 			last = redact(cfg, err)
 		case len(md) != 1:
@@ -108,10 +111,10 @@ func ensureTopic(cfg *Config, sc *sarama.Config, topic string, partitions int32,
 		case len(md[0].Partitions) == 0:
 			last = errors.New("no partitions yet")
 		default:
-			return int32(len(md[0].Partitions)), nil
+			return int32(len(md[0].Partitions)), created, nil
 		}
 	}
-	return 0, fmt.Errorf("kafka: describe topic %q: %w", topic, last)
+	return 0, created, fmt.Errorf("kafka: describe topic %q: %w", topic, last)
 }
 
 type topicPart struct {

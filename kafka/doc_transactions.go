@@ -20,7 +20,13 @@
 // (ErrPartitionMismatch), since keys would move away from their state, and so is one that
 // another consumer group has committed offsets of (ErrRepartitionInUse): another pipeline
 // with the same name, whose records the dedup would mix with this one's (name the topic
-// after the group, as Kafka Streams does with its application id). The upstream side
+// after the group, as Kafka Streams does with its application id). Kafka cannot say which
+// groups read a topic, so that check lists the cluster's consumer groups and fetches their
+// offsets of the topic; it runs only while the pipeline's group has committed nothing of an
+// existing topic (a topic Open creates has no group's offsets, and a group that came after
+// this one's first commit was refused by its own check), and sees only the groups the
+// principal may describe (Describe on the cluster lists them all; the groups whose offsets
+// it may not read are named in one warning). The upstream side
 // produces each record to the partition the pipeline chose with an idempotent producer that
 // keeps each partition's order; the downstream side consumes the topic as a further member of
 // the pipeline's consumer group (the Source's Config and group), with the Source's claims,

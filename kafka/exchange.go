@@ -1,9 +1,10 @@
 // Exchange, the Kafka transport of a repartition (stream.Repartition): a topic of the
 // pipeline that the upstream side produces to with an idempotent producer, partition by
 // partition, and that the downstream side consumes as a further member of the pipeline's
-// consumer group, with the Source's claim loop. The topic's creation and ownership checks,
-// and the downstream side are here; its options are in exchange_options.go, Send and Close in
-// exchange_send.go, the record format in exchange_format.go.
+// consumer group, with the Source's claim loop. The topic's creation and the downstream side
+// are here; the topic's ownership check is in exchange_owner.go, the options in
+// exchange_options.go, Send and Close in exchange_send.go, the record format in
+// exchange_format.go.
 
 package kafka
 
@@ -342,7 +343,7 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
-	got, err := ensureTopic(&e.cfg, sc, e.topic, want, repl, repartitionTopicConfig(sc.Producer.MaxMessageBytes))
+	got, created, err := ensureTopic(&e.cfg, sc, e.topic, want, repl, repartitionTopicConfig(sc.Producer.MaxMessageBytes))
 	if err != nil {
 		return 0, err
 	}
@@ -358,7 +359,7 @@ func (e *Exchange[T]) ensure(ctx context.Context, client sarama.Client, sc *sara
 	if err := client.RefreshMetadata(e.topic); err != nil {
 		return 0, fmt.Errorf("kafka: exchange %q: metadata: %w", e.topic, redact(&e.cfg, err))
 	}
-	if err := e.checkOwner(client, got); err != nil {
+	if err := e.checkOwner(client, got, created); err != nil {
 		return 0, err
 	}
 	return int(got), nil
@@ -391,44 +392,6 @@ func (e *Exchange[T]) messageLimit(client sarama.Client, producerMax int) int {
 	e.log.Warn("kafka: exchange: could not read the topic's max.message.bytes; messages are sized to the producer's MaxMessageBytes",
 		"max_message_bytes", producerMax, "err", redact(&e.cfg, err))
 	return producerMax
-}
-
-// checkOwner fails when another consumer group than the pipeline's has committed offsets of
-// the repartition topic: two pipelines with the same name (the topic is named after it) but
-// different groups would each read the other's records, and the dedup (by upstream
-// partition and offset) would mix two unrelated inputs. Kafka Streams avoids it by naming
-// the topic after the application id; here the name and the group are separate settings.
-func (e *Exchange[T]) checkOwner(client sarama.Client, parts int32) error {
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return fmt.Errorf("kafka: exchange %q: admin: %w", e.topic, redact(&e.cfg, err))
-	}
-	// admin shares client: closing it would close the client too.
-	groups, err := admin.ListConsumerGroups()
-	if err != nil {
-		return fmt.Errorf("kafka: exchange %q: consumer groups: %w", e.topic, redact(&e.cfg, err))
-	}
-	ps := make([]int32, parts)
-	for i := range ps {
-		ps[i] = int32(i)
-	}
-	want := map[string][]int32{e.topic: ps}
-	for g := range groups {
-		if g == e.cfg.Group {
-			continue
-		}
-		offs, err := groupOffsets(client, g, want)
-		if err != nil {
-			e.log.Warn("kafka: exchange: cannot read another group's offsets; not checked", "group", g, "err", redact(&e.cfg, err))
-			continue
-		}
-		if len(offs) > 0 {
-			return fmt.Errorf("%w: topic %q already holds the records of consumer group %q, and this pipeline's group is %q: "+
-				"give each pipeline its own name (the topic is <name>-<repartition>-repartition), or run it in group %q",
-				ErrRepartitionInUse, e.topic, g, e.cfg.Group, g)
-		}
-	}
-	return nil
 }
 
 // Run implements stream.Source: it consumes the topic as a member of the pipeline's consumer
