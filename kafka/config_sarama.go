@@ -216,6 +216,13 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 	}
 	sc.Metadata.Retry.Max = 10
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	// The retries ride out brokers that refuse connections (a restart) in a few seconds; a
+	// broker that accepts connections and never answers (hung, or a load balancer with
+	// nothing behind it) costs three read timeouts (Net.ReadTimeout, 30s) per attempt, so
+	// that a start against it failed only after about 16 minutes. No retry starts past
+	// this, as the Java client's default.api.timeout.ms: such a start fails in about 90s
+	// (see connectError).
+	sc.Metadata.Timeout = metadataTimeout
 	if c.TLS.enabled() {
 		tc, err := c.tlsConfig()
 		if err != nil {
@@ -313,6 +320,9 @@ const (
 	defaultRequestBytes = 2 << 20
 	channelBuffer       = 128
 )
+
+// metadataTimeout bounds a metadata refresh with its retries (sarama's Metadata.Timeout).
+const metadataTimeout = 60 * time.Second
 
 // defaultMetadataRefresh is Config.MetadataRefresh's default: partitions added to a topic are
 // read within seconds, as Spark's Kafka source (which looks at every batch) would.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -376,7 +378,51 @@ func connectError(c *Config, err error) error {
 	if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 		return fmt.Errorf("%s: authentication failed, check the user and password: %w", what, redact(c, err))
 	}
+	if silent := unanswered(err); silent != "" {
+		return fmt.Errorf("%s: %s: %w", what, silent, redact(c, err))
+	}
 	return fmt.Errorf("%s: %w", what, redact(c, err))
+}
+
+// unanswered describes the brokers that err says timed out: those that accepted the
+// connection and sent nothing back within the read timeout, and those that could not be
+// connected to within the dial timeout. "" when none did.
+func unanswered(err error) string {
+	var silent, unreached []string
+	var walk func(error)
+	walk = func(err error) {
+		var oe *net.OpError
+		if oe, _ = err.(*net.OpError); oe != nil && oe.Timeout() && oe.Addr != nil {
+			addr := oe.Addr.String()
+			switch {
+			case oe.Op == "dial" && !slices.Contains(unreached, addr):
+				unreached = append(unreached, addr)
+			case oe.Op != "dial" && !slices.Contains(silent, addr):
+				silent = append(silent, addr)
+			}
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			if e := u.Unwrap(); e != nil {
+				walk(e)
+			}
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		}
+	}
+	walk(err)
+	var parts []string
+	for _, a := range silent {
+		parts = append(parts, fmt.Sprintf("broker %s accepted the connection but did not answer within the read timeout "+
+			"(is it a Kafka listener, for these TLS and SASL settings?)", a))
+	}
+	for _, a := range unreached {
+		parts = append(parts, fmt.Sprintf("broker %s could not be connected to within the dial timeout (Config.DialTimeout)", a))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // redact guards against a broker or library echoing a secret back in an error.

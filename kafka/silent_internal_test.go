@@ -1,0 +1,145 @@
+package kafka
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+// silentBroker is the address of a listener that accepts connections and never answers: a
+// broker that hangs, or a load balancer or proxy with nothing behind it.
+func silentBroker(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// scaleDown shortens sc's read timeout to 100 ms and its metadata timeout in proportion, so
+// that a start against a silent broker takes what it would with the defaults, divided by 300.
+func scaleDown(sc *sarama.Config) {
+	sc.Metadata.Timeout = sc.Metadata.Timeout * 100 * time.Millisecond / sc.Net.ReadTimeout
+	sc.Net.ReadTimeout = 100 * time.Millisecond
+}
+
+// TestSilentBrokerStart: the admin and metadata requests of a start (ensureTopic, which
+// EnsureTopic, EnsureCompactedTopic and Exchange.Open run; the metadata of NewSource's Run
+// and of Exchange.Open) against a broker that accepts connections and never answers fail
+// within a bound (the client's Metadata.Timeout: 60 s, two of sarama's 30 s read timeouts, where
+// each attempt waits out three reads), with an error that names the broker and says it did
+// not answer. They used to wait out every metadata retry (Metadata.Retry.Max, 10) of three
+// read timeouts each, about 16 minutes, and then said only "run out of available brokers:
+// i/o timeout". A context that ends stops the wait at once.
+func TestSilentBrokerStart(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		for _, r := range []role{roleConsumer, roleProducer} {
+			sc, err := (&Config{Brokers: []string{"b:9092"}}).sarama(r)
+			require.NoError(t, err)
+			require.Equal(t, 60*time.Second, sc.Metadata.Timeout, "a metadata refresh is bounded")
+		}
+	})
+	// Scaled down by 300, the bound is 200 ms: the first attempt's three reads (300 ms) pass
+	// it, and the retries are skipped. Unbounded, the attempts took 10 s.
+	const bound = 3 * time.Second
+	requireSilent := func(t *testing.T, addr string, err error, took time.Duration) {
+		t.Helper()
+		t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+		require.Error(t, err)
+		require.Less(t, took, bound, "the metadata retries were waited out")
+		require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
+		require.ErrorContains(t, err, "broker "+addr+" accepted the connection but did not answer")
+	}
+
+	t.Run("ensureTopic", func(t *testing.T) {
+		addr := silentBroker(t)
+		cfg := Config{Brokers: []string{addr}}
+		sc, err := cfg.sarama(roleProducer)
+		require.NoError(t, err)
+		scaleDown(sc)
+		start := time.Now()
+		_, _, err = ensureTopic(&cfg, sc, "t", 1, 1, nil)
+		requireSilent(t, addr, err, time.Since(start))
+	})
+
+	t.Run("Source", func(t *testing.T) {
+		addr := silentBroker(t)
+		src, err := NewSource(Config{Brokers: []string{addr}, Group: "g", Topics: []string{"t"}}, JSON[int](), WithSaramaConfig(scaleDown))
+		require.NoError(t, err)
+		p, err := stream.New(time.Second)
+		require.NoError(t, err)
+		stream.To(stream.From(p, src), stream.SinkFunc[int](func(context.Context, []int) error { return nil }))
+		start := time.Now()
+		err = p.Run(t.Context())
+		requireSilent(t, addr, err, time.Since(start))
+	})
+
+	t.Run("Exchange", func(t *testing.T) {
+		addr := silentBroker(t)
+		ex, err := NewExchange(Config{Brokers: []string{addr}, Group: "g", Topics: []string{"t"}}, "p", "x", stream.JSONCodec[int](),
+			WithSaramaConfig(scaleDown))
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = ex.Open(t.Context())
+		requireSilent(t, addr, err, time.Since(start))
+	})
+
+	t.Run("context", func(t *testing.T) {
+		// With the defaults, the wait is long: the context ends it.
+		addr := silentBroker(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := EnsureTopic(ctx, Config{Brokers: []string{addr}}, "t", 1, 1)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), time.Second)
+	})
+}
+
+// TestUnanswered: connectError says which brokers timed out, and how: connected to but
+// silent, or not connected to.
+func TestUnanswered(t *testing.T) {
+	timeout := func(op string) error {
+		return &net.OpError{Op: op, Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 9092}, Err: os.ErrDeadlineExceeded}
+	}
+	silent := &net.OpError{Op: "read", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 9092}, Err: os.ErrDeadlineExceeded}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 3), Port: 9092}, Err: syscall.ECONNREFUSED}
+	err := connectError(&Config{Brokers: []string{"a:9092"}}, sarama.Wrap(sarama.ErrOutOfBrokers, timeout("dial"), silent, refused, silent))
+	require.ErrorIs(t, err, sarama.ErrOutOfBrokers)
+	require.Equal(t, 1, strings.Count(err.Error(), "broker 10.0.0.2:9092 accepted the connection but did not answer"), err.Error())
+	require.ErrorContains(t, err, "broker 10.0.0.1:9092 could not be connected to within the dial timeout")
+	require.NotContains(t, err.Error(), "broker 10.0.0.3:9092", "a refused connection is not a timeout")
+
+	require.Empty(t, unanswered(sarama.Wrap(sarama.ErrOutOfBrokers, refused)))
+	require.Empty(t, unanswered(nil))
+}
