@@ -105,11 +105,13 @@
 // # Backpressure
 //
 // Each claimed partition has one goroutine that decodes records and moves them into the
-// pipeline's bounded input with TryPushBatch. When the input is full the goroutine pauses the
-// partition (sarama Pause: no more fetches for it), keeps at most 4x the channel buffer of
-// already-fetched records, and waits for the pipeline to drain the input, still watching
-// for the end of the session; then it resumes. It never blocks in the input, so a
-// rebalance is never held up by a slow pipeline for longer than one batch.
+// pipeline's bounded input with TryPushBatch. When the input is full the goroutine holds
+// what it fetched meanwhile, and pauses the partition (sarama Pause: no more fetches for it)
+// only once that hold is full (4,096 records or 4 MiB, see Memory) or a bounded partition
+// was read to its end; it waits for the pipeline to drain the input, still watching for the
+// end of the session, and resumes. Pausing every partition as soon as the input was full
+// left sarama's fetcher idle for 100 ms at a time while a batch ran. It never blocks in the
+// input, so a rebalance is never held up by a slow pipeline for longer than one batch.
 //
 // # Memory
 //
