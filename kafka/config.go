@@ -98,9 +98,10 @@ type Config struct {
 
 	// DialTimeout bounds connecting to a broker. Default 10s. A broker that takes the
 	// connection and never answers waits out sarama's Net.ReadTimeout (30s) three times per
-	// attempt; the client's metadata retries stop after 60s (Metadata.Timeout), so a start
-	// against such a broker fails in about 90s, with an error that names it (or sooner, when
-	// the start's context ends).
+	// attempt; the client's metadata retries stop after 60s or three read timeouts per seed
+	// broker, whichever is longer (Metadata.Timeout), so a start against such a broker fails
+	// in about 90s, with an error that names it (or sooner, when the start's context ends),
+	// and one among brokers that answer is passed over.
 	DialTimeout time.Duration
 	// MetadataRefresh is how often a Source's client refreshes the metadata of its topics
 	// (only those), and how often the group's leader looks for partitions added to them

@@ -220,9 +220,10 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 	// broker that accepts connections and never answers (hung, or a load balancer with
 	// nothing behind it) costs three read timeouts (Net.ReadTimeout, 30s) per attempt, so
 	// that a start against it failed only after about 16 minutes. No retry starts past
-	// this, as the Java client's default.api.timeout.ms: such a start fails in about 90s
-	// (see connectError).
-	sc.Metadata.Timeout = metadataTimeout
+	// Metadata.Timeout (as the Java client's default.api.timeout.ms): such a start fails in
+	// about 90s (see connectError). sarama tries no further broker past it either, so it
+	// leaves each seed broker one attempt: a hung broker among answering ones is passed over.
+	sc.Metadata.Timeout = metadataTimeout(len(c.Brokers), sc.Net.ReadTimeout)
 	if c.TLS.enabled() {
 		tc, err := c.tlsConfig()
 		if err != nil {
@@ -321,8 +322,14 @@ const (
 	channelBuffer       = 128
 )
 
-// metadataTimeout bounds a metadata refresh with its retries (sarama's Metadata.Timeout).
-const metadataTimeout = 60 * time.Second
+// metadataTimeout bounds a metadata refresh with its retries (sarama's Metadata.Timeout) for
+// a client of brokers seed brokers with that read timeout: 60s, or longer if that is needed
+// to try each seed broker once when each takes the connection and never answers (three
+// reads: two ApiVersions requests, then the metadata). With the shorter bound, a start whose
+// client tried a hung broker first failed after its 90s without trying the next one.
+func metadataTimeout(brokers int, read time.Duration) time.Duration {
+	return max(60*time.Second, time.Duration(max(brokers, 1))*3*read)
+}
 
 // defaultMetadataRefresh is Config.MetadataRefresh's default: partitions added to a topic are
 // read within seconds, as Spark's Kafka source (which looks at every batch) would.

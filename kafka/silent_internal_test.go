@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/stream"
+	"github.com/fleetstream/fleetstream/testenv"
 )
 
 // silentBroker is the address of a listener that accepts connections and never answers: a
@@ -56,8 +57,8 @@ func scaleDown(sc *sarama.Config) {
 // TestSilentBrokerStart: the admin and metadata requests of a start (ensureTopic, which
 // EnsureTopic, EnsureCompactedTopic and Exchange.Open run; the metadata of NewSource's Run
 // and of Exchange.Open) against a broker that accepts connections and never answers fail
-// within a bound (the client's Metadata.Timeout: 60 s, two of sarama's 30 s read timeouts, where
-// each attempt waits out three reads), with an error that names the broker and says it did
+// within a bound (the client's Metadata.Timeout: three of sarama's 30 s read timeouts per seed
+// broker, which each attempt waits out), with an error that names the broker and says it did
 // not answer. They used to wait out every metadata retry (Metadata.Retry.Max, 10) of three
 // read timeouts each, about 16 minutes, and then said only "run out of available brokers:
 // i/o timeout". A context that ends stops the wait at once.
@@ -66,10 +67,13 @@ func TestSilentBrokerStart(t *testing.T) {
 		for _, r := range []role{roleConsumer, roleProducer} {
 			sc, err := (&Config{Brokers: []string{"b:9092"}}).sarama(r)
 			require.NoError(t, err)
-			require.Equal(t, 60*time.Second, sc.Metadata.Timeout, "a metadata refresh is bounded")
+			require.Equal(t, 90*time.Second, sc.Metadata.Timeout, "a metadata refresh is bounded: one attempt of three reads")
+			sc, err = (&Config{Brokers: []string{"a:9092", "b:9092", "c:9092"}}).sarama(r)
+			require.NoError(t, err)
+			require.Equal(t, 270*time.Second, sc.Metadata.Timeout, "one attempt of each seed broker")
 		}
 	})
-	// Scaled down by 300, the bound is 200 ms: the first attempt's three reads (300 ms) pass
+	// Scaled down by 300, the bound is 300 ms: the first attempt's three reads (300 ms) reach
 	// it, and the retries are skipped. Unbounded, the attempts took 10 s.
 	const bound = 3 * time.Second
 	requireSilent := func(t *testing.T, addr string, err error, took time.Duration) {
@@ -142,4 +146,23 @@ func TestUnanswered(t *testing.T) {
 
 	require.Empty(t, unanswered(sarama.Wrap(sarama.ErrOutOfBrokers, refused)))
 	require.Empty(t, unanswered(nil))
+}
+
+// TestSilentBrokerPassedOver: a client whose seed brokers are a hung one and one that answers
+// tries the hung one first half of the time (sarama shuffles its seeds); it moves on to the
+// other and the start succeeds. With a metadata timeout of 60 s, shorter than the hung
+// broker's three read timeouts, no further broker was tried: ensureTopic failed whenever the
+// hung one came first.
+func TestSilentBrokerPassedOver(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	addr := silentBroker(t)
+	for i := range 8 {
+		cfg := Config{Brokers: []string{addr, brokers[0]}}
+		sc, err := cfg.sarama(roleProducer)
+		require.NoError(t, err)
+		scaleDown(sc)
+		topic := testenv.UniqueName(t, "silent-among")
+		_, _, err = ensureTopic(&cfg, sc, topic, 1, 1, nil)
+		require.NoError(t, err, "start %d", i)
+	}
 }
