@@ -12,10 +12,20 @@ import (
 // DeadLetter returns the late record as a dead letter for a stream.DeadLetterSink, with its
 // Reason (stream.ReasonLate), its offset, an Err that says when the record and the join's
 // watermark were, and key and value as given (the record, l.Side's Left or Right, encoded as
-// its input was: the join cannot know how). origin maps the record's partition, one of the
-// join's repartition, to the topic and partition it was read from (the exchange's topic);
-// with a nil origin, or one that does not know the partition, Topic is empty and Partition
-// is the pipeline's partition id.
+// its input was: the join cannot know how). origin maps the record's pipeline partition id
+// (l.Partition), one of the join's repartition, to the topic and partition it was read from
+// (the exchange's topic); with a nil origin, or one that does not know the partition, Topic
+// is empty and Partition is the pipeline's partition id. kafka.Exchange.Origin takes the
+// exchange's own partition ids, never the pipeline's here (the exchange is not the
+// pipeline's first source): split the id with stream.PartitionSource first,
+//
+//	origin := func(part int32) (string, int32, bool) {
+//		_, local := stream.PartitionSource(part)
+//		return ex.Origin(local)
+//	}
+//
+// and give the dead letters a sink with a fixed topic (with kafka.NewDeadLetterSink(cfg, "")
+// they would go to "<repartition topic>.dlq").
 //
 //	late := stream.Map(paid.Late(), func(l join.Late[string, Order, Payment]) stream.DeadLetter {
 //		v, _ := json.Marshal(l.Side)

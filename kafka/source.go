@@ -180,9 +180,12 @@ func (s *Source[T]) TopicPartition(id int32) (topic string, partition int32) {
 	return s.cfg.Topics[i], id & (1<<partitionBits - 1)
 }
 
-// Origin maps the pipeline's partition id back to the Kafka topic and partition it stands
-// for, so that records dead-lettered further down a pipeline (late records, say) can name
-// their real origin. ok is false for an id that no topic of the Source maps to.
+// Origin maps the Source's partition id (PartitionID) back to the Kafka topic and partition
+// it stands for, so that records dead-lettered further down a pipeline (late records, say)
+// can name their real origin. ok is false for an id that no topic of the Source maps to.
+// The pipeline's partition ids (a window result's or late record's Partition) are the
+// Source's own only when it is the pipeline's first source (the first stream.From); for a
+// later one, pass the local id of stream.PartitionSource.
 func (s *Source[T]) Origin(part int32) (topic string, partition int32, ok bool) {
 	topic, partition = s.TopicPartition(part)
 	return topic, partition, topic != ""

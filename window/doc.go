@@ -14,7 +14,8 @@
 //	stream.To(stats.Results(), sink) // one Result per cab and minute
 //	late := stream.Map(stats.Late(), func(l window.Late[Event]) stream.DeadLetter {
 //		v, _ := json.Marshal(l.Value)
-//		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v) // src: the kafka.Source
+//		// src: the kafka.Source, the pipeline's first; after a repartition see Late.DeadLetter
+//		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v)
 //	})
 //	stream.To(late, deadLetters) // records that came too late (ExampleLate_DeadLetter)
 //
