@@ -23,11 +23,16 @@
 //     the sink conformance suite.
 //   - window: event-time windows: tumbling, sliding and session assigners, aggregators,
 //     watermarks, allowed lateness, late-record side stream.
+//   - join: event-time joins of two keyed streams (interval and tumbling-window joins, through
+//     one repartition), and Enrich, the stream-table join as of each record's event time.
 //   - telemetry: the cab event schema and codec, geo helpers, ready-made transforms and alerts;
 //     telemetry/fleetsim: a deterministic fleet simulator and the Porto real-data replay.
 //   - kafka: consumer-group source with commits driven by acknowledgements, dead-letter
-//     topic, idempotent producer sink, MSK auth (TLS, SASL/SCRAM, IAM).
+//     topic, idempotent and exactly-once producer sinks, the repartition exchange, tables of
+//     compacted topics, MSK auth (TLS, SASL/SCRAM, IAM).
 //   - opensearch: bulk sink with retries and dead letters, index templates, SigV4.
+//   - metrics/prom: Prometheus metrics of a pipeline and its sinks, /healthz, /readyz and a
+//     live status page.
 //   - testenv: real Apache Kafka and OpenSearch, from Maven Central, for tests and the demo.
 //
 // # Delivery
