@@ -15,21 +15,15 @@ import (
 // its input was: the join cannot know how). origin maps the record's pipeline partition id
 // (l.Partition), one of the join's repartition, to the topic and partition it was read from
 // (the exchange's topic); with a nil origin, or one that does not know the partition, Topic
-// is empty and Partition is the pipeline's partition id. kafka.Exchange.Origin takes the
-// exchange's own partition ids, never the pipeline's here (the exchange is not the
-// pipeline's first source): split the id with stream.PartitionSource first,
-//
-//	origin := func(part int32) (string, int32, bool) {
-//		_, local := stream.PartitionSource(part)
-//		return ex.Origin(local)
-//	}
-//
-// and give the dead letters a sink with a fixed topic (with kafka.NewDeadLetterSink(cfg, "")
-// they would go to "<repartition topic>.dlq").
+// is empty and Partition is the pipeline's partition id. Pass the pipeline's Origin
+// (stream.Pipeline.Origin): kafka.Exchange.Origin takes the exchange's own partition ids,
+// never the pipeline's here (the exchange is not the pipeline's first source). Give the dead
+// letters a sink with a fixed topic (with kafka.NewDeadLetterSink(cfg, "") they would go to
+// "<repartition topic>.dlq").
 //
 //	late := stream.Map(paid.Late(), func(l join.Late[string, Order, Payment]) stream.DeadLetter {
 //		v, _ := json.Marshal(l.Side)
-//		return l.DeadLetter(nil, []byte(l.Key), v)
+//		return l.DeadLetter(p.Origin, []byte(l.Key), v) // p: the *stream.Pipeline
 //	})
 //	stream.To(late, deadLetters)
 func (l Late[K, A, B]) DeadLetter(origin func(part int32) (topic string, partition int32, ok bool), key, value []byte) stream.DeadLetter {

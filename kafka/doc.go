@@ -47,9 +47,9 @@
 // table of ids, without locks. A codec that is also a DecoderInto decodes each record in its
 // place in the Source's queue, saving a copy of every value. WithMeta wraps a codec so values carry the topic, partition,
 // offset, key, timestamp and headers (Envelope[T]). Source.Origin maps a partition id back
-// to its topic and Kafka partition, for dead letters made further down the pipeline: the
-// Source's own id, which is the pipeline's only when the Source is the pipeline's first
-// (see Source.Origin).
+// to its topic and Kafka partition: the Source's own id, which is the pipeline's only when
+// the Source is the pipeline's first; for dead letters made further down the pipeline, pass
+// stream.Pipeline.Origin, which maps the pipeline's ids of every source.
 //
 // # Event time
 //

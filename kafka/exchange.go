@@ -410,8 +410,8 @@ func (e *Exchange[T]) RegistersPartitions() bool { return true }
 
 // Origin maps a partition id of the exchange's downstream side to the repartition topic and
 // its partition (stream.Originator). It takes the exchange's own id, not the pipeline's: the
-// exchange is a later source of its pipeline than the input, so split a pipeline partition
-// id (a late record's Partition) with stream.PartitionSource first.
+// exchange is a later source of its pipeline than the input, so map a pipeline partition id
+// (a late record's Partition) with stream.Pipeline.Origin instead.
 func (e *Exchange[T]) Origin(part int32) (topic string, partition int32, ok bool) {
 	return e.src.Origin(part)
 }

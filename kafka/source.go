@@ -184,8 +184,8 @@ func (s *Source[T]) TopicPartition(id int32) (topic string, partition int32) {
 // it stands for, so that records dead-lettered further down a pipeline (late records, say)
 // can name their real origin. ok is false for an id that no topic of the Source maps to.
 // The pipeline's partition ids (a window result's or late record's Partition) are the
-// Source's own only when it is the pipeline's first source (the first stream.From); for a
-// later one, pass the local id of stream.PartitionSource.
+// Source's own only when it is the pipeline's first source (the first stream.From);
+// stream.Pipeline.Origin maps the pipeline's ids of every source.
 func (s *Source[T]) Origin(part int32) (topic string, partition int32, ok bool) {
 	topic, partition = s.TopicPartition(part)
 	return topic, partition, topic != ""

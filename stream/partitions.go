@@ -33,16 +33,28 @@ type Originator interface {
 // from ("topic/partition"), or an empty attribute (which slog leaves out) if its source cannot
 // say (Originator).
 func (p *Pipeline) inputOf(part int32) slog.Attr {
-	si, local := p.sourceOf(part)
-	if si < 0 || si >= len(p.srcs) {
-		return slog.Attr{}
-	}
-	if o, ok := p.srcs[si].origin(); ok {
-		if topic, n, ok := o.Origin(local); ok {
-			return slog.String("input", topic+"/"+strconv.Itoa(int(n)))
-		}
+	if topic, n, ok := p.Origin(part); ok {
+		return slog.String("input", topic+"/"+strconv.Itoa(int(n)))
 	}
 	return slog.Attr{}
+}
+
+// Origin maps a pipeline partition id (Record.Partition, a window result's or late record's
+// Partition, PartitionContext.Partition) to the topic and partition its records were read
+// from, through the source it belongs to (an Originator, such as a Kafka Source or a
+// repartition's Exchange), whichever source of the pipeline that is. ok is false when that
+// source cannot say. Pass it as the origin of window.Late.DeadLetter or join.Late.DeadLetter:
+// a source's own Origin takes the source's local ids, which are the pipeline's only for its
+// first source (see PartitionSource). Safe to call from operators while the pipeline runs.
+func (p *Pipeline) Origin(part int32) (topic string, partition int32, ok bool) {
+	si, local := p.sourceOf(part)
+	if si < 0 || si >= len(p.srcs) {
+		return "", 0, false
+	}
+	if o, ok := p.srcs[si].origin(); ok {
+		return o.Origin(local)
+	}
+	return "", 0, false
 }
 
 // partitionStats returns every live partition's position and watermark.

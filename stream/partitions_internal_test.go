@@ -32,3 +32,35 @@ func TestInputOf(t *testing.T) {
 	require.True(t, p.inputOf(globalPart(1, 5)).Equal(slog.Attr{}), "a partition the source does not know")
 	require.True(t, p.inputOf(globalPart(7, 0)).Equal(slog.Attr{}), "no such source")
 }
+
+// TestPipelineOrigin: Pipeline.Origin maps a pipeline partition id to its source's topic and
+// partition whichever source of the pipeline it belongs to. A source's own Origin takes its
+// local ids only, so a window after a repartition that built its late records' dead letters
+// with the exchange's Origin (as the docs said) got no topic: the pipeline's id of the
+// exchange's partition 1 is 67108865 (helper-119, as a user, against the real services).
+func TestPipelineOrigin(t *testing.T) {
+	p, err := New(time.Second)
+	require.NoError(t, err)
+	From[int](p, originSource{"rides"})
+	topic, part, ok := p.Origin(2)
+	require.True(t, ok)
+	require.Equal(t, "rides", topic)
+	require.Equal(t, int32(20), part, "the only source's ids are the pipeline's")
+
+	From[int](p, originSource{"rides-repartition"})
+	second := globalPart(1, 1)
+	_, _, ok = originSource{"rides-repartition"}.Origin(second)
+	require.False(t, ok, "the source's own Origin does not know the pipeline's id")
+	topic, part, ok = p.Origin(second)
+	require.True(t, ok)
+	require.Equal(t, "rides-repartition", topic)
+	require.Equal(t, int32(10), part)
+	topic, part, ok = p.Origin(globalPart(0, 2))
+	require.True(t, ok, "the first source's ids stay its own")
+	require.Equal(t, "rides", topic)
+	require.Equal(t, int32(20), part)
+	_, _, ok = p.Origin(globalPart(1, 5))
+	require.False(t, ok, "a partition the source does not know")
+	_, _, ok = p.Origin(globalPart(7, 0))
+	require.False(t, ok, "no such source")
+}

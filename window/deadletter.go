@@ -15,25 +15,19 @@ import (
 // input was: the window cannot know how). origin maps the record's pipeline partition id
 // (l.Partition) to the topic and partition it was read from; with a nil origin, or one that
 // does not know the partition, Topic is empty and Partition is the pipeline's partition id.
-// kafka.Source.Origin and kafka.Exchange.Origin take their source's own partition ids, which
-// are the pipeline's only for the pipeline's first source (the first From): for a window
-// after a repartition, whose exchange is a later source, split the id with
-// stream.PartitionSource first, as below. Its records then name the repartition topic, so
-// give such dead letters a sink with a fixed topic (kafka.NewDeadLetterSink(cfg,
-// "<input>.dlq")): with "" it would write to "<repartition topic>.dlq".
+// Pass the pipeline's Origin (stream.Pipeline.Origin), which knows every source's ids;
+// kafka.Source.Origin and kafka.Exchange.Origin take their source's own ids, which are the
+// pipeline's only for its first source (the first From), so an exchange's Origin names
+// nothing here. A window after a repartition reads the repartition topic, and its late
+// records name that topic, so give such dead letters a sink with a fixed topic
+// (kafka.NewDeadLetterSink(cfg, "<input>.dlq")): with "" they would go to
+// "<repartition topic>.dlq".
 //
 //	late := stream.Map(stats.Late(), func(l window.Late[Event]) stream.DeadLetter {
 //		v, _ := json.Marshal(l.Value)
-//		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v)
+//		return l.DeadLetter(p.Origin, []byte(l.Value.CabID), v) // p: the *stream.Pipeline
 //	})
 //	stream.To(late, deadLetters)
-//
-// After a repartition through the kafka.Exchange ex:
-//
-//	origin := func(part int32) (string, int32, bool) {
-//		_, local := stream.PartitionSource(part)
-//		return ex.Origin(local)
-//	}
 func (l Late[T]) DeadLetter(origin func(part int32) (topic string, partition int32, ok bool), key, value []byte) stream.DeadLetter {
 	dl := stream.DeadLetter{Reason: l.Reason, Partition: l.Partition, Offset: l.Offset, Key: key, Value: value}
 	if origin != nil {

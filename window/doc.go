@@ -14,8 +14,7 @@
 //	stream.To(stats.Results(), sink) // one Result per cab and minute
 //	late := stream.Map(stats.Late(), func(l window.Late[Event]) stream.DeadLetter {
 //		v, _ := json.Marshal(l.Value)
-//		// src: the kafka.Source, the pipeline's first; after a repartition see Late.DeadLetter
-//		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v)
+//		return l.DeadLetter(p.Origin, []byte(l.Value.CabID), v) // p: the *stream.Pipeline
 //	})
 //	stream.To(late, deadLetters) // records that came too late (ExampleLate_DeadLetter)
 //

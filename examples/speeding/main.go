@@ -54,7 +54,7 @@ func main() {
 	check(err)
 	stream.To(stream.Map(w.Late(), func(l window.Late[telemetry.Event]) stream.DeadLetter {
 		v, _ := telemetry.Append(nil, l.Value) // an event that decoded encodes
-		return l.DeadLetter(src.Origin, []byte(l.Value.CabID), v)
+		return l.DeadLetter(p.Origin, []byte(l.Value.CabID), v)
 	}), dlq)
 	if err := p.Run(ctx); err != ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
 		log.Fatalf("speeding: %v", err) // a failure exits non-zero
