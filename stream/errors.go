@@ -25,8 +25,9 @@ var (
 	ErrInputEnded = errors.New("stream: input ended")
 	// ErrRunning is returned when Run or Step is called on a pipeline that is running.
 	ErrRunning = errors.New("stream: pipeline already running")
-	// ErrRunTwice is returned when Run is called on a pipeline whose Run has returned: a
-	// pipeline runs once (build a new one to run again; it resumes from the commits).
+	// ErrRunTwice is returned when Run or Step is called on a pipeline whose Run has
+	// returned: a pipeline runs once (build a new one to run again; it resumes from the
+	// commits).
 	ErrRunTwice = errors.New("stream: pipeline already ran")
 	// ErrNoSource is returned by Run when no source was attached with From.
 	ErrNoSource = errors.New("stream: pipeline has no source")

@@ -13,7 +13,7 @@ import (
 // source: it is the building block of Run, exported for harnesses (package streamtest) that
 // push records through a Binder source. If the previous Step's outputs failed, Step retries
 // that batch's failed outputs instead of taking a new batch. done is true once the input
-// ended and the final batch was acknowledged.
+// ended and the final batch was acknowledged. Once Run returned, Step returns ErrRunTwice.
 func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 	if err := p.Err(); err != nil {
 		return false, err
@@ -23,6 +23,10 @@ func (p *Pipeline) Step(ctx context.Context) (done bool, err error) {
 	}
 	if p.running.Load() {
 		return false, ErrRunning
+	}
+	if p.ran.Load() {
+		// Run stopped the sources and closed the outputs.
+		return false, ErrRunTwice
 	}
 	p.stopCtx = ctx
 	defer func() { p.stopCtx = nil }()
