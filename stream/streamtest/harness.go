@@ -101,7 +101,8 @@ func (h *Harness) Run(n int) {
 }
 
 // RunUntilDone runs batches until the input ended and the final batch ran; the queues must
-// have been ended (Queue.End). It fails the test after 1,000,000 batches.
+// have been ended (Queue.End), and the exchanges of the graph's repartitions fed by h
+// (AddExchange), or their input never ends. It fails the test after 1,000,000 batches.
 func (h *Harness) RunUntilDone() {
 	h.helper()
 	for range 1_000_000 {
@@ -109,7 +110,7 @@ func (h *Harness) RunUntilDone() {
 			return
 		}
 	}
-	h.fatalf("streamtest: input did not end; call Queue.End")
+	h.fatalf("streamtest: input did not end after 1,000,000 batches: call Queue.End on every queue, and give every Exchange the graph repartitions through to Harness.AddExchange (NewRepartition does)")
 }
 
 // Queue is a source fed from queued batches, like Spark's queueStream: each Add queues one
