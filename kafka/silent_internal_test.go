@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,36 +15,6 @@ import (
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
-
-// silentBroker is the address of a listener that accepts connections and never answers: a
-// broker that hangs, or a load balancer or proxy with nothing behind it.
-func silentBroker(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // scaleDown shortens sc's read timeout to 100 ms and its metadata timeout in proportion, so
 // that a start against a silent broker takes what it would with the defaults, divided by 300.
@@ -86,7 +55,7 @@ func TestSilentBrokerStart(t *testing.T) {
 	}
 
 	t.Run("ensureTopic", func(t *testing.T) {
-		addr := silentBroker(t)
+		addr, _ := testenv.SilentListener(t)
 		cfg := Config{Brokers: []string{addr}}
 		sc, err := cfg.sarama(roleProducer)
 		require.NoError(t, err)
@@ -97,7 +66,7 @@ func TestSilentBrokerStart(t *testing.T) {
 	})
 
 	t.Run("Source", func(t *testing.T) {
-		addr := silentBroker(t)
+		addr, _ := testenv.SilentListener(t)
 		src, err := NewSource(Config{Brokers: []string{addr}, Group: "g", Topics: []string{"t"}}, JSON[int](), WithSaramaConfig(scaleDown))
 		require.NoError(t, err)
 		p, err := stream.New(time.Second)
@@ -109,7 +78,7 @@ func TestSilentBrokerStart(t *testing.T) {
 	})
 
 	t.Run("Exchange", func(t *testing.T) {
-		addr := silentBroker(t)
+		addr, _ := testenv.SilentListener(t)
 		ex, err := NewExchange(Config{Brokers: []string{addr}, Group: "g", Topics: []string{"t"}}, "p", "x", stream.JSONCodec[int](),
 			WithSaramaConfig(scaleDown))
 		require.NoError(t, err)
@@ -120,7 +89,7 @@ func TestSilentBrokerStart(t *testing.T) {
 
 	t.Run("context", func(t *testing.T) {
 		// With the defaults, the wait is long: the context ends it.
-		addr := silentBroker(t)
+		addr, _ := testenv.SilentListener(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -155,7 +124,7 @@ func TestUnanswered(t *testing.T) {
 // hung one came first.
 func TestSilentBrokerPassedOver(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	addr := silentBroker(t)
+	addr, _ := testenv.SilentListener(t)
 	for i := range 8 {
 		cfg := Config{Brokers: []string{addr, brokers[0]}}
 		sc, err := cfg.sarama(roleProducer)

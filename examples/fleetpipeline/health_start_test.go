@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/internal/syncbuf"
+	"github.com/fleetstream/fleetstream/testenv"
 )
 
 // TestHealthDuringStart: the -http server listens from the job's start, before it reaches
@@ -21,7 +22,7 @@ import (
 // (a broker slow to answer, a large registry) an operator saw nothing and a liveness probe on
 // /healthz found nothing listening, and restarted the job in the middle of its start.
 func TestHealthDuringStart(t *testing.T) {
-	broker, accepted := silentBroker(t)
+	broker, accepted := testenv.SilentListener(t)
 	c := testConfig(t, "-brokers", broker, "-opensearch", "http://"+deadAddr(t), "-http", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/testenv"
 )
 
 // TestStartBoundedOnSilentKafka: a broker that accepts the connection and never answers held
@@ -23,7 +24,7 @@ import (
 // hour, printing nothing. The start now fails after -kafka-timeout, naming the broker and the
 // flags, and the job exits 1.
 func TestStartBoundedOnSilentKafka(t *testing.T) {
-	broker, _ := silentBroker(t)
+	broker, _ := testenv.SilentListener(t)
 	args := []string{"-brokers", broker, "-opensearch", "http://" + deadAddr(t), "-http=", "-kafka-timeout", "300ms"}
 	err := run(t.Context(), testConfig(t, args...), io.Discard)
 	require.Error(t, err)
@@ -42,7 +43,7 @@ func TestStartBoundedOnSilentKafka(t *testing.T) {
 // that never answers waited without an end; it fails after -kafka-timeout without a record
 // read, naming the topic, the broker and the flag.
 func TestRegistryLoadBoundedOnSilentKafka(t *testing.T) {
-	broker, _ := silentBroker(t)
+	broker, _ := testenv.SilentListener(t)
 	c := testConfig(t, "-brokers", broker, "-registry-topic", "fleet-registry", "-kafka-timeout", "300ms")
 	table, err := c.loadRegistry(t.Context(), c.kafka.Config(), logger(io.Discard, false))
 	require.Nil(t, table)
@@ -107,7 +108,7 @@ func TestRegistryLoadBoundIsOnSilence(t *testing.T) {
 // never answers ends the load at once; the job's deferred Close of the table waited for the
 // connection attempt in flight, minutes on a silent broker.
 func TestRegistryLoadStopsAtOnce(t *testing.T) {
-	broker, accepted := silentBroker(t)
+	broker, accepted := testenv.SilentListener(t)
 	c := testConfig(t, "-brokers", broker, "-registry-topic", "fleet-registry")
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-accepted; cancel() }()

@@ -13,10 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fleetstream/fleetstream/testenv"
 )
 
 // deadAddr is a loopback address nothing listens on.
@@ -26,41 +27,6 @@ func deadAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
-}
-
-// silentBroker is a Kafka that accepts connections and never answers: a job given it as
-// its brokers stays in its start until its ctx ends. accepted receives each connection
-// once it is accepted; the listener and the connections are closed when the test ends.
-func silentBroker(t *testing.T) (addr string, accepted <-chan net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ch := make(chan net.Conn, 64)
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-			select {
-			case ch <- conn:
-			default: // nobody waits for more
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String(), ch
 }
 
 func offlineArgs(t *testing.T, extra ...string) []string {
@@ -193,7 +159,7 @@ func TestPositionalArgumentRefused(t *testing.T) {
 // stop, nothing read or acknowledged: run returns nil, as for a stop while running (it
 // returned "dead-letter topic: context canceled", exit 1).
 func TestStopDuringStartupIsClean(t *testing.T) {
-	broker, accepted := silentBroker(t)
+	broker, accepted := testenv.SilentListener(t)
 	c := testConfig(t, "-brokers", broker, "-opensearch", "http://"+deadAddr(t), "-http=")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -212,7 +178,7 @@ func TestStopDuringStartupIsClean(t *testing.T) {
 func TestStopBeforeEndFails(t *testing.T) {
 	for _, flag := range []string{"-bounded", "-exit-when-idle=1h"} {
 		t.Run(flag, func(t *testing.T) {
-			broker, accepted := silentBroker(t)
+			broker, accepted := testenv.SilentListener(t)
 			c := testConfig(t, "-brokers", broker, "-opensearch", "http://"+deadAddr(t), "-http=", flag)
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
