@@ -44,7 +44,11 @@
 # /proc/<pid>/stat and VmHWM in /proc/<pid>/status every 100 ms (CPU of the last 100 ms lost).
 # The CPU time Kafka and OpenSearch use while fleetpipeline drains (their /proc/<pid>/stat
 # before and after the run) is reported beside it: the services share the machine's cores
-# with the job, so the drain cannot be faster than the cores can serve all three. After the
+# with the job, so the drain cannot be faster than the cores can serve all three. Of each,
+# the part its JIT compiler threads used is shown (their /proc/<pid>/task/*/stat): after a
+# dozen drains both JVMs still compiled 50-200 methods a drain on 2026-12-06 (Kafka 0.1-0.4,
+# OpenSearch 0.45-0.5 CPU-s), each drain's new topics and indexes taking paths still cold,
+# work a long-running deployment's services do not do for each batch. After the
 # drain, bench/osfloor has OpenSearch index the drain's documents again, alone (best of three
 # runs, with its CPU time): the floor that indexing puts under a drain on this machine.
 #
@@ -185,6 +189,26 @@ kafka_pid=$(./testenv/services.sh pid kafka 2>/dev/null) || { kafka_pid=0; log "
 opensearch_pid=$(./testenv/services.sh pid opensearch 2>/dev/null) || { opensearch_pid=0; log "OpenSearch's process id not found: its CPU time is not reported"; }
 # services_cpu prints "kafka_s opensearch_s", the CPU-seconds the two services have used so far.
 services_cpu() { echo "$(cpu_of "$kafka_pid") $(cpu_of "$opensearch_pid")"; }
+# jit_of PID prints the CPU-seconds the JVM's JIT compiler threads (HotSpot's "C1/C2
+# CompilerThreadN") have used so far, or - when the process is unknown or gone. A JVM that has
+# run for hours compiles little; the services of a benchmark keep compiling for many drains
+# (each creates topics and indexes, whose code paths are cold), and that CPU is not the job's
+# workload: the report shows it beside each service's total.
+jit_of() {
+	[ -d "/proc/$1/task" ] && [ "$1" != 0 ] || { echo -; return; }
+	local t st total=0
+	for t in /proc/"$1"/task/*; do
+		case "$(cat "$t/comm" 2>/dev/null)" in
+		C[12]\ CompilerThre*)
+			# The name, in parentheses, holds a space: the fields counted after it.
+			st=$(cat "$t/stat" 2>/dev/null) || continue
+			total=$((total + $(echo "${st##*) }" | awk '{ print $12 + $13 }')))
+			;;
+		esac
+	done
+	awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'
+}
+services_jit() { echo "$(jit_of "$kafka_pid") $(jit_of "$opensearch_pid")"; }
 # used A B [N] prints the CPU-seconds used between two readings of cpu_of (divided by N), or -
 # if either is unknown.
 used() {
@@ -277,8 +301,10 @@ log "producing the demo data (Porto + $sim simulated events) to $topic"
 bin/replay -brokers "$brokers" -topic "$topic" -source porto,sim -sim-events "$sim" -quiet 2>&1 | tail -n 1 >&2
 log "draining $topic"
 read -r k0 o0 <<<"$(services_cpu)"
+read -r kj0 oj0 <<<"$(services_jit)"
 pipeline "drain-$run" "$idle" "$dir/drain.log" || { tail -n 20 "$dir/drain.log" >&2; die "fleetpipeline failed on the drain"; }
 read -r k1 o1 <<<"$(services_cpu)"
+read -r kj1 oj1 <<<"$(services_jit)"
 n=$(consumed "$dir/drain.log")
 [ -n "$n" ] && [ "$n" -gt 0 ] || die "the drain consumed nothing (see $dir/drain.log)"
 read -r d_s d_rate d_close d_old_rate d_join d_join_rate <<<"$(awk -v n="$n" -v idle="$idle_s" -v topic="$topic" '
@@ -326,6 +352,8 @@ read -r d_batches d_proc d_out d_commit d_wait <<<"$(awk "$awk_ms"'
 	END { printf "%d %.2f %.2f %.2f %.2f\n", nb, proc / 1000, out / 1000, com / 1000, wait / 1000 }' "$dir/drain.log")"
 k_cpu=$(used "$k0" "$k1")
 o_cpu=$(used "$o0" "$o1")
+k_jit=$(used "$kj0" "$kj1")
+o_jit=$(used "$oj0" "$oj1")
 
 # The floor under the drain: OpenSearch alone indexing the drain's documents (bench/osfloor,
 # three runs into fresh copies of the drain's indexes), with its CPU time per run.
@@ -385,7 +413,7 @@ printf '| drain (Porto + %s sim) | %s in %s s | %s events/s | - | %s (%s CPU-s) 
 for row in "${rows[@]}"; do echo "$row"; done
 echo
 echo "While fleetpipeline drained ($d_wall s from start to summary, $(nproc) cores: $(awk -v w="$d_wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }') core-seconds):" \
-	"fleetpipeline $d_cpu, Kafka $k_cpu, OpenSearch $o_cpu CPU-s."
+	"fleetpipeline $d_cpu, Kafka $k_cpu (its JIT compiler $k_jit), OpenSearch $o_cpu (its JIT compiler $o_jit) CPU-s."
 echo "The drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs; their commits took $d_commit s, of which they waited $d_wait s." \
 	"The run ended $d_close s after its last batch (its last commit, the Kafka clients closed): $d_old_rate events/s to the summary line." \
 	"The first record came $d_join s after the first partition was assigned (the group's joins, the first fetch): $d_join_rate events/s counted from there."
