@@ -74,8 +74,8 @@
 // # Stats and logging
 //
 // After every batch a BatchStats snapshot (records, bytes, scheduling delay, processing and
-// output time, watermark, retained state, commits, source lag) is available from Stats and a
-// WithStatsHook function. Logs go to the WithLogger *slog.Logger, which discards by default.
+// output time, each output's time by name (OutputName), watermark, retained state, commits,
+// source lag) is available from Stats and a WithStatsHook function. Logs go to the WithLogger *slog.Logger, which discards by default.
 //
 // # Testing
 //

@@ -490,6 +490,10 @@ func (sh *shuffle[T]) reset() {
 
 func (sh *shuffle[T]) valuesSent() int { return sh.values }
 
+func (sh *shuffle[T]) outputName() string { return "repartition " + sh.name }
+
+func (sh *shuffle[T]) outValues() int { return len(sh.out) }
+
 func (sh *shuffle[T]) close(ctx context.Context) error {
 	if c, ok := sh.ex.(Closer); ok {
 		return c.Close(ctx)

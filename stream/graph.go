@@ -35,6 +35,10 @@ type node interface {
 // output is an output operation: it collects a batch partition by partition and then writes it.
 type output interface {
 	input() int
+	// outputName is the name BatchStats.Outputs gives it; outValues the number of values the
+	// batch handed it (read before reset).
+	outputName() string
+	outValues() int
 	plan(fused bool)
 	collect(pc *PartitionContext)
 	flush(ctx context.Context, info BatchInfo) error

@@ -22,7 +22,7 @@ func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
 	var wg sync.WaitGroup
 	for i, o := range p.outputs {
 		if _, ok := o.(shuffleNode); ok && !b.done[i] {
-			wg.Go(func() { errs[i] = o.flush(ctx, b.info) })
+			wg.Go(func() { errs[i] = p.flushOne(ctx, b, i, o) })
 		}
 	}
 	if p.cfg.outputs > 1 {
@@ -30,7 +30,7 @@ func (p *Pipeline) flushOutputs(ctx context.Context, b *pendingBatch) []error {
 	} else {
 		for i, o := range p.outputs {
 			if _, ok := o.(shuffleNode); !ok && !b.done[i] {
-				errs[i] = o.flush(ctx, b.info)
+				errs[i] = p.flushOne(ctx, b, i, o)
 			}
 		}
 	}
@@ -58,9 +58,20 @@ func (p *Pipeline) flushConcurrently(ctx context.Context, b *pendingBatch, errs 
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			errs[i] = o.flush(ctx, b.info)
+			errs[i] = p.flushOne(ctx, b, i, o)
 		})
 	}
+}
+
+// flushOne writes the batch to output i and adds the time it took to the batch's
+// (BatchStats.Outputs). Each output's slots are its own: outputs running at once write
+// different ones.
+func (p *Pipeline) flushOne(ctx context.Context, b *pendingBatch, i int, o output) error {
+	start := p.cfg.clock.Now()
+	err := o.flush(ctx, b.info)
+	b.outTime[i] += p.cfg.clock.Now().Sub(start)
+	b.outCalls[i]++
+	return err
 }
 
 // ack hands, for every partition of the batch, the next offset after its records, held back

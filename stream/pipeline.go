@@ -288,6 +288,9 @@ type BatchStats struct {
 	SchedulingDelay time.Duration
 	ProcessingTime  time.Duration // transforms, excluding outputs
 	OutputTime      time.Duration // outputs, including retries
+	// Outputs has each output's part of OutputTime, in the order the outputs were added (To,
+	// ForEachBatch, and each repartition's send): which one a slow batch waited for.
+	Outputs []OutputStats
 	// CommitTime is how long the last commit that ended during the batch took, from the
 	// sources' Commit calls to their return. Run commits a batch's positions while the next
 	// batch is processed and written (see Run), so it is usually the previous batch's; in
@@ -308,6 +311,25 @@ type BatchStats struct {
 	// Duplicates counts the replayed records that the repartitions' downstream partitions
 	// dropped since the pipeline started (see Repartition).
 	Duplicates int64
+}
+
+// OutputStats is one output's part in a batch (BatchStats.Outputs).
+type OutputStats struct {
+	// Output is its name: OutputName's, "repartition <name>" for a repartition's send, or
+	// "output <i> (<stream>)" after its place among the outputs and the stream it writes.
+	Output string
+	// Values is how many values the batch handed it: the stream's values (for a windowed
+	// stream, in the batches that end a slide; 0 in the others), or the records of a
+	// repartition's send, its marks included.
+	Values int
+	// Time is how long it took to write them, every attempt of the batch together (without
+	// the retry policy's waits between attempts). Outputs written at once
+	// (WithConcurrentOutputs, a repartition's send beside the others) overlap: their times
+	// add up to more than OutputTime.
+	Time time.Duration
+	// Attempts is how many times the batch called it: 1, or more when it failed and was
+	// retried (an output that succeeded is not called again while others are retried).
+	Attempts int
 }
 
 // PartitionStats is one partition's position and event time after a batch.

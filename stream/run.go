@@ -17,6 +17,8 @@ type pendingBatch struct {
 	info     BatchInfo
 	next     map[int32]int64
 	done     []bool
+	outTime  []time.Duration // by output: every attempt's write, this batch
+	outCalls []int           // by output: the attempts that wrote it
 	attempts int
 	end      bool
 	started  time.Time
@@ -413,6 +415,8 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		},
 		next:     next,
 		done:     make([]bool, len(p.outputs)),
+		outTime:  make([]time.Duration, len(p.outputs)),
+		outCalls: make([]int, len(p.outputs)),
 		end:      end,
 		started:  started,
 		procTime: clk.Now().Sub(started),

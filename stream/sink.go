@@ -5,6 +5,7 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"slices"
 )
 
@@ -30,6 +31,7 @@ type SinkFunc[T any] func(ctx context.Context, batch []T) error
 func (f SinkFunc[T]) Write(ctx context.Context, batch []T) error { return f(ctx, batch) }
 
 type forEach[T any] struct {
+	name  string // OutputName's, or empty
 	s     *Stream[T]
 	fn    func(ctx context.Context, info BatchInfo, batch []T) error
 	vals  []T
@@ -43,19 +45,58 @@ type forEach[T any] struct {
 // even when there are none. The batch is acknowledged only after every output returned nil;
 // a failed output is retried under the pipeline's retry policy with the same values, and the
 // outputs that already succeeded are not called again. fn must not keep batch.
-func ForEachBatch[T any](s *Stream[T], fn func(ctx context.Context, info BatchInfo, batch []T) error) {
-	s.p.outputs = append(s.p.outputs, &forEach[T]{s: s, fn: fn})
+func ForEachBatch[T any](s *Stream[T], fn func(ctx context.Context, info BatchInfo, batch []T) error, opts ...OutputOption) {
+	addOutput(s, &forEach[T]{s: s, fn: fn}, opts)
 }
 
 // To writes the stream to a sink (an output operation, like ForEachBatch). If the sink
 // implements Closer, the pipeline closes it when Run returns.
-func To[T any](s *Stream[T], sink Sink[T]) {
-	s.p.outputs = append(s.p.outputs, &forEach[T]{
+func To[T any](s *Stream[T], sink Sink[T], opts ...OutputOption) {
+	addOutput(s, &forEach[T]{
 		s:    s,
 		fn:   func(ctx context.Context, _ BatchInfo, batch []T) error { return sink.Write(ctx, batch) },
 		sink: sink,
-	})
+	}, opts)
 }
+
+// OutputOption configures an output operation (To, ForEachBatch).
+type OutputOption interface{ applyOutput(*outputConfig) }
+
+type outputConfig struct {
+	name string
+	set  bool
+}
+
+type outputNameOption string
+
+func (o outputNameOption) applyOutput(c *outputConfig) { c.name, c.set = string(o), true }
+
+// OutputName names the output in BatchStats.Outputs, and so in the logs and metrics made from
+// them: the index, topic or table it writes, say. Names need not be unique, but two outputs of
+// one name are told apart only by their order. Without it, an output is named after its place
+// among the pipeline's outputs and the stream it writes ("output 2 (map)").
+func OutputName(name string) OutputOption { return outputNameOption(name) }
+
+func addOutput[T any](s *Stream[T], f *forEach[T], opts []OutputOption) {
+	var c outputConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyOutput(&c)
+		}
+	}
+	if c.set && c.name == "" {
+		s.p.fail(invalid("OutputName: empty name"))
+	}
+	f.name = c.name
+	if f.name == "" {
+		f.name = fmt.Sprintf("output %d (%s)", len(s.p.outputs), s.name)
+	}
+	s.p.outputs = append(s.p.outputs, f)
+}
+
+func (f *forEach[T]) outputName() string { return f.name }
+
+func (f *forEach[T]) outValues() int { return len(f.vals) }
 
 func (f *forEach[T]) input() int { return f.s.idx }
 

@@ -81,7 +81,9 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		// returning values must not start them sooner, smaller.
 		returning[i] = p.behind && n > 0 && !b.full
 	}
-	for _, o := range p.outputs {
+	outs := make([]OutputStats, len(p.outputs))
+	for i, o := range p.outputs {
+		outs[i] = OutputStats{Output: o.outputName(), Values: o.outValues(), Time: b.outTime[i], Attempts: b.outCalls[i]}
 		o.reset()
 	}
 	var dups int64
@@ -101,6 +103,7 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 		SchedulingDelay: max(0, b.started.Sub(b.info.Time)),
 		ProcessingTime:  b.procTime,
 		OutputTime:      outTime,
+		Outputs:         outs,
 		CommitTime:      p.commitTook,
 		CommitWait:      p.commitWait,
 		Attempts:        b.attempts,
