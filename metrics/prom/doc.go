@@ -22,6 +22,8 @@
 //	output_attempts_total, output_retries_total counter    output attempts; those after the first
 //	batch_processing_seconds                    histogram  transforms, outputs excluded
 //	batch_output_seconds                        histogram  outputs, retries included
+//	output_write_seconds{output}                histogram  one output's writes in a batch (stream.OutputName)
+//	output_values_total{output}                 counter    values handed to one output
 //	batch_commit_seconds                        histogram  a batch's commit (beside the next batch)
 //	batch_commit_wait_seconds                   histogram  the wait for the previous batch's commit
 //	batch_scheduling_delay_seconds              histogram  scheduled time to start of processing

@@ -44,14 +44,19 @@ type Metrics struct {
 	name    string
 	created time.Time
 
-	recordsIn    prometheus.Counter
-	bytesIn      prometheus.Counter
-	batches      prometheus.Counter
-	attempts     prometheus.Counter
-	retries      prometheus.Counter
-	deadLetters  prometheus.Counter
-	duplicates   prometheus.Counter
-	processing   prometheus.Histogram
+	recordsIn   prometheus.Counter
+	bytesIn     prometheus.Counter
+	batches     prometheus.Counter
+	attempts    prometheus.Counter
+	retries     prometheus.Counter
+	deadLetters prometheus.Counter
+	duplicates  prometheus.Counter
+	processing  prometheus.Histogram
+	// outWrite and outValues are BatchStats.Outputs by output name (outputs of one name
+	// summed within a batch).
+	outWrite     *prometheus.HistogramVec
+	outValues    *prometheus.CounterVec
+	outSum       map[string]stream.OutputStats // scratch, by name
 	output       prometheus.Histogram
 	commit       prometheus.Histogram
 	commitWait   prometheus.Histogram
@@ -189,6 +194,13 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		deadReasons: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "source_dead_letters_by_reason_total",
 			Help:        "source_dead_letters_total by reason: decode, invalid, event_time (from sources that split them).",
 			ConstLabels: cl}, []string{"reason"}),
+		outWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "output_write_seconds",
+			Help:        "Time a batch's writes to one output took, every attempt together (BatchStats.Outputs; stream.OutputName names the output).",
+			ConstLabels: cl, Buckets: cfg.buckets}, []string{"output"}),
+		outValues: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "output_values_total",
+			Help:        "Values acknowledged batches handed to one output (a repartition's: the records it sent, marks included).",
+			ConstLabels: cl}, []string{"output"}),
+		outSum: make(map[string]stream.OutputStats),
 		commitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "source_commit_lag_records",
 			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
 			ConstLabels: cl}, []string{"partition"}),
@@ -208,7 +220,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		repartitions: make(map[string]func() RepartitionStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
-		m.processing, m.output, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.deadReasons,
+		m.processing, m.output, m.outWrite, m.outValues, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.deadReasons,
 		m.commitLag, m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for i, c := range cs {
@@ -241,6 +253,7 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	}
 	m.processing.Observe(st.ProcessingTime.Seconds())
 	m.output.Observe(st.OutputTime.Seconds())
+	m.observeOutputs(st.Outputs)
 	if st.CommitTime > 0 {
 		m.commit.Observe(st.CommitTime.Seconds()) // a batch during which no commit ended has none
 	}
@@ -360,6 +373,26 @@ func keepNamed(dst, src map[string]int64) {
 // observeOperators sets the operators' series: the state summed by name (names need not be
 // unique), the windows and bytes of operators that report them, and the increase of their
 // cumulative set-aside counts. The series of operators that left are deleted; m.mu is held.
+// observeOutputs records each output's write time and values, those of one name summed.
+func (m *Metrics) observeOutputs(outs []stream.OutputStats) {
+	if len(outs) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.outSum)
+	for _, o := range outs {
+		s := m.outSum[o.Output]
+		s.Time += o.Time
+		s.Values += o.Values
+		m.outSum[o.Output] = s
+	}
+	for name, s := range m.outSum {
+		m.outWrite.WithLabelValues(name).Observe(s.Time.Seconds())
+		m.outValues.WithLabelValues(name).Add(float64(s.Values))
+	}
+}
+
 func (m *Metrics) observeOperators(state []stream.OperatorState) {
 	clear(m.opSums)
 	for _, o := range state {
