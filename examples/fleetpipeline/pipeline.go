@@ -73,7 +73,8 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			cnt.last.Store(&s)
 			// -v: a line per batch, as Spark logs each batch's delays.
 			log.Debug("fleetpipeline: batch done", "batch", s.Batch, "records", s.InputRecords, "shuffled", s.ShuffledRecords,
-				"scheduling_delay", s.SchedulingDelay, "processing", s.ProcessingTime, "output", s.OutputTime, "commit", s.CommitTime, "commit_wait", s.CommitWait, "attempts", s.Attempts)
+				"scheduling_delay", s.SchedulingDelay, "processing", s.ProcessingTime, "output", s.OutputTime, "commit", s.CommitTime, "commit_wait", s.CommitWait, "attempts", s.Attempts,
+				"outputs", outputTimes(s.Outputs))
 			if metrics != nil {
 				metrics.Observe(s)
 			}
@@ -286,10 +287,14 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		}
 		return nil
 	})
-	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters)
+	// The outputs are named (stream.OutputName) for the per-output times of -v's batch lines
+	// and /metrics' output_write_seconds: the dead letters' after the topic, the documents'
+	// after their index.
+	dlqOut := stream.OutputName("dead letters (" + c.topic + ".dlq)")
+	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters, dlqOut)
 	if g.zones != nil {
-		stream.To(lateDeadLetters(g.zonesLocal.Late(), "zone-demand", sh.cabOrigin, zoneEventRecord()), lateLetters)
-		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, zonePartialRecord), lateLetters)
+		stream.To(lateDeadLetters(g.zonesLocal.Late(), "zone-demand", sh.cabOrigin, zoneEventRecord()), lateLetters, dlqOut)
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, zonePartialRecord), lateLetters, dlqOut)
 	}
 	if g.pickupsLate != nil {
 		stream.To(stream.Map(g.pickupsLate, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {
@@ -304,20 +309,20 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			}
 			dl.Value = v
 			return dl
-		}), lateLetters)
+		}), lateLetters, dlqOut)
 	}
 	if g.supply != nil {
 		stream.To(lateDeadLetters(g.supply.Late(), "zone-supply", sh.supplyOrigin, func(t supplyShuffled) ([]byte, []byte, error) {
 			v, err := json.Marshal(t.Value)
 			return []byte(t.Key), v, err
-		}), lateLetters)
+		}), lateLetters, dlqOut)
 	}
 	stream.To(stream.Map(g.refused, func(dl stream.DeadLetter) stream.DeadLetter {
 		if topic, part, ok := sh.cabOrigin(dl.Partition); ok {
 			dl.Topic, dl.Partition = topic, part
 		}
 		return dl
-	}), lateLetters)
+	}), lateLetters, dlqOut)
 
 	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.CabStats]{
 		Index: opensearch.DailyIndex(c.index("cab-stats"), func(s telemetry.CabStats) time.Time { return s.WindowStart }),
@@ -380,26 +385,26 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			cnt.mu.Unlock()
 		}
 		return nil
-	})
+	}, stream.OutputName("cab-stats"))
 	if g.zoneDocs != nil {
-		stream.To(g.zoneDocs, zoneSink)
+		stream.To(g.zoneDocs, zoneSink, stream.OutputName("zone-demand"))
 		stream.ForEachBatch(g.zoneDocs, func(_ context.Context, _ stream.BatchInfo, b []zoneResult) error {
 			cnt.windows.Add(int64(len(b)))
 			return nil
-		})
+		}, stream.OutputName("zone-demand count"))
 	}
 	if g.pickups != nil {
-		stream.To(g.pickups, pickupSink)
+		stream.To(g.pickups, pickupSink, stream.OutputName("ride-pickups"))
 	}
 	if g.supplyDocs != nil {
-		stream.To(g.supplyDocs, supplySink)
+		stream.To(g.supplyDocs, supplySink, stream.OutputName("zone-supply"))
 		stream.ForEachBatch(g.supplyDocs, func(_ context.Context, _ stream.BatchInfo, b []supplyResult) error {
 			cnt.windows.Add(int64(len(b)))
 			return nil
-		})
+		}, stream.OutputName("zone-supply count"))
 	}
 	if c.alerts {
-		stream.To(g.alerts, alertSink)
+		stream.To(g.alerts, alertSink, stream.OutputName("cab-alerts"))
 	}
 	if c.alerts && c.alertsTopic != "" {
 		prod, err := kafka.NewProducer(kcfg, c.alertsTopic, kafka.KeyValue(
@@ -411,13 +416,13 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		stream.To(g.alerts, prod) // the pipeline closes it
+		stream.To(g.alerts, prod, stream.OutputName("alerts ("+c.alertsTopic+")")) // the pipeline closes it
 	}
 	if c.alerts {
 		stream.ForEachBatch(g.alerts, func(_ context.Context, _ stream.BatchInfo, b []telemetry.Alert) error {
 			cnt.alerts.Add(int64(len(b)))
 			return nil
-		})
+		}, stream.OutputName("alerts count"))
 	}
 
 	// The outputs that run, for /metrics and the summary: one that is off (-zone-demand=false,

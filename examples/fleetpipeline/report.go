@@ -213,3 +213,32 @@ func printExchanges(w io.Writer, exchanges []sender) {
 		fmt.Fprintf(w, "fleetpipeline: repartition %s: %d records in %d messages, %.1f bytes a record\n", e.Topic(), recs, e.SentMessages(), per)
 	}
 }
+
+// outputTimes formats a batch's per-output times for -v's batch line, "name=time/values"
+// for each output that wrote something or took a millisecond, outputs of one name summed:
+// which output a slow batch waited for.
+func outputTimes(outs []stream.OutputStats) string {
+	var b []byte
+	var names []string
+	sum := map[string]stream.OutputStats{}
+	for _, o := range outs {
+		s, seen := sum[o.Output]
+		if !seen {
+			names = append(names, o.Output)
+		}
+		s.Time += o.Time
+		s.Values += o.Values
+		sum[o.Output] = s
+	}
+	for _, n := range names {
+		s := sum[n]
+		if s.Values == 0 && s.Time < time.Millisecond {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = fmt.Appendf(b, "%s=%s/%d", n, s.Time.Round(100*time.Microsecond), s.Values)
+	}
+	return string(b)
+}
