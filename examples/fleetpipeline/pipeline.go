@@ -258,8 +258,8 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return err
 	}
 	defer client.Close()
-	if err := client.EnsureTemplates(ctx, opensearch.WithReplicas(c.replicas)); err != nil {
-		return fmt.Errorf("index templates: %w", err)
+	if err := c.ensureTemplates(ctx, client, ocfg.Addresses); err != nil {
+		return err
 	}
 	if c.alerts && c.alertsTopic != "" {
 		if err := c.ensureTopic(ctx, kcfg, "-alerts-topic "+c.alertsTopic, c.alertsTopic, 6); err != nil {
