@@ -98,7 +98,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer dlq.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// Bounded: a dead letter in flight to a broker gone silent held the exit (closeDeadLetters).
+		if cerr := closeDeadLetters(ctx, dlq, deadLetterGrace); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
 	srcOpts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
 	// -transactional-id names the transaction of the alerts' exactly-once producer, which
 	// commits with the input or, with -rekey-by-cab, with the cab repartition (below).
