@@ -15,6 +15,7 @@ import (
 	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/metrics/prom"
+	"github.com/fleetstream/fleetstream/metrics/prom/opensearchprom"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/telemetry"
@@ -439,7 +440,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	}
 	if metrics != nil {
 		for _, sk := range sinks {
-			if err := metrics.AddSink(sk.name, sinkStats(sk.stats)); err != nil {
+			if err := metrics.AddSink(sk.name, opensearchprom.SinkStats(sk.stats)); err != nil {
 				return err
 			}
 		}
