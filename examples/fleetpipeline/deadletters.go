@@ -25,7 +25,7 @@ func closeDeadLetters(ctx context.Context, dlq *kafka.DeadLetterSink, grace time
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := dlq.Close(cctx); err != nil {
-		return fmt.Errorf("dead-letter topic %s: not acknowledged by Kafka within %v of the job's end (%w): "+
+		return fmt.Errorf("dead-letter topic %s: dead letters in flight at the job's end were not acknowledged by Kafka within %v (%w): "+
 			"their records were not committed, so the next run reads them and writes their dead letters again", dlq.Topic(), grace, err)
 	}
 	return nil

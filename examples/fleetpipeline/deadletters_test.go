@@ -122,6 +122,6 @@ func TestDeadLetterCloseBoundedOnSilentBroker(t *testing.T) {
 		t.Fatal("the dead-letter producer's close did not end within a minute of the job's end")
 	}
 	require.Less(t, time.Since(start), 10*time.Second)
-	require.ErrorContains(t, err, "dead-letter topic "+topic+": not acknowledged by Kafka within 500ms of the job's end (kafka: producer close: 1 message in flight abandoned: context deadline exceeded)")
+	require.ErrorContains(t, err, "dead-letter topic "+topic+": dead letters in flight at the job's end were not acknowledged by Kafka within 500ms (kafka: producer close: 1 message in flight abandoned: context deadline exceeded)")
 	require.ErrorContains(t, err, "the next run reads them and writes their dead letters again")
 }
