@@ -33,6 +33,7 @@
 //   - opensearch: bulk sink with retries and dead letters, index templates, SigV4.
 //   - metrics/prom: Prometheus metrics of a pipeline and its sinks, /healthz, /readyz and a
 //     live status page.
+//   - metrics/prom/opensearchprom: an OpenSearch sink's stats as metrics/prom's sink metrics.
 //   - testenv: real Apache Kafka and OpenSearch, from Maven Central, for tests and the demo.
 //
 // # Delivery

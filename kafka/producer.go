@@ -84,6 +84,9 @@ type Producer[T any] struct {
 	closed  bool
 
 	sent atomic.Int64
+	// inFlight counts the messages of sends under way (abandoned ones too), for Close's
+	// error.
+	inFlight atomic.Int64
 }
 
 var _ stream.Sink[int] = (*Producer[int])(nil)
@@ -243,7 +246,12 @@ func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) 
 	}
 	// SendMessages has no context; it is bounded by the producer's own timeouts and retries.
 	done := make(chan error, 1)
-	go func() { done <- sp.SendMessages(msgs) }()
+	p.inFlight.Add(int64(len(msgs)))
+	go func() {
+		err := sp.SendMessages(msgs)
+		p.inFlight.Add(-int64(len(msgs)))
+		done <- err
+	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -319,9 +327,11 @@ func (p *Producer[T]) writeTxn(ctx context.Context, batch []T) error {
 	return p.txn.add(ctx, msgs, &p.sent)
 }
 
-// Close flushes and closes the client. Later Writes return ErrClosed. An exactly-once
-// Producer drops the messages that no commit covered yet (a restart makes them again); the
-// last one bound to a Source closes its transactional producer.
+// Close flushes and closes the client. Later Writes return ErrClosed. It waits for the
+// messages in flight (those of Writes abandoned when their ctx ended too) until ctx ends, then
+// gives them up with an error saying how many. An exactly-once Producer drops the messages
+// that no commit covered yet (a restart makes them again); the last one bound to a Source
+// closes its transactional producer.
 func (p *Producer[T]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -346,7 +356,11 @@ func (p *Producer[T]) Close(ctx context.Context) error {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("messages in flight abandoned: %w", ctx.Err())
+		n, noun := p.inFlight.Load(), "messages"
+		if n == 1 {
+			noun = "message"
+		}
+		err = fmt.Errorf("%d %s in flight abandoned: %w", n, noun, ctx.Err())
 	}
 	if cerr := client.Close(); cerr != nil && !errors.Is(cerr, sarama.ErrClosedClient) {
 		err = errors.Join(err, cerr)

@@ -99,6 +99,7 @@ type config struct {
 	instanceID     string        // -group-instance-id
 	sessionTimeout time.Duration // -session-timeout
 	kafkaTimeout   time.Duration // -kafka-timeout
+	osTimeout      time.Duration // -opensearch-timeout
 	statsWindow    time.Duration
 	zoneWindow     time.Duration
 	pickupWithin   time.Duration
@@ -139,6 +140,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.instanceID, "group-instance-id", "", "static group membership (Kafka's group.instance.id, KIP-345): an id of this instance's own that it keeps across restarts (a StatefulSet pod's name), so that a restart within -session-timeout takes the instance's partitions back with no rebalance; a process that starts with an id in use stops the one that had it (empty: dynamic membership)")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent member before its partitions move, at least 1s; with -group-instance-id, make it longer than a restart takes")
 	fs.DurationVar(&c.kafkaTimeout, "kafka-timeout", 3*time.Minute, "how long the job's start waits for Kafka to answer: making the dead-letter and -alerts-topic topics, and loading -registry-topic with nothing read for this long (a large registry may take longer, while it reads); past it the job exits 1 naming the brokers (a port that is not a Kafka listener, a -kafka-tls or -kafka-sasl that does not match it). The Kafka clients give a broker that takes the connection and never answers 90s before they try the next of -brokers, so this leaves room for two such brokers")
+	fs.DurationVar(&c.osTimeout, "opensearch-timeout", 2*time.Minute, "how long the job's start waits for OpenSearch to install the index templates; past it the job exits 1 naming the URL (a port that is not an OpenSearch node's HTTP port, a hung node, a load balancer with nothing behind it). Each request to OpenSearch is also bounded by a minute")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, with -cabs after it under -rekey-by-cab, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")

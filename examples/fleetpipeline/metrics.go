@@ -1,6 +1,6 @@
 // The fleet job's operator endpoints: Prometheus metrics, /healthz, /readyz and the live
 // status page (metrics/prom) on the -http address, fed by the pipeline's stats hook, the
-// OpenSearch sinks' stats and the run loop's retry log records.
+// OpenSearch sinks' stats (metrics/prom/opensearchprom) and the run loop's retry log records.
 
 package main
 
@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fleetstream/fleetstream/metrics/prom"
-	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -102,24 +101,6 @@ func (n *partitionNames) name(id int32) string {
 		}
 	}
 	return "source " + strconv.Itoa(si) + " partition " + strconv.Itoa(int(local))
-}
-
-// sinkStats adapts an OpenSearch sink's stats to the metrics adapter's.
-func sinkStats(stats func() opensearch.Stats) func() prom.SinkStats {
-	return func() prom.SinkStats {
-		st := stats()
-		out := prom.SinkStats{
-			System:       "OpenSearch",
-			FailingSince: st.FailingSince, FailedAttempts: st.FailedAttempts, LastError: st.LastError, LastAttempt: st.LastAttempt,
-			Indexed: st.Indexed, Updated: st.Updated, Existed: st.Existed, DeadLettered: st.DeadLettered,
-			Failed: st.Failed, Retried: st.Retried, RequestRetries: st.RequestRetries, Blocked: st.Blocked,
-			Split: st.Split, Requests: st.Requests, Bytes: st.Bytes, InFlightBytes: st.InFlightBytes,
-		}
-		out.Latency.Bounds = opensearch.LatencyBounds[:]
-		out.Latency.Buckets = st.Latency.Buckets[:]
-		out.Latency.Sum = st.Latency.Mean * time.Duration(st.Latency.Count)
-		return out
-	}
 }
 
 // retryHook hands each failed attempt of a batch's outputs to m (none if m is nil), so that

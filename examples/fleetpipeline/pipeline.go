@@ -15,6 +15,7 @@ import (
 	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/metrics/prom"
+	"github.com/fleetstream/fleetstream/metrics/prom/opensearchprom"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/telemetry"
@@ -99,7 +100,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer dlq.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// Bounded: a dead letter in flight to a broker gone silent held the exit (closeDeadLetters).
+		if cerr := closeDeadLetters(ctx, dlq, deadLetterGrace); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
 	srcOpts := []kafka.SourceOption{kafka.WithLogger(log), kafka.WithDeadLetters(dlq)}
 	// -transactional-id names the transaction of the alerts' exactly-once producer, which
 	// commits with the input or, with -rekey-by-cab, with the cab repartition (below).
@@ -259,8 +265,8 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return err
 	}
 	defer client.Close()
-	if err := client.EnsureTemplates(ctx, opensearch.WithReplicas(c.replicas)); err != nil {
-		return fmt.Errorf("index templates: %w", err)
+	if err := c.ensureTemplates(ctx, client, ocfg.Addresses); err != nil {
+		return err
 	}
 	if c.alerts && c.alertsTopic != "" {
 		if err := c.ensureTopic(ctx, kcfg, "-alerts-topic "+c.alertsTopic, c.alertsTopic, 6); err != nil {
@@ -439,7 +445,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	}
 	if metrics != nil {
 		for _, sk := range sinks {
-			if err := metrics.AddSink(sk.name, sinkStats(sk.stats)); err != nil {
+			if err := metrics.AddSink(sk.name, opensearchprom.SinkStats(sk.stats)); err != nil {
 				return err
 			}
 		}

@@ -56,6 +56,7 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-pickup-within", "-1s"},
 		{"-session-timeout", "-1s"},
 		{"-kafka-timeout", "0s"},
+		{"-opensearch-timeout", "0s"},
 		// Refused by the library after the dead-letter topic was made, in its words
 		// ("Rebalance.SessionTimeout", "Rebalance.InstanceID"), naming no flag, exit 1.
 		{"-session-timeout", "500ms"},

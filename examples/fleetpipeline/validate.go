@@ -76,6 +76,7 @@ func (c *config) validate() error {
 	positive("-zone-window", c.zoneWindow)
 	positive("-pickup-within", c.pickupWithin)
 	positive("-kafka-timeout", c.kafkaTimeout)
+	positive("-opensearch-timeout", c.osTimeout)
 	for _, d := range []struct {
 		flag string
 		v    time.Duration

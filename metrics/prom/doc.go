@@ -8,7 +8,7 @@
 //	if err != nil { ... }
 //	p, err := stream.New(time.Second, stream.WithName("cab-stats"), stream.WithStatsHook(m.Observe))
 //	...
-//	_ = m.AddSink("cab-stats", func() prom.SinkStats { s := sink.Stats(); return prom.SinkStats{Indexed: s.Indexed, ...} })
+//	_ = m.AddSink("cab-stats", opensearchprom.SinkStats(sink.Stats)) // an OpenSearch sink (package opensearchprom)
 //	go http.ListenAndServe("127.0.0.1:9464", m.Handler()) // opt-in; the caller owns the server
 //	err = p.Run(ctx)
 //

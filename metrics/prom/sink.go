@@ -10,11 +10,10 @@ import (
 
 // SinkStats is what a sink counted since it was created, as cumulative counts. Its counts and
 // failure fields are those of opensearch.Stats under the same names (opensearch.Stats has
-// three more, LongIDs, InvalidIDs and Superseded, which are not exported), so a caller fills
-// it from (*opensearch.Sink).Stats without this package importing opensearch. Latency is not
-// opensearch.Latency: fill Bounds with opensearch.LatencyBounds, Buckets with the Buckets of
-// opensearch.Stats.Latency and Sum with its Mean times its Count. System is the caller's.
-// Zero fields are exported as zero.
+// three more, LongIDs, InvalidIDs and Superseded, which are not exported); package
+// opensearchprom fills it from an OpenSearch sink's Stats (opensearchprom.SinkStats), so that
+// this package does not import opensearch. Another sink fills it itself; System is the
+// caller's. Zero fields are exported as zero.
 type SinkStats struct {
 	// Indexed, Updated, Existed and DeadLettered count documents by outcome: created, replaced
 	// (a replay), already present (create op_type, a replay), handed to the dead-letter output.
