@@ -30,8 +30,10 @@
 // must be multiples of the batch interval (else a construction error, see Pipeline.Err); a
 // windowed stream has data only every slide; until a full length has passed a window holds
 // the batches there are; with an inverse function a key whose values all left the window is
-// still emitted, with the value the inverse leaves, unless the filter removes it.
-// Event-time windows are in package window.
+// still emitted, with the value the inverse leaves, unless the filter removes it. Their
+// state holds the commit at the oldest record of the window's last length of batches, and
+// the end of input does not close them: a bounded run ends with its commit held there (see
+// Pipeline.Run). Event-time windows are in package window.
 //
 // # Delivery
 //
