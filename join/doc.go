@@ -159,8 +159,10 @@
 // instance holds all of it (read from a compacted topic), so Enrich needs no repartition and
 // runs where the records are, on any partitioning. Left join by default (found false, value
 // the zero value, when the table has no value then: a key unknown, deleted by a tombstone, or
-// a time before its first version); WithKind(Inner) emits only the records that found one.
-// The output element keeps the record's event time and offset.
+// a time before its first version); WithKind(Inner) emits only the records that found one,
+// and counts the others in the operator's stats (stream.OperatorState.Unmatched, in
+// BatchStats.State), so that a table missing rows shows. The output element keeps the
+// record's event time and offset.
 //
 // Enrich keeps no state and holds no commit back: a record's row depends only on the record
 // and the table's answer for it. So a replay gives the same rows as long as the table still
@@ -251,6 +253,9 @@
 // StateSize counts the records held. ReportState (stream.StateReporter) adds the open
 // windows (Window), an estimate of the bytes held (records inline, indexes, bookkeeping; not
 // what values point to) and the late records so far. EnrichCoPartitioned reports its split
-// keys (see "Co-partitioned tables") and the bytes of the keys it remembers for that check;
-// Enrich reports nothing more than StateSize.
+// keys (see "Co-partitioned tables") and the bytes of the keys it remembers for that check.
+// Enrich and EnrichCoPartitioned report the records that WithKind(Inner) dropped for want of
+// a table value (stream.OperatorState.Unmatched, counted since the operator was created; 0
+// for a left join). The stream-stream joins do not count the records an inner join leaves
+// without a partner.
 package join

@@ -508,3 +508,15 @@ func (r *tagRun) feed(batches [][]stream.Record[shuffled], pos []stream.Position
 	queueFrom(r.q, batches, pos)
 	runBatches(r.h, n, r.q.End)
 }
+
+// operatorState returns the stats of the operator named name after the last batch.
+func operatorState(t *testing.T, p *stream.Pipeline, name string) stream.OperatorState {
+	t.Helper()
+	for _, s := range p.Stats().State {
+		if s.Operator == name {
+			return s
+		}
+	}
+	t.Fatalf("no operator %s in the stats", name)
+	return stream.OperatorState{}
+}

@@ -33,8 +33,8 @@ type nanoTable[K comparable, V any] interface {
 // event time, and emits merge(record, value, found) with the record's event time and offset.
 // By default every record is emitted, found false and value the zero value when the table
 // has no value for the key at that time (a left join); with WithKind(Inner) only the records
-// that found one are, and merge always gets true. WithName names the operator (default
-// "enrich").
+// that found one are, merge always gets true, and the others are counted in the operator's
+// stats (stream.OperatorState.Unmatched). WithName names the operator (default "enrich").
 //
 // Enrich keeps no state: each record's output depends only on the record and the table's
 // answer, so it adds no repartition (the table is whole in every instance) and holds no
@@ -94,18 +94,21 @@ func isNil(t any) bool {
 
 // enrich is Enrich's operator. It holds nothing.
 type enrich[K comparable, T, V, R any] struct {
-	key    func(T) K
-	merge  func(T, V, bool) R
-	lookup func(K, int64) (V, bool)
-	inner  bool
+	key       func(T) K
+	merge     func(T, V, bool) R
+	lookup    func(K, int64) (V, bool)
+	inner     bool
+	unmatched int64 // records dropped by an inner join (ReportState)
 }
 
 func (e *enrich[K, T, V, R]) Process(_ *stream.PartitionContext, in []stream.Elem[T], out []stream.Elem[R]) []stream.Elem[R] {
 	return e.emit(in, out, e.lookup)
 }
 
-// emit appends the rows of in, looked up with lookup, to out.
+// emit appends the rows of in, looked up with lookup, to out, and counts the records an
+// inner join dropped (once per call: the loop stays as it was).
 func (e *enrich[K, T, V, R]) emit(in []stream.Elem[T], out []stream.Elem[R], lookup func(K, int64) (V, bool)) []stream.Elem[R] {
+	n := len(out)
 	for i := range in {
 		r := &in[i]
 		v, ok := lookup(e.key(r.Value), r.Time)
@@ -114,8 +117,13 @@ func (e *enrich[K, T, V, R]) emit(in []stream.Elem[T], out []stream.Elem[R], loo
 		}
 		out = append(out, stream.Elem[R]{Value: e.merge(r.Value, v, ok), Time: r.Time, Offset: r.Offset})
 	}
+	e.unmatched += int64(len(in) - (len(out) - n))
 	return out
 }
+
+// ReportState reports the records an inner join dropped (stream.OperatorState.Unmatched);
+// the operator holds nothing.
+func (e *enrich[K, T, V, R]) ReportState(st *stream.OperatorState) { st.Unmatched = e.unmatched }
 
 func (e *enrich[K, T, V, R]) Retained(int32) (int64, bool) { return 0, false }
 func (e *enrich[K, T, V, R]) Drop(int32)                   {}

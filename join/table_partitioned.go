@@ -195,10 +195,12 @@ func (e *enrichCo[K, T, V, R]) checkSplit(in []stream.Elem[T], part, table int32
 	}
 }
 
-// ReportState reports the split keys found (stream.OperatorState.SplitKeys) and the bytes of
-// the check's memory of keys; the operator holds no records and no windows.
+// ReportState reports the split keys found (stream.OperatorState.SplitKeys), the records an
+// inner join dropped (Unmatched) and the bytes of the check's memory of keys; the operator
+// holds no records and no windows.
 func (e *enrichCo[K, T, V, R]) ReportState(st *stream.OperatorState) {
 	var k K
+	e.enrich.ReportState(st)
 	st.Bytes = int64(e.seen.Len()) * int64(unsafe.Sizeof(k)+4+1) * 8 / 7
 	st.SplitKeys = e.splitN
 }

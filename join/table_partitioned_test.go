@@ -157,7 +157,8 @@ func TestEnrichCoPartitioned(t *testing.T) {
 	}
 }
 
-// TestEnrichCoPartitionedInner: WithKind(Inner) drops the records without a value.
+// TestEnrichCoPartitionedInner: WithKind(Inner) drops the records without a value, and
+// counts them (OperatorState.Unmatched).
 func TestEnrichCoPartitionedInner(t *testing.T) {
 	tab := newFakePartTable(t, 1)
 	tab.parts[0].set("cab-1", at(0), "ana")
@@ -169,6 +170,7 @@ func TestEnrichCoPartitionedInner(t *testing.T) {
 	q.End()
 	h.RunUntilDone()
 	require.Equal(t, []string{"cab-1/ana#0"}, rowsOf(got.Slice()))
+	require.EqualValues(t, 2, operatorState(t, h.P, "drivers").Unmatched, "the records without a value are counted")
 }
 
 // TestEnrichCoPartitionedTablePartition: WithTablePartition maps pipeline partition ids to

@@ -73,6 +73,8 @@ func mergePing(p ping, driver string, ok bool) enriched {
 
 func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 
+// TestEnrich: the rows of Enrich as a left and an inner join, the records an inner join
+// dropped counted in its stats (OperatorState.Unmatched).
 func TestEnrich(t *testing.T) {
 	drivers := func() *fakeTable {
 		return newFakeTable().
@@ -150,6 +152,9 @@ func TestEnrich(t *testing.T) {
 				}
 				require.Equal(t, c.want, rows)
 				require.EqualValues(t, len(c.in), q.Committed(0), "nothing is held back")
+				st := operatorState(t, h.P, "enrich")
+				require.True(t, st.Reported)
+				require.EqualValues(t, len(c.in)-len(c.want), st.Unmatched, "the records an inner join dropped are counted")
 			})
 		}
 	}

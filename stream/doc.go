@@ -30,20 +30,23 @@
 // must be multiples of the batch interval (else a construction error, see Pipeline.Err); a
 // windowed stream has data only every slide; until a full length has passed a window holds
 // the batches there are; with an inverse function a key whose values all left the window is
-// still emitted, with the value the inverse leaves, unless the filter removes it.
-// Event-time windows are in package window.
+// still emitted, with the value the inverse leaves, unless the filter removes it. Their
+// state holds the commit at the oldest record of the window's last length of batches, and
+// the end of input does not close them: a bounded run ends with its commit held there (see
+// Pipeline.Run). Event-time windows are in package window.
 //
 // # Delivery
 //
 // A batch is acknowledged only after every output of the batch succeeded. An output that
 // fails is retried under the RetryPolicy (exponential backoff with jitter, forever by
 // default), with the same values, and outputs that already succeeded are not called again;
-// an error wrapped with Permanent stops the pipeline instead. After the acknowledgement the
-// pipeline calls Source.Commit with, per partition, the next offset after the batch's
-// records, held back by the oldest offset that any operator's retained state still needs
-// (every Elem carries an offset: the oldest it derives from, or, for what an operator emits
-// when the watermark moves, the position of the record or mark that moved it, as window
-// results and unmatched join rows do). So after a crash, replay from the
+// an error wrapped with Permanent stops the pipeline instead. A partition revoked meanwhile
+// waits for the batch (see Input.Revoke for the limit that sets during an outage). After
+// the acknowledgement the pipeline calls Source.Commit with, per partition, the next offset
+// after the batch's records, held back by the oldest offset that any operator's retained
+// state still needs (every Elem carries an offset: the oldest it derives from, or, for what
+// an operator emits when the watermark moves, the position of the record or mark that moved
+// it, as window results and unmatched join rows do). So after a crash, replay from the
 // committed offsets rebuilds all open state: ingestion is at-least-once, and sinks that write
 // with deterministic ids make results effectively exactly-once.
 //

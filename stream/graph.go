@@ -265,10 +265,11 @@ type Operator[In, Out any] interface {
 	// not keep in or out past the call.
 	Process(pc *PartitionContext, in []Elem[In], out []Elem[Out]) []Elem[Out]
 	// Retained returns the oldest source offset that the partition's open state still needs,
-	// and false if it holds nothing. Commits never pass it. A replay that starts the operator
-	// from an offset it returned after some batch must give the same output for every record
-	// after that batch; output for the records before may differ, and only reaches the
-	// pipeline's outputs (a stateful reader skips it).
+	// and false if it holds nothing. Commits never pass it, nor go back: an offset behind
+	// the partition's last commit holds it there (those records are not replayed). A replay
+	// that starts the operator from an offset it returned after some batch must give the
+	// same output for every record after that batch; output for the records before may
+	// differ, and only reaches the pipeline's outputs (a stateful reader skips it).
 	Retained(partition int32) (offset int64, ok bool)
 	// Drop discards a partition's state: the partition was revoked.
 	Drop(partition int32)

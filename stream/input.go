@@ -304,6 +304,20 @@ func (in *Input[T]) readToEnd() (bool, int) {
 // closed once that happened; the batch in flight, if any, finishes first, so its commit
 // reaches the source before the channel closes.
 //
+// Limit: the batch in flight is retried until its outputs succeed (RetryPolicy), so during
+// an output outage the channel stays open for as long as the outage lasts, beyond a consumer
+// group's rebalance timeout if need be. The pipeline does not give up the revoked
+// partitions' part of that batch: what its outputs did (records sent to a repartition, an
+// exactly-once transaction's messages) cannot be taken back once the next owner replays
+// them. A source that must let go within a bound bounds its own wait, as package kafka's
+// Source does (4/5 of its rebalance timeout; under exactly once it then stops, and a restart
+// replays from the committed checkpoints). The pipeline still writes that batch once the
+// outage ends, the revoked partitions' records included, and sends its commit, which such a
+// source ignores for a partition it no longer owns. Results with deterministic ids are
+// rewritten by the next owner's replay, but a write that lands after the next owner's may
+// put an older result in place of a newer one (a window's partial result, with
+// window.EveryBatch, in place of its final one) until that id is written again.
+//
 // The pipeline applies Assign, Resume and Revoke in the order they were called, even when
 // several come between two batches: a partition assigned and then revoked is not kept, and
 // one revoked and then assigned again (Resume) starts anew from the position it was assigned

@@ -145,6 +145,12 @@ func (p *Pipeline) ack(ctx context.Context, b *pendingBatch) []Position {
 		if ps.marked {
 			ps.heldOff, ps.heldMeta, ps.hasHeld = off, meta, true
 		}
+		if off < ps.committed {
+			// A start behind the commit (a reader's start moved back, an Operator's Retained
+			// went behind it): the records there are not replayed anyway. Only the end
+			// (below) is sent with the position unmoved; nothing ever commits backwards.
+			off, meta = ps.committed, ps.meta
+		}
 		if off > ps.committed || (off == ps.committed && meta != ps.meta) || ps.selfEnded && !ps.endAcked {
 			pos = append(pos, Position{Partition: part, Offset: off, Meta: meta, Ended: ps.selfEnded})
 		}

@@ -390,15 +390,21 @@ type OperatorState struct {
 	// results are split between partitions or wrong (see window.Windowed.SplitKeys and
 	// join.EnrichCoPartitioned).
 	SplitKeys int64
+	// Unmatched counts the records an inner join dropped since it was created because they
+	// found no partner (join.Enrich and join.EnrichCoPartitioned with join.WithKind(Inner):
+	// no table value for the record's key at its time). More than 0 is expected when the
+	// table lacks some keys; a count close to the input's says the table is missing or
+	// keyed otherwise.
+	Unmatched int64
 }
 
 // StateReporter is an optional interface of an Operator that tells more about its state than
 // StateSize. The pipeline calls ReportState after every acknowledged batch, right after
 // StateSize and on the same goroutine as Process, for BatchStats.State.
 type StateReporter interface {
-	// ReportState sets st's OpenWindows, Bytes, Late, KeyLimit and SplitKeys; the pipeline set the
-	// other fields. It runs once per batch, so it must be cheap: a running count, or a pass
-	// over the operator's windows, not over every record it holds.
+	// ReportState sets st's OpenWindows, Bytes, Late, KeyLimit, SplitKeys and Unmatched; the
+	// pipeline set the other fields. It runs once per batch, so it must be cheap: a running
+	// count, or a pass over the operator's windows, not over every record it holds.
 	ReportState(st *OperatorState)
 }
 

@@ -1,7 +1,13 @@
 package stream_test
 
 import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -60,4 +66,70 @@ func TestRevokeWaitsForBatchInFlightDuringRetry(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, int64(0), pos.Offset, "the running sum holds the commit at the partition's first record")
 	require.Empty(t, src.foreign, "positions committed for partitions not owned")
+}
+
+// TestRevokeDuringOutageWaitsForIt: under Run, a revocation that arrives while the batch in
+// flight's outputs fail is done only once they succeeded, however long the outage lasts:
+// here longer than a consumer group's default rebalance timeout (60 s). The pipeline does
+// not give up the revoked partition's part of the batch (package kafka's Source bounds its
+// own wait instead: see Input.Revoke). When the outage ends the batch is written with the
+// revoked partition's records, committed, and only then is the partition dropped.
+func TestRevokeDuringOutageWaitsForIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(0))
+		require.NoError(t, err)
+		src := newCtlSource()
+		var down atomic.Bool
+		var mu sync.Mutex
+		var written []kv
+		stream.ForEachBatch(stream.From(p, stream.Source[kv](src)), func(_ context.Context, _ stream.BatchInfo, vs []kv) error {
+			if down.Load() {
+				return errDown
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			written = append(written, vs...)
+			return nil
+		})
+		writtenNow := func() []kv {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(written)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		ran := make(chan error, 1)
+		go func() { ran <- p.Run(ctx) }()
+		synctest.Wait()
+		for _, part := range []int32{0, 1} {
+			src.setOwned(part, true)
+			src.in.Assign(part)
+		}
+		down.Store(true)
+		require.True(t, src.in.TryPush(ctlRecord(0, 0)))
+		require.True(t, src.in.TryPush(ctlRecord(1, 0)))
+		time.Sleep(1500 * time.Millisecond) // the batch at 1 s fails, and is retried
+
+		done := src.revokeNoted(1)
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("the revocation was done while the batch in flight was unwritten")
+		default:
+		}
+		require.Empty(t, writtenNow())
+		retry, ok := p.Retrying()
+		require.True(t, ok, "still retrying")
+		require.Greater(t, retry.Attempt, 5)
+
+		down.Store(false)
+		<-done // at the next attempt (the backoff is at most 10 s)
+		require.ElementsMatch(t, []kv{{Key: "p0", Value: 1}, {Key: "p1", Value: 1}}, writtenNow(), "the batch, with the revoked partition's record")
+		pos, ok := src.position(1)
+		require.True(t, ok, "committed before the revocation was done")
+		require.Equal(t, int64(1), pos.Offset)
+		require.Empty(t, src.foreign)
+		cancel()
+		require.ErrorIs(t, <-ran, context.Canceled)
+	})
 }

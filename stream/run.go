@@ -34,10 +34,15 @@ type pendingBatch struct {
 // policy), and commits what was acknowledged. The commit of a batch runs while the next
 // batch is taken, processed and written; that batch's own commit waits for it, so commits
 // stay in batch order, and Run returns only once the last one ended. Run returns nil when
-// the input ended, every window closed and the last commit succeeded (a last commit that
-// fails for a reason that may pass is tried five times, or RetryPolicy.MaxAttempts, with the
-// retry policy's backoff, since no batch follows to send it again), ctx.Err() when ctx ended (after the batch in
-// flight was written and committed), or the first unrecoverable error. No error but
+// the input ended, every event-time window closed and the last commit succeeded (a last
+// commit that fails for a reason that may pass is tried five times, or
+// RetryPolicy.MaxAttempts, with the retry policy's backoff, since no batch follows to send it
+// again), ctx.Err() when ctx ended (after the batch in flight was written and committed), or
+// the first unrecoverable error. Processing-time windows (Window, ReduceByWindow and the
+// other ...Window operators) do not close at the end of input: they span a number of
+// batches, not of event time. So a bounded run with one returns nil with its last commit
+// held at the oldest record of the window's last length of batches, and a next run replays
+// those records to rebuild the window (its first windows then hold them again). No error but
 // ctx.Err() itself matches context.Canceled or context.DeadlineExceeded with errors.Is, not
 // even a stop with a batch unwritten or an output cut off by the shutdown grace: those are
 // failures, and their messages say so.
