@@ -37,6 +37,7 @@
 //	state_bytes{operator}                       gauge      estimated bytes of the operator's state (*)
 //	operator_rejected_records_total{operator,reason} counter  records set aside: late, key_limit (*)
 //	operator_split_keys_total{operator}         counter    keys found in another partition: results split or wrong (*)
+//	operator_unmatched_records_total{operator}  counter    records an inner join dropped for want of a match (*)
 //	source_dead_letters_total                   counter    records the source dead-lettered
 //	source_dead_letters_by_reason_total{reason} counter    the same by reason: decode, invalid, event_time
 //	repartition_duplicates_total                counter    replayed records the repartitions dropped

@@ -68,6 +68,7 @@ type Metrics struct {
 	stateBytes   *prometheus.GaugeVec
 	rejected     *prometheus.CounterVec
 	splitKeys    *prometheus.CounterVec
+	unmatched    *prometheus.CounterVec
 	deadReasons  *prometheus.CounterVec
 	commitLag    *prometheus.GaugeVec
 	retryAttempt prometheus.Gauge
@@ -118,6 +119,7 @@ type Metrics struct {
 type opSum struct {
 	entries, windows            int
 	bytes, late, limited, split int64
+	unmatched                   int64
 	reported                    bool
 }
 
@@ -125,9 +127,11 @@ type opSum struct {
 type opMetrics struct {
 	entries, windows, bytes prometheus.Gauge
 	late, limited, split    prometheus.Counter
+	unmatched               prometheus.Counter
 	reported                bool // the windows and bytes gauges exist
 	// the cumulative counts of the last batch
 	prevLate, prevLimited, prevSplit int64
+	prevUnmatched                    int64
 }
 
 // New registers the metrics of the pipeline named pipeline with reg, each with a constant
@@ -191,6 +195,9 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 			Help: "Times a key of an operator that needs each key in one partition (a window, a co-partitioned enrichment) turned up in " +
 				"another partition: its input is not partitioned by the operator's key, and its results are split or wrong. Should stay 0.",
 			ConstLabels: cl}, []string{"operator"}),
+		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "operator_unmatched_records_total",
+			Help:        "Records an inner join dropped for want of a match (join.Enrich with WithKind(Inner): no table value for the key); stream.OperatorState.Unmatched.",
+			ConstLabels: cl}, []string{"operator"}),
 		deadReasons: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "source_dead_letters_by_reason_total",
 			Help:        "source_dead_letters_total by reason: decode, invalid, event_time (from sources that split them).",
 			ConstLabels: cl}, []string{"reason"}),
@@ -220,7 +227,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		repartitions: make(map[string]func() RepartitionStats),
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
-		m.processing, m.output, m.outWrite, m.outValues, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.deadReasons,
+		m.processing, m.output, m.outWrite, m.outValues, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.unmatched, m.deadReasons,
 		m.commitLag, m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for i, c := range cs {
@@ -406,6 +413,7 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 			s.late += o.Late
 			s.limited += o.KeyLimit
 			s.split += o.SplitKeys
+			s.unmatched += o.Unmatched
 		}
 		m.opSums[name] = s
 	}
@@ -425,13 +433,15 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 			g.late = m.rejected.WithLabelValues(name, stream.ReasonLate)
 			g.limited = m.rejected.WithLabelValues(name, stream.ReasonKeyLimit)
 			g.split = m.splitKeys.WithLabelValues(name)
+			g.unmatched = m.unmatched.WithLabelValues(name)
 		}
 		g.windows.Set(float64(s.windows))
 		g.bytes.Set(float64(s.bytes))
 		g.late.Add(float64(increase(s.late, g.prevLate)))
 		g.limited.Add(float64(increase(s.limited, g.prevLimited)))
 		g.split.Add(float64(increase(s.split, g.prevSplit)))
-		g.prevLate, g.prevLimited, g.prevSplit = s.late, s.limited, s.split
+		g.unmatched.Add(float64(increase(s.unmatched, g.prevUnmatched)))
+		g.prevLate, g.prevLimited, g.prevSplit, g.prevUnmatched = s.late, s.limited, s.split, s.unmatched
 	}
 	for name, g := range m.opGauges {
 		if _, ok := m.opSums[name]; !ok {
@@ -442,6 +452,7 @@ func (m *Metrics) observeOperators(state []stream.OperatorState) {
 				m.rejected.DeleteLabelValues(name, stream.ReasonLate)
 				m.rejected.DeleteLabelValues(name, stream.ReasonKeyLimit)
 				m.splitKeys.DeleteLabelValues(name)
+				m.unmatched.DeleteLabelValues(name)
 			}
 			delete(m.opGauges, name)
 		}

@@ -630,6 +630,7 @@ func TestOperatorMetrics(t *testing.T) {
 		{Operator: "cab-stats", Entries: 5, Reported: true, OpenWindows: 1, Bytes: 500, Late: 2, SplitKeys: 1},
 		{Operator: "cab-tracker", Entries: 7, Reported: true, Bytes: 900, KeyLimit: 4},
 		{Operator: "dedup", Entries: 3},
+		{Operator: "registry", Entries: 2, Reported: true, Unmatched: 7},
 	}})
 	mfs := scrape(t, srv)
 	op := func(name, operator string) float64 { return mustValue(t, mfs, name, "operator", operator) }
@@ -647,8 +648,10 @@ func TestOperatorMetrics(t *testing.T) {
 	require.Equal(t, 900.0, op("fleetstream_state_bytes", "cab-tracker"))
 	require.Equal(t, 4.0, rejected("cab-tracker", "key_limit"))
 	require.Equal(t, 3.0, op("fleetstream_state_entries", "dedup"))
+	require.Equal(t, 7.0, op("fleetstream_operator_unmatched_records_total", "registry"))
+	require.Equal(t, 0.0, op("fleetstream_operator_unmatched_records_total", "cab-stats"))
 	for _, name := range []string{"fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total",
-		"fleetstream_operator_split_keys_total"} {
+		"fleetstream_operator_split_keys_total", "fleetstream_operator_unmatched_records_total"} {
 		_, ok := value(mfs, name, "operator", "dedup")
 		require.False(t, ok, "%s exported for an operator that does not report it", name)
 	}
@@ -658,6 +661,7 @@ func TestOperatorMetrics(t *testing.T) {
 		{Operator: "cab-stats", Entries: 1, Reported: true, OpenWindows: 1, Bytes: 100, Late: 6, KeyLimit: 1, SplitKeys: 4},
 		{Operator: "cab-stats", Entries: 1, Reported: true, Bytes: 100, Late: 2, SplitKeys: 1},
 		{Operator: "cab-tracker", Entries: 1, Reported: true, Bytes: 200, KeyLimit: 2},
+		{Operator: "registry", Entries: 2, Reported: true, Unmatched: 9},
 	}})
 	mfs = scrape(t, srv)
 	require.Equal(t, 1.0, op("fleetstream_state_open_windows", "cab-stats"))
@@ -666,13 +670,14 @@ func TestOperatorMetrics(t *testing.T) {
 	require.Equal(t, 1.0, rejected("cab-stats", "key_limit"))
 	require.Equal(t, 6.0, rejected("cab-tracker", "key_limit"), "4, then 2 from a restarted tracker")
 	require.Equal(t, 5.0, op("fleetstream_operator_split_keys_total", "cab-stats"))
+	require.Equal(t, 9.0, op("fleetstream_operator_unmatched_records_total", "registry"), "7, then 9 in all")
 	_, ok := value(mfs, "fleetstream_state_entries", "operator", "dedup")
 	require.False(t, ok, "operator that left still exported")
 
 	m.Observe(stream.BatchStats{Batch: 3})
 	mfs = scrape(t, srv)
 	for _, name := range []string{"fleetstream_state_entries", "fleetstream_state_open_windows", "fleetstream_state_bytes", "fleetstream_operator_rejected_records_total",
-		"fleetstream_operator_split_keys_total"} {
+		"fleetstream_operator_split_keys_total", "fleetstream_operator_unmatched_records_total"} {
 		_, ok := value(mfs, name, "operator", "cab-stats")
 		require.False(t, ok, "%s still exported for an operator that left", name)
 	}

@@ -305,8 +305,8 @@ func (m *Metrics) Status() Status {
 	for _, o := range c.state {
 		d := OperatorDoc{Operator: o.Operator, Entries: o.Entries}
 		if o.Reported {
-			w, b, l, k, sk := o.OpenWindows, o.Bytes, o.Late, o.KeyLimit, o.SplitKeys
-			d.OpenWindows, d.Bytes, d.Late, d.KeyLimit, d.SplitKeys = &w, &b, &l, &k, &sk
+			w, b, l, k, sk, u := o.OpenWindows, o.Bytes, o.Late, o.KeyLimit, o.SplitKeys, o.Unmatched
+			d.OpenWindows, d.Bytes, d.Late, d.KeyLimit, d.SplitKeys, d.Unmatched = &w, &b, &l, &k, &sk, &u
 			st.DeadLetters = append(st.DeadLetters,
 				CountDoc{Where: "operator " + o.Operator, Reason: stream.ReasonLate, Count: l},
 				CountDoc{Where: "operator " + o.Operator, Reason: stream.ReasonKeyLimit, Count: k})

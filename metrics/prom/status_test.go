@@ -34,7 +34,7 @@ func TestStatusDocument(t *testing.T) {
 			ProcessingTime: 50 * time.Millisecond, OutputTime: 150 * time.Millisecond, CommitTime: 30 * time.Millisecond,
 			CommitWait: 10 * time.Millisecond, SchedulingDelay: 5 * time.Millisecond, Attempts: 1, Watermark: wm,
 			State: []stream.OperatorState{
-				{Operator: "cab-stats", Entries: 7, Reported: true, OpenWindows: 2, Bytes: 4096, Late: int64(i), KeyLimit: 1, SplitKeys: 3},
+				{Operator: "cab-stats", Entries: 7, Reported: true, OpenWindows: 2, Bytes: 4096, Late: int64(i), KeyLimit: 1, SplitKeys: 3, Unmatched: 4},
 				{Operator: "dedup", Entries: 3},
 			},
 			Committed: []stream.Position{{Partition: 0, Offset: int64(40 * (i + 1))}, {Partition: 1, Offset: 10}},
@@ -84,7 +84,7 @@ func TestStatusDocument(t *testing.T) {
 	// The operators' state as of the last batch; an operator that reports no details
 	// (stream.StateReporter) has none, and no rows of set-aside records.
 	require.Equal(t, []prom.OperatorDoc{
-		{Operator: "cab-stats", Entries: 7, OpenWindows: ptr(2), Bytes: ptr(int64(4096)), Late: ptr(int64(2)), KeyLimit: ptr(int64(1)), SplitKeys: ptr(int64(3))},
+		{Operator: "cab-stats", Entries: 7, OpenWindows: ptr(2), Bytes: ptr(int64(4096)), Late: ptr(int64(2)), KeyLimit: ptr(int64(1)), SplitKeys: ptr(int64(3)), Unmatched: ptr(int64(4))},
 		{Operator: "dedup", Entries: 3},
 	}, st.Operators)
 	require.Equal(t, []prom.CountDoc{

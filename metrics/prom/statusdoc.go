@@ -98,6 +98,7 @@ type OperatorDoc struct {
 	Late        *int64 `json:"late,omitempty"`
 	KeyLimit    *int64 `json:"key_limit,omitempty"`
 	SplitKeys   *int64 `json:"split_keys,omitempty"`
+	Unmatched   *int64 `json:"unmatched,omitempty"`
 }
 
 // SinkDoc is a sink's health and counters.
