@@ -20,8 +20,9 @@ import (
 )
 
 // ErrTopicNotFound is wrapped by the error of Table.Load when the table's topic does not
-// exist, of Exchange.Open when a source topic does not exist, and of DeadLetterSink (so of
-// a Source's Run) when a dead-letter topic does not exist and will not be created. A Table
+// exist, of Exchange.Open when a source topic does not exist, of DeadLetterSink (so of a
+// Source's Run) when a dead-letter topic does not exist and will not be created, and of
+// Producer.Write when its topic does not exist and will not be created. A Table
 // never creates its topic: create it with EnsureCompactedTopic.
 var ErrTopicNotFound = errors.New("kafka: topic not found")
 
