@@ -132,7 +132,8 @@ func (id txnIDOpt) applyExchange(o *exchangeOptions) {
 // transaction when the pipeline commits, and what a replay emits again is not written
 // twice. Consumers of the topic must read with read_committed. See "Exactly once" in the
 // package documentation. Bind before the pipeline runs; several Producers may bind to one
-// Source, and their messages share its transaction.
+// Source, and their messages share its transaction. The transaction's producer is src's:
+// its client takes src's Config and WithSaramaConfig, not the Producer's.
 func WithExactlyOnce(src Transactional) ProducerOption {
 	return producerOpt(func(o *producerOptions) {
 		if src == nil {

@@ -224,8 +224,9 @@ func (p *Producer[T]) newClient() (client sarama.Client, sp sarama.SyncProducer,
 // error, a message too large, an authorization failure, or a topic that does not exist and
 // that the write will not create (the broker's auto.create.topics.enable is false, as on
 // Amazon MSK by default, or WithSaramaConfig turned Metadata.AllowAutoTopicCreation off: an
-// error wrapping ErrTopicNotFound that names it) is permanent (stream.IsPermanent); anything
-// else is retried by the pipeline.
+// error wrapping ErrTopicNotFound that names it, from Write, or under exactly once from the
+// Source's Run or its commit) is permanent (stream.IsPermanent); anything else is retried by
+// the pipeline.
 func (p *Producer[T]) Write(ctx context.Context, batch []T) error {
 	if len(batch) == 0 {
 		return nil
@@ -302,9 +303,17 @@ func (p *Producer[T]) checkMissing(ctx context.Context, perrs sarama.ProducerErr
 	p.mu.Lock()
 	asks := p.asks
 	p.mu.Unlock()
-	r, cerr := describe(ctx, &p.cfg, topics)
+	return missingOrRetry(ctx, &p.cfg, topics, asks, err)
+}
+
+// missingOrRetry looks whether topics, which a client that asks (or not) for topics to be
+// created was answered UNKNOWN_TOPIC_OR_PARTITION for, exist: it returns a permanent error
+// wrapping ErrTopicNotFound and err if some do not and a write will not create them, else
+// err (not known, there now, or created by a write: retried).
+func missingOrRetry(ctx context.Context, cfg *Config, topics []string, asks bool, err error) error {
+	r, cerr := describe(ctx, cfg, topics)
 	if cerr != nil || r.broker == 0 || len(r.missing) == 0 || asks && r.creates {
-		return err // not known, there now, or created by a write: retried
+		return err
 	}
 	return topicsMissing("topic", r.missing, asks, err)
 }
