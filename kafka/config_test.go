@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
@@ -87,6 +88,24 @@ func TestProducerInvalid(t *testing.T) {
 	for _, s := range []string{"Brokers:", "topic:", "encoder:"} {
 		require.Contains(t, err.Error(), s)
 	}
+}
+
+// TestProducerExactlyOnceSaramaConfig: an exactly-once Producer's messages go through the
+// transaction of the Source it binds to, whose client has the Source's sarama settings. A
+// WithSaramaConfig given to the Producer was accepted and did nothing; it is refused, with a
+// message that says where it belongs.
+func TestProducerExactlyOnceSaramaConfig(t *testing.T) {
+	src, err := kafka.NewSource(validConfig(), kafka.JSON[event]())
+	require.NoError(t, err)
+	tune := kafka.WithSaramaConfig(func(sc *sarama.Config) { sc.Producer.Compression = sarama.CompressionZSTD })
+	_, err = kafka.NewProducer(kafka.Config{Brokers: []string{"b-1.example:9096"}}, "out", kafka.JSONValue[event](nil), kafka.WithExactlyOnce(src), tune)
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
+	require.ErrorContains(t, err, "WithSaramaConfig")
+	require.ErrorContains(t, err, "give the option to that one")
+	_, err = kafka.NewProducer(kafka.Config{Brokers: []string{"b-1.example:9096"}}, "out", kafka.JSONValue[event](nil), kafka.WithExactlyOnce(src))
+	require.NoError(t, err, "without it")
+	_, err = kafka.NewProducer(kafka.Config{Brokers: []string{"b-1.example:9096"}}, "out", kafka.JSONValue[event](nil), tune)
+	require.NoError(t, err, "without exactly once")
 }
 
 func TestConfigRedactsSecrets(t *testing.T) {

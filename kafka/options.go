@@ -133,7 +133,8 @@ func (id txnIDOpt) applyExchange(o *exchangeOptions) {
 // twice. Consumers of the topic must read with read_committed. See "Exactly once" in the
 // package documentation. Bind before the pipeline runs; several Producers may bind to one
 // Source, and their messages share its transaction. The transaction's producer is src's:
-// its client takes src's Config and WithSaramaConfig, not the Producer's.
+// its client takes src's Config and WithSaramaConfig, not the Producer's (a Producer given
+// both WithExactlyOnce and WithSaramaConfig is refused).
 func WithExactlyOnce(src Transactional) ProducerOption {
 	return producerOpt(func(o *producerOptions) {
 		if src == nil {

@@ -113,6 +113,11 @@ func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...Produc
 	if enc == nil {
 		errs = append(errs, invalid("encoder", "nil"))
 	}
+	if o.eos != nil && o.tune != nil {
+		// It would be ignored without a word: the transaction's producer is src's.
+		errs = append(errs, invalid("WithSaramaConfig", "not used with WithExactlyOnce, whose messages are produced by "+
+			"the transaction of the Source (or Exchange) bound to: give the option to that one"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
