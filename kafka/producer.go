@@ -26,7 +26,9 @@ var ErrClosed = errors.New("kafka: producer closed")
 
 // Encoder turns a value into the message a Producer writes. A message with an empty Topic
 // goes to the producer's topic; Partition and Offset are ignored (records are partitioned
-// by a hash of the key, like Kafka's Java client, so keep keys stable).
+// by a hash of the key, so keep keys stable: sarama's FNV-1a, KeyHash, not the murmur2 of
+// Kafka's Java client, Murmur2KeyHash; see "Co-partitioned tables" in the package
+// documentation).
 type Encoder[T any] interface {
 	Encode(v T) (Message, error)
 }
