@@ -271,7 +271,8 @@ func (s *Source[T]) readToEnd() bool {
 // authentication fails, a source topic does not exist, or the ACLs deny the topics, the group
 // or the transactional id (ErrNotAuthorized); once running, it rides out broker outages and
 // rebalances, and stops with an error only when a source topic is deleted, the ACLs refuse a
-// fetch or a commit, or the dead-letter output fails for good.
+// fetch or a commit, the brokers refuse the group session's timeout
+// (Rebalance.SessionTimeout), or the dead-letter output fails for good.
 func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return ErrRunTwice
@@ -453,6 +454,11 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 		if errors.Is(err, sarama.ErrFencedInstancedId) {
 			return s.fenced(err)
+		}
+		if errors.Is(err, sarama.ErrInvalidSessionTimeout) {
+			// Refused at every join: retried, the Source would consume nothing for ever.
+			return fmt.Errorf("%w: %w", invalid("Rebalance.SessionTimeout", "%v is outside the range the brokers allow "+
+				"(group.min.session.timeout.ms to group.max.session.timeout.ms, 6s to 30m by default)", s.cfg.rebalance().SessionTimeout), err)
 		}
 		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			return connectError(&s.cfg, err)
