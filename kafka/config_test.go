@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 const secret = "s3cr3t-Pa55word"
@@ -128,4 +129,55 @@ func TestConfigRedactsSecrets(t *testing.T) {
 	log.Info("config", "cfg", &cfg)
 	require.NotContains(t, buf.String(), secret)
 	require.True(t, strings.Contains(buf.String(), "SCRAM-SHA-512"), buf.String())
+}
+
+// TestNilOptions: a nil option (one left unset in a conditional list, say) is refused with
+// ErrInvalidOption, as NewTable refused it. The other constructors called its method and
+// panicked; NewDeadLetterSink also dropped its options' own errors.
+func TestNilOptions(t *testing.T) {
+	var nilCaughtUp *kafka.CaughtUp
+	src, err := kafka.NewSource(validConfig(), kafka.JSON[event]())
+	require.NoError(t, err)
+	prodCfg := kafka.Config{Brokers: validConfig().Brokers}
+	enc := kafka.JSONValue[event](nil)
+	for name, construct := range map[string]func() error{
+		"NewSource": func() error {
+			_, err := kafka.NewSource(validConfig(), kafka.JSON[event](), nil)
+			return err
+		},
+		"NewSource, nil CaughtUp": func() error {
+			_, err := kafka.NewSource(validConfig(), kafka.JSON[event](), nilCaughtUp)
+			return err
+		},
+		"NewProducer": func() error {
+			_, err := kafka.NewProducer(prodCfg, "out", enc, nil)
+			return err
+		},
+		"NewExchange": func() error {
+			_, err := kafka.NewExchange(validConfig(), "p", "x", stream.JSONCodec[event](), nil)
+			return err
+		},
+		"NewDeadLetterSink": func() error {
+			_, err := kafka.NewDeadLetterSink(prodCfg, "dlq", nil)
+			return err
+		},
+		"NewDeadLetterSink, bad option": func() error {
+			_, err := kafka.NewDeadLetterSink(prodCfg, "dlq", kafka.WithExactlyOnce(nil))
+			return err
+		},
+		"NewDeadLetterSink, exactly once": func() error {
+			_, err := kafka.NewDeadLetterSink(prodCfg, "dlq", kafka.WithExactlyOnce(src))
+			return err
+		},
+		"NewTable": func() error {
+			_, err := kafka.NewTable(prodCfg, "t", func(k, v []byte) (string, string, error) { return string(k), string(v), nil }, nil)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = construct() })
+			require.ErrorIs(t, err, kafka.ErrInvalidOption)
+		})
+	}
 }

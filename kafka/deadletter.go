@@ -68,10 +68,16 @@ var (
 // permanent error). Only Config's connection settings are used; nothing connects before the
 // first Write. Close it when done (stream.To does). Its producer sends each write at once,
 // without the other producers' linger: a Source's claim waits for its dead letters' write.
+// WithExactlyOnce is refused: dead letters are written outside transactions.
 func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadLetterSink, error) {
 	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applyProducer(&o)
+	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
+	errs := append(o.errs, nils...)
+	if o.eos != nil {
+		errs = append(errs, invalid("WithExactlyOnce", "a DeadLetterSink writes each dead letter before the offsets past it are committed, outside any transaction"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	d := &DeadLetterSink{topic: topic, cfg: cfg, log: o.logger.With("component", "kafka.DeadLetterSink"), limits: make(map[string]int), asks: true}
 	user := o.tune

@@ -106,10 +106,8 @@ var (
 // fetch to fill (exchangeFetchWait). Nothing connects before Open.
 func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T], opts ...ExchangeOption) (*Exchange[T], error) {
 	o := exchangeOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applyExchange(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt ExchangeOption) { opt.applyExchange(&o) })
+	errs := append(o.errs, nils...)
 	topic := pipeline + "-" + name + "-repartition"
 	switch {
 	case pipeline == "" || name == "":

@@ -65,6 +65,20 @@ type producerOptions struct {
 
 type commonOpt func(*common)
 
+// applyOpts calls apply with each of opts and returns an error for each nil one, which
+// would panic in apply.
+func applyOpts[O any](opts []O, apply func(O)) []error {
+	var errs []error
+	for _, opt := range opts {
+		if any(opt) == nil {
+			errs = append(errs, invalid("option", "nil"))
+			continue
+		}
+		apply(opt)
+	}
+	return errs
+}
+
 func (f commonOpt) applySource(o *sourceOptions)     { f(&o.common) }
 func (f commonOpt) applyProducer(o *producerOptions) { f(&o.common) }
 

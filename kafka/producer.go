@@ -102,10 +102,8 @@ var _ stream.Closer = (*Producer[int])(nil)
 // (brokers, client id, version, TLS, SASL) are used.
 func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...ProducerOption) (*Producer[T], error) {
 	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applyProducer(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
+	errs := append(o.errs, nils...)
 	if err := cfg.validate(roleProducer); err != nil {
 		errs = append(errs, err)
 	}

@@ -114,10 +114,8 @@ var (
 // topics. Nothing connects before Run.
 func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source[T], error) {
 	o := sourceOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applySource(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt SourceOption) { opt.applySource(&o) })
+	errs := append(o.errs, nils...)
 	if err := cfg.validate(roleConsumer); err != nil {
 		errs = append(errs, err)
 	}

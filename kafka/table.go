@@ -241,14 +241,8 @@ type TableStats struct {
 // Topics are ignored). Nothing connects before Load.
 func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, value []byte) (K, V, error), opts ...TableOption) (*Table[K, V], error) {
 	o := tableOptions{common: common{logger: slog.New(slog.DiscardHandler)}, versions: DefaultTableVersions, keepDel: DefaultTombstoneRetention}
-	for _, opt := range opts {
-		if opt == nil {
-			o.errs = append(o.errs, invalid("option", "nil"))
-			continue
-		}
-		opt.applyTable(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt TableOption) { opt.applyTable(&o) })
+	errs := append(o.errs, nils...)
 	if topic == "" {
 		errs = append(errs, invalid("topic", "empty"))
 	}
