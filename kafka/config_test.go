@@ -30,6 +30,13 @@ func TestConfigInvalid(t *testing.T) {
 	}{
 		{"no brokers", func(c *kafka.Config) { c.Brokers = nil }, "Brokers"},
 		{"broker without port", func(c *kafka.Config) { c.Brokers = []string{"localhost"} }, "Brokers"},
+		{"broker port not a number", func(c *kafka.Config) { c.Brokers = []string{"localhost:abc"} }, "Brokers"},
+		{"broker port out of range", func(c *kafka.Config) { c.Brokers = []string{"localhost:99999"} }, "Brokers"},
+		{"broker without host", func(c *kafka.Config) { c.Brokers = []string{":9092"} }, "Brokers"},
+		{"IPv6 broker without brackets", func(c *kafka.Config) { c.Brokers = []string{"::1:9092"} }, "Brokers"},
+		{"topic with a space", func(c *kafka.Config) { c.Topics = []string{"cab telemetry"} }, "Topics"},
+		{"topic named dot", func(c *kafka.Config) { c.Topics = []string{".."} }, "Topics"},
+		{"topic too long", func(c *kafka.Config) { c.Topics = []string{strings.Repeat("t", 250)} }, "Topics"},
 		{"no group", func(c *kafka.Config) { c.Group = "" }, "Group"},
 		{"no topics", func(c *kafka.Config) { c.Topics = nil }, "Topics"},
 		{"duplicate topic", func(c *kafka.Config) { c.Topics = []string{"a", "a"} }, "Topics"},
@@ -89,6 +96,41 @@ func TestProducerInvalid(t *testing.T) {
 	for _, s := range []string{"Brokers:", "topic:", "encoder:"} {
 		require.Contains(t, err.Error(), s)
 	}
+}
+
+// TestTopicNamesInvalid: a topic name Kafka refuses (a space, "." or "..", more than 249
+// characters) is refused where it is given, with ErrInvalidOption. The Source found out at
+// Run, a Producer or a dead-letter output at its first write, a Table at Load.
+func TestTopicNamesInvalid(t *testing.T) {
+	cfg := kafka.Config{Brokers: validConfig().Brokers}
+	enc := kafka.JSONValue[event](nil)
+	decode := func(k, v []byte) (string, string, error) { return string(k), string(v), nil }
+	for _, topic := range []string{"cab telemetry", ".", "..", "cabs/1", strings.Repeat("t", 250)} {
+		t.Run(topic[:min(len(topic), 20)], func(t *testing.T) {
+			_, err := kafka.NewProducer(cfg, topic, enc)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewProducer")
+			require.ErrorContains(t, err, "topic:")
+			_, err = kafka.NewDeadLetterSink(cfg, topic)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewDeadLetterSink")
+			_, err = kafka.NewSource(validConfig(), kafka.JSON[event](), kafka.WithDeadLetterTopic(topic))
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "WithDeadLetterTopic")
+			require.ErrorContains(t, err, "WithDeadLetterTopic:")
+			_, err = kafka.NewTable(cfg, topic, decode)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewTable")
+		})
+	}
+	for _, topic := range []string{"cab-telemetry", "cabs.v2_1", strings.Repeat("t", 249)} {
+		_, err := kafka.NewProducer(cfg, topic, enc)
+		require.NoError(t, err, topic)
+		_, err = kafka.NewDeadLetterSink(cfg, topic)
+		require.NoError(t, err, topic)
+		_, err = kafka.NewTable(cfg, topic, decode)
+		require.NoError(t, err, topic)
+	}
+	valid := validConfig()
+	valid.Brokers = []string{"[::1]:9092", "b-2.example:9096", "10.0.0.1:9092"}
+	_, err := kafka.NewSource(valid, kafka.JSON[event]())
+	require.NoError(t, err, "IPv6 in brackets, names, IPv4")
 }
 
 // TestProducerExactlyOnceSaramaConfig: an exactly-once Producer's messages go through the

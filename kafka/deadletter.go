@@ -73,6 +73,11 @@ func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadL
 	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
 	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
 	errs := append(o.errs, nils...)
+	if topic != "" {
+		if err := topicName("topic", topic); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if o.eos != nil {
 		errs = append(errs, invalid("WithExactlyOnce", "a DeadLetterSink writes each dead letter before the offsets past it are committed, outside any transaction"))
 	}

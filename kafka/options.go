@@ -207,6 +207,8 @@ func WithDeadLetterTopic(topic string) SourceOption {
 	return sourceOpt(func(o *sourceOptions) {
 		if topic == "" {
 			o.errs = append(o.errs, invalid("WithDeadLetterTopic", "empty topic"))
+		} else if err := topicName("WithDeadLetterTopic", topic); err != nil {
+			o.errs = append(o.errs, err)
 		}
 		o.dlqTopic = topic
 	})

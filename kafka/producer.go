@@ -109,6 +109,8 @@ func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...Produc
 	}
 	if topic == "" {
 		errs = append(errs, invalid("topic", "empty"))
+	} else if err := topicName("topic", topic); err != nil {
+		errs = append(errs, err)
 	}
 	if enc == nil {
 		errs = append(errs, invalid("encoder", "nil"))

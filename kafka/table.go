@@ -245,6 +245,8 @@ func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, va
 	errs := append(o.errs, nils...)
 	if topic == "" {
 		errs = append(errs, invalid("topic", "empty"))
+	} else if err := topicName("topic", topic); err != nil {
+		errs = append(errs, err)
 	}
 	if decode == nil {
 		errs = append(errs, invalid("decode", "nil"))
