@@ -127,9 +127,19 @@ func TestTopicNamesInvalid(t *testing.T) {
 		_, err = kafka.NewTable(cfg, topic, decode)
 		require.NoError(t, err, topic)
 	}
+	// A Source's own dead-letter topic, "<topic>.dlq", must be a legal name too, unless the
+	// dead letters go elsewhere: it failed at the first bad record.
+	long := validConfig()
+	long.Topics = []string{strings.Repeat("t", 247)}
+	_, err := kafka.NewSource(long, kafka.JSON[event]())
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
+	require.ErrorContains(t, err, "WithDeadLetterTopic")
+	_, err = kafka.NewSource(long, kafka.JSON[event](), kafka.WithDeadLetterTopic("dlq"))
+	require.NoError(t, err)
+
 	valid := validConfig()
 	valid.Brokers = []string{"[::1]:9092", "b-2.example:9096", "10.0.0.1:9092"}
-	_, err := kafka.NewSource(valid, kafka.JSON[event]())
+	_, err = kafka.NewSource(valid, kafka.JSON[event]())
 	require.NoError(t, err, "IPv6 in brackets, names, IPv4")
 }
 

@@ -122,6 +122,14 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 	if codec == nil {
 		errs = append(errs, invalid("codec", "nil"))
 	}
+	if o.dlqTopic == "" && o.dlqSink == nil && !o.exchange {
+		for _, t := range cfg.Topics {
+			if len(t+".dlq") > 249 && len(t) <= 249 {
+				errs = append(errs, invalid("Topics", "%q: its dead-letter topic, %q, would be longer than Kafka's 249 characters: "+
+					"name one with WithDeadLetterTopic, or use WithDeadLetters", t, t+".dlq"))
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
