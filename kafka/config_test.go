@@ -117,6 +117,9 @@ func TestTopicNamesInvalid(t *testing.T) {
 			require.ErrorContains(t, err, "WithDeadLetterTopic:")
 			_, err = kafka.NewTable(cfg, topic, decode)
 			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewTable")
+			_, err = kafka.NewTable(cfg, "t", decode, kafka.WithCoPartitioned(topic))
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "WithCoPartitioned")
+			require.ErrorContains(t, err, "WithCoPartitioned:")
 		})
 	}
 	for _, topic := range []string{"cab-telemetry", "cabs.v2_1", strings.Repeat("t", 249)} {
