@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
-	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -33,15 +31,8 @@ func TestSourceSessionTimeoutOutOfRange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := consumerConfig(brokers, testenv.UniqueName(t, "g-sessrange"), topic)
 			cfg.Rebalance.SessionTimeout, cfg.Rebalance.HeartbeatInterval = tc.session, tc.heartbeat
-			src, err := kafka.NewSource(cfg, kafka.JSON[event](), kafka.WithBounded())
-			require.NoError(t, err, "the range is the broker's: only the broker can refuse it")
-			p, err := stream.New(50*time.Millisecond, stream.WithName("kafka-session-range"))
-			require.NoError(t, err)
-			stream.ForEachBatch(stream.From(p, src), func(context.Context, stream.BatchInfo, []event) error { return nil })
-			ctx, cancel := context.WithTimeout(t.Context(), waitFor)
-			defer cancel()
-			err = p.Run(ctx)
-			require.NotErrorIs(t, err, context.DeadlineExceeded, "the run must fail, not join again for ever")
+			r := startPipeline(t, pipelineSpec{cfg: cfg, opts: []kafka.SourceOption{kafka.WithBounded()}, ids: newIDSet()})
+			err := r.wait(t) // fails the test if the run does not end: it joined again for ever
 			require.ErrorIs(t, err, kafka.ErrInvalidOption)
 			require.ErrorIs(t, err, sarama.ErrInvalidSessionTimeout)
 			require.ErrorContains(t, err, "Rebalance.SessionTimeout")
