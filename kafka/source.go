@@ -122,14 +122,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 	if codec == nil {
 		errs = append(errs, invalid("codec", "nil"))
 	}
-	if o.dlqTopic == "" && o.dlqSink == nil && !o.exchange {
-		for _, t := range cfg.Topics {
-			if len(t+".dlq") > 249 && len(t) <= 249 {
-				errs = append(errs, invalid("Topics", "%q: its dead-letter topic, %q, would be longer than Kafka's 249 characters: "+
-					"name one with WithDeadLetterTopic, or use WithDeadLetters", t, t+".dlq"))
-			}
-		}
-	}
+	errs = append(errs, dlqNames(&cfg, &o)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -461,10 +454,8 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		if errors.Is(err, sarama.ErrFencedInstancedId) {
 			return s.fenced(err)
 		}
-		if errors.Is(err, sarama.ErrInvalidSessionTimeout) {
-			// Refused at every join: retried, the Source would consume nothing for ever.
-			return fmt.Errorf("%w: %w", invalid("Rebalance.SessionTimeout", "%v is outside the range the brokers allow "+
-				"(group.min.session.timeout.ms to group.max.session.timeout.ms, 6s to 30m by default)", s.cfg.rebalance().SessionTimeout), err)
+		if errors.Is(err, sarama.ErrInvalidSessionTimeout) { // refused at every join: retried, for ever
+			return sessionTimeoutRefused(&s.cfg, err)
 		}
 		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			return connectError(&s.cfg, err)
