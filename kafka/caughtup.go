@@ -35,6 +35,10 @@ type caughtUpMember struct {
 }
 
 func (c *CaughtUp) applySource(o *sourceOptions) {
+	if c == nil {
+		o.errs = append(o.errs, invalid("WithEndWhenCaughtUp", "nil *CaughtUp"))
+		return
+	}
 	if c.err != nil {
 		o.errs = append(o.errs, c.err)
 		return

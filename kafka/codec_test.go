@@ -150,3 +150,29 @@ func TestWithMetaPartitionCodec(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), pc.wrong.Load(), "the record of another partition was seen by partition 2's codec")
 }
+
+// TestJSONCodecPointer: JSON of a pointer type uses the type's own EventTime and Validate,
+// as it does *T's for a value type. It looked only at *T, a pointer to the pointer without
+// methods: a JSON[*event] timed every record by its Kafka timestamp, silently, skipped
+// Validate, and passed a JSON null on as a nil value. A null is invalid (a dead letter).
+func TestJSONCodecPointer(t *testing.T) {
+	c := kafka.JSON[*event]()
+	ts := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	kafkaTime := ts.Add(time.Hour)
+	v, et, err := c.Decode(&kafka.Message{Value: []byte(`{"id":7,"key":"cab-07","ts":"2026-11-25T10:00:00Z","v":3}`), Timestamp: kafkaTime})
+	require.NoError(t, err)
+	require.Equal(t, &event{ID: 7, Key: "cab-07", TS: ts, V: 3}, v)
+	require.True(t, et.Equal(ts), "event time from EventTimer, not the Kafka timestamp: %v", et)
+
+	for _, tc := range []struct{ in, want string }{
+		{`{"id":7,"ts":"2026-11-25T10:00:00Z"}`, "empty key"},
+		{`{"id":7,"key":"cab-07"}`, "no event time"},
+		{`null`, "null"},
+		{` null `, "null"},
+	} {
+		_, _, err = c.Decode(&kafka.Message{Value: []byte(tc.in), Timestamp: kafkaTime})
+		var inv *kafka.InvalidError
+		require.ErrorAs(t, err, &inv, tc.in)
+		require.ErrorContains(t, err, tc.want, tc.in)
+	}
+}

@@ -121,7 +121,10 @@ type Rebalance struct {
 	// StrategyRoundRobin. Every member of a group must use the same one.
 	Strategy string
 	// SessionTimeout is how long the coordinator waits for heartbeats before it removes a
-	// member (a crashed instance's partitions move after this). Default 10s.
+	// member (a crashed instance's partitions move after this). Default 10s. The brokers
+	// bound it (group.min.session.timeout.ms and group.max.session.timeout.ms, 6s and 30m by
+	// default): a Source whose join they refuse for it stops, Run returning an error that
+	// wraps ErrInvalidOption.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is the heartbeat period. Default 250ms (Kafka's Java clients use
 	// 3s); at most SessionTimeout/3. A rebalance waits for every member's next heartbeat: a

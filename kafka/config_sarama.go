@@ -7,8 +7,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,8 +35,9 @@ func (c *Config) validate(r role) error {
 		bad("Brokers", "empty: need at least one host:port")
 	}
 	for _, b := range c.Brokers {
-		if _, port, ok := strings.Cut(b, ":"); !ok || port == "" || strings.TrimSpace(b) != b {
-			bad("Brokers", "%q is not host:port", b)
+		host, port, err := net.SplitHostPort(b)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || host == "" || strings.TrimSpace(b) != b {
+			bad("Brokers", "%q is not host:port (a port 1 to 65535; an IPv6 address in brackets)", b)
 		}
 	}
 	if c.Version != "" {
@@ -55,6 +58,8 @@ func (c *Config) validate(r role) error {
 		for i, t := range c.Topics {
 			if t == "" {
 				bad("Topics", "topic %d is empty", i)
+			} else if err := topicName("Topics", t); err != nil {
+				errs = append(errs, err)
 			} else if slices.Index(c.Topics, t) != i {
 				bad("Topics", "%q is listed twice", t)
 			}

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 )
 
 const secret = "s3cr3t-Pa55word"
@@ -28,6 +30,13 @@ func TestConfigInvalid(t *testing.T) {
 	}{
 		{"no brokers", func(c *kafka.Config) { c.Brokers = nil }, "Brokers"},
 		{"broker without port", func(c *kafka.Config) { c.Brokers = []string{"localhost"} }, "Brokers"},
+		{"broker port not a number", func(c *kafka.Config) { c.Brokers = []string{"localhost:abc"} }, "Brokers"},
+		{"broker port out of range", func(c *kafka.Config) { c.Brokers = []string{"localhost:99999"} }, "Brokers"},
+		{"broker without host", func(c *kafka.Config) { c.Brokers = []string{":9092"} }, "Brokers"},
+		{"IPv6 broker without brackets", func(c *kafka.Config) { c.Brokers = []string{"::1:9092"} }, "Brokers"},
+		{"topic with a space", func(c *kafka.Config) { c.Topics = []string{"cab telemetry"} }, "Topics"},
+		{"topic named dot", func(c *kafka.Config) { c.Topics = []string{".."} }, "Topics"},
+		{"topic too long", func(c *kafka.Config) { c.Topics = []string{strings.Repeat("t", 250)} }, "Topics"},
 		{"no group", func(c *kafka.Config) { c.Group = "" }, "Group"},
 		{"no topics", func(c *kafka.Config) { c.Topics = nil }, "Topics"},
 		{"duplicate topic", func(c *kafka.Config) { c.Topics = []string{"a", "a"} }, "Topics"},
@@ -89,6 +98,72 @@ func TestProducerInvalid(t *testing.T) {
 	}
 }
 
+// TestTopicNamesInvalid: a topic name Kafka refuses (a space, "." or "..", more than 249
+// characters) is refused where it is given, with ErrInvalidOption. The Source found out at
+// Run, a Producer or a dead-letter output at its first write, a Table at Load.
+func TestTopicNamesInvalid(t *testing.T) {
+	cfg := kafka.Config{Brokers: validConfig().Brokers}
+	enc := kafka.JSONValue[event](nil)
+	decode := func(k, v []byte) (string, string, error) { return string(k), string(v), nil }
+	for _, topic := range []string{"cab telemetry", ".", "..", "cabs/1", strings.Repeat("t", 250)} {
+		t.Run(topic[:min(len(topic), 20)], func(t *testing.T) {
+			_, err := kafka.NewProducer(cfg, topic, enc)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewProducer")
+			require.ErrorContains(t, err, "topic:")
+			_, err = kafka.NewDeadLetterSink(cfg, topic)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewDeadLetterSink")
+			_, err = kafka.NewSource(validConfig(), kafka.JSON[event](), kafka.WithDeadLetterTopic(topic))
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "WithDeadLetterTopic")
+			require.ErrorContains(t, err, "WithDeadLetterTopic:")
+			_, err = kafka.NewTable(cfg, topic, decode)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "NewTable")
+			_, err = kafka.NewTable(cfg, "t", decode, kafka.WithCoPartitioned(topic))
+			require.ErrorIs(t, err, kafka.ErrInvalidOption, "WithCoPartitioned")
+			require.ErrorContains(t, err, "WithCoPartitioned:")
+		})
+	}
+	for _, topic := range []string{"cab-telemetry", "cabs.v2_1", strings.Repeat("t", 249)} {
+		_, err := kafka.NewProducer(cfg, topic, enc)
+		require.NoError(t, err, topic)
+		_, err = kafka.NewDeadLetterSink(cfg, topic)
+		require.NoError(t, err, topic)
+		_, err = kafka.NewTable(cfg, topic, decode)
+		require.NoError(t, err, topic)
+	}
+	// A Source's own dead-letter topic, "<topic>.dlq", must be a legal name too, unless the
+	// dead letters go elsewhere: it failed at the first bad record.
+	long := validConfig()
+	long.Topics = []string{strings.Repeat("t", 247)}
+	_, err := kafka.NewSource(long, kafka.JSON[event]())
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
+	require.ErrorContains(t, err, "WithDeadLetterTopic")
+	_, err = kafka.NewSource(long, kafka.JSON[event](), kafka.WithDeadLetterTopic("dlq"))
+	require.NoError(t, err)
+
+	valid := validConfig()
+	valid.Brokers = []string{"[::1]:9092", "b-2.example:9096", "10.0.0.1:9092"}
+	_, err = kafka.NewSource(valid, kafka.JSON[event]())
+	require.NoError(t, err, "IPv6 in brackets, names, IPv4")
+}
+
+// TestProducerExactlyOnceSaramaConfig: an exactly-once Producer's messages go through the
+// transaction of the Source it binds to, whose client has the Source's sarama settings. A
+// WithSaramaConfig given to the Producer was accepted and did nothing; it is refused, with a
+// message that says where it belongs.
+func TestProducerExactlyOnceSaramaConfig(t *testing.T) {
+	src, err := kafka.NewSource(validConfig(), kafka.JSON[event]())
+	require.NoError(t, err)
+	tune := kafka.WithSaramaConfig(func(sc *sarama.Config) { sc.Producer.Compression = sarama.CompressionZSTD })
+	_, err = kafka.NewProducer(kafka.Config{Brokers: []string{"b-1.example:9096"}}, "out", kafka.JSONValue[event](nil), kafka.WithExactlyOnce(src), tune)
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
+	require.ErrorContains(t, err, "WithSaramaConfig")
+	require.ErrorContains(t, err, "give the option to that one")
+	_, err = kafka.NewProducer(kafka.Config{Brokers: []string{"b-1.example:9096"}}, "out", kafka.JSONValue[event](nil), kafka.WithExactlyOnce(src))
+	require.NoError(t, err, "without it")
+	_, err = kafka.NewProducer(kafka.Config{Brokers: []string{"b-1.example:9096"}}, "out", kafka.JSONValue[event](nil), tune)
+	require.NoError(t, err, "without exactly once")
+}
+
 func TestConfigRedactsSecrets(t *testing.T) {
 	cfg := validConfig()
 	cfg.SASL = kafka.SASL{Mechanism: kafka.SASLSCRAMSHA512, User: "fleet", Password: secret}
@@ -109,4 +184,55 @@ func TestConfigRedactsSecrets(t *testing.T) {
 	log.Info("config", "cfg", &cfg)
 	require.NotContains(t, buf.String(), secret)
 	require.True(t, strings.Contains(buf.String(), "SCRAM-SHA-512"), buf.String())
+}
+
+// TestNilOptions: a nil option (one left unset in a conditional list, say) is refused with
+// ErrInvalidOption, as NewTable refused it. The other constructors called its method and
+// panicked; NewDeadLetterSink also dropped its options' own errors.
+func TestNilOptions(t *testing.T) {
+	var nilCaughtUp *kafka.CaughtUp
+	src, err := kafka.NewSource(validConfig(), kafka.JSON[event]())
+	require.NoError(t, err)
+	prodCfg := kafka.Config{Brokers: validConfig().Brokers}
+	enc := kafka.JSONValue[event](nil)
+	for name, construct := range map[string]func() error{
+		"NewSource": func() error {
+			_, err := kafka.NewSource(validConfig(), kafka.JSON[event](), nil)
+			return err
+		},
+		"NewSource, nil CaughtUp": func() error {
+			_, err := kafka.NewSource(validConfig(), kafka.JSON[event](), nilCaughtUp)
+			return err
+		},
+		"NewProducer": func() error {
+			_, err := kafka.NewProducer(prodCfg, "out", enc, nil)
+			return err
+		},
+		"NewExchange": func() error {
+			_, err := kafka.NewExchange(validConfig(), "p", "x", stream.JSONCodec[event](), nil)
+			return err
+		},
+		"NewDeadLetterSink": func() error {
+			_, err := kafka.NewDeadLetterSink(prodCfg, "dlq", nil)
+			return err
+		},
+		"NewDeadLetterSink, bad option": func() error {
+			_, err := kafka.NewDeadLetterSink(prodCfg, "dlq", kafka.WithExactlyOnce(nil))
+			return err
+		},
+		"NewDeadLetterSink, exactly once": func() error {
+			_, err := kafka.NewDeadLetterSink(prodCfg, "dlq", kafka.WithExactlyOnce(src))
+			return err
+		},
+		"NewTable": func() error {
+			_, err := kafka.NewTable(prodCfg, "t", func(k, v []byte) (string, string, error) { return string(k), string(v), nil }, nil)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = construct() })
+			require.ErrorIs(t, err, kafka.ErrInvalidOption)
+		})
+	}
 }

@@ -68,10 +68,21 @@ var (
 // permanent error). Only Config's connection settings are used; nothing connects before the
 // first Write. Close it when done (stream.To does). Its producer sends each write at once,
 // without the other producers' linger: a Source's claim waits for its dead letters' write.
+// WithExactlyOnce is refused: dead letters are written outside transactions.
 func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadLetterSink, error) {
 	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applyProducer(&o)
+	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
+	errs := append(o.errs, nils...)
+	if topic != "" {
+		if err := topicName("topic", topic); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.eos != nil {
+		errs = append(errs, invalid("WithExactlyOnce", "a DeadLetterSink writes each dead letter before the offsets past it are committed, outside any transaction"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	d := &DeadLetterSink{topic: topic, cfg: cfg, log: o.logger.With("component", "kafka.DeadLetterSink"), limits: make(map[string]int), asks: true}
 	user := o.tune
@@ -110,6 +121,7 @@ func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadL
 	if err != nil {
 		return nil, err
 	}
+	p.ownTopics = false // Write looks at missing topics itself (checkMissing)
 	d.p = p
 	return d, nil
 }
@@ -181,7 +193,7 @@ func (d *DeadLetterSink) Prepare(ctx context.Context, topics ...string) error {
 	if len(todo) == 0 && !needBroker {
 		return nil
 	}
-	r, err := d.describe(ctx, todo)
+	r, err := describe(ctx, &d.cfg, todo)
 	if err != nil {
 		return err
 	}
@@ -224,9 +236,9 @@ type limitsResult struct {
 }
 
 // describe runs describeLimits for topics, or returns ctx's error first.
-func (d *DeadLetterSink) describe(ctx context.Context, topics []string) (limitsResult, error) {
+func describe(ctx context.Context, cfg *Config, topics []string) (limitsResult, error) {
 	done := make(chan limitsResult, 1)
-	go func() { done <- describeLimits(&d.cfg, topics) }()
+	go func() { done <- describeLimits(cfg, topics) }()
 	select {
 	case <-ctx.Done():
 		return limitsResult{}, ctx.Err()
@@ -245,11 +257,18 @@ func (d *DeadLetterSink) createsLocked() bool {
 // missingErr is the permanent error for dead-letter topics that do not exist and will not be
 // created: a write would be retried for ever, the partition stalled at its bad record.
 func (d *DeadLetterSink) missingErr(topics []string, cause error) error {
+	return topicsMissing("dead-letter topic", topics, d.asks, cause)
+}
+
+// topicsMissing is the permanent error for topics (what they are, e.g. "dead-letter
+// topic") that do not exist and will not be created: asks is whether the writing client asks
+// for a topic to be created; if it does, the broker does not create topics.
+func topicsMissing(what string, topics []string, asks bool, cause error) error {
 	why := "the broker does not create topics (auto.create.topics.enable=false)"
-	if !d.asks {
+	if !asks {
 		why = "the sink's client does not ask for topics to be created (Metadata.AllowAutoTopicCreation=false)"
 	}
-	err := fmt.Errorf("%w: dead-letter topic %s does not exist and %s: create it", ErrTopicNotFound, strings.Join(quoteAll(topics), ", "), why)
+	err := fmt.Errorf("%w: %s %s does not exist and %s: create it", ErrTopicNotFound, what, strings.Join(quoteAll(topics), ", "), why)
 	if cause != nil {
 		err = fmt.Errorf("%w: %w", err, cause)
 	}
@@ -395,7 +414,7 @@ func (d *DeadLetterSink) checkMissing(ctx context.Context, topics []string, err 
 			uniq = append(uniq, t)
 		}
 	}
-	r, cerr := d.describe(ctx, uniq)
+	r, cerr := describe(ctx, &d.cfg, uniq)
 	if cerr != nil || r.broker == 0 {
 		return err // not known: retried
 	}

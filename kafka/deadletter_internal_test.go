@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,6 +79,38 @@ func TestFitDeadLetter(t *testing.T) {
 	require.Equal(t, "short", string(m.Value))
 }
 
+// TestFitDeadLetterWholeValue: a dead letter cut down for its headers or error text keeps a
+// value that fits whole, and HeaderTruncated does not list "value". It listed "value" after every
+// cut, so a reader took a whole value for a truncated one.
+func TestFitDeadLetterWholeValue(t *testing.T) {
+	const limit = 1_000_000
+	base := stream.DeadLetter{Reason: stream.ReasonDecode, Err: "kafka: json: bad", Topic: "cabs", Partition: 3, Offset: 41,
+		Key: []byte("CAB-1"), Value: []byte("short"), Headers: []stream.Header{{Key: "trace", Value: []byte("t-1")}}}
+	for _, tc := range []struct {
+		name string
+		edit func(*stream.DeadLetter)
+		cut  string
+	}{
+		{"huge headers", func(d *stream.DeadLetter) {
+			d.Headers = []stream.Header{{Key: "big", Value: bytes.Repeat([]byte("h"), 2*limit)}}
+		}, "headers"},
+		{"huge headers and a long error", func(d *stream.DeadLetter) {
+			d.Headers = []stream.Header{{Key: "big", Value: bytes.Repeat([]byte("h"), 2*limit)}}
+			d.Err = strings.Repeat("e", 5000)
+		}, "error,headers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dl := base
+			tc.edit(&dl)
+			m := fitDeadLetter("cabs.dlq", &dl, limit)
+			require.LessOrEqual(t, messageSize(&m), limit)
+			require.Equal(t, tc.cut, header(t, &m, HeaderTruncated))
+			require.Equal(t, "short", string(m.Value))
+			require.Equal(t, "5", header(t, &m, HeaderOriginalSize))
+		})
+	}
+}
+
 // FuzzFitDeadLetter: whatever the sizes of key, value, headers and error, a dead letter cut to
 // a limit that can hold its x-fleetstream-* headers fits it, and what it keeps is a prefix of
 // the original.
@@ -99,10 +132,13 @@ func FuzzFitDeadLetter(f *testing.F) {
 		require.True(t, bytes.HasPrefix(dl.Value, m.Value))
 		require.True(t, bytes.HasPrefix(dl.Key, m.Key))
 		require.Equal(t, "2", header(t, &m, HeaderSourceOffset))
-		if _, cut := m.Header(HeaderTruncated); !cut {
+		cut, truncated := m.Header(HeaderTruncated)
+		if !truncated {
 			require.Equal(t, len(dl.Value), len(m.Value))
 			require.Equal(t, dl.Err, header(t, &m, HeaderError))
 		}
+		require.Equal(t, len(m.Value) < len(dl.Value), slices.Contains(strings.Split(string(cut), ","), "value"),
+			"HeaderTruncated %q lists the value exactly when it was cut", cut)
 	})
 }
 

@@ -127,7 +127,7 @@ func messageSize(m *Message) int {
 // messageSize counts) when the full one is larger: the x-fleetstream-* headers are kept (the
 // error text at most 4 KiB), HeaderTruncated, HeaderOriginalSize and HeaderValueSHA256 are
 // added, the original headers are left out if they and the key do not fit, and the key, then the
-// value, is cut to what is left.
+// value, is cut to what is left. HeaderTruncated lists only what was cut.
 func fitDeadLetter(topic string, dl *stream.DeadLetter, limit int) Message {
 	m := DeadLetterMessage(topic, dl)
 	if messageSize(&m) <= limit {
@@ -177,7 +177,9 @@ func fitDeadLetter(topic string, dl *stream.DeadLetter, limit int) Message {
 		cut = append(cut, "key")
 	}
 	value := dl.Value[:max(min(room, len(dl.Value)), 0)]
-	cut = append(cut, "value")
+	if len(value) < len(dl.Value) {
+		cut = append(cut, "value")
+	}
 	out := build(orig, key, cut)
 	out.Value = value
 	return out

@@ -106,16 +106,16 @@ var (
 // fetch to fill (exchangeFetchWait). Nothing connects before Open.
 func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T], opts ...ExchangeOption) (*Exchange[T], error) {
 	o := exchangeOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applyExchange(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt ExchangeOption) { opt.applyExchange(&o) })
+	errs := append(o.errs, nils...)
 	topic := pipeline + "-" + name + "-repartition"
 	switch {
 	case pipeline == "" || name == "":
 		errs = append(errs, invalid("pipeline/name", "both are required (the topic is <pipeline>-<name>-repartition)"))
-	case len(topic) > 249 || !legalTopic(topic):
-		errs = append(errs, invalid("pipeline/name", "%q is not a legal Kafka topic name (at most 249 of a-z A-Z 0-9 . _ -)", topic))
+	default:
+		if err := topicName("pipeline/name", topic); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if codec == nil {
 		errs = append(errs, invalid("codec", "nil"))
@@ -169,6 +169,15 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 // commit (and heartbeat) waits behind a fetch that waits for records. With 250ms, a drain's
 // every batch waited 85-230ms on its downstream commit; with 50ms, 30-50ms.
 const exchangeFetchWait = 50 * time.Millisecond
+
+// topicName returns an error wrapping ErrInvalidOption, for setting, if topic is not a
+// name Kafka accepts: 1 to 249 of a-z A-Z 0-9 . _ -, not "." or "..".
+func topicName(setting, topic string) error {
+	if topic == "" || len(topic) > 249 || topic == "." || topic == ".." || !legalTopic(topic) {
+		return invalid(setting, "%q is not a legal Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not \".\" or \"..\")", topic)
+	}
+	return nil
+}
 
 func legalTopic(s string) bool {
 	for _, c := range []byte(s) {

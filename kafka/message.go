@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -115,20 +116,29 @@ type EventTimer interface {
 // the reason "invalid"), not timed by its Kafka timestamp, which would count it in the window
 // it was produced in, silently; a Codec of your own that returns the zero time chooses the
 // Kafka timestamp. If T (or *T) has a method Validate() error, a validation failure is
-// invalid too.
+// invalid too. For a pointer type T (JSON[*Event]), a JSON null is invalid.
 func JSON[T any]() Codec[T] {
+	ptr := reflect.TypeFor[T]().Kind() == reflect.Pointer
 	return CodecFunc[T](func(msg *Message) (T, time.Time, error) {
 		var v T
 		if err := json.Unmarshal(msg.Value, &v); err != nil {
 			return v, time.Time{}, fmt.Errorf("kafka: json: %w", err)
 		}
-		if val, ok := any(&v).(interface{ Validate() error }); ok {
+		methods := any(&v) // *T's, which has T's too
+		if ptr {
+			// *T points to a pointer and has no methods: T's own are the value's.
+			if reflect.ValueOf(v).IsNil() {
+				return v, time.Time{}, &InvalidError{Err: fmt.Errorf("kafka: json: null, not a %T", v)}
+			}
+			methods = any(v)
+		}
+		if val, ok := methods.(interface{ Validate() error }); ok {
 			if err := val.Validate(); err != nil {
 				return v, time.Time{}, &InvalidError{Err: err}
 			}
 		}
 		var ts time.Time
-		if et, ok := any(&v).(EventTimer); ok {
+		if et, ok := methods.(EventTimer); ok {
 			if ts = et.EventTime(); ts.IsZero() {
 				return v, ts, &InvalidError{Err: fmt.Errorf("kafka: json: no event time: %T's EventTime() is the zero time (its field missing or null?)", v)}
 			}

@@ -65,6 +65,20 @@ type producerOptions struct {
 
 type commonOpt func(*common)
 
+// applyOpts calls apply with each of opts and returns an error for each nil one, which
+// would panic in apply.
+func applyOpts[O any](opts []O, apply func(O)) []error {
+	var errs []error
+	for _, opt := range opts {
+		if any(opt) == nil {
+			errs = append(errs, invalid("option", "nil"))
+			continue
+		}
+		apply(opt)
+	}
+	return errs
+}
+
 func (f commonOpt) applySource(o *sourceOptions)     { f(&o.common) }
 func (f commonOpt) applyProducer(o *producerOptions) { f(&o.common) }
 
@@ -132,7 +146,9 @@ func (id txnIDOpt) applyExchange(o *exchangeOptions) {
 // transaction when the pipeline commits, and what a replay emits again is not written
 // twice. Consumers of the topic must read with read_committed. See "Exactly once" in the
 // package documentation. Bind before the pipeline runs; several Producers may bind to one
-// Source, and their messages share its transaction.
+// Source, and their messages share its transaction. The transaction's producer is src's:
+// its client takes src's Config and WithSaramaConfig, not the Producer's (a Producer given
+// both WithExactlyOnce and WithSaramaConfig is refused).
 func WithExactlyOnce(src Transactional) ProducerOption {
 	return producerOpt(func(o *producerOptions) {
 		if src == nil {
@@ -191,6 +207,8 @@ func WithDeadLetterTopic(topic string) SourceOption {
 	return sourceOpt(func(o *sourceOptions) {
 		if topic == "" {
 			o.errs = append(o.errs, invalid("WithDeadLetterTopic", "empty topic"))
+		} else if err := topicName("WithDeadLetterTopic", topic); err != nil {
+			o.errs = append(o.errs, err)
 		}
 		o.dlqTopic = topic
 	})

@@ -26,7 +26,9 @@ var ErrClosed = errors.New("kafka: producer closed")
 
 // Encoder turns a value into the message a Producer writes. A message with an empty Topic
 // goes to the producer's topic; Partition and Offset are ignored (records are partitioned
-// by a hash of the key, like Kafka's Java client, so keep keys stable).
+// by a hash of the key, so keep keys stable: sarama's FNV-1a, KeyHash, not the murmur2 of
+// Kafka's Java client, Murmur2KeyHash; see "Co-partitioned tables" in the package
+// documentation).
 type Encoder[T any] interface {
 	Encode(v T) (Message, error)
 }
@@ -82,11 +84,18 @@ type Producer[T any] struct {
 	sp      sarama.SyncProducer
 	dialing *dialing // a connection under way, or nil
 	closed  bool
+	// asks is whether the client asks the broker to create a topic it writes to (sarama's
+	// Metadata.AllowAutoTopicCreation after the user's tune), set with client.
+	asks bool
 
 	sent atomic.Int64
 	// inFlight counts the messages of sends under way (abandoned ones too), for Close's
 	// error.
 	inFlight atomic.Int64
+
+	// ownTopics is false for a DeadLetterSink's producer, which looks at missing topics with
+	// its own state (DeadLetterSink.checkMissing).
+	ownTopics bool
 }
 
 var _ stream.Sink[int] = (*Producer[int])(nil)
@@ -96,24 +105,29 @@ var _ stream.Closer = (*Producer[int])(nil)
 // (brokers, client id, version, TLS, SASL) are used.
 func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...ProducerOption) (*Producer[T], error) {
 	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applyProducer(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
+	errs := append(o.errs, nils...)
 	if err := cfg.validate(roleProducer); err != nil {
 		errs = append(errs, err)
 	}
 	if topic == "" {
 		errs = append(errs, invalid("topic", "empty"))
+	} else if err := topicName("topic", topic); err != nil {
+		errs = append(errs, err)
 	}
 	if enc == nil {
 		errs = append(errs, invalid("encoder", "nil"))
+	}
+	if o.eos != nil && o.tune != nil {
+		// It would be ignored without a word: the transaction's producer is src's.
+		errs = append(errs, invalid("WithSaramaConfig", "not used with WithExactlyOnce, whose messages are produced by "+
+			"the transaction of the Source (or Exchange) bound to: give the option to that one"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	cfg.Brokers = append([]string(nil), cfg.Brokers...)
-	p := &Producer[T]{cfg: cfg, topic: topic, enc: enc, o: o}
+	p := &Producer[T]{cfg: cfg, topic: topic, enc: enc, o: o, ownTopics: true}
 	if o.eos != nil {
 		p.txn = o.eos.transaction()
 		p.txn.bind(topic)
@@ -169,7 +183,7 @@ type dialing struct {
 
 // dial connects the client and publishes the outcome to d (and, on success, to p).
 func (p *Producer[T]) dial(d *dialing) {
-	client, sp, err := p.newClient()
+	client, sp, asks, err := p.newClient()
 	p.mu.Lock()
 	switch {
 	case err == nil && p.closed: // closed meanwhile
@@ -177,7 +191,7 @@ func (p *Producer[T]) dial(d *dialing) {
 		_ = client.Close()
 		err = stream.Permanent(ErrClosed)
 	case err == nil:
-		p.client, p.sp = client, sp
+		p.client, p.sp, p.asks = client, sp, asks
 	}
 	p.dialing = nil
 	d.sp, d.err = sp, err
@@ -185,39 +199,44 @@ func (p *Producer[T]) dial(d *dialing) {
 	close(d.done)
 }
 
-func (p *Producer[T]) newClient() (sarama.Client, sarama.SyncProducer, error) {
+// newClient connects the producer; asks is sc's Metadata.AllowAutoTopicCreation.
+func (p *Producer[T]) newClient() (client sarama.Client, sp sarama.SyncProducer, asks bool, err error) {
 	sc, err := p.cfg.sarama(roleProducer)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if p.o.tune != nil {
 		p.o.tune(sc)
 	}
 	if err := checkFlush(sc); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if err := sc.Validate(); err != nil { // the same at every try: refused for good
-		return nil, nil, stream.Permanent(fmt.Errorf("kafka: producer: sarama configuration (WithSaramaConfig): %w", err))
+		return nil, nil, false, stream.Permanent(fmt.Errorf("kafka: producer: sarama configuration (WithSaramaConfig): %w", err))
 	}
 	warnInsecure(p.o.logger, sc)
-	client, err := sarama.NewClient(p.cfg.Brokers, sc)
+	client, err = sarama.NewClient(p.cfg.Brokers, sc)
 	if err != nil {
-		return nil, nil, connectError(&p.cfg, err)
+		return nil, nil, false, connectError(&p.cfg, err)
 	}
-	sp, err := sarama.NewSyncProducerFromClient(client)
+	sp, err = sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		_ = client.Close()
 		if isNotAuthorized(err) { // e.g. IdempotentWrite on the cluster, on older brokers
-			return nil, nil, stream.Permanent(p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true}))
+			return nil, nil, false, stream.Permanent(p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true}))
 		}
-		return nil, nil, fmt.Errorf("kafka: producer: %w", err)
+		return nil, nil, false, fmt.Errorf("kafka: producer: %w", err)
 	}
-	return client, sp, nil
+	return client, sp, sc.Metadata.AllowAutoTopicCreation, nil
 }
 
 // Write sends batch and waits until the broker acknowledged every message. An encoding
-// error, a message too large, or an authorization failure is permanent
-// (stream.IsPermanent); anything else is retried by the pipeline.
+// error, a message too large, an authorization failure, or a topic that does not exist and
+// that the write will not create (the broker's auto.create.topics.enable is false, as on
+// Amazon MSK by default, or WithSaramaConfig turned Metadata.AllowAutoTopicCreation off: an
+// error wrapping ErrTopicNotFound that names it, from Write, or under exactly once from the
+// Source's Run or its commit) is permanent (stream.IsPermanent); anything else is retried by
+// the pipeline.
 func (p *Producer[T]) Write(ctx context.Context, batch []T) error {
 	if len(batch) == 0 {
 		return nil
@@ -273,12 +292,45 @@ func (p *Producer[T]) send(ctx context.Context, msgs []*sarama.ProducerMessage) 
 		if permanentProduceError(first) {
 			return stream.Permanent(err)
 		}
+		if p.ownTopics && errors.Is(first, sarama.ErrUnknownTopicOrPartition) {
+			return p.checkMissing(ctx, perrs, err)
+		}
 		return err
 	}
 	if isNotAuthorized(err) {
 		return stream.Permanent(fmt.Errorf("kafka: produce: %w", p.cfg.notAuthorized(err, access{topics: []string{p.topic}, write: true})))
 	}
 	return fmt.Errorf("kafka: produce: %w", err)
+}
+
+// checkMissing is send's answer to messages refused with UNKNOWN_TOPIC_OR_PARTITION (after
+// sarama's retries): a permanent error wrapping ErrTopicNotFound if a look finds their topic
+// missing and the write will not create it (the broker's auto.create.topics.enable=false,
+// Amazon MSK's default, or the client's Metadata.AllowAutoTopicCreation=false), where the
+// pipeline's retries would hold every batch for ever; else err, to be retried.
+func (p *Producer[T]) checkMissing(ctx context.Context, perrs sarama.ProducerErrors, err error) error {
+	var topics []string
+	for _, pe := range perrs {
+		if pe.Msg != nil && errors.Is(pe.Err, sarama.ErrUnknownTopicOrPartition) && !slices.Contains(topics, pe.Msg.Topic) {
+			topics = append(topics, pe.Msg.Topic)
+		}
+	}
+	p.mu.Lock()
+	asks := p.asks
+	p.mu.Unlock()
+	return missingOrRetry(ctx, &p.cfg, topics, asks, err)
+}
+
+// missingOrRetry looks whether topics, which a client that asks (or not) for topics to be
+// created was answered UNKNOWN_TOPIC_OR_PARTITION for, exist: it returns a permanent error
+// wrapping ErrTopicNotFound and err if some do not and a write will not create them, else
+// err (not known, there now, or created by a write: retried).
+func missingOrRetry(ctx context.Context, cfg *Config, topics []string, asks bool, err error) error {
+	r, cerr := describe(ctx, cfg, topics)
+	if cerr != nil || r.broker == 0 || len(r.missing) == 0 || asks && r.creates {
+		return err
+	}
+	return topicsMissing("topic", r.missing, asks, err)
 }
 
 // permanentProduceError reports whether the broker or the client will refuse a message

@@ -101,3 +101,33 @@ func TestProducerPermanentErrors(t *testing.T) {
 	require.ErrorIs(t, err, kafka.ErrClosed)
 	require.True(t, stream.IsPermanent(err), "a closed producer never takes a write again: %v", err)
 }
+
+// TestProducerTopicMissing: the Producer's topic does not exist and a write will not create
+// it (here its client does not ask, as against a broker with auto.create.topics.enable=false,
+// Amazon MSK's default). Each write was refused with UNKNOWN_TOPIC_OR_PARTITION after
+// sarama's retries, an error the pipeline retries for ever: every later batch waited behind
+// it and nothing was committed, with no error from Run. The write fails for good instead,
+// naming the topic and the setting; once the topic exists the same Producer writes to it.
+func TestProducerTopicMissing(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	topic := testenv.UniqueName(t, "prodmissing")
+	p, err := kafka.NewProducer(kafka.Config{Brokers: brokers}, topic, kafka.JSONValue[event](nil),
+		kafka.WithSaramaConfig(func(sc *sarama.Config) { sc.Metadata.AllowAutoTopicCreation = false }))
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+
+	err = p.Write(t.Context(), []event{mkEvent(1)})
+	require.Error(t, err)
+	require.True(t, stream.IsPermanent(err), "retried, the write would hold the pipeline for ever: %v", err)
+	require.ErrorIs(t, err, kafka.ErrTopicNotFound)
+	require.ErrorIs(t, err, sarama.ErrUnknownTopicOrPartition)
+	require.ErrorContains(t, err, strconv.Quote(topic))
+	require.ErrorContains(t, err, "Metadata.AllowAutoTopicCreation=false")
+	require.Zero(t, p.Sent())
+
+	createTopic(t, brokers, topic, 1)
+	require.Eventually(t, func() bool { return p.Write(t.Context(), []event{mkEvent(2)}) == nil }, waitFor, 100*time.Millisecond,
+		"the same Producer writes once the topic exists")
+	require.Equal(t, []string{""}, readKeys(t, brokers, topic))
+}

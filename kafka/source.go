@@ -114,16 +114,15 @@ var (
 // topics. Nothing connects before Run.
 func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source[T], error) {
 	o := sourceOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
-	for _, opt := range opts {
-		opt.applySource(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt SourceOption) { opt.applySource(&o) })
+	errs := append(o.errs, nils...)
 	if err := cfg.validate(roleConsumer); err != nil {
 		errs = append(errs, err)
 	}
 	if codec == nil {
 		errs = append(errs, invalid("codec", "nil"))
 	}
+	errs = append(errs, dlqNames(&cfg, &o)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -271,7 +270,8 @@ func (s *Source[T]) readToEnd() bool {
 // authentication fails, a source topic does not exist, or the ACLs deny the topics, the group
 // or the transactional id (ErrNotAuthorized); once running, it rides out broker outages and
 // rebalances, and stops with an error only when a source topic is deleted, the ACLs refuse a
-// fetch or a commit, or the dead-letter output fails for good.
+// fetch or a commit, the brokers refuse the group session's timeout
+// (Rebalance.SessionTimeout), or the dead-letter output fails for good.
 func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	if !s.ran.CompareAndSwap(false, true) {
 		return ErrRunTwice
@@ -453,6 +453,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 		if errors.Is(err, sarama.ErrFencedInstancedId) {
 			return s.fenced(err)
+		}
+		if errors.Is(err, sarama.ErrInvalidSessionTimeout) { // refused at every join: retried, for ever
+			return sessionTimeoutRefused(&s.cfg, err)
 		}
 		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
 			return connectError(&s.cfg, err)

@@ -164,3 +164,27 @@ func (s *Source[T]) noteGrowth(client sarama.Client, topic string, counts map[st
 	s.log.Warn("kafka: partitions were added to a source topic; the group reads them after its next rebalance, from their start. A key placed by a hash partitioner now goes to another partition: state kept per partition by the record's key splits (repartition by the key to keep it whole)",
 		"topic", topic, "partitions", len(parts), "was", was)
 }
+
+// dlqNames reports the source topics whose own dead-letter topic, "<topic>.dlq", would be
+// longer than Kafka allows, when the dead letters go there (no WithDeadLetterTopic, no
+// WithDeadLetters): the first bad record would stop the Source.
+func dlqNames(cfg *Config, o *sourceOptions) []error {
+	if o.dlqTopic != "" || o.dlqSink != nil || o.exchange {
+		return nil
+	}
+	var errs []error
+	for _, t := range cfg.Topics {
+		if len(t+".dlq") > 249 && len(t) <= 249 {
+			errs = append(errs, invalid("Topics", "%q: its dead-letter topic, %q, would be longer than Kafka's 249 characters: "+
+				"name one with WithDeadLetterTopic, or use WithDeadLetters", t, t+".dlq"))
+		}
+	}
+	return errs
+}
+
+// sessionTimeoutRefused is the error that stops a Source whose group session timeout the
+// brokers refused (INVALID_SESSION_TIMEOUT): every join would be refused the same way.
+func sessionTimeoutRefused(cfg *Config, err error) error {
+	return fmt.Errorf("%w: %w", invalid("Rebalance.SessionTimeout", "%v is outside the range the brokers allow "+
+		"(group.min.session.timeout.ms to group.max.session.timeout.ms, 6s to 30m by default)", cfg.rebalance().SessionTimeout), err)
+}

@@ -20,8 +20,9 @@ import (
 )
 
 // ErrTopicNotFound is wrapped by the error of Table.Load when the table's topic does not
-// exist, of Exchange.Open when a source topic does not exist, and of DeadLetterSink (so of
-// a Source's Run) when a dead-letter topic does not exist and will not be created. A Table
+// exist, of Exchange.Open when a source topic does not exist, of DeadLetterSink (so of a
+// Source's Run) when a dead-letter topic does not exist and will not be created, and of
+// Producer.Write when its topic does not exist and will not be created. A Table
 // never creates its topic: create it with EnsureCompactedTopic.
 var ErrTopicNotFound = errors.New("kafka: topic not found")
 
@@ -240,16 +241,12 @@ type TableStats struct {
 // Topics are ignored). Nothing connects before Load.
 func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, value []byte) (K, V, error), opts ...TableOption) (*Table[K, V], error) {
 	o := tableOptions{common: common{logger: slog.New(slog.DiscardHandler)}, versions: DefaultTableVersions, keepDel: DefaultTombstoneRetention}
-	for _, opt := range opts {
-		if opt == nil {
-			o.errs = append(o.errs, invalid("option", "nil"))
-			continue
-		}
-		opt.applyTable(&o)
-	}
-	errs := o.errs
+	nils := applyOpts(opts, func(opt TableOption) { opt.applyTable(&o) })
+	errs := append(o.errs, nils...)
 	if topic == "" {
 		errs = append(errs, invalid("topic", "empty"))
+	} else if err := topicName("topic", topic); err != nil {
+		errs = append(errs, err)
 	}
 	if decode == nil {
 		errs = append(errs, invalid("decode", "nil"))

@@ -37,6 +37,10 @@ func WithCoPartitioned(streamTopics ...string) TableOption {
 				o.errs = append(o.errs, invalid("WithCoPartitioned", "empty stream topic"))
 				return
 			}
+			if err := topicName("WithCoPartitioned", topic); err != nil {
+				o.errs = append(o.errs, err)
+				return
+			}
 		}
 		o.copart = true
 		o.with = append(o.with, streamTopics...)

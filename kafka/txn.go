@@ -200,7 +200,12 @@ func (t *txn) connect(ctx context.Context) error {
 		if err != nil {
 			_ = r.p.Close()
 			_ = r.c.Close()
-			return fmt.Errorf("kafka: partitions of %q: %w", topic, err)
+			err = fmt.Errorf("kafka: partitions of %q: %w", topic, err)
+			if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+				// Retried, a topic that nobody creates would hold every commit for ever.
+				return missingOrRetry(ctx, &t.cfg, []string{topic}, sc.Metadata.AllowAutoTopicCreation, err)
+			}
+			return err
 		}
 		hwms, err := offsetsAt(r.c, topic, parts, sarama.OffsetNewest)
 		if err != nil {
