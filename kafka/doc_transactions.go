@@ -48,21 +48,23 @@
 // at most one message of each partition in the producer: the next Send waits for their
 // results before it hands anything over, and returns the error of one that failed. Each
 // partition waits for one acknowledgement per message, all partitions at once: a Send takes
-// as many round trips as its largest partition has messages, which is one per 64 KiB and one
-// per upstream partition whose mark it carries (a mark ends its message). The fleet job's
-// drain of the demo topic sends about five messages per downstream partition in a batch (912
-// in 31 batches to six partitions); against handing them all over at once, its CPU per
-// event rose 4.8 % (p=0.037, six interleaved pairs) and its drain time did not measurably
-// change.
+// as many round trips as its largest partition has messages: one per 64 KiB, since a
+// message holds the marks of every upstream partition beside the records (the record format
+// in exchange_format.go says why that is sound). When a mark ended its message, the fleet
+// job's drain of the demo topic sent about five messages per downstream partition in a batch
+// (906 in 28 batches to six partitions), and handing them over one at a time rather than
+// all at once had cost 4.8 % of its CPU per event (p=0.037, six interleaved pairs); now it
+// sends one per downstream partition in a batch.
 //
 // A record is a 15-byte header (varints) and the codec's bytes, about 25 bytes for a pair of
 // a short string and a small integer. Send packs the records it writes to one partition into
-// Kafka messages of up to 64 KiB (a mark ends its message), and the consumer hands a
+// Kafka messages of up to 64 KiB, marks among them, and the consumer hands a
 // message's records to the pipeline together under the message's offset, so a batch and a
 // commit never split one: the producer's and consumer's work per message is spent once per
 // few thousand records (Exchange.SentMessages). A release that reads only single-record
-// messages stops on a packed one: upgrade a pipeline's instances together, or let its
-// repartitions drain first. An end mark, which a bounded run sends as its input ends, carries
+// messages stops on a packed one, and one that wants a mark last in its message on a
+// message of this release (format version 3): upgrade a pipeline's instances together, or
+// let its repartitions drain first. An end mark, which a bounded run sends as its input ends, carries
 // the run that sent it (see "Runs one after another" in package stream); a release before
 // that stops on one, and a bounded run commits before its end marks, so drain the
 // repartitions with an unbounded run before rolling back. A record of the topic that cannot be decoded stops the

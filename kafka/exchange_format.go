@@ -26,21 +26,33 @@ import (
 // "unknown record format"): upgrade every instance together, and before rolling back let an
 // unbounded run commit past the end marks (a bounded run commits before its own). This
 // release reads an end mark without a run as an earlier release's (run 0). A Kafka message holds one record
-// (version 1) or, packed, several records of one partition in their order (version 2):
+// (version 1) or, packed, several records of one partition in their order (versions 2 and 3):
 //
-//	0x20, then per record: its length as a uvarint and its version-1 bytes
+//	0x20 or 0x30, then per record: its length as a uvarint and its version-1 bytes
 //
-// An Exchange writes packed messages of up to packTarget bytes, closing one after each mark,
-// so that a mark is the last record of its message: the pipeline numbers a partition's
-// positions by Kafka offset and counts a mark from the next offset on (WatermarkAt in package
-// stream), so each value is judged against exactly the marks before it. The pipeline keeps
-// a message's records in one batch (stream.Input.TryPushBatch), so a commit never falls
-// inside a message. Packing saves the producer's and the consumer's work per Kafka message
-// (about 2,500 zone samples share one). A release that reads only version 1 stops on a
-// packed message (ErrCorruptRepartition): upgrade every instance of a pipeline together.
+// The pipeline numbers a partition's positions by Kafka offset, so every record of a message
+// has the message's offset, and it counts a mark from the next offset on (WatermarkAt in
+// package stream): the marks of a message count together, from the message after it, and a
+// value is judged against the marks of the messages before its own. In version 2 a mark was
+// always the last record of its message (a run of them each a message of its own); an
+// Exchange now writes version 3, in which marks may stand anywhere, and packs a Send's
+// records of a partition into messages of up to packTarget bytes whatever they hold. That
+// is sound because a Send holds one batch, in which each upstream partition's values come
+// before its own mark: moving a message's marks to its end reorders them only past values
+// of other upstream partitions, whose order against them is arbitrary anyway (another
+// instance could have sent them), and the log, immutable, numbers them the same in every
+// replay. A Send of the fleet job's batch thus writes one message per downstream partition
+// instead of one per upstream partition's mark. The pipeline keeps a message's records in
+// one batch (stream.Input.TryPushBatch), so a commit never falls inside a message. Packing
+// saves the producer's and the consumer's work per Kafka message (about 2,500 zone samples
+// share one). A release that reads only version 1 stops on a packed message, and one that
+// reads only versions 1 and 2 on a version-3 message (ErrCorruptRepartition, "unknown record
+// format"): upgrade every instance of a pipeline together, or let its repartitions drain
+// first.
 const (
-	formatPacked = 2 << 4
-	packTarget   = 64 << 10
+	formatPacked      = 2 << 4 // marks only last in their message (earlier releases)
+	formatPackedMarks = 3 << 4 // marks anywhere (this release writes it)
+	packTarget        = 64 << 10
 )
 
 const (
@@ -173,7 +185,7 @@ var _ multiDecoder[stream.Shuffled[int]] = shuffleCodec[int]{}
 // decodes straight into dst, so a message's records need no slice of their own.
 func (s shuffleCodec[T]) decodeAppend(dst []stream.Record[stream.Shuffled[T]], msg *Message) ([]stream.Record[stream.Shuffled[T]], error) {
 	b := msg.Value
-	if len(b) == 0 || b[0] != formatPacked {
+	if len(b) == 0 || b[0] != formatPacked && b[0] != formatPackedMarks {
 		r, ts, err := s.Decode(msg)
 		if err != nil {
 			return dst, err
@@ -181,6 +193,7 @@ func (s shuffleCodec[T]) decodeAppend(dst []stream.Record[stream.Shuffled[T]], m
 		return append(dst, stream.Record[stream.Shuffled[T]]{Value: r, EventTime: ts}), nil
 	}
 	n0 := len(dst)
+	lastMark := b[0] == formatPacked
 	var err error
 	for b = b[1:]; len(b) > 0; {
 		n, k := binary.Uvarint(b)
@@ -193,7 +206,7 @@ func (s shuffleCodec[T]) decodeAppend(dst []stream.Record[stream.Shuffled[T]], m
 			err = fmt.Errorf("packed record %d: %w", len(dst)-n0, derr)
 			break
 		}
-		if r.Mark && len(b) > k+int(n) {
+		if lastMark && r.Mark && len(b) > k+int(n) {
 			err = fmt.Errorf("packed record %d: a mark before the end of its message", len(dst)-n0)
 			break
 		}
@@ -210,8 +223,8 @@ func (s shuffleCodec[T]) decodeAppend(dst []stream.Record[stream.Shuffled[T]], m
 	return dst, nil
 }
 
-// packer packs a Send's encoded records into messages, per partition and in order: a pack
-// is closed when the next record would take it past limit, and after a mark.
+// packer packs a Send's encoded records into messages (version 3), per partition and in
+// order: a pack is closed when the next record would take it past limit.
 type packer struct {
 	limit int
 	bufs  [][]byte // by partition: the bytes of this Send's packs, the open one at the end
@@ -245,7 +258,7 @@ func (p *packer) reset(n, limit int) {
 }
 
 // add appends an encoded record (version 1) to its partition's open pack.
-func (p *packer) add(part int32, rec []byte, mark bool) {
+func (p *packer) add(part int32, rec []byte) {
 	b := p.bufs[part]
 	entry := binary.MaxVarintLen64 + len(rec)
 	if p.start[part] >= 0 && len(b)-p.start[part]+entry > p.limit {
@@ -254,14 +267,11 @@ func (p *packer) add(part int32, rec []byte, mark bool) {
 	}
 	if p.start[part] < 0 {
 		p.start[part] = len(b)
-		b = append(b, formatPacked)
+		b = append(b, formatPackedMarks)
 	}
 	b = binary.AppendUvarint(b, uint64(len(rec)))
 	p.bufs[part] = append(b, rec...)
 	p.count[part]++
-	if mark {
-		p.close(part)
-	}
 }
 
 // close ends part's open pack, if any.

@@ -87,9 +87,9 @@ func TestShuffledEndMarkRun(t *testing.T) {
 }
 
 // TestPackedMessages: the packer puts a Send's records into messages per partition, in
-// order, closing one after each mark and before the size limit; decodeAppend gives back every
-// record of a message in order, and refuses a message that does not decode whole, leaving
-// what it appends to as it was.
+// order, marks among them, closing one before the size limit only; decodeAppend gives back
+// every record of a message in order, and refuses a message that does not decode whole,
+// leaving what it appends to as it was.
 func TestPackedMessages(t *testing.T) {
 	codec := shuffleCodec[string]{stream.StringCodec{}}
 	var recs []stream.Shuffled[string]
@@ -110,11 +110,11 @@ func TestPackedMessages(t *testing.T) {
 			if !recs[i].Mark {
 				b, _ = codec.c.Append(b, recs[i].Value)
 			}
-			pk.add(recs[i].Partition, b, recs[i].Mark)
+			pk.add(recs[i].Partition, b)
 		}
 		packs := pk.finish()
 		got := map[int32][]stream.Shuffled[string]{}
-		total := 0
+		total, inner := 0, 0
 		for _, m := range packs {
 			require.LessOrEqual(t, len(m.value), limit, "a pack past its limit")
 			n := 0
@@ -127,9 +127,11 @@ func TestPackedMessages(t *testing.T) {
 			}))
 			require.Equal(t, m.records, n)
 			total += n
-			// A mark is always the last record of its message.
+			require.Equal(t, byte(formatPackedMarks), m.value[0])
 			for _, r := range got[m.partition][len(got[m.partition])-n : len(got[m.partition])-1] {
-				require.False(t, r.Mark, "a mark inside a message")
+				if r.Mark {
+					inner++
+				}
 			}
 			// Every cut of the message is an error, never a panic or a partial read.
 			for cut := 1; cut < len(m.value); cut += 1 + len(m.value)/50 {
@@ -151,19 +153,33 @@ func TestPackedMessages(t *testing.T) {
 			require.Equal(t, want, got[p], "partition %d in order (limit %d)", p, limit)
 		}
 		if limit == packTarget {
-			require.Equal(t, 3*3, len(packs), "a message per partition and run of records ended by a mark")
+			require.Len(t, packs, 3, "a message per partition")
+			require.Equal(t, 2*3, inner, "the marks before each partition's last records are inside its message")
 		} else {
 			require.Greater(t, len(packs), 20)
 		}
 	}
 	good := append(appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Time: 3}), "v"...)
+	markThenValue := append([]byte{formatPacked, 5}, appendShuffled(nil, &stream.Shuffled[string]{Mark: true, Upstreams: 1})...)
+	// Version 3 takes a mark anywhere; version 2 (an earlier release's) with its mark last
+	// still decodes.
+	for _, ok := range [][]byte{
+		append(append([]byte{formatPackedMarks}, markThenValue[1:]...), append([]byte{byte(len(good))}, good...)...),
+		append(append([]byte{formatPacked, byte(len(good))}, good...), markThenValue[1:]...),
+	} {
+		recs, err := codec.decodeAppend(nil, &Message{Value: ok})
+		require.NoError(t, err, "%x", ok)
+		require.Len(t, recs, 2)
+		require.True(t, recs[0].Value.Mark != recs[1].Value.Mark, "a mark and a value")
+	}
 	for name, bad := range map[string][]byte{
 		"good, then cut": append(append([]byte{formatPacked, byte(len(good))}, good...), 9, 0x10),
 		"empty pack":     {formatPacked},
 		"zero length":    {formatPacked, 0},
 		"length too big": {formatPacked, 9, 0x10},
 		"bad record":     {formatPacked, 1, 0x70},
-		"mark not last":  append(append([]byte{formatPacked, 5}, appendShuffled(nil, &stream.Shuffled[string]{Mark: true, Upstreams: 1})...), 3, 0x10, 0, 0),
+		// An earlier release's (version 2) marks end their message: one inside is corrupt.
+		"mark not last in version 2": append(slices.Clone(markThenValue), 3, 0x10, 0, 0),
 	} {
 		calls := 0
 		err := decodeEach(codec, &Message{Value: bad}, func(stream.Shuffled[string], time.Time) { calls++ })
@@ -200,8 +216,10 @@ func FuzzDecodeShuffled(f *testing.F) {
 	packed := append([]byte{formatPacked, 0}, appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Time: 3})...)
 	packed[1] = byte(len(packed) - 2)
 	f.Add(packed)
+	mark := appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Mark: true, Upstreams: 1})
+	f.Add(append(append([]byte{formatPackedMarks, byte(len(mark))}, mark...), packed[1:]...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > 0 && b[0] == formatPacked {
+		if len(b) > 0 && (b[0] == formatPacked || b[0] == formatPackedMarks) {
 			// A packed message decodes whole or not at all; what decodes packs back into
 			// a message that decodes to the same records.
 			var got []stream.Shuffled[string]
@@ -217,7 +235,7 @@ func FuzzDecodeShuffled(f *testing.F) {
 				if !got[i].Mark {
 					rec = append(rec, got[i].Value...)
 				}
-				pk.add(0, rec, got[i].Mark)
+				pk.add(0, rec)
 			}
 			var again []stream.Shuffled[string]
 			for _, m := range pk.finish() {

@@ -35,7 +35,7 @@ type sendRef struct {
 
 // Send implements stream.Exchange: it produces every record to its partition, packed with
 // the call's other records of that partition into messages of up to 64 KiB (a record: its
-// header and, for a value, the codec's bytes; a mark ends its message), and returns once the
+// header and, for a value, the codec's bytes; see the record format), and returns once the
 // broker acknowledged all of them. Records of one partition are written in the order of
 // recs, one message of a partition at a time: a message goes to the producer once the one
 // before it in its partition was acknowledged, so none is written after an earlier one
@@ -92,7 +92,7 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 			return stream.Permanent(fmt.Errorf("kafka: exchange %q: a record of %d bytes exceeds the producer's MaxMessageBytes "+
 				"or what the topic's max.message.bytes allows (%d)", e.topic, size, maxMsg))
 		}
-		e.pk.add(r.Partition, rec, r.Mark)
+		e.pk.add(r.Partition, rec)
 	}
 	e.buf = rec[:0]
 	packs := e.pk.finish()

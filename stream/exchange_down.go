@@ -123,7 +123,13 @@ func (sh *shuffle[T]) arrived(p *Pipeline) {
 					w = EndOfTime
 				}
 				wm = w
-				d.points = append(d.points, markPoint{from: h.pos + 1, wm: w})
+				// The marks of one message (one position) count together, from the next
+				// one: one point, as WatermarkAt and Marks promise.
+				if n := len(d.points); n > 0 && d.points[n-1].from == h.pos+1 {
+					d.points[n-1].wm = w
+				} else {
+					d.points = append(d.points, markPoint{from: h.pos + 1, wm: w})
+				}
 			}
 		}
 		clear(b[len(kept):])

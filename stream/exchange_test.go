@@ -580,7 +580,7 @@ func TestRepartitionCrashSweep(t *testing.T) {
 			return newShuffleRunMode(t, log, up, ooo, mode, opts...)
 		}
 		// Seeds 2, 3, 6 and 7 number the exchange's records as kafka.Exchange packs them
-		// (a Send's records of a partition share an offset; a mark ends its message).
+		// (a Send's records of a partition share an offset, marks among them).
 		newLog := func() *streamtest.ExchangeLog[stream.Pair[string, int64]] {
 			if seed%4 >= 2 {
 				return streamtest.NewPackedExchangeLog[stream.Pair[string, int64]](parts)

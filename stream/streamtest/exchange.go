@@ -36,9 +36,9 @@ func NewExchangeLog[T any](partitions int) *ExchangeLog[T] {
 }
 
 // NewPackedExchangeLog is NewExchangeLog with records numbered as kafka.Exchange packs them
-// into messages: the records one Send writes to a partition share an offset, and a mark
-// ends its message (the next record takes the next offset). The pipeline must then keep a
-// message's records in one batch and count a mark from the next offset on.
+// into messages: the records one Send writes to a partition share an offset, marks among
+// them (a message's marks count together from the next offset). The pipeline must then keep
+// a message's records in one batch and count a mark from the next offset on.
 func NewPackedExchangeLog[T any](partitions int) *ExchangeLog[T] {
 	l := NewExchangeLog[T](partitions)
 	l.packed, l.offs, l.next = true, make([][]int64, partitions), make([]int64, partitions)
@@ -51,6 +51,14 @@ func (l *ExchangeLog[T]) offset(p, i int) int64 {
 		return l.offs[p][i]
 	}
 	return int64(i)
+}
+
+// Offset returns the offset of record i of a partition (see Records): i, or in a packed log
+// the offset of the message kafka.Exchange would have written it in.
+func (l *ExchangeLog[T]) Offset(part int32, i int) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.offset(int(part), i)
 }
 
 // Len returns the number of records in a partition.
@@ -160,9 +168,6 @@ func (e *Exchange[T]) Send(_ context.Context, recs []stream.Shuffled[T]) error {
 				l.next[p]++
 			}
 			l.offs[p] = append(l.offs[p], l.next[p]-1)
-			if r.Mark {
-				open[p] = false // the next record starts a message
-			}
 		}
 	}
 	close(l.changed)
