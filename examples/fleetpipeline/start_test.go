@@ -57,6 +57,8 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-session-timeout", "-1s"},
 		{"-kafka-timeout", "0s"},
 		{"-opensearch-timeout", "0s"},
+		{"-shutdown-timeout", "0s"},
+		{"-shutdown-timeout", "500ms"},
 		// Refused by the library after the dead-letter topic was made, in its words
 		// ("Rebalance.SessionTimeout", "Rebalance.InstanceID"), naming no flag, exit 1.
 		{"-session-timeout", "500ms"},

@@ -88,6 +88,10 @@ func (c *config) validate() error {
 		// ("Rebalance.SessionTimeout"), naming no flag, after the dead-letter topic was made.
 		bad("-session-timeout", "%v: must be at least 1s (0: Kafka's default of 10s)", c.sessionTimeout)
 	}
+	if c.stopTimeout < time.Second {
+		// The outputs' close alone gets at least a second after a stop (the library's floor).
+		bad("-shutdown-timeout", "%v: must be at least 1s", c.stopTimeout)
+	}
 	if id := c.instanceID; id != "" {
 		// Kafka's group.instance.id, in the library's words ("Rebalance.InstanceID") after the
 		// dead-letter topic was made. The requests source and each repartition's consumer
