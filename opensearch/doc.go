@@ -235,8 +235,11 @@
 // _source, not indexed, so it cannot make OpenSearch refuse the document). It is
 // idempotent, and replaces the templates an older SDK installed; call it at start.
 // WithReplicas(0) suits a single node.
-// It does not retry: an error names the URL, and wraps ErrNotOpenSearch when what answered
-// is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
+// It does not retry, but a request that gets no answer from its node (refused, reset, timed
+// out) goes to the client's next address: with several, a node that takes connections and
+// never answers costs one request timeout (Config.RequestTimeout), and the transport passes
+// it over for the rest of the call. An error names the URL, and wraps ErrNotOpenSearch when
+// what answered is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
 // OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
 // Client.PutTemplates installs templates of one's own the same way, for the indexes a
 // pipeline writes with its own Mapping.

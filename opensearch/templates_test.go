@@ -342,6 +342,37 @@ func TestTemplatesLongUnknownString(t *testing.T) {
 	}
 }
 
+// TestEnsureTemplatesPassesOverSilentNode: with several addresses, a node that takes the
+// connection and never answers failed EnsureTemplates after one request timeout (a minute by
+// default), though the other node answered; the job's start then waited and tried again. Now
+// the request that got no answer goes to the next address, and the transport passes the
+// silent node over for the rest of the call: it costs one timeout, whichever address it is.
+func TestEnsureTemplatesPassesOverSilentNode(t *testing.T) {
+	n := newNode(t)
+	const timeout = time.Second
+	for _, silentFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("silent first %t", silentFirst), func(t *testing.T) {
+			start := time.Now()
+			require.NoError(t, n.client.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)))
+			alone := time.Since(start) // the real node's own time for the call
+
+			silent, accepted := testenv.SilentListener(t)
+			addrs := []string{"http://" + silent, n.url}
+			if !silentFirst {
+				slices.Reverse(addrs)
+			}
+			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			start = time.Now()
+			require.NoError(t, c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)), "the real node answers")
+			took := time.Since(start)
+			require.Len(t, accepted, 1, "the silent node was tried once")
+			require.Less(t, took, timeout+2*alone+timeout/2, "one timeout (%v) and the real node's time (%v)", timeout, alone)
+		})
+	}
+}
+
 // ownTemplate returns the body of the SDK's template tplName (Templates(opts...)) for a
 // pattern of the test's own, <name>-*, with a priority above the SDK's, and removes the
 // template name and what it matches after the test: the node's shared templates are left

@@ -1,19 +1,22 @@
 // The end of the job's dead-letter producer: what it still holds when the job ends is waited
-// for within a bound (closeDeadLetters).
+// for within what is left of -shutdown-timeout (closeDeadLetters, stopBudget).
 
 package main
 
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fleetstream/fleetstream/kafka"
 )
 
-// deadLetterGrace bounds the close of the dead-letter producer at the job's end: the
-// pipeline's shutdown grace (stream.WithShutdownGrace's default), which its own outputs get.
-const deadLetterGrace = 30 * time.Second
+// minDeadLetterGrace is the least time the dead-letter producer's close gets, as the library
+// gives the outputs' close at least a second after a stop: with none left, a close would
+// give up dead letters that a healthy broker was about to acknowledge. The exit past
+// -shutdown-timeout (stopOnSignal) still bounds the job's stop.
+const minDeadLetterGrace = time.Second
 
 // closeDeadLetters closes the dead-letter producer, waiting at most grace for the dead letters
 // still in flight. Those are the dead letters of writes abandoned when their batch was
@@ -30,3 +33,46 @@ func closeDeadLetters(ctx context.Context, dlq *kafka.DeadLetterSink, grace time
 	}
 	return nil
 }
+
+// shutdownGrace is the pipeline's shutdown grace (stream.WithShutdownGrace): a third of
+// -shutdown-timeout. The batch in flight gets it from the stop; its commit and the outputs'
+// close may each take as long again, and the dead-letter producer's close gets what is left
+// (stopBudget). With the library's default grace of 30 s and 30 s for the dead letters, a
+// stop could take 90 s and more, where Kubernetes kills a pod 30 s after its SIGTERM.
+func (c *config) shutdownGrace() time.Duration { return c.stopTimeout / 3 }
+
+// stopBudget is what is left of -shutdown-timeout since ctx ended (a stop).
+type stopBudget struct {
+	timeout   time.Duration
+	mu        sync.Mutex
+	stoppedAt time.Time // when ctx ended; zero while it has not
+	release   func() bool
+}
+
+// newStopBudget starts counting -shutdown-timeout when ctx ends. close releases it.
+func newStopBudget(ctx context.Context, timeout time.Duration) *stopBudget {
+	b := &stopBudget{timeout: timeout}
+	b.release = context.AfterFunc(ctx, func() { b.stopped() })
+	return b
+}
+
+// stopped returns when ctx ended, noting now if it is the first to see it.
+func (b *stopBudget) stopped() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stoppedAt.IsZero() {
+		b.stoppedAt = time.Now()
+	}
+	return b.stoppedAt
+}
+
+// left returns what is left of the bound, at least floor: all of it for a run that ended
+// by itself or failed (ctx, newStopBudget's, did not end).
+func (b *stopBudget) left(ctx context.Context, floor time.Duration) time.Duration {
+	if ctx.Err() == nil {
+		return max(b.timeout, floor)
+	}
+	return max(b.timeout-time.Since(b.stopped()), floor)
+}
+
+func (b *stopBudget) close() { b.release() }

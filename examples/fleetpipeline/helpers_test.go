@@ -35,6 +35,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if bound := os.Getenv(hungStopEnv); bound != "" {
+		os.Exit(hungStop(bound)) // TestStopBoundedWhenAStageHangs's job
+	}
 	os.Exit(buildAndRun(m))
 }
 

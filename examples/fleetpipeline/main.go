@@ -17,7 +17,9 @@
 // Each day's indexes are created in the last hour of the day before, so that the first batch
 // after midnight does not wait for OpenSearch to create them.
 // Without flags it uses the testenv services (make services-up). It prints a status line
-// every few seconds and stops gracefully on SIGINT or SIGTERM; with -exit-when-idle it ends
+// every few seconds and stops gracefully on SIGINT or SIGTERM, within -shutdown-timeout (25s,
+// under Kubernetes' 30s before it kills a pod; past it the job exits 1, and the next run
+// reads again what was not committed); with -exit-when-idle it ends
 // by itself once the topic is drained (exit 0), and -bounded once it read the end offsets
 // found at start: a stop of those before their end exits 1, since windows were left unwritten.
 //
@@ -71,7 +73,7 @@ func main() {
 	}
 	// Once: a second interrupt writes the profiles before it exits, maybe as run returns.
 	stopProfiles = sync.OnceValue(stopProfiles)
-	ctx, stop := stopOnSignal(os.Stderr, func() { _ = stopProfiles() })
+	ctx, stop := stopOnSignal(os.Stderr, cfg.stopTimeout, func() { _ = stopProfiles() })
 	defer stop()
 	err = run(ctx, cfg, os.Stderr)
 	err = errors.Join(err, stopProfiles())
@@ -100,6 +102,7 @@ type config struct {
 	sessionTimeout time.Duration // -session-timeout
 	kafkaTimeout   time.Duration // -kafka-timeout
 	osTimeout      time.Duration // -opensearch-timeout
+	stopTimeout    time.Duration // -shutdown-timeout
 	statsWindow    time.Duration
 	zoneWindow     time.Duration
 	pickupWithin   time.Duration
@@ -141,6 +144,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "how long the group waits for a silent member before its partitions move, at least 1s; with -group-instance-id, make it longer than a restart takes")
 	fs.DurationVar(&c.kafkaTimeout, "kafka-timeout", 3*time.Minute, "how long the job's start waits for Kafka to answer: making the dead-letter and -alerts-topic topics, and loading -registry-topic with nothing read for this long (a large registry may take longer, while it reads); past it the job exits 1 naming the brokers (a port that is not a Kafka listener, a -kafka-tls or -kafka-sasl that does not match it). The Kafka clients give a broker that takes the connection and never answers 90s before they try the next of -brokers, so this leaves room for two such brokers")
 	fs.DurationVar(&c.osTimeout, "opensearch-timeout", 2*time.Minute, "how long the job's start waits for OpenSearch to install the index templates; past it the job exits 1 naming the URL (a port that is not an OpenSearch node's HTTP port, a hung node, a load balancer with nothing behind it). Each request to OpenSearch is also bounded by a minute")
+	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 25*time.Second, "how long the job's stop after SIGINT or SIGTERM may take in all, at least 1s: the batch in flight gets a third of it to be written (stream.WithShutdownGrace; its commit and the outputs' close get up to a third each after that), the dead-letter producer's close what is left. Past it the job exits 1 saying so: what it had not written and committed by then is read again from the committed offsets by the next run, so nothing is lost. Keep it below the time the scheduler gives a stop before it kills the process: Kubernetes' terminationGracePeriodSeconds, 30s by default")
 	fs.StringVar(&c.txnID, "transactional-id", "", "transactional id of the exactly-once producer of -alerts-topic: unique per instance and the same across its restarts (default fleetstream-<group>-<hostname>-<client id>, with -cabs after it under -rekey-by-cab, so set it when several instances run on one host: one would fence the other)")
 	fs.DurationVar(&c.statsWindow, "stats-window", time.Minute, "cab stats window (tumbling, event time)")
 	fs.DurationVar(&c.zoneWindow, "zone-window", 5*time.Minute, "zone demand window (tumbling, event time)")

@@ -100,9 +100,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	budget := newStopBudget(ctx, c.stopTimeout)
+	defer budget.close()
 	defer func() {
-		// Bounded: a dead letter in flight to a broker gone silent held the exit (closeDeadLetters).
-		if cerr := closeDeadLetters(ctx, dlq, deadLetterGrace); cerr != nil {
+		// Bounded: a dead letter in flight to a broker gone silent held the exit
+		// (closeDeadLetters), by what is left of -shutdown-timeout after a stop.
+		if cerr := closeDeadLetters(ctx, dlq, budget.left(ctx, minDeadLetterGrace)); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 	}()
@@ -487,6 +490,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err != nil && err == ctx.Err() { //nolint:errorlint // Run returns ctx.Err() itself for a clean stop
 		log.Info("fleetpipeline: stopped")
 		return c.stoppedEarly()
+	}
+	if err != nil && ctx.Err() != nil {
+		// A stop that did not end cleanly: the batch in flight cut off by the shutdown grace
+		// (a third of -shutdown-timeout), an output's close that gave up what it held.
+		return fmt.Errorf("%w; stopped (SIGINT or SIGTERM) before everything was written and committed within -shutdown-timeout (%v): "+
+			"what was not is read again from the committed offsets by the next run, so nothing is lost", err, c.stopTimeout)
 	}
 	return err
 }

@@ -57,6 +57,8 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-session-timeout", "-1s"},
 		{"-kafka-timeout", "0s"},
 		{"-opensearch-timeout", "0s"},
+		{"-shutdown-timeout", "0s"},
+		{"-shutdown-timeout", "500ms"},
 		// Refused by the library after the dead-letter topic was made, in its words
 		// ("Rebalance.SessionTimeout", "Rebalance.InstanceID"), naming no flag, exit 1.
 		{"-session-timeout", "500ms"},
@@ -85,6 +87,12 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-alerts-topic", "fleet/alerts"},
 		{"-requests-topic", "ride requests"},
 		{"-registry-topic", "fleet,registry"},
+		// Kafka's exception among names of its characters: refused by the brokers after the
+		// job connected, naming no flag.
+		{"-topic", "."},
+		{"-alerts-topic", ".."},
+		{"-requests-topic", "."},
+		{"-registry-topic", ".."},
 		{"-http", "9464"}, // no port: net.Listen refused it after the job had connected
 		{"-http", "localhost"},
 		{"-http", "127.0.0.1:99999"}, // a port past 65535: refused by net.Listen only after the job had connected

@@ -44,23 +44,29 @@ func (c *config) validate() error {
 	if c.alerts {
 		alertsTopic = c.alertsTopic
 	}
-	topicName := func(flag, v, made string) {
+	// topicName checks v, of flag, as part of the topic the job makes (made, with v for *);
+	// topic says that v is itself a topic's name (not -group's).
+	topicName := func(flag, v, made string, topic bool) {
 		if strings.TrimSpace(v) == "" {
 			return // refused above, or none
 		}
 		if i := strings.IndexFunc(v, func(r rune) bool { return !legalTopicRune(r) }); i >= 0 {
 			r, _ := utf8.DecodeRuneInString(v[i:])
 			bad(flag, "%q: Kafka topic names hold only a-z, A-Z, 0-9, '.', '_' and '-' (%q)", v, r)
+		} else if topic && (v == "." || v == "..") {
+			// Kafka's own exception (the kafka package's topicName refuses them too): the
+			// brokers refused them after the job connected, naming no flag.
+			bad(flag, "%q: not a Kafka topic name (Kafka takes no topic named \".\" or \"..\")", v)
 		} else if name := strings.ReplaceAll(made, "*", v); len(name) > 249 {
 			bad(flag, "%q: too long: %q is past Kafka's 249 characters", v, name)
 		}
 	}
-	topicName("-topic", c.topic, "*.dlq")
+	topicName("-topic", c.topic, "*.dlq", true)
 	// The longest repartition's name, "pickups", with -requests-topic; NewExchange's check.
-	topicName("-group", c.group, "*-pickups-repartition")
-	topicName("-alerts-topic", alertsTopic, "*")
-	topicName("-requests-topic", c.requests, "*")
-	topicName("-registry-topic", c.registry, "*")
+	topicName("-group", c.group, "*-pickups-repartition", false)
+	topicName("-alerts-topic", alertsTopic, "*", true)
+	topicName("-requests-topic", c.requests, "*", true)
+	topicName("-registry-topic", c.registry, "*", true)
 	positive := func(flag string, v time.Duration) {
 		if v <= 0 {
 			bad(flag, "%v: must be positive", v)
@@ -87,6 +93,10 @@ func (c *config) validate() error {
 		// The library's floor (0 is its default, 10s): refused in its words
 		// ("Rebalance.SessionTimeout"), naming no flag, after the dead-letter topic was made.
 		bad("-session-timeout", "%v: must be at least 1s (0: Kafka's default of 10s)", c.sessionTimeout)
+	}
+	if c.stopTimeout < time.Second {
+		// The outputs' close alone gets at least a second after a stop (the library's floor).
+		bad("-shutdown-timeout", "%v: must be at least 1s", c.stopTimeout)
 	}
 	if id := c.instanceID; id != "" {
 		// Kafka's group.instance.id, in the library's words ("Rebalance.InstanceID") after the
