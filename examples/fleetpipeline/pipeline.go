@@ -103,8 +103,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	budget := newStopBudget(ctx, c.stopTimeout)
 	defer budget.close()
 	defer func() {
-		// Bounded: a dead letter in flight to a broker gone silent held the exit
-		// (closeDeadLetters), by what is left of -shutdown-timeout after a stop.
+		// Bounded by what is left of -shutdown-timeout after a stop (closeDeadLetters).
 		if cerr := closeDeadLetters(ctx, dlq, budget.left(ctx, minDeadLetterGrace)); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
