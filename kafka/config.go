@@ -118,7 +118,12 @@ type Config struct {
 // Rebalance tunes the consumer group protocol.
 type Rebalance struct {
 	// Strategy is StrategyCooperativeSticky (default), StrategySticky, StrategyRange or
-	// StrategyRoundRobin. Every member of a group must use the same one.
+	// StrategyRoundRobin. Every member of a group must use the same one: the group's
+	// coordinator refuses a member of another strategy while the group has members of its
+	// own (INCONSISTENT_GROUP_PROTOCOL). Such a Source consumes nothing and tries again with
+	// backoff until they leave, warning with an error that names this setting (also in
+	// SourceStats.LastError), as a change of strategy goes through once the last member of
+	// the old one left (a static or crashed member stays until its SessionTimeout).
 	Strategy string
 	// SessionTimeout is how long the coordinator waits for heartbeats before it removes a
 	// member (a crashed instance's partitions move after this). Default 10s. The brokers

@@ -474,6 +474,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		if isNotAuthorized(err) {
 			return s.cfg.notAuthorized(err, access{topics: s.cfg.Topics, group: s.cfg.Group})
 		}
+		if errors.Is(err, sarama.ErrInconsistentGroupProtocol) {
+			err = strategyRefused(&s.cfg, err)
+		}
 		attempt++
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)
 		s.reach.failed(redact(&s.cfg, err))
