@@ -118,7 +118,12 @@ type Config struct {
 // Rebalance tunes the consumer group protocol.
 type Rebalance struct {
 	// Strategy is StrategyCooperativeSticky (default), StrategySticky, StrategyRange or
-	// StrategyRoundRobin. Every member of a group must use the same one.
+	// StrategyRoundRobin. Every member of a group must use the same one: the group's
+	// coordinator refuses a member of another strategy while the group has members of its
+	// own (INCONSISTENT_GROUP_PROTOCOL). Such a Source consumes nothing and tries again with
+	// backoff until they leave, warning with an error that names this setting (also in
+	// SourceStats.LastError), as a change of strategy goes through once the last member of
+	// the old one left (a static or crashed member stays until its SessionTimeout).
 	Strategy string
 	// SessionTimeout is how long the coordinator waits for heartbeats before it removes a
 	// member (a crashed instance's partitions move after this). Default 10s. The brokers
@@ -134,7 +139,12 @@ type Rebalance struct {
 	// heartbeat is a small request to the group's coordinator: four a second per member.
 	HeartbeatInterval time.Duration
 	// Timeout is how long a member may take to give up revoked partitions, including the
-	// commit of the batch in flight. Default 60s.
+	// commit of the batch in flight. Default 60s. A member that joins the group meanwhile
+	// waits for the coordinator's answer until every member has rejoined, but reads it only
+	// within sarama's Net.ReadTimeout (30s): past that its join fails, the Source logs a
+	// warning (SourceStats says it is failing until its session starts) and joins again,
+	// keeping its place in the rebalance. See the consumer settings in config_sarama.go for
+	// why the read timeout is not raised above this one.
 	Timeout time.Duration
 	// InstanceID, if set, makes the member static (KIP-345, Kafka's group.instance.id;
 	// brokers of Kafka 2.3 or later): a member that leaves, stops or restarts keeps its

@@ -263,6 +263,18 @@ func (c *Config) sarama(r role) (*sarama.Config, error) {
 		sc.Consumer.Group.Session.Timeout = rb.SessionTimeout
 		sc.Consumer.Group.Heartbeat.Interval = rb.HeartbeatInterval
 		sc.Consumer.Group.Rebalance.Timeout = rb.Timeout
+		// Net.ReadTimeout stays at 30s, below the rebalance timeout, although a JoinGroup
+		// may wait for the slowest member's revocation up to that (Java's consumer gives its
+		// join the rebalance timeout + 5s). sarama has one read timeout per client, not per
+		// request, and the group's client carries everything else too: the consumer group
+		// fetches through it (newConsumer(client)), and its coordinator is the client's
+		// *Broker of that id, whose one connection also carries the fetches from the
+		// partitions it leads, besides the heartbeats, offset fetches and commits. A read
+		// timeout above the rebalance timeout would make a hung leader or coordinator take
+		// over a minute to notice in place of 30s (and a metadata refresh against a hung
+		// broker three of them, metadataTimeout). A join that timed out is sent again after
+		// Run's backoff (a quarter of a second the first time), with the member id it had:
+		// the coordinator answers that one.
 		sc.Consumer.Group.InstanceId = rb.InstanceID
 		sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{strategy(rb.Strategy)}
 		sc.Consumer.Fetch.Default = c.Fetch.MaxBytes

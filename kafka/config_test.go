@@ -146,6 +146,29 @@ func TestTopicNamesInvalid(t *testing.T) {
 	require.NoError(t, err, "IPv6 in brackets, names, IPv4")
 }
 
+// TestBoundedAndCaughtUpRefused: WithBounded ends a Source's input alone at the end offsets
+// of its start, WithEndWhenCaughtUp ends the inputs of all its Sources together once they
+// are read to their high-water marks and idle. Both on one Source were accepted, and a
+// bounded Source, which reads nothing past its start's ends, never counted as caught up
+// when records came later: the option's other Sources waited for ever. The pair is refused
+// at construction, whichever comes first; either alone is accepted.
+func TestBoundedAndCaughtUpRefused(t *testing.T) {
+	for name, opts := range map[string][]kafka.SourceOption{
+		"bounded first":   {kafka.WithBounded(), kafka.WithEndWhenCaughtUp(time.Second)},
+		"caught-up first": {kafka.WithEndWhenCaughtUp(time.Second), kafka.WithBounded()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := kafka.NewSource(validConfig(), kafka.JSON[event](), opts...)
+			require.ErrorIs(t, err, kafka.ErrInvalidOption)
+			require.ErrorContains(t, err, "WithBounded/WithEndWhenCaughtUp")
+		})
+	}
+	_, err := kafka.NewSource(validConfig(), kafka.JSON[event](), kafka.WithBounded())
+	require.NoError(t, err)
+	_, err = kafka.NewSource(validConfig(), kafka.JSON[event](), kafka.WithEndWhenCaughtUp(time.Second))
+	require.NoError(t, err)
+}
+
 // TestProducerExactlyOnceSaramaConfig: an exactly-once Producer's messages go through the
 // transaction of the Source it binds to, whose client has the Source's sarama settings. A
 // WithSaramaConfig given to the Producer was accepted and did nothing; it is refused, with a

@@ -290,6 +290,7 @@
 // topic does not lose them to a retention: an Exchange makes it with unlimited retention
 // (retention.ms and retention.bytes -1, cleanup.policy delete, whatever the cluster's
 // defaults) and deletes what the group has committed past (WithPurgeInterval, every
-// 30 s and when the Source stops), as Kafka Streams does. A repartition topic made by an
-// earlier release keeps the broker's retention: set retention.ms to -1 on it.
+// 30 s by default, at most once a second, and when the Source stops), as Kafka Streams
+// does. A repartition topic made by an earlier release keeps the broker's retention: set
+// retention.ms to -1 on it.
 package kafka

@@ -483,11 +483,18 @@ func TestNewExchangeInvalid(t *testing.T) {
 		"no partition count": {kafka.Config{Brokers: cfg.Brokers, Group: "g"}, "p", "x", nil},
 		"zero partitions":    {cfg, "p", "x", []kafka.ExchangeOption{kafka.WithPartitions(0)}},
 		"zero replication":   {cfg, "p", "x", []kafka.ExchangeOption{kafka.WithReplication(0)}},
+		"purge every 1ns":    {cfg, "p", "x", []kafka.ExchangeOption{kafka.WithPurgeInterval(time.Nanosecond)}},
+		"purge every 999ms":  {cfg, "p", "x", []kafka.ExchangeOption{kafka.WithPurgeInterval(999 * time.Millisecond)}},
+		"purge interval 0":   {cfg, "p", "x", []kafka.ExchangeOption{kafka.WithPurgeInterval(0)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := kafka.NewExchange(tc.cfg, tc.pipeline, tc.name, pairCodec, tc.opts...)
 			require.ErrorIs(t, err, kafka.ErrInvalidOption)
 		})
+	}
+	for _, d := range []time.Duration{time.Second, time.Minute, -1} {
+		_, err := kafka.NewExchange(cfg, "p", "x", pairCodec, kafka.WithPurgeInterval(d))
+		require.NoError(t, err, "WithPurgeInterval(%v)", d)
 	}
 	ex, err := kafka.NewExchange(cfg, "fleet", "zones", pairCodec, kafka.WithLogger(nil))
 	require.NoError(t, err)

@@ -77,6 +77,18 @@ func (m *marks) skipped(off int64) markOp {
 // at the same offset is marked too: it moves an operator's replay start. An offset below the
 // committed one (an acknowledgement overtaken by a dead-letter run) marks nothing.
 //
+// Dropping that one loses no record and never moves the commit back (helper-124's review).
+// The committed offset only ever grows, and it passes nothing but offsets the pipeline
+// acknowledged and dead-lettered offsets (skipped, a run right after everything pushed and
+// acknowledged, or this one's extension, which needs off to be the run's start). So an
+// acknowledgement below it can only be one at the run's start that came after a push ended
+// the run (the pipeline never sees the run's offsets, so its positions skip them), or
+// one older than the claim's start. Either way the pair committed instead is the
+// pipeline's own earlier acknowledged position and checkpoint, moved over dead letters
+// only: a checkpoint is older, never newer, than the one dropped, so a replay from it starts
+// each operator no later than the dropped one would. It replays more, as after a crash
+// before the commit; the next acknowledgement past the run marks the new checkpoint.
+//
 // The claim's first offset, when the group had none, is marked with markAdvance: sarama holds
 // -1 then, and its ResetOffset moves only down to an offset, so a reset to the first offset
 // was dropped without a word. That commit is the whole of a bounded run's that holds every

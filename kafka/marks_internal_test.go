@@ -60,6 +60,17 @@ func TestMarks(t *testing.T) {
 			{op: "mark", off: 10, meta: "a", want: markNone, committed: 12},
 			{op: "mark", off: 10, meta: "b", want: markReset, committed: 12},
 		}},
+		// After a run committed at once and ended by a push, a new checkpoint at the offset
+		// before the run is below the commit: dropped, the older one stays (a replay from it
+		// replays more, see mark); the next acknowledgement past the run marks its own.
+		{"a new checkpoint before a run that a push ended marks nothing", 0, []step{
+			{op: "push", off: 10},
+			{op: "mark", off: 10, meta: "a", want: markAdvance, committed: 10},
+			{op: "skip", off: 10, want: markAdvance, committed: 11},
+			{op: "push", off: 15, committed: 11},
+			{op: "mark", off: 10, meta: "b", want: markNone, committed: 11},
+			{op: "mark", off: 15, meta: "c", want: markAdvance, committed: 15},
+		}},
 		{"a push ends the run", 0, []step{
 			{op: "push", off: 10},
 			{op: "skip", off: 10, want: markNone},

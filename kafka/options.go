@@ -178,6 +178,8 @@ func WithSaramaConfig(f func(*sarama.Config)) Option {
 
 // WithBounded makes the Source read up to the end offsets present when Run starts and then
 // end its input, so the pipeline closes every window, commits and returns: a backfill.
+// A Source given it and WithEndWhenCaughtUp is refused (ErrInvalidOption): each ends the
+// input its own way.
 func WithBounded() SourceOption {
 	return sourceOpt(func(o *sourceOptions) { o.bounded = true })
 }

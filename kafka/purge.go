@@ -57,10 +57,22 @@ const (
 // repartition topic that the pipeline's group has committed past (default 30s). A repartition
 // topic the Exchange makes has unlimited retention (retention.ms -1): the purge keeps it
 // small. A topic made before by another release keeps its retention; set retention.ms to -1
-// on it to have the same. Negative: never purge (then give the topic a retention).
+// on it to have the same. Negative: never purge (then give the topic a retention). An
+// interval below a second (minPurgeInterval) is refused with ErrInvalidOption: each purge
+// fetches the group's committed offsets and sends a DeleteRecords request to every leader.
 func WithPurgeInterval(d time.Duration) ExchangeOption {
-	return exchangeOpt(func(o *exchangeOptions) { o.purge = d })
+	return exchangeOpt(func(o *exchangeOptions) {
+		if d >= 0 && d < minPurgeInterval {
+			o.errs = append(o.errs, invalid("WithPurgeInterval", "%v: want at least %v, or negative for no purge", d, minPurgeInterval))
+		}
+		o.purge = d
+	})
 }
+
+// minPurgeInterval is the shortest interval WithPurgeInterval takes. Kafka Streams purges
+// at each commit (30s by default); a purge per nanosecond (a typo of units) kept the
+// brokers busy with requests that delete nothing.
+const minPurgeInterval = time.Second
 
 // purge deletes the records of the Source's topics below the group's committed offsets. Only
 // committed offsets count: a replay after a crash starts there, never before. It reports

@@ -188,3 +188,16 @@ func sessionTimeoutRefused(cfg *Config, err error) error {
 	return fmt.Errorf("%w: %w", invalid("Rebalance.SessionTimeout", "%v is outside the range the brokers allow "+
 		"(group.min.session.timeout.ms to group.max.session.timeout.ms, 6s to 30m by default)", cfg.rebalance().SessionTimeout), err)
 }
+
+// strategyRefused is the error a Source retries with when the group's coordinator refuses
+// its join with INCONSISTENT_GROUP_PROTOCOL: the group has members of another assignment
+// strategy (Rebalance.Strategy), or is another kind of client's (Kafka Connect's workers).
+// Retried, not returned: the refusal ends by itself once those members leave, as in a
+// rolling change of strategy or a stop of every member to change it, where a crashed or
+// static member stays in the group until its session timeout. The broker's own words ("The
+// provider group protocol type is incompatible with the other members") named neither.
+func strategyRefused(cfg *Config, err error) error {
+	return fmt.Errorf("%w: %w", invalid("Rebalance.Strategy", "%s: group %q has members of another assignment strategy (or of "+
+		"another kind of client, such as Kafka Connect), and its coordinator refuses this member until they leave: "+
+		"give every member of the group the same strategy", cfg.rebalance().Strategy, cfg.Group), err)
+}

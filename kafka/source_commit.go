@@ -76,6 +76,17 @@ func (s *Source[T]) Commit(ctx context.Context, pos []stream.Position) error {
 // Not under exactly once, where a position marked before the claim's read-back bounds are
 // known could store a wrong bound: there the commit leaves it out and returns ErrNotClaimed,
 // and the pipeline sends it again with the next batch (commitTxn).
+//
+// A kept position may be stale: the pipeline's batch in flight may acknowledge the
+// partition as it was before a session ended (its claim never started, or release gave up
+// waiting) and reach here after the next session announced it again (helper-124's review).
+// That neither moves a commit back nor crosses sessions: early is cleared wherever announced
+// is (register, own, release, Cleanup), and own marks it on the new claim's marks, whose
+// start is the offset the group committed when the claim began, so an older offset marks
+// nothing (marks.mark). One at or past that start is still a position and checkpoint that
+// this pipeline acknowledged, the output of every record before it written: a restart from
+// it skips no record that was not done, and rebuilds its state from the checkpoint's own
+// replay starts, as from any commit.
 func (s *Source[T]) keepEarly(x stream.Position) {
 	if s.announced[x.Partition] {
 		s.early[x.Partition] = x
