@@ -137,6 +137,10 @@ func TestOutputAsInputRefusedAtStart(t *testing.T) {
 		{[]string{"-topic", "t", "-alerts-topic", "t.dlq"}, "-topic"},
 		{[]string{"-requests-topic", "rides", "-alerts-topic", "rides"}, "-alerts-topic"},
 		{[]string{"-registry-topic", "fleet", "-alerts-topic", "fleet"}, "-alerts-topic"},
+		// Not an output as an input, but a pair refused the same way: package kafka refuses
+		// WithBounded beside WithEndWhenCaughtUp, after the dead-letter topic was made,
+		// naming options, not flags.
+		{[]string{"-bounded", "-exit-when-idle", "2s"}, "-bounded"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			c := testConfig(t, offlineArgs(t, tc.args...)...)

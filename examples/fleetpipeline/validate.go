@@ -94,6 +94,11 @@ func (c *config) validate() error {
 		// ("Rebalance.SessionTimeout"), naming no flag, after the dead-letter topic was made.
 		bad("-session-timeout", "%v: must be at least 1s (0: Kafka's default of 10s)", c.sessionTimeout)
 	}
+	if c.bounded && c.exitIdle > 0 {
+		// kafka.WithBounded beside WithEndWhenCaughtUp: refused by the library after the
+		// dead-letter topic was made, naming the options.
+		bad("-bounded", "and -exit-when-idle %v: give one: -bounded ends at the end offsets found at start, -exit-when-idle once every input stayed caught up that long", c.exitIdle)
+	}
 	if c.stopTimeout < time.Second {
 		// The outputs' close alone gets at least a second after a stop (the library's floor).
 		bad("-shutdown-timeout", "%v: must be at least 1s", c.stopTimeout)
