@@ -120,18 +120,30 @@
 // operators"; stream's TestRestartWithChangedWindowStops and
 // TestRestartWithChangedWindowColdStart).
 //
-// Late records are at least once: a replay reports again those after the committed offset.
+// Late records are reported once per acknowledged batch, and at least once over crashes. The
+// commit stays at the oldest open window's first record, so a replay (a rerun of a job that
+// ends when idle, a restart) reads again the late records after it; the checkpoint records
+// the late stream's own replay start, the end of the last batch acknowledged before the
+// commit (stream.PartitionContext.SkippedBefore), whose late records were written by then,
+// and the replay reports only those after it (TestBoundedRerunsReportLateOnce: three late
+// records, four runs without new input, three dead letters; before, each rerun reported them
+// again). A record is reported again when the batch that reported it was not acknowledged (a
+// crash after its dead letters were written: at least once, like every dead letter), and
+// when the replay has no usable checkpoint (none, or one refused, which starts every operator
+// cold from the committed offset). A record before that start that the replay judges late and
+// the first run did not (below) is not reported: the first run counted it.
 // One case is not replayed exactly: a record that comes after the replay position, out of
 // order but on time, for a window older than the first replayed record's. The position moves
 // to the first record of the oldest open window once the window before it fired, and a
 // record of that earlier window may follow it within the out-of-orderness: the run that
 // committed counted it, while the replay takes the first replayed record's window as its
-// floor and reports it late, as a fresh start there must (its window starts before the
-// first); only the partition's floor as of the commit tells the two apart. So a run after a
-// bounded run, or a replay after a crash, may report late a record of the boundary of the
-// oldest window open at the commit: a spurious late record, not a wrong result
+// floor and judges it late, as a fresh start there must (its window starts before the
+// first); only the partition's floor as of the commit tells the two apart. So a replay after
+// a crash may report late a record of the boundary of the oldest window open at the commit
+// that came after the last acknowledged batch: a spurious late record, not a wrong result.
+// Before the late stream's replay start, such a record is no longer reported
 // (TestBoundedRunsInARowLateAtBoundary; in package telemetry, zone demand in bounded runs in
-// a row reports one to three in 3 of 40 random topics). Exact replay there needs the
+// a row reported one to three in 3 of 40 random topics before). Exact replay there needs the
 // partition's floor stored with the commit.
 //
 // After a repartition (stream.PartitionContext.Merged), Tumbling and Sliding hold commits back

@@ -143,7 +143,19 @@ type lateDrain[T any, K comparable, V, A, R any] struct {
 func (d *lateDrain[T, K, V, A, R]) Process(pc *stream.PartitionContext, _ []stream.Elem[Result[K, R]], o []stream.Elem[Late[T]]) []stream.Elem[Late[T]] {
 	op := d.op
 	if op.latePart == pc.Partition && op.lateBatch == pc.Batch {
-		o = append(o, op.late...)
+		// A replay after a resume reports again only the records after what the run that
+		// committed acknowledged: it reported those before (see "Delivery and replay").
+		from, replay := pc.SkippedBefore()
+		for _, l := range op.late {
+			switch {
+			case !replay || l.Offset >= from:
+				o = append(o, l)
+			case l.Value.Reason == stream.ReasonKeyLimit:
+				op.limitN.Add(-1)
+			default:
+				op.lateN.Add(-1)
+			}
+		}
 	}
 	clear(op.late)
 	op.late = op.late[:0]
