@@ -272,6 +272,15 @@ func TestLateAndState(t *testing.T) {
 	require.Equal(t, stream.ReasonLate, ls[0].Reason)
 	require.Equal(t, at(5).UTC(), ls[0].EventTime)
 	require.Equal(t, at(12).UTC(), ls[0].Watermark, "the right partition's own watermark: the left one's mark at 30 s came before it")
+	require.Equal(t, &stream.Upstream{Partition: 1 << 26, Offset: 3}, ls[0].Upstream, "the right input's record, not the repartition's")
+	require.NotEqual(t, ls[0].Upstream.Partition, ls[0].Partition)
+	dl := ls[0].DeadLetter(func(part int32) (string, int32, bool) {
+		src, local := stream.PartitionSource(part)
+		return []string{"orders", "payments", "join-repartition"}[src], local, true
+	}, nil, nil)
+	require.Equal(t, "payments", dl.Topic)
+	require.EqualValues(t, 0, dl.Partition)
+	require.EqualValues(t, 3, dl.Offset)
 	require.EqualValues(t, 1, out.LateCount())
 	st := h.P.Stats()
 	require.Equal(t, 2, st.RetainedState, "only the records at 30 s are held")

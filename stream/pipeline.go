@@ -199,6 +199,8 @@ type PartitionContext struct {
 	// (see SkippedBefore).
 	cutAt int64
 	cut   bool
+	// up is the repartition a Merged partition belongs to (see Upstream), nil elsewhere.
+	up upstreamer
 	// ctx is Context's.
 	ctx context.Context
 }
