@@ -33,7 +33,9 @@
 // sliding panes and merging sessions need it) and turns one into a result. Count, Sum, Min,
 // Max, Mean, Stats (count, sum, min, max and mean in one 32-byte accumulator) and Quantile (a
 // Sketch with 1% relative error, for p95 and the like) are ready. Accumulators are stored
-// inline per key and window, so keep them small value types. One that holds a growing slice
+// inline per key and window, so keep them small value types; Aggregator says what the engine
+// guarantees about one that holds memory (which arguments it may modify in place, and when a
+// result may share memory with its accumulator). One that holds a growing slice
 // (telemetry's cab stats keep every point of a window) may implement Resetter: a tumbling
 // window then reuses an emitted window's accumulators for the next window's keys instead of
 // growing new ones (BenchmarkCabStatsDense in package telemetry, 30 points per cab and
