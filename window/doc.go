@@ -132,7 +132,9 @@
 // again). A record is reported again when the batch that reported it was not acknowledged (a
 // crash after its dead letters were written: at least once, like every dead letter), and
 // when the replay has no usable checkpoint (none, or one refused, which starts every operator
-// cold from the committed offset). A record before that start that the replay judges late and
+// cold from the committed offset); after a repartition, also a record of the batch in which
+// every upstream partition ended (that batch commits the checkpoint of the batch before it,
+// see "Runs one after another" in package stream), again by the next run. A record before that start that the replay judges late and
 // the first run did not (below) is not reported: the first run counted it.
 // One case is not replayed exactly: a record that comes after the replay position, out of
 // order but on time, for a window older than the first replayed record's. The position moves
