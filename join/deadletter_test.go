@@ -75,4 +75,19 @@ func TestLateDeadLetter(t *testing.T) {
 	l.Partition = 3
 	require.Equal(t, int32(3), l.DeadLetter(origin, nil, nil).Partition, "a partition the origin does not know")
 	require.Empty(t, l.DeadLetter(origin, nil, nil).Topic)
+
+	// Read through the repartition: the dead letter names the input record.
+	l.Partition, l.Upstream = 1<<26|3, &stream.Upstream{Partition: 2, Offset: 41}
+	inputs := func(part int32) (string, int32, bool) {
+		if src, local := stream.PartitionSource(part); src == 0 {
+			return "payments", local, true
+		}
+		return origin(part)
+	}
+	dl = l.DeadLetter(inputs, nil, nil)
+	require.Equal(t, "payments", dl.Topic)
+	require.EqualValues(t, 2, dl.Partition)
+	require.EqualValues(t, 41, dl.Offset)
+	dl = l.DeadLetter(nil, nil, nil)
+	require.Equal(t, stream.DeadLetter{Reason: stream.ReasonLate, Partition: 2, Offset: 41, Err: dl.Err}, dl, "no origin: the upstream pipeline partition")
 }

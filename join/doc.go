@@ -80,7 +80,12 @@
 // committed checkpoint), rebuilds the same state and gives the same rows for every record
 // after that batch; rows for the records before it are
 // pairs already emitted (sinks overwrite them by deterministic ids), never a wrong unmatched
-// row. Late records may be reported again by a replay (at least once, like every dead letter).
+// row. Late records are reported once per acknowledged batch: the checkpoint records the late
+// stream's own replay start, the end of the last batch acknowledged before the commit, and a
+// replay reports only the late records after it (stream.PartitionContext.SkippedBefore;
+// TestReplayReportsLateOnce). A crash after a batch's dead letters were written and before it
+// was acknowledged, or a replay without a usable checkpoint, reports them again (at least
+// once, like every dead letter).
 // A replay from before every position the join returned (a refused checkpoint, with which the
 // pipeline starts every operator at the committed offset) may emit a left record as
 // unmatched whose partners all came before that offset.

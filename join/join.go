@@ -53,8 +53,15 @@ type Late[K comparable, A, B any] struct {
 	// Watermark is the join's watermark at the record (see "Watermark" in the package
 	// documentation).
 	Watermark time.Time
+	// Partition and Offset are the record's pipeline partition id and offset as the join
+	// read it: the repartition's partition and offset, after one.
 	Partition int32
 	Offset    int64
+	// Upstream is, for a record read through a repartition (Interval, Window, or a stream
+	// repartitioned by stream.RepartitionBy), where the repartition read it: the input
+	// record, whose topic outlives the repartition's (stream.PartitionContext.Upstream). nil
+	// elsewhere. DeadLetter names it.
+	Upstream *stream.Upstream
 	// Reason is stream.ReasonLate.
 	Reason string
 }

@@ -272,6 +272,15 @@ func TestLateAndState(t *testing.T) {
 	require.Equal(t, stream.ReasonLate, ls[0].Reason)
 	require.Equal(t, at(5).UTC(), ls[0].EventTime)
 	require.Equal(t, at(12).UTC(), ls[0].Watermark, "the right partition's own watermark: the left one's mark at 30 s came before it")
+	require.Equal(t, &stream.Upstream{Partition: 1 << 26, Offset: 3}, ls[0].Upstream, "the right input's record, not the repartition's")
+	require.NotEqual(t, ls[0].Upstream.Partition, ls[0].Partition)
+	dl := ls[0].DeadLetter(func(part int32) (string, int32, bool) {
+		src, local := stream.PartitionSource(part)
+		return []string{"orders", "payments", "join-repartition"}[src], local, true
+	}, nil, nil)
+	require.Equal(t, "payments", dl.Topic)
+	require.EqualValues(t, 0, dl.Partition)
+	require.EqualValues(t, 3, dl.Offset)
 	require.EqualValues(t, 1, out.LateCount())
 	st := h.P.Stats()
 	require.Equal(t, 2, st.RetainedState, "only the records at 30 s are held")
@@ -294,6 +303,52 @@ func TestLateAndState(t *testing.T) {
 	h.RunUntilDone()
 	require.Zero(t, h.P.Stats().RetainedState)
 	require.Equal(t, map[string]int{"x/1/1": 1, "y/2/-": 1, "w/3/3": 1, "v/5/5": 1}, rowCounts(rows.Slice()))
+}
+
+// TestReplayReportsLateOnce: a restart replays from the committed offset, which the first
+// left record holds back while it waits for a partner; the right records behind the
+// watermark that came after it were reported late in acknowledged batches, so the replay does
+// not report them again (the checkpoint records the late stream's replay start:
+// stream.PartitionContext.SkippedBefore), while a late record of its own, after that start,
+// is. Before, the replay reported R2 and R3 again. The rows are one run's.
+func TestReplayReportsLateOnce(t *testing.T) {
+	in := &input{recs: map[string]upRec{}, ooo: 1}
+	rec := func(off int64, right bool, id int, key string, sec int64) stream.Record[shuffled] {
+		side := join.Side[int, int]{Left: id}
+		if right {
+			side = join.Side[int, int]{Right: id, IsRight: true}
+		}
+		return stream.Record[shuffled]{Value: stream.KV(key, side), Offset: off, EventTime: time.Unix(1_700_000_000+sec, 0)}
+	}
+	batches := [][]stream.Record[shuffled]{
+		{rec(0, false, 1, "x", 10)}, // waits for a partner until 13 s: holds the commit
+		{rec(1, false, 4, "w", 12)}, // watermark 11 s
+		{rec(2, true, 2, "y", 5)},   // late
+		{rec(3, true, 3, "z", 6)},   // late
+		{rec(4, true, 1, "x", 12)},  // x's partner
+		{rec(5, true, 5, "v", 7)},   // the restart's own late record
+	}
+	sp := spec{lower: 2, upper: 3, kind: join.LeftOuter}
+	first := newTagRun(t, in, 1, sp)
+	first.feed(batches[:4], nil, 4)
+	require.Equal(t, []string{"R2", "R3"}, lateIDs(first.late.Slice()), "first run")
+	pos, ok := first.q.CommittedPosition(0)
+	require.True(t, ok)
+	require.Zero(t, pos.Offset, "L1 holds the commit")
+
+	second := newTagRun(t, in, 1, sp)
+	second.feed(batches, []stream.Position{pos}, -1)
+	require.Equal(t, []string{"R5"}, lateIDs(second.late.Slice()), "the restart: only its own late record")
+	require.EqualValues(t, 1, second.out.LateCount())
+	require.Equal(t, map[string]int{"x/1/1": 1, "w/4/-": 1}, rowCounts(second.rows.Slice()))
+}
+
+func lateIDs(ls []join.Late[string, int, int]) []string {
+	var ids []string
+	for _, l := range ls {
+		ids = append(ids, lateID(l))
+	}
+	return ids
 }
 
 // TestConstructionErrors: bad bounds, sizes, options and inputs wrap ErrInvalidOption and

@@ -282,7 +282,19 @@ type lateDrain[K comparable, A, B any] struct{ op *operator[K, A, B] }
 func (d *lateDrain[K, A, B]) Process(pc *stream.PartitionContext, _ rows[K, A, B], o []stream.Elem[Late[K, A, B]]) []stream.Elem[Late[K, A, B]] {
 	op := d.op
 	if op.latePart == pc.Partition && op.lateBatch == pc.Batch {
-		o = append(o, op.late...)
+		// A replay after a resume reports again only the records after what the run that
+		// committed acknowledged: it reported those before (see "Replay").
+		from, replay := pc.SkippedBefore()
+		for _, l := range op.late {
+			if !replay || l.Offset >= from {
+				if u, ok := pc.Upstream(l.Offset); ok {
+					l.Value.Upstream = &u
+				}
+				o = append(o, l)
+			} else {
+				op.lateN.Add(-1)
+			}
+		}
 	}
 	clear(op.late)
 	op.late = op.late[:0]

@@ -232,9 +232,11 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 		if s.cutBy > 0 {
 			key, cut = s.cutBy-1, true
 		}
+		pc.cutAt, pc.cut = 0, false
 		if cut && pc.skip != nil {
 			// Replay after a resume: leave out what this operator had already accounted for.
 			if from, ok := pc.skip[key]; ok {
+				pc.cutAt, pc.cut = from, true
 				kept = kept[:0]
 				for i := range in {
 					if in[i].Offset >= from {

@@ -195,6 +195,12 @@ type PartitionContext struct {
 	marks []markPoint
 	// startMark is a Merged partition's watermark before this batch's marks.
 	startMark int64
+	// cutAt is where the running operator's input is cut in a replay after a resume, if cut
+	// (see SkippedBefore).
+	cutAt int64
+	cut   bool
+	// up is the repartition a Merged partition belongs to (see Upstream), nil elsewhere.
+	up upstreamer
 	// ctx is Context's.
 	ctx context.Context
 }
@@ -212,6 +218,19 @@ func (pc *PartitionContext) Context() context.Context {
 }
 
 type markPoint struct{ from, wm int64 }
+
+// SkippedBefore returns, while the partition replays after a resume from a checkpoint, the
+// offset before which this operator had accounted for the partition's records before the
+// commit, and true: the pipeline leaves those records out of the operator's input. It is
+// the operator's own replay start from the checkpoint: for an operator that holds nothing
+// (Retained false), the end of the last batch acknowledged before the commit, so every
+// output it made from the records before it was written. An operator that emits what it
+// takes from elsewhere than its input (a side stream that another operator set aside, as
+// package window's and join's late records) leaves out what came from those records too.
+// false outside such a replay.
+func (pc *PartitionContext) SkippedBefore() (offset int64, ok bool) {
+	return pc.cutAt, pc.cut
+}
 
 // WatermarkAt returns, for a Merged partition, its watermark as of the record at offset: from
 // the marks before that record in the partition, so that it depends only on the partition's

@@ -392,10 +392,11 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		ps := p.parts[part]
 		pc.EndOfInput = end || ps.ended || ps.marked && ps.markEnd
 		pc.Merged = ps.marked
-		pc.startMark, pc.marks = pc.PartitionWatermark, nil
+		pc.startMark, pc.marks, pc.up = pc.PartitionWatermark, nil, nil
 		if ps.marked {
 			if sh := p.shuffleOf(part); sh != nil {
 				pc.startMark, pc.marks = sh.marks(part)
+				pc.up, _ = sh.(upstreamer)
 			}
 		}
 		pc.PartitionWatermark, pc.Idle = p.partitionWatermark(ps, started, pc.EndOfInput)

@@ -12,10 +12,34 @@ import (
 // result R. A should be a small value type: it is stored inline per key and window, so adding
 // a record allocates nothing.
 //
-// Add and Merge may modify their first argument (when A holds pointers) and return it; Merge
-// must not modify its second argument, which may be shared. Merge must be associative and
-// agree with Add (merging two accumulators equals adding both sets of values to one): sliding
-// windows merge per-pane accumulators and sessions merge when a record bridges them.
+// Merge must be associative and agree with Add (merging two accumulators equals adding both
+// sets of values to one): sliding windows merge per-pane accumulators and sessions merge when
+// a record bridges them.
+//
+// Accumulators that hold memory (slices, maps, pointers): the engine never copies it. What
+// it guarantees, and what it needs:
+//
+//   - The accumulator passed to Add, as the first argument of Merge, or to Reset (Resetter)
+//     is the engine's alone, and it uses only what the call returns from then on: those
+//     may modify it in place and return it (TestAggregatorFirstArgumentOwned proves it for
+//     every window kind and emission).
+//   - The second argument of Merge stays in use (a sliding window merges one pane's
+//     accumulator into every window that holds the pane, and may keep the same merged
+//     accumulator in several of its slots): Merge must not modify it, and what Merge returns
+//     must not share memory with it that a later Add or Merge on the result would write.
+//     The engine merges into Zero() and then into the result again, so a Merge that returns
+//     b itself when a is empty is wrong for a slice with spare capacity: the next Merge
+//     appends into b's array.
+//   - Zero must return a new accumulator on each call that shares no memory that Add or
+//     Merge write with any other (a nil slice does; one package-level slice does not).
+//   - Result's value goes to the stream's readers as it is, while acc stays in the window's
+//     state. It may share memory with acc only when nothing writes that memory later: with
+//     EveryBatch the records of later batches are added to the accumulator a partial result
+//     was taken from, and with a Resetter an emitted window's accumulator is reused for a
+//     later one. With OnClose and no Resetter, the engine drops an accumulator once its final
+//     result is taken. To be safe in every mode, return a copy (slices.Clone) or values
+//     computed from acc, as telemetry's cab stats do (their result keeps none of the
+//     accumulator's points).
 type Aggregator[V, A, R any] interface {
 	// Zero returns an empty accumulator.
 	Zero() A
@@ -33,8 +57,10 @@ type Aggregator[V, A, R any] interface {
 // accumulators and starts each new key with Reset(an old accumulator) instead of Zero(), so a
 // steady load allocates no new accumulator memory. Reset must return an accumulator equal
 // to Zero() that may reuse acc's memory, and Result must not return anything that refers to
-// acc's memory (a result that aliases it would change under a later window). Other window
-// kinds call Zero as before.
+// acc's memory (a result that aliases it would change under a later window). Reset gets only
+// accumulators that Zero or Reset made and the window used, never A's zero value (it once
+// got one for slots the bucket's slice had grown past its keys: a Reset that dereferenced a
+// pointer accumulator panicked). Other window kinds call Zero as before.
 type Resetter[A any] interface {
 	Reset(acc A) A
 }

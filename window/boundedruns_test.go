@@ -2,6 +2,7 @@ package window_test
 
 import (
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,13 +47,15 @@ func TestBoundedRunsInARowCompleteOpenWindows(t *testing.T) {
 // 0:55 comes after 1:02, the first record of [1m, 2m), out of order within the bound: the
 // first run counts it in [0, 1m), which fires at 2:40 (watermark 2:10, past its end plus the
 // grace, 1:30), and the replay position moves to 1:02, the first record of the oldest open
-// window. The second run starts there, takes [1m, 2m) as its floor and reports 0:55 late: it
-// cannot tell it from the same record after a fresh start at 1:02, which must report it late
+// window. The second run starts there, takes [1m, 2m) as its floor and judges 0:55 late: it
+// cannot tell it from the same record after a fresh start at 1:02, which must judge it late
 // (its window starts before the first record's); only the partition's floor as of the commit
 // tells them apart, and the checkpoint does not carry it (see "Delivery and replay" in the
-// package documentation). This test pins the limit: the documents are one run's, 0:20
-// (behind the watermark) is late in both, and 0:55 is late in the second run only. With the
-// floor in the checkpoint, 0:55 must no longer be late there.
+// package documentation). But 0:55 is before the end of the first run's last acknowledged
+// batch, the late stream's replay start in the checkpoint, so the second run does not report
+// it (before, it reported it again): the documents are one run's, and 0:20
+// (behind the watermark) is late in both. The limit stays for such a record after the last
+// acknowledged batch (a crash before its batch was acknowledged).
 func TestBoundedRunsInARowLateAtBoundary(t *testing.T) {
 	recs := []stream.Record[ev]{
 		at(0, "a", sec(10), 1),
@@ -69,7 +72,45 @@ func TestBoundedRunsInARowLateAtBoundary(t *testing.T) {
 		require.Empty(t, r.late1, "first run")
 		require.EqualValues(t, 2, r.pos.Offset, "the first run's commit: 1:02")
 		require.Equal(t, r.want, r.got, "final results of the two runs against one run")
-		require.Equal(t, []int64{3, 5}, r.late2, "second run: 0:20, and 0:55 (the limit; counted by the first run)")
+		require.Equal(t, []int64{5}, r.late2, "second run: 0:20; 0:55, judged late again, was acknowledged by the first run")
+	})
+}
+
+// TestBoundedRerunsReportLateOnce: a job that ends when idle (fleetpipeline -exit-when-idle),
+// run again and again with no new input, reports each late record once. The commit stays at
+// the first record of the window the end closed early, [1m, 2m), so every rerun replays the
+// three late records after it; they were dead-lettered in the batches the first run
+// acknowledged, which the checkpoint records as the late stream's replay start
+// (stream.PartitionContext.SkippedBefore). Before, each rerun reported all three again (12
+// dead letters over 4 runs). The reruns' results are the first run's.
+func TestBoundedRerunsReportLateOnce(t *testing.T) {
+	recs := []stream.Record[ev]{
+		at(0, "a", sec(10), 1),
+		at(0, "a", sec(50), 1),
+		at(0, "a", sec(100), 1), // watermark 1:10: [1m, 2m) opens, [0, 1m) stays open until 1:30
+		at(0, "a", sec(130), 1), // watermark 1:40: [0, 1m) fires
+		at(0, "a", sec(20), 1),  // late
+		at(0, "a", sec(30), 1),  // late
+		at(0, "a", sec(40), 1),  // late
+	}
+	eachWindow(t, recs, func(t *testing.T, asg window.Assigner) {
+		want, late, pos := boundedRun(t, asg, nil, recs)
+		require.Equal(t, []int64{4, 5, 6}, late, "first run")
+		require.Less(t, pos.Offset, int64(4), "the commit stays at the window the end closed early")
+		for run := 2; run <= 4; run++ {
+			got, late, next := boundedRun(t, asg, &pos, recs[pos.Offset:])
+			require.Empty(t, late, "run %d, no new input: the late records were reported", run)
+			for id, v := range got {
+				require.Equal(t, want[id], v, "run %d: window %v", run, id)
+			}
+			require.Equal(t, pos.Offset, next.Offset, "run %d: the commit", run)
+			pos = next
+		}
+		// New records after the reruns: a late one among them is reported.
+		more := append(slices.Clone(recs), at(0, "a", sec(5), 1), at(0, "a", sec(140), 1))
+		more[7].Offset, more[8].Offset = 7, 8
+		_, late, _ = boundedRun(t, asg, &pos, more[pos.Offset:])
+		require.Equal(t, []int64{7}, late, "the next run's own late record")
 	})
 }
 
@@ -82,10 +123,23 @@ type inARow struct {
 	pos                    stream.Position
 }
 
-// runsInARow numbers recs by offset and, for a Tumbling minute and a Sliding minute every
-// 30 s, runs the window over recs in one run, and over recs[:split] then from the first
-// run's commit to the end in two, and calls check.
+// runsInARow runs, for each window of eachWindow, the window over recs in one run, and over
+// recs[:split] then from the first run's commit to the end in two, and calls check.
 func runsInARow(t *testing.T, recs []stream.Record[ev], split int, check func(*testing.T, inARow)) {
+	eachWindow(t, recs, func(t *testing.T, asg window.Assigner) {
+		var r inARow
+		r.want, r.wantLate, _ = boundedRun(t, asg, nil, recs)
+		r.got, r.late1, r.pos = boundedRun(t, asg, nil, recs[:split])
+		got2, late2, _ := boundedRun(t, asg, &r.pos, recs[r.pos.Offset:])
+		maps.Copy(r.got, got2)
+		r.late2 = late2
+		check(t, r)
+	})
+}
+
+// eachWindow numbers recs by offset and runs test for a Tumbling minute and a Sliding minute
+// every 30 s.
+func eachWindow(t *testing.T, recs []stream.Record[ev], test func(*testing.T, window.Assigner)) {
 	for i := range recs {
 		recs[i].Offset = int64(i)
 	}
@@ -96,15 +150,7 @@ func runsInARow(t *testing.T, recs []stream.Record[ev], split int, check func(*t
 		{"tumbling", window.Tumbling(time.Minute)},
 		{"sliding", window.Sliding(time.Minute, 30*time.Second)},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var r inARow
-			r.want, r.wantLate, _ = boundedRun(t, tc.asg, nil, recs)
-			r.got, r.late1, r.pos = boundedRun(t, tc.asg, nil, recs[:split])
-			got2, late2, _ := boundedRun(t, tc.asg, &r.pos, recs[r.pos.Offset:])
-			maps.Copy(r.got, got2)
-			r.late2 = late2
-			check(t, r)
-		})
+		t.Run(tc.name, func(t *testing.T) { test(t, tc.asg) })
 	}
 }
 
@@ -114,7 +160,8 @@ type windowID struct {
 }
 
 // boundedRun runs the window over recs (resuming from pos if not nil) until the input ends,
-// and returns the final results, the offsets of the late records and the committed position.
+// and returns the final results, the offsets of the late records and the committed position
+// (pos when the run committed nothing new).
 func boundedRun(t *testing.T, asg window.Assigner, pos *stream.Position, recs []stream.Record[ev]) (map[windowID]int64, []int64, stream.Position) {
 	t.Helper()
 	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(30*time.Second))
@@ -141,6 +188,9 @@ func boundedRun(t *testing.T, asg window.Assigner, pos *stream.Position, recs []
 		lateOffs = append(lateOffs, l.Offset)
 	}
 	cp, ok := q.CommittedPosition(0)
+	if !ok && pos != nil {
+		return out, lateOffs, *pos // nothing new to commit: the position it resumed from
+	}
 	require.True(t, ok, "a commit")
 	return out, lateOffs, cp
 }

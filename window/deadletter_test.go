@@ -83,3 +83,57 @@ func TestLateDeadLetter(t *testing.T) {
 		})
 	}
 }
+
+// TestLateDeadLetterAfterRepartition: a record late in a window after a repartition is dead-
+// lettered with the input record's topic, partition and offset (Late.Upstream, from the
+// numbers it carried through the exchange), not the repartition's, whose topic is purged as
+// soon as it is committed. Before, both dead letters named "fleet-zones-repartition" and the
+// exchange's offsets.
+func TestLateDeadLetterAfterRepartition(t *testing.T) {
+	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0), stream.WithMaxOutOfOrderness(time.Second))
+	q, s := streamtest.NewQueue[ev](h)
+	q.SetPartitions(2)
+	_, zones := streamtest.NewRepartition(h, stream.KeyBy(s, evKey), "zones", streamtest.NewExchangeLog[stream.Pair[string, ev]](1))
+	w, err := window.Aggregate(zones,
+		func(p stream.Pair[string, ev]) string { return p.Key },
+		func(p stream.Pair[string, ev]) float64 { return p.Value.V },
+		window.Tumbling(time.Minute), window.Count[float64]())
+	require.NoError(t, err)
+	late := streamtest.Collect(w.Late())
+	// origin stands for Pipeline.Origin over a kafka.Source (source 0) and a kafka.Exchange
+	// (source 1, the repartition's).
+	origin := func(part int32) (string, int32, bool) {
+		switch src, local := stream.PartitionSource(part); src {
+		case 0:
+			return "cabs", local, true
+		case 1:
+			return "fleet-zones-repartition", local, true
+		}
+		return "", 0, false
+	}
+	rec := func(part int32, off int64, d time.Duration) stream.Record[ev] {
+		r := at(part, "z", d, 1)
+		r.Offset = off
+		return r
+	}
+	q.AddWithOffsets(rec(0, 40, sec(10)), rec(1, 70, sec(20)))
+	q.AddWithOffsets(rec(0, 41, sec(100)), rec(1, 71, sec(100))) // [0, 1m) fires
+	q.AddWithOffsets(rec(0, 42, sec(101)), rec(1, 72, sec(15)), rec(0, 43, sec(5)), rec(1, 73, sec(102)))
+	q.End()
+	h.RunUntilDone()
+
+	type where struct {
+		topic  string
+		part   int32
+		offset int64
+	}
+	var got []where
+	for _, l := range late.Slice() {
+		require.NotNil(t, l.Upstream, "late at %v", l.EventTime)
+		src, _ := stream.PartitionSource(l.Partition)
+		require.Equal(t, 1, src, "Partition and Offset stay the repartition's")
+		dl := l.DeadLetter(origin, nil, nil)
+		got = append(got, where{dl.Topic, dl.Partition, dl.Offset})
+	}
+	require.ElementsMatch(t, []where{{"cabs", 1, 72}, {"cabs", 0, 43}}, got)
+}

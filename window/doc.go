@@ -33,7 +33,9 @@
 // sliding panes and merging sessions need it) and turns one into a result. Count, Sum, Min,
 // Max, Mean, Stats (count, sum, min, max and mean in one 32-byte accumulator) and Quantile (a
 // Sketch with 1% relative error, for p95 and the like) are ready. Accumulators are stored
-// inline per key and window, so keep them small value types. One that holds a growing slice
+// inline per key and window, so keep them small value types; Aggregator says what the engine
+// guarantees about one that holds memory (which arguments it may modify in place, and when a
+// result may share memory with its accumulator). One that holds a growing slice
 // (telemetry's cab stats keep every point of a window) may implement Resetter: a tumbling
 // window then reuses an emitted window's accumulators for the next window's keys instead of
 // growing new ones (BenchmarkCabStatsDense in package telemetry, 30 points per cab and
@@ -120,18 +122,32 @@
 // operators"; stream's TestRestartWithChangedWindowStops and
 // TestRestartWithChangedWindowColdStart).
 //
-// Late records are at least once: a replay reports again those after the committed offset.
+// Late records are reported once per acknowledged batch, and at least once over crashes. The
+// commit stays at the oldest open window's first record, so a replay (a rerun of a job that
+// ends when idle, a restart) reads again the late records after it; the checkpoint records
+// the late stream's own replay start, the end of the last batch acknowledged before the
+// commit (stream.PartitionContext.SkippedBefore), whose late records were written by then,
+// and the replay reports only those after it (TestBoundedRerunsReportLateOnce: three late
+// records, four runs without new input, three dead letters; before, each rerun reported them
+// again). A record is reported again when the batch that reported it was not acknowledged (a
+// crash after its dead letters were written: at least once, like every dead letter), and
+// when the replay has no usable checkpoint (none, or one refused, which starts every operator
+// cold from the committed offset); after a repartition, also a record of the batch in which
+// every upstream partition ended (that batch commits the checkpoint of the batch before it,
+// see "Runs one after another" in package stream), again by the next run. A record before that start that the replay judges late and
+// the first run did not (below) is not reported: the first run counted it.
 // One case is not replayed exactly: a record that comes after the replay position, out of
 // order but on time, for a window older than the first replayed record's. The position moves
 // to the first record of the oldest open window once the window before it fired, and a
 // record of that earlier window may follow it within the out-of-orderness: the run that
 // committed counted it, while the replay takes the first replayed record's window as its
-// floor and reports it late, as a fresh start there must (its window starts before the
-// first); only the partition's floor as of the commit tells the two apart. So a run after a
-// bounded run, or a replay after a crash, may report late a record of the boundary of the
-// oldest window open at the commit: a spurious late record, not a wrong result
+// floor and judges it late, as a fresh start there must (its window starts before the
+// first); only the partition's floor as of the commit tells the two apart. So a replay after
+// a crash may report late a record of the boundary of the oldest window open at the commit
+// that came after the last acknowledged batch: a spurious late record, not a wrong result.
+// Before the late stream's replay start, such a record is no longer reported
 // (TestBoundedRunsInARowLateAtBoundary; in package telemetry, zone demand in bounded runs in
-// a row reports one to three in 3 of 40 random topics). Exact replay there needs the
+// a row reported one to three in 3 of 40 random topics before). Exact replay there needs the
 // partition's floor stored with the commit.
 //
 // After a repartition (stream.PartitionContext.Merged), Tumbling and Sliding hold commits back

@@ -2,15 +2,12 @@ package window_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/fleetstream/fleetstream/stream"
-	"github.com/fleetstream/fleetstream/stream/streamtest"
 	"github.com/fleetstream/fleetstream/window"
 )
 
@@ -49,30 +46,10 @@ func TestResetterSameResults(t *testing.T) {
 	for _, emit := range []window.Emission{window.OnClose, window.EveryBatch} {
 		for seed := range uint64(20) {
 			t.Run(fmt.Sprintf("%v/seed%d", emit, seed), func(t *testing.T) {
-				run := func(agg window.Aggregator[float64, []float64, string]) [][]window.Result[string, string] {
-					h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(5*time.Second), stream.WithIdleTimeout(0))
-					q, s := streamtest.NewQueue[ev](h)
-					q.SetPartitions(2)
-					w, err := window.Aggregate(s, evKey, evVal, window.Tumbling(10*time.Second), agg, window.WithEmit(emit))
-					require.NoError(t, err)
-					res := streamtest.Collect(w.Results())
-					r := rand.New(rand.NewPCG(seed, 1))
-					var clock time.Duration
-					for range 40 {
-						for range r.IntN(12) {
-							d := clock - time.Duration(r.IntN(8))*time.Second // out of order, sometimes late
-							q.Add(at(int32(r.IntN(2)), fmt.Sprint("k", r.IntN(6)), d, float64(r.IntN(100))))
-						}
-						clock += time.Duration(r.IntN(4)) * time.Second
-						h.Step()
-					}
-					q.End()
-					h.RunUntilDone()
-					return res.Batches()
-				}
-				want := run(listAgg{})
+				asg := window.Tumbling(10 * time.Second)
+				want := runAgg(t, asg, emit, seed, listAgg{})
 				reused := 0
-				got := run(resetAgg{reused: &reused})
+				got := runAgg(t, asg, emit, seed, resetAgg{reused: &reused})
 				require.Equal(t, want, got)
 				require.Positive(t, reused, "no accumulator memory was reused")
 			})

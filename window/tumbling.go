@@ -19,6 +19,10 @@ type bucket[K comparable, A any] struct {
 	idx    map[K]int32
 	keys   []K
 	vals   []A
+	// kept is how many of vals' slots, from the first, hold an earlier window's accumulator
+	// for the aggregator's Reset (see reset): the slots past it up to cap(vals) hold A's zero
+	// value (append grew them), which is no accumulator to hand to Reset.
+	kept int
 	// EveryBatch: the batch that last changed each key, and the keys changed in this batch.
 	stamp   []int64
 	changed []int32
@@ -30,8 +34,11 @@ type bucket[K comparable, A any] struct {
 func (b *bucket[K, A]) reset(keepVals bool) {
 	clear(b.idx)
 	clear(b.keys)
-	if !keepVals {
+	if keepVals {
+		b.kept = max(b.kept, len(b.vals))
+	} else {
 		clear(b.vals)
+		b.kept = 0
 	}
 	b.keys, b.vals, b.stamp, b.changed = b.keys[:0], b.vals[:0], b.stamp[:0], b.changed[:0]
 }
@@ -118,7 +125,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			j = int32(len(b.keys))
 			b.idx[k] = j
 			b.keys = append(b.keys, k)
-			if n := len(b.vals); n < cap(b.vals) && op.reset != nil {
+			if n := len(b.vals); n < b.kept && op.reset != nil {
 				b.vals = b.vals[:n+1]
 				b.vals[n] = op.reset(b.vals[n]) // an earlier window's, emitted: its memory reused
 			} else {

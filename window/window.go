@@ -38,8 +38,16 @@ type Result[K comparable, R any] struct {
 type Late[T any] struct {
 	Value     T
 	EventTime time.Time
+	// Partition and Offset are the record's pipeline partition id and offset as the window
+	// read it: after a repartition, the repartition's partition and offset.
 	Partition int32
 	Offset    int64
+	// Upstream is, for a record read through a repartition (stream.Repartition,
+	// RepartitionBy), where the repartition read it: the input record, whose topic outlives
+	// the repartition's (stream.PartitionContext.Upstream). nil elsewhere, and when the
+	// window could not tell (a record an operator between them emitted in a later batch).
+	// DeadLetter names it.
+	Upstream *stream.Upstream
 	// Start and End bound the earliest window the record belonged to, clamped to the ends
 	// of int64 time for a record whose window does not fit in it (see "Watermarks and
 	// lateness" in the package documentation).
@@ -143,7 +151,22 @@ type lateDrain[T any, K comparable, V, A, R any] struct {
 func (d *lateDrain[T, K, V, A, R]) Process(pc *stream.PartitionContext, _ []stream.Elem[Result[K, R]], o []stream.Elem[Late[T]]) []stream.Elem[Late[T]] {
 	op := d.op
 	if op.latePart == pc.Partition && op.lateBatch == pc.Batch {
-		o = append(o, op.late...)
+		// A replay after a resume reports again only the records after what the run that
+		// committed acknowledged: it reported those before (see "Delivery and replay").
+		from, replay := pc.SkippedBefore()
+		for _, l := range op.late {
+			switch {
+			case !replay || l.Offset >= from:
+				if u, ok := pc.Upstream(l.Offset); ok {
+					l.Value.Upstream = &u
+				}
+				o = append(o, l)
+			case l.Value.Reason == stream.ReasonKeyLimit:
+				op.limitN.Add(-1)
+			default:
+				op.lateN.Add(-1)
+			}
+		}
 	}
 	clear(op.late)
 	op.late = op.late[:0]
