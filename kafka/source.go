@@ -123,16 +123,8 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		errs = append(errs, invalid("codec", "nil"))
 	}
 	errs = append(errs, dlqNames(&cfg, &o)...)
-	if o.bounded && o.caughtUp != nil {
-		// They contradict each other: a bounded Source ends its input alone at the end
-		// offsets of its start and reads nothing past them, while a CaughtUp ends the
-		// inputs of all its Sources together once each was read to its high-water mark and
-		// idle. With records written after the start, the bounded Source never counted as
-		// caught up (its reading stops below the mark), and the option's other Sources
-		// waited for it for ever; without, the option did nothing.
-		errs = append(errs, invalid("WithBounded/WithEndWhenCaughtUp", "give a Source one of them: WithBounded reads "+
-			"to the end offsets present when Run starts (a backfill), WithEndWhenCaughtUp reads on until the topics of "+
-			"every Source given it stay idle (a drain)"))
+	if err := boundedAndCaughtUp(&o); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -459,23 +451,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 			attempt = 0
 			continue
 		}
-		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
-			return fmt.Errorf("kafka: consume: %w", err)
-		}
-		if errors.Is(err, sarama.ErrFencedInstancedId) {
-			return s.fenced(err)
-		}
-		if errors.Is(err, sarama.ErrInvalidSessionTimeout) { // refused at every join: retried, for ever
-			return sessionTimeoutRefused(&s.cfg, err)
-		}
-		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) {
-			return connectError(&s.cfg, err)
-		}
-		if isNotAuthorized(err) {
-			return s.cfg.notAuthorized(err, access{topics: s.cfg.Topics, group: s.cfg.Group})
-		}
-		if errors.Is(err, sarama.ErrInconsistentGroupProtocol) {
-			err = strategyRefused(&s.cfg, err)
+		var stop bool
+		if err, stop = s.consumeError(err); stop {
+			return err
 		}
 		attempt++
 		wait := backoff.Delay(250*time.Millisecond, 5*time.Second, attempt)

@@ -201,3 +201,39 @@ func strategyRefused(cfg *Config, err error) error {
 		"another kind of client, such as Kafka Connect), and its coordinator refuses this member until they leave: "+
 		"give every member of the group the same strategy", cfg.rebalance().Strategy, cfg.Group), err)
 }
+
+// boundedAndCaughtUp refuses WithBounded beside WithEndWhenCaughtUp. They contradict each
+// other: a bounded Source ends its input alone at the end offsets of its start and reads
+// nothing past them, while a CaughtUp ends the inputs of all its Sources together once each
+// was read to its high-water mark and idle. With records written after the start, the
+// bounded Source never counted as caught up (its reading stops below the mark), and the
+// option's other Sources waited for it for ever; without, the option did nothing.
+func boundedAndCaughtUp(o *sourceOptions) error {
+	if !o.bounded || o.caughtUp == nil {
+		return nil
+	}
+	return invalid("WithBounded/WithEndWhenCaughtUp", "give a Source one of them: WithBounded reads "+
+		"to the end offsets present when Run starts (a backfill), WithEndWhenCaughtUp reads on until the topics of "+
+		"every Source given it stay idle (a drain)")
+}
+
+// consumeError says what Run does with an error of a group session: return it (true), the
+// errors no retry mends, or retry after a backoff with it (said more plainly where the
+// broker's words name no setting).
+func (s *Source[T]) consumeError(err error) (error, bool) {
+	switch {
+	case errors.Is(err, sarama.ErrClosedConsumerGroup):
+		return fmt.Errorf("kafka: consume: %w", err), true
+	case errors.Is(err, sarama.ErrFencedInstancedId):
+		return s.fenced(err), true
+	case errors.Is(err, sarama.ErrInvalidSessionTimeout): // refused at every join: retried, for ever
+		return sessionTimeoutRefused(&s.cfg, err), true
+	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
+		return connectError(&s.cfg, err), true
+	case isNotAuthorized(err):
+		return s.cfg.notAuthorized(err, access{topics: s.cfg.Topics, group: s.cfg.Group}), true
+	case errors.Is(err, sarama.ErrInconsistentGroupProtocol):
+		return strategyRefused(&s.cfg, err), false
+	}
+	return err, false
+}

@@ -42,11 +42,9 @@ type Late[T any] struct {
 	// read it: after a repartition, the repartition's partition and offset.
 	Partition int32
 	Offset    int64
-	// Upstream is, for a record read through a repartition (stream.Repartition,
-	// RepartitionBy), where the repartition read it: the input record, whose topic outlives
-	// the repartition's (stream.PartitionContext.Upstream). nil elsewhere, and when the
-	// window could not tell (a record an operator between them emitted in a later batch).
-	// DeadLetter names it.
+	// Upstream is, after a repartition (stream.Repartition, RepartitionBy), the input record
+	// it read (stream.PartitionContext.Upstream), whose topic outlives the repartition's; nil
+	// elsewhere and when the window cannot tell. DeadLetter names it.
 	Upstream *stream.Upstream
 	// Start and End bound the earliest window the record belonged to, clamped to the ends
 	// of int64 time for a record whose window does not fit in it (see "Watermarks and
