@@ -142,9 +142,7 @@ func (op *operator[T, K, V, A, R]) Parameters() string {
 // same partition: the pipeline runs a partition through every node in creation order, so it
 // runs right after the operator. Keeping late records out of the operator's output keeps
 // results free of a union type.
-type lateDrain[T any, K comparable, V, A, R any] struct {
-	op *operator[T, K, V, A, R]
-}
+type lateDrain[T any, K comparable, V, A, R any] struct{ op *operator[T, K, V, A, R] }
 
 func (d *lateDrain[T, K, V, A, R]) Process(pc *stream.PartitionContext, _ []stream.Elem[Result[K, R]], o []stream.Elem[Late[T]]) []stream.Elem[Late[T]] {
 	op := d.op
