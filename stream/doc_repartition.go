@@ -81,7 +81,9 @@
 // upstream partition has been heard from (sources that implement PartitionCounter say how
 // many there are), EndOfTime once every one ended; PartitionContext.Merged tells operators
 // so. Operators judge a record of such a partition against PartitionContext.WatermarkAt: the
-// watermark from the marks before the record in the partition, which depends only on the
+// watermark from the marks before the record's position in the partition (a Kafka
+// repartition's message holds several records and marks under one offset: its marks count
+// from the next message on, see kafka's record format), which depends only on the
 // partition's record order, so a replay judges every record as the first run did. A value
 // that was on time in its upstream partition is never late downstream: the marks before it
 // are at most its upstream partition's watermark when it was sent, which was at most its
@@ -176,7 +178,11 @@
 // requireCommitsNeverGoBack).
 //
 // Limits: a late record may be reported late again by a replay (at least once, like every
-// dead letter). The marks checkpoint grows with the number of upstream partitions (about 12
+// dead letter): package window's and join's late streams leave out the late records before
+// PartitionContext.SkippedBefore (those of batches acknowledged before the commit), so one
+// is reported again only when its batch was not acknowledged, or when it is in the batch in
+// which every upstream partition ended (the repartition's commit stays before that batch,
+// see "Runs one after another"). The marks checkpoint grows with the number of upstream partitions (about 12
 // bytes each, see above; Kafka's default offset metadata limit is 4 KiB, beyond which
 // kafka.Source stops with kafka.ErrCommitMetadataTooLarge): a repartition of more than about
 // 300 upstream partitions, or about 240 whose watermarks have sub-millisecond parts, needs
