@@ -321,19 +321,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			return []byte(t.Key), v, err
 		}), lateLetters, dlqOut)
 	}
-	// The tracker's key-limit dead letters name their event's pipeline partition and offset;
-	// after the cab repartition (-rekey-by-cab) the batch still knows where the repartition
-	// read it (PartitionContext.Upstream), so they name the input record, as late ones do.
-	stream.To(stream.Transform(g.refused, func(pc *stream.PartitionContext, dls []stream.DeadLetter) []stream.DeadLetter {
-		for i := range dls {
-			var up *stream.Upstream
-			if u, ok := pc.Upstream(dls[i].Offset); ok {
-				up = &u
-			}
-			dls[i].SetOrigin(sh.origin, dls[i].Partition, dls[i].Offset, up)
-		}
-		return dls // Transform copies them out before it reuses the slice
-	}), lateLetters, dlqOut)
+	stream.To(refusedDeadLetters(g.refused, sh.origin), lateLetters, dlqOut)
 
 	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.CabStats]{
 		Index: opensearch.DailyIndex(c.index("cab-stats"), func(s telemetry.CabStats) time.Time { return s.WindowStart }),
