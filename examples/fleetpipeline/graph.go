@@ -55,22 +55,15 @@ type shuffles struct {
 	byZone func(*stream.Stream[zoneShuffled]) *stream.Stream[zoneShuffled]
 	byCab  func(*stream.Stream[cabShuffled]) *stream.Stream[cabShuffled] // nil without -rekey-by-cab
 	// bySupply routes the supply observations by zone; nil without -requests-topic.
-	bySupply     func(*stream.Stream[supplyShuffled]) *stream.Stream[supplyShuffled]
-	supplyOrigin func(int32) (string, int32, bool)
+	bySupply func(*stream.Stream[supplyShuffled]) *stream.Stream[supplyShuffled]
 	// pickups is the exchange of the time-to-pickup join (by cab); nil without -requests-topic.
-	pickups      func() stream.Exchange[telemetry.PickupSide]
-	pickupOrigin func(int32) (string, int32, bool)
-	// zoneOrigin and cabOrigin name the Kafka topic and partition of a pipeline partition
-	// of the zone demand's and of the cab stats' input, for dead letters.
-	zoneOrigin, cabOrigin func(int32) (string, int32, bool)
-}
-
-// exchangeOrigin names a repartition's partitions by its topic.
-func exchangeOrigin(topic string) func(int32) (string, int32, bool) {
-	return func(part int32) (string, int32, bool) {
-		_, local := stream.PartitionSource(part)
-		return topic, local, true
-	}
+	pickups func() stream.Exchange[telemetry.PickupSide]
+	// origin names the Kafka topic and partition of a pipeline partition id, of an input or
+	// of a repartition, for dead letters (stream.Pipeline.Origin in run). It must tell the
+	// sources apart: a late record read through a repartition is dead-lettered with the input
+	// record's topic, partition and offset (window.Late.Upstream) only when origin names its
+	// upstream partition by another topic than the repartition's (stream.DeadLetter.SetOrigin).
+	origin func(int32) (string, int32, bool)
 }
 
 // transforms builds the graph on the stream of decoded events and, if not nil, of ride

@@ -1,6 +1,7 @@
 // Command fleetpipeline is fleetstream's bundled fleet job, the Spark Streaming job it
-// replaces: it reads cab telemetry JSON from a Kafka topic (bad records go to <topic>.dlq) and
-// writes to OpenSearch
+// replaces: it reads cab telemetry JSON from a Kafka topic (bad records and late events go to
+// <topic>.dlq, naming the input record's topic, partition and offset, also after the
+// repartition of -rekey-by-cab) and writes to OpenSearch
 //
 //   - per-cab stats for tumbling event-time windows (default 1 minute) to cab-stats-YYYY.MM.DD,
 //   - zone demand per geohash-6 cell for 5-minute windows to zone-demand-YYYY.MM.DD,

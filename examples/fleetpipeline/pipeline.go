@@ -186,8 +186,11 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			names.repartition(zoneEx.Topic())
 			return stream.RepartitionByTime(s, "zones", zoneEx, telemetry.ZonePartialHash, stream.WithRevisions())
 		},
-		zoneOrigin: exchangeOrigin(zoneEx.Topic()),
-		cabOrigin:  src.Origin,
+		// The pipeline's Origin names every source's partitions: a late record that came
+		// through the cab or the supply repartition names its input record, which outlives
+		// the repartition's (purged once committed); one the repartition does not know the
+		// input of (zone demand's partials, window results) names the repartition's.
+		origin: p.Origin,
 	}
 	// The alerts topic's exactly-once producer commits with the source its alerts are made
 	// from: the input, or with -rekey-by-cab the cab repartition.
@@ -206,7 +209,6 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			names.repartition(cabEx.Topic())
 			return stream.Repartition(s, "cabs", cabEx)
 		}
-		sh.cabOrigin = exchangeOrigin(cabEx.Topic())
 		exchanges = append(exchanges, cabEx)
 		alertsFrom = cabEx
 	}
@@ -220,7 +222,6 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			names.repartition(supplyEx.Topic())
 			return stream.Repartition(s, "supply", supplyEx)
 		}
-		sh.supplyOrigin = exchangeOrigin(supplyEx.Topic())
 		exchanges = append(exchanges, supplyEx)
 		pickupEx, err := kafka.NewExchange[telemetry.PickupSide](kcfg, c.group, "pickups",
 			stream.PairCodec[string, join.Side[telemetry.Request, telemetry.PickupPoint]](stream.StringCodec{},
@@ -232,7 +233,6 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 			names.repartition(pickupEx.Topic())
 			return pickupEx
 		}
-		sh.pickupOrigin = exchangeOrigin(pickupEx.Topic())
 		exchanges = append(exchanges, pickupEx)
 	}
 	g, err := c.transforms(events, requests, sh, log)
@@ -299,38 +299,29 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	// and /metrics' output_write_seconds: the dead letters' after the topic, the documents'
 	// after their index.
 	dlqOut := stream.OutputName("dead letters (" + c.topic + ".dlq)")
-	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.cabOrigin, eventRecord), lateLetters, dlqOut)
+	stream.To(lateDeadLetters(g.cabs.Late(), "cab-stats", sh.origin, eventRecord), lateLetters, dlqOut)
 	if g.zones != nil {
-		stream.To(lateDeadLetters(g.zonesLocal.Late(), "zone-demand", sh.cabOrigin, zoneEventRecord()), lateLetters, dlqOut)
-		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.zoneOrigin, zonePartialRecord), lateLetters, dlqOut)
+		stream.To(lateDeadLetters(g.zonesLocal.Late(), "zone-demand", sh.origin, zoneEventRecord()), lateLetters, dlqOut)
+		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.origin, zonePartialRecord), lateLetters, dlqOut)
 	}
 	if g.pickupsLate != nil {
 		stream.To(stream.Map(g.pickupsLate, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {
-			dl := stream.DeadLetter{Reason: l.Reason, Offset: l.Offset, Key: []byte(l.Key), Partition: l.Partition,
-				Err: fmt.Sprintf("pickups: record at %s arrived after the join's watermark %s", l.EventTime.Format(time.RFC3339Nano), l.Watermark.Format(time.RFC3339Nano))}
-			if topic, part, ok := sh.pickupOrigin(l.Partition); ok {
-				dl.Topic, dl.Partition = topic, part
-			}
 			v, err := json.Marshal(l.Side)
+			dl := l.DeadLetter(sh.origin, []byte(l.Key), v)
+			dl.Err = "pickups: " + dl.Err
 			if err != nil {
 				dl.Err += "; encoding the record: " + err.Error()
 			}
-			dl.Value = v
 			return dl
 		}), lateLetters, dlqOut)
 	}
 	if g.supply != nil {
-		stream.To(lateDeadLetters(g.supply.Late(), "zone-supply", sh.supplyOrigin, func(t supplyShuffled) ([]byte, []byte, error) {
+		stream.To(lateDeadLetters(g.supply.Late(), "zone-supply", sh.origin, func(t supplyShuffled) ([]byte, []byte, error) {
 			v, err := json.Marshal(t.Value)
 			return []byte(t.Key), v, err
 		}), lateLetters, dlqOut)
 	}
-	stream.To(stream.Map(g.refused, func(dl stream.DeadLetter) stream.DeadLetter {
-		if topic, part, ok := sh.cabOrigin(dl.Partition); ok {
-			dl.Topic, dl.Partition = topic, part
-		}
-		return dl
-	}), lateLetters, dlqOut)
+	stream.To(refusedDeadLetters(g.refused, sh.origin), lateLetters, dlqOut)
 
 	cabSink, err := opensearch.NewSink(client, opensearch.Mapping[telemetry.CabStats]{
 		Index: opensearch.DailyIndex(c.index("cab-stats"), func(s telemetry.CabStats) time.Time { return s.WindowStart }),

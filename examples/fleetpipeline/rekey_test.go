@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -171,4 +174,69 @@ func alertsSeen(p *proc) int64 {
 	}
 	n, _ := strconv.ParseInt(m[len(m)-1][1], 10, 64)
 	return n
+}
+
+// TestRekeyByCabLateDeadLetterNamesInput: an event late for the cab stats after the cab
+// repartition of -rekey-by-cab is dead-lettered with the telemetry topic's name, partition
+// and offset in its headers (the input record, which a reprocessing can read), not the cab
+// repartition's, whose records are purged as soon as they are committed. Events of three
+// cabs spread round-robin over the six partitions are read first; the late one, an hour
+// behind them, is produced to a partition of our choice while the job runs. Before the fix
+// its dead letters named <group>-cabs-repartition and that topic's partition and offset.
+func TestRekeyByCabLateDeadLetterNamesInput(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	topic := testenv.UniqueName(t, "rekey-late")
+	r := newRun(t, s, topic, "rekey-late")
+	brokers := testenv.KafkaBrokers(t)
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner // unkeyed by cab: the partitions we say
+	prod, err := sarama.NewSyncProducer(brokers, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = prod.Close() })
+
+	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
+	event := func(cab string, ts time.Time) sarama.Encoder {
+		return sarama.StringEncoder(fmt.Sprintf(`{"cab_id":%q,"ts":%q,"lat":41.15,"lon":-8.61,"speed_kmh":30,"status":"hired"}`,
+			cab, ts.Format(time.RFC3339Nano)))
+	}
+	var msgs []*sarama.ProducerMessage
+	for i := range 600 {
+		cab := fmt.Sprintf("CAB-L%d", i%3)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: int32(i % 6), Key: sarama.StringEncoder(cab),
+			Value: event(cab, base.Add(time.Duration(i/3)*30*time.Second))})
+	}
+	require.NoError(t, prod.SendMessages(msgs))
+
+	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-rekey-by-cab", "-exit-when-idle", "10s")...)
+	waitFor(t, 2*time.Minute, 50*time.Millisecond, "the events read", func() bool {
+		require.False(t, p.exited(), "fleetpipeline ended early:\n%s", tail(p.out.String(), 3000))
+		records, _ := progress(p)
+		return records == int64(len(msgs))
+	})
+	late := &sarama.ProducerMessage{Topic: topic, Partition: 4, Key: sarama.StringEncoder("CAB-L1"), Value: event("CAB-L1", base.Add(-time.Hour))}
+	part, off, err := prod.SendMessage(late)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, part)
+	out := p.succeed(t, 2*time.Minute)
+	records, deadLetters, lateN := summary(t, out)
+	require.EqualValues(t, len(msgs)+1, records)
+	require.Zero(t, deadLetters)
+	require.Positive(t, lateN, "the late event is counted")
+
+	cabStats := 0
+	for _, m := range readTopic(t, brokers, topic+".dlq", int(lateN), 30*time.Second) {
+		require.Equal(t, stream.ReasonLate, headerValue(m, kafka.HeaderReason), "dead letter %s", m.Value)
+		t.Logf("dead letter: %s at %s/%s/%s", headerValue(m, kafka.HeaderError), headerValue(m, kafka.HeaderSourceTopic),
+			headerValue(m, kafka.HeaderSourcePartition), headerValue(m, kafka.HeaderSourceOffset))
+		require.Equal(t, topic, headerValue(m, kafka.HeaderSourceTopic), "the late event's dead letter names the input topic")
+		require.Equal(t, "4", headerValue(m, kafka.HeaderSourcePartition))
+		require.Equal(t, strconv.FormatInt(off, 10), headerValue(m, kafka.HeaderSourceOffset))
+		if strings.HasPrefix(headerValue(m, kafka.HeaderError), "cab-stats:") {
+			cabStats++
+		}
+	}
+	require.Equal(t, 1, cabStats, "the late event's cab-stats dead letter")
 }

@@ -149,9 +149,21 @@ func TestBadClockAndAbsurdValuesLoseNothing(t *testing.T) {
 // TestKeyLimitLosesNothing is issue 11's defect 10 end to end: with -max-cabs 2 and three
 // cabs, the alert tracker holds two; the third cab's events go to the dead-letter topic with
 // reason key_limit, so zone demand (which reads the tracker) plus those dead letters account
-// for every event, and so do cab stats plus their own key-limit dead letters.
+// for every event, and so do cab stats plus their own key-limit dead letters. Each dead letter
+// names the input record it refused (its topic, partition and offset), also through the cab
+// repartition of -rekey-by-cab, whose topic is purged once committed: before, the tracker's
+// named <group>-cabs-repartition there.
 func TestKeyLimitLosesNothing(t *testing.T) {
 	t.Parallel()
+	for name, extra := range map[string][]string{"keyed by cab": nil, "rekey-by-cab": {"-rekey-by-cab"}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			keyLimitLosesNothing(t, extra)
+		})
+	}
+}
+
+func keyLimitLosesNothing(t *testing.T, extra []string) {
 	s := needServices(t)
 	topic := testenv.UniqueName(t, "e2e-keys")
 	r := newRun(t, s, topic, "e2e-keys")
@@ -167,8 +179,12 @@ func TestKeyLimitLosesNothing(t *testing.T) {
 		}
 	}
 	require.NoError(t, prod.SendMessages(msgs))
+	cabAt := map[string]string{} // "partition/offset" -> cab
+	for _, m := range msgs {
+		cabAt[fmt.Sprintf("%d/%d", m.Partition, m.Offset)] = string(m.Key.(sarama.StringEncoder))
+	}
 
-	out := start(t, "fleetpipeline", pipelineBin, r.args(s, "-max-cabs", "2")...).succeed(t, 2*time.Minute)
+	out := start(t, "fleetpipeline", pipelineBin, r.args(s, append([]string{"-max-cabs", "2"}, extra...)...)...).succeed(t, 2*time.Minute)
 	records, deadLetters, late := summary(t, out)
 	require.EqualValues(t, len(msgs), records)
 	require.Zero(t, deadLetters)
@@ -195,7 +211,9 @@ func TestKeyLimitLosesNothing(t *testing.T) {
 			h[string(rh.Key)] = string(rh.Value)
 		}
 		require.Equal(t, stream.ReasonKeyLimit, h[kafka.HeaderReason])
-		require.Equal(t, topic, h[kafka.HeaderSourceTopic])
+		require.Equal(t, topic, h[kafka.HeaderSourceTopic], "%s names the input topic", h[kafka.HeaderError])
+		at := h[kafka.HeaderSourcePartition] + "/" + h[kafka.HeaderSourceOffset]
+		require.Equal(t, string(m.Key), cabAt[at], "%s names its input record (%s)", h[kafka.HeaderError], at)
 		switch {
 		case strings.HasPrefix(h[kafka.HeaderError], "telemetry: cab tracker"):
 			refusedByTracker++

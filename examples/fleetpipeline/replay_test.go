@@ -86,7 +86,7 @@ func newOfflineRun(t *testing.T, c *config, logs *offlineLogs) *offlineRun {
 			_, out := streamtest.NewRepartition(h, s, "cabs", logs.cabs)
 			return out
 		},
-		zoneOrigin: origin, cabOrigin: origin,
+		origin: origin,
 	}, nil)
 	require.NoError(t, err)
 	r := &offlineRun{h: h, q: q, cabs: streamtest.Collect(g.cabDocs), alerts: streamtest.Collect(g.alerts), split: g.split}

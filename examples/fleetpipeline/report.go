@@ -1,4 +1,5 @@
-// What the job reports: its dead letters of late records, the status line and the summary.
+// What the job reports: its dead letters of late and refused records, the status line and the
+// summary.
 
 package main
 
@@ -31,6 +32,24 @@ func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string
 			dl.Err += "; encoding the record: " + err.Error()
 		}
 		return dl
+	})
+}
+
+// refusedDeadLetters names the origin of the tracker's key-limit dead letters, which carry
+// their event's pipeline partition and offset: after the cab repartition (-rekey-by-cab) the
+// batch still knows where the repartition read the event (PartitionContext.Upstream), so
+// they name the input record, as late ones do, not the repartition topic, purged once
+// committed.
+func refusedDeadLetters(refused *stream.Stream[stream.DeadLetter], origin func(int32) (string, int32, bool)) *stream.Stream[stream.DeadLetter] {
+	return stream.Transform(refused, func(pc *stream.PartitionContext, dls []stream.DeadLetter) []stream.DeadLetter {
+		for i := range dls {
+			var up *stream.Upstream
+			if u, ok := pc.Upstream(dls[i].Offset); ok {
+				up = &u
+			}
+			dls[i].SetOrigin(origin, dls[i].Partition, dls[i].Offset, up)
+		}
+		return dls // Transform copies them out before it reuses the slice
 	})
 }
 

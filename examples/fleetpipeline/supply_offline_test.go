@@ -72,7 +72,7 @@ func newSupplyRun(t *testing.T, c *config, logs *supplyLogs) *supplyRun {
 			h.AddExchange(ex)
 			return ex
 		},
-		zoneOrigin: origin, cabOrigin: origin, supplyOrigin: origin, pickupOrigin: origin,
+		origin: origin,
 	}, nil)
 	require.NoError(t, err)
 	return &supplyRun{h: h, qe: qe, qr: qr,
