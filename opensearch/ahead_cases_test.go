@@ -29,21 +29,9 @@ import (
 // setting said.
 func TestIndexAheadAutoCreateIndex(t *testing.T) {
 	n := newNode(t)
-	// Only names starting with nocreate- are kept from being created: the other tests
-	// sharing the node create theirs as before.
-	n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
-	})
-	refused := testenv.UniqueName(t, "nocreate")
+	n.noAutoCreate(t)
+	refused := n.newPrefixOf(t, "nocreate")
 	allowed := n.newPrefix(t)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = n.call(ctx, "DELETE", "/"+refused+"-*", "")
-	})
 	today, tomorrow := day.Format("2006.01.02"), day.AddDate(0, 0, 1).Format("2006.01.02")
 	// Today's index of the refused name is made by an operator's job, as such a cluster
 	// needs.
@@ -240,4 +228,43 @@ func TestIndexAheadBounded(t *testing.T) {
 		require.Equal(t, 20, put)
 		require.Equal(t, 2, most)
 	})
+}
+
+// TestIndexAheadPassesOverSilentNode, on the real node and a silent listener (both orders of
+// the addresses): the creation ahead's two requests, GET _cluster/settings and PUT /<index>,
+// go to the next address when a node takes the connection and never answers, as template
+// requests do. Before, each went to one node only: where the GET met the silent node, the
+// setting was not read after a timeout and an index that action.auto_create_index forbids
+// was created; where the PUT met it, tomorrow's index was not created after a timeout.
+func TestIndexAheadPassesOverSilentNode(t *testing.T) {
+	n := newNode(t)
+	n.noAutoCreate(t)
+	const timeout = time.Second
+	tomorrow := day.AddDate(0, 0, 1).Format("2006.01.02")
+	for _, silentFirst := range []bool{true, false} {
+		for _, allowed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("silent first %t, allowed by the setting %t", silentFirst, allowed), func(t *testing.T) {
+				prefix := n.newPrefixOf(t, map[bool]string{true: "cab-stats", false: "nocreate"}[allowed])
+				next := prefix + "-" + tomorrow
+				c, accepted := n.withSilentNode(t, silentFirst, timeout)
+				logs := &syncbuf.Buffer{}
+				s, err := opensearch.NewSink(c, statsMapping(prefix), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(textLogger(logs)))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = s.Close(context.Background()) })
+
+				start := time.Now()
+				require.True(t, opensearch.CreateAhead(s, next), "nothing left to do: %s", logs.String())
+				took := time.Since(start)
+				require.LessOrEqual(t, len(accepted), 1, "the silent node was tried at most once")
+				require.Less(t, took, 2*timeout, "at most one timeout (%v)", timeout)
+				_, err = n.call(t.Context(), "GET", "/"+next, "")
+				if allowed {
+					require.NoError(t, err, "created ahead: %s", logs.String())
+					return
+				}
+				require.ErrorContains(t, err, "404", "the setting was read, and forbids it: %s", logs.String())
+				require.Contains(t, logs.String(), "not created ahead: action.auto_create_index", "said at Info")
+			})
+		}
+	}
 }

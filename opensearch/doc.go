@@ -52,7 +52,8 @@
 // event or window time, in UTC) or any func(T) string. OpenSearch creates an index on the
 // first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
 // busy cluster); WithIndexAhead creates the next day's daily index in the last hour, say, of
-// the day before, where the first bulk request into it would have (action.auto_create_index).
+// the day before, where the first bulk request into it would have (action.auto_create_index),
+// passing over a node that gives no answer as EnsureTemplates does.
 //
 // A batch is cut into bulk requests of about the flush size (WithFlushBytes, 256 KiB by
 // default), sent by up to WithConcurrency requests at a time; the bodies of requests in flight or waiting for a retry

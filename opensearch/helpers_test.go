@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,13 +123,49 @@ func newNode(t testing.TB) *node {
 // newPrefix returns a unique cab-stats-* prefix and deletes its indexes after the test.
 func (n *node) newPrefix(t testing.TB) string {
 	t.Helper()
-	p := testenv.UniqueName(t, "cab-stats")
+	return n.newPrefixOf(t, "cab-stats")
+}
+
+// newPrefixOf returns a unique prefix starting with base and deletes its indexes after the
+// test.
+func (n *node) newPrefixOf(t testing.TB, base string) string {
+	t.Helper()
+	p := testenv.UniqueName(t, base)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, _ = n.call(ctx, "DELETE", "/"+p+"-*", "")
 	})
 	return p
+}
+
+// noAutoCreate sets the node's action.auto_create_index to "-nocreate-*,+*" until the test
+// ends: only names starting with nocreate- are kept from being created by writes, so the
+// other tests sharing the node create theirs as before.
+func (n *node) noAutoCreate(t testing.TB) {
+	t.Helper()
+	n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
+	})
+}
+
+// withSilentNode returns a client of the real node and of a silent listener (a node that
+// takes connections and never answers), the listener's address first if silentFirst, with
+// the request timeout timeout, and the listener's accepted connections.
+func (n *node) withSilentNode(t testing.TB, silentFirst bool, timeout time.Duration) (*opensearch.Client, <-chan net.Conn) {
+	t.Helper()
+	silent, accepted := testenv.SilentListener(t)
+	addrs := []string{"http://" + silent, n.url}
+	if !silentFirst {
+		slices.Reverse(addrs)
+	}
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c, accepted
 }
 
 func (n *node) call(ctx context.Context, method, path, body string) ([]byte, error) {

@@ -356,14 +356,7 @@ func TestEnsureTemplatesPassesOverSilentNode(t *testing.T) {
 			require.NoError(t, n.client.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)))
 			alone := time.Since(start) // the real node's own time for the call
 
-			silent, accepted := testenv.SilentListener(t)
-			addrs := []string{"http://" + silent, n.url}
-			if !silentFirst {
-				slices.Reverse(addrs)
-			}
-			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
+			c, accepted := n.withSilentNode(t, silentFirst, timeout)
 			start = time.Now()
 			require.NoError(t, c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)), "the real node answers")
 			took := time.Since(start)

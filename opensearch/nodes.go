@@ -1,0 +1,38 @@
+// Small requests that may be sent again, sent to the client's next address when their node
+// gives no answer (Client.doOnAnyNode): index templates and the creation ahead's requests.
+
+package opensearch
+
+import (
+	"context"
+	"errors"
+)
+
+// doOnAnyNode is do for a small request that may be sent again (a template's GET or PUT,
+// the creation ahead's GET _cluster/settings and PUT /<index>, which a repeat answers
+// resource_already_exists_exception): one that got no answer from its node (refused, reset,
+// timed out: a *TransportError that is no ErrNotOpenSearch or ErrCertificate) goes to the
+// client's next address, once to each. The transport marks a node that failed dead and
+// passes it over until a health check finds it answering, so a node that takes connections
+// and never answers costs one request timeout, not one per request of the call: with several
+// addresses, such a node failed EnsureTemplates after a timeout (a minute by default) though
+// the others answered. Bulk requests are not sent so: the sink retries them under its policy.
+func (c *Client) doOnAnyNode(ctx context.Context, method, path, query string, body []byte) (r response, err error) {
+	for i := range len(c.urls) {
+		r, err = c.do(ctx, method, path, query, body, nil, maxSmallBody)
+		if err == nil || ctx.Err() != nil || !noAnswer(err) {
+			return r, err
+		}
+		if i < len(c.urls)-1 {
+			c.logger.Warn("opensearch: no answer from a node; trying the next address", "request", method+" "+path, "error", err)
+		}
+	}
+	return r, err
+}
+
+// noAnswer reports whether err is a request's that got no answer from its node: an outage of
+// the node, not something else at its address.
+func noAnswer(err error) bool {
+	var te *TransportError
+	return errors.As(err, &te) && !errors.Is(err, ErrNotOpenSearch) && !errors.Is(err, ErrCertificate)
+}
