@@ -53,7 +53,7 @@
 // first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
 // busy cluster); WithIndexAhead creates the next day's daily index in the last hour, say, of
 // the day before, where the first bulk request into it would have (action.auto_create_index),
-// passing over a node that gives no answer as EnsureTemplates does.
+// passing over a node that gives no usable answer as EnsureTemplates does.
 //
 // A batch is cut into bulk requests of about the flush size (WithFlushBytes, 256 KiB by
 // default), sent by up to WithConcurrency requests at a time; the bodies of requests in flight or waiting for a retry
@@ -237,11 +237,12 @@
 // idempotent, and replaces the templates an older SDK installed; call it at start.
 // WithReplicas(0) suits a single node.
 // It does not retry, but a request that gets no answer from its node (refused, reset, timed
-// out) goes to the client's next address: with several, a node that takes connections and
-// never answers costs one request timeout (Config.RequestTimeout), and the transport passes
-// it over for the rest of the call. An error names the URL, and wraps ErrNotOpenSearch when
-// what answered is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
-// OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
+// out), or an answer saying that the node cannot serve it now (408, 429, 5xx: a node cut off
+// from its cluster answers 503), goes to the client's next address, at most once to each:
+// with several, a node that takes connections and never answers costs one request timeout
+// (Config.RequestTimeout), and the transport passes it over for the rest of the call. An
+// error names the URL, and wraps ErrNotOpenSearch when what answered is not OpenSearch (a
+// 404, a web page, a 200 that is not an acknowledgement); a template OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
 // Client.PutTemplates installs templates of one's own the same way, for the indexes a
 // pipeline writes with its own Mapping.
 //

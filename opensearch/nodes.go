@@ -1,5 +1,6 @@
 // Small requests that may be sent again, sent to the client's next address when their node
-// gives no answer (Client.doOnAnyNode): index templates and the creation ahead's requests.
+// gives no usable answer (Client.doOnAnyNode): index templates and the creation ahead's
+// requests.
 
 package opensearch
 
@@ -11,20 +12,29 @@ import (
 // doOnAnyNode is do for a small request that may be sent again (a template's GET or PUT,
 // the creation ahead's GET _cluster/settings and PUT /<index>, which a repeat answers
 // resource_already_exists_exception): one that got no answer from its node (refused, reset,
-// timed out: a *TransportError that is no ErrNotOpenSearch or ErrCertificate) goes to the
-// client's next address, once to each. The transport marks a node that failed dead and
-// passes it over until a health check finds it answering, so a node that takes connections
-// and never answers costs one request timeout, not one per request of the call: with several
-// addresses, such a node failed EnsureTemplates after a timeout (a minute by default) though
-// the others answered. Bulk requests are not sent so: the sink retries them under its policy.
+// timed out: a *TransportError that is no ErrNotOpenSearch or ErrCertificate), or an answer
+// that says the node cannot serve it now (408, 429, 5xx: a node cut off from its cluster
+// answers 503 no cluster-manager, a proxy with nothing behind it 502), goes to the client's
+// next address, at most once to each; the last answer is returned as it is. The transport
+// marks a node that gave no answer dead and passes it over until a health check finds it
+// answering, so a node that takes connections and never answers costs one request timeout,
+// not one per request of the call: with several addresses, such a node failed
+// EnsureTemplates after a timeout (a minute by default) though the others answered. Bulk
+// requests are not sent so: the sink retries them under its policy.
 func (c *Client) doOnAnyNode(ctx context.Context, method, path, query string, body []byte) (r response, err error) {
 	for i := range len(c.urls) {
 		r, err = c.do(ctx, method, path, query, body, nil, maxSmallBody)
-		if err == nil || ctx.Err() != nil || !noAnswer(err) {
+		if ctx.Err() != nil || (err == nil && !retryableStatus(r.status)) || (err != nil && !noAnswer(err)) {
 			return r, err
 		}
-		if i < len(c.urls)-1 {
+		if i == len(c.urls)-1 {
+			break
+		}
+		if err != nil {
 			c.logger.Warn("opensearch: no answer from a node; trying the next address", "request", method+" "+path, "error", err)
+		} else {
+			c.logger.Warn("opensearch: a node cannot serve the request now; trying the next address", "request", method+" "+path,
+				"url", c.requestURL(r.node, path), "status", r.status, "body", string(r.body[:min(len(r.body), httpErrorQuote)]))
 		}
 	}
 	return r, err
