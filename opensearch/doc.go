@@ -241,8 +241,10 @@
 // from its cluster answers 503), goes to the client's next address, at most once to each:
 // with several, a node that takes connections and never answers costs one request timeout
 // (Config.RequestTimeout), and the transport passes it over for the rest of the call. An
-// error names the URL, and wraps ErrNotOpenSearch when what answered is not OpenSearch (a
-// 404, a web page, a 200 that is not an acknowledgement); a template OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
+// error names the URL (where no address answered, each node's and what it did), and wraps
+// ErrNotOpenSearch when what answered is not OpenSearch (a 404, a web page, a 200 that is
+// not an acknowledgement); a template OpenSearch refuses (a WithRefreshInterval it cannot
+// parse) is an *HTTPError with its reason.
 // Client.PutTemplates installs templates of one's own the same way, for the indexes a
 // pipeline writes with its own Mapping.
 //

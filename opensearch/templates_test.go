@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,6 +368,32 @@ func TestTemplatesPassOverUnavailableNode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTemplatesErrorNamesEveryAddress: when no address answers (one takes connections and
+// never answers, the other refuses them), EnsureTemplates' error names each node and what
+// it did, not only the last one tried: before, it said "PUT http://<one>/...: connection
+// refused" (or the other's timeout), and the other node's failure was only in the client's
+// log, which discards by default.
+func TestTemplatesErrorNamesEveryAddress(t *testing.T) {
+	silent, _ := testenv.SilentListener(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://" + silent, "http://" + refused},
+		RequestTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+
+	err = c.EnsureTemplates(t.Context())
+	var te *opensearch.TransportError
+	require.ErrorAs(t, err, &te)
+	require.ErrorContains(t, err, "no address answered")
+	require.ErrorContains(t, err, "http://"+silent+"/_index_template/", "the silent node")
+	require.ErrorContains(t, err, "http://"+refused+"/_index_template/", "the refusing node")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the silent node's timeout")
+	require.ErrorIs(t, err, syscall.ECONNREFUSED, "the other's refusal")
 }
 
 // versionedTemplate returns a template of the test's own, with a version (none if "") and a
