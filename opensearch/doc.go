@@ -74,10 +74,14 @@
 // again. That resend is no attempt of the retry policy (each document goes again at most
 // once, so it cannot loop): it happens with MaxAttempts 1 and after the last attempt
 // allowed too, and waits for no backoff; a response that also turned other items away for
-// now (429) is an attempt as before, and the raced documents go with their retry. Retried
-// requests and items wait with exponential backoff
-// and jitter under a stream.RetryPolicy, the same type as the pipeline's: DefaultRetry (100ms
-// to 10s, 10 attempts of the same documents) or WithRetry's. When MaxAttempts is reached,
+// now (429) is an attempt as before, and the raced documents go with their retry. With
+// several Config.Addresses, a request answered 502, 503 or 504 (a node cut off from its
+// cluster answers 503 no cluster-manager; a proxy with nothing behind it, 502) goes at once
+// to the next address, once to each within an attempt, and waits for no backoff: the
+// transport passes over a node that gives no answer, but not one that answers. Retried
+// requests and items wait with exponential backoff and jitter under a stream.RetryPolicy,
+// the same type as the pipeline's: DefaultRetry (100ms to 10s, 10 attempts of the same
+// documents) or WithRetry's. When MaxAttempts is reached,
 // Write fails with a retryable error and the pipeline's retry policy takes over: it writes
 // the batch again (IDs make that safe) or, when ctx ends, stops without acknowledging it, so
 // an outage is bounded by the policies given, never by an inner infinite loop. MaxAttempts 0
