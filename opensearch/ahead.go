@@ -35,7 +35,11 @@ import (
 // that do not let it) is not created ahead, which is said once at Info (PUT /<index> would
 // create it whatever the setting says). The setting is read with GET _cluster/settings, at
 // most once a minute; where that is refused or fails, the index is created as if the setting
-// allowed it.
+// allowed it. With several Config.Addresses, either request that gets no answer from its node
+// (refused, reset, timed out) or a 408, 429 or 5xx goes to the next address, as
+// EnsureTemplates' requests do: a node that takes connections and never answers costs one
+// request timeout, and neither it nor a node cut off from its cluster costs the setting or
+// the creation.
 //
 // A next day's name that an index template makes a data stream of is left to its first
 // write, without a Warn.
@@ -161,7 +165,7 @@ func (a *ahead) create(index string) bool {
 		return true
 	}
 	path := "/" + url.PathEscape(index)
-	r, err := a.c.do(a.ctx, "PUT", path, "", nil, nil, maxSmallBody)
+	r, err := a.c.doOnAnyNode(a.ctx, "PUT", path, "", nil)
 	if err == nil && r.status == 200 {
 		a.logger.Info("opensearch: index created ahead of its day", "index", index)
 		return true
@@ -202,7 +206,7 @@ func (a *ahead) autoCreateSetting() (setting string, ok bool) {
 		return a.setting, a.setOK
 	}
 	a.setting, a.setOK = "", false
-	r, err := a.c.do(a.ctx, "GET", "/_cluster/settings", "include_defaults=true&filter_path=*.action.auto_create_index", nil, nil, maxSmallBody)
+	r, err := a.c.doOnAnyNode(a.ctx, "GET", "/_cluster/settings", "include_defaults=true&filter_path=*.action.auto_create_index", nil)
 	if a.ctx.Err() != nil {
 		return "", false // closed: not kept
 	}

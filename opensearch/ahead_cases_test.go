@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,21 +30,9 @@ import (
 // setting said.
 func TestIndexAheadAutoCreateIndex(t *testing.T) {
 	n := newNode(t)
-	// Only names starting with nocreate- are kept from being created: the other tests
-	// sharing the node create theirs as before.
-	n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
-	})
-	refused := testenv.UniqueName(t, "nocreate")
+	n.noAutoCreate(t)
+	refused := n.newPrefixOf(t, "nocreate")
 	allowed := n.newPrefix(t)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = n.call(ctx, "DELETE", "/"+refused+"-*", "")
-	})
 	today, tomorrow := day.Format("2006.01.02"), day.AddDate(0, 0, 1).Format("2006.01.02")
 	// Today's index of the refused name is made by an operator's job, as such a cluster
 	// needs.
@@ -240,4 +229,71 @@ func TestIndexAheadBounded(t *testing.T) {
 		require.Equal(t, 20, put)
 		require.Equal(t, 2, most)
 	})
+}
+
+// TestIndexAheadPassesOverBadNode, on the real node and a node that gives no usable answer:
+// the creation ahead's two requests, GET _cluster/settings and PUT /<index>, go to the next
+// address when a node takes the connection and never answers, or answers 503 (a node cut off
+// from its cluster: no cluster-manager), as template requests do. Before, each went to one
+// node only: where the GET met the bad node, the setting was not read (after a request
+// timeout) and an index that action.auto_create_index forbids was created; where the PUT met
+// it, tomorrow's index was not created. opensearch-go shuffles the addresses, so the order
+// in Config does not say which node a client asks first: each case takes fresh clients, with
+// the bad node first and last in Config, until the bad node got the request of the case.
+func TestIndexAheadPassesOverBadNode(t *testing.T) {
+	n := newNode(t)
+	n.noAutoCreate(t)
+	const timeout = time.Second
+	tomorrow := day.AddDate(0, 0, 1).Format("2006.01.02")
+	for _, bad := range []string{"silent", "answering 503"} {
+		for _, tc := range []struct {
+			request string // what the bad node must get
+			allowed bool   // whether the setting lets the name be created
+		}{{"GET /_cluster/settings", false}, {"PUT /", true}} {
+			t.Run(fmt.Sprintf("%s node gets %s", bad, tc.request), func(t *testing.T) {
+				for try := 0; ; try++ {
+					require.Less(t, try, 20, "the bad node never got %s", tc.request)
+					var (
+						addr string
+						got  func() []string // the request lines the bad node got
+					)
+					if bad == "silent" {
+						silent, accepted := testenv.SilentListener(t)
+						addr, got = "http://"+silent, func() []string { return requestLines(t, accepted) }
+					} else {
+						addr, got = unavailableNode(t)
+					}
+					n.createAheadWith(t, addr, try%2 == 0, timeout, tc.allowed, tomorrow)
+					if slices.ContainsFunc(got(), func(l string) bool { return strings.HasPrefix(l, tc.request) }) {
+						return
+					}
+				}
+			})
+		}
+	}
+}
+
+// createAheadWith creates tomorrow's index of a new prefix ahead with a client of the real
+// node and of addr (first if addrFirst), allowed or forbidden by the node's
+// action.auto_create_index (noAutoCreate), checks that one timeout at most passed, that the
+// index exists if allowed and else not (said at Info).
+func (n *node) createAheadWith(t *testing.T, addr string, addrFirst bool, timeout time.Duration, allowed bool, tomorrow string) {
+	t.Helper()
+	prefix := n.newPrefixOf(t, map[bool]string{true: "cab-stats", false: "nocreate"}[allowed])
+	next := prefix + "-" + tomorrow
+	logs := &syncbuf.Buffer{}
+	s, err := opensearch.NewSink(n.clientWith(t, addr, addrFirst, timeout), statsMapping(prefix), opensearch.WithIndexAhead(time.Hour),
+		opensearch.WithLogger(textLogger(logs)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	start := time.Now()
+	require.True(t, opensearch.CreateAhead(s, next), "nothing left to do: %s", logs.String())
+	require.Less(t, time.Since(start), 2*timeout, "at most one timeout (%v)", timeout)
+	_, err = n.call(t.Context(), "GET", "/"+next, "")
+	if allowed {
+		require.NoError(t, err, "created ahead: %s", logs.String())
+		return
+	}
+	require.ErrorContains(t, err, "404", "the setting was read, and forbids it: %s", logs.String())
+	require.Contains(t, logs.String(), "not created ahead: action.auto_create_index", "said at Info")
 }

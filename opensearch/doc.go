@@ -52,7 +52,8 @@
 // event or window time, in UTC) or any func(T) string. OpenSearch creates an index on the
 // first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
 // busy cluster); WithIndexAhead creates the next day's daily index in the last hour, say, of
-// the day before, where the first bulk request into it would have (action.auto_create_index).
+// the day before, where the first bulk request into it would have (action.auto_create_index),
+// passing over a node that gives no usable answer as EnsureTemplates does.
 //
 // A batch is cut into bulk requests of about the flush size (WithFlushBytes, 256 KiB by
 // default), sent by up to WithConcurrency requests at a time; the bodies of requests in flight or waiting for a retry
@@ -73,10 +74,14 @@
 // again. That resend is no attempt of the retry policy (each document goes again at most
 // once, so it cannot loop): it happens with MaxAttempts 1 and after the last attempt
 // allowed too, and waits for no backoff; a response that also turned other items away for
-// now (429) is an attempt as before, and the raced documents go with their retry. Retried
-// requests and items wait with exponential backoff
-// and jitter under a stream.RetryPolicy, the same type as the pipeline's: DefaultRetry (100ms
-// to 10s, 10 attempts of the same documents) or WithRetry's. When MaxAttempts is reached,
+// now (429) is an attempt as before, and the raced documents go with their retry. With
+// several Config.Addresses, a request answered 502, 503 or 504 (a node cut off from its
+// cluster answers 503 no cluster-manager; a proxy with nothing behind it, 502) goes at once
+// to the next address, once to each within an attempt, and waits for no backoff: the
+// transport passes over a node that gives no answer, but not one that answers. Retried
+// requests and items wait with exponential backoff and jitter under a stream.RetryPolicy,
+// the same type as the pipeline's: DefaultRetry (100ms to 10s, 10 attempts of the same
+// documents) or WithRetry's. When MaxAttempts is reached,
 // Write fails with a retryable error and the pipeline's retry policy takes over: it writes
 // the batch again (IDs make that safe) or, when ctx ends, stops without acknowledging it, so
 // an outage is bounded by the policies given, never by an inner infinite loop. MaxAttempts 0
@@ -236,11 +241,14 @@
 // idempotent, and replaces the templates an older SDK installed; call it at start.
 // WithReplicas(0) suits a single node.
 // It does not retry, but a request that gets no answer from its node (refused, reset, timed
-// out) goes to the client's next address: with several, a node that takes connections and
-// never answers costs one request timeout (Config.RequestTimeout), and the transport passes
-// it over for the rest of the call. An error names the URL, and wraps ErrNotOpenSearch when
-// what answered is not OpenSearch (a 404, a web page, a 200 that is not an acknowledgement); a template
-// OpenSearch refuses (a WithRefreshInterval it cannot parse) is an *HTTPError with its reason.
+// out), or an answer saying that the node cannot serve it now (408, 429, 5xx: a node cut off
+// from its cluster answers 503), goes to the client's next address, at most once to each:
+// with several, a node that takes connections and never answers costs one request timeout
+// (Config.RequestTimeout), and the transport passes it over for the rest of the call. An
+// error names the URL (where no address answered, each node's and what it did), and wraps
+// ErrNotOpenSearch when what answered is not OpenSearch (a 404, a web page, a 200 that is
+// not an acknowledgement); a template OpenSearch refuses (a WithRefreshInterval it cannot
+// parse) is an *HTTPError with its reason.
 // Client.PutTemplates installs templates of one's own the same way, for the indexes a
 // pipeline writes with its own Mapping.
 //

@@ -15,3 +15,7 @@ func SetAheadClock[T any](s *Sink[T], now func() time.Time) { s.ahead.now = now 
 
 // WaitAhead waits for the creations of WithIndexAhead that s started.
 func WaitAhead[T any](s *Sink[T]) { s.ahead.wg.Wait() }
+
+// CreateAhead creates index as WithIndexAhead of s does in the background, in the caller's
+// goroutine, and reports whether there is nothing left to do for it.
+func CreateAhead[T any](s *Sink[T], index string) bool { return s.ahead.create(index) }

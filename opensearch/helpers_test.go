@@ -1,13 +1,18 @@
 package opensearch_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,13 +126,89 @@ func newNode(t testing.TB) *node {
 // newPrefix returns a unique cab-stats-* prefix and deletes its indexes after the test.
 func (n *node) newPrefix(t testing.TB) string {
 	t.Helper()
-	p := testenv.UniqueName(t, "cab-stats")
+	return n.newPrefixOf(t, "cab-stats")
+}
+
+// newPrefixOf returns a unique prefix starting with base and deletes its indexes after the
+// test.
+func (n *node) newPrefixOf(t testing.TB, base string) string {
+	t.Helper()
+	p := testenv.UniqueName(t, base)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, _ = n.call(ctx, "DELETE", "/"+p+"-*", "")
 	})
 	return p
+}
+
+// noAutoCreate sets the node's action.auto_create_index to "-nocreate-*,+*" until the test
+// ends: only names starting with nocreate- are kept from being created by writes, so the
+// other tests sharing the node create theirs as before.
+func (n *node) noAutoCreate(t testing.TB) {
+	t.Helper()
+	n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
+	})
+}
+
+// clientWith returns a client of the real node and of other, a node address of the test's,
+// other's address first if otherFirst, with the request timeout timeout.
+func (n *node) clientWith(t testing.TB, other string, otherFirst bool, timeout time.Duration) *opensearch.Client {
+	t.Helper()
+	addrs := []string{other, n.url}
+	if !otherFirst {
+		slices.Reverse(addrs)
+	}
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// unavailableNode serves a node cut off from its cluster: every request is answered 503
+// with OpenSearch's no cluster-manager block. It returns the node's URL and a func that
+// returns the request lines it got so far ("PUT /index HTTP/1.1").
+func unavailableNode(t testing.TB) (string, func() []string) {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		lines = append(lines, r.Method+" "+r.URL.RequestURI()+" "+r.Proto)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"blocked by: [SERVICE_UNAVAILABLE/2/no cluster-manager];"}],`+
+			`"type":"cluster_block_exception","reason":"blocked by: [SERVICE_UNAVAILABLE/2/no cluster-manager];"},"status":503}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(lines) }
+}
+
+// requestLines returns the first lines of the requests sent on the connections accepted has
+// received so far (a SilentListener's, whose clients have given up: what they sent is there
+// to read, then EOF).
+func requestLines(t testing.TB, accepted <-chan net.Conn) []string {
+	t.Helper()
+	var lines []string
+	for {
+		select {
+		case conn := <-accepted:
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(time.Minute)))
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			require.NoError(t, err)
+			lines = append(lines, strings.TrimSpace(line))
+		default:
+			return lines
+		}
+	}
 }
 
 func (n *node) call(ctx context.Context, method, path, body string) ([]byte, error) {

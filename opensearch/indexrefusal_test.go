@@ -48,14 +48,7 @@ func TestIndexRefusedIsPermanent(t *testing.T) {
 			n.must(t, "POST", "/_aliases", `{"actions":[{"add":{"index":"`+base+`-a1","alias":"`+index+`"}},{"add":{"index":"`+base+`-a2","alias":"`+index+`"}}]}`)
 		}, []string{"no write index is defined for alias", "is_write_index"}},
 		{"missing, auto-create off", "nocreate-" + base, func(t *testing.T, _ string) {
-			// Only names starting with nocreate- are kept from being created: the
-			// other tests sharing the node create theirs as before.
-			n.must(t, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":"-nocreate-*,+*"}}`)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				_, _ = n.call(ctx, "PUT", "/_cluster/settings", `{"persistent":{"action.auto_create_index":null}}`)
-			})
+			n.noAutoCreate(t)
 		}, []string{"index_not_found_exception", "action.auto_create_index"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

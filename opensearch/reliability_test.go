@@ -343,3 +343,48 @@ func TestSinkNonFiniteNumbers(t *testing.T) {
 		})
 	}
 }
+
+// TestSinkPassesOverUnavailableNode, on the real node and a node answering 503 (cut off from
+// its cluster: no cluster-manager): a bulk request that node answers goes at once to the next
+// address, without the retry policy's backoff. The transport passes over a node only when it
+// gives no answer, so every request it was given waited a backoff (100 ms to 10 s) before
+// its retry; with a backoff of an hour here, the Write waited until its ctx ended. Where every
+// address answers 503, each attempt tries each address once, then waits as before.
+func TestSinkPassesOverUnavailableNode(t *testing.T) {
+	n := newNode(t)
+	t.Run("one node unavailable", func(t *testing.T) {
+		prefix := n.newPrefix(t)
+		u, got := unavailableNode(t)
+		c := n.clientWith(t, u, true, time.Minute)
+		s, err := opensearch.NewSink(c, statsMapping(prefix), opensearch.WithConcurrency(1), opensearch.WithFlushBytes(1000),
+			opensearch.WithRetry(stream.RetryPolicy{Initial: time.Hour, Max: time.Hour, MaxAttempts: 2}))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // the backoff would be an hour
+		defer cancel()
+		require.NoError(t, s.Write(ctx, stats(0, 100)))
+		require.Equal(t, 100, n.count(t, prefix+"-*"))
+		bulks := 0
+		for _, l := range got() {
+			if strings.HasPrefix(l, "POST /_bulk") {
+				bulks++
+			}
+		}
+		require.Positive(t, bulks, "the unavailable node got bulk requests")
+		require.Equal(t, int64(bulks), s.Stats().RequestRetries, "each sent again once")
+		require.NoError(t, s.Close(t.Context()))
+	})
+	t.Run("every node unavailable", func(t *testing.T) {
+		u1, got1 := unavailableNode(t)
+		u2, got2 := unavailableNode(t)
+		c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{u1, u2}})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := opensearch.NewSink(c, statsMapping("cab-stats-x"),
+			opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+		require.NoError(t, err)
+		err = s.Write(t.Context(), stats(0, 10))
+		require.ErrorContains(t, err, "giving up after 2 attempts")
+		require.ErrorContains(t, err, "503")
+		require.Len(t, append(got1(), got2()...), 4, "2 attempts, each to both addresses")
+	})
+}

@@ -100,8 +100,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	body := bodyOf(ch, pending)
 	var retryItems []item
 	// free counts the requests that were no attempt of the retry policy: those that only
-	// sent again documents that lost a mapping race, each at most once.
-	free := 0
+	// sent again documents that lost a mapping race, each at most once, and those sent at
+	// once to the next address after a node's 502, 503 or 504 (passed, per attempt).
+	free, passed := 0, 0
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
@@ -175,6 +176,14 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 					"failing_for", now.Sub(since).Round(time.Millisecond), "attempt", attempt, "docs", len(pending),
 					"err", lastErr, "not_logged_since_last", n)
 			}
+			if nodeAway(status) && passed < len(s.c.urls)-1 {
+				// A node cut off from its cluster (503 no cluster-manager) or a proxy
+				// with nothing behind it answers so, and the transport passes over only
+				// a node that gives no answer: the next address may take it now.
+				passed++
+				free++
+				continue
+			}
 		} else {
 			retryItems = retryItems[:0]
 			var perr error
@@ -229,8 +238,14 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			return rejected, ctx.Err()
 		case <-t.C:
 		}
+		passed = 0
 	}
 }
+
+// nodeAway reports whether a whole bulk request's status says that the node that answered
+// cannot serve any request now, where another node may: 502, 503, 504. (A 429 is
+// backpressure, which the backoff is for; a 500 may come from the request.)
+func nodeAway(status int) bool { return status == 502 || status == 503 || status == 504 }
 
 // notOpenSearch reports the attempt r, whose answer showed that the address is not an
 // OpenSearch node's (err wraps ErrNotOpenSearch) or that its certificate does not verify

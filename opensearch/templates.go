@@ -7,7 +7,6 @@ package opensearch
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 )
@@ -281,7 +280,7 @@ func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
 				continue
 			}
 		}
-		r, err := c.doOnAnyNode(ctx, "PUT", path, t.Body)
+		r, err := c.doOnAnyNode(ctx, "PUT", path, "", t.Body)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -296,38 +295,11 @@ func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
 	return nil
 }
 
-// doOnAnyNode is do for a small request that may be sent again (a template's GET or PUT):
-// one that got no answer from its node (refused, reset, timed out: a *TransportError that is
-// no ErrNotOpenSearch or ErrCertificate) goes to the client's next address, once to each. The
-// transport marks a node that failed dead and passes it over until a health check finds it
-// answering, so a node that takes connections and never answers costs one request timeout,
-// not one per request of the call: with several addresses, such a node failed
-// EnsureTemplates after a timeout (a minute by default) though the others answered.
-func (c *Client) doOnAnyNode(ctx context.Context, method, path string, body []byte) (r response, err error) {
-	for i := range len(c.urls) {
-		r, err = c.do(ctx, method, path, "", body, nil, maxSmallBody)
-		if err == nil || ctx.Err() != nil || !noAnswer(err) {
-			return r, err
-		}
-		if i < len(c.urls)-1 {
-			c.logger.Warn("opensearch: no answer from a node; trying the next address", "request", method+" "+path, "error", err)
-		}
-	}
-	return r, err
-}
-
-// noAnswer reports whether err is a request's that got no answer from its node: an outage of
-// the node, not something else at its address.
-func noAnswer(err error) bool {
-	var te *TransportError
-	return errors.As(err, &te) && !errors.Is(err, ErrNotOpenSearch) && !errors.Is(err, ErrCertificate)
-}
-
 // templateVersion returns the version of the index template installed at path, ok false
 // when there is none, it has no version, or it cannot be read (PUT then decides: a user
 // allowed to put templates but not to read them still installs them).
 func (c *Client) templateVersion(ctx context.Context, path, name string) (v int64, ok bool) {
-	r, err := c.doOnAnyNode(ctx, "GET", path, nil)
+	r, err := c.doOnAnyNode(ctx, "GET", path, "", nil)
 	if err != nil || r.status != 200 {
 		return 0, false
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,41 +175,7 @@ func TestPutTemplates(t *testing.T) {
 // version replaces it, and a template without a version always does.
 func TestPutTemplatesKeepsNewerVersion(t *testing.T) {
 	n := newNode(t)
-	name := testenv.UniqueName(t, "versioned")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
-	})
-	tpl := func(version string, replicas int) opensearch.Template {
-		v := ""
-		if version != "" {
-			v = `"version":` + version + `,`
-		}
-		return opensearch.Template{Name: name, Pattern: name + "-*", Body: fmt.Appendf(nil, `{"index_patterns":["%s-*"],"priority":300,%s
-			"template":{"settings":{"number_of_replicas":%d}}}`, name, v, replicas)}
-	}
-	installed := func() (version any, replicas string) {
-		var got struct {
-			IndexTemplates []struct {
-				IndexTemplate struct {
-					Version  any `json:"version"`
-					Template struct {
-						Settings struct {
-							Index struct {
-								Replicas string `json:"number_of_replicas"`
-							} `json:"index"`
-						} `json:"settings"`
-					} `json:"template"`
-				} `json:"index_template"`
-			} `json:"index_templates"`
-		}
-		require.NoError(t, json.Unmarshal(n.must(t, "GET", "/_index_template/"+name, ""), &got))
-		require.Len(t, got.IndexTemplates, 1)
-		it := got.IndexTemplates[0].IndexTemplate
-		return it.Version, it.Template.Settings.Index.Replicas
-	}
-
+	tpl, installed := versionedTemplate(t, n)
 	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("3", 0)))
 	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("2", 1)), "an older release's start")
 	v, r := installed()
@@ -357,13 +325,7 @@ func TestEnsureTemplatesPassesOverSilentNode(t *testing.T) {
 			alone := time.Since(start) // the real node's own time for the call
 
 			silent, accepted := testenv.SilentListener(t)
-			addrs := []string{"http://" + silent, n.url}
-			if !silentFirst {
-				slices.Reverse(addrs)
-			}
-			c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
+			c := n.clientWith(t, "http://"+silent, silentFirst, timeout)
 			start = time.Now()
 			require.NoError(t, c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)), "the real node answers")
 			took := time.Since(start)
@@ -371,6 +333,109 @@ func TestEnsureTemplatesPassesOverSilentNode(t *testing.T) {
 			require.Less(t, took, timeout+2*alone+timeout/2, "one timeout (%v) and the real node's time (%v)", timeout, alone)
 		})
 	}
+}
+
+// TestTemplatesPassOverUnavailableNode, on the real node and a node answering 503 (cut off
+// from its cluster: no cluster-manager): EnsureTemplates installs the templates, and
+// PutTemplates leaves a newer installed version as it is. Before, a template request that met
+// that node ended with its 503: EnsureTemplates failed though the real node answered, and
+// where the GET of the installed version met it, the version went unread and the PUT, on the
+// real node, replaced the newer template with an older one. opensearch-go shuffles the
+// addresses, so the order in Config does not say which node a client asks first: each case
+// takes fresh clients, with the node first and last in Config, until the node got the request
+// of the case.
+func TestTemplatesPassOverUnavailableNode(t *testing.T) {
+	n := newNode(t)
+	tpl, installed := versionedTemplate(t, n)
+	require.NoError(t, n.client.PutTemplates(t.Context(), tpl("3", 0)))
+	for _, tc := range []struct {
+		request string // what the unavailable node must get
+		call    func(c *opensearch.Client) error
+	}{
+		{"PUT /_index_template/", func(c *opensearch.Client) error { return c.EnsureTemplates(t.Context(), opensearch.WithReplicas(0)) }},
+		{"GET /_index_template/" + tpl("", 0).Name, func(c *opensearch.Client) error { return c.PutTemplates(t.Context(), tpl("2", 1)) }},
+	} {
+		t.Run(tc.request, func(t *testing.T) {
+			for try := 0; ; try++ {
+				require.Less(t, try, 20, "the unavailable node never got %s", tc.request)
+				u, got := unavailableNode(t)
+				require.NoError(t, tc.call(n.clientWith(t, u, try%2 == 0, time.Minute)), "the real node answers")
+				v, _ := installed()
+				require.Equal(t, float64(3), v, "the newer version stays")
+				if slices.ContainsFunc(got(), func(l string) bool { return strings.HasPrefix(l, tc.request) }) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// TestTemplatesErrorNamesEveryAddress: when no address answers (one takes connections and
+// never answers, the other refuses them), EnsureTemplates' error names each node and what
+// it did, not only the last one tried: before, it said "PUT http://<one>/...: connection
+// refused" (or the other's timeout), and the other node's failure was only in the client's
+// log, which discards by default.
+func TestTemplatesErrorNamesEveryAddress(t *testing.T) {
+	silent, _ := testenv.SilentListener(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{"http://" + silent, "http://" + refused},
+		RequestTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+
+	err = c.EnsureTemplates(t.Context())
+	var te *opensearch.TransportError
+	require.ErrorAs(t, err, &te)
+	require.ErrorContains(t, err, "no address answered")
+	require.ErrorContains(t, err, "http://"+silent+"/_index_template/", "the silent node")
+	require.ErrorContains(t, err, "http://"+refused+"/_index_template/", "the refusing node")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the silent node's timeout")
+	require.ErrorIs(t, err, syscall.ECONNREFUSED, "the other's refusal")
+}
+
+// versionedTemplate returns a template of the test's own, with a version (none if "") and a
+// number of replicas, and a func that reads the installed one's; the template is deleted
+// after the test.
+func versionedTemplate(t *testing.T, n *node) (tpl func(version string, replicas int) opensearch.Template, installed func() (version any, replicas string)) {
+	t.Helper()
+	name := testenv.UniqueName(t, "versioned")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = n.call(ctx, "DELETE", "/_index_template/"+name, "")
+	})
+	tpl = func(version string, replicas int) opensearch.Template {
+		v := ""
+		if version != "" {
+			v = `"version":` + version + `,`
+		}
+		return opensearch.Template{Name: name, Pattern: name + "-*", Body: fmt.Appendf(nil, `{"index_patterns":["%s-*"],"priority":300,%s
+			"template":{"settings":{"number_of_replicas":%d}}}`, name, v, replicas)}
+	}
+	installed = func() (version any, replicas string) {
+		var got struct {
+			IndexTemplates []struct {
+				IndexTemplate struct {
+					Version  any `json:"version"`
+					Template struct {
+						Settings struct {
+							Index struct {
+								Replicas string `json:"number_of_replicas"`
+							} `json:"index"`
+						} `json:"settings"`
+					} `json:"template"`
+				} `json:"index_template"`
+			} `json:"index_templates"`
+		}
+		require.NoError(t, json.Unmarshal(n.must(t, "GET", "/_index_template/"+name, ""), &got))
+		require.Len(t, got.IndexTemplates, 1)
+		it := got.IndexTemplates[0].IndexTemplate
+		return it.Version, it.Template.Settings.Index.Replicas
+	}
+	return tpl, installed
 }
 
 // ownTemplate returns the body of the SDK's template tplName (Templates(opts...)) for a
