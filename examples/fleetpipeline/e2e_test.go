@@ -322,7 +322,7 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 	r := newRun(t, s, topic, "e2e-bad")
 	brokers := testenv.KafkaBrokers(t)
 
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 	var err error
 
 	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -503,7 +503,7 @@ func TestBadRequestsDeadLettered(t *testing.T) {
 	r := newRun(t, s, topic, "e2e-badreq")
 	ensureTopic(t, s, requests)
 	brokers := testenv.KafkaBrokers(t)
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 
 	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	for i := range 20 {

@@ -421,14 +421,17 @@ func waitFor(t testing.TB, timeout, interval time.Duration, what string, cond fu
 	}
 }
 
-// syncProducer returns a producer that waits for every replica and partitions by key hash,
-// as the telemetry producers the job expects do. It is closed when the test ends.
-func syncProducer(t testing.TB, brokers []string) sarama.SyncProducer {
+// syncProducer returns a producer that waits for every replica and partitions with
+// partitioner: sarama.NewHashPartitioner by key hash, as the telemetry producers the job
+// expects do; sarama.NewManualPartitioner to each message's Partition, for a test that
+// chooses where records go (a producer that does not key by cab, a late record's
+// partition). It is closed when the test ends.
+func syncProducer(t testing.TB, brokers []string, partitioner sarama.PartitionerConstructor) sarama.SyncProducer {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	cfg.Producer.Partitioner = partitioner
 	// Idempotent, so that a send retried under load (CI) does not write a record twice:
 	// the tests count what the job read (TestFaultStatusPage once saw 601 of 600 records,
 	// the topic holding one of them twice).
