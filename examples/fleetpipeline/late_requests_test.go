@@ -24,7 +24,9 @@ import (
 // requests topic's name, partition and offset in their headers (the input record, not the
 // supply or pickups repartition's, whose records are purged once committed), while the
 // on-time requests reach zone-supply and ride-pickups; with and without -rekey-by-cab,
-// which puts the telemetry's side of both through the cab repartition first.
+// which puts the telemetry's side of both through the cab repartition first. The pickups'
+// dead letter holds the request as the requests topic does (it held the join's side in Go's
+// field names, which DecodeRequest refuses).
 //
 // Six cabs report every 30 s for 100 minutes, each on its own partition: ten cycles of five
 // minutes available and five hired on a new trip (a trip start, the pickup). Each cab gets,
@@ -145,7 +147,9 @@ func lateRequests(t *testing.T, rekey bool) {
 		case strings.HasPrefix(errText, "pickups: join: record at "+late.Format(time.RFC3339Nano)+" arrived after the join's watermark"):
 			id = lateAssigned.RequestID
 			require.Equal(t, lateAssigned.CabID, string(dl.Key), "the pickups' dead letter is keyed by cab")
-			require.Contains(t, string(dl.Value), lateAssigned.RequestID)
+			q, err := telemetry.DecodeRequest(dl.Value)
+			require.NoError(t, err, "the pickups' dead letter holds the request as its topic does: %s", dl.Value)
+			require.Equal(t, lateAssigned, q)
 		default:
 			t.Fatalf("unexpected dead letter %s: %s", dl.Value, errText)
 		}
