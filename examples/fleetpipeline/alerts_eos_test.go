@@ -23,13 +23,7 @@ func committedAlerts(t *testing.T, brokers []string, topic string) map[string]in
 	defer func() { require.NoError(t, cons.Close()) }()
 	parts, err := cons.Partitions(topic)
 	require.NoError(t, err)
-	pc := sarama.NewConfig()
-	pc.Version = sarama.V2_8_0_0
-	pc.Producer.Return.Successes = true
-	pc.Producer.Partitioner = sarama.NewManualPartitioner // one sentinel in every partition
-	prod, err := sarama.NewSyncProducer(brokers, pc)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, prod.Close()) }()
+	prod := syncProducer(t, brokers, sarama.NewManualPartitioner) // one sentinel in every partition
 	for _, p := range parts {
 		_, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.StringEncoder("~end")})
 		require.NoError(t, err)

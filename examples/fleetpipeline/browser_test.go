@@ -198,7 +198,7 @@ func TestFaultStatusPage(t *testing.T) {
 	topic := testenv.UniqueName(t, "e2e-browser")
 	r := newRun(t, s, topic, "e2e-browser")
 	brokers := testenv.KafkaBrokers(t)
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 
 	// 600 events over ten minutes of event time an hour ago, and three undecodable records.
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)

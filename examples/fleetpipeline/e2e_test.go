@@ -322,7 +322,7 @@ func TestBadMessagesDeadLettered(t *testing.T) {
 	r := newRun(t, s, topic, "e2e-bad")
 	brokers := testenv.KafkaBrokers(t)
 
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 	var err error
 
 	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -498,12 +498,10 @@ func readTopic(t *testing.T, brokers []string, topic string, want int, timeout t
 func TestBadRequestsDeadLettered(t *testing.T) {
 	t.Parallel()
 	s := needServices(t)
-	topic := testenv.UniqueName(t, "e2e-badreq")
-	requests := testenv.UniqueName(t, "e2e-badreq-requests")
-	r := newRun(t, s, topic, "e2e-badreq")
-	ensureTopic(t, s, requests)
+	r, requests := newRequestsRun(t, s, "e2e-badreq")
+	topic := r.topic
 	brokers := testenv.KafkaBrokers(t)
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 
 	base := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	for i := range 20 {
@@ -527,9 +525,8 @@ func TestBadRequestsDeadLettered(t *testing.T) {
 	}
 
 	out := start(t, "fleetpipeline", pipelineBin, r.args(s, "-requests-topic", requests)...).succeed(t, 2*time.Minute)
-	m := regexp.MustCompile(`ride requests: consumed (\d+) records, (\d+) dead letters`).FindStringSubmatch(out)
-	require.NotNil(t, m, "no summary of the ride requests in:\n%s", tail(out, 3000))
-	require.Equal(t, []string{strconv.Itoa(len(good) + len(bad)), strconv.Itoa(len(bad))}, m[1:], "ride requests consumed and dead-lettered")
+	recs, dls := requestsSummary(t, out)
+	require.Equal(t, []int64{int64(len(good) + len(bad)), int64(len(bad))}, []int64{recs, dls}, "ride requests consumed and dead-lettered")
 
 	dlq := readTopic(t, brokers, topic+".dlq", len(bad), 30*time.Second)
 	got := map[string]string{}

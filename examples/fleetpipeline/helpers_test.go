@@ -291,6 +291,30 @@ func summary(t testing.TB, out string) (records, deadLetters, late int64) {
 	return n(last[1]), n(last[2]), n(last[3])
 }
 
+var requestsSummaryRE = regexp.MustCompile(`ride requests: consumed (\d+) records, (\d+) dead letters`)
+
+// requestsSummary parses fleetpipeline's summary line of the ride requests (-requests-topic).
+func requestsSummary(t testing.TB, out string) (records, deadLetters int64) {
+	t.Helper()
+	m := requestsSummaryRE.FindStringSubmatch(out)
+	require.NotNil(t, m, "no summary of the ride requests in:\n%s", tail(out, 3000))
+	records, err := strconv.ParseInt(m[1], 10, 64)
+	require.NoError(t, err)
+	deadLetters, err = strconv.ParseInt(m[2], 10, 64)
+	require.NoError(t, err)
+	return records, deadLetters
+}
+
+// newRequestsRun is newRun on a new telemetry topic named after prefix, with a ride
+// requests topic of its own (6 partitions) for -requests-topic.
+func newRequestsRun(t testing.TB, s services, prefix string) (r pipelineRun, requests string) {
+	t.Helper()
+	r = newRun(t, s, testenv.UniqueName(t, prefix), prefix)
+	requests = testenv.UniqueName(t, prefix+"-requests")
+	ensureTopic(t, s, requests)
+	return r, requests
+}
+
 // ---- OpenSearch ----
 
 // osClient is a minimal OpenSearch REST client.
@@ -421,14 +445,17 @@ func waitFor(t testing.TB, timeout, interval time.Duration, what string, cond fu
 	}
 }
 
-// syncProducer returns a producer that waits for every replica and partitions by key hash,
-// as the telemetry producers the job expects do. It is closed when the test ends.
-func syncProducer(t testing.TB, brokers []string) sarama.SyncProducer {
+// syncProducer returns a producer that waits for every replica and partitions with
+// partitioner: sarama.NewHashPartitioner by key hash, as the telemetry producers the job
+// expects do; sarama.NewManualPartitioner to each message's Partition, for a test that
+// chooses where records go (a producer that does not key by cab, a late record's
+// partition). It is closed when the test ends.
+func syncProducer(t testing.TB, brokers []string, partitioner sarama.PartitionerConstructor) sarama.SyncProducer {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	cfg.Producer.Partitioner = partitioner
 	// Idempotent, so that a send retried under load (CI) does not write a record twice:
 	// the tests count what the job read (TestFaultStatusPage once saw 601 of 600 records,
 	// the topic holding one of them twice).

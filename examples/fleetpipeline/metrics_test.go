@@ -29,7 +29,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	topic := testenv.UniqueName(t, "e2e-metrics")
 	r := newRun(t, s, topic, "e2e-metrics")
 	brokers := testenv.KafkaBrokers(t)
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 	var msgs []*sarama.ProducerMessage
 	for i := range 20_000 {

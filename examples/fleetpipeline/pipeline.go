@@ -305,15 +305,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		stream.To(lateDeadLetters(g.zones.Late(), "zone-demand", sh.origin, zonePartialRecord), lateLetters, dlqOut)
 	}
 	if g.pickupsLate != nil {
-		stream.To(stream.Map(g.pickupsLate, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {
-			v, err := json.Marshal(l.Side)
-			dl := l.DeadLetter(sh.origin, []byte(l.Key), v)
-			dl.Err = "pickups: " + dl.Err
-			if err != nil {
-				dl.Err += "; encoding the record: " + err.Error()
-			}
-			return dl
-		}), lateLetters, dlqOut)
+		stream.To(pickupsDeadLetters(g.pickupsLate, sh.origin), lateLetters, dlqOut)
 	}
 	if g.supply != nil {
 		stream.To(lateDeadLetters(g.supply.Late(), "zone-supply", sh.origin, func(t supplyShuffled) ([]byte, []byte, error) {

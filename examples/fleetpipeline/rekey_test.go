@@ -189,13 +189,7 @@ func TestRekeyByCabLateDeadLetterNamesInput(t *testing.T) {
 	topic := testenv.UniqueName(t, "rekey-late")
 	r := newRun(t, s, topic, "rekey-late")
 	brokers := testenv.KafkaBrokers(t)
-	cfg := sarama.NewConfig()
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner // unkeyed by cab: the partitions we say
-	prod, err := sarama.NewSyncProducer(brokers, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = prod.Close() })
+	prod := syncProducer(t, brokers, sarama.NewManualPartitioner) // unkeyed by cab: the partitions we say
 
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
 	event := func(cab string, ts time.Time) sarama.Encoder {

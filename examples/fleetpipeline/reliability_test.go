@@ -30,7 +30,7 @@ func TestBadClockAndAbsurdValuesLoseNothing(t *testing.T) {
 	r := newRun(t, s, topic, "e2e-clock")
 	brokers := testenv.KafkaBrokers(t)
 
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
 	event := func(cab string, ts time.Time, speed string) string {
@@ -168,7 +168,7 @@ func keyLimitLosesNothing(t *testing.T, extra []string) {
 	topic := testenv.UniqueName(t, "e2e-keys")
 	r := newRun(t, s, topic, "e2e-keys")
 	brokers := testenv.KafkaBrokers(t)
-	prod := syncProducer(t, brokers)
+	prod := syncProducer(t, brokers, sarama.NewHashPartitioner)
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
 	var msgs []*sarama.ProducerMessage
 	for i := range 60 {

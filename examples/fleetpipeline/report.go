@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/telemetry"
@@ -28,6 +29,31 @@ func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string
 		k, v, err := record(l.Value)
 		dl := l.DeadLetter(origin, k, v)
 		dl.Err = operator + ": " + dl.Err
+		if err != nil { // decoded records are valid, so this does not happen; keep the error
+			dl.Err += "; encoding the record: " + err.Error()
+		}
+		return dl
+	})
+}
+
+// pickupsDeadLetters turns the time-to-pickup join's late side stream into dead letters
+// (join.Late.DeadLetter) whose Err names the join, "pickups". A late request's value is the
+// request as the requests topic holds it (telemetry.AppendRequest), so that it can be read
+// and produced again as any input record; it was the join's side in Go's field names, which
+// DecodeRequest refuses. A late trip start's is the join's side, the pickup point the join
+// holds of the event (the event itself is at the telemetry record the headers name).
+func pickupsDeadLetters(late *stream.Stream[join.Late[string, telemetry.Request, telemetry.PickupPoint]],
+	origin func(int32) (string, int32, bool)) *stream.Stream[stream.DeadLetter] {
+	return stream.Map(late, func(l join.Late[string, telemetry.Request, telemetry.PickupPoint]) stream.DeadLetter {
+		var v []byte
+		var err error
+		if l.Side.IsRight {
+			v, err = json.Marshal(l.Side)
+		} else {
+			v, err = telemetry.AppendRequest(nil, l.Side.Left)
+		}
+		dl := l.DeadLetter(origin, []byte(l.Key), v)
+		dl.Err = "pickups: " + dl.Err
 		if err != nil { // decoded records are valid, so this does not happen; keep the error
 			dl.Err += "; encoding the record: " + err.Error()
 		}
