@@ -25,8 +25,16 @@ import (
 // of releases before it. A release before it stops on such a mark (ErrCorruptRepartition,
 // "unknown record format"): upgrade every instance together, and before rolling back let an
 // unbounded run commit past the end marks (a bounded run commits before its own). This
-// release reads an end mark without a run as an earlier release's (run 0). A Kafka message holds one record
-// (version 1) or, packed, several records of one partition in their order (versions 2 and 3):
+// release reads an end mark without a run as an earlier release's (run 0).
+//
+// Flag idle is a mark's only (its upstream partition's state); on a value, flag end marks a
+// value sent where its upstream partition's input ended, which the downstream keeps as
+// provisional (stream.WithRevisions); flag run goes with a mark and flag end only. A record
+// whose flags say anything else is refused (ErrCorruptRepartition), as is a From, Sub or
+// Upstreams outside [0, 2^31), a mark with bytes after it, or a mark of run 0.
+//
+// A Kafka message holds one record (version 1) or, packed, several records of one partition
+// in their order (versions 2 and 3):
 //
 //	0x20 or 0x30, then per record: its length as a uvarint and its version-1 bytes
 //
@@ -96,14 +104,30 @@ func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
 
 var errShortRecord = errors.New("header cut short")
 
+// checkFlags refuses a record's flags byte unless it is version 1 with flags that go
+// together: idle on a mark only, run on an end mark only.
+func checkFlags(flags byte) error {
+	switch mark := flags&flagMark != 0; {
+	case flags&^flagsMask != formatV1:
+		return fmt.Errorf("unknown record format %#x", flags)
+	case !mark && flags&flagIdle != 0:
+		return fmt.Errorf("flags %#x: flag idle on a value (idle is a mark's)", flags)
+	case !mark && flags&flagRun != 0:
+		return fmt.Errorf("flags %#x: flag run on a value (a run is an end mark's)", flags)
+	case flags&flagRun != 0 && flags&flagEnd == 0:
+		return fmt.Errorf("flags %#x: flag run on a mark that is not an end", flags)
+	}
+	return nil
+}
+
 // decodeShuffled reads a record's header into r and returns the value's bytes.
 func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, errShortRecord
 	}
 	flags := b[0]
-	if flags&^flagsMask != formatV1 || flags&flagRun != 0 && flags&flagMark == 0 {
-		return nil, fmt.Errorf("unknown record format %#x", flags)
+	if err := checkFlags(flags); err != nil {
+		return nil, err
 	}
 	b = b[1:]
 	var nums [4]int64
