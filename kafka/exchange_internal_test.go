@@ -494,6 +494,45 @@ func TestExchangeSendNothingAfterAFailedMessage(t *testing.T) {
 	require.False(t, stream.IsPermanent(err), "nothing later was written: the records can be sent again: %v", err)
 }
 
+// TestExchangeSendRefusesUnreadableRecords: a record the downstream would refuse (an idle
+// value, a run on a value or on a mark that is not an end, a negative upstream partition,
+// rank or upstream count) fails Send for good, naming the record and what is wrong, before
+// any message is handed over. Send wrote them: the idle value and the marks then stopped the
+// downstream with ErrCorruptRepartition at a message the topic keeps, and a value's run was
+// dropped without a word.
+func TestExchangeSendRefusesUnreadableRecords(t *testing.T) {
+	for name, tc := range map[string]struct {
+		r    stream.Shuffled[int]
+		want string
+	}{
+		"idle value":           {stream.Shuffled[int]{Value: 1, Seq: 10, Idle: true}, "flag idle on a value"},
+		"value with a run":     {stream.Shuffled[int]{Value: 1, Seq: 10, End: true, Run: 7}, "flag run on a value"},
+		"mark with a run":      {stream.Shuffled[int]{Seq: 11, Mark: true, Idle: true, Run: 7}, "flag run on a mark that is not an end"},
+		"negative upstream":    {stream.Shuffled[int]{Value: 1, From: -1, Seq: 10}, "upstream partition -1 out of range"},
+		"negative rank":        {stream.Shuffled[int]{Value: 1, Seq: 10, Sub: -2}, "rank -2 out of range"},
+		"negative upstreams":   {stream.Shuffled[int]{Seq: 11, Mark: true, Upstreams: -3}, "upstream count -3 out of range"},
+		"negative mark source": {stream.Shuffled[int]{From: math.MinInt32, Seq: 11, Mark: true}, "upstream partition -2147483648 out of range"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newFaultyProducer(func(int, *sarama.ProducerMessage) bool { return false })
+			defer close(p.in)
+			e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: p, parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
+			err := e.Send(t.Context(), append(slices.Clone(twoMessages), tc.r))
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, `exchange "x": record 4 of 4`)
+			require.True(t, stream.IsPermanent(err), "%v", err)
+			select {
+			case <-p.got:
+				t.Fatal("a message was handed to the producer")
+			default:
+			}
+			// The good records alone go through, read back by the downstream.
+			require.NoError(t, e.Send(t.Context(), twoMessages))
+			require.Equal(t, []int{1, 2}, p.kept(t))
+		})
+	}
+}
+
 // TestExchangeSendAfterAnAbandonedFailure: a Send abandoned when its context ended, whose
 // message then failed, holds none of the partition's later messages back in the producer;
 // the next Send waits for that result before it hands anything over and returns the error,
