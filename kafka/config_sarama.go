@@ -76,8 +76,12 @@ func (c *Config) validate(r role) error {
 				StrategyCooperativeSticky, StrategySticky, StrategyRange, StrategyRoundRobin)
 		}
 		rb := c.rebalance()
-		if id := rb.InstanceID; id != "" && (len(id) > 200 || !legalTopic(id)) {
-			bad("Rebalance.InstanceID", "%q: up to 200 characters of a-z, A-Z, 0-9, '.', '_' and '-'", id)
+		if id := rb.InstanceID; id != "" {
+			if err := badTopicChar("group instance id", id); err != nil {
+				bad("Rebalance.InstanceID", "%v", err)
+			} else if len(id) > 200 {
+				bad("Rebalance.InstanceID", "%q: %d characters, past the limit of 200", id, len(id))
+			}
 		}
 		if v, err := sarama.ParseKafkaVersion(c.Version); rb.InstanceID != "" && c.Version != "" && err == nil && !v.IsAtLeast(sarama.V2_3_0_0) {
 			// sarama would leave the id out and the members dynamic, silently.

@@ -146,6 +146,47 @@ func TestTopicNamesInvalid(t *testing.T) {
 	require.NoError(t, err, "IPv6 in brackets, names, IPv4")
 }
 
+// TestCheckTopic: CheckTopic accepts the names Kafka accepts and says what is wrong with
+// the others: the first character Kafka refuses and its position, the length past 249, "."
+// or "..". The constructors refuse the same names with the same words (ErrInvalidOption),
+// and a group instance id with a character Kafka refuses is named likewise (it was refused
+// as "up to 200 characters of ...", naming neither the character nor the length).
+func TestCheckTopic(t *testing.T) {
+	for _, name := range []string{"cab-telemetry", "cabs.v2_1", "-", "...", "A", strings.Repeat("t", 249)} {
+		require.NoError(t, kafka.CheckTopic(name), name)
+	}
+	for name, want := range map[string]string{
+		"":                       `kafka: empty topic name`,
+		".":                      `kafka: topic name ".": Kafka takes no topic named "." or ".."`,
+		"..":                     `kafka: topic name "..": Kafka takes no topic named "." or ".."`,
+		"cab telemetry":          `kafka: topic name "cab telemetry": character 4, ' ', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')`,
+		"cabs/1":                 `character 5, '/', is not allowed`,
+		"zoné-demand":            `character 4, 'é', is not allowed`,
+		"été/x":                  `character 1, 'é', is not allowed`,
+		"cab\xff":                `character 4, byte 0xff (not UTF-8), is not allowed`,
+		"cabs:1" + "\x00":        `character 5, ':', is not allowed`,
+		strings.Repeat("t", 250): `kafka: topic name "` + strings.Repeat("t", 250) + `": 250 characters, past Kafka's limit of 249`,
+		// A bad character is named first, whatever the length.
+		strings.Repeat("t", 300) + "!": `character 301, '!', is not allowed`,
+	} {
+		err := kafka.CheckTopic(name)
+		require.ErrorContains(t, err, want, "%q", name)
+		if name == "" {
+			continue // the constructors say "empty" in their own words
+		}
+		_, perr := kafka.NewProducer(kafka.Config{Brokers: validConfig().Brokers}, name, kafka.JSONValue[event](nil))
+		require.ErrorIs(t, perr, kafka.ErrInvalidOption)
+		require.ErrorContains(t, perr, "topic: "+strings.TrimPrefix(err.Error(), "kafka: "), "NewProducer says what CheckTopic says")
+	}
+	cfg := validConfig()
+	cfg.Rebalance.InstanceID = "pod 0"
+	_, err := kafka.NewSource(cfg, kafka.JSON[event]())
+	require.ErrorContains(t, err, `Rebalance.InstanceID: group instance id "pod 0": character 4, ' ', is not allowed`)
+	cfg.Rebalance.InstanceID = strings.Repeat("p", 201)
+	_, err = kafka.NewSource(cfg, kafka.JSON[event]())
+	require.ErrorContains(t, err, "201 characters, past the limit of 200")
+}
+
 // TestBoundedAndCaughtUpRefused: WithBounded ends a Source's input alone at the end offsets
 // of its start, WithEndWhenCaughtUp ends the inputs of all its Sources together once they
 // are read to their high-water marks and idle. Both on one Source were accepted, and a

@@ -69,6 +69,11 @@
 // the broker reports missing at two checks in a row (so within about 10 to 15 seconds of its
 // deletion) stops it with an error (Run returns it) instead of a silent wait.
 //
+// A topic name Kafka would refuse is refused where it is given (ErrInvalidOption).
+// CheckTopic says what is wrong with one (the character Kafka refuses and its position, the
+// length past 249, "." or ".."), for a program to check its configuration before it
+// connects.
+//
 // The positions the pipeline commits carry its replay checkpoint (stream.Position.Meta),
 // which the Source stores as the Kafka offset metadata and hands back to the pipeline when it
 // claims the partition again (stream.Input.Resume), so that each operator replays from its

@@ -51,3 +51,15 @@ func ExampleErrInvalidOption() {
 	fmt.Println(err)
 	// Output: kafka: invalid option: Group: empty: a Source needs a consumer group
 }
+
+// A program checks the topic names of its configuration before it connects.
+func ExampleCheckTopic() {
+	for _, name := range []string{"cab-telemetry", "cab telemetry", "..", "cabs/v2"} {
+		fmt.Println(kafka.CheckTopic(name))
+	}
+	// Output:
+	// <nil>
+	// kafka: topic name "cab telemetry": character 4, ' ', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')
+	// kafka: topic name "..": Kafka takes no topic named "." or ".."
+	// kafka: topic name "cabs/v2": character 5, '/', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')
+}

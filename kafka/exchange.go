@@ -170,24 +170,6 @@ func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T]
 // every batch waited 85-230ms on its downstream commit; with 50ms, 30-50ms.
 const exchangeFetchWait = 50 * time.Millisecond
 
-// topicName returns an error wrapping ErrInvalidOption, for setting, if topic is not a
-// name Kafka accepts: 1 to 249 of a-z A-Z 0-9 . _ -, not "." or "..".
-func topicName(setting, topic string) error {
-	if topic == "" || len(topic) > 249 || topic == "." || topic == ".." || !legalTopic(topic) {
-		return invalid(setting, "%q is not a legal Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not \".\" or \"..\")", topic)
-	}
-	return nil
-}
-
-func legalTopic(s string) bool {
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // Topic returns the repartition topic.
 func (e *Exchange[T]) Topic() string { return e.topic }
 

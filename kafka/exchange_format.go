@@ -25,8 +25,17 @@ import (
 // of releases before it. A release before it stops on such a mark (ErrCorruptRepartition,
 // "unknown record format"): upgrade every instance together, and before rolling back let an
 // unbounded run commit past the end marks (a bounded run commits before its own). This
-// release reads an end mark without a run as an earlier release's (run 0). A Kafka message holds one record
-// (version 1) or, packed, several records of one partition in their order (versions 2 and 3):
+// release reads an end mark without a run as an earlier release's (run 0).
+//
+// Flag idle is a mark's only (its upstream partition's state); on a value, flag end marks a
+// value sent where its upstream partition's input ended, which the downstream keeps as
+// provisional (stream.WithRevisions); flag run goes with a mark and flag end only. A record
+// whose flags say anything else is refused (ErrCorruptRepartition), as is a From, Sub or
+// Upstreams outside [0, 2^31), a mark with bytes after it, or a mark of run 0; Send refuses
+// to write such a record (checkShuffled).
+//
+// A Kafka message holds one record (version 1) or, packed, several records of one partition
+// in their order (versions 2 and 3):
 //
 //	0x20 or 0x30, then per record: its length as a uvarint and its version-1 bytes
 //
@@ -64,7 +73,8 @@ const (
 	flagsMask = 0x0f
 )
 
-func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
+// shuffledFlags returns r's flags byte, whether or not its flags go together.
+func shuffledFlags[T any](r *stream.Shuffled[T]) byte {
 	flags := byte(formatV1)
 	if r.Mark {
 		flags |= flagMark
@@ -75,17 +85,45 @@ func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
 	if r.End {
 		flags |= flagEnd
 	}
-	run := r.Mark && r.Run != 0
-	if run {
+	if r.Run != 0 {
 		flags |= flagRun
 	}
+	return flags
+}
+
+// checkShuffled returns why the decoder would refuse r once encoded, or nil: what Send
+// writes must read back whole.
+func checkShuffled[T any](r *stream.Shuffled[T]) error {
+	if err := checkFlags(shuffledFlags(r)); err != nil {
+		return err
+	}
+	if err := checkCount("upstream partition", int64(r.From)); err != nil {
+		return err
+	}
+	if r.Mark {
+		return checkCount("upstream count", int64(r.Upstreams))
+	}
+	return checkCount("rank", int64(r.Sub))
+}
+
+// checkCount refuses a number the format holds as an int32 that is not in [0, 2^31).
+func checkCount(what string, v int64) error {
+	if v < 0 || v > math.MaxInt32 {
+		return fmt.Errorf("%s %d out of range", what, v)
+	}
+	return nil
+}
+
+// appendShuffled appends r's header, of a record that checkShuffled accepts.
+func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
+	flags := shuffledFlags(r)
 	b = append(b, flags)
 	b = binary.AppendVarint(b, int64(r.From))
 	b = binary.AppendVarint(b, r.Seq)
 	if r.Mark {
 		b = binary.AppendVarint(b, r.Watermark)
 		b = binary.AppendVarint(b, int64(r.Upstreams))
-		if run {
+		if flags&flagRun != 0 {
 			b = binary.AppendUvarint(b, r.Run)
 		}
 		return b
@@ -96,14 +134,30 @@ func appendShuffled[T any](b []byte, r *stream.Shuffled[T]) []byte {
 
 var errShortRecord = errors.New("header cut short")
 
+// checkFlags refuses a record's flags byte unless it is version 1 with flags that go
+// together: idle on a mark only, run on an end mark only.
+func checkFlags(flags byte) error {
+	switch mark := flags&flagMark != 0; {
+	case flags&^flagsMask != formatV1:
+		return fmt.Errorf("unknown record format %#x", flags)
+	case !mark && flags&flagIdle != 0:
+		return fmt.Errorf("flags %#x: flag idle on a value (idle is a mark's)", flags)
+	case !mark && flags&flagRun != 0:
+		return fmt.Errorf("flags %#x: flag run on a value (a run is an end mark's)", flags)
+	case flags&flagRun != 0 && flags&flagEnd == 0:
+		return fmt.Errorf("flags %#x: flag run on a mark that is not an end", flags)
+	}
+	return nil
+}
+
 // decodeShuffled reads a record's header into r and returns the value's bytes.
 func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, errShortRecord
 	}
 	flags := b[0]
-	if flags&^flagsMask != formatV1 || flags&flagRun != 0 && flags&flagMark == 0 {
-		return nil, fmt.Errorf("unknown record format %#x", flags)
+	if err := checkFlags(flags); err != nil {
+		return nil, err
 	}
 	b = b[1:]
 	var nums [4]int64
@@ -114,8 +168,8 @@ func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 		}
 		nums[i], b = v, b[n:]
 	}
-	if nums[0] < 0 || nums[0] > math.MaxInt32 {
-		return nil, fmt.Errorf("upstream partition %d out of range", nums[0])
+	if err := checkCount("upstream partition", nums[0]); err != nil {
+		return nil, err
 	}
 	r.From, r.Seq = int32(nums[0]), nums[1]
 	r.Mark, r.Idle, r.End = flags&flagMark != 0, flags&flagIdle != 0, flags&flagEnd != 0
@@ -133,14 +187,14 @@ func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 		if len(b) != 0 {
 			return nil, fmt.Errorf("%d bytes after a mark", len(b))
 		}
-		if nums[3] < 0 || nums[3] > math.MaxInt32 {
-			return nil, fmt.Errorf("upstream count %d out of range", nums[3])
+		if err := checkCount("upstream count", nums[3]); err != nil {
+			return nil, err
 		}
 		r.Watermark, r.Upstreams = nums[2], int32(nums[3])
 		return nil, nil
 	}
-	if nums[2] < 0 || nums[2] > math.MaxInt32 {
-		return nil, fmt.Errorf("rank %d out of range", nums[2])
+	if err := checkCount("rank", nums[2]); err != nil {
+		return nil, err
 	}
 	r.Sub, r.Time = int32(nums[2]), nums[3]
 	return b, nil

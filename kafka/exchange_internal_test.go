@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -83,6 +84,73 @@ func TestShuffledEndMarkRun(t *testing.T) {
 	} {
 		_, _, err := codec.Decode(&Message{Value: bad})
 		require.Error(t, err, "%x", bad)
+	}
+}
+
+// TestShuffledFlags: of the flags, idle is a mark's only (an upstream partition's state),
+// run an end mark's only, and end on a value is RepartitionByTime's provisional value
+// (stream.WithRevisions). Every record whose flags say otherwise is refused, alone and packed
+// (versions 2 and 3), naming what is wrong; every valid combination decodes, and encodes
+// back to the same bytes. A value with flag idle (or idle and end) and a mark with flag run
+// but not end were decoded as records (the value with its idle flag dropped).
+func TestShuffledFlags(t *testing.T) {
+	codec := shuffleCodec[string]{stream.StringCodec{}}
+	// From 1, Seq 2, then for a value Sub 0, Time 3 and "v"; for a mark Watermark 3,
+	// Upstreams 4 and, with flag run, Run 5 (zigzag varints, the run a uvarint).
+	value := func(flags byte) []byte { return []byte{formatV1 | flags, 2, 4, 0, 6, 'v'} }
+	mark := func(flags byte) []byte {
+		b := []byte{formatV1 | flagMark | flags, 2, 4, 6, 8}
+		if flags&flagRun != 0 {
+			b = append(b, 5)
+		}
+		return b
+	}
+	for name, ok := range map[string][]byte{
+		"value":                    value(0),
+		"provisional value":        value(flagEnd),
+		"mark":                     mark(0),
+		"idle mark":                mark(flagIdle),
+		"end mark":                 mark(flagEnd),
+		"idle end mark":            mark(flagIdle | flagEnd),
+		"end mark with a run":      mark(flagEnd | flagRun),
+		"idle end mark with a run": mark(flagIdle | flagEnd | flagRun),
+	} {
+		r, _, err := codec.Decode(&Message{Value: ok})
+		require.NoError(t, err, name)
+		b := appendShuffled(nil, &r)
+		if !r.Mark {
+			b = append(b, r.Value...)
+		}
+		require.Equal(t, ok, b, "%s: encoded back", name)
+	}
+	for name, tc := range map[string]struct {
+		rec  []byte
+		want string
+	}{
+		"idle value":             {value(flagIdle), "flag idle on a value"},
+		"idle provisional value": {value(flagIdle | flagEnd), "flag idle on a value"},
+		"value with a run":       {value(flagRun), "flag run on a value"},
+		"mark with a run":        {mark(flagRun), "flag run on a mark that is not an end"},
+		"idle mark with a run":   {mark(flagIdle | flagRun), "flag run on a mark that is not an end"},
+		"idle value with a run":  {value(flagIdle | flagRun), "on a value"},
+		"provisional value, run": {value(flagEnd | flagRun), "flag run on a value"},
+		"all flags but mark":     {value(flagIdle | flagEnd | flagRun), "on a value"},
+		"version 0":              {append([]byte{flagMark}, mark(0)[1:]...), "unknown record format 0x1"},
+		"version 4":              {append([]byte{4<<4 | flagMark}, mark(0)[1:]...), "unknown record format 0x41"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, msg := range [][]byte{
+				tc.rec,
+				append([]byte{formatPacked, byte(len(tc.rec))}, tc.rec...),
+				append(append([]byte{formatPackedMarks, 6}, value(0)...), append([]byte{byte(len(tc.rec))}, tc.rec...)...),
+			} {
+				queue := []stream.Record[stream.Shuffled[string]]{{Value: stream.Shuffled[string]{Value: "kept"}}}
+				got, err := codec.decodeAppend(queue, &Message{Value: msg})
+				require.ErrorContains(t, err, tc.want, "%x", msg)
+				require.ErrorContains(t, err, fmt.Sprintf("%#x", tc.rec[0]), "the error names the flags")
+				require.Equal(t, queue, got, "%x: records handed out of a refused message", msg)
+			}
+		})
 	}
 }
 
@@ -218,6 +286,10 @@ func FuzzDecodeShuffled(f *testing.F) {
 	f.Add(packed)
 	mark := appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Mark: true, Upstreams: 1})
 	f.Add(append(append([]byte{formatPackedMarks, byte(len(mark))}, mark...), packed[1:]...))
+	// Flags that do not go together (TestShuffledFlags): an idle value, a run on a mark
+	// that is not an end.
+	f.Add([]byte{formatV1 | flagIdle, 2, 4, 0, 6, 'v'})
+	f.Add([]byte{formatV1 | flagMark | flagRun, 2, 4, 6, 8, 5})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 0 && (b[0] == formatPacked || b[0] == formatPackedMarks) {
 			// A packed message decodes whole or not at all; what decodes packs back into
@@ -227,6 +299,9 @@ func FuzzDecodeShuffled(f *testing.F) {
 			if err != nil {
 				require.Empty(t, got)
 				return
+			}
+			for _, r := range got {
+				requireFlagsGoTogether(t, r)
 			}
 			var pk packer
 			pk.reset(1, len(b)+binary.MaxVarintLen64*len(got)+1)
@@ -248,9 +323,11 @@ func FuzzDecodeShuffled(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What decodes encodes back to bytes that decode to the same record (varints may
-		// have been written longer than needed).
+		requireFlagsGoTogether(t, r)
+		// What decodes encodes back, with the same flags, to bytes that decode to the same
+		// record (varints may have been written longer than needed).
 		out := appendShuffled(nil, &r)
+		require.Equal(t, b[0], out[0], "flags")
 		if !r.Mark {
 			out = append(out, r.Value...)
 		}
@@ -258,6 +335,14 @@ func FuzzDecodeShuffled(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, r, again)
 	})
+}
+
+// requireFlagsGoTogether fails unless r's flags are those a record may have: idle on a mark
+// only, a run on an end mark only.
+func requireFlagsGoTogether(t *testing.T, r stream.Shuffled[string]) {
+	t.Helper()
+	require.False(t, r.Idle && !r.Mark, "an idle value: %+v", r)
+	require.False(t, r.Run != 0 && !(r.Mark && r.End), "a run on a record that is not an end mark: %+v", r)
 }
 
 // TestExchangeFetchWait: the exchange's consumer waits at most exchangeFetchWait for a fetch
@@ -407,6 +492,45 @@ func TestExchangeSendNothingAfterAFailedMessage(t *testing.T) {
 	require.NoError(t, e.Send(t.Context(), twoMessages))
 	require.Equal(t, []int{1, 2}, p.kept(t), "every record reaches the downstream")
 	require.False(t, stream.IsPermanent(err), "nothing later was written: the records can be sent again: %v", err)
+}
+
+// TestExchangeSendRefusesUnreadableRecords: a record the downstream would refuse (an idle
+// value, a run on a value or on a mark that is not an end, a negative upstream partition,
+// rank or upstream count) fails Send for good, naming the record and what is wrong, before
+// any message is handed over. Send wrote them: the idle value and the marks then stopped the
+// downstream with ErrCorruptRepartition at a message the topic keeps, and a value's run was
+// dropped without a word.
+func TestExchangeSendRefusesUnreadableRecords(t *testing.T) {
+	for name, tc := range map[string]struct {
+		r    stream.Shuffled[int]
+		want string
+	}{
+		"idle value":           {stream.Shuffled[int]{Value: 1, Seq: 10, Idle: true}, "flag idle on a value"},
+		"value with a run":     {stream.Shuffled[int]{Value: 1, Seq: 10, End: true, Run: 7}, "flag run on a value"},
+		"mark with a run":      {stream.Shuffled[int]{Seq: 11, Mark: true, Idle: true, Run: 7}, "flag run on a mark that is not an end"},
+		"negative upstream":    {stream.Shuffled[int]{Value: 1, From: -1, Seq: 10}, "upstream partition -1 out of range"},
+		"negative rank":        {stream.Shuffled[int]{Value: 1, Seq: 10, Sub: -2}, "rank -2 out of range"},
+		"negative upstreams":   {stream.Shuffled[int]{Seq: 11, Mark: true, Upstreams: -3}, "upstream count -3 out of range"},
+		"negative mark source": {stream.Shuffled[int]{From: math.MinInt32, Seq: 11, Mark: true}, "upstream partition -2147483648 out of range"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newFaultyProducer(func(int, *sarama.ProducerMessage) bool { return false })
+			defer close(p.in)
+			e := &Exchange[int]{topic: "x", codec: stream.JSONCodec[int](), ap: p, parts: 1, maxMsg: 1 << 20, log: slog.New(slog.DiscardHandler)}
+			err := e.Send(t.Context(), append(slices.Clone(twoMessages), tc.r))
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, `exchange "x": record 4 of 4`)
+			require.True(t, stream.IsPermanent(err), "%v", err)
+			select {
+			case <-p.got:
+				t.Fatal("a message was handed to the producer")
+			default:
+			}
+			// The good records alone go through, read back by the downstream.
+			require.NoError(t, e.Send(t.Context(), twoMessages))
+			require.Equal(t, []int{1, 2}, p.kept(t))
+		})
+	}
 }
 
 // TestExchangeSendAfterAnAbandonedFailure: a Send abandoned when its context ended, whose

@@ -40,9 +40,10 @@ type sendRef struct {
 // recs, one message of a partition at a time: a message goes to the producer once the one
 // before it in its partition was acknowledged, so none is written after an earlier one
 // failed (see "Repartition" in the package documentation). A value the codec cannot encode,
-// or a record larger than the producer's MaxMessageBytes or the topic's max.message.bytes
-// (read when the exchange opens) allows, is a permanent error, reported before anything is
-// sent. If ctx ends first, Send returns ctx.Err() and the records handed to the producer may
+// a record the downstream would refuse (flags that do not go together, such as an idle
+// value; a negative upstream partition, rank or upstream count), or a record larger than
+// the producer's MaxMessageBytes or the topic's max.message.bytes (read when the exchange
+// opens) allows, is a permanent error, reported before anything is sent. If ctx ends first, Send returns ctx.Err() and the records handed to the producer may
 // still be written; the pipeline sends them again and the copies are dropped downstream. The next call waits for their results before it hands
 // over anything, and returns the error of one that failed.
 func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error {
@@ -77,6 +78,11 @@ func (e *Exchange[T]) Send(ctx context.Context, recs []stream.Shuffled[T]) error
 		r := &recs[i]
 		if r.Partition < 0 || int(r.Partition) >= n {
 			return stream.Permanent(fmt.Errorf("kafka: exchange %q: record for partition %d of %d", e.topic, r.Partition, n))
+		}
+		if err := checkShuffled(r); err != nil {
+			e.buf = rec[:0]
+			return stream.Permanent(fmt.Errorf("kafka: exchange %q: record %d of %d (upstream partition %d, seq %d): %w",
+				e.topic, i+1, len(recs), r.From, r.Seq, err))
 		}
 		rec = appendShuffled(rec[:0], r)
 		if !r.Mark {

@@ -30,7 +30,9 @@ import (
 //   - the same after crashes before, during and after the exchange's Send and before the
 //     commit, with replays that the downstream deduplicates (TestExchangeCrashRestart);
 //   - an existing topic with another partition count is refused with both counts
-//     (TestExchangeOpenPartitionMismatch).
+//     (TestExchangeOpenPartitionMismatch);
+//   - a record of the topic the format refuses stops the pipeline with
+//     ErrCorruptRepartition, before any result (TestExchangeCorruptRecordStops).
 
 // varintCodec is a stream.Codec of int64s.
 type varintCodec struct{}
@@ -467,6 +469,29 @@ func TestExchangeOpenSourceTopicMissing(t *testing.T) {
 	_, err = ex.Open(t.Context())
 	require.ErrorIs(t, err, kafka.ErrTopicNotFound)
 	require.ErrorContains(t, err, fmt.Sprintf("source topic %q does not exist", missing))
+}
+
+// TestExchangeCorruptRecordStops: a record of the repartition topic whose flags do not go
+// together (here an idle value, which an Exchange never writes) stops the pipeline with
+// ErrCorruptRepartition, naming the topic, partition, offset and what is wrong, and no
+// result is written from it. It was read as a value.
+func TestExchangeCorruptRecordStops(t *testing.T) {
+	t.Parallel()
+	brokers, topic, pipeline, repart := exchangeNames(t, "xc", "bykey")
+	produceUnkeyed(t, brokers, topic, 1, 0, 100)
+	createTopic(t, brokers, repart, 1)
+	// Version 1 and flag idle; From 0, Seq 0, Sub 0, Time 0; a pair.
+	idleValue, err := pairCodec.Append([]byte{0x10 | 2, 0, 0, 0, 0}, stream.KV("cab-00", int64(1)))
+	require.NoError(t, err)
+	produce(t, brokers, []*sarama.ProducerMessage{{Topic: repart, Partition: 0, Value: sarama.ByteEncoder(idleValue)}})
+
+	res := newGlobalResults()
+	r := startShuffle(t, shuffleSpec{cfg: consumerConfig(brokers, pipeline, topic), pipeline: pipeline, bounded: true, results: res})
+	err = r.wait(t)
+	require.ErrorIs(t, err, kafka.ErrCorruptRepartition)
+	require.ErrorContains(t, err, repart+"/0 offset 0: flags 0x12: flag idle on a value")
+	got, _ := res.snapshot()
+	require.Empty(t, got, "results written past a corrupt record")
 }
 
 func TestNewExchangeInvalid(t *testing.T) {

@@ -145,7 +145,7 @@ func splitBound(stored string) (meta string, b readBound) {
 	if strings.Contains(rest, ":") {
 		for group := range strings.SplitSeq(rest, "|") {
 			topic, list, ok := strings.Cut(group, ":")
-			if !ok || !legalTopic(topic) {
+			if !ok || CheckTopic(topic) != nil {
 				return stored, readBound{pushed: -1}
 			}
 			for f := range strings.SplitSeq(list, ",") {
