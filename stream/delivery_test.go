@@ -1320,3 +1320,113 @@ func TestBoundedRunHoldsProcessingTimeWindow(t *testing.T) {
 		require.Equal(t, int64(5), p.Stats().PartitionStats[0].Next, "every record was read")
 	})
 }
+
+// deafSource pushes one record and then ignores its context, as a source stuck on a hung
+// broker connection does, until the test releases it; it then tries to push again and
+// reports what Push said (late).
+type deafSource struct {
+	release chan struct{}
+	late    chan error
+	closeIn bool // close the input after the record (a bounded source at its end)
+}
+
+func (s *deafSource) Run(ctx context.Context, in *stream.Input[int]) error {
+	if err := in.Push(ctx, stream.Record[int]{Value: 1, Size: 8}); err != nil {
+		return err
+	}
+	if s.closeIn {
+		in.Close()
+	}
+	<-s.release
+	s.late <- in.Push(context.Background(), stream.Record[int]{Value: 2, Offset: 1, Size: 8})
+	return ctx.Err()
+}
+
+func (*deafSource) Commit(context.Context, []stream.Position) error { return nil }
+
+// TestStopBoundsSourcesThatDoNotReturn: a source whose Run does not return once Run cancels
+// it no longer holds Run for ever (it did, past every other bound of the stop): each source
+// gets the shutdown grace to return, and Run then fails with ErrStopTimeout, naming the
+// sources that did not return and not the ones that did. The Input of a source left behind
+// is closed, so what it pushes later is refused (ErrInputEnded) instead of filling a buffer
+// nobody reads. A stop by the context, a permanent error and a bounded run's end are bounded
+// alike.
+func TestStopBoundsSourcesThatDoNotReturn(t *testing.T) {
+	const grace = 5 * time.Second
+	for _, tc := range []struct {
+		name string
+		// output is the pipeline's output; cancel stops Run's context.
+		output func(cancel func()) func(context.Context, stream.BatchInfo, []int) error
+		check  func(t *testing.T, err error)
+	}{
+		{"context ended", func(cancel func()) func(context.Context, stream.BatchInfo, []int) error {
+			return func(context.Context, stream.BatchInfo, []int) error { cancel(); return nil }
+		}, func(t *testing.T, err error) {
+			require.NotErrorIs(t, err, context.Canceled, "a stop that left a source behind is a failure")
+			require.ErrorContains(t, err, "context canceled, and stopping failed: ")
+		}},
+		{"permanent error", func(func()) func(context.Context, stream.BatchInfo, []int) error {
+			return func(context.Context, stream.BatchInfo, []int) error {
+				return stream.Permanent(errors.New("mapping rejected"))
+			}
+		}, func(t *testing.T, err error) {
+			require.True(t, stream.IsPermanent(err))
+			require.ErrorContains(t, err, "mapping rejected")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p, err := stream.New(time.Second, stream.WithShutdownGrace(grace))
+				require.NoError(t, err)
+				deaf := &deafSource{release: make(chan struct{}), late: make(chan error, 1)}
+				good := &sliceSource{recs: []int{1}, wait: true}
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				s := stream.From(p, stream.Source[int](good)).Union(stream.From(p, stream.Source[int](deaf)))
+				var stopped time.Time
+				write := tc.output(cancel)
+				stream.ForEachBatch(s, func(ctx context.Context, b stream.BatchInfo, v []int) error {
+					stopped = time.Now()
+					return write(ctx, b, v)
+				})
+				err = p.Run(ctx)
+				returned := time.Now()
+				close(deaf.release)
+				require.ErrorIs(t, err, stream.ErrStopTimeout)
+				require.ErrorContains(t, err, "source 1 (*stream_test.deafSource) did not return")
+				require.NotContains(t, err.Error(), "source 0", "the source that returned is not named")
+				tc.check(t, err)
+				require.Equal(t, grace, returned.Sub(stopped), "the sources got the shutdown grace")
+				require.ErrorIs(t, <-deaf.late, stream.ErrInputEnded, "the source left behind still filled its Input")
+			})
+		})
+	}
+}
+
+// TestStopBoundsSourcesAfterInputEnded: a bounded run whose input ended stops its sources
+// too; one that does not return then is not waited for beyond the shutdown grace (at least a
+// second when the grace is 0), and the run fails with ErrStopTimeout although its input ended
+// and its last batch was written.
+func TestStopBoundsSourcesAfterInputEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithShutdownGrace(0))
+		require.NoError(t, err)
+		deaf := &deafSource{release: make(chan struct{}), late: make(chan error, 1), closeIn: true}
+		s := stream.From(p, stream.Source[int](&closingSource{recs: 3})).Union(stream.From(p, stream.Source[int](deaf)))
+		var final time.Time
+		stream.ForEachBatch(s, func(_ context.Context, b stream.BatchInfo, _ []int) error {
+			if b.Final {
+				final = time.Now()
+			}
+			return nil
+		})
+		err = p.Run(t.Context())
+		returned := time.Now()
+		close(deaf.release)
+		require.ErrorIs(t, err, stream.ErrStopTimeout)
+		require.ErrorContains(t, err, "source 1 (*stream_test.deafSource) did not return within 1s")
+		require.False(t, final.IsZero(), "the last batch was not written")
+		require.Equal(t, time.Second, returned.Sub(final))
+		require.ErrorIs(t, <-deaf.late, stream.ErrInputEnded)
+	})
+}

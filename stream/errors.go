@@ -31,6 +31,11 @@ var (
 	ErrRunTwice = errors.New("stream: pipeline already ran")
 	// ErrNoSource is returned by Run when no source was attached with From.
 	ErrNoSource = errors.New("stream: pipeline has no source")
+	// ErrStopTimeout is wrapped by Run's error when stopping did not finish within its bound:
+	// a source whose Run did not return within the shutdown grace of being stopped (see
+	// WithShutdownGrace). The error names what did not finish; the next run replays from the
+	// committed offsets whatever was not committed.
+	ErrStopTimeout = errors.New("stream: stop timed out")
 )
 
 // PermanentError marks an output error that retrying cannot fix. The pipeline stops with it

@@ -157,7 +157,12 @@ func WithRetryHook(f func(RetryInfo)) Option {
 // context ended (SIGTERM): the outputs' context is cancelled after d, the batch is then not
 // acknowledged, and its records are replayed by the next run. The outputs' Close (Closer)
 // then gets d again (at least a second), from when it begins: records of a Kafka producer
-// still in flight after that are not waited for, and the stop fails naming them. Default 30 s.
+// still in flight after that are not waited for, and the stop fails naming them. The sources,
+// stopped before the outputs' Close, get d too (at least a second) from when Run cancels
+// them, to return from their Run: one that does not is left behind, its Input closed, and
+// Run fails with ErrStopTimeout naming it. Each part of a stop has its own bound, so a stop
+// may take several times d: the batch in flight, its commit, the sources and the outputs'
+// Close. Default 30 s.
 func WithShutdownGrace(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {

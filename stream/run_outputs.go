@@ -37,24 +37,22 @@ func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) 
 // as between batches). The batch is not acknowledged then and replays on the next run; the
 // error says why it did not finish. A source whose input ended is noted and the wait goes
 // on.
-func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcDone chan error, returned func(error),
-	srcErrs func() []error, release func(), stop func() error, outErr error) (error, bool) {
+func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcs *sourceRuns, release func(), stop func() error, outErr error) (error, bool) {
 	notWritten := func(why error) error {
 		return fmt.Errorf("%w (batch %d was not written: %w)", why, p.pending.info.Batch, outErr)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-		case err := <-srcDone:
+		case ex := <-srcs.done:
 			if ctx.Err() == nil {
-				returned(err)
-				if len(srcErrs()) == 0 {
+				if !srcs.note(ex) {
 					continue // an input ended
 				}
 				release()
 				return notWritten(stop()), true
 			}
-			srcDone <- err // the source saw the stop first: stop collects it
+			srcs.done <- ex // the source saw the stop first: stop collects it
 		case <-at:
 			return nil, false
 		}
