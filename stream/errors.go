@@ -17,7 +17,8 @@ var (
 	ErrInvalidOption = errors.New("stream: invalid option")
 	// ErrGraph is wrapped by the construction errors of a graph that cannot run: streams of
 	// different pipelines or of different slides joined or united, a repartition of windowed
-	// streams or of an exchange that serves another, more than 32 sources (From and
+	// streams or of an exchange that serves another, a RepartitionByTime of a stream that is
+	// not made from event-time windows' results, more than 32 sources (From and
 	// repartitions together). A pipeline may have several sources.
 	// Operators record it on the pipeline, and Err, Run and Step return it.
 	ErrGraph = errors.New("stream: invalid graph")
