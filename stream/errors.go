@@ -34,8 +34,9 @@ var (
 	ErrNoSource = errors.New("stream: pipeline has no source")
 	// ErrStopTimeout is wrapped by Run's error when stopping did not finish within its bound:
 	// a source whose Run did not return within the shutdown grace of being stopped (see
-	// WithShutdownGrace). The error names what did not finish; the next run replays from the
-	// committed offsets whatever was not committed.
+	// WithShutdownGrace), or a part of a stop that WithShutdownTimeout cut off. The error names
+	// what did not finish; the next run replays from the committed offsets whatever was not
+	// committed.
 	ErrStopTimeout = errors.New("stream: stop timed out")
 )
 

@@ -51,6 +51,13 @@ type pendingBatch struct {
 // ErrStopTimeout.
 func (p *Pipeline) Run(ctx context.Context) error {
 	err := p.run(ctx)
+	if cut := p.stopTimedOut(); cut != nil {
+		if err == nil || err == ctx.Err() { //nolint:errorlint // a clean stop is ctx.Err() itself
+			err = stopFailed(ctx, cut)
+		} else {
+			err = errors.Join(err, cut)
+		}
+	}
 	if err == nil || err == ctx.Err() { //nolint:errorlint // a clean stop is ctx.Err() itself
 		return err
 	}
@@ -82,14 +89,18 @@ func (p *Pipeline) run(ctx context.Context) error {
 	}
 	p.stopCtx = ctx
 	defer func() { p.stopCtx = nil }()
+	if p.cfg.shutdownTimeout > 0 {
+		// The shutdown timeout counts from the context's end.
+		defer context.AfterFunc(ctx, func() { p.stopLeft(0) })()
+	}
 	// A batch's commit runs while the next batch is processed and written (see ack), with a
 	// context that, like the outputs', outlives the batch and ctx by at most the shutdown
 	// grace.
-	p.commitCtx = func() (context.Context, func()) { return p.outputContext(ctx) }
+	p.commitCtx = func() (context.Context, func()) { return p.outputContext(ctx, "a commit") }
 	srcs := p.startSources(ctx)
 	stop := func() error {
 		p.settle() // the last commit ends while its sources still run
-		return errors.Join(append(srcs.stop(), p.closeOutputs(ctx))...)
+		return errors.Join(append(srcs.stop(ctx), p.closeOutputs(ctx))...)
 	}
 	// finished is stop for a run whose input ended (a bounded run). No batch follows to send
 	// the positions of a failed last commit again: what the run processed since its last
@@ -177,7 +188,7 @@ func (p *Pipeline) run(ctx context.Context) error {
 		default:
 		}
 		scheduled := next
-		outCtx, release := p.outputContext(ctx)
+		outCtx, release := p.outputContext(ctx, "the batch in flight")
 		done, err := p.step(outCtx, scheduled)
 		for err != nil {
 			if IsPermanent(err) {

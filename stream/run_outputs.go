@@ -11,15 +11,21 @@ import (
 
 // outputContext returns the context outputs run with: it is not cancelled with ctx, so the
 // batch in flight is finished on shutdown, but once ctx ends the outputs get at most the
-// shutdown grace (WithShutdownGrace) before it is cancelled too. release must be called when
-// the batch is done.
-func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) {
+// shutdown grace (WithShutdownGrace), or what is left of the shutdown timeout
+// (WithShutdownTimeout), before it is cancelled too. what names the work for the error that
+// says the timeout cut it off. release must be called when the batch is done.
+func (p *Pipeline) outputContext(ctx context.Context, what string) (context.Context, func()) {
 	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	finished := make(chan struct{})
 	stopWatch := context.AfterFunc(ctx, func() {
+		grace, byTimeout := p.stopBound(p.cfg.shutdownGrace, p.stopReserve())
 		select {
-		case <-p.cfg.clock.After(p.cfg.shutdownGrace):
-			p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+		case <-p.cfg.clock.After(grace):
+			if byTimeout {
+				p.cutOff(what)
+			} else {
+				p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+			}
 			cancel()
 		case <-finished:
 		}

@@ -18,9 +18,9 @@ type srcExit struct {
 
 // sourceRuns are the sources' Run calls of one run of the pipeline.
 type sourceRuns struct {
-	p      *Pipeline
-	ctx    context.Context // the sources', cancelled by stop
-	cancel func()
+	p         *Pipeline
+	cancel    func() // cancels the sources' context
+	cancelled bool   // stop cancelled it
 	// done receives each source's result once; a wait that must leave a result for stop
 	// sends it back (there is room: one per source).
 	done     chan srcExit
@@ -35,7 +35,7 @@ type sourceRuns struct {
 // offsets).
 func (p *Pipeline) startSources(ctx context.Context) *sourceRuns {
 	srcCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := &sourceRuns{p: p, ctx: srcCtx, cancel: cancel, done: make(chan srcExit, len(p.srcs)),
+	r := &sourceRuns{p: p, cancel: cancel, done: make(chan srcExit, len(p.srcs)),
 		returned: make([]bool, len(p.srcs)), running: len(p.srcs)}
 	for i, sn := range p.srcs {
 		go func() {
@@ -57,7 +57,7 @@ func (r *sourceRuns) note(ex srcExit) (failed bool) {
 	r.running--
 	r.returned[ex.src] = true
 	err := ex.err
-	if errors.Is(err, context.Canceled) && r.ctx.Err() != nil {
+	if errors.Is(err, context.Canceled) && r.cancelled {
 		err = nil // the source stopped because we cancelled it
 	}
 	if err != nil {
@@ -67,19 +67,24 @@ func (r *sourceRuns) note(ex srcExit) (failed bool) {
 }
 
 // stop cancels the sources and waits for their Run to return, for at most the shutdown
-// grace (at least minCloseGrace) from the cancellation, and returns the errors they
+// grace (at least minCloseGrace) from the cancellation, or, once Run's context ctx ended,
+// what is left of the shutdown timeout if that is less, and returns the errors they
 // returned. A source whose Run did not return by then is left behind, with its Input closed
 // so that what it pushes later is refused (ErrInputEnded), and the errors end with one that
 // wraps ErrStopTimeout and names it: the goroutine that waits for it writes nothing that
 // Run's caller sees. Without the bound, a source that does not heed its context (a hung
 // broker connection, a user source) held Run for ever after a SIGTERM, although every other
 // part of a stop is bounded.
-func (r *sourceRuns) stop() []error {
+func (r *sourceRuns) stop(ctx context.Context) []error {
 	r.cancel()
+	r.cancelled = true
 	if r.running == 0 {
 		return r.errs
 	}
 	grace := max(r.p.cfg.shutdownGrace, minCloseGrace)
+	if ctx.Err() != nil { // a stop: bounded by the shutdown timeout too
+		grace, _ = r.p.stopBound(grace, 0)
+	}
 	timeout := r.p.cfg.clock.After(grace)
 	for r.running > 0 {
 		select {
