@@ -1320,3 +1320,227 @@ func TestBoundedRunHoldsProcessingTimeWindow(t *testing.T) {
 		require.Equal(t, int64(5), p.Stats().PartitionStats[0].Next, "every record was read")
 	})
 }
+
+// deafSource pushes one record and then ignores its context, as a source stuck on a hung
+// broker connection does, until the test releases it; it then tries to push again and
+// reports what Push said (late).
+type deafSource struct {
+	release chan struct{}
+	late    chan error
+	closeIn bool // close the input after the record (a bounded source at its end)
+}
+
+func (s *deafSource) Run(ctx context.Context, in *stream.Input[int]) error {
+	if err := in.Push(ctx, stream.Record[int]{Value: 1, Size: 8}); err != nil {
+		return err
+	}
+	if s.closeIn {
+		in.Close()
+	}
+	<-s.release
+	s.late <- in.Push(context.Background(), stream.Record[int]{Value: 2, Offset: 1, Size: 8})
+	return ctx.Err()
+}
+
+func (*deafSource) Commit(context.Context, []stream.Position) error { return nil }
+
+// TestStopBoundsSourcesThatDoNotReturn: a source whose Run does not return once Run cancels
+// it no longer holds Run for ever (it did, past every other bound of the stop): each source
+// gets the shutdown grace to return, and Run then fails with ErrStopTimeout, naming the
+// sources that did not return and not the ones that did. The Input of a source left behind
+// is closed, so what it pushes later is refused (ErrInputEnded) instead of filling a buffer
+// nobody reads. A stop by the context, a permanent error and a bounded run's end are bounded
+// alike.
+func TestStopBoundsSourcesThatDoNotReturn(t *testing.T) {
+	const grace = 5 * time.Second
+	for _, tc := range []struct {
+		name string
+		// output is the pipeline's output; cancel stops Run's context.
+		output func(cancel func()) func(context.Context, stream.BatchInfo, []int) error
+		check  func(t *testing.T, err error)
+	}{
+		{"context ended", func(cancel func()) func(context.Context, stream.BatchInfo, []int) error {
+			return func(context.Context, stream.BatchInfo, []int) error { cancel(); return nil }
+		}, func(t *testing.T, err error) {
+			require.NotErrorIs(t, err, context.Canceled, "a stop that left a source behind is a failure")
+			require.ErrorContains(t, err, "context canceled, and stopping failed: ")
+		}},
+		{"permanent error", func(func()) func(context.Context, stream.BatchInfo, []int) error {
+			return func(context.Context, stream.BatchInfo, []int) error {
+				return stream.Permanent(errors.New("mapping rejected"))
+			}
+		}, func(t *testing.T, err error) {
+			require.True(t, stream.IsPermanent(err))
+			require.ErrorContains(t, err, "mapping rejected")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p, err := stream.New(time.Second, stream.WithShutdownGrace(grace))
+				require.NoError(t, err)
+				deaf := &deafSource{release: make(chan struct{}), late: make(chan error, 1)}
+				good := &sliceSource{recs: []int{1}, wait: true}
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				s := stream.From(p, stream.Source[int](good)).Union(stream.From(p, stream.Source[int](deaf)))
+				var stopped time.Time
+				write := tc.output(cancel)
+				stream.ForEachBatch(s, func(ctx context.Context, b stream.BatchInfo, v []int) error {
+					stopped = time.Now()
+					return write(ctx, b, v)
+				})
+				err = p.Run(ctx)
+				returned := time.Now()
+				close(deaf.release)
+				require.ErrorIs(t, err, stream.ErrStopTimeout)
+				require.ErrorContains(t, err, "source 1 (*stream_test.deafSource) did not return")
+				require.NotContains(t, err.Error(), "source 0", "the source that returned is not named")
+				tc.check(t, err)
+				require.Equal(t, grace, returned.Sub(stopped), "the sources got the shutdown grace")
+				require.ErrorIs(t, <-deaf.late, stream.ErrInputEnded, "the source left behind still filled its Input")
+			})
+		})
+	}
+}
+
+// TestStopBoundsSourcesAfterInputEnded: a bounded run whose input ended stops its sources
+// too; one that does not return then is not waited for beyond the shutdown grace (at least a
+// second when the grace is 0), and the run fails with ErrStopTimeout although its input ended
+// and its last batch was written.
+func TestStopBoundsSourcesAfterInputEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, err := stream.New(time.Second, stream.WithShutdownGrace(0))
+		require.NoError(t, err)
+		deaf := &deafSource{release: make(chan struct{}), late: make(chan error, 1), closeIn: true}
+		s := stream.From(p, stream.Source[int](&closingSource{recs: 3})).Union(stream.From(p, stream.Source[int](deaf)))
+		var final time.Time
+		stream.ForEachBatch(s, func(_ context.Context, b stream.BatchInfo, _ []int) error {
+			if b.Final {
+				final = time.Now()
+			}
+			return nil
+		})
+		err = p.Run(t.Context())
+		returned := time.Now()
+		close(deaf.release)
+		require.ErrorIs(t, err, stream.ErrStopTimeout)
+		require.ErrorContains(t, err, "source 1 (*stream_test.deafSource) did not return within 1s")
+		require.False(t, final.IsZero(), "the last batch was not written")
+		require.Equal(t, time.Second, returned.Sub(final))
+		require.ErrorIs(t, <-deaf.late, stream.ErrInputEnded)
+	})
+}
+
+// TestShutdownTimeoutBoundsTheWholeStop: WithShutdownGrace bounds each part of a stop (the
+// batch in flight, its commit, the sources, the outputs' Close) by d each, so a stop could
+// take several times d; WithShutdownTimeout bounds them together from the context's end.
+// Where every part hangs (an output, a commit, a source and a Close that ignore their
+// contexts), Run returns exactly the timeout after the stop, with an error that wraps
+// ErrStopTimeout and says what was cut off and that the next run replays it; without the
+// timeout the same stop took the grace for the batch alone. A stop within the timeout is
+// clean, and the grace still bounds each part when it is the lower bound.
+func TestShutdownTimeoutBoundsTheWholeStop(t *testing.T) {
+	const grace, timeout = 30 * time.Second, 10 * time.Second
+	bounded := func(t *testing.T) *stream.Pipeline {
+		p, err := stream.New(time.Second, stream.WithShutdownGrace(grace), stream.WithShutdownTimeout(timeout))
+		require.NoError(t, err)
+		return p
+	}
+	t.Run("stuck output", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := bounded(t)
+			src := &sliceSource{recs: []int{1}, wait: true}
+			ctx, cancel := context.WithCancel(t.Context())
+			var stopped time.Time
+			stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(wctx context.Context, _ stream.BatchInfo, _ []int) error {
+				stopped = time.Now()
+				cancel()
+				<-wctx.Done() // a sink stuck on an outage
+				return wctx.Err()
+			})
+			err := p.Run(ctx)
+			require.Equal(t, timeout*9/10, time.Since(stopped), "the batch got the timeout (less the sources' and Close's tenth), not the grace")
+			require.ErrorIs(t, err, stream.ErrStopTimeout)
+			require.NotErrorIs(t, err, context.Canceled)
+			require.ErrorContains(t, err, "batch 1 was not written")
+			require.ErrorContains(t, err, "the shutdown timeout (10s) cut off the batch in flight; the next run replays what was not committed from the committed offsets")
+			require.Nil(t, src.commits.Load())
+		})
+	})
+	t.Run("everything hangs", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := bounded(t)
+			release := make(chan struct{})
+			src := &hangingStop{deafSource: deafSource{release: release, late: make(chan error, 1)}}
+			ctx, cancel := context.WithCancel(t.Context())
+			var stopped time.Time
+			s := stream.From(p, stream.Source[int](src))
+			stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error {
+				stopped = time.Now()
+				cancel()
+				return nil // written: its commit hangs
+			})
+			stream.To(s, &hangingClose{release: release})
+			err := p.Run(ctx)
+			took := time.Since(stopped)
+			close(release)
+			require.Equal(t, timeout, took, "the whole stop within the timeout")
+			require.ErrorIs(t, err, stream.ErrStopTimeout)
+			require.NotErrorIs(t, err, context.Canceled)
+			require.ErrorContains(t, err, "a commit that did not return")
+			require.ErrorContains(t, err, "source 0 (*stream_test.hangingStop) did not return within 1s of being stopped")
+			require.ErrorContains(t, err, "the outputs' Close (none began)", "the source took the last tenth")
+			<-src.late
+		})
+	})
+	t.Run("within the timeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := bounded(t)
+			src := &sliceSource{recs: []int{1}, wait: true}
+			ctx, cancel := context.WithCancel(t.Context())
+			stream.ForEachBatch(stream.From(p, stream.Source[int](src)), func(context.Context, stream.BatchInfo, []int) error {
+				cancel()
+				time.Sleep(timeout / 2) // fake time: a slow write that ends in time
+				return nil
+			})
+			err := p.Run(ctx)
+			require.True(t, err == context.Canceled, "got %v", err) //nolint:errorlint // the point is identity
+			require.Equal(t, []stream.Position{{Partition: 0, Offset: 1}}, *src.commits.Load())
+		})
+	})
+	t.Run("grace below the timeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p, err := stream.New(time.Second, stream.WithShutdownGrace(5*time.Second), stream.WithShutdownTimeout(time.Minute))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(t.Context())
+			var stopped time.Time
+			stream.ForEachBatch(stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true})), func(wctx context.Context, _ stream.BatchInfo, _ []int) error {
+				stopped = time.Now()
+				cancel()
+				<-wctx.Done()
+				return wctx.Err()
+			})
+			err = p.Run(ctx)
+			require.Equal(t, 5*time.Second, time.Since(stopped))
+			require.EqualError(t, err, "context canceled (batch 1 was not written: stream: batch 1: 1 output(s) failed: context canceled)",
+				"the grace cut the batch off, as without the timeout")
+		})
+	})
+}
+
+// hangingStop is a deafSource whose Commit does not return until released either.
+type hangingStop struct{ deafSource }
+
+func (s *hangingStop) Commit(context.Context, []stream.Position) error {
+	<-s.release
+	return nil
+}
+
+// hangingClose is a sink whose Close does not return until released.
+type hangingClose struct{ release chan struct{} }
+
+func (*hangingClose) Write(context.Context, []int) error { return nil }
+func (c *hangingClose) Close(context.Context) error {
+	<-c.release
+	return nil
+}

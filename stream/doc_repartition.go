@@ -139,7 +139,9 @@
 // offset starts at or before the first record of every window open at the commit, so it
 // emits those windows again with the same values, numbers and order, and no window that had
 // fired before the commit (that batch's send was acknowledged). So the downstream keeps every
-// partial result exactly once by the same rule.
+// partial result exactly once by the same rule. Only windows' results number so: a
+// RepartitionByTime of records, of a window's Late stream or of another stateful operator's
+// output is refused when the graph is built (ErrGraph, TestRepartitionByTimeOfOtherStreamsRefused).
 //
 // Watermark through a two-phase repartition. A window of an upstream partition fires when its
 // fire watermark (the lower of the partition's watermark and what the window saw itself,

@@ -16,7 +16,7 @@
 // no error of Run but ctx.Err() itself matches context.Canceled or
 // context.DeadlineExceeded with errors.Is, not a stop with a batch unwritten ("context
 // canceled (batch 2 was not written: ...)"), nor an output that failed with its context's
-// error (cut off by the shutdown grace, a timeout), so that the idiom
+// error (cut off by the shutdown grace or the shutdown timeout, a timeout), so that the idiom
 // errors.Is(err, context.Canceled) does not take them for a stop. errors.Is and errors.As
 // find the failure's other errors (OutputError, PermanentError, a sink's).
 //

@@ -17,7 +17,8 @@ var (
 	ErrInvalidOption = errors.New("stream: invalid option")
 	// ErrGraph is wrapped by the construction errors of a graph that cannot run: streams of
 	// different pipelines or of different slides joined or united, a repartition of windowed
-	// streams or of an exchange that serves another, more than 32 sources (From and
+	// streams or of an exchange that serves another, a RepartitionByTime of a stream that is
+	// not made from event-time windows' results, more than 32 sources (From and
 	// repartitions together). A pipeline may have several sources.
 	// Operators record it on the pipeline, and Err, Run and Step return it.
 	ErrGraph = errors.New("stream: invalid graph")
@@ -31,6 +32,12 @@ var (
 	ErrRunTwice = errors.New("stream: pipeline already ran")
 	// ErrNoSource is returned by Run when no source was attached with From.
 	ErrNoSource = errors.New("stream: pipeline has no source")
+	// ErrStopTimeout is wrapped by Run's error when stopping did not finish within its bound:
+	// a source whose Run did not return within the shutdown grace of being stopped (see
+	// WithShutdownGrace), or a part of a stop that WithShutdownTimeout cut off. The error names
+	// what did not finish; the next run replays from the committed offsets whatever was not
+	// committed.
+	ErrStopTimeout = errors.New("stream: stop timed out")
 )
 
 // PermanentError marks an output error that retrying cannot fix. The pipeline stops with it

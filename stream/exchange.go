@@ -189,6 +189,14 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 		p.fail(graphError("Repartition %q: %v", name, err))
 		return stub(), nil
 	}
+	if byTime {
+		if err := windowResults(p, s.idx); err != nil {
+			p.fail(graphError("RepartitionByTime %q: its stream %q %v, not from the final results of an event-time window: "+
+				"it numbers its elements by event time, which takes the results of event-time windows (package window's Results) "+
+				"through stateless operators (Map, Filter, Union); repartition records with Repartition or RepartitionBy", name, s.name, err))
+			return stub(), nil
+		}
+	}
 	raw := register(p, &Stream[Shuffled[T]]{p: p, name: "repartition-in:" + name, every: 1, slide: 1})
 	out := elementwise(raw, "repartition:"+name, func(in []Elem[Shuffled[T]], out []Elem[T]) []Elem[T] {
 		for i := range in {
@@ -231,7 +239,12 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // (window.WithMaxKeys admits keys by the state of every partition, so a replay may admit one
 // the first run refused): a changed order shifts the ranks, and downstream a partial may be
 // kept twice. Elements of a time at or before one already sent are a permanent error
-// (EveryBatch partial results, session windows, two windows whose ends coincide).
+// (EveryBatch partial results, session windows, two windows whose ends coincide). A stream
+// that is not made, on every path to the sources, from the results of event-time windows
+// (operators that implement WatermarkHolder) through stateless operators only is a
+// construction error (ErrGraph) naming what it is made from: records, a window's Late
+// stream, or another stateful operator's output repeat event times across batches or send
+// them out of order.
 //
 // A bounded run's end fires every window upstream, so a partial sent then may be early, and
 // the next run on the next records sends it again complete with the same number, which the

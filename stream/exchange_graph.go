@@ -14,27 +14,43 @@ type holder interface {
 	heldWatermark(part int32) (int64, bool)
 }
 
+// walkUp visits the stream idx and the streams it derives from, each once, a stream before
+// its inputs: visit returns whether to go on to the stream's inputs, or an error that ends
+// the walk.
+func walkUp(p *Pipeline, idx int, visit func(i int, n node) (bool, error)) error {
+	seen := map[int]bool{}
+	var walk func(i int) error
+	walk = func(i int) error {
+		if seen[i] {
+			return nil
+		}
+		seen[i] = true
+		up, err := visit(i, p.nodes[i])
+		if err != nil || !up {
+			return err
+		}
+		for _, par := range p.nodes[i].inputs() {
+			if err := walk(par); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(idx)
+}
+
 // watermarkHolders returns the operators a stream derives from that implement
 // WatermarkHolder.
 func watermarkHolders(p *Pipeline, idx int) []holder {
 	var out []holder
-	seen := map[int]bool{}
-	var walk func(i int)
-	walk = func(i int) {
-		if seen[i] {
-			return
-		}
-		seen[i] = true
-		if s, ok := p.nodes[i].(interface{ stateOf() stateful }); ok {
+	_ = walkUp(p, idx, func(_ int, n node) (bool, error) {
+		if s, ok := n.(interface{ stateOf() stateful }); ok {
 			if h, ok := s.stateOf().(holder); ok {
 				out = append(out, h)
 			}
 		}
-		for _, par := range p.nodes[i].inputs() {
-			walk(par)
-		}
-	}
-	walk(idx)
+		return true, nil
+	})
 	return out
 }
 
@@ -46,26 +62,19 @@ func watermarkHolders(p *Pipeline, idx int) []holder {
 // whose output goes back in source order is caught when it happens (shuffle.collect).
 func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 	var srcs []int
-	seen := map[int]bool{}
-	var walk func(i int) error
-	walk = func(i int) error {
-		if seen[i] {
-			return nil
-		}
-		seen[i] = true
-		n := p.nodes[i]
+	err := walkUp(p, idx, func(i int, n node) (bool, error) {
 		if sl, ok := n.(interface{ slideOf() int64 }); ok && sl.slideOf() != 1 {
-			return fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
+			return false, fmt.Errorf("it reads the windowed stream %q: repartition before windows", n.(interface{ Name() string }).Name())
 		}
 		if r, ok := n.(interface{ reemitted() string }); ok && r.reemitted() != "" {
 			// Numbered by offset, its records repeat numbers already sent, which the
 			// downstream drops as copies; by time (batch times), a replay numbers them anew.
-			return fmt.Errorf("it reads %q, which the repartition cannot number once and for all: %s; put %[1]q after the repartition",
+			return false, fmt.Errorf("it reads %q, which the repartition cannot number once and for all: %s; put %[1]q after the repartition",
 				n.(interface{ Name() string }).Name(), r.reemitted())
 		}
 		if s, ok := n.(interface{ stateOf() stateful }); ok && byOffset {
 			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
-				return fmt.Errorf("it reads the results of the window %q, which are not in source-offset order: repartition before the window, or use RepartitionByTime for the final results of a tumbling window", n.(interface{ Name() string }).Name())
+				return false, fmt.Errorf("it reads the results of the window %q, which are not in source-offset order: repartition before the window, or use RepartitionByTime for the final results of a tumbling window", n.(interface{ Name() string }).Name())
 			}
 		}
 		if len(n.inputs()) == 0 {
@@ -74,16 +83,10 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 					srcs = append(srcs, sn.index())
 				}
 			}
-			return nil
 		}
-		for _, par := range n.inputs() {
-			if err := walk(par); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := walk(idx); err != nil {
+		return true, nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(srcs) == 0 {
@@ -91,6 +94,35 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 	}
 	slices.Sort(srcs)
 	return srcs, nil
+}
+
+// windowResults returns an error saying where the stream idx comes from when it is not made
+// from the results of event-time windows (operators that implement WatermarkHolder) through
+// stateless operators only, on every path to the sources: what RepartitionByTime takes (see
+// there). Records, or a stateful operator's output (a window's Late stream, MapWithState),
+// repeat an event time across batches or send it out of order, which RepartitionByTime's
+// numbers cannot take: that failed at run time only, once the data did so, after outputs had
+// written the batches before.
+func windowResults(p *Pipeline, idx int) error {
+	return walkUp(p, idx, func(i int, n node) (bool, error) {
+		name := n.(interface{ Name() string }).Name()
+		if s, ok := n.(interface{ stateOf() stateful }); ok && s.stateOf() != nil {
+			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
+				return false, nil
+			}
+			if i == idx {
+				return false, fmt.Errorf("is the output of the operator %q", name)
+			}
+			return false, fmt.Errorf("is made from the operator %q", name)
+		}
+		if len(n.inputs()) == 0 {
+			if name == "source" {
+				return false, errors.New("is made from the source's records")
+			}
+			return false, fmt.Errorf("is made from the records of %q", name)
+		}
+		return true, nil
+	})
 }
 
 func (s *Stream[T]) slideOf() int64 { return s.slide }

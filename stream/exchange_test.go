@@ -705,6 +705,70 @@ func TestRepartitionOfWindowResultsRefused(t *testing.T) {
 	}
 }
 
+// TestRepartitionByTimeOfOtherStreamsRefused: RepartitionByTime numbers its elements by event
+// time, which only an event-time window's results allow (each window's results fire in one
+// batch, later windows later); records, or a window's Late stream (late records in the order
+// they came), number times more than once or out of order. Such a graph is refused when it
+// is built, naming the repartition, the stream and what it takes, before any record is read;
+// it used to pass, and fail at run time only once the data repeated an event time across
+// batches, after outputs had written the batches before. A window's results through
+// stateless operators (Map, Filter, a Union of two windows' results) are accepted.
+func TestRepartitionByTimeOfOtherStreamsRefused(t *testing.T) {
+	type pair = stream.Pair[string, int64]
+	toPair := func(r window.Result[string, int64]) pair { return stream.KV(r.Key, r.Value) }
+	for _, tc := range []struct {
+		name  string
+		build func(src *stream.Stream[keyed], counts func() *window.Windowed[string, int64, keyed]) *stream.Stream[pair]
+		reads string // what the error says the stream reads; "" if accepted
+	}{
+		{"records", func(src *stream.Stream[keyed], _ func() *window.Windowed[string, int64, keyed]) *stream.Stream[pair] {
+			return stream.Map(src, func(k keyed) pair { return stream.KV(k.Key, k.V) })
+		}, `its stream "map" is made from the source's records`},
+		{"late records", func(_ *stream.Stream[keyed], counts func() *window.Windowed[string, int64, keyed]) *stream.Stream[pair] {
+			return stream.Map(counts().Late(), func(l window.Late[keyed]) pair { return stream.KV(l.Value.Key, l.Value.V) })
+		}, `its stream "map" is made from the operator "window1.late"`},
+		{"results and records", func(src *stream.Stream[keyed], counts func() *window.Windowed[string, int64, keyed]) *stream.Stream[pair] {
+			return stream.Map(counts().Results(), toPair).Union(stream.Map(src, func(k keyed) pair { return stream.KV(k.Key, k.V) }))
+		}, `its stream "union" is made from the source's records`},
+		{"results", func(_ *stream.Stream[keyed], counts func() *window.Windowed[string, int64, keyed]) *stream.Stream[pair] {
+			return stream.Map(counts().Results().Filter(func(r window.Result[string, int64]) bool { return r.Final }), toPair)
+		}, ""},
+		{"two windows' results", func(_ *stream.Stream[keyed], counts func() *window.Windowed[string, int64, keyed]) *stream.Stream[pair] {
+			return stream.Map(counts().Results(), toPair).Union(stream.Map(counts().Results(), toPair))
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(20*time.Second))
+			q, src := streamtest.NewQueue[keyed](h)
+			read := streamtest.Collect(src)
+			n := 0
+			counts := func() *window.Windowed[string, int64, keyed] {
+				n++
+				w, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64](),
+					window.WithName(fmt.Sprintf("window%d", n)))
+				require.NoError(t, err)
+				return w
+			}
+			ex := streamtest.NewExchange(streamtest.NewExchangeLog[pair](2))
+			stream.RepartitionByTime(tc.build(src, counts), "by-time", ex, func(p pair) uint64 { return stream.HashKey(p.Key) })
+			h.AddExchange(ex)
+			q.AddValues(keyed{"a", 1}, keyed{"b", 2})
+			if tc.reads == "" {
+				require.NoError(t, h.P.Err())
+				return
+			}
+			err := h.P.Err()
+			require.ErrorIs(t, err, stream.ErrGraph)
+			require.ErrorContains(t, err, `RepartitionByTime "by-time": `+tc.reads)
+			require.ErrorContains(t, err, "not from the final results of an event-time window")
+			require.ErrorContains(t, err, "Repartition or RepartitionBy")
+			_, stepErr := h.TryStep()
+			require.ErrorIs(t, stepErr, stream.ErrGraph)
+			require.Empty(t, read.Slice(), "records were read")
+		})
+	}
+}
+
 // holdBack is a stateful operator that emits the last element of each batch of a partition
 // at once and the others with the partition's next batch: out of source-offset order across
 // batches.

@@ -244,6 +244,9 @@ func TestConstructionErrors(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
 	_, err = stream.New(time.Second, stream.WithBuffer(0, 0))
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
+	_, err = stream.New(time.Second, stream.WithShutdownTimeout(-time.Second))
+	require.ErrorIs(t, err, stream.ErrInvalidOption)
+	require.ErrorContains(t, err, "WithShutdownTimeout(-1s): negative")
 }
 
 // TestPartitionsInterleaved splits batches whose records alternate between partitions, with

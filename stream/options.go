@@ -27,9 +27,11 @@ type config struct {
 	statsHook     func(BatchStats)
 	retryHook     func(RetryInfo)
 	shutdownGrace time.Duration
-	outputs       int
-	coldChanged   bool
-	errs          []error
+	// shutdownTimeout bounds the whole stop (WithShutdownTimeout); 0: no bound.
+	shutdownTimeout time.Duration
+	outputs         int
+	coldChanged     bool
+	errs            []error
 }
 
 // RetryPolicy says how the run loop retries a batch whose outputs failed: exponential backoff
@@ -103,12 +105,17 @@ func WithBuffer(records int, bytes int64) Option {
 // minus d. Default 0. A d over 100 years counts as 100 years, which holds every window
 // open until the end of the input just the same.
 func WithMaxOutOfOrderness(d time.Duration) Option {
+	return durationOption("WithMaxOutOfOrderness", d, func(c *config) { c.outOfOrder = min(d, maxOutOfOrder) })
+}
+
+// durationOption is the option name(d), which set applies, or an error when d is negative.
+func durationOption(name string, d time.Duration, set func(*config)) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {
-			c.errs = append(c.errs, invalid("WithMaxOutOfOrderness(%v): negative", d))
+			c.errs = append(c.errs, invalid("%s(%v): negative", name, d))
 			return
 		}
-		c.outOfOrder = min(d, maxOutOfOrder)
+		set(c)
 	})
 }
 
@@ -120,13 +127,7 @@ const maxOutOfOrder = 100 * 365 * 24 * time.Hour
 // WithIdleTimeout sets after how long without records (processing time) a partition stops
 // holding back the pipeline watermark. Default one minute; 0 disables idleness.
 func WithIdleTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d < 0 {
-			c.errs = append(c.errs, invalid("WithIdleTimeout(%v): negative", d))
-			return
-		}
-		c.idleTimeout = d
-	})
+	return durationOption("WithIdleTimeout", d, func(c *config) { c.idleTimeout = d })
 }
 
 // WithRetry sets the retry policy for failed outputs.
@@ -157,15 +158,14 @@ func WithRetryHook(f func(RetryInfo)) Option {
 // context ended (SIGTERM): the outputs' context is cancelled after d, the batch is then not
 // acknowledged, and its records are replayed by the next run. The outputs' Close (Closer)
 // then gets d again (at least a second), from when it begins: records of a Kafka producer
-// still in flight after that are not waited for, and the stop fails naming them. Default 30 s.
+// still in flight after that are not waited for, and the stop fails naming them. The sources,
+// stopped before the outputs' Close, get d too (at least a second) from when Run cancels
+// them, to return from their Run: one that does not is left behind, its Input closed, and
+// Run fails with ErrStopTimeout naming it. Each part of a stop has its own bound, so a stop
+// may take several times d: the batch in flight, its commit, the sources and the outputs'
+// Close; WithShutdownTimeout bounds them together. Default 30 s.
 func WithShutdownGrace(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d < 0 {
-			c.errs = append(c.errs, invalid("WithShutdownGrace(%v): negative", d))
-			return
-		}
-		c.shutdownGrace = d
-	})
+	return durationOption("WithShutdownGrace", d, func(c *config) { c.shutdownGrace = d })
 }
 
 // WithConcurrentOutputs lets up to n output operations of a batch (To, ForEachBatch) run at
@@ -192,13 +192,7 @@ func WithConcurrentOutputs(n int) Option {
 // like Kafka's message.timestamp.after.max.ms; 0 disables the bound (a replay of data stamped
 // in the future of its clock).
 func WithMaxFutureEventTime(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d < 0 {
-			c.errs = append(c.errs, invalid("WithMaxFutureEventTime(%v): negative", d))
-			return
-		}
-		c.maxFuture = d
-	})
+	return durationOption("WithMaxFutureEventTime", d, func(c *config) { c.maxFuture = d })
 }
 
 // WithColdStartChanged accepts a restart whose stateful operators' parameters (Parameterized:

@@ -277,7 +277,9 @@ func (p *Pipeline) settle() {
 	}
 	p.inflight = nil
 	waitStart := p.cfg.clock.Now()
-	<-c.done
+	if !p.awaitCommit(c) {
+		return // cut off by the shutdown timeout: nothing it did is noted as committed
+	}
 	p.commitWait += p.cfg.clock.Now().Sub(waitStart)
 	p.commitTook = c.took
 	p.commitErr = nil
@@ -305,15 +307,31 @@ const minCloseGrace = time.Second
 // counted from when the closes begin. Before, a stop always closed without a bound, and a
 // Kafka producer or exchange whose records were still in flight in a broker outage held the
 // stopped process for the producer's retries, over an hour (helper-90's review).
+//
+// Under WithShutdownTimeout, when what is left of it is less, the closes get that, and
+// closeWithin does not wait for a Close that does not heed its context beyond it.
 func (p *Pipeline) closeOutputs(ctx context.Context) error {
 	closeCtx, cancel := context.WithoutCancel(ctx), func() {}
+	limit, byTimeout := time.Duration(0), false
 	if ctx.Err() != nil {
-		closeCtx, cancel = context.WithTimeout(closeCtx, max(p.cfg.shutdownGrace, minCloseGrace))
+		limit, byTimeout = p.stopBound(max(p.cfg.shutdownGrace, minCloseGrace), 0)
+		closeCtx, cancel = context.WithTimeout(closeCtx, limit)
 	}
 	defer cancel()
-	ctx = closeCtx
+	if byTimeout {
+		return p.closeWithin(closeCtx, limit)
+	}
+	return p.closeAll(closeCtx, nil)
+}
+
+// closeAll closes every output with ctx, sending each one's name to at (if not nil) as its
+// Close begins.
+func (p *Pipeline) closeAll(ctx context.Context, at chan<- string) error {
 	var errs []error
 	for _, o := range p.outputs {
+		if at != nil {
+			at <- o.outputName()
+		}
 		if err := o.close(ctx); err != nil {
 			errs = append(errs, err)
 		}

@@ -88,6 +88,8 @@ type Pipeline struct {
 	identSection string
 	identsNodes  int
 
+	stop stopState // the shutdown timeout's account (WithShutdownTimeout)
+
 	statsMu  sync.Mutex
 	stats    BatchStats
 	retrying *RetryInfo // the batch being retried, nil when none

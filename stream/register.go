@@ -19,7 +19,7 @@ const registrationReminder = 30 * time.Second
 // commits again; its Kafka consumer is a further member of the group, which may join after
 // the input's records came (helper-75). A stop or a source's error ends the wait: it returns
 // what Run must return then, and true. sourceEnded and ended are Run's.
-func (p *Pipeline) awaitRegistrations(ctx context.Context, srcDone <-chan error, sourceEnded func(error) (error, bool), ended func() error) (error, bool) {
+func (p *Pipeline) awaitRegistrations(ctx context.Context, srcDone <-chan srcExit, sourceEnded func(srcExit) (error, bool), ended func() error) (error, bool) {
 	clk := p.cfg.clock
 	for _, sn := range p.srcs {
 		name, ok := sn.awaitsRegistration()
@@ -37,8 +37,8 @@ func (p *Pipeline) awaitRegistrations(ctx context.Context, srcDone <-chan error,
 			case <-remind:
 				p.cfg.logger.Warn("stream: still waiting for a repartition's source to register its partitions; no batch runs before", "repartition", name, "waited", clk.Now().Sub(since).Round(time.Millisecond))
 				remind = clk.After(registrationReminder)
-			case err := <-srcDone:
-				if err, end := sourceEnded(err); end {
+			case ex := <-srcDone:
+				if err, end := sourceEnded(ex); end {
 					return err, true
 				}
 			}

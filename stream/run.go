@@ -45,9 +45,19 @@ type pendingBatch struct {
 // those records to rebuild the window (its first windows then hold them again). No error but
 // ctx.Err() itself matches context.Canceled or context.DeadlineExceeded with errors.Is, not
 // even a stop with a batch unwritten or an output cut off by the shutdown grace: those are
-// failures, and their messages say so.
+// failures, and their messages say so. Run stops the sources (cancels their context) when it
+// ends, and waits for their Run to return for at most the shutdown grace (at least a second):
+// a source that does not return by then is left behind and named in an error that wraps
+// ErrStopTimeout.
 func (p *Pipeline) Run(ctx context.Context) error {
 	err := p.run(ctx)
+	if cut := p.stopTimedOut(); cut != nil {
+		if err == nil || err == ctx.Err() { //nolint:errorlint // a clean stop is ctx.Err() itself
+			err = stopFailed(ctx, cut)
+		} else {
+			err = errors.Join(err, cut)
+		}
+	}
 	if err == nil || err == ctx.Err() { //nolint:errorlint // a clean stop is ctx.Err() itself
 		return err
 	}
@@ -79,46 +89,18 @@ func (p *Pipeline) run(ctx context.Context) error {
 	}
 	p.stopCtx = ctx
 	defer func() { p.stopCtx = nil }()
+	if p.cfg.shutdownTimeout > 0 {
+		// The shutdown timeout counts from the context's end.
+		defer context.AfterFunc(ctx, func() { p.stopLeft(0) })()
+	}
 	// A batch's commit runs while the next batch is processed and written (see ack), with a
 	// context that, like the outputs', outlives the batch and ctx by at most the shutdown
 	// grace.
-	p.commitCtx = func() (context.Context, func()) { return p.outputContext(ctx) }
-	// The sources stop when Run stops them (stop), not when ctx ends: the last commit, which
-	// may still be running then, needs them (a Kafka source's group membership, for its
-	// exactly-once transaction's offsets).
-	srcCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	srcDone := make(chan error, len(p.srcs))
-	for _, sn := range p.srcs {
-		go func() {
-			err := sn.run(srcCtx)
-			if err == nil {
-				// Only a source that returns nil ends its input (a bounded source): one that
-				// was stopped must not make the pipeline close every window as if input had
-				// ended.
-				sn.close()
-			}
-			srcDone <- err
-		}()
-	}
-	running := len(p.srcs)
-	var srcErrs []error
-	// returned notes a source's Run result.
-	returned := func(err error) {
-		running--
-		if errors.Is(err, context.Canceled) && srcCtx.Err() != nil {
-			err = nil // the source stopped because we cancelled it
-		}
-		if err != nil {
-			srcErrs = append(srcErrs, fmt.Errorf("stream: source: %w", err))
-		}
-	}
+	p.commitCtx = func() (context.Context, func()) { return p.outputContext(ctx, "a commit") }
+	srcs := p.startSources(ctx)
 	stop := func() error {
 		p.settle() // the last commit ends while its sources still run
-		cancel()
-		for running > 0 {
-			returned(<-srcDone)
-		}
-		return errors.Join(append(srcErrs, p.closeOutputs(ctx))...)
+		return errors.Join(append(srcs.stop(ctx), p.closeOutputs(ctx))...)
 	}
 	// finished is stop for a run whose input ended (a bounded run). No batch follows to send
 	// the positions of a failed last commit again: what the run processed since its last
@@ -147,19 +129,18 @@ func (p *Pipeline) run(ctx context.Context) error {
 	// sourceEnded handles a source's Run returning while Run waits (srcDone): the error Run
 	// must return with, and true, when the run ends with it (a stop the source saw first, a
 	// source's failure); false when an input ended and the run goes on.
-	sourceEnded := func(err error) (error, bool) {
+	sourceEnded := func(ex srcExit) (error, bool) {
 		if ctx.Err() != nil {
 			// The source saw the cancellation first: keep its result for stop.
-			srcDone <- err
+			srcs.done <- ex
 			return ended(), true
 		}
-		returned(err)
-		if len(srcErrs) > 0 {
+		if srcs.note(ex) {
 			return stop(), true
 		}
 		return nil, false
 	}
-	if err, end := p.awaitRegistrations(ctx, srcDone, sourceEnded, ended); end {
+	if err, end := p.awaitRegistrations(ctx, srcs.done, sourceEnded, ended); end {
 		return err
 	}
 	clk := p.cfg.clock
@@ -181,8 +162,8 @@ func (p *Pipeline) run(ctx context.Context) error {
 						next = clk.Now()
 						break waiting
 					}
-				case err := <-srcDone:
-					if err, end := sourceEnded(err); end {
+				case ex := <-srcs.done:
+					if err, end := sourceEnded(ex); end {
 						return err
 					}
 					next = clk.Now() // an input ended: its last batch starts at once
@@ -197,17 +178,17 @@ func (p *Pipeline) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ended()
-		case err := <-srcDone:
+		case ex := <-srcs.done:
 			// A source that failed (or ended) while no wait came between batches: a run
 			// behind the clock or catching up never waits, and a failed source must still
 			// stop it.
-			if err, end := sourceEnded(err); end {
+			if err, end := sourceEnded(ex); end {
 				return err
 			}
 		default:
 		}
 		scheduled := next
-		outCtx, release := p.outputContext(ctx)
+		outCtx, release := p.outputContext(ctx, "the batch in flight")
 		done, err := p.step(outCtx, scheduled)
 		for err != nil {
 			if IsPermanent(err) {
@@ -222,7 +203,7 @@ func (p *Pipeline) run(ctx context.Context) error {
 			}
 			d := backoff.Delay(p.cfg.retry.Initial, p.cfg.retry.Max, attempts)
 			p.noteRetry(attempts, d, err)
-			if err, end := p.awaitRetry(ctx, clk.After(d), srcDone, returned, func() []error { return srcErrs }, release, stop, err); end {
+			if err, end := p.awaitRetry(ctx, clk.After(d), srcs, release, stop, err); end {
 				return err
 			}
 			done, err = p.step(outCtx, scheduled)

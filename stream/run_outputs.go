@@ -11,15 +11,21 @@ import (
 
 // outputContext returns the context outputs run with: it is not cancelled with ctx, so the
 // batch in flight is finished on shutdown, but once ctx ends the outputs get at most the
-// shutdown grace (WithShutdownGrace) before it is cancelled too. release must be called when
-// the batch is done.
-func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) {
+// shutdown grace (WithShutdownGrace), or what is left of the shutdown timeout
+// (WithShutdownTimeout), before it is cancelled too. what names the work for the error that
+// says the timeout cut it off. release must be called when the batch is done.
+func (p *Pipeline) outputContext(ctx context.Context, what string) (context.Context, func()) {
 	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	finished := make(chan struct{})
 	stopWatch := context.AfterFunc(ctx, func() {
+		grace, byTimeout := p.stopBound(p.cfg.shutdownGrace, p.stopReserve())
 		select {
-		case <-p.cfg.clock.After(p.cfg.shutdownGrace):
-			p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+		case <-p.cfg.clock.After(grace):
+			if byTimeout {
+				p.cutOff(what)
+			} else {
+				p.cfg.logger.Warn("stream: shutdown grace elapsed; cancelling the batch in flight", "grace", p.cfg.shutdownGrace)
+			}
 			cancel()
 		case <-finished:
 		}
@@ -37,24 +43,22 @@ func (p *Pipeline) outputContext(ctx context.Context) (context.Context, func()) 
 // as between batches). The batch is not acknowledged then and replays on the next run; the
 // error says why it did not finish. A source whose input ended is noted and the wait goes
 // on.
-func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcDone chan error, returned func(error),
-	srcErrs func() []error, release func(), stop func() error, outErr error) (error, bool) {
+func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcs *sourceRuns, release func(), stop func() error, outErr error) (error, bool) {
 	notWritten := func(why error) error {
 		return fmt.Errorf("%w (batch %d was not written: %w)", why, p.pending.info.Batch, outErr)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-		case err := <-srcDone:
+		case ex := <-srcs.done:
 			if ctx.Err() == nil {
-				returned(err)
-				if len(srcErrs()) == 0 {
+				if !srcs.note(ex) {
 					continue // an input ended
 				}
 				release()
 				return notWritten(stop()), true
 			}
-			srcDone <- err // the source saw the stop first: stop collects it
+			srcs.done <- ex // the source saw the stop first: stop collects it
 		case <-at:
 			return nil, false
 		}

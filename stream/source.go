@@ -12,7 +12,10 @@ import (
 
 // Source feeds a pipeline. The pipeline calls Run once, in a goroutine of its own, when the
 // pipeline runs; Run pushes records into in and returns nil when the input has ended (a
-// bounded source), or ctx.Err() when ctx ends. Any other error stops the pipeline.
+// bounded source), or ctx.Err() when ctx ends. Any other error stops the pipeline. A Run
+// that does not return within the shutdown grace (WithShutdownGrace) of its ctx ending is
+// not waited for: Pipeline.Run returns an error wrapping ErrStopTimeout that names the
+// source, and closes its Input, so that it refuses what the source pushes later.
 //
 // Commit is called from the pipeline's run loop after a batch was acknowledged, with, for each
 // partition that moved, the next offset that may be committed: every record before it was
@@ -100,6 +103,8 @@ type sourceNode interface {
 	identity() []string
 	// origin returns the source as an Originator, if it is one.
 	origin() (Originator, bool)
+	// describe names the source in errors and logs.
+	describe() string
 }
 
 // Partition ids of a pipeline with several sources: a source's own partition id (Kafka packs
