@@ -16,7 +16,8 @@ import (
 // pipelineOptions are the options of the pipeline that come from the flags.
 func (c *config) pipelineOptions() []stream.Option {
 	opts := []stream.Option{stream.WithName(c.name), stream.WithMaxOutOfOrderness(c.outOfOrder), stream.WithConcurrentOutputs(c.outputs),
-		stream.WithBuffer(c.maxBatch, 64<<20), stream.WithShutdownGrace(c.shutdownGrace())}
+		stream.WithBuffer(c.maxBatch, 64<<20), stream.WithShutdownGrace(c.pipelineStop()),
+		stream.WithShutdownTimeout(c.pipelineStop())}
 	if c.acceptChange {
 		opts = append(opts, stream.WithColdStartChanged())
 	}

@@ -474,8 +474,9 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return c.stoppedEarly()
 	}
 	if err != nil && ctx.Err() != nil {
-		// A stop that did not end cleanly: the batch in flight cut off by the shutdown grace
-		// (a third of -shutdown-timeout), an output's close that gave up what it held.
+		// A stop that did not end cleanly: the batch in flight cut off, or a stage of the stop
+		// that outlived the pipeline's share of -shutdown-timeout (stream.ErrStopTimeout),
+		// an output's close that gave up what it held.
 		return fmt.Errorf("%w; stopped (SIGINT or SIGTERM) before everything was written and committed within -shutdown-timeout (%v): "+
 			"what was not is read again from the committed offsets by the next run, so nothing is lost", err, c.stopTimeout)
 	}

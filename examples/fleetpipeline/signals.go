@@ -15,7 +15,7 @@ import (
 
 // stopOnSignal returns a context that ends at the first SIGINT or SIGTERM: the job stops
 // gracefully, finishing the batch in flight and closing its outputs, within bound
-// (-shutdown-timeout, split between them: config.shutdownGrace). Past bound it exits 1 after
+// (-shutdown-timeout, the pipeline's share: config.pipelineStop). Past bound it exits 1 after
 // atExit, saying that what it had not written and committed is read again by the next run: a
 // stage that outlived its share (a source's stop, a commit to a broker gone silent) held the
 // stop until the scheduler killed the process (Kubernetes, 30 s after its SIGTERM), with
