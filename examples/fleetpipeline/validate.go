@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fleetstream/fleetstream/kafka"
 )
 
 // validate refuses, before anything connects, flag values that make no sense, each error
@@ -50,15 +52,17 @@ func (c *config) validate() error {
 		if strings.TrimSpace(v) == "" {
 			return // refused above, or none
 		}
-		if i := strings.IndexFunc(v, func(r rune) bool { return !legalTopicRune(r) }); i >= 0 {
-			r, _ := utf8.DecodeRuneInString(v[i:])
-			bad(flag, "%q: Kafka topic names hold only a-z, A-Z, 0-9, '.', '_' and '-' (%q)", v, r)
-		} else if topic && (v == "." || v == "..") {
-			// Kafka's own exception (the kafka package's topicName refuses them too): the
-			// brokers refused them after the job connected, naming no flag.
-			bad(flag, "%q: not a Kafka topic name (Kafka takes no topic named \".\" or \"..\")", v)
-		} else if name := strings.ReplaceAll(made, "*", v); len(name) > 249 {
-			bad(flag, "%q: too long: %q is past Kafka's 249 characters", v, name)
+		// kafka.CheckTopic names the character, the length past Kafka's 249 or the names
+		// "." and ".." that the brokers refused after the job connected, naming no flag.
+		var err error
+		if topic {
+			err = kafka.CheckTopic(v)
+		}
+		if err == nil {
+			err = kafka.CheckTopic(strings.ReplaceAll(made, "*", v))
+		}
+		if err != nil {
+			bad(flag, "%q: %v", v, err)
 		}
 	}
 	topicName("-topic", c.topic, "*.dlq", true)
@@ -201,7 +205,9 @@ func checkIndexTag(tag string) error {
 // ("zones", "cabs", "supply", "pickups").
 const instanceIDSuffix = ".requests"
 
-// legalTopicRune reports whether r may be in a Kafka topic name (and in a group.instance.id).
+// legalTopicRune reports whether r may be in a group.instance.id: the characters of a Kafka
+// topic name (the kafka package checks the id when the job's members join, after the job
+// made its dead-letter topic).
 func legalTopicRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 }
