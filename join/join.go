@@ -59,8 +59,9 @@ type Late[K comparable, A, B any] struct {
 	Offset    int64
 	// Upstream is, for a record read through a repartition (Interval, Window, or a stream
 	// repartitioned by stream.RepartitionBy), where the repartition read it: the input
-	// record, whose topic outlives the repartition's (stream.PartitionContext.Upstream). nil
-	// elsewhere. DeadLetter names it.
+	// record, whose topic outlives the repartition's (stream.PartitionContext.UpstreamAt).
+	// nil elsewhere and when the join cannot tell (records of several input records with one
+	// event time in one packed repartition message). DeadLetter names it.
 	Upstream *stream.Upstream
 	// Reason is stream.ReasonLate.
 	Reason string

@@ -287,7 +287,7 @@ func (d *lateDrain[K, A, B]) Process(pc *stream.PartitionContext, _ rows[K, A, B
 		from, replay := pc.SkippedBefore()
 		for _, l := range op.late {
 			if !replay || l.Offset >= from {
-				if u, ok := pc.Upstream(l.Offset); ok {
+				if u, ok := pc.UpstreamAt(l.Offset, l.Time); ok {
 					l.Value.Upstream = &u
 				}
 				o = append(o, l)

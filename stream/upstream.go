@@ -20,7 +20,7 @@ type Upstream struct {
 
 // upstreamer is a repartition that names where its records were read upstream.
 type upstreamer interface {
-	upstreamOf(part int32, off int64) (Upstream, bool)
+	upstreamOf(part int32, off, t int64, timed bool) (Upstream, bool)
 }
 
 // Upstream returns, for a partition of a repartition (PartitionContext.Merged), where the
@@ -31,16 +31,37 @@ type upstreamer interface {
 // (a mark's, or that of an element an operator emits in a later batch than the one its
 // record came in). After a repartition of another repartition's stream it names that
 // repartition's partition and offset: the record before it was read in an earlier batch.
+//
+// A Kafka repartition packs a batch's records of a partition into one message, so several
+// records share an offset (kafka.Exchange, format version 3): Upstream names one only if
+// every record at the offset came from the same upstream record, and is false otherwise.
+// UpstreamAt tells them apart by event time.
 func (pc *PartitionContext) Upstream(offset int64) (Upstream, bool) {
 	if pc.up == nil {
 		return Upstream{}, false
 	}
-	return pc.up.upstreamOf(pc.Partition, offset)
+	return pc.up.upstreamOf(pc.Partition, offset, 0, false)
 }
 
-// upstreamOf finds the record at off in the partition's bucket of the batch being processed
-// (kept records only: copies and marks are out of it by then, see arrived).
-func (sh *shuffle[T]) upstreamOf(part int32, off int64) (Upstream, bool) {
+// UpstreamAt is Upstream for the element with offset and event time t (Elem.Time, as the
+// repartition's output gave it: Map, Filter and the other elementwise operators keep it):
+// among the records that share the offset (a packed message), the one read upstream at that
+// event time. ok is false where Upstream's is, and where records of several upstream records
+// share both the offset and the event time: a name that may be another record's is never
+// given (a dead letter then names the repartition's record, see DeadLetter.SetOrigin).
+// Package window's and join's late records use it.
+func (pc *PartitionContext) UpstreamAt(offset, t int64) (Upstream, bool) {
+	if pc.up == nil {
+		return Upstream{}, false
+	}
+	return pc.up.upstreamOf(pc.Partition, offset, t, true)
+}
+
+// upstreamOf finds the record at off (with event time t, if timed) in the partition's bucket
+// of the batch being processed (kept records only: copies and marks are out of it by then,
+// see arrived). Records of one packed message share off: the answer is theirs only when every
+// candidate names the same upstream record.
+func (sh *shuffle[T]) upstreamOf(part int32, off, t int64, timed bool) (Upstream, bool) {
 	if sh.byTime {
 		return Upstream{}, false
 	}
@@ -53,15 +74,26 @@ func (sh *shuffle[T]) upstreamOf(part int32, off int64) (Upstream, bool) {
 		return Upstream{}, false
 	}
 	b := sh.src.cur.buckets[i]
-	j := sort.Search(len(b), func(j int) bool { return b[j].Offset >= off })
-	if j == len(b) || b[j].Offset != off || b[j].Value.Mark {
+	var up Upstream
+	found := false
+	for j := sort.Search(len(b), func(j int) bool { return b[j].Offset >= off }); j < len(b) && b[j].Offset == off; j++ {
+		r := &b[j].Value
+		if r.Mark || timed && b[j].Time != t {
+			continue
+		}
+		u := Upstream{Partition: r.From, Offset: r.Seq}
+		if found && u != up {
+			return Upstream{}, false // several records: which one is not known
+		}
+		up, found = u, true
+	}
+	if !found {
 		return Upstream{}, false
 	}
-	r := &b[j].Value
-	if s, _ := PartitionSource(r.From); !slices.Contains(sh.ups, s) {
+	if s, _ := PartitionSource(up.Partition); !slices.Contains(sh.ups, s) {
 		return Upstream{}, false // sent by a source that no longer feeds the repartition
 	}
-	return Upstream{Partition: r.From, Offset: r.Seq}, true
+	return up, true
 }
 
 // SetOrigin sets the dead letter's Topic, Partition and Offset to name the record read at

@@ -61,11 +61,12 @@ func (t *Tracker) Alerts() *stream.Stream[Alert] { return t.alerts }
 // DeadLetters returns the events the tracker did not follow because their
 // cab was new and the tracker held [WithMaxCabs] cabs already: each with Reason
 // stream.ReasonKeyLimit, the event's JSON as Value, its cab as Key, the
-// pipeline partition and the offset of the record. Topic is empty (the
+// pipeline partition and the offset of the record: after a repartition, of the
+// input record where the batch tells it (stream.PartitionContext.UpstreamAt),
+// as the repartition's own record is purged once committed. Topic is empty (the
 // tracker does not know the source; stream.Pipeline.Origin maps the partition
-// to a topic and Kafka partition, and after a repartition
-// stream.PartitionContext.Upstream and DeadLetter.SetOrigin name the input
-// record, as the fleet job does). The stream is empty without WithMaxCabs.
+// to a topic and Kafka partition, as the fleet job does with
+// DeadLetter.SetOrigin). The stream is empty without WithMaxCabs.
 func (t *Tracker) DeadLetters() *stream.Stream[stream.DeadLetter] { return t.dead }
 
 // Cabs returns the number of cabs the tracker holds, over all partitions, as

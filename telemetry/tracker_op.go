@@ -359,6 +359,11 @@ func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], o
 		Offset:    el.Offset,
 		Key:       []byte(e.CabID),
 	}
+	if u, ok := pc.UpstreamAt(el.Offset, el.Time); ok {
+		// After a repartition, the input record: the repartition's own is purged once
+		// committed (see DeadLetters).
+		dl.Partition, dl.Offset = u.Partition, u.Offset
+	}
 	v, err := Append(nil, *e)
 	if err != nil { // decoded events always encode; keep the reason if not
 		dl.Err += "; " + err.Error()

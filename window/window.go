@@ -43,8 +43,9 @@ type Late[T any] struct {
 	Partition int32
 	Offset    int64
 	// Upstream is, after a repartition (stream.Repartition, RepartitionBy), the input record
-	// it read (stream.PartitionContext.Upstream), whose topic outlives the repartition's; nil
-	// elsewhere and when the window cannot tell. DeadLetter names it.
+	// it read (stream.PartitionContext.UpstreamAt), whose topic outlives the repartition's;
+	// nil elsewhere and when the window cannot tell (records of several input records with
+	// one event time in one packed repartition message). DeadLetter names it.
 	Upstream *stream.Upstream
 	// Start and End bound the earliest window the record belonged to, clamped to the ends
 	// of int64 time for a record whose window does not fit in it (see "Watermarks and
@@ -153,7 +154,7 @@ func (d *lateDrain[T, K, V, A, R]) Process(pc *stream.PartitionContext, _ []stre
 		for _, l := range op.late {
 			switch {
 			case !replay || l.Offset >= from:
-				if u, ok := pc.Upstream(l.Offset); ok {
+				if u, ok := pc.UpstreamAt(l.Offset, l.Time); ok {
 					l.Value.Upstream = &u
 				}
 				o = append(o, l)

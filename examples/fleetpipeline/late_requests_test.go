@@ -34,18 +34,25 @@ import (
 // two minutes before its trip starts (a pickup 120 s later), on the requests partition of
 // its number. Once the job has read them and its watermark is past the late requests'
 // windows, a request made and one assigned, both 70 minutes behind, and a request made in
-// the last window, which is still open, are produced to requests partition 4.
+// the last window, which is still open, are produced to requests partition 4. Packed: the
+// on-time request first, then the late ones, in one produce request, so that they are read
+// in one batch and go through the zone supply's repartition in one message, at one offset
+// (kafka.Exchange packs a batch's records of a partition): the late request's dead letter
+// named the on-time request's offset (helper-134's probe), now its own
+// (stream.PartitionContext.UpstreamAt tells the message's records apart by event time).
 func TestLateRequestsDeadLettered(t *testing.T) {
 	t.Parallel()
 	for _, rekey := range []bool{false, true} {
-		t.Run(fmt.Sprintf("rekey-by-cab=%v", rekey), func(t *testing.T) {
-			t.Parallel()
-			lateRequests(t, rekey)
-		})
+		for _, packed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("rekey-by-cab=%v/packed=%v", rekey, packed), func(t *testing.T) {
+				t.Parallel()
+				lateRequests(t, rekey, packed)
+			})
+		}
 	}
 }
 
-func lateRequests(t *testing.T, rekey bool) {
+func lateRequests(t *testing.T, rekey, packed bool) {
 	s := needServices(t)
 	r, requests := newRequestsRun(t, s, "late-req")
 	topic := r.topic
@@ -110,11 +117,22 @@ func lateRequests(t *testing.T, rekey bool) {
 	lateAssigned := telemetry.Request{RequestID: "R-LATE-A", Time: late, Lat: lat, Lon: lon, Status: telemetry.RequestAssigned, CabID: cab(1)}
 	onTime := telemetry.Request{RequestID: "R-LAST-M", Time: base.Add(99 * time.Minute), Lat: lat, Lon: lon, Status: telemetry.RequestRequested}
 	offsets := map[string]int64{}
-	for _, q := range []telemetry.Request{lateMade, lateAssigned, onTime} {
-		part, off, err := prod.SendMessage(request(q, 4))
-		require.NoError(t, err)
-		require.EqualValues(t, 4, part)
-		offsets[q.RequestID] = off
+	if packed {
+		batch := []*sarama.ProducerMessage{request(onTime, 4), request(lateMade, 4), request(lateAssigned, 4)}
+		require.NoError(t, prod.SendMessages(batch))
+		for _, m := range batch {
+			require.EqualValues(t, 4, m.Partition)
+		}
+		for i, q := range []telemetry.Request{onTime, lateMade, lateAssigned} {
+			offsets[q.RequestID] = batch[i].Offset
+		}
+	} else {
+		for _, q := range []telemetry.Request{lateMade, lateAssigned, onTime} {
+			part, off, err := prod.SendMessage(request(q, 4))
+			require.NoError(t, err)
+			require.EqualValues(t, 4, part)
+			offsets[q.RequestID] = off
+		}
 	}
 	out := p.succeed(t, 2*time.Minute)
 	records, deadLetters, lateN := summary(t, out)

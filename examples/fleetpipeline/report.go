@@ -62,20 +62,14 @@ func pickupsDeadLetters(late *stream.Stream[join.Late[string, telemetry.Request,
 }
 
 // refusedDeadLetters names the origin of the tracker's key-limit dead letters, which carry
-// their event's pipeline partition and offset: after the cab repartition (-rekey-by-cab) the
-// batch still knows where the repartition read the event (PartitionContext.Upstream), so
+// their event's pipeline partition and offset: after the cab repartition (-rekey-by-cab)
+// the input record's where the batch could tell it (telemetry.Tracker.DeadLetters), so that
 // they name the input record, as late ones do, not the repartition topic, purged once
 // committed.
 func refusedDeadLetters(refused *stream.Stream[stream.DeadLetter], origin func(int32) (string, int32, bool)) *stream.Stream[stream.DeadLetter] {
-	return stream.Transform(refused, func(pc *stream.PartitionContext, dls []stream.DeadLetter) []stream.DeadLetter {
-		for i := range dls {
-			var up *stream.Upstream
-			if u, ok := pc.Upstream(dls[i].Offset); ok {
-				up = &u
-			}
-			dls[i].SetOrigin(origin, dls[i].Partition, dls[i].Offset, up)
-		}
-		return dls // Transform copies them out before it reuses the slice
+	return stream.Map(refused, func(dl stream.DeadLetter) stream.DeadLetter {
+		dl.SetOrigin(origin, dl.Partition, dl.Offset, nil)
+		return dl
 	})
 }
 
