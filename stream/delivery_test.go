@@ -187,6 +187,22 @@ func TestUncleanStopIsNotCanceled(t *testing.T) {
 			require.EqualError(t, err, "context canceled, and stopping failed: stream: source: leave group")
 		})
 	})
+	t.Run("batch unwritten, and stopping failed", func(t *testing.T) {
+		// A stop during an outage whose stop fails too: the error said only that stopping
+		// failed, not that the batch was not written, nor why (helper-131's review).
+		synctest.Test(t, func(t *testing.T) {
+			boom := errors.New("leave group")
+			ctx, cancel := context.WithCancel(t.Context())
+			err := run(t, ctx, stopFailing{boom}, func(context.Context, stream.BatchInfo, []int) error {
+				cancel()
+				return errDown
+			})
+			require.NotErrorIs(t, err, context.Canceled)
+			require.ErrorIs(t, err, boom)
+			require.ErrorIs(t, err, errDown)
+			require.EqualError(t, err, "context canceled, and stopping failed: stream: source: leave group (batch 1 was not written: stream: batch 1: 1 output(s) failed: sink down)")
+		})
+	})
 }
 
 // stopFailing pushes one record and fails when it is stopped.

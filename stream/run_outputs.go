@@ -64,7 +64,7 @@ func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcs *so
 		}
 		release()
 		if err := stop(); err != nil {
-			return stopFailed(ctx, err), true
+			return notWritten(stopFailed(ctx, err)), true
 		}
 		// Stopped while the batch's outputs were failing: say why it did not finish.
 		return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, outErr), true
