@@ -33,7 +33,11 @@ type Shuffled[T any] struct {
 	Time int64
 	// Mark is set on a watermark mark: Watermark is the upstream partition's own watermark
 	// (NoWatermark before its first event), Idle and End its state, and Upstreams the number
-	// of partitions of the upstream source (0 if the source does not say).
+	// of partitions of the upstream source (0 if the source does not say). On a value (Mark
+	// not set) Idle is never set, and End only after RepartitionByTime with WithRevisions: a
+	// window's result sent in the batch in which its upstream partition's input ended, which
+	// may be an early one that the next run revises. An exchange refuses other combinations
+	// as corrupt (kafka.ErrCorruptRepartition).
 	Mark      bool
 	Idle      bool
 	End       bool
