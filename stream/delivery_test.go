@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -1559,4 +1560,50 @@ func (*hangingClose) Write(context.Context, []int) error { return nil }
 func (c *hangingClose) Close(context.Context) error {
 	<-c.release
 	return nil
+}
+
+// afterReturn is a log writer that notes what is logged after the run it watches returned.
+type afterReturn struct {
+	mu       sync.Mutex
+	returned bool
+	late     []string
+}
+
+func (a *afterReturn) Write(b []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.returned {
+		a.late = append(a.late, string(b))
+	}
+	return len(b), nil
+}
+
+// TestNoGraceLogAfterRun: a batch that finishes as its shutdown grace elapses must not have
+// the grace's watch log (and cancel) after Run returned: the watch ran on, and a logger
+// writing to a test (or closed with the program's end) got a line after Run's return
+// (helper-128's review). Both wake at the same instant of the fake clock, so the watch picks
+// either at random; twenty runs gave it the chance every time.
+func TestNoGraceLogAfterRun(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			logs := &afterReturn{}
+			p, err := stream.New(time.Second, stream.WithShutdownGrace(5*time.Second), stream.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+			require.NoError(t, err)
+			s := stream.From(p, stream.Source[int](&sliceSource{recs: []int{1}, wait: true}))
+			ctx, cancel := context.WithCancel(t.Context())
+			stream.ForEachBatch(s, func(context.Context, stream.BatchInfo, []int) error {
+				cancel()
+				time.Sleep(5 * time.Second) // the batch's work, as long as the grace
+				return nil
+			})
+			_ = p.Run(ctx)
+			logs.mu.Lock()
+			logs.returned = true
+			logs.mu.Unlock()
+			synctest.Wait() // whatever of the run is still going
+			logs.mu.Lock()
+			defer logs.mu.Unlock()
+			require.Empty(t, logs.late, "logged after Run returned")
+		})
+	}
 }

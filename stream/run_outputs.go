@@ -16,11 +16,17 @@ import (
 // says the timeout cut it off. release must be called when the batch is done.
 func (p *Pipeline) outputContext(ctx context.Context, what string) (context.Context, func()) {
 	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	finished := make(chan struct{})
+	finished, watched := make(chan struct{}), make(chan struct{})
 	stopWatch := context.AfterFunc(ctx, func() {
+		defer close(watched)
 		grace, byTimeout := p.stopBound(p.cfg.shutdownGrace, p.stopReserve())
 		select {
 		case <-p.cfg.clock.After(grace):
+			select {
+			case <-finished:
+				return // the batch finished as the grace elapsed: nothing to cut off
+			default:
+			}
 			if byTimeout {
 				p.cutOff(what)
 			} else {
@@ -31,8 +37,13 @@ func (p *Pipeline) outputContext(ctx context.Context, what string) (context.Cont
 		}
 	})
 	return out, func() {
-		stopWatch()
+		running := !stopWatch()
 		close(finished)
+		if running {
+			// The watch started (ctx ended): wait for it, so that it neither logs nor cuts
+			// off after the batch, or Run, is done.
+			<-watched
+		}
 		cancel()
 	}
 }
