@@ -106,6 +106,7 @@ type config struct {
 	// precisionSet: WithGeohashPrecision was passed.
 	precisionSet bool
 	maxCabs      int
+	cabSeen      func(partition int32, cab string)
 	winOpts      []window.Option
 	errs         []error
 }
@@ -216,6 +217,17 @@ func WithMaxCabs(n int) TrackOption {
 		}
 		c.maxCabs = n
 	})
+}
+
+// WithCabSeen has the tracker call f, from the pipeline's run loop (never
+// concurrently; f must not block), with the pipeline partition and the cab of
+// every event whose cab it holds no state for in that partition: a cab's first
+// event there (and its first after it fell silent and was forgotten), and each
+// event it does not hold ([WithMaxCabs], or a cab already silent). A program
+// can so watch which partitions a cab's events come from (the fleet job warns
+// of a cab on several partitions) without a pass over every event of its own.
+func WithCabSeen(f func(partition int32, cab string)) TrackOption {
+	return trackOption(func(c *config) { c.cabSeen = f })
 }
 
 // Geofence is a named area; the tracker alerts when a cab enters or leaves it.

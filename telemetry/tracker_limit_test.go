@@ -5,6 +5,7 @@ package telemetry_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -156,4 +157,37 @@ func TestTrackReportState(t *testing.T) {
 	require.Equal(t, 1, got[1].Entries)
 	require.GreaterOrEqual(t, got[0].Bytes, int64(2*128))
 	require.Less(t, got[1].Bytes, got[0].Bytes, "B's state is gone")
+}
+
+// TestTrackCabSeen: WithCabSeen is called with the partition and cab of each cab's first event
+// in a partition (each partition its own: the pipeline runs a batch's partitions one after
+// the other) and of every event the tracker does not hold (past WithMaxCabs); not for the
+// events of cabs it holds.
+func TestTrackCabSeen(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, s := streamtest.NewQueue[telemetry.Event](h)
+	q.SetPartitions(2)
+	var seen []string
+	tr, err := telemetry.Track(s, telemetry.WithMaxCabs(2), telemetry.WithSilentAfter(time.Minute),
+		telemetry.WithCabSeen(func(p int32, cab string) { seen = append(seen, fmt.Sprintf("%s/%d", cab, p)) }))
+	require.NoError(t, err)
+	streamtest.Collect(tr.Events())
+	streamtest.Collect(tr.DeadLetters())
+	var recs []stream.Record[telemetry.Event]
+	off := map[int32]int64{}
+	add := func(p int32, e telemetry.Event) {
+		recs = append(recs, stream.Record[telemetry.Event]{Value: e, Partition: p, Offset: off[p], EventTime: e.Time})
+		off[p]++
+	}
+	add(0, ev("A", 0, 41.0, 10, avail))
+	add(0, ev("A", 10, 41.0001, 10, avail)) // held: not seen again
+	add(1, ev("A", 12, 41.0002, 10, avail)) // the same cab on another partition
+	add(0, ev("B", 15, 41.2, 10, avail))    // the tracker holds two cabs now (A and B on 0)
+	add(1, ev("C", 16, 41.4, 10, avail))    // past the limit: refused, seen
+	add(1, ev("C", 17, 41.4001, 10, avail)) // refused again, seen again
+	add(0, ev("A", 20, 41.0003, 10, avail))
+	q.AddWithOffsets(recs...)
+	q.End()
+	h.RunUntilDone()
+	require.Equal(t, []string{"A/0", "B/0", "A/1", "C/1", "C/1"}, seen)
 }

@@ -168,6 +168,9 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	o := trackOut{Tracked: Tracked{Event: *e}}
 	c := tp.cabs[e.CabID]
 	if c == nil {
+		if tr.cfg.cabSeen != nil {
+			tr.cfg.cabSeen(pc.Partition, e.CabID)
+		}
 		if t+int64(tr.cfg.silentAfter) < tp.wm {
 			// Silent already: a stale copy of a cab the tracker forgot, or a cab
 			// lagging its partition. Held, it would only fall silent again, and
