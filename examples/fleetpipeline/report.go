@@ -27,13 +27,19 @@ func lateDeadLetters[T any](late *stream.Stream[window.Late[T]], operator string
 	origin func(int32) (string, int32, bool), record func(T) (key, value []byte, err error)) *stream.Stream[stream.DeadLetter] {
 	return stream.Map(late, func(l window.Late[T]) stream.DeadLetter {
 		k, v, err := record(l.Value)
-		dl := l.DeadLetter(origin, k, v)
-		dl.Err = operator + ": " + dl.Err
-		if err != nil { // decoded records are valid, so this does not happen; keep the error
-			dl.Err += "; encoding the record: " + err.Error()
-		}
-		return dl
+		return byOperator(l.DeadLetter(origin, k, v), operator, err)
 	})
+}
+
+// byOperator returns dl with its Err naming the operator the record was late for, and err,
+// the error of encoding the record for it, if any (decoded records are valid, so that does
+// not happen; the error is kept).
+func byOperator(dl stream.DeadLetter, operator string, err error) stream.DeadLetter {
+	dl.Err = operator + ": " + dl.Err
+	if err != nil {
+		dl.Err += "; encoding the record: " + err.Error()
+	}
+	return dl
 }
 
 // pickupsDeadLetters turns the time-to-pickup join's late side stream into dead letters
@@ -52,12 +58,7 @@ func pickupsDeadLetters(late *stream.Stream[join.Late[string, telemetry.Request,
 		} else {
 			v, err = telemetry.AppendRequest(nil, l.Side.Left)
 		}
-		dl := l.DeadLetter(origin, []byte(l.Key), v)
-		dl.Err = "pickups: " + dl.Err
-		if err != nil { // decoded records are valid, so this does not happen; keep the error
-			dl.Err += "; encoding the record: " + err.Error()
-		}
-		return dl
+		return byOperator(l.DeadLetter(origin, []byte(l.Key), v), "pickups", err)
 	})
 }
 
