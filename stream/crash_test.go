@@ -81,20 +81,59 @@ func (l *lastOfKey) StateSize() int {
 type crashRun struct {
 	h    *streamtest.Harness
 	q    *streamtest.Queue[keyed]
-	docs *streamtest.Collector[window.Result[string, int64]]
-	late *streamtest.Collector[window.Late[keyDelta]]
+	docs []*streamtest.Collector[window.Result[string, int64]]
+	late []*streamtest.Collector[window.Late[keyDelta]]
 }
 
-func newCrashRun(t *testing.T) *crashRun {
+// newCrashRun builds the graph; with side, lastOfKey's deltas of keys "b" and "d" go to a
+// side output (routeKeys), and a window of their own sums them.
+func newCrashRun(t *testing.T, side bool) *crashRun {
 	h := streamtest.New(t, time.Second, stream.WithIdleTimeout(0))
 	q, src := streamtest.NewQueue[keyed](h)
-	d := stream.Apply(src, "lastOfKey", stream.Operator[keyed, keyDelta](&lastOfKey{parts: map[int32]map[string][2]int64{}}))
-	sums, err := window.Aggregate(d, func(x keyDelta) string { return x.Key }, func(x keyDelta) int64 { return x.Delta },
-		window.Tumbling(10*time.Second), window.Sum[int64]())
-	require.NoError(t, err)
-	return &crashRun{h: h, q: q, docs: streamtest.Collect(sums.Results().Filter(func(r window.Result[string, int64]) bool { return r.Final })),
-		late: streamtest.Collect(sums.Late())}
+	r := &crashRun{h: h, q: q}
+	sum := func(d *stream.Stream[keyDelta], name string) {
+		sums, err := window.Aggregate(d, func(x keyDelta) string { return x.Key }, func(x keyDelta) int64 { return x.Delta },
+			window.Tumbling(10*time.Second), window.Sum[int64](), window.WithName(name))
+		require.NoError(t, err)
+		r.docs = append(r.docs, streamtest.Collect(sums.Results().Filter(func(r window.Result[string, int64]) bool { return r.Final })))
+		r.late = append(r.late, streamtest.Collect(sums.Late()))
+	}
+	last := &lastOfKey{parts: map[int32]map[string][2]int64{}}
+	if !side {
+		sum(stream.Apply(src, "lastOfKey", stream.Operator[keyed, keyDelta](last)), "sums")
+		return r
+	}
+	route := &routeKeys{last: last}
+	d := stream.Apply(src, "lastOfKey", stream.Operator[keyed, keyDelta](route))
+	route.side = stream.NewSideOutput[keyDelta](d, "side-keys")
+	sum(d, "sums")
+	sum(route.side.Stream(), "side-sums")
+	require.NoError(t, d.Pipeline().Err())
+	return r
 }
+
+// routeKeys is lastOfKey with the deltas of keys "b" and "d" emitted to a side output.
+type routeKeys struct {
+	last *lastOfKey
+	side *stream.SideOutput[keyDelta]
+	all  []stream.Elem[keyDelta]
+}
+
+func (o *routeKeys) Process(pc *stream.PartitionContext, in []stream.Elem[keyed], out []stream.Elem[keyDelta]) []stream.Elem[keyDelta] {
+	o.all = o.last.Process(pc, in, o.all[:0])
+	for _, e := range o.all {
+		if e.Value.Key == "b" || e.Value.Key == "d" {
+			o.side.Emit(e)
+		} else {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (o *routeKeys) Retained(part int32) (int64, bool) { return o.last.Retained(part) }
+func (o *routeKeys) Drop(part int32)                   { o.last.Drop(part) }
+func (o *routeKeys) StateSize() int                    { return o.last.StateSize() }
 
 // feed queues the batches from the committed positions pos on (everything for a partition
 // without one) and runs n batches, or to the end of the input if n < 0.
@@ -135,9 +174,20 @@ func (r *crashRun) committed(parts int) []stream.Position {
 
 // written adds the run's documents to docs, later writes overwriting.
 func (r *crashRun) written(docs map[string]int64) {
-	for _, d := range r.docs.Slice() {
-		docs[fmt.Sprintf("%d/%s/%d", d.Partition, d.Key, d.Start.Unix())] = d.Value
+	for _, c := range r.docs {
+		for _, d := range c.Slice() {
+			docs[fmt.Sprintf("%d/%s/%d", d.Partition, d.Key, d.Start.Unix())] = d.Value
+		}
 	}
+}
+
+// lateCount returns how many records the run's windows found late.
+func (r *crashRun) lateCount() int {
+	n := 0
+	for _, c := range r.late {
+		n += len(c.Slice())
+	}
+	return n
 }
 
 // crashInput draws a random input: per partition, event times that only move forward, a few
@@ -174,7 +224,13 @@ func crashInput(rng *rand.Rand) (batches [][]stream.Record[keyed], parts int, or
 	return batches, parts, oracle
 }
 
-func TestCrashReplaySweep(t *testing.T) {
+func TestCrashReplaySweep(t *testing.T) { crashReplaySweep(t, false) }
+
+// The same sweep with half the keys through a side output and a window of their own: a
+// stateful reader of a side output resumes as a reader of the operator does (SideOutput).
+func TestSideOutputCrashReplaySweep(t *testing.T) { crashReplaySweep(t, true) }
+
+func crashReplaySweep(t *testing.T, side bool) {
 	seeds := uint64(12)
 	if testing.Short() {
 		seeds = 3
@@ -183,26 +239,26 @@ func TestCrashReplaySweep(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		batches, parts, oracle := crashInput(rng)
 
-		full := newCrashRun(t)
+		full := newCrashRun(t, side)
 		full.feed(batches, nil, -1)
-		require.Empty(t, full.late.Slice(), "seed %d: the oracle assumes no late record", seed)
+		require.Zero(t, full.lateCount(), "seed %d: the oracle assumes no late record", seed)
 		want := map[string]int64{}
 		full.written(want)
 		require.Equal(t, oracle, want, "seed %d: an uninterrupted run differs from the oracle", seed)
 
 		for crash := 1; crash <= len(batches); crash++ {
 			got := map[string]int64{}
-			first := newCrashRun(t)
+			first := newCrashRun(t, side)
 			first.feed(batches, nil, crash)
 			first.written(got)
 			pos := first.committed(parts)
 
-			second := newCrashRun(t)
+			second := newCrashRun(t, side)
 			if crash%3 == 0 { // a second crash during the replay
 				second.feed(batches, pos, 1+rng.IntN(4))
 				second.written(got)
 				pos2 := second.committed(parts)
-				second = newCrashRun(t)
+				second = newCrashRun(t, side)
 				second.feed(batches, pos2, -1)
 			} else {
 				second.feed(batches, pos, -1)

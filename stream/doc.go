@@ -20,7 +20,10 @@
 // Chains of elementwise operators (Map, Filter, KeyBy, MapValues) are fused: when such an
 // operator's only reader is another elementwise operator or an output, it builds no batch of
 // its own, and the chain runs as one pass over the last batch that is materialized, element by
-// element. An operator read by several readers is still computed once per element.
+// element. An operator read by several readers is still computed once per element. A custom
+// Operator (Apply) with several kinds of output emits all but one of them to side outputs
+// (NewSideOutput, as Flink's) rather than one mixed output that Filters split, which takes a
+// pass over every element for each kind.
 //
 // # Processing-time windows
 //

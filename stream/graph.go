@@ -374,6 +374,9 @@ func (o opState[In, Out]) retained(part int32) (int64, bool) { return o.op.Retai
 func (o opState[In, Out]) drop(part int32)                   { o.op.Drop(part) }
 func (o opState[In, Out]) stateSize() int                    { return o.op.StateSize() }
 
+// operator marks the state of an Operator added by Apply (NewSideOutput).
+func (opState[In, Out]) operator() {}
+
 func (o opState[In, Out]) reportState(st *OperatorState) {
 	if r, ok := o.op.(StateReporter); ok {
 		st.Reported = true
