@@ -93,21 +93,24 @@ func Track(s *stream.Stream[Event], opts ...TrackOption) (*Tracker, error) {
 	for _, f := range c.fences {
 		op.fences = append(op.fences, fence{name: f.Name, area: f.Area, box: f.Area.Bounds()})
 	}
-	mixed := stream.Apply(s, "cab-tracker", stream.Operator[Event, trackOut](op))
+	events := stream.Apply(s, "cab-tracker", stream.Operator[Event, trackOut](op))
+	op.alerts = stream.NewSideOutput[Alert](events, "cab-alerts")
+	op.dead = stream.NewSideOutput[stream.DeadLetter](events, "cab-tracker-dead-letters")
 	return &Tracker{
-		events: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert == nil && o.dead == nil }), func(o trackOut) Tracked { return o.Tracked }),
-		alerts: stream.Map(mixed.Filter(func(o trackOut) bool { return o.alert != nil }), func(o trackOut) Alert { return *o.alert }),
-		dead:   stream.Map(mixed.Filter(func(o trackOut) bool { return o.dead != nil }), func(o trackOut) stream.DeadLetter { return *o.dead }),
+		events: stream.Map(events, func(o trackOut) Tracked { return o.Tracked }),
+		alerts: op.alerts.Stream(),
+		dead:   op.dead.Stream(),
 		op:     op,
 	}, nil
 }
 
-// trackOut is the operator's output: an annotated event, an alert or a dead
-// letter.
+// trackOut is the operator's output, an annotated event; alerts and dead letters
+// go to side outputs. It stays a type of its own, named as when it also carried
+// those, because a stateful operator's checkpoint identity hashes its element
+// type's name (stream's "Restarts with another graph"): a new name would start
+// the tracker, and the windows that read it, cold after an upgrade.
 type trackOut struct {
 	Tracked
-	alert *Alert
-	dead  *stream.DeadLetter
 }
 
 type fence struct {

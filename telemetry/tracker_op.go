@@ -59,6 +59,9 @@ type tracker struct {
 	log      *slog.Logger
 	clock    stream.Clock
 	warn     *lograte.Limiter
+
+	alerts *stream.SideOutput[Alert]
+	dead   *stream.SideOutput[stream.DeadLetter]
 }
 
 // arrival is an event's time and position.
@@ -243,7 +246,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	emit := func(a Alert) {
 		a.CabID = e.CabID
 		a.ID = AlertID(e.CabID, a.Type, a.Details.Fence, a.Time)
-		out = append(out, stream.Elem[trackOut]{Value: trackOut{alert: &a}, Time: el.Time, Offset: el.Offset})
+		tr.alerts.Emit(stream.Elem[Alert]{Value: a, Time: el.Time, Offset: el.Offset})
 	}
 	here := Location{Lat: e.Lat, Lon: e.Lon}
 	if o.Jump {
@@ -355,7 +358,7 @@ func tripHash(e *Event) uint32 {
 func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
 	e := &el.Value
 	tr.limited.Add(1)
-	dl := &stream.DeadLetter{
+	dl := stream.DeadLetter{
 		Reason:    stream.ReasonKeyLimit,
 		Err:       "telemetry: cab tracker holds " + strconv.Itoa(tr.cabs) + " cabs (WithMaxCabs): event of a new cab not tracked",
 		Partition: pc.Partition,
@@ -376,7 +379,8 @@ func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], o
 		tr.log.Warn("telemetry: cab tracker at its key limit; events of new cabs go to the dead letters (reason key_limit) until cabs fall silent",
 			"max_cabs", tr.cfg.maxCabs, "partition", pc.Partition, "suppressed", suppressed)
 	}
-	return append(out, stream.Elem[trackOut]{Value: trackOut{dead: dl}, Time: el.Time, Offset: el.Offset})
+	tr.dead.Emit(stream.Elem[stream.DeadLetter]{Value: dl, Time: el.Time, Offset: el.Offset})
+	return out
 }
 
 // seed starts the state of a cab from its first event, which starts no
@@ -444,7 +448,7 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 	})
 	for i := range fired {
 		a := fired[i].alert
-		out = append(out, stream.Elem[trackOut]{Value: trackOut{alert: &a}, Time: a.Time.UnixNano() + silent, Offset: fired[i].off})
+		tr.alerts.Emit(stream.Elem[Alert]{Value: a, Time: a.Time.UnixNano() + silent, Offset: fired[i].off})
 	}
 	clear(fired)
 	tr.fired = fired[:0]
