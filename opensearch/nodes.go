@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -23,8 +24,10 @@ import (
 // finds it answering, so a node that takes connections and never answers costs one request
 // timeout, not one per request of the call: with several addresses, such a node failed
 // EnsureTemplates after a timeout (a minute by default) though the others answered. Bulk
-// requests are not sent so: the sink retries them under its policy.
-func (c *Client) doOnAnyNode(ctx context.Context, method, path, query string, body []byte) (r response, err error) {
+// requests are not sent so: the sink retries them under its policy. Passing over a node is
+// logged at Warn to logger, the one of whoever asked: the Client's for templates, the sink's
+// (WithLogger) for its creations ahead.
+func (c *Client) doOnAnyNode(ctx context.Context, logger *slog.Logger, method, path, query string, body []byte) (r response, err error) {
 	var unanswered noAnswers // each node's, while none answered
 	for i := range len(c.urls) {
 		r, err = c.do(ctx, method, path, query, body, nil, maxSmallBody)
@@ -40,9 +43,10 @@ func (c *Client) doOnAnyNode(ctx context.Context, method, path, query string, bo
 			break
 		}
 		if err != nil {
-			c.logger.Warn("opensearch: no answer from a node; trying the next address", "request", method+" "+path, "error", err)
+			logger.Warn("opensearch: no answer from a node; trying the next address", "request", method+" "+path,
+				"url", c.requestURL(r.node, path), "err", err)
 		} else {
-			c.logger.Warn("opensearch: a node cannot serve the request now; trying the next address", "request", method+" "+path,
+			logger.Warn("opensearch: a node cannot serve the request now; trying the next address", "request", method+" "+path,
 				"url", c.requestURL(r.node, path), "status", r.status, "body", string(r.body[:min(len(r.body), httpErrorQuote)]))
 		}
 	}
