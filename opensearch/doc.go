@@ -76,9 +76,11 @@
 // allowed too, and waits for no backoff; a response that also turned other items away for
 // now (429) is an attempt as before, and the raced documents go with their retry. With
 // several Config.Addresses, a request answered 502, 503 or 504 (a node cut off from its
-// cluster answers 503 no cluster-manager; a proxy with nothing behind it, 502) goes at once
-// to the next address, once to each within an attempt, and waits for no backoff: the
-// transport passes over a node that gives no answer, but not one that answers. Retried
+// cluster answers 503 no cluster-manager; a proxy with nothing behind it, 502), or that could
+// not connect to its node (connection refused: a node that is down; a name that does not
+// resolve), goes at once to the next address, once to each within an attempt, and waits for
+// no backoff: it reached no node that could serve it. (A 429 waits: it is backpressure. A
+// request that timed out waits too: its node may still run it.) Retried
 // requests and items wait with exponential backoff and jitter under a stream.RetryPolicy,
 // the same type as the pipeline's: DefaultRetry (100ms to 10s, 10 attempts of the same
 // documents) or WithRetry's. When MaxAttempts is reached,

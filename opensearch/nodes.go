@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 )
 
@@ -75,4 +76,12 @@ func (e noAnswers) Unwrap() []error { return e }
 func noAnswer(err error) bool {
 	var te *TransportError
 	return errors.As(err, &te) && !errors.Is(err, ErrNotOpenSearch) && !errors.Is(err, ErrCertificate)
+}
+
+// unreachable reports whether err is a request's that could not connect to its node
+// (connection refused: a node that is down; a name that does not resolve): nothing was sent,
+// so the request may go to another node at once.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

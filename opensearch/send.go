@@ -101,7 +101,8 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	var retryItems []item
 	// free counts the requests that were no attempt of the retry policy: those that only
 	// sent again documents that lost a mapping race, each at most once, and those sent at
-	// once to the next address after a node's 502, 503 or 504 (passed, per attempt).
+	// once to the next address after a node's 502, 503 or 504 or a connection it refused
+	// (passed, per attempt).
 	free, passed := 0, 0
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -176,10 +177,11 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 					"failing_for", now.Sub(since).Round(time.Millisecond), "attempt", attempt, "docs", len(pending),
 					"err", lastErr, "not_logged_since_last", n)
 			}
-			if nodeAway(status) && passed < len(s.c.urls)-1 {
+			if (nodeAway(status) || unreachable(err)) && passed < len(s.c.urls)-1 {
 				// A node cut off from its cluster (503 no cluster-manager) or a proxy
-				// with nothing behind it answers so, and the transport passes over only
-				// a node that gives no answer: the next address may take it now.
+				// with nothing behind it answers so, and a node that is down refuses
+				// the connection: the request reached no node that could serve it,
+				// and the next address may take it now.
 				passed++
 				free++
 				continue
