@@ -104,6 +104,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	// once to the next address after a node's 502, 503 or 504 or a connection it refused
 	// (passed, per attempt).
 	free, passed := 0, 0
+	// What each node did since the last bulk response that could be read, so that the error
+	// of an outage names every node that failed the request, not only the last one.
+	var failed nodeFailures
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
@@ -118,6 +121,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			return rejected, s.notOpenSearch(&r, err, &failing)
 		case err != nil:
 			lastErr = err
+			failed.add(s.c, res, "POST", "/_bulk", err)
 		case status != 200:
 			e := s.c.httpError("bulk", "POST", "/_bulk", res)
 			foreign, refusal := foreignRefusal(status, out), requestRefusal(status, out)
@@ -126,8 +130,10 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				r.Blocked = len(pending)
 				s.logBlocked(pending[0].index, e.Body)
 				lastErr = e
+				failed.add(s.c, res, "POST", "/_bulk", nil)
 			case e.Temporary():
 				lastErr = e
+				failed.add(s.c, res, "POST", "/_bulk", nil)
 			case foreign != "":
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res,
 					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)), &failing)
@@ -210,10 +216,13 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				// failed request, saying what came; IDs make the retry safe.
 				perr = s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr)
 				lastErr = perr
+				failed.add(s.c, res, "POST", "/_bulk", perr)
 				r.Err = perr
 				s.report(&r, true, &failing)
 			} else {
 				s.report(&r, false, &failing)
+				failed = nodeFailures{}
+				s.c.failures.forget(s.c.nodeOf(res.node))
 				if len(retryItems) == 0 {
 					return rejected, nil
 				}
@@ -231,6 +240,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			}
 		}
 		if s.cfg.retry.MaxAttempts > 0 && attempt-free >= s.cfg.retry.MaxAttempts {
+			if e := failed.err(s.c, "POST /_bulk"); e != nil {
+				lastErr = e
+			}
 			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt-free, lastErr)
 		}
 		t := time.NewTimer(backoff.Delay(s.cfg.retry.Initial, s.cfg.retry.Max, attempt-free))
