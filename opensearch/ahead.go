@@ -165,7 +165,7 @@ func (a *ahead) create(index string) bool {
 		return true
 	}
 	path := "/" + url.PathEscape(index)
-	r, err := a.c.doOnAnyNode(a.ctx, "PUT", path, "", nil)
+	r, err := a.c.doOnAnyNode(a.ctx, a.logger, "PUT", path, "", nil)
 	if err == nil && r.status == 200 {
 		a.logger.Info("opensearch: index created ahead of its day", "index", index)
 		return true
@@ -206,7 +206,7 @@ func (a *ahead) autoCreateSetting() (setting string, ok bool) {
 		return a.setting, a.setOK
 	}
 	a.setting, a.setOK = "", false
-	r, err := a.c.doOnAnyNode(a.ctx, "GET", "/_cluster/settings", "include_defaults=true&filter_path=*.action.auto_create_index", nil)
+	r, err := a.c.doOnAnyNode(a.ctx, a.logger, "GET", "/_cluster/settings", "include_defaults=true&filter_path=*.action.auto_create_index", nil)
 	if a.ctx.Err() != nil {
 		return "", false // closed: not kept
 	}

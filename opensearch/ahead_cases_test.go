@@ -297,3 +297,71 @@ func (n *node) createAheadWith(t *testing.T, addr string, addrFirst bool, timeou
 	require.ErrorContains(t, err, "404", "the setting was read, and forbids it: %s", logs.String())
 	require.Contains(t, logs.String(), "not created ahead: action.auto_create_index", "said at Info")
 }
+
+// TestIndexAheadPassOverLogsToSinkLogger: when the creation ahead passes over a node (one that
+// never answers, one answering 503), the Warn goes to the sink's logger (WithLogger), as every
+// other line of the sink and of its creations ahead does, with the keys of the package's other
+// lines (url, err, status). Before, it went to the Client's logger (Config.Logger: here
+// another one; by default one that discards), and named the error "error".
+func TestIndexAheadPassOverLogsToSinkLogger(t *testing.T) {
+	n := newNode(t)
+	const timeout = time.Second
+	tomorrow := day.AddDate(0, 0, 1).Format("2006.01.02")
+	for _, bad := range []string{"silent", "answering 503"} {
+		t.Run(bad, func(t *testing.T) {
+			for try := 0; ; try++ {
+				require.Less(t, try, 20, "the bad node never got a request")
+				var addr string
+				if bad == "silent" {
+					silent, _ := testenv.SilentListener(t)
+					addr = "http://" + silent
+				} else {
+					addr, _ = unavailableNode(t)
+				}
+				addrs := []string{addr, n.url}
+				if try%2 == 1 {
+					slices.Reverse(addrs)
+				}
+				clientLogs, sinkLogs := &logRecords{}, &logRecords{}
+				c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout, Logger: slog.New(clientLogs)})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = c.Close() })
+				prefix := n.newPrefix(t)
+				s, err := opensearch.NewSink(c, statsMapping(prefix), opensearch.WithIndexAhead(time.Hour), opensearch.WithLogger(slog.New(sinkLogs)))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = s.Close(context.Background()) })
+				require.True(t, opensearch.CreateAhead(s, prefix+"-"+tomorrow))
+
+				passes := func(h *logRecords) []map[string]slog.Value {
+					h.mu.Lock()
+					defer h.mu.Unlock()
+					var out []map[string]slog.Value
+					for _, r := range h.recs {
+						if strings.HasSuffix(r.Message, "trying the next address") {
+							require.Equal(t, slog.LevelWarn, r.Level)
+							attrs := map[string]slog.Value{}
+							r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value; return true })
+							out = append(out, attrs)
+						}
+					}
+					return out
+				}
+				require.Empty(t, passes(clientLogs), "nothing of the sink's on the Client's logger")
+				got := passes(sinkLogs)
+				if len(got) == 0 {
+					continue // the real node answered first: the bad node got nothing
+				}
+				for _, attrs := range got {
+					require.True(t, strings.HasPrefix(attrs["url"].String(), addr+"/"), "the bad node's URL: %v", attrs)
+					require.NotContains(t, attrs, "error")
+					if bad == "silent" {
+						require.Contains(t, attrs["err"].String(), "context deadline exceeded", "%v", attrs)
+					} else {
+						require.Equal(t, int64(503), attrs["status"].Int64(), "%v", attrs)
+					}
+				}
+				return
+			}
+		})
+	}
+}

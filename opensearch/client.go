@@ -132,6 +132,8 @@ type Client struct {
 	secrets [][]byte
 	// aheadSlots bounds the creations ahead (WithIndexAhead) of the Client's sinks.
 	aheadSlots chan struct{}
+	// failures are the last failure of each node that failed a request since it last served one.
+	failures nodeMemory
 }
 
 // NewClient validates cfg and builds a client. It does not contact the cluster. An invalid

@@ -76,13 +76,18 @@
 // allowed too, and waits for no backoff; a response that also turned other items away for
 // now (429) is an attempt as before, and the raced documents go with their retry. With
 // several Config.Addresses, a request answered 502, 503 or 504 (a node cut off from its
-// cluster answers 503 no cluster-manager; a proxy with nothing behind it, 502) goes at once
-// to the next address, once to each within an attempt, and waits for no backoff: the
-// transport passes over a node that gives no answer, but not one that answers. Retried
+// cluster answers 503 no cluster-manager; a proxy with nothing behind it, 502), or that could
+// not connect to its node (connection refused: a node that is down; a name that does not
+// resolve), goes at once to the next address, once to each within an attempt, and waits for
+// no backoff: it reached no node that could serve it. (A 429 waits: it is backpressure. A
+// request that timed out waits too: its node may still run it.) Retried
 // requests and items wait with exponential backoff and jitter under a stream.RetryPolicy,
 // the same type as the pipeline's: DefaultRetry (100ms to 10s, 10 attempts of the same
 // documents) or WithRetry's. When MaxAttempts is reached,
-// Write fails with a retryable error and the pipeline's retry policy takes over: it writes
+// Write fails with a retryable error (where the request failed whole and there are several
+// addresses, one that names every node and what it last did: a timeout, a refused
+// connection, a status, or that it was not tried) and the pipeline's retry policy takes
+// over: it writes
 // the batch again (IDs make that safe) or, when ctx ends, stops without acknowledging it, so
 // an outage is bounded by the policies given, never by an inner infinite loop. MaxAttempts 0
 // retries within Write until ctx ends; Write then returns ctx.Err(), unwrapped.
@@ -245,7 +250,9 @@
 // from its cluster answers 503), goes to the client's next address, at most once to each:
 // with several, a node that takes connections and never answers costs one request timeout
 // (Config.RequestTimeout), and the transport passes it over for the rest of the call. An
-// error names the URL (where no address answered, each node's and what it did), and wraps
+// error names the URL (where no address served the request, every node's and what it did:
+// a timeout, a refused connection, a status, or its last failure where the transport passed
+// it over), and wraps
 // ErrNotOpenSearch when what answered is not OpenSearch (a 404, a web page, a 200 that is
 // not an acknowledgement); a template OpenSearch refuses (a WithRefreshInterval it cannot
 // parse) is an *HTTPError with its reason.

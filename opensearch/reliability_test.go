@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -376,15 +378,86 @@ func TestSinkPassesOverUnavailableNode(t *testing.T) {
 	t.Run("every node unavailable", func(t *testing.T) {
 		u1, got1 := unavailableNode(t)
 		u2, got2 := unavailableNode(t)
-		c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{u1, u2}})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = c.Close() })
-		s, err := opensearch.NewSink(c, statsMapping("cab-stats-x"),
-			opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
-		require.NoError(t, err)
-		err = s.Write(t.Context(), stats(0, 10))
+		_, err := writeTwice(t, time.Minute, u1, u2)
 		require.ErrorContains(t, err, "giving up after 2 attempts")
 		require.ErrorContains(t, err, "503")
 		require.Len(t, append(got1(), got2()...), 4, "2 attempts, each to both addresses")
 	})
+}
+
+// TestSinkPassesOverDownNode, on the real node and a closed port (a node that is down: the
+// connection is refused): a bulk request that port refuses goes at once to the next address,
+// as one answered 503 does, without the retry policy's backoff. Before, it waited a backoff
+// (100 ms to 10 s) before its retry went to the other node; with a backoff of an hour here,
+// the Write waited until its ctx ended. opensearch-go shuffles the addresses, so each try
+// takes a fresh client, with the closed port first and last in Config, until the port got a
+// bulk request. Where every address refuses, each attempt tries each address once, then
+// waits as before.
+func TestSinkPassesOverDownNode(t *testing.T) {
+	n := newNode(t)
+	t.Run("one node down", func(t *testing.T) {
+		for try := 0; ; try++ {
+			require.Less(t, try, 20, "the closed port never got a bulk request")
+			prefix := n.newPrefix(t)
+			down := closedPort(t)
+			var (
+				mu    sync.Mutex
+				fails []error
+			)
+			s, err := opensearch.NewSink(n.clientWith(t, down, try%2 == 0, time.Minute), statsMapping(prefix),
+				opensearch.WithConcurrency(1), opensearch.WithFlushBytes(1000),
+				opensearch.WithRetry(stream.RetryPolicy{Initial: time.Hour, Max: time.Hour, MaxAttempts: 2}),
+				opensearch.WithBulkHook(func(r opensearch.BulkResult) {
+					if r.Err != nil {
+						mu.Lock()
+						fails = append(fails, r.Err)
+						mu.Unlock()
+					}
+				}))
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // the backoff would be an hour
+			require.NoError(t, s.Write(ctx, stats(0, 100)), "no backoff waited")
+			cancel()
+			require.Equal(t, 100, n.count(t, prefix+"-*"))
+			require.NoError(t, s.Close(t.Context()))
+			if len(fails) > 0 {
+				for _, err := range fails {
+					require.ErrorIs(t, err, syscall.ECONNREFUSED)
+					require.ErrorContains(t, err, down+"/_bulk", "names the node")
+				}
+				require.Equal(t, int64(len(fails)), s.Stats().RequestRetries, "each sent again once")
+				return
+			}
+		}
+	})
+	t.Run("every node down", func(t *testing.T) {
+		s, err := writeTwice(t, time.Minute, closedPort(t), closedPort(t))
+		require.ErrorContains(t, err, "giving up after 2 attempts")
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		require.Equal(t, int64(4), s.Stats().Requests, "2 attempts, each to both addresses")
+	})
+}
+
+// closedPort returns the URL of a loopback port that nothing listens on: a node that is
+// down refuses the connection.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return "http://" + addr
+}
+
+// writeTwice writes 10 documents with a sink of a new client of addrs (request timeout
+// timeout) that makes at most 2 attempts, 1 ms apart, and returns the sink and the error.
+func writeTwice(t *testing.T, timeout time.Duration, addrs ...string) (*opensearch.Sink[cabStats], error) {
+	t.Helper()
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: addrs, RequestTimeout: timeout})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := opensearch.NewSink(c, statsMapping("cab-stats-x"),
+		opensearch.WithRetry(stream.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, MaxAttempts: 2}))
+	require.NoError(t, err)
+	return s, s.Write(t.Context(), stats(0, 10))
 }

@@ -378,12 +378,16 @@ type HTTPError struct {
 	Location string
 }
 
-func (e *HTTPError) Error() string {
+func (e *HTTPError) Error() string { return "opensearch: " + e.Op + ": " + e.describe() }
+
+// describe is the message of e without what the request was for: its method and URL, the
+// status, the start of the body and what to do about it.
+func (e *HTTPError) describe() string {
 	quote := e.Body
 	if len(quote) > httpErrorQuote {
 		quote = strings.ToValidUTF8(quote[:httpErrorQuote], "") + "..."
 	}
-	msg := fmt.Sprintf("opensearch: %s: %s %s: status %d %s: body %q", e.Op, e.Method, e.URL, e.Status, http.StatusText(e.Status), quote)
+	msg := fmt.Sprintf("%s %s: status %d %s: body %q", e.Method, e.URL, e.Status, http.StatusText(e.Status), quote)
 	switch {
 	case e.Location != "":
 		msg += " (redirected to " + e.Location + ", which the client does not follow: use that address)"

@@ -101,8 +101,12 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	var retryItems []item
 	// free counts the requests that were no attempt of the retry policy: those that only
 	// sent again documents that lost a mapping race, each at most once, and those sent at
-	// once to the next address after a node's 502, 503 or 504 (passed, per attempt).
+	// once to the next address after a node's 502, 503 or 504 or a connection it refused
+	// (passed, per attempt).
 	free, passed := 0, 0
+	// What each node did since the last bulk response that could be read, so that the error
+	// of an outage names every node that failed the request, not only the last one.
+	var failed nodeFailures
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
@@ -117,6 +121,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			return rejected, s.notOpenSearch(&r, err, &failing)
 		case err != nil:
 			lastErr = err
+			failed.add(s.c, res, "POST", "/_bulk", err)
 		case status != 200:
 			e := s.c.httpError("bulk", "POST", "/_bulk", res)
 			foreign, refusal := foreignRefusal(status, out), requestRefusal(status, out)
@@ -125,8 +130,10 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				r.Blocked = len(pending)
 				s.logBlocked(pending[0].index, e.Body)
 				lastErr = e
+				failed.add(s.c, res, "POST", "/_bulk", nil)
 			case e.Temporary():
 				lastErr = e
+				failed.add(s.c, res, "POST", "/_bulk", nil)
 			case foreign != "":
 				return rejected, s.notOpenSearch(&r, s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res,
 					fmt.Errorf("%w: %s", ErrNotOpenSearch, foreign)), &failing)
@@ -176,10 +183,11 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 					"failing_for", now.Sub(since).Round(time.Millisecond), "attempt", attempt, "docs", len(pending),
 					"err", lastErr, "not_logged_since_last", n)
 			}
-			if nodeAway(status) && passed < len(s.c.urls)-1 {
+			if (nodeAway(status) || unreachable(err)) && passed < len(s.c.urls)-1 {
 				// A node cut off from its cluster (503 no cluster-manager) or a proxy
-				// with nothing behind it answers so, and the transport passes over only
-				// a node that gives no answer: the next address may take it now.
+				// with nothing behind it answers so, and a node that is down refuses
+				// the connection: the request reached no node that could serve it,
+				// and the next address may take it now.
 				passed++
 				free++
 				continue
@@ -208,10 +216,13 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 				// failed request, saying what came; IDs make the retry safe.
 				perr = s.c.unusable("POST "+s.c.requestURL(res.node, "/_bulk"), res, perr)
 				lastErr = perr
+				failed.add(s.c, res, "POST", "/_bulk", perr)
 				r.Err = perr
 				s.report(&r, true, &failing)
 			} else {
 				s.report(&r, false, &failing)
+				failed = nodeFailures{}
+				s.c.failures.forget(s.c.nodeOf(res.node))
 				if len(retryItems) == 0 {
 					return rejected, nil
 				}
@@ -229,6 +240,9 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 			}
 		}
 		if s.cfg.retry.MaxAttempts > 0 && attempt-free >= s.cfg.retry.MaxAttempts {
+			if e := failed.err(s.c, "POST /_bulk"); e != nil {
+				lastErr = e
+			}
 			return rejected, fmt.Errorf("opensearch: bulk: giving up after %d attempts: %w", attempt-free, lastErr)
 		}
 		t := time.NewTimer(backoff.Delay(s.cfg.retry.Initial, s.cfg.retry.Max, attempt-free))

@@ -172,7 +172,8 @@ func WithBulkHook(f func(BulkResult)) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) { c.hook = f })
 }
 
-// WithLogger sets the sink's logger (default: the client's).
+// WithLogger sets the logger of the sink and of its creations ahead (WithIndexAhead), the
+// client's by default.
 func WithLogger(l *slog.Logger) SinkOption {
 	return sinkOptionFunc(func(c *sinkConfig) {
 		if l != nil {

@@ -280,7 +280,7 @@ func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
 				continue
 			}
 		}
-		r, err := c.doOnAnyNode(ctx, "PUT", path, "", t.Body)
+		r, err := c.doOnAnyNode(ctx, c.logger, "PUT", path, "", t.Body)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -299,7 +299,7 @@ func (c *Client) PutTemplates(ctx context.Context, ts ...Template) error {
 // when there is none, it has no version, or it cannot be read (PUT then decides: a user
 // allowed to put templates but not to read them still installs them).
 func (c *Client) templateVersion(ctx context.Context, path, name string) (v int64, ok bool) {
-	r, err := c.doOnAnyNode(ctx, "GET", path, "", nil)
+	r, err := c.doOnAnyNode(ctx, c.logger, "GET", path, "", nil)
 	if err != nil || r.status != 200 {
 		return 0, false
 	}
