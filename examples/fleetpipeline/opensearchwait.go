@@ -34,9 +34,10 @@ func (c *config) ensureTemplates(ctx context.Context, client *opensearch.Client,
 		return fmt.Errorf("index templates: %w", err)
 	case errors.Is(context.Cause(bounded), errNoAnswerOpenSearch):
 		return c.noAnswerOpenSearch(urls, fmt.Sprintf("within %v (-opensearch-timeout)", c.osTimeout))
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, new(*opensearch.HTTPError)):
 		// A request's own timeout (opensearch.Config.RequestTimeout, a minute) before the
-		// bound: an -opensearch-timeout longer than two of them.
+		// bound: an -opensearch-timeout longer than two of them. Not where another address
+		// answered, with an error status: the error names each address and what it did.
 		return c.noAnswerOpenSearch(urls, fmt.Sprintf("to a request within %v", time.Since(start).Round(time.Second)))
 	}
 	return fmt.Errorf("index templates: %w", err)

@@ -7,6 +7,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"testing"
 	"time"
@@ -79,4 +81,27 @@ func TestTemplatesStopAtOnce(t *testing.T) {
 	err := c.ensureTemplates(ctx, cl, urls)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Less(t, time.Since(stopped), 10*time.Second, "ended at the stop, not after -opensearch-timeout")
+}
+
+// TestTemplatesErrorNamesAnAnsweringNode: of two addresses, one silent and one answering 503
+// (a node cut off from its cluster), the start's error is not "no answer from OpenSearch"
+// but names both and the 503 (it said "no answer" once the opensearch package named every
+// address, its error then wrapping the silent node's timeout too).
+func TestTemplatesErrorNamesAnAnsweringNode(t *testing.T) {
+	silent, _ := testenv.SilentListener(t)
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(unavailable.Close)
+	urls := []string{"http://" + silent, unavailable.URL}
+	cl, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: urls, RequestTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.Close() })
+	c := testConfig(t, "-opensearch-timeout", "1h")
+	err = c.ensureTemplates(t.Context(), cl, urls)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "no answer from OpenSearch")
+	require.ErrorContains(t, err, "503")
+	require.ErrorContains(t, err, silent)
+	require.ErrorContains(t, err, unavailable.URL[len("http://"):])
 }
