@@ -50,13 +50,15 @@ type feeder struct {
 	gap    time.Duration
 	off    int64
 	result int
+	// run is how many records in a row carry the same key (1 unless set).
+	run int
 }
 
 func newFeeder(tb testing.TB, asg window.Assigner, keys, batch int, gap time.Duration) *feeder {
 	clk := streamtest.NewClock(streamtest.Epoch)
 	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithIdleTimeout(0), stream.WithBuffer(2*batch, 0))
 	require.NoError(tb, err)
-	f := &feeder{p: p, src: &pushSource[cab]{}, clk: clk, ids: cabIDs(keys), recs: make([]stream.Record[cab], batch), ev: t0, gap: gap}
+	f := &feeder{p: p, src: &pushSource[cab]{}, clk: clk, ids: cabIDs(keys), recs: make([]stream.Record[cab], batch), ev: t0, gap: gap, run: 1}
 	s := stream.From[cab](p, f.src)
 	w, err := window.Aggregate(s, cabID, cabSpeed, asg, window.Stats[float64]())
 	require.NoError(tb, err)
@@ -70,7 +72,7 @@ func newFeeder(tb testing.TB, asg window.Assigner, keys, batch int, gap time.Dur
 func (f *feeder) step(tb testing.TB) {
 	for i := range f.recs {
 		r := &f.recs[i]
-		r.Value = cab{ID: f.ids[int(f.off)%len(f.ids)], Speed: float64(f.off % 97)}
+		r.Value = cab{ID: f.ids[int(f.off)/f.run%len(f.ids)], Speed: float64(f.off % 97)}
 		r.EventTime = f.ev
 		r.Offset = f.off
 		f.ev = f.ev.Add(f.gap)
@@ -89,10 +91,16 @@ func (f *feeder) step(tb testing.TB) {
 
 // benchWindows measures the whole pipeline per record: source input, partitioning, the
 // window operator and the split into results and late records.
-func benchWindows(b *testing.B, asg window.Assigner) {
+func benchWindows(b *testing.B, asg window.Assigner) { benchWindowsRuns(b, asg, 1) }
+
+// benchWindowsRuns is benchWindows with each key's records in runs of run in a row, as a
+// partition's records of one zone (or of one cab sending a burst) often come: 10,000 keys,
+// each with run records every run batches.
+func benchWindowsRuns(b *testing.B, asg window.Assigner, run int) {
 	const keys, batch = 10_000, 10_000
 	// 10,000 records per second of event time: one record per key per batch.
 	f := newFeeder(b, asg, keys, batch, 100*time.Microsecond)
+	f.run = run
 	for range 700 { // past the first windows' close, into steady state
 		f.step(b)
 	}
@@ -102,17 +110,31 @@ func benchWindows(b *testing.B, asg window.Assigner) {
 	b.ReportAllocs()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	cpu0, cpuOK := cpuTime()
 	n := 0
 	for b.Loop() {
 		f.step(b)
 		n++
 	}
+	cpu1, _ := cpuTime()
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*batch), "ns/record")
+	if cpuOK {
+		// the process's CPU time (the pipeline's and the collector's): on a shared machine
+		// it varies far less than elapsed time
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(n*batch), "cpu-ns/record")
+	}
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(n*batch), "allocs/record")
 }
 
 func BenchmarkTumbling(b *testing.B) { benchWindows(b, window.Tumbling(time.Minute)) }
+
+// BenchmarkTumblingRuns is BenchmarkTumbling with each key's records in runs of 4.
+func BenchmarkTumblingRuns(b *testing.B) { benchWindowsRuns(b, window.Tumbling(time.Minute), 4) }
+
+// BenchmarkTumblingShort is BenchmarkTumbling with windows of one batch: every key's window
+// closes each batch, so a record costs a result as well (the emission path).
+func BenchmarkTumblingShort(b *testing.B) { benchWindows(b, window.Tumbling(time.Second)) }
 
 func BenchmarkSliding(b *testing.B) { benchWindows(b, window.Sliding(10*time.Minute, 10*time.Second)) }
 
@@ -125,7 +147,7 @@ func BenchmarkPipelineBaseline(b *testing.B) {
 	clk := streamtest.NewClock(streamtest.Epoch)
 	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithIdleTimeout(0), stream.WithBuffer(2*batch, 0))
 	require.NoError(b, err)
-	f := &feeder{p: p, src: &pushSource[cab]{}, clk: clk, ids: cabIDs(batch), recs: make([]stream.Record[cab], batch), ev: t0, gap: 100 * time.Microsecond}
+	f := &feeder{p: p, src: &pushSource[cab]{}, clk: clk, ids: cabIDs(batch), recs: make([]stream.Record[cab], batch), ev: t0, gap: 100 * time.Microsecond, run: 1}
 	s := stream.From[cab](p, f.src)
 	stream.ForEachBatch(s.Filter(func(cab) bool { return false }), func(context.Context, stream.BatchInfo, []cab) error { return nil })
 	for range 10 {

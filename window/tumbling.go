@@ -151,8 +151,10 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 		}
 		rose(&w.partClock, pc, in)
 		at := w.closeAt(shut)
+		sp := spanOf(b.start, b.start+size)
+		o = slices.Grow(o, len(b.keys))
 		for j, k := range b.keys {
-			o = op.appendResult(o, w.part, k, b.vals[j], b.start, b.start+size, true, at)
+			o = op.appendSpan(o, w.part, k, b.vals[j], &sp, true, at)
 		}
 		w.recycle(b)
 		n++
@@ -164,8 +166,10 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	if every {
 		for _, b := range w.open {
 			slices.Sort(b.changed)
+			sp := spanOf(b.start, b.start+size)
+			o = slices.Grow(o, len(b.changed))
 			for _, j := range b.changed {
-				o = op.appendResult(o, w.part, b.keys[j], b.vals[j], b.start, b.start+size, false, b.minOff)
+				o = op.appendSpan(o, w.part, b.keys[j], b.vals[j], &sp, false, b.minOff)
 			}
 			b.changed = b.changed[:0]
 		}

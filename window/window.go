@@ -1,5 +1,6 @@
 // Aggregate and its output: Result, Late, Windowed, the window operator that runs an engine
-// per partition, and the key limit. Each partition's event-time clock is in clock.go.
+// per partition, and the key limit. Each partition's event-time clock is in clock.go, the
+// elements of results and late records in results.go.
 
 package window
 
@@ -453,48 +454,5 @@ func (op *operator[T, K, V, A, R]) admit(pc *stream.PartitionContext) bool {
 	op.held++
 	return true
 }
-
-func (op *operator[T, K, V, A, R]) appendRefused(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
-	op.limitN.Add(1)
-	o = op.appendLate(o, e, part, start, end)
-	op.lateN.Add(-1)
-	op.late[len(op.late)-1].Value.Reason = stream.ReasonKeyLimit
-	return o
-}
-
-func (op *operator[T, K, V, A, R]) appendLate(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
-	op.lateN.Add(1)
-	op.late = append(op.late, stream.Elem[Late[T]]{
-		Value: Late[T]{
-			Value:     e.Value,
-			EventTime: e.EventTime(),
-			Partition: part,
-			Offset:    e.Offset,
-			Start:     utc(start),
-			End:       utc(end),
-			Reason:    stream.ReasonLate,
-		},
-		Time:   e.Time,
-		Offset: e.Offset,
-	})
-	return o
-}
-
-func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, acc A, start, end int64, final bool, off int64) out[K, R] {
-	return append(o, stream.Elem[Result[K, R]]{
-		Value: Result[K, R]{
-			Key:       k,
-			Start:     utc(start),
-			End:       utc(end),
-			Value:     op.agg.Result(acc),
-			Final:     final,
-			Partition: part,
-		},
-		Time:   end - 1,
-		Offset: off,
-	})
-}
-
-func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
 var _ stream.Parameterized = (*operator[int, string, int, int, int])(nil)

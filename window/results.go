@@ -1,0 +1,70 @@
+// The operator's output as elements: results (appendResult, written in place per window by
+// appendSpan) and the late and refused records set aside for lateDrain.
+
+package window
+
+import (
+	"slices"
+	"time"
+
+	"github.com/fleetstream/fleetstream/stream"
+)
+
+func (op *operator[T, K, V, A, R]) appendRefused(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
+	op.limitN.Add(1)
+	o = op.appendLate(o, e, part, start, end)
+	op.lateN.Add(-1)
+	op.late[len(op.late)-1].Value.Reason = stream.ReasonKeyLimit
+	return o
+}
+
+func (op *operator[T, K, V, A, R]) appendLate(o out[K, R], e *stream.Elem[T], part int32, start, end int64) out[K, R] {
+	op.lateN.Add(1)
+	op.late = append(op.late, stream.Elem[Late[T]]{
+		Value: Late[T]{
+			Value:     e.Value,
+			EventTime: e.EventTime(),
+			Partition: part,
+			Offset:    e.Offset,
+			Start:     utc(start),
+			End:       utc(end),
+			Reason:    stream.ReasonLate,
+		},
+		Time:   e.Time,
+		Offset: e.Offset,
+	})
+	return o
+}
+
+func (op *operator[T, K, V, A, R]) appendResult(o out[K, R], part int32, k K, acc A, start, end int64, final bool, off int64) out[K, R] {
+	sp := spanOf(start, end)
+	return op.appendSpan(o, part, k, acc, &sp, final, off)
+}
+
+// span is what every result of one window carries of it, computed once per window rather
+// than once per key.
+type span struct {
+	start, end time.Time
+	last       int64 // the window's last instant: its results' event time
+}
+
+func spanOf(start, end int64) span { return span{utc(start), utc(end), end - 1} }
+
+// appendSpan is appendResult for a window's span: the result is written in place, once,
+// rather than built and then copied into o (a result of cab stats is about 300 bytes). It
+// sets every field: the slot past len(o) may hold an earlier batch's result.
+func (op *operator[T, K, V, A, R]) appendSpan(o out[K, R], part int32, k K, acc A, sp *span, final bool, off int64) out[K, R] {
+	if len(o) == cap(o) {
+		o = slices.Grow(o, 1)
+	}
+	o = o[:len(o)+1]
+	e := &o[len(o)-1]
+	r := &e.Value
+	r.Key, r.Start, r.End = k, sp.start, sp.end
+	r.Value = op.agg.Result(acc)
+	r.Final, r.Partition = final, part
+	e.Time, e.Offset = sp.last, off
+	return o
+}
+
+func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
