@@ -165,7 +165,7 @@ func TestCheckTopic(t *testing.T) {
 		"été/x":                  `character 1, 'é', is not allowed`,
 		"cab\xff":                `character 4, byte 0xff (not UTF-8), is not allowed`,
 		"cabs:1" + "\x00":        `character 5, ':', is not allowed`,
-		strings.Repeat("t", 250): `kafka: topic name "` + strings.Repeat("t", 250) + `": 250 characters, past Kafka's limit of 249`,
+		strings.Repeat("t", 250): `kafka: topic name "` + strings.Repeat("t", 64) + `"...: 250 characters, past Kafka's limit of 249`,
 		// A bad character is named first, whatever the length.
 		strings.Repeat("t", 300) + "!": `character 301, '!', is not allowed`,
 	} {
@@ -185,6 +185,36 @@ func TestCheckTopic(t *testing.T) {
 	cfg.Rebalance.InstanceID = strings.Repeat("p", 201)
 	_, err = kafka.NewSource(cfg, kafka.JSON[event]())
 	require.ErrorContains(t, err, "201 characters, past the limit of 200")
+}
+
+// TestCheckTopicLongName: a name past Kafka's limit is quoted by its first 64 bytes (never
+// half a character) with its length, so that a mistaken 10,000-character flag value makes an
+// error line of a hundred-odd bytes, not of 10 KB; the constructors say the same. The whole
+// name was quoted.
+func TestCheckTopicLongName(t *testing.T) {
+	long := strings.Repeat("t", 10_000)
+	for name, tc := range map[string]struct {
+		name, want string
+	}{
+		"too long": {long, `kafka: topic name "` + strings.Repeat("t", 64) + `"...: 10000 characters, past Kafka's limit of 249`},
+		"too long, a bad character last": {long + "!",
+			`kafka: topic name "` + strings.Repeat("t", 64) + `"... (10001 characters): character 10001, '!', is not allowed`},
+		// 'é' is two bytes: 64 bytes would cut the 32nd in two.
+		"multi-byte": {"x" + strings.Repeat("é", 5_000),
+			`kafka: topic name "x` + strings.Repeat("é", 31) + `"... (5001 characters): character 2, 'é', is not allowed`},
+		"not UTF-8":           {strings.Repeat("\xff", 300), `kafka: topic name "` + strings.Repeat(`\xff`, 64) + `"... (300 characters): character 1, byte 0xff (not UTF-8)`},
+		"at the limit, whole": {strings.Repeat("t", 248) + "/", `kafka: topic name "` + strings.Repeat("t", 248) + `/": character 249, '/'`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := kafka.CheckTopic(tc.name)
+			require.ErrorContains(t, err, tc.want)
+			require.Less(t, len(err.Error()), 600, "the error quotes the whole name")
+			_, perr := kafka.NewProducer(kafka.Config{Brokers: validConfig().Brokers}, tc.name, kafka.JSONValue[event](nil))
+			require.ErrorIs(t, perr, kafka.ErrInvalidOption)
+			require.ErrorContains(t, perr, "topic: "+strings.TrimPrefix(err.Error(), "kafka: "), "NewProducer says what CheckTopic says")
+			require.Less(t, len(perr.Error()), 700)
+		})
+	}
 }
 
 // TestBoundedAndCaughtUpRefused: WithBounded ends a Source's input alone at the end offsets

@@ -11,12 +11,17 @@ import (
 // maxTopicLen is the longest topic name Kafka accepts.
 const maxTopicLen = 249
 
+// quotedPrefix is how much of a name longer than Kafka's limit an error quotes: a mistaken
+// flag value of 10,000 characters must not make an error line of 10 KB.
+const quotedPrefix = 64
+
 // CheckTopic returns nil if name is a topic name Kafka accepts: 1 to 249 characters of
 // a-z, A-Z, 0-9, '.', '_' and '-', and not "." or "..". Otherwise its error says what is
 // wrong: the first character Kafka refuses and its position (from 1), the length past 249,
-// or the name "." or "..". A program can check its configuration with it before it
-// connects; the constructors (NewSource, NewProducer, NewExchange, NewTable, ...) refuse
-// such a name with ErrInvalidOption and the same words.
+// or the name "." or "..". It quotes a name longer than 249 characters by its first 64
+// and gives its length. A program can check its configuration with it before it connects;
+// the constructors (NewSource, NewProducer, NewExchange, NewTable, ...) refuse such a name
+// with ErrInvalidOption and the same words.
 func CheckTopic(name string) error {
 	if err := topicError(name); err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -45,7 +50,8 @@ func topicError(name string) error {
 		return err
 	}
 	if n := len(name); n > maxTopicLen {
-		return fmt.Errorf("topic name %q: %d characters, past Kafka's limit of %d", name, n, maxTopicLen)
+		// Every character is one byte here (badTopicChar passed).
+		return fmt.Errorf("topic name %s: %d characters, past Kafka's limit of %d", quoteName(name), n, maxTopicLen)
 	}
 	return nil
 }
@@ -66,7 +72,27 @@ func badTopicChar(what, s string) error {
 				char = fmt.Sprintf("byte %#x (not UTF-8)", s[i])
 			}
 		}
-		return fmt.Errorf("%s %q: character %d, %s, is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')", what, s, pos, char)
+		q := quoteName(s)
+		if len(s) > maxTopicLen {
+			q += fmt.Sprintf(" (%d characters)", utf8.RuneCountInString(s))
+		}
+		return fmt.Errorf("%s %s: character %d, %s, is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')", what, q, pos, char)
 	}
 	return nil
+}
+
+// quoteName quotes s for an error: whole when it is no longer than Kafka's limit, else its
+// first quotedPrefix bytes (not cutting a UTF-8 character in two) followed by "...".
+func quoteName(s string) string {
+	if len(s) <= maxTopicLen {
+		return fmt.Sprintf("%q", s)
+	}
+	cut := quotedPrefix
+	for range utf8.UTFMax - 1 {
+		if utf8.RuneStart(s[cut]) {
+			break
+		}
+		cut--
+	}
+	return fmt.Sprintf("%q...", s[:cut])
 }
