@@ -76,11 +76,9 @@ func (c *Config) validate(r role) error {
 				StrategyCooperativeSticky, StrategySticky, StrategyRange, StrategyRoundRobin)
 		}
 		rb := c.rebalance()
-		if id := rb.InstanceID; id != "" {
-			if err := badTopicChar("group instance id", id); err != nil {
+		if id := rb.InstanceID; id != "" { // "": a dynamic member
+			if err := instanceIDError(id); err != nil {
 				bad("Rebalance.InstanceID", "%v", err)
-			} else if len(id) > 200 {
-				bad("Rebalance.InstanceID", "%q: %d characters, past the limit of 200", id, len(id))
 			}
 		}
 		if v, err := sarama.ParseKafkaVersion(c.Version); rb.InstanceID != "" && c.Version != "" && err == nil && !v.IsAtLeast(sarama.V2_3_0_0) {

@@ -1,14 +1,15 @@
-// The names Kafka accepts for topics: CheckTopic, and the check every constructor makes.
+// The names Kafka accepts for topics and group instance ids: CheckTopic, CheckInstanceID,
+// and the checks every constructor makes.
 
 package kafka
 
 import (
-	"errors"
 	"fmt"
 	"unicode/utf8"
 )
 
-// maxTopicLen is the longest topic name Kafka accepts.
+// maxTopicLen is the longest topic name Kafka accepts, and the longest group instance id
+// (group.instance.id: Kafka holds it to a topic name's rules).
 const maxTopicLen = 249
 
 // quotedPrefix is how much of a name longer than Kafka's limit an error quotes: a mistaken
@@ -29,6 +30,21 @@ func CheckTopic(name string) error {
 	return nil
 }
 
+// CheckInstanceID returns nil if id is a group instance id (Config.Rebalance.InstanceID,
+// Kafka's group.instance.id) that Kafka accepts: as a topic name, 1 to 249 characters of
+// a-z, A-Z, 0-9, '.', '_' and '-', and not "." or "..". Otherwise its error says what is
+// wrong in CheckTopic's words. A program can check an id it is given (a flag, a pod's name)
+// before it connects; NewSource and NewExchange refuse such an id with ErrInvalidOption and
+// the same words. An empty Config.Rebalance.InstanceID means a dynamic member and is not
+// checked; CheckInstanceID("") is an error, as Kafka refuses an empty id. An Exchange joins
+// with the id and its own name after it (id.name), which must be an id Kafka accepts too.
+func CheckInstanceID(id string) error {
+	if err := instanceIDError(id); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
 // topicName returns an error wrapping ErrInvalidOption, for setting, if topic is not a
 // name Kafka accepts (see CheckTopic).
 func topicName(setting, topic string) error {
@@ -39,19 +55,29 @@ func topicName(setting, topic string) error {
 }
 
 // topicError is CheckTopic's error without the package's prefix.
-func topicError(name string) error {
+func topicError(name string) error { return nameError("topic name", "topic named", name) }
+
+// instanceIDError is CheckInstanceID's error without the package's prefix.
+func instanceIDError(id string) error {
+	return nameError("group instance id", "group instance id", id)
+}
+
+// nameError checks name by the rules Kafka holds topic names and group instance ids to
+// (Java's Topic.validate), and returns an error naming what it is, or nil. named completes
+// "Kafka takes no ... "." or ".."".
+func nameError(what, named, name string) error {
 	switch {
 	case name == "":
-		return errors.New("empty topic name")
+		return fmt.Errorf("empty %s", what)
 	case name == "." || name == "..":
-		return fmt.Errorf("topic name %q: Kafka takes no topic named \".\" or \"..\"", name)
+		return fmt.Errorf("%s %q: Kafka takes no %s \".\" or \"..\"", what, name, named)
 	}
-	if err := badTopicChar("topic name", name); err != nil {
+	if err := badTopicChar(what, name); err != nil {
 		return err
 	}
 	if n := len(name); n > maxTopicLen {
 		// Every character is one byte here (badTopicChar passed).
-		return fmt.Errorf("topic name %s: %d characters, past Kafka's limit of %d", quoteName(name), n, maxTopicLen)
+		return fmt.Errorf("%s %s: %d characters, past Kafka's limit of %d", what, quoteName(name), n, maxTopicLen)
 	}
 	return nil
 }
