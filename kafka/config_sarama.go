@@ -205,6 +205,9 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 // sarama builds the client configuration for a role. c must have been validated.
 func (c *Config) sarama(r role) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
+	// sarama's per-request metrics, which nothing reads, are not recorded (noMetrics);
+	// WithSaramaConfig may set a registry of the program's own.
+	sc.MetricRegistry = noMetrics{}
 	sc.ClientID = c.ClientID
 	if sc.ClientID == "" {
 		sc.ClientID = "fleetstream"
