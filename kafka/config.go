@@ -151,10 +151,12 @@ type Rebalance struct {
 	// partitions until SessionTimeout passes without it, and an instance back within that
 	// time takes them again with no rebalance, so a rolling restart moves no partition and
 	// replays nothing but each restarted instance's own. Give every instance an id of its
-	// own that it keeps across restarts (a StatefulSet pod's name, a host name), up to 200
-	// characters of [a-zA-Z0-9._-], and raise SessionTimeout above the time a restart
-	// takes: meanwhile the instance's partitions are read by no one. An Exchange's consumer,
-	// another member of the group, joins with the id and its own name after it. Two
+	// own that it keeps across restarts (a StatefulSet pod's name, a host name), up to 249
+	// characters of [a-zA-Z0-9._-], not "." or "..", as Kafka takes (CheckInstanceID, which
+	// a program can call on an id before it connects), and raise SessionTimeout above the
+	// time a restart takes: meanwhile the instance's partitions are read by no one. An
+	// Exchange's consumer, another member of the group, joins with the id and its own name
+	// after it (id.name, held to the same rules). Two
 	// processes with one id cannot both be members: the one that joins last fences the other,
 	// which stops with ErrFencedInstance.
 	InstanceID string

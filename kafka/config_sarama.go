@@ -76,11 +76,9 @@ func (c *Config) validate(r role) error {
 				StrategyCooperativeSticky, StrategySticky, StrategyRange, StrategyRoundRobin)
 		}
 		rb := c.rebalance()
-		if id := rb.InstanceID; id != "" {
-			if err := badTopicChar("group instance id", id); err != nil {
+		if id := rb.InstanceID; id != "" { // "": a dynamic member
+			if err := instanceIDError(id); err != nil {
 				bad("Rebalance.InstanceID", "%v", err)
-			} else if len(id) > 200 {
-				bad("Rebalance.InstanceID", "%q: %d characters, past the limit of 200", id, len(id))
 			}
 		}
 		if v, err := sarama.ParseKafkaVersion(c.Version); rb.InstanceID != "" && c.Version != "" && err == nil && !v.IsAtLeast(sarama.V2_3_0_0) {
@@ -207,6 +205,9 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 // sarama builds the client configuration for a role. c must have been validated.
 func (c *Config) sarama(r role) (*sarama.Config, error) {
 	sc := sarama.NewConfig()
+	// sarama's per-request metrics, which nothing reads, are not recorded (noMetrics);
+	// WithSaramaConfig may set a registry of the program's own.
+	sc.MetricRegistry = noMetrics{}
 	sc.ClientID = c.ClientID
 	if sc.ClientID == "" {
 		sc.ClientID = "fleetstream"

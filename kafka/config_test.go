@@ -45,7 +45,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"bad strategy", func(c *kafka.Config) { c.Rebalance.Strategy = "fastest" }, "Rebalance.Strategy"},
 		{"heartbeat too slow", func(c *kafka.Config) { c.Rebalance.HeartbeatInterval = 5 * time.Second }, "Rebalance.HeartbeatInterval"},
 		{"instance id with a space", func(c *kafka.Config) { c.Rebalance.InstanceID = "pod 0" }, "Rebalance.InstanceID"},
-		{"instance id too long", func(c *kafka.Config) { c.Rebalance.InstanceID = strings.Repeat("p", 201) }, "Rebalance.InstanceID"},
+		{"instance id too long", func(c *kafka.Config) { c.Rebalance.InstanceID = strings.Repeat("p", 250) }, "Rebalance.InstanceID"},
+		{"instance id \"..\"", func(c *kafka.Config) { c.Rebalance.InstanceID = ".." }, "Rebalance.InstanceID"},
 		{"instance id before Kafka 2.3", func(c *kafka.Config) { c.Rebalance.InstanceID, c.Version = "pod-0", "2.2.0" }, "Rebalance.InstanceID"},
 		{"scram without password", func(c *kafka.Config) { c.SASL = kafka.SASL{Mechanism: kafka.SASLSCRAMSHA512, User: "u"} }, "SASL.Password"},
 		{"plain without user", func(c *kafka.Config) { c.SASL = kafka.SASL{Mechanism: kafka.SASLPlain, Password: secret} }, "SASL.User"},
@@ -150,7 +151,8 @@ func TestTopicNamesInvalid(t *testing.T) {
 // the others: the first character Kafka refuses and its position, the length past 249, "."
 // or "..". The constructors refuse the same names with the same words (ErrInvalidOption),
 // and a group instance id with a character Kafka refuses is named likewise (it was refused
-// as "up to 200 characters of ...", naming neither the character nor the length).
+// as "up to 200 characters of ...", naming neither the character nor the length; see
+// TestCheckInstanceID).
 func TestCheckTopic(t *testing.T) {
 	for _, name := range []string{"cab-telemetry", "cabs.v2_1", "-", "...", "A", strings.Repeat("t", 249)} {
 		require.NoError(t, kafka.CheckTopic(name), name)
@@ -165,7 +167,7 @@ func TestCheckTopic(t *testing.T) {
 		"été/x":                  `character 1, 'é', is not allowed`,
 		"cab\xff":                `character 4, byte 0xff (not UTF-8), is not allowed`,
 		"cabs:1" + "\x00":        `character 5, ':', is not allowed`,
-		strings.Repeat("t", 250): `kafka: topic name "` + strings.Repeat("t", 250) + `": 250 characters, past Kafka's limit of 249`,
+		strings.Repeat("t", 250): `kafka: topic name "` + strings.Repeat("t", 64) + `"...: 250 characters, past Kafka's limit of 249`,
 		// A bad character is named first, whatever the length.
 		strings.Repeat("t", 300) + "!": `character 301, '!', is not allowed`,
 	} {
@@ -182,9 +184,83 @@ func TestCheckTopic(t *testing.T) {
 	cfg.Rebalance.InstanceID = "pod 0"
 	_, err := kafka.NewSource(cfg, kafka.JSON[event]())
 	require.ErrorContains(t, err, `Rebalance.InstanceID: group instance id "pod 0": character 4, ' ', is not allowed`)
-	cfg.Rebalance.InstanceID = strings.Repeat("p", 201)
-	_, err = kafka.NewSource(cfg, kafka.JSON[event]())
-	require.ErrorContains(t, err, "201 characters, past the limit of 200")
+}
+
+// TestCheckInstanceID: CheckInstanceID accepts the group instance ids Kafka accepts (its
+// Topic.validate: a topic name's rules) and says what is wrong with the others in
+// CheckTopic's words; NewSource and NewExchange refuse the same ids with the same words
+// under Rebalance.InstanceID, the Exchange's for the id with its name after it. Kafka takes
+// up to 249 characters: ids of 201 to 249 were refused ("past the limit of 200"), and "."
+// and ".." accepted here, to be refused by sarama when the Source ran.
+func TestCheckInstanceID(t *testing.T) {
+	for _, id := range []string{"pod-0", "fleet.pod_1", "-", "...", strings.Repeat("p", 249)} {
+		require.NoError(t, kafka.CheckInstanceID(id), id)
+		cfg := validConfig()
+		cfg.Rebalance.InstanceID = id
+		_, err := kafka.NewSource(cfg, kafka.JSON[event]())
+		require.NoError(t, err, "NewSource takes what CheckInstanceID takes: %s", id)
+	}
+	for id, want := range map[string]string{
+		"":                             `kafka: empty group instance id`,
+		".":                            `kafka: group instance id ".": Kafka takes no group instance id "." or ".."`,
+		"..":                           `kafka: group instance id "..": Kafka takes no group instance id "." or ".."`,
+		"pod 0":                        `kafka: group instance id "pod 0": character 4, ' ', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')`,
+		"fleet/0":                      `character 6, '/', is not allowed`,
+		"pöd":                          `character 2, 'ö', is not allowed`,
+		"pod\xfe":                      `character 4, byte 0xfe (not UTF-8), is not allowed`,
+		strings.Repeat("p", 250):       `kafka: group instance id "` + strings.Repeat("p", 64) + `"...: 250 characters, past Kafka's limit of 249`,
+		strings.Repeat("p", 300) + ":": `kafka: group instance id "` + strings.Repeat("p", 64) + `"... (301 characters): character 301, ':', is not allowed`,
+	} {
+		err := kafka.CheckInstanceID(id)
+		require.ErrorContains(t, err, want, "%q", id)
+		if id == "" {
+			continue // Config's "" is a dynamic member
+		}
+		cfg := validConfig()
+		cfg.Rebalance.InstanceID = id
+		_, serr := kafka.NewSource(cfg, kafka.JSON[event]())
+		require.ErrorIs(t, serr, kafka.ErrInvalidOption)
+		require.ErrorContains(t, serr, "Rebalance.InstanceID: "+strings.TrimPrefix(err.Error(), "kafka: "), "NewSource says what CheckInstanceID says")
+	}
+	// An Exchange's member joins with id.name: 245 characters and ".bykey" are 251.
+	cfg := validConfig()
+	cfg.Rebalance.InstanceID = strings.Repeat("p", 245)
+	_, err := kafka.NewSource(cfg, kafka.JSON[event]())
+	require.NoError(t, err)
+	_, err = kafka.NewExchange(cfg, "p", "bykey", stream.StringCodec{})
+	require.ErrorIs(t, err, kafka.ErrInvalidOption)
+	require.ErrorContains(t, err, `Rebalance.InstanceID: group instance id "`+strings.Repeat("p", 64)+`"...: 251 characters, past Kafka's limit of 249`)
+	require.ErrorContains(t, kafka.CheckInstanceID(cfg.Rebalance.InstanceID+".bykey"), "251 characters")
+}
+
+// TestCheckTopicLongName: a name past Kafka's limit is quoted by its first 64 bytes (never
+// half a character) with its length, so that a mistaken 10,000-character flag value makes an
+// error line of a hundred-odd bytes, not of 10 KB; the constructors say the same. The whole
+// name was quoted.
+func TestCheckTopicLongName(t *testing.T) {
+	long := strings.Repeat("t", 10_000)
+	for name, tc := range map[string]struct {
+		name, want string
+	}{
+		"too long": {long, `kafka: topic name "` + strings.Repeat("t", 64) + `"...: 10000 characters, past Kafka's limit of 249`},
+		"too long, a bad character last": {long + "!",
+			`kafka: topic name "` + strings.Repeat("t", 64) + `"... (10001 characters): character 10001, '!', is not allowed`},
+		// 'é' is two bytes: 64 bytes would cut the 32nd in two.
+		"multi-byte": {"x" + strings.Repeat("é", 5_000),
+			`kafka: topic name "x` + strings.Repeat("é", 31) + `"... (5001 characters): character 2, 'é', is not allowed`},
+		"not UTF-8":           {strings.Repeat("\xff", 300), `kafka: topic name "` + strings.Repeat(`\xff`, 64) + `"... (300 characters): character 1, byte 0xff (not UTF-8)`},
+		"at the limit, whole": {strings.Repeat("t", 248) + "/", `kafka: topic name "` + strings.Repeat("t", 248) + `/": character 249, '/'`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := kafka.CheckTopic(tc.name)
+			require.ErrorContains(t, err, tc.want)
+			require.Less(t, len(err.Error()), 600, "the error quotes the whole name")
+			_, perr := kafka.NewProducer(kafka.Config{Brokers: validConfig().Brokers}, tc.name, kafka.JSONValue[event](nil))
+			require.ErrorIs(t, perr, kafka.ErrInvalidOption)
+			require.ErrorContains(t, perr, "topic: "+strings.TrimPrefix(err.Error(), "kafka: "), "NewProducer says what CheckTopic says")
+			require.Less(t, len(perr.Error()), 700)
+		})
+	}
 }
 
 // TestBoundedAndCaughtUpRefused: WithBounded ends a Source's input alone at the end offsets

@@ -156,4 +156,12 @@
 // log ends with a transaction marker, does not: that last batch then waits a tenth of the
 // interval.
 // Source.DeadLettered counts dead letters; Producer.Sent counts acknowledged messages.
+//
+// sarama's own metrics (histograms, meters and counters per request and per broker in a
+// go-metrics registry, sarama.Config.MetricRegistry) are not recorded: the package reads
+// none of them, and recording them cost about 0.7 % of the fleet job's CPU. Every sarama
+// client the package builds records into a registry that hands back go-metrics' Nil
+// metrics. go-metrics' process-wide switch (metrics.UseNilMetrics) is left as it is, for a
+// program that uses go-metrics itself; one that wants sarama's metrics gives its clients a
+// registry of its own with WithSaramaConfig.
 package kafka

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fleetstream/fleetstream/kafka"
@@ -62,4 +63,20 @@ func ExampleCheckTopic() {
 	// kafka: topic name "cab telemetry": character 4, ' ', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')
 	// kafka: topic name "..": Kafka takes no topic named "." or ".."
 	// kafka: topic name "cabs/v2": character 5, '/', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')
+}
+
+// A group instance id given on the command line, checked before the program connects: with
+// the name its Exchange adds ("id.zones"), whose member joins with that id.
+func ExampleCheckInstanceID() {
+	for _, id := range []string{"fleet-pod-0", "fleet/pod-0", strings.Repeat("p", 245)} {
+		err := kafka.CheckInstanceID(id)
+		if err == nil {
+			err = kafka.CheckInstanceID(id + ".zones")
+		}
+		fmt.Println(err)
+	}
+	// Output:
+	// <nil>
+	// kafka: group instance id "fleet/pod-0": character 6, '/', is not allowed (only a-z, A-Z, 0-9, '.', '_' and '-')
+	// kafka: group instance id "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"...: 251 characters, past Kafka's limit of 249
 }

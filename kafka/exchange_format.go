@@ -31,8 +31,10 @@ import (
 // value sent where its upstream partition's input ended, which the downstream keeps as
 // provisional (stream.WithRevisions); flag run goes with a mark and flag end only. A record
 // whose flags say anything else is refused (ErrCorruptRepartition), as is a From, Sub or
-// Upstreams outside [0, 2^31), a mark with bytes after it, or a mark of run 0; Send refuses
-// to write such a record (checkShuffled).
+// Upstreams outside [0, 2^31), a mark with bytes after it, a mark of run 0, or an end mark
+// whose Watermark is not stream.EndOfTime (the pipeline sends an end with EndOfTime only and
+// takes an end mark for one whatever it carries); Send refuses to write such a record
+// (checkShuffled).
 //
 // A Kafka message holds one record (version 1) or, packed, several records of one partition
 // in their order (versions 2 and 3):
@@ -101,9 +103,22 @@ func checkShuffled[T any](r *stream.Shuffled[T]) error {
 		return err
 	}
 	if r.Mark {
+		if err := checkEndMark(shuffledFlags(r), r.Watermark); err != nil {
+			return err
+		}
 		return checkCount("upstream count", int64(r.Upstreams))
 	}
 	return checkCount("rank", int64(r.Sub))
+}
+
+// checkEndMark refuses an end mark (flags) whose watermark is not stream.EndOfTime: the
+// pipeline sends an end with EndOfTime only, and takes an end mark for one whatever its
+// watermark, so another watermark on it is corruption.
+func checkEndMark(flags byte, watermark int64) error {
+	if flags&flagMark != 0 && flags&flagEnd != 0 && watermark != stream.EndOfTime {
+		return fmt.Errorf("flags %#x: an end mark with watermark %d (an end's is EndOfTime, %d)", flags, watermark, stream.EndOfTime)
+	}
+	return nil
 }
 
 // checkCount refuses a number the format holds as an int32 that is not in [0, 2^31).
@@ -186,6 +201,9 @@ func decodeShuffled[T any](b []byte, r *stream.Shuffled[T]) ([]byte, error) {
 		}
 		if len(b) != 0 {
 			return nil, fmt.Errorf("%d bytes after a mark", len(b))
+		}
+		if err := checkEndMark(flags, nums[2]); err != nil {
+			return nil, err
 		}
 		if err := checkCount("upstream count", nums[3]); err != nil {
 			return nil, err

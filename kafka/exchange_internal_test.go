@@ -91,19 +91,30 @@ func TestShuffledEndMarkRun(t *testing.T) {
 // run an end mark's only, and end on a value is RepartitionByTime's provisional value
 // (stream.WithRevisions). Every record whose flags say otherwise is refused, alone and packed
 // (versions 2 and 3), naming what is wrong; every valid combination decodes, and encodes
-// back to the same bytes. A value with flag idle (or idle and end) and a mark with flag run
-// but not end were decoded as records (the value with its idle flag dropped).
+// back to the same bytes. An end mark carries EndOfTime, the watermark the pipeline sends
+// with an end; one with another watermark is refused too. A value with flag idle (or idle
+// and end) and a mark with flag run but not end were decoded as records (the value with its
+// idle flag dropped), and so was an end mark of watermark 3, which the pipeline took for an
+// end all the same.
 func TestShuffledFlags(t *testing.T) {
 	codec := shuffleCodec[string]{stream.StringCodec{}}
-	// From 1, Seq 2, then for a value Sub 0, Time 3 and "v"; for a mark Watermark 3,
+	// From 1, Seq 2, then for a value Sub 0, Time 3 and "v"; for a mark its watermark,
 	// Upstreams 4 and, with flag run, Run 5 (zigzag varints, the run a uvarint).
 	value := func(flags byte) []byte { return []byte{formatV1 | flags, 2, 4, 0, 6, 'v'} }
-	mark := func(flags byte) []byte {
-		b := []byte{formatV1 | flagMark | flags, 2, 4, 6, 8}
+	markAt := func(flags byte, watermark int64) []byte {
+		b := binary.AppendVarint([]byte{formatV1 | flagMark | flags, 2, 4}, watermark)
+		b = append(b, 8)
 		if flags&flagRun != 0 {
 			b = append(b, 5)
 		}
 		return b
+	}
+	// mark is a mark of watermark 3, or EndOfTime for an end mark.
+	mark := func(flags byte) []byte {
+		if flags&flagEnd != 0 {
+			return markAt(flags, stream.EndOfTime)
+		}
+		return markAt(flags, 3)
 	}
 	for name, ok := range map[string][]byte{
 		"value":                    value(0),
@@ -137,6 +148,10 @@ func TestShuffledFlags(t *testing.T) {
 		"all flags but mark":     {value(flagIdle | flagEnd | flagRun), "on a value"},
 		"version 0":              {append([]byte{flagMark}, mark(0)[1:]...), "unknown record format 0x1"},
 		"version 4":              {append([]byte{4<<4 | flagMark}, mark(0)[1:]...), "unknown record format 0x41"},
+		"end mark of 3":          {markAt(flagEnd, 3), "an end mark with watermark 3 (an end's is EndOfTime"},
+		"end mark of 0":          {markAt(flagEnd|flagRun, 0), "an end mark with watermark 0 "},
+		"idle end mark, none":    {markAt(flagIdle|flagEnd, stream.NoWatermark), fmt.Sprintf("an end mark with watermark %d ", stream.NoWatermark)},
+		"end mark, a ns short":   {markAt(flagEnd, stream.EndOfTime-1), fmt.Sprintf("an end mark with watermark %d ", stream.EndOfTime-1)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, msg := range [][]byte{
@@ -287,9 +302,11 @@ func FuzzDecodeShuffled(f *testing.F) {
 	mark := appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Mark: true, Upstreams: 1})
 	f.Add(append(append([]byte{formatPackedMarks, byte(len(mark))}, mark...), packed[1:]...))
 	// Flags that do not go together (TestShuffledFlags): an idle value, a run on a mark
-	// that is not an end.
+	// that is not an end; an end mark before the end of time.
 	f.Add([]byte{formatV1 | flagIdle, 2, 4, 0, 6, 'v'})
 	f.Add([]byte{formatV1 | flagMark | flagRun, 2, 4, 6, 8, 5})
+	f.Add([]byte{formatV1 | flagMark | flagEnd | flagRun, 2, 4, 6, 8, 5})
+	f.Add(appendShuffled(nil, &stream.Shuffled[string]{From: 1, Seq: 2, Mark: true, End: true, Watermark: stream.EndOfTime, Upstreams: 1, Run: 5}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 0 && (b[0] == formatPacked || b[0] == formatPackedMarks) {
 			// A packed message decodes whole or not at all; what decodes packs back into
@@ -338,11 +355,12 @@ func FuzzDecodeShuffled(f *testing.F) {
 }
 
 // requireFlagsGoTogether fails unless r's flags are those a record may have: idle on a mark
-// only, a run on an end mark only.
+// only, a run on an end mark only, and an end mark at EndOfTime.
 func requireFlagsGoTogether(t *testing.T, r stream.Shuffled[string]) {
 	t.Helper()
 	require.False(t, r.Idle && !r.Mark, "an idle value: %+v", r)
 	require.False(t, r.Run != 0 && !(r.Mark && r.End), "a run on a record that is not an end mark: %+v", r)
+	require.False(t, r.Mark && r.End && r.Watermark != stream.EndOfTime, "an end mark before the end of time: %+v", r)
 }
 
 // TestExchangeFetchWait: the exchange's consumer waits at most exchangeFetchWait for a fetch
@@ -495,11 +513,11 @@ func TestExchangeSendNothingAfterAFailedMessage(t *testing.T) {
 }
 
 // TestExchangeSendRefusesUnreadableRecords: a record the downstream would refuse (an idle
-// value, a run on a value or on a mark that is not an end, a negative upstream partition,
-// rank or upstream count) fails Send for good, naming the record and what is wrong, before
-// any message is handed over. Send wrote them: the idle value and the marks then stopped the
-// downstream with ErrCorruptRepartition at a message the topic keeps, and a value's run was
-// dropped without a word.
+// value, a run on a value or on a mark that is not an end, an end mark whose watermark is
+// not EndOfTime, a negative upstream partition, rank or upstream count) fails Send for good,
+// naming the record and what is wrong, before any message is handed over. Send wrote them:
+// the idle value and the marks then stopped the downstream with ErrCorruptRepartition at a
+// message the topic keeps, and a value's run was dropped without a word.
 func TestExchangeSendRefusesUnreadableRecords(t *testing.T) {
 	for name, tc := range map[string]struct {
 		r    stream.Shuffled[int]
@@ -512,6 +530,7 @@ func TestExchangeSendRefusesUnreadableRecords(t *testing.T) {
 		"negative rank":        {stream.Shuffled[int]{Value: 1, Seq: 10, Sub: -2}, "rank -2 out of range"},
 		"negative upstreams":   {stream.Shuffled[int]{Seq: 11, Mark: true, Upstreams: -3}, "upstream count -3 out of range"},
 		"negative mark source": {stream.Shuffled[int]{From: math.MinInt32, Seq: 11, Mark: true}, "upstream partition -2147483648 out of range"},
+		"end mark of 5":        {stream.Shuffled[int]{Seq: 11, Mark: true, End: true, Watermark: 5, Run: 7}, "flags 0x1d: an end mark with watermark 5"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := newFaultyProducer(func(int, *sarama.ProducerMessage) bool { return false })

@@ -171,7 +171,9 @@ func WithLogger(l *slog.Logger) Option {
 // settings Config does not cover. It must not turn on auto-commit or weaken the producer's
 // idempotence; doing so voids the delivery guarantees. A producer setting that would hold a
 // write for ever (Producer.Flush.Frequency 0 beside a byte or message trigger: sarama then
-// sends on the trigger only) is refused, for good, at the producer's first write.
+// sends on the trigger only) is refused, for good, at the producer's first write. sarama's
+// own go-metrics (its MetricRegistry) are not recorded unless f sets a registry: see Stats
+// in the package documentation.
 func WithSaramaConfig(f func(*sarama.Config)) Option {
 	return commonOpt(func(c *common) { c.tune = f })
 }
