@@ -63,9 +63,8 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		// ("Rebalance.SessionTimeout", "Rebalance.InstanceID"), naming no flag, exit 1.
 		{"-session-timeout", "500ms"},
 		{"-group-instance-id", "fleet/pod-0"},
-		// 195 characters: 201 for the zone repartition's member (".zones"), 204 for the
-		// requests source's (".requests").
-		{"-group-instance-id", strings.Repeat("p", 195)},
+		// 241 characters: 250 for the requests source's member (".requests"), past Kafka's 249.
+		{"-group-instance-id", strings.Repeat("p", 241)},
 		{"-exit-when-idle", "-5s"}, // was never refused: a negative idle ran for ever
 		{"-status-every", "-1s"},   // was never refused: no status line
 		{"-replicas", "-1"},
@@ -335,4 +334,17 @@ func TestStatusEveryZeroDocumented(t *testing.T) {
 	require.True(t, ok, "no -status-every in:\n%s", out)
 	help, _, _ = strings.Cut(help, "\n  -")
 	require.Contains(t, help, "(0: none)", "-status-every's help says what 0 does:\n%s", help)
+}
+
+// TestLongTopicFlagQuotedByItsStart: a topic flag of 10,000 characters is refused in a line
+// that quotes its start and gives its length (kafka.CheckTopic's words); the job quoted the
+// whole value before kafka's error, a 10 KB line.
+func TestLongTopicFlagQuotedByItsStart(t *testing.T) {
+	for _, flag := range []string{"-topic", "-group"} {
+		c := testConfig(t, offlineArgs(t, flag+"="+strings.Repeat("t", 10_000))...)
+		err := run(t.Context(), c, io.Discard)
+		require.ErrorContains(t, err, flag)
+		require.ErrorContains(t, err, "characters")
+		require.Less(t, len(err.Error()), 1000, "%s: %s", flag, err)
+	}
 }

@@ -62,7 +62,7 @@ func (c *config) validate() error {
 			err = kafka.CheckTopic(strings.ReplaceAll(made, "*", v))
 		}
 		if err != nil {
-			bad(flag, "%q: %v", v, err)
+			bad(flag, "%v", err) // kafka's error quotes the name, a long one by its start
 		}
 	}
 	topicName("-topic", c.topic, "*.dlq", true)
@@ -108,15 +108,13 @@ func (c *config) validate() error {
 		bad("-shutdown-timeout", "%v: must be at least 1s", c.stopTimeout)
 	}
 	if id := c.instanceID; id != "" {
-		// Kafka's group.instance.id, in the library's words ("Rebalance.InstanceID") after the
-		// dead-letter topic was made. The requests source and each repartition's consumer
-		// join with the id and a suffix of their own (".requests", ".pickups"), which the
-		// library's 200 characters must hold too.
-		if i := strings.IndexFunc(id, func(r rune) bool { return !legalTopicRune(r) }); i >= 0 {
-			r, _ := utf8.DecodeRuneInString(id[i:])
-			bad("-group-instance-id", "%q: only a-z, A-Z, 0-9, '.', '_' and '-' (%q)", id, r)
-		} else if n := 200 - len(instanceIDSuffix); len(id) > n {
-			bad("-group-instance-id", "%q: too long: at most %d characters (the job adds %q for its ride requests' member)", id, n, instanceIDSuffix)
+		// Kafka's group.instance.id rules (kafka.CheckInstanceID), before the job connects:
+		// the requests source and each repartition's consumer join with the id and a suffix
+		// of their own (".requests", ".pickups"), which Kafka's 249 characters must hold too.
+		if err := kafka.CheckInstanceID(id); err != nil {
+			bad("-group-instance-id", "%v", err)
+		} else if err := kafka.CheckInstanceID(id + instanceIDSuffix); err != nil {
+			bad("-group-instance-id", "%v (the job adds %q for its ride requests' member)", err, instanceIDSuffix)
 		}
 	}
 	atLeastOne := func(flag string, v int) {
@@ -204,10 +202,3 @@ func checkIndexTag(tag string) error {
 // -group-instance-id: the requests source's (run); the repartitions add "." and their names
 // ("zones", "cabs", "supply", "pickups").
 const instanceIDSuffix = ".requests"
-
-// legalTopicRune reports whether r may be in a group.instance.id: the characters of a Kafka
-// topic name (the kafka package checks the id when the job's members join, after the job
-// made its dead-letter topic).
-func legalTopicRune(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-}
