@@ -58,6 +58,7 @@ func decodeInTurn(b *testing.B, events [][]byte, size int) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	i := 0
+	cpu0 := cpuTime()
 	for b.Loop() {
 		e, err := d.Decode(events[i])
 		if err != nil {
@@ -68,6 +69,7 @@ func decodeInTurn(b *testing.B, events [][]byte, size int) {
 			i = 0
 		}
 	}
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkDecoderData decodes, in turn, the events of the simulator (every

@@ -9,11 +9,15 @@ import (
 	"time"
 )
 
+// timeMin is the length of the shortest timestamp parseTime takes,
+// 2006-01-02T15:04:05Z; it checks each of those bytes.
+const timeMin = 20
+
 // parseTime parses an RFC 3339 timestamp without allocating and returns it
 // in UTC. It returns a reason when the text is not a valid timestamp.
 func parseTime(b []byte) (time.Time, string) {
 	const bad = "not an RFC 3339 timestamp"
-	if len(b) < 20 {
+	if len(b) < timeMin {
 		return time.Time{}, bad
 	}
 	// "YYYY-MM-", "DDTHH:MM" and ":SS" in three words: the separators
