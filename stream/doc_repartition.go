@@ -139,9 +139,16 @@
 // offset starts at or before the first record of every window open at the commit, so it
 // emits those windows again with the same values, numbers and order, and no window that had
 // fired before the commit (that batch's send was acknowledged). So the downstream keeps every
-// partial result exactly once by the same rule. Only windows' results number so: a
-// RepartitionByTime of records, of a window's Late stream or of another stateful operator's
-// output is refused when the graph is built (ErrGraph, TestRepartitionByTimeOfOtherStreamsRefused).
+// partial result exactly once by the same rule. Only windows' results number so, and only
+// those a replay sends again in the same order, each time once: a RepartitionByTime of
+// records, of a window's Late stream or of another stateful operator's output is refused when
+// the graph is built (ErrGraph, TestRepartitionByTimeOfOtherStreamsRefused), and so is one of
+// a window whose TimeOrderer says its results are not so, or of a WatermarkHolder that does
+// not say (TestRepartitionByTimeOfUnorderedWindowsRefused): EveryBatch partial results repeat
+// their window's time in later batches (that failed at run time, after outputs had written
+// the batches before), and sessions that close together come in the order of their keys in
+// the window's state, which a replay from the commit rebuilds in another order (a crash whose
+// send wrote part of them counted one twice and lost another, TestRepartitionByTimeReplayOrder).
 //
 // Watermark through a two-phase repartition. A window of an upstream partition fires when its
 // fire watermark (the lower of the partition's watermark and what the window saw itself,
