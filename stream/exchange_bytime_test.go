@@ -130,9 +130,17 @@ func byTimeCrash(t *testing.T, batches [][]stream.Record[keyed], parts, crash, s
 // another order are refused when the graph is built; with these inputs they gave, before,
 // a result counted twice and another lost, with no error:
 //
+//   - sliding, 10 s every 5 s, over slide: the commit after [0s, 10s) fired is at b (the
+//     first record of the pane [5s, 10s)), and the replay from there meets b before a (the
+//     first run had met a at 1 s); the crash batch fires [5s, 15s), whose send wrote a only:
+//     a@5 = 200, b@5 lost;
 //   - sessions with a gap of 5 s, over a at 1 s; b and a at 7 s; c at 12 s; d at 17 s: the
 //     sessions of b and a close together at 12 s, a's key first in the partition's state, b
-//     first in the replay from the commit at b: a@7 = 200, b@7 lost.
+//     first in the replay from the commit at b: a@7 = 200, b@7 lost;
+//   - a key limit of 5 entries over limited: b is refused while partition 1 holds four keys
+//     of [0s, 10s); the replay reads partition 0 without them (partition 1's commit is past
+//     them), admits b, and sends [0s, 10s)'s results a, b, c where the first run sent a, c
+//     and its send wrote both: c's rank went from 1 to 2, c@0 = 200.
 func TestRepartitionByTimeReplayOrder(t *testing.T) {
 	// One partition: a at 1 s, then b at 6 s before a at 7 s.
 	slide := [][]stream.Record[keyed]{
@@ -162,10 +170,12 @@ func TestRepartitionByTimeReplayOrder(t *testing.T) {
 		// [0s, 10s) holds a, b, a and fires in batch 3 (a, b), whose send writes a; the
 		// replay from the commit at a sends a, b again.
 		{name: "tumbling", asg: window.Tumbling(10 * time.Second), batches: slide, parts: 1, crash: 3, sent: 1},
-		// Without a key limit: [0s, 10s) of partition 0 fires in batch 4
+		// The key limit's input without the limit: [0s, 10s) of partition 0 fires in batch 4
 		// (a, b, c), whose send writes a and b.
 		{name: "tumbling, two partitions", asg: window.Tumbling(10 * time.Second), batches: limited, parts: 2, crash: 4, sent: 2},
+		{name: "sliding", asg: window.Sliding(10*time.Second, 5*time.Second), refused: `"local" is a sliding window`},
 		{name: "session", asg: window.Session(5 * time.Second), refused: `"local" is a session window`},
+		{name: "key limit", asg: window.Tumbling(10 * time.Second), opts: []window.Option{window.WithMaxKeys(5)}, refused: `"local" has a key limit (WithMaxKeys)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := append([]window.Option{window.WithName("local")}, tc.opts...)
@@ -226,6 +236,8 @@ func TestRepartitionByTimeOfUnorderedWindowsRefused(t *testing.T) {
 			says: []string{`"w" emits EveryBatch partial results`, `; it is a session window`}},
 		{name: "a union with sessions", asg: window.Session(5 * time.Second), union: true,
 			says: []string{`"w" is a session window`}},
+		{name: "sliding every batch with a key limit", asg: window.Sliding(10*time.Second, 5*time.Second), opts: []window.Option{every, window.WithMaxKeys(10)},
+			says: []string{`"w" emits EveryBatch partial results`, "; it is a sliding window", "; it has a key limit (WithMaxKeys)"}},
 		{name: "custom", custom: true,
 			says: []string{`the results of "held", which it cannot number by event time: "held" does not say that a replay sends its results again in the same order (it implements WatermarkHolder but not TimeOrderer)`}},
 	} {

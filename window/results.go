@@ -75,17 +75,28 @@ func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 // results by event time and rank (see "Delivery and replay" in the package documentation).
 // A tumbling window with OnClose sends each window's results once, in one batch, in the
 // order of their keys' first records in it, which a replay rebuilds. EveryBatch partial
-// results repeat their window's time in later batches; sessions of one end come in the order
-// of their keys in the partition's state, which depends on where a replay starts.
+// results repeat their window's time in later batches; a sliding window's come in the order
+// the partition first saw their keys, and sessions of one end in the order of their keys in
+// the partition's state, both of which depend on where a replay starts; and the key limit
+// admits keys by the state of every partition, so a replay may admit a key the first run
+// refused (TestRepartitionByTimeReplayOrder in package stream).
 func (op *operator[T, K, V, A, R]) TimeOrder() string {
 	var why []string
 	if op.cfg.emit == EveryBatch {
 		why = append(why, "emits EveryBatch partial results, which repeat a window's event time in later batches as it fills "+
 			"(a Filter that keeps the final results does not change that for the graph: use OnClose, the default)")
 	}
-	if op.asg.kind == kindSession {
+	switch op.asg.kind {
+	case kindSliding:
+		why = append(why, "is a sliding window, which sends a window's results in the order it first saw their keys, "+
+			"which a replay from a commit may see in another order (use Tumbling)")
+	case kindSession:
 		why = append(why, "is a session window, whose results of one time come in the order of their keys in its state, "+
 			"which a replay from a commit may rebuild in another order (use Tumbling)")
+	}
+	if op.cfg.maxKeys > 0 {
+		why = append(why, "has a key limit (WithMaxKeys), which admits keys by the state of every partition, so a replay "+
+			"may admit a key the first run refused and send a window's results in other ranks (bound the window after the repartition instead)")
 	}
 	return strings.Join(why, "; it ")
 }
