@@ -103,16 +103,16 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 // Records, or a stateful operator's output (a window's Late stream, MapWithState), repeat an
 // event time across batches or send it out of order, as do a window's EveryBatch partial
 // results; a sliding or session window, or one with a key limit, sends a time's results in
-// an order a replay need not reproduce. RepartitionByTime's numbers take none of them: the
-// first failed at run time only, once the data did so, after outputs had written the
-// batches before; the others lost a result and counted another twice after a crash.
+// an order a replay need not reproduce. RepartitionByTime's numbers take none of them: a
+// time sent again failed at run time only, once the data did so, after outputs had written
+// the batches before; an order changed by a replay lost a result and counted another twice.
 func windowResults(p *Pipeline, idx int) error {
 	err := walkUp(p, idx, func(i int, n node) (bool, error) {
 		name := n.(interface{ Name() string }).Name()
 		if s, ok := n.(interface{ stateOf() stateful }); ok && s.stateOf() != nil {
 			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
-				if why := s.stateOf().(interface{ timeOrder() string }).timeOrder(); why != "" {
-					return false, &unorderedResults{name: name, why: why}
+				if t, ok := s.stateOf().(interface{ timeOrder() string }); ok && t.timeOrder() != "" {
+					return false, &unorderedResults{name: name, why: t.timeOrder()}
 				}
 				return false, nil
 			}
