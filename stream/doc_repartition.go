@@ -135,13 +135,22 @@
 // numbers rise as offsets do: a tumbling window (without a key limit) fires once, all its keys
 // in one batch, in the order of their first records, and windows fire in the order of their
 // ends. (A sliding window, or one with a key limit, may emit a window's keys in another order
-// in a replay, which shifts the ranks: do not repartition their results by time.) A replay from a committed
-// offset starts at or before the first record of every window open at the commit, so it
-// emits those windows again with the same values, numbers and order, and no window that had
+// in a replay, which shifts the ranks: their results are refused, below.) A replay from a
+// committed offset starts at or before the first record of every window open at the commit,
+// so it emits those windows again with the same values, numbers and order, and no window that had
 // fired before the commit (that batch's send was acknowledged). So the downstream keeps every
-// partial result exactly once by the same rule. Only windows' results number so: a
-// RepartitionByTime of records, of a window's Late stream or of another stateful operator's
-// output is refused when the graph is built (ErrGraph, TestRepartitionByTimeOfOtherStreamsRefused).
+// partial result exactly once by the same rule. Only windows' results number so, and only
+// those a replay sends again in the same order, each time once: a RepartitionByTime of
+// records, of a window's Late stream or of another stateful operator's output is refused when
+// the graph is built (ErrGraph, TestRepartitionByTimeOfOtherStreamsRefused), and so is one of
+// a window whose TimeOrderer says its results are not so, or of a WatermarkHolder that does
+// not say (TestRepartitionByTimeOfUnorderedWindowsRefused): EveryBatch partial results repeat
+// their window's time in later batches (that failed at run time, after outputs had written
+// the batches before); a sliding window sends a window's keys in the order it first saw
+// them, sessions that close together come in the order of their keys in the window's state,
+// and a key limit admits keys by the state of every partition, none of which a replay from
+// the commit need reproduce (a crash whose send wrote part of a time's results counted one
+// twice and lost another, TestRepartitionByTimeReplayOrder).
 //
 // Watermark through a two-phase repartition. A window of an upstream partition fires when its
 // fire watermark (the lower of the partition's watermark and what the window saw itself,

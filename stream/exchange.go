@@ -195,9 +195,7 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 	}
 	if byTime {
 		if err := windowResults(p, s.idx); err != nil {
-			p.fail(graphError("RepartitionByTime %q: its stream %q %v, not from the final results of an event-time window: "+
-				"it numbers its elements by event time, which takes the results of event-time windows (package window's Results) "+
-				"through stateless operators (Map, Filter, Union); repartition records with Repartition or RepartitionBy", name, s.name, err))
+			p.fail(graphError("RepartitionByTime %q: its stream %q %v", name, s.name, err))
 			return stub(), nil
 		}
 	}
@@ -238,17 +236,22 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // elements of every time it emits that the first run emitted too, in the same order. A
 // tumbling window's final results do: one window fires in one batch, its keys in the order of
 // their first records, windows in the order of their ends, and a replay rebuilds every window
-// that was open at the commit. A sliding window does not (it emits keys in the order it first
-// saw them, which depends on where a replay starts), nor does a window with a key limit
-// (window.WithMaxKeys admits keys by the state of every partition, so a replay may admit one
-// the first run refused): a changed order shifts the ranks, and downstream a partial may be
-// kept twice. Elements of a time at or before one already sent are a permanent error
-// (EveryBatch partial results, session windows, two windows whose ends coincide). A stream
-// that is not made, on every path to the sources, from the results of event-time windows
-// (operators that implement WatermarkHolder) through stateless operators only is a
-// construction error (ErrGraph) naming what it is made from: records, a window's Late
-// stream, or another stateful operator's output repeat event times across batches or send
-// them out of order.
+// that was open at the commit. A stream that is not made, on every path to the sources, from
+// the results of event-time windows that say they come so (operators that implement
+// WatermarkHolder and TimeOrderer) through stateless operators only is a construction error
+// (ErrGraph) naming what it is made from: records, a window's Late stream, or another
+// stateful operator's output repeat event times across batches or send them out of order,
+// as do EveryBatch partial results (even behind a Filter that keeps the final ones, which
+// the graph cannot see). Nor do a sliding window (it emits keys in the order it first saw
+// them, which depends on where a replay starts), sessions (those that close together come
+// in the order of their keys in the window's state, which a replay need not rebuild) or a
+// window with a key limit (window.WithMaxKeys admits keys by the state of every partition,
+// so a replay may admit one the first run refused): a changed order shifts the ranks, and
+// downstream, after a crash whose send wrote part of a time's elements, one is kept twice
+// and another dropped as a copy; package window's TimeOrder says so, and the graph is
+// refused. Elements of a time at or before one already sent are still a permanent error
+// when it happens (two windows whose ends coincide but that fire in different batches, over
+// a Union).
 //
 // A bounded run's end fires every window upstream, so a partial sent then may be early, and
 // the next run on the next records sends it again complete with the same number, which the

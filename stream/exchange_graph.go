@@ -96,18 +96,24 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 	return srcs, nil
 }
 
-// windowResults returns an error saying where the stream idx comes from when it is not made
-// from the results of event-time windows (operators that implement WatermarkHolder) through
-// stateless operators only, on every path to the sources: what RepartitionByTime takes (see
-// there). Records, or a stateful operator's output (a window's Late stream, MapWithState),
-// repeat an event time across batches or send it out of order, which RepartitionByTime's
-// numbers cannot take: that failed at run time only, once the data did so, after outputs had
-// written the batches before.
+// windowResults returns an error saying where the stream idx comes from, in words that
+// follow "its stream <name>", when it is not made from the final results of event-time
+// windows (operators that implement WatermarkHolder and TimeOrderer) through stateless
+// operators only, on every path to the sources: what RepartitionByTime takes (see there).
+// Records, or a stateful operator's output (a window's Late stream, MapWithState), repeat an
+// event time across batches or send it out of order, as do a window's EveryBatch partial
+// results; a sliding or session window, or one with a key limit, sends a time's results in
+// an order a replay need not reproduce. RepartitionByTime's numbers take none of them: a
+// time sent again failed at run time only, once the data did so, after outputs had written
+// the batches before; an order changed by a replay lost a result and counted another twice.
 func windowResults(p *Pipeline, idx int) error {
-	return walkUp(p, idx, func(i int, n node) (bool, error) {
+	err := walkUp(p, idx, func(i int, n node) (bool, error) {
 		name := n.(interface{ Name() string }).Name()
 		if s, ok := n.(interface{ stateOf() stateful }); ok && s.stateOf() != nil {
 			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
+				if t, ok := s.stateOf().(interface{ timeOrder() string }); ok && t.timeOrder() != "" {
+					return false, &unorderedResults{name: name, why: t.timeOrder()}
+				}
 				return false, nil
 			}
 			if i == idx {
@@ -123,6 +129,23 @@ func windowResults(p *Pipeline, idx int) error {
 		}
 		return true, nil
 	})
+	var u *unorderedResults
+	if err == nil || errors.As(err, &u) {
+		return err
+	}
+	return fmt.Errorf("%v, not from the final results of an event-time window: it numbers its elements by event time, "+
+		"which takes the results of event-time windows (package window's Results) through stateless operators (Map, Filter, Union); "+
+		"repartition records with Repartition or RepartitionBy", err)
+}
+
+// unorderedResults is windowResults' error for the results of a WatermarkHolder whose
+// TimeOrder says why RepartitionByTime cannot number them.
+type unorderedResults struct{ name, why string }
+
+func (u *unorderedResults) Error() string {
+	return fmt.Sprintf("is made from the results of %q, which it cannot number by event time: %q %s; "+
+		"RepartitionByTime takes results that come once per event time, all of a time in one batch, "+
+		"in an order that a replay from any commit sends again", u.name, u.name, u.why)
 }
 
 func (s *Stream[T]) slideOf() int64 { return s.slide }

@@ -510,25 +510,40 @@ func TestRepartitionByTimeWindowOrder(t *testing.T) {
 	require.Equal(t, map[time.Duration]int64{0: 1, 10 * time.Second: 100, 20 * time.Second: 1010, 40 * time.Second: 10000}, got)
 }
 
-// TestRepartitionByTimeRefusesRepeatedTimes: EveryBatch partial results repeat their window's
-// time in later batches, which RepartitionByTime would number from 0 again and drop as
-// copies: a permanent error instead.
+// TestRepartitionByTimeRefusesRepeatedTimes: two windows whose ends coincide but fire in
+// different batches (here the same window with other graces, over a Union of their results)
+// send one event time in two batches, which RepartitionByTime would number from 0 again and
+// drop as copies: a permanent error when it happens, which the graph cannot tell. (EveryBatch
+// partial results, which did so too, are refused when the graph is built:
+// TestRepartitionByTimeOfUnorderedWindowsRefused.)
 func TestRepartitionByTimeRefusesRepeatedTimes(t *testing.T) {
-	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(20*time.Second))
+	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Second))
 	q, src := streamtest.NewQueue[keyed](h)
-	counts, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64](),
-		window.WithEmit(window.EveryBatch))
-	require.NoError(t, err)
-	pairs := stream.Map(counts.Results(), func(r window.Result[string, int64]) stream.Pair[string, int64] { return stream.KV(r.Key, r.Value) })
+	toPair := func(r window.Result[string, int64]) stream.Pair[string, int64] { return stream.KV(r.Key, r.Value) }
+	var pairs *stream.Stream[stream.Pair[string, int64]]
+	for i, grace := range []time.Duration{0, 5 * time.Second} {
+		counts, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64](),
+			window.WithGrace(grace), window.WithName(fmt.Sprintf("counts%d", i)))
+		require.NoError(t, err)
+		if pairs == nil {
+			pairs = stream.Map(counts.Results(), toPair)
+		} else {
+			pairs = pairs.Union(stream.Map(counts.Results(), toPair))
+		}
+	}
 	ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
 	stream.RepartitionByTime(pairs, "partials", ex, func(p stream.Pair[string, int64]) uint64 { return stream.HashKey(p.Key) })
 	h.AddExchange(ex)
+	require.NoError(t, h.P.Err())
 	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
 	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 0, EventTime: at(1)})
-	_, err = h.TryStep()
-	require.NoError(t, err)
-	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 1, EventTime: at(2)}) // [0s, 10s) again
-	_, err = h.TryStep()
+	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 1, EventTime: at(12)}) // counts0 fires [0s, 10s)
+	for range 2 {
+		_, err := h.TryStep()
+		require.NoError(t, err)
+	}
+	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 2, EventTime: at(17)}) // counts1 fires [0s, 10s)
+	_, err := h.TryStep()
 	require.Error(t, err)
 	require.True(t, stream.IsPermanent(err))
 	require.ErrorContains(t, err, "RepartitionByTime needs each time's elements in one batch")

@@ -51,7 +51,7 @@ func (sh *shuffle[T]) collect(pc *PartitionContext) {
 		switch {
 		case sh.byTime && ok && num(&es[0]) <= last:
 			// Equal times in two batches would be numbered from 0 again, and dropped as copies.
-			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent event time %s of partition %d after %s: RepartitionByTime needs each time's elements in one batch and later batches later (final results of tumbling or sliding windows)",
+			sh.fail = fmt.Errorf("stream: repartition %q: the stream sent event time %s of partition %d after %s: RepartitionByTime needs each time's elements in one batch and later batches later (final results of tumbling windows; over a Union, windows whose ends coincide must fire in the same batch)",
 				sh.name, WatermarkTime(num(&es[0])).Format(time.RFC3339Nano), pc.Partition, WatermarkTime(last).Format(time.RFC3339Nano))
 		case !sh.byTime && ok && es[0].Offset <= last:
 			// An offset sent in an earlier batch (UpdateStateByKey's states, MapWithState's

@@ -262,6 +262,11 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 // of the graph, in the order the operators were created, before the next partition. So an
 // operator created after another sees, in the same call for the same partition, what the
 // earlier one produced (a side output read through a second operator is consistent).
+//
+// Optional interfaces tell the pipeline more about an operator: ReplayStarter (where a
+// replay must start it), Withholder (records it holds without output), WatermarkHolder (its
+// output stands behind the watermark), TimeOrderer (RepartitionByTime may number its output
+// by event time), Parameterized (parameters a restart must keep) and StateReporter (stats).
 type Operator[In, Out any] interface {
 	// Process appends the outputs for this partition and batch to out and returns it. It must
 	// not keep in or out past the call.
@@ -311,6 +316,22 @@ type WatermarkHolder interface {
 	HeldWatermark(partition int32) (int64, bool)
 }
 
+// TimeOrderer is an optional interface of a WatermarkHolder whose output RepartitionByTime
+// may number by event time and rank (package window's operators implement it). That takes,
+// per partition, every element of an event time in one batch, later batches only later
+// times, and a replay from any offset the operator returned by Retained that sends again,
+// with the same values and in the same order, the elements of every time it sends that the
+// first run sent: else a replay after a crash (or after a send that wrote part of a batch)
+// shifts the ranks, and downstream one result is kept twice where another is dropped as a
+// copy. RepartitionByTime of a stream made from a WatermarkHolder that does not implement
+// TimeOrderer, or whose TimeOrder says why not, is refused when the graph is built
+// (ErrGraph), naming the operator and what TimeOrder said.
+type TimeOrderer interface {
+	// TimeOrder returns "" if the operator's output is so, else why not (with what to
+	// use instead), for the graph error.
+	TimeOrder() string
+}
+
 // Parameterized is an optional interface of an Operator whose output depends on parameters
 // besides its input, such as a window's size and grace or a join's bounds and kind (package
 // window's and package join's operators implement it). Each commit's checkpoint records a
@@ -354,6 +375,15 @@ func (o opState[In, Out]) withheld(part int32) (int64, bool) {
 func (o opState[In, Out]) isWatermarkHolder() bool {
 	_, ok := o.op.(WatermarkHolder)
 	return ok
+}
+
+// timeOrder returns "" if RepartitionByTime may number the operator's output by event time,
+// else why not (TimeOrderer).
+func (o opState[In, Out]) timeOrder() string {
+	if t, ok := o.op.(TimeOrderer); ok {
+		return t.TimeOrder()
+	}
+	return "does not say that a replay sends its results again in the same order (it implements WatermarkHolder but not TimeOrderer)"
 }
 
 func (o opState[In, Out]) heldWatermark(part int32) (int64, bool) {

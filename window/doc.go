@@ -181,7 +181,13 @@
 // end of the input closes the rest at math.MaxInt64; sessions are not replayed exactly
 // (below). Since results of several windows and keys share a position, in an order a replay
 // need not reproduce, stream.Repartition (by offset) refuses a stream derived from a window;
-// RepartitionByTime takes the final results of tumbling windows.
+// RepartitionByTime takes the final results of tumbling windows, which a replay sends again
+// in the same order. The operator says what it is (TimeOrder, stream.TimeOrderer), and
+// RepartitionByTime refuses when the graph is built EveryBatch partial results (they repeat
+// their window's time in later batches), sliding windows (a window's keys come in the order
+// the partition first saw them), sessions (those that close together come in the order of
+// their keys in the partition's state) and a key limit (WithMaxKeys admits keys by the state
+// of every partition): a replay from the commit need not reproduce those orders.
 //
 // Sessions have no common boundary to commit at: a replay rebuilds every session that was
 // open, but a session that had closed while spanning the committed offset is emitted again

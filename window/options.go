@@ -116,7 +116,9 @@ func WithName(name string) Option {
 // Reason stream.ReasonKeyLimit (counted by KeyLimitCount, a warning is logged once), so a
 // flood of distinct keys (a device that sends random ids) cannot exhaust memory and loses
 // nothing. Records of keys that already hold state are aggregated as usual. 0 (the default)
-// means no bound.
+// means no bound. Which keys it admits depends on every partition's state at the time, which
+// a replay need not reproduce: stream.RepartitionByTime refuses the results of a window with
+// a key limit (bound the window after the repartition instead).
 func WithMaxKeys(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 0 {

@@ -1,10 +1,12 @@
 // The operator's output as elements: results (appendResult, written in place per window by
-// appendSpan) and the late and refused records set aside for lateDrain.
+// appendSpan), the late and refused records set aside for lateDrain, and whether a replay
+// sends the results again in the same order (TimeOrder).
 
 package window
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetstream/fleetstream/stream"
@@ -68,3 +70,35 @@ func (op *operator[T, K, V, A, R]) appendSpan(o out[K, R], part int32, k K, acc 
 }
 
 func utc(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// TimeOrder implements stream.TimeOrderer: whether stream.RepartitionByTime may number the
+// results by event time and rank (see "Delivery and replay" in the package documentation).
+// A tumbling window with OnClose sends each window's results once, in one batch, in the
+// order of their keys' first records in it, which a replay rebuilds. EveryBatch partial
+// results repeat their window's time in later batches; a sliding window's come in the order
+// the partition first saw their keys, and sessions of one end in the order of their keys in
+// the partition's state, both of which depend on where a replay starts; and the key limit
+// admits keys by the state of every partition, so a replay may admit a key the first run
+// refused (TestRepartitionByTimeReplayOrder in package stream).
+func (op *operator[T, K, V, A, R]) TimeOrder() string {
+	var why []string
+	if op.cfg.emit == EveryBatch {
+		why = append(why, "emits EveryBatch partial results, which repeat a window's event time in later batches as it fills "+
+			"(a Filter that keeps the final results does not change that for the graph: use OnClose, the default)")
+	}
+	switch op.asg.kind {
+	case kindSliding:
+		why = append(why, "is a sliding window, which sends a window's results in the order it first saw their keys, "+
+			"which a replay from a commit may see in another order (use Tumbling)")
+	case kindSession:
+		why = append(why, "is a session window, whose results of one time come in the order of their keys in its state, "+
+			"which a replay from a commit may rebuild in another order (use Tumbling)")
+	}
+	if op.cfg.maxKeys > 0 {
+		why = append(why, "has a key limit (WithMaxKeys), which admits keys by the state of every partition, so a replay "+
+			"may admit a key the first run refused and send a window's results in other ranks (bound the window after the repartition instead)")
+	}
+	return strings.Join(why, "; it ")
+}
+
+var _ stream.TimeOrderer = (*operator[int, int, int, int64, int64])(nil)
