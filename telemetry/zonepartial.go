@@ -101,7 +101,7 @@ func (ZoneMergeAgg) Result(acc ZoneAcc) ZoneDemand {
 // them in the order its engine first saw them, which a replay from a later start does not;
 // and a key limit admits keys by the state of every partition at the time, so a replay may
 // admit a key the first run refused and shift the ranks after it. Either would keep a partial
-// twice downstream.
+// twice downstream: stream.RepartitionByTime refuses both when the graph is built.
 func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts ...ZoneDemandOption) (*window.Windowed[string, ZoneAcc, Tracked], error) {
 	c, err := newConfig(opts, ZoneDemandOption.applyZoneDemand)
 	if err != nil {
