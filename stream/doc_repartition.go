@@ -141,8 +141,10 @@
 // fired before the commit (that batch's send was acknowledged). So the downstream keeps every
 // partial result exactly once by the same rule. Only windows' results number so, and only
 // those a replay sends again in the same order, each time once: a RepartitionByTime of
-// records, of a window's Late stream or of another stateful operator's output is refused when
-// the graph is built (ErrGraph, TestRepartitionByTimeOfOtherStreamsRefused), and so is one of
+// records, of a window's Late stream, of another stateful operator's output or of an
+// operator's side output (TestRepartitionByTimeOfSideOutputRefused: its TimeOrderer speaks for
+// its output only) is refused when the graph is built (ErrGraph,
+// TestRepartitionByTimeOfOtherStreamsRefused), and so is one of
 // a window whose TimeOrderer says its results are not so, or of a WatermarkHolder that does
 // not say (TestRepartitionByTimeOfUnorderedWindowsRefused): EveryBatch partial results repeat
 // their window's time in later batches (that failed at run time, after outputs had written

@@ -239,8 +239,9 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // that was open at the commit. A stream that is not made, on every path to the sources, from
 // the results of event-time windows that say they come so (operators that implement
 // WatermarkHolder and TimeOrderer) through stateless operators only is a construction error
-// (ErrGraph) naming what it is made from: records, a window's Late stream, or another
-// stateful operator's output repeat event times across batches or send them out of order,
+// (ErrGraph) naming what it is made from: records, a window's Late stream, another stateful
+// operator's output, or an operator's side output (which its TimeOrderer does not speak
+// for) repeat event times across batches or send them out of order,
 // as do EveryBatch partial results (even behind a Filter that keeps the final ones, which
 // the graph cannot see). Nor do a sliding window (it emits keys in the order it first saw
 // them, which depends on where a replay starts), sessions (those that close together come

@@ -100,7 +100,8 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 // follow "its stream <name>", when it is not made from the final results of event-time
 // windows (operators that implement WatermarkHolder and TimeOrderer) through stateless
 // operators only, on every path to the sources: what RepartitionByTime takes (see there).
-// Records, or a stateful operator's output (a window's Late stream, MapWithState), repeat an
+// Records, a stateful operator's output (a window's Late stream, MapWithState) or a side
+// output (NewSideOutput: not what the operator's TimeOrderer speaks for) repeat an
 // event time across batches or send it out of order, as do a window's EveryBatch partial
 // results; a sliding or session window, or one with a key limit, sends a time's results in
 // an order a replay need not reproduce. RepartitionByTime's numbers take none of them: a
@@ -109,6 +110,13 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 func windowResults(p *Pipeline, idx int) error {
 	err := walkUp(p, idx, func(i int, n node) (bool, error) {
 		name := n.(interface{ Name() string }).Name()
+		if s, ok := n.(interface{ sideOutputOf() string }); ok && s.sideOutputOf() != "" {
+			// What the operator emits beside its results: TimeOrderer speaks for these only.
+			if i == idx {
+				return false, fmt.Errorf("is the side output of the operator %q", s.sideOutputOf())
+			}
+			return false, fmt.Errorf("is made from the side output %q of the operator %q", name, s.sideOutputOf())
+		}
 		if s, ok := n.(interface{ stateOf() stateful }); ok && s.stateOf() != nil {
 			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
 				if t, ok := s.stateOf().(interface{ timeOrder() string }); ok && t.timeOrder() != "" {
@@ -150,3 +158,6 @@ func (u *unorderedResults) Error() string {
 
 func (s *Stream[T]) slideOf() int64 { return s.slide }
 func (s *source[T]) headIdx() int   { return s.head.idx }
+
+// sideOutputOf names the operator whose side output the stream is, "" if it is none.
+func (s *Stream[T]) sideOutputOf() string { return s.sideOf }

@@ -68,6 +68,9 @@ type Stream[T any] struct {
 	// batch again (UpdateStateByKey's states, MapWithState's timeouts and snapshots): no
 	// repartition may read it (upstreamSources).
 	reemits string
+	// sideOf, for a side output (NewSideOutput), names its operator: its elements are not
+	// that operator's output, which the operator's optional interfaces speak for.
+	sideOf string
 
 	// through is set for elementwise operators (Map, Filter, KeyBy and what is built on them):
 	// it returns a loop that runs the operator over its parent's batch, a chunk at a time, and

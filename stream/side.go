@@ -13,7 +13,9 @@ package stream
 // same batch and partition as the operator's output, its elements carrying the event time and
 // offset Emit gave them (the input record's, as for the operator's output), so that replays,
 // commits and watermarks treat a stateful reader of it as a reader of the operator through a
-// Filter (TestSideOutputCrashReplaySweep).
+// Filter (TestSideOutputCrashReplaySweep). It is not the operator's output, though, which the
+// operator's optional interfaces speak for: RepartitionByTime refuses it, even of a
+// TimeOrderer (TestRepartitionByTimeOfSideOutputRefused).
 type SideOutput[T any] struct {
 	s   *Stream[T]
 	buf []Elem[T]
@@ -36,6 +38,7 @@ func NewSideOutput[T, Out any](of *Stream[Out], name string) *SideOutput[T] {
 		o.buf = reuse(o.buf)
 		return out
 	})
+	o.s.sideOf = of.name
 	return o
 }
 

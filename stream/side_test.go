@@ -108,3 +108,43 @@ func TestSideOutputOfOtherStreamRefused(t *testing.T) {
 	require.ErrorIs(t, err, stream.ErrGraph)
 	require.ErrorContains(t, err, `NewSideOutput "odd"`)
 }
+
+// orderedRouter is a router whose output a RepartitionByTime may number by event time
+// (WatermarkHolder, TimeOrderer): a promise about its output, not its side outputs.
+type orderedRouter struct{ router }
+
+func (*orderedRouter) HeldWatermark(int32) (int64, bool) { return 0, false }
+func (*orderedRouter) TimeOrder() string                 { return "" }
+
+// TestRepartitionByTimeOfSideOutputRefused: a side output carries what its operator emits
+// beside its output, not the output that the operator's TimeOrderer speaks for (here every
+// record the operator reads, which repeat event times across batches), so RepartitionByTime
+// of it is refused when the graph is built, as of a window's Late stream; of the operator's
+// output it is accepted.
+func TestRepartitionByTimeOfSideOutputRefused(t *testing.T) {
+	for _, side := range []bool{true, false} {
+		h := streamtest.New(t, time.Second)
+		q, src := streamtest.NewQueue[int](h)
+		op := &orderedRouter{}
+		out := stream.Apply(src, "ordered", stream.Operator[int, tagged](op))
+		op.sides[1] = stream.NewSideOutput[int](out, "ones")
+		op.sides[2] = stream.NewSideOutput[int](out, "twos")
+		ints := stream.Map(out, func(v tagged) int { return v.V })
+		if side {
+			ints = op.sides[1].Stream().Filter(func(int) bool { return true })
+		}
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[int](2))
+		stream.RepartitionByTime(ints, "by-time", ex, func(v int) uint64 { return uint64(v) })
+		h.AddExchange(ex)
+		q.AddValues(1, 4)
+		if !side {
+			require.NoError(t, h.P.Err())
+			continue
+		}
+		err := h.P.Err()
+		require.ErrorIs(t, err, stream.ErrGraph)
+		require.ErrorContains(t, err, `RepartitionByTime "by-time": its stream "filter" is made from the side output "ones" of the operator "ordered"`)
+		_, stepErr := h.TryStep()
+		require.ErrorIs(t, stepErr, stream.ErrGraph)
+	}
+}
