@@ -118,7 +118,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			wm := pc.WatermarkAt(in[i].Offset)
 			tp.wm = max(tp.wm, wm)
 			if wm > tp.nextExpiry {
-				out = tr.expire(tp, wm, out)
+				tr.expire(tp, wm)
 			}
 			out = tr.event(pc, tp, &in[i], out)
 			continue
@@ -134,7 +134,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 			tp.maxT, tp.maxOff = t, in[i].Offset
 			tp.wm = max(tp.wm, t-ooo)
 			if t-ooo > tp.nextExpiry {
-				out = tr.expire(tp, t-ooo, out)
+				tr.expire(tp, t-ooo)
 			}
 		case t == tp.maxT:
 			tp.maxOff = in[i].Offset
@@ -155,7 +155,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 	}
 	// An idle partition moves on with the pipeline.
 	tp.wm = max(tp.wm, pc.PartitionWatermark)
-	out = tr.expire(tp, pc.PartitionWatermark, out)
+	tr.expire(tp, pc.PartitionWatermark)
 	tr.cabsHeld.Store(int64(tr.cabs))
 	return out
 }
@@ -181,7 +181,8 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 			return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
 		}
 		if tr.cfg.maxCabs > 0 && tr.cabs >= tr.cfg.maxCabs {
-			return tr.refuse(pc, el, out)
+			tr.refuse(pc, el)
+			return out
 		}
 		c = tr.seed(el, t, spd)
 		tp.cabs[e.CabID] = c
@@ -355,7 +356,7 @@ func tripHash(e *Event) uint32 {
 
 // refuse sends the event of a new cab past WithMaxCabs to the dead letters, and
 // logs a warning, at most one a minute.
-func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event]) {
 	e := &el.Value
 	tr.limited.Add(1)
 	dl := stream.DeadLetter{
@@ -380,7 +381,6 @@ func (tr *tracker) refuse(pc *stream.PartitionContext, el *stream.Elem[Event], o
 			"max_cabs", tr.cfg.maxCabs, "partition", pc.Partition, "suppressed", suppressed)
 	}
 	tr.dead.Emit(stream.Elem[stream.DeadLetter]{Value: dl, Time: el.Time, Offset: el.Offset})
-	return out
 }
 
 // seed starts the state of a cab from its first event, which starts no
@@ -416,9 +416,9 @@ func (tr *tracker) inside(p Point) uint64 {
 
 // expire fires device-silent for every cab whose latest event is more than
 // silentAfter behind the watermark, and forgets it.
-func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+func (tr *tracker) expire(tp *trackPart, wm int64) {
 	if wm == stream.NoWatermark || wm <= tp.nextExpiry {
-		return out
+		return
 	}
 	silent := int64(tr.cfg.silentAfter)
 	next := int64(math.MaxInt64)
@@ -452,5 +452,4 @@ func (tr *tracker) expire(tp *trackPart, wm int64, out []stream.Elem[trackOut]) 
 	}
 	clear(fired)
 	tr.fired = fired[:0]
-	return out
 }
