@@ -1,7 +1,9 @@
 package stream_test
 
 import (
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +119,70 @@ func TestFusedChainLongBatches(t *testing.T) {
 	require.Len(t, got, len(want))
 	for i := range want {
 		require.ElementsMatch(t, want[i], got[i], "batch %d", i+1)
+	}
+}
+
+// A Filter passes long runs of kept elements on uncopied when fused and copies runs when
+// materialized: over random batches whose kept runs are around the length where it stops
+// copying (and across chunks), both give every kept element once, in order, with its time and
+// offset, as the predicate applied element by element does.
+func TestFilterRunsMatchOneByOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 39))
+	for round := range 20 {
+		h := streamtest.New(t, time.Second)
+		q, src := streamtest.NewQueue[string](h)
+		keep := func(v string) bool { return v[0] != 'x' }
+		// Fused: the Filter's only reader is a Map into an operator that records what it saw.
+		fusedRec := &elems[string]{}
+		stream.Apply(stream.Map(src.Filter(keep), strings.Clone), "fused", stream.Operator[string, string](fusedRec))
+		// Materialized: the Filter has two readers.
+		kept := src.Filter(keep)
+		matRec := &elems[string]{}
+		stream.Apply(kept, "materialized", stream.Operator[string, string](matRec))
+		streamtest.Collect(kept)
+
+		var want []stream.Elem[string]
+		off := make([]int64, 2)
+		for range 3 {
+			var recs []stream.Record[string]
+			for range rng.IntN(1200) {
+				part := int32(rng.IntN(2))
+				// Runs of kept and dropped values of random lengths around directRun.
+				n := 1 + rng.IntN(40)
+				drop := rng.IntN(3) == 0
+				for range n {
+					v := "v" + strconv.Itoa(int(off[part]))
+					if drop {
+						v = "x" + v
+					}
+					at := streamtest.Epoch.Add(time.Duration(part)*time.Hour + time.Duration(off[part])*time.Millisecond)
+					recs = append(recs, stream.Record[string]{Value: v, Partition: part, Offset: off[part], EventTime: at})
+					off[part]++
+				}
+			}
+			q.Add(recs...)
+			for _, r := range recs {
+				if keep(r.Value) {
+					want = append(want, stream.Elem[string]{Value: r.Value, Time: r.EventTime.UnixNano(), Offset: r.Offset})
+				}
+			}
+		}
+		h.Run(3)
+		// Each partition's elements in the order seen (the operators see a batch partition by
+		// partition); a partition is told by its hour.
+		byPart := func(es []stream.Elem[string]) [2][]stream.Elem[string] {
+			var out [2][]stream.Elem[string]
+			for _, e := range es {
+				part := 0
+				if e.Time >= streamtest.Epoch.Add(time.Hour).UnixNano() {
+					part = 1
+				}
+				out[part] = append(out[part], e)
+			}
+			return out
+		}
+		require.Equal(t, len(want), len(fusedRec.seen), "round %d: fused", round)
+		require.Equal(t, byPart(want), byPart(fusedRec.seen), "round %d: fused", round)
+		require.Equal(t, byPart(want), byPart(matRec.seen), "round %d: materialized", round)
 	}
 }

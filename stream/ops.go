@@ -3,7 +3,10 @@
 
 package stream
 
-import "slices"
+import (
+	"reflect"
+	"slices"
+)
 
 // Map returns a stream of f applied to every value.
 func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
@@ -20,14 +23,60 @@ func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
 
 // Filter returns a stream of the values for which keep returns true.
 func (s *Stream[T]) Filter(keep func(T) bool) *Stream[T] {
-	return elementwise(s, "filter", func(in []Elem[T], out []Elem[T]) []Elem[T] {
+	f := elementwise(s, "filter", func(in []Elem[T], out []Elem[T]) []Elem[T] {
+		start := 0 // of the run of kept elements that i ends
 		for i := range in {
-			if keep(in[i].Value) {
-				out = append(out, in[i])
+			if !keep(in[i].Value) {
+				out = append(out, in[start:i]...)
+				start = i + 1
 			}
 		}
-		return out
+		return append(out, in[start:]...)
 	})
+	// Fused, a long run of kept elements goes to the reader as it is, a part of the chunk it
+	// came in, not copied: the readers of a chunk only read it (see feed). Short runs are
+	// gathered first, so that a filter that keeps few does not call its reader per element.
+	scrub := hasPointers(reflect.TypeFor[T]())
+	f.through = func(sink func([]Elem[T])) func(pc *PartitionContext) {
+		var short []Elem[T]
+		pass := func(run []Elem[T]) {
+			if len(run) < directRun {
+				short = append(short, run...)
+				return
+			}
+			if len(short) > 0 {
+				sink(short)
+				short = emptied(short, scrub)
+			}
+			sink(run)
+		}
+		return s.feed(func(chunk []Elem[T]) {
+			start := 0
+			for i := range chunk {
+				if !keep(chunk[i].Value) {
+					pass(chunk[start:i])
+					start = i + 1
+				}
+			}
+			pass(chunk[start:])
+			if len(short) > 0 {
+				sink(short)
+				short = emptied(short, scrub)
+			}
+		})
+	}
+	return f
+}
+
+// directRun is the shortest run of kept elements that a fused Filter passes on uncopied.
+const directRun = 16
+
+// emptied returns b emptied, its elements cleared first if scrub (they hold pointers).
+func emptied[T any](b []T, scrub bool) []T {
+	if scrub {
+		clear(b)
+	}
+	return b[:0]
 }
 
 // FlatMap returns a stream of every value that f yields for every input value; f calls emit

@@ -12,7 +12,7 @@ import (
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 )
 
-// The tests of the source buffer (Input) reuse benchEvent and evBinder of bench_test.go.
+// The tests of the source buffer (Input) reuse benchEvent and pushBinder of bench_test.go.
 
 // TestTryPushBatchBounds checks the bulk push against the buffer's record and byte bounds:
 // records are taken while the buffer is under both bounds, and one record larger than the
@@ -47,7 +47,7 @@ func TestTryPushBatchBounds(t *testing.T) {
 				t.Fatal(err)
 			}
 			var in *stream.Input[benchEvent]
-			stream.From(p, stream.Source[benchEvent](evBinder{&in}))
+			stream.From(p, stream.Source[benchEvent](pushBinder[benchEvent]{&in}))
 			for i, recs := range tc.pushes {
 				if got := in.TryPushBatch(recs); got != tc.accepted[i] {
 					t.Fatalf("push %d: accepted %d of %d records, want %d", i+1, got, len(recs), tc.accepted[i])
@@ -96,7 +96,7 @@ func TestInputRevokeAndBatchTime(t *testing.T) {
 	}
 	var in *stream.Input[benchEvent]
 	probe := &elemProbe{}
-	stream.ForEachBatch(stream.Apply(stream.From(p, stream.Source[benchEvent](evBinder{&in})), "probe",
+	stream.ForEachBatch(stream.Apply(stream.From(p, stream.Source[benchEvent](pushBinder[benchEvent]{&in})), "probe",
 		stream.Operator[benchEvent, benchEvent](probe)), func(context.Context, stream.BatchInfo, []benchEvent) error { return nil })
 
 	timed := streamtest.Epoch.Add(-time.Minute)
@@ -161,7 +161,7 @@ func TestPushRuns(t *testing.T) {
 	p, err := stream.New(time.Second, stream.WithClock(clk))
 	require.NoError(t, err)
 	var in *stream.Input[benchEvent]
-	src := stream.From(p, stream.Source[benchEvent](evBinder{&in}))
+	src := stream.From(p, stream.Source[benchEvent](pushBinder[benchEvent]{&in}))
 	rec := &elems[benchEvent]{}
 	var byPart []string
 	stream.ForEachBatch(stream.Transform(stream.Apply(src, "record", stream.Operator[benchEvent, benchEvent](rec)),
@@ -234,7 +234,7 @@ func TestPushInterleaved(t *testing.T) {
 		p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithBuffer(len(recs), 0))
 		require.NoError(t, err)
 		var in *stream.Input[benchEvent]
-		src := stream.From(p, stream.Source[benchEvent](evBinder{&in}))
+		src := stream.From(p, stream.Source[benchEvent](pushBinder[benchEvent]{&in}))
 		res := result{byPart: map[int32][]stream.Elem[benchEvent]{}}
 		stream.Apply(src, "record", stream.Operator[benchEvent, benchEvent](&perPart{res.byPart}))
 		push(in)
