@@ -250,11 +250,21 @@ func identityOf(n node) string {
 	return "?"
 }
 
-// identity is describe without the operator's inputs.
+// identity is describe without the operator's inputs, or what the operator's Identifier
+// gives.
 func (s *Stream[T]) identity() string {
-	state := ""
-	if s.state != nil {
-		state = fmt.Sprintf("%T", s.state)
+	if p, ok := s.state.(interface{ pinnedIdentity() string }); ok {
+		if id := p.pinnedIdentity(); id != "" {
+			return id
+		}
 	}
-	return fmt.Sprintf("%s|%s|%s", s.name, reflect.TypeFor[T](), state)
+	return identityString(s.name, reflect.TypeFor[T](), s.state)
+}
+
+func identityString(name string, elem reflect.Type, state stateful) string {
+	st := ""
+	if state != nil {
+		st = fmt.Sprintf("%T", state)
+	}
+	return fmt.Sprintf("%s|%s|%s", name, elem, st)
 }

@@ -431,3 +431,64 @@ func TestCheckpointOfAnotherGraphSwappedAlikeOperators(t *testing.T) {
 	require.Equal(t, sameAll, all, "the sum of every record")
 	require.Equal(t, sameOdd, odd, "the sum of the odd records")
 }
+
+// sumOut is groupSum's result in a release that changed the operator's output type.
+type sumOut struct{ Sum int64 }
+
+// wrappedSum is groupSum with sumOut results; pinned says whether it implements Identifier
+// with its former identity (identifiedSum).
+type wrappedSum struct{ g *groupSum }
+
+func (w *wrappedSum) Process(pc *stream.PartitionContext, in []stream.Elem[int64], out []stream.Elem[sumOut]) []stream.Elem[sumOut] {
+	for _, e := range w.g.Process(pc, in, nil) {
+		out = append(out, stream.Elem[sumOut]{Value: sumOut{e.Value}, Time: e.Time, Offset: e.Offset})
+	}
+	return out
+}
+func (w *wrappedSum) Retained(p int32) (int64, bool) { return w.g.Retained(p) }
+func (w *wrappedSum) Drop(p int32)                   { w.g.Drop(p) }
+func (w *wrappedSum) StateSize() int                 { return w.g.StateSize() }
+
+type identifiedSum struct{ wrappedSum }
+
+func (identifiedSum) Identity() string { return stream.ApplyIdentity[int64, int64]("groupSum") }
+
+// An operator whose output type changed in a release resumes from the checkpoint the old
+// one wrote when it implements Identifier with its former identity (ApplyIdentity of its old
+// types); without, it is a new operator and starts at the committed offset, emitting a group
+// it had emitted again from part of its records.
+func TestIdentifierKeepsStateAcrossTypeChange(t *testing.T) {
+	h, q, sums := build(t)
+	q.Add(recs(0, 3)...)
+	q.Add(recs(3, 6)...)
+	q.Add(recs(6, 8)...)
+	h.Run(3)
+	require.Equal(t, []int64{0 + 1 + 2 + 3, 4 + 5 + 6 + 7}, sums.Slice())
+	pos, _ := q.CommittedPosition(0)
+	require.Equal(t, int64(2), pos.Offset)
+
+	resume := func(pinned bool) ([]int64, string) {
+		var buf bytes.Buffer
+		h := streamtest.New(t, time.Second, stream.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+		q, src := streamtest.NewQueue[int64](h)
+		keyed := stream.KeyBy(src, func(v int64) bool { return v >= 2 })
+		stream.UpdateStateByKey(keyed, func(big bool, _ []int64, n int, _ bool) (int, bool) { return n + 1, big })
+		var op stream.Operator[int64, sumOut] = &wrappedSum{&groupSum{sum: map[int64]int64{}, first: map[int64]int64{}}}
+		if pinned {
+			op = &identifiedSum{*op.(*wrappedSum)}
+		}
+		got := streamtest.Collect(stream.Map(stream.Apply(src, "groupSum", op), func(s sumOut) int64 { return s.Sum }))
+		q.Resume(stream.Position{Partition: 0, Offset: pos.Offset, Meta: pos.Meta})
+		q.Add(recs(pos.Offset, 10)...)
+		q.End()
+		h.RunUntilDone()
+		return got.Slice(), buf.String()
+	}
+	got, logs := resume(true)
+	require.Equal(t, []int64{8 + 9}, got, "the operator with its former identity resumes from its own start")
+	require.Contains(t, logs, `resumed="[updateStateByKey groupSum]" new=[] gone=0`)
+
+	got, logs = resume(false)
+	require.Equal(t, []int64{2 + 3, 4 + 5 + 6 + 7, 8 + 9}, got, "without its former identity the operator is new")
+	require.Contains(t, logs, `new=[groupSum]`)
+}

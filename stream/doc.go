@@ -217,7 +217,11 @@
 //     TestCheckpointOfAnotherGraphSwappedAlikeOperators), and so does an operator whose
 //     identity another one of either graph hashes to (31 bits: TestCollidingIdentities; the
 //     graph that wrote it resumes it as always). Name stateful operators (window.WithName,
-//     the name given to Apply) to keep their state across releases.
+//     the name given to Apply) to keep their state across releases. An Operator whose
+//     element type changes (its state type names it too) keeps its state by implementing
+//     Identifier with its former identity, ApplyIdentity of its old types, as Flink's
+//     setUidHash does; the stateful operators that read it keep theirs with it
+//     (TestIdentifierKeepsStateAcrossTypeChange: without, it starts as new).
 //  4. A checkpoint without identities (format "fs3/" and earlier, or of a graph too large
 //     for them, below) of another graph is refused and logged, and every stateful operator
 //     starts cold from the committed offset (TestCheckpointOfReorderedGraphResumesByName,

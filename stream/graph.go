@@ -417,6 +417,33 @@ func (o opState[In, Out]) reportState(st *OperatorState) {
 	}
 }
 
+// Identifier is an optional interface of an Operator that gives its checkpoint identity
+// itself (see "Restarts with another graph" in the package documentation). The pipeline
+// identifies an operator by its name, element type and state type, so a release that
+// changes an operator's output type would start it, and the stateful operators that read
+// it, as new; one that implements Identifier with Identity returning what the pipeline
+// identified it by before, ApplyIdentity of its old types, resumes it from its checkpoint,
+// as Flink's setUidHash keeps the state of an operator whose generated hash changed. An
+// empty Identity is ignored. Give an operator only its own former identity: one taken for
+// another resumes from the other's replay start.
+type Identifier interface {
+	Identity() string
+}
+
+// ApplyIdentity returns the checkpoint identity that Apply gives an Operator[In, Out] named
+// name that does not implement Identifier, for an operator whose types changed to keep
+// (Identifier).
+func ApplyIdentity[In, Out any](name string) string {
+	return identityString(name, reflect.TypeFor[Out](), opState[In, Out]{})
+}
+
+func (o opState[In, Out]) pinnedIdentity() string {
+	if id, ok := o.op.(Identifier); ok {
+		return id.Identity()
+	}
+	return ""
+}
+
 // Apply adds a custom Operator to the graph.
 func Apply[In, Out any](s *Stream[In], name string, op Operator[In, Out]) *Stream[Out] {
 	out := derive(s, name, op.Process)
