@@ -93,24 +93,31 @@ func Track(s *stream.Stream[Event], opts ...TrackOption) (*Tracker, error) {
 	for _, f := range c.fences {
 		op.fences = append(op.fences, fence{name: f.Name, area: f.Area, box: f.Area.Bounds()})
 	}
-	events := stream.Apply(s, "cab-tracker", stream.Operator[Event, trackOut](op))
+	events := stream.Apply(s, "cab-tracker", stream.Operator[Event, Tracked](op))
 	op.alerts = stream.NewSideOutput[Alert](events, "cab-alerts")
 	op.dead = stream.NewSideOutput[stream.DeadLetter](events, "cab-tracker-dead-letters")
 	return &Tracker{
-		events: stream.Map(events, func(o trackOut) Tracked { return o.Tracked }),
+		events: events,
 		alerts: op.alerts.Stream(),
 		dead:   op.dead.Stream(),
 		op:     op,
 	}, nil
 }
 
-// trackOut is the operator's output, an annotated event; alerts and dead letters
-// go to side outputs. It stays a type of its own, named as when it also carried
-// those, because a stateful operator's checkpoint identity hashes its element
-// type's name (stream's "Restarts with another graph"): a new name would start
-// the tracker, and the windows that read it, cold after an upgrade.
+// trackOut was the operator's output type when it also carried alerts and dead
+// letters. A stateful operator's checkpoint identity hashes its element and state
+// types (stream's "Restarts with another graph"), so the tracker keeps the identity
+// it had with that type (Identity): a new one would start the tracker, and the
+// windows that read it, as new after an upgrade, and they would emit windows again
+// from part of their records.
 type trackOut struct {
 	Tracked
+}
+
+// Identity is the tracker's checkpoint identity from the releases whose operator
+// emitted trackOut (stream.Identifier).
+func (*tracker) Identity() string {
+	return stream.ApplyIdentity[Event, trackOut]("cab-tracker")
 }
 
 type fence struct {

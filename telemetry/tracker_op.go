@@ -76,12 +76,13 @@ type silentCab struct {
 }
 
 var (
-	_ stream.Operator[Event, trackOut] = (*tracker)(nil)
-	_ stream.ReplayStarter             = (*tracker)(nil)
-	_ stream.StateReporter             = (*tracker)(nil)
+	_ stream.Operator[Event, Tracked] = (*tracker)(nil)
+	_ stream.Identifier               = (*tracker)(nil)
+	_ stream.ReplayStarter            = (*tracker)(nil)
+	_ stream.StateReporter            = (*tracker)(nil)
 )
 
-func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event], out []stream.Elem[Tracked]) []stream.Elem[Tracked] {
 	tp := tr.parts[pc.Partition]
 	if tp == nil {
 		if len(in) == 0 {
@@ -160,7 +161,7 @@ func (tr *tracker) Process(pc *stream.PartitionContext, in []stream.Elem[Event],
 	return out
 }
 
-func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.Elem[Event], out []stream.Elem[trackOut]) []stream.Elem[trackOut] {
+func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.Elem[Event], out []stream.Elem[Tracked]) []stream.Elem[Tracked] {
 	e := &el.Value
 	t := e.Time.UnixNano()
 	pos := e.Point()
@@ -168,7 +169,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	if e.Has&HasSpeed != 0 {
 		spd = e.SpeedKmh
 	}
-	o := trackOut{Tracked: Tracked{Event: *e}}
+	o := Tracked{Event: *e}
 	c := tp.cabs[e.CabID]
 	if c == nil {
 		if tr.cfg.cabSeen != nil {
@@ -178,7 +179,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 			// Silent already: a stale copy of a cab the tracker forgot, or a cab
 			// lagging its partition. Held, it would only fall silent again, and
 			// repeat a device-silent alert per event.
-			return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+			return append(out, stream.Elem[Tracked]{Value: o, Time: el.Time, Offset: el.Offset})
 		}
 		if tr.cfg.maxCabs > 0 && tr.cabs >= tr.cfg.maxCabs {
 			tr.refuse(pc, el)
@@ -189,7 +190,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 		tp.idBytes += int64(len(e.CabID))
 		tr.cabs++
 		tp.nextExpiry = min(tp.nextExpiry, t+int64(tr.cfg.silentAfter))
-		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+		return append(out, stream.Elem[Tracked]{Value: o, Time: el.Time, Offset: el.Offset})
 	}
 	switch {
 	case t == c.lastT && pos.Lat == c.last.lat && pos.Lon == c.last.lon:
@@ -225,7 +226,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 			anchor = c.pathAnchor()
 		}
 		tp.holds = append(tp.holds, hold{anchor, el.Offset})
-		return append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+		return append(out, stream.Elem[Tracked]{Value: o, Time: el.Time, Offset: el.Offset})
 	}
 	cfg := &tr.cfg
 	pathAnchor := c.pathAnchor()
@@ -243,7 +244,7 @@ func (tr *tracker) event(pc *stream.PartitionContext, tp *trackPart, el *stream.
 	case starts:
 		tp.holds = append(tp.holds, hold{c.lastOff, el.Offset})
 	}
-	out = append(out, stream.Elem[trackOut]{Value: o, Time: el.Time, Offset: el.Offset})
+	out = append(out, stream.Elem[Tracked]{Value: o, Time: el.Time, Offset: el.Offset})
 	emit := func(a Alert) {
 		a.CabID = e.CabID
 		a.ID = AlertID(e.CabID, a.Type, a.Details.Fence, a.Time)
