@@ -148,3 +148,33 @@ func TestRepartitionByTimeOfSideOutputRefused(t *testing.T) {
 		require.ErrorIs(t, stepErr, stream.ErrGraph)
 	}
 }
+
+// dropEmitter emits to its side output from Drop, which the pipeline calls outside Process.
+type dropEmitter struct {
+	router
+}
+
+func (o *dropEmitter) Drop(int32) { o.sides[1].Emit(stream.Elem[int]{Value: -1}) }
+
+// Emit outside the operator's Process would put the value in the next partition's batch: it
+// panics, naming the operator, whether called by the pipeline outside Process (Drop) or by
+// anything else; Emit from Process works (TestSideOutput).
+func TestSideOutputEmitOutsideProcessPanics(t *testing.T) {
+	h := streamtest.New(t, time.Second)
+	q, src := streamtest.NewQueue[int](h)
+	op := &dropEmitter{}
+	out := stream.Apply(src, "router", stream.Operator[int, tagged](op))
+	for i := 1; i < 3; i++ {
+		op.sides[i] = stream.NewSideOutput[int](out, "side")
+	}
+	side := streamtest.Collect(op.sides[1].Stream())
+	q.Add(stream.Record[int]{Value: 4, Partition: 0})
+	h.Run(1)
+	require.Equal(t, []int{4}, side.Slice(), "Emit from Process")
+	require.PanicsWithValue(t, `stream: SideOutput.Emit of "router" called outside the operator's Process`, func() {
+		op.sides[2].Emit(stream.Elem[int]{Value: 5})
+	})
+	require.PanicsWithValue(t, `stream: SideOutput.Emit of "router" called outside the operator's Process`, func() {
+		op.Drop(0)
+	})
+}
