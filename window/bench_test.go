@@ -138,6 +138,12 @@ func BenchmarkTumblingShort(b *testing.B) { benchWindows(b, window.Tumbling(time
 
 func BenchmarkSliding(b *testing.B) { benchWindows(b, window.Sliding(10*time.Minute, 10*time.Second)) }
 
+// BenchmarkSlidingShort is BenchmarkSliding with windows of 10 s every second: every key's
+// window fires each batch, so a record costs a result as well (the emission path).
+func BenchmarkSlidingShort(b *testing.B) {
+	benchWindows(b, window.Sliding(10*time.Second, time.Second))
+}
+
 func BenchmarkSession(b *testing.B) { benchWindows(b, window.Session(30*time.Second)) }
 
 // BenchmarkPipelineBaseline is the same pipeline without the window operator, to separate

@@ -15,6 +15,7 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R], e int64) out[K, R] {
 	z := floorDiv(e, w.g) - 1
 	a := z - w.n + 1
 	at := w.closeAt(addSat(e, w.grace))
+	sp := spanOf(e-w.size, e) // once per window, not per key
 	for _, x := range w.order {
 		if w.newest[x] < a {
 			continue
@@ -46,7 +47,7 @@ func (w *sliding[T, K, V, A, R]) fire(o out[K, R], e int64) out[K, R] {
 		if s.backN > 0 {
 			acc = agg.Merge(acc, s.back)
 		}
-		o = w.op.appendResult(o, w.part, s.key, acc, e-w.size, e, true, at)
+		o = w.op.appendSpan(o, w.part, s.key, acc, &sp, true, at)
 	}
 	return o
 }

@@ -7,7 +7,14 @@ package recent
 // forgotten. So it holds at most 2*Keep keys, and a key put within the last Keep puts is
 // always found. The zero Map is empty and ready to use. It is not safe for concurrent use.
 type Map[K comparable, V any] struct {
-	cur, prev map[K]V
+	cur, prev gen[K, V]
+}
+
+// gen is a generation: its map gives each key's index in vals, so that putting a key it
+// holds costs one lookup, with the value replaced in place.
+type gen[K comparable, V any] struct {
+	idx  map[K]int32
+	vals []V
 }
 
 // Keep is the size of a generation.
@@ -15,19 +22,27 @@ const Keep = 1 << 16
 
 // Swap records v for k and returns the value k had, if it is remembered.
 func (m *Map[K, V]) Swap(k K, v V) (old V, ok bool) {
-	old, ok = m.cur[k]
-	if !ok {
-		old, ok = m.prev[k]
+	if i, found := m.cur.idx[k]; found {
+		old, m.cur.vals[i] = m.cur.vals[i], v
+		return old, true
 	}
-	if len(m.cur) >= Keep {
-		m.prev, m.cur = m.cur, nil
+	if i, found := m.prev.idx[k]; found {
+		old, ok = m.prev.vals[i], true
 	}
-	if m.cur == nil {
-		m.cur = make(map[K]V)
+	if len(m.cur.vals) >= Keep {
+		// The oldest generation is forgotten, and its memory holds the next one.
+		m.prev, m.cur = m.cur, m.prev
+		clear(m.cur.idx)
+		clear(m.cur.vals)
+		m.cur.vals = m.cur.vals[:0]
 	}
-	m.cur[k] = v
+	if m.cur.idx == nil {
+		m.cur.idx = make(map[K]int32)
+	}
+	m.cur.idx[k] = int32(len(m.cur.vals))
+	m.cur.vals = append(m.cur.vals, v)
 	return old, ok
 }
 
 // Len returns the number of entries held (a key in both generations counts twice).
-func (m *Map[K, V]) Len() int { return len(m.cur) + len(m.prev) }
+func (m *Map[K, V]) Len() int { return len(m.cur.idx) + len(m.prev.idx) }

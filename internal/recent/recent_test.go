@@ -35,3 +35,38 @@ func TestMap(t *testing.T) {
 		t.Fatal("key 1, not put for three generations, is still remembered")
 	}
 }
+
+// TestMapGenerations: putting a key of the current generation replaces its value without
+// adding an entry; a key found in the previous generation moves to the current one with its
+// new value, and stays found after the next turn; the generation forgotten at a turn holds
+// none of its keys in the next one.
+func TestMapGenerations(t *testing.T) {
+	var m recent.Map[int, int]
+	for v := range 3 {
+		m.Swap(-1, v)
+	}
+	if old, ok := m.Swap(-1, 3); !ok || old != 2 || m.Len() != 1 {
+		t.Fatalf("Swap(-1) = %d, %v with %d entries; want 2, true with 1", old, ok, m.Len())
+	}
+	for k := 1; k < recent.Keep; k++ { // the first generation is full with -1
+		m.Swap(k, k)
+	}
+	m.Swap(recent.Keep, recent.Keep) // the turn
+	if old, ok := m.Swap(-1, 4); !ok || old != 3 {
+		t.Fatalf("after a turn: Swap(-1) = %d, %v; want 3, true", old, ok)
+	}
+	for k := recent.Keep + 1; k <= 2*recent.Keep; k++ { // the second turn forgets 1..Keep-1
+		m.Swap(k, k)
+	}
+	if old, ok := m.Swap(-1, 5); !ok || old != 4 {
+		t.Fatalf("after a second turn: Swap(-1) = %d, %v; want 4, true", old, ok)
+	}
+	for k := 1; k < recent.Keep; k += 4099 {
+		if old, ok := m.Swap(k, 0); ok {
+			t.Fatalf("key %d, put two turns ago, is remembered with %d", k, old)
+		}
+	}
+	if m.Len() > 2*recent.Keep {
+		t.Fatalf("%d entries, more than two generations", m.Len())
+	}
+}
