@@ -111,6 +111,24 @@ func (c *claimLoop[T]) room() bool {
 	return len(c.queue)+len(c.skips)+len(c.pending) < c.h.hold && c.queued < c.h.holdBytes
 }
 
+// take receives m and the records already fetched after it, while the claim has room,
+// without going round the claim's loop for each record. It returns false if msgs closed.
+func (c *claimLoop[T]) take(m *sarama.ConsumerMessage, msgs <-chan *sarama.ConsumerMessage) bool {
+	c.receive(m)
+	for c.room() {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return false
+			}
+			c.receive(m)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
 // receive decodes one fetched record into the queue, or, if it cannot be decoded or its event
 // time is unusable (stream.Input.CheckEventTime), into the pending dead letters.
 func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
