@@ -46,6 +46,10 @@ type claimLoop[T any] struct {
 	probe *time.Timer
 	// probeFrom is the read offset when probe was set: the claim asks only if it is still there.
 	probeFrom int64
+	// records and bytes received that take has not yet added to the Source's counters
+	// (count); received is set once the claim received a record.
+	records, bytes int64
+	received       bool
 }
 
 func (c *claimLoop[T]) stopProbe() {
@@ -113,7 +117,9 @@ func (c *claimLoop[T]) room() bool {
 
 // take receives m and the records already fetched after it, while the claim has room,
 // without going round the claim's loop for each record. It returns false if msgs closed.
+// It counts them in the Source's Stats before it returns, so before any of them is pushed.
 func (c *claimLoop[T]) take(m *sarama.ConsumerMessage, msgs <-chan *sarama.ConsumerMessage) bool {
+	defer c.count()
 	c.receive(m)
 	for c.room() {
 		select {
@@ -143,12 +149,16 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		p.mu.Unlock()
 	}
 	size := len(m.Key) + len(m.Value)
-	if s.records.Add(1) == 1 {
-		// The run's first record, for a drain measured as the benchmarks define it (from the
-		// first record read to the last document acknowledged: bench/e2e.sh).
-		s.log.Debug("kafka: first record", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+	if !c.received {
+		c.received = true
+		if s.readAny.CompareAndSwap(false, true) {
+			// The run's first record, for a drain measured as the benchmarks define it (from
+			// the first record read to the last document acknowledged: bench/e2e.sh).
+			s.log.Debug("kafka: first record", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		}
 	}
-	s.bytes.Add(int64(size))
+	c.records++
+	c.bytes += int64(size)
 	c.queued += int64(size)
 	c.msg.fromSarama(m)
 	if s.o.exchange {
@@ -195,6 +205,17 @@ func (c *claimLoop[T]) receive(m *sarama.ConsumerMessage) {
 		return
 	}
 	r.Partition, r.Offset, r.EventTime, r.Size = p.id, m.Offset, ts, size
+}
+
+// count adds the records and bytes received since it last ran to the Source's counters. Once
+// a run of fetched records (take), not once a record: the claims' goroutines, adding to the
+// same two counters for every record, contended for their cache line.
+func (c *claimLoop[T]) count() {
+	if c.records > 0 {
+		c.h.s.records.Add(c.records)
+		c.h.s.bytes.Add(c.bytes)
+		c.records, c.bytes = 0, 0
+	}
 }
 
 // decode decodes c.msg into a new record at the queue's end, which receive completes, or
@@ -351,7 +372,7 @@ func (c *claimLoop[T]) flush() bool {
 			}
 			n := c.h.in.TryPushBatch(c.queue[:lim])
 			if testHookPushed != nil {
-				testHookPushed()
+				testHookPushed(n)
 			}
 			if n > 0 {
 				c.pushed(c.queue[0].Offset, c.queue[n-1].Offset+1, snap)
@@ -396,9 +417,9 @@ func (c *claimLoop[T]) noteReadToEnd() {
 	}
 }
 
-// testHookPushed, when set by a test, runs right after records were pushed: where the
+// testHookPushed, when set by a test, runs right after n records were pushed: where the
 // pipeline may already have processed them and committed their output.
-var testHookPushed func()
+var testHookPushed func(n int)
 
 // pushChunk is the most records a partition moves into the input at once.
 const pushChunk = 128
