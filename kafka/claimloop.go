@@ -221,7 +221,9 @@ func (c *claimLoop[T]) count() {
 // decode decodes c.msg into a new record at the queue's end, which receive completes, or
 // takes away with unqueue if the message is to be dead-lettered.
 func (c *claimLoop[T]) decode() (*stream.Record[T], time.Time, error) {
-	c.makeRoom()
+	if len(c.queue) == cap(c.queue) { // seldom: not a call a record
+		c.makeRoom()
+	}
 	c.queue = c.queue[:len(c.queue)+1]
 	r := &c.queue[len(c.queue)-1] // receive sets its other fields
 	if c.into != nil {
