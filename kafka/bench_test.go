@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,7 +90,7 @@ func BenchmarkSource(b *testing.B) {
 	var total time.Duration
 	var recs, bytes int64
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := kafka.CPUTime()
 	for b.Loop() {
 		src, n, took := runBoundedBench(b, consumerConfig(brokers, testenv.UniqueName(b, "g-bench"), topic), codec)
 		total += took
@@ -103,18 +102,8 @@ func BenchmarkSource(b *testing.B) {
 	sec := total.Seconds()
 	b.ReportMetric(float64(recs)/sec, "records/s")
 	b.ReportMetric(float64(bytes)/sec/1e6, "MB/s")
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(recs)*1e6, "CPU-s/M-records")
+	b.ReportMetric((kafka.CPUTime()-cpu0).Seconds()/float64(recs)*1e6, "CPU-s/M-records")
 	b.ReportMetric(float64(vmHWM())/(1<<20), "VmHWM-MiB")
-}
-
-// cpuTime returns the CPU time (user and system) this process has used so far: a benchmark's
-// CPU per record is what the machine's other processes do not disturb as much as its speed.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runBoundedBench runs a bounded pipeline of one Source of cfg with a sink that only counts,

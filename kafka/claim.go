@@ -344,21 +344,8 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		}
 		select {
 		case m, ok := <-recv:
-			if !ok {
+			if !ok || !c.take(m, msgs) {
 				return nil
-			}
-			c.receive(m)
-			// Take what is already fetched without going round the loop for each record.
-			for more := true; more && c.room(); {
-				select {
-				case m, ok := <-msgs:
-					if !ok {
-						return nil
-					}
-					c.receive(m)
-				default:
-					more = false
-				}
 			}
 			if c.retry == nil && !c.writeDeadLetters() {
 				return nil

@@ -2,6 +2,9 @@ package kafka
 
 import "time"
 
+// CPUTime is cpuTime for the external benchmarks.
+var CPUTime = cpuTime
+
 // OpenOffsetTxn is openOffsetTxn for the external tests.
 var OpenOffsetTxn = openOffsetTxn
 

@@ -47,7 +47,10 @@ type Source[T any] struct {
 	// partitions is the number of partitions of the Source's topics, once Run looked them up.
 	partitions atomic.Int64
 
+	// records and bytes count what the claims received, a run of fetched records at a time
+	// (claimLoop.count); readAny is set at the first record (logged at Debug).
 	records, bytes, deadLettered atomic.Int64
+	readAny                      atomic.Bool
 	deadByReason                 sync.Map // reason -> *atomic.Int64
 	// dlqLog lets the first dead letters be logged one by one, then one line per interval
 	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).

@@ -38,7 +38,7 @@ func TestReadBackBoundPrecedesPush(t *testing.T) {
 		c.queue = append(c.queue, stream.Record[int]{Partition: 0, Offset: off, Value: int(off), EventTime: time.Unix(off, 0)})
 	}
 	after := outputs{{"alerts", 0}: 25} // the records' output, committed before pushed() ran
-	testHookPushed = func() { tx.snap.Store(&after) }
+	testHookPushed = func(int) { tx.snap.Store(&after) }
 	t.Cleanup(func() { testHookPushed = nil })
 
 	require.True(t, c.flush())
