@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"unsafe"
 
 	"github.com/fleetstream/fleetstream/internal/lograte"
 	"github.com/fleetstream/fleetstream/internal/recent"
@@ -199,9 +198,8 @@ func (e *enrichCo[K, T, V, R]) checkSplit(in []stream.Elem[T], part, table int32
 // inner join dropped (Unmatched) and the bytes of the check's memory of keys; the operator
 // holds no records and no windows.
 func (e *enrichCo[K, T, V, R]) ReportState(st *stream.OperatorState) {
-	var k K
 	e.enrich.ReportState(st)
-	st.Bytes = int64(e.seen.Len()) * int64(unsafe.Sizeof(k)+4+1) * 8 / 7
+	st.Bytes = e.seen.Bytes()
 	st.SplitKeys = e.splitN
 }
 

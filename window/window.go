@@ -409,8 +409,8 @@ func (op *operator[T, K, V, A, R]) StateSize() int {
 	return n
 }
 
-// ReportState reports the windows open in every partition, an estimate of the bytes they hold
-// the records set aside so far and the split keys (see "Stats" in the package documentation). Its cost is a
+// ReportState reports the windows open in every partition, an estimate of the bytes they (and
+// the split check's memory of recent keys) hold, the records set aside so far and the split keys (see "Stats" in the package documentation). Its cost is a
 // pass over each partition's windows (sessions: over its keys, as StateSize), not over the
 // records.
 func (op *operator[T, K, V, A, R]) ReportState(st *stream.OperatorState) {
@@ -423,7 +423,7 @@ func (op *operator[T, K, V, A, R]) ReportState(st *stream.OperatorState) {
 	for _, h := range op.merged {
 		bytes += int64(unsafe.Sizeof(*h)) + int64(cap(h.fired))*int64(unsafe.Sizeof(firedAt{}))
 	}
-	st.Bytes = bytes
+	st.Bytes = bytes + op.split.last.Bytes()
 	st.Late, st.KeyLimit, st.SplitKeys = op.lateN.Load(), op.limitN.Load(), op.splitN.Load()
 }
 

@@ -2,6 +2,8 @@
 // split-key checks of package window and package join ask it where a key was last seen.
 package recent
 
+import "unsafe"
+
 // Map maps keys to the value last put for them, in two generations of at most Keep keys
 // each: when the current one is full, it becomes the previous one and the oldest is
 // forgotten. So it holds at most 2*Keep keys, and a key put within the last Keep puts is
@@ -46,3 +48,15 @@ func (m *Map[K, V]) Swap(k K, v V) (old V, ok bool) {
 
 // Len returns the number of entries held (a key in both generations counts twice).
 func (m *Map[K, V]) Len() int { return len(m.cur.idx) + len(m.prev.idx) }
+
+// Bytes estimates the memory the Map holds: each key's map slot (key, index and control
+// byte, Go's maps being at most 7/8 full) and the values' arrays. What keys and values point
+// to (a string's bytes) is not counted.
+func (m *Map[K, V]) Bytes() int64 {
+	var (
+		k K
+		v V
+	)
+	slots := int64(m.Len()) * int64(unsafe.Sizeof(k)+4+1) * 8 / 7
+	return slots + int64(cap(m.cur.vals)+cap(m.prev.vals))*int64(unsafe.Sizeof(v))
+}

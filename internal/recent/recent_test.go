@@ -3,6 +3,8 @@ package recent_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/fleetstream/fleetstream/internal/recent"
 )
 
@@ -69,4 +71,25 @@ func TestMapGenerations(t *testing.T) {
 	if m.Len() > 2*recent.Keep {
 		t.Fatalf("%d entries, more than two generations", m.Len())
 	}
+}
+
+// Bytes grows with the keys held, by at least each key's map slot and value, and stops
+// growing once two generations are full.
+func TestBytes(t *testing.T) {
+	var m recent.Map[int64, int64]
+	require.Zero(t, m.Bytes())
+	for k := range int64(1000) {
+		m.Swap(k, k)
+	}
+	small := m.Bytes()
+	require.GreaterOrEqual(t, small, int64(1000*(8+8)))
+	for k := range int64(4 * recent.Keep) {
+		m.Swap(k, k)
+	}
+	full := m.Bytes()
+	require.Less(t, full, int64(2*recent.Keep*64), "two generations' worth at most")
+	for k := range int64(4 * recent.Keep) {
+		m.Swap(-k, k)
+	}
+	require.Equal(t, full, m.Bytes(), "bounded")
 }
