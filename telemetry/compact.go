@@ -79,7 +79,19 @@ func (b *compactBuf) decode(data []byte, e *Event, d *Decoder) bool {
 		seen |= 1 << id
 		has |= hasBit[id]
 
-		if stringFields>>id&1 != 0 {
+		switch {
+		case id == fStatus:
+			// One of the three words and the closing quote, matched whole:
+			// what plainRun and parseStatus would take.
+			if b[i&(compactMax-1)] != '"' {
+				return false
+			}
+			i++
+			if e.Status = statusAt(b.word(i), b.word(i+8)); e.Status == StatusUnknown {
+				return false
+			}
+			i += int(statusWords[e.Status].n)
+		case stringFields>>id&1 != 0:
 			if b[i&(compactMax-1)] != '"' {
 				return false
 			}
@@ -108,18 +120,14 @@ func (b *compactBuf) decode(data []byte, e *Event, d *Decoder) bool {
 					return false
 				}
 				trip = span{start: start, end: end}
-			case fTS:
+			default: // fTS
 				t, reason := parseTime(b[start:end])
 				if reason != "" {
 					return false
 				}
 				e.Time = t
-			default: // fStatus
-				if e.Status = parseStatus(b[start:end]); e.Status == StatusUnknown {
-					return false
-				}
 			}
-		} else {
+		default:
 			neg := b[i&(compactMax-1)] == '-'
 			if neg {
 				i++
@@ -151,4 +159,36 @@ func (b *compactBuf) decode(data []byte, e *Event, d *Decoder) bool {
 	e.setNumbers(&num)
 	setIDs(data, cab, trip, e, d)
 	return true
+}
+
+// statusWords holds each status's JSON name and the closing quote after it,
+// as statusAt matches them.
+var statusWords = func() (k [StatusOffline + 1]keyWords) {
+	for s := StatusAvailable; s <= StatusOffline; s++ {
+		var b, m [16]byte
+		n := copy(b[:], statusNames[s]+`"`)
+		for i := range n {
+			m[i] = 0xff
+		}
+		k[s] = keyWords{
+			w: [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])},
+			m: [2]uint64{binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])},
+			n: uint8(n),
+		}
+	}
+	return k
+}()
+
+// statusAt returns the status whose name and closing quote the 16 bytes w0,
+// w1 start with, or StatusUnknown.
+func statusAt(w0, w1 uint64) Status {
+	switch {
+	case statusWords[StatusHired].is(w0, w1): // the usual one first
+		return StatusHired
+	case statusWords[StatusOffline].is(w0, w1):
+		return StatusOffline
+	case statusWords[StatusAvailable].is(w0, w1):
+		return StatusAvailable
+	}
+	return StatusUnknown
 }

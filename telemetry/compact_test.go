@@ -227,3 +227,40 @@ func TestDecoderReusesItsBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeCompactStatusWords: the fast path matches a status as one of
+// three whole words with the closing quote. Each takes it, wherever the
+// word ends in the data's words and at the data's end; a word cut short,
+// longer, in another case, escaped or unknown does not, and the two ways
+// agree on every one, and on every cut of the event.
+func TestDecodeCompactStatusWords(t *testing.T) {
+	const head = `{"cab_id":"C","ts":"2026-11-25T10:00:00Z","lat":1,"lon":2`
+	padded := func(pad int) string { return strings.Replace(head, `"C"`, `"C`+strings.Repeat("-", pad)+`"`, 1) }
+	for _, status := range []string{"available", "hired", "offline"} {
+		want, err := telemetry.ParseStatus(status)
+		require.NoError(t, err)
+		for pad := range 9 { // the word at every offset in the eight-byte words
+			for _, tail := range []string{"}", `,"engine_temp_c":90}`} {
+				data := []byte(padded(pad) + `,"status":"` + status + `"` + tail)
+				require.True(t, requireSameWays(t, data), "the fast path declined %s", data)
+				e, err := new(telemetry.Decoder).Decode(data)
+				require.NoError(t, err)
+				require.Equal(t, want, e.Status, "%s", data)
+				for n := range len(data) {
+					requireSameWays(t, data[:n])
+				}
+			}
+		}
+		for _, other := range []string{status[:len(status)-1], status[:len(status)-1] + "x", status + "d", status + " ",
+			strings.ToUpper(status[:1]) + status[1:], `\u00` + strconv.FormatInt(int64(status[0]), 16) + status[1:], status + `\"`} {
+			data := []byte(head + `,"status":"` + other + `"}`)
+			require.False(t, requireSameWays(t, data), "the fast path took %s", data)
+		}
+		data := []byte(head + `,"status":"` + status + `x}`) // no closing quote
+		require.False(t, requireSameWays(t, data), "the fast path took %s", data)
+	}
+	for _, other := range []string{`""`, `"idle"`, `"availablee"`, `"offlin"`, `"hired`, `null`, `1`} {
+		data := []byte(head + `,"status":` + other + `}`)
+		require.False(t, requireSameWays(t, data), "the fast path took %s", data)
+	}
+}

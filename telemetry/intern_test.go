@@ -11,12 +11,13 @@ import (
 )
 
 // TestDecoderInternsManyIDs: a Decoder gives back every ID as the data holds
-// it, whatever IDs it saw before: IDs of every length around the 8 and 16
-// bytes its cache keeps in words, IDs that are prefixes of others, more IDs
-// than its cache has slots, and with a table that overflows and is cleared.
+// it, whatever IDs it saw before: IDs of every length around the 8, 16 and
+// 24 bytes its cache keeps in words, IDs that are prefixes of others, more
+// IDs than its cache has slots, and with a table that overflows and is
+// cleared.
 func TestDecoderInternsManyIDs(t *testing.T) {
 	var ids []string
-	for n := 1; n <= 20; n++ {
+	for n := 1; n <= 28; n++ {
 		ids = append(ids, strings.Repeat("C", n), strings.Repeat("C", n-1)+"D")
 	}
 	for i := range 2000 {

@@ -231,10 +231,12 @@ func nonDigits(w uint64) uint64 {
 
 // digitsValue returns the value of the n (1 to 8) ASCII digits in the lowest
 // bytes of w, the first digit in the lowest byte: shifted up so the digits
-// fill the top bytes, then combined in pairs, fours and eights.
+// fill the top bytes, then combined in pairs, fours and eights, each step
+// one multiplication that adds ten, a hundred or ten thousand times each
+// lower part to the higher one above it.
 func digitsValue(w uint64, n int) uint64 {
 	w = (w & 0x0f0f0f0f0f0f0f0f) << (8 * (8 - n) & 63)
-	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
-	w = (w*100 + w>>16) & 0x0000ffff0000ffff
-	return (w*10000 + w>>32) & 0xffffffff
+	w = (w * (10<<8 + 1) >> 8) & 0x00ff00ff00ff00ff
+	w = (w * (100<<16 + 1) >> 16) & 0x0000ffff0000ffff
+	return w * (10000<<32 + 1) >> 32
 }
