@@ -204,6 +204,9 @@ type partition struct {
 	// marks is written under mu, by the claim's goroutine and by mark (Source.Commit). Only
 	// the claim's goroutine writes marks.pushedNext, so it reads that field without mu.
 	marks marks
+	// dirty is set, under mu, when the claim marked an offset or checkpoint in the session
+	// that the commit's own connection has not committed yet (commit_own.go).
+	dirty bool
 
 	// Exactly once (eos non-nil): offsets are committed only in the Source's transaction.
 	eos      *txn
@@ -261,5 +264,6 @@ func (p *partition) apply(op markOp) bool {
 	default:
 		return false
 	}
+	p.dirty = true
 	return true
 }

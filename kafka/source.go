@@ -104,6 +104,9 @@ type Source[T any] struct {
 	commitMu   sync.Mutex
 	committing map[sarama.ConsumerGroupSession]*bgCommit
 	commits    sync.WaitGroup // the background commits running
+	// commitConn is the client the commits go over (commit_own.go), guarded by ownMu.
+	ownMu      sync.Mutex
+	commitConn commitConn
 }
 
 var (
@@ -362,7 +365,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	}
 	purging := new(atomic.Bool)
 	purging.Store(s.o.exchange && s.o.purge > 0)
-	defer func() { // after the group's last commit (group.Close), before client.Close
+	s.useOwnClient(sc)
+	defer s.closeOwnClient() // after the commits are done
+	defer func() {           // after the group's last commit (group.Close), before client.Close
 		s.waitCommits(5 * time.Second)
 		if purging.Load() {
 			s.purge(client)

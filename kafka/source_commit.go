@@ -138,7 +138,9 @@ func (s *Source[T]) commitSession(sess sarama.ConsumerGroupSession) <-chan struc
 	go func() {
 		defer s.commits.Done()
 		for {
-			sess.Commit()
+			if !s.commitOwn(sess) {
+				sess.Commit()
+			}
 			s.commitMu.Lock()
 			if !c.again {
 				delete(s.committing, sess)
