@@ -3,13 +3,13 @@ package kafka
 import (
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/cputime"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -65,9 +65,6 @@ const claimTakeRun = channelBuffer
 // cpuTime returns the CPU time (user and system) this process has used so far: a benchmark's
 // CPU per record is what the machine's other processes do not disturb as much as its speed.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Used()
+	return d
 }

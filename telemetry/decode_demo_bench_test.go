@@ -6,10 +6,10 @@ import (
 	"errors"
 	"hash/fnv"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fleetstream/fleetstream/internal/cputime"
 	"github.com/fleetstream/fleetstream/telemetry"
 	"github.com/fleetstream/fleetstream/telemetry/fleetsim"
 )
@@ -106,11 +106,9 @@ func reportCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
-// cpuTime returns the CPU time (user and system) this process has used.
+// cpuTime returns the CPU time (user and system) this process has used (0 where the system
+// does not tell).
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Used()
+	return d
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/internal/cputime"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/stream/streamtest"
 	"github.com/fleetstream/fleetstream/window"
@@ -110,13 +111,13 @@ func benchWindowsRuns(b *testing.B, asg window.Assigner, run int) {
 	b.ReportAllocs()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	cpu0, cpuOK := cpuTime()
+	cpu0, cpuOK := cputime.Used()
 	n := 0
 	for b.Loop() {
 		f.step(b)
 		n++
 	}
-	cpu1, _ := cpuTime()
+	cpu1, _ := cputime.Used()
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*batch), "ns/record")
 	if cpuOK {
