@@ -97,6 +97,7 @@ func BenchmarkTrackAndZones(b *testing.B) {
 	ctx := context.Background()
 	batch := 0
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		fill(batch)
 		batch++
@@ -108,6 +109,7 @@ func BenchmarkTrackAndZones(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*cabs), "cpu-ns/event")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*cabs), "ns/event")
 	b.ReportMetric(0, "ns/op")
 	if b.N > 8 && docs == 0 {
