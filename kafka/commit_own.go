@@ -25,21 +25,19 @@ import (
 type commitConn struct {
 	sc     *sarama.Config
 	client sarama.Client
-	tried  bool // made, or failed to be made (then commits go through the session)
+	tried  bool // made, being made, or failed to be made (then commits go through the session)
 }
 
 // commitOwn commits the offsets marked for sess's partitions over the commit client, and
-// reports whether it did: false means they must go through the session. Only the background
-// commit (commitSession) calls it, one at a time per Source (commitMu is not held, but
-// s.ownMu is).
+// reports whether it did: false means they must go through the session. The background
+// commit (commitSession) calls it, one at a time per session; ownMu is held only to read or
+// set the client, never over a request, so that closeOwnClient does not wait for one.
 func (s *Source[T]) commitOwn(sess sarama.ConsumerGroupSession) bool {
-	s.ownMu.Lock()
-	defer s.ownMu.Unlock()
-	c := s.ownClient()
+	c, sc := s.ownClient()
 	if c == nil {
 		return false
 	}
-	req, parts, sent := s.commitRequest(sess)
+	req, parts, sent := s.commitRequest(sess, sc)
 	if req == nil {
 		return true // nothing marked
 	}
@@ -63,19 +61,31 @@ func (s *Source[T]) commitOwn(sess sarama.ConsumerGroupSession) bool {
 	return true
 }
 
-// ownClient returns the commit client, making it the first time; nil if it cannot be made.
-func (s *Source[T]) ownClient() sarama.Client {
-	cc := &s.commitConn
-	if !cc.tried && cc.sc != nil {
-		cc.tried = true
-		c, err := sarama.NewClient(s.cfg.Brokers, cc.sc)
-		if err != nil {
-			s.log.Warn("kafka: no client of its own for commits; they go through the consumer's connection (each may wait for a fetch)", "err", redact(&s.cfg, err))
-			return nil
-		}
-		cc.client = c
+// ownClient returns the commit client and its configuration, making the client the first
+// time (outside ownMu: it dials); nil if it cannot be made, is being made, or the Source is
+// not running.
+func (s *Source[T]) ownClient() (sarama.Client, *sarama.Config) {
+	s.ownMu.Lock()
+	cc := s.commitConn
+	if cc.tried || cc.sc == nil {
+		s.ownMu.Unlock()
+		return cc.client, cc.sc
 	}
-	return cc.client
+	s.commitConn.tried = true
+	s.ownMu.Unlock()
+	c, err := sarama.NewClient(s.cfg.Brokers, cc.sc)
+	if err != nil {
+		s.log.Warn("kafka: no client of its own for commits; they go through the consumer's connection (each may wait for a fetch)", "err", redact(&s.cfg, err))
+		return nil, nil
+	}
+	s.ownMu.Lock()
+	defer s.ownMu.Unlock()
+	if s.commitConn.sc != cc.sc { // the Source stopped meanwhile
+		_ = c.Close()
+		return nil, nil
+	}
+	s.commitConn.client = c
+	return c, cc.sc
 }
 
 // useOwnClient sets the configuration of the commit client, the consumer's sc without its
@@ -89,22 +99,23 @@ func (s *Source[T]) useOwnClient(sc *sarama.Config) {
 	s.commitConn = commitConn{sc: &c}
 }
 
-// closeOwnClient closes the commit client, once the Source's commits are done.
+// closeOwnClient closes the commit client once the Source's commits are done (or were
+// waited for long enough: a request still running then fails, and its commit goes through
+// the session).
 func (s *Source[T]) closeOwnClient() {
 	s.ownMu.Lock()
-	defer s.ownMu.Unlock()
-	if s.commitConn.client != nil {
-		_ = s.commitConn.client.Close()
-		s.commitConn.client = nil
-	}
+	c := s.commitConn.client
 	s.commitConn = commitConn{}
+	s.ownMu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
 }
 
 // commitRequest returns the request that commits what is marked for sess's partitions, as
-// sarama's offset manager would send it for the Source's configuration, its partitions and
+// sarama's offset manager would send it for the configuration sc, its partitions and
 // what it sends for them; nil if nothing was marked since the last commit.
-func (s *Source[T]) commitRequest(sess sarama.ConsumerGroupSession) (*sarama.OffsetCommitRequest, []topicPart, []sentMark) {
-	sc := s.commitConn.sc
+func (s *Source[T]) commitRequest(sess sarama.ConsumerGroupSession, sc *sarama.Config) (*sarama.OffsetCommitRequest, []topicPart, []sentMark) {
 	req := &sarama.OffsetCommitRequest{
 		Version:                 1,
 		ConsumerGroup:           s.cfg.Group,
