@@ -386,23 +386,27 @@ type keyWords struct {
 
 var fieldKeys = func() (k [numFields]keyWords) {
 	for id := fCabID; id < numFields; id++ {
-		key := fieldNames[id] + `":`
-		if len(key) > 16 {
-			panic("telemetry: field name " + fieldNames[id] + " longer than 14 bytes")
-		}
-		var b, m [16]byte
-		copy(b[:], key)
-		for i := range len(key) {
-			m[i] = 0xff
-		}
-		k[id] = keyWords{
-			w: [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])},
-			m: [2]uint64{binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])},
-			n: uint8(len(key)),
-		}
+		k[id] = wordsOf(fieldNames[id] + `":`)
 	}
 	return k
 }()
+
+// wordsOf returns s (at most 16 bytes) as keyWords.
+func wordsOf(s string) keyWords {
+	if len(s) > 16 {
+		panic("telemetry: " + s + " longer than 16 bytes")
+	}
+	var b, m [16]byte
+	copy(b[:], s)
+	for i := range len(s) {
+		m[i] = 0xff
+	}
+	return keyWords{
+		w: [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])},
+		m: [2]uint64{binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])},
+		n: uint8(len(s)),
+	}
+}
 
 // at reports whether data holds the key at i (i >= 0).
 func (k *keyWords) at(data []byte, i int) bool {

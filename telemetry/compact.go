@@ -165,16 +165,7 @@ func (b *compactBuf) decode(data []byte, e *Event, d *Decoder) bool {
 // as statusAt matches them.
 var statusWords = func() (k [StatusOffline + 1]keyWords) {
 	for s := StatusAvailable; s <= StatusOffline; s++ {
-		var b, m [16]byte
-		n := copy(b[:], statusNames[s]+`"`)
-		for i := range n {
-			m[i] = 0xff
-		}
-		k[s] = keyWords{
-			w: [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])},
-			m: [2]uint64{binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])},
-			n: uint8(n),
-		}
+		k[s] = wordsOf(statusNames[s] + `"`)
 	}
 	return k
 }()
