@@ -67,6 +67,17 @@ func build(t *testing.T) (*streamtest.Harness, *streamtest.Queue[int64], *stream
 	return h, q, sums
 }
 
+// firstRun runs build's pipeline over offsets 0..7 in three batches, the run that "crashes"
+// before the tests' restarts, and returns its queue and group sums.
+func firstRun(t *testing.T) (*streamtest.Queue[int64], *streamtest.Collector[int64]) {
+	h, q, sums := build(t)
+	q.Add(recs(0, 3)...)
+	q.Add(recs(3, 6)...)
+	q.Add(recs(6, 8)...)
+	h.Run(3)
+	return q, sums
+}
+
 func recs(from, to int64) []stream.Record[int64] {
 	var out []stream.Record[int64]
 	for o := from; o < to; o++ {
@@ -77,11 +88,7 @@ func recs(from, to int64) []stream.Record[int64] {
 
 func TestResumeFromCheckpointReplaysExactly(t *testing.T) {
 	// The first run sees offsets 0..7 and then "crashes".
-	h, q, sums := build(t)
-	q.Add(recs(0, 3)...)
-	q.Add(recs(3, 6)...)
-	q.Add(recs(6, 8)...)
-	h.Run(3)
+	q, sums := firstRun(t)
 	require.Equal(t, []int64{0 + 1 + 2 + 3, 4 + 5 + 6 + 7}, sums.Slice())
 	pos, ok := q.CommittedPosition(0)
 	require.True(t, ok)
@@ -282,11 +289,7 @@ func asFS3(t *testing.T, meta string) string {
 // previous format (fs3, no identities) of another graph is still refused, logged, and every
 // operator starts cold.
 func TestCheckpointOfReorderedGraphResumesByName(t *testing.T) {
-	h, q, _ := build(t)
-	q.Add(recs(0, 3)...)
-	q.Add(recs(3, 6)...)
-	q.Add(recs(6, 8)...)
-	h.Run(3)
+	q, _ := firstRun(t)
 	pos, _ := q.CommittedPosition(0)
 	require.NotEmpty(t, pos.Meta)
 
@@ -458,11 +461,7 @@ func (identifiedSum) Identity() string { return stream.ApplyIdentity[int64, int6
 // types); without, it is a new operator and starts at the committed offset, emitting a group
 // it had emitted again from part of its records.
 func TestIdentifierKeepsStateAcrossTypeChange(t *testing.T) {
-	h, q, sums := build(t)
-	q.Add(recs(0, 3)...)
-	q.Add(recs(3, 6)...)
-	q.Add(recs(6, 8)...)
-	h.Run(3)
+	q, sums := firstRun(t)
 	require.Equal(t, []int64{0 + 1 + 2 + 3, 4 + 5 + 6 + 7}, sums.Slice())
 	pos, _ := q.CommittedPosition(0)
 	require.Equal(t, int64(2), pos.Offset)
