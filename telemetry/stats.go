@@ -165,11 +165,10 @@ func CabStatsStream(s *stream.Stream[Event], assigner window.Assigner, opts ...C
 		return nil, err
 	}
 	wopts := append([]window.Option{window.WithName("cab-stats")}, c.winOpts...)
-	return window.Aggregate(s, cabKey, identity, assigner, window.Aggregator[Event, CabStatsAcc, CabStats](CabStatsAgg{jumpKmh: c.jumpKmh}), wopts...)
+	return window.AggregateElements(s, cabKey, assigner, window.Aggregator[Event, CabStatsAcc, CabStats](CabStatsAgg{jumpKmh: c.jumpKmh}), wopts...)
 }
 
 func cabKey(e Event) string           { return e.CabID }
-func identity[T any](v T) T           { return v }
 func (CabStatsAgg) Zero() CabStatsAcc { return CabStatsAcc{ordered: true} }
 
 // Add appends e's point.

@@ -112,7 +112,7 @@ func ZoneDemandLocal(s *stream.Stream[Tracked], assigner window.Assigner, opts .
 	}
 	// Each partition's partial of a zone is meant: they meet after the repartition.
 	wopts := append([]window.Option{window.WithName("zone-demand-local"), window.WithPerPartitionResults()}, c.winOpts...)
-	return window.Aggregate(s.Filter(countsForZones), ZoneOf(c.precision), identity,
+	return window.AggregateElements(s.Filter(countsForZones), ZoneOf(c.precision),
 		assigner, window.Aggregator[Tracked, ZoneAcc, ZoneAcc](zoneLocalAgg{}), wopts...)
 }
 

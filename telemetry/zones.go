@@ -265,7 +265,7 @@ func ZoneDemandStream(s *stream.Stream[Tracked], assigner window.Assigner, opts 
 	}
 	clean := s.Filter(countsForZones)
 	wopts := append([]window.Option{window.WithName("zone-demand")}, c.winOpts...)
-	return window.Aggregate(clean, ZoneOf(c.precision), identity, assigner,
+	return window.AggregateElements(clean, ZoneOf(c.precision), assigner,
 		window.Aggregator[Tracked, ZoneAcc, ZoneDemand](ZoneDemandAgg{}), wopts...)
 }
 

@@ -102,17 +102,16 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 			o = op.appendLate(o, e, w.part, t, t+gap)
 			continue
 		}
-		v := op.value(e.Value)
 		if f < 0 {
 			pos := 0
 			for pos < len(sk.ss) && sk.ss[pos].start < t {
 				pos++
 			}
-			sk.ss = slices.Insert(sk.ss, pos, session[A]{start: t, last: t, acc: agg.Add(agg.Zero(), v), minOff: e.Offset, changed: every})
+			sk.ss = slices.Insert(sk.ss, pos, session[A]{start: t, last: t, acc: op.add(agg.Zero(), &e.Value), minOff: e.Offset, changed: every})
 			continue
 		}
 		s := &sk.ss[f]
-		s.acc = agg.Add(s.acc, v)
+		s.acc = op.add(s.acc, &e.Value)
 		s.start, s.last, s.minOff, s.changed = min(s.start, t), max(s.last, t), min(s.minOff, e.Offset), every
 		// t may bridge s and the sessions after it
 		m := f + 1

@@ -181,7 +181,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 		if sl.id != j {
 			sl.id, sl.acc = j, agg.Zero()
 		}
-		sl.acc = agg.Add(sl.acc, op.value(e.Value))
+		sl.acc = op.add(sl.acc, &e.Value)
 		if j > w.newest[x] {
 			w.newest[x] = j
 		}

@@ -135,7 +135,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 				b.stamp = append(b.stamp, 0)
 			}
 		}
-		b.vals[j] = agg.Add(b.vals[j], op.value(e.Value))
+		b.vals[j] = op.add(b.vals[j], &e.Value)
 		if every && b.stamp[j] != pc.Batch {
 			b.stamp[j] = pc.Batch
 			b.changed = append(b.changed, j)
