@@ -4,7 +4,8 @@
 # sample + BENCH_SIM_EVENTS simulated events) to a fresh topic and measures
 #
 #  1. drain: fleetpipeline reads the whole topic and exits 2 s after it caught up
-#     (-exit-when-idle); events/s, CPU-seconds (user+sys of the fleetpipeline process) per
+#     (-exit-when-idle), BENCH_DRAINS times, each with a group and indexes of its own (the
+#     last line gives the median); events/s, CPU-seconds (user+sys of the fleetpipeline process) per
 #     million events, peak RSS;
 #  2. follow: for each rate of BENCH_RATES, fleetpipeline runs on an empty fresh topic while
 #     `replay -source sim -rate R` produces about BENCH_FOLLOW_SECONDS worth of events; the
@@ -53,7 +54,7 @@
 # runs, with its CPU time): the floor that indexing puts under a drain on this machine.
 #
 # Environment: BENCH_SIM_EVENTS (500000), BENCH_WARMUP_EVENTS (1000000; 0: no warm-up),
-# BENCH_WARMUP_RUNS (10),
+# BENCH_WARMUP_RUNS (10), BENCH_DRAINS (3: drains measured, their median reported),
 # BENCH_SETTLE (120), BENCH_RATES ("20000 100000"), BENCH_FOLLOW_SECONDS
 # (10), BENCH_FLAGS (more fleetpipeline flags for every run, e.g. "-max-batch 100000"),
 # BENCH_IDLE (2s: -exit-when-idle of the drain), BENCH_FOLLOW_IDLE (10s: of the follow
@@ -69,6 +70,8 @@ run=$(date +%Y%m%d-%H%M%S)
 sim=${BENCH_SIM_EVENTS:-500000}
 warmup=${BENCH_WARMUP_EVENTS:-1000000}
 warmup_runs=${BENCH_WARMUP_RUNS:-10}
+drains=${BENCH_DRAINS:-3}
+[[ $drains =~ ^[1-9][0-9]*$ ]] || { echo "bench-e2e: BENCH_DRAINS: $drains: want a positive integer" >&2; exit 1; }
 settle_max=${BENCH_SETTLE:-120}
 read -r -a rates <<<"${BENCH_RATES:-20000 100000}"
 for r in "${rates[@]}"; do
@@ -299,68 +302,91 @@ settle
 topic=bench-drain-$run
 log "producing the demo data (Porto + $sim simulated events) to $topic"
 bin/replay -brokers "$brokers" -topic "$topic" -source porto,sim -sim-events "$sim" -quiet 2>&1 | tail -n 1 >&2
-log "draining $topic"
-read -r k0 o0 <<<"$(services_cpu)"
-read -r kj0 oj0 <<<"$(services_jit)"
-pipeline "drain-$run" "$idle" "$dir/drain.log" || { tail -n 20 "$dir/drain.log" >&2; die "fleetpipeline failed on the drain"; }
-read -r k1 o1 <<<"$(services_cpu)"
-read -r kj1 oj1 <<<"$(services_jit)"
-n=$(consumed "$dir/drain.log")
-[ -n "$n" ] && [ "$n" -gt 0 ] || die "the drain consumed nothing (see $dir/drain.log)"
-read -r d_s d_rate d_close d_old_rate d_join d_join_rate <<<"$(awk -v n="$n" -v idle="$idle_s" -v topic="$topic" '
-	/kafka: partition assigned/ && !ta { ta = $1 }
-	/kafka: first record/ && index($0, " topic=" topic " ") && !t0 { t0 = $1 }
-	/fleetpipeline: running/ && !run { run = $1 }
-	/ending the input/ && !tin { tin = $1 }
-	/ rec\/s  total / && !tdone { for (i = 1; i <= NF; i++) if ($i == "total" && $(i + 1) == n) tdone = $1 }
-	/fleetpipeline: batch done/ { tlast = $1 }
-	/fleetpipeline: consumed/ { tend = $1 }
-	END {
-		if (!ta) ta = run
-		if (!t0) t0 = ta
-		if (!tlast) tlast = tend
-		gap = 0
-		if (tin && tdone && tdone < tin) { from = tin - idle; if (tdone > from) from = tdone; gap = tin - from }
-		d = tlast - t0 - gap
-		printf "%.2f %.0f %.2f %.0f %.2f %.0f\n", d, n / d, tend - tlast, n / (tend - t0 - gap), t0 - ta, n / (tlast - ta - gap)
-	}' "$dir/drain.log")"
-read -r d_u d_sys d_kib <"$dir/drain.log.res"
-d_cpu=$(awk -v u="$d_u" -v s="$d_sys" 'BEGIN { printf "%.2f", u + s }')
-d_cpum=$(awk -v c="$d_cpu" -v n="$n" 'BEGIN { printf "%.1f", c / n * 1e6 }')
-d_rss=$((d_kib / 1024))
-# The wall time of the whole run (summary printed minus "running"), to put the CPU in.
-d_wall=$(awk '/fleetpipeline: running/ && !run { run = $1 } /fleetpipeline: consumed/ { tend = $1 }
-	END { printf "%.2f", tend - run }' "$dir/drain.log")
-# Where the drain's batches spent their time, from the -v "batch done" lines: processing (the
-# graph), outputs (OpenSearch bulks, Kafka sends), commits (each runs beside the next batch;
-# the time batches still waited for them), and the batches that took records. (Lines without
-# the commit figures, from before they existed, count 0.)
-read -r d_batches d_proc d_out d_commit d_wait <<<"$(awk "$awk_ms"'
-	/fleetpipeline: batch done/ {
-		r = 0; pt = 0; ot = 0; ct = 0; cw = 0
-		for (i = 1; i <= NF; i++) {
-			split($i, kv, "=")
-			if (kv[1] == "records") r = kv[2] + 0
-			if (kv[1] == "processing") pt = ms(kv[2])
-			if (kv[1] == "output") ot = ms(kv[2])
-			if (kv[1] == "commit") ct = ms(kv[2])
-			if (kv[1] == "commit_wait") cw = ms(kv[2])
+# drain I: drain number I of the topic (its own group and indexes), setting the d_* figures,
+# the services' k_* and o_* CPU, and n, the records it consumed.
+drain() {
+	read -r k0 o0 <<<"$(services_cpu)"
+	read -r kj0 oj0 <<<"$(services_jit)"
+	pipeline "drain$1-$run" "$idle" "$dir/drain$1.log" "$topic" || { tail -n 20 "$dir/drain$1.log" >&2; die "fleetpipeline failed on drain $1"; }
+	read -r k1 o1 <<<"$(services_cpu)"
+	read -r kj1 oj1 <<<"$(services_jit)"
+	n=$(consumed "$dir/drain$1.log")
+	[ -n "$n" ] && [ "$n" -gt 0 ] || die "drain $1 consumed nothing (see $dir/drain$1.log)"
+	read -r d_s d_rate d_close d_old_rate d_join d_join_rate <<<"$(awk -v n="$n" -v idle="$idle_s" -v topic="$topic" '
+		/kafka: partition assigned/ && !ta { ta = $1 }
+		/kafka: first record/ && index($0, " topic=" topic " ") && !t0 { t0 = $1 }
+		/fleetpipeline: running/ && !run { run = $1 }
+		/ending the input/ && !tin { tin = $1 }
+		/ rec\/s  total / && !tdone { for (i = 1; i <= NF; i++) if ($i == "total" && $(i + 1) == n) tdone = $1 }
+		/fleetpipeline: batch done/ { tlast = $1 }
+		/fleetpipeline: consumed/ { tend = $1 }
+		END {
+			if (!ta) ta = run
+			if (!t0) t0 = ta
+			if (!tlast) tlast = tend
+			gap = 0
+			if (tin && tdone && tdone < tin) { from = tin - idle; if (tdone > from) from = tdone; gap = tin - from }
+			d = tlast - t0 - gap
+			printf "%.2f %.0f %.2f %.0f %.2f %.0f\n", d, n / d, tend - tlast, n / (tend - t0 - gap), t0 - ta, n / (tlast - ta - gap)
+		}' "$dir/drain$1.log")"
+	read -r d_u d_sys d_kib <"$dir/drain$1.log.res"
+	d_cpu=$(awk -v u="$d_u" -v s="$d_sys" 'BEGIN { printf "%.2f", u + s }')
+	d_cpum=$(awk -v c="$d_cpu" -v n="$n" 'BEGIN { printf "%.1f", c / n * 1e6 }')
+	d_rss=$((d_kib / 1024))
+	# The wall time of the whole run (summary printed minus "running"), to put the CPU in.
+	d_wall=$(awk '/fleetpipeline: running/ && !run { run = $1 } /fleetpipeline: consumed/ { tend = $1 }
+		END { printf "%.2f", tend - run }' "$dir/drain$1.log")
+	# Where the drain's batches spent their time, from the -v "batch done" lines: processing (the
+	# graph), outputs (OpenSearch bulks, Kafka sends), commits (each runs beside the next batch;
+	# the time batches still waited for them), and the batches that took records. (Lines without
+	# the commit figures, from before they existed, count 0.)
+	read -r d_batches d_proc d_out d_commit d_wait <<<"$(awk "$awk_ms"'
+		/fleetpipeline: batch done/ {
+			r = 0; pt = 0; ot = 0; ct = 0; cw = 0
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == "records") r = kv[2] + 0
+				if (kv[1] == "processing") pt = ms(kv[2])
+				if (kv[1] == "output") ot = ms(kv[2])
+				if (kv[1] == "commit") ct = ms(kv[2])
+				if (kv[1] == "commit_wait") cw = ms(kv[2])
+			}
+			if (r > 0) nb++
+			proc += pt; out += ot; com += ct; wait += cw
 		}
-		if (r > 0) nb++
-		proc += pt; out += ot; com += ct; wait += cw
-	}
-	END { printf "%d %.2f %.2f %.2f %.2f\n", nb, proc / 1000, out / 1000, com / 1000, wait / 1000 }' "$dir/drain.log")"
-k_cpu=$(used "$k0" "$k1")
-o_cpu=$(used "$o0" "$o1")
-k_jit=$(used "$kj0" "$kj1")
-o_jit=$(used "$oj0" "$oj1")
+		END { printf "%d %.2f %.2f %.2f %.2f\n", nb, proc / 1000, out / 1000, com / 1000, wait / 1000 }' "$dir/drain$1.log")"
+	k_cpu=$(used "$k0" "$k1")
+	o_cpu=$(used "$o0" "$o1")
+	k_jit=$(used "$kj0" "$kj1")
+	o_jit=$(used "$oj0" "$oj1")
+}
+
+# BENCH_DRAINS drains, one after the other; the report gives each one's figures, and its last
+# line the median throughput and CPU per million events and the highest peak RSS: one drain's
+# figures moved by 10-20 % from run to run on 2026-12-07 (the services' state, the machine's
+# own noise), more than the changes they were meant to show.
+drates=() cpums=() rsss=() drows=()
+for i in $(seq "$drains"); do
+	log "draining $topic ($i of $drains)"
+	drain "$i"
+	[ "$i" = 1 ] || [ "$n" = "$n1" ] || die "drain $i consumed $n records, drain 1 $n1"
+	n1=$n
+	drates+=("$d_rate") cpums+=("$d_cpum") rsss+=("$d_rss")
+	drows+=("$(printf '| drain %d (Porto + %s sim) | %s in %s s | %s events/s | - | %s (%s CPU-s) | %d |' "$i" "$sim" "$n" "$d_s" "$d_rate" "$d_cpum" "$d_cpu" "$d_rss")")
+	[ "$i" = "$drains" ] || settle
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+m_rate=$(median "${drates[@]}")
+m_rate=$(awk -v r="$m_rate" 'BEGIN { printf "%.0f", r }')
+m_cpum=$(awk -v c="$(median "${cpums[@]}")" 'BEGIN { printf "%.2f", c }')
+m_rss=$(printf '%s\n' "${rsss[@]}" | sort -n | tail -n 1)
 
 # The floor under the drain: OpenSearch alone indexing the drain's documents (bench/osfloor,
 # three runs into fresh copies of the drain's indexes), with its CPU time per run.
 settle
 log "OpenSearch alone: indexing the drain's documents again (bench/osfloor)"
 read -r _ o0 <<<"$(services_cpu)"
-floor=$(bin/osfloor -opensearch "$osurl" -from "*-bdrain-$run-*" -events "$n" -runs 3) || die "osfloor failed"
+floor=$(bin/osfloor -opensearch "$osurl" -from "*-bdrain1-$run-*" -events "$n" -runs 3) || die "osfloor failed"
 read -r _ o1 <<<"$(services_cpu)"
 floor_cpu=$(used "$o0" "$o1" 3)
 
@@ -409,15 +435,15 @@ echo "fleetpipeline end to end, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut 
 echo
 echo "| run | events | throughput / p50 | p99 | CPU-s per million events | peak RSS MiB |"
 echo "|---|---|---|---|---|---|"
-printf '| drain (Porto + %s sim) | %s in %s s | %s events/s | - | %s (%s CPU-s) | %d |\n' "$sim" "$n" "$d_s" "$d_rate" "$d_cpum" "$d_cpu" "$d_rss"
+for row in "${drows[@]}"; do echo "$row"; done
 for row in "${rows[@]}"; do echo "$row"; done
 echo
-echo "While fleetpipeline drained ($d_wall s from start to summary, $(nproc) cores: $(awk -v w="$d_wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }') core-seconds):" \
+echo "While fleetpipeline drained the last time ($d_wall s from start to summary, $(nproc) cores: $(awk -v w="$d_wall" -v n="$(nproc)" 'BEGIN { printf "%.1f", w * n }') core-seconds):" \
 	"fleetpipeline $d_cpu, Kafka $k_cpu (its JIT compiler $k_jit), OpenSearch $o_cpu (its JIT compiler $o_jit) CPU-s."
-echo "The drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs; their commits took $d_commit s, of which they waited $d_wait s." \
+echo "That drain's $d_s s: $d_batches batches with records; all batches together spent $d_proc s processing and $d_out s in outputs; their commits took $d_commit s, of which they waited $d_wait s." \
 	"The run ended $d_close s after its last batch (its last commit, the Kafka clients closed): $d_old_rate events/s to the summary line." \
 	"The first record came $d_join s after the first partition was assigned (the group's joins, the first fetch): $d_join_rate events/s counted from there."
 echo "${floor#osfloor: } (OpenSearch $floor_cpu CPU-s a run, indexes created first, not timed)."
 echo
 p99i=$(awk -v p="$last_p99" 'BEGIN { if (p == "-") print "-"; else if (p == int(p)) printf "%d", p; else printf "%.1f", p }')
-echo "bench-e2e: drain $d_rate events/s, $d_cpum CPU-s per million events, peak RSS $d_rss MiB, p99 $p99i ms at $last_rate/s"
+echo "bench-e2e: drain $m_rate events/s, $m_cpum CPU-s per million events, peak RSS $m_rss MiB, p99 $p99i ms at $last_rate/s"
