@@ -35,6 +35,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -64,6 +65,9 @@ func main() {
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.gcPercent)
+	}
+	if cfg.procs > 0 {
+		runtime.GOMAXPROCS(cfg.procs)
 	}
 
 	stopProfiles, err := startProfiles(cfg.cpuProfile, cfg.memProfile)
@@ -128,6 +132,7 @@ type config struct {
 	cpuProfile     string
 	memProfile     string
 	gcPercent      int
+	procs          int
 }
 
 func registerFlags(fs *flag.FlagSet) *config {
@@ -168,6 +173,7 @@ func registerFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:9464", "address of the live status page (/), Prometheus /metrics, /healthz and /readyz (empty: none); served from the start: /healthz answers 200 while the job connects and loads its tables (up to 10 minutes), /readyz 503 until its first batch")
 	fs.BoolVar(&c.verbose, "v", false, "log at debug level")
 	fs.IntVar(&c.gcPercent, "gc-percent", 200, "the garbage collector's target, as GOGC (which wins when set): the heap grows to this percentage over the live heap before a collection. The job's live heap is small and bounded (the source buffer, the open windows), so it trades memory for CPU: 200 took 3 % to 10 % less CPU than Go's default of 100 for about 35 % more peak memory (drains of the demo topic and of 3,000,000 events)")
+	fs.IntVar(&c.procs, "procs", 0, "how many of the machine's cores the job's code runs on at once (GOMAXPROCS; 0: Go's default, every core the machine or its container gives, or the GOMAXPROCS variable). On a machine the job shares with busy neighbours, its Kafka and OpenSearch in the benchmark, fewer than the cores saves the CPU its threads spend handing work to each other, for a slower catch-up: 1 on the benchmark's 2 cores took 4-13 % less CPU per event and drained 3-11 % slower (four bench-e2e runs each way, BENCHMARKS.md, 2026-12-07)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to this file when the run ends (go tool pprof -sample_index=alloc_space)")
 	return c

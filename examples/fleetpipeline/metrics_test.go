@@ -142,7 +142,7 @@ func TestMetricsOnlyOutputsThatRun(t *testing.T) {
 	t.Parallel()
 	s := needServices(t)
 	r := newRun(t, s, testenv.UniqueName(t, "e2e-metrics-off"), "e2e-metrics-off")
-	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-exit-when-idle", "0", "-zone-demand=false", "-alerts=false")...)
+	p := start(t, "fleetpipeline", pipelineBin, r.args(s, "-exit-when-idle", "0", "-zone-demand=false", "-alerts=false", "-procs", "1")...)
 	var url string
 	waitFor(t, time.Minute, 50*time.Millisecond, "the job running, its metrics address logged", func() bool {
 		if m := metricsURL.FindStringSubmatch(p.out.String()); m != nil {
@@ -151,6 +151,7 @@ func TestMetricsOnlyOutputsThatRun(t *testing.T) {
 		return url != "" && strings.Contains(p.out.String(), "fleetpipeline: running") || p.exited()
 	})
 	require.False(t, p.exited(), "the job ended")
+	require.Contains(t, p.out.String(), "procs=1", "-procs sets GOMAXPROCS")
 	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/fleetstream/fleetstream/join"
@@ -448,7 +449,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	defer stopStatus()
 
 	start := time.Now()
-	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses)
+	log.Info("fleetpipeline: running", "topic", c.topic, "group", c.group, "kafka", kcfg, "opensearch", ocfg.Addresses, "procs", runtime.GOMAXPROCS(0))
 	running = true
 	err = p.Run(ctx)
 	stopStatus()

@@ -74,7 +74,8 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-max-cabs", "4611686018427387904"},
 		{"-max-cabs", "3000000000000000000"},
 		{"-gc-percent", "-1"}, // turned the collector off: the heap grew until killed
-		{"-topic", ""},        // EnsureTopic(".dlq") made a topic named ".dlq"
+		{"-procs", "-1"},
+		{"-topic", ""}, // EnsureTopic(".dlq") made a topic named ".dlq"
 		{"-group", ""},
 		// Not Kafka topic names, or too long for the ones the job makes from them (<topic>.dlq,
 		// <group>-pickups-repartition): refused after the dead-letter topic was made, or when

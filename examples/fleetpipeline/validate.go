@@ -136,6 +136,9 @@ func (c *config) validate() error {
 		// killed. GOGC=off in the environment still does it, for a profile.
 		bad("-gc-percent", "%d: must not be negative (a negative value turns the garbage collector off, and the job's heap would grow until it is killed)", c.gcPercent)
 	}
+	if c.procs < 0 {
+		bad("-procs", "%d: must not be negative (0: Go's default, every core)", c.procs)
+	}
 	// An output or a second input on the telemetry topic itself.
 	if alertsTopic != "" && alertsTopic == c.topic {
 		bad("-alerts-topic", "%q is the telemetry topic (-topic): the job would read its own alerts as telemetry", alertsTopic)
