@@ -250,9 +250,11 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // so a replay may admit one the first run refused): a changed order shifts the ranks, and
 // downstream, after a crash whose send wrote part of a time's elements, one is kept twice
 // and another dropped as a copy; package window's TimeOrder says so, and the graph is
-// refused. Elements of a time at or before one already sent are still a permanent error
-// when it happens (two windows whose ends coincide but that fire in different batches, over
-// a Union).
+// refused. So is a stream made from windows that read one source but fire after other delays
+// (a Union of windows with other graces: FireDelayer), whose ends that coincide fire in
+// different batches. Elements of a time at or before one already sent are still a permanent
+// error when it happens, from operators the graph cannot see so (a TimeOrderer that is no
+// FireDelayer).
 //
 // A bounded run's end fires every window upstream, so a partial sent then may be early, and
 // the next run on the next records sends it again complete with the same number, which the

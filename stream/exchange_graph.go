@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // holder is the untyped face of an operator that may implement WatermarkHolder.
@@ -108,6 +109,7 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 // time sent again failed at run time only, once the data did so, after outputs had written
 // the batches before; an order changed by a replay lost a result and counted another twice.
 func windowResults(p *Pipeline, idx int) error {
+	var timed []firing
 	err := walkUp(p, idx, func(i int, n node) (bool, error) {
 		name := n.(interface{ Name() string }).Name()
 		if s, ok := n.(interface{ sideOutputOf() string }); ok && s.sideOutputOf() != "" {
@@ -121,6 +123,11 @@ func windowResults(p *Pipeline, idx int) error {
 			if h, ok := s.stateOf().(interface{ isWatermarkHolder() bool }); ok && h.isWatermarkHolder() {
 				if t, ok := s.stateOf().(interface{ timeOrder() string }); ok && t.timeOrder() != "" {
 					return false, &unorderedResults{name: name, why: t.timeOrder()}
+				}
+				if f, ok := s.stateOf().(interface{ fireDelay() (time.Duration, bool) }); ok {
+					if d, ok := f.fireDelay(); ok {
+						timed = append(timed, firing{i, name, d})
+					}
 				}
 				return false, nil
 			}
@@ -137,13 +144,48 @@ func windowResults(p *Pipeline, idx int) error {
 		}
 		return true, nil
 	})
+	if err == nil {
+		return firedApart(p, timed)
+	}
 	var u *unorderedResults
-	if err == nil || errors.As(err, &u) {
+	if errors.As(err, &u) {
 		return err
 	}
 	return fmt.Errorf("%v, not from the final results of an event-time window: it numbers its elements by event time, "+
 		"which takes the results of event-time windows (package window's Results) through stateless operators (Map, Filter, Union); "+
 		"repartition records with Repartition or RepartitionBy", err)
+}
+
+// firing is an operator whose results RepartitionByTime numbers, with its FireDelay.
+type firing struct {
+	idx   int
+	name  string
+	delay time.Duration
+}
+
+// firedApart returns an error if two of the operators read a source in common but fire an
+// event time's results after other delays (FireDelayer): the results of one time would come
+// in two batches, a permanent error when it happened, after outputs had written the batches
+// before.
+func firedApart(p *Pipeline, fs []firing) error {
+	srcs := make([][]int, len(fs))
+	for i, f := range fs {
+		srcs[i], _ = upstreamSources(p, f.idx, false)
+	}
+	for i := range fs {
+		for j := i + 1; j < len(fs); j++ {
+			if fs[i].delay == fs[j].delay || !slices.ContainsFunc(srcs[i], func(s int) bool { return slices.Contains(srcs[j], s) }) {
+				continue
+			}
+			a, b := fs[i], fs[j]
+			if a.idx > b.idx {
+				a, b = b, a
+			}
+			return fmt.Errorf("is made from the results of %q and %q, which read one source but fire an event time's results at other delays (%v and %v: their graces), "+
+				"so the results of one time come in two batches, which it cannot number; give them one grace, or repartition each by itself", a.name, b.name, a.delay, b.delay)
+		}
+	}
+	return nil
 }
 
 // unorderedResults is windowResults' error for the results of a WatermarkHolder whose

@@ -510,44 +510,97 @@ func TestRepartitionByTimeWindowOrder(t *testing.T) {
 	require.Equal(t, map[time.Duration]int64{0: 1, 10 * time.Second: 100, 20 * time.Second: 1010, 40 * time.Second: 10000}, got)
 }
 
-// TestRepartitionByTimeRefusesRepeatedTimes: two windows whose ends coincide but fire in
-// different batches (here the same window with other graces, over a Union of their results)
-// send one event time in two batches, which RepartitionByTime would number from 0 again and
-// drop as copies: a permanent error when it happens, which the graph cannot tell. (EveryBatch
-// partial results, which did so too, are refused when the graph is built:
-// TestRepartitionByTimeOfUnorderedWindowsRefused.)
+// TestRepartitionByTimeRefusesRepeatedTimes: two windows over one source whose ends
+// coincide but fire in different batches (the same window with other graces, over a Union of
+// their results) send one event time in two batches, which RepartitionByTime would number
+// from 0 again and drop as copies. The graph is refused when it is built, naming both windows
+// and their graces (stream.FireDelayer): it failed at run time only, with a permanent error
+// once the data did so, after the outputs of the batches before were written. Windows with
+// one grace, or other graces over other sources (each source partition is numbered by
+// itself), are taken. An operator the graph cannot see so (a TimeOrderer that is no
+// FireDelayer) still fails when it happens.
 func TestRepartitionByTimeRefusesRepeatedTimes(t *testing.T) {
-	h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Second))
-	q, src := streamtest.NewQueue[keyed](h)
 	toPair := func(r window.Result[string, int64]) stream.Pair[string, int64] { return stream.KV(r.Key, r.Value) }
-	var pairs *stream.Stream[stream.Pair[string, int64]]
-	for i, grace := range []time.Duration{0, 5 * time.Second} {
-		counts, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(10*time.Second), window.Sum[int64](),
-			window.WithGrace(grace), window.WithName(fmt.Sprintf("counts%d", i)))
+	hash := func(p stream.Pair[string, int64]) uint64 { return stream.HashKey(p.Key) }
+	counts := func(src *stream.Stream[keyed], name string, size, grace time.Duration) *stream.Stream[stream.Pair[string, int64]] {
+		w, err := window.Aggregate(src, func(k keyed) string { return k.Key }, func(keyed) int64 { return 1 }, window.Tumbling(size), window.Sum[int64](),
+			window.WithGrace(grace), window.WithName(name))
 		require.NoError(t, err)
-		if pairs == nil {
-			pairs = stream.Map(counts.Results(), toPair)
-		} else {
-			pairs = pairs.Union(stream.Map(counts.Results(), toPair))
-		}
+		return stream.Map(w.Results(), toPair)
 	}
-	ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
-	stream.RepartitionByTime(pairs, "partials", ex, func(p stream.Pair[string, int64]) uint64 { return stream.HashKey(p.Key) })
-	h.AddExchange(ex)
-	require.NoError(t, h.P.Err())
-	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
-	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 0, EventTime: at(1)})
-	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 1, EventTime: at(12)}) // counts0 fires [0s, 10s)
-	for range 2 {
+	for _, tc := range []struct {
+		name        string
+		sizes       [2]time.Duration
+		graces      [2]time.Duration
+		otherSource bool
+		refused     bool
+	}{
+		{name: "other graces", sizes: [2]time.Duration{10 * time.Second, 10 * time.Second}, graces: [2]time.Duration{0, 5 * time.Second}, refused: true},
+		{name: "other sizes and graces", sizes: [2]time.Duration{10 * time.Second, time.Minute}, graces: [2]time.Duration{2 * time.Second, 0}, refused: true},
+		{name: "one grace, other sizes", sizes: [2]time.Duration{10 * time.Second, time.Minute}, graces: [2]time.Duration{5 * time.Second, 5 * time.Second}},
+		{name: "other graces over other sources", sizes: [2]time.Duration{10 * time.Second, 10 * time.Second}, graces: [2]time.Duration{0, 5 * time.Second}, otherSource: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Second))
+			q, src := streamtest.NewQueue[keyed](h)
+			qs, other := []*streamtest.Queue[keyed]{q}, src
+			if tc.otherSource {
+				var q2 *streamtest.Queue[keyed]
+				q2, other = streamtest.NewQueue[keyed](h)
+				qs = append(qs, q2)
+			}
+			pairs := counts(src, "counts0", tc.sizes[0], tc.graces[0]).Union(counts(other, "counts1", tc.sizes[1], tc.graces[1]))
+			ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
+			stream.RepartitionByTime(pairs, "partials", ex, hash)
+			h.AddExchange(ex)
+			err := h.P.Err()
+			if !tc.refused {
+				require.NoError(t, err)
+				// Windows of both end at 10 s, 20 s, ..., 60 s; each batch closes some.
+				sent := streamtest.Collect(pairs)
+				for i, sec := range []int{1, 12, 17, 25, 38, 61, 75, 90} {
+					for _, q := range qs {
+						q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: int64(i), EventTime: streamtest.Epoch.Add(time.Duration(sec) * time.Second)})
+					}
+					_, err := h.TryStep()
+					require.NoError(t, err, "batch %d", i)
+				}
+				require.NotEmpty(t, sent.Slice(), "windows fired")
+				return
+			}
+			require.ErrorIs(t, err, stream.ErrGraph)
+			require.ErrorContains(t, err, fmt.Sprintf(`is made from the results of "counts0" and "counts1", which read one source but fire an event time's results at other delays (%v and %v: their graces)`, tc.graces[0], tc.graces[1]))
+			_, stepErr := h.TryStep()
+			require.ErrorIs(t, stepErr, stream.ErrGraph)
+		})
+	}
+
+	t.Run("unseen by the graph", func(t *testing.T) {
+		h := streamtest.New(t, time.Second, stream.WithMaxOutOfOrderness(time.Second))
+		q, src := streamtest.NewQueue[keyed](h)
+		pairs := stream.Apply(stream.Map(src, func(k keyed) stream.Pair[string, int64] { return stream.KV(k.Key, k.V) }), "ordered", stream.Operator[stream.Pair[string, int64], stream.Pair[string, int64]](orderedOnly{}))
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[string, int64]](2))
+		stream.RepartitionByTime(pairs, "partials", ex, hash)
+		h.AddExchange(ex)
+		require.NoError(t, h.P.Err())
+		at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
+		q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 0, EventTime: at(1)})
 		_, err := h.TryStep()
 		require.NoError(t, err)
-	}
-	q.Add(stream.Record[keyed]{Value: keyed{"a", 1}, Offset: 2, EventTime: at(17)}) // counts1 fires [0s, 10s)
-	_, err := h.TryStep()
-	require.Error(t, err)
-	require.True(t, stream.IsPermanent(err))
-	require.ErrorContains(t, err, "RepartitionByTime needs each time's elements in one batch")
+		q.Add(stream.Record[keyed]{Value: keyed{"b", 1}, Offset: 1, EventTime: at(1)}) // the same time, a batch later
+		_, err = h.TryStep()
+		require.Error(t, err)
+		require.True(t, stream.IsPermanent(err))
+		require.ErrorContains(t, err, "RepartitionByTime needs each time's elements in one batch")
+	})
 }
+
+// orderedOnly is heldOnly (a WatermarkHolder that passes its input on) saying that
+// RepartitionByTime may number its output (TimeOrderer), without saying when it fires
+// (FireDelayer).
+type orderedOnly struct{ heldOnly }
+
+func (orderedOnly) TimeOrder() string { return "" }
 
 func TestRepartitionCrashSweep(t *testing.T) {
 	seeds := uint64(12)

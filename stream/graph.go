@@ -6,6 +6,7 @@ package stream
 import (
 	"context"
 	"reflect"
+	"time"
 )
 
 // node is one operator of the graph, processed partition by partition in creation order,
@@ -335,6 +336,17 @@ type TimeOrderer interface {
 	TimeOrder() string
 }
 
+// FireDelayer is an optional interface of a TimeOrderer whose results of an event time t come
+// in the batch in which its partition's watermark first passes t plus a fixed delay (a
+// window's grace; package window's operators implement it). Two such operators over the
+// same source with other delays send the results of one time in different batches, which
+// RepartitionByTime cannot number (a permanent error once it happens, after the outputs of
+// the batches before were written): a RepartitionByTime of a stream made from both (a Union
+// of windows with other graces) is refused when the graph is built (ErrGraph), naming them.
+type FireDelayer interface {
+	FireDelay() time.Duration
+}
+
 // Parameterized is an optional interface of an Operator whose output depends on parameters
 // besides its input, such as a window's size and grace or a join's bounds and kind (package
 // window's and package join's operators implement it). Each commit's checkpoint records a
@@ -387,6 +399,14 @@ func (o opState[In, Out]) timeOrder() string {
 		return t.TimeOrder()
 	}
 	return "does not say that a replay sends its results again in the same order (it implements WatermarkHolder but not TimeOrderer)"
+}
+
+// fireDelay returns the operator's FireDelay, if it implements FireDelayer.
+func (o opState[In, Out]) fireDelay() (time.Duration, bool) {
+	if f, ok := o.op.(FireDelayer); ok {
+		return f.FireDelay(), true
+	}
+	return 0, false
 }
 
 func (o opState[In, Out]) heldWatermark(part int32) (int64, bool) {

@@ -101,4 +101,11 @@ func (op *operator[T, K, V, A, R]) TimeOrder() string {
 	return strings.Join(why, "; it ")
 }
 
-var _ stream.TimeOrderer = (*operator[int, int, int, int64, int64])(nil)
+// FireDelay implements stream.FireDelayer: a window's results of an event time come in the
+// batch in which the watermark passes the window's end plus the grace.
+func (op *operator[T, K, V, A, R]) FireDelay() time.Duration { return op.cfg.grace }
+
+var (
+	_ stream.TimeOrderer = (*operator[int, int, int, int64, int64])(nil)
+	_ stream.FireDelayer = (*operator[int, int, int, int64, int64])(nil)
+)
