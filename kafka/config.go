@@ -173,7 +173,8 @@ type Fetch struct {
 	// RequestMaxBytes is the most bytes one fetch request returns over all its partitions
 	// (Kafka's fetch.max.bytes). Default 2 MiB.
 	RequestMaxBytes int32
-	// MaxWait is how long the broker may wait to fill MinBytes. Default 250ms.
+	// MaxWait is how long the broker may wait to fill MinBytes. Default 250ms; 50ms for a
+	// Source given WithBounded, and for an Exchange's consumer.
 	MaxWait time.Duration
 }
 

@@ -296,17 +296,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 		defer release()
 	}
-	if s.o.readCommitted || s.eos.Load() != nil {
-		// Exactly once reads read_committed, as Kafka Streams does: that also makes the
-		// group's offset fetches wait for offsets that a transaction still completing
-		// committed (KIP-447's require_stable). Without it, a new owner of a partition could
-		// start from the offset before the last transaction of the one that left: the
-		// transaction's commit returns before its markers are written, and until then the
-		// coordinator answers with the older offset, and the read-back of the output topics
-		// stops at their last stable offset, before that transaction's messages. The
-		// records would be processed again and their output written twice.
-		sc.Consumer.IsolationLevel = sarama.ReadCommitted
-	}
+	s.consumerOptions(sc)
 	if s.o.tune != nil {
 		s.o.tune(sc)
 	}
