@@ -251,8 +251,9 @@ func repartition[T any](s *Stream[T], name string, ex Exchange[T], hash func(T) 
 // downstream, after a crash whose send wrote part of a time's elements, one is kept twice
 // and another dropped as a copy; package window's TimeOrder says so, and the graph is
 // refused. So is a stream made from windows that read one source but fire after other delays
-// (a Union of windows with other graces: FireDelayer), whose ends that coincide fire in
-// different batches. Elements of a time at or before one already sent are still a permanent
+// (a Union of windows with other graces: FireDelayer), or that read different records of it
+// (a Filter before one of them: each fires on the watermark of the records it saw), whose
+// ends that coincide fire in different batches. Elements of a time at or before one already sent are still a permanent
 // error when it happens, from operators the graph cannot see so (a TimeOrderer that is no
 // FireDelayer).
 //

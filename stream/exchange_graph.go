@@ -163,30 +163,86 @@ type firing struct {
 	delay time.Duration
 }
 
-// firedApart returns an error if two of the operators read a source in common but fire an
-// event time's results after other delays (FireDelayer): the results of one time would come
-// in two batches, a permanent error when it happened, after outputs had written the batches
-// before.
+// firedApart returns an error if two of the operators read a source in common but may fire
+// an event time's results in different batches: the results of one time would come in two
+// batches, a permanent error when it happened, after outputs had written the batches before.
+// They do when they fire after other delays (FireDelayer); and, with one delay, when either
+// sees only some of the source's records (an operator before it, a Filter, drops or changes
+// some), unless both read the same stream: a window fires on the lower of the partition's
+// watermark and that of the records it saw. A repartition's partitions fire on the
+// watermark its marks give, whatever a window saw of them.
 func firedApart(p *Pipeline, fs []firing) error {
-	srcs := make([][]int, len(fs))
+	seen := make([]map[int]bool, len(fs))
 	for i, f := range fs {
-		srcs[i], _ = upstreamSources(p, f.idx, false)
+		seen[i] = sourcesSeen(p, f.idx)
 	}
 	for i := range fs {
 		for j := i + 1; j < len(fs); j++ {
-			if fs[i].delay == fs[j].delay || !slices.ContainsFunc(srcs[i], func(s int) bool { return slices.Contains(srcs[j], s) }) {
-				continue
+			shared, part := false, false
+			for src, pi := range seen[i] {
+				if pj, ok := seen[j][src]; ok {
+					shared, part = true, part || pi || pj
+				}
 			}
 			a, b := fs[i], fs[j]
 			if a.idx > b.idx {
 				a, b = b, a
 			}
-			return fmt.Errorf("is made from the results of %q and %q, which read one source but fire an event time's results at other delays (%v and %v: their graces), "+
-				"so the results of one time come in two batches, which it cannot number; give them one grace, or repartition each by itself", a.name, b.name, a.delay, b.delay)
+			switch {
+			case !shared:
+			case a.delay != b.delay:
+				return fmt.Errorf("is made from the results of %q and %q, which read one source but fire an event time's results at other delays (%v and %v: their graces), "+
+					"so the results of one time come in two batches, which it cannot number; give them one grace, or repartition each by itself", a.name, b.name, a.delay, b.delay)
+			case part && !slices.Equal(p.nodes[a.idx].inputs(), p.nodes[b.idx].inputs()):
+				return fmt.Errorf("is made from the results of %q and %q, which read one source but not the same records of it (an operator before one of them, such as a Filter, drops some): "+
+					"each fires on the watermark of the records it saw, so the results of one time may come in two batches, which it cannot number; "+
+					"give both the same input (filter their results instead), or repartition each by itself", a.name, b.name)
+			}
 		}
 	}
 	return nil
 }
+
+// sourcesSeen returns the sources the operator idx reads, each with whether the operator may
+// see only some of its records: an operator on a path from the source to it does not pass
+// every element on with its time (Stream.whole), and the source is not a repartition's.
+func sourcesSeen(p *Pipeline, idx int) map[int]bool {
+	out := map[int]bool{}
+	done := map[[2]int]bool{}
+	var walk func(i int, part bool)
+	walk = func(i int, part bool) {
+		k := [2]int{i, 0}
+		if part {
+			k[1] = 1
+		}
+		if done[k] {
+			return
+		}
+		done[k] = true
+		n := p.nodes[i]
+		if len(n.inputs()) == 0 {
+			for _, sn := range p.srcs {
+				if head, ok := sn.(interface{ headIdx() int }); ok && head.headIdx() == i {
+					inner := sn.(interface{ internal() bool }).internal()
+					out[sn.index()] = out[sn.index()] || part && !inner
+				}
+			}
+			return
+		}
+		if w, ok := n.(interface{ passesAll() bool }); !ok || !w.passesAll() {
+			part = true
+		}
+		for _, in := range n.inputs() {
+			walk(in, part)
+		}
+	}
+	for _, in := range p.nodes[idx].inputs() {
+		walk(in, false)
+	}
+	return out
+}
+
+func (s *Stream[T]) passesAll() bool { return s.whole && s.state == nil }
 
 // unorderedResults is windowResults' error for the results of a WatermarkHolder whose
 // TimeOrder says why RepartitionByTime cannot number them.

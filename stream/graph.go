@@ -72,6 +72,10 @@ type Stream[T any] struct {
 	// sideOf, for a side output (NewSideOutput), names its operator: its elements are not
 	// that operator's output, which the operator's optional interfaces speak for.
 	sideOf string
+	// whole is set for operators that pass every element of their inputs on once, with its
+	// time (Map, KeyBy, Union): a window behind only such operators sees every record of its
+	// sources, and fires on their watermark (firedApart).
+	whole bool
 
 	// through is set for elementwise operators (Map, Filter, KeyBy and what is built on them):
 	// it returns a loop that runs the operator over its parent's batch, a chunk at a time, and
@@ -337,12 +341,15 @@ type TimeOrderer interface {
 }
 
 // FireDelayer is an optional interface of a TimeOrderer whose results of an event time t come
-// in the batch in which its partition's watermark first passes t plus a fixed delay (a
-// window's grace; package window's operators implement it). Two such operators over the
-// same source with other delays send the results of one time in different batches, which
-// RepartitionByTime cannot number (a permanent error once it happens, after the outputs of
-// the batches before were written): a RepartitionByTime of a stream made from both (a Union
-// of windows with other graces) is refused when the graph is built (ErrGraph), naming them.
+// in the batch in which the watermark it fires on first passes t plus a fixed delay (a
+// window's grace; package window's operators implement it). That watermark is its
+// partition's when it sees every record of the partition; one that sees only some (behind a
+// Filter) fires on the lower watermark of those. Two such operators over the same source with
+// other delays, or with one delay but not the same input, one of them seeing only some of its
+// records, send the results of one time in different batches, which RepartitionByTime cannot
+// number (a permanent error once it happens, after the outputs of the batches before were
+// written): a RepartitionByTime of a stream made from both (a Union of windows with other
+// graces) is refused when the graph is built (ErrGraph), naming them.
 type FireDelayer interface {
 	FireDelay() time.Duration
 }

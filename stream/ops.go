@@ -10,7 +10,7 @@ import (
 
 // Map returns a stream of f applied to every value.
 func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
-	return elementwise(s, "map", func(in []Elem[T], out []Elem[U]) []Elem[U] {
+	m := elementwise(s, "map", func(in []Elem[T], out []Elem[U]) []Elem[U] {
 		n := len(out)
 		out = slices.Grow(out, len(in))[:n+len(in)]
 		for i := range in {
@@ -19,6 +19,8 @@ func Map[T, U any](s *Stream[T], f func(T) U) *Stream[U] {
 		}
 		return out
 	})
+	m.whole = true
+	return m
 }
 
 // Filter returns a stream of the values for which keep returns true.
@@ -147,12 +149,13 @@ func (s *Stream[T]) Union(others ...*Stream[T]) *Stream[T] {
 	for _, o := range others {
 		u.parents = append(u.parents, o.idx)
 	}
+	u.whole = true
 	return u
 }
 
 // KeyBy pairs every value with the key that f computes.
 func KeyBy[K comparable, T any](s *Stream[T], f func(T) K) *Stream[Pair[K, T]] {
-	return elementwise(s, "keyBy", func(in []Elem[T], out []Elem[Pair[K, T]]) []Elem[Pair[K, T]] {
+	k := elementwise(s, "keyBy", func(in []Elem[T], out []Elem[Pair[K, T]]) []Elem[Pair[K, T]] {
 		n := len(out)
 		out = slices.Grow(out, len(in))[:n+len(in)]
 		for i := range in {
@@ -161,6 +164,8 @@ func KeyBy[K comparable, T any](s *Stream[T], f func(T) K) *Stream[Pair[K, T]] {
 		}
 		return out
 	})
+	k.whole = true
+	return k
 }
 
 // MapValues applies f to the value of every pair, keeping the key.

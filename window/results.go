@@ -102,7 +102,8 @@ func (op *operator[T, K, V, A, R]) TimeOrder() string {
 }
 
 // FireDelay implements stream.FireDelayer: a window's results of an event time come in the
-// batch in which the watermark passes the window's end plus the grace.
+// batch in which the watermark it fires on (the lower of the partition's and that of the
+// records it saw) passes the window's end plus the grace.
 func (op *operator[T, K, V, A, R]) FireDelay() time.Duration { return op.cfg.grace }
 
 var (

@@ -75,6 +75,12 @@ func TestBadFlagsRefusedAtStart(t *testing.T) {
 		{"-max-cabs", "3000000000000000000"},
 		{"-gc-percent", "-1"}, // turned the collector off: the heap grew until killed
 		{"-procs", "-1"},
+		// runtime.GOMAXPROCS takes an int32: 2^32 became 0 and 2^31 negative, and the
+		// runtime threw "procresize: invalid arg" (exit 2, naming no flag); far fewer made it
+		// allocate a P for each, gigabytes for a million.
+		{"-procs", "4294967296"},
+		{"-procs", "2147483648"},
+		{"-procs", "1000000"},
 		{"-topic", ""}, // EnsureTopic(".dlq") made a topic named ".dlq"
 		{"-group", ""},
 		// Not Kafka topic names, or too long for the ones the job makes from them (<topic>.dlq,

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,10 @@ func (c *config) validate() error {
 	}
 	if c.procs < 0 {
 		bad("-procs", "%d: must not be negative (0: Go's default, every core)", c.procs)
+	} else if n := runtime.NumCPU(); c.procs > n {
+		// runtime.GOMAXPROCS takes an int32: 2^31 threw "procresize: invalid arg", and a
+		// million allocated a scheduler P for each. More than the cores runs no more at once.
+		bad("-procs", "%d: more than the %d cores the job may run on (0: every core)", c.procs, n)
 	}
 	// An output or a second input on the telemetry topic itself.
 	if alertsTopic != "" && alertsTopic == c.topic {
