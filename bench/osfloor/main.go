@@ -38,7 +38,7 @@ type doc struct {
 
 func main() {
 	base := flag.String("opensearch", "http://127.0.0.1:9200", "OpenSearch URL")
-	from := flag.String("from", "", "the drain's indexes, an index pattern (e.g. *-bdrain-1-*)")
+	from := flag.String("from", "", "the drain's indexes, an index pattern (e.g. *-bdrain1-*)")
 	bulk := flag.Int("bulk", 1000, "documents per bulk request")
 	conc := flag.Int("concurrent", 2, "bulk requests at a time")
 	runs := flag.Int("runs", 3, "runs; the fastest is printed")

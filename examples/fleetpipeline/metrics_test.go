@@ -151,7 +151,7 @@ func TestMetricsOnlyOutputsThatRun(t *testing.T) {
 		return url != "" && strings.Contains(p.out.String(), "fleetpipeline: running") || p.exited()
 	})
 	require.False(t, p.exited(), "the job ended")
-	require.Contains(t, p.out.String(), "procs=1", "-procs sets GOMAXPROCS")
+	require.Contains(t, p.out.String(), "procs=1\n", "-procs sets GOMAXPROCS")
 	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
