@@ -379,7 +379,7 @@ for i in $(seq "$drains"); do
 done
 # median prints the median of its arguments, in full (awk's print of a mean of two would round
 # it to 6 digits: 1234567.5 as 1.23457e+06).
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.6f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { printf '%s\n' "$@" | LC_ALL=C sort -g | awk '{ v[NR] = $1 } END { printf "%.6f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 m_rate=$(median "${drates[@]}")
 m_rate=$(awk -v r="$m_rate" 'BEGIN { printf "%.0f", r }')
 m_cpum=$(awk -v c="$(median "${cpums[@]}")" 'BEGIN { printf "%.2f", c }')
