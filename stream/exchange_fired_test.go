@@ -29,7 +29,6 @@ func TestRepartitionByTimeFilteredWindows(t *testing.T) {
 	}
 	of := func(key string) func(keyed) bool { return func(k keyed) bool { return k.Key == key } }
 	same := func(k keyed) keyed { return k }
-	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
 	for _, tc := range []struct {
 		name    string
 		inputs  func(src *stream.Stream[keyed]) (*stream.Stream[keyed], *stream.Stream[keyed])
@@ -64,20 +63,7 @@ func TestRepartitionByTimeFilteredWindows(t *testing.T) {
 				return
 			}
 			require.NoError(t, h.P.Err())
-			sent := streamtest.Collect(pairs)
-			// "a" at 5 s, "b" at 6 s and 15 s in one batch, then "a" at 20 s: a window that saw
-			// "b" at 15 s fires the window [0 s, 10 s) in the first batch, one that saw only "a"
-			// in the second.
-			for i, batch := range [][]stream.Record[keyed]{
-				{{Value: keyed{"a", 1}, Offset: 0, EventTime: at(5)}, {Value: keyed{"b", 1}, Offset: 1, EventTime: at(6)}, {Value: keyed{"b", 1}, Offset: 2, EventTime: at(15)}},
-				{{Value: keyed{"a", 1}, Offset: 3, EventTime: at(20)}},
-				{{Value: keyed{"b", 1}, Offset: 4, EventTime: at(32)}},
-			} {
-				q.Add(batch...)
-				_, err := h.TryStep()
-				require.NoError(t, err, "batch %d", i)
-			}
-			require.NotEmpty(t, sent.Slice(), "windows fired")
+			fireApart(t, h, q, pairs, 0)
 		})
 	}
 }
@@ -91,7 +77,6 @@ func TestRepartitionByTimeFilteredWindowsAfterRepartition(t *testing.T) {
 	of := func(key string) func(stream.Pair[string, int64]) bool {
 		return func(p stream.Pair[string, int64]) bool { return p.Key == key }
 	}
-	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
 	for _, tc := range []struct {
 		name    string
 		graces  [2]time.Duration
@@ -122,19 +107,29 @@ func TestRepartitionByTimeFilteredWindowsAfterRepartition(t *testing.T) {
 				return
 			}
 			require.NoError(t, h.P.Err())
-			sent := streamtest.Collect(pairs)
-			for i, batch := range [][]stream.Record[keyed]{
-				{{Value: keyed{"a", 1}, Offset: 0, EventTime: at(5)}, {Value: keyed{"b", 1}, Offset: 1, EventTime: at(6)}, {Value: keyed{"b", 1}, Offset: 2, EventTime: at(15)}},
-				{{Value: keyed{"a", 1}, Offset: 3, EventTime: at(20)}},
-				{{Value: keyed{"b", 1}, Offset: 4, EventTime: at(32)}},
-				{},
-				{},
-			} {
-				q.Add(batch...)
-				_, err := h.TryStep()
-				require.NoError(t, err, "batch %d", i)
-			}
-			require.NotEmpty(t, sent.Slice(), "windows fired")
+			fireApart(t, h, q, pairs, 2) // two more, for the repartition's marks
 		})
 	}
+}
+
+// fireApart runs the batches that make windows of one grace fire one end in different
+// batches when one saw only "a" and the other "b" as well: "a" at 5 s, "b" at 6 s and 15 s in
+// one batch, then "a" at 20 s (a window that saw "b" at 15 s fires [0 s, 10 s) in the first
+// batch, one that saw only "a" in the second), then "b" at 32 s, and empty batches after. No
+// batch may fail, and windows must fire.
+func fireApart(t *testing.T, h *streamtest.Harness, q *streamtest.Queue[keyed], pairs *stream.Stream[stream.Pair[string, int64]], empty int) {
+	t.Helper()
+	at := func(s int) time.Time { return streamtest.Epoch.Add(time.Duration(s) * time.Second) }
+	sent := streamtest.Collect(pairs)
+	batches := [][]stream.Record[keyed]{
+		{{Value: keyed{"a", 1}, Offset: 0, EventTime: at(5)}, {Value: keyed{"b", 1}, Offset: 1, EventTime: at(6)}, {Value: keyed{"b", 1}, Offset: 2, EventTime: at(15)}},
+		{{Value: keyed{"a", 1}, Offset: 3, EventTime: at(20)}},
+		{{Value: keyed{"b", 1}, Offset: 4, EventTime: at(32)}},
+	}
+	for i, batch := range append(batches, make([][]stream.Record[keyed], empty)...) {
+		q.Add(batch...)
+		_, err := h.TryStep()
+		require.NoError(t, err, "batch %d", i)
+	}
+	require.NotEmpty(t, sent.Slice(), "windows fired")
 }

@@ -55,6 +55,17 @@ func watermarkHolders(p *Pipeline, idx int) []holder {
 	return out
 }
 
+// sourcesAt returns the sources whose head stream is the node i.
+func sourcesAt(p *Pipeline, i int) []sourceNode {
+	var out []sourceNode
+	for _, sn := range p.srcs {
+		if head, ok := sn.(interface{ headIdx() int }); ok && head.headIdx() == i {
+			out = append(out, sn)
+		}
+	}
+	return out
+}
+
 // upstreamSources returns the sources a stream derives from, or an error if a windowed
 // stream lies between them, or an operator that emits again what it emitted before
 // (UpdateStateByKey, MapWithState with a timeout, its snapshots), or, byOffset, an event-time window (a WatermarkHolder: its
@@ -79,10 +90,8 @@ func upstreamSources(p *Pipeline, idx int, byOffset bool) ([]int, error) {
 			}
 		}
 		if len(n.inputs()) == 0 {
-			for _, sn := range p.srcs {
-				if head, ok := sn.(interface{ headIdx() int }); ok && head.headIdx() == i {
-					srcs = append(srcs, sn.index())
-				}
+			for _, sn := range sourcesAt(p, i) {
+				srcs = append(srcs, sn.index())
 			}
 		}
 		return true, nil
@@ -221,11 +230,9 @@ func sourcesSeen(p *Pipeline, idx int) map[int]bool {
 		done[k] = true
 		n := p.nodes[i]
 		if len(n.inputs()) == 0 {
-			for _, sn := range p.srcs {
-				if head, ok := sn.(interface{ headIdx() int }); ok && head.headIdx() == i {
-					inner := sn.(interface{ internal() bool }).internal()
-					out[sn.index()] = out[sn.index()] || part && !inner
-				}
+			for _, sn := range sourcesAt(p, i) {
+				inner := sn.(interface{ internal() bool }).internal()
+				out[sn.index()] = out[sn.index()] || part && !inner
 			}
 			return
 		}
