@@ -21,16 +21,22 @@ func main() {
 	kf := cli.KafkaFlags(flag.CommandLine)
 	of := cli.OpenSearchFlags(flag.CommandLine, kf)
 	limit := flag.Float64("limit", 120, "speed limit, km/h")
+	topic := flag.String("topic", "cab-telemetry", "telemetry topic")
+	group := flag.String("group", "speeding", "consumer group")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	p, err := stream.New(time.Second, stream.WithName("speeding"), stream.WithMaxOutOfOrderness(10*time.Second))
+	context.AfterFunc(ctx, stop) // the first Ctrl-C stops gracefully, a second one at once
+	// The stop (the batch in flight, its commit) takes at most 20 s: then Run fails, and the
+	// next run reads again what was not committed. The library logs to slog.Default().
+	p, err := stream.New(time.Second, stream.WithName("speeding"), stream.WithMaxOutOfOrderness(10*time.Second),
+		stream.WithShutdownTimeout(20*time.Second))
 	check(err)
 	kcfg := kf.Config()
-	kcfg.Group, kcfg.Topics = "speeding", []string{"cab-telemetry"}
+	kcfg.Group, kcfg.Topics = *group, []string{*topic}
 	src, err := kafka.NewSource(kcfg, kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
 		e, err := telemetry.Decode(m.Value)
-		return e, e.Time, err // bad records go to cab-telemetry.dlq
+		return e, e.Time, err // bad records go to <topic>.dlq
 	}))
 	check(err)
 	fast := stream.From(p, src).Filter(func(e telemetry.Event) bool { return e.SpeedKmh > *limit })
@@ -41,6 +47,12 @@ func main() {
 	check(err)
 	client, err := opensearch.NewClient(ctx, ocfg)
 	check(err)
+	// Map the fields before the first document does: OpenSearch would map a first top speed
+	// of 125.0, which encoding/json writes 125, as a whole number, and keep it so.
+	check(client.PutTemplates(ctx, opensearch.Template{Name: "speeding", Pattern: "speeding-*", Body: []byte(`{
+		"index_patterns": ["speeding-*"], "priority": 300, "template": {"mappings": {"properties": {
+		"Key": {"type": "keyword"}, "Start": {"type": "date"}, "End": {"type": "date"},
+		"Value": {"type": "double"}, "Final": {"type": "boolean"}, "Partition": {"type": "integer"}}}}}`)}))
 	sink, err := opensearch.NewSink(client, opensearch.Mapping[window.Result[string, float64]]{
 		Index: opensearch.DailyIndex("speeding", func(r window.Result[string, float64]) time.Time { return r.Start }),
 		ID: func(r window.Result[string, float64]) string {
@@ -49,7 +61,7 @@ func main() {
 	})
 	check(err)
 	stream.To(w.Results(), sink)
-	// Records too late for their minute go to cab-telemetry.dlq too: nothing is dropped silently.
+	// Records too late for their minute go to <topic>.dlq too: nothing is dropped silently.
 	dlq, err := kafka.NewDeadLetterSink(kcfg, "")
 	check(err)
 	stream.To(stream.Map(w.Late(), func(l window.Late[telemetry.Event]) stream.DeadLetter {
