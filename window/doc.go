@@ -48,13 +48,17 @@
 // (emit their final results) when its own watermark reaches their end plus the grace period;
 // once the partition is idle (stream.WithIdleTimeout) they fire on the pipeline watermark
 // instead, so an idle partition does not keep its windows open (see
-// stream.PartitionContext.PartitionWatermark). End of input closes every window, those still
+// stream.PartitionContext.PartitionWatermark). The watermark a window counts is that of the
+// records it was given: behind a Filter (or any operator that drops records) it moves only
+// with the records that pass, so a window closes once a later record passes, or once the
+// partition is idle, not when the dropped records' times pass its end. A window after a
+// repartition fires on the marks that come through it (the upstream partitions' watermarks). End of input closes every window, those still
 // open on the partition's watermark included; the commit stays at the first record of the
 // oldest of those (see "Delivery and replay"), so a later run on the next records of the
 // partition completes them as one run would.
 //
-// Lateness is decided record by record from the same partition watermark, as it stands when
-// the record arrives. A record is late when its window ends, plus the grace period, at or
+// Lateness is decided record by record from the same watermark, as it stands when the record
+// arrives. A record is late when its window ends, plus the grace period, at or
 // before it; for Sliding, when the earliest window it belongs to does (it then counts for none
 // of them); for Session, when its own [t, t+gap) does or when it would join such a closed
 // session; and when its window was already emitted (after the partition had been idle). Which
