@@ -289,12 +289,14 @@ func retryWhy(p item, it bulkItem) string {
 // document, so that every document for that index would be refused alike: the index does
 // not exist and may not be created (index_not_found_exception, with action.auto_create_index
 // off or not matching it), it is closed (index_closed_exception), it is an alias without a
-// write index, it is a data stream written with op type index, or its default or final
-// ingest pipeline does not exist. It returns "" for any other error, a document's own fault
-// (a mapping conflict) or an index name made from the document
-// (invalid_index_name_exception), which are dead-lettered. A batch all of whose documents
-// were refused for their index fails Write permanently; when others of the batch went to
-// indexes that take documents, the refused documents are dead-lettered (results, Sink.Write).
+// write index, it is a data stream written with op type index, its default or final
+// ingest pipeline does not exist, or its name breaks OpenSearch's rules for index names
+// (invalid_index_name_exception: a fixed name in upper case, "Adopter-Upper", sent every
+// document to the dead letters while the job exited 0). It returns "" for any other error,
+// a document's own fault (a mapping conflict), which is dead-lettered. A batch all of whose
+// documents were refused for their index fails Write permanently; when others of the batch
+// went to indexes that take documents, the refused documents are dead-lettered (results,
+// Sink.Write).
 func indexRefusal(e *itemError) string {
 	if e == nil {
 		return ""
@@ -312,6 +314,8 @@ func indexRefusal(e *itemError) string {
 		return "the cluster's shard limit (cluster.max_shards_per_node) keeps OpenSearch from creating the index: delete old indexes or raise the limit"
 	case e.Type == "illegal_argument_exception" && strings.HasPrefix(e.Reason, "pipeline with id [") && strings.HasSuffix(e.Reason, "] does not exist"):
 		return "the index's ingest pipeline (index.default_pipeline or index.final_pipeline) does not exist: create it, or change the setting"
+	case e.Type == "invalid_index_name_exception":
+		return "OpenSearch refuses the index name; its index names are " + indexNameRules + ": change the name (CheckIndexName checks one)"
 	}
 	return ""
 }

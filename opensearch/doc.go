@@ -49,8 +49,11 @@
 // name the document decides (FixedIndex, DailyIndex: a replay names the same index).
 //
 // Index names come from the document: FixedIndex, DailyIndex (prefix-2026.11.25 from an
-// event or window time, in UTC) or any func(T) string. OpenSearch creates an index on the
-// first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
+// event or window time, in UTC) or any func(T) string. OpenSearch refuses every document
+// for a name that breaks its rules (upper case, a space, one of \ / * ? " < > | , # :, a
+// leading _ - or +, more than 255 bytes), and Write fails (see Dead letters); a program
+// checks a fixed name, or a daily prefix made into a whole name, at its start with
+// CheckIndexName. OpenSearch creates an index on the first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
 // busy cluster); WithIndexAhead creates the next day's daily index in the last hour, say, of
 // the day before, where the first bulk request into it would have (action.auto_create_index),
 // passing over a node that gives no usable answer as EnsureTemplates does.
@@ -207,7 +210,9 @@
 //     index_closed_exception; an alias without a write index; a data stream written with
 //     op type index, not WithDataStream; an index whose default or final ingest pipeline
 //     does not exist; the cluster's shard limit, which keeps OpenSearch from creating a
-//     new day's index), when every item of their request was refused so: the index the
+//     new day's index; a name that breaks OpenSearch's rules for index names,
+//     invalid_index_name_exception, as an upper-case fixed name does), when every item of
+//     their request was refused so: the index the
 //     request writes to (a fixed name, an alias, today's daily index) takes no document,
 //     and the error says what to do about it. Before, every document went to the dead
 //     letters, the batches were acknowledged, and the job looked healthy. When other
@@ -215,12 +220,11 @@
 //     or refused for their own fault; a 429 or 5xx says nothing until its retry is
 //     answered), in the same request or another, the refused ones
 //     are for an index made from the document (an old day's index that a lifecycle policy
-//     closed or deleted, reached by a late record or a replay): they are dead-lettered, with
+//     closed or deleted, reached by a late record or a replay; a name made from a field of
+//     the document that OpenSearch refuses): they are dead-lettered, with
 //     the refusal and the fix in Err. This is decided over the whole batch, so where the
 //     batch is split into requests does not change it. A batch that holds only such
-//     documents still fails Write, as above. An invalid_index_name_exception is
-//     always dead-lettered: the sink cannot tell a name made from the document from a fixed
-//     one, which a program checks at its start (as the fleet job checks -index-tag);
+//     documents still fails Write, as above;
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
 //     Mapping failed (or its Body returned a slice that does not extend dst), the index name
 //     is empty or not valid UTF-8, or the document is not a JSON object. The sink never
