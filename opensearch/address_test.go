@@ -105,6 +105,23 @@ func notHTTP(c net.Conn) {
 	_ = c.Close()
 }
 
+// pythonServer501 is the page python3 -m http.server answers POST and PUT with (501
+// Unsupported method), as Python 3.11 sends it.
+const pythonServer501 = `<!DOCTYPE HTML>
+<html lang="en">
+    <head>
+        <meta charset="utf-8">
+        <title>Error response</title>
+    </head>
+    <body>
+        <h1>Error response</h1>
+        <p>Error code: 501</p>
+        <p>Message: Unsupported method ('POST').</p>
+        <p>Error code explanation: 501 - Server does not support this operation.</p>
+    </body>
+</html>
+`
+
 // wrongAddress is an address that answers, but not as OpenSearch.
 type wrongAddress struct {
 	name string
@@ -134,6 +151,9 @@ func wrongAddresses() []wrongAddress {
 		{"a read-only service's 405",
 			at(page(405, "text/plain; charset=utf-8", "Method Not Allowed\n"), false, "http", "/api"),
 			`status 405, content-type "text/plain; charset=utf-8", body starting "Method Not Allowed`, false},
+		{"a plain web server's 501 (python3 -m http.server)",
+			at(page(501, "text/html;charset=utf-8", pythonServer501), false, "http", ""),
+			`status 501, content-type "text/html;charset=utf-8", body starting "<!DOCTYPE HTML>`, false},
 		{"an app that answers every path with its page (200)",
 			at(page(200, "text/html", "<!doctype html><html><title>Fleet dashboard</title></html>"), false, "http", ""),
 			`status 200, content-type "text/html", body starting "<!doctype html><html><title>Fleet dashboard`, false},

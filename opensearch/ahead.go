@@ -36,7 +36,7 @@ import (
 // create it whatever the setting says). The setting is read with GET _cluster/settings, at
 // most once a minute; where that is refused or fails, the index is created as if the setting
 // allowed it. With several Config.Addresses, either request that gets no answer from its node
-// (refused, reset, timed out) or a 408, 429 or 5xx goes to the next address, as
+// (refused, reset, timed out) or a 408, 429 or 5xx (not 501 or 505) goes to the next address, as
 // EnsureTemplates' requests do: a node that takes connections and never answers costs one
 // request timeout, and neither it nor a node cut off from its cluster costs the setting or
 // the creation.

@@ -98,6 +98,11 @@ func TestTemplateWrongAddress(t *testing.T) {
 				a := serve(t, page(405, "text/plain", "Method Not Allowed\n"), false)
 				return a, a + "/_index_template/" + opensearch.TemplateCabStats
 			}},
+		{name: "a plain web server's 501 (python3 -m http.server)", says: `status 501, content-type "text/html;charset=utf-8"`,
+			url: func(t *testing.T) (string, string) {
+				a := serve(t, page(501, "text/html;charset=utf-8", pythonServer501), false)
+				return a, a + "/_index_template/" + opensearch.TemplateCabStats
+			}},
 		{name: "an app's 200 page", says: `status 200, content-type "text/html", body starting "<!doctype html>`,
 			url: func(t *testing.T) (string, string) {
 				a := serve(t, page(200, "text/html", "<!doctype html><html><title>Fleet dashboard</title></html>"), false)

@@ -73,7 +73,8 @@ func requestError(status int, body []byte) (typ, reason string) {
 // OpenSearch answers a bulk request it ran with 200 (BulkResponse.status() is OK whatever its
 // items say), so a 202 (an asynchronous gateway's Accepted) or a 204 says nothing of the
 // documents, and no retry would. It serves POST /_bulk at the root of every node (and under
-// an index name), so a 404 or a 405 comes from something else. It refuses a request for a
+// an index name), so a 404, a 405 or a 501 (a plain web server's answer to POST) comes from
+// something else. It refuses a request for a
 // document with an error object that has a type (a 400 that the sink splits); a 400 without
 // one (a TLS port's answer to plain HTTP, a proxy's page, OpenSearch's "no handler found for
 // uri" at a path prefix) refuses every half of a split too, and would dead-letter every
@@ -82,7 +83,7 @@ func foreignRefusal(status int, body []byte) string {
 	switch {
 	case status > 200 && status < 300:
 		return "a bulk answer other than 200 says nothing of the documents"
-	case status == 404 || status == 405:
+	case status == 404 || status == 405 || status == 501:
 		return "no bulk API at this URL"
 	case status == 400:
 		if typ, _ := requestError(status, body); typ == "" {
@@ -117,7 +118,7 @@ var (
 )
 
 // results reads a 200 bulk response for the pending items of ch: it counts outcomes into r,
-// appends items to retry (429, 5xx, write blocks) to retry and permanently failed ones to
+// appends items to retry (429, 5xx but 501 and 505, write blocks) to retry and permanently failed ones to
 // rejected, and says what the first item to retry was answered (why). A response it cannot
 // read as one item per document, in order, each with a status, is an error, and then nothing
 // is counted, retried or rejected.
@@ -192,7 +193,7 @@ func (s *Sink[T]) results(resp []byte, ch *chunk, pending []item, r *BulkResult,
 			}
 			retry = append(retry, pending[i])
 			why = cmp.Or(why, retryWhy(pending[i], it))
-		case (it.Status == 429 || it.Status >= 500) && !refusedForContent(it.Error):
+		case it.Status != 408 && retryableStatus(it.Status) && !refusedForContent(it.Error):
 			r.Retry++
 			retry = append(retry, pending[i])
 			why = cmp.Or(why, retryWhy(pending[i], it))
@@ -289,12 +290,14 @@ func retryWhy(p item, it bulkItem) string {
 // document, so that every document for that index would be refused alike: the index does
 // not exist and may not be created (index_not_found_exception, with action.auto_create_index
 // off or not matching it), it is closed (index_closed_exception), it is an alias without a
-// write index, it is a data stream written with op type index, or its default or final
-// ingest pipeline does not exist. It returns "" for any other error, a document's own fault
-// (a mapping conflict) or an index name made from the document
-// (invalid_index_name_exception), which are dead-lettered. A batch all of whose documents
-// were refused for their index fails Write permanently; when others of the batch went to
-// indexes that take documents, the refused documents are dead-lettered (results, Sink.Write).
+// write index, it is a data stream written with op type index, its default or final
+// ingest pipeline does not exist, or its name breaks OpenSearch's rules for index names
+// (invalid_index_name_exception: a fixed name in upper case, "Adopter-Upper", sent every
+// document to the dead letters while the job exited 0). It returns "" for any other error,
+// a document's own fault (a mapping conflict), which is dead-lettered. A batch all of whose
+// documents were refused for their index fails Write permanently; when others of the batch
+// went to indexes that take documents, the refused documents are dead-lettered (results,
+// Sink.Write).
 func indexRefusal(e *itemError) string {
 	if e == nil {
 		return ""
@@ -312,6 +315,8 @@ func indexRefusal(e *itemError) string {
 		return "the cluster's shard limit (cluster.max_shards_per_node) keeps OpenSearch from creating the index: delete old indexes or raise the limit"
 	case e.Type == "illegal_argument_exception" && strings.HasPrefix(e.Reason, "pipeline with id [") && strings.HasSuffix(e.Reason, "] does not exist"):
 		return "the index's ingest pipeline (index.default_pipeline or index.final_pipeline) does not exist: create it, or change the setting"
+	case e.Type == "invalid_index_name_exception":
+		return "OpenSearch refuses the index name; its index names are " + indexNameRules + ": change the name (CheckIndexName checks one)"
 	}
 	return ""
 }

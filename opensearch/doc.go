@@ -49,8 +49,11 @@
 // name the document decides (FixedIndex, DailyIndex: a replay names the same index).
 //
 // Index names come from the document: FixedIndex, DailyIndex (prefix-2026.11.25 from an
-// event or window time, in UTC) or any func(T) string. OpenSearch creates an index on the
-// first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
+// event or window time, in UTC) or any func(T) string. OpenSearch refuses every document
+// for a name that breaks its rules (upper case, a space, one of \ / * ? " < > | , # :, a
+// leading _ - or +, more than 255 bytes), and Write fails (see Dead letters); a program
+// checks a fixed name, or a daily prefix made into a whole name, at its start with
+// CheckIndexName. OpenSearch creates an index on the first bulk request into it, which waits for that (40 to 90 ms on an idle node, more on a
 // busy cluster); WithIndexAhead creates the next day's daily index in the last hour, say, of
 // the day before, where the first bulk request into it would have (action.auto_create_index),
 // passing over a node that gives no usable answer as EnsureTemplates does.
@@ -63,7 +66,8 @@
 // # Retries
 //
 // A bulk request is sent again whole after a transport error (connection refused or reset),
-// a timeout (Config.RequestTimeout per attempt), a 408, 429 or 5xx status, or a write block.
+// a timeout (Config.RequestTimeout per attempt), a 408, 429 or 5xx status (but 501 Not
+// Implemented and 505 HTTP Version Not Supported, which no retry changes), or a write block.
 // Inside a successful response, items that failed with 429, 5xx or a write block are sent
 // again in a new, smaller request that holds only them; an item that an ingest pipeline's
 // fail processor refused (500, fail_processor_exception) is not, since the document's content
@@ -93,8 +97,8 @@
 // retries within Write until ctx ends; Write then returns ctx.Err(), unwrapped.
 //
 // An address that answers, but not as OpenSearch, is not an outage: a retry would only get
-// the same answer. A 404 or 405 to POST /_bulk (another service, a wrong port, a path a proxy
-// does not serve), a 400 that is not OpenSearch's refusal of a document (a TLS port's or a
+// the same answer. A 404, 405 or 501 to POST /_bulk (another service, a wrong port, a path a
+// proxy does not serve, a plain web server such as python3 -m http.server), a 400 that is not OpenSearch's refusal of a document (a TLS port's or a
 // proxy's page for plain HTTP, OpenSearch's "no handler found for uri" at a path prefix it
 // has no handler for), a 2xx that is not a bulk response (a web page, another service's
 // JSON, a proxy's login page) or not a 200 (OpenSearch answers every bulk request it ran
@@ -112,10 +116,11 @@
 // documents and dead-lettered one by one. A document that an ingest pipeline drops (its
 // item answered 200 "noop") is written as far as the sink can tell.
 // Where nothing answers (connection refused or reset, a name that does not resolve, a
-// timeout), or what answers says the node is away (408, 429, 5xx: a proxy in front of a
+// timeout), or what answers says the node is away (408, 429, 5xx but 501 and 505: a proxy in front of a
 // node that is down), the sink retries as above: a pipeline started before its node is up
 // waits, and writes everything once the node answers. Meanwhile it logs at Warn, a few lines
-// per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error.
+// per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error,
+// to Config.Logger (slog.Default() when it is nil) or the sink's WithLogger.
 // A server certificate that does not verify (signed by an authority the client does not
 // trust, not valid for the address's host name, expired) will not verify on the next
 // attempt either: Write fails at once with an error wrapping ErrCertificate, marked
@@ -160,7 +165,8 @@
 // the documents OpenSearch refuses are alone in their request; those go to the dead-letter
 // output with the status, type and reason of the refusal, and the rest is written (counted in
 // Stats.Split). A request refused whole with another 4xx (401, or a 403 that is not a block:
-// bad credentials or permissions) fails Write with an error marked stream.Permanent.
+// bad credentials or permissions), or with 505, fails Write with an error marked
+// stream.Permanent.
 //
 // Every error for an answer with an error status is an *HTTPError that names what the
 // request was for, its method and URL (credentials masked), the status and the start of the
@@ -207,7 +213,9 @@
 //     index_closed_exception; an alias without a write index; a data stream written with
 //     op type index, not WithDataStream; an index whose default or final ingest pipeline
 //     does not exist; the cluster's shard limit, which keeps OpenSearch from creating a
-//     new day's index), when every item of their request was refused so: the index the
+//     new day's index; a name that breaks OpenSearch's rules for index names,
+//     invalid_index_name_exception, as an upper-case fixed name does), when every item of
+//     their request was refused so: the index the
 //     request writes to (a fixed name, an alias, today's daily index) takes no document,
 //     and the error says what to do about it. Before, every document went to the dead
 //     letters, the batches were acknowledged, and the job looked healthy. When other
@@ -215,12 +223,11 @@
 //     or refused for their own fault; a 429 or 5xx says nothing until its retry is
 //     answered), in the same request or another, the refused ones
 //     are for an index made from the document (an old day's index that a lifecycle policy
-//     closed or deleted, reached by a late record or a replay): they are dead-lettered, with
+//     closed or deleted, reached by a late record or a replay; a name made from a field of
+//     the document that OpenSearch refuses): they are dead-lettered, with
 //     the refusal and the fix in Err. This is decided over the whole batch, so where the
 //     batch is split into requests does not change it. A batch that holds only such
-//     documents still fails Write, as above. An invalid_index_name_exception is
-//     always dead-lettered: the sink cannot tell a name made from the document from a fixed
-//     one, which a program checks at its start (as the fleet job checks -index-tag);
+//     documents still fails Write, as above;
 //   - values that cannot be made into a document, with Reason stream.ReasonEncode: the
 //     Mapping failed (or its Body returned a slice that does not extend dst), the index name
 //     is empty or not valid UTF-8, or the document is not a JSON object. The sink never
@@ -246,14 +253,15 @@
 // idempotent, and replaces the templates an older SDK installed; call it at start.
 // WithReplicas(0) suits a single node.
 // It does not retry, but a request that gets no answer from its node (refused, reset, timed
-// out), or an answer saying that the node cannot serve it now (408, 429, 5xx: a node cut off
+// out), or an answer saying that the node cannot serve it now (408, 429, 5xx but 501 and
+// 505: a node cut off
 // from its cluster answers 503), goes to the client's next address, at most once to each:
 // with several, a node that takes connections and never answers costs one request timeout
 // (Config.RequestTimeout), and the transport passes it over for the rest of the call. An
 // error names the URL (where no address served the request, every node's and what it did:
 // a timeout, a refused connection, a status, or its last failure where the transport passed
 // it over), and wraps
-// ErrNotOpenSearch when what answered is not OpenSearch (a 404, a web page, a 200 that is
+// ErrNotOpenSearch when what answered is not OpenSearch (a 404 or 501, a web page, a 200 that is
 // not an acknowledgement); a template OpenSearch refuses (a WithRefreshInterval it cannot
 // parse) is an *HTTPError with its reason.
 // Client.PutTemplates installs templates of one's own the same way, for the indexes a

@@ -81,3 +81,18 @@ func ExampleWindowID() {
 	// e23b4fc111086ed7c676ab4d9e1dc889
 	// cab-stats-2026.11.25
 }
+
+// A program checks a fixed index name, or a daily prefix made into a whole name, at its
+// start: OpenSearch refuses every document for a name that breaks its rules.
+func ExampleCheckIndexName() {
+	for _, prefix := range []string{"cab-stats-run1", "Cab-Stats"} {
+		if err := opensearch.CheckIndexName(prefix + "-2026.11.25"); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(prefix, "ok")
+	}
+	// Output:
+	// cab-stats-run1 ok
+	// opensearch: index name "Cab-Stats-2026.11.25" must be lower case (OpenSearch's index names: lower case; not "." or ".."; none of \ / * ? " < > | , # : or a space; not starting with _, - or +; at most 255 bytes)
+}

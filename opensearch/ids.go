@@ -25,13 +25,15 @@ func AppendWindowID(dst []byte, pipeline, key string, start, end time.Time) []by
 }
 
 // FixedIndex returns an index function that always names index (an index, an alias or a data
-// stream).
+// stream). OpenSearch refuses every document for a name that breaks its rules: check index
+// with CheckIndexName at the program's start.
 func FixedIndex[T any](index string) func(T) string {
 	return func(T) string { return index }
 }
 
 // DailyIndex returns an index function that names one index per UTC day of ts(v):
-// prefix-2026.11.25.
+// prefix-2026.11.25. CheckIndexName checks such a name (the prefix with a day) at the
+// program's start.
 func DailyIndex[T any](prefix string, ts func(T) time.Time) func(T) string {
 	type day struct {
 		n    int64

@@ -20,8 +20,9 @@ import (
 // the creation ahead's GET _cluster/settings and PUT /<index>, which a repeat answers
 // resource_already_exists_exception): one that got no answer from its node (refused, reset,
 // timed out: a *TransportError that is no ErrNotOpenSearch or ErrCertificate), or an answer
-// that says the node cannot serve it now (408, 429, 5xx: a node cut off from its cluster
-// answers 503 no cluster-manager, a proxy with nothing behind it 502), goes to the client's
+// that says the node cannot serve it now (408, 429, 5xx but 501 and 505, which no node
+// answers for now: a node cut off from its cluster answers 503 no cluster-manager, a proxy
+// with nothing behind it 502; retryableStatus), goes to the client's
 // next address, at most once to each. The last answer is returned as it is, and where no
 // node served the request and the client has several addresses, an error that names every
 // one and what it did (nodeFailures.err). The transport marks a node that gave no answer dead and passes it

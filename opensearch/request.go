@@ -404,7 +404,8 @@ func (e *HTTPError) describe() string {
 // httpErrorQuote is how much of the body an HTTPError's message quotes.
 const httpErrorQuote = 256
 
-// Temporary reports whether retrying may help: 408, 429, 5xx, write blocks (Blocked) and
+// Temporary reports whether retrying may help: 408, 429, 5xx other than 501 and 505, write
+// blocks (Blocked) and
 // AWS signatures refused as expired (SignatureExpired).
 func (e *HTTPError) Temporary() bool {
 	return retryableStatus(e.Status) || e.Blocked() || e.SignatureExpired()
@@ -428,7 +429,14 @@ func (e *HTTPError) Blocked() bool {
 	return (e.Status == 403 || e.Status == 429) && strings.Contains(e.Body, blockType)
 }
 
-func retryableStatus(s int) bool { return s == 408 || s == 429 || s >= 500 }
+// retryableStatus reports whether an answer with status s may be followed by another one
+// to the same request: 408, 429 and the 5xx of a server that is away or overloaded. 501 Not
+// Implemented (what a plain web server, python3 -m http.server, answers POST) and 505 HTTP
+// Version Not Supported are the server's answer to any such request: a retry, retried for
+// ever, only gets it again.
+func retryableStatus(s int) bool {
+	return s == 408 || s == 429 || s >= 500 && s != 501 && s != 505
+}
 
 // httpError is the error of the response r to the request method path, for op.
 func (c *Client) httpError(op, method, path string, r response) *HTTPError {

@@ -323,7 +323,7 @@ func (c *Client) templateVersion(ctx context.Context, path, name string) (v int6
 }
 
 // templateAnswer returns the error of the answer r to PUT path, nil when it is OpenSearch's
-// acknowledgement. Answers that OpenSearch does not give there (a 404 or 405, a 400 without
+// acknowledgement. Answers that OpenSearch does not give there (a 404, 405 or 501, a 400 without
 // an error type, a 2xx other than its 200 with "acknowledged") come from something else at
 // the address and wrap ErrNotOpenSearch; an error status from OpenSearch (a template it
 // refuses, bad credentials, a node that is away) is an *HTTPError.
@@ -347,7 +347,7 @@ func (c *Client) templateAnswer(name, path string, r response) error {
 		}
 	case r.status > 200 && r.status < 300:
 		why = "OpenSearch answers a template it installed with 200"
-	case r.status == 404 || r.status == 405:
+	case r.status == 404 || r.status == 405 || r.status == 501:
 		why = "no index template API at this URL"
 	case r.status == 400:
 		if typ, _ := requestError(r.status, r.body); typ == "" {

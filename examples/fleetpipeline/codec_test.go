@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -58,17 +59,24 @@ func TestEventCodecPerPartition(t *testing.T) {
 }
 
 // TestCheckIndexTag: an -index-tag no OpenSearch index name may hold (upper case, a space, a
-// character OpenSearch forbids) is refused before the job starts; with "gC" every document
-// went to the dead letters and the job exited 0 (helper-64). Tags of the test helpers and
-// the README pass.
+// character OpenSearch forbids, a name past 255 bytes) is refused before the job starts,
+// naming the flag and the rule; with "gC" every document went to the dead letters and the
+// job exited 0 (helper-64). Tags of the test helpers and the README pass, and so does the
+// longest tag whose longest index name (ride-pickups-<tag>-YYYY.MM.DD) fits 255 bytes.
 func TestCheckIndexTag(t *testing.T) {
-	for _, ok := range []string{"", "test1", "b-drain-42", "e2e_run.3"} {
+	longest := 255 - len("ride-pickups--2026.11.25")
+	for _, ok := range []string{"", "test1", "b-drain-42", "e2e_run.3", "_x", strings.Repeat("x", longest)} {
 		require.NoError(t, checkIndexTag(ok), ok)
 	}
-	for _, bad := range []string{"gC", "a b", "x/y", "a*", "q?", `a"b`, "a,b", "a#b", "a:b", "a|b", strings.Repeat("x", 101)} {
-		err := checkIndexTag(bad)
-		require.Error(t, err, bad)
-		require.ErrorContains(t, err, "-index-tag")
+	for _, tc := range []struct{ tag, says string }{
+		{"gC", "must be lower case"}, {"a b", "' '"}, {"x/y", "'/'"}, {"a*", "'*'"}, {"q?", "'?'"}, {`a"b`, `'"'`},
+		{"a,b", "','"}, {"a#b", "'#'"}, {"a:b", "':'"}, {"a|b", "'|'"},
+		{strings.Repeat("x", longest+1), "is 256 bytes long, more than 255"},
+	} {
+		err := checkIndexTag(tc.tag)
+		require.Error(t, err, tc.tag)
+		require.ErrorContains(t, err, fmt.Sprintf("-index-tag %q", tc.tag))
+		require.ErrorContains(t, err, tc.says)
 	}
 	err := run(t.Context(), testConfig(t, offlineArgs(t, "-index-tag", "gC")...), io.Discard)
 	require.ErrorContains(t, err, `-index-tag "gC"`, "run refuses it before connecting")

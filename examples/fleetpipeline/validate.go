@@ -10,10 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/fleetstream/fleetstream/kafka"
+	"github.com/fleetstream/fleetstream/opensearch"
 )
 
 // validate refuses, before anything connects, flag values that make no sense, each error
@@ -191,17 +190,14 @@ func (c *config) validate() error {
 }
 
 // checkIndexTag refuses an -index-tag that no OpenSearch index name may hold: OpenSearch
-// would refuse every document (invalid_index_name_exception), and each would go to the dead
-// letters while the job ran on and exited 0 (helper-64, with "gC").
+// would refuse every document (invalid_index_name_exception; helper-64's "gC" sent each to
+// the dead letters while the job ran on and exited 0; the sink now stops, after the job
+// connected). It checks, with OpenSearch's rules (opensearch.CheckIndexName), the longest
+// index name the job makes with the tag: ride-pickups-<tag>-YYYY.MM.DD.
 func checkIndexTag(tag string) error {
-	if i := strings.IndexFunc(tag, func(r rune) bool {
-		return unicode.IsUpper(r) || unicode.IsSpace(r) || strings.ContainsRune(`\/*?"<>|,#:`, r)
-	}); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(tag[i:])
-		return fmt.Errorf("-index-tag %q: OpenSearch index names are lower case, without spaces or any of \\ / * ? \" < > | , # : (%q)", tag, r)
-	}
-	if len(tag) > 100 {
-		return fmt.Errorf("-index-tag %q: too long for an index name (OpenSearch allows 255 bytes in all)", tag)
+	c := config{indexTag: tag}
+	if err := opensearch.CheckIndexName(c.index("ride-pickups") + "-2026.11.25"); err != nil {
+		return fmt.Errorf("-index-tag %q: %w", tag, err)
 	}
 	return nil
 }
