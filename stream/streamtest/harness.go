@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +29,8 @@ type Harness struct {
 	// queues move their next batch into the input before each step.
 	queues []interface{ feed() error }
 	done   bool
+	// fed: the first step fed the queues and checked that every repartition was fed.
+	fed bool
 }
 
 // New returns a harness around a new pipeline with the given batch interval. The options are
@@ -60,7 +64,8 @@ func (h *Harness) helper() {
 
 // TryStep advances the clock by one batch interval, feeds every queue's next batch and runs one
 // batch. It returns the pipeline's error, for tests of failing outputs; a failed batch is
-// retried by the next TryStep (without a new batch being fed).
+// retried by the next TryStep (without a new batch being fed). The first TryStep fails the
+// test before its batch when a repartition's exchange is not fed by h (AddExchange).
 func (h *Harness) TryStep() (done bool, err error) {
 	if err := h.P.Err(); err != nil {
 		return false, err
@@ -71,6 +76,13 @@ func (h *Harness) TryStep() (done bool, err error) {
 	h.Clock.Advance(h.P.Interval())
 	for _, q := range h.queues {
 		if err := q.feed(); err != nil {
+			h.fatalf("%v", err)
+			return false, err
+		}
+	}
+	if !h.fed {
+		h.fed = true
+		if err := h.unfed(); err != nil {
 			h.fatalf("%v", err)
 			return false, err
 		}
@@ -100,9 +112,27 @@ func (h *Harness) Run(n int) {
 	}
 }
 
+// unfed returns an error naming the repartitions whose exchanges the harness did not feed on
+// its first step (see Harness.AddExchange): no batch would ever read their records back, and
+// their input would never end.
+func (h *Harness) unfed() error {
+	names := h.P.UnregisteredRepartitions()
+	if len(names) == 0 {
+		return nil
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	return fmt.Errorf("streamtest: the harness does not feed the exchange of repartition %s: no batch would read its records back, "+
+		"and its input would never end; pass the streamtest.NewExchange given to stream.Repartition to Harness.AddExchange, "+
+		"or build the repartition with streamtest.NewRepartition, which does both", strings.Join(quoted, ", "))
+}
+
 // RunUntilDone runs batches until the input ended and the final batch ran; the queues must
-// have been ended (Queue.End), and the exchanges of the graph's repartitions fed by h
-// (AddExchange), or their input never ends. It fails the test after 1,000,000 batches.
+// have been ended (Queue.End). It fails the test after 1,000,000 batches. The exchanges of
+// the graph's repartitions must be fed by h (AddExchange, NewRepartition), or their input
+// never ends: the first step of a harness fails the test, before any batch, when one is not.
 func (h *Harness) RunUntilDone() {
 	h.helper()
 	for range 1_000_000 {
@@ -110,7 +140,7 @@ func (h *Harness) RunUntilDone() {
 			return
 		}
 	}
-	h.fatalf("streamtest: input did not end after 1,000,000 batches: call Queue.End on every queue, and give every Exchange the graph repartitions through to Harness.AddExchange (NewRepartition does)")
+	h.fatalf("streamtest: input did not end after 1,000,000 batches: call Queue.End on every queue, and close the Input of any other source")
 }
 
 // Queue is a source fed from queued batches, like Spark's queueStream: each Add queues one

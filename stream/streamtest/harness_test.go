@@ -77,3 +77,47 @@ func TestQueueOffsets(t *testing.T) {
 	h.Run(2)
 	require.Equal(t, []int64{0, 1, 5, 0, 6, 0, 0, 7}, o.seen, "AddWithOffsets keeps offset 0; Add numbers a batch of offsets 0")
 }
+
+// TestUnfedExchange: a graph that repartitions through a streamtest Exchange the harness does
+// not feed (no AddExchange) fails at the harness's first step, before any batch, naming the
+// repartition and what to call. RunUntilDone ran 1,000,000 batches (4.7 s) before it said
+// so. Fed (AddExchange), the same graph runs to its end.
+func TestUnfedExchange(t *testing.T) {
+	build := func(feed bool) (*streamtest.Harness, *streamtest.Collector[stream.Pair[bool, int]]) {
+		h := streamtest.New(nil, time.Second)
+		q, s := streamtest.NewQueue[int](h)
+		ex := streamtest.NewExchange(streamtest.NewExchangeLog[stream.Pair[bool, int]](2))
+		if feed {
+			h.AddExchange(ex)
+		}
+		out := stream.Repartition(stream.KeyBy(s, func(v int) bool { return v%2 == 0 }), "by-parity", ex)
+		q.AddValues(1, 2, 3)
+		q.End()
+		return h, streamtest.Collect(out)
+	}
+	t.Run("forgotten", func(t *testing.T) {
+		h, got := build(false)
+		var msg any
+		func() {
+			defer func() { msg = recover() }()
+			h.RunUntilDone()
+		}()
+		require.IsType(t, "", msg, "RunUntilDone did not fail")
+		require.Contains(t, msg, `repartition "by-parity"`)
+		require.Contains(t, msg, "Harness.AddExchange")
+		require.Contains(t, msg, "streamtest.NewRepartition")
+		require.Zero(t, h.P.Stats().Batch, "batches ran before the failure")
+		require.Equal(t, streamtest.Epoch.Add(time.Second), h.Clock.Now(), "the harness stepped more than once")
+		require.Empty(t, got.Batches())
+	})
+	t.Run("fed", func(t *testing.T) {
+		h, got := build(true)
+		h.RunUntilDone()
+		var vals []int
+		for _, p := range got.Slice() {
+			vals = append(vals, p.Value)
+		}
+		slices.Sort(vals)
+		require.Equal(t, []int{1, 2, 3}, vals)
+	})
+}
