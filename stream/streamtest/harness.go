@@ -34,13 +34,15 @@ type Harness struct {
 }
 
 // New returns a harness around a new pipeline with the given batch interval. The options are
-// passed to stream.New after a WithClock of the harness's manual clock and
-// WithMaxFutureEventTime(0): offline data is rarely stamped near the manual clock, so the
-// harness does not bound event times unless a test asks for it. Failures fail tb; tb
-// may be nil (in Example functions), and failures then panic.
+// passed to stream.New after a WithClock of the harness's manual clock,
+// WithMaxFutureEventTime(0) (offline data is rarely stamped near the manual clock, so the
+// harness does not bound event times unless a test asks for it) and a WithLogger that writes
+// warnings and errors to tb's log (shown under -v or when the test fails; nothing after the
+// test's cleanup) rather than to slog.Default(), or discards when tb is nil. Failures fail tb; tb may be nil
+// (in Example functions), and failures then panic.
 func New(tb testing.TB, interval time.Duration, opts ...stream.Option) *Harness {
 	clk := NewClock(Epoch)
-	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk), stream.WithMaxFutureEventTime(0)}, opts...)...)
+	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithLogger(testLogger(tb))}, opts...)...)
 	h := &Harness{tb: tb, P: p, Clock: clk}
 	if err != nil {
 		h.fatalf("streamtest: %v", err)

@@ -1,6 +1,10 @@
 package streamtest_test
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -120,4 +124,42 @@ func TestUnfedExchange(t *testing.T) {
 		slices.Sort(vals)
 		require.Equal(t, []int{1, 2, 3}, vals)
 	})
+}
+
+// outputTB is a testing.TB whose Output is a buffer and whose cleanups the test runs.
+type outputTB struct {
+	testing.TB
+	out      bytes.Buffer
+	cleanups []func()
+}
+
+func (o *outputTB) Output() io.Writer { return &o.out }
+func (o *outputTB) Cleanup(f func())  { o.cleanups = append(o.cleanups, f) }
+func (o *outputTB) cleanup() {
+	for _, f := range slices.Backward(o.cleanups) {
+		f()
+	}
+}
+
+// TestHarnessLogger: a harness's pipeline logs its warnings (not its info lines) to the
+// test's output (shown under -v or when the test fails), not to slog.Default(), which a
+// pipeline otherwise logs to; nothing after the test's cleanup, when the testing package
+// would panic on it; nowhere without a test (Example functions); and WithLogger replaces it.
+func TestHarnessLogger(t *testing.T) {
+	tb := &outputTB{TB: t}
+	h := streamtest.New(tb, time.Second)
+	require.NotSame(t, slog.Default(), h.P.Logger())
+	h.P.Logger().Info("stream: routine")
+	h.P.Logger().Warn("stream: something to see", "partition", 3)
+	require.Equal(t, "level=WARN msg=\"stream: something to see\" partition=3\n", tb.out.String())
+	tb.cleanup()
+	h.P.Logger().Warn("stream: after the test")
+	require.NotContains(t, tb.out.String(), "after the test")
+
+	require.False(t, streamtest.New(nil, time.Second).P.Logger().Enabled(context.Background(), slog.LevelError), "logs without a test")
+
+	var mine bytes.Buffer
+	h = streamtest.New(t, time.Second, stream.WithLogger(slog.New(slog.NewTextHandler(&mine, nil))))
+	h.P.Logger().Warn("stream: to the test's own logger")
+	require.Contains(t, mine.String(), "to the test's own logger", "WithLogger did not replace the harness's")
 }
