@@ -64,15 +64,23 @@ func (p *Pipeline) operatorParams() (map[int]string, string) {
 }
 
 // changedOperators returns, in graph order, the operators whose parameters' hash differs from
-// the one a checkpoint recorded (recorded, by node index). An operator the checkpoint has no
-// hash for (written by an earlier release, or when the operator described no parameters) or
-// that describes none now is not compared.
-func (p *Pipeline) changedOperators(recorded map[int]string) []int {
+// the one the checkpoint of partition part recorded (recorded, by node index), among those
+// that run on the partition: that read its source. Every checkpoint records the parameters of
+// every stateful operator of the graph, but an operator's state is in the checkpoints of its
+// source's partitions only: a window after a repartition is checked on the repartition's
+// partitions, and ErrOperatorChanged names one of those, not a partition of the input (which
+// named a partition the window never ran on). An operator the checkpoint has no hash for
+// (written by an earlier release, or when the operator described no parameters) or that
+// describes none now is not compared.
+func (p *Pipeline) changedOperators(part int32, recorded map[int]string) []int {
 	now, _ := p.operatorParams()
+	src, _ := p.sourceOf(part)
 	var changed []int
 	for idx, h := range recorded {
 		if desc, ok := now[idx]; ok && paramHash(desc) != h {
-			changed = append(changed, idx)
+			if _, runsHere := sourcesSeen(p, idx)[src]; runsHere {
+				changed = append(changed, idx)
+			}
 		}
 	}
 	slices.Sort(changed)

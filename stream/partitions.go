@@ -185,7 +185,7 @@ func (p *Pipeline) assign(assigned []Position, now time.Time) {
 			p.cfg.logger.Warn("stream: ignoring the committed checkpoint: every stateful operator starts cold from the committed offset, so windows open at the commit may be emitted again from part of their records", "partition", pos.Partition, p.inputOf(pos.Partition), "offset", pos.Offset, "err", err)
 			continue
 		}
-		if changed := p.changedOperators(params); len(changed) > 0 {
+		if changed := p.changedOperators(pos.Partition, params); len(changed) > 0 {
 			if !p.cfg.coldChanged {
 				p.ctlErr = cmp.Or(p.ctlErr, p.operatorChanged(pos.Partition, pos.Offset, changed))
 				continue

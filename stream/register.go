@@ -47,3 +47,18 @@ func (p *Pipeline) awaitRegistrations(ctx context.Context, srcDone <-chan srcExi
 	}
 	return nil, false
 }
+
+// UnregisteredRepartitions names the repartitions whose exchanges say they register their
+// partitions (PartitionRegistrar) and have assigned or resumed none yet, nor ended: Run waits
+// for them before its first batch. A harness that calls Step instead feeds the exchanges
+// itself; package streamtest asks this before its first batch, so that an exchange it does
+// not feed fails the test at once rather than after a run whose input never ends.
+func (p *Pipeline) UnregisteredRepartitions() []string {
+	var names []string
+	for _, sn := range p.srcs {
+		if name, ok := sn.awaitsRegistration(); ok && !sn.registeredOrClosed() {
+			names = append(names, name)
+		}
+	}
+	return names
+}

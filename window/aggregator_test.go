@@ -2,6 +2,7 @@ package window_test
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -135,7 +136,7 @@ func TestQuantileInPipeline(t *testing.T) {
 // TestDropOnRevoke checks that a revoked partition's windows are discarded, not emitted.
 func TestDropOnRevoke(t *testing.T) {
 	clk := streamtest.NewClock(streamtest.Epoch)
-	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithIdleTimeout(0))
+	p, err := stream.New(time.Second, stream.WithClock(clk), stream.WithIdleTimeout(0), stream.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))
 	require.NoError(t, err)
 	src := &pushSource[ev]{}
 	w, err := window.Aggregate(stream.From[ev](p, src), evKey, evVal, window.Tumbling(time.Minute), window.Count[float64]())

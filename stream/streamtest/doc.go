@@ -6,7 +6,8 @@
 // batches (like Spark's queueStream); records may carry partitions, offsets and event times.
 // Each Step advances the clock by one batch interval, moves the next queued batch into the
 // pipeline and runs it synchronously. Collect records every batch an output received, and
-// the Queue records every commit, so tests can check delivery as well as values.
+// the Queue records every commit, so tests can check delivery as well as values. The
+// pipeline's warnings go to the test's log (shown under -v or when the test fails).
 //
 // # Sink conformance
 //

@@ -125,7 +125,10 @@ func NewExchange[T any](log *ExchangeLog[T]) *Exchange[T] {
 
 // AddExchange makes h feed e on every step, as NewRepartition does for its exchange: for a
 // graph that calls stream.Repartition (or RepartitionBy) itself, or a library that does (such
-// as join.Interval), with e as the exchange.
+// as join.Interval), with e as the exchange. A repartition whose exchange h does not feed
+// fails the test at h's first step, naming the repartition: one that registers its
+// partitions (stream.PartitionRegistrar, as Exchange does) and has not by then. An
+// exchange whose partitions the test assigns itself, later, says it does not register them.
 func (h *Harness) AddExchange(e Fed) { h.queues = append(h.queues, e) }
 
 // Fed is what a Harness feeds on each step: an Exchange (see Harness.AddExchange).

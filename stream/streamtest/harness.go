@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,16 +29,20 @@ type Harness struct {
 	// queues move their next batch into the input before each step.
 	queues []interface{ feed() error }
 	done   bool
+	// fed: the first step fed the queues and checked that every repartition was fed.
+	fed bool
 }
 
 // New returns a harness around a new pipeline with the given batch interval. The options are
-// passed to stream.New after a WithClock of the harness's manual clock and
-// WithMaxFutureEventTime(0): offline data is rarely stamped near the manual clock, so the
-// harness does not bound event times unless a test asks for it. Failures fail tb; tb
-// may be nil (in Example functions), and failures then panic.
+// passed to stream.New after a WithClock of the harness's manual clock,
+// WithMaxFutureEventTime(0) (offline data is rarely stamped near the manual clock, so the
+// harness does not bound event times unless a test asks for it) and a WithLogger that writes
+// warnings and errors to tb's log (shown under -v or when the test fails; nothing after the
+// test's cleanup) rather than to slog.Default(), or discards when tb is nil. Failures fail tb; tb may be nil
+// (in Example functions), and failures then panic.
 func New(tb testing.TB, interval time.Duration, opts ...stream.Option) *Harness {
 	clk := NewClock(Epoch)
-	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk), stream.WithMaxFutureEventTime(0)}, opts...)...)
+	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithLogger(testLogger(tb))}, opts...)...)
 	h := &Harness{tb: tb, P: p, Clock: clk}
 	if err != nil {
 		h.fatalf("streamtest: %v", err)
@@ -60,7 +66,8 @@ func (h *Harness) helper() {
 
 // TryStep advances the clock by one batch interval, feeds every queue's next batch and runs one
 // batch. It returns the pipeline's error, for tests of failing outputs; a failed batch is
-// retried by the next TryStep (without a new batch being fed).
+// retried by the next TryStep (without a new batch being fed). The first TryStep fails the
+// test before its batch when a repartition's exchange is not fed by h (AddExchange).
 func (h *Harness) TryStep() (done bool, err error) {
 	if err := h.P.Err(); err != nil {
 		return false, err
@@ -71,6 +78,13 @@ func (h *Harness) TryStep() (done bool, err error) {
 	h.Clock.Advance(h.P.Interval())
 	for _, q := range h.queues {
 		if err := q.feed(); err != nil {
+			h.fatalf("%v", err)
+			return false, err
+		}
+	}
+	if !h.fed {
+		h.fed = true
+		if err := h.unfed(); err != nil {
 			h.fatalf("%v", err)
 			return false, err
 		}
@@ -100,9 +114,27 @@ func (h *Harness) Run(n int) {
 	}
 }
 
+// unfed returns an error naming the repartitions whose exchanges the harness did not feed on
+// its first step (see Harness.AddExchange): no batch would ever read their records back, and
+// their input would never end.
+func (h *Harness) unfed() error {
+	names := h.P.UnregisteredRepartitions()
+	if len(names) == 0 {
+		return nil
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	return fmt.Errorf("streamtest: the harness does not feed the exchange of repartition %s: no batch would read its records back, "+
+		"and its input would never end; pass the streamtest.NewExchange given to stream.Repartition to Harness.AddExchange, "+
+		"or build the repartition with streamtest.NewRepartition, which does both", strings.Join(quoted, ", "))
+}
+
 // RunUntilDone runs batches until the input ended and the final batch ran; the queues must
-// have been ended (Queue.End), and the exchanges of the graph's repartitions fed by h
-// (AddExchange), or their input never ends. It fails the test after 1,000,000 batches.
+// have been ended (Queue.End). It fails the test after 1,000,000 batches. The exchanges of
+// the graph's repartitions must be fed by h (AddExchange, NewRepartition), or their input
+// never ends: the first step of a harness fails the test, before any batch, when one is not.
 func (h *Harness) RunUntilDone() {
 	h.helper()
 	for range 1_000_000 {
@@ -110,7 +142,7 @@ func (h *Harness) RunUntilDone() {
 			return
 		}
 	}
-	h.fatalf("streamtest: input did not end after 1,000,000 batches: call Queue.End on every queue, and give every Exchange the graph repartitions through to Harness.AddExchange (NewRepartition does)")
+	h.fatalf("streamtest: input did not end after 1,000,000 batches: call Queue.End on every queue, and close the Input of any other source")
 }
 
 // Queue is a source fed from queued batches, like Spark's queueStream: each Add queues one
