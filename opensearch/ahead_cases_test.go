@@ -302,7 +302,7 @@ func (n *node) createAheadWith(t *testing.T, addr string, addrFirst bool, timeou
 // never answers, one answering 503), the Warn goes to the sink's logger (WithLogger), as every
 // other line of the sink and of its creations ahead does, with the keys of the package's other
 // lines (url, err, status). Before, it went to the Client's logger (Config.Logger: here
-// another one; by default then one that discarded), and named the error "error".
+// another one; by default one that discards), and named the error "error".
 func TestIndexAheadPassOverLogsToSinkLogger(t *testing.T) {
 	n := newNode(t)
 	const timeout = time.Second

@@ -89,11 +89,11 @@ type Config struct {
 	// http.DefaultTransport's settings keeping 32 idle connections a node (Close closes
 	// them).
 	Transport http.RoundTripper
-	// Logger receives the client's and its sinks' logs: the warnings of an outage (the
-	// URL, how long it has lasted) while a sink retries, dead letters, templates
-	// installed. Nil: slog.Default(), as it is when NewClient is called (adopters who
-	// left it unset saw nothing of an outage while it discarded). Give
-	// slog.New(slog.DiscardHandler) for none.
+	// Logger receives the client's and its sinks' logs; the default discards, as
+	// everywhere in fleetstream (stream.WithLogger, the kafka package's WithLogger). Give
+	// the application's logger (slog.Default() for the process's default) to see the
+	// warnings of an outage (the URL, how long it has lasted) while the sink retries;
+	// without one, only Sink.Stats (FailingSince, LastError) and the errors say so.
 	Logger *slog.Logger
 }
 
@@ -236,7 +236,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	logger := cfg.Logger
 	if logger == nil {
-		logger = slog.Default()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.InsecureSkipVerify {
 		logger.Warn("opensearch: TLS certificate verification is OFF (InsecureSkipVerify): anyone on the path can read the credentials and the data; use a CA certificate instead",

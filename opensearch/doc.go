@@ -119,8 +119,7 @@
 // timeout), or what answers says the node is away (408, 429, 5xx but 501 and 505: a proxy in front of a
 // node that is down), the sink retries as above: a pipeline started before its node is up
 // waits, and writes everything once the node answers. Meanwhile it logs at Warn, a few lines
-// per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error,
-// to Config.Logger (slog.Default() when it is nil) or the sink's WithLogger.
+// per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error.
 // A server certificate that does not verify (signed by an authority the client does not
 // trust, not valid for the address's host name, expired) will not verify on the next
 // attempt either: Write fails at once with an error wrapping ErrCertificate, marked

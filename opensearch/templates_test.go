@@ -374,7 +374,7 @@ func TestTemplatesPassOverUnavailableNode(t *testing.T) {
 // never answers, the other refuses them), EnsureTemplates' error names each node and what
 // it did, not only the last one tried: before, it said "PUT http://<one>/...: connection
 // refused" (or the other's timeout), and the other node's failure was only in the client's
-// log, which discarded by default.
+// log, which discards by default.
 func TestTemplatesErrorNamesEveryAddress(t *testing.T) {
 	silent, _ := testenv.SilentListener(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
