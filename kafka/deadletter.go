@@ -70,7 +70,7 @@ var (
 // without the other producers' linger: a Source's claim waits for its dead letters' write.
 // WithExactlyOnce is refused: dead letters are written outside transactions.
 func NewDeadLetterSink(cfg Config, topic string, opts ...ProducerOption) (*DeadLetterSink, error) {
-	o := producerOptions{common: common{logger: slog.Default()}}
+	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
 	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
 	errs := append(o.errs, nils...)
 	if topic != "" {

@@ -105,7 +105,7 @@ var (
 // Topics. Unless cfg sets Fetch.MaxWait, the exchange's consumer waits at most 50ms for a
 // fetch to fill (exchangeFetchWait). Nothing connects before Open.
 func NewExchange[T any](cfg Config, pipeline, name string, codec stream.Codec[T], opts ...ExchangeOption) (*Exchange[T], error) {
-	o := exchangeOptions{common: common{logger: slog.Default()}}
+	o := exchangeOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
 	nils := applyOpts(opts, func(opt ExchangeOption) { opt.applyExchange(&o) })
 	errs := append(o.errs, nils...)
 	topic := pipeline + "-" + name + "-repartition"

@@ -158,11 +158,9 @@ func WithExactlyOnce(src Transactional) ProducerOption {
 	})
 }
 
-// WithLogger sets the logger. The default is slog.Default() as it is when the Source,
-// Exchange, Table or producer is made: its warnings (a broker outage and how long it has
-// lasted, dead letters, a rebalance that failed) reach the process's log unless another
-// logger is given; slog.New(slog.DiscardHandler) silences them. Nothing secret is ever
-// logged.
+// WithLogger sets the logger. The default discards: give the application's (slog.Default()
+// for the process's) to see the warnings (a broker outage and how long it has lasted, dead
+// letters, a rebalance that failed). Nothing secret is ever logged.
 func WithLogger(l *slog.Logger) Option {
 	return commonOpt(func(c *common) {
 		if l != nil {

@@ -103,7 +103,7 @@ var _ stream.Closer = (*Producer[int])(nil)
 // NewProducer returns a Producer writing to topic. Only Config's connection settings
 // (brokers, client id, version, TLS, SASL) are used.
 func NewProducer[T any](cfg Config, topic string, enc Encoder[T], opts ...ProducerOption) (*Producer[T], error) {
-	o := producerOptions{common: common{logger: slog.Default()}}
+	o := producerOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
 	nils := applyOpts(opts, func(opt ProducerOption) { opt.applyProducer(&o) })
 	errs := append(o.errs, nils...)
 	if err := cfg.validate(roleProducer); err != nil {

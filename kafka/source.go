@@ -119,7 +119,7 @@ var (
 // NewSource returns a Source that decodes with codec. cfg must name brokers, a group and
 // topics. Nothing connects before Run.
 func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source[T], error) {
-	o := sourceOptions{common: common{logger: slog.Default()}}
+	o := sourceOptions{common: common{logger: slog.New(slog.DiscardHandler)}}
 	nils := applyOpts(opts, func(opt SourceOption) { opt.applySource(&o) })
 	errs := append(o.errs, nils...)
 	if err := cfg.validate(roleConsumer); err != nil {

@@ -240,7 +240,7 @@ type TableStats struct {
 // (V may be the zero value). Only cfg's connection and Fetch settings are used (Group and
 // Topics are ignored). Nothing connects before Load.
 func NewTable[K comparable, V any](cfg Config, topic string, decode func(key, value []byte) (K, V, error), opts ...TableOption) (*Table[K, V], error) {
-	o := tableOptions{common: common{logger: slog.Default()}, versions: DefaultTableVersions, keepDel: DefaultTombstoneRetention}
+	o := tableOptions{common: common{logger: slog.New(slog.DiscardHandler)}, versions: DefaultTableVersions, keepDel: DefaultTombstoneRetention}
 	nils := applyOpts(opts, func(opt TableOption) { opt.applyTable(&o) })
 	errs := append(o.errs, nils...)
 	if topic == "" {

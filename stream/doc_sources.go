@@ -76,8 +76,8 @@
 // After every batch a BatchStats snapshot (records, bytes, scheduling delay, processing and
 // output time, each output's time by name (OutputName), watermark, retained state, commits,
 // source lag) is available from Stats and a WithStatsHook function. Logs go to the WithLogger
-// *slog.Logger: by default slog.Default() as it is when New is called (package streamtest's
-// harness logs to the test's log instead).
+// *slog.Logger, which discards by default (package streamtest's harness logs warnings to the
+// test's log).
 //
 // # Testing
 //

@@ -11,17 +11,13 @@ import (
 	"github.com/fleetstream/fleetstream/stream"
 )
 
-// TestDefaultLogger: without WithLogger a pipeline logs to slog.Default() as it is when New is
-// called (it discarded, and adopters saw none of its warnings); WithLogger replaces it.
+// TestDefaultLogger: without WithLogger a pipeline logs nowhere, whatever slog.Default() is
+// (an injected logger, no globals: the project's style); WithLogger replaces it.
 func TestDefaultLogger(t *testing.T) {
-	before := slog.Default()
-	t.Cleanup(func() { slog.SetDefault(before) })
-	mine := slog.New(slog.DiscardHandler)
-	slog.SetDefault(mine)
-
 	p, err := stream.New(time.Second)
 	require.NoError(t, err)
-	require.Same(t, mine, p.Logger(), "the default logger is not slog.Default() at New")
+	require.NotSame(t, slog.Default(), p.Logger(), "the default logger is the process's global")
+	require.False(t, p.Logger().Enabled(context.Background(), slog.LevelError), "the default logger does not discard")
 
 	other := slog.New(slog.NewTextHandler(t.Output(), nil))
 	p, err = stream.New(time.Second, stream.WithLogger(other))

@@ -46,7 +46,7 @@ type RetryPolicy struct {
 func defaultConfig() config {
 	return config{
 		name:          "fleetstream",
-		logger:        slog.Default(), // when New is called, so that a SetDefault before it counts
+		logger:        slog.New(slog.DiscardHandler),
 		clock:         SystemClock,
 		maxRecords:    100_000,
 		maxBytes:      64 << 20,
@@ -68,9 +68,9 @@ func WithName(name string) Option {
 	})
 }
 
-// WithLogger sets the logger. The default is slog.Default() as it is when New is called, so
-// that the pipeline's warnings (a checkpoint ignored, a commit or an output retried) are
-// seen; pass slog.New(slog.DiscardHandler) to silence them.
+// WithLogger sets the logger; the default discards (the project's rule: logging through an
+// injected logger, no globals). Pass the application's (slog.Default() for the process's) to
+// see the pipeline's warnings: a checkpoint ignored, a commit or an output retried.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {

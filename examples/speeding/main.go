@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"log/slog"
 	"os/signal"
 	"syscall"
 	"time"
@@ -27,17 +28,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // the first Ctrl-C stops gracefully, a second one at once
+	// The library's warnings (an outage, dead letters) go to the logger each part is given.
+	logger := slog.Default()
 	// The stop (the batch in flight, its commit) takes at most 20 s: then Run fails, and the
-	// next run reads again what was not committed. The library logs to slog.Default().
+	// next run reads again what was not committed.
 	p, err := stream.New(time.Second, stream.WithName("speeding"), stream.WithMaxOutOfOrderness(10*time.Second),
-		stream.WithShutdownTimeout(20*time.Second))
+		stream.WithShutdownTimeout(20*time.Second), stream.WithLogger(logger))
 	check(err)
 	kcfg := kf.Config()
 	kcfg.Group, kcfg.Topics = *group, []string{*topic}
 	src, err := kafka.NewSource(kcfg, kafka.CodecFunc[telemetry.Event](func(m *kafka.Message) (telemetry.Event, time.Time, error) {
 		e, err := telemetry.Decode(m.Value)
 		return e, e.Time, err // bad records go to <topic>.dlq
-	}))
+	}), kafka.WithLogger(logger))
 	check(err)
 	fast := stream.From(p, src).Filter(func(e telemetry.Event) bool { return e.SpeedKmh > *limit })
 	w, err := window.Aggregate(fast, func(e telemetry.Event) string { return e.CabID },
@@ -45,6 +48,7 @@ func main() {
 	check(err)
 	ocfg, err := of.Config()
 	check(err)
+	ocfg.Logger = logger
 	client, err := opensearch.NewClient(ctx, ocfg)
 	check(err)
 	// Map the fields before the first document does: OpenSearch would map a first top speed
@@ -62,7 +66,7 @@ func main() {
 	check(err)
 	stream.To(w.Results(), sink)
 	// Records too late for their minute go to <topic>.dlq too: nothing is dropped silently.
-	dlq, err := kafka.NewDeadLetterSink(kcfg, "")
+	dlq, err := kafka.NewDeadLetterSink(kcfg, "", kafka.WithLogger(logger))
 	check(err)
 	stream.To(stream.Map(w.Late(), func(l window.Late[telemetry.Event]) stream.DeadLetter {
 		v, _ := telemetry.Append(nil, l.Value) // an event that decoded encodes

@@ -26,7 +26,8 @@ import (
 // Kafka and OpenSearch: each cab's top speed above the limit per event minute reaches its
 // daily index with its template's mapping (a first top speed of 125.0, which JSON writes 125,
 // maps Value as a double, not a whole number), the cab that kept under the limit is not
-// there, and a SIGINT stops it cleanly (exit 0).
+// there, the library's logs reach the program's logger, and a SIGINT stops it cleanly (exit
+// 0).
 func TestSpeedingEndToEnd(t *testing.T) {
 	brokers, osURL := testenv.KafkaBrokers(t), testenv.OpenSearchURL(t)
 	name := testenv.UniqueName(t, "speeding")
@@ -122,6 +123,9 @@ func TestSpeedingEndToEnd(t *testing.T) {
 	}
 	require.True(t, osGet(t, osURL, "/"+index+"/_mapping", &mapping))
 	require.Equal(t, "double", mapping[index].Mappings.Properties["Value"].Type, "Value's mapping (the template's)")
+
+	// The library logs through the logger the program gives each part (none would discard).
+	require.Contains(t, log.String(), "kafka: joined the group")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {
