@@ -405,8 +405,7 @@ func (e *HTTPError) describe() string {
 const httpErrorQuote = 256
 
 // Temporary reports whether retrying may help: 408, 429, 5xx other than 501 and 505, write
-// blocks (Blocked) and
-// AWS signatures refused as expired (SignatureExpired).
+// blocks (Blocked) and AWS signatures refused as expired (SignatureExpired).
 func (e *HTTPError) Temporary() bool {
 	return retryableStatus(e.Status) || e.Blocked() || e.SignatureExpired()
 }

@@ -299,8 +299,8 @@ func (e *RejectedError) Error() string {
 // Write indexes batch and returns once every document is indexed or dead-lettered. Bulk
 // requests that fail with a transport error, a timeout, 408, 429, 5xx (not 501 or 505) or a
 // write block are retried whole; items that fail with 429, 5xx or a write block inside a
-// response are retried alone; both with backoff, until ctx ends (Write then returns ctx.Err()) or the
-// retry policy's MaxAttempts. Items rejected with another status, or by an ingest pipeline's
+// response are retried alone; both with backoff, until ctx ends (Write then returns
+// ctx.Err()) or the retry policy's MaxAttempts. Items rejected with another status, or by an ingest pipeline's
 // fail processor (500), go to the dead-letter output, except that an item that lost a race
 // to map a field of a new index is sent again once (see the package's Retries). A request refused whole with 400 or 413 is split in halves until the documents
 // OpenSearch refuses are isolated; they go to the dead-letter output. A request refused

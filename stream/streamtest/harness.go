@@ -38,8 +38,8 @@ type Harness struct {
 // WithMaxFutureEventTime(0) (offline data is rarely stamped near the manual clock, so the
 // harness does not bound event times unless a test asks for it) and a WithLogger that writes
 // warnings and errors to tb's log (shown under -v or when the test fails; nothing after the
-// test's cleanup) rather than to slog.Default(), or discards when tb is nil. Failures fail tb; tb may be nil
-// (in Example functions), and failures then panic.
+// test's cleanup), or discards when tb is nil. Failures fail tb; tb may be nil (in Example
+// functions), and failures then panic.
 func New(tb testing.TB, interval time.Duration, opts ...stream.Option) *Harness {
 	clk := NewClock(Epoch)
 	p, err := stream.New(interval, append([]stream.Option{stream.WithClock(clk), stream.WithMaxFutureEventTime(0), stream.WithLogger(testLogger(tb))}, opts...)...)
