@@ -76,6 +76,11 @@ type sourceNode interface {
 	release()
 	// minOffset returns the lowest offset in a bucket of the batch being processed.
 	minOffset(bucket int) int64
+	// headNode returns the node index of the source's stream.
+	headNode() int
+	// times calls f with the offset and event time of each record of the batch's partition
+	// (the source's own id), in order, until f returns false (see SourceTimes).
+	times(part int32, f func(off, t int64) bool)
 	// commit hands positions with pipeline partition ids to the source, with its own ids.
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
@@ -331,6 +336,19 @@ func (s *source[T]) take(batchTime int64) taken {
 		s.done = true
 	}
 	return t
+}
+
+func (s *source[T]) headNode() int { return s.head.idx }
+
+func (s *source[T]) times(part int32, f func(off, t int64) bool) {
+	if i, ok := s.cur.bucket[part]; ok {
+		b := s.cur.buckets[i]
+		for k := range b {
+			if !f(b[k].Offset, b[k].Time) {
+				return
+			}
+		}
+	}
 }
 
 func (s *source[T]) minOffset(bucket int) int64 {
