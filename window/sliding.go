@@ -120,7 +120,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
-	begin(&w.partClock, in)
+	begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time
@@ -167,7 +167,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			// a first record whose clock was behind): fire now what the batch's end would
 			// fire on the watermark so far, so that the rings need not span the gap. A
 			// record after it in the batch is late for those windows either way.
-			w.fwm = max(w.fwm, min(pc.PartitionWatermark, w.pwm))
+			w.fwm = max(w.fwm, min(pc.PartitionWatermark, w.pwmAt(e.Offset)))
 			o = w.fireClosed(pc, in, o)
 		}
 		w.touch(j, e.Offset)
