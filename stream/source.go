@@ -5,6 +5,7 @@ package stream
 
 import (
 	"context"
+	"iter"
 	"math"
 	"slices"
 	"time"
@@ -78,9 +79,10 @@ type sourceNode interface {
 	minOffset(bucket int) int64
 	// headNode returns the node index of the source's stream.
 	headNode() int
-	// times calls f with the offset and event time of each record of the batch's partition
-	// (the source's own id), in order, until f returns false (see SourceTimes).
-	times(part int32, f func(off, t int64) bool)
+	// times yields the offset and event time of each record of the batch's partition (the
+	// source's own id) from offset from on (all if !cut), the times capped at ceiling (none
+	// if 0), in order (see SourceTimes).
+	times(part int32, from int64, cut bool, ceiling int64) iter.Seq2[int64, int64]
 	// commit hands positions with pipeline partition ids to the source, with its own ids.
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
@@ -340,11 +342,17 @@ func (s *source[T]) take(batchTime int64) taken {
 
 func (s *source[T]) headNode() int { return s.head.idx }
 
-func (s *source[T]) times(part int32, f func(off, t int64) bool) {
+func (s *source[T]) times(part int32, from int64, cut bool, ceiling int64) iter.Seq2[int64, int64] {
+	var b []Elem[T]
 	if i, ok := s.cur.bucket[part]; ok {
-		b := s.cur.buckets[i]
+		b = s.cur.buckets[i]
+	}
+	if ceiling == 0 {
+		ceiling = math.MaxInt64
+	}
+	return func(yield func(off, t int64) bool) {
 		for k := range b {
-			if !f(b[k].Offset, b[k].Time) {
+			if e := &b[k]; (!cut || e.Offset >= from) && !yield(e.Offset, min(e.Time, ceiling)) {
 				return
 			}
 		}

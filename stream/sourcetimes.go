@@ -43,17 +43,7 @@ func (pc *PartitionContext) SourceTimes() (iter.Seq2[int64, int64], bool) {
 	if in := p.nodes[node].inputs(); len(in) == 1 && in[0] == sn.headNode() {
 		return nil, false // its input is the source's records: nothing to add
 	}
-	return func(yield func(off, t int64) bool) {
-		sn.times(local, func(off, t int64) bool {
-			if cut && off < from {
-				return true
-			}
-			if ceiling != 0 {
-				t = min(t, ceiling)
-			}
-			return yield(off, t)
-		})
-	}, true
+	return sn.times(local, from, cut, ceiling), true
 }
 
 // sourcesOf returns, by node index, the sources (by position in p.srcs) whose records reach
