@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -69,7 +70,7 @@ func begin[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]
 	if !pc.Merged {
 		if times, ok := pc.SourceTimes(); ok {
 			c.follows, c.pwm0 = true, c.pwm
-			rs, hi := c.rises[:0], c.hi
+			rs, hi := c.reusedRises(), c.hi
 			for off, t := range times {
 				hi = max(hi, off)
 				if t > c.maxT {
@@ -95,7 +96,7 @@ func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T])
 		return
 	}
 	c.risen = true
-	rs := c.rises[:0]
+	rs := c.reusedRises()
 	if c.merged {
 		last := pc.WatermarkAt(math.MinInt64)
 		for from, wm := range pc.Marks() {
@@ -116,6 +117,22 @@ func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T])
 	}
 	c.rises = rs
 }
+
+// bigRises is the capacity of rises from which it is given back once a batch used less than
+// a quarter of it: an operator that follows its source keeps a rise for most records of a
+// batch, and one catch-up batch of a million must not pin 16 MB per partition.
+const bigRises = 1 << 16
+
+// reusedRises returns the rises emptied for the batch.
+func (c *partClock) reusedRises() []rise {
+	if cap(c.rises) > bigRises && len(c.rises) < cap(c.rises)/4 {
+		return nil
+	}
+	return c.rises[:0]
+}
+
+// riseBytes is the memory of the rises, for the engines' usage.
+func (c *partClock) riseBytes() int64 { return int64(cap(c.rises)) * int64(unsafe.Sizeof(rise{})) }
 
 // closeAt returns the position a window's final result carries when the window closes on
 // watermark wm (its end plus the grace) in this batch: that of the record or mark after
@@ -202,8 +219,8 @@ func (c *partClock) pwmAt(off int64) int64 {
 // source sees every record from its replay cut on, the pipeline those from the partition's
 // replay start; an operator behind a stateful one only the records it is given), so that a
 // window never fires before the partition has closed it and a replay fires as the original
-// run did; or,
-// once the partition is idle, the pipeline's (stream.PartitionContext.PartitionWatermark).
+// run did; or, once the partition is idle, the pipeline's
+// (stream.PartitionContext.PartitionWatermark).
 func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
 	if pc.Merged || pc.Idle || pc.PartitionWatermark == stream.EndOfTime {
 		return pc.PartitionWatermark

@@ -469,7 +469,7 @@ func (w *sliding[T, K, V, A, R]) entries() int { return len(w.order) }
 // slab of rings, the keys' bookkeeping and the key map.
 func (w *sliding[T, K, V, A, R]) usage() (int, int64) {
 	var k K
-	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.slab))*int64(unsafe.Sizeof(slot[A]{})) +
+	n := int64(unsafe.Sizeof(*w)) + w.riseBytes() + int64(cap(w.slab))*int64(unsafe.Sizeof(slot[A]{})) +
 		int64(cap(w.meta))*int64(unsafe.Sizeof(series[K, A]{})) + int64(cap(w.newest))*8 +
 		int64(cap(w.order)+cap(w.freeX))*4 + int64(cap(w.panes))*int64(unsafe.Sizeof(paneInfo{})) +
 		int64(cap(w.parts))*int64(unsafe.Sizeof(partial[A]{})) + mapBytes(len(w.idx), unsafe.Sizeof(k), 4)
