@@ -70,6 +70,13 @@
 //     record of its partition late. Sources refuse such records (Input.CheckEventTime) and
 //     send them to their dead-letter output; the pipeline also caps a partition's watermark
 //     at that bound for sources that do not.
+//   - The watermark passes through stateless operators: an operator that reads its source
+//     through stateless ones only (a window behind a Filter) gets, on request
+//     (PartitionContext.SourceTimes, computed only when asked), the offset and event time of
+//     every record of the partition in the batch, those dropped before it included, from its
+//     replay cut on; its clock then moves as it would over the unfiltered stream, which
+//     depends only on the partition's record order. A repartition's partitions have
+//     WatermarkAt and Marks instead; an operator behind a stateful one has neither.
 //
 // # Stats and logging
 //
@@ -107,7 +114,7 @@
 //     receives commits (Position, with the checkpoint in Meta).
 //   - Operator, applied with Apply: Process sees each partition's batch as Elem values (a
 //     value, its event time and the offset it derives from) with a
-//     PartitionContext (partition, batch, watermarks, CapEventTime); Retained, Drop and
+//     PartitionContext (partition, batch, watermarks, CapEventTime, SourceTimes); Retained, Drop and
 //     StateSize describe its state; ReplayStarter gives finer replay starts; StateReporter
 //     adds open windows, bytes and set-aside records to BatchStats.State; Parameterized
 //     describes the parameters that checkpoints record.

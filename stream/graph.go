@@ -227,6 +227,7 @@ func derive[In, Out any](parent *Stream[In], name string, fn func(pc *PartitionC
 	var kept []Elem[In]
 	s.fn = func(pc *PartitionContext, out []Elem[Out]) []Elem[Out] {
 		in := parent.cur
+		pc.op.node = s.idx
 		pc.ResumeFired, pc.KeepsFired = NoWatermark, false
 		if s.state != nil && pc.Merged {
 			pc.KeepsFired = !s.p.lineage().fed[s.idx]

@@ -36,13 +36,16 @@ type lineage struct {
 	// fed, by node index: the node reads the output of a stateful operator (through stateless
 	// ones), so its input's offsets need not be in source order.
 	fed []bool
+	// sources, by node index: the sources whose records reach the node's input through
+	// stateless operators only (see SourceTimes).
+	sources [][]int
 }
 
 func (p *Pipeline) lineage() *lineage {
 	if p.lin != nil && p.lin.nodes == len(p.nodes) {
 		return p.lin
 	}
-	l := &lineage{nodes: len(p.nodes), pos: make([]int, len(p.nodes)), fed: make([]bool, len(p.nodes))}
+	l := &lineage{nodes: len(p.nodes), pos: make([]int, len(p.nodes)), fed: make([]bool, len(p.nodes)), sources: p.sourcesOf()}
 	for i, in := range p.statefulInputs() {
 		l.fed[i] = len(in) > 0
 		if !hasState(p.nodes[i]) {
@@ -62,25 +65,30 @@ func (p *Pipeline) lineage() *lineage {
 // statefulInputs returns, by node index, the stateful operators whose output reaches the
 // node's input through stateless operators only, in graph order.
 func (p *Pipeline) statefulInputs() [][]int {
-	// feeds[i]: the stateful operators whose output reaches node i's output through stateless
-	// operators only (i itself if it is stateful).
-	feeds := make([][]int, len(p.nodes))
+	return p.inputsThrough(func(i int, in []int) []int {
+		if hasState(p.nodes[i]) {
+			return []int{i}
+		}
+		return in
+	})
+}
+
+// inputsThrough returns, by node index, what reaches the node's input: the union over its
+// inputs of what reaches past each, in graph order, where out(i, in) is what reaches past
+// node i given what reaches its input.
+func (p *Pipeline) inputsThrough(out func(i int, in []int) []int) [][]int {
+	outs := make([][]int, len(p.nodes))
 	ins := make([][]int, len(p.nodes))
 	for i, n := range p.nodes {
 		var in []int
 		for _, par := range n.inputs() {
-			for _, f := range feeds[par] {
+			for _, f := range outs[par] {
 				if !slices.Contains(in, f) {
 					in = append(in, f)
 				}
 			}
 		}
-		ins[i] = in
-		if hasState(n) {
-			feeds[i] = []int{i}
-		} else {
-			feeds[i] = in
-		}
+		ins[i], outs[i] = in, out(i, in)
 	}
 	return ins
 }

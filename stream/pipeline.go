@@ -203,6 +203,7 @@ type PartitionContext struct {
 	cut   bool
 	// up is the repartition a Merged partition belongs to (see Upstream), nil elsewhere.
 	up upstreamer
+	op opAt // the running operator, for SourceTimes
 	// ctx is Context's.
 	ctx context.Context
 }

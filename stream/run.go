@@ -367,6 +367,7 @@ func (p *Pipeline) startBatch(scheduled time.Time) {
 		ceiling:           ceiling,
 		EndOfInput:        end,
 		ctx:               p.stopCtx,
+		op:                opAt{p: p, node: -1},
 	}
 	for _, part := range p.live {
 		pc.Partition = part

@@ -5,6 +5,7 @@ package stream
 
 import (
 	"context"
+	"iter"
 	"math"
 	"slices"
 	"time"
@@ -76,6 +77,12 @@ type sourceNode interface {
 	release()
 	// minOffset returns the lowest offset in a bucket of the batch being processed.
 	minOffset(bucket int) int64
+	// headNode returns the node index of the source's stream.
+	headNode() int
+	// times yields the offset and event time of each record of the batch's partition (the
+	// source's own id) from offset from on (all if !cut), the times capped at ceiling (none
+	// if 0), in order (see SourceTimes).
+	times(part int32, from int64, cut bool, ceiling int64) iter.Seq2[int64, int64]
 	// commit hands positions with pipeline partition ids to the source, with its own ids.
 	commit(ctx context.Context, pos []Position) error
 	stats() (SourceStats, bool)
@@ -331,6 +338,25 @@ func (s *source[T]) take(batchTime int64) taken {
 		s.done = true
 	}
 	return t
+}
+
+func (s *source[T]) headNode() int { return s.head.idx }
+
+func (s *source[T]) times(part int32, from int64, cut bool, ceiling int64) iter.Seq2[int64, int64] {
+	var b []Elem[T]
+	if i, ok := s.cur.bucket[part]; ok {
+		b = s.cur.buckets[i]
+	}
+	if ceiling == 0 {
+		ceiling = math.MaxInt64
+	}
+	return func(yield func(off, t int64) bool) {
+		for k := range b {
+			if e := &b[k]; (!cut || e.Offset >= from) && !yield(e.Offset, min(e.Time, ceiling)) {
+				return
+			}
+		}
+	}
 }
 
 func (s *source[T]) minOffset(bucket int) int64 {

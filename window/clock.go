@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -39,6 +40,11 @@ type partClock struct {
 	// keepsFired: the pipeline keeps the fire watermark in the commits of this merged
 	// partition (stream.PartitionContext.KeepsFired).
 	keepsFired bool
+	// follows: in this batch the clock moves with every record of the partition (begin);
+	// pwm0 is then the watermark before the batch.
+	follows bool
+	pwm0    int64
+	ri      int // the rises up to the last record judged (pwmAt)
 	// endCut is the replay position when the input ended (see holdAtEnd), if hasEndCut.
 	endCut    int64
 	hasEndCut bool
@@ -52,9 +58,29 @@ type partClock struct {
 // rise is a point of the batch where the partition's watermark rose: to wm, at position at.
 type rise struct{ wm, at int64 }
 
-// begin starts a batch of input in.
-func begin[T any](c *partClock, in []stream.Elem[T]) {
+// begin starts a batch of input in. An operator that reads the source through stateless ones
+// (follows) moves its clock with every record of the partition, those dropped before it
+// included (stream.PartitionContext.SourceTimes): its clock, lateness and closing positions
+// are then those of the same window over the unfiltered stream, so that a window behind a
+// Filter closes when the partition's watermark passes it, not when a record that passes
+// the Filter does, and still depends only on the partition's record order.
+func begin[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]) {
 	c.maxT0, c.hi0, c.risen = c.maxT, c.hi, false
+	c.follows = false
+	if !pc.Merged {
+		if times, ok := pc.SourceTimes(); ok {
+			c.follows, c.pwm0 = true, c.pwm
+			rs, hi := c.reusedRises(), c.hi
+			for off, t := range times {
+				hi = max(hi, off)
+				if t > c.maxT {
+					c.maxT, c.pwm = t, subSat(t, c.ooo)
+					rs = append(rs, rise{c.pwm, hi})
+				}
+			}
+			c.rises, c.risen, c.hi, c.ri = rs, true, hi, 0
+		}
+	}
 	if n := len(in); n > 0 {
 		c.hi = max(c.hi, in[n-1].Offset)
 	}
@@ -63,13 +89,14 @@ func begin[T any](c *partClock, in []stream.Elem[T]) {
 // rose records, once per batch, where the partition's watermark rose in it: in a
 // repartition's partition at each mark that raised it, at the mark's own position (from-1);
 // otherwise at each record that raised the newest event time, at the highest offset read so
-// far. Both depend only on the partition's record order, never on where batches end.
+// far (for an operator that follows the source, begin did). Both depend only on the
+// partition's record order, never on where batches end.
 func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]) {
 	if c.risen {
 		return
 	}
 	c.risen = true
-	rs := c.rises[:0]
+	rs := c.reusedRises()
 	if c.merged {
 		last := pc.WatermarkAt(math.MinInt64)
 		for from, wm := range pc.Marks() {
@@ -90,6 +117,22 @@ func rose[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T])
 	}
 	c.rises = rs
 }
+
+// bigRises is the capacity of rises from which it is given back once a batch used less than
+// a quarter of it: an operator that follows its source keeps a rise for most records of a
+// batch, and one catch-up batch of a million must not pin 16 MB per partition.
+const bigRises = 1 << 16
+
+// reusedRises returns the rises emptied for the batch.
+func (c *partClock) reusedRises() []rise {
+	if cap(c.rises) > bigRises && len(c.rises) < cap(c.rises)/4 {
+		return nil
+	}
+	return c.rises[:0]
+}
+
+// riseBytes is the memory of the rises, for the engines' usage.
+func (c *partClock) riseBytes() int64 { return int64(cap(c.rises)) * int64(unsafe.Sizeof(rise{})) }
 
 // closeAt returns the position a window's final result carries when the window closes on
 // watermark wm (its end plus the grace) in this batch: that of the record or mark after
@@ -137,13 +180,47 @@ func (c *partClock) observeAt(pc *stream.PartitionContext, t, off int64) int64 {
 	if c.merged {
 		return max(c.fwm, pc.WatermarkAt(off))
 	}
+	if c.follows {
+		return max(c.fwm, c.pwmAt(off))
+	}
 	return c.observe(t)
 }
 
+// pwmAt returns the partition's own watermark as of the record at offset off of this batch:
+// for an operator that follows the source (begin), from the rises up to that record; else
+// the watermark of the records observed so far.
+func (c *partClock) pwmAt(off int64) int64 {
+	if !c.follows {
+		return c.pwm
+	}
+	// The records come in offset order: move a cursor over the rises (a search per record
+	// cost a window over all of a busy partition's records half its time again).
+	rs, i := c.rises, c.ri
+	if i > 0 && rs[i-1].at > off {
+		i, _ = slices.BinarySearchFunc(rs, off, func(r rise, off int64) int {
+			if r.at <= off {
+				return -1
+			}
+			return 1
+		})
+	}
+	for i < len(rs) && rs[i].at <= off {
+		i++
+	}
+	c.ri = i
+	if i == 0 {
+		return c.pwm0
+	}
+	return rs[i-1].wm
+}
+
 // fireMark is the watermark the partition's windows fire on: the partition's own, as the
-// pipeline sees it and as this operator sees it (the lower, in case an operator upstream
-// dropped records), so that a window never fires before the partition has closed it; or,
-// once the partition is idle, the pipeline's (stream.PartitionContext.PartitionWatermark).
+// pipeline sees it and as this operator sees it (the lower: an operator that follows the
+// source sees every record from its replay cut on, the pipeline those from the partition's
+// replay start; an operator behind a stateful one only the records it is given), so that a
+// window never fires before the partition has closed it and a replay fires as the original
+// run did; or, once the partition is idle, the pipeline's
+// (stream.PartitionContext.PartitionWatermark).
 func (c *partClock) fireMark(pc *stream.PartitionContext) int64 {
 	if pc.Merged || pc.Idle || pc.PartitionWatermark == stream.EndOfTime {
 		return pc.PartitionWatermark

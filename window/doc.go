@@ -48,11 +48,20 @@
 // (emit their final results) when its own watermark reaches their end plus the grace period;
 // once the partition is idle (stream.WithIdleTimeout) they fire on the pipeline watermark
 // instead, so an idle partition does not keep its windows open (see
-// stream.PartitionContext.PartitionWatermark). The watermark a window counts is that of the
-// records it was given: behind a Filter (or any operator that drops records) it moves only
-// with the records that pass, so a window closes once a later record passes, or once the
-// partition is idle, not when the dropped records' times pass its end. A window after a
-// repartition fires on the marks that come through it (the upstream partitions' watermarks). End of input closes every window, those still
+// stream.PartitionContext.PartitionWatermark). The watermark passes through stateless
+// operators, as in Flink: a window that reads its source through stateless operators only
+// (Filter, Map, FlatMap) counts every record of the partition, those an operator before it
+// dropped included (stream.PartitionContext.SourceTimes), so a window behind a Filter of rare
+// matches on a busy topic closes in the batch whose records, passing or not, move the
+// partition's watermark past its end plus the grace, not when the next record passes. Its
+// lateness, the positions its results carry and its replay are those of the same window over
+// the unfiltered stream with an aggregator that ignores the dropped records, except that a
+// dropped record opens nothing, sets no floor and holds no commit
+// (TestFilteredWindowIsUnfilteredWindow, TestFilteredWindowAfterCrash,
+// TestFilteredWindowClosesOnDroppedRecords). A window behind a stateful operator (a tracker)
+// counts the records it is given: it closes once a later one comes, or once the partition is
+// idle. A window after a repartition fires on the marks that come through it (the upstream
+// partitions' watermarks). End of input closes every window, those still
 // open on the partition's watermark included; the commit stays at the first record of the
 // oldest of those (see "Delivery and replay"), so a later run on the next records of the
 // partition completes them as one run would.

@@ -66,8 +66,8 @@ func newReaderRun(t *testing.T, sp spec, crash int64) *readerRun {
 }
 
 // split cuts recs into batches of the sizes given, in turn.
-func split(recs []stream.Record[ev], sizes ...int) [][]stream.Record[ev] {
-	var batches [][]stream.Record[ev]
+func split[T any](recs []stream.Record[T], sizes ...int) [][]stream.Record[T] {
+	var batches [][]stream.Record[T]
 	for i := 0; i < len(recs); {
 		n := min(sizes[len(batches)%len(sizes)], len(recs)-i)
 		batches = append(batches, recs[i:i+n])
@@ -77,17 +77,21 @@ func split(recs []stream.Record[ev], sizes ...int) [][]stream.Record[ev] {
 }
 
 // feed queues batches and runs n of them (a failed one stops it), or to the end if n < 0.
-func (r *readerRun) feed(batches [][]stream.Record[ev], n int) {
+func (r *readerRun) feed(batches [][]stream.Record[ev], n int) { feedBatches(r.h, r.q, batches, n) }
+
+// feedBatches queues batches with their offsets and runs n of them (a failed one stops it),
+// or to the end if n < 0.
+func feedBatches[T any](h *streamtest.Harness, q *streamtest.Queue[T], batches [][]stream.Record[T], n int) {
 	for _, b := range batches {
-		r.q.Add(b...)
+		q.AddWithOffsets(b...)
 	}
 	if n < 0 {
-		r.q.End()
-		r.h.RunUntilDone()
+		q.End()
+		h.RunUntilDone()
 		return
 	}
 	for range n {
-		if _, err := r.h.TryStep(); err != nil {
+		if _, err := h.TryStep(); err != nil {
 			return
 		}
 	}
@@ -103,14 +107,32 @@ func (r *readerRun) readUpTo(counts map[string]int, stop int64) {
 	}
 }
 
-func (r *readerRun) committed() []stream.Position {
+func (r *readerRun) committed() []stream.Position { return committedOf(r.q, 2) }
+
+// committedOf returns the committed positions of the queue's first parts partitions.
+func committedOf[T any](q *streamtest.Queue[T], parts int32) []stream.Position {
 	var pos []stream.Position
-	for p := range int32(2) {
-		if cp, ok := r.q.CommittedPosition(p); ok {
+	for p := range parts {
+		if cp, ok := q.CommittedPosition(p); ok {
 			pos = append(pos, cp)
 		}
 	}
 	return pos
+}
+
+// from returns the records at or after the positions, those a run resumed there reads.
+func from[T any](recs []stream.Record[T], pos []stream.Position) []stream.Record[T] {
+	next := map[int32]int64{}
+	for _, p := range pos {
+		next[p.Partition] = p.Offset
+	}
+	var rest []stream.Record[T]
+	for _, rec := range recs {
+		if rec.Offset >= next[rec.Partition] {
+			rest = append(rest, rec)
+		}
+	}
+	return rest
 }
 
 func resultID(x window.Result[string, window.Summary]) string {
@@ -160,16 +182,7 @@ func TestReaderOfWindowAfterCrash(t *testing.T) {
 					// The replay takes the records from the committed offsets on in batches of
 					// its own, which straddle the end of what the first run acknowledged.
 					pos := first.committed()
-					from := map[int32]int64{}
-					for _, p := range pos {
-						from[p.Partition] = p.Offset
-					}
-					var rest []stream.Record[ev]
-					for _, rec := range recs {
-						if rec.Offset >= from[rec.Partition] {
-							rest = append(rest, rec)
-						}
-					}
+					rest := from(recs, pos)
 					second := newReaderRun(t, tc.sp, 0)
 					second.q.Resume(pos...)
 					second.feed(split(rest, 3+int(crash)%7*4, 5), -1)

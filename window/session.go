@@ -49,7 +49,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	gap := w.gap
 	gg := addSat(gap, w.grace) // a session closes on its last record plus gg
 	lastT := int64(math.MaxInt64) - gap
-	begin(&w.partClock, in)
+	begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time
@@ -244,7 +244,7 @@ func (w *sessions[T, K, V, A, R]) entries() int {
 func (w *sessions[T, K, V, A, R]) usage() (int, int64) {
 	var k K
 	open := 0
-	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.keys))*int64(unsafe.Sizeof(&sessKey[K, A]{})) +
+	n := int64(unsafe.Sizeof(*w)) + w.riseBytes() + int64(cap(w.keys))*int64(unsafe.Sizeof(&sessKey[K, A]{})) +
 		int64(cap(w.scratch))*int64(unsafe.Sizeof(sessRef{})) + mapBytes(len(w.idx), unsafe.Sizeof(k), 4)
 	for _, sk := range w.keys {
 		open += len(sk.ss)

@@ -120,7 +120,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
-	begin(&w.partClock, in)
+	begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time
@@ -167,7 +167,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 			// a first record whose clock was behind): fire now what the batch's end would
 			// fire on the watermark so far, so that the rings need not span the gap. A
 			// record after it in the batch is late for those windows either way.
-			w.fwm = max(w.fwm, min(pc.PartitionWatermark, w.pwm))
+			w.fwm = max(w.fwm, min(pc.PartitionWatermark, w.pwmAt(e.Offset)))
 			o = w.fireClosed(pc, in, o)
 		}
 		w.touch(j, e.Offset)
@@ -469,7 +469,7 @@ func (w *sliding[T, K, V, A, R]) entries() int { return len(w.order) }
 // slab of rings, the keys' bookkeeping and the key map.
 func (w *sliding[T, K, V, A, R]) usage() (int, int64) {
 	var k K
-	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.slab))*int64(unsafe.Sizeof(slot[A]{})) +
+	n := int64(unsafe.Sizeof(*w)) + w.riseBytes() + int64(cap(w.slab))*int64(unsafe.Sizeof(slot[A]{})) +
 		int64(cap(w.meta))*int64(unsafe.Sizeof(series[K, A]{})) + int64(cap(w.newest))*8 +
 		int64(cap(w.order)+cap(w.freeX))*4 + int64(cap(w.panes))*int64(unsafe.Sizeof(paneInfo{})) +
 		int64(cap(w.parts))*int64(unsafe.Sizeof(partial[A]{})) + mapBytes(len(w.idx), unsafe.Sizeof(k), 4)

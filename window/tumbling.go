@@ -70,7 +70,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	every := op.cfg.emit == EveryBatch
 	size := w.size
 	sg := addSat(size, w.grace) // a window closes on its start plus sg (addSat: up to the end of time)
-	begin(&w.partClock, in)
+	begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		wm := w.observeAt(pc, pc.CapEventTime(e.Time), e.Offset)
@@ -285,7 +285,7 @@ func (w *tumbling[T, K, V, A, R]) entries() int {
 // usage: the open buckets are the open windows; bytes count every bucket, open or kept for
 // reuse, by the capacity of its slices and the entries its map was sized for.
 func (w *tumbling[T, K, V, A, R]) usage() (int, int64) {
-	n := int64(unsafe.Sizeof(*w)) + int64(cap(w.open)+cap(w.free))*int64(unsafe.Sizeof(w.cur))
+	n := int64(unsafe.Sizeof(*w)) + w.riseBytes() + int64(cap(w.open)+cap(w.free))*int64(unsafe.Sizeof(w.cur))
 	for _, b := range w.open {
 		n += b.bytes()
 	}

@@ -272,7 +272,7 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 	op.late, op.latePart, op.lateBatch = op.late[:0], pc.Partition, pc.Batch
 	eng, ok := op.parts[pc.Partition]
 	if !ok {
-		if len(in) == 0 && !pc.Merged {
+		if len(in) == 0 && !pc.Merged && !sourceHasRecords(pc) {
 			return o
 		}
 		// A repartition's partition gets its engine in its first batch, records or not, so
@@ -323,6 +323,18 @@ func (op *operator[T, K, V, A, R]) Process(pc *stream.PartitionContext, in []str
 		}
 	}
 	return o
+}
+
+// sourceHasRecords reports whether, for an operator that follows its source (see begin), the
+// partition has records in the batch: its clock starts at the first, whether or not an
+// operator before it dropped it, as it would over the unfiltered stream.
+func sourceHasRecords(pc *stream.PartitionContext) bool {
+	if times, ok := pc.SourceTimes(); ok {
+		for range times {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSplit counts (and warns once of) results whose key had a result of the same window
@@ -401,8 +413,8 @@ func (op *operator[T, K, V, A, R]) newEngine(pc *stream.PartitionContext) engine
 
 // HeldWatermark implements stream.WatermarkHolder: the watermark the partition's windows
 // last fired on. The windows still to be emitted end, plus the grace, after it; it is behind
-// the partition's own watermark when the operator saw fewer records than the partition had
-// (an operator before it dropped some), since it fires on what it saw.
+// the partition's own watermark when the operator reads a stateful operator's output, since
+// it fires on what it saw (behind stateless ones it follows every record of the partition).
 func (op *operator[T, K, V, A, R]) HeldWatermark(part int32) (int64, bool) {
 	if eng, ok := op.parts[part]; ok {
 		return eng.fired(), true
