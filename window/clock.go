@@ -58,13 +58,19 @@ type partClock struct {
 // rise is a point of the batch where the partition's watermark rose: to wm, at position at.
 type rise struct{ wm, at int64 }
 
-// begin starts a batch of input in. An operator that reads the source through stateless ones
-// (follows) moves its clock with every record of the partition, those dropped before it
-// included (stream.PartitionContext.SourceTimes): its clock, lateness and closing positions
-// are then those of the same window over the unfiltered stream, so that a window behind a
-// Filter closes when the partition's watermark passes it, not when a record that passes
-// the Filter does, and still depends only on the partition's record order.
-func begin[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]) {
+// begin starts a batch of input in, and returns it to process. An operator that reads the
+// source through stateless ones (follows) moves its clock with every record of the
+// partition, those dropped before it included (stream.PartitionContext.SourceTimes): its
+// clock, lateness and closing positions are then those of the same window over the
+// unfiltered stream, so that a window behind a Filter closes when the partition's watermark
+// passes it, not when a record that passes the Filter does, and still depends only on the
+// partition's record order. For that, it takes its input in offset order (a copy, when it is
+// not): paths from the source that meet again (a Union of two Filters) give one path's
+// records, then the other's, and then the first record given set the floor and the replay
+// position, a sliding window that fired early on a record far ahead made the older records
+// after it late, and the order of a window's keys and late records followed where batches
+// end.
+func begin[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]) []stream.Elem[T] {
 	c.maxT0, c.hi0, c.risen = c.maxT, c.hi, false
 	c.follows = false
 	if !pc.Merged {
@@ -79,12 +85,20 @@ func begin[T any](c *partClock, pc *stream.PartitionContext, in []stream.Elem[T]
 				}
 			}
 			c.rises, c.risen, c.hi, c.ri = rs, true, hi, 0
+			if !slices.IsSortedFunc(in, byOffset[T]) {
+				// Stable: a record both paths kept comes twice, in the Union's order.
+				in = slices.Clone(in)
+				slices.SortStableFunc(in, byOffset[T])
+			}
 		}
 	}
 	if n := len(in); n > 0 {
 		c.hi = max(c.hi, in[n-1].Offset)
 	}
+	return in
 }
+
+func byOffset[T any](a, b stream.Elem[T]) int { return cmp.Compare(a.Offset, b.Offset) }
 
 // rose records, once per batch, where the partition's watermark rose in it: in a
 // repartition's partition at each mark that raised it, at the mark's own position (from-1);

@@ -58,9 +58,14 @@
 // the unfiltered stream with an aggregator that ignores the dropped records, except that a
 // dropped record opens nothing, sets no floor and holds no commit
 // (TestFilteredWindowIsUnfilteredWindow, TestFilteredWindowAfterCrash,
-// TestFilteredWindowClosesOnDroppedRecords). A window behind a stateful operator (a tracker)
-// counts the records it is given: it closes once a later one comes, or once the partition is
-// idle. A window after a repartition fires on the marks that come through it (the upstream
+// TestFilteredWindowClosesOnDroppedRecords). Such a window takes each batch's records in
+// offset order, also where paths from the source meet again (a Union of two Filters gives one
+// Filter's records, then the other's): its floor, keys' order and late records then follow
+// the partition's record order, not where batches end (TestUnionOfFiltersIsUnfilteredWindow).
+// Two windows of one grace behind different Filters of one source fire together
+// (stream.SourceFollower), so RepartitionByTime takes their united results. A window behind
+// a stateful operator (a tracker) counts the records it is given: it closes once a later one
+// comes, or once the partition is idle. A window after a repartition fires on the marks that come through it (the upstream
 // partitions' watermarks). End of input closes every window, those still
 // open on the partition's watermark included; the commit stays at the first record of the
 // oldest of those (see "Delivery and replay"), so a later run on the next records of the

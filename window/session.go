@@ -49,7 +49,7 @@ func (w *sessions[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	gap := w.gap
 	gg := addSat(gap, w.grace) // a session closes on its last record plus gg
 	lastT := int64(math.MaxInt64) - gap
-	begin(&w.partClock, pc, in)
+	in = begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time

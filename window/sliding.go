@@ -120,7 +120,7 @@ func (w *sliding[T, K, V, A, R]) process(pc *stream.PartitionContext, in []strea
 	op := w.op
 	agg := op.agg
 	every := op.cfg.emit == EveryBatch
-	begin(&w.partClock, pc, in)
+	in = begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		t := e.Time

@@ -70,7 +70,7 @@ func (w *tumbling[T, K, V, A, R]) process(pc *stream.PartitionContext, in []stre
 	every := op.cfg.emit == EveryBatch
 	size := w.size
 	sg := addSat(size, w.grace) // a window closes on its start plus sg (addSat: up to the end of time)
-	begin(&w.partClock, pc, in)
+	in = begin(&w.partClock, pc, in)
 	for i := range in {
 		e := &in[i]
 		wm := w.observeAt(pc, pc.CapEventTime(e.Time), e.Offset)
