@@ -128,17 +128,20 @@ func outOfOrder(batches [][]stream.Record[uev]) int {
 
 // TestUnionOfFiltersIsUnfilteredWindow: a window behind the Union of two Filters of one
 // source gets each batch's records of a partition out of offset order (those Filter A kept,
-// then those of Filter B; a record both keep twice), and judges each against the partition's
-// watermark as of its offset (window/clock.go's pwmAt searches the rises when an offset
-// comes before the last one judged). Over random out-of-order records of several partitions,
-// in random batches, it must give, batch by batch and in order, exactly what the window over
-// the partition's records in offset order gives (the reference: records both Filters keep
-// twice, those neither keeps under a key of their own): the same results, partial and
-// final, with the same positions, and the same late records. Every engine, both emission
-// modes. It failed before the window took its input in offset order: the first record it was
-// given (Filter A's first) set its floor, so the partition's older first records that only B
-// kept were late, and a window's keys came in the order the Union gave them, which depends on
-// where batches end.
+// then those of Filter B; a record both keep twice), and must judge each against the
+// partition's watermark as of its offset, with SourceTimes' rises. Over random out-of-order
+// records of several partitions, in random batches, it must give, batch by batch and in
+// order, exactly what the window over the partition's records in offset order gives (the
+// reference: records both Filters keep twice, those neither keeps under a key of their own):
+// the same results, partial and final, with the same positions, and the same late records.
+// Every engine, both emission modes, 40 seeds each, with batches the Union gave out of order
+// among them. It failed before
+// the window took its input in offset order (begin): the first record it was given (Filter
+// A's first) set its floor, so the partition's older first records that only B kept were
+// late; a sliding window that fired early on a record far ahead made older records after it
+// late; and a window's keys came in the order the Union gave them, which depends on where
+// batches end. (Since then the engines judge their records in offset order, so pwmAt's
+// search for an offset before the last one judged is no longer reached from them.)
 func TestUnionOfFiltersIsUnfilteredWindow(t *testing.T) {
 	seeds := uint64(40)
 	if testing.Short() {
