@@ -58,7 +58,12 @@
 // the unfiltered stream with an aggregator that ignores the dropped records, except that a
 // dropped record opens nothing, sets no floor and holds no commit
 // (TestFilteredWindowIsUnfilteredWindow, TestFilteredWindowAfterCrash,
-// TestFilteredWindowClosesOnDroppedRecords). Such a window takes each batch's records in
+// TestFilteredWindowClosesOnDroppedRecords). Hence one limit of its replay: the replay's
+// clock starts at the window's own position, without the dropped records before it, so a
+// record far behind the watermark, late in the first run, that the replay takes first (the
+// window held nothing at the commit, or it was the first record the window was given) is on
+// time there, and its window is written; exact replay there needs the clock stored with the
+// commit. Such a window takes each batch's records in
 // offset order, also where paths from the source meet again (a Union of two Filters gives one
 // Filter's records, then the other's): its floor, keys' order and late records then follow
 // the partition's record order, not where batches end (TestUnionOfFiltersIsUnfilteredWindow).
