@@ -63,15 +63,13 @@
 // record far behind the watermark, late in the first run, that the replay takes first (the
 // window held nothing at the commit, or it was the first record the window was given) is on
 // time there, and its window is written; exact replay there needs the clock stored with the
-// commit. Such a window takes each batch's records in
-// offset order, also where paths from the source meet again (a Union of two Filters gives one
-// Filter's records, then the other's): its floor, keys' order and late records then follow
-// the partition's record order, not where batches end (TestUnionOfFiltersIsUnfilteredWindow).
-// Two windows of one grace behind different Filters of one source fire together
-// (stream.SourceFollower), so RepartitionByTime takes their united results. A window behind
-// a stateful operator (a tracker) counts the records it is given: it closes once a later one
-// comes, or once the partition is idle. A window after a repartition fires on the marks that come through it (the upstream
-// partitions' watermarks). End of input closes every window, those still
+// commit. Such a window takes each batch's records in offset order, also where paths from
+// the source meet again (a Union of two Filters gives one Filter's records, then the
+// other's): its floor, keys' order and late records then follow the partition's record
+// order, not where batches end (TestUnionOfFiltersIsUnfilteredWindow). A window behind a
+// stateful operator (a tracker) counts the records it is given: it closes once a later one
+// comes, or once the partition is idle. A window after a repartition fires on the marks
+// that come through it (the upstream partitions' watermarks). End of input closes every window, those still
 // open on the partition's watermark included; the commit stays at the first record of the
 // oldest of those (see "Delivery and replay"), so a later run on the next records of the
 // partition completes them as one run would.
