@@ -199,6 +199,10 @@ type partition struct {
 	// read is the offset after the last record pushed into the input or dead-lettered, for
 	// the caught-up monitor (WithEndWhenCaughtUp).
 	read atomic.Int64
+	// paused is set while the claim does not fetch (its hold is full), and listedEnd is the
+	// partition's high-water mark as listed meanwhile (ends.go); 0 until then.
+	paused    atomic.Bool
+	listedEnd atomic.Int64
 
 	mu sync.Mutex
 	// marks is written under mu, by the claim's goroutine and by mark (Source.Commit). Only

@@ -214,7 +214,9 @@ func (s *Source[T]) countDeadLetter(reason string) {
 // Stats reports the records and bytes consumed and, for every partition this instance owns,
 // by "topic/partition": its lag (the high-water mark minus the committed offset), the offset
 // after the last record read (pushed into the pipeline's input or dead-lettered) and the
-// high-water mark.
+// high-water mark. The mark is the last fetch's, or, while the pipeline is blocked and the
+// claim has stopped fetching, one listed from the broker every two seconds: the lag grows with
+// the backlog during an output outage instead of freezing.
 func (s *Source[T]) Stats() stream.SourceStats {
 	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load(), DeadLetters: s.deadLettered.Load()}
 	st.FailingSince, st.LastError = s.reach.state()
@@ -231,7 +233,7 @@ func (s *Source[T]) Stats() stream.SourceStats {
 	st.Read = make(map[string]int64, len(s.owned))
 	st.End = make(map[string]int64, len(s.owned))
 	for _, p := range s.owned {
-		hwm := p.claim.HighWaterMarkOffset()
+		hwm := p.highWater()
 		p.mu.Lock()
 		c := p.marks.committed
 		p.mu.Unlock()
@@ -398,6 +400,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 		}
 	})
 	wg.Go(func() { s.monitorTopics(runCtx, client) })
+	wg.Go(func() { s.refreshEnds(runCtx, sc, client) })
 	if purging.Load() {
 		wg.Go(func() { s.purgeEvery(runCtx, client, purging) })
 	}
