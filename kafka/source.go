@@ -54,7 +54,8 @@ type Source[T any] struct {
 	deadByReason                 sync.Map // reason -> *atomic.Int64
 	// dlqLog lets the first dead letters be logged one by one, then one line per interval
 	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).
-	dlqLog *lograte.Limiter
+	// groupLog does the same for the consumer group's errors (groupErrors).
+	dlqLog, groupLog *lograte.Limiter
 
 	// reach is whether the cluster answers: when the Source last found it unreachable.
 	reach reachability
@@ -152,6 +153,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		progress:  make(chan struct{}, 1),
 		epoch:     time.Now(),
 		dlqLog:    lograte.New(10, 10*time.Second),
+		groupLog:  lograte.New(groupLogFirst, groupLogEvery),
 	}
 	for i, t := range cfg.Topics {
 		s.topics[t] = i
@@ -373,32 +375,7 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	defer wg.Wait()
 	defer func() { _ = group.Close() }() // leaves the group and flushes commits; before wg.Wait
 	defer cancel(nil)                    // stops the monitors; before wg.Wait
-	wg.Go(func() {
-		for err := range group.Errors() {
-			if isNotAuthorized(err) {
-				// A fetch or a commit refused by the ACLs: no retry will be let through.
-				a := access{topics: s.cfg.Topics, group: s.cfg.Group}
-				if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && ce.Topic != "" {
-					a.topics = []string{ce.Topic}
-				}
-				s.fail(s.cfg.notAuthorized(err, a))
-				continue
-			}
-			if errors.Is(err, sarama.ErrFencedInstancedId) {
-				s.fail(s.fenced(err))
-				continue
-			}
-			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && isMetadataTooLarge(ce.Err) {
-				s.fail(s.metadataTooLarge(ce.Topic, ce.Partition))
-				continue
-			}
-			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && errors.Is(ce.Err, sarama.ErrOffsetOutOfRange) {
-				s.outOfRange(client, ce)
-				continue
-			}
-			s.log.Warn("kafka: consumer group error", "err", redact(&s.cfg, err))
-		}
-	})
+	wg.Go(func() { s.groupErrors(group.Errors(), client) })
 	wg.Go(func() { s.monitorTopics(runCtx, client) })
 	wg.Go(func() { s.refreshEnds(runCtx, sc, client) })
 	if purging.Load() {
