@@ -155,6 +155,9 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 			delete(h.s.early, id)
 			h.s.mu.Unlock()
 			c, ok := commits[topicPart{topic, p}]
+			h.s.mu.Lock()
+			h.s.starts[id] = noteStart(c, ok)
+			h.s.mu.Unlock()
 			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
 			// where committed output made from the partition's replay may start.
 			ended, stored := cutEnded(c.Meta)

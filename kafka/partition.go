@@ -69,7 +69,9 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	}
 	delete(s.early, id)
 	delete(s.announced, id)
-	s.log.Debug("kafka: partition assigned", "topic", p.topic, "partition", p.part, "offset", start)
+	note, noted := s.starts[id]
+	delete(s.starts, id)
+	s.logStart(p, claim.InitialOffset(), note, noted)
 	return p
 }
 

@@ -94,12 +94,13 @@ type Source[T any] struct {
 	// for them meanwhile, marked once the claim starts (see Commit).
 	announced map[int32]bool
 	early     map[int32]stream.Position
-	bases     map[int32]resumed // exactly once: each claim's committed offset, checkpoint and read-back bound
-	ends      map[int32]int64   // bounded mode: end offset by partition id
-	finished  map[int32]bool    // bounded mode: partitions read to their end
-	ended     bool              // bounded mode, WithEndWhenCaughtUp: the input was closed
-	caughtUp  *caughtUpMember   // WithEndWhenCaughtUp: the Source's part of the option
-	progress  chan struct{}     // bounded mode: a partition finished
+	bases     map[int32]resumed   // exactly once: each claim's committed offset, checkpoint and read-back bound
+	starts    map[int32]startNote // what the group had committed, for the claim's log line (start.go)
+	ends      map[int32]int64     // bounded mode: end offset by partition id
+	finished  map[int32]bool      // bounded mode: partitions read to their end
+	ended     bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
+	caughtUp  *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
+	progress  chan struct{}       // bounded mode: a partition finished
 
 	// committing is the sessions whose commit runs in the background (see Commit).
 	commitMu   sync.Mutex
@@ -150,6 +151,7 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		ends:      make(map[int32]int64),
 		finished:  make(map[int32]bool),
 		bases:     make(map[int32]resumed),
+		starts:    make(map[int32]startNote),
 		progress:  make(chan struct{}, 1),
 		epoch:     time.Now(),
 		dlqLog:    lograte.New(10, 10*time.Second),
