@@ -155,6 +155,9 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 			delete(h.s.early, id)
 			h.s.mu.Unlock()
 			c, ok := commits[topicPart{topic, p}]
+			h.s.mu.Lock()
+			h.s.starts[id] = noteStart(c, ok)
+			h.s.mu.Unlock()
 			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
 			// where committed output made from the partition's replay may start.
 			ended, stored := cutEnded(c.Meta)
@@ -318,13 +321,17 @@ func (h *handler[T]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		// every claim paused at once, as they did while a batch ran, sarama's broker consumer
 		// slept 100 ms at a time (it has nothing to fetch) and the input refilled up to that
 		// late. The hold (see Source.Run) carries a claim through a batch instead.
-		if wantPause := !c.room() || c.finished; wantPause != paused && pauser != nil {
-			if wantPause {
-				pauser.Pause()
-			} else {
-				pauser.Resume()
+		// A paused claim's high-water mark stops moving: Run lists it meanwhile (ends.go).
+		if wantPause := !c.room() || c.finished; wantPause != paused {
+			if pauser != nil {
+				if wantPause {
+					pauser.Pause()
+				} else {
+					pauser.Resume()
+				}
 			}
 			paused = wantPause
+			c.p.setPaused(wantPause && !c.finished)
 		}
 		var recv <-chan *sarama.ConsumerMessage
 		if c.room() {

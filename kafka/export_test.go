@@ -16,3 +16,12 @@ var OpenOffsetTxnAs = openOffsetTxnAs
 func WithJoinDelay(d time.Duration) ExchangeOption {
 	return exchangeOpt(func(o *exchangeOptions) { o.joinDelay = d })
 }
+
+// PausedClaims returns how many of the Source's claims are paused (their hold is full).
+func (s *Source[T]) PausedClaims() int {
+	n := 0
+	for _, ps := range s.pausedClaims() {
+		n += len(ps)
+	}
+	return n
+}

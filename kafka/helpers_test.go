@@ -506,7 +506,18 @@ type pipelineSpec struct {
 	dead *atomic.Bool
 	// popts are more options of the pipeline.
 	popts []stream.Option
+	// params, if set, are the window operator's parameters (stream.Parameterized): its
+	// pipeline then commits a checkpoint with every position.
+	params string
 }
+
+// paramTumbling is a tumbling window with parameters.
+type paramTumbling struct {
+	*tumbling
+	params string
+}
+
+func (w paramTumbling) Parameters() string { return w.params }
 
 var errCrashed = errors.New("test: process crashed")
 
@@ -547,7 +558,11 @@ func startPipeline(t testing.TB, spec pipelineSpec) *running {
 		return nil
 	}))
 	if spec.results != nil {
-		wins := stream.Apply(events, "tumbling", stream.Operator[event, winResult](newTumbling()))
+		var op stream.Operator[event, winResult] = newTumbling()
+		if spec.params != "" {
+			op = paramTumbling{newTumbling(), spec.params}
+		}
+		wins := stream.Apply(events, "tumbling", op)
 		stream.To(wins, stream.SinkFunc[winResult](func(ctx context.Context, batch []winResult) error {
 			if spec.dead != nil && spec.dead.Load() {
 				return errCrashed

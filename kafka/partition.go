@@ -69,7 +69,9 @@ func (s *Source[T]) own(sess sarama.ConsumerGroupSession, claim sarama.ConsumerG
 	}
 	delete(s.early, id)
 	delete(s.announced, id)
-	s.log.Debug("kafka: partition assigned", "topic", p.topic, "partition", p.part, "offset", start)
+	note, noted := s.starts[id]
+	delete(s.starts, id)
+	s.logStart(p, claim.InitialOffset(), note, noted)
 	return p
 }
 
@@ -199,6 +201,10 @@ type partition struct {
 	// read is the offset after the last record pushed into the input or dead-lettered, for
 	// the caught-up monitor (WithEndWhenCaughtUp).
 	read atomic.Int64
+	// paused is set while the claim does not fetch (its hold is full), and listedEnd is the
+	// partition's high-water mark as listed meanwhile (ends.go); 0 until then.
+	paused    atomic.Bool
+	listedEnd atomic.Int64
 
 	mu sync.Mutex
 	// marks is written under mu, by the claim's goroutine and by mark (Source.Commit). Only

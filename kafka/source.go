@@ -54,7 +54,8 @@ type Source[T any] struct {
 	deadByReason                 sync.Map // reason -> *atomic.Int64
 	// dlqLog lets the first dead letters be logged one by one, then one line per interval
 	// with the count, so a flood of bad input does not drown the log (DeadLettered counts all).
-	dlqLog *lograte.Limiter
+	// groupLog does the same for the consumer group's errors (groupErrors).
+	dlqLog, groupLog *lograte.Limiter
 
 	// reach is whether the cluster answers: when the Source last found it unreachable.
 	reach reachability
@@ -93,12 +94,13 @@ type Source[T any] struct {
 	// for them meanwhile, marked once the claim starts (see Commit).
 	announced map[int32]bool
 	early     map[int32]stream.Position
-	bases     map[int32]resumed // exactly once: each claim's committed offset, checkpoint and read-back bound
-	ends      map[int32]int64   // bounded mode: end offset by partition id
-	finished  map[int32]bool    // bounded mode: partitions read to their end
-	ended     bool              // bounded mode, WithEndWhenCaughtUp: the input was closed
-	caughtUp  *caughtUpMember   // WithEndWhenCaughtUp: the Source's part of the option
-	progress  chan struct{}     // bounded mode: a partition finished
+	bases     map[int32]resumed   // exactly once: each claim's committed offset, checkpoint and read-back bound
+	starts    map[int32]startNote // what the group had committed, for the claim's log line (start.go)
+	ends      map[int32]int64     // bounded mode: end offset by partition id
+	finished  map[int32]bool      // bounded mode: partitions read to their end
+	ended     bool                // bounded mode, WithEndWhenCaughtUp: the input was closed
+	caughtUp  *caughtUpMember     // WithEndWhenCaughtUp: the Source's part of the option
+	progress  chan struct{}       // bounded mode: a partition finished
 
 	// committing is the sessions whose commit runs in the background (see Commit).
 	commitMu   sync.Mutex
@@ -149,9 +151,11 @@ func NewSource[T any](cfg Config, codec Codec[T], opts ...SourceOption) (*Source
 		ends:      make(map[int32]int64),
 		finished:  make(map[int32]bool),
 		bases:     make(map[int32]resumed),
+		starts:    make(map[int32]startNote),
 		progress:  make(chan struct{}, 1),
 		epoch:     time.Now(),
 		dlqLog:    lograte.New(10, 10*time.Second),
+		groupLog:  lograte.New(groupLogFirst, groupLogEvery),
 	}
 	for i, t := range cfg.Topics {
 		s.topics[t] = i
@@ -214,7 +218,9 @@ func (s *Source[T]) countDeadLetter(reason string) {
 // Stats reports the records and bytes consumed and, for every partition this instance owns,
 // by "topic/partition": its lag (the high-water mark minus the committed offset), the offset
 // after the last record read (pushed into the pipeline's input or dead-lettered) and the
-// high-water mark.
+// high-water mark. The mark is the last fetch's, or, while the pipeline is blocked and the
+// claim has stopped fetching, one listed from the broker every two seconds: the lag grows with
+// the backlog during an output outage instead of freezing.
 func (s *Source[T]) Stats() stream.SourceStats {
 	st := stream.SourceStats{Records: s.records.Load(), Bytes: s.bytes.Load(), DeadLetters: s.deadLettered.Load()}
 	st.FailingSince, st.LastError = s.reach.state()
@@ -231,7 +237,7 @@ func (s *Source[T]) Stats() stream.SourceStats {
 	st.Read = make(map[string]int64, len(s.owned))
 	st.End = make(map[string]int64, len(s.owned))
 	for _, p := range s.owned {
-		hwm := p.claim.HighWaterMarkOffset()
+		hwm := p.highWater()
 		p.mu.Lock()
 		c := p.marks.committed
 		p.mu.Unlock()
@@ -371,33 +377,9 @@ func (s *Source[T]) Run(ctx context.Context, in *stream.Input[T]) error {
 	defer wg.Wait()
 	defer func() { _ = group.Close() }() // leaves the group and flushes commits; before wg.Wait
 	defer cancel(nil)                    // stops the monitors; before wg.Wait
-	wg.Go(func() {
-		for err := range group.Errors() {
-			if isNotAuthorized(err) {
-				// A fetch or a commit refused by the ACLs: no retry will be let through.
-				a := access{topics: s.cfg.Topics, group: s.cfg.Group}
-				if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && ce.Topic != "" {
-					a.topics = []string{ce.Topic}
-				}
-				s.fail(s.cfg.notAuthorized(err, a))
-				continue
-			}
-			if errors.Is(err, sarama.ErrFencedInstancedId) {
-				s.fail(s.fenced(err))
-				continue
-			}
-			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && isMetadataTooLarge(ce.Err) {
-				s.fail(s.metadataTooLarge(ce.Topic, ce.Partition))
-				continue
-			}
-			if ce := (*sarama.ConsumerError)(nil); errors.As(err, &ce) && errors.Is(ce.Err, sarama.ErrOffsetOutOfRange) {
-				s.outOfRange(client, ce)
-				continue
-			}
-			s.log.Warn("kafka: consumer group error", "err", redact(&s.cfg, err))
-		}
-	})
+	wg.Go(func() { s.groupErrors(group.Errors(), client) })
 	wg.Go(func() { s.monitorTopics(runCtx, client) })
+	wg.Go(func() { s.refreshEnds(runCtx, sc, client) })
 	if purging.Load() {
 		wg.Go(func() { s.purgeEvery(runCtx, client, purging) })
 	}

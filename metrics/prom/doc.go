@@ -9,6 +9,7 @@
 //	p, err := stream.New(time.Second, stream.WithName("cab-stats"), stream.WithStatsHook(m.Observe))
 //	...
 //	_ = m.AddSink("cab-stats", opensearchprom.SinkStats(sink.Stats)) // an OpenSearch sink (package opensearchprom)
+//	_ = m.AddSource(src.Stats) // a kafka.Source: its lags stay live while no batch is acknowledged
 //	go http.ListenAndServe("127.0.0.1:9464", m.Handler()) // opt-in; the caller owns the server
 //	err = p.Run(ctx)
 //
@@ -50,7 +51,9 @@
 // partitioned by the operator's key; stream.OperatorState.SplitKeys).
 //
 // per source partition, labelled partition with the status page's names (WithPartitionName),
-// removed when the partition leaves (revoked); a figure not known yet is absent:
+// removed when the partition leaves (revoked); a figure not known yet is absent. The commit
+// lag, read offset and end come from the last acknowledged batch's SourceStats, or, for the
+// partitions of a source added with AddSource, from its live stats at scrape time:
 //
 //	source_read_offset{partition}               gauge      offset after the newest record read (or dead-lettered)
 //	source_committed_offset{partition}          gauge      offset a restart resumes from
@@ -99,6 +102,32 @@
 // Alert on source_read_lag_records or event_time_lag_seconds for "behind", not on the
 // consumer group's lag.
 //
+// # Lag during outages
+//
+// An output outage (OpenSearch down) stops the acknowledgements, so Observe does not run: the
+// last batch's figures stay as they were, and a pipeline that kept up read 0 while the
+// backlog grew. Add each source whose lag an alert watches with AddSource: its commit lag,
+// read offset and end are then read at every scrape, and a kafka.Source's end keeps moving
+// while its claims stop fetching (it lists the high-water marks every two seconds once its
+// buffers are full), so source_read_lag_records and source_commit_lag_records grow with the
+// backlog, within a few seconds, as Flink's and Spark's lag do. event_time_lag_seconds grows
+// too (now minus the last batch's watermark). The figures only a batch knows (the
+// pipeline's positions, committed offsets, held back records, watermarks, state) stay the
+// last batch's.
+//
+// A Kafka outage is different: the consumer group session ends and every partition is
+// revoked, so the per-partition series go away (partitions reads 0) until the source joins
+// again, and an alert on the lag gets no data rather than a high value. Alert on that as
+// well, with source_failing (1 while the source cannot reach Kafka, as of the last batch;
+// batches go on, empty, during a Kafka outage) or absent(), for example:
+//
+//	sum(fleetstream_source_read_lag_records) > 100000
+//	  or (fleetstream_source_failing == 1)
+//	  or absent(fleetstream_source_read_lag_records)
+//
+// The last values are not kept: a partition that is gone may have been taken over by another
+// instance of the group, and its figures there are that instance's.
+//
 // # Cumulative values
 //
 // BatchStats carries per-batch values (records, durations, attempts), which are added, and the
@@ -136,5 +165,6 @@
 //
 // Observe runs once per batch in the run loop, never per record, and does not allocate once
 // the partitions and operators are known (a few microseconds for a dozen partitions). All
-// methods are safe for concurrent use; the sink stats functions run on the scraping goroutine.
+// methods are safe for concurrent use; the sink, repartition and source stats functions run
+// on the scraping goroutine (and the status page's).
 package prom

@@ -13,11 +13,12 @@ import (
 )
 
 // partitionTable joins the live partitions' positions and the committed offsets (by
-// partition id) with the source's commit lags (by name), sorted by name; m.mu is held.
-func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
+// partition id) with the sources' commit lags, read offsets and ends (by name: the last
+// batch's, or live ones, see sourceVals), sorted by name; m.mu is held.
+func (m *Metrics) partitionTable(now time.Time, src sourceVals) []PartitionDoc {
 	name := m.cfg.partitionName
 	if name == nil {
-		name = defaultPartitionName(m.lagVals)
+		name = defaultPartitionName(src.lag)
 	}
 	rows := make(map[string]*PartitionDoc)
 	row := func(n string) *PartitionDoc {
@@ -29,7 +30,7 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 		}
 		return r
 	}
-	for n, l := range m.lagVals {
+	for n, l := range src.lag {
 		row(n).CommitLag = &l
 	}
 	for id, off := range m.committed {
@@ -52,7 +53,7 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 	}
 	// The source's own read offsets: ahead of the pipeline's by the records in its input and
 	// the offsets it dead-lettered after the last record it pushed, which are read too.
-	for n, off := range m.readVals {
+	for n, off := range src.read {
 		if off < 0 {
 			continue // not known (a source reports -1 before it reads anything)
 		}
@@ -62,7 +63,7 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 	}
 	out := make([]PartitionDoc, 0, len(rows))
 	for _, r := range rows {
-		if end, ok := m.endVals[r.Name]; ok {
+		if end, ok := src.end[r.Name]; ok {
 			r.End = &end
 		} else if r.Committed != nil && r.CommitLag != nil {
 			end := *r.Committed + *r.CommitLag
@@ -71,7 +72,7 @@ func (m *Metrics) partitionTable(now time.Time) []PartitionDoc {
 		// commit lag = read lag + held back (read, not committed). The source's lag and the
 		// pipeline's positions are taken at slightly different moments (the high-water mark
 		// of the last fetch), hence the bounds at 0.
-		_, srcEnd := m.endVals[r.Name]
+		_, srcEnd := src.end[r.Name]
 		switch {
 		case r.Read == nil && r.Committed == nil && r.End != nil && *r.End == 0:
 			var zero int64 // an empty partition, nothing read: nothing to read either

@@ -70,7 +70,6 @@ type Metrics struct {
 	splitKeys    *prometheus.CounterVec
 	unmatched    *prometheus.CounterVec
 	deadReasons  *prometheus.CounterVec
-	commitLag    *prometheus.GaugeVec
 	retryAttempt prometheus.Gauge
 	srcFailing   prometheus.Gauge
 
@@ -83,12 +82,12 @@ type Metrics struct {
 	prevDups  int64
 	// prevDeadBy is the source's cumulative dead letters by reason at the last batch.
 	prevDeadBy map[string]int64
-	lagGauges  map[string]prometheus.Gauge // by partition, of the last batch
-	lagSeen    map[string]bool             // scratch: partitions of this batch
-	opSums     map[string]opSum            // scratch: state by operator name
-	opGauges   map[string]*opMetrics       // by operator, of the last batch
+	opSums     map[string]opSum      // scratch: state by operator name
+	opGauges   map[string]*opMetrics // by operator, of the last batch
 	sinks      map[string]func() SinkStats
 	sinkNames  []string // in order of AddSink
+	// sources are the live stats of the sources added with AddSource, read at scrape time.
+	sources []func() stream.SourceStats
 	// repartitions are the exchanges' counters, by name (AddRepartition).
 	repartitions map[string]func() RepartitionStats
 
@@ -207,10 +206,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		outValues: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "output_values_total",
 			Help:        "Values acknowledged batches handed to one output (a repartition's: the records it sent, marks included).",
 			ConstLabels: cl}, []string{"output"}),
-		outSum: make(map[string]stream.OutputStats),
-		commitLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "source_commit_lag_records",
-			Help:        "High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.",
-			ConstLabels: cl}, []string{"partition"}),
+		outSum:       make(map[string]stream.OutputStats),
 		retryAttempt: gauge("output_retry_attempt", "Attempt number of the batch whose outputs are being retried; 0 when none is."),
 		srcFailing:   gauge("source_failing", "1 while a source cannot reach its system (a Kafka cluster), as of the last batch; else 0."),
 		committed:    make(map[int32]int64),
@@ -218,8 +214,6 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 		lagVals:      make(map[string]int64),
 		readVals:     make(map[string]int64),
 		endVals:      make(map[string]int64),
-		lagGauges:    make(map[string]prometheus.Gauge),
-		lagSeen:      make(map[string]bool),
 		opSums:       make(map[string]opSum),
 		prevDeadBy:   make(map[string]int64),
 		opGauges:     make(map[string]*opMetrics),
@@ -228,7 +222,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
 		m.processing, m.output, m.outWrite, m.outValues, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.unmatched, m.deadReasons,
-		m.commitLag, m.retryAttempt, m.srcFailing,
+		m.retryAttempt, m.srcFailing,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -334,27 +328,10 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 
 	m.observeOperators(st.State)
 
-	// Commit lag by partition; a partition that is no longer reported (revoked) is removed.
-	clear(m.lagSeen)
-	for part, lag := range st.Source.Lag {
-		part = labelValue(part)
-		g, ok := m.lagGauges[part]
-		if !ok {
-			g = m.commitLag.WithLabelValues(part)
-			m.lagGauges[part] = g
-		}
-		g.Set(float64(lag))
-		m.lagSeen[part] = true
-		m.lagVals[part] = lag
-	}
-	for part := range m.lagGauges {
-		if !m.lagSeen[part] {
-			m.commitLag.DeleteLabelValues(part)
-			delete(m.lagGauges, part)
-			delete(m.lagVals, part)
-		}
-	}
-	// The source's own read offsets and ends, of the partitions it reports now.
+	// The source's commit lags, read offsets and ends, of the partitions it reports now (a
+	// partition no longer reported, revoked, goes); the scrapes export them (scrape.go),
+	// unless a source added with AddSource reports the partition live.
+	keepNamed(m.lagVals, st.Source.Lag)
 	keepNamed(m.readVals, st.Source.Read)
 	keepNamed(m.endVals, st.Source.End)
 }

@@ -20,6 +20,7 @@ type scrapeCollector struct {
 type scrapeDescs struct {
 	watermark, eventLag                               *prometheus.Desc
 	readOffset, committedOffset, readLag, heldBack    *prometheus.Desc
+	commitLag                                         *prometheus.Desc
 	partWatermark, partEventLag, partIdle             *prometheus.Desc
 	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
 	requests, reqBytes, latency                       *prometheus.Desc
@@ -39,6 +40,8 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 			"Offset a source partition resumes from after a restart (the last committed); absent before the first commit.", "partition"),
 		readLag: d("source_read_lag_records",
 			"High-water mark minus the read offset of a source partition (commit lag minus held back): 0 when the pipeline keeps up.", "partition"),
+		commitLag: d("source_commit_lag_records",
+			"High-water mark minus committed offset of a source partition; open windows hold the commit back, so it is not the read lag.", "partition"),
 		heldBack: d("source_held_back_records",
 			"Offsets of a source partition read but not committed, because open state (windows) still needs them on a replay.", "partition"),
 		partWatermark: d("partition_watermark_seconds",
@@ -67,7 +70,7 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
-	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack,
+	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack, d.commitLag,
 		d.partWatermark, d.partEventLag, d.partIdle, d.docs, d.failed, d.retried, d.reqRetries,
 		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight,
 		c.reps.records, c.reps.messages, c.reps.bytes} {
@@ -77,19 +80,19 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	m, d := c.m, c.descs
+	live := m.liveSources() // before the lock: the stats funcs may take their own
 	now := m.cfg.clock.Now()
 	m.mu.Lock()
 	wm := m.watermark
 	sinks := maps.Clone(m.sinks)
 	names := append([]string(nil), m.sinkNames...)
-	rows := m.partitionTable(now)
+	rows := m.partitionTable(now, m.sourceVals(live))
 	m.mu.Unlock()
 	if !wm.IsZero() {
 		ch <- prometheus.MustNewConstMetric(d.watermark, prometheus.GaugeValue, seconds(wm))
 		ch <- prometheus.MustNewConstMetric(d.eventLag, prometheus.GaugeValue, max(0, now.Sub(wm).Seconds()))
 	}
-	// Per partition, from the status page's table, so that both show the same figures. The
-	// commit lag is the GaugeVec set by Observe.
+	// Per partition, from the status page's table, so that both show the same figures.
 	for _, r := range rows {
 		gauge := func(desc *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, r.Name)
@@ -105,6 +108,9 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if r.HeldBack != nil {
 			gauge(d.heldBack, float64(*r.HeldBack))
+		}
+		if r.CommitLag != nil {
+			gauge(d.commitLag, float64(*r.CommitLag))
 		}
 		if r.Watermark != nil {
 			gauge(d.partWatermark, seconds(*r.Watermark))

@@ -186,6 +186,10 @@ type view struct {
 // snapshot copies the state under the mutex and reads the sinks' stats outside it; full adds
 // the history and the partition table at now.
 func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy) {
+	var live []stream.SourceStats
+	if full {
+		live = m.liveSources() // before the lock: the stats funcs may take their own
+	}
 	m.mu.Lock()
 	v := view{seen: m.seen, lastAt: m.lastAt, last: m.last, watermark: m.watermark, retry: m.retry,
 		partitions: m.partsNow, srcSince: m.srcSince, srcErr: m.srcErr}
@@ -202,7 +206,7 @@ func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy
 	}
 	if full {
 		hist = m.history()
-		c.rows = m.partitionTable(now)
+		c.rows = m.partitionTable(now, m.sourceVals(live))
 	}
 	m.mu.Unlock()
 	for i, n := range names {
