@@ -1,5 +1,5 @@
-// The job's waits on Kafka during its start (-kafka-timeout): making its topics and loading
-// the fleet registry. A broker that accepts connections and
+// The job's waits on Kafka during its start (-kafka-timeout): checking its input topics,
+// making its topics and loading the fleet registry. A broker that accepts connections and
 // never answers (a port of another service, a proxy without its backend, a wrong -kafka-tls
 // or -kafka-sasl on some clusters) held the start for as long as sarama's retries of each
 // request took: 30 s read timeouts, ten metadata retries and more, over a quarter of an hour
@@ -63,6 +63,53 @@ func (c *config) ensureTopic(ctx context.Context, cfg kafka.Config, step, topic 
 		_, err := kafka.EnsureTopic(ctx, cfg, topic, partitions, kafka.DefaultReplication)
 		return err
 	})
+}
+
+// checkInputs checks that the job's input topics exist (-topic, -requests-topic,
+// -registry-topic), waiting for Kafka as ensureTopic does. It runs before the job makes any
+// topic of its own: a mistyped -topic left its dead-letter and alerts topics behind (on MSK,
+// replicated, until someone deletes them), made before the Source found the topic missing.
+func (c *config) checkInputs(ctx context.Context, cfg kafka.Config, log *slog.Logger) error {
+	w := c.kafkaWait(log)
+	for _, in := range []struct{ flag, topic string }{{"-topic", c.topic}, {"-requests-topic", c.requests}, {"-registry-topic", c.registry}} {
+		if in.topic == "" {
+			continue
+		}
+		err := w.wait(ctx, in.flag+" "+in.topic, func(ctx context.Context) error {
+			err := topicExists(ctx, cfg, in.topic)
+			switch {
+			case !errors.Is(err, kafka.ErrTopicNotFound):
+				return err
+			case in.flag == "-registry-topic":
+				// As loadRegistry says it, the library's error kept: a Table's.
+				return fmt.Errorf("no such topic: check the name, or create it compacted (replay -registry-topic writes one): %w", err)
+			}
+			// Not the library's error, which is the probe's (a Table's: "create it with
+			// kafka.EnsureCompactedTopic").
+			return fmt.Errorf("source topic %q does not exist: check the name, or create it first "+
+				"(the job makes its dead-letter, alerts and repartition topics, never its inputs): %w", in.topic, kafka.ErrTopicNotFound)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// topicExists fails with kafka.ErrTopicNotFound unless topic exists, and makes nothing: the
+// Load of a co-partitioned kafka.Table connects, checks the topic and reads nothing
+// (kafka.WithCoPartitioned), and a Table never creates its topic.
+func topicExists(ctx context.Context, cfg kafka.Config, topic string) error {
+	probe, err := kafka.NewTable(cfg, topic, func(key, _ []byte) (string, struct{}, error) {
+		return string(key), struct{}{}, nil
+	}, kafka.WithCoPartitioned())
+	if err != nil {
+		return err
+	}
+	if err := probe.Load(ctx); err != nil {
+		return err // Load closed it
+	}
+	return probe.Close()
 }
 
 // transientKafka reports whether an error of a request to Kafka may pass: brokers that

@@ -29,6 +29,7 @@ func TestStartBoundedOnSilentOpenSearch(t *testing.T) {
 	s := needServices(t)
 	node, _ := testenv.SilentListener(t)
 	topic := testenv.UniqueName(t, "silent-os")
+	ensureTopic(t, s, topic) // an input that does not exist fails the start before OpenSearch
 	args := []string{"-brokers", s.brokers, "-opensearch", "http://" + node, "-http=", "-topic", topic, "-group", topic, "-opensearch-timeout", "300ms"}
 	want := "index templates: no answer from OpenSearch at http://" + node + " (-opensearch) within 300ms (-opensearch-timeout): check that the URL"
 	start := time.Now()

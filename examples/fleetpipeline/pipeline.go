@@ -86,6 +86,10 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	// The inputs first: a missing one fails the start before the job makes any topic.
+	if err := c.checkInputs(ctx, kcfg, log); err != nil {
+		return err
+	}
 	// One dead-letter output for everything that did not make it: records the source cannot
 	// decode or accept, late records, records refused by a key limit, and documents
 	// OpenSearch refuses for good. Each carries its reason. One producer, sized to the

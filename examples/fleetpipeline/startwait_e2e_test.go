@@ -1,6 +1,7 @@
 // The start's waits end to end: the job started while Kafka or OpenSearch is stopped waits
 // for it and then runs, or gives up after its flag's bound; what will not pass fails at once;
-// and a stop while it waits exits 1.
+// a stop while it waits exits 1; and a missing input topic fails the start before the job
+// makes any topic.
 
 package main
 
@@ -141,7 +142,7 @@ func TestFaultStartWaitsForKafka(t *testing.T) {
 	out := p.out.String()
 	require.Error(t, err, "output:\n%s", out)
 	require.Equal(t, 1, p.cmd.ProcessState.ExitCode(), "output:\n%s", out)
-	step := "dead-letter topic " + r.topic + ".dlq"
+	step := "-topic " + r.topic
 	require.Contains(t, out, "fleetpipeline: "+step+": waiting for Kafka at "+s.brokers+" (-brokers): connection refused; giving up in ")
 	require.Regexp(t, regexp.QuoteMeta("fleetpipeline: "+step+": gave up after 4s (-kafka-timeout) and ")+`\d+`+
 		regexp.QuoteMeta(" attempts waiting for Kafka at "+s.brokers+" (-brokers); the last: ")+`.*connection refused: check that the address`, out)
@@ -179,7 +180,7 @@ func TestStopWhileWaitingForKafka(t *testing.T) {
 	out := p.out.String()
 	require.Error(t, err, "output:\n%s", out)
 	require.Equal(t, 1, p.cmd.ProcessState.ExitCode(), "output:\n%s", out)
-	require.Contains(t, out, "fleetpipeline: dead-letter topic cab-telemetry.dlq: stopped (SIGINT or SIGTERM) after waiting ")
+	require.Contains(t, out, "fleetpipeline: -topic cab-telemetry: stopped (SIGINT or SIGTERM) after waiting ")
 	require.Contains(t, out, " for Kafka at "+dead+" (-brokers); the job did not start; the last attempt: ")
 	require.Less(t, took, 10*time.Second, "at once, not after -kafka-timeout (3m)")
 }
@@ -191,10 +192,9 @@ func TestKafkaWrongPasswordAtOnce(t *testing.T) {
 	sc := testenv.KafkaSCRAM(t)
 	c := testConfig(t, "-brokers", strings.Join(sc.Brokers, ","), "-kafka-sasl", sc.Mechanism, "-kafka-user", sc.User,
 		"-kafka-password", "not-"+sc.Password, "-kafka-timeout", "1m")
-	topic := testenv.UniqueName(t, "wrong-password")
-	err := c.ensureTopic(t.Context(), c.kafka.Config(), "step", topic, 1, nil)
+	err := c.checkInputs(t.Context(), c.kafka.Config(), nil)
 	require.ErrorIs(t, err, sarama.ErrSASLAuthenticationFailed)
-	require.ErrorContains(t, err, "step: kafka: connect to ")
+	require.ErrorContains(t, err, "-topic cab-telemetry: kafka: connect to ")
 	require.NotContains(t, err.Error(), "gave up")
 	require.NotContains(t, err.Error(), "not-"+sc.Password)
 }
@@ -237,4 +237,80 @@ func TestTemplatesPermanentAtOnce(t *testing.T) {
 			require.EqualValues(t, 1, puts.Load(), "one attempt")
 		})
 	}
+}
+
+// TestMissingInputCreatesNothing: a mistyped input topic fails the start, exit 1, before the
+// job makes any topic: -topic nosuchtopic made nosuchtopic.dlq and the alerts topic before
+// the Source found its topic missing (on MSK those stay, replicated).
+func TestMissingInputCreatesNothing(t *testing.T) {
+	t.Parallel()
+	s := needServices(t)
+	for _, tc := range []struct {
+		name string
+		args func(r pipelineRun, missing string) []string
+		says func(missing string) string
+	}{
+		{"-topic", func(r pipelineRun, missing string) []string { return []string{"-topic", missing} },
+			func(missing string) string {
+				return fmt.Sprintf("fleetpipeline: -topic %s: source topic %q does not exist: check the name", missing, missing)
+			}},
+		{"-requests-topic", func(r pipelineRun, missing string) []string { return []string{"-requests-topic", missing} },
+			func(missing string) string {
+				return fmt.Sprintf("fleetpipeline: -requests-topic %s: source topic %q does not exist: check the name", missing, missing)
+			}},
+		{"-registry-topic", func(r pipelineRun, missing string) []string {
+			return []string{"-registry-topic", missing, "-rekey-by-cab"}
+		},
+			func(missing string) string {
+				return "fleetpipeline: -registry-topic " + missing + ": no such topic: check the name"
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := pipelineRun{
+				topic:  testenv.UniqueName(t, "missing-input"),
+				group:  testenv.UniqueName(t, "missing-input-group"),
+				name:   testenv.UniqueName(t, "missing-input-name"),
+				tag:    testenv.UniqueName(t, "missing-input"),
+				alerts: testenv.UniqueName(t, "missing-input-alerts"),
+			}
+			missing := testenv.UniqueName(t, "nosuchtopic")
+			if tc.name != "-topic" {
+				ensureTopic(t, s, r.topic) // the telemetry topic is there; another input is not
+			}
+			p := start(t, "fleetpipeline", pipelineBin, r.args(s, tc.args(r, missing)...)...)
+			err := p.wait(t, time.Minute)
+			out := p.out.String()
+			require.Error(t, err, "output:\n%s", out)
+			require.Equal(t, 1, p.cmd.ProcessState.ExitCode(), "output:\n%s", out)
+			require.Contains(t, out, tc.says(missing))
+
+			made := topicsNamed(t, s, missing, r.alerts, r.group)
+			if tc.name != "-topic" {
+				made = append(made, topicsNamed(t, s, r.topic+".dlq")...)
+			}
+			require.Empty(t, made, "topics made by a start that failed on a missing input")
+		})
+	}
+}
+
+// topicsNamed returns the topics of the cluster whose names start with one of prefixes.
+func topicsNamed(t *testing.T, s services, prefixes ...string) []string {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(strings.Split(s.brokers, ","), cfg)
+	require.NoError(t, err)
+	defer admin.Close()
+	topics, err := admin.ListTopics()
+	require.NoError(t, err)
+	var found []string
+	for name := range topics {
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
+				found = append(found, name)
+			}
+		}
+	}
+	return found
 }
