@@ -69,7 +69,7 @@ func TestTemplatesBoundedOnSilentOpenSearch(t *testing.T) {
 	c = testConfig(t, "-opensearch-timeout", "1s")
 	err = c.ensureTemplates(t.Context(), cl, urls, nil)
 	require.ErrorContains(t, err, "index templates: gave up after 1s (-opensearch-timeout) and ")
-	require.ErrorContains(t, err, " attempts waiting for OpenSearch at http://***@")
+	require.ErrorContains(t, err, " attempts waiting for OpenSearch at http://***@", "two attempts or more")
 	require.ErrorContains(t, err, "(-opensearch); the last: ")
 	require.NotContains(t, err.Error(), "secret")
 	require.GreaterOrEqual(t, len(accepted), 2, "the node was tried again after a request's timeout")

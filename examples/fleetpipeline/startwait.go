@@ -35,9 +35,6 @@ const (
 	startLogEvery = 5 * time.Second
 )
 
-// errGaveUp is the cause of a wait's context once its bound has passed.
-var errGaveUp = errors.New("start: wait bound passed")
-
 // startWait is a wait of the job's start on one service.
 type startWait struct {
 	service string // "Kafka", "OpenSearch"
@@ -58,7 +55,7 @@ type startWait struct {
 // so that the process exits 1: the job did not start.
 func (w *startWait) wait(ctx context.Context, step string, try func(ctx context.Context) error) error {
 	start := time.Now()
-	bounded, cancel := context.WithDeadlineCause(ctx, start.Add(w.bound), errGaveUp)
+	bounded, cancel := context.WithDeadline(ctx, start.Add(w.bound))
 	defer cancel()
 	var last error
 	var logged time.Time
@@ -113,8 +110,12 @@ func (w *startWait) gaveUp(step string, attempts int, last error) error {
 	if last == nil {
 		return fmt.Errorf("%s: no answer from %s at %s within %v (%s): %s", step, w.service, w.at, w.bound, w.flag, w.hint)
 	}
-	return fmt.Errorf("%s: gave up after %v (%s) and %d attempts waiting for %s at %s; the last: %w: %s",
-		step, w.bound, w.flag, attempts, w.service, w.at, last, w.hint)
+	tries := fmt.Sprintf("%d attempts", attempts)
+	if attempts == 1 {
+		tries = "1 attempt"
+	}
+	return fmt.Errorf("%s: gave up after %v (%s) and %s waiting for %s at %s; the last: %w: %s",
+		step, w.bound, w.flag, tries, w.service, w.at, last, w.hint)
 }
 
 // stopped is the error of a wait that a stop (SIGINT, SIGTERM) ended after an attempt failed.

@@ -107,6 +107,15 @@ func TestStartWaitGivesUp(t *testing.T) {
 		require.ErrorIs(t, err, syscall.ECONNREFUSED)
 		require.Greater(t, attempts, 2)
 	})
+	// The bound passes while the wait pauses after its first attempt.
+	synctest.Test(t, func(t *testing.T) {
+		var log bytes.Buffer
+		err := testWait(10*time.Second, &log).wait(t.Context(), "step", func(context.Context) error {
+			time.Sleep(10*time.Second - startRetryMin/4) // an attempt that fails just before the bound
+			return refused("svc:1")
+		})
+		require.ErrorContains(t, err, "step: gave up after 10s (-svc-timeout) and 1 attempt waiting for Svc")
+	})
 }
 
 // TestStartWaitNoAnswer: a service that takes the connection and never answers: the one
