@@ -22,13 +22,13 @@ import (
 // TestStartBoundedOnSilentKafka: a broker that accepts the connection and never answers held
 // the job in its start (kafka.EnsureTopic of the dead-letter topic) for over a quarter of an
 // hour, printing nothing. The start now fails after -kafka-timeout, naming the broker and the
-// flags, and the job exits 1.
+// flags, and the job exits 1. Its first step on Kafka is the check of its input topic.
 func TestStartBoundedOnSilentKafka(t *testing.T) {
 	broker, _ := testenv.SilentListener(t)
 	args := []string{"-brokers", broker, "-opensearch", "http://" + deadAddr(t), "-http=", "-kafka-timeout", "300ms"}
 	err := run(t.Context(), testConfig(t, args...), io.Discard)
 	require.Error(t, err)
-	for _, want := range []string{"dead-letter topic cab-telemetry.dlq: no answer from Kafka at " + broker + " (-brokers) within 300ms (-kafka-timeout)", "-kafka-tls"} {
+	for _, want := range []string{"-topic cab-telemetry: no answer from Kafka at " + broker + " (-brokers) within 300ms (-kafka-timeout)", "-kafka-tls"} {
 		require.Contains(t, err.Error(), want)
 	}
 
@@ -36,7 +36,7 @@ func TestStartBoundedOnSilentKafka(t *testing.T) {
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "got:\n%s", out)
 	require.Equal(t, 1, ee.ExitCode(), "got:\n%s", out)
-	require.Contains(t, string(out), "fleetpipeline: dead-letter topic cab-telemetry.dlq: no answer from Kafka at "+broker)
+	require.Contains(t, string(out), "fleetpipeline: -topic cab-telemetry: no answer from Kafka at "+broker)
 }
 
 // TestRegistryLoadBoundedOnSilentKafka: the registry's load (-registry-topic) on a broker

@@ -86,6 +86,10 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	// The inputs first: a missing one fails the start before the job makes any topic.
+	if err := c.checkInputs(ctx, kcfg, log); err != nil {
+		return err
+	}
 	// One dead-letter output for everything that did not make it: records the source cannot
 	// decode or accept, late records, records refused by a key limit, and documents
 	// OpenSearch refuses for good. Each carries its reason. One producer, sized to the
@@ -94,7 +98,7 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	// the alerts topic is, with the brokers' default replication factor (3 on a three-AZ MSK
 	// cluster; it was 1, so one broker's loss lost them): a dead-letter topic that will not
 	// be created stops the Source.
-	if err := c.ensureTopic(ctx, kcfg, "dead-letter topic "+c.topic+".dlq", c.topic+".dlq", 1); err != nil {
+	if err := c.ensureTopic(ctx, kcfg, "dead-letter topic "+c.topic+".dlq", c.topic+".dlq", 1, log); err != nil {
 		return err
 	}
 	dlq, err := kafka.NewDeadLetterSink(kcfg, c.topic+".dlq", kafka.WithLogger(log))
@@ -268,11 +272,11 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		return err
 	}
 	defer client.Close()
-	if err := c.ensureTemplates(ctx, client, ocfg.Addresses); err != nil {
+	if err := c.ensureTemplates(ctx, client, ocfg.Addresses, log); err != nil {
 		return err
 	}
 	if c.alerts && c.alertsTopic != "" {
-		if err := c.ensureTopic(ctx, kcfg, "-alerts-topic "+c.alertsTopic, c.alertsTopic, 6); err != nil {
+		if err := c.ensureTopic(ctx, kcfg, "-alerts-topic "+c.alertsTopic, c.alertsTopic, 6, log); err != nil {
 			return err
 		}
 	}
