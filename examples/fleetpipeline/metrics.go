@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fleetstream/fleetstream/metrics/prom"
+	"github.com/fleetstream/fleetstream/metrics/prom/opensearchprom"
 	"github.com/fleetstream/fleetstream/stream"
 )
 
@@ -112,4 +113,33 @@ func retryHook(m *prom.Metrics) stream.Option {
 			m.ObserveRetry(ri.Batch, ri.Attempt, ri.Err)
 		}
 	})
+}
+
+// register gives m the job's sinks, repartitions and sources: the sinks' and repartitions'
+// stats, and the sources' live stats (a repartition's exchange reads its topic as a source
+// too), read at every scrape, so that the lag gauges grow with the backlog while an outage
+// holds every batch (no batch is acknowledged, no BatchStats comes).
+func register(m *prom.Metrics, sinks []namedSink, exchanges []sender, sources []func() stream.SourceStats) error {
+	for _, sk := range sinks {
+		if err := m.AddSink(sk.name, opensearchprom.SinkStats(sk.stats)); err != nil {
+			return err
+		}
+	}
+	for _, e := range exchanges {
+		if err := m.AddRepartition(e.Topic(), func() prom.RepartitionStats {
+			recs, bytes := e.Sent()
+			return prom.RepartitionStats{Records: recs, Messages: e.SentMessages(), Bytes: bytes}
+		}); err != nil {
+			return err
+		}
+		if s, ok := e.(interface{ Stats() stream.SourceStats }); ok {
+			sources = append(sources, s.Stats)
+		}
+	}
+	for _, stats := range sources {
+		if err := m.AddSource(stats); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/fleetstream/fleetstream/join"
 	"github.com/fleetstream/fleetstream/kafka"
 	"github.com/fleetstream/fleetstream/metrics/prom"
-	"github.com/fleetstream/fleetstream/metrics/prom/opensearchprom"
 	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/stream"
 	"github.com/fleetstream/fleetstream/telemetry"
@@ -434,18 +433,12 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
 	}
 	if metrics != nil {
-		for _, sk := range sinks {
-			if err := metrics.AddSink(sk.name, opensearchprom.SinkStats(sk.stats)); err != nil {
-				return err
-			}
+		live := []func() stream.SourceStats{src.Stats}
+		if reqSrc != nil {
+			live = append(live, reqSrc.Stats)
 		}
-		for _, e := range exchanges {
-			if err := metrics.AddRepartition(e.Topic(), func() prom.RepartitionStats {
-				recs, bytes := e.Sent()
-				return prom.RepartitionStats{Records: recs, Messages: e.SentMessages(), Bytes: bytes}
-			}); err != nil {
-				return err
-			}
+		if err := register(metrics, sinks, exchanges, live); err != nil {
+			return err
 		}
 	}
 
