@@ -35,7 +35,7 @@ import (
 func (c *Client) doOnAnyNode(ctx context.Context, logger *slog.Logger, method, path, query string, body []byte) (r response, err error) {
 	var failed nodeFailures
 	for i := range len(c.urls) {
-		r, err = c.do(ctx, method, path, query, body, nil, maxSmallBody)
+		r, err = c.do(ctx, watch{logger: logger}, method, path, query, body, nil, maxSmallBody)
 		if ctx.Err() != nil || (err == nil && !retryableStatus(r.status)) || (err != nil && !noAnswer(err)) {
 			if err == nil {
 				c.failures.forget(c.nodeOf(r.node))
