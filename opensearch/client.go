@@ -141,6 +141,7 @@ type Client struct {
 	aheadSlots chan struct{}
 	// failures are the last failure of each node that failed a request since it last served one.
 	failures nodeMemory
+	heard    heardNodes
 }
 
 // NewClient validates cfg and builds a client. It does not contact the cluster. An invalid
@@ -270,7 +271,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
 	c := &Client{api: api, logger: logger, timeout: timeout, slow: slow, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0,
-		clientCert: cert != nil, aheadSlots: make(chan struct{}, aheadConcurrency)}
+		clientCert: cert != nil, aheadSlots: make(chan struct{}, aheadConcurrency), heard: heardNodes{n: len(hosts)}}
 	if oc.Username != "" {
 		userPass := oc.Username + ":" + oc.Password
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}

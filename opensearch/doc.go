@@ -120,6 +120,17 @@
 // node that is down), the sink retries as above: a pipeline started before its node is up
 // waits, and writes everything once the node answers. Meanwhile it logs at Warn, a few lines
 // per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error.
+// An address that closes the connection without an HTTP answer (net/http's bare "EOF", a
+// reset, a broken pipe: what a Kafka broker's port does with an HTTP request) is retried the
+// same way, and the error, the Warn lines and Stats.LastError say what it means: where the
+// address never gave the client an HTTP answer, "the address closed the connection without
+// an HTTP answer: is it OpenSearch's HTTP port (9200 by default), or a proxy whose node is not
+// up yet?"; where it did, that the node closed it (stopping or restarting). It is not made
+// permanent after some attempts, though a wrong port would deserve it: a proxy in front of a
+// node that is not up yet does the same (Docker's userland proxy for a published port,
+// kubectl port-forward, an SSH tunnel, a TCP load balancer), and a pipeline started with
+// its compose file before OpenSearch listens must wait for it, not stop. The retry policies
+// bound it as any outage; the first Warn line says what to check.
 // A node that takes a request and does not answer it (a stopped or stalled process, a long
 // garbage collection, a disk that hangs) fails nothing until the request timeout
 // (Config.RequestTimeout, a minute by default). So that it is not unseen meanwhile, a request

@@ -78,6 +78,7 @@ func (c *Client) do(ctx context.Context, w watch, method, path, query string, bo
 	res, err := c.api.Client.Stream(req)
 	r.node = req.URL // the transport puts the node's scheme, host and path prefix in it
 	if err == nil {
+		c.heard.from(r.node)
 		if res.Request != nil && res.Request.URL != nil {
 			r.node = res.Request.URL
 		}
@@ -126,6 +127,9 @@ func (c *Client) do(ctx context.Context, w watch, method, path, query string, bo
 		}
 		if alert := c.clientCertificateRefused(err); alert != "" {
 			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %s", ErrCertificate, alert)}
+		}
+		if why := c.closedWithoutAnswer(r.node, err); why != "" {
+			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%s: %w", why, err)}
 		}
 		return r, &TransportError{Op: method + " " + path, Err: err}
 	}
