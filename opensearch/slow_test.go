@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,4 +296,116 @@ func TestSlowRequestThreshold(t *testing.T) {
 			})
 		})
 	}
+}
+
+// holdingProxy forwards TCP connections to target, and keeps what target answers until
+// release is closed: a node that got the request and has not answered yet.
+func holdingProxy(t *testing.T, target string, release <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			node, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, node)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(node, client) })
+			wg.Go(func() {
+				<-release
+				_, _ = io.Copy(client, node)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// signalRecords are logRecords that close signal when a record with message msg comes.
+type signalRecords struct {
+	*logRecords
+	msg    string
+	once   sync.Once
+	signal chan struct{}
+}
+
+func (h *signalRecords) Handle(ctx context.Context, r slog.Record) error {
+	err := h.logRecords.Handle(ctx, r)
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.signal) })
+	}
+	return err
+}
+
+// On the real node: a bulk request whose answer a proxy holds is logged as slow at
+// Config.SlowRequest (shortened here) with the URL and its phase, shows in Stats.SlowSince
+// meanwhile, and its answer, once let through, is logged and writes every document.
+func TestSlowRequestOnRealNode(t *testing.T) {
+	n := newNode(t)
+	prefix := n.newPrefix(t)
+	u, err := url.Parse(n.url)
+	require.NoError(t, err)
+	release, free := releaser()
+	defer free()
+	proxy := "http://" + holdingProxy(t, u.Host, release)
+	logs := &signalRecords{logRecords: &logRecords{}, msg: slowWarn, signal: make(chan struct{})}
+	const slow = 200 * time.Millisecond
+	c, err := opensearch.NewClient(t.Context(), opensearch.Config{Addresses: []string{proxy}, Logger: slog.New(logs), SlowRequest: slow})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := opensearch.NewSink(c, statsMapping(prefix))
+	require.NoError(t, err)
+
+	sent := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Write(t.Context(), stats(0, 100)) }()
+	select {
+	case <-logs.signal:
+	case err := <-done:
+		t.Fatalf("Write returned %v before its answer was let through", err)
+	case <-time.After(30 * time.Second): // a bound, should the Warn never come
+		t.Fatal("no Warn for the held request")
+	}
+	st := s.Stats()
+	require.False(t, st.SlowSince.IsZero())
+	require.False(t, st.SlowSince.Before(sent), "SlowSince %v is the request's, sent after %v", st.SlowSince, sent)
+	require.GreaterOrEqual(t, time.Since(st.SlowSince), slow)
+	require.Zero(t, st.FailingSince)
+	w := logs.messages(slowWarn)[0]
+	require.Equal(t, proxy+"/_bulk", w["url"].String())
+	require.Equal(t, "POST /_bulk", w["request"].String())
+	require.Equal(t, "waiting for the response", w["phase"].String())
+	require.GreaterOrEqual(t, w["waiting_for"].Duration(), slow)
+
+	free()
+	require.NoError(t, <-done)
+	answered := logs.messages(slowAnswered)
+	require.Len(t, answered, 1)
+	require.Equal(t, int64(200), answered[0]["status"].Int64())
+	require.GreaterOrEqual(t, answered[0]["took"].Duration(), slow)
+	st = s.Stats()
+	require.Zero(t, st.SlowSince)
+	require.Equal(t, int64(100), st.Indexed)
+	require.Equal(t, 100, n.count(t, prefix+"-*"))
 }
