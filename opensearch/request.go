@@ -78,10 +78,10 @@ func (c *Client) do(ctx context.Context, w watch, method, path, query string, bo
 	res, err := c.api.Client.Stream(req)
 	r.node = req.URL // the transport puts the node's scheme, host and path prefix in it
 	if err == nil {
-		c.heard.from(r.node)
 		if res.Request != nil && res.Request.URL != nil {
 			r.node = res.Request.URL
 		}
+		c.heard.from(r.node)
 		// opensearch-go signs req in place; the request answered is that one, or a copy
 		// it signed anew (its seed fallback). A response without its request (a
 		// Config.Transport's; NewClient wraps those) still has req's.

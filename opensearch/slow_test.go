@@ -67,17 +67,21 @@ func (p *pipeNet) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 // logger logs), closed with the server when the test ends.
 func pipeServer(t *testing.T, h http.Handler, logger *slog.Logger, slow time.Duration) (*httptest.Server, *opensearch.Client) {
 	t.Helper()
+	return pipeServerWith(t, h, func(cfg *opensearch.Config) { cfg.Logger, cfg.SlowRequest = logger, slow })
+}
+
+// pipeServerWith is pipeServer with a client config that set changes; every address and
+// host name leads to the server.
+func pipeServerWith(t *testing.T, h http.Handler, set func(*opensearch.Config)) (*httptest.Server, *opensearch.Client) {
+	t.Helper()
 	p := &pipeNet{conns: make(chan net.Conn), closed: make(chan struct{})}
 	srv := httptest.NewUnstartedServer(h)
 	_ = srv.Listener.Close()
 	srv.Listener = p
 	srv.Start()
-	c, err := opensearch.NewClient(t.Context(), opensearch.Config{
-		Addresses:   []string{srv.URL},
-		Transport:   &http.Transport{DialContext: p.dial},
-		Logger:      logger,
-		SlowRequest: slow,
-	})
+	cfg := opensearch.Config{Addresses: []string{srv.URL}, Transport: &http.Transport{DialContext: p.dial}}
+	set(&cfg)
+	c, err := opensearch.NewClient(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		srv.Close()
@@ -293,6 +297,62 @@ func TestSlowRequestThreshold(t *testing.T) {
 				} else {
 					require.NotEmpty(t, logs.messages(slowAnswered))
 				}
+			})
+		})
+	}
+}
+
+// roundTripperFunc is a Config.Transport that is not an *http.Transport, which gives no
+// trace of the connection it takes.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// With several addresses, the Warn names the node the request waits for, through an
+// *http.Transport's trace or, for another transport, the request it is given.
+func TestSlowRequestNamesNode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(*http.Transport, http.Handler) http.RoundTripper
+	}{
+		{"http.Transport", func(tr *http.Transport, _ http.Handler) http.RoundTripper { return tr }},
+		{"another transport, without a network", func(_ *http.Transport, h http.Handler) http.RoundTripper {
+			return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+				if r.Body == nil {
+					r.Body = http.NoBody // as a server sees a request without one
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				return w.Result(), nil
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release, free := releaser()
+				defer free()
+				logs := &logRecords{}
+				nodes := []string{"http://node-1.example:9200", "http://node-2.example:9200"}
+				h := heldNode(newFake(), func(*http.Request) bool {
+					<-release
+					return true
+				})
+				_, c := pipeServerWith(t, h, func(cfg *opensearch.Config) {
+					cfg.Addresses, cfg.Logger = nodes, slog.New(logs)
+					cfg.Transport = tc.wrap(cfg.Transport.(*http.Transport), h)
+				})
+				s, err := opensearch.NewSink(c, recMapping)
+				require.NoError(t, err)
+				done := make(chan error, 1)
+				go func() { done <- s.Write(t.Context(), recs(3)) }()
+				time.Sleep(opensearch.DefaultSlowRequest)
+				synctest.Wait()
+				warns := logs.messages(slowWarn)
+				require.Len(t, warns, 1)
+				require.Contains(t, []string{nodes[0] + "/_bulk", nodes[1] + "/_bulk"}, warns[0]["url"].String())
+				free()
+				require.NoError(t, <-done)
+				require.Equal(t, warns[0]["url"].String(), logs.messages(slowAnswered)[0]["url"].String())
 			})
 		})
 	}

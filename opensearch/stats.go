@@ -1,5 +1,5 @@
-// Sink statistics: Stats, Latency with LatencyBounds, BulkResult for WithBulkHook, and the
-// counters behind them.
+// Sink statistics: Stats and Sink.Stats, Latency with LatencyBounds, BulkResult for
+// WithBulkHook, and the counters behind them.
 
 package opensearch
 
