@@ -84,6 +84,12 @@ type Config struct {
 	AWS *AWSAuth
 	// RequestTimeout bounds one HTTP request attempt. Default one minute.
 	RequestTimeout time.Duration
+	// SlowRequest is how long a request attempt waits for its answer before it is logged
+	// at Warn as still waiting (its URL, what it is, how long it has waited and how far it
+	// got), then again every 30 s while it waits, and at Info when it ends; a sink's bulk
+	// requests show it in Stats.SlowSince. It changes neither the timeout nor the retries.
+	// Default DefaultSlowRequest (10 s); negative turns it off.
+	SlowRequest time.Duration
 	// Transport replaces the HTTP transport (a proxy, a test server). The TLS settings above
 	// apply only when it is nil or an *http.Transport. Nil: a transport of the Client's own,
 	// http.DefaultTransport's settings keeping 32 idle connections a node (Close closes
@@ -121,8 +127,9 @@ type Client struct {
 	api     *opensearchapi.Client
 	logger  *slog.Logger
 	timeout time.Duration
-	hosts   []string // redacted, for logs
-	urls    []string // the addresses without credentials, for errors and logs
+	slow    time.Duration // Config.SlowRequest; 0 when off
+	hosts   []string      // redacted, for logs
+	urls    []string      // the addresses without credentials, for errors and logs
 	// customCA is set when CACertFile or CACertPEM gave the authorities to trust;
 	// clientCert when the client presents a certificate (mutual TLS).
 	customCA, clientCert bool
@@ -134,6 +141,7 @@ type Client struct {
 	aheadSlots chan struct{}
 	// failures are the last failure of each node that failed a request since it last served one.
 	failures nodeMemory
+	heard    heardNodes
 }
 
 // NewClient validates cfg and builds a client. It does not contact the cluster. An invalid
@@ -224,6 +232,13 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = time.Minute
 	}
+	slow := cfg.SlowRequest
+	switch {
+	case slow == 0:
+		slow = DefaultSlowRequest
+	case slow < 0:
+		slow = 0
+	}
 	if cfg.AWS != nil {
 		if oc.Username != "" {
 			return nil, invalid("AWS", "SigV4 excludes basic auth")
@@ -255,8 +270,8 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		// The library's message may quote an address; keep it out.
 		return nil, fmt.Errorf("opensearch: new client for %s: %s", strings.Join(hosts, ","), redact(err.Error(), oc.Password))
 	}
-	c := &Client{api: api, logger: logger, timeout: timeout, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0,
-		clientCert: cert != nil, aheadSlots: make(chan struct{}, aheadConcurrency)}
+	c := &Client{api: api, logger: logger, timeout: timeout, slow: slow, hosts: hosts, urls: oc.Addresses, customCA: len(ca) > 0,
+		clientCert: cert != nil, aheadSlots: make(chan struct{}, aheadConcurrency), heard: heardNodes{n: len(hosts)}}
 	if oc.Username != "" {
 		userPass := oc.Username + ":" + oc.Password
 		c.secrets = [][]byte{[]byte(base64.StdEncoding.EncodeToString([]byte(userPass))), []byte(userPass), []byte(oc.Password)}

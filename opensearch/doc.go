@@ -120,6 +120,29 @@
 // node that is down), the sink retries as above: a pipeline started before its node is up
 // waits, and writes everything once the node answers. Meanwhile it logs at Warn, a few lines
 // per 30 s at most, the URL, how long the sink has been failing (failing_for) and the error.
+// An address that closes the connection without an HTTP answer (net/http's bare "EOF", a
+// reset, a broken pipe: what a Kafka broker's port does with an HTTP request) is retried the
+// same way, and the error, the Warn lines and Stats.LastError say what it means: where the
+// address never gave the client an HTTP answer, "the address closed the connection without
+// an HTTP answer: is it OpenSearch's HTTP port (9200 by default), or a proxy whose node is not
+// up yet?"; where it did, that the node closed it (stopping or restarting). It is not made
+// permanent after some attempts, though a wrong port would deserve it: a proxy in front of a
+// node that is not up yet does the same (Docker's userland proxy for a published port,
+// kubectl port-forward, an SSH tunnel, a TCP load balancer), and a pipeline started with
+// its compose file before OpenSearch listens must wait for it, not stop. The retry policies
+// bound it as any outage; the first Warn line says what to check.
+// A node that takes a request and does not answer it (a stopped or stalled process, a long
+// garbage collection, a disk that hangs) fails nothing until the request timeout
+// (Config.RequestTimeout, a minute by default). So that it is not unseen meanwhile, a request
+// attempt (bulk or other) that has waited Config.SlowRequest (DefaultSlowRequest, 10 s)
+// without its answer is logged at Warn ("opensearch: request still waiting for its answer")
+// with its node's URL, the request (POST /_bulk), how long it has waited (waiting_for), the
+// timeout, its bytes and how far it got (phase: connecting, sending the request, waiting for
+// the response, reading the response; with an *http.Transport), again every 30 s while it
+// waits, and at Info when it ends: answered (its status, how long it took) or not. A sink's
+// Stats.SlowSince is when its oldest bulk request still waiting past the threshold was sent,
+// for a status page. Neither the timeout nor the retries change: a late answer within the
+// timeout is a success.
 // A server certificate that does not verify (signed by an authority the client does not
 // trust, not valid for the address's host name, expired) will not verify on the next
 // attempt either: Write fails at once with an error wrapping ErrCertificate, marked
@@ -290,5 +313,7 @@
 // replaced (Updated), existing (Existed), failed item attempts (Failed), documents sent again
 // (Retried), request retries, write blocks (Blocked), split requests (Split), long IDs
 // replaced (LongIDs), IDs not valid UTF-8 replaced (InvalidIDs), dead letters, requests, bytes, and the bulk latency (last, mean, max
-// and a histogram over LatencyBounds). WithBulkHook sees every request attempt.
+// and a histogram over LatencyBounds). FailingSince, FailedAttempts and LastError describe
+// the failures under way, and SlowSince a bulk request that waits long for its answer (see
+// Retries). WithBulkHook sees every request attempt.
 package opensearch

@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 )
 
 // doOnAnyNode is do for a small request that may be sent again (a template's GET or PUT,
@@ -35,7 +38,7 @@ import (
 func (c *Client) doOnAnyNode(ctx context.Context, logger *slog.Logger, method, path, query string, body []byte) (r response, err error) {
 	var failed nodeFailures
 	for i := range len(c.urls) {
-		r, err = c.do(ctx, method, path, query, body, nil, maxSmallBody)
+		r, err = c.do(ctx, watch{logger: logger}, method, path, query, body, nil, maxSmallBody)
 		if ctx.Err() != nil || (err == nil && !retryableStatus(r.status)) || (err != nil && !noAnswer(err)) {
 			if err == nil {
 				c.failures.forget(c.nodeOf(r.node))
@@ -205,4 +208,59 @@ func noAnswer(err error) bool {
 func unreachable(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// closedWithoutAnswer says what it means when err shows that the address closed the
+// connection before any HTTP answer (EOF, a reset, a write to a connection it closed), or
+// returns "" for any other error. Where no HTTP answer ever came from the address, the
+// likely cause is a port that does not speak HTTP (Kafka's, OpenSearch's transport port),
+// which net/http reports as a bare "EOF". It stays retried like any outage: a proxy whose
+// node is not up yet (Docker's userland proxy for a published port, kubectl port-forward, a
+// TCP load balancer) does the same, and a pipeline started before its node must wait for it.
+func (c *Client) closedWithoutAnswer(u *url.URL, err error) string {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) &&
+		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, net.ErrClosed) &&
+		// net/http's error (unexported) for a connection closed before the request went
+		// out, which is also what a port that closes every connection at once gets.
+		!strings.Contains(err.Error(), "http: server closed idle connection") {
+		return ""
+	}
+	if c.heard.has(u) {
+		return "the node closed the connection without answering (it has answered before: is it stopping or restarting?)"
+	}
+	return "the address closed the connection without an HTTP answer: is it OpenSearch's HTTP port (9200 by default), " +
+		"or a proxy whose node is not up yet?"
+}
+
+// heardNodes are the hosts of the nodes that gave the client an HTTP answer, any status.
+type heardNodes struct {
+	all   atomic.Bool // every address has answered: nothing left to note
+	mu    sync.Mutex
+	hosts map[string]struct{}
+	n     int // the client's addresses
+}
+
+// from notes an HTTP answer from the node of u.
+func (h *heardNodes) from(u *url.URL) {
+	if h.all.Load() || u == nil || u.Host == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hosts == nil {
+		h.hosts = make(map[string]struct{})
+	}
+	h.hosts[u.Host] = struct{}{}
+	h.all.Store(len(h.hosts) >= h.n)
+}
+
+// has reports whether the node of u has given an HTTP answer.
+func (h *heardNodes) has(u *url.URL) bool {
+	if u == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.hosts[u.Host]
+	return ok
 }

@@ -48,10 +48,11 @@ func (c *Client) secretsOf(sent http.Header) [][]byte {
 // requestKeeper wraps a Config.Transport that is not an *http.Transport, so that each of
 // its responses carries the request it answers (a wrapper's or a recorder's may not): the
 // request as signed, whose Authorization and SigV4 session token are replaced where errors
-// quote a body (Client.do).
+// quote a body (Client.do); and it names the node a slow request waits for.
 type requestKeeper struct{ http.RoundTripper }
 
 func (k requestKeeper) RoundTrip(r *http.Request) (*http.Response, error) {
+	sawNode(r.Context(), r.URL) // an *http.Transport says so in its trace
 	res, err := k.RoundTripper.RoundTrip(r)
 	if res != nil && res.Request == nil {
 		res.Request = r

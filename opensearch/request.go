@@ -42,11 +42,14 @@ type response struct {
 // do sends one request attempt, bounded by the client's request timeout, and appends the
 // response body to dst: at most limit bytes of a 2xx response (a body over it fails with a
 // *ResponseError wrapping ErrBodyTooLarge), and the first maxSmallBody bytes of any other. A
-// ctx that ended is reported as ctx.Err(), unwrapped.
-func (c *Client) do(ctx context.Context, method, path, query string, body []byte, dst []byte, limit int64) (r response, err error) {
+// ctx that ended is reported as ctx.Err(), unwrapped. An attempt that waits longer than
+// Config.SlowRequest is logged to w's logger and counted in w's requests in flight.
+func (c *Client) do(ctx context.Context, w watch, method, path, query string, body []byte, dst []byte, limit int64) (r response, err error) {
 	r.body = dst
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	a, actx := c.watchAttempt(actx, w, method, path, len(body))
+	defer func() { a.end(&r, err) }()
 	u := path
 	if query != "" {
 		u += "?" + query
@@ -78,6 +81,7 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		if res.Request != nil && res.Request.URL != nil {
 			r.node = res.Request.URL
 		}
+		c.heard.from(r.node)
 		// opensearch-go signs req in place; the request answered is that one, or a copy
 		// it signed anew (its seed fallback). A response without its request (a
 		// Config.Transport's; NewClient wraps those) still has req's.
@@ -123,6 +127,9 @@ func (c *Client) do(ctx context.Context, method, path, query string, body []byte
 		}
 		if alert := c.clientCertificateRefused(err); alert != "" {
 			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%w: %s", ErrCertificate, alert)}
+		}
+		if why := c.closedWithoutAnswer(r.node, err); why != "" {
+			return r, &TransportError{Op: method + " " + c.requestURL(r.node, path), Err: fmt.Errorf("%s: %w", why, err)}
 		}
 		return r, &TransportError{Op: method + " " + path, Err: err}
 	}

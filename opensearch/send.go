@@ -109,7 +109,7 @@ func (s *Sink[T]) sendItems(ctx context.Context, ch *chunk, pending []item, reje
 	var failed nodeFailures
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, err := s.c.do(ctx, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
+		res, err := s.c.do(ctx, watch{s.cfg.logger, &s.reqs}, "POST", "/_bulk", s.query, body, (*resp)[:0], bulkResponseCap(len(pending), len(body)))
 		status, out := res.status, res.body
 		*resp = out
 		r := BulkResult{Docs: len(pending), Bytes: len(body), Attempt: attempt, Status: status, Latency: time.Since(start)}

@@ -193,6 +193,7 @@ type Sink[T any] struct {
 	inFl   *budget
 	slots  chan struct{}
 	stats  statsBox
+	reqs   inFlight // bulk request attempts in flight, for Stats.SlowSince
 	closed atomic.Bool
 	chunks sync.Pool
 	// chunkHint is the length of the last request body built, so that a new chunk starts
@@ -266,13 +267,6 @@ func NewSink[T any](c *Client, m Mapping[T], opts ...SinkOption) (*Sink[T], erro
 		s.ahead = newAhead(c, cfg.ahead, cfg.logger)
 	}
 	return s, nil
-}
-
-// Stats returns a snapshot of the sink's counters.
-func (s *Sink[T]) Stats() Stats {
-	st := s.stats.snapshot()
-	st.InFlightBytes = s.inFl.inUse()
-	return st
 }
 
 // Close marks the sink closed; later Writes fail with ErrClosed. It ends the creations of

@@ -1,5 +1,5 @@
-// Sink statistics: Stats, Latency with LatencyBounds, BulkResult for WithBulkHook, and the
-// counters behind them.
+// Sink statistics: Stats and Sink.Stats, Latency with LatencyBounds, BulkResult for
+// WithBulkHook, and the counters behind them.
 
 package opensearch
 
@@ -102,6 +102,20 @@ type Stats struct {
 	// InFlightBytes is the bytes of bulk bodies held now by requests in flight or waiting
 	// for a retry (bounded by WithMaxInFlightBytes): what an outage holds in memory.
 	InFlightBytes int64
+	// SlowSince is when the oldest bulk request attempt still waiting for its answer was
+	// sent, once it has waited Config.SlowRequest (10 s by default) or longer; zero while
+	// every attempt in flight is younger, or SlowRequest is off. Unlike FailingSince, it
+	// shows a node that takes requests and does not answer (stopped, stalled) before the
+	// request timeout fails them: "no answer from OpenSearch for 25 s".
+	SlowSince time.Time
+}
+
+// Stats returns a snapshot of the sink's counters.
+func (s *Sink[T]) Stats() Stats {
+	st := s.stats.snapshot()
+	st.InFlightBytes = s.inFl.inUse()
+	st.SlowSince = s.reqs.slowSince(time.Now(), s.c.slow)
+	return st
 }
 
 // BulkResult describes one bulk request attempt, for WithBulkHook.
