@@ -78,6 +78,8 @@
 //	sink_failing_since_seconds{sink}            gauge      when its outage began (absent when not failing)
 //	sink_failed_attempts{sink}                  gauge      failed requests of the current outage
 //	sink_in_flight_bytes{sink}                  gauge      bytes of requests in flight or waiting for a retry
+//	sink_waiting_seconds{sink}                  gauge      how long its oldest request waits for an answer, once
+//	                                                       past the slow threshold (SinkStats.SlowSince); else 0
 //
 // and per repartition added with AddRepartition (the fleet job: one per exchange, by topic):
 //
@@ -143,8 +145,10 @@
 // by default, long enough for a group join and the loads of tables), or, during an outage,
 // an output retry was reported (ObserveRetry) or a sink attempted a request
 // (SinkStats.LastAttempt) within the staleness; else 503 with the reason. /readyz answers 503 until the first batch was acknowledged,
-// whenever /healthz fails, while a sink is failing (SinkStats.FailingSince) or a batch's
-// outputs are retried, and, with WithMaxEventTimeLag, while the event-time lag is above it (a
+// whenever /healthz fails, while a sink is failing (SinkStats.FailingSince) or waits for an
+// answer past its slow threshold (SinkStats.SlowSince: "sink cab-stats: no answer from
+// OpenSearch for 23s", a hung node, before the request timeout fails the request), while a
+// batch's outputs are retried, and, with WithMaxEventTimeLag, while the event-time lag is above it (a
 // long catch-up); the body names every reason. Time comes from WithClock, so tests need no
 // sleeps.
 //
@@ -158,7 +162,7 @@
 // operator (entries, open windows, estimated bytes, late and key-limit records), each sink's
 // counters and health, dead letters and late records by where and why, and a banner while an
 // output fails ("OpenSearch unreachable since 10:42:13 (...), batch 38 retrying, attempt
-// 12"). A figure an operator does not report reads "–"; Status.Unavailable names figures the
+// 12") or does not answer ("No answer from OpenSearch for 23s (...), batch 8 waiting"). A figure an operator does not report reads "–"; Status.Unavailable names figures the
 // pipeline does not report at all (none today).
 //
 // # Cost and concurrency

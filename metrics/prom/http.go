@@ -27,7 +27,8 @@ var static embed.FS
 //   - /readyz: 503 until the first batch was acknowledged, whenever /healthz fails, while the
 //     pipeline holds no partition (none assigned to this instance), while a source cannot
 //     reach its system (stream.SourceStats.FailingSince: Kafka unreachable), while a sink is
-//     failing or a batch's outputs are retried (an outage), and while the event-time lag is
+//     failing or a batch's outputs are retried (an outage), while a sink's request waits
+//     for an answer past its slow threshold (SinkStats.SlowSince: a hung node), and while the event-time lag is
 //     above WithMaxEventTimeLag (a long catch-up); else 200.
 //
 // Bodies are one line of plain text that says why. Nothing is served until the caller mounts

@@ -25,6 +25,7 @@ type scrapeDescs struct {
 	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
 	requests, reqBytes, latency                       *prometheus.Desc
 	failing, failingSince, failedAttempts, inFlight   *prometheus.Desc
+	waiting                                           *prometheus.Desc
 }
 
 func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
@@ -65,6 +66,9 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 			"When the sink's current outage began, in seconds since the epoch; absent while it is not failing.", "sink"),
 		failedAttempts: d("sink_failed_attempts", "Failed request attempts of the sink's current outage; 0 while it is not failing.", "sink"),
 		inFlight:       d("sink_in_flight_bytes", "Bytes of bulk requests in flight or waiting for a retry.", "sink"),
+		waiting: d("sink_waiting_seconds",
+			"How long the sink's oldest request still waiting for its answer has waited, once past the sink's slow threshold "+
+				"(a node that takes requests and does not answer); 0 otherwise.", "sink"),
 	}
 }
 
@@ -72,7 +76,7 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack, d.commitLag,
 		d.partWatermark, d.partEventLag, d.partIdle, d.docs, d.failed, d.retried, d.reqRetries,
-		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight,
+		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight, d.waiting,
 		c.reps.records, c.reps.messages, c.reps.bytes} {
 		ch <- x
 	}
@@ -149,6 +153,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d.failing, prometheus.GaugeValue, failing, name)
 		ch <- prometheus.MustNewConstMetric(d.failedAttempts, prometheus.GaugeValue, float64(s.FailedAttempts), name)
 		ch <- prometheus.MustNewConstMetric(d.inFlight, prometheus.GaugeValue, float64(s.InFlightBytes), name)
+		ch <- prometheus.MustNewConstMetric(d.waiting, prometheus.GaugeValue, waited(now, s.SlowSince).Seconds(), name)
 		if h, ok := s.Latency.histogram(); ok {
 			ch <- prometheus.MustNewConstHistogram(d.latency, h.count, h.sum, h.buckets, name)
 		}

@@ -40,6 +40,13 @@ type SinkStats struct {
 	FailedAttempts int64
 	LastError      string
 	LastAttempt    time.Time
+	// SlowSince is when the sink's oldest request still waiting for its answer was sent,
+	// once it has waited past the sink's slow threshold (opensearch: Config.SlowRequest, 10 s
+	// by default); zero otherwise. It shows a system that takes requests and does not answer
+	// (a stopped or stalled node) before the request timeout makes them fail: while it is
+	// set, /readyz answers 503 ("sink cab-stats: no answer from OpenSearch for 23s"), the
+	// banner says so, and sink_waiting_seconds is how long the request has waited.
+	SlowSince time.Time
 }
 
 // Latency is a latency histogram as a sink keeps it (opensearch.Latency with

@@ -145,6 +145,15 @@ func (m *Metrics) check(now time.Time, v view) health {
 		why = append(why, fmt.Sprintf("sink %s failing since %s (%d failed attempts): %s",
 			f.name, f.s.FailingSince.Format(time.RFC3339), f.s.FailedAttempts, f.s.LastError))
 	}
+	// A request that waits past the sink's threshold: a node that takes requests and does
+	// not answer, which FailingSince shows only once the request timeout fails it.
+	for _, f := range v.slow {
+		from := ""
+		if f.s.System != "" {
+			from = " from " + f.s.System
+		}
+		why = append(why, fmt.Sprintf("sink %s: no answer%s for %v", f.name, from, waited(now, f.s.SlowSince).Round(time.Second)))
+	}
 	if !v.retry.since.IsZero() {
 		why = append(why, fmt.Sprintf("batch %d outputs failing since %s, retrying (attempt %d): %s",
 			v.retry.batch, v.retry.since.Format(time.RFC3339), v.retry.attempt, v.retry.err))
@@ -176,6 +185,7 @@ type view struct {
 	watermark time.Time
 	retry     retryState
 	failing   []sinkFailure
+	slow      []sinkFailure // sinks whose oldest request waits past their threshold
 	// partitions held and the sources' outage, as of the last batch.
 	partitions int
 	srcSince   time.Time
@@ -214,6 +224,9 @@ func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy
 		v.sinks = append(v.sinks, sinkFailure{name: n, s: s})
 		if !s.FailingSince.IsZero() {
 			v.failing = append(v.failing, sinkFailure{name: n, s: s})
+		}
+		if !s.SlowSince.IsZero() {
+			v.slow = append(v.slow, sinkFailure{name: n, s: s})
 		}
 	}
 	return v, hist, c
@@ -326,15 +339,20 @@ func (m *Metrics) Status() Status {
 			since := s.s.FailingSince
 			d.Failing, d.FailingSince = true, &since
 		}
+		if !s.s.SlowSince.IsZero() {
+			since, ms := s.s.SlowSince, float64(waited(now, s.s.SlowSince))/float64(time.Millisecond)
+			d.SlowSince, d.WaitingMs = &since, &ms
+		}
 		st.Sinks = append(st.Sinks, d)
 		st.DeadLetters = append(st.DeadLetters, CountDoc{Where: "sink " + s.name, Reason: "rejected", Count: s.s.DeadLettered})
 	}
-	st.Banner = banner(v)
+	st.Banner = banner(now, v)
 	return st
 }
 
-// banner says what fails, since when, and which batch is retrying; "" when nothing fails.
-func banner(v view) string {
+// banner says what fails or does not answer, since when, and which batch is retrying or
+// waiting; "" when nothing fails.
+func banner(now time.Time, v view) string {
 	var parts []string
 	if !v.srcSince.IsZero() {
 		parts = append(parts, fmt.Sprintf("Source unreachable since %s (last error: %s)",
@@ -364,12 +382,40 @@ func banner(v view) string {
 		parts = append(parts, fmt.Sprintf("%s %s since %s (sinks %s: %d failed requests; last error: %s)",
 			system, verb, first.s.FailingSince.Local().Format(time.TimeOnly), strings.Join(names, ", "), attempts, first.s.LastError))
 	}
-	if !v.retry.since.IsZero() {
+	if len(v.slow) > 0 {
+		parts = append(parts, slowBanner(now, v.slow))
+	}
+	switch {
+	case !v.retry.since.IsZero():
 		parts = append(parts, fmt.Sprintf("batch %d retrying, attempt %d", v.retry.batch, v.retry.attempt))
-	} else if len(v.failing) > 0 {
+	case len(v.failing) > 0:
 		parts = append(parts, fmt.Sprintf("batch %d retrying", v.last+1))
+	case len(v.slow) > 0:
+		parts = append(parts, fmt.Sprintf("batch %d waiting", v.last+1))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// slowBanner names the system of the sink that has waited longest for an answer, how long,
+// and the sinks that wait: "No answer from OpenSearch for 23s (sinks cab-stats: oldest request
+// sent at 10:42:13)".
+func slowBanner(now time.Time, slow []sinkFailure) string {
+	first := slow[0]
+	for _, f := range slow[1:] {
+		if f.s.SlowSince.Before(first.s.SlowSince) {
+			first = f
+		}
+	}
+	system := first.s.System
+	if system == "" {
+		system = "output " + first.name
+	}
+	names := make([]string, 0, len(slow))
+	for _, f := range slow {
+		names = append(names, f.name)
+	}
+	return fmt.Sprintf("No answer from %s for %v (sinks %s: oldest request sent at %s)", system,
+		waited(now, first.s.SlowSince).Round(time.Second), strings.Join(names, ", "), first.s.SlowSince.Local().Format(time.TimeOnly))
 }
 
 // unreachable tells a connection failure from an error answer.
@@ -380,4 +426,13 @@ func unreachable(err string) bool {
 		}
 	}
 	return false
+}
+
+// waited is how long a request sent at slowSince has waited at now, at least 0; 0 for the
+// zero time (no request waits past the threshold).
+func waited(now, slowSince time.Time) time.Duration {
+	if slowSince.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(slowSince))
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,4 +234,57 @@ func TestReadySources(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.Empty(t, m.Status().Banner)
 	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
+}
+
+// A hung OpenSearch node (stopped): a request waits past the sink's slow threshold while no
+// request has failed yet. /readyz is 503 with the reason, the banner and the sink's row say
+// so, sink_waiting_seconds is how long it has waited; once the request is answered, all is
+// back to normal. /healthz stays 200: the last batch is fresh.
+func TestReadySlowSink(t *testing.T) {
+	m, clk, srv := newMetrics(t)
+	var mu sync.Mutex
+	sink := prom.SinkStats{System: "OpenSearch", Indexed: 10}
+	require.NoError(t, m.AddSink("cab-stats", func() prom.SinkStats { mu.Lock(); defer mu.Unlock(); return sink }))
+	require.NoError(t, m.AddSink("alerts", func() prom.SinkStats { return prom.SinkStats{} }))
+	m.Observe(stream.BatchStats{Batch: 7, Partitions: 1})
+	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_sink_waiting_seconds", "sink", "cab-stats"))
+
+	sent := clk.Now().Add(time.Second)
+	clk.Advance(24 * time.Second)
+	mu.Lock()
+	sink.SlowSince = sent
+	mu.Unlock()
+
+	code, body := get(t, srv, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Equal(t, "not ready: sink cab-stats: no answer from OpenSearch for 23s\n", body)
+	code, body = get(t, srv, "/healthz")
+	require.Equal(t, http.StatusOK, code, body)
+	mfs := scrape(t, srv)
+	require.Equal(t, 23.0, mustValue(t, mfs, "fleetstream_sink_waiting_seconds", "sink", "cab-stats"))
+	require.Equal(t, 0.0, mustValue(t, mfs, "fleetstream_sink_waiting_seconds", "sink", "alerts"))
+	require.Equal(t, 0.0, mustValue(t, mfs, "fleetstream_sink_failing", "sink", "cab-stats"), "nothing failed yet")
+	st := status(t, srv)
+	require.False(t, st.Ready)
+	require.Equal(t, "No answer from OpenSearch for 23s (sinks cab-stats: oldest request sent at "+
+		sent.Local().Format(time.TimeOnly)+"), batch 8 waiting", st.Banner)
+	require.Equal(t, "cab-stats", st.Sinks[0].Name)
+	require.NotNil(t, st.Sinks[0].SlowSince)
+	require.True(t, sent.Equal(*st.Sinks[0].SlowSince))
+	require.Equal(t, ptr(23_000.0), st.Sinks[0].WaitingMs)
+	require.Nil(t, st.Sinks[1].SlowSince)
+
+	// The reason follows the clock.
+	clk.Advance(10 * time.Second)
+	_, body = get(t, srv, "/readyz")
+	require.Contains(t, body, "sink cab-stats: no answer from OpenSearch for 33s")
+
+	// Answered: nothing waits past the threshold any more.
+	mu.Lock()
+	sink.SlowSince = time.Time{}
+	mu.Unlock()
+	code, body = get(t, srv, "/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Empty(t, status(t, srv).Banner)
+	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_sink_waiting_seconds", "sink", "cab-stats"))
 }

@@ -14,7 +14,8 @@ type Status struct {
 	Health    string    `json:"health"`
 	Ready     bool      `json:"ready"`
 	Readiness string    `json:"readiness"`
-	// Banner is set while an output is failing: what fails, since when, and the batch retrying.
+	// Banner is set while an output is failing or does not answer, or a source cannot reach
+	// its system: what fails, since when, and the batch retrying or waiting.
 	Banner string `json:"banner,omitempty"`
 
 	Batches        int64      `json:"batches"`
@@ -109,6 +110,10 @@ type SinkDoc struct {
 	FailingSince   *time.Time `json:"failing_since,omitempty"`
 	FailedAttempts int64      `json:"failed_attempts"`
 	LastError      string     `json:"last_error,omitempty"`
+	// SlowSince is set while the sink's oldest request waits past its threshold
+	// (SinkStats.SlowSince); WaitingMs is how long it has waited.
+	SlowSince      *time.Time `json:"slow_since,omitempty"`
+	WaitingMs      *float64   `json:"waiting_ms,omitempty"`
 	Indexed        int64      `json:"indexed"`
 	Updated        int64      `json:"updated"`
 	Existed        int64      `json:"existed"`

@@ -16,7 +16,8 @@
 // the request latency goes to the histogram sink_request_duration_seconds, with the buckets of
 // opensearch.LatencyBounds and a sum of the mean times the count (opensearch.Latency keeps no
 // sum: the sum is exact up to the mean's rounding to a nanosecond); the failure fields
-// (FailingSince, FailedAttempts, LastError, LastAttempt) feed the status page's banner and
-// /readyz, with the system named "OpenSearch". LongIDs, InvalidIDs and Superseded are not
+// (FailingSince, FailedAttempts, LastError, LastAttempt) and SlowSince (a request waiting
+// past Config.SlowRequest: a node that does not answer) feed the status page's banner and
+// /readyz, with the system named "OpenSearch", and SlowSince the gauge sink_waiting_seconds. LongIDs, InvalidIDs and Superseded are not
 // exported (prom.SinkStats has no field for them).
 package opensearchprom

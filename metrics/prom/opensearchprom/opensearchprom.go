@@ -23,6 +23,7 @@ func SinkStats(stats func() opensearch.Stats) func() prom.SinkStats {
 			},
 			System:       "OpenSearch",
 			FailingSince: st.FailingSince, FailedAttempts: st.FailedAttempts, LastError: st.LastError, LastAttempt: st.LastAttempt,
+			SlowSince: st.SlowSince,
 		}
 	}
 }
