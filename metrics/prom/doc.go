@@ -29,7 +29,8 @@
 //	batch_commit_wait_seconds                   histogram  the wait for the previous batch's commit
 //	batch_scheduling_delay_seconds              histogram  scheduled time to start of processing
 //	partitions                                  gauge      source partitions held
-//	source_failing                              gauge      1 while a source cannot reach its system (SourceStats.FailingSince)
+//	source_failing                              gauge      1 while a source cannot reach its system (SourceStats.FailingSince,
+//	                                                       of the last batch or live from AddSource's sources)
 //	last_batch_timestamp_seconds                gauge      when the last batch was acknowledged
 //	watermark_seconds                           gauge      pipeline watermark (absent before any event)
 //	event_time_lag_seconds                      gauge      now minus watermark at scrape time, >= 0
@@ -120,8 +121,11 @@
 // A Kafka outage is different: the consumer group session ends and every partition is
 // revoked, so the per-partition series go away (partitions reads 0) until the source joins
 // again, and an alert on the lag gets no data rather than a high value. Alert on that as
-// well, with source_failing (1 while the source cannot reach Kafka, as of the last batch;
-// batches go on, empty, during a Kafka outage) or absent(), for example:
+// well, with source_failing (1 while the source cannot reach Kafka: as of the last batch,
+// since batches go on, empty, during a Kafka outage, or, for a source added with AddSource,
+// as its live stats say at scrape time, so that it also shows a Kafka outage during an output
+// outage, when no batch is acknowledged; /readyz and the banner take the same) or absent(),
+// for example:
 //
 //	sum(fleetstream_source_read_lag_records) > 100000
 //	  or (fleetstream_source_failing == 1)

@@ -71,7 +71,6 @@ type Metrics struct {
 	unmatched    *prometheus.CounterVec
 	deadReasons  *prometheus.CounterVec
 	retryAttempt prometheus.Gauge
-	srcFailing   prometheus.Gauge
 
 	mu        sync.Mutex
 	seen      bool      // a batch's stats arrived
@@ -99,7 +98,8 @@ type Metrics struct {
 	}
 	retry    retryState
 	partsNow int
-	// srcSince and srcErr are the sources' outage as of the last batch (SourceStats).
+	// srcSince and srcErr are the sources' outage as of the last batch (SourceStats); the
+	// live sources' may be newer (sourceOutage).
 	srcSince   time.Time
 	srcErr     string
 	records    int64
@@ -208,7 +208,6 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 			ConstLabels: cl}, []string{"output"}),
 		outSum:       make(map[string]stream.OutputStats),
 		retryAttempt: gauge("output_retry_attempt", "Attempt number of the batch whose outputs are being retried; 0 when none is."),
-		srcFailing:   gauge("source_failing", "1 while a source cannot reach its system (a Kafka cluster), as of the last batch; else 0."),
 		committed:    make(map[int32]int64),
 		live:         make(map[int32]bool),
 		lagVals:      make(map[string]int64),
@@ -222,7 +221,7 @@ func New(reg prometheus.Registerer, pipeline string, opts ...Option) (*Metrics, 
 	}
 	cs := []prometheus.Collector{m.recordsIn, m.bytesIn, m.batches, m.attempts, m.retries, m.deadLetters, m.duplicates,
 		m.processing, m.output, m.outWrite, m.outValues, m.commit, m.commitWait, m.delay, m.partitions, m.lastBatch, m.state, m.openWindows, m.stateBytes, m.rejected, m.splitKeys, m.unmatched, m.deadReasons,
-		m.retryAttempt, m.srcFailing,
+		m.retryAttempt,
 		&scrapeCollector{m: m, descs: newScrapeDescs(cl), reps: newRepartitionDescs(cl)}}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -274,11 +273,6 @@ func (m *Metrics) Observe(st stream.BatchStats) {
 	}
 	m.partsNow = st.Partitions
 	m.srcSince, m.srcErr = st.Source.FailingSince, st.Source.LastError
-	if m.srcSince.IsZero() {
-		m.srcFailing.Set(0)
-	} else {
-		m.srcFailing.Set(1)
-	}
 	m.records += int64(st.InputRecords)
 	m.bytesTotal += st.InputBytes
 	m.batchCount++

@@ -25,7 +25,7 @@ type scrapeDescs struct {
 	docs, failed, retried, reqRetries, blocked, split *prometheus.Desc
 	requests, reqBytes, latency                       *prometheus.Desc
 	failing, failingSince, failedAttempts, inFlight   *prometheus.Desc
-	waiting                                           *prometheus.Desc
+	waiting, srcFailing                               *prometheus.Desc
 }
 
 func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
@@ -49,6 +49,9 @@ func newScrapeDescs(cl prometheus.Labels) scrapeDescs {
 			"A partition's own watermark, in seconds since the epoch; absent before its first event.", "partition"),
 		partEventLag: d("partition_event_time_lag_seconds",
 			"Now minus a partition's own watermark at scrape time, at least 0; absent before its first event.", "partition"),
+		srcFailing: d("source_failing",
+			"1 while a source cannot reach its system (a Kafka cluster), as of the last batch or, for the sources added with AddSource, "+
+				"at scrape time; else 0."),
 		partIdle: d("partition_idle",
 			"1 while a partition is idle: no record for the idle timeout, its watermark left out of the pipeline's; else 0.", "partition"),
 		docs:    d("sink_documents_total", "Documents a sink finished with, by result: created, updated, existed (replays), dead_lettered.", "sink", "result"),
@@ -76,7 +79,7 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, x := range []*prometheus.Desc{d.watermark, d.eventLag, d.readOffset, d.committedOffset, d.readLag, d.heldBack, d.commitLag,
 		d.partWatermark, d.partEventLag, d.partIdle, d.docs, d.failed, d.retried, d.reqRetries,
-		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight, d.waiting,
+		d.blocked, d.split, d.requests, d.reqBytes, d.latency, d.failing, d.failingSince, d.failedAttempts, d.inFlight, d.waiting, d.srcFailing,
 		c.reps.records, c.reps.messages, c.reps.bytes} {
 		ch <- x
 	}
@@ -91,7 +94,13 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	sinks := maps.Clone(m.sinks)
 	names := append([]string(nil), m.sinkNames...)
 	rows := m.partitionTable(now, m.sourceVals(live))
+	srcSince, _ := sourceOutage(m.srcSince, m.srcErr, live)
 	m.mu.Unlock()
+	srcFailing := 0.0
+	if !srcSince.IsZero() {
+		srcFailing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(d.srcFailing, prometheus.GaugeValue, srcFailing)
 	if !wm.IsZero() {
 		ch <- prometheus.MustNewConstMetric(d.watermark, prometheus.GaugeValue, seconds(wm))
 		ch <- prometheus.MustNewConstMetric(d.eventLag, prometheus.GaugeValue, max(0, now.Sub(wm).Seconds()))

@@ -6,6 +6,7 @@ package prom
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/fleetstream/fleetstream/stream"
 )
@@ -17,6 +18,10 @@ import (
 // source_commit_lag_records stood still (at 0 for a pipeline that kept up) while the backlog
 // grew. Pass each source of the pipeline whose lag an alert watches (a kafka.Source's or
 // kafka.Exchange's Stats); partitions of a source not added keep the last batch's figures.
+// Its FailingSince and LastError feed source_failing, /readyz and the banner too when they
+// are newer than the last batch's (an outage that began since, or the same one's latest
+// error): a Kafka outage during an output outage, when no batch reports it. A live source
+// that reports no failure does not clear the last batch's.
 // stats is called from the scraping goroutine, so it must be safe for concurrent use and
 // fast (kafka.Source.Stats takes a mutex and sends no request).
 func (m *Metrics) AddSource(stats func() stream.SourceStats) error {
@@ -78,4 +83,27 @@ func clone(m map[string]int64) map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// sourceOutage returns the sources' outage: the last batch's (since, err), or, when a live
+// source reports one that began no earlier, that one (the earliest of those): an outage that
+// began after the last batch, which no batch reports while the outputs fail too (a Kafka and
+// an OpenSearch outage together), or the same one with its latest error. A live source that
+// reports none does not clear the batch's: the batch merges every source of the pipeline,
+// and those not added with AddSource are not read live.
+func sourceOutage(since time.Time, err string, live []stream.SourceStats) (time.Time, string) {
+	var newest time.Time
+	newestErr := ""
+	for _, st := range live {
+		if st.FailingSince.IsZero() || st.FailingSince.Before(since) {
+			continue
+		}
+		if newest.IsZero() || st.FailingSince.Before(newest) {
+			newest, newestErr = st.FailingSince, st.LastError
+		}
+	}
+	if newest.IsZero() {
+		return since, err
+	}
+	return newest, newestErr
 }

@@ -2,8 +2,10 @@ package prom_test
 
 import (
 	"maps"
+	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -20,7 +22,14 @@ type fakeSource struct {
 func (f *fakeSource) Stats() stream.SourceStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return stream.SourceStats{Lag: maps.Clone(f.st.Lag), Read: maps.Clone(f.st.Read), End: maps.Clone(f.st.End)}
+	return stream.SourceStats{Lag: maps.Clone(f.st.Lag), Read: maps.Clone(f.st.Read), End: maps.Clone(f.st.End),
+		FailingSince: f.st.FailingSince, LastError: f.st.LastError}
+}
+
+func (f *fakeSource) fail(since time.Time, err string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.FailingSince, f.st.LastError = since, err
 }
 
 func (f *fakeSource) set(lag, read, end map[string]int64) {
@@ -83,4 +92,45 @@ func TestAddSourceLagMovesWithoutBatches(t *testing.T) {
 	mfs = scrape(t, srv)
 	require.Equal(t, 40.0, mustValue(t, mfs, "fleetstream_source_commit_lag_records", "partition", "t/2"))
 	require.Equal(t, 30.0, mustValue(t, mfs, "fleetstream_source_read_lag_records", "partition", "t/2"))
+}
+
+// A Kafka outage while the outputs fail too (OpenSearch down): no batch is acknowledged, so
+// no batch reports the source's failure. source_failing, /readyz and the banner take it from
+// the live stats of a source added with AddSource, and its latest error; a live source that
+// reports no failure does not clear the last batch's (sources not added are not read live).
+func TestAddSourceFailingWithoutBatches(t *testing.T) {
+	m, clk, srv := newMetrics(t)
+	src := &fakeSource{}
+	require.NoError(t, m.AddSource(src.Stats))
+	m.Observe(stream.BatchStats{Batch: 1, Partitions: 1})
+	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
+
+	clk.Advance(5 * time.Second)
+	since := clk.Now()
+	refused := "kafka: dial tcp 127.0.0.1:9092: connect: connection refused"
+	src.fail(since, refused)
+	clk.Advance(10 * time.Second)
+	require.Equal(t, 1.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
+	code, body := get(t, srv, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Equal(t, "not ready: source unreachable since "+since.Format(time.RFC3339)+": "+refused+"\n", body)
+	require.Equal(t, "Source unreachable since "+since.Local().Format(time.TimeOnly)+" (last error: "+refused+")", m.Status().Banner)
+
+	// The same outage with a newer error than the last batch's: the live error.
+	m.Observe(stream.BatchStats{Batch: 2, Partitions: 1, Source: stream.SourceStats{FailingSince: since, LastError: refused}})
+	timeout := "kafka: metadata: i/o timeout"
+	src.fail(since, timeout)
+	_, body = get(t, srv, "/readyz")
+	require.Contains(t, body, "source unreachable since "+since.Format(time.RFC3339)+": "+timeout)
+
+	// The live source recovered: the last batch's outage stays until a batch clears it.
+	src.fail(time.Time{}, "")
+	require.Equal(t, 1.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
+	_, body = get(t, srv, "/readyz")
+	require.Contains(t, body, "source unreachable since "+since.Format(time.RFC3339)+": "+refused)
+	m.Observe(stream.BatchStats{Batch: 3, Partitions: 1})
+	code, body = get(t, srv, "/readyz")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, 0.0, mustValue(t, scrape(t, srv), "fleetstream_source_failing"))
+	require.Empty(t, m.Status().Banner)
 }

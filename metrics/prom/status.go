@@ -186,23 +186,22 @@ type view struct {
 	retry     retryState
 	failing   []sinkFailure
 	slow      []sinkFailure // sinks whose oldest request waits past their threshold
-	// partitions held and the sources' outage, as of the last batch.
+	// partitions held, as of the last batch, and the sources' outage, as of the last batch or
+	// newer from the live sources (sourceOutage).
 	partitions int
 	srcSince   time.Time
 	srcErr     string
 	sinks      []sinkFailure // every sink, in order of AddSink
 }
 
-// snapshot copies the state under the mutex and reads the sinks' stats outside it; full adds
-// the history and the partition table at now.
+// snapshot copies the state under the mutex and reads the sinks' and live sources' stats
+// outside it; full adds the history and the partition table at now.
 func (m *Metrics) snapshot(now time.Time, full bool) (view, []sample, statusCopy) {
-	var live []stream.SourceStats
-	if full {
-		live = m.liveSources() // before the lock: the stats funcs may take their own
-	}
+	live := m.liveSources() // before the lock: the stats funcs may take their own
 	m.mu.Lock()
 	v := view{seen: m.seen, lastAt: m.lastAt, last: m.last, watermark: m.watermark, retry: m.retry,
-		partitions: m.partsNow, srcSince: m.srcSince, srcErr: m.srcErr}
+		partitions: m.partsNow}
+	v.srcSince, v.srcErr = sourceOutage(m.srcSince, m.srcErr, live)
 	names := slices.Clone(m.sinkNames)
 	fns := make([]func() SinkStats, len(names))
 	for i, n := range names {
