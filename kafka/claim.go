@@ -156,6 +156,9 @@ func (h *handler[T]) register(claims map[string][]int32, commits map[topicPart]s
 			h.s.mu.Unlock()
 			c, ok := commits[topicPart{topic, p}]
 			h.s.mu.Lock()
+			if h.s.starts == nil {
+				h.s.starts = make(map[int32]startNote) // a Source made without NewSource (tests)
+			}
 			h.s.starts[id] = noteStart(c, ok)
 			h.s.mu.Unlock()
 			// The stored metadata is the pipeline's checkpoint and, in exactly-once mode,
