@@ -271,8 +271,10 @@ type namedSink struct {
 
 func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats }, sinks []namedSink) {
 	s := src.Stats()
-	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
-		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
+	// Records counts reads: kafka.Source counts no replays apart, so the line says so rather
+	// than read as the topic's size after an outage or a rebalance.
+	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v; %s), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
+		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), readsAgain, s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
 	for _, sk := range sinks {
 		x := struct {
 			name string
@@ -333,8 +335,12 @@ func (l *latencies) add(d time.Duration) {
 // summary's first line counts the telemetry only.
 func printRequestsSummary(w io.Writer, src interface{ Stats() stream.SourceStats }) {
 	s := src.Stats()
-	fmt.Fprintf(w, "fleetpipeline: ride requests: consumed %d records, %d dead letters\n", s.Records, s.DeadLetters)
+	fmt.Fprintf(w, "fleetpipeline: ride requests: consumed %d records, %d dead letters (%s)\n", s.Records, s.DeadLetters, readsAgain)
 }
+
+// readsAgain says what the summary's records count: reads, a record replayed from the
+// committed offset after a rebalance, a restart or a Kafka outage counted again.
+const readsAgain = "reads: a record read again after a rebalance, a restart or a Kafka outage counts again"
 
 // sender is a repartition's exchange, as the summary reports it.
 type sender interface {
