@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetstream/fleetstream/opensearch"
 	"github.com/fleetstream/fleetstream/testenv"
 )
 
@@ -152,7 +153,7 @@ func loadDashboards(t *testing.T) ([]savedObject, []visualization) {
 			}
 		}
 	}
-	require.Equal(t, map[string]int{"index-pattern": 4, "visualization": 5, "dashboard": 1}, counts)
+	require.Equal(t, map[string]int{"index-pattern": 5, "visualization": 5, "dashboard": 1}, counts)
 	return objs, vis
 }
 
@@ -421,4 +422,38 @@ func checkVisualization(t *testing.T, c *osClient, r pipelineRun, v visualizatio
 	checkBuckets(t, v, got, levels)
 	b, _ := json.Marshal(aggs)
 	t.Logf("%s (%s): %s -> %d top-level buckets", v.title, index, b, len(got[levels[0]].(map[string]any)["buckets"].([]any)))
+}
+
+// TestDashboardsIndexPatterns: every index the job writes (a template of opensearch.Templates
+// without the raw telemetry, which the job does not write) has an index pattern of the same
+// title, whose time field is a date in that template; ride-pickups-* (-requests-topic) had
+// none. Offline: the templates are built, not installed.
+func TestDashboardsIndexPatterns(t *testing.T) {
+	objs, _ := loadDashboards(t)
+	timeField := map[string]string{} // by index pattern title
+	for _, o := range objs {
+		if o.Type == "index-pattern" {
+			title, _ := o.Attributes["title"].(string)
+			tf, _ := o.Attributes["timeFieldName"].(string)
+			timeField[title] = tf
+		}
+	}
+	ts, err := opensearch.Templates()
+	require.NoError(t, err)
+	require.NotEmpty(t, ts)
+	for _, tpl := range ts {
+		t.Run(tpl.Pattern, func(t *testing.T) {
+			tf, ok := timeField[tpl.Pattern]
+			require.True(t, ok, "no index pattern titled %q in dashboards/fleetstream.ndjson", tpl.Pattern)
+			var body struct {
+				Template struct {
+					Mappings struct {
+						Properties map[string]any `json:"properties"`
+					} `json:"mappings"`
+				} `json:"template"`
+			}
+			require.NoError(t, json.Unmarshal(tpl.Body, &body))
+			require.Equal(t, "date", fieldType(body.Template.Mappings.Properties, tf), "time field %q of %s", tf, tpl.Pattern)
+		})
+	}
 }

@@ -119,7 +119,11 @@ func retryHook(m *prom.Metrics) stream.Option {
 // stats, and the sources' live stats (a repartition's exchange reads its topic as a source
 // too), read at every scrape, so that the lag gauges grow with the backlog while an outage
 // holds every batch (no batch is acknowledged, no BatchStats comes).
-func register(m *prom.Metrics, sinks []namedSink, exchanges []sender, sources []func() stream.SourceStats) error {
+func register(m *prom.Metrics, sinks []namedSink, exchanges []sender, inputs []namedSource) error {
+	var sources []func() stream.SourceStats
+	for _, in := range inputs {
+		sources = append(sources, in.stats)
+	}
 	for _, sk := range sinks {
 		if err := m.AddSink(sk.name, opensearchprom.SinkStats(sk.stats)); err != nil {
 			return err

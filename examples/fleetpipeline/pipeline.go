@@ -432,17 +432,17 @@ func run(ctx context.Context, c *config, w io.Writer) (err error) {
 	if g.supplyDocs != nil {
 		sinks = append(sinks, namedSink{"zone-supply", supplySink.Stats}, namedSink{"ride-pickups", pickupSink.Stats})
 	}
+	live := []namedSource{{"telemetry", src.Stats}}
+	if reqSrc != nil {
+		live = append(live, namedSource{"ride requests", reqSrc.Stats})
+	}
 	if metrics != nil {
-		live := []func() stream.SourceStats{src.Stats}
-		if reqSrc != nil {
-			live = append(live, reqSrc.Stats)
-		}
 		if err := register(metrics, sinks, exchanges, live); err != nil {
 			return err
 		}
 	}
 
-	stopStatus := startStatus(ctx, w, c.statusEvery, &cnt)
+	stopStatus := startStatus(ctx, w, c.statusEvery, &cnt, holders{p.Retrying, live, sinks})
 	defer stopStatus()
 
 	start := time.Now()

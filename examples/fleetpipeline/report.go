@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,12 +115,12 @@ func zonePartialRecord(p zoneShuffled) ([]byte, []byte, error) {
 // startStatus prints the status line every interval (none if 0) until ctx ends or stop is
 // called; stop returns once the last line is written, so that none comes after the summary
 // (or after run returned). stop may be called more than once.
-func startStatus(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) (stop func()) {
+func startStatus(ctx context.Context, w io.Writer, every time.Duration, cnt *counters, h holders) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		status(ctx, w, every, cnt)
+		status(ctx, w, every, cnt, h)
 	}()
 	return func() {
 		cancel()
@@ -127,7 +128,7 @@ func startStatus(ctx context.Context, w io.Writer, every time.Duration, cnt *cou
 	}
 }
 
-func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters) {
+func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters, h holders) {
 	if every <= 0 {
 		return
 	}
@@ -141,24 +142,125 @@ func status(ctx context.Context, w io.Writer, every time.Duration, cnt *counters
 			return
 		case now := <-t.C:
 			s := cnt.last.Load()
-			if s == nil {
-				fmt.Fprintln(w, "fleetpipeline: waiting for the first batch")
-				continue
+			var rate float64
+			if s != nil {
+				rate = float64(s.Source.Records-lastRecords) / now.Sub(lastAt).Seconds()
+				lastRecords, lastAt = s.Source.Records, now
 			}
-			rate := float64(s.Source.Records-lastRecords) / now.Sub(lastAt).Seconds()
-			lastRecords, lastAt = s.Source.Records, now
-			var lag int64
-			for _, l := range s.Source.Lag {
-				lag += l
-			}
-			wm := "-"
-			if !s.Watermark.IsZero() {
-				wm = s.Watermark.Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "fleetpipeline: %.0f rec/s  total %d  lag %d  watermark %s  windows %d  alerts %d  dead letters %d  late %d  key limit %d\n",
-				rate, s.Source.Records, lag, wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters, cnt.late.Load(), cnt.refused.Load())
+			fmt.Fprintln(w, statusText(now, rate, s, cnt, h))
 		}
 	}
+}
+
+// namedSource is a source's live stats under the name the status line gives it.
+type namedSource struct {
+	name  string
+	stats func() stream.SourceStats
+}
+
+// holders are what can hold the job up, read live at each status line: a batch's rate of
+// 0 rec/s, or no first batch, said nothing of why.
+type holders struct {
+	retrying func() (stream.RetryInfo, bool) // stream.Pipeline.Retrying
+	sources  []namedSource
+	sinks    []namedSink
+}
+
+// statusText is the status line at now: the rate and counts of the last batch s (nil before
+// the first), the read lag of the live sources, and, after "held:", what holds the job.
+func statusText(now time.Time, rate float64, s *stream.BatchStats, cnt *counters, h holders) string {
+	live := make([]stream.SourceStats, len(h.sources))
+	for i, src := range h.sources {
+		live[i] = src.stats()
+	}
+	var b []byte
+	if s == nil {
+		b = append(b, "fleetpipeline: waiting for the first batch"...)
+	} else {
+		if len(live) == 0 {
+			live = []stream.SourceStats{s.Source}
+		}
+		wm := "-"
+		if !s.Watermark.IsZero() {
+			wm = s.Watermark.Format(time.RFC3339)
+		}
+		b = fmt.Appendf(b, "fleetpipeline: %.0f rec/s  total %d  %s  watermark %s  windows %d  alerts %d  dead letters %d  late %d  key limit %d",
+			rate, s.Source.Records, lagText(live), wm, cnt.windows.Load(), cnt.alerts.Load(), s.Source.DeadLetters, cnt.late.Load(), cnt.refused.Load())
+	}
+	if held := h.held(now, live); len(held) > 0 {
+		b = append(b, "  held: "...)
+		b = append(b, strings.Join(held, "; ")...)
+	}
+	return string(b)
+}
+
+// lagText is the read lag of the sources (their partitions' End - Read: the records not read
+// yet), or, from sources that report neither, their commit lag (high-water mark minus
+// committed offset), which stays at the records of the open windows while the job keeps up.
+func lagText(srcs []stream.SourceStats) string {
+	var read, commit int64
+	reported := false
+	for _, s := range srcs {
+		for name, end := range s.End {
+			if r, ok := s.Read[name]; ok {
+				read += max(end-r, 0)
+				reported = true
+			}
+		}
+		for _, l := range s.Lag {
+			commit += l
+		}
+	}
+	if reported {
+		return fmt.Sprintf("read lag %d", read)
+	}
+	return fmt.Sprintf("commit lag %d", commit)
+}
+
+// held names what holds the job at now, each with how long: the batch being retried, sources
+// that cannot reach Kafka (live are h.sources' stats), and sinks whose requests fail or wait
+// for an answer.
+func (h holders) held(now time.Time, live []stream.SourceStats) []string {
+	var out []string
+	if h.retrying != nil {
+		if r, ok := h.retrying(); ok {
+			out = append(out, fmt.Sprintf("batch %d retried for %v (attempt %d failed: %s)",
+				r.Batch, heldFor(now, r.Since), r.Attempt, short(fmt.Sprint(r.Err))))
+		}
+	}
+	for i, src := range h.sources {
+		if st := live[i]; !st.FailingSince.IsZero() {
+			out = append(out, fmt.Sprintf("source %s: Kafka unreachable for %v (%s)", src.name, heldFor(now, st.FailingSince), short(st.LastError)))
+		}
+	}
+	for _, sk := range h.sinks {
+		st := sk.stats()
+		if !st.FailingSince.IsZero() {
+			out = append(out, fmt.Sprintf("sink %s: failing for %v, %d attempts (%s)", sk.name, heldFor(now, st.FailingSince), st.FailedAttempts, short(st.LastError)))
+		}
+		if !st.SlowSince.IsZero() {
+			out = append(out, fmt.Sprintf("sink %s: no answer from OpenSearch for %v", sk.name, heldFor(now, st.SlowSince)))
+		}
+	}
+	return out
+}
+
+// heldFor is how long it has been from t to now, to the second.
+func heldFor(now, t time.Time) time.Duration {
+	return max(now.Sub(t), 0).Round(time.Second)
+}
+
+// maxReason is how much of an error the status line quotes: it names the outage; the log
+// has the whole error.
+const maxReason = 100
+
+// short returns the first line of an error, at most maxReason runes of it.
+func short(err string) string {
+	err, _, _ = strings.Cut(err, "\n")
+	if r := []rune(err); len(r) > maxReason {
+		return string(r[:maxReason-1]) + "…"
+	}
+	return err
 }
 
 // namedSink is an OpenSearch sink's stats under the name the summary gives it.
@@ -169,8 +271,10 @@ type namedSink struct {
 
 func printSummary(w io.Writer, el time.Duration, cnt *counters, src interface{ Stats() stream.SourceStats }, sinks []namedSink) {
 	s := src.Stats()
-	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
-		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
+	// Records counts reads: kafka.Source counts no replays apart, so the line says so rather
+	// than read as the topic's size after an outage or a rebalance.
+	fmt.Fprintf(w, "fleetpipeline: consumed %d records (%.0f rec/s over %v; %s), %d dead letters, %d late events, %d past the key limits (both in the dead letters too)\n",
+		s.Records, float64(s.Records)/el.Seconds(), el.Round(time.Millisecond), readsAgain, s.DeadLetters, cnt.late.Load(), cnt.refused.Load())
 	for _, sk := range sinks {
 		x := struct {
 			name string
@@ -231,8 +335,12 @@ func (l *latencies) add(d time.Duration) {
 // summary's first line counts the telemetry only.
 func printRequestsSummary(w io.Writer, src interface{ Stats() stream.SourceStats }) {
 	s := src.Stats()
-	fmt.Fprintf(w, "fleetpipeline: ride requests: consumed %d records, %d dead letters\n", s.Records, s.DeadLetters)
+	fmt.Fprintf(w, "fleetpipeline: ride requests: consumed %d records, %d dead letters (%s)\n", s.Records, s.DeadLetters, readsAgain)
 }
+
+// readsAgain says what the summary's records count: reads, a record replayed from the
+// committed offset after a rebalance, a restart or a Kafka outage counted again.
+const readsAgain = "reads: a record read again after a rebalance, a restart or a Kafka outage counts again"
 
 // sender is a repartition's exchange, as the summary reports it.
 type sender interface {
