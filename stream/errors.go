@@ -41,7 +41,10 @@ var (
 )
 
 // PermanentError marks an output error that retrying cannot fix. The pipeline stops with it
-// instead of retrying.
+// instead of retrying. Once Run's context ended (a stop), a Permanent error that wraps a
+// context's error (context.Canceled, context.DeadlineExceeded) is taken for the stop's doing,
+// an output that gave up because its context was cancelled: Run then reports the stop, with
+// the batch not written and the outputs' last errors, not a permanent error.
 type PermanentError struct{ Err error }
 
 func (e *PermanentError) Error() string { return e.Err.Error() }
@@ -59,6 +62,60 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p)
+}
+
+// permanentByStop reports whether every part of err marked Permanent wraps a context's error:
+// when Run's context ended, such an output gave up because the stop cancelled it (a Kafka
+// transaction cut off mid-commit keeps its producer from any later one), not for a reason a
+// restart would meet again. A part marked Permanent for another reason makes it false.
+func permanentByStop(err error) bool {
+	var oe *OutputError
+	if !errors.As(err, &oe) {
+		return !IsPermanent(err) || isContextErr(err)
+	}
+	for _, e := range oe.Errs {
+		if IsPermanent(e) && !isContextErr(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// byStopOnly reports whether every output of err failed with its context's error (or gave up
+// because of it): a failure that says nothing of the outage the batch was retried for.
+func byStopOnly(err error) bool {
+	var oe *OutputError
+	if !errors.As(err, &oe) {
+		return isContextErr(err)
+	}
+	for _, e := range oe.Errs {
+		if !isContextErr(e) {
+			return false
+		}
+	}
+	return true
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// notPermanent is an error that errors.As does not find a *PermanentError in (IsPermanent is
+// false), and that matches everything else err wraps.
+type notPermanent struct{ err error }
+
+func (e notPermanent) Error() string { return e.err.Error() }
+
+// Is matches what the error wraps.
+func (e notPermanent) Is(target error) bool { return errors.Is(e.err, target) }
+
+// As finds what the error wraps but a *PermanentError. It has no Unwrap, through which
+// errors.As would find one.
+func (e notPermanent) As(target any) bool {
+	if _, ok := target.(**PermanentError); ok {
+		return false
+	}
+	return errors.As(e.err, target)
 }
 
 // OutputError reports the outputs of a batch that failed. The batch is not acknowledged.

@@ -191,6 +191,14 @@ func (p *Pipeline) run(ctx context.Context) error {
 		outCtx, release := p.outputContext(ctx, "the batch in flight")
 		done, err := p.step(outCtx, scheduled)
 		for err != nil {
+			if ctx.Err() != nil && permanentByStop(err) {
+				// Stopped (SIGTERM) while the batch's outputs failed: no retry follows
+				// (awaitRetry would return at once). An output that gave up for good because
+				// its context ended (a Kafka transaction cut off by the stop) is part of the
+				// stop, not a permanent error: the stop is the cause.
+				release()
+				return p.stoppedUnwritten(ctx, stop, err)
+			}
 			if IsPermanent(err) {
 				p.cfg.logger.Error("stream: stopping on a permanent error", "err", err)
 				release()

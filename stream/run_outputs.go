@@ -74,10 +74,38 @@ func (p *Pipeline) awaitRetry(ctx context.Context, at <-chan time.Time, srcs *so
 			return nil, false
 		}
 		release()
-		if err := stop(); err != nil {
-			return notWritten(stopFailed(ctx, err)), true
-		}
-		// Stopped while the batch's outputs were failing: say why it did not finish.
-		return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), p.pending.info.Batch, outErr), true
+		return p.stoppedUnwritten(ctx, stop, outErr), true
 	}
+}
+
+// stoppedUnwritten stops the run that ctx stopped while the batch's outputs were failing
+// with outErr, logs it and returns Run's error: the stop is the cause, the outputs' failure
+// the context. When outErr is only the stop's doing (every output failed with its
+// context's error, or gave up for good because of it), the previous attempt's error, the
+// outage's, is named first. The error does not pass for a permanent one (IsPermanent):
+// whatever an output said, the run ended because it was stopped.
+func (p *Pipeline) stoppedUnwritten(ctx context.Context, stop func() error, outErr error) error {
+	batch := p.pending.info.Batch
+	cause := outErr
+	if last := p.lastFailure(batch); last != nil && last != outErr && byStopOnly(outErr) { //nolint:errorlint // the same error
+		cause = fmt.Errorf("%w; then, stopping: %w", last, outErr)
+	}
+	cause = notPermanent{cause}
+	p.cfg.logger.Warn("stream: stopped while the batch's outputs were failing; it was not written (the next run replays it)",
+		"batch", batch, "cause", ctx.Err(), "err", cause)
+	if err := stop(); err != nil {
+		return fmt.Errorf("%w (batch %d was not written: %w)", stopFailed(ctx, err), batch, cause)
+	}
+	return fmt.Errorf("%v (batch %d was not written: %w)", ctx.Err(), batch, cause)
+}
+
+// lastFailure returns the error of batch's last failed attempt that noteRetry published, or
+// nil.
+func (p *Pipeline) lastFailure(batch int64) error {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	if p.retrying == nil || p.retrying.Batch != batch {
+		return nil
+	}
+	return p.retrying.Err
 }

@@ -144,7 +144,13 @@ func (p *Pipeline) step(ctx context.Context, scheduled time.Time) (bool, error) 
 	p.retrying = nil
 	p.statsMu.Unlock()
 	if recovered != nil {
-		p.cfg.logger.Info("stream: batch written after retries", "batch", st.Batch, "attempts", st.Attempts, "outage", p.cfg.clock.Now().Sub(recovered.Since).Round(time.Millisecond))
+		// failing_for counts, like the retry lines' (noteRetry), from the batch's first failed
+		// attempt's return (RetryInfo.Since): after the sink's own retries within it, so an
+		// outage lasted longer, by up to that attempt's time. It was logged as "outage",
+		// which it is not (a 58 s Kafka outage read 33 s): stream does not know when the
+		// sink's system went away.
+		p.cfg.logger.Info("stream: batch written after retries", "batch", st.Batch, "attempts", st.Attempts,
+			"failing_for", p.cfg.clock.Now().Sub(recovered.Since).Round(time.Millisecond))
 	}
 	if p.cfg.statsHook != nil {
 		p.cfg.statsHook(st)
