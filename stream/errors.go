@@ -69,27 +69,22 @@ func IsPermanent(err error) bool {
 // transaction cut off mid-commit keeps its producer from any later one), not for a reason a
 // restart would meet again. A part marked Permanent for another reason makes it false.
 func permanentByStop(err error) bool {
-	var oe *OutputError
-	if !errors.As(err, &oe) {
-		return !IsPermanent(err) || isContextErr(err)
-	}
-	for _, e := range oe.Errs {
-		if IsPermanent(e) && !isContextErr(e) {
-			return false
-		}
-	}
-	return true
+	return everyOutput(err, func(e error) bool { return !IsPermanent(e) || isContextErr(e) })
 }
 
 // byStopOnly reports whether every output of err failed with its context's error (or gave up
 // because of it): a failure that says nothing of the outage the batch was retried for.
-func byStopOnly(err error) bool {
+func byStopOnly(err error) bool { return everyOutput(err, isContextErr) }
+
+// everyOutput reports whether ok holds for the error of every output that failed in err (an
+// OutputError), or for err itself.
+func everyOutput(err error, ok func(error) bool) bool {
 	var oe *OutputError
 	if !errors.As(err, &oe) {
-		return isContextErr(err)
+		return ok(err)
 	}
 	for _, e := range oe.Errs {
-		if !isContextErr(e) {
+		if !ok(e) {
 			return false
 		}
 	}
